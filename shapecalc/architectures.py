@@ -1,0 +1,224 @@
+"""Whole models composed from layer specs.
+
+:func:`lstm_lm` is the model of the question shapecalc started from: "a 2-layer LSTM with
+512 hidden nodes" trained on characters (Karpathy's char-rnn).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shapecalc.dims import Dim, Expr, as_size, dim_str, shape_str, symbol
+from shapecalc.errors import InvalidArgumentError, ShapecalcError, TieError
+from shapecalc.layers import LSTM, Embedding, Linear
+from shapecalc.model import Layer, Model
+
+__all__ = ["lstm_lm"]
+
+_LM = "lstm_lm"
+#: LSTM constructor argument -> the lstm_lm argument it comes from
+_LSTM_ARG = {
+    "hidden_size": "hidden",
+    "num_layers": "layers",
+    "proj_size": "proj_size",
+    "dropout": "dropout",
+}
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        rule = f"{name} must be True or False"
+        raise InvalidArgumentError(
+            f"{rule}, got {value!r}", layer=_LM, field=name, value=value, rule=rule
+        )
+    return value
+
+
+def _dropout(value: Any) -> float:
+    rule = "dropout must be a number in [0, 1)"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        why = " (1 would zero every activation between layers)" if value == 1 else ""
+        raise InvalidArgumentError(
+            f"{rule}, got {value!r}{why}", layer=_LM, field="dropout", value=value, rule=rule
+        )
+    return float(value)
+
+
+def lstm_lm(
+    vocab: Any,
+    hidden: Any,
+    layers: Any = 1,
+    *,
+    embed_dim: Any = None,
+    one_hot: bool = False,
+    bias: bool = True,
+    bidirectional: bool = False,
+    proj_size: Any = 0,
+    tie_weights: bool = False,
+    dropout: float = 0.0,
+) -> Model:
+    """An LSTM language model: token embedding (V -> E) -> L-layer LSTM (H) -> head (-> V).
+
+    ``embed_dim`` (E) defaults to ``hidden`` (H). ``one_hot`` drops the embedding: the LSTM
+    reads the one-hot vector of size V, as the original char-rnn did. ``bias=False`` removes
+    the biases of the LSTM and of the head. ``tie_weights`` makes the head share the
+    embedding matrix (needs E == D·H_out). Sizes are ints or size names ("H").
+
+    >>> m = lstm_lm(vocab=65, hidden=512, layers=2)
+    >>> m.total
+    4269121
+    >>> print(m.total_formula)
+    16·H² + 2·V·H + 16·H + V
+    >>> [r.name for r in m.rows()][:3]
+    ['embedding.weight', 'lstm.weight_ih_l0', 'lstm.weight_hh_l0']
+    """
+    arguments: dict[str, Any] = {
+        "vocab": as_size(vocab, owner=_LM, field="vocab"),
+        "hidden": as_size(hidden, owner=_LM, field="hidden"),
+        "layers": as_size(layers, owner=_LM, field="layers"),
+        "embed_dim": None
+        if embed_dim is None
+        else as_size(embed_dim, owner=_LM, field="embed_dim"),
+        "one_hot": _flag("one_hot", one_hot),
+        "bias": _flag("bias", bias),
+        "bidirectional": _flag("bidirectional", bidirectional),
+        "proj_size": as_size(proj_size, owner=_LM, field="proj_size", minimum=0),
+        "tie_weights": _flag("tie_weights", tie_weights),
+        "dropout": _dropout(dropout),
+    }
+    if one_hot and embed_dim is not None:
+        raise InvalidArgumentError(
+            "embed_dim cannot be set with one_hot: a one-hot input has no embedding layer "
+            "(its size is the vocabulary)",
+            layer=_LM,
+            field="embed_dim",
+            value=embed_dim,
+            rule="embed_dim needs an embedding layer",
+        )
+    model = _build(**arguments)
+    template = _build(**_template_arguments(arguments))
+    notes: list[str] = []
+    if arguments["dropout"] > 0 and arguments["layers"] == 1:
+        notes.append(
+            "dropout acts between LSTM layers only: with 1 layer it does nothing "
+            "(PyTorch warns about this)"
+        )
+    return Model(
+        name=model.name,
+        layers=model.layers,
+        ties=model.ties,
+        sizes=model.sizes,
+        template=template,
+        factory=lstm_lm,
+        arguments=arguments,
+        notes=tuple(notes),
+    )
+
+
+def _template_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The same arguments with every concrete size replaced by its symbol (layers stay)."""
+
+    def sym(value: Dim, name: str) -> Dim:
+        return value if isinstance(value, Expr) else symbol(name)
+
+    out = dict(arguments)
+    out["vocab"] = sym(arguments["vocab"], "V")
+    out["hidden"] = sym(arguments["hidden"], "H")
+    if arguments["proj_size"] != 0:
+        out["proj_size"] = sym(arguments["proj_size"], "P")
+    if arguments["embed_dim"] is not None:
+        out["embed_dim"] = sym(arguments["embed_dim"], "E")
+    if arguments["tie_weights"]:
+        # tying forces E == D·H_out; the formula says so instead of keeping a separate E
+        h_out = out["proj_size"] if out["proj_size"] != 0 else out["hidden"]
+        out["embed_dim"] = (2 if arguments["bidirectional"] else 1) * h_out
+    return out
+
+
+def _build(
+    *,
+    vocab: Dim,
+    hidden: Dim,
+    layers: Dim,
+    embed_dim: Dim | None,
+    one_hot: bool,
+    bias: bool,
+    bidirectional: bool,
+    proj_size: Dim,
+    tie_weights: bool,
+    dropout: float,
+) -> Model:
+    embed = hidden if embed_dim is None else embed_dim
+    try:
+        lstm = LSTM(
+            input_size=vocab if one_hot else embed,
+            hidden_size=hidden,
+            num_layers=layers,
+            bias=bias,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            proj_size=proj_size,
+        )
+    except ShapecalcError as err:
+        raise err.for_field(_LSTM_ARG.get(err.field or "", err.field or "")) from None
+    h_out = lstm.output_hidden
+    head_in = lstm.num_directions * h_out
+    parts: list[Layer] = []
+    if not one_hot:
+        parts.append(
+            Layer(
+                "embedding",
+                Embedding(vocab, embed),
+                f"token embedding: each of {dim_str(vocab)} tokens -> a {dim_str(embed)}-vector",
+            )
+        )
+    parts.append(
+        Layer(
+            "lstm",
+            lstm,
+            f"{dim_str(layers)}-layer LSTM, hidden size {dim_str(hidden)}"
+            + (", bidirectional" if bidirectional else "")
+            + (f", projected to {dim_str(proj_size)}" if lstm.projects else ""),
+        )
+    )
+    head = Linear(head_in, vocab, bias=bias)
+    parts.append(
+        Layer("head", head, f"output head: h_t ({dim_str(head_in)}) -> {dim_str(vocab)} scores")
+    )
+    ties: dict[str, str] = {}
+    if tie_weights:
+        _check_tie(one_hot, vocab, embed, head_in, bidirectional, lstm.projects)
+        ties["head.weight"] = "embedding.weight"
+    sizes: dict[str, Dim] = {"V": vocab}
+    if embed_dim is not None:
+        sizes["E"] = embed_dim
+    sizes["H"] = hidden
+    if lstm.projects:
+        sizes["P"] = proj_size
+    sizes["L"] = layers
+    return Model(name="LSTM language model", layers=tuple(parts), ties=ties, sizes=sizes)
+
+
+def _check_tie(
+    one_hot: bool, vocab: Dim, embed: Dim, head_in: Dim, bidirectional: bool, projects: bool
+) -> None:
+    if one_hot:
+        raise TieError(
+            "tie_weights needs an embedding to share, and one_hot has none",
+            layer=_LM,
+            field="tie_weights",
+            value=True,
+            rule="tie_weights needs an embedding layer",
+        )
+    if embed != head_in:
+        source = "2 directions × " if bidirectional else ""
+        source += "proj_size" if projects else "hidden"
+        raise TieError(
+            f"tie_weights: the head weight {shape_str((vocab, head_in))} cannot share the "
+            f"embedding weight {shape_str((vocab, embed))}: their shapes differ",
+            layer=_LM,
+            field="tie_weights",
+            value=True,
+            rule="tying needs embed_dim == the head's input size",
+            fix=f"set embed_dim to {dim_str(head_in)} ({source}) or do not tie",
+        )

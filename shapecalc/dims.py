@@ -1,0 +1,398 @@
+"""Sizes: a dim is an ``int`` or an :class:`Expr`, a polynomial over named sizes.
+
+Every parameter count in shapecalc is one Python formula over dims, written once: given
+ints it returns an int, given symbols it returns the formula. Counts and shapes of neural
+network layers are sums and products of sizes, so an exact integer polynomial is all a
+formula needs; it is small and pure Python, so concrete runs (and the formula column of a
+concrete table) never import sympy. sympy is imported here only, and only when a caller
+hands in a sympy object or asks for one (:meth:`Expr.to_sympy`).
+
+>>> H, V = symbol("H"), symbol("V")
+>>> total = 16 * H * H + 16 * H + 2 * V * H + V
+>>> print(total)
+16·H² + 2·V·H + 16·H + V
+>>> total.subs({"H": 512, "V": 65})
+4269121
+>>> total.ascii()
+'16*H**2 + 2*V*H + 16*H + V'
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Union
+
+from shapecalc.errors import InvalidArgumentError
+
+__all__ = [
+    "Dim",
+    "Expr",
+    "as_size",
+    "dim_ascii",
+    "dim_latex",
+    "dim_str",
+    "is_symbolic",
+    "known",
+    "product",
+    "shape_str",
+    "symbol",
+]
+
+Monomial = tuple[tuple[str, int], ...]
+Dim = Union[int, "Expr"]
+
+#: factors print in this order inside a term (2·V·H, 4·H·E, 8·L·H²); others follow by name
+_PREFERRED = ("L", "D", "B", "T", "V", "H", "P", "E")
+#: terms sort by degree, then by the powers of these sizes (16·H² + 2·V·H + 16·H + V)
+_TERM_ORDER = ("L", "D", "B", "T", "H", "P", "E", "V")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}\Z")
+_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _symbol_key(name: str) -> tuple[int, str]:
+    if name in _PREFERRED:
+        return (_PREFERRED.index(name), name)
+    return (len(_PREFERRED), name)
+
+
+def _monomial_key(mono: Monomial) -> tuple[int, list[int], list[tuple[str, int]]]:
+    powers = dict(mono)
+    degree = sum(powers.values())
+    leading = [-powers.get(name, 0) for name in _TERM_ORDER]
+    rest = sorted((name, -power) for name, power in mono if name not in _TERM_ORDER)
+    return (-degree, leading, rest)
+
+
+def _mul_monomials(a: Monomial, b: Monomial) -> Monomial:
+    powers: dict[str, int] = dict(a)
+    for name, power in b:
+        powers[name] = powers.get(name, 0) + power
+    return tuple(sorted(powers.items(), key=lambda item: _symbol_key(item[0])))
+
+
+class Expr:
+    """An exact polynomial with integer coefficients over positive-integer sizes.
+
+    Instances are immutable and never constant: arithmetic that cancels every symbol
+    returns a plain ``int``, so concrete work stays in ints.
+    """
+
+    __slots__ = ("_hash", "_terms")
+
+    _terms: dict[Monomial, int]
+    _hash: int
+
+    def __init__(self, terms: Mapping[Monomial, int]) -> None:
+        self._terms = {mono: coef for mono, coef in terms.items() if coef != 0}
+        self._hash = hash(frozenset(self._terms.items()))
+
+    # -- construction -------------------------------------------------------------------
+    @staticmethod
+    def _make(terms: Mapping[Monomial, int]) -> Dim:
+        nonzero = {mono: coef for mono, coef in terms.items() if coef != 0}
+        if not nonzero:
+            return 0
+        if list(nonzero) == [()]:
+            return nonzero[()]
+        return Expr(nonzero)
+
+    @staticmethod
+    def _terms_of(value: Dim) -> dict[Monomial, int]:
+        if isinstance(value, Expr):
+            return value._terms
+        return {(): value} if value else {}
+
+    # -- arithmetic ---------------------------------------------------------------------
+    def __add__(self, other: Dim) -> Dim:
+        if not isinstance(other, (int, Expr)):
+            return NotImplemented
+        terms = dict(self._terms)
+        for mono, coef in Expr._terms_of(other).items():
+            terms[mono] = terms.get(mono, 0) + coef
+        return Expr._make(terms)
+
+    __radd__ = __add__
+
+    def __neg__(self) -> Dim:
+        return Expr._make({mono: -coef for mono, coef in self._terms.items()})
+
+    def __sub__(self, other: Dim) -> Dim:
+        if not isinstance(other, (int, Expr)):
+            return NotImplemented
+        return self + (-other)
+
+    def __rsub__(self, other: Dim) -> Dim:
+        if not isinstance(other, (int, Expr)):
+            return NotImplemented
+        return other + (-self)
+
+    def __mul__(self, other: Dim) -> Dim:
+        if not isinstance(other, (int, Expr)):
+            return NotImplemented
+        terms: dict[Monomial, int] = {}
+        for mono_a, coef_a in self._terms.items():
+            for mono_b, coef_b in Expr._terms_of(other).items():
+                mono = _mul_monomials(mono_a, mono_b)
+                terms[mono] = terms.get(mono, 0) + coef_a * coef_b
+        return Expr._make(terms)
+
+    __rmul__ = __mul__
+
+    def __pow__(self, exponent: int) -> Dim:
+        if not isinstance(exponent, int) or isinstance(exponent, bool) or exponent < 0:
+            return NotImplemented
+        result: Dim = 1
+        for _ in range(exponent):
+            result = result * self
+        return result
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Expr):
+            return self._terms == other._terms
+        return False  # an Expr is never constant, so never equal to an int
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    # -- inspection ---------------------------------------------------------------------
+    @property
+    def free_symbols(self) -> frozenset[str]:
+        """The names of the sizes this expression depends on."""
+        return frozenset(name for mono in self._terms for name, _ in mono)
+
+    def subs(self, values: Mapping[str, Dim]) -> Dim:
+        """Replace named sizes by ints or expressions; an int when nothing symbolic is left.
+
+        >>> (4 * symbol("H") * symbol("E")).subs({"H": 512})
+        Expr('2048*E')
+        """
+        total: Dim = 0
+        for mono, coef in self._terms.items():
+            term: Dim = coef
+            for name, power in mono:
+                base: Dim = values.get(name, symbol(name))
+                term = term * (base**power if isinstance(base, int) else _power(base, power))
+            total = total + term
+        return total
+
+    def sorted_terms(self) -> list[tuple[Monomial, int]]:
+        return sorted(self._terms.items(), key=lambda item: _monomial_key(item[0]))
+
+    # -- printing -----------------------------------------------------------------------
+    def _render(self, sep: str, power: Callable[[int], str], name: Callable[[str], str]) -> str:
+        pieces: list[str] = []
+        for mono, coef in self.sorted_terms():
+            factors = [name(n) + (power(p) if p != 1 else "") for n, p in mono]
+            pieces.append(_join_term(coef, factors, sep, first=not pieces))
+        return "".join(pieces)
+
+    def __str__(self) -> str:
+        """Readable form: ``8·L·H² + 2·V·H``."""
+        return self._render("·", _superscript, str)
+
+    def ascii(self) -> str:
+        """Python/sympy syntax: ``8*H**2 + 2*V*H + V``."""
+        return self._render("*", lambda p: f"**{p}", str)
+
+    def latex(self) -> str:
+        """LaTeX: ``8 H^{2} + 2 V H + V``."""
+        return self._render(" ", lambda p: f"^{{{p}}}", _latex_name)
+
+    def factored(self) -> str:
+        """Pull the common factor out: ``4·H·(E + H + 2)``; plain ``str`` when there is none."""
+        terms = self._terms
+        if len(terms) < 2:
+            return str(self)
+        content = math.gcd(*terms.values())
+        if all(coef < 0 for coef in terms.values()):
+            content = -content
+        common: dict[str, int] = {}
+        monos = list(terms)
+        for name, power in monos[0]:
+            lowest = min(dict(mono).get(name, 0) for mono in monos)
+            if lowest:
+                common[name] = min(power, lowest)
+        if content == 1 and not common:
+            return str(self)
+        divided = {
+            tuple((n, p - common.get(n, 0)) for n, p in mono if p - common.get(n, 0)): coef
+            // content
+            for mono, coef in terms.items()
+        }
+        inner = Expr._make(divided)
+        outer_factors = [
+            n + (_superscript(p) if p != 1 else "")
+            for n, p in sorted(common.items(), key=lambda item: _symbol_key(item[0]))
+        ]
+        outer = _join_term(content, outer_factors, "·", first=True)
+        return f"{outer}·({dim_str(inner)})" if outer else f"({dim_str(inner)})"
+
+    def __repr__(self) -> str:
+        return f"Expr({self.ascii()!r})"
+
+    def to_sympy(self) -> Any:
+        """The same polynomial as a sympy expression over positive-integer symbols."""
+        import sympy
+
+        symbols = {n: sympy.Symbol(n, positive=True, integer=True) for n in self.free_symbols}
+        return sympy.Add(
+            *(
+                sympy.Mul(coef, *(symbols[n] ** p for n, p in mono))
+                for mono, coef in self._terms.items()
+            )
+        )
+
+
+def _join_term(coef: int, factors: list[str], sep: str, *, first: bool) -> str:
+    if not factors:
+        body = str(abs(coef))
+    elif abs(coef) == 1:
+        body = sep.join(factors)
+    else:
+        body = sep.join([str(abs(coef)), *factors])
+    if first:
+        return ("-" if coef < 0 else "") + body
+    return (" - " if coef < 0 else " + ") + body
+
+
+def _superscript(power: int) -> str:
+    return str(power).translate(_SUPERSCRIPT)
+
+
+def _latex_name(name: str) -> str:
+    head, _, tail = name.partition("_")
+    return f"{head}_{{{tail}}}" if tail else name
+
+
+def _power(base: Expr, power: int) -> Dim:
+    result: Dim = 1
+    for _ in range(power):
+        result = result * base
+    return result
+
+
+def symbol(name: str) -> Expr:
+    """A named positive-integer size such as ``H``."""
+    if not _NAME.match(name):
+        raise InvalidArgumentError(
+            f"{name!r} is not a size name (a letter, then up to 31 letters, digits or _)",
+            field="symbol",
+            value=name,
+            rule="a size name is a letter followed by letters, digits or _",
+        )
+    return Expr({((name, 1),): 1})
+
+
+def is_symbolic(value: Dim) -> bool:
+    return isinstance(value, Expr)
+
+
+def known(value: Dim) -> int | None:
+    """The int value of a dim, or None when it is symbolic."""
+    return value if isinstance(value, int) else None
+
+
+def product(values: Iterable[Dim]) -> Dim:
+    result: Dim = 1
+    for value in values:
+        result = result * value
+    return result
+
+
+def dim_str(value: Dim) -> str:
+    """Readable form: ``512`` or ``4·H·E``."""
+    return str(value)
+
+
+def dim_ascii(value: Dim) -> str:
+    return value.ascii() if isinstance(value, Expr) else str(value)
+
+
+def dim_latex(value: Dim) -> str:
+    return value.latex() if isinstance(value, Expr) else str(value)
+
+
+def shape_str(shape: Iterable[Dim]) -> str:
+    """``(2048, 512)``, ``(4·H, E)``; a one-dimensional shape keeps its comma: ``(2048,)``."""
+    items = [dim_str(d) for d in shape]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
+def _from_sympy(value: Any, *, owner: str, field: str) -> Dim:
+    import sympy
+
+    expr = sympy.sympify(value)
+    try:
+        poly = sympy.Poly(expr, *sorted(expr.free_symbols, key=str))
+    except sympy.PolynomialError:
+        poly = None
+    if poly is None or not all(c.is_Integer for c in poly.coeffs()):
+        raise InvalidArgumentError(
+            f"{field}={value} is not a polynomial with integer coefficients",
+            layer=owner,
+            field=field,
+            value=value,
+            rule="a symbolic size is a polynomial in named sizes with integer coefficients",
+        )
+    result: Dim = 0
+    for powers, coef in poly.terms():
+        term: Dim = int(coef)
+        for gen, power in zip(poly.gens, powers, strict=True):
+            term = term * _power(symbol(str(gen)), power) if power else term
+        result = result + term
+    return result
+
+
+def as_size(value: Any, *, owner: str, field: str, minimum: int = 1) -> Dim:
+    """Check and normalise one size argument.
+
+    Accepts an ``int`` (``>= minimum``), a size name (``"H"``), an :class:`Expr`, or a
+    sympy expression. Anything else raises :class:`InvalidArgumentError` naming the
+    owner, the field, the value and the rule.
+
+    >>> as_size(512, owner="LSTM", field="hidden_size")
+    512
+    >>> as_size("H", owner="LSTM", field="hidden_size")
+    Expr('H')
+    >>> as_size(0, owner="LSTM", field="hidden_size")
+    Traceback (most recent call last):
+    ...
+    shapecalc.errors.InvalidArgumentError: LSTM: hidden_size must be an integer >= 1, got 0
+    """
+    rule = f"{field} must be an integer >= {minimum}"
+    if isinstance(value, bool):
+        raise InvalidArgumentError(
+            f"{rule}, got the bool {value}", layer=owner, field=field, value=value, rule=rule
+        )
+    if isinstance(value, int):
+        if value < minimum:
+            raise InvalidArgumentError(
+                f"{rule}, got {value}", layer=owner, field=field, value=value, rule=rule
+            )
+        return value
+    if isinstance(value, Expr):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"[+-]?\d+", text):
+            return as_size(int(text), owner=owner, field=field, minimum=minimum)
+        if _NAME.match(text):
+            return symbol(text)
+        raise InvalidArgumentError(
+            f"{rule} or a size name such as H, got {value!r}",
+            layer=owner,
+            field=field,
+            value=value,
+            rule=rule,
+        )
+    if type(value).__module__.startswith("sympy"):
+        return _from_sympy(value, owner=owner, field=field)
+    raise InvalidArgumentError(
+        f"{rule}, got {value!r} ({type(value).__name__})",
+        layer=owner,
+        field=field,
+        value=value,
+        rule=rule,
+    )

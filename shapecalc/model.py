@@ -1,0 +1,191 @@
+"""Models: named layers, tied parameters, per-layer subtotals and the total.
+
+A :class:`Model` built from concrete sizes carries a *template*: the same model built with
+every size replaced by its symbol (V, E, H, ...). Each row pairs a parameter with its twin
+in the template, which gives the formula column without a second formula anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from shapecalc.dims import Dim, Expr, as_size, dim_str, shape_str
+from shapecalc.errors import TieError
+from shapecalc.spec import LayerSpec, Param
+
+__all__ = ["DTYPE_BYTES", "Layer", "Model", "Row"]
+
+#: bytes per number for the storage types shapecalc reports
+DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "fp8": 1}
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A layer of a model: its attribute name in the torch module, its spec, what it does."""
+
+    name: str
+    spec: LayerSpec
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One parameter of a model, as a table row."""
+
+    layer: str
+    param: Param
+    #: the same parameter in the symbolic template: its shape and count are the formulas
+    template: Param
+    tied_to: str | None = None
+
+    @property
+    def name(self) -> str:
+        """PyTorch's full name inside the model, e.g. ``lstm.weight_ih_l0``."""
+        return f"{self.layer}.{self.param.name}"
+
+    @property
+    def shape(self) -> tuple[Dim, ...]:
+        return self.param.shape
+
+    @property
+    def count(self) -> Dim:
+        return self.param.count
+
+    @property
+    def counted(self) -> Dim:
+        """What the row adds to the total: 0 for a tied (shared) parameter."""
+        return 0 if self.tied_to else self.param.count
+
+    @property
+    def formula(self) -> Dim:
+        return self.template.count
+
+    @property
+    def formula_shape(self) -> tuple[Dim, ...]:
+        return self.template.shape
+
+    @property
+    def role(self) -> str:
+        return self.param.role
+
+
+@dataclass(frozen=True)
+class Model:
+    """Named layers in order, with ties, sizes and (for formulas) a symbolic template.
+
+    ``factory`` and ``arguments`` say how the model was made, so that
+    :meth:`evaluate` can rebuild it with symbols replaced by values.
+    """
+
+    name: str
+    layers: tuple[Layer, ...]
+    #: tied parameter full name -> the full name of the parameter it shares
+    ties: Mapping[str, str] = field(default_factory=dict)
+    #: the named sizes of the model, in display order: {"V": 65, "H": 512, ...}
+    sizes: Mapping[str, Dim] = field(default_factory=dict)
+    template: Model | None = None
+    factory: Callable[..., Model] | None = None
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        params = {f"{layer.name}.{p.name}": p for layer in self.layers for p in layer.spec.params()}
+        for tied, source in self.ties.items():
+            a, b = params.get(tied), params.get(source)
+            if a is None or b is None:
+                missing = tied if a is None else source
+                raise TieError(
+                    f"cannot tie {tied} to {source}: the model has no parameter {missing}",
+                    layer=self.name,
+                    field="ties",
+                    value=missing,
+                    rule="tied parameters must exist",
+                )
+            if a.shape != b.shape:
+                raise TieError(
+                    f"cannot tie {tied} {shape_str(a.shape)} to {source} "
+                    f"{shape_str(b.shape)}: shared parameters need the same shape",
+                    layer=self.name,
+                    field="ties",
+                    value=(tied, source),
+                    rule="tied parameters must have the same shape",
+                )
+
+    # -- rows and totals -----------------------------------------------------------------
+    def rows(self) -> list[Row]:
+        """Every parameter of every layer, in PyTorch's order, tied ones included."""
+        return list(self._rows)
+
+    @cached_property
+    def _rows(self) -> tuple[Row, ...]:
+        template = self.template or self
+        rows: list[Row] = []
+        for layer, twin in zip(self.layers, template.layers, strict=True):
+            for param, twin_param in zip(layer.spec.params(), twin.spec.params(), strict=True):
+                full = f"{layer.name}.{param.name}"
+                rows.append(Row(layer.name, param, twin_param, self.ties.get(full)))
+        return tuple(rows)
+
+    def buffer_rows(self) -> Iterator[tuple[str, Param]]:
+        for layer in self.layers:
+            for buf in layer.spec.buffers():
+                yield f"{layer.name}.{buf.name}", buf
+
+    def named_parameters(self) -> list[tuple[str, tuple[Dim, ...]]]:
+        """``(name, shape)`` as ``torch.nn.Module.named_parameters()`` gives them
+        (a tied parameter appears once, under the name it was first registered with)."""
+        return [(r.name, r.shape) for r in self.rows() if not r.tied_to]
+
+    @property
+    def total(self) -> Dim:
+        """Parameters, each shared tensor counted once."""
+        return sum((r.counted for r in self._rows), start=0)
+
+    @property
+    def trainable(self) -> Dim:
+        return sum((r.counted for r in self._rows if r.param.trainable), start=0)
+
+    @property
+    def total_formula(self) -> Dim:
+        return (self.template or self).total
+
+    def layer_total(self, name: str) -> Dim:
+        return sum((r.counted for r in self._rows if r.layer == name), start=0)
+
+    def layer_formula(self, name: str) -> Dim:
+        return (self.template or self).layer_total(name)
+
+    def bytes(self, dtype: str = "fp32") -> Dim:
+        """Bytes to store the parameters at ``dtype`` (see :data:`DTYPE_BYTES`)."""
+        return self.total * DTYPE_BYTES[dtype]
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    # -- symbols ------------------------------------------------------------------------
+    @property
+    def symbolic(self) -> bool:
+        return isinstance(self.total, Expr)
+
+    def evaluate(self, **values: Any) -> Model:
+        """Rebuild the model with named sizes replaced by values: ``evaluate(H=512)``."""
+        if self.factory is None:
+            raise TypeError(f"{self.name} was not made by a factory and cannot be evaluated")
+        numbers: dict[str, Dim] = {
+            name: as_size(value, owner=f"{self.name}.evaluate", field=name)
+            for name, value in values.items()
+        }
+        arguments = {
+            k: v.subs(numbers) if isinstance(v, Expr) else v for k, v in self.arguments.items()
+        }
+        return self.factory(**arguments)
+
+    def describe_sizes(self) -> str:
+        """``V=65, H=512, L=2``."""
+        return ", ".join(f"{k}={dim_str(v)}" for k, v in self.sizes.items())

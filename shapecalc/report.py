@@ -1,0 +1,96 @@
+"""A model as plain data: the documented, stable JSON report (schema ``shapecalc.report/1``).
+
+Integers stay integers (exact at any size); a symbolic count or dim is a string in Python
+syntax (``"16*H**2 + 2*V*H"``) that sympy parses. Formulas are always strings.
+
+Top level: ``schema``, ``model`` (``kind``, ``name``, ``arguments``, ``sizes``),
+``layers`` (each: ``name``, ``kind``, ``spec``, ``description``, ``arguments``, ``total``,
+``total_formula``, ``params`` and ``buffers``), ``ties``, ``total``, ``total_formula``,
+``trainable``, ``bytes`` (per dtype) and ``notes``. Each param: ``name`` (PyTorch's full
+name), ``shape``, ``shape_formula``, ``count``, ``formula``, ``role``, ``trainable``,
+``tied_to`` (null or the name of the tensor it shares; a tied param adds nothing to
+``total``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shapecalc.dims import Expr, dim_ascii
+from shapecalc.model import DTYPE_BYTES, Model, Row
+
+__all__ = ["SCHEMA", "to_dict"]
+
+SCHEMA = "shapecalc.report/1"
+
+
+def _value(value: Any) -> Any:
+    """A dim as JSON: an int, or the formula string when symbolic."""
+    if isinstance(value, Expr):
+        return value.ascii()
+    return value
+
+
+def _param(row: Row) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "shape": [_value(d) for d in row.shape],
+        "shape_formula": [dim_ascii(d) for d in row.formula_shape],
+        "count": _value(row.count),
+        "formula": dim_ascii(row.formula),
+        "role": row.role,
+        "trainable": row.param.trainable,
+        "tied_to": row.tied_to,
+    }
+
+
+def to_dict(model: Model, *, kind: str | None = None) -> dict[str, Any]:
+    """The JSON-ready report of ``model``.
+
+    >>> import shapecalc
+    >>> report = to_dict(shapecalc.lstm_lm(vocab=65, hidden=512, layers=2))
+    >>> report["total"], report["total_formula"]
+    (4269121, '16*H**2 + 2*V*H + 16*H + V')
+    >>> report["layers"][1]["params"][0]["shape"]
+    [2048, 512]
+    """
+    rows = model.rows()
+    layers = []
+    for layer in model.layers:
+        layers.append(
+            {
+                "name": layer.name,
+                "kind": layer.spec.kind,
+                "spec": str(layer.spec),
+                "description": layer.description,
+                "arguments": {k: _value(v) for k, v in layer.spec.arguments().items()},
+                "total": _value(model.layer_total(layer.name)),
+                "total_formula": dim_ascii(model.layer_formula(layer.name)),
+                "params": [_param(r) for r in rows if r.layer == layer.name],
+                "buffers": [
+                    {
+                        "name": f"{layer.name}.{b.name}",
+                        "shape": [_value(d) for d in b.shape],
+                        "count": _value(b.count),
+                        "role": b.role,
+                    }
+                    for b in layer.spec.buffers()
+                ],
+            }
+        )
+    return {
+        "schema": SCHEMA,
+        "model": {
+            "kind": kind or (model.factory.__name__ if model.factory else "model"),
+            "name": model.name,
+            "arguments": {k: _value(v) for k, v in model.arguments.items()},
+            "sizes": {k: _value(v) for k, v in model.sizes.items()},
+        },
+        "layers": layers,
+        "ties": dict(model.ties),
+        "total": _value(model.total),
+        "total_formula": dim_ascii(model.total_formula),
+        "trainable": _value(model.trainable),
+        "bytes": {dtype: _value(model.bytes(dtype)) for dtype in DTYPE_BYTES},
+        "notes": list(model.notes),
+    }

@@ -1,0 +1,142 @@
+"""Parameters and the layer-spec base class.
+
+A layer spec is a frozen dataclass whose fields are the ``torch.nn`` constructor's own
+argument names and defaults, so ``getattr(torch.nn, spec.kind)(**spec.arguments())``
+builds the real module. Its :meth:`LayerSpec.params` yields PyTorch's exact parameter
+names, in PyTorch's order, with the exact ``param.shape``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from shapecalc.dims import Dim, Expr, as_size, dim_str, known, product
+from shapecalc.errors import InvalidArgumentError
+
+__all__ = ["LAYER_KINDS", "LayerSpec", "Param", "register"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One tensor of a layer: its PyTorch name, its exact shape and what it does.
+
+    >>> p = Param("weight", (512, 65), "token embedding table")
+    >>> p.count
+    33280
+    """
+
+    name: str
+    shape: tuple[Dim, ...]
+    role: str
+    trainable: bool = True
+
+    @property
+    def count(self) -> Dim:
+        """How many numbers the tensor holds: the product of its shape."""
+        return product(self.shape)
+
+
+#: every registered layer kind by its torch.nn class name
+LAYER_KINDS: dict[str, type[LayerSpec]] = {}
+
+
+def register(cls: type[LayerSpec]) -> type[LayerSpec]:
+    """Class decorator: add a layer spec to :data:`LAYER_KINDS` under its ``kind``."""
+    LAYER_KINDS[cls.kind] = cls
+    return cls
+
+
+class LayerSpec:
+    """Base of every layer spec (subclasses are frozen dataclasses)."""
+
+    kind: ClassVar[str]
+    #: fields that are sizes (ints >= minimum, or symbols), with their minimum
+    size_fields: ClassVar[dict[str, int]] = {}
+    #: fields that must be real bools (torch refuses ints for these)
+    bool_fields: ClassVar[tuple[str, ...]] = ()
+
+    # -- construction checks, run by subclasses' __post_init__ ---------------------------
+    def _check_fields(self) -> None:
+        for name in self.bool_fields:
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                self._fail(name, value, f"{name} must be True or False", f"got {value!r}")
+        for name, minimum in self.size_fields.items():
+            value = getattr(self, name)
+            object.__setattr__(
+                self, name, as_size(value, owner=self.label(name), field=name, minimum=minimum)
+            )
+
+    def _fail(self, field: str, value: Any, rule: str, detail: str, *others: str) -> None:
+        raise InvalidArgumentError(
+            f"{rule} ({detail})",
+            layer=self.label(field, *others),
+            field=field,
+            value=value,
+            rule=rule,
+        )
+
+    def label(self, *fields: str) -> str:
+        """``LSTM(hidden_size=512, proj_size=600)``: the kind with the named fields."""
+        shown = [f for f in self.arguments() if f in fields]
+        args = ", ".join(f"{f}={_fmt(getattr(self, f))}" for f in shown)
+        return f"{self.kind}({args})"
+
+    # -- what a spec is -----------------------------------------------------------------
+    def arguments(self) -> dict[str, Any]:
+        """The constructor arguments, by torch.nn's names, in declaration order."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    def changed_arguments(self) -> dict[str, Any]:
+        """The arguments that differ from torch.nn's defaults."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.default is dataclasses.MISSING or value != f.default:
+                out[f.name] = value
+        return out
+
+    def __str__(self) -> str:
+        return (
+            f"{self.kind}("
+            + ", ".join(f"{k}={_fmt(v)}" for k, v in self.changed_arguments().items())
+            + ")"
+        )
+
+    def params(self) -> Iterator[Param]:
+        """Parameters with PyTorch's exact names, order and shapes."""
+        raise NotImplementedError
+
+    def buffers(self) -> Iterator[Param]:
+        """Buffers (state that is not trained, such as running statistics)."""
+        return iter(())
+
+    def total(self) -> Dim:
+        return sum((p.count for p in self.params()), start=0)
+
+    def symbolic(self) -> bool:
+        return any(isinstance(v, Expr) for v in self.arguments().values())
+
+    def substitute(self, values: dict[str, Dim]) -> LayerSpec:
+        """The same spec with named sizes replaced (symbols evaluated)."""
+        changes = {k: v.subs(values) for k, v in self.arguments().items() if isinstance(v, Expr)}
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, Expr):
+        return dim_str(value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def less_than(a: Dim, b: Dim) -> bool | None:
+    """``a < b`` when both are known ints, else None (checked once evaluated)."""
+    ka, kb = known(a), known(b)
+    if ka is None or kb is None:
+        return None
+    return ka < kb

@@ -1,0 +1,52 @@
+"""Human units for counts and bytes, with exact integer arithmetic at any size.
+
+>>> human_count(4_269_121)
+'4.27 M'
+>>> human_bytes(17_076_484)
+'17.1 MB'
+>>> human_count(3 * 10**21)
+'3.00e21'
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Context, Decimal
+
+__all__ = ["human_bytes", "human_count"]
+
+_COUNT_UNITS = ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "k"))
+_THREE_DIGITS = Context(prec=3, rounding=ROUND_HALF_EVEN)
+_BYTE_UNITS = (
+    (10**18, "EB"),
+    (10**15, "PB"),
+    (10**12, "TB"),
+    (10**9, "GB"),
+    (10**6, "MB"),
+    (10**3, "kB"),
+)
+
+
+def _scaled(n: int, units: tuple[tuple[int, str], ...], plain: str) -> str:
+    if n < 0:
+        return "-" + _scaled(-n, units, plain)
+    if n < units[-1][0]:
+        return f"{n}{plain}"
+    rounded = _THREE_DIGITS.plus(Decimal(n))  # round first: 999,999 is 1.00 M, not 1000 k
+    for size, name in units:
+        if rounded >= size:
+            value = rounded / size
+            if value >= 1000:
+                break
+            digits = 2 if value < 10 else 1 if value < 100 else 0
+            return f"{value:.{digits}f} {name}"
+    return f"{rounded:.2e}".replace("e+", "e")
+
+
+def human_count(n: int) -> str:
+    """Three significant digits with k, M, B, T; scientific notation past 999 T."""
+    return _scaled(n, _COUNT_UNITS, "")
+
+
+def human_bytes(n: int) -> str:
+    """Decimal units (kB = 1000 bytes), three significant digits."""
+    return _scaled(n, _BYTE_UNITS, " B")

@@ -1,0 +1,206 @@
+"""Reports as rich renderables, JSON text and Markdown. Builds output; never prints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from rich.console import Console, ConsoleOptions, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from shapecalc.dims import Dim, dim_str, shape_str
+from shapecalc.explain import explain
+from shapecalc.model import Model, Row
+from shapecalc.report import to_dict
+from shapecalc.units import human_bytes, human_count
+
+__all__ = ["explanation", "json_text", "markdown", "table"]
+
+#: the storage types the summary shows (JSON carries every one)
+SUMMARY_DTYPES = ("fp32", "bf16")
+
+
+def _count(value: Dim) -> str:
+    return f"{value:,}" if isinstance(value, int) else dim_str(value)
+
+
+def _count_cell(row: Row) -> str:
+    return "tied" if row.tied_to else _count(row.count)
+
+
+def _role(row: Row) -> str:
+    if row.tied_to:
+        return f"the same tensor as {row.tied_to} (counted there): {row.role}"
+    return row.role
+
+
+def _total_line(model: Model) -> str:
+    total = model.total
+    text = f"{_count(total)} parameters"
+    if isinstance(total, int):
+        text += f" ({human_count(total)})"
+    if model.total_formula != total:
+        text += f" = {dim_str(model.total_formula)}"
+    return text
+
+
+def _memory_line(model: Model) -> str:
+    parts = []
+    for dtype in SUMMARY_DTYPES:
+        size = model.bytes(dtype)
+        if isinstance(size, int):
+            parts.append(f"{dtype} {human_bytes(size)} ({size:,} bytes)")
+        else:
+            parts.append(f"{dtype} {dim_str(size)} bytes")
+    return " · ".join(parts)
+
+
+def summary_lines(model: Model) -> list[tuple[str, str]]:
+    """The footer: (label, text) pairs shared by the table and Markdown outputs."""
+    lines = [("Total", _total_line(model))]
+    if model.trainable != model.total:
+        lines.append(("Trainable", _count(model.trainable)))
+    lines.append(("Memory", _memory_line(model)))
+    for tied, source in model.ties.items():
+        lines.append(("Tied", f"{tied} is {source}: one tensor, counted once"))
+    if model.sizes:
+        lines.append(("Sizes", model.describe_sizes()))
+    lines.extend(("Note", note) for note in model.notes)
+    return lines
+
+
+COLUMNS = ("Layer", "Parameter", "Shape", "Count", "Formula", "Role")
+
+
+def _cells(model: Model) -> Iterator[tuple[list[str], bool]]:
+    """Table cells in COLUMNS order, layer by layer, each layer closed by its subtotal
+    (the flag is True on subtotal rows)."""
+    rows = model.rows()
+    for layer in model.layers:
+        mine = [r for r in rows if r.layer == layer.name]
+        for i, row in enumerate(mine):
+            yield (
+                [
+                    layer.name if i == 0 else "",
+                    row.name,
+                    shape_str(row.shape),
+                    _count_cell(row),
+                    dim_str(row.formula),
+                    _role(row),
+                ],
+                False,
+            )
+        yield (
+            [
+                "",
+                f"{layer.name} subtotal",
+                "",
+                _count(model.layer_total(layer.name)),
+                dim_str(model.layer_formula(layer.name)),
+                str(layer.spec),
+            ],
+            True,
+        )
+
+
+def _title(model: Model) -> str:
+    return model.name + (f" ({model.describe_sizes()})" if model.sizes else "")
+
+
+#: below this many columns the role goes under the parameter name instead of its own column
+WIDE = 110
+
+
+class ModelTable:
+    """The parameter table with per-layer subtotals, then the summary footer.
+
+    The layout follows the console width: from :data:`WIDE` columns on, one column per
+    field; narrower, the role is printed under the parameter name and the layer column
+    is dropped (parameter names already start with the layer's).
+    """
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        wide = options.max_width >= WIDE
+        grid = Table(title=_title(self.model), title_justify="left")
+        shown = COLUMNS if wide else tuple(c for c in COLUMNS if c not in ("Layer", "Role"))
+        for name in shown:
+            if name == "Role":
+                grid.add_column(name, ratio=1, min_width=20)
+            else:
+                grid.add_column(
+                    name,
+                    style="bold" if name == "Layer" else None,
+                    justify="right" if name == "Count" else "left",
+                    no_wrap=name != "Parameter" or wide,
+                )
+        for cells, subtotal in _cells(self.model):
+            styled = [
+                Text(c, style="italic" if subtotal and i in (1, 3, 4) else "")
+                for i, c in enumerate(cells)
+            ]
+            if subtotal:
+                styled[5].stylize("dim")
+            if not wide:
+                _, param, *middle, role = styled
+                param.append("\n" + role.plain, style="dim")
+                styled = [param, *middle]
+            grid.add_row(*styled, end_section=subtotal)
+        yield grid
+        footer = Table.grid(padding=(0, 2))
+        footer.add_column(style="bold", no_wrap=True)
+        footer.add_column()
+        for label, text in summary_lines(self.model):
+            footer.add_row(label, text)
+        yield footer
+
+
+def table(model: Model) -> RenderableType:
+    """The parameter table of ``model`` (see :class:`ModelTable`)."""
+    return ModelTable(model)
+
+
+def json_text(model: Model) -> str:
+    """The JSON report (see :mod:`shapecalc.report`), indented, with a final newline."""
+    return json.dumps(to_dict(model), indent=2, ensure_ascii=False) + "\n"
+
+
+def _md_cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(model: Model) -> str:
+    """A GitHub-flavoured Markdown table and summary, ready to paste."""
+    lines = [
+        f"### {_title(model)}",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|---|---|---|--:|---|---|",
+    ]
+    for cells, subtotal in _cells(model):
+        if subtotal:
+            cells = [f"*{c}*" if c and i < 5 else c for i, c in enumerate(cells)]
+        elif cells[1]:
+            cells[1] = f"`{cells[1]}`"
+        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    lines.append("")
+    for label, text in summary_lines(model):
+        lines.append(f"- **{label}**: {_md_cell(text)}")
+    return "\n".join(lines) + "\n"
+
+
+def explanation(model: Model) -> RenderableType:
+    """``--explain``: titled sections of plain text."""
+    parts: list[RenderableType] = []
+    for section in explain(model):
+        parts.append(Text(section.title, style="bold underline"))
+        for line in section.lines:
+            parts.append(Text(line))
+        parts.append(Text(""))
+    return Group(*parts)

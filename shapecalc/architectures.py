@@ -97,7 +97,7 @@ def lstm_lm(
         )
     model = _build(**arguments)
     template = _build(**_template_arguments(arguments))
-    notes: list[str] = []
+    notes = list(model.notes)
     if arguments["dropout"] > 0 and arguments["layers"] == 1:
         notes.append(
             "dropout acts between LSTM layers only: with 1 layer it does nothing "
@@ -196,7 +196,24 @@ def _build(
     if lstm.projects:
         sizes["P"] = proj_size
     sizes["L"] = layers
-    return Model(name="LSTM language model", layers=tuple(parts), ties=ties, sizes=sizes)
+    notes = []
+    if tie_weights and embed != head_in:
+        notes.append(
+            f"tie_weights holds only where {dim_str(embed)} = {dim_str(head_in)} "
+            "(embed_dim equals the head's input size); checked when evaluated"
+        )
+    if lstm.projects and not (isinstance(proj_size, int) and isinstance(hidden, int)):
+        notes.append(
+            f"proj_size must be smaller than hidden_size: {dim_str(proj_size)} < "
+            f"{dim_str(hidden)}; checked when evaluated"
+        )
+    return Model(
+        name="LSTM language model",
+        layers=tuple(parts),
+        ties=ties,
+        sizes=sizes,
+        notes=tuple(notes),
+    )
 
 
 def _check_tie(
@@ -210,7 +227,7 @@ def _check_tie(
             value=True,
             rule="tie_weights needs an embedding layer",
         )
-    if embed != head_in:
+    if embed != head_in and isinstance(embed, int) and isinstance(head_in, int):
         source = "2 directions × " if bidirectional else ""
         source += "proj_size" if projects else "hidden"
         raise TieError(

@@ -82,35 +82,16 @@ def cli() -> None:
 
 
 def _emit(model: Model, fmt: str, explain: bool) -> None:
+    """Print ``model`` in ``fmt``; only the table path imports rich."""
+    if fmt == "json":
+        from shapecalc.report import to_json
+
+        click.echo(to_json(model, explanation=explain), nl=False)
+        return
     from shapecalc import render
 
-    if fmt == "json":
-        if explain:
-            import json
-
-            from shapecalc.explain import explain as sections
-            from shapecalc.report import to_dict
-
-            report = to_dict(model)
-            report["explanation"] = [
-                {"title": s.title, "lines": list(s.lines)} for s in sections(model)
-            ]
-            click.echo(json.dumps(report, indent=2, ensure_ascii=False))
-        else:
-            click.echo(render.json_text(model), nl=False)
-        return
     if fmt == "markdown":
-        click.echo(render.markdown(model), nl=False)
-        if explain:
-            from shapecalc.explain import explain as sections
-
-            for section in sections(model):
-                click.echo(f"\n#### {section.title}\n")
-                click.echo(
-                    "\n".join(
-                        f"    {line}" if line.startswith("  ") else line for line in section.lines
-                    )
-                )
+        click.echo(render.markdown(model, explanation=explain), nl=False)
         return
     from rich.console import Console
 

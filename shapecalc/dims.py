@@ -376,7 +376,7 @@ def as_size(value: Any, *, owner: str, field: str, minimum: int = 1) -> Dim:
         return value
     if isinstance(value, str):
         text = value.strip()
-        if re.fullmatch(r"[+-]?\d+", text):
+        if re.fullmatch(r"[+-]?[0-9]+", text):
             return as_size(int(text), owner=owner, field=field, minimum=minimum)
         if _NAME.match(text):
             return symbol(text)

@@ -22,6 +22,15 @@ __all__ = ["DTYPE_BYTES", "Layer", "Model", "Row"]
 DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "fp8": 1}
 
 
+def _may_equal(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> bool:
+    """Shapes that are equal, or could be once symbols get values (E and 2·H)."""
+    if len(a) != len(b):
+        return False
+    return all(
+        x == y or isinstance(x, Expr) or isinstance(y, Expr) for x, y in zip(a, b, strict=True)
+    )
+
+
 @dataclass(frozen=True)
 class Layer:
     """A layer of a model: its attribute name in the torch module, its spec, what it does."""
@@ -104,7 +113,7 @@ class Model:
                     value=missing,
                     rule="tied parameters must exist",
                 )
-            if a.shape != b.shape:
+            if not _may_equal(a.shape, b.shape):
                 raise TieError(
                     f"cannot tie {tied} {shape_str(a.shape)} to {source} "
                     f"{shape_str(b.shape)}: shared parameters need the same shape",

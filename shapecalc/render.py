@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,10 +12,9 @@ from rich.text import Text
 from shapecalc.dims import Dim, dim_str, shape_str
 from shapecalc.explain import explain
 from shapecalc.model import Model, Row
-from shapecalc.report import to_dict
 from shapecalc.units import human_bytes, human_count
 
-__all__ = ["explanation", "json_text", "markdown", "table"]
+__all__ = ["ModelTable", "explanation", "markdown", "table"]
 
 #: the storage types the summary shows (JSON carries every one)
 SUMMARY_DTYPES = ("fp32", "bf16")
@@ -166,17 +164,13 @@ def table(model: Model) -> RenderableType:
     return ModelTable(model)
 
 
-def json_text(model: Model) -> str:
-    """The JSON report (see :mod:`shapecalc.report`), indented, with a final newline."""
-    return json.dumps(to_dict(model), indent=2, ensure_ascii=False) + "\n"
-
-
 def _md_cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(model: Model) -> str:
-    """A GitHub-flavoured Markdown table and summary, ready to paste."""
+def markdown(model: Model, *, explanation: bool = False) -> str:
+    """A GitHub-flavoured Markdown table and summary, ready to paste; ``explanation``
+    appends the ``--explain`` sections (equations as an indented code block)."""
     lines = [
         f"### {_title(model)}",
         "",
@@ -192,6 +186,12 @@ def markdown(model: Model) -> str:
     lines.append("")
     for label, text in summary_lines(model):
         lines.append(f"- **{label}**: {_md_cell(text)}")
+    if explanation:
+        for section in explain(model):
+            lines.extend(["", f"#### {section.title}", ""])
+            for line in section.lines:
+                # equations keep their layout as an indented code block; prose is a list
+                lines.append(f"    {line}" if line.startswith("  ") else f"- {line}")
     return "\n".join(lines) + "\n"
 
 

@@ -14,12 +14,14 @@ name), ``shape``, ``shape_formula``, ``count``, ``formula``, ``role``, ``trainab
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from shapecalc.dims import Expr, dim_ascii
+from shapecalc.explain import explain
 from shapecalc.model import DTYPE_BYTES, Model, Row
 
-__all__ = ["SCHEMA", "to_dict"]
+__all__ = ["SCHEMA", "to_dict", "to_json"]
 
 SCHEMA = "shapecalc.report/1"
 
@@ -94,3 +96,12 @@ def to_dict(model: Model, *, kind: str | None = None) -> dict[str, Any]:
         "bytes": {dtype: _value(model.bytes(dtype)) for dtype in DTYPE_BYTES},
         "notes": list(model.notes),
     }
+
+
+def to_json(model: Model, *, explanation: bool = False) -> str:
+    """The report as indented JSON text with a final newline; ``explanation`` adds the
+    ``--explain`` sections as ``explanation: [{title, lines}]``."""
+    report = to_dict(model)
+    if explanation:
+        report["explanation"] = [{"title": s.title, "lines": list(s.lines)} for s in explain(model)]
+    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"

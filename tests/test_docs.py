@@ -1,0 +1,43 @@
+"""Generated docs match what the engine produces now, and README's commands are real."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_generated_docs_are_current() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_readme_headline_total_is_the_engine_total() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "4,269,121 parameters" in readme
+
+
+def _fenced_after(heading: str) -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(re.escape(heading) + r".*?```sh\n(.*?)\n```", readme, re.S)
+    assert match, heading
+    return match.group(1)
+
+
+def test_quickstart_and_development_lines() -> None:
+    assert _fenced_after("## Quickstart") == (
+        "pip install . && shapecalc lstm --layers 2 --hidden 512 --vocab 65"
+    )
+    development = _fenced_after("## Development")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    # .ci/run reads the Development line from README.md and runs it as it stands
+    assert "## Development" in ci
+    assert development.startswith("pip install -e ") and development.endswith("pytest")

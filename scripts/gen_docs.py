@@ -1,0 +1,65 @@
+"""Regenerate the parts of the docs that come from the engine.
+
+    python scripts/gen_docs.py           # rewrite them
+    python scripts/gen_docs.py --check   # exit 1 if a committed copy differs
+
+Today: the headline command's output in README.md, between the ``headline-output``
+markers. tests/test_docs.py runs the check, so a drifted copy fails the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+HEADLINE = ["lstm", "--layers", "2", "--hidden", "512", "--vocab", "65"]
+README_WIDTH = 120
+START, END = "<!-- headline-output:start -->", "<!-- headline-output:end -->"
+
+
+def headline_output(width: int = README_WIDTH) -> str:
+    """The headline command's table as a user sees it in a terminal ``width`` wide."""
+    from shapecalc.cli import cli
+
+    env = {"COLUMNS": str(width), "FORCE_COLOR": None, "TTY_COMPATIBLE": None, "NO_COLOR": None}
+    result = CliRunner().invoke(cli, HEADLINE, env=env, prog_name="shapecalc")
+    if result.exit_code != 0:
+        raise SystemExit(f"the headline command failed: {result.output}")
+    return "\n".join(line.rstrip() for line in result.stdout.splitlines()) + "\n"
+
+
+def readme_text(current: str) -> str:
+    block = f"{START}\n```text\n$ shapecalc {' '.join(HEADLINE)}\n{headline_output()}```\n{END}"
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    if not pattern.search(current):
+        raise SystemExit(f"README.md has no {START} ... {END} block")
+    return pattern.sub(lambda _: block, current)
+
+
+def generated() -> dict[Path, str]:
+    """Every generated file with the text it should have."""
+    readme = ROOT / "README.md"
+    return {readme: readme_text(readme.read_text(encoding="utf-8"))}
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = []
+    for path, text in generated().items():
+        if path.read_text(encoding="utf-8") != text:
+            stale.append(path)
+            if not check:
+                path.write_text(text, encoding="utf-8")
+    for path in stale:
+        verb = "differs from the engine's output" if check else "rewritten"
+        print(f"{os.path.relpath(path, ROOT)}: {verb}")
+    return 1 if check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

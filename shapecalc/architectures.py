@@ -96,7 +96,6 @@ def lstm_lm(
             rule="embed_dim needs an embedding layer",
         )
     model = _build(**arguments)
-    template = _build(**_template_arguments(arguments))
     notes = list(model.notes)
     if arguments["dropout"] > 0 and arguments["layers"] == 1:
         notes.append(
@@ -108,7 +107,7 @@ def lstm_lm(
         layers=model.layers,
         ties=model.ties,
         sizes=model.sizes,
-        template=template,
+        make_template=lambda: _build(**_template_arguments(arguments)),
         factory=lstm_lm,
         arguments=arguments,
         notes=tuple(notes),

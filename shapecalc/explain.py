@@ -7,7 +7,6 @@ comes from term by term, and the usual confusions.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from shapecalc.dims import Dim, dim_str, shape_str
@@ -15,8 +14,6 @@ from shapecalc.layers import LSTM
 from shapecalc.model import Model
 
 __all__ = ["Section", "explain"]
-
-_LAYER_SUFFIX = re.compile(r"_l(\d+)(?:_reverse)?$")
 
 
 @dataclass(frozen=True)
@@ -41,14 +38,29 @@ def explain(model: Model) -> list[Section]:
     return sections
 
 
-def _input_of_layer(model: Model, lstm: LSTM, layer: int) -> str:
-    if layer > 0:
-        d = "2 directions × " if lstm.bidirectional else ""
-        what = "P" if lstm.projects else "H"
-        return f"h_t of layer {layer - 1}, {d}{what}"
+def _input_of_layer(model: Model, lstm: LSTM, label: str) -> str:
+    d = "2 directions × " if lstm.bidirectional else ""
+    below = f"h_t of the layer below, {d}{'P' if lstm.projects else 'H'}"
+    if not label.startswith("0"):
+        return below
     if any(layer.name == "embedding" for layer in model.layers):
-        return "the token embedding, E"
-    return "the one-hot vector of a token, V"
+        first = "the token embedding, E"
+    else:
+        first = "the one-hot vector of a token, V"
+    return f"layer 0 reads {first}, the others the {below}" if "." in label else first
+
+
+def _layer_groups(lstm: LSTM) -> list[tuple[str, str, Dim, Dim]]:
+    """``(label, name index, d_in, copies)``: layer 0, then the layers above it as one
+    group (they all read the layer below, so they all have the same tensors)."""
+    n = lstm.num_layers
+    if not isinstance(n, int):
+        return [(i.strip("{}"), i, d, c) for i, d, c in lstm.layer_blocks()]
+    groups: list[tuple[str, str, Dim, Dim]] = [("0", "0", lstm.layer_input_size(0), 1)]
+    if n > 1:
+        label = "1" if n == 2 else f"1..{n - 1}"
+        groups.append((label, "1", lstm.layer_input_size(1), n - 1))
+    return groups
 
 
 def _explain_lstm(model: Model, name: str, lstm: LSTM) -> list[Section]:
@@ -56,10 +68,12 @@ def _explain_lstm(model: Model, name: str, lstm: LSTM) -> list[Section]:
     g4 = 4 * h
     h_out = lstm.output_hidden
     layers = lstm.num_layers
-    d_ins = [lstm.layer_input_size(i) for i in range(layers if isinstance(layers, int) else 2)]
+    groups = _layer_groups(lstm)
+    d_ins = [d for _, _, d, _ in groups]
     what = [
-        f"hidden_size H = {_n(h)} is the length of the LSTM's hidden state h_t and of its "
-        f"cell state c_t: {_n(h)} numbers each, in every layer and every direction.",
+        f"hidden_size {'H = ' if isinstance(h, int) else ''}{_n(h)} is the length of the "
+        f"LSTM's hidden state h_t and of its cell state c_t: {_n(h)} numbers each, "
+        "in every layer and every direction.",
         "It is neither the vocabulary nor the input size nor the number of time steps. "
         f"Each of the four gates (i, f, g, o) has its own {_n(h)} × d_in input matrix, its "
         f"own {_n(h)} × {_n(h_out)} recurrent matrix and its own biases.",
@@ -71,8 +85,9 @@ def _explain_lstm(model: Model, name: str, lstm: LSTM) -> list[Section]:
         )
         + "; d_in is "
         + "; ".join(
-            f"{_n(d)} for layer {i} ({_input_of_layer(model, lstm, i)})"
-            for i, d in enumerate(d_ins)
+            f"{_n(d)} for layer{'s' if '.' in label else ''} {label} "
+            f"({_input_of_layer(model, lstm, label)})"
+            for label, _, d, _ in groups
         )
         + ".",
     ]
@@ -94,26 +109,36 @@ def _explain_lstm(model: Model, name: str, lstm: LSTM) -> list[Section]:
         f"h side is {_n(h)} × {_n(h_out)}; each b is {_n(h)}; x_t has d_in numbers, c_t has "
         f"{_n(h)} and h_t {_n(h_out)}. σ is the logistic sigmoid, ⊙ the elementwise product.",
     ]
+    first = f"{name}.weight_ih_l{groups[0][1]}"
+    suffix = groups[0][1]
     stacked = [
-        f"{name}.weight_ih_l0 = [W_ii; W_if; W_ig; W_io] stacked in gate order i, f, g, o: "
+        f"{first} = [W_ii; W_if; W_ig; W_io] stacked in gate order i, f, g, o: "
         f"{shape_str((g4, d_ins[0]))} = (4·H, d_in)",
-        f"{name}.weight_hh_l0 = [W_hi; W_hf; W_hg; W_ho]: {shape_str((g4, h_out))} = "
+        f"{name}.weight_hh_l{suffix} = [W_hi; W_hf; W_hg; W_ho]: {shape_str((g4, h_out))} = "
         + ("(4·H, P)" if proj else "(4·H, H)"),
     ]
     if lstm.bias:
         stacked.append(
-            f"{name}.bias_ih_l0 = [b_ii; b_if; b_ig; b_io] and {name}.bias_hh_l0 = "
-            f"[b_hi; b_hf; b_hg; b_ho]: {shape_str((g4,))} each"
+            f"{name}.bias_ih_l{suffix} = [b_ii; b_if; b_ig; b_io] and {name}.bias_hh_l{suffix} "
+            f"= [b_hi; b_hf; b_hg; b_ho]: {shape_str((g4,))} each"
         )
     else:
         stacked.append("bias=False: there are no b vectors at all")
     if proj:
-        stacked.append(f"{name}.weight_hr_l0 = W_hr: {shape_str((lstm.proj_size, h))} = (P, H)")
-    if len(d_ins) > 1:
         stacked.append(
-            f"Layer 1 has the same tensors with suffix _l1; its input is layer 0's h_t, so "
-            f"{name}.weight_ih_l1 is {shape_str((g4, d_ins[1]))}"
-            + (" (different from layer 0's)" if d_ins[1] != d_ins[0] else "")
+            f"{name}.weight_hr_l{suffix} = W_hr: {shape_str((lstm.proj_size, h))} = (P, H)"
+        )
+    if len(groups) > 1:
+        label, index, d_in, _ = groups[1]
+        names = (
+            f"suffix _l{index}" if label == index else f"suffixes _l{label.replace('..', ' to _l')}"
+        )
+        many = "." in label
+        stacked.append(
+            f"Layer{'s' if many else ''} {label} {'have' if many else 'has'} the same tensors, "
+            f"{names}; {'their' if many else 'its'} input is the h_t of the layer below, so "
+            f"{name}.weight_ih_l{index} is {shape_str((g4, d_in))}"
+            + (" (different from layer 0's)" if d_in != d_ins[0] else "")
             + "."
         )
     if lstm.bidirectional:
@@ -125,11 +150,18 @@ def _explain_lstm(model: Model, name: str, lstm: LSTM) -> list[Section]:
         "torch stores every weight as (out, in) and computes x·Wᵀ: the 4·H rows are the "
         "outputs of the four gates."
     )
-    counts = _per_layer(model, name)
-    per_layer = [
-        f"layer {i}: d_in = {_n(d)} -> {_n(counts[i][0])} = {dim_str(counts[i][1])} parameters"
-        for i, d in enumerate(d_ins)
-    ]
+    per_layer = []
+    for label, index, d_in, copies in groups:
+        count, formula = _one_layer(model, name, index)
+        same = _n(count) == dim_str(formula)
+        text = (
+            f"layer{'s' if '.' in label else ''} {label}: d_in = {_n(d_in)} -> {_n(count)}"
+            + ("" if same else f" = {dim_str(formula)}")
+            + " parameters"
+        )
+        if copies != 1:
+            text += f" each, {_n(copies)} layers"
+        per_layer.append(text)
     return [
         Section(f'What "hidden {_n(h)}" means', tuple(what)),
         Section("The LSTM cell (one layer, one direction, one time step)", tuple(cell)),
@@ -138,15 +170,16 @@ def _explain_lstm(model: Model, name: str, lstm: LSTM) -> list[Section]:
     ]
 
 
-def _per_layer(model: Model, name: str) -> dict[int, tuple[Dim, Dim]]:
-    """Count and formula of each recurrent layer index, both directions, from the rows."""
-    out: dict[int, tuple[Dim, Dim]] = {}
+def _one_layer(model: Model, name: str, index: str) -> tuple[Dim, Dim]:
+    """Count and formula of one recurrent layer (both directions), from the rows."""
+    count: Dim = 0
+    formula: Dim = 0
     for row in model.rows():
-        match = _LAYER_SUFFIX.search(row.param.name)
-        if row.layer == name and match:
-            count, formula = out.get(int(match.group(1)), (0, 0))
-            out[int(match.group(1))] = (count + row.count, formula + row.formula)
-    return out
+        base = row.param.name.removesuffix("_reverse")
+        if row.layer == name and base.endswith(f"_l{index}"):
+            count = count + row.param.size
+            formula = formula + row.template.size
+    return count, formula
 
 
 def _where_total_comes_from(model: Model) -> Section:

@@ -86,7 +86,8 @@ class Model:
     """Named layers in order, with ties, sizes and (for formulas) a symbolic template.
 
     ``factory`` and ``arguments`` say how the model was made, so that
-    :meth:`evaluate` can rebuild it with symbols replaced by values.
+    :meth:`evaluate` can rebuild it with symbols replaced by values. ``make_template``
+    builds the symbolic twin on first use (totals never need it; formulas do).
     """
 
     name: str
@@ -95,7 +96,7 @@ class Model:
     ties: Mapping[str, str] = field(default_factory=dict)
     #: the named sizes of the model, in display order: {"V": 65, "H": 512, ...}
     sizes: Mapping[str, Dim] = field(default_factory=dict)
-    template: Model | None = None
+    make_template: Callable[[], Model] | None = field(default=None, repr=False, compare=False)
     factory: Callable[..., Model] | None = None
     arguments: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
@@ -124,16 +125,35 @@ class Model:
                 )
 
     # -- rows and totals -----------------------------------------------------------------
+    @cached_property
+    def template(self) -> Model:
+        """The same model with its sizes as symbols: its counts are the formulas."""
+        return self.make_template() if self.make_template else self
+
+    @cached_property
+    def _own(self) -> tuple[tuple[str, Param, str | None], ...]:
+        """(layer, param, tied_to) for every parameter: all that totals need."""
+        return tuple(
+            (layer.name, p, self.ties.get(f"{layer.name}.{p.name}"))
+            for layer in self.layers
+            for p in layer.spec.params()
+        )
+
     def rows(self) -> list[Row]:
         """Every parameter of every layer, in PyTorch's order, tied ones included."""
         return list(self._rows)
 
     @cached_property
     def _rows(self) -> tuple[Row, ...]:
-        template = self.template or self
         rows: list[Row] = []
-        for layer, twin in zip(self.layers, template.layers, strict=True):
-            for param, twin_param in zip(layer.spec.params(), twin.spec.params(), strict=True):
+        for layer, twin in zip(self.layers, self.template.layers, strict=True):
+            own = list(layer.spec.params())
+            twins = list(twin.spec.params())
+            if [p.name for p in own] != [p.name for p in twins]:
+                # a symbolic layer count merges equal blocks; sizes that are equal here but
+                # distinct symbols in the template keep them apart: follow the template
+                own = [p.substitute(self.sizes) for p in twins]
+            for param, twin_param in zip(own, twins, strict=True):
                 full = f"{layer.name}.{param.name}"
                 rows.append(Row(layer.name, param, twin_param, self.ties.get(full)))
         return tuple(rows)
@@ -146,26 +166,26 @@ class Model:
     def named_parameters(self) -> list[tuple[str, tuple[Dim, ...]]]:
         """``(name, shape)`` as ``torch.nn.Module.named_parameters()`` gives them
         (a tied parameter appears once, under the name it was first registered with)."""
-        return [(r.name, r.shape) for r in self.rows() if not r.tied_to]
+        return [(f"{layer}.{p.name}", p.shape) for layer, p, tied in self._own if not tied]
 
     @property
     def total(self) -> Dim:
         """Parameters, each shared tensor counted once."""
-        return sum((r.counted for r in self._rows), start=0)
+        return sum((p.count for _, p, tied in self._own if not tied), start=0)
 
     @property
     def trainable(self) -> Dim:
-        return sum((r.counted for r in self._rows if r.param.trainable), start=0)
+        return sum((p.count for _, p, tied in self._own if not tied and p.trainable), start=0)
 
     @property
     def total_formula(self) -> Dim:
-        return (self.template or self).total
+        return self.template.total
 
     def layer_total(self, name: str) -> Dim:
-        return sum((r.counted for r in self._rows if r.layer == name), start=0)
+        return sum((p.count for n, p, tied in self._own if n == name and not tied), start=0)
 
     def layer_formula(self, name: str) -> Dim:
-        return (self.template or self).layer_total(name)
+        return self.template.layer_total(name)
 
     def bytes(self, dtype: str = "fp32") -> Dim:
         """Bytes to store the parameters at ``dtype`` (see :data:`DTYPE_BYTES`)."""
@@ -196,5 +216,7 @@ class Model:
         return self.factory(**arguments)
 
     def describe_sizes(self) -> str:
-        """``V=65, H=512, L=2``."""
-        return ", ".join(f"{k}={dim_str(v)}" for k, v in self.sizes.items())
+        """``V=65, H=512, L=2``; a size left as its own symbol is named alone (``H``)."""
+        return ", ".join(
+            k if dim_str(v) == k else f"{k}={dim_str(v)}" for k, v in self.sizes.items()
+        )

@@ -11,7 +11,8 @@ from rich.text import Text
 
 from shapecalc.dims import Dim, dim_str, shape_str
 from shapecalc.explain import explain
-from shapecalc.model import Model, Row
+from shapecalc.model import DTYPE_BYTES, Model, Row
+from shapecalc.spec import Param
 from shapecalc.units import human_bytes, human_count
 
 __all__ = ["ModelTable", "explanation", "markdown", "table"]
@@ -24,8 +25,17 @@ def _count(value: Dim) -> str:
     return f"{value:,}" if isinstance(value, int) else dim_str(value)
 
 
+def _times(param: Param) -> str:
+    """A count; for a repeated block ``(L - 1) × 4·H²``: copies times one tensor's count."""
+    if param.repeat == 1:
+        return _count(param.count)
+    copies = dim_str(param.repeat)
+    copies = f"({copies})" if " " in copies else copies
+    return f"{copies} × {_count(param.size)}"
+
+
 def _count_cell(row: Row) -> str:
-    return "tied" if row.tied_to else _count(row.count)
+    return "tied" if row.tied_to else _times(row.param)
 
 
 def _role(row: Row) -> str:
@@ -51,7 +61,7 @@ def _memory_line(model: Model) -> str:
         if isinstance(size, int):
             parts.append(f"{dtype} {human_bytes(size)} ({size:,} bytes)")
         else:
-            parts.append(f"{dtype} {dim_str(size)} bytes")
+            parts.append(f"{dtype} {DTYPE_BYTES[dtype]} bytes per parameter")
     return " · ".join(parts)
 
 
@@ -85,7 +95,7 @@ def _cells(model: Model) -> Iterator[tuple[list[str], bool]]:
                     row.name,
                     shape_str(row.shape),
                     _count_cell(row),
-                    dim_str(row.formula),
+                    _times(row.template),
                     _role(row),
                 ],
                 False,
@@ -126,30 +136,42 @@ class ModelTable:
         self, console: Console, options: ConsoleOptions
     ) -> Iterator[RenderableType]:
         wide = options.max_width >= WIDE
+        rows = list(_cells(self.model))
+        # a fully symbolic model's counts are its formulas: one column says it
+        same = all(cells[3] == cells[4] for cells, _ in rows)
+        hidden = ({"Formula"} if same else set()) | (set() if wide else {"Layer", "Role"})
+        shown = [c for c in COLUMNS if c not in hidden]
+        longest_name = max((len(cells[1]) for cells, _ in rows), default=10)
         grid = Table(title=_title(self.model), title_justify="left")
-        shown = COLUMNS if wide else tuple(c for c in COLUMNS if c not in ("Layer", "Role"))
         for name in shown:
             if name == "Role":
                 grid.add_column(name, ratio=1, min_width=20)
+            elif name == "Parameter":
+                grid.add_column(name, min_width=min(longest_name, 34), no_wrap=wide)
             else:
                 grid.add_column(
-                    name,
+                    "Count = formula" if name == "Count" and same else name,
                     style="bold" if name == "Layer" else None,
                     justify="right" if name == "Count" else "left",
-                    no_wrap=name != "Parameter" or wide,
+                    no_wrap=name in ("Layer", "Shape") or (wide and name == "Count"),
+                    overflow="fold",
                 )
-        for cells, subtotal in _cells(self.model):
-            styled = [
-                Text(c, style="italic" if subtotal and i in (1, 3, 4) else "")
-                for i, c in enumerate(cells)
-            ]
+        for cells, subtotal in rows:
+            styled = dict(
+                zip(
+                    COLUMNS,
+                    (
+                        Text(c, style="italic" if subtotal and i in (1, 3, 4) else "")
+                        for i, c in enumerate(cells)
+                    ),
+                    strict=True,
+                )
+            )
             if subtotal:
-                styled[5].stylize("dim")
+                styled["Role"].stylize("dim")
             if not wide:
-                _, param, *middle, role = styled
-                param.append("\n" + role.plain, style="dim")
-                styled = [param, *middle]
-            grid.add_row(*styled, end_section=subtotal)
+                styled["Parameter"].append("\n" + cells[5], style="dim")
+            grid.add_row(*(styled[c] for c in shown), end_section=subtotal)
         yield grid
         footer = Table.grid(padding=(0, 2))
         footer.add_column(style="bold", no_wrap=True)

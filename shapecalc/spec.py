@@ -9,7 +9,7 @@ names, in PyTorch's order, with the exact ``param.shape``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -32,10 +32,26 @@ class Param:
     shape: tuple[Dim, ...]
     role: str
     trainable: bool = True
+    #: how many tensors of this name pattern and shape there are: 1, or a block repeated
+    #: by a symbolic layer count (``weight_ih_l{1..L-1}`` stands for L - 1 tensors)
+    repeat: Dim = 1
 
     @property
     def count(self) -> Dim:
-        """How many numbers the tensor holds: the product of its shape."""
+        """How many numbers the tensor (or the repeated tensors) hold."""
+        return self.repeat * product(self.shape)
+
+    def substitute(self, values: Mapping[str, Dim]) -> Param:
+        """The same tensor with named sizes in its shape and repeat replaced."""
+        return dataclasses.replace(
+            self,
+            shape=tuple(_subs(d, values) for d in self.shape),
+            repeat=_subs(self.repeat, values),
+        )
+
+    @property
+    def size(self) -> Dim:
+        """The count of one tensor: the product of its shape."""
         return product(self.shape)
 
 
@@ -132,6 +148,10 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
+
+
+def _subs(value: Dim, values: Mapping[str, Dim]) -> Dim:
+    return value.subs(values) if isinstance(value, Expr) else value
 
 
 def less_than(a: Dim, b: Dim) -> bool | None:

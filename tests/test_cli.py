@@ -317,7 +317,7 @@ def test_json_tied_and_explained() -> None:
         (["--one-hot", "--embed-dim", "64"], ["'--embed-dim'", "no embedding layer"]),
         (["--format", "xml"], ["'--format'", "'xml' is not one of"]),
         (["--frobnicate"], ["No such option", "--frobnicate"]),
-        (["--layers", "L"], ["'--layers'", "symbolic num_layers is not supported"]),
+        (["--layers", "2.5"], ["'--layers'", "layers must be an integer >= 1 or a size name"]),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args: list[str], fragments: list[str]) -> None:

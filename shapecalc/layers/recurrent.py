@@ -18,11 +18,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.dims import Dim, dim_str, known
-from shapecalc.errors import InvalidArgumentError
+from shapecalc.dims import Dim, dim_str
 from shapecalc.spec import LayerSpec, Param, less_than, register
 
 __all__ = ["LSTM", "RecurrentSpec"]
+
+
+def _compact(value: Dim) -> str:
+    """``L-1``: a dim without spaces, for parameter names."""
+    return dim_str(value).replace(" ", "")
 
 
 class RecurrentSpec(LayerSpec):
@@ -56,14 +60,6 @@ class RecurrentSpec(LayerSpec):
                 f"got {dropout!r}",
             )
         object.__setattr__(self, "dropout", float(dropout))
-        if known(self.num_layers) is None:
-            raise InvalidArgumentError(
-                "a symbolic num_layers is not supported for a single layer spec; give an integer",
-                layer=self.label("num_layers"),
-                field="num_layers",
-                value=self.num_layers,
-                rule="num_layers must be an integer here",
-            )
 
     @property
     def num_directions(self) -> int:
@@ -81,44 +77,62 @@ class RecurrentSpec(LayerSpec):
     def _gate_text(self) -> str:
         return ", ".join(self.gates)
 
+    def layer_blocks(self) -> list[tuple[str, Dim, Dim]]:
+        """``(index, d_in, copies)`` per layer; with a symbolic ``num_layers`` the layers
+        above 0 form one repeated block, and layer 0 joins it when its input size is the same.
+
+        >>> LSTM("E", "H", num_layers="L").layer_blocks()
+        [('0', Expr('E'), 1), ('{1..L-1}', Expr('H'), Expr('L - 1'))]
+        """
+        n = self.num_layers
+        if isinstance(n, int):
+            return [(str(i), self.layer_input_size(i), 1) for i in range(n)]
+        first, rest = self.layer_input_size(0), self.layer_input_size(1)
+        if first == rest:
+            return [(f"{{0..{_compact(n - 1)}}}", rest, n)]
+        return [("0", first, 1), (f"{{1..{_compact(n - 1)}}}", rest, n - 1)]
+
     def params(self) -> Iterator[Param]:
         g = len(self.gates)
         h, h_out = self.hidden_size, self.output_hidden
         gates = self._gate_text()
-        num_layers = known(self.num_layers)
-        assert num_layers is not None  # refused in _check_recurrent
-        for layer in range(num_layers):
-            d_in = self.layer_input_size(layer)
+        for index, d_in, copies in self.layer_blocks():
             for direction in range(self.num_directions):
-                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                suffix = f"_l{index}" + ("_reverse" if direction else "")
                 where = ", backward direction" if direction else ""
+                if copies != 1:
+                    where += f"; one per layer, {dim_str(copies)} layers"
                 yield Param(
                     "weight_ih" + suffix,
                     (g * h, d_in),
                     f"input-to-hidden weights of gates {gates} stacked: "
                     f"{g} × ({dim_str(h)} × {dim_str(d_in)}){where}",
+                    repeat=copies,
                 )
                 yield Param(
                     "weight_hh" + suffix,
                     (g * h, h_out),
                     f"hidden-to-hidden (recurrent) weights of gates {gates} stacked: "
                     f"{g} × ({dim_str(h)} × {dim_str(h_out)}){where}",
+                    repeat=copies,
                 )
                 if self.bias:
                     yield Param(
                         "bias_ih" + suffix,
                         (g * h,),
                         f"input-side biases of gates {gates}: {g} × {dim_str(h)}{where}",
+                        repeat=copies,
                     )
                     yield Param(
                         "bias_hh" + suffix,
                         (g * h,),
                         f"hidden-side biases of gates {gates}: {g} × {dim_str(h)} "
                         f"(PyTorch's second bias; Keras has one){where}",
+                        repeat=copies,
                     )
-                yield from self._extra_params(suffix, where)
+                yield from self._extra_params(suffix, where, copies)
 
-    def _extra_params(self, suffix: str, where: str) -> Iterator[Param]:
+    def _extra_params(self, suffix: str, where: str, copies: Dim) -> Iterator[Param]:
         return iter(())
 
 
@@ -175,7 +189,7 @@ class LSTM(RecurrentSpec):
     def output_hidden(self) -> Dim:
         return self.proj_size if self.projects else self.hidden_size
 
-    def _extra_params(self, suffix: str, where: str) -> Iterator[Param]:
+    def _extra_params(self, suffix: str, where: str, copies: Dim) -> Iterator[Param]:
         if self.projects:
             p, h = self.proj_size, self.hidden_size
             yield Param(
@@ -183,4 +197,5 @@ class LSTM(RecurrentSpec):
                 (p, h),
                 f"projection of h_t = W_hr·(o ⊙ tanh c_t) down to proj_size: "
                 f"{dim_str(p)} × {dim_str(h)}{where}",
+                repeat=copies,
             )

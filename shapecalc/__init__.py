@@ -17,6 +17,7 @@ from shapecalc.errors import (
 )
 from shapecalc.layers import LSTM, Embedding, Linear
 from shapecalc.model import DTYPE_BYTES, Layer, Model, Row
+from shapecalc.solve import Candidate, Solution, parse_budget, solve
 from shapecalc.spec import LAYER_KINDS, LayerSpec, Param
 
 __version__ = "0.1.0"
@@ -25,6 +26,7 @@ __all__ = [
     "DTYPE_BYTES",
     "LAYER_KINDS",
     "LSTM",
+    "Candidate",
     "Dim",
     "Embedding",
     "Expr",
@@ -37,8 +39,11 @@ __all__ = [
     "Param",
     "Row",
     "ShapecalcError",
+    "Solution",
     "TieError",
     "__version__",
     "lstm_lm",
+    "parse_budget",
+    "solve",
     "symbol",
 ]

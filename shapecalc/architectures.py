@@ -159,7 +159,7 @@ def _build(
             proj_size=proj_size,
         )
     except ShapecalcError as err:
-        raise err.for_field(_LSTM_ARG.get(err.field or "", err.field or "")) from None
+        raise err.renamed(_LSTM_ARG) from None
     h_out = lstm.output_hidden
     head_in = lstm.num_directions * h_out
     parts: list[Layer] = []

@@ -232,6 +232,10 @@ class Expr:
     def __repr__(self) -> str:
         return f"Expr({self.ascii()!r})"
 
+    def _sympy_(self) -> Any:
+        """Lets sympy take an Expr anywhere: ``sympy.diff(model.total, "H")``."""
+        return self.to_sympy()
+
     def to_sympy(self) -> Any:
         """The same polynomial as a sympy expression over positive-integer symbols."""
         import sympy

@@ -37,6 +37,7 @@ class ShapecalcError(ValueError):
         value: Any = None,
         rule: str | None = None,
         fix: str | None = None,
+        related: tuple[str, ...] = (),
     ) -> None:
         self.message = message
         self.layer = layer
@@ -44,6 +45,8 @@ class ShapecalcError(ValueError):
         self.value = value
         self.rule = rule
         self.fix = fix
+        #: other arguments the broken rule involves (hidden_size for proj_size < hidden_size)
+        self.related = related
         super().__init__(self._render())
 
     def _render(self) -> str:
@@ -52,15 +55,16 @@ class ShapecalcError(ValueError):
             text = f"{text}; {self.fix}"
         return text
 
-    def for_field(self, field: str) -> ShapecalcError:
-        """The same error, attributed to another argument name (a factory's own)."""
+    def renamed(self, names: dict[str, str]) -> ShapecalcError:
+        """The same error with argument names translated (a layer's to its factory's)."""
         return type(self)(
             self.message,
             layer=self.layer,
-            field=field,
+            field=names.get(self.field or "", self.field),
             value=self.value,
             rule=self.rule,
             fix=self.fix,
+            related=tuple(names.get(f, f) for f in self.related),
         )
 
 

@@ -102,7 +102,15 @@ class Model:
     notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        params = {f"{layer.name}.{p.name}": p for layer in self.layers for p in layer.spec.params()}
+        if not self.ties:
+            return
+        wanted = {name.rpartition(".")[0] for pair in self.ties.items() for name in pair}
+        params = {
+            f"{layer.name}.{p.name}": p
+            for layer in self.layers
+            if layer.name in wanted
+            for p in layer.spec.params()
+        }
         for tied, source in self.ties.items():
             a, b = params.get(tied), params.get(source)
             if a is None or b is None:

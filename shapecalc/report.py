@@ -20,8 +20,9 @@ from typing import Any
 from shapecalc.dims import Expr, dim_ascii
 from shapecalc.explain import explain
 from shapecalc.model import DTYPE_BYTES, Model, Row
+from shapecalc.solve import Candidate, Solution
 
-__all__ = ["SCHEMA", "to_dict", "to_json"]
+__all__ = ["SCHEMA", "solution_dict", "solution_json", "to_dict", "to_json"]
 
 SCHEMA = "shapecalc.report/1"
 
@@ -105,3 +106,26 @@ def to_json(model: Model, *, explanation: bool = False) -> str:
     if explanation:
         report["explanation"] = [{"title": s.title, "lines": list(s.lines)} for s in explain(model)]
     return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+
+
+def solution_dict(solution: Solution) -> dict[str, Any]:
+    """``shapecalc solve --format json`` (schema ``shapecalc.solve/1``)."""
+
+    def candidate(c: Candidate) -> dict[str, Any]:
+        return {"size": c.size, "total": c.total, "distance": c.distance}
+
+    return {
+        "schema": "shapecalc.solve/1",
+        "free": solution.free,
+        "target": solution.target,
+        "multiple_of": solution.multiple_of,
+        "fixed": {k: _value(v) for k, v in solution.fixed.items()},
+        "below": candidate(solution.below),
+        "above": candidate(solution.above),
+        "closest": "below" if solution.closest is solution.below else "above",
+        "formula": None if solution.formula is None else dim_ascii(solution.formula),
+    }
+
+
+def solution_json(solution: Solution) -> str:
+    return json.dumps(solution_dict(solution), indent=2) + "\n"

@@ -93,6 +93,7 @@ class LayerSpec:
             field=field,
             value=value,
             rule=rule,
+            related=others,
         )
 
     def label(self, *fields: str) -> str:

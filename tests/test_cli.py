@@ -373,3 +373,52 @@ def test_python_dash_m_error_exit_status() -> None:
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_latex_golden() -> None:
+    result = run([*HEADLINE, "--format", "latex"])
+    assert result.exit_code == 0
+    check_golden("lstm_headline.tex", result.stdout)
+    assert r"\texttt{lstm.weight\_ih\_l0} & $(2048, 512)$ & $1{,}048{,}576$ & $4 H^{2}$ \\" in (
+        result.stdout
+    )
+    assert r"$16 H^{2} + 2 V H + 16 H + V$" in result.stdout
+
+
+def test_symbolic_command_prints_formulas() -> None:
+    result = run(["lstm", "--layers", "L", "--hidden", "H", "--vocab", "V"], 160)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "LSTM language model (V, H, L)" in out
+    assert "lstm.weight_ih_l{0..L-1}" in out
+    assert "L × 4·H²" in out
+    assert "8·L·H² + 8·L·H + 2·V·H + V parameters" in out
+    report = json.loads(
+        run(["lstm", "--layers", "L", "--hidden", "H", "--vocab", "V", "--format", "json"]).stdout
+    )
+    assert report["total"] == "8*L*H**2 + 8*L*H + 2*V*H + V"
+    assert report["layers"][1]["params"][0]["shape"] == ["4*H", "H"]
+    latex = run(
+        [
+            "lstm",
+            "--layers",
+            "L",
+            "--hidden",
+            "H",
+            "--vocab",
+            "V",
+            "--embed-dim",
+            "E",
+            "--format",
+            "latex",
+        ]
+    ).stdout
+    assert r"$(L - 1) \times 4 H^{2}$" in latex
+
+
+def test_mixed_symbolic_command() -> None:
+    result = run(["lstm", "--hidden", "H", "--vocab", "65", "--layers", "2", "--format", "json"])
+    report = json.loads(result.stdout)
+    assert report["total"] == "16*H**2 + 146*H + 65"
+    assert report["total_formula"] == "16*H**2 + 2*V*H + 16*H + V"
+    assert report["model"]["sizes"] == {"V": 65, "H": "H", "L": 2}

@@ -41,3 +41,23 @@ def test_quickstart_and_development_lines() -> None:
     # .ci/run reads the Development line from README.md and runs it as it stands
     assert "## Development" in ci
     assert development.startswith("pip install -e ") and development.endswith("pytest")
+
+
+def test_readme_python_example_runs_and_its_comments_are_true() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"```python\n(.*?)```", readme, re.S)
+    assert match
+    namespace: dict[str, object] = {}
+    checked = 0
+    for line in match.group(1).splitlines():
+        code, _, comment = line.partition("  # ")
+        if not code.strip():
+            continue
+        if "=" in code.split("(")[0] or code.startswith("import"):
+            exec(code, namespace)
+            continue
+        value = eval(code, namespace)
+        expected = comment.split(";")[0].strip()
+        assert repr(value) == expected, (code, repr(value), expected)
+        checked += 1
+    assert checked >= 5

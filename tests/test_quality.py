@@ -19,9 +19,9 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_ruff_check_and_format() -> None:
     pytest.importorskip("ruff", reason="install the dev extra: pip install -e '.[dev]'")
-    lint = run("ruff", "check", "shapecalc", "tests", "scripts")
+    lint = run("ruff", "check", "shapecalc", "tests", "scripts", "benchmarks")
     assert lint.returncode == 0, lint.stdout + lint.stderr
-    fmt = run("ruff", "format", "--check", "shapecalc", "tests", "scripts")
+    fmt = run("ruff", "format", "--check", "shapecalc", "tests", "scripts", "benchmarks")
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 import shapecalc
-from shapecalc.dims import Expr
+from shapecalc.dims import Expr, symbol
 from tests.strategies import lstm_lm_args
 
 
@@ -27,21 +29,80 @@ def test_every_formula_evaluates_to_its_count(args: dict[str, Any]) -> None:
         assert evaluate(model.layer_formula(layer.name), sizes) == model.layer_total(layer.name)
 
 
-@given(args=lstm_lm_args())
-def test_symbolic_model_evaluates_to_concrete_model(args: dict[str, Any]) -> None:
+NAMES = {"vocab": "V", "hidden": "H", "layers": "L", "embed_dim": "E", "proj_size": "P"}
+
+
+@given(args=lstm_lm_args(), which=st.sets(st.sampled_from(sorted(NAMES))))
+def test_symbolic_model_evaluates_to_concrete_model(args: dict[str, Any], which: set[str]) -> None:
+    """Any subset of the sizes made symbolic (the layer count too), every option
+    combination: the symbolic total evaluated at the sizes is the concrete total."""
     concrete = shapecalc.lstm_lm(**args)
-    names = {"vocab": "V", "hidden": "H", "embed_dim": "E", "proj_size": "P"}
     symbolic_args = dict(args)
     values = {}
-    for arg, name in names.items():
+    for arg in which:
         if args.get(arg):
-            symbolic_args[arg] = name
-            values[name] = args[arg]
+            symbolic_args[arg] = NAMES[arg]
+            values[NAMES[arg]] = args[arg]
     symbolic = shapecalc.lstm_lm(**symbolic_args)
-    assert isinstance(symbolic.total, Expr)
-    evaluated = symbolic.evaluate(**values)
+    assert evaluate(symbolic.total, values) == concrete.total
+    for row in symbolic.rows():  # every row's formula is its count's own formula
+        assert evaluate(row.count, values) == evaluate(
+            row.formula, {**dict(concrete.sizes), **values}
+        )
+    evaluated = symbolic.evaluate(**values) if values else symbolic
     assert evaluated.total == concrete.total
     assert evaluated.named_parameters() == concrete.named_parameters()
+
+
+def test_symbolic_layer_count_multiplies_the_block() -> None:
+    model = shapecalc.lstm_lm(vocab="V", hidden="H", layers="L")
+    assert str(model.total) == "8·L·H² + 8·L·H + 2·V·H + V"
+    names = [r.name for r in model.rows()]
+    assert "lstm.weight_ih_l{0..L-1}" in names
+    assert not any(n.endswith("_l0") for n in names)  # layer 0 is like the others here
+    ih = next(r for r in model.rows() if r.name == "lstm.weight_ih_l{0..L-1}")
+    assert ih.param.repeat == symbol("L") and ih.shape == (4 * symbol("H"), symbol("H"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "first_input"),
+    [({"one_hot": True}, "V"), ({"embed_dim": "E"}, "E"), ({"bidirectional": True}, "H")],
+)
+def test_layer_zero_apart_when_its_input_differs(kwargs: dict[str, Any], first_input: str) -> None:
+    model = shapecalc.lstm_lm(vocab="V", hidden="H", layers="L", **kwargs)
+    rows = {r.name: r for r in model.rows()}
+    assert str(rows["lstm.weight_ih_l0"].shape[1]) == first_input
+    rest = rows["lstm.weight_ih_l{1..L-1}"]
+    assert str(rest.param.repeat) == "L - 1"
+
+
+def test_mixed_concrete_and_symbolic_sizes() -> None:
+    model = shapecalc.lstm_lm(vocab=65, hidden="H", layers=2)
+    assert str(model.total) == "16·H² + 146·H + 65"
+    assert str(model.total_formula) == "16·H² + 2·V·H + 16·H + V"
+    assert model.describe_sizes() == "V=65, H, L=2"
+    assert model.evaluate(H=512).total == 4_269_121
+
+
+def test_symbolic_layers_with_equal_concrete_sizes_follow_the_template() -> None:
+    # E = H = 512 merges layer 0 into the block here, but the template keeps E apart
+    model = shapecalc.lstm_lm(vocab=65, hidden=512, layers="L", embed_dim=512)
+    names = [r.name for r in model.rows()]
+    assert "lstm.weight_ih_l0" in names and "lstm.weight_ih_l{1..L-1}" in names
+    assert sum((r.counted for r in model.rows()), start=0) == model.total
+    assert model.evaluate(L=2).total == shapecalc.lstm_lm(65, 512, 2, embed_dim=512).total
+
+
+def test_total_is_usable_by_sympy() -> None:
+    import sympy
+
+    model = shapecalc.lstm_lm(vocab="V", hidden="H", layers="L")
+    h = sympy.Symbol("H", positive=True, integer=True)
+    assert sympy.diff(model.total, h) == sympy.sympify(model.total).diff(h)
+    assert sympy.sympify(model.total).subs(
+        {s: 2 for s in sympy.sympify(model.total).free_symbols}
+    ) == model.total.subs({"V": 2, "H": 2, "L": 2})
+    assert sympy.latex(model.total.to_sympy())
 
 
 def test_headline_formulas() -> None:

@@ -1,0 +1,283 @@
+"""Sizing a model for a parameter budget.
+
+:func:`solve` finds the free size (``hidden`` by default) whose model comes closest to a
+target count from below, and the next size above it. Counts grow with every size, so the
+search is a bisection over whole numbers: an exponential probe for an upper bound, then
+halving, about 2·log2(n) count evaluations. When the factory accepts a symbol for the free
+size (every shapecalc factory does), the count is one polynomial built once and evaluated
+exactly at each probe, so a solve costs well under a millisecond at any size.
+
+>>> import shapecalc
+>>> s = solve(shapecalc.lstm_lm, "10M", free="hidden", layers=2, vocab=65)
+>>> (s.below.size, s.below.total, s.above.size, s.above.total)
+(786, 9999557, 787, 10024871)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from functools import cached_property
+from typing import Any
+
+from shapecalc.dims import Dim, Expr, dim_str, symbol
+from shapecalc.errors import InvalidArgumentError, ShapecalcError
+from shapecalc.model import Model
+
+__all__ = ["Candidate", "Solution", "parse_budget", "solve"]
+
+#: the largest budget accepted: 10**24 parameters (beyond any model, and searches stay fast)
+MAX_BUDGET = 10**24
+_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
+_BUDGET = re.compile(
+    r"(?P<number>(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)"
+    r"\s?(?P<suffix>[kKmMbBgGtT]?)"
+)
+_FORMS = "write it as 10M, 3.5e6, 1.2B, 350k or 4,269,121"
+
+
+def parse_budget(text: Any, *, field: str = "target") -> int:
+    """A parameter count from ``10M``, ``3.5e6``, ``1.2B``, ``350k``, ``4,269,121`` or an int.
+
+    Suffixes: k (10³), M (10⁶), B or G (10⁹), T (10¹²), any case. The value must be a
+    whole number of parameters between 1 and 10²⁴.
+
+    >>> [parse_budget(t) for t in ("10M", "3.5e6", "1.2B", "350k", "4,269,121")]
+    [10000000, 3500000, 1200000000, 350000, 4269121]
+    """
+    if isinstance(text, bool):
+        raise InvalidArgumentError(
+            f"{text!r} is not a parameter budget; {_FORMS}",
+            field=field,
+            value=text,
+            rule="a budget is a whole number of parameters",
+        )
+    if isinstance(text, int):
+        value = text
+    else:
+        raw = str(text).strip()
+        match = _BUDGET.fullmatch(raw)
+        if not match:
+            raise InvalidArgumentError(
+                f"{str(text)!r} is not a parameter budget; {_FORMS}",
+                field=field,
+                value=text,
+                rule="a budget is a number with an optional k, M, B or T suffix",
+            )
+        try:
+            exact = Decimal(match["number"].replace(",", "")) * _SUFFIX[match["suffix"].lower()]
+        except InvalidOperation:  # pragma: no cover - the pattern admits only numbers
+            raise InvalidArgumentError(
+                f"{raw!r} is not a parameter budget; {_FORMS}", field=field, value=text
+            ) from None
+        if exact > MAX_BUDGET:
+            value = MAX_BUDGET + 1
+        elif exact != exact.to_integral_value():
+            raise InvalidArgumentError(
+                f"{raw!r} is {exact.normalize():f} parameters, not a whole number",
+                field=field,
+                value=text,
+                rule="a budget is a whole number of parameters",
+            )
+        else:
+            value = int(exact)
+    if not 1 <= value <= MAX_BUDGET:
+        raise InvalidArgumentError(
+            f"a budget must be between 1 and 10**24 parameters, got {text}",
+            field=field,
+            value=text,
+            rule="1 <= budget <= 10**24",
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One size, its exact total and (built on first use) the model it gives."""
+
+    size: int
+    total: int
+    target: int
+    build: Callable[[], Model] = field(repr=False, compare=False)
+
+    @cached_property
+    def model(self) -> Model:
+        return self.build()
+
+    @property
+    def distance(self) -> int:
+        """``total - target``: negative below the budget, positive above."""
+        return self.total - self.target
+
+
+@dataclass(frozen=True)
+class Solution:
+    """The sizes on either side of a budget: ``below.total <= target < above.total``."""
+
+    free: str
+    target: int
+    multiple_of: int
+    below: Candidate
+    above: Candidate
+    #: the total as a function of the free size (other sizes fixed), when known
+    formula: Dim | None
+
+    @property
+    def fixed(self) -> dict[str, Any]:
+        """The factory's other arguments, as the model normalised them."""
+        return {k: v for k, v in self.below.model.arguments.items() if k != self.free}
+
+    @property
+    def fixed_sizes(self) -> str:
+        """``V=65, L=2``: the named sizes that stayed fixed."""
+        letter = LETTERS.get(self.free, self.free)
+        sizes = self.below.model.sizes
+        return ", ".join(f"{k}={dim_str(v)}" for k, v in sizes.items() if k != letter)
+
+    @property
+    def closest(self) -> Candidate:
+        return self.below if -self.below.distance <= self.above.distance else self.above
+
+
+def solve(
+    factory: Callable[..., Model],
+    target: Any,
+    free: str = "hidden",
+    *,
+    multiple_of: int = 1,
+    **fixed: Any,
+) -> Solution:
+    """Find the ``free`` size whose model is closest to ``target`` from below, and the next.
+
+    ``target`` is an int or a budget string (see :func:`parse_budget`); ``multiple_of``
+    restricts sizes to multiples (64 for hardware-friendly widths); ``fixed`` are the
+    factory's other arguments, which must be concrete.
+    """
+    budget = parse_budget(target)
+    if isinstance(multiple_of, bool) or not isinstance(multiple_of, int) or multiple_of < 1:
+        raise InvalidArgumentError(
+            f"multiple_of must be an integer >= 1, got {multiple_of!r}",
+            field="multiple_of",
+            value=multiple_of,
+            rule="multiple_of must be an integer >= 1",
+        )
+    if free in fixed:
+        raise InvalidArgumentError(
+            f"{free} is the size being solved for; do not also fix it (got {fixed[free]!r})",
+            field=free,
+            value=fixed[free],
+            rule="the free size is not given",
+        )
+    step = multiple_of
+    count = _counter(factory, free, fixed)
+
+    def build(k: int) -> Model | None:
+        try:
+            return factory(**fixed, **{free: k * step})
+        except ShapecalcError as err:
+            if free in (err.field, *err.related):
+                return None  # too small for a rule of the model (hidden > proj_size)
+            raise
+
+    # the smallest valid multiple: validity only fails below some size
+    low = 1
+    if build(low) is None:
+        high = 2
+        while build(high) is None:
+            low, high = high, high * 2
+            if high * step > MAX_BUDGET:
+                raise InvalidArgumentError(
+                    f"no {free} gives a valid model with these sizes",
+                    field=free,
+                    value=None,
+                    rule=f"some {free} must give a valid model",
+                )
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (low, middle) if build(middle) is not None else (middle, high)
+        low = high
+    smallest = count(low * step)
+    if smallest > budget:
+        raise InvalidArgumentError(
+            f"no {free} fits {budget:,} parameters: the smallest model, {free}={low * step}, "
+            f"has {smallest:,}",
+            field="target",
+            value=budget,
+            rule="the budget must be at least the smallest model's count",
+        )
+    # exponential probe, then bisection: count(low) <= budget < count(high)
+    high = low * 2
+    while count(high * step) <= budget:
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        if count(middle * step) <= budget:
+            low = middle
+        else:
+            high = middle
+    formula = _formula(factory, free, fixed)
+
+    def candidate(k: int) -> Candidate:
+        return Candidate(
+            k * step, count(k * step), budget, lambda: factory(**fixed, **{free: k * step})
+        )
+
+    return Solution(
+        free=free,
+        target=budget,
+        multiple_of=step,
+        below=candidate(low),
+        above=candidate(high),
+        formula=formula,
+    )
+
+
+_FREE = "n_free"
+#: the usual symbol of each size argument, for formulas
+LETTERS = {"hidden": "H", "vocab": "V", "layers": "L", "embed_dim": "E", "proj_size": "P"}
+
+
+def _symbolic_total(factory: Callable[..., Model], free: str, fixed: dict[str, Any]) -> Dim:
+    return factory(**fixed, **{free: symbol(_FREE)}).total
+
+
+def _counter(
+    factory: Callable[..., Model], free: str, fixed: dict[str, Any]
+) -> Callable[[int], int]:
+    """count(n): the total at free size n, from one polynomial when the factory allows."""
+    try:
+        total = _symbolic_total(factory, free, fixed)
+    except (ShapecalcError, TypeError):
+        total = None
+    if isinstance(total, Expr) and total.free_symbols == {_FREE}:
+        poly = total
+
+        def from_polynomial(n: int) -> int:
+            value = poly.subs({_FREE: n})
+            assert isinstance(value, int)
+            return value
+
+        return from_polynomial
+
+    def by_building(n: int) -> int:
+        value = factory(**fixed, **{free: n}).total
+        if not isinstance(value, int):
+            raise InvalidArgumentError(
+                "solve needs every other size to be a number", field=free, value=value
+            )
+        return value
+
+    return by_building
+
+
+def _formula(factory: Callable[..., Model], free: str, fixed: dict[str, Any]) -> Dim | None:
+    """The total in the free size's usual symbol (16·H² + 146·H + 65)."""
+    try:
+        total = _symbolic_total(factory, free, fixed)
+    except (ShapecalcError, TypeError):
+        return None
+    if isinstance(total, Expr):
+        return total.subs({_FREE: symbol(LETTERS.get(free, free))})
+    return None

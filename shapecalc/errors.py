@@ -12,6 +12,7 @@ from typing import Any
 __all__ = [
     "InvalidArgumentError",
     "MissingDependencyError",
+    "ShapeError",
     "ShapecalcError",
     "TieError",
 ]
@@ -74,6 +75,10 @@ class InvalidArgumentError(ShapecalcError):
 
 class TieError(ShapecalcError):
     """Two parameters asked to be tied (shared) cannot be: their shapes differ."""
+
+
+class ShapeError(ShapecalcError):
+    """An input shape does not fit a layer (wrong feature size, wrong rank)."""
 
 
 class MissingDependencyError(ShapecalcError):

@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from shapecalc.dims import Dim, Expr, as_size, dim_str, known, product
-from shapecalc.errors import InvalidArgumentError
+from shapecalc.errors import InvalidArgumentError, ShapeError
 
-__all__ = ["LAYER_KINDS", "LayerSpec", "Param", "register"]
+__all__ = ["LAYER_KINDS", "LayerSpec", "Param", "Shape", "register"]
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,17 @@ def register(cls: type[LayerSpec]) -> type[LayerSpec]:
     return cls
 
 
+Shape = tuple[Dim, ...]
+
+
 class LayerSpec:
     """Base of every layer spec (subclasses are frozen dataclasses)."""
 
     kind: ClassVar[str]
+    #: the docs page the kind is listed on (recurrent, linear, embedding, conv, norm, ...)
+    family: ClassVar[str] = "other"
+    #: one line for ``shapecalc layers``
+    summary: ClassVar[str] = ""
     #: fields that are sizes (ints >= minimum, or symbols), with their minimum
     size_fields: ClassVar[dict[str, int]] = {}
     #: fields that must be real bools (torch refuses ints for these)
@@ -81,12 +88,42 @@ class LayerSpec:
             if not isinstance(value, bool):
                 self._fail(name, value, f"{name} must be True or False", f"got {value!r}")
         for name, minimum in self.size_fields.items():
-            value = getattr(self, name)
-            object.__setattr__(
-                self, name, as_size(value, owner=self.label(name), field=name, minimum=minimum)
-            )
+            self._check_size_field(name, minimum)
 
-    def _fail(self, field: str, value: Any, rule: str, detail: str, *others: str) -> None:
+    def _check_size_field(self, name: str, minimum: int) -> None:
+        """Normalise a size argument in place: an int >= minimum, or a symbol."""
+        value = as_size(getattr(self, name), owner=self.label(name), field=name, minimum=minimum)
+        object.__setattr__(self, name, value)
+
+    def _check_choice(self, field: str, options: tuple[str, ...]) -> None:
+        value = getattr(self, field)
+        if value not in options:
+            listed = ", ".join(repr(o) for o in options)
+            self._fail(field, value, f"{field} must be one of {listed}", f"got {value!r}")
+
+    def _check_number(
+        self,
+        field: str,
+        low: float | None = None,
+        high: float | None = None,
+        *,
+        optional: bool = False,
+    ) -> None:
+        """A real number (not a bool) within [low, high]; None too when ``optional``."""
+        value = getattr(self, field)
+        if value is None and optional:
+            return
+        bounds = f" in [{low}, {high}]" if low is not None and high is not None else ""
+        rule = f"{field} must be a number{bounds}" + (" or None" if optional else "")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self._fail(field, value, rule, f"got {value!r}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            self._fail(field, value, rule, f"got {value!r}")
+
+    def _fail_shape(self, message: str, value: Any) -> NoReturn:
+        raise ShapeError(f"{message}", layer=str(self), field="input", value=value, rule=message)
+
+    def _fail(self, field: str, value: Any, rule: str, detail: str, *others: str) -> NoReturn:
         raise InvalidArgumentError(
             f"{rule} ({detail})",
             layer=self.label(field, *others),
@@ -130,6 +167,11 @@ class LayerSpec:
     def buffers(self) -> Iterator[Param]:
         """Buffers (state that is not trained, such as running statistics)."""
         return iter(())
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        """The shapes ``forward`` returns for inputs of these shapes, as PyTorch computes
+        them; a shape that does not fit raises :class:`ShapeError` naming both."""
+        raise NotImplementedError(f"{self.kind} does not compute output shapes")
 
     def total(self) -> Dim:
         return sum((p.count for p in self.params()), start=0)

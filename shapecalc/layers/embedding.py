@@ -1,4 +1,4 @@
-"""Embeddings: ``torch.nn.Embedding``."""
+"""Embeddings: ``Embedding`` (a lookup table) and ``EmbeddingBag`` (sums or means of rows)."""
 
 from __future__ import annotations
 
@@ -6,35 +6,32 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
-from shapecalc.dims import Dim, dim_str, known
-from shapecalc.spec import LayerSpec, Param, register
+from shapecalc.dims import Dim, dim_str, known, shape_str
+from shapecalc.layers._shapes import one_input
+from shapecalc.spec import LayerSpec, Param, Shape, register
 
-__all__ = ["Embedding"]
+__all__ = ["Embedding", "EmbeddingBag"]
 
 
-@register
-@dataclass(frozen=True)
-class Embedding(LayerSpec):
-    """``nn.Embedding(num_embeddings, embedding_dim, ...)``: a lookup table, one row per token.
-
-    >>> [(p.name, p.shape) for p in Embedding(65, 512).params()]
-    [('weight', (65, 512))]
-    """
+class _Table(LayerSpec):
+    """What Embedding and EmbeddingBag share: the table and the padding_idx rule."""
 
     num_embeddings: Dim
     embedding_dim: Dim
-    padding_idx: int | None = None
-    max_norm: float | None = None
-    norm_type: float = 2.0
-    scale_grad_by_freq: bool = False
-    sparse: bool = False
+    padding_idx: int | None
+    max_norm: float | None
+    norm_type: float
 
-    kind: ClassVar[str] = "Embedding"
+    family: ClassVar[str] = "embedding"
     size_fields: ClassVar[dict[str, int]] = {"num_embeddings": 0, "embedding_dim": 0}
-    bool_fields: ClassVar[tuple[str, ...]] = ("scale_grad_by_freq", "sparse")
 
     def __post_init__(self) -> None:
         self._check_fields()
+        self._check_padding_idx()
+
+    def _check_padding_idx(self) -> None:
+        self._check_number("max_norm", optional=True)
+        self._check_number("norm_type")
         idx = self.padding_idx
         if idx is None:
             return
@@ -57,3 +54,90 @@ class Embedding(LayerSpec):
             (n, d),
             f"lookup table: one {dim_str(d)}-vector for each of {dim_str(n)} tokens",
         )
+
+
+@register
+@dataclass(frozen=True)
+class Embedding(_Table):
+    """``nn.Embedding(num_embeddings, embedding_dim, ...)``: a lookup table, one row per token.
+
+    >>> [(p.name, p.shape) for p in Embedding(65, 512).params()]
+    [('weight', (65, 512))]
+    """
+
+    num_embeddings: Dim
+    embedding_dim: Dim
+    padding_idx: int | None = None
+    max_norm: float | None = None
+    norm_type: float = 2.0
+    scale_grad_by_freq: bool = False
+    sparse: bool = False
+
+    kind: ClassVar[str] = "Embedding"
+    summary: ClassVar[str] = "lookup table: weight (num_embeddings, embedding_dim)"
+    bool_fields: ClassVar[tuple[str, ...]] = ("scale_grad_by_freq", "sparse")
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        """Indices of any shape (*) -> (*, embedding_dim)."""
+        if len(inputs) != 1:
+            self._fail_shape(f"takes one input shape, got {len(inputs)}", inputs)
+        return ((*inputs[0], self.embedding_dim),)
+
+
+@register
+@dataclass(frozen=True)
+class EmbeddingBag(_Table):
+    """``nn.EmbeddingBag(num_embeddings, embedding_dim, max_norm=None, norm_type=2.0,
+    scale_grad_by_freq=False, mode='mean', sparse=False, include_last_offset=False,
+    padding_idx=None)``: reduces each bag of rows to one vector.
+
+    torch's constructor accepts any ``mode`` and fails at the first forward; shapecalc
+    refuses anything but ``'sum'``, ``'mean'`` and ``'max'`` at once.
+    """
+
+    num_embeddings: Dim
+    embedding_dim: Dim
+    max_norm: float | None = None
+    norm_type: float = 2.0
+    scale_grad_by_freq: bool = False
+    mode: str = "mean"
+    sparse: bool = False
+    include_last_offset: bool = False
+    padding_idx: int | None = None
+
+    kind: ClassVar[str] = "EmbeddingBag"
+    summary: ClassVar[str] = "sum, mean or max of bags of rows: weight (num_embeddings, dim)"
+    bool_fields: ClassVar[tuple[str, ...]] = (
+        "scale_grad_by_freq",
+        "sparse",
+        "include_last_offset",
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_choice("mode", ("sum", "mean", "max"))
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        """(B, N) bags of N indices -> (B, embedding_dim); or a 1-D input with offsets (B,)
+        -> (B, embedding_dim), one fewer bag with ``include_last_offset``."""
+        if len(inputs) == 1:
+            shape = one_input(self, inputs, 2)
+            return ((shape[0], self.embedding_dim),)
+        if len(inputs) != 2:
+            self._fail_shape(f"takes an input and optional offsets, got {len(inputs)}", inputs)
+        indices, offsets = inputs
+        if len(indices) != 1 or len(offsets) != 1:
+            self._fail_shape(
+                f"with offsets the input must be 1-D and the offsets 1-D, got "
+                f"{shape_str(indices)} and {shape_str(offsets)}",
+                inputs,
+            )
+        if self.include_last_offset and isinstance(offsets[0], int) and offsets[0] < 2:
+            # torch aborts the process here in mode='max'
+            self._fail_shape(
+                "include_last_offset needs at least 2 offsets (the last one closes the last "
+                f"bag), got {offsets[0]}",
+                offsets,
+            )
+        bags = offsets[0] - 1 if self.include_last_offset else offsets[0]
+        return ((bags, self.embedding_dim),)

@@ -1,15 +1,17 @@
-"""The linear family: ``torch.nn.Linear``."""
+"""The linear family: ``Linear``, ``Bilinear``, and layers without parameters that models
+are built from (``Identity``, ``Dropout``, ``Flatten``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from shapecalc.dims import Dim, dim_str
-from shapecalc.spec import LayerSpec, Param, register
+from shapecalc.dims import Dim, dim_str, product
+from shapecalc.layers._shapes import check_features, one_input, same_size
+from shapecalc.spec import LayerSpec, Param, Shape, register
 
-__all__ = ["Linear"]
+__all__ = ["Bilinear", "Dropout", "Flatten", "Identity", "Linear"]
 
 
 @register
@@ -26,6 +28,8 @@ class Linear(LayerSpec):
     bias: bool = True
 
     kind: ClassVar[str] = "Linear"
+    family: ClassVar[str] = "linear"
+    summary: ClassVar[str] = "y = x·Wᵀ + b: weight (out, in) and bias (out)"
     size_fields: ClassVar[dict[str, int]] = {"in_features": 0, "out_features": 0}
     bool_fields: ClassVar[tuple[str, ...]] = ("bias",)
 
@@ -42,3 +46,144 @@ class Linear(LayerSpec):
         )
         if self.bias:
             yield Param("bias", (n_out,), f"bias b: one per output, {dim_str(n_out)}")
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        """(*, in_features) -> (*, out_features)."""
+        shape = one_input(self, inputs)
+        check_features(self, shape, -1, self.in_features, "in_features")
+        return ((*shape[:-1], self.out_features),)
+
+
+@register
+@dataclass(frozen=True)
+class Bilinear(LayerSpec):
+    """``nn.Bilinear(in1_features, in2_features, out_features, bias=True)``:
+    y = x1ᵀ·A·x2 + b, one in1 × in2 matrix per output.
+
+    >>> Bilinear(20, 30, 40).total()
+    24040
+    """
+
+    in1_features: Dim
+    in2_features: Dim
+    out_features: Dim
+    bias: bool = True
+
+    kind: ClassVar[str] = "Bilinear"
+    family: ClassVar[str] = "linear"
+    summary: ClassVar[str] = "y = x1ᵀ·A·x2 + b: weight (out, in1, in2) and bias (out)"
+    # in1_features 0 is refused by torch too (its initialiser divides by sqrt(in1_features))
+    size_fields: ClassVar[dict[str, int]] = {
+        "in1_features": 1,
+        "in2_features": 0,
+        "out_features": 0,
+    }
+    bool_fields: ClassVar[tuple[str, ...]] = ("bias",)
+
+    def __post_init__(self) -> None:
+        self._check_fields()
+
+    def params(self) -> Iterator[Param]:
+        a, b, out = self.in1_features, self.in2_features, self.out_features
+        yield Param(
+            "weight",
+            (out, a, b),
+            f"one {dim_str(a)} × {dim_str(b)} matrix per output, {dim_str(out)} outputs",
+        )
+        if self.bias:
+            yield Param("bias", (out,), f"bias b: one per output, {dim_str(out)}")
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        """(*, in1_features) and (*, in2_features) -> (*, out_features)."""
+        if len(inputs) != 2:
+            self._fail_shape(f"takes two input shapes, got {len(inputs)}", inputs)
+        x1, x2 = inputs
+        if not x1 or not x2:
+            self._fail_shape("inputs need at least one dimension", inputs)
+        check_features(self, x1, -1, self.in1_features, "in1_features")
+        check_features(self, x2, -1, self.in2_features, "in2_features")
+        if len(x1) != len(x2) or not all(
+            same_size(a, b) for a, b in zip(x1[:-1], x2[:-1], strict=True)
+        ):
+            self._fail_shape(f"inputs {x1} and {x2} differ before the last dimension", inputs)
+        return ((*x1[:-1], self.out_features),)
+
+
+@register
+@dataclass(frozen=True)
+class Identity(LayerSpec):
+    """``nn.Identity()``: returns its input; no parameters (torch ignores any arguments)."""
+
+    kind: ClassVar[str] = "Identity"
+    family: ClassVar[str] = "linear"
+    summary: ClassVar[str] = "returns its input; no parameters"
+
+    def params(self) -> Iterator[Param]:
+        return iter(())
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        return (one_input(self, inputs),)
+
+
+@register
+@dataclass(frozen=True)
+class Dropout(LayerSpec):
+    """``nn.Dropout(p=0.5, inplace=False)``: zeroes elements in training; no parameters."""
+
+    p: float = 0.5
+    inplace: bool = False
+
+    kind: ClassVar[str] = "Dropout"
+    family: ClassVar[str] = "linear"
+    summary: ClassVar[str] = "zeroes each element with probability p in training; no parameters"
+
+    def __post_init__(self) -> None:
+        self._check_number("p", 0, 1)
+
+    def params(self) -> Iterator[Param]:
+        return iter(())
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        return (one_input(self, inputs),)
+
+
+@register
+@dataclass(frozen=True)
+class Flatten(LayerSpec):
+    """``nn.Flatten(start_dim=1, end_dim=-1)``: merges dims start_dim..end_dim.
+
+    >>> Flatten().output_shapes((8, 64, 7, 7))
+    ((8, 3136),)
+    """
+
+    start_dim: int = 1
+    end_dim: int = -1
+
+    kind: ClassVar[str] = "Flatten"
+    family: ClassVar[str] = "linear"
+    summary: ClassVar[str] = "merges dimensions start_dim..end_dim; no parameters"
+
+    def __post_init__(self) -> None:
+        for name in ("start_dim", "end_dim"):
+            value: Any = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                self._fail(name, value, f"{name} must be an integer", f"got {value!r}")
+
+    def params(self) -> Iterator[Param]:
+        return iter(())
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        shape = one_input(self, inputs)
+        rank = max(len(shape), 1)
+        start, end = self.start_dim, self.end_dim
+        if not (-rank <= start < rank and -rank <= end < rank):
+            self._fail_shape(
+                f"start_dim={start} and end_dim={end} must lie within the {len(shape)}-D input",
+                shape,
+            )
+        start, end = start % rank, end % rank
+        if start > end:
+            self._fail_shape(f"start_dim {start} comes after end_dim {end}", shape)
+        if not shape:
+            return ((1,),)
+        return ((*shape[:start], product(shape[start : end + 1]), *shape[end + 1 :]),)

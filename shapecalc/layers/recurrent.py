@@ -1,4 +1,5 @@
-"""Recurrent layers: ``torch.nn.LSTM`` (and the shared machinery of the RNN family).
+"""Recurrent layers: ``RNN``, ``GRU``, ``LSTM`` and the cells ``RNNCell``, ``GRUCell``,
+``LSTMCell``. The gate count G is the one difference between them (RNN 1, GRU 3, LSTM 4).
 
 PyTorch's ``RNNBase`` builds, for each layer ``l`` and direction (``""`` then
 ``"_reverse"``), the tensors
@@ -9,7 +10,9 @@ PyTorch's ``RNNBase`` builds, for each layer ``l`` and direction (``""`` then
 - ``bias_ih_l{l}`` and ``bias_hh_l{l}``: ``(G·H,)`` each, when ``bias``;
 - ``weight_hr_l{l}``: ``(proj_size, H)``, LSTM only, when ``proj_size > 0``;
 
-with ``G`` gates stacked along the first dimension (LSTM: 4, i f g o).
+with ``G`` gates stacked along the first dimension (LSTM: i f g o, GRU: r z n). A cell is
+one layer, one direction, one time step: ``weight_ih``, ``weight_hh``, ``bias_ih``,
+``bias_hh`` without suffix.
 """
 
 from __future__ import annotations
@@ -18,15 +21,88 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.dims import Dim, dim_str
-from shapecalc.spec import LayerSpec, Param, less_than, register
+from shapecalc.dims import Dim, dim_str, shape_str
+from shapecalc.spec import LayerSpec, Param, Shape, less_than, register
 
-__all__ = ["LSTM", "RecurrentSpec"]
+__all__ = ["GRU", "LSTM", "RNN", "CellSpec", "GRUCell", "LSTMCell", "RNNCell", "RecurrentSpec"]
+
+NONLINEARITIES = ("tanh", "relu")
 
 
 def _compact(value: Dim) -> str:
     """``L-1``: a dim without spaces, for parameter names."""
     return dim_str(value).replace(" ", "")
+
+
+def _gate_params(
+    gates: tuple[str, ...],
+    h: Dim,
+    d_in: Dim,
+    h_out: Dim,
+    bias: bool,
+    suffix: str,
+    where: str,
+    copies: Dim,
+) -> Iterator[Param]:
+    """weight_ih, weight_hh, bias_ih, bias_hh of one layer and direction (or a cell)."""
+    g = len(gates)
+    if g == 1:
+        of, stack_in, stack_hh, stack_b = (
+            "",
+            f"{dim_str(h)} × {dim_str(d_in)}",
+            (f"{dim_str(h)} × {dim_str(h_out)}"),
+            dim_str(h),
+        )
+    else:
+        of = f" of gates {', '.join(gates)}"
+        stack_in = f"stacked: {g} × ({dim_str(h)} × {dim_str(d_in)})"
+        stack_hh = f"stacked: {g} × ({dim_str(h)} × {dim_str(h_out)})"
+        stack_b = f"{g} × {dim_str(h)}"
+    yield Param(
+        "weight_ih" + suffix,
+        (g * h, d_in),
+        f"input-to-hidden weights{of} {stack_in}{where}".replace("  ", " "),
+        repeat=copies,
+    )
+    yield Param(
+        "weight_hh" + suffix,
+        (g * h, h_out),
+        f"hidden-to-hidden (recurrent) weights{of} {stack_hh}{where}".replace("  ", " "),
+        repeat=copies,
+    )
+    if bias:
+        yield Param(
+            "bias_ih" + suffix,
+            (g * h,),
+            f"input-side biases{of}: {stack_b}{where}",
+            repeat=copies,
+        )
+        yield Param(
+            "bias_hh" + suffix,
+            (g * h,),
+            f"hidden-side biases{of}: {stack_b} (PyTorch's second bias; Keras has one){where}",
+            repeat=copies,
+        )
+
+
+def _sequence_input(
+    spec: LayerSpec, inputs: tuple[Shape, ...], size: Dim, batch_first: bool, ranks: tuple[int, int]
+) -> tuple[Shape, bool]:
+    """The one input of a recurrent layer or cell, checked: (shape, batched)."""
+    if len(inputs) != 1:
+        spec._fail_shape(f"takes one input shape, got {len(inputs)}", inputs)
+    shape = inputs[0]
+    if len(shape) not in ranks:
+        spec._fail_shape(
+            f"expects a {ranks[0]}-D or {ranks[1]}-D input, got {len(shape)}-D {shape_str(shape)}",
+            shape,
+        )
+    if shape[-1] != size and isinstance(shape[-1], int) and isinstance(size, int):
+        spec._fail_shape(
+            f"input {shape_str(shape)} has {shape[-1]} features, expected input_size={size}",
+            shape,
+        )
+    return shape, len(shape) == ranks[1]
 
 
 class RecurrentSpec(LayerSpec):
@@ -43,8 +119,13 @@ class RecurrentSpec(LayerSpec):
     dropout: float
     bidirectional: bool
 
+    family: ClassVar[str] = "recurrent"
     size_fields: ClassVar[dict[str, int]] = {"input_size": 1, "hidden_size": 1, "num_layers": 1}
     bool_fields: ClassVar[tuple[str, ...]] = ("bias", "batch_first", "bidirectional")
+
+    def __post_init__(self) -> None:
+        self._check_fields()
+        self._check_recurrent()
 
     def _check_recurrent(self) -> None:
         dropout: Any = self.dropout
@@ -66,9 +147,28 @@ class RecurrentSpec(LayerSpec):
         return 2 if self.bidirectional else 1
 
     @property
+    def projects(self) -> bool:
+        return False
+
+    @property
     def output_hidden(self) -> Dim:
         """``H_out``: the size of h_t (``proj_size`` when projecting)."""
         return self.hidden_size
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        """``output``, ``h_n`` (and ``c_n`` for an LSTM) for an input (T, N, input_size),
+        (N, T, input_size) with ``batch_first``, or unbatched (T, input_size)."""
+        shape, batched = _sequence_input(self, inputs, self.input_size, self.batch_first, (2, 3))
+        d, h_out = self.num_directions, self.output_hidden
+        states = d * self.num_layers
+        if batched:
+            batch = shape[0] if self.batch_first else shape[1]
+            out: Shape = (*shape[:2], d * h_out)
+            h_n: Shape = (states, batch, h_out)
+            c_n: Shape = (states, batch, self.hidden_size)
+        else:
+            out, h_n, c_n = (shape[0], d * h_out), (states, h_out), (states, self.hidden_size)
+        return (out, h_n, c_n) if len(self.gates) == 4 else (out, h_n)
 
     def layer_input_size(self, layer: int) -> Dim:
         """``d_in`` of layer ``layer``: ``input_size``, then ``D·H_out`` above layer 0."""
@@ -93,43 +193,16 @@ class RecurrentSpec(LayerSpec):
         return [("0", first, 1), (f"{{1..{_compact(n - 1)}}}", rest, n - 1)]
 
     def params(self) -> Iterator[Param]:
-        g = len(self.gates)
         h, h_out = self.hidden_size, self.output_hidden
-        gates = self._gate_text()
         for index, d_in, copies in self.layer_blocks():
             for direction in range(self.num_directions):
                 suffix = f"_l{index}" + ("_reverse" if direction else "")
                 where = ", backward direction" if direction else ""
                 if copies != 1:
                     where += f"; one per layer, {dim_str(copies)} layers"
-                yield Param(
-                    "weight_ih" + suffix,
-                    (g * h, d_in),
-                    f"input-to-hidden weights of gates {gates} stacked: "
-                    f"{g} × ({dim_str(h)} × {dim_str(d_in)}){where}",
-                    repeat=copies,
+                yield from _gate_params(
+                    self.gates, h, d_in, h_out, self.bias, suffix, where, copies
                 )
-                yield Param(
-                    "weight_hh" + suffix,
-                    (g * h, h_out),
-                    f"hidden-to-hidden (recurrent) weights of gates {gates} stacked: "
-                    f"{g} × ({dim_str(h)} × {dim_str(h_out)}){where}",
-                    repeat=copies,
-                )
-                if self.bias:
-                    yield Param(
-                        "bias_ih" + suffix,
-                        (g * h,),
-                        f"input-side biases of gates {gates}: {g} × {dim_str(h)}{where}",
-                        repeat=copies,
-                    )
-                    yield Param(
-                        "bias_hh" + suffix,
-                        (g * h,),
-                        f"hidden-side biases of gates {gates}: {g} × {dim_str(h)} "
-                        f"(PyTorch's second bias; Keras has one){where}",
-                        repeat=copies,
-                    )
                 yield from self._extra_params(suffix, where, copies)
 
     def _extra_params(self, suffix: str, where: str, copies: Dim) -> Iterator[Param]:
@@ -162,6 +235,7 @@ class LSTM(RecurrentSpec):
     proj_size: Dim = 0
 
     kind: ClassVar[str] = "LSTM"
+    summary: ClassVar[str] = "multi-layer LSTM: 4 gates (i, f, g, o), optional projection"
     gates: ClassVar[tuple[str, ...]] = ("i", "f", "g", "o")
     size_fields: ClassVar[dict[str, int]] = {
         **RecurrentSpec.size_fields,
@@ -169,8 +243,7 @@ class LSTM(RecurrentSpec):
     }
 
     def __post_init__(self) -> None:
-        self._check_fields()
-        self._check_recurrent()
+        super().__post_init__()
         if less_than(self.proj_size, self.hidden_size) is False:
             self._fail(
                 "proj_size",
@@ -199,3 +272,135 @@ class LSTM(RecurrentSpec):
                 f"{dim_str(p)} × {dim_str(h)}{where}",
                 repeat=copies,
             )
+
+
+@register
+@dataclass(frozen=True)
+class GRU(RecurrentSpec):
+    """``nn.GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+    dropout=0.0, bidirectional=False)``: 3 gates, r z n.
+
+    >>> GRU(65, 512, num_layers=2).total()
+    2462208
+    """
+
+    input_size: Dim
+    hidden_size: Dim
+    num_layers: Dim = 1
+    bias: bool = True
+    batch_first: bool = False
+    dropout: float = 0.0
+    bidirectional: bool = False
+
+    kind: ClassVar[str] = "GRU"
+    summary: ClassVar[str] = "multi-layer GRU: 3 gates (r, z, n)"
+    gates: ClassVar[tuple[str, ...]] = ("r", "z", "n")
+
+
+@register
+@dataclass(frozen=True)
+class RNN(RecurrentSpec):
+    """``nn.RNN(input_size, hidden_size, num_layers=1, nonlinearity='tanh', bias=True,
+    batch_first=False, dropout=0.0, bidirectional=False)``: h_t = tanh(W_ih x + W_hh h + b).
+
+    >>> RNN(65, 512, num_layers=2).total()
+    820224
+    """
+
+    input_size: Dim
+    hidden_size: Dim
+    num_layers: Dim = 1
+    nonlinearity: str = "tanh"
+    bias: bool = True
+    batch_first: bool = False
+    dropout: float = 0.0
+    bidirectional: bool = False
+
+    kind: ClassVar[str] = "RNN"
+    summary: ClassVar[str] = "multi-layer Elman RNN (tanh or relu): 1 gate"
+    gates: ClassVar[tuple[str, ...]] = ("h",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_choice("nonlinearity", NONLINEARITIES)
+
+
+class CellSpec(LayerSpec):
+    """One recurrent cell: one layer, one direction, one time step."""
+
+    gates: ClassVar[tuple[str, ...]]
+    family: ClassVar[str] = "recurrent"
+    size_fields: ClassVar[dict[str, int]] = {"input_size": 0, "hidden_size": 0}
+    bool_fields: ClassVar[tuple[str, ...]] = ("bias",)
+
+    input_size: Dim
+    hidden_size: Dim
+    bias: bool
+
+    def __post_init__(self) -> None:
+        self._check_fields()
+
+    def params(self) -> Iterator[Param]:
+        h = self.hidden_size
+        return _gate_params(self.gates, h, self.input_size, h, self.bias, "", "", 1)
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        """h' (and c' for an LSTM cell) for an input (N, input_size) or (input_size,)."""
+        shape, batched = _sequence_input(self, inputs, self.input_size, False, (1, 2))
+        out: Shape = (shape[0], self.hidden_size) if batched else (self.hidden_size,)
+        return (out, out) if len(self.gates) == 4 else (out,)
+
+
+@register
+@dataclass(frozen=True)
+class LSTMCell(CellSpec):
+    """``nn.LSTMCell(input_size, hidden_size, bias=True)``.
+
+    >>> LSTMCell(512, 512).total()
+    2101248
+    """
+
+    input_size: Dim
+    hidden_size: Dim
+    bias: bool = True
+
+    kind: ClassVar[str] = "LSTMCell"
+    summary: ClassVar[str] = "one LSTM step: 4 gates (i, f, g, o)"
+    gates: ClassVar[tuple[str, ...]] = ("i", "f", "g", "o")
+
+
+@register
+@dataclass(frozen=True)
+class GRUCell(CellSpec):
+    """``nn.GRUCell(input_size, hidden_size, bias=True)``."""
+
+    input_size: Dim
+    hidden_size: Dim
+    bias: bool = True
+
+    kind: ClassVar[str] = "GRUCell"
+    summary: ClassVar[str] = "one GRU step: 3 gates (r, z, n)"
+    gates: ClassVar[tuple[str, ...]] = ("r", "z", "n")
+
+
+@register
+@dataclass(frozen=True)
+class RNNCell(CellSpec):
+    """``nn.RNNCell(input_size, hidden_size, bias=True, nonlinearity='tanh')``.
+
+    torch's constructor accepts any ``nonlinearity`` and fails at the first forward;
+    shapecalc refuses anything but ``'tanh'`` and ``'relu'`` at once.
+    """
+
+    input_size: Dim
+    hidden_size: Dim
+    bias: bool = True
+    nonlinearity: str = "tanh"
+
+    kind: ClassVar[str] = "RNNCell"
+    summary: ClassVar[str] = "one Elman RNN step (tanh or relu)"
+    gates: ClassVar[tuple[str, ...]] = ("h",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_choice("nonlinearity", NONLINEARITIES)

@@ -1,0 +1,276 @@
+"""Attention: ``MultiheadAttention``, ``TransformerEncoderLayer``, ``TransformerDecoderLayer``.
+
+``MultiheadAttention`` keeps one stacked ``in_proj_weight`` (3E, E) when keys and values
+have the query's size, and separate ``q_proj_weight``, ``k_proj_weight`` (E, kdim),
+``v_proj_weight`` (E, vdim) when they do not; then ``in_proj_bias`` (3E), ``bias_k`` and
+``bias_v`` (1, 1, E) with ``add_bias_kv``, and the output projection ``out_proj`` (E, E).
+The transformer layers are made of these, two Linear layers and LayerNorms, with the
+submodule names PyTorch gives them (``self_attn.in_proj_weight``, ``linear1.weight``, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+from shapecalc.dims import Dim, dim_str, known, shape_str
+from shapecalc.errors import ShapecalcError
+from shapecalc.layers._shapes import check_features, same_size
+from shapecalc.layers.linear import Linear
+from shapecalc.layers.norm import LayerNorm
+from shapecalc.spec import LayerSpec, Param, Shape, register
+
+__all__ = ["MultiheadAttention", "TransformerDecoderLayer", "TransformerEncoderLayer"]
+
+ACTIVATIONS = ("relu", "gelu")
+
+
+def _nested(prefix: str, spec: LayerSpec, what: str) -> Iterator[Param]:
+    """A submodule's parameters under its attribute name (``linear1.weight``)."""
+    for p in spec.params():
+        yield dataclasses.replace(p, name=f"{prefix}.{p.name}", role=f"{what}: {p.role}")
+
+
+@register
+@dataclass(frozen=True)
+class MultiheadAttention(LayerSpec):
+    """``nn.MultiheadAttention(embed_dim, num_heads, dropout=0.0, bias=True,
+    add_bias_kv=False, add_zero_attn=False, kdim=None, vdim=None, batch_first=False)``.
+
+    >>> MultiheadAttention(512, 8).total()
+    1050624
+    """
+
+    embed_dim: Dim
+    num_heads: Dim
+    dropout: float = 0.0
+    bias: bool = True
+    add_bias_kv: bool = False
+    add_zero_attn: bool = False
+    kdim: Dim | None = None
+    vdim: Dim | None = None
+    batch_first: bool = False
+
+    kind: ClassVar[str] = "MultiheadAttention"
+    family: ClassVar[str] = "attention"
+    summary: ClassVar[str] = "multi-head attention: q, k, v and output projections"
+    size_fields: ClassVar[dict[str, int]] = {"embed_dim": 1, "num_heads": 1}
+    bool_fields: ClassVar[tuple[str, ...]] = (
+        "bias",
+        "add_bias_kv",
+        "add_zero_attn",
+        "batch_first",
+    )
+
+    def __post_init__(self) -> None:
+        self._check_fields()
+        for name in ("kdim", "vdim"):
+            if getattr(self, name) is not None:
+                self._check_size_field(name, 0)
+        self._check_number("dropout")
+        e, h = known(self.embed_dim), known(self.num_heads)
+        if e is not None and h is not None and e % h:
+            self._fail(
+                "embed_dim",
+                e,
+                "embed_dim must be divisible by num_heads",
+                f"{e} % {h} = {e % h}",
+                "num_heads",
+            )
+
+    @property
+    def key_size(self) -> Dim:
+        return self.embed_dim if self.kdim is None else self.kdim
+
+    @property
+    def value_size(self) -> Dim:
+        return self.embed_dim if self.vdim is None else self.vdim
+
+    @property
+    def packed(self) -> bool:
+        """One stacked in_proj_weight (keys and values have the query's size)."""
+        return self.key_size == self.embed_dim and self.value_size == self.embed_dim
+
+    def _heads(self) -> str:
+        return f"{dim_str(self.num_heads)} heads"
+
+    def params(self) -> Iterator[Param]:
+        e = self.embed_dim
+        if self.packed:
+            yield Param(
+                "in_proj_weight",
+                (3 * e, e),
+                f"query, key and value projections stacked: 3 × ({dim_str(e)} × {dim_str(e)}), "
+                f"split into {self._heads()}",
+            )
+        else:
+            for name, size in (("q", e), ("k", self.key_size), ("v", self.value_size)):
+                yield Param(
+                    f"{name}_proj_weight",
+                    (e, size),
+                    f"{dict(q='query', k='key', v='value')[name]} projection: "
+                    f"{dim_str(e)} × {dim_str(size)}",
+                )
+        if self.bias:
+            yield Param("in_proj_bias", (3 * e,), f"query, key and value biases: 3 × {dim_str(e)}")
+        if self.add_bias_kv:
+            yield Param("bias_k", (1, 1, e), "a learned key appended to every sequence")
+            yield Param("bias_v", (1, 1, e), "a learned value appended to every sequence")
+        yield from _nested(
+            "out_proj", Linear(e, e, bias=self.bias), "output projection of the heads"
+        )
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        """``attn_output`` and the head-averaged ``attn_weights`` for query (L, N, E),
+        key (S, N, kdim), value (S, N, vdim) ((N, L, E), ... with ``batch_first``;
+        (L, E), (S, kdim), (S, vdim) unbatched)."""
+        if len(inputs) != 3:
+            self._fail_shape(f"takes query, key and value shapes, got {len(inputs)}", inputs)
+        query, key, value = inputs
+        rank = len(query)
+        if rank not in (2, 3) or len(key) != rank or len(value) != rank:
+            self._fail_shape(
+                "query, key and value must all be 2-D or all 3-D, got "
+                f"{shape_str(query)}, {shape_str(key)}, {shape_str(value)}",
+                inputs,
+            )
+        check_features(self, query, -1, self.embed_dim, "embed_dim")
+        check_features(self, key, -1, self.key_size, "kdim")
+        check_features(self, value, -1, self.value_size, "vdim")
+        seq = 1 if rank == 3 and self.batch_first else 0
+        if not same_size(key[seq], value[seq]):
+            self._fail_shape(
+                f"key {shape_str(key)} and value {shape_str(value)} differ in length", inputs
+            )
+        source: Dim = key[seq] + int(self.add_bias_kv) + int(self.add_zero_attn)
+        if rank == 2:
+            return (query, (query[0], source))
+        batch = query[1 - seq]
+        return (query, (batch, query[seq], source))
+
+
+class _TransformerLayer(LayerSpec):
+    d_model: Dim
+    nhead: Dim
+    dim_feedforward: Dim
+    dropout: float
+    activation: str
+    layer_norm_eps: float
+    batch_first: bool
+    norm_first: bool
+    bias: bool
+
+    family: ClassVar[str] = "attention"
+    size_fields: ClassVar[dict[str, int]] = {"d_model": 1, "nhead": 1, "dim_feedforward": 0}
+    bool_fields: ClassVar[tuple[str, ...]] = ("batch_first", "norm_first", "bias")
+    #: the attention submodules, in order
+    attentions: ClassVar[tuple[tuple[str, str], ...]]
+    norms: ClassVar[int]
+
+    def __post_init__(self) -> None:
+        self._check_fields()
+        self._check_number("dropout", 0, 1)
+        self._check_number("layer_norm_eps")
+        self._check_choice("activation", ACTIVATIONS)
+        self._attention()  # the heads must divide d_model
+
+    def _attention(self) -> MultiheadAttention:
+        try:
+            return MultiheadAttention(self.d_model, self.nhead, bias=self.bias)
+        except ShapecalcError as err:  # re-attributed: d_model and nhead are this layer's names
+            raise err.renamed({"embed_dim": "d_model", "num_heads": "nhead"}) from None
+
+    def params(self) -> Iterator[Param]:
+        d, ff = self.d_model, self.dim_feedforward
+        attention = self._attention()
+        for name, what in self.attentions:
+            yield from _nested(name, attention, what)
+        yield from _nested("linear1", Linear(d, ff, bias=self.bias), "feed-forward, up")
+        yield from _nested("linear2", Linear(ff, d, bias=self.bias), "feed-forward, down")
+        for i in range(1, self.norms + 1):
+            yield from _nested(
+                f"norm{i}", LayerNorm(d, eps=self.layer_norm_eps, bias=self.bias), "layer norm"
+            )
+
+    def _sequence(self, shape: Shape, what: str) -> Shape:
+        if len(shape) not in (2, 3):
+            self._fail_shape(f"{what} must be 2-D or 3-D, got {shape_str(shape)}", shape)
+        check_features(self, shape, -1, self.d_model, "d_model")
+        return shape
+
+
+@register
+@dataclass(frozen=True)
+class TransformerEncoderLayer(_TransformerLayer):
+    """``nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward=2048, dropout=0.1,
+    activation='relu', layer_norm_eps=1e-05, batch_first=False, norm_first=False,
+    bias=True)``: self-attention and a feed-forward block, each with a LayerNorm.
+
+    >>> TransformerEncoderLayer(512, 8).total()
+    3152384
+    """
+
+    d_model: Dim
+    nhead: Dim
+    dim_feedforward: Dim = 2048
+    dropout: float = 0.1
+    activation: str = "relu"
+    layer_norm_eps: float = 1e-5
+    batch_first: bool = False
+    norm_first: bool = False
+    bias: bool = True
+
+    kind: ClassVar[str] = "TransformerEncoderLayer"
+    summary: ClassVar[str] = "self-attention + feed-forward, two LayerNorms"
+    attentions: ClassVar[tuple[tuple[str, str], ...]] = (("self_attn", "self-attention"),)
+    norms: ClassVar[int] = 2
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        """src (S, N, E), (N, S, E) or (S, E) -> the same shape."""
+        if len(inputs) != 1:
+            self._fail_shape(f"takes one input shape (src), got {len(inputs)}", inputs)
+        return (self._sequence(inputs[0], "src"),)
+
+
+@register
+@dataclass(frozen=True)
+class TransformerDecoderLayer(_TransformerLayer):
+    """``nn.TransformerDecoderLayer(d_model, nhead, dim_feedforward=2048, dropout=0.1,
+    activation='relu', layer_norm_eps=1e-05, batch_first=False, norm_first=False,
+    bias=True)``: self-attention, attention over the encoder's memory, feed-forward.
+
+    >>> TransformerDecoderLayer(512, 8).total()
+    4204032
+    """
+
+    d_model: Dim
+    nhead: Dim
+    dim_feedforward: Dim = 2048
+    dropout: float = 0.1
+    activation: str = "relu"
+    layer_norm_eps: float = 1e-5
+    batch_first: bool = False
+    norm_first: bool = False
+    bias: bool = True
+
+    kind: ClassVar[str] = "TransformerDecoderLayer"
+    summary: ClassVar[str] = "self-attention + cross-attention + feed-forward, three LayerNorms"
+    attentions: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("self_attn", "self-attention"),
+        ("multihead_attn", "attention over the encoder's memory"),
+    )
+    norms: ClassVar[int] = 3
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        """tgt (T, N, E) and memory (S, N, E) -> tgt's shape."""
+        if len(inputs) != 2:
+            self._fail_shape(f"takes tgt and memory shapes, got {len(inputs)}", inputs)
+        tgt = self._sequence(inputs[0], "tgt")
+        memory = self._sequence(inputs[1], "memory")
+        if len(tgt) != len(memory):
+            self._fail_shape(
+                f"tgt {shape_str(tgt)} and memory {shape_str(memory)} differ in rank", inputs
+            )
+        return (tgt,)

@@ -1,0 +1,269 @@
+"""Convolutions: ``Conv1d/2d/3d`` and ``ConvTranspose1d/2d/3d``.
+
+A convolution's weight is ``(out_channels, in_channels / groups, *kernel_size)``; a
+transposed one's is ``(in_channels, out_channels / groups, *kernel_size)``; the bias is
+``(out_channels,)``. Validation follows ``torch.nn.modules.conv._ConvNd``: groups > 0 and
+dividing both channel counts, padding an int, a tuple, ``'same'`` (stride 1 only) or
+``'valid'``, padding_mode one of zeros, reflect, replicate, circular (zeros only when
+transposed). Arguments torch's constructor takes but no forward can use (a kernel tuple
+of the wrong length, a string padding for a transposed convolution, which torch turns into
+a tuple of letters) are refused here at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from shapecalc.dims import Dim, Expr, dim_str, known
+from shapecalc.layers._shapes import check_features, conv_out, one_input, transposed_out, tuple_of
+from shapecalc.spec import LayerSpec, Param, Shape, register
+
+__all__ = [
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
+]
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+class _ConvBase(LayerSpec):
+    """Checks, parameters and output shapes shared by every convolution."""
+
+    in_channels: Dim
+    out_channels: Dim
+    kernel_size: Any
+    stride: Any
+    padding: Any
+    dilation: Any
+    groups: int
+    bias: bool
+    padding_mode: str
+
+    #: spatial dimensions (1, 2, 3)
+    dims: ClassVar[int]
+    transposed: ClassVar[bool] = False
+    family: ClassVar[str] = "conv"
+    size_fields: ClassVar[dict[str, int]] = {"in_channels": 0, "out_channels": 0}
+    bool_fields: ClassVar[tuple[str, ...]] = ("bias",)
+
+    def __post_init__(self) -> None:
+        self._check_fields()
+        n = self.dims
+        tuple_of(self, "kernel_size", n, minimum=0)
+        tuple_of(self, "stride", n)
+        tuple_of(self, "dilation", n)
+        groups: Any = self.groups
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
+            self._fail("groups", groups, "groups must be a positive integer", f"got {groups!r}")
+        for field in ("in_channels", "out_channels"):
+            channels = known(getattr(self, field))
+            if channels is not None and channels % groups:
+                self._fail(
+                    field,
+                    channels,
+                    f"{field} must be divisible by groups",
+                    f"{channels} % {groups} = {channels % groups}",
+                    "groups",
+                )
+            if channels is None and groups != 1:
+                self._fail(
+                    field,
+                    getattr(self, field),
+                    f"a symbolic {field} needs groups=1",
+                    f"{dim_str(getattr(self, field))} / {groups} is not a polynomial",
+                    "groups",
+                )
+        self._check_padding()
+        self._check_choice("padding_mode", PADDING_MODES)
+        if self.transposed and self.padding_mode != "zeros":
+            self._fail(
+                "padding_mode",
+                self.padding_mode,
+                f"only 'zeros' padding_mode is supported for {self.kind}",
+                f"got {self.padding_mode!r}",
+            )
+
+    def _check_padding(self) -> None:
+        padding = self.padding
+        if not isinstance(padding, str):
+            tuple_of(self, "padding", self.dims)
+            return
+        if self.transposed:
+            self._fail(
+                "padding",
+                padding,
+                f"{self.kind} takes an int or a tuple as padding",
+                f"got the string {padding!r}",
+            )
+        if padding not in ("same", "valid"):
+            self._fail(
+                "padding",
+                padding,
+                "padding must be 'same', 'valid', an int or a tuple",
+                f"got {padding!r}",
+            )
+        if padding == "same" and any(s != 1 for s in tuple_of(self, "stride", self.dims)):
+            self._fail(
+                "padding",
+                padding,
+                "padding='same' is not supported for strided convolutions",
+                f"stride={self.stride}",
+                "stride",
+            )
+
+    @property
+    def kernel(self) -> tuple[int, ...]:
+        return tuple_of(self, "kernel_size", self.dims)
+
+    def params(self) -> Iterator[Param]:
+        c_in, c_out, g = self.in_channels, self.out_channels, self.groups
+        k = self.kernel
+        window = " × ".join(str(x) for x in k)
+        if self.transposed:
+            per = c_out if g == 1 else _divide(c_out, g)
+            shape: tuple[Dim, ...] = (c_in, per, *k)
+            role = (
+                f"for each of {dim_str(c_in)} input channels, {dim_str(per)} output "
+                f"kernels of {window}"
+            )
+        else:
+            per = c_in if g == 1 else _divide(c_in, g)
+            shape = (c_out, per, *k)
+            role = f"{dim_str(c_out)} filters, each {dim_str(per)} channels × {window}"
+        if g != 1:
+            role += f" ({g} groups)"
+        yield Param("weight", shape, role)
+        if self.bias:
+            yield Param("bias", (c_out,), f"bias: one per output channel, {dim_str(c_out)}")
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        """(N, C_in, *spatial) or (C_in, *spatial) -> the same with C_out and the
+        spatial sizes from PyTorch's formula."""
+        n = self.dims
+        shape = one_input(self, inputs, n + 1, n + 2)
+        channel_axis = len(shape) - n - 1
+        check_features(self, shape, channel_axis, self.in_channels, "in_channels")
+        k, s, d = self.kernel, tuple_of(self, "stride", n), tuple_of(self, "dilation", n)
+        spatial = shape[channel_axis + 1 :]
+        if self.transposed:
+            p, op = tuple_of(self, "padding", n), tuple_of(self, "output_padding", n)
+            out = tuple(
+                transposed_out(self, x, k[i], s[i], p[i], d[i], op[i])
+                for i, x in enumerate(spatial)
+            )
+        elif self.padding == "same":
+            out = tuple(spatial)
+        else:
+            p = (0,) * n if self.padding == "valid" else tuple_of(self, "padding", n)
+            out = tuple(conv_out(self, x, k[i], s[i], p[i], d[i]) for i, x in enumerate(spatial))
+        return ((*shape[:channel_axis], self.out_channels, *out),)
+
+
+def _divide(value: Dim, by: int) -> Dim:
+    assert isinstance(value, int) and not isinstance(value, Expr)  # checked in __post_init__
+    return value // by
+
+
+@dataclass(frozen=True)
+class _Conv(_ConvBase):
+    in_channels: Dim
+    out_channels: Dim
+    kernel_size: Any
+    stride: Any = 1
+    padding: Any = 0
+    dilation: Any = 1
+    groups: int = 1
+    bias: bool = True
+    padding_mode: str = "zeros"
+
+
+@dataclass(frozen=True)
+class _ConvTranspose(_ConvBase):
+    in_channels: Dim
+    out_channels: Dim
+    kernel_size: Any
+    stride: Any = 1
+    padding: Any = 0
+    output_padding: Any = 0
+    groups: int = 1
+    bias: bool = True
+    dilation: Any = 1
+    padding_mode: str = "zeros"
+
+    transposed: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        tuple_of(self, "output_padding", self.dims)
+
+
+@register
+class Conv1d(_Conv):
+    """``nn.Conv1d(in_channels, out_channels, kernel_size, stride=1, padding=0,
+    dilation=1, groups=1, bias=True, padding_mode='zeros')``."""
+
+    kind: ClassVar[str] = "Conv1d"
+    summary: ClassVar[str] = "1-D convolution: weight (out, in/groups, k)"
+    dims: ClassVar[int] = 1
+
+
+@register
+class Conv2d(_Conv):
+    """``nn.Conv2d(...)``: weight (out_channels, in_channels/groups, kh, kw).
+
+    >>> Conv2d(3, 64, kernel_size=7, stride=2, padding=3).total()
+    9472
+    >>> Conv2d(3, 64, kernel_size=7, stride=2, padding=3).output_shapes((1, 3, 224, 224))
+    ((1, 64, 112, 112),)
+    """
+
+    kind: ClassVar[str] = "Conv2d"
+    summary: ClassVar[str] = "2-D convolution: weight (out, in/groups, kh, kw)"
+    dims: ClassVar[int] = 2
+
+
+@register
+class Conv3d(_Conv):
+    """``nn.Conv3d(...)``: weight (out_channels, in_channels/groups, kd, kh, kw)."""
+
+    kind: ClassVar[str] = "Conv3d"
+    summary: ClassVar[str] = "3-D convolution: weight (out, in/groups, kd, kh, kw)"
+    dims: ClassVar[int] = 3
+
+
+@register
+class ConvTranspose1d(_ConvTranspose):
+    """``nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride=1, padding=0,
+    output_padding=0, groups=1, bias=True, dilation=1, padding_mode='zeros')``."""
+
+    kind: ClassVar[str] = "ConvTranspose1d"
+    summary: ClassVar[str] = "1-D transposed convolution: weight (in, out/groups, k)"
+    dims: ClassVar[int] = 1
+
+
+@register
+class ConvTranspose2d(_ConvTranspose):
+    """``nn.ConvTranspose2d(...)``: weight (in_channels, out_channels/groups, kh, kw).
+
+    >>> ConvTranspose2d(64, 3, 4, stride=2, padding=1).output_shapes((1, 64, 16, 16))
+    ((1, 3, 32, 32),)
+    """
+
+    kind: ClassVar[str] = "ConvTranspose2d"
+    summary: ClassVar[str] = "2-D transposed convolution: weight (in, out/groups, kh, kw)"
+    dims: ClassVar[int] = 2
+
+
+@register
+class ConvTranspose3d(_ConvTranspose):
+    """``nn.ConvTranspose3d(...)``: weight (in_channels, out_channels/groups, kd, kh, kw)."""
+
+    kind: ClassVar[str] = "ConvTranspose3d"
+    summary: ClassVar[str] = "3-D transposed convolution: weight (in, out/groups, kd, kh, kw)"
+    dims: ClassVar[int] = 3

@@ -281,7 +281,7 @@ class GRU(RecurrentSpec):
     dropout=0.0, bidirectional=False)``: 3 gates, r z n.
 
     >>> GRU(65, 512, num_layers=2).total()
-    2462208
+    2465280
     """
 
     input_size: Dim
@@ -304,7 +304,7 @@ class RNN(RecurrentSpec):
     batch_first=False, dropout=0.0, bidirectional=False)``: h_t = tanh(W_ih x + W_hh h + b).
 
     >>> RNN(65, 512, num_layers=2).total()
-    820224
+    821760
     """
 
     input_size: Dim

@@ -3,8 +3,9 @@
     python scripts/gen_docs.py           # rewrite them
     python scripts/gen_docs.py --check   # exit 1 if a committed copy differs
 
-Today: the headline command's output in README.md, between the ``headline-output``
-markers. tests/test_docs.py runs the check, so a drifted copy fails the tests.
+The headline command's output in README.md (between the ``headline-output`` markers) and
+the layer reference in docs/layers/. tests/test_docs.py runs the check, so a drifted
+copy fails the tests.
 """
 
 from __future__ import annotations
@@ -43,17 +44,26 @@ def readme_text(current: str) -> str:
 
 def generated() -> dict[Path, str]:
     """Every generated file with the text it should have."""
+    from shapecalc.reference import FAMILIES, family_page, index_page
+
     readme = ROOT / "README.md"
-    return {readme: readme_text(readme.read_text(encoding="utf-8"))}
+    files = {readme: readme_text(readme.read_text(encoding="utf-8"))}
+    layers = ROOT / "docs" / "layers"
+    files[layers / "index.md"] = index_page()
+    for family in FAMILIES:
+        files[layers / f"{family}.md"] = family_page(family)
+    return files
 
 
 def main(argv: list[str]) -> int:
     check = "--check" in argv
     stale = []
     for path, text in generated().items():
-        if path.read_text(encoding="utf-8") != text:
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current != text:
             stale.append(path)
             if not check:
+                path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8")
     for path in stale:
         verb = "differs from the engine's output" if check else "rewritten"

@@ -76,6 +76,12 @@ class LayerSpec:
     family: ClassVar[str] = "other"
     #: one line for ``shapecalc layers``
     summary: ClassVar[str] = ""
+    #: concrete arguments of a typical use, for the docs and ``shapecalc layers``
+    example: ClassVar[dict[str, Any]] = {}
+    #: the same with sizes as symbols, for the reference formulas
+    formula_args: ClassVar[dict[str, Any]] = {}
+    #: input shapes of the worked example
+    example_input: ClassVar[tuple[tuple[Any, ...], ...]] = ()
     #: fields that are sizes (ints >= minimum, or symbols), with their minimum
     size_fields: ClassVar[dict[str, int]] = {}
     #: fields that must be real bools (torch refuses ints for these)

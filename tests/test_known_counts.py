@@ -9,6 +9,7 @@ import pytest
 
 import shapecalc
 from shapecalc import LSTM, Embedding, Linear
+from shapecalc.spec import LAYER_KINDS
 
 
 def lstm_layer(d_in: int, h: int, *, bias: bool = True, proj: int = 0) -> int:
@@ -117,3 +118,80 @@ def test_huge_sizes_stay_exact() -> None:
     assert model.total == expected
     assert isinstance(model.total, int)
     assert LSTM(h, h).total() == 4 * (h * h + h * h + 2 * h)
+
+
+#: per layer kind, (arguments, total) rows derived by hand; every registered kind has one
+KIND_COUNTS: dict[str, list[tuple[dict[str, Any], int]]] = {
+    "RNN": [({"input_size": 10, "hidden_size": 20}, 20 * 10 + 20 * 20 + 20 + 20)],
+    "GRU": [({"input_size": 10, "hidden_size": 20}, 3 * 640)],
+    "LSTM": [({"input_size": 10, "hidden_size": 20}, 4 * 640)],
+    "RNNCell": [({"input_size": 10, "hidden_size": 20}, 640)],
+    "GRUCell": [({"input_size": 10, "hidden_size": 20}, 1920)],
+    "LSTMCell": [({"input_size": 10, "hidden_size": 20, "bias": False}, 4 * 20 * 30)],
+    "Linear": [({"in_features": 512, "out_features": 20}, 512 * 20 + 20)],
+    "Bilinear": [({"in1_features": 20, "in2_features": 30, "out_features": 40}, 24_040)],
+    "Identity": [({}, 0)],
+    "Dropout": [({"p": 0.1}, 0)],
+    "Flatten": [({}, 0)],
+    "Embedding": [({"num_embeddings": 20, "embedding_dim": 300}, 6_000)],
+    "EmbeddingBag": [({"num_embeddings": 20, "embedding_dim": 300, "mode": "sum"}, 6_000)],
+    "Conv1d": [({"in_channels": 16, "out_channels": 33, "kernel_size": 3}, 33 * 16 * 3 + 33)],
+    "Conv2d": [
+        # ResNet-50's stem: 7x7, no bias
+        ({"in_channels": 3, "out_channels": 64, "kernel_size": 7, "bias": False}, 9_408),
+        # depthwise 3x3: one input channel per filter
+        ({"in_channels": 32, "out_channels": 32, "kernel_size": 3, "groups": 32}, 32 * 9 + 32),
+    ],
+    "Conv3d": [({"in_channels": 16, "out_channels": 33, "kernel_size": 3}, 33 * 16 * 27 + 33)],
+    "ConvTranspose1d": [({"in_channels": 16, "out_channels": 33, "kernel_size": 3}, 1_617)],
+    "ConvTranspose2d": [({"in_channels": 64, "out_channels": 3, "kernel_size": 4}, 3_075)],
+    "ConvTranspose3d": [
+        ({"in_channels": 16, "out_channels": 32, "kernel_size": 3, "groups": 2}, 16 * 16 * 27 + 32),
+    ],
+    "BatchNorm1d": [({"num_features": 100}, 200)],
+    "BatchNorm2d": [({"num_features": 64}, 128)],
+    "BatchNorm3d": [({"num_features": 16, "affine": False}, 0)],
+    "InstanceNorm1d": [({"num_features": 100}, 0)],
+    "InstanceNorm2d": [({"num_features": 64, "affine": True}, 128)],
+    "InstanceNorm3d": [({"num_features": 16, "affine": True, "bias": False}, 16)],
+    "LayerNorm": [({"normalized_shape": 768}, 1_536), ({"normalized_shape": (10, 10)}, 200)],
+    "RMSNorm": [({"normalized_shape": 4096}, 4_096)],
+    "GroupNorm": [({"num_groups": 32, "num_channels": 256}, 512)],
+    "MultiheadAttention": [
+        ({"embed_dim": 512, "num_heads": 8}, 4 * 512 * 512 + 4 * 512),
+        (
+            {"embed_dim": 8, "num_heads": 2, "kdim": 4, "vdim": 6, "add_bias_kv": True},
+            8 * 8 + 8 * 4 + 8 * 6 + 3 * 8 + 8 + 8 + 8 * 8 + 8,
+        ),
+    ],
+    # BERT-base: 12 layers of 7,087,872 parameters each
+    "TransformerEncoderLayer": [
+        ({"d_model": 768, "nhead": 12, "dim_feedforward": 3072}, 7_087_872)
+    ],
+    "TransformerDecoderLayer": [
+        ({"d_model": 512, "nhead": 8}, 2 * 1_050_624 + 2 * 512 * 2048 + 2048 + 512 + 3 * 1024)
+    ],
+    "PReLU": [({}, 1), ({"num_parameters": 64}, 64)],
+}
+
+KIND_ROWS = [(kind, args, total) for kind, rows in KIND_COUNTS.items() for args, total in rows]
+
+
+@pytest.mark.parametrize(
+    ("kind", "args", "expected"),
+    KIND_ROWS,
+    ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(KIND_ROWS)],
+)
+def test_kind_total(kind: str, args: dict[str, Any], expected: int) -> None:
+    assert LAYER_KINDS[kind](**args).total() == expected
+
+
+def test_batch_norm_buffers_are_apart() -> None:
+    spec = LAYER_KINDS["BatchNorm1d"](num_features=100)
+    assert [(b.name, b.shape) for b in spec.buffers()] == [
+        ("running_mean", (100,)),
+        ("running_var", (100,)),
+        ("num_batches_tracked", ()),
+    ]
+    assert all(not b.trainable for b in spec.buffers())
+    assert spec.total() == 200  # buffers are not parameters

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from shapecalc.dims import Dim, dim_str
 from shapecalc.layers._shapes import check_features, one_input
@@ -29,6 +29,9 @@ class PReLU(LayerSpec):
     kind: ClassVar[str] = "PReLU"
     family: ClassVar[str] = "activation"
     summary: ClassVar[str] = "leaky ReLU with a learned slope: one, or one per channel"
+    example: ClassVar[dict[str, Any]] = {"num_parameters": 64}
+    formula_args: ClassVar[dict[str, Any]] = {"num_parameters": "C"}
+    example_input: ClassVar[tuple[Shape, ...]] = ((32, 64, 28, 28),)
     size_fields: ClassVar[dict[str, int]] = {"num_parameters": 0}
 
     def __post_init__(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from shapecalc.dims import Dim, dim_str, known, shape_str
 from shapecalc.errors import ShapecalcError
@@ -56,6 +56,9 @@ class MultiheadAttention(LayerSpec):
     kind: ClassVar[str] = "MultiheadAttention"
     family: ClassVar[str] = "attention"
     summary: ClassVar[str] = "multi-head attention: q, k, v and output projections"
+    example: ClassVar[dict[str, Any]] = {"embed_dim": 512, "num_heads": 8}
+    formula_args: ClassVar[dict[str, Any]] = {"embed_dim": "E", "num_heads": 8}
+    example_input: ClassVar[tuple[Shape, ...]] = ((100, 32, 512), (120, 32, 512), (120, 32, 512))
     size_fields: ClassVar[dict[str, int]] = {"embed_dim": 1, "num_heads": 1}
     bool_fields: ClassVar[tuple[str, ...]] = (
         "bias",
@@ -224,6 +227,9 @@ class TransformerEncoderLayer(_TransformerLayer):
 
     kind: ClassVar[str] = "TransformerEncoderLayer"
     summary: ClassVar[str] = "self-attention + feed-forward, two LayerNorms"
+    example: ClassVar[dict[str, Any]] = {"d_model": 768, "nhead": 12, "dim_feedforward": 3072}
+    formula_args: ClassVar[dict[str, Any]] = {"d_model": "D", "nhead": 12, "dim_feedforward": "F"}
+    example_input: ClassVar[tuple[Shape, ...]] = ((128, 32, 768),)
     attentions: ClassVar[tuple[tuple[str, str], ...]] = (("self_attn", "self-attention"),)
     norms: ClassVar[int] = 2
 
@@ -257,6 +263,9 @@ class TransformerDecoderLayer(_TransformerLayer):
 
     kind: ClassVar[str] = "TransformerDecoderLayer"
     summary: ClassVar[str] = "self-attention + cross-attention + feed-forward, three LayerNorms"
+    example: ClassVar[dict[str, Any]] = {"d_model": 512, "nhead": 8}
+    formula_args: ClassVar[dict[str, Any]] = {"d_model": "D", "nhead": 8, "dim_feedforward": "F"}
+    example_input: ClassVar[tuple[Shape, ...]] = ((100, 32, 512), (120, 32, 512))
     attentions: ClassVar[tuple[tuple[str, str], ...]] = (
         ("self_attn", "self-attention"),
         ("multihead_attn", "attention over the encoder's memory"),

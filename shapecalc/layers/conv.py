@@ -210,6 +210,18 @@ class Conv1d(_Conv):
 
     kind: ClassVar[str] = "Conv1d"
     summary: ClassVar[str] = "1-D convolution: weight (out, in/groups, k)"
+    example: ClassVar[dict[str, Any]] = {
+        "in_channels": 16,
+        "out_channels": 33,
+        "kernel_size": 3,
+        "stride": 2,
+    }
+    formula_args: ClassVar[dict[str, Any]] = {
+        "in_channels": "C_in",
+        "out_channels": "C_out",
+        "kernel_size": 3,
+    }
+    example_input: ClassVar[tuple[Shape, ...]] = ((20, 16, 50),)
     dims: ClassVar[int] = 1
 
 
@@ -225,6 +237,20 @@ class Conv2d(_Conv):
 
     kind: ClassVar[str] = "Conv2d"
     summary: ClassVar[str] = "2-D convolution: weight (out, in/groups, kh, kw)"
+    example: ClassVar[dict[str, Any]] = {
+        "in_channels": 3,
+        "out_channels": 64,
+        "kernel_size": 7,
+        "stride": 2,
+        "padding": 3,
+        "bias": False,
+    }
+    formula_args: ClassVar[dict[str, Any]] = {
+        "in_channels": "C_in",
+        "out_channels": "C_out",
+        "kernel_size": (3, 3),
+    }
+    example_input: ClassVar[tuple[Shape, ...]] = ((1, 3, 224, 224),)
     dims: ClassVar[int] = 2
 
 
@@ -234,6 +260,18 @@ class Conv3d(_Conv):
 
     kind: ClassVar[str] = "Conv3d"
     summary: ClassVar[str] = "3-D convolution: weight (out, in/groups, kd, kh, kw)"
+    example: ClassVar[dict[str, Any]] = {
+        "in_channels": 16,
+        "out_channels": 33,
+        "kernel_size": 3,
+        "stride": 2,
+    }
+    formula_args: ClassVar[dict[str, Any]] = {
+        "in_channels": "C_in",
+        "out_channels": "C_out",
+        "kernel_size": (3, 3, 3),
+    }
+    example_input: ClassVar[tuple[Shape, ...]] = ((20, 16, 10, 50, 100),)
     dims: ClassVar[int] = 3
 
 
@@ -244,6 +282,18 @@ class ConvTranspose1d(_ConvTranspose):
 
     kind: ClassVar[str] = "ConvTranspose1d"
     summary: ClassVar[str] = "1-D transposed convolution: weight (in, out/groups, k)"
+    example: ClassVar[dict[str, Any]] = {
+        "in_channels": 33,
+        "out_channels": 16,
+        "kernel_size": 3,
+        "stride": 2,
+    }
+    formula_args: ClassVar[dict[str, Any]] = {
+        "in_channels": "C_in",
+        "out_channels": "C_out",
+        "kernel_size": 3,
+    }
+    example_input: ClassVar[tuple[Shape, ...]] = ((20, 33, 24),)
     dims: ClassVar[int] = 1
 
 
@@ -257,6 +307,19 @@ class ConvTranspose2d(_ConvTranspose):
 
     kind: ClassVar[str] = "ConvTranspose2d"
     summary: ClassVar[str] = "2-D transposed convolution: weight (in, out/groups, kh, kw)"
+    example: ClassVar[dict[str, Any]] = {
+        "in_channels": 64,
+        "out_channels": 3,
+        "kernel_size": 4,
+        "stride": 2,
+        "padding": 1,
+    }
+    formula_args: ClassVar[dict[str, Any]] = {
+        "in_channels": "C_in",
+        "out_channels": "C_out",
+        "kernel_size": (4, 4),
+    }
+    example_input: ClassVar[tuple[Shape, ...]] = ((1, 64, 16, 16),)
     dims: ClassVar[int] = 2
 
 
@@ -266,4 +329,16 @@ class ConvTranspose3d(_ConvTranspose):
 
     kind: ClassVar[str] = "ConvTranspose3d"
     summary: ClassVar[str] = "3-D transposed convolution: weight (in, out/groups, kd, kh, kw)"
+    example: ClassVar[dict[str, Any]] = {
+        "in_channels": 33,
+        "out_channels": 16,
+        "kernel_size": 3,
+        "stride": 2,
+    }
+    formula_args: ClassVar[dict[str, Any]] = {
+        "in_channels": "C_in",
+        "out_channels": "C_out",
+        "kernel_size": (3, 3, 3),
+    }
+    example_input: ClassVar[tuple[Shape, ...]] = ((20, 33, 4, 12, 24),)
     dims: ClassVar[int] = 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from shapecalc.dims import Dim, dim_str, known, shape_str
 from shapecalc.layers._shapes import one_input
@@ -75,6 +75,9 @@ class Embedding(_Table):
 
     kind: ClassVar[str] = "Embedding"
     summary: ClassVar[str] = "lookup table: weight (num_embeddings, embedding_dim)"
+    example: ClassVar[dict[str, Any]] = {"num_embeddings": 65, "embedding_dim": 512}
+    formula_args: ClassVar[dict[str, Any]] = {"num_embeddings": "V", "embedding_dim": "E"}
+    example_input: ClassVar[tuple[Shape, ...]] = ((32, 100),)
     bool_fields: ClassVar[tuple[str, ...]] = ("scale_grad_by_freq", "sparse")
 
     def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
@@ -107,6 +110,13 @@ class EmbeddingBag(_Table):
 
     kind: ClassVar[str] = "EmbeddingBag"
     summary: ClassVar[str] = "sum, mean or max of bags of rows: weight (num_embeddings, dim)"
+    example: ClassVar[dict[str, Any]] = {
+        "num_embeddings": 10000,
+        "embedding_dim": 64,
+        "mode": "sum",
+    }
+    formula_args: ClassVar[dict[str, Any]] = {"num_embeddings": "V", "embedding_dim": "E"}
+    example_input: ClassVar[tuple[Shape, ...]] = ((32, 20),)
     bool_fields: ClassVar[tuple[str, ...]] = (
         "scale_grad_by_freq",
         "sparse",

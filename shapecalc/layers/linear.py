@@ -30,6 +30,9 @@ class Linear(LayerSpec):
     kind: ClassVar[str] = "Linear"
     family: ClassVar[str] = "linear"
     summary: ClassVar[str] = "y = x·Wᵀ + b: weight (out, in) and bias (out)"
+    example: ClassVar[dict[str, Any]] = {"in_features": 512, "out_features": 65}
+    formula_args: ClassVar[dict[str, Any]] = {"in_features": "I", "out_features": "O"}
+    example_input: ClassVar[tuple[Shape, ...]] = ((32, 100, 512),)
     size_fields: ClassVar[dict[str, int]] = {"in_features": 0, "out_features": 0}
     bool_fields: ClassVar[tuple[str, ...]] = ("bias",)
 
@@ -72,6 +75,13 @@ class Bilinear(LayerSpec):
     kind: ClassVar[str] = "Bilinear"
     family: ClassVar[str] = "linear"
     summary: ClassVar[str] = "y = x1ᵀ·A·x2 + b: weight (out, in1, in2) and bias (out)"
+    example: ClassVar[dict[str, Any]] = {"in1_features": 20, "in2_features": 30, "out_features": 40}
+    formula_args: ClassVar[dict[str, Any]] = {
+        "in1_features": "I1",
+        "in2_features": "I2",
+        "out_features": "O",
+    }
+    example_input: ClassVar[tuple[Shape, ...]] = ((128, 20), (128, 30))
     # in1_features 0 is refused by torch too (its initialiser divides by sqrt(in1_features))
     size_fields: ClassVar[dict[str, int]] = {
         "in1_features": 1,
@@ -117,6 +127,9 @@ class Identity(LayerSpec):
     kind: ClassVar[str] = "Identity"
     family: ClassVar[str] = "linear"
     summary: ClassVar[str] = "returns its input; no parameters"
+    example: ClassVar[dict[str, Any]] = {}
+    formula_args: ClassVar[dict[str, Any]] = {}
+    example_input: ClassVar[tuple[Shape, ...]] = ((32, 512),)
 
     def params(self) -> Iterator[Param]:
         return iter(())
@@ -136,6 +149,9 @@ class Dropout(LayerSpec):
     kind: ClassVar[str] = "Dropout"
     family: ClassVar[str] = "linear"
     summary: ClassVar[str] = "zeroes each element with probability p in training; no parameters"
+    example: ClassVar[dict[str, Any]] = {"p": 0.1}
+    formula_args: ClassVar[dict[str, Any]] = {}
+    example_input: ClassVar[tuple[Shape, ...]] = ((32, 512),)
 
     def __post_init__(self) -> None:
         self._check_number("p", 0, 1)
@@ -162,6 +178,9 @@ class Flatten(LayerSpec):
     kind: ClassVar[str] = "Flatten"
     family: ClassVar[str] = "linear"
     summary: ClassVar[str] = "merges dimensions start_dim..end_dim; no parameters"
+    example: ClassVar[dict[str, Any]] = {}
+    formula_args: ClassVar[dict[str, Any]] = {}
+    example_input: ClassVar[tuple[Shape, ...]] = ((32, 64, 7, 7),)
 
     def __post_init__(self) -> None:
         for name in ("start_dim", "end_dim"):

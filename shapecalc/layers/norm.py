@@ -114,6 +114,9 @@ class BatchNorm1d(_BatchNorm):
 
     kind: ClassVar[str] = "BatchNorm1d"
     summary: ClassVar[str] = "batch norm over (N, C) or (N, C, L): gamma, beta + running stats"
+    example: ClassVar[dict[str, Any]] = {"num_features": 100}
+    formula_args: ClassVar[dict[str, Any]] = {"num_features": "C"}
+    example_input: ClassVar[tuple[Shape, ...]] = ((20, 100),)
     ranks: ClassVar[tuple[int, ...]] = (2, 3)
 
 
@@ -127,6 +130,9 @@ class BatchNorm2d(_BatchNorm):
 
     kind: ClassVar[str] = "BatchNorm2d"
     summary: ClassVar[str] = "batch norm over (N, C, H, W): gamma, beta + running stats"
+    example: ClassVar[dict[str, Any]] = {"num_features": 64}
+    formula_args: ClassVar[dict[str, Any]] = {"num_features": "C"}
+    example_input: ClassVar[tuple[Shape, ...]] = ((32, 64, 56, 56),)
     ranks: ClassVar[tuple[int, ...]] = (4,)
 
 
@@ -136,6 +142,9 @@ class BatchNorm3d(_BatchNorm):
 
     kind: ClassVar[str] = "BatchNorm3d"
     summary: ClassVar[str] = "batch norm over (N, C, D, H, W): gamma, beta + running stats"
+    example: ClassVar[dict[str, Any]] = {"num_features": 16}
+    formula_args: ClassVar[dict[str, Any]] = {"num_features": "C"}
+    example_input: ClassVar[tuple[Shape, ...]] = ((8, 16, 4, 32, 32),)
     ranks: ClassVar[tuple[int, ...]] = (5,)
 
 
@@ -146,6 +155,9 @@ class InstanceNorm1d(_InstanceNorm):
 
     kind: ClassVar[str] = "InstanceNorm1d"
     summary: ClassVar[str] = "instance norm over (N, C, L): no parameters unless affine"
+    example: ClassVar[dict[str, Any]] = {"num_features": 100, "affine": True}
+    formula_args: ClassVar[dict[str, Any]] = {"num_features": "C", "affine": True}
+    example_input: ClassVar[tuple[Shape, ...]] = ((20, 100, 40),)
     ranks: ClassVar[tuple[int, ...]] = (2, 3)
 
 
@@ -155,6 +167,9 @@ class InstanceNorm2d(_InstanceNorm):
 
     kind: ClassVar[str] = "InstanceNorm2d"
     summary: ClassVar[str] = "instance norm over (N, C, H, W): no parameters unless affine"
+    example: ClassVar[dict[str, Any]] = {"num_features": 64, "affine": True}
+    formula_args: ClassVar[dict[str, Any]] = {"num_features": "C", "affine": True}
+    example_input: ClassVar[tuple[Shape, ...]] = ((8, 64, 32, 32),)
     ranks: ClassVar[tuple[int, ...]] = (3, 4)
 
 
@@ -164,6 +179,9 @@ class InstanceNorm3d(_InstanceNorm):
 
     kind: ClassVar[str] = "InstanceNorm3d"
     summary: ClassVar[str] = "instance norm over (N, C, D, H, W): no parameters unless affine"
+    example: ClassVar[dict[str, Any]] = {"num_features": 16, "affine": True}
+    formula_args: ClassVar[dict[str, Any]] = {"num_features": "C", "affine": True}
+    example_input: ClassVar[tuple[Shape, ...]] = ((8, 16, 4, 32, 32),)
     ranks: ClassVar[tuple[int, ...]] = (4, 5)
 
 
@@ -218,6 +236,9 @@ class LayerNorm(_ShapeNorm):
 
     kind: ClassVar[str] = "LayerNorm"
     summary: ClassVar[str] = "normalises the last dims: weight and bias of normalized_shape"
+    example: ClassVar[dict[str, Any]] = {"normalized_shape": 768}
+    formula_args: ClassVar[dict[str, Any]] = {"normalized_shape": "D"}
+    example_input: ClassVar[tuple[Shape, ...]] = ((32, 128, 768),)
     bool_fields: ClassVar[tuple[str, ...]] = ("elementwise_affine", "bias")
 
     def __post_init__(self) -> None:
@@ -244,6 +265,9 @@ class RMSNorm(_ShapeNorm):
 
     kind: ClassVar[str] = "RMSNorm"
     summary: ClassVar[str] = "root-mean-square norm of the last dims: weight only"
+    example: ClassVar[dict[str, Any]] = {"normalized_shape": 4096}
+    formula_args: ClassVar[dict[str, Any]] = {"normalized_shape": "D"}
+    example_input: ClassVar[tuple[Shape, ...]] = ((1, 2048, 4096),)
     bool_fields: ClassVar[tuple[str, ...]] = ("elementwise_affine",)
 
     def __post_init__(self) -> None:
@@ -275,6 +299,9 @@ class GroupNorm(LayerSpec):
     kind: ClassVar[str] = "GroupNorm"
     family: ClassVar[str] = "norm"
     summary: ClassVar[str] = "normalises groups of channels: weight and bias per channel"
+    example: ClassVar[dict[str, Any]] = {"num_groups": 32, "num_channels": 256}
+    formula_args: ClassVar[dict[str, Any]] = {"num_groups": 32, "num_channels": "C"}
+    example_input: ClassVar[tuple[Shape, ...]] = ((8, 256, 28, 28),)
     size_fields: ClassVar[dict[str, int]] = {"num_groups": 1, "num_channels": 0}
     bool_fields: ClassVar[tuple[str, ...]] = ("affine", "bias")
 

@@ -236,6 +236,13 @@ class LSTM(RecurrentSpec):
 
     kind: ClassVar[str] = "LSTM"
     summary: ClassVar[str] = "multi-layer LSTM: 4 gates (i, f, g, o), optional projection"
+    example: ClassVar[dict[str, Any]] = {"input_size": 512, "hidden_size": 512, "num_layers": 2}
+    formula_args: ClassVar[dict[str, Any]] = {
+        "input_size": "I",
+        "hidden_size": "H",
+        "num_layers": 2,
+    }
+    example_input: ClassVar[tuple[Shape, ...]] = ((100, 32, 512),)
     gates: ClassVar[tuple[str, ...]] = ("i", "f", "g", "o")
     size_fields: ClassVar[dict[str, int]] = {
         **RecurrentSpec.size_fields,
@@ -294,6 +301,13 @@ class GRU(RecurrentSpec):
 
     kind: ClassVar[str] = "GRU"
     summary: ClassVar[str] = "multi-layer GRU: 3 gates (r, z, n)"
+    example: ClassVar[dict[str, Any]] = {"input_size": 512, "hidden_size": 512, "num_layers": 2}
+    formula_args: ClassVar[dict[str, Any]] = {
+        "input_size": "I",
+        "hidden_size": "H",
+        "num_layers": 2,
+    }
+    example_input: ClassVar[tuple[Shape, ...]] = ((100, 32, 512),)
     gates: ClassVar[tuple[str, ...]] = ("r", "z", "n")
 
 
@@ -318,6 +332,9 @@ class RNN(RecurrentSpec):
 
     kind: ClassVar[str] = "RNN"
     summary: ClassVar[str] = "multi-layer Elman RNN (tanh or relu): 1 gate"
+    example: ClassVar[dict[str, Any]] = {"input_size": 65, "hidden_size": 128}
+    formula_args: ClassVar[dict[str, Any]] = {"input_size": "I", "hidden_size": "H"}
+    example_input: ClassVar[tuple[Shape, ...]] = ((100, 32, 65),)
     gates: ClassVar[tuple[str, ...]] = ("h",)
 
     def __post_init__(self) -> None:
@@ -366,6 +383,9 @@ class LSTMCell(CellSpec):
 
     kind: ClassVar[str] = "LSTMCell"
     summary: ClassVar[str] = "one LSTM step: 4 gates (i, f, g, o)"
+    example: ClassVar[dict[str, Any]] = {"input_size": 512, "hidden_size": 512}
+    formula_args: ClassVar[dict[str, Any]] = {"input_size": "I", "hidden_size": "H"}
+    example_input: ClassVar[tuple[Shape, ...]] = ((32, 512),)
     gates: ClassVar[tuple[str, ...]] = ("i", "f", "g", "o")
 
 
@@ -380,6 +400,9 @@ class GRUCell(CellSpec):
 
     kind: ClassVar[str] = "GRUCell"
     summary: ClassVar[str] = "one GRU step: 3 gates (r, z, n)"
+    example: ClassVar[dict[str, Any]] = {"input_size": 512, "hidden_size": 512}
+    formula_args: ClassVar[dict[str, Any]] = {"input_size": "I", "hidden_size": "H"}
+    example_input: ClassVar[tuple[Shape, ...]] = ((32, 512),)
     gates: ClassVar[tuple[str, ...]] = ("r", "z", "n")
 
 
@@ -399,6 +422,9 @@ class RNNCell(CellSpec):
 
     kind: ClassVar[str] = "RNNCell"
     summary: ClassVar[str] = "one Elman RNN step (tanh or relu)"
+    example: ClassVar[dict[str, Any]] = {"input_size": 65, "hidden_size": 128}
+    formula_args: ClassVar[dict[str, Any]] = {"input_size": "I", "hidden_size": "H"}
+    example_input: ClassVar[tuple[Shape, ...]] = ((32, 65),)
     gates: ClassVar[tuple[str, ...]] = ("h",)
 
     def __post_init__(self) -> None:

@@ -1,0 +1,125 @@
+"""The layer reference, written from the registry: one Markdown section per kind.
+
+``scripts/gen_docs.py`` writes ``docs/layers/<family>.md`` from :func:`family_page`; a
+test fails when the committed pages differ from what this module writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+from shapecalc.dims import dim_str, shape_str
+from shapecalc.spec import LAYER_KINDS, LayerSpec
+
+__all__ = ["FAMILIES", "family_page", "index_page", "kind_section", "signature"]
+
+#: family -> (page title, one line)
+FAMILIES: dict[str, tuple[str, str]] = {
+    "recurrent": ("Recurrent layers", "RNN, GRU, LSTM and their cells"),
+    "linear": ("Linear layers", "Linear, Bilinear and layers without parameters"),
+    "embedding": ("Embeddings", "lookup tables"),
+    "conv": ("Convolutions", "Conv and ConvTranspose in 1, 2 and 3 dimensions"),
+    "norm": ("Normalisation", "BatchNorm, InstanceNorm, LayerNorm, GroupNorm, RMSNorm"),
+    "attention": ("Attention", "MultiheadAttention and the Transformer layers"),
+    "activation": ("Activations with parameters", "PReLU"),
+}
+
+
+def signature(cls: type[LayerSpec]) -> str:
+    """``LSTM(input_size, hidden_size, num_layers=1, ...)``: torch.nn's constructor."""
+    parts = []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.default is dataclasses.MISSING:
+            parts.append(f.name)
+        else:
+            parts.append(f"{f.name}={f.default!r}")
+    return f"{cls.kind}({', '.join(parts)})"
+
+
+def _doc(text: str | None) -> str:
+    """A docstring's prose, without doctest examples."""
+    lines = []
+    for line in inspect.cleandoc(text or "").splitlines():
+        if line.startswith(">>>"):
+            break
+        lines.append(line)
+    return " ".join(" ".join(lines).split())
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def kind_section(cls: type[LayerSpec]) -> str:
+    """One kind: signature, parameters with symbolic shapes and formulas, buffers, output
+    shape rule and a worked example."""
+    symbolic = cls(**cls.formula_args)
+    example = cls(**cls.example)
+    lines = [f"## {cls.kind}", "", cls.summary + ".", "", f"`torch.nn.{signature(cls)}`", ""]
+    params = list(symbolic.params())
+    if params:
+        lines += [
+            f"Parameters of `{symbolic}`:",
+            "",
+            "| Parameter | Shape | Count | Role |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{p.name}` | {shape_str(p.shape)} | {dim_str(p.count)} | {_cell(p.role)} |"
+            for p in params
+        ]
+        lines += ["", f"Total: **{dim_str(symbolic.total())}**", ""]
+    else:
+        lines += ["No parameters.", ""]
+    buffers = list(symbolic.buffers())
+    if buffers:
+        lines += ["Buffers (saved state, not trained):", ""]
+        lines += [f"- `{b.name}` {shape_str(b.shape)}: {b.role}" for b in buffers]
+        lines.append("")
+    rule = _doc(cls.output_shapes.__doc__)
+    if rule:
+        lines += [f"Output shapes: {rule}", ""]
+    outputs = example.output_shapes(*cls.example_input)
+    total = example.total()
+    lines += [
+        f"Example: `{example}` has {total:,} parameters"
+        + (
+            f" ({'; '.join(f'`{p.name}` {shape_str(p.shape)}' for p in example.params())})"
+            if 0 < len(list(example.params())) <= 4
+            else ""
+        )
+        + f". Input {', '.join(shape_str(s) for s in cls.example_input)} gives "
+        f"{', '.join(shape_str(s) for s in outputs)}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def family_page(family: str) -> str:
+    title, blurb = FAMILIES[family]
+    kinds = sorted((k for k, c in LAYER_KINDS.items() if c.family == family))
+    head = [
+        f"# {title}",
+        "",
+        f"{blurb[0].upper() + blurb[1:]}. Generated from shapecalc's layer registry: every "
+        "name, shape and count below is what the engine computes, and the test suite checks "
+        "it against PyTorch.",
+        "",
+    ]
+    return "\n".join(head) + "\n" + "\n".join(kind_section(LAYER_KINDS[k]) for k in kinds)
+
+
+def index_page() -> str:
+    lines = [
+        "# Layer reference",
+        "",
+        "Every layer kind shapecalc knows, by family. `shapecalc layer KIND --help` shows "
+        "a kind's arguments; `shapecalc layers` lists them in the terminal.",
+        "",
+        "| Kind | Family | What it is |",
+        "|---|---|---|",
+    ]
+    for kind, cls in sorted(LAYER_KINDS.items()):
+        lines.append(f"| [{kind}]({cls.family}.md#{kind.lower()}) | {cls.family} | {cls.summary} |")
+    return "\n".join(lines) + "\n"

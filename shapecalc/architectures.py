@@ -6,42 +6,96 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from shapecalc.dims import Dim, Expr, as_size, dim_str, shape_str, symbol
 from shapecalc.errors import InvalidArgumentError, ShapecalcError, TieError
-from shapecalc.layers import LSTM, Embedding, Linear
+from shapecalc.layers import GRU, LSTM, RNN, Embedding, Linear, RecurrentSpec
 from shapecalc.model import Layer, Model
 
-__all__ = ["lstm_lm"]
+__all__ = ["gru_lm", "lstm_lm", "rnn_lm"]
 
-_LM = "lstm_lm"
-#: LSTM constructor argument -> the lstm_lm argument it comes from
+_CELLS: dict[str, Callable[..., RecurrentSpec]] = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
+_OWNER = {"LSTM": "lstm_lm", "GRU": "gru_lm", "RNN": "rnn_lm"}
+#: recurrent constructor argument -> the language model argument it comes from
 _LSTM_ARG = {
     "hidden_size": "hidden",
     "num_layers": "layers",
     "proj_size": "proj_size",
     "dropout": "dropout",
+    "nonlinearity": "nonlinearity",
 }
 
 
-def _flag(name: str, value: Any) -> bool:
+def _flag(owner: str, name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         rule = f"{name} must be True or False"
         raise InvalidArgumentError(
-            f"{rule}, got {value!r}", layer=_LM, field=name, value=value, rule=rule
+            f"{rule}, got {value!r}", layer=owner, field=name, value=value, rule=rule
         )
     return value
 
 
-def _dropout(value: Any) -> float:
+def _dropout(owner: str, value: Any) -> float:
     rule = "dropout must be a number in [0, 1)"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         why = " (1 would zero every activation between layers)" if value == 1 else ""
         raise InvalidArgumentError(
-            f"{rule}, got {value!r}{why}", layer=_LM, field="dropout", value=value, rule=rule
+            f"{rule}, got {value!r}{why}", layer=owner, field="dropout", value=value, rule=rule
         )
     return float(value)
+
+
+def _arguments(owner: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Checked and normalised arguments of a recurrent language model."""
+    out: dict[str, Any] = {
+        "vocab": as_size(values["vocab"], owner=owner, field="vocab"),
+        "hidden": as_size(values["hidden"], owner=owner, field="hidden"),
+        "layers": as_size(values["layers"], owner=owner, field="layers"),
+        "embed_dim": None
+        if values["embed_dim"] is None
+        else as_size(values["embed_dim"], owner=owner, field="embed_dim"),
+    }
+    for name in ("one_hot", "bias", "bidirectional", "tie_weights"):
+        out[name] = _flag(owner, name, values[name])
+    if "proj_size" in values:
+        out["proj_size"] = as_size(values["proj_size"], owner=owner, field="proj_size", minimum=0)
+    if "nonlinearity" in values:
+        out["nonlinearity"] = values["nonlinearity"]
+    out["dropout"] = _dropout(owner, values["dropout"])
+    if out["one_hot"] and out["embed_dim"] is not None:
+        raise InvalidArgumentError(
+            "embed_dim cannot be set with one_hot: a one-hot input has no embedding layer "
+            "(its size is the vocabulary)",
+            layer=owner,
+            field="embed_dim",
+            value=values["embed_dim"],
+            rule="embed_dim needs an embedding layer",
+        )
+    return {name: out[name] for name in values}  # in the factory's own order
+
+
+def _language_model(cell: str, factory: Callable[..., Model], values: dict[str, Any]) -> Model:
+    owner = factory.__name__
+    arguments = _arguments(owner, values)
+    model = _build(cell, **arguments)
+    notes = list(model.notes)
+    if arguments["dropout"] > 0 and arguments["layers"] == 1:
+        notes.append(
+            f"dropout acts between {cell} layers only: with 1 layer it does nothing "
+            "(PyTorch warns about this)"
+        )
+    return Model(
+        name=model.name,
+        layers=model.layers,
+        ties=model.ties,
+        sizes=model.sizes,
+        make_template=lambda: _build(cell, **_template_arguments(arguments)),
+        factory=factory,
+        arguments=arguments,
+        notes=tuple(notes),
+    )
 
 
 def lstm_lm(
@@ -72,46 +126,48 @@ def lstm_lm(
     >>> [r.name for r in m.rows()][:3]
     ['embedding.weight', 'lstm.weight_ih_l0', 'lstm.weight_hh_l0']
     """
-    arguments: dict[str, Any] = {
-        "vocab": as_size(vocab, owner=_LM, field="vocab"),
-        "hidden": as_size(hidden, owner=_LM, field="hidden"),
-        "layers": as_size(layers, owner=_LM, field="layers"),
-        "embed_dim": None
-        if embed_dim is None
-        else as_size(embed_dim, owner=_LM, field="embed_dim"),
-        "one_hot": _flag("one_hot", one_hot),
-        "bias": _flag("bias", bias),
-        "bidirectional": _flag("bidirectional", bidirectional),
-        "proj_size": as_size(proj_size, owner=_LM, field="proj_size", minimum=0),
-        "tie_weights": _flag("tie_weights", tie_weights),
-        "dropout": _dropout(dropout),
-    }
-    if one_hot and embed_dim is not None:
-        raise InvalidArgumentError(
-            "embed_dim cannot be set with one_hot: a one-hot input has no embedding layer "
-            "(its size is the vocabulary)",
-            layer=_LM,
-            field="embed_dim",
-            value=embed_dim,
-            rule="embed_dim needs an embedding layer",
-        )
-    model = _build(**arguments)
-    notes = list(model.notes)
-    if arguments["dropout"] > 0 and arguments["layers"] == 1:
-        notes.append(
-            "dropout acts between LSTM layers only: with 1 layer it does nothing "
-            "(PyTorch warns about this)"
-        )
-    return Model(
-        name=model.name,
-        layers=model.layers,
-        ties=model.ties,
-        sizes=model.sizes,
-        make_template=lambda: _build(**_template_arguments(arguments)),
-        factory=lstm_lm,
-        arguments=arguments,
-        notes=tuple(notes),
-    )
+    return _language_model("LSTM", lstm_lm, dict(locals()))
+
+
+def gru_lm(
+    vocab: Any,
+    hidden: Any,
+    layers: Any = 1,
+    *,
+    embed_dim: Any = None,
+    one_hot: bool = False,
+    bias: bool = True,
+    bidirectional: bool = False,
+    tie_weights: bool = False,
+    dropout: float = 0.0,
+) -> Model:
+    """The same language model with a GRU (3 gates: r, z, n) instead of an LSTM.
+
+    >>> gru_lm(vocab=65, hidden=512, layers=2).total
+    3218497
+    """
+    return _language_model("GRU", gru_lm, dict(locals()))
+
+
+def rnn_lm(
+    vocab: Any,
+    hidden: Any,
+    layers: Any = 1,
+    *,
+    embed_dim: Any = None,
+    one_hot: bool = False,
+    bias: bool = True,
+    bidirectional: bool = False,
+    tie_weights: bool = False,
+    dropout: float = 0.0,
+    nonlinearity: str = "tanh",
+) -> Model:
+    """The same language model with an Elman RNN: h_t = tanh(W_ih x_t + W_hh h_(t-1) + b).
+
+    >>> rnn_lm(vocab=65, hidden=512, layers=2).total
+    1117249
+    """
+    return _language_model("RNN", rnn_lm, dict(locals()))
 
 
 def _template_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -123,18 +179,19 @@ def _template_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
     out = dict(arguments)
     out["vocab"] = sym(arguments["vocab"], "V")
     out["hidden"] = sym(arguments["hidden"], "H")
-    if arguments["proj_size"] != 0:
+    if arguments.get("proj_size", 0) != 0:
         out["proj_size"] = sym(arguments["proj_size"], "P")
     if arguments["embed_dim"] is not None:
         out["embed_dim"] = sym(arguments["embed_dim"], "E")
     if arguments["tie_weights"]:
         # tying forces E == D·H_out; the formula says so instead of keeping a separate E
-        h_out = out["proj_size"] if out["proj_size"] != 0 else out["hidden"]
+        h_out = out["proj_size"] if out.get("proj_size", 0) != 0 else out["hidden"]
         out["embed_dim"] = (2 if arguments["bidirectional"] else 1) * h_out
     return out
 
 
 def _build(
+    cell: str,
     *,
     vocab: Dim,
     hidden: Dim,
@@ -143,25 +200,31 @@ def _build(
     one_hot: bool,
     bias: bool,
     bidirectional: bool,
-    proj_size: Dim,
     tie_weights: bool,
     dropout: float,
+    proj_size: Dim = 0,
+    nonlinearity: str = "tanh",
 ) -> Model:
     embed = hidden if embed_dim is None else embed_dim
+    extra: dict[str, Any] = {}
+    if cell == "LSTM":
+        extra["proj_size"] = proj_size
+    if cell == "RNN":
+        extra["nonlinearity"] = nonlinearity
     try:
-        lstm = LSTM(
+        rnn = _CELLS[cell](
             input_size=vocab if one_hot else embed,
             hidden_size=hidden,
             num_layers=layers,
             bias=bias,
             dropout=dropout,
             bidirectional=bidirectional,
-            proj_size=proj_size,
+            **extra,
         )
     except ShapecalcError as err:
         raise err.renamed(_LSTM_ARG) from None
-    h_out = lstm.output_hidden
-    head_in = lstm.num_directions * h_out
+    h_out = rnn.output_hidden
+    head_in = rnn.num_directions * h_out
     parts: list[Layer] = []
     if not one_hot:
         parts.append(
@@ -173,11 +236,11 @@ def _build(
         )
     parts.append(
         Layer(
-            "lstm",
-            lstm,
-            f"{dim_str(layers)}-layer LSTM, hidden size {dim_str(hidden)}"
+            cell.lower(),
+            rnn,
+            f"{dim_str(layers)}-layer {cell}, hidden size {dim_str(hidden)}"
             + (", bidirectional" if bidirectional else "")
-            + (f", projected to {dim_str(proj_size)}" if lstm.projects else ""),
+            + (f", projected to {dim_str(proj_size)}" if rnn.projects else ""),
         )
     )
     head = Linear(head_in, vocab, bias=bias)
@@ -186,13 +249,13 @@ def _build(
     )
     ties: dict[str, str] = {}
     if tie_weights:
-        _check_tie(one_hot, vocab, embed, head_in, bidirectional, lstm.projects)
+        _check_tie(_OWNER[cell], one_hot, vocab, embed, head_in, bidirectional, rnn.projects)
         ties["head.weight"] = "embedding.weight"
     sizes: dict[str, Dim] = {"V": vocab}
     if embed_dim is not None:
         sizes["E"] = embed_dim
     sizes["H"] = hidden
-    if lstm.projects:
+    if rnn.projects:
         sizes["P"] = proj_size
     sizes["L"] = layers
     notes = []
@@ -201,13 +264,13 @@ def _build(
             f"tie_weights holds only where {dim_str(embed)} = {dim_str(head_in)} "
             "(embed_dim equals the head's input size); checked when evaluated"
         )
-    if lstm.projects and not (isinstance(proj_size, int) and isinstance(hidden, int)):
+    if rnn.projects and not (isinstance(proj_size, int) and isinstance(hidden, int)):
         notes.append(
             f"proj_size must be smaller than hidden_size: {dim_str(proj_size)} < "
             f"{dim_str(hidden)}; checked when evaluated"
         )
     return Model(
-        name="LSTM language model",
+        name=f"{cell} language model",
         layers=tuple(parts),
         ties=ties,
         sizes=sizes,
@@ -216,12 +279,18 @@ def _build(
 
 
 def _check_tie(
-    one_hot: bool, vocab: Dim, embed: Dim, head_in: Dim, bidirectional: bool, projects: bool
+    owner: str,
+    one_hot: bool,
+    vocab: Dim,
+    embed: Dim,
+    head_in: Dim,
+    bidirectional: bool,
+    projects: bool,
 ) -> None:
     if one_hot:
         raise TieError(
             "tie_weights needs an embedding to share, and one_hot has none",
-            layer=_LM,
+            layer=owner,
             field="tie_weights",
             value=True,
             rule="tie_weights needs an embedding layer",
@@ -232,7 +301,7 @@ def _check_tie(
         raise TieError(
             f"tie_weights: the head weight {shape_str((vocab, head_in))} cannot share the "
             f"embedding weight {shape_str((vocab, embed))}: their shapes differ",
-            layer=_LM,
+            layer=owner,
             field="tie_weights",
             value=True,
             rule="tying needs embed_dim == the head's input size",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shapecalc.dims import Dim, dim_str, shape_str
-from shapecalc.layers import LSTM
+from shapecalc.layers import GRU, LSTM, RecurrentSpec
 from shapecalc.model import Model
 
 __all__ = ["Section", "explain"]
@@ -27,18 +27,20 @@ def _n(value: Dim) -> str:
 
 
 def explain(model: Model) -> list[Section]:
-    """Sections of text about ``model``; models without an LSTM get the totals only."""
-    lstms = [(layer.name, layer.spec) for layer in model.layers if isinstance(layer.spec, LSTM)]
+    """Sections of text about ``model``; models without a recurrent layer get the totals."""
+    rnns = [
+        (layer.name, layer.spec) for layer in model.layers if isinstance(layer.spec, RecurrentSpec)
+    ]
     sections: list[Section] = []
-    if lstms:
-        sections.extend(_explain_lstm(model, *lstms[0]))
+    if rnns:
+        sections.extend(_explain_recurrent(model, *rnns[0]))
     sections.append(_where_total_comes_from(model))
-    if lstms:
-        sections.append(_confusions(model, *lstms[0]))
+    if rnns:
+        sections.append(_confusions(model, *rnns[0]))
     return sections
 
 
-def _input_of_layer(model: Model, lstm: LSTM, label: str) -> str:
+def _input_of_layer(model: Model, lstm: RecurrentSpec, label: str) -> str:
     d = "2 directions × " if lstm.bidirectional else ""
     below = f"h_t of the layer below, {d}{'P' if lstm.projects else 'H'}"
     if not label.startswith("0"):
@@ -50,7 +52,7 @@ def _input_of_layer(model: Model, lstm: LSTM, label: str) -> str:
     return f"layer 0 reads {first}, the others the {below}" if "." in label else first
 
 
-def _layer_groups(lstm: LSTM) -> list[tuple[str, str, Dim, Dim]]:
+def _layer_groups(lstm: RecurrentSpec) -> list[tuple[str, str, Dim, Dim]]:
     """``(label, name index, d_in, copies)``: layer 0, then the layers above it as one
     group (they all read the layer below, so they all have the same tensors)."""
     n = lstm.num_layers
@@ -63,70 +65,118 @@ def _layer_groups(lstm: LSTM) -> list[tuple[str, str, Dim, Dim]]:
     return groups
 
 
-def _explain_lstm(model: Model, name: str, lstm: LSTM) -> list[Section]:
-    h = lstm.hidden_size
-    g4 = 4 * h
-    h_out = lstm.output_hidden
-    layers = lstm.num_layers
-    groups = _layer_groups(lstm)
+_NUMBER = {1: "one", 3: "three", 4: "four"}
+
+
+def _equations(spec: RecurrentSpec) -> list[str]:
+    """The cell equations, one line each, as PyTorch's documentation writes them."""
+    if isinstance(spec, LSTM):
+        h_line = (
+            "  h_t = W_hr (o_t ⊙ tanh(c_t))                  projected to proj_size"
+            if spec.projects
+            else "  h_t = o_t ⊙ tanh(c_t)"
+        )
+        return [
+            "  i_t = σ(W_ii x_t + b_ii + W_hi h_(t-1) + b_hi)      input gate",
+            "  f_t = σ(W_if x_t + b_if + W_hf h_(t-1) + b_hf)      forget gate",
+            "  g_t = tanh(W_ig x_t + b_ig + W_hg h_(t-1) + b_hg)   cell candidate",
+            "  o_t = σ(W_io x_t + b_io + W_ho h_(t-1) + b_ho)      output gate",
+            "  c_t = f_t ⊙ c_(t-1) + i_t ⊙ g_t",
+            h_line,
+        ]
+    if isinstance(spec, GRU):
+        return [
+            "  r_t = σ(W_ir x_t + b_ir + W_hr h_(t-1) + b_hr)              reset gate",
+            "  z_t = σ(W_iz x_t + b_iz + W_hz h_(t-1) + b_hz)              update gate",
+            "  n_t = tanh(W_in x_t + b_in + r_t ⊙ (W_hn h_(t-1) + b_hn))   new gate",
+            "  h_t = (1 - z_t) ⊙ n_t + z_t ⊙ h_(t-1)",
+        ]
+    f = "relu" if getattr(spec, "nonlinearity", "tanh") == "relu" else "tanh"
+    return [f"  h_t = {f}(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh)"]
+
+
+def _stack(gates: tuple[str, ...], side: str) -> str:
+    """``[W_ii; W_if; W_ig; W_io]``, or ``W_ih`` for a single gate."""
+    if len(gates) == 1:
+        return f"W_{side}h" if side != "b" else "b"
+    return (
+        "["
+        + "; ".join(
+            f"{'W' if side != 'b' else 'b'}_{side if side != 'b' else ''}{g}" for g in gates
+        )
+        + "]"
+    )
+
+
+def _explain_recurrent(model: Model, name: str, rnn: RecurrentSpec) -> list[Section]:
+    h = rnn.hidden_size
+    gates = rnn.gates
+    count = len(gates)
+    gh = count * h
+    gh_text = f"{count}·H" if count > 1 else "H"
+    h_out = rnn.output_hidden
+    layers = rnn.num_layers
+    groups = _layer_groups(rnn)
     d_ins = [d for _, _, d, _ in groups]
+    lstm = isinstance(rnn, LSTM)
+    state = "hidden state h_t and of its cell state c_t" if lstm else "hidden state h_t"
+    if count > 1:
+        per_gate = (
+            f"Each of the {_NUMBER.get(count, count)} gates ({', '.join(gates)}) has its own "
+            f"{_n(h)} × d_in input matrix, its own {_n(h)} × {_n(h_out)} recurrent matrix "
+            "and its own biases."
+        )
+    else:
+        per_gate = (
+            f"The layer has one {_n(h)} × d_in input matrix, one {_n(h)} × {_n(h)} recurrent "
+            "matrix and its biases."
+        )
     what = [
         f"hidden_size {'H = ' if isinstance(h, int) else ''}{_n(h)} is the length of the "
-        f"LSTM's hidden state h_t and of its cell state c_t: {_n(h)} numbers each, "
-        "in every layer and every direction.",
-        "It is neither the vocabulary nor the input size nor the number of time steps. "
-        f"Each of the four gates (i, f, g, o) has its own {_n(h)} × d_in input matrix, its "
-        f"own {_n(h)} × {_n(h_out)} recurrent matrix and its own biases.",
+        f"{rnn.kind}'s {state}: {_n(h)} numbers each, in every layer and every direction.",
+        "It is neither the vocabulary nor the input size nor the number of time steps. " + per_gate,
         f"This model: {dim_str(layers)} layer{'' if layers == 1 else 's'}"
         + (
             ", two directions (forward and backward, outputs concatenated)"
-            if lstm.bidirectional
+            if rnn.bidirectional
             else ", one direction"
         )
         + "; d_in is "
         + "; ".join(
             f"{_n(d)} for layer{'s' if '.' in label else ''} {label} "
-            f"({_input_of_layer(model, lstm, label)})"
+            f"({_input_of_layer(model, rnn, label)})"
             for label, _, d, _ in groups
         )
         + ".",
     ]
-    proj = lstm.projects
-    h_line = (
-        f"  h_t = W_hr (o_t ⊙ tanh(c_t))                    projected: W_hr is "
-        f"{_n(lstm.proj_size)} × {_n(h)}, so h_t has {_n(h_out)} numbers"
-        if proj
-        else "  h_t = o_t ⊙ tanh(c_t)"
+    shapes = (
+        f"Shapes: each W on the x side is {_n(h)} × d_in; each on the h side is "
+        f"{_n(h)} × {_n(h_out)}; each b is {_n(h)}; x_t has d_in numbers"
+        + (f", c_t has {_n(h)}" if lstm else "")
+        + f" and h_t {_n(h_out)}."
+        + (" σ is the logistic sigmoid, ⊙ the elementwise product." if count > 1 else "")
     )
-    cell = [
-        "  i_t = σ(W_ii x_t + b_ii + W_hi h_(t-1) + b_hi)      input gate",
-        "  f_t = σ(W_if x_t + b_if + W_hf h_(t-1) + b_hf)      forget gate",
-        "  g_t = tanh(W_ig x_t + b_ig + W_hg h_(t-1) + b_hg)   cell candidate",
-        "  o_t = σ(W_io x_t + b_io + W_ho h_(t-1) + b_ho)      output gate",
-        "  c_t = f_t ⊙ c_(t-1) + i_t ⊙ g_t",
-        h_line,
-        f"Shapes: each W_i*, W_f*, W_g*, W_o* on the x side is {_n(h)} × d_in; each on the "
-        f"h side is {_n(h)} × {_n(h_out)}; each b is {_n(h)}; x_t has d_in numbers, c_t has "
-        f"{_n(h)} and h_t {_n(h_out)}. σ is the logistic sigmoid, ⊙ the elementwise product.",
-    ]
-    first = f"{name}.weight_ih_l{groups[0][1]}"
+    cell = [*_equations(rnn), shapes]
     suffix = groups[0][1]
+    order = f" stacked in gate order {', '.join(gates)}" if count > 1 else ""
     stacked = [
-        f"{first} = [W_ii; W_if; W_ig; W_io] stacked in gate order i, f, g, o: "
-        f"{shape_str((g4, d_ins[0]))} = (4·H, d_in)",
-        f"{name}.weight_hh_l{suffix} = [W_hi; W_hf; W_hg; W_ho]: {shape_str((g4, h_out))} = "
-        + ("(4·H, P)" if proj else "(4·H, H)"),
+        f"{name}.weight_ih_l{suffix} = {_stack(gates, 'i')}{order}: "
+        f"{shape_str((gh, d_ins[0]))} = ({gh_text}, d_in)",
+        f"{name}.weight_hh_l{suffix} = {_stack(gates, 'h')}: {shape_str((gh, h_out))} = "
+        f"({gh_text}, {'P' if rnn.projects else 'H'})",
     ]
-    if lstm.bias:
+    if rnn.bias:
+        b_i = "[" + "; ".join(f"b_i{g}" for g in gates) + "]" if count > 1 else "b_ih"
+        b_h = "[" + "; ".join(f"b_h{g}" for g in gates) + "]" if count > 1 else "b_hh"
         stacked.append(
-            f"{name}.bias_ih_l{suffix} = [b_ii; b_if; b_ig; b_io] and {name}.bias_hh_l{suffix} "
-            f"= [b_hi; b_hf; b_hg; b_ho]: {shape_str((g4,))} each"
+            f"{name}.bias_ih_l{suffix} = {b_i} and {name}.bias_hh_l{suffix} = {b_h}: "
+            f"{shape_str((gh,))} each"
         )
     else:
         stacked.append("bias=False: there are no b vectors at all")
-    if proj:
+    if isinstance(rnn, LSTM) and rnn.projects:
         stacked.append(
-            f"{name}.weight_hr_l{suffix} = W_hr: {shape_str((lstm.proj_size, h))} = (P, H)"
+            f"{name}.weight_hr_l{suffix} = W_hr: {shape_str((rnn.proj_size, h))} = (P, H)"
         )
     if len(groups) > 1:
         label, index, d_in, _ = groups[1]
@@ -137,25 +187,29 @@ def _explain_lstm(model: Model, name: str, lstm: LSTM) -> list[Section]:
         stacked.append(
             f"Layer{'s' if many else ''} {label} {'have' if many else 'has'} the same tensors, "
             f"{names}; {'their' if many else 'its'} input is the h_t of the layer below, so "
-            f"{name}.weight_ih_l{index} is {shape_str((g4, d_in))}"
+            f"{name}.weight_ih_l{index} is {shape_str((gh, d_in))}"
             + (" (different from layer 0's)" if d_in != d_ins[0] else "")
             + "."
         )
-    if lstm.bidirectional:
+    if rnn.bidirectional:
         stacked.append(
             "The backward direction has its own copy of every tensor, named with _reverse "
             "(weight_ih_l0_reverse, ...)."
         )
     stacked.append(
-        "torch stores every weight as (out, in) and computes x·Wᵀ: the 4·H rows are the "
-        "outputs of the four gates."
+        "torch stores every weight as (out, in) and computes x·Wᵀ"
+        + (
+            f": the {gh_text} rows are the outputs of the {_NUMBER.get(count, count)} gates."
+            if count > 1
+            else "."
+        )
     )
     per_layer = []
     for label, index, d_in, copies in groups:
-        count, formula = _one_layer(model, name, index)
-        same = _n(count) == dim_str(formula)
+        total, formula = _one_layer(model, name, index)
+        same = _n(total) == dim_str(formula)
         text = (
-            f"layer{'s' if '.' in label else ''} {label}: d_in = {_n(d_in)} -> {_n(count)}"
+            f"layer{'s' if '.' in label else ''} {label}: d_in = {_n(d_in)} -> {_n(total)}"
             + ("" if same else f" = {dim_str(formula)}")
             + " parameters"
         )
@@ -164,9 +218,12 @@ def _explain_lstm(model: Model, name: str, lstm: LSTM) -> list[Section]:
         per_layer.append(text)
     return [
         Section(f'What "hidden {_n(h)}" means', tuple(what)),
-        Section("The LSTM cell (one layer, one direction, one time step)", tuple(cell)),
-        Section("How PyTorch stores the gate matrices", tuple(stacked)),
-        Section("Parameters per LSTM layer", tuple(per_layer)),
+        Section(f"The {rnn.kind} cell (one layer, one direction, one time step)", tuple(cell)),
+        Section(
+            "How PyTorch stores the " + ("gate matrices" if count > 1 else "matrices"),
+            tuple(stacked),
+        ),
+        Section(f"Parameters per {rnn.kind} layer", tuple(per_layer)),
     ]
 
 
@@ -195,20 +252,47 @@ def _where_total_comes_from(model: Model) -> Section:
     return Section("Where the total comes from", tuple(lines))
 
 
-def _confusions(model: Model, name: str, lstm: LSTM) -> Section:
-    bias = [r.count for r in model.rows() if r.name == f"{name}.bias_hh_l0"]
+def _confusions(model: Model, name: str, rnn: RecurrentSpec) -> Section:
+    bias = next(
+        (
+            r.param.size
+            for r in model.rows()
+            if r.layer == name and r.param.name.startswith("bias_hh")
+        ),
+        None,
+    )
+    gh = f"{len(rnn.gates)}·H" if len(rnn.gates) > 1 else "H"
+    if bias is None:
+        biases = "With bias=False PyTorch and Keras agree: no bias vectors."
+    elif isinstance(rnn, GRU):
+        biases = (
+            "PyTorch keeps two bias vectors per gate (b_ih and b_hh), as Keras' GRU does "
+            "with reset_after=True (its default; a (2, 3·H) bias), so the counts agree; "
+            "with reset_after=False Keras keeps one and has 3·H = "
+            f"{_n(bias)} fewer per layer and direction."
+        )
+    else:
+        keras = "LSTM" if isinstance(rnn, LSTM) else "SimpleRNN"
+        fewer = gh if _n(bias) == gh else f"{gh} = {_n(bias)}"
+        biases = (
+            f"PyTorch keeps two bias vectors{' per gate' if len(rnn.gates) > 1 else ''} "
+            "(b_ih and b_hh, for cuDNN compatibility); the textbook equations and Keras keep "
+            f"one, so Keras' {keras} has {fewer} fewer parameters per layer and direction."
+        )
+    if isinstance(rnn, LSTM):
+        order = "Keras names the gates i, f, c, o: the same order as PyTorch's i, f, g, o."
+    elif isinstance(rnn, GRU):
+        order = "Keras orders the GRU gates z, r, h; PyTorch r, z, n."
+    else:
+        order = ""
     lines = [
-        '"Nodes" or "units" is H, the size of h_t (and c_t). The matrices are not H × H '
-        "only: the input side is H × d_in per gate, and d_in is the embedding size, or V "
+        f'"Nodes" or "units" is H, the size of h_t{" (and c_t)" if isinstance(rnn, LSTM) else ""}.'
+        f" The matrices are not H × H only: the input side is H × d_in"
+        f"{' per gate' if len(rnn.gates) > 1 else ''}, and d_in is the embedding size, or V "
         "for a one-hot input.",
-        "PyTorch keeps two bias vectors per gate (b_ih and b_hh, for cuDNN compatibility); "
-        "the textbook equations and Keras keep one, so Keras' LSTM has 4·H = "
-        f"{_n(bias[0])} fewer parameters per layer and direction."
-        if bias
-        else "With bias=False PyTorch and Keras agree: no bias vectors.",
-        "torch stores weights as (out, in), e.g. weight_ih_l0 is (4·H, d_in); Keras stores "
-        "its kernel as (d_in, 4·H). Keras names the gates i, f, c, o: the same order as "
-        "PyTorch's i, f, g, o.",
+        biases,
+        f"torch stores weights as (out, in), e.g. weight_ih_l0 is ({gh}, d_in); Keras stores "
+        f"its kernel as (d_in, {gh}). {order}".rstrip(),
         "The character-level input and output are not H-sized: the vocabulary V enters "
         "through the embedding (or the one-hot input) and leaves through the head, a "
         "V × H matrix (W_hy in the classic RNN code) plus a V bias.",

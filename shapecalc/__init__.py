@@ -7,7 +7,7 @@
 Importing shapecalc imports neither torch, rich, click nor sympy.
 """
 
-from shapecalc.architectures import lstm_lm
+from shapecalc.architectures import gru_lm, layer_model, lstm_lm, rnn_lm
 from shapecalc.dims import Dim, Expr, symbol
 from shapecalc.errors import (
     InvalidArgumentError,
@@ -42,8 +42,11 @@ __all__ = [
     "Solution",
     "TieError",
     "__version__",
+    "gru_lm",
+    "layer_model",
     "lstm_lm",
     "parse_budget",
+    "rnn_lm",
     "solve",
     "symbol",
 ]

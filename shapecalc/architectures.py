@@ -13,8 +13,9 @@ from shapecalc.dims import Dim, Expr, as_size, dim_str, shape_str, symbol
 from shapecalc.errors import InvalidArgumentError, ShapecalcError, TieError
 from shapecalc.layers import GRU, LSTM, RNN, Embedding, Linear, RecurrentSpec
 from shapecalc.model import Layer, Model
+from shapecalc.spec import LayerSpec
 
-__all__ = ["gru_lm", "lstm_lm", "rnn_lm"]
+__all__ = ["gru_lm", "layer_model", "lstm_lm", "rnn_lm"]
 
 _CELLS: dict[str, Callable[..., RecurrentSpec]] = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
 _OWNER = {"LSTM": "lstm_lm", "GRU": "gru_lm", "RNN": "rnn_lm"}
@@ -307,3 +308,56 @@ def _check_tie(
             rule="tying needs embed_dim == the head's input size",
             fix=f"set embed_dim to {dim_str(head_in)} ({source}) or do not tie",
         )
+
+
+def layer_model(spec: LayerSpec) -> Model:
+    """One layer as a model: rows named as ``named_parameters()`` names them on the bare
+    module (``weight_ih_l0``), formulas in the kind's usual letters (``I·O + O`` for a
+    Linear), and :meth:`Model.evaluate` rebuilding the layer.
+
+    >>> from shapecalc.layers import Linear
+    >>> m = layer_model(Linear(512, 65))
+    >>> (m.total, str(m.total_formula), m.describe_sizes())
+    (33345, 'I·O + O', 'I=512, O=65')
+    """
+    cls = type(spec)
+    arguments = spec.arguments()
+    letters = {
+        field: letter
+        for field, letter in {**cls.formula_args, **cls.letters}.items()
+        if isinstance(letter, str) and field in arguments
+    }
+    given = {
+        field: arguments[field]
+        for field in letters
+        if arguments[field] is not None and arguments[field] != 0
+    }
+    sizes = {letters[field]: value for field, value in given.items()}
+
+    def template() -> Model:
+        symbolic = {
+            field: value if isinstance(value, Expr) else symbol(letters[field])
+            for field, value in given.items()
+        }
+        try:
+            twin = cls(**{**arguments, **symbolic})
+            if [p.name for p in twin.params()] != [p.name for p in spec.params()]:
+                raise ValueError("different structure")
+        except (ShapecalcError, ValueError):
+            return model  # some rules need numbers (groups dividing channels): no formulas
+        return Model(name=model.name, layers=(Layer("", twin, cls.summary),), sizes=sizes)
+
+    def rebuild(**values: Any) -> Model:
+        return layer_model(cls(**values))
+
+    rebuild.__name__ = "layer_model"
+
+    model = Model(
+        name=str(spec),
+        layers=(Layer("", spec, cls.summary),),
+        sizes=sizes,
+        make_template=template,
+        factory=rebuild,
+        arguments=arguments,
+    )
+    return model

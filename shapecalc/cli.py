@@ -82,17 +82,24 @@ def cli() -> None:
     parameters it holds and the formula behind the count."""
 
 
-def _emit(model: Model, fmt: str, explain: bool) -> None:
-    """Print ``model`` in ``fmt``; only the table path imports rich."""
+Flow = tuple[tuple[tuple[Any, ...], ...], tuple[tuple[Any, ...], ...]]
+
+
+def _emit(model: Model, fmt: str, explain: bool, flow: Flow | None = None) -> None:
+    """Print ``model`` in ``fmt``; only the table path imports rich. ``flow`` is the
+    (input shapes, output shapes) of ``--input-shape``."""
     if fmt == "json":
         from shapecalc.report import to_json
 
-        click.echo(to_json(model, explanation=explain), nl=False)
+        click.echo(to_json(model, explanation=explain, flow=flow), nl=False)
         return
     from shapecalc import render
 
     if fmt == "markdown":
-        click.echo(render.markdown(model, explanation=explain), nl=False)
+        text = render.markdown(model, explanation=explain)
+        if flow:
+            text += f"- **Shapes**: {render.flow_text(*flow)}\n"
+        click.echo(text, nl=False)
         return
     if fmt == "latex":
         click.echo(render.latex(model), nl=False)
@@ -101,6 +108,8 @@ def _emit(model: Model, fmt: str, explain: bool) -> None:
 
     console = Console(highlight=False)
     console.print(render.table(model))
+    if flow:
+        console.print(f"[bold]Shapes[/bold]  {render.flow_text(*flow)}")
     if explain:
         console.print()
         console.print(render.explanation(model))
@@ -118,115 +127,138 @@ def _apply(options: list[Callable[[F], F]]) -> Callable[[F], F]:
     return decorate
 
 
-def _lstm_options(*, solving: bool) -> Callable[[F], F]:
-    """The LSTM language model's flags, shared by ``lstm`` and ``solve lstm``.
+#: command name -> (factory name in shapecalc.architectures, the cell's display name)
+_MODELS = {"lstm": ("lstm_lm", "LSTM"), "gru": ("gru_lm", "GRU"), "rnn": ("rnn_lm", "RNN")}
+_ARTICLE = {"lstm": "An", "gru": "A", "rnn": "An"}
+
+
+def _model_options(cell: str, *, solving: bool) -> Callable[[F], F]:
+    """A recurrent language model's flags, shared by ``CELL`` and ``solve CELL``.
 
     Sizes are integers or size names (H, V, ...); when solving, none is required, since
     one of them is the free size."""
-    return _apply(
-        [
-            click.option(
-                "--layers",
-                default=None if solving else "1",
-                show_default=not solving,
-                metavar="L",
-                help="Number of stacked LSTM layers" + (" [default: 1]." if solving else "."),
-            ),
-            click.option(
-                "--hidden",
-                required=not solving,
-                metavar="H",
-                help="Hidden size: the length of h_t and c_t (the 'hidden nodes').",
-            ),
-            click.option(
-                "--vocab",
-                required=not solving,
-                metavar="V",
-                help="Vocabulary size: characters or tokens in and out.",
-            ),
-            click.option(
-                "--embed-dim", default=None, metavar="E", help="Embedding size [default: H]."
-            ),
-            click.option(
-                "--one-hot",
-                is_flag=True,
-                help="No embedding: the LSTM reads one-hot vectors of size V (char-rnn).",
-            ),
-            click.option("--no-bias", is_flag=True, help="No biases in the LSTM nor in the head."),
-            click.option(
-                "--bidirectional", is_flag=True, help="A backward LSTM beside the forward one."
-            ),
+    name = _MODELS[cell][1]
+    options = [
+        click.option(
+            "--layers",
+            default=None if solving else "1",
+            show_default=not solving,
+            metavar="L",
+            help=f"Number of stacked {name} layers" + (" [default: 1]." if solving else "."),
+        ),
+        click.option(
+            "--hidden",
+            required=not solving,
+            metavar="H",
+            help="Hidden size: the length of h_t (the 'hidden nodes').",
+        ),
+        click.option(
+            "--vocab",
+            required=not solving,
+            metavar="V",
+            help="Vocabulary size: characters or tokens in and out.",
+        ),
+        click.option("--embed-dim", default=None, metavar="E", help="Embedding size [default: H]."),
+        click.option(
+            "--one-hot",
+            is_flag=True,
+            help=f"No embedding: the {name} reads one-hot vectors of size V (char-rnn).",
+        ),
+        click.option("--no-bias", is_flag=True, help=f"No biases in the {name} nor in the head."),
+        click.option(
+            "--bidirectional", is_flag=True, help=f"A backward {name} beside the forward one."
+        ),
+        click.option(
+            "--tie-weights",
+            is_flag=True,
+            help="The head shares the embedding matrix (needs E == the head's input size).",
+        ),
+        click.option(
+            "--dropout",
+            type=float,
+            default=0.0,
+            show_default=True,
+            help=f"Dropout between {name} layers, in [0, 1); it adds no parameters.",
+        ),
+    ]
+    if cell == "lstm":
+        options.append(
             click.option(
                 "--proj-size",
                 default="0",
                 show_default=True,
                 metavar="P",
                 help="Project h_t down to this size (LSTM proj_size); 0 for none.",
-            ),
+            )
+        )
+    if cell == "rnn":
+        options.append(
             click.option(
-                "--tie-weights",
-                is_flag=True,
-                help="The head shares the embedding matrix (needs E == the head's input size).",
-            ),
-            click.option(
-                "--dropout",
-                type=float,
-                default=0.0,
+                "--nonlinearity",
+                type=click.Choice(["tanh", "relu"]),
+                default="tanh",
                 show_default=True,
-                help="Dropout between LSTM layers, in [0, 1); it adds no parameters.",
-            ),
-        ]
+                help="The RNN's activation.",
+            )
+        )
+    return _apply(options)
+
+
+def _model_arguments(flags: dict[str, Any]) -> dict[str, Any]:
+    """The factory's keyword arguments from the flags (None: not given)."""
+    arguments = dict(flags)
+    arguments["bias"] = not arguments.pop("no_bias")
+    return arguments
+
+
+def _factory(cell: str) -> Callable[..., Model]:
+    from shapecalc import architectures
+
+    factory: Callable[..., Model] = getattr(architectures, _MODELS[cell][0])
+    return factory
+
+
+def _model_command(cell: str) -> click.Command:
+    name = _MODELS[cell][1]
+
+    @_model_options(cell, solving=False)
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="Output format.",
     )
+    @click.option(
+        "--explain",
+        is_flag=True,
+        help=f"Explain the {name} equations, its matrices and their shapes.",
+    )
+    def command(fmt: str, explain: bool, **flags: Any) -> None:
+        try:
+            model = _factory(cell)(**_model_arguments(flags))
+        except ShapecalcError as err:
+            raise _engine_error(err) from None
+        _emit(model, fmt, explain)
+
+    example = (
+        '\n\n    \b\n    Example, the "2-layer LSTM with 512 hidden nodes" on 65 characters:\n'
+        "      shapecalc lstm --layers 2 --hidden 512 --vocab 65"
+        if cell == "lstm"
+        else ""
+    )
+    command.__doc__ = (
+        f"{_ARTICLE[cell]} {name} language model: embedding (V -> E), L-layer {name} (H), "
+        "head (-> V).\n\n"
+        "    Every size is an integer or a size name: --hidden H --vocab V --layers L prints\n"
+        "    each shape and count as a formula." + example
+    )
+    return click.command(cell)(command)
 
 
-def _lstm_arguments(flags: dict[str, Any]) -> dict[str, Any]:
-    """lstm_lm's keyword arguments from the flags (None: not given)."""
-    return {
-        "vocab": flags["vocab"],
-        "hidden": flags["hidden"],
-        "layers": flags["layers"],
-        "embed_dim": flags["embed_dim"],
-        "one_hot": flags["one_hot"],
-        "bias": not flags["no_bias"],
-        "bidirectional": flags["bidirectional"],
-        "proj_size": flags["proj_size"],
-        "tie_weights": flags["tie_weights"],
-        "dropout": flags["dropout"],
-    }
-
-
-@cli.command()
-@_lstm_options(solving=False)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
-@click.option(
-    "--explain",
-    is_flag=True,
-    help="Explain the LSTM equations, the gate matrices and their shapes.",
-)
-def lstm(fmt: str, explain: bool, **flags: Any) -> None:
-    """An LSTM language model: embedding (V -> E), L-layer LSTM (H), head (-> V).
-
-    Every size is an integer or a size name: --hidden H --vocab V --layers L prints
-    each shape and count as a formula.
-
-    \b
-    Example, the "2-layer LSTM with 512 hidden nodes" on 65 characters:
-      shapecalc lstm --layers 2 --hidden 512 --vocab 65
-    """
-    from shapecalc.architectures import lstm_lm
-
-    try:
-        model = lstm_lm(**_lstm_arguments(flags))
-    except ShapecalcError as err:
-        raise _engine_error(err) from None
-    _emit(model, fmt, explain)
+for _cell in _MODELS:
+    cli.add_command(_model_command(_cell))
 
 
 @cli.group()
@@ -238,31 +270,246 @@ def solve() -> None:
 _FREE = {"hidden": "hidden", "layers": "layers", "vocab": "vocab", "embed-dim": "embed_dim"}
 
 
-@solve.command("lstm")
-@click.option(
-    "--params",
-    "budget",
-    required=True,
-    metavar="N",
-    help="The budget: 10M, 3.5e6, 1.2B, 350k or 4,269,121.",
-)
-@click.option(
-    "--for",
-    "free",
-    type=click.Choice(list(_FREE)),
-    default="hidden",
-    show_default=True,
-    help="The size to solve for.",
-)
-@click.option(
-    "--multiple-of",
-    type=int,
-    default=1,
-    show_default=True,
-    metavar="M",
-    help="Only sizes that are multiples of M (64 suits most hardware).",
-)
-@_lstm_options(solving=True)
+def _solve_command(cell: str) -> click.Command:
+    name = _MODELS[cell][1]
+
+    @click.option(
+        "--params",
+        "budget",
+        required=True,
+        metavar="N",
+        help="The budget: 10M, 3.5e6, 1.2B, 350k or 4,269,121.",
+    )
+    @click.option(
+        "--for",
+        "free",
+        type=click.Choice(list(_FREE)),
+        default="hidden",
+        show_default=True,
+        help="The size to solve for.",
+    )
+    @click.option(
+        "--multiple-of",
+        type=int,
+        default=1,
+        show_default=True,
+        metavar="M",
+        help="Only sizes that are multiples of M (64 suits most hardware).",
+    )
+    @_model_options(cell, solving=True)
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(("table", "json")),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )
+    def command(budget: str, free: str, multiple_of: int, fmt: str, **flags: Any) -> None:
+        from shapecalc.solve import solve as solve_for
+
+        free_arg = _FREE[free]
+        arguments = _model_arguments(flags)
+        if arguments[free_arg] is not None:
+            raise click.BadParameter(
+                f"{arguments[free_arg]}: this is the size --for {free} solves; leave it out",
+                param_hint=f"'{_flag(free_arg)}'",
+            )
+        for required in ("hidden", "vocab"):
+            if required != free_arg and arguments[required] is None:
+                raise click.UsageError(f"Missing option '{_flag(required)}'.")
+        if arguments["layers"] is None and free_arg != "layers":
+            arguments["layers"] = 1
+        fixed = {k: v for k, v in arguments.items() if k != free_arg and v is not None}
+        try:
+            solution = solve_for(_factory(cell), budget, free_arg, multiple_of=multiple_of, **fixed)
+        except ShapecalcError as err:
+            flags_of = {"target": "--params", "multiple_of": "--multiple-of"}
+            raise _engine_error(err, flags_of) from None
+        if fmt == "json":
+            from shapecalc.report import solution_json
+
+            click.echo(solution_json(solution), nl=False)
+            return
+        from rich.console import Console
+
+        from shapecalc import render
+
+        Console(highlight=False).print(render.solution_table(solution))
+
+    command.__doc__ = (
+        f"The size of {_ARTICLE[cell].lower()} {name} language model (hidden by default) "
+        "closest to a budget."
+        + (
+            "\n\n    \b\n    Example: the hidden size of a 2-layer model on 65 characters"
+            " with 10M parameters:\n      shapecalc solve lstm --params 10M --layers 2 --vocab 65"
+            if cell == "lstm"
+            else ""
+        )
+    )
+    return click.command(cell)(command)
+
+
+for _cell in _MODELS:
+    solve.add_command(_solve_command(_cell))
+
+
+class _IntOrTuple(click.ParamType):  # type: ignore[type-arg]
+    """``3``, ``3,3``, ``(3, 3)`` or a word (``same``); names stay strings for the spec."""
+
+    name = "int|tuple"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip().strip("()[]").replace("x", ",").replace(" ", "")
+        items = [item for item in text.split(",") if item]
+        if not items:
+            self.fail(f"{value!r} is empty", param, ctx)
+        parsed: list[Any] = [int(item) if _is_int(item) else item for item in items]
+        if len(parsed) == 1 and "," not in value:
+            return parsed[0]
+        return tuple(parsed)
+
+
+class _Optional(click.ParamType):  # type: ignore[type-arg]
+    """A number, or ``none``."""
+
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
+        self.name = f"{kind.__name__}|none"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or not isinstance(value, str):
+            return value
+        if value.strip().lower() == "none":
+            return None
+        try:
+            return self.kind(value)
+        except ValueError:
+            what = {"int": "an integer", "float": "a number"}[self.kind.__name__]
+            self.fail(f"{value!r} is not {what} or 'none'", param, ctx)
+
+
+def _is_int(text: str) -> bool:
+    return text.lstrip("+-").isdigit() and text.lstrip("+-").isascii()
+
+
+def _shape(text: str) -> tuple[Any, ...]:
+    """``32,100,512`` or ``(B, T, 512)``: an input shape for ``--input-shape``."""
+    items = [i for i in text.strip().strip("()[]").replace(" ", "").split(",") if i]
+    return tuple(int(i) if _is_int(i) else i for i in items)
+
+
+def _field_option(field: Any) -> Callable[[F], F]:
+    """A click option for one constructor argument of a layer spec."""
+    import dataclasses
+
+    flag = "--" + field.name.replace("_", "-")
+    required = field.default is dataclasses.MISSING
+    default = field.default
+    kind = str(field.type)
+    if kind == "bool":
+        return click.option(
+            f"{flag}/--no-{field.name.replace('_', '-')}",
+            field.name,
+            default=default,
+            show_default=True,
+        )
+    types: dict[str, Any] = {
+        "float": click.FLOAT,
+        "int": click.INT,
+        "float | None": _Optional(float),
+        "int | None": _Optional(int),
+        "Any": _IntOrTuple(),
+        "str": click.STRING,
+    }
+    settings: dict[str, Any] = (
+        {"required": True}
+        if required
+        else {
+            "default": default,
+            "show_default": True,
+        }
+    )  # no default at all when required: click treats default=None as a given value
+    return click.option(
+        flag,
+        field.name,
+        type=types.get(kind, click.STRING),
+        metavar="N" if kind.startswith("Dim") else None,
+        **settings,
+    )
+
+
+def _layer_command(kind: str) -> click.Command:
+    import dataclasses
+
+    from shapecalc.spec import LAYER_KINDS
+
+    cls = LAYER_KINDS[kind]
+
+    def command(fmt: str, input_shape: tuple[str, ...], **arguments: Any) -> None:
+        from shapecalc.architectures import layer_model
+        from shapecalc.dims import as_size
+
+        try:
+            spec = cls(**arguments)
+            inputs = tuple(
+                tuple(as_size(d, owner=kind, field="input", minimum=0) for d in _shape(text))
+                for text in input_shape
+            )
+            outputs = spec.output_shapes(*inputs) if inputs else ()
+        except ShapecalcError as err:
+            raise _engine_error(err, {"input": "--input-shape"}) from None
+        model = layer_model(spec)
+        _emit(model, fmt, False, flow=(inputs, outputs) if inputs else None)
+
+    options = [_field_option(f) for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    options += [
+        click.option(
+            "--input-shape",
+            multiple=True,
+            metavar="SHAPE",
+            help="An input shape such as 32,100,512 (names allowed: B,T,512); repeat for "
+            "layers with several inputs. Prints the output shapes.",
+        ),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(FORMATS),
+            default="table",
+            show_default=True,
+            help="Output format.",
+        ),
+    ]
+    from shapecalc.reference import signature
+
+    command.__doc__ = f"{cls.summary}.\n\n    \b\n    torch.nn.{signature(cls)}"
+    return click.command(kind.lower())(_apply(options)(command))
+
+
+class _LayerGroup(click.Group):
+    """``shapecalc layer KIND``: one command per registered kind, made on demand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from shapecalc.spec import LAYER_KINDS
+
+        return sorted(k.lower() for k in LAYER_KINDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from shapecalc.spec import LAYER_KINDS
+
+        kind = {k.lower(): k for k in LAYER_KINDS}.get(cmd_name.lower())
+        return _layer_command(kind) if kind else None
+
+
+@cli.group(cls=_LayerGroup)
+def layer() -> None:
+    """One torch.nn layer with its own arguments: shapecalc layer conv2d --in-channels 3
+    --out-channels 64 --kernel-size 7 --stride 2 --padding 3."""
+
+
+@cli.command()
 @click.option(
     "--format",
     "fmt",
@@ -271,43 +518,39 @@ _FREE = {"hidden": "hidden", "layers": "layers", "vocab": "vocab", "embed-dim": 
     show_default=True,
     help="Output format.",
 )
-def solve_lstm(budget: str, free: str, multiple_of: int, fmt: str, **flags: Any) -> None:
-    """The LSTM language model's size (hidden by default) closest to a budget.
+def layers(fmt: str) -> None:
+    """List the layer kinds shapecalc knows, with their count formulas."""
+    from shapecalc.reference import signature
+    from shapecalc.spec import LAYER_KINDS
 
-    \b
-    Example: the hidden size of a 2-layer model on 65 characters with 10M parameters:
-      shapecalc solve lstm --params 10M --layers 2 --vocab 65
-    """
-    from shapecalc.architectures import lstm_lm
-    from shapecalc.solve import solve as solve_for
-
-    free_arg = _FREE[free]
-    arguments = _lstm_arguments(flags)
-    if arguments[free_arg] is not None:
-        raise click.BadParameter(
-            f"{arguments[free_arg]}: this is the size --for {free} solves; leave it out",
-            param_hint=f"'{_flag(free_arg)}'",
+    rows = []
+    for kind, cls in sorted(LAYER_KINDS.items(), key=lambda item: (item[1].family, item[0])):
+        formula = cls(**cls.formula_args).total()
+        rows.append(
+            {
+                "kind": kind,
+                "command": f"shapecalc layer {kind.lower()}",
+                "family": cls.family,
+                "summary": cls.summary,
+                "signature": signature(cls),
+                "formula": str(formula),
+                "formula_of": str(cls(**cls.formula_args)),
+            }
         )
-    for required in ("hidden", "vocab"):
-        if required != free_arg and arguments[required] is None:
-            raise click.UsageError(f"Missing option '{_flag(required)}'.")
-    if arguments["layers"] is None and free_arg != "layers":
-        arguments["layers"] = 1
-    fixed = {k: v for k, v in arguments.items() if k != free_arg and v is not None}
-    try:
-        solution = solve_for(lstm_lm, budget, free_arg, multiple_of=multiple_of, **fixed)
-    except ShapecalcError as err:
-        raise _engine_error(err, {"target": "--params", "multiple_of": "--multiple-of"}) from None
     if fmt == "json":
-        from shapecalc.report import solution_json
+        import json
 
-        click.echo(solution_json(solution), nl=False)
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     from rich.console import Console
+    from rich.table import Table
 
-    from shapecalc import render
-
-    Console(highlight=False).print(render.solution_table(solution))
+    table = Table(title=f"{len(rows)} layer kinds", title_justify="left")
+    for column in ("Kind", "Family", "Parameters", "What it is"):
+        table.add_column(column, no_wrap=column == "Kind")
+    for row in rows:
+        table.add_row(row["kind"], row["family"], f"{row['formula']}", row["summary"])
+    Console(highlight=False).print(table)
 
 
 def main() -> None:

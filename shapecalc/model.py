@@ -16,10 +16,15 @@ from shapecalc.dims import Dim, Expr, as_size, dim_str, shape_str
 from shapecalc.errors import TieError
 from shapecalc.spec import LayerSpec, Param
 
-__all__ = ["DTYPE_BYTES", "Layer", "Model", "Row"]
+__all__ = ["DTYPE_BYTES", "Layer", "Model", "Row", "full_name"]
 
 #: bytes per number for the storage types shapecalc reports
 DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "fp8": 1}
+
+
+def full_name(layer: str, name: str) -> str:
+    """``lstm.weight_ih_l0``; a model of one unnamed layer keeps torch's bare names."""
+    return f"{layer}.{name}" if layer else name
 
 
 def _may_equal(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> bool:
@@ -53,7 +58,7 @@ class Row:
     @property
     def name(self) -> str:
         """PyTorch's full name inside the model, e.g. ``lstm.weight_ih_l0``."""
-        return f"{self.layer}.{self.param.name}"
+        return full_name(self.layer, self.param.name)
 
     @property
     def shape(self) -> tuple[Dim, ...]:
@@ -104,9 +109,9 @@ class Model:
     def __post_init__(self) -> None:
         if not self.ties:
             return
-        wanted = {name.rpartition(".")[0] for pair in self.ties.items() for name in pair}
+        wanted = {name.partition(".")[0] for pair in self.ties.items() for name in pair}
         params = {
-            f"{layer.name}.{p.name}": p
+            full_name(layer.name, p.name): p
             for layer in self.layers
             if layer.name in wanted
             for p in layer.spec.params()
@@ -142,7 +147,7 @@ class Model:
     def _own(self) -> tuple[tuple[str, Param, str | None], ...]:
         """(layer, param, tied_to) for every parameter: all that totals need."""
         return tuple(
-            (layer.name, p, self.ties.get(f"{layer.name}.{p.name}"))
+            (layer.name, p, self.ties.get(full_name(layer.name, p.name)))
             for layer in self.layers
             for p in layer.spec.params()
         )
@@ -162,19 +167,19 @@ class Model:
                 # distinct symbols in the template keep them apart: follow the template
                 own = [p.substitute(self.sizes) for p in twins]
             for param, twin_param in zip(own, twins, strict=True):
-                full = f"{layer.name}.{param.name}"
+                full = full_name(layer.name, param.name)
                 rows.append(Row(layer.name, param, twin_param, self.ties.get(full)))
         return tuple(rows)
 
     def buffer_rows(self) -> Iterator[tuple[str, Param]]:
         for layer in self.layers:
             for buf in layer.spec.buffers():
-                yield f"{layer.name}.{buf.name}", buf
+                yield full_name(layer.name, buf.name), buf
 
     def named_parameters(self) -> list[tuple[str, tuple[Dim, ...]]]:
         """``(name, shape)`` as ``torch.nn.Module.named_parameters()`` gives them
         (a tied parameter appears once, under the name it was first registered with)."""
-        return [(f"{layer}.{p.name}", p.shape) for layer, p, tied in self._own if not tied]
+        return [(full_name(layer, p.name), p.shape) for layer, p, tied in self._own if not tied]
 
     @property
     def total(self) -> Dim:

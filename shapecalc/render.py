@@ -13,10 +13,18 @@ from shapecalc.dims import Dim, dim_latex, dim_str, shape_str
 from shapecalc.explain import explain
 from shapecalc.model import DTYPE_BYTES, Model, Row
 from shapecalc.solve import Solution
-from shapecalc.spec import Param
+from shapecalc.spec import Param, Shape
 from shapecalc.units import human_bytes, human_count
 
-__all__ = ["ModelTable", "explanation", "latex", "markdown", "solution_table", "table"]
+__all__ = [
+    "ModelTable",
+    "explanation",
+    "flow_text",
+    "latex",
+    "markdown",
+    "solution_table",
+    "table",
+]
 
 #: the storage types the summary shows (JSON carries every one)
 SUMMARY_DTYPES = ("fp32", "bf16")
@@ -101,6 +109,8 @@ def _cells(model: Model) -> Iterator[tuple[list[str], bool]]:
                 ],
                 False,
             )
+        if len(model.layers) == 1:
+            continue  # one layer: the total says it
         yield (
             [
                 "",
@@ -141,6 +151,8 @@ class ModelTable:
         # a fully symbolic model's counts are its formulas: one column says it
         same = all(cells[3] == cells[4] for cells, _ in rows)
         hidden = ({"Formula"} if same else set()) | (set() if wide else {"Layer", "Role"})
+        if not any(layer.name for layer in self.model.layers):
+            hidden.add("Layer")  # a bare layer: its parameters have torch's bare names
         shown = [c for c in COLUMNS if c not in hidden]
         longest_name = max((len(cells[1]) for cells, _ in rows), default=10)
         grid = Table(title=_title(self.model), title_justify="left")
@@ -174,6 +186,14 @@ class ModelTable:
                 styled["Parameter"].append("\n" + cells[5], style="dim")
             grid.add_row(*(styled[c] for c in shown), end_section=subtotal)
         yield grid
+        buffers = list(self.model.buffer_rows())
+        if buffers:
+            state = Table(title="Buffers (saved with the model, not trained)", title_justify="left")
+            for name in ("Buffer", "Shape", "Count", "Role"):
+                state.add_column(name, justify="right" if name == "Count" else "left")
+            for full, buf in buffers:
+                state.add_row(full, shape_str(buf.shape), _times(buf), buf.role)
+            yield state
         footer = Table.grid(padding=(0, 2))
         footer.add_column(style="bold", no_wrap=True)
         footer.add_column()
@@ -206,6 +226,10 @@ def markdown(model: Model, *, explanation: bool = False) -> str:
         elif cells[1]:
             cells[1] = f"`{cells[1]}`"
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    buffers = list(model.buffer_rows())
+    if buffers:
+        lines += ["", "Buffers (saved with the model, not trained):", ""]
+        lines += [f"- `{full}` {shape_str(b.shape)}: {_md_cell(b.role)}" for full, b in buffers]
     lines.append("")
     for label, text in summary_lines(model):
         lines.append(f"- **{label}**: {_md_cell(text)}")
@@ -320,6 +344,14 @@ def solution_table(solution: Solution) -> RenderableType:
     if solution.formula is not None:
         footer.add_row("Total", f"{dim_str(solution.formula)} (the other sizes fixed)")
     return Group(grid, footer)
+
+
+def flow_text(inputs: tuple[Shape, ...], outputs: tuple[Shape, ...]) -> str:
+    """``input (32, 512) -> output (32, 65)``."""
+    return (
+        f"input {', '.join(shape_str(s) for s in inputs)} -> "
+        f"output {', '.join(shape_str(s) for s in outputs)}"
+    )
 
 
 def explanation(model: Model) -> RenderableType:

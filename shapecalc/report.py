@@ -19,7 +19,7 @@ from typing import Any
 
 from shapecalc.dims import Expr, dim_ascii
 from shapecalc.explain import explain
-from shapecalc.model import DTYPE_BYTES, Model, Row
+from shapecalc.model import DTYPE_BYTES, Model, Row, full_name
 from shapecalc.solve import Candidate, Solution
 
 __all__ = ["SCHEMA", "solution_dict", "solution_json", "to_dict", "to_json"]
@@ -72,7 +72,7 @@ def to_dict(model: Model, *, kind: str | None = None) -> dict[str, Any]:
                 "params": [_param(r) for r in rows if r.layer == layer.name],
                 "buffers": [
                     {
-                        "name": f"{layer.name}.{b.name}",
+                        "name": full_name(layer.name, b.name),
                         "shape": [_value(d) for d in b.shape],
                         "count": _value(b.count),
                         "role": b.role,
@@ -99,10 +99,19 @@ def to_dict(model: Model, *, kind: str | None = None) -> dict[str, Any]:
     }
 
 
-def to_json(model: Model, *, explanation: bool = False) -> str:
+def to_json(
+    model: Model,
+    *,
+    explanation: bool = False,
+    flow: tuple[tuple[tuple[Any, ...], ...], tuple[tuple[Any, ...], ...]] | None = None,
+) -> str:
     """The report as indented JSON text with a final newline; ``explanation`` adds the
-    ``--explain`` sections as ``explanation: [{title, lines}]``."""
+    ``--explain`` sections as ``explanation: [{title, lines}]``, ``flow`` the input and
+    output shapes as ``inputs`` and ``outputs`` (lists of shapes)."""
     report = to_dict(model)
+    if flow is not None:
+        report["inputs"] = [[_value(d) for d in shape] for shape in flow[0]]
+        report["outputs"] = [[_value(d) for d in shape] for shape in flow[1]]
     if explanation:
         report["explanation"] = [{"title": s.title, "lines": list(s.lines)} for s in explain(model)]
     return json.dumps(report, indent=2, ensure_ascii=False) + "\n"

@@ -82,6 +82,8 @@ class LayerSpec:
     formula_args: ClassVar[dict[str, Any]] = {}
     #: input shapes of the worked example
     example_input: ClassVar[tuple[tuple[Any, ...], ...]] = ()
+    #: letters for sizes in formulas beyond those of formula_args (LSTM's proj_size: P)
+    letters: ClassVar[dict[str, str]] = {}
     #: fields that are sizes (ints >= minimum, or symbols), with their minimum
     size_fields: ClassVar[dict[str, int]] = {}
     #: fields that must be real bools (torch refuses ints for these)

@@ -51,8 +51,10 @@ def lstm_args(draw: st.DrawFn, sizes: st.SearchStrategy[int] = ANY) -> dict[str,
 
 
 @st.composite
-def lstm_lm_args(draw: st.DrawFn, sizes: st.SearchStrategy[int] = ANY) -> dict[str, Any]:
-    """Arguments of shapecalc.lstm_lm, every option combination reachable."""
+def lstm_lm_args(
+    draw: st.DrawFn, sizes: st.SearchStrategy[int] = ANY, cell: str = "lstm"
+) -> dict[str, Any]:
+    """Arguments of shapecalc.lstm_lm (or gru_lm, rnn_lm), every option combination."""
     hidden = draw(sizes)
     args: dict[str, Any] = {
         "vocab": draw(sizes),
@@ -64,6 +66,10 @@ def lstm_lm_args(draw: st.DrawFn, sizes: st.SearchStrategy[int] = ANY) -> dict[s
         "proj_size": draw(st.one_of(st.just(0), st.integers(min_value=0, max_value=hidden - 1))),
         "dropout": draw(st.sampled_from([0.0, 0.2])),
     }
+    if cell != "lstm":
+        args["proj_size"] = 0
+    if cell == "rnn":
+        args["nonlinearity"] = draw(st.sampled_from(["tanh", "relu"]))
     if not args["one_hot"]:
         if draw(st.booleans()):
             h_out = args["proj_size"] or hidden
@@ -73,4 +79,6 @@ def lstm_lm_args(draw: st.DrawFn, sizes: st.SearchStrategy[int] = ANY) -> dict[s
                 args["embed_dim"] = embed
         elif draw(st.booleans()):
             args["embed_dim"] = draw(sizes)
+    if cell != "lstm":
+        del args["proj_size"]
     return args

@@ -32,18 +32,23 @@ def test_every_formula_evaluates_to_its_count(args: dict[str, Any]) -> None:
 NAMES = {"vocab": "V", "hidden": "H", "layers": "L", "embed_dim": "E", "proj_size": "P"}
 
 
-@given(args=lstm_lm_args(), which=st.sets(st.sampled_from(sorted(NAMES))))
-def test_symbolic_model_evaluates_to_concrete_model(args: dict[str, Any], which: set[str]) -> None:
-    """Any subset of the sizes made symbolic (the layer count too), every option
-    combination: the symbolic total evaluated at the sizes is the concrete total."""
-    concrete = shapecalc.lstm_lm(**args)
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@given(data=st.data(), which=st.sets(st.sampled_from(sorted(NAMES))))
+def test_symbolic_model_evaluates_to_concrete_model(
+    cell: str, data: st.DataObject, which: set[str]
+) -> None:
+    """Any subset of the sizes made symbolic (the layer count too), every model command
+    and option combination: the symbolic total evaluated at the sizes is the concrete one."""
+    args = data.draw(lstm_lm_args(cell=cell))
+    factory = getattr(shapecalc, f"{cell}_lm")
+    concrete = factory(**args)
     symbolic_args = dict(args)
     values = {}
     for arg in which:
         if args.get(arg):
             symbolic_args[arg] = NAMES[arg]
             values[NAMES[arg]] = args[arg]
-    symbolic = shapecalc.lstm_lm(**symbolic_args)
+    symbolic = factory(**symbolic_args)
     assert evaluate(symbolic.total, values) == concrete.total
     for row in symbolic.rows():  # every row's formula is its count's own formula
         assert evaluate(row.count, values) == evaluate(

@@ -98,7 +98,7 @@ def test_linear_refuses_exactly_what_torch_refuses(**args: Any) -> None:
 
 
 class TorchLM(nn.Module):  # type: ignore[misc]
-    """The LSTM language model written by hand in PyTorch, independently of the engine."""
+    """The recurrent language model written by hand in PyTorch, independently of the engine."""
 
     def __init__(
         self,
@@ -112,6 +112,8 @@ class TorchLM(nn.Module):  # type: ignore[misc]
         proj_size: int = 0,
         tie_weights: bool = False,
         dropout: float = 0.0,
+        cell: str = "lstm",
+        nonlinearity: str = "tanh",
     ) -> None:
         super().__init__()
         embed = embed_dim or hidden
@@ -119,26 +121,32 @@ class TorchLM(nn.Module):  # type: ignore[misc]
             self.embedding = nn.Embedding(vocab, embed, device="meta")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.lstm = nn.LSTM(
+            extra: dict[str, Any] = {"proj_size": proj_size} if cell == "lstm" else {}
+            if cell == "rnn":
+                extra["nonlinearity"] = nonlinearity
+            rnn = getattr(nn, cell.upper())(
                 vocab if one_hot else embed,
                 hidden,
                 num_layers=layers,
                 bias=bias,
                 dropout=dropout,
                 bidirectional=bidirectional,
-                proj_size=proj_size,
                 device="meta",
+                **extra,
             )
+            setattr(self, cell, rnn)  # registered before the head, as in the spec
         directions = 2 if bidirectional else 1
         self.head = nn.Linear(directions * (proj_size or hidden), vocab, bias=bias, device="meta")
         if tie_weights:
             self.head.weight = self.embedding.weight
 
 
-@given(args=lstm_lm_args())
-def test_lstm_lm_equals_hand_written_torch_model(args: dict[str, Any]) -> None:
-    model = shapecalc.lstm_lm(**args)
-    module = TorchLM(**args)
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@given(data=st.data())
+def test_language_models_equal_hand_written_torch_models(cell: str, data: st.DataObject) -> None:
+    args = data.draw(lstm_lm_args(cell=cell))
+    model = getattr(shapecalc, f"{cell}_lm")(**args)
+    module = TorchLM(**args, cell=cell)
     assert model.named_parameters() == torch_params(module)
     assert model.total == sum(p.numel() for p in module.parameters())
     assert model.trainable == sum(p.numel() for p in module.parameters() if p.requires_grad)

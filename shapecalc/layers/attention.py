@@ -54,6 +54,7 @@ class MultiheadAttention(LayerSpec):
     batch_first: bool = False
 
     kind: ClassVar[str] = "MultiheadAttention"
+    letters: ClassVar[dict[str, str]] = {"kdim": "K", "vdim": "V"}
     family: ClassVar[str] = "attention"
     summary: ClassVar[str] = "multi-head attention: q, k, v and output projections"
     example: ClassVar[dict[str, Any]] = {"embed_dim": 512, "num_heads": 8}

@@ -235,6 +235,7 @@ class LSTM(RecurrentSpec):
     proj_size: Dim = 0
 
     kind: ClassVar[str] = "LSTM"
+    letters: ClassVar[dict[str, str]] = {"proj_size": "P"}
     summary: ClassVar[str] = "multi-layer LSTM: 4 gates (i, f, g, o), optional projection"
     example: ClassVar[dict[str, Any]] = {"input_size": 512, "hidden_size": 512, "num_layers": 2}
     formula_args: ClassVar[dict[str, Any]] = {

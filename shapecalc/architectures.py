@@ -11,7 +11,9 @@ from typing import Any
 
 from shapecalc.dims import Dim, Expr, as_size, dim_str, shape_str, symbol
 from shapecalc.errors import InvalidArgumentError, ShapecalcError, TieError
-from shapecalc.layers import GRU, LSTM, RNN, Embedding, Linear, RecurrentSpec
+from shapecalc.layers.embedding import Embedding
+from shapecalc.layers.linear import Linear
+from shapecalc.layers.recurrent import GRU, LSTM, RNN, RecurrentSpec
 from shapecalc.model import Layer, Model
 from shapecalc.spec import LayerSpec
 
@@ -315,7 +317,7 @@ def layer_model(spec: LayerSpec) -> Model:
     module (``weight_ih_l0``), formulas in the kind's usual letters (``I·O + O`` for a
     Linear), and :meth:`Model.evaluate` rebuilding the layer.
 
-    >>> from shapecalc.layers import Linear
+    >>> from shapecalc.layers.linear import Linear
     >>> m = layer_model(Linear(512, 65))
     >>> (m.total, str(m.total_formula), m.describe_sizes())
     (33345, 'I·O + O', 'I=512, O=65')

@@ -306,7 +306,7 @@ def _solve_command(cell: str) -> click.Command:
         help="Output format.",
     )
     def command(budget: str, free: str, multiple_of: int, fmt: str, **flags: Any) -> None:
-        from shapecalc.solve import solve as solve_for
+        from shapecalc.sizing import solve as solve_for
 
         free_arg = _FREE[free]
         arguments = _model_arguments(flags)

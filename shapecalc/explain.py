@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shapecalc.dims import Dim, dim_str, shape_str
-from shapecalc.layers import GRU, LSTM, RecurrentSpec
+from shapecalc.layers.recurrent import GRU, LSTM, RecurrentSpec
 from shapecalc.model import Model
 
 __all__ = ["Section", "explain"]

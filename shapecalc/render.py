@@ -12,7 +12,7 @@ from rich.text import Text
 from shapecalc.dims import Dim, dim_latex, dim_str, shape_str
 from shapecalc.explain import explain
 from shapecalc.model import DTYPE_BYTES, Model, Row
-from shapecalc.solve import Solution
+from shapecalc.sizing import Solution
 from shapecalc.spec import Param, Shape
 from shapecalc.units import human_bytes, human_count
 

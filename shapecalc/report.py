@@ -15,12 +15,13 @@ name), ``shape``, ``shape_formula``, ``count``, ``formula``, ``role``, ``trainab
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shapecalc.dims import Expr, dim_ascii
-from shapecalc.explain import explain
 from shapecalc.model import DTYPE_BYTES, Model, Row, full_name
-from shapecalc.solve import Candidate, Solution
+
+if TYPE_CHECKING:
+    from shapecalc.sizing import Candidate, Solution
 
 __all__ = ["SCHEMA", "solution_dict", "solution_json", "to_dict", "to_json"]
 
@@ -109,11 +110,13 @@ def to_json(
     ``--explain`` sections as ``explanation: [{title, lines}]``, ``flow`` the input and
     output shapes as ``inputs`` and ``outputs`` (lists of shapes)."""
     report = to_dict(model)
+    if explanation:
+        from shapecalc.explain import explain
+
+        report["explanation"] = [{"title": s.title, "lines": list(s.lines)} for s in explain(model)]
     if flow is not None:
         report["inputs"] = [[_value(d) for d in shape] for shape in flow[0]]
         report["outputs"] = [[_value(d) for d in shape] for shape in flow[1]]
-    if explanation:
-        report["explanation"] = [{"title": s.title, "lines": list(s.lines)} for s in explain(model)]
     return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -55,13 +55,45 @@ class Param:
         return product(self.shape)
 
 
+class _Registry(Mapping[str, "type[LayerSpec]"]):
+    """Every layer kind by its torch.nn class name. Reading it loads every family module
+    first (they load lazily); registering does not."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, type[LayerSpec]] = {}
+        self._complete = False
+
+    def _all(self) -> dict[str, type[LayerSpec]]:
+        if not self._complete:
+            self._complete = True
+            from shapecalc.layers import load_all
+
+            load_all()
+        return self._kinds
+
+    def add(self, cls: type[LayerSpec]) -> None:
+        self._kinds[cls.kind] = cls
+
+    def __getitem__(self, kind: str) -> type[LayerSpec]:
+        return self._all()[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._all()
+
+
 #: every registered layer kind by its torch.nn class name
-LAYER_KINDS: dict[str, type[LayerSpec]] = {}
+LAYER_KINDS = _Registry()
 
 
 def register(cls: type[LayerSpec]) -> type[LayerSpec]:
     """Class decorator: add a layer spec to :data:`LAYER_KINDS` under its ``kind``."""
-    LAYER_KINDS[cls.kind] = cls
+    LAYER_KINDS.add(cls)
     return cls
 
 

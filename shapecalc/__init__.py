@@ -38,6 +38,12 @@ _WHERE = {
     "parse_budget": "sizing",
     "solve": "sizing",
     "LAYER_KINDS": "spec",
+    "build": "torch_bridge",
+    "from_module": "torch_bridge",
+    "compare": "torch_bridge",
+    "assert_matches": "torch_bridge",
+    "MismatchError": "torch_bridge",
+    "read_checkpoint": "checkpoint",
     "LayerSpec": "spec",
     "Param": "spec",
 }
@@ -54,6 +60,7 @@ __all__ = [
     "Layer",
     "LayerSpec",
     "Linear",
+    "MismatchError",
     "MissingDependencyError",
     "Model",
     "Param",
@@ -63,10 +70,15 @@ __all__ = [
     "Solution",
     "TieError",
     "__version__",
+    "assert_matches",
+    "build",
+    "compare",
+    "from_module",
     "gru_lm",
     "layer_model",
     "lstm_lm",
     "parse_budget",
+    "read_checkpoint",
     "rnn_lm",
     "solve",
     "symbol",
@@ -106,4 +118,12 @@ if TYPE_CHECKING:  # the static view of the lazy names above
     from shapecalc.layers.recurrent import LSTM
     from shapecalc.model import DTYPE_BYTES, Layer, Model, Row
     from shapecalc.sizing import Candidate, Solution, parse_budget, solve
+    from shapecalc.checkpoint import read_checkpoint
     from shapecalc.spec import LAYER_KINDS, LayerSpec, Param
+    from shapecalc.torch_bridge import (
+        MismatchError,
+        assert_matches,
+        build,
+        compare,
+        from_module,
+    )

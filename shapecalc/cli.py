@@ -127,6 +127,32 @@ def _apply(options: list[Callable[[F], F]]) -> Callable[[F], F]:
     return decorate
 
 
+_VERIFY = click.option(
+    "--verify",
+    is_flag=True,
+    help="Build the real torch module on the meta device and confirm every name and shape.",
+)
+
+
+def _verify(model: Model) -> None:
+    """--verify: compare with the real module; exit 1 when anything differs."""
+    if model.symbolic:
+        raise click.UsageError("--verify needs every size as a number, not a symbol")
+    try:
+        from shapecalc.torch_bridge import _torch, build, compare
+
+        torch = _torch()
+        diff = compare(model, build(model))
+    except ShapecalcError as err:
+        raise click.BadParameter(str(err), param_hint="'--verify'") from None
+    where = f"torch {torch.__version__}, meta device"
+    if diff.ok:
+        click.echo(f"Verified against {where}: {diff}", err=True)
+        return
+    click.echo(f"Error: differs from {where}: {diff}", err=True)
+    sys.exit(1)
+
+
 #: command name -> (factory name in shapecalc.architectures, the cell's display name)
 _MODELS = {"lstm": ("lstm_lm", "LSTM"), "gru": ("gru_lm", "GRU"), "rnn": ("rnn_lm", "RNN")}
 _ARTICLE = {"lstm": "An", "gru": "A", "rnn": "An"}
@@ -235,12 +261,15 @@ def _model_command(cell: str) -> click.Command:
         is_flag=True,
         help=f"Explain the {name} equations, its matrices and their shapes.",
     )
-    def command(fmt: str, explain: bool, **flags: Any) -> None:
+    @_VERIFY
+    def command(fmt: str, explain: bool, verify: bool, **flags: Any) -> None:
         try:
             model = _factory(cell)(**_model_arguments(flags))
         except ShapecalcError as err:
             raise _engine_error(err) from None
         _emit(model, fmt, explain)
+        if verify:
+            _verify(model)
 
     example = (
         '\n\n    \b\n    Example, the "2-layer LSTM with 512 hidden nodes" on 65 characters:\n'
@@ -448,7 +477,7 @@ def _layer_command(kind: str) -> click.Command:
 
     cls = LAYER_KINDS[kind]
 
-    def command(fmt: str, input_shape: tuple[str, ...], **arguments: Any) -> None:
+    def command(fmt: str, input_shape: tuple[str, ...], verify: bool, **arguments: Any) -> None:
         from shapecalc.architectures import layer_model
         from shapecalc.dims import as_size
 
@@ -463,9 +492,12 @@ def _layer_command(kind: str) -> click.Command:
             raise _engine_error(err, {"input": "--input-shape"}) from None
         model = layer_model(spec)
         _emit(model, fmt, False, flow=(inputs, outputs) if inputs else None)
+        if verify:
+            _verify(model)
 
     options = [_field_option(f) for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     options += [
+        _VERIFY,
         click.option(
             "--input-shape",
             multiple=True,
@@ -551,6 +583,50 @@ def layers(fmt: str) -> None:
     for row in rows:
         table.add_row(row["kind"], row["family"], f"{row['formula']}", row["summary"])
     Console(highlight=False).print(table)
+
+
+@cli.command()
+@click.argument("target")
+@click.option(
+    "--depth",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Levels of the module tree to show; deeper tensors are summed into their node.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("table", "json")),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+def inspect(target: str, depth: int, fmt: str) -> None:
+    """The tensors of a checkpoint or a model, as a tree with subtotals.
+
+    \b
+    TARGET is one of:
+      model.safetensors        read by its header only, without torch
+      model.pt / .pth / .bin   torch.load(weights_only=True, mmap=True): never runs code
+      package.module:attr      an nn.Module, or a function returning one (imports your code)
+    """
+    from shapecalc.targets import inspect_target
+
+    try:
+        inspection = inspect_target(target)
+    except ShapecalcError as err:
+        raise click.BadParameter(str(err), param_hint="'TARGET'") from None
+    if fmt == "json":
+        from shapecalc.report import inspection_json
+
+        click.echo(inspection_json(inspection), nl=False)
+        return
+    from rich.console import Console
+
+    from shapecalc import render
+
+    Console(highlight=False).print(render.inspection_tree(inspection, depth))
 
 
 def main() -> None:

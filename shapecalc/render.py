@@ -8,18 +8,21 @@ from typing import Any
 from rich.console import Console, ConsoleOptions, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from rich.tree import Tree
 
 from shapecalc.dims import Dim, dim_latex, dim_str, shape_str
 from shapecalc.explain import explain
 from shapecalc.model import DTYPE_BYTES, Model, Row
 from shapecalc.sizing import Solution
 from shapecalc.spec import Param, Shape
+from shapecalc.targets import Inspection
 from shapecalc.units import human_bytes, human_count
 
 __all__ = [
     "ModelTable",
     "explanation",
     "flow_text",
+    "inspection_tree",
     "latex",
     "markdown",
     "solution_table",
@@ -352,6 +355,69 @@ def flow_text(inputs: tuple[Shape, ...], outputs: tuple[Shape, ...]) -> str:
         f"input {', '.join(shape_str(s) for s in inputs)} -> "
         f"output {', '.join(shape_str(s) for s in outputs)}"
     )
+
+
+def inspection_tree(inspection: Inspection, depth: int) -> RenderableType:
+    """``shapecalc inspect``: the tensors as a tree of dotted names, subtotals on every
+    node, cut at ``depth`` levels (deeper tensors are summed into their node)."""
+    tree_data: dict[str, Any] = {"count": 0, "children": {}, "entry": None}
+    for entry in inspection.entries:
+        node = tree_data
+        counted = 0 if entry.tied_to else entry.count
+        node["count"] += counted
+        for part in entry.name.split("."):
+            node = node["children"].setdefault(part, {"count": 0, "children": {}, "entry": None})
+            node["count"] += counted
+        node["entry"] = entry
+    total = inspection.total
+    title = f"[bold]{inspection.target}[/bold]  {total:,} parameters ({human_count(total)})"
+    if inspection.checkpoint is not None:
+        nbytes = inspection.checkpoint.nbytes
+        by_dtype = ", ".join(
+            f"{d} {human_bytes(b)}" for d, b in inspection.checkpoint.bytes_by_dtype().items()
+        )
+        title += f" · {human_bytes(nbytes)} ({by_dtype})"
+    root = Tree(title)
+
+    def label(name: str, node: dict[str, Any]) -> str:
+        entry = node["entry"]
+        share = f" ({100 * node['count'] / total:.1f}%)" if total else ""
+        if entry is not None and not node["children"]:
+            text = f"{name}  {shape_str(entry.shape)}  "
+            if entry.tied_to:
+                return text + f"[dim]tied to {entry.tied_to}, counted there[/dim]"
+            text += f"{entry.count:,}{share}"
+            if entry.dtype:
+                text += f"  [dim]{entry.dtype}[/dim]"
+            return text
+        kind = (
+            next((e.kind for e in _entries_under(node) if e.kind), None)
+            if node["children"]
+            else None
+        )
+        return f"[bold]{name}[/bold]  {node['count']:,}{share}" + (
+            f"  [dim]{kind}[/dim]" if kind and _one_kind(node) else ""
+        )
+
+    def add(parent: Tree, node: dict[str, Any], level: int) -> None:
+        for name, child in node["children"].items():
+            branch = parent.add(label(name, child))
+            if level < depth:
+                add(branch, child, level + 1)
+
+    add(root, tree_data, 1)
+    return root
+
+
+def _entries_under(node: dict[str, Any]) -> Iterator[Any]:
+    if node["entry"] is not None:
+        yield node["entry"]
+    for child in node["children"].values():
+        yield from _entries_under(child)
+
+
+def _one_kind(node: dict[str, Any]) -> bool:
+    return len({e.kind for e in _entries_under(node)}) == 1
 
 
 def explanation(model: Model) -> RenderableType:

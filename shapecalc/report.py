@@ -22,8 +22,16 @@ from shapecalc.model import DTYPE_BYTES, Model, Row, full_name
 
 if TYPE_CHECKING:
     from shapecalc.sizing import Candidate, Solution
+    from shapecalc.targets import Inspection
 
-__all__ = ["SCHEMA", "solution_dict", "solution_json", "to_dict", "to_json"]
+__all__ = [
+    "SCHEMA",
+    "inspection_json",
+    "solution_dict",
+    "solution_json",
+    "to_dict",
+    "to_json",
+]
 
 SCHEMA = "shapecalc.report/1"
 
@@ -141,3 +149,30 @@ def solution_dict(solution: Solution) -> dict[str, Any]:
 
 def solution_json(solution: Solution) -> str:
     return json.dumps(solution_dict(solution), indent=2) + "\n"
+
+
+def inspection_json(inspection: Inspection) -> str:
+    """``shapecalc inspect --format json`` (schema ``shapecalc.inspect/1``)."""
+    report: dict[str, Any] = {
+        "schema": "shapecalc.inspect/1",
+        "target": inspection.target,
+        "source": inspection.source,
+        "total": inspection.total,
+        "tensors": [
+            {
+                "name": e.name,
+                "shape": list(e.shape),
+                "count": e.count,
+                "dtype": e.dtype,
+                "bytes": e.nbytes,
+                "tied_to": e.tied_to,
+                "kind": e.kind,
+            }
+            for e in inspection.entries
+        ],
+    }
+    if inspection.checkpoint is not None:
+        report["bytes"] = inspection.checkpoint.nbytes
+        report["bytes_by_dtype"] = inspection.checkpoint.bytes_by_dtype()
+        report["metadata"] = inspection.checkpoint.metadata
+    return json.dumps(report, indent=2) + "\n"

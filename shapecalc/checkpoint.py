@@ -1,0 +1,254 @@
+"""Reading checkpoints' shapes without loading their weights.
+
+A ``.safetensors`` file is read by its header only, without torch: 8 bytes of header
+length, then that many bytes of JSON. A 100 GB checkpoint is inspected in milliseconds.
+Every field is checked; a malformed, truncated or hostile file raises
+:class:`CheckpointError` and never allocates more than the header cap.
+
+A ``.pt``/``.pth``/``.bin`` state dict goes through ``torch.load(weights_only=True,
+mmap=True)``, which maps the file instead of reading it and refuses pickles that want to
+run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from shapecalc.errors import ShapecalcError
+
+__all__ = [
+    "DTYPE_SIZES",
+    "MAX_HEADER",
+    "Checkpoint",
+    "CheckpointError",
+    "Tensor",
+    "read_checkpoint",
+    "read_safetensors",
+]
+
+#: the cap on a safetensors header: larger ones are refused before anything is read
+MAX_HEADER = 100 * 1024 * 1024
+#: safetensors dtype -> bytes per element
+DTYPE_SIZES = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E5M2": 1,
+    "F8_E4M3": 1,
+    "F8_E8M0": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
+    "C64": 8,
+}
+
+
+class CheckpointError(ShapecalcError):
+    """A checkpoint file that cannot be read as what it claims to be."""
+
+
+@dataclass(frozen=True)
+class Tensor:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+
+    @property
+    def count(self) -> int:
+        result = 1
+        for d in self.shape:
+            result *= d
+        return result
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    path: str
+    format: str
+    tensors: tuple[Tensor, ...]
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(t.count for t in self.tensors)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors)
+
+    def bytes_by_dtype(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.tensors:
+            out[t.dtype] = out.get(t.dtype, 0) + t.nbytes
+        return out
+
+
+def _fail(path: str, message: str) -> CheckpointError:
+    return CheckpointError(
+        f"{os.path.basename(path)}: {message}",
+        field="target",
+        value=path,
+        rule="a checkpoint must be well formed",
+    )
+
+
+def read_safetensors(path: str) -> Checkpoint:
+    """Names, dtypes and shapes from a safetensors file's header, checked against the file."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            if len(head) < 8:
+                raise _fail(path, f"{size} bytes is too short for a safetensors header (8 bytes)")
+            (length,) = struct.unpack("<Q", head)
+            if length > MAX_HEADER:
+                raise _fail(
+                    path, f"the header claims {length:,} bytes, over the {MAX_HEADER:,} cap"
+                )
+            if 8 + length > size:
+                raise _fail(
+                    path,
+                    f"the header length {length:,} runs past the end of the file ({size:,} bytes)",
+                )
+            raw = handle.read(length)
+    except OSError as err:
+        raise _fail(path, f"cannot read it ({err.strerror or err})") from None
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise _fail(path, f"the header is not valid JSON ({type(err).__name__})") from None
+    if not isinstance(header, dict):
+        raise _fail(path, "the header is not a JSON object")
+    data_size = size - 8 - length
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise _fail(path, "__metadata__ must map strings to strings")
+    tensors: list[Tensor] = []
+    spans: list[tuple[int, int, str]] = []
+    for name, entry in header.items():
+        tensor, span = _entry(path, name, entry, data_size)
+        tensors.append(tensor)
+        spans.append((*span, name))
+    spans.sort()
+    end = 0
+    for begin, stop, name in spans:
+        if begin < end:
+            raise _fail(path, f"{name}: data_offsets overlap the tensor before it")
+        if begin > end:
+            raise _fail(path, f"{name}: data_offsets leave a gap of {begin - end} bytes")
+        end = stop
+    if end != data_size:
+        raise _fail(path, f"the tensors cover {end:,} bytes but the data holds {data_size:,}")
+    return Checkpoint(path, "safetensors", tuple(tensors), dict(metadata))
+
+
+def _entry(path: str, name: str, entry: Any, data_size: int) -> tuple[Tensor, tuple[int, int]]:
+    if not isinstance(entry, dict):
+        raise _fail(path, f"{name}: expected an object with dtype, shape and data_offsets")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if dtype not in DTYPE_SIZES:
+        raise _fail(path, f"{name}: unknown dtype {dtype!r}")
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise _fail(path, f"{name}: shape must be a list of non-negative integers")
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+    ):
+        raise _fail(path, f"{name}: data_offsets must be two integers")
+    begin, stop = offsets
+    if not 0 <= begin <= stop <= data_size:
+        raise _fail(
+            path,
+            f"{name}: data_offsets [{begin}, {stop}] lie outside the data ({data_size:,} bytes)",
+        )
+    tensor = Tensor(name, str(dtype), tuple(shape), stop - begin)
+    if tensor.count * DTYPE_SIZES[str(dtype)] != stop - begin:
+        raise _fail(
+            path,
+            f"{name}: {dtype} {tuple(shape)} needs {tensor.count * DTYPE_SIZES[str(dtype)]:,} "
+            f"bytes but data_offsets give {stop - begin:,}",
+        )
+    return tensor, (begin, stop)
+
+
+def _torch_tensors(value: Any, prefix: str, torch: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, torch.Tensor):
+        return [(prefix, value)]
+    if isinstance(value, dict):
+        found = []
+        for key, item in value.items():
+            found += _torch_tensors(item, f"{prefix}.{key}" if prefix else str(key), torch)
+        return found
+    if isinstance(value, (list, tuple)):
+        found = []
+        for i, item in enumerate(value):
+            found += _torch_tensors(item, f"{prefix}.{i}" if prefix else str(i), torch)
+        return found
+    return []
+
+
+def read_state_dict(path: str) -> Checkpoint:
+    """A torch.save file: ``torch.load(weights_only=True, mmap=True)``; never unpickles code."""
+    from shapecalc.torch_bridge import _torch
+
+    torch = _torch()
+    try:
+        try:
+            loaded = torch.load(path, weights_only=True, mmap=True, map_location="cpu")
+        except RuntimeError as err:
+            if "mmap" not in str(err):
+                raise
+            # the legacy (pre-zip) format cannot be mapped: read it, still without code
+            loaded = torch.load(path, weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise _fail(path, "no such file") from None
+    except Exception as err:  # torch raises many types for a bad file; all mean "refused"
+        text = str(err)
+        if "Weights only load failed" in text:
+            reason = (
+                "it holds objects that are not plain tensors (a pickle that would run code "
+                "when loaded); refused by torch.load(weights_only=True)"
+            )
+        else:
+            printable = "".join(ch for ch in text if ch.isprintable() or ch == "\n").strip()
+            first = printable.splitlines()[0] if printable else type(err).__name__
+            reason = f"torch.load(weights_only=True) could not read it: {first[:200]}"
+        raise _fail(path, reason) from None
+    tensors = tuple(
+        Tensor(
+            name,
+            str(t.dtype).removeprefix("torch."),
+            tuple(int(d) for d in t.shape),
+            int(t.numel()) * t.element_size(),
+        )
+        for name, t in _torch_tensors(loaded, "", torch)
+    )
+    if not tensors:
+        raise _fail(path, "it holds no tensors")
+    return Checkpoint(path, "torch", tensors)
+
+
+def read_checkpoint(path: str) -> Checkpoint:
+    """By extension: ``.safetensors`` by its header; ``.pt``, ``.pth``, ``.bin`` via torch."""
+    if not os.path.isfile(path):
+        raise _fail(path, "no such file")
+    if path.endswith(".safetensors"):
+        return read_safetensors(path)
+    return read_state_dict(path)

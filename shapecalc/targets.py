@@ -1,0 +1,113 @@
+"""What ``shapecalc inspect TARGET`` reads: a checkpoint file or ``package.module:attribute``.
+
+Both become :class:`Entry` rows (name, shape, count, dtype, what) for the tree view.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from shapecalc.checkpoint import Checkpoint, read_checkpoint
+from shapecalc.errors import InvalidArgumentError
+from shapecalc.model import Model
+
+__all__ = ["CHECKPOINT_SUFFIXES", "Entry", "Inspection", "inspect_target", "load_module"]
+
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    shape: tuple[int, ...]
+    count: int
+    dtype: str | None = None
+    nbytes: int | None = None
+    tied_to: str | None = None
+    kind: str | None = None
+
+
+@dataclass(frozen=True)
+class Inspection:
+    target: str
+    source: str  # "safetensors", "torch" or "module"
+    entries: tuple[Entry, ...]
+    model: Model | None = None
+    checkpoint: Checkpoint | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(e.count for e in self.entries if not e.tied_to)
+
+
+def _fail(target: str, message: str) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        message, field="target", value=target, rule="TARGET is a checkpoint or module:attribute"
+    )
+
+
+def load_module(target: str) -> Any:
+    """``package.module:attribute``: an nn.Module, or a function returning one (called with
+    no arguments). This imports the user's code, as the user asked."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise _fail(target, f"{target!r}: write package.module:attribute")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise _fail(target, f"cannot import {module_name}: {err}") from None
+    except Exception as err:  # the user's module failed while importing
+        raise _fail(target, f"importing {module_name} raised {type(err).__name__}: {err}") from None
+    obj: Any = module
+    for part in attribute.split("."):
+        if not hasattr(obj, part):
+            raise _fail(target, f"{module_name} has no attribute {attribute}")
+        obj = getattr(obj, part)
+    from shapecalc.torch_bridge import _torch
+
+    torch = _torch()
+    if not isinstance(obj, torch.nn.Module) and callable(obj):
+        try:
+            obj = obj()
+        except Exception as err:
+            raise _fail(target, f"calling {target}() raised {type(err).__name__}: {err}") from None
+    if not isinstance(obj, torch.nn.Module):
+        raise _fail(target, f"{target} is a {type(obj).__name__}, not a torch.nn.Module")
+    return obj
+
+
+def inspect_target(target: str) -> Inspection:
+    if target.endswith(CHECKPOINT_SUFFIXES) or os.path.isfile(target):
+        checkpoint = read_checkpoint(target)
+        entries = tuple(
+            Entry(t.name, t.shape, t.count, t.dtype, t.nbytes) for t in checkpoint.tensors
+        )
+        return Inspection(target, checkpoint.format, entries, checkpoint=checkpoint)
+    if ":" not in target:
+        raise _fail(
+            target,
+            f"{target!r} is neither a file nor package.module:attribute "
+            f"(checkpoints end in {', '.join(CHECKPOINT_SUFFIXES)})",
+        )
+    from shapecalc.torch_bridge import from_module
+
+    module = load_module(target)
+    model = from_module(module, name=target)
+    kinds = {layer.name: layer.spec.kind for layer in model.layers}
+    entries = tuple(
+        Entry(
+            r.name,
+            tuple(d for d in r.shape if isinstance(d, int)),
+            r.count if isinstance(r.count, int) else 0,  # a module's sizes are numbers
+            tied_to=r.tied_to,
+            kind=kinds.get(r.layer),
+        )
+        for r in model.rows()
+    )
+    return Inspection(target, "module", entries, model=model)

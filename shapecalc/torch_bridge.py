@@ -1,0 +1,330 @@
+"""The PyTorch bridge: spec -> real module, real module -> model, and comparing the two.
+
+torch is imported only inside these functions; without it they raise
+:class:`MissingDependencyError` saying how to install the extra.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from shapecalc.dims import Dim, Expr, shape_str
+from shapecalc.errors import InvalidArgumentError, MissingDependencyError, ShapecalcError
+from shapecalc.model import Layer, Model
+from shapecalc.spec import LAYER_KINDS, LayerSpec, Param
+
+__all__ = ["Diff", "MismatchError", "assert_matches", "build", "compare", "from_module"]
+
+#: kinds whose torch constructor takes no device (they hold no tensors)
+_NO_DEVICE = ("Identity", "Dropout", "Flatten")
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - exercised in an environment without torch
+        raise MissingDependencyError(
+            "this needs PyTorch, which is not installed; install it with "
+            "pip install 'shapecalc[torch]' (or pip install torch)",
+            field="torch",
+            rule="PyTorch must be installed",
+        ) from None
+    return torch
+
+
+def _concrete(spec: LayerSpec) -> None:
+    symbolic = [k for k, v in spec.arguments().items() if isinstance(v, Expr)]
+    if symbolic:
+        raise InvalidArgumentError(
+            f"cannot build {spec}: {', '.join(symbolic)} must be numbers; use "
+            "model.evaluate(...) first",
+            layer=str(spec),
+            field=symbolic[0],
+            value=spec.arguments()[symbolic[0]],
+            rule="a real module needs concrete sizes",
+        )
+
+
+def _build_layer(spec: LayerSpec, device: str) -> Any:
+    torch = _torch()
+    _concrete(spec)
+    cls = getattr(torch.nn, spec.kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. dropout with a single recurrent layer
+        if spec.kind in _NO_DEVICE:
+            return cls(**spec.arguments())
+        return cls(**spec.arguments(), device=device)
+
+
+def build(spec_or_model: LayerSpec | Model, device: str = "meta") -> Any:
+    """The real ``torch.nn.Module``, on the meta device by default (no memory for weights,
+    so a 10-billion-parameter spec builds at once).
+
+    A model becomes a module with one attribute per layer (``embedding``, ``lstm``,
+    ``head``), tied parameters shared as in the model.
+    """
+    torch = _torch()
+    if isinstance(spec_or_model, LayerSpec):
+        return _build_layer(spec_or_model, device)
+    model = spec_or_model
+    if len(model.layers) == 1 and not model.layers[0].name:
+        return _build_layer(model.layers[0].spec, device)
+    root = torch.nn.Module()
+    for layer in model.layers:
+        _set_submodule(root, layer.name, _build_layer(layer.spec, device), torch)
+    for tied, source in model.ties.items():
+        owner, _, name = tied.rpartition(".")
+        setattr(root.get_submodule(owner), name, _get_parameter(root, source))
+    return root
+
+
+def _set_submodule(root: Any, path: str, module: Any, torch: Any) -> None:
+    parent = root
+    *parents, last = path.split(".")
+    for name in parents:
+        if not hasattr(parent, name):
+            parent.add_module(name, torch.nn.Module())
+        parent = getattr(parent, name)
+    parent.add_module(last, module)
+
+
+def _get_parameter(root: Any, name: str) -> Any:
+    owner, _, attribute = name.rpartition(".")
+    return getattr(root.get_submodule(owner), attribute)
+
+
+# -- module -> model -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModuleSpec(LayerSpec):
+    """A module shapecalc has no spec for: its own parameters and buffers, as they are."""
+
+    class_name: str
+    own_params: tuple[Param, ...] = ()
+    own_buffers: tuple[Param, ...] = ()
+
+    kind: ClassVar[str] = "module"
+    family: ClassVar[str] = "module"
+
+    def params(self) -> Iterator[Param]:
+        return iter(self.own_params)
+
+    def buffers(self) -> Iterator[Param]:
+        return iter(self.own_buffers)
+
+    def __str__(self) -> str:
+        return self.class_name
+
+
+def _shape(tensor: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in tensor.shape)
+
+
+def _raw(module: Any) -> ModuleSpec:
+    params = tuple(
+        Param(n, _shape(p), f"{type(module).__name__} parameter", trainable=p.requires_grad)
+        for n, p in module.named_parameters(recurse=False)
+    )
+    buffers = tuple(
+        Param(n, _shape(b), f"{type(module).__name__} buffer", trainable=False)
+        for n, b in module.named_buffers(recurse=False)
+    )
+    return ModuleSpec(type(module).__name__, params, buffers)
+
+
+def _activation_name(function: Any) -> str:
+    torch = _torch()
+    functional = torch.nn.functional
+    if function is functional.relu or isinstance(function, torch.nn.ReLU):
+        return "relu"
+    if function is functional.gelu or isinstance(function, torch.nn.GELU):
+        return "gelu"
+    raise ValueError("an activation other than relu or gelu")
+
+
+def _transformer_arguments(module: Any) -> dict[str, Any]:
+    activation = _activation_name(module.activation)
+    return {
+        "d_model": module.self_attn.embed_dim,
+        "nhead": module.self_attn.num_heads,
+        "dim_feedforward": module.linear1.out_features,
+        "dropout": float(module.dropout.p),
+        "activation": activation,
+        "layer_norm_eps": module.norm1.eps,
+        "batch_first": bool(module.self_attn.batch_first),
+        "norm_first": bool(module.norm_first),
+        "bias": module.linear1.bias is not None,
+    }
+
+
+def _arguments(cls: type[LayerSpec], module: Any) -> dict[str, Any]:
+    """The constructor arguments a torch module was built with, read from its attributes."""
+    if cls.kind.startswith("Transformer"):
+        return _transformer_arguments(module)
+    if cls.kind == "MultiheadAttention":
+        return {
+            "embed_dim": module.embed_dim,
+            "num_heads": module.num_heads,
+            "dropout": float(module.dropout),
+            "bias": module.in_proj_bias is not None,
+            "add_bias_kv": module.bias_k is not None,
+            "add_zero_attn": bool(module.add_zero_attn),
+            "kdim": module.kdim,
+            "vdim": module.vdim,
+            "batch_first": bool(module.batch_first),
+        }
+    torch = _torch()
+    arguments: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if not hasattr(module, f.name):
+            continue  # not stored (PReLU's init): the default stands
+        value = getattr(module, f.name)
+        if f.name == "bias" and (value is None or isinstance(value, torch.Tensor)):
+            # a bias parameter (or None); norms without affine parameters keep the default
+            if not getattr(module, "affine", getattr(module, "elementwise_affine", True)):
+                continue
+            value = value is not None
+        if isinstance(value, torch.Tensor):
+            continue
+        arguments[f.name] = value
+    return arguments
+
+
+def _known_spec(module: Any) -> LayerSpec | None:
+    """The spec of a plain torch.nn layer, checked against the module's own tensors."""
+    torch = _torch()
+    name = type(module).__name__
+    if name not in LAYER_KINDS or type(module) is not getattr(torch.nn, name, None):
+        return None  # unknown, or a subclass that may add tensors
+    cls = LAYER_KINDS[name]
+    try:
+        spec = cls(**_arguments(cls, module))
+    except (ShapecalcError, ValueError, TypeError):
+        return None
+    ours = [(p.name, p.shape) for p in spec.params()]
+    theirs = [(n, _shape(p)) for n, p in module.named_parameters(remove_duplicate=False)]
+    buffers = [(b.name, b.shape) for b in spec.buffers()]
+    their_buffers = [(n, _shape(b)) for n, b in module.named_buffers()]
+    return spec if ours == theirs and buffers == their_buffers else None
+
+
+def from_module(module: Any, name: str | None = None) -> Model:
+    """A shapecalc model of any ``nn.Module``: known torch.nn layers become their specs
+    (formulas and roles included), other modules list their own parameters and buffers,
+    shared tensors (tied weights) are found by identity and counted once, and layer names
+    keep the module tree (``encoder.layers.3.self_attn``)."""
+    torch = _torch()
+    if not isinstance(module, torch.nn.Module):
+        raise InvalidArgumentError(
+            f"expected a torch.nn.Module, got {type(module).__name__}",
+            field="module",
+            value=type(module).__name__,
+            rule="from_module takes an nn.Module",
+        )
+    layers: list[Layer] = []
+
+    def visit(prefix: str, current: Any) -> None:
+        known = _known_spec(current)
+        if known is not None:
+            layers.append(Layer(prefix, known, type(known).summary))
+            return
+        raw = _raw(current)
+        if raw.own_params or raw.own_buffers:
+            layers.append(Layer(prefix, raw, f"{raw.class_name} (its own tensors)"))
+        for child_name, child in current.named_children():
+            visit(f"{prefix}.{child_name}" if prefix else child_name, child)
+
+    visit("", module)
+    ties: dict[str, str] = {}
+    first: dict[int, str] = {}
+    for param_name, param in module.named_parameters(remove_duplicate=False):
+        if id(param) in first:
+            ties[param_name] = first[id(param)]
+        else:
+            first[id(param)] = param_name
+    return Model(name=name or type(module).__name__, layers=tuple(layers), ties=ties)
+
+
+# -- comparing -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Diff:
+    """What differs between a spec (or model) and a real module."""
+
+    missing: tuple[tuple[str, tuple[Dim, ...]], ...] = ()
+    extra: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    mismatched: tuple[tuple[str, tuple[Dim, ...], tuple[int, ...]], ...] = ()
+    order: bool = True
+    expected_total: Dim = 0
+    actual_total: int = 0
+    compared: int = field(default=0)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.extra or self.mismatched) and self.order
+
+    def __bool__(self) -> bool:  # a Diff is truthy when something differs
+        return not self.ok
+
+    def lines(self) -> list[str]:
+        out = [f"missing in the module: {n} {shape_str(s)}" for n, s in self.missing]
+        out += [f"not in the spec: {n} {shape_str(s)}" for n, s in self.extra]
+        out += [
+            f"shape differs: {n} spec {shape_str(a)} module {shape_str(b)}"
+            for n, a, b in self.mismatched
+        ]
+        if not self.order and not out:
+            out.append("the same parameters in another order")
+        if self.expected_total != self.actual_total:
+            out.append(
+                f"count: spec {self.expected_total:,} module {self.actual_total:,} "
+                f"({self.actual_total - self.expected_total:+,})"
+                if isinstance(self.expected_total, int)
+                else f"count: spec {self.expected_total} module {self.actual_total:,}"
+            )
+        return out
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"{self.compared} parameters, names and shapes identical"
+        return "; ".join(self.lines())
+
+
+class MismatchError(ShapecalcError, AssertionError):
+    """A module is not what its spec says (raised by :func:`assert_matches`)."""
+
+
+def compare(spec: LayerSpec | Model, module: Any) -> Diff:
+    """Names and shapes of ``spec``'s parameters against ``module.named_parameters()``."""
+    model = spec if isinstance(spec, Model) else Model(str(spec), (Layer("", spec),))
+    expected = model.named_parameters()
+    actual = [(n, _shape(p)) for n, p in module.named_parameters()]
+    want, have = dict(expected), dict(actual)
+    missing = tuple((n, s) for n, s in expected if n not in have)
+    extra = tuple((n, s) for n, s in actual if n not in want)
+    mismatched = tuple((n, s, have[n]) for n, s in expected if n in have and have[n] != s)
+    same_names = [n for n, _ in expected if n in have] == [n for n, _ in actual if n in want]
+    return Diff(
+        missing=missing,
+        extra=extra,
+        mismatched=mismatched,
+        order=same_names,
+        expected_total=model.total,
+        actual_total=sum(int(p.numel()) for p in module.parameters()),
+        compared=len(expected),
+    )
+
+
+def assert_matches(spec: LayerSpec | Model, module: Any) -> None:
+    """Raise :class:`MismatchError` (an ``AssertionError`` too) listing every difference."""
+    diff = compare(spec, module)
+    if diff:
+        what = spec if isinstance(spec, LayerSpec) else spec.name
+        raise MismatchError(
+            f"{type(module).__name__} does not match {what}: {diff}",
+            field="module",
+            value=type(module).__name__,
+            rule="the module's parameters must be the spec's",
+        )

@@ -1,0 +1,175 @@
+"""The PyTorch bridge: build, from_module, compare, assert_matches, --verify."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import shapecalc
+from shapecalc.errors import InvalidArgumentError
+from shapecalc.spec import LAYER_KINDS
+from shapecalc.torch_bridge import MismatchError, assert_matches, build, compare, from_module
+from tests.layer_cases import CASES
+from tests.strategies import lstm_lm_args
+from tests.test_cli import run
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+
+def rows(model: shapecalc.Model) -> list[tuple[str, Any, Any]]:
+    return [(r.name, r.shape, r.tied_to) for r in model.rows()]
+
+
+@pytest.mark.parametrize("kind", sorted(LAYER_KINDS))
+@given(data=st.data())
+def test_round_trip_of_every_kind(kind: str, data: st.DataObject) -> None:
+    spec = LAYER_KINDS[kind](**data.draw(CASES[kind].args))
+    model = shapecalc.layer_model(spec)
+    back = from_module(build(spec))
+    assert rows(back) == rows(model)
+    assert [(n, b.shape) for n, b in back.buffer_rows()] == [
+        (n, b.shape) for n, b in model.buffer_rows()
+    ]
+    assert back.layers[0].spec.kind == kind  # recognised as the torch.nn layer it is
+    assert not compare(spec, build(spec))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@given(data=st.data())
+def test_round_trip_of_language_models(cell: str, data: st.DataObject) -> None:
+    model = getattr(shapecalc, f"{cell}_lm")(**data.draw(lstm_lm_args(cell=cell)))
+    module = build(model)
+    assert compare(model, module).ok
+    back = from_module(module)
+    assert rows(back) == rows(model)
+    assert back.total == model.total
+
+
+def test_from_module_keeps_the_tree_unknown_modules_and_ties() -> None:
+    class Custom(nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(7))
+            self.register_buffer("steps", torch.zeros(()))
+            self.encoder = nn.TransformerEncoder(
+                nn.TransformerEncoderLayer(16, 4, 32), 2, enable_nested_tensor=False
+            )
+            self.embed = nn.Embedding(11, 16)
+            self.head = nn.Linear(16, 11)
+            self.head.weight = self.embed.weight
+
+    module = Custom()
+    model = from_module(module)
+    names = [(layer.name, layer.spec.kind) for layer in model.layers]
+    assert names == [
+        ("", "module"),
+        ("encoder.layers.0", "TransformerEncoderLayer"),
+        ("encoder.layers.1", "TransformerEncoderLayer"),
+        ("embed", "Embedding"),
+        ("head", "Linear"),
+    ]
+    assert model.ties == {"head.weight": "embed.weight"}
+    assert model.total == sum(p.numel() for p in module.parameters())
+    assert model.named_parameters() == [(n, tuple(p.shape)) for n, p in module.named_parameters()]
+    assert dict(model.buffer_rows())["steps"].shape == ()
+    assert "encoder.layers.1.self_attn.in_proj_weight" in dict(model.named_parameters())
+
+
+def test_subclass_with_extra_tensors_is_listed_as_it_is() -> None:
+    class Scaled(nn.Linear):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(3, 4)
+            self.gain = nn.Parameter(torch.ones(4))
+
+    model = from_module(Scaled())
+    assert [r.name for r in model.rows()] == ["weight", "bias", "gain"]
+    assert model.layers[0].spec.kind == "module"
+
+
+def test_compare_lists_every_difference() -> None:
+    diff = compare(shapecalc.LSTM(3, 4, num_layers=2), nn.LSTM(3, 5))
+    assert not diff.ok and bool(diff)
+    assert ("weight_ih_l1", (16, 4)) in diff.missing
+    assert ("weight_ih_l0", (16, 3), (20, 3)) in diff.mismatched
+    assert diff.expected_total == shapecalc.LSTM(3, 4, num_layers=2).total()
+    text = str(diff)
+    assert "missing in the module: weight_ih_l1 (16, 4)" in text
+    assert "shape differs: weight_ih_l0 spec (16, 3) module (20, 3)" in text
+
+
+def test_assert_matches_raises_an_assertion_with_the_diff() -> None:
+    assert_matches(shapecalc.lstm_lm(65, 32, 2), build(shapecalc.lstm_lm(65, 32, 2)))
+    with pytest.raises(AssertionError, match=r"not in the spec: lstm\.weight_ih_l2"):
+        assert_matches(shapecalc.lstm_lm(65, 32, 2), build(shapecalc.lstm_lm(65, 32, 3)))
+    with pytest.raises(MismatchError):
+        assert_matches(shapecalc.Linear(3, 4), nn.Linear(3, 4, bias=False))
+
+
+def test_build_is_free_on_the_meta_device() -> None:
+    huge = shapecalc.lstm_lm(vocab=256_000, hidden=65_536, layers=8)
+    module = build(huge)  # about 280 billion numbers, no memory taken
+    assert all(p.device.type == "meta" for p in module.parameters())
+    assert sum(p.numel() for p in module.parameters()) == huge.total
+
+
+def test_build_refuses_symbolic_sizes() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"must be numbers; use model\.evaluate"):
+        build(shapecalc.lstm_lm(vocab="V", hidden=8))
+
+
+def test_without_torch_the_bridge_says_how_to_install() -> None:
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import shapecalc\n"
+        "from shapecalc.torch_bridge import build\n"
+        "try:\n"
+        "    build(shapecalc.Linear(3, 4))\n"
+        "except shapecalc.ShapecalcError as err:\n"
+        "    print(type(err).__name__, err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("MissingDependencyError")
+    assert "pip install 'shapecalc[torch]'" in out.stdout
+
+
+def test_verify_flag() -> None:
+    result = run(
+        [
+            "lstm",
+            "--layers",
+            "2",
+            "--hidden",
+            "512",
+            "--vocab",
+            "65",
+            "--verify",
+            "--format",
+            "json",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Verified against torch" in result.stderr
+    assert "11 parameters, names and shapes identical" in result.stderr  # 1 + 8 + 2
+    layer = run(
+        [
+            "layer",
+            "multiheadattention",
+            "--embed-dim",
+            "8",
+            "--num-heads",
+            "2",
+            "--kdim",
+            "4",
+            "--verify",
+        ]
+    )
+    assert layer.exit_code == 0 and "names and shapes identical" in layer.stderr
+    symbolic = run(["lstm", "--hidden", "H", "--vocab", "65", "--verify"])
+    assert symbolic.exit_code == 2
+    assert symbolic.stderr.strip().endswith("--verify needs every size as a number, not a symbol")

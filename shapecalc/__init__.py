@@ -105,6 +105,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # the static view of the lazy names above
     from shapecalc.architectures import gru_lm, layer_model, lstm_lm, rnn_lm
+    from shapecalc.checkpoint import read_checkpoint
     from shapecalc.dims import Dim, Expr, symbol
     from shapecalc.errors import (
         InvalidArgumentError,
@@ -118,7 +119,6 @@ if TYPE_CHECKING:  # the static view of the lazy names above
     from shapecalc.layers.recurrent import LSTM
     from shapecalc.model import DTYPE_BYTES, Layer, Model, Row
     from shapecalc.sizing import Candidate, Solution, parse_budget, solve
-    from shapecalc.checkpoint import read_checkpoint
     from shapecalc.spec import LAYER_KINDS, LayerSpec, Param
     from shapecalc.torch_bridge import (
         MismatchError,

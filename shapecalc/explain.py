@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shapecalc.dims import Dim, dim_str, shape_str
-from shapecalc.layers.recurrent import GRU, LSTM, RecurrentSpec
+from shapecalc.layers.recurrent import GRU, LSTM, MAX_LISTED_LAYERS, RecurrentSpec
 from shapecalc.model import Model
 
 __all__ = ["Section", "explain"]
@@ -56,7 +56,7 @@ def _layer_groups(lstm: RecurrentSpec) -> list[tuple[str, str, Dim, Dim]]:
     """``(label, name index, d_in, copies)``: layer 0, then the layers above it as one
     group (they all read the layer below, so they all have the same tensors)."""
     n = lstm.num_layers
-    if not isinstance(n, int):
+    if not isinstance(n, int) or n > MAX_LISTED_LAYERS:  # the rows are blocks already
         return [(i.strip("{}"), i, d, c) for i, d, c in lstm.layer_blocks()]
     groups: list[tuple[str, str, Dim, Dim]] = [("0", "0", lstm.layer_input_size(0), 1)]
     if n > 1:

@@ -195,3 +195,13 @@ def test_batch_norm_buffers_are_apart() -> None:
     ]
     assert all(not b.trainable for b in spec.buffers())
     assert spec.total() == 200  # buffers are not parameters
+
+
+def test_a_huge_layer_count_is_one_block_not_a_loop() -> None:
+    layers = 10**15
+    model = shapecalc.lstm_lm(vocab=5, hidden=8, layers=layers)
+    assert model.total == 5 * 8 + layers * lstm_layer(8, 8) + 8 * 5 + 5
+    names = [r.name for r in model.rows()]
+    assert f"lstm.weight_ih_l{{0..{layers - 1}}}" in names and len(names) == 7
+    # up to 1024 layers every layer keeps PyTorch's own names
+    assert "lstm.weight_hh_l1023" in dict(shapecalc.lstm_lm(5, 8, 1024).named_parameters())

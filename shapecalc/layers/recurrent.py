@@ -27,6 +27,9 @@ from shapecalc.spec import LayerSpec, Param, Shape, less_than, register
 __all__ = ["GRU", "LSTM", "RNN", "CellSpec", "GRUCell", "LSTMCell", "RNNCell", "RecurrentSpec"]
 
 NONLINEARITIES = ("tanh", "relu")
+#: up to this many layers every layer has its own rows (PyTorch's names); above it the
+#: layers past the first are one repeated block, so a million layers cost nothing
+MAX_LISTED_LAYERS = 1024
 
 
 def _compact(value: Dim) -> str:
@@ -185,8 +188,9 @@ class RecurrentSpec(LayerSpec):
         [('0', Expr('E'), 1), ('{1..L-1}', Expr('H'), Expr('L - 1'))]
         """
         n = self.num_layers
-        if isinstance(n, int):
+        if isinstance(n, int) and n <= MAX_LISTED_LAYERS:
             return [(str(i), self.layer_input_size(i), 1) for i in range(n)]
+        # a symbolic count, or more layers than a table can list: one repeated block
         first, rest = self.layer_input_size(0), self.layer_input_size(1)
         if first == rest:
             return [(f"{{0..{_compact(n - 1)}}}", rest, n)]

@@ -1,0 +1,148 @@
+"""Generated argument lists for every command: the answer is always exit 0 with output, or
+exit 2 with one line ``Error: ...``; never a traceback, never exit 1, never a hang."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from tests.test_cli import run
+
+#: each command with a valid base; generated tokens come after it (and may override it)
+COMMANDS = [
+    ["lstm", "--hidden", "8", "--vocab", "5"],
+    ["gru", "--hidden", "8", "--vocab", "5"],
+    ["rnn", "--hidden", "8", "--vocab", "5"],
+    ["lstm"],
+    ["solve", "lstm", "--params", "10k", "--vocab", "5"],
+    ["solve", "gru", "--params", "1M", "--vocab", "5", "--layers", "2"],
+    ["layer", "linear", "--in-features", "4", "--out-features", "3"],
+    ["layer", "conv2d", "--in-channels", "4", "--out-channels", "8", "--kernel-size", "3"],
+    ["layer", "lstm", "--input-size", "4", "--hidden-size", "6"],
+    ["layer", "multiheadattention", "--embed-dim", "8", "--num-heads", "2"],
+    ["layer", "layernorm", "--normalized-shape", "8"],
+    ["layer", "embeddingbag", "--num-embeddings", "10", "--embedding-dim", "4"],
+    ["layers"],
+    ["inspect"],
+]
+FLAGS = [
+    "--layers",
+    "--hidden",
+    "--vocab",
+    "--embed-dim",
+    "--proj-size",
+    "--dropout",
+    "--params",
+    "--for",
+    "--multiple-of",
+    "--format",
+    "--in-features",
+    "--out-features",
+    "--in-channels",
+    "--out-channels",
+    "--kernel-size",
+    "--stride",
+    "--padding",
+    "--groups",
+    "--input-size",
+    "--hidden-size",
+    "--num-layers",
+    "--embed-dim",
+    "--num-heads",
+    "--kdim",
+    "--normalized-shape",
+    "--num-embeddings",
+    "--embedding-dim",
+    "--mode",
+    "--padding-idx",
+    "--input-shape",
+    "--depth",
+    "--nonlinearity",
+]
+SWITCHES = [
+    "--one-hot",
+    "--no-bias",
+    "--bidirectional",
+    "--tie-weights",
+    "--explain",
+    "--bias",
+    "--batch-first",
+    "--verify",
+    "--help",
+]
+VALUES = st.one_of(
+    st.integers(-3, 70).map(str),
+    st.sampled_from(
+        [
+            "0",
+            "1",
+            "2",
+            "3",
+            "512",
+            "65",
+            "H",
+            "V",
+            "L",
+            "1e3",
+            "10M",
+            "3.5e6",
+            "0.5",
+            "1.0",
+            "nan",
+            "inf",
+            "-0",
+            "same",
+            "valid",
+            "3,3",
+            "(2, 2)",
+            "json",
+            "table",
+            "markdown",
+            "latex",
+            "hidden",
+            "layers",
+            "vocab",
+            "embed-dim",
+            "sum",
+            "max",
+            "tanh",
+            "relu",
+            "",
+            " ",
+            "none",
+            "10**15",
+            "1" + "0" * 15,
+            "1" + "0" * 40,
+            "4,269,121",
+            "B,T,512",
+            "2,3,8,8",
+        ]
+    ),
+    st.text(max_size=6),
+)
+TOKENS = st.one_of(
+    st.tuples(st.sampled_from(FLAGS), VALUES).map(list),
+    st.sampled_from(SWITCHES).map(lambda s: [s]),
+    st.sampled_from(["--frobnicate", "-x", "extra", "--", "ünïcødé", "\u202e"]).map(lambda s: [s]),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(command=st.sampled_from(COMMANDS), tokens=st.lists(TOKENS, max_size=6))
+def test_every_command_exits_0_or_2_with_one_line(command: list[str], tokens: list[Any]) -> None:
+    args = [*command, *(t for group in tokens for t in group)]
+    result = run(args, 100)
+    event(f"exit {result.exit_code}")
+    assert result.exit_code in (0, 2), (args, result.exit_code, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        args,
+        repr(result.exception),
+    )
+    assert "Traceback" not in result.output, args
+    if result.exit_code == 2:
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), (args, result.stderr)
+    elif "--help" not in args:
+        assert result.stdout.strip() or "Verified against" in result.stderr, args

@@ -1,0 +1,103 @@
+"""Every JSON output validates against its documented schema in docs/schema/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shapecalc.spec import LAYER_KINDS
+from tests.strategies import lstm_lm_args
+from tests.test_cli import run
+from tests.test_cli_layers import flags, shape_flags
+
+jsonschema = pytest.importorskip("jsonschema")
+SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schema"
+
+
+def validator(name: str) -> Any:
+    schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+REPORT = validator("report")
+
+
+def cli_flags(args: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for key, value in args.items():
+        flag = "--" + key.replace("_", "-")
+        if key == "bias":
+            out += [] if value else ["--no-bias"]
+        elif isinstance(value, bool):
+            out += [flag] if value else []
+        else:
+            out += [flag, str(value)]
+    return out
+
+
+@settings(max_examples=30)
+@given(cell=st.sampled_from(["lstm", "gru", "rnn"]), data=st.data(), explain=st.booleans())
+def test_model_reports_validate(cell: str, data: st.DataObject, explain: bool) -> None:
+    args = data.draw(lstm_lm_args(sizes=st.integers(1, 64), cell=cell))
+    result = run([cell, *cli_flags(args), "--format", "json", *(["--explain"] if explain else [])])
+    assert result.exit_code == 0, result.output
+    REPORT.validate(json.loads(result.stdout))
+
+
+def test_symbolic_report_validates() -> None:
+    result = run(
+        [
+            "lstm",
+            "--layers",
+            "L",
+            "--hidden",
+            "H",
+            "--vocab",
+            "V",
+            "--embed-dim",
+            "E",
+            "--format",
+            "json",
+        ]
+    )
+    REPORT.validate(json.loads(result.stdout))
+
+
+@pytest.mark.parametrize("kind", sorted(LAYER_KINDS))
+def test_layer_reports_validate(kind: str) -> None:
+    cls = LAYER_KINDS[kind]
+    result = run(
+        [
+            "layer",
+            kind.lower(),
+            *flags(cls.example),
+            *shape_flags(cls.example_input),
+            "--format",
+            "json",
+        ]
+    )
+    REPORT.validate(json.loads(result.stdout))
+
+
+def test_solve_and_inspect_reports_validate(tmp_path: Path) -> None:
+    solved = run(["solve", "lstm", "--params", "10M", "--vocab", "65", "--format", "json"])
+    validator("solve").validate(json.loads(solved.stdout))
+    torch = pytest.importorskip("torch")
+    save_file = pytest.importorskip("safetensors.torch").save_file
+    path = tmp_path / "m.safetensors"
+    save_file({"a.w": torch.zeros(2, 2), "b": torch.zeros(3, dtype=torch.int8)}, str(path))
+    inspected = run(["inspect", str(path), "--format", "json"])
+    validator("inspect").validate(json.loads(inspected.stdout))
+
+
+def test_schema_rejects_a_wrong_report() -> None:
+    report = json.loads(run(["lstm", "--hidden", "8", "--vocab", "5", "--format", "json"]).stdout)
+    report["total"] = -1
+    with pytest.raises(jsonschema.ValidationError):
+        REPORT.validate(report)

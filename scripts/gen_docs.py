@@ -3,9 +3,10 @@
     python scripts/gen_docs.py           # rewrite them
     python scripts/gen_docs.py --check   # exit 1 if a committed copy differs
 
-The headline command's output in README.md (between the ``headline-output`` markers) and
-the layer reference in docs/layers/. tests/test_docs.py runs the check, so a drifted
-copy fails the tests.
+The headline command's output in README.md (between the ``headline-output`` markers),
+the layer reference in docs/layers/, the CLI reference docs/cli.md, and the pages written
+from scripts/templates/ with their numbers filled in by the engine (scripts/docs_facts.py).
+tests/test_docs.py runs the check, so a drifted copy fails the tests.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # docs_facts beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADLINE = ["lstm", "--layers", "2", "--hidden", "512", "--vocab", "65"]
@@ -42,16 +45,56 @@ def readme_text(current: str) -> str:
     return pattern.sub(lambda _: block, current)
 
 
+def cli_reference() -> str:
+    """docs/cli.md: every command's own --help."""
+    from docs_facts import cli
+
+    from shapecalc.spec import LAYER_KINDS
+
+    commands = [
+        [],
+        ["lstm"],
+        ["gru"],
+        ["rnn"],
+        ["solve"],
+        ["solve", "lstm"],
+        ["layer"],
+        ["layers"],
+        ["inspect"],
+    ]
+    commands += [["layer", kind.lower()] for kind in sorted(LAYER_KINDS)]
+    lines = [
+        "# Command line",
+        "",
+        "Generated from the commands' own help (`python scripts/gen_docs.py`). Sizes take an",
+        "integer or a size name (`H`); bad input prints one line, `Error: ...`, and exits 2.",
+        "",
+    ]
+    for command in commands:
+        name = " ".join(["shapecalc", *command])
+        lines += [f"## {name}", "", "```text", cli([*command, "--help"]), "```", ""]
+    return "\n".join(lines)
+
+
 def generated() -> dict[Path, str]:
     """Every generated file with the text it should have."""
+    from docs_facts import facts, fill, howto_facts
+
     from shapecalc.reference import FAMILIES, family_page, index_page
 
     readme = ROOT / "README.md"
     files = {readme: readme_text(readme.read_text(encoding="utf-8"))}
-    layers = ROOT / "docs" / "layers"
+    docs = ROOT / "docs"
+    layers = docs / "layers"
     files[layers / "index.md"] = index_page()
     for family in FAMILIES:
         files[layers / f"{family}.md"] = family_page(family)
+    values = {**facts(), **howto_facts()}
+    templates = Path(__file__).resolve().parent / "templates"
+    for template in sorted(templates.rglob("*.md")):
+        text = fill(template.read_text(encoding="utf-8"), values)
+        files[docs / template.relative_to(templates)] = text
+    files[docs / "cli.md"] = cli_reference()
     return files
 
 

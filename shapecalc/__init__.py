@@ -1,8 +1,8 @@
 """shapecalc: which matrices a network has, their exact PyTorch shapes, counts and formulas.
 
->>> import shapecalc
->>> shapecalc.lstm_lm(vocab=65, hidden=512, layers=2).total
-4269121
+    >>> import shapecalc
+    >>> shapecalc.lstm_lm(vocab=65, hidden=512, layers=2).total
+    4269121
 
 Importing shapecalc imports neither torch, rich, click nor sympy, and the names below are
 loaded on first use, so a command pays only for the parts it runs.

@@ -121,13 +121,13 @@ def lstm_lm(
     the biases of the LSTM and of the head. ``tie_weights`` makes the head share the
     embedding matrix (needs E == D·H_out). Sizes are ints or size names ("H").
 
-    >>> m = lstm_lm(vocab=65, hidden=512, layers=2)
-    >>> m.total
-    4269121
-    >>> print(m.total_formula)
-    16·H² + 2·V·H + 16·H + V
-    >>> [r.name for r in m.rows()][:3]
-    ['embedding.weight', 'lstm.weight_ih_l0', 'lstm.weight_hh_l0']
+        >>> m = lstm_lm(vocab=65, hidden=512, layers=2)
+        >>> m.total
+        4269121
+        >>> print(m.total_formula)
+        16·H² + 2·V·H + 16·H + V
+        >>> [r.name for r in m.rows()][:3]
+        ['embedding.weight', 'lstm.weight_ih_l0', 'lstm.weight_hh_l0']
     """
     return _language_model("LSTM", lstm_lm, dict(locals()))
 
@@ -317,10 +317,10 @@ def layer_model(spec: LayerSpec) -> Model:
     module (``weight_ih_l0``), formulas in the kind's usual letters (``I·O + O`` for a
     Linear), and :meth:`Model.evaluate` rebuilding the layer.
 
-    >>> from shapecalc.layers.linear import Linear
-    >>> m = layer_model(Linear(512, 65))
-    >>> (m.total, str(m.total_formula), m.describe_sizes())
-    (33345, 'I·O + O', 'I=512, O=65')
+        >>> from shapecalc.layers.linear import Linear
+        >>> m = layer_model(Linear(512, 65))
+        >>> (m.total, str(m.total_formula), m.describe_sizes())
+        (33345, 'I·O + O', 'I=512, O=65')
     """
     cls = type(spec)
     arguments = spec.arguments()

@@ -7,14 +7,14 @@ formula needs; it is small and pure Python, so concrete runs (and the formula co
 concrete table) never import sympy. sympy is imported here only, and only when a caller
 hands in a sympy object or asks for one (:meth:`Expr.to_sympy`).
 
->>> H, V = symbol("H"), symbol("V")
->>> total = 16 * H * H + 16 * H + 2 * V * H + V
->>> print(total)
-16·H² + 2·V·H + 16·H + V
->>> total.subs({"H": 512, "V": 65})
-4269121
->>> total.ascii()
-'16*H**2 + 2*V*H + 16*H + V'
+    >>> H, V = symbol("H"), symbol("V")
+    >>> total = 16 * H * H + 16 * H + 2 * V * H + V
+    >>> print(total)
+    16·H² + 2·V·H + 16·H + V
+    >>> total.subs({"H": 512, "V": 65})
+    4269121
+    >>> total.ascii()
+    '16*H**2 + 2*V*H + 16*H + V'
 """
 
 from __future__ import annotations
@@ -356,14 +356,14 @@ def as_size(value: Any, *, owner: str, field: str, minimum: int = 1) -> Dim:
     sympy expression. Anything else raises :class:`InvalidArgumentError` naming the
     owner, the field, the value and the rule.
 
-    >>> as_size(512, owner="LSTM", field="hidden_size")
-    512
-    >>> as_size("H", owner="LSTM", field="hidden_size")
-    Expr('H')
-    >>> as_size(0, owner="LSTM", field="hidden_size")
-    Traceback (most recent call last):
-    ...
-    shapecalc.errors.InvalidArgumentError: LSTM: hidden_size must be an integer >= 1, got 0
+        >>> as_size(512, owner="LSTM", field="hidden_size")
+        512
+        >>> as_size("H", owner="LSTM", field="hidden_size")
+        Expr('H')
+        >>> as_size(0, owner="LSTM", field="hidden_size")
+        Traceback (most recent call last):
+        ...
+        shapecalc.errors.InvalidArgumentError: LSTM: hidden_size must be an integer >= 1, got 0
     """
     rule = f"{field} must be an integer >= {minimum}"
     if isinstance(value, bool):

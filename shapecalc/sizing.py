@@ -7,10 +7,10 @@ halving, about 2·log2(n) count evaluations. When the factory accepts a symbol f
 size (every shapecalc factory does), the count is one polynomial built once and evaluated
 exactly at each probe, so a solve costs well under a millisecond at any size.
 
->>> import shapecalc
->>> s = solve(shapecalc.lstm_lm, "10M", free="hidden", layers=2, vocab=65)
->>> (s.below.size, s.below.total, s.above.size, s.above.total)
-(786, 9999557, 787, 10024871)
+    >>> import shapecalc
+    >>> s = solve(shapecalc.lstm_lm, "10M", free="hidden", layers=2, vocab=65)
+    >>> (s.below.size, s.below.total, s.above.size, s.above.total)
+    (786, 9999557, 787, 10024871)
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ def parse_budget(text: Any, *, field: str = "target") -> int:
     Suffixes: k (10³), M (10⁶), B or G (10⁹), T (10¹²), any case. The value must be a
     whole number of parameters between 1 and 10²⁴.
 
-    >>> [parse_budget(t) for t in ("10M", "3.5e6", "1.2B", "350k", "4,269,121")]
-    [10000000, 3500000, 1200000000, 350000, 4269121]
+        >>> [parse_budget(t) for t in ("10M", "3.5e6", "1.2B", "350k", "4,269,121")]
+        [10000000, 3500000, 1200000000, 350000, 4269121]
     """
     if isinstance(text, bool):
         raise InvalidArgumentError(

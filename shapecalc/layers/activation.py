@@ -19,8 +19,8 @@ class PReLU(LayerSpec):
     """``nn.PReLU(num_parameters=1, init=0.25)``: max(0, x) + a·min(0, x) with a learned a,
     one shared or one per channel.
 
-    >>> PReLU(64).total()
-    64
+        >>> PReLU(64).total()
+        64
     """
 
     num_parameters: Dim = 1

@@ -39,8 +39,8 @@ class MultiheadAttention(LayerSpec):
     """``nn.MultiheadAttention(embed_dim, num_heads, dropout=0.0, bias=True,
     add_bias_kv=False, add_zero_attn=False, kdim=None, vdim=None, batch_first=False)``.
 
-    >>> MultiheadAttention(512, 8).total()
-    1050624
+        >>> MultiheadAttention(512, 8).total()
+        1050624
     """
 
     embed_dim: Dim
@@ -212,8 +212,8 @@ class TransformerEncoderLayer(_TransformerLayer):
     activation='relu', layer_norm_eps=1e-05, batch_first=False, norm_first=False,
     bias=True)``: self-attention and a feed-forward block, each with a LayerNorm.
 
-    >>> TransformerEncoderLayer(512, 8).total()
-    3152384
+        >>> TransformerEncoderLayer(512, 8).total()
+        3152384
     """
 
     d_model: Dim
@@ -248,8 +248,8 @@ class TransformerDecoderLayer(_TransformerLayer):
     activation='relu', layer_norm_eps=1e-05, batch_first=False, norm_first=False,
     bias=True)``: self-attention, attention over the encoder's memory, feed-forward.
 
-    >>> TransformerDecoderLayer(512, 8).total()
-    4204032
+        >>> TransformerDecoderLayer(512, 8).total()
+        4204032
     """
 
     d_model: Dim

@@ -63,8 +63,8 @@ class Bilinear(LayerSpec):
     """``nn.Bilinear(in1_features, in2_features, out_features, bias=True)``:
     y = x1ᵀ·A·x2 + b, one in1 × in2 matrix per output.
 
-    >>> Bilinear(20, 30, 40).total()
-    24040
+        >>> Bilinear(20, 30, 40).total()
+        24040
     """
 
     in1_features: Dim

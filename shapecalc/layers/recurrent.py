@@ -184,8 +184,8 @@ class RecurrentSpec(LayerSpec):
         """``(index, d_in, copies)`` per layer; with a symbolic ``num_layers`` the layers
         above 0 form one repeated block, and layer 0 joins it when its input size is the same.
 
-        >>> LSTM("E", "H", num_layers="L").layer_blocks()
-        [('0', Expr('E'), 1), ('{1..L-1}', Expr('H'), Expr('L - 1'))]
+            >>> LSTM("E", "H", num_layers="L").layer_blocks()
+            [('0', Expr('E'), 1), ('{1..L-1}', Expr('H'), Expr('L - 1'))]
         """
         n = self.num_layers
         if isinstance(n, int) and n <= MAX_LISTED_LAYERS:
@@ -219,14 +219,14 @@ class LSTM(RecurrentSpec):
     """``nn.LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
     dropout=0.0, bidirectional=False, proj_size=0)``.
 
-    >>> for p in LSTM(65, 512).params():
-    ...     print(p.name, p.shape)
-    weight_ih_l0 (2048, 65)
-    weight_hh_l0 (2048, 512)
-    bias_ih_l0 (2048,)
-    bias_hh_l0 (2048,)
-    >>> LSTM(512, 512, num_layers=2).total()
-    4202496
+        >>> for p in LSTM(65, 512).params():
+        ...     print(p.name, p.shape)
+        weight_ih_l0 (2048, 65)
+        weight_hh_l0 (2048, 512)
+        bias_ih_l0 (2048,)
+        bias_hh_l0 (2048,)
+        >>> LSTM(512, 512, num_layers=2).total()
+        4202496
     """
 
     input_size: Dim
@@ -292,8 +292,8 @@ class GRU(RecurrentSpec):
     """``nn.GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
     dropout=0.0, bidirectional=False)``: 3 gates, r z n.
 
-    >>> GRU(65, 512, num_layers=2).total()
-    2465280
+        >>> GRU(65, 512, num_layers=2).total()
+        2465280
     """
 
     input_size: Dim
@@ -322,8 +322,8 @@ class RNN(RecurrentSpec):
     """``nn.RNN(input_size, hidden_size, num_layers=1, nonlinearity='tanh', bias=True,
     batch_first=False, dropout=0.0, bidirectional=False)``: h_t = tanh(W_ih x + W_hh h + b).
 
-    >>> RNN(65, 512, num_layers=2).total()
-    821760
+        >>> RNN(65, 512, num_layers=2).total()
+        821760
     """
 
     input_size: Dim

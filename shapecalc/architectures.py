@@ -146,8 +146,10 @@ def gru_lm(
 ) -> Model:
     """The same language model with a GRU (3 gates: r, z, n) instead of an LSTM.
 
-    >>> gru_lm(vocab=65, hidden=512, layers=2).total
-    3218497
+    Example:
+
+        >>> gru_lm(vocab=65, hidden=512, layers=2).total
+        3218497
     """
     return _language_model("GRU", gru_lm, dict(locals()))
 
@@ -167,8 +169,10 @@ def rnn_lm(
 ) -> Model:
     """The same language model with an Elman RNN: h_t = tanh(W_ih x_t + W_hh h_(t-1) + b).
 
-    >>> rnn_lm(vocab=65, hidden=512, layers=2).total
-    1117249
+    Example:
+
+        >>> rnn_lm(vocab=65, hidden=512, layers=2).total
+        1117249
     """
     return _language_model("RNN", rnn_lm, dict(locals()))
 

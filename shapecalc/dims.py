@@ -165,8 +165,10 @@ class Expr:
     def subs(self, values: Mapping[str, Dim]) -> Dim:
         """Replace named sizes by ints or expressions; an int when nothing symbolic is left.
 
-        >>> (4 * symbol("H") * symbol("E")).subs({"H": 512})
-        Expr('2048*E')
+        Example:
+
+            >>> (4 * symbol("H") * symbol("E")).subs({"H": 512})
+            Expr('2048*E')
         """
         total: Dim = 0
         for mono, coef in self._terms.items():

@@ -21,12 +21,14 @@ __all__ = [
 class ShapecalcError(ValueError):
     """Root of every error shapecalc raises on bad input.
 
-    >>> err = ShapecalcError("hidden must be >= 1", layer="lstm_lm", field="hidden",
-    ...                      value=0, rule="must be >= 1")
-    >>> str(err)
-    'lstm_lm: hidden must be >= 1'
-    >>> (err.field, err.value)
-    ('hidden', 0)
+    Example:
+
+        >>> err = ShapecalcError("hidden must be >= 1", layer="lstm_lm", field="hidden",
+        ...                      value=0, rule="must be >= 1")
+        >>> str(err)
+        'lstm_lm: hidden must be >= 1'
+        >>> (err.field, err.value)
+        ('hidden', 0)
     """
 
     def __init__(

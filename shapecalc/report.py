@@ -59,12 +59,14 @@ def _param(row: Row) -> dict[str, Any]:
 def to_dict(model: Model, *, kind: str | None = None) -> dict[str, Any]:
     """The JSON-ready report of ``model``.
 
-    >>> import shapecalc
-    >>> report = to_dict(shapecalc.lstm_lm(vocab=65, hidden=512, layers=2))
-    >>> report["total"], report["total_formula"]
-    (4269121, '16*H**2 + 2*V*H + 16*H + V')
-    >>> report["layers"][1]["params"][0]["shape"]
-    [2048, 512]
+    Example:
+
+        >>> import shapecalc
+        >>> report = to_dict(shapecalc.lstm_lm(vocab=65, hidden=512, layers=2))
+        >>> report["total"], report["total_formula"]
+        (4269121, '16*H**2 + 2*V*H + 16*H + V')
+        >>> report["layers"][1]["params"][0]["shape"]
+        [2048, 512]
     """
     rows = model.rows()
     layers = []

@@ -23,9 +23,11 @@ __all__ = ["LAYER_KINDS", "LayerSpec", "Param", "Shape", "register"]
 class Param:
     """One tensor of a layer: its PyTorch name, its exact shape and what it does.
 
-    >>> p = Param("weight", (512, 65), "token embedding table")
-    >>> p.count
-    33280
+    Example:
+
+        >>> p = Param("weight", (512, 65), "token embedding table")
+        >>> p.count
+        33280
     """
 
     name: str

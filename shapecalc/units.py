@@ -1,11 +1,13 @@
 """Human units for counts and bytes, with exact integer arithmetic at any size.
 
->>> human_count(4_269_121)
-'4.27 M'
->>> human_bytes(17_076_484)
-'17.1 MB'
->>> human_count(3 * 10**21)
-'3.00e21'
+Example:
+
+    >>> human_count(4_269_121)
+    '4.27 M'
+    >>> human_bytes(17_076_484)
+    '17.1 MB'
+    >>> human_count(3 * 10**21)
+    '3.00e21'
 """
 
 from __future__ import annotations

@@ -229,10 +229,12 @@ class Conv1d(_Conv):
 class Conv2d(_Conv):
     """``nn.Conv2d(...)``: weight (out_channels, in_channels/groups, kh, kw).
 
-    >>> Conv2d(3, 64, kernel_size=7, stride=2, padding=3).total()
-    9472
-    >>> Conv2d(3, 64, kernel_size=7, stride=2, padding=3).output_shapes((1, 3, 224, 224))
-    ((1, 64, 112, 112),)
+    Example:
+
+        >>> Conv2d(3, 64, kernel_size=7, stride=2, padding=3).total()
+        9472
+        >>> Conv2d(3, 64, kernel_size=7, stride=2, padding=3).output_shapes((1, 3, 224, 224))
+        ((1, 64, 112, 112),)
     """
 
     kind: ClassVar[str] = "Conv2d"
@@ -301,8 +303,10 @@ class ConvTranspose1d(_ConvTranspose):
 class ConvTranspose2d(_ConvTranspose):
     """``nn.ConvTranspose2d(...)``: weight (in_channels, out_channels/groups, kh, kw).
 
-    >>> ConvTranspose2d(64, 3, 4, stride=2, padding=1).output_shapes((1, 64, 16, 16))
-    ((1, 3, 32, 32),)
+    Example:
+
+        >>> ConvTranspose2d(64, 3, 4, stride=2, padding=1).output_shapes((1, 64, 16, 16))
+        ((1, 3, 32, 32),)
     """
 
     kind: ClassVar[str] = "ConvTranspose2d"

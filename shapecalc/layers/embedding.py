@@ -61,8 +61,10 @@ class _Table(LayerSpec):
 class Embedding(_Table):
     """``nn.Embedding(num_embeddings, embedding_dim, ...)``: a lookup table, one row per token.
 
-    >>> [(p.name, p.shape) for p in Embedding(65, 512).params()]
-    [('weight', (65, 512))]
+    Example:
+
+        >>> [(p.name, p.shape) for p in Embedding(65, 512).params()]
+        [('weight', (65, 512))]
     """
 
     num_embeddings: Dim

@@ -19,8 +19,10 @@ __all__ = ["Bilinear", "Dropout", "Flatten", "Identity", "Linear"]
 class Linear(LayerSpec):
     """``nn.Linear(in_features, out_features, bias=True)``: ``y = x·Wᵀ + b``.
 
-    >>> [(p.name, p.shape) for p in Linear(512, 65).params()]
-    [('weight', (65, 512)), ('bias', (65,))]
+    Example:
+
+        >>> [(p.name, p.shape) for p in Linear(512, 65).params()]
+        [('weight', (65, 512)), ('bias', (65,))]
     """
 
     in_features: Dim
@@ -168,8 +170,10 @@ class Dropout(LayerSpec):
 class Flatten(LayerSpec):
     """``nn.Flatten(start_dim=1, end_dim=-1)``: merges dims start_dim..end_dim.
 
-    >>> Flatten().output_shapes((8, 64, 7, 7))
-    ((8, 3136),)
+    Example:
+
+        >>> Flatten().output_shapes((8, 64, 7, 7))
+        ((8, 3136),)
     """
 
     start_dim: int = 1

@@ -124,8 +124,10 @@ class BatchNorm1d(_BatchNorm):
 class BatchNorm2d(_BatchNorm):
     """``nn.BatchNorm2d(num_features, ...)``: input (N, C, H, W).
 
-    >>> [b.name for b in BatchNorm2d(64).buffers()]
-    ['running_mean', 'running_var', 'num_batches_tracked']
+    Example:
+
+        >>> [b.name for b in BatchNorm2d(64).buffers()]
+        ['running_mean', 'running_var', 'num_batches_tracked']
     """
 
     kind: ClassVar[str] = "BatchNorm2d"
@@ -225,8 +227,10 @@ class _ShapeNorm(LayerSpec):
 class LayerNorm(_ShapeNorm):
     """``nn.LayerNorm(normalized_shape, eps=1e-05, elementwise_affine=True, bias=True)``.
 
-    >>> LayerNorm(768).total()
-    1536
+    Example:
+
+        >>> LayerNorm(768).total()
+        1536
     """
 
     normalized_shape: Any
@@ -286,8 +290,10 @@ class RMSNorm(_ShapeNorm):
 class GroupNorm(LayerSpec):
     """``nn.GroupNorm(num_groups, num_channels, eps=1e-05, affine=True, *, bias=True)``.
 
-    >>> GroupNorm(32, 256).total()
-    512
+    Example:
+
+        >>> GroupNorm(32, 256).total()
+        512
     """
 
     num_groups: Dim

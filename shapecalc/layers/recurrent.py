@@ -378,8 +378,10 @@ class CellSpec(LayerSpec):
 class LSTMCell(CellSpec):
     """``nn.LSTMCell(input_size, hidden_size, bias=True)``.
 
-    >>> LSTMCell(512, 512).total()
-    2101248
+    Example:
+
+        >>> LSTMCell(512, 512).total()
+        2101248
     """
 
     input_size: Dim

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from shapecalc import __version__
 from shapecalc.errors import ShapecalcError
-from shapecalc.model import Model
+
+if TYPE_CHECKING:
+    from shapecalc.model import Model
 
 __all__ = ["cli", "main"]
 
@@ -26,7 +28,23 @@ def _one_line(text: str) -> str:
 
 
 class ShapecalcGroup(click.Group):
-    """A group whose errors are always one line on stderr with click's exit status."""
+    """A group whose errors are always one line on stderr with click's exit status, and
+    whose per-model commands (lstm, gru, rnn) are made when they are first asked for."""
+
+    #: command name -> a function making it
+    lazy: dict[str, Callable[[], click.Command]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            self.add_command(self.lazy[cmd_name](), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def main(
         self,
@@ -286,11 +304,15 @@ def _model_command(cell: str) -> click.Command:
     return click.command(cell)(command)
 
 
+def _maker(make: Callable[[str], click.Command], cell: str) -> Callable[[], click.Command]:
+    return lambda: make(cell)
+
+
 for _cell in _MODELS:
-    cli.add_command(_model_command(_cell))
+    cli.lazy[_cell] = _maker(_model_command, _cell)
 
 
-@cli.group()
+@cli.group(cls=ShapecalcGroup)
 def solve() -> None:
     """Find the size that brings a model closest to a parameter budget."""
 
@@ -380,7 +402,7 @@ def _solve_command(cell: str) -> click.Command:
 
 
 for _cell in _MODELS:
-    solve.add_command(_solve_command(_cell))
+    solve.lazy[_cell] = _maker(_solve_command, _cell)  # type: ignore[attr-defined]
 
 
 class _IntOrTuple(click.ParamType):  # type: ignore[type-arg]

@@ -23,6 +23,18 @@ __all__ = ["cli", "main"]
 FORMATS = ("table", "json", "markdown", "latex")
 
 
+def _format_option(choices: tuple[str, ...]) -> Callable[[Any], Any]:
+    """``--format``, table by default."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(choices),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -266,14 +278,7 @@ def _model_command(cell: str) -> click.Command:
     name = _MODELS[cell][1]
 
     @_model_options(cell, solving=False)
-    @click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(FORMATS),
-        default="table",
-        show_default=True,
-        help="Output format.",
-    )
+    @_format_option(FORMATS)
     @click.option(
         "--explain",
         is_flag=True,
@@ -348,14 +353,7 @@ def _solve_command(cell: str) -> click.Command:
         help="Only sizes that are multiples of M (64 suits most hardware).",
     )
     @_model_options(cell, solving=True)
-    @click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(("table", "json")),
-        default="table",
-        show_default=True,
-        help="Output format.",
-    )
+    @_format_option(("table", "json"))
     def command(budget: str, free: str, multiple_of: int, fmt: str, **flags: Any) -> None:
         from shapecalc.sizing import solve as solve_for
 
@@ -527,14 +525,7 @@ def _layer_command(kind: str) -> click.Command:
             help="An input shape such as 32,100,512 (names allowed: B,T,512); repeat for "
             "layers with several inputs. Prints the output shapes.",
         ),
-        click.option(
-            "--format",
-            "fmt",
-            type=click.Choice(FORMATS),
-            default="table",
-            show_default=True,
-            help="Output format.",
-        ),
+        _format_option(FORMATS),
     ]
     from shapecalc.reference import signature
 
@@ -564,14 +555,7 @@ def layer() -> None:
 
 
 @cli.command()
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(("table", "json")),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@_format_option(("table", "json"))
 def layers(fmt: str) -> None:
     """List the layer kinds shapecalc knows, with their count formulas."""
     from shapecalc.reference import signature
@@ -616,14 +600,7 @@ def layers(fmt: str) -> None:
     show_default=True,
     help="Levels of the module tree to show; deeper tensors are summed into their node.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(("table", "json")),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@_format_option(("table", "json"))
 def inspect(target: str, depth: int, fmt: str) -> None:
     """The tensors of a checkpoint or a model, as a tree with subtotals.
 

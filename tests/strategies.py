@@ -1,4 +1,5 @@
-"""Hypothesis strategies for layer and model arguments, shared by the test modules.
+"""Hypothesis strategies for the language models' arguments, shared by the test modules
+(each layer kind's strategies are in tests/layer_cases.py).
 
 Dependent sizes are drawn together (``proj_size < hidden_size``, a tied embedding as wide
 as the head's input) instead of being filtered.
@@ -13,41 +14,6 @@ from hypothesis import strategies as st
 SMALL = st.integers(min_value=1, max_value=64)
 #: sizes for the meta device, where nothing is allocated: large ones cost nothing
 ANY = st.one_of(SMALL, st.integers(min_value=1, max_value=10**5))
-
-
-@st.composite
-def embedding_args(draw: st.DrawFn, sizes: st.SearchStrategy[int] = ANY) -> dict[str, Any]:
-    n = draw(st.one_of(st.just(0), sizes))
-    args: dict[str, Any] = {"num_embeddings": n, "embedding_dim": draw(sizes)}
-    if n and draw(st.booleans()):
-        args["padding_idx"] = draw(st.integers(min_value=-n, max_value=n - 1))
-    args["scale_grad_by_freq"] = draw(st.booleans())
-    args["sparse"] = draw(st.booleans())
-    return args
-
-
-@st.composite
-def linear_args(draw: st.DrawFn, sizes: st.SearchStrategy[int] = ANY) -> dict[str, Any]:
-    return {
-        "in_features": draw(st.one_of(st.just(0), sizes)),
-        "out_features": draw(st.one_of(st.just(0), sizes)),
-        "bias": draw(st.booleans()),
-    }
-
-
-@st.composite
-def lstm_args(draw: st.DrawFn, sizes: st.SearchStrategy[int] = ANY) -> dict[str, Any]:
-    hidden = draw(sizes)
-    return {
-        "input_size": draw(sizes),
-        "hidden_size": hidden,
-        "num_layers": draw(st.integers(min_value=1, max_value=4)),
-        "bias": draw(st.booleans()),
-        "batch_first": draw(st.booleans()),
-        "dropout": draw(st.sampled_from([0.0, 0.25, 0.5])),
-        "bidirectional": draw(st.booleans()),
-        "proj_size": draw(st.one_of(st.just(0), st.integers(min_value=0, max_value=hidden - 1))),
-    }
 
 
 @st.composite

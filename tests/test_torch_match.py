@@ -1,4 +1,5 @@
-"""Every spec against the real PyTorch module: exact names, shapes, order and totals.
+"""The language models against PyTorch models written by hand: exact names, shapes, order
+and totals. (Every layer kind on its own: tests/test_layers_torch.py.)
 
 Modules are built on the meta device, so large sizes allocate nothing.
 """
@@ -13,9 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import shapecalc
-from shapecalc import LSTM, Embedding, Linear
-from shapecalc.spec import LayerSpec
-from tests.strategies import embedding_args, linear_args, lstm_args, lstm_lm_args
+from tests.strategies import lstm_lm_args
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -23,78 +22,6 @@ nn = torch.nn
 
 def torch_params(module: Any) -> list[tuple[str, tuple[int, ...]]]:
     return [(name, tuple(p.shape)) for name, p in module.named_parameters()]
-
-
-def spec_params(spec: LayerSpec) -> list[tuple[str, tuple[Any, ...]]]:
-    return [(p.name, p.shape) for p in spec.params()]
-
-
-def build(kind: str, args: dict[str, Any]) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # dropout with one layer: torch warns, as it should
-        return getattr(nn, kind)(**args, device="meta")
-
-
-@pytest.mark.parametrize(
-    ("spec_cls", "strategy"),
-    [(Embedding, embedding_args()), (Linear, linear_args()), (LSTM, lstm_args())],
-    ids=["Embedding", "Linear", "LSTM"],
-)
-@given(data=st.data())
-def test_spec_names_and_shapes_equal_torch(
-    spec_cls: type[LayerSpec], strategy: st.SearchStrategy[dict[str, Any]], data: st.DataObject
-) -> None:
-    args = data.draw(strategy)
-    spec = spec_cls(**args)
-    module = build(spec.kind, args)
-    assert spec_params(spec) == torch_params(module)
-    assert spec.total() == sum(p.numel() for p in module.parameters())
-    # the spec's own arguments rebuild the same module (fields are torch's argument names)
-    assert torch_params(build(spec.kind, spec.arguments())) == torch_params(module)
-
-
-def _outcome(make: Any) -> bool:
-    try:
-        make()
-    except (
-        ValueError,
-        TypeError,
-        RuntimeError,
-        AssertionError,
-        IndexError,
-        shapecalc.ShapecalcError,
-    ):
-        return False
-    return True
-
-
-LOOSE_SIZE = st.integers(min_value=-3, max_value=12)
-
-
-@given(
-    input_size=LOOSE_SIZE,
-    hidden_size=LOOSE_SIZE,
-    num_layers=st.integers(min_value=-1, max_value=3),
-    proj_size=LOOSE_SIZE,
-    dropout=st.sampled_from([-0.5, 0.0, 0.3, 1.0, 1.5]),
-    bias=st.sampled_from([True, False, 1]),
-)
-def test_lstm_refuses_exactly_what_torch_refuses(**args: Any) -> None:
-    assert _outcome(lambda: LSTM(**args)) == _outcome(lambda: build("LSTM", args))
-
-
-@given(
-    num_embeddings=LOOSE_SIZE,
-    embedding_dim=LOOSE_SIZE,
-    padding_idx=st.one_of(st.none(), st.integers(min_value=-15, max_value=15)),
-)
-def test_embedding_refuses_exactly_what_torch_refuses(**args: Any) -> None:
-    assert _outcome(lambda: Embedding(**args)) == _outcome(lambda: build("Embedding", args))
-
-
-@given(in_features=LOOSE_SIZE, out_features=LOOSE_SIZE, bias=st.booleans())
-def test_linear_refuses_exactly_what_torch_refuses(**args: Any) -> None:
-    assert _outcome(lambda: Linear(**args)) == _outcome(lambda: build("Linear", args))
 
 
 class TorchLM(nn.Module):  # type: ignore[misc]

@@ -155,16 +155,19 @@ class MultiheadAttention(LayerSpec):
         return (query, (batch, query[seq], source))
 
 
+@dataclass(frozen=True)
 class _TransformerLayer(LayerSpec):
+    """The constructor arguments, checks and parameters both Transformer layers share."""
+
     d_model: Dim
     nhead: Dim
-    dim_feedforward: Dim
-    dropout: float
-    activation: str
-    layer_norm_eps: float
-    batch_first: bool
-    norm_first: bool
-    bias: bool
+    dim_feedforward: Dim = 2048
+    dropout: float = 0.1
+    activation: str = "relu"
+    layer_norm_eps: float = 1e-5
+    batch_first: bool = False
+    norm_first: bool = False
+    bias: bool = True
 
     family: ClassVar[str] = "attention"
     size_fields: ClassVar[dict[str, int]] = {"d_model": 1, "nhead": 1, "dim_feedforward": 0}
@@ -206,7 +209,6 @@ class _TransformerLayer(LayerSpec):
 
 
 @register
-@dataclass(frozen=True)
 class TransformerEncoderLayer(_TransformerLayer):
     """``nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward=2048, dropout=0.1,
     activation='relu', layer_norm_eps=1e-05, batch_first=False, norm_first=False,
@@ -215,16 +217,6 @@ class TransformerEncoderLayer(_TransformerLayer):
         >>> TransformerEncoderLayer(512, 8).total()
         3152384
     """
-
-    d_model: Dim
-    nhead: Dim
-    dim_feedforward: Dim = 2048
-    dropout: float = 0.1
-    activation: str = "relu"
-    layer_norm_eps: float = 1e-5
-    batch_first: bool = False
-    norm_first: bool = False
-    bias: bool = True
 
     kind: ClassVar[str] = "TransformerEncoderLayer"
     summary: ClassVar[str] = "self-attention + feed-forward, two LayerNorms"
@@ -242,7 +234,6 @@ class TransformerEncoderLayer(_TransformerLayer):
 
 
 @register
-@dataclass(frozen=True)
 class TransformerDecoderLayer(_TransformerLayer):
     """``nn.TransformerDecoderLayer(d_model, nhead, dim_feedforward=2048, dropout=0.1,
     activation='relu', layer_norm_eps=1e-05, batch_first=False, norm_first=False,
@@ -251,16 +242,6 @@ class TransformerDecoderLayer(_TransformerLayer):
         >>> TransformerDecoderLayer(512, 8).total()
         4204032
     """
-
-    d_model: Dim
-    nhead: Dim
-    dim_feedforward: Dim = 2048
-    dropout: float = 0.1
-    activation: str = "relu"
-    layer_norm_eps: float = 1e-5
-    batch_first: bool = False
-    norm_first: bool = False
-    bias: bool = True
 
     kind: ClassVar[str] = "TransformerDecoderLayer"
     summary: ClassVar[str] = "self-attention + cross-attention + feed-forward, three LayerNorms"

@@ -271,11 +271,7 @@ def _build(
             f"tie_weights holds only where {dim_str(embed)} = {dim_str(head_in)} "
             "(embed_dim equals the head's input size); checked when evaluated"
         )
-    if rnn.projects and not (isinstance(proj_size, int) and isinstance(hidden, int)):
-        notes.append(
-            f"proj_size must be smaller than hidden_size: {dim_str(proj_size)} < "
-            f"{dim_str(hidden)}; checked when evaluated"
-        )
+    notes += rnn.deferred_rules()
     return Model(
         name=f"{cell} language model",
         layers=tuple(parts),
@@ -365,5 +361,6 @@ def layer_model(spec: LayerSpec) -> Model:
         make_template=template,
         factory=rebuild,
         arguments=arguments,
+        notes=tuple(spec.deferred_rules()),
     )
     return model

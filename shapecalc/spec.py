@@ -210,6 +210,14 @@ class LayerSpec:
         """Buffers (state that is not trained, such as running statistics)."""
         return iter(())
 
+    def deferred_rules(self) -> list[str]:
+        """Rules that symbolic sizes leave open (``P < H``, ``E divisible by heads``): they
+        are checked when the sizes get values; until then they are reported here."""
+        return []
+
+    def _deferred(self, *pairs: tuple[bool, str]) -> list[str]:
+        return [f"{rule}; checked when evaluated" for open_, rule in pairs if open_]
+
     def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
         """The shapes ``forward`` returns for inputs of these shapes, as PyTorch computes
         them; a shape that does not fit raises :class:`ShapeError` naming both."""

@@ -92,3 +92,19 @@ def test_symbolic_rules_are_kept_and_checked_when_evaluated() -> None:
 def test_dropout_with_one_layer_is_a_note_not_an_error() -> None:
     model = shapecalc.lstm_lm(65, 512, layers=1, dropout=0.5)
     assert any("dropout acts between LSTM layers only" in note for note in model.notes)
+
+
+def test_divisibility_rules_of_symbolic_sizes_are_reported_then_checked() -> None:
+    attention = shapecalc.layer_model(shapecalc.LAYER_KINDS["MultiheadAttention"]("E", 8))
+    assert attention.notes == (
+        "embed_dim must be divisible by num_heads: E % 8 = 0; checked when evaluated",
+    )
+    with pytest.raises(InvalidArgumentError, match=r"100 % 8 = 4"):
+        attention.evaluate(E=100)
+    assert attention.evaluate(E=512).total == 4 * 512 * 512 + 4 * 512
+    encoder = shapecalc.layer_model(shapecalc.LAYER_KINDS["TransformerEncoderLayer"]("D", 12))
+    assert "d_model must be divisible by nhead: D % 12 = 0" in encoder.notes[0]
+    groups = shapecalc.layer_model(shapecalc.LAYER_KINDS["GroupNorm"](32, "C"))
+    assert "num_channels must be divisible by num_groups: C % 32 = 0" in groups.notes[0]
+    with pytest.raises(InvalidArgumentError, match="num_channels must be divisible"):
+        groups.evaluate(C=100)

@@ -84,6 +84,15 @@ class MultiheadAttention(LayerSpec):
                 "num_heads",
             )
 
+    def deferred_rules(self) -> list[str]:
+        e, h = self.embed_dim, self.num_heads
+        return self._deferred(
+            (
+                known(e) is None or known(h) is None,
+                f"embed_dim must be divisible by num_heads: {dim_str(e)} % {dim_str(h)} = 0",
+            )
+        )
+
     @property
     def key_size(self) -> Dim:
         return self.embed_dim if self.kdim is None else self.kdim
@@ -182,6 +191,12 @@ class _TransformerLayer(LayerSpec):
         self._check_number("layer_norm_eps")
         self._check_choice("activation", ACTIVATIONS)
         self._attention()  # the heads must divide d_model
+
+    def deferred_rules(self) -> list[str]:
+        return [
+            rule.replace("embed_dim", "d_model").replace("num_heads", "nhead")
+            for rule in self._attention().deferred_rules()
+        ]
 
     def _attention(self) -> MultiheadAttention:
         try:

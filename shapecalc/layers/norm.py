@@ -324,6 +324,16 @@ class GroupNorm(LayerSpec):
                 "num_groups",
             )
 
+    def deferred_rules(self) -> list[str]:
+        groups, channels = self.num_groups, self.num_channels
+        return self._deferred(
+            (
+                known(groups) is None or known(channels) is None,
+                f"num_channels must be divisible by num_groups: "
+                f"{dim_str(channels)} % {dim_str(groups)} = 0",
+            )
+        )
+
     def params(self) -> Iterator[Param]:
         c = self.num_channels
         if self.affine:

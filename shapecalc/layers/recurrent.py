@@ -265,6 +265,16 @@ class LSTM(RecurrentSpec):
                 "hidden_size",
             )
 
+    def deferred_rules(self) -> list[str]:
+        open_ = self.projects and less_than(self.proj_size, self.hidden_size) is None
+        return self._deferred(
+            (
+                open_,
+                f"proj_size must be smaller than hidden_size: {dim_str(self.proj_size)} < "
+                f"{dim_str(self.hidden_size)}",
+            )
+        )
+
     @property
     def projects(self) -> bool:
         """Whether the layer projects h_t down to ``proj_size`` (a symbolic size does)."""

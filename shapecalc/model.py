@@ -109,11 +109,11 @@ class Model:
     def __post_init__(self) -> None:
         if not self.ties:
             return
-        wanted = {name.partition(".")[0] for pair in self.ties.items() for name in pair}
+        names = [name for pair in self.ties.items() for name in pair]
         params = {
             full_name(layer.name, p.name): p
             for layer in self.layers
-            if layer.name in wanted
+            if not layer.name or any(n.startswith(layer.name + ".") for n in names)
             for p in layer.spec.params()
         }
         for tied, source in self.ties.items():

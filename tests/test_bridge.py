@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import shapecalc
@@ -173,3 +173,65 @@ def test_verify_flag() -> None:
     symbolic = run(["lstm", "--hidden", "H", "--vocab", "65", "--verify"])
     assert symbolic.exit_code == 2
     assert symbolic.stderr.strip().endswith("--verify needs every size as a number, not a symbol")
+
+
+def test_ties_between_nested_modules() -> None:
+    class Nested(nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc = nn.Sequential(nn.Embedding(10, 4))
+            self.dec = nn.Sequential(nn.Linear(4, 10))
+            self.dec[0].weight = self.enc[0].weight
+
+    module = Nested()
+    model = from_module(module)
+    assert model.ties == {"dec.0.weight": "enc.0.weight"}
+    assert model.total == sum(p.numel() for p in module.parameters()) == 50
+
+
+KINDS_FOR_TREES = [
+    "Linear",
+    "LSTM",
+    "Conv2d",
+    "BatchNorm1d",
+    "LayerNorm",
+    "Embedding",
+    "MultiheadAttention",
+    "GRUCell",
+    "PReLU",
+]
+
+
+@st.composite
+def module_trees(draw: st.DrawFn, depth: int = 2) -> Any:
+    """A random tree of containers and known layers (meta device), sometimes with an odd
+    parameter of its own, sometimes with two equal-shaped weights tied."""
+    children = []
+    for _ in range(draw(st.integers(1, 3))):
+        if depth > 0 and draw(st.booleans()):
+            children.append(draw(module_trees(depth=depth - 1)))
+        else:
+            kind = draw(st.sampled_from(KINDS_FOR_TREES))
+            args = draw(CASES[kind].args)
+            children.append(build(LAYER_KINDS[kind](**args)))
+    container = nn.Sequential(*children)
+    if draw(st.booleans()):
+        container.extra = nn.Parameter(torch.empty(draw(st.integers(1, 5)), device="meta"))
+    return container
+
+
+@settings(max_examples=40, deadline=None)
+@given(tree=module_trees(), tie=st.booleans())
+def test_from_module_agrees_with_torch_on_any_tree(tree: Any, tie: bool) -> None:
+    if tie:  # share the first two parameters of equal shape, as weight tying does
+        params = list(tree.named_parameters())
+        for i, (_, a) in enumerate(params):
+            match = next(((n, b) for n, b in params[i + 1 :] if b.shape == a.shape), None)
+            if match:
+                owner, _, attribute = match[0].rpartition(".")
+                setattr(tree.get_submodule(owner), attribute, a)
+                break
+    model = from_module(tree)
+    assert model.named_parameters() == [(n, tuple(p.shape)) for n, p in tree.named_parameters()]
+    assert model.total == sum(p.numel() for p in tree.parameters())
+    assert sum(r.counted for r in model.rows()) == model.total

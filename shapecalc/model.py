@@ -14,7 +14,7 @@ from typing import Any
 
 from shapecalc.dims import Dim, Expr, as_size, dim_str, shape_str
 from shapecalc.errors import TieError
-from shapecalc.spec import LayerSpec, Param
+from shapecalc.spec import LayerSpec, Param, expand
 
 __all__ = ["DTYPE_BYTES", "Layer", "Model", "Row", "full_name"]
 
@@ -114,7 +114,7 @@ class Model:
             full_name(layer.name, p.name): p
             for layer in self.layers
             if not layer.name or any(n.startswith(layer.name + ".") for n in names)
-            for p in layer.spec.params()
+            for p in expand(layer.spec.params())
         }
         for tied, source in self.ties.items():
             a, b = params.get(tied), params.get(source)
@@ -179,7 +179,12 @@ class Model:
     def named_parameters(self) -> list[tuple[str, tuple[Dim, ...]]]:
         """``(name, shape)`` as ``torch.nn.Module.named_parameters()`` gives them
         (a tied parameter appears once, under the name it was first registered with)."""
-        return [(full_name(layer, p.name), p.shape) for layer, p, tied in self._own if not tied]
+        return [
+            (full_name(layer.name, p.name), p.shape)
+            for layer in self.layers
+            for p in expand(layer.spec.params())
+            if full_name(layer.name, p.name) not in self.ties
+        ]
 
     @property
     def total(self) -> Dim:

@@ -49,6 +49,7 @@ def _param(row: Row) -> dict[str, Any]:
         "shape": [_value(d) for d in row.shape],
         "shape_formula": [dim_ascii(d) for d in row.formula_shape],
         "count": _value(row.count),
+        "repeat": _value(row.param.repeat),
         "formula": dim_ascii(row.formula),
         "role": row.role,
         "trainable": row.param.trainable,

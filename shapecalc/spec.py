@@ -9,14 +9,14 @@ names, in PyTorch's order, with the exact ``param.shape``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
 from shapecalc.dims import Dim, Expr, as_size, dim_str, known, product
 from shapecalc.errors import InvalidArgumentError, ShapeError
 
-__all__ = ["LAYER_KINDS", "LayerSpec", "Param", "Shape", "register"]
+__all__ = ["LAYER_KINDS", "LayerSpec", "Param", "Shape", "expand", "register"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,14 @@ class Param:
     #: how many tensors of this name pattern and shape there are: 1, or a block repeated
     #: by a symbolic layer count (``weight_ih_l{1..L-1}`` stands for L - 1 tensors)
     repeat: Dim = 1
+    #: for a block of numbered layers (``weight_ih_l{1..95}``): the layer indices it holds
+    layers: range | None = None
+
+    def at(self, index: int) -> Param:
+        """The one tensor of a block for layer ``index`` (``weight_ih_l7``)."""
+        head, _, tail = self.name.partition("{")
+        rest = tail.partition("}")[2]
+        return dataclasses.replace(self, name=f"{head}{index}{rest}", repeat=1, layers=None)
 
     @property
     def count(self) -> Dim:
@@ -55,6 +63,26 @@ class Param:
     def size(self) -> Dim:
         """The count of one tensor: the product of its shape."""
         return product(self.shape)
+
+
+def expand(params: Iterable[Param]) -> Iterator[Param]:
+    """Blocks of layers back to single tensors in PyTorch's order: layer by layer, and
+    within a layer the block's tensors in turn (``weight_ih_l1``, ``weight_hh_l1``, ...,
+    ``weight_ih_l2``, ...)."""
+    run: list[Param] = []
+    for param in [*params, None]:
+        if run and (param is None or param.layers != run[0].layers):
+            numbers = run[0].layers
+            assert numbers is not None
+            for index in numbers:
+                yield from (p.at(index) for p in run)
+            run = []
+        if param is None:
+            break
+        if param.layers is None:
+            yield param
+        else:
+            run.append(param)
 
 
 class _Registry(Mapping[str, "type[LayerSpec]"]):

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from shapecalc.dims import Dim, Expr, shape_str
 from shapecalc.errors import InvalidArgumentError, MissingDependencyError, ShapecalcError
 from shapecalc.model import Layer, Model
-from shapecalc.spec import LAYER_KINDS, LayerSpec, Param
+from shapecalc.spec import LAYER_KINDS, LayerSpec, Param, expand
 
 __all__ = ["Diff", "MismatchError", "assert_matches", "build", "compare", "from_module"]
 
@@ -126,7 +126,7 @@ def _shape(tensor: Any) -> tuple[int, ...]:
 def _raw(module: Any) -> ModuleSpec:
     params = tuple(
         Param(n, _shape(p), f"{type(module).__name__} parameter", trainable=p.requires_grad)
-        for n, p in module.named_parameters(recurse=False)
+        for n, p in module.named_parameters(recurse=False, remove_duplicate=False)
     )
     buffers = tuple(
         Param(n, _shape(b), f"{type(module).__name__} buffer", trainable=False)
@@ -204,7 +204,7 @@ def _known_spec(module: Any) -> LayerSpec | None:
         spec = cls(**_arguments(cls, module))
     except (ShapecalcError, ValueError, TypeError):
         return None
-    ours = [(p.name, p.shape) for p in spec.params()]
+    ours = [(p.name, p.shape) for p in expand(spec.params())]
     theirs = [(n, _shape(p)) for n, p in module.named_parameters(remove_duplicate=False)]
     buffers = [(b.name, b.shape) for b in spec.buffers()]
     their_buffers = [(n, _shape(b)) for n, b in module.named_buffers()]
@@ -225,9 +225,24 @@ def from_module(module: Any, name: str | None = None) -> Model:
             rule="from_module takes an nn.Module",
         )
     layers: list[Layer] = []
+    ties: dict[str, str] = {}
+    first: dict[int, str] = {}
+    for param_name, param in module.named_parameters(remove_duplicate=False):
+        if id(param) in first:
+            ties[param_name] = first[id(param)]
+        else:
+            first[id(param)] = param_name
+    shared = {name for pair in ties.items() for name in pair}
 
     def visit(prefix: str, current: Any) -> None:
         known = _known_spec(current)
+        inside = f"{prefix}." if prefix else ""
+        if (
+            known is not None
+            and any(p.layers for p in known.params())
+            and any(name.startswith(inside) for name in shared)
+        ):
+            known = None  # a tie inside a block of identical layers: list them one by one
         if known is not None:
             layers.append(Layer(prefix, known, type(known).summary))
             return
@@ -238,13 +253,6 @@ def from_module(module: Any, name: str | None = None) -> Model:
             visit(f"{prefix}.{child_name}" if prefix else child_name, child)
 
     visit("", module)
-    ties: dict[str, str] = {}
-    first: dict[int, str] = {}
-    for param_name, param in module.named_parameters(remove_duplicate=False):
-        if id(param) in first:
-            ties[param_name] = first[id(param)]
-        else:
-            first[id(param)] = param_name
     return Model(name=name or type(module).__name__, layers=tuple(layers), ties=ties)
 
 

@@ -47,7 +47,7 @@ def recurrent_args(draw: st.DrawFn, kind: str, sizes: st.SearchStrategy[int] = B
     args: Args = {
         "input_size": draw(sizes),
         "hidden_size": hidden,
-        "num_layers": draw(st.integers(1, 3)),
+        "num_layers": draw(st.integers(1, 6)),  # above 4, identical layers form a block
         "bias": draw(BOOL),
         "batch_first": draw(BOOL),
         "dropout": draw(st.sampled_from([0.0, 0.5])),

@@ -25,7 +25,7 @@ def lstm_lm_args(
     args: dict[str, Any] = {
         "vocab": draw(sizes),
         "hidden": hidden,
-        "layers": draw(st.integers(min_value=1, max_value=4)),
+        "layers": draw(st.integers(min_value=1, max_value=7)),  # above 4: a block of layers
         "one_hot": draw(st.booleans()),
         "bias": draw(st.booleans()),
         "bidirectional": draw(st.booleans()),

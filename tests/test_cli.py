@@ -132,6 +132,7 @@ def test_json_exact_small_model() -> None:
             "shape": shape,
             "shape_formula": shape_formula,
             "count": count,
+            "repeat": 1,
             "formula": formula,
             "role": role,
             "trainable": True,

@@ -11,7 +11,7 @@ from hypothesis import event, given, note
 from hypothesis import strategies as st
 
 from shapecalc import ShapecalcError
-from shapecalc.spec import LAYER_KINDS
+from shapecalc.spec import LAYER_KINDS, expand
 from tests.layer_cases import CASES
 
 torch = pytest.importorskip("torch")
@@ -41,7 +41,7 @@ def test_parameters_and_buffers_equal_torch(kind: str, data: st.DataObject) -> N
     args = data.draw(CASES[kind].args, label="args")
     spec = LAYER_KINDS[kind](**args)
     module = build(kind, args)
-    assert [(p.name, p.shape) for p in spec.params()] == [
+    assert [(p.name, p.shape) for p in expand(spec.params())] == [
         (n, tuple(p.shape)) for n, p in module.named_parameters()
     ]
     assert [(b.name, b.shape) for b in spec.buffers()] == [

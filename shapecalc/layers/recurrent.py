@@ -17,6 +17,8 @@ one layer, one direction, one time step: ``weight_ih``, ``weight_hh``, ``bias_ih
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -27,14 +29,21 @@ from shapecalc.spec import LayerSpec, Param, Shape, less_than, register
 __all__ = ["GRU", "LSTM", "RNN", "CellSpec", "GRUCell", "LSTMCell", "RNNCell", "RecurrentSpec"]
 
 NONLINEARITIES = ("tanh", "relu")
-#: up to this many layers every layer has its own rows (PyTorch's names); above it the
-#: layers past the first are one repeated block, so a million layers cost nothing
-MAX_LISTED_LAYERS = 1024
+#: up to this many layers every layer has its own rows; above it the identical layers
+#: form one repeated block (its rows expand to PyTorch's names on demand), so 96 layers
+#: cost what 2 do and a million layers nothing
+MAX_LISTED_LAYERS = 4
 
 
 def _compact(value: Dim) -> str:
     """``L-1``: a dim without spaces, for parameter names."""
     return dim_str(value).replace(" ", "")
+
+
+def _layer_range(index: str) -> range | None:
+    """``{1..95}`` -> range(1, 96); a single index or a symbolic block -> None."""
+    match = re.fullmatch(r"\{(\d+)\.\.(\d+)\}", index)
+    return range(int(match.group(1)), int(match.group(2)) + 1) if match else None
 
 
 def _gate_params(
@@ -204,10 +213,13 @@ class RecurrentSpec(LayerSpec):
                 where = ", backward direction" if direction else ""
                 if copies != 1:
                     where += f"; one per layer, {dim_str(copies)} layers"
-                yield from _gate_params(
-                    self.gates, h, d_in, h_out, self.bias, suffix, where, copies
-                )
-                yield from self._extra_params(suffix, where, copies)
+                block = [
+                    *_gate_params(self.gates, h, d_in, h_out, self.bias, suffix, where, copies),
+                    *self._extra_params(suffix, where, copies),
+                ]
+                numbers = _layer_range(index)
+                for param in block:
+                    yield dataclasses.replace(param, layers=numbers) if numbers else param
 
     def _extra_params(self, suffix: str, where: str, copies: Dim) -> Iterator[Param]:
         return iter(())

@@ -1,0 +1,82 @@
+"""Start-up and size: the headline command against ``python -c "import click, rich"``.
+
+    python benchmarks/startup.py
+
+Prints, from one run on this machine: the wall time of the baseline and of shapecalc's
+commands (best of 15 fresh processes), their ratios, the peak memory of the small and the
+3.3-trillion-parameter model, and the in-process time of a 96-layer symbolic total.
+Bytecode is written and used, as after any ``pip install`` (a PYTHONDONTWRITEBYTECODE in
+the environment would make every run compile the sources again).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PYTHON = sys.executable
+SHAPECALC = str(Path(PYTHON).with_name("shapecalc"))
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+SMALL = ["lstm", "--layers", "2", "--hidden", "512", "--vocab", "65"]
+HUGE = ["lstm", "--layers", "96", "--hidden", "65536", "--vocab", "256000"]
+
+
+def best(command: list[str], runs: int = 15) -> float:
+    fastest = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, check=True
+        )
+        fastest = min(fastest, time.perf_counter() - start)
+    return fastest
+
+
+def peak_mb(command: list[str]) -> float:
+    with tempfile.NamedTemporaryFile("r") as report:
+        subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", report.name, *command],
+            stdout=subprocess.DEVNULL,
+            env=ENV,
+            check=True,
+        )
+        return int(report.read().split()[-1]) / 1024
+
+
+def main() -> None:
+    for command in (SMALL, HUGE, [*SMALL, "--format", "json"]):  # write the bytecode first
+        subprocess.run([SHAPECALC, *command], stdout=subprocess.DEVNULL, env=ENV, check=True)
+    baseline = best([PYTHON, "-c", "import click, rich"])
+    bare = best([PYTHON, "-c", "pass"])
+    rows = [
+        ("python -c pass", bare),
+        ('python -c "import click, rich"  (baseline)', baseline),
+        ("shapecalc lstm ... --format json", best([SHAPECALC, *SMALL, "--format", "json"])),
+        ("  the same, 3.3 trillion parameters", best([SHAPECALC, *HUGE, "--format", "json"])),
+        ("shapecalc lstm ...  (table with formulas)", best([SHAPECALC, *SMALL])),
+        ("  the same, 3.3 trillion parameters", best([SHAPECALC, *HUGE])),
+    ]
+    print(f"{'command':<46} {'wall':>9} {'/ baseline':>11}")
+    for name, seconds in rows:
+        print(f"{name:<46} {seconds * 1e3:>6.1f} ms {seconds / baseline:>10.2f}x")
+    small = peak_mb([SHAPECALC, *SMALL, "--format", "json"])
+    huge = peak_mb([SHAPECALC, *HUGE, "--format", "json"])
+    print(f"\npeak memory: {small:.1f} MB small, {huge:.1f} MB for 3.3 trillion parameters")
+    code = (
+        "import time, shapecalc\n"
+        "t = time.perf_counter()\n"
+        "total = shapecalc.lstm_lm(vocab='V', hidden='H', layers=96).total\n"
+        "print(f'{(time.perf_counter() - t) * 1e3:.1f} ms: {total}')\n"
+    )
+    out = subprocess.run(
+        [PYTHON, "-c", code], capture_output=True, text=True, env=ENV, check=True
+    ).stdout.strip()
+    print(f"symbolic total of a 96-layer model, in process: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -26,6 +26,8 @@ PYTHON = sys.executable
 SHAPECALC = str(Path(PYTHON).with_name("shapecalc"))
 #: the largest model torchinfo is given (its weights are real)
 TORCHINFO_LIMIT = 10**8
+#: bytecode written and used, as after any pip install
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 TORCH_META = """
 import sys, torch, torch.nn as nn
@@ -69,6 +71,7 @@ def measure(command: list[str]) -> tuple[float, float, str]:
                 capture_output=True,
                 text=True,
                 check=False,
+                env=ENV,
             )
             if done.returncode != 0:
                 return float("nan"), float("nan"), done.stderr.strip().splitlines()[-1:][0]
@@ -80,7 +83,8 @@ def measure(command: list[str]) -> tuple[float, float, str]:
 
 
 def has_torchinfo() -> bool:
-    return subprocess.run([PYTHON, "-c", "import torchinfo"], capture_output=True).returncode == 0
+    found = subprocess.run([PYTHON, "-c", "import torchinfo"], capture_output=True, env=ENV)
+    return found.returncode == 0
 
 
 def main() -> None:

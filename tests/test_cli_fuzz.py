@@ -3,12 +3,14 @@ exit 2 with one line ``Error: ...``; never a traceback, never exit 1, never a ha
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.test_cli import run
+from tests.test_schema import REPORT
 
 #: each command with a valid base; generated tokens come after it (and may override it)
 COMMANDS = [
@@ -146,3 +148,6 @@ def test_every_command_exits_0_or_2_with_one_line(command: list[str], tokens: li
         assert len(lines) == 1 and lines[0].startswith("Error: "), (args, result.stderr)
     elif "--help" not in args:
         assert result.stdout.strip() or "Verified against" in result.stderr, args
+        fmt = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--format"]
+        if fmt and fmt[-1] == "json" and command[0] in ("lstm", "gru", "rnn", "layer"):
+            REPORT.validate(json.loads(result.stdout))  # always parses, always valid

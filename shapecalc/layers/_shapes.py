@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from shapecalc.dims import Dim, Expr, dim_str, product, shape_str
+from shapecalc.dims import Dim, Expr, dim_str, shape_str
 from shapecalc.errors import InvalidArgumentError
 from shapecalc.spec import LayerSpec, Shape
 
-__all__ = ["conv_out", "one_input", "same_size", "transposed_out", "tuple_of"]
+__all__ = [
+    "check_features",
+    "conv_out",
+    "one_input",
+    "same_size",
+    "transposed_out",
+    "tuple_of",
+]
 
 
 def one_input(spec: LayerSpec, inputs: tuple[Shape, ...], *ranks: int) -> Shape:
@@ -109,7 +116,3 @@ def transposed_out(
     if isinstance(out, int) and out < 1:
         spec._fail_shape(f"a spatial size of {dim_str(size)} gives an output of {out}", size)
     return out
-
-
-def flat(shape: Shape) -> Dim:
-    return product(shape)

@@ -186,9 +186,6 @@ class RecurrentSpec(LayerSpec):
         """``d_in`` of layer ``layer``: ``input_size``, then ``D·H_out`` above layer 0."""
         return self.input_size if layer == 0 else self.num_directions * self.output_hidden
 
-    def _gate_text(self) -> str:
-        return ", ".join(self.gates)
-
     def layer_blocks(self) -> list[tuple[str, Dim, Dim]]:
         """``(index, d_in, copies)`` per layer; with a symbolic ``num_layers`` the layers
         above 0 form one repeated block, and layer 0 joins it when its input size is the same.

@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from shapecalc.spec import LAYER_KINDS
 from tests.test_cli import run
 from tests.test_schema import REPORT
 
@@ -28,6 +29,8 @@ COMMANDS = [
     ["layer", "embeddingbag", "--num-embeddings", "10", "--embedding-dim", "4"],
     ["layers"],
     ["inspect"],
+    ["solve", "rnn"],
+    *(["layer", kind.lower()] for kind in LAYER_KINDS),  # every kind, no base arguments
 ]
 FLAGS = [
     "--layers",

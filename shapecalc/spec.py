@@ -238,6 +238,13 @@ class LayerSpec:
         """Buffers (state that is not trained, such as running statistics)."""
         return iter(())
 
+    def matmul_flops(self, *inputs: Shape) -> Dim:
+        """FLOPs of the forward's matrix products for inputs of these shapes, counted as
+        PyTorch's ``FlopCounterMode`` counts them: 2·M·N·K per product, biases and
+        elementwise work excluded. Kinds without matrix products return 0."""
+        self.output_shapes(*inputs)  # the inputs must fit
+        return 0
+
     def deferred_rules(self) -> list[str]:
         """Rules that symbolic sizes leave open (``P < H``, ``E divisible by heads``): they
         are checked when the sizes get values; until then they are reported here."""

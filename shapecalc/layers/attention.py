@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.dims import Dim, dim_str, known, shape_str
+from shapecalc.dims import Dim, dim_str, known, product, shape_str
 from shapecalc.errors import ShapecalcError
 from shapecalc.layers._shapes import check_features, same_size
 from shapecalc.layers.linear import Linear
@@ -163,6 +163,19 @@ class MultiheadAttention(LayerSpec):
         batch = query[1 - seq]
         return (query, (batch, query[seq], source))
 
+    def matmul_flops(self, *inputs: Shape) -> Dim:
+        """The q, k, v and output projections (2·tokens·E·size each), then scores
+        Q·Kᵀ and weights·V (2·N·L·S·E each, over all heads)."""
+        _, weights = self.output_shapes(*inputs)
+        query, key = inputs[0], inputs[1]
+        target, source = weights[-2], weights[-1]
+        batch = weights[0] if len(weights) == 3 else 1
+        e = self.embed_dim
+        tokens_q, tokens_k = product(query[:-1]), product(key[:-1])
+        projections = 2 * e * (tokens_q * e + tokens_k * self.key_size)
+        projections += 2 * e * tokens_k * self.value_size + 2 * tokens_q * e * e
+        return projections + 2 * (2 * batch * target * source * e)
+
 
 @dataclass(frozen=True)
 class _TransformerLayer(LayerSpec):
@@ -215,6 +228,17 @@ class _TransformerLayer(LayerSpec):
             yield from _nested(
                 f"norm{i}", LayerNorm(d, eps=self.layer_norm_eps, bias=self.bias), "layer norm"
             )
+
+    def matmul_flops(self, *inputs: Shape) -> Dim:
+        """The attention blocks' products and the feed-forward's two (2·tokens·D·F each)."""
+        self.output_shapes(*inputs)
+        tgt = inputs[0]
+        attention = dataclasses.replace(self._attention(), batch_first=self.batch_first)
+        flops = attention.matmul_flops(tgt, tgt, tgt)
+        if len(inputs) == 2:  # decoder: attention over the encoder's memory
+            memory = inputs[1]
+            flops += attention.matmul_flops(tgt, memory, memory)
+        return flops + 2 * 2 * product(tgt[:-1]) * self.d_model * self.dim_feedforward
 
     def _sequence(self, shape: Shape, what: str) -> Shape:
         if len(shape) not in (2, 3):

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.dims import Dim, Expr, dim_str, known
+from shapecalc.dims import Dim, Expr, dim_str, known, product
 from shapecalc.layers._shapes import check_features, conv_out, one_input, transposed_out, tuple_of
 from shapecalc.spec import LayerSpec, Param, Shape, register
 
@@ -163,6 +163,29 @@ class _ConvBase(LayerSpec):
             p = (0,) * n if self.padding == "valid" else tuple_of(self, "padding", n)
             out = tuple(conv_out(self, x, k[i], s[i], p[i], d[i]) for i, x in enumerate(spatial))
         return ((*shape[:channel_axis], self.out_channels, *out),)
+
+    def matmul_flops(self, *inputs: Shape) -> Dim:
+        """2 · batch · C_out · output positions · (C_in / groups) · window; for a transposed
+        convolution the input positions take the output's place (each input value is
+        spread over a window of every output channel of its group)."""
+        (out,) = self.output_shapes(*inputs)
+        shape = inputs[0]
+        n = self.dims
+        batch = shape[0] if len(shape) == n + 2 else 1
+        g = self.groups
+        if self.transposed:
+            per = self.out_channels if g == 1 else _divide(self.out_channels, g)
+            positions = product(shape[-n:])
+            return 2 * batch * self.in_channels * positions * per * _window(self)
+        per = self.in_channels if g == 1 else _divide(self.in_channels, g)
+        return 2 * batch * self.out_channels * product(out[-n:]) * per * _window(self)
+
+
+def _window(spec: _ConvBase) -> int:
+    result = 1
+    for k in spec.kernel:
+        result *= k
+    return result
 
 
 def _divide(value: Dim, by: int) -> Dim:

@@ -58,6 +58,11 @@ class Linear(LayerSpec):
         check_features(self, shape, -1, self.in_features, "in_features")
         return ((*shape[:-1], self.out_features),)
 
+    def matmul_flops(self, *inputs: Shape) -> Dim:
+        """2 · rows · in_features · out_features, rows being every leading dimension."""
+        (shape,) = self.output_shapes(*inputs)
+        return 2 * product(shape[:-1]) * self.in_features * self.out_features
+
 
 @register
 @dataclass(frozen=True)

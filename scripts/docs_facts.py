@@ -9,21 +9,17 @@ from __future__ import annotations
 import re
 
 import shapecalc
-from shapecalc.dims import dim_str, shape_str
+from shapecalc.dims import count_str, dim_str, shape_str
 from shapecalc.explain import explain
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
-
-
-def _n(value: object) -> str:
-    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def facts() -> dict[str, str]:
     model = shapecalc.lstm_lm(vocab=65, hidden=512, layers=2)
     rows = {r.name: r for r in model.rows()}
     one_hot = shapecalc.lstm_lm(vocab=65, hidden=512, layers=2, one_hot=True)
-    out: dict[str, str] = {"V": "65", "H": "512", "E": "512", "total": _n(model.total)}
+    out: dict[str, str] = {"V": "65", "H": "512", "E": "512", "total": count_str(model.total)}
     for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
         out[f"shape_{name}"] = shape_str(rows[f"lstm.{name}"].shape)
     out["shape_head_weight"] = shape_str(rows["head.weight"].shape)
@@ -33,9 +29,9 @@ def facts() -> dict[str, str]:
     cell = next(s for s in explain(model) if s.title.startswith("The LSTM cell"))
     out["equations"] = "\n".join(line.strip() for line in cell.lines if line.startswith("  "))
     bias_hh = rows["lstm.bias_hh_l0"].count
-    out["keras_fewer"] = _n(bias_hh)
+    out["keras_fewer"] = count_str(bias_hh)
     layers = model.arguments["layers"]
-    out["keras_total"] = _n(model.total - bias_hh * layers)
+    out["keras_total"] = count_str(model.total - bias_hh * layers)
 
     # term by term, from the rows
     def layer_sum(suffix: str) -> tuple[int, object]:
@@ -47,17 +43,17 @@ def facts() -> dict[str, str]:
 
     for key, suffix in (("layer0", "_l0"), ("layer1", "_l1")):
         count, formula = layer_sum(suffix)
-        out[f"count_{key}"] = _n(count)
+        out[f"count_{key}"] = count_str(count)
         out[f"formula_{key}"] = formula.factored() if hasattr(formula, "factored") else str(formula)
-    out["count_embedding"] = _n(model.layer_total("embedding"))
+    out["count_embedding"] = count_str(model.layer_total("embedding"))
     out["formula_embedding"] = dim_str(model.layer_formula("embedding"))
-    out["count_head"] = _n(model.layer_total("head"))
+    out["count_head"] = count_str(model.layer_total("head"))
     out["formula_head"] = dim_str(model.layer_formula("head"))
     out["formula_total"] = dim_str(model.total_formula)
     out["onehot_rows"] = "\n".join(
-        f"| `{r.name}` | {shape_str(r.shape)} | {_n(r.count)} |" for r in one_hot.rows()
+        f"| `{r.name}` | {shape_str(r.shape)} | {count_str(r.count)} |" for r in one_hot.rows()
     )
-    out["onehot_total"] = _n(one_hot.total)
+    out["onehot_total"] = count_str(one_hot.total)
     out["onehot_formula"] = dim_str(one_hot.total_formula)
     return out
 

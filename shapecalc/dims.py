@@ -30,12 +30,14 @@ __all__ = [
     "Dim",
     "Expr",
     "as_size",
+    "count_str",
     "dim_ascii",
     "dim_latex",
     "dim_str",
     "is_symbolic",
     "known",
     "product",
+    "same_size",
     "shape_str",
     "symbol",
 ]
@@ -175,7 +177,7 @@ class Expr:
             term: Dim = coef
             for name, power in mono:
                 base: Dim = values.get(name, symbol(name))
-                term = term * (base**power if isinstance(base, int) else _power(base, power))
+                term = term * base**power
             total = total + term
         return total
 
@@ -272,13 +274,6 @@ def _latex_name(name: str) -> str:
     return f"{head}_{{{tail}}}" if tail else name
 
 
-def _power(base: Expr, power: int) -> Dim:
-    result: Dim = 1
-    for _ in range(power):
-        result = result * base
-    return result
-
-
 def symbol(name: str) -> Expr:
     """A named positive-integer size such as ``H``."""
     if not _NAME.match(name):
@@ -310,6 +305,16 @@ def product(values: Iterable[Dim]) -> Dim:
 def dim_str(value: Dim) -> str:
     """Readable form: ``512`` or ``4·H·E``."""
     return str(value)
+
+
+def count_str(value: Dim) -> str:
+    """A count for people: ``4,269,121``, or the formula when symbolic."""
+    return f"{value:,}" if isinstance(value, int) else dim_str(value)
+
+
+def same_size(a: Dim, b: Dim) -> bool:
+    """Equal, or not known to differ (a symbol may take the other's value)."""
+    return a == b or isinstance(a, Expr) or isinstance(b, Expr)
 
 
 def dim_ascii(value: Dim) -> str:
@@ -346,7 +351,7 @@ def _from_sympy(value: Any, *, owner: str, field: str) -> Dim:
     for powers, coef in poly.terms():
         term: Dim = int(coef)
         for gen, power in zip(poly.gens, powers, strict=True):
-            term = term * _power(symbol(str(gen)), power) if power else term
+            term = term * symbol(str(gen)) ** power if power else term
         result = result + term
     return result
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shapecalc.dims import Dim, dim_str, shape_str
+from shapecalc.dims import count_str as _n
 from shapecalc.layers.recurrent import GRU, LSTM, MAX_LISTED_LAYERS, RecurrentSpec
 from shapecalc.model import Model
 
@@ -20,10 +21,6 @@ __all__ = ["Section", "explain"]
 class Section:
     title: str
     lines: tuple[str, ...]
-
-
-def _n(value: Dim) -> str:
-    return f"{value:,}" if isinstance(value, int) else dim_str(value)
 
 
 def explain(model: Model) -> list[Section]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from shapecalc.dims import Dim, Expr, as_size, dim_str, shape_str
+from shapecalc.dims import Dim, Expr, as_size, dim_str, same_size, shape_str
 from shapecalc.errors import TieError
 from shapecalc.spec import LayerSpec, Param, expand
 
@@ -25,15 +25,6 @@ DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "fp8"
 def full_name(layer: str, name: str) -> str:
     """``lstm.weight_ih_l0``; a model of one unnamed layer keeps torch's bare names."""
     return f"{layer}.{name}" if layer else name
-
-
-def _may_equal(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> bool:
-    """Shapes that are equal, or could be once symbols get values (E and 2·H)."""
-    if len(a) != len(b):
-        return False
-    return all(
-        x == y or isinstance(x, Expr) or isinstance(y, Expr) for x, y in zip(a, b, strict=True)
-    )
 
 
 @dataclass(frozen=True)
@@ -127,7 +118,9 @@ class Model:
                     value=missing,
                     rule="tied parameters must exist",
                 )
-            if not _may_equal(a.shape, b.shape):
+            if len(a.shape) != len(b.shape) or not all(
+                same_size(x, y) for x, y in zip(a.shape, b.shape, strict=True)
+            ):
                 raise TieError(
                     f"cannot tie {tied} {shape_str(a.shape)} to {source} "
                     f"{shape_str(b.shape)}: shared parameters need the same shape",

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from shapecalc.dims import Dim, dim_latex, dim_str, shape_str
+from shapecalc.dims import Dim, count_str, dim_latex, dim_str, shape_str
 from shapecalc.explain import explain
 from shapecalc.model import DTYPE_BYTES, Model, Row
 from shapecalc.sizing import Solution
@@ -33,17 +33,13 @@ __all__ = [
 SUMMARY_DTYPES = ("fp32", "bf16")
 
 
-def _count(value: Dim) -> str:
-    return f"{value:,}" if isinstance(value, int) else dim_str(value)
-
-
 def _times(param: Param) -> str:
     """A count; for a repeated block ``(L - 1) × 4·H²``: copies times one tensor's count."""
     if param.repeat == 1:
-        return _count(param.count)
+        return count_str(param.count)
     copies = dim_str(param.repeat)
     copies = f"({copies})" if " " in copies else copies
-    return f"{copies} × {_count(param.size)}"
+    return f"{copies} × {count_str(param.size)}"
 
 
 def _count_cell(row: Row) -> str:
@@ -58,7 +54,7 @@ def _role(row: Row) -> str:
 
 def _total_line(model: Model) -> str:
     total = model.total
-    text = f"{_count(total)} parameters"
+    text = f"{count_str(total)} parameters"
     if isinstance(total, int):
         text += f" ({human_count(total)})"
     if model.total_formula != total:
@@ -81,7 +77,7 @@ def summary_lines(model: Model) -> list[tuple[str, str]]:
     """The footer: (label, text) pairs shared by the table and Markdown outputs."""
     lines = [("Total", _total_line(model))]
     if model.trainable != model.total:
-        lines.append(("Trainable", _count(model.trainable)))
+        lines.append(("Trainable", count_str(model.trainable)))
     lines.append(("Memory", _memory_line(model)))
     for tied, source in model.ties.items():
         lines.append(("Tied", f"{tied} is {source}: one tensor, counted once"))
@@ -119,7 +115,7 @@ def _cells(model: Model) -> Iterator[tuple[list[str], bool]]:
                 "",
                 f"{layer.name} subtotal",
                 "",
-                _count(model.layer_total(layer.name)),
+                count_str(model.layer_total(layer.name)),
                 dim_str(model.layer_formula(layer.name)),
                 str(layer.spec),
             ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shapecalc.dims import Dim, Expr, dim_str, shape_str
+from shapecalc.dims import Dim, dim_str, same_size, shape_str
 from shapecalc.errors import InvalidArgumentError
 from shapecalc.spec import LayerSpec, Shape
 
@@ -12,7 +12,6 @@ __all__ = [
     "check_features",
     "conv_out",
     "one_input",
-    "same_size",
     "transposed_out",
     "tuple_of",
 ]
@@ -29,11 +28,6 @@ def one_input(spec: LayerSpec, inputs: tuple[Shape, ...], *ranks: int) -> Shape:
     if not ranks and not shape:
         spec._fail_shape("expects an input with at least one dimension, got ()", shape)
     return shape
-
-
-def same_size(a: Dim, b: Dim) -> bool:
-    """Equal, or not known to differ (a symbol may take the other's value)."""
-    return a == b or isinstance(a, Expr) or isinstance(b, Expr)
 
 
 def check_features(spec: LayerSpec, shape: Shape, axis: int, size: Dim, name: str) -> None:

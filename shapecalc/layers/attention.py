@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.dims import Dim, dim_str, known, product, shape_str
+from shapecalc.dims import Dim, dim_str, known, product, same_size, shape_str
 from shapecalc.errors import ShapecalcError
-from shapecalc.layers._shapes import check_features, same_size
+from shapecalc.layers._shapes import check_features
 from shapecalc.layers.linear import Linear
 from shapecalc.layers.norm import LayerNorm
 from shapecalc.spec import LayerSpec, Param, Shape, register

@@ -176,16 +176,9 @@ class _ConvBase(LayerSpec):
         if self.transposed:
             per = self.out_channels if g == 1 else _divide(self.out_channels, g)
             positions = product(shape[-n:])
-            return 2 * batch * self.in_channels * positions * per * _window(self)
+            return 2 * batch * self.in_channels * positions * per * product(self.kernel)
         per = self.in_channels if g == 1 else _divide(self.in_channels, g)
-        return 2 * batch * self.out_channels * product(out[-n:]) * per * _window(self)
-
-
-def _window(spec: _ConvBase) -> int:
-    result = 1
-    for k in spec.kernel:
-        result *= k
-    return result
+        return 2 * batch * self.out_channels * product(out[-n:]) * per * product(self.kernel)
 
 
 def _divide(value: Dim, by: int) -> Dim:

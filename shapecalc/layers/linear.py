@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.dims import Dim, dim_str, product
-from shapecalc.layers._shapes import check_features, one_input, same_size
+from shapecalc.dims import Dim, dim_str, product, same_size
+from shapecalc.layers._shapes import check_features, one_input
 from shapecalc.spec import LayerSpec, Param, Shape, register
 
 __all__ = ["Bilinear", "Dropout", "Flatten", "Identity", "Linear"]

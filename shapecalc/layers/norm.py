@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.dims import Dim, as_size, dim_str, known, product, shape_str
-from shapecalc.layers._shapes import check_features, one_input, same_size
+from shapecalc.dims import Dim, as_size, dim_str, known, product, same_size, shape_str
+from shapecalc.layers._shapes import check_features, one_input
 from shapecalc.spec import LayerSpec, Param, Shape, register
 
 __all__ = [

@@ -60,7 +60,7 @@ def _arguments(owner: str, values: dict[str, Any]) -> dict[str, Any]:
         if values["embed_dim"] is None
         else as_size(values["embed_dim"], owner=owner, field="embed_dim"),
     }
-    for name in ("one_hot", "bias", "bidirectional", "tie_weights"):
+    for name in ("one_hot", "bias", "bidirectional", "tie_weights", "batch_first"):
         out[name] = _flag(owner, name, values[name])
     if "proj_size" in values:
         out["proj_size"] = as_size(values["proj_size"], owner=owner, field="proj_size", minimum=0)
@@ -98,6 +98,7 @@ def _language_model(cell: str, factory: Callable[..., Model], values: dict[str, 
         factory=factory,
         arguments=arguments,
         notes=tuple(notes),
+        input_layout=model.input_layout,
     )
 
 
@@ -113,6 +114,7 @@ def lstm_lm(
     proj_size: Any = 0,
     tie_weights: bool = False,
     dropout: float = 0.0,
+    batch_first: bool = True,
 ) -> Model:
     """An LSTM language model: token embedding (V -> E) -> L-layer LSTM (H) -> head (-> V).
 
@@ -120,6 +122,8 @@ def lstm_lm(
     reads the one-hot vector of size V, as the original char-rnn did. ``bias=False`` removes
     the biases of the LSTM and of the head. ``tie_weights`` makes the head share the
     embedding matrix (needs E == D·H_out). Sizes are ints or size names ("H").
+    ``batch_first`` (as in PyTorch; True here) makes the input (B, T) token ids rather
+    than (T, B).
 
         >>> m = lstm_lm(vocab=65, hidden=512, layers=2)
         >>> m.total
@@ -143,6 +147,7 @@ def gru_lm(
     bidirectional: bool = False,
     tie_weights: bool = False,
     dropout: float = 0.0,
+    batch_first: bool = True,
 ) -> Model:
     """The same language model with a GRU (3 gates: r, z, n) instead of an LSTM.
 
@@ -166,6 +171,7 @@ def rnn_lm(
     tie_weights: bool = False,
     dropout: float = 0.0,
     nonlinearity: str = "tanh",
+    batch_first: bool = True,
 ) -> Model:
     """The same language model with an Elman RNN: h_t = tanh(W_ih x_t + W_hh h_(t-1) + b).
 
@@ -209,6 +215,7 @@ def _build(
     bidirectional: bool,
     tie_weights: bool,
     dropout: float,
+    batch_first: bool = True,
     proj_size: Dim = 0,
     nonlinearity: str = "tanh",
 ) -> Model:
@@ -224,6 +231,7 @@ def _build(
             hidden_size=hidden,
             num_layers=layers,
             bias=bias,
+            batch_first=batch_first,
             dropout=dropout,
             bidirectional=bidirectional,
             **extra,
@@ -272,12 +280,14 @@ def _build(
             "(embed_dim equals the head's input size); checked when evaluated"
         )
     notes += rnn.deferred_rules()
+    tokens = ("B", "T") if batch_first else ("T", "B")
     return Model(
         name=f"{cell} language model",
         layers=tuple(parts),
         ties=ties,
         sizes=sizes,
         notes=tuple(notes),
+        input_layout=((*tokens, "V"),) if one_hot else (tokens,),
     )
 
 

@@ -34,6 +34,8 @@ __all__ = [
     "dim_ascii",
     "dim_latex",
     "dim_str",
+    "exact_div",
+    "floor_div",
     "is_symbolic",
     "known",
     "product",
@@ -161,8 +163,13 @@ class Expr:
     # -- inspection ---------------------------------------------------------------------
     @property
     def free_symbols(self) -> frozenset[str]:
-        """The names of the sizes this expression depends on."""
-        return frozenset(name for mono in self._terms for name, _ in mono)
+        """The names of the sizes this expression depends on (inside a floor too)."""
+        names: set[str] = set()
+        for mono in self._terms:
+            for name, _ in mono:
+                floor = _FLOORS.get(name)
+                names.update(floor[0].free_symbols if floor else (name,))
+        return frozenset(names)
 
     def subs(self, values: Mapping[str, Dim]) -> Dim:
         """Replace named sizes by ints or expressions; an int when nothing symbolic is left.
@@ -176,7 +183,12 @@ class Expr:
         for mono, coef in self._terms.items():
             term: Dim = coef
             for name, power in mono:
-                base: Dim = values.get(name, symbol(name))
+                floor = _FLOORS.get(name)
+                base: Dim = (
+                    floor_div(floor[0].subs(values), floor[1])
+                    if floor
+                    else values.get(name, Expr({((name, 1),): 1}))
+                )
                 term = term * base**power
             total = total + term
         return total
@@ -194,11 +206,11 @@ class Expr:
 
     def __str__(self) -> str:
         """Readable form: ``8·L·H² + 2·V·H``."""
-        return self._render("·", _superscript, str)
+        return self._render("·", _superscript, _unicode_name)
 
     def ascii(self) -> str:
         """Python/sympy syntax: ``8*H**2 + 2*V*H + V``."""
-        return self._render("*", lambda p: f"**{p}", str)
+        return self._render("*", lambda p: f"**{p}", _ascii_name)
 
     def latex(self) -> str:
         """LaTeX: ``8 H^{2} + 2 V H + V``."""
@@ -244,7 +256,14 @@ class Expr:
         """The same polynomial as a sympy expression over positive-integer symbols."""
         import sympy
 
-        symbols = {n: sympy.Symbol(n, positive=True, integer=True) for n in self.free_symbols}
+        symbols: dict[str, Any] = {
+            n: sympy.Symbol(n, positive=True, integer=True) for n in self.free_symbols
+        }
+        for mono in self._terms:
+            for name, _ in mono:
+                if name in _FLOORS:
+                    numerator, divisor = _FLOORS[name]
+                    symbols[name] = sympy.floor(numerator.to_sympy() / divisor)
         return sympy.Add(
             *(
                 sympy.Mul(coef, *(symbols[n] ** p for n, p in mono))
@@ -270,8 +289,90 @@ def _superscript(power: int) -> str:
 
 
 def _latex_name(name: str) -> str:
+    floor = _FLOORS.get(name)
+    if floor:
+        return rf"\left\lfloor \frac{{{dim_latex(floor[0])}}}{{{floor[1]}}} \right\rfloor"
     head, _, tail = name.partition("_")
     return f"{head}_{{{tail}}}" if tail else name
+
+
+def _unicode_name(name: str) -> str:
+    floor = _FLOORS.get(name)
+    return f"⌊({dim_str(floor[0])})/{floor[1]}⌋" if floor else name
+
+
+def _ascii_name(name: str) -> str:
+    floor = _FLOORS.get(name)
+    return f"floor(({dim_ascii(floor[0])})/{floor[1]})" if floor else name
+
+
+#: the floors of symbolic quotients made by :func:`floor_div`, by their internal name
+_FLOORS: dict[str, tuple[Expr, int]] = {}
+
+
+def floor_div(value: Dim, divisor: int) -> Dim:
+    """``value // divisor`` for a size: exact for ints, and for an expression whose
+    coefficients all divide; otherwise a floor term ``⌊(W - 1)/2⌋`` that evaluates
+    exactly once its sizes have values (as PyTorch's strided convolution does).
+
+        >>> W = symbol("W")
+        >>> print(floor_div(W - 1, 2) + 1)
+        ⌊(W - 1)/2⌋ + 1
+        >>> (floor_div(W - 1, 2) + 1).subs({"W": 224})
+        112
+        >>> print(floor_div(4 * W + 8, 4))
+        W + 2
+    """
+    if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
+        raise ValueError(f"floor_div needs a positive int divisor, got {divisor!r}")
+    if isinstance(value, int):
+        return value // divisor
+    if divisor == 1:
+        return value
+    terms = value._terms
+    if all(coef % divisor == 0 for coef in terms.values()):
+        return Expr._make({mono: coef // divisor for mono, coef in terms.items()})
+    name = f"floor[{value.ascii()}]/{divisor}"
+    _FLOORS.setdefault(name, (value, divisor))
+    return Expr({((name, 1),): 1})
+
+
+def exact_div(value: Dim, divisor: Dim) -> Dim | None:
+    """``value / divisor`` when it divides exactly (an int, or a polynomial by a single
+    term such as ``B·T``); None when it does not.
+
+        >>> B, T, H = symbol("B"), symbol("T"), symbol("H")
+        >>> print(exact_div(8 * B * T * H**2 + 4 * B * T * H, B * T))
+        8·H² + 4·H
+        >>> exact_div(7, 2) is None
+        True
+    """
+    if isinstance(divisor, int):
+        if divisor == 0:
+            return None
+        if isinstance(value, int):
+            return value // divisor if value % divisor == 0 else None
+        terms = value._terms
+        if any(coef % divisor for coef in terms.values()):
+            return None
+        return Expr._make({mono: coef // divisor for mono, coef in terms.items()})
+    if len(divisor._terms) != 1:
+        return None
+    ((d_mono, d_coef),) = divisor._terms.items()
+    result: dict[Monomial, int] = {}
+    for mono, coef in Expr._terms_of(value).items():
+        powers = dict(mono)
+        for name, power in d_mono:
+            if powers.get(name, 0) < power:
+                return None
+            powers[name] -= power
+        if coef % d_coef:
+            return None
+        key = tuple(
+            sorted(((n, p) for n, p in powers.items() if p), key=lambda i: _symbol_key(i[0]))
+        )
+        result[key] = result.get(key, 0) + coef // d_coef
+    return Expr._make(result)
 
 
 def symbol(name: str) -> Expr:

@@ -96,6 +96,9 @@ class Model:
     factory: Callable[..., Model] | None = None
     arguments: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: the model's input shapes by size name: (("B", "T"),) for token ids, batch first;
+    #: "B" and "T" take the batch and sequence length, other names the model's sizes
+    input_layout: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.ties:
@@ -225,6 +228,11 @@ class Model:
             k: v.subs(numbers) if isinstance(v, Expr) else v for k, v in self.arguments.items()
         }
         return self.factory(**arguments)
+
+    def input_shapes(self, batch: Dim, seq_len: Dim) -> tuple[tuple[Dim, ...], ...]:
+        """The model's input shapes for a batch and a sequence length (ints or symbols)."""
+        values: dict[str, Dim] = {**self.sizes, "B": batch, "T": seq_len}
+        return tuple(tuple(values[name] for name in shape) for shape in self.input_layout)
 
     def describe_sizes(self) -> str:
         """``V=65, H=512, L=2``; a size left as its own symbol is named alone (``H``)."""

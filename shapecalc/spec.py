@@ -16,7 +16,16 @@ from typing import Any, ClassVar, NoReturn
 from shapecalc.dims import Dim, Expr, as_size, dim_str, known, product
 from shapecalc.errors import InvalidArgumentError, ShapeError
 
-__all__ = ["LAYER_KINDS", "LayerSpec", "Param", "Shape", "expand", "register"]
+__all__ = [
+    "LAYER_KINDS",
+    "LayerSpec",
+    "Param",
+    "Shape",
+    "Stored",
+    "Work",
+    "expand",
+    "register",
+]
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,64 @@ def expand(params: Iterable[Param]) -> Iterator[Param]:
             run.append(param)
 
 
+Shape = tuple[Dim, ...]
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A tensor a layer keeps: for the backward pass, or as state between calls."""
+
+    name: str
+    shape: Shape
+    #: bytes per number; None means the activation dtype (fp32, or fp16/bf16 under mixed
+    #: precision). Token indices are int64 (8), dropout masks bool (1).
+    itemsize: int | None = None
+    #: how many tensors of this shape (one per time step, per layer, ...)
+    copies: Dim = 1
+
+    @property
+    def count(self) -> Dim:
+        return self.copies * product(self.shape)
+
+    def nbytes(self, activation_itemsize: int) -> Dim:
+        return self.count * (activation_itemsize if self.itemsize is None else self.itemsize)
+
+
+@dataclass(frozen=True)
+class Work:
+    """What one forward call of a layer costs for given input shapes.
+
+    ``macs`` counts the multiply-accumulates of the matrix products exactly (a product of
+    (M, K) by (K, N) is M·K·N); ``other`` estimates the elementwise FLOPs (bias adds, gate
+    nonlinearities, normalisation, softmax) by the rule in ``other_rule``, one FLOP per
+    add, multiply, divide, comparison, exp, sigmoid or tanh of one number.
+    """
+
+    outputs: tuple[Shape, ...]
+    macs: Dim = 0
+    other: Dim = 0
+    other_rule: str = ""
+    #: the tensors autograd keeps for the backward pass (parameters excluded)
+    saved: tuple[Stored, ...] = ()
+    #: state an inference loop carries from one call to the next (h and c; a KV cache)
+    state: tuple[Stored, ...] = ()
+
+    @property
+    def matmul_flops(self) -> Dim:
+        """2 FLOPs (a multiply and an add) per multiply-accumulate."""
+        return 2 * self.macs
+
+    @property
+    def forward_flops(self) -> Dim:
+        return 2 * self.macs + self.other
+
+    @property
+    def backward_flops(self) -> Dim:
+        """2× the forward matmul FLOPs (one product for the input's gradient, one for the
+        weight's), plus the elementwise work once more."""
+        return 4 * self.macs + self.other
+
+
 class _Registry(Mapping[str, "type[LayerSpec]"]):
     """Every layer kind by its torch.nn class name. Reading it loads every family module
     first (they load lazily); registering does not."""
@@ -125,9 +192,6 @@ def register(cls: type[LayerSpec]) -> type[LayerSpec]:
     """Class decorator: add a layer spec to :data:`LAYER_KINDS` under its ``kind``."""
     LAYER_KINDS.add(cls)
     return cls
-
-
-Shape = tuple[Dim, ...]
 
 
 class LayerSpec:
@@ -242,8 +306,14 @@ class LayerSpec:
         """FLOPs of the forward's matrix products for inputs of these shapes, counted as
         PyTorch's ``FlopCounterMode`` counts them: 2·M·N·K per product, biases and
         elementwise work excluded. Kinds without matrix products return 0."""
-        self.output_shapes(*inputs)  # the inputs must fit
-        return 0
+        return self.work(*inputs).matmul_flops
+
+    def work(self, *inputs: Shape) -> Work:
+        """Output shapes, compute, the tensors kept for backward and the inference state
+        of one forward call on inputs of these shapes. The base: no compute, and the
+        first input kept (what most layers need for their gradients)."""
+        outputs = self.output_shapes(*inputs)
+        return Work(outputs, saved=(Stored("input", inputs[0]),))
 
     def deferred_rules(self) -> list[str]:
         """Rules that symbolic sizes leave open (``P < H``, ``E divisible by heads``): they

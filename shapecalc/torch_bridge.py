@@ -65,7 +65,9 @@ def build(spec_or_model: LayerSpec | Model, device: str = "meta") -> Any:
     so a 10-billion-parameter spec builds at once).
 
     A model becomes a module with one attribute per layer (``embedding``, ``lstm``,
-    ``head``), tied parameters shared as in the model.
+    ``head``), tied parameters shared as in the model. Its ``forward`` runs the layers in
+    order, each on the previous layer's first output (the flow :func:`shapecalc.cost.analyze`
+    follows), and returns the last layer's output.
     """
     torch = _torch()
     if isinstance(spec_or_model, LayerSpec):
@@ -73,13 +75,38 @@ def build(spec_or_model: LayerSpec | Model, device: str = "meta") -> Any:
     model = spec_or_model
     if len(model.layers) == 1 and not model.layers[0].name:
         return _build_layer(model.layers[0].spec, device)
-    root = torch.nn.Module()
+    root = _chain_class(torch)([layer.name for layer in model.layers])
     for layer in model.layers:
         _set_submodule(root, layer.name, _build_layer(layer.spec, device), torch)
     for tied, source in model.ties.items():
         owner, _, name = tied.rpartition(".")
         setattr(root.get_submodule(owner), name, _get_parameter(root, source))
     return root
+
+
+_CHAIN: list[Any] = []
+
+
+def _chain_class(torch: Any) -> Any:
+    """``nn.Module`` whose forward chains its layers (made once, when torch is loaded)."""
+    if not _CHAIN:
+
+        class Chain(torch.nn.Module):  # type: ignore[misc]
+            def __init__(self, order: list[str]) -> None:
+                super().__init__()
+                self._order = order
+
+            def forward(self, *inputs: Any) -> Any:
+                out: Any = inputs
+                for name in self._order:
+                    out = self.get_submodule(name)(*out)
+                    out = out if isinstance(out, tuple) else (out,)
+                    if name != self._order[-1]:
+                        out = out[:1]
+                return out[0] if len(out) == 1 else out
+
+        _CHAIN.append(Chain)
+    return _CHAIN[0]
 
 
 def _set_submodule(root: Any, path: str, module: Any, torch: Any) -> None:

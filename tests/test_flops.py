@@ -1,4 +1,8 @@
-"""Matrix-product FLOPs equal PyTorch's FlopCounterMode exactly, for every kind it sees."""
+"""Matrix-product FLOPs equal PyTorch's FlopCounterMode exactly, for every kind it sees.
+
+The recurrent layers are counted with oneDNN switched off: PyTorch then runs its own cell
+code, whose matrix products the counter sees (with oneDNN, it reports 0 for nn.LSTM).
+"""
 
 from __future__ import annotations
 
@@ -30,17 +34,32 @@ COUNTED = [
     "MultiheadAttention",
     "TransformerEncoderLayer",
     "TransformerDecoderLayer",
+    "LSTM",
+    "GRU",
+    "RNN",
+    "LSTMCell",
+    "GRUCell",
+    "RNNCell",
 ]
+#: kinds whose backward FlopCounterMode counts: 2 products (input and weight gradients)
+#: for each forward product, when the input needs a gradient
+BACKWARD = ["Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d"]
 
 
-def counted(module: Any, shapes: tuple[tuple[int, ...], ...]) -> int:
-    inputs = [torch.randn(*s) for s in shapes]
+def counted(module: Any, shapes: tuple[tuple[int, ...], ...], backward: bool = False) -> int:
+    inputs = [torch.randn(*s, requires_grad=backward) for s in shapes]
     # the math kernel of scaled_dot_product_attention: the fused CPU kernels that the
     # Transformer layers use by default are not seen by the counter (it reports 0 for them)
-    with warnings.catch_warnings(), sdpa_kernel(SDPBackend.MATH):
+    with (
+        warnings.catch_warnings(),
+        sdpa_kernel(SDPBackend.MATH),
+        torch.backends.mkldnn.flags(enabled=False),
+    ):
         warnings.simplefilter("ignore")
         with FlopCounterMode(display=False) as counter:
-            module(*inputs)
+            out = module(*inputs)
+            if backward:
+                out.sum().backward()
     return int(counter.get_total_flops())
 
 
@@ -58,6 +77,39 @@ def test_matmul_flops_equal_flop_counter_mode(kind: str, data: st.DataObject) ->
         return
     module = getattr(torch.nn, kind)(**args)
     assert ours == counted(module, shapes)
+
+
+@pytest.mark.parametrize("kind", BACKWARD)
+@settings(deadline=None, max_examples=30)
+@given(data=st.data())
+def test_backward_matmul_flops_are_twice_the_forward(kind: str, data: st.DataObject) -> None:
+    case = CASES[kind]
+    args = data.draw(case.args, label="args")
+    # FlopCounterMode counts a grouped convolution's weight gradient as if it were not
+    # grouped (groups times the products done), so grouped ones are left out here
+    args = {**args, "groups": 1} if "groups" in args else args
+    spec = LAYER_KINDS[kind](**args)
+    shapes = data.draw(case.inputs(spec), label="inputs")
+    try:
+        work = spec.work(*shapes)
+    except ShapecalcError:
+        return
+    module = getattr(torch.nn, kind)(**args)
+    # forward + backward as counted = our forward matmul FLOPs + our backward rule's share
+    assert counted(module, shapes, backward=True) == 3 * work.matmul_flops
+
+
+def test_recurrent_work_per_step() -> None:
+    """The documented per-step formulas: 2·G·H·(d_in + H_out) matmul FLOPs per row and step,
+    and the elementwise gate work of GATE_RULE."""
+    lstm = LAYER_KINDS["LSTM"](512, 512, num_layers=2, batch_first=True)
+    work = lstm.work((1, 100, 512))
+    assert work.macs == 100 * 2 * 4 * 512 * (512 + 512)
+    assert work.other == 100 * 2 * (13 + 8) * 512
+    gru = LAYER_KINDS["GRU"](65, 128, bias=False)
+    assert gru.work((10, 3, 65)).other == 10 * 3 * 10 * 128
+    rnn = LAYER_KINDS["RNN"](65, 128, bidirectional=True)
+    assert rnn.work((10, 3, 65)).other == 10 * 3 * 2 * (2 + 2) * 128
 
 
 def test_kinds_without_products_count_zero() -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shapecalc.dims import Dim, dim_str, same_size, shape_str
-from shapecalc.errors import InvalidArgumentError
+from shapecalc.dims import Dim, dim_str, floor_div, same_size, shape_str
 from shapecalc.spec import LayerSpec, Shape
 
 __all__ = [
@@ -57,21 +56,6 @@ def tuple_of(spec: LayerSpec, field: str, n: int, *, minimum: int | None = None)
     return items
 
 
-def _floor_div(spec: LayerSpec, numerator: Dim, stride: int) -> Dim:
-    if stride == 1:
-        return numerator
-    if isinstance(numerator, int):
-        return numerator // stride
-    raise InvalidArgumentError(
-        f"a symbolic spatial size with stride {stride} needs floor division "
-        f"(({dim_str(numerator)}) // {stride}); give the size as a number",
-        layer=str(spec),
-        field="input",
-        value=numerator,
-        rule="symbolic spatial sizes need stride 1",
-    )
-
-
 def conv_out(
     spec: LayerSpec, size: Dim, kernel: int, stride: int, padding: int, dilation: int
 ) -> Dim:
@@ -80,7 +64,7 @@ def conv_out(
         spec._fail_shape(
             f"stride and dilation must be >= 1 to run (got {stride}, {dilation})", size
         )
-    out = _floor_div(spec, size + 2 * padding - dilation * (kernel - 1) - 1, stride) + 1
+    out = floor_div(size + 2 * padding - dilation * (kernel - 1) - 1, stride) + 1
     if isinstance(out, int) and out < 1:
         spec._fail_shape(
             f"a spatial size of {dim_str(size)} is too small for kernel {kernel} "

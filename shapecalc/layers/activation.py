@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.dims import Dim, dim_str
+from shapecalc.dims import Dim, dim_str, product
 from shapecalc.layers._shapes import check_features, one_input
-from shapecalc.spec import LayerSpec, Param, Shape, register
+from shapecalc.spec import LayerSpec, Param, Shape, Stored, Work, register
 
 __all__ = ["PReLU"]
 
@@ -53,3 +53,13 @@ class PReLU(LayerSpec):
                 )
             check_features(self, shape, 1, self.num_parameters, "num_parameters")
         return (shape,)
+
+    def work(self, *inputs: Shape) -> Work:
+        """A comparison and a multiply per number; keeps the input."""
+        outputs = self.output_shapes(*inputs)
+        return Work(
+            outputs,
+            other=2 * product(inputs[0]),
+            other_rule="compare and multiply, 2 per number",
+            saved=(Stored("input", inputs[0]),),
+        )

@@ -20,7 +20,7 @@ from shapecalc.errors import ShapecalcError
 from shapecalc.layers._shapes import check_features
 from shapecalc.layers.linear import Linear
 from shapecalc.layers.norm import LayerNorm
-from shapecalc.spec import LayerSpec, Param, Shape, register
+from shapecalc.spec import LayerSpec, Param, Shape, Stored, Work, register
 
 __all__ = ["MultiheadAttention", "TransformerDecoderLayer", "TransformerEncoderLayer"]
 
@@ -163,18 +163,69 @@ class MultiheadAttention(LayerSpec):
         batch = query[1 - seq]
         return (query, (batch, query[seq], source))
 
-    def matmul_flops(self, *inputs: Shape) -> Dim:
-        """The q, k, v and output projections (2·tokens·E·size each), then scores
-        Q·Kᵀ and weights·V (2·N·L·S·E each, over all heads)."""
-        _, weights = self.output_shapes(*inputs)
-        query, key = inputs[0], inputs[1]
+    def work(self, *inputs: Shape) -> Work:
+        """MACs: the q, k, v and output projections (tokens·E·size each), then the scores
+        Q·Kᵀ and weights·V (N·L·S·E each, over all heads). Elementwise: the projection
+        biases, scaling q, a softmax of 5 FLOPs per score (max, subtract, exp, sum,
+        divide), averaging the weights over heads, and dropout on the weights. Kept:
+        the inputs, q, k and v, the attention weights (and their dropout mask), the
+        heads' output. State for decoding: the keys and values seen so far."""
+        return self._attention_work(inputs, need_weights=True, distinct=3)
+
+    def _attention_work(
+        self, inputs: tuple[Shape, ...], *, need_weights: bool, distinct: int
+    ) -> Work:
+        """``distinct``: how many of query, key and value are separate tensors (1 for
+        self-attention, 2 when key and value are one memory, 3)."""
+        outputs = self.output_shapes(*inputs)
+        weights = outputs[1]
+        query, key, value = inputs
         target, source = weights[-2], weights[-1]
         batch = weights[0] if len(weights) == 3 else 1
         e = self.embed_dim
         tokens_q, tokens_k = product(query[:-1]), product(key[:-1])
-        projections = 2 * e * (tokens_q * e + tokens_k * self.key_size)
-        projections += 2 * e * tokens_k * self.value_size + 2 * tokens_q * e * e
-        return projections + 2 * (2 * batch * target * source * e)
+        macs = e * (tokens_q * e + tokens_k * self.key_size + tokens_k * self.value_size)
+        macs += tokens_q * e * e + 2 * batch * target * source * e
+        scores = batch * self.num_heads * target * source
+        other = tokens_q * e + 5 * scores
+        rule = "scale q (1 per number), softmax (5 per score)"
+        if self.bias:
+            other += 2 * tokens_q * e + 2 * tokens_k * e
+            rule = "projection biases (1 per number), " + rule
+        if need_weights:
+            other += scores
+            rule += ", average over heads (1 per score)"
+        saved = [Stored("query", query)]
+        if distinct == 2:
+            saved.append(Stored("key and value (one tensor)", key))
+        elif distinct == 3:
+            saved += [Stored("key", key), Stored("value", value)]
+        saved += [
+            Stored("q", (*query[:-1], e)),
+            Stored("k and v", (*key[:-1], e), copies=2),
+            # the fused kernel (no weights asked for, no dropout) keeps the softmax's
+            # log-sum-exp per query row instead of every score
+            Stored("attention weights", (scores,))
+            if need_weights or self.dropout > 0
+            else Stored("log-sum-exp per query and head", (batch * self.num_heads * target,)),
+            Stored("heads' output", (*query[:-1], e)),
+        ]
+        if self.dropout > 0:
+            other += 2 * scores
+            rule += ", dropout (2 per score)"
+            saved += [  # the unfused path: the scaled q and k it multiplies, the mask
+                Stored("scaled q and k", (*query[:-1], e), copies=2),
+                Stored("dropout mask of the weights", (scores,)),
+                Stored("weights after dropout", (scores,)),
+            ]
+        return Work(
+            outputs,
+            macs=macs,
+            other=other,
+            other_rule=rule,
+            saved=tuple(saved),
+            state=(Stored("key and value cache", (*key[:-1], e), copies=2),),
+        )
 
 
 @dataclass(frozen=True)
@@ -229,16 +280,50 @@ class _TransformerLayer(LayerSpec):
                 f"norm{i}", LayerNorm(d, eps=self.layer_norm_eps, bias=self.bias), "layer norm"
             )
 
-    def matmul_flops(self, *inputs: Shape) -> Dim:
-        """The attention blocks' products and the feed-forward's two (2·tokens·D·F each)."""
-        self.output_shapes(*inputs)
+    def work(self, *inputs: Shape) -> Work:
+        """The attention blocks (without head-averaged weights, as the layer asks for
+        none), the feed-forward's two products (tokens·D·F MACs each) and its bias and
+        activation, the residual adds, the LayerNorms and the dropouts (training mode)."""
+        outputs = self.output_shapes(*inputs)
         tgt = inputs[0]
-        attention = dataclasses.replace(self._attention(), batch_first=self.batch_first)
-        flops = attention.matmul_flops(tgt, tgt, tgt)
-        if len(inputs) == 2:  # decoder: attention over the encoder's memory
-            memory = inputs[1]
-            flops += attention.matmul_flops(tgt, memory, memory)
-        return flops + 2 * 2 * product(tgt[:-1]) * self.d_model * self.dim_feedforward
+        d, ff, p = self.d_model, self.dim_feedforward, self.dropout
+        attention = dataclasses.replace(self._attention(), batch_first=self.batch_first, dropout=p)
+        sources = [(tgt, True)] + ([(inputs[1], False)] if len(inputs) == 2 else [])
+        parts = [
+            attention._attention_work((tgt, src, src), need_weights=False, distinct=1 if own else 2)
+            for src, own in sources
+        ]
+        tokens = product(tgt[:-1])
+        hidden: Shape = (*tgt[:-1], ff)
+        up = Linear(d, ff, bias=self.bias).work(tgt)
+        down = Linear(ff, d, bias=self.bias).work(hidden)  # keeps the activation's output
+        norm = LayerNorm(d, bias=self.bias).work(tgt)
+        blocks = len(parts) + 1  # each attention block and the feed-forward: residual, norm
+        macs = sum((w.macs for w in parts), start=up.macs + down.macs)
+        other = sum((w.other for w in parts), start=up.other + down.other)
+        other += tokens * ff + blocks * (tokens * d + norm.other)
+        saved = [s for w in parts for s in w.saved]
+        # relu keeps its output, which is also linear2's input; gelu keeps its input too
+        saved += [*up.saved, Stored(f"{self.activation} output (linear2's input)", hidden)]
+        if self.activation == "gelu":
+            saved.append(Stored("gelu input", hidden))
+        saved += [s for _ in range(blocks) for s in norm.saved]
+        if p > 0:
+            masks = [Stored("dropout mask", tgt)] * blocks
+            masks.append(Stored("feed-forward dropout mask", hidden))
+            masks.append(Stored("linear2's input after dropout", hidden))
+            saved += masks
+            other += 2 * (blocks * tokens * d + tokens * ff)
+        return Work(
+            outputs,
+            macs=macs,
+            other=other,
+            other_rule=f"attention as MultiheadAttention; feed-forward bias and "
+            f"{self.activation} (1 per number); residual add and LayerNorm per block; "
+            "dropout 2 per number",
+            saved=tuple(saved),
+            state=tuple(st for w in parts for st in w.state),
+        )
 
     def _sequence(self, shape: Shape, what: str) -> Shape:
         if len(shape) not in (2, 3):

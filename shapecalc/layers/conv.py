@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from shapecalc.dims import Dim, Expr, dim_str, known, product
 from shapecalc.layers._shapes import check_features, conv_out, one_input, transposed_out, tuple_of
-from shapecalc.spec import LayerSpec, Param, Shape, register
+from shapecalc.spec import LayerSpec, Param, Shape, Stored, Work, register
 
 __all__ = [
     "Conv1d",
@@ -164,11 +164,12 @@ class _ConvBase(LayerSpec):
             out = tuple(conv_out(self, x, k[i], s[i], p[i], d[i]) for i, x in enumerate(spatial))
         return ((*shape[:channel_axis], self.out_channels, *out),)
 
-    def matmul_flops(self, *inputs: Shape) -> Dim:
-        """2 · batch · C_out · output positions · (C_in / groups) · window; for a transposed
-        convolution the input positions take the output's place (each input value is
-        spread over a window of every output channel of its group)."""
-        (out,) = self.output_shapes(*inputs)
+    def work(self, *inputs: Shape) -> Work:
+        """batch · C_out · output positions · (C_in / groups) · window MACs; for a
+        transposed convolution the input positions take the output's place (each input
+        value is spread over a window of every output channel of its group). One add per
+        output for the bias. Keeps its input."""
+        (out,) = outputs = self.output_shapes(*inputs)
         shape = inputs[0]
         n = self.dims
         batch = shape[0] if len(shape) == n + 2 else 1
@@ -176,9 +177,42 @@ class _ConvBase(LayerSpec):
         if self.transposed:
             per = self.out_channels if g == 1 else _divide(self.out_channels, g)
             positions = product(shape[-n:])
-            return 2 * batch * self.in_channels * positions * per * product(self.kernel)
-        per = self.in_channels if g == 1 else _divide(self.in_channels, g)
-        return 2 * batch * self.out_channels * product(out[-n:]) * per * product(self.kernel)
+            macs = batch * self.in_channels * positions * per * product(self.kernel)
+        else:
+            per = self.in_channels if g == 1 else _divide(self.in_channels, g)
+            macs = batch * self.out_channels * product(out[-n:]) * per * product(self.kernel)
+        return Work(
+            outputs,
+            macs=macs,
+            other=product(out) if self.bias else 0,
+            other_rule="bias: 1 add per output" if self.bias else "",
+            saved=self._kept(shape),
+        )
+
+    def _kept(self, shape: Shape) -> tuple[Stored, ...]:
+        """The input the convolution's backward reads: the input itself; for a padding
+        mode other than zeros the padded copy F.pad makes (reflect and replicate padding
+        keep the input too); for 'same' with an odd total padding, the input padded by
+        the extra one on the right."""
+        n = self.dims
+        if self.transposed:
+            return (Stored("input", shape),)
+        spatial = shape[-n:]
+        if self.padding == "same":
+            total = [
+                d * (k - 1) for d, k in zip(tuple_of(self, "dilation", n), self.kernel, strict=True)
+            ]
+        else:
+            pads = (0,) * n if self.padding == "valid" else tuple_of(self, "padding", n)
+            total = [2 * p for p in pads]
+        if self.padding_mode == "zeros":
+            if self.padding != "same" or not any(t % 2 for t in total):
+                return (Stored("input", shape),)
+            extra = tuple(x + t % 2 for x, t in zip(spatial, total, strict=True))
+            return (Stored("input padded on the right", (*shape[:-n], *extra)),)
+        padded = tuple(x + t for x, t in zip(spatial, total, strict=True))
+        copy = Stored(f"{self.padding_mode}-padded input", (*shape[:-n], *padded))
+        return (copy,) if self.padding_mode == "circular" else (Stored("input", shape), copy)
 
 
 def _divide(value: Dim, by: int) -> Dim:

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.dims import Dim, dim_str, known, shape_str
+from shapecalc.dims import Dim, dim_str, known, product, shape_str
 from shapecalc.layers._shapes import one_input
-from shapecalc.spec import LayerSpec, Param, Shape, register
+from shapecalc.spec import LayerSpec, Param, Shape, Stored, Work, register
 
 __all__ = ["Embedding", "EmbeddingBag"]
 
@@ -88,6 +88,11 @@ class Embedding(_Table):
             self._fail_shape(f"takes one input shape, got {len(inputs)}", inputs)
         return ((*inputs[0], self.embedding_dim),)
 
+    def work(self, *inputs: Shape) -> Work:
+        """A lookup: no FLOPs. Keeps the indices (int64, 8 bytes each) to scatter the
+        gradient back into the rows they read."""
+        return Work(self.output_shapes(*inputs), saved=(Stored("indices", inputs[0], itemsize=8),))
+
 
 @register
 @dataclass(frozen=True)
@@ -153,3 +158,27 @@ class EmbeddingBag(_Table):
             )
         bags = offsets[0] - 1 if self.include_last_offset else offsets[0]
         return ((bags, self.embedding_dim),)
+
+    def work(self, *inputs: Shape) -> Work:
+        """One add (sum, mean) or comparison (max) per number read, and for mean one
+        divide per output number. Keeps int64 bookkeeping as PyTorch's kernel does: the
+        indices, the offsets, the bag of each index (mean, max, or with a padding_idx),
+        the bag sizes, and for max the index of each maximum."""
+        outputs = self.output_shapes(*inputs)
+        read = product(inputs[0]) * self.embedding_dim
+        bags = outputs[0][0]
+        mean = self.mode == "mean"
+        n = product(inputs[0])
+        offsets = inputs[1][0] if len(inputs) == 2 else bags
+        ints: Dim = n + offsets + 2 * bags
+        if self.mode != "sum" or self.padding_idx is not None:
+            ints += n + 1  # offset2bag
+        if self.mode == "max":
+            ints += bags * self.embedding_dim - bags
+        return Work(
+            outputs,
+            other=read + (product(outputs[0]) if mean else 0),
+            other_rule="1 add or comparison per number read"
+            + (", 1 divide per output number" if mean else ""),
+            saved=(Stored("indices, offsets and bag bookkeeping", (ints,), itemsize=8),),
+        )

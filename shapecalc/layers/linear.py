@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from shapecalc.dims import Dim, dim_str, product, same_size
 from shapecalc.layers._shapes import check_features, one_input
-from shapecalc.spec import LayerSpec, Param, Shape, register
+from shapecalc.spec import LayerSpec, Param, Shape, Stored, Work, register
 
 __all__ = ["Bilinear", "Dropout", "Flatten", "Identity", "Linear"]
 
@@ -58,10 +58,18 @@ class Linear(LayerSpec):
         check_features(self, shape, -1, self.in_features, "in_features")
         return ((*shape[:-1], self.out_features),)
 
-    def matmul_flops(self, *inputs: Shape) -> Dim:
-        """2 · rows · in_features · out_features, rows being every leading dimension."""
-        (shape,) = self.output_shapes(*inputs)
-        return 2 * product(shape[:-1]) * self.in_features * self.out_features
+    def work(self, *inputs: Shape) -> Work:
+        """rows · in_features · out_features MACs, rows being every leading dimension;
+        one add per output for the bias. Keeps its input (for the weight's gradient)."""
+        outputs = self.output_shapes(*inputs)
+        out = product(outputs[0])
+        return Work(
+            outputs,
+            macs=product(inputs[0][:-1]) * self.in_features * self.out_features,
+            other=out if self.bias else 0,
+            other_rule="bias: 1 add per output" if self.bias else "",
+            saved=(Stored("input", inputs[0]),),
+        )
 
 
 @register
@@ -125,6 +133,20 @@ class Bilinear(LayerSpec):
             self._fail_shape(f"inputs {x1} and {x2} differ before the last dimension", inputs)
         return ((*x1[:-1], self.out_features),)
 
+    def work(self, *inputs: Shape) -> Work:
+        """Per row and output: x1ᵀ·A_k (in1·in2 MACs), then ·x2 (in2 MACs); a bias add
+        per output. Keeps both inputs."""
+        outputs = self.output_shapes(*inputs)
+        rows = product(inputs[0][:-1])
+        per_output = (self.in1_features + 1) * self.in2_features
+        return Work(
+            outputs,
+            macs=rows * self.out_features * per_output,
+            other=product(outputs[0]) if self.bias else 0,
+            other_rule="bias: 1 add per output" if self.bias else "",
+            saved=(Stored("input1", inputs[0]), Stored("input2", inputs[1])),
+        )
+
 
 @register
 @dataclass(frozen=True)
@@ -143,6 +165,9 @@ class Identity(LayerSpec):
 
     def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
         return (one_input(self, inputs),)
+
+    def work(self, *inputs: Shape) -> Work:
+        return Work(self.output_shapes(*inputs))
 
 
 @register
@@ -168,6 +193,20 @@ class Dropout(LayerSpec):
 
     def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
         return (one_input(self, inputs),)
+
+    def work(self, *inputs: Shape) -> Work:
+        """In training: a mask multiply and a 1/(1 - p) scale per number; keeps the mask,
+        a float tensor on the CPU (CUDA's fused kernel keeps one byte per number).
+        p = 0 and p = 1 keep nothing."""
+        outputs = self.output_shapes(*inputs)
+        if self.p in (0, 1):
+            return Work(outputs)
+        return Work(
+            outputs,
+            other=2 * product(outputs[0]),
+            other_rule="training: mask multiply and scale, 2 per number",
+            saved=(Stored("mask", outputs[0]),),
+        )
 
 
 @register
@@ -215,3 +254,7 @@ class Flatten(LayerSpec):
         if not shape:
             return ((1,),)
         return ((*shape[:start], product(shape[start : end + 1]), *shape[end + 1 :]),)
+
+    def work(self, *inputs: Shape) -> Work:
+        """A view: no compute, nothing kept."""
+        return Work(self.output_shapes(*inputs))

@@ -8,13 +8,14 @@ saved with the model but not trained, listed apart from the parameters.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.dims import Dim, as_size, dim_str, known, product, same_size, shape_str
 from shapecalc.layers._shapes import check_features, one_input
-from shapecalc.spec import LayerSpec, Param, Shape, register
+from shapecalc.spec import LayerSpec, Param, Shape, Stored, Work, register
 
 __all__ = [
     "BatchNorm1d",
@@ -27,6 +28,31 @@ __all__ = [
     "LayerNorm",
     "RMSNorm",
 ]
+
+
+def _norm_work(
+    outputs: tuple[Shape, ...], shape: Shape, groups: Dim, scale: bool, shift: bool, rms: bool
+) -> Work:
+    """A normalisation in training mode over ``groups`` sets of numbers: statistics,
+    normalising and the affine step, per number; keeps the input and per set the
+    statistics backward needs (mean and 1/std; 1/rms alone for RMSNorm)."""
+    numbers = product(shape)
+    per = (3 if rms else 6) + (1 if scale else 0) + (1 if shift else 0)
+    rule = (
+        "per number: square and add (2), multiply by 1/rms (1)"
+        if rms
+        else "per number: mean (1), variance (3), subtract and multiply by 1/std (2)"
+    )
+    rule += ", scale (1)" if scale else ""
+    rule += ", shift (1)" if shift else ""
+    if rms:  # composed of plain ops: x, 1/rms and (for the scale's gradient) x/rms
+        stats: tuple[Stored, ...] = (Stored("1/rms per row", (groups,)),)
+        stats += (Stored("normalised input", shape),) if scale else ()
+    else:
+        stats = (Stored("mean and 1/std per set", (groups,), copies=2),)
+    return Work(
+        outputs, other=per * numbers, other_rule=rule, saved=(Stored("input", shape), *stats)
+    )
 
 
 class _NormBase(LayerSpec):
@@ -73,6 +99,25 @@ class _NormBase(LayerSpec):
         if self._checks_channels():
             check_features(self, shape, axis, self.num_features, "num_features")
         return (shape,)
+
+    def work(self, *inputs: Shape) -> Work:
+        """Training mode: statistics per channel (BatchNorm) or per sample and channel
+        (InstanceNorm)."""
+        outputs = self.output_shapes(*inputs)
+        shape = inputs[0]
+        axis = self._channel_axis(shape)
+        sets = shape[axis] if isinstance(self, _BatchNorm) else product(shape[: axis + 1])
+        affine = self.affine
+        work = _norm_work(outputs, shape, sets, affine, affine and self.bias, rms=False)
+        if isinstance(self, _BatchNorm):
+            return work
+        # InstanceNorm runs batch_norm over N·C channels, on copies of the scale and the
+        # running statistics repeated N times
+        copies = int(affine) + 2 * int(self.track_running_stats)
+        if not copies:
+            return work
+        repeated = Stored("scale and running statistics per sample", (sets,), copies=copies)
+        return dataclasses.replace(work, saved=(*work.saved, repeated))
 
     def _channel_axis(self, shape: Shape) -> int:
         return 1
@@ -221,6 +266,15 @@ class _ShapeNorm(LayerSpec):
             )
         return (shape,)
 
+    def work(self, *inputs: Shape) -> Work:
+        """Statistics per row: every leading dimension before normalized_shape."""
+        outputs = self.output_shapes(*inputs)
+        shape = inputs[0]
+        rows = product(shape[: len(shape) - len(self.dims)])
+        affine: bool = getattr(self, "elementwise_affine", False)
+        shift = affine and bool(getattr(self, "bias", False))
+        return _norm_work(outputs, shape, rows, affine, shift, rms=self.kind == "RMSNorm")
+
 
 @register
 @dataclass(frozen=True)
@@ -356,3 +410,12 @@ class GroupNorm(LayerSpec):
                 shape,
             )
         return (shape,)
+
+    def work(self, *inputs: Shape) -> Work:
+        """Statistics per sample and group."""
+        outputs = self.output_shapes(*inputs)
+        shape = inputs[0]
+        affine = self.affine
+        return _norm_work(
+            outputs, shape, shape[0] * self.num_groups, affine, affine and self.bias, rms=False
+        )

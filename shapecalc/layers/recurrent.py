@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.dims import Dim, dim_str, shape_str
-from shapecalc.spec import LayerSpec, Param, Shape, less_than, register
+from shapecalc.dims import Dim, dim_str, product, shape_str
+from shapecalc.spec import LayerSpec, Param, Shape, Stored, Work, less_than, register
 
 __all__ = ["GRU", "LSTM", "RNN", "CellSpec", "GRUCell", "LSTMCell", "RNNCell", "RecurrentSpec"]
 
@@ -117,6 +117,42 @@ def _sequence_input(
     return shape, len(shape) == ranks[1]
 
 
+#: elementwise FLOPs per hidden unit, per row and time step, by gate count, as PyTorch's
+#: cells compute them: (without biases, per bias vector)
+_GATE_WORK = {
+    # LSTM: ih + hh (4H), σ(i) σ(f) tanh(g) σ(o) (4H), c = f·c + i·g (3H), h = o·tanh(c) (2H)
+    4: (13, 4),
+    # GRU: r and z: add + σ (4H); n = tanh(ih_n + r·hh_n) (3H); h = (h - n)·z + n (3H)
+    3: (10, 3),
+    # RNN: ih + hh (H), tanh or relu (H)
+    1: (2, 1),
+}
+GATE_RULE = {
+    4: "per step and unit: ih + hh (4), σ(i) σ(f) tanh(g) σ(o) (4), c = f·c + i·g (3), "
+    "h = o·tanh(c) (2): 13·H, plus 4·H per bias vector",
+    3: "per step and unit: r, z: add and σ (4), n = tanh(ih_n + r·hh_n) (3), "
+    "h = (h - n)·z + n (3): 10·H, plus 3·H per bias vector",
+    1: "per step and unit: ih + hh (1), tanh or relu (1): 2·H, plus H per bias vector",
+}
+
+
+def _step(
+    gates: int, h: Dim, d_in: Dim, h_out: Dim, bias: bool, projects: bool
+) -> tuple[Dim, Dim, Dim]:
+    """(MACs, elementwise FLOPs, numbers kept for backward) of one layer and direction for
+    one row and one time step. Kept, as PyTorch's cell code keeps them (the CPU path
+    without oneDNN, and GRU/RNN always): LSTM: the gates (4·H), c_(t-1), tanh(c_t) and
+    h_(t-1) (and o·tanh(c_t) before a projection); GRU: the input- and hidden-side gate
+    pre-activations (3·H each) and h_(t-1); RNN: h_t. The layer's input (d_in) is kept
+    once per layer, whatever the directions: it is not part of this count."""
+    g = gates
+    macs = g * h * (d_in + h_out) + (h_out * h if projects else 0)
+    base, per_bias = _GATE_WORK[g]
+    other = (base + (2 * per_bias if bias else 0)) * h
+    kept = {4: 6 * h + h_out + (h if projects else 0), 3: 7 * h, 1: h}[g]
+    return macs, other, kept
+
+
 class RecurrentSpec(LayerSpec):
     """What every multi-layer recurrent spec shares; subclasses set the gates."""
 
@@ -181,6 +217,60 @@ class RecurrentSpec(LayerSpec):
         else:
             out, h_n, c_n = (shape[0], d * h_out), (states, h_out), (states, self.hidden_size)
         return (out, h_n, c_n) if len(self.gates) == 4 else (out, h_n)
+
+    def work(self, *inputs: Shape) -> Work:
+        """Every gate matmul and the elementwise gate work of every step, layer and
+        direction (see :data:`GATE_RULE`); dropout between layers adds a mask and 2 FLOPs
+        per number. Kept for backward: what PyTorch's own cell code keeps (see
+        :func:`_step`); oneDNN's LSTM kernel keeps a larger workspace instead."""
+        outputs = self.output_shapes(*inputs)
+        shape = inputs[0]
+        row_steps = product(shape[:-1])  # T·B (T unbatched)
+        d, g = self.num_directions, len(self.gates)
+        macs: Dim = 0
+        other: Dim = 0
+        saved: list[Stored] = []
+        for index, d_in, copies in self.layer_blocks():
+            m, o, kept = _step(
+                g, self.hidden_size, d_in, self.output_hidden, self.bias, self.projects
+            )
+            macs += copies * d * row_steps * m
+            other += copies * d * row_steps * o
+            # a batch-first input reaches the reverse direction of layer 0 as its own copy
+            # (when the batch-first transpose is not contiguous: batched, B > 1 and T > 1)
+            transposed = len(shape) == 3 and self.batch_first and 1 not in shape[:2]
+            inputs_kept = 2 if index == "0" and d == 2 and transposed else 1
+            saved.append(
+                Stored(f"layer {index}: input", (*shape[:-1], d_in), copies=copies * inputs_kept)
+            )
+            saved.append(
+                Stored(
+                    f"layer {index}: gate state per step" + (", each direction" if d == 2 else ""),
+                    (*shape[:-1], kept),
+                    copies=copies * d,
+                )
+            )
+        if g == 1:  # an RNN keeps h_0 as well: its output is h_t, the input of step t + 1
+            saved.append(Stored("h_0 per layer", outputs[1], copies=1))
+        if self.dropout > 0:
+            between = self.num_layers - 1
+            numbers = row_steps * d * self.output_hidden
+            other += between * 2 * numbers
+            saved.append(
+                Stored(
+                    "dropout mask between layers (a float tensor here)",
+                    (*shape[:-1], d * self.output_hidden),
+                    copies=between,
+                )
+            )
+        return Work(
+            outputs,
+            macs=macs,
+            other=other,
+            other_rule=GATE_RULE[g],
+            saved=tuple(saved),
+            state=tuple(Stored(n, s) for n, s in zip(("h", "c"), outputs[1:], strict=False)),
+        )
 
     def layer_input_size(self, layer: int) -> Dim:
         """``d_in`` of layer ``layer``: ``input_size``, then ``D·H_out`` above layer 0."""
@@ -390,6 +480,24 @@ class CellSpec(LayerSpec):
         shape, batched = _sequence_input(self, inputs, self.input_size, False, (1, 2))
         out: Shape = (shape[0], self.hidden_size) if batched else (self.hidden_size,)
         return (out, out) if len(self.gates) == 4 else (out,)
+
+    def work(self, *inputs: Shape) -> Work:
+        """One step of :meth:`RecurrentSpec.work`; the state is the output itself."""
+        outputs = self.output_shapes(*inputs)
+        shape = inputs[0]
+        rows = product(shape[:-1])
+        h, g = self.hidden_size, len(self.gates)
+        macs, other, kept = _step(g, h, self.input_size, h, self.bias, False)
+        kept += self.input_size
+        if g == 1:  # h_(t-1) too: in a layer it is the previous step's output, kept there
+            kept += h
+        return Work(
+            outputs,
+            macs=rows * macs,
+            other=rows * other,
+            other_rule=GATE_RULE[g],
+            saved=(Stored("input and gate state", (*shape[:-1], kept)),),
+        )
 
 
 @register

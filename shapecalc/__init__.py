@@ -21,6 +21,8 @@ _WHERE = {
     "layer_model": "architectures",
     "lstm_lm": "architectures",
     "rnn_lm": "architectures",
+    "Cost": "cost",
+    "analyze": "cost",
     "Dim": "dims",
     "Expr": "dims",
     "symbol": "dims",
@@ -53,6 +55,7 @@ __all__ = [
     "LAYER_KINDS",
     "LSTM",
     "Candidate",
+    "Cost",
     "Dim",
     "Embedding",
     "Expr",
@@ -70,6 +73,7 @@ __all__ = [
     "Solution",
     "TieError",
     "__version__",
+    "analyze",
     "assert_matches",
     "build",
     "compare",
@@ -106,6 +110,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # the static view of the lazy names above
     from shapecalc.architectures import gru_lm, layer_model, lstm_lm, rnn_lm
     from shapecalc.checkpoint import read_checkpoint
+    from shapecalc.cost import Cost, analyze
     from shapecalc.dims import Dim, Expr, symbol
     from shapecalc.errors import (
         InvalidArgumentError,

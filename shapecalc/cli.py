@@ -16,11 +16,13 @@ from shapecalc import __version__
 from shapecalc.errors import ShapecalcError
 
 if TYPE_CHECKING:
+    from shapecalc.cost import Cost
     from shapecalc.model import Model
 
 __all__ = ["cli", "main"]
 
 FORMATS = ("table", "json", "markdown", "latex")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _format_option(choices: tuple[str, ...]) -> Callable[[Any], Any]:
@@ -113,22 +115,36 @@ def cli() -> None:
 
 
 Flow = tuple[tuple[tuple[Any, ...], ...], tuple[tuple[Any, ...], ...]]
+#: which cost sections were asked for: (shapes, flops, memory)
+Sections = tuple[bool, bool, bool]
 
 
-def _emit(model: Model, fmt: str, explain: bool, flow: Flow | None = None) -> None:
+def _emit(
+    model: Model,
+    fmt: str,
+    explain: bool,
+    flow: Flow | None = None,
+    cost: Cost | None = None,
+    sections: Sections = (False, False, False),
+) -> None:
     """Print ``model`` in ``fmt``; only the table path imports rich. ``flow`` is the
-    (input shapes, output shapes) of ``--input-shape``."""
+    (input shapes, output shapes) of ``--input-shape``; ``cost`` the shapes, compute and
+    memory, shown in the ``sections`` asked for (JSON carries all of it)."""
     if fmt == "json":
         from shapecalc.report import to_json
 
-        click.echo(to_json(model, explanation=explain, flow=flow), nl=False)
+        click.echo(to_json(model, explanation=explain, flow=flow, cost=cost), nl=False)
         return
     from shapecalc import render
 
+    shown = cost is not None and any(sections)
     if fmt == "markdown":
         text = render.markdown(model, explanation=explain)
         if flow:
             text += f"- **Shapes**: {render.flow_text(*flow)}\n"
+        if shown:
+            assert cost is not None
+            text += render.cost_markdown(cost, **_named(sections))
         click.echo(text, nl=False)
         return
     if fmt == "latex":
@@ -140,12 +156,114 @@ def _emit(model: Model, fmt: str, explain: bool, flow: Flow | None = None) -> No
     console.print(render.table(model))
     if flow:
         console.print(f"[bold]Shapes[/bold]  {render.flow_text(*flow)}")
+    if shown:
+        assert cost is not None
+        console.print()
+        console.print(render.cost_table(cost, **_named(sections)))
     if explain:
         console.print()
         console.print(render.explanation(model))
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+def _named(sections: Sections) -> Any:
+    return dict(zip(("shapes", "flops", "memory"), sections, strict=True))
+
+
+_COST_FLAGS = ("shapes", "flops", "memory", "all_", "dtype", "training", "mixed_precision")
+_SIZE_FLAGS = ("batch", "seq_len")
+
+
+def _cost_options(*, sequence: bool) -> list[Callable[[F], F]]:
+    """``--shapes --flops --memory --all --dtype --training --mixed-precision``, and for a
+    model ``--batch --seq-len``."""
+    from shapecalc.model import DTYPE_BYTES, OPTIMIZER_STATES
+
+    options: list[Callable[[F], F]] = [
+        click.option("--shapes", is_flag=True, help="Add every layer's input and output shapes."),
+        click.option(
+            "--flops",
+            is_flag=True,
+            help="Add multiply-accumulates and FLOPs per layer, forward and backward.",
+        ),
+        click.option(
+            "--memory",
+            is_flag=True,
+            help="Add the memory account: weights, gradients, optimizer state, activations "
+            "kept for backward, inference state.",
+        ),
+        click.option("--all", "all_", is_flag=True, help="The same as --shapes --flops --memory."),
+        click.option(
+            "--dtype",
+            type=click.Choice(tuple(DTYPE_BYTES)),
+            default="fp32",
+            show_default=True,
+            help="Storage type of the weights (and activations) for --memory.",
+        ),
+        click.option(
+            "--training",
+            type=click.Choice(tuple(OPTIMIZER_STATES)),
+            default="adam",
+            show_default=True,
+            help="Optimizer whose state --memory counts; none for inference.",
+        ),
+        click.option(
+            "--mixed-precision",
+            is_flag=True,
+            help="fp16/bf16 weights, gradients and activations with an fp32 master copy and "
+            "fp32 optimizer state (needs --dtype fp16 or bf16).",
+        ),
+    ]
+    if sequence:
+        options += [
+            click.option(
+                "--batch",
+                default="B",
+                show_default=True,
+                metavar="B",
+                help="Batch size for --shapes/--flops/--memory: an integer or a name.",
+            ),
+            click.option(
+                "--seq-len",
+                default="T",
+                show_default=True,
+                metavar="T",
+                help="Sequence length for --shapes/--flops/--memory: an integer or a name.",
+            ),
+        ]
+    return options
+
+
+def _cost(
+    model: Model,
+    flags: dict[str, Any],
+    fmt: str,
+    inputs: tuple[tuple[Any, ...], ...] | None = None,
+) -> tuple[Cost | None, Sections]:
+    """The analysis the flags ask for; JSON then carries all of it (shapes, compute and
+    memory), whichever of the flags was given."""
+    all_ = flags["all_"]
+    sections = (all_ or flags["shapes"], all_ or flags["flops"], all_ or flags["memory"])
+    if not any(sections):
+        return None, sections
+    if inputs is None and not model.input_layout:
+        raise click.UsageError(
+            "--shapes, --flops and --memory need the layer's input: give --input-shape"
+        )
+    from shapecalc.cost import analyze
+
+    try:
+        cost = analyze(
+            model,
+            inputs,
+            batch=flags.get("batch", "B"),
+            seq_len=flags.get("seq_len", "T"),
+            dtype=flags["dtype"],
+            training=flags["training"],
+            mixed_precision=flags["mixed_precision"],
+        )
+    except ShapecalcError as err:
+        raise _engine_error(err, {"input": "--input-shape"}) from None
+    return cost, sections
 
 
 def _apply(options: list[Callable[[F], F]]) -> Callable[[F], F]:
@@ -285,12 +403,21 @@ def _model_command(cell: str) -> click.Command:
         help=f"Explain the {name} equations, its matrices and their shapes.",
     )
     @_VERIFY
+    @click.option(
+        "--batch-first/--no-batch-first",
+        default=True,
+        show_default=True,
+        help="Inputs (B, T) as with batch_first=True, or (T, B).",
+    )
+    @_apply(_cost_options(sequence=True))
     def command(fmt: str, explain: bool, verify: bool, **flags: Any) -> None:
+        analysis = {k: flags.pop(k) for k in (*_COST_FLAGS, *_SIZE_FLAGS)}
         try:
             model = _factory(cell)(**_model_arguments(flags))
         except ShapecalcError as err:
             raise _engine_error(err) from None
-        _emit(model, fmt, explain)
+        cost, sections = _cost(model, analysis, fmt)
+        _emit(model, fmt, explain, cost=cost, sections=sections)
         if verify:
             _verify(model)
 
@@ -501,6 +628,7 @@ def _layer_command(kind: str) -> click.Command:
         from shapecalc.architectures import layer_model
         from shapecalc.dims import as_size
 
+        analysis = {k: arguments.pop(k) for k in _COST_FLAGS}
         try:
             spec = cls(**arguments)
             inputs = tuple(
@@ -511,12 +639,15 @@ def _layer_command(kind: str) -> click.Command:
         except ShapecalcError as err:
             raise _engine_error(err, {"input": "--input-shape"}) from None
         model = layer_model(spec)
-        _emit(model, fmt, False, flow=(inputs, outputs) if inputs else None)
+        cost, sections = _cost(model, analysis, fmt, inputs or None)
+        flow = (inputs, outputs) if inputs and not sections[0] else None
+        _emit(model, fmt, False, flow=flow, cost=cost, sections=sections)
         if verify:
             _verify(model)
 
     options = [_field_option(f) for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     options += [
+        *_cost_options(sequence=False),
         _VERIFY,
         click.option(
             "--input-shape",

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from shapecalc.dims import Dim, as_size, dim_str, exact_div, shape_str
+from shapecalc.dims import Dim, as_size, count_str, dim_str, exact_div, shape_str
 from shapecalc.errors import InvalidArgumentError, ShapecalcError, ShapeError
-from shapecalc.model import DTYPE_BYTES, Model
+from shapecalc.model import DTYPE_BYTES, OPTIMIZER_STATES, Model
 from shapecalc.spec import LayerSpec, Shape, Stored, Work
 
 __all__ = [
@@ -50,10 +50,17 @@ __all__ = [
 
 #: optimizer -> (state tensors per trainable parameter, the rule)
 OPTIMIZERS: dict[str, tuple[int, str]] = {
-    "none": (0, "inference: no gradients, no optimizer"),
-    "sgd": (0, "plain SGD keeps no state (momentum would add 1 per parameter)"),
-    "adam": (2, "Adam: exp_avg and exp_avg_sq, 2 per trainable parameter"),
-    "adamw": (2, "AdamW: exp_avg and exp_avg_sq, 2 per trainable parameter"),
+    name: (states, rule)
+    for (name, states), rule in zip(
+        OPTIMIZER_STATES.items(),
+        (
+            "inference: no gradients, no optimizer",
+            "plain SGD keeps no state (momentum would add 1 per parameter)",
+            "Adam: exp_avg and exp_avg_sq, 2 per trainable parameter",
+            "AdamW: exp_avg and exp_avg_sq, 2 per trainable parameter",
+        ),
+        strict=True,
+    )
 }
 #: weights a model can be trained in; int8 and fp8 are storage formats for inference here
 TRAINING_DTYPES = ("fp32", "fp16", "bf16")
@@ -98,6 +105,9 @@ class Cost:
     training: str
     mixed_precision: bool
     layers: tuple[LayerCost, ...]
+    #: True when the input came from the model's own layout at B × T; False for input
+    #: shapes given by hand (then there are no tokens to divide by)
+    from_layout: bool = True
 
     # -- compute ------------------------------------------------------------------------
     @property
@@ -117,13 +127,17 @@ class Cost:
         return sum((c.work.backward_flops for c in self.layers), start=0)
 
     @property
-    def tokens(self) -> Dim:
-        """B·T: the positions one forward pass computes (B without a sequence)."""
+    def tokens(self) -> Dim | None:
+        """B·T: the positions one forward pass computes (B without a sequence); None for
+        input shapes given by hand."""
+        if not self.from_layout:
+            return None
         return self.batch if self.seq_len is None else self.batch * self.seq_len
 
     def per_token(self, value: Dim) -> Dim | None:
         """``value / (B·T)`` when that divides exactly (attention's T² terms do not)."""
-        return exact_div(value, self.tokens)
+        tokens = self.tokens
+        return None if tokens is None else exact_div(value, tokens)
 
     # -- memory -------------------------------------------------------------------------
     @property
@@ -200,23 +214,22 @@ class Cost:
                     rule + (f", {state_size} bytes each" if states else ""),
                 )
             )
+            ids = any(s.itemsize for c in self.layers for s in c.work.saved)
             lines.append(
                 MemoryLine(
                     "activations",
                     self.activation_bytes,
                     f"tensors kept for backward at {self.describe_input()}, "
-                    f"{self.activation_itemsize} bytes each (token ids int64)",
+                    f"{self.activation_itemsize} bytes each" + (", ids int64" if ids else ""),
                 )
             )
         if self.state:
-            names = ", ".join(s.name for _, s in self.state)
-            lines.append(
-                MemoryLine(
-                    "inference state",
-                    self.state_bytes,
-                    f"{names} carried between calls, for {dim_str(self.batch)} sequences",
-                )
-            )
+            names = ", ".join(dict.fromkeys(s.name for _, s in self.state))
+            rule = f"{names} carried from call to call, for a batch of {dim_str(self.batch)}"
+            per = exact_div(self.state_bytes, self.batch)
+            if per is not None and self.batch != 1:
+                rule += f"; {count_str(per)} bytes per sequence"
+            lines.append(MemoryLine("inference state", self.state_bytes, rule))
         return tuple(lines)
 
     @property
@@ -225,11 +238,15 @@ class Cost:
         return sum((line.bytes for line in self.memory if line.label != "inference state"), start=0)
 
     def describe_input(self) -> str:
-        """``B=1, T=100``."""
-        parts = [f"B={dim_str(self.batch)}"]
-        if self.seq_len is not None:
-            parts.append(f"T={dim_str(self.seq_len)}")
-        return ", ".join(parts)
+        """``B=1, T=100``; for input shapes given by hand, ``input (32, 3, 224, 224)``."""
+        if not self.from_layout:
+            return "input " + ", ".join(shape_str(s) for s in self.layers[0].inputs)
+        sizes = {"B": self.batch, "T": self.seq_len}
+        return ", ".join(
+            name if dim_str(value) == name else f"{name}={dim_str(value)}"
+            for name, value in sizes.items()
+            if value is not None
+        )
 
 
 def analyze(
@@ -263,7 +280,7 @@ def analyze(
     if training != "none" and dtype not in TRAINING_DTYPES:
         raise InvalidArgumentError(
             f"training needs dtype fp32, fp16 or bf16, got {dtype!r} "
-            "(int8 and fp8 are counted as inference storage)",
+            "(int8 and fp8 are counted as inference storage: set training to 'none')",
             layer=owner,
             field="dtype",
             value=dtype,
@@ -281,6 +298,7 @@ def analyze(
         )
     b = _number(batch, owner, "batch")
     t: Dim | None = _number(seq_len, owner, "seq_len")
+    from_layout = inputs is None
     if inputs is None:
         if not model.input_layout:
             raise ShapeError(
@@ -320,6 +338,7 @@ def analyze(
         training=training,
         mixed_precision=mixed_precision,
         layers=tuple(layers),
+        from_layout=from_layout,
     )
 
 

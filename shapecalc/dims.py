@@ -212,6 +212,18 @@ class Expr:
         """Python/sympy syntax: ``8*H**2 + 2*V*H + V``."""
         return self._render("*", lambda p: f"**{p}", _ascii_name)
 
+    def grouped(self) -> str:
+        """Like ``str`` with thousands separators in the coefficients: ``34,824·B·T``."""
+        pieces: list[str] = []
+        for mono, coef in self.sorted_terms():
+            factors = [_unicode_name(n) + (_superscript(p) if p != 1 else "") for n, p in mono]
+            body = _join_term(coef, factors, "·", first=not pieces)
+            digits = str(abs(coef))
+            pieces.append(
+                body.replace(digits, f"{abs(coef):,}", 1) if abs(coef) > 1 or not factors else body
+            )
+        return "".join(pieces)
+
     def latex(self) -> str:
         """LaTeX: ``8 H^{2} + 2 V H + V``."""
         return self._render(" ", lambda p: f"^{{{p}}}", _latex_name)

@@ -10,16 +10,20 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from shapecalc.cost import Cost, LayerCost
 from shapecalc.dims import Dim, count_str, dim_latex, dim_str, shape_str
 from shapecalc.explain import explain
 from shapecalc.model import DTYPE_BYTES, Model, Row
 from shapecalc.sizing import Solution
 from shapecalc.spec import Param, Shape
 from shapecalc.targets import Inspection
-from shapecalc.units import human_bytes, human_count
+from shapecalc.units import human_bytes, human_count, human_flops
 
 __all__ = [
     "ModelTable",
+    "cost_markdown",
+    "cost_summary",
+    "cost_table",
     "explanation",
     "flow_text",
     "inspection_tree",
@@ -425,3 +429,231 @@ def explanation(model: Model) -> RenderableType:
             parts.append(Text(line))
         parts.append(Text(""))
     return Group(*parts)
+
+
+# -- shapes, compute and memory ------------------------------------------------------------
+def _amount(value: Dim) -> str:
+    """``847,673,700`` or ``8,476,737·B·T``."""
+    return count_str(value) if isinstance(value, int) else value.grouped()
+
+
+def _outputs_cell(layer: LayerCost) -> str:
+    shapes = layer.outputs
+    names = layer.spec.output_names
+    if len(shapes) == 1 or len(names) < len(shapes):
+        return ", ".join(shape_str(s) for s in shapes)
+    return ", ".join(f"{n} {shape_str(s)}" for n, s in zip(names, shapes, strict=False))
+
+
+def _kept(cost: Cost, layer: LayerCost) -> Dim:
+    return sum((cost.saved_bytes(s) for s in layer.work.saved), start=0)
+
+
+def _cost_columns(shapes: bool, flops: bool, memory: bool) -> list[str]:
+    columns = ["Layer"]
+    if shapes:
+        columns += ["Input", "Output"]
+    if flops:
+        columns += ["MACs", "FLOPs fwd", "FLOPs bwd"]
+    if memory:
+        columns.append("Kept (bytes)")
+    return columns
+
+
+def _cost_cells(
+    cost: Cost, shapes: bool, flops: bool, memory: bool
+) -> Iterator[tuple[list[str], bool]]:
+    """Per-layer cells, then the total row (flag True)."""
+    for layer in cost.layers:
+        cells = [layer.name or layer.spec.kind]
+        if shapes:
+            cells += [", ".join(shape_str(s) for s in layer.inputs), _outputs_cell(layer)]
+        if flops:
+            w = layer.work
+            cells += [_amount(w.macs), _amount(w.forward_flops), _amount(w.backward_flops)]
+        if memory:
+            cells.append(_amount(_kept(cost, layer)))
+        yield cells, False
+    if len(cost.layers) > 1 and (flops or memory):
+        total = ["total"]
+        if shapes:
+            total += ["", ""]
+        if flops:
+            total += [_amount(cost.macs), _amount(cost.forward_flops), _amount(cost.backward_flops)]
+        if memory:
+            total.append(_amount(cost.activation_bytes))
+        yield total, True
+
+
+def _flops_phrase(cost: Cost) -> str:
+    """``848 MFLOPs per forward at B=1, T=100`` or, symbolic, per token."""
+    forward = cost.forward_flops
+    if isinstance(forward, int):
+        return f"{human_flops(forward)} per forward at {cost.describe_input()}"
+    per = cost.per_token(forward)
+    if isinstance(per, int):
+        unit = "token" if cost.seq_len is not None else "sample"
+        return f"{human_flops(per)} per {unit} per forward ({_amount(forward)} in all)"
+    return f"{_amount(forward)} FLOPs per forward at {cost.describe_input()}"
+
+
+def cost_summary(cost: Cost) -> str:
+    """The one-line footer: ``4.27 M params · 17.1 MB fp32 · 848 MFLOPs per forward at
+    B=1, T=100``."""
+    total = cost.model.total
+    parts = [f"{human_count(total) if isinstance(total, int) else _amount(total)} params"]
+    size = cost.model.bytes(cost.dtype)
+    parts.append(
+        f"{human_bytes(size)} {cost.dtype}"
+        if isinstance(size, int)
+        else f"{_amount(size)} bytes {cost.dtype}"
+    )
+    parts.append(_flops_phrase(cost))
+    return " · ".join(parts)
+
+
+def _memory_rows(cost: Cost) -> list[tuple[str, str, str]]:
+    rows = []
+    for line in cost.memory:
+        amount = line.bytes
+        text = (
+            f"{human_bytes(amount)} ({amount:,} bytes)"
+            if isinstance(amount, int)
+            else _amount(amount)
+        )
+        rows.append((line.label, text, line.rule))
+    if cost.training != "none":
+        total = cost.training_bytes
+        text = (
+            f"{human_bytes(total)} ({total:,} bytes)" if isinstance(total, int) else _amount(total)
+        )
+        rows.append(("training total", text, f"{cost.training}, everything above but the state"))
+    return rows
+
+
+def _kept_lines(cost: Cost) -> Iterator[str]:
+    for layer in cost.layers:
+        if layer.work.saved:
+            items = "; ".join(
+                f"{s.name} {shape_str(s.shape)}"
+                + (f" × {dim_str(s.copies)}" if s.copies != 1 else "")
+                + (f" (int{8 * s.itemsize})" if s.itemsize else "")
+                for s in layer.work.saved
+            )
+            yield f"{layer.name or layer.spec.kind}: {items}"
+
+
+def _rule_lines(cost: Cost) -> Iterator[str]:
+    yield (
+        "FLOPs = 2 × MACs of the matrix products (exact) + elementwise work (estimated, "
+        "1 per add, multiply, exp, sigmoid, tanh); backward = 2 × the forward matmul "
+        "FLOPs + the elementwise work once more"
+    )
+    for layer in cost.layers:
+        if layer.work.other_rule:
+            yield f"{layer.name or layer.spec.kind}: {layer.work.other_rule}"
+
+
+class CostTable:
+    """Per-layer shapes, FLOPs and kept bytes; the memory account; the rules; a footer."""
+
+    def __init__(self, cost: Cost, *, shapes: bool, flops: bool, memory: bool) -> None:
+        self.cost, self.shapes, self.flops, self.memory = cost, shapes, flops, memory
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        cost = self.cost
+        title = f"Per layer at {cost.describe_input()}" + (f", {cost.dtype}" if self.memory else "")
+        numbers = self.flops or self.memory
+        if self.shapes and numbers and options.max_width < WIDE:
+            # narrow: the shapes get a table of their own, then the numbers
+            yield self._grid(title + ": shapes", True, False, False)
+            yield self._grid(title, False, self.flops, self.memory)
+        else:
+            yield self._grid(title, self.shapes, self.flops, self.memory)
+        yield from self._notes()
+
+    def _grid(self, title: str, shapes: bool, flops: bool, memory: bool) -> Table:
+        grid = Table(title=title, title_justify="left")
+        rows = list(_cost_cells(self.cost, shapes, flops, memory))
+        for i, name in enumerate(_cost_columns(shapes, flops, memory)):
+            if name in ("Input", "Output"):
+                widest = max(
+                    (len(line) for cells, _ in rows for line in _shape_lines(cells[i]).split("\n")),
+                    default=5,
+                )
+                grid.add_column(name, min_width=widest, overflow="fold")
+            else:
+                numeric = name != "Layer"
+                grid.add_column(name, justify="right" if numeric else "left", no_wrap=True)
+        for cells, total in rows:
+            shown = [_shape_lines(c) if "(" in c else c for c in cells]
+            grid.add_row(*shown, style="italic" if total else None)
+        return grid
+
+    def _notes(self) -> Iterator[RenderableType]:
+        cost = self.cost
+        notes = Table.grid(padding=(0, 2))
+        notes.add_column(style="bold", no_wrap=True)
+        notes.add_column()
+        if self.flops:
+            for line in _rule_lines(cost):
+                notes.add_row("FLOPs rule", line)
+            per = cost.per_token(cost.forward_flops)
+            if per is not None and cost.seq_len is not None:
+                notes.add_row("Per token", f"{_amount(per)} FLOPs forward")
+        if self.memory:
+            account = Table(title=f"Memory ({cost.training})", title_justify="left")
+            for name in ("What", "Bytes", "Rule"):
+                account.add_column(name, justify="right" if name == "Bytes" else "left")
+            for row in _memory_rows(cost):
+                account.add_row(*row)
+            yield account
+            for line in _kept_lines(cost):
+                notes.add_row("Kept", line)
+        notes.add_row("Summary", cost_summary(cost))
+        yield notes
+
+
+def _shape_lines(text: str) -> str:
+    """One shape per line: ``output (B, T, 512)`` / ``h_n (2, B, 512)``."""
+    return text.replace("), ", ")\n")
+
+
+def cost_table(cost: Cost, *, shapes: bool, flops: bool, memory: bool) -> RenderableType:
+    """The ``--shapes``/``--flops``/``--memory`` tables of ``cost`` (see :class:`CostTable`)."""
+    return CostTable(cost, shapes=shapes, flops=flops, memory=memory)
+
+
+def cost_markdown(cost: Cost, *, shapes: bool, flops: bool, memory: bool) -> str:
+    """The same as Markdown: a per-layer table, the memory account, the rules."""
+    columns = _cost_columns(shapes, flops, memory)
+    lines = [
+        "",
+        f"#### Per layer at {cost.describe_input()}",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|"
+        + "|".join("---" if c in ("Layer", "Input", "Output") else "--:" for c in columns)
+        + "|",
+    ]
+    for cells, total in _cost_cells(cost, shapes, flops, memory):
+        shown = [f"*{c}*" if total and c else c for c in cells]
+        lines.append("| " + " | ".join(_md_cell(c) for c in shown) + " |")
+    lines.append("")
+    if flops:
+        lines += [f"- **FLOPs rule**: {_md_cell(line)}" for line in _rule_lines(cost)]
+    if memory:
+        lines += [
+            "",
+            f"#### Memory ({cost.training})",
+            "",
+            "| What | Bytes | Rule |",
+            "|---|--:|---|",
+        ]
+        lines += [f"| {a} | {_md_cell(b)} | {_md_cell(c)} |" for a, b, c in _memory_rows(cost)]
+        lines.append("")
+        lines += [f"- **Kept**: {_md_cell(line)}" for line in _kept_lines(cost)]
+    lines.append(f"- **Summary**: {_md_cell(cost_summary(cost))}")
+    return "\n".join(lines) + "\n"

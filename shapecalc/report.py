@@ -10,6 +10,15 @@ Top level: ``schema``, ``model`` (``kind``, ``name``, ``arguments``, ``sizes``),
 name), ``shape``, ``shape_formula``, ``count``, ``formula``, ``role``, ``trainable``,
 ``tied_to`` (null or the name of the tensor it shares; a tied param adds nothing to
 ``total``).
+
+``cost`` (with ``--shapes``, ``--flops``, ``--memory`` or ``--all``, which all give the
+whole section):
+``batch``, ``seq_len``, ``dtype``, ``training``, ``mixed_precision``; per layer its
+``inputs`` and ``outputs`` shapes, ``macs``, ``matmul_flops``, ``forward_flops``,
+``backward_flops``, the ``elementwise_rule``, the tensors ``saved`` for backward and the
+inference ``state``; the totals, ``forward_flops_per_token`` (null when it does not
+divide), ``activation_bytes``, the ``memory`` account (``label``, ``bytes``, ``rule``) and
+``training_bytes``.
 """
 
 from __future__ import annotations
@@ -21,11 +30,13 @@ from shapecalc.dims import Expr, dim_ascii
 from shapecalc.model import DTYPE_BYTES, Model, Row, full_name
 
 if TYPE_CHECKING:
+    from shapecalc.cost import Cost
     from shapecalc.sizing import Candidate, Solution
     from shapecalc.targets import Inspection
 
 __all__ = [
     "SCHEMA",
+    "cost_dict",
     "inspection_json",
     "solution_dict",
     "solution_json",
@@ -111,16 +122,71 @@ def to_dict(model: Model, *, kind: str | None = None) -> dict[str, Any]:
     }
 
 
+def _shape(shape: tuple[Any, ...]) -> list[Any]:
+    return [_value(d) for d in shape]
+
+
+def cost_dict(cost: Cost) -> dict[str, Any]:
+    """The ``cost`` section of the report: shapes, compute and memory."""
+
+    def stored(s: Any, itemsize: int) -> dict[str, Any]:
+        return {
+            "name": s.name,
+            "shape": _shape(s.shape),
+            "copies": _value(s.copies),
+            "itemsize": s.itemsize or itemsize,
+            "bytes": _value(s.nbytes(itemsize)),
+        }
+
+    layers = [
+        {
+            "name": c.name,
+            "kind": c.spec.kind,
+            "inputs": [_shape(s) for s in c.inputs],
+            "outputs": [_shape(s) for s in c.outputs],
+            "macs": _value(c.work.macs),
+            "matmul_flops": _value(c.work.matmul_flops),
+            "forward_flops": _value(c.work.forward_flops),
+            "backward_flops": _value(c.work.backward_flops),
+            "elementwise_rule": c.work.other_rule,
+            "saved": [stored(s, cost.activation_itemsize) for s in c.work.saved],
+            "state": [stored(s, cost.itemsize) for s in c.work.state],
+        }
+        for c in cost.layers
+    ]
+    return {
+        "batch": _value(cost.batch),
+        "seq_len": _value(cost.seq_len),
+        "dtype": cost.dtype,
+        "training": cost.training,
+        "mixed_precision": cost.mixed_precision,
+        "layers": layers,
+        "macs": _value(cost.macs),
+        "forward_flops": _value(cost.forward_flops),
+        "backward_flops": _value(cost.backward_flops),
+        "forward_flops_per_token": _value(cost.per_token(cost.forward_flops)),
+        "activation_bytes": _value(cost.activation_bytes),
+        "memory": [
+            {"label": m.label, "bytes": _value(m.bytes), "rule": m.rule} for m in cost.memory
+        ],
+        "training_bytes": _value(cost.training_bytes) if cost.training != "none" else None,
+    }
+
+
 def to_json(
     model: Model,
     *,
     explanation: bool = False,
     flow: tuple[tuple[tuple[Any, ...], ...], tuple[tuple[Any, ...], ...]] | None = None,
+    cost: Cost | None = None,
 ) -> str:
     """The report as indented JSON text with a final newline; ``explanation`` adds the
     ``--explain`` sections as ``explanation: [{title, lines}]``, ``flow`` the input and
-    output shapes as ``inputs`` and ``outputs`` (lists of shapes)."""
+    output shapes as ``inputs`` and ``outputs`` (lists of shapes), ``cost`` the section
+    :func:`cost_dict` makes."""
     report = to_dict(model)
+    if cost is not None:
+        report["cost"] = cost_dict(cost)
     if explanation:
         from shapecalc.explain import explain
 

@@ -214,6 +214,8 @@ class LayerSpec:
     size_fields: ClassVar[dict[str, int]] = {}
     #: fields that must be real bools (torch refuses ints for these)
     bool_fields: ClassVar[tuple[str, ...]] = ()
+    #: names of forward's outputs when there are several (``output``, ``h_n``, ``c_n``)
+    output_names: ClassVar[tuple[str, ...]] = ()
 
     # -- construction checks, run by subclasses' __post_init__ ---------------------------
     def _check_fields(self) -> None:

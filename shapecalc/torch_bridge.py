@@ -91,7 +91,7 @@ def _chain_class(torch: Any) -> Any:
     """``nn.Module`` whose forward chains its layers (made once, when torch is loaded)."""
     if not _CHAIN:
 
-        class Chain(torch.nn.Module):  # type: ignore[misc]
+        class Module(torch.nn.Module):  # type: ignore[misc]
             def __init__(self, order: list[str]) -> None:
                 super().__init__()
                 self._order = order
@@ -105,7 +105,7 @@ def _chain_class(torch: Any) -> Any:
                         out = out[:1]
                 return out[0] if len(out) == 1 else out
 
-        _CHAIN.append(Chain)
+        _CHAIN.append(Module)
     return _CHAIN[0]
 
 

@@ -8,15 +8,25 @@ Example:
     '17.1 MB'
     >>> human_count(3 * 10**21)
     '3.00e21'
+    >>> human_flops(847_673_700)
+    '848 MFLOPs'
 """
 
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 
-__all__ = ["human_bytes", "human_count"]
+__all__ = ["human_bytes", "human_count", "human_flops"]
 
 _COUNT_UNITS = ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "k"))
+_FLOP_UNITS = (
+    (10**18, "EFLOPs"),
+    (10**15, "PFLOPs"),
+    (10**12, "TFLOPs"),
+    (10**9, "GFLOPs"),
+    (10**6, "MFLOPs"),
+    (10**3, "kFLOPs"),
+)
 _THREE_DIGITS = Context(prec=3, rounding=ROUND_HALF_EVEN)
 _BYTE_UNITS = (
     (10**18, "EB"),
@@ -52,3 +62,8 @@ def human_count(n: int) -> str:
 def human_bytes(n: int) -> str:
     """Decimal units (kB = 1000 bytes), three significant digits."""
     return _scaled(n, _BYTE_UNITS, " B")
+
+
+def human_flops(n: int) -> str:
+    """FLOPs in decimal units (k, M, G, T, P, E), three significant digits."""
+    return _scaled(n, _FLOP_UNITS, " FLOPs")

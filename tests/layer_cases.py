@@ -88,8 +88,8 @@ def recurrent_loose(draw: st.DrawFn, kind: str) -> Args:
 
 
 @st.composite
-def cell_args(draw: st.DrawFn, kind: str) -> Args:
-    args: Args = {"input_size": draw(BIG), "hidden_size": draw(BIG), "bias": draw(BOOL)}
+def cell_args(draw: st.DrawFn, kind: str, sizes: st.SearchStrategy[int] = BIG) -> Args:
+    args: Args = {"input_size": draw(sizes), "hidden_size": draw(sizes), "bias": draw(BOOL)}
     if kind == "RNNCell":
         args["nonlinearity"] = draw(st.sampled_from(["tanh", "relu"]))
     return args
@@ -499,3 +499,15 @@ CASES: dict[str, Case] = {
         st.fixed_dictionaries({"num_parameters": LOOSE}),
     ),
 }
+
+#: smaller arguments for the tests that run every forward for real (FLOPs, saved tensors):
+#: recurrent layers with thousands of units and six layers take seconds per example
+_RUN_ARGS: dict[str, st.SearchStrategy[Args]] = {
+    **{kind: recurrent_args(kind, SIZE) for kind in ("RNN", "GRU", "LSTM")},
+    **{kind: cell_args(kind, SIZE) for kind in ("RNNCell", "GRUCell", "LSTMCell")},
+}
+
+
+def run_args(kind: str) -> st.SearchStrategy[Args]:
+    """Arguments for a test that runs the module: small recurrent sizes, else CASES'."""
+    return _RUN_ARGS.get(kind, CASES[kind].args)

@@ -155,6 +155,7 @@ def test_json_exact_small_model() -> None:
                 "proj_size": 0,
                 "tie_weights": False,
                 "dropout": 0.0,
+                "batch_first": True,
             },
             "sizes": {"V": 3, "H": 2, "L": 1},
         },
@@ -190,14 +191,14 @@ def test_json_exact_small_model() -> None:
             {
                 "name": "lstm",
                 "kind": "LSTM",
-                "spec": "LSTM(input_size=2, hidden_size=2)",
+                "spec": "LSTM(input_size=2, hidden_size=2, batch_first=True)",
                 "description": "1-layer LSTM, hidden size 2",
                 "arguments": {
                     "input_size": 2,
                     "hidden_size": 2,
                     "num_layers": 1,
                     "bias": True,
-                    "batch_first": False,
+                    "batch_first": True,
                     "dropout": 0.0,
                     "bidirectional": False,
                     "proj_size": 0,
@@ -271,6 +272,12 @@ def test_json_exact_small_model() -> None:
         "notes": [],
     }
     assert json.loads(result.stdout) == expected
+    flagged = run(["lstm", "--vocab", "3", "--hidden", "2", "--flops", "--format", "json"])
+    cost = json.loads(flagged.stdout)["cost"]
+    # per token: LSTM 4·2·(2 + 2) MACs, head 2·3; elementwise LSTM (13 + 8)·2, head 3
+    assert (cost["macs"], cost["forward_flops"]) == ("38*B*T", "121*B*T")
+    # ids 8 bytes; LSTM input 2 + gates 8 + c, tanh c, h 6 floats; head input 2 floats
+    assert cost["activation_bytes"] == "80*B*T"
 
 
 def test_json_tied_and_explained() -> None:

@@ -61,3 +61,14 @@ def test_readme_python_example_runs_and_its_comments_are_true() -> None:
         assert repr(value) == expected, (code, repr(value), expected)
         checked += 1
     assert checked >= 5
+
+
+def test_readme_cost_summary_is_what_the_command_prints() -> None:
+    from tests.test_cli import run
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"\$ (shapecalc lstm [^\n]*--flops[^\n]*)\n\.\.\.\n(Summary[^\n]*)\n", readme)
+    assert match, "README.md lost its --flops example"
+    command, summary = match.group(1).split()[1:], match.group(2)
+    out = run(command, 200).stdout
+    assert summary.split(None, 1)[1] in out

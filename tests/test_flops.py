@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from shapecalc.errors import ShapecalcError
 from shapecalc.spec import LAYER_KINDS
-from tests.layer_cases import CASES
+from tests.layer_cases import CASES, run_args
 
 torch = pytest.importorskip("torch")
 FlopCounterMode = pytest.importorskip("torch.utils.flop_counter").FlopCounterMode
@@ -68,7 +68,7 @@ def counted(module: Any, shapes: tuple[tuple[int, ...], ...], backward: bool = F
 @given(data=st.data())
 def test_matmul_flops_equal_flop_counter_mode(kind: str, data: st.DataObject) -> None:
     case = CASES[kind]
-    args = data.draw(case.args, label="args")
+    args = data.draw(run_args(kind), label="args")
     spec = LAYER_KINDS[kind](**args)
     shapes = data.draw(case.inputs(spec), label="inputs")
     try:
@@ -84,7 +84,7 @@ def test_matmul_flops_equal_flop_counter_mode(kind: str, data: st.DataObject) ->
 @given(data=st.data())
 def test_backward_matmul_flops_are_twice_the_forward(kind: str, data: st.DataObject) -> None:
     case = CASES[kind]
-    args = data.draw(case.args, label="args")
+    args = data.draw(run_args(kind), label="args")
     # FlopCounterMode counts a grouped convolution's weight gradient as if it were not
     # grouped (groups times the products done), so grouped ones are left out here
     args = {**args, "groups": 1} if "groups" in args else args

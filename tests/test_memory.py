@@ -27,7 +27,7 @@ import shapecalc
 from shapecalc.cost import analyze
 from shapecalc.errors import ShapecalcError
 from shapecalc.spec import LAYER_KINDS
-from tests.layer_cases import CASES
+from tests.layer_cases import CASES, run_args
 
 torch = pytest.importorskip("torch")
 
@@ -160,7 +160,7 @@ def _layer_inputs(kind: str, spec: Any, shapes: Any, indices: bool) -> list[Any]
 @given(data=st.data())
 def test_layer_activations_against_torch(kind: str, data: st.DataObject) -> None:
     case = CASES[kind]
-    args = data.draw(case.args, label="args")
+    args = data.draw(run_args(kind), label="args")
     spec = LAYER_KINDS[kind](**args)
     shapes = data.draw(case.inputs(spec), label="inputs")
     try:

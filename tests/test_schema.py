@@ -50,6 +50,27 @@ def test_model_reports_validate(cell: str, data: st.DataObject, explain: bool) -
     REPORT.validate(json.loads(result.stdout))
 
 
+@settings(max_examples=20)
+@given(
+    cell=st.sampled_from(["lstm", "gru", "rnn"]),
+    batch=st.sampled_from(["1", "32", "B", "N"]),
+    seq_len=st.sampled_from(["1", "100", "T"]),
+    dtype=st.sampled_from(["fp32", "fp16", "bf16"]),
+    training=st.sampled_from(["none", "sgd", "adam", "adamw"]),
+    mixed=st.booleans(),
+)
+def test_cost_reports_validate(
+    cell: str, batch: str, seq_len: str, dtype: str, training: str, mixed: bool
+) -> None:
+    args = [cell, "--hidden", "16", "--vocab", "9", "--layers", "2", "--all", "--format", "json"]
+    args += ["--batch", batch, "--seq-len", seq_len, "--dtype", dtype, "--training", training]
+    result = run([*args, *(["--mixed-precision"] if mixed and dtype != "fp32" else [])])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    REPORT.validate(report)
+    assert report["cost"]["training"] == training
+
+
 def test_symbolic_report_validates() -> None:
     result = run(
         [
@@ -78,6 +99,7 @@ def test_layer_reports_validate(kind: str) -> None:
             kind.lower(),
             *flags(cls.example),
             *shape_flags(cls.example_input),
+            "--all",
             "--format",
             "json",
         ]

@@ -61,6 +61,7 @@ class MultiheadAttention(LayerSpec):
     formula_args: ClassVar[dict[str, Any]] = {"embed_dim": "E", "num_heads": 8}
     example_input: ClassVar[tuple[Shape, ...]] = ((100, 32, 512), (120, 32, 512), (120, 32, 512))
     size_fields: ClassVar[dict[str, int]] = {"embed_dim": 1, "num_heads": 1}
+    output_names: ClassVar[tuple[str, ...]] = ("attn_output", "attn_weights")
     bool_fields: ClassVar[tuple[str, ...]] = (
         "bias",
         "add_bias_kv",
@@ -202,7 +203,8 @@ class MultiheadAttention(LayerSpec):
             saved += [Stored("key", key), Stored("value", value)]
         saved += [
             Stored("q", (*query[:-1], e)),
-            Stored("k and v", (*key[:-1], e), copies=2),
+            # after add_bias_kv and add_zero_attn append their rows: S' = source positions
+            Stored("k and v", (batch, source, e) if len(key) == 3 else (source, e), copies=2),
             # the fused kernel (no weights asked for, no dropout) keeps the softmax's
             # log-sum-exp per query row instead of every score
             Stored("attention weights", (scores,))

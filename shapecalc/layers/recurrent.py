@@ -136,6 +136,14 @@ GATE_RULE = {
 }
 
 
+#: what a recurrent layer keeps per step (besides its input), by gate count
+KEPT_PER_STEP = {
+    4: "gates i f g o, c_(t-1), tanh(c_t), h_(t-1) per step",
+    3: "gate pre-activations (input and hidden side), h_(t-1) per step",
+    1: "h_t per step",
+}
+
+
 def _step(
     gates: int, h: Dim, d_in: Dim, h_out: Dim, bias: bool, projects: bool
 ) -> tuple[Dim, Dim, Dim]:
@@ -168,6 +176,7 @@ class RecurrentSpec(LayerSpec):
     bidirectional: bool
 
     family: ClassVar[str] = "recurrent"
+    output_names: ClassVar[tuple[str, ...]] = ("output", "h_n", "c_n")
     size_fields: ClassVar[dict[str, int]] = {"input_size": 1, "hidden_size": 1, "num_layers": 1}
     bool_fields: ClassVar[tuple[str, ...]] = ("bias", "batch_first", "bidirectional")
 
@@ -245,7 +254,7 @@ class RecurrentSpec(LayerSpec):
             )
             saved.append(
                 Stored(
-                    f"layer {index}: gate state per step" + (", each direction" if d == 2 else ""),
+                    f"layer {index}: {KEPT_PER_STEP[g]}" + (", each direction" if d == 2 else ""),
                     (*shape[:-1], kept),
                     copies=copies * d,
                 )
@@ -461,6 +470,7 @@ class CellSpec(LayerSpec):
 
     gates: ClassVar[tuple[str, ...]]
     family: ClassVar[str] = "recurrent"
+    output_names: ClassVar[tuple[str, ...]] = ("h'", "c'")
     size_fields: ClassVar[dict[str, int]] = {"input_size": 0, "hidden_size": 0}
     bool_fields: ClassVar[tuple[str, ...]] = ("bias",)
 
@@ -496,7 +506,11 @@ class CellSpec(LayerSpec):
             macs=rows * macs,
             other=rows * other,
             other_rule=GATE_RULE[g],
-            saved=(Stored("input and gate state", (*shape[:-1], kept)),),
+            saved=(
+                Stored(
+                    f"input and {KEPT_PER_STEP[g].removesuffix(' per step')}", (*shape[:-1], kept)
+                ),
+            ),
         )
 
 

@@ -80,6 +80,100 @@ def cli(args: list[str], width: int = 100) -> str:
     return "\n".join(line.rstrip() for line in text.splitlines())
 
 
+def cost_facts() -> dict[str, str]:
+    """The numbers of concepts/compute-and-memory.md."""
+    from shapecalc.cost import analyze
+    from shapecalc.dims import Dim, symbol
+    from shapecalc.spec import LAYER_KINDS
+
+    def amount(value: Dim) -> str:
+        return count_str(value) if isinstance(value, int) else value.grouped()
+
+    headline = ["lstm", "--layers", "2", "--hidden", "512", "--vocab", "65"]
+    out: dict[str, str] = {}
+    full = cli([*headline, "--all", "--batch", "1", "--seq-len", "100"])
+    out["all_output"] = "...\n" + full[full.index("Per layer") :]  # the parameter table cut
+    model = shapecalc.lstm_lm(vocab=65, hidden=512, layers=2)
+    symbolic = analyze(model)
+    out["shape_rows"] = "\n".join(
+        f"| {c.name} | {', '.join(shape_str(s) for s in c.inputs)} | "
+        + ", ".join(
+            f"{n} {shape_str(s)}" if len(c.outputs) > 1 else shape_str(s)
+            for n, s in zip(c.spec.output_names or ("",), c.outputs, strict=False)
+        )
+        + " |"
+        for c in symbolic.layers
+    )
+    conv = LAYER_KINDS["Conv2d"](3, 64, 7, stride=2, padding=3)
+    (shape,) = conv.output_shapes((symbol("B"), 3, symbol("H"), symbol("W")))
+    out["conv_shape"] = f"`{shape_str(shape)}`"
+    out["conv_224"] = str(shape[2].subs({"H": 224}))  # type: ignore[union-attr]
+    out["shape_error"] = cli(
+        [
+            "layer",
+            "conv2d",
+            "--in-channels",
+            "3",
+            "--out-channels",
+            "64",
+            "--kernel-size",
+            "7",
+            "--input-shape",
+            "8,4,224,224",
+            "--shapes",
+        ]
+    )
+    rules = {}
+    examples = {
+        "LSTM": ((symbol("T"), symbol("B"), 8),),
+        "GRU": ((symbol("T"), symbol("B"), 8),),
+        "RNN": ((symbol("T"), symbol("B"), 8),),
+        "Linear": ((symbol("B"), 8),),
+        "Conv2d": ((1, 8, 9, 9),),
+        "LayerNorm": ((2, 8),),
+        "BatchNorm2d": ((2, 8, 4, 4),),
+        "RMSNorm": ((2, 8),),
+        "MultiheadAttention": ((3, 2, 8), (3, 2, 8), (3, 2, 8)),
+        "Dropout": ((2, 8),),
+        "PReLU": ((2, 8),),
+        "EmbeddingBag": ((2, 3),),
+    }
+    args: dict[str, tuple[object, ...]] = {
+        "LSTM": (8, 16),
+        "GRU": (8, 16),
+        "RNN": (8, 16),
+        "Linear": (8, 4),
+        "Conv2d": (8, 4, 3),
+        "LayerNorm": (8,),
+        "BatchNorm2d": (8,),
+        "RMSNorm": (8,),
+        "MultiheadAttention": (8, 2),
+        "Dropout": (),
+        "PReLU": (),
+        "EmbeddingBag": (10, 4),
+    }
+    for kind, inputs in examples.items():
+        rules[kind] = LAYER_KINDS[kind](*args[kind]).work(*inputs).other_rule
+    rules["Embedding"] = "none: a lookup"
+    rules["Transformer layers"] = (
+        LAYER_KINDS["TransformerEncoderLayer"](8, 2).work((3, 2, 8)).other_rule
+    )
+    out["rule_rows"] = "\n".join(f"| {k} | {v} |" for k, v in rules.items())
+    letters = analyze(shapecalc.lstm_lm("V", "H", 2))
+    per_token = letters.per_token(letters.forward_flops)
+    out["flops_per_token_formula"] = str(per_token)
+    concrete = analyze(model, batch=1, seq_len=100)
+    out["flops_per_token"] = count_str(concrete.per_token(concrete.forward_flops) or 0)
+    out["flops_forward"] = f"{count_str(concrete.forward_flops)} FLOPs"
+    out["flops_forward_int"] = str(concrete.forward_flops)
+    out["activation_bytes"] = str(concrete.activation_bytes)
+    out["memory_rows"] = (
+        "\n".join(f"| {line.label} | {amount(line.bytes)} |" for line in concrete.memory)
+        + f"\n| *training total* | *{amount(concrete.training_bytes)}* |"
+    )
+    return out
+
+
 def howto_facts() -> dict[str, str]:
     """Numbers and outputs of the how-to pages (the bridge parts need torch)."""
     import os

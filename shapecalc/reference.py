@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections import Counter
+from collections.abc import Iterable
 
-from shapecalc.dims import dim_str, shape_str
+from shapecalc.dims import count_str, dim_str, shape_str
 from shapecalc.spec import LAYER_KINDS, LayerSpec
 
 __all__ = ["FAMILIES", "family_page", "index_page", "kind_section", "signature"]
@@ -80,7 +82,8 @@ def kind_section(cls: type[LayerSpec]) -> str:
     rule = _doc(cls.output_shapes.__doc__)
     if rule:
         lines += [f"Output shapes: {rule}", ""]
-    outputs = example.output_shapes(*cls.example_input)
+    work = example.work(*cls.example_input)
+    outputs = work.outputs
     total = example.total()
     lines += [
         f"Example: `{example}` has {total:,} parameters"
@@ -93,7 +96,30 @@ def kind_section(cls: type[LayerSpec]) -> str:
         f"{', '.join(shape_str(s) for s in outputs)}.",
         "",
     ]
+    kept = sum((st.nbytes(4) for st in work.saved), start=0)
+    lines += [
+        f"Compute for that input: {count_str(work.macs)} multiply-accumulates, "
+        f"{count_str(work.forward_flops)} FLOPs forward and {count_str(work.backward_flops)} "
+        f"backward; {count_str(kept)} bytes kept for backward at fp32"
+        + (f" ({_named_counts(st.name for st in work.saved)})" if work.saved else "")
+        + "."
+        + (f" Elementwise FLOPs: {work.other_rule}." if work.other_rule else ""),
+        "",
+    ]
+    if work.state:
+        lines += [
+            "Inference state carried between calls: "
+            + "; ".join(f"{st.name} {shape_str(st.shape)}" for st in work.state)
+            + ".",
+            "",
+        ]
     return "\n".join(lines)
+
+
+def _named_counts(names: Iterable[str]) -> str:
+    """``query; q (2×); dropout mask (3×)``: each name once, with how often it occurs."""
+    counts = Counter(names)
+    return "; ".join(f"{n} ({c}×)" if c > 1 else n for n, c in counts.items())
 
 
 def family_page(family: str) -> str:

@@ -20,6 +20,8 @@ The rules, written once here and in the docs:
 - **Activations**: the tensors kept for backward in training mode, at the activation dtype
   (fp32, or 2 bytes under mixed precision); token ids are int64.
 
+Example:
+
     >>> import shapecalc
     >>> cost = analyze(shapecalc.lstm_lm(vocab=65, hidden=512, layers=2), batch=1, seq_len=100)
     >>> [c.outputs[0] for c in cost.layers]

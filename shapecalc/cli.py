@@ -16,6 +16,7 @@ from shapecalc import __version__
 from shapecalc.errors import ShapecalcError
 
 if TYPE_CHECKING:
+    from shapecalc.conventions import Converted
     from shapecalc.cost import Cost
     from shapecalc.model import Model
 
@@ -126,6 +127,7 @@ def _emit(
     flow: Flow | None = None,
     cost: Cost | None = None,
     sections: Sections = (False, False, False),
+    convention: tuple[Converted, Converted | None] | None = None,
 ) -> None:
     """Print ``model`` in ``fmt``; only the table path imports rich. ``flow`` is the
     (input shapes, output shapes) of ``--input-shape``; ``cost`` the shapes, compute and
@@ -133,13 +135,17 @@ def _emit(
     if fmt == "json":
         from shapecalc.report import to_json
 
-        click.echo(to_json(model, explanation=explain, flow=flow, cost=cost), nl=False)
+        text = to_json(model, explanation=explain, flow=flow, cost=cost, convention=convention)
+        click.echo(text, nl=False)
         return
     from shapecalc import render
 
     shown = cost is not None and any(sections)
+    chosen = convention[0].convention if convention else "pytorch"
     if fmt == "markdown":
-        text = render.markdown(model, explanation=explain)
+        text = render.markdown(model, explanation=explain, convention=chosen)
+        if convention:
+            text = render.convention_markdown(model, *convention) + "\n" + text
         if flow:
             text += f"- **Shapes**: {render.flow_text(*flow)}\n"
         if shown:
@@ -148,12 +154,16 @@ def _emit(
         click.echo(text, nl=False)
         return
     if fmt == "latex":
+        if convention:
+            raise click.UsageError("--format latex shows the pytorch convention only")
         click.echo(render.latex(model), nl=False)
         return
     from rich.console import Console
 
     console = Console(highlight=False)
-    console.print(render.table(model))
+    console.print(
+        render.convention_table(model, *convention) if convention else render.table(model)
+    )
     if flow:
         console.print(f"[bold]Shapes[/bold]  {render.flow_text(*flow)}")
     if shown:
@@ -162,7 +172,7 @@ def _emit(
         console.print(render.cost_table(cost, **_named(sections)))
     if explain:
         console.print()
-        console.print(render.explanation(model))
+        console.print(render.explanation(model, chosen))
 
 
 def _named(sections: Sections) -> Any:
@@ -170,6 +180,51 @@ def _named(sections: Sections) -> Any:
 
 
 _COST_FLAGS = ("shapes", "flops", "memory", "all_", "dtype", "training", "mixed_precision")
+_CONVENTION_FLAGS = ("convention", "reset_after")
+
+
+def _convention_options(*, gru: bool) -> list[Callable[[F], F]]:
+    """``--convention`` and, for a GRU, Keras' ``--reset-after``."""
+    options: list[Callable[[F], F]] = [
+        click.option(
+            "--convention",
+            type=click.Choice(["pytorch", "keras", "onnx"]),
+            default="pytorch",
+            show_default=True,
+            help="Name and shape the tensors as this framework stores them.",
+        )
+    ]
+    if gru:
+        options.append(
+            click.option(
+                "--reset-after/--no-reset-after",
+                default=True,
+                show_default=True,
+                help="Keras' GRU reset_after: a (2, 3H) bias, or one 3H bias.",
+            )
+        )
+    return options
+
+
+def _convention(model: Model, flags: dict[str, Any]) -> tuple[Converted, Converted | None] | None:
+    """The model in the convention the flags ask for (None for pytorch)."""
+    name = flags.get("convention", "pytorch")
+    if name == "pytorch":
+        return None
+    from shapecalc.conventions import convert
+
+    reset_after = flags.get("reset_after", True)
+    try:
+        converted = convert(model, name, reset_after=reset_after)
+    except ShapecalcError as err:
+        raise click.BadParameter(str(err), param_hint="'--convention'") from None
+    try:
+        template: Converted | None = convert(model.template, name, reset_after=reset_after)
+    except ShapecalcError:
+        template = None
+    return converted, template
+
+
 _SIZE_FLAGS = ("batch", "seq_len")
 
 
@@ -410,14 +465,18 @@ def _model_command(cell: str) -> click.Command:
         help="Inputs (B, T) as with batch_first=True, or (T, B).",
     )
     @_apply(_cost_options(sequence=True))
+    @_apply(_convention_options(gru=cell == "gru"))
     def command(fmt: str, explain: bool, verify: bool, **flags: Any) -> None:
         analysis = {k: flags.pop(k) for k in (*_COST_FLAGS, *_SIZE_FLAGS)}
+        naming = {k: flags.pop(k) for k in _CONVENTION_FLAGS if k in flags}
         try:
             model = _factory(cell)(**_model_arguments(flags))
         except ShapecalcError as err:
             raise _engine_error(err) from None
         cost, sections = _cost(model, analysis, fmt)
-        _emit(model, fmt, explain, cost=cost, sections=sections)
+        _emit(
+            model, fmt, explain, cost=cost, sections=sections, convention=_convention(model, naming)
+        )
         if verify:
             _verify(model)
 
@@ -442,6 +501,71 @@ def _maker(make: Callable[[str], click.Command], cell: str) -> Callable[[], clic
 
 for _cell in _MODELS:
     cli.lazy[_cell] = _maker(_model_command, _cell)
+
+
+@cli.group("compare-conventions", cls=ShapecalcGroup)
+def compare_conventions() -> None:
+    """The same model as PyTorch, Keras and ONNX store it, side by side: each framework's
+    tensor names, shapes, gate order and counts, and why the totals differ."""
+
+
+def _compare_command(cell: str) -> click.Command:
+    name = _MODELS[cell][1]
+
+    @_model_options(cell, solving=False)
+    @_format_option(("table", "json", "markdown"))
+    @_apply(_convention_options(gru=cell == "gru")[1:])
+    def command(fmt: str, **flags: Any) -> None:
+        from shapecalc.conventions import CONVENTIONS, convert
+
+        reset_after = flags.pop("reset_after", True)
+        try:
+            model = _factory(cell)(**_model_arguments(flags))
+        except ShapecalcError as err:
+            raise _engine_error(err) from None
+        done: list[tuple[Converted, Converted | None]] = []
+        refused: list[tuple[str, str]] = []
+        for convention in CONVENTIONS:
+            try:
+                converted = convert(model, convention, reset_after=reset_after)
+            except ShapecalcError as err:
+                refused.append((convention, err.rule or str(err)))
+                continue
+            try:
+                twin: Converted | None = convert(
+                    model.template, convention, reset_after=reset_after
+                )
+            except ShapecalcError:
+                twin = None
+            done.append((converted, twin))
+        if fmt == "json":
+            from shapecalc.report import comparison_json
+
+            click.echo(comparison_json(model, done, refused), nl=False)
+            return
+        from shapecalc import render
+
+        if fmt == "markdown":
+            text = "\n".join(render.convention_markdown(model, c, t) for c, t in done)
+            text += "".join(f"\n- **{conv}**: {why}\n" for conv, why in refused)
+            click.echo(text, nl=False)
+            return
+        from rich.console import Console
+
+        console = Console(highlight=False)
+        console.print(render.conventions_side_by_side(model, [c for c, _ in done]))
+        for convention, why in refused:
+            console.print(f"[bold]{convention}[/bold]  cannot store this model: {why}")
+
+    command.__doc__ = (
+        f"The {name} language model in PyTorch's, Keras' and ONNX's conventions.\n\n"
+        f"    Example: shapecalc compare-conventions {cell} --layers 2 --hidden 512 --vocab 65"
+    )
+    return click.command(cell)(command)
+
+
+for _cell in _MODELS:
+    compare_conventions.lazy[_cell] = _maker(_compare_command, _cell)  # type: ignore[attr-defined]
 
 
 @cli.group(cls=ShapecalcGroup)
@@ -629,6 +753,7 @@ def _layer_command(kind: str) -> click.Command:
         from shapecalc.dims import as_size
 
         analysis = {k: arguments.pop(k) for k in _COST_FLAGS}
+        naming = {k: arguments.pop(k) for k in _CONVENTION_FLAGS if k in arguments}
         try:
             spec = cls(**arguments)
             inputs = tuple(
@@ -641,13 +766,15 @@ def _layer_command(kind: str) -> click.Command:
         model = layer_model(spec)
         cost, sections = _cost(model, analysis, fmt, inputs or None)
         flow = (inputs, outputs) if inputs and not sections[0] else None
-        _emit(model, fmt, False, flow=flow, cost=cost, sections=sections)
+        converted = _convention(model, naming)
+        _emit(model, fmt, False, flow=flow, cost=cost, sections=sections, convention=converted)
         if verify:
             _verify(model)
 
     options = [_field_option(f) for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     options += [
         *_cost_options(sequence=False),
+        *_convention_options(gru=kind == "GRU"),
         _VERIFY,
         click.option(
             "--input-shape",

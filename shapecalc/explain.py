@@ -23,14 +23,16 @@ class Section:
     lines: tuple[str, ...]
 
 
-def explain(model: Model) -> list[Section]:
-    """Sections of text about ``model``; models without a recurrent layer get the totals."""
+def explain(model: Model, convention: str = "pytorch") -> list[Section]:
+    """Sections of text about ``model``; models without a recurrent layer get the totals.
+    ``convention`` (pytorch, keras, onnx) is the framework whose gate order is named."""
     rnns = [
         (layer.name, layer.spec) for layer in model.layers if isinstance(layer.spec, RecurrentSpec)
     ]
     sections: list[Section] = []
     if rnns:
         sections.extend(_explain_recurrent(model, *rnns[0]))
+        sections.append(_gate_order(rnns[0][1].kind, convention))
     sections.append(_where_total_comes_from(model))
     if rnns:
         sections.append(_confusions(model, *rnns[0]))
@@ -222,6 +224,25 @@ def _explain_recurrent(model: Model, name: str, rnn: RecurrentSpec) -> list[Sect
         ),
         Section(f"Parameters per {rnn.kind} layer", tuple(per_layer)),
     ]
+
+
+def _gate_order(kind: str, convention: str) -> Section:
+    """The gate blocks' order in the chosen framework, and in the others."""
+    from shapecalc.conventions import CONVENTIONS, gate_order
+
+    names = {"pytorch": "PyTorch", "keras": "Keras", "onnx": "ONNX"}
+    lines = [
+        f"{names[convention]} stacks the {kind} gate blocks as {gate_order(convention, kind)}."
+    ]
+    lines += [
+        f"{names[other]}: {gate_order(other, kind)}" for other in CONVENTIONS if other != convention
+    ]
+    if kind != "RNN":
+        lines.append(
+            "Copying weights between frameworks means reordering these blocks along the "
+            "gate axis (and transposing for Keras, whose kernels are stored (in, out))."
+        )
+    return Section(f"Gate order ({names[convention]})", tuple(lines))
 
 
 def _one_layer(model: Model, name: str, index: str) -> tuple[Dim, Dim]:

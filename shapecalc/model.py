@@ -185,6 +185,22 @@ class Model:
             if full_name(layer.name, p.name) not in self.ties
         ]
 
+    def params(self, convention: str = "pytorch", *, reset_after: bool = True) -> list[Param]:
+        """Every tensor as ``convention`` (pytorch, keras or onnx) names and shapes it,
+        shared ones once, repeated layers expanded. Keras' BatchNormalization lists its
+        moving statistics as (non-trainable) weights; see :mod:`shapecalc.conventions`.
+
+            >>> from shapecalc.architectures import gru_lm
+            >>> for p in gru_lm(65, 512).params("keras")[1:4]:
+            ...     print(p.name, p.shape)
+            gru/gru_cell/kernel (512, 1536)
+            gru/gru_cell/recurrent_kernel (512, 1536)
+            gru/gru_cell/bias (2, 1536)
+        """
+        from shapecalc.conventions import convert
+
+        return convert(self, convention, reset_after=reset_after).params()
+
     @property
     def total(self) -> Dim:
         """Parameters, each shared tensor counted once."""

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from shapecalc.conventions import Converted
 from shapecalc.cost import Cost, LayerCost
 from shapecalc.dims import Dim, count_str, dim_latex, dim_str, shape_str
 from shapecalc.explain import explain
@@ -21,6 +22,9 @@ from shapecalc.units import human_bytes, human_count, human_flops
 
 __all__ = [
     "ModelTable",
+    "convention_markdown",
+    "convention_table",
+    "conventions_side_by_side",
     "cost_markdown",
     "cost_summary",
     "cost_table",
@@ -214,7 +218,7 @@ def _md_cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(model: Model, *, explanation: bool = False) -> str:
+def markdown(model: Model, *, explanation: bool = False, convention: str = "pytorch") -> str:
     """A GitHub-flavoured Markdown table and summary, ready to paste; ``explanation``
     appends the ``--explain`` sections (equations as an indented code block)."""
     lines = [
@@ -237,7 +241,7 @@ def markdown(model: Model, *, explanation: bool = False) -> str:
     for label, text in summary_lines(model):
         lines.append(f"- **{label}**: {_md_cell(text)}")
     if explanation:
-        for section in explain(model):
+        for section in explain(model, convention):
             lines.extend(["", f"#### {section.title}", ""])
             for line in section.lines:
                 # equations keep their layout as an indented code block; prose is a list
@@ -420,10 +424,10 @@ def _one_kind(node: dict[str, Any]) -> bool:
     return len({e.kind for e in _entries_under(node)}) == 1
 
 
-def explanation(model: Model) -> RenderableType:
-    """``--explain``: titled sections of plain text."""
+def explanation(model: Model, convention: str = "pytorch") -> RenderableType:
+    """``--explain``: titled sections of plain text (gate order in ``convention``)."""
     parts: list[RenderableType] = []
-    for section in explain(model):
+    for section in explain(model, convention):
         parts.append(Text(section.title, style="bold underline"))
         for line in section.lines:
             parts.append(Text(line))
@@ -657,3 +661,144 @@ def cost_markdown(cost: Cost, *, shapes: bool, flops: bool, memory: bool) -> str
         lines += [f"- **Kept**: {_md_cell(line)}" for line in _kept_lines(cost)]
     lines.append(f"- **Summary**: {_md_cell(cost_summary(cost))}")
     return "\n".join(lines) + "\n"
+
+
+# -- framework conventions -----------------------------------------------------------------
+_FRAMEWORK = {"pytorch": "PyTorch", "keras": "Keras", "onnx": "ONNX"}
+
+
+def _convention_rows(
+    converted: Converted, template: Converted | None
+) -> Iterator[tuple[str, Param, Param | None, str | None]]:
+    """(model layer, tensor, its symbolic twin or None, tied to) in order."""
+    twins = list(template.tensors) if template else []
+    same = len(twins) == len(converted.tensors) and all(
+        a[1].name == b[1].name for a, b in zip(twins, converted.tensors, strict=True)
+    )
+    for i, (layer, param) in enumerate(converted.tensors):
+        yield layer, param, twins[i][1] if same else None, converted.ties.get(param.name)
+
+
+def _convention_footer(model: Model, converted: Converted) -> list[tuple[str, str]]:
+    name = _FRAMEWORK[converted.convention]
+    lines = [("Total", f"{count_str(converted.total)} numbers stored in {name}'s convention")]
+    if converted.convention != "pytorch":
+        delta = converted.total - model.total
+        sign = "+" if isinstance(delta, int) and delta > 0 else ""
+        change = "the same" if delta == 0 else f"{sign}{_amount(delta)} in {name}"
+        lines.append(("PyTorch", f"{count_str(model.total)} ({change})"))
+    from shapecalc.conventions import describe
+
+    lines += [("Why", line) for line in describe(converted, model.total)]
+    lines += [("Gate order", f"{layer}: {order}") for layer, order in converted.gate_orders.items()]
+    lines += [("Tied", f"{t} is {s}: one tensor, counted once") for t, s in converted.ties.items()]
+    return lines
+
+
+class ConventionTable:
+    """``--convention keras|onnx``: the framework's tensors with shapes, counts and
+    formulas, then the total, the difference from PyTorch and why, and the gate order.
+    Narrower than :data:`WIDE` columns, the role goes under the tensor's name."""
+
+    def __init__(self, model: Model, converted: Converted, template: Converted | None) -> None:
+        self.model, self.converted, self.template = model, converted, template
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        wide = options.max_width >= WIDE
+        framework = _FRAMEWORK[self.converted.convention]
+        grid = Table(title=f"{_title(self.model)}, as {framework} stores it", title_justify="left")
+        grid.add_column("Tensor", no_wrap=wide, ratio=None if wide else 1)
+        grid.add_column("Shape", no_wrap=True)
+        grid.add_column("Count", justify="right", no_wrap=True)
+        grid.add_column("Formula")
+        if wide:
+            grid.add_column("Role", ratio=1)
+        previous = None
+        for layer, param, twin, tied in _convention_rows(self.converted, self.template):
+            if previous is not None and layer != previous:
+                grid.add_section()
+            previous = layer
+            formula = _times(twin) if twin is not None else ""
+            role = f"the same tensor as {tied} (counted there)" if tied else param.role
+            count = "tied" if tied else _times(param)
+            if wide:
+                grid.add_row(param.name, shape_str(param.shape), count, formula, role)
+            else:
+                name = Text(param.name)
+                name.append("\n" + role, style="dim")
+                grid.add_row(name, shape_str(param.shape), count, formula)
+        yield grid
+        footer = Table.grid(padding=(0, 2))
+        footer.add_column(style="bold", no_wrap=True)
+        footer.add_column()
+        for label, text in _convention_footer(self.model, self.converted):
+            footer.add_row(label, text)
+        yield footer
+
+
+def convention_table(
+    model: Model, converted: Converted, template: Converted | None = None
+) -> RenderableType:
+    """The :class:`ConventionTable` of ``converted``."""
+    return ConventionTable(model, converted, template)
+
+
+def convention_markdown(model: Model, converted: Converted, template: Converted | None) -> str:
+    lines = [
+        f"### {_title(model)}, as {_FRAMEWORK[converted.convention]} stores it",
+        "",
+        "| Tensor | Shape | Count | Formula | Role |",
+        "|---|---|--:|---|---|",
+    ]
+    for _, param, twin, tied in _convention_rows(converted, template):
+        lines.append(
+            f"| `{param.name}` | {shape_str(param.shape)} | {'tied' if tied else _times(param)} | "
+            f"{_times(twin) if twin is not None else ''} | {_md_cell(param.role)} |"
+        )
+    lines.append("")
+    lines += [f"- **{a}**: {_md_cell(b)}" for a, b in _convention_footer(model, converted)]
+    return "\n".join(lines) + "\n"
+
+
+def conventions_side_by_side(model: Model, converted: list[Converted]) -> RenderableType:
+    """``shapecalc compare-conventions``: per layer, each framework's tensors in its own
+    column (name, then shape and count), then one line per framework: total, gate order,
+    difference from PyTorch and why."""
+    grid = Table(title=f"{_title(model)} in {len(converted)} frameworks", title_justify="left")
+    grid.add_column("Layer", style="bold", no_wrap=True)
+    for c in converted:
+        grid.add_column(_FRAMEWORK[c.convention], ratio=1, overflow="fold")
+    for layer in model.layers:
+        columns = [
+            [
+                f"{p.name}\n  {shape_str(p.shape)} {'tied' if p.name in c.ties else _times(p)}"
+                for name, p in c.tensors
+                if name == layer.name
+            ]
+            for c in converted
+        ]
+        height = max((len(col) for col in columns), default=0)
+        for i in range(height):
+            cells = [col[i] if i < len(col) else "" for col in columns]
+            grid.add_row(layer.name if i == 0 else "", *cells, end_section=i == height - 1)
+    summary = Table(title="Totals", title_justify="left")
+    for column in ("Framework", "Total", "vs PyTorch", "Gate order", "Why"):
+        summary.add_column(column, justify="right" if column in ("Total", "vs PyTorch") else "left")
+    from shapecalc.conventions import describe
+
+    for c in converted:
+        delta = c.total - model.total
+        orders = "; ".join(c.gate_orders.values()) or "-"
+        why = "; ".join(describe(c, model.total)) if c.convention != "pytorch" else ""
+        summary.add_row(
+            _FRAMEWORK[c.convention],
+            count_str(c.total),
+            ""
+            if c.convention == "pytorch"
+            else ("+" if isinstance(delta, int) and delta > 0 else "") + _amount(delta),
+            orders,
+            why,
+        )
+    return Group(grid, summary)

@@ -30,12 +30,15 @@ from shapecalc.dims import Expr, dim_ascii
 from shapecalc.model import DTYPE_BYTES, Model, Row, full_name
 
 if TYPE_CHECKING:
+    from shapecalc.conventions import Converted
     from shapecalc.cost import Cost
     from shapecalc.sizing import Candidate, Solution
     from shapecalc.targets import Inspection
 
 __all__ = [
     "SCHEMA",
+    "comparison_json",
+    "convention_dict",
     "cost_dict",
     "inspection_json",
     "solution_dict",
@@ -173,24 +176,93 @@ def cost_dict(cost: Cost) -> dict[str, Any]:
     }
 
 
+def convention_dict(
+    model: Model, converted: Converted, template: Converted | None = None
+) -> dict[str, Any]:
+    """The ``convention`` section: the framework's tensors, its total, the difference
+    from PyTorch with the reasons, and the gate order of each recurrent layer."""
+    twins = list(template.tensors) if template else []
+    same = len(twins) == len(converted.tensors) and all(
+        a[1].name == b[1].name for a, b in zip(twins, converted.tensors, strict=True)
+    )
+    tensors = [
+        {
+            "layer": layer,
+            "name": p.name,
+            "shape": [_value(d) for d in p.shape],
+            "count": _value(p.count),
+            "repeat": _value(p.repeat),
+            "formula": dim_ascii(twins[i][1].count) if same else None,
+            "role": p.role,
+            "trainable": p.trainable,
+            "tied_to": converted.ties.get(p.name),
+        }
+        for i, (layer, p) in enumerate(converted.tensors)
+    ]
+    return {
+        "convention": converted.convention,
+        "tensors": tensors,
+        "total": _value(converted.total),
+        "pytorch_total": _value(model.total),
+        "difference": _value(converted.total - model.total),
+        "differences": [
+            {"layer": d.layer, "delta": _value(d.delta), "reason": d.reason}
+            for d in converted.differences
+        ],
+        "gate_order": dict(converted.gate_orders),
+    }
+
+
+def comparison_json(
+    model: Model,
+    converted: list[tuple[Converted, Converted | None]],
+    refused: list[tuple[str, str]],
+) -> str:
+    """``shapecalc compare-conventions --format json`` (schema ``shapecalc.conventions/1``):
+    the model and one :func:`convention_dict` per framework; a framework that cannot store
+    the model gives ``convention`` and ``error``."""
+    report = to_dict(model)
+    return (
+        json.dumps(
+            {
+                "schema": "shapecalc.conventions/1",
+                "model": report["model"],
+                "total": report["total"],
+                "conventions": [convention_dict(model, c, t) for c, t in converted]
+                + [{"convention": name, "error": why} for name, why in refused],
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
+
+
 def to_json(
     model: Model,
     *,
     explanation: bool = False,
     flow: tuple[tuple[tuple[Any, ...], ...], tuple[tuple[Any, ...], ...]] | None = None,
     cost: Cost | None = None,
+    convention: tuple[Converted, Converted | None] | None = None,
 ) -> str:
     """The report as indented JSON text with a final newline; ``explanation`` adds the
     ``--explain`` sections as ``explanation: [{title, lines}]``, ``flow`` the input and
     output shapes as ``inputs`` and ``outputs`` (lists of shapes), ``cost`` the section
-    :func:`cost_dict` makes."""
+    :func:`cost_dict` makes, ``convention`` (a converted model and its symbolic twin) the
+    section :func:`convention_dict` makes."""
     report = to_dict(model)
     if cost is not None:
         report["cost"] = cost_dict(cost)
+    if convention is not None:
+        report["convention"] = convention_dict(model, *convention)
     if explanation:
         from shapecalc.explain import explain
 
-        report["explanation"] = [{"title": s.title, "lines": list(s.lines)} for s in explain(model)]
+        chosen = convention[0].convention if convention else "pytorch"
+        report["explanation"] = [
+            {"title": s.title, "lines": list(s.lines)} for s in explain(model, chosen)
+        ]
     if flow is not None:
         report["inputs"] = [[_value(d) for d in shape] for shape in flow[0]]
         report["outputs"] = [[_value(d) for d in shape] for shape in flow[1]]

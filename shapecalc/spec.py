@@ -9,6 +9,7 @@ names, in PyTorch's order, with the exact ``param.shape``.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
@@ -50,10 +51,10 @@ class Param:
     layers: range | None = None
 
     def at(self, index: int) -> Param:
-        """The one tensor of a block for layer ``index`` (``weight_ih_l7``)."""
-        head, _, tail = self.name.partition("{")
-        rest = tail.partition("}")[2]
-        return dataclasses.replace(self, name=f"{head}{index}{rest}", repeat=1, layers=None)
+        """The one tensor of a block for layer ``index`` (``weight_ih_l7``); every
+        ``{1..95}`` in the name takes the index (``bidirectional_7/forward_lstm_7``)."""
+        name = re.sub(r"\{[^{}]*\}", str(index), self.name)
+        return dataclasses.replace(self, name=name, repeat=1, layers=None)
 
     @property
     def count(self) -> Dim:

@@ -71,6 +71,34 @@ def test_cost_reports_validate(
     assert report["cost"]["training"] == training
 
 
+@pytest.mark.parametrize("convention", ["pytorch", "keras", "onnx"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_convention_reports_validate(cell: str, convention: str) -> None:
+    args = [cell, "--hidden", "H", "--vocab", "9", "--layers", "6", "--bidirectional"]
+    report = run([*args, "--convention", convention, "--format", "json"])
+    assert report.exit_code == 0, report.output
+    REPORT.validate(json.loads(report.stdout))
+    compared = run(
+        ["compare-conventions", cell, "--hidden", "4", "--vocab", "3", "--format", "json"]
+    )
+    validator("conventions").validate(json.loads(compared.stdout))
+    projected = run(
+        [
+            "compare-conventions",
+            "lstm",
+            "--hidden",
+            "4",
+            "--vocab",
+            "3",
+            "--proj-size",
+            "2",
+            "--format",
+            "json",
+        ]
+    )
+    validator("conventions").validate(json.loads(projected.stdout))
+
+
 def test_symbolic_report_validates() -> None:
     result = run(
         [

@@ -174,6 +174,21 @@ def cost_facts() -> dict[str, str]:
     return out
 
 
+def convention_facts() -> dict[str, str]:
+    """The numbers and outputs of concepts/frameworks.md."""
+    from shapecalc.conventions import gate_order
+
+    out: dict[str, str] = {}
+    for framework in ("pytorch", "keras", "onnx"):
+        for kind in ("LSTM", "GRU"):
+            out[f"order_{framework}_{kind.lower()}"] = gate_order(framework, kind)
+    args = ["compare-conventions", "lstm", "--layers", "2", "--hidden", "512", "--vocab", "65"]
+    out["compare_output"] = cli(args, width=130)
+    model = shapecalc.lstm_lm(vocab=65, hidden=512, layers=2)
+    out["keras_first_two"] = repr([(p.name, p.shape) for p in model.params(convention="keras")][:2])
+    return out
+
+
 def howto_facts() -> dict[str, str]:
     """Numbers and outputs of the how-to pages (the bridge parts need torch)."""
     import os

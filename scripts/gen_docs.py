@@ -61,6 +61,8 @@ def cli_reference() -> str:
         ["layer"],
         ["layers"],
         ["inspect"],
+        ["compare-conventions"],
+        ["compare-conventions", "lstm"],
     ]
     commands += [["layer", kind.lower()] for kind in sorted(LAYER_KINDS)]
     lines = [
@@ -78,7 +80,7 @@ def cli_reference() -> str:
 
 def generated() -> dict[Path, str]:
     """Every generated file with the text it should have."""
-    from docs_facts import cost_facts, facts, fill, howto_facts
+    from docs_facts import convention_facts, cost_facts, facts, fill, howto_facts
 
     from shapecalc.reference import FAMILIES, family_page, index_page
 
@@ -89,7 +91,7 @@ def generated() -> dict[Path, str]:
     files[layers / "index.md"] = index_page()
     for family in FAMILIES:
         files[layers / f"{family}.md"] = family_page(family)
-    values = {**facts(), **howto_facts(), **cost_facts()}
+    values = {**facts(), **howto_facts(), **cost_facts(), **convention_facts()}
     templates = Path(__file__).resolve().parent / "templates"
     for template in sorted(templates.rglob("*.md")):
         text = fill(template.read_text(encoding="utf-8"), values)

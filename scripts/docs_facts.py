@@ -186,6 +186,15 @@ def convention_facts() -> dict[str, str]:
     out["compare_output"] = cli(args, width=130)
     model = shapecalc.lstm_lm(vocab=65, hidden=512, layers=2)
     out["keras_first_two"] = repr([(p.name, p.shape) for p in model.params(convention="keras")][:2])
+    budget = [
+        shapecalc.solve(shapecalc.lstm_lm, "10M", layers=2, vocab=65, convention=c)
+        for c in ("pytorch", "keras")
+    ]
+    out["solve_keras"] = (
+        f"10M parameters, 2 layers, 65 characters: hidden {budget[1].below.size} with "
+        f"{budget[1].below.total:,} in Keras, {budget[0].below.size} with "
+        f"{budget[0].below.total:,} in PyTorch"
+    )
     return out
 
 

@@ -605,10 +605,12 @@ def _solve_command(cell: str) -> click.Command:
     )
     @_model_options(cell, solving=True)
     @_format_option(("table", "json"))
+    @_apply(_convention_options(gru=cell == "gru"))
     def command(budget: str, free: str, multiple_of: int, fmt: str, **flags: Any) -> None:
         from shapecalc.sizing import solve as solve_for
 
         free_arg = _FREE[free]
+        naming = {k: flags.pop(k) for k in _CONVENTION_FLAGS if k in flags}
         arguments = _model_arguments(flags)
         if arguments[free_arg] is not None:
             raise click.BadParameter(
@@ -622,7 +624,9 @@ def _solve_command(cell: str) -> click.Command:
             arguments["layers"] = 1
         fixed = {k: v for k, v in arguments.items() if k != free_arg and v is not None}
         try:
-            solution = solve_for(_factory(cell), budget, free_arg, multiple_of=multiple_of, **fixed)
+            solution = solve_for(
+                _factory(cell), budget, free_arg, multiple_of=multiple_of, **naming, **fixed
+            )
         except ShapecalcError as err:
             flags_of = {"target": "--params", "multiple_of": "--multiple-of"}
             raise _engine_error(err, flags_of) from None

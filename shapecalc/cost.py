@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, NoReturn
 
 from shapecalc.dims import Dim, as_size, count_str, dim_str, exact_div, shape_str
 from shapecalc.errors import InvalidArgumentError, ShapecalcError, ShapeError
@@ -269,34 +269,29 @@ def analyze(
     dtype, optimizer or size.
     """
     owner = "analyze"
-    _choice(owner, "dtype", dtype, tuple(DTYPE_BYTES))
-    _choice(owner, "training", training, tuple(OPTIMIZERS))
+    for field, value, options in (
+        ("dtype", dtype, tuple(DTYPE_BYTES)),
+        ("training", training, tuple(OPTIMIZERS)),
+    ):
+        if value not in options:
+            _refuse(field, value, f"{field} must be one of {', '.join(options)}")
     if not isinstance(mixed_precision, bool):
-        raise InvalidArgumentError(
-            f"mixed_precision must be True or False, got {mixed_precision!r}",
-            layer=owner,
-            field="mixed_precision",
-            value=mixed_precision,
-            rule="mixed_precision must be True or False",
-        )
+        _refuse("mixed_precision", mixed_precision, "mixed_precision must be True or False")
     if training != "none" and dtype not in TRAINING_DTYPES:
-        raise InvalidArgumentError(
-            f"training needs dtype fp32, fp16 or bf16, got {dtype!r} "
-            "(int8 and fp8 are counted as inference storage: set training to 'none')",
-            layer=owner,
-            field="dtype",
-            value=dtype,
-            rule="training needs dtype fp32, fp16 or bf16",
-            related=("training",),
+        _refuse(
+            "dtype",
+            dtype,
+            "training needs dtype fp32, fp16 or bf16",
+            "int8 and fp8 are counted as inference storage: set training to 'none'",
+            "training",
         )
     if mixed_precision and dtype not in HALF:
-        raise InvalidArgumentError(
-            f"mixed precision needs dtype fp16 or bf16 (the half-precision copy), got {dtype!r}",
-            layer=owner,
-            field="dtype",
-            value=dtype,
-            rule="mixed precision needs dtype fp16 or bf16",
-            related=("mixed_precision",),
+        _refuse(
+            "dtype",
+            dtype,
+            "mixed precision needs dtype fp16 or bf16",
+            "the half-precision copy",
+            "mixed_precision",
         )
     b = _number(batch, owner, "batch")
     t: Dim | None = _number(seq_len, owner, "seq_len")
@@ -344,13 +339,13 @@ def analyze(
     )
 
 
-def _choice(owner: str, field: str, value: Any, options: tuple[str, ...]) -> None:
-    if value not in options:
-        listed = ", ".join(options)
-        raise InvalidArgumentError(
-            f"{field} must be one of {listed}, got {value!r}",
-            layer=owner,
-            field=field,
-            value=value,
-            rule=f"{field} must be one of {listed}",
-        )
+def _refuse(field: str, value: Any, rule: str, why: str = "", *related: str) -> NoReturn:
+    """``analyze: dtype must be one of ..., got 'fp9'``, as one error naming the field."""
+    raise InvalidArgumentError(
+        f"{rule}, got {value!r}" + (f" ({why})" if why else ""),
+        layer="analyze",
+        field=field,
+        value=value,
+        rule=rule,
+        related=related,
+    )

@@ -329,8 +329,14 @@ def solution_table(solution: Solution) -> RenderableType:
     """``shapecalc solve``: the sizes either side of the budget, and the formula."""
     sizes = solution.fixed_sizes
     step = f", multiples of {solution.multiple_of}" if solution.multiple_of > 1 else ""
+    counted = (
+        f", counted as {_FRAMEWORK[solution.convention]} stores them"
+        if solution.convention != "pytorch"
+        else ""
+    )
     grid = Table(
-        title=f"{solution.free} for a budget of {solution.target:,} parameters ({sizes}{step})",
+        title=f"{solution.free} for a budget of {solution.target:,} parameters "
+        f"({sizes}{step}{counted})",
         title_justify="left",
     )
     grid.add_column("")

@@ -285,6 +285,7 @@ def solution_dict(solution: Solution) -> dict[str, Any]:
         "above": candidate(solution.above),
         "closest": "below" if solution.closest is solution.below else "above",
         "formula": None if solution.formula is None else dim_ascii(solution.formula),
+        "convention": solution.convention,
     }
 
 

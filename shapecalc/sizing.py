@@ -16,15 +16,16 @@ exactly at each probe, so a solve costs well under a millisecond at any size.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 from shapecalc.dims import Dim, Expr, dim_str, symbol
 from shapecalc.errors import InvalidArgumentError, ShapecalcError
 from shapecalc.model import Model
+from shapecalc.spec import LayerSpec, Param
 
 __all__ = ["Candidate", "Solution", "parse_budget", "solve"]
 
@@ -123,6 +124,8 @@ class Solution:
     above: Candidate
     #: the total as a function of the free size (other sizes fixed), when known
     formula: Dim | None
+    #: whose count the budget is in: pytorch, keras or onnx
+    convention: str = "pytorch"
 
     @property
     def fixed(self) -> dict[str, Any]:
@@ -147,14 +150,20 @@ def solve(
     free: str = "hidden",
     *,
     multiple_of: int = 1,
+    convention: str = "pytorch",
+    reset_after: bool = True,
     **fixed: Any,
 ) -> Solution:
     """Find the ``free`` size whose model is closest to ``target`` from below, and the next.
 
     ``target`` is an int or a budget string (see :func:`parse_budget`); ``multiple_of``
-    restricts sizes to multiples (64 for hardware-friendly widths); ``fixed`` are the
-    factory's other arguments, which must be concrete.
+    restricts sizes to multiples (64 for hardware-friendly widths); ``convention``
+    (pytorch, keras, onnx) is whose count the budget is in (Keras keeps one bias per gate
+    block; ``reset_after`` is its GRU setting); ``fixed`` are the factory's other
+    arguments, which must be concrete.
     """
+    if convention != "pytorch":
+        factory = _in_convention(factory, convention, reset_after)
     budget = parse_budget(target)
     if isinstance(multiple_of, bool) or not isinstance(multiple_of, int) or multiple_of < 1:
         raise InvalidArgumentError(
@@ -231,7 +240,42 @@ def solve(
         below=candidate(low),
         above=candidate(high),
         formula=formula,
+        convention=convention,
     )
+
+
+def _in_convention(
+    factory: Callable[..., Model], convention: str, reset_after: bool
+) -> Callable[..., Model]:
+    """The same factory, its models counted in ``convention``: a model whose only layer
+    holds the converted tensors, so ``.total`` is that framework's count."""
+    from shapecalc.conventions import convert
+    from shapecalc.model import Layer
+
+    def counted(**arguments: Any) -> Model:
+        model = factory(**arguments)
+        converted = convert(model, convention, reset_after=reset_after)
+        return Model(
+            name=model.name,
+            layers=(Layer("", _Tensors(tuple(converted.params()))),),
+            sizes=model.sizes,
+            factory=counted,
+            arguments=model.arguments,
+        )
+
+    counted.__name__ = factory.__name__
+    return counted
+
+
+@dataclass(frozen=True)
+class _Tensors(LayerSpec):
+    """A fixed list of tensors (another framework's), as a layer."""
+
+    tensors: tuple[Param, ...]
+    kind: ClassVar[str] = "Tensors"
+
+    def params(self) -> Iterator[Param]:
+        return iter(self.tensors)
 
 
 _FREE = "n_free"

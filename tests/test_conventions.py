@@ -334,3 +334,28 @@ def test_recurrent_layers_match_onnx_export(
             blocks = weight.reshape(g, hidden, -1)
             expected = blocks[order].reshape(g * hidden, -1)
             assert (theirs == expected).all(), f"gate order of {kind} layer {index}"
+
+
+def test_solve_in_keras_counts() -> None:
+    ours = shapecalc.solve(shapecalc.lstm_lm, "10M", layers=2, vocab=65, convention="keras")
+    assert ours.convention == "keras"
+    keras_total = convert(shapecalc.lstm_lm(65, ours.below.size, 2), "keras").total
+    assert ours.below.total == keras_total <= 10_000_000
+    assert convert(shapecalc.lstm_lm(65, ours.above.size, 2), "keras").total > 10_000_000
+    assert str(ours.formula) == "16·H² + 138·H + 65"  # 8·H fewer biases than PyTorch
+    result = run(
+        [
+            "solve",
+            "gru",
+            "--params",
+            "1M",
+            "--vocab",
+            "65",
+            "--convention",
+            "keras",
+            "--no-reset-after",
+            "--format",
+            "json",
+        ]
+    )
+    assert json.loads(result.stdout)["convention"] == "keras"

@@ -181,7 +181,8 @@ def _onnx_layer(
     where: str, g: int, h: Dim, d: int, d_in: Dim, bias: bool, order: str, copies: Dim
 ) -> list[Param]:
     """W, R and B of one layer: all directions in one operator."""
-    stack = f"{d} direction{'s' if d == 2 else ''} × {g} gate blocks ({order})"
+    stack = f"{d} direction{'s' if d == 2 else ''}"
+    stack += f" × {g} gate blocks ({order})" if g > 1 else ""
     layer = [
         Param(f"{where}.W", (d, g * h, d_in), f"input weights W: {stack}", repeat=copies),
         Param(f"{where}.R", (d, g * h, h), f"recurrent weights R: {stack}", repeat=copies),
@@ -222,17 +223,18 @@ def _keras_layer(
     layer: list[Param] = []
     for owner in owners:
         where = f"{owner}/{cell}"
+        gates = f", gate blocks {order} side by side" if g > 1 else ""
         layer += [
             Param(
                 f"{where}/kernel",
                 (d_in, g * h),
-                f"input kernel, gate blocks {order} side by side, stored (in, out)",
+                f"input kernel{gates}, stored (in, out)",
                 repeat=copies,
             ),
             Param(
                 f"{where}/recurrent_kernel",
                 (h, g * h),
-                f"recurrent kernel, gate blocks {order}, stored (in, out)",
+                f"recurrent kernel{gates}, stored (in, out)",
                 repeat=copies,
             ),
         ]
@@ -240,7 +242,7 @@ def _keras_layer(
             role = "input-side and recurrent-side biases, as PyTorch's two (reset_after=True)"
             layer.append(Param(f"{where}/bias", (2, g * h), role, repeat=copies))
         elif bias:
-            role = f"one bias per gate block ({order})"
+            role = f"one bias per gate block ({order})" if g > 1 else "one bias"
             layer.append(Param(f"{where}/bias", (g * h,), role, repeat=copies))
     return layer
 

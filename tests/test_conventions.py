@@ -225,43 +225,41 @@ def test_language_models_match_keras(case: tuple[str, dict[str, Any], bool]) -> 
 
 
 @st.composite
-def keras_layers(draw: st.DrawFn) -> tuple[Any, Any, Any]:
+def keras_layers(draw: st.DrawFn) -> dict[str, Any]:
+    """A layer kind and its sizes (the Keras layer is made in the test: Keras draws
+    random initial weights, which a strategy must not)."""
+    kinds = ["Linear", "Embedding", "Conv1d", "Conv2d", "Conv3d"]
+    kinds += ["LayerNorm", "BatchNorm1d", "BatchNorm2d"]
+    kind = draw(st.sampled_from(kinds))
+    case = {
+        "kind": kind,
+        "n": draw(st.integers(1, 12)),
+        "m": draw(st.integers(1, 12)),
+        "bias": draw(st.booleans()),
+        "affine": draw(st.booleans()),
+        "groups": draw(st.integers(1, 3)),
+    }
+    if kind.startswith("Conv"):
+        case["kernel"] = tuple(draw(st.integers(1, 3)) for _ in range(int(kind[-2])))
+    return case
+
+
+def both_layers(case: dict[str, Any]) -> tuple[Any, Any, tuple[int, ...]]:
     """(our spec, the Keras layer, its input shape without the batch)."""
     keras = pytest.importorskip("keras")
-    kind = draw(
-        st.sampled_from(
-            [
-                "Linear",
-                "Embedding",
-                "Conv1d",
-                "Conv2d",
-                "Conv3d",
-                "LayerNorm",
-                "BatchNorm1d",
-                "BatchNorm2d",
-            ]
-        )
-    )
-    n = draw(st.integers(1, 12))
-    m = draw(st.integers(1, 12))
-    bias = draw(st.booleans())
+    kind, n, m, bias, affine = (case[k] for k in ("kind", "n", "m", "bias", "affine"))
     if kind == "Linear":
-        return (LAYER_KINDS[kind](n, m, bias=bias), keras.layers.Dense(m, use_bias=bias), (n,))
+        return LAYER_KINDS[kind](n, m, bias=bias), keras.layers.Dense(m, use_bias=bias), (n,)
     if kind == "Embedding":
         return LAYER_KINDS[kind](n, m), keras.layers.Embedding(n, m), (3,)
     if kind.startswith("Conv"):
-        dims = int(kind[-2])
-        groups = draw(st.integers(1, 3))
-        k = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+        dims, groups, k = int(kind[-2]), case["groups"], case["kernel"]
         spec = LAYER_KINDS[kind](n * groups, m * groups, k, groups=groups, bias=bias)
         layer = getattr(keras.layers, f"Conv{dims}D")(m * groups, k, groups=groups, use_bias=bias)
         return spec, layer, (*(4,) * dims, n * groups)
     if kind == "LayerNorm":
-        affine = draw(st.booleans())
         spec = LAYER_KINDS[kind](n, elementwise_affine=affine, bias=bias)
-        layer = keras.layers.LayerNormalization(scale=affine, center=affine and bias)
-        return spec, layer, (3, n)
-    affine = draw(st.booleans())
+        return spec, keras.layers.LayerNormalization(scale=affine, center=affine and bias), (3, n)
     spec = LAYER_KINDS[kind](n, affine=affine, bias=bias)
     layer = keras.layers.BatchNormalization(scale=affine, center=affine and bias)
     return spec, layer, (3, n) if kind == "BatchNorm1d" else (3, 3, n)
@@ -269,8 +267,8 @@ def keras_layers(draw: st.DrawFn) -> tuple[Any, Any, Any]:
 
 @settings(deadline=None, max_examples=40)
 @given(case=keras_layers())
-def test_layers_match_keras(case: tuple[Any, Any, Any]) -> None:
-    spec, layer, shape = case
+def test_layers_match_keras(case: dict[str, Any]) -> None:
+    spec, layer, shape = both_layers(case)
     layer.build((None, *shape))
     ours = convert(layer_model(spec), "keras")
     theirs = [(w.path.split("/", 1)[1], tuple(w.shape), w.trainable) for w in layer.weights]

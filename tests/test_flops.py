@@ -75,7 +75,9 @@ def test_matmul_flops_equal_flop_counter_mode(kind: str, data: st.DataObject) ->
         ours = spec.matmul_flops(*shapes)
     except ShapecalcError:  # an input shapecalc refuses (so does torch: tested elsewhere)
         return
-    module = getattr(torch.nn, kind)(**args)
+    with warnings.catch_warnings():  # dropout with one layer: torch warns it does nothing
+        warnings.simplefilter("ignore")
+        module = getattr(torch.nn, kind)(**args)
     assert ours == counted(module, shapes)
 
 

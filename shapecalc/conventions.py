@@ -371,6 +371,17 @@ def convert(model: Model, convention: str, *, reset_after: bool = True) -> Conve
         differences += [Difference(layer.name, delta, reason) for delta, reason in deltas]
         if layer.spec.kind.removesuffix("Cell") in _GATES:
             orders[layer.name] = gate_order(convention, layer.spec.kind)
+    names = [p.name for _, p in tensors]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InvalidArgumentError(
+            f"two layers would both be named {repeated[0]!r} in the "
+            f"{convention} convention (one recurrent layer of a kind per model is supported)",
+            layer=model.name,
+            field="convention",
+            value=convention,
+            rule="every tensor needs its own name",
+        )
     ties = {
         renamed[tied]: renamed[source]
         for tied, source in model.ties.items()

@@ -95,6 +95,16 @@ def test_refusals(build: Any, convention: str, match: str) -> None:
         convert(build(), convention)
 
 
+def test_two_recurrent_layers_of_a_kind_are_refused_not_misnamed() -> None:
+    from shapecalc.model import Layer, Model
+
+    lstm = LAYER_KINDS["LSTM"](4, 4)
+    model = Model("two lstms", (Layer("a", lstm), Layer("b", lstm)))
+    assert len(convert(model, "pytorch").params()) == 8
+    with pytest.raises(InvalidArgumentError, match="would both be named 'lstm/lstm_cell/bias'"):
+        convert(model, "keras")
+
+
 # -- the command line ----------------------------------------------------------------------
 def test_cli_convention_table_and_json() -> None:
     result = run([*HEADLINE, "--convention", "keras"], 140)

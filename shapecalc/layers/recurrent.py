@@ -245,13 +245,12 @@ class RecurrentSpec(LayerSpec):
             )
             macs += copies * d * row_steps * m
             other += copies * d * row_steps * o
+            saved.append(Stored(f"layer {index}: input", (*shape[:-1], d_in), copies=copies))
             # a batch-first input reaches the reverse direction of layer 0 as its own copy
             # (when the batch-first transpose is not contiguous: batched, B > 1 and T > 1)
             transposed = len(shape) == 3 and self.batch_first and 1 not in shape[:2]
-            inputs_kept = 2 if index == "0" and d == 2 and transposed else 1
-            saved.append(
-                Stored(f"layer {index}: input", (*shape[:-1], d_in), copies=copies * inputs_kept)
-            )
+            if (index == "0" or index.startswith("{0..")) and d == 2 and transposed:
+                saved.append(Stored("layer 0: the reverse direction's copy of the input", shape))
             saved.append(
                 Stored(
                     f"layer {index}: {KEPT_PER_STEP[g]}" + (", each direction" if d == 2 else ""),

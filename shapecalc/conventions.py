@@ -113,6 +113,14 @@ class Converted:
         """Numbers stored, each shared tensor once (Keras: what ``count_params`` says)."""
         return sum((p.count for _, p in self.tensors if p.name not in self.ties), start=0)
 
+    def twins(self, template: Converted | None) -> list[Param | None]:
+        """Each tensor's twin in the symbolic ``template`` (whose counts are the formulas),
+        or None throughout when the two do not line up name for name."""
+        theirs = [p for _, p in template.tensors] if template else []
+        if [p.name for p in theirs] != [p.name for _, p in self.tensors]:
+            return [None] * len(self.tensors)
+        return list(theirs)
+
     def params(self) -> list[Param]:
         """Every tensor with its framework name, shared ones once, blocks expanded."""
         return list(expand(p for _, p in self.tensors if p.name not in self.ties))

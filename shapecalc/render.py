@@ -677,12 +677,9 @@ def _convention_rows(
     converted: Converted, template: Converted | None
 ) -> Iterator[tuple[str, Param, Param | None, str | None]]:
     """(model layer, tensor, its symbolic twin or None, tied to) in order."""
-    twins = list(template.tensors) if template else []
-    same = len(twins) == len(converted.tensors) and all(
-        a[1].name == b[1].name for a, b in zip(twins, converted.tensors, strict=True)
-    )
-    for i, (layer, param) in enumerate(converted.tensors):
-        yield layer, param, twins[i][1] if same else None, converted.ties.get(param.name)
+    twins = converted.twins(template)
+    for (layer, param), twin in zip(converted.tensors, twins, strict=True):
+        yield layer, param, twin, converted.ties.get(param.name)
 
 
 def _convention_footer(model: Model, converted: Converted) -> list[tuple[str, str]]:

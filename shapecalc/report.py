@@ -181,10 +181,7 @@ def convention_dict(
 ) -> dict[str, Any]:
     """The ``convention`` section: the framework's tensors, its total, the difference
     from PyTorch with the reasons, and the gate order of each recurrent layer."""
-    twins = list(template.tensors) if template else []
-    same = len(twins) == len(converted.tensors) and all(
-        a[1].name == b[1].name for a, b in zip(twins, converted.tensors, strict=True)
-    )
+    twins = converted.twins(template)
     tensors = [
         {
             "layer": layer,
@@ -192,12 +189,12 @@ def convention_dict(
             "shape": [_value(d) for d in p.shape],
             "count": _value(p.count),
             "repeat": _value(p.repeat),
-            "formula": dim_ascii(twins[i][1].count) if same else None,
+            "formula": None if twin is None else dim_ascii(twin.count),
             "role": p.role,
             "trainable": p.trainable,
             "tied_to": converted.ties.get(p.name),
         }
-        for i, (layer, p) in enumerate(converted.tensors)
+        for (layer, p), twin in zip(converted.tensors, twins, strict=True)
     ]
     return {
         "convention": converted.convention,

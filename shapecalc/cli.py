@@ -185,10 +185,12 @@ _CONVENTION_FLAGS = ("convention", "reset_after")
 
 def _convention_options(*, gru: bool) -> list[Callable[[F], F]]:
     """``--convention`` and, for a GRU, Keras' ``--reset-after``."""
+    from shapecalc.model import CONVENTIONS
+
     options: list[Callable[[F], F]] = [
         click.option(
             "--convention",
-            type=click.Choice(["pytorch", "keras", "onnx"]),
+            type=click.Choice(CONVENTIONS),
             default="pytorch",
             show_default=True,
             help="Name and shape the tensors as this framework stores them.",
@@ -211,18 +213,12 @@ def _convention(model: Model, flags: dict[str, Any]) -> tuple[Converted, Convert
     name = flags.get("convention", "pytorch")
     if name == "pytorch":
         return None
-    from shapecalc.conventions import convert
+    from shapecalc.conventions import convert_with_template
 
-    reset_after = flags.get("reset_after", True)
     try:
-        converted = convert(model, name, reset_after=reset_after)
+        return convert_with_template(model, name, reset_after=flags.get("reset_after", True))
     except ShapecalcError as err:
         raise click.BadParameter(str(err), param_hint="'--convention'") from None
-    try:
-        template: Converted | None = convert(model.template, name, reset_after=reset_after)
-    except ShapecalcError:
-        template = None
-    return converted, template
 
 
 _SIZE_FLAGS = ("batch", "seq_len")
@@ -291,7 +287,6 @@ def _cost_options(*, sequence: bool) -> list[Callable[[F], F]]:
 def _cost(
     model: Model,
     flags: dict[str, Any],
-    fmt: str,
     inputs: tuple[tuple[Any, ...], ...] | None = None,
 ) -> tuple[Cost | None, Sections]:
     """The analysis the flags ask for; JSON then carries all of it (shapes, compute and
@@ -473,7 +468,7 @@ def _model_command(cell: str) -> click.Command:
             model = _factory(cell)(**_model_arguments(flags))
         except ShapecalcError as err:
             raise _engine_error(err) from None
-        cost, sections = _cost(model, analysis, fmt)
+        cost, sections = _cost(model, analysis)
         _emit(
             model, fmt, explain, cost=cost, sections=sections, convention=_convention(model, naming)
         )
@@ -516,7 +511,7 @@ def _compare_command(cell: str) -> click.Command:
     @_format_option(("table", "json", "markdown"))
     @_apply(_convention_options(gru=cell == "gru")[1:])
     def command(fmt: str, **flags: Any) -> None:
-        from shapecalc.conventions import CONVENTIONS, convert
+        from shapecalc.conventions import CONVENTIONS, convert_with_template
 
         reset_after = flags.pop("reset_after", True)
         try:
@@ -527,17 +522,9 @@ def _compare_command(cell: str) -> click.Command:
         refused: list[tuple[str, str]] = []
         for convention in CONVENTIONS:
             try:
-                converted = convert(model, convention, reset_after=reset_after)
+                done.append(convert_with_template(model, convention, reset_after=reset_after))
             except ShapecalcError as err:
                 refused.append((convention, err.rule or str(err)))
-                continue
-            try:
-                twin: Converted | None = convert(
-                    model.template, convention, reset_after=reset_after
-                )
-            except ShapecalcError:
-                twin = None
-            done.append((converted, twin))
         if fmt == "json":
             from shapecalc.report import comparison_json
 
@@ -768,7 +755,7 @@ def _layer_command(kind: str) -> click.Command:
         except ShapecalcError as err:
             raise _engine_error(err, {"input": "--input-shape"}) from None
         model = layer_model(spec)
-        cost, sections = _cost(model, analysis, fmt, inputs or None)
+        cost, sections = _cost(model, analysis, inputs or None)
         flow = (inputs, outputs) if inputs and not sections[0] else None
         converted = _convention(model, naming)
         _emit(model, fmt, False, flow=flow, cost=cost, sections=sections, convention=converted)

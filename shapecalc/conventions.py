@@ -38,22 +38,25 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from shapecalc.dims import Dim, count_str
-from shapecalc.errors import InvalidArgumentError
+from shapecalc.errors import InvalidArgumentError, ShapecalcError, require_one_of
 from shapecalc.layers.recurrent import _layer_range
-from shapecalc.model import Model, full_name
+from shapecalc.model import CONVENTIONS, Model, full_name
 from shapecalc.spec import LayerSpec, Param, expand
 
 __all__ = [
     "CONVENTIONS",
+    "FRAMEWORK_NAMES",
     "GATE_ORDER",
     "Converted",
     "Difference",
     "convert",
+    "convert_with_template",
     "gate_order",
     "layer_tensors",
 ]
 
-CONVENTIONS = ("pytorch", "keras", "onnx")
+#: each convention's framework, as people write it
+FRAMEWORK_NAMES = {"pytorch": "PyTorch", "keras": "Keras", "onnx": "ONNX"}
 
 #: (convention, recurrent kind) -> how the gate blocks are stacked
 GATE_ORDER: dict[tuple[str, str], str] = {
@@ -348,14 +351,7 @@ def layer_tensors(
 
 
 def _check(convention: str) -> None:
-    if convention not in CONVENTIONS:
-        listed = ", ".join(CONVENTIONS)
-        raise InvalidArgumentError(
-            f"convention must be one of {listed}, got {convention!r}",
-            field="convention",
-            value=convention,
-            rule=f"convention must be one of {listed}",
-        )
+    require_one_of("convention", convention, CONVENTIONS)
 
 
 # -- a model ---------------------------------------------------------------------------------
@@ -371,8 +367,8 @@ def convert(model: Model, convention: str, *, reset_after: bool = True) -> Conve
     for layer in model.layers:
         prefix = keras_names.get(layer.name, layer.name)
         params, deltas = layer_tensors(layer.spec, convention, prefix, reset_after=reset_after)
-        pytorch = {p.name: p for p in layer.spec.params()}
-        for converted, source in _pair(params, list(pytorch)):
+        sources = [p.name for p in layer.spec.params()]
+        for converted, source in _pair(params, sources):
             tensors.append((layer.name, converted))
             if source:
                 renamed[full_name(layer.name, source)] = converted.name
@@ -396,6 +392,19 @@ def convert(model: Model, convention: str, *, reset_after: bool = True) -> Conve
         if tied in renamed and source in renamed
     }
     return Converted(convention, tuple(tensors), tuple(differences), orders, ties)
+
+
+def convert_with_template(
+    model: Model, convention: str, *, reset_after: bool = True
+) -> tuple[Converted, Converted | None]:
+    """``model`` in ``convention``, and its symbolic template there too (whose counts are
+    the formulas), or None when the template cannot be converted."""
+    converted = convert(model, convention, reset_after=reset_after)
+    try:
+        template: Converted | None = convert(model.template, convention, reset_after=reset_after)
+    except ShapecalcError:
+        template = None
+    return converted, template
 
 
 def _pair(params: list[Param], sources: list[str]) -> Iterator[tuple[Param, str | None]]:

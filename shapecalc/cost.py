@@ -37,7 +37,7 @@ from functools import cached_property
 from typing import Any, NoReturn
 
 from shapecalc.dims import Dim, as_size, count_str, dim_str, exact_div, shape_str
-from shapecalc.errors import InvalidArgumentError, ShapecalcError, ShapeError
+from shapecalc.errors import InvalidArgumentError, ShapecalcError, ShapeError, require_one_of
 from shapecalc.model import DTYPE_BYTES, OPTIMIZER_STATES, Model
 from shapecalc.spec import LayerSpec, Shape, Stored, Work
 
@@ -92,10 +92,6 @@ class MemoryLine:
     rule: str
 
 
-def _number(value: Any, owner: str, name: str) -> Dim:
-    return as_size(value, owner=owner, field=name)
-
-
 @dataclass(frozen=True)
 class Cost:
     """Shapes, compute and memory of one model for one input."""
@@ -115,10 +111,6 @@ class Cost:
     @property
     def macs(self) -> Dim:
         return sum((c.work.macs for c in self.layers), start=0)
-
-    @property
-    def matmul_flops(self) -> Dim:
-        return 2 * self.macs
 
     @property
     def forward_flops(self) -> Dim:
@@ -152,12 +144,13 @@ class Cost:
         """Bytes per activation: 2 under mixed precision, else the weights' dtype."""
         return 2 if self.mixed_precision else self.itemsize
 
-    def saved_bytes(self, stored: Stored) -> Dim:
-        return stored.nbytes(self.activation_itemsize)
+    def kept_bytes(self, layer: LayerCost) -> Dim:
+        """Bytes ``layer`` keeps for backward at this cost's activation dtype."""
+        return layer.work.kept_bytes(self.activation_itemsize)
 
     @property
     def activation_bytes(self) -> Dim:
-        return sum((self.saved_bytes(s) for c in self.layers for s in c.work.saved), start=0)
+        return sum((self.kept_bytes(c) for c in self.layers), start=0)
 
     @property
     def state(self) -> list[tuple[str, Stored]]:
@@ -269,12 +262,8 @@ def analyze(
     dtype, optimizer or size.
     """
     owner = "analyze"
-    for field, value, options in (
-        ("dtype", dtype, tuple(DTYPE_BYTES)),
-        ("training", training, tuple(OPTIMIZERS)),
-    ):
-        if value not in options:
-            _refuse(field, value, f"{field} must be one of {', '.join(options)}")
+    require_one_of("dtype", dtype, tuple(DTYPE_BYTES), layer=owner)
+    require_one_of("training", training, tuple(OPTIMIZERS), layer=owner)
     if not isinstance(mixed_precision, bool):
         _refuse("mixed_precision", mixed_precision, "mixed_precision must be True or False")
     if training != "none" and dtype not in TRAINING_DTYPES:
@@ -293,8 +282,8 @@ def analyze(
             "the half-precision copy",
             "mixed_precision",
         )
-    b = _number(batch, owner, "batch")
-    t: Dim | None = _number(seq_len, owner, "seq_len")
+    b = as_size(batch, owner=owner, field="batch")
+    t: Dim | None = as_size(seq_len, owner=owner, field="seq_len")
     from_layout = inputs is None
     if inputs is None:
         if not model.input_layout:

@@ -197,11 +197,17 @@ class Expr:
         return sorted(self._terms.items(), key=lambda item: _monomial_key(item[0]))
 
     # -- printing -----------------------------------------------------------------------
-    def _render(self, sep: str, power: Callable[[int], str], name: Callable[[str], str]) -> str:
+    def _render(
+        self,
+        sep: str,
+        power: Callable[[int], str],
+        name: Callable[[str], str],
+        number: Callable[[int], str] = str,
+    ) -> str:
         pieces: list[str] = []
         for mono, coef in self.sorted_terms():
             factors = [name(n) + (power(p) if p != 1 else "") for n, p in mono]
-            pieces.append(_join_term(coef, factors, sep, first=not pieces))
+            pieces.append(_join_term(coef, factors, sep, first=not pieces, number=number))
         return "".join(pieces)
 
     def __str__(self) -> str:
@@ -214,15 +220,7 @@ class Expr:
 
     def grouped(self) -> str:
         """Like ``str`` with thousands separators in the coefficients: ``34,824·B·T``."""
-        pieces: list[str] = []
-        for mono, coef in self.sorted_terms():
-            factors = [_unicode_name(n) + (_superscript(p) if p != 1 else "") for n, p in mono]
-            body = _join_term(coef, factors, "·", first=not pieces)
-            digits = str(abs(coef))
-            pieces.append(
-                body.replace(digits, f"{abs(coef):,}", 1) if abs(coef) > 1 or not factors else body
-            )
-        return "".join(pieces)
+        return self._render("·", _superscript, _unicode_name, number=lambda n: f"{n:,}")
 
     def latex(self) -> str:
         """LaTeX: ``8 H^{2} + 2 V H + V``."""
@@ -284,13 +282,15 @@ class Expr:
         )
 
 
-def _join_term(coef: int, factors: list[str], sep: str, *, first: bool) -> str:
+def _join_term(
+    coef: int, factors: list[str], sep: str, *, first: bool, number: Callable[[int], str] = str
+) -> str:
     if not factors:
-        body = str(abs(coef))
+        body = number(abs(coef))
     elif abs(coef) == 1:
         body = sep.join(factors)
     else:
-        body = sep.join([str(abs(coef)), *factors])
+        body = sep.join([number(abs(coef)), *factors])
     if first:
         return ("-" if coef < 0 else "") + body
     return (" - " if coef < 0 else " + ") + body
@@ -359,18 +359,15 @@ def exact_div(value: Dim, divisor: Dim) -> Dim | None:
         >>> exact_div(7, 2) is None
         True
     """
-    if isinstance(divisor, int):
-        if divisor == 0:
-            return None
-        if isinstance(value, int):
-            return value // divisor if value % divisor == 0 else None
-        terms = value._terms
-        if any(coef % divisor for coef in terms.values()):
-            return None
-        return Expr._make({mono: coef // divisor for mono, coef in terms.items()})
-    if len(divisor._terms) != 1:
+    if divisor == 0:
         return None
-    ((d_mono, d_coef),) = divisor._terms.items()
+    if isinstance(divisor, int):  # a constant: the monomial with no sizes
+        d_mono: Monomial = ()
+        d_coef = divisor
+    elif len(divisor._terms) == 1:
+        ((d_mono, d_coef),) = divisor._terms.items()
+    else:
+        return None
     result: dict[Monomial, int] = {}
     for mono, coef in Expr._terms_of(value).items():
         powers = dict(mono)

@@ -15,6 +15,7 @@ __all__ = [
     "ShapeError",
     "ShapecalcError",
     "TieError",
+    "require_one_of",
 ]
 
 
@@ -85,3 +86,23 @@ class ShapeError(ShapecalcError):
 
 class MissingDependencyError(ShapecalcError):
     """An optional dependency (PyTorch) is needed for this call and is not installed."""
+
+
+def require_one_of(
+    field: str, value: Any, options: tuple[str, ...], *, layer: str | None = None
+) -> None:
+    """Refuse ``value`` unless it is one of ``options``, naming the field and the choices.
+
+    Example:
+
+        >>> try:
+        ...     require_one_of("dtype", "fp9", ("fp32", "fp16"), layer="analyze")
+        ... except InvalidArgumentError as err:
+        ...     print(err)
+        analyze: dtype must be one of fp32, fp16, got 'fp9'
+    """
+    if value not in options:
+        rule = f"{field} must be one of {', '.join(options)}"
+        raise InvalidArgumentError(
+            f"{rule}, got {value!r}", layer=layer, field=field, value=value, rule=rule
+        )

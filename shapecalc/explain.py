@@ -228,9 +228,9 @@ def _explain_recurrent(model: Model, name: str, rnn: RecurrentSpec) -> list[Sect
 
 def _gate_order(kind: str, convention: str) -> Section:
     """The gate blocks' order in the chosen framework, and in the others."""
-    from shapecalc.conventions import CONVENTIONS, gate_order
+    from shapecalc.conventions import CONVENTIONS, FRAMEWORK_NAMES, gate_order
 
-    names = {"pytorch": "PyTorch", "keras": "Keras", "onnx": "ONNX"}
+    names = FRAMEWORK_NAMES
     lines = [
         f"{names[convention]} stacks the {kind} gate blocks as {gate_order(convention, kind)}."
     ]

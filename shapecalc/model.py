@@ -16,13 +16,15 @@ from shapecalc.dims import Dim, Expr, as_size, dim_str, same_size, shape_str
 from shapecalc.errors import TieError
 from shapecalc.spec import LayerSpec, Param, expand
 
-__all__ = ["DTYPE_BYTES", "OPTIMIZER_STATES", "Layer", "Model", "Row", "full_name"]
+__all__ = ["CONVENTIONS", "DTYPE_BYTES", "OPTIMIZER_STATES", "Layer", "Model", "Row", "full_name"]
 
 #: bytes per number for the storage types shapecalc reports
 DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "fp8": 1}
 #: optimizers whose training memory shapecalc counts: state tensors per trainable
 #: parameter ("none" is inference; see :data:`shapecalc.cost.OPTIMIZERS` for the rules)
 OPTIMIZER_STATES: dict[str, int] = {"none": 0, "sgd": 0, "adam": 2, "adamw": 2}
+#: the frameworks whose tensor naming shapecalc speaks (see :mod:`shapecalc.conventions`)
+CONVENTIONS = ("pytorch", "keras", "onnx")
 
 
 def full_name(layer: str, name: str) -> str:

@@ -96,7 +96,7 @@ def kind_section(cls: type[LayerSpec]) -> str:
         f"{', '.join(shape_str(s) for s in outputs)}.",
         "",
     ]
-    kept = sum((st.nbytes(4) for st in work.saved), start=0)
+    kept = work.kept_bytes(4)
     lines += [
         f"Compute for that input: {count_str(work.macs)} multiply-accumulates, "
         f"{count_str(work.forward_flops)} FLOPs forward and {count_str(work.backward_flops)} "

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from shapecalc.conventions import Converted
+from shapecalc.conventions import FRAMEWORK_NAMES, Converted
 from shapecalc.cost import Cost, LayerCost
 from shapecalc.dims import Dim, count_str, dim_latex, dim_str, shape_str
 from shapecalc.explain import explain
@@ -70,12 +70,17 @@ def _total_line(model: Model) -> str:
     return text
 
 
+def _bytes(size: int) -> str:
+    """``17.1 MB (17,076,484 bytes)``."""
+    return f"{human_bytes(size)} ({size:,} bytes)"
+
+
 def _memory_line(model: Model) -> str:
     parts = []
     for dtype in SUMMARY_DTYPES:
         size = model.bytes(dtype)
         if isinstance(size, int):
-            parts.append(f"{dtype} {human_bytes(size)} ({size:,} bytes)")
+            parts.append(f"{dtype} {_bytes(size)}")
         else:
             parts.append(f"{dtype} {DTYPE_BYTES[dtype]} bytes per parameter")
     return " · ".join(parts)
@@ -330,7 +335,7 @@ def solution_table(solution: Solution) -> RenderableType:
     sizes = solution.fixed_sizes
     step = f", multiples of {solution.multiple_of}" if solution.multiple_of > 1 else ""
     counted = (
-        f", counted as {_FRAMEWORK[solution.convention]} stores them"
+        f", counted as {FRAMEWORK_NAMES[solution.convention]} stores them"
         if solution.convention != "pytorch"
         else ""
     )
@@ -455,10 +460,6 @@ def _outputs_cell(layer: LayerCost) -> str:
     return ", ".join(f"{n} {shape_str(s)}" for n, s in zip(names, shapes, strict=False))
 
 
-def _kept(cost: Cost, layer: LayerCost) -> Dim:
-    return sum((cost.saved_bytes(s) for s in layer.work.saved), start=0)
-
-
 def _cost_columns(shapes: bool, flops: bool, memory: bool) -> list[str]:
     columns = ["Layer"]
     if shapes:
@@ -482,7 +483,7 @@ def _cost_cells(
             w = layer.work
             cells += [_amount(w.macs), _amount(w.forward_flops), _amount(w.backward_flops)]
         if memory:
-            cells.append(_amount(_kept(cost, layer)))
+            cells.append(_amount(cost.kept_bytes(layer)))
         yield cells, False
     if len(cost.layers) > 1 and (flops or memory):
         total = ["total"]
@@ -523,21 +524,13 @@ def cost_summary(cost: Cost) -> str:
 
 
 def _memory_rows(cost: Cost) -> list[tuple[str, str, str]]:
-    rows = []
-    for line in cost.memory:
-        amount = line.bytes
-        text = (
-            f"{human_bytes(amount)} ({amount:,} bytes)"
-            if isinstance(amount, int)
-            else _amount(amount)
-        )
-        rows.append((line.label, text, line.rule))
+    def amount(value: Dim) -> str:
+        return _bytes(value) if isinstance(value, int) else _amount(value)
+
+    rows = [(line.label, amount(line.bytes), line.rule) for line in cost.memory]
     if cost.training != "none":
-        total = cost.training_bytes
-        text = (
-            f"{human_bytes(total)} ({total:,} bytes)" if isinstance(total, int) else _amount(total)
-        )
-        rows.append(("training total", text, f"{cost.training}, everything above but the state"))
+        rule = f"{cost.training}, everything above but the state"
+        rows.append(("training total", amount(cost.training_bytes), rule))
     return rows
 
 
@@ -670,7 +663,6 @@ def cost_markdown(cost: Cost, *, shapes: bool, flops: bool, memory: bool) -> str
 
 
 # -- framework conventions -----------------------------------------------------------------
-_FRAMEWORK = {"pytorch": "PyTorch", "keras": "Keras", "onnx": "ONNX"}
 
 
 def _convention_rows(
@@ -683,7 +675,7 @@ def _convention_rows(
 
 
 def _convention_footer(model: Model, converted: Converted) -> list[tuple[str, str]]:
-    name = _FRAMEWORK[converted.convention]
+    name = FRAMEWORK_NAMES[converted.convention]
     lines = [("Total", f"{count_str(converted.total)} numbers stored in {name}'s convention")]
     if converted.convention != "pytorch":
         delta = converted.total - model.total
@@ -710,7 +702,7 @@ class ConventionTable:
         self, console: Console, options: ConsoleOptions
     ) -> Iterator[RenderableType]:
         wide = options.max_width >= WIDE
-        framework = _FRAMEWORK[self.converted.convention]
+        framework = FRAMEWORK_NAMES[self.converted.convention]
         grid = Table(title=f"{_title(self.model)}, as {framework} stores it", title_justify="left")
         grid.add_column("Tensor", no_wrap=wide, ratio=None if wide else 1)
         grid.add_column("Shape", no_wrap=True)
@@ -750,7 +742,7 @@ def convention_table(
 
 def convention_markdown(model: Model, converted: Converted, template: Converted | None) -> str:
     lines = [
-        f"### {_title(model)}, as {_FRAMEWORK[converted.convention]} stores it",
+        f"### {_title(model)}, as {FRAMEWORK_NAMES[converted.convention]} stores it",
         "",
         "| Tensor | Shape | Count | Formula | Role |",
         "|---|---|--:|---|---|",
@@ -772,7 +764,7 @@ def conventions_side_by_side(model: Model, converted: list[Converted]) -> Render
     grid = Table(title=f"{_title(model)} in {len(converted)} frameworks", title_justify="left")
     grid.add_column("Layer", style="bold", no_wrap=True)
     for c in converted:
-        grid.add_column(_FRAMEWORK[c.convention], ratio=1, overflow="fold")
+        grid.add_column(FRAMEWORK_NAMES[c.convention], ratio=1, overflow="fold")
     for layer in model.layers:
         columns = [
             [
@@ -796,7 +788,7 @@ def conventions_side_by_side(model: Model, converted: list[Converted]) -> Render
         orders = "; ".join(c.gate_orders.values()) or "-"
         why = "; ".join(describe(c, model.total)) if c.convention != "pytorch" else ""
         summary.add_row(
-            _FRAMEWORK[c.convention],
+            FRAMEWORK_NAMES[c.convention],
             count_str(c.total),
             ""
             if c.convention == "pytorch"

@@ -16,16 +16,15 @@ exactly at each probe, so a solve costs well under a millisecond at any size.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any
 
 from shapecalc.dims import Dim, Expr, dim_str, symbol
 from shapecalc.errors import InvalidArgumentError, ShapecalcError
 from shapecalc.model import Model
-from shapecalc.spec import LayerSpec, Param
 
 __all__ = ["Candidate", "Solution", "parse_budget", "solve"]
 
@@ -162,8 +161,7 @@ def solve(
     block; ``reset_after`` is its GRU setting); ``fixed`` are the factory's other
     arguments, which must be concrete.
     """
-    if convention != "pytorch":
-        factory = _in_convention(factory, convention, reset_after)
+    total_of = _total_of(convention, reset_after)
     budget = parse_budget(target)
     if isinstance(multiple_of, bool) or not isinstance(multiple_of, int) or multiple_of < 1:
         raise InvalidArgumentError(
@@ -180,7 +178,7 @@ def solve(
             rule="the free size is not given",
         )
     step = multiple_of
-    count = _counter(factory, free, fixed)
+    count = _counter(factory, free, fixed, total_of)
 
     def build(k: int) -> Model | None:
         try:
@@ -226,7 +224,7 @@ def solve(
             low = middle
         else:
             high = middle
-    formula = _formula(factory, free, fixed)
+    formula = _formula(factory, free, fixed, total_of)
 
     def candidate(k: int) -> Candidate:
         return Candidate(
@@ -244,38 +242,13 @@ def solve(
     )
 
 
-def _in_convention(
-    factory: Callable[..., Model], convention: str, reset_after: bool
-) -> Callable[..., Model]:
-    """The same factory, its models counted in ``convention``: a model whose only layer
-    holds the converted tensors, so ``.total`` is that framework's count."""
+def _total_of(convention: str, reset_after: bool) -> Callable[[Model], Dim]:
+    """How a budget counts a model: PyTorch's total, or another framework's."""
+    if convention == "pytorch":
+        return lambda model: model.total
     from shapecalc.conventions import convert
-    from shapecalc.model import Layer
 
-    def counted(**arguments: Any) -> Model:
-        model = factory(**arguments)
-        converted = convert(model, convention, reset_after=reset_after)
-        return Model(
-            name=model.name,
-            layers=(Layer("", _Tensors(tuple(converted.params()))),),
-            sizes=model.sizes,
-            factory=counted,
-            arguments=model.arguments,
-        )
-
-    counted.__name__ = factory.__name__
-    return counted
-
-
-@dataclass(frozen=True)
-class _Tensors(LayerSpec):
-    """A fixed list of tensors (another framework's), as a layer."""
-
-    tensors: tuple[Param, ...]
-    kind: ClassVar[str] = "Tensors"
-
-    def params(self) -> Iterator[Param]:
-        return iter(self.tensors)
+    return lambda model: convert(model, convention, reset_after=reset_after).total
 
 
 _FREE = "n_free"
@@ -283,16 +256,24 @@ _FREE = "n_free"
 LETTERS = {"hidden": "H", "vocab": "V", "layers": "L", "embed_dim": "E", "proj_size": "P"}
 
 
-def _symbolic_total(factory: Callable[..., Model], free: str, fixed: dict[str, Any]) -> Dim:
-    return factory(**fixed, **{free: symbol(_FREE)}).total
+def _symbolic_total(
+    factory: Callable[..., Model],
+    free: str,
+    fixed: dict[str, Any],
+    total_of: Callable[[Model], Dim],
+) -> Dim:
+    return total_of(factory(**fixed, **{free: symbol(_FREE)}))
 
 
 def _counter(
-    factory: Callable[..., Model], free: str, fixed: dict[str, Any]
+    factory: Callable[..., Model],
+    free: str,
+    fixed: dict[str, Any],
+    total_of: Callable[[Model], Dim],
 ) -> Callable[[int], int]:
     """count(n): the total at free size n, from one polynomial when the factory allows."""
     try:
-        total = _symbolic_total(factory, free, fixed)
+        total = _symbolic_total(factory, free, fixed, total_of)
     except (ShapecalcError, TypeError):
         total = None
     if isinstance(total, Expr) and total.free_symbols == {_FREE}:
@@ -306,7 +287,7 @@ def _counter(
         return from_polynomial
 
     def by_building(n: int) -> int:
-        value = factory(**fixed, **{free: n}).total
+        value = total_of(factory(**fixed, **{free: n}))
         if not isinstance(value, int):
             raise InvalidArgumentError(
                 "solve needs every other size to be a number", field=free, value=value
@@ -316,10 +297,15 @@ def _counter(
     return by_building
 
 
-def _formula(factory: Callable[..., Model], free: str, fixed: dict[str, Any]) -> Dim | None:
+def _formula(
+    factory: Callable[..., Model],
+    free: str,
+    fixed: dict[str, Any],
+    total_of: Callable[[Model], Dim],
+) -> Dim | None:
     """The total in the free size's usual symbol (16·H² + 146·H + 65)."""
     try:
-        total = _symbolic_total(factory, free, fixed)
+        total = _symbolic_total(factory, free, fixed, total_of)
     except (ShapecalcError, TypeError):
         return None
     if isinstance(total, Expr):

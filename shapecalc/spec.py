@@ -105,7 +105,7 @@ class Stored:
     name: str
     shape: Shape
     #: bytes per number; None means the activation dtype (fp32, or fp16/bf16 under mixed
-    #: precision). Token indices are int64 (8), dropout masks bool (1).
+    #: precision). Token indices and bag bookkeeping are int64 (8).
     itemsize: int | None = None
     #: how many tensors of this shape (one per time step, per layer, ...)
     copies: Dim = 1
@@ -144,13 +144,17 @@ class Work:
 
     @property
     def forward_flops(self) -> Dim:
-        return 2 * self.macs + self.other
+        return self.matmul_flops + self.other
 
     @property
     def backward_flops(self) -> Dim:
         """2× the forward matmul FLOPs (one product for the input's gradient, one for the
         weight's), plus the elementwise work once more."""
-        return 4 * self.macs + self.other
+        return 2 * self.matmul_flops + self.other
+
+    def kept_bytes(self, activation_itemsize: int) -> Dim:
+        """Bytes of the tensors kept for backward, activations at ``activation_itemsize``."""
+        return sum((s.nbytes(activation_itemsize) for s in self.saved), start=0)
 
 
 class _Registry(Mapping[str, "type[LayerSpec]"]):

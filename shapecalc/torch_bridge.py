@@ -7,6 +7,7 @@ torch is imported only inside these functions; without it they raise
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -84,29 +85,25 @@ def build(spec_or_model: LayerSpec | Model, device: str = "meta") -> Any:
     return root
 
 
-_CHAIN: list[Any] = []
-
-
+@functools.cache
 def _chain_class(torch: Any) -> Any:
     """``nn.Module`` whose forward chains its layers (made once, when torch is loaded)."""
-    if not _CHAIN:
 
-        class Module(torch.nn.Module):  # type: ignore[misc]
-            def __init__(self, order: list[str]) -> None:
-                super().__init__()
-                self._order = order
+    class Module(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self, order: list[str]) -> None:
+            super().__init__()
+            self._order = order
 
-            def forward(self, *inputs: Any) -> Any:
-                out: Any = inputs
-                for name in self._order:
-                    out = self.get_submodule(name)(*out)
-                    out = out if isinstance(out, tuple) else (out,)
-                    if name != self._order[-1]:
-                        out = out[:1]
-                return out[0] if len(out) == 1 else out
+        def forward(self, *inputs: Any) -> Any:
+            out: Any = inputs
+            for name in self._order:
+                out = self.get_submodule(name)(*out)
+                out = out if isinstance(out, tuple) else (out,)
+                if name != self._order[-1]:
+                    out = out[:1]
+            return out[0] if len(out) == 1 else out
 
-        _CHAIN.append(Module)
-    return _CHAIN[0]
+    return Module
 
 
 def _set_submodule(root: Any, path: str, module: Any, torch: Any) -> None:

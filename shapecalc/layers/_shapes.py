@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from shapecalc.dims import Dim, dim_str, floor_div, same_size, shape_str
+from shapecalc.dims import Dim, dim_str, floor_div, product, same_size, shape_str
 from shapecalc.spec import LayerSpec, Shape
 
 __all__ = [
+    "bias_adds",
     "check_features",
     "conv_out",
     "one_input",
@@ -27,6 +28,11 @@ def one_input(spec: LayerSpec, inputs: tuple[Shape, ...], *ranks: int) -> Shape:
     if not ranks and not shape:
         spec._fail_shape("expects an input with at least one dimension, got ()", shape)
     return shape
+
+
+def bias_adds(bias: bool, output: Shape) -> tuple[Dim, str]:
+    """(elementwise FLOPs, rule) of adding a bias to every output number, or none."""
+    return (product(output), "bias: 1 add per output") if bias else (0, "")
 
 
 def check_features(spec: LayerSpec, shape: Shape, axis: int, size: Dim, name: str) -> None:

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.dims import Dim, Expr, dim_str, known, product
-from shapecalc.layers._shapes import check_features, conv_out, one_input, transposed_out, tuple_of
+from shapecalc.layers._shapes import (
+    bias_adds,
+    check_features,
+    conv_out,
+    one_input,
+    transposed_out,
+    tuple_of,
+)
 from shapecalc.spec import LayerSpec, Param, Shape, Stored, Work, register
 
 __all__ = [
@@ -181,13 +188,8 @@ class _ConvBase(LayerSpec):
         else:
             per = self.in_channels if g == 1 else _divide(self.in_channels, g)
             macs = batch * self.out_channels * product(out[-n:]) * per * product(self.kernel)
-        return Work(
-            outputs,
-            macs=macs,
-            other=product(out) if self.bias else 0,
-            other_rule="bias: 1 add per output" if self.bias else "",
-            saved=self._kept(shape),
-        )
+        other, rule = bias_adds(self.bias, out)
+        return Work(outputs, macs=macs, other=other, other_rule=rule, saved=self._kept(shape))
 
     def _kept(self, shape: Shape) -> tuple[Stored, ...]:
         """The input the convolution's backward reads: the input itself; for a padding

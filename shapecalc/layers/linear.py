@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.dims import Dim, dim_str, product, same_size
-from shapecalc.layers._shapes import check_features, one_input
+from shapecalc.layers._shapes import bias_adds, check_features, one_input
 from shapecalc.spec import LayerSpec, Param, Shape, Stored, Work, register
 
 __all__ = ["Bilinear", "Dropout", "Flatten", "Identity", "Linear"]
@@ -62,12 +62,12 @@ class Linear(LayerSpec):
         """rows · in_features · out_features MACs, rows being every leading dimension;
         one add per output for the bias. Keeps its input (for the weight's gradient)."""
         outputs = self.output_shapes(*inputs)
-        out = product(outputs[0])
+        other, rule = bias_adds(self.bias, outputs[0])
         return Work(
             outputs,
             macs=product(inputs[0][:-1]) * self.in_features * self.out_features,
-            other=out if self.bias else 0,
-            other_rule="bias: 1 add per output" if self.bias else "",
+            other=other,
+            other_rule=rule,
             saved=(Stored("input", inputs[0]),),
         )
 
@@ -139,11 +139,12 @@ class Bilinear(LayerSpec):
         outputs = self.output_shapes(*inputs)
         rows = product(inputs[0][:-1])
         per_output = (self.in1_features + 1) * self.in2_features
+        other, rule = bias_adds(self.bias, outputs[0])
         return Work(
             outputs,
             macs=rows * self.out_features * per_output,
-            other=product(outputs[0]) if self.bias else 0,
-            other_rule="bias: 1 add per output" if self.bias else "",
+            other=other,
+            other_rule=rule,
             saved=(Stored("input1", inputs[0]), Stored("input2", inputs[1])),
         )
 

@@ -239,7 +239,7 @@ class RecurrentSpec(LayerSpec):
         macs: Dim = 0
         other: Dim = 0
         saved: list[Stored] = []
-        for index, d_in, copies in self.layer_blocks():
+        for block, (index, d_in, copies) in enumerate(self.layer_blocks()):
             m, o, kept = _step(
                 g, self.hidden_size, d_in, self.output_hidden, self.bias, self.projects
             )
@@ -249,7 +249,7 @@ class RecurrentSpec(LayerSpec):
             # a batch-first input reaches the reverse direction of layer 0 as its own copy
             # (when the batch-first transpose is not contiguous: batched, B > 1 and T > 1)
             transposed = len(shape) == 3 and self.batch_first and 1 not in shape[:2]
-            if (index == "0" or index.startswith("{0..")) and d == 2 and transposed:
+            if block == 0 and d == 2 and transposed:  # the first block holds layer 0
                 saved.append(Stored("layer 0: the reverse direction's copy of the input", shape))
             saved.append(
                 Stored(

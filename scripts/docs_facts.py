@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 import shapecalc
-from shapecalc.dims import count_str, dim_str, shape_str
-from shapecalc.explain import explain
+from shapecalc.analysis.explain import explain
+from shapecalc.core.dims import count_str, dim_str, shape_str
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 
@@ -82,9 +82,9 @@ def cli(args: list[str], width: int = 100) -> str:
 
 def cost_facts() -> dict[str, str]:
     """The numbers of concepts/compute-and-memory.md."""
-    from shapecalc.cost import analyze
-    from shapecalc.dims import Dim, symbol
-    from shapecalc.spec import LAYER_KINDS
+    from shapecalc.analysis.cost import analyze
+    from shapecalc.core.dims import Dim, symbol
+    from shapecalc.layers import LAYER_KINDS
 
     def amount(value: Dim) -> str:
         return count_str(value) if isinstance(value, int) else value.grouped()
@@ -176,7 +176,7 @@ def cost_facts() -> dict[str, str]:
 
 def convention_facts() -> dict[str, str]:
     """The numbers and outputs of concepts/frameworks.md."""
-    from shapecalc.conventions import gate_order
+    from shapecalc.analysis.conventions import gate_order, params
 
     out: dict[str, str] = {}
     for framework in ("pytorch", "keras", "onnx"):
@@ -185,7 +185,7 @@ def convention_facts() -> dict[str, str]:
     args = ["compare-conventions", "lstm", "--layers", "2", "--hidden", "512", "--vocab", "65"]
     out["compare_output"] = cli(args, width=130)
     model = shapecalc.lstm_lm(vocab=65, hidden=512, layers=2)
-    out["keras_first_two"] = repr([(p.name, p.shape) for p in model.params(convention="keras")][:2])
+    out["keras_first_two"] = repr([(p.name, p.shape) for p in params(model, "keras")][:2])
     budget = [
         shapecalc.solve(shapecalc.lstm_lm, "10M", layers=2, vocab=65, convention=c)
         for c in ("pytorch", "keras")
@@ -225,7 +225,7 @@ def howto_facts() -> dict[str, str]:
             shapecalc.lstm_lm(65, 512, 2), shapecalc.build(shapecalc.lstm_lm(65, 512, 3))
         )
     except AssertionError as err:
-        out["mismatch"] = f"shapecalc.errors.MismatchError: {err}"
+        out["mismatch"] = f"{type(err).__module__}.{type(err).__qualname__}: {err}"
     verified = cli(
         [
             "lstm",

@@ -49,7 +49,7 @@ def cli_reference() -> str:
     """docs/cli.md: every command's own --help."""
     from docs_facts import cli
 
-    from shapecalc.spec import LAYER_KINDS
+    from shapecalc.layers import LAYER_KINDS
 
     commands = [
         [],
@@ -82,7 +82,7 @@ def generated() -> dict[Path, str]:
     """Every generated file with the text it should have."""
     from docs_facts import convention_facts, cost_facts, facts, fill, howto_facts
 
-    from shapecalc.reference import FAMILIES, family_page, index_page
+    from shapecalc.report.reference import FAMILIES, family_page, index_page
 
     readme = ROOT / "README.md"
     files = {readme: readme_text(readme.read_text(encoding="utf-8"))}

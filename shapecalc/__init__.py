@@ -21,33 +21,33 @@ _WHERE = {
     "layer_model": "architectures",
     "lstm_lm": "architectures",
     "rnn_lm": "architectures",
-    "Cost": "cost",
-    "analyze": "cost",
-    "Dim": "dims",
-    "Expr": "dims",
-    "symbol": "dims",
-    "InvalidArgumentError": "errors",
-    "MissingDependencyError": "errors",
-    "ShapeError": "errors",
-    "ShapecalcError": "errors",
-    "TieError": "errors",
-    "DTYPE_BYTES": "model",
-    "Layer": "model",
-    "Model": "model",
-    "Row": "model",
-    "Candidate": "sizing",
-    "Solution": "sizing",
-    "parse_budget": "sizing",
-    "solve": "sizing",
-    "LAYER_KINDS": "spec",
-    "build": "torch_bridge",
-    "from_module": "torch_bridge",
-    "compare": "torch_bridge",
-    "assert_matches": "torch_bridge",
-    "MismatchError": "torch_bridge",
-    "read_checkpoint": "checkpoint",
-    "LayerSpec": "spec",
-    "Param": "spec",
+    "Cost": "analysis.cost",
+    "analyze": "analysis.cost",
+    "Dim": "core.dims",
+    "Expr": "core.dims",
+    "symbol": "core.dims",
+    "InvalidArgumentError": "core.errors",
+    "MissingDependencyError": "core.errors",
+    "ShapeError": "core.errors",
+    "ShapecalcError": "core.errors",
+    "TieError": "core.errors",
+    "DTYPE_BYTES": "core.units",
+    "Layer": "core.tree",
+    "Model": "core.tree",
+    "Row": "core.tree",
+    "Candidate": "analysis.sizing",
+    "Solution": "analysis.sizing",
+    "parse_budget": "analysis.sizing",
+    "solve": "analysis.sizing",
+    "LAYER_KINDS": "layers",
+    "build": "adapters.torch_bridge",
+    "from_module": "adapters.torch_bridge",
+    "compare": "adapters.torch_bridge",
+    "assert_matches": "adapters.torch_bridge",
+    "MismatchError": "adapters.torch_bridge",
+    "read_checkpoint": "adapters.checkpoint",
+    "LayerSpec": "core.spec",
+    "Param": "core.spec",
 }
 
 __all__ = [
@@ -96,39 +96,41 @@ def __getattr__(name: str) -> Any:
         return value
     if name.startswith("_") or not name[:1].isupper():
         raise AttributeError(f"module 'shapecalc' has no attribute {name!r}")
-    spec = importlib.import_module("shapecalc.spec")
-    if name in spec.LAYER_KINDS:  # layer kinds: shapecalc.LSTM, shapecalc.Conv2d, ...
-        return spec.LAYER_KINDS[name]
+    layers = importlib.import_module("shapecalc.layers")
+    if name in layers.LAYER_KINDS:  # layer kinds: shapecalc.LSTM, shapecalc.Conv2d, ...
+        return layers.LAYER_KINDS[name]
     raise AttributeError(f"module 'shapecalc' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    spec = importlib.import_module("shapecalc.spec")
-    return sorted({*__all__, *spec.LAYER_KINDS})
+    layers = importlib.import_module("shapecalc.layers")
+    return sorted({*__all__, *layers.LAYER_KINDS})
 
 
 if TYPE_CHECKING:  # the static view of the lazy names above
-    from shapecalc.architectures import gru_lm, layer_model, lstm_lm, rnn_lm
-    from shapecalc.checkpoint import read_checkpoint
-    from shapecalc.cost import Cost, analyze
-    from shapecalc.dims import Dim, Expr, symbol
-    from shapecalc.errors import (
-        InvalidArgumentError,
-        MissingDependencyError,
-        ShapecalcError,
-        ShapeError,
-        TieError,
-    )
-    from shapecalc.layers.embedding import Embedding
-    from shapecalc.layers.linear import Linear
-    from shapecalc.layers.recurrent import LSTM
-    from shapecalc.model import DTYPE_BYTES, Layer, Model, Row
-    from shapecalc.sizing import Candidate, Solution, parse_budget, solve
-    from shapecalc.spec import LAYER_KINDS, LayerSpec, Param
-    from shapecalc.torch_bridge import (
+    from shapecalc.adapters.checkpoint import read_checkpoint
+    from shapecalc.adapters.torch_bridge import (
         MismatchError,
         assert_matches,
         build,
         compare,
         from_module,
     )
+    from shapecalc.analysis.cost import Cost, analyze
+    from shapecalc.analysis.sizing import Candidate, Solution, parse_budget, solve
+    from shapecalc.architectures import gru_lm, layer_model, lstm_lm, rnn_lm
+    from shapecalc.core.dims import Dim, Expr, symbol
+    from shapecalc.core.errors import (
+        InvalidArgumentError,
+        MissingDependencyError,
+        ShapecalcError,
+        ShapeError,
+        TieError,
+    )
+    from shapecalc.core.spec import LayerSpec, Param
+    from shapecalc.core.tree import Layer, Model, Row
+    from shapecalc.core.units import DTYPE_BYTES
+    from shapecalc.layers import LAYER_KINDS
+    from shapecalc.layers.embedding import Embedding
+    from shapecalc.layers.linear import Linear
+    from shapecalc.layers.recurrent import LSTM

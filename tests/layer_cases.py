@@ -14,7 +14,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from shapecalc.spec import LayerSpec
+from shapecalc.core.spec import LayerSpec
 
 Args = dict[str, Any]
 Shapes = tuple[tuple[int, ...], ...]

@@ -11,9 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import shapecalc
-from shapecalc.errors import InvalidArgumentError
-from shapecalc.spec import LAYER_KINDS
-from shapecalc.torch_bridge import MismatchError, assert_matches, build, compare, from_module
+from shapecalc.adapters.torch_bridge import (
+    MismatchError,
+    assert_matches,
+    build,
+    compare,
+    from_module,
+)
+from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.layers import LAYER_KINDS
 from tests.layer_cases import CASES
 from tests.strategies import lstm_lm_args
 from tests.test_cli import run
@@ -130,7 +136,7 @@ def test_without_torch_the_bridge_says_how_to_install() -> None:
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "import shapecalc\n"
-        "from shapecalc.torch_bridge import build\n"
+        "from shapecalc.adapters.torch_bridge import build\n"
         "try:\n"
         "    build(shapecalc.Linear(3, 4))\n"
         "except shapecalc.ShapecalcError as err:\n"

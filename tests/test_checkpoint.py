@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shapecalc.checkpoint import DTYPE_SIZES, MAX_HEADER, CheckpointError, read_checkpoint
-from shapecalc.errors import ShapecalcError
+from shapecalc.adapters.checkpoint import DTYPE_SIZES, MAX_HEADER, CheckpointError, read_checkpoint
+from shapecalc.core.errors import ShapecalcError
 from tests.test_cli import run
 
 torch = pytest.importorskip("torch")
@@ -210,7 +210,7 @@ def test_header_only_no_torch_no_full_read(tmp_path: Path) -> None:
         handle.truncate(8 + len(header) + 10_000_000_000)
     code = (
         "import sys\n"
-        "from shapecalc.targets import inspect_target\n"
+        "from shapecalc.adapters.targets import inspect_target\n"
         f"result = inspect_target({str(path)!r})\n"
         "print(result.total, 'torch' in sys.modules)\n"
     )

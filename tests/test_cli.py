@@ -15,8 +15,8 @@ from click.testing import CliRunner, Result
 from rich.console import Console
 
 import shapecalc
-from shapecalc import render
 from shapecalc.cli import cli
+from shapecalc.report import rich_writer as render
 
 GOLDEN = Path(__file__).parent / "golden"
 HEADLINE = ["lstm", "--layers", "2", "--hidden", "512", "--vocab", "65"]

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from shapecalc.spec import LAYER_KINDS
+from shapecalc.layers import LAYER_KINDS
 from tests.test_cli import run
 from tests.test_schema import REPORT
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import shapecalc.architectures as arch
-from shapecalc.spec import LAYER_KINDS
+from shapecalc.layers import LAYER_KINDS
 from tests.test_cli import run
 
 KINDS = sorted(LAYER_KINDS)

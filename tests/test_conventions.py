@@ -18,10 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import shapecalc
+from shapecalc.analysis.conventions import GATE_ORDER, convert, gate_order, params
 from shapecalc.architectures import layer_model
-from shapecalc.conventions import GATE_ORDER, convert, gate_order
-from shapecalc.errors import InvalidArgumentError
-from shapecalc.spec import LAYER_KINDS
+from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.layers import LAYER_KINDS
 from tests.test_cli import HEADLINE, run
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -40,7 +40,7 @@ def test_gru_reset_after_keeps_both_biases() -> None:
     model = shapecalc.gru_lm(vocab=65, hidden=512, layers=2)
     assert convert(model, "keras").total == model.total
     assert convert(model, "keras", reset_after=False).total == model.total - 2 * 3 * 512
-    biases = [p.shape for p in model.params("keras") if p.name.endswith("bias")][:1]
+    biases = [p.shape for p in params(model, "keras") if p.name.endswith("bias")][:1]
     assert biases == [(2, 1536)]
 
 
@@ -49,7 +49,7 @@ def test_onnx_counts_equal_pytorch_for_recurrent_models() -> None:
         model = factory(vocab=65, hidden=32, layers=3, bidirectional=True)
         onnx = convert(model, "onnx")
         assert onnx.total == model.total and not onnx.differences
-        assert [p.shape for p in model.params("onnx")][1:4] == [
+        assert [p.shape for p in params(model, "onnx")][1:4] == [
             (2, onnx_gates(factory) * 32, 32),
             (2, onnx_gates(factory) * 32, 32),
             (2, 2 * onnx_gates(factory) * 32),
@@ -96,7 +96,7 @@ def test_refusals(build: Any, convention: str, match: str) -> None:
 
 
 def test_two_recurrent_layers_of_a_kind_are_refused_not_misnamed() -> None:
-    from shapecalc.model import Layer, Model
+    from shapecalc.core.tree import Layer, Model
 
     lstm = LAYER_KINDS["LSTM"](4, 4)
     model = Model("two lstms", (Layer("a", lstm), Layer("b", lstm)))
@@ -226,7 +226,7 @@ def test_language_models_match_keras(case: tuple[str, dict[str, Any], bool]) -> 
     model = keras.Sequential(
         [keras.Input((5,), dtype="int32"), *keras_model(cell, args, reset_after)]
     )
-    ours = FACTORIES[cell](**args).params("keras", reset_after=reset_after)
+    ours = params(FACTORIES[cell](**args), "keras", reset_after=reset_after)
     theirs = [(w.path.split("/", 1)[1], tuple(w.shape)) for w in model.weights]
     assert [(p.name, p.shape) for p in ours] == theirs
     assert convert(FACTORIES[cell](**args), "keras", reset_after=reset_after).total == (

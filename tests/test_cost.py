@@ -10,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import shapecalc
+from shapecalc.analysis.cost import analyze
 from shapecalc.architectures import layer_model
-from shapecalc.cost import analyze
-from shapecalc.dims import symbol
-from shapecalc.errors import InvalidArgumentError, ShapeError
+from shapecalc.core.dims import symbol
+from shapecalc.core.errors import InvalidArgumentError, ShapeError
+from shapecalc.core.tree import Layer, Model
 from shapecalc.layers.conv import Conv2d
 from shapecalc.layers.linear import Linear
-from shapecalc.model import Layer, Model
 from tests.test_cli import HEADLINE, check_golden, run
 
 B, T = symbol("B"), symbol("T")

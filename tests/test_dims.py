@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shapecalc.dims import Expr, as_size, dim_str, shape_str, symbol
-from shapecalc.errors import InvalidArgumentError
+from shapecalc.core.dims import Expr, as_size, dim_str, shape_str, symbol
+from shapecalc.core.errors import InvalidArgumentError
 
 NAMES = ("L", "V", "H", "E", "P", "d_in")
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shapecalc.errors import ShapecalcError
-from shapecalc.spec import LAYER_KINDS
+from shapecalc.core.errors import ShapecalcError
+from shapecalc.layers import LAYER_KINDS
 from tests.layer_cases import CASES, run_args
 
 torch = pytest.importorskip("torch")

@@ -23,7 +23,7 @@ def test_concrete_counts_need_no_sympy() -> None:
         "import shapecalc\n"
         "m = shapecalc.lstm_lm(vocab=65, hidden=512, layers=2, proj_size=128)\n"
         "assert m.total > 0 and str(m.total_formula)\n"
-        "from shapecalc.report import to_dict\n"
+        "from shapecalc.report.as_json import to_dict\n"
         "to_dict(m)\n"
     )
     assert imported_after(code) == []

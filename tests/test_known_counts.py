@@ -9,7 +9,7 @@ import pytest
 
 import shapecalc
 from shapecalc import LSTM, Embedding, Linear
-from shapecalc.spec import LAYER_KINDS
+from shapecalc.layers import LAYER_KINDS
 
 
 def lstm_layer(d_in: int, h: int, *, bias: bool = True, proj: int = 0) -> int:

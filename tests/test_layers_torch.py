@@ -11,7 +11,8 @@ from hypothesis import event, given, note
 from hypothesis import strategies as st
 
 from shapecalc import ShapecalcError
-from shapecalc.spec import LAYER_KINDS, expand
+from shapecalc.core.spec import expand
+from shapecalc.layers import LAYER_KINDS
 from tests.layer_cases import CASES
 
 torch = pytest.importorskip("torch")

@@ -24,14 +24,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import shapecalc
-from shapecalc.cost import analyze
-from shapecalc.errors import ShapecalcError
-from shapecalc.spec import LAYER_KINDS
+from shapecalc.analysis.cost import analyze
+from shapecalc.core.errors import ShapecalcError
+from shapecalc.layers import LAYER_KINDS
 from tests.layer_cases import CASES, run_args
 
 torch = pytest.importorskip("torch")
 
-from shapecalc.torch_bridge import build  # noqa: E402  (after the torch skip)
+from shapecalc.adapters.torch_bridge import build  # noqa: E402  (after the torch skip)
 
 SLACK = 8
 #: kind -> (lowest, highest) measured / estimated

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shapecalc.reference import FAMILIES
-from shapecalc.spec import LAYER_KINDS
+from shapecalc.layers import LAYER_KINDS
+from shapecalc.report.reference import FAMILIES
 from tests.layer_cases import CASES
 from tests.test_known_counts import KIND_COUNTS
 

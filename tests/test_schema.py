@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shapecalc.spec import LAYER_KINDS
+from shapecalc.layers import LAYER_KINDS
 from tests.strategies import lstm_lm_args
 from tests.test_cli import run
 from tests.test_cli_layers import flags, shape_flags

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import shapecalc
-from shapecalc.dims import Expr, symbol
+from shapecalc.core.dims import Expr, symbol
 from tests.strategies import lstm_lm_args
 
 

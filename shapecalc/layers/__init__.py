@@ -5,7 +5,10 @@ every family so that the registry is complete."""
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
+
+from shapecalc.core.spec import REGISTERED, LayerSpec
 
 #: family module -> the kinds it defines
 FAMILY_MODULES = {
@@ -38,6 +41,7 @@ _MODULE_OF = {name: module for module, names in FAMILY_MODULES.items() for name 
 
 __all__ = [
     "GRU",
+    "LAYER_KINDS",
     "LSTM",
     "RNN",
     "BatchNorm1d",
@@ -78,6 +82,36 @@ def load_all() -> None:
     """Import every family module (each registers its kinds)."""
     for module in FAMILY_MODULES:
         importlib.import_module(f"shapecalc.layers.{module}")
+
+
+class _Registry(Mapping[str, "type[LayerSpec]"]):
+    """Every layer kind by its torch.nn class name. Reading it loads every family module
+    first (they load lazily); registering (``shapecalc.core.spec.register``) does not."""
+
+    def __init__(self) -> None:
+        self._complete = False
+
+    def _all(self) -> dict[str, type[LayerSpec]]:
+        if not self._complete:
+            self._complete = True
+            load_all()
+        return REGISTERED
+
+    def __getitem__(self, kind: str) -> type[LayerSpec]:
+        return self._all()[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._all()
+
+
+#: every registered layer kind by its torch.nn class name
+LAYER_KINDS = _Registry()
 
 
 def __getattr__(name: str) -> Any:

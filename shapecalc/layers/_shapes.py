@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shapecalc.dims import Dim, dim_str, floor_div, product, same_size, shape_str
-from shapecalc.spec import LayerSpec, Shape
+from shapecalc.core.dims import Dim, dim_str, floor_div, product, same_size, shape_str
+from shapecalc.core.spec import LayerSpec, Shape
 
 __all__ = [
     "bias_adds",

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.dims import Dim, dim_str, product
+from shapecalc.core.dims import Dim, dim_str, product
+from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._shapes import check_features, one_input
-from shapecalc.spec import LayerSpec, Param, Shape, Stored, Work, register
 
 __all__ = ["PReLU"]
 

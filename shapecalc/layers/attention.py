@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.dims import Dim, dim_str, known, product, same_size, shape_str
-from shapecalc.errors import ShapecalcError
+from shapecalc.core.dims import Dim, dim_str, known, product, same_size, shape_str
+from shapecalc.core.errors import ShapecalcError
+from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._shapes import check_features
 from shapecalc.layers.linear import Linear
 from shapecalc.layers.norm import LayerNorm
-from shapecalc.spec import LayerSpec, Param, Shape, Stored, Work, register
 
 __all__ = ["MultiheadAttention", "TransformerDecoderLayer", "TransformerEncoderLayer"]
 

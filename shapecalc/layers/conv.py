@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.dims import Dim, Expr, dim_str, known, product
+from shapecalc.core.dims import Dim, Expr, dim_str, known, product
+from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._shapes import (
     bias_adds,
     check_features,
@@ -25,7 +26,6 @@ from shapecalc.layers._shapes import (
     transposed_out,
     tuple_of,
 )
-from shapecalc.spec import LayerSpec, Param, Shape, Stored, Work, register
 
 __all__ = [
     "Conv1d",

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.dims import Dim, dim_str, product, same_size
+from shapecalc.core.dims import Dim, dim_str, product, same_size
+from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._shapes import bias_adds, check_features, one_input
-from shapecalc.spec import LayerSpec, Param, Shape, Stored, Work, register
 
 __all__ = ["Bilinear", "Dropout", "Flatten", "Identity", "Linear"]
 

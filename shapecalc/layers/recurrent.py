@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.dims import Dim, dim_str, product, shape_str
-from shapecalc.spec import LayerSpec, Param, Shape, Stored, Work, less_than, register
+from shapecalc.core.dims import Dim, dim_str, product, shape_str
+from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, less_than, register
 
 __all__ = ["GRU", "LSTM", "RNN", "CellSpec", "GRUCell", "LSTMCell", "RNNCell", "RecurrentSpec"]
 

@@ -10,15 +10,15 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from shapecalc.conventions import FRAMEWORK_NAMES, Converted
-from shapecalc.cost import Cost, LayerCost
-from shapecalc.dims import Dim, count_str, dim_latex, dim_str, shape_str
-from shapecalc.explain import explain
-from shapecalc.model import DTYPE_BYTES, Model, Row
-from shapecalc.sizing import Solution
-from shapecalc.spec import Param, Shape
-from shapecalc.targets import Inspection
-from shapecalc.units import human_bytes, human_count, human_flops
+from shapecalc.adapters.targets import Inspection
+from shapecalc.analysis.conventions import FRAMEWORK_NAMES, Converted
+from shapecalc.analysis.cost import Cost, LayerCost
+from shapecalc.analysis.explain import explain
+from shapecalc.analysis.sizing import Solution
+from shapecalc.core.dims import Dim, count_str, dim_latex, dim_str, shape_str
+from shapecalc.core.spec import Param, Shape
+from shapecalc.core.tree import Model, Row
+from shapecalc.core.units import DTYPE_BYTES, human_bytes, human_count, human_flops
 
 __all__ = [
     "ModelTable",
@@ -682,7 +682,7 @@ def _convention_footer(model: Model, converted: Converted) -> list[tuple[str, st
         sign = "+" if isinstance(delta, int) and delta > 0 else ""
         change = "the same" if delta == 0 else f"{sign}{_amount(delta)} in {name}"
         lines.append(("PyTorch", f"{count_str(model.total)} ({change})"))
-    from shapecalc.conventions import describe
+    from shapecalc.analysis.conventions import describe
 
     lines += [("Why", line) for line in describe(converted, model.total)]
     lines += [("Gate order", f"{layer}: {order}") for layer, order in converted.gate_orders.items()]
@@ -781,7 +781,7 @@ def conventions_side_by_side(model: Model, converted: list[Converted]) -> Render
     summary = Table(title="Totals", title_justify="left")
     for column in ("Framework", "Total", "vs PyTorch", "Gate order", "Why"):
         summary.add_column(column, justify="right" if column in ("Total", "vs PyTorch") else "left")
-    from shapecalc.conventions import describe
+    from shapecalc.analysis.conventions import describe
 
     for c in converted:
         delta = c.total - model.total

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shapecalc.dims import Dim, dim_str, shape_str
-from shapecalc.dims import count_str as _n
+from shapecalc.core.dims import Dim, dim_str, shape_str
+from shapecalc.core.dims import count_str as _n
+from shapecalc.core.tree import Model
 from shapecalc.layers.recurrent import GRU, LSTM, MAX_LISTED_LAYERS, RecurrentSpec
-from shapecalc.model import Model
 
 __all__ = ["Section", "explain"]
 
@@ -228,7 +228,7 @@ def _explain_recurrent(model: Model, name: str, rnn: RecurrentSpec) -> list[Sect
 
 def _gate_order(kind: str, convention: str) -> Section:
     """The gate blocks' order in the chosen framework, and in the others."""
-    from shapecalc.conventions import CONVENTIONS, FRAMEWORK_NAMES, gate_order
+    from shapecalc.analysis.conventions import CONVENTIONS, FRAMEWORK_NAMES, gate_order
 
     names = FRAMEWORK_NAMES
     lines = [

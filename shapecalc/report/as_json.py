@@ -26,14 +26,15 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from shapecalc.dims import Expr, dim_ascii
-from shapecalc.model import DTYPE_BYTES, Model, Row, full_name
+from shapecalc.core.dims import Expr, dim_ascii
+from shapecalc.core.tree import Model, Row, full_name
+from shapecalc.core.units import DTYPE_BYTES
 
 if TYPE_CHECKING:
-    from shapecalc.conventions import Converted
-    from shapecalc.cost import Cost
-    from shapecalc.sizing import Candidate, Solution
-    from shapecalc.targets import Inspection
+    from shapecalc.adapters.targets import Inspection
+    from shapecalc.analysis.conventions import Converted
+    from shapecalc.analysis.cost import Cost
+    from shapecalc.analysis.sizing import Candidate, Solution
 
 __all__ = [
     "SCHEMA",
@@ -254,7 +255,7 @@ def to_json(
     if convention is not None:
         report["convention"] = convention_dict(model, *convention)
     if explanation:
-        from shapecalc.explain import explain
+        from shapecalc.analysis.explain import explain
 
         chosen = convention[0].convention if convention else "pytorch"
         report["explanation"] = [

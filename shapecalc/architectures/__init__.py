@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from shapecalc.dims import Dim, Expr, as_size, dim_str, shape_str, symbol
-from shapecalc.errors import InvalidArgumentError, ShapecalcError, TieError
+from shapecalc.core.dims import Dim, Expr, as_size, dim_str, shape_str, symbol
+from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, TieError
+from shapecalc.core.spec import LayerSpec
+from shapecalc.core.tree import Layer, Model
 from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.linear import Linear
 from shapecalc.layers.recurrent import GRU, LSTM, RNN, RecurrentSpec
-from shapecalc.model import Layer, Model
-from shapecalc.spec import LayerSpec
 
 __all__ = ["gru_lm", "layer_model", "lstm_lm", "rnn_lm"]
 

@@ -3,7 +3,7 @@
 :func:`analyze` follows the layers in order, each taking the previous layer's first
 output (an LSTM's ``output``, not ``h_n``), from the model's input shapes for a batch B
 and a sequence length T (ints or symbols). For each layer it keeps the input and output
-shapes and the layer's :class:`~shapecalc.spec.Work`: multiply-accumulates, FLOPs, the
+shapes and the layer's :class:`~shapecalc.core.spec.Work`: multiply-accumulates, FLOPs, the
 tensors autograd keeps for backward and the state an inference loop carries.
 
 The rules, written once here and in the docs:
@@ -36,13 +36,15 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NoReturn
 
-from shapecalc.dims import Dim, as_size, count_str, dim_str, exact_div, shape_str
-from shapecalc.errors import InvalidArgumentError, ShapecalcError, ShapeError, require_one_of
-from shapecalc.model import DTYPE_BYTES, OPTIMIZER_STATES, Model
-from shapecalc.spec import LayerSpec, Shape, Stored, Work
+from shapecalc.core.dims import Dim, as_size, count_str, dim_str, exact_div, shape_str
+from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, ShapeError, require_one_of
+from shapecalc.core.spec import LayerSpec, Shape, Stored, Work
+from shapecalc.core.tree import Model
+from shapecalc.core.units import DTYPE_BYTES
 
 __all__ = [
     "OPTIMIZERS",
+    "OPTIMIZER_STATES",
     "TRAINING_DTYPES",
     "Cost",
     "LayerCost",
@@ -50,6 +52,9 @@ __all__ = [
     "analyze",
 ]
 
+#: optimizers whose training memory shapecalc counts: state tensors per trainable
+#: parameter ("none" is inference; :data:`OPTIMIZERS` gives the rules)
+OPTIMIZER_STATES: dict[str, int] = {"none": 0, "sgd": 0, "adam": 2, "adamw": 2}
 #: optimizer -> (state tensors per trainable parameter, the rule)
 OPTIMIZERS: dict[str, tuple[int, str]] = {
     name: (states, rule)
@@ -257,8 +262,8 @@ def analyze(
     """Follow ``inputs`` (by default the model's own input at ``batch`` × ``seq_len``)
     through the layers and account for compute and memory.
 
-    Raises :class:`~shapecalc.errors.ShapeError` naming the layer and both shapes when an
-    input does not fit, and :class:`~shapecalc.errors.InvalidArgumentError` for a bad
+    Raises :class:`~shapecalc.core.errors.ShapeError` naming the layer and both shapes when an
+    input does not fit, and :class:`~shapecalc.core.errors.InvalidArgumentError` for a bad
     dtype, optimizer or size.
     """
     owner = "analyze"

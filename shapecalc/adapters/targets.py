@@ -11,9 +11,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from shapecalc.checkpoint import Checkpoint, read_checkpoint
-from shapecalc.errors import InvalidArgumentError
-from shapecalc.model import Model
+from shapecalc.adapters.checkpoint import Checkpoint, read_checkpoint
+from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.tree import Model
 
 __all__ = ["CHECKPOINT_SUFFIXES", "Entry", "Inspection", "inspect_target", "load_module"]
 
@@ -69,7 +69,7 @@ def load_module(target: str) -> Any:
         if not hasattr(obj, part):
             raise _fail(target, f"{module_name} has no attribute {attribute}")
         obj = getattr(obj, part)
-    from shapecalc.torch_bridge import _torch
+    from shapecalc.adapters.torch_bridge import _torch
 
     torch = _torch()
     if not isinstance(obj, torch.nn.Module) and callable(obj):
@@ -95,7 +95,7 @@ def inspect_target(target: str) -> Inspection:
             f"{target!r} is neither a file nor package.module:attribute "
             f"(checkpoints end in {', '.join(CHECKPOINT_SUFFIXES)})",
         )
-    from shapecalc.torch_bridge import from_module
+    from shapecalc.adapters.torch_bridge import from_module
 
     module = load_module(target)
     model = from_module(module, name=target)

@@ -37,11 +37,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from shapecalc.dims import Dim, count_str
-from shapecalc.errors import InvalidArgumentError, ShapecalcError, require_one_of
+from shapecalc.core.dims import Dim, count_str
+from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, require_one_of
+from shapecalc.core.spec import LayerSpec, Param, expand
+from shapecalc.core.tree import Model, full_name
 from shapecalc.layers.recurrent import _layer_range
-from shapecalc.model import CONVENTIONS, Model, full_name
-from shapecalc.spec import LayerSpec, Param, expand
 
 __all__ = [
     "CONVENTIONS",
@@ -53,8 +53,11 @@ __all__ = [
     "convert_with_template",
     "gate_order",
     "layer_tensors",
+    "params",
 ]
 
+#: the frameworks whose tensor naming shapecalc speaks
+CONVENTIONS = ("pytorch", "keras", "onnx")
 #: each convention's framework, as people write it
 FRAMEWORK_NAMES = {"pytorch": "PyTorch", "keras": "Keras", "onnx": "ONNX"}
 
@@ -392,6 +395,21 @@ def convert(model: Model, convention: str, *, reset_after: bool = True) -> Conve
         if tied in renamed and source in renamed
     }
     return Converted(convention, tuple(tensors), tuple(differences), orders, ties)
+
+
+def params(model: Model, convention: str = "pytorch", *, reset_after: bool = True) -> list[Param]:
+    """Every tensor of ``model`` as ``convention`` (pytorch, keras or onnx) names and shapes
+    it, shared ones once, repeated layers expanded. Keras' BatchNormalization lists its
+    moving statistics as (non-trainable) weights.
+
+        >>> from shapecalc.architectures import gru_lm
+        >>> for p in params(gru_lm(65, 512), "keras")[1:4]:
+        ...     print(p.name, p.shape)
+        gru/gru_cell/kernel (512, 1536)
+        gru/gru_cell/recurrent_kernel (512, 1536)
+        gru/gru_cell/bias (2, 1536)
+    """
+    return convert(model, convention, reset_after=reset_after).params()
 
 
 def convert_with_template(

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Union
 
-from shapecalc.errors import InvalidArgumentError
+from shapecalc.core.errors import InvalidArgumentError
 
 __all__ = [
     "Dim",
@@ -480,7 +480,7 @@ def as_size(value: Any, *, owner: str, field: str, minimum: int = 1) -> Dim:
         >>> as_size(0, owner="LSTM", field="hidden_size")
         Traceback (most recent call last):
         ...
-        shapecalc.errors.InvalidArgumentError: LSTM: hidden_size must be an integer >= 1, got 0
+        shapecalc.core.errors.InvalidArgumentError: LSTM: hidden_size must be an integer >= 1, got 0
     """
     rule = f"{field} must be an integer >= {minimum}"
     if isinstance(value, bool):

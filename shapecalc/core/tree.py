@@ -12,19 +12,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from shapecalc.dims import Dim, Expr, as_size, dim_str, same_size, shape_str
-from shapecalc.errors import TieError
-from shapecalc.spec import LayerSpec, Param, expand
+from shapecalc.core.dims import Dim, Expr, as_size, dim_str, same_size, shape_str
+from shapecalc.core.errors import TieError
+from shapecalc.core.spec import LayerSpec, Param, expand
+from shapecalc.core.units import DTYPE_BYTES
 
-__all__ = ["CONVENTIONS", "DTYPE_BYTES", "OPTIMIZER_STATES", "Layer", "Model", "Row", "full_name"]
-
-#: bytes per number for the storage types shapecalc reports
-DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "fp8": 1}
-#: optimizers whose training memory shapecalc counts: state tensors per trainable
-#: parameter ("none" is inference; see :data:`shapecalc.cost.OPTIMIZERS` for the rules)
-OPTIMIZER_STATES: dict[str, int] = {"none": 0, "sgd": 0, "adam": 2, "adamw": 2}
-#: the frameworks whose tensor naming shapecalc speaks (see :mod:`shapecalc.conventions`)
-CONVENTIONS = ("pytorch", "keras", "onnx")
+__all__ = ["Layer", "Model", "Row", "full_name"]
 
 
 def full_name(layer: str, name: str) -> str:
@@ -186,22 +179,6 @@ class Model:
             for p in expand(layer.spec.params())
             if full_name(layer.name, p.name) not in self.ties
         ]
-
-    def params(self, convention: str = "pytorch", *, reset_after: bool = True) -> list[Param]:
-        """Every tensor as ``convention`` (pytorch, keras or onnx) names and shapes it,
-        shared ones once, repeated layers expanded. Keras' BatchNormalization lists its
-        moving statistics as (non-trainable) weights; see :mod:`shapecalc.conventions`.
-
-            >>> from shapecalc.architectures import gru_lm
-            >>> for p in gru_lm(65, 512).params("keras")[1:4]:
-            ...     print(p.name, p.shape)
-            gru/gru_cell/kernel (512, 1536)
-            gru/gru_cell/recurrent_kernel (512, 1536)
-            gru/gru_cell/bias (2, 1536)
-        """
-        from shapecalc.conventions import convert
-
-        return convert(self, convention, reset_after=reset_after).params()
 
     @property
     def total(self) -> Dim:

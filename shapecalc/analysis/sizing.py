@@ -22,9 +22,9 @@ from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from typing import Any
 
-from shapecalc.dims import Dim, Expr, dim_str, symbol
-from shapecalc.errors import InvalidArgumentError, ShapecalcError
-from shapecalc.model import Model
+from shapecalc.core.dims import Dim, Expr, dim_str, symbol
+from shapecalc.core.errors import InvalidArgumentError, ShapecalcError
+from shapecalc.core.tree import Model
 
 __all__ = ["Candidate", "Solution", "parse_budget", "solve"]
 
@@ -246,7 +246,7 @@ def _total_of(convention: str, reset_after: bool) -> Callable[[Model], Dim]:
     """How a budget counts a model: PyTorch's total, or another framework's."""
     if convention == "pytorch":
         return lambda model: model.total
-    from shapecalc.conventions import convert
+    from shapecalc.analysis.conventions import convert
 
     return lambda model: convert(model, convention, reset_after=reset_after).total
 

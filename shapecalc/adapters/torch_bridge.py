@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from shapecalc.dims import Dim, Expr, shape_str
-from shapecalc.errors import InvalidArgumentError, MissingDependencyError, ShapecalcError
-from shapecalc.model import Layer, Model
-from shapecalc.spec import LAYER_KINDS, LayerSpec, Param, expand
+from shapecalc.core.dims import Dim, Expr, shape_str
+from shapecalc.core.errors import InvalidArgumentError, MissingDependencyError, ShapecalcError
+from shapecalc.core.spec import LayerSpec, Param, expand
+from shapecalc.core.tree import Layer, Model
+from shapecalc.layers import LAYER_KINDS
 
 __all__ = ["Diff", "MismatchError", "assert_matches", "build", "compare", "from_module"]
 
@@ -67,8 +68,8 @@ def build(spec_or_model: LayerSpec | Model, device: str = "meta") -> Any:
 
     A model becomes a module with one attribute per layer (``embedding``, ``lstm``,
     ``head``), tied parameters shared as in the model. Its ``forward`` runs the layers in
-    order, each on the previous layer's first output (the flow :func:`shapecalc.cost.analyze`
-    follows), and returns the last layer's output.
+    order, each on the previous layer's first output (the flow that
+    :func:`shapecalc.analysis.cost.analyze` follows), and returns the last layer's output.
     """
     torch = _torch()
     if isinstance(spec_or_model, LayerSpec):

@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from shapecalc.errors import ShapecalcError
+from shapecalc.core.errors import ShapecalcError
 
 __all__ = [
     "DTYPE_SIZES",
@@ -206,7 +206,7 @@ def _torch_tensors(value: Any, prefix: str, torch: Any) -> list[tuple[str, Any]]
 
 def read_state_dict(path: str) -> Checkpoint:
     """A torch.save file: ``torch.load(weights_only=True, mmap=True)``; never unpickles code."""
-    from shapecalc.torch_bridge import _torch
+    from shapecalc.adapters.torch_bridge import _torch
 
     torch = _torch()
     try:

@@ -11,8 +11,9 @@ import inspect
 from collections import Counter
 from collections.abc import Iterable
 
-from shapecalc.dims import count_str, dim_str, shape_str
-from shapecalc.spec import LAYER_KINDS, LayerSpec
+from shapecalc.core.dims import count_str, dim_str, shape_str
+from shapecalc.core.spec import LayerSpec
+from shapecalc.layers import LAYER_KINDS
 
 __all__ = ["FAMILIES", "family_page", "index_page", "kind_section", "signature"]
 

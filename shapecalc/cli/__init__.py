@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from shapecalc import __version__
-from shapecalc.errors import ShapecalcError
+from shapecalc.core.errors import ShapecalcError
 
 if TYPE_CHECKING:
-    from shapecalc.conventions import Converted
-    from shapecalc.cost import Cost
-    from shapecalc.model import Model
+    from shapecalc.analysis.conventions import Converted
+    from shapecalc.analysis.cost import Cost
+    from shapecalc.core.tree import Model
 
 __all__ = ["cli", "main"]
 
@@ -133,12 +133,12 @@ def _emit(
     (input shapes, output shapes) of ``--input-shape``; ``cost`` the shapes, compute and
     memory, shown in the ``sections`` asked for (JSON carries all of it)."""
     if fmt == "json":
-        from shapecalc.report import to_json
+        from shapecalc.report.as_json import to_json
 
         text = to_json(model, explanation=explain, flow=flow, cost=cost, convention=convention)
         click.echo(text, nl=False)
         return
-    from shapecalc import render
+    from shapecalc.report import rich_writer as render
 
     shown = cost is not None and any(sections)
     chosen = convention[0].convention if convention else "pytorch"
@@ -185,7 +185,7 @@ _CONVENTION_FLAGS = ("convention", "reset_after")
 
 def _convention_options(*, gru: bool) -> list[Callable[[F], F]]:
     """``--convention`` and, for a GRU, Keras' ``--reset-after``."""
-    from shapecalc.model import CONVENTIONS
+    from shapecalc.analysis.conventions import CONVENTIONS
 
     options: list[Callable[[F], F]] = [
         click.option(
@@ -213,7 +213,7 @@ def _convention(model: Model, flags: dict[str, Any]) -> tuple[Converted, Convert
     name = flags.get("convention", "pytorch")
     if name == "pytorch":
         return None
-    from shapecalc.conventions import convert_with_template
+    from shapecalc.analysis.conventions import convert_with_template
 
     try:
         return convert_with_template(model, name, reset_after=flags.get("reset_after", True))
@@ -227,7 +227,8 @@ _SIZE_FLAGS = ("batch", "seq_len")
 def _cost_options(*, sequence: bool) -> list[Callable[[F], F]]:
     """``--shapes --flops --memory --all --dtype --training --mixed-precision``, and for a
     model ``--batch --seq-len``."""
-    from shapecalc.model import DTYPE_BYTES, OPTIMIZER_STATES
+    from shapecalc.analysis.cost import OPTIMIZER_STATES
+    from shapecalc.core.units import DTYPE_BYTES
 
     options: list[Callable[[F], F]] = [
         click.option("--shapes", is_flag=True, help="Add every layer's input and output shapes."),
@@ -299,7 +300,7 @@ def _cost(
         raise click.UsageError(
             "--shapes, --flops and --memory need the layer's input: give --input-shape"
         )
-    from shapecalc.cost import analyze
+    from shapecalc.analysis.cost import analyze
 
     try:
         cost = analyze(
@@ -337,7 +338,7 @@ def _verify(model: Model) -> None:
     if model.symbolic:
         raise click.UsageError("--verify needs every size as a number, not a symbol")
     try:
-        from shapecalc.torch_bridge import _torch, build, compare
+        from shapecalc.adapters.torch_bridge import _torch, build, compare
 
         torch = _torch()
         diff = compare(model, build(model))
@@ -511,7 +512,7 @@ def _compare_command(cell: str) -> click.Command:
     @_format_option(("table", "json", "markdown"))
     @_apply(_convention_options(gru=cell == "gru")[1:])
     def command(fmt: str, **flags: Any) -> None:
-        from shapecalc.conventions import CONVENTIONS, convert_with_template
+        from shapecalc.analysis.conventions import CONVENTIONS, convert_with_template
 
         reset_after = flags.pop("reset_after", True)
         try:
@@ -526,11 +527,11 @@ def _compare_command(cell: str) -> click.Command:
             except ShapecalcError as err:
                 refused.append((convention, err.rule or str(err)))
         if fmt == "json":
-            from shapecalc.report import comparison_json
+            from shapecalc.report.as_json import comparison_json
 
             click.echo(comparison_json(model, done, refused), nl=False)
             return
-        from shapecalc import render
+        from shapecalc.report import rich_writer as render
 
         if fmt == "markdown":
             text = "\n".join(render.convention_markdown(model, c, t) for c, t in done)
@@ -594,7 +595,7 @@ def _solve_command(cell: str) -> click.Command:
     @_format_option(("table", "json"))
     @_apply(_convention_options(gru=cell == "gru"))
     def command(budget: str, free: str, multiple_of: int, fmt: str, **flags: Any) -> None:
-        from shapecalc.sizing import solve as solve_for
+        from shapecalc.analysis.sizing import solve as solve_for
 
         free_arg = _FREE[free]
         naming = {k: flags.pop(k) for k in _CONVENTION_FLAGS if k in flags}
@@ -618,13 +619,13 @@ def _solve_command(cell: str) -> click.Command:
             flags_of = {"target": "--params", "multiple_of": "--multiple-of"}
             raise _engine_error(err, flags_of) from None
         if fmt == "json":
-            from shapecalc.report import solution_json
+            from shapecalc.report.as_json import solution_json
 
             click.echo(solution_json(solution), nl=False)
             return
         from rich.console import Console
 
-        from shapecalc import render
+        from shapecalc.report import rich_writer as render
 
         Console(highlight=False).print(render.solution_table(solution))
 
@@ -735,13 +736,13 @@ def _field_option(field: Any) -> Callable[[F], F]:
 def _layer_command(kind: str) -> click.Command:
     import dataclasses
 
-    from shapecalc.spec import LAYER_KINDS
+    from shapecalc.layers import LAYER_KINDS
 
     cls = LAYER_KINDS[kind]
 
     def command(fmt: str, input_shape: tuple[str, ...], verify: bool, **arguments: Any) -> None:
         from shapecalc.architectures import layer_model
-        from shapecalc.dims import as_size
+        from shapecalc.core.dims import as_size
 
         analysis = {k: arguments.pop(k) for k in _COST_FLAGS}
         naming = {k: arguments.pop(k) for k in _CONVENTION_FLAGS if k in arguments}
@@ -776,7 +777,7 @@ def _layer_command(kind: str) -> click.Command:
         ),
         _format_option(FORMATS),
     ]
-    from shapecalc.reference import signature
+    from shapecalc.report.reference import signature
 
     command.__doc__ = f"{cls.summary}.\n\n    \b\n    torch.nn.{signature(cls)}"
     return click.command(kind.lower())(_apply(options)(command))
@@ -786,12 +787,12 @@ class _LayerGroup(click.Group):
     """``shapecalc layer KIND``: one command per registered kind, made on demand."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        from shapecalc.spec import LAYER_KINDS
+        from shapecalc.layers import LAYER_KINDS
 
         return sorted(k.lower() for k in LAYER_KINDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        from shapecalc.spec import LAYER_KINDS
+        from shapecalc.layers import LAYER_KINDS
 
         kind = {k.lower(): k for k in LAYER_KINDS}.get(cmd_name.lower())
         return _layer_command(kind) if kind else None
@@ -807,8 +808,8 @@ def layer() -> None:
 @_format_option(("table", "json"))
 def layers(fmt: str) -> None:
     """List the layer kinds shapecalc knows, with their count formulas."""
-    from shapecalc.reference import signature
-    from shapecalc.spec import LAYER_KINDS
+    from shapecalc.layers import LAYER_KINDS
+    from shapecalc.report.reference import signature
 
     rows = []
     for kind, cls in sorted(LAYER_KINDS.items(), key=lambda item: (item[1].family, item[0])):
@@ -859,20 +860,20 @@ def inspect(target: str, depth: int, fmt: str) -> None:
       model.pt / .pth / .bin   torch.load(weights_only=True, mmap=True): never runs code
       package.module:attr      an nn.Module, or a function returning one (imports your code)
     """
-    from shapecalc.targets import inspect_target
+    from shapecalc.adapters.targets import inspect_target
 
     try:
         inspection = inspect_target(target)
     except ShapecalcError as err:
         raise click.BadParameter(str(err), param_hint="'TARGET'") from None
     if fmt == "json":
-        from shapecalc.report import inspection_json
+        from shapecalc.report.as_json import inspection_json
 
         click.echo(inspection_json(inspection), nl=False)
         return
     from rich.console import Console
 
-    from shapecalc import render
+    from shapecalc.report import rich_writer as render
 
     Console(highlight=False).print(render.inspection_tree(inspection, depth))
 

@@ -14,11 +14,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
-from shapecalc.dims import Dim, Expr, as_size, dim_str, known, product
-from shapecalc.errors import InvalidArgumentError, ShapeError
+from shapecalc.core.dims import Dim, Expr, as_size, dim_str, known, product
+from shapecalc.core.errors import InvalidArgumentError, ShapeError
 
 __all__ = [
-    "LAYER_KINDS",
+    "REGISTERED",
     "LayerSpec",
     "Param",
     "Shape",
@@ -157,45 +157,14 @@ class Work:
         return sum((s.nbytes(activation_itemsize) for s in self.saved), start=0)
 
 
-class _Registry(Mapping[str, "type[LayerSpec]"]):
-    """Every layer kind by its torch.nn class name. Reading it loads every family module
-    first (they load lazily); registering does not."""
-
-    def __init__(self) -> None:
-        self._kinds: dict[str, type[LayerSpec]] = {}
-        self._complete = False
-
-    def _all(self) -> dict[str, type[LayerSpec]]:
-        if not self._complete:
-            self._complete = True
-            from shapecalc.layers import load_all
-
-            load_all()
-        return self._kinds
-
-    def add(self, cls: type[LayerSpec]) -> None:
-        self._kinds[cls.kind] = cls
-
-    def __getitem__(self, kind: str) -> type[LayerSpec]:
-        return self._all()[kind]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._all())
-
-    def __len__(self) -> int:
-        return len(self._all())
-
-    def __contains__(self, kind: object) -> bool:
-        return kind in self._all()
-
-
-#: every registered layer kind by its torch.nn class name
-LAYER_KINDS = _Registry()
+#: every layer kind registered so far, by its torch.nn class name; the complete registry,
+#: which loads every family first, is :data:`shapecalc.layers.LAYER_KINDS`
+REGISTERED: dict[str, type[LayerSpec]] = {}
 
 
 def register(cls: type[LayerSpec]) -> type[LayerSpec]:
-    """Class decorator: add a layer spec to :data:`LAYER_KINDS` under its ``kind``."""
-    LAYER_KINDS.add(cls)
+    """Class decorator: add a layer spec to the registry under its ``kind``."""
+    REGISTERED[cls.kind] = cls
     return cls
 
 

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 
-__all__ = ["human_bytes", "human_count", "human_flops"]
+__all__ = ["DTYPE_BYTES", "human_bytes", "human_count", "human_flops"]
+
+#: bytes per number for the storage types shapecalc reports
+DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "fp8": 1}
 
 _COUNT_UNITS = ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "k"))
 _FLOP_UNITS = (

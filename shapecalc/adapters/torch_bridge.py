@@ -21,9 +21,6 @@ from shapecalc.layers import LAYER_KINDS
 
 __all__ = ["Diff", "MismatchError", "assert_matches", "build", "compare", "from_module"]
 
-#: kinds whose torch constructor takes no device (they hold no tensors)
-_NO_DEVICE = ("Identity", "Dropout", "Flatten")
-
 
 def _torch() -> Any:
     try:
@@ -57,7 +54,7 @@ def _build_layer(spec: LayerSpec, device: str) -> Any:
     cls = getattr(torch.nn, spec.kind)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. dropout with a single recurrent layer
-        if spec.kind in _NO_DEVICE:
+        if spec.stateless():  # nn.Identity, nn.ReLU, ... take no device
             return cls(**spec.arguments())
         return cls(**spec.arguments(), device=device)
 

@@ -88,7 +88,6 @@ _KERAS_NAMES = {
     "BatchNorm2d": "batch_normalization",
     "BatchNorm3d": "batch_normalization",
 }
-_NO_WEIGHTS = ("Identity", "Dropout", "Flatten")
 
 
 @dataclass(frozen=True)
@@ -316,7 +315,7 @@ def layer_tensors(
     with its reason."""
     _check(convention)
     kind = spec.kind
-    if convention == "pytorch" or kind in _NO_WEIGHTS:
+    if convention == "pytorch" or spec.stateless():
         return [_named(prefix, p) for p in spec.params()], []
     if kind in _GATES:
         return _recurrent(spec, convention, prefix or kind.lower(), reset_after)

@@ -109,6 +109,11 @@ class Stored:
     itemsize: int | None = None
     #: how many tensors of this shape (one per time step, per layer, ...)
     copies: Dim = 1
+    #: when the tensor is one the call receives or returns, which: ``"input"`` (the first
+    #: input), ``"input1"``, ``"input2"``, ... or ``"output"`` (the first output). A model
+    #: counts such a tensor once however many layers keep it (a ReLU's output is the next
+    #: Linear's input); None is a tensor of the layer's own.
+    of: str | None = None
 
     @property
     def count(self) -> Dim:
@@ -136,6 +141,8 @@ class Work:
     saved: tuple[Stored, ...] = ()
     #: state an inference loop carries from one call to the next (h and c; a KV cache)
     state: tuple[Stored, ...] = ()
+    #: the first output is the first input's storage, changed in place (``inplace=True``)
+    inplace: bool = False
 
     @property
     def matmul_flops(self) -> Dim:
@@ -278,6 +285,10 @@ class LayerSpec:
         """Buffers (state that is not trained, such as running statistics)."""
         return iter(())
 
+    def stateless(self) -> bool:
+        """No parameters and no buffers (an activation, a pooling, a dropout)."""
+        return next(self.params(), None) is None and next(self.buffers(), None) is None
+
     def matmul_flops(self, *inputs: Shape) -> Dim:
         """FLOPs of the forward's matrix products for inputs of these shapes, counted as
         PyTorch's ``FlopCounterMode`` counts them: 2·M·N·K per product, biases and
@@ -289,7 +300,7 @@ class LayerSpec:
         of one forward call on inputs of these shapes. The base: no compute, and the
         first input kept (what most layers need for their gradients)."""
         outputs = self.output_shapes(*inputs)
-        return Work(outputs, saved=(Stored("input", inputs[0]),))
+        return Work(outputs, saved=(Stored("input", inputs[0], of="input"),))
 
     def deferred_rules(self) -> list[str]:
         """Rules that symbolic sizes leave open (``P < H``, ``E divisible by heads``): they

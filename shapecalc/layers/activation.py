@@ -61,5 +61,5 @@ class PReLU(LayerSpec):
             outputs,
             other=2 * product(inputs[0]),
             other_rule="compare and multiply, 2 per number",
-            saved=(Stored("input", inputs[0]),),
+            saved=(Stored("input", inputs[0], of="input"),),
         )

@@ -196,11 +196,11 @@ class MultiheadAttention(LayerSpec):
         if need_weights:
             other += scores
             rule += ", average over heads (1 per score)"
-        saved = [Stored("query", query)]
+        saved = [Stored("query", query, of="input")]
         if distinct == 2:
-            saved.append(Stored("key and value (one tensor)", key))
+            saved.append(Stored("key and value (one tensor)", key, of="input1"))
         elif distinct == 3:
-            saved += [Stored("key", key), Stored("value", value)]
+            saved += [Stored("key", key, of="input1"), Stored("value", value, of="input2")]
         saved += [
             Stored("q", (*query[:-1], e)),
             # after add_bias_kv and add_zero_attn append their rows: S' = source positions

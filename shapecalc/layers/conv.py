@@ -198,7 +198,7 @@ class _ConvBase(LayerSpec):
         the extra one on the right."""
         n = self.dims
         if self.transposed:
-            return (Stored("input", shape),)
+            return (Stored("input", shape, of="input"),)
         spatial = shape[-n:]
         if self.padding == "same":
             total = [
@@ -209,12 +209,16 @@ class _ConvBase(LayerSpec):
             total = [2 * p for p in pads]
         if self.padding_mode == "zeros":
             if self.padding != "same" or not any(t % 2 for t in total):
-                return (Stored("input", shape),)
+                return (Stored("input", shape, of="input"),)
             extra = tuple(x + t % 2 for x, t in zip(spatial, total, strict=True))
             return (Stored("input padded on the right", (*shape[:-n], *extra)),)
         padded = tuple(x + t for x, t in zip(spatial, total, strict=True))
         copy = Stored(f"{self.padding_mode}-padded input", (*shape[:-n], *padded))
-        return (copy,) if self.padding_mode == "circular" else (Stored("input", shape), copy)
+        return (
+            (copy,)
+            if self.padding_mode == "circular"
+            else (Stored("input", shape, of="input"), copy)
+        )
 
 
 def _divide(value: Dim, by: int) -> Dim:

@@ -91,7 +91,10 @@ class Embedding(_Table):
     def work(self, *inputs: Shape) -> Work:
         """A lookup: no FLOPs. Keeps the indices (int64, 8 bytes each) to scatter the
         gradient back into the rows they read."""
-        return Work(self.output_shapes(*inputs), saved=(Stored("indices", inputs[0], itemsize=8),))
+        return Work(
+            self.output_shapes(*inputs),
+            saved=(Stored("indices", inputs[0], itemsize=8, of="input"),),
+        )
 
 
 @register

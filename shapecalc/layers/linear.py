@@ -68,7 +68,7 @@ class Linear(LayerSpec):
             macs=product(inputs[0][:-1]) * self.in_features * self.out_features,
             other=other,
             other_rule=rule,
-            saved=(Stored("input", inputs[0]),),
+            saved=(Stored("input", inputs[0], of="input"),),
         )
 
 
@@ -145,7 +145,10 @@ class Bilinear(LayerSpec):
             macs=rows * self.out_features * per_output,
             other=other,
             other_rule=rule,
-            saved=(Stored("input1", inputs[0]), Stored("input2", inputs[1])),
+            saved=(
+                Stored("input1", inputs[0], of="input"),
+                Stored("input2", inputs[1], of="input1"),
+            ),
         )
 
 

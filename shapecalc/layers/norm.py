@@ -51,7 +51,10 @@ def _norm_work(
     else:
         stats = (Stored("mean and 1/std per set", (groups,), copies=2),)
     return Work(
-        outputs, other=per * numbers, other_rule=rule, saved=(Stored("input", shape), *stats)
+        outputs,
+        other=per * numbers,
+        other_rule=rule,
+        saved=(Stored("input", shape, of="input"), *stats),
     )
 
 

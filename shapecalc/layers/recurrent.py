@@ -245,7 +245,15 @@ class RecurrentSpec(LayerSpec):
             )
             macs += copies * d * row_steps * m
             other += copies * d * row_steps * o
-            saved.append(Stored(f"layer {index}: input", (*shape[:-1], d_in), copies=copies))
+            if block == 0:  # the first block holds layer 0, whose input is the layer's
+                saved.append(Stored("layer 0: input", (*shape[:-1], d_in), of="input"))
+                if copies != 1:  # a block of identical layers from 0: the others apart
+                    above = index.replace("{0..", "{1..")
+                    saved.append(
+                        Stored(f"layer {above}: input", (*shape[:-1], d_in), copies=copies - 1)
+                    )
+            else:
+                saved.append(Stored(f"layer {index}: input", (*shape[:-1], d_in), copies=copies))
             # a batch-first input reaches the reverse direction of layer 0 as its own copy
             # (when the batch-first transpose is not contiguous: batched, B > 1 and T > 1)
             transposed = len(shape) == 3 and self.batch_first and 1 not in shape[:2]

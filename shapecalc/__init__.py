@@ -32,9 +32,9 @@ _WHERE = {
     "ShapecalcError": "core.errors",
     "TieError": "core.errors",
     "DTYPE_BYTES": "core.units",
-    "Layer": "core.tree",
-    "Model": "core.tree",
-    "Row": "core.tree",
+    "Layer": "core.model",
+    "Model": "core.model",
+    "Row": "core.model",
     "Candidate": "analysis.sizing",
     "Solution": "analysis.sizing",
     "parse_budget": "analysis.sizing",
@@ -127,8 +127,8 @@ if TYPE_CHECKING:  # the static view of the lazy names above
         ShapeError,
         TieError,
     )
+    from shapecalc.core.model import Layer, Model, Row
     from shapecalc.core.spec import LayerSpec, Param
-    from shapecalc.core.tree import Layer, Model, Row
     from shapecalc.core.units import DTYPE_BYTES
     from shapecalc.layers import LAYER_KINDS
     from shapecalc.layers.embedding import Embedding

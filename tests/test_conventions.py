@@ -96,10 +96,10 @@ def test_refusals(build: Any, convention: str, match: str) -> None:
 
 
 def test_two_recurrent_layers_of_a_kind_are_refused_not_misnamed() -> None:
-    from shapecalc.core.tree import Layer, Model
+    from shapecalc.core.model import Model
 
     lstm = LAYER_KINDS["LSTM"](4, 4)
-    model = Model("two lstms", (Layer("a", lstm), Layer("b", lstm)))
+    model = Model("two lstms", {"a": lstm, "b": lstm})
     assert len(convert(model, "pytorch").params()) == 8
     with pytest.raises(InvalidArgumentError, match="would both be named 'lstm/lstm_cell/bias'"):
         convert(model, "keras")

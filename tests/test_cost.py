@@ -14,7 +14,7 @@ from shapecalc.analysis.cost import analyze
 from shapecalc.architectures import layer_model
 from shapecalc.core.dims import symbol
 from shapecalc.core.errors import InvalidArgumentError, ShapeError
-from shapecalc.core.tree import Layer, Model
+from shapecalc.core.model import Model
 from shapecalc.layers.conv import Conv2d
 from shapecalc.layers.linear import Linear
 from tests.test_cli import HEADLINE, check_golden, run
@@ -103,10 +103,7 @@ def test_strided_conv_shapes_are_symbolic_floors() -> None:
 
 
 def test_a_chain_that_does_not_fit_names_the_layer_and_both_shapes() -> None:
-    model = Model(
-        "two linears",
-        (Layer("up", Linear(8, 16)), Layer("down", Linear(32, 4))),
-    )
+    model = Model("two linears", {"up": Linear(8, 16), "down": Linear(32, 4)})
     with pytest.raises(ShapeError, match=r"layer 'down' .* \(2, 16\).* expected in_features=32"):
         analyze(model, ((2, 8),))
 

@@ -92,7 +92,7 @@ def test_headline_rows_and_subtotals() -> None:
         ("head.weight", (65, 512), 33_280),
         ("head.bias", (65,), 65),
     ]
-    assert [model.layer_total(n) for n in ("embedding", "lstm", "head")] == [
+    assert [model.subtotal(n) for n in ("embedding", "lstm", "head")] == [
         33_280,
         4_202_496,
         33_345,

@@ -26,7 +26,7 @@ def test_every_formula_evaluates_to_its_count(args: dict[str, Any]) -> None:
         assert tuple(evaluate(d, sizes) for d in row.formula_shape) == row.shape, row.name
     assert evaluate(model.total_formula, sizes) == model.total
     for layer in model.layers:
-        assert evaluate(model.layer_formula(layer.name), sizes) == model.layer_total(layer.name)
+        assert evaluate(model.subtotal_formula(layer.name), sizes) == model.subtotal(layer.name)
 
 
 NAMES = {"vocab": "V", "hidden": "H", "layers": "L", "embed_dim": "E", "proj_size": "P"}
@@ -126,8 +126,8 @@ def test_embed_dim_gets_its_own_symbol() -> None:
     assert formulas["embedding.weight"] == "V·E"
     assert formulas["lstm.weight_ih_l0"] == "4·H·E"
     assert formulas["lstm.weight_ih_l1"] == "4·H²"
-    assert str(model.layer_formula("lstm")) == "12·H² + 4·H·E + 16·H"
-    assert model.layer_formula("lstm").factored() == "4·H·(3·H + E + 4)"
+    assert str(model.subtotal_formula("lstm")) == "12·H² + 4·H·E + 16·H"
+    assert model.subtotal_formula("lstm").factored() == "4·H·(3·H + E + 4)"
 
 
 def test_proj_and_bidirectional_formulas() -> None:

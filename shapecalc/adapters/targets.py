@@ -13,7 +13,7 @@ from typing import Any
 
 from shapecalc.adapters.checkpoint import Checkpoint, read_checkpoint
 from shapecalc.core.errors import InvalidArgumentError
-from shapecalc.core.tree import Model
+from shapecalc.core.model import Model
 
 __all__ = ["CHECKPOINT_SUFFIXES", "Entry", "Inspection", "inspect_target", "load_module"]
 

@@ -13,10 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from shapecalc.core.dims import Dim, Expr, shape_str
+from shapecalc.core.dims import Dim, Expr, dim_str, shape_str
 from shapecalc.core.errors import InvalidArgumentError, MissingDependencyError, ShapecalcError
+from shapecalc.core.flow import OPAQUE, Add, Multiply
+from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec, Param, expand
-from shapecalc.core.tree import Layer, Model
+from shapecalc.core.tree import Block, Leaf, Node, Repeat, execute, join_name
 from shapecalc.layers import LAYER_KINDS
 
 __all__ = ["Diff", "MismatchError", "assert_matches", "build", "compare", "from_module"]
@@ -63,55 +65,101 @@ def build(spec_or_model: LayerSpec | Model, device: str = "meta") -> Any:
     """The real ``torch.nn.Module``, on the meta device by default (no memory for weights,
     so a 10-billion-parameter spec builds at once).
 
-    A model becomes a module with one attribute per layer (``embedding``, ``lstm``,
-    ``head``), tied parameters shared as in the model. Its ``forward`` runs the layers in
-    order, each on the previous layer's first output (the flow that
-    :func:`shapecalc.analysis.cost.analyze` follows), and returns the last layer's output.
+    A model becomes a module tree with the model's names (``embedding``, ``lstm``,
+    ``head``; ``h.0.attn``), each repeated child its own module, tied parameters shared as
+    in the model. Each block's ``forward`` follows the block's declared data flow (the
+    flow :func:`shapecalc.analysis.cost.analyze` follows) and returns the last step's
+    outputs.
     """
     torch = _torch()
     if isinstance(spec_or_model, LayerSpec):
         return _build_layer(spec_or_model, device)
     model = spec_or_model
-    if len(model.layers) == 1 and not model.layers[0].name:
-        return _build_layer(model.layers[0].spec, device)
-    root = _chain_class(torch)([layer.name for layer in model.layers])
-    for layer in model.layers:
-        _set_submodule(root, layer.name, _build_layer(layer.spec, device), torch)
+    root = _build_node(model.root, device, torch)
     for tied, source in model.ties.items():
         owner, _, name = tied.rpartition(".")
         setattr(root.get_submodule(owner), name, _get_parameter(root, source))
     return root
 
 
+def _build_node(node: Node, device: str, torch: Any) -> Any:
+    if isinstance(node, Leaf):
+        return _build_layer(node.spec, device)
+    module = _flow_class(torch)(node, device)
+    for entry in node.children:
+        if isinstance(entry, Repeat):
+            numbers = entry.indices()
+            if numbers is None:
+                raise InvalidArgumentError(
+                    f"cannot build {node.kind}: the run {entry.part()} has a symbolic count; "
+                    "use model.evaluate(...) first",
+                    layer=node.kind,
+                    field="count",
+                    value=dim_str(entry.count),
+                    rule="a real module needs concrete sizes",
+                )
+            for index in numbers:
+                module.add_module(str(index), _build_node(entry.node, device, torch))
+        elif entry.name:
+            module.add_module(entry.name, _build_node(entry.node, device, torch))
+        else:  # the block's own tensors
+            assert isinstance(entry.node, Leaf)
+            for p in expand(entry.node.spec.params()):
+                data = torch.empty(*p.shape, device=device)
+                module.register_parameter(p.name, torch.nn.Parameter(data, p.trainable))
+            for b in expand(entry.node.spec.buffers()):
+                module.register_buffer(b.name, torch.empty(*b.shape, device=device))
+    return module
+
+
 @functools.cache
-def _chain_class(torch: Any) -> Any:
-    """``nn.Module`` whose forward chains its layers (made once, when torch is loaded)."""
+def _flow_class(torch: Any) -> Any:
+    """``nn.Module`` whose forward follows its block's flow (made once, when torch is
+    loaded)."""
 
     class Module(torch.nn.Module):  # type: ignore[misc]
-        def __init__(self, order: list[str]) -> None:
+        def __init__(self, block: Block, device: str) -> None:
             super().__init__()
-            self._order = order
+            self._block = block
+            self._device = device
 
         def forward(self, *inputs: Any) -> Any:
-            out: Any = inputs
-            for name in self._order:
-                out = self.get_submodule(name)(*out)
-                out = out if isinstance(out, tuple) else (out,)
-                if name != self._order[-1]:
-                    out = out[:1]
+            out = execute(self._block, (), inputs, _TorchRunner(self))
             return out[0] if len(out) == 1 else out
 
     return Module
 
 
-def _set_submodule(root: Any, path: str, module: Any, torch: Any) -> None:
-    parent = root
-    *parents, last = path.split(".")
-    for name in parents:
-        if not hasattr(parent, name):
-            parent.add_module(name, torch.nn.Module())
-        parent = getattr(parent, name)
-    parent.add_module(last, module)
+class _TorchRunner:
+    """Runs a block's flow on tensors (the runner of :func:`shapecalc.core.tree.execute`)."""
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+
+    def node(self, node: Node, parts: tuple[str, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
+        out = self.module.get_submodule(join_name(*parts))(*values)
+        return out if isinstance(out, tuple) else (out,)
+
+    def repeat(
+        self, run: Repeat, parts: tuple[str, ...], values: tuple[Any, ...]
+    ) -> tuple[Any, ...]:
+        out = values
+        numbers = run.indices()
+        assert numbers is not None  # built, so known
+        for index in numbers:
+            out = self.node(run.node, (*parts, str(index)), out if index == run.start else out[:1])
+        return out
+
+    def op(
+        self, spec: LayerSpec, parts: tuple[str, ...], values: tuple[Any, ...]
+    ) -> tuple[Any, ...]:
+        if isinstance(spec, Add):
+            return (functools.reduce(lambda a, b: a + b, values),)
+        if isinstance(spec, Multiply):
+            return (functools.reduce(lambda a, b: a * b, values),)
+        layer = _build_layer(spec, self.module._device).train(self.module.training)
+        out = layer(*values)
+        return out if isinstance(out, tuple) else (out,)
 
 
 def _get_parameter(root: Any, name: str) -> Any:
@@ -236,8 +284,9 @@ def _known_spec(module: Any) -> LayerSpec | None:
 def from_module(module: Any, name: str | None = None) -> Model:
     """A shapecalc model of any ``nn.Module``: known torch.nn layers become their specs
     (formulas and roles included), other modules list their own parameters and buffers,
-    shared tensors (tied weights) are found by identity and counted once, and layer names
-    keep the module tree (``encoder.layers.3.self_attn``)."""
+    shared tensors (tied weights) are found by identity and counted once, and the tree
+    keeps the module's names (``encoder.layers.3.self_attn``). Its forward is code
+    shapecalc does not read, so its blocks' flows are opaque: names and counts, no shapes."""
     torch = _torch()
     if not isinstance(module, torch.nn.Module):
         raise InvalidArgumentError(
@@ -246,7 +295,6 @@ def from_module(module: Any, name: str | None = None) -> Model:
             value=type(module).__name__,
             rule="from_module takes an nn.Module",
         )
-    layers: list[Layer] = []
     ties: dict[str, str] = {}
     first: dict[int, str] = {}
     for param_name, param in module.named_parameters(remove_duplicate=False):
@@ -256,7 +304,7 @@ def from_module(module: Any, name: str | None = None) -> Model:
             first[id(param)] = param_name
     shared = {name for pair in ties.items() for name in pair}
 
-    def visit(prefix: str, current: Any) -> None:
+    def visit(prefix: str, current: Any) -> Node | None:
         known = _known_spec(current)
         inside = f"{prefix}." if prefix else ""
         if (
@@ -266,16 +314,27 @@ def from_module(module: Any, name: str | None = None) -> Model:
         ):
             known = None  # a tie inside a block of identical layers: list them one by one
         if known is not None:
-            layers.append(Layer(prefix, known, type(known).summary))
-            return
+            return Leaf(known, type(known).summary)
         raw = _raw(current)
+        children: list[tuple[str, Node]] = []
         if raw.own_params or raw.own_buffers:
-            layers.append(Layer(prefix, raw, f"{raw.class_name} (its own tensors)"))
+            children.append(("", Leaf(raw, f"{raw.class_name} (its own tensors)")))
         for child_name, child in current.named_children():
-            visit(f"{prefix}.{child_name}" if prefix else child_name, child)
+            node = visit(f"{inside}{child_name}", child)
+            if node is not None:
+                children.append((child_name, node))
+        if not children:
+            return None
+        if len(children) == 1 and not children[0][0]:
+            return children[0][1]  # a module with tensors of its own only
+        return Block(type(current).__name__, tuple(children), flow=OPAQUE)
 
-    visit("", module)
-    return Model(name=name or type(module).__name__, layers=tuple(layers), ties=ties)
+    root = visit("", module)
+    return Model(
+        name=name or type(module).__name__,
+        root=root if root is not None else Block(type(module).__name__, (), flow=OPAQUE),
+        ties=ties,
+    )
 
 
 # -- comparing -----------------------------------------------------------------------------
@@ -328,7 +387,7 @@ class MismatchError(ShapecalcError, AssertionError):
 
 def compare(spec: LayerSpec | Model, module: Any) -> Diff:
     """Names and shapes of ``spec``'s parameters against ``module.named_parameters()``."""
-    model = spec if isinstance(spec, Model) else Model(str(spec), (Layer("", spec),))
+    model = spec if isinstance(spec, Model) else Model(str(spec), Leaf(spec))
     expected = model.named_parameters()
     actual = [(n, _shape(p)) for n, p in module.named_parameters()]
     want, have = dict(expected), dict(actual)

@@ -39,8 +39,8 @@ from typing import Any, NoReturn
 
 from shapecalc.core.dims import Dim, count_str
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, require_one_of
+from shapecalc.core.model import Model, full_name
 from shapecalc.core.spec import LayerSpec, Param, expand
-from shapecalc.core.tree import Model, full_name
 from shapecalc.layers.recurrent import _layer_range
 
 __all__ = [

@@ -32,14 +32,16 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, NoReturn
 
-from shapecalc.core.dims import Dim, as_size, count_str, dim_str, exact_div, shape_str
+from shapecalc.core.dims import Dim, as_size, count_str, dim_str, exact_div, same_size, shape_str
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, ShapeError, require_one_of
+from shapecalc.core.flow import Opaque
+from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec, Shape, Stored, Work
-from shapecalc.core.tree import Model
+from shapecalc.core.tree import Leaf, Node, Repeat, execute, join_name, listed
 from shapecalc.core.units import DTYPE_BYTES
 
 __all__ = [
@@ -76,16 +78,43 @@ HALF = ("fp16", "bf16")
 
 @dataclass(frozen=True)
 class LayerCost:
-    """One layer of the flow: its input shapes and what one forward call costs."""
+    """One call in the flow (a layer, a stateless step, the sum or product of branches):
+    its input shapes, what one call costs, and how many calls the row stands for (a block
+    repeated L times: L)."""
 
     name: str
     spec: LayerSpec
     inputs: tuple[Shape, ...]
     work: Work
+    calls: Dim = 1
+    #: each tensor kept for backward with how many of it this row counts: 0 when an
+    #: earlier row keeps the same tensor (a ReLU's output is the next Linear's input)
+    kept: tuple[tuple[Stored, Dim], ...] = ()
 
     @property
     def outputs(self) -> tuple[Shape, ...]:
         return self.work.outputs
+
+    @property
+    def macs(self) -> Dim:
+        return self.calls * self.work.macs
+
+    @property
+    def forward_flops(self) -> Dim:
+        return self.calls * self.work.forward_flops
+
+    @property
+    def backward_flops(self) -> Dim:
+        return self.calls * self.work.backward_flops
+
+    def kept_bytes(self, activation_itemsize: int) -> Dim:
+        """Bytes this row keeps for backward, activations at ``activation_itemsize``."""
+        return sum((n * s.nbytes(activation_itemsize) for s, n in self.kept), start=0)
+
+    @property
+    def state(self) -> tuple[Stored, ...]:
+        """The inference state of every call."""
+        return tuple(replace(s, copies=self.calls * s.copies) for s in self.work.state)
 
 
 @dataclass(frozen=True)
@@ -115,15 +144,15 @@ class Cost:
     # -- compute ------------------------------------------------------------------------
     @property
     def macs(self) -> Dim:
-        return sum((c.work.macs for c in self.layers), start=0)
+        return sum((c.macs for c in self.layers), start=0)
 
     @property
     def forward_flops(self) -> Dim:
-        return sum((c.work.forward_flops for c in self.layers), start=0)
+        return sum((c.forward_flops for c in self.layers), start=0)
 
     @property
     def backward_flops(self) -> Dim:
-        return sum((c.work.backward_flops for c in self.layers), start=0)
+        return sum((c.backward_flops for c in self.layers), start=0)
 
     @property
     def tokens(self) -> Dim | None:
@@ -151,7 +180,7 @@ class Cost:
 
     def kept_bytes(self, layer: LayerCost) -> Dim:
         """Bytes ``layer`` keeps for backward at this cost's activation dtype."""
-        return layer.work.kept_bytes(self.activation_itemsize)
+        return layer.kept_bytes(self.activation_itemsize)
 
     @property
     def activation_bytes(self) -> Dim:
@@ -159,7 +188,7 @@ class Cost:
 
     @property
     def state(self) -> list[tuple[str, Stored]]:
-        return [(c.name, s) for c in self.layers for s in c.work.state]
+        return [(c.name, s) for c in self.layers for s in c.state]
 
     @property
     def state_bytes(self) -> Dim:
@@ -304,23 +333,7 @@ def analyze(
             t = None
     else:
         t = None if seq_len is None else t
-    layers: list[LayerCost] = []
-    current = inputs
-    for layer in model.layers:
-        try:
-            work = layer.spec.work(*current)
-        except ShapecalcError as err:
-            where = f"layer {layer.name!r} " if layer.name else ""
-            shapes = ", ".join(shape_str(s) for s in current)
-            raise ShapeError(
-                f"{where}{layer.spec} cannot take input {shapes}: {err.message}",
-                layer=model.name,
-                field="input",
-                value=current,
-                rule=err.rule or str(err),
-            ) from None
-        layers.append(LayerCost(layer.name, layer.spec, current, work))
-        current = work.outputs[:1]
+    layers = _Flow(model.name).run(model.root, inputs)
     return Cost(
         model=model,
         batch=b,
@@ -328,7 +341,7 @@ def analyze(
         dtype=dtype,
         training=training,
         mixed_precision=mixed_precision,
-        layers=tuple(layers),
+        layers=layers,
         from_layout=from_layout,
     )
 
@@ -343,3 +356,175 @@ def _refuse(field: str, value: Any, rule: str, why: str = "", *related: str) -> 
         rule=rule,
         related=related,
     )
+
+
+# -- following the flow ------------------------------------------------------------------------
+class _Atom:
+    """Tensors of one kind in the flow: how many there are, and the row (and its kept
+    entry) that counts them; a tensor kept by several rows is counted by the first."""
+
+    __slots__ = ("instances", "owner")
+
+    def __init__(self, instances: Dim) -> None:
+        self.instances = instances
+        self.owner: tuple[int, int] | None = None
+
+
+class _Value:
+    """A tensor flowing between calls: its shape, the row that made it, and its atoms
+    (the iteration input of a repeated block stands for the block's input and the
+    outputs of every iteration but the last)."""
+
+    __slots__ = ("atoms", "producer", "shape")
+
+    def __init__(self, shape: Shape, producer: str, atoms: list[_Atom]) -> None:
+        self.shape, self.producer, self.atoms = shape, producer, atoms
+
+
+class _Flow:
+    """Follows a model's tree with shapes (the runner of :func:`shapecalc.core.tree.execute`):
+    one row per call, in order; a run longer than :data:`~shapecalc.core.tree.MAX_LISTED`
+    (or of symbolic length) analysed once and multiplied."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.calls: Dim = 1
+        self.rows: list[tuple[str, LayerSpec, tuple[Shape, ...], Work, Dim]] = []
+        #: per row: (stored, its atoms)
+        self.kept: list[list[tuple[Stored, list[_Atom]]]] = []
+
+    def run(self, root: Node, inputs: tuple[Shape, ...]) -> tuple[LayerCost, ...]:
+        values = tuple(_Value(s, "", [_Atom(1)]) for s in inputs)
+        self.node(root, (), values)
+        out = []
+        for i, ((name, spec, shapes, work, calls), kept) in enumerate(
+            zip(self.rows, self.kept, strict=True)
+        ):
+            counted = tuple(
+                (stored, sum((a.instances for a in atoms if a.owner == (i, j)), start=0))
+                for j, (stored, atoms) in enumerate(kept)
+            )
+            out.append(LayerCost(name, spec, shapes, work, calls, counted))
+        return tuple(out)
+
+    # -- the runner ---------------------------------------------------------------------
+    def node(
+        self, node: Node, parts: tuple[str, ...], values: tuple[_Value, ...]
+    ) -> tuple[_Value, ...]:
+        if isinstance(node, Leaf):
+            return self._call(join_name(*parts), node.spec, values)
+        if isinstance(node.flow, Opaque):
+            where = join_name(*parts) or self.model
+            raise ShapeError(
+                f"the forward of {where} ({node.kind}) is not known to shapecalc: it was read "
+                "from a module, so shapes cannot follow it",
+                layer=self.model,
+                field="input",
+                value=where,
+                rule="shapes follow a declared data flow",
+            )
+        return execute(node, parts, values, self)
+
+    def op(
+        self, spec: LayerSpec, parts: tuple[str, ...], values: tuple[_Value, ...]
+    ) -> tuple[_Value, ...]:
+        where = join_name(*parts)
+        return self._call(f"{where} ({spec.kind})" if where else spec.kind, spec, values)
+
+    def repeat(
+        self, run: Repeat, parts: tuple[str, ...], values: tuple[_Value, ...]
+    ) -> tuple[_Value, ...]:
+        numbers = run.indices()
+        if numbers is not None and listed(run, parts):
+            out = values
+            for index in numbers:
+                out = self.node(
+                    run.node, (*parts, str(index)), out if index == run.start else out[:1]
+                )
+            return out
+        return self._once(run, parts, values)
+
+    def _once(
+        self, run: Repeat, parts: tuple[str, ...], values: tuple[_Value, ...]
+    ) -> tuple[_Value, ...]:
+        """A run analysed once: its rows count ``count`` calls. Its input a and output b
+        have the same shape; the tensors between iterations (b of one, a of the next) are
+        counted once, by the first row that keeps them."""
+        outer, n = self.calls, run.count
+        middle = _Atom(outer * (n - 1))
+        first = values[0]
+        inner = (_Value(first.shape, first.producer, [*first.atoms, middle]), *values[1:])
+        self.calls = outer * n
+        try:
+            outs = self.node(run.node, (*parts, run.part()), inner)
+        finally:
+            self.calls = outer
+        last = outs[0]
+        where = join_name(*parts, run.part())
+        if len(last.shape) != len(first.shape) or not all(
+            same_size(a, b) for a, b in zip(last.shape, first.shape, strict=True)
+        ):
+            raise ShapeError(
+                f"the repeated block {where} returns {shape_str(last.shape)} where it takes "
+                f"{shape_str(first.shape)}: each repeat must return the shape it takes",
+                layer=self.model,
+                field="input",
+                value=first.shape,
+                rule="a repeated block keeps the shape of its input",
+            )
+        if last is inner[0]:  # changed in place all the way: one tensor throughout
+            middle.instances = 0
+            return (first, *outs[1:])
+        if len(last.atoms) != 1:  # not made by the repeat itself: nothing to reconcile
+            return outs
+        (atom,) = last.atoms  # made inside: counted once per call
+        atom.instances = outer  # the output of the last repeat
+        if atom.owner is not None:  # the middle tensors are that row's before the next repeat's
+            middle.owner = atom.owner
+        return (_Value(last.shape, where, [atom]), *outs[1:])
+
+    # -- one call -----------------------------------------------------------------------
+    def _call(self, name: str, spec: LayerSpec, values: tuple[_Value, ...]) -> tuple[_Value, ...]:
+        shapes = tuple(v.shape for v in values)
+        try:
+            work = spec.work(*shapes)
+        except ShapecalcError as err:
+            where = f"layer {name!r} " if name else ""
+            producers = {v.producer for v in values}
+            source = (
+                f"the output of {producers.pop()!r}, "
+                if len(producers) == 1 and "" not in producers
+                else "input "
+            )
+            listed_shapes = ", ".join(shape_str(s) for s in shapes)
+            raise ShapeError(
+                f"{where}{spec} cannot take {source}{listed_shapes}: {err.message}",
+                layer=self.model,
+                field="input",
+                value=shapes,
+                rule=err.rule or str(err),
+            ) from None
+        row = len(self.rows)
+        outs = [_Value(s, name, [_Atom(self.calls)]) for s in work.outputs]
+        if work.inplace and values and outs:
+            outs[0] = values[0]
+        kept: list[tuple[Stored, list[_Atom]]] = []
+        for j, stored in enumerate(work.saved):
+            value = _tensor(stored.of, values, outs)
+            atoms = [_Atom(self.calls)] if value is None else value.atoms
+            for atom in atoms:
+                if atom.owner is None:
+                    atom.owner = (row, j)
+            kept.append((stored, atoms))
+        self.rows.append((name, spec, shapes, work, self.calls))
+        self.kept.append(kept)
+        return tuple(outs)
+
+
+def _tensor(of: str | None, inputs: tuple[_Value, ...], outputs: list[_Value]) -> _Value | None:
+    """The value a kept tensor is (``input``, ``input1``, ``output``), or None."""
+    if of is None:
+        return None
+    side, index = (outputs, of[6:]) if of.startswith("output") else (inputs, of[5:])
+    i = int(index or 0)
+    return side[i] if i < len(side) else None

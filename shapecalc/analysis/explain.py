@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from shapecalc.core.dims import Dim, dim_str, shape_str
 from shapecalc.core.dims import count_str as _n
-from shapecalc.core.tree import Model
+from shapecalc.core.model import Model
 from shapecalc.layers.recurrent import GRU, LSTM, MAX_LISTED_LAYERS, RecurrentSpec
 
 __all__ = ["Section", "explain"]
@@ -259,10 +259,11 @@ def _one_layer(model: Model, name: str, index: str) -> tuple[Dim, Dim]:
 
 def _where_total_comes_from(model: Model) -> Section:
     lines = []
-    for layer in model.layers:
+    for group in model.groups():
+        what = model.description(group) or model.describe(group)
         lines.append(
-            f"{layer.name} ({layer.description}): {_n(model.layer_total(layer.name))} "
-            f"= {dim_str(model.layer_formula(layer.name))}"
+            f"{group} ({what}): {_n(model.subtotal(group))} "
+            f"= {dim_str(model.subtotal_formula(group))}"
         )
     for tied, source in model.ties.items():
         lines.append(f"{tied} is the same tensor as {source}: counted once")

@@ -24,7 +24,7 @@ from typing import Any
 
 from shapecalc.core.dims import Dim, Expr, dim_str, symbol
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError
-from shapecalc.core.tree import Model
+from shapecalc.core.model import Model
 
 __all__ = ["Candidate", "Solution", "parse_budget", "solve"]
 

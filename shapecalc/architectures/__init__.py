@@ -11,8 +11,9 @@ from typing import Any
 
 from shapecalc.core.dims import Dim, Expr, as_size, dim_str, shape_str, symbol
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, TieError
+from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec
-from shapecalc.core.tree import Layer, Model
+from shapecalc.core.tree import Block, Leaf
 from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.linear import Linear
 from shapecalc.layers.recurrent import GRU, LSTM, RNN, RecurrentSpec
@@ -91,7 +92,7 @@ def _language_model(cell: str, factory: Callable[..., Model], values: dict[str, 
         )
     return Model(
         name=model.name,
-        layers=model.layers,
+        root=model.root,
         ties=model.ties,
         sizes=model.sizes,
         make_template=lambda: _build(cell, **_template_arguments(arguments)),
@@ -99,6 +100,7 @@ def _language_model(cell: str, factory: Callable[..., Model], values: dict[str, 
         arguments=arguments,
         notes=tuple(notes),
         input_layout=model.input_layout,
+        kind=factory.__name__,
     )
 
 
@@ -240,27 +242,35 @@ def _build(
         raise err.renamed(_LSTM_ARG) from None
     h_out = rnn.output_hidden
     head_in = rnn.num_directions * h_out
-    parts: list[Layer] = []
+    parts: list[tuple[str, Leaf]] = []
     if not one_hot:
         parts.append(
-            Layer(
+            (
                 "embedding",
-                Embedding(vocab, embed),
-                f"token embedding: each of {dim_str(vocab)} tokens -> a {dim_str(embed)}-vector",
+                Leaf(
+                    Embedding(vocab, embed),
+                    f"token embedding: each of {dim_str(vocab)} tokens "
+                    f"-> a {dim_str(embed)}-vector",
+                ),
             )
         )
     parts.append(
-        Layer(
+        (
             cell.lower(),
-            rnn,
-            f"{dim_str(layers)}-layer {cell}, hidden size {dim_str(hidden)}"
-            + (", bidirectional" if bidirectional else "")
-            + (f", projected to {dim_str(proj_size)}" if rnn.projects else ""),
+            Leaf(
+                rnn,
+                f"{dim_str(layers)}-layer {cell}, hidden size {dim_str(hidden)}"
+                + (", bidirectional" if bidirectional else "")
+                + (f", projected to {dim_str(proj_size)}" if rnn.projects else ""),
+            ),
         )
     )
     head = Linear(head_in, vocab, bias=bias)
     parts.append(
-        Layer("head", head, f"output head: h_t ({dim_str(head_in)}) -> {dim_str(vocab)} scores")
+        (
+            "head",
+            Leaf(head, f"output head: h_t ({dim_str(head_in)}) -> {dim_str(vocab)} scores"),
+        )
     )
     ties: dict[str, str] = {}
     if tie_weights:
@@ -283,7 +293,7 @@ def _build(
     tokens = ("B", "T") if batch_first else ("T", "B")
     return Model(
         name=f"{cell} language model",
-        layers=tuple(parts),
+        root=Block("Module", tuple(parts)),
         ties=ties,
         sizes=sizes,
         notes=tuple(notes),
@@ -357,7 +367,7 @@ def layer_model(spec: LayerSpec) -> Model:
                 raise ValueError("different structure")
         except (ShapecalcError, ValueError):
             return model  # some rules need numbers (groups dividing channels): no formulas
-        return Model(name=model.name, layers=(Layer("", twin, cls.summary),), sizes=sizes)
+        return Model(name=model.name, root=Leaf(twin, cls.summary), sizes=sizes)
 
     def rebuild(**values: Any) -> Model:
         return layer_model(cls(**values))
@@ -366,11 +376,12 @@ def layer_model(spec: LayerSpec) -> Model:
 
     model = Model(
         name=str(spec),
-        layers=(Layer("", spec, cls.summary),),
+        root=Leaf(spec, cls.summary),
         sizes=sizes,
         make_template=template,
         factory=rebuild,
         arguments=arguments,
         notes=tuple(spec.deferred_rules()),
+        kind="layer_model",
     )
     return model

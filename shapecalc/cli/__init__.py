@@ -18,7 +18,7 @@ from shapecalc.core.errors import ShapecalcError
 if TYPE_CHECKING:
     from shapecalc.analysis.conventions import Converted
     from shapecalc.analysis.cost import Cost
-    from shapecalc.core.tree import Model
+    from shapecalc.core.model import Model
 
 __all__ = ["cli", "main"]
 

@@ -27,7 +27,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from shapecalc.core.dims import Expr, dim_ascii
-from shapecalc.core.tree import Model, Row, full_name
+from shapecalc.core.model import Model, Row, full_name
 from shapecalc.core.units import DTYPE_BYTES
 
 if TYPE_CHECKING:
@@ -94,8 +94,8 @@ def to_dict(model: Model, *, kind: str | None = None) -> dict[str, Any]:
                 "spec": str(layer.spec),
                 "description": layer.description,
                 "arguments": {k: _value(v) for k, v in layer.spec.arguments().items()},
-                "total": _value(model.layer_total(layer.name)),
-                "total_formula": dim_ascii(model.layer_formula(layer.name)),
+                "total": _value(model.subtotal(layer.name)),
+                "total_formula": dim_ascii(model.subtotal_formula(layer.name)),
                 "params": [_param(r) for r in rows if r.layer == layer.name],
                 "buffers": [
                     {
@@ -111,7 +111,7 @@ def to_dict(model: Model, *, kind: str | None = None) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "model": {
-            "kind": kind or (model.factory.__name__ if model.factory else "model"),
+            "kind": kind or model.kind or (model.factory.__name__ if model.factory else "model"),
             "name": model.name,
             "arguments": {k: _value(v) for k, v in model.arguments.items()},
             "sizes": {k: _value(v) for k, v in model.sizes.items()},
@@ -148,13 +148,13 @@ def cost_dict(cost: Cost) -> dict[str, Any]:
             "kind": c.spec.kind,
             "inputs": [_shape(s) for s in c.inputs],
             "outputs": [_shape(s) for s in c.outputs],
-            "macs": _value(c.work.macs),
-            "matmul_flops": _value(c.work.matmul_flops),
-            "forward_flops": _value(c.work.forward_flops),
-            "backward_flops": _value(c.work.backward_flops),
+            "macs": _value(c.macs),
+            "matmul_flops": _value(c.calls * c.work.matmul_flops),
+            "forward_flops": _value(c.forward_flops),
+            "backward_flops": _value(c.backward_flops),
             "elementwise_rule": c.work.other_rule,
             "saved": [stored(s, cost.activation_itemsize) for s in c.work.saved],
-            "state": [stored(s, cost.itemsize) for s in c.work.state],
+            "state": [stored(s, cost.itemsize) for s in c.state],
         }
         for c in cost.layers
     ]

@@ -16,8 +16,8 @@ from shapecalc.analysis.cost import Cost, LayerCost
 from shapecalc.analysis.explain import explain
 from shapecalc.analysis.sizing import Solution
 from shapecalc.core.dims import Dim, count_str, dim_latex, dim_str, shape_str
+from shapecalc.core.model import Model, Row
 from shapecalc.core.spec import Param, Shape
-from shapecalc.core.tree import Model, Row
 from shapecalc.core.units import DTYPE_BYTES, human_bytes, human_count, human_flops
 
 __all__ = [
@@ -107,12 +107,13 @@ def _cells(model: Model) -> Iterator[tuple[list[str], bool]]:
     """Table cells in COLUMNS order, layer by layer, each layer closed by its subtotal
     (the flag is True on subtotal rows)."""
     rows = model.rows()
-    for layer in model.layers:
-        mine = [r for r in rows if r.layer == layer.name]
+    groups = model.groups()
+    for group in groups:
+        mine = [r for r in rows if r.group == group]
         for i, row in enumerate(mine):
             yield (
                 [
-                    layer.name if i == 0 else "",
+                    group if i == 0 else "",
                     row.name,
                     shape_str(row.shape),
                     _count_cell(row),
@@ -121,16 +122,16 @@ def _cells(model: Model) -> Iterator[tuple[list[str], bool]]:
                 ],
                 False,
             )
-        if len(model.layers) == 1:
-            continue  # one layer: the total says it
+        if len(groups) == 1:
+            continue  # one group: the total says it
         yield (
             [
                 "",
-                f"{layer.name} subtotal",
+                f"{group} subtotal",
                 "",
-                count_str(model.layer_total(layer.name)),
-                dim_str(model.layer_formula(layer.name)),
-                str(layer.spec),
+                count_str(model.subtotal(group)),
+                dim_str(model.subtotal_formula(group)),
+                model.describe(group),
             ],
             True,
         )
@@ -163,7 +164,7 @@ class ModelTable:
         # a fully symbolic model's counts are its formulas: one column says it
         same = all(cells[3] == cells[4] for cells, _ in rows)
         hidden = ({"Formula"} if same else set()) | (set() if wide else {"Layer", "Role"})
-        if not any(layer.name for layer in self.model.layers):
+        if not any(self.model.groups()):
             hidden.add("Layer")  # a bare layer: its parameters have torch's bare names
         shown = [c for c in COLUMNS if c not in hidden]
         longest_name = max((len(cells[1]) for cells, _ in rows), default=10)
@@ -297,8 +298,8 @@ def latex(model: Model) -> str:
         r"\midrule",
     ]
     rows = model.rows()
-    for layer in model.layers:
-        for row in (r for r in rows if r.layer == layer.name):
+    for group in model.groups():
+        for row in (r for r in rows if r.group == group):
             shape = ", ".join(dim_latex(d) for d in row.shape)
             shape = f"({shape},)" if len(row.shape) == 1 else f"({shape})"
             count = "tied" if row.tied_to else f"${_tex_count(row.param)}$"
@@ -306,10 +307,10 @@ def latex(model: Model) -> str:
                 f"\\texttt{{{_tex(row.name)}}} & ${shape}$ & {count} & "
                 f"${_tex_count(row.template)}$ \\\\"
             )
-        total = Param("", (model.layer_total(layer.name),), "")
-        formula = Param("", (model.layer_formula(layer.name),), "")
+        total = Param("", (model.subtotal(group),), "")
+        formula = Param("", (model.subtotal_formula(group),), "")
         lines.append(
-            f"\\multicolumn{{2}}{{l}}{{\\textit{{{_tex(layer.name)} subtotal}}}} & "
+            f"\\multicolumn{{2}}{{l}}{{\\textit{{{_tex(group)} subtotal}}}} & "
             f"${_tex_count(total)}$ & ${_tex_count(formula)}$ \\\\"
         )
         lines.append(r"\midrule")
@@ -480,8 +481,11 @@ def _cost_cells(
         if shapes:
             cells += [", ".join(shape_str(s) for s in layer.inputs), _outputs_cell(layer)]
         if flops:
-            w = layer.work
-            cells += [_amount(w.macs), _amount(w.forward_flops), _amount(w.backward_flops)]
+            cells += [
+                _amount(layer.macs),
+                _amount(layer.forward_flops),
+                _amount(layer.backward_flops),
+            ]
         if memory:
             cells.append(_amount(cost.kept_bytes(layer)))
         yield cells, False

@@ -1,0 +1,257 @@
+"""Data flow: how a block's forward uses its children, declared once, in torch's terms.
+
+A flow is a small value, not code, so that shapes, FLOPs and memory (``analysis.cost``)
+and the real torch module (``adapters.torch_bridge``) follow the same declaration:
+
+- :class:`Chain` ``(a, b, c)``: ``c(b(a(x)))``, each step taking the previous step's main
+  output (an LSTM's ``output``, not ``h_n``); the last step's outputs are the chain's;
+- :class:`Sum` ``(f, g)``: ``f(x) + g(x)``; an empty branch is ``x`` itself, so
+  :func:`residual` ``(f, g)`` is ``x + g(f(x))``;
+- :class:`Product` ``(f, g)``: ``f(x) * g(x)``, elementwise (a gated MLP);
+- :class:`Parallel` ``(q, k, v)``: the branches' outputs side by side, as the next step's
+  inputs (queries, keys and values into attention);
+- :data:`OPAQUE`: a forward shapecalc does not know (a module read from torch).
+
+A step is a child's name, a stateless layer spec applied inline (``ReLU()``), or a flow.
+
+    >>> flow = chain(residual("attn"), residual("mlp"))
+    >>> flow.names()
+    ('attn', 'mlp')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from shapecalc.core.dims import Dim, product, same_size, shape_str
+from shapecalc.core.errors import InvalidArgumentError, ShapeError
+from shapecalc.core.spec import LayerSpec, Shape, Stored, Work
+
+__all__ = [
+    "OPAQUE",
+    "Add",
+    "Chain",
+    "Flow",
+    "Multiply",
+    "Opaque",
+    "Parallel",
+    "Product",
+    "Step",
+    "Sum",
+    "as_chain",
+    "broadcast",
+    "chain",
+    "multiply",
+    "parallel",
+    "residual",
+    "summed",
+]
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Steps in order, each on the previous step's main output."""
+
+    steps: tuple[Step, ...] = ()
+
+    def names(self) -> tuple[str, ...]:
+        """Every child name the flow refers to, in order of first use."""
+        return tuple(dict.fromkeys(_names(self)))
+
+
+@dataclass(frozen=True)
+class _Branches:
+    branches: tuple[Chain, ...]
+
+    #: how the branches combine ("sum", "product", "parallel")
+    combine: ClassVar[str]
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(_names(self)))
+
+
+@dataclass(frozen=True)
+class Sum(_Branches):
+    """``f(x) + g(x) + ...``: every branch on the same input, added (an empty branch is
+    the input itself)."""
+
+    combine: ClassVar[str] = "sum"
+
+
+@dataclass(frozen=True)
+class Product(_Branches):
+    """``f(x) * g(x) * ...``: every branch on the same input, multiplied elementwise."""
+
+    combine: ClassVar[str] = "product"
+
+
+@dataclass(frozen=True)
+class Parallel(_Branches):
+    """``(f(x), g(x), ...)``: the branches' main outputs, all passed to the next step."""
+
+    combine: ClassVar[str] = "parallel"
+
+
+@dataclass(frozen=True)
+class Opaque:
+    """A forward shapecalc does not know: names and counts hold, shapes cannot follow."""
+
+    def names(self) -> tuple[str, ...]:
+        return ()
+
+
+#: the flow of a block read from a torch module, whose forward is code shapecalc cannot see
+OPAQUE = Opaque()
+
+Flow = Chain | Sum | Product | Parallel | Opaque
+Step = str | LayerSpec | Chain | Sum | Product | Parallel
+
+
+def _names(flow: Any) -> Iterator[str]:
+    if isinstance(flow, str):
+        yield flow
+    elif isinstance(flow, Chain):
+        for step in flow.steps:
+            yield from _names(step)
+    elif isinstance(flow, _Branches):
+        for branch in flow.branches:
+            yield from _names(branch)
+
+
+def _step(step: Any) -> Step:
+    if isinstance(step, (list, tuple)):
+        return as_chain(step)
+    if isinstance(step, LayerSpec):
+        if not step.stateless():
+            raise InvalidArgumentError(
+                f"{step} holds tensors, so it needs a name: make it a child of the block "
+                "and name it in the flow",
+                layer=str(step),
+                field="flow",
+                value=str(step),
+                rule="a layer used inline in a flow has no parameters nor buffers",
+            )
+        return step
+    if isinstance(step, (str, Chain, Sum, Product, Parallel)):
+        return step
+    raise InvalidArgumentError(
+        f"a flow step is a child's name, a layer without parameters or a flow, got "
+        f"{type(step).__name__} {step!r}",
+        field="flow",
+        value=repr(step),
+        rule="a step is a name, a stateless layer or a flow",
+    )
+
+
+def as_chain(steps: Any) -> Chain:
+    """A chain from a chain, a single step or a sequence of steps (``()`` is the input
+    itself)."""
+    if isinstance(steps, Chain):
+        return steps
+    if isinstance(steps, (list, tuple)):
+        return Chain(tuple(_step(s) for s in steps))
+    return Chain((_step(steps),))
+
+
+def chain(*steps: Any) -> Chain:
+    """``chain("conv1", "bn1", ReLU())``: each step on the previous step's main output."""
+    return as_chain(steps)
+
+
+def residual(*steps: Any, shortcut: Any = ()) -> Sum:
+    """``x + f(x)`` with ``f`` the steps in order; ``shortcut`` replaces the ``x`` of the sum
+    (ResNet's ``downsample``): ``shortcut(x) + f(x)``."""
+    return Sum((as_chain(shortcut), as_chain(steps)))
+
+
+def summed(*branches: Any) -> Sum:
+    """``f(x) + g(x) + ...``: each branch a step or a sequence of steps."""
+    return Sum(tuple(as_chain(b) for b in branches))
+
+
+def multiply(*branches: Any) -> Product:
+    """``f(x) * g(x)``, elementwise: ``multiply(("gate_proj", SiLU()), "up_proj")``."""
+    return Product(tuple(as_chain(b) for b in branches))
+
+
+def parallel(*branches: Any) -> Parallel:
+    """``(f(x), g(x), ...)`` as the inputs of the next step."""
+    return Parallel(tuple(as_chain(b) for b in branches))
+
+
+# -- the arithmetic of combining branches ----------------------------------------------------
+def broadcast(owner: str, shapes: tuple[Shape, ...]) -> Shape:
+    """The shape of an elementwise combination, by torch's broadcasting rules (sizes equal
+    or 1, aligned from the right); refuses shapes that do not broadcast, naming them."""
+    rank = max(len(s) for s in shapes)
+    out: list[Dim] = []
+    for axis in range(rank):
+        sizes = [s[axis - rank + len(s)] for s in shapes if axis - rank + len(s) >= 0]
+        wide = [d for d in sizes if d != 1]
+        size: Dim = wide[0] if wide else 1
+        if any(not same_size(d, size) for d in wide):
+            listed = " and ".join(shape_str(s) for s in shapes)
+            raise _combine_error(owner, listed, f"dim {axis} differs")
+        out.append(size)
+    return tuple(out)
+
+
+def _combine_error(owner: str, shapes: str, why: str) -> ShapeError:
+    rule = "combined branches must have shapes that broadcast"
+    return ShapeError(
+        f"cannot combine {shapes}: {why}", layer=owner, field="input", value=shapes, rule=rule
+    )
+
+
+@dataclass(frozen=True)
+class Add(LayerSpec):
+    """The sum of a :class:`Sum`'s branches: one add per output number and extra branch;
+    autograd keeps nothing for it."""
+
+    kind: ClassVar[str] = "add"
+    summary: ClassVar[str] = "elementwise sum of the branches"
+
+    def params(self) -> Iterator[Any]:
+        return iter(())
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        return (broadcast(str(self), inputs),)
+
+    def work(self, *inputs: Shape) -> Work:
+        (out,) = outputs = self.output_shapes(*inputs)
+        return Work(
+            outputs,
+            other=(len(inputs) - 1) * product(out),
+            other_rule="1 add per output number and extra branch",
+        )
+
+
+@dataclass(frozen=True)
+class Multiply(LayerSpec):
+    """The elementwise product of a :class:`Product`'s branches: one multiply per output
+    number and extra branch; autograd keeps every factor (each one's gradient needs the
+    others)."""
+
+    kind: ClassVar[str] = "multiply"
+    summary: ClassVar[str] = "elementwise product of the branches"
+
+    def params(self) -> Iterator[Any]:
+        return iter(())
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        return (broadcast(str(self), inputs),)
+
+    def work(self, *inputs: Shape) -> Work:
+        (out,) = outputs = self.output_shapes(*inputs)
+        names = ("input", *(f"input{i}" for i in range(1, len(inputs))))
+        return Work(
+            outputs,
+            other=(len(inputs) - 1) * product(out),
+            other_rule="1 multiply per output number and extra branch",
+            saved=tuple(
+                Stored(f"factor {i + 1}", shape, of=name)
+                for i, (shape, name) in enumerate(zip(inputs, names, strict=True))
+            ),
+        )

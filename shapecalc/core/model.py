@@ -1,0 +1,412 @@
+"""A model: a tree of layers with its ties, its named sizes and its symbolic twin.
+
+A :class:`Model` built from concrete sizes carries a *template*: the same model built with
+every size replaced by its symbol (V, E, H, ...). Each row pairs a parameter with its twin
+in the template, which gives the formula column without a second formula anywhere.
+
+    >>> from shapecalc.layers.linear import Linear
+    >>> m = Model("two linears", {"up": Linear(8, 16), "down": Linear(16, 4)})
+    >>> [(r.name, r.shape) for r in m.rows()]
+    [('up.weight', (16, 8)), ('up.bias', (16,)), ('down.weight', (4, 16)), ('down.bias', (4,))]
+    >>> m.total
+    212
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any
+
+from shapecalc.core.dims import Dim, Expr, as_size, dim_str, same_size, shape_str
+from shapecalc.core.errors import InvalidArgumentError, TieError
+from shapecalc.core.spec import LayerSpec, Param, expand
+from shapecalc.core.tree import (
+    Block,
+    Leaf,
+    Node,
+    Placed,
+    Repeat,
+    StructureError,
+    as_node,
+    every_child,
+    find_node,
+    find_param,
+    join_name,
+    listed,
+    node_total,
+    placed_leaves,
+    split_name,
+)
+from shapecalc.core.units import DTYPE_BYTES
+
+__all__ = ["Layer", "Model", "Row", "full_name"]
+
+
+def full_name(layer: str, name: str) -> str:
+    """``lstm.weight_ih_l0``; a model of one unnamed layer keeps torch's bare names."""
+    return f"{layer}.{name}" if layer else name
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A leaf of a model's tree as the model lists it: its path (``transformer.h.{0..11}.
+    attn``; ``""`` for a model of one bare layer), its spec, what it does, and how many
+    copies a repeated block makes of it."""
+
+    name: str
+    spec: LayerSpec
+    description: str = ""
+    copies: Dim = 1
+
+
+@dataclass(frozen=True)
+class Row:
+    """One parameter of a model, as a table row."""
+
+    layer: str
+    param: Param
+    #: the same parameter in the symbolic template: its shape and count are the formulas
+    template: Param
+    tied_to: str | None = None
+    #: the node whose subtotal closes the row's group (see :attr:`Model.group_depth`)
+    group: str = ""
+
+    @property
+    def name(self) -> str:
+        """PyTorch's full name inside the model, e.g. ``lstm.weight_ih_l0``."""
+        return full_name(self.layer, self.param.name)
+
+    @property
+    def shape(self) -> tuple[Dim, ...]:
+        return self.param.shape
+
+    @property
+    def count(self) -> Dim:
+        return self.param.count
+
+    @property
+    def counted(self) -> Dim:
+        """What the row adds to the total: 0 for a tied (shared) parameter."""
+        return 0 if self.tied_to else self.param.count
+
+    @property
+    def formula(self) -> Dim:
+        return self.template.count
+
+    @property
+    def formula_shape(self) -> tuple[Dim, ...]:
+        return self.template.shape
+
+    @property
+    def role(self) -> str:
+        return self.param.role
+
+
+def _copied(param: Param, copies: Dim) -> Param:
+    return param if copies == 1 else replace(param, repeat=copies * param.repeat)
+
+
+def as_root(value: Any) -> Node:
+    """A tree from a node, a layer spec, or ``{name: layer}`` (children in turn)."""
+    if isinstance(value, Mapping) or (
+        isinstance(value, (list, tuple)) and all(isinstance(v, tuple) for v in value)
+    ):
+        return Block("Module", value)
+    return as_node(value)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A tree of layers with ties, named sizes and (for formulas) a symbolic template.
+
+    ``root`` is a :class:`~shapecalc.core.tree.Block`, a single layer (whose tensors keep
+    torch's bare names), or ``{name: layer}`` for a chain of named layers. ``factory`` and
+    ``arguments`` say how the model was made, so that :meth:`evaluate` can rebuild it with
+    symbols replaced by values; ``make_template`` builds the symbolic twin on first use
+    (totals never need it; formulas do). ``group_depth`` is the depth of the nodes whose
+    subtotals close the table's groups (1: the root's children).
+    """
+
+    name: str
+    root: Node
+    #: tied parameter full name -> the full name of the parameter it shares
+    ties: Mapping[str, str] = field(default_factory=dict)
+    #: the named sizes of the model, in display order: {"V": 65, "H": 512, ...}
+    sizes: Mapping[str, Dim] = field(default_factory=dict)
+    make_template: Callable[[], Model] | None = field(default=None, repr=False, compare=False)
+    factory: Callable[..., Model] | None = None
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    #: the model's input shapes: (("B", "T"),) for token ids, batch first; "B" and "T" take
+    #: the batch and sequence length, other names the model's sizes, ints stay
+    input_layout: tuple[tuple[str | int, ...], ...] = ()
+    #: what made the model, for the JSON report (``lstm_lm``); the factory's name if None
+    kind: str | None = None
+    group_depth: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", as_root(self.root))
+        depth: Any = self.group_depth
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise InvalidArgumentError(
+                f"group_depth must be an integer >= 1, got {depth!r}",
+                layer=self.name,
+                field="group_depth",
+                value=depth,
+                rule="group_depth must be an integer >= 1",
+            )
+        for tied, source in self.ties.items():
+            self._check_tie(tied, source)
+
+    def _check_tie(self, tied: str, source: str) -> None:
+        a, b = find_param(self.root, tied), find_param(self.root, source)
+        if a is None or b is None:
+            missing = tied if a is None else source
+            raise TieError(
+                f"cannot tie {tied} to {source}: the model has no parameter {missing}",
+                layer=self.name,
+                field="ties",
+                value=missing,
+                rule="tied parameters must exist",
+            )
+        if len(a.shape) != len(b.shape) or not all(
+            same_size(x, y) for x, y in zip(a.shape, b.shape, strict=True)
+        ):
+            raise TieError(
+                f"cannot tie {tied} {shape_str(a.shape)} to {source} "
+                f"{shape_str(b.shape)}: shared parameters need the same shape",
+                layer=self.name,
+                field="ties",
+                value=(tied, source),
+                rule="tied parameters must have the same shape",
+            )
+
+    # -- the tree, as places and rows ----------------------------------------------------
+    @cached_property
+    def template(self) -> Model:
+        """The same model with its sizes as symbols: its counts are the formulas."""
+        return self.make_template() if self.make_template else self
+
+    @cached_property
+    def _tie_parts(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(split_name(n) for pair in self.ties.items() for n in pair)
+
+    def _expand(self, run: Repeat, parts: tuple[str, ...]) -> bool:
+        """A run is listed child by child when short, or when a tie points inside it."""
+        if listed(run, parts):
+            return True
+        if run.indices() is None:
+            return False
+        n = len(parts)
+        return any(
+            t[:n] == parts and len(t) > n and t[n].isdigit() and run.holds(int(t[n]))
+            for t in self._tie_parts
+        )
+
+    @cached_property
+    def _places(self) -> tuple[tuple[Placed, Placed], ...]:
+        """Every leaf with its twin in the template (itself when the template's tree has
+        another structure, then the formulas are the counts)."""
+        template = self.template
+        if template is not self:
+            try:
+                pairs = placed_leaves((self.root, template.root), self._expand)
+                return tuple((a, b) for a, b in pairs)
+            except StructureError:
+                pass
+        return tuple((a, a) for (a,) in placed_leaves((self.root,), self._expand))
+
+    @cached_property
+    def layers(self) -> tuple[Layer, ...]:
+        """The leaves in order, a long run of repeated blocks as one place per leaf."""
+        return tuple(
+            Layer(p.path, p.leaf.spec, p.leaf.description, p.copies) for p, _ in self._places
+        )
+
+    def group_of(self, path: str) -> str:
+        """The group a leaf's rows belong to: its ancestor at :attr:`group_depth`."""
+        parts = split_name(path)
+        return join_name(*parts[: self.group_depth]) if parts else ""
+
+    def rows(self) -> list[Row]:
+        """Every parameter of every leaf, in PyTorch's order, tied ones included."""
+        return list(self._rows)
+
+    @cached_property
+    def _rows(self) -> tuple[Row, ...]:
+        rows: list[Row] = []
+        for place, twin in self._places:
+            own = list(place.leaf.spec.params())
+            twins = list(twin.leaf.spec.params())
+            if [p.name for p in own] != [p.name for p in twins]:
+                # a symbolic layer count merges equal blocks; sizes that are equal here but
+                # distinct symbols in the template keep them apart: follow the template
+                own = [p.substitute(self.sizes) for p in twins]
+            group = self.group_of(place.path)
+            for param, twin_param in zip(own, twins, strict=True):
+                full = full_name(place.path, param.name)
+                rows.append(
+                    Row(
+                        place.path,
+                        _copied(param, place.copies),
+                        _copied(twin_param, twin.copies),
+                        self.ties.get(full),
+                        group,
+                    )
+                )
+        return tuple(rows)
+
+    def groups(self) -> list[str]:
+        """The groups of the rows, in order."""
+        return list(dict.fromkeys(r.group for r in self._rows))
+
+    def buffer_rows(self) -> Iterator[tuple[str, Param]]:
+        for place, _ in self._places:
+            for buf in place.leaf.spec.buffers():
+                yield full_name(place.path, buf.name), _copied(buf, place.copies)
+
+    def named_parameters(self) -> list[tuple[str, tuple[Dim, ...]]]:
+        """``(name, shape)`` as ``torch.nn.Module.named_parameters()`` gives them: every
+        repeated block expanded (while its count is known), a tied parameter once, under
+        the name it was first registered with."""
+        return [
+            (full_name(place.path, p.name), p.shape)
+            for (place,) in placed_leaves((self.root,), every_child)
+            for p in expand(place.leaf.spec.params())
+            if full_name(place.path, p.name) not in self.ties
+        ]
+
+    # -- totals --------------------------------------------------------------------------
+    def _total(self, trainable: bool) -> Dim:
+        total = node_total(self.root, trainable=trainable)
+        for tied in self.ties:
+            param = find_param(self.root, tied)
+            assert param is not None  # checked when the model was made
+            if param.trainable or not trainable:
+                total = total - param.count
+        return total
+
+    @cached_property
+    def total(self) -> Dim:
+        """Parameters, each shared tensor counted once."""
+        return self._total(False)
+
+    @cached_property
+    def trainable(self) -> Dim:
+        return self._total(True)
+
+    @property
+    def total_formula(self) -> Dim:
+        return self.template.total
+
+    def _under(self, path: str) -> Iterator[Row]:
+        prefix = split_name(path)
+        n = len(prefix)
+        for row in self._rows:
+            if split_name(row.name)[:n] == prefix:
+                yield row
+
+    def subtotal(self, path: str) -> Dim:
+        """Parameters under ``path`` (a leaf, a block or a run: ``transformer.h``), each
+        shared tensor counted where it is first registered."""
+        return sum((r.counted for r in self._under(path)), start=0)
+
+    def subtotal_formula(self, path: str) -> Dim:
+        return sum((r.template.count for r in self._under(path) if not r.tied_to), start=0)
+
+    def describe(self, path: str) -> str:
+        """What the node at ``path`` is: a layer's spec (``Linear(in_features=512, ...)``),
+        a block's kind, or ``12 × GPT2Block`` for a run."""
+        node = find_node(self.root, split_name(path))
+        if isinstance(node, Leaf):
+            return str(node.spec)
+        if isinstance(node, Repeat):
+            inner = node.node
+            kind = str(inner.spec) if isinstance(inner, Leaf) else inner.kind
+            return f"{dim_str(node.count)} × {kind}"
+        if isinstance(node, Block):
+            return node.kind + (f": {node.description}" if node.description else "")
+        return ""
+
+    def description(self, path: str) -> str:
+        """The plain words given to the node at ``path`` (a leaf's or a block's)."""
+        node = find_node(self.root, split_name(path))
+        if isinstance(node, Repeat):
+            node = node.node
+        if isinstance(node, (Leaf, Block)):
+            return node.description
+        return ""
+
+    @property
+    def nested(self) -> bool:
+        """Whether the tree is more than a chain of layers (blocks inside blocks, runs)."""
+        root = self.root
+        if isinstance(root, Leaf):
+            return False
+        return any(isinstance(e, Repeat) or isinstance(e.node, Block) for e in root.children)
+
+    def bytes(self, dtype: str = "fp32") -> Dim:
+        """Bytes to store the parameters at ``dtype`` (see :data:`DTYPE_BYTES`)."""
+        return self.total * DTYPE_BYTES[dtype]
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    # -- symbols ------------------------------------------------------------------------
+    @property
+    def symbolic(self) -> bool:
+        return isinstance(self.total, Expr)
+
+    def evaluate(self, **values: Any) -> Model:
+        """Rebuild the model with named sizes replaced by values: ``evaluate(H=512)``."""
+        numbers: dict[str, Dim] = {
+            name: as_size(value, owner=f"{self.name}.evaluate", field=name)
+            for name, value in values.items()
+        }
+        if self.factory is None:
+            return replace(
+                self,
+                root=_substitute(self.root, numbers),
+                sizes={k: _subs(v, numbers) for k, v in self.sizes.items()},
+                make_template=lambda: self.template,
+            )
+        arguments = {
+            k: v.subs(numbers) if isinstance(v, Expr) else v for k, v in self.arguments.items()
+        }
+        return self.factory(**arguments)
+
+    def input_shapes(self, batch: Dim, seq_len: Dim) -> tuple[tuple[Dim, ...], ...]:
+        """The model's input shapes for a batch and a sequence length (ints or symbols)."""
+        values: dict[str, Dim] = {**self.sizes, "B": batch, "T": seq_len}
+        return tuple(
+            tuple(values[d] if isinstance(d, str) else d for d in shape)
+            for shape in self.input_layout
+        )
+
+    def describe_sizes(self) -> str:
+        """``V=65, H=512, L=2``; a size left as its own symbol is named alone (``H``)."""
+        return ", ".join(
+            k if dim_str(v) == k else f"{k}={dim_str(v)}" for k, v in self.sizes.items()
+        )
+
+
+def _subs(value: Dim, values: Mapping[str, Dim]) -> Dim:
+    return value.subs(values) if isinstance(value, Expr) else value
+
+
+def _substitute(node: Node, values: Mapping[str, Dim]) -> Node:
+    """The same tree with named sizes replaced (each spec checks its rules again)."""
+    if isinstance(node, Leaf):
+        return replace(node, spec=node.spec.substitute(dict(values)))
+    children = tuple(
+        replace(e, node=_substitute(e.node, values), count=_subs(e.count, values))
+        if isinstance(e, Repeat)
+        else replace(e, node=_substitute(e.node, values))
+        for e in node.children
+    )
+    return replace(node, children=children)

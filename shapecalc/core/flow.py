@@ -68,6 +68,15 @@ class _Branches:
     #: how the branches combine ("sum", "product", "parallel")
     combine: ClassVar[str]
 
+    def __post_init__(self) -> None:
+        if not self.branches:
+            raise InvalidArgumentError(
+                f"a {self.combine} needs at least one branch",
+                field="flow",
+                value=(),
+                rule=f"a {self.combine} has at least one branch",
+            )
+
     def names(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(_names(self)))
 

@@ -163,7 +163,7 @@ class Block:
     flow: Flow | None
     description: str
     #: name -> child, built once
-    _by_name: dict[str, Child] = field(repr=False, compare=False)
+    _by_name: dict[str, Child] = field(init=False, repr=False, compare=False)
 
     def __init__(
         self,

@@ -17,10 +17,10 @@ __version__ = "0.1.0"
 
 #: public name -> the module that defines it
 _WHERE = {
-    "gru_lm": "architectures",
-    "layer_model": "architectures",
-    "lstm_lm": "architectures",
-    "rnn_lm": "architectures",
+    "gru_lm": "architectures.gru",
+    "layer_model": "core.model",
+    "lstm_lm": "architectures.lstm",
+    "rnn_lm": "architectures.rnn",
     "Cost": "analysis.cost",
     "analyze": "analysis.cost",
     "Dim": "core.dims",
@@ -118,7 +118,9 @@ if TYPE_CHECKING:  # the static view of the lazy names above
     )
     from shapecalc.analysis.cost import Cost, analyze
     from shapecalc.analysis.sizing import Candidate, Solution, parse_budget, solve
-    from shapecalc.architectures import gru_lm, layer_model, lstm_lm, rnn_lm
+    from shapecalc.architectures.gru import gru_lm
+    from shapecalc.architectures.lstm import lstm_lm
+    from shapecalc.architectures.rnn import rnn_lm
     from shapecalc.core.dims import Dim, Expr, symbol
     from shapecalc.core.errors import (
         InvalidArgumentError,
@@ -127,7 +129,7 @@ if TYPE_CHECKING:  # the static view of the lazy names above
         ShapeError,
         TieError,
     )
-    from shapecalc.core.model import Layer, Model, Row
+    from shapecalc.core.model import Layer, Model, Row, layer_model
     from shapecalc.core.spec import LayerSpec, Param
     from shapecalc.core.units import DTYPE_BYTES
     from shapecalc.layers import LAYER_KINDS

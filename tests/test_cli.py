@@ -46,7 +46,7 @@ def test_headline_table_golden(width: int) -> None:
 
 def test_render_on_fixed_console_matches_cli() -> None:
     console = Console(width=100, file=StringIO(), color_system=None)
-    console.print(render.table(shapecalc.lstm_lm(vocab=65, hidden=512, layers=2)))
+    console.print(render.ModelTable(shapecalc.lstm_lm(vocab=65, hidden=512, layers=2)))
     assert isinstance(console.file, StringIO)
     assert console.file.getvalue() == run(HEADLINE).stdout
 

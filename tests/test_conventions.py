@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 import shapecalc
 from shapecalc.analysis.conventions import GATE_ORDER, convert, gate_order, params
-from shapecalc.architectures import layer_model
 from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.model import layer_model
 from shapecalc.layers import LAYER_KINDS
 from tests.test_cli import HEADLINE, run
 
@@ -161,7 +161,6 @@ def test_cli_compare_conventions_lists_what_cannot_be_stored() -> None:
     ("args", "fragment"),
     [
         (["--proj-size", "4", "--convention", "keras"], "'--convention'"),
-        (["--convention", "keras", "--format", "latex"], "pytorch convention only"),
         (["--convention", "caffe"], "'caffe' is not one of"),
     ],
 )
@@ -367,3 +366,13 @@ def test_solve_in_keras_counts() -> None:
         ]
     )
     assert json.loads(result.stdout)["convention"] == "keras"
+
+
+def test_latex_carries_the_convention() -> None:
+    result = run(
+        ["lstm", "--hidden", "8", "--vocab", "5", "--convention", "keras", "--format", "latex"]
+    )
+    assert result.exit_code == 0, result.output
+    assert r"\texttt{lstm.weight\_ih\_l0}" in result.stdout  # the parameter table
+    assert r"lstm/lstm\_cell/kernel" in result.stdout  # and Keras' tensors
+    assert "Keras keeps one bias per gate block" in result.stdout

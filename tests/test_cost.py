@@ -11,10 +11,9 @@ from hypothesis import strategies as st
 
 import shapecalc
 from shapecalc.analysis.cost import analyze
-from shapecalc.architectures import layer_model
 from shapecalc.core.dims import symbol
 from shapecalc.core.errors import InvalidArgumentError, ShapeError
-from shapecalc.core.model import Model
+from shapecalc.core.model import Model, layer_model
 from shapecalc.layers.conv import Conv2d
 from shapecalc.layers.linear import Linear
 from tests.test_cli import HEADLINE, check_golden, run

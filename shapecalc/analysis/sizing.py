@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from typing import Any
 
+from shapecalc.core.declare import Architecture, arguments_of
 from shapecalc.core.dims import Dim, Expr, dim_str, symbol
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError
 from shapecalc.core.model import Model
@@ -125,6 +126,8 @@ class Solution:
     formula: Dim | None
     #: whose count the budget is in: pytorch, keras or onnx
     convention: str = "pytorch"
+    #: the free size's letter in formulas (H)
+    letter: str = ""
 
     @property
     def fixed(self) -> dict[str, Any]:
@@ -134,9 +137,8 @@ class Solution:
     @property
     def fixed_sizes(self) -> str:
         """``V=65, L=2``: the named sizes that stayed fixed."""
-        letter = LETTERS.get(self.free, self.free)
         sizes = self.below.model.sizes
-        return ", ".join(f"{k}={dim_str(v)}" for k, v in sizes.items() if k != letter)
+        return ", ".join(f"{k}={dim_str(v)}" for k, v in sizes.items() if k != self.letter)
 
     @property
     def closest(self) -> Candidate:
@@ -224,7 +226,8 @@ def solve(
             low = middle
         else:
             high = middle
-    formula = _formula(factory, free, fixed, total_of)
+    letter = letter_of(factory, free)
+    formula = _formula(factory, free, fixed, total_of, letter)
 
     def candidate(k: int) -> Candidate:
         return Candidate(
@@ -239,6 +242,7 @@ def solve(
         above=candidate(high),
         formula=formula,
         convention=convention,
+        letter=letter,
     )
 
 
@@ -252,8 +256,17 @@ def _total_of(convention: str, reset_after: bool) -> Callable[[Model], Dim]:
 
 
 _FREE = "n_free"
-#: the usual symbol of each size argument, for formulas
-LETTERS = {"hidden": "H", "vocab": "V", "layers": "L", "embed_dim": "E", "proj_size": "P"}
+
+
+def letter_of(factory: Callable[..., Model], free: str) -> str:
+    """The letter of the size ``free`` in formulas, as the factory's architecture declares
+    it (``hidden``: H); the argument's own name for other factories."""
+    architecture = getattr(factory, "architecture", None) or getattr(factory, "__self__", None)
+    if isinstance(architecture, type) and issubclass(architecture, Architecture):
+        for f, argument in arguments_of(architecture):
+            if f.name == free and argument.letter:
+                return argument.letter
+    return free
 
 
 def _symbolic_total(
@@ -302,6 +315,7 @@ def _formula(
     free: str,
     fixed: dict[str, Any],
     total_of: Callable[[Model], Dim],
+    letter: str,
 ) -> Dim | None:
     """The total in the free size's usual symbol (16·H² + 146·H + 65)."""
     try:
@@ -309,5 +323,5 @@ def _formula(
     except (ShapecalcError, TypeError):
         return None
     if isinstance(total, Expr):
-        return total.subs({_FREE: symbol(LETTERS.get(free, free))})
+        return total.subs({_FREE: symbol(letter)})
     return None

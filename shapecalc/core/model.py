@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from shapecalc.core.dims import Dim, Expr, as_size, dim_str, same_size, shape_str
-from shapecalc.core.errors import InvalidArgumentError, TieError
+from shapecalc.core.dims import Dim, Expr, as_size, dim_str, same_size, shape_str, symbol
+from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, TieError
 from shapecalc.core.spec import LayerSpec, Param, expand
 from shapecalc.core.tree import (
     Block,
@@ -41,7 +41,7 @@ from shapecalc.core.tree import (
 )
 from shapecalc.core.units import DTYPE_BYTES
 
-__all__ = ["Layer", "Model", "Row", "full_name"]
+__all__ = ["Layer", "Model", "Row", "full_name", "layer_model"]
 
 
 def full_name(layer: str, name: str) -> str:
@@ -145,6 +145,8 @@ class Model:
     #: what made the model, for the JSON report (``lstm_lm``); the factory's name if None
     kind: str | None = None
     group_depth: int = 1
+    #: the architecture configuration that made the model, if one did
+    config: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", as_root(self.root))
@@ -410,3 +412,58 @@ def _substitute(node: Node, values: Mapping[str, Dim]) -> Node:
         for e in node.children
     )
     return replace(node, children=children)
+
+
+def layer_model(spec: LayerSpec) -> Model:
+    """One layer as a model: rows named as ``named_parameters()`` names them on the bare
+    module (``weight_ih_l0``), formulas in the kind's usual letters (``I·O + O`` for a
+    Linear), and :meth:`Model.evaluate` rebuilding the layer.
+
+        >>> from shapecalc.layers.linear import Linear
+        >>> m = layer_model(Linear(512, 65))
+        >>> (m.total, str(m.total_formula), m.describe_sizes())
+        (33345, 'I·O + O', 'I=512, O=65')
+    """
+    cls = type(spec)
+    arguments = spec.arguments()
+    letters = {
+        field: letter
+        for field, letter in {**cls.formula_args, **cls.letters}.items()
+        if isinstance(letter, str) and field in arguments
+    }
+    given = {
+        field: arguments[field]
+        for field in letters
+        if arguments[field] is not None and arguments[field] != 0
+    }
+    sizes = {letters[field]: value for field, value in given.items()}
+
+    def template() -> Model:
+        symbolic = {
+            field: value if isinstance(value, Expr) else symbol(letters[field])
+            for field, value in given.items()
+        }
+        try:
+            twin = cls(**{**arguments, **symbolic})
+            if [p.name for p in twin.params()] != [p.name for p in spec.params()]:
+                raise ValueError("different structure")
+        except (ShapecalcError, ValueError):
+            return model  # some rules need numbers (groups dividing channels): no formulas
+        return Model(name=model.name, root=Leaf(twin, cls.summary), sizes=sizes)
+
+    def rebuild(**values: Any) -> Model:
+        return layer_model(cls(**values))
+
+    rebuild.__name__ = "layer_model"
+
+    model = Model(
+        name=str(spec),
+        root=Leaf(spec, cls.summary),
+        sizes=sizes,
+        make_template=template,
+        factory=rebuild,
+        arguments=arguments,
+        notes=tuple(spec.deferred_rules()),
+        kind="layer_model",
+    )
+    return model

@@ -1,1 +1,67 @@
-"""report"""
+"""Reports: one :class:`Report` value, built once, written by one writer per format.
+
+A report holds what was asked for: the model, its cost (shapes, compute, memory), its
+tensors in another framework's convention, the ``--explain`` sections, a layer's input and
+output shapes. :func:`text` writes it as JSON, Markdown or LaTeX; the rich writer
+(``report.rich_writer``, the only module that imports rich) draws it as a table or a tree.
+Every format carries every section the report holds.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from shapecalc.core.model import Model
+from shapecalc.core.spec import Shape
+
+if TYPE_CHECKING:
+    from shapecalc.analysis.conventions import Converted
+    from shapecalc.analysis.cost import Cost
+    from shapecalc.analysis.explain import Section
+
+__all__ = ["FORMATS", "Report", "text"]
+
+#: every format a model report is written in; table and tree are drawn by rich
+FORMATS = ("table", "tree", "json", "markdown", "latex")
+#: the text formats and the module writing each
+_WRITERS = {"json": "as_json", "markdown": "markdown", "latex": "latex"}
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one command shows about one model."""
+
+    model: Model
+    #: shapes, compute and memory, when asked for (JSON carries all of it)
+    cost: Cost | None = None
+    #: which parts of the cost the text formats show: (shapes, flops, memory)
+    sections: tuple[bool, bool, bool] = (False, False, False)
+    #: the model in another framework's convention, and its symbolic twin there
+    convention: tuple[Converted, Converted | None] | None = None
+    #: the ``--explain`` sections; empty when not asked for
+    explanation: tuple[Section, ...] = ()
+    #: one layer's (input shapes, output shapes), from ``--input-shape``
+    flow: tuple[tuple[Shape, ...], tuple[Shape, ...]] | None = None
+    #: names longer than this many parts are summed into their node (None: every tensor)
+    depth: int | None = None
+
+    @property
+    def shown(self) -> dict[str, bool]:
+        """The cost sections to show, by name (none without a cost)."""
+        on = self.cost is not None
+        return dict(
+            zip(("shapes", "flops", "memory"), (on and s for s in self.sections), strict=True)
+        )
+
+    @property
+    def convention_name(self) -> str:
+        return self.convention[0].convention if self.convention else "pytorch"
+
+
+def text(report: Report, fmt: str) -> str:
+    """The report as JSON, Markdown or LaTeX text (with a final newline)."""
+    writer: Any = importlib.import_module(f"shapecalc.report.{_WRITERS[fmt]}")
+    result: str = writer.write(report)
+    return result

@@ -4,10 +4,14 @@ Integers stay integers (exact at any size); a symbolic count or dim is a string 
 syntax (``"16*H**2 + 2*V*H"``) that sympy parses. Formulas are always strings.
 
 Top level: ``schema``, ``model`` (``kind``, ``name``, ``arguments``, ``sizes``),
-``layers`` (each: ``name``, ``kind``, ``spec``, ``description``, ``arguments``, ``total``,
-``total_formula``, ``params`` and ``buffers``), ``ties``, ``total``, ``total_formula``,
-``trainable``, ``bytes`` (per dtype) and ``notes``. Each param: ``name`` (PyTorch's full
-name), ``shape``, ``shape_formula``, ``count``, ``formula``, ``role``, ``trainable``,
+``layers`` (the leaves of the model's tree, each: ``name``, ``kind``, ``spec``,
+``description``, ``arguments``, ``total``, ``total_formula``, ``params`` and ``buffers``;
+``copies`` when a repeated block makes several), ``ties``, ``total``, ``total_formula``,
+``trainable``, ``bytes`` (per dtype) and ``notes``. A model whose tree is more than a chain
+of layers (blocks inside blocks, repeated blocks) adds ``tree``: its modules, each with
+``name`` (the full path), ``kind``, ``total``, ``total_formula`` and ``children``. Each
+param: ``name`` (PyTorch's full name), ``shape``, ``shape_formula``, ``count``, ``formula``,
+``role``, ``trainable``,
 ``tied_to`` (null or the name of the tensor it shares; a tied param adds nothing to
 ``total``).
 
@@ -16,7 +20,8 @@ whole section):
 ``batch``, ``seq_len``, ``dtype``, ``training``, ``mixed_precision``; per layer its
 ``inputs`` and ``outputs`` shapes, ``macs``, ``matmul_flops``, ``forward_flops``,
 ``backward_flops``, the ``elementwise_rule``, the tensors ``saved`` for backward and the
-inference ``state``; the totals, ``forward_flops_per_token`` (null when it does not
+inference ``state`` (and ``calls`` when the row stands for a repeated block's calls); the
+totals, ``forward_flops_per_token`` (null when it does not
 divide), ``activation_bytes``, the ``memory`` account (``label``, ``bytes``, ``rule``) and
 ``training_bytes``.
 """
@@ -27,8 +32,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from shapecalc.core.dims import Expr, dim_ascii
-from shapecalc.core.model import Model, Row, full_name
+from shapecalc.core.model import Model, Row
 from shapecalc.core.units import DTYPE_BYTES
+from shapecalc.report import Report
+from shapecalc.report.cells import NameNode, name_tree
 
 if TYPE_CHECKING:
     from shapecalc.adapters.targets import Inspection
@@ -45,7 +52,7 @@ __all__ = [
     "solution_dict",
     "solution_json",
     "to_dict",
-    "to_json",
+    "write",
 ]
 
 SCHEMA = "shapecalc.report/1"
@@ -85,30 +92,33 @@ def to_dict(model: Model, *, kind: str | None = None) -> dict[str, Any]:
         [2048, 512]
     """
     rows = model.rows()
+    buffers = list(model.buffer_rows())
     layers = []
     for layer in model.layers:
-        layers.append(
-            {
-                "name": layer.name,
-                "kind": layer.spec.kind,
-                "spec": str(layer.spec),
-                "description": layer.description,
-                "arguments": {k: _value(v) for k, v in layer.spec.arguments().items()},
-                "total": _value(model.subtotal(layer.name)),
-                "total_formula": dim_ascii(model.subtotal_formula(layer.name)),
-                "params": [_param(r) for r in rows if r.layer == layer.name],
-                "buffers": [
-                    {
-                        "name": full_name(layer.name, b.name),
-                        "shape": [_value(d) for d in b.shape],
-                        "count": _value(b.count),
-                        "role": b.role,
-                    }
-                    for b in layer.spec.buffers()
-                ],
-            }
-        )
-    return {
+        entry: dict[str, Any] = {
+            "name": layer.name,
+            "kind": layer.spec.kind,
+            "spec": str(layer.spec),
+            "description": layer.description,
+            "arguments": {k: _value(v) for k, v in layer.spec.arguments().items()},
+            "total": _value(model.subtotal(layer.name)),
+            "total_formula": dim_ascii(model.subtotal_formula(layer.name)),
+            "params": [_param(r) for r in rows if r.layer == layer.name],
+            "buffers": [
+                {
+                    "name": name,
+                    "shape": [_value(d) for d in b.shape],
+                    "count": _value(b.count),
+                    "role": b.role,
+                }
+                for name, b in buffers
+                if name.rpartition(".")[0] == layer.name
+            ],
+        }
+        if layer.copies != 1:
+            entry["copies"] = _value(layer.copies)
+        layers.append(entry)
+    report: dict[str, Any] = {
         "schema": SCHEMA,
         "model": {
             "kind": kind or model.kind or (model.factory.__name__ if model.factory else "model"),
@@ -123,6 +133,20 @@ def to_dict(model: Model, *, kind: str | None = None) -> dict[str, Any]:
         "trainable": _value(model.trainable),
         "bytes": {dtype: _value(model.bytes(dtype)) for dtype in DTYPE_BYTES},
         "notes": list(model.notes),
+    }
+    if model.nested:
+        report["tree"] = _node(model, name_tree(model))
+    return report
+
+
+def _node(model: Model, node: NameNode) -> dict[str, Any]:
+    """A module of the name tree (parameters are in ``layers``)."""
+    return {
+        "name": node.path,
+        "kind": model.describe(node.path) if node.path else model.name,
+        "total": _value(node.count),
+        "total_formula": dim_ascii(node.formula),
+        "children": [_node(model, c) for c in node.children.values() if c.row is None],
     }
 
 
@@ -155,6 +179,7 @@ def cost_dict(cost: Cost) -> dict[str, Any]:
             "elementwise_rule": c.work.other_rule,
             "saved": [stored(s, cost.activation_itemsize) for s in c.work.saved],
             "state": [stored(s, cost.itemsize) for s in c.state],
+            **({"calls": _value(c.calls)} if c.calls != 1 else {}),
         }
         for c in cost.layers
     ]
@@ -236,35 +261,25 @@ def comparison_json(
     )
 
 
-def to_json(
-    model: Model,
-    *,
-    explanation: bool = False,
-    flow: tuple[tuple[tuple[Any, ...], ...], tuple[tuple[Any, ...], ...]] | None = None,
-    cost: Cost | None = None,
-    convention: tuple[Converted, Converted | None] | None = None,
-) -> str:
-    """The report as indented JSON text with a final newline; ``explanation`` adds the
-    ``--explain`` sections as ``explanation: [{title, lines}]``, ``flow`` the input and
-    output shapes as ``inputs`` and ``outputs`` (lists of shapes), ``cost`` the section
-    :func:`cost_dict` makes, ``convention`` (a converted model and its symbolic twin) the
-    section :func:`convention_dict` makes."""
-    report = to_dict(model)
-    if cost is not None:
-        report["cost"] = cost_dict(cost)
-    if convention is not None:
-        report["convention"] = convention_dict(model, *convention)
-    if explanation:
-        from shapecalc.analysis.explain import explain
-
-        chosen = convention[0].convention if convention else "pytorch"
-        report["explanation"] = [
-            {"title": s.title, "lines": list(s.lines)} for s in explain(model, chosen)
+def write(report: Report) -> str:
+    """The report as indented JSON text with a final newline: :func:`to_dict`, with the
+    ``cost`` section :func:`cost_dict` makes (all of it, whichever part was asked for), the
+    ``convention`` section, ``explanation: [{title, lines}]``, and a layer's ``inputs``
+    and ``outputs`` shapes."""
+    model = report.model
+    data = to_dict(model)
+    if report.cost is not None:
+        data["cost"] = cost_dict(report.cost)
+    if report.convention is not None:
+        data["convention"] = convention_dict(model, *report.convention)
+    if report.explanation:
+        data["explanation"] = [
+            {"title": s.title, "lines": list(s.lines)} for s in report.explanation
         ]
-    if flow is not None:
-        report["inputs"] = [[_value(d) for d in shape] for shape in flow[0]]
-        report["outputs"] = [[_value(d) for d in shape] for shape in flow[1]]
-    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    if report.flow is not None:
+        data["inputs"] = [[_value(d) for d in shape] for shape in report.flow[0]]
+        data["outputs"] = [[_value(d) for d in shape] for shape in report.flow[1]]
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 def solution_dict(solution: Solution) -> dict[str, Any]:

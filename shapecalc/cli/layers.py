@@ -1,0 +1,215 @@
+"""``shapecalc layer KIND``: one torch.nn layer with its own arguments; ``shapecalc layers``
+lists the kinds. Each kind's options come from its spec's fields (torch's argument names)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from shapecalc.cli.app import engine_error
+from shapecalc.cli.options import (
+    CONVENTION_FLAGS,
+    COST_FLAGS,
+    REPORT_FLAGS,
+    F,
+    apply,
+    convention_options,
+    cost_options,
+    finish,
+    format_option,
+    pop,
+    report_options,
+)
+from shapecalc.core.errors import ShapecalcError
+
+__all__ = ["layer", "layers"]
+
+
+class _IntOrTuple(click.ParamType):  # type: ignore[type-arg]
+    """``3``, ``3,3``, ``(3, 3)`` or a word (``same``); names stay strings for the spec."""
+
+    name = "int|tuple"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip().strip("()[]").replace("x", ",").replace(" ", "")
+        items = [item for item in text.split(",") if item]
+        if not items:
+            self.fail(f"{value!r} is empty", param, ctx)
+        parsed: list[Any] = [int(item) if _is_int(item) else item for item in items]
+        if len(parsed) == 1 and "," not in value:
+            return parsed[0]
+        return tuple(parsed)
+
+
+class _Optional(click.ParamType):  # type: ignore[type-arg]
+    """A number, or ``none``."""
+
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
+        self.name = f"{kind.__name__}|none"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or not isinstance(value, str):
+            return value
+        if value.strip().lower() == "none":
+            return None
+        try:
+            return self.kind(value)
+        except ValueError:
+            what = {"int": "an integer", "float": "a number"}[self.kind.__name__]
+            self.fail(f"{value!r} is not {what} or 'none'", param, ctx)
+
+
+def _is_int(text: str) -> bool:
+    return text.lstrip("+-").isdigit() and text.lstrip("+-").isascii()
+
+
+def _shape(text: str) -> tuple[Any, ...]:
+    """``32,100,512`` or ``(B, T, 512)``: an input shape for ``--input-shape``."""
+    items = [i for i in text.strip().strip("()[]").replace(" ", "").split(",") if i]
+    return tuple(int(i) if _is_int(i) else i for i in items)
+
+
+def _field_option(field: Any) -> Callable[[F], F]:
+    """A click option for one constructor argument of a layer spec."""
+    import dataclasses
+
+    flag = "--" + field.name.replace("_", "-")
+    required = field.default is dataclasses.MISSING
+    default = field.default
+    kind = str(field.type)
+    if kind == "bool":
+        return click.option(
+            f"{flag}/--no-{field.name.replace('_', '-')}",
+            field.name,
+            default=default,
+            show_default=True,
+        )
+    types: dict[str, Any] = {
+        "float": click.FLOAT,
+        "int": click.INT,
+        "float | None": _Optional(float),
+        "int | None": _Optional(int),
+        "Any": _IntOrTuple(),
+        "str": click.STRING,
+    }
+    settings: dict[str, Any] = (
+        {"required": True}
+        if required
+        else {
+            "default": default,
+            "show_default": True,
+        }
+    )  # no default at all when required: click treats default=None as a given value
+    return click.option(
+        flag,
+        field.name,
+        type=types.get(kind, click.STRING),
+        metavar="N" if kind.startswith("Dim") else None,
+        **settings,
+    )
+
+
+def _layer_command(kind: str) -> click.Command:
+    import dataclasses
+
+    from shapecalc.layers import LAYER_KINDS
+
+    cls = LAYER_KINDS[kind]
+
+    def command(input_shape: tuple[str, ...], **arguments: Any) -> None:
+        from shapecalc.core.dims import as_size
+        from shapecalc.core.model import layer_model
+
+        shown = {**pop(arguments, REPORT_FLAGS), **pop(arguments, COST_FLAGS)}
+        shown.update(pop(arguments, CONVENTION_FLAGS))
+        try:
+            spec = cls(**arguments)
+            inputs = tuple(
+                tuple(as_size(d, owner=kind, field="input", minimum=0) for d in _shape(text))
+                for text in input_shape
+            )
+            outputs = spec.output_shapes(*inputs) if inputs else ()
+        except ShapecalcError as err:
+            raise engine_error(err, {"input": "--input-shape"}) from None
+        finish(layer_model(spec), shown, inputs=inputs or None, outputs=outputs)
+
+    options = [_field_option(f) for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    options += [
+        *cost_options(sequence=False),
+        *convention_options(gru=kind == "GRU"),
+        click.option(
+            "--input-shape",
+            multiple=True,
+            metavar="SHAPE",
+            help="An input shape such as 32,100,512 (names allowed: B,T,512); repeat for "
+            "layers with several inputs. Prints the output shapes.",
+        ),
+        *report_options(explain=None),
+    ]
+    from shapecalc.report.reference import signature
+
+    command.__doc__ = f"{cls.summary}.\n\n    \b\n    torch.nn.{signature(cls)}"
+    return click.command(kind.lower())(apply(options)(command))
+
+
+class _LayerGroup(click.Group):
+    """``shapecalc layer KIND``: one command per registered kind, made on demand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from shapecalc.layers import LAYER_KINDS
+
+        return sorted(k.lower() for k in LAYER_KINDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from shapecalc.layers import LAYER_KINDS
+
+        kind = {k.lower(): k for k in LAYER_KINDS}.get(cmd_name.lower())
+        return _layer_command(kind) if kind else None
+
+
+@click.group(cls=_LayerGroup)
+def layer() -> None:
+    """One torch.nn layer with its own arguments: shapecalc layer conv2d --in-channels 3
+    --out-channels 64 --kernel-size 7 --stride 2 --padding 3."""
+
+
+@click.command()
+@format_option(("table", "json"))
+def layers(fmt: str) -> None:
+    """List the layer kinds shapecalc knows, with their count formulas."""
+    from shapecalc.layers import LAYER_KINDS
+    from shapecalc.report.reference import signature
+
+    rows = []
+    for kind, cls in sorted(LAYER_KINDS.items(), key=lambda item: (item[1].family, item[0])):
+        formula = cls(**cls.formula_args).total()
+        rows.append(
+            {
+                "kind": kind,
+                "command": f"shapecalc layer {kind.lower()}",
+                "family": cls.family,
+                "summary": cls.summary,
+                "signature": signature(cls),
+                "formula": str(formula),
+                "formula_of": str(cls(**cls.formula_args)),
+            }
+        )
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} layer kinds", title_justify="left")
+    for column in ("Kind", "Family", "Parameters", "What it is"):
+        table.add_column(column, no_wrap=column == "Kind")
+    for row in rows:
+        table.add_row(row["kind"], row["family"], f"{row['formula']}", row["summary"])
+    Console(highlight=False).print(table)

@@ -1,0 +1,295 @@
+"""What the model commands share: their options (format, depth, explain, verify, cost,
+convention), the click types, and the path from flags to a printed report.
+
+A report is built once (:class:`shapecalc.report.Report`) and written by one writer per
+format; only the table and tree formats import rich.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from shapecalc.cli.app import engine_error
+from shapecalc.core.errors import ShapecalcError
+
+if TYPE_CHECKING:
+    from shapecalc.analysis.conventions import Converted
+    from shapecalc.analysis.cost import Cost
+    from shapecalc.core.model import Model
+    from shapecalc.report import Report
+
+__all__ = [
+    "COST_FLAGS",
+    "F",
+    "apply",
+    "convention_options",
+    "cost_options",
+    "format_option",
+    "report_options",
+    "show",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: every format of a model report (``shapecalc.report.FORMATS``, without importing it)
+FORMATS = ("table", "tree", "json", "markdown", "latex")
+#: the flags of the cost sections, popped from a command's keyword arguments
+COST_FLAGS = ("shapes", "flops", "memory", "all_", "dtype", "training", "mixed_precision")
+SIZE_FLAGS = ("batch", "seq_len")
+CONVENTION_FLAGS = ("convention", "reset_after")
+REPORT_FLAGS = ("fmt", "depth", "explain", "verify")
+
+
+def apply(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    def decorate(function: F) -> F:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+def format_option(choices: tuple[str, ...]) -> Callable[[F], F]:
+    """``--format``, table by default."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(choices),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )
+
+
+def report_options(*, explain: str | None) -> list[Callable[[F], F]]:
+    """``--format``, ``--depth``, ``--verify`` and (with its help) ``--explain``."""
+    options = [
+        format_option(FORMATS),
+        click.option(
+            "--depth",
+            type=click.IntRange(min=1),
+            default=None,
+            metavar="N",
+            help="Levels of names to show; deeper tensors are summed into their node "
+            "(table, tree, Markdown, LaTeX) [default: every tensor].",
+        ),
+    ]
+    if explain:
+        options.append(click.option("--explain", is_flag=True, help=explain))
+    options.append(
+        click.option(
+            "--verify",
+            is_flag=True,
+            help="Build the real torch module on the meta device and confirm every name and shape.",
+        )
+    )
+    return options
+
+
+def convention_options(*, gru: bool) -> list[Callable[[F], F]]:
+    """``--convention`` and, for a model with a GRU, Keras' ``--reset-after``."""
+    from shapecalc.analysis.conventions import CONVENTIONS
+
+    options: list[Callable[[F], F]] = [
+        click.option(
+            "--convention",
+            type=click.Choice(CONVENTIONS),
+            default="pytorch",
+            show_default=True,
+            help="Name and shape the tensors as this framework stores them.",
+        )
+    ]
+    if gru:
+        options.append(
+            click.option(
+                "--reset-after/--no-reset-after",
+                default=True,
+                show_default=True,
+                help="Keras' GRU reset_after: a (2, 3H) bias, or one 3H bias.",
+            )
+        )
+    return options
+
+
+def cost_options(*, sequence: bool) -> list[Callable[[F], F]]:
+    """``--shapes --flops --memory --all --dtype --training --mixed-precision``, and for a
+    model that reads sequences ``--batch --seq-len``."""
+    from shapecalc.analysis.cost import OPTIMIZER_STATES
+    from shapecalc.core.units import DTYPE_BYTES
+
+    options: list[Callable[[F], F]] = [
+        click.option("--shapes", is_flag=True, help="Add every layer's input and output shapes."),
+        click.option(
+            "--flops",
+            is_flag=True,
+            help="Add multiply-accumulates and FLOPs per layer, forward and backward.",
+        ),
+        click.option(
+            "--memory",
+            is_flag=True,
+            help="Add the memory account: weights, gradients, optimizer state, activations "
+            "kept for backward, inference state.",
+        ),
+        click.option("--all", "all_", is_flag=True, help="The same as --shapes --flops --memory."),
+        click.option(
+            "--dtype",
+            type=click.Choice(tuple(DTYPE_BYTES)),
+            default="fp32",
+            show_default=True,
+            help="Storage type of the weights (and activations) for --memory.",
+        ),
+        click.option(
+            "--training",
+            type=click.Choice(tuple(OPTIMIZER_STATES)),
+            default="adam",
+            show_default=True,
+            help="Optimizer whose state --memory counts; none for inference.",
+        ),
+        click.option(
+            "--mixed-precision",
+            is_flag=True,
+            help="fp16/bf16 weights, gradients and activations with an fp32 master copy and "
+            "fp32 optimizer state (needs --dtype fp16 or bf16).",
+        ),
+    ]
+    if sequence:
+        options += [
+            click.option(
+                "--batch",
+                default="B",
+                show_default=True,
+                metavar="B",
+                help="Batch size for --shapes/--flops/--memory: an integer or a name.",
+            ),
+            click.option(
+                "--seq-len",
+                default="T",
+                show_default=True,
+                metavar="T",
+                help="Sequence length for --shapes/--flops/--memory: an integer or a name.",
+            ),
+        ]
+    return options
+
+
+def pop(flags: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The flags named ``names`` that the command has, taken out of ``flags``."""
+    return {k: flags.pop(k) for k in names if k in flags}
+
+
+def _cost(
+    model: Model, flags: dict[str, Any], inputs: tuple[tuple[Any, ...], ...] | None
+) -> tuple[Cost | None, tuple[bool, bool, bool]]:
+    """The analysis the flags ask for; JSON then carries all of it."""
+    all_ = flags["all_"]
+    sections = (all_ or flags["shapes"], all_ or flags["flops"], all_ or flags["memory"])
+    if not any(sections):
+        return None, sections
+    if inputs is None and not model.input_layout:
+        raise click.UsageError(
+            "--shapes, --flops and --memory need the layer's input: give --input-shape"
+        )
+    from shapecalc.analysis.cost import analyze
+
+    try:
+        cost = analyze(
+            model,
+            inputs,
+            batch=flags.get("batch", "B"),
+            seq_len=flags.get("seq_len", "T"),
+            dtype=flags["dtype"],
+            training=flags["training"],
+            mixed_precision=flags["mixed_precision"],
+        )
+    except ShapecalcError as err:
+        raise engine_error(err, {"input": "--input-shape"}) from None
+    return cost, sections
+
+
+def _convention(model: Model, flags: dict[str, Any]) -> tuple[Converted, Converted | None] | None:
+    name = flags.get("convention", "pytorch")
+    if name == "pytorch":
+        return None
+    from shapecalc.analysis.conventions import convert_with_template
+
+    try:
+        return convert_with_template(model, name, reset_after=flags.get("reset_after", True))
+    except ShapecalcError as err:
+        raise click.BadParameter(str(err), param_hint="'--convention'") from None
+
+
+def build_report(
+    model: Model,
+    flags: dict[str, Any],
+    *,
+    inputs: tuple[tuple[Any, ...], ...] | None = None,
+    outputs: tuple[tuple[Any, ...], ...] = (),
+) -> Report:
+    """The report the flags ask for, each part computed once: the cost sections, the
+    convention, the explanation (gate order in the chosen convention), a layer's shapes."""
+    from shapecalc.report import Report
+
+    cost, sections = _cost(model, flags, inputs)
+    convention = _convention(model, flags)
+    explanation: tuple[Any, ...] = ()
+    if flags.get("explain"):
+        from shapecalc.analysis.explain import explain
+
+        chosen = convention[0].convention if convention else "pytorch"
+        explanation = tuple(explain(model, chosen))
+    flow = (inputs, outputs) if inputs and not sections[0] else None
+    return Report(
+        model,
+        cost=cost,
+        sections=sections,
+        convention=convention,
+        explanation=explanation,
+        flow=flow,
+        depth=flags.get("depth"),
+    )
+
+
+def show(report: Report, fmt: str) -> None:
+    """Print the report in ``fmt``; only the table and the tree import rich."""
+    if fmt in ("table", "tree"):
+        from rich.console import Console
+
+        from shapecalc.report.rich_writer import renderables
+
+        console = Console(highlight=False)
+        for part in renderables(report, fmt):
+            console.print(part)
+        return
+    from shapecalc.report import text
+
+    click.echo(text(report, fmt), nl=False)
+
+
+def verify(model: Model) -> None:
+    """``--verify``: compare with the real module; exit 1 when anything differs."""
+    if model.symbolic:
+        raise click.UsageError("--verify needs every size as a number, not a symbol")
+    try:
+        from shapecalc.adapters.torch_bridge import _torch, build, compare
+
+        torch = _torch()
+        diff = compare(model, build(model))
+    except ShapecalcError as err:
+        raise click.BadParameter(str(err), param_hint="'--verify'") from None
+    where = f"torch {torch.__version__}, meta device"
+    if diff.ok:
+        click.echo(f"Verified against {where}: {diff}", err=True)
+        return
+    click.echo(f"Error: differs from {where}: {diff}", err=True)
+    sys.exit(1)
+
+
+def finish(model: Model, flags: dict[str, Any], **shapes: Any) -> None:
+    """Build the report the flags ask for, print it, and verify when asked."""
+    report = build_report(model, flags, **shapes)
+    show(report, flags["fmt"])
+    if flags.get("verify"):
+        verify(model)

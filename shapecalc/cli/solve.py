@@ -1,0 +1,125 @@
+"""``shapecalc solve COMMAND``: the size of an architecture closest to a parameter budget.
+
+The sizes it may solve for (``--for``) are the architecture's sizes declared solvable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import click
+
+from shapecalc.cli.app import ShapecalcGroup, engine_error, flag_of, register
+from shapecalc.cli.models import architecture_options
+from shapecalc.cli.options import CONVENTION_FLAGS, apply, convention_options, format_option, pop
+from shapecalc.core.errors import ShapecalcError
+
+__all__ = ["solve"]
+
+
+@click.group(cls=ShapecalcGroup)
+def solve() -> None:
+    """Find the size that brings a model closest to a parameter budget."""
+
+
+def _solve_command(command: str) -> click.Command:
+    from shapecalc.architectures import get
+    from shapecalc.core.declare import arguments_of
+
+    cls = get(command)
+    fields = arguments_of(cls)
+    free_sizes = {
+        f.name.replace("_", "-"): f.name for f, a in fields if a.kind == "size" and a.solvable
+    }
+    first = next(iter(free_sizes))
+    required = [f.name for f, a in fields if a.kind == "size" and f.default is dataclasses.MISSING]
+
+    @click.option(
+        "--params",
+        "budget",
+        required=True,
+        metavar="N",
+        help="The budget: 10M, 3.5e6, 1.2B, 350k or 4,269,121.",
+    )
+    @click.option(
+        "--for",
+        "free",
+        type=click.Choice(list(free_sizes)),
+        default="hidden" if "hidden" in free_sizes else first,
+        show_default=True,
+        help="The size to solve for.",
+    )
+    @click.option(
+        "--multiple-of",
+        type=int,
+        default=1,
+        show_default=True,
+        metavar="M",
+        help="Only sizes that are multiples of M (64 suits most hardware).",
+    )
+    @architecture_options(cls, solving=True)
+    @format_option(("table", "json"))
+    @apply(convention_options(gru="reset-after" in cls.extra_options))
+    def run(budget: str, free: str, multiple_of: int, fmt: str, **flags: Any) -> None:
+        from shapecalc.analysis.sizing import solve as solve_for
+
+        free_arg = free_sizes[free]
+        naming = pop(flags, CONVENTION_FLAGS)
+        if flags[free_arg] is not None:
+            raise click.BadParameter(
+                f"{flags[free_arg]}: this is the size --for {free} solves; leave it out",
+                param_hint=f"'{flag_of(free_arg)}'",
+            )
+        for name in required:
+            if name != free_arg and flags[name] is None:
+                raise click.UsageError(f"Missing option '{flag_of(name)}'.")
+        fixed = {k: v for k, v in flags.items() if k != free_arg and v is not None}
+        try:
+            solution = solve_for(
+                cls.create, budget, free_arg, multiple_of=multiple_of, **naming, **fixed
+            )
+        except ShapecalcError as err:
+            raise engine_error(
+                err, {"target": "--params", "multiple_of": "--multiple-of"}
+            ) from None
+        if fmt == "json":
+            from shapecalc.report.as_json import solution_json
+
+            click.echo(solution_json(solution), nl=False)
+            return
+        from rich.console import Console
+
+        from shapecalc.report.rich_writer import solution_table
+
+        Console(highlight=False).print(solution_table(solution))
+
+    title = cls.title or cls.__name__
+    run.__doc__ = f"The size of a {title} (--for, hidden by default) closest to a budget." + (
+        f"\n\n    \b\n    Example:\n      shapecalc solve {command} --params 10M "
+        + " ".join(_without(cls.example.split(), free_sizes.get("hidden", first)))
+        if cls.example
+        else ""
+    )
+    return click.command(command)(run)
+
+
+def _without(args: list[str], field: str) -> list[str]:
+    """An example's arguments without the free size's option."""
+    flag = flag_of(field)
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == flag:
+            skip = True
+        else:
+            out.append(arg)
+    return out
+
+
+def _maker(command: str) -> Any:
+    return lambda: _solve_command(command)
+
+
+register(solve, _maker)

@@ -1,0 +1,353 @@
+"""An architecture, declared once: a frozen config dataclass and the tree it builds.
+
+The fields of an :class:`Architecture` are its arguments, each made by :func:`size`,
+:func:`flag`, :func:`choice` or :func:`number` with its letter (for sizes), default,
+help text and rule. From that declaration come the command line (``shapecalc COMMAND``
+with one option per field), ``solve``'s free sizes, the symbolic template whose counts are
+the formulas, the JSON ``model.arguments``, the docs reference page, ``--explain``'s legend
+of sizes, the torch module (through the tree) and a hypothesis strategy for tests.
+
+    >>> from dataclasses import dataclass
+    >>> from shapecalc.core.tree import Sequential
+    >>> from shapecalc.layers.linear import Linear
+    >>> @dataclass(frozen=True)
+    ... class Probe(Architecture):
+    ...     "A linear probe."
+    ...     command = "probe"
+    ...     features: Any = size("F", "Input features.")
+    ...     classes: Any = size("C", "Classes.", 2)
+    ...     def build(self) -> Built:
+    ...         return Built(Sequential(Linear(self.features, self.classes)))
+    >>> m = Probe(768).model()
+    >>> m.total, str(m.total_formula), m.describe_sizes()
+    (1538, 'C·F + C', 'F=768, C=2')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from shapecalc.core.dims import Dim, Expr, as_size, symbol
+from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.model import Model
+from shapecalc.core.tree import Node
+
+__all__ = [
+    "Architecture",
+    "Argument",
+    "Built",
+    "arguments_of",
+    "choice",
+    "flag",
+    "number",
+    "size",
+]
+
+#: the key of a field's :class:`Argument` in its dataclass metadata
+KEY = "shapecalc"
+
+
+class _Nothing:
+    """No value means "not set" (a required size, or one whose every value counts)."""
+
+    def __repr__(self) -> str:
+        return "NOTHING"
+
+
+NOTHING: Any = _Nothing()
+
+
+@dataclass(frozen=True)
+class Argument:
+    """What one field of an architecture is: a size, a flag, a choice or a number."""
+
+    kind: str
+    help: str
+    #: sizes: the letter in formulas (V, H, L)
+    letter: str = ""
+    #: sizes: the smallest value (0 where 0 means "none", as proj_size)
+    minimum: int = 1
+    #: sizes: ``solve`` may solve for it (counts grow with it)
+    solvable: bool = True
+    #: sizes: replaced by its letter in the template (False: the formulas keep the number,
+    #: as the LSTM's layer count, so that every layer keeps its own rows)
+    symbolic: bool = True
+    #: sizes: the value that means "not set" (no letter, no symbol): None or 0
+    unset: Any = NOTHING
+    #: sizes: a rule the layers check, that it is smaller than this other size field
+    #: (the docs state it, test strategies draw it so)
+    below: str = ""
+    #: what the default means when it is "not set" (``H`` for the embedding size)
+    default_text: str = ""
+    #: choices: the options
+    options: tuple[str, ...] = ()
+    #: numbers: the closed lower bound and the upper bound, open when ``open_high``
+    low: float = -math.inf
+    high: float = math.inf
+    open_high: bool = False
+
+    @property
+    def rule(self) -> str:
+        """The rule a value must follow, in words."""
+        if self.kind == "size":
+            rule = f"an integer >= {self.minimum} or a size name"
+            return rule + (f", smaller than {self.below}" if self.below else "")
+        if self.kind == "flag":
+            return "True or False"
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.options)
+        close = ")" if self.open_high else "]"
+        return f"a number in [{_num(self.low)}, {_num(self.high)}{close}"
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if value == int(value) else str(value)
+
+
+def _field(default: Any, argument: Argument) -> Any:
+    return field(default=default, metadata={KEY: argument})
+
+
+def size(
+    letter: str,
+    help: str,
+    default: Any = dataclasses.MISSING,
+    *,
+    minimum: int = 1,
+    solvable: bool = True,
+    symbolic: bool = True,
+    unset: Any = NOTHING,
+    below: str = "",
+    default_text: str = "",
+) -> Any:
+    """A size argument: an int (``>= minimum``) or a size name, with its formula letter.
+
+    ``unset`` is the value that means "none" (``embed_dim=None``: the hidden size;
+    ``proj_size=0``: no projection); such a value gets no letter. ``below`` names a size
+    this one must stay under, a rule the model's layers check (``proj_size`` under
+    ``hidden``)."""
+    return _field(
+        default,
+        Argument(
+            "size",
+            help,
+            letter=letter,
+            minimum=minimum,
+            solvable=solvable,
+            symbolic=symbolic,
+            unset=unset,
+            below=below,
+            default_text=default_text,
+        ),
+    )
+
+
+def flag(help: str, default: bool = False) -> Any:
+    """A True/False argument (``--name/--no-name`` on the command line)."""
+    return _field(default, Argument("flag", help))
+
+
+def choice(options: tuple[str, ...], help: str, default: str) -> Any:
+    """One of ``options``."""
+    return _field(default, Argument("choice", help, options=options))
+
+
+def number(
+    help: str,
+    default: float,
+    *,
+    low: float = -math.inf,
+    high: float = math.inf,
+    open_high: bool = False,
+) -> Any:
+    """A real number within ``[low, high]`` (``[low, high)`` when ``open_high``)."""
+    return _field(default, Argument("number", help, low=low, high=high, open_high=open_high))
+
+
+@dataclass(frozen=True)
+class Built:
+    """What an architecture's :meth:`Architecture.build` returns: its tree and what the
+    model needs beside it."""
+
+    root: Node
+    #: tied parameter full name -> the full name of the parameter it shares
+    ties: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    #: the input shapes by size name, "B" and "T" for batch and sequence (see Model)
+    input_layout: tuple[tuple[str | int, ...], ...] = ()
+    group_depth: int = 1
+    #: the model's name when it depends on the arguments (the title otherwise)
+    name: str = ""
+
+
+A = TypeVar("A", bound="Architecture")
+
+
+def arguments_of(cls: type[Architecture]) -> list[tuple[dataclasses.Field[Any], Argument]]:
+    """The declared fields of an architecture with their :class:`Argument`, in order."""
+    return [
+        (f, f.metadata[KEY])
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if KEY in f.metadata
+    ]
+
+
+class Architecture:
+    """Base of every architecture: subclasses are frozen dataclasses whose fields are made
+    with :func:`size`, :func:`flag`, :func:`choice` and :func:`number`, and which define
+    :meth:`build`. Instances check their arguments when made (:meth:`check` adds rules
+    between them)."""
+
+    #: the command (``shapecalc lstm``), also the module's name in ``architectures/``
+    command: ClassVar[str]
+    #: the library function and the JSON ``model.kind`` (``lstm_lm``); the command if empty
+    function: ClassVar[str] = ""
+    #: the model's name in titles
+    title: ClassVar[str] = ""
+    #: the arguments of a typical model on the command line (docs, tests and ``--help``)
+    example: ClassVar[str] = ""
+    #: the order of the sizes in titles (``V=65, H=512, L=2``); the field order if empty
+    size_order: ClassVar[tuple[str, ...]] = ()
+    #: the inputs have a sequence length (T): the command takes ``--seq-len``
+    sequence: ClassVar[bool] = True
+    #: what ``--explain`` explains, for its help
+    explains: ClassVar[str] = "Explain the sizes, the matrices and where the total comes from."
+    #: options beyond the fields that the architecture's layers call for: "reset-after"
+    #: (Keras' GRU bias) for a model with a GRU
+    extra_options: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        for f, argument in arguments_of(type(self)):
+            value = getattr(self, f.name)
+            object.__setattr__(self, f.name, self._normalise(f.name, argument, value))
+        self.check()
+
+    # -- checks -------------------------------------------------------------------------
+    @classmethod
+    def owner(cls) -> str:
+        """The name errors start with: the library function (``lstm_lm``)."""
+        return cls.function or cls.command
+
+    def _fail(self, field: str, value: Any, rule: str, detail: str) -> None:
+        raise InvalidArgumentError(
+            f"{rule}, {detail}", layer=self.owner(), field=field, value=value, rule=rule
+        )
+
+    def _normalise(self, name: str, argument: Argument, value: Any) -> Any:
+        if argument.kind == "size":
+            if value is None and argument.unset is None:
+                return None
+            return as_size(value, owner=self.owner(), field=name, minimum=argument.minimum)
+        if argument.kind == "flag":
+            if not isinstance(value, bool):
+                self._fail(name, value, f"{name} must be True or False", f"got {value!r}")
+            return value
+        if argument.kind == "choice":
+            if value not in argument.options:
+                listed = ", ".join(repr(o) for o in argument.options)
+                self._fail(name, value, f"{name} must be one of {listed}", f"got {value!r}")
+            return value
+        rule = f"{name} must be {argument.rule}"
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not argument.low <= value <= argument.high
+            or (argument.open_high and value == argument.high)
+        ):
+            self._fail(name, value, rule, f"got {value!r}" + self.explain_number(name, value))
+        return float(value) if isinstance(value, int) else value
+
+    def explain_number(self, name: str, value: Any) -> str:
+        """Words to add to a refused number (`` (1 would zero every activation)``)."""
+        return ""
+
+    def check(self) -> None:
+        """Rules between arguments; raise :class:`InvalidArgumentError` naming the field."""
+
+    # -- what it is -----------------------------------------------------------------------
+    def arguments(self) -> dict[str, Any]:
+        """The arguments by name, in declaration order (the JSON ``model.arguments``)."""
+        return {f.name: getattr(self, f.name) for f, _ in arguments_of(type(self))}
+
+    def sizes(self) -> dict[str, Dim]:
+        """The named sizes that are set, by letter, in :attr:`size_order`."""
+        declared = {f.name: a for f, a in arguments_of(type(self)) if a.kind == "size"}
+        order = [name for name in self.size_order or declared if name in declared]
+        return {
+            declared[name].letter: getattr(self, name)
+            for name in order
+            if getattr(self, name) is not None and getattr(self, name) != declared[name].unset
+        }
+
+    def build(self) -> Built:
+        """The model's tree (and its ties, notes and input layout)."""
+        raise NotImplementedError
+
+    def template(self: A) -> A:
+        """The same architecture with every size that is set replaced by its letter (a
+        size declared ``symbolic=False`` keeps its number): its counts are the formulas."""
+        changes: dict[str, Any] = {}
+        for f, argument in arguments_of(type(self)):
+            value = getattr(self, f.name)
+            if argument.kind != "size" or not argument.symbolic or isinstance(value, Expr):
+                continue
+            if value is None or value == argument.unset:
+                continue
+            changes[f.name] = symbol(argument.letter)
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    def model(self) -> Model:
+        """The model this configuration describes."""
+        built = self.build()
+        return Model(
+            name=built.name or self.title or type(self).__name__,
+            root=built.root,
+            ties=built.ties,
+            sizes=self.sizes(),
+            make_template=lambda: self.template().build_model(),
+            factory=type(self).create,
+            arguments=self.arguments(),
+            notes=built.notes,
+            input_layout=built.input_layout,
+            kind=self.owner(),
+            group_depth=built.group_depth,
+            config=self,
+        )
+
+    def build_model(self) -> Model:
+        """The model without a template of its own (the template's model)."""
+        built = self.build()
+        return Model(
+            name=built.name or self.title,
+            root=built.root,
+            ties=built.ties,
+            sizes=self.sizes(),
+            input_layout=built.input_layout,
+            group_depth=built.group_depth,
+        )
+
+    @classmethod
+    def create(cls, *args: Any, **kwargs: Any) -> Model:
+        """``cls(...).model()``: the architecture's library function (``lstm_lm``)."""
+        return cls(*args, **kwargs).model()
+
+    @classmethod
+    def function_for(cls) -> Callable[..., Model]:
+        """The library function, named as :attr:`function` says, with the fields as its
+        parameters (``shapecalc.lstm_lm(vocab=65, hidden=512, layers=2)``)."""
+        import inspect
+
+        def make(*args: Any, **kwargs: Any) -> Model:
+            return cls(*args, **kwargs).model()
+
+        make.__name__ = make.__qualname__ = cls.owner()
+        make.__doc__ = cls.__doc__
+        make.__module__ = cls.__module__
+        make.architecture = cls  # type: ignore[attr-defined]
+        params = [p.replace(annotation=Any) for p in inspect.signature(cls).parameters.values()]
+        make.__signature__ = inspect.Signature(params, return_annotation=Model)  # type: ignore[attr-defined]
+        return make

@@ -1,0 +1,343 @@
+"""The text of every report, shared by the writers: table cells, footers, cost rows, the
+name tree. Plain strings only; each writer lays them out (rich, Markdown, LaTeX, JSON)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from shapecalc.core.dims import Dim, count_str, dim_str, shape_str
+from shapecalc.core.model import Model, Row
+from shapecalc.core.spec import Param, Shape
+from shapecalc.core.tree import join_name, split_name
+from shapecalc.core.units import DTYPE_BYTES, human_bytes, human_count, human_flops
+
+if TYPE_CHECKING:
+    from shapecalc.analysis.conventions import Converted
+    from shapecalc.analysis.cost import Cost, LayerCost
+
+__all__ = [
+    "COLUMNS",
+    "NameNode",
+    "amount",
+    "cost_cells",
+    "cost_columns",
+    "cost_summary",
+    "flow_text",
+    "kept_lines",
+    "memory_rows",
+    "name_tree",
+    "rule_lines",
+    "summary_lines",
+    "table_rows",
+    "times",
+    "title",
+]
+
+#: the storage types the summary shows (JSON carries every one)
+SUMMARY_DTYPES = ("fp32", "bf16")
+COLUMNS = ("Layer", "Parameter", "Shape", "Count", "Formula", "Role")
+
+
+def times(param: Param) -> str:
+    """A count; for a repeated block ``(L - 1) × 4·H²``: copies times one tensor's count."""
+    if param.repeat == 1:
+        return count_str(param.count)
+    copies = dim_str(param.repeat)
+    copies = f"({copies})" if " " in copies else copies
+    return f"{copies} × {count_str(param.size)}"
+
+
+def amount(value: Dim) -> str:
+    """``847,673,700`` or ``8,476,737·B·T``."""
+    return count_str(value) if isinstance(value, int) else value.grouped()
+
+
+def bytes_text(size: int) -> str:
+    """``17.1 MB (17,076,484 bytes)``."""
+    return f"{human_bytes(size)} ({size:,} bytes)"
+
+
+def title(model: Model) -> str:
+    return model.name + (f" ({model.describe_sizes()})" if model.sizes else "")
+
+
+# -- the parameter table --------------------------------------------------------------------
+def _total_line(model: Model) -> str:
+    total = model.total
+    text = f"{count_str(total)} parameters"
+    if isinstance(total, int):
+        text += f" ({human_count(total)})"
+    if model.total_formula != total:
+        text += f" = {dim_str(model.total_formula)}"
+    return text
+
+
+def _memory_line(model: Model) -> str:
+    parts = []
+    for dtype in SUMMARY_DTYPES:
+        size = model.bytes(dtype)
+        if isinstance(size, int):
+            parts.append(f"{dtype} {bytes_text(size)}")
+        else:
+            parts.append(f"{dtype} {DTYPE_BYTES[dtype]} bytes per parameter")
+    return " · ".join(parts)
+
+
+def summary_lines(model: Model) -> list[tuple[str, str]]:
+    """The footer: (label, text) pairs shared by every writer."""
+    lines = [("Total", _total_line(model))]
+    if model.trainable != model.total:
+        lines.append(("Trainable", count_str(model.trainable)))
+    lines.append(("Memory", _memory_line(model)))
+    for tied, source in model.ties.items():
+        lines.append(("Tied", f"{tied} is {source}: one tensor, counted once"))
+    if model.sizes:
+        lines.append(("Sizes", model.describe_sizes()))
+    lines.extend(("Note", note) for note in model.notes)
+    return lines
+
+
+def _param_cells(group: str, row: Row) -> list[str]:
+    if row.tied_to:
+        count, role = "tied", f"the same tensor as {row.tied_to} (counted there): {row.role}"
+    else:
+        count, role = times(row.param), row.role
+    return [group, row.name, shape_str(row.shape), count, times(row.template), role]
+
+
+def _node_cells(model: Model, group: str, path: str) -> list[str]:
+    return [
+        group,
+        path,
+        "",
+        count_str(model.subtotal(path)),
+        dim_str(model.subtotal_formula(path)),
+        model.describe(path),
+    ]
+
+
+def table_rows(model: Model, depth: int | None = None) -> Iterator[tuple[list[str], bool]]:
+    """Table cells in COLUMNS order, group by group, each group closed by its subtotal (the
+    flag is True on subtotal rows). With ``depth``, names longer than ``depth`` parts are
+    summed into their node at that depth (one row: count, formula, what the node is)."""
+    groups = model.groups()
+    items: list[tuple[str, list[str]]] = []  # (group whose subtotal follows, or "", cells)
+    shown: set[str] = set()
+    for row in model.rows():
+        parts = split_name(row.name)
+        if depth is None or len(parts) <= depth:
+            items.append((row.group, _param_cells(row.group, row)))
+            continue
+        node = join_name(*parts[:depth])
+        if node in shown:
+            continue
+        shown.add(node)
+        inside = len(split_name(row.group)) < depth
+        items.append((row.group if inside else "", _node_cells(model, row.group, node)))
+    closing = len(groups) > 1
+    for i, (group, cells) in enumerate(items):
+        first = i == 0 or items[i - 1][1][0] != cells[0]
+        yield [cells[0] if first else "", *cells[1:]], False
+        last = i + 1 == len(items) or items[i + 1][1][0] != cells[0]
+        if closing and last and group:
+            yield _subtotal_cells(model, group), True
+
+
+def _subtotal_cells(model: Model, group: str) -> list[str]:
+    return [
+        "",
+        f"{group} subtotal",
+        "",
+        count_str(model.subtotal(group)),
+        dim_str(model.subtotal_formula(group)),
+        model.describe(group),
+    ]
+
+
+# -- the tree of names ------------------------------------------------------------------------
+@dataclass
+class NameNode:
+    """A node of the name tree: a module (children) or a parameter (``row``)."""
+
+    name: str
+    path: str
+    count: Dim = 0
+    formula: Dim = 0
+    row: Row | None = None
+    children: dict[str, NameNode] = field(default_factory=dict)
+
+
+def name_tree(model: Model) -> NameNode:
+    """The rows as a tree of their dotted names (a run's range is one part), each node
+    with the count and formula of what is under it, shared tensors counted once."""
+    root = NameNode(model.name, "")
+    for row in model.rows():
+        counted, formula = row.counted, 0 if row.tied_to else row.template.count
+        node = root
+        node.count, node.formula = node.count + counted, node.formula + formula
+        parts = split_name(row.name)
+        for i, part in enumerate(parts):
+            child = node.children.get(part)
+            if child is None:
+                child = node.children[part] = NameNode(part, join_name(*parts[: i + 1]))
+            child.count, child.formula = child.count + counted, child.formula + formula
+            node = child
+        node.row = row
+    return root
+
+
+# -- shapes, compute and memory ----------------------------------------------------------------
+def flow_text(inputs: tuple[Shape, ...], outputs: tuple[Shape, ...]) -> str:
+    """``input (32, 512) -> output (32, 65)``."""
+    return (
+        f"input {', '.join(shape_str(s) for s in inputs)} -> "
+        f"output {', '.join(shape_str(s) for s in outputs)}"
+    )
+
+
+def outputs_cell(layer: LayerCost) -> str:
+    shapes = layer.outputs
+    names = layer.spec.output_names
+    if len(shapes) == 1 or len(names) < len(shapes):
+        return ", ".join(shape_str(s) for s in shapes)
+    return ", ".join(f"{n} {shape_str(s)}" for n, s in zip(names, shapes, strict=False))
+
+
+def cost_columns(shapes: bool, flops: bool, memory: bool) -> list[str]:
+    columns = ["Layer"]
+    if shapes:
+        columns += ["Input", "Output"]
+    if flops:
+        columns += ["MACs", "FLOPs fwd", "FLOPs bwd"]
+    if memory:
+        columns.append("Kept (bytes)")
+    return columns
+
+
+def _layer_name(layer: LayerCost) -> str:
+    return layer.name or layer.spec.kind
+
+
+def cost_cells(
+    cost: Cost, shapes: bool, flops: bool, memory: bool
+) -> Iterator[tuple[list[str], bool]]:
+    """Per-layer cells, then the total row (flag True)."""
+    for layer in cost.layers:
+        cells = [_layer_name(layer)]
+        if shapes:
+            cells += [", ".join(shape_str(s) for s in layer.inputs), outputs_cell(layer)]
+        if flops:
+            cells += [amount(layer.macs), amount(layer.forward_flops), amount(layer.backward_flops)]
+        if memory:
+            cells.append(amount(cost.kept_bytes(layer)))
+        yield cells, False
+    if len(cost.layers) > 1 and (flops or memory):
+        total = ["total"]
+        if shapes:
+            total += ["", ""]
+        if flops:
+            total += [amount(cost.macs), amount(cost.forward_flops), amount(cost.backward_flops)]
+        if memory:
+            total.append(amount(cost.activation_bytes))
+        yield total, True
+
+
+def _flops_phrase(cost: Cost) -> str:
+    """``848 MFLOPs per forward at B=1, T=100`` or, symbolic, per token."""
+    forward = cost.forward_flops
+    if isinstance(forward, int):
+        return f"{human_flops(forward)} per forward at {cost.describe_input()}"
+    per = cost.per_token(forward)
+    if isinstance(per, int):
+        unit = "token" if cost.seq_len is not None else "sample"
+        return f"{human_flops(per)} per {unit} per forward ({amount(forward)} in all)"
+    return f"{amount(forward)} FLOPs per forward at {cost.describe_input()}"
+
+
+def cost_summary(cost: Cost) -> str:
+    """The one-line footer: ``4.27 M params · 17.1 MB fp32 · 848 MFLOPs per forward at
+    B=1, T=100``."""
+    total = cost.model.total
+    parts = [f"{human_count(total) if isinstance(total, int) else amount(total)} params"]
+    size = cost.model.bytes(cost.dtype)
+    parts.append(
+        f"{human_bytes(size)} {cost.dtype}"
+        if isinstance(size, int)
+        else f"{amount(size)} bytes {cost.dtype}"
+    )
+    parts.append(_flops_phrase(cost))
+    return " · ".join(parts)
+
+
+def memory_rows(cost: Cost) -> list[tuple[str, str, str]]:
+    def bytes_cell(value: Dim) -> str:
+        return bytes_text(value) if isinstance(value, int) else amount(value)
+
+    rows = [(line.label, bytes_cell(line.bytes), line.rule) for line in cost.memory]
+    if cost.training != "none":
+        rule = f"{cost.training}, everything above but the state"
+        rows.append(("training total", bytes_cell(cost.training_bytes), rule))
+    return rows
+
+
+def kept_lines(cost: Cost) -> Iterator[str]:
+    for layer in cost.layers:
+        if layer.work.saved:
+            items = "; ".join(
+                f"{s.name} {shape_str(s.shape)}"
+                + (f" × {dim_str(s.copies)}" if s.copies != 1 else "")
+                + (f" (int{8 * s.itemsize})" if s.itemsize else "")
+                for s in layer.work.saved
+            )
+            yield f"{_layer_name(layer)}: {items}"
+
+
+def rule_lines(cost: Cost) -> Iterator[str]:
+    yield (
+        "FLOPs = 2 × MACs of the matrix products (exact) + elementwise work (estimated, "
+        "1 per add, multiply, exp, sigmoid, tanh); backward = 2 × the forward matmul "
+        "FLOPs + the elementwise work once more"
+    )
+    for layer in cost.layers:
+        if layer.work.other_rule:
+            yield f"{_layer_name(layer)}: {layer.work.other_rule}"
+
+
+def percent(distance: int, target: int) -> str:
+    share = 100 * distance / target
+    return f"{share:+.2g}%" if abs(share) < 1 else f"{share:+.1f}%"
+
+
+# -- framework conventions --------------------------------------------------------------------
+def convention_rows(
+    converted: Converted, template: Converted | None
+) -> Iterator[tuple[str, Param, Param | None, str | None]]:
+    """(model layer, tensor, its symbolic twin or None, tied to) in order."""
+    twins = converted.twins(template)
+    for (layer, param), twin in zip(converted.tensors, twins, strict=True):
+        yield layer, param, twin, converted.ties.get(param.name)
+
+
+def convention_footer(model: Model, converted: Converted) -> list[tuple[str, str]]:
+    from shapecalc.analysis.conventions import FRAMEWORK_NAMES, describe
+
+    name = FRAMEWORK_NAMES[converted.convention]
+    lines = [("Total", f"{count_str(converted.total)} numbers stored in {name}'s convention")]
+    if converted.convention != "pytorch":
+        lines.append(("PyTorch", f"{count_str(model.total)} ({difference(model, converted)})"))
+    lines += [("Why", line) for line in describe(converted, model.total)]
+    lines += [("Gate order", f"{layer}: {order}") for layer, order in converted.gate_orders.items()]
+    lines += [("Tied", f"{t} is {s}: one tensor, counted once") for t, s in converted.ties.items()]
+    return lines
+
+
+def difference(model: Model, converted: Converted) -> str:
+    """``+2,048 in Keras``, ``the same``: a convention's total against PyTorch's."""
+    from shapecalc.analysis.conventions import FRAMEWORK_NAMES
+
+    delta = converted.total - model.total
+    sign = "+" if isinstance(delta, int) and delta > 0 else ""
+    framework = FRAMEWORK_NAMES[converted.convention]
+    return "the same" if delta == 0 else f"{sign}{amount(delta)} in {framework}"

@@ -1,0 +1,136 @@
+"""Reports as GitHub-flavoured Markdown, ready to paste."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shapecalc.core.dims import shape_str
+from shapecalc.core.model import Model
+from shapecalc.report import Report
+from shapecalc.report.cells import (
+    COLUMNS,
+    convention_footer,
+    convention_rows,
+    cost_cells,
+    cost_columns,
+    cost_summary,
+    flow_text,
+    kept_lines,
+    memory_rows,
+    rule_lines,
+    summary_lines,
+    table_rows,
+    times,
+    title,
+)
+
+if TYPE_CHECKING:
+    from shapecalc.analysis.conventions import Converted
+    from shapecalc.analysis.cost import Cost
+    from shapecalc.analysis.explain import Section
+
+__all__ = ["convention_markdown", "cost_markdown", "model_markdown", "write"]
+
+
+def cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def write(report: Report) -> str:
+    """The convention's table (if asked for), the parameter table and summary, the
+    explanation, the shapes and the cost sections, in that order."""
+    text = model_markdown(report.model, report.explanation, report.depth)
+    if report.convention:
+        text = convention_markdown(report.model, *report.convention) + "\n" + text
+    if report.flow:
+        text += f"- **Shapes**: {flow_text(*report.flow)}\n"
+    shown = report.shown
+    if any(shown.values()):
+        assert report.cost is not None
+        text += cost_markdown(report.cost, **shown)
+    return text
+
+
+def model_markdown(
+    model: Model, explanation: tuple[Section, ...] = (), depth: int | None = None
+) -> str:
+    """The parameter table and summary; the ``--explain`` sections after them (equations
+    as an indented code block)."""
+    lines = [
+        f"### {title(model)}",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|---|---|---|--:|---|---|",
+    ]
+    for cells, subtotal in table_rows(model, depth):
+        if subtotal:
+            cells = [f"*{c}*" if c and i < 5 else c for i, c in enumerate(cells)]
+        elif cells[1]:
+            cells[1] = f"`{cells[1]}`"
+        lines.append("| " + " | ".join(cell(c) for c in cells) + " |")
+    buffers = list(model.buffer_rows())
+    if buffers:
+        lines += ["", "Buffers (saved with the model, not trained):", ""]
+        lines += [f"- `{full}` {shape_str(b.shape)}: {cell(b.role)}" for full, b in buffers]
+    lines.append("")
+    for label, text in summary_lines(model):
+        lines.append(f"- **{label}**: {cell(text)}")
+    for section in explanation:
+        lines.extend(["", f"#### {section.title}", ""])
+        for line in section.lines:
+            # equations keep their layout as an indented code block; prose is a list
+            lines.append(f"    {line}" if line.startswith("  ") else f"- {line}")
+    return "\n".join(lines) + "\n"
+
+
+def cost_markdown(cost: Cost, *, shapes: bool, flops: bool, memory: bool) -> str:
+    """A per-layer table, the memory account, the rules."""
+    columns = cost_columns(shapes, flops, memory)
+    lines = [
+        "",
+        f"#### Per layer at {cost.describe_input()}",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|"
+        + "|".join("---" if c in ("Layer", "Input", "Output") else "--:" for c in columns)
+        + "|",
+    ]
+    for cells, total in cost_cells(cost, shapes, flops, memory):
+        shown = [f"*{c}*" if total and c else c for c in cells]
+        lines.append("| " + " | ".join(cell(c) for c in shown) + " |")
+    lines.append("")
+    if flops:
+        lines += [f"- **FLOPs rule**: {cell(line)}" for line in rule_lines(cost)]
+    if memory:
+        lines += [
+            "",
+            f"#### Memory ({cost.training})",
+            "",
+            "| What | Bytes | Rule |",
+            "|---|--:|---|",
+        ]
+        lines += [f"| {a} | {cell(b)} | {cell(c)} |" for a, b, c in memory_rows(cost)]
+        lines.append("")
+        lines += [f"- **Kept**: {cell(line)}" for line in kept_lines(cost)]
+    lines.append(f"- **Summary**: {cell(cost_summary(cost))}")
+    return "\n".join(lines) + "\n"
+
+
+def convention_markdown(model: Model, converted: Converted, template: Converted | None) -> str:
+    """A framework's tensors with shapes, counts and formulas, and the footer."""
+    from shapecalc.analysis.conventions import FRAMEWORK_NAMES
+
+    lines = [
+        f"### {title(model)}, as {FRAMEWORK_NAMES[converted.convention]} stores it",
+        "",
+        "| Tensor | Shape | Count | Formula | Role |",
+        "|---|---|--:|---|---|",
+    ]
+    for _, param, twin, tied in convention_rows(converted, template):
+        lines.append(
+            f"| `{param.name}` | {shape_str(param.shape)} | {'tied' if tied else times(param)} | "
+            f"{times(twin) if twin is not None else ''} | {cell(param.role)} |"
+        )
+    lines.append("")
+    lines += [f"- **{a}**: {cell(b)}" for a, b in convention_footer(model, converted)]
+    return "\n".join(lines) + "\n"

@@ -5,7 +5,9 @@
     4269121
 
 Importing shapecalc imports neither torch, rich, click nor sympy, and the names below are
-loaded on first use, so a command pays only for the parts it runs.
+loaded on first use, so a command pays only for the parts it runs. Every torch.nn layer
+kind shapecalc knows is here by its torch name (``shapecalc.Conv2d``), and every
+architecture's library function by its name (``shapecalc.lstm_lm``).
 """
 
 from __future__ import annotations
@@ -48,12 +50,32 @@ _WHERE = {
     "read_checkpoint": "adapters.checkpoint",
     "LayerSpec": "core.spec",
     "Param": "core.spec",
+    # composing models: the tree, its data flow, and declared architectures
+    "Block": "core.tree",
+    "Leaf": "core.tree",
+    "ModuleList": "core.tree",
+    "Repeat": "core.tree",
+    "Sequential": "core.tree",
+    "chain": "core.flow",
+    "multiply": "core.flow",
+    "parallel": "core.flow",
+    "residual": "core.flow",
+    "summed": "core.flow",
+    "Architecture": "core.declare",
+    "Built": "core.declare",
+    "choice": "core.declare",
+    "flag": "core.declare",
+    "number": "core.declare",
+    "size": "core.declare",
 }
 
 __all__ = [
     "DTYPE_BYTES",
     "LAYER_KINDS",
     "LSTM",
+    "Architecture",
+    "Block",
+    "Built",
     "Candidate",
     "Cost",
     "Dim",
@@ -62,12 +84,16 @@ __all__ = [
     "InvalidArgumentError",
     "Layer",
     "LayerSpec",
+    "Leaf",
     "Linear",
     "MismatchError",
     "MissingDependencyError",
     "Model",
+    "ModuleList",
     "Param",
+    "Repeat",
     "Row",
+    "Sequential",
     "ShapeError",
     "ShapecalcError",
     "Solution",
@@ -76,15 +102,24 @@ __all__ = [
     "analyze",
     "assert_matches",
     "build",
+    "chain",
+    "choice",
     "compare",
+    "flag",
     "from_module",
     "gru_lm",
     "layer_model",
     "lstm_lm",
+    "multiply",
+    "number",
+    "parallel",
     "parse_budget",
     "read_checkpoint",
+    "residual",
     "rnn_lm",
+    "size",
     "solve",
+    "summed",
     "symbol",
 ]
 
@@ -94,8 +129,13 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f"shapecalc.{_WHERE[name]}"), name)
         globals()[name] = value
         return value
-    if name.startswith("_") or not name[:1].isupper():
+    if name.startswith("_"):
         raise AttributeError(f"module 'shapecalc' has no attribute {name!r}")
+    if not name[:1].isupper():  # an architecture's library function: shapecalc.lstm_lm
+        found = importlib.import_module("shapecalc.architectures").function(name)
+        if found is None:
+            raise AttributeError(f"module 'shapecalc' has no attribute {name!r}")
+        return found
     layers = importlib.import_module("shapecalc.layers")
     if name in layers.LAYER_KINDS:  # layer kinds: shapecalc.LSTM, shapecalc.Conv2d, ...
         return layers.LAYER_KINDS[name]
@@ -121,6 +161,7 @@ if TYPE_CHECKING:  # the static view of the lazy names above
     from shapecalc.architectures.gru import gru_lm
     from shapecalc.architectures.lstm import lstm_lm
     from shapecalc.architectures.rnn import rnn_lm
+    from shapecalc.core.declare import Architecture, Built, choice, flag, number, size
     from shapecalc.core.dims import Dim, Expr, symbol
     from shapecalc.core.errors import (
         InvalidArgumentError,
@@ -129,8 +170,10 @@ if TYPE_CHECKING:  # the static view of the lazy names above
         ShapeError,
         TieError,
     )
+    from shapecalc.core.flow import chain, multiply, parallel, residual, summed
     from shapecalc.core.model import Layer, Model, Row, layer_model
     from shapecalc.core.spec import LayerSpec, Param
+    from shapecalc.core.tree import Block, Leaf, ModuleList, Repeat, Sequential
     from shapecalc.core.units import DTYPE_BYTES
     from shapecalc.layers import LAYER_KINDS
     from shapecalc.layers.embedding import Embedding

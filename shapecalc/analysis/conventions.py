@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from shapecalc.core.choices import CONVENTIONS
 from shapecalc.core.dims import Dim, count_str
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, require_one_of
 from shapecalc.core.model import Model, full_name
@@ -56,8 +57,6 @@ __all__ = [
     "params",
 ]
 
-#: the frameworks whose tensor naming shapecalc speaks
-CONVENTIONS = ("pytorch", "keras", "onnx")
 #: each convention's framework, as people write it
 FRAMEWORK_NAMES = {"pytorch": "PyTorch", "keras": "Keras", "onnx": "ONNX"}
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, NoReturn
 
+from shapecalc.core.choices import OPTIMIZER_STATES
 from shapecalc.core.dims import Dim, as_size, count_str, dim_str, exact_div, same_size, shape_str
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, ShapeError, require_one_of
 from shapecalc.core.flow import Opaque
@@ -54,9 +55,6 @@ __all__ = [
     "analyze",
 ]
 
-#: optimizers whose training memory shapecalc counts: state tensors per trainable
-#: parameter ("none" is inference; :data:`OPTIMIZERS` gives the rules)
-OPTIMIZER_STATES: dict[str, int] = {"none": 0, "sgd": 0, "adam": 2, "adamw": 2}
 #: optimizer -> (state tensors per trainable parameter, the rule)
 OPTIMIZERS: dict[str, tuple[int, str]] = {
     name: (states, rule)

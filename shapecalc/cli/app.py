@@ -1,90 +1,18 @@
-"""The ``shapecalc`` group: commands made when first asked for, and the error policy.
-
-Every error, click's own included, is printed as one line, ``Error: ...``, with click's
-exit status (2 for bad input) and no traceback. Engine errors become usage errors naming
-the flag that holds the bad value.
-"""
+"""The ``shapecalc`` group and its commands, each made when first asked for: one per
+architecture (``cli.models``), ``layer``/``layers``, ``solve``, ``compare-conventions``
+and ``inspect``, so a command imports only what it runs."""
 
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
 
 import click
 
 from shapecalc import __version__
-from shapecalc.core.errors import ShapecalcError
+from shapecalc.cli.group import ShapecalcGroup, register
 
-__all__ = ["ShapecalcGroup", "cli", "engine_error", "flag_of"]
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-class ShapecalcGroup(click.Group):
-    """A group whose errors are always one line on stderr with click's exit status, and
-    whose commands are made when they are first asked for (``lazy``: name -> maker), so a
-    command imports only what it runs."""
-
-    lazy: dict[str, Callable[[], click.Command]]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.lazy = {}
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self.lazy})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.lazy and cmd_name not in self.commands:
-            self.add_command(self.lazy[cmd_name](), cmd_name)
-        return super().get_command(ctx, cmd_name)
-
-    def main(
-        self,
-        args: Any = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        **extra: Any,
-    ) -> Any:
-        try:
-            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.NoArgsIsHelpError as err:
-            click.echo(err.ctx.get_help() if err.ctx else str(err))
-            _exit(0, standalone_mode)
-        except click.ClickException as err:
-            click.echo(f"Error: {_one_line(err.format_message())}", err=True)
-            _exit(err.exit_code, standalone_mode)
-        except click.exceptions.Abort:
-            click.echo("Error: aborted", err=True)
-            _exit(1, standalone_mode)
-        if standalone_mode:
-            sys.exit(result if isinstance(result, int) else 0)
-        return result
-
-
-def _exit(code: int, standalone_mode: bool) -> NoReturn:
-    if standalone_mode:
-        sys.exit(code)
-    raise click.exceptions.Exit(code)
-
-
-def flag_of(field: str | None) -> str | None:
-    """The option that sets an argument: ``embed_dim`` -> ``--embed-dim``."""
-    return None if field is None else "--" + field.replace("_", "-")
-
-
-def engine_error(err: ShapecalcError, flags: dict[str, str] | None = None) -> click.ClickException:
-    """An engine error as a usage error naming the flag of its field (``flags`` maps
-    fields whose flag is not ``--field-name``)."""
-    flag = (flags or {}).get(err.field or "") or flag_of(err.field)
-    if flag is None:
-        return click.UsageError(str(err))
-    return click.BadParameter(str(err), param_hint=f"'{flag}'")
+__all__ = ["cli"]
 
 
 @click.group(cls=ShapecalcGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -109,14 +37,6 @@ def _architecture(command: str) -> Callable[[], click.Command]:
         return model_command(command)
 
     return make
-
-
-def register(group: ShapecalcGroup, maker: Callable[[str], Callable[[], click.Command]]) -> None:
-    """One lazy command per architecture (``architectures/<command>.py``) in ``group``."""
-    from shapecalc.architectures import commands
-
-    for command in commands():
-        group.lazy[command] = maker(command)
 
 
 for _name, _module in {

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from shapecalc.cli.app import ShapecalcGroup, engine_error, register
+from shapecalc.cli.group import ShapecalcGroup, engine_error, register
 from shapecalc.cli.models import architecture_options
 from shapecalc.cli.options import apply, convention_options, format_option
 from shapecalc.core.errors import ShapecalcError

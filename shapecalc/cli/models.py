@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from shapecalc.cli.app import engine_error
+from shapecalc.cli.group import engine_error
 from shapecalc.cli.options import (
     CONVENTION_FLAGS,
     COST_FLAGS,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from shapecalc.cli.app import engine_error
+from shapecalc.cli.group import engine_error
 from shapecalc.core.errors import ShapecalcError
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def report_options(*, explain: str | None) -> list[Callable[[F], F]]:
 
 def convention_options(*, gru: bool) -> list[Callable[[F], F]]:
     """``--convention`` and, for a model with a GRU, Keras' ``--reset-after``."""
-    from shapecalc.analysis.conventions import CONVENTIONS
+    from shapecalc.core.choices import CONVENTIONS
 
     options: list[Callable[[F], F]] = [
         click.option(
@@ -117,7 +117,7 @@ def convention_options(*, gru: bool) -> list[Callable[[F], F]]:
 def cost_options(*, sequence: bool) -> list[Callable[[F], F]]:
     """``--shapes --flops --memory --all --dtype --training --mixed-precision``, and for a
     model that reads sequences ``--batch --seq-len``."""
-    from shapecalc.analysis.cost import OPTIMIZER_STATES
+    from shapecalc.core.choices import OPTIMIZER_STATES
     from shapecalc.core.units import DTYPE_BYTES
 
     options: list[Callable[[F], F]] = [

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from shapecalc.cli.app import ShapecalcGroup, engine_error, flag_of, register
+from shapecalc.cli.group import ShapecalcGroup, engine_error, flag_of, register
 from shapecalc.cli.models import architecture_options
 from shapecalc.cli.options import CONVENTION_FLAGS, apply, convention_options, format_option, pop
 from shapecalc.core.errors import ShapecalcError

@@ -37,6 +37,20 @@ def headline_output(width: int = README_WIDTH) -> str:
     return "\n".join(line.rstrip() for line in result.stdout.splitlines()) + "\n"
 
 
+NAV_START, NAV_END = "      # architectures:start", "      # architectures:end"
+
+
+def between(text: str, start: str, end: str, lines: list[str]) -> str:
+    """``text`` with the lines between the marker lines starting ``start`` and ``end``
+    replaced by ``lines``."""
+    head, _, rest = text.partition("\n" + start)
+    marker, _, rest = rest.partition("\n")
+    _, _, tail = rest.partition(end)
+    if not marker and not tail:
+        raise SystemExit(f"no {start.strip()} ... {end.strip()} block")
+    return "\n".join([head, start + marker, *lines, end + tail])
+
+
 def readme_text(current: str) -> str:
     block = f"{START}\n```text\n$ shapecalc {' '.join(HEADLINE)}\n{headline_output()}```\n{END}"
     pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
@@ -51,18 +65,18 @@ def cli_reference() -> str:
 
     from shapecalc.layers import LAYER_KINDS
 
+    from shapecalc.architectures import commands as architectures
+
     commands = [
         [],
-        ["lstm"],
-        ["gru"],
-        ["rnn"],
+        *([name] for name in architectures()),
         ["solve"],
-        ["solve", "lstm"],
+        *(["solve", name] for name in architectures()),
         ["layer"],
         ["layers"],
         ["inspect"],
         ["compare-conventions"],
-        ["compare-conventions", "lstm"],
+        *(["compare-conventions", name] for name in architectures()),
     ]
     commands += [["layer", kind.lower()] for kind in sorted(LAYER_KINDS)]
     lines = [
@@ -80,9 +94,16 @@ def cli_reference() -> str:
 
 def generated() -> dict[Path, str]:
     """Every generated file with the text it should have."""
-    from docs_facts import convention_facts, cost_facts, facts, fill, howto_facts
+    from docs_facts import cli, convention_facts, cost_facts, facts, fill, howto_facts
 
-    from shapecalc.report.reference import FAMILIES, family_page, index_page
+    from shapecalc.architectures import commands, get
+    from shapecalc.report.reference import (
+        FAMILIES,
+        architecture_page,
+        architectures_index,
+        family_page,
+        index_page,
+    )
 
     readme = ROOT / "README.md"
     files = {readme: readme_text(readme.read_text(encoding="utf-8"))}
@@ -91,6 +112,14 @@ def generated() -> dict[Path, str]:
     files[layers / "index.md"] = index_page()
     for family in FAMILIES:
         files[layers / f"{family}.md"] = family_page(family)
+    classes = [get(command) for command in commands()]
+    files[docs / "architectures" / "index.md"] = architectures_index(classes)
+    for cls in classes:
+        example = cli([cls.command, *cls.example.split(), "--format", "markdown"])
+        files[docs / "architectures" / f"{cls.command}.md"] = architecture_page(cls, example)
+    mkdocs = ROOT / "mkdocs.yml"
+    nav = [f"      - {cls.title or cls.command}: architectures/{cls.command}.md" for cls in classes]
+    files[mkdocs] = between(mkdocs.read_text(encoding="utf-8"), NAV_START, NAV_END, nav)
     values = {**facts(), **howto_facts(), **cost_facts(), **convention_facts()}
     templates = Path(__file__).resolve().parent / "templates"
     for template in sorted(templates.rglob("*.md")):

@@ -205,3 +205,45 @@ def test_a_huge_layer_count_is_one_block_not_a_loop() -> None:
     assert f"lstm.weight_ih_l{{0..{layers - 1}}}" in names and len(names) == 7
     # up to 1024 layers every layer keeps PyTorch's own names
     assert "lstm.weight_hh_l1023" in dict(shapecalc.lstm_lm(5, 8, 1024).named_parameters())
+
+
+def gru_layer(d_in: int, h: int) -> int:
+    """One GRU layer, one direction: three gates, two biases each."""
+    return 3 * h * d_in + 3 * h * h + 2 * 3 * h
+
+
+def rnn_layer(d_in: int, h: int) -> int:
+    return h * d_in + h * h + 2 * h
+
+
+#: per architecture (its command), (arguments, total) rows derived by hand or published;
+#: every architecture has one (tests/test_architectures.py checks it)
+ARCHITECTURE_COUNTS: dict[str, list[tuple[dict[str, Any], int]]] = {
+    "lstm": [({"vocab": 65, "hidden": 512, "layers": 2}, HEADLINE)],
+    "gru": [
+        (
+            {"vocab": 65, "hidden": 512, "layers": 2},
+            65 * 512 + gru_layer(512, 512) * 2 + 512 * 65 + 65,
+        )
+    ],
+    "rnn": [
+        (
+            {"vocab": 65, "hidden": 512, "layers": 2},
+            65 * 512 + rnn_layer(512, 512) * 2 + 512 * 65 + 65,
+        )
+    ],
+}
+ARCHITECTURE_ROWS = [
+    (c, args, total) for c, rows in ARCHITECTURE_COUNTS.items() for args, total in rows
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "expected"),
+    ARCHITECTURE_ROWS,
+    ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(ARCHITECTURE_ROWS)],
+)
+def test_architecture_total(command: str, args: dict[str, Any], expected: int) -> None:
+    from shapecalc.architectures import get
+
+    assert get(command)(**args).model().total == expected

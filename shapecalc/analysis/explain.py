@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shapecalc.core.declare import Architecture, arguments_of
 from shapecalc.core.dims import Dim, dim_str, shape_str
 from shapecalc.core.dims import count_str as _n
 from shapecalc.core.model import Model
 from shapecalc.layers.recurrent import GRU, LSTM, MAX_LISTED_LAYERS, RecurrentSpec
 
-__all__ = ["Section", "explain"]
+__all__ = ["Section", "explain", "legend"]
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,11 @@ class Section:
 
 
 def explain(model: Model, convention: str = "pytorch") -> list[Section]:
-    """Sections of text about ``model``; models without a recurrent layer get the totals.
-    ``convention`` (pytorch, keras, onnx) is the framework whose gate order is named."""
+    """Sections of text about ``model``. A model with a recurrent layer gets its cell
+    equations, how PyTorch stores the gate matrices and the gate order in ``convention``
+    (pytorch, keras, onnx); a model made from another architecture gets the legend of its
+    sizes, from the architecture's declaration; every model gets where its total comes
+    from."""
     rnns = [
         (layer.name, layer.spec) for layer in model.layers if isinstance(layer.spec, RecurrentSpec)
     ]
@@ -33,10 +37,33 @@ def explain(model: Model, convention: str = "pytorch") -> list[Section]:
     if rnns:
         sections.extend(_explain_recurrent(model, *rnns[0]))
         sections.append(_gate_order(rnns[0][1].kind, convention))
+    elif model.config is not None:
+        sections.append(legend(model.config))
     sections.append(_where_total_comes_from(model))
     if rnns:
         sections.append(_confusions(model, *rnns[0]))
     return sections
+
+
+def legend(config: Architecture) -> Section:
+    """What each argument of an architecture is, with its value and its letter in the
+    formulas, as the architecture declares it."""
+    lines = []
+    for f, argument in arguments_of(type(config)):
+        value = getattr(config, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        if argument.kind == "size":
+            if value is None or value == argument.unset:
+                meaning = f"the default, {argument.default_text}" if argument.default_text else ""
+                shown = f"{argument.letter} ({flag}) not set" + (f": {meaning}" if meaning else "")
+            else:
+                letter = argument.letter
+                shown = letter if dim_str(value) == letter else f"{letter} = {dim_str(value)}"
+                shown += f" ({flag})"
+            lines.append(f"{shown}: {argument.help}")
+        elif value != f.default:
+            lines.append(f"{f.name} = {value} ({flag}): {argument.help}")
+    return Section("The sizes", tuple(lines))
 
 
 def _input_of_layer(model: Model, lstm: RecurrentSpec, label: str) -> str:

@@ -111,6 +111,19 @@ class RecurrentLanguageModel(Architecture):
                 rule="embed_dim needs an embedding layer",
             )
 
+    @classmethod
+    def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
+        """No embedding size with a one-hot input (nor a tie); a tied embedding as wide as
+        the head's input."""
+        out = dict(arguments)
+        if out["one_hot"]:
+            out["embed_dim"], out["tie_weights"] = None, False
+        elif out["tie_weights"]:
+            h_out = out.get("proj_size") or out["hidden"]
+            width = (2 if out["bidirectional"] else 1) * h_out
+            out["embed_dim"] = None if width == out["hidden"] else width
+        return out
+
     def _cell_arguments(self) -> dict[str, Any]:
         """The recurrent layer's own arguments beyond the shared ones (proj_size,
         nonlinearity), by the layer's names."""

@@ -268,6 +268,12 @@ class Architecture:
     def check(self) -> None:
         """Rules between arguments; raise :class:`InvalidArgumentError` naming the field."""
 
+    @classmethod
+    def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Arguments drawn one by one (by a test strategy), changed so that those that
+        depend on each other agree; the default changes nothing."""
+        return arguments
+
     # -- what it is -----------------------------------------------------------------------
     def arguments(self) -> dict[str, Any]:
         """The arguments by name, in declaration order (the JSON ``model.arguments``)."""

@@ -10,12 +10,22 @@ import dataclasses
 import inspect
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
+from shapecalc.core.declare import Architecture, Argument, arguments_of
 from shapecalc.core.dims import count_str, dim_str, shape_str
 from shapecalc.core.spec import LayerSpec
 from shapecalc.layers import LAYER_KINDS
 
-__all__ = ["FAMILIES", "family_page", "index_page", "kind_section", "signature"]
+__all__ = [
+    "FAMILIES",
+    "architecture_page",
+    "architectures_index",
+    "family_page",
+    "index_page",
+    "kind_section",
+    "signature",
+]
 
 #: family -> (page title, one line)
 FAMILIES: dict[str, tuple[str, str]] = {
@@ -40,14 +50,26 @@ def signature(cls: type[LayerSpec]) -> str:
     return f"{cls.kind}({', '.join(parts)})"
 
 
-def _doc(text: str | None) -> str:
-    """A docstring's prose, without doctest examples."""
-    lines = []
-    for line in inspect.cleandoc(text or "").splitlines():
-        if line.startswith(">>>"):
+def _paragraphs(text: str | None) -> list[str]:
+    """A docstring's paragraphs of prose, each on one line, without the examples."""
+    paragraphs: list[str] = []
+    current: list[str] = []
+    for line in [*inspect.cleandoc(text or "").splitlines(), ""]:
+        if line.strip().startswith(">>>") or line.strip() == "Example:":
             break
-        lines.append(line)
-    return " ".join(" ".join(lines).split())
+        if line.strip():
+            current.append(line.strip())
+        elif current:
+            paragraphs.append(" ".join(current))
+            current = []
+    if current:
+        paragraphs.append(" ".join(current))
+    return paragraphs
+
+
+def _doc(text: str | None) -> str:
+    """A docstring's prose on one line, without doctest examples."""
+    return " ".join(_paragraphs(text))
 
 
 def _cell(text: str) -> str:
@@ -149,4 +171,87 @@ def index_page() -> str:
     ]
     for kind, cls in sorted(LAYER_KINDS.items()):
         lines.append(f"| [{kind}]({cls.family}.md#{kind.lower()}) | {cls.family} | {cls.summary} |")
+    return "\n".join(lines) + "\n"
+
+
+# -- architectures -------------------------------------------------------------------------
+def _default(f: Any, argument: Argument) -> str:
+    if f.default is dataclasses.MISSING:
+        return "required"
+    if argument.default_text:
+        return argument.default_text
+    if argument.kind == "flag":
+        return "on" if f.default else "off"
+    return f"`{f.default}`"
+
+
+def architecture_page(cls: type[Architecture], example: str) -> str:
+    """An architecture's reference page, from its declaration: what it is, every argument
+    (option, letter, default, rule, help), the library function, and ``example``: the
+    report of its example command."""
+    prose = "\n\n".join(_paragraphs(cls.__doc__))
+    lines = [
+        f"# {cls.title or cls.__name__}: `shapecalc {cls.command}`",
+        "",
+        prose,
+        "",
+        "## Arguments",
+        "",
+        "Each is an option of `shapecalc "
+        + cls.command
+        + "` and an argument of the library function `shapecalc."
+        + cls.owner()
+        + "(...)`, by the same name (with `_` for `-`). A size takes an integer or a size "
+        "name; a name prints every count as a formula.",
+        "",
+        "| Option | Letter | Default | Rule | What it is |",
+        "|---|---|---|---|---|",
+    ]
+    for f, argument in arguments_of(cls):
+        option = "--" + f.name.replace("_", "-")
+        if argument.kind == "flag" and f.default:
+            option += f"` / `--no-{f.name.replace('_', '-')}"
+        rule = argument.rule
+        if argument.below:
+            rule = rule.replace(f"smaller than {argument.below}", f"smaller than `{argument.below}`")
+        lines.append(
+            f"| `{option}` | {argument.letter or ''} | {_default(f, argument)} | {_cell(rule)} | "
+            f"{_cell(argument.help)} |"
+        )
+    solvable = [f.name for f, a in arguments_of(cls) if a.kind == "size" and a.solvable]
+    lines += [
+        "",
+        f"`shapecalc solve {cls.command} --params N --for SIZE` solves for "
+        + ", ".join(f"`{n.replace('_', '-')}`" for n in solvable)
+        + "; `shapecalc compare-conventions "
+        + cls.command
+        + " ...` shows the model as Keras and ONNX store it.",
+        "",
+        "## Example",
+        "",
+        f"`shapecalc {cls.command} {cls.example} --format markdown`:",
+        "",
+        example.replace("### ", "### Example: ", 1).rstrip(),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def architectures_index(classes: list[type[Architecture]]) -> str:
+    lines = [
+        "# Architectures",
+        "",
+        "Whole models, each declared once in `shapecalc/architectures/` (see "
+        "[add an architecture](../howto/add-an-architecture.md)); each is a command, a "
+        "library function and a page here.",
+        "",
+        "| Command | Library | What it is |",
+        "|---|---|---|",
+    ]
+    for cls in classes:
+        first = (_paragraphs(cls.__doc__) or [cls.title])[0]
+        lines.append(
+            f"| [`shapecalc {cls.command}`]({cls.command}.md) | `shapecalc.{cls.owner()}` | "
+            f"{_cell(first)} |"
+        )
     return "\n".join(lines) + "\n"

@@ -63,9 +63,8 @@ def cli_reference() -> str:
     """docs/cli.md: every command's own --help."""
     from docs_facts import cli
 
-    from shapecalc.layers import LAYER_KINDS
-
     from shapecalc.architectures import commands as architectures
+    from shapecalc.layers import LAYER_KINDS
 
     commands = [
         [],

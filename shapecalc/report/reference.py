@@ -213,7 +213,9 @@ def architecture_page(cls: type[Architecture], example: str) -> str:
             option += f"` / `--no-{f.name.replace('_', '-')}"
         rule = argument.rule
         if argument.below:
-            rule = rule.replace(f"smaller than {argument.below}", f"smaller than `{argument.below}`")
+            rule = rule.replace(
+                f"smaller than {argument.below}", f"smaller than `{argument.below}`"
+            )
         lines.append(
             f"| `{option}` | {argument.letter or ''} | {_default(f, argument)} | {_cell(rule)} | "
             f"{_cell(argument.help)} |"

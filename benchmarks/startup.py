@@ -1,10 +1,12 @@
-"""Start-up and size: the headline command against ``python -c "import click, rich"``.
+"""Start-up and size: the headline command against
+``python -c "import click, rich.console, rich.table"``.
 
     python benchmarks/startup.py
 
 Prints, from one run on this machine: the wall time of the baseline and of shapecalc's
 commands (best of 15 fresh processes), their ratios, the peak memory of the small and the
-3.3-trillion-parameter model, and the in-process time of a 96-layer symbolic total.
+3.3-trillion-parameter model, the in-process time of a 96-layer symbolic total, and of a
+model tree of 2 and of 1,000 repeated blocks (counted once and multiplied, so the same).
 Bytecode is written and used, as after any ``pip install`` (a PYTHONDONTWRITEBYTECODE in
 the environment would make every run compile the sources again).
 """
@@ -50,19 +52,19 @@ def peak_mb(command: list[str]) -> float:
 def main() -> None:
     for command in (SMALL, HUGE, [*SMALL, "--format", "json"]):  # write the bytecode first
         subprocess.run([SHAPECALC, *command], stdout=subprocess.DEVNULL, env=ENV, check=True)
-    baseline = best([PYTHON, "-c", "import click, rich"])
+    baseline = best([PYTHON, "-c", "import click, rich.console, rich.table"])
     bare = best([PYTHON, "-c", "pass"])
     rows = [
         ("python -c pass", bare),
-        ('python -c "import click, rich"  (baseline)', baseline),
+        ('python -c "import click, rich.console, rich.table"', baseline),
         ("shapecalc lstm ... --format json", best([SHAPECALC, *SMALL, "--format", "json"])),
         ("  the same, 3.3 trillion parameters", best([SHAPECALC, *HUGE, "--format", "json"])),
         ("shapecalc lstm ...  (table with formulas)", best([SHAPECALC, *SMALL])),
         ("  the same, 3.3 trillion parameters", best([SHAPECALC, *HUGE])),
     ]
-    print(f"{'command':<46} {'wall':>9} {'/ baseline':>11}")
+    print(f"{'command':<52} {'wall':>9} {'/ baseline':>11}")
     for name, seconds in rows:
-        print(f"{name:<46} {seconds * 1e3:>6.1f} ms {seconds / baseline:>10.2f}x")
+        print(f"{name:<52} {seconds * 1e3:>6.1f} ms {seconds / baseline:>10.2f}x")
     small = peak_mb([SHAPECALC, *SMALL, "--format", "json"])
     huge = peak_mb([SHAPECALC, *HUGE, "--format", "json"])
     print(f"\npeak memory: {small:.1f} MB small, {huge:.1f} MB for 3.3 trillion parameters")
@@ -76,6 +78,23 @@ def main() -> None:
         [PYTHON, "-c", code], capture_output=True, text=True, env=ENV, check=True
     ).stdout.strip()
     print(f"symbolic total of a 96-layer model, in process: {out}")
+    code = (
+        "import time, shapecalc as sc\n"
+        "def model(n):\n"
+        "    block = sc.Block('Block', {'ln': sc.LayerNorm(4096), 'up': sc.Linear(4096, 16384),"
+        " 'down': sc.Linear(16384, 4096)}, flow=sc.residual('ln', 'up', 'down'))\n"
+        "    return sc.Model('stack', sc.Block('Net', {'h': sc.ModuleList(block, n)}))\n"
+        "for n in (2, 1000):\n"
+        "    t = time.perf_counter()\n"
+        "    for _ in range(20):\n"
+        "        m = model(n); m.total; m.rows(); sc.analyze(m, ((1, 2048, 4096),)).forward_flops\n"
+        "    print(f'{n:>5} blocks: {(time.perf_counter() - t) / 20 * 1e3:.2f} ms, {m.total:,}')\n"
+    )
+    out = subprocess.run(
+        [PYTHON, "-c", code], capture_output=True, text=True, env=ENV, check=True
+    ).stdout.rstrip()
+    print("a model tree built, counted, listed and analysed, in process:")
+    print(out)
 
 
 if __name__ == "__main__":

@@ -134,8 +134,10 @@ def table_rows(model: Model, depth: int | None = None) -> Iterator[tuple[list[st
         if node in shown:
             continue
         shown.add(node)
-        inside = len(split_name(row.group)) < depth
-        items.append((row.group if inside else "", _node_cells(model, row.group, node)))
+        inside = len(split_name(row.group)) < depth  # else the node is its group, or above
+        items.append(
+            (row.group if inside else "", _node_cells(model, row.group if inside else "", node))
+        )
     closing = len(groups) > 1
     for i, (group, cells) in enumerate(items):
         first = i == 0 or items[i - 1][1][0] != cells[0]

@@ -43,6 +43,15 @@ _SPECIAL = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    # the symbols of formulas, roles and equations, in math mode
+    "·": r"$\cdot$",
+    "×": r"$\times$",
+    "σ": r"$\sigma$",
+    "⊙": r"$\odot$",
+    "ᵀ": r"$^{\mathsf{T}}$",
+    "⌊": r"$\lfloor$",
+    "⌋": r"$\rfloor$",
+    **{d: f"$^{{{i}}}$" for i, d in enumerate("⁰¹²³⁴⁵⁶⁷⁸⁹")},
 }
 
 
@@ -198,8 +207,9 @@ def _explanation(sections: tuple[Section, ...]) -> str:
 def _section(section: Section) -> str:
     lines = [f"\\paragraph{{{tex(section.title)}}}"]
     for block in _blocks(section.lines):
-        if block[0].startswith("  "):  # equations keep their layout
-            lines += [r"\begin{verbatim}", *block, r"\end{verbatim}"]
+        if block[0].startswith("  "):  # equations, one per line, in a fixed-width font
+            lines += [r"\begin{flushleft}\ttfamily", *(tex(line.strip()) + r"\\" for line in block)]
+            lines.append(r"\end{flushleft}")
         else:
             lines += [tex(line) + r"\\" for line in block]
     return "\n".join(lines) + "\n"

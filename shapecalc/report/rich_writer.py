@@ -103,8 +103,8 @@ class ModelTable:
         # a fully symbolic model's counts are its formulas: one column says it
         same = all(cells[3] == cells[4] for cells, _ in rows)
         hidden = ({"Formula"} if same else set()) | (set() if wide else {"Layer", "Role"})
-        if not any(self.model.groups()):
-            hidden.add("Layer")  # a bare layer: its parameters have torch's bare names
+        if not any(cells[0] for cells, _ in rows):
+            hidden.add("Layer")  # a bare layer, or nodes summed at the groups' depth
         shown = [c for c in COLUMNS if c not in hidden]
         longest_name = max((len(cells[1]) for cells, _ in rows), default=10)
         grid = Table(title=title(self.model), title_justify="left")

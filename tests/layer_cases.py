@@ -34,6 +34,10 @@ class Case:
     loose: st.SearchStrategy[Args]
     #: inputs are token indices (embeddings), not floats
     indices: bool = False
+    #: for kinds whose torch constructor stores its arguments unchecked and whose forward
+    #: checks them: input shapes that loose arguments torch accepts at all can run on, so
+    #: that a forward refusing them counts as torch refusing the arguments
+    probe: Callable[[Args], Shapes] | None = None
 
 
 def _batch_dims(draw: st.DrawFn, lo: int = 0, hi: int = 2) -> tuple[int, ...]:

@@ -47,7 +47,7 @@ BACKWARD = ["Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTran
 
 
 def counted(module: Any, shapes: tuple[tuple[int, ...], ...], backward: bool = False) -> int:
-    inputs = [torch.randn(*s, requires_grad=backward) for s in shapes]
+    inputs = [torch.randn(s, requires_grad=backward) for s in shapes]
     # the math kernel of scaled_dot_product_attention: the fused CPU kernels that the
     # Transformer layers use by default are not seen by the counter (it reports 0 for them)
     with (

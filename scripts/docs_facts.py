@@ -137,6 +137,9 @@ def cost_facts() -> dict[str, str]:
         "Dropout": ((2, 8),),
         "PReLU": ((2, 8),),
         "EmbeddingBag": ((2, 3),),
+        "ReLU": ((2, 8),),
+        "GELU": ((2, 8),),
+        "Softmax": ((2, 8),),
     }
     args: dict[str, tuple[object, ...]] = {
         "LSTM": (8, 16),
@@ -151,6 +154,9 @@ def cost_facts() -> dict[str, str]:
         "Dropout": (),
         "PReLU": (),
         "EmbeddingBag": (10, 4),
+        "ReLU": (),
+        "GELU": (),
+        "Softmax": (-1,),
     }
     for kind, inputs in examples.items():
         rules[kind] = LAYER_KINDS[kind](*args[kind]).work(*inputs).other_rule

@@ -422,6 +422,30 @@ def transformer_loose(draw: st.DrawFn) -> Args:
     }
 
 
+# -- activations ---------------------------------------------------------------------------
+def activation_inputs(spec: Any) -> st.SearchStrategy[Shapes]:
+    """Any rank, a scalar too (a Softmax dim may be outside it: torch refuses then)."""
+    return st.lists(st.integers(1, 4), max_size=4).map(lambda s: (tuple(s),))
+
+
+def activation_case(args: Args, loose: Args | None = None) -> Case:
+    """args and loose: field -> the values to draw from."""
+    fixed = {k: st.sampled_from(v) for k, v in args.items()}
+    loosened = {k: st.sampled_from(v) for k, v in (loose or args).items()}
+    return Case(
+        st.fixed_dictionaries(fixed),
+        activation_inputs,
+        st.fixed_dictionaries(loosened),
+        probe=lambda _: ((2, 3, 4),),
+    )
+
+
+INPLACE = {"inplace": [False, True]}
+SOFTMAX = activation_case(
+    {"dim": [None, -3, -2, -1, 0, 1, 2]}, {"dim": [None, -2, 0, 1, True, 1.0, "a"]}
+)
+
+
 # -- the table -----------------------------------------------------------------------------
 def _conv_cases() -> dict[str, Case]:
     cases = {}
@@ -502,6 +526,24 @@ CASES: dict[str, Case] = {
         ),
         st.fixed_dictionaries({"num_parameters": LOOSE}),
     ),
+    **{kind: activation_case(INPLACE) for kind in ("ReLU", "ReLU6", "SiLU", "Mish", "Hardswish")},
+    **{kind: activation_case({}) for kind in ("Sigmoid", "Tanh")},
+    "LeakyReLU": activation_case(
+        {"negative_slope": [0.01, 0.2, -0.5, 3.0], **INPLACE},
+        {"negative_slope": [0.01, -1, "0.1", None], **INPLACE},
+    ),
+    "ELU": activation_case(
+        {"alpha": [1.0, 0.5, -1.0], **INPLACE}, {"alpha": [1.0, 0, "1", None], **INPLACE}
+    ),
+    "GELU": activation_case(
+        {"approximate": ["none", "tanh"]}, {"approximate": ["none", "tanh", "fast", None]}
+    ),
+    "Softplus": activation_case(
+        {"beta": [1.0, 2.0, 0.5], "threshold": [20.0, 1.0]},
+        {"beta": [1.0, 0, -2, "1", None], "threshold": [20.0, -1, None]},
+    ),
+    "Softmax": SOFTMAX,
+    "LogSoftmax": SOFTMAX,
 }
 
 #: smaller arguments for the tests that run every forward for real (FLOPs, saved tensors):

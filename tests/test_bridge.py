@@ -208,6 +208,7 @@ KINDS_FOR_TREES = [
     "MultiheadAttention",
     "GRUCell",
     "PReLU",
+    "ReLU",
 ]
 
 

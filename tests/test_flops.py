@@ -114,6 +114,24 @@ def test_recurrent_work_per_step() -> None:
     assert rnn.work((10, 3, 65)).other == 10 * 3 * 2 * (2 + 2) * 128
 
 
+SHAPE_ONLY = sorted(k for k, c in LAYER_KINDS.items() if c.family in ("activation", "pooling"))
+
+
+@pytest.mark.parametrize("kind", SHAPE_ONLY)
+@settings(deadline=None, max_examples=10)
+@given(data=st.data())
+def test_activations_and_pooling_have_no_matrix_products(kind: str, data: st.DataObject) -> None:
+    case = CASES[kind]
+    args = data.draw(case.args, label="args")
+    spec = LAYER_KINDS[kind](**args)
+    shapes = data.draw(case.inputs(spec), label="inputs")
+    try:
+        ours = spec.matmul_flops(*shapes)
+    except ShapecalcError:
+        return
+    assert ours == 0 == counted(getattr(torch.nn, kind)(**args), shapes)
+
+
 def test_kinds_without_products_count_zero() -> None:
     norm = LAYER_KINDS["LayerNorm"](8)
     assert norm.matmul_flops((2, 3, 8)) == 0

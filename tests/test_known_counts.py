@@ -172,6 +172,24 @@ KIND_COUNTS: dict[str, list[tuple[dict[str, Any], int]]] = {
         ({"d_model": 512, "nhead": 8}, 2 * 1_050_624 + 2 * 512 * 2048 + 2048 + 512 + 3 * 1024)
     ],
     "PReLU": [({}, 1), ({"num_parameters": 64}, 64)],
+    **{
+        kind: [({}, 0)]
+        for kind in (
+            "ReLU",
+            "ReLU6",
+            "LeakyReLU",
+            "ELU",
+            "GELU",
+            "SiLU",
+            "Mish",
+            "Sigmoid",
+            "Tanh",
+            "Hardswish",
+            "Softplus",
+            "Softmax",
+            "LogSoftmax",
+        )
+    },
 }
 
 KIND_ROWS = [(kind, args, total) for kind, rows in KIND_COUNTS.items() for args, total in rows]

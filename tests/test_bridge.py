@@ -209,6 +209,9 @@ KINDS_FOR_TREES = [
     "GRUCell",
     "PReLU",
     "ReLU",
+    "MaxPool2d",
+    "AdaptiveAvgPool2d",
+    "Upsample",
 ]
 
 

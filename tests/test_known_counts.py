@@ -190,6 +190,17 @@ KIND_COUNTS: dict[str, list[tuple[dict[str, Any], int]]] = {
             "LogSoftmax",
         )
     },
+    **{
+        f"{kind}{dims}d": [({"kernel_size": 3, "stride": 2}, 0)]
+        for kind in ("MaxPool", "AvgPool")
+        for dims in (1, 2, 3)
+    },
+    **{
+        f"Adaptive{kind}Pool{dims}d": [({"output_size": 1}, 0)]
+        for kind in ("Avg", "Max")
+        for dims in (1, 2, 3)
+    },
+    "Upsample": [({"scale_factor": 2, "mode": "bilinear"}, 0)],
 }
 
 KIND_ROWS = [(kind, args, total) for kind, rows in KIND_COUNTS.items() for args, total in rows]

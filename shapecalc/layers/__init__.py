@@ -51,6 +51,21 @@ FAMILY_MODULES = {
         "Softplus",
         "Tanh",
     ),
+    "pooling": (
+        "AdaptiveAvgPool1d",
+        "AdaptiveAvgPool2d",
+        "AdaptiveAvgPool3d",
+        "AdaptiveMaxPool1d",
+        "AdaptiveMaxPool2d",
+        "AdaptiveMaxPool3d",
+        "AvgPool1d",
+        "AvgPool2d",
+        "AvgPool3d",
+        "MaxPool1d",
+        "MaxPool2d",
+        "MaxPool3d",
+        "Upsample",
+    ),
 }
 _MODULE_OF = {name: module for module, names in FAMILY_MODULES.items() for name in names}
 
@@ -61,6 +76,15 @@ __all__ = [
     "LAYER_KINDS",
     "LSTM",
     "RNN",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveAvgPool3d",
+    "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d",
+    "AdaptiveMaxPool3d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "AvgPool3d",
     "BatchNorm1d",
     "BatchNorm2d",
     "BatchNorm3d",
@@ -87,6 +111,9 @@ __all__ = [
     "LeakyReLU",
     "Linear",
     "LogSoftmax",
+    "MaxPool1d",
+    "MaxPool2d",
+    "MaxPool3d",
     "Mish",
     "MultiheadAttention",
     "PReLU",
@@ -102,6 +129,7 @@ __all__ = [
     "Tanh",
     "TransformerDecoderLayer",
     "TransformerEncoderLayer",
+    "Upsample",
     "load_all",
 ]
 
@@ -190,6 +218,21 @@ if TYPE_CHECKING:
         InstanceNorm3d,
         LayerNorm,
         RMSNorm,
+    )
+    from shapecalc.layers.pooling import (
+        AdaptiveAvgPool1d,
+        AdaptiveAvgPool2d,
+        AdaptiveAvgPool3d,
+        AdaptiveMaxPool1d,
+        AdaptiveMaxPool2d,
+        AdaptiveMaxPool3d,
+        AvgPool1d,
+        AvgPool2d,
+        AvgPool3d,
+        MaxPool1d,
+        MaxPool2d,
+        MaxPool3d,
+        Upsample,
     )
     from shapecalc.layers.recurrent import (
         GRU,

@@ -29,6 +29,10 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "Activations",
         "ReLU, GELU, SiLU and the other elementwise ones, Softmax, PReLU",
     ),
+    "pooling": (
+        "Pooling and resampling",
+        "max, average and adaptive pooling in 1, 2 and 3 dimensions, and Upsample",
+    ),
 }
 
 

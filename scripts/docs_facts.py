@@ -137,6 +137,13 @@ def cost_facts() -> dict[str, str]:
         "Dropout": ((2, 8),),
         "PReLU": ((2, 8),),
         "EmbeddingBag": ((2, 3),),
+        "ReLU": ((2, 8),),
+        "GELU": ((2, 8),),
+        "Softmax": ((2, 8),),
+        "MaxPool2d": ((1, 8, 9, 9),),
+        "AvgPool2d": ((1, 8, 9, 9),),
+        "AdaptiveAvgPool2d": ((1, 8, 9, 9),),
+        "Upsample": ((1, 8, 9, 9),),
     }
     args: dict[str, tuple[object, ...]] = {
         "LSTM": (8, 16),
@@ -151,6 +158,13 @@ def cost_facts() -> dict[str, str]:
         "Dropout": (),
         "PReLU": (),
         "EmbeddingBag": (10, 4),
+        "ReLU": (),
+        "GELU": (),
+        "Softmax": (-1,),
+        "MaxPool2d": (3,),
+        "AvgPool2d": (3,),
+        "AdaptiveAvgPool2d": (4,),
+        "Upsample": (None, 2, "bilinear"),
     }
     for kind, inputs in examples.items():
         rules[kind] = LAYER_KINDS[kind](*args[kind]).work(*inputs).other_rule

@@ -34,6 +34,10 @@ class Case:
     loose: st.SearchStrategy[Args]
     #: inputs are token indices (embeddings), not floats
     indices: bool = False
+    #: for kinds whose torch constructor stores its arguments unchecked and whose forward
+    #: checks them: input shapes that loose arguments torch accepts at all can run on, so
+    #: that a forward refusing them counts as torch refusing the arguments
+    probe: Callable[[Args], Shapes] | None = None
 
 
 def _batch_dims(draw: st.DrawFn, lo: int = 0, hi: int = 2) -> tuple[int, ...]:
@@ -418,6 +422,212 @@ def transformer_loose(draw: st.DrawFn) -> Args:
     }
 
 
+# -- activations ---------------------------------------------------------------------------
+def activation_inputs(spec: Any) -> st.SearchStrategy[Shapes]:
+    """Any rank, a scalar too (a Softmax dim may be outside it: torch refuses then)."""
+    return st.lists(st.integers(1, 4), max_size=4).map(lambda s: (tuple(s),))
+
+
+def activation_case(args: Args, loose: Args | None = None) -> Case:
+    """args and loose: field -> the values to draw from."""
+    fixed = {k: st.sampled_from(v) for k, v in args.items()}
+    loosened = {k: st.sampled_from(v) for k, v in (loose or args).items()}
+    return Case(
+        st.fixed_dictionaries(fixed),
+        activation_inputs,
+        st.fixed_dictionaries(loosened),
+        probe=lambda _: ((2, 3, 4),),
+    )
+
+
+INPLACE = {"inplace": [False, True]}
+SOFTMAX = activation_case(
+    {"dim": [None, -3, -2, -1, 0, 1, 2]}, {"dim": [None, -2, 0, 1, True, 1.0, "a"]}
+)
+
+
+# -- pooling -------------------------------------------------------------------------------
+def _spread(value: Any, dims: int) -> list[int]:
+    """An int-or-tuple pooling argument per dimension (a tuple of one is for all)."""
+    items = list(value) if isinstance(value, tuple) else [value]
+    return items * dims if len(items) == 1 else items
+
+
+def _per_dim(lo: int, hi: int, dims: int) -> st.SearchStrategy[Any]:
+    """An int, a tuple of one (for every dimension) or a tuple of one per dimension."""
+    ints = st.integers(lo, hi)
+    return st.one_of(
+        ints, ints.map(lambda x: (x,)), st.lists(ints, min_size=dims, max_size=dims).map(tuple)
+    )
+
+
+@st.composite
+def pool_args(draw: st.DrawFn, dims: int, kind: str) -> Args:
+    kernel = draw(_per_dim(1, 4, dims))
+    half = min(_spread(kernel, dims)) // 2
+    args: Args = {
+        "kernel_size": kernel,
+        "stride": draw(st.one_of(st.none(), st.just(()), _per_dim(1, 3, dims))),
+        "padding": draw(_per_dim(0, half, dims)),
+        "ceil_mode": draw(BOOL),
+    }
+    if kind == "max":
+        args["dilation"] = draw(_per_dim(1, 3, dims))
+        args["return_indices"] = draw(BOOL)
+    else:
+        args["count_include_pad"] = draw(BOOL)
+        if dims > 1:
+            args["divisor_override"] = draw(st.sampled_from([None, -2, 1, 3]))
+    return args
+
+
+def pool_inputs(spec: Any) -> st.SearchStrategy[Shapes]:
+    """Batched or not; spatial sizes from 1 (often smaller than the window: torch
+    refuses then)."""
+
+    @st.composite
+    def draw_shape(draw: st.DrawFn) -> Shapes:
+        lead = (draw(st.integers(1, 2)),) if draw(BOOL) else ()
+        spatial = tuple(draw(st.integers(1, 12)) for _ in range(spec.dims))
+        return ((*lead, draw(st.integers(1, 3)), *spatial),)
+
+    return draw_shape()
+
+
+@st.composite
+def pool_loose(draw: st.DrawFn, dims: int, kind: str) -> Args:
+    tuples = [(), (2,), (2,) * dims, (2,) * (dims + 1), (0,) * dims]
+    args: Args = {
+        "kernel_size": draw(st.one_of(st.integers(-1, 4), st.sampled_from([*tuples, 2.0]))),
+        "stride": draw(st.one_of(st.none(), st.integers(-1, 3), st.sampled_from(tuples))),
+        "padding": draw(st.one_of(st.integers(-1, 3), st.sampled_from(tuples))),
+        "ceil_mode": draw(st.sampled_from([False, True, 1])),
+    }
+    if kind == "max":
+        args["dilation"] = draw(st.one_of(st.integers(-1, 3), st.sampled_from(tuples)))
+        args["return_indices"] = draw(BOOL)
+    else:
+        args["count_include_pad"] = draw(st.sampled_from([True, False, 1]))
+        if dims > 1:
+            args["divisor_override"] = draw(st.sampled_from([None, 0, -2, 3, True, 2.5]))
+    return args
+
+
+def pool_probe(dims: int) -> Callable[[Args], Shapes]:
+    """Spatial sizes of 16 hold any window the loose arguments draw (kernel 4, dilation
+    3, padding up to half the kernel)."""
+    return lambda _: ((1, 2, *(16,) * dims),)
+
+
+@st.composite
+def adaptive_args(draw: st.DrawFn, dims: int, kind: str) -> Args:
+    size = st.integers(0, 6)
+    entry = st.one_of(size, st.none()) if dims > 1 else size
+    args: Args = {
+        "output_size": draw(
+            st.one_of(size, st.lists(entry, min_size=dims, max_size=dims).map(tuple))
+        )
+    }
+    if kind == "max":
+        args["return_indices"] = draw(BOOL)
+    return args
+
+
+def adaptive_inputs(spec: Any) -> st.SearchStrategy[Shapes]:
+    """Mostly (N, C, *spatial) or (C, *spatial); now and then another rank (average
+    pooling to one number per channel takes any rank from dims up)."""
+
+    @st.composite
+    def draw_shape(draw: st.DrawFn) -> Shapes:
+        n = spec.dims
+        rank = draw(st.sampled_from([n + 1, n + 2, n + 2, n, n + 3]))
+        return (tuple(draw(st.integers(1, 9)) for _ in range(rank)),)
+
+    return draw_shape()
+
+
+@st.composite
+def adaptive_loose(draw: st.DrawFn, dims: int, kind: str) -> Args:
+    options = [-1, 0, 3, None, True, 2.0, (3,), (None,), (3,) * dims, (None,) * dims]
+    args: Args = {"output_size": draw(st.sampled_from([*options, (3,) * (dims + 1)]))}
+    if kind == "max":
+        args["return_indices"] = draw(BOOL)
+    return args
+
+
+#: Upsample's modes and the input rank each takes (0: 3-, 4- or 5-D)
+UPSAMPLE_RANKS = {
+    "nearest": 0,
+    "linear": 3,
+    "bilinear": 4,
+    "bicubic": 4,
+    "trilinear": 5,
+    "area": 0,
+    "nearest-exact": 0,
+}
+SCALES = [0.5, 1.0, 1.5, 2, 2.5, 3, 0.3]
+
+
+@st.composite
+def upsample_args(draw: st.DrawFn) -> Args:
+    mode = draw(st.sampled_from(sorted(UPSAMPLE_RANKS)))
+    n = (UPSAMPLE_RANKS[mode] or draw(st.integers(3, 5))) - 2
+    args: Args = {"mode": mode}
+    if draw(BOOL):
+        size = st.integers(0 if mode == "area" else 1, 6)
+        args["size"] = draw(st.one_of(size, st.lists(size, min_size=n, max_size=n).map(tuple)))
+    else:
+        scale = st.sampled_from(SCALES)
+        args["scale_factor"] = draw(
+            st.one_of(scale, st.lists(scale, min_size=n, max_size=n).map(tuple))
+        )
+        args["recompute_scale_factor"] = draw(st.sampled_from([None, False, True]))
+    if mode in ("linear", "bilinear", "bicubic", "trilinear"):
+        args["align_corners"] = draw(st.sampled_from([None, False, True]))
+    return args
+
+
+def upsample_rank(args: Args) -> int:
+    """The input rank Upsample's arguments take (4 when any of 3, 4, 5 would do)."""
+    given = args.get("size") if args.get("size") is not None else args.get("scale_factor")
+    fixed = UPSAMPLE_RANKS.get(args.get("mode", "nearest"), 0)
+    if fixed:
+        return fixed
+    return len(given) + 2 if isinstance(given, (tuple, list)) else 4
+
+
+def upsample_inputs(spec: Any) -> st.SearchStrategy[Shapes]:
+    @st.composite
+    def draw_shape(draw: st.DrawFn) -> Shapes:
+        rank = upsample_rank(spec.arguments())
+        if UPSAMPLE_RANKS[spec.mode] == 0 and not isinstance(
+            spec.size if spec.size is not None else spec.scale_factor, tuple
+        ):
+            rank = draw(st.integers(3, 5))
+        rank = draw(st.sampled_from([rank] * 6 + [2, 6]))  # now and then one torch refuses
+        return (tuple(draw(st.integers(1, 6)) for _ in range(rank)),)
+
+    return draw_shape()
+
+
+@st.composite
+def upsample_loose(draw: st.DrawFn) -> Args:
+    args: Args = {"mode": draw(st.sampled_from([*UPSAMPLE_RANKS, "lanczos", "cubic"]))}
+    if draw(BOOL):
+        args["size"] = draw(st.sampled_from([None, 0, -1, 3, (2, 3), (), (2, 3, 4, 5), True]))
+    if draw(BOOL):
+        args["scale_factor"] = draw(
+            st.sampled_from([None, 0, 2, -1, "2", "x", [2, 2], (2, 2), float("nan")])
+        )
+    args["align_corners"] = draw(st.sampled_from([None, True, 1]))
+    args["recompute_scale_factor"] = draw(st.sampled_from([None, True, False]))
+    return args
+
+
+def upsample_probe(args: Args) -> Shapes:
+    return ((1, 2, *(8,) * (upsample_rank(args) - 2)),)
+
+
 # -- the table -----------------------------------------------------------------------------
 def _conv_cases() -> dict[str, Case]:
     cases = {}
@@ -426,6 +636,22 @@ def _conv_cases() -> dict[str, Case]:
             kind = f"Conv{'Transpose' if transposed else ''}{dims}d"
             cases[kind] = Case(
                 conv_args(dims, transposed), conv_inputs, conv_loose(dims, transposed)
+            )
+    return cases
+
+
+def _pool_cases() -> dict[str, Case]:
+    cases = {}
+    for dims in (1, 2, 3):
+        for kind in ("max", "avg"):
+            cases[f"{kind.title()}Pool{dims}d"] = Case(
+                pool_args(dims, kind), pool_inputs, pool_loose(dims, kind), probe=pool_probe(dims)
+            )
+            cases[f"Adaptive{kind.title()}Pool{dims}d"] = Case(
+                adaptive_args(dims, kind),
+                adaptive_inputs,
+                adaptive_loose(dims, kind),
+                probe=pool_probe(dims),
             )
     return cases
 
@@ -498,6 +724,26 @@ CASES: dict[str, Case] = {
         ),
         st.fixed_dictionaries({"num_parameters": LOOSE}),
     ),
+    **{kind: activation_case(INPLACE) for kind in ("ReLU", "ReLU6", "SiLU", "Mish", "Hardswish")},
+    **{kind: activation_case({}) for kind in ("Sigmoid", "Tanh")},
+    "LeakyReLU": activation_case(
+        {"negative_slope": [0.01, 0.2, -0.5, 3.0], **INPLACE},
+        {"negative_slope": [0.01, -1, "0.1", None], **INPLACE},
+    ),
+    "ELU": activation_case(
+        {"alpha": [1.0, 0.5, -1.0], **INPLACE}, {"alpha": [1.0, 0, "1", None], **INPLACE}
+    ),
+    "GELU": activation_case(
+        {"approximate": ["none", "tanh"]}, {"approximate": ["none", "tanh", "fast", None]}
+    ),
+    "Softplus": activation_case(
+        {"beta": [1.0, 2.0, 0.5], "threshold": [20.0, 1.0]},
+        {"beta": [1.0, 0, -2, "1", None], "threshold": [20.0, -1, None]},
+    ),
+    "Softmax": SOFTMAX,
+    "LogSoftmax": SOFTMAX,
+    **_pool_cases(),
+    "Upsample": Case(upsample_args(), upsample_inputs, upsample_loose(), probe=upsample_probe),
 }
 
 #: smaller arguments for the tests that run every forward for real (FLOPs, saved tensors):

@@ -208,6 +208,10 @@ KINDS_FOR_TREES = [
     "MultiheadAttention",
     "GRUCell",
     "PReLU",
+    "ReLU",
+    "MaxPool2d",
+    "AdaptiveAvgPool2d",
+    "Upsample",
 ]
 
 

@@ -47,7 +47,7 @@ BACKWARD = ["Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTran
 
 
 def counted(module: Any, shapes: tuple[tuple[int, ...], ...], backward: bool = False) -> int:
-    inputs = [torch.randn(*s, requires_grad=backward) for s in shapes]
+    inputs = [torch.randn(s, requires_grad=backward) for s in shapes]
     # the math kernel of scaled_dot_product_attention: the fused CPU kernels that the
     # Transformer layers use by default are not seen by the counter (it reports 0 for them)
     with (
@@ -112,6 +112,24 @@ def test_recurrent_work_per_step() -> None:
     assert gru.work((10, 3, 65)).other == 10 * 3 * 10 * 128
     rnn = LAYER_KINDS["RNN"](65, 128, bidirectional=True)
     assert rnn.work((10, 3, 65)).other == 10 * 3 * 2 * (2 + 2) * 128
+
+
+SHAPE_ONLY = sorted(k for k, c in LAYER_KINDS.items() if c.family in ("activation", "pooling"))
+
+
+@pytest.mark.parametrize("kind", SHAPE_ONLY)
+@settings(deadline=None, max_examples=10)
+@given(data=st.data())
+def test_activations_and_pooling_have_no_matrix_products(kind: str, data: st.DataObject) -> None:
+    case = CASES[kind]
+    args = data.draw(case.args, label="args")
+    spec = LAYER_KINDS[kind](**args)
+    shapes = data.draw(case.inputs(spec), label="inputs")
+    try:
+        ours = spec.matmul_flops(*shapes)
+    except ShapecalcError:
+        return
+    assert ours == 0 == counted(getattr(torch.nn, kind)(**args), shapes)
 
 
 def test_kinds_without_products_count_zero() -> None:

@@ -172,6 +172,35 @@ KIND_COUNTS: dict[str, list[tuple[dict[str, Any], int]]] = {
         ({"d_model": 512, "nhead": 8}, 2 * 1_050_624 + 2 * 512 * 2048 + 2048 + 512 + 3 * 1024)
     ],
     "PReLU": [({}, 1), ({"num_parameters": 64}, 64)],
+    **{
+        kind: [({}, 0)]
+        for kind in (
+            "ReLU",
+            "ReLU6",
+            "LeakyReLU",
+            "ELU",
+            "GELU",
+            "SiLU",
+            "Mish",
+            "Sigmoid",
+            "Tanh",
+            "Hardswish",
+            "Softplus",
+            "Softmax",
+            "LogSoftmax",
+        )
+    },
+    **{
+        f"{kind}{dims}d": [({"kernel_size": 3, "stride": 2}, 0)]
+        for kind in ("MaxPool", "AvgPool")
+        for dims in (1, 2, 3)
+    },
+    **{
+        f"Adaptive{kind}Pool{dims}d": [({"output_size": 1}, 0)]
+        for kind in ("Avg", "Max")
+        for dims in (1, 2, 3)
+    },
+    "Upsample": [({"scale_factor": 2, "mode": "bilinear"}, 0)],
 }
 
 KIND_ROWS = [(kind, args, total) for kind, rows in KIND_COUNTS.items() for args, total in rows]

@@ -3,6 +3,7 @@ and shapes exactly, the output shapes of a forward pass, and the same refusals."
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import Any
 
@@ -21,13 +22,17 @@ KINDS = sorted(LAYER_KINDS)
 
 
 def build(kind: str, args: dict[str, Any], device: str = "meta") -> Any:
+    cls = getattr(nn, kind)
+    # layers without tensors (Identity, ReLU, MaxPool2d, ...) take no device; the
+    # recurrent layers take it among **kwargs (Module's own **kwargs take nothing)
+    params = inspect.signature(cls).parameters.values()
+    takes = any(p.name == "device" for p in params) or (
+        cls.__init__ is not nn.Module.__init__ and any(p.kind is p.VAR_KEYWORD for p in params)
+    )
+    place = {"device": device} if takes else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. dropout with one recurrent layer
-        return (
-            getattr(nn, kind)(**args, device=device)
-            if kind not in ("Identity", "Dropout", "Flatten")
-            else getattr(nn, kind)(**args)
-        )
+        return cls(**args, **place)
 
 
 def flat_shapes(output: Any) -> tuple[tuple[int, ...], ...]:
@@ -72,7 +77,7 @@ def test_forward_output_shapes_equal_torch(kind: str, data: st.DataObject) -> No
         if len(shapes) == 2:  # EmbeddingBag offsets
             inputs.append(torch.arange(0, 2 * shapes[1][0], 2, device=device))
     else:
-        inputs = [torch.randn(*shape, device=device) for shape in shapes]
+        inputs = [torch.randn(shape, device=device) for shape in shapes]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -113,8 +118,21 @@ def _refuses(make: Any) -> bool:
     return False
 
 
+def _torch_refuses(kind: str, args: dict[str, Any]) -> bool:
+    """torch's constructor refuses the arguments; or, for a kind whose forward checks them
+    (a Case with a probe), a forward on an input any acceptable arguments fit refuses."""
+    probe = CASES[kind].probe
+
+    def make() -> None:
+        module = build(kind, args, "meta" if probe is None else "cpu")
+        if probe is not None:
+            module(*(torch.randn(*shape) for shape in probe(args)))
+
+    return _refuses(make)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @given(data=st.data())
 def test_refuses_exactly_what_torch_refuses(kind: str, data: st.DataObject) -> None:
     args = data.draw(CASES[kind].loose, label="args")
-    assert _refuses(lambda: LAYER_KINDS[kind](**args)) == _refuses(lambda: build(kind, args))
+    assert _refuses(lambda: LAYER_KINDS[kind](**args)) == _torch_refuses(kind, args)

@@ -147,7 +147,9 @@ def _layer_inputs(kind: str, spec: Any, shapes: Any, indices: bool) -> list[Any]
         if len(shapes) == 2:  # EmbeddingBag offsets, as tests/test_layers_torch.py makes them
             ids.append(torch.arange(0, 2 * shapes[1][0], 2))
         return ids
-    inputs = [torch.randn(*s, requires_grad=True) for s in shapes]
+    inputs = [torch.randn(s, requires_grad=True) for s in shapes]
+    if getattr(spec, "inplace", False):  # torch changes no leaf in place: give it a copy
+        inputs = [x.clone() for x in inputs]
     if kind in CELLS:  # a step inside a loop: the state comes from the previous step
         out = spec.output_shapes(*shapes)[0]
         state = [torch.randn(*out, requires_grad=True) for _ in range(CELLS[kind])]

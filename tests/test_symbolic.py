@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 import shapecalc
 from shapecalc.core.dims import Expr, symbol
+from shapecalc.core.errors import ShapecalcError
+from shapecalc.layers import LAYER_KINDS
+from tests.layer_cases import CASES
 from tests.strategies import lstm_lm_args
 
 
@@ -162,3 +165,37 @@ def test_library_accepts_names_strings_and_sympy_symbols() -> None:
     assert sympy.expand(
         by_name.total.to_sympy() - (16 * sympy.Symbol("H", positive=True, integer=True) ** 2)
     ).free_symbols
+
+
+SHAPE_ONLY = sorted(
+    k for k, c in LAYER_KINDS.items() if c.family in ("activation", "pooling") and k != "PReLU"
+)
+
+
+@pytest.mark.parametrize("kind", SHAPE_ONLY)
+@given(data=st.data())
+def test_symbolic_inputs_evaluate_to_the_concrete_work(kind: str, data: st.DataObject) -> None:
+    """Every input size a symbol: the output shapes evaluated at the sizes are the concrete
+    ones; so are the FLOPs and the bytes kept, where they do not depend on a size's value
+    beyond a formula (adaptive windows overlap by a gcd; averaging to 1 keeps nothing)."""
+    case = CASES[kind]
+    spec = LAYER_KINDS[kind](**data.draw(case.args, label="args"))
+    (shape,) = data.draw(case.inputs(spec), label="inputs")
+    try:
+        concrete = spec.work(shape)
+    except ShapecalcError:
+        return
+    names = [f"D{i}" for i in range(len(shape))]
+    values = dict(zip(names, shape, strict=True))
+    try:
+        symbolic = spec.work(tuple(symbol(n) for n in names))
+    except ShapecalcError:
+        # a ceil_mode remainder, a scale rounded in floating point, a rank only a mean
+        # over ones takes: the output needs the sizes as numbers
+        event("symbolic sizes refused")
+        return
+    outputs = [tuple(evaluate(d, values) for d in s) for s in symbolic.outputs]
+    assert outputs == list(concrete.outputs)
+    if not kind.startswith("Adaptive") and getattr(spec, "mode", "") != "area":
+        assert evaluate(symbolic.other, values) == concrete.other
+        assert evaluate(symbolic.kept_bytes(4), values) == concrete.kept_bytes(4)

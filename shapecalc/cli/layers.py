@@ -28,7 +28,8 @@ __all__ = ["layer", "layers"]
 
 
 class _IntOrTuple(click.ParamType):  # type: ignore[type-arg]
-    """``3``, ``3,3``, ``(3, 3)`` or a word (``same``); names stay strings for the spec."""
+    """``3``, ``3,3``, ``(3, 3)``, ``none`` or a word (``same``); ``none`` is None (an
+    adaptive pool's ``none,7`` keeps the input's size), other words stay strings."""
 
     name = "int|tuple"
 
@@ -39,7 +40,10 @@ class _IntOrTuple(click.ParamType):  # type: ignore[type-arg]
         items = [item for item in text.split(",") if item]
         if not items:
             self.fail(f"{value!r} is empty", param, ctx)
-        parsed: list[Any] = [int(item) if _is_int(item) else item for item in items]
+        parsed: list[Any] = [
+            int(item) if _is_int(item) else None if item.lower() == "none" else item
+            for item in items
+        ]
         if len(parsed) == 1 and "," not in value:
             return parsed[0]
         return tuple(parsed)
@@ -82,12 +86,12 @@ def _field_option(field: Any) -> Callable[[F], F]:
     required = field.default is dataclasses.MISSING
     default = field.default
     kind = str(field.type)
-    if kind == "bool":
+    if kind in ("bool", "bool | None"):  # None when neither flag is given
         return click.option(
             f"{flag}/--no-{field.name.replace('_', '-')}",
             field.name,
             default=default,
-            show_default=True,
+            show_default=default is not None,
         )
     types: dict[str, Any] = {
         "float": click.FLOAT,

@@ -1,4 +1,5 @@
-"""Shape helpers shared by the layer specs: one input, feature checks, conv arithmetic."""
+"""Shape helpers shared by the layer specs: one input, feature checks, int-or-tuple
+arguments, the window arithmetic of convolutions and pooling."""
 
 from __future__ import annotations
 
@@ -11,23 +12,38 @@ __all__ = [
     "bias_adds",
     "check_features",
     "conv_out",
+    "non_empty",
     "one_input",
     "transposed_out",
     "tuple_of",
 ]
 
 
-def one_input(spec: LayerSpec, inputs: tuple[Shape, ...], *ranks: int) -> Shape:
-    """The single input shape of a layer, of one of ``ranks`` (any rank >= 1 when none)."""
+def one_input(spec: LayerSpec, inputs: tuple[Shape, ...], *ranks: int, least: int = 1) -> Shape:
+    """The single input shape of a layer, of one of ``ranks`` (when none, of any rank >=
+    ``least``: 0 takes a scalar too)."""
     if len(inputs) != 1:
         spec._fail_shape(f"takes one input shape, got {len(inputs)}", inputs)
     shape = inputs[0]
     if ranks and len(shape) not in ranks:
         wanted = " or ".join(f"{r}-D" for r in ranks)
         spec._fail_shape(f"expects a {wanted} input, got {len(shape)}-D {shape_str(shape)}", shape)
-    if not ranks and not shape:
-        spec._fail_shape("expects an input with at least one dimension, got ()", shape)
+    if not ranks and len(shape) < least:
+        spec._fail_shape(
+            f"expects an input with at least {least} dimension{'s' if least > 1 else ''}, "
+            f"got {len(shape)}-D {shape_str(shape)}",
+            shape,
+        )
     return shape
+
+
+def non_empty(spec: LayerSpec, shape: Shape, batched: bool) -> None:
+    """Every dimension but the batch holds at least one number (pooling and resampling
+    refuse empty channels and spatial dimensions; an empty batch is fine)."""
+    if any(d == 0 for d in shape[1 if batched else 0 :]):
+        spec._fail_shape(
+            f"input {shape_str(shape)} is empty in a dimension other than the batch", shape
+        )
 
 
 def bias_adds(bias: bool, output: Shape) -> tuple[Dim, str]:
@@ -44,13 +60,27 @@ def check_features(spec: LayerSpec, shape: Shape, axis: int, size: Dim, name: st
         )
 
 
-def tuple_of(spec: LayerSpec, field: str, n: int, *, minimum: int | None = None) -> tuple[Any, ...]:
-    """An int-or-tuple argument as an n-tuple (torch's ``_ntuple``), length checked."""
+def tuple_of(
+    spec: LayerSpec,
+    field: str,
+    n: int,
+    *,
+    minimum: int | None = None,
+    one_for_all: bool = False,
+) -> tuple[Any, ...]:
+    """An int-or-tuple argument as an n-tuple (torch's ``_ntuple``), length checked;
+    ``one_for_all`` takes a tuple of one for every dimension too (as pooling does)."""
     value = getattr(spec, field)
     items = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
+    if one_for_all and len(items) == 1:
+        items *= n
     if len(items) != n:
+        wanted = f"1 or {n}" if one_for_all and n > 1 else str(n)
         spec._fail(
-            field, value, f"{field} must be an int or a tuple of {n}", f"got {len(items)} values"
+            field,
+            value,
+            f"{field} must be an int or a tuple of {wanted}",
+            f"got {len(items)} values",
         )
     for item in items:
         if isinstance(item, bool) or not isinstance(item, int):
@@ -63,14 +93,38 @@ def tuple_of(spec: LayerSpec, field: str, n: int, *, minimum: int | None = None)
 
 
 def conv_out(
-    spec: LayerSpec, size: Dim, kernel: int, stride: int, padding: int, dilation: int
+    spec: LayerSpec,
+    size: Dim,
+    kernel: int,
+    stride: int,
+    padding: int,
+    dilation: int,
+    *,
+    ceil_mode: bool = False,
 ) -> Dim:
-    """PyTorch's floor formula: ``(size + 2p - d(k - 1) - 1) // s + 1``."""
+    """PyTorch's floor formula: ``(size + 2p - d(k - 1) - 1) // s + 1``. With ``ceil_mode``
+    (pooling) the division rounds up, and the last window is dropped when it would start
+    past the input and its left padding."""
     if stride < 1 or dilation < 1:
         spec._fail_shape(
             f"stride and dilation must be >= 1 to run (got {stride}, {dilation})", size
         )
-    out = floor_div(size + 2 * padding - dilation * (kernel - 1) - 1, stride) + 1
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    if not ceil_mode:
+        out = floor_div(span, stride) + 1
+    else:
+        out = floor_div(span + stride - 1, stride) + 1
+        if isinstance(out, int) and isinstance(size, int):
+            if (out - 1) * stride >= size + padding:
+                out -= 1
+        elif stride > dilation * (kernel - 1) + 1 - padding:
+            # the drop depends on the size modulo the stride; below this stride it never
+            # happens (the last window starts before size + padding)
+            spec._fail_shape(
+                f"with ceil_mode and stride {stride} the output size depends on "
+                f"{dim_str(size)} modulo {stride}: give it as a number",
+                size,
+            )
     if isinstance(out, int) and out < 1:
         spec._fail_shape(
             f"a spatial size of {dim_str(size)} is too small for kernel {kernel} "

@@ -1,4 +1,16 @@
-"""Activations with parameters: ``PReLU``."""
+"""Activations: the elementwise ones (``ReLU``, ``GELU``, ``SiLU``, ...), ``Softmax`` and
+``LogSoftmax``, and ``PReLU``, the one with a parameter.
+
+torch's constructors store these arguments unchecked and its forward refuses the bad
+ones (a ``GELU`` approximation other than ``'none'`` or ``'tanh'``, a slope that is not a
+number, a ``Softmax`` dim that is not an int); shapecalc refuses them at construction.
+``inplace`` is taken as torch takes it, by its truth value.
+
+What autograd keeps, measured with ``saved_tensors_hooks``: ReLU, Sigmoid, Tanh, Softmax
+and LogSoftmax keep their result; the others keep their input. In place, the result is
+the input's own storage (ReLU, LeakyReLU, ELU keep it), or the kernel first copies the
+input it is about to overwrite (ReLU6, SiLU, Mish, Hardswish keep that copy).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +22,22 @@ from shapecalc.core.dims import Dim, dim_str, product
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._shapes import check_features, one_input
 
-__all__ = ["PReLU"]
+__all__ = [
+    "ELU",
+    "GELU",
+    "Hardswish",
+    "LeakyReLU",
+    "LogSoftmax",
+    "Mish",
+    "PReLU",
+    "ReLU",
+    "ReLU6",
+    "SiLU",
+    "Sigmoid",
+    "Softmax",
+    "Softplus",
+    "Tanh",
+]
 
 
 @register
@@ -63,3 +90,282 @@ class PReLU(LayerSpec):
             other_rule="compare and multiply, 2 per number",
             saved=(Stored("input", inputs[0], of="input"),),
         )
+
+
+class _Activation(LayerSpec):
+    """An activation without parameters: any input shape (a scalar too) to the same shape,
+    a fixed number of FLOPs per number, and one tensor of that shape kept for backward."""
+
+    family: ClassVar[str] = "activation"
+    example: ClassVar[dict[str, Any]] = {}
+    formula_args: ClassVar[dict[str, Any]] = {}
+    example_input: ClassVar[tuple[Shape, ...]] = ((32, 64, 28, 28),)
+    #: FLOPs per number, and how they are counted
+    flops: ClassVar[int]
+    rule: ClassVar[str]
+    #: what autograd keeps: the call's "input" or its "output" (the result)
+    keeps: ClassVar[str] = "input"
+    #: in place: "output" (the result, in the input's storage) or "copy" (of the input,
+    #: taken before it is overwritten)
+    keeps_in_place: ClassVar[str] = "output"
+
+    def params(self) -> Iterator[Param]:
+        return iter(())
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        """The input shape, of any rank (a scalar too)."""
+        return (one_input(self, inputs, least=0),)
+
+    def elementwise(self, shape: Shape) -> tuple[Dim, str]:
+        """The FLOPs on an input of this shape, and their rule."""
+        return self.flops * product(shape), self.rule
+
+    def work(self, *inputs: Shape) -> Work:
+        """The FLOPs of :meth:`elementwise`; keeps the input or the result (of the input's
+        shape), or in place a copy of the input."""
+        outputs = self.output_shapes(*inputs)
+        shape = outputs[0]
+        other, rule = self.elementwise(shape)
+        inplace = bool(getattr(self, "inplace", False))
+        keeps = self.keeps_in_place if inplace else self.keeps
+        kept = (
+            Stored("input before the in-place change", shape)
+            if keeps == "copy"
+            else Stored("result" if keeps == "output" else "input", shape, of=keeps)
+        )
+        return Work(outputs, other=other, other_rule=rule, saved=(kept,), inplace=inplace)
+
+
+@register
+@dataclass(frozen=True)
+class ReLU(_Activation):
+    """``nn.ReLU(inplace=False)``: max(0, x).
+
+    >>> ReLU().work((8, 512)).other
+    4096
+    """
+
+    inplace: bool = False
+
+    kind: ClassVar[str] = "ReLU"
+    summary: ClassVar[str] = "max(0, x); no parameters"
+    flops: ClassVar[int] = 1
+    rule: ClassVar[str] = "a comparison, 1 per number"
+    keeps: ClassVar[str] = "output"
+
+
+@register
+@dataclass(frozen=True)
+class ReLU6(_Activation):
+    """``nn.ReLU6(inplace=False)``: min(max(0, x), 6)."""
+
+    inplace: bool = False
+
+    kind: ClassVar[str] = "ReLU6"
+    summary: ClassVar[str] = "min(max(0, x), 6); no parameters"
+    flops: ClassVar[int] = 2
+    rule: ClassVar[str] = "two comparisons, 2 per number"
+    keeps_in_place: ClassVar[str] = "copy"
+
+
+@register
+@dataclass(frozen=True)
+class LeakyReLU(_Activation):
+    """``nn.LeakyReLU(negative_slope=0.01, inplace=False)``: x, or negative_slope·x below
+    0."""
+
+    negative_slope: float = 0.01
+    inplace: bool = False
+
+    kind: ClassVar[str] = "LeakyReLU"
+    summary: ClassVar[str] = "x, or negative_slope·x below 0; no parameters"
+    example: ClassVar[dict[str, Any]] = {"negative_slope": 0.2}
+    flops: ClassVar[int] = 2
+    rule: ClassVar[str] = "compare and multiply, 2 per number"
+
+    def __post_init__(self) -> None:
+        self._check_number("negative_slope")
+
+
+@register
+@dataclass(frozen=True)
+class ELU(_Activation):
+    """``nn.ELU(alpha=1.0, inplace=False)``: x, or alpha·(exp(x) - 1) below 0."""
+
+    alpha: float = 1.0
+    inplace: bool = False
+
+    kind: ClassVar[str] = "ELU"
+    summary: ClassVar[str] = "x, or alpha·(exp(x) - 1) below 0; no parameters"
+    flops: ClassVar[int] = 4
+    rule: ClassVar[str] = "compare, exp, subtract and multiply, 4 per number"
+
+    def __post_init__(self) -> None:
+        self._check_number("alpha")
+
+
+@register
+@dataclass(frozen=True)
+class GELU(_Activation):
+    """``nn.GELU(approximate='none')``: x·Φ(x), Φ the standard normal's distribution
+    function (``'none'``, through erf) or its tanh approximation (``'tanh'``)."""
+
+    approximate: str = "none"
+
+    kind: ClassVar[str] = "GELU"
+    summary: ClassVar[str] = "x·Φ(x), exact or with tanh; no parameters"
+
+    def __post_init__(self) -> None:
+        self._check_choice("approximate", ("none", "tanh"))
+
+    def elementwise(self, shape: Shape) -> tuple[Dim, str]:
+        if self.approximate == "tanh":
+            rule = "x³ (2), ×0.044715, +x, ×√(2/π), tanh, +1, ×0.5 and ×x: 9 per number"
+            return 9 * product(shape), rule
+        return 5 * product(shape), "x/√2, erf, +1, ×0.5 and ×x: 5 per number"
+
+
+@register
+@dataclass(frozen=True)
+class SiLU(_Activation):
+    """``nn.SiLU(inplace=False)``: x·σ(x) (swish)."""
+
+    inplace: bool = False
+
+    kind: ClassVar[str] = "SiLU"
+    summary: ClassVar[str] = "x·σ(x) (swish); no parameters"
+    flops: ClassVar[int] = 2
+    rule: ClassVar[str] = "a sigmoid and a multiply, 2 per number"
+    keeps_in_place: ClassVar[str] = "copy"
+
+
+@register
+@dataclass(frozen=True)
+class Mish(_Activation):
+    """``nn.Mish(inplace=False)``: x·tanh(softplus(x))."""
+
+    inplace: bool = False
+
+    kind: ClassVar[str] = "Mish"
+    summary: ClassVar[str] = "x·tanh(softplus(x)); no parameters"
+    flops: ClassVar[int] = 5
+    rule: ClassVar[str] = "exp, +1, log, tanh and a multiply, 5 per number"
+    keeps_in_place: ClassVar[str] = "copy"
+
+
+@register
+@dataclass(frozen=True)
+class Sigmoid(_Activation):
+    """``nn.Sigmoid()``: σ(x) = 1 / (1 + exp(-x))."""
+
+    kind: ClassVar[str] = "Sigmoid"
+    summary: ClassVar[str] = "σ(x) = 1 / (1 + exp(-x)); no parameters"
+    flops: ClassVar[int] = 1
+    rule: ClassVar[str] = "a sigmoid, 1 per number"
+    keeps: ClassVar[str] = "output"
+
+
+@register
+@dataclass(frozen=True)
+class Tanh(_Activation):
+    """``nn.Tanh()``: tanh(x)."""
+
+    kind: ClassVar[str] = "Tanh"
+    summary: ClassVar[str] = "tanh(x); no parameters"
+    flops: ClassVar[int] = 1
+    rule: ClassVar[str] = "a tanh, 1 per number"
+    keeps: ClassVar[str] = "output"
+
+
+@register
+@dataclass(frozen=True)
+class Hardswish(_Activation):
+    """``nn.Hardswish(inplace=False)``: x·ReLU6(x + 3)/6."""
+
+    inplace: bool = False
+
+    kind: ClassVar[str] = "Hardswish"
+    summary: ClassVar[str] = "x·ReLU6(x + 3)/6; no parameters"
+    flops: ClassVar[int] = 5
+    rule: ClassVar[str] = "+3, two comparisons, a multiply and a divide, 5 per number"
+    keeps_in_place: ClassVar[str] = "copy"
+
+
+@register
+@dataclass(frozen=True)
+class Softplus(_Activation):
+    """``nn.Softplus(beta=1.0, threshold=20.0)``: log(1 + exp(beta·x))/beta, and x where
+    beta·x > threshold."""
+
+    beta: float = 1.0
+    threshold: float = 20.0
+
+    kind: ClassVar[str] = "Softplus"
+    summary: ClassVar[str] = "log(1 + exp(beta·x))/beta, x above the threshold; no parameters"
+    flops: ClassVar[int] = 6
+    rule: ClassVar[str] = "×beta, compare, exp, +1, log and ÷beta, 6 per number"
+
+    def __post_init__(self) -> None:
+        self._check_number("beta")
+        self._check_number("threshold")
+
+
+class _Softmax(_Activation):
+    """Softmax and LogSoftmax: along ``dim``, the result kept for backward."""
+
+    dim: int | None
+
+    example: ClassVar[dict[str, Any]] = {"dim": -1}
+    example_input: ClassVar[tuple[Shape, ...]] = ((32, 100, 65),)
+    flops: ClassVar[int] = 5
+    keeps: ClassVar[str] = "output"
+
+    def __post_init__(self) -> None:
+        dim: Any = self.dim
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int)):
+            self._fail("dim", dim, "dim must be an integer or None", f"got {dim!r}")
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        """The input shape, of any rank (a scalar too); dim must lie within it."""
+        shape = one_input(self, inputs, least=0)
+        self.axis(shape)
+        return (shape,)
+
+    def axis(self, shape: Shape) -> int:
+        """The dimension the softmax runs along; dim=None takes torch's legacy choice
+        (``_get_softmax_dim``): dim 0 for a 0-, 1- or 3-D input, else dim 1."""
+        if self.dim is None:
+            return 0 if len(shape) in (0, 1, 3) else 1
+        rank = max(len(shape), 1)
+        if not -rank <= self.dim < rank:
+            self._fail_shape(f"dim={self.dim} is outside the {len(shape)}-D input", shape)
+        return self.dim % rank
+
+
+@register
+@dataclass(frozen=True)
+class Softmax(_Softmax):
+    """``nn.Softmax(dim=None)``: exp(x) / sum(exp(x)) along dim."""
+
+    dim: int | None = None
+
+    kind: ClassVar[str] = "Softmax"
+    summary: ClassVar[str] = "exp(x) / sum(exp(x)) along dim; no parameters"
+    rule: ClassVar[str] = "max, subtract, exp, sum and divide, 5 per number"
+
+
+@register
+@dataclass(frozen=True)
+class LogSoftmax(_Softmax):
+    """``nn.LogSoftmax(dim=None)``: x - log(sum(exp(x))) along dim."""
+
+    dim: int | None = None
+
+    kind: ClassVar[str] = "LogSoftmax"
+    summary: ClassVar[str] = "x - log(sum(exp(x))) along dim; no parameters"
+    rule: ClassVar[str] = "max, subtract, exp, sum and subtract, 5 per number; a log per row"
+
+    def elementwise(self, shape: Shape) -> tuple[Dim, str]:
+        axis = self.axis(shape)
+        rows = product(shape[:axis] + shape[axis + 1 :])
+        return 5 * product(shape) + rows, self.rule

@@ -35,7 +35,14 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "conv": ("Convolutions", "Conv and ConvTranspose in 1, 2 and 3 dimensions"),
     "norm": ("Normalisation", "BatchNorm, InstanceNorm, LayerNorm, GroupNorm, RMSNorm"),
     "attention": ("Attention", "MultiheadAttention and the Transformer layers"),
-    "activation": ("Activations with parameters", "PReLU"),
+    "activation": (
+        "Activations",
+        "ReLU, GELU, SiLU and the other elementwise ones, Softmax, PReLU",
+    ),
+    "pooling": (
+        "Pooling and resampling",
+        "max, average and adaptive pooling in 1, 2 and 3 dimensions, and Upsample",
+    ),
 }
 
 

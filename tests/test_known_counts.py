@@ -262,6 +262,14 @@ ARCHITECTURE_COUNTS: dict[str, list[tuple[dict[str, Any], int]]] = {
         )
     ],
 }
+# Keras' MNIST multilayer perceptron (784-512-512-10): 669,706 parameters
+ARCHITECTURE_COUNTS["mlp"] = [
+    (
+        {"inputs": 784, "hidden": 512, "layers": 2, "outputs": 10},
+        (784 * 512 + 512) + (512 * 512 + 512) + (512 * 10 + 10),
+    ),
+    ({"inputs": 784, "hidden": 512, "layers": 2, "outputs": 10}, 669_706),
+]
 ARCHITECTURE_ROWS = [
     (c, args, total) for c, rows in ARCHITECTURE_COUNTS.items() for args, total in rows
 ]

@@ -260,20 +260,39 @@ def kept_bytes(module: Any, inputs: list[Any]) -> int:
     return sum(seen.values())
 
 
+#: activations that keep their input, their output, or (in place) the input's storage
+ACTIVATIONS = st.sampled_from(
+    [
+        shapecalc.GELU(),
+        shapecalc.ReLU(),
+        shapecalc.ReLU(inplace=True),
+        shapecalc.Sigmoid(),
+        shapecalc.Tanh(),
+        shapecalc.SiLU(),
+        shapecalc.LeakyReLU(inplace=True),
+    ]
+)
+
+
 @st.composite
 def trees(draw: st.DrawFn, width: int, depth: int = 2) -> Any:
-    """A random block of Linear, LayerNorm, PReLU and Dropout leaves, residual blocks,
+    """A random block of Linear, LayerNorm, activation and Dropout leaves, residual blocks,
     gated products and runs of repeated blocks (listed and as one row)."""
-    choice = draw(st.integers(0, 4 if depth else 1))
+    choice = draw(st.integers(0, 6 if depth else 3))
     if choice == 0:
         hidden = draw(st.integers(1, 6))
-        return Sequential(Linear(width, hidden), shapecalc.PReLU(hidden), Linear(hidden, width))
+        act = draw(ACTIVATIONS)
+        return Sequential(Linear(width, hidden), act, Linear(hidden, width))
     if choice == 1:
         return Sequential(LayerNorm(width), Dropout(draw(st.sampled_from([0.0, 0.5]))))
-    if choice == 2:
+    if choice == 2:  # ends with a layer that keeps its output: the next repeat's input
+        return Sequential(Linear(width, width), draw(ACTIVATIONS))
+    if choice == 3:  # changes its input in place: a repeat of it is one tensor throughout
+        return Sequential(shapecalc.ReLU(inplace=True))
+    if choice == 4:
         body = draw(trees(width, depth - 1))
         return Block("Res", {"norm": LayerNorm(width), "body": body}, flow=residual("norm", "body"))
-    if choice == 3:
+    if choice == 5:
         hidden = draw(st.integers(1, 6))
         return Block(
             "Gated",
@@ -301,7 +320,8 @@ def test_trees_against_torch(data: st.DataObject) -> None:
     ]
     assert sum(p.numel() for p in module.parameters()) == model.total
     cost = analyze(model, ((batch, width),))
-    x = torch.randn(batch, width, requires_grad=True)
+    # an input computed from a leaf, as inside a network (a leaf cannot be changed in place)
+    x = torch.randn(batch, width, requires_grad=True) * 1.0
     with FlopCounterMode(display=False) as counter, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = module(x)
@@ -310,11 +330,32 @@ def test_trees_against_torch(data: st.DataObject) -> None:
     assert kept_bytes(module, [x]) == cost.activation_bytes
 
 
+@pytest.mark.parametrize(
+    "element",
+    [
+        Sequential(Linear(4, 4), shapecalc.ReLU()),  # keeps its input and its output
+        Sequential(Linear(4, 4), shapecalc.ReLU(inplace=True)),
+        Sequential(shapecalc.Sigmoid(), Linear(4, 4)),  # keeps its input twice
+        Sequential(shapecalc.ReLU(inplace=True)),  # one tensor throughout
+        Sequential(Linear(4, 4), shapecalc.GELU()),  # keeps its input only
+        Sequential(shapecalc.GELU(), shapecalc.Tanh()),  # keeps its output only at the end
+    ],
+    ids=["in-out", "in-out-inplace", "in-twice", "inplace-through", "in", "out"],
+)
+@pytest.mark.parametrize("count", [2, 6, 11])
+def test_tensors_between_repeats_are_counted_once(element: Block, count: int) -> None:
+    model = Model("m", Sequential(Linear(4, 4), ModuleList(element, count), Linear(4, 4)))
+    cost = analyze(model, ((3, 4),))
+    x = torch.randn(3, 4, requires_grad=True) * 1.0
+    assert kept_bytes(build(model, device="cpu"), [x]) == cost.activation_bytes
+
+
 def test_a_long_run_counted_once_equals_the_run_listed() -> None:
     model = Model("m", ModuleList(mlp_block(4, 6), 6))
     once = analyze(model, ((2, 3, 4),))
     assert [c.calls for c in once.layers] == [6] * 4
-    real = kept_bytes(build(model, device="cpu"), [torch.randn(2, 3, 4, requires_grad=True)])
+    x = torch.randn(2, 3, 4, requires_grad=True) * 1.0
+    real = kept_bytes(build(model, device="cpu"), [x])
     assert real == once.activation_bytes
 
 

@@ -71,9 +71,26 @@ def recurrent_twin(cell: str) -> Callable[[Any], Any]:
     return make
 
 
+def mlp_twin(config: Any) -> Any:
+    """The multilayer perceptron as torch users write it: Linear, activation, dropout."""
+    activation = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+    activation["silu"] = nn.SiLU
+    layers: list[Any] = []
+    width = config.inputs
+    for _ in range(config.layers):
+        layers += [nn.Linear(width, config.hidden, bias=config.bias, device="meta")]
+        layers.append(activation[config.activation]())
+        if config.dropout:
+            layers.append(nn.Dropout(config.dropout))
+        width = config.hidden
+    layers.append(nn.Linear(width, config.outputs, bias=config.bias, device="meta"))
+    return nn.Sequential(*layers)
+
+
 #: command -> a function of the architecture's configuration giving its torch twin
 TWINS: dict[str, Callable[[Any], Any]] = {
     "lstm": recurrent_twin("lstm"),
     "gru": recurrent_twin("gru"),
     "rnn": recurrent_twin("rnn"),
+    "mlp": mlp_twin,
 }

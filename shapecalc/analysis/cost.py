@@ -478,7 +478,8 @@ class _Flow:
         (atom,) = last.atoms  # made inside: counted once per call
         atom.instances = outer  # the output of the last repeat
         if atom.owner is not None:  # the middle tensors are that row's before the next repeat's
-            middle.owner = atom.owner
+            row, entry = middle.owner = atom.owner
+            self.kept[row][entry][1].append(middle)
         return (_Value(last.shape, where, [atom]), *outs[1:])
 
     # -- one call -----------------------------------------------------------------------

@@ -144,7 +144,7 @@ def _layer_command(kind: str) -> click.Command:
 
     options = [_field_option(f) for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     options += [
-        *cost_options(sequence=False),
+        *cost_options(model=False),
         *convention_options(gru=kind == "GRU"),
         click.option(
             "--input-shape",

@@ -95,7 +95,7 @@ def model_command(command: str) -> click.Command:
 
     @architecture_options(cls)
     @apply(report_options(explain=cls.explains))
-    @apply(cost_options(sequence=cls.sequence))
+    @apply(cost_options(model=True, sequence=cls.sequence))
     @apply(convention_options(gru="reset-after" in cls.extra_options))
     def run(**flags: Any) -> None:
         shown = {**pop(flags, REPORT_FLAGS), **pop(flags, COST_FLAGS + SIZE_FLAGS)}

@@ -114,9 +114,10 @@ def convention_options(*, gru: bool) -> list[Callable[[F], F]]:
     return options
 
 
-def cost_options(*, sequence: bool) -> list[Callable[[F], F]]:
-    """``--shapes --flops --memory --all --dtype --training --mixed-precision``, and for a
-    model that reads sequences ``--batch --seq-len``."""
+def cost_options(*, model: bool, sequence: bool = False) -> list[Callable[[F], F]]:
+    """``--shapes --flops --memory --all --dtype --training --mixed-precision``; for a
+    model (whose input has a layout) ``--batch``, and for one that reads sequences
+    ``--seq-len``."""
     from shapecalc.core.choices import OPTIMIZER_STATES
     from shapecalc.core.units import DTYPE_BYTES
 
@@ -155,15 +156,18 @@ def cost_options(*, sequence: bool) -> list[Callable[[F], F]]:
             "fp32 optimizer state (needs --dtype fp16 or bf16).",
         ),
     ]
-    if sequence:
-        options += [
+    if model:
+        options.append(
             click.option(
                 "--batch",
                 default="B",
                 show_default=True,
                 metavar="B",
                 help="Batch size for --shapes/--flops/--memory: an integer or a name.",
-            ),
+            )
+        )
+    if sequence:
+        options += [
             click.option(
                 "--seq-len",
                 default="T",

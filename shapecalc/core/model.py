@@ -280,6 +280,15 @@ class Model:
             if full_name(place.path, p.name) not in self.ties
         ]
 
+    def named_buffers(self) -> list[tuple[str, tuple[Dim, ...]]]:
+        """``(name, shape)`` as ``torch.nn.Module.named_buffers()`` gives them, every
+        repeated block expanded (while its count is known)."""
+        return [
+            (full_name(place.path, b.name), b.shape)
+            for (place,) in placed_leaves((self.root,), every_child)
+            for b in expand(place.leaf.spec.buffers())
+        ]
+
     # -- totals --------------------------------------------------------------------------
     def _total(self, trainable: bool) -> Dim:
         total = node_total(self.root, trainable=trainable)

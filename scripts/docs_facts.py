@@ -273,3 +273,70 @@ def howto_facts() -> dict[str, str]:
         finally:
             os.chdir(here)
     return out
+
+
+def _block(path: str, start: str) -> str:
+    """The lines of a repository file from the one starting with ``start`` to the end of
+    that statement: the next line that closes it at the margin, or the next blank line."""
+    from pathlib import Path
+
+    lines = (Path(__file__).resolve().parent.parent / path).read_text(encoding="utf-8")
+    rows = lines.splitlines()
+    first = next(i for i, line in enumerate(rows) if line.startswith(start))
+    for end in range(first + 1, len(rows)):
+        if rows[end] in ("]", "}", ")"):
+            return "\n".join(rows[first : end + 1])
+        if rows[end] == "":
+            return "\n".join(rows[first:end])
+    return "\n".join(rows[first:])
+
+
+def architecture_facts() -> dict[str, str]:
+    """The how-to "Add an architecture": the MLP's file, its count row and twin, its output."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = {
+        "mlp_source": (root / "shapecalc/architectures/mlp.py")
+        .read_text(encoding="utf-8")
+        .rstrip(),
+        "mlp_count": _block("tests/test_known_counts.py", "# Keras' MNIST multilayer perceptron"),
+        "mlp_twin": _block("tests/twins.py", "def mlp_twin"),
+    }
+    example = ["mlp", "--inputs", "784", "--hidden", "512", "--layers", "2", "--outputs", "10"]
+    out["mlp_output"] = cli(example)
+    explained = cli([*example, "--explain"])
+    out["mlp_explain"] = explained[explained.index("The sizes") :]
+    out["mlp_solve"] = cli(
+        ["solve", "mlp", "--params", "1M", "--inputs", "784", "--layers", "2", "--outputs", "10"]
+    )
+    return out
+
+
+def compose_facts() -> dict[str, str]:
+    """The how-to "Compose your own network": ResNet from tests/zoo/resnet.py."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root))
+    from shapecalc.analysis.cost import analyze
+    from shapecalc.core.dims import symbol
+    from shapecalc.layers import LAYER_KINDS
+    from shapecalc.report import Report, text
+    from tests.zoo.resnet import resnet
+
+    model = resnet(18)
+    cost = analyze(model, batch=1)
+    symbolic = analyze(model, ((symbol("B"), 3, symbol("H"), symbol("W")),))
+    macs = symbolic.macs
+    return {
+        "kinds": str(len(LAYER_KINDS)),
+        "resnet_source": (root / "tests/zoo/resnet.py").read_text(encoding="utf-8").rstrip(),
+        "resnet18_total": f"{model.total:,}".replace(",", "_"),
+        "resnet18_first": repr(model.named_parameters()[:2]),
+        "resnet18_output": repr(cost.layers[-1].outputs),
+        "resnet18_macs": f"{cost.macs:,}".replace(",", "_"),
+        "resnet18_depth2": text(Report(model, depth=2), "markdown").strip(),
+        "resnet18_symbolic_macs": macs.grouped() if hasattr(macs, "grouped") else str(macs),
+    }

@@ -93,7 +93,16 @@ def cli_reference() -> str:
 
 def generated() -> dict[Path, str]:
     """Every generated file with the text it should have."""
-    from docs_facts import cli, convention_facts, cost_facts, facts, fill, howto_facts
+    from docs_facts import (
+        architecture_facts,
+        cli,
+        compose_facts,
+        convention_facts,
+        cost_facts,
+        facts,
+        fill,
+        howto_facts,
+    )
 
     from shapecalc.architectures import commands, get
     from shapecalc.report.reference import (
@@ -119,7 +128,14 @@ def generated() -> dict[Path, str]:
     mkdocs = ROOT / "mkdocs.yml"
     nav = [f"      - {cls.title or cls.command}: architectures/{cls.command}.md" for cls in classes]
     files[mkdocs] = between(mkdocs.read_text(encoding="utf-8"), NAV_START, NAV_END, nav)
-    values = {**facts(), **howto_facts(), **cost_facts(), **convention_facts()}
+    values = {
+        **facts(),
+        **howto_facts(),
+        **cost_facts(),
+        **convention_facts(),
+        **architecture_facts(),
+        **compose_facts(),
+    }
     templates = Path(__file__).resolve().parent / "templates"
     for template in sorted(templates.rglob("*.md")):
         text = fill(template.read_text(encoding="utf-8"), values)

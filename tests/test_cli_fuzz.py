@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from shapecalc.architectures import commands, get
 from shapecalc.layers import LAYER_KINDS
 from tests.test_cli import run
 from tests.test_schema import REPORT
@@ -35,7 +36,13 @@ COMMANDS = [
     ["inspect"],
     ["solve", "rnn"],
     *(["layer", kind.lower()] for kind in LAYER_KINDS),  # every kind, no base arguments
+    # every architecture: its example, bare, solved for and in the three conventions
+    *([name, *get(name).example.split()] for name in commands()),
+    *([name] for name in commands()),
+    *(["solve", name, "--params", "1M"] for name in commands()),
+    *(["compare-conventions", name, *get(name).example.split()] for name in commands()),
 ]
+ARCHITECTURES = set(commands())
 FLAGS = [
     "--layers",
     "--hidden",
@@ -77,6 +84,14 @@ FLAGS = [
     "--negative-slope",
     "--approximate",
     "--divisor-override",
+    "--inputs",
+    "--outputs",
+    "--activation",
+    "--batch",
+    "--seq-len",
+    "--dtype",
+    "--training",
+    "--convention",
 ]
 SWITCHES = [
     "--one-hot",
@@ -94,6 +109,9 @@ SWITCHES = [
     "--align-corners",
     "--no-align-corners",
     "--recompute-scale-factor",
+    "--all",
+    "--shapes",
+    "--mixed-precision",
 ]
 VALUES = st.one_of(
     st.integers(-3, 70).map(str),
@@ -124,6 +142,12 @@ VALUES = st.one_of(
             "table",
             "markdown",
             "latex",
+            "tree",
+            "keras",
+            "onnx",
+            "adamw",
+            "bf16",
+            "gelu",
             "hidden",
             "layers",
             "vocab",
@@ -174,5 +198,5 @@ def test_every_command_exits_0_or_2_with_one_line(command: list[str], tokens: li
     elif "--help" not in args:
         assert result.stdout.strip() or "Verified against" in result.stderr, args
         fmt = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--format"]
-        if fmt and fmt[-1] == "json" and command[0] in ("lstm", "gru", "rnn", "layer"):
+        if fmt and fmt[-1] == "json" and (command[0] in ARCHITECTURES or command[0] == "layer"):
             REPORT.validate(json.loads(result.stdout))  # always parses, always valid

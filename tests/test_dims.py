@@ -100,3 +100,20 @@ def test_sympy_non_polynomial_refused() -> None:
 
     with pytest.raises(InvalidArgumentError, match="not a polynomial with integer coefficients"):
         as_size(sympy.Symbol("H") / 2, owner="x", field="hidden")
+
+
+@given(
+    x=st.integers(1, 10**6),
+    k=st.integers(-5, 5),
+    a=st.integers(1, 9),
+    c=st.integers(-5, 5),
+    b=st.integers(1, 9),
+)
+def test_a_floor_of_a_floor_is_one_floor_and_exact(x: int, k: int, a: int, c: int, b: int) -> None:
+    from shapecalc.core.dims import floor_div
+
+    X = symbol("X")
+    nested = floor_div(floor_div(X + k, a) + c, b)
+    value = nested.subs({"X": x}) if isinstance(nested, Expr) else nested
+    assert value == ((x + k) // a + c) // b
+    assert str(nested).count("⌊") <= 1

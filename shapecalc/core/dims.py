@@ -334,6 +334,8 @@ def floor_div(value: Dim, divisor: int) -> Dim:
         112
         >>> print(floor_div(4 * W + 8, 4))
         W + 2
+        >>> print(floor_div(floor_div(W - 1, 2) + 1 - 1, 2))  # a floor of a floor is one
+        ⌊(W - 1)/4⌋
     """
     if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
         raise ValueError(f"floor_div needs a positive int divisor, got {divisor!r}")
@@ -344,9 +346,24 @@ def floor_div(value: Dim, divisor: int) -> Dim:
     terms = value._terms
     if all(coef % divisor == 0 for coef in terms.values()):
         return Expr._make({mono: coef // divisor for mono, coef in terms.items()})
+    inner = _floor_plus_constant(value)
+    if inner is not None:  # ⌊(⌊x/a⌋ + c)/b⌋ = ⌊(x + a·c)/(a·b)⌋ for integers
+        (x, a), c = inner
+        return floor_div(x + a * c, a * divisor)
     name = f"floor[{value.ascii()}]/{divisor}"
     _FLOORS.setdefault(name, (value, divisor))
     return Expr({((name, 1),): 1})
+
+
+def _floor_plus_constant(value: Expr) -> tuple[tuple[Expr, int], int] | None:
+    """``(x, a), c`` when ``value`` is ``⌊x/a⌋ + c`` with an int c, else None."""
+    monomials = [mono for mono in value._terms if mono]
+    if len(monomials) != 1 or value._terms[monomials[0]] != 1 or len(monomials[0]) != 1:
+        return None
+    ((name, power),) = monomials[0]
+    if power != 1 or name not in _FLOORS:
+        return None
+    return _FLOORS[name], value._terms.get((), 0)
 
 
 def exact_div(value: Dim, divisor: Dim) -> Dim | None:

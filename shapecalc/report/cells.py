@@ -21,6 +21,7 @@ __all__ = [
     "COLUMNS",
     "NameNode",
     "amount",
+    "buffer_lines",
     "cost_cells",
     "cost_columns",
     "cost_summary",
@@ -113,7 +114,7 @@ def _node_cells(model: Model, group: str, path: str) -> list[str]:
         path,
         "",
         count_str(model.subtotal(path)),
-        dim_str(model.subtotal_formula(path)),
+        count_str(model.subtotal_formula(path)),
         model.describe(path),
     ]
 
@@ -153,9 +154,37 @@ def _subtotal_cells(model: Model, group: str) -> list[str]:
         f"{group} subtotal",
         "",
         count_str(model.subtotal(group)),
-        dim_str(model.subtotal_formula(group)),
+        count_str(model.subtotal_formula(group)),
         model.describe(group),
     ]
+
+
+def buffer_lines(model: Model, depth: int | None = None) -> list[tuple[str, str, str, str]]:
+    """The buffers as (name, shape, count, role); with ``depth``, those of longer names
+    summed into one line per node at that depth."""
+    lines: list[tuple[str, str, str, str]] = []
+    summed: dict[str, list[Param]] = {}
+    for name, buffer in model.buffer_rows():
+        parts = split_name(name)
+        if depth is None or len(parts) <= depth:
+            lines.append((name, shape_str(buffer.shape), times(buffer), buffer.role))
+        else:
+            node = join_name(*parts[:depth])
+            if node not in summed:
+                summed[node] = []
+                lines.append((node, "", "", ""))
+            summed[node].append(buffer)
+    out = []
+    for name, shape, count, role in lines:
+        if name in summed and not shape:
+            found = summed[name]
+            total = sum((b.count for b in found), start=0)
+            many = sum((b.repeat for b in found), start=0)
+            what = f"{count_str(many)} buffers, {count_str(total)} numbers"
+            out.append((name, "", count_str(total), what))
+        else:
+            out.append((name, shape, count, role))
+    return out
 
 
 # -- the tree of names ------------------------------------------------------------------------

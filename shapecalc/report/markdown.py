@@ -9,6 +9,7 @@ from shapecalc.core.model import Model
 from shapecalc.report import Report
 from shapecalc.report.cells import (
     COLUMNS,
+    buffer_lines,
     convention_footer,
     convention_rows,
     cost_cells,
@@ -68,10 +69,13 @@ def model_markdown(
         elif cells[1]:
             cells[1] = f"`{cells[1]}`"
         lines.append("| " + " | ".join(cell(c) for c in cells) + " |")
-    buffers = list(model.buffer_rows())
+    buffers = buffer_lines(model, depth)
     if buffers:
         lines += ["", "Buffers (saved with the model, not trained):", ""]
-        lines += [f"- `{full}` {shape_str(b.shape)}: {cell(b.role)}" for full, b in buffers]
+        lines += [
+            f"- `{name}` {shape}: {cell(role)}" if shape else f"- `{name}`: {cell(role)}"
+            for name, shape, _, role in buffers
+        ]
     lines.append("")
     for label, text in summary_lines(model):
         lines.append(f"- **{label}**: {cell(text)}")

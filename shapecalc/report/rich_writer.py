@@ -26,6 +26,7 @@ from shapecalc.report.cells import (
     COLUMNS,
     NameNode,
     amount,
+    buffer_lines,
     convention_footer,
     convention_rows,
     cost_cells,
@@ -138,13 +139,13 @@ class ModelTable:
                 styled["Parameter"].append("\n" + cells[5], style="dim")
             grid.add_row(*(styled[c] for c in shown), end_section=subtotal)
         yield grid
-        buffers = list(self.model.buffer_rows())
+        buffers = buffer_lines(self.model, self.depth)
         if buffers:
             state = Table(title="Buffers (saved with the model, not trained)", title_justify="left")
             for name in ("Buffer", "Shape", "Count", "Role"):
                 state.add_column(name, justify="right" if name == "Count" else "left")
-            for full, buf in buffers:
-                state.add_row(full, shape_str(buf.shape), times(buf), buf.role)
+            for line in buffers:
+                state.add_row(*line)
             yield state
         footer = Table.grid(padding=(0, 2))
         footer.add_column(style="bold", no_wrap=True)

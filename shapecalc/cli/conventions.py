@@ -58,15 +58,10 @@ def _compare_command(command: str) -> click.Command:
             text += "".join(f"\n- **{conv}**: {why}\n" for conv, why in refused)
             click.echo(text, nl=False)
             return
-        from rich.console import Console
-        from rich.markup import escape
+        from shapecalc.report.rich_writer import conventions_side_by_side, echo, refusals
 
-        from shapecalc.report.rich_writer import conventions_side_by_side
-
-        console = Console(highlight=False)
-        console.print(conventions_side_by_side(model, [c for c, _ in done]))
-        for convention, why in refused:
-            console.print(f"[bold]{convention}[/bold]  cannot store this model: {escape(why)}")
+        parts = [conventions_side_by_side(model, [c for c, _ in done])]
+        echo(*parts, *([refusals(refused)] if refused else []))
 
     title = cls.title or cls.__name__
     run.__doc__ = f"The {title} in PyTorch's, Keras' and ONNX's conventions." + (

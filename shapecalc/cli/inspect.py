@@ -40,8 +40,6 @@ def inspect(target: str, depth: int, fmt: str) -> None:
 
         click.echo(inspection_json(inspection), nl=False)
         return
-    from rich.console import Console
+    from shapecalc.report.rich_writer import echo, inspection_tree
 
-    from shapecalc.report.rich_writer import inspection_tree
-
-    Console(highlight=False).print(inspection_tree(inspection, depth))
+    echo(inspection_tree(inspection, depth))

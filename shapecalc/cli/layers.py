@@ -208,12 +208,6 @@ def layers(fmt: str) -> None:
 
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from shapecalc.report.rich_writer import echo, layer_kinds_table
 
-    table = Table(title=f"{len(rows)} layer kinds", title_justify="left")
-    for column in ("Kind", "Family", "Parameters", "What it is"):
-        table.add_column(column, no_wrap=column == "Kind")
-    for row in rows:
-        table.add_row(row["kind"], row["family"], f"{row['formula']}", row["summary"])
-    Console(highlight=False).print(table)
+    echo(layer_kinds_table(rows))

@@ -259,13 +259,9 @@ def build_report(
 def show(report: Report, fmt: str) -> None:
     """Print the report in ``fmt``; only the table and the tree import rich."""
     if fmt in ("table", "tree"):
-        from rich.console import Console
+        from shapecalc.report.rich_writer import echo, renderables
 
-        from shapecalc.report.rich_writer import renderables
-
-        console = Console(highlight=False)
-        for part in renderables(report, fmt):
-            console.print(part)
+        echo(*renderables(report, fmt))
         return
     from shapecalc.report import text
 

@@ -88,11 +88,9 @@ def _solve_command(command: str) -> click.Command:
 
             click.echo(solution_json(solution), nl=False)
             return
-        from rich.console import Console
+        from shapecalc.report.rich_writer import echo, solution_table
 
-        from shapecalc.report.rich_writer import solution_table
-
-        Console(highlight=False).print(solution_table(solution))
+        echo(solution_table(solution))
 
     title = cls.title or cls.__name__
     run.__doc__ = f"The size of a {title} (--for, hidden by default) closest to a budget." + (

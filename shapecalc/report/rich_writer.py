@@ -60,6 +60,32 @@ __all__ = [
 WIDE = 110
 
 
+def echo(*parts: RenderableType) -> None:
+    """Print renderables on standard output, markup off for text from elsewhere."""
+    console = Console(highlight=False)
+    for part in parts:
+        console.print(part)
+
+
+def layer_kinds_table(rows: list[dict[str, str]]) -> RenderableType:
+    """``shapecalc layers``: every kind, its family, its count formula and what it is."""
+    table = Table(title=f"{len(rows)} layer kinds", title_justify="left")
+    for column in ("Kind", "Family", "Parameters", "What it is"):
+        table.add_column(column, no_wrap=column == "Kind")
+    for row in rows:
+        table.add_row(row["kind"], row["family"], row["formula"], row["summary"])
+    return table
+
+
+def refusals(refused: list[tuple[str, str]]) -> RenderableType:
+    """The conventions that cannot store a model, each with why."""
+    lines = Text()
+    for i, (convention, why) in enumerate(refused):
+        lines.append(("\n" if i else "") + convention, style="bold")
+        lines.append(f"  cannot store this model: {why}")
+    return lines
+
+
 def renderables(report: Report, fmt: str = "table") -> Iterator[RenderableType]:
     """The report as ``fmt`` (``table`` or ``tree``): the parameters (or the convention's
     tensors), the shapes, the cost sections and the explanation, in that order."""

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import shapecalc
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_section
+
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 SHAPECALC = str(Path(PYTHON).with_name("shapecalc"))
@@ -129,19 +132,18 @@ def main() -> None:
         rows.append(row)
     text = "\n".join(
         [
-            "# Results of benchmarks/size_curve.py",
+            "## Size curve (`python benchmarks/size_curve.py`)",
             "",
             "Wall time (best of 3 fresh processes) and peak resident memory against the",
             "parameter count of an LSTM language model, on the machine that ran the script",
-            f"({os.cpu_count()} cores). Written by `python benchmarks/size_curve.py`.",
+            f"({os.cpu_count()} cores).",
             "",
             header,
             "|---|---|---|---|---|---|---|---|---|---|",
             *rows,
-            "",
         ]
     )
-    (HERE / "RESULTS.md").write_text(text, encoding="utf-8")
+    write_section("size-curve", text)
 
 
 if __name__ == "__main__":

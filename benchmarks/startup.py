@@ -20,6 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_section
+
 PYTHON = sys.executable
 SHAPECALC = str(Path(PYTHON).with_name("shapecalc"))
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -50,6 +53,12 @@ def peak_mb(command: list[str]) -> float:
 
 
 def main() -> None:
+    lines: list[str] = []
+
+    def say(text: str = "") -> None:
+        print(text)
+        lines.append(text)
+
     for command in (SMALL, HUGE, [*SMALL, "--format", "json"]):  # write the bytecode first
         subprocess.run([SHAPECALC, *command], stdout=subprocess.DEVNULL, env=ENV, check=True)
     baseline = best([PYTHON, "-c", "import click, rich.console, rich.table"])
@@ -62,12 +71,14 @@ def main() -> None:
         ("shapecalc lstm ...  (table with formulas)", best([SHAPECALC, *SMALL])),
         ("  the same, 3.3 trillion parameters", best([SHAPECALC, *HUGE])),
     ]
-    print(f"{'command':<52} {'wall':>9} {'/ baseline':>11}")
+    say("| command | wall | / baseline |")
+    say("|---|--:|--:|")
     for name, seconds in rows:
-        print(f"{name:<52} {seconds * 1e3:>6.1f} ms {seconds / baseline:>10.2f}x")
+        say(f"| `{name}` | {seconds * 1e3:.1f} ms | {seconds / baseline:.2f}x |")
     small = peak_mb([SHAPECALC, *SMALL, "--format", "json"])
     huge = peak_mb([SHAPECALC, *HUGE, "--format", "json"])
-    print(f"\npeak memory: {small:.1f} MB small, {huge:.1f} MB for 3.3 trillion parameters")
+    say()
+    say(f"Peak memory: {small:.1f} MB small, {huge:.1f} MB for 3.3 trillion parameters.")
     code = (
         "import time, shapecalc\n"
         "t = time.perf_counter()\n"
@@ -77,7 +88,8 @@ def main() -> None:
     out = subprocess.run(
         [PYTHON, "-c", code], capture_output=True, text=True, env=ENV, check=True
     ).stdout.strip()
-    print(f"symbolic total of a 96-layer model, in process: {out}")
+    say()
+    say(f"Symbolic total of a 96-layer model, in process: {out}.")
     code = (
         "import time, shapecalc as sc\n"
         "def model(n):\n"
@@ -93,8 +105,16 @@ def main() -> None:
     out = subprocess.run(
         [PYTHON, "-c", code], capture_output=True, text=True, env=ENV, check=True
     ).stdout.rstrip()
-    print("a model tree built, counted, listed and analysed, in process:")
-    print(out)
+    say()
+    say("A model tree built, counted, listed and analysed, in process:")
+    say()
+    for line in out.splitlines():
+        say(f"- {line.strip()}")
+    write_section(
+        "startup",
+        "## Start-up (`python benchmarks/startup.py`)\n\nBest of 15 fresh processes, "
+        f"{os.cpu_count()} cores.\n\n" + "\n".join(lines),
+    )
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ _WHERE = {
     "chain": "core.flow",
     "multiply": "core.flow",
     "parallel": "core.flow",
+    "Positions": "core.flow",
     "residual": "core.flow",
     "summed": "core.flow",
     "Architecture": "core.declare",
@@ -91,6 +92,7 @@ __all__ = [
     "Model",
     "ModuleList",
     "Param",
+    "Positions",
     "Repeat",
     "Row",
     "Sequential",
@@ -170,7 +172,7 @@ if TYPE_CHECKING:  # the static view of the lazy names above
         ShapeError,
         TieError,
     )
-    from shapecalc.core.flow import chain, multiply, parallel, residual, summed
+    from shapecalc.core.flow import Positions, chain, multiply, parallel, residual, summed
     from shapecalc.core.model import Layer, Model, Row, layer_model
     from shapecalc.core.spec import LayerSpec, Param
     from shapecalc.core.tree import Block, Leaf, ModuleList, Repeat, Sequential

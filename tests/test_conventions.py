@@ -376,3 +376,26 @@ def test_latex_carries_the_convention() -> None:
     assert r"\texttt{lstm.weight\_ih\_l0}" in result.stdout  # the parameter table
     assert r"lstm/lstm\_cell/kernel" in result.stdout  # and Keras' tensors
     assert "Keras keeps one bias per gate block" in result.stdout
+
+
+def test_a_repeated_block_in_the_conventions() -> None:
+    from shapecalc.core.flow import residual
+    from shapecalc.core.model import Model
+    from shapecalc.core.tree import Block, ModuleList
+
+    block = Block(
+        "Block",
+        {"norm": LAYER_KINDS["BatchNorm1d"](8), "fc": LAYER_KINDS["Linear"](8, 8)},
+        flow=residual("norm", "fc"),
+    )
+    model = Model("m", ModuleList(block, 12))
+    onnx = convert(model, "onnx")
+    assert onnx.total == model.total + 12 * 2 * 8  # the running statistics, in every copy
+    assert next(p.name for _, p in onnx.tensors) == "{0..11}.norm.weight"
+    assert convert(model, "pytorch").total == model.total
+    with pytest.raises(InvalidArgumentError, match="12 copies of a repeated block"):
+        convert(model, "keras")
+    listed = Model("m", ModuleList(block, 3))
+    keras = convert(listed, "keras")
+    assert keras.total == listed.total + 3 * 2 * 8
+    assert [p.name for _, p in keras.tensors][-2:] == ["dense_2/kernel", "dense_2/bias"]

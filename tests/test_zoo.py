@@ -88,3 +88,43 @@ def test_resnet_activation_memory_against_autograd(depth: int) -> None:
     cost = analyze(model, ((2, 3, 64, 64),))
     twin = torch_resnet.resnet(depth, device="cpu")
     assert kept_bytes(twin, [torch.randn(2, 3, 64, 64)]) == cost.activation_bytes
+
+
+# -- a small transformer -----------------------------------------------------------------------
+from tests.zoo import torch_tiny_gpt  # noqa: E402
+from tests.zoo.tiny_gpt import tiny_gpt  # noqa: E402
+
+attention = pytest.importorskip("torch.nn.attention")
+
+
+@pytest.mark.parametrize(
+    ("vocab", "width", "heads", "layers", "context"), [(97, 32, 4, 2, 16), (50, 16, 2, 6, 8)]
+)
+def test_tiny_gpt_against_its_twin(
+    vocab: int, width: int, heads: int, layers: int, context: int
+) -> None:
+    model = tiny_gpt(vocab, width, heads, layers, context)
+    twin = torch_tiny_gpt.TinyGPT(vocab, width, heads, layers, context)
+    assert model.named_parameters() == [(n, tuple(p.shape)) for n, p in twin.named_parameters()]
+    assert model.total == sum(p.numel() for p in twin.parameters())
+    cost = analyze(model, batch=3, seq_len=context)
+    idx = torch.zeros(3, context, dtype=torch.long, device="meta")
+    with (
+        attention.sdpa_kernel(attention.SDPBackend.MATH),
+        FlopCounterMode(display=False) as counter,
+    ):
+        out = twin(idx)
+    assert cost.layers[-1].outputs == (tuple(out.shape),) == ((3, context, vocab),)
+    assert counter.get_total_flops() == 2 * cost.macs
+
+
+def test_tiny_gpt_symbolic() -> None:
+    # symbols, not strings, where the code does arithmetic on a size (4 * width)
+    V, D, L, C, B, T = (symbol(n) for n in "VDLCBT")
+    model = tiny_gpt(V, D, 4, L, C)
+    assert str(model.total) == "12·L·D² + 13·L·D + D·V + D·C + 2·D"
+    assert model.evaluate(V=97, D=32, L=3, C=16).total == tiny_gpt(97, 32, 4, 3, 16).total
+    cost = analyze(model)
+    assert cost.layers[-1].outputs == ((B, T, V),)
+    # per token: the matrices' 12·L·D² and the head's D·V, and attention's 2·L·D·T
+    assert str(cost.per_token(cost.macs)) == "12·L·D² + 2·L·D·T + D·V"

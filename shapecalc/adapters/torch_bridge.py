@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, Expr, dim_str, shape_str
 from shapecalc.core.errors import InvalidArgumentError, MissingDependencyError, ShapecalcError
-from shapecalc.core.flow import OPAQUE, Add, Multiply
+from shapecalc.core.flow import OPAQUE, Add, Multiply, Positions
 from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec, Param, expand
 from shapecalc.core.tree import Block, Leaf, Node, Repeat, execute, join_name
@@ -157,6 +157,10 @@ class _TorchRunner:
             return (functools.reduce(lambda a, b: a + b, values),)
         if isinstance(spec, Multiply):
             return (functools.reduce(lambda a, b: a * b, values),)
+        if isinstance(spec, Positions):
+            torch = _torch()
+            (x,) = values
+            return (torch.arange(x.shape[spec.dim], device=x.device).unsqueeze(0),)
         layer = _build_layer(spec, self.module._device).train(self.module.training)
         out = layer(*values)
         return out if isinstance(out, tuple) else (out,)

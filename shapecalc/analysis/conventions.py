@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from shapecalc.core.choices import CONVENTIONS
-from shapecalc.core.dims import Dim, count_str
+from shapecalc.core.dims import Dim, count_str, dim_str
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, require_one_of
 from shapecalc.core.model import Model, full_name
 from shapecalc.core.spec import LayerSpec, Param, expand
@@ -368,6 +368,18 @@ def convert(model: Model, convention: str, *, reset_after: bool = True) -> Conve
     for layer in model.layers:
         prefix = keras_names.get(layer.name, layer.name)
         params, deltas = layer_tensors(layer.spec, convention, prefix, reset_after=reset_after)
+        if layer.copies != 1:  # a leaf of a block repeated many times, listed once
+            if convention == "keras" and params:
+                raise InvalidArgumentError(
+                    f"{layer.name} is {dim_str(layer.copies)} copies of a repeated block; Keras "
+                    "names every copy as a layer of its own, which this convention does not list",
+                    layer=model.name,
+                    field="convention",
+                    value=convention,
+                    rule="Keras' names need every layer listed",
+                )
+            params = [dataclasses.replace(p, repeat=layer.copies * p.repeat) for p in params]
+            deltas = [(layer.copies * delta, reason) for delta, reason in deltas]
         sources = [p.name for p in layer.spec.params()]
         for converted, source in _pair(params, sources):
             tensors.append((layer.name, converted))

@@ -343,9 +343,9 @@ class Architecture:
 
     @classmethod
     def function_for(cls) -> Callable[..., Model]:
-        """The library function, named as :attr:`function` says, with the fields as its
-        parameters (``shapecalc.lstm_lm(vocab=65, hidden=512, layers=2)``)."""
-        import inspect
+        """The library function, named as :attr:`function` says, taking the fields as its
+        arguments (``shapecalc.lstm_lm(vocab=65, hidden=512, layers=2)``); its signature
+        is the class's (``inspect.signature`` follows ``__wrapped__``)."""
 
         def make(*args: Any, **kwargs: Any) -> Model:
             return cls(*args, **kwargs).model()
@@ -353,7 +353,6 @@ class Architecture:
         make.__name__ = make.__qualname__ = cls.owner()
         make.__doc__ = cls.__doc__
         make.__module__ = cls.__module__
+        make.__wrapped__ = cls  # type: ignore[attr-defined]
         make.architecture = cls  # type: ignore[attr-defined]
-        params = [p.replace(annotation=Any) for p in inspect.signature(cls).parameters.values()]
-        make.__signature__ = inspect.Signature(params, return_annotation=Model)  # type: ignore[attr-defined]
         return make

@@ -37,6 +37,7 @@ __all__ = [
     "Multiply",
     "Opaque",
     "Parallel",
+    "Positions",
     "Product",
     "Step",
     "Sum",
@@ -264,3 +265,33 @@ class Multiply(LayerSpec):
                 for i, (shape, name) in enumerate(zip(inputs, names, strict=True))
             ),
         )
+
+
+@dataclass(frozen=True)
+class Positions(LayerSpec):
+    """The positions 0 .. T-1 of a (B, T) input, as one (1, T) row of indices: what a
+    learned position embedding looks up (``torch.arange(T).unsqueeze(0)``). No compute,
+    nothing kept; the embedding that reads them keeps them."""
+
+    dim: int = 1
+
+    kind: ClassVar[str] = "positions"
+    summary: ClassVar[str] = "the positions 0 .. T-1 of the input, as indices"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.dim, bool) or not isinstance(self.dim, int):
+            self._fail("dim", self.dim, "dim must be an integer", f"got {self.dim!r}")
+
+    def params(self) -> Iterator[Any]:
+        return iter(())
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        shape = inputs[0] if len(inputs) == 1 else ()
+        if not shape or not -len(shape) <= self.dim < len(shape):
+            self._fail_shape(
+                f"takes one input with a dim {self.dim}, got {len(inputs)} input(s)", inputs
+            )
+        return ((1, shape[self.dim]),)
+
+    def work(self, *inputs: Shape) -> Work:
+        return Work(self.output_shapes(*inputs))

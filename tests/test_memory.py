@@ -32,6 +32,7 @@ from tests.layer_cases import CASES, run_args
 torch = pytest.importorskip("torch")
 
 from shapecalc.adapters.torch_bridge import build  # noqa: E402  (after the torch skip)
+from tests.measure import kept_bytes  # noqa: E402
 
 SLACK = 8
 #: kind -> (lowest, highest) measured / estimated
@@ -41,28 +42,6 @@ APPROXIMATE: dict[str, tuple[float, float]] = {
     "TransformerDecoderLayer": (0.75, 1.25),
 }
 CELLS = {"LSTMCell": 2, "GRUCell": 1, "RNNCell": 1}
-
-
-def kept_bytes(module: Any, inputs: list[Any]) -> int:
-    """Bytes of the tensors autograd keeps for one forward of ``module``."""
-    own = {t.untyped_storage().data_ptr() for t in [*module.parameters(), *module.buffers()]}
-    seen: dict[int, int] = {}
-
-    def pack(tensor: Any) -> Any:
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in own and storage.nbytes():
-            seen[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    module.train()
-    with (
-        warnings.catch_warnings(),
-        torch.backends.mkldnn.flags(enabled=False),
-        torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
-    ):
-        warnings.simplefilter("ignore")
-        module(*inputs)
-    return sum(seen.values())
 
 
 LM_CASES = [

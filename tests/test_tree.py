@@ -241,24 +241,7 @@ torch = pytest.importorskip("torch")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from shapecalc.adapters.torch_bridge import build  # noqa: E402
-
-
-def kept_bytes(module: Any, inputs: list[Any]) -> int:
-    """Bytes of the tensors autograd keeps for one training forward, once per storage."""
-    own = {t.untyped_storage().data_ptr() for t in [*module.parameters(), *module.buffers()]}
-    seen: dict[int, int] = {}
-
-    def pack(tensor: Any) -> Any:
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in own and storage.nbytes():
-            seen[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    module.train()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        module(*inputs)
-    return sum(seen.values())
-
+from tests.measure import kept_bytes  # noqa: E402
 
 #: activations that keep their input, their output, or (in place) the input's storage
 ACTIVATIONS = st.sampled_from(

@@ -4,9 +4,6 @@ output shapes, FLOPs and the tensors autograd keeps."""
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
 import pytest
 
 from shapecalc.adapters.torch_bridge import compare
@@ -17,6 +14,7 @@ from tests.zoo.resnet import resnet
 torch = pytest.importorskip("torch")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from tests.measure import kept_bytes  # noqa: E402
 from tests.zoo import torch_resnet  # noqa: E402
 
 #: torchvision's published parameter counts
@@ -63,23 +61,6 @@ def test_resnet18_symbolic_input_size() -> None:
         concrete = analyze(model, ((1, 3, h, w),))
         assert cost.macs.subs({"B": 1, "H": h, "W": w}) == concrete.macs  # type: ignore[union-attr]
     assert analyze(model, batch=1).macs == 1_814_073_344  # 1.8 GMACs, as the paper gives
-
-
-def kept_bytes(module: Any, inputs: list[Any]) -> int:
-    own = {t.untyped_storage().data_ptr() for t in [*module.parameters(), *module.buffers()]}
-    seen: dict[int, int] = {}
-
-    def pack(tensor: Any) -> Any:
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in own and storage.nbytes():
-            seen[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    module.train()
-    with warnings.catch_warnings(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        warnings.simplefilter("ignore")
-        module(*inputs)
-    return sum(seen.values())
 
 
 @pytest.mark.parametrize("depth", [18, 50])

@@ -37,7 +37,7 @@ from functools import cached_property
 from typing import Any, NoReturn
 
 from shapecalc.core.choices import OPTIMIZER_STATES
-from shapecalc.core.dims import Dim, as_size, count_str, dim_str, exact_div, same_size, shape_str
+from shapecalc.core.dims import Dim, as_size, count_str, dim_str, exact_div, same_shape, shape_str
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, ShapeError, require_one_of
 from shapecalc.core.flow import Opaque
 from shapecalc.core.model import Model
@@ -459,9 +459,7 @@ class _Flow:
             self.calls = outer
         last = outs[0]
         where = join_name(*parts, run.part())
-        if len(last.shape) != len(first.shape) or not all(
-            same_size(a, b) for a, b in zip(last.shape, first.shape, strict=True)
-        ):
+        if not same_shape(last.shape, first.shape):
             raise ShapeError(
                 f"the repeated block {where} returns {shape_str(last.shape)} where it takes "
                 f"{shape_str(first.shape)}: each repeat must return the shape it takes",

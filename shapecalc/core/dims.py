@@ -39,6 +39,7 @@ __all__ = [
     "is_symbolic",
     "known",
     "product",
+    "same_shape",
     "same_size",
     "shape_str",
     "symbol",
@@ -442,6 +443,12 @@ def count_str(value: Dim) -> str:
 def same_size(a: Dim, b: Dim) -> bool:
     """Equal, or not known to differ (a symbol may take the other's value)."""
     return a == b or isinstance(a, Expr) or isinstance(b, Expr)
+
+
+def same_shape(a: Iterable[Dim], b: Iterable[Dim]) -> bool:
+    """The same rank and every size :func:`same_size`."""
+    a, b = tuple(a), tuple(b)
+    return len(a) == len(b) and all(same_size(x, y) for x, y in zip(a, b, strict=True))
 
 
 def dim_ascii(value: Dim) -> str:

@@ -215,56 +215,57 @@ def _combine_error(owner: str, shapes: str, why: str) -> ShapeError:
     )
 
 
+class _Combine(LayerSpec):
+    """What combining the branches' outputs elementwise shares: no parameters, the
+    broadcast shape, one operation per output number and extra branch."""
+
+    #: the operation, for the rule
+    operation: ClassVar[str]
+
+    def params(self) -> Iterator[Any]:
+        return iter(())
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        return (broadcast(str(self), inputs),)
+
+    def _work(self, inputs: tuple[Shape, ...], saved: tuple[Stored, ...] = ()) -> Work:
+        (out,) = outputs = self.output_shapes(*inputs)
+        return Work(
+            outputs,
+            other=(len(inputs) - 1) * product(out),
+            other_rule=f"1 {self.operation} per output number and extra branch",
+            saved=saved,
+        )
+
+
 @dataclass(frozen=True)
-class Add(LayerSpec):
-    """The sum of a :class:`Sum`'s branches: one add per output number and extra branch;
-    autograd keeps nothing for it."""
+class Add(_Combine):
+    """The sum of a :class:`Sum`'s branches; autograd keeps nothing for it."""
 
     kind: ClassVar[str] = "add"
     summary: ClassVar[str] = "elementwise sum of the branches"
-
-    def params(self) -> Iterator[Any]:
-        return iter(())
-
-    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
-        return (broadcast(str(self), inputs),)
+    operation: ClassVar[str] = "add"
 
     def work(self, *inputs: Shape) -> Work:
-        (out,) = outputs = self.output_shapes(*inputs)
-        return Work(
-            outputs,
-            other=(len(inputs) - 1) * product(out),
-            other_rule="1 add per output number and extra branch",
-        )
+        return self._work(inputs)
 
 
 @dataclass(frozen=True)
-class Multiply(LayerSpec):
-    """The elementwise product of a :class:`Product`'s branches: one multiply per output
-    number and extra branch; autograd keeps every factor (each one's gradient needs the
-    others)."""
+class Multiply(_Combine):
+    """The elementwise product of a :class:`Product`'s branches; autograd keeps every
+    factor (each one's gradient needs the others)."""
 
     kind: ClassVar[str] = "multiply"
     summary: ClassVar[str] = "elementwise product of the branches"
-
-    def params(self) -> Iterator[Any]:
-        return iter(())
-
-    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
-        return (broadcast(str(self), inputs),)
+    operation: ClassVar[str] = "multiply"
 
     def work(self, *inputs: Shape) -> Work:
-        (out,) = outputs = self.output_shapes(*inputs)
         names = ("input", *(f"input{i}" for i in range(1, len(inputs))))
-        return Work(
-            outputs,
-            other=(len(inputs) - 1) * product(out),
-            other_rule="1 multiply per output number and extra branch",
-            saved=tuple(
-                Stored(f"factor {i + 1}", shape, of=name)
-                for i, (shape, name) in enumerate(zip(inputs, names, strict=True))
-            ),
+        factors = tuple(
+            Stored(f"factor {i + 1}", shape, of=name)
+            for i, (shape, name) in enumerate(zip(inputs, names, strict=True))
         )
+        return self._work(inputs, factors)
 
 
 @dataclass(frozen=True)

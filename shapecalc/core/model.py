@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from shapecalc.core.dims import Dim, Expr, as_size, dim_str, same_size, shape_str, symbol
+from shapecalc.core.dims import Dim, Expr, as_size, dim_str, same_shape, shape_str, symbol
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, TieError
 from shapecalc.core.spec import LayerSpec, Param, expand
 from shapecalc.core.tree import (
@@ -173,9 +173,7 @@ class Model:
                 value=missing,
                 rule="tied parameters must exist",
             )
-        if len(a.shape) != len(b.shape) or not all(
-            same_size(x, y) for x, y in zip(a.shape, b.shape, strict=True)
-        ):
+        if not same_shape(a.shape, b.shape):
             raise TieError(
                 f"cannot tie {tied} {shape_str(a.shape)} to {source} "
                 f"{shape_str(b.shape)}: shared parameters need the same shape",

@@ -1,137 +1,29 @@
 """Layer specs, one module per family. The families load on first use: importing this
 package costs nothing, and :func:`load_all` (which reading ``LAYER_KINDS`` calls) imports
-every family so that the registry is complete."""
+every family so that the registry is complete. Import a kind from its family
+(``shapecalc.layers.conv.Conv2d``), or by its torch name from here or from ``shapecalc``."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shapecalc.core.spec import REGISTERED, LayerSpec
 
-#: family module -> the kinds it defines
-FAMILY_MODULES = {
-    "recurrent": ("GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "RecurrentSpec"),
-    "linear": ("Bilinear", "Dropout", "Flatten", "Identity", "Linear"),
-    "embedding": ("Embedding", "EmbeddingBag"),
-    "conv": (
-        "Conv1d",
-        "Conv2d",
-        "Conv3d",
-        "ConvTranspose1d",
-        "ConvTranspose2d",
-        "ConvTranspose3d",
-    ),
-    "norm": (
-        "BatchNorm1d",
-        "BatchNorm2d",
-        "BatchNorm3d",
-        "GroupNorm",
-        "InstanceNorm1d",
-        "InstanceNorm2d",
-        "InstanceNorm3d",
-        "LayerNorm",
-        "RMSNorm",
-    ),
-    "attention": ("MultiheadAttention", "TransformerDecoderLayer", "TransformerEncoderLayer"),
-    "activation": (
-        "ELU",
-        "GELU",
-        "Hardswish",
-        "LeakyReLU",
-        "LogSoftmax",
-        "Mish",
-        "PReLU",
-        "ReLU",
-        "ReLU6",
-        "SiLU",
-        "Sigmoid",
-        "Softmax",
-        "Softplus",
-        "Tanh",
-    ),
-    "pooling": (
-        "AdaptiveAvgPool1d",
-        "AdaptiveAvgPool2d",
-        "AdaptiveAvgPool3d",
-        "AdaptiveMaxPool1d",
-        "AdaptiveMaxPool2d",
-        "AdaptiveMaxPool3d",
-        "AvgPool1d",
-        "AvgPool2d",
-        "AvgPool3d",
-        "MaxPool1d",
-        "MaxPool2d",
-        "MaxPool3d",
-        "Upsample",
-    ),
-}
-_MODULE_OF = {name: module for module, names in FAMILY_MODULES.items() for name in names}
+#: the family modules, one docs page each; each registers its kinds when imported
+FAMILY_MODULES = (
+    "recurrent",
+    "linear",
+    "embedding",
+    "conv",
+    "norm",
+    "attention",
+    "activation",
+    "pooling",
+)
 
-__all__ = [
-    "ELU",
-    "GELU",
-    "GRU",
-    "LAYER_KINDS",
-    "LSTM",
-    "RNN",
-    "AdaptiveAvgPool1d",
-    "AdaptiveAvgPool2d",
-    "AdaptiveAvgPool3d",
-    "AdaptiveMaxPool1d",
-    "AdaptiveMaxPool2d",
-    "AdaptiveMaxPool3d",
-    "AvgPool1d",
-    "AvgPool2d",
-    "AvgPool3d",
-    "BatchNorm1d",
-    "BatchNorm2d",
-    "BatchNorm3d",
-    "Bilinear",
-    "Conv1d",
-    "Conv2d",
-    "Conv3d",
-    "ConvTranspose1d",
-    "ConvTranspose2d",
-    "ConvTranspose3d",
-    "Dropout",
-    "Embedding",
-    "EmbeddingBag",
-    "Flatten",
-    "GRUCell",
-    "GroupNorm",
-    "Hardswish",
-    "Identity",
-    "InstanceNorm1d",
-    "InstanceNorm2d",
-    "InstanceNorm3d",
-    "LSTMCell",
-    "LayerNorm",
-    "LeakyReLU",
-    "Linear",
-    "LogSoftmax",
-    "MaxPool1d",
-    "MaxPool2d",
-    "MaxPool3d",
-    "Mish",
-    "MultiheadAttention",
-    "PReLU",
-    "RMSNorm",
-    "RNNCell",
-    "ReLU",
-    "ReLU6",
-    "RecurrentSpec",
-    "SiLU",
-    "Sigmoid",
-    "Softmax",
-    "Softplus",
-    "Tanh",
-    "TransformerDecoderLayer",
-    "TransformerEncoderLayer",
-    "Upsample",
-    "load_all",
-]
+__all__ = ["FAMILY_MODULES", "LAYER_KINDS", "load_all"]
 
 
 def load_all() -> None:
@@ -171,75 +63,7 @@ LAYER_KINDS = _Registry()
 
 
 def __getattr__(name: str) -> Any:
-    if name in _MODULE_OF:
-        return getattr(importlib.import_module(f"shapecalc.layers.{_MODULE_OF[name]}"), name)
+    """A layer kind by its torch name (``shapecalc.layers.Conv2d``), every family loaded."""
+    if name in LAYER_KINDS:
+        return LAYER_KINDS[name]
     raise AttributeError(f"module 'shapecalc.layers' has no attribute {name!r}")
-
-
-if TYPE_CHECKING:
-    from shapecalc.layers.activation import (
-        ELU,
-        GELU,
-        Hardswish,
-        LeakyReLU,
-        LogSoftmax,
-        Mish,
-        PReLU,
-        ReLU,
-        ReLU6,
-        Sigmoid,
-        SiLU,
-        Softmax,
-        Softplus,
-        Tanh,
-    )
-    from shapecalc.layers.attention import (
-        MultiheadAttention,
-        TransformerDecoderLayer,
-        TransformerEncoderLayer,
-    )
-    from shapecalc.layers.conv import (
-        Conv1d,
-        Conv2d,
-        Conv3d,
-        ConvTranspose1d,
-        ConvTranspose2d,
-        ConvTranspose3d,
-    )
-    from shapecalc.layers.embedding import Embedding, EmbeddingBag
-    from shapecalc.layers.linear import Bilinear, Dropout, Flatten, Identity, Linear
-    from shapecalc.layers.norm import (
-        BatchNorm1d,
-        BatchNorm2d,
-        BatchNorm3d,
-        GroupNorm,
-        InstanceNorm1d,
-        InstanceNorm2d,
-        InstanceNorm3d,
-        LayerNorm,
-        RMSNorm,
-    )
-    from shapecalc.layers.pooling import (
-        AdaptiveAvgPool1d,
-        AdaptiveAvgPool2d,
-        AdaptiveAvgPool3d,
-        AdaptiveMaxPool1d,
-        AdaptiveMaxPool2d,
-        AdaptiveMaxPool3d,
-        AvgPool1d,
-        AvgPool2d,
-        AvgPool3d,
-        MaxPool1d,
-        MaxPool2d,
-        MaxPool3d,
-        Upsample,
-    )
-    from shapecalc.layers.recurrent import (
-        GRU,
-        LSTM,
-        RNN,
-        GRUCell,
-        LSTMCell,
-        RecurrentSpec,
-        RNNCell,
-    )

@@ -3,7 +3,7 @@ name tree. Plain strings only; each writer lays them out (rich, Markdown, LaTeX,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -41,13 +41,14 @@ SUMMARY_DTYPES = ("fp32", "bf16")
 COLUMNS = ("Layer", "Parameter", "Shape", "Count", "Formula", "Role")
 
 
-def times(param: Param) -> str:
-    """A count; for a repeated block ``(L - 1) × 4·H²``: copies times one tensor's count."""
+def times(param: Param, number: Callable[[Dim], str] = count_str, sign: str = "×") -> str:
+    """A count; for a repeated block ``(L - 1) × 4·H²``: copies times one tensor's count
+    (``number`` writes a count, ``sign`` the times)."""
     if param.repeat == 1:
-        return count_str(param.count)
-    copies = dim_str(param.repeat)
+        return number(param.count)
+    copies = number(param.repeat)
     copies = f"({copies})" if " " in copies else copies
-    return f"{copies} × {count_str(param.size)}"
+    return f"{copies} {sign} {number(param.size)}"
 
 
 def amount(value: Dim) -> str:

@@ -65,11 +65,7 @@ def _number(value: Dim) -> str:
 
 def _count(param: Param) -> str:
     """A count in math mode: ``(L - 1) \\times 4 H^{2}``, or ``33{,}280``."""
-    if param.repeat == 1:
-        return _number(param.count)
-    copies = _number(param.repeat)
-    copies = f"({copies})" if " " in copies else copies
-    return f"{copies} \\times {_number(param.size)}"
+    return times(param, _number, "\\times")
 
 
 def _shape(shape: tuple[Dim, ...]) -> str:

@@ -302,6 +302,7 @@ def architecture_facts() -> dict[str, str]:
         .rstrip(),
         "mlp_count": _block("tests/test_known_counts.py", "# Keras' MNIST multilayer perceptron"),
         "mlp_twin": _block("tests/twins.py", "def mlp_twin"),
+        "twins": _block("tests/twins.py", "TWINS: dict"),
     }
     example = ["mlp", "--inputs", "784", "--hidden", "512", "--layers", "2", "--outputs", "10"]
     out["mlp_output"] = cli(example)

@@ -138,3 +138,51 @@ def test_explain_of_an_architecture_without_a_special_explainer_has_the_legend()
         "C = 2 (--classes): Classes.",
     )
     assert sections[-1].title == "Where the total comes from"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_size_as_a_name_is_an_answer_or_one_line(command: str) -> None:
+    cls = get(command)
+    args = [command]
+    for f, argument in arguments_of(cls):
+        if argument.kind == "size":
+            args += ["--" + f.name.replace("_", "-"), argument.letter]
+    result = run(args, 120)
+    assert result.exit_code in (0, 2), result.output
+    assert "Traceback" not in result.output
+    if result.exit_code == 2:
+        assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("Error: ")
+
+
+def test_a_careless_architecture_still_answers_in_one_line() -> None:
+    """A newcomer's file whose builder needs numbers (a loop over a layer count, a kernel
+    size passed to a convolution) and says nothing about it: names are refused as the
+    argument's error, and the formulas fall back to the counts."""
+    from dataclasses import dataclass
+
+    from shapecalc.core.declare import Built, size
+    from shapecalc.core.tree import Sequential
+
+    @dataclass(frozen=True)
+    class Careless(Architecture):
+        """Convolutions."""
+
+        command = "careless"
+        channels: Any = size("C", "Channels.")
+        layers: Any = size("L", "Layers.", 2)
+        kernel: Any = size("K", "Kernel size.", 3)
+
+        def build(self) -> Built:
+            convs = [
+                shapecalc.Conv1d(self.channels, self.channels, self.kernel)
+                for _ in range(self.layers)
+            ]
+            return Built(Sequential(*convs))
+
+    numbers = Careless(8, 2, 3).model()
+    assert numbers.total == 2 * (8 * 8 * 3 + 8)
+    assert numbers.total_formula == numbers.total  # the letters cannot build: no formulas
+    with pytest.raises(InvalidArgumentError, match="layers cannot be a size name"):
+        Careless(8, "L", 3).model()
+    with pytest.raises(InvalidArgumentError, match="kernel_size"):
+        Careless(8, 2, "K").model()

@@ -58,7 +58,20 @@ def _build_layer(spec: LayerSpec, device: str) -> Any:
         warnings.simplefilter("ignore")  # e.g. dropout with a single recurrent layer
         if spec.stateless():  # nn.Identity, nn.ReLU, ... take no device
             return cls(**spec.arguments())
-        return cls(**spec.arguments(), device=device)
+        try:
+            return cls(**spec.arguments(), device=device)
+        except (RuntimeError, AssertionError) as err:  # a device this torch cannot use
+            raise _device_error(device, err) from None
+
+
+def _device_error(device: Any, err: Exception) -> InvalidArgumentError:
+    why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return InvalidArgumentError(
+        f"cannot build on device {device!r}: {why}",
+        field="device",
+        value=device,
+        rule="a device this torch can use: meta (no memory), cpu, ...",
+    )
 
 
 def build(spec_or_model: LayerSpec | Model, device: str = "meta") -> Any:
@@ -72,6 +85,10 @@ def build(spec_or_model: LayerSpec | Model, device: str = "meta") -> Any:
     outputs.
     """
     torch = _torch()
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise _device_error(device, err) from None
     if isinstance(spec_or_model, LayerSpec):
         return _build_layer(spec_or_model, device)
     model = spec_or_model
@@ -85,7 +102,8 @@ def build(spec_or_model: LayerSpec | Model, device: str = "meta") -> Any:
 def _build_node(node: Node, device: str, torch: Any) -> Any:
     if isinstance(node, Leaf):
         return _build_layer(node.spec, device)
-    module = _flow_class(torch)(node, device)
+    base = node.kind if node.kind in ("Sequential", "ModuleList") else "Module"
+    module = _flow_class(torch, base)(node, device)
     for entry in node.children:
         if isinstance(entry, Repeat):
             numbers = entry.indices()
@@ -113,11 +131,12 @@ def _build_node(node: Node, device: str, torch: Any) -> Any:
 
 
 @functools.cache
-def _flow_class(torch: Any) -> Any:
-    """``nn.Module`` whose forward follows its block's flow (made once, when torch is
-    loaded)."""
+def _flow_class(torch: Any, base: str) -> Any:
+    """A subclass of ``nn.Module`` (or of ``nn.Sequential`` or ``nn.ModuleList``, so that
+    indexing works as there) whose forward follows its block's flow (made once per base,
+    when torch is loaded)."""
 
-    class Module(torch.nn.Module):  # type: ignore[misc]
+    class Module(getattr(torch.nn, base)):  # type: ignore[misc]
         def __init__(self, block: Block, device: str) -> None:
             super().__init__()
             self._block = block
@@ -298,6 +317,19 @@ def from_module(module: Any, name: str | None = None) -> Model:
             field="module",
             value=type(module).__name__,
             rule="from_module takes an nn.Module",
+        )
+    lazy = [
+        name
+        for name, tensor in (*module.named_parameters(), *module.named_buffers())
+        if isinstance(tensor, torch.nn.parameter.UninitializedTensorMixin)
+    ]
+    if lazy:
+        raise InvalidArgumentError(
+            f"{lazy[0]} is not initialized (a lazy module such as nn.LazyLinear has no shape "
+            "until its first forward): run one forward, then read it",
+            field="module",
+            value=lazy[0],
+            rule="every tensor has its shape",
         )
     ties: dict[str, str] = {}
     first: dict[int, str] = {}

@@ -330,6 +330,7 @@ def analyze(
         if not any("T" in shape for shape in model.input_layout):
             t = None
     else:
+        inputs = _shapes(inputs)
         t = None if seq_len is None else t
     layers = _Flow(model.name).run(model.root, inputs)
     return Cost(
@@ -342,6 +343,21 @@ def analyze(
         layers=layers,
         from_layout=from_layout,
     )
+
+
+def _shapes(inputs: Any) -> tuple[Shape, ...]:
+    """Input shapes as given: one shape (``(2, 3, 224, 224)``) or several, each size an
+    int or a size name (``("B", 3, "H", "W")``)."""
+    rule = "inputs are shapes of sizes: ((2, 3, 224, 224),), or one shape"
+    if not isinstance(inputs, (tuple, list)) or not inputs:
+        _refuse("inputs", inputs, rule)
+    shapes = inputs if all(isinstance(s, (tuple, list)) for s in inputs) else (inputs,)
+    out = []
+    for shape in shapes:
+        if not isinstance(shape, (tuple, list)) or any(isinstance(d, (tuple, list)) for d in shape):
+            _refuse("inputs", inputs, rule)
+        out.append(tuple(as_size(d, owner="analyze", field="inputs", minimum=0) for d in shape))
+    return tuple(out)
 
 
 def _refuse(field: str, value: Any, rule: str, why: str = "", *related: str) -> NoReturn:

@@ -23,7 +23,7 @@ from functools import cached_property
 from typing import Any
 
 from shapecalc.core.declare import Architecture, arguments_of
-from shapecalc.core.dims import Dim, Expr, dim_str, symbol
+from shapecalc.core.dims import Dim, Expr, as_size, dim_str, symbol
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError
 from shapecalc.core.model import Model
 
@@ -179,6 +179,7 @@ def solve(
             value=fixed[free],
             rule="the free size is not given",
         )
+    _numbers_only(factory, free, fixed)
     step = multiple_of
     count = _counter(factory, free, fixed, total_of)
 
@@ -258,11 +259,37 @@ def _total_of(convention: str, reset_after: bool) -> Callable[[Model], Dim]:
 _FREE = "n_free"
 
 
+def _architecture(factory: Callable[..., Model]) -> type[Architecture] | None:
+    """The architecture a factory makes (its library function or its ``create``)."""
+    found = getattr(factory, "architecture", None) or getattr(factory, "__self__", None)
+    return found if isinstance(found, type) and issubclass(found, Architecture) else None
+
+
+def _numbers_only(factory: Callable[..., Model], free: str, fixed: dict[str, Any]) -> None:
+    """Refuse a size name among the fixed sizes, naming its argument: a budget is met by
+    numbers."""
+    architecture = _architecture(factory)
+    if architecture is None:
+        return
+    for f, argument in arguments_of(architecture):
+        value = fixed.get(f.name)
+        if argument.kind != "size" or value is None:
+            continue
+        size = as_size(value, owner="solve", field=f.name, minimum=argument.minimum)
+        if isinstance(size, Expr):
+            raise InvalidArgumentError(
+                f"{f.name} must be a number to solve for {free}, got the name {size}",
+                field=f.name,
+                value=value,
+                rule="the sizes other than the free one are numbers",
+            )
+
+
 def letter_of(factory: Callable[..., Model], free: str) -> str:
     """The letter of the size ``free`` in formulas, as the factory's architecture declares
     it (``hidden``: H); the argument's own name for other factories."""
-    architecture = getattr(factory, "architecture", None) or getattr(factory, "__self__", None)
-    if isinstance(architecture, type) and issubclass(architecture, Architecture):
+    architecture = _architecture(factory)
+    if architecture is not None:
         for f, argument in arguments_of(architecture):
             if f.name == free and argument.letter:
                 return argument.letter

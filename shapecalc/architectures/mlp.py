@@ -11,7 +11,6 @@ from typing import Any, ClassVar
 
 from shapecalc.core.declare import Architecture, Built, choice, flag, number, size
 from shapecalc.core.dims import dim_str
-from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.tree import Leaf, Sequential
 from shapecalc.layers.activation import GELU, ReLU, Sigmoid, SiLU, Tanh
 from shapecalc.layers.linear import Dropout, Linear
@@ -47,23 +46,13 @@ class MLP(Architecture):
 
     inputs: Any = size("I", "Input features: the length of each input vector (784: 28 × 28).")
     hidden: Any = size("H", "Hidden size: the units ('nodes') of each hidden layer.")
-    layers: Any = size("L", "Hidden layers.", 1, symbolic=False)
+    layers: Any = size("L", "Hidden layers.", 1, names=False)
     outputs: Any = size("O", "Outputs: the classes or targets.")
     activation: str = choice(tuple(ACTIVATIONS), "The activation after each hidden layer.", "relu")
     bias: bool = flag("Biases in every layer (--no-bias: none).", True)
     dropout: float = number(
         "Dropout after each activation; it adds no parameters.", 0.0, low=0, high=1, open_high=True
     )
-
-    def check(self) -> None:
-        if not isinstance(self.layers, int):
-            raise InvalidArgumentError(
-                f"layers must be a number, got {self.layers}: each hidden layer is listed",
-                layer=self.owner(),
-                field="layers",
-                value=self.layers,
-                rule="layers is an integer >= 1",
-            )
 
     def build(self) -> Built:
         hidden, steps = self.hidden, []

@@ -78,8 +78,13 @@ def flag_of(field: str | None) -> str | None:
 
 def engine_error(err: ShapecalcError, flags: dict[str, str] | None = None) -> click.ClickException:
     """An engine error as a usage error naming the flag of its field (``flags`` maps
-    fields whose flag is not ``--field-name``)."""
+    fields whose flag is not ``--field-name``); an error about something the command has
+    no flag for (a layer's own argument inside an architecture) names none."""
     flag = (flags or {}).get(err.field or "") or flag_of(err.field)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and flag is not None:
+        known = {name for p in ctx.command.params for name in (*p.opts, *p.secondary_opts)}
+        flag = flag if flag in known else None
     if flag is None:
         return click.UsageError(str(err))
     return click.BadParameter(str(err), param_hint=f"'{flag}'")

@@ -73,8 +73,19 @@ def _is_int(text: str) -> bool:
 
 
 def _shape(text: str) -> tuple[Any, ...]:
-    """``32,100,512`` or ``(B, T, 512)``: an input shape for ``--input-shape``."""
-    items = [i for i in text.strip().strip("()[]").replace(" ", "").split(",") if i]
+    """``32,100,512`` or ``(B, T, 512)``: an input shape for ``--input-shape`` (``()`` a
+    scalar); a size left empty (``2,,3``, or nothing at all) is refused."""
+    inner = text.strip().strip("()[]").replace(" ", "")
+    if not inner and text.strip() in ("()", "[]"):
+        return ()  # a scalar
+    items = inner.split(",")
+    if items and items[-1] == "" and len(items) > 1:
+        items = items[:-1]  # (2,) is a one-dimensional shape, as Python writes it
+    if not inner or any(not i for i in items):
+        raise click.BadParameter(
+            f"{text!r} has an empty size; write sizes between commas, as 32,100,512",
+            param_hint="'--input-shape'",
+        )
     return tuple(int(i) if _is_int(i) else i for i in items)
 
 

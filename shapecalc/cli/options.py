@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from shapecalc.cli.group import engine_error
+from shapecalc.core.dims import Expr
 from shapecalc.core.errors import ShapecalcError
 
 if TYPE_CHECKING:
@@ -270,8 +271,6 @@ def show(report: Report, fmt: str) -> None:
 
 def verify(model: Model) -> None:
     """``--verify``: compare with the real module; exit 1 when anything differs."""
-    if model.symbolic:
-        raise click.UsageError("--verify needs every size as a number, not a symbol")
     try:
         from shapecalc.adapters.torch_bridge import _torch, build, compare
 
@@ -288,7 +287,15 @@ def verify(model: Model) -> None:
 
 
 def finish(model: Model, flags: dict[str, Any], **shapes: Any) -> None:
-    """Build the report the flags ask for, print it, and verify when asked."""
+    """Build the report the flags ask for, print it, and verify when asked (a model with
+    sizes as names is refused before anything is printed)."""
+    if flags.get("verify") and model.symbolic:
+        names = [k for k, v in model.sizes.items() if isinstance(v, Expr)] or ["a size"]
+        raise click.BadParameter(
+            f"the real module needs every size as a number, and {', '.join(names)} "
+            f"{'is a name' if len(names) == 1 else 'are names'}",
+            param_hint="'--verify'",
+        )
     report = build_report(model, flags, **shapes)
     show(report, flags["fmt"])
     if flags.get("verify"):

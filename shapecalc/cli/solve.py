@@ -32,7 +32,7 @@ def _solve_command(command: str) -> click.Command:
     free_sizes = {
         f.name.replace("_", "-"): f.name for f, a in fields if a.kind == "size" and a.solvable
     }
-    first = next(iter(free_sizes))
+    default = "hidden" if "hidden" in free_sizes else next(iter(free_sizes))
     required = [f.name for f, a in fields if a.kind == "size" and f.default is dataclasses.MISSING]
 
     @click.option(
@@ -46,7 +46,7 @@ def _solve_command(command: str) -> click.Command:
         "--for",
         "free",
         type=click.Choice(list(free_sizes)),
-        default="hidden" if "hidden" in free_sizes else first,
+        default=default,
         show_default=True,
         help="The size to solve for.",
     )
@@ -93,9 +93,9 @@ def _solve_command(command: str) -> click.Command:
         echo(solution_table(solution))
 
     title = cls.title or cls.__name__
-    run.__doc__ = f"The size of a {title} (--for, hidden by default) closest to a budget." + (
+    run.__doc__ = f"The size that brings the {title} closest to a budget (--for: {default})." + (
         f"\n\n    \b\n    Example:\n      shapecalc solve {command} --params 10M "
-        + " ".join(_without(cls.example.split(), free_sizes.get("hidden", first)))
+        + " ".join(_without(cls.example.split(), free_sizes[default]))
         if cls.example
         else ""
     )

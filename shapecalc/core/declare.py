@@ -76,6 +76,9 @@ class Argument:
     #: sizes: replaced by its letter in the template (False: the formulas keep the number,
     #: as the LSTM's layer count, so that every layer keeps its own rows)
     symbolic: bool = True
+    #: sizes: a size name is accepted (False: a number only, as a count of layers that
+    #: the tree lists one by one, or a kernel size)
+    names: bool = True
     #: sizes: the value that means "not set" (no letter, no symbol): None or 0
     unset: Any = NOTHING
     #: sizes: a rule the layers check, that it is smaller than this other size field
@@ -94,7 +97,7 @@ class Argument:
     def rule(self) -> str:
         """The rule a value must follow, in words."""
         if self.kind == "size":
-            rule = f"an integer >= {self.minimum} or a size name"
+            rule = f"an integer >= {self.minimum}" + (" or a size name" if self.names else "")
             return rule + (f", smaller than {self.below}" if self.below else "")
         if self.kind == "flag":
             return "True or False"
@@ -120,16 +123,19 @@ def size(
     minimum: int = 1,
     solvable: bool = True,
     symbolic: bool = True,
+    names: bool = True,
     unset: Any = NOTHING,
     below: str = "",
     default_text: str = "",
 ) -> Any:
     """A size argument: an int (``>= minimum``) or a size name, with its formula letter.
 
-    ``unset`` is the value that means "none" (``embed_dim=None``: the hidden size;
-    ``proj_size=0``: no projection); such a value gets no letter. ``below`` names a size
-    this one must stay under, a rule the model's layers check (``proj_size`` under
-    ``hidden``)."""
+    ``names=False`` takes numbers only (the tree needs the number: a count of layers
+    listed one by one, a kernel size), and keeps it a number in the formulas;
+    ``symbolic=False`` takes names but keeps a number as it is in the formulas. ``unset``
+    is the value that means "none" (``embed_dim=None``: the hidden size; ``proj_size=0``:
+    no projection); such a value gets no letter. ``below`` names a size this one must stay
+    under, a rule the model's layers check (``proj_size`` under ``hidden``)."""
     return _field(
         default,
         Argument(
@@ -138,7 +144,8 @@ def size(
             letter=letter,
             minimum=minimum,
             solvable=solvable,
-            symbolic=symbolic,
+            symbolic=symbolic and names,
+            names=names,
             unset=unset,
             below=below,
             default_text=default_text,
@@ -241,7 +248,11 @@ class Architecture:
         if argument.kind == "size":
             if value is None and argument.unset is None:
                 return None
-            return as_size(value, owner=self.owner(), field=name, minimum=argument.minimum)
+            size = as_size(value, owner=self.owner(), field=name, minimum=argument.minimum)
+            if isinstance(size, Expr) and not argument.names:
+                rule = f"{name} must be {argument.rule}"
+                self._fail(name, value, rule, f"got the name {size} (the tree needs the number)")
+            return size
         if argument.kind == "flag":
             if not isinstance(value, bool):
                 self._fail(name, value, f"{name} must be True or False", f"got {value!r}")
@@ -306,15 +317,43 @@ class Architecture:
             changes[f.name] = symbol(argument.letter)
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
+    def _build(self) -> Built:
+        """:meth:`build`, with a size name the tree cannot take refused as the argument's
+        error, not as a crash inside the builder."""
+        try:
+            return self.build()
+        except (TypeError, ValueError, ArithmeticError) as err:
+            if isinstance(err, InvalidArgumentError):
+                raise
+            named = [k for k, v in self.arguments().items() if isinstance(v, Expr)]
+            if not named:
+                raise
+            raise InvalidArgumentError(
+                f"{', '.join(named)} cannot be a size name for this architecture, which needs "
+                f"the number to build its layers ({type(err).__name__}: {err})",
+                layer=self.owner(),
+                field=named[0],
+                value=str(self.arguments()[named[0]]),
+                rule="sizes the layers need as numbers are numbers",
+            ) from None
+
+    def _template_model(self) -> Model | None:
+        """The model with its sizes as letters, or None when the layers need numbers that
+        the letters replace (then the formulas are the counts)."""
+        try:
+            return self.template()._build_model()
+        except (InvalidArgumentError, TypeError, ValueError, ArithmeticError):
+            return None
+
     def model(self) -> Model:
         """The model this configuration describes."""
-        built = self.build()
+        built = self._build()
         return Model(
             name=built.name or self.title or type(self).__name__,
             root=built.root,
             ties=built.ties,
             sizes=self.sizes(),
-            make_template=lambda: self.template().build_model(),
+            make_template=self._template_model,
             factory=type(self).create,
             arguments=self.arguments(),
             notes=built.notes,
@@ -324,9 +363,9 @@ class Architecture:
             config=self,
         )
 
-    def build_model(self) -> Model:
+    def _build_model(self) -> Model:
         """The model without a template of its own (the template's model)."""
-        built = self.build()
+        built = self._build()
         return Model(
             name=built.name or self.title,
             root=built.root,

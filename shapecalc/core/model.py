@@ -135,7 +135,9 @@ class Model:
     ties: Mapping[str, str] = field(default_factory=dict)
     #: the named sizes of the model, in display order: {"V": 65, "H": 512, ...}
     sizes: Mapping[str, Dim] = field(default_factory=dict)
-    make_template: Callable[[], Model] | None = field(default=None, repr=False, compare=False)
+    make_template: Callable[[], Model | None] | None = field(
+        default=None, repr=False, compare=False
+    )
     factory: Callable[..., Model] | None = None
     arguments: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
@@ -186,8 +188,10 @@ class Model:
     # -- the tree, as places and rows ----------------------------------------------------
     @cached_property
     def template(self) -> Model:
-        """The same model with its sizes as symbols: its counts are the formulas."""
-        return self.make_template() if self.make_template else self
+        """The same model with its sizes as symbols: its counts are the formulas (itself
+        when there is none, or its maker gives None)."""
+        made = self.make_template() if self.make_template else None
+        return made if made is not None else self
 
     @cached_property
     def _tie_parts(self) -> tuple[tuple[str, ...], ...]:
@@ -310,20 +314,32 @@ class Model:
     def total_formula(self) -> Dim:
         return self.template.total
 
-    def _under(self, path: str) -> Iterator[Row]:
-        prefix = split_name(path)
-        n = len(prefix)
+    @cached_property
+    def _subtotals(self) -> dict[tuple[str, ...], tuple[Dim, Dim]]:
+        """(count, formula) under every node of the rows' names, in one pass."""
+        sums: dict[tuple[str, ...], tuple[Dim, Dim]] = {}
         for row in self._rows:
-            if split_name(row.name)[:n] == prefix:
-                yield row
+            counted, formula = row.counted, 0 if row.tied_to else row.template.count
+            parts = split_name(row.name)
+            for i in range(len(parts) + 1):
+                count, total = sums.get(parts[:i], (0, 0))
+                sums[parts[:i]] = (count + counted, total + formula)
+        return sums
 
     def subtotal(self, path: str) -> Dim:
         """Parameters under ``path`` (a leaf, a block or a run: ``transformer.h``), each
         shared tensor counted where it is first registered."""
-        return sum((r.counted for r in self._under(path)), start=0)
+        return self._subtotals.get(split_name(path), (0, 0))[0]
 
     def subtotal_formula(self, path: str) -> Dim:
-        return sum((r.template.count for r in self._under(path) if not r.tied_to), start=0)
+        return self._subtotals.get(split_name(path), (0, 0))[1]
+
+    def rows_of(self) -> dict[str, list[Row]]:
+        """The rows by layer (leaf path), in order."""
+        out: dict[str, list[Row]] = {}
+        for row in self._rows:
+            out.setdefault(row.layer, []).append(row)
+        return out
 
     def describe(self, path: str) -> str:
         """What the node at ``path`` is: a layer's spec (``Linear(in_features=512, ...)``),

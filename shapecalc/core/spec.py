@@ -26,6 +26,7 @@ __all__ = [
     "Work",
     "expand",
     "register",
+    "shown",
 ]
 
 
@@ -203,7 +204,7 @@ class LayerSpec:
         for name in self.bool_fields:
             value = getattr(self, name)
             if not isinstance(value, bool):
-                self._fail(name, value, f"{name} must be True or False", f"got {value!r}")
+                self._fail(name, value, f"{name} must be True or False", f"got {shown(value)}")
         for name, minimum in self.size_fields.items():
             self._check_size_field(name, minimum)
 
@@ -216,7 +217,7 @@ class LayerSpec:
         value = getattr(self, field)
         if value not in options:
             listed = ", ".join(repr(o) for o in options)
-            self._fail(field, value, f"{field} must be one of {listed}", f"got {value!r}")
+            self._fail(field, value, f"{field} must be one of {listed}", f"got {shown(value)}")
 
     def _check_number(
         self,
@@ -233,9 +234,9 @@ class LayerSpec:
         bounds = f" in [{low}, {high}]" if low is not None and high is not None else ""
         rule = f"{field} must be a number{bounds}" + (" or None" if optional else "")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self._fail(field, value, rule, f"got {value!r}")
+            self._fail(field, value, rule, f"got {shown(value)}")
         if (low is not None and value < low) or (high is not None and value > high):
-            self._fail(field, value, rule, f"got {value!r}")
+            self._fail(field, value, rule, f"got {shown(value)}")
 
     def _fail_shape(self, message: str, value: Any) -> NoReturn:
         raise ShapeError(f"{message}", layer=str(self), field="input", value=value, rule=message)
@@ -325,6 +326,16 @@ class LayerSpec:
         """The same spec with named sizes replaced (symbols evaluated)."""
         changes = {k: v.subs(values) for k, v in self.arguments().items() if isinstance(v, Expr)}
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def shown(value: Any) -> str:
+    """A value as an error message echoes it: a size name as written (``K``), anything
+    else as Python writes it (``'same'``, ``2.5``)."""
+    if isinstance(value, Expr):
+        return str(value)
+    if isinstance(value, tuple):
+        return "(" + ", ".join(shown(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return repr(value)
 
 
 def _fmt(value: Any) -> str:

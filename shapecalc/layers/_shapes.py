@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from shapecalc.core.dims import Dim, dim_str, floor_div, product, same_size, shape_str
-from shapecalc.core.spec import LayerSpec, Shape
+from shapecalc.core.spec import LayerSpec, Shape, shown
 
 __all__ = [
     "bias_adds",
@@ -85,10 +85,13 @@ def tuple_of(
     for item in items:
         if isinstance(item, bool) or not isinstance(item, int):
             spec._fail(
-                field, value, f"{field} must be an int or a tuple of {n} ints", f"got {value!r}"
+                field,
+                value,
+                f"{field} must be an int or a tuple of {n} ints",
+                f"got {shown(value)}",
             )
         if minimum is not None and item < minimum:
-            spec._fail(field, value, f"{field} must be >= {minimum}", f"got {value!r}")
+            spec._fail(field, value, f"{field} must be >= {minimum}", f"got {shown(value)}")
     return items
 
 

@@ -91,8 +91,10 @@ def to_dict(model: Model, *, kind: str | None = None) -> dict[str, Any]:
         >>> report["layers"][1]["params"][0]["shape"]
         [2048, 512]
     """
-    rows = model.rows()
-    buffers = list(model.buffer_rows())
+    rows = model.rows_of()
+    buffers: dict[str, list[tuple[str, Any]]] = {}
+    for name, buffer in model.buffer_rows():
+        buffers.setdefault(name.rpartition(".")[0], []).append((name, buffer))
     layers = []
     for layer in model.layers:
         entry: dict[str, Any] = {
@@ -103,7 +105,7 @@ def to_dict(model: Model, *, kind: str | None = None) -> dict[str, Any]:
             "arguments": {k: _value(v) for k, v in layer.spec.arguments().items()},
             "total": _value(model.subtotal(layer.name)),
             "total_formula": dim_ascii(model.subtotal_formula(layer.name)),
-            "params": [_param(r) for r in rows if r.layer == layer.name],
+            "params": [_param(r) for r in rows.get(layer.name, [])],
             "buffers": [
                 {
                     "name": name,
@@ -111,8 +113,7 @@ def to_dict(model: Model, *, kind: str | None = None) -> dict[str, Any]:
                     "count": _value(b.count),
                     "role": b.role,
                 }
-                for name, b in buffers
-                if name.rpartition(".")[0] == layer.name
+                for name, b in buffers.get(layer.name, [])
             ],
         }
         if layer.copies != 1:

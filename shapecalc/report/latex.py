@@ -3,6 +3,7 @@ parameters, the convention, the cost and the memory account, and the explanation
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -99,10 +100,9 @@ def model_latex(model: Model, depth: int | None = None) -> str:
         r"Parameter & Shape & Count & Formula \\",
         r"\midrule",
     ]
-    rows = model.rows()
-    for group in model.groups():
+    for group, rows in itertools.groupby(model.rows(), key=lambda r: r.group):
         shown: set[str] = set()
-        for row in (r for r in rows if r.group == group):
+        for row in rows:
             parts = split_name(row.name)
             if depth is not None and len(parts) > depth:
                 node = join_name(*parts[:depth])

@@ -68,12 +68,14 @@ def echo(*parts: RenderableType) -> None:
 
 
 def layer_kinds_table(rows: list[dict[str, str]]) -> RenderableType:
-    """``shapecalc layers``: every kind, its family, its count formula and what it is."""
+    """``shapecalc layers``: every kind, its family, its count formula, the arguments the
+    formula is for (a kernel of 3, 2 layers: the structure fixed, the sizes as letters),
+    and what it is."""
     table = Table(title=f"{len(rows)} layer kinds", title_justify="left")
-    for column in ("Kind", "Family", "Parameters", "What it is"):
+    for column in ("Kind", "Family", "Parameters", "For", "What it is"):
         table.add_column(column, no_wrap=column == "Kind")
     for row in rows:
-        table.add_row(row["kind"], row["family"], row["formula"], row["summary"])
+        table.add_row(row["kind"], row["family"], row["formula"], row["formula_of"], row["summary"])
     return table
 
 

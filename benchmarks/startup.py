@@ -45,6 +45,12 @@ def best(commands: list[list[str]], runs: int = 15) -> list[float]:
     return fastest
 
 
+def in_process(code: str) -> str:
+    """What ``code`` prints, run in a fresh process."""
+    done = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=ENV, check=True)
+    return done.stdout.strip()
+
+
 def peak_mb(command: list[str]) -> float:
     with tempfile.NamedTemporaryFile("r") as report:
         subprocess.run(
@@ -98,11 +104,8 @@ def main() -> None:
         "print(f'{first * 1e3:.1f} ms the first time (the modules it loads), "
         "{again * 1e3:.1f} ms again: {total}')\n"
     )
-    out = subprocess.run(
-        [PYTHON, "-c", code], capture_output=True, text=True, env=ENV, check=True
-    ).stdout.strip()
     say()
-    say(f"Symbolic total of a 96-layer model, in process: {out}.")
+    say(f"Symbolic total of a 96-layer model, in process: {in_process(code)}.")
     code = (
         "import time, shapecalc as sc\n"
         "def model(n):\n"
@@ -115,13 +118,10 @@ def main() -> None:
         "        m = model(n); m.total; m.rows(); sc.analyze(m, ((1, 2048, 4096),)).forward_flops\n"
         "    print(f'{n:>5} blocks: {(time.perf_counter() - t) / 20 * 1e3:.2f} ms, {m.total:,}')\n"
     )
-    out = subprocess.run(
-        [PYTHON, "-c", code], capture_output=True, text=True, env=ENV, check=True
-    ).stdout.rstrip()
     say()
     say("A model tree built, counted, listed and analysed, in process:")
     say()
-    for line in out.splitlines():
+    for line in in_process(code).splitlines():
         say(f"- {line.strip()}")
     write_section(
         "startup",

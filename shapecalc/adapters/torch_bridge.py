@@ -20,6 +20,16 @@ from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec, Param, expand
 from shapecalc.core.tree import Block, Leaf, Node, Repeat, execute, join_name
 from shapecalc.layers import LAYER_KINDS
+from shapecalc.layers.functional import (
+    Chunk,
+    Pick,
+    Rotary,
+    Scale,
+    ScaledDotProductAttention,
+    Select,
+    SplitHeads,
+)
+from shapecalc.layers.transformers import Bias, Conv1D, Experts
 
 __all__ = ["Diff", "MismatchError", "assert_matches", "build", "compare", "from_module"]
 
@@ -53,6 +63,8 @@ def _concrete(spec: LayerSpec) -> None:
 def _build_layer(spec: LayerSpec, device: str) -> Any:
     torch = _torch()
     _concrete(spec)
+    if type(spec) in _MODULES:  # a layer torch.nn does not have
+        return _MODULES[type(spec)](torch, spec, device)
     cls = getattr(torch.nn, spec.kind)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. dropout with a single recurrent layer
@@ -172,17 +184,172 @@ class _TorchRunner:
     def op(
         self, spec: LayerSpec, parts: tuple[str, ...], values: tuple[Any, ...]
     ) -> tuple[Any, ...]:
-        if isinstance(spec, Add):
-            return (functools.reduce(lambda a, b: a + b, values),)
-        if isinstance(spec, Multiply):
-            return (functools.reduce(lambda a, b: a * b, values),)
-        if isinstance(spec, Positions):
-            torch = _torch()
-            (x,) = values
-            return (torch.arange(x.shape[spec.dim], device=x.device).unsqueeze(0),)
+        call = _CALLS.get(type(spec))
+        if call is not None:  # a function of a forward, not a module
+            out = call(_torch(), spec, *values)
+            return out if isinstance(out, tuple) else (out,)
         layer = _build_layer(spec, self.module._device).train(self.module.training)
         out = layer(*values)
         return out if isinstance(out, tuple) else (out,)
+
+
+# -- what torch.nn lacks: the functions of a forward, and transformers' own layers ----------
+def _attention(torch: Any, spec: ScaledDotProductAttention, q: Any, k: Any, v: Any) -> Any:
+    """F.scaled_dot_product_attention over (batch, heads, positions, head_dim), the key and
+    value heads repeated for grouped queries; the heads' output flat again."""
+    d: Any = spec.head_dim  # numbers: the model was built
+
+    def heads(x: Any, n: Any) -> Any:
+        x = x if x.dim() >= 4 and x.shape[-1] == d else x.unflatten(-1, (n, d))
+        return x.transpose(-3, -2)
+
+    qh, kh, vh = heads(q, spec.num_heads), heads(k, spec.num_kv_heads), heads(v, spec.num_kv_heads)
+    groups = int(str(spec.num_heads)) // int(str(spec.num_kv_heads))
+    attend = torch.nn.functional.scaled_dot_product_attention
+    if groups == 1:
+        out = attend(qh, kh, vh, is_causal=spec.causal)
+    else:
+        try:  # torch >= 2.5: the key and value heads shared, not copied
+            out = attend(qh, kh, vh, is_causal=spec.causal, enable_gqa=True)
+        except TypeError:
+            kh, vh = kh.repeat_interleave(groups, dim=-3), vh.repeat_interleave(groups, dim=-3)
+            out = attend(qh, kh, vh, is_causal=spec.causal)
+    return out.transpose(-3, -2).flatten(-2)
+
+
+#: rotary's cos and sin by (positions, rotated numbers, device, dtype): made once and used
+#: by every layer, as transformers makes them once per forward
+_TABLES: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+
+def _rotary_tables(torch: Any, length: int, turned: int, device: Any, dtype: Any) -> Any:
+    key = (length, turned, str(device), dtype)
+    if key not in _TABLES:
+        if len(_TABLES) > 16:
+            _TABLES.clear()
+        positions = torch.arange(length, device=device, dtype=torch.float32)
+        steps = torch.arange(0, turned, 2, device=device) / turned
+        angles = torch.cat([positions[:, None] / 10000**steps] * 2, -1)
+        _TABLES[key] = (angles.cos()[:, None, :].to(dtype), angles.sin()[:, None, :].to(dtype))
+    return _TABLES[key]
+
+
+def _rotary(torch: Any, spec: Rotary, x: Any) -> Any:
+    """RoPE on the first ``rotated`` numbers of each head, positions along dim -2 of the
+    flat input (dim -3 of a split one)."""
+    d = spec.head_dim
+    split = x.dim() >= 4 and x.shape[-1] == d
+    h = x if split else x.unflatten(-1, (spec.num_heads, d))
+    turned: Any = d if spec.rotated is None else spec.rotated
+    cos, sin = _rotary_tables(torch, h.shape[-3], turned, x.device, x.dtype)
+    part, rest = h[..., :turned], h[..., turned:]
+    half = turned // 2
+    rotated = torch.cat((-part[..., half:], part[..., :half]), -1)
+    out = torch.cat((part * cos + rotated * sin, rest), -1)
+    return out if split else out.flatten(-2)
+
+
+def _positions(torch: Any, spec: Positions, x: Any) -> Any:
+    length = x.shape[spec.dim]
+    if spec.constant:
+        return torch.full((1, length), spec.start, dtype=torch.long, device=x.device)
+    return torch.arange(spec.start, spec.start + length, device=x.device)[None]
+
+
+def _bias(torch: Any, spec: Bias, device: str) -> Any:
+    class BiasModule(torch.nn.Module):  # type: ignore[misc]
+        """A bias of its own: y = x + b."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bias = torch.nn.Parameter(torch.zeros(spec.features, device=device))
+
+        def forward(self, x: Any) -> Any:
+            return x + self.bias
+
+    return BiasModule()
+
+
+def _conv1d(torch: Any, spec: Conv1D, device: str) -> Any:
+    class Conv1DModule(torch.nn.Module):  # type: ignore[misc]
+        """transformers' Conv1D: weight (nx, nf), y = x·W + b."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.empty(spec.nx, spec.nf, device=device))
+            self.bias = torch.nn.Parameter(torch.zeros(spec.nf, device=device))
+            if device != "meta":
+                torch.nn.init.normal_(self.weight, std=0.02)
+
+        def forward(self, x: Any) -> Any:
+            return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).view(
+                *x.shape[:-1], spec.nf
+            )
+
+    return Conv1DModule()
+
+
+def _experts(torch: Any, spec: Experts, device: str) -> Any:
+    e: Any = spec.num_experts  # numbers: the model was built
+    h: Any = spec.hidden_size
+    i: Any = spec.intermediate_size
+    functional = torch.nn.functional
+
+    class ExpertsModule(torch.nn.Module):  # type: ignore[misc]
+        """The experts, named as the spec's layout names them; each token through its
+        top_k experts, weighted by the router's softmax."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            if spec.layout == "fused":
+                self.gate_up_proj = torch.nn.Parameter(torch.empty(e, 2 * i, h, device=device))
+                self.down_proj = torch.nn.Parameter(torch.empty(e, h, i, device=device))
+            else:
+                for n in range(e):
+                    expert = torch.nn.Module()
+                    for name, (rows, cols) in (("w1", (i, h)), ("w2", (h, i)), ("w3", (i, h))):
+                        expert.add_module(
+                            name, torch.nn.Linear(cols, rows, bias=False, device=device)
+                        )
+                    self.add_module(str(n), expert)
+
+        def weights(self, n: int) -> tuple[Any, Any, Any]:
+            if spec.layout == "fused":
+                gate, up = self.gate_up_proj[n].chunk(2, dim=0)
+                return gate, up, self.down_proj[n]
+            expert = self.get_submodule(str(n))
+            return expert.w1.weight, expert.w3.weight, expert.w2.weight
+
+        def forward(self, x: Any, logits: Any) -> Any:
+            flat, scores = x.reshape(-1, h), logits.reshape(-1, e)
+            weights, chosen = scores.softmax(-1).topk(spec.top_k, dim=-1)
+            out = torch.zeros_like(flat)
+            for n in range(e):
+                rows, slot = (chosen == n).nonzero(as_tuple=True)
+                if rows.numel():
+                    gate, up, down = self.weights(n)
+                    y = functional.silu(flat[rows] @ gate.T) * (flat[rows] @ up.T)
+                    out = out.index_add(0, rows, (y @ down.T) * weights[rows, slot, None])
+            return out.view_as(x)
+
+    return ExpertsModule()
+
+
+#: layers torch.nn lacks: spec class -> its module, made with torch on a device
+_MODULES: dict[type, Any] = {Bias: _bias, Conv1D: _conv1d, Experts: _experts}
+#: functions of a forward: spec class -> what it does to tensors
+_CALLS: dict[type, Any] = {
+    Add: lambda torch, spec, *xs: functools.reduce(lambda a, b: a + b, xs),
+    Multiply: lambda torch, spec, *xs: functools.reduce(lambda a, b: a * b, xs),
+    Positions: _positions,
+    ScaledDotProductAttention: _attention,
+    Rotary: _rotary,
+    SplitHeads: lambda torch, spec, x: x.unflatten(-1, (spec.num_heads, spec.head_dim)),
+    Chunk: lambda torch, spec, x: tuple(x.split(list(spec.sizes), dim=-1)),
+    Scale: lambda torch, spec, x: x * spec.factor,
+    Pick: lambda torch, spec, *xs: xs[spec.index],
+    Select: lambda torch, spec, x: x.select(spec.dim, spec.index),
+}
 
 
 def _get_parameter(root: Any, name: str) -> Any:

@@ -37,12 +37,23 @@ from functools import cached_property
 from typing import Any, NoReturn
 
 from shapecalc.core.choices import OPTIMIZER_STATES
-from shapecalc.core.dims import Dim, as_size, count_str, dim_str, exact_div, same_shape, shape_str
+from shapecalc.core.dims import (
+    Dim,
+    as_size,
+    count_str,
+    dim_str,
+    exact_div,
+    known,
+    product,
+    same_shape,
+    same_size,
+    shape_str,
+)
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, ShapeError, require_one_of
 from shapecalc.core.flow import Opaque
 from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec, Shape, Stored, Work
-from shapecalc.core.tree import Leaf, Node, Repeat, execute, join_name, listed
+from shapecalc.core.tree import Leaf, Node, Repeat, execute, join_name, listed, split_name
 from shapecalc.core.units import DTYPE_BYTES
 
 __all__ = [
@@ -125,6 +136,63 @@ class MemoryLine:
 
 
 @dataclass(frozen=True)
+class SixN:
+    """FLOPs per token of one training step (forward and backward) against the rule of
+    thumb 6·N: 2 per parameter forward and 4 backward. What is counted instead: 6 per
+    multiply-accumulate of the products with weights and of attention's products between
+    activations, 2 per elementwise FLOP (forward and once more backward)."""
+
+    params: Dim
+    #: multiply-accumulates per token of the products with weights
+    weights: Dim
+    #: multiply-accumulates per token of products between activations (q·kᵀ, weights·v)
+    attention: Dim
+    #: elementwise FLOPs per token, forward
+    other: Dim
+
+    @property
+    def rule(self) -> Dim:
+        return 6 * self.params
+
+    @property
+    def counted(self) -> Dim:
+        return 6 * (self.weights + self.attention) + 2 * self.other
+
+    @property
+    def idle(self) -> Dim:
+        """Parameters no token multiplies: N minus the weights' MACs per token (embedding
+        lookups, position tables, biases and norms, the experts a token is not sent to)."""
+        return self.params - self.weights
+
+
+@dataclass(frozen=True)
+class Recomputed:
+    """Activations under per-block recomputation (``torch.utils.checkpoint`` around each
+    repeated block): the forward keeps what lies outside the blocks and each block's
+    input; the backward recomputes one block at a time."""
+
+    block: str
+    count: Dim
+    #: bytes kept outside the repeated blocks
+    outside: Dim
+    #: one block's input
+    block_input: Dim
+    #: one block's activations, recomputed in the backward
+    per_block: Dim
+
+    @property
+    def forward_bytes(self) -> Dim:
+        """What the forward keeps: outside the blocks, and every block's input."""
+        return self.outside + self.count * self.block_input
+
+    @property
+    def peak_bytes(self) -> Dim:
+        """The forward's, and one block's activations during its backward (its input is
+        already kept)."""
+        return self.forward_bytes + self.per_block - self.block_input
+
+
+@dataclass(frozen=True)
 class Cost:
     """Shapes, compute and memory of one model for one input."""
 
@@ -165,7 +233,62 @@ class Cost:
         tokens = self.tokens
         return None if tokens is None else exact_div(value, tokens)
 
+    def six_n(self) -> SixN | None:
+        """The FLOPs per training token against 6·N; None without tokens."""
+        weights: Dim = 0
+        between: Dim = 0
+        for layer in self.layers:
+            if any(True for _ in layer.spec.params()):
+                weights = weights + layer.macs
+            else:
+                between = between + layer.macs
+        other = self.forward_flops - 2 * (weights + between)
+        parts = [self.per_token(v) for v in (weights, between, other)]
+        if self.seq_len is None or any(p is None for p in parts):
+            return None
+        w, a, o = parts
+        assert w is not None and a is not None and o is not None
+        return SixN(self.model.total, w, a, o)
+
     # -- memory -------------------------------------------------------------------------
+    def recomputed(self) -> Recomputed | None:
+        """Activations with each block of the model's longest run recomputed in the
+        backward; None without such a run, or when its tensors are not counted per block."""
+        run = _longest_run(self.model.root, ())
+        if run is None:
+            return None
+        parts, repeat = run
+        prefix, part = join_name(*parts), repeat.part()
+        numbers = repeat.indices()
+        inside = {part} | ({str(i) for i in numbers} if numbers is not None else set())
+
+        def in_run(name: str) -> bool:
+            names = split_name(name)
+            depth = len(split_name(prefix)) if prefix else 0
+            return (
+                len(names) > depth
+                and ".".join(names[:depth]) == prefix
+                and names[depth].split(" ")[0] in inside
+            )
+
+        rows = [layer for layer in self.layers if in_run(layer.name)]
+        if not rows:
+            return None
+        size = self.activation_itemsize
+        kept = [(s, n) for layer in rows for s, n in layer.kept]
+        block_bytes = sum((n * s.nbytes(size) for s, n in kept if not s.shared), start=0)
+        # tables every block shares (rotary's cos and sin): remade with the block
+        shared = sum((n * s.nbytes(size) for s, n in kept if s.shared), start=0)
+        each = exact_div(block_bytes, repeat.count)
+        if each is None:
+            return None
+        per_block = each + shared
+        first = rows[0].inputs[0] if rows[0].inputs else ()
+        block_input = product(first) * self.activation_itemsize
+        outside = self.activation_bytes - block_bytes - shared
+        where = f"{prefix}.{part}" if prefix else part
+        return Recomputed(where, repeat.count, outside, block_input, per_block)
+
     @property
     def itemsize(self) -> int:
         """Bytes per stored weight."""
@@ -250,19 +373,38 @@ class Cost:
                     f"{self.activation_itemsize} bytes each" + (", ids int64" if ids else ""),
                 )
             )
+            again = self.recomputed()
+            if again is not None:
+                lines.append(
+                    MemoryLine(
+                        "activations, recomputed",
+                        again.peak_bytes,
+                        f"instead of the line above, with each of the {dim_str(again.count)} "
+                        f"blocks {again.block} recomputed in the backward (activation "
+                        f"checkpointing): every block's input, "
+                        f"{dim_str(again.count)} × {count_str(again.block_input)} bytes, "
+                        f"and one block's activations at a time, "
+                        f"{count_str(again.per_block)} bytes",
+                    )
+                )
         if self.state:
             names = ", ".join(dict.fromkeys(s.name for _, s in self.state))
             rule = f"{names} carried from call to call, for a batch of {dim_str(self.batch)}"
             per = exact_div(self.state_bytes, self.batch)
             if per is not None and self.batch != 1:
                 rule += f"; {count_str(per)} bytes per sequence"
+            tokens = self.tokens
+            per_token = None if tokens is None else exact_div(self.state_bytes, tokens)
+            if self.seq_len is not None and per_token is not None and per_token != per:
+                rule += f"; {count_str(per_token)} bytes per token of context"
             lines.append(MemoryLine("inference state", self.state_bytes, rule))
         return tuple(lines)
 
     @property
     def training_bytes(self) -> Dim:
         """Everything a training step holds at once (the inference state excluded)."""
-        return sum((line.bytes for line in self.memory if line.label != "inference state"), start=0)
+        skipped = ("inference state", "activations, recomputed")
+        return sum((line.bytes for line in self.memory if line.label not in skipped), start=0)
 
     def describe_input(self) -> str:
         """``B=1, T=100``; for input shapes given by hand, ``input (32, 3, 224, 224)``."""
@@ -389,10 +531,18 @@ class _Value:
     (the iteration input of a repeated block stands for the block's input and the
     outputs of every iteration but the last)."""
 
-    __slots__ = ("atoms", "producer", "shape")
+    __slots__ = ("atoms", "producer", "shape", "storage")
 
-    def __init__(self, shape: Shape, producer: str, atoms: list[_Atom]) -> None:
+    def __init__(
+        self, shape: Shape, producer: str, atoms: list[_Atom], storage: Shape | None = None
+    ) -> None:
         self.shape, self.producer, self.atoms = shape, producer, atoms
+        #: a view's: the shape of the tensor whose storage it shares (what keeping it keeps)
+        self.storage = storage
+
+    def view(self, shape: Shape) -> _Value:
+        """This tensor seen in another shape (a part of it, or its heads split)."""
+        return _Value(shape, self.producer, self.atoms, self.storage or self.shape)
 
 
 class _Flow:
@@ -406,6 +556,8 @@ class _Flow:
         self.rows: list[tuple[str, LayerSpec, tuple[Shape, ...], Work, Dim]] = []
         #: per row: (stored, its atoms)
         self.kept: list[list[tuple[Stored, list[_Atom]]]] = []
+        #: tensors made once per forward and kept by every layer that uses them
+        self.shared: dict[tuple[str, Shape], _Atom] = {}
 
     def run(self, root: Node, inputs: tuple[Shape, ...]) -> tuple[LayerCost, ...]:
         values = tuple(_Value(s, "", [_Atom(1)]) for s in inputs)
@@ -519,12 +671,28 @@ class _Flow:
             ) from None
         row = len(self.rows)
         outs = [_Value(s, name, [_Atom(self.calls)]) for s in work.outputs]
-        if work.inplace and values and outs:
-            outs[0] = values[0]
+        if work.views and values:  # parts of the first input: its storage
+            outs = [values[0].view(v.shape) for v in outs]
+        elif work.inplace and values and outs:  # an input's memory, maybe seen in a new shape
+            same = values[work.aliases]
+            reshaped = tuple(same.shape) != tuple(outs[0].shape)
+            outs[0] = same.view(outs[0].shape) if reshaped else same
         kept: list[tuple[Stored, list[_Atom]]] = []
         for j, stored in enumerate(work.saved):
             value = _tensor(stored.of, values, outs)
-            atoms = [_Atom(self.calls)] if value is None else value.atoms
+            if stored.shared:  # one tensor for the whole forward (rotary's cos and sin)
+                key = (stored.name, tuple(stored.shape))
+                atoms = [self.shared.setdefault(key, _Atom(1))]
+            else:
+                atoms = [_Atom(self.calls)] if value is None else value.atoms
+            if value is not None and value.storage is not None:
+                whole = product(value.storage)
+                if not same_size(whole, product(stored.shape)):  # keeping a part keeps it all
+                    stored = replace(
+                        stored,
+                        name=f"{stored.name}, a view of {shape_str(value.storage)}",
+                        shape=value.storage,
+                    )
             for atom in atoms:
                 if atom.owner is None:
                     atom.owner = (row, j)
@@ -532,6 +700,26 @@ class _Flow:
         self.rows.append((name, spec, shapes, work, self.calls))
         self.kept.append(kept)
         return tuple(outs)
+
+
+def _longest_run(node: Node, parts: tuple[str, ...]) -> tuple[tuple[str, ...], Repeat] | None:
+    """The repeated run with the most children (the blocks of a transformer), first found
+    on a tie; with a symbolic count, the first such run."""
+    if isinstance(node, Leaf):
+        return None
+    best: tuple[tuple[str, ...], Repeat] | None = None
+    for entry in node.children:
+        if isinstance(entry, Repeat):
+            found: tuple[tuple[str, ...], Repeat] | None = (parts, entry)
+        else:
+            found = _longest_run(entry.node, (*parts, entry.name))
+        if found is None:
+            continue
+        count, best_count = known(found[1].count), None if best is None else known(best[1].count)
+        longer = count is not None and best_count is not None and count > best_count
+        if best is None or (count is None and best_count is not None) or longer:
+            best = found
+    return best
 
 
 def _tensor(of: str | None, inputs: tuple[_Value, ...], outputs: list[_Value]) -> _Value | None:

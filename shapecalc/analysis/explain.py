@@ -39,6 +39,7 @@ def explain(model: Model, convention: str = "pytorch") -> list[Section]:
         sections.append(_gate_order(rnns[0][1].kind, convention))
     elif model.config is not None:
         sections.append(legend(model.config))
+        sections += [Section(t, tuple(lines)) for t, lines in model.config.explanation(model)]
     sections.append(_where_total_comes_from(model))
     if rnns:
         sections.append(_confusions(model, *rnns[0]))

@@ -15,6 +15,7 @@ exactly at each probe, so a solve costs well under a millisecond at any size.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -180,7 +181,9 @@ def solve(
             rule="the free size is not given",
         )
     _numbers_only(factory, free, fixed)
-    step = multiple_of
+    architecture = _architecture(factory)
+    needed = architecture.multiple_for(free, fixed) if architecture is not None else 1
+    step = math.lcm(multiple_of, needed)
     count = _counter(factory, free, fixed, total_of)
 
     def build(k: int) -> Model | None:
@@ -302,7 +305,11 @@ def _symbolic_total(
     fixed: dict[str, Any],
     total_of: Callable[[Model], Dim],
 ) -> Dim:
-    return total_of(factory(**fixed, **{free: symbol(_FREE)}))
+    model = factory(**fixed, **{free: symbol(_FREE)})
+    total = total_of(model)
+    # sizes the model works out for itself (BERT's token types: 2) are numbers here
+    worked_out = {k: v for k, v in model.sizes.items() if isinstance(v, int)}
+    return total.subs(worked_out) if isinstance(total, Expr) and worked_out else total
 
 
 def _counter(

@@ -279,6 +279,17 @@ class Architecture:
     def check(self) -> None:
         """Rules between arguments; raise :class:`InvalidArgumentError` naming the field."""
 
+    def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
+        """Sections of ``--explain`` the architecture writes about its model (a title and
+        its lines), after the legend of sizes; none by default."""
+        return []
+
+    @classmethod
+    def multiple_for(cls, free: str, arguments: dict[str, Any]) -> int:
+        """What the size ``free`` must be a multiple of, the other arguments given (the
+        hidden size of a transformer: of its heads); ``solve`` steps by it."""
+        return 1
+
     @classmethod
     def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
         """Arguments drawn one by one (by a test strategy), changed so that those that

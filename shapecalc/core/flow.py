@@ -10,6 +10,8 @@ and the real torch module (``adapters.torch_bridge``) follow the same declaratio
 - :class:`Product` ``(f, g)``: ``f(x) * g(x)``, elementwise (a gated MLP);
 - :class:`Parallel` ``(q, k, v)``: the branches' outputs side by side, as the next step's
   inputs (queries, keys and values into attention);
+- :class:`Each` ``(f, g)``: branch i on value i of several (a fused q, k, v split in
+  three, each turned by its own rotary step);
 - :data:`OPAQUE`: a forward shapecalc does not know (a module read from torch).
 
 A step is a child's name, a stateless layer spec applied inline (``ReLU()``), or a flow.
@@ -25,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.core.dims import Dim, product, same_size, shape_str
+from shapecalc.core.dims import Dim, known, product, same_size, shape_str
 from shapecalc.core.errors import InvalidArgumentError, ShapeError
 from shapecalc.core.spec import LayerSpec, Shape, Stored, Work
 
@@ -33,6 +35,7 @@ __all__ = [
     "OPAQUE",
     "Add",
     "Chain",
+    "Each",
     "Flow",
     "Multiply",
     "Opaque",
@@ -44,6 +47,7 @@ __all__ = [
     "as_chain",
     "broadcast",
     "chain",
+    "each",
     "multiply",
     "parallel",
     "residual",
@@ -105,6 +109,13 @@ class Parallel(_Branches):
 
 
 @dataclass(frozen=True)
+class Each(_Branches):
+    """``(f(a), g(b), ...)``: each branch on its own value of the values it is given."""
+
+    combine: ClassVar[str] = "each"
+
+
+@dataclass(frozen=True)
 class Opaque:
     """A forward shapecalc does not know: names and counts hold, shapes cannot follow."""
 
@@ -115,8 +126,8 @@ class Opaque:
 #: the flow of a block read from a torch module, whose forward is code shapecalc cannot see
 OPAQUE = Opaque()
 
-Flow = Chain | Sum | Product | Parallel | Opaque
-Step = str | LayerSpec | Chain | Sum | Product | Parallel
+Flow = Chain | Sum | Product | Parallel | Each | Opaque
+Step = str | LayerSpec | Chain | Sum | Product | Parallel | Each
 
 
 def _names(flow: Any) -> Iterator[str]:
@@ -144,7 +155,7 @@ def _step(step: Any) -> Step:
                 rule="a layer used inline in a flow has no parameters nor buffers",
             )
         return step
-    if isinstance(step, (str, Chain, Sum, Product, Parallel)):
+    if isinstance(step, (str, Chain, Sum, Product, Parallel, Each)):
         return step
     raise InvalidArgumentError(
         f"a flow step is a child's name, a layer without parameters or a flow, got "
@@ -189,6 +200,11 @@ def multiply(*branches: Any) -> Product:
 def parallel(*branches: Any) -> Parallel:
     """``(f(x), g(x), ...)`` as the inputs of the next step."""
     return Parallel(tuple(as_chain(b) for b in branches))
+
+
+def each(*branches: Any) -> Each:
+    """``(f(a), g(b), ...)``: branch i on value i (``()`` passes a value as it is)."""
+    return Each(tuple(as_chain(b) for b in branches))
 
 
 # -- the arithmetic of combining branches ----------------------------------------------------
@@ -270,18 +286,30 @@ class Multiply(_Combine):
 
 @dataclass(frozen=True)
 class Positions(LayerSpec):
-    """The positions 0 .. T-1 of a (B, T) input, as one (1, T) row of indices: what a
-    learned position embedding looks up (``torch.arange(T).unsqueeze(0)``). No compute,
-    nothing kept; the embedding that reads them keeps them."""
+    """The positions of a (B, T) input, as one (1, T) row of indices: what a learned
+    position embedding looks up (``torch.arange(start, start + T).unsqueeze(0)``). No
+    compute, nothing kept; the embedding that reads them keeps them.
+
+    ``start``: the first position (RoBERTa's positions start after its padding index, at
+    2). ``limit``: the rows of the table they index (the context length, n_positions);
+    a known T beyond it is refused. ``constant``: the same index ``start`` at every
+    position (BERT's token types, all 0 unless given)."""
 
     dim: int = 1
+    start: int = 0
+    limit: Dim | None = None
+    constant: bool = False
 
     kind: ClassVar[str] = "positions"
     summary: ClassVar[str] = "the positions 0 .. T-1 of the input, as indices"
 
     def __post_init__(self) -> None:
-        if isinstance(self.dim, bool) or not isinstance(self.dim, int):
-            self._fail("dim", self.dim, "dim must be an integer", f"got {self.dim!r}")
+        for name in ("dim", "start"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                self._fail(name, value, f"{name} must be an integer", f"got {value!r}")
+        if self.start < 0:
+            self._fail("start", self.start, "start >= 0", f"got {self.start}")
 
     def params(self) -> Iterator[Any]:
         return iter(())
@@ -291,6 +319,14 @@ class Positions(LayerSpec):
         if not shape or not -len(shape) <= self.dim < len(shape):
             self._fail_shape(
                 f"takes one input with a dim {self.dim}, got {len(inputs)} input(s)", inputs
+            )
+        length, limit = known(shape[self.dim]), (None if self.limit is None else known(self.limit))
+        last = None if length is None else self.start + (0 if self.constant else length - 1)
+        if last is not None and limit is not None and last >= limit:
+            self._fail_shape(
+                f"position {last} is beyond the {limit} positions the table holds (the "
+                f"context length): the sequence is at most {limit - self.start} long",
+                inputs,
             )
         return ((1, shape[self.dim]),)
 

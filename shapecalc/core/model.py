@@ -249,6 +249,8 @@ class Model:
                 # distinct symbols in the template keep them apart: follow the template
                 own = [p.substitute(self.sizes) for p in twins]
             group = self.group_of(place.path)
+            if place.leaf.role:
+                own = [replace(p, role=f"{place.leaf.role}: {p.role}") for p in own]
             for param, twin_param in zip(own, twins, strict=True):
                 full = full_name(place.path, param.name)
                 rows.append(

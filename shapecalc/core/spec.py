@@ -115,6 +115,8 @@ class Stored:
     #: counts such a tensor once however many layers keep it (a ReLU's output is the next
     #: Linear's input); None is a tensor of the layer's own.
     of: str | None = None
+    #: one tensor for the whole forward, whichever layers keep it (counted once)
+    shared: bool = False
 
     @property
     def count(self) -> Dim:
@@ -143,7 +145,12 @@ class Work:
     #: state an inference loop carries from one call to the next (h and c; a KV cache)
     state: tuple[Stored, ...] = ()
     #: the first output is the first input's storage, changed in place (``inplace=True``)
+    #: or viewed in another shape
     inplace: bool = False
+    #: which input that storage is (a step that picks one of its inputs)
+    aliases: int = 0
+    #: every output is a part of the first input, sharing its storage (a split)
+    views: bool = False
 
     @property
     def matmul_flops(self) -> Dim:
@@ -198,6 +205,8 @@ class LayerSpec:
     bool_fields: ClassVar[tuple[str, ...]] = ()
     #: names of forward's outputs when there are several (``output``, ``h_n``, ``c_n``)
     output_names: ClassVar[tuple[str, ...]] = ()
+    #: a chain passes every output on, not only the first (a split into q, k and v)
+    passes_all: ClassVar[bool] = False
 
     # -- construction checks, run by subclasses' __post_init__ ---------------------------
     def _check_fields(self) -> None:

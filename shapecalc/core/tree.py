@@ -32,6 +32,7 @@ from shapecalc.core.errors import InvalidArgumentError, ShapecalcError
 from shapecalc.core.flow import (
     Add,
     Chain,
+    Each,
     Flow,
     Multiply,
     Opaque,
@@ -90,10 +91,13 @@ def join_name(*parts: str) -> str:
 
 @dataclass(frozen=True)
 class Leaf:
-    """One layer of the tree: a layer spec and what it does in its model."""
+    """One layer of the tree: a layer spec and what it does in its model; ``role`` names
+    its part in a few words (``query``, ``gate``, ``router``) and leads each of its
+    tensors' roles."""
 
     spec: LayerSpec
     description: str = ""
+    role: str = ""
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,7 @@ class Block:
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_by_name", {e.name: e for e in entries if isinstance(e, Child)})
         _check_names(kind, entries)
-        if flow is not None and not isinstance(flow, (Opaque, Chain, Sum, Product, Parallel)):
+        if flow is not None and not isinstance(flow, (Opaque, Chain, Sum, Product, Parallel, Each)):
             flow = as_chain(flow)
         object.__setattr__(self, "flow", flow)
         if flow is not None and not isinstance(flow, Opaque):
@@ -196,7 +200,7 @@ class Block:
     def child(self, name: str) -> Child:
         return self._by_name[name]
 
-    def steps(self) -> Chain | Sum | Product | Parallel:
+    def steps(self) -> Chain | Sum | Product | Parallel | Each:
         """The flow, or the default: every child in order (a run as one step)."""
         if self.flow is not None and not isinstance(self.flow, Opaque):
             return self.flow
@@ -487,11 +491,21 @@ def execute(
             out = runner.repeat(s, parts, vals)
         elif isinstance(s, LayerSpec):
             out = runner.op(s, parts, vals)
+            if s.passes_all:
+                return out, out
         elif isinstance(s, Chain):
             out, main = run_chain(s, vals)
             return out, main
         elif isinstance(s, Parallel):
             out = tuple(run_chain(b, vals)[1][0] for b in s.branches)
+            return out, out
+        elif isinstance(s, Each):
+            if len(s.branches) != len(vals):
+                raise StructureError(
+                    f"{join_name(*parts) or block.kind}: each() has {len(s.branches)} branches "
+                    f"for {len(vals)} values"
+                )
+            out = tuple(run_chain(b, (v,))[1][0] for b, v in zip(s.branches, vals, strict=True))
             return out, out
         else:  # Sum, Product
             branches = tuple(run_chain(b, vals)[1][0] for b in s.branches)

@@ -335,6 +335,40 @@ def rule_lines(cost: Cost) -> Iterator[str]:
     for layer in cost.layers:
         if layer.work.other_rule:
             yield f"{_layer_name(layer)}: {layer.work.other_rule}"
+    line = six_n_line(cost)
+    if line:
+        yield line
+
+
+def six_n_line(cost: Cost) -> str:
+    """The FLOPs per training token against 6·N, and what makes the difference; empty
+    without tokens or without matrix products."""
+    six = cost.six_n()
+    if six is None or six.weights == 0:
+        return ""
+    counted, rule = six.counted, six.rule
+    share = (
+        f" ({100 * counted / rule:.0f}% of 6·N)"
+        if isinstance(counted, int) and isinstance(rule, int) and rule
+        else ""
+    )
+    text = (
+        f"6·N rule: 6 × N = 6 × {amount(six.params)} = {amount(rule)} FLOPs per token for a "
+        f"training step; counted here: 6 × {amount(six.weights)} (the products with weights)"
+    )
+    if six.attention != 0:
+        text += f" + 6 × {amount(six.attention)} (attention's q·kᵀ and weights·v, growing with T)"
+    text += f" + 2 × {amount(six.other)} (elementwise) = {amount(counted)}{share}"
+    idle = six.idle
+    if idle != 0:
+        text += (
+            f". N holds {amount(idle)} parameters no token multiplies (embedding lookups, "
+            "position tables, biases and norms, experts a token is not sent to)"
+            if not isinstance(idle, int) or idle > 0
+            else f". Weights are multiplied {amount(-idle)} times more than N per token "
+            "(shared across layers)"
+        )
+    return text
 
 
 def percent(distance: int, target: int) -> str:

@@ -418,7 +418,14 @@ def solution_table(solution: Solution) -> RenderableType:
     footer.add_column(style="bold", no_wrap=True)
     footer.add_column()
     if solution.formula is not None:
-        footer.add_row("Total", f"{dim_str(solution.formula)} (the other sizes fixed)")
+        formula = solution.formula
+        others = sorted(getattr(formula, "free_symbols", set()) - {solution.letter})
+        note = "the other sizes fixed" + (
+            f"; {', '.join(others)} worked out from {solution.letter} at each size"
+            if others
+            else ""
+        )
+        footer.add_row("Total", f"{dim_str(formula)} ({note})")
     return Group(grid, footer)
 
 

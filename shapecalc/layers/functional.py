@@ -1,0 +1,261 @@
+"""Steps of a forward that are functions, not modules: used inline in a block's flow.
+
+``ScaledDotProductAttention`` is ``torch.nn.functional.scaled_dot_product_attention``
+with its heads: queries, keys and values in, the heads' output out. ``Rotary`` turns
+queries or keys by their position (RoPE), ``SplitHeads`` views the last dimension as
+(heads, head_dim), ``Chunk`` splits it into equal parts (a fused q, k, v projection),
+``Scale`` multiplies by a constant (Gemma's √H on the embeddings), ``Pick`` passes on
+one of a block's inputs (BERT's residual into its ``output`` block), ``Select`` takes one
+position (the first token that BERT's pooler reads). None holds a tensor,
+so none has a name; they are not torch.nn kinds (``shapecalc layers`` does not list
+them), and the torch bridge runs each with torch's own functions.
+
+    >>> attention = ScaledDotProductAttention(num_heads=8, num_kv_heads=2, head_dim=64)
+    >>> work = attention.work((1, 100, 512), (1, 100, 128), (1, 100, 128))
+    >>> work.outputs, work.macs
+    (((1, 100, 512),), 10240000)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+from shapecalc.core.dims import Dim, dim_str, known, product, same_size, shape_str
+from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work
+
+__all__ = ["Chunk", "Pick", "Rotary", "Scale", "ScaledDotProductAttention", "Select", "SplitHeads"]
+
+
+class _Function(LayerSpec):
+    """A step without tensors of its own."""
+
+    family: ClassVar[str] = "functional"
+
+    def params(self) -> Iterator[Param]:
+        return iter(())
+
+
+def _heads_of(spec: LayerSpec, shape: Shape, heads: Dim, head_dim: Dim, what: str) -> Shape:
+    """(*batch, T) of a tensor given flat (*batch, T, heads·head_dim) or split
+    (*batch, T, heads, head_dim); refuses other sizes, naming both."""
+    if len(shape) >= 3 and same_size(shape[-1], head_dim) and same_size(shape[-2], heads):
+        return shape[:-2]
+    if len(shape) >= 2 and same_size(shape[-1], heads * head_dim):
+        return shape[:-1]
+    spec._fail_shape(
+        f"{what} {shape_str(shape)} is neither (..., T, {dim_str(heads * head_dim)}) nor "
+        f"(..., T, {dim_str(heads)}, {dim_str(head_dim)}) ({dim_str(heads)} heads of "
+        f"{dim_str(head_dim)})",
+        shape,
+    )
+
+
+@dataclass(frozen=True)
+class ScaledDotProductAttention(_Function):
+    """``softmax(q·kᵀ/√d + mask)·v`` per head: ``num_heads`` query heads sharing
+    ``num_kv_heads`` key and value heads (grouped-query attention; 1 is multi-query), each
+    ``head_dim`` wide. Queries (…, T, num_heads·head_dim), keys and values (…, S,
+    num_kv_heads·head_dim), given flat or split into heads; the output is the heads'
+    output, flat: (…, T, num_heads·head_dim).
+
+    MACs: q·kᵀ and weights·v, 2·T·S·head_dim per query head and batch row (the
+    counter's count: the causal mask does not halve it). Elementwise: scaling q (1 per
+    number), the mask (1 per score, causal), the softmax (5 per score). Kept for backward,
+    as the fused kernel keeps them: q, k and v, the output and the softmax's log-sum-exp
+    per query row and head. State for decoding: the keys and values seen, per layer."""
+
+    num_heads: Dim
+    num_kv_heads: Dim
+    head_dim: Dim
+    causal: bool = True
+
+    kind: ClassVar[str] = "scaled_dot_product_attention"
+    summary: ClassVar[str] = "softmax(q·kᵀ/√d)·v per head"
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        if len(inputs) != 3:
+            self._fail_shape(f"takes query, key and value, got {len(inputs)} input(s)", inputs)
+        q, k, v = inputs
+        rows = _heads_of(self, q, self.num_heads, self.head_dim, "query")
+        krows = _heads_of(self, k, self.num_kv_heads, self.head_dim, "key")
+        vrows = _heads_of(self, v, self.num_kv_heads, self.head_dim, "value")
+        if len(rows) != len(krows) or not all(
+            same_size(a, b) for a, b in zip(rows[:-1], krows[:-1], strict=True)
+        ):
+            self._fail_shape(f"query {shape_str(q)} and key {shape_str(k)} differ", inputs)
+        if not same_size(krows[-1], vrows[-1]):
+            self._fail_shape(f"key {shape_str(k)} and value {shape_str(v)} differ", inputs)
+        return ((*rows, self.num_heads * self.head_dim),)
+
+    def work(self, *inputs: Shape) -> Work:
+        (out,) = outputs = self.output_shapes(*inputs)
+        q, k, _ = inputs
+        rows = _heads_of(self, q, self.num_heads, self.head_dim, "query")
+        target = rows[-1]
+        source = _heads_of(self, k, self.num_kv_heads, self.head_dim, "key")[-1]
+        batch = product(rows[:-1])
+        scores = batch * self.num_heads * target * source
+        other = product(out) + 5 * scores + (scores if self.causal else 0)
+        rule = "scale q (1 per number), " + ("causal mask (1 per score), " if self.causal else "")
+        cache = (*rows[:-1], self.num_kv_heads, source, self.head_dim)
+        return Work(
+            outputs,
+            macs=2 * scores * self.head_dim,
+            other=other,
+            other_rule=rule + "softmax (5 per score)",
+            saved=(
+                Stored("q", q, of="input"),
+                Stored("k", k, of="input1"),
+                Stored("v", inputs[2], of="input2"),
+                Stored("output", out, of="output"),
+                Stored("log-sum-exp per query row and head", (batch * self.num_heads * target,)),
+            ),
+            state=(Stored("key and value cache", cache, copies=2),),
+        )
+
+
+@dataclass(frozen=True)
+class Rotary(_Function):
+    """Rotary position embedding (RoPE) on queries or keys: each pair of the first
+    ``rotated`` numbers of every head turned by an angle of its position. No parameters:
+    the angles come from the positions. 3 FLOPs per turned number (x·cos + rotated(x)·sin);
+    keeps nothing the size of the input: only the cos and sin tables, (T, rotated) each,
+    made once per forward and shared by every layer."""
+
+    num_heads: Dim
+    head_dim: Dim
+    #: how many numbers of each head turn (GPT-NeoX turns a fraction, ``rotary_pct``)
+    rotated: Dim | None = None
+
+    kind: ClassVar[str] = "rotary"
+    summary: ClassVar[str] = "turns each pair of numbers by its position's angle"
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        if len(inputs) != 1:
+            self._fail_shape(f"takes one input, got {len(inputs)}", inputs)
+        _heads_of(self, inputs[0], self.num_heads, self.head_dim, "input")
+        return (inputs[0],)
+
+    def work(self, *inputs: Shape) -> Work:
+        outputs = self.output_shapes(*inputs)
+        rows = _heads_of(self, inputs[0], self.num_heads, self.head_dim, "input")
+        turned = self.head_dim if self.rotated is None else self.rotated
+        table = Stored("cos and sin, one table for every layer", (rows[-1], turned), copies=2)
+        return Work(
+            outputs,
+            other=3 * product(rows) * self.num_heads * turned,
+            other_rule="x·cos + rotated(x)·sin, 3 per turned number",
+            saved=(replace(table, shared=True),),
+        )
+
+
+@dataclass(frozen=True)
+class SplitHeads(_Function):
+    """The last dimension viewed as (heads, head_dim): a view, no compute."""
+
+    num_heads: Dim
+    head_dim: Dim
+
+    kind: ClassVar[str] = "split_heads"
+    summary: ClassVar[str] = "views (..., heads·head_dim) as (..., heads, head_dim)"
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        if len(inputs) != 1:
+            self._fail_shape(f"takes one input, got {len(inputs)}", inputs)
+        rows = _heads_of(self, inputs[0], self.num_heads, self.head_dim, "input")
+        return ((*rows, self.num_heads, self.head_dim),)
+
+    def work(self, *inputs: Shape) -> Work:
+        return Work(self.output_shapes(*inputs), inplace=True)
+
+
+@dataclass(frozen=True)
+class Chunk(_Function):
+    """The last dimension split into parts of the given sizes (a fused q, k, v or gate and
+    up projection); every part is passed on. Views: no compute."""
+
+    sizes: tuple[Dim, ...]
+
+    kind: ClassVar[str] = "chunk"
+    summary: ClassVar[str] = "splits the last dimension into parts"
+    passes_all: ClassVar[bool] = True
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        if len(inputs) != 1 or not inputs[0]:
+            self._fail_shape(f"takes one input with a last dimension, got {inputs}", inputs)
+        shape = inputs[0]
+        whole = sum(self.sizes, start=0)
+        if not same_size(shape[-1], whole):
+            self._fail_shape(
+                f"input {shape_str(shape)} has {dim_str(shape[-1])} at its last dim, expected "
+                f"{' + '.join(dim_str(s) for s in self.sizes)} = {dim_str(whole)}",
+                shape,
+            )
+        return tuple((*shape[:-1], size) for size in self.sizes)
+
+    def work(self, *inputs: Shape) -> Work:
+        return Work(self.output_shapes(*inputs), views=True)
+
+
+@dataclass(frozen=True)
+class Scale(_Function):
+    """Multiplies by a constant (Gemma's embeddings by √hidden): 1 FLOP per number."""
+
+    factor: float
+
+    kind: ClassVar[str] = "scale"
+    summary: ClassVar[str] = "multiplies by a constant"
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        if len(inputs) != 1:
+            self._fail_shape(f"takes one input, got {len(inputs)}", inputs)
+        return (inputs[0],)
+
+    def work(self, *inputs: Shape) -> Work:
+        outputs = self.output_shapes(*inputs)
+        return Work(outputs, other=product(outputs[0]), other_rule="1 multiply per number")
+
+
+@dataclass(frozen=True)
+class Pick(_Function):
+    """Passes on input ``index`` of several (a block that takes a layer's output and the
+    residual, as BERT's ``BertSelfOutput`` does): no compute, no copy."""
+
+    index: int
+
+    kind: ClassVar[str] = "pick"
+    summary: ClassVar[str] = "passes on one of its inputs"
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        if not 0 <= self.index < len(inputs):
+            self._fail_shape(f"picks input {self.index} of {len(inputs)}", inputs)
+        return (inputs[self.index],)
+
+    def work(self, *inputs: Shape) -> Work:
+        return Work(self.output_shapes(*inputs), inplace=True, aliases=self.index)
+
+
+@dataclass(frozen=True)
+class Select(_Function):
+    """One index of a dimension, which drops it (``x[:, 0]``: the first token): a view."""
+
+    dim: int
+    index: int = 0
+
+    kind: ClassVar[str] = "select"
+    summary: ClassVar[str] = "one index of a dimension (x[:, 0])"
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        if len(inputs) != 1 or not -len(inputs[0]) <= self.dim < len(inputs[0]):
+            self._fail_shape(f"takes one input with a dim {self.dim}, got {inputs}", inputs)
+        shape = list(inputs[0])
+        length = known(shape[self.dim])
+        if length is not None and not 0 <= self.index < length:
+            self._fail_shape(f"index {self.index} is outside dim {self.dim} of {length}", inputs)
+        del shape[self.dim]
+        return (tuple(shape),)
+
+    def work(self, *inputs: Shape) -> Work:
+        return Work(self.output_shapes(*inputs), inplace=True)

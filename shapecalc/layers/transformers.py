@@ -1,0 +1,212 @@
+"""Layers that Hugging Face ``transformers`` defines and torch.nn does not: GPT-2's
+``Conv1D`` (a linear layer whose weight is stored (in, out)), the experts of a
+mixture-of-experts block, and a bias a head holds itself (BERT's
+``cls.predictions.bias``). They are not torch.nn kinds, so ``shapecalc layers`` does not
+list them; the architectures use them, and the torch bridge builds them.
+
+    >>> [(p.name, p.shape) for p in Conv1D(2304, 768).params()]
+    [('weight', (768, 2304)), ('bias', (2304,))]
+    >>> [(p.name, p.shape) for p in Experts(8, 4096, 14336, 2).params()]
+    [('gate_up_proj', (8, 28672, 4096)), ('down_proj', (8, 4096, 14336))]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+from shapecalc.core.dims import Dim, dim_str, known, product
+from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work
+from shapecalc.layers._shapes import bias_adds, check_features, one_input
+
+__all__ = ["EXPERT_LAYOUTS", "Bias", "Conv1D", "Experts"]
+
+
+@dataclass(frozen=True)
+class Conv1D(LayerSpec):
+    """``transformers.pytorch_utils.Conv1D(nf, nx)``: ``y = x·W + b`` with the weight
+    stored (nx, nf), in then out, the transpose of ``nn.Linear``'s (GPT-2's ``c_attn``,
+    ``c_proj``, ``c_fc``)."""
+
+    nf: Dim
+    nx: Dim
+
+    kind: ClassVar[str] = "Conv1D"
+    family: ClassVar[str] = "transformers"
+    summary: ClassVar[str] = "y = x·W + b with W stored (in, out), GPT-2's linear layer"
+    size_fields: ClassVar[dict[str, int]] = {"nf": 1, "nx": 1}
+
+    def __post_init__(self) -> None:
+        self._check_fields()
+
+    def params(self) -> Iterator[Param]:
+        nx, nf = self.nx, self.nf
+        yield Param(
+            "weight",
+            (nx, nf),
+            f"weights of y = x·W + b, {dim_str(nx)} in -> {dim_str(nf)} out, stored (in, out)",
+        )
+        yield Param("bias", (nf,), f"bias b: one per output, {dim_str(nf)}")
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        """(*, nx) -> (*, nf)."""
+        shape = one_input(self, inputs)
+        check_features(self, shape, -1, self.nx, "nx")
+        return ((*shape[:-1], self.nf),)
+
+    def work(self, *inputs: Shape) -> Work:
+        """rows · nx · nf MACs and a bias add per output; keeps its input (an addmm)."""
+        outputs = self.output_shapes(*inputs)
+        other, rule = bias_adds(True, outputs[0])
+        return Work(
+            outputs,
+            macs=product(inputs[0][:-1]) * self.nx * self.nf,
+            other=other,
+            other_rule=rule,
+            saved=(Stored("input", inputs[0], of="input"),),
+        )
+
+
+#: how a mixture of experts stores its experts: as ``transformers`` 5 holds them in memory
+#: (each expert's gate and up projections fused, all experts in one tensor), or as
+#: checkpoint files store them (one module per expert, w1 = gate, w2 = down, w3 = up)
+EXPERT_LAYOUTS = ("fused", "checkpoint")
+
+
+@dataclass(frozen=True)
+class Experts(LayerSpec):
+    """The experts of a mixture-of-experts MLP (Mixtral): ``num_experts`` SwiGLU MLPs
+    of ``intermediate_size``, each token sent to ``top_k`` of them by the router.
+
+    ``layout="fused"`` names them as ``transformers`` 5 builds them: ``gate_up_proj``
+    (E, 2·I, H) and ``down_proj`` (E, H, I), with no ``.weight``; ``"checkpoint"`` as
+    checkpoint files store them: ``{e}.w1.weight`` (I, H) the gate, ``{e}.w2.weight``
+    (H, I) the down and ``{e}.w3.weight`` (I, H) the up projection of each expert. The
+    same numbers either way: 3·E·H·I.
+
+    Inputs: the tokens (…, H) and the router's logits (…, E)."""
+
+    num_experts: Dim
+    hidden_size: Dim
+    intermediate_size: Dim
+    top_k: Dim = 2
+    layout: str = "fused"
+
+    kind: ClassVar[str] = "Experts"
+    family: ClassVar[str] = "transformers"
+    summary: ClassVar[str] = "the SwiGLU experts of a mixture of experts"
+    size_fields: ClassVar[dict[str, int]] = {
+        "num_experts": 1,
+        "hidden_size": 1,
+        "intermediate_size": 1,
+        "top_k": 1,
+    }
+
+    def __post_init__(self) -> None:
+        self._check_fields()
+        self._check_choice("layout", EXPERT_LAYOUTS)
+        k, e = known(self.top_k), known(self.num_experts)
+        if k is not None and e is not None and k > e:
+            self._fail(
+                "top_k",
+                self.top_k,
+                "top_k must be at most num_experts",
+                f"{k} > {e}",
+                "num_experts",
+            )
+
+    def params(self) -> Iterator[Param]:
+        e, h, i = self.num_experts, self.hidden_size, self.intermediate_size
+        if self.layout == "fused":
+            yield Param(
+                "gate_up_proj",
+                (e, 2 * i, h),
+                f"every expert's gate and up projections, stacked: {dim_str(e)} × "
+                f"(2 × {dim_str(i)} × {dim_str(h)})",
+            )
+            yield Param(
+                "down_proj",
+                (e, h, i),
+                f"every expert's down projection: {dim_str(e)} × ({dim_str(h)} × {dim_str(i)})",
+            )
+            return
+        n = known(e)
+        numbers = range(n) if n is not None else None
+        last = dim_str(e - 1).replace(" ", "")
+        for name, shape, what in (
+            ("w1", (i, h), "gate projection (w1)"),
+            ("w2", (h, i), "down projection (w2)"),
+            ("w3", (i, h), "up projection (w3)"),
+        ):
+            yield Param(
+                f"{{0..{last}}}.{name}.weight",
+                shape,
+                f"one expert's {what}, stored (out, in); one per expert, {dim_str(e)} experts",
+                repeat=e,
+                layers=numbers,
+            )
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        """The tokens (…, H) and the router's logits (…, E) -> (…, H)."""
+        if len(inputs) != 2:
+            self._fail_shape(f"takes the tokens and the router's logits, got {inputs}", inputs)
+        tokens, logits = inputs
+        check_features(self, tokens, -1, self.hidden_size, "hidden_size")
+        check_features(self, logits, -1, self.num_experts, "num_experts")
+        return (tokens,)
+
+    def work(self, *inputs: Shape) -> Work:
+        """Each token through top_k experts: 3·H·I MACs per expert it visits. Elementwise:
+        the router's softmax (5 per logit) and top-k (1 per logit), SiLU (2) and the gate
+        times up (1) per intermediate number, the weighted sum of the experts' outputs (2
+        per output number and expert). Kept: the tokens, and per visit the gate and up
+        outputs, SiLU's output and the down projection's input (4·I), the routing weights."""
+        outputs = self.output_shapes(*inputs)
+        tokens = product(inputs[0][:-1])
+        visits = tokens * self.top_k
+        h, i = self.hidden_size, self.intermediate_size
+        return Work(
+            outputs,
+            macs=visits * 3 * h * i,
+            other=tokens * 6 * self.num_experts + visits * (3 * i + 2 * h),
+            other_rule="router softmax and top-k (6 per logit), SiLU and gate·up (3 per "
+            "intermediate number), weighted sum (2 per output number and expert)",
+            saved=(
+                Stored("tokens", inputs[0], of="input"),
+                Stored(
+                    "gate, up, SiLU(gate) and the down projection's input per visit",
+                    (visits, 4 * i),
+                ),
+                Stored("routing weights", (visits,)),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Bias(LayerSpec):
+    """A bias a module holds itself, outside its layers: BERT's ``cls.predictions.bias``
+    (V,), which the decoder's bias shares. Adds ``features`` numbers to its input."""
+
+    features: Dim
+
+    kind: ClassVar[str] = "Bias"
+    family: ClassVar[str] = "transformers"
+    summary: ClassVar[str] = "y = x + b, a bias of the module's own"
+    size_fields: ClassVar[dict[str, int]] = {"features": 1}
+
+    def __post_init__(self) -> None:
+        self._check_fields()
+
+    def params(self) -> Iterator[Param]:
+        yield Param("bias", (self.features,), f"bias b: one per output, {dim_str(self.features)}")
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        shape = one_input(self, inputs)
+        check_features(self, shape, -1, self.features, "features")
+        return (shape,)
+
+    def work(self, *inputs: Shape) -> Work:
+        outputs = self.output_shapes(*inputs)
+        other, rule = bias_adds(True, outputs[0])
+        return Work(outputs, other=other, other_rule=rule)

@@ -109,8 +109,10 @@ def test_symbols_then_numbers(command: str) -> None:
     }
     symbolic = cls(**sizes).model()
     assert symbolic.symbolic
-    values = dict.fromkeys(sizes.values(), 7)
-    assert symbolic.evaluate(**values).total == cls(**dict.fromkeys(sizes, 7)).model().total
+    numbers = ARCHITECTURE_COUNTS[command][0][0]  # a valid configuration: heads divide hidden
+    values = {letter: numbers[name] for name, letter in sizes.items()}
+    expected = cls(**{name: numbers[name] for name in sizes}).model().total
+    assert symbolic.evaluate(**values).total == expected
 
 
 def test_explain_of_an_architecture_without_a_special_explainer_has_the_legend() -> None:

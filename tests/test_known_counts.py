@@ -270,6 +270,95 @@ ARCHITECTURE_COUNTS["mlp"] = [
     ),
     ({"inputs": 784, "hidden": 512, "layers": 2, "outputs": 10}, 669_706),
 ]
+# published totals of transformer language models (model cards, papers, transformers)
+_LLAMA2_70B = {"vocab": 32000, "hidden": 8192, "layers": 80, "heads": 64, "kv_heads": 8}
+_MISTRAL_7B = {"vocab": 32000, "hidden": 4096, "layers": 32, "heads": 32, "kv_heads": 8}
+ARCHITECTURE_COUNTS["gpt2"] = [
+    ({"vocab": 50257, "hidden": 768, "layers": 12, "heads": 12}, 124_439_808),
+    ({"vocab": 50257, "hidden": 1024, "layers": 24, "heads": 16}, 354_823_168),
+    ({"vocab": 50257, "hidden": 1280, "layers": 36, "heads": 20}, 774_030_080),
+    ({"vocab": 50257, "hidden": 1600, "layers": 48, "heads": 25}, 1_557_611_200),
+]
+ARCHITECTURE_COUNTS["llama"] = [
+    (  # LLaMA-7B
+        {"vocab": 32000, "hidden": 4096, "layers": 32, "heads": 32, "intermediate": 11008},
+        6_738_415_616,
+    ),
+    ({"vocab": 32000, "hidden": 4096, "layers": 32, "heads": 32}, 6_738_415_616),
+    ({**_LLAMA2_70B, "intermediate": 28672}, 68_976_648_192),  # Llama-2-70B
+    ({**_MISTRAL_7B, "intermediate": 14336}, 7_241_732_096),  # Mistral-7B
+    ({**_MISTRAL_7B, "intermediate": 14336, "experts": 8}, 46_702_792_704),  # Mixtral-8x7B
+    (  # Llama-3-8B
+        {**_MISTRAL_7B, "vocab": 128256, "intermediate": 14336},
+        8_030_261_248,
+    ),
+    (  # Qwen2-0.5B: q, k and v biases, a tied head
+        {
+            "vocab": 151936,
+            "hidden": 896,
+            "layers": 24,
+            "heads": 14,
+            "kv_heads": 2,
+            "intermediate": 4864,
+            "attention_bias": "qkv",
+            "tie_weights": True,
+        },
+        494_032_768,
+    ),
+    (  # Qwen3-0.6B: head_dim 128 of its own, q and k norms
+        {
+            "vocab": 151936,
+            "hidden": 1024,
+            "layers": 28,
+            "heads": 16,
+            "kv_heads": 8,
+            "head_dim": 128,
+            "intermediate": 3072,
+            "qk_norm": True,
+            "tie_weights": True,
+        },
+        596_049_920,
+    ),
+    (  # Gemma-2-2B: four norms per block, head_dim 256
+        {
+            "vocab": 256000,
+            "hidden": 2304,
+            "layers": 26,
+            "heads": 8,
+            "kv_heads": 4,
+            "head_dim": 256,
+            "intermediate": 9216,
+            "sandwich_norm": True,
+            "activation": "gelu_tanh",
+            "tie_weights": True,
+        },
+        2_614_341_888,
+    ),
+    (  # Phi-3-mini: fused projections
+        {
+            "vocab": 32064,
+            "hidden": 3072,
+            "layers": 32,
+            "heads": 32,
+            "intermediate": 8192,
+            "fused_qkv": True,
+            "fused_gate_up": True,
+        },
+        3_821_079_552,
+    ),
+]
+ARCHITECTURE_COUNTS["gpt-neox"] = [
+    ({"vocab": 50304, "hidden": 512, "layers": 6, "heads": 8}, 70_426_624),  # Pythia-70M
+    ({"vocab": 50304, "hidden": 768, "layers": 12, "heads": 12}, 162_322_944),  # Pythia-160M
+]
+ARCHITECTURE_COUNTS["bert"] = [
+    ({"vocab": 30522, "hidden": 768, "layers": 12, "heads": 12}, 109_482_240),  # BERT-base
+    ({"vocab": 30522, "hidden": 1024, "layers": 24, "heads": 16}, 335_141_888),  # BERT-large
+    (  # RoBERTa-base
+        {"vocab": 50265, "hidden": 768, "layers": 12, "heads": 12, "layout": "roberta"},
+        124_645_632,
+    ),
+]
 ARCHITECTURE_ROWS = [
     (c, args, total) for c, rows in ARCHITECTURE_COUNTS.items() for args, total in rows
 ]

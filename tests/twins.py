@@ -87,10 +87,184 @@ def mlp_twin(config: Any) -> Any:
     return nn.Sequential(*layers)
 
 
+# -- transformers: the classes of Hugging Face transformers, built from their configs ----------
+def hf() -> Any:
+    """The transformers package, quiet (its configs warn of token ids out of a small
+    vocabulary)."""
+    transformers = pytest.importorskip("transformers")
+    transformers.logging.set_verbosity_error()
+    return transformers
+
+
+def on_meta(model_class: Any, config: Any) -> Any:
+    with torch.device("meta"):
+        return model_class(config)
+
+
+def gpt2_twin(c: Any) -> Any:
+    t = hf()
+    config = t.GPT2Config(
+        vocab_size=c.vocab,
+        n_embd=c.hidden,
+        n_layer=c.layers,
+        n_head=c.heads,
+        n_positions=c.context,
+        n_inner=c.intermediate,
+        tie_word_embeddings=c.tie_weights,
+    )
+    return on_meta(t.GPT2LMHeadModel, config)
+
+
+def gpt_neox_twin(c: Any) -> Any:
+    t = hf()
+    config = t.GPTNeoXConfig(
+        vocab_size=c.vocab,
+        hidden_size=c.hidden,
+        num_hidden_layers=c.layers,
+        num_attention_heads=c.heads,
+        intermediate_size=c.intermediate or 4 * c.hidden,
+        rotary_pct=c.rotary_pct,
+        use_parallel_residual=c.parallel_residual,
+        attention_bias=c.attention_bias,
+        tie_word_embeddings=c.tie_weights,
+    )
+    return on_meta(t.GPTNeoXForCausalLM, config)
+
+
+def bert_twin(c: Any) -> Any:
+    t = hf()
+    roberta = c.layout == "roberta"
+    config = (t.RobertaConfig if roberta else t.BertConfig)(
+        vocab_size=c.vocab,
+        hidden_size=c.hidden,
+        num_hidden_layers=c.layers,
+        num_attention_heads=c.heads,
+        intermediate_size=c.intermediate or 4 * c.hidden,
+        max_position_embeddings=c.context + (2 if roberta else 0),
+        type_vocab_size=c.type_vocab or (1 if roberta else 2),
+        tie_word_embeddings=c.tie_weights,
+        pad_token_id=min(1 if roberta else 0, c.vocab - 1),
+    )
+    if c.head == "mlm":
+        return on_meta(t.RobertaForMaskedLM if roberta else t.BertForMaskedLM, config)
+    model_class = t.RobertaModel if roberta else t.BertModel
+    with torch.device("meta"):
+        return model_class(config, add_pooling_layer=c.pooler)
+
+
+def llama_sizes(c: Any) -> dict[str, int]:
+    """A LLaMA configuration's sizes, worked out as Meta's code does: the intermediate
+    size 8·H/3 rounded up to a multiple of 256."""
+    inner = c.intermediate or 256 * -(-int(2 * 4 * c.hidden / 3) // 256)
+    return {
+        "vocab_size": c.vocab,
+        "hidden_size": c.hidden,
+        "num_hidden_layers": c.layers,
+        "num_attention_heads": c.heads,
+        "num_key_value_heads": c.kv_heads or c.heads,
+        "head_dim": c.head_dim or c.hidden // c.heads,
+        "intermediate_size": inner,
+    }
+
+
+def llama_twin(c: Any) -> Any:
+    """LlamaForCausalLM, with each feature Llama lacks taken from the family member that
+    has it: Qwen2's q, k and v biases (no o_proj bias), Qwen3's q_norm and k_norm, Gemma
+    2's four norms, Phi-3's fused projections (o_proj registered first), Mixtral's sparse
+    block, or the checkpoint files' experts.{e}.w1/w2/w3."""
+    t = hf()
+    sizes = llama_sizes(c)
+    config = t.LlamaConfig(
+        **sizes,
+        attention_bias=c.attention_bias == "all",
+        mlp_bias=c.mlp_bias,
+        tie_word_embeddings=c.tie_weights,
+    )
+    model = on_meta(t.LlamaForCausalLM, config)
+    h, i, d = sizes["hidden_size"], sizes["intermediate_size"], sizes["head_dim"]
+    q, kv = sizes["num_attention_heads"] * d, sizes["num_key_value_heads"] * d
+    qkv_bias = c.attention_bias != "none"
+
+    def linear(n_in: int, n_out: int, bias: bool) -> Any:
+        return nn.Linear(n_in, n_out, bias=bias, device="meta")
+
+    for layer in model.model.layers:
+        attn, mlp = layer.self_attn, layer.mlp
+        if c.fused_qkv:
+            o_bias = attn.o_proj.bias is not None
+            for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+                delattr(attn, name)
+            attn.o_proj = linear(q, h, o_bias)
+            attn.qkv_proj = linear(h, q + 2 * kv, qkv_bias)
+        elif c.attention_bias == "qkv":
+            attn.q_proj, attn.k_proj = linear(h, q, True), linear(h, kv, True)
+            attn.v_proj = linear(h, kv, True)
+        if c.qk_norm:
+            attn.q_norm = nn.RMSNorm(d, device="meta")
+            attn.k_norm = nn.RMSNorm(d, device="meta")
+        if c.fused_gate_up:
+            for name in ("gate_proj", "up_proj", "down_proj"):
+                delattr(mlp, name)
+            mlp.gate_up_proj = linear(h, 2 * i, c.mlp_bias)
+            mlp.down_proj = linear(i, h, c.mlp_bias)
+        if c.experts:
+            modules = dict(layer._modules)
+            name, moe = (
+                ("mlp", mixtral_block(c, h, i))
+                if c.moe_layout == "fused"
+                else (
+                    "block_sparse_moe",
+                    checkpoint_block(c.experts, h, i),
+                )
+            )
+            layer._modules.clear()
+            for key, module in modules.items():
+                layer.add_module(name if key == "mlp" else key, moe if key == "mlp" else module)
+        if c.sandwich_norm:
+            layer.pre_feedforward_layernorm = nn.RMSNorm(h, device="meta")
+            layer.post_feedforward_layernorm = nn.RMSNorm(h, device="meta")
+    return model
+
+
+def mixtral_block(c: Any, hidden: int, inner: int) -> Any:
+    """Mixtral's sparse MLP, as transformers builds it."""
+    t = hf()
+    config = t.MixtralConfig(
+        vocab_size=8,
+        hidden_size=hidden,
+        intermediate_size=inner,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        num_local_experts=c.experts,
+        num_experts_per_tok=c.experts_per_token,
+    )
+    return on_meta(t.MixtralForCausalLM, config).model.layers[0].mlp
+
+
+def checkpoint_block(experts: int, hidden: int, inner: int) -> Any:
+    """A mixture of experts as Mixtral's checkpoint files name it: block_sparse_moe.gate,
+    block_sparse_moe.experts.{e}.w1 (gate), w2 (down) and w3 (up)."""
+    block = nn.Module()
+    block.gate = nn.Linear(hidden, experts, bias=False, device="meta")
+    block.experts = nn.ModuleList()
+    for _ in range(experts):
+        expert = nn.Module()
+        expert.w1 = nn.Linear(hidden, inner, bias=False, device="meta")
+        expert.w2 = nn.Linear(inner, hidden, bias=False, device="meta")
+        expert.w3 = nn.Linear(hidden, inner, bias=False, device="meta")
+        block.experts.append(expert)
+    return block
+
+
 #: command -> a function of the architecture's configuration giving its torch twin
 TWINS: dict[str, Callable[[Any], Any]] = {
     "lstm": recurrent_twin("lstm"),
     "gru": recurrent_twin("gru"),
     "rnn": recurrent_twin("rnn"),
     "mlp": mlp_twin,
+    "gpt2": gpt2_twin,
+    "gpt-neox": gpt_neox_twin,
+    "bert": bert_twin,
+    "llama": llama_twin,
 }

@@ -1,0 +1,139 @@
+"""What the transformer language models share: their sizes, the head arithmetic, and the
+words of ``--explain``. ``gpt2.py``, ``llama.py``, ``gpt_neox.py`` and ``bert.py`` declare
+one command each; the names of their tensors are those ``transformers`` gives them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from shapecalc.core.declare import Architecture, size
+from shapecalc.core.dims import Dim, as_size, count_str, dim_str, known, shape_str, symbol
+from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.model import Model
+from shapecalc.core.tree import split_name
+
+__all__ = ["TransformerLM", "context", "heads", "hidden", "layers", "vocab"]
+
+
+def vocab() -> Any:
+    return size("V", "Vocabulary size: tokens in and out.")
+
+
+def hidden() -> Any:
+    return size("H", "Hidden size (d_model): the length of every token's vector.")
+
+
+def layers() -> Any:
+    return size("L", "Number of transformer blocks (layers).")
+
+
+def heads() -> Any:
+    return size(
+        "A",
+        "Attention heads: the hidden size is split into this many heads of head_dim.",
+        solvable=False,
+    )
+
+
+def context(default: int, config: str) -> Any:
+    return size(
+        "C",
+        f"Context length: the positions the position embedding holds ({config}).",
+        default,
+        solvable=False,
+    )
+
+
+class TransformerLM(Architecture):
+    """A stack of L transformer blocks between a token embedding and a head."""
+
+    vocab: Dim
+    hidden: Dim
+    layers: Dim
+    heads: Dim
+
+    explains: ClassVar[str] = (
+        "Explain hidden size, heads, head_dim and intermediate size, every matrix of one "
+        "block, and where the total comes from."
+    )
+
+    # -- head arithmetic ----------------------------------------------------------------
+    def _divides(self, field: str, whole: Dim, part: Dim, rule: str) -> None:
+        a, b = known(whole), known(part)
+        if a is not None and b is not None and a % b:
+            raise InvalidArgumentError(
+                f"{rule} ({a} % {b} = {a % b})",
+                layer=self.owner(),
+                field=field,
+                value=part,
+                rule=rule,
+            )
+
+    def head_size(self, given: Dim | None = None) -> Dim:
+        """The width of one head: ``given``, or hidden / heads; with the sizes as letters,
+        the letter D."""
+        if given is not None:
+            return given
+        h, a = known(self.hidden), known(self.heads)
+        if h is not None and a is not None:
+            return h // a
+        return symbol("D")
+
+    def check_heads(self, given: Dim | None = None) -> None:
+        """Without a head_dim of its own, the heads split the hidden size evenly."""
+        if given is None:
+            self._divides(
+                "heads", self.hidden, self.heads, "heads must divide hidden (head_dim = H / A)"
+            )
+
+    def check_rotary(self, rotated: Dim, given: Dim | None = None) -> None:
+        """Rotary positions turn pairs of numbers: the turned part of a head is even."""
+        n = known(rotated)
+        if n is not None and n % 2:
+            field, value = ("head_dim", given) if given is not None else ("heads", self.heads)
+            rule = "rotary positions turn pairs of numbers: the rotated head_dim must be even"
+            raise InvalidArgumentError(
+                f"{rule} (got {n})", layer=self.owner(), field=field, value=value, rule=rule
+            )
+
+    @classmethod
+    def multiple_for(cls, free: str, arguments: dict[str, Any]) -> int:
+        """hidden: a multiple of the heads (when head_dim comes from them)."""
+        heads = arguments.get("heads")
+        if free == "hidden" and arguments.get("head_dim") is None and heads is not None:
+            number = known(as_size(heads, owner=cls.owner(), field="heads"))
+            return 1 if number is None else number
+        return 1
+
+    @classmethod
+    def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The hidden size a multiple of the heads (transformers' configs refuse others,
+        even with a head_dim of their own)."""
+        out = dict(arguments)
+        out["hidden"] = out["heads"] * max(1, out["hidden"] // out["heads"])
+        return out
+
+    # -- explanation --------------------------------------------------------------------
+    def block_lines(self, model: Model, block: str) -> list[str]:
+        """Every matrix of one block (the first of the run ``block``): name, shape, count
+        and formula."""
+        prefix = split_name(block)
+        lines: list[str] = []
+        first = ""
+        for row in model.rows():
+            parts = split_name(row.name)
+            if parts[: len(prefix)] == prefix and len(parts) > len(prefix) + 1:
+                first = first or parts[len(prefix)]
+                if parts[len(prefix)] != first:
+                    continue
+                inside = ".".join(parts[len(prefix) + 1 :])
+                one = row.param.size
+                formula = row.template.size
+                same = count_str(one) == dim_str(formula)
+                lines.append(
+                    f"{inside} {shape_str(row.shape)}: {count_str(one)}"
+                    + ("" if same else f" = {dim_str(formula)}")
+                    + f" ({row.role})"
+                )
+        return lines

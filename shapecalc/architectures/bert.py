@@ -1,0 +1,351 @@
+"""``shapecalc bert``: BERT and RoBERTa encoders, named as ``transformers``' ``BertModel``,
+``BertForMaskedLM``, ``RobertaModel`` and ``RobertaForMaskedLM`` name them.
+
+Word, position and token-type embeddings summed and normalised, L blocks of attention that
+sees every token (no causal mask) and an MLP, each followed by a residual add and a
+LayerNorm (post-norm); then the pooler, or the masked-LM head whose decoder is the word
+embedding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from shapecalc.architectures import _transformer as tf
+from shapecalc.architectures._transformer import TransformerLM
+from shapecalc.core.declare import Built, choice, flag, number, size
+from shapecalc.core.dims import Dim, dim_str, known, symbol
+from shapecalc.core.flow import Positions, chain, parallel, summed
+from shapecalc.core.model import Model
+from shapecalc.core.tree import Block, Leaf, ModuleList, Node
+from shapecalc.layers.activation import GELU, Tanh
+from shapecalc.layers.embedding import Embedding
+from shapecalc.layers.functional import Pick, ScaledDotProductAttention, Select
+from shapecalc.layers.linear import Dropout, Linear
+from shapecalc.layers.norm import LayerNorm
+from shapecalc.layers.transformers import Bias
+
+__all__ = ["BERT", "bert"]
+
+#: RoBERTa's positions start after its padding index (1): its table holds C + 2 rows
+ROBERTA_OFFSET = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class BERT(TransformerLM):
+    """A BERT encoder: word (V × H), position (C × H) and token-type (S × H) embeddings
+    summed and normalised, L blocks, then the pooler (H × H on the first token) or, with
+    ``head="mlm"``, the masked-LM head.
+
+    One block: ``attention.self`` holds query, key and value (H × H each, with biases),
+    ``attention.output.dense`` (H × H) maps the heads back; a residual add and LayerNorm;
+    ``intermediate.dense`` maps H to I (4·H unless given) and ``output.dense`` back, then a
+    residual add and LayerNorm. The masked-LM head: a transform (H × H and a LayerNorm), the
+    decoder, which is the word embedding, and a bias of its own (V). ``layout="roberta"``
+    names them as RoBERTa does (``roberta.``, ``lm_head``) and its position table holds C
+    + 2 rows: positions start after the padding index.
+
+        >>> m = bert(vocab=30522, hidden=768, layers=12, heads=12)
+        >>> m.total
+        109482240
+        >>> print(m.total_formula)
+        12·L·H² + 13·L·H + H² + V·H + H·C + H·S + 3·H
+    """
+
+    command: ClassVar[str] = "bert"
+    function: ClassVar[str] = "bert"
+    title: ClassVar[str] = "BERT encoder"
+    example: ClassVar[str] = "--vocab 30522 --hidden 768 --layers 12 --heads 12"
+    size_order: ClassVar[tuple[str, ...]] = (
+        "vocab",
+        "hidden",
+        "layers",
+        "heads",
+        "intermediate",
+        "context",
+        "type_vocab",
+    )
+    explains: ClassVar[str] = (
+        "Explain hidden size, heads, head_dim, intermediate size and the embeddings, every "
+        "matrix of one block, and where the total comes from."
+    )
+
+    vocab: Any = tf.vocab()
+    hidden: Any = tf.hidden()
+    layers: Any = tf.layers()
+    heads: Any = tf.heads()
+    intermediate: Any = size(
+        "I", "The MLP's inner size (intermediate_size).", None, unset=None, default_text="4·H"
+    )
+    context: Any = tf.context(512, "max_position_embeddings; RoBERTa's table holds C + 2")
+    type_vocab: Any = size(
+        "S",
+        "Token types (segments: sentence A and B) of the token-type embedding (type_vocab_size).",
+        None,
+        unset=None,
+        default_text="2; 1 with --layout roberta",
+        solvable=False,
+    )
+    head: str = choice(
+        ("none", "mlm"),
+        "none: the encoder with its pooler (BertModel); mlm: the masked-LM head "
+        "(BertForMaskedLM), no pooler.",
+        "none",
+    )
+    pooler: bool = flag(
+        "The pooler, dense H × H and tanh on the first token (add_pooling_layer; with "
+        "--head none).",
+        True,
+    )
+    layout: str = choice(
+        ("bert", "roberta"),
+        "bert, or roberta: RoBERTa's names and its position table of C + 2 rows.",
+        "bert",
+    )
+    tie_weights: bool = flag(
+        "The masked-LM decoder is the word embedding and its bias the head's "
+        "(tie_word_embeddings; --no-tie-weights: a decoder and bias of its own).",
+        True,
+    )
+    dropout: float = number(
+        "Dropout of the embeddings, attention and residuals (hidden_dropout_prob, "
+        "attention_probs_dropout_prob); it adds no parameters.",
+        0.1,
+        low=0,
+        high=1,
+        open_high=True,
+    )
+
+    def check(self) -> None:
+        self.check_heads()
+
+    @property
+    def roberta(self) -> bool:
+        return self.layout == "roberta"
+
+    @property
+    def inner(self) -> Dim:
+        given: Dim = 4 * self.hidden if self.intermediate is None else self.intermediate
+        return given
+
+    @property
+    def types(self) -> Dim:
+        """The token types: given, 2 (1 for RoBERTa), or the letter S in the formulas."""
+        if self.type_vocab is not None:
+            given: Dim = self.type_vocab
+            return given
+        if known(self.hidden) is None:
+            return symbol("S")
+        return 1 if self.roberta else 2
+
+    @property
+    def positions(self) -> Dim:
+        """The rows of the position table: C, or C + 2 for RoBERTa."""
+        rows: Dim = self.context + ROBERTA_OFFSET if self.roberta else self.context
+        return rows
+
+    def sizes(self) -> dict[str, Dim]:
+        out = super().sizes()
+        d = self.head_size()
+        if known(d) is not None:
+            out["D"] = d
+        if self.intermediate is None and known(self.inner) is not None:
+            out["I"] = self.inner
+        if self.type_vocab is None:
+            out["S"] = 1 if self.roberta else 2
+        return out
+
+    # -- the tree -------------------------------------------------------------------------
+    def _embeddings(self) -> Block:
+        h = self.hidden
+        start = ROBERTA_OFFSET if self.roberta else 0
+        word = Leaf(Embedding(self.vocab, h), "one H-vector per token", "word embedding")
+        position = Leaf(
+            Embedding(self.positions, h), "one H-vector per position", "position embedding"
+        )
+        token_type = Leaf(
+            Embedding(self.types, h), "one H-vector per segment", "token-type embedding"
+        )
+        norm, dropout = LayerNorm(h, eps=1e-12), Dropout(self.dropout)
+        children: dict[str, Any] = (
+            {
+                "word_embeddings": word,
+                "token_type_embeddings": token_type,
+                "LayerNorm": norm,
+                "dropout": dropout,
+                "position_embeddings": position,
+            }
+            if self.roberta
+            else {
+                "word_embeddings": word,
+                "position_embeddings": position,
+                "token_type_embeddings": token_type,
+                "LayerNorm": norm,
+                "dropout": dropout,
+            }
+        )
+        flow = chain(
+            summed(
+                "word_embeddings",
+                (Positions(start=start, limit=self.positions), "position_embeddings"),
+                (Positions(constant=True), "token_type_embeddings"),
+            ),
+            "LayerNorm",
+            "dropout",
+        )
+        return Block("Embeddings", children, flow=flow)
+
+    def _add_norm(self, kind: str, inner: Dim, role: str) -> Block:
+        """dense, dropout, the residual (the block's second input) added, LayerNorm."""
+        h = self.hidden
+        return Block(
+            kind,
+            {
+                "dense": Leaf(Linear(inner, h), role=role),
+                "LayerNorm": LayerNorm(h, eps=1e-12),
+                "dropout": Dropout(self.dropout),
+            },
+            flow=chain(summed((Pick(0), "dense", "dropout"), Pick(1)), "LayerNorm"),
+        )
+
+    def _layer(self) -> Block:
+        h, a, d, i = self.hidden, self.heads, self.head_size(), self.inner
+        attention = Block(
+            "SelfAttention",
+            {
+                "query": Leaf(Linear(h, h), role="query"),
+                "key": Leaf(Linear(h, h), role="key"),
+                "value": Leaf(Linear(h, h), role="value"),
+                "dropout": Dropout(self.dropout),
+            },
+            flow=chain(
+                parallel("query", "key", "value"),
+                ScaledDotProductAttention(a, a, d, causal=False),
+            ),
+            description=f"{dim_str(a)} heads of {dim_str(d)}, every token seeing every token",
+        )
+        intermediate = Block(
+            "Intermediate",
+            {"dense": Leaf(Linear(h, i), role="up"), "intermediate_act_fn": GELU()},
+            flow=chain("dense", "intermediate_act_fn"),
+        )
+        return Block(
+            "Layer",
+            {
+                "attention": Block(
+                    "Attention",
+                    {
+                        "self": attention,
+                        "output": self._add_norm("SelfOutput", h, "output projection"),
+                    },
+                    flow=chain(parallel("self", ()), "output"),
+                ),
+                "intermediate": intermediate,
+                "output": self._add_norm("Output", i, "down"),
+            },
+            flow=chain("attention", parallel("intermediate", ()), "output"),
+        )
+
+    def _mlm_head(self) -> Node:
+        h, v = self.hidden, self.vocab
+        own = Leaf(Bias(v), "the decoder's bias, held by the head", "decoder bias")
+        decoder = Leaf(Linear(h, v), "a score per token (the word embedding)", "decoder")
+        norm = LayerNorm(h, eps=1e-12)
+        if self.roberta:
+            return Block(
+                "RobertaLMHead",
+                {"": own, "dense": Linear(h, h), "layer_norm": norm, "decoder": decoder},
+                flow=chain("dense", GELU(), "layer_norm", "decoder"),
+            )
+        transform = Block(
+            "PredictionHeadTransform",
+            {"dense": Linear(h, h), "transform_act_fn": GELU(), "LayerNorm": norm},
+            flow=chain("dense", "transform_act_fn", "LayerNorm"),
+        )
+        predictions = Block(
+            "LMPredictionHead",
+            {"": own, "transform": transform, "decoder": decoder},
+            flow=chain("transform", "decoder"),
+        )
+        return Block("OnlyMLMHead", {"predictions": predictions}, flow=chain("predictions"))
+
+    def build(self) -> Built:
+        h = self.hidden
+        prefix = "roberta" if self.roberta else "bert"
+        children: dict[str, Any] = {
+            "embeddings": self._embeddings(),
+            "encoder": Block(
+                "Encoder",
+                {"layer": ModuleList(self._layer(), self.layers)},
+                flow=chain("layer"),
+            ),
+        }
+        flow = chain("embeddings", "encoder")
+        if self.head == "none" and self.pooler:
+            children["pooler"] = Block(
+                "Pooler",
+                {"dense": Leaf(Linear(h, h), role="pooler"), "activation": Tanh()},
+                flow=chain(Select(1), "dense", "activation"),
+                description="the first token's vector, through H × H and tanh",
+            )
+            flow = chain("embeddings", "encoder", parallel((), "pooler"))
+        encoder = Block("RobertaModel" if self.roberta else "BertModel", children, flow=flow)
+        if self.head == "none":
+            return Built(encoder, input_layout=(("B", "T"),), group_depth=1)
+        head = "lm_head" if self.roberta else "cls"
+        root = Block(
+            "ForMaskedLM",
+            {prefix: encoder, head: self._mlm_head()},
+            flow=chain(prefix, head),
+        )
+        where = "lm_head" if self.roberta else "cls.predictions"
+        ties = {}
+        if self.tie_weights:  # untied, transformers 5 keeps the decoder's bias apart too
+            ties[f"{where}.decoder.weight"] = f"{prefix}.embeddings.word_embeddings.weight"
+            ties[f"{where}.decoder.bias"] = f"{where}.bias"
+        return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2)
+
+    # -- explanation ----------------------------------------------------------------------
+    def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
+        h, a, d, i = self.hidden, self.heads, self.head_size(), self.inner
+        table = (
+            f"C + 2 = {dim_str(self.positions)} rows (RoBERTa's positions start after its "
+            "padding index)"
+            if self.roberta
+            else f"C = {dim_str(self.context)} rows"
+        )
+        lines = [
+            f"The hidden size H = {dim_str(h)} is the length of every token's vector, in and "
+            "out of every block.",
+            f"Each token's vector starts as the sum of three rows: its word's (V × H), its "
+            f"position's (a table of {table}) and its segment's (S = {dim_str(self.types)} "
+            "token types).",
+            f"Attention splits H into A = {dim_str(a)} heads of head_dim D = {dim_str(d)}; "
+            "query, key and value are H × H each, every token attends to every token.",
+            f"The intermediate size I = {dim_str(i)}: intermediate.dense maps H to I and "
+            "output.dense back. Each half of a block ends in a residual add and a LayerNorm.",
+        ]
+        if self.head == "mlm":
+            lines.append(
+                "The masked-LM head: a transform (H × H, GELU, LayerNorm), then the decoder, "
+                + (
+                    "which is the word embedding (counted once), "
+                    if self.tie_weights
+                    else "a V × H matrix of its own, "
+                )
+                + "with a bias of V scores of the head's own."
+            )
+        elif self.pooler:
+            lines.append("The pooler reads the first token's vector: H × H and tanh.")
+        where = "roberta.encoder.layer" if self.roberta else "bert.encoder.layer"
+        return [
+            ("What the sizes mean", lines),
+            (
+                "Every matrix of one block",
+                self.block_lines(model, where if self.head == "mlm" else "encoder.layer"),
+            ),
+        ]
+
+
+bert = BERT.function_for()

@@ -1,0 +1,362 @@
+"""``shapecalc llama``: the LLaMA family of decoders, named as ``transformers`` names them.
+
+One block: RMSNorm, attention with rotary positions (no position parameters), RMSNorm,
+a gated MLP; the flags cover the family: grouped-query attention (Llama 2 and 3, Mistral),
+a head_dim of its own (Gemma, Qwen3), attention and MLP biases (Qwen2, LLaMA's options),
+q and k norms (Qwen3), four norms per block (Gemma 2), fused projections (Phi-3) and a
+mixture of experts (Mixtral).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from shapecalc.architectures import _transformer as tf
+from shapecalc.architectures._transformer import TransformerLM
+from shapecalc.core.declare import Built, choice, flag, size
+from shapecalc.core.dims import Dim, count_str, dim_str, known, symbol
+from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.flow import Multiply, chain, each, multiply, parallel, residual
+from shapecalc.core.model import Model
+from shapecalc.core.tree import Block, Leaf, ModuleList, Node
+from shapecalc.layers.activation import GELU, SiLU
+from shapecalc.layers.embedding import Embedding
+from shapecalc.layers.functional import Chunk, Rotary, ScaledDotProductAttention, SplitHeads
+from shapecalc.layers.linear import Linear
+from shapecalc.layers.norm import RMSNorm
+from shapecalc.layers.transformers import EXPERT_LAYOUTS, Experts
+
+__all__ = ["LLaMA", "llama", "llama_intermediate"]
+
+
+def llama_intermediate(hidden: int, multiple_of: int = 256) -> int:
+    """LLaMA's MLP size: ⌈2·(4·H)/3⌉ up to a multiple of 256 (11,008 for 4,096)."""
+    inner = 2 * 4 * hidden // 3
+    return multiple_of * -(-inner // multiple_of)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LLaMA(TransformerLM):
+    """A LLaMA-style decoder: token embedding (V × H), L blocks of RMSNorm, attention
+    with rotary positions and RMSNorm, gated MLP, a final RMSNorm and a head (V × H, or the
+    embedding itself with tie_weights).
+
+    A head is head_dim (D) wide, H / A unless given. The A query heads share K key and
+    value heads (grouped-query attention): q_proj is (A·D, H), k_proj and v_proj (K·D, H)
+    each, o_proj (H, A·D). The MLP's gate and up projections map H to the intermediate size
+    I and down maps I back: 3·H·I; with experts, each of E experts has its own three and a
+    router (E, H) sends each token to experts_per_token of them.
+
+        >>> m = llama(vocab=32000, hidden=4096, layers=32, heads=32, intermediate=11008)
+        >>> m.total
+        6738415616
+        >>> print(m.total_formula)
+        4·L·H² + 3·L·H·I + 2·L·H + 2·V·H + H
+    """
+
+    command: ClassVar[str] = "llama"
+    function: ClassVar[str] = "llama"
+    title: ClassVar[str] = "LLaMA-style decoder"
+    example: ClassVar[str] = (
+        "--vocab 32000 --hidden 4096 --layers 32 --heads 32 --intermediate 11008"
+    )
+    size_order: ClassVar[tuple[str, ...]] = (
+        "vocab",
+        "hidden",
+        "layers",
+        "heads",
+        "kv_heads",
+        "head_dim",
+        "intermediate",
+        "experts",
+        "experts_per_token",
+    )
+
+    vocab: Any = tf.vocab()
+    hidden: Any = tf.hidden()
+    layers: Any = tf.layers()
+    heads: Any = tf.heads()
+    kv_heads: Any = size(
+        "K",
+        "Key and value heads, each shared by heads / kv_heads query heads (grouped-query "
+        "attention; 1 is multi-query).",
+        None,
+        unset=None,
+        default_text="A",
+        solvable=False,
+    )
+    head_dim: Any = size(
+        "D", "Width of one head.", None, unset=None, default_text="H / A", solvable=False
+    )
+    intermediate: Any = size(
+        "I",
+        "The MLP's inner size.",
+        None,
+        unset=None,
+        default_text="LLaMA's 8·H/3, up to a multiple of 256",
+    )
+    tie_weights: bool = flag("The head is the token embedding (tie_word_embeddings).")
+    attention_bias: str = choice(
+        ("none", "qkv", "all"),
+        "Biases of the attention's projections: q, k and v (Qwen2), or all four "
+        "(LLaMA's attention_bias).",
+        "none",
+    )
+    mlp_bias: bool = flag("Biases of the MLP's projections (mlp_bias).")
+    qk_norm: bool = flag("An RMSNorm of head_dim on each head's queries and keys (Qwen3).")
+    sandwich_norm: bool = flag(
+        "Four RMSNorms per block, before and after attention and MLP (Gemma 2)."
+    )
+    fused_qkv: bool = flag("One qkv_proj for queries, keys and values (Phi-3).")
+    fused_gate_up: bool = flag("One gate_up_proj for the MLP's gate and up (Phi-3).")
+    experts: Any = size(
+        "E",
+        "Experts of a mixture-of-experts MLP (Mixtral); 0: one dense MLP.",
+        0,
+        minimum=0,
+        unset=0,
+        solvable=False,
+    )
+    experts_per_token: Any = size(
+        "k", "Experts each token is sent to, by the router.", 2, solvable=False, names=False
+    )
+    moe_layout: str = choice(
+        EXPERT_LAYOUTS,
+        "How the experts are named: as transformers 5 holds them (fused gate_up_proj), "
+        "or as checkpoint files store them (experts.{e}.w1.weight, ...).",
+        "fused",
+    )
+    activation: str = choice(
+        ("silu", "gelu_tanh"), "The MLP's gate activation: SwiGLU, or GeGLU (Gemma).", "silu"
+    )
+
+    # -- checks ---------------------------------------------------------------------------
+    def check(self) -> None:
+        self.check_heads(self.head_dim)
+        self.check_rotary(self.head_size(self.head_dim), self.head_dim)
+        kv = self.kv
+        self._divides(
+            "kv_heads", self.heads, kv, "kv_heads must divide heads (query heads per group)"
+        )
+        if self.experts and self.fused_gate_up:
+            raise InvalidArgumentError(
+                "fused_gate_up is the dense MLP's; the experts hold their own gate and up "
+                "projections (fused in the fused layout)",
+                layer=self.owner(),
+                field="fused_gate_up",
+                value=True,
+                rule="fused_gate_up needs a dense MLP (experts 0)",
+            )
+        e, k = known(self.experts), known(self.experts_per_token)
+        if self.experts != 0 and e is not None and k is not None and k > e:
+            raise InvalidArgumentError(
+                f"experts_per_token must be at most experts ({k} > {e})",
+                layer=self.owner(),
+                field="experts_per_token",
+                value=k,
+                rule="experts_per_token <= experts",
+            )
+
+    @property
+    def kv(self) -> Dim:
+        kv: Dim = self.heads if self.kv_heads is None else self.kv_heads
+        return kv
+
+    @property
+    def inner(self) -> Dim:
+        """The MLP's intermediate size: given, LLaMA's rule of H, or the letter I."""
+        if self.intermediate is not None:
+            given: Dim = self.intermediate
+            return given
+        h = known(self.hidden)
+        return symbol("I") if h is None else llama_intermediate(h)
+
+    def sizes(self) -> dict[str, Dim]:
+        """The sizes given, and those worked out: D = H / A, I by LLaMA's rule."""
+        out = super().sizes()
+        d = self.head_size(self.head_dim)
+        if self.head_dim is None and known(d) is not None:
+            out["D"] = d
+        if self.intermediate is None and known(self.inner) is not None:
+            out["I"] = self.inner
+        if self.experts == 0:
+            out.pop("k", None)  # no router: nothing is chosen per token
+        return out
+
+    @classmethod
+    def multiple_for(cls, free: str, arguments: dict[str, Any]) -> int:
+        """hidden: a multiple of twice the heads (an even head_dim, for rotary positions)."""
+        step = super().multiple_for(free, arguments)
+        return 2 * step if free == "hidden" and arguments.get("head_dim") is None else step
+
+    @classmethod
+    def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
+        out = super().consistent(arguments)
+        if out["head_dim"] is not None:  # rotary positions turn pairs
+            out["head_dim"] += out["head_dim"] % 2
+        elif out["hidden"] // out["heads"] % 2:
+            out["hidden"] += out["heads"]
+        if out["kv_heads"] is not None and out["heads"] % out["kv_heads"]:
+            out["kv_heads"] = 1  # a divisor of every head count
+        if out["experts"]:
+            out["fused_gate_up"] = False
+            out["experts_per_token"] = min(out["experts_per_token"], out["experts"])
+        return out
+
+    # -- the tree -------------------------------------------------------------------------
+    def _widths(self) -> tuple[Dim, Dim, Dim]:
+        """(head_dim, the queries' width, the keys' and values' width)."""
+        d = self.head_size(self.head_dim)
+        if self.head_dim is None:  # A·D is H itself; K·D is H too without grouped queries
+            kv_width = self.hidden if self.kv_heads is None else self.kv * d
+            return d, self.hidden, kv_width
+        return d, self.heads * d, self.kv * d
+
+    def _attention(self) -> Block:
+        h, a, kv = self.hidden, self.heads, self.kv
+        d, q_width, kv_width = self._widths()
+        qkv_bias = self.attention_bias != "none"
+        o_bias = self.attention_bias == "all"
+        rope_q, rope_k = Rotary(a, d), Rotary(kv, d)
+        children: dict[str, Any] = {}
+        if self.fused_qkv:  # Phi-3 registers o_proj first
+            children["o_proj"] = Leaf(Linear(q_width, h, bias=o_bias), role="output projection")
+            children["qkv_proj"] = Leaf(
+                Linear(h, q_width + 2 * kv_width, bias=qkv_bias), role="query, key and value"
+            )
+        else:
+            children["q_proj"] = Leaf(Linear(h, q_width, bias=qkv_bias), role="query")
+            children["k_proj"] = Leaf(Linear(h, kv_width, bias=qkv_bias), role="key")
+            children["v_proj"] = Leaf(Linear(h, kv_width, bias=qkv_bias), role="value")
+            children["o_proj"] = Leaf(Linear(q_width, h, bias=o_bias), role="output projection")
+        q_steps: tuple[Any, ...] = (rope_q,)
+        k_steps: tuple[Any, ...] = (rope_k,)
+        if self.qk_norm:
+            children["q_norm"] = Leaf(RMSNorm(d), role="query norm")
+            children["k_norm"] = Leaf(RMSNorm(d), role="key norm")
+            q_steps = (SplitHeads(a, d), "q_norm", rope_q)
+            k_steps = (SplitHeads(kv, d), "k_norm", rope_k)
+        sdpa = ScaledDotProductAttention(a, kv, d)
+        if self.fused_qkv:
+            split = Chunk((q_width, kv_width, kv_width))
+            flow = chain("qkv_proj", split, each(q_steps, k_steps, ()), sdpa, "o_proj")
+        else:
+            qkv = parallel(("q_proj", *q_steps), ("k_proj", *k_steps), "v_proj")
+            flow = chain(qkv, sdpa, "o_proj")
+        what = f"{dim_str(a)} query heads over {dim_str(kv)} key and value heads of {dim_str(d)}"
+        return Block("Attention", children, flow=flow, description=what)
+
+    def _act(self) -> Any:
+        return SiLU() if self.activation == "silu" else GELU(approximate="tanh")
+
+    def _mlp(self) -> tuple[str, Node]:
+        h, i = self.hidden, self.inner
+        if self.experts != 0:
+            layout = self.moe_layout
+            experts = Leaf(
+                Experts(self.experts, h, i, self.experts_per_token, layout=layout),
+                role="experts",
+            )
+            router = Leaf(Linear(h, self.experts, bias=False), "a score per expert", "router")
+            block = Block(
+                "SparseMoeBlock",
+                {"gate": router, "experts": experts},
+                flow=chain(parallel((), "gate"), "experts"),
+                description=f"{dim_str(self.experts)} experts, "
+                f"{dim_str(self.experts_per_token)} per token",
+            )
+            return ("mlp" if layout == "fused" else "block_sparse_moe"), block
+        bias = self.mlp_bias
+        if self.fused_gate_up:
+            children: dict[str, Any] = {
+                "gate_up_proj": Leaf(Linear(h, 2 * i, bias=bias), role="gate and up"),
+                "down_proj": Leaf(Linear(i, h, bias=bias), role="down"),
+            }
+            flow = chain(
+                "gate_up_proj", Chunk((i, i)), each(self._act(), ()), Multiply(), "down_proj"
+            )
+        else:
+            children = {
+                "gate_proj": Leaf(Linear(h, i, bias=bias), role="gate"),
+                "up_proj": Leaf(Linear(h, i, bias=bias), role="up"),
+                "down_proj": Leaf(Linear(i, h, bias=bias), role="down"),
+            }
+            flow = chain(multiply(("gate_proj", self._act()), "up_proj"), "down_proj")
+        return "mlp", Block("MLP", children, flow=flow, description="gated MLP")
+
+    def _block(self) -> Block:
+        h = self.hidden
+        mlp_name, mlp = self._mlp()
+        children: dict[str, Any] = {
+            "self_attn": self._attention(),
+            mlp_name: mlp,
+            "input_layernorm": RMSNorm(h),
+            "post_attention_layernorm": RMSNorm(h),
+        }
+        if self.sandwich_norm:
+            children["pre_feedforward_layernorm"] = RMSNorm(h)
+            children["post_feedforward_layernorm"] = RMSNorm(h)
+            flow = chain(
+                residual("input_layernorm", "self_attn", "post_attention_layernorm"),
+                residual("pre_feedforward_layernorm", mlp_name, "post_feedforward_layernorm"),
+            )
+        else:
+            flow = chain(
+                residual("input_layernorm", "self_attn"),
+                residual("post_attention_layernorm", mlp_name),
+            )
+        return Block("DecoderLayer", children, flow=flow)
+
+    def build(self) -> Built:
+        h, v = self.hidden, self.vocab
+        body = Block(
+            "Model",
+            {
+                "embed_tokens": Leaf(Embedding(v, h), "one H-vector per token", "token embedding"),
+                "layers": ModuleList(self._block(), self.layers),
+                "norm": Leaf(RMSNorm(h), role="final norm"),
+            },
+            flow=chain("embed_tokens", "layers", "norm"),
+        )
+        root = Block(
+            "ForCausalLM",
+            {"model": body, "lm_head": Leaf(Linear(h, v, bias=False), "a score per token", "head")},
+            flow=chain("model", "lm_head"),
+        )
+        ties = {"lm_head.weight": "model.embed_tokens.weight"} if self.tie_weights else {}
+        return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2)
+
+    # -- explanation ----------------------------------------------------------------------
+    def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
+        d, q_width, kv_width = self._widths()
+        a, kv, h = self.heads, self.kv, self.hidden
+        groups = f"{dim_str(a)} query heads share {dim_str(kv)} key and value heads"
+        lines = [
+            f"The hidden size H = {dim_str(h)} is the length of every token's vector, in and "
+            "out of every block.",
+            f"Attention splits it into heads of head_dim D = {dim_str(d)}: {groups}"
+            + (" (grouped-query attention)" if self.kv_heads is not None else "")
+            + f", so q_proj is ({dim_str(q_width)}, {dim_str(h)}) and k_proj and v_proj "
+            f"({dim_str(kv_width)}, {dim_str(h)}) each.",
+        ]
+        if self.kv_heads is not None and known(a) is not None and known(kv) is not None:
+            saved = 2 * (a - kv) * d * h
+            lines.append(
+                f"With {dim_str(kv)} key and value heads instead of {dim_str(a)}, k_proj and "
+                f"v_proj hold {count_str(saved)} fewer numbers per block, and the KV cache "
+                f"is {dim_str(kv)}/{dim_str(a)} of what {dim_str(a)} heads would keep."
+            )
+        lines.append(
+            f"The MLP's intermediate size I = {dim_str(self.inner)}: gate and up map H to I, "
+            "down maps I back to H, 3·H·I numbers"
+            + (f" per expert, {dim_str(self.experts)} experts" if self.experts else "")
+            + "."
+        )
+        return [
+            ("What the sizes mean", lines),
+            ("Every matrix of one block", self.block_lines(model, "model.layers")),
+        ]
+
+
+llama = LLaMA.function_for()

@@ -3,7 +3,9 @@
 - shapecalc: ``shapecalc lstm ... --format json`` (a fresh process each time);
 - torch meta: building the same model with PyTorch on the meta device;
 - torchinfo: ``torchinfo.summary`` of the same model with real weights, where they fit
-  (up to 10^8 parameters here; ``pip install torchinfo`` first, or it is skipped).
+  (up to 10^8 parameters here; ``pip install torchinfo`` first, or it is skipped);
+- and a transformer row: Llama-2-70B (``shapecalc llama ...``) against the same modules
+  written in PyTorch and built on the meta device.
 
     python benchmarks/size_curve.py            # prints the table, writes benchmarks/RESULTS.md
 
@@ -38,6 +40,28 @@ v, h, l = map(int, sys.argv[1:4])
 model = nn.ModuleDict({"embedding": nn.Embedding(v, h, device="meta"),
                        "lstm": nn.LSTM(h, h, l, device="meta"),
                        "head": nn.Linear(h, v, device="meta")})
+print(sum(p.numel() for p in model.parameters()))
+"""
+
+TORCH_META_LLAMA = """
+import sys, torch, torch.nn as nn
+v, h, l, a, k, i = map(int, sys.argv[1:7])
+d = h // a
+def block():
+    attn = nn.ModuleDict({"q_proj": nn.Linear(h, a * d, bias=False, device="meta"),
+                          "k_proj": nn.Linear(h, k * d, bias=False, device="meta"),
+                          "v_proj": nn.Linear(h, k * d, bias=False, device="meta"),
+                          "o_proj": nn.Linear(a * d, h, bias=False, device="meta")})
+    mlp = nn.ModuleDict({"gate_proj": nn.Linear(h, i, bias=False, device="meta"),
+                         "up_proj": nn.Linear(h, i, bias=False, device="meta"),
+                         "down_proj": nn.Linear(i, h, bias=False, device="meta")})
+    return nn.ModuleDict({"self_attn": attn, "mlp": mlp,
+                          "input_layernorm": nn.RMSNorm(h, device="meta"),
+                          "post_attention_layernorm": nn.RMSNorm(h, device="meta")})
+model = nn.ModuleDict({"embed_tokens": nn.Embedding(v, h, device="meta"),
+                       "layers": nn.ModuleList(block() for _ in range(l)),
+                       "norm": nn.RMSNorm(h, device="meta"),
+                       "lm_head": nn.Linear(h, v, bias=False, device="meta")})
 print(sum(p.numel() for p in model.parameters()))
 """
 
@@ -130,12 +154,27 @@ def main() -> None:
         )
         print(row)
         rows.append(row)
+    # a transformer: Llama-2-70B, every matrix of its 80 blocks
+    sizes = {"vocab": 32000, "hidden": 8192, "layers": 80, "heads": 64, "kv_heads": 8}
+    sizes["intermediate"] = 28672
+    total = shapecalc.llama(**sizes).total
+    flags = [x for n, value in sizes.items() for x in (f"--{n.replace('_', '-')}", str(value))]
+    ours = measure([SHAPECALC, "llama", *flags, "--format", "json"])
+    meta = measure([PYTHON, "-c", TORCH_META_LLAMA, *map(str, sizes.values())])
+    assert meta[2] == str(total), (meta, total)
+    row = (
+        f"| {total:,} (Llama-2-70B) | 32000, 8192, 80 | {ours[0]:.2f} | {ours[1]:.0f} | "
+        f"{meta[0]:.2f} | {meta[1]:.0f} | {meta[0] / ours[0]:.0f}x | - | - | - |"
+    )
+    print(row)
+    rows.append(row)
     text = "\n".join(
         [
             "## Size curve (`python benchmarks/size_curve.py`)",
             "",
             "Wall time (best of 3 fresh processes) and peak resident memory against the",
-            "parameter count of an LSTM language model, on the machine that ran the script",
+            "parameter count of an LSTM language model, and of a transformer (Llama-2-70B), on",
+            "the machine that ran the script",
             f"({os.cpu_count()} cores).",
             "",
             header,

@@ -4,7 +4,8 @@
     python benchmarks/startup.py
 
 Prints, from one run on this machine: the wall time of the baseline and of shapecalc's
-commands (best of 15 fresh processes, the commands taken in turn), their ratios, the peak
+commands (best of 15 fresh processes, the commands taken in turn), their ratios (and that of
+Llama-2-70B's table, every matrix and formula, to the LSTM headline's), the peak
 memory of the small and the 3.3-trillion-parameter model, the in-process time of a
 96-layer symbolic total, and of a model tree of 2 and of 1,000 repeated blocks (counted
 once and multiplied, so the same).
@@ -29,6 +30,9 @@ SHAPECALC = str(Path(PYTHON).with_name("shapecalc"))
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 SMALL = ["lstm", "--layers", "2", "--hidden", "512", "--vocab", "65"]
 HUGE = ["lstm", "--layers", "96", "--hidden", "65536", "--vocab", "256000"]
+#: Llama-2-70B: 68,976,648,192 parameters in 80 blocks
+LLAMA_70B = ["llama", "--vocab", "32000", "--hidden", "8192", "--layers", "80", "--heads", "64"]
+LLAMA_70B += ["--kv-heads", "8", "--intermediate", "28672"]
 
 
 def best(commands: list[list[str]], runs: int = 15) -> list[float]:
@@ -69,7 +73,7 @@ def main() -> None:
         print(text)
         lines.append(text)
 
-    for command in (SMALL, HUGE, [*SMALL, "--format", "json"]):  # write the bytecode first
+    for command in (SMALL, HUGE, [*SMALL, "--format", "json"], LLAMA_70B):  # bytecode first
         subprocess.run([SHAPECALC, *command], stdout=subprocess.DEVNULL, env=ENV, check=True)
     named = [
         ("python -c pass", [PYTHON, "-c", "pass"]),
@@ -81,6 +85,7 @@ def main() -> None:
         ("  the same, 3.3 trillion parameters", [SHAPECALC, *HUGE, "--format", "json"]),
         ("shapecalc lstm ...  (table with formulas)", [SHAPECALC, *SMALL]),
         ("  the same, 3.3 trillion parameters", [SHAPECALC, *HUGE]),
+        ("shapecalc llama ... (Llama-2-70B, table with formulas)", [SHAPECALC, *LLAMA_70B]),
     ]
     times = best([command for _, command in named])
     rows = [(name, seconds) for (name, _), seconds in zip(named, times, strict=True)]
@@ -89,6 +94,11 @@ def main() -> None:
     say("|---|--:|--:|")
     for name, seconds in rows:
         say(f"| `{name}` | {seconds * 1e3:.1f} ms | {seconds / baseline:.2f}x |")
+    say()
+    say(
+        f"The 70B transformer's table against the LSTM headline's, same run: "
+        f"{times[6] / times[4]:.2f}x."
+    )
     small = peak_mb([SHAPECALC, *SMALL, "--format", "json"])
     huge = peak_mb([SHAPECALC, *HUGE, "--format", "json"])
     say()

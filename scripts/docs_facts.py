@@ -341,3 +341,119 @@ def compose_facts() -> dict[str, str]:
         "resnet18_depth2": text(Report(model, depth=2), "markdown").strip(),
         "resnet18_symbolic_macs": macs.grouped() if hasattr(macs, "grouped") else str(macs),
     }
+
+
+def transformer_facts() -> dict[str, str]:
+    """The concept page on transformer sizes and the how-to on sizing a language model."""
+    from shapecalc.analysis.cost import analyze
+    from shapecalc.analysis.sizing import solve
+
+    out: dict[str, str] = {}
+    gpt2 = shapecalc.gpt2(vocab=50257, hidden=768, layers=12, heads=12)
+    out["gpt2_total"] = count_str(gpt2.total)
+    out["gpt2_formula"] = dim_str(gpt2.total_formula)
+    gpt2_args = ["gpt2", "--layers", "12", "--hidden", "768", "--heads", "12", "--vocab", "50257"]
+    explained = cli([*gpt2_args, "--explain"])
+    out["gpt2_explain"] = explained[explained.index("What the sizes mean") :]
+    symbolic = shapecalc.gpt2(vocab="V", hidden="H", layers="L", heads=12, context="C")
+    block = sum(
+        (r.formula for r in symbolic.rows() if r.name.startswith("transformer.h.")), start=0
+    )
+    out["gpt2_block_formula"] = dim_str(block)
+
+    llama_args = ["--vocab", "32000", "--hidden", "4096", "--layers", "32", "--heads", "32"]
+    explained = cli(["llama", *llama_args, "--explain"])
+    out["llama_explain"] = explained[explained.index("What the sizes mean") :]
+    llama = shapecalc.llama(vocab=32000, hidden=4096, layers=32, heads=32)
+    out["llama_total"] = count_str(llama.total)
+    out["llama_formula"] = dim_str(llama.total_formula)
+    out["llama_intermediate"] = count_str(llama.sizes["I"])
+
+    sizes70 = {"vocab": 32000, "hidden": 8192, "layers": 80, "heads": 64, "intermediate": 28672}
+    gqa = shapecalc.llama(**sizes70, kv_heads=8)
+    full = shapecalc.llama(**sizes70)
+    shapes = dict(gqa.named_parameters())
+    out["k_proj_gqa"] = shape_str(shapes["model.layers.0.self_attn.k_proj.weight"])
+    out["k_proj_full"] = shape_str(
+        dict(full.named_parameters())["model.layers.0.self_attn.k_proj.weight"]
+    )
+    out["total_70b"] = count_str(gqa.total)
+    out["total_70b_full"] = count_str(full.total)
+    out["gqa_saved"] = count_str(full.total - gqa.total)
+    kv = {}
+    for name, model in (("gqa", gqa), ("full", full)):
+        cost = analyze(model, batch=1, seq_len=4096, dtype="bf16", training="none")
+        per_token = cost.state_bytes // 4096
+        kv[name] = (per_token, cost.state_bytes)
+    out["kv_token_gqa"], out["kv_4096_gqa"] = count_str(kv["gqa"][0]), f"{kv['gqa'][1] / 1e9:.2f}"
+    out["kv_token_full"], out["kv_4096_full"] = (
+        count_str(kv["full"][0]),
+        f"{kv['full'][1] / 1e9:.2f}",
+    )
+
+    cost = analyze(gpt2, batch=1, seq_len=1024)
+    six = cost.six_n()
+    assert six is not None
+    out.update(
+        six_rule=count_str(six.rule),
+        six_weights=count_str(six.weights),
+        six_attention=count_str(six.attention),
+        six_other=count_str(six.other),
+        six_counted=count_str(six.counted),
+        six_idle=count_str(six.idle),
+        six_share=f"{100 * six.counted / six.rule:.0f}",
+    )
+    flops = cli([*gpt2_args, "--flops", "--batch", "1", "--seq-len", "1024"], 120)
+    out["gpt2_six_n"] = "\n".join(_note(flops, "6·N rule"))
+
+    budget = ["--params", "1.2B", "--layers", "24", "--heads", "16", "--kv-heads", "4"]
+    budget += ["--vocab", "32000"]
+    out["solve_output"] = cli(["solve", "llama", *budget, "--multiple-of", "64"])
+    found = solve(
+        shapecalc.llama,
+        "1.2B",
+        "hidden",
+        multiple_of=64,
+        layers=24,
+        heads=16,
+        kv_heads=4,
+        vocab=32000,
+    ).closest
+    out["solved_hidden"] = str(found.size)
+    out["solved_total"] = count_str(found.total)
+    sized = ["llama", "--vocab", "32000", "--hidden", str(found.size), "--layers", "24"]
+    sized += ["--heads", "16", "--kv-heads", "4"]
+    out["sized_command"] = " ".join(["shapecalc", *sized])
+    memory = cli(
+        [
+            *sized,
+            "--memory",
+            "--batch",
+            "8",
+            "--seq-len",
+            "2048",
+            "--dtype",
+            "bf16",
+            "--mixed-precision",
+            "--training",
+            "adamw",
+        ],
+        120,
+    )
+    out["sized_memory"] = memory[memory.index("Memory (adamw)") : memory.index("\nKept")].rstrip()
+    flops = cli([*sized, "--flops", "--batch", "8", "--seq-len", "2048"], 120)
+    out["sized_six_n"] = "\n".join(_note(flops, "6·N rule"))
+    out["sized_summary"] = "\n".join(_note(flops, "Summary"))
+    return out
+
+
+def _note(output: str, start: str) -> list[str]:
+    """The lines of one note (``FLOPs rule  6·N rule: ...``) of a command's output."""
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if start in line:
+            end = i + 1
+            while end < len(lines) and lines[end].startswith(" "):
+                end += 1
+            return lines[i:end]
+    raise KeyError(start)

@@ -102,6 +102,7 @@ def generated() -> dict[Path, str]:
         facts,
         fill,
         howto_facts,
+        transformer_facts,
     )
 
     from shapecalc.architectures import commands, get
@@ -135,6 +136,7 @@ def generated() -> dict[Path, str]:
         **convention_facts(),
         **architecture_facts(),
         **compose_facts(),
+        **transformer_facts(),
     }
     templates = Path(__file__).resolve().parent / "templates"
     for template in sorted(templates.rglob("*.md")):

@@ -57,6 +57,7 @@ _WHERE = {
     "Repeat": "core.tree",
     "Sequential": "core.tree",
     "chain": "core.flow",
+    "each": "core.flow",
     "multiply": "core.flow",
     "parallel": "core.flow",
     "Positions": "core.flow",
@@ -68,6 +69,22 @@ _WHERE = {
     "flag": "core.declare",
     "number": "core.declare",
     "size": "core.declare",
+    # steps of a transformer's forward, and the layers transformers has and torch.nn lacks
+    "ScaledDotProductAttention": "layers.functional",
+    "Rotary": "layers.functional",
+    "SplitHeads": "layers.functional",
+    "Chunk": "layers.functional",
+    "Pick": "layers.functional",
+    "Select": "layers.functional",
+    "Scale": "layers.functional",
+    "Conv1D": "layers.transformers",
+    "Experts": "layers.transformers",
+    "Bias": "layers.transformers",
+    # the transformer architectures' library functions
+    "gpt2": "architectures.gpt2",
+    "llama": "architectures.llama",
+    "gpt_neox": "architectures.gpt_neox",
+    "bert": "architectures.bert",
 }
 
 __all__ = [
@@ -75,12 +92,16 @@ __all__ = [
     "LAYER_KINDS",
     "LSTM",
     "Architecture",
+    "Bias",
     "Block",
     "Built",
     "Candidate",
+    "Chunk",
+    "Conv1D",
     "Cost",
     "Dim",
     "Embedding",
+    "Experts",
     "Expr",
     "InvalidArgumentError",
     "Layer",
@@ -92,25 +113,36 @@ __all__ = [
     "Model",
     "ModuleList",
     "Param",
+    "Pick",
     "Positions",
     "Repeat",
+    "Rotary",
     "Row",
+    "Scale",
+    "ScaledDotProductAttention",
+    "Select",
     "Sequential",
     "ShapeError",
     "ShapecalcError",
     "Solution",
+    "SplitHeads",
     "TieError",
     "__version__",
     "analyze",
     "assert_matches",
+    "bert",
     "build",
     "chain",
     "choice",
     "compare",
+    "each",
     "flag",
     "from_module",
+    "gpt2",
+    "gpt_neox",
     "gru_lm",
     "layer_model",
+    "llama",
     "lstm_lm",
     "multiply",
     "number",
@@ -160,7 +192,11 @@ if TYPE_CHECKING:  # the static view of the lazy names above
     )
     from shapecalc.analysis.cost import Cost, analyze
     from shapecalc.analysis.sizing import Candidate, Solution, parse_budget, solve
+    from shapecalc.architectures.bert import bert
+    from shapecalc.architectures.gpt2 import gpt2
+    from shapecalc.architectures.gpt_neox import gpt_neox
     from shapecalc.architectures.gru import gru_lm
+    from shapecalc.architectures.llama import llama
     from shapecalc.architectures.lstm import lstm_lm
     from shapecalc.architectures.rnn import rnn_lm
     from shapecalc.core.declare import Architecture, Built, choice, flag, number, size
@@ -172,12 +208,30 @@ if TYPE_CHECKING:  # the static view of the lazy names above
         ShapeError,
         TieError,
     )
-    from shapecalc.core.flow import Positions, chain, multiply, parallel, residual, summed
+    from shapecalc.core.flow import (
+        Positions,
+        chain,
+        each,
+        multiply,
+        parallel,
+        residual,
+        summed,
+    )
     from shapecalc.core.model import Layer, Model, Row, layer_model
     from shapecalc.core.spec import LayerSpec, Param
     from shapecalc.core.tree import Block, Leaf, ModuleList, Repeat, Sequential
     from shapecalc.core.units import DTYPE_BYTES
     from shapecalc.layers import LAYER_KINDS
     from shapecalc.layers.embedding import Embedding
+    from shapecalc.layers.functional import (
+        Chunk,
+        Pick,
+        Rotary,
+        Scale,
+        ScaledDotProductAttention,
+        Select,
+        SplitHeads,
+    )
     from shapecalc.layers.linear import Linear
     from shapecalc.layers.recurrent import LSTM
+    from shapecalc.layers.transformers import Bias, Conv1D, Experts

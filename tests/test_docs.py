@@ -72,3 +72,25 @@ def test_readme_cost_summary_is_what_the_command_prints() -> None:
     command, summary = match.group(1).split()[1:], match.group(2)
     out = run(command, 200).stdout
     assert summary.split(None, 1)[1] in out
+
+
+def test_readme_transformer_total_is_what_the_command_prints() -> None:
+    from tests.test_cli import run
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"\$ (shapecalc gpt2 [^\n]*)\n\.\.\.\n(Total[^\n]*)\n", readme)
+    assert match, "README.md lost its gpt2 example"
+    out = run(match.group(1).split()[1:], 200).stdout
+    assert match.group(2) in out
+
+
+def test_language_model_howto_python_runs() -> None:
+    """The how-to's Python block: run it, and its names are what it says."""
+    page = (ROOT / "docs" / "howto" / "size-a-language-model.md").read_text(encoding="utf-8")
+    match = re.search(r"```python\n(.*?)```", page, re.S)
+    assert match
+    namespace: dict[str, object] = {}
+    exec(match.group(1), namespace)
+    cost, model = namespace["cost"], namespace["model"]
+    assert cost.six_n().counted > 6 * model.total  # type: ignore[attr-defined]
+    assert 0 < cost.recomputed().peak_bytes < cost.activation_bytes  # type: ignore[attr-defined]

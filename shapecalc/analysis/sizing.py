@@ -138,8 +138,12 @@ class Solution:
     @property
     def fixed_sizes(self) -> str:
         """``V=65, L=2``: the named sizes that stayed fixed."""
-        sizes = self.below.model.sizes
-        return ", ".join(f"{k}={dim_str(v)}" for k, v in sizes.items() if k != self.letter)
+        below, above = self.below.model.sizes, self.above.model.sizes
+        return ", ".join(
+            f"{k}={dim_str(v)}"
+            for k, v in below.items()
+            if k != self.letter and above.get(k) == v  # not worked out from the free size
+        )
 
     @property
     def closest(self) -> Candidate:

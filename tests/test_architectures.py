@@ -188,3 +188,13 @@ def test_a_careless_architecture_still_answers_in_one_line() -> None:
         Careless(8, "L", 3).model()
     with pytest.raises(InvalidArgumentError, match="kernel_size"):
         Careless(8, 2, "K").model()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_solve_help_example_runs(command: str) -> None:
+    """The example solve's --help gives meets its budget with the example's other sizes."""
+    help_text = run(["solve", command, "--help"], 200).stdout
+    example = help_text.split("Example:")[1].strip().splitlines()[0].split()
+    assert example[:3] == ["shapecalc", "solve", command]
+    result = run(example[1:], 120)
+    assert result.exit_code == 0, result.output

@@ -170,6 +170,8 @@ def test_experts_in_both_layouts() -> None:
     ]
     assert len(names) == 1 + 3 * 4
     assert fused.total == stored.total  # the same numbers, named two ways
+    rows = [r.name for r in stored.rows() if ".experts." in r.name]
+    assert rows[0].endswith(".block_sparse_moe.experts.{0..3}.w1.weight")  # numbers, not E
 
 
 # -- FLOPs, shapes and memory on a real forward -------------------------------------------------
@@ -370,9 +372,16 @@ def test_flops_per_token_against_the_6n_rule() -> None:
                 "--seq-len",
                 "9",
             ],
-            "positions",
+            "'--seq-len'",
         ),
         (["bert", "--hidden", "64", "--heads", "0"], "--heads"),
+        (["llama", "--hidden", "64", "--heads", "4", "--experts", "2", "--mlp-bias"], "--mlp-bias"),
+        (["llama", "--hidden", "64", "--heads", "4", "--experts-per-token", "2"], "needs experts"),
+        (
+            ["bert", "--hidden", "64", "--heads", "4", "--layout", "roberta", "--vocab", "1"],
+            "--vocab",
+        ),
+        (["gpt-neox", "--hidden", "20", "--heads", "4", "--rotary-pct", "1"], "--rotary-pct"),
         (["gpt-neox", "--hidden", "64", "--heads", "4", "--rotary-pct", "2"], "--rotary-pct"),
     ],
 )
@@ -412,3 +421,89 @@ def test_recomputation_keeps_what_checkpointed_blocks_keep(kind: str) -> None:
     ids = torch.randint(2, 40, (2, 12))
     assert kept_bytes(module, [ids]) == again.forward_bytes
     assert again.peak_bytes < cost.activation_bytes
+
+
+def test_sizes_as_names_keep_the_sequence_through_attention() -> None:
+    """With the hidden size a name, head_dim is the letter D; the attention still reads
+    (B, T, ·) and its products grow with T², not B²."""
+    model = gpt2(vocab=100, hidden="H", layers=1, heads=4)
+    cost = analyze(model)
+    attention = next(c for c in cost.layers if c.spec.kind == "scaled_dot_product_attention")
+    assert [str(d) for d in attention.outputs[0][:2]] == ["B", "T"]
+    assert "T²" in str(attention.macs) and "B²" not in str(attention.macs)
+
+
+@pytest.mark.parametrize(
+    ("args", "cls"),
+    [
+        (["gpt2", "--vocab", "50", "--hidden", "32", "--layers", "2", "--heads", "4"], "GPT2"),
+        (
+            [
+                "llama",
+                "--vocab",
+                "50",
+                "--hidden",
+                "32",
+                "--layers",
+                "2",
+                "--heads",
+                "4",
+                "--experts",
+                "3",
+            ],
+            "MixtralForCausalLM",
+        ),
+        (
+            [
+                "llama",
+                "--vocab",
+                "50",
+                "--hidden",
+                "32",
+                "--layers",
+                "1",
+                "--heads",
+                "4",
+                "--sandwich-norm",
+                "--activation",
+                "gelu_tanh",
+                "--head-dim",
+                "16",
+            ],
+            "Gemma2",
+        ),
+        (
+            [
+                "bert",
+                "--vocab",
+                "50",
+                "--hidden",
+                "32",
+                "--layers",
+                "1",
+                "--heads",
+                "4",
+                "--head",
+                "mlm",
+                "--layout",
+                "roberta",
+            ],
+            "RobertaForMaskedLM",
+        ),
+        (
+            ["gpt-neox", "--vocab", "50", "--hidden", "32", "--layers", "1", "--heads", "4"],
+            "GPTNeoXForCausalLM",
+        ),
+    ],
+)
+def test_verify_compares_with_the_transformers_class(args: list[str], cls: str) -> None:
+    result = run([*args, "--verify"])
+    assert result.exit_code == 0, result.output
+    assert "Verified against transformers" in result.stderr and cls in result.stderr
+
+
+def test_verify_says_when_no_transformers_class_has_the_flags() -> None:
+    args = ["llama", "--vocab", "50", "--hidden", "32", "--layers", "1", "--heads", "4"]
+    result = run([*args, "--qk-norm", "--fused-qkv", "--fused-gate-up", "--verify"])
+    assert result.exit_code == 0, result.output
+    assert "no transformers class has this combination" in result.stderr

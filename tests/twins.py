@@ -237,7 +237,7 @@ def mixtral_block(c: Any, hidden: int, inner: int) -> Any:
         num_attention_heads=1,
         num_key_value_heads=1,
         num_local_experts=c.experts,
-        num_experts_per_tok=c.experts_per_token,
+        num_experts_per_tok=c.experts_per_token or 2,
     )
     return on_meta(t.MixtralForCausalLM, config).model.layers[0].mlp
 

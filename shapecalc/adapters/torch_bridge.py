@@ -6,13 +6,16 @@ torch is imported only inside these functions; without it they raise
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import importlib
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from shapecalc.core.declare import Reference
 from shapecalc.core.dims import Dim, Expr, dim_str, shape_str
 from shapecalc.core.errors import InvalidArgumentError, MissingDependencyError, ShapecalcError
 from shapecalc.core.flow import OPAQUE, Add, Multiply, Positions
@@ -31,7 +34,15 @@ from shapecalc.layers.functional import (
 )
 from shapecalc.layers.transformers import Bias, Conv1D, Experts
 
-__all__ = ["Diff", "MismatchError", "assert_matches", "build", "compare", "from_module"]
+__all__ = [
+    "Diff",
+    "MismatchError",
+    "assert_matches",
+    "build",
+    "build_reference",
+    "compare",
+    "from_module",
+]
 
 
 def _torch() -> Any:
@@ -355,6 +366,29 @@ _CALLS: dict[type, Any] = {
 def _get_parameter(root: Any, name: str) -> Any:
     owner, _, attribute = name.rpartition(".")
     return getattr(root.get_submodule(owner), attribute)
+
+
+# -- the class of another library -------------------------------------------------------------
+def build_reference(reference: Reference, device: str = "meta") -> Any:
+    """The model class a configuration names (``transformers.LlamaForCausalLM`` of its
+    config), on the meta device by default; :class:`MissingDependencyError` when the
+    library is not installed."""
+    torch = _torch()
+    try:
+        library = importlib.import_module(reference.library)
+    except ImportError:
+        raise MissingDependencyError(
+            f"this needs {reference.library}, which is not installed (pip install "
+            f"{reference.library})",
+            field=reference.library,
+            rule=f"{reference.library} must be installed",
+        ) from None
+    with contextlib.suppress(AttributeError):  # its configs warn of ids out of a tiny vocabulary
+        library.logging.set_verbosity_error()
+    config = getattr(library, reference.config_class)(**reference.config)
+    with torch.device(device), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return getattr(library, reference.model)(config, **reference.options)
 
 
 # -- module -> model -------------------------------------------------------------------------

@@ -665,7 +665,7 @@ class _Flow:
             raise ShapeError(
                 f"{where}{spec} cannot take {source}{listed_shapes}: {err.message}",
                 layer=self.model,
-                field="input",
+                field="seq_len" if err.field == "seq_len" else "input",
                 value=shapes,
                 rule=err.rule or str(err),
             ) from None

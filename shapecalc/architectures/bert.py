@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import TransformerLM
-from shapecalc.core.declare import Built, choice, flag, number, size
+from shapecalc.core.declare import Built, Reference, choice, flag, number, size
 from shapecalc.core.dims import Dim, dim_str, known, symbol
+from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import Positions, chain, parallel, summed
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList, Node
@@ -57,6 +58,7 @@ class BERT(TransformerLM):
     function: ClassVar[str] = "bert"
     title: ClassVar[str] = "BERT encoder"
     example: ClassVar[str] = "--vocab 30522 --hidden 768 --layers 12 --heads 12"
+    budget: ClassVar[str] = "350M"
     size_order: ClassVar[tuple[str, ...]] = (
         "vocab",
         "hidden",
@@ -119,6 +121,12 @@ class BERT(TransformerLM):
 
     def check(self) -> None:
         self.check_heads()
+        v = known(self.vocab)
+        if self.roberta and v is not None and v < 2:
+            rule = "RoBERTa's padding index is 1: vocab >= 2"
+            raise InvalidArgumentError(
+                f"{rule} (got {v})", layer=self.owner(), field="vocab", value=v, rule=rule
+            )
 
     @property
     def roberta(self) -> bool:
@@ -305,6 +313,24 @@ class BERT(TransformerLM):
             ties[f"{where}.decoder.weight"] = f"{prefix}.embeddings.word_embeddings.weight"
             ties[f"{where}.decoder.bias"] = f"{where}.bias"
         return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2)
+
+    def reference(self) -> Reference:
+        prefix = "Roberta" if self.roberta else "Bert"
+        config = {
+            "vocab_size": self.vocab,
+            "hidden_size": self.hidden,
+            "num_hidden_layers": self.layers,
+            "num_attention_heads": self.heads,
+            "intermediate_size": self.inner,
+            "max_position_embeddings": self.positions,
+            "type_vocab_size": self.types,
+            "tie_word_embeddings": self.tie_weights,
+            "pad_token_id": 1 if self.roberta else 0,
+        }
+        if self.head == "mlm":
+            return Reference(f"{prefix}ForMaskedLM", f"{prefix}Config", config)
+        options = {"add_pooling_layer": self.pooler}
+        return Reference(f"{prefix}Model", f"{prefix}Config", config, options)
 
     # -- explanation ----------------------------------------------------------------------
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:

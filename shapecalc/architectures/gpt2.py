@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import TransformerLM
-from shapecalc.core.declare import Built, flag, number, size
+from shapecalc.core.declare import Built, Reference, flag, number, size
 from shapecalc.core.dims import Dim, dim_str, known
 from shapecalc.core.flow import Positions, chain, residual, summed
 from shapecalc.core.model import Model
@@ -49,6 +49,7 @@ class GPT2(TransformerLM):
     function: ClassVar[str] = "gpt2"
     title: ClassVar[str] = "GPT-2"
     example: ClassVar[str] = "--layers 12 --hidden 768 --heads 12 --vocab 50257 --context 1024"
+    budget: ClassVar[str] = "350M"
     size_order: ClassVar[tuple[str, ...]] = (
         "vocab",
         "hidden",
@@ -156,6 +157,18 @@ class GPT2(TransformerLM):
         )
         ties = {"lm_head.weight": "transformer.wte.weight"} if self.tie_weights else {}
         return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2)
+
+    def reference(self) -> Reference:
+        config = {
+            "vocab_size": self.vocab,
+            "n_embd": self.hidden,
+            "n_layer": self.layers,
+            "n_head": self.heads,
+            "n_positions": self.context,
+            "n_inner": self.intermediate,
+            "tie_word_embeddings": self.tie_weights,
+        }
+        return Reference("GPT2LMHeadModel", "GPT2Config", config)
 
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
         h, a, d, i = self.hidden, self.heads, self.head_size(), self.inner

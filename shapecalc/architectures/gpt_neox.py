@@ -15,8 +15,9 @@ from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import TransformerLM
-from shapecalc.core.declare import Built, flag, number, size
+from shapecalc.core.declare import Built, Reference, flag, number, size
 from shapecalc.core.dims import Dim, dim_str, floor_div, known
+from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain, each, residual, summed
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
@@ -53,6 +54,7 @@ class GPTNeoX(TransformerLM):
     function: ClassVar[str] = "gpt_neox"
     title: ClassVar[str] = "GPT-NeoX (Pythia)"
     example: ClassVar[str] = "--vocab 50304 --hidden 512 --layers 6 --heads 8"
+    budget: ClassVar[str] = "160M"
     size_order: ClassVar[tuple[str, ...]] = ("vocab", "hidden", "layers", "heads", "intermediate")
 
     vocab: Any = tf.vocab()
@@ -90,29 +92,16 @@ class GPTNeoX(TransformerLM):
 
     def check(self) -> None:
         self.check_heads()
-        self.check_rotary(self.rotated)
-
-    @classmethod
-    def multiple_for(cls, free: str, arguments: dict[str, Any]) -> int:
-        """hidden: heads × the least head_dim whose rotated part is a whole, even number."""
-        step = super().multiple_for(free, arguments)
-        if free != "hidden":
-            return step
-        part = Fraction(str(float(arguments.get("rotary_pct", 0.25)))).limit_denominator(10**6)
-        least = next(
-            m
-            for m in range(1, 2 * part.denominator + 1)
-            if m * part.numerator % part.denominator == 0
-            and m * part.numerator // part.denominator % 2 == 0
-        )
-        return step * least
-
-    @classmethod
-    def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
-        out = super().consistent(arguments)
-        while int(out["hidden"] // out["heads"] * out["rotary_pct"]) % 2:  # pairs turn
-            out["hidden"] += out["heads"]
-        return out
+        turned, d = known(self.rotated), known(self.head_size())
+        if turned is not None and d is not None and turned > d:
+            rule = "the rotated pairs fit in a head: 2·⌈⌊head_dim · rotary_pct⌋ / 2⌉ <= head_dim"
+            raise InvalidArgumentError(
+                f"rotary positions turn pairs of numbers: {turned} of a head of {d} ({rule})",
+                layer=self.owner(),
+                field="rotary_pct",
+                value=self.rotary_pct,
+                rule=rule,
+            )
 
     @property
     def inner(self) -> Dim:
@@ -121,13 +110,13 @@ class GPTNeoX(TransformerLM):
 
     @property
     def rotated(self) -> Dim:
-        """The numbers of a head rotary positions turn: ⌊D · rotary_pct⌋, as transformers
-        takes them."""
+        """The numbers of a head rotary positions turn, as transformers turns them: the
+        table has ⌈n / 2⌉ frequencies, each turning a pair, for n = ⌊D · rotary_pct⌋."""
         d = self.head_size()
         part = Fraction(str(self.rotary_pct)).limit_denominator(10**6)
         n = known(d)
         if n is not None:
-            return int(n * self.rotary_pct)
+            return 2 * -(-int(n * self.rotary_pct) // 2)
         return floor_div(d * part.numerator, part.denominator)
 
     def sizes(self) -> dict[str, Dim]:
@@ -213,6 +202,20 @@ class GPTNeoX(TransformerLM):
         )
         ties = {"lm_head.weight": "gpt_neox.embed_in.weight"} if self.tie_weights else {}
         return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2)
+
+    def reference(self) -> Reference:
+        config = {
+            "vocab_size": self.vocab,
+            "hidden_size": self.hidden,
+            "num_hidden_layers": self.layers,
+            "num_attention_heads": self.heads,
+            "intermediate_size": self.inner,
+            "rotary_pct": self.rotary_pct,
+            "use_parallel_residual": self.parallel_residual,
+            "attention_bias": self.attention_bias,
+            "tie_word_embeddings": self.tie_weights,
+        }
+        return Reference("GPTNeoXForCausalLM", "GPTNeoXConfig", config)
 
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
         h, a, d, i = self.hidden, self.heads, self.head_size(), self.inner

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import TransformerLM
-from shapecalc.core.declare import Built, choice, flag, size
+from shapecalc.core.declare import Built, Reference, choice, flag, size
 from shapecalc.core.dims import Dim, count_str, dim_str, known, symbol
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import Multiply, chain, each, multiply, parallel, residual
@@ -61,6 +61,7 @@ class LLaMA(TransformerLM):
     example: ClassVar[str] = (
         "--vocab 32000 --hidden 4096 --layers 32 --heads 32 --intermediate 11008"
     )
+    budget: ClassVar[str] = "7B"
     size_order: ClassVar[tuple[str, ...]] = (
         "vocab",
         "hidden",
@@ -119,7 +120,13 @@ class LLaMA(TransformerLM):
         solvable=False,
     )
     experts_per_token: Any = size(
-        "k", "Experts each token is sent to, by the router.", 2, solvable=False, names=False
+        "k",
+        "Experts each token is sent to, by the router.",
+        None,
+        unset=None,
+        default_text="2",
+        solvable=False,
+        names=False,
     )
     moe_layout: str = choice(
         EXPERT_LAYOUTS,
@@ -139,6 +146,22 @@ class LLaMA(TransformerLM):
         self._divides(
             "kv_heads", self.heads, kv, "kv_heads must divide heads (query heads per group)"
         )
+        if self.experts and self.mlp_bias:
+            raise InvalidArgumentError(
+                "mlp_bias needs a dense MLP: the experts have no biases",
+                layer=self.owner(),
+                field="mlp_bias",
+                value=True,
+                rule="mlp_bias needs a dense MLP (experts 0)",
+            )
+        if self.experts == 0 and self.experts_per_token is not None:
+            raise InvalidArgumentError(
+                "experts_per_token needs experts: it chooses among them (experts is 0)",
+                layer=self.owner(),
+                field="experts_per_token",
+                value=self.experts_per_token,
+                rule="experts_per_token needs experts",
+            )
         if self.experts and self.fused_gate_up:
             raise InvalidArgumentError(
                 "fused_gate_up is the dense MLP's; the experts hold their own gate and up "
@@ -148,7 +171,7 @@ class LLaMA(TransformerLM):
                 value=True,
                 rule="fused_gate_up needs a dense MLP (experts 0)",
             )
-        e, k = known(self.experts), known(self.experts_per_token)
+        e, k = known(self.experts), known(self.top_k)
         if self.experts != 0 and e is not None and k is not None and k > e:
             raise InvalidArgumentError(
                 f"experts_per_token must be at most experts ({k} > {e})",
@@ -157,6 +180,12 @@ class LLaMA(TransformerLM):
                 value=k,
                 rule="experts_per_token <= experts",
             )
+
+    @property
+    def top_k(self) -> Dim:
+        """The experts each token is sent to: experts_per_token, 2 unless given."""
+        k: Dim = 2 if self.experts_per_token is None else self.experts_per_token
+        return k
 
     @property
     def kv(self) -> Dim:
@@ -182,6 +211,8 @@ class LLaMA(TransformerLM):
             out["I"] = self.inner
         if self.experts == 0:
             out.pop("k", None)  # no router: nothing is chosen per token
+        elif self.experts_per_token is None:
+            out["k"] = self.top_k
         return out
 
     @classmethod
@@ -200,8 +231,11 @@ class LLaMA(TransformerLM):
         if out["kv_heads"] is not None and out["heads"] % out["kv_heads"]:
             out["kv_heads"] = 1  # a divisor of every head count
         if out["experts"]:
-            out["fused_gate_up"] = False
-            out["experts_per_token"] = min(out["experts_per_token"], out["experts"])
+            out["fused_gate_up"] = out["mlp_bias"] = False
+            if out["experts_per_token"] is not None:
+                out["experts_per_token"] = min(out["experts_per_token"], out["experts"])
+        else:
+            out["experts_per_token"] = None
         return out
 
     # -- the tree -------------------------------------------------------------------------
@@ -255,7 +289,7 @@ class LLaMA(TransformerLM):
         if self.experts != 0:
             layout = self.moe_layout
             experts = Leaf(
-                Experts(self.experts, h, i, self.experts_per_token, layout=layout),
+                Experts(self.experts, h, i, self.top_k, layout=layout),
                 role="experts",
             )
             router = Leaf(Linear(h, self.experts, bias=False), "a score per expert", "router")
@@ -263,8 +297,7 @@ class LLaMA(TransformerLM):
                 "SparseMoeBlock",
                 {"gate": router, "experts": experts},
                 flow=chain(parallel((), "gate"), "experts"),
-                description=f"{dim_str(self.experts)} experts, "
-                f"{dim_str(self.experts_per_token)} per token",
+                description=f"{dim_str(self.experts)} experts, {dim_str(self.top_k)} per token",
             )
             return ("mlp" if layout == "fused" else "block_sparse_moe"), block
         bias = self.mlp_bias
@@ -327,11 +360,69 @@ class LLaMA(TransformerLM):
         ties = {"lm_head.weight": "model.embed_tokens.weight"} if self.tie_weights else {}
         return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2)
 
+    # -- the transformers class of the same model -----------------------------------------
+    def reference(self) -> Reference | None:
+        """The member of the family whose class builds this combination of flags: Llama,
+        Qwen2, Qwen3, Gemma, Gemma 2, Phi-3 or Mixtral; None for a combination none has."""
+        config: dict[str, Any] = {
+            "vocab_size": self.vocab,
+            "hidden_size": self.hidden,
+            "num_hidden_layers": self.layers,
+            "num_attention_heads": self.heads,
+            "num_key_value_heads": self.kv,
+            "intermediate_size": self.inner,
+            "tie_word_embeddings": self.tie_weights,
+        }
+        config["head_dim"] = self.head_size(self.head_dim)  # Gemma's is 256 unless given
+        bias = self.attention_bias
+        fused = self.fused_qkv or self.fused_gate_up
+        gelu = self.activation == "gelu_tanh"
+        if self.experts != 0:
+            plain = bias == "none" and not (self.mlp_bias or self.qk_norm or gelu)
+            if not plain or self.sandwich_norm or self.moe_layout != "fused":
+                return None
+            config["num_local_experts"] = self.experts
+            config["num_experts_per_tok"] = self.top_k
+            return Reference("MixtralForCausalLM", "MixtralConfig", config)
+        if fused:
+            if not (self.fused_qkv and self.fused_gate_up) or self.head_dim is not None:
+                return None
+            if bias != "none" or self.mlp_bias or self.qk_norm or self.sandwich_norm or gelu:
+                return None
+            del config["head_dim"]  # H / A, always
+            return Reference("Phi3ForCausalLM", "Phi3Config", {**config, "pad_token_id": 0})
+        if self.sandwich_norm:
+            if not gelu or self.mlp_bias or self.qk_norm or bias == "qkv":
+                return None
+            config["attention_bias"] = bias == "all"
+            return Reference("Gemma2ForCausalLM", "Gemma2Config", config)
+        if self.qk_norm:
+            if gelu or self.mlp_bias or bias == "qkv":
+                return None
+            config["attention_bias"] = bias == "all"
+            return Reference("Qwen3ForCausalLM", "Qwen3Config", config)
+        if bias == "qkv":
+            if gelu or self.mlp_bias or self.head_dim is not None:
+                return None
+            return Reference("Qwen2ForCausalLM", "Qwen2Config", config)
+        if gelu:
+            if bias != "none" or self.mlp_bias:
+                return None
+            config["hidden_activation"] = "gelu_pytorch_tanh"
+            return Reference("GemmaForCausalLM", "GemmaConfig", config)
+        config["attention_bias"] = bias == "all"
+        config["mlp_bias"] = self.mlp_bias
+        return Reference("LlamaForCausalLM", "LlamaConfig", config)
+
     # -- explanation ----------------------------------------------------------------------
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
         d, q_width, kv_width = self._widths()
         a, kv, h = self.heads, self.kv, self.hidden
-        groups = f"{dim_str(a)} query heads share {dim_str(kv)} key and value heads"
+        groups = (
+            f"{dim_str(a)} query heads share {dim_str(kv)} key and value heads"
+            if self.kv_heads is not None
+            else f"each of the {dim_str(a)} heads has its own queries, keys and values"
+        )
         lines = [
             f"The hidden size H = {dim_str(h)} is the length of every token's vector, in and "
             "out of every block.",

@@ -41,7 +41,9 @@ def _option(f: dataclasses.Field[Any], argument: Argument, *, solving: bool) -> 
         if not f.default:
             return click.option(flag, f.name, is_flag=True, help=argument.help)
         no = f"--no-{f.name.replace('_', '-')}"
-        return click.option(f"{flag}/{no}", f.name, default=True, help=argument.help)
+        return click.option(
+            f"{flag}/{no}", f.name, default=True, show_default=True, help=argument.help
+        )
     settings: dict[str, Any] = {"help": argument.help}
     if argument.kind == "choice":
         settings["type"] = click.Choice(argument.options)
@@ -54,8 +56,8 @@ def _option(f: dataclasses.Field[Any], argument: Argument, *, solving: bool) -> 
         settings["help"] += f" [default: {argument.default_text}]"
     if solving and argument.kind == "size":
         settings["default"] = None
-        if not required and not argument.default_text:
-            settings["show_default"] = str(f.default)
+        if not required and not argument.default_text:  # the default it takes, unparenthesised
+            settings["help"] += f"  [default: {f.default}]"
     elif required:
         settings["required"] = True
     else:

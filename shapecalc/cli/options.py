@@ -270,20 +270,46 @@ def show(report: Report, fmt: str) -> None:
 
 
 def verify(model: Model) -> None:
-    """``--verify``: compare with the real module; exit 1 when anything differs."""
+    """``--verify``: compare with the real module (the ``transformers`` class of the same
+    configuration, when there is one and it is installed); exit 1 when anything differs."""
+    import importlib.util
+
+    reference = model.config.reference() if model.config is not None else None
     try:
-        from shapecalc.adapters.torch_bridge import _torch, build, compare
+        from shapecalc.adapters.torch_bridge import _torch, build, build_reference, compare
 
         torch = _torch()
-        diff = compare(model, build(model))
+        if reference is not None and importlib.util.find_spec(reference.library) is not None:
+            library = importlib.import_module(reference.library)
+            module = build_reference(reference)
+            where = f"{reference.library} {library.__version__} {reference.model}, meta device"
+            note = ""
+        else:
+            module = build(model)
+            where = f"torch {torch.__version__}, meta device"
+            note = (
+                f" ({reference.library} is not installed: the module shapecalc builds)"
+                if reference is not None
+                else ""
+            )
+            if reference is None and model.config is not None and _has_references(model):
+                note = " (no transformers class has this combination of flags)"
+        diff = compare(model, module)
     except ShapecalcError as err:
         raise click.BadParameter(str(err), param_hint="'--verify'") from None
-    where = f"torch {torch.__version__}, meta device"
     if diff.ok:
-        click.echo(f"Verified against {where}: {diff}", err=True)
+        click.echo(f"Verified against {where}{note}: {diff}", err=True)
         return
     click.echo(f"Error: differs from {where}: {diff}", err=True)
     sys.exit(1)
+
+
+def _has_references(model: Model) -> bool:
+    """Whether the model's architecture names classes of another library for some of its
+    configurations (it overrides :meth:`~shapecalc.core.declare.Architecture.reference`)."""
+    from shapecalc.core.declare import Architecture
+
+    return type(model.config).reference is not Architecture.reference
 
 
 def finish(model: Model, flags: dict[str, Any], **shapes: Any) -> None:

@@ -94,7 +94,7 @@ def _solve_command(command: str) -> click.Command:
 
     title = cls.title or cls.__name__
     run.__doc__ = f"The size that brings the {title} closest to a budget (--for: {default})." + (
-        f"\n\n    \b\n    Example:\n      shapecalc solve {command} --params 10M "
+        f"\n\n    \b\n    Example:\n      shapecalc solve {command} --params {cls.budget} "
         + " ".join(_without(cls.example.split(), free_sizes[default]))
         if cls.example
         else ""

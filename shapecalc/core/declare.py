@@ -40,6 +40,7 @@ __all__ = [
     "Architecture",
     "Argument",
     "Built",
+    "Reference",
     "arguments_of",
     "choice",
     "flag",
@@ -176,6 +177,19 @@ def number(
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A model class of another library and the arguments that make this configuration:
+    ``transformers.<model>._from_config(transformers.<config>(**config), **options)``."""
+
+    model: str
+    config_class: str
+    config: dict[str, Any]
+    #: keyword arguments of the model class beside its config (add_pooling_layer)
+    options: dict[str, Any] = field(default_factory=dict)
+    library: str = "transformers"
+
+
+@dataclass(frozen=True)
 class Built:
     """What an architecture's :meth:`Architecture.build` returns: its tree and what the
     model needs beside it."""
@@ -217,6 +231,8 @@ class Architecture:
     title: ClassVar[str] = ""
     #: the arguments of a typical model on the command line (docs, tests and ``--help``)
     example: ClassVar[str] = ""
+    #: a parameter budget the example's sizes can meet, for ``solve``'s help example
+    budget: ClassVar[str] = "10M"
     #: the order of the sizes in titles (``V=65, H=512, L=2``); the field order if empty
     size_order: ClassVar[tuple[str, ...]] = ()
     #: the inputs have a sequence length (T): the command takes ``--seq-len``
@@ -283,6 +299,11 @@ class Architecture:
         """Sections of ``--explain`` the architecture writes about its model (a title and
         its lines), after the legend of sizes; none by default."""
         return []
+
+    def reference(self) -> Reference | None:
+        """The class of another library that builds this configuration (a ``transformers``
+        model), for ``--verify``; None when there is none."""
+        return None
 
     @classmethod
     def multiple_for(cls, free: str, arguments: dict[str, Any]) -> int:

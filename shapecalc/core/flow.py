@@ -323,10 +323,15 @@ class Positions(LayerSpec):
         length, limit = known(shape[self.dim]), (None if self.limit is None else known(self.limit))
         last = None if length is None else self.start + (0 if self.constant else length - 1)
         if last is not None and limit is not None and last >= limit:
-            self._fail_shape(
-                f"position {last} is beyond the {limit} positions the table holds (the "
-                f"context length): the sequence is at most {limit - self.start} long",
-                inputs,
+            rule = f"the sequence is at most the context length, {limit - self.start}"
+            raise ShapeError(
+                f"position {last} is beyond the {limit} positions the table holds ({rule}, "
+                f"got {length})",
+                layer=str(self),
+                field="seq_len",
+                value=length,
+                rule=rule,
+                related=("context",),
             )
         return ((1, shape[self.dim]),)
 

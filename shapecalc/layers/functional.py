@@ -40,9 +40,15 @@ class _Function(LayerSpec):
 def _heads_of(spec: LayerSpec, shape: Shape, heads: Dim, head_dim: Dim, what: str) -> Shape:
     """(*batch, T) of a tensor given flat (*batch, T, heads·head_dim) or split
     (*batch, T, heads, head_dim); refuses other sizes, naming both."""
-    if len(shape) >= 3 and same_size(shape[-1], head_dim) and same_size(shape[-2], heads):
+    split = len(shape) >= 3 and shape[-1] == head_dim and shape[-2] == heads
+    flat = len(shape) >= 2 and shape[-1] == heads * head_dim
+    if not (split or flat):  # sizes as names: not known to differ; flat unless split fits
+        flat = len(shape) >= 2 and same_size(shape[-1], heads * head_dim)
+        split = not flat and len(shape) >= 3 and same_size(shape[-1], head_dim)
+        split = split and same_size(shape[-2], heads)
+    if split:
         return shape[:-2]
-    if len(shape) >= 2 and same_size(shape[-1], heads * head_dim):
+    if flat:
         return shape[:-1]
     spec._fail_shape(
         f"{what} {shape_str(shape)} is neither (..., T, {dim_str(heads * head_dim)}) nor "

@@ -195,11 +195,27 @@ def cost_dict(cost: Cost) -> dict[str, Any]:
         "forward_flops": _value(cost.forward_flops),
         "backward_flops": _value(cost.backward_flops),
         "forward_flops_per_token": _value(cost.per_token(cost.forward_flops)),
+        "six_n": _six_n(cost),
         "activation_bytes": _value(cost.activation_bytes),
         "memory": [
             {"label": m.label, "bytes": _value(m.bytes), "rule": m.rule} for m in cost.memory
         ],
         "training_bytes": _value(cost.training_bytes) if cost.training != "none" else None,
+    }
+
+
+def _six_n(cost: Cost) -> dict[str, Any] | None:
+    """FLOPs per token of a training step against 6·N, in parts (per token)."""
+    six = cost.six_n()
+    if six is None:
+        return None
+    return {
+        "rule": _value(six.rule),
+        "counted": _value(six.counted),
+        "weight_macs": _value(six.weights),
+        "attention_macs": _value(six.attention),
+        "elementwise": _value(six.other),
+        "params_not_multiplied": _value(six.idle),
     }
 
 

@@ -27,7 +27,6 @@ from shapecalc.layers.functional import (
     Chunk,
     Pick,
     Rotary,
-    Scale,
     ScaledDotProductAttention,
     Select,
     SplitHeads,
@@ -357,7 +356,6 @@ _CALLS: dict[type, Any] = {
     Rotary: _rotary,
     SplitHeads: lambda torch, spec, x: x.unflatten(-1, (spec.num_heads, spec.head_dim)),
     Chunk: lambda torch, spec, x: tuple(x.split(list(spec.sizes), dim=-1)),
-    Scale: lambda torch, spec, x: x * spec.factor,
     Pick: lambda torch, spec, *xs: xs[spec.index],
     Select: lambda torch, spec, x: x.select(spec.dim, spec.index),
 }

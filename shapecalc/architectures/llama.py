@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import TransformerLM
+from shapecalc.core.choices import EXPERT_LAYOUTS
 from shapecalc.core.declare import Built, Reference, choice, flag, size
 from shapecalc.core.dims import Dim, count_str, dim_str, known, symbol
 from shapecalc.core.errors import InvalidArgumentError
@@ -25,7 +26,6 @@ from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.functional import Chunk, Rotary, ScaledDotProductAttention, SplitHeads
 from shapecalc.layers.linear import Linear
 from shapecalc.layers.norm import RMSNorm
-from shapecalc.layers.transformers import EXPERT_LAYOUTS, Experts
 
 __all__ = ["LLaMA", "llama", "llama_intermediate"]
 
@@ -287,6 +287,8 @@ class LLaMA(TransformerLM):
     def _mlp(self) -> tuple[str, Node]:
         h, i = self.hidden, self.inner
         if self.experts != 0:
+            from shapecalc.layers.transformers import Experts  # only for a mixture of experts
+
             layout = self.moe_layout
             experts = Leaf(
                 Experts(self.experts, h, i, self.top_k, layout=layout),

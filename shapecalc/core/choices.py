@@ -1,13 +1,17 @@
 """The words some options take, defined where every floor can read them without loading
-the analyses: the optimizers whose memory is counted and the frameworks whose naming
-shapecalc speaks."""
+the analyses: the optimizers whose memory is counted, the frameworks whose naming
+shapecalc speaks and the layouts of a mixture of experts."""
 
 from __future__ import annotations
 
-__all__ = ["CONVENTIONS", "OPTIMIZER_STATES"]
+__all__ = ["CONVENTIONS", "EXPERT_LAYOUTS", "OPTIMIZER_STATES"]
 
 #: optimizers whose training memory shapecalc counts: state tensors per trainable
 #: parameter ("none" is inference; ``shapecalc.analysis.cost.OPTIMIZERS`` gives the rules)
 OPTIMIZER_STATES: dict[str, int] = {"none": 0, "sgd": 0, "adam": 2, "adamw": 2}
 #: the frameworks whose tensor naming shapecalc speaks (``shapecalc.analysis.conventions``)
 CONVENTIONS = ("pytorch", "keras", "onnx")
+#: how a mixture of experts stores its experts: as ``transformers`` 5 holds them in memory
+#: (each expert's gate and up projections fused, all experts in one tensor), or as
+#: checkpoint files store them (one module per expert, w1 = gate, w2 = down, w3 = up)
+EXPERT_LAYOUTS = ("fused", "checkpoint")

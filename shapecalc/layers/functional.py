@@ -3,12 +3,11 @@
 ``ScaledDotProductAttention`` is ``torch.nn.functional.scaled_dot_product_attention``
 with its heads: queries, keys and values in, the heads' output out. ``Rotary`` turns
 queries or keys by their position (RoPE), ``SplitHeads`` views the last dimension as
-(heads, head_dim), ``Chunk`` splits it into equal parts (a fused q, k, v projection),
-``Scale`` multiplies by a constant (Gemma's √H on the embeddings), ``Pick`` passes on
-one of a block's inputs (BERT's residual into its ``output`` block), ``Select`` takes one
-position (the first token that BERT's pooler reads). None holds a tensor,
-so none has a name; they are not torch.nn kinds (``shapecalc layers`` does not list
-them), and the torch bridge runs each with torch's own functions.
+(heads, head_dim), ``Chunk`` splits it into parts (a fused q, k, v projection), ``Pick``
+passes on one of a block's inputs (BERT's residual into its ``output`` block), ``Select``
+takes one position (the first token, which BERT's pooler reads). None holds a tensor, so
+none has a name; they are not torch.nn kinds (``shapecalc layers`` does not list them),
+and the torch bridge runs each with torch's own functions.
 
     >>> attention = ScaledDotProductAttention(num_heads=8, num_kv_heads=2, head_dim=64)
     >>> work = attention.work((1, 100, 512), (1, 100, 128), (1, 100, 128))
@@ -25,7 +24,7 @@ from typing import ClassVar
 from shapecalc.core.dims import Dim, dim_str, known, product, same_size, shape_str
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work
 
-__all__ = ["Chunk", "Pick", "Rotary", "Scale", "ScaledDotProductAttention", "Select", "SplitHeads"]
+__all__ = ["Chunk", "Pick", "Rotary", "ScaledDotProductAttention", "Select", "SplitHeads"]
 
 
 class _Function(LayerSpec):
@@ -203,25 +202,6 @@ class Chunk(_Function):
 
     def work(self, *inputs: Shape) -> Work:
         return Work(self.output_shapes(*inputs), views=True)
-
-
-@dataclass(frozen=True)
-class Scale(_Function):
-    """Multiplies by a constant (Gemma's embeddings by √hidden): 1 FLOP per number."""
-
-    factor: float
-
-    kind: ClassVar[str] = "scale"
-    summary: ClassVar[str] = "multiplies by a constant"
-
-    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
-        if len(inputs) != 1:
-            self._fail_shape(f"takes one input, got {len(inputs)}", inputs)
-        return (inputs[0],)
-
-    def work(self, *inputs: Shape) -> Work:
-        outputs = self.output_shapes(*inputs)
-        return Work(outputs, other=product(outputs[0]), other_rule="1 multiply per number")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
+from shapecalc.core.choices import EXPERT_LAYOUTS
 from shapecalc.core.dims import Dim, dim_str, known, product
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work
 from shapecalc.layers._shapes import bias_adds, check_features, one_input
@@ -66,12 +67,6 @@ class Conv1D(LayerSpec):
             other_rule=rule,
             saved=(Stored("input", inputs[0], of="input"),),
         )
-
-
-#: how a mixture of experts stores its experts: as ``transformers`` 5 holds them in memory
-#: (each expert's gate and up projections fused, all experts in one tensor), or as
-#: checkpoint files store them (one module per expert, w1 = gate, w2 = down, w3 = up)
-EXPERT_LAYOUTS = ("fused", "checkpoint")
 
 
 @dataclass(frozen=True)

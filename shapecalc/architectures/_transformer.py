@@ -7,13 +7,24 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from shapecalc.core.declare import Architecture, size
+from shapecalc.core.declare import Architecture, Built, number, size
 from shapecalc.core.dims import Dim, as_size, count_str, dim_str, known, shape_str, symbol
 from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.flow import chain
 from shapecalc.core.model import Model
-from shapecalc.core.tree import split_name
+from shapecalc.core.tree import Block, Leaf, split_name
+from shapecalc.layers.linear import Linear
 
-__all__ = ["TransformerLM", "context", "heads", "hidden", "layers", "vocab"]
+__all__ = [
+    "TransformerLM",
+    "context",
+    "dropout",
+    "heads",
+    "hidden",
+    "intermediate",
+    "layers",
+    "vocab",
+]
 
 
 def vocab() -> Any:
@@ -36,6 +47,22 @@ def heads() -> Any:
     )
 
 
+def intermediate(config: str, default_text: str = "4·H") -> Any:
+    return size(
+        "I", f"The MLP's inner size ({config}).", None, unset=None, default_text=default_text
+    )
+
+
+def dropout(config: str, default: float) -> Any:
+    return number(
+        f"Dropout of the embeddings, attention and residuals ({config}); it adds no parameters.",
+        default,
+        low=0,
+        high=1,
+        open_high=True,
+    )
+
+
 def context(default: int, config: str) -> Any:
     return size(
         "C",
@@ -52,11 +79,40 @@ class TransformerLM(Architecture):
     hidden: Dim
     layers: Dim
     heads: Dim
+    intermediate: Dim | None
 
     explains: ClassVar[str] = (
         "Explain hidden size, heads, head_dim and intermediate size, every matrix of one "
         "block, and where the total comes from."
     )
+
+    # -- the sizes worked out -----------------------------------------------------------
+    @property
+    def inner(self) -> Dim:
+        """The MLP's intermediate size: given, or 4·H."""
+        given: Dim = 4 * self.hidden if self.intermediate is None else self.intermediate
+        return given
+
+    def sizes(self) -> dict[str, Dim]:
+        """The sizes given, and those worked out: D = H / A, I from H."""
+        out = super().sizes()
+        given = getattr(self, "head_dim", None)
+        d = self.head_size(given)
+        if given is None and known(d) is not None:
+            out["D"] = d
+        if self.intermediate is None and known(self.inner) is not None:
+            out["I"] = self.inner
+        return out
+
+    # -- the model around the blocks -------------------------------------------------------
+    def causal_lm(self, kind: str, base: str, body: Block, embedding: str, role: str) -> Built:
+        """``{base}`` (the body) then ``lm_head``, a V × H head, tied to the body's
+        ``embedding`` with tie_weights; named as transformers' ``*ForCausalLM`` names them."""
+        head = Leaf(Linear(self.hidden, self.vocab, bias=False), "a score per token", role)
+        root = Block(kind, {base: body, "lm_head": head}, flow=chain(base, "lm_head"))
+        tied = getattr(self, "tie_weights", False)
+        ties = {"lm_head.weight": f"{base}.{embedding}.weight"} if tied else {}
+        return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2)
 
     # -- head arithmetic ----------------------------------------------------------------
     def _divides(self, field: str, whole: Dim, part: Dim, rule: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import TransformerLM
-from shapecalc.core.declare import Built, Reference, choice, flag, number, size
+from shapecalc.core.declare import Built, Reference, choice, flag, size
 from shapecalc.core.dims import Dim, dim_str, known, symbol
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import Positions, chain, parallel, summed
@@ -77,9 +77,7 @@ class BERT(TransformerLM):
     hidden: Any = tf.hidden()
     layers: Any = tf.layers()
     heads: Any = tf.heads()
-    intermediate: Any = size(
-        "I", "The MLP's inner size (intermediate_size).", None, unset=None, default_text="4·H"
-    )
+    intermediate: Any = tf.intermediate("intermediate_size")
     context: Any = tf.context(512, "max_position_embeddings; RoBERTa's table holds C + 2")
     type_vocab: Any = size(
         "S",
@@ -110,14 +108,7 @@ class BERT(TransformerLM):
         "(tie_word_embeddings; --no-tie-weights: a decoder and bias of its own).",
         True,
     )
-    dropout: float = number(
-        "Dropout of the embeddings, attention and residuals (hidden_dropout_prob, "
-        "attention_probs_dropout_prob); it adds no parameters.",
-        0.1,
-        low=0,
-        high=1,
-        open_high=True,
-    )
+    dropout: float = tf.dropout("hidden_dropout_prob, attention_probs_dropout_prob", 0.1)
 
     def check(self) -> None:
         self.check_heads()
@@ -128,14 +119,16 @@ class BERT(TransformerLM):
                 f"{rule} (got {v})", layer=self.owner(), field="vocab", value=v, rule=rule
             )
 
+    @classmethod
+    def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
+        out = super().consistent(arguments)
+        if out["layout"] == "roberta":
+            out["vocab"] = max(out["vocab"], 2)  # its padding index is 1
+        return out
+
     @property
     def roberta(self) -> bool:
         return self.layout == "roberta"
-
-    @property
-    def inner(self) -> Dim:
-        given: Dim = 4 * self.hidden if self.intermediate is None else self.intermediate
-        return given
 
     @property
     def types(self) -> Dim:
@@ -155,11 +148,6 @@ class BERT(TransformerLM):
 
     def sizes(self) -> dict[str, Dim]:
         out = super().sizes()
-        d = self.head_size()
-        if known(d) is not None:
-            out["D"] = d
-        if self.intermediate is None and known(self.inner) is not None:
-            out["I"] = self.inner
         if self.type_vocab is None:
             out["S"] = 1 if self.roberta else 2
         return out

@@ -12,15 +12,15 @@ from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import TransformerLM
-from shapecalc.core.declare import Built, Reference, flag, number, size
-from shapecalc.core.dims import Dim, dim_str, known
+from shapecalc.core.declare import Built, Reference, flag
+from shapecalc.core.dims import dim_str
 from shapecalc.core.flow import Positions, chain, residual, summed
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
 from shapecalc.layers.activation import GELU
 from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.functional import Chunk, ScaledDotProductAttention
-from shapecalc.layers.linear import Dropout, Linear
+from shapecalc.layers.linear import Dropout
 from shapecalc.layers.norm import LayerNorm
 from shapecalc.layers.transformers import Conv1D
 
@@ -64,39 +64,16 @@ class GPT2(TransformerLM):
     layers: Any = tf.layers()
     heads: Any = tf.heads()
     context: Any = tf.context(1024, "n_positions")
-    intermediate: Any = size(
-        "I", "The MLP's inner size (n_inner).", None, unset=None, default_text="4·H"
-    )
+    intermediate: Any = tf.intermediate("n_inner")
     tie_weights: bool = flag(
         "The head is the token embedding wte (tie_word_embeddings; --no-tie-weights: a "
         "head of its own).",
         True,
     )
-    dropout: float = number(
-        "Dropout of the embeddings, attention and residuals (embd_pdrop, attn_pdrop, "
-        "resid_pdrop); it adds no parameters.",
-        0.1,
-        low=0,
-        high=1,
-        open_high=True,
-    )
+    dropout: float = tf.dropout("embd_pdrop, attn_pdrop, resid_pdrop", 0.1)
 
     def check(self) -> None:
         self.check_heads()
-
-    @property
-    def inner(self) -> Dim:
-        given: Dim = 4 * self.hidden if self.intermediate is None else self.intermediate
-        return given
-
-    def sizes(self) -> dict[str, Dim]:
-        out = super().sizes()
-        d = self.head_size()
-        if known(d) is not None:
-            out["D"] = d
-        if self.intermediate is None and known(self.inner) is not None:
-            out["I"] = self.inner
-        return out
 
     def _block(self) -> Block:
         h, a, i = self.hidden, self.heads, self.inner
@@ -147,16 +124,7 @@ class GPT2(TransformerLM):
             },
             flow=chain(summed("wte", (Positions(limit=c), "wpe")), "drop", "h", "ln_f"),
         )
-        root = Block(
-            "GPT2LMHeadModel",
-            {
-                "transformer": body,
-                "lm_head": Leaf(Linear(h, v, bias=False), "a score per token", "head"),
-            },
-            flow=chain("transformer", "lm_head"),
-        )
-        ties = {"lm_head.weight": "transformer.wte.weight"} if self.tie_weights else {}
-        return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2)
+        return self.causal_lm("GPT2LMHeadModel", "transformer", body, "wte", "head")
 
     def reference(self) -> Reference:
         config = {

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import TransformerLM
-from shapecalc.core.declare import Built, Reference, flag, number, size
+from shapecalc.core.declare import Built, Reference, flag, number
 from shapecalc.core.dims import Dim, dim_str, floor_div, known
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain, each, residual, summed
@@ -61,9 +61,7 @@ class GPTNeoX(TransformerLM):
     hidden: Any = tf.hidden()
     layers: Any = tf.layers()
     heads: Any = tf.heads()
-    intermediate: Any = size(
-        "I", "The MLP's inner size (intermediate_size).", None, unset=None, default_text="4·H"
-    )
+    intermediate: Any = tf.intermediate("intermediate_size")
     rotary_pct: float = number(
         "The fraction of each head's numbers turned by rotary positions (rotary_pct, "
         "partial_rotary_factor).",
@@ -81,14 +79,7 @@ class GPTNeoX(TransformerLM):
         True,
     )
     tie_weights: bool = flag("The head is the token embedding (tie_word_embeddings).")
-    dropout: float = number(
-        "Dropout of the embeddings, attention and residuals (hidden_dropout, "
-        "attention_dropout); it adds no parameters.",
-        0.0,
-        low=0,
-        high=1,
-        open_high=True,
-    )
+    dropout: float = tf.dropout("hidden_dropout, attention_dropout", 0.0)
 
     def check(self) -> None:
         self.check_heads()
@@ -104,11 +95,6 @@ class GPTNeoX(TransformerLM):
             )
 
     @property
-    def inner(self) -> Dim:
-        given: Dim = 4 * self.hidden if self.intermediate is None else self.intermediate
-        return given
-
-    @property
     def rotated(self) -> Dim:
         """The numbers of a head rotary positions turn, as transformers turns them: the
         table has ⌈n / 2⌉ frequencies, each turning a pair, for n = ⌊D · rotary_pct⌋."""
@@ -118,15 +104,6 @@ class GPTNeoX(TransformerLM):
         if n is not None:
             return 2 * -(-int(n * self.rotary_pct) // 2)
         return floor_div(d * part.numerator, part.denominator)
-
-    def sizes(self) -> dict[str, Dim]:
-        out = super().sizes()
-        d = self.head_size()
-        if known(d) is not None:
-            out["D"] = d
-        if self.intermediate is None and known(self.inner) is not None:
-            out["I"] = self.inner
-        return out
 
     def _attention(self) -> Block:
         h, a, d = self.hidden, self.heads, self.head_size()
@@ -192,16 +169,8 @@ class GPTNeoX(TransformerLM):
             },
             flow=chain("embed_in", "emb_dropout", "layers", "final_layer_norm"),
         )
-        root = Block(
-            "GPTNeoXForCausalLM",
-            {
-                "gpt_neox": body,
-                "lm_head": Leaf(Linear(h, v, bias=False), "a score per token", "head (embed_out)"),
-            },
-            flow=chain("gpt_neox", "lm_head"),
-        )
-        ties = {"lm_head.weight": "gpt_neox.embed_in.weight"} if self.tie_weights else {}
-        return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2)
+        head = "head (embed_out)"
+        return self.causal_lm("GPTNeoXForCausalLM", "gpt_neox", body, "embed_in", head)
 
     def reference(self) -> Reference:
         config = {

@@ -90,12 +90,8 @@ class LLaMA(TransformerLM):
     head_dim: Any = size(
         "D", "Width of one head.", None, unset=None, default_text="H / A", solvable=False
     )
-    intermediate: Any = size(
-        "I",
-        "The MLP's inner size.",
-        None,
-        unset=None,
-        default_text="LLaMA's 8·H/3, up to a multiple of 256",
+    intermediate: Any = tf.intermediate(
+        "intermediate_size", "LLaMA's 8·H/3, up to a multiple of 256"
     )
     tie_weights: bool = flag("The head is the token embedding (tie_word_embeddings).")
     attention_bias: str = choice(
@@ -204,11 +200,6 @@ class LLaMA(TransformerLM):
     def sizes(self) -> dict[str, Dim]:
         """The sizes given, and those worked out: D = H / A, I by LLaMA's rule."""
         out = super().sizes()
-        d = self.head_size(self.head_dim)
-        if self.head_dim is None and known(d) is not None:
-            out["D"] = d
-        if self.intermediate is None and known(self.inner) is not None:
-            out["I"] = self.inner
         if self.experts == 0:
             out.pop("k", None)  # no router: nothing is chosen per token
         elif self.experts_per_token is None:
@@ -354,13 +345,7 @@ class LLaMA(TransformerLM):
             },
             flow=chain("embed_tokens", "layers", "norm"),
         )
-        root = Block(
-            "ForCausalLM",
-            {"model": body, "lm_head": Leaf(Linear(h, v, bias=False), "a score per token", "head")},
-            flow=chain("model", "lm_head"),
-        )
-        ties = {"lm_head.weight": "model.embed_tokens.weight"} if self.tie_weights else {}
-        return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2)
+        return self.causal_lm("ForCausalLM", "model", body, "embed_tokens", "head")
 
     # -- the transformers class of the same model -----------------------------------------
     def reference(self) -> Reference | None:

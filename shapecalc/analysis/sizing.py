@@ -188,7 +188,8 @@ def solve(
     architecture = _architecture(factory)
     needed = architecture.multiple_for(free, fixed) if architecture is not None else 1
     step = math.lcm(multiple_of, needed)
-    count = _counter(factory, free, fixed, total_of)
+    symbolic = _symbolic_total(factory, free, fixed, total_of)
+    count = _counter(factory, free, fixed, total_of, symbolic)
 
     def build(k: int) -> Model | None:
         try:
@@ -235,7 +236,8 @@ def solve(
         else:
             high = middle
     letter = letter_of(factory, free)
-    formula = _formula(factory, free, fixed, total_of, letter)
+    # the total in the free size's usual symbol (16·H² + 146·H + 65)
+    formula = symbolic.subs({_FREE: symbol(letter)}) if isinstance(symbolic, Expr) else None
 
     def candidate(k: int) -> Candidate:
         return Candidate(
@@ -308,9 +310,14 @@ def _symbolic_total(
     free: str,
     fixed: dict[str, Any],
     total_of: Callable[[Model], Dim],
-) -> Dim:
-    model = factory(**fixed, **{free: symbol(_FREE)})
-    total = total_of(model)
+) -> Dim | None:
+    """The total with the free size a symbol, built once; None when the factory needs it
+    as a number."""
+    try:
+        model = factory(**fixed, **{free: symbol(_FREE)})
+        total = total_of(model)
+    except (ShapecalcError, TypeError):
+        return None
     # sizes the model works out for itself (BERT's token types: 2) are numbers here
     worked_out = {k: v for k, v in model.sizes.items() if isinstance(v, int)}
     return total.subs(worked_out) if isinstance(total, Expr) and worked_out else total
@@ -321,12 +328,10 @@ def _counter(
     free: str,
     fixed: dict[str, Any],
     total_of: Callable[[Model], Dim],
+    total: Dim | None,
 ) -> Callable[[int], int]:
-    """count(n): the total at free size n, from one polynomial when the factory allows."""
-    try:
-        total = _symbolic_total(factory, free, fixed, total_of)
-    except (ShapecalcError, TypeError):
-        total = None
+    """count(n): the total at free size n, from the polynomial ``total`` when it is one in
+    the free size alone, else by building the model."""
     if isinstance(total, Expr) and total.free_symbols == {_FREE}:
         poly = total
 
@@ -346,20 +351,3 @@ def _counter(
         return value
 
     return by_building
-
-
-def _formula(
-    factory: Callable[..., Model],
-    free: str,
-    fixed: dict[str, Any],
-    total_of: Callable[[Model], Dim],
-    letter: str,
-) -> Dim | None:
-    """The total in the free size's usual symbol (16·H² + 146·H + 65)."""
-    try:
-        total = _symbolic_total(factory, free, fixed, total_of)
-    except (ShapecalcError, TypeError):
-        return None
-    if isinstance(total, Expr):
-        return total.subs({_FREE: symbol(letter)})
-    return None

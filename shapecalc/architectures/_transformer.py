@@ -114,6 +114,17 @@ class TransformerLM(Architecture):
         ties = {"lm_head.weight": f"{base}.{embedding}.weight"} if tied else {}
         return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2)
 
+    def config_sizes(self) -> dict[str, Any]:
+        """The sizes as a transformers config of the LLaMA, GPT-NeoX and BERT families
+        names them (GPT-2's has names of its own)."""
+        return {
+            "vocab_size": self.vocab,
+            "hidden_size": self.hidden,
+            "num_hidden_layers": self.layers,
+            "num_attention_heads": self.heads,
+            "intermediate_size": self.inner,
+        }
+
     # -- head arithmetic ----------------------------------------------------------------
     def _divides(self, field: str, whole: Dim, part: Dim, rule: str) -> None:
         a, b = known(whole), known(part)

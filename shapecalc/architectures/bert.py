@@ -305,11 +305,7 @@ class BERT(TransformerLM):
     def reference(self) -> Reference:
         prefix = "Roberta" if self.roberta else "Bert"
         config = {
-            "vocab_size": self.vocab,
-            "hidden_size": self.hidden,
-            "num_hidden_layers": self.layers,
-            "num_attention_heads": self.heads,
-            "intermediate_size": self.inner,
+            **self.config_sizes(),
             "max_position_embeddings": self.positions,
             "type_vocab_size": self.types,
             "tie_word_embeddings": self.tie_weights,

@@ -99,10 +99,10 @@ class GPTNeoX(TransformerLM):
         """The numbers of a head rotary positions turn, as transformers turns them: the
         table has ⌈n / 2⌉ frequencies, each turning a pair, for n = ⌊D · rotary_pct⌋."""
         d = self.head_size()
-        part = Fraction(str(self.rotary_pct)).limit_denominator(10**6)
         n = known(d)
         if n is not None:
             return 2 * -(-int(n * self.rotary_pct) // 2)
+        part = Fraction(str(self.rotary_pct)).limit_denominator(10**6)
         return floor_div(d * part.numerator, part.denominator)
 
     def _attention(self) -> Block:
@@ -174,11 +174,7 @@ class GPTNeoX(TransformerLM):
 
     def reference(self) -> Reference:
         config = {
-            "vocab_size": self.vocab,
-            "hidden_size": self.hidden,
-            "num_hidden_layers": self.layers,
-            "num_attention_heads": self.heads,
-            "intermediate_size": self.inner,
+            **self.config_sizes(),
             "rotary_pct": self.rotary_pct,
             "use_parallel_residual": self.parallel_residual,
             "attention_bias": self.attention_bias,

@@ -352,12 +352,8 @@ class LLaMA(TransformerLM):
         """The member of the family whose class builds this combination of flags: Llama,
         Qwen2, Qwen3, Gemma, Gemma 2, Phi-3 or Mixtral; None for a combination none has."""
         config: dict[str, Any] = {
-            "vocab_size": self.vocab,
-            "hidden_size": self.hidden,
-            "num_hidden_layers": self.layers,
-            "num_attention_heads": self.heads,
+            **self.config_sizes(),
             "num_key_value_heads": self.kv,
-            "intermediate_size": self.inner,
             "tie_word_embeddings": self.tie_weights,
         }
         config["head_dim"] = self.head_size(self.head_dim)  # Gemma's is 256 unless given

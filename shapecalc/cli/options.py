@@ -15,7 +15,7 @@ import click
 
 from shapecalc.cli.group import engine_error
 from shapecalc.core.dims import Expr
-from shapecalc.core.errors import ShapecalcError
+from shapecalc.core.errors import MissingDependencyError, ShapecalcError
 
 if TYPE_CHECKING:
     from shapecalc.analysis.conventions import Converted
@@ -272,29 +272,22 @@ def show(report: Report, fmt: str) -> None:
 def verify(model: Model) -> None:
     """``--verify``: compare with the real module (the ``transformers`` class of the same
     configuration, when there is one and it is installed); exit 1 when anything differs."""
-    import importlib.util
-
     reference = model.config.reference() if model.config is not None else None
     try:
         from shapecalc.adapters.torch_bridge import _torch, build, build_reference, compare
 
         torch = _torch()
-        if reference is not None and importlib.util.find_spec(reference.library) is not None:
-            library = importlib.import_module(reference.library)
-            module = build_reference(reference)
-            where = f"{reference.library} {library.__version__} {reference.model}, meta device"
-            note = ""
-        else:
-            module = build(model)
-            where = f"torch {torch.__version__}, meta device"
-            note = (
-                f" ({reference.library} is not installed: the module shapecalc builds)"
-                if reference is not None
-                else ""
-            )
-            if reference is None and model.config is not None and _has_references(model):
-                note = " (no transformers class has this combination of flags)"
-        diff = compare(model, module)
+        module, where, note = None, f"torch {torch.__version__}, meta device", ""
+        if reference is not None:
+            try:
+                module = build_reference(reference)
+                version = sys.modules[reference.library].__version__
+                where = f"{reference.library} {version} {reference.model}, meta device"
+            except MissingDependencyError:  # the library, not torch: torch is here
+                note = f" ({reference.library} is not installed: the module shapecalc builds)"
+        elif model.config is not None and _has_references(model):
+            note = " (no transformers class has this combination of flags)"
+        diff = compare(model, build(model) if module is None else module)
     except ShapecalcError as err:
         raise click.BadParameter(str(err), param_hint="'--verify'") from None
     if diff.ok:

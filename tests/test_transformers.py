@@ -507,3 +507,14 @@ def test_verify_says_when_no_transformers_class_has_the_flags() -> None:
     result = run([*args, "--qk-norm", "--fused-qkv", "--fused-gate-up", "--verify"])
     assert result.exit_code == 0, result.output
     assert "no transformers class has this combination" in result.stderr
+
+
+def test_verify_says_when_transformers_refuses_the_configuration() -> None:
+    """transformers' Llama refuses a hidden size that is not a multiple of the heads even
+    with a head_dim of its own; shapecalc counts it and verifies its own build."""
+    args = ["llama", "--vocab", "10", "--hidden", "30", "--layers", "1", "--heads", "4"]
+    result = run([*args, "--head-dim", "8", "--verify"])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert "LlamaConfig refuses this configuration" in result.stderr
+    assert "names and shapes identical" in result.stderr

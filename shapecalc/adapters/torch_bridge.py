@@ -370,7 +370,8 @@ def _get_parameter(root: Any, name: str) -> Any:
 def build_reference(reference: Reference, device: str = "meta") -> Any:
     """The model class a configuration names (``transformers.LlamaForCausalLM`` of its
     config), on the meta device by default; :class:`MissingDependencyError` when the
-    library is not installed."""
+    library is not installed, :class:`InvalidArgumentError` (its field the library) when
+    the library refuses the configuration."""
     torch = _torch()
     try:
         library = importlib.import_module(reference.library)
@@ -383,10 +384,21 @@ def build_reference(reference: Reference, device: str = "meta") -> Any:
         ) from None
     with contextlib.suppress(AttributeError):  # its configs warn of ids out of a tiny vocabulary
         library.logging.set_verbosity_error()
-    config = getattr(library, reference.config_class)(**reference.config)
-    with torch.device(device), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return getattr(library, reference.model)(config, **reference.options)
+    try:
+        config = getattr(library, reference.config_class)(**reference.config)
+        with torch.device(device), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return getattr(library, reference.model)(config, **reference.options)
+    except Exception as err:  # the library's own rules, raised in its own error types
+        lines = str(err).strip().splitlines()
+        why = lines[-1].strip().rstrip(".") if lines else repr(err)
+        rule = f"{reference.library} accepts the configuration"
+        raise InvalidArgumentError(
+            f"{reference.library}' {reference.config_class} refuses this configuration: {why}",
+            field=reference.library,
+            value=reference.config_class,
+            rule=rule,
+        ) from None
 
 
 # -- module -> model -------------------------------------------------------------------------

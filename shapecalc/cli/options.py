@@ -15,7 +15,7 @@ import click
 
 from shapecalc.cli.group import engine_error
 from shapecalc.core.dims import Expr
-from shapecalc.core.errors import MissingDependencyError, ShapecalcError
+from shapecalc.core.errors import InvalidArgumentError, MissingDependencyError, ShapecalcError
 
 if TYPE_CHECKING:
     from shapecalc.analysis.conventions import Converted
@@ -285,6 +285,10 @@ def verify(model: Model) -> None:
                 where = f"{reference.library} {version} {reference.model}, meta device"
             except MissingDependencyError:  # the library, not torch: torch is here
                 note = f" ({reference.library} is not installed: the module shapecalc builds)"
+            except InvalidArgumentError as err:
+                if err.field != reference.library:
+                    raise
+                note = f" ({err.message}; the module shapecalc builds)"
         elif model.config is not None and _has_references(model):
             note = " (no transformers class has this combination of flags)"
         diff = compare(model, build(model) if module is None else module)

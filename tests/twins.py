@@ -112,7 +112,7 @@ def gpt2_twin(c: Any) -> Any:
         n_inner=c.intermediate,
         tie_word_embeddings=c.tie_weights,
     )
-    return on_meta(t.GPT2LMHeadModel, config)
+    return on_meta(t.GPT2LMHeadModel if c.head == "lm" else t.GPT2Model, config)
 
 
 def gpt_neox_twin(c: Any) -> Any:
@@ -128,7 +128,7 @@ def gpt_neox_twin(c: Any) -> Any:
         attention_bias=c.attention_bias,
         tie_word_embeddings=c.tie_weights,
     )
-    return on_meta(t.GPTNeoXForCausalLM, config)
+    return on_meta(t.GPTNeoXForCausalLM if c.head == "lm" else t.GPTNeoXModel, config)
 
 
 def bert_twin(c: Any) -> Any:
@@ -223,7 +223,7 @@ def llama_twin(c: Any) -> Any:
         if c.sandwich_norm:
             layer.pre_feedforward_layernorm = nn.RMSNorm(h, device="meta")
             layer.post_feedforward_layernorm = nn.RMSNorm(h, device="meta")
-    return model
+    return model if c.head == "lm" else model.model
 
 
 def mixtral_block(c: Any, hidden: int, inner: int) -> Any:

@@ -5,10 +5,20 @@ one command each; the names of their tensors are those ``transformers`` gives th
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any, ClassVar
 
-from shapecalc.core.declare import Architecture, Built, number, size
-from shapecalc.core.dims import Dim, as_size, count_str, dim_str, known, shape_str, symbol
+from shapecalc.core.declare import Architecture, Built, choice, number, size
+from shapecalc.core.dims import (
+    Dim,
+    as_size,
+    count_str,
+    dim_str,
+    floor_div,
+    known,
+    shape_str,
+    symbol,
+)
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain
 from shapecalc.core.model import Model
@@ -23,6 +33,8 @@ __all__ = [
     "hidden",
     "intermediate",
     "layers",
+    "lm_head",
+    "rotary_fraction",
     "vocab",
 ]
 
@@ -60,6 +72,24 @@ def dropout(config: str, default: float) -> Any:
         low=0,
         high=1,
         open_high=True,
+    )
+
+
+def lm_head(with_head: str, body: str) -> Any:
+    return choice(
+        ("lm", "none"),
+        f"lm: the body and a head scoring every token ({with_head}); none: the body alone "
+        f"({body}), as its checkpoints and embeddings-only uses hold it.",
+        "lm",
+    )
+
+
+def rotary_fraction(config: str, default: float) -> Any:
+    return number(
+        f"The fraction of each head's numbers turned by rotary positions ({config}).",
+        default,
+        low=0,
+        high=1,
     )
 
 
@@ -105,9 +135,26 @@ class TransformerLM(Architecture):
         return out
 
     # -- the model around the blocks -------------------------------------------------------
+    @property
+    def with_head(self) -> bool:
+        """The model ends in the head that scores every token (``head="lm"``)."""
+        return getattr(self, "head", "lm") == "lm"
+
+    def lm_class(self, with_head: str, body: str) -> str:
+        """The transformers class of this model: ``with_head``, or ``body`` without it."""
+        return with_head if self.with_head else body
+
+    def in_body(self, base: str, path: str) -> str:
+        """The full name of the body's ``path``: under ``base`` with the head, at the top
+        without it."""
+        return f"{base}.{path}" if self.with_head else path
+
     def causal_lm(self, kind: str, base: str, body: Block, embedding: str, role: str) -> Built:
         """``{base}`` (the body) then ``lm_head``, a V × H head, tied to the body's
-        ``embedding`` with tie_weights; named as transformers' ``*ForCausalLM`` names them."""
+        ``embedding`` with tie_weights; named as transformers' ``*ForCausalLM`` names them.
+        With ``head="none"``, the body alone, its names at the top as ``*Model`` has them."""
+        if not self.with_head:
+            return Built(body, input_layout=(("B", "T"),), group_depth=1)
         head = Leaf(Linear(self.hidden, self.vocab, bias=False), "a score per token", role)
         root = Block(kind, {base: body, "lm_head": head}, flow=chain(base, "lm_head"))
         tied = getattr(self, "tie_weights", False)
@@ -152,6 +199,32 @@ class TransformerLM(Architecture):
         if given is None:
             self._divides(
                 "heads", self.hidden, self.heads, "heads must divide hidden (head_dim = H / A)"
+            )
+
+    @staticmethod
+    def turned(head: Dim, fraction: float) -> Dim:
+        """The numbers of a head rotary positions turn, as transformers turns them: the
+        table has ⌈n / 2⌉ frequencies, each turning a pair, for n = ⌊D · fraction⌋."""
+        n = known(head)
+        if n is not None:
+            return 2 * -(-int(n * fraction) // 2)
+        if fraction == 1:
+            return head
+        part = Fraction(str(fraction)).limit_denominator(10**6)
+        return floor_div(head * part.numerator, part.denominator)
+
+    def check_turned(self, field: str, fraction: float) -> None:
+        """The turned pairs fit in a head."""
+        head = self.head_size(getattr(self, "head_dim", None))
+        turned, d = known(self.turned(head, fraction)), known(head)
+        if turned is not None and d is not None and turned > d:
+            rule = f"the rotated pairs fit in a head: 2·⌈⌊head_dim · {field}⌋ / 2⌉ <= head_dim"
+            raise InvalidArgumentError(
+                f"rotary positions turn pairs of numbers: {turned} of a head of {d} ({rule})",
+                layer=self.owner(),
+                field=field,
+                value=fraction,
+                rule=rule,
             )
 
     def check_rotary(self, rotated: Dim, given: Dim | None = None) -> None:

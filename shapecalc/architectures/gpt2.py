@@ -70,6 +70,7 @@ class GPT2(TransformerLM):
         "head of its own).",
         True,
     )
+    head: str = tf.lm_head("GPT2LMHeadModel", "GPT2Model")
     dropout: float = tf.dropout("embd_pdrop, attn_pdrop, resid_pdrop", 0.1)
 
     def check(self) -> None:
@@ -136,7 +137,7 @@ class GPT2(TransformerLM):
             "n_inner": self.intermediate,
             "tie_word_embeddings": self.tie_weights,
         }
-        return Reference("GPT2LMHeadModel", "GPT2Config", config)
+        return Reference(self.lm_class("GPT2LMHeadModel", "GPT2Model"), "GPT2Config", config)
 
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
         h, a, d, i = self.hidden, self.heads, self.head_size(), self.inner
@@ -151,13 +152,19 @@ class GPT2(TransformerLM):
             "back to H.",
             f"The position embedding wpe holds C = {dim_str(self.context)} rows: no sequence "
             "can be longer.",
-            "The head (lm_head) is the token embedding wte itself: counted once."
-            if self.tie_weights
-            else "The head (lm_head) is a V × H matrix of its own.",
         ]
+        if self.with_head:
+            lines.append(
+                "The head (lm_head) is the token embedding wte itself: counted once."
+                if self.tie_weights
+                else "The head (lm_head) is a V × H matrix of its own."
+            )
         return [
             ("What the sizes mean", lines),
-            ("Every matrix of one block", self.block_lines(model, "transformer.h")),
+            (
+                "Every matrix of one block",
+                self.block_lines(model, self.in_body("transformer", "h")),
+            ),
         ]
 
 

@@ -10,14 +10,12 @@ its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import TransformerLM
-from shapecalc.core.declare import Built, Reference, flag, number
-from shapecalc.core.dims import Dim, dim_str, floor_div, known
-from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.declare import Built, Reference, flag
+from shapecalc.core.dims import Dim, dim_str
 from shapecalc.core.flow import chain, each, residual, summed
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
@@ -62,13 +60,7 @@ class GPTNeoX(TransformerLM):
     layers: Any = tf.layers()
     heads: Any = tf.heads()
     intermediate: Any = tf.intermediate("intermediate_size")
-    rotary_pct: float = number(
-        "The fraction of each head's numbers turned by rotary positions (rotary_pct, "
-        "partial_rotary_factor).",
-        0.25,
-        low=0,
-        high=1,
-    )
+    rotary_pct: float = tf.rotary_fraction("rotary_pct, partial_rotary_factor", 0.25)
     parallel_residual: bool = flag(
         "Attention and MLP side by side on the same input (use_parallel_residual; "
         "--no-parallel-residual: one after the other).",
@@ -79,31 +71,17 @@ class GPTNeoX(TransformerLM):
         True,
     )
     tie_weights: bool = flag("The head is the token embedding (tie_word_embeddings).")
+    head: str = tf.lm_head("GPTNeoXForCausalLM", "GPTNeoXModel")
     dropout: float = tf.dropout("hidden_dropout, attention_dropout", 0.0)
 
     def check(self) -> None:
         self.check_heads()
-        turned, d = known(self.rotated), known(self.head_size())
-        if turned is not None and d is not None and turned > d:
-            rule = "the rotated pairs fit in a head: 2·⌈⌊head_dim · rotary_pct⌋ / 2⌉ <= head_dim"
-            raise InvalidArgumentError(
-                f"rotary positions turn pairs of numbers: {turned} of a head of {d} ({rule})",
-                layer=self.owner(),
-                field="rotary_pct",
-                value=self.rotary_pct,
-                rule=rule,
-            )
+        self.check_turned("rotary_pct", self.rotary_pct)
 
     @property
     def rotated(self) -> Dim:
-        """The numbers of a head rotary positions turn, as transformers turns them: the
-        table has ⌈n / 2⌉ frequencies, each turning a pair, for n = ⌊D · rotary_pct⌋."""
-        d = self.head_size()
-        n = known(d)
-        if n is not None:
-            return 2 * -(-int(n * self.rotary_pct) // 2)
-        part = Fraction(str(self.rotary_pct)).limit_denominator(10**6)
-        return floor_div(d * part.numerator, part.denominator)
+        """The numbers of a head rotary positions turn (see :meth:`TransformerLM.turned`)."""
+        return self.turned(self.head_size(), self.rotary_pct)
 
     def _attention(self) -> Block:
         h, a, d = self.hidden, self.heads, self.head_size()
@@ -180,7 +158,8 @@ class GPTNeoX(TransformerLM):
             "attention_bias": self.attention_bias,
             "tie_word_embeddings": self.tie_weights,
         }
-        return Reference("GPTNeoXForCausalLM", "GPTNeoXConfig", config)
+        model = self.lm_class("GPTNeoXForCausalLM", "GPTNeoXModel")
+        return Reference(model, "GPTNeoXConfig", config)
 
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
         h, a, d, i = self.hidden, self.heads, self.head_size(), self.inner
@@ -204,7 +183,10 @@ class GPTNeoX(TransformerLM):
         ]
         return [
             ("What the sizes mean", lines),
-            ("Every matrix of one block", self.block_lines(model, "gpt_neox.layers")),
+            (
+                "Every matrix of one block",
+                self.block_lines(model, self.in_body("gpt_neox", "layers")),
+            ),
         ]
 
 

@@ -133,11 +133,14 @@ class LLaMA(TransformerLM):
     activation: str = choice(
         ("silu", "gelu_tanh"), "The MLP's gate activation: SwiGLU, or GeGLU (Gemma).", "silu"
     )
+    rotary_pct: float = tf.rotary_fraction("Phi-3's partial_rotary_factor; 1: whole heads", 1.0)
+    head: str = tf.lm_head("LlamaForCausalLM", "LlamaModel")
 
     # -- checks ---------------------------------------------------------------------------
     def check(self) -> None:
         self.check_heads(self.head_dim)
         self.check_rotary(self.head_size(self.head_dim), self.head_dim)
+        self.check_turned("rotary_pct", self.rotary_pct)
         kv = self.kv
         self._divides(
             "kv_heads", self.heads, kv, "kv_heads must divide heads (query heads per group)"
@@ -243,7 +246,8 @@ class LLaMA(TransformerLM):
         d, q_width, kv_width = self._widths()
         qkv_bias = self.attention_bias != "none"
         o_bias = self.attention_bias == "all"
-        rope_q, rope_k = Rotary(a, d), Rotary(kv, d)
+        turned = None if self.rotary_pct == 1 else self.turned(d, self.rotary_pct)
+        rope_q, rope_k = Rotary(a, d, turned), Rotary(kv, d, turned)
         children: dict[str, Any] = {}
         if self.fused_qkv:  # Phi-3 registers o_proj first
             children["o_proj"] = Leaf(Linear(q_width, h, bias=o_bias), role="output projection")
@@ -357,11 +361,20 @@ class LLaMA(TransformerLM):
             "tie_word_embeddings": self.tie_weights,
         }
         config["head_dim"] = self.head_size(self.head_dim)  # Gemma's is 256 unless given
+        found = self._reference(config)
+        if found is None or self.with_head:
+            return found
+        model = found.model.replace("ForCausalLM", "Model")
+        return Reference(model, found.config_class, found.config, found.options)
+
+    def _reference(self, config: dict[str, Any]) -> Reference | None:
+        """The class with its head, for :meth:`reference`."""
         bias = self.attention_bias
+        partial = self.rotary_pct != 1  # only Phi-3 turns part of each head
         fused = self.fused_qkv or self.fused_gate_up
         gelu = self.activation == "gelu_tanh"
         if self.experts != 0:
-            plain = bias == "none" and not (self.mlp_bias or self.qk_norm or gelu)
+            plain = bias == "none" and not (self.mlp_bias or self.qk_norm or gelu or partial)
             if not plain or self.sandwich_norm or self.moe_layout != "fused":
                 return None
             config["num_local_experts"] = self.experts
@@ -373,7 +386,10 @@ class LLaMA(TransformerLM):
             if bias != "none" or self.mlp_bias or self.qk_norm or self.sandwich_norm or gelu:
                 return None
             del config["head_dim"]  # H / A, always
+            config["partial_rotary_factor"] = self.rotary_pct
             return Reference("Phi3ForCausalLM", "Phi3Config", {**config, "pad_token_id": 0})
+        if partial:
+            return None
         if self.sandwich_norm:
             if not gelu or self.mlp_bias or self.qk_norm or bias == "qkv":
                 return None
@@ -429,7 +445,10 @@ class LLaMA(TransformerLM):
         )
         return [
             ("What the sizes mean", lines),
-            ("Every matrix of one block", self.block_lines(model, "model.layers")),
+            (
+                "Every matrix of one block",
+                self.block_lines(model, self.in_body("model", "layers")),
+            ),
         ]
 
 

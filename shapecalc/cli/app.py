@@ -1,6 +1,6 @@
 """The ``shapecalc`` group and its commands, each made when first asked for: one per
-architecture (``cli.models``), ``layer``/``layers``, ``solve``, ``compare-conventions``
-and ``inspect``, so a command imports only what it runs."""
+architecture (``cli.models``), ``hf`` (a Hugging Face config), ``layer``/``layers``,
+``solve``, ``compare-conventions`` and ``inspect``, so a command imports only what it runs."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ def _architecture(command: str) -> Callable[[], click.Command]:
 
 for _name, _module in {
     "compare-conventions": "conventions",
+    "hf": "hf",
     "inspect": "inspect",
     "layer": "layers",
     "layers": "layers",

@@ -20,6 +20,7 @@ from shapecalc.core.errors import InvalidArgumentError, MissingDependencyError, 
 if TYPE_CHECKING:
     from shapecalc.analysis.conventions import Converted
     from shapecalc.analysis.cost import Cost
+    from shapecalc.core.declare import Reference
     from shapecalc.core.model import Model
     from shapecalc.report import Report
 
@@ -269,10 +270,12 @@ def show(report: Report, fmt: str) -> None:
     click.echo(text(report, fmt), nl=False)
 
 
-def verify(model: Model) -> None:
+def verify(model: Model, reference: Reference | None = None) -> None:
     """``--verify``: compare with the real module (the ``transformers`` class of the same
-    configuration, when there is one and it is installed); exit 1 when anything differs."""
-    reference = model.config.reference() if model.config is not None else None
+    configuration, when there is one and it is installed; ``reference`` when given, as a
+    config file names it); exit 1 when anything differs."""
+    if reference is None and model.config is not None:
+        reference = model.config.reference()
     try:
         from shapecalc.adapters.torch_bridge import _torch, build, build_reference, compare
 
@@ -309,9 +312,12 @@ def _has_references(model: Model) -> bool:
     return type(model.config).reference is not Architecture.reference
 
 
-def finish(model: Model, flags: dict[str, Any], **shapes: Any) -> None:
-    """Build the report the flags ask for, print it, and verify when asked (a model with
-    sizes as names is refused before anything is printed)."""
+def finish(
+    model: Model, flags: dict[str, Any], reference: Reference | None = None, **shapes: Any
+) -> None:
+    """Build the report the flags ask for, print it, and verify when asked (against
+    ``reference`` when given; a model with sizes as names is refused before anything is
+    printed)."""
     if flags.get("verify") and model.symbolic:
         names = [k for k, v in model.sizes.items() if isinstance(v, Expr)] or ["a size"]
         raise click.BadParameter(
@@ -322,4 +328,4 @@ def finish(model: Model, flags: dict[str, Any], **shapes: Any) -> None:
     report = build_report(model, flags, **shapes)
     show(report, flags["fmt"])
     if flags.get("verify"):
-        verify(model)
+        verify(model, reference)

@@ -1,0 +1,83 @@
+"""``shapecalc hf PATH``: the model a Hugging Face ``config.json`` describes, offline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from shapecalc.cli.options import (
+    CONVENTION_FLAGS,
+    COST_FLAGS,
+    REPORT_FLAGS,
+    SIZE_FLAGS,
+    apply,
+    convention_options,
+    cost_options,
+    finish,
+    pop,
+    report_options,
+)
+from shapecalc.core.errors import ShapecalcError
+
+__all__ = ["hf"]
+
+EXPLAINS = (
+    "Explain the config's sizes (hidden size, heads, head_dim, intermediate size), every "
+    "matrix of one block, and where the total comes from."
+)
+
+
+@click.command()
+@click.argument("path")
+@click.option(
+    "--class",
+    "class_name",
+    metavar="NAME",
+    default=None,
+    help="Build this class of the model type instead of the config's architectures[0] "
+    "(LlamaModel: the body without its head).",
+)
+@click.option(
+    "--allow-field",
+    "allow",
+    multiple=True,
+    metavar="FIELD",
+    help="Count the model without this config field, which shapecalc does not know (it "
+    "could change a shape: say so only when you know it does not). Repeatable.",
+)
+@apply(report_options(explain=EXPLAINS))
+@apply(cost_options(model=True, sequence=True))
+@apply(convention_options(gru=False))
+def hf(path: str, class_name: str | None, allow: tuple[str, ...], **flags: Any) -> None:
+    """The model a Hugging Face config.json describes: every matrix as transformers
+    names it, its shape, count and formula, without the network and without weights.
+
+    \b
+    PATH is one of:
+      config.json              a model's config file
+      FOLDER                   a folder holding config.json (a downloaded checkpoint)
+      owner/name[@revision]    a Hub id found in the local Hugging Face cache
+                               (HF_HUB_CACHE, HF_HOME; shapecalc never downloads)
+
+    \b
+    Model types: gpt2, gpt_neox, llama, mistral, mixtral, qwen2, qwen3, gemma, gemma2,
+    phi3, bert, roberta; the class is the config's architectures[0] (a ...ForCausalLM,
+    GPT2LMHeadModel, ...ForMaskedLM or the ...Model body). A field that could change a
+    shape and that shapecalc does not know is refused by name, never guessed.
+
+    \b
+    Example:
+      shapecalc hf meta-llama/Llama-3.1-8B --memory --seq-len 8192 --dtype bf16
+    """
+    from shapecalc.adapters.hf_config import hf_model
+
+    shown = {**pop(flags, REPORT_FLAGS), **pop(flags, COST_FLAGS + SIZE_FLAGS)}
+    shown.update(pop(flags, CONVENTION_FLAGS))
+    try:
+        found = hf_model(path, class_name=class_name, allow=allow)
+        model = found.model()
+    except ShapecalcError as err:
+        hint = "'--class'" if err.field == "class" else "'PATH'"
+        raise click.BadParameter(err.message, param_hint=hint) from None
+    finish(model, shown, found.reference)

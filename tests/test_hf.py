@@ -1,0 +1,549 @@
+"""``shapecalc hf`` and ``from_hf_config``: configs drawn for every supported model type,
+written as ``config.json``, against the class ``transformers`` builds from the same file
+on the meta device (every name, every shape, the total); the defaults and known fields
+against transformers' config classes; refusals, Hub ids in a local cache, the command."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shapecalc.adapters.hf_config import COMMON_FREE, FAMILIES, from_hf_config, hf_model
+from shapecalc.core.errors import InvalidArgumentError
+from tests.test_cli import run
+from tests.twins import hf
+
+torch = pytest.importorskip("torch")
+t = hf()
+
+TYPES = sorted(FAMILIES)
+
+
+def params(module: Any) -> list[tuple[str, tuple[int, ...]]]:
+    return [(n, tuple(p.shape)) for n, p in module.named_parameters()]
+
+
+def reference(folder: Path, class_name: str) -> Any:
+    """The class transformers builds from the folder's config.json, on the meta device."""
+    import warnings
+
+    config = t.AutoConfig.from_pretrained(folder)
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return getattr(t, class_name)(config)
+
+
+def write(folder: Path, config: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+# -- drawn configs -------------------------------------------------------------------------
+def maybe(draw: st.DrawFn, config: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key`` most of the time; leave it out (its default then) now and then."""
+    if draw(st.integers(0, 5)):
+        config[key] = value
+
+
+@st.composite
+def hf_configs(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
+    """A config.json transformers accepts and builds, for ``model_type``: the sizes small,
+    each field present or left to its default, the class one of the family's."""
+    family = FAMILIES[model_type]
+    kv = draw(st.integers(1, 3))
+    heads = kv * draw(st.integers(1, 3))
+    head_dim = 2 * draw(st.integers(1, 5))
+    hidden = heads * head_dim
+    vocab = draw(st.integers(4, 80))
+    config: dict[str, Any] = {"model_type": model_type}
+    if draw(st.integers(0, 5)):
+        config["architectures"] = [draw(st.sampled_from(list(family.classes)))]
+    if model_type == "gpt2":
+        names = ("n_embd", "n_head", "n_layer", "n_positions")
+        if draw(st.booleans()):  # the config's other spelling
+            names = (
+                "hidden_size",
+                "num_attention_heads",
+                "num_hidden_layers",
+                "max_position_embeddings",
+            )
+        config.update(
+            {
+                "vocab_size": vocab,
+                names[0]: hidden,
+                names[1]: heads,
+                names[2]: draw(st.integers(1, 3)),
+                names[3]: draw(st.integers(1, 40)),
+            }
+        )
+        maybe(draw, config, "n_inner", draw(st.one_of(st.none(), st.integers(1, 40))))
+        maybe(draw, config, "tie_word_embeddings", draw(st.booleans()))
+        maybe(draw, config, "activation_function", draw(st.sampled_from(["gelu_new", "relu"])))
+        maybe(draw, config, "resid_pdrop", draw(st.sampled_from([0.0, 0.1])))
+        return config
+    config.update(
+        {
+            "vocab_size": vocab,
+            "hidden_size": hidden,
+            "num_hidden_layers": draw(st.integers(1, 3)),
+            "num_attention_heads": heads,
+            "intermediate_size": draw(st.integers(1, 40)),
+        }
+    )
+    maybe(draw, config, "tie_word_embeddings", draw(st.booleans()))
+    if model_type in ("bert", "roberta"):
+        config["max_position_embeddings"] = draw(st.integers(3, 40))
+        maybe(draw, config, "type_vocab_size", draw(st.integers(1, 3)))
+        config["pad_token_id"] = draw(st.integers(0, 2))
+        maybe(draw, config, "position_embedding_type", "absolute")
+        maybe(draw, config, "hidden_dropout_prob", draw(st.sampled_from([0.0, 0.1])))
+        return config
+    if model_type == "gpt_neox":
+        maybe(draw, config, "use_parallel_residual", draw(st.booleans()))
+        maybe(draw, config, "attention_bias", draw(st.booleans()))
+        fraction = draw(st.sampled_from([0.25, 0.5, 1.0]))
+        if draw(st.booleans()):
+            config["rotary_pct"] = fraction  # transformers 4's spelling
+        else:
+            maybe(
+                draw,
+                config,
+                "rope_parameters",
+                {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": fraction},
+            )
+        return config
+    # the LLaMA family
+    if family.defaults.get("num_key_value_heads") is None:
+        maybe(draw, config, "num_key_value_heads", kv)
+    else:  # the class's default (8, 16, 32) would not divide these few heads
+        config["num_key_value_heads"] = kv
+    config["pad_token_id"] = draw(st.one_of(st.none(), st.integers(0, 3)))
+    if model_type not in ("phi3", "qwen2", "mixtral") or draw(st.booleans()):
+        own = draw(st.sampled_from([head_dim, 2 * draw(st.integers(1, 6))]))
+        if model_type in ("llama", "gemma2"):  # these insist on H a multiple of A anyway
+            own = head_dim
+        if model_type != "phi3" or own == head_dim:
+            maybe(draw, config, "head_dim", own)
+    if model_type in ("qwen3", "gemma", "gemma2") and "head_dim" not in config:
+        config["head_dim"] = head_dim  # else the class's 128 or 256, large but right
+    if model_type in ("llama", "qwen3", "gemma", "gemma2"):
+        maybe(draw, config, "attention_bias", draw(st.booleans()))
+    if model_type == "llama":
+        maybe(draw, config, "mlp_bias", draw(st.booleans()))
+    if model_type == "mixtral":
+        experts = draw(st.integers(1, 4))
+        config["num_local_experts"] = experts
+        config["num_experts_per_tok"] = draw(st.integers(1, experts))
+    if model_type == "phi3":
+        factor = draw(st.sampled_from([1.0, 0.5, 0.75]))
+        maybe(draw, config, "partial_rotary_factor", factor)
+    maybe(draw, config, "rope_theta", 10000.0)
+    maybe(draw, config, "rms_norm_eps", 1e-6)
+    maybe(draw, config, "max_position_embeddings", draw(st.integers(1, 4096)))
+    if model_type == "gemma":
+        config.setdefault("pad_token_id", 0)
+    return config
+
+
+@pytest.mark.parametrize("model_type", TYPES)
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_drawn_configs_equal_what_transformers_builds(
+    model_type: str, data: st.DataObject, tmp_path: Path
+) -> None:
+    config = data.draw(hf_configs(model_type), label="config")
+    if config.get("pad_token_id") is not None and config["pad_token_id"] >= config["vocab_size"]:
+        config["pad_token_id"] = None
+    if model_type == "phi3" and config.get("pad_token_id") is None:
+        config["pad_token_id"] = 0  # its default, 32000, lies outside a small vocabulary
+    folder = write(tmp_path / f"m{data.draw(st.integers(0, 10**9))}", config)
+    found = hf_model(folder)
+    built = reference(folder, found.class_name)
+    model = found.model()
+    assert model.named_parameters() == params(built)
+    assert model.total == sum(p.numel() for p in built.parameters())
+
+
+def test_every_class_of_every_type_builds_as_transformers_does(tmp_path: Path) -> None:
+    """Every class shapecalc names for a model type, from the type's defaults alone (the
+    large published sizes, so the defaults are the class's own)."""
+    for model_type, family in FAMILIES.items():
+        for class_name in family.classes:
+            config = {"model_type": model_type, "architectures": [class_name]}
+            folder = write(tmp_path / f"{model_type}-{class_name}", config)
+            model = from_hf_config(folder)
+            built = reference(folder, class_name)
+            assert model.named_parameters() == params(built), class_name
+            assert model.total == sum(p.numel() for p in built.parameters()), class_name
+
+
+# -- what the tables hold, against transformers' config classes ----------------------------
+@pytest.mark.parametrize("model_type", TYPES)
+def test_defaults_are_those_of_the_config_class(model_type: str) -> None:
+    """Each default shapecalc holds is the config class's own (its dataclass field's)."""
+    import dataclasses
+
+    family = FAMILIES[model_type]
+    cls = t.CONFIG_MAPPING[model_type]
+    assert cls.__name__ == family.config_class
+    declared = {f.name: f.default for f in dataclasses.fields(cls)}
+    for key, value in family.defaults.items():
+        if key == "partial_rotary_factor":
+            actual = t.AutoConfig.for_model(model_type).rope_parameters.get(key, 1.0)
+        elif key not in declared:  # read with getattr(config, key, ...) by the modeling file
+            assert value is None, key
+            continue
+        else:
+            actual = declared[key]
+        assert actual == value, key
+
+
+@pytest.mark.parametrize("model_type", TYPES)
+def test_every_field_of_the_config_class_is_known(model_type: str) -> None:
+    family = FAMILIES[model_type]
+    known = COMMON_FREE | family.free | set(family.defaults) | set(family.aliases)
+    fields = set(t.AutoConfig.for_model(model_type).to_dict())
+    read = {
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "max_position_embeddings",
+        "type_vocab_size",
+    }
+    assert fields - known - read == set()
+
+
+@pytest.mark.parametrize("model_type", TYPES)
+def test_ignored_checkpoint_names_are_transformers_own(model_type: str) -> None:
+    """What a checkpoint may hold that transformers drops on load without a word."""
+    family = FAMILIES[model_type]
+    classes = [getattr(t, name) for name in family.classes]
+    own = set()
+    for cls in classes:
+        own |= set(getattr(cls, "_keys_to_ignore_on_load_unexpected", None) or ())
+    config = t.AutoConfig.for_model(model_type)
+    model = reference_from(config, classes[0])
+    buffers = [name for name, _ in model.named_buffers()]
+    if any(name.endswith("rotary_emb.inv_freq") for name in buffers):
+        own.add(r"rotary_emb\.inv_freq")
+    if any(name.endswith("position_ids") for name in buffers):
+        own.add(r"(^|\.)position_ids$")
+    assert set(family.ignored) == own
+
+
+def reference_from(config: Any, cls: Any) -> Any:
+    small = {"num_hidden_layers": 1}
+    for key, value in small.items():
+        setattr(config, key, value)
+    with torch.device("meta"):
+        return cls(config)
+
+
+# -- refusals --------------------------------------------------------------------------------
+BASE = {
+    "model_type": "llama",
+    "architectures": ["LlamaForCausalLM"],
+    "vocab_size": 100,
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 128,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"model_type": "falcon"}, "model_type", "gpt2, gpt_neox, llama"),
+        ({"model_type": None}, "model_type", "missing"),
+        ({"architectures": ["LlamaForSequenceClassification"]}, "architectures", "LlamaModel"),
+        ({"architectures": "LlamaForCausalLM"}, "architectures", "list of class names"),
+        ({"num_attention_heads": 5}, "num_attention_heads", "divide hidden_size"),
+        ({"num_attention_heads": 5, "head_dim": 16}, "num_attention_heads", "divide"),
+        ({"num_key_value_heads": 3}, "num_key_value_heads", "divide num_attention_heads"),
+        ({"hidden_size": "64"}, "hidden_size", "integer >= 1"),
+        ({"hidden_size": 64.0}, "hidden_size", "integer >= 1"),
+        ({"num_hidden_layers": 0}, "num_hidden_layers", "integer >= 1"),
+        ({"vocab_size": True}, "vocab_size", "integer >= 1"),
+        ({"tie_word_embeddings": "yes"}, "tie_word_embeddings", "true or false"),
+        ({"hidden_act": "wiggle"}, "hidden_act", "activation transformers knows"),
+        ({"hidden_size": 60, "num_attention_heads": 4}, "num_attention_heads", "60 / 4 = 15"),
+        ({"head_dim": 15}, "head_dim", "must be even"),
+        ({"pad_token_id": 100}, "pad_token_id", "padding_idx"),
+        ({"sliding_attention_kind": "new"}, "sliding_attention_kind", "could change a shape"),
+        (
+            {"quantization_config": {"quant_method": "gptq", "bits": 4}},
+            "quantization_config",
+            "inspect FOLDER",
+        ),
+        (
+            {"rope_parameters": {"rope_type": "default", "partial_rotary_factor": 0.5}},
+            "partial_rotary_factor",
+            "whole heads",
+        ),
+        ({"rope_parameters": "linear"}, "rope_parameters", "object or null"),
+    ],
+)
+def test_refusals_name_the_field(change: dict[str, Any], field: str, words: str) -> None:
+    config = {**BASE, **change}
+    with pytest.raises(InvalidArgumentError) as caught:
+        hf_model(config)
+    assert caught.value.field == field
+    assert words in str(caught.value)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 400
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"model_type": "mixtral", "num_local_experts": 2, "num_experts_per_tok": 3},
+        {"model_type": "gpt2", "add_cross_attention": True},
+        {"model_type": "bert", "position_embedding_type": "relative_key"},
+        {"model_type": "roberta", "max_position_embeddings": 2},
+        {"model_type": "mistral", "attention_bias": True},
+        {"model_type": "qwen2", "attention_bias": True},
+        {"model_type": "gpt_neox", "hidden_size": 64, "num_attention_heads": 4, "head_dim": 8},
+        {"model_type": "phi3"},  # pad_token_id 32000 with a vocabulary of 100
+    ],
+)
+def test_family_rules_are_refused(config: dict[str, Any]) -> None:
+    full = {"vocab_size": 100, **config}
+    with pytest.raises(InvalidArgumentError):
+        hf_model(full)
+
+
+def test_allowed_fields_are_counted_without() -> None:
+    config = {**BASE, "my_new_field": 3}
+    with pytest.raises(InvalidArgumentError):
+        hf_model(config)
+    assert hf_model(config, allow=["my_new_field"]).model().total == from_hf_config(BASE).total
+
+
+def test_a_transformers_config_object_and_a_dict_agree() -> None:
+    config = t.LlamaConfig(**{k: v for k, v in BASE.items() if k != "model_type"})
+    assert from_hf_config(config).named_parameters() == from_hf_config(BASE).named_parameters()
+
+
+def test_misuse_raises_type_errors() -> None:
+    with pytest.raises(TypeError, match="source"):
+        from_hf_config(3)
+    with pytest.raises(TypeError, match="allow"):
+        from_hf_config(BASE, allow="field")
+
+
+# -- where a config comes from ---------------------------------------------------------------
+def cached(tmp_path: Path, hub_id: str, config: dict[str, Any], commit: str = "abc123") -> Path:
+    """A Hub id laid out as huggingface_hub caches it."""
+    cache = tmp_path / "hub"
+    repo = cache / ("models--" + hub_id.replace("/", "--"))
+    write(repo / "snapshots" / commit, config)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    return cache
+
+
+def test_a_hub_id_is_read_from_the_local_cache(tmp_path: Path, monkeypatch: Any) -> None:
+    cache = cached(tmp_path, "acme/tiny-llama", BASE)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    assert from_hf_config("acme/tiny-llama").total == from_hf_config(BASE).total
+    assert from_hf_config("acme/tiny-llama@abc123").total == from_hf_config(BASE).total
+    with pytest.raises(InvalidArgumentError, match="never downloads"):
+        from_hf_config("acme/other-model")
+    monkeypatch.delenv("HF_HUB_CACHE")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    assert from_hf_config("acme/tiny-llama").total == from_hf_config(BASE).total
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"{not json", "not a JSON config"),
+        (b"[1, 2]", "JSON object, not a list"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"[" * 100000 + b"]" * 100000, "not a JSON config"),
+    ],
+)
+def test_bad_files_are_one_line(tmp_path: Path, content: bytes, words: str) -> None:
+    path = tmp_path / "config.json"
+    path.write_bytes(content)
+    result = run(["hf", str(path)])
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1 and words in result.stderr
+
+
+# -- the command -----------------------------------------------------------------------------
+def test_the_command_prints_verifies_and_explains(tmp_path: Path) -> None:
+    folder = write(tmp_path / "m", {**BASE, "num_key_value_heads": 2})
+    result = run(
+        [
+            "hf",
+            str(folder),
+            "--verify",
+            "--explain",
+            "--all",
+            "--seq-len",
+            "16",
+            "--dtype",
+            "bf16",
+            "--training",
+            "adamw",
+        ],
+        200,
+    )
+    assert result.exit_code == 0, result.output
+    assert "LlamaForCausalLM" in result.stdout and "What the sizes mean" in result.stdout
+    assert "Verified against transformers" in result.stderr and "LlamaForCausalLM" in result.stderr
+    report = json.loads(run(["hf", str(folder), "--format", "json", "--memory"]).stdout)
+    assert report["total"] == from_hf_config(folder).total
+    for fmt in ("markdown", "latex", "tree"):
+        assert run(["hf", str(folder), "--format", fmt]).exit_code == 0
+
+
+def test_the_command_builds_another_class_when_asked(tmp_path: Path) -> None:
+    folder = write(tmp_path / "m", BASE)
+    body = json.loads(run(["hf", str(folder), "--class", "LlamaModel", "--format", "json"]).stdout)
+    names = [r["name"] for r in body["parameters"]] if "parameters" in body else []
+    assert body["total"] == from_hf_config(BASE).total - 100 * 64
+    assert not any(n.startswith("model.") for n in names)
+    wrong = run(["hf", str(folder), "--class", "GPT2Model"])
+    assert wrong.exit_code == 2 and "'--class'" in wrong.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["hf", "/no/such/place"], ["hf", "not a hub id"], ["hf"]],
+)
+def test_wrong_paths_are_one_line(args: list[str]) -> None:
+    result = run(args)
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("Error: ")
+
+
+def test_an_unknown_field_names_the_way_out(tmp_path: Path) -> None:
+    folder = write(tmp_path / "m", {**BASE, "attention_sinks": 4})
+    result = run(["hf", str(folder)])
+    assert result.exit_code == 2 and "attention_sinks" in result.stderr
+    allowed = run(["hf", str(folder), "--allow-field", "attention_sinks"])
+    assert allowed.exit_code == 0, allowed.output
+
+
+def test_published_configs(tmp_path: Path) -> None:
+    """Configs as their Hub repositories hold them (transformers 4's spelling), against
+    their published totals."""
+    llama3 = {
+        "architectures": ["LlamaForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": 128000,
+        "eos_token_id": 128001,
+        "hidden_act": "silu",
+        "hidden_size": 4096,
+        "initializer_range": 0.02,
+        "intermediate_size": 14336,
+        "max_position_embeddings": 131072,
+        "mlp_bias": False,
+        "model_type": "llama",
+        "num_attention_heads": 32,
+        "num_hidden_layers": 32,
+        "num_key_value_heads": 8,
+        "pretraining_tp": 1,
+        "rms_norm_eps": 1e-05,
+        "rope_scaling": {
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+            "rope_type": "llama3",
+        },
+        "rope_theta": 500000.0,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.43.0.dev0",
+        "use_cache": True,
+        "vocab_size": 128256,
+    }
+    assert from_hf_config(llama3).total == 8_030_261_248
+    gpt2 = {
+        "activation_function": "gelu_new",
+        "architectures": ["GPT2LMHeadModel"],
+        "attn_pdrop": 0.1,
+        "bos_token_id": 50256,
+        "embd_pdrop": 0.1,
+        "eos_token_id": 50256,
+        "initializer_range": 0.02,
+        "layer_norm_epsilon": 1e-05,
+        "model_type": "gpt2",
+        "n_ctx": 1024,
+        "n_embd": 768,
+        "n_head": 12,
+        "n_layer": 12,
+        "n_positions": 1024,
+        "resid_pdrop": 0.1,
+        "summary_activation": None,
+        "summary_first_dropout": 0.1,
+        "summary_proj_to_labels": True,
+        "summary_type": "cls_index",
+        "summary_use_proj": True,
+        "task_specific_params": {"text-generation": {"do_sample": True, "max_length": 50}},
+        "vocab_size": 50257,
+    }
+    assert from_hf_config(gpt2).total == 124_439_808
+    pythia = {
+        "architectures": ["GPTNeoXForCausalLM"],
+        "bos_token_id": 0,
+        "eos_token_id": 0,
+        "hidden_act": "gelu",
+        "hidden_size": 512,
+        "initializer_range": 0.02,
+        "intermediate_size": 2048,
+        "layer_norm_eps": 1e-05,
+        "max_position_embeddings": 2048,
+        "model_type": "gpt_neox",
+        "num_attention_heads": 8,
+        "num_hidden_layers": 6,
+        "rotary_emb_base": 10000,
+        "rotary_pct": 0.25,
+        "tie_word_embeddings": False,
+        "torch_dtype": "float16",
+        "transformers_version": "4.24.0",
+        "use_cache": True,
+        "use_parallel_residual": True,
+        "vocab_size": 50304,
+    }
+    assert from_hf_config(pythia).total == 70_426_624
+    bert = {
+        "architectures": ["BertForMaskedLM"],
+        "attention_probs_dropout_prob": 0.1,
+        "gradient_checkpointing": False,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "hidden_size": 768,
+        "initializer_range": 0.02,
+        "intermediate_size": 3072,
+        "layer_norm_eps": 1e-12,
+        "max_position_embeddings": 512,
+        "model_type": "bert",
+        "num_attention_heads": 12,
+        "num_hidden_layers": 12,
+        "pad_token_id": 0,
+        "position_embedding_type": "absolute",
+        "transformers_version": "4.6.0.dev0",
+        "type_vocab_size": 2,
+        "use_cache": True,
+        "vocab_size": 30522,
+    }
+    assert from_hf_config(bert).total == 109_514_298
+    assert re.match(r"BertForMaskedLM", from_hf_config(bert).name)
+    assert os.path.exists(tmp_path)

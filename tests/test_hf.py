@@ -155,7 +155,9 @@ def hf_configs(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("model_type", TYPES)
 @settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=int(os.environ.get("SHAPECALC_HF_EXAMPLES", "20")),  # more on demand
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data=st.data())
 def test_drawn_configs_equal_what_transformers_builds(

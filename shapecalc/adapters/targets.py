@@ -9,11 +9,15 @@ import importlib
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shapecalc.adapters.checkpoint import Checkpoint, read_checkpoint
+from shapecalc.adapters.hf_config import HUB_ID
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.model import Model
+
+if TYPE_CHECKING:
+    from shapecalc.adapters.hf_checkpoint import FolderCheck
 
 __all__ = ["CHECKPOINT_SUFFIXES", "Entry", "Inspection", "inspect_target", "load_module"]
 
@@ -38,6 +42,8 @@ class Inspection:
     entries: tuple[Entry, ...]
     model: Model | None = None
     checkpoint: Checkpoint | None = None
+    #: a folder with config.json: its weights against the config
+    check: FolderCheck | None = None
 
     @property
     def total(self) -> int:
@@ -82,13 +88,40 @@ def load_module(target: str) -> Any:
     return obj
 
 
+def _entries(checkpoint: Checkpoint) -> tuple[Entry, ...]:
+    return tuple(Entry(t.name, t.shape, t.count, t.dtype, t.nbytes) for t in checkpoint.tensors)
+
+
+def inspect_folder(target: str) -> Inspection:
+    """A checkpoint folder (or a cached Hub id): every shard's tensors, and with a
+    config.json beside them, the check of one against the other."""
+    from shapecalc.adapters.hf_checkpoint import check_folder, read_folder
+    from shapecalc.adapters.hf_config import resolve
+
+    folder = target
+    if not os.path.isdir(target):
+        folder = resolve(target).folder
+    if os.path.isfile(os.path.join(folder, "config.json")):
+        check = check_folder(target)
+        checkpoint = check.checkpoint
+    else:
+        checkpoint, problems = read_folder(folder)
+        if problems:
+            raise _fail(target, f"{folder}: {problems[0]}")
+        check = None
+    return Inspection(
+        target, checkpoint.format, _entries(checkpoint), checkpoint=checkpoint, check=check
+    )
+
+
 def inspect_target(target: str) -> Inspection:
+    if os.path.isdir(target) or (
+        not os.path.exists(target) and ":" not in target and "/" in target and HUB_ID.match(target)
+    ):
+        return inspect_folder(target)
     if target.endswith(CHECKPOINT_SUFFIXES) or os.path.isfile(target):
         checkpoint = read_checkpoint(target)
-        entries = tuple(
-            Entry(t.name, t.shape, t.count, t.dtype, t.nbytes) for t in checkpoint.tensors
-        )
-        return Inspection(target, checkpoint.format, entries, checkpoint=checkpoint)
+        return Inspection(target, checkpoint.format, _entries(checkpoint), checkpoint=checkpoint)
     if ":" not in target:
         raise _fail(
             target,

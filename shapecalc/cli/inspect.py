@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from shapecalc.cli.options import format_option
@@ -21,13 +23,24 @@ __all__ = ["inspect"]
 )
 @format_option(("table", "json"))
 def inspect(target: str, depth: int, fmt: str) -> None:
-    """The tensors of a checkpoint or a model, as a tree with subtotals.
+    """The tensors of a checkpoint or a model, as a tree with subtotals; a checkpoint
+    folder with its config.json is checked against it.
 
     \b
     TARGET is one of:
       model.safetensors        read by its header only, without torch
       model.pt / .pth / .bin   torch.load(weights_only=True, mmap=True): never runs code
+      FOLDER                   a downloaded checkpoint: model.safetensors, or shards with
+                               model.safetensors.index.json (headers only), beside its
+                               config.json
+      owner/name[@revision]    the same, a Hub id in the local Hugging Face cache
       package.module:attr      an nn.Module, or a function returning one (imports your code)
+
+    \b
+    A folder with config.json: every tensor missing, unexpected, of the wrong shape or of
+    another dtype than the config implies is listed (names as transformers loads them).
+    Exit status 0 when the checkpoint agrees with its config, 1 when it does not, 2 when
+    TARGET cannot be read.
     """
     from shapecalc.adapters.targets import inspect_target
 
@@ -39,7 +52,13 @@ def inspect(target: str, depth: int, fmt: str) -> None:
         from shapecalc.report.as_json import inspection_json
 
         click.echo(inspection_json(inspection), nl=False)
-        return
-    from shapecalc.report.rich_writer import echo, inspection_tree
+    else:
+        from shapecalc.report.rich_writer import echo, inspection_tree
 
-    echo(inspection_tree(inspection, depth))
+        echo(inspection_tree(inspection, depth))
+        if inspection.check is not None:
+            from shapecalc.report.check_text import check_lines
+
+            click.echo("\n".join(["", *check_lines(inspection.check)]))
+    if inspection.check is not None and not inspection.check.ok:
+        sys.exit(1)

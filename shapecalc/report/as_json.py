@@ -38,6 +38,7 @@ from shapecalc.report import Report
 from shapecalc.report.cells import NameNode, name_tree
 
 if TYPE_CHECKING:
+    from shapecalc.adapters.hf_checkpoint import FolderCheck
     from shapecalc.adapters.targets import Inspection
     from shapecalc.analysis.conventions import Converted
     from shapecalc.analysis.cost import Cost
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCHEMA",
+    "check_json",
     "comparison_json",
     "convention_dict",
     "cost_dict",
@@ -347,4 +349,42 @@ def inspection_json(inspection: Inspection) -> str:
         report["bytes"] = inspection.checkpoint.nbytes
         report["bytes_by_dtype"] = inspection.checkpoint.bytes_by_dtype()
         report["metadata"] = inspection.checkpoint.metadata
+    if inspection.check is not None:
+        report["check"] = check_json(inspection.check)
     return json.dumps(report, indent=2) + "\n"
+
+
+def check_json(check: FolderCheck) -> dict[str, Any]:
+    """A checkpoint folder against its config, for ``inspect --format json``."""
+    quantization = check.hf.quantization
+    return {
+        "config": check.hf.label,
+        "model_type": check.hf.family.model_type,
+        "class": check.hf.class_name,
+        "layout": check.layout,
+        "ok": check.ok,
+        "expected_total": check.expected_total,
+        "stored_total": check.stored_total,
+        "dtype": check.dtype,
+        "matched": check.matched,
+        "missing": [{"name": n, "shape": list(s)} for n, s in check.missing],
+        "unexpected": [{"name": n, "shape": list(s), "dtype": d} for n, s, d in check.unexpected],
+        "wrong_shape": [
+            {"name": m.name, "expected": list(m.expected), "found": list(m.found)}
+            for m in check.wrong_shape
+        ],
+        "wrong_dtype": [
+            {"name": m.name, "expected": m.expected, "found": m.found} for m in check.wrong_dtype
+        ],
+        "ignored": list(check.ignored),
+        "renamed": [{"from": a, "to": b} for a, b in check.renamed],
+        "tied_absent": list(check.tied_absent),
+        "index_problems": list(check.index_problems),
+        "quantization": None
+        if quantization is None
+        else {
+            "method": quantization.get("quant_method"),
+            "weights": [{"name": n, "stored": list(parts)} for n, parts in check.quantized],
+        },
+        "notes": list(check.notes),
+    }

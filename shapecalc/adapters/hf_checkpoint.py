@@ -1,0 +1,384 @@
+"""A downloaded checkpoint folder against its ``config.json``: headers only.
+
+A folder holds ``config.json`` and its weights: ``model.safetensors``, shards listed by
+``model.safetensors.index.json``, or the older ``pytorch_model.bin`` (and its index).
+Every shard is read by its header (safetensors) or mapped without running code (torch),
+and each tensor is set against what the config implies, as transformers loads it: the
+body's prefix added or dropped, the names it renames on load (``embed_out`` to ``lm_head``,
+``LayerNorm.gamma`` to ``.weight``), the buffers it drops without a word, tied tensors
+that a file may leave out, and Mixtral's experts one by one or fused. What remains is
+reported: tensors missing, unexpected, of the wrong shape, of another dtype than the
+config's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from shapecalc.adapters.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    Tensor,
+    read_checkpoint,
+)
+from shapecalc.adapters.hf_config import HFModel, hf_model, resolve
+from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.model import Model
+
+__all__ = ["FolderCheck", "check_folder", "read_folder"]
+
+#: the dtype names of safetensors headers -> torch's (a config's ``dtype``)
+TORCH_DTYPES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+}
+#: what transformers 5 renames in any checkpoint it loads (its "legacy" mapping)
+LEGACY = (("LayerNorm.gamma", "LayerNorm.weight"), ("LayerNorm.beta", "LayerNorm.bias"))
+#: the weight files of a folder, in the order transformers looks for them
+INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+SINGLES = ("model.safetensors", "pytorch_model.bin")
+#: an index.json larger than this is not an index
+MAX_INDEX = 64 * 1024 * 1024
+
+
+def _fail(folder: str, message: str) -> CheckpointError:
+    return CheckpointError(
+        f"{folder}: {message}",
+        field="target",
+        value=folder,
+        rule="a checkpoint folder holds its weights and their index",
+    )
+
+
+def _dtype(name: str) -> str:
+    return TORCH_DTYPES.get(name, name)
+
+
+def _index(folder: str, name: str) -> dict[str, str]:
+    """An index's ``weight_map``: tensor name -> shard file."""
+    path = os.path.join(folder, name)
+    if os.path.getsize(path) > MAX_INDEX:
+        raise _fail(folder, f"{name} is over {MAX_INDEX:,} bytes: not an index")
+    try:
+        with open(path, "rb") as handle:
+            index = json.loads(handle.read().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise _fail(folder, f"{name} is not a JSON index ({type(err).__name__})") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
+    ):
+        raise _fail(folder, f"{name} has no weight_map of tensor names to files")
+    for file in set(weight_map.values()):
+        if os.path.basename(file) != file or file in ("", ".", ".."):
+            raise _fail(folder, f"{name} names a shard outside the folder: {file[:120]!r}")
+    return weight_map
+
+
+def read_folder(folder: str) -> tuple[Checkpoint, list[str]]:
+    """Every tensor of a folder's weights (its shards read one by one, headers only), and
+    what does not agree with the index: a shard missing, a tensor in the wrong shard or in
+    none."""
+    problems: list[str] = []
+    index = next((n for n in INDEXES if os.path.isfile(os.path.join(folder, n))), None)
+    if index is not None:
+        weight_map = _index(folder, index)
+        files = sorted(set(weight_map.values()))
+    else:
+        weight_map = {}
+        single = next((n for n in SINGLES if os.path.isfile(os.path.join(folder, n))), None)
+        files = (
+            [single]
+            if single
+            else sorted(n for n in os.listdir(folder) if n.endswith(".safetensors"))
+        )
+    if not files:
+        raise _fail(
+            folder,
+            "no weights: expected model.safetensors, shards with model.safetensors.index.json, "
+            "or pytorch_model.bin",
+        )
+    tensors: list[Tensor] = []
+    metadata: dict[str, str] = {}
+    formats: set[str] = set()
+    for file in files:
+        path = os.path.join(folder, file)
+        if not os.path.isfile(path):
+            problems.append(f"shard {file} is named by {index} but is not in the folder")
+            continue
+        shard = read_checkpoint(path)
+        formats.add(shard.format)
+        metadata.update(shard.metadata)
+        for tensor in shard.tensors:
+            if weight_map and weight_map.get(tensor.name) != file:
+                where = weight_map.get(tensor.name)
+                problems.append(
+                    f"{tensor.name} is in {file} but {index} "
+                    + (f"puts it in {where}" if where else "does not list it")
+                )
+            tensors.append(tensor)
+    found = {t.name for t in tensors}
+    for name, file in weight_map.items():
+        if name not in found and os.path.isfile(os.path.join(folder, file)):
+            problems.append(f"{name} is listed in {index} but {file} does not hold it")
+    seen: set[str] = set()
+    for tensor in tensors:
+        if tensor.name in seen:
+            problems.append(f"{tensor.name} is stored twice")
+        seen.add(tensor.name)
+    source = formats.pop() if len(formats) == 1 else "safetensors"
+    return Checkpoint(folder, source, tuple(tensors), metadata), problems
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A tensor whose shape (tuples) or dtype (names) is not the config's."""
+
+    name: str
+    expected: Any
+    found: Any
+
+
+@dataclass(frozen=True)
+class FolderCheck:
+    """A checkpoint folder set against its config: what agrees and what does not."""
+
+    folder: str
+    hf: HFModel
+    checkpoint: Checkpoint
+    #: the layout the names were matched in (``transformers`` or ``checkpoint files``)
+    layout: str
+    expected_total: int
+    matched: int
+    missing: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    unexpected: tuple[tuple[str, tuple[int, ...], str], ...] = ()
+    wrong_shape: tuple[Mismatch, ...] = ()
+    wrong_dtype: tuple[Mismatch, ...] = ()
+    #: tensors transformers drops on load (old buffers)
+    ignored: tuple[str, ...] = ()
+    #: checkpoint name -> the name transformers gives it on load
+    renamed: tuple[tuple[str, str], ...] = ()
+    #: tied tensors the checkpoint leaves out (stored once, under the other name)
+    tied_absent: tuple[str, ...] = ()
+    index_problems: tuple[str, ...] = ()
+    #: quantized linear layers' weights and the tensors stored for them
+    quantized: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    dtype: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.missing
+            or self.unexpected
+            or self.wrong_shape
+            or self.wrong_dtype
+            or self.index_problems
+        )
+
+    @property
+    def stored_total(self) -> int:
+        """The numbers the checkpoint stores, its dropped buffers aside."""
+        dropped = set(self.ignored)
+        return sum(t.count for t in self.checkpoint.tensors if t.name not in dropped)
+
+    @property
+    def problems(self) -> int:
+        return (
+            len(self.missing)
+            + len(self.unexpected)
+            + len(self.wrong_shape)
+            + len(self.wrong_dtype)
+            + len(self.index_problems)
+        )
+
+
+def _quantizable(model: Model, names: list[str], quantization: dict[str, Any]) -> set[str]:
+    """The weights a quantization stores in its own form: those of the linear layers,
+    except the modules it keeps (``modules_to_not_convert`` and the like)."""
+    keep = set()
+    for key in ("modules_to_not_convert", "llm_int8_skip_modules", "ignore", "ignored_layers"):
+        value = quantization.get(key)
+        if isinstance(value, list):
+            keep |= {str(v) for v in value}
+    kinds = {layer.name: layer.spec.kind for layer in model.layers}
+    linear = [
+        re.compile(re.sub(r"\\\{\d+\\\.\\\.\d+\\\}", r"\\d+", re.escape(row.name)) + "$")
+        for row in model.rows()
+        if kinds.get(row.layer) in ("Linear", "Conv1D", "Experts")
+    ]
+    out = set()
+    for name in names:
+        parts = name.split(".")
+        if any(k in parts or name.startswith(k + ".") for k in keep):
+            continue
+        if any(p.match(name) for p in linear):
+            out.add(name)
+    return out
+
+
+def _match(
+    hf: HFModel,
+    model: Model,
+    stored: dict[str, Tensor],
+    dtype: str | None,
+) -> dict[str, Any]:
+    """One layout's account of the stored tensors against ``model``."""
+    expected = {
+        name: tuple(d for d in shape if isinstance(d, int))
+        for name, shape in model.named_parameters()
+    }
+    tied = {k for k, v in model.ties.items() if v in expected}
+    for name in tied:
+        expected[name] = expected[model.ties[name]]
+    quantization = hf.quantization
+    quantized = _quantizable(model, list(expected), dict(quantization)) if quantization else set()
+    missing: list[tuple[str, tuple[int, ...]]] = []
+    tied_absent: list[tuple[str, tuple[int, ...]]] = []
+    wrong_shape: list[Mismatch] = []
+    used: set[str] = set()
+    quantized_found: list[tuple[str, tuple[str, ...]]] = []
+    for name, shape in expected.items():
+        tensor = stored.get(name)
+        if name in quantized and (tensor is None or tensor.shape != shape):
+            module = name.rsplit(".", 1)[0] + "."
+            parts = tuple(n for n in stored if n.startswith(module) and n not in expected)
+            if tensor is not None:
+                parts = (name, *parts)
+            if parts:
+                used.update(parts)
+                quantized_found.append((name, parts))
+                continue
+        if tensor is None:
+            (tied_absent if name in tied else missing).append((name, shape))
+            continue
+        used.add(name)
+        if tensor.shape != shape:
+            wrong_shape.append(Mismatch(name, shape, tensor.shape))
+    ignored = [
+        n for n in stored if n not in used and any(re.search(p, n) for p in hf.family.ignored)
+    ]
+    unexpected = [
+        (n, t.shape, _dtype(t.dtype))
+        for n, t in stored.items()
+        if n not in used and n not in ignored
+    ]
+    if quantization:  # a quantized model's scales and zero points, under its modules
+        modules = {q.rsplit(".", 1)[0] + "." for q in quantized}
+        extra = [u for u in unexpected if any(u[0].startswith(m) for m in modules)]
+        unexpected = [u for u in unexpected if u not in extra]
+    matched = [n for n in used if n in expected and n not in dict(quantized_found)]
+    floats = {"float32", "float16", "bfloat16", "float64"}
+    counts: dict[str, int] = {}
+    for n in matched:
+        d = _dtype(stored[n].dtype)
+        counts[d] = counts.get(d, 0) + 1
+    want = dtype or (max(counts, key=lambda d: counts[d]) if counts else None)
+    wrong_dtype = [
+        Mismatch(n, str(want), _dtype(stored[n].dtype))
+        for n in matched
+        if want in floats and _dtype(stored[n].dtype) != want
+    ]
+    return {
+        "missing": tuple(missing),
+        "unexpected": tuple(unexpected),
+        "wrong_shape": tuple(wrong_shape),
+        "wrong_dtype": tuple(wrong_dtype),
+        "ignored": tuple(ignored),
+        "tied_absent": tuple(n for n, _ in tied_absent),
+        "quantized": tuple(quantized_found),
+        "matched": len(matched),
+        "dtype": want,
+    }
+
+
+def _loaded_names(hf: HFModel, names: list[str], model: Model) -> dict[str, str]:
+    """Each stored name -> the name transformers gives it on load: the legacy renames, the
+    family's, and the body's prefix added (a body's checkpoint in a class with a head) or
+    dropped (a class with a head's checkpoint in the body)."""
+    out = {}
+    for name in names:
+        new = name
+        for old, replacement in LEGACY:
+            if new.endswith(old):
+                new = new[: -len(old)] + replacement
+        for old, replacement in hf.family.renamed.items():
+            if new.startswith(old):
+                new = replacement + new[len(old) :]
+        out[name] = new
+    prefix = hf.family.base + "."
+    expected = [name for name, _ in model.named_parameters()] + list(model.ties)
+    with_prefix = any(n.startswith(prefix) for n in expected)
+    stored_prefix = any(n.startswith(prefix) for n in out.values())
+    if with_prefix and not stored_prefix:
+        heads = {n for n in expected if not n.startswith(prefix)}
+        out = {k: v if v in heads else prefix + v for k, v in out.items()}
+    elif not with_prefix and stored_prefix:
+        out = {k: v[len(prefix) :] if v.startswith(prefix) else v for k, v in out.items()}
+    return out
+
+
+def check_folder(path: str) -> FolderCheck:
+    """The folder's (or cached Hub id's) weights against its config.json."""
+    source = resolve(path)
+    try:
+        hf = hf_model(source.config, allow=("quantization_config",))
+    except InvalidArgumentError as err:
+        raise InvalidArgumentError(
+            f"{err.message} (in the folder's config.json)",
+            field="target",
+            value=path,
+            rule=err.rule,
+        ) from None
+    checkpoint, index_problems = read_folder(source.folder)
+    dtype = hf.dtype if hf.dtype in TORCH_DTYPES.values() else None
+    best: tuple[int, str, Model, dict[str, Any], dict[str, str]] | None = None
+    layouts = [("transformers", hf.model())]
+    if hf.family.checkpoint:
+        layouts.insert(0, ("checkpoint files", hf.checkpoint_model()))
+    for label, model in layouts:
+        names = _loaded_names(hf, [t.name for t in checkpoint.tensors], model)
+        stored = {names[t.name]: t for t in checkpoint.tensors}
+        found = _match(hf, model, stored, dtype)
+        score = len(found["missing"]) + len(found["unexpected"]) + len(found["wrong_shape"])
+        if best is None or score < best[0]:
+            best = (score, label, model, found, names)
+    assert best is not None  # at least one layout
+    _, layout, model, found, names = best
+    renamed = tuple((k, v) for k, v in names.items() if k != v)
+    stored_as = {v: k for k, v in names.items()}  # what the files call them
+    found["ignored"] = tuple(stored_as[n] for n in found["ignored"])
+    found["unexpected"] = tuple((stored_as[n], s, d) for n, s, d in found["unexpected"])
+    notes = []
+    if hf.quantization:
+        method = hf.quantization.get("quant_method", "a quantization")
+        bits = hf.quantization.get("bits") or (hf.quantization.get("load_in_4bit") and 4)
+        notes.append(
+            f"quantized ({method}{f', {bits} bits' if bits else ''}): the linear layers' "
+            "weights are stored in its own tensors and dtypes, not the config's shapes"
+        )
+    return FolderCheck(
+        folder=source.label,
+        hf=hf,
+        checkpoint=checkpoint,
+        layout=layout,
+        expected_total=model.total if isinstance(model.total, int) else 0,
+        index_problems=tuple(index_problems),
+        renamed=renamed,
+        notes=tuple(notes),
+        **found,
+    )

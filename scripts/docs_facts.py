@@ -451,3 +451,123 @@ def _note(output: str, start: str) -> list[str]:
                 end += 1
             return lines[i:end]
     raise KeyError(start)
+
+
+#: Llama 3.1 8B's config.json as its Hub repository holds it
+LLAMA_31_8B = {
+    "architectures": ["LlamaForCausalLM"],
+    "attention_bias": False,
+    "attention_dropout": 0.0,
+    "bos_token_id": 128000,
+    "eos_token_id": 128001,
+    "hidden_act": "silu",
+    "hidden_size": 4096,
+    "initializer_range": 0.02,
+    "intermediate_size": 14336,
+    "max_position_embeddings": 131072,
+    "mlp_bias": False,
+    "model_type": "llama",
+    "num_attention_heads": 32,
+    "num_hidden_layers": 32,
+    "num_key_value_heads": 8,
+    "pretraining_tp": 1,
+    "rms_norm_eps": 1e-05,
+    "rope_scaling": {
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192,
+        "rope_type": "llama3",
+    },
+    "rope_theta": 500000.0,
+    "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+    "transformers_version": "4.43.0.dev0",
+    "use_cache": True,
+    "vocab_size": 128256,
+}
+
+
+def hf_facts() -> dict[str, str]:
+    """The Hugging Face page: a published config counted, and a damaged folder checked (its
+    shards written from shapecalc's own names, so no transformers is needed here)."""
+    import json
+    import os
+    import struct
+    import tempfile
+
+    out: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        here = os.getcwd()
+        os.chdir(folder)
+        try:
+            os.mkdir("Llama-3.1-8B")
+            with open("Llama-3.1-8B/config.json", "w", encoding="utf-8") as handle:
+                json.dump(LLAMA_31_8B, handle, indent=2)
+            out["hf_llama"] = cli(["hf", "Llama-3.1-8B", "--depth", "2"])
+            memory = cli(
+                [
+                    "hf",
+                    "Llama-3.1-8B",
+                    "--memory",
+                    "--seq-len",
+                    "8192",
+                    "--batch",
+                    "1",
+                    "--dtype",
+                    "bf16",
+                    "--training",
+                    "none",
+                ]
+            ).splitlines()
+            start = memory.index(next(line for line in memory if line.startswith("Memory (")))
+            end = next(i for i in range(start, len(memory)) if memory[i].startswith("└"))
+            summary = next(line for line in memory if line.startswith("Summary"))
+            out["hf_memory"] = "\n".join([*memory[start : end + 1], summary])
+            tiny = {
+                **LLAMA_31_8B,
+                "hidden_size": 64,
+                "intermediate_size": 128,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "vocab_size": 256,
+                "torch_dtype": "float32",
+            }
+            os.mkdir("tiny")
+            with open("tiny/config.json", "w", encoding="utf-8") as handle:
+                json.dump(tiny, handle)
+            model = shapecalc.from_hf_config(tiny)
+            shards: list[dict[str, list[int]]] = [{}, {}]
+            for i, (name, shape) in enumerate(model.named_parameters()):
+                shards[i % 2][name] = [int(d) for d in shape]  # type: ignore[call-overload]
+            lost, reshaped = (
+                "model.layers.1.mlp.up_proj.weight",
+                "model.layers.0.self_attn.k_proj.weight",
+            )
+            for shard in shards:
+                shard.pop(lost, None)  # a tensor lost
+                if reshaped in shard:
+                    shard[reshaped] = [64, 64]  # one of the wrong shape
+            index = {}
+            for n, shard in enumerate(shards, 1):
+                file = f"model-0000{n}-of-00002.safetensors"
+                header, offset = {}, 0
+                for name, shape in shard.items():
+                    size = 4 * (shape[0] * (shape[1] if len(shape) > 1 else 1))
+                    header[name] = {
+                        "dtype": "F32",
+                        "shape": shape,
+                        "data_offsets": [offset, offset + size],
+                    }
+                    offset += size
+                    index[name] = file
+                text = json.dumps(header).encode()
+                with open(f"tiny/{file}", "wb") as handle:
+                    handle.write(struct.pack("<Q", len(text)) + text + bytes(offset))
+            with open("tiny/model.safetensors.index.json", "w", encoding="utf-8") as handle:
+                json.dump({"weight_map": index}, handle)
+            out["hf_inspect"] = cli(["inspect", "tiny", "--depth", "1"])
+        finally:
+            os.chdir(here)
+    return out

@@ -101,6 +101,7 @@ def generated() -> dict[Path, str]:
         cost_facts,
         facts,
         fill,
+        hf_facts,
         howto_facts,
         transformer_facts,
     )
@@ -137,6 +138,7 @@ def generated() -> dict[Path, str]:
         **architecture_facts(),
         **compose_facts(),
         **transformer_facts(),
+        **hf_facts(),
     }
     templates = Path(__file__).resolve().parent / "templates"
     for template in sorted(templates.rglob("*.md")):

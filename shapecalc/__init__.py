@@ -48,6 +48,7 @@ _WHERE = {
     "assert_matches": "adapters.torch_bridge",
     "MismatchError": "adapters.torch_bridge",
     "read_checkpoint": "adapters.checkpoint",
+    "from_hf_config": "adapters.hf_config",
     "LayerSpec": "core.spec",
     "Param": "core.spec",
     # composing models: the tree, its data flow, and declared architectures
@@ -135,6 +136,7 @@ __all__ = [
     "compare",
     "each",
     "flag",
+    "from_hf_config",
     "from_module",
     "gpt2",
     "gpt_neox",
@@ -181,6 +183,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # the static view of the lazy names above
     from shapecalc.adapters.checkpoint import read_checkpoint
+    from shapecalc.adapters.hf_config import from_hf_config
     from shapecalc.adapters.torch_bridge import (
         MismatchError,
         assert_matches,

@@ -24,19 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section
+from startup import LLAMA_70B_CONFIG as CONFIG
 
 SHARDS = 30
-CONFIG = {
-    "architectures": ["LlamaForCausalLM"],
-    "model_type": "llama",
-    "vocab_size": 32000,
-    "hidden_size": 8192,
-    "num_hidden_layers": 80,
-    "num_attention_heads": 64,
-    "num_key_value_heads": 8,
-    "intermediate_size": 28672,
-    "torch_dtype": "float16",
-}
 
 
 def write_checkpoint(folder: str) -> int:

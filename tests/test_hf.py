@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ from shapecalc.adapters.hf_config import COMMON_FREE, FAMILIES, from_hf_config, 
 from shapecalc.core.errors import InvalidArgumentError
 from tests.test_cli import run
 from tests.twins import hf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from docs_facts import LLAMA_31_8B
 
 torch = pytest.importorskip("torch")
 t = hf()
@@ -444,38 +448,7 @@ def test_an_unknown_field_names_the_way_out(tmp_path: Path) -> None:
 def test_published_configs(tmp_path: Path) -> None:
     """Configs as their Hub repositories hold them (transformers 4's spelling), against
     their published totals."""
-    llama3 = {
-        "architectures": ["LlamaForCausalLM"],
-        "attention_bias": False,
-        "attention_dropout": 0.0,
-        "bos_token_id": 128000,
-        "eos_token_id": 128001,
-        "hidden_act": "silu",
-        "hidden_size": 4096,
-        "initializer_range": 0.02,
-        "intermediate_size": 14336,
-        "max_position_embeddings": 131072,
-        "mlp_bias": False,
-        "model_type": "llama",
-        "num_attention_heads": 32,
-        "num_hidden_layers": 32,
-        "num_key_value_heads": 8,
-        "pretraining_tp": 1,
-        "rms_norm_eps": 1e-05,
-        "rope_scaling": {
-            "factor": 8.0,
-            "low_freq_factor": 1.0,
-            "high_freq_factor": 4.0,
-            "original_max_position_embeddings": 8192,
-            "rope_type": "llama3",
-        },
-        "rope_theta": 500000.0,
-        "tie_word_embeddings": False,
-        "torch_dtype": "bfloat16",
-        "transformers_version": "4.43.0.dev0",
-        "use_cache": True,
-        "vocab_size": 128256,
-    }
+    llama3 = LLAMA_31_8B  # as its Hub repository holds it (the docs count it too)
     assert from_hf_config(llama3).total == 8_030_261_248
     gpt2 = {
         "activation_function": "gelu_new",

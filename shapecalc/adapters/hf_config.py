@@ -641,6 +641,34 @@ def _decoder(prefix: str, model_type: str, defaults: dict[str, Any], **kwargs: A
     )
 
 
+def _encoder(prefix: str, model_type: str, *, vocab: int, pad: int) -> Family:
+    """BERT or RoBERTa: the same fields, their own vocabulary and padding id."""
+    return Family(
+        model_type=model_type,
+        command="bert",
+        config_class=f"{prefix}Config",
+        classes={f"{prefix}ForMaskedLM": {"head": "mlm"}, f"{prefix}Model": {"head": "none"}},
+        base=model_type,
+        defaults={
+            "vocab_size": vocab,
+            "hidden_size": 768,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "intermediate_size": 3072,
+            "max_position_embeddings": 512,
+            "type_vocab_size": 2,
+            "tie_word_embeddings": True,
+            "hidden_dropout_prob": 0.1,
+            "attention_probs_dropout_prob": 0.1,
+            "hidden_act": "gelu",
+            "pad_token_id": pad,
+        },
+        free=_BERT_FREE,
+        ignored=(r"(^|\.)position_ids$",),
+        read=lambda f: _bert(f, roberta=model_type == "roberta"),
+    )
+
+
 FAMILIES: dict[str, Family] = {
     "gpt2": Family(
         model_type="gpt2",
@@ -863,54 +891,8 @@ FAMILIES: dict[str, Family] = {
         free={"embd_pdrop", "resid_pdrop", "original_max_position_embeddings"},
         read=_llama_like(attention_bias=None, fused=True, partial=True),
     ),
-    "bert": Family(
-        model_type="bert",
-        command="bert",
-        config_class="BertConfig",
-        classes={"BertForMaskedLM": {"head": "mlm"}, "BertModel": {"head": "none"}},
-        base="bert",
-        defaults={
-            "vocab_size": 30522,
-            "hidden_size": 768,
-            "num_hidden_layers": 12,
-            "num_attention_heads": 12,
-            "intermediate_size": 3072,
-            "max_position_embeddings": 512,
-            "type_vocab_size": 2,
-            "tie_word_embeddings": True,
-            "hidden_dropout_prob": 0.1,
-            "attention_probs_dropout_prob": 0.1,
-            "hidden_act": "gelu",
-            "pad_token_id": 0,
-        },
-        free=_BERT_FREE,
-        ignored=(r"(^|\.)position_ids$",),
-        read=lambda f: _bert(f, roberta=False),
-    ),
-    "roberta": Family(
-        model_type="roberta",
-        command="bert",
-        config_class="RobertaConfig",
-        classes={"RobertaForMaskedLM": {"head": "mlm"}, "RobertaModel": {"head": "none"}},
-        base="roberta",
-        defaults={
-            "vocab_size": 50265,
-            "hidden_size": 768,
-            "num_hidden_layers": 12,
-            "num_attention_heads": 12,
-            "intermediate_size": 3072,
-            "max_position_embeddings": 512,
-            "type_vocab_size": 2,
-            "tie_word_embeddings": True,
-            "hidden_dropout_prob": 0.1,
-            "attention_probs_dropout_prob": 0.1,
-            "hidden_act": "gelu",
-            "pad_token_id": 1,
-        },
-        free=_BERT_FREE,
-        ignored=(r"(^|\.)position_ids$",),
-        read=lambda f: _bert(f, roberta=True),
-    ),
+    "bert": _encoder("Bert", "bert", vocab=30522, pad=0),
+    "roberta": _encoder("Roberta", "roberta", vocab=50265, pad=1),
 }
 
 #: the architectures' field names -> the config's, to name a refused field as the file does

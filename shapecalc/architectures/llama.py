@@ -226,8 +226,8 @@ class LLaMA(TransformerLM):
             out["kv_heads"] = 1  # a divisor of every head count
         if out["experts"]:
             out["fused_gate_up"] = out["mlp_bias"] = False
-            if out["experts_per_token"] is not None:
-                out["experts_per_token"] = min(out["experts_per_token"], out["experts"])
+            if out["experts_per_token"] is not None or out["experts"] < 2:  # 2 unless given
+                out["experts_per_token"] = min(out["experts_per_token"] or 2, out["experts"])
         else:
             out["experts_per_token"] = None
         return out

@@ -64,19 +64,14 @@ def cli_reference() -> str:
     from docs_facts import cli
 
     from shapecalc.architectures import commands as architectures
+    from shapecalc.cli import cli as group
     from shapecalc.layers import LAYER_KINDS
 
-    commands = [
-        [],
-        *([name] for name in architectures()),
-        ["solve"],
-        *(["solve", name] for name in architectures()),
-        ["layer"],
-        ["layers"],
-        ["inspect"],
-        ["compare-conventions"],
-        *(["compare-conventions", name] for name in architectures()),
-    ]
+    commands: list[list[str]] = [[]]
+    for name in group.list_commands(None):  # type: ignore[arg-type]
+        commands.append([name])
+        if name in ("solve", "compare-conventions"):  # one page of help per architecture
+            commands += [[name, architecture] for architecture in architectures()]
     commands += [["layer", kind.lower()] for kind in sorted(LAYER_KINDS)]
     lines = [
         "# Command line",

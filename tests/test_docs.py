@@ -94,3 +94,11 @@ def test_language_model_howto_python_runs() -> None:
     cost, model = namespace["cost"], namespace["model"]
     assert cost.six_n().counted > 6 * model.total  # type: ignore[attr-defined]
     assert 0 < cost.recomputed().peak_bytes < cost.activation_bytes  # type: ignore[attr-defined]
+
+
+def test_every_command_has_a_section_in_the_cli_reference() -> None:
+    from shapecalc.cli import cli
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    for name in cli.list_commands(None):  # type: ignore[arg-type]
+        assert f"\n## shapecalc {name}\n" in text, name

@@ -273,7 +273,7 @@ BASE = {
     ("change", "field", "words"),
     [
         ({"model_type": "falcon"}, "model_type", "gpt2, gpt_neox, llama"),
-        ({"model_type": None}, "model_type", "missing"),
+        ({"model_type": None}, "model_type", "has no model_type"),
         ({"architectures": ["LlamaForSequenceClassification"]}, "architectures", "LlamaModel"),
         ({"architectures": "LlamaForCausalLM"}, "architectures", "list of class names"),
         ({"num_attention_heads": 5}, "num_attention_heads", "divide hidden_size"),
@@ -522,3 +522,89 @@ def test_published_configs(tmp_path: Path) -> None:
     assert from_hf_config(bert).total == 109_514_298
     assert re.match(r"BertForMaskedLM", from_hf_config(bert).name)
     assert os.path.exists(tmp_path)
+
+
+# -- what a newcomer's trial found --------------------------------------------------------------
+def test_a_false_flag_of_another_family_member_passes() -> None:
+    qwen = {
+        "model_type": "qwen2",
+        "vocab_size": 100,
+        "hidden_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 32,
+        "use_mrope": False,
+    }
+    assert from_hf_config(qwen).total > 0
+
+
+def test_huge_sizes_are_exact() -> None:
+    h, a, v, i, layers = 2**100, 2**20, 10**30, 3 * 2**100, 3
+    model = from_hf_config(
+        {
+            **BASE,
+            "hidden_size": h,
+            "num_attention_heads": a,
+            "vocab_size": v,
+            "intermediate_size": i,
+            "num_hidden_layers": layers,
+        }
+    )
+    assert model.total == 4 * layers * h * h + 3 * layers * h * i + 2 * layers * h + 2 * v * h + h
+
+
+def test_two_spellings_of_one_field() -> None:
+    gpt2 = {"model_type": "gpt2", "n_embd": 64, "n_head": 7, "vocab_size": 10}
+    with pytest.raises(InvalidArgumentError, match=r"n_head = 7: n_head must divide n_embd"):
+        hf_model(gpt2)
+    with pytest.raises(InvalidArgumentError, match="disagree"):
+        hf_model({**gpt2, "n_head": 4, "num_attention_heads": 8})
+    assert hf_model({**gpt2, "n_head": 4, "num_attention_heads": 4}).model().total > 0
+
+
+def test_wording_of_a_missing_type_and_an_absent_allowed_field() -> None:
+    with pytest.raises(InvalidArgumentError, match="has no model_type; shapecalc reads"):
+        hf_model({})
+    with pytest.raises(InvalidArgumentError, match="the config has no field 'nope'"):
+        hf_model(BASE, allow=["nope"])
+
+
+def test_explain_names_the_config_fields(tmp_path: Path) -> None:
+    folder = write(
+        tmp_path / "phi",
+        {**BASE, "model_type": "phi3", "architectures": ["Phi3ForCausalLM"], "pad_token_id": 0},
+    )
+    text = run(["hf", str(folder), "--explain"], 200).stdout
+    assert "(hidden_size)" in text and "(--hidden)" not in text
+    assert "qkv_proj" in text and "k_proj and v_proj" not in text
+    assert "(num_local_experts)" not in text  # a dense model's legend has no experts
+
+
+def test_a_sliding_window_is_said_of_the_kv_cache() -> None:
+    mistral = {
+        **BASE,
+        "model_type": "mistral",
+        "architectures": ["MistralForCausalLM"],
+        "num_key_value_heads": 2,
+    }
+    notes = hf_model(mistral).model().notes
+    assert any("sliding_window 4,096" in n and "2 of the 2 layers" in n for n in notes)
+    gemma2 = {
+        **BASE,
+        "model_type": "gemma2",
+        "architectures": ["Gemma2ForCausalLM"],
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "num_hidden_layers": 3,
+    }
+    assert any("2 of the 3 layers" in n for n in hf_model(gemma2).model().notes)
+    assert not any("sliding" in n for n in from_hf_config(BASE).notes)
+
+
+def test_a_hub_id_without_an_owner(tmp_path: Path, monkeypatch: Any) -> None:
+    cache = cached(tmp_path, "gpt2", {"model_type": "gpt2"})
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    assert from_hf_config("gpt2").total == 124_439_808
+    result = run(["hf", "gpt3"])
+    assert result.exit_code == 2 and "no such file or folder" in result.stderr

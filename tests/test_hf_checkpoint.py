@@ -301,3 +301,44 @@ def test_unreadable_folders_are_one_line(tmp_path: Path, make: Any, words: str) 
     result = run(["inspect", str(folder)])
     assert result.exit_code == 2, result.output
     assert len(result.stderr.splitlines()) == 1 and words in result.stderr
+
+
+def test_shards_without_their_index_do_not_load(tmp_path: Path) -> None:
+    folder = damaged(tmp_path)
+    (folder / "model.safetensors.index.json").unlink()
+    check = check_folder(str(folder))
+    assert not check.ok and "no model.safetensors.index.json" in check.index_problems[0]
+    assert run(["inspect", str(folder)]).exit_code == 1
+
+
+def test_an_unknown_field_can_be_allowed_and_an_unknown_type_still_lists(tmp_path: Path) -> None:
+    folder = damaged(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "new_width": 3}))
+    refused = run(["inspect", str(folder)])
+    assert refused.exit_code == 2 and "new_width" in refused.stderr
+    assert "model" in refused.stdout  # the tensors are listed, unchecked
+    assert run(["inspect", str(folder), "--allow-field", "new_width"]).exit_code == 0
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "falcon"}))
+    report = run(["inspect", str(folder), "--format", "json"])
+    assert report.exit_code == 2 and "falcon" in json.loads(report.stdout)["unchecked"]
+    validator("inspect").validate(json.loads(report.stdout))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [
+        ("config.json", b'{"model_type": "llama"}', "a JSON file, not a checkpoint"),
+        ("notes.txt", b"hello there, notes", "neither a safetensors file"),
+        ("model.keras", b"PK\x03\x04rest", "Keras 3 archive"),
+        ("model.h5", b"\x89HDF\r\n\x1a\nrest", "HDF5"),
+    ],
+)
+def test_files_that_are_no_checkpoint_say_what_they_are(
+    tmp_path: Path, name: str, content: bytes, words: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    result = run(["inspect", str(path)])
+    assert result.exit_code == 2 and words in result.stderr
+    assert len(result.stderr.splitlines()) == 1

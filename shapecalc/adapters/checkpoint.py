@@ -245,10 +245,56 @@ def read_state_dict(path: str) -> Checkpoint:
     return Checkpoint(path, "torch", tensors)
 
 
+#: what a file that is no checkpoint is, by its first bytes, and what reads it instead
+OTHER_FILES = (
+    (b"\x89HDF", "an HDF5 file (a Keras .h5 model?)", "Keras reads it"),
+    (b"GGUF", "a GGUF file (llama.cpp)", "llama.cpp's gguf tools read it"),
+    (b"\x08", "an ONNX model?", "onnx.load reads it"),
+)
+
+
+def _sniff(path: str) -> str | None:
+    """What a file is that is neither a safetensors header nor a torch.save archive, in
+    words with what to use instead; None when it may be a checkpoint."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return None
+    lower = path.lower()
+    if lower.endswith(".json") or head.lstrip()[:1] in (b"{", b"["):
+        return (
+            "a JSON file, not a checkpoint: for a model's config.json use `shapecalc hf "
+            "FILE`, for a downloaded folder `shapecalc inspect FOLDER`"
+        )
+    if lower.endswith(".keras"):
+        return "a Keras 3 archive, not a PyTorch checkpoint: keras.saving.load_model reads it"
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
+        return None  # torch.save: a zip archive, or the legacy pickle
+    if len(head) >= 9 and head[8:9] == b"{":
+        return None  # a safetensors header
+    for magic, what, instead in OTHER_FILES:
+        if head.startswith(magic) and (magic != b"\x08" or lower.endswith(".onnx")):
+            return f"{what}, not a checkpoint shapecalc reads: {instead}"
+    return (
+        "neither a safetensors file (8 bytes of header length, then a JSON header) nor a "
+        "torch.save archive"
+    )
+
+
 def read_checkpoint(path: str) -> Checkpoint:
-    """By extension: ``.safetensors`` by its header; ``.pt``, ``.pth``, ``.bin`` via torch."""
+    """By extension: ``.safetensors`` by its header; ``.pt``, ``.pth``, ``.bin`` via torch;
+    any other file by its first bytes, refused in words when it is neither."""
     if not os.path.isfile(path):
         raise _fail(path, "no such file")
     if path.endswith(".safetensors"):
+        return read_safetensors(path)
+    other = _sniff(path)
+    if other is not None:
+        raise _fail(path, f"it is {other}" if not other.startswith("neither") else other)
+    head = b""
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    if len(head) == 9 and head[8:9] == b"{" and not path.endswith((".pt", ".pth", ".bin")):
         return read_safetensors(path)
     return read_state_dict(path)

@@ -25,7 +25,7 @@ from shapecalc.adapters.checkpoint import (
     Tensor,
     read_checkpoint,
 )
-from shapecalc.adapters.hf_config import HFModel, hf_model, resolve
+from shapecalc.adapters.hf_config import HFModel, hf_model, read_config, resolve
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.model import Model
 
@@ -106,6 +106,11 @@ def read_folder(folder: str) -> tuple[Checkpoint, list[str]]:
             if single
             else sorted(n for n in os.listdir(folder) if n.endswith(".safetensors"))
         )
+        if len(files) > 1:
+            problems.append(
+                f"{len(files)} safetensors shards and no model.safetensors.index.json: "
+                "transformers finds neither model.safetensors nor the index, and loads nothing"
+            )
     if not files:
         raise _fail(
             folder,
@@ -332,11 +337,14 @@ def _loaded_names(hf: HFModel, names: list[str], model: Model) -> dict[str, str]
     return out
 
 
-def check_folder(path: str) -> FolderCheck:
-    """The folder's (or cached Hub id's) weights against its config.json."""
+def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
+    """The folder's (or cached Hub id's) weights against its config.json (``allow``: the
+    config's fields to count the model without, as ``shapecalc hf --allow-field``)."""
     source = resolve(path)
     try:
-        hf = hf_model(source.config, allow=("quantization_config",))
+        config = read_config(source)
+        quantized = ("quantization_config",) if "quantization_config" in config else ()
+        hf = hf_model(source.config, allow=(*quantized, *allow))
     except InvalidArgumentError as err:
         raise InvalidArgumentError(
             f"{err.message} (in the folder's config.json)",

@@ -227,7 +227,9 @@ def resolve(path: str) -> Source:
                 "a folder must hold config.json",
             )
         return Source(config, path, path)
-    if HUB_ID.match(path) and "/" in path:
+    name = path.partition("@")[0]
+    cached = os.path.isdir(os.path.join(hub_cache(), "models--" + name.replace("/", "--")))
+    if HUB_ID.match(path) and ("/" in name or cached):  # gpt2: an id without an owner
         folder = _from_cache(path)
         config = os.path.join(folder, "config.json")
         if not os.path.isfile(config):
@@ -606,6 +608,7 @@ _DECODER_FREE = frozenset(
         "max_window_layers",
         "layer_types",
         "partial_rotary_factor",
+        "use_mrope",
     }
 )
 _BERT_FREE = frozenset(
@@ -896,7 +899,12 @@ FAMILIES: dict[str, Family] = {
 }
 
 #: the architectures' field names -> the config's, to name a refused field as the file does
+#: and the sizes in ``--explain``
 _CONFIG_NAMES = {
+    "tie_weights": "tie_word_embeddings",
+    "attention_bias": "attention_bias",
+    "mlp_bias": "mlp_bias",
+    "parallel_residual": "use_parallel_residual",
     "vocab": "vocab_size",
     "hidden": "hidden_size",
     "layers": "num_hidden_layers",
@@ -925,6 +933,8 @@ class HFModel:
     label: str
     folder: str = ""
     notes: tuple[str, ...] = ()
+    #: the architecture's arguments -> the config's fields that set them
+    names: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def reference(self) -> Reference:
@@ -949,6 +959,7 @@ class HFModel:
             model,
             name=f"{self.class_name} ({self.label})",
             notes=(*model.notes, *self.notes),
+            argument_names=self.names,
         )
 
     def checkpoint_model(self) -> Model:
@@ -1011,11 +1022,15 @@ def hf_model(
     model_type = config.get("model_type")
     if model_type not in FAMILIES:
         listed = ", ".join(FAMILIES)
-        shown = "missing" if model_type is None else _short(model_type)
+        said = (
+            "has no model_type"
+            if model_type is None
+            else f"model_type {_short(model_type)} is not supported"
+        )
         raise _fail(
             "model_type",
             model_type,
-            f"{label}: model_type {shown} is not supported; shapecalc reads {listed}",
+            f"{label}: {said}; shapecalc reads {listed}",
             f"model_type is one of {listed}",
         )
     family = FAMILIES[str(model_type)]
@@ -1039,6 +1054,23 @@ def hf_model(
             "the stored ones, and --allow-field quantization_config counts the unquantized model",
             "a quantized config is counted only when asked",
         )
+    absent = [a for a in allow if a not in config]
+    if absent:
+        raise _fail(
+            "allow",
+            absent[0],
+            f"{label}: --allow-field {absent[0]}: the config has no field {absent[0]!r}",
+            "an allowed field is one the config has",
+        )
+    for alias, canonical in family.aliases.items():  # GPT-2's two spellings of one field
+        if alias in config and canonical in config and config[alias] != config[canonical]:
+            raise _fail(
+                alias,
+                config[alias],
+                f"{label}: {alias} = {_short(config[alias])} and {canonical} = "
+                f"{_short(config[canonical])} name one size twice and disagree",
+                "a field given in two spellings has one value",
+            )
     fields = Fields(config, family, label)
     arguments = family.read(fields)
     known = COMMON_FREE | family.free | set(family.defaults) | set(family.aliases)
@@ -1066,22 +1098,69 @@ def hf_model(
         architecture = cls(**arguments)
     except InvalidArgumentError as err:
         raise _renamed(err, label) from None
+    names = {}
+    for argument, key in _CONFIG_NAMES.items():
+        key = family.aliases.get(key, key)  # GPT-2's n_head
+        if family.model_type == "gpt2" and argument == "intermediate":
+            key = "n_inner"
+        if key in fields.used or key in family.defaults:
+            names[argument] = fields._name(key)
+    if family.model_type == "roberta":
+        names["context"] = "max_position_embeddings - 2"
     notes: list[str] = []
+    sliding = _sliding_layers(family, config, arguments["layers"])
+    if sliding:
+        window, count = sliding
+        notes.append(
+            f"sliding_window {window:,}: transformers' cache keeps at most the last "
+            f"{max(window - 1, 0):,} tokens in {count} of the {arguments['layers']} layers; "
+            "the KV cache here counts every token of the context"
+        )
     if config.get("architectures") is None and class_name is None:
         notes.append(f"the config names no class: {chosen}, the class with the head")
-    return HFModel(family, chosen, architecture, config, label, folder, tuple(notes))
+    return HFModel(family, chosen, architecture, config, label, folder, tuple(notes), names)
+
+
+def _sliding_layers(
+    family: Family, config: Mapping[str, Any], layers: int
+) -> tuple[int, int] | None:
+    """(window, the layers whose attention slides), as transformers' cache decides it
+    (``layer_types``, else the family's rule), or None when no layer slides."""
+    defaults = {"mistral": 4096, "gemma2": 4096, "qwen2": 4096, "qwen3": 4096}
+    window = config.get("sliding_window", defaults.get(family.model_type))
+    if family.model_type in ("qwen2", "qwen3") and not config.get("use_sliding_window"):
+        window = None
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        return None
+    types = config.get("layer_types")
+    if isinstance(types, list):
+        count = sum(1 for t in types[:layers] if t == "sliding_attention")
+    elif family.model_type == "gemma2":  # every other layer, the first sliding
+        count = (layers + 1) // 2
+    elif family.model_type in ("qwen2", "qwen3"):
+        start = config.get("max_window_layers", 28)
+        count = max(0, layers - start) if isinstance(start, int) else 0
+    elif family.command == "llama":
+        count = layers
+    else:
+        return None
+    return (window, count) if count else None
 
 
 def _checked(family: Family, arguments: dict[str, Any], f: Fields) -> dict[str, Any]:
-    """transformers' rules for the heads, said with the config's names."""
+    """transformers' rules for the heads, said with the config's names (as the file
+    spells them: GPT-2's ``n_head``)."""
+    spelled = {alias: canonical for alias, canonical in family.aliases.items()}
     hidden, heads = arguments["hidden"], arguments["heads"]
     kv = arguments.get("kv_heads")
     strict = family.model_type in ("llama", "gemma2", "gpt_neox", "gpt2", "bert", "roberta")
     if (strict or arguments.get("head_dim") is None) and hidden % heads:
+        a = f._name(spelled.get("num_attention_heads", "num_attention_heads"))
+        h = f._name(spelled.get("hidden_size", "hidden_size"))
         raise f.fail(
-            "num_attention_heads",
+            spelled.get("num_attention_heads", "num_attention_heads"),
             heads,
-            "num_attention_heads must divide hidden_size",
+            f"{a} must divide {h}",
             f"{hidden} % {heads} = {hidden % heads}",
         )
     if kv is not None and heads % kv:

@@ -44,6 +44,8 @@ class Inspection:
     checkpoint: Checkpoint | None = None
     #: a folder with config.json: its weights against the config
     check: FolderCheck | None = None
+    #: a folder whose config.json cannot be read as a model: why it is not checked
+    unchecked: str | None = None
 
     @property
     def total(self) -> int:
@@ -88,37 +90,51 @@ def load_module(target: str) -> Any:
     return obj
 
 
+def _cached(name: str) -> str:
+    from shapecalc.adapters.hf_config import hub_cache
+
+    return os.path.join(hub_cache(), "models--" + name.partition("@")[0].replace("/", "--"))
+
+
 def _entries(checkpoint: Checkpoint) -> tuple[Entry, ...]:
     return tuple(Entry(t.name, t.shape, t.count, t.dtype, t.nbytes) for t in checkpoint.tensors)
 
 
-def inspect_folder(target: str) -> Inspection:
+def inspect_folder(target: str, allow: tuple[str, ...] = ()) -> Inspection:
     """A checkpoint folder (or a cached Hub id): every shard's tensors, and with a
-    config.json beside them, the check of one against the other."""
+    config.json beside them, the check of one against the other. A config that cannot be
+    read as a model leaves the tensors listed and the reason in ``unchecked``."""
     from shapecalc.adapters.hf_checkpoint import check_folder, read_folder
     from shapecalc.adapters.hf_config import resolve
 
     folder = target
     if not os.path.isdir(target):
         folder = resolve(target).folder
-    if os.path.isfile(os.path.join(folder, "config.json")):
-        check = check_folder(target)
-        checkpoint = check.checkpoint
-    else:
-        checkpoint, problems = read_folder(folder)
+    checkpoint, problems = read_folder(folder)
+    entries = _entries(checkpoint)
+    if not os.path.isfile(os.path.join(folder, "config.json")):
         if problems:
             raise _fail(target, f"{folder}: {problems[0]}")
-        check = None
-    return Inspection(
-        target, checkpoint.format, _entries(checkpoint), checkpoint=checkpoint, check=check
-    )
+        return Inspection(target, checkpoint.format, entries, checkpoint=checkpoint)
+    try:
+        check = check_folder(target, allow)
+    except InvalidArgumentError as err:
+        return Inspection(
+            target, checkpoint.format, entries, checkpoint=checkpoint, unchecked=err.message
+        )
+    return Inspection(target, checkpoint.format, entries, checkpoint=checkpoint, check=check)
 
 
-def inspect_target(target: str) -> Inspection:
+def inspect_target(target: str, allow: tuple[str, ...] = ()) -> Inspection:
+    """What ``shapecalc inspect TARGET`` shows (``allow``: config fields a folder's check
+    counts the model without)."""
     if os.path.isdir(target) or (
-        not os.path.exists(target) and ":" not in target and "/" in target and HUB_ID.match(target)
+        not os.path.exists(target)
+        and ":" not in target
+        and HUB_ID.match(target)
+        and ("/" in target or os.path.isdir(_cached(target)))
     ):
-        return inspect_folder(target)
+        return inspect_folder(target, allow)
     if target.endswith(CHECKPOINT_SUFFIXES) or os.path.isfile(target):
         checkpoint = read_checkpoint(target)
         return Inspection(target, checkpoint.format, _entries(checkpoint), checkpoint=checkpoint)

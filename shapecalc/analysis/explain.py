@@ -7,6 +7,7 @@ comes from term by term, and the usual confusions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shapecalc.core.declare import Architecture, arguments_of
@@ -38,7 +39,7 @@ def explain(model: Model, convention: str = "pytorch") -> list[Section]:
         sections.extend(_explain_recurrent(model, *rnns[0]))
         sections.append(_gate_order(rnns[0][1].kind, convention))
     elif model.config is not None:
-        sections.append(legend(model.config))
+        sections.append(legend(model.config, model.argument_names))
         sections += [Section(t, tuple(lines)) for t, lines in model.config.explanation(model)]
     sections.append(_where_total_comes_from(model))
     if rnns:
@@ -46,24 +47,30 @@ def explain(model: Model, convention: str = "pytorch") -> list[Section]:
     return sections
 
 
-def legend(config: Architecture) -> Section:
+def legend(config: Architecture, names: Mapping[str, str] | None = None) -> Section:
     """What each argument of an architecture is, with its value and its letter in the
-    formulas, as the architecture declares it."""
+    formulas, as the architecture declares it; each named by its flag, or by ``names``
+    (a config file's fields) when given: a size the file does not name is left out, an
+    argument it does not name is the class's own."""
     lines = []
     for f, argument in arguments_of(type(config)):
         value = getattr(config, f.name)
         flag = "--" + f.name.replace("_", "-")
+        if names:
+            flag = names.get(f.name, "")
         if argument.kind == "size":
             if value is None or value == argument.unset:
+                if names and not flag:
+                    continue
                 meaning = f"the default, {argument.default_text}" if argument.default_text else ""
                 shown = f"{argument.letter} ({flag}) not set" + (f": {meaning}" if meaning else "")
             else:
                 letter = argument.letter
                 shown = letter if dim_str(value) == letter else f"{letter} = {dim_str(value)}"
-                shown += f" ({flag})"
+                shown += f" ({flag or 'worked out'})"
             lines.append(f"{shown}: {argument.help}")
         elif value != f.default:
-            lines.append(f"{f.name} = {value} ({flag}): {argument.help}")
+            lines.append(f"{f.name} = {value} ({flag or 'the class'}): {argument.help}")
     return Section("The sizes", tuple(lines))
 
 

@@ -206,11 +206,11 @@ class TransformerLM(Architecture):
         """The numbers of a head rotary positions turn, as transformers turns them: the
         table has ⌈n / 2⌉ frequencies, each turning a pair, for n = ⌊D · fraction⌋."""
         n = known(head)
-        if n is not None:
-            return 2 * -(-int(n * fraction) // 2)
+        part = Fraction(str(fraction)).limit_denominator(10**6)
+        if n is not None:  # exact for any size (a float would round a large head)
+            return 2 * -(-(n * part.numerator // part.denominator) // 2)
         if fraction == 1:
             return head
-        part = Fraction(str(fraction)).limit_denominator(10**6)
         return floor_div(head * part.numerator, part.denominator)
 
     def check_turned(self, field: str, fraction: float) -> None:

@@ -427,8 +427,13 @@ class LLaMA(TransformerLM):
             "out of every block.",
             f"Attention splits it into heads of head_dim D = {dim_str(d)}: {groups}"
             + (" (grouped-query attention)" if self.kv_heads is not None else "")
-            + f", so q_proj is ({dim_str(q_width)}, {dim_str(h)}) and k_proj and v_proj "
-            f"({dim_str(kv_width)}, {dim_str(h)}) each.",
+            + (
+                f", so qkv_proj, queries, keys and values side by side, is "
+                f"({dim_str(q_width + 2 * kv_width)}, {dim_str(h)})."
+                if self.fused_qkv
+                else f", so q_proj is ({dim_str(q_width)}, {dim_str(h)}) and k_proj and v_proj "
+                f"({dim_str(kv_width)}, {dim_str(h)}) each."
+            ),
         ]
         if self.kv_heads is not None and known(a) is not None and known(kv) is not None:
             saved = 2 * (a - kv) * d * h
@@ -438,8 +443,13 @@ class LLaMA(TransformerLM):
                 f"is {dim_str(kv)}/{dim_str(a)} of what {dim_str(a)} heads would keep."
             )
         lines.append(
-            f"The MLP's intermediate size I = {dim_str(self.inner)}: gate and up map H to I, "
-            "down maps I back to H, 3·H·I numbers"
+            f"The MLP's intermediate size I = {dim_str(self.inner)}: "
+            + (
+                "gate_up_proj maps H to 2·I (gate and up side by side), "
+                if self.fused_gate_up
+                else "gate and up map H to I, "
+            )
+            + "down maps I back to H, 3·H·I numbers"
             + (f" per expert, {dim_str(self.experts)} experts" if self.experts else "")
             + "."
         )

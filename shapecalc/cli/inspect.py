@@ -21,8 +21,16 @@ __all__ = ["inspect"]
     show_default=True,
     help="Levels of the module tree to show; deeper tensors are summed into their node.",
 )
+@click.option(
+    "--allow-field",
+    "allow",
+    multiple=True,
+    metavar="FIELD",
+    help="A folder's config.json field shapecalc does not know, to check the checkpoint "
+    "without (as shapecalc hf --allow-field). Repeatable.",
+)
 @format_option(("table", "json"))
-def inspect(target: str, depth: int, fmt: str) -> None:
+def inspect(target: str, depth: int, allow: tuple[str, ...], fmt: str) -> None:
     """The tensors of a checkpoint or a model, as a tree with subtotals; a checkpoint
     folder with its config.json is checked against it.
 
@@ -45,7 +53,7 @@ def inspect(target: str, depth: int, fmt: str) -> None:
     from shapecalc.adapters.targets import inspect_target
 
     try:
-        inspection = inspect_target(target)
+        inspection = inspect_target(target, allow)
     except ShapecalcError as err:
         raise click.BadParameter(str(err), param_hint="'TARGET'") from None
     if fmt == "json":
@@ -60,5 +68,8 @@ def inspect(target: str, depth: int, fmt: str) -> None:
             from shapecalc.report.check_text import check_lines
 
             click.echo("\n".join(["", *check_lines(inspection.check)]))
+    if inspection.unchecked is not None:  # listed, but not checked: an error, after the list
+        click.echo(f"Error: not checked against its config.json: {inspection.unchecked}", err=True)
+        sys.exit(2)
     if inspection.check is not None and not inspection.check.ok:
         sys.exit(1)

@@ -149,6 +149,9 @@ class Model:
     group_depth: int = 1
     #: the architecture configuration that made the model, if one did
     config: Any = field(default=None, repr=False, compare=False)
+    #: how the model's maker names the configuration's arguments (a config file's fields:
+    #: ``hidden`` -> ``hidden_size``), for ``--explain``; the command's flags if empty
+    argument_names: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", as_root(self.root))

@@ -351,6 +351,8 @@ def inspection_json(inspection: Inspection) -> str:
         report["metadata"] = inspection.checkpoint.metadata
     if inspection.check is not None:
         report["check"] = check_json(inspection.check)
+    if inspection.unchecked is not None:
+        report["unchecked"] = inspection.unchecked
     return json.dumps(report, indent=2) + "\n"
 
 

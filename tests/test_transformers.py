@@ -518,3 +518,25 @@ def test_verify_says_when_transformers_refuses_the_configuration() -> None:
     assert "Traceback" not in result.output
     assert "LlamaConfig refuses this configuration" in result.stderr
     assert "names and shapes identical" in result.stderr
+
+
+def test_attention_keeps_its_log_sum_exp_in_fp32() -> None:
+    """In bf16, torch's attention keeps q, k, v and the output at 2 bytes and the
+    log-sum-exp at 4: the kept bytes agree with autograd's saved tensors."""
+    from shapecalc.layers.functional import ScaledDotProductAttention
+
+    heads, d, b, tokens = 2, 4, 3, 8
+    work = ScaledDotProductAttention(heads, heads, d).work(*[(b, tokens, heads * d)] * 3)
+    rule = sum(s.nbytes(2) for s in work.saved)
+    q, k, v = (
+        torch.randn(b, heads, tokens, d, dtype=torch.bfloat16, requires_grad=True) for _ in range(3)
+    )
+    seen: list[int] = []
+
+    def pack(t: Any) -> Any:
+        seen.append(t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert rule == sum(seen)

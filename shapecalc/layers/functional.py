@@ -115,7 +115,11 @@ class ScaledDotProductAttention(_Function):
                 Stored("k", k, of="input1"),
                 Stored("v", inputs[2], of="input2"),
                 Stored("output", out, of="output"),
-                Stored("log-sum-exp per query row and head", (batch * self.num_heads * target,)),
+                Stored(  # fp32 whatever the inputs' dtype, as torch's kernels keep it
+                    "log-sum-exp per query row and head",
+                    (batch * self.num_heads * target,),
+                    itemsize=4,
+                ),
             ),
             state=(Stored("key and value cache", cache, copies=2),),
         )

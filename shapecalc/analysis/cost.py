@@ -364,13 +364,18 @@ class Cost:
                     rule + (f", {state_size} bytes each" if states else ""),
                 )
             )
-            ids = any(s.itemsize for c in self.layers for s in c.work.saved)
+            fixed = {s.itemsize for c in self.layers for s in c.work.saved if s.itemsize}
+            own = "".join(  # the tensors whose dtype is their own, whatever the activations'
+                text
+                for size, text in ((8, ", ids int64"), (4, ", attention's log-sum-exp fp32"))
+                if size in fixed and size != self.activation_itemsize
+            )
             lines.append(
                 MemoryLine(
                     "activations",
                     self.activation_bytes,
                     f"tensors kept for backward at {self.describe_input()}, "
-                    f"{self.activation_itemsize} bytes each" + (", ids int64" if ids else ""),
+                    f"{self.activation_itemsize} bytes each{own}",
                 )
             )
             again = self.recomputed()

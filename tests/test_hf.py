@@ -178,6 +178,30 @@ def test_drawn_configs_equal_what_transformers_builds(
     model = found.model()
     assert model.named_parameters() == params(built)
     assert model.total == sum(p.numel() for p in built.parameters())
+    # the command says the same: its JSON's tensors, runs expanded, are transformers' own
+    report = json.loads(run(["hf", str(folder), "--format", "json"]).stdout)
+    listed = [
+        (name, tuple(p["shape"]))
+        for layer in report["layers"]
+        for p in layer["params"]
+        if p["tied_to"] is None
+        for name in expanded(p["name"])
+    ]
+    assert sorted(listed) == sorted(params(built))
+    assert report["total"] == model.total
+
+
+def expanded(name: str) -> list[str]:
+    """``h.{0..2}.w`` as ``h.0.w``, ``h.1.w``, ``h.2.w`` (every run of a JSON name)."""
+    found = re.search(r"\{(\d+)\.\.(\d+)\}", name)
+    if found is None:
+        return [name]
+    first, last = int(found.group(1)), int(found.group(2))
+    return [
+        n
+        for i in range(first, last + 1)
+        for n in expanded(name[: found.start()] + str(i) + name[found.end() :])
+    ]
 
 
 def test_every_class_of_every_type_builds_as_transformers_does(tmp_path: Path) -> None:

@@ -564,7 +564,7 @@ def test_a_false_flag_of_another_family_member_passes() -> None:
 
 
 def test_huge_sizes_are_exact() -> None:
-    h, a, v, i, layers = 2**100, 2**20, 10**30, 3 * 2**100, 3
+    h, a, v, i, layers = 2**61, 2**20, 10**18, 3 * 2**60, 3  # past a float's 2^53
     model = from_hf_config(
         {
             **BASE,
@@ -576,6 +576,32 @@ def test_huge_sizes_are_exact() -> None:
         }
     )
     assert model.total == 4 * layers * h * h + 3 * layers * h * i + 2 * layers * h + 2 * v * h + h
+    for huge in (2**63, 10**5000):
+        with pytest.raises(InvalidArgumentError, match=r"< 2\^63|5,000 digits") as caught:
+            hf_model({**BASE, "hidden_size": huge})
+        assert len(str(caught.value)) < 300
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"model_type": ["llama"]},
+        {"model_type": {"a": 1}},
+        {"model_type": 10**5000},
+        {**BASE, "x" * 5000: 1, "b\nc": 2},
+        {**BASE, "architectures": ["y" * 5000]},
+        {**BASE, "quantization_config": {"quant_method": "q" * 5000}},
+        {**BASE, "max_position_embeddings": "long"},
+        {**BASE, "layer_types": "sliding"},
+        {**BASE, "hidden_act": None},
+        {**BASE, "model_type": "gemma2", "num_key_value_heads": None},
+    ],
+)
+def test_hostile_values_are_one_short_line(config: dict[str, Any]) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        hf_model(config)
+    text = str(caught.value)
+    assert "\n" not in text and len(text) < 400, text
 
 
 def test_two_spellings_of_one_field() -> None:
@@ -590,7 +616,7 @@ def test_two_spellings_of_one_field() -> None:
 def test_wording_of_a_missing_type_and_an_absent_allowed_field() -> None:
     with pytest.raises(InvalidArgumentError, match="has no model_type; shapecalc reads"):
         hf_model({})
-    with pytest.raises(InvalidArgumentError, match="the config has no field 'nope'"):
+    with pytest.raises(InvalidArgumentError, match='the config has no field "nope"'):
         hf_model(BASE, allow=["nope"])
 
 
@@ -632,3 +658,16 @@ def test_a_hub_id_without_an_owner(tmp_path: Path, monkeypatch: Any) -> None:
     assert from_hf_config("gpt2").total == 124_439_808
     result = run(["hf", "gpt3"])
     assert result.exit_code == 2 and "no such file or folder" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["llama", "--vocab", "10", "--hidden", "8", "--heads", "2", "--layers", "100000"],
+        ["gpt2", "--vocab", str(2**63 - 1), "--hidden", "8", "--heads", "2", "--layers", "1"],
+    ],
+)
+def test_verify_refuses_what_torch_cannot_build_at_once(args: list[str]) -> None:
+    result = run([*args, "--verify"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and "'--verify'" in result.stderr

@@ -342,3 +342,34 @@ def test_files_that_are_no_checkpoint_say_what_they_are(
     result = run(["inspect", str(path)])
     assert result.exit_code == 2 and words in result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["[/bold]", "[red]x[/red]", "[link=http://x]y", "a\x1b[31mRED", "\ud800", "b\x07c"],
+)
+def test_names_from_files_are_text(tmp_path: Path, name: str) -> None:
+    """Tensor names and paths are printed as text: no markup, control characters and lone
+    surrogates escaped."""
+    folder = tmp_path / "d[bold]"
+    folder.mkdir()
+    header = json.dumps({name: {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})
+    raw = header.encode()
+    (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(4))
+    for target in (str(folder / "model.safetensors"), str(folder)):
+        result = run(["inspect", target])
+        assert result.exit_code == 0, result.output
+        assert "d[bold]" in result.stdout
+        assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+        if name.startswith("["):
+            assert name.split("]")[0] + "]" in result.stdout
+
+
+def test_header_errors_show_names_as_text(tmp_path: Path) -> None:
+    header = json.dumps({"a\x1b[2J" * 50: {"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]}})
+    raw = header.encode()
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(4))
+    result = run(["inspect", str(path)])
+    assert result.exit_code == 2 and "\x1b" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and len(result.stderr) < 400

@@ -12,10 +12,14 @@ run code.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from shapecalc.core.errors import ShapecalcError
@@ -65,7 +69,7 @@ class Tensor:
     shape: tuple[int, ...]
     nbytes: int
 
-    @property
+    @cached_property
     def count(self) -> int:
         result = 1
         for d in self.shape:
@@ -95,17 +99,44 @@ class Checkpoint:
         return out
 
 
+def _shown(text: str, limit: int = 80) -> str:
+    """A name from a file in a message: control characters escaped, cut to ``limit``."""
+    shown = "".join(
+        ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF else repr(ch)[1:-1]
+        for ch in str(text)
+    )
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
 def _fail(path: str, message: str) -> CheckpointError:
     return CheckpointError(
-        f"{os.path.basename(path)}: {message}",
+        f"{_shown(os.path.basename(path))}: {message}",
         field="target",
         value=path,
         rule="a checkpoint must be well formed",
     )
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused: making hundreds of thousands of small objects
+    (a header's entries) would set it walking them again and again; none holds a cycle."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def read_safetensors(path: str) -> Checkpoint:
     """Names, dtypes and shapes from a safetensors file's header, checked against the file."""
+    with paused_gc():
+        return _read_safetensors(path)
+
+
+def _read_safetensors(path: str) -> Checkpoint:
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as handle:
@@ -147,9 +178,9 @@ def read_safetensors(path: str) -> Checkpoint:
     end = 0
     for begin, stop, name in spans:
         if begin < end:
-            raise _fail(path, f"{name}: data_offsets overlap the tensor before it")
+            raise _fail(path, f"{_shown(name)}: data_offsets overlap the tensor before it")
         if begin > end:
-            raise _fail(path, f"{name}: data_offsets leave a gap of {begin - end} bytes")
+            raise _fail(path, f"{_shown(name)}: data_offsets leave a gap of {begin - end} bytes")
         end = stop
     if end != data_size:
         raise _fail(path, f"the tensors cover {end:,} bytes but the data holds {data_size:,}")
@@ -158,33 +189,37 @@ def read_safetensors(path: str) -> Checkpoint:
 
 def _entry(path: str, name: str, entry: Any, data_size: int) -> tuple[Tensor, tuple[int, int]]:
     if not isinstance(entry, dict):
-        raise _fail(path, f"{name}: expected an object with dtype, shape and data_offsets")
+        raise _fail(path, f"{_shown(name)}: expected an object with dtype, shape and data_offsets")
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-    if dtype not in DTYPE_SIZES:
-        raise _fail(path, f"{name}: unknown dtype {dtype!r}")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
-        raise _fail(path, f"{name}: shape must be a list of non-negative integers")
-    if (
-        not isinstance(offsets, list)
-        or len(offsets) != 2
-        or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
-    ):
-        raise _fail(path, f"{name}: data_offsets must be two integers")
+    if type(dtype) is not str or dtype not in DTYPE_SIZES:
+        raise _fail(path, f"{_shown(name)}: unknown dtype {_shown(repr(dtype))}")
+    count = 1
+    if type(shape) is not list:
+        raise _fail(path, f"{_shown(name)}: shape must be a list of non-negative integers")
+    for d in shape:  # JSON's integers are int, never bool: type() is the exact test
+        if type(d) is not int or d < 0:
+            raise _fail(path, f"{_shown(name)}: shape must be a list of non-negative integers")
+        count *= d
+    if type(offsets) is not list or len(offsets) != 2:
+        raise _fail(path, f"{_shown(name)}: data_offsets must be two integers")
     begin, stop = offsets
+    if type(begin) is not int or type(stop) is not int:
+        raise _fail(path, f"{_shown(name)}: data_offsets must be two integers")
     if not 0 <= begin <= stop <= data_size:
         raise _fail(
             path,
-            f"{name}: data_offsets [{begin}, {stop}] lie outside the data ({data_size:,} bytes)",
+            f"{_shown(name)}: data_offsets [{_shown(str(begin), 24)}, {_shown(str(stop), 24)}] "
+            f"lie outside the data ({data_size:,} bytes)",
         )
-    tensor = Tensor(name, str(dtype), tuple(shape), stop - begin)
-    if tensor.count * DTYPE_SIZES[str(dtype)] != stop - begin:
+    if count * DTYPE_SIZES[dtype] != stop - begin:
         raise _fail(
             path,
-            f"{name}: {dtype} {tuple(shape)} needs {tensor.count * DTYPE_SIZES[str(dtype)]:,} "
-            f"bytes but data_offsets give {stop - begin:,}",
+            f"{_shown(name)}: {dtype} {_shown(str(tuple(shape)), 40)} needs "
+            f"{_shown(format(count * DTYPE_SIZES[dtype], ','), 40)} bytes but "
+            f"data_offsets give {stop - begin:,}",
         )
+    tensor = Tensor(name, dtype, tuple(shape), stop - begin)
+    tensor.__dict__["count"] = count  # known: the cached property need not work it out
     return tensor, (begin, stop)
 
 

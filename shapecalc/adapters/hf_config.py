@@ -43,9 +43,13 @@ __all__ = [
     "resolve",
 ]
 
+#: sizes are torch dimensions: int64
+LARGEST = 2**63
 #: a config.json larger than this is not a config (refused before it is parsed)
 MAX_CONFIG = 16 * 1024 * 1024
 #: ``owner/name`` or ``name``, with an optional ``@revision``, as the Hub spells ids
+#: a snapshot's folder name in the cache: a commit hash (or a name without a path in it)
+SNAPSHOT = re.compile(r"^[\w.-]{1,128}$")
 HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*(?:@[\w./-]+)?$")
 
 #: fields every transformers config may hold that build nothing: the base class's own
@@ -146,6 +150,35 @@ ACTIVATIONS = frozenset(
 )
 
 
+#: known fields that build nothing, with the type transformers' config classes insist on
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+FREE_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "max_position_embeddings": (_is_int, "an integer"),
+    "max_window_layers": (_is_int, "an integer"),
+    "original_max_position_embeddings": (_is_int, "an integer"),
+    "sliding_window": (lambda v: v is None or _is_int(v), "an integer or null"),
+    "use_sliding_window": (lambda v: isinstance(v, bool), "true or false"),
+    "use_cache": (lambda v: isinstance(v, bool), "true or false"),
+    "layer_types": (
+        lambda v: v is None or (isinstance(v, list) and all(isinstance(t, str) for t in v)),
+        "a list of layer kinds or null",
+    ),
+    "rms_norm_eps": (_is_number, "a number"),
+    "layer_norm_eps": (_is_number, "a number"),
+    "layer_norm_epsilon": (_is_number, "a number"),
+    "rope_theta": (_is_number, "a number"),
+    "initializer_range": (_is_number, "a number"),
+    "attention_dropout": (_is_number, "a number"),
+}
+
+
 # -- where a config comes from ---------------------------------------------------------------
 @dataclass(frozen=True)
 class Source:
@@ -175,6 +208,13 @@ def _from_cache(hub_id: str) -> str:
     """The snapshot folder of ``hub_id`` in the local cache (``refs/<revision>``, or the
     only snapshot)."""
     name, _, revision = hub_id.partition("@")
+    if revision and (".." in revision.split("/") or revision.startswith("/")):
+        raise _fail(
+            "path",
+            hub_id,
+            f"{_short(hub_id)}: a revision is a branch, tag or commit, not a path",
+            "a revision names a ref or a snapshot of the cache",
+        )
     cache = hub_cache()
     repo = os.path.join(cache, "models--" + name.replace("/", "--"))
     rule = "a Hub id must be in the local Hugging Face cache (shapecalc never downloads)"
@@ -191,8 +231,8 @@ def _from_cache(hub_id: str) -> str:
     ref = os.path.join(repo, "refs", revision or "main")
     commit = revision
     if os.path.isfile(ref):
-        with open(ref, encoding="utf-8") as handle:
-            commit = handle.read().strip()
+        with open(ref, "rb") as handle:
+            commit = handle.read(256).decode("ascii", "replace").strip()
     elif not revision:
         found = sorted(os.listdir(snapshots)) if os.path.isdir(snapshots) else []
         if len(found) != 1:
@@ -200,13 +240,15 @@ def _from_cache(hub_id: str) -> str:
                 "path",
                 hub_id,
                 f"{hub_id!r} has {len(found)} snapshots in the cache and no refs/main: name "
-                "one as {hub_id}@COMMIT",
+                f"one as {_name(name)}@COMMIT",
                 rule,
             )
         commit = found[0]
     folder = os.path.join(snapshots, commit)
-    if not commit or not os.path.isdir(folder):
-        raise _fail("path", hub_id, f"{hub_id!r}: no snapshot {commit!r} in the cache", rule)
+    if not SNAPSHOT.match(commit) or commit in (".", "..") or not os.path.isdir(folder):
+        raise _fail(
+            "path", hub_id, f"{_short(hub_id)}: no snapshot {_short(commit)} in the cache", rule
+        )
     return folder
 
 
@@ -216,7 +258,7 @@ def resolve(path: str) -> Source:
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     path = os.fspath(path)
     if os.path.isfile(path):
-        return Source(path, os.path.dirname(path) or ".", path)
+        return Source(path, os.path.dirname(path) or ".", _name(path, 120))
     if os.path.isdir(path):
         config = os.path.join(path, "config.json")
         if not os.path.isfile(config):
@@ -226,7 +268,7 @@ def resolve(path: str) -> Source:
                 f"{path}: the folder holds no config.json",
                 "a folder must hold config.json",
             )
-        return Source(config, path, path)
+        return Source(config, path, _name(path, 120))
     name = path.partition("@")[0]
     cached = os.path.isdir(os.path.join(hub_cache(), "models--" + name.replace("/", "--")))
     if HUB_ID.match(path) and ("/" in name or cached):  # gpt2: an id without an owner
@@ -239,7 +281,7 @@ def resolve(path: str) -> Source:
                 f"{path}: its cached snapshot holds no config.json",
                 "a folder must hold config.json",
             )
-        return Source(config, folder, path)
+        return Source(config, folder, _name(path, 120))
     raise _fail(
         "path",
         path,
@@ -334,17 +376,24 @@ class Fields:
 
     def size(self, key: str, *, minimum: int = 1) -> int:
         value = self.raw(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(key, value, f"{self._name(key)} must be an integer >= {minimum}")
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value < LARGEST:
+            raise self.fail(
+                key, value, f"{self._name(key)} must be an integer >= {minimum} and < 2^63"
+            )
         return value
 
     def optional(self, key: str) -> int | None:
-        """A size that may be null (or absent, with a null default)."""
+        """A size that may be null (or absent, with a null default), where the config
+        class allows null (its default is null); else a size."""
+        if self.family.defaults.get(key, None) is not None:
+            return self.size(key)
         if self.raw(key) is None:
             return None
         value = self.raw(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise self.fail(key, value, f"{self._name(key)} must be an integer >= 1 or null")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < LARGEST:
+            raise self.fail(
+                key, value, f"{self._name(key)} must be an integer >= 1 and < 2^63, or null"
+            )
         return value
 
     def flag(self, key: str) -> bool:
@@ -391,7 +440,7 @@ class Fields:
                 break
         if isinstance(rope, dict) and "partial_rotary_factor" in rope:
             found = rope["partial_rotary_factor"]
-        if found is None:
+        if found is None and not any(k in self.config for k in (*legacy, "partial_rotary_factor")):
             found = self.family.defaults.get("partial_rotary_factor", 1.0)
         if isinstance(found, bool) or not isinstance(found, (int, float)) or not 0 <= found <= 1:
             raise self.fail(
@@ -404,14 +453,15 @@ class Fields:
     def activation(self, *keys: str) -> str:
         for key in keys:
             value = self.raw(key)
-            if value is None:
-                continue
+            if value is None and (not self.has(key) or key not in self.family.defaults):
+                continue  # absent, or null where the class has no such field
             if not isinstance(value, str) or value not in ACTIVATIONS:
+                some = ", ".join(("silu", "gelu", "gelu_pytorch_tanh", "gelu_new", "relu"))
                 raise self.fail(
                     key,
                     value,
-                    f"{self._name(key)} must be an activation transformers knows "
-                    f"({', '.join(sorted(ACTIVATIONS))})",
+                    f"{self._name(key)} must be an activation transformers knows ({some} "
+                    f"and {len(ACTIVATIONS) - 5} more)",
                 )
         return str(next((self.raw(k) for k in keys if self.raw(k) is not None), "silu"))
 
@@ -430,11 +480,22 @@ class Fields:
 
 
 def _short(value: Any, limit: int = 80) -> str:
+    """A value from a file, as JSON, on one line and cut to ``limit`` characters (an
+    integer of thousands of digits is said by its length, never printed)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
     try:
         text = json.dumps(value)
-    except (TypeError, ValueError):
-        text = repr(value)
+    except (TypeError, ValueError, RecursionError):
+        text = f"a {type(value).__name__}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _name(text: str, limit: int = 60) -> str:
+    """A name from a file or the command line (a field, a class, a path), its control
+    characters escaped, cut to ``limit`` characters."""
+    shown = json.dumps(str(text))[1:-1]
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 # -- the families ----------------------------------------------------------------------------
@@ -989,7 +1050,7 @@ def _architectures(config: Mapping[str, Any], family: Family, label: str) -> str
         raise _fail(
             "architectures",
             value[0],
-            f"{label}: architectures[0] = {value[0]!r}: shapecalc builds {supported} for "
+            f"{label}: architectures[0] = {_short(value[0])}: shapecalc builds {supported} for "
             f"model_type {family.model_type!r}",
             f"one of {supported}",
         )
@@ -1020,7 +1081,7 @@ def hf_model(
     if isinstance(allow, str) or not all(isinstance(a, str) for a in allow):
         raise TypeError("allow must be a list of field names")
     model_type = config.get("model_type")
-    if model_type not in FAMILIES:
+    if not isinstance(model_type, str) or model_type not in FAMILIES:
         listed = ", ".join(FAMILIES)
         said = (
             "has no model_type"
@@ -1040,16 +1101,17 @@ def hf_model(
         raise _fail(
             "class",
             chosen,
-            f"class {chosen!r}: shapecalc builds {supported} for model_type {model_type!r}",
+            f"class {_short(chosen)}: shapecalc builds {supported} for model_type {model_type!r}",
             f"one of {supported}",
         )
     quantized = config.get("quantization_config")
     if quantized is not None and "quantization_config" not in allow:
         method = quantized.get("quant_method") if isinstance(quantized, dict) else None
+        kind = _name(method, 30) if isinstance(method, str) else "a quantization"
         raise _fail(
             "quantization_config",
             method,
-            f"{label}: quantization_config ({method or 'a quantization'}): a quantized model "
+            f"{label}: quantization_config ({kind}): a quantized model "
             "stores other tensors than its config's shapes; `shapecalc inspect FOLDER` reports "
             "the stored ones, and --allow-field quantization_config counts the unquantized model",
             "a quantized config is counted only when asked",
@@ -1059,7 +1121,8 @@ def hf_model(
         raise _fail(
             "allow",
             absent[0],
-            f"{label}: --allow-field {absent[0]}: the config has no field {absent[0]!r}",
+            f"{label}: --allow-field {_name(absent[0])}: the config has no field "
+            f"{_short(absent[0])}",
             "an allowed field is one the config has",
         )
     for alias, canonical in family.aliases.items():  # GPT-2's two spellings of one field
@@ -1076,17 +1139,26 @@ def hf_model(
     known = COMMON_FREE | family.free | set(family.defaults) | set(family.aliases)
     unknown = [k for k in config if k not in known and k not in fields.used and k not in allow]
     unknown = [k for k in unknown if k != "quantization_config"]
+    for key, (ok, kind) in FREE_TYPES.items():
+        if key in config and not ok(config[key]):
+            raise _fail(
+                key,
+                config[key],
+                f"{label}: {key} = {_short(config[key])}: {key} must be {kind}",
+                f"{key} is {kind}",
+            )
     if unknown:
         first = unknown[0]
         more = ""
         if len(unknown) > 1:
-            more = f" (and {', '.join(unknown[1:4])}{'…' if len(unknown) > 4 else ''})"
+            others = ", ".join(_name(k, 30) for k in unknown[1:4])
+            more = f" (and {others}{'…' if len(unknown) > 4 else ''})"
         raise _fail(
             first,
             config[first],
-            f"{label}: field {first!r}{more} is not one shapecalc knows for model_type "
+            f"{label}: field {_short(first)}{more} is not one shapecalc knows for model_type "
             f"{model_type!r}, and it could change a shape; nothing is guessed "
-            f"(--allow-field {first} counts the model without it)",
+            f"(--allow-field {_name(first)} counts the model without it)",
             "every field of a config is known",
         )
     arguments.update(family.classes[chosen])

@@ -50,6 +50,13 @@ def inspect(target: str, depth: int, allow: tuple[str, ...], fmt: str) -> None:
     Exit status 0 when the checkpoint agrees with its config, 1 when it does not, 2 when
     TARGET cannot be read.
     """
+    from shapecalc.adapters.checkpoint import paused_gc
+
+    with paused_gc():  # hundreds of thousands of small objects, none in a cycle
+        _inspect(target, depth, allow, fmt)
+
+
+def _inspect(target: str, depth: int, allow: tuple[str, ...], fmt: str) -> None:
     from shapecalc.adapters.targets import inspect_target
 
     try:
@@ -61,15 +68,16 @@ def inspect(target: str, depth: int, allow: tuple[str, ...], fmt: str) -> None:
 
         click.echo(inspection_json(inspection), nl=False)
     else:
-        from shapecalc.report.rich_writer import echo, inspection_tree
+        from shapecalc.report.inspect_text import inspection_text
 
-        echo(inspection_tree(inspection, depth))
+        click.echo(inspection_text(inspection, depth))
         if inspection.check is not None:
             from shapecalc.report.check_text import check_lines
 
             click.echo("\n".join(["", *check_lines(inspection.check)]))
     if inspection.unchecked is not None:  # listed, but not checked: an error, after the list
-        click.echo(f"Error: not checked against its config.json: {inspection.unchecked}", err=True)
+        why = " ".join(inspection.unchecked.split())  # one line
+        click.echo(f"Error: not checked against its config.json: {why}", err=True)
         sys.exit(2)
     if inspection.check is not None and not inspection.check.ok:
         sys.exit(1)

@@ -274,6 +274,7 @@ def verify(model: Model, reference: Reference | None = None) -> None:
     """``--verify``: compare with the real module (the ``transformers`` class of the same
     configuration, when there is one and it is installed; ``reference`` when given, as a
     config file names it); exit 1 when anything differs."""
+    _buildable(model)
     if reference is None and model.config is not None:
         reference = model.config.reference()
     try:
@@ -304,6 +305,36 @@ def verify(model: Model, reference: Reference | None = None) -> None:
     sys.exit(1)
 
 
+#: the modules --verify builds in seconds on the meta device
+MOST_MODULES = 10_000
+
+
+def _buildable(model: Model) -> None:
+    """Refuse, before building, what torch cannot build or not in seconds: a dimension or
+    a tensor of 2^63 numbers or more, or more modules than :data:`MOST_MODULES`."""
+    modules = 0
+    for layer in model.layers:
+        copies = layer.copies
+        if not isinstance(copies, int) or copies >= MOST_MODULES:
+            modules = MOST_MODULES + 1
+            break
+        modules += copies
+    if modules > MOST_MODULES:
+        raise click.BadParameter(
+            f"it builds every module on the meta device, and this model has more than "
+            f"{MOST_MODULES:,}; the same block with fewer layers checks the same names and "
+            "shapes",
+            param_hint="'--verify'",
+        )
+    for row in model.rows():
+        count = row.count
+        if isinstance(count, int) and count >= 2**63:
+            raise click.BadParameter(
+                f"torch holds at most 2^63 - 1 numbers in a tensor, and {row.name} would hold more",
+                param_hint="'--verify'",
+            )
+
+
 def _has_references(model: Model) -> bool:
     """Whether the model's architecture names classes of another library for some of its
     configurations (it overrides :meth:`~shapecalc.core.declare.Architecture.reference`)."""
@@ -325,6 +356,8 @@ def finish(
             f"{'is a name' if len(names) == 1 else 'are names'}",
             param_hint="'--verify'",
         )
+    if flags.get("verify"):
+        _buildable(model)  # refused before anything is printed
     report = build_report(model, flags, **shapes)
     show(report, flags["fmt"])
     if flags.get("verify"):

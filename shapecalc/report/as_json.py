@@ -353,7 +353,20 @@ def inspection_json(inspection: Inspection) -> str:
         report["check"] = check_json(inspection.check)
     if inspection.unchecked is not None:
         report["unchecked"] = inspection.unchecked
-    return json.dumps(report, indent=2) + "\n"
+    return _with_rows(report, "tensors")
+
+
+def _with_rows(report: dict[str, Any], key: str) -> str:
+    """``report`` indented, its list ``key`` one compact row per line: the same JSON,
+    written by the C encoder row by row (indenting every row is ten times slower)."""
+    rows = report.pop(key)
+    report[key] = []
+    text = json.dumps(report, indent=2)
+    marker = f'"{key}": []'
+    if not rows:
+        return text + "\n"
+    body = ",\n    ".join(json.dumps(row) for row in rows)
+    return text.replace(marker, f'"{key}": [\n    {body}\n  ]', 1) + "\n"
 
 
 def check_json(check: FolderCheck) -> dict[str, Any]:

@@ -6,19 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shapecalc.core.units import human_count
+from shapecalc.report.cells import printable
 
 if TYPE_CHECKING:
     from shapecalc.adapters.hf_checkpoint import FolderCheck
 
-__all__ = ["check_lines", "printable"]
-
-
-def printable(text: str) -> str:
-    """``text`` with control characters (and lone surrogates) shown escaped."""
-    return "".join(
-        ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF else repr(ch)[1:-1]
-        for ch in text
-    )
+__all__ = ["check_lines"]
 
 
 def _shape(shape: tuple[int, ...]) -> str:

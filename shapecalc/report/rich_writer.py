@@ -13,14 +13,12 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from shapecalc.adapters.targets import Inspection
 from shapecalc.analysis.conventions import FRAMEWORK_NAMES, Converted
 from shapecalc.analysis.cost import Cost
 from shapecalc.analysis.explain import Section
 from shapecalc.analysis.sizing import Solution
 from shapecalc.core.dims import count_str, dim_str, shape_str
 from shapecalc.core.model import Model
-from shapecalc.core.units import human_bytes, human_count
 from shapecalc.report import Report
 from shapecalc.report.cells import (
     COLUMNS,
@@ -37,6 +35,7 @@ from shapecalc.report.cells import (
     memory_rows,
     name_tree,
     percent,
+    printable,
     rule_lines,
     summary_lines,
     table_rows,
@@ -51,7 +50,6 @@ __all__ = [
     "ModelTree",
     "conventions_side_by_side",
     "explanation",
-    "inspection_tree",
     "renderables",
     "solution_table",
 ]
@@ -136,7 +134,7 @@ class ModelTable:
             hidden.add("Layer")  # a bare layer, or nodes summed at the groups' depth
         shown = [c for c in COLUMNS if c not in hidden]
         longest_name = max((len(cells[1]) for cells, _ in rows), default=10)
-        grid = Table(title=title(self.model), title_justify="left")
+        grid = Table(title=escape(printable(title(self.model))), title_justify="left")
         for name in shown:
             if name == "Role":
                 grid.add_column(name, ratio=1, min_width=20)
@@ -316,7 +314,10 @@ class ConventionTable:
     ) -> Iterator[RenderableType]:
         wide = options.max_width >= WIDE
         framework = FRAMEWORK_NAMES[self.converted.convention]
-        grid = Table(title=f"{title(self.model)}, as {framework} stores it", title_justify="left")
+        grid = Table(
+            title=escape(f"{printable(title(self.model))}, as {framework} stores it"),
+            title_justify="left",
+        )
         grid.add_column("Tensor", no_wrap=wide, ratio=None if wide else 1)
         grid.add_column("Shape", no_wrap=True)
         grid.add_column("Count", justify="right", no_wrap=True)
@@ -350,7 +351,10 @@ def conventions_side_by_side(model: Model, converted: list[Converted]) -> Render
     """``shapecalc compare-conventions``: per layer, each framework's tensors in its own
     column (name, then shape and count), then one line per framework: total, gate order,
     difference from PyTorch and why."""
-    grid = Table(title=f"{title(model)} in {len(converted)} frameworks", title_justify="left")
+    grid = Table(
+        title=escape(f"{printable(title(model))} in {len(converted)} frameworks"),
+        title_justify="left",
+    )
     grid.add_column("Layer", style="bold", no_wrap=True)
     for c in converted:
         grid.add_column(FRAMEWORK_NAMES[c.convention], ratio=1, overflow="fold")
@@ -427,69 +431,6 @@ def solution_table(solution: Solution) -> RenderableType:
         )
         footer.add_row("Total", f"{dim_str(formula)} ({note})")
     return Group(grid, footer)
-
-
-def inspection_tree(inspection: Inspection, depth: int) -> RenderableType:
-    """``shapecalc inspect``: the tensors as a tree of dotted names, subtotals on every
-    node, cut at ``depth`` levels (deeper tensors are summed into their node)."""
-    tree_data: dict[str, Any] = {"count": 0, "children": {}, "entry": None}
-    for entry in inspection.entries:
-        node = tree_data
-        counted = 0 if entry.tied_to else entry.count
-        node["count"] += counted
-        for part in entry.name.split("."):
-            node = node["children"].setdefault(part, {"count": 0, "children": {}, "entry": None})
-            node["count"] += counted
-        node["entry"] = entry
-    total = inspection.total
-    title = f"[bold]{inspection.target}[/bold]  {total:,} parameters ({human_count(total)})"
-    if inspection.checkpoint is not None:
-        nbytes = inspection.checkpoint.nbytes
-        by_dtype = ", ".join(
-            f"{d} {human_bytes(b)}" for d, b in inspection.checkpoint.bytes_by_dtype().items()
-        )
-        title += f" · {human_bytes(nbytes)} ({by_dtype})"
-    root = Tree(title)
-
-    def label(name: str, node: dict[str, Any]) -> str:
-        entry = node["entry"]
-        share = f" ({100 * node['count'] / total:.1f}%)" if total else ""
-        if entry is not None and not node["children"]:
-            text = f"{name}  {shape_str(entry.shape)}  "
-            if entry.tied_to:
-                return text + f"[dim]tied to {entry.tied_to}, counted there[/dim]"
-            text += f"{entry.count:,}{share}"
-            if entry.dtype:
-                text += f"  [dim]{entry.dtype}[/dim]"
-            return text
-        kind = (
-            next((e.kind for e in _entries_under(node) if e.kind), None)
-            if node["children"]
-            else None
-        )
-        return f"[bold]{name}[/bold]  {node['count']:,}{share}" + (
-            f"  [dim]{kind}[/dim]" if kind and _one_kind(node) else ""
-        )
-
-    def add(parent: Tree, node: dict[str, Any], level: int) -> None:
-        for name, child in node["children"].items():
-            branch = parent.add(label(name, child))
-            if level < depth:
-                add(branch, child, level + 1)
-
-    add(root, tree_data, 1)
-    return root
-
-
-def _entries_under(node: dict[str, Any]) -> Iterator[Any]:
-    if node["entry"] is not None:
-        yield node["entry"]
-    for child in node["children"].values():
-        yield from _entries_under(child)
-
-
-def _one_kind(node: dict[str, Any]) -> bool:
-    return len({e.kind for e in _entries_under(node)}) == 1
 
 
 def explanation(sections: tuple[Section, ...]) -> RenderableType:

@@ -98,7 +98,7 @@ def test_handmade_safetensors(tmp_path: Path) -> None:
         (b"{}", b"", 500, "runs past the end of the file"),
         (b"{not json", b"", None, "the header is not valid JSON"),
         (b"[1, 2]", b"", None, "not a JSON object"),
-        (b"\xff\xfe{}", b"", None, "not valid JSON"),
+        (b"\xff\xfe{}", b"", None, "not a JSON object"),
         (
             {"w": {"dtype": "F33", "shape": [1], "data_offsets": [0, 4]}},
             bytes(4),
@@ -151,7 +151,7 @@ def test_handmade_safetensors(tmp_path: Path) -> None:
             None,
             "data_offsets must be two integers",
         ),
-        (b"[" * 100_000 + b"]" * 100_000, b"", None, "not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, b"", None, "not a JSON object"),
     ],
 )
 def test_malformed_safetensors_are_refused(
@@ -289,7 +289,7 @@ def test_inspect_a_module_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert {t["kind"] for t in report["tensors"]} == {"Embedding", "LSTM", "Linear"}
     assert run(["inspect", "user_models:build", "--depth", "1"], 120).exit_code == 0
     for target, fragment in [
-        ("user_models:broken", "is a int, not a torch.nn.Module"),
+        ("user_models:broken", "user_models:broken is an int: TARGET names an nn.Module"),
         ("user_models:missing", "has no attribute missing"),
         ("no_such_module:x", "cannot import no_such_module"),
     ]:

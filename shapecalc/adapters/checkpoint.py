@@ -16,7 +16,9 @@ import contextlib
 import gc
 import json
 import os
+import re
 import struct
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -130,6 +132,32 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+#: a JSON string (its contents are what the shape check leaves out)
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+#: what never stands in a header's JSON outside its strings: a list or an object in a list,
+#: an object not after a key
+_NOT_A_TABLE = (b"[[", b"[{", b"{{", b",{", b",[", b"{[", b'["')
+
+
+def _header_shape(raw: bytes) -> str | None:
+    """Why ``raw`` cannot be a table of tensors, judged before any object is built (so a
+    header of millions of empty lists costs its bytes, not gigabytes): an object of
+    ``name: {dtype, shape, data_offsets}``, lists holding numbers only, at most one
+    bracket in 8 bytes. None when it may be one."""
+    compact = _STRING.sub(b'""', raw).translate(None, b" \t\r\n")
+    if not compact.startswith(b"{"):
+        return "the header is not a JSON object"
+    if any(pattern in compact for pattern in _NOT_A_TABLE):
+        return "the header is not a table of tensors (lists or objects nested where none go)"
+    brackets = compact.count(b"{") + compact.count(b"[")
+    if brackets > len(compact) // 8 + 4:
+        return (
+            f"the header is not a table of tensors ({brackets:,} brackets in "
+            f"{len(compact):,} bytes; a tensor's entry takes at least 8 bytes a bracket)"
+        )
+    return None
+
+
 def read_safetensors(path: str) -> Checkpoint:
     """Names, dtypes and shapes from a safetensors file's header, checked against the file."""
     with paused_gc():
@@ -156,6 +184,9 @@ def _read_safetensors(path: str) -> Checkpoint:
             raw = handle.read(length)
     except OSError as err:
         raise _fail(path, f"cannot read it ({err.strerror or err})") from None
+    odd = _header_shape(raw)
+    if odd is not None:
+        raise _fail(path, odd)
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
@@ -223,20 +254,46 @@ def _entry(path: str, name: str, entry: Any, data_size: int) -> tuple[Tensor, tu
     return tensor, (begin, stop)
 
 
-def _torch_tensors(value: Any, prefix: str, torch: Any) -> list[tuple[str, Any]]:
-    if isinstance(value, torch.Tensor):
-        return [(prefix, value)]
-    if isinstance(value, dict):
-        found = []
-        for key, item in value.items():
-            found += _torch_tensors(item, f"{prefix}.{key}" if prefix else str(key), torch)
-        return found
-    if isinstance(value, (list, tuple)):
-        found = []
-        for i, item in enumerate(value):
-            found += _torch_tensors(item, f"{prefix}.{i}" if prefix else str(i), torch)
-        return found
-    return []
+#: the most containers and the deepest nesting a loaded state dict may have
+MAX_NODES = 1_000_000
+MAX_DEPTH = 64
+
+
+def _torch_tensors(path: str, loaded: Any, torch: Any) -> list[tuple[str, Any]]:
+    """Every tensor in a loaded object, named by its dotted path: walked without recursion,
+    each container and tensor once (by identity: a list holding itself, or one object
+    reached by many paths, is walked once, under its first name), refused past
+    :data:`MAX_NODES` containers or :data:`MAX_DEPTH` levels."""
+    found: list[tuple[str, Any]] = []
+    seen: set[int] = set()
+    stack: list[tuple[str, Any, int]] = [("", loaded, 0)]
+    nodes = 0
+    while stack:
+        prefix, value, depth = stack.pop()
+        if id(value) in seen:
+            continue
+        if isinstance(value, torch.Tensor):
+            seen.add(id(value))
+            found.append((prefix, value))
+            continue
+        if isinstance(value, dict):
+            items = [(str(k), v) for k, v in value.items()]
+        elif isinstance(value, (list, tuple)):
+            items = [(str(i), v) for i, v in enumerate(value)]
+        else:
+            continue
+        seen.add(id(value))
+        nodes += 1
+        if nodes > MAX_NODES or depth >= MAX_DEPTH:
+            what = (
+                f"more than {MAX_NODES:,} lists and dicts"
+                if nodes > MAX_NODES
+                else f"lists and dicts nested more than {MAX_DEPTH} deep"
+            )
+            raise _fail(path, f"it holds {what}: not a state dict shapecalc walks")
+        for key, item in reversed(items):
+            stack.append((f"{prefix}.{key}" if prefix else key, item, depth + 1))
+    return found
 
 
 def read_state_dict(path: str) -> Checkpoint:
@@ -245,27 +302,15 @@ def read_state_dict(path: str) -> Checkpoint:
 
     torch = _torch()
     try:
-        try:
-            loaded = torch.load(path, weights_only=True, mmap=True, map_location="cpu")
-        except RuntimeError as err:
-            if "mmap" not in str(err):
-                raise
-            # the legacy (pre-zip) format cannot be mapped: read it, still without code
-            loaded = torch.load(path, weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():  # torch warns of old pickle protocols, on stderr
+            warnings.simplefilter("ignore")
+            loaded = _load(torch, path)
     except FileNotFoundError:
         raise _fail(path, "no such file") from None
+    except RecursionError:
+        raise _fail(path, "it nests too deep to load") from None
     except Exception as err:  # torch raises many types for a bad file; all mean "refused"
-        text = str(err)
-        if "Weights only load failed" in text:
-            reason = (
-                "it holds objects that are not plain tensors (a pickle that would run code "
-                "when loaded); refused by torch.load(weights_only=True)"
-            )
-        else:
-            printable = "".join(ch for ch in text if ch.isprintable() or ch == "\n").strip()
-            first = printable.splitlines()[0] if printable else type(err).__name__
-            reason = f"torch.load(weights_only=True) could not read it: {first[:200]}"
-        raise _fail(path, reason) from None
+        raise _fail(path, _refusal(err)) from None
     tensors = tuple(
         Tensor(
             name,
@@ -273,11 +318,34 @@ def read_state_dict(path: str) -> Checkpoint:
             tuple(int(d) for d in t.shape),
             int(t.numel()) * t.element_size(),
         )
-        for name, t in _torch_tensors(loaded, "", torch)
+        for name, t in _torch_tensors(path, loaded, torch)
     )
     if not tensors:
         raise _fail(path, "it holds no tensors")
     return Checkpoint(path, "torch", tensors)
+
+
+def _load(torch: Any, path: str) -> Any:
+    try:
+        return torch.load(path, weights_only=True, mmap=True, map_location="cpu")
+    except RuntimeError as err:
+        if "mmap" not in str(err):
+            raise
+        # the legacy (pre-zip) format cannot be mapped: read it, still without code
+        return torch.load(path, weights_only=True, map_location="cpu")
+
+
+def _refusal(err: Exception) -> str:
+    """Why torch.load refused a file, in one line."""
+    text = str(err)
+    if "Weights only load failed" in text:
+        return (
+            "it holds objects that are not plain tensors (a pickle that would run code "
+            "when loaded); refused by torch.load(weights_only=True)"
+        )
+    printable = "".join(ch for ch in text if ch.isprintable() or ch == "\n").strip()
+    first = printable.splitlines()[0] if printable else type(err).__name__
+    return f"torch.load(weights_only=True) could not read it: {first[:200]}"
 
 
 #: what a file that is no checkpoint is, by its first bytes, and what reads it instead
@@ -320,6 +388,13 @@ def _sniff(path: str) -> str | None:
 def read_checkpoint(path: str) -> Checkpoint:
     """By extension: ``.safetensors`` by its header; ``.pt``, ``.pth``, ``.bin`` via torch;
     any other file by its first bytes, refused in words when it is neither."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"read_checkpoint: path must be a str or os.PathLike, got {type(path).__name__}"
+        )
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        raise TypeError("read_checkpoint: path must be a text path, got bytes")
     if not os.path.isfile(path):
         raise _fail(path, "no such file")
     if path.endswith(".safetensors"):

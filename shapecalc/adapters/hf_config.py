@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shapecalc.core.declare import Architecture, Reference
-from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.errors import InvalidArgumentError, echo
 from shapecalc.core.model import Model
 
 __all__ = [
@@ -222,7 +222,7 @@ def _from_cache(hub_id: str) -> str:
         raise _fail(
             "path",
             hub_id,
-            f"{hub_id!r} is not a file or folder, nor a model in the local Hugging Face cache "
+            f"{echo(hub_id)} is not a file or folder, nor a model in the local Hugging Face cache "
             f"({cache}); shapecalc never downloads: `hf download {name} config.json` "
             "fetches the config",
             rule,
@@ -239,7 +239,7 @@ def _from_cache(hub_id: str) -> str:
             raise _fail(
                 "path",
                 hub_id,
-                f"{hub_id!r} has {len(found)} snapshots in the cache and no refs/main: name "
+                f"{echo(hub_id)} has {len(found)} snapshots in the cache and no refs/main: name "
                 f"one as {_name(name)}@COMMIT",
                 rule,
             )
@@ -285,7 +285,7 @@ def resolve(path: str) -> Source:
     raise _fail(
         "path",
         path,
-        f"{path!r}: no such file or folder (a config.json, a folder with one, or a Hub id "
+        f"{echo(path)}: no such file or folder (a config.json, a folder with one, or a Hub id "
         "owner/name in the local cache)",
         "PATH must exist",
     )
@@ -1051,7 +1051,7 @@ def _architectures(config: Mapping[str, Any], family: Family, label: str) -> str
             "architectures",
             value[0],
             f"{label}: architectures[0] = {_short(value[0])}: shapecalc builds {supported} for "
-            f"model_type {family.model_type!r}",
+            f"model_type {echo(family.model_type)}",
             f"one of {supported}",
         )
     return str(value[0])
@@ -1101,7 +1101,8 @@ def hf_model(
         raise _fail(
             "class",
             chosen,
-            f"class {_short(chosen)}: shapecalc builds {supported} for model_type {model_type!r}",
+            f"class {_short(chosen)}: shapecalc builds {supported} for model_type "
+            f"{echo(model_type)}",
             f"one of {supported}",
         )
     quantized = config.get("quantization_config")
@@ -1157,7 +1158,7 @@ def hf_model(
             first,
             config[first],
             f"{label}: field {_short(first)}{more} is not one shapecalc knows for model_type "
-            f"{model_type!r}, and it could change a shape; nothing is guessed "
+            f"{echo(model_type)}, and it could change a shape; nothing is guessed "
             f"(--allow-field {_name(first)} counts the model without it)",
             "every field of a config is known",
         )

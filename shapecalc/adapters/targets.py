@@ -6,6 +6,7 @@ Both become :class:`Entry` rows (name, shape, count, dtype, what) for the tree v
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from shapecalc.adapters.checkpoint import Checkpoint, read_checkpoint
 from shapecalc.adapters.hf_config import HUB_ID
-from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.errors import InvalidArgumentError, echo
 from shapecalc.core.model import Model
 
 if TYPE_CHECKING:
@@ -58,12 +59,17 @@ def _fail(target: str, message: str) -> InvalidArgumentError:
     )
 
 
+def _a(noun: str) -> str:
+    """``noun`` with its article: a list, an int."""
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+
+
 def load_module(target: str) -> Any:
     """``package.module:attribute``: an nn.Module, or a function returning one (called with
     no arguments). This imports the user's code, as the user asked."""
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
-        raise _fail(target, f"{target!r}: write package.module:attribute")
+        raise _fail(target, f"{echo(target)}: write package.module:attribute")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -80,13 +86,21 @@ def load_module(target: str) -> Any:
     from shapecalc.adapters.torch_bridge import _torch
 
     torch = _torch()
-    if not isinstance(obj, torch.nn.Module) and callable(obj):
+    is_module_class = isinstance(obj, type) and issubclass(obj, torch.nn.Module)
+    if not isinstance(obj, torch.nn.Module):
+        if not (is_module_class or inspect.isfunction(obj)):
+            raise _fail(
+                target,
+                f"{target} is {_a(type(obj).__name__)}: TARGET names an nn.Module, a Module "
+                "class or a Python function returning one (nothing else is called)",
+            )
         try:
             obj = obj()
-        except Exception as err:
-            raise _fail(target, f"calling {target}() raised {type(err).__name__}: {err}") from None
+        except (Exception, SystemExit) as err:  # the user's code: any failure is theirs
+            said = str(err).splitlines()[0][:200] if str(err) else ""
+            raise _fail(target, f"calling {target}() raised {type(err).__name__}: {said}") from None
     if not isinstance(obj, torch.nn.Module):
-        raise _fail(target, f"{target} is a {type(obj).__name__}, not a torch.nn.Module")
+        raise _fail(target, f"{target} is {_a(type(obj).__name__)}, not a torch.nn.Module")
     return obj
 
 
@@ -141,7 +155,7 @@ def inspect_target(target: str, allow: tuple[str, ...] = ()) -> Inspection:
     if ":" not in target:
         raise _fail(
             target,
-            f"{target!r} is neither a file nor package.module:attribute "
+            f"{echo(target)} is neither a file nor package.module:attribute "
             f"(checkpoints end in {', '.join(CHECKPOINT_SUFFIXES)})",
         )
     from shapecalc.adapters.torch_bridge import from_module

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from shapecalc.core.declare import Reference
 from shapecalc.core.dims import Dim, Expr, dim_str, shape_str
-from shapecalc.core.errors import InvalidArgumentError, MissingDependencyError, ShapecalcError
+from shapecalc.core.errors import InvalidArgumentError, MissingDependencyError, ShapecalcError, echo
 from shapecalc.core.flow import OPAQUE, Add, Multiply, Positions
 from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec, Param, expand
@@ -89,7 +89,7 @@ def _build_layer(spec: LayerSpec, device: str) -> Any:
 def _device_error(device: Any, err: Exception) -> InvalidArgumentError:
     why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return InvalidArgumentError(
-        f"cannot build on device {device!r}: {why}",
+        f"cannot build on device {echo(device)}: {why}",
         field="device",
         value=device,
         rule="a device this torch can use: meta (no memory), cpu, ...",
@@ -106,10 +106,11 @@ def build(spec_or_model: LayerSpec | Model, device: str = "meta") -> Any:
     flow :func:`shapecalc.analysis.cost.analyze` follows) and returns the last step's
     outputs.
     """
+    _spec_or_model(spec_or_model, "build", "spec_or_model")
     torch = _torch()
     try:
         torch.device(device)
-    except (RuntimeError, TypeError) as err:
+    except (RuntimeError, TypeError, ValueError) as err:
         raise _device_error(device, err) from None
     if isinstance(spec_or_model, LayerSpec):
         return _build_layer(spec_or_model, device)
@@ -632,8 +633,25 @@ class MismatchError(ShapecalcError, AssertionError):
     """A module is not what its spec says (raised by :func:`assert_matches`)."""
 
 
+def _spec_or_model(value: Any, function: str, argument: str) -> None:
+    """A layer spec or a Model, else :class:`TypeError` saying which (a torch module given
+    where a spec goes: ``from_module`` makes a Model of it)."""
+    if isinstance(value, (LayerSpec, Model)):
+        return
+    hint = ""
+    if hasattr(value, "named_parameters") and hasattr(value, "forward"):
+        hint = " (a torch module: shapecalc.from_module(module) reads it as a Model)"
+    raise TypeError(
+        f"{function}: {argument} must be a layer spec or a shapecalc Model, got "
+        f"{type(value).__name__}{hint}"
+    )
+
+
 def compare(spec: LayerSpec | Model, module: Any) -> Diff:
     """Names and shapes of ``spec``'s parameters against ``module.named_parameters()``."""
+    _spec_or_model(spec, "compare", "spec")
+    if not callable(getattr(module, "named_parameters", None)):
+        raise TypeError(f"compare: module must be a torch.nn.Module, got {type(module).__name__}")
     model = spec if isinstance(spec, Model) else Model(str(spec), Leaf(spec))
     expected = model.named_parameters()
     actual = [(n, _shape(p)) for n, p in module.named_parameters()]

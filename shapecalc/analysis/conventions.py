@@ -39,7 +39,7 @@ from typing import Any, NoReturn
 
 from shapecalc.core.choices import CONVENTIONS
 from shapecalc.core.dims import Dim, count_str, dim_str
-from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, require_one_of
+from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, echo, require_one_of
 from shapecalc.core.model import Model, full_name
 from shapecalc.core.spec import LayerSpec, Param, expand
 from shapecalc.layers.recurrent import _layer_range
@@ -392,7 +392,7 @@ def convert(model: Model, convention: str, *, reset_after: bool = True) -> Conve
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise InvalidArgumentError(
-            f"two layers would both be named {repeated[0]!r} in the "
+            f"two layers would both be named {echo(repeated[0])} in the "
             f"{convention} convention (one recurrent layer of a kind per model is supported)",
             layer=model.name,
             field="convention",

@@ -49,7 +49,14 @@ from shapecalc.core.dims import (
     same_size,
     shape_str,
 )
-from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, ShapeError, require_one_of
+from shapecalc.core.errors import (
+    InvalidArgumentError,
+    ShapecalcError,
+    ShapeError,
+    echo,
+    expect,
+    require_one_of,
+)
 from shapecalc.core.flow import Opaque
 from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec, Shape, Stored, Work
@@ -441,6 +448,12 @@ def analyze(
     dtype, optimizer or size.
     """
     owner = "analyze"
+    if isinstance(model, LayerSpec):
+        raise TypeError(
+            f"analyze: model must be a Model, got the layer {model}: analyze(shapecalc."
+            "layer_model(spec), inputs) follows one layer"
+        )
+    expect(model, Model, function="analyze", argument="model", what="a shapecalc Model")
     require_one_of("dtype", dtype, tuple(DTYPE_BYTES), layer=owner)
     require_one_of("training", training, tuple(OPTIMIZERS), layer=owner)
     if not isinstance(mixed_precision, bool):
@@ -510,7 +523,7 @@ def _shapes(inputs: Any) -> tuple[Shape, ...]:
 def _refuse(field: str, value: Any, rule: str, why: str = "", *related: str) -> NoReturn:
     """``analyze: dtype must be one of ..., got 'fp9'``, as one error naming the field."""
     raise InvalidArgumentError(
-        f"{rule}, got {value!r}" + (f" ({why})" if why else ""),
+        f"{rule}, got {echo(value)}" + (f" ({why})" if why else ""),
         layer="analyze",
         field=field,
         value=value,
@@ -659,7 +672,7 @@ class _Flow:
         try:
             work = spec.work(*shapes)
         except ShapecalcError as err:
-            where = f"layer {name!r} " if name else ""
+            where = f"layer {echo(name)} " if name else ""
             producers = {v.producer for v in values}
             source = (
                 f"the output of {producers.pop()!r}, "

@@ -19,13 +19,13 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from functools import cached_property
 from typing import Any
 
 from shapecalc.core.declare import Architecture, arguments_of
 from shapecalc.core.dims import Dim, Expr, as_size, dim_str, symbol
-from shapecalc.core.errors import InvalidArgumentError, ShapecalcError
+from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, echo
 from shapecalc.core.model import Model
 
 __all__ = ["Candidate", "Solution", "parse_budget", "solve"]
@@ -40,6 +40,20 @@ _BUDGET = re.compile(
 _FORMS = "write it as 10M, 3.5e6, 1.2B, 350k or 4,269,121"
 
 
+#: the exponents a budget's Decimal may take while it is checked (it is refused above 10^24)
+MAX_EMAX, MIN_EMIN = 999_999_999_999_999_999, -999_999_999_999_999_999
+
+
+def _cut(text: str, limit: int = 40) -> str:
+    """A value echoed in a message, cut to ``limit`` characters."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    """A value echoed in a message: quoted, cut to ``limit`` characters."""
+    return repr(text) if len(text) <= limit else repr(text[: limit - 1]) + "…"
+
+
 def parse_budget(text: Any, *, field: str = "target") -> int:
     """A parameter count from ``10M``, ``3.5e6``, ``1.2B``, ``350k``, ``4,269,121`` or an int.
 
@@ -51,7 +65,7 @@ def parse_budget(text: Any, *, field: str = "target") -> int:
     """
     if isinstance(text, bool):
         raise InvalidArgumentError(
-            f"{text!r} is not a parameter budget; {_FORMS}",
+            f"{echo(text)} is not a parameter budget; {_FORMS}",
             field=field,
             value=text,
             rule="a budget is a whole number of parameters",
@@ -63,22 +77,27 @@ def parse_budget(text: Any, *, field: str = "target") -> int:
         match = _BUDGET.fullmatch(raw)
         if not match:
             raise InvalidArgumentError(
-                f"{str(text)!r} is not a parameter budget; {_FORMS}",
+                f"{_clip(str(text))} is not a parameter budget; {_FORMS}",
                 field=field,
                 value=text,
                 rule="a budget is a number with an optional k, M, B or T suffix",
             )
+        shown = _clip(raw)
         try:
-            exact = Decimal(match["number"].replace(",", "")) * _SUFFIX[match["suffix"].lower()]
-        except InvalidOperation:  # pragma: no cover - the pattern admits only numbers
+            with localcontext() as context:  # exponents of any size: no Overflow
+                context.Emax, context.Emin = MAX_EMAX, MIN_EMIN
+                number = Decimal(match["number"].replace(",", ""))
+                exact = number * _SUFFIX[match["suffix"].lower()]
+        except (InvalidOperation, ArithmeticError):
             raise InvalidArgumentError(
-                f"{raw!r} is not a parameter budget; {_FORMS}", field=field, value=text
+                f"{shown} is not a parameter budget; {_FORMS}", field=field, value=shown
             ) from None
         if exact > MAX_BUDGET:
             value = MAX_BUDGET + 1
-        elif exact != exact.to_integral_value():
+        elif exact.adjusted() < -30 or exact != exact.to_integral_value():
+            said = f"{exact.normalize():f}" if exact.adjusted() >= -30 else "less than one"
             raise InvalidArgumentError(
-                f"{raw!r} is {exact.normalize():f} parameters, not a whole number",
+                f"{shown} is {said[:40]} parameters, not a whole number",
                 field=field,
                 value=text,
                 rule="a budget is a whole number of parameters",
@@ -87,7 +106,8 @@ def parse_budget(text: Any, *, field: str = "target") -> int:
             value = int(exact)
     if not 1 <= value <= MAX_BUDGET:
         raise InvalidArgumentError(
-            f"a budget must be between 1 and 10**24 parameters, got {text}",
+            f"a budget must be between 1 and 10**24 parameters, got "
+            f"{_cut(str(text)) if not isinstance(text, int) else echo(text)}",
             field=field,
             value=text,
             rule="1 <= budget <= 10**24",
@@ -168,18 +188,19 @@ def solve(
     block; ``reset_after`` is its GRU setting); ``fixed`` are the factory's other
     arguments, which must be concrete.
     """
+    factory = _checked_factory(factory)
     total_of = _total_of(convention, reset_after)
     budget = parse_budget(target)
     if isinstance(multiple_of, bool) or not isinstance(multiple_of, int) or multiple_of < 1:
         raise InvalidArgumentError(
-            f"multiple_of must be an integer >= 1, got {multiple_of!r}",
+            f"multiple_of must be an integer >= 1, got {echo(multiple_of)}",
             field="multiple_of",
             value=multiple_of,
             rule="multiple_of must be an integer >= 1",
         )
     if free in fixed:
         raise InvalidArgumentError(
-            f"{free} is the size being solved for; do not also fix it (got {fixed[free]!r})",
+            f"{free} is the size being solved for; do not also fix it (got {echo(fixed[free])})",
             field=free,
             value=fixed[free],
             rule="the free size is not given",
@@ -193,11 +214,12 @@ def solve(
 
     def build(k: int) -> Model | None:
         try:
-            return factory(**fixed, **{free: k * step})
+            made = factory(**fixed, **{free: k * step})
         except ShapecalcError as err:
             if free in (err.field, *err.related):
                 return None  # too small for a rule of the model (hidden > proj_size)
             raise
+        return made
 
     # the smallest valid multiple: validity only fails below some size
     low = 1
@@ -303,6 +325,25 @@ def letter_of(factory: Callable[..., Model], free: str) -> str:
             if f.name == free and argument.letter:
                 return argument.letter
     return free
+
+
+def _checked_factory(factory: Any) -> Callable[..., Model]:
+    """``factory``, which must make shapecalc Models: else :class:`TypeError` naming it."""
+    if not callable(factory):
+        raise TypeError(f"solve: factory must be callable, got {type(factory).__name__}")
+
+    def made(**arguments: Any) -> Model:
+        model = factory(**arguments)
+        if not isinstance(model, Model):
+            raise TypeError(
+                f"solve: factory must return a shapecalc Model, got {type(model).__name__}"
+            )
+        return model
+
+    for name in ("architecture", "__self__"):  # what solve reads of an architecture's function
+        if hasattr(factory, name):
+            setattr(made, name, getattr(factory, name))
+    return made
 
 
 def _symbolic_total(

@@ -21,7 +21,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from shapecalc.core.declare import Architecture
-from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.errors import InvalidArgumentError, echo
 
 __all__ = ["commands", "function", "get", "gru_lm", "lstm_lm", "rnn_lm"]
 
@@ -40,7 +40,7 @@ def get(command: str) -> type[Architecture]:
     """The architecture declared by ``architectures/<command>.py``."""
     if command not in commands():
         raise InvalidArgumentError(
-            f"no architecture {command!r}; the architectures are {', '.join(commands())}",
+            f"no architecture {echo(command)}; the architectures are {', '.join(commands())}",
             field="architecture",
             value=command,
             rule="an architecture is a module of shapecalc.architectures",
@@ -56,7 +56,7 @@ def get(command: str) -> type[Architecture]:
     ]
     if len(found) != 1:
         raise InvalidArgumentError(
-            f"{module.__name__} must declare one Architecture with command = {command!r}, "
+            f"{module.__name__} must declare one Architecture with command = {echo(command)}, "
             f"found {len(found)}",
             field="architecture",
             value=command,
@@ -80,7 +80,7 @@ def function(name: str) -> Any:
 def __getattr__(name: str) -> Any:
     found = function(name) if not name.startswith("_") else None
     if found is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        raise AttributeError(f"module {echo(__name__)} has no attribute {echo(name)}")
     return found
 
 

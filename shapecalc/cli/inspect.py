@@ -42,7 +42,8 @@ def inspect(target: str, depth: int, allow: tuple[str, ...], fmt: str) -> None:
                                model.safetensors.index.json (headers only), beside its
                                config.json
       owner/name[@revision]    the same, a Hub id in the local Hugging Face cache
-      package.module:attr      an nn.Module, or a function returning one (imports your code)
+      package.module:attr      an nn.Module, a Module class or a function returning one:
+                               imports and runs your code, from the current directory
 
     \b
     A folder with config.json: every tensor missing, unexpected, of the wrong shape or of

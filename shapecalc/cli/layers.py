@@ -22,7 +22,7 @@ from shapecalc.cli.options import (
     pop,
     report_options,
 )
-from shapecalc.core.errors import ShapecalcError
+from shapecalc.core.errors import ShapecalcError, echo
 
 __all__ = ["layer", "layers"]
 
@@ -39,7 +39,7 @@ class _IntOrTuple(click.ParamType):  # type: ignore[type-arg]
         text = value.strip().strip("()[]").replace("x", ",").replace(" ", "")
         items = [item for item in text.split(",") if item]
         if not items:
-            self.fail(f"{value!r} is empty", param, ctx)
+            self.fail(f"{echo(value)} is empty", param, ctx)
         parsed: list[Any] = [
             int(item) if _is_int(item) else None if item.lower() == "none" else item
             for item in items
@@ -65,7 +65,7 @@ class _Optional(click.ParamType):  # type: ignore[type-arg]
             return self.kind(value)
         except ValueError:
             what = {"int": "an integer", "float": "a number"}[self.kind.__name__]
-            self.fail(f"{value!r} is not {what} or 'none'", param, ctx)
+            self.fail(f"{echo(value)} is not {what} or 'none'", param, ctx)
 
 
 def _is_int(text: str) -> bool:
@@ -83,7 +83,7 @@ def _shape(text: str) -> tuple[Any, ...]:
         items = items[:-1]  # (2,) is a one-dimensional shape, as Python writes it
     if not inner or any(not i for i in items):
         raise click.BadParameter(
-            f"{text!r} has an empty size; write sizes between commas, as 32,100,512",
+            f"{echo(text)} has an empty size; write sizes between commas, as 32,100,512",
             param_hint="'--input-shape'",
         )
     return tuple(int(i) if _is_int(i) else i for i in items)

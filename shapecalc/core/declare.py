@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from shapecalc.core.dims import Dim, Expr, as_size, symbol
-from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.errors import InvalidArgumentError, echo
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Node
 
@@ -271,12 +271,12 @@ class Architecture:
             return size
         if argument.kind == "flag":
             if not isinstance(value, bool):
-                self._fail(name, value, f"{name} must be True or False", f"got {value!r}")
+                self._fail(name, value, f"{name} must be True or False", f"got {echo(value)}")
             return value
         if argument.kind == "choice":
             if value not in argument.options:
                 listed = ", ".join(repr(o) for o in argument.options)
-                self._fail(name, value, f"{name} must be one of {listed}", f"got {value!r}")
+                self._fail(name, value, f"{name} must be one of {listed}", f"got {echo(value)}")
             return value
         rule = f"{name} must be {argument.rule}"
         if (
@@ -285,7 +285,7 @@ class Architecture:
             or not argument.low <= value <= argument.high
             or (argument.open_high and value == argument.high)
         ):
-            self._fail(name, value, rule, f"got {value!r}" + self.explain_number(name, value))
+            self._fail(name, value, rule, f"got {echo(value)}" + self.explain_number(name, value))
         return float(value) if isinstance(value, int) else value
 
     def explain_number(self, name: str, value: Any) -> str:

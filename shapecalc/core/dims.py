@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Union
 
-from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.errors import InvalidArgumentError, echo
 
 __all__ = [
     "Dim",
@@ -90,6 +90,11 @@ class Expr:
     _hash: int
 
     def __init__(self, terms: Mapping[Monomial, int]) -> None:
+        if not isinstance(terms, Mapping):
+            raise TypeError(
+                f"Expr: terms must be a mapping of monomials to coefficients (made by "
+                f"shapecalc.symbol('H') and arithmetic), got {type(terms).__name__}"
+            )
         self._terms = {mono: coef for mono, coef in terms.items() if coef != 0}
         self._hash = hash(frozenset(self._terms.items()))
 
@@ -148,6 +153,11 @@ class Expr:
     def __pow__(self, exponent: int) -> Dim:
         if not isinstance(exponent, int) or isinstance(exponent, bool) or exponent < 0:
             return NotImplemented
+        if exponent > MAX_POWER:
+            rule = f"a size's power is at most {MAX_POWER}"
+            raise InvalidArgumentError(
+                f"{rule}, got {int_text(exponent)}", field="exponent", value=exponent, rule=rule
+            )
         result: Dim = 1
         for _ in range(exponent):
             result = result * self
@@ -339,7 +349,7 @@ def floor_div(value: Dim, divisor: int) -> Dim:
         ⌊(W - 1)/4⌋
     """
     if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
-        raise ValueError(f"floor_div needs a positive int divisor, got {divisor!r}")
+        raise ValueError(f"floor_div needs a positive int divisor, got {echo(divisor)}")
     if isinstance(value, int):
         return value // divisor
     if divisor == 1:
@@ -406,7 +416,7 @@ def symbol(name: str) -> Expr:
     """A named positive-integer size such as ``H``."""
     if not _NAME.match(name):
         raise InvalidArgumentError(
-            f"{name!r} is not a size name (a letter, then up to 31 letters, digits or _)",
+            f"{echo(name)} is not a size name (a letter, then up to 31 letters, digits or _)",
             field="symbol",
             value=name,
             rule="a size name is a letter followed by letters, digits or _",
@@ -490,6 +500,20 @@ def _from_sympy(value: Any, *, owner: str, field: str) -> Dim:
     return result
 
 
+#: the largest size: what a torch dimension (int64) holds
+LARGEST = 2**63 - 1
+#: the highest power of a size an expression takes (counts are polynomials of low degree)
+MAX_POWER = 64
+
+
+def int_text(value: int) -> str:
+    """An integer for a message: itself, or its length when it is too long to read (or
+    past Python's limit on turning integers into text)."""
+    if abs(value).bit_length() <= 200:
+        return str(value)
+    return f"an integer of about {int(abs(value).bit_length() * 0.30103):,} digits"
+
+
 def as_size(value: Any, *, owner: str, field: str, minimum: int = 1) -> Dim:
     """Check and normalise one size argument.
 
@@ -507,6 +531,11 @@ def as_size(value: Any, *, owner: str, field: str, minimum: int = 1) -> Dim:
         shapecalc.core.errors.InvalidArgumentError: LSTM: hidden_size must be an integer >= 1, got 0
     """
     rule = f"{field} must be an integer >= {minimum}"
+    if isinstance(value, int) and not isinstance(value, bool) and value > LARGEST:
+        rule = f"{field} must be an integer from {minimum} to 2^63 - 1 (a torch dimension)"
+        raise InvalidArgumentError(
+            f"{rule}, got {int_text(value)}", layer=owner, field=field, value=value, rule=rule
+        )
     if isinstance(value, bool):
         raise InvalidArgumentError(
             f"{rule}, got the bool {value}", layer=owner, field=field, value=value, rule=rule
@@ -522,11 +551,23 @@ def as_size(value: Any, *, owner: str, field: str, minimum: int = 1) -> Dim:
     if isinstance(value, str):
         text = value.strip()
         if re.fullmatch(r"[+-]?[0-9]+", text):
+            digits = len(text.lstrip("+-").lstrip("0"))
+            if digits > len(str(LARGEST)):  # past any size, and past int()'s limit too
+                rule = f"{field} must be an integer from {minimum} to 2^63 - 1 (a torch dimension)"
+                sign = "a negative" if text.startswith("-") else "a"
+                raise InvalidArgumentError(
+                    f"{rule}, got {sign} number of {digits:,} digits",
+                    layer=owner,
+                    field=field,
+                    value=text[:40],
+                    rule=rule,
+                )
             return as_size(int(text), owner=owner, field=field, minimum=minimum)
         if _NAME.match(text):
             return symbol(text)
+        shown = repr(value) if len(value) <= 60 else repr(value[:57]) + "…"
         raise InvalidArgumentError(
-            f"{rule} or a size name such as H, got {value!r}",
+            f"{rule} or a size name such as H, got {shown}",
             layer=owner,
             field=field,
             value=value,
@@ -535,7 +576,7 @@ def as_size(value: Any, *, owner: str, field: str, minimum: int = 1) -> Dim:
     if type(value).__module__.startswith("sympy"):
         return _from_sympy(value, owner=owner, field=field)
     raise InvalidArgumentError(
-        f"{rule}, got {value!r} ({type(value).__name__})",
+        f"{rule}, got {echo(value)} ({type(value).__name__})",
         layer=owner,
         field=field,
         value=value,

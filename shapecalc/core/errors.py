@@ -15,8 +15,14 @@ __all__ = [
     "ShapeError",
     "ShapecalcError",
     "TieError",
+    "echo",
+    "expect",
     "require_one_of",
 ]
+
+
+#: the longest message an error carries: values echoed in it are cut to fit
+MAX_MESSAGE = 600
 
 
 class ShapecalcError(ValueError):
@@ -43,7 +49,7 @@ class ShapecalcError(ValueError):
         fix: str | None = None,
         related: tuple[str, ...] = (),
     ) -> None:
-        self.message = message
+        self.message = message if isinstance(message, str) else echo(message)
         self.layer = layer
         self.field = field
         self.value = value
@@ -57,7 +63,9 @@ class ShapecalcError(ValueError):
         text = f"{self.layer}: {self.message}" if self.layer else self.message
         if self.fix:
             text = f"{text}; {self.fix}"
-        return text
+        # one line, of a readable length, whatever a caller echoed into it
+        text = " ".join(text.split("\n"))
+        return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
     def renamed(self, names: dict[str, str]) -> ShapecalcError:
         """The same error with argument names translated (a layer's to its factory's)."""
@@ -70,6 +78,34 @@ class ShapecalcError(ValueError):
             fix=self.fix,
             related=tuple(names.get(f, f) for f in self.related),
         )
+
+
+def echo(value: Any, limit: int = 80) -> str:
+    """A value as a message echoes it: as Python writes it (``'same'``, ``2.5``), cut to
+    ``limit`` characters; an integer too long to read by its length (Python refuses to
+    write one of over 4,300 digits), a value whose repr fails by its type."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value).bit_length() > 200:
+        return f"an integer of about {int(abs(value).bit_length() * 0.30103):,} digits"
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"a {type(value).__name__}"
+    text = " ".join(text.split("\n"))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def expect(
+    value: Any, kinds: type | tuple[type, ...], *, function: str, argument: str, what: str
+) -> None:
+    """``value`` is one of ``kinds``, else :class:`TypeError` naming the function, the
+    argument and what it expects (a bool is never taken for an int)."""
+    if isinstance(value, kinds) and not (isinstance(value, bool) and bool not in _tuple(kinds)):
+        return
+    raise TypeError(f"{function}: {argument} must be {what}, got {type(value).__name__}")
+
+
+def _tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kinds if isinstance(kinds, tuple) else (kinds,)
 
 
 class InvalidArgumentError(ShapecalcError):
@@ -104,5 +140,5 @@ def require_one_of(
     if value not in options:
         rule = f"{field} must be one of {', '.join(options)}"
         raise InvalidArgumentError(
-            f"{rule}, got {value!r}", layer=layer, field=field, value=value, rule=rule
+            f"{rule}, got {echo(value)}", layer=layer, field=field, value=value, rule=rule
         )

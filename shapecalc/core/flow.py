@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, known, product, same_size, shape_str
-from shapecalc.core.errors import InvalidArgumentError, ShapeError
+from shapecalc.core.errors import InvalidArgumentError, ShapeError, echo
 from shapecalc.core.spec import LayerSpec, Shape, Stored, Work
 
 __all__ = [
@@ -159,9 +159,9 @@ def _step(step: Any) -> Step:
         return step
     raise InvalidArgumentError(
         f"a flow step is a child's name, a layer without parameters or a flow, got "
-        f"{type(step).__name__} {step!r}",
+        f"{type(step).__name__} {echo(step)}",
         field="flow",
-        value=repr(step),
+        value=echo(step),
         rule="a step is a name, a stateless layer or a flow",
     )
 
@@ -307,7 +307,7 @@ class Positions(LayerSpec):
         for name in ("dim", "start"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
-                self._fail(name, value, f"{name} must be an integer", f"got {value!r}")
+                self._fail(name, value, f"{name} must be an integer", f"got {echo(value)}")
         if self.start < 0:
             self._fail("start", self.start, "start >= 0", f"got {self.start}")
 

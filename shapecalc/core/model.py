@@ -19,9 +19,25 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from shapecalc.core.dims import Dim, Expr, as_size, dim_str, same_shape, shape_str, symbol
-from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, TieError
-from shapecalc.core.spec import LayerSpec, Param, expand
+from shapecalc.core.dims import (
+    Dim,
+    Expr,
+    as_size,
+    dim_str,
+    int_text,
+    same_shape,
+    shape_str,
+    symbol,
+)
+from shapecalc.core.errors import (
+    InvalidArgumentError,
+    ShapecalcError,
+    TieError,
+    echo,
+    expect,
+    require_one_of,
+)
+from shapecalc.core.spec import LayerSpec, Param, expand, shown
 from shapecalc.core.tree import (
     Block,
     Leaf,
@@ -117,6 +133,17 @@ def as_root(value: Any) -> Node:
     return as_node(value)
 
 
+class UnknownLayerError(InvalidArgumentError, KeyError):
+    """A layer name the model does not have (a KeyError too, as a mapping's would be)."""
+
+    def __str__(self) -> str:
+        return self._render()
+
+
+#: the most tensors a model lists one by one (named_parameters); counts need no listing
+MAX_LISTED = 10_000_000
+
+
 @dataclass(frozen=True)
 class Model:
     """A tree of layers with ties, named sizes and (for formulas) a symbolic template.
@@ -154,11 +181,13 @@ class Model:
     argument_names: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
+        for field_name, value in (("ties", self.ties), ("sizes", self.sizes)):
+            expect(value, Mapping, function="Model", argument=field_name, what="a mapping")
         object.__setattr__(self, "root", as_root(self.root))
         depth: Any = self.group_depth
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
             raise InvalidArgumentError(
-                f"group_depth must be an integer >= 1, got {depth!r}",
+                f"group_depth must be an integer >= 1, got {echo(depth)}",
                 layer=self.name,
                 field="group_depth",
                 value=depth,
@@ -276,10 +305,36 @@ class Model:
             for buf in place.leaf.spec.buffers():
                 yield full_name(place.path, buf.name), _copied(buf, place.copies)
 
+    def tensor_count(self) -> Dim:
+        """How many tensors :meth:`named_parameters` lists (tied ones once), counted without
+        listing them."""
+        copies = {layer.name: layer.copies for layer in self.layers}
+        count: Dim = 0
+        for row in self.rows():
+            if row.tied_to:
+                continue
+            numbers = row.param.layers
+            count += copies.get(row.layer, 1) * (1 if numbers is None else len(numbers))
+        return count
+
+    def _listable(self) -> None:
+        count = self.tensor_count()
+        if isinstance(count, int) and count > MAX_LISTED:
+            rule = f"a model lists at most {MAX_LISTED:,} tensors by name"
+            raise InvalidArgumentError(
+                f"{rule}; this one holds {int_text(count)} (its total, rows and formulas "
+                "are counted without listing them)",
+                layer=self.name,
+                field="named_parameters",
+                value=count,
+                rule=rule,
+            )
+
     def named_parameters(self) -> list[tuple[str, tuple[Dim, ...]]]:
         """``(name, shape)`` as ``torch.nn.Module.named_parameters()`` gives them: every
         repeated block expanded (while its count is known), a tied parameter once, under
-        the name it was first registered with."""
+        the name it was first registered with; refused past :data:`MAX_LISTED` tensors."""
+        self._listable()
         return [
             (full_name(place.path, p.name), p.shape)
             for (place,) in placed_leaves((self.root,), every_child)
@@ -290,6 +345,7 @@ class Model:
     def named_buffers(self) -> list[tuple[str, tuple[Dim, ...]]]:
         """``(name, shape)`` as ``torch.nn.Module.named_buffers()`` gives them, every
         repeated block expanded (while its count is known)."""
+        self._listable()
         return [
             (full_name(place.path, b.name), b.shape)
             for (place,) in placed_leaves((self.root,), every_child)
@@ -379,13 +435,23 @@ class Model:
 
     def bytes(self, dtype: str = "fp32") -> Dim:
         """Bytes to store the parameters at ``dtype`` (see :data:`DTYPE_BYTES`)."""
+        require_one_of("dtype", dtype, tuple(DTYPE_BYTES), layer=self.name)
         return self.total * DTYPE_BYTES[dtype]
 
     def layer(self, name: str) -> Layer:
+        """The layer at ``name`` (``lstm``, ``transformer.h.{0..11}.attn``)."""
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        raise KeyError(name)
+        names = ", ".join(layer.name for layer in self.layers[:8])
+        more = ", ..." if len(self.layers) > 8 else ""
+        raise UnknownLayerError(
+            f"no layer {shown(name)}; its layers are {names}{more}",
+            layer=self.name,
+            field="name",
+            value=name,
+            rule="a layer's name is one of the model's",
+        )
 
     # -- symbols ------------------------------------------------------------------------
     @property
@@ -452,6 +518,13 @@ def layer_model(spec: LayerSpec) -> Model:
         >>> (m.total, str(m.total_formula), m.describe_sizes())
         (33345, 'I·O + O', 'I=512, O=65')
     """
+    expect(
+        spec,
+        LayerSpec,
+        function="layer_model",
+        argument="spec",
+        what="a layer spec (shapecalc.Linear(4, 3), shapecalc.LSTM(...))",
+    )
     cls = type(spec)
     arguments = spec.arguments()
     letters = {

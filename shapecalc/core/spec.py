@@ -9,12 +9,13 @@ names, in PyTorch's order, with the exact ``param.shape``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
-from shapecalc.core.dims import Dim, Expr, as_size, dim_str, known, product
+from shapecalc.core.dims import Dim, Expr, as_size, dim_str, int_text, known, product
 from shapecalc.core.errors import InvalidArgumentError, ShapeError
 
 __all__ = [
@@ -208,6 +209,39 @@ class LayerSpec:
     #: a chain passes every output on, not only the first (a split into q, k and v)
     passes_all: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every spec's own ``__post_init__`` ends with the checks every spec shares
+        (:meth:`_check_kinds`), so no kind can forget them."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__post_init__")
+        if own is None or getattr(own, "_shared_checks", False):
+            return
+
+        def post_init(self: LayerSpec) -> None:
+            own(self)
+            self._check_kinds()
+
+        post_init._shared_checks = True  # type: ignore[attr-defined]
+        post_init.__doc__ = own.__doc__
+        cls.__post_init__ = post_init  # type: ignore[method-assign]
+
+    def __post_init__(self) -> None:
+        self._check_kinds()
+
+    def _check_kinds(self) -> None:
+        """A field whose default is True or False takes True or False only (torch's
+        ``inplace``, ``bias``); a real number is finite (no nan, no inf)."""
+        if not dataclasses.is_dataclass(self):
+            return
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(f.default, bool) and not isinstance(value, bool):
+                rule = f"{f.name} must be True or False"
+                self._fail(f.name, value, rule, f"got {shown(value)}")
+            if isinstance(value, float) and not math.isfinite(value):
+                rule = f"{f.name} must be a finite number"
+                self._fail(f.name, value, rule, f"got {value}")
+
     # -- construction checks, run by subclasses' __post_init__ ---------------------------
     def _check_fields(self) -> None:
         for name in self.bool_fields:
@@ -342,9 +376,16 @@ def shown(value: Any) -> str:
     else as Python writes it (``'same'``, ``2.5``)."""
     if isinstance(value, Expr):
         return str(value)
-    if isinstance(value, tuple):
-        return "(" + ", ".join(shown(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-    return repr(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int_text(value)
+    if isinstance(value, tuple) and len(value) <= 8:
+        text = "(" + ", ".join(shown(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    else:
+        try:
+            text = repr(value)
+        except Exception:  # a value whose repr fails: its type says enough
+            text = f"a {type(value).__name__}"
+    return text if len(text) <= 80 else text[:79] + "…"
 
 
 def _fmt(value: Any) -> str:
@@ -352,7 +393,14 @@ def _fmt(value: Any) -> str:
         return dim_str(value)
     if isinstance(value, float):
         return repr(value)
-    return str(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int_text(value)
+    try:
+        text = str(value)
+    except Exception:  # a value whose str fails: its type says enough
+        text = f"a {type(value).__name__}"
+    text = " ".join(text.split("\n"))
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _subs(value: Dim, values: Mapping[str, Dim]) -> Dim:

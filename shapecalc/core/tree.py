@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from shapecalc.core.dims import Dim, as_size, dim_str, known
-from shapecalc.core.errors import InvalidArgumentError, ShapecalcError
+from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, echo
 from shapecalc.core.flow import (
     Add,
     Chain,
@@ -124,7 +124,7 @@ class Repeat:
         object.__setattr__(self, "count", count)
         if isinstance(self.start, bool) or not isinstance(self.start, int) or self.start < 0:
             raise InvalidArgumentError(
-                f"start must be an integer >= 0, got {self.start!r}",
+                f"start must be an integer >= 0, got {echo(self.start)}",
                 layer="Repeat",
                 field="start",
                 value=self.start,
@@ -189,7 +189,7 @@ class Block:
             if missing:
                 known_names = ", ".join(self._by_name) or "none"
                 raise InvalidArgumentError(
-                    f"the flow uses {missing[0]!r}, which is not a child of {kind} "
+                    f"the flow uses {echo(missing[0])}, which is not a child of {kind} "
                     f"(children: {known_names})",
                     layer=kind,
                     field="flow",
@@ -219,7 +219,7 @@ def as_node(value: Any) -> Node:
     raise InvalidArgumentError(
         f"a child is a layer spec, a Leaf or a Block, got {type(value).__name__}",
         field="children",
-        value=repr(value)[:80],
+        value=echo(value),
         rule="children are layer specs or blocks",
     )
 
@@ -257,9 +257,9 @@ def _check_names(kind: str, entries: tuple[Entry, ...]) -> None:
         if e.name == "" and (i != 0 or not isinstance(e.node, Leaf)):
             refuse("", "a child has a name", "the unnamed child (own tensors) is a leaf, first")
         if "." in e.name or "{" in e.name:
-            refuse(e.name, "names have no dots", f"child name {e.name!r} holds '.' or '{{'")
+            refuse(e.name, "names have no dots", f"child name {echo(e.name)} holds '.' or '{{'")
         if e.name in seen:
-            refuse(e.name, "names are unique", f"two children are named {e.name!r}")
+            refuse(e.name, "names are unique", f"two children are named {echo(e.name)}")
         seen.add(e.name)
     numbered = [int(n) for n in seen if n.isdigit()]
     runs = [e for e in entries if isinstance(e, Repeat)]

@@ -9,6 +9,7 @@ import importlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from shapecalc.core.errors import echo
 from shapecalc.core.spec import REGISTERED, LayerSpec
 
 #: the family modules, one docs page each; each registers its kinds when imported
@@ -66,4 +67,4 @@ def __getattr__(name: str) -> Any:
     """A layer kind by its torch name (``shapecalc.layers.Conv2d``), every family loaded."""
     if name in LAYER_KINDS:
         return LAYER_KINDS[name]
-    raise AttributeError(f"module 'shapecalc.layers' has no attribute {name!r}")
+    raise AttributeError(f"module 'shapecalc.layers' has no attribute {echo(name)}")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, product
+from shapecalc.core.errors import echo
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._shapes import check_features, one_input
 
@@ -317,7 +318,7 @@ class _Softmax(_Activation):
     def __post_init__(self) -> None:
         dim: Any = self.dim
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int)):
-            self._fail("dim", dim, "dim must be an integer or None", f"got {dim!r}")
+            self._fail("dim", dim, "dim must be an integer or None", f"got {echo(dim)}")
 
     def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
         """The input shape, of any rank (a scalar too); dim must lie within it."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, Expr, dim_str, known, product
+from shapecalc.core.errors import echo
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._shapes import (
     bias_adds,
@@ -67,7 +68,7 @@ class _ConvBase(LayerSpec):
         tuple_of(self, "dilation", n)
         groups: Any = self.groups
         if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
-            self._fail("groups", groups, "groups must be a positive integer", f"got {groups!r}")
+            self._fail("groups", groups, "groups must be a positive integer", f"got {echo(groups)}")
         for field in ("in_channels", "out_channels"):
             channels = known(getattr(self, field))
             if channels is not None and channels % groups:
@@ -93,7 +94,7 @@ class _ConvBase(LayerSpec):
                 "padding_mode",
                 self.padding_mode,
                 f"only 'zeros' padding_mode is supported for {self.kind}",
-                f"got {self.padding_mode!r}",
+                f"got {echo(self.padding_mode)}",
             )
 
     def _check_padding(self) -> None:
@@ -106,14 +107,14 @@ class _ConvBase(LayerSpec):
                 "padding",
                 padding,
                 f"{self.kind} takes an int or a tuple as padding",
-                f"got the string {padding!r}",
+                f"got the string {echo(padding)}",
             )
         if padding not in ("same", "valid"):
             self._fail(
                 "padding",
                 padding,
                 "padding must be 'same', 'valid', an int or a tuple",
-                f"got {padding!r}",
+                f"got {echo(padding)}",
             )
         if padding == "same" and any(s != 1 for s in tuple_of(self, "stride", self.dims)):
             self._fail(

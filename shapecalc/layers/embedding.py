@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, known, product, shape_str
+from shapecalc.core.errors import echo
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._shapes import one_input
 
@@ -36,7 +37,9 @@ class _Table(LayerSpec):
         if idx is None:
             return
         if isinstance(idx, bool) or not isinstance(idx, int):
-            self._fail("padding_idx", idx, "padding_idx must be an integer or None", f"got {idx!r}")
+            self._fail(
+                "padding_idx", idx, "padding_idx must be an integer or None", f"got {echo(idx)}"
+            )
         n = known(self.num_embeddings)
         if n is not None and not -n <= idx < n:
             self._fail(

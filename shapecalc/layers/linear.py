@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, product, same_size
+from shapecalc.core.errors import echo
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._shapes import bias_adds, check_features, one_input
 
@@ -238,7 +239,7 @@ class Flatten(LayerSpec):
         for name in ("start_dim", "end_dim"):
             value: Any = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
-                self._fail(name, value, f"{name} must be an integer", f"got {value!r}")
+                self._fail(name, value, f"{name} must be an integer", f"got {echo(value)}")
 
     def params(self) -> Iterator[Param]:
         return iter(())

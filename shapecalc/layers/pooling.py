@@ -24,6 +24,7 @@ from fractions import Fraction
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, floor_div, product, shape_str
+from shapecalc.core.errors import echo
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._shapes import conv_out, non_empty, one_input, tuple_of
 
@@ -96,7 +97,7 @@ class _WindowPool(_Pool):
                     "padding",
                     self.padding,
                     "padding must be at most half of kernel_size",
-                    f"{p} > {k} // 2",
+                    f"{echo(p)} > {echo(k)} // 2",
                     "kernel_size",
                 )
 
@@ -190,7 +191,7 @@ class _AvgPoolDivisor(_AvgPool):
                 "divisor_override",
                 divisor,
                 "divisor_override must be a nonzero integer or None",
-                f"got {divisor!r}",
+                f"got {echo(divisor)}",
             )
 
 
@@ -350,7 +351,7 @@ class _AdaptivePool(_Pool):
             if item is None and n > 1 and value is not None:
                 continue
             if isinstance(item, bool) or not isinstance(item, int) or item < 0:
-                self._fail("output_size", value, rule, f"got {value!r}")
+                self._fail("output_size", value, rule, f"got {echo(value)}")
         return items
 
     def _resolved(self, inputs: tuple[Shape, ...]) -> tuple[Shape, Shape]:
@@ -548,14 +549,14 @@ class Upsample(LayerSpec):
             for item in self._entries("size"):
                 if isinstance(item, bool) or not isinstance(item, int) or item < low:
                     self._fail(
-                        "size", self.size, f"size must be an int >= {low}", f"got {self.size!r}"
+                        "size", self.size, f"size must be an int >= {low}", f"got {echo(self.size)}"
                     )
             if self.recompute_scale_factor:
                 self._fail(
                     "recompute_scale_factor",
                     self.recompute_scale_factor,
                     "recompute_scale_factor needs scale_factor, not size",
-                    f"size={self.size!r}",
+                    f"size={echo(self.size)}",
                     "size",
                 )
         else:
@@ -565,7 +566,7 @@ class Upsample(LayerSpec):
                         "scale_factor",
                         self.scale_factor,
                         "scale_factor must be finite and > 0",
-                        f"got {self.scale_factor!r}",
+                        f"got {echo(self.scale_factor)}",
                     )
         self._check_align_corners()
 
@@ -576,12 +577,12 @@ class Upsample(LayerSpec):
             if isinstance(value, tuple):
                 return tuple(float(f) for f in value)
             return float(value) if value else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             self._fail(
                 "scale_factor",
                 value,
                 "scale_factor must be a number, a tuple of numbers or None",
-                f"got {value!r}",
+                f"got {echo(value)}",
             )
 
     def _entries(self, field: str) -> tuple[Any, ...]:
@@ -598,7 +599,7 @@ class Upsample(LayerSpec):
                 field,
                 value,
                 f"a tuple {field} has one entry per spatial dimension: {wanted} for mode "
-                f"{self.mode!r}",
+                f"{echo(self.mode)}",
                 f"got {len(value)}",
                 "mode",
             )
@@ -614,7 +615,7 @@ class Upsample(LayerSpec):
                 corners,
                 "align_corners can only be set with the interpolating modes linear, "
                 "bilinear, bicubic and trilinear",
-                f"mode={self.mode!r}",
+                f"mode={echo(self.mode)}",
                 "mode",
             )
         if not isinstance(corners, bool):
@@ -622,7 +623,7 @@ class Upsample(LayerSpec):
                 "align_corners",
                 corners,
                 "align_corners must be True, False or None",
-                f"got {corners!r}",
+                f"got {echo(corners)}",
             )
 
     def params(self) -> Iterator[Param]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, product, shape_str
+from shapecalc.core.errors import echo
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, less_than, register
 
 __all__ = ["GRU", "LSTM", "RNN", "CellSpec", "GRUCell", "LSTMCell", "RNNCell", "RecurrentSpec"]
@@ -195,7 +196,7 @@ class RecurrentSpec(LayerSpec):
                 "dropout",
                 dropout,
                 "dropout must be a number in [0, 1], the probability of zeroing an element",
-                f"got {dropout!r}",
+                f"got {echo(dropout)}",
             )
         object.__setattr__(self, "dropout", float(dropout))
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from shapecalc.core.declare import Architecture, Argument, arguments_of
 from shapecalc.core.dims import count_str, dim_str, shape_str
+from shapecalc.core.errors import echo
 from shapecalc.core.spec import LayerSpec
 from shapecalc.layers import LAYER_KINDS
 
@@ -53,7 +54,7 @@ def signature(cls: type[LayerSpec]) -> str:
         if f.default is dataclasses.MISSING:
             parts.append(f.name)
         else:
-            parts.append(f"{f.name}={f.default!r}")
+            parts.append(f"{f.name}={echo(f.default)}")
     return f"{cls.kind}({', '.join(parts)})"
 
 

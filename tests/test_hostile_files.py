@@ -1,0 +1,361 @@
+"""Hostile files for ``shapecalc inspect``, generated family by family (over a thousand
+files): safetensors headers with markup, escapes and surrogates in names, dotted names a
+thousand deep, wrong dtypes, shapes and offsets, bracket bombs, truncations; torch.save
+files with shared references, cycles, deep nesting and objects that would run code;
+checkpoint folders with hostile indexes and configs; random bytes under every name.
+Each is inspected as a table and as JSON: the answer is a clean listing (exit 0, or 1 for
+a folder that disagrees with its config) or one line ``Error: ...`` (exit 2), printable,
+in bounded time; the largest are measured for their peak memory in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_cli import run
+
+HOSTILE_CHARS = [
+    "[bold]",
+    "[/bold]",
+    "[/]",
+    "[link=http://x]",
+    "\x1b[2J",
+    "\x07",
+    "\ud800",
+    "\u202e",
+    "\x00",
+    "\n",
+    "\t",
+    "é",
+    "😀",
+    ".",
+    "..",
+    "{0..3}",
+    "%s",
+    "\\",
+]
+
+
+def header_file(path: Path, header: Any, data: bytes = b"", raw: bytes | None = None) -> Path:
+    body = raw if raw is not None else json.dumps(header).encode("utf-8", "surrogatepass")
+    path.write_bytes(struct.pack("<Q", len(body)) + body + data)
+    return path
+
+
+def entry(shape: list[int], begin: int = 0, dtype: str = "F32") -> dict[str, Any]:
+    size = 4
+    for d in shape:
+        size *= d
+    return {"dtype": dtype, "shape": shape, "data_offsets": [begin, begin + size]}
+
+
+# -- the families: each yields files into a folder ---------------------------------------------
+def names(folder: Path, rng: random.Random) -> Iterator[Path]:
+    for i in range(150):
+        name = "".join(
+            rng.choice([*HOSTILE_CHARS, "a", "b", "w"]) for _ in range(rng.randint(1, 8))
+        )
+        yield header_file(folder / f"names{i}.safetensors", {name: entry([1])}, bytes(4))
+
+
+def deep_names(folder: Path, rng: random.Random) -> Iterator[Path]:
+    for i, depth in enumerate([1, 2, 10, 100, 500, 1000, 2000, 5000] * 10):
+        name = ".".join(rng.choice(["a", "0", "[b]", ""]) for _ in range(depth))
+        yield header_file(
+            folder / f"deep{i}.safetensors", {name: entry([1]), "x": entry([1], 4)}, bytes(8)
+        )
+
+
+def bad_entries(folder: Path, rng: random.Random) -> Iterator[Path]:
+    dtypes: list[Any] = [["F32"], {"a": 1}, 3, None, "F33", True, "", "f32", "F32 " * 1000]
+    shapes: list[Any] = [
+        [-1],
+        [1.5],
+        [True],
+        ["2"],
+        [[1]],
+        [10**30],
+        [10**1000],
+        5,
+        None,
+        [2**63],
+        list(range(1000)),
+    ]
+    offsets: list[Any] = [
+        [0],
+        [0, 1, 2],
+        [4, 0],
+        [-4, 0],
+        ["0", "4"],
+        [0, 10**40],
+        None,
+        [0, 10**1000],
+        [0.0, 4.0],
+        [True, 4],
+    ]
+    i = 0
+    for field, values in (("dtype", dtypes), ("shape", shapes), ("data_offsets", offsets)):
+        for value in values:
+            for _ in range(3):
+                item = entry([1])
+                item[field] = value
+                yield header_file(folder / f"entry{i}.safetensors", {"w": item}, bytes(4))
+                i += 1
+    for i in range(20):  # overlaps and gaps
+        a, b = rng.randint(0, 8), rng.randint(0, 8)
+        header = {
+            "a": {"dtype": "U8", "shape": [4], "data_offsets": [a, a + 4]},
+            "b": {"dtype": "U8", "shape": [4], "data_offsets": [b, b + 4]},
+        }
+        yield header_file(folder / f"span{i}.safetensors", header, bytes(rng.randint(0, 16)))
+
+
+def structure(folder: Path, rng: random.Random) -> Iterator[Path]:
+    raws = [
+        b"[{},{}]",
+        b'{"a":[{},{}]}',
+        b"[" * 5000 + b"]" * 5000,
+        b'{"a":' * 5000 + b"1" + b"}" * 5000,
+        b"{}",
+        b"null",
+        b"1",
+        b'"x"',
+        b"{" + b'"a":{},' * 2000 + b'"b":{}}',
+        b"\xff\xfe{}",
+        b'{"a": NaN}',
+        b'{"__metadata__": [1]}',
+        b'{"__metadata__": {"a": 1}}',
+        b'{"a": {}}',
+        b'{"a": {"dtype": "F32"}}',
+        b'{"a":1,"a":2}',
+        b"{" * 3 + b"}" * 3,
+    ]
+    for i, raw in enumerate(raws * 8):
+        yield header_file(folder / f"structure{i}.safetensors", None, b"", raw)
+
+
+def truncated(folder: Path, rng: random.Random) -> Iterator[Path]:
+    good = json.dumps({"w": entry([4])}).encode()
+    whole = struct.pack("<Q", len(good)) + good + bytes(16)
+    for i in range(100):
+        cut = rng.randint(0, len(whole))
+        path = folder / f"cut{i}.safetensors"
+        path.write_bytes(whole[:cut])
+        yield path
+    for i, length in enumerate([0, 2**63, 2**64 - 1, 100 * 1024 * 1024 + 1, len(good) + 1000]):
+        path = folder / f"length{i}.safetensors"
+        path.write_bytes(struct.pack("<Q", length) + good + bytes(16))
+        yield path
+
+
+def many(folder: Path, rng: random.Random) -> Iterator[Path]:
+    for i in range(10):
+        count = rng.randint(1000, 20000)
+        header, offset = {}, 0
+        for k in range(count):
+            header[f"layer{k % 97}.block{k}.{rng.choice(['w', 'b', '[x]'])}"] = entry([1], offset)
+            offset += 4
+        yield header_file(folder / f"many{i}.safetensors", header, bytes(offset))
+
+
+def random_bytes(folder: Path, rng: random.Random) -> Iterator[Path]:
+    suffixes = [".safetensors", ".pt", ".pth", ".bin", "", ".json", ".keras", ".h5", ".txt"]
+    starts = [b"", b"PK\x03\x04", b"\x80\x02", b"{", b"\x89HDF", b"GGUF", b"\x08\x00" * 4]
+    for i in range(300):
+        start = rng.choice(starts)
+        path = folder / f"random{i}{rng.choice(suffixes)}"
+        path.write_bytes(start + rng.randbytes(rng.randint(0, 300)))
+        yield path
+
+
+def torch_files(folder: Path, rng: random.Random) -> Iterator[Path]:
+    torch = pytest.importorskip("torch")
+    t = torch.zeros(2)
+    for i in range(30):  # shared references: 2^depth paths to one tensor
+        x: Any = [t]
+        for _ in range(rng.randint(5, 40)):
+            x = [x, x]
+        path = folder / f"shared{i}.pt"
+        torch.save({"x": x}, path)
+        yield path
+    for i in range(30):  # cycles
+        c: Any = [] if i % 2 else {}
+        if isinstance(c, list):
+            c.append(c)
+            c.append(torch.zeros(1))
+        else:
+            c["self"] = c
+            c["t"] = torch.zeros(1)
+        path = folder / f"cycle{i}.pt"
+        torch.save({"c": c}, path)
+        yield path
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20000)
+    try:
+        for i, depth in enumerate([10, 63, 64, 65, 100, 500, 1000, 2000] * 3):
+            d: Any = torch.zeros(1)
+            for _ in range(depth):
+                d = [d]
+            path = folder / f"nested{i}.pt"
+            torch.save({"d": d}, path)
+            yield path
+    finally:
+        sys.setrecursionlimit(limit)
+    for i in range(30):  # keys with markup and escapes; values that are not tensors
+        key = "".join(rng.choice([*HOSTILE_CHARS[:10], "k"]) for _ in range(4))
+        value: Any = rng.choice([torch.zeros(1), 3, "text", None, [1, 2], {"a": torch.zeros(2)}])
+        path = folder / f"keys{i}.pt"
+        torch.save({key: value, "w": torch.zeros(1)}, path)
+        yield path
+
+
+def folders(folder: Path, rng: random.Random) -> Iterator[Path]:
+    indexes: list[Any] = [
+        {"weight_map": {"w": "../x.safetensors"}},
+        {"weight_map": {"w": "/etc/passwd"}},
+        {"weight_map": []},
+        {"weight_map": {"w": 3}},
+        [],
+        "x",
+        {"weight_map": {}},
+        {"weight_map": {"w": "missing.safetensors"}},
+        {"weight_map": {"v": "a.safetensors"}},
+        {"weight_map": {"w": "a.safetensors", "[bold]": "a.safetensors"}},
+    ]
+    configs: list[Any] = [
+        {"model_type": "llama"},
+        {"model_type": ["llama"]},
+        {"model_type": "falcon"},
+        {"model_type": "gpt2", "n_embd": "x"},
+        [],
+        {"model_type": "bert", "x" * 5000: 1},
+        {"model_type": "gpt2", "vocab_size": 2**70},
+        None,
+    ]
+    for i in range(100):
+        here = folder / f"folder{i}"
+        here.mkdir()
+        header_file(here / "a.safetensors", {"w": entry([2])}, bytes(8))
+        if rng.random() < 0.6:
+            (here / "model.safetensors.index.json").write_text(json.dumps(rng.choice(indexes)))
+        if rng.random() < 0.7:
+            config = rng.choice(configs)
+            (here / "config.json").write_text("{not json" if config is None else json.dumps(config))
+        if rng.random() < 0.2:
+            header_file(here / "b.safetensors", {"v": entry([1])}, bytes(4))
+        yield here
+
+
+FAMILIES: dict[str, Callable[[Path, random.Random], Iterator[Path]]] = {
+    "names": names,
+    "deep_names": deep_names,
+    "bad_entries": bad_entries,
+    "structure": structure,
+    "truncated": truncated,
+    "many": many,
+    "random_bytes": random_bytes,
+    "torch": torch_files,
+    "folders": folders,
+}
+
+
+def check(path: Path, fmt: str) -> None:
+    start = time.perf_counter()
+    result = run(["inspect", str(path), "--format", fmt, "--depth", "3"])
+    took = time.perf_counter() - start
+    where = (path.name, fmt, result.exit_code)
+    assert took < 10, (*where, f"{took:.1f} s")
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        *where,
+        repr(result.exception),
+    )
+    assert result.exit_code in (0, 1, 2), where
+    for text in (result.stdout, result.stderr):
+        text.encode("utf-8")  # printable: no lone surrogate reaches the terminal
+        assert "\x1b" not in text and "\x07" not in text, where
+    if result.exit_code == 2:
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), (*where, result.stderr[:300])
+        assert len(lines[0]) <= 700, (*where, len(lines[0]))
+    else:
+        assert result.stdout.strip(), where
+        if fmt == "json":
+            json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_hostile_files_get_clean_answers(family: str, tmp_path: Path) -> None:
+    rng = random.Random(family)
+    made = list(FAMILIES[family](tmp_path, rng))
+    for path in made:
+        for fmt in ("table", "json"):
+            check(path, fmt)
+
+
+def test_there_are_over_a_thousand() -> None:
+    """The families together make over a thousand files (counted without torch's, which
+    need torch to write)."""
+    import tempfile
+
+    total = 0
+    with tempfile.TemporaryDirectory() as folder:
+        for family, make in FAMILIES.items():
+            if family == "torch":
+                total += 30 + 30 + 24 + 30
+                continue
+            total += sum(1 for _ in make(Path(folder), random.Random(family)))
+    assert total >= 1000, total
+
+
+@pytest.mark.parametrize("kind", ["bracket bomb", "list bomb", "shared references"])
+def test_peak_memory_stays_bounded(tmp_path: Path, kind: str) -> None:
+    """The largest hostile files, inspected in a fresh process: the peak memory (the
+    process's maximum resident set) stays under 700 MB and the time under 10 s."""
+    if kind == "bracket bomb":  # 100 MB of empty objects in a list, inside the header
+        body = b'{"a":[' + b"{}," * 33_000_000 + b"{}]}"
+        path = tmp_path / "bomb.safetensors"
+        path.write_bytes(struct.pack("<Q", len(body)) + body)
+    elif kind == "list bomb":
+        body = b"[" + b"[]," * 33_000_000 + b"[]]"
+        path = tmp_path / "bomb.safetensors"
+        path.write_bytes(struct.pack("<Q", len(body)) + body)
+    else:
+        torch = pytest.importorskip("torch")
+        x: Any = [torch.zeros(2)]
+        for _ in range(60):
+            x = [x, x]
+        path = tmp_path / "shared.pt"
+        torch.save({"x": x}, path)
+    code = (
+        "import resource, sys\n"
+        "from shapecalc.cli import cli\n"
+        "try:\n"
+        "    cli(['inspect', sys.argv[1], '--format', 'json'], prog_name='shapecalc')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    )
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+    took = time.perf_counter() - start
+    lines = done.stderr.strip().splitlines()
+    peak_mb = int(lines[-1]) / 1024
+    assert peak_mb < 700, (kind, peak_mb)
+    assert took < 10, (kind, took)
+    assert len(lines) <= 2, lines  # one line of error at most, then the measurement

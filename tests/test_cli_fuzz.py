@@ -4,6 +4,10 @@ exit 2 with one line ``Error: ...``; never a traceback, never exit 1, never a ha
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
@@ -14,8 +18,36 @@ from shapecalc.layers import LAYER_KINDS
 from tests.test_cli import run
 from tests.test_schema import REPORT
 
+#: a config folder with its weights, for hf and inspect FOLDER (made once per session)
+_HERE = Path(tempfile.mkdtemp(prefix="shapecalc-fuzz-"))
+(_HERE / "config.json").write_text(
+    json.dumps(
+        {
+            "model_type": "llama",
+            "vocab_size": 16,
+            "hidden_size": 8,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 8,
+        }
+    )
+)
+CONFIG = str(_HERE)
+
+#: calls per run: thousands in the ci profile; SHAPECALC_FUZZ_EXAMPLES sets it
+#: (python scripts/fuzz.py runs 10,000 or more)
+EXAMPLES = int(
+    os.environ.get(
+        "SHAPECALC_FUZZ_EXAMPLES", "2000" if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else "300"
+    )
+)
+
 #: each command with a valid base; generated tokens come after it (and may override it)
 COMMANDS = [
+    ["hf", CONFIG],
+    ["hf", str(_HERE / "config.json"), "--verify"],
+    ["inspect", CONFIG],
+    ["llama", "--vocab", "16", "--hidden", "8", "--heads", "2", "--layers", "1"],
     ["lstm", "--hidden", "8", "--vocab", "5"],
     ["gru", "--hidden", "8", "--vocab", "5"],
     ["rnn", "--hidden", "8", "--vocab", "5"],
@@ -92,6 +124,18 @@ FLAGS = [
     "--dtype",
     "--training",
     "--convention",
+    "--head",
+    "--heads",
+    "--kv-heads",
+    "--head-dim",
+    "--intermediate",
+    "--context",
+    "--experts",
+    "--rotary-pct",
+    "--class",
+    "--allow-field",
+    "--attention-bias",
+    "--layout",
 ]
 SWITCHES = [
     "--one-hot",
@@ -169,6 +213,24 @@ VALUES = st.one_of(
             "2.5",
             "bilinear",
             "area",
+            "lm",
+            "mlm",
+            "LlamaModel",
+            "9" * 5000,
+            "-" + "9" * 5000,
+            "1e1000000",
+            "1.5e-1000000",
+            "9223372036854775808",
+            "x" * 100_000,
+            "[bold]",
+            "[/]",
+            "\x1b[2J",
+            "a\nb",
+            CONFIG,
+            "/no/such/file",
+            "acme/missing-model",
+            "sys:exit",
+            "os:abort",
         ]
     ),
     st.text(max_size=6),
@@ -180,23 +242,28 @@ TOKENS = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(command=st.sampled_from(COMMANDS), tokens=st.lists(TOKENS, max_size=6))
 def test_every_command_exits_0_or_2_with_one_line(command: list[str], tokens: list[Any]) -> None:
     args = [*command, *(t for group in tokens for t in group)]
+    start = time.perf_counter()
     result = run(args, 100)
+    took = time.perf_counter() - start
     event(f"exit {result.exit_code}")
-    assert result.exit_code in (0, 2), (args, result.exit_code, result.output)
+    shown = [a[:60] for a in args]
+    assert took < 10, (shown, f"{took:.1f} s")
+    assert result.exit_code in (0, 2), (shown, result.exit_code, result.output[:500])
     assert result.exception is None or isinstance(result.exception, SystemExit), (
-        args,
-        repr(result.exception),
+        shown,
+        repr(result.exception)[:500],
     )
-    assert "Traceback" not in result.output, args
+    assert "Traceback" not in result.output, shown
     if result.exit_code == 2:
         lines = result.stderr.splitlines()
-        assert len(lines) == 1 and lines[0].startswith("Error: "), (args, result.stderr)
+        assert len(lines) == 1 and lines[0].startswith("Error: "), (shown, result.stderr[:500])
+        assert len(lines[0]) <= 700, (shown, len(lines[0]))
     elif "--help" not in args:
-        assert result.stdout.strip() or "Verified against" in result.stderr, args
+        assert result.stdout.strip() or "Verified against" in result.stderr, shown
         fmt = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--format"]
         if fmt and fmt[-1] == "json" and (command[0] in ARCHITECTURES or command[0] == "layer"):
             REPORT.validate(json.loads(result.stdout))  # always parses, always valid

@@ -132,21 +132,14 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-#: a JSON string (its contents are what the shape check leaves out)
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+#: a JSON string (its contents are what the shape check leaves out), written unrolled
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 #: what never stands in a header's JSON outside its strings: a list or an object in a list,
 #: an object not after a key
 _NOT_A_TABLE = (b"[[", b"[{", b"{{", b",{", b",[", b"{[", b'["')
 
 
-def _header_shape(raw: bytes) -> str | None:
-    """Why ``raw`` cannot be a table of tensors, judged before any object is built (so a
-    header of millions of empty lists costs its bytes, not gigabytes): an object of
-    ``name: {dtype, shape, data_offsets}``, lists holding numbers only, at most one
-    bracket in 8 bytes. None when it may be one."""
-    compact = _STRING.sub(b'""', raw).translate(None, b" \t\r\n")
-    if not compact.startswith(b"{"):
-        return "the header is not a JSON object"
+def _odd(compact: bytes) -> str | None:
     if any(pattern in compact for pattern in _NOT_A_TABLE):
         return "the header is not a table of tensors (lists or objects nested where none go)"
     brackets = compact.count(b"{") + compact.count(b"[")
@@ -156,6 +149,21 @@ def _header_shape(raw: bytes) -> str | None:
             f"{len(compact):,} bytes; a tensor's entry takes at least 8 bytes a bracket)"
         )
     return None
+
+
+def _header_shape(raw: bytes) -> str | None:
+    """Why ``raw`` cannot be a table of tensors, judged before any object is built (so a
+    header of millions of empty lists costs its bytes, not gigabytes): an object of
+    ``name: {dtype, shape, data_offsets}``, lists holding numbers only, at most one
+    bracket in 8 bytes. A header that looks like one at a glance (no such pattern, few
+    brackets, strings and all) is not looked at twice; else its strings are taken out
+    and it is judged on what remains. None when it may be one."""
+    compact = raw.translate(None, b" \t\r\n")
+    if not compact.startswith(b"{"):
+        return "the header is not a JSON object"
+    if _odd(compact) is None:
+        return None
+    return _odd(_STRING.sub(b'""', compact))
 
 
 def read_safetensors(path: str) -> Checkpoint:

@@ -25,7 +25,7 @@ __all__ = ["CHECKPOINT_SUFFIXES", "Entry", "Inspection", "inspect_target", "load
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made by the hundred thousand: plain slots, no frozen setattr
 class Entry:
     name: str
     shape: tuple[int, ...]

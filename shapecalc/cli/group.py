@@ -18,8 +18,21 @@ from shapecalc.core.errors import ShapecalcError
 __all__ = ["ShapecalcGroup", "engine_error", "flag_of", "register"]
 
 
+#: the longest error line, and the longest run of a value echoed in it
+MAX_LINE, MAX_WORD = 600, 80
+
+
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    """An error as one line of readable length: a value echoed in it (click echoes the
+    whole of a value it refuses) cut to :data:`MAX_WORD` characters, escapes shown
+    escaped, the line cut to :data:`MAX_LINE`."""
+    words = []
+    for word in text.split():
+        if not word.isprintable():
+            word = word.encode("unicode_escape", "backslashreplace").decode("ascii")
+        words.append(word if len(word) <= MAX_WORD else word[: MAX_WORD - 1] + "…")
+    line = " ".join(words)
+    return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
 
 
 class ShapecalcGroup(click.Group):

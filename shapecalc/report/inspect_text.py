@@ -17,33 +17,40 @@ if TYPE_CHECKING:
 
 __all__ = ["inspection_text"]
 
-#: a node: [count, children by name, entry or None, the kinds of the layers under it]
+#: a node: [count, children by name, entry or None, the kinds of the layers under it,
+#: whether tensors deeper than the cut are summed into it]
 Node = list[Any]
 
 
-def _tree(inspection: Inspection) -> Node:
-    """The dotted names as nested nodes (the collector paused: it would walk the young
-    nodes again and again while hundreds of thousands are made)."""
+def _tree(inspection: Inspection, depth: int) -> Node:
+    """The dotted names as nested nodes down to ``depth`` levels, deeper tensors summed
+    into the node at the cut (the collector paused: it would walk the young nodes again
+    and again while hundreds of thousands are made)."""
     with paused_gc():
-        return _nodes(inspection)
+        return _nodes(inspection, depth)
 
 
-def _nodes(inspection: Inspection) -> Node:
-    root: Node = [0, {}, None, set()]
+def _nodes(inspection: Inspection, depth: int) -> Node:
+    root: Node = [0, {}, None, set(), False]
     for entry in inspection.entries:
         counted = 0 if entry.tied_to else entry.count
+        kind = entry.kind
         node = root
         node[0] += counted
-        node[3].add(entry.kind)
-        for part in entry.name.split("."):
+        node[3].add(kind)
+        parts = entry.name.split(".", depth)  # no more than the levels shown
+        for part in parts[:depth]:
             children = node[1]
             child = children.get(part)
             if child is None:
-                child = children[part] = [0, {}, None, set()]
+                child = children[part] = [0, {}, None, set(), False]
             node = child
             node[0] += counted
-            node[3].add(entry.kind)
-        node[2] = entry
+            node[3].add(kind)
+        if len(parts) > depth:
+            node[4] = True
+        else:
+            node[2] = entry
     return root
 
 
@@ -61,9 +68,9 @@ def inspection_text(inspection: Inspection, depth: int) -> str:
 
     def label(part: str, node: Node) -> str:
         name = printable(part)
-        count, children, entry, kinds = node
+        count, children, entry, kinds, deeper = node
         share = f" ({100 * count / total:.1f}%)" if total else ""
-        if entry is not None and not children:
+        if entry is not None and not children and not deeper:
             text = f"{name}  {shape_str(entry.shape)}  "
             if entry.tied_to:
                 return text + f"tied to {printable(entry.tied_to)}, counted there"
@@ -74,7 +81,7 @@ def inspection_text(inspection: Inspection, depth: int) -> str:
 
     # depth first, children in order, without recursion: (prefix, name, node, level, last)
     stack: list[tuple[str, str, Node, int, bool]] = []
-    first = list(_tree(inspection)[1].items())
+    first = list(_tree(inspection, depth)[1].items())
     for i in range(len(first) - 1, -1, -1):
         stack.append(("", first[i][0], first[i][1], 1, i == len(first) - 1))
     while stack:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -267,3 +268,39 @@ def test_every_command_exits_0_or_2_with_one_line(command: list[str], tokens: li
         fmt = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--format"]
         if fmt and fmt[-1] == "json" and (command[0] in ARCHITECTURES or command[0] == "layer"):
             REPORT.validate(json.loads(result.stdout))  # always parses, always valid
+
+
+HUGE = ["9" * 5000, "-" + "9" * 5000, "9223372036854775808", "1e1000000"]
+
+
+@pytest.mark.parametrize("value", HUGE)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["layer", "conv2d", "--in-channels", "3", "--out-channels", "4", "--kernel-size"],
+        [
+            "layer",
+            "conv2d",
+            "--in-channels",
+            "3",
+            "--out-channels",
+            "4",
+            "--kernel-size",
+            "3",
+            "--stride",
+        ],
+        ["layer", "linear", "--in-features", "3", "--out-features", "4", "--input-shape"],
+        ["layer", "linear", "--in-features", "3", "--out-features"],
+        ["layer", "maxpool2d", "--kernel-size", "2", "--input-shape", "1,3,8,8", "--padding"],
+        ["lstm", "--vocab", "5", "--hidden"],
+        ["lstm", "--vocab", "5", "--hidden", "4", "--shapes", "--batch"],
+        ["solve", "lstm", "--vocab", "5", "--params", "1e30", "--layers"],
+        ["llama", "--vocab", "5", "--hidden", "8", "--layers", "1", "--heads"],
+        ["inspect", "--depth"],
+    ],
+)
+def test_numbers_past_any_size_are_one_line(args: list[str], value: str) -> None:
+    result = run([*args, value])
+    assert result.exit_code == 2, result.output[:300]
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and len(lines[0]) <= 700

@@ -69,7 +69,10 @@ class _Optional(click.ParamType):  # type: ignore[type-arg]
 
 
 def _is_int(text: str) -> bool:
-    return text.lstrip("+-").isdigit() and text.lstrip("+-").isascii()
+    """An integer that ``int()`` takes: digits (at most 40 of them; a longer number stays
+    text, which the size check refuses in words, as past 2^63 - 1)."""
+    digits = text.lstrip("+-")
+    return digits.isdigit() and digits.isascii() and len(digits) <= 40
 
 
 def _shape(text: str) -> tuple[Any, ...]:

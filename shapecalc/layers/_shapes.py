@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from shapecalc.core.dims import Dim, dim_str, floor_div, product, same_size, shape_str
+from shapecalc.core.dims import (
+    LARGEST,
+    Dim,
+    dim_str,
+    floor_div,
+    product,
+    same_size,
+    shape_str,
+)
 from shapecalc.core.spec import LayerSpec, Shape, shown
 
 __all__ = [
@@ -89,6 +97,13 @@ def tuple_of(
                 value,
                 f"{field} must be an int or a tuple of {n} ints",
                 f"got {shown(value)}",
+            )
+        if abs(item) > LARGEST:
+            spec._fail(
+                field,
+                value,
+                f"{field} must be at most 2^63 - 1 (what torch holds)",
+                f"got {shown(item)}",
             )
         if minimum is not None and item < minimum:
             spec._fail(field, value, f"{field} must be >= {minimum}", f"got {shown(value)}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -10,6 +12,16 @@ HEAD = (
     "# Benchmark results\n\n"
     "Written by the scripts in `benchmarks/`, each section measured in one run on one machine.\n"
 )
+
+
+def best(run: Callable[[], object], times: int = 7) -> float:
+    """The fastest of ``times`` runs of ``run``, in seconds."""
+    fastest = float("inf")
+    for _ in range(times):
+        start = time.perf_counter()
+        run()
+        fastest = min(fastest, time.perf_counter() - start)
+    return fastest
 
 
 def write_section(name: str, text: str) -> None:

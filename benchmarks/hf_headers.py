@@ -19,11 +19,10 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import write_section
+from _results import best, write_section
 from startup import LLAMA_70B_CONFIG as CONFIG
 
 SHARDS = 30
@@ -59,15 +58,6 @@ def write_checkpoint(folder: str) -> int:
     with open(os.path.join(folder, "config.json"), "w") as handle:
         json.dump(CONFIG, handle)
     return len(tensors)
-
-
-def best(run, times: int = 7) -> float:
-    fastest = float("inf")
-    for _ in range(times):
-        start = time.perf_counter()
-        run()
-        fastest = min(fastest, time.perf_counter() - start)
-    return fastest
 
 
 def main() -> None:

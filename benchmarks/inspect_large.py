@@ -18,11 +18,10 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import write_section
+from _results import best, write_section
 
 TENSORS = 200_000
 
@@ -40,15 +39,6 @@ def write(path: str) -> bytes:
     return raw
 
 
-def best(run, times: int = 5) -> float:
-    fastest = float("inf")
-    for _ in range(times):
-        start = time.perf_counter()
-        run()
-        fastest = min(fastest, time.perf_counter() - start)
-    return fastest
-
-
 def main() -> None:
     from shapecalc.adapters.checkpoint import read_checkpoint
 
@@ -60,15 +50,15 @@ def main() -> None:
         as_json = [*table, "--format", "json"]
         subprocess.run(as_json, stdout=subprocess.DEVNULL, check=True)  # bytecode first
         timed = [
-            ("`json.loads` of the header (baseline)", best(lambda: json.loads(raw))),
-            ("`read_checkpoint`, every entry checked", best(lambda: read_checkpoint(path))),
+            ("`json.loads` of the header (baseline)", best(lambda: json.loads(raw), 5)),
+            ("`read_checkpoint`, every entry checked", best(lambda: read_checkpoint(path), 5)),
             (
                 "`shapecalc inspect FILE`, a fresh process, table",
-                best(lambda: subprocess.run(table, stdout=subprocess.DEVNULL, check=True)),
+                best(lambda: subprocess.run(table, stdout=subprocess.DEVNULL, check=True), 5),
             ),
             (
                 "`shapecalc inspect FILE --format json`, a fresh process",
-                best(lambda: subprocess.run(as_json, stdout=subprocess.DEVNULL, check=True)),
+                best(lambda: subprocess.run(as_json, stdout=subprocess.DEVNULL, check=True), 5),
             ),
         ]
     base = timed[0][1]

@@ -362,3 +362,17 @@ def test_peak_memory_stays_bounded(tmp_path: Path, kind: str) -> None:
     assert peak_mb < 700, (kind, peak_mb)
     assert took < 10, (kind, took)
     assert len(lines) <= 2, lines  # one line of error at most, then the measurement
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_old_pickle_protocols_are_one_line(tmp_path: Path, legacy: bool) -> None:
+    """torch warns of old pickle protocols; the warning stays off the output, and the
+    refusal says why."""
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "old.pt"
+    torch.save(
+        {"w": torch.zeros(2)}, path, pickle_protocol=1, _use_new_zipfile_serialization=not legacy
+    )
+    result = run(["inspect", str(path)])
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "pickle protocol older than 2" in result.stderr or "not plain tensors" in result.stderr

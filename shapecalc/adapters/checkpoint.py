@@ -346,6 +346,12 @@ def _load(torch: Any, path: str) -> Any:
 def _refusal(err: Exception) -> str:
     """Why torch.load refused a file, in one line."""
     text = str(err)
+    if "Weights only load failed" in text and "Unsupported operand" in text:
+        return (
+            "it was written with a pickle protocol older than 2, which torch.load("
+            "weights_only=True) does not read; save it again with torch.save's default "
+            "protocol to inspect it"
+        )
     if "Weights only load failed" in text:
         return (
             "it holds objects that are not plain tensors (a pickle that would run code "
@@ -407,6 +413,14 @@ def read_checkpoint(path: str) -> Checkpoint:
         raise _fail(path, "no such file")
     if path.endswith(".safetensors"):
         return read_safetensors(path)
+    if path.endswith((".pt", ".pth", ".bin")):  # torch's own: torch.load decides
+        try:
+            return read_state_dict(path)
+        except CheckpointError:
+            other = _sniff(path)
+            if other is not None and not other.startswith("neither"):
+                raise _fail(path, f"it is {other}") from None
+            raise
     other = _sniff(path)
     if other is not None:
         raise _fail(path, f"it is {other}" if not other.startswith("neither") else other)

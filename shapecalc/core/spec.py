@@ -184,6 +184,10 @@ def register(cls: type[LayerSpec]) -> type[LayerSpec]:
     return cls
 
 
+#: per layer kind: (its True/False fields, all its fields), for the checks every spec shares
+_FLAGS: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
 class LayerSpec:
     """Base of every layer spec (subclasses are frozen dataclasses)."""
 
@@ -231,16 +235,23 @@ class LayerSpec:
     def _check_kinds(self) -> None:
         """A field whose default is True or False takes True or False only (torch's
         ``inplace``, ``bias``); a real number is finite (no nan, no inf)."""
-        if not dataclasses.is_dataclass(self):
-            return
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(f.default, bool) and not isinstance(value, bool):
-                rule = f"{f.name} must be True or False"
-                self._fail(f.name, value, rule, f"got {shown(value)}")
+        flags = _FLAGS.get(type(self))
+        if flags is None:  # the fields whose default is True or False, once per kind
+            fields: tuple[dataclasses.Field[Any], ...] = (
+                dataclasses.fields(self) if dataclasses.is_dataclass(self) else ()
+            )
+            flags = _FLAGS[type(self)] = (
+                tuple(f.name for f in fields if isinstance(f.default, bool)),
+                tuple(f.name for f in fields),
+            )
+        for name in flags[0]:
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                self._fail(name, value, f"{name} must be True or False", f"got {shown(value)}")
+        for name in flags[1]:
+            value = getattr(self, name)
             if isinstance(value, float) and not math.isfinite(value):
-                rule = f"{f.name} must be a finite number"
-                self._fail(f.name, value, rule, f"got {value}")
+                self._fail(name, value, f"{name} must be a finite number", f"got {value}")
 
     # -- construction checks, run by subclasses' __post_init__ ---------------------------
     def _check_fields(self) -> None:

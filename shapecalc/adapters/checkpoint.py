@@ -410,7 +410,7 @@ def read_checkpoint(path: str) -> Checkpoint:
     if not isinstance(path, str):
         raise TypeError("read_checkpoint: path must be a text path, got bytes")
     if not os.path.isfile(path):
-        raise _fail(path, "no such file")
+        raise _fail(path, "not a regular file" if os.path.exists(path) else "no such file")
     if path.endswith(".safetensors"):
         return read_safetensors(path)
     if path.endswith((".pt", ".pth", ".bin")):  # torch's own: torch.load decides
@@ -424,9 +424,11 @@ def read_checkpoint(path: str) -> Checkpoint:
     other = _sniff(path)
     if other is not None:
         raise _fail(path, f"it is {other}" if not other.startswith("neither") else other)
-    head = b""
-    with open(path, "rb") as handle:
-        head = handle.read(9)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+    except OSError as err:
+        raise _fail(path, f"cannot read it ({err.strerror or type(err).__name__})") from None
     if len(head) == 9 and head[8:9] == b"{" and not path.endswith((".pt", ".pth", ".bin")):
         return read_safetensors(path)
     return read_state_dict(path)

@@ -93,6 +93,13 @@ def read_folder(folder: str) -> tuple[Checkpoint, list[str]]:
     """Every tensor of a folder's weights (its shards read one by one, headers only), and
     what does not agree with the index: a shard missing, a tensor in the wrong shard or in
     none."""
+    try:
+        return _read_folder(folder)
+    except OSError as err:  # a folder or a file it cannot read
+        raise _fail(folder, f"cannot read it ({err.strerror or type(err).__name__})") from None
+
+
+def _read_folder(folder: str) -> tuple[Checkpoint, list[str]]:
     problems: list[str] = []
     index = next((n for n in INDEXES if os.path.isfile(os.path.join(folder, n))), None)
     if index is not None:
@@ -123,7 +130,8 @@ def read_folder(folder: str) -> tuple[Checkpoint, list[str]]:
     for file in files:
         path = os.path.join(folder, file)
         if not os.path.isfile(path):
-            problems.append(f"shard {file} is named by {index} but is not in the folder")
+            said = f"is named by {index} but is not" if index else "is not a regular file"
+            problems.append(f"shard {file} {said} in the folder")
             continue
         shard = read_checkpoint(path)
         formats.add(shard.format)

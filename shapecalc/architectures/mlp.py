@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from shapecalc.core.declare import Architecture, Built, choice, flag, number, size
 from shapecalc.core.dims import dim_str
+from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.tree import Leaf, Sequential
 from shapecalc.layers.activation import GELU, ReLU, Sigmoid, SiLU, Tanh
 from shapecalc.layers.linear import Dropout, Linear
@@ -19,6 +20,10 @@ __all__ = ["MLP", "mlp"]
 
 #: the activation choices, as torch.nn layers
 ACTIVATIONS = {"relu": ReLU, "gelu": GELU, "tanh": Tanh, "sigmoid": Sigmoid, "silu": SiLU}
+
+
+#: the most hidden layers an MLP lists (each is a numbered module of its own)
+MAX_LAYERS = 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +58,17 @@ class MLP(Architecture):
     dropout: float = number(
         "Dropout after each activation; it adds no parameters.", 0.0, low=0, high=1, open_high=True
     )
+
+    def check(self) -> None:
+        if isinstance(self.layers, int) and self.layers > MAX_LAYERS:
+            rule = f"an MLP lists each layer by name: at most {MAX_LAYERS:,} hidden layers"
+            raise InvalidArgumentError(
+                f"{rule} (got {self.layers:,})",
+                layer=self.owner(),
+                field="layers",
+                value=self.layers,
+                rule=rule,
+            )
 
     def build(self) -> Built:
         hidden, steps = self.hidden, []

@@ -14,5 +14,20 @@ __all__ = ["cli", "main"]
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="shapecalc")
+    """Console-script entry point. A terminal that cannot show a character (an ASCII
+    locale and the formulas' ·) gets it escaped; output that cannot be written (a full
+    disk, a closed pipe) ends in one line, not a traceback."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+    try:
+        cli(prog_name="shapecalc")
+    except BrokenPipeError:  # the reader went away (shapecalc ... | head): nothing to say
+        sys.stderr.close()
+        sys.exit(0)
+    except OSError as err:
+        print(f"Error: cannot write the output ({err.strerror or err})", file=sys.stderr)
+        sys.exit(2)

@@ -305,8 +305,8 @@ def verify(model: Model, reference: Reference | None = None) -> None:
     sys.exit(1)
 
 
-#: the modules --verify builds in seconds on the meta device
-MOST_MODULES = 10_000
+#: the modules and tensors --verify builds in seconds on the meta device
+MOST_MODULES, MOST_TENSORS = 10_000, 20_000
 
 
 def _buildable(model: Model) -> None:
@@ -319,11 +319,12 @@ def _buildable(model: Model) -> None:
             modules = MOST_MODULES + 1
             break
         modules += copies
-    if modules > MOST_MODULES:
+    tensors = model.tensor_count()
+    if modules > MOST_MODULES or not isinstance(tensors, int) or tensors > MOST_TENSORS:
         raise click.BadParameter(
             f"it builds every module on the meta device, and this model has more than "
-            f"{MOST_MODULES:,}; the same block with fewer layers checks the same names and "
-            "shapes",
+            f"{MOST_MODULES:,} modules or {MOST_TENSORS:,} tensors; the same block with fewer "
+            "layers checks the same names and shapes",
             param_hint="'--verify'",
         )
     for row in model.rows():

@@ -190,6 +190,11 @@ class Expr:
             >>> (4 * symbol("H") * symbol("E")).subs({"H": 512})
             Expr('2048*E')
         """
+        if not isinstance(values, Mapping):
+            raise TypeError(
+                f"subs: values must be a mapping of size names to values, got "
+                f"{type(values).__name__}"
+            )
         total: Dim = 0
         for mono, coef in self._terms.items():
             term: Dim = coef

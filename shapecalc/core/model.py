@@ -37,6 +37,7 @@ from shapecalc.core.errors import (
     expect,
     require_one_of,
 )
+from shapecalc.core.flow import Chain, _Branches
 from shapecalc.core.spec import LayerSpec, Param, expand, shown
 from shapecalc.core.tree import (
     Block,
@@ -140,6 +141,36 @@ class UnknownLayerError(InvalidArgumentError, KeyError):
         return self._render()
 
 
+#: how deep blocks and flows may nest (real models nest a dozen deep)
+MAX_DEPTH = 64
+
+
+def _check_depth(root: Node, name: str) -> None:
+    """Blocks nested, and flows nested in a block's flow, at most :data:`MAX_DEPTH` deep:
+    measured without recursion, before anything walks the tree with it."""
+    stack: list[tuple[Any, int]] = [(root, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            rule = f"blocks and flows nest at most {MAX_DEPTH} deep"
+            raise InvalidArgumentError(
+                f"{rule}; this model nests deeper",
+                layer=name,
+                field="root",
+                value=depth,
+                rule=rule,
+            )
+        if isinstance(item, Block):
+            for entry in item.children:
+                stack.append((entry.node, depth + 1))
+            if item.flow is not None:
+                stack.append((item.flow, depth + 1))
+        elif isinstance(item, Chain):
+            stack.extend((step, depth + 1) for step in item.steps)
+        elif isinstance(item, _Branches):
+            stack.extend((branch, depth + 1) for branch in item.branches)
+
+
 #: the most tensors a model lists one by one (named_parameters); counts need no listing
 MAX_LISTED = 10_000_000
 
@@ -184,6 +215,13 @@ class Model:
         for field_name, value in (("ties", self.ties), ("sizes", self.sizes)):
             expect(value, Mapping, function="Model", argument=field_name, what="a mapping")
         object.__setattr__(self, "root", as_root(self.root))
+        _check_depth(self.root, self.name)
+        layout: Any = self.input_layout
+        if not isinstance(layout, tuple) or not all(isinstance(s, tuple) for s in layout):
+            raise TypeError(
+                f"Model: input_layout must be a tuple of shapes, each a tuple of sizes "
+                f"(('B', 'T'),), got {echo(layout)}"
+            )
         depth: Any = self.group_depth
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
             raise InvalidArgumentError(

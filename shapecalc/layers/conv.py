@@ -169,8 +169,24 @@ class _ConvBase(LayerSpec):
             out = tuple(spatial)
         else:
             p = (0,) * n if self.padding == "valid" else tuple_of(self, "padding", n)
+            self._check_pad_mode(spatial, p)
             out = tuple(conv_out(self, x, k[i], s[i], p[i], d[i]) for i, x in enumerate(spatial))
         return ((*shape[:channel_axis], self.out_channels, *out),)
+
+    def _check_pad_mode(self, spatial: Shape, padding: tuple[Any, ...]) -> None:
+        """torch's F.pad rules: reflect padding smaller than the input, circular padding
+        at most the input (a padding torch refuses is refused, not given a shape)."""
+        mode = self.padding_mode
+        if mode not in ("reflect", "circular"):
+            return
+        for x, p in zip(spatial, padding, strict=True):
+            size = known(x)
+            if size is None or not isinstance(p, int):
+                continue
+            if (mode == "reflect" and p >= size) or (mode == "circular" and p > size):
+                bound = "smaller than" if mode == "reflect" else "at most"
+                rule = f"{mode} padding must be {bound} the input's size"
+                self._fail_shape(f"{rule} ({p} against {size})", spatial)
 
     def work(self, *inputs: Shape) -> Work:
         """batch · C_out · output positions · (C_in / groups) · window MACs; for a

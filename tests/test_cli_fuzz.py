@@ -19,7 +19,7 @@ from shapecalc.layers import LAYER_KINDS
 from tests.test_cli import run
 from tests.test_schema import REPORT
 
-#: a config folder with its weights, for hf and inspect FOLDER (made once per session)
+#: a config folder with its weights, for hf and inspect FOLDER (made once per test run)
 _HERE = Path(tempfile.mkdtemp(prefix="shapecalc-fuzz-"))
 (_HERE / "config.json").write_text(
     json.dumps(

@@ -178,3 +178,15 @@ def test_a_fifo_is_not_a_file(tmp_path: Path) -> None:
     result = run(["inspect", str(fifo)])
     assert result.exit_code == 2 and "not a regular file" in result.stderr
     assert json.dumps(result.stderr)  # one printable line
+
+
+def test_verify_without_torch_prints_nothing_before_its_error(monkeypatch: Any) -> None:
+    import importlib.util
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else found(name, *a)
+    )
+    result = run(["lstm", "--layers", "2", "--hidden", "512", "--vocab", "65", "--verify"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "needs PyTorch" in result.stderr and len(result.stderr.splitlines()) == 1

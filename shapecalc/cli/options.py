@@ -310,8 +310,17 @@ MOST_MODULES, MOST_TENSORS = 10_000, 20_000
 
 
 def _buildable(model: Model) -> None:
-    """Refuse, before building, what torch cannot build or not in seconds: a dimension or
-    a tensor of 2^63 numbers or more, or more modules than :data:`MOST_MODULES`."""
+    """Refuse, before building (and before anything is printed), what torch cannot build
+    or not in seconds: anything without torch installed, a tensor of 2^63 numbers or
+    more, more modules than :data:`MOST_MODULES` or tensors than :data:`MOST_TENSORS`."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise click.BadParameter(
+            "this needs PyTorch, which is not installed; install it with pip install "
+            "'shapecalc[torch]' (or pip install torch)",
+            param_hint="'--verify'",
+        )
     modules = 0
     for layer in model.layers:
         copies = layer.copies

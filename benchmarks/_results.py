@@ -14,14 +14,14 @@ HEAD = (
 )
 
 
-def best(run: Callable[[], object], times: int = 7) -> float:
-    """The fastest of ``times`` runs of ``run``, in seconds."""
-    fastest = float("inf")
-    for _ in range(times):
+def best_of(function: Callable[[], object], repeat: int = 7) -> float:
+    """The fastest of ``repeat`` runs, in seconds (the least disturbed by the machine)."""
+    best = float("inf")
+    for _ in range(repeat):
         start = time.perf_counter()
-        run()
-        fastest = min(fastest, time.perf_counter() - start)
-    return fastest
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def write_section(name: str, text: str) -> None:

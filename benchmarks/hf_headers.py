@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import best, write_section
+from _results import best_of, write_section
 from startup import LLAMA_70B_CONFIG as CONFIG
 
 SHARDS = 30
@@ -81,15 +81,18 @@ def main() -> None:
         command = [shapecalc, "inspect", folder, "--format", "json"]
         subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
         timed = [
-            ("safetensors.safe_open, every name and shape (baseline)", best(baseline)),
+            ("safetensors.safe_open, every name and shape (baseline)", best_of(baseline)),
             (
                 "shapecalc read_folder: headers checked against files and index",
-                best(lambda: read_folder(folder)),
+                best_of(lambda: read_folder(folder)),
             ),
-            ("shapecalc check_folder: and against config.json", best(lambda: check_folder(folder))),
+            (
+                "shapecalc check_folder: and against config.json",
+                best_of(lambda: check_folder(folder)),
+            ),
             (
                 "`shapecalc inspect FOLDER --format json`, a fresh process",
-                best(lambda: subprocess.run(command, stdout=subprocess.DEVNULL, check=True)),
+                best_of(lambda: subprocess.run(command, stdout=subprocess.DEVNULL, check=True)),
             ),
         ]
         size = sum(os.path.getsize(os.path.join(folder, f)) for f in files)

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import best, write_section
+from _results import best_of, write_section
 
 TENSORS = 200_000
 
@@ -50,15 +50,15 @@ def main() -> None:
         as_json = [*table, "--format", "json"]
         subprocess.run(as_json, stdout=subprocess.DEVNULL, check=True)  # bytecode first
         timed = [
-            ("`json.loads` of the header (baseline)", best(lambda: json.loads(raw), 5)),
-            ("`read_checkpoint`, every entry checked", best(lambda: read_checkpoint(path), 5)),
+            ("`json.loads` of the header (baseline)", best_of(lambda: json.loads(raw), 5)),
+            ("`read_checkpoint`, every entry checked", best_of(lambda: read_checkpoint(path), 5)),
             (
                 "`shapecalc inspect FILE`, a fresh process, table",
-                best(lambda: subprocess.run(table, stdout=subprocess.DEVNULL, check=True), 5),
+                best_of(lambda: subprocess.run(table, stdout=subprocess.DEVNULL, check=True), 5),
             ),
             (
                 "`shapecalc inspect FILE --format json`, a fresh process",
-                best(lambda: subprocess.run(as_json, stdout=subprocess.DEVNULL, check=True), 5),
+                best_of(lambda: subprocess.run(as_json, stdout=subprocess.DEVNULL, check=True), 5),
             ),
         ]
     base = timed[0][1]

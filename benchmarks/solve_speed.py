@@ -10,11 +10,14 @@ worth, and, where it finishes in reasonable time, the ratio to a linear scan ove
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import sys
+from pathlib import Path
 from typing import Any
 
 import shapecalc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import best_of
 
 FIXED: dict[str, dict[str, Any]] = {
     "hidden": {"layers": 2, "vocab": 65},
@@ -24,16 +27,6 @@ FIXED: dict[str, dict[str, Any]] = {
 }
 #: the linear scan is run only up to this many model builds
 SCAN_LIMIT = 20_000
-
-
-def best_of(function: Callable[[], object], repeat: int = 7) -> float:
-    """The fastest of ``repeat`` runs, in seconds (the least disturbed by the machine)."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def linear_scan(free: str, target: int, fixed: dict[str, Any]) -> int | None:

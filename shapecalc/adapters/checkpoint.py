@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from shapecalc.core.errors import ShapecalcError
+from shapecalc.core.errors import ShapecalcError, printable
 
 __all__ = [
     "DTYPE_SIZES",
@@ -103,10 +103,7 @@ class Checkpoint:
 
 def _shown(text: str, limit: int = 80) -> str:
     """A name from a file in a message: control characters escaped, cut to ``limit``."""
-    shown = "".join(
-        ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF else repr(ch)[1:-1]
-        for ch in str(text)
-    )
+    shown = printable(str(text))
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
@@ -370,30 +367,33 @@ OTHER_FILES = (
 )
 
 
-def _sniff(path: str) -> str | None:
-    """What a file is that is neither a safetensors header nor a torch.save archive, in
-    words with what to use instead; None when it may be a checkpoint."""
+def _kind(path: str) -> tuple[str, str]:
+    """What a file is by its first bytes: ``("safetensors", "")``, ``("torch", "")`` (a
+    zip archive or the legacy pickle), or ``("other", why)``, what it is in words with
+    what to use instead."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(16)
-    except OSError:
-        return None
+    except OSError as err:
+        raise _fail(path, f"cannot read it ({err.strerror or type(err).__name__})") from None
     lower = path.lower()
     if lower.endswith(".json") or head.lstrip()[:1] in (b"{", b"["):
-        return (
-            "a JSON file, not a checkpoint: for a model's config.json use `shapecalc hf "
-            "FILE`, for a downloaded folder `shapecalc inspect FOLDER`"
+        return "other", (
+            "it is a JSON file, not a checkpoint: for a model's config.json use `shapecalc "
+            "hf FILE`, for a downloaded folder `shapecalc inspect FOLDER`"
         )
     if lower.endswith(".keras"):
-        return "a Keras 3 archive, not a PyTorch checkpoint: keras.saving.load_model reads it"
+        return "other", (
+            "it is a Keras 3 archive, not a PyTorch checkpoint: keras.saving.load_model reads it"
+        )
     if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
-        return None  # torch.save: a zip archive, or the legacy pickle
+        return "torch", ""
     if len(head) >= 9 and head[8:9] == b"{":
-        return None  # a safetensors header
+        return "safetensors", ""
     for magic, what, instead in OTHER_FILES:
         if head.startswith(magic) and (magic != b"\x08" or lower.endswith(".onnx")):
-            return f"{what}, not a checkpoint shapecalc reads: {instead}"
-    return (
+            return "other", f"it is {what}, not a checkpoint shapecalc reads: {instead}"
+    return "other", (
         "neither a safetensors file (8 bytes of header length, then a JSON header) nor a "
         "torch.save archive"
     )
@@ -416,19 +416,12 @@ def read_checkpoint(path: str) -> Checkpoint:
     if path.endswith((".pt", ".pth", ".bin")):  # torch's own: torch.load decides
         try:
             return read_state_dict(path)
-        except CheckpointError:
-            other = _sniff(path)
-            if other is not None and not other.startswith("neither"):
-                raise _fail(path, f"it is {other}") from None
-            raise
-    other = _sniff(path)
-    if other is not None:
-        raise _fail(path, f"it is {other}" if not other.startswith("neither") else other)
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(9)
-    except OSError as err:
-        raise _fail(path, f"cannot read it ({err.strerror or type(err).__name__})") from None
-    if len(head) == 9 and head[8:9] == b"{" and not path.endswith((".pt", ".pth", ".bin")):
-        return read_safetensors(path)
-    return read_state_dict(path)
+        except CheckpointError as refused:
+            kind, why = _kind(path)
+            if kind == "other" and not why.startswith("neither"):
+                raise _fail(path, why) from None
+            raise refused from None
+    kind, why = _kind(path)
+    if kind == "other":
+        raise _fail(path, why)
+    return read_safetensors(path) if kind == "safetensors" else read_state_dict(path)

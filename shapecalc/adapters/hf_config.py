@@ -39,6 +39,8 @@ __all__ = [
     "from_hf_config",
     "hf_model",
     "hub_cache",
+    "hub_repo",
+    "is_hub_id",
     "read_config",
     "resolve",
 ]
@@ -204,6 +206,18 @@ def hub_cache() -> str:
     return os.path.join(base, "huggingface", "hub")
 
 
+def hub_repo(hub_id: str) -> str:
+    """The cache's folder of a Hub id (``owner/name@revision``): ``models--owner--name``."""
+    return os.path.join(hub_cache(), "models--" + hub_id.partition("@")[0].replace("/", "--"))
+
+
+def is_hub_id(path: str) -> bool:
+    """Whether ``path`` (no file or folder) is read as a Hub id: ``owner/name``, or a bare
+    ``name`` the cache holds (``gpt2``)."""
+    name = path.partition("@")[0]
+    return bool(HUB_ID.match(path)) and ("/" in name or os.path.isdir(hub_repo(path)))
+
+
 def _from_cache(hub_id: str) -> str:
     """The snapshot folder of ``hub_id`` in the local cache (``refs/<revision>``, or the
     only snapshot)."""
@@ -216,7 +230,7 @@ def _from_cache(hub_id: str) -> str:
             "a revision names a ref or a snapshot of the cache",
         )
     cache = hub_cache()
-    repo = os.path.join(cache, "models--" + name.replace("/", "--"))
+    repo = hub_repo(hub_id)
     rule = "a Hub id must be in the local Hugging Face cache (shapecalc never downloads)"
     if not os.path.isdir(repo):
         raise _fail(
@@ -269,9 +283,7 @@ def resolve(path: str) -> Source:
                 "a folder must hold config.json",
             )
         return Source(config, path, _name(path, 120))
-    name = path.partition("@")[0]
-    cached = os.path.isdir(os.path.join(hub_cache(), "models--" + name.replace("/", "--")))
-    if HUB_ID.match(path) and ("/" in name or cached):  # gpt2: an id without an owner
+    if is_hub_id(path):
         folder = _from_cache(path)
         config = os.path.join(folder, "config.json")
         if not os.path.isfile(config):

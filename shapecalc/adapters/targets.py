@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shapecalc.adapters.checkpoint import Checkpoint, read_checkpoint
-from shapecalc.adapters.hf_config import HUB_ID
+from shapecalc.adapters.hf_config import is_hub_id
 from shapecalc.core.errors import InvalidArgumentError, echo
 from shapecalc.core.model import Model
 
@@ -104,12 +104,6 @@ def load_module(target: str) -> Any:
     return obj
 
 
-def _cached(name: str) -> str:
-    from shapecalc.adapters.hf_config import hub_cache
-
-    return os.path.join(hub_cache(), "models--" + name.partition("@")[0].replace("/", "--"))
-
-
 def _entries(checkpoint: Checkpoint) -> tuple[Entry, ...]:
     return tuple(Entry(t.name, t.shape, t.count, t.dtype, t.nbytes) for t in checkpoint.tensors)
 
@@ -143,10 +137,7 @@ def inspect_target(target: str, allow: tuple[str, ...] = ()) -> Inspection:
     """What ``shapecalc inspect TARGET`` shows (``allow``: config fields a folder's check
     counts the model without)."""
     if os.path.isdir(target) or (
-        not os.path.exists(target)
-        and ":" not in target
-        and HUB_ID.match(target)
-        and ("/" in target or os.path.isdir(_cached(target)))
+        not os.path.exists(target) and ":" not in target and is_hub_id(target)
     ):
         return inspect_folder(target, allow)
     if target.endswith(CHECKPOINT_SUFFIXES) or os.path.isfile(target):

@@ -17,6 +17,7 @@ __all__ = [
     "TieError",
     "echo",
     "expect",
+    "printable",
     "require_one_of",
 ]
 
@@ -78,6 +79,17 @@ class ShapecalcError(ValueError):
             fix=self.fix,
             related=tuple(names.get(f, f) for f in self.related),
         )
+
+
+def printable(text: str) -> str:
+    """``text`` from a file or the command line with its control characters (and lone
+    surrogates, which no terminal encodes) shown escaped."""
+    if text.isprintable():  # no control character, no surrogate (category Cs)
+        return text
+    return "".join(
+        ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF else repr(ch)[1:-1]
+        for ch in text
+    )
 
 
 def echo(value: Any, limit: int = 80) -> str:

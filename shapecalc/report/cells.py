@@ -29,7 +29,6 @@ __all__ = [
     "kept_lines",
     "memory_rows",
     "name_tree",
-    "printable",
     "rule_lines",
     "summary_lines",
     "table_rows",
@@ -60,17 +59,6 @@ def amount(value: Dim) -> str:
 def bytes_text(size: int) -> str:
     """``17.1 MB (17,076,484 bytes)``."""
     return f"{human_bytes(size)} ({size:,} bytes)"
-
-
-def printable(text: str) -> str:
-    """``text`` from a file or the command line with its control characters (and lone
-    surrogates, which no terminal encodes) shown escaped."""
-    if text.isprintable():  # no control character, no surrogate (category Cs)
-        return text
-    return "".join(
-        ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF else repr(ch)[1:-1]
-        for ch in text
-    )
 
 
 def title(model: Model) -> str:

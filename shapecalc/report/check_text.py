@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from shapecalc.core.errors import printable
 from shapecalc.core.units import human_count
-from shapecalc.report.cells import printable
 
 if TYPE_CHECKING:
     from shapecalc.adapters.hf_checkpoint import FolderCheck

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from shapecalc.adapters.checkpoint import paused_gc
 from shapecalc.core.dims import shape_str
+from shapecalc.core.errors import printable
 from shapecalc.core.units import human_bytes, human_count
-from shapecalc.report.cells import printable
 
 if TYPE_CHECKING:
     from shapecalc.adapters.targets import Inspection

@@ -18,6 +18,7 @@ from shapecalc.analysis.cost import Cost
 from shapecalc.analysis.explain import Section
 from shapecalc.analysis.sizing import Solution
 from shapecalc.core.dims import count_str, dim_str, shape_str
+from shapecalc.core.errors import printable
 from shapecalc.core.model import Model
 from shapecalc.report import Report
 from shapecalc.report.cells import (
@@ -35,7 +36,6 @@ from shapecalc.report.cells import (
     memory_rows,
     name_tree,
     percent,
-    printable,
     rule_lines,
     summary_lines,
     table_rows,

@@ -22,11 +22,12 @@ def test_import_shapecalc_imports_nothing_heavy() -> None:
     assert imported_after("import shapecalc") == []
 
 
-def test_concrete_counts_need_no_sympy() -> None:
+def test_concrete_counts_and_formulas_need_no_sympy() -> None:
     code = (
         "import shapecalc\n"
         "m = shapecalc.lstm_lm(vocab=65, hidden=512, layers=2, proj_size=128)\n"
         "assert m.total > 0 and str(m.total_formula)\n"
+        "assert str(shapecalc.lstm_lm(vocab='V', hidden='H', layers=2).total.diff('H'))\n"
         "from shapecalc.report.as_json import to_dict\n"
         "to_dict(m)\n"
     )

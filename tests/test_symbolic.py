@@ -105,8 +105,10 @@ def test_total_is_usable_by_sympy() -> None:
     import sympy
 
     model = shapecalc.lstm_lm(vocab="V", hidden="H", layers="L")
-    h = sympy.Symbol("H", positive=True, integer=True)
-    assert sympy.diff(model.total, h) == sympy.sympify(model.total).diff(h)
+    (h,) = shapecalc.symbols("H")  # the H of the formula: a positive integer to sympy
+    assert h == sympy.Symbol("H", positive=True, integer=True)
+    assert sympy.diff(model.total, h) == sympy.sympify(model.total).diff(h) != 0
+    assert sympy.diff(model.total, h) == model.total.diff("H").to_sympy()
     assert sympy.sympify(model.total).subs(
         {s: 2 for s in sympy.sympify(model.total).free_symbols}
     ) == model.total.subs({"V": 2, "H": 2, "L": 2})

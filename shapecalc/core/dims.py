@@ -4,8 +4,10 @@ Every parameter count in shapecalc is one Python formula over dims, written once
 ints it returns an int, given symbols it returns the formula. Counts and shapes of neural
 network layers are sums and products of sizes, so an exact integer polynomial is all a
 formula needs; it is small and pure Python, so concrete runs (and the formula column of a
-concrete table) never import sympy. sympy is imported here only, and only when a caller
-hands in a sympy object or asks for one (:meth:`Expr.to_sympy`).
+concrete table) never import sympy. sympy is an optional extra (``pip install
+'shapecalc[sympy]'``), imported here only, and only when a caller hands in a sympy object
+or asks for one (:meth:`Expr.to_sympy`, :func:`symbols`); without it those calls raise
+:class:`~shapecalc.core.errors.MissingDependencyError` naming the extra.
 
     >>> H, V = symbol("H"), symbol("V")
     >>> total = 16 * H * H + 16 * H + 2 * V * H + V
@@ -15,6 +17,13 @@ hands in a sympy object or asks for one (:meth:`Expr.to_sympy`).
     4269121
     >>> total.ascii()
     '16*H**2 + 2*V*H + 16*H + V'
+    >>> print(total.diff("H"))
+    32·H + 2·V + 16
+
+The sizes of :meth:`Expr.to_sympy` are sympy symbols *with assumptions* (positive
+integers), so a plain ``sympy.Symbol("H")``, or the string ``"H"``, is another symbol to
+sympy: ``sympy.diff(total.to_sympy(), sympy.Symbol("H"))`` is silently 0. Take the
+symbols from :func:`symbols` instead: ``sympy.diff(total, *shapecalc.symbols("H"))``.
 """
 
 from __future__ import annotations
@@ -22,9 +31,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Union
+from typing import Any, Union, overload
 
-from shapecalc.core.errors import InvalidArgumentError, echo
+from shapecalc.core.errors import InvalidArgumentError, MissingDependencyError, echo
 
 __all__ = [
     "Dim",
@@ -43,6 +52,7 @@ __all__ = [
     "same_size",
     "shape_str",
     "symbol",
+    "symbols",
 ]
 
 Monomial = tuple[tuple[str, int], ...]
@@ -274,28 +284,201 @@ class Expr:
     def __repr__(self) -> str:
         return f"Expr({self.ascii()!r})"
 
+    @overload
+    def diff(self, name: str | Expr, /, *names: str | Expr | int) -> Dim: ...
+
+    @overload
+    def diff(self, *args: Any, **options: Any) -> Any: ...
+
+    def diff(self, *args: Any, **options: Any) -> Any:
+        """The exact derivative by a size, by the power rule: no sympy needed.
+
+        Each name is a size name (``"H"``) or the size itself (``symbol("H")``);
+        ``diff("H", "V")`` differentiates by H, then by V, and ``diff("H", 2)`` twice by H,
+        as sympy's ``diff`` does. Like all arithmetic on sizes, a constant result is an
+        ``int``. A floor term such as ``⌊(W - 1)/2⌋`` is a constant to the derivative
+        when it does not hold the size, and refused (a step function has no polynomial
+        derivative) when it does.
+
+            >>> H, V = symbol("H"), symbol("V")
+            >>> total = 16 * H**2 + 2 * V * H + 16 * H + V
+            >>> print(total.diff("H"))
+            32·H + 2·V + 16
+            >>> total.diff(V), total.diff("H", 2), total.diff("L")
+            (Expr('2*H + 1'), 32, 0)
+
+        ``sympy.diff(total, ...)`` calls this method. Given sympy symbols (or counts, or
+        sympy's options) it answers as sympy does for ``total.to_sympy()``, a sympy
+        expression; a plain ``sympy.Symbol("H")`` in place of the size H, which sympy would
+        silently differentiate to 0, is refused naming :func:`symbols`.
+        """
+        if not args:
+            raise TypeError("diff: name the size to differentiate by, such as diff('H')")
+        if options or any(type(arg).__module__.startswith("sympy") for arg in args):
+            return self._sympy_diff(args, options)
+        steps: list[list[Any]] = []  # [size, how many times]
+        counted = True  # no count before the first size, nor two counts in a row
+        for arg in args:
+            if isinstance(arg, int) and not isinstance(arg, bool):
+                if counted or arg < 0:
+                    rule = "a count of derivatives is an int >= 0 right after a size"
+                    raise InvalidArgumentError(
+                        f"diff: {rule} (diff('H', 2)), got {int_text(arg)}",
+                        field="name",
+                        value=arg,
+                        rule=rule,
+                    )
+                steps[-1][1], counted = arg, True
+            else:
+                steps.append([_size_name(arg, function="diff"), 1])
+                counted = False
+        result: Dim = self
+        for size, count in steps:
+            for _ in range(count):
+                if not isinstance(result, Expr):
+                    return 0
+                result = result._diff(size)
+        return result
+
+    def _diff(self, size: str) -> Dim:
+        terms: dict[Monomial, int] = {}
+        for mono, coef in self._terms.items():
+            for other, _ in mono:
+                floor = _FLOORS.get(other)
+                if floor is not None and size in floor[0].free_symbols:
+                    rule = "a floor of a size has no polynomial derivative by that size"
+                    raise InvalidArgumentError(
+                        f"diff: {_unicode_name(other)} depends on {size}, and {rule}; "
+                        f"give {size} a value with subs() first",
+                        field="name",
+                        value=size,
+                        rule=rule,
+                    )
+            power = dict(mono).get(size, 0)
+            if power:
+                key = tuple((n, p - 1 if n == size else p) for n, p in mono if n != size or p > 1)
+                terms[key] = terms.get(key, 0) + coef * power
+        return Expr._make(terms)
+
+    def _sympy_diff(self, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
+        """``sympy.diff(self.to_sympy(), *args, **options)``, with size names taken as
+        the sizes, and a plain sympy Symbol named as a size refused."""
+        sympy = _sympy("diff() by sympy symbols")
+        own = {name: _sympy_symbol(sympy, name) for name in self.free_symbols}
+        variables: list[Any] = []
+        for arg in args:
+            if isinstance(arg, Expr):
+                arg = _sympy_symbol(sympy, _size_name(arg, function="diff"))
+            elif isinstance(arg, str) and arg in own:
+                arg = own[arg]
+            elif getattr(arg, "is_Symbol", False) and str(arg) in own and arg != own[str(arg)]:
+                rule = "differentiate by the sizes' own symbols, from shapecalc.symbols()"
+                raise InvalidArgumentError(
+                    f"diff: Symbol({str(arg)!r}) is not the size {arg} (sympy's {arg} with "
+                    f"positive=True, integer=True), so sympy would differentiate by it to 0; "
+                    f"use shapecalc.symbols({str(arg)!r})",
+                    field="name",
+                    value=str(arg),
+                    rule=rule,
+                )
+            variables.append(arg)
+        return sympy.diff(self.to_sympy(), *variables, **options)
+
     def _sympy_(self) -> Any:
-        """Lets sympy take an Expr anywhere: ``sympy.diff(model.total, "H")``."""
+        """Lets sympy take an Expr anywhere: ``sympy.diff(model.total, *symbols("H"))``.
+
+        Differentiate, solve or substitute with the symbols of :func:`symbols`: a plain
+        ``sympy.Symbol("H")`` (or the string ``"H"``) lacks the positive-integer
+        assumptions of the sizes here, so sympy takes it for another symbol and
+        ``sympy.diff(model.total, "H")`` is silently 0.
+        """
         return self.to_sympy()
 
     def to_sympy(self) -> Any:
-        """The same polynomial as a sympy expression over positive-integer symbols."""
-        import sympy
+        """The same polynomial as a sympy expression over positive-integer symbols.
 
-        symbols: dict[str, Any] = {
-            n: sympy.Symbol(n, positive=True, integer=True) for n in self.free_symbols
-        }
+        Needs sympy (``pip install 'shapecalc[sympy]'``). Its sizes are sympy symbols
+        with ``positive=True, integer=True``, the ones :func:`symbols` returns; a plain
+        ``sympy.Symbol("H")`` is a different symbol to sympy, so differentiating by it
+        gives 0. :meth:`diff` differentiates without sympy.
+
+            >>> import sympy
+            >>> total = (16 * symbol("H") ** 2 + 2 * symbol("V") * symbol("H")).to_sympy()
+            >>> sympy.diff(total, sympy.Symbol("H"))  # a plain Symbol: another H, silently 0
+            0
+            >>> H, = symbols("H")  # the H of total
+            >>> sympy.diff(total, H)
+            32*H + 2*V
+        """
+        sympy = _sympy("to_sympy()")
+        return self._as_sympy(sympy)
+
+    def _as_sympy(self, sympy: Any) -> Any:
+        values: dict[str, Any] = {n: _sympy_symbol(sympy, n) for n in self.free_symbols}
         for mono in self._terms:
             for name, _ in mono:
                 if name in _FLOORS:
                     numerator, divisor = _FLOORS[name]
-                    symbols[name] = sympy.floor(numerator.to_sympy() / divisor)
+                    values[name] = sympy.floor(numerator._as_sympy(sympy) / divisor)
         return sympy.Add(
             *(
-                sympy.Mul(coef, *(symbols[n] ** p for n, p in mono))
+                sympy.Mul(coef, *(values[n] ** p for n, p in mono))
                 for mono, coef in self._terms.items()
             )
         )
+
+
+#: how to get sympy, the optional dependency of to_sympy(), symbols() and sympy input
+SYMPY_EXTRA = "pip install 'shapecalc[sympy]'"
+
+
+def _sympy(what: str) -> Any:
+    """The sympy module, or :class:`MissingDependencyError` naming ``what`` needs it."""
+    try:
+        import sympy
+    except ImportError:
+        raise MissingDependencyError(
+            f"{what} needs sympy, which is not installed: {SYMPY_EXTRA}",
+            field="sympy",
+            rule="sympy must be installed",
+        ) from None
+    return sympy
+
+
+def _sympy_symbol(sympy: Any, name: str) -> Any:
+    """The one sympy symbol a size is: a positive integer."""
+    return sympy.Symbol(name, positive=True, integer=True)
+
+
+def _size_name(value: Any, *, function: str) -> str:
+    """A size's name from a name, a single-symbol :class:`Expr` or a sympy Symbol."""
+    if isinstance(value, Expr):
+        if len(value._terms) == 1:
+            ((mono, coef),) = value._terms.items()
+            if coef == 1 and len(mono) == 1 and mono[0][1] == 1 and mono[0][0] not in _FLOORS:
+                return mono[0][0]
+        rule = "a size to differentiate by is a single size such as H"
+        raise InvalidArgumentError(
+            f"{function}: {rule}, got {echo(str(value))}",
+            field="name",
+            value=value,
+            rule=rule,
+        )
+    if type(value).__module__.startswith("sympy") and getattr(value, "is_Symbol", False):
+        value = str(value)
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{function}: name must be a size name such as 'H', got {type(value).__name__}"
+        )
+    if not _NAME.match(value):
+        rule = "a size name is a letter followed by letters, digits or _"
+        raise InvalidArgumentError(
+            f"{function}: {echo(value)} is not a size name ({rule})",
+            field="name",
+            value=value,
+            rule=rule,
+        )
+    return value
 
 
 def _join_term(
@@ -429,6 +612,40 @@ def symbol(name: str) -> Expr:
     return Expr({((name, 1),): 1})
 
 
+def symbols(names: str) -> tuple[Any, ...]:
+    """The sympy symbols of sizes, as :meth:`Expr.to_sympy` writes them: always a tuple.
+
+    Names are separated by spaces or commas. Use these, not ``sympy.Symbol("H")``, to
+    differentiate, solve or substitute in a formula with sympy: a plain Symbol has no
+    assumptions, the sizes are positive integers, and sympy holds the two for different
+    symbols (a derivative by the plain one is silently 0). Needs sympy (``pip install
+    'shapecalc[sympy]'``).
+
+        >>> import sympy, shapecalc
+        >>> total = shapecalc.lstm_lm(vocab="V", hidden="H", layers=2).total
+        >>> H, V = symbols("H V")
+        >>> sympy.diff(total, H)
+        32*H + 2*V + 16
+        >>> sympy.diff(total, *symbols("V"))
+        2*H + 1
+    """
+    if not isinstance(names, str):
+        raise TypeError(
+            f"symbols: names must be a string of size names such as 'H V', got "
+            f"{type(names).__name__}"
+        )
+    found = [name for name in re.split(r"[\s,]+", names) if name]
+    if not found:
+        rule = "symbols takes one or more size names, separated by spaces or commas"
+        raise InvalidArgumentError(
+            f"{rule}, got {echo(names)}", field="names", value=names, rule=rule
+        )
+    for name in found:
+        _size_name(name, function="symbols")
+    sympy = _sympy("symbols()")
+    return tuple(_sympy_symbol(sympy, name) for name in found)
+
+
 def is_symbolic(value: Dim) -> bool:
     return isinstance(value, Expr)
 
@@ -481,7 +698,7 @@ def shape_str(shape: Iterable[Dim]) -> str:
 
 
 def _from_sympy(value: Any, *, owner: str, field: str) -> Dim:
-    import sympy
+    sympy = _sympy(f"{owner}: reading {field} from a sympy expression")
 
     expr = sympy.sympify(value)
     try:

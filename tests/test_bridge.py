@@ -249,5 +249,20 @@ def test_from_module_agrees_with_torch_on_any_tree(tree: Any, tie: bool) -> None
                 break
     model = from_module(tree)
     assert model.named_parameters() == [(n, tuple(p.shape)) for n, p in tree.named_parameters()]
+    assert model.named_buffers() == [(n, tuple(b.shape)) for n, b in tree.named_buffers()]
     assert model.total == sum(p.numel() for p in tree.parameters())
     assert sum(r.counted for r in model.rows()) == model.total
+
+
+def test_a_buffer_registered_in_two_modules_is_listed_once() -> None:
+    class Stats(nn.Module):  # type: ignore[misc]
+        def __init__(self, shared: Any) -> None:
+            super().__init__()
+            self.register_buffer("table", shared)
+            self.register_buffer("own", torch.zeros(2))
+
+    shared = torch.zeros(5)
+    module = nn.Sequential(Stats(shared), nn.Linear(2, 2), Stats(shared))
+    model = from_module(module)
+    assert model.named_buffers() == [(n, tuple(b.shape)) for n, b in module.named_buffers()]
+    assert [n for n, _ in model.named_buffers()] == ["0.table", "0.own", "2.own"]

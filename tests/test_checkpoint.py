@@ -297,6 +297,17 @@ def test_inspect_a_module_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert result.exit_code == 2 and fragment in result.stderr, result.stderr
 
 
+def test_buffers_are_told_apart_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "bn.safetensors"
+    bn = torch.nn.BatchNorm2d(3)
+    state = {f"features.{k}": v for k, v in bn.state_dict().items()}
+    safetensors_torch.save_file({**state, "head.running_meanish": torch.zeros(2)}, str(path))
+    checkpoint = read_checkpoint(str(path))
+    assert checkpoint.buffer_total == sum(b.numel() for b in bn.buffers()) == 7
+    assert checkpoint.parameter_total == sum(p.numel() for p in bn.parameters()) + 2 == 8
+    assert checkpoint.total == 15
+
+
 def test_dtype_table_is_complete_for_torch_types() -> None:
     assert DTYPE_SIZES["BF16"] == 2 and DTYPE_SIZES["F8_E4M3"] == 1
     assert MAX_HEADER == 100 * 1024 * 1024

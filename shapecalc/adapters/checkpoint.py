@@ -27,11 +27,13 @@ from typing import Any
 from shapecalc.core.errors import ShapecalcError, printable
 
 __all__ = [
+    "BUFFER_NAMES",
     "DTYPE_SIZES",
     "MAX_HEADER",
     "Checkpoint",
     "CheckpointError",
     "Tensor",
+    "is_buffer_name",
     "read_checkpoint",
     "read_safetensors",
 ]
@@ -58,6 +60,22 @@ DTYPE_SIZES = {
     "F64": 8,
     "C64": 8,
 }
+
+
+#: the names torch.nn's own modules register buffers under (``register_buffer`` in
+#: torch/nn/modules): BatchNorm's and InstanceNorm's running statistics, FractionalMaxPool's
+#: samples, BCEWithLogitsLoss's pos_weight. A file does not record which tensors are
+#: buffers, so a checkpoint's are told apart by the last part of their names. The loss
+#: classes' ``weight`` buffer is left out: ``weight`` is a parameter everywhere else.
+BUFFER_NAMES = frozenset(
+    {"running_mean", "running_var", "num_batches_tracked", "_random_samples", "pos_weight"}
+)
+
+
+def is_buffer_name(name: str) -> bool:
+    """Whether a stored tensor is taken for a buffer: the last part of its name is one of
+    :data:`BUFFER_NAMES` (``bn1.running_mean``), as torch.nn's own modules name them."""
+    return name.rpartition(".")[2] in BUFFER_NAMES
 
 
 class CheckpointError(ShapecalcError):
@@ -88,7 +106,18 @@ class Checkpoint:
 
     @property
     def total(self) -> int:
+        """Every number stored, parameters and buffers."""
         return sum(t.count for t in self.tensors)
+
+    @property
+    def buffer_total(self) -> int:
+        """The numbers in tensors named as torch.nn's buffers (see :func:`is_buffer_name`)."""
+        return sum(t.count for t in self.tensors if is_buffer_name(t.name))
+
+    @property
+    def parameter_total(self) -> int:
+        """The numbers in every other tensor: the parameters, as the names tell them apart."""
+        return self.total - self.buffer_total
 
     @property
     def nbytes(self) -> int:

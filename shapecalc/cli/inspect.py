@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from shapecalc.cli.options import format_option
-from shapecalc.core.errors import ShapecalcError
+from shapecalc.core.errors import ShapecalcError, echo
+
+if TYPE_CHECKING:
+    from shapecalc.adapters.targets import Inspection
 
 __all__ = ["inspect"]
+
+#: the largest size --input-shape takes (a larger one is surely a typo)
+MAX_SIZE = 2**40
+
+
+class _Shape(click.ParamType):  # type: ignore[type-arg]
+    """``2,3,32,32`` or ``(2, 3, 32, 32)``: one input's shape, sizes integers >= 1."""
+
+    name = "shape"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        items = value.strip().strip("()[]").replace(" ", "").split(",")
+        if len(items) > 1 and items[-1] == "":
+            items.pop()  # (5,) is a one-dimensional shape, as Python writes it
+        if not all(i.isascii() and i.isdigit() and len(i) <= 13 for i in items) or not all(
+            1 <= int(i) <= MAX_SIZE for i in items
+        ):
+            self.fail(
+                f"{echo(value)}: an input shape is integers from 1 to 2^40 between commas, "
+                "as 2,3,32,32",
+                param,
+                ctx,
+            )
+        return tuple(int(i) for i in items)
 
 
 @click.command()
@@ -29,8 +60,24 @@ __all__ = ["inspect"]
     help="A folder's config.json field shapecalc does not know, to check the checkpoint "
     "without (as shapecalc hf --allow-field). Repeatable.",
 )
+@click.option(
+    "--input-shape",
+    "input_shapes",
+    type=_Shape(),
+    multiple=True,
+    metavar="SHAPE",
+    help="The input's shape, as 2,3,32,32 (repeat for a forward of several inputs): a "
+    "module:attr target with lazy modules (nn.LazyLinear) is copied and run once on zeros "
+    "of it, on the meta device, to give them their shapes.",
+)
 @format_option(("table", "json"))
-def inspect(target: str, depth: int, allow: tuple[str, ...], fmt: str) -> None:
+def inspect(
+    target: str,
+    depth: int,
+    allow: tuple[str, ...],
+    input_shapes: tuple[tuple[int, ...], ...],
+    fmt: str,
+) -> None:
     """The tensors of a checkpoint or a model, as a tree with subtotals; a checkpoint
     folder with its config.json is checked against it.
 
@@ -46,6 +93,12 @@ def inspect(target: str, depth: int, allow: tuple[str, ...], fmt: str) -> None:
                                imports and runs your code, from the current directory
 
     \b
+    Parameters and buffers (BatchNorm's running statistics) are counted apart: a
+    module's as torch registered them, a checkpoint's by name (running_mean,
+    running_var, num_batches_tracked, ...). A module used at several places is listed
+    once, under its first name, as torch's named_parameters() lists it.
+
+    \b
     A folder with config.json: every tensor missing, unexpected, of the wrong shape or of
     another dtype than the config implies is listed (names as transformers loads them).
     Exit status 0 when the checkpoint agrees with its config, 1 when it does not, 2 when
@@ -54,16 +107,65 @@ def inspect(target: str, depth: int, allow: tuple[str, ...], fmt: str) -> None:
     from shapecalc.adapters.checkpoint import paused_gc
 
     with paused_gc():  # hundreds of thousands of small objects, none in a cycle
-        _inspect(target, depth, allow, fmt)
+        _inspect(target, depth, allow, input_shapes, fmt)
 
 
-def _inspect(target: str, depth: int, allow: tuple[str, ...], fmt: str) -> None:
+def _read(target: str, allow: tuple[str, ...], shapes: tuple[tuple[int, ...], ...]) -> Inspection:
+    """What TARGET holds; a lazy module run once on ``shapes`` first, when given."""
     from shapecalc.adapters.targets import inspect_target
 
+    if shapes and (os.path.exists(target) or ":" not in target):
+        raise click.BadParameter(
+            f"it runs a module's forward, and TARGET {echo(target)} is no package.module:attr",
+            param_hint="'--input-shape'",
+        )
     try:
-        inspection = inspect_target(target, allow)
+        return _module(target, shapes) if shapes else inspect_target(target, allow)
     except ShapecalcError as err:
-        raise click.BadParameter(str(err), param_hint="'TARGET'") from None
+        if err.field == "input_shapes":
+            raise click.BadParameter(str(err), param_hint="'--input-shape'") from None
+        raise click.BadParameter(_advice(target, err), param_hint="'TARGET'") from None
+
+
+def _advice(target: str, err: ShapecalcError) -> str:
+    """The error in words; a lazy module's with the flag that gives it its shapes."""
+    if ":" in target:  # a module target: torch_bridge costs nothing more to import
+        from shapecalc.adapters.torch_bridge import LazyModuleError
+
+        if isinstance(err, LazyModuleError):
+            return (
+                f"{target}: {err.tensor} ({err.kind}) is not initialized: a lazy module has no "
+                "shape until its first forward; pass --input-shape with one input's shape (as "
+                "--input-shape 1,3,32,32) to run one on a copy, on the meta device"
+            )
+    return str(err)
+
+
+def _module(target: str, shapes: tuple[tuple[int, ...], ...]) -> Inspection:
+    """``package.module:attr`` read as ``inspect_target`` reads it, its lazy modules given
+    their shapes by one forward of a copy on zeros of ``shapes``."""
+    from shapecalc.adapters.targets import Entry, Inspection, load_module
+    from shapecalc.adapters.torch_bridge import from_module
+
+    model = from_module(load_module(target), name=target, input_shapes=shapes)
+    kinds = {layer.name: layer.spec.kind for layer in model.layers}
+    entries = tuple(
+        Entry(
+            r.name,
+            tuple(d for d in r.shape if isinstance(d, int)),
+            r.count if isinstance(r.count, int) else 0,  # a module's sizes are numbers
+            tied_to=r.tied_to,
+            kind=kinds.get(r.layer),
+        )
+        for r in model.rows()
+    )
+    return Inspection(target, "module", entries, model=model)
+
+
+def _inspect(
+    target: str, depth: int, allow: tuple[str, ...], shapes: tuple[tuple[int, ...], ...], fmt: str
+) -> None:
+    inspection = _read(target, allow, shapes)
     if fmt == "json":
         from shapecalc.report.as_json import inspection_json
 

@@ -266,3 +266,51 @@ def test_a_buffer_registered_in_two_modules_is_listed_once() -> None:
     model = from_module(module)
     assert model.named_buffers() == [(n, tuple(b.shape)) for n, b in module.named_buffers()]
     assert [n for n, _ in model.named_buffers()] == ["0.table", "0.own", "2.own"]
+
+
+def word_language_model(rnn_type: str, ntoken: int, ninp: int, nhid: int, nlayers: int) -> Any:
+    """The RNNModel of PyTorch's examples/word_language_model/model.py, as written there:
+    encoder, rnn, decoder (dropout has no parameters)."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+
+    class RNNModel(nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.drop = nn.Dropout(0.5)
+            self.encoder = nn.Embedding(ntoken, ninp)
+            self.rnn = getattr(nn, rnn_type)(
+                ninp, nhid, nlayers, dropout=0.5 if nlayers > 1 else 0.0
+            )
+            self.decoder = nn.Linear(nhid, ntoken)
+
+    return RNNModel()
+
+
+PREFIXES = {"embedding": "encoder", "lstm": "rnn", "gru": "rnn", "head": "decoder"}
+
+
+@pytest.mark.parametrize("rnn_type", ["LSTM", "GRU"])
+def test_assert_matches_takes_a_prefix_map(rnn_type: str) -> None:
+    module = word_language_model(rnn_type, 33278, 200, 200, 2)
+    factory = shapecalc.lstm_lm if rnn_type == "LSTM" else shapecalc.gru_lm
+    spec = factory(vocab=33278, hidden=200, layers=2)
+    with pytest.raises(MismatchError, match="missing"):  # every name differs
+        shapecalc.assert_matches(spec, module)
+    names = {k: v for k, v in PREFIXES.items() if k in ("embedding", "head", rnn_type.lower())}
+    shapecalc.assert_matches(spec, module, names=names)
+    wrong = factory(vocab=33278, hidden=256, layers=2)
+    with pytest.raises(MismatchError, match="shape"):
+        shapecalc.assert_matches(wrong, module, names=names)
+
+
+def test_a_prefix_map_names_whole_parts_and_refuses_a_stray_key() -> None:
+    module = word_language_model("LSTM", 10, 4, 4, 1)
+    spec = shapecalc.lstm_lm(vocab=10, hidden=4, layers=1)
+    with pytest.raises(InvalidArgumentError, match="names: 'lstm_' is no prefix"):
+        shapecalc.compare(spec, module, names={"lstm_": "rnn"})
+    with pytest.raises(TypeError, match="names must be a mapping"):
+        shapecalc.compare(spec, module, names={"lstm": 3})  # type: ignore[dict-item]
+    diff = shapecalc.compare(spec, module, names={"lstm": "rnn", "embedding": "encoder"})
+    assert [n for n, _ in diff.missing] == ["head.weight", "head.bias"]
+    assert [n for n, _ in diff.extra] == ["decoder.weight", "decoder.bias"]

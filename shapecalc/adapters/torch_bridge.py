@@ -891,13 +891,18 @@ def _spec_or_model(value: Any, function: str, argument: str) -> None:
     )
 
 
-def compare(spec: LayerSpec | Model, module: Any) -> Diff:
-    """Names and shapes of ``spec``'s parameters against ``module.named_parameters()``."""
+def compare(
+    spec: LayerSpec | Model, module: Any, *, names: Mapping[str, str] | None = None
+) -> Diff:
+    """Names and shapes of ``spec``'s parameters against ``module.named_parameters()``.
+    ``names`` maps prefixes of the spec's names to the module's where the module names
+    its parts otherwise: ``{"embedding": "encoder", "lstm": "rnn", "head": "decoder"}``
+    (the longest prefix that matches a whole part wins)."""
     _spec_or_model(spec, "compare", "spec")
     if not callable(getattr(module, "named_parameters", None)):
         raise TypeError(f"compare: module must be a torch.nn.Module, got {type(module).__name__}")
     model = spec if isinstance(spec, Model) else Model(str(spec), Leaf(spec))
-    expected = model.named_parameters()
+    expected = _renamed(model.named_parameters(), names)
     actual = [(n, _shape(p)) for n, p in module.named_parameters()]
     want, have = dict(expected), dict(actual)
     missing = tuple((n, s) for n, s in expected if n not in have)
@@ -915,9 +920,50 @@ def compare(spec: LayerSpec | Model, module: Any) -> Diff:
     )
 
 
-def assert_matches(spec: LayerSpec | Model, module: Any) -> None:
-    """Raise :class:`MismatchError` (an ``AssertionError`` too) listing every difference."""
-    diff = compare(spec, module)
+def _renamed(
+    expected: list[tuple[str, tuple[Any, ...]]], names: Mapping[str, str] | None
+) -> list[tuple[str, tuple[Any, ...]]]:
+    """The spec's names with each prefix of ``names`` replaced (a prefix is whole parts:
+    ``lstm`` renames ``lstm.weight_ih_l0``, not ``lstm2.weight``)."""
+    if names is None:
+        return expected
+    if not isinstance(names, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in names.items()
+    ):
+        raise TypeError("compare: names must be a mapping of str prefixes to str prefixes")
+    order = sorted(names, key=len, reverse=True)
+
+    def rename(name: str) -> tuple[str, str | None]:
+        for prefix in order:
+            if name == prefix or name.startswith(prefix + "."):
+                return names[prefix] + name[len(prefix) :], prefix
+        return name, None
+
+    renamed = [(rename(n), s) for n, s in expected]
+    used = {prefix for (_, prefix), _ in renamed}
+    unused = [p for p in names if p not in used]
+    if unused:
+        first = sorted({n.split(".", 1)[0] for n, _ in expected})[:6]
+        raise InvalidArgumentError(
+            f"names: {echo(unused[0])} is no prefix of the spec's parameter names "
+            f"(they start with {', '.join(first)})",
+            field="names",
+            value=unused[0],
+            rule="each key a prefix of the spec's names",
+        )
+    return [(name, s) for (name, _), s in renamed]
+
+
+def assert_matches(
+    spec: LayerSpec | Model, module: Any, *, names: Mapping[str, str] | None = None
+) -> None:
+    """Raise :class:`MismatchError` (an ``AssertionError`` too) listing every difference;
+    ``names`` maps the spec's prefixes to the module's, as in :func:`compare`:
+
+        assert_matches(shapecalc.lstm_lm(vocab=33278, hidden=200, layers=2), model,
+                       names={"embedding": "encoder", "lstm": "rnn", "head": "decoder"})
+    """
+    diff = compare(spec, module, names=names)
     if diff:
         what = spec if isinstance(spec, LayerSpec) else spec.name
         raise MismatchError(

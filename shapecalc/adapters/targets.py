@@ -133,9 +133,14 @@ def inspect_folder(target: str, allow: tuple[str, ...] = ()) -> Inspection:
     return Inspection(target, checkpoint.format, entries, checkpoint=checkpoint, check=check)
 
 
-def inspect_target(target: str, allow: tuple[str, ...] = ()) -> Inspection:
+def inspect_target(
+    target: str,
+    allow: tuple[str, ...] = (),
+    input_shapes: tuple[tuple[int, ...], ...] = (),
+) -> Inspection:
     """What ``shapecalc inspect TARGET`` shows (``allow``: config fields a folder's check
-    counts the model without)."""
+    counts the model without; ``input_shapes``: a module's lazy layers get their shapes
+    from one forward of a copy on zeros of these shapes)."""
     if os.path.isdir(target) or (
         not os.path.exists(target) and ":" not in target and is_hub_id(target)
     ):
@@ -152,7 +157,7 @@ def inspect_target(target: str, allow: tuple[str, ...] = ()) -> Inspection:
     from shapecalc.adapters.torch_bridge import from_module
 
     module = load_module(target)
-    model = from_module(module, name=target)
+    model = from_module(module, name=target, input_shapes=input_shapes or None)
     kinds = {layer.name: layer.spec.kind for layer in model.layers}
     entries = tuple(
         Entry(

@@ -120,7 +120,7 @@ def _read(target: str, allow: tuple[str, ...], shapes: tuple[tuple[int, ...], ..
             param_hint="'--input-shape'",
         )
     try:
-        return _module(target, shapes) if shapes else inspect_target(target, allow)
+        return inspect_target(target, allow, shapes)
     except ShapecalcError as err:
         if err.field == "input_shapes":
             raise click.BadParameter(str(err), param_hint="'--input-shape'") from None
@@ -139,27 +139,6 @@ def _advice(target: str, err: ShapecalcError) -> str:
                 "--input-shape 1,3,32,32) to run one on a copy, on the meta device"
             )
     return str(err)
-
-
-def _module(target: str, shapes: tuple[tuple[int, ...], ...]) -> Inspection:
-    """``package.module:attr`` read as ``inspect_target`` reads it, its lazy modules given
-    their shapes by one forward of a copy on zeros of ``shapes``."""
-    from shapecalc.adapters.targets import Entry, Inspection, load_module
-    from shapecalc.adapters.torch_bridge import from_module
-
-    model = from_module(load_module(target), name=target, input_shapes=shapes)
-    kinds = {layer.name: layer.spec.kind for layer in model.layers}
-    entries = tuple(
-        Entry(
-            r.name,
-            tuple(d for d in r.shape if isinstance(d, int)),
-            r.count if isinstance(r.count, int) else 0,  # a module's sizes are numbers
-            tied_to=r.tied_to,
-            kind=kinds.get(r.layer),
-        )
-        for r in model.rows()
-    )
-    return Inspection(target, "module", entries, model=model)
 
 
 def _inspect(

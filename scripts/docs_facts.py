@@ -198,6 +198,9 @@ def convention_facts() -> dict[str, str]:
             out[f"order_{framework}_{kind.lower()}"] = gate_order(framework, kind)
     args = ["compare-conventions", "lstm", "--layers", "2", "--hidden", "512", "--vocab", "65"]
     out["compare_output"] = cli(args, width=130)
+    out["port_output"] = cli(
+        ["port", *args[1:], "--from", "pytorch", "--to", "keras"], width=100
+    )
     model = shapecalc.lstm_lm(vocab=65, hidden=512, layers=2)
     out["keras_first_two"] = repr([(p.name, p.shape) for p in params(model, "keras")][:2])
     budget = [

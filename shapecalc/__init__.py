@@ -4,10 +4,12 @@
     >>> shapecalc.lstm_lm(vocab=65, hidden=512, layers=2).total
     4269121
 
-Importing shapecalc imports neither torch, rich, click nor sympy, and the names below are
-loaded on first use, so a command pays only for the parts it runs. Every torch.nn layer
-kind shapecalc knows is here by its torch name (``shapecalc.Conv2d``), and every
-architecture's library function by its name (``shapecalc.lstm_lm``).
+Importing shapecalc imports neither torch, rich, click nor sympy (an optional extra,
+``pip install 'shapecalc[sympy]'``, for ``Expr.to_sympy()`` and ``shapecalc.symbols``),
+and the names below are loaded on first use, so a command pays only for the parts it
+runs. Every torch.nn layer kind shapecalc knows is here by its torch name
+(``shapecalc.Conv2d``), and every architecture's library function by its name
+(``shapecalc.lstm_lm``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ _WHERE = {
     "Dim": "core.dims",
     "Expr": "core.dims",
     "symbol": "core.dims",
+    "symbols": "core.dims",
     "InvalidArgumentError": "core.errors",
     "MissingDependencyError": "core.errors",
     "ShapeError": "core.errors",
@@ -41,6 +44,8 @@ _WHERE = {
     "Solution": "analysis.sizing",
     "parse_budget": "analysis.sizing",
     "solve": "analysis.sizing",
+    "port": "analysis.port",
+    "PortMap": "analysis.port",
     "LAYER_KINDS": "layers",
     "build": "adapters.torch_bridge",
     "from_module": "adapters.torch_bridge",
@@ -114,6 +119,7 @@ __all__ = [
     "ModuleList",
     "Param",
     "Pick",
+    "PortMap",
     "Positions",
     "Repeat",
     "Rotary",
@@ -148,6 +154,7 @@ __all__ = [
     "number",
     "parallel",
     "parse_budget",
+    "port",
     "read_checkpoint",
     "residual",
     "rnn_lm",
@@ -155,6 +162,7 @@ __all__ = [
     "solve",
     "summed",
     "symbol",
+    "symbols",
 ]
 
 
@@ -201,7 +209,7 @@ if TYPE_CHECKING:  # the static view of the lazy names above
     from shapecalc.architectures.lstm import lstm_lm
     from shapecalc.architectures.rnn import rnn_lm
     from shapecalc.core.declare import Architecture, Built, choice, flag, number, size
-    from shapecalc.core.dims import Dim, Expr, symbol
+    from shapecalc.core.dims import Dim, Expr, symbol, symbols
     from shapecalc.core.errors import (
         InvalidArgumentError,
         MissingDependencyError,

@@ -346,7 +346,10 @@ def test_bad_input_is_one_line_exit_2(args: list[str], fragments: list[str]) -> 
 def test_missing_required_flag() -> None:
     result = run(["lstm", "--vocab", "65"])
     assert result.exit_code == 2
-    assert result.stderr == "Error: Missing option '--hidden'.\n"
+    assert result.stderr == (
+        "Error: Missing option '--hidden' (example: shapecalc lstm --layers 2 --hidden 512 "
+        "--vocab 65).\n"
+    )
 
 
 def test_unknown_command_and_help() -> None:

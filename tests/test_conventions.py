@@ -114,7 +114,7 @@ def test_cli_convention_table_and_json() -> None:
     report = json.loads(run([*HEADLINE, "--convention", "onnx", "--format", "json"]).stdout)
     section = report["convention"]
     assert section["convention"] == "onnx" and section["difference"] == 0
-    assert section["tensors"][1]["name"] == "lstm.l0.W"
+    assert section["tensors"][1]["name"] == "lstm.l0[W]"
     assert section["tensors"][1]["formula"] == "4*H**2"
 
 
@@ -128,7 +128,7 @@ def test_cli_compare_conventions() -> None:
         ["compare-conventions", "lstm", "--layers", "2", "--hidden", "512", "--vocab", "65"], 160
     )
     assert result.exit_code == 0, result.output
-    for fragment in ("lstm.weight_ih_l0", "lstm/lstm_cell/kernel", "lstm.l0.W", "-4,096"):
+    for fragment in ("lstm.weight_ih_l0", "lstm/lstm_cell/kernel", "lstm.l0[W]", "-4,096"):
         assert fragment in result.stdout
     report = json.loads(
         run(
@@ -333,7 +333,7 @@ def test_recurrent_layers_match_onnx_export(
     for index, node in enumerate(nodes):
         names = ["W", "R"] + (["B"] if bias else [])
         for name, tensor in zip(names, node.input[1:4], strict=False):
-            assert tuple(values[tensor].shape) == ours[f"{kind.lower()}.l{index}.{name}"].shape
+            assert tuple(values[tensor].shape) == ours[f"{kind.lower()}.l{index}[{name}]"].shape
         for direction in range(2 if bidirectional else 1):
             suffix = f"_l{index}" + ("_reverse" if direction else "")
             theirs = values[node.input[1]][direction]

@@ -151,3 +151,15 @@ def test_schema_rejects_a_wrong_report() -> None:
     report["total"] = -1
     with pytest.raises(jsonschema.ValidationError):
         REPORT.validate(report)
+
+
+@pytest.mark.parametrize("target", ["pytorch", "keras", "onnx"])
+@pytest.mark.parametrize("source", ["pytorch", "keras", "onnx"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_port_maps_validate(cell: str, source: str, target: str) -> None:
+    args = ["port", cell, "--hidden", "4", "--vocab", "3", "--layers", "2", "--bidirectional"]
+    result = run([*args, "--from", source, "--to", target, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    validator("port").validate(data)
+    assert ("first" in data) == ("pytorch" not in (source, target))

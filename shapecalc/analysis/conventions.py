@@ -1,21 +1,34 @@
-"""The same network as PyTorch, Keras and ONNX store it: names, shapes, gate order, counts.
+"""The same network as PyTorch, Keras and ONNX store it: names, shapes, gate order, counts,
+and where each tensor comes from (the map that ports weights from one to the other).
 
 The engine's layer specs follow PyTorch. This module turns a model's tensors into another
-framework's convention:
+framework's convention, and says for every tensor which PyTorch tensor(s) it is made of
+and how (:class:`Piece`: transposed, gate blocks reordered, placed at an index, summed):
 
 - **Keras** (Keras 3): a weight matrix is stored (in, out): ``kernel`` (d_in, G·H) and
   ``recurrent_kernel`` (H, G·H) of a recurrent cell, ``kernel`` (in, out) of ``Dense``,
   (kh, kw, in/groups, out) of ``Conv2D``. A recurrent layer keeps **one** bias per gate
-  block (LSTM: 4·H, SimpleRNN: H), except the GRU with ``reset_after=True`` (the default),
-  whose bias is (2, 3·H): PyTorch's two biases. A stacked or bidirectional PyTorch layer
-  is one Keras layer per layer (``lstm``, ``lstm_1``; ``bidirectional`` wrapping
-  ``forward_lstm`` and ``backward_lstm``). ``BatchNormalization`` counts its
-  ``moving_mean`` and ``moving_variance`` among its (non-trainable) weights.
-- **ONNX** (as ``torch.onnx.export`` writes it): a recurrent layer is one operator per
-  layer with ``W`` (D, G·H, d_in), ``R`` (D, G·H, H) and ``B`` (D, 2·G·H) (both biases,
-  input side then hidden side), gates reordered (LSTM i, o, f, c; GRU z, r, h). Other
-  parameters keep PyTorch's names and shapes; batch-norm running statistics are
-  initializers like any weight.
+  block (LSTM: 4·H, SimpleRNN: H), the sum of PyTorch's two, except the GRU with
+  ``reset_after=True`` (the default), whose bias is (2, 3·H): PyTorch's two biases. A
+  stacked or bidirectional PyTorch layer is one Keras layer per layer (``lstm``,
+  ``lstm_1``; ``bidirectional`` wrapping ``forward_lstm`` and ``backward_lstm``).
+  ``BatchNormalization`` counts its ``moving_mean`` and ``moving_variance`` among its
+  (non-trainable) weights.
+- **ONNX**, as ``torch.onnx.export`` writes it (both exporters: the default ``dynamo=True``
+  and the TorchScript one, ``dynamo=False``). A recurrent layer is one ONNX operator per
+  layer whose inputs are ``W`` (D, G·H, d_in), ``R`` (D, G·H, H) and ``B`` (D, 2·G·H) (the
+  input-side biases, then the hidden-side ones), gate blocks reordered (LSTM i, o, f, c;
+  GRU z, r, h with ``linear_before_reset=1``). The exporters name these initializers by a
+  counter (``onnx::LSTM_225``, ``val_41``), which changes with the graph, so they are shown
+  as ``lstm.l0[W]``. The dynamo exporter does not fuse ``nn.RNN``: it unrolls the time steps
+  into MatMuls with ``weight_ih`` and ``weight_hh`` transposed, keeps the biases under
+  PyTorch's names and folds the first step into a constant that depends on the batch. A
+  ``Linear`` fed a 2-D input is a ``Gemm`` that keeps ``weight`` (out, in) and its name; fed
+  more dimensions (a language model's head) it is a ``MatMul`` whose initializer is the
+  weight transposed (in, out), named by a counter: shown as ``head.weight.T``. Biases,
+  embeddings, convolutions and norms keep PyTorch's names and shapes; batch-norm running
+  statistics are initializers like any weight. (In eval mode both exporters fold a batch
+  norm that directly follows a convolution into the convolution's weight and bias.)
 
 Example:
 
@@ -28,12 +41,14 @@ Example:
     lstm/lstm_cell/bias (2048,)
     >>> keras.total, keras.differences[0].reason
     (4265025, 'Keras keeps one bias per gate block (4·H) where PyTorch keeps two: 4,096 fewer')
+    >>> print(describe_pieces(keras.pieces[3]))
+    lstm.bias_ih_l0 + lstm.bias_hh_l0
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -50,11 +65,16 @@ __all__ = [
     "GATE_ORDER",
     "Converted",
     "Difference",
+    "Op",
+    "Piece",
     "convert",
     "convert_with_template",
+    "describe_pieces",
     "gate_order",
+    "gate_permutation",
     "layer_tensors",
     "params",
+    "rows",
 ]
 
 #: each convention's framework, as people write it
@@ -72,6 +92,8 @@ GATE_ORDER: dict[tuple[str, str], str] = {
     ("keras", "RNN"): "one block, no gates",
     ("onnx", "RNN"): "one block, no gates",
 }
+#: one gate under each framework's letter (PyTorch's cell candidate g is Keras' c, ...)
+_SAME_GATE = {"g": "c", "n": "h"}
 _GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 _KERAS_RECURRENT = {"LSTM": ("lstm", "lstm_cell"), "GRU": ("gru", "gru_cell")}
 _KERAS_RECURRENT["RNN"] = ("simple_rnn", "simple_rnn_cell")
@@ -87,6 +109,136 @@ _KERAS_NAMES = {
     "BatchNorm2d": "batch_normalization",
     "BatchNorm3d": "batch_normalization",
 }
+#: what both ONNX exporters call an initializer whose name is a counter
+_COUNTER = {"legacy": "onnx::{op}_<n>", "dynamo": "val_<n>"}
+_KEPT = "the same name in both exporters"
+
+
+#: an index into a tensor: ints pick along an axis, (start, stop) pairs slice it
+Index = tuple["int | tuple[Dim, Dim]", ...]
+
+
+@dataclass(frozen=True)
+class Op:
+    """One step from a source tensor towards its place in the target.
+
+    ``kind`` is ``"gates"`` (the blocks along the first axis taken in the order
+    ``value``: block i of the result is block ``value[i]`` of the input), ``"permute"``
+    (the axes in the order ``value``; a matrix's transpose is ``(1, 0)``) or ``"take"``
+    (the part at the :data:`Index` ``value``)."""
+
+    kind: str
+    value: tuple[Any, ...]
+    #: how people read it: "transposed", "gate blocks r, z, n -> z, r, n", "[1]"
+    text: str
+
+    def inverse(self) -> Op:
+        """The step that undoes this one (a take has none)."""
+        if self.kind == "gates":
+            back = tuple(self.value.index(i) for i in range(len(self.value)))
+            return Op("gates", back, _reverse_arrow(self.text))
+        if self.kind == "permute":
+            back = tuple(self.value.index(i) for i in range(len(self.value)))
+            return Op("permute", back, _permute_text(back))
+        raise ValueError("a take has no inverse")
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A source tensor, the steps that shape it, and where it goes in the target
+    (``at``: the whole target when empty). Pieces at the same place are summed."""
+
+    source: str
+    ops: tuple[Op, ...] = ()
+    at: Index = ()
+
+
+def _reverse_arrow(text: str) -> str:
+    head, _, tail = text.partition(": ")
+    before, _, after = tail.partition(" -> ")
+    return f"{head}: {after} -> {before}"
+
+
+def _permute_text(axes: tuple[int, ...]) -> str:
+    return "transposed" if axes == (1, 0) else f"axes permuted to {axes}"
+
+
+def index_str(at: Index) -> str:
+    """``[0, 2048:4096]``: an index as numpy writes it."""
+    return "[" + ", ".join(_part_str(a) for a in at) + "]"
+
+
+def _part_str(part: int | tuple[Dim, Dim]) -> str:
+    if isinstance(part, tuple):
+        start, stop = part
+        return f"{'' if start == 0 else dim_str(start)}:{dim_str(stop)}".replace(" ", "")
+    return str(part)
+
+
+def _piece_str(piece: Piece) -> str:
+    text = piece.source
+    for op in piece.ops:
+        text += index_str(op.value) if op.kind == "take" else f" ({op.text})"
+    return text
+
+
+def describe_pieces(pieces: tuple[Piece, ...], *, short: bool = False) -> str:
+    """How a target tensor is made, in one line: ``lstm.bias_ih_l0 + lstm.bias_hh_l0``,
+    ``[0] = lstm.weight_ih_l0 (gate blocks ...)``; ``zeros`` when nothing goes in.
+    ``short``: the sources' last names, ``.T`` for a transpose, the places left out and
+    the gate order said once (``bias_ih_l0, bias_hh_l0 (gates i, o, f, c)``)."""
+    if not pieces:
+        return "zeros"
+    places: dict[Index, list[Piece]] = {}
+    for piece in pieces:
+        places.setdefault(piece.at, []).append(piece)
+    if short:
+        text = ", ".join(" + ".join(_short(p) for p in group) for group in places.values())
+        orders = {op.text.split(" -> ")[-1] for p in pieces for op in p.ops if op.kind == "gates"}
+        return text + "".join(f" (gates {order})" for order in sorted(orders))
+    parts = []
+    for at, group in places.items():
+        summed = " + ".join(_piece_str(p) for p in group)
+        parts.append(summed if not at else f"{index_str(at)} = {summed}")
+    return "; ".join(parts)
+
+
+def _short(piece: Piece) -> str:
+    last = piece.source.rsplit(".", 1)[-1]
+    text = piece.source if last in ("weight", "bias") else last  # which layer's weight
+    for op in piece.ops:
+        if op.kind == "permute":
+            text += ".T" if op.value == (1, 0) else f" ({op.text})"
+        elif op.kind == "take":
+            text += index_str(op.value)
+    return text
+
+
+def gate_permutation(kind: str, source: str, target: str) -> tuple[int, ...]:
+    """Where ``target``'s gate blocks sit in ``source``'s: block i of the target is block
+    ``result[i]`` of the source (LSTM, PyTorch to ONNX: (0, 3, 1, 2))."""
+
+    def letters(convention: str) -> list[str]:
+        order = gate_order(convention, kind).split(" (")[0]
+        return [_SAME_GATE.get(g, g) for g in order.split(", ")]
+
+    if _GATES[kind.removesuffix("Cell")] == 1:
+        return (0,)
+    theirs, ours = letters(source), letters(target)
+    return tuple(theirs.index(g) for g in ours)
+
+
+def _gates(kind: str, convention: str) -> tuple[Op, ...]:
+    """The reorder step from PyTorch's gate blocks to ``convention``'s (none if equal)."""
+    order = gate_permutation(kind, "pytorch", convention)
+    if order == tuple(range(len(order))):
+        return ()
+    before = gate_order("pytorch", kind).split(" (")[0]
+    after = gate_order(convention, kind).split(" (")[0]
+    return (Op("gates", order, f"gate blocks: {before} -> {after}"),)
+
+
+_T = Op("permute", (1, 0), "transposed")
 
 
 @dataclass(frozen=True)
@@ -111,6 +263,10 @@ class Converted:
     gate_orders: dict[str, str]
     #: full name of a tied tensor -> the tensor it shares
     ties: dict[str, str]
+    #: for each tensor, the PyTorch tensors it is made of and how (parallel to ``tensors``)
+    pieces: tuple[tuple[Piece, ...], ...] = ()
+    #: for each tensor, what the framework's files call it (ONNX: each exporter's name)
+    stored_as: tuple[str, ...] = ()
 
     @property
     def total(self) -> Dim:
@@ -129,6 +285,10 @@ class Converted:
         """Every tensor with its framework name, shared ones once, blocks expanded."""
         return list(expand(p for _, p in self.tensors if p.name not in self.ties))
 
+    def sources(self, i: int) -> list[str]:
+        """The PyTorch tensors that tensor ``i`` is made of, in order, each once."""
+        return list(dict.fromkeys(p.source for p in self.pieces[i]))
+
 
 def _fail(convention: str, spec: LayerSpec, field: str, value: Any, rule: str) -> NoReturn:
     raise InvalidArgumentError(
@@ -145,10 +305,14 @@ def gate_order(convention: str, kind: str) -> str:
     return GATE_ORDER[(convention, kind.removesuffix("Cell"))]
 
 
+#: a converted tensor, the pieces it is made of, and its name in the framework's files
+Mapped = tuple[Param, tuple[Piece, ...], str]
+
+
 # -- one layer -------------------------------------------------------------------------------
 def _recurrent(
-    spec: Any, convention: str, prefix: str, reset_after: bool
-) -> tuple[list[Param], list[tuple[Dim, str]]]:
+    spec: Any, convention: str, prefix: str, source: str, reset_after: bool
+) -> tuple[list[Mapped], list[tuple[Dim, str]]]:
     kind = spec.kind
     g, h, d = _GATES[kind], spec.hidden_size, spec.num_directions
     if getattr(spec, "projects", False):
@@ -157,11 +321,10 @@ def _recurrent(
             spec,
             "proj_size",
             spec.proj_size,
-            f"{'Keras' if convention == 'keras' else 'ONNX'}'s LSTM has no projection (proj_size)",
+            f"{'Keras' if convention == 'keras' else 'ONNX'} LSTM has no projection (proj_size)",
         )
-    out: list[Param] = []
+    out: list[Mapped] = []
     deltas: list[tuple[Dim, str]] = []
-    order = gate_order(convention, kind).split(" (")[0]
     blocks = spec.layer_blocks()
     if convention == "keras" and blocks[0][0].startswith("{0.."):
         # Keras names the first layer "lstm", the others "lstm_1", ...: layer 0 apart
@@ -169,12 +332,14 @@ def _recurrent(
         blocks = [("0", d_in, 1), ("{1.." + index[4:], d_in, copies - 1), *blocks[1:]]
     for index, d_in, copies in blocks:
         numbers = _layer_range(index)
+        shape = _Layer(kind, index, g, h, d, d_in, spec.bias, copies, source)
         layer = (
-            _onnx_layer(f"{prefix}.l{index}", g, h, d, d_in, spec.bias, order, copies)
-            if convention == "onnx"
-            else _keras_layer(kind, index, g, h, d, d_in, spec.bias, reset_after, order, copies)
+            _onnx_layer(shape, prefix) if convention == "onnx" else _keras_layer(shape, reset_after)
         )
-        out += [dataclasses.replace(p, layers=numbers) if numbers else p for p in layer]
+        out += [
+            (dataclasses.replace(p, layers=numbers) if numbers else p, pieces, stored)
+            for p, pieces, stored in layer
+        ]
     if convention == "keras" and spec.bias and not (kind == "GRU" and reset_after):
         fewer = g * h * spec.num_layers * d
         what = {4: "4·H", 3: "3·H", 1: "H"}[g]
@@ -189,81 +354,150 @@ def _recurrent(
     return out, deltas
 
 
-def _onnx_layer(
-    where: str, g: int, h: Dim, d: int, d_in: Dim, bias: bool, order: str, copies: Dim
-) -> list[Param]:
+@dataclass(frozen=True)
+class _Layer:
+    """One layer (or a block of identical layers) of a recurrent spec."""
+
+    kind: str
+    index: str
+    g: int
+    h: Dim
+    d: int
+    d_in: Dim
+    bias: bool
+    copies: Dim
+    #: the PyTorch module's name (``lstm``), whose tensors the pieces name
+    source: str
+
+    def tensor(self, name: str, direction: int) -> str:
+        """``lstm.weight_ih_l0_reverse``: a PyTorch tensor of this layer."""
+        suffix = "_reverse" if direction else ""
+        return full_name(self.source, f"{name}_l{self.index}{suffix}")
+
+
+def _onnx_layer(layer: _Layer, prefix: str) -> list[Mapped]:
     """W, R and B of one layer: all directions in one operator."""
+    kind, g, h, d = layer.kind, layer.g, layer.h, layer.d
+    order = gate_order("onnx", kind).split(" (")[0]
     stack = f"{d} direction{'s' if d == 2 else ''}"
     stack += f" × {g} gate blocks ({order})" if g > 1 else ""
-    layer = [
-        Param(f"{where}.W", (d, g * h, d_in), f"input weights W: {stack}", repeat=copies),
-        Param(f"{where}.R", (d, g * h, h), f"recurrent weights R: {stack}", repeat=copies),
-    ]
-    if bias:
-        layer.append(
+    gates = _gates(kind, "onnx")
+    where = f"{prefix}.l{layer.index}"
+    unrolled = kind == "RNN"
+
+    def stored(slot: str) -> str:
+        legacy = _COUNTER["legacy"].format(op=kind)
+        text = f"input {slot} of the {kind} operator: legacy exporter {legacy}"
+        if not unrolled:
+            return f"{text}, dynamo exporter {_COUNTER['dynamo']}"
+        if slot == "B":
+            return f"{text}; the dynamo exporter unrolls nn.RNN and keeps each bias's name"
+        return (
+            f"{text}; the dynamo exporter unrolls nn.RNN and stores each direction's matrix "
+            f"transposed ({_COUNTER['dynamo']})"
+        )
+
+    def each(name: str, at: Any = ()) -> tuple[Piece, ...]:
+        return tuple(Piece(layer.tensor(name, i), gates, (i, *at)) for i in range(d))
+
+    extra = ", linear_before_reset=1" if kind == "GRU" else ""
+    out: list[Mapped] = [
+        (
             Param(
-                f"{where}.B",
-                (d, 2 * g * h),
-                f"biases B: input side Wb then recurrent side Rb, {stack}",
-                repeat=copies,
+                f"{where}[W]",
+                (d, g * h, layer.d_in),
+                f"input weights W: {stack}{extra}",
+                repeat=layer.copies,
+            ),
+            each("weight_ih"),
+            stored("W"),
+        ),
+        (
+            Param(
+                f"{where}[R]", (d, g * h, h), f"recurrent weights R: {stack}", repeat=layer.copies
+            ),
+            each("weight_hh"),
+            stored("R"),
+        ),
+    ]
+    if layer.bias:
+        half = g * h
+        out.append(
+            (
+                Param(
+                    f"{where}[B]",
+                    (d, 2 * g * h),
+                    f"biases B: input side Wb then recurrent side Rb, {stack}",
+                    repeat=layer.copies,
+                ),
+                each("bias_ih", ((0, half),)) + each("bias_hh", ((half, 2 * half),)),
+                stored("B"),
             )
         )
-    return layer
+    return out
 
 
-def _keras_layer(
-    kind: str,
-    index: str,
-    g: int,
-    h: Dim,
-    d: int,
-    d_in: Dim,
-    bias: bool,
-    reset_after: bool,
-    order: str,
-    copies: Dim,
-) -> list[Param]:
+def _keras_layer(layer: _Layer, reset_after: bool) -> list[Mapped]:
     """kernel, recurrent_kernel and bias of one layer, per direction (a Bidirectional
     wrapper holds a forward and a backward layer)."""
+    kind, g, h, d, index = layer.kind, layer.g, layer.h, layer.d, layer.index
     base, cell = _KERAS_RECURRENT[kind]
+    order = gate_order("keras", kind).split(" (")[0]
+    gates = _gates(kind, "keras")
     number = "" if index == "0" else f"_{index}"
     owners = (
         [f"bidirectional{number}/{side}_{base}{number}" for side in ("forward", "backward")]
         if d == 2
         else [f"{base}{number}"]
     )
-    layer: list[Param] = []
-    for owner in owners:
+    out: list[Mapped] = []
+    for direction, owner in enumerate(owners):
         where = f"{owner}/{cell}"
-        gates = f", gate blocks {order} side by side" if g > 1 else ""
-        layer += [
-            Param(
+        side = f", gate blocks {order} side by side" if g > 1 else ""
+        ih, hh = layer.tensor("weight_ih", direction), layer.tensor("weight_hh", direction)
+        out += [
+            (
+                Param(
+                    f"{where}/kernel",
+                    (layer.d_in, g * h),
+                    f"input kernel{side}, stored (in, out)",
+                    repeat=layer.copies,
+                ),
+                (Piece(ih, (*gates, _T)),),
                 f"{where}/kernel",
-                (d_in, g * h),
-                f"input kernel{gates}, stored (in, out)",
-                repeat=copies,
             ),
-            Param(
+            (
+                Param(
+                    f"{where}/recurrent_kernel",
+                    (h, g * h),
+                    f"recurrent kernel{side}, stored (in, out)",
+                    repeat=layer.copies,
+                ),
+                (Piece(hh, (*gates, _T)),),
                 f"{where}/recurrent_kernel",
-                (h, g * h),
-                f"recurrent kernel{gates}, stored (in, out)",
-                repeat=copies,
             ),
         ]
-        if bias and kind == "GRU" and reset_after:
+        if not layer.bias:
+            continue
+        b_ih, b_hh = layer.tensor("bias_ih", direction), layer.tensor("bias_hh", direction)
+        if kind == "GRU" and reset_after:
             role = "input-side and recurrent-side biases, as PyTorch's two (reset_after=True)"
-            layer.append(Param(f"{where}/bias", (2, g * h), role, repeat=copies))
-        elif bias:
+            param = Param(f"{where}/bias", (2, g * h), role, repeat=layer.copies)
+            pieces = (Piece(b_ih, gates, (0,)), Piece(b_hh, gates, (1,)))
+        else:
             role = f"one bias per gate block ({order})" if g > 1 else "one bias"
-            layer.append(Param(f"{where}/bias", (g * h,), role, repeat=copies))
-    return layer
+            param = Param(f"{where}/bias", (g * h,), role, repeat=layer.copies)
+            pieces = (Piece(b_ih, gates), Piece(b_hh, gates))
+        out.append((param, pieces, f"{where}/bias"))
+    return out
 
 
-def _norm(spec: Any, convention: str, prefix: str) -> tuple[list[Param], list[tuple[Dim, str]]]:
+def _norm(
+    spec: Any, convention: str, prefix: str, source: str
+) -> tuple[list[Mapped], list[tuple[Dim, str]]]:
     c = spec.num_features
     affine, shift = spec.affine, spec.affine and spec.bias
     if convention == "onnx":
-        out = [p for p in spec.params()]
         stats = [p for p in spec.buffers() if p.name != "num_batches_tracked"]
         deltas = (
             [
@@ -276,23 +510,24 @@ def _norm(spec: Any, convention: str, prefix: str) -> tuple[list[Param], list[tu
             if stats
             else []
         )
-        return [*(_named(prefix, p) for p in out), *(_named(prefix, p) for p in stats)], deltas
-    out = []
-    if affine:
-        out.append(Param(f"{prefix}/gamma", (c,), "scale gamma per channel"))
-    if shift:
-        out.append(Param(f"{prefix}/beta", (c,), "shift beta per channel"))
-    out += [
-        Param(
-            f"{prefix}/moving_mean", (c,), "running mean (a non-trainable weight)", trainable=False
-        ),
-        Param(
-            f"{prefix}/moving_variance",
-            (c,),
-            "running variance (a non-trainable weight)",
-            trainable=False,
-        ),
+        return [_kept(prefix, source, p) for p in [*spec.params(), *stats]], deltas
+    names = [("weight", "gamma", "scale gamma per channel")] if affine else []
+    names += [("bias", "beta", "shift beta per channel")] if shift else []
+    out: list[Mapped] = [
+        (
+            Param(f"{prefix}/{keras}", (c,), role),
+            (Piece(full_name(source, ours)),),
+            f"{prefix}/{keras}",
+        )
+        for ours, keras, role in names
     ]
+    for ours, keras, what in (
+        ("running_mean", "moving_mean", "running mean"),
+        ("running_var", "moving_variance", "running variance"),
+    ):
+        role = f"{what} (a non-trainable weight)"
+        param = Param(f"{prefix}/{keras}", (c,), role, trainable=False)
+        out.append((param, (Piece(full_name(source, ours)),), f"{prefix}/{keras}"))
     return out, [
         (
             2 * c,
@@ -306,70 +541,135 @@ def _named(prefix: str, p: Param) -> Param:
     return dataclasses.replace(p, name=full_name(prefix, p.name))
 
 
+def _kept(prefix: str, source: str, p: Param, stored: str = _KEPT) -> Mapped:
+    """A tensor under PyTorch's own name and shape."""
+    return _named(prefix, p), (Piece(full_name(source, p.name)),), stored
+
+
 def layer_tensors(
-    spec: LayerSpec, convention: str, prefix: str = "", *, reset_after: bool = True
+    spec: LayerSpec,
+    convention: str,
+    prefix: str = "",
+    *,
+    reset_after: bool = True,
+    source: str | None = None,
+    rank: int = 2,
 ) -> tuple[list[Param], list[tuple[Dim, str]]]:
     """One layer's tensors in ``convention`` (names prefixed by ``prefix``, the PyTorch
     attribute or the Keras layer name) and the count differences from PyTorch's, each
-    with its reason."""
+    with its reason. ``source`` is the layer's PyTorch name (``prefix`` when None);
+    ``rank`` the number of dimensions of its input (ONNX: a Linear fed more than 2 is a
+    MatMul that stores its weight transposed)."""
+    mapped, deltas = _layer(spec, convention, prefix, source, reset_after, rank)
+    return [p for p, _, _ in mapped], deltas
+
+
+def _layer(
+    spec: LayerSpec,
+    convention: str,
+    prefix: str,
+    source: str | None,
+    reset_after: bool,
+    rank: int,
+) -> tuple[list[Mapped], list[tuple[Dim, str]]]:
     _check(convention)
     kind = spec.kind
+    source = prefix if source is None else source
     if convention == "pytorch" or spec.stateless():
-        return [_named(prefix, p) for p in spec.params()], []
+        return [_kept(prefix, source, p, full_name(prefix, p.name)) for p in spec.params()], []
     if kind in _GATES:
-        return _recurrent(spec, convention, prefix or kind.lower(), reset_after)
+        default = prefix or kind.lower()
+        return _recurrent(spec, convention, default, source or kind.lower(), reset_after)
     if kind.startswith("BatchNorm"):
         default = _KERAS_NAMES[kind] if convention == "keras" else ""
-        return _norm(spec, convention, prefix or default)
+        return _norm(spec, convention, prefix or default, source)
+    params = list(spec.params())
     if convention == "onnx":
+        if kind == "Linear" and rank > 2:
+            weight, *rest = params
+            transposed = Param(
+                f"{full_name(prefix, 'weight')}.T",
+                weight.shape[::-1],
+                f"{weight.role}, transposed: the initializer of a MatMul, stored (in, out)",
+            )
+            matmul = "a MatMul initializer: legacy exporter onnx::MatMul_<n>, dynamo val_<n>"
+            mapped: list[Mapped] = [
+                (transposed, (Piece(full_name(source, "weight"), (_T,)),), matmul)
+            ]
+            return mapped + [_kept(prefix, source, p) for p in rest], []
         if kind in _KERAS_NAMES:  # exported under PyTorch's own names and shapes
-            return [_named(prefix, p) for p in spec.params()], []
+            return [_kept(prefix, source, p) for p in params], []
         _fail(convention, spec, "convention", convention, f"no ONNX convention for {kind} yet")
     if kind not in _KERAS_NAMES:
         _fail(convention, spec, "convention", convention, f"no Keras convention for {kind} yet")
     name = prefix or _KERAS_NAMES[kind]
-    params = list(spec.params())
+
+    def keras(keras_name: str, ours: Param, shape: Any, role: str, ops: Any = ()) -> Mapped:
+        full = f"{name}/{keras_name}"
+        return Param(full, shape, role), (Piece(full_name(source, ours.name), ops),), full
+
     if kind == "Linear":
-        out = [Param(f"{name}/kernel", params[0].shape[::-1], "kernel, stored (in, out)")]
-        out += [Param(f"{name}/bias", p.shape, p.role) for p in params[1:]]
-        return out, []
+        weight = params[0]
+        kernel = keras("kernel", weight, weight.shape[::-1], "kernel, stored (in, out)", (_T,))
+        return [kernel, *(keras("bias", p, p.shape, p.role) for p in params[1:])], []
     if kind == "Embedding":
-        return [Param(f"{name}/embeddings", params[0].shape, "lookup table, one row per token")], []
+        return [
+            keras("embeddings", params[0], params[0].shape, "lookup table, one row per token")
+        ], []
     if kind.startswith("Conv"):
-        weight = params[0].shape  # (out, in/groups, *kernel)
-        out = [
-            Param(
-                f"{name}/kernel",
-                (*weight[2:], weight[1], weight[0]),
-                "kernel, stored (*kernel, in/groups, out)",
-            )
-        ]
-        out += [Param(f"{name}/bias", p.shape, p.role) for p in params[1:]]
-        return out, []
+        weight = params[0]  # (out, in/groups, *kernel)
+        axes = (*range(2, len(weight.shape)), 1, 0)
+        shape = tuple(weight.shape[a] for a in axes)
+        permute = Op("permute", axes, _permute_text(axes))
+        role = "kernel, stored (*kernel, in/groups, out)"
+        kernel = keras("kernel", weight, shape, role, (permute,))
+        return [kernel, *(keras("bias", p, p.shape, p.role) for p in params[1:])], []
     # LayerNorm: gamma and beta of normalized_shape
-    keras = {"weight": "gamma", "bias": "beta"}
-    return [Param(f"{name}/{keras[p.name]}", p.shape, p.role) for p in params], []
+    names = {"weight": "gamma", "bias": "beta"}
+    return [keras(names[p.name], p, p.shape, p.role) for p in params], []
 
 
 def _check(convention: str) -> None:
     require_one_of("convention", convention, CONVENTIONS)
 
 
+def _input_ranks(model: Model) -> dict[str, int]:
+    """How many dimensions each layer's (first) input has, from the model's own input
+    layout; empty when the model has none or its shapes cannot be followed."""
+    if not getattr(model, "input_layout", None):
+        return {}
+    from shapecalc.analysis.cost import analyze
+
+    try:
+        analysis = analyze(model, model.input_shapes(2, 3))
+    except (ShapecalcError, ValueError, TypeError):
+        return {}
+    return {layer.name: len(layer.inputs[0]) for layer in analysis.layers if layer.inputs}
+
+
 # -- a model ---------------------------------------------------------------------------------
 def convert(model: Model, convention: str, *, reset_after: bool = True) -> Converted:
     """``model``'s tensors as ``convention`` names and stores them, with every count
-    difference from PyTorch and its reason."""
+    difference from PyTorch and its reason, and the PyTorch tensors each is made of."""
     _check(convention)
-    tensors: list[tuple[str, Param]] = []
+    mapped: list[tuple[str, Mapped]] = []
     differences: list[Difference] = []
     orders: dict[str, str] = {}
     keras_names = _keras_layer_names(model) if convention == "keras" else {}
+    ranks = _input_ranks(model) if convention == "onnx" else {}
     renamed: dict[str, str] = {}
     for layer in model.layers:
         prefix = keras_names.get(layer.name, layer.name)
-        params, deltas = layer_tensors(layer.spec, convention, prefix, reset_after=reset_after)
+        tensors, deltas = _layer(
+            layer.spec,
+            convention,
+            prefix,
+            layer.name,
+            reset_after,
+            ranks.get(layer.name, 2),
+        )
         if layer.copies != 1:  # a leaf of a block repeated many times, listed once
-            if convention == "keras" and params:
+            if convention == "keras" and tensors:
                 raise InvalidArgumentError(
                     f"{layer.name} is {dim_str(layer.copies)} copies of a repeated block; Keras "
                     "names every copy as a layer of its own, which this convention does not list",
@@ -378,17 +678,19 @@ def convert(model: Model, convention: str, *, reset_after: bool = True) -> Conve
                     value=convention,
                     rule="Keras' names need every layer listed",
                 )
-            params = [dataclasses.replace(p, repeat=layer.copies * p.repeat) for p in params]
+            tensors = [
+                (dataclasses.replace(p, repeat=layer.copies * p.repeat), pieces, stored)
+                for p, pieces, stored in tensors
+            ]
             deltas = [(layer.copies * delta, reason) for delta, reason in deltas]
-        sources = [p.name for p in layer.spec.params()]
-        for converted, source in _pair(params, sources):
-            tensors.append((layer.name, converted))
-            if source:
-                renamed[full_name(layer.name, source)] = converted.name
+        for converted, pieces, stored in tensors:
+            mapped.append((layer.name, (converted, pieces, stored)))
+            if len(pieces) == 1:
+                renamed[pieces[0].source] = converted.name
         differences += [Difference(layer.name, delta, reason) for delta, reason in deltas]
         if layer.spec.kind.removesuffix("Cell") in _GATES:
             orders[layer.name] = gate_order(convention, layer.spec.kind)
-    names = [p.name for _, p in tensors]
+    names = [p.name for _, (p, _, _) in mapped]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise InvalidArgumentError(
@@ -404,7 +706,15 @@ def convert(model: Model, convention: str, *, reset_after: bool = True) -> Conve
         for tied, source in model.ties.items()
         if tied in renamed and source in renamed
     }
-    return Converted(convention, tuple(tensors), tuple(differences), orders, ties)
+    return Converted(
+        convention,
+        tuple((layer, p) for layer, (p, _, _) in mapped),
+        tuple(differences),
+        orders,
+        ties,
+        tuple(pieces for _, (_, pieces, _) in mapped),
+        tuple(stored for _, (_, _, stored) in mapped),
+    )
 
 
 def params(model: Model, convention: str = "pytorch", *, reset_after: bool = True) -> list[Param]:
@@ -435,13 +745,6 @@ def convert_with_template(
     return converted, template
 
 
-def _pair(params: list[Param], sources: list[str]) -> Iterator[tuple[Param, str | None]]:
-    """Converted tensors with the PyTorch name they came from where it is one to one."""
-    one_to_one = len(params) == len(sources)
-    for i, p in enumerate(params):
-        yield p, sources[i] if one_to_one else None
-
-
 def _keras_layer_names(model: Model) -> dict[str, str]:
     """Keras' default names for the model's non-recurrent layers (dense, embedding, ...),
     numbered as Keras numbers layers of the same class (dense, dense_1)."""
@@ -462,3 +765,52 @@ def describe(converted: Converted, pytorch_total: Dim) -> list[str]:
     if not converted.differences:
         return [f"{converted.convention}: the same count as PyTorch ({count_str(pytorch_total)})"]
     return [f"{d.layer or 'layer'}: {d.reason}" for d in converted.differences]
+
+
+def rows(converted: list[Converted]) -> list[list[int | None]]:
+    """Rows that pair corresponding tensors across conventions: for each row, the index
+    of the tensor in each convention's list, or None where that framework has none there.
+
+    The PyTorch convention (``converted[0]``) gives one row per tensor; every other
+    framework's tensor sits on the row of the first PyTorch tensor it is made of (a
+    Keras LSTM bias beside ``bias_ih_l0``, nothing beside ``bias_hh_l0``); a second
+    tensor of one framework made from the same row gets a row of its own below it."""
+    width = len(converted)
+    pytorch = converted[0]
+    groups: list[list[list[int | None]]] = [
+        [[i, *[None] * (width - 1)]] for i in range(len(pytorch.tensors))
+    ]
+    find = _Rows([p.name for _, p in pytorch.tensors])
+    for column, other in enumerate(converted[1:], start=1):
+        for i in range(len(other.tensors)):
+            sources = other.sources(i) if other.pieces else []
+            row = next((r for r in map(find, sources) if r is not None), None)
+            if row is None:
+                groups.append([])
+                row = len(groups) - 1
+            group = groups[row]
+            slot = next((r for r in group if r[column] is None), None)
+            if slot is None:
+                slot = [None] * width
+                group.append(slot)
+            slot[column] = i
+    return [r for group in groups for r in group]
+
+
+class _Rows:
+    """The row of a PyTorch tensor by name; a layer of a block (``weight_ih_l{1..95}``,
+    ``weight_ih_l7``) finds the block's row (``weight_ih_l{0..95}``)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.exact = {name: i for i, name in enumerate(names)}
+        self.blocks: list[tuple[re.Pattern[str], int]] = []
+        for i, name in enumerate(names):
+            if "{" in name:
+                parts = re.split(r"\{[^{}]*\}", name)
+                pattern = r"(?:\{[^{}]*\}|\d+)".join(re.escape(p) for p in parts)
+                self.blocks.append((re.compile(pattern), i))
+
+    def __call__(self, name: str) -> int | None:
+        if name in self.exact:
+            return self.exact[name]
+        return next((i for pattern, i in self.blocks if pattern.fullmatch(name)), None)

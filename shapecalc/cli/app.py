@@ -1,6 +1,7 @@
 """The ``shapecalc`` group and its commands, each made when first asked for: one per
 architecture (``cli.models``), ``hf`` (a Hugging Face config), ``layer``/``layers``,
-``solve``, ``compare-conventions`` and ``inspect``, so a command imports only what it runs."""
+``solve``, ``compare-conventions``, ``port`` and ``inspect``, so a command imports only
+what it runs."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ for _name, _module in {
     "inspect": "inspect",
     "layer": "layers",
     "layers": "layers",
+    "port": "port",
     "solve": "solve",
 }.items():
     cli.lazy[_name] = _from(_module, _name.replace("-", "_"))

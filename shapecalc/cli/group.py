@@ -2,20 +2,32 @@
 
 Every error, click's own included, is printed as one line, ``Error: ...``, with click's
 exit status (2 for bad input) and no traceback. Engine errors become usage errors naming
-the flag that holds the bad value.
+the flag that holds the bad value. An unknown command is answered with the closest names
+(``lsmt``: lstm; ``conv``: conv1d, conv2d, ...); a command missing required options names
+all of them at once, with the command's example.
 """
 
 from __future__ import annotations
 
+import difflib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 import click
 
 from shapecalc.core.errors import ShapecalcError
 
-__all__ = ["ShapecalcGroup", "engine_error", "flag_of", "register"]
+__all__ = [
+    "ExampleCommand",
+    "ShapecalcGroup",
+    "SuggestingGroup",
+    "engine_error",
+    "flag_of",
+    "missing_error",
+    "register",
+    "suggest",
+]
 
 
 #: the longest error line, and the longest run of a value echoed in it
@@ -35,10 +47,58 @@ def _one_line(text: str) -> str:
     return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
 
 
-class ShapecalcGroup(click.Group):
+#: the most names a "did you mean" lists, and the longest name it looks for
+MOST_SUGGESTIONS, LONGEST_GUESS = 8, 64
+
+
+def suggest(name: str, choices: Iterable[str]) -> list[str]:
+    """The choices ``name`` may have meant, case-insensitively: those it begins (``conv``:
+    conv1d, conv2d, ...), then the closest by :mod:`difflib` (``lsmt``: lstm;
+    ``maxpol2d``: maxpool2d, not the pools a character further); at most
+    :data:`MOST_SUGGESTIONS`."""
+    key = name.strip().lower()
+    if not key or len(key) > LONGEST_GUESS:
+        return []
+    lowered = {choice.lower(): choice for choice in choices}
+    begun = sorted(choice for low, choice in lowered.items() if low.startswith(key))
+    matcher = difflib.SequenceMatcher(b=key)
+    scores = {}
+    for low in lowered:
+        matcher.set_seq1(low)
+        scores[low] = matcher.ratio()
+    best = max(scores.values(), default=0.0)
+    close = sorted(
+        (low for low, score in scores.items() if score >= max(0.6, best - 0.1)),
+        key=lambda low: (-scores[low], low),
+    )
+    found = dict.fromkeys([*begun, *(lowered[low] for low in close)])
+    return list(found)[:MOST_SUGGESTIONS]
+
+
+class SuggestingGroup(click.Group):
+    """A group that answers an unknown command with the names it may have meant."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as err:
+            name = str(args[0]) if args else ""
+            if name.startswith("-") or self.get_command(ctx, name) is not None:
+                raise
+            near = suggest(name, self.list_commands(ctx))
+            if not near:
+                raise
+            raise click.UsageError(
+                f"{err.message.rstrip('.')}; did you mean {', '.join(near)}?", ctx
+            ) from None
+
+
+class ShapecalcGroup(SuggestingGroup):
     """A group whose errors are always one line on stderr with click's exit status, and
     whose commands are made when they are first asked for (``lazy``: name -> maker), so a
-    command imports only what it runs."""
+    command imports only what it runs. A command's name is taken in any case (``LSTM``)."""
 
     lazy: dict[str, Callable[[], click.Command]]
 
@@ -50,6 +110,9 @@ class ShapecalcGroup(click.Group):
         return sorted({*super().list_commands(ctx), *self.lazy})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.lazy and cmd_name not in self.commands:
+            known = {name.lower(): name for name in (*self.commands, *self.lazy)}
+            cmd_name = known.get(cmd_name.lower(), cmd_name)
         if cmd_name in self.lazy and cmd_name not in self.commands:
             self.add_command(self.lazy[cmd_name](), cmd_name)
         return super().get_command(ctx, cmd_name)
@@ -82,6 +145,63 @@ def _exit(code: int, standalone_mode: bool) -> NoReturn:
     if standalone_mode:
         sys.exit(code)
     raise click.exceptions.Exit(code)
+
+
+class ExampleCommand(click.Command):
+    """A command with an example of its use (its arguments, without the command's path):
+    missing required options are named all at once, with the example, in one error
+    (``Missing options '--vocab' and '--hidden' (example: shapecalc lstm --layers 2
+    --hidden 512 --vocab 65)``)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        example: str = "",
+        also_required: Callable[[dict[str, Any]], list[str]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.example = example
+        #: options required by what else is given (solve: every size but the free one),
+        #: from the values given by name: the flags of those missing
+        self.also_required = also_required or (lambda values: [])
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)
+        try:
+            rest = super().parse_args(ctx, args)
+        except click.MissingParameter:
+            opts, _, _ = self.make_parser(ctx).parse_args(args=given)
+            missing = [
+                _hint(p)
+                for p in self.get_params(ctx)
+                if p.required and opts.get(p.name or "") is None
+            ]
+            missing += self.also_required(opts)
+            raise missing_error(ctx, missing, self.example) from None
+        also = self.also_required(ctx.params)
+        if also:
+            raise missing_error(ctx, also, self.example)
+        return rest
+
+
+def _hint(param: click.Parameter) -> str:
+    """How an error names a parameter: an option by its longest flag, an argument by its
+    metavar (``PATH``)."""
+    if isinstance(param, click.Option):
+        return max(param.opts, key=len)
+    return param.human_readable_name
+
+
+def missing_error(ctx: click.Context | None, missing: list[str], example: str) -> click.UsageError:
+    """One error naming every missing option, with the command's example when it has
+    one."""
+    names = [f"'{m}'" for m in missing]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    text = f"Missing option{'s' if len(names) > 1 else ''} {listed}"
+    if example and ctx is not None:
+        text += f" (example: {ctx.command_path} {example})"
+    return click.UsageError(text + ".", ctx)
 
 
 def flag_of(field: str | None) -> str | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from shapecalc.cli.group import engine_error
+from shapecalc.cli.group import ExampleCommand, SuggestingGroup, engine_error
 from shapecalc.cli.options import (
     CONVENTION_FLAGS,
     COST_FLAGS,
@@ -172,10 +172,27 @@ def _layer_command(kind: str) -> click.Command:
     from shapecalc.report.reference import signature
 
     command.__doc__ = f"{cls.summary}.\n\n    \b\n    torch.nn.{signature(cls)}"
-    return click.command(kind.lower())(apply(options)(command))
+    return click.command(kind.lower(), cls=ExampleCommand, example=example_flags(cls.example))(
+        apply(options)(command)
+    )
 
 
-class _LayerGroup(click.Group):
+def example_flags(arguments: dict[str, Any]) -> str:
+    """Constructor arguments as the flags that give them: ``--kernel-size 3 --stride 2``,
+    a tuple as ``3,3``, a bool as ``--bias`` or ``--no-bias``, None as ``none``."""
+    words: list[str] = []
+    for name, value in arguments.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + name.replace("_", "-"))
+        elif isinstance(value, (tuple, list)):
+            words += [flag, ",".join("none" if v is None else str(v) for v in value)]
+        else:
+            words += [flag, "none" if value is None else str(value)]
+    return " ".join(words)
+
+
+class _LayerGroup(SuggestingGroup):
     """``shapecalc layer KIND``: one command per registered kind, made on demand."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -196,16 +213,83 @@ def layer() -> None:
     --out-channels 64 --kernel-size 7 --stride 2 --padding 3."""
 
 
+#: structural arguments ``shapecalc layers`` tries as size names, for a formula that holds
+#: for any value (a kernel_size of K: K·C_in·C_out + C_out; num_layers L)
+STRUCTURE_LETTERS = {
+    "kernel_size": "K",
+    "num_layers": "L",
+    "groups": "g",
+    "num_groups": "G",
+    "num_heads": "h",
+    "nhead": "h",
+}
+
+
+def general_formula(cls: Any) -> tuple[str, str]:
+    """The kind's count formula and the arguments it holds for (``Conv1d(in_channels=C_in,
+    out_channels=C_out, kernel_size=K, groups=1)``): structural arguments as names where
+    the engine can count with them, the others as numbers, shown even when torch's
+    default (groups=1)."""
+    arguments, total = general_arguments(cls)
+    spec = cls(**arguments)
+    shown = spec.changed_arguments()
+    kept = {
+        f: getattr(spec, f)
+        for f in STRUCTURE_LETTERS
+        if f in spec.arguments() and f not in shown and type(getattr(spec, f)) is int
+    }
+    text = str(spec)
+    if kept:
+        extra = ", ".join(f"{f}={v}" for f, v in kept.items())
+        text = text[:-1] + (", " if shown else "") + extra + ")"
+    return str(total), text
+
+
+def general_arguments(cls: Any) -> tuple[dict[str, Any], Any]:
+    """The arguments of the kind's reference formula (its ``formula_args``) with each
+    structural argument (:data:`STRUCTURE_LETTERS`) a size name where the engine computes
+    the count with it, and that count. An argument stays a number where it cannot be a
+    name (groups with symbolic channels, a pooling window) or where the general count,
+    evaluated at the number, is not the number's count."""
+    import dataclasses
+
+    from shapecalc.core.dims import Expr, symbol
+
+    arguments = dict(cls.formula_args)
+    total = cls(**arguments).total()
+    defaults = {
+        f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING
+    }
+    for field, letter in STRUCTURE_LETTERS.items():
+        value = arguments.get(field, defaults.get(field))
+        numbers = value if isinstance(value, tuple) else (value,)
+        if not numbers or not all(type(v) is int for v in numbers):
+            continue
+        if len(set(numbers)) != 1 or letter in {str(v) for v in arguments.values()}:
+            continue  # a kernel of (3, 5): no one name; the letter taken by a size
+        trial = {**arguments, field: symbol(letter)}
+        try:
+            count = cls(**trial).total()
+        except ShapecalcError:
+            continue
+        at_number = count.subs({letter: numbers[0]}) if isinstance(count, Expr) else count
+        if at_number == total:
+            arguments, total = trial, count
+    return arguments, total
+
+
 @click.command()
 @format_option(("table", "json"))
 def layers(fmt: str) -> None:
-    """List the layer kinds shapecalc knows, with their count formulas."""
+    """List the layer kinds shapecalc knows, with their count formulas: general where a
+    structural argument can be a name (kernel_size K, num_layers L), else for the
+    arguments shown."""
     from shapecalc.layers import LAYER_KINDS
     from shapecalc.report.reference import signature
 
     rows = []
     for kind, cls in sorted(LAYER_KINDS.items(), key=lambda item: (item[1].family, item[0])):
-        formula = cls(**cls.formula_args).total()
+        formula, formula_of = general_formula(cls)
         rows.append(
             {
                 "kind": kind,
@@ -213,8 +297,8 @@ def layers(fmt: str) -> None:
                 "family": cls.family,
                 "summary": cls.summary,
                 "signature": signature(cls),
-                "formula": str(formula),
-                "formula_of": str(cls(**cls.formula_args)),
+                "formula": formula,
+                "formula_of": formula_of,
             }
         )
     if fmt == "json":
@@ -222,6 +306,6 @@ def layers(fmt: str) -> None:
 
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    from shapecalc.report.rich_writer import echo, layer_kinds_table
+    from shapecalc.report.rich_writer import LayerKindsTable, echo
 
-    echo(layer_kinds_table(rows))
+    echo(LayerKindsTable(rows))

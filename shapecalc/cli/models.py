@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from shapecalc.cli.group import engine_error
+from shapecalc.cli.group import ExampleCommand, engine_error
 from shapecalc.cli.options import (
     CONVENTION_FLAGS,
     COST_FLAGS,
@@ -109,4 +109,4 @@ def model_command(command: str) -> click.Command:
         finish(model, shown)
 
     run.__doc__ = command_help(cls)
-    return click.command(command)(run)
+    return click.command(command, cls=ExampleCommand, example=cls.example)(run)

@@ -372,3 +372,55 @@ def finish(
     show(report, flags["fmt"])
     if flags.get("verify"):
         verify(model, reference)
+    note = ignored(flags)
+    if note:
+        click.echo(f"Warning: {note}", err=True)
+
+
+#: the cost flags that only size or price a section: (fields, what uses them)
+_USED_BY = (
+    (("batch", "seq_len"), "--shapes, --flops, --memory or --all"),
+    (("dtype", "training", "mixed_precision"), "--memory or --all"),
+)
+
+
+def ignored(flags: dict[str, Any]) -> str:
+    """The cost flags given on the command line that the report does not use, in one
+    line (``--batch 64 is ignored without --shapes, --flops, --memory or --all``), or
+    nothing: --batch and --seq-len size the cost sections, --dtype, --training and
+    --mixed-precision price the memory account (JSON carries the whole cost with any
+    section)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or "all_" not in flags:
+        return ""
+    all_ = flags["all_"]
+    sections = [all_ or flags["shapes"], all_ or flags["flops"], all_ or flags["memory"]]
+    used = (any(sections), sections[2] or (any(sections) and flags.get("fmt") == "json"))
+    parts = []
+    for (names, needs), on in zip(_USED_BY, used, strict=True):
+        given = [
+            _given(ctx, name, flags[name])
+            for name in names
+            if name in flags and not on and _from_user(ctx, name)
+        ]
+        if given:
+            verb = "is" if len(given) == 1 else "are"
+            parts.append(f"{' and '.join(given)} {verb} ignored without {needs}")
+    return "; ".join(parts)
+
+
+def _from_user(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def _given(ctx: click.Context, name: str, value: Any) -> str:
+    """``--batch 64`` (a flag alone: ``--mixed-precision``), the value cut to a readable
+    length and shown printable."""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return flag
+    text = str(value)
+    if not text.isprintable():
+        text = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return f"{flag} {text if len(text) <= 40 else text[:39] + '…'}"

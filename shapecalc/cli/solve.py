@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from shapecalc.cli.group import ShapecalcGroup, engine_error, flag_of, register
+from shapecalc.cli.group import ExampleCommand, ShapecalcGroup, engine_error, flag_of, register
 from shapecalc.cli.models import architecture_options
 from shapecalc.cli.options import CONVENTION_FLAGS, apply, convention_options, format_option, pop
 from shapecalc.core.errors import ShapecalcError
@@ -71,9 +71,6 @@ def _solve_command(command: str) -> click.Command:
                 f"{flags[free_arg]}: this is the size --for {free} solves; leave it out",
                 param_hint=f"'{flag_of(free_arg)}'",
             )
-        for name in required:
-            if name != free_arg and flags[name] is None:
-                raise click.UsageError(f"Missing option '{flag_of(name)}'.")
         fixed = {k: v for k, v in flags.items() if k != free_arg and v is not None}
         try:
             solution = solve_for(
@@ -92,14 +89,27 @@ def _solve_command(command: str) -> click.Command:
 
         echo(solution_table(solution))
 
+    def also_required(values: dict[str, Any]) -> list[str]:
+        """The sizes that have no default, but the one solved for."""
+        free_arg = free_sizes.get(str(values.get("free") or default))
+        return [
+            f"--{name.replace('_', '-')}"
+            for name in required
+            if name != free_arg and values.get(name) is None
+        ]
+
     title = cls.title or cls.__name__
-    run.__doc__ = f"The size that brings the {title} closest to a budget (--for: {default})." + (
-        f"\n\n    \b\n    Example:\n      shapecalc solve {command} --params {cls.budget} "
-        + " ".join(_without(cls.example.split(), free_sizes[default]))
+    example = (
+        f"--params {cls.budget} " + " ".join(_without(cls.example.split(), free_sizes[default]))
         if cls.example
         else ""
     )
-    return click.command(command)(run)
+    run.__doc__ = f"The size that brings the {title} closest to a budget (--for: {default})." + (
+        f"\n\n    \b\n    Example:\n      shapecalc solve {command} {example}" if example else ""
+    )
+    return click.command(command, cls=ExampleCommand, example=example, also_required=also_required)(
+        run
+    )
 
 
 def _without(args: list[str], field: str) -> list[str]:

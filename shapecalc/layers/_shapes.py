@@ -8,6 +8,7 @@ from typing import Any
 from shapecalc.core.dims import (
     LARGEST,
     Dim,
+    Expr,
     dim_str,
     floor_div,
     product,
@@ -75,9 +76,12 @@ def tuple_of(
     *,
     minimum: int | None = None,
     one_for_all: bool = False,
+    symbolic: bool = False,
 ) -> tuple[Any, ...]:
     """An int-or-tuple argument as an n-tuple (torch's ``_ntuple``), length checked;
-    ``one_for_all`` takes a tuple of one for every dimension too (as pooling does)."""
+    ``one_for_all`` takes a tuple of one for every dimension too (as pooling does);
+    ``symbolic`` takes a size name (an :class:`Expr`) for an int, as a convolution's
+    kernel for a formula (``K·C_in·C_out + C_out``)."""
     value = getattr(spec, field)
     items = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
     if one_for_all and len(items) == 1:
@@ -91,6 +95,8 @@ def tuple_of(
             f"got {len(items)} values",
         )
     for item in items:
+        if symbolic and isinstance(item, Expr):
+            continue
         if isinstance(item, bool) or not isinstance(item, int):
             spec._fail(
                 field,
@@ -113,7 +119,7 @@ def tuple_of(
 def conv_out(
     spec: LayerSpec,
     size: Dim,
-    kernel: int,
+    kernel: Dim,
     stride: int,
     padding: int,
     dilation: int,
@@ -135,7 +141,7 @@ def conv_out(
         if isinstance(out, int) and isinstance(size, int):
             if (out - 1) * stride >= size + padding:
                 out -= 1
-        elif stride > dilation * (kernel - 1) + 1 - padding:
+        elif isinstance(kernel, int) and stride > dilation * (kernel - 1) + 1 - padding:
             # the drop depends on the size modulo the stride; below this stride it never
             # happens (the last window starts before size + padding)
             spec._fail_shape(
@@ -145,7 +151,7 @@ def conv_out(
             )
     if isinstance(out, int) and out < 1:
         spec._fail_shape(
-            f"a spatial size of {dim_str(size)} is too small for kernel {kernel} "
+            f"a spatial size of {dim_str(size)} is too small for kernel {dim_str(kernel)} "
             f"(dilation {dilation}, padding {padding}): the output would be {out}",
             size,
         )
@@ -155,7 +161,7 @@ def conv_out(
 def transposed_out(
     spec: LayerSpec,
     size: Dim,
-    kernel: int,
+    kernel: Dim,
     stride: int,
     padding: int,
     dilation: int,
@@ -170,5 +176,10 @@ def transposed_out(
         )
     out = (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
     if isinstance(out, int) and out < 1:
-        spec._fail_shape(f"a spatial size of {dim_str(size)} gives an output of {out}", size)
+        spec._fail_shape(
+            f"a spatial size of {dim_str(size)} gives an output size of {out} "
+            f"((size - 1)·stride - 2·padding + dilation·(kernel_size - 1) + output_padding "
+            "+ 1); it must be >= 1 (torch: Output size is too small)",
+            size,
+        )
     return out

@@ -139,10 +139,13 @@ class MultiheadAttention(LayerSpec):
     def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
         """``attn_output`` and the head-averaged ``attn_weights`` for query (L, N, E),
         key (S, N, kdim), value (S, N, vdim) ((N, L, E), ... with ``batch_first``;
-        (L, E), (S, kdim), (S, vdim) unbatched)."""
-        if len(inputs) != 3:
-            self._fail_shape(f"takes query, key and value shapes, got {len(inputs)}", inputs)
-        query, key, value = inputs
+        (L, E), (S, kdim), (S, vdim) unbatched). One shape is self-attention, one tensor
+        as query, key and value (``attn(x, x, x)``).
+
+            >>> MultiheadAttention(8, 2, batch_first=True).output_shapes((2, 5, 8))
+            ((2, 5, 8), (2, 5, 5))
+        """
+        query, key, value = self._qkv(inputs)
         rank = len(query)
         if rank not in (2, 3) or len(key) != rank or len(value) != rank:
             self._fail_shape(
@@ -164,14 +167,38 @@ class MultiheadAttention(LayerSpec):
         batch = query[1 - seq]
         return (query, (batch, query[seq], source))
 
+    def _qkv(self, inputs: tuple[Shape, ...]) -> tuple[Shape, Shape, Shape]:
+        """Query, key and value shapes: three, or one for self-attention. torch's forward
+        takes query, key and value; with one tensor as all three (self-attention) the
+        keys and values have the query's size, so kdim and vdim must be embed_dim."""
+        if len(inputs) == 1:
+            if not self.packed:
+                self._fail_shape(
+                    "one input shape is self-attention (query = key = value), which needs "
+                    f"kdim and vdim equal to embed_dim (got kdim={dim_str(self.key_size)}, "
+                    f"vdim={dim_str(self.value_size)}); give query, key and value shapes",
+                    inputs,
+                )
+            return inputs[0], inputs[0], inputs[0]
+        if len(inputs) != 3:
+            self._fail_shape(
+                f"takes one input shape (self-attention: query = key = value) or three "
+                f"(query, key, value), got {len(inputs)}: torch's forward needs a key and a "
+                "value; for key and value from one tensor give its shape twice",
+                inputs,
+            )
+        return inputs[0], inputs[1], inputs[2]
+
     def work(self, *inputs: Shape) -> Work:
         """MACs: the q, k, v and output projections (tokens·E·size each), then the scores
         Q·Kᵀ and weights·V (N·L·S·E each, over all heads). Elementwise: the projection
         biases, scaling q, a softmax of 5 FLOPs per score (max, subtract, exp, sum,
         divide), averaging the weights over heads, and dropout on the weights. Kept:
-        the inputs, q, k and v, the attention weights (and their dropout mask), the
-        heads' output. State for decoding: the keys and values seen so far."""
-        return self._attention_work(inputs, need_weights=True, distinct=3)
+        the inputs (one tensor for self-attention), q, k and v, the attention weights (and
+        their dropout mask), the heads' output. State for decoding: the keys and values
+        seen so far."""
+        distinct = 1 if len(inputs) == 1 else 3
+        return self._attention_work(self._qkv(inputs), need_weights=True, distinct=distinct)
 
     def _attention_work(
         self, inputs: tuple[Shape, ...], *, need_weights: bool, distinct: int
@@ -212,6 +239,11 @@ class MultiheadAttention(LayerSpec):
             else Stored("log-sum-exp per query and head", (batch * self.num_heads * target,)),
             Stored("heads' output", (*query[:-1], e)),
         ]
+        appends = self.add_bias_kv or self.add_zero_attn
+        if distinct == 1 and need_weights and not appends and self.dropout == 0 and len(query) == 3:
+            # batched self-attention projects q, k and v as one tensor, which k and v keep
+            # whole; the scores read a scaled copy of q (measured, torch 2.13 CPU)
+            saved.append(Stored("scaled q", (*query[:-1], e)))
         if self.dropout > 0:
             other += 2 * scores
             rule += ", dropout (2 per score)"

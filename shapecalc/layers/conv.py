@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.core.dims import Dim, Expr, dim_str, known, product
+from shapecalc.core.dims import Dim, Expr, dim_str, known, product, shape_str
 from shapecalc.core.errors import echo
-from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
+from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register, shown
 from shapecalc.layers._shapes import (
     bias_adds,
     check_features,
@@ -63,7 +63,7 @@ class _ConvBase(LayerSpec):
     def __post_init__(self) -> None:
         self._check_fields()
         n = self.dims
-        tuple_of(self, "kernel_size", n, minimum=0)
+        tuple_of(self, "kernel_size", n, minimum=0, symbolic=True)
         tuple_of(self, "stride", n)
         tuple_of(self, "dilation", n)
         groups: Any = self.groups
@@ -126,8 +126,8 @@ class _ConvBase(LayerSpec):
             )
 
     @property
-    def kernel(self) -> tuple[int, ...]:
-        return tuple_of(self, "kernel_size", self.dims)
+    def kernel(self) -> tuple[Dim, ...]:
+        return tuple_of(self, "kernel_size", self.dims, symbolic=True)
 
     def params(self) -> Iterator[Param]:
         c_in, c_out, g = self.in_channels, self.out_channels, self.groups
@@ -152,26 +152,125 @@ class _ConvBase(LayerSpec):
 
     def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
         """(N, C_in, *spatial) or (C_in, *spatial) -> the same with C_out and the
-        spatial sizes from PyTorch's formula."""
+        spatial sizes from PyTorch's formula; refused as torch's forward refuses (see
+        :meth:`_check_run`, :meth:`_check_window`). An input of 0 channels (in_channels
+        0) gives 0 channels, as torch returns it."""
         n = self.dims
         shape = one_input(self, inputs, n + 1, n + 2)
         channel_axis = len(shape) - n - 1
         check_features(self, shape, channel_axis, self.in_channels, "in_channels")
         k, s, d = self.kernel, tuple_of(self, "stride", n), tuple_of(self, "dilation", n)
+        self._check_run(k, s, d)
         spatial = shape[channel_axis + 1 :]
         if self.transposed:
             p, op = tuple_of(self, "padding", n), tuple_of(self, "output_padding", n)
+            self._check_window(shape, k, d, (0,) * n)
             out = tuple(
                 transposed_out(self, x, k[i], s[i], p[i], d[i], op[i])
                 for i, x in enumerate(spatial)
             )
         elif self.padding == "same":
+            total = tuple(d[i] * (k[i] - 1) for i in range(n))
+            self._check_window(shape, k, d, total)
+            # F.pad pads the larger half on the right
+            self._check_pad_mode(spatial, tuple(t - t // 2 for t in total))
             out = tuple(spatial)
         else:
             p = (0,) * n if self.padding == "valid" else tuple_of(self, "padding", n)
             self._check_pad_mode(spatial, p)
+            self._check_window(shape, k, d, tuple(2 * x for x in p))
             out = tuple(conv_out(self, x, k[i], s[i], p[i], d[i]) for i, x in enumerate(spatial))
-        return ((*shape[:channel_axis], self.out_channels, *out),)
+        channels: Dim = self.out_channels
+        if not self.transposed and known(shape[channel_axis]) == 0:
+            channels = 0  # torch returns an empty input's 0 channels
+        return ((*shape[:channel_axis], channels, *out),)
+
+    def _check_run(
+        self, kernel: tuple[Dim, ...], stride: tuple[int, ...], dilation: tuple[int, ...]
+    ) -> None:
+        """The arguments torch's constructor stores and its forward refuses: padding
+        below 0 (with padding_mode 'zeros'), output_padding below 0, stride, dilation or
+        kernel_size below 1, no output channels (the weight's first dimension, out_channels
+        or a transposed convolution's in_channels, below groups; a transposed one's
+        out_channels of 0)."""
+        n = self.dims
+        zeros = not isinstance(self.padding, str) and self.padding_mode == "zeros"
+        if zeros and any(p < 0 for p in tuple_of(self, "padding", n)):
+            self._refuse_run("padding", "padding must be >= 0", "negative padding is not supported")
+        if self.transposed and any(p < 0 for p in tuple_of(self, "output_padding", n)):
+            self._refuse_run(
+                "output_padding",
+                "output_padding must be >= 0",
+                "negative output_padding is not supported",
+            )
+        if any(x < 1 for x in stride):
+            self._refuse_run(
+                "stride", "stride must be >= 1", "non-positive stride is not supported"
+            )
+        if any(x < 1 for x in dilation):
+            self._refuse_run(
+                "dilation", "dilation must be >= 1", "dilation should be greater than zero"
+            )
+        if any(x is not None and x < 1 for x in map(known, kernel)):
+            self._refuse_run(
+                "kernel_size", "kernel_size must be >= 1", "kernel size should be greater than zero"
+            )
+        first = "in_channels" if self.transposed else "out_channels"
+        g = self.groups
+        if known(getattr(self, first)) == 0:
+            self._refuse_run(
+                first,
+                f"{first} must be >= groups ({g})",
+                f"expected weight to be at least {g} at dimension 0",
+            )
+        if self.transposed and known(self.out_channels) == 0:
+            self._refuse_run(
+                "out_channels", "out_channels must be >= 1", "non-empty weight tensor expected"
+            )
+
+    def _refuse_run(self, field: str, rule: str, torch_says: str) -> None:
+        value = getattr(self, field)
+        self._fail(
+            field,
+            value,
+            f"{rule} to run a forward (torch: {torch_says})",
+            f"got {shown(value)}",
+        )
+
+    def _check_window(
+        self,
+        shape: Shape,
+        kernel: tuple[Dim, ...],
+        dilation: tuple[int, ...],
+        padded_by: tuple[Dim, ...],
+    ) -> None:
+        """An input empty in a spatial dimension is refused (torch runs only an empty
+        batch or channel dimension, and with padding_mode 'zeros'); a convolution's input
+        padded by ``padded_by`` must hold the kernel's extent, dilation·(kernel_size - 1)
+        + 1."""
+        n = self.dims
+        spatial = shape[-n:]
+        lead = shape[:-n]
+        empty_ok = self.padding_mode == "zeros" and any(known(x) == 0 for x in lead)
+        for i, x in enumerate(spatial):
+            size = known(x)
+            if size == 0 and not empty_ok:
+                self._fail_shape(
+                    f"input {shape_str(shape)} is empty in spatial dimension {i}; torch runs "
+                    "an empty batch or channel dimension only",
+                    shape,
+                )
+            k, pad = known(kernel[i]), known(padded_by[i])
+            if self.transposed or size is None or k is None or pad is None:
+                continue
+            extent = dilation[i] * (k - 1) + 1
+            if size + pad < extent:
+                self._fail_shape(
+                    f"input {shape_str(shape)} padded to {size + pad} in spatial dimension "
+                    f"{i} is smaller than the kernel's extent {extent} (dilation·(kernel_size "
+                    "- 1) + 1; torch: Kernel size can't be greater than actual input size)",
+                    shape,
+                )
 
     def _check_pad_mode(self, spatial: Shape, padding: tuple[Any, ...]) -> None:
         """torch's F.pad rules: reflect padding smaller than the input, circular padding
@@ -217,17 +316,25 @@ class _ConvBase(LayerSpec):
         if self.transposed:
             return (Stored("input", shape, of="input"),)
         spatial = shape[-n:]
+        total: list[Dim]
         if self.padding == "same":
             total = [
                 d * (k - 1) for d, k in zip(tuple_of(self, "dilation", n), self.kernel, strict=True)
             ]
+            if not all(isinstance(t, int) for t in total):
+                self._fail_shape(
+                    "with padding='same' the input is padded by one more on the right when "
+                    "dilation·(kernel_size - 1) is odd: give kernel_size as a number",
+                    shape,
+                )
         else:
             pads = (0,) * n if self.padding == "valid" else tuple_of(self, "padding", n)
             total = [2 * p for p in pads]
         if self.padding_mode == "zeros":
-            if self.padding != "same" or not any(t % 2 for t in total):
+            odd = [t % 2 if isinstance(t, int) else 0 for t in total]  # ints past the check
+            if self.padding != "same" or not any(odd):
                 return (Stored("input", shape, of="input"),)
-            extra = tuple(x + t % 2 for x, t in zip(spatial, total, strict=True))
+            extra = tuple(x + o for x, o in zip(spatial, odd, strict=True))
             return (Stored("input padded on the right", (*shape[:-n], *extra)),)
         padded = tuple(x + t for x, t in zip(spatial, total, strict=True))
         copy = Stored(f"{self.padding_mode}-padded input", (*shape[:-n], *padded))

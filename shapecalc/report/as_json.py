@@ -40,8 +40,9 @@ from shapecalc.report.cells import NameNode, name_tree
 if TYPE_CHECKING:
     from shapecalc.adapters.hf_checkpoint import FolderCheck
     from shapecalc.adapters.targets import Inspection
-    from shapecalc.analysis.conventions import Converted
+    from shapecalc.analysis.conventions import Converted, Piece
     from shapecalc.analysis.cost import Cost
+    from shapecalc.analysis.port import PortMap
     from shapecalc.analysis.sizing import Candidate, Solution
 
 __all__ = [
@@ -51,6 +52,8 @@ __all__ = [
     "convention_dict",
     "cost_dict",
     "inspection_json",
+    "port_dict",
+    "port_json",
     "solution_dict",
     "solution_json",
     "to_dict",
@@ -238,8 +241,11 @@ def convention_dict(
             "role": p.role,
             "trainable": p.trainable,
             "tied_to": converted.ties.get(p.name),
+            "from": converted.sources(i) if converted.pieces else [],
+            "how": _how(converted.pieces[i]) if converted.pieces else "",
+            "stored_as": converted.stored_as[i] if converted.stored_as else p.name,
         }
-        for (layer, p), twin in zip(converted.tensors, twins, strict=True)
+        for i, ((layer, p), twin) in enumerate(zip(converted.tensors, twins, strict=True))
     ]
     return {
         "convention": converted.convention,
@@ -261,9 +267,20 @@ def comparison_json(
     refused: list[tuple[str, str]],
 ) -> str:
     """``shapecalc compare-conventions --format json`` (schema ``shapecalc.conventions/1``):
-    the model and one :func:`convention_dict` per framework; a framework that cannot store
-    the model gives ``convention`` and ``error``."""
+    the model, one :func:`convention_dict` per framework (a framework that cannot store
+    the model gives ``convention`` and ``error``), and ``rows``: the tensors that
+    correspond, one framework's name (or null) under each framework's key."""
+    from shapecalc.analysis.conventions import rows
+
     report = to_dict(model)
+    done = [c for c, _ in converted]
+    paired = [
+        {
+            c.convention: None if i is None else c.tensors[i][1].name
+            for c, i in zip(done, row, strict=True)
+        }
+        for row in (rows(done) if done and done[0].convention == "pytorch" else [])
+    ]
     return (
         json.dumps(
             {
@@ -272,12 +289,73 @@ def comparison_json(
                 "total": report["total"],
                 "conventions": [convention_dict(model, c, t) for c, t in converted]
                 + [{"convention": name, "error": why} for name, why in refused],
+                "rows": paired,
             },
             indent=2,
             ensure_ascii=False,
         )
         + "\n"
     )
+
+
+def _how(pieces: tuple[Piece, ...]) -> str:
+    from shapecalc.analysis.conventions import describe_pieces
+
+    return describe_pieces(pieces)
+
+
+def _index(at: tuple[Any, ...]) -> list[Any]:
+    return [[_value(part[0]), _value(part[1])] if isinstance(part, tuple) else part for part in at]
+
+
+def port_dict(mapping: PortMap) -> dict[str, Any]:
+    """``shapecalc port --format json`` (schema ``shapecalc.port/1``): for every target
+    tensor its shape, its sources, how it is made in one line, and the steps: each
+    piece's source, its ops (``gates``: the blocks' order, ``permute``: the axes,
+    ``take``: an index) and ``at``, where it goes in the target (ints pick, [start, stop]
+    pairs slice; pieces at one place are summed; no pieces: zeros)."""
+    data: dict[str, Any] = {
+        "schema": "shapecalc.port/1",
+        "model": mapping.model,
+        "from": mapping.source,
+        "to": mapping.target,
+        "notes": list(mapping.notes),
+        "inputs": {name: list(shape) for name, shape in mapping.inputs.items()},
+        "tensors": [
+            {
+                "target": e.target,
+                "shape": list(e.shape),
+                "from": e.sources,
+                "how": e.how,
+                "note": e.note,
+                "pieces": [
+                    {
+                        "source": p.source,
+                        "ops": [
+                            {
+                                "op": op.kind,
+                                "value": _index(op.value) if op.kind == "take" else list(op.value),
+                                "text": op.text,
+                            }
+                            for op in p.ops
+                        ],
+                        "at": _index(p.at),
+                    }
+                    for p in e.pieces
+                ],
+            }
+            for e in mapping.entries
+        ],
+    }
+    if mapping.first is not None:
+        data["through"] = "pytorch"
+        data["first"] = port_dict(mapping.first)
+    return data
+
+
+def port_json(mapping: PortMap) -> str:
+    """:func:`port_dict` as indented JSON text with a final newline."""
+    return json.dumps(port_dict(mapping), indent=2, ensure_ascii=False) + "\n"
 
 
 def write(report: Report) -> str:
@@ -328,24 +406,40 @@ def solution_json(solution: Solution) -> str:
 def inspection_json(inspection: Inspection) -> str:
     """``shapecalc inspect --format json`` (schema ``shapecalc.inspect/1``): the report
     indented, each tensor one compact line, written directly (a checkpoint of 200,000
-    tensors writes in a fraction of a second)."""
+    tensors writes in a fraction of a second). ``total`` counts the parameters,
+    ``buffer_total`` the buffers (running statistics), each tensor says which it is and
+    ``buffers_by`` how that is known: ``module`` (registered so) or ``name`` (a
+    checkpoint's, by the names torch.nn gives its buffers)."""
+    from shapecalc.report.inspect_text import buffer_note, listing
+
+    shown = listing(inspection)
     report: dict[str, Any] = {
         "schema": "shapecalc.inspect/1",
         "target": inspection.target,
         "source": inspection.source,
-        "total": inspection.total,
+        "total": shown.parameter_total,
+        "buffer_total": shown.buffer_total,
+        "buffers_by": shown.buffers_by,
         "tensors": [],
     }
     if inspection.checkpoint is not None:
         report["bytes"] = inspection.checkpoint.nbytes
         report["bytes_by_dtype"] = inspection.checkpoint.bytes_by_dtype()
         report["metadata"] = inspection.checkpoint.metadata
+    if inspection.model is not None:
+        report["reused"] = [
+            {"module": path, "also_used_as": list(others)} for path, others in shown.reused.items()
+        ]
+    said = buffer_note(shown)
+    notes = [*shown.notes, *([said] if said else [])]
+    if notes:
+        report["notes"] = notes
     if inspection.check is not None:
         report["check"] = check_json(inspection.check)
     if inspection.unchecked is not None:
         report["unchecked"] = inspection.unchecked
     text = json.dumps(report, indent=2)
-    if not inspection.entries:
+    if not shown.entries:
         return text + "\n"
     text_of = json.encoder.encode_basestring_ascii  # json.dumps' own, for one string
 
@@ -356,8 +450,9 @@ def inspection_json(inspection: Inspection) -> str:
         f'{{"name": {text_of(e.name)}, "shape": [{", ".join(map(str, e.shape))}], '
         f'"count": {e.count}, "dtype": {string(e.dtype)}, '
         f'"bytes": {"null" if e.nbytes is None else e.nbytes}, '
-        f'"tied_to": {string(e.tied_to)}, "kind": {string(e.kind)}}}'
-        for e in inspection.entries
+        f'"tied_to": {string(e.tied_to)}, "kind": {string(e.kind)}, '
+        f'"buffer": {"true" if buffer else "false"}}}'
+        for e, buffer in zip(shown.entries, shown.buffers, strict=True)
     )
     return text.replace('"tensors": []', f'"tensors": [\n    {rows}\n  ]', 1) + "\n"
 

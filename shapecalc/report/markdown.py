@@ -29,8 +29,27 @@ if TYPE_CHECKING:
     from shapecalc.analysis.conventions import Converted
     from shapecalc.analysis.cost import Cost
     from shapecalc.analysis.explain import Section
+    from shapecalc.analysis.port import PortMap
 
-__all__ = ["convention_markdown", "cost_markdown", "model_markdown", "write"]
+__all__ = ["convention_markdown", "cost_markdown", "memory_notes", "model_markdown", "write"]
+
+#: what is known of oneDNN's LSTM on the CPU (docs/concepts/compute-and-memory.md, measured
+#: by tests/test_memory.py's language models, torch 2.13)
+ONEDNN_LSTM = (
+    "LSTM on the CPU: PyTorch's default kernel (oneDNN) keeps its own workspace; "
+    "activations measured 2.1× to 2.7× this count for LSTM language models (torch 2.13), "
+    "exact with oneDNN off"
+)
+
+
+def memory_notes(cost: Cost) -> list[str]:
+    """Notes under the memory account: what a default PyTorch build keeps beyond the
+    rules' count (an LSTM's oneDNN workspace on the CPU, when activations are kept)."""
+    if cost.training == "none":
+        return []
+    if any(layer.spec.kind == "LSTM" for layer in cost.layers):
+        return [ONEDNN_LSTM]
+    return []
 
 
 def cell(value: Any) -> str:
@@ -116,6 +135,7 @@ def cost_markdown(cost: Cost, *, shapes: bool, flops: bool, memory: bool) -> str
         lines += [f"| {a} | {cell(b)} | {cell(c)} |" for a, b, c in memory_rows(cost)]
         lines.append("")
         lines += [f"- **Kept**: {cell(line)}" for line in kept_lines(cost)]
+        lines += [f"- **Note**: {cell(line)}" for line in memory_notes(cost)]
     lines.append(f"- **Summary**: {cell(cost_summary(cost))}")
     return "\n".join(lines) + "\n"
 
@@ -137,4 +157,26 @@ def convention_markdown(model: Model, converted: Converted, template: Converted 
         )
     lines.append("")
     lines += [f"- **{a}**: {cell(b)}" for a, b in convention_footer(model, converted)]
+    return "\n".join(lines) + "\n"
+
+
+def port_markdown(mapping: PortMap) -> str:
+    """``shapecalc port --format markdown``: the map as a table (two in turn through
+    PyTorch's names), the notes as a list."""
+    from shapecalc.analysis.conventions import FRAMEWORK_NAMES
+
+    lines: list[str] = []
+    for stage in mapping.stages():
+        source, target = FRAMEWORK_NAMES[stage.source], FRAMEWORK_NAMES[stage.target]
+        lines += [
+            f"### {cell(stage.model)}: {source} to {target}",
+            "",
+            f"| {target} tensor | Shape | Made from the {source} tensors |",
+            "|---|---|---|",
+        ]
+        for entry in stage.entries:
+            how = entry.how if entry.pieces else entry.note
+            lines.append(f"| `{entry.target}` | {shape_str(entry.shape)} | {cell(how)} |")
+        lines.append("")
+    lines += [f"- {cell(note)}" for note in mapping.notes]
     return "\n".join(lines) + "\n"

@@ -16,6 +16,7 @@ from rich.tree import Tree
 from shapecalc.analysis.conventions import FRAMEWORK_NAMES, Converted
 from shapecalc.analysis.cost import Cost
 from shapecalc.analysis.explain import Section
+from shapecalc.analysis.port import PortMap
 from shapecalc.analysis.sizing import Solution
 from shapecalc.core.dims import count_str, dim_str, shape_str
 from shapecalc.core.errors import printable
@@ -42,20 +43,28 @@ from shapecalc.report.cells import (
     times,
     title,
 )
+from shapecalc.report.markdown import memory_notes
 
 __all__ = [
     "ConventionTable",
     "CostTable",
+    "LayerKindsTable",
     "ModelTable",
     "ModelTree",
     "conventions_side_by_side",
     "explanation",
+    "port_table",
     "renderables",
     "solution_table",
 ]
 
 #: below this many columns the role goes under the parameter name instead of its own column
 WIDE = 110
+
+
+def with_noun(count: int, noun: str) -> str:
+    """``1 parameter``, ``4,269,121 parameters``: a count with its noun, singular for 1."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def echo(*parts: RenderableType) -> None:
@@ -65,16 +74,52 @@ def echo(*parts: RenderableType) -> None:
         console.print(part)
 
 
-def layer_kinds_table(rows: list[dict[str, str]]) -> RenderableType:
+class LayerKindsTable:
     """``shapecalc layers``: every kind, its family, its count formula, the arguments the
-    formula is for (a kernel of 3, 2 layers: the structure fixed, the sizes as letters),
-    and what it is."""
-    table = Table(title=f"{len(rows)} layer kinds", title_justify="left")
-    for column in ("Kind", "Family", "Parameters", "For", "What it is"):
-        table.add_column(column, no_wrap=column == "Kind")
-    for row in rows:
-        table.add_row(row["kind"], row["family"], row["formula"], row["formula_of"], row["summary"])
-    return table
+    formula is for (structural ones as names where the engine counts with them: a kernel
+    of K, L layers; else the number) and what it is.
+
+    From :data:`WIDE_KINDS` columns on, one column each; narrower, the families are sections
+    instead of a column, what the kind is goes under its name and the arguments under the
+    formula, so that no cell wraps one word per line.
+    """
+
+    def __init__(self, rows: list[dict[str, str]]) -> None:
+        self.rows = rows
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        rows = self.rows
+        table = Table(title=with_noun(len(rows), "layer kind"), title_justify="left", expand=True)
+        if options.max_width >= WIDE_KINDS:
+            for column in ("Kind", "Family", "Parameters", "For", "What it is"):
+                table.add_column(
+                    column, no_wrap=column == "Kind", ratio=_RATIOS.get(column), overflow="fold"
+                )
+            for row in rows:
+                table.add_row(
+                    row["kind"], row["family"], row["formula"], row["formula_of"], row["summary"]
+                )
+            yield table
+            return
+        longest = max((len(row["kind"]) for row in rows), default=4)
+        table.add_column("Kind", min_width=longest, ratio=2, overflow="fold")
+        table.add_column("Parameters, for", ratio=3, overflow="fold")
+        for i, row in enumerate(rows):
+            kind = Text(row["kind"], style="bold")
+            kind.append(f"  {row['family']}\n{row['summary']}", style="dim")
+            formula = Text(row["formula"])
+            formula.append("\n" + row["formula_of"], style="dim")
+            last = i + 1 == len(rows) or rows[i + 1]["family"] != row["family"]
+            table.add_row(kind, formula, end_section=last)
+        yield table
+
+
+#: from this many columns on, the layer kinds table has a column for each field
+WIDE_KINDS = 140
+#: the share of the width each wrapping column of the wide layer-kinds table takes
+_RATIOS = {"Parameters": 2, "For": 4, "What it is": 3}
 
 
 def refusals(refused: list[tuple[str, str]]) -> RenderableType:
@@ -292,6 +337,8 @@ class CostTable:
             yield account
             for line in kept_lines(cost):
                 notes.add_row("Kept", line)
+            for line in memory_notes(cost):
+                notes.add_row("Note", line)
         notes.add_row("Summary", cost_summary(cost))
         yield notes
 
@@ -348,9 +395,12 @@ class ConventionTable:
 
 
 def conventions_side_by_side(model: Model, converted: list[Converted]) -> RenderableType:
-    """``shapecalc compare-conventions``: per layer, each framework's tensors in its own
-    column (name, then shape and count), then one line per framework: total, gate order,
+    """``shapecalc compare-conventions``: one row per PyTorch tensor, each framework's
+    corresponding tensor beside it (name, shape and count, and what it is made of), a
+    blank where a framework has none; then one line per framework: total, gate order,
     difference from PyTorch and why."""
+    from shapecalc.analysis.conventions import describe_pieces, rows
+
     grid = Table(
         title=escape(f"{printable(title(model))} in {len(converted)} frameworks"),
         title_justify="left",
@@ -358,19 +408,26 @@ def conventions_side_by_side(model: Model, converted: list[Converted]) -> Render
     grid.add_column("Layer", style="bold", no_wrap=True)
     for c in converted:
         grid.add_column(FRAMEWORK_NAMES[c.convention], ratio=1, overflow="fold")
-    for layer in model.layers:
-        columns = [
-            [
-                f"{p.name}\n  {shape_str(p.shape)} {'tied' if p.name in c.ties else times(p)}"
-                for name, p in c.tensors
-                if name == layer.name
-            ]
-            for c in converted
-        ]
-        height = max((len(col) for col in columns), default=0)
-        for i in range(height):
-            cells = [col[i] if i < len(col) else "" for col in columns]
-            grid.add_row(layer.name if i == 0 else "", *cells, end_section=i == height - 1)
+
+    def cell(c: Converted, i: int | None) -> str:
+        if i is None:
+            return ""
+        p = c.tensors[i][1]
+        text = f"{p.name}\n  {shape_str(p.shape)} {'tied' if p.name in c.ties else times(p)}"
+        if not c.pieces or c.convention == "pytorch" or c.sources(i) == [p.name]:
+            return text
+        return text + f"\n  = {describe_pieces(c.pieces[i], short=True)}"
+
+    table = rows(converted)
+    layers = [
+        next(c.tensors[i][0] for c, i in zip(converted, row, strict=True) if i is not None)
+        for row in table
+    ]
+    for n, row in enumerate(table):
+        first = n == 0 or layers[n - 1] != layers[n]
+        last = n == len(table) - 1 or layers[n + 1] != layers[n]
+        cells = [cell(c, i) for c, i in zip(converted, row, strict=True)]
+        grid.add_row(layers[n] if first else "", *cells, end_section=last)
     summary = Table(title="Totals", title_justify="left")
     for column in ("Framework", "Total", "vs PyTorch", "Gate order", "Why"):
         summary.add_column(column, justify="right" if column in ("Total", "vs PyTorch") else "left")
@@ -402,7 +459,7 @@ def solution_table(solution: Solution) -> RenderableType:
         else ""
     )
     grid = Table(
-        title=f"{solution.free} for a budget of {solution.target:,} parameters "
+        title=f"{solution.free} for a budget of {with_noun(solution.target, 'parameter')} "
         f"({sizes}{step}{counted})",
         title_justify="left",
     )
@@ -441,4 +498,32 @@ def explanation(sections: tuple[Section, ...]) -> RenderableType:
         for line in section.lines:
             parts.append(Text(line))
         parts.append(Text(""))
+    return Group(*parts)
+
+
+def port_table(mapping: PortMap) -> RenderableType:
+    """``shapecalc port``: every target tensor, its shape, and what it is made of; the
+    notes (gate orders, the layer options the weights assume) below. Keras to ONNX and
+    back: the two maps in turn, through PyTorch's names."""
+    parts: list[RenderableType] = []
+    for stage in mapping.stages():
+        source, target = FRAMEWORK_NAMES[stage.source], FRAMEWORK_NAMES[stage.target]
+        grid = Table(
+            title=escape(f"{printable(stage.model)}: {source} to {target}"),
+            title_justify="left",
+        )
+        grid.add_column(f"{target} tensor", overflow="fold")
+        grid.add_column("Shape", no_wrap=True)
+        grid.add_column(f"Made from the {source} tensors", ratio=1, overflow="fold")
+        for entry in stage.entries:
+            how = entry.how if entry.pieces else entry.note
+            grid.add_row(escape(entry.target), shape_str(entry.shape), escape(how))
+        parts.append(grid)
+    parts += [Text(f"Note  {line}") for line in mapping.notes]
+    parts.append(
+        Text(
+            f"Apply  shapecalc.port(model, {mapping.source!r}, {mapping.target!r})"
+            ".apply(weights): a dict of name -> array"
+        )
+    )
     return Group(*parts)

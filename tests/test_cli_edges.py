@@ -494,3 +494,12 @@ def test_layers_reads_at_80_columns() -> None:
     assert "What it is" not in result.stdout and "x, or alpha·(exp(x) - 1)" in result.stdout
     wide = run(["layers"], 160).stdout
     assert all(column in wide for column in ("Family", "For", "What it is"))
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "tree"])
+def test_one_parameter_is_singular_in_every_report(fmt: str) -> None:
+    args = ["layer", "linear", "--in-features", "1", "--out-features", "1", "--no-bias"]
+    result = run([*args, "--format", fmt], 120)
+    assert result.exit_code == 0, result.output
+    assert "1 parameter" in result.stdout and "1 parameters" not in result.stdout
+    assert "1 params" not in result.stdout

@@ -24,7 +24,7 @@ from functools import cached_property
 from typing import Any
 
 from shapecalc.core.declare import Architecture, arguments_of
-from shapecalc.core.dims import Dim, Expr, as_size, dim_str, symbol
+from shapecalc.core.dims import Dim, Expr, as_size, count_noun, dim_str, symbol
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, echo
 from shapecalc.core.model import Model
 
@@ -241,8 +241,8 @@ def solve(
     smallest = count(low * step)
     if smallest > budget:
         raise InvalidArgumentError(
-            f"no {free} fits {budget:,} parameters: the smallest model, {free}={low * step}, "
-            f"has {smallest:,}",
+            f"no {free} fits {count_noun(budget, 'parameter')}: the smallest model, "
+            f"{free}={low * step}, has {smallest:,}",
             field="target",
             value=budget,
             rule="the budget must be at least the smallest model's count",

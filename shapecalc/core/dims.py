@@ -39,6 +39,8 @@ __all__ = [
     "Dim",
     "Expr",
     "as_size",
+    "compiled",
+    "count_noun",
     "count_str",
     "dim_ascii",
     "dim_latex",
@@ -218,6 +220,23 @@ class Expr:
                 term = term * base**power
             total = total + term
         return total
+
+    def python(self) -> str:
+        """The expression as Python source over its size names, exact in ints (a floor
+        term is ``//``): what :func:`compiled` evaluates.
+
+            >>> print((2 * symbol("V") * symbol("H") + symbol("H") ** 2).python())
+            H**2 + 2*V*H
+        """
+        pieces = []
+        for mono, coef in self.sorted_terms():
+            factors = [str(coef)] if coef != 1 or not mono else []
+            for name, power in mono:
+                floor = _FLOORS.get(name)
+                base = f"(({floor[0].python()})//{floor[1]})" if floor else name
+                factors.append(base if power == 1 else f"{base}**{power}")
+            pieces.append("*".join(factors))
+        return " + ".join(pieces).replace("+ -", "- ")
 
     def sorted_terms(self) -> list[tuple[Monomial, int]]:
         return sorted(self._terms.items(), key=lambda item: _monomial_key(item[0]))
@@ -519,6 +538,46 @@ def _ascii_name(name: str) -> str:
 
 #: the floors of symbolic quotients made by :func:`floor_div`, by their internal name
 _FLOORS: dict[str, tuple[Expr, int]] = {}
+
+
+def count_noun(count: Dim, noun: str) -> str:
+    """``1 parameter``, ``4,269,121 parameters``, ``16·H² + V parameters``: a count with
+    its noun, singular for 1.
+
+        >>> count_noun(1, "parameter"), count_noun(4269121, "parameter")
+        ('1 parameter', '4,269,121 parameters')
+    """
+    return f"{count_str(count)} {noun}{'' if count == 1 else 's'}"
+
+
+def compiled(values: Mapping[str, Dim], names: tuple[str, ...]) -> Callable[..., tuple[int, ...]]:
+    """One Python function that evaluates every dim of ``values`` at once from the sizes
+    ``names`` (positional, in that order) and returns their ints in the same order:
+    a sweep evaluates thousands of points with one call each, not a tree walk.
+
+        >>> f = compiled({"total": 2 * symbol("V") * symbol("H")}, ("V", "H"))
+        >>> f(65, 512)
+        (66560,)
+    """
+    free: set[str] = set()
+    for value in values.values():
+        if isinstance(value, Expr):
+            free |= value.free_symbols
+    missing = sorted(free - set(names))
+    if missing:
+        raise ValueError(f"compiled: no value for the size {missing[0]}")
+    for name in names:
+        if not _NAME.match(name):
+            raise ValueError(f"compiled: {echo(name)} is not a size name")
+    body = ", ".join(
+        f"({value.python()})" if isinstance(value, Expr) else str(int(value))
+        for value in values.values()
+    )
+    source = f"def _point({', '.join(names)}):\n    return ({body}{',' if values else ''})\n"
+    scope: dict[str, Any] = {}
+    exec(compile(source, "<shapecalc formula>", "exec"), scope)  # our own polynomial text
+    function: Callable[..., tuple[int, ...]] = scope["_point"]
+    return function
 
 
 def floor_div(value: Dim, divisor: int) -> Dim:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shapecalc.core.dims import Dim, count_str, dim_str, shape_str
+from shapecalc.core.dims import Dim, count_noun, count_str, dim_str, shape_str
 from shapecalc.core.model import Model, Row
 from shapecalc.core.spec import Param, Shape
 from shapecalc.core.tree import join_name, split_name
@@ -68,7 +68,7 @@ def title(model: Model) -> str:
 # -- the parameter table --------------------------------------------------------------------
 def _total_line(model: Model) -> str:
     total = model.total
-    text = f"{count_str(total)} parameters"
+    text = count_noun(total, "parameter")
     if isinstance(total, int):
         text += f" ({human_count(total)})"
     if model.total_formula != total:
@@ -292,7 +292,10 @@ def cost_summary(cost: Cost) -> str:
     """The one-line footer: ``4.27 M params · 17.1 MB fp32 · 848 MFLOPs per forward at
     B=1, T=100``."""
     total = cost.model.total
-    parts = [f"{human_count(total) if isinstance(total, int) else amount(total)} params"]
+    parts = [
+        f"{human_count(total) if isinstance(total, int) else amount(total)} "
+        f"param{'' if total == 1 else 's'}"
+    ]
     size = cost.model.bytes(cost.dtype)
     parts.append(
         f"{human_bytes(size)} {cost.dtype}"

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shapecalc.adapters.checkpoint import BUFFER_NAMES, is_buffer_name, paused_gc
-from shapecalc.core.dims import shape_str
+from shapecalc.core.dims import count_noun, shape_str
 from shapecalc.core.errors import printable
 from shapecalc.core.units import human_bytes, human_count
 
@@ -140,7 +140,9 @@ def inspection_text(inspection: Inspection, depth: int) -> str:
     buffers counted apart; notes (a module used twice, buffers told apart by name) after."""
     shown = listing(inspection)
     total = shown.parameter_total
-    title = f"{printable(inspection.target)}  {total:,} parameters ({human_count(total)})"
+    title = (
+        f"{printable(inspection.target)}  {count_noun(total, 'parameter')} ({human_count(total)})"
+    )
     if shown.buffer_total:
         title += f" + {shown.buffer_total:,} in buffers"
     if inspection.checkpoint is not None:

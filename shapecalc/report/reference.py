@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from shapecalc.core.declare import Architecture, Argument, arguments_of
-from shapecalc.core.dims import count_str, dim_str, shape_str
+from shapecalc.core.dims import count_noun, count_str, dim_str, shape_str
 from shapecalc.core.errors import echo
 from shapecalc.core.spec import LayerSpec
 from shapecalc.layers import LAYER_KINDS
@@ -117,7 +117,7 @@ def kind_section(cls: type[LayerSpec]) -> str:
     outputs = work.outputs
     total = example.total()
     lines += [
-        f"Example: `{example}` has {total:,} parameters"
+        f"Example: `{example}` has {count_noun(total, 'parameter')}"
         + (
             f" ({'; '.join(f'`{p.name}` {shape_str(p.shape)}' for p in example.params())})"
             if 0 < len(list(example.params())) <= 4

@@ -18,7 +18,7 @@ from shapecalc.analysis.cost import Cost
 from shapecalc.analysis.explain import Section
 from shapecalc.analysis.port import PortMap
 from shapecalc.analysis.sizing import Solution
-from shapecalc.core.dims import count_str, dim_str, shape_str
+from shapecalc.core.dims import count_noun, count_str, dim_str, shape_str
 from shapecalc.core.errors import printable
 from shapecalc.core.model import Model
 from shapecalc.report import Report
@@ -62,11 +62,6 @@ __all__ = [
 WIDE = 110
 
 
-def with_noun(count: int, noun: str) -> str:
-    """``1 parameter``, ``4,269,121 parameters``: a count with its noun, singular for 1."""
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
 def echo(*parts: RenderableType) -> None:
     """Print renderables on standard output, markup off for text from elsewhere."""
     console = Console(highlight=False)
@@ -91,7 +86,7 @@ class LayerKindsTable:
         self, console: Console, options: ConsoleOptions
     ) -> Iterator[RenderableType]:
         rows = self.rows
-        table = Table(title=with_noun(len(rows), "layer kind"), title_justify="left", expand=True)
+        table = Table(title=count_noun(len(rows), "layer kind"), title_justify="left", expand=True)
         if options.max_width >= WIDE_KINDS:
             for column in ("Kind", "Family", "Parameters", "For", "What it is"):
                 table.add_column(
@@ -459,7 +454,7 @@ def solution_table(solution: Solution) -> RenderableType:
         else ""
     )
     grid = Table(
-        title=f"{solution.free} for a budget of {with_noun(solution.target, 'parameter')} "
+        title=f"{solution.free} for a budget of {count_noun(solution.target, 'parameter')} "
         f"({sizes}{step}{counted})",
         title_justify="left",
     )

@@ -1,6 +1,6 @@
 """The ``shapecalc`` group and its commands, each made when first asked for: one per
 architecture (``cli.models``), ``hf`` (a Hugging Face config), ``layer``/``layers``,
-``solve``, ``compare-conventions``, ``port`` and ``inspect``, so a command imports only
+``solve``, ``sweep``, ``compare-conventions``, ``port`` and ``inspect``, so a command imports only
 what it runs."""
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ for _name, _module in {
     "layers": "layers",
     "port": "port",
     "solve": "solve",
+    "sweep": "sweep",
 }.items():
     cli.lazy[_name] = _from(_module, _name.replace("-", "_"))
 register(cli, _architecture)

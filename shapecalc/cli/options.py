@@ -42,7 +42,7 @@ FORMATS = ("table", "tree", "json", "markdown", "latex")
 COST_FLAGS = ("shapes", "flops", "memory", "all_", "dtype", "training", "mixed_precision")
 SIZE_FLAGS = ("batch", "seq_len")
 CONVENTION_FLAGS = ("convention", "reset_after")
-REPORT_FLAGS = ("fmt", "depth", "explain", "verify")
+REPORT_FLAGS = ("fmt", "depth", "explain", "verify", "plot", "plot_file")
 
 
 def apply(options: list[Callable[[F], F]]) -> Callable[[F], F]:
@@ -88,7 +88,24 @@ def report_options(*, explain: str | None) -> list[Callable[[F], F]]:
             help="Build the real torch module on the meta device and confirm every name and shape.",
         )
     )
+    options += plot_options(
+        "Draw where the parameters are: a bar per node at --depth (default 1); with "
+        "--memory, the memory account as a stacked bar."
+    )
     return options
+
+
+def plot_options(what: str) -> list[Callable[[F], F]]:
+    """``--plot`` (in the terminal) and ``--plot-file FILE`` (.svg or .png, matplotlib)."""
+    return [
+        click.option("--plot", is_flag=True, help=what),
+        click.option(
+            "--plot-file",
+            default=None,
+            metavar="FILE",
+            help="Draw the same into FILE (.svg or .png; needs shapecalc[plot]).",
+        ),
+    ]
 
 
 def convention_options(*, gru: bool) -> list[Callable[[F], F]]:
@@ -368,13 +385,48 @@ def finish(
         )
     if flags.get("verify"):
         _buildable(model)  # refused before anything is printed
+    if (flags.get("plot") or flags.get("plot_file")) and model.symbolic:
+        hint = "'--plot-file'" if flags.get("plot_file") else "'--plot'"
+        raise click.BadParameter(
+            "a picture draws numbers: give every size a number", param_hint=hint
+        )
+    if flags.get("plot_file"):
+        from shapecalc.report.plot import check_file
+
+        try:
+            check_file(flags["plot_file"])
+        except ShapecalcError as err:
+            raise engine_error(err, {"plot_file": "--plot-file"}) from None
     report = build_report(model, flags, **shapes)
     show(report, flags["fmt"])
+    if flags.get("plot") or flags.get("plot_file"):
+        draw(report, flags)
     if flags.get("verify"):
         verify(model, reference)
     note = ignored(flags)
     if note:
         click.echo(f"Warning: {note}", err=True)
+
+
+def draw(report: Report, flags: dict[str, Any]) -> None:
+    """--plot and --plot-file: the parameters by node of the tree at --depth (the
+    model's own grouping unless given), and with --memory the memory account as one
+    stacked bar."""
+    from shapecalc.report.plot import draw_file, draw_terminal, memory_bars, parameter_bars
+
+    memory = flags.get("memory") or flags.get("all_")
+    try:
+        depth = flags.get("depth") or getattr(report.model, "group_depth", None) or 1
+        bars = [parameter_bars(report.model, depth)]
+        if memory and report.cost is not None:
+            bars.append(memory_bars(report.cost))
+        if flags.get("plot"):
+            click.echo(draw_terminal(bars))
+        if flags.get("plot_file"):
+            draw_file(bars, flags["plot_file"])
+            click.echo(f"Wrote {flags['plot_file']}", err=True)
+    except ShapecalcError as err:
+        raise engine_error(err, {"plot_file": "--plot-file"}) from None
 
 
 #: the cost flags that only size or price a section: (fields, what uses them)

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from shapecalc.analysis.cost import Cost
     from shapecalc.analysis.port import PortMap
     from shapecalc.analysis.sizing import Candidate, Solution
+    from shapecalc.analysis.sweep import Sweep
 
 __all__ = [
     "SCHEMA",
@@ -56,6 +57,8 @@ __all__ = [
     "port_json",
     "solution_dict",
     "solution_json",
+    "sweep_dict",
+    "sweep_json",
     "to_dict",
     "write",
 ]
@@ -356,6 +359,43 @@ def port_dict(mapping: PortMap) -> dict[str, Any]:
 def port_json(mapping: PortMap) -> str:
     """:func:`port_dict` as indented JSON text with a final newline."""
     return json.dumps(port_dict(mapping), indent=2, ensure_ascii=False) + "\n"
+
+
+def sweep_dict(table: Sweep) -> dict[str, Any]:
+    """``shapecalc sweep --format json`` (schema ``shapecalc.sweep/1``): the swept sizes
+    with their values, the sizes held fixed, each column with its formula in the swept
+    sizes (null when the layers need them as numbers), and every point."""
+    return {
+        "schema": "shapecalc.sweep/1",
+        "model": table.model,
+        "axes": [
+            {"name": a.name, "letter": a.letter, "values": list(a.values)} for a in table.axes
+        ],
+        "fixed": dict(table.fixed),
+        "settings": dict(table.settings),
+        "budget": table.budget,
+        "columns": [
+            {
+                "key": c.key,
+                "title": c.title,
+                "unit": c.unit,
+                "formula": None if c.formula is None else dim_ascii(c.formula),
+            }
+            for c in table.columns
+        ],
+        "points": [
+            {
+                "sizes": {a.name: v for a, v in zip(table.axes, p.sizes, strict=True)},
+                "values": {c.key: v for c, v in zip(table.columns, p.values, strict=True)},
+            }
+            for p in table.points
+        ],
+    }
+
+
+def sweep_json(table: Sweep) -> str:
+    """:func:`sweep_dict` as indented JSON text with a final newline."""
+    return json.dumps(sweep_dict(table), indent=2, ensure_ascii=False) + "\n"
 
 
 def write(report: Report) -> str:

@@ -16,6 +16,7 @@ from shapecalc.core.units import DTYPE_BYTES, human_bytes, human_count, human_fl
 if TYPE_CHECKING:
     from shapecalc.analysis.conventions import Converted
     from shapecalc.analysis.cost import Cost, LayerCost
+    from shapecalc.analysis.sweep import Point, Sweep
 
 __all__ = [
     "COLUMNS",
@@ -410,3 +411,27 @@ def difference(model: Model, converted: Converted) -> str:
     sign = "+" if isinstance(delta, int) and delta > 0 else ""
     framework = FRAMEWORK_NAMES[converted.convention]
     return "the same" if delta == 0 else f"{sign}{amount(delta)} in {framework}"
+
+
+# -- sweeps ------------------------------------------------------------------------------------
+def sweep_heading(table: Sweep) -> str:
+    """``LSTM language model over H, L (V=65; B=1, T=1024; fp32, adam)``."""
+    swept = ", ".join(a.letter for a in table.axes)
+    fixed = ", ".join(f"{k}={v:,}" for k, v in table.fixed.items())
+    settings = table.settings
+    how = f"{settings['dtype']}, {settings['training']}"
+    how += ", mixed precision" if settings.get("mixed_precision") else ""
+    return (
+        f"{table.model} over {swept} ({fixed}; {how})"
+        if fixed
+        else f"{table.model} over {swept} ({how})"
+    )
+
+
+def sweep_cells(table: Sweep, point: Point) -> list[str]:
+    """One point's cells: the swept sizes, then each column in its unit (bytes in kB,
+    MB, GB; counts with separators)."""
+    cells = [f"{v:,}" for v in point.sizes]
+    for column, value in zip(table.columns, point.values, strict=True):
+        cells.append(human_bytes(value) if column.unit == "bytes" else count_str(value))
+    return cells

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shapecalc.core.dims import shape_str
+from shapecalc.core.dims import dim_str, shape_str
 from shapecalc.core.model import Model
 from shapecalc.report import Report
 from shapecalc.report.cells import (
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from shapecalc.analysis.cost import Cost
     from shapecalc.analysis.explain import Section
     from shapecalc.analysis.port import PortMap
+    from shapecalc.analysis.sweep import Sweep
 
 __all__ = ["convention_markdown", "cost_markdown", "memory_notes", "model_markdown", "write"]
 
@@ -179,4 +180,21 @@ def port_markdown(mapping: PortMap) -> str:
             lines.append(f"| `{entry.target}` | {shape_str(entry.shape)} | {cell(how)} |")
         lines.append("")
     lines += [f"- {cell(note)}" for note in mapping.notes]
+    return "\n".join(lines) + "\n"
+
+
+def sweep_markdown(table: Sweep) -> str:
+    """``shapecalc sweep --format markdown``: the points as a table, the formulas below."""
+    from shapecalc.report.cells import sweep_cells, sweep_heading
+
+    lines = [f"### {cell(sweep_heading(table))}", ""]
+    header = [*(f"{a.name} ({a.letter})" for a in table.axes), *(c.title for c in table.columns)]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "--:|" * len(header))
+    for point in table.points:
+        lines.append("| " + " | ".join(sweep_cells(table, point)) + " |")
+    lines.append("")
+    lines += [
+        f"- **{c.title}** = {dim_str(c.formula)}" for c in table.columns if c.formula is not None
+    ]
     return "\n".join(lines) + "\n"

@@ -18,6 +18,7 @@ from shapecalc.analysis.cost import Cost
 from shapecalc.analysis.explain import Section
 from shapecalc.analysis.port import PortMap
 from shapecalc.analysis.sizing import Solution
+from shapecalc.analysis.sweep import Sweep
 from shapecalc.core.dims import count_noun, count_str, dim_str, shape_str
 from shapecalc.core.errors import printable
 from shapecalc.core.model import Model
@@ -56,6 +57,7 @@ __all__ = [
     "port_table",
     "renderables",
     "solution_table",
+    "sweep_table",
 ]
 
 #: below this many columns the role goes under the parameter name instead of its own column
@@ -522,3 +524,26 @@ def port_table(mapping: PortMap) -> RenderableType:
         )
     )
     return Group(*parts)
+
+
+def sweep_table(table: Sweep) -> RenderableType:
+    """``shapecalc sweep``: a row per point (the swept sizes, then the columns), and the
+    formula of each column in the sizes that vary."""
+    from shapecalc.report.cells import sweep_cells, sweep_heading
+
+    grid = Table(title=escape(printable(sweep_heading(table))), title_justify="left")
+    for axis in table.axes:
+        grid.add_column(f"{axis.letter}", justify="right", no_wrap=True)
+    for column in table.columns:
+        grid.add_column(column.short, justify="right", no_wrap=True)
+    for point in table.points:
+        grid.add_row(*sweep_cells(table, point))
+    formulas = [Text(", ".join(f"{a.letter} = {a.name}" for a in table.axes))]
+    formulas += [
+        Text(f"{column.title} = {dim_str(column.formula)}")
+        for column in table.columns
+        if column.formula is not None
+    ]
+    if any(column.formula is None for column in table.columns):
+        formulas.append(Text("(no formula: the layers need the swept sizes as numbers)"))
+    return Group(grid, *formulas)

@@ -1,0 +1,393 @@
+"""Sweeps: how the count, memory and compute move as sizes turn.
+
+:func:`sweep` takes an architecture, the sizes held fixed and, for one or more sizes, the
+values to try (a grid when several vary; the batch ``B`` and the sequence length ``T``
+may vary too). The model's counts and costs are worked out once with the varying sizes
+as letters; each point is then those formulas evaluated, which is why a sweep of ten
+thousand points costs little more than one of a hundred. Each point's sizes are still
+checked by the architecture's own rules (the config alone, no tree), and a few points
+are built whole and compared, so a formula never stands in for a number it would miss.
+
+    >>> from shapecalc.architectures import get
+    >>> table = sweep(get("lstm"), {"vocab": 65}, {"hidden": [256, 512], "layers": [1, 2]})
+    >>> [point.values[0] for point in table.points]
+    [559681, 1086017, 2167873, 4269121]
+    >>> print(table.columns[0].formula)
+    8·L·H² + 8·L·H + 130·H + 65
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from shapecalc.core.declare import Architecture, arguments_of
+from shapecalc.core.dims import Dim, Expr, compiled, symbol
+from shapecalc.core.errors import InvalidArgumentError, echo
+from shapecalc.core.model import Model
+
+__all__ = ["COLUMNS", "MAX_POINTS", "Axis", "Column", "Point", "Sweep", "parse_values", "sweep"]
+
+#: a sweep's points at most (a grid grows as the product of its lists)
+MAX_POINTS = 1_000_000
+#: key -> (title, unit, short title): what a sweep can show, in the order tables show them
+COLUMNS: dict[str, tuple[str, str, str]] = {
+    "params": ("parameters", "count", "params"),
+    "weights": ("weight bytes", "bytes", "weights"),
+    "training": ("training memory", "bytes", "training"),
+    "flops": ("FLOPs per token", "flops", "FLOPs/token"),
+    "activations": ("activation bytes", "bytes", "activations"),
+    "state": ("inference state (KV cache)", "bytes", "KV/state"),
+}
+DEFAULT_SHOW = ("params", "weights", "training", "flops")
+#: the sizes of the input, beside the architecture's own
+INPUT_SIZES = {"batch": "B", "seq_len": "T"}
+_RANGE = re.compile(r"\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*(?::\s*(-?\d+)\s*)?")
+_SUFFIX = {"k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9}
+_NUMBER = re.compile(r"\s*(-?\d+)\s*([kKMG]?)\s*")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One size that varies: its argument name, its letter and its values in order."""
+
+    name: str
+    letter: str
+    values: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One quantity of the sweep: its key, its title, its unit (count, bytes or flops)
+    and its formula in the sizes that vary."""
+
+    key: str
+    title: str
+    unit: str
+    #: the table's header
+    short: str
+    #: None when the layers need a varying size as a number (each point built whole)
+    formula: Dim | None
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of the grid: each axis's value, and each column's value there."""
+
+    sizes: tuple[int, ...]
+    values: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The grid's points with their values, and the formula of each column."""
+
+    model: str
+    axes: tuple[Axis, ...]
+    columns: tuple[Column, ...]
+    points: tuple[Point, ...]
+    #: the sizes held fixed, by letter, and the cost settings (``B=1, T=1024``)
+    fixed: dict[str, int]
+    settings: dict[str, Any]
+    #: a parameter budget to draw as a line, if one was given
+    budget: int | None = None
+
+    def column(self, key: str) -> list[int]:
+        """One column's values, point by point."""
+        index = [c.key for c in self.columns].index(key)
+        return [p.values[index] for p in self.points]
+
+
+def parse_values(text: Any, *, field: str) -> tuple[int, ...]:
+    """``128,256,512``, ``1..4``, ``64..512:64`` (a step), ``1k,4k`` or a mix, as ints in
+    the order given. A range runs upward and includes both ends.
+
+        >>> parse_values("1..4,8", field="layers")
+        (1, 2, 3, 4, 8)
+        >>> parse_values("256..1024:256", field="hidden")
+        (256, 512, 768, 1024)
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        return (text,)
+    if isinstance(text, (list, tuple)):
+        return tuple(v for item in text for v in parse_values(item, field=field))
+    if not isinstance(text, str) or not text.strip():
+        _bad(field, text, "a list of integers or a range such as 1..4")
+    out: list[int] = []
+    for item in text.split(","):
+        match = _RANGE.fullmatch(item)
+        if match:
+            low, high = int(match.group(1)), int(match.group(2))
+            step = int(match.group(3)) if match.group(3) else 1
+            if high < low:
+                _bad(field, item.strip(), "a range runs upward: low..high")
+            if step < 1:
+                _bad(field, item.strip(), "a range's step is an integer >= 1")
+            count = (high - low) // step + 1
+            if count > MAX_POINTS:
+                _bad(field, item.strip(), f"at most {MAX_POINTS:,} values")
+            out += range(low, high + 1, step)
+            continue
+        number = _NUMBER.fullmatch(item)
+        if not number:
+            return _bad(field, item.strip(), "each value an integer (128, 1k) or a range (1..4)")
+        out.append(int(number.group(1)) * _SUFFIX.get(number.group(2), 1))
+    if len(out) > MAX_POINTS:
+        _bad(field, text, f"at most {MAX_POINTS:,} values")
+    return tuple(out)
+
+
+def _bad(field: str, value: Any, rule: str) -> NoReturn:
+    raise InvalidArgumentError(
+        f"{field} must be {rule}, got {echo(value)}", field=field, value=value, rule=rule
+    )
+
+
+def sweep(
+    cls: type[Architecture],
+    fixed: Mapping[str, Any],
+    varying: Mapping[str, Sequence[int] | str],
+    *,
+    show: Sequence[str] = DEFAULT_SHOW,
+    batch: Any = 1,
+    seq_len: Any = 1024,
+    dtype: str = "fp32",
+    training: str = "adam",
+    mixed_precision: bool = False,
+    budget: int | None = None,
+) -> Sweep:
+    """The table of ``show`` (keys of :data:`COLUMNS`) over the grid of ``varying``
+    (argument name -> values; ``batch`` and ``seq_len`` may vary too), the other
+    arguments ``fixed``."""
+
+    keys = list(dict.fromkeys(show))
+    for key in keys:
+        if key not in COLUMNS:
+            _bad("show", key, f"one of {', '.join(COLUMNS)}")
+    if not varying:
+        _bad("sizes", "", "at least one size with a list or a range of values")
+    letters = _letters(cls)
+    inputs = {"batch": batch, "seq_len": seq_len}
+    if not cls.sequence:
+        inputs.pop("seq_len")
+        if "seq_len" in varying:
+            _bad("seq_len", varying["seq_len"], f"a sequence model's size ({cls.command} has none)")
+    axes: list[Axis] = []
+    for name, values in varying.items():
+        if name not in letters and name not in inputs:
+            _bad(name, values, f"a size of {cls.command}: {', '.join([*letters, *inputs])}")
+        parsed = parse_values(values, field=name)
+        if name in fixed:
+            _bad(name, values, "either fixed or varying, not both")
+        axes.append(
+            Axis(name, letters.get(name) or INPUT_SIZES[name], tuple(dict.fromkeys(parsed)))
+        )
+    count = 1
+    for axis in axes:
+        count *= len(axis.values)
+    if count > MAX_POINTS:
+        _bad("sizes", count, f"a grid of at most {MAX_POINTS:,} points")
+    settings = {k: v for k, v in inputs.items() if k not in varying}
+    for name, value in settings.items():
+        parse_values(value, field=name)  # a number, refused as the others are
+        if len(parse_values(value, field=name)) != 1:
+            _bad(name, value, "one number when it does not vary")
+    settings = {k: parse_values(v, field=k)[0] for k, v in settings.items()}
+
+    # the points: each checked by the architecture's rules, its sizes read off the config
+    model_axes = [a for a in axes if a.name in letters]
+    input_axes = [a for a in axes if a.name in inputs]
+    configs: dict[tuple[int, ...], dict[str, Dim]] = {}
+    for values in itertools.product(*(a.values for a in model_axes)):
+        arguments = {**fixed, **dict(zip((a.name for a in model_axes), values, strict=True))}
+        configs[values] = _sizes(cls, arguments, model_axes, values)
+    first = next(iter(configs))
+    named = [k for k, v in configs[first].items() if isinstance(v, Expr)]
+    if named:
+        _bad(named[0], str(configs[first][named[0]]), "a number: every point of a sweep is a model")
+    cost_settings: dict[str, Any] = {
+        "dtype": dtype,
+        "training": training,
+        "mixed_precision": mixed_precision,
+    }
+    exact = _Exact(cls, fixed, model_axes, input_axes, settings, keys, cost_settings)
+    formulas = _formulas(cls, fixed, axes, settings, keys, cost_settings)
+    per_forward = formulas is not None and formulas.pop("_per_forward", 0) == 1
+    grid = [
+        (values, extra)
+        for values in configs
+        for extra in itertools.product(*(a.values for a in input_axes))
+    ]
+    points: list[Point] = []
+    if formulas is not None:
+        names = sorted(
+            {n for f in formulas.values() if isinstance(f, Expr) for n in f.free_symbols}
+        )
+        if all(n in configs[first] or n in INPUT_SIZES.values() for n in names):
+            evaluate = compiled(formulas, tuple(names))
+            input_letters = [a.letter for a in input_axes]
+            for values, extra in grid:
+                known = {**configs[values], **dict(zip(input_letters, extra, strict=True))}
+                points.append(Point((*values, *extra), evaluate(*(known[n] for n in names))))
+            checked = sorted({0, len(points) // 2, len(points) - 1})
+            if not all(exact.agrees(points[i]) for i in checked):
+                points = []  # the formula does not hold over the grid: each point built
+    if not points:
+        formulas = None
+        points = [Point(p, exact.values(Point(p, ()))) for p in ((*v, *e) for v, e in grid)]
+    varying_letters = {a.letter for a in axes}
+    constant = {
+        letter: value
+        for letter, value in configs[first].items()
+        if isinstance(value, int)
+        and all(s.get(letter) == value for s in configs.values())
+        and letter not in varying_letters
+    }
+    columns = tuple(
+        Column(
+            key,
+            "FLOPs per forward" if key == "flops" and per_forward else COLUMNS[key][0],
+            COLUMNS[key][1],
+            "FLOPs/forward" if key == "flops" and per_forward else COLUMNS[key][2],
+            None if formulas is None else _in_varying(formulas[key], constant),
+        )
+        for key in keys
+    )
+    return Sweep(
+        model=cls(**{**fixed, **dict(zip((a.name for a in model_axes), first, strict=True))})
+        .model()
+        .name,
+        axes=tuple(model_axes + input_axes),
+        columns=columns,
+        points=tuple(points),
+        fixed={**constant, **{INPUT_SIZES[k]: v for k, v in settings.items()}},
+        settings=cost_settings,
+        budget=budget,
+    )
+
+
+def _formulas(
+    cls: type[Architecture],
+    fixed: Mapping[str, Any],
+    axes: list[Axis],
+    settings: Mapping[str, int],
+    keys: list[str],
+    cost_settings: Mapping[str, Any],
+) -> dict[str, Dim] | None:
+    """Each column's formula in the varying sizes' letters, the others at their values
+    (a size derived from a varying one is a floor term, ``⌊H/12⌋``); None when the
+    architecture needs a varying size as a number to build its layers."""
+    from shapecalc.analysis.cost import analyze
+    from shapecalc.core.errors import ShapecalcError
+
+    letters = {a.name: symbol(a.letter) for a in axes if a.name not in INPUT_SIZES}
+    try:
+        template = cls(**{**fixed, **letters}).model()
+        cost = None
+        if _needs_cost(keys):
+            varies = {a.name for a in axes}
+            cost = analyze(
+                template,
+                batch=symbol("B") if "batch" in varies else settings.get("batch", 1),
+                seq_len=symbol("T") if "seq_len" in varies else settings.get("seq_len", 1),
+                dtype=cost_settings["dtype"],
+                training=cost_settings["training"],
+                mixed_precision=cost_settings["mixed_precision"],
+            )
+    except ShapecalcError:
+        return None
+    formulas = {key: _formula(key, template, cost) for key in keys}
+    if cost is not None and cost.per_token(cost.forward_flops) is None:
+        formulas["_per_forward"] = 1
+    return formulas
+
+
+def _letters(cls: type[Architecture]) -> dict[str, str]:
+    return {f.name: a.letter for f, a in arguments_of(cls) if a.kind == "size"}
+
+
+def _sizes(
+    cls: type[Architecture], arguments: dict[str, Any], axes: list[Axis], values: tuple[int, ...]
+) -> dict[str, Dim]:
+    """One point's sizes by letter, from its config (which checks its rules)."""
+    try:
+        return cls(**arguments).sizes()
+    except InvalidArgumentError as err:
+        at = ", ".join(f"{a.name}={v}" for a, v in zip(axes, values, strict=True))
+        raise InvalidArgumentError(
+            f"at {at}: {err}", field=err.field, value=err.value, rule=err.rule
+        ) from None
+
+
+def _needs_cost(keys: list[str]) -> bool:
+    return any(k != "params" for k in keys)
+
+
+def _formula(key: str, model: Model, cost: Any) -> Dim:
+    if key == "params":
+        return model.total
+    lines: dict[str, Dim] = {line.label: line.bytes for line in cost.memory}
+    if key == "weights":
+        return lines["weights"]
+    value: Dim
+    if key == "training":
+        value = cost.training_bytes
+    elif key == "activations":
+        value = cost.activation_bytes
+    elif key == "state":
+        value = lines.get("inference state", 0)
+    else:
+        per = cost.per_token(cost.forward_flops)
+        value = cost.forward_flops if per is None else per
+    return value
+
+
+def _in_varying(formula: Dim, constant: Mapping[str, int]) -> Dim:
+    return formula.subs(constant) if isinstance(formula, Expr) else formula
+
+
+class _Exact:
+    """A point worked out the long way, the model built and analysed: to check the
+    formulas on a few points, and to stand in for them if a point disagrees."""
+
+    def __init__(
+        self,
+        cls: type[Architecture],
+        fixed: Mapping[str, Any],
+        model_axes: list[Axis],
+        input_axes: list[Axis],
+        settings: Mapping[str, int],
+        keys: list[str],
+        cost_settings: Mapping[str, Any],
+    ) -> None:
+        self.cls, self.fixed, self.keys = cls, fixed, keys
+        self.model_axes, self.input_axes = model_axes, input_axes
+        self.settings, self.cost_settings = settings, cost_settings
+
+    def values(self, point: Point) -> tuple[int, ...]:
+        from shapecalc.analysis.cost import analyze
+
+        n = len(self.model_axes)
+        arguments = {
+            **self.fixed,
+            **dict(zip((a.name for a in self.model_axes), point.sizes[:n], strict=True)),
+        }
+        model = self.cls(**arguments).model()
+        inputs = {**self.settings}
+        inputs.update(zip((a.name for a in self.input_axes), point.sizes[n:], strict=True))
+        cost = None
+        if _needs_cost(self.keys):
+            cost = analyze(
+                model,
+                batch=inputs.get("batch", 1),
+                seq_len=inputs.get("seq_len", 1),
+                **self.cost_settings,
+            )
+        out = tuple(_formula(key, model, cost) for key in self.keys)
+        return tuple(v if isinstance(v, int) else -1 for v in out)
+
+    def agrees(self, point: Point) -> bool:
+        return self.values(point) == point.values

@@ -1,0 +1,240 @@
+"""``shapecalc sweep COMMAND``: the count, memory and compute over lists and ranges of
+sizes, as a table (or JSON, Markdown, CSV) and as charts."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import click
+
+from shapecalc.cli.group import ShapecalcGroup, engine_error, register
+from shapecalc.cli.models import architecture_options
+from shapecalc.cli.options import apply, format_option
+from shapecalc.core.errors import ShapecalcError
+
+__all__ = ["sweep"]
+
+#: the cost settings' flags, beside the architecture's sizes
+_FLAGS = {"seq_len": "--seq-len", "batch": "--batch", "show": "--show", "plot_file": "--plot-file"}
+
+
+@click.group("sweep", cls=ShapecalcGroup)
+def sweep() -> None:
+    """How the parameters, memory and compute move as sizes turn: give any size a list
+    (--hidden 128,256,512) or a range (--layers 1..4, --hidden 256..1024:256); several
+    make a grid. Every point is the model command at those sizes; the formula of each
+    column is printed in the sizes that vary. --plot draws it in the terminal,
+    --plot-file out.svg (or .png) to a file."""
+
+
+def _sweep_command(command: str) -> click.Command:
+    from shapecalc.analysis.sweep import COLUMNS, DEFAULT_SHOW
+    from shapecalc.architectures import get
+    from shapecalc.core.choices import OPTIMIZER_STATES
+    from shapecalc.core.units import DTYPE_BYTES
+
+    cls = get(command)
+    options = [
+        click.option(
+            "--show",
+            default=",".join(DEFAULT_SHOW),
+            show_default=True,
+            help=f"The columns, comma-separated: {', '.join(COLUMNS)}.",
+        ),
+        click.option(
+            "--batch", default="1", show_default=True, help="Batch size B (a list or range too)."
+        ),
+        click.option(
+            "--dtype",
+            type=click.Choice(tuple(DTYPE_BYTES)),
+            default="fp32",
+            show_default=True,
+            help="Bytes per number.",
+        ),
+        click.option(
+            "--training",
+            type=click.Choice(tuple(OPTIMIZER_STATES)),
+            default="adam",
+            show_default=True,
+            help="The optimizer whose state training memory holds (none: inference).",
+        ),
+        click.option(
+            "--mixed-precision", is_flag=True, help="Half-precision weights and activations."
+        ),
+        click.option(
+            "--params", "budget", default=None, help="A parameter budget, drawn as a line (10M)."
+        ),
+        click.option("--plot", is_flag=True, help="Draw the sweep in the terminal."),
+        click.option(
+            "--plot-file",
+            default=None,
+            metavar="FILE",
+            help="Draw the sweep into FILE (.svg or .png; needs shapecalc[plot]).",
+        ),
+    ]
+    if cls.sequence:
+        options.insert(
+            2,
+            click.option(
+                "--seq-len",
+                default=None,
+                help="Sequence length T (a list or range too). [default: the context, else 1024]",
+            ),
+        )
+
+    @architecture_options(cls, solving=True)
+    @format_option(("table", "json", "markdown", "csv"))
+    @apply(options)
+    def run(
+        fmt: str, show: str, budget: str | None, plot: bool, plot_file: str | None, **flags: Any
+    ) -> None:
+        from shapecalc.analysis.sizing import parse_budget
+        from shapecalc.analysis.sweep import sweep as make_sweep
+
+        cost = {k: flags.pop(k) for k in ("dtype", "training", "mixed_precision")}
+        inputs: dict[str, Any] = {k: flags.pop(k) for k in ("batch", "seq_len") if k in flags}
+        try:
+            if plot_file:
+                from shapecalc.report.plot import check_file
+
+                check_file(plot_file)
+            limit = None if budget is None else parse_budget(budget, field="params")
+            fixed, varying = _split(cls, flags, inputs)
+            table = make_sweep(
+                cls,
+                fixed,
+                varying,
+                show=tuple(s.strip() for s in show.split(",") if s.strip()),
+                batch=inputs.get("batch", "1") if "batch" not in varying else 1,
+                seq_len=_seq_len(cls, fixed, inputs) if "seq_len" not in varying else 1,
+                budget=limit,
+                **cost,
+            )
+        except ShapecalcError as err:
+            raise engine_error(
+                err, {**_FLAGS, "params": "--params", "target": "--params"}
+            ) from None
+        _write(table, fmt)
+        if plot or plot_file:
+            from shapecalc.report.plot import draw_file, draw_terminal, sweep_charts
+
+            charts = sweep_charts(table)
+            if plot:
+                click.echo(draw_terminal(charts))
+            if plot_file:
+                try:
+                    draw_file(charts, plot_file)
+                except ShapecalcError as err:
+                    raise engine_error(err, _FLAGS) from None
+                click.echo(f"Wrote {plot_file}", err=True)
+
+    title = cls.title or cls.__name__
+    run.__doc__ = (
+        f"The {title} over lists and ranges of its sizes (a grid when several vary)."
+        f"\n\n    Example: shapecalc sweep {command} {_example(cls)}"
+    )
+    return click.command(command)(run)
+
+
+def _split(
+    cls: Any, flags: dict[str, Any], inputs: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The sizes given one value (fixed) and those given a list or a range (varying);
+    an argument left out takes its default, a required one left out is an error."""
+    from shapecalc.analysis.sweep import parse_values
+    from shapecalc.core.declare import arguments_of
+    from shapecalc.core.errors import InvalidArgumentError
+
+    sizes = {f.name for f, a in arguments_of(cls) if a.kind == "size"}
+    fixed: dict[str, Any] = {}
+    varying: dict[str, Any] = {}
+    for name, value in {**flags, **inputs}.items():
+        if value is None:
+            continue
+        if name in sizes or name in inputs:
+            text = str(value).strip()
+            values = parse_values(text, field=name)  # numbers only: no size names here
+            if "," in text or ".." in text:
+                varying[name] = values
+                continue
+            value = values[0]
+        if name not in inputs:
+            fixed[name] = value
+    missing = [
+        f.name
+        for f, _ in arguments_of(cls)
+        if f.name not in fixed
+        and f.name not in varying
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        flag = "--" + missing[0].replace("_", "-")
+        raise InvalidArgumentError(
+            f"missing {', '.join('--' + m.replace('_', '-') for m in missing)}: every size a "
+            f"number, or a list or range to sweep",
+            field=missing[0],
+            value=None,
+            rule=f"{flag} is required",
+        )
+    if not varying:
+        raise InvalidArgumentError(
+            "nothing to sweep: give a size a list or a range (--hidden 128,256,512 or "
+            "--layers 1..4)",
+            field="sizes",
+            value=None,
+            rule="at least one size with several values",
+        )
+    return fixed, varying
+
+
+def _seq_len(cls: Any, fixed: dict[str, Any], inputs: dict[str, Any]) -> Any:
+    """The sequence length: given, or the model's context if it has one, else 1024."""
+    given = inputs.get("seq_len")
+    if given is not None:
+        return given
+    context = fixed.get("context")
+    if context is None:
+        from shapecalc.core.declare import arguments_of
+
+        defaults = {f.name: f.default for f, _ in arguments_of(cls)}
+        context = defaults.get("context")
+    return min(int(context), 1024) if isinstance(context, int) else 1024
+
+
+def _example(cls: Any) -> str:
+    """The architecture's example with its hidden size (or first size) as a list."""
+    words = (cls.example or "").split()
+    for i, word in enumerate(words[:-1]):
+        if word == "--hidden":
+            value = int(words[i + 1])
+            words[i + 1] = ",".join(str(v) for v in (value // 2, value, value * 2))
+            return " ".join(words)
+    return " ".join(words)
+
+
+def _write(table: Any, fmt: str) -> None:
+    if fmt == "json":
+        from shapecalc.report.as_json import sweep_json
+
+        click.echo(sweep_json(table), nl=False)
+    elif fmt == "markdown":
+        from shapecalc.report.markdown import sweep_markdown
+
+        click.echo(sweep_markdown(table), nl=False)
+    elif fmt == "csv":
+        from shapecalc.report.as_csv import sweep_csv
+
+        click.echo(sweep_csv(table), nl=False)
+    else:
+        from shapecalc.report.rich_writer import echo, sweep_table
+
+        echo(sweep_table(table))
+
+
+def _maker(command: str) -> Any:
+    return lambda: _sweep_command(command)
+
+
+register(sweep, _maker)

@@ -1,0 +1,23 @@
+"""CSV: a sweep's points, one row each, for a spreadsheet or pandas."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shapecalc.analysis.sweep import Sweep
+
+__all__ = ["sweep_csv"]
+
+
+def sweep_csv(table: Sweep) -> str:
+    """``shapecalc sweep --format csv``: a header of the swept sizes' names and the
+    columns' keys, then one row of integers per point."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*(a.name for a in table.axes), *(c.key for c in table.columns)])
+    for point in table.points:
+        writer.writerow([*point.sizes, *point.values])
+    return out.getvalue()

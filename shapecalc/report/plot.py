@@ -1,0 +1,433 @@
+"""Pictures: a sweep's columns as line charts, and where a model's parameters and memory
+sit as bars. The charts are plain data (:class:`Chart`, :class:`Bars`) made from the
+report's own numbers; two drawers take them: plotext in the terminal, matplotlib to an
+SVG or PNG file (the ``plot`` extra). Neither is imported before it draws."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shapecalc.core.errors import InvalidArgumentError, MissingDependencyError, echo
+
+if TYPE_CHECKING:
+    from shapecalc.analysis.cost import Cost
+    from shapecalc.analysis.sweep import Axis, Column, Sweep
+    from shapecalc.core.model import Model
+    from shapecalc.report.cells import NameNode
+
+__all__ = [
+    "FILE_KINDS",
+    "Bars",
+    "Chart",
+    "Series",
+    "draw_file",
+    "draw_terminal",
+    "memory_bars",
+    "parameter_bars",
+    "sweep_charts",
+    "terminal_width",
+]
+
+#: the file kinds --plot-file writes, by suffix
+FILE_KINDS = ("svg", "png")
+#: a chart's numbers span decades from this ratio on: its axis is drawn in log scale
+DECADES = 30
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a chart: its label and its y values, one per x."""
+
+    label: str
+    ys: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One line chart: x values (a swept size), one series per value of the second swept
+    size (or one), log scales where the numbers span decades, an optional budget line."""
+
+    title: str
+    x_label: str
+    y_label: str
+    xs: tuple[int, ...]
+    series: tuple[Series, ...]
+    log_x: bool = False
+    log_y: bool = False
+    budget: int | None = None
+    #: the y values' unit: count, bytes or flops (for the axis labels)
+    unit: str = "count"
+
+
+@dataclass(frozen=True)
+class Bars:
+    """Bars: one per label (a node of the model's tree, its share of the total), or
+    stacked (the memory account: one bar, its parts)."""
+
+    title: str
+    labels: tuple[str, ...]
+    values: tuple[int, ...]
+    unit: str
+    stacked: bool = False
+    #: each bar's text beside it (``1.2 M, 28.0%``)
+    texts: tuple[str, ...] = field(default=())
+
+
+def _spans_decades(values: Sequence[int]) -> bool:
+    positive = [v for v in values if v > 0]
+    return (
+        len(positive) == len(values) and bool(positive) and max(positive) >= DECADES * min(positive)
+    )
+
+
+def sweep_charts(table: Sweep) -> list[Chart]:
+    """The sweep as line charts, the first swept size along x. With one swept size, the
+    columns of one unit share a chart (weights and KV cache: where they cross); with
+    more, one chart per column, a line per value of the second swept size, any further
+    swept size held at its first value (the title says so)."""
+    first = table.axes[0]
+    if len(table.axes) == 1:
+        charts = []
+        for unit in dict.fromkeys(c.unit for c in table.columns):
+            columns = [(i, c) for i, c in enumerate(table.columns) if c.unit == unit]
+            series = tuple(
+                Series(c.title, tuple(p.values[i] for p in table.points)) for i, c in columns
+            )
+            names = " and ".join(c.title for _, c in columns)
+            charts.append(
+                _chart(table, f"{names} of the {table.model}", first, series, unit, columns)
+            )
+        return charts
+    second = table.axes[1]
+    held = {a.name: a.values[0] for a in table.axes[2:]}
+    charts = []
+    for index, column in enumerate(table.columns):
+        series = tuple(
+            Series(
+                f"{second.letter}={v}",
+                tuple(
+                    _point(table, {first.name: x, second.name: v, **held}).values[index]
+                    for x in first.values
+                ),
+            )
+            for v in second.values
+        )
+        title = f"{column.title} of the {table.model}"
+        if held:
+            title += " at " + ", ".join(f"{name}={v}" for name, v in held.items())
+        charts.append(_chart(table, title, first, series, column.unit, [(index, column)]))
+    return charts
+
+
+def _chart(
+    table: Sweep,
+    title: str,
+    axis: Axis,
+    series: tuple[Series, ...],
+    unit: str,
+    columns: list[tuple[int, Column]],
+) -> Chart:
+    everything = [y for s in series for y in s.ys]
+    return Chart(
+        title=title,
+        x_label=f"{axis.name} ({axis.letter})",
+        y_label=columns[0][1].title if len(columns) == 1 else unit,
+        xs=axis.values,
+        series=series,
+        log_x=_spans_decades(axis.values),
+        log_y=_spans_decades(everything),
+        budget=table.budget if any(c.key == "params" for _, c in columns) else None,
+        unit=unit,
+    )
+
+
+def _point(table: Sweep, where: dict[str, int]) -> Any:
+    names = [a.name for a in table.axes]
+    wanted = tuple(where[n] for n in names)
+    for point in table.points:
+        if point.sizes == wanted:
+            return point
+    raise KeyError(wanted)  # every combination of the axes is a point
+
+
+def parameter_bars(model: Model, depth: int) -> Bars:
+    """One bar per node of the model's tree at ``depth``: its parameters and share."""
+    from shapecalc.core.dims import count_str
+    from shapecalc.report.cells import name_tree
+
+    total = model.total
+    if not isinstance(total, int):
+        raise InvalidArgumentError(
+            "--plot draws numbers: give every size a number",
+            field="plot",
+            value=True,
+            rule="a model with numbers for its sizes",
+        )
+    nodes = _nodes(name_tree(model), depth)
+    values = [count for _, count, _ in nodes]
+    texts = tuple(
+        f"tied to {tied}: counted once"
+        if tied
+        else f"{count_str(v)} ({100 * v / total:.1f}%)"
+        if total
+        else count_str(v)
+        for _, v, tied in nodes
+    )
+    return Bars(
+        f"Where the {count_str(total)} parameters of the {model.name} sit",
+        tuple(name for name, _, _ in nodes),
+        tuple(values),
+        "parameters",
+        texts=texts,
+    )
+
+
+def _nodes(tree: NameNode, depth: int) -> list[tuple[str, int, str | None]]:
+    """(name, count, the tensor a tied one shares) of the tree's nodes at ``depth``
+    (leaves above it as they are)."""
+    out: list[tuple[str, int, str | None]] = []
+    stack = [(child, 1) for child in reversed(tree.children.values())]
+    while stack:
+        node, level = stack.pop()
+        if level == depth or not node.children:
+            count = node.count if isinstance(node.count, int) else 0
+            tied = node.row.tied_to if node.row is not None else None
+            out.append((node.path or node.name, count, tied))
+            continue
+        stack += [(child, level + 1) for child in reversed(node.children.values())]
+    return out
+
+
+def memory_bars(cost: Cost) -> Bars:
+    """The memory account as one stacked bar: weights, gradients, optimizer state,
+    activations, KV cache (the lines a training step or an inference holds)."""
+    from shapecalc.core.units import human_bytes as human
+
+    parts: list[tuple[str, int]] = [
+        (line.label, line.bytes)
+        for line in cost.memory
+        if line.label != "activations, recomputed" and isinstance(line.bytes, int)
+    ]
+    if len(parts) != len([line for line in cost.memory if line.label != "activations, recomputed"]):
+        raise InvalidArgumentError(
+            "--plot draws numbers: give --batch and --seq-len numbers",
+            field="plot",
+            value=True,
+            rule="a memory account in numbers",
+        )
+    return Bars(
+        f"Memory of the {cost.model.name} at {cost.describe_input()}",
+        tuple(label for label, _ in parts),
+        tuple(b for _, b in parts),
+        "bytes",
+        stacked=True,
+        texts=tuple(human(b) for _, b in parts),
+    )
+
+
+# -- drawing ---------------------------------------------------------------------------------
+def terminal_width() -> int:
+    """The terminal's width, or 80 columns when there is none (a pipe, CI)."""
+    return max(40, shutil.get_terminal_size(fallback=(80, 24)).columns)
+
+
+def draw_terminal(charts: Sequence[Chart | Bars], width: int | None = None) -> str:
+    """The charts drawn with plotext, one under the other, ``width`` columns wide."""
+    import plotext as plt
+
+    width = width or terminal_width()
+    out = []
+    for chart in charts:
+        plt.clear_figure()
+        plt.theme("clear")
+        if isinstance(chart, Bars) and chart.stacked:
+            out.append(stacked_text(chart, width))
+            continue
+        if isinstance(chart, Bars):
+            out.append(bars_text(chart, width))
+            continue
+        else:
+            for series in chart.series:
+                plt.plot(
+                    list(chart.xs),
+                    list(series.ys),
+                    label=series.label if len(chart.series) > 1 else None,
+                    marker="dot",
+                )
+            if chart.budget is not None:
+                plt.hline(chart.budget)
+            plt.xscale("log" if chart.log_x else "linear")
+            plt.yscale("log" if chart.log_y else "linear")
+            if len(chart.xs) <= 12:
+                plt.xticks(list(chart.xs), [f"{x:,}" for x in chart.xs])
+            values = [y for s in chart.series for y in s.ys] + (
+                [chart.budget] if chart.budget is not None else []
+            )
+            if values:
+                ticks = y_ticks(min(values), max(values), chart.log_y)
+                plt.yticks(ticks, [short(t, chart.unit) for t in ticks])
+            plt.xlabel(chart.x_label)
+            plt.title(chart.title + (f" (budget {chart.budget:,})" if chart.budget else ""))
+            plt.plotsize(width, 20)
+        out.append(plt.build())
+    return "\n".join(out)
+
+
+#: the fills of a stacked bar's parts in the terminal, told apart without colour
+FILLS = "█▓▒░▞▚▖"
+
+
+def stacked_text(bars: Bars, width: int) -> str:
+    """One stacked bar as text, ``width`` columns: each part as wide as its share, in a
+    fill of its own, and a legend line per part (its fill, label, amount and share)."""
+    total = sum(bars.values)
+    inner = max(10, width - 2)
+    cells: list[str] = []
+    for index, value in enumerate(bars.values):
+        cells += FILLS[index % len(FILLS)] * round(inner * value / total) if total else []
+    row = "".join(cells)[:inner].ljust(inner, FILLS[(len(bars.values) - 1) % len(FILLS)])
+    lines = [bars.title.center(width).rstrip(), "┌" + "─" * inner + "┐", f"│{row}│"]
+    lines.append("└" + "─" * inner + "┘")
+    for index, (label, value, text) in enumerate(
+        zip(bars.labels, bars.values, bars.texts, strict=True)
+    ):
+        share = f"{100 * value / total:.1f}%" if total else "-"
+        lines.append(f"  {FILLS[index % len(FILLS)] * 2} {label}: {text} ({share})")
+    return "\n".join(lines)
+
+
+def bars_text(bars: Bars, width: int) -> str:
+    """Bars as text, ``width`` columns: a row per label, the bar as long as its value
+    against the largest, its amount and share after it."""
+    label_width = min(max((len(label) for label in bars.labels), default=0), width // 3)
+    text_width = max((len(text) for text in bars.texts), default=0)
+    room = max(4, width - label_width - text_width - 4)
+    top = max(bars.values, default=0)
+    lines = [bars.title.center(width).rstrip()]
+    for label, value, text in zip(bars.labels, bars.values, bars.texts, strict=True):
+        length = round(room * value / top) if top else 0
+        if value and not length:
+            length = 1  # a part that exists shows
+        name = label if len(label) <= label_width else label[: label_width - 1] + "…"
+        lines.append(f"{name.rjust(label_width)} │{'█' * length}{' ' * (room - length)} {text}")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def y_ticks(low: int, high: int, log: bool) -> list[int]:
+    """Where to label the y axis: powers of ten between ``low`` and ``high`` on a log
+    scale (with the ends), five even steps on a linear one."""
+    if high <= low:
+        return [low]
+    if log and low > 0:
+        power = 10 ** (len(str(low)) - 1)
+        ticks = [low]
+        while power * 10 < high:
+            power *= 10
+            if power > low:
+                ticks.append(power)
+        return [*ticks, high]
+    return [low + (high - low) * i // 4 for i in range(5)]
+
+
+def short(value: int, unit: str) -> str:
+    """An axis label: ``4.27 M``, ``17.1 MB``, ``8.48 MFLOPs``."""
+    from shapecalc.core.units import human_bytes, human_count, human_flops
+
+    if unit == "bytes":
+        return human_bytes(value)
+    if unit == "flops":
+        return human_flops(value)
+    return human_count(value)
+
+
+def check_file(path: str) -> str:
+    """The kind of picture ``path`` asks for (svg or png), matplotlib there to draw it;
+    else one line saying what is wrong."""
+    kind = path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    if kind not in FILE_KINDS:
+        raise InvalidArgumentError(
+            f"--plot-file must end in .svg or .png, got {echo(path)}",
+            field="plot_file",
+            value=path,
+            rule="a file name ending in .svg or .png",
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InvalidArgumentError(
+            f"cannot write {echo(path)}: there is no folder {echo(folder)}",
+            field="plot_file",
+            value=path,
+            rule="a file in a folder that exists",
+        )
+    try:
+        import matplotlib
+    except ImportError:
+        raise MissingDependencyError(
+            "--plot-file needs matplotlib, which is not installed: pip install 'shapecalc[plot]'",
+            field="plot_file",
+            value=path,
+            rule="matplotlib installed",
+        ) from None
+    matplotlib.use("Agg")
+    return kind
+
+
+def draw_file(charts: Sequence[Chart | Bars], path: str) -> None:
+    """The charts drawn with matplotlib into ``path`` (.svg or .png), one under another."""
+    kind = check_file(path)
+    figure = render(charts)
+    import matplotlib.pyplot as pyplot
+
+    try:
+        figure.savefig(path, format=kind, metadata={"Date": None} if kind == "svg" else None)
+    except OSError as err:
+        raise InvalidArgumentError(
+            f"cannot write {echo(path)}: {err.strerror or err}",
+            field="plot_file",
+            value=path,
+            rule="a file that can be written",
+        ) from None
+    finally:
+        pyplot.close(figure)
+
+
+def render(charts: Sequence[Chart | Bars]) -> Any:
+    """A matplotlib figure of the charts (for :func:`draw_file` and the docs)."""
+    import matplotlib.pyplot as pyplot
+
+    figure, axes = pyplot.subplots(len(charts), 1, figsize=(8, 3.6 * len(charts)), squeeze=False)
+    for ax, chart in zip(axes[:, 0], charts, strict=True):
+        if isinstance(chart, Bars):
+            if chart.stacked:
+                left = 0
+                for label, value in zip(chart.labels, chart.values, strict=True):
+                    ax.barh([0], [value], left=left, label=label)
+                    left += value
+                ax.set_yticks([])
+                ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3, fontsize=8)
+                ax.set_xlabel(chart.unit)
+            else:
+                ax.barh(list(chart.labels)[::-1], list(chart.values)[::-1])
+                ax.set_xlabel(chart.unit)
+            ax.set_title(chart.title, fontsize=10)
+            continue
+        for series in chart.series:
+            ax.plot(chart.xs, series.ys, marker="o", label=series.label)
+        if chart.budget is not None:
+            ax.axhline(chart.budget, linestyle="--", color="gray", label=f"budget {chart.budget:,}")
+        if chart.log_x:
+            ax.set_xscale("log", base=2)
+        if chart.log_y:
+            ax.set_yscale("log")
+        ax.set_xlabel(chart.x_label)
+        ax.set_ylabel(chart.y_label)
+        ax.set_title(chart.title, fontsize=10)
+        if len(chart.series) > 1 or chart.budget is not None:
+            ax.legend(fontsize=8)
+        ax.grid(True, alpha=0.3)
+    figure.tight_layout()
+    return figure

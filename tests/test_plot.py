@@ -1,0 +1,80 @@
+"""--plot on a model command: the bars are the report's own numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import shapecalc
+from shapecalc.analysis.cost import analyze
+from shapecalc.report.plot import FILLS, memory_bars, parameter_bars, stacked_text
+from tests.test_cli import run
+
+
+@settings(deadline=None, max_examples=30)
+@given(
+    hidden=st.integers(1, 64),
+    layers=st.integers(1, 6),
+    vocab=st.integers(1, 100),
+    depth=st.integers(1, 3),
+)
+def test_parameter_bars_are_the_subtotals(hidden: int, layers: int, vocab: int, depth: int) -> None:
+    model = shapecalc.lstm_lm(vocab=vocab, hidden=hidden, layers=layers)
+    bars = parameter_bars(model, depth)
+    assert sum(bars.values) == model.total
+    for name, value in zip(bars.labels, bars.values, strict=True):
+        assert value == model.subtotal(name)
+
+
+def test_a_tied_tensor_is_a_bar_of_nothing_that_says_so() -> None:
+    model = shapecalc.gpt2(vocab=100, hidden=16, layers=2, heads=2, context=8)
+    bars = parameter_bars(model, 2)
+    assert sum(bars.values) == model.total
+    tied = bars.labels.index("lm_head.weight")
+    assert bars.values[tied] == 0 and "tied to transformer.wte.weight" in bars.texts[tied]
+
+
+def test_memory_bars_are_the_memory_account() -> None:
+    model = shapecalc.lstm_lm(vocab=65, hidden=512, layers=2)
+    cost = analyze(model, batch=32, seq_len=256)
+    bars = memory_bars(cost)
+    lines = [line for line in cost.memory if line.label != "activations, recomputed"]
+    assert bars.labels == tuple(line.label for line in lines)
+    assert bars.values == tuple(line.bytes for line in lines)
+    text = stacked_text(bars, 80)
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert text.count(FILLS[0]) > 2  # the weights' share shows
+
+
+def test_memory_bars_need_numbers() -> None:
+    model = shapecalc.lstm_lm(vocab=65, hidden=512, layers=2)
+    with pytest.raises(shapecalc.InvalidArgumentError, match="--batch and --seq-len numbers"):
+        memory_bars(analyze(model))
+
+
+@pytest.mark.parametrize("args", [[], ["--memory", "--batch", "4", "--seq-len", "16"]])
+def test_cli_plot(args: list[str]) -> None:
+    headline = ["lstm", "--layers", "2", "--hidden", "512", "--vocab", "65"]
+    result = run([*headline, "--plot", *args], 80)
+    assert result.exit_code == 0, result.output
+    assert "Where the 4,269,121 parameters" in result.stdout
+    assert ("Memory of the LSTM language model" in result.stdout) == bool(args)
+    assert "lstm │" in result.stdout and "4,202,496 (98.4%)" in result.stdout
+
+
+def test_cli_plot_symbolic_is_refused() -> None:
+    result = run(["lstm", "--hidden", "H", "--vocab", "65", "--plot"])
+    assert result.exit_code == 2 and "give every size a number" in result.output
+    assert "Parameter" not in result.output  # refused before the table
+
+
+def test_cli_plot_file(tmp_path: Any) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "where.png"
+    result = run(["lstm", "--hidden", "64", "--vocab", "65", "--memory", "--batch", "2",
+                  "--seq-len", "8", "--plot-file", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

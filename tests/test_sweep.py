@@ -1,0 +1,292 @@
+"""Sweeps: every point is the single model at those sizes; the charts draw the table's
+numbers; bad lists and ranges get one line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shapecalc.adapters.strategies import configs
+from shapecalc.analysis.cost import analyze
+from shapecalc.analysis.sweep import COLUMNS, parse_values, sweep
+from shapecalc.architectures import commands, get
+from shapecalc.core.declare import arguments_of
+from shapecalc.core.errors import InvalidArgumentError, ShapecalcError
+from shapecalc.report.plot import sweep_charts
+from tests.test_cli import run
+
+ALL = tuple(COLUMNS)
+
+
+def single(cls: Any, arguments: dict[str, Any], batch: int, seq_len: int) -> dict[str, int]:
+    """What the model command says at one point: total, memory lines, FLOPs per token."""
+    model = cls(**arguments).model()
+    cost = analyze(model, batch=batch, seq_len=seq_len)
+    lines = {line.label: line.bytes for line in cost.memory}
+    per = cost.per_token(cost.forward_flops)
+    return {
+        "params": model.total,
+        "weights": lines["weights"],
+        "training": cost.training_bytes,
+        "flops": cost.forward_flops if per is None else per,
+        "activations": cost.activation_bytes,
+        "state": lines.get("inference state", 0),
+    }
+
+
+@st.composite
+def sweeps(draw: st.DrawFn) -> tuple[Any, dict[str, Any], dict[str, tuple[int, ...]]]:
+    cls = get(draw(st.sampled_from(commands())))
+    config = draw(configs(cls, st.integers(1, 24)))
+    arguments = config.arguments()
+    sizes = [f.name for f, a in arguments_of(cls) if a.kind == "size" and arguments[f.name]]
+    chosen = draw(st.lists(st.sampled_from(sizes), min_size=1, max_size=2, unique=True))
+    varying: dict[str, tuple[int, ...]] = {}
+    for name in chosen:
+        value = arguments.pop(name)
+        step = cls.multiple_for(name, {**arguments, name: value})
+        more = draw(st.integers(1, 3))
+        varying[name] = (value, value + more * step)
+    if cls.sequence and draw(st.booleans()):
+        varying["seq_len"] = (1, draw(st.integers(2, 9)))
+    fixed = {k: v for k, v in arguments.items() if v is not None}
+    return cls, fixed, varying
+
+
+@settings(deadline=None, max_examples=60)
+@given(case=sweeps(), batch=st.integers(1, 3))
+def test_every_point_is_the_single_model(
+    case: tuple[Any, dict[str, Any], dict[str, tuple[int, ...]]], batch: int
+) -> None:
+    cls, fixed, varying = case
+    try:
+        table = sweep(cls, fixed, varying, show=ALL, batch=batch, seq_len=4)
+    except ShapecalcError:
+        # a point breaks the architecture's rules: the single model says so too
+        names = list(varying)
+        bad = False
+        for values in _grid(varying):
+            point = dict(zip(names, values, strict=True))
+            arguments = {**fixed, **{k: v for k, v in point.items() if k != "seq_len"}}
+            try:
+                cls(**arguments).model()
+                analyze(cls(**arguments).model(), batch=batch, seq_len=point.get("seq_len", 4))
+            except ShapecalcError:
+                bad = True
+        assert bad
+        return
+    names = [a.name for a in table.axes]
+    assert len(table.points) == len(_grid(varying))
+    for point in table.points:
+        at = dict(zip(names, point.sizes, strict=True))
+        seq_len = at.pop("seq_len", 4)
+        expected = single(cls, {**fixed, **at}, batch, seq_len)
+        assert dict(zip(ALL, point.values, strict=True)) == expected, at
+
+
+def _grid(varying: dict[str, tuple[int, ...]]) -> list[tuple[int, ...]]:
+    import itertools
+
+    return list(itertools.product(*(dict.fromkeys(v) for v in varying.values())))
+
+
+def test_the_seed_models_sweep_and_its_formulas() -> None:
+    table = sweep(get("lstm"), {"vocab": 65}, {"hidden": "128,256,512,1024", "layers": "1..4"})
+    assert len(table.points) == 16
+    assert table.column("params")[table.points.index(_at(table, 512, 2))] == 4_269_121
+    assert str(table.columns[0].formula) == "8·L·H² + 8·L·H + 130·H + 65"
+
+
+def _at(table: Any, *sizes: int) -> Any:
+    return next(p for p in table.points if p.sizes == sizes)
+
+
+def test_the_cli_matches_the_model_command() -> None:
+    swept = run(["sweep", "gpt2", "--vocab", "50257", "--heads", "12", "--layers", "2",
+                 "--hidden", "384,768", "--seq-len", "128", "--batch", "2",
+                 "--show", ",".join(ALL), "--format", "json"])  # fmt: skip
+    assert swept.exit_code == 0, swept.output
+    data = json.loads(swept.stdout)
+    for point in data["points"]:
+        hidden = point["sizes"]["hidden"]
+        one = run(["gpt2", "--vocab", "50257", "--heads", "12", "--layers", "2",
+                   "--hidden", str(hidden), "--all", "--seq-len", "128", "--batch", "2",
+                   "--format", "json"])  # fmt: skip
+        report = json.loads(one.stdout)
+        lines = {m["label"]: m["bytes"] for m in report["cost"]["memory"]}
+        assert point["values"] == {
+            "params": report["total"],
+            "weights": lines["weights"],
+            "training": report["cost"]["training_bytes"],
+            "flops": report["cost"]["forward_flops_per_token"],
+            "activations": report["cost"]["activation_bytes"],
+            "state": lines["inference state"],
+        }
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "csv", "json"])
+def test_formats(fmt: str) -> None:
+    args = ["sweep", "lstm", "--hidden", "128,256", "--layers", "1..2", "--vocab", "65"]
+    result = run([*args, "--format", fmt], 120)
+    assert result.exit_code == 0, result.output
+    if fmt == "csv":
+        rows = list(csv.reader(io.StringIO(result.stdout)))
+        assert rows[0] == ["hidden", "layers", "params", "weights", "training", "flops"]
+        assert len(rows) == 5 and all(cell.isdigit() for cell in rows[1])
+    elif fmt == "json":
+        data = json.loads(result.stdout)
+        assert data["columns"][0]["formula"] == "8*L*H**2 + 8*L*H + 130*H + 65"
+    else:
+        assert "8·L·H² + 8·L·H + 130·H + 65" in result.stdout
+
+
+def test_sweep_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from pathlib import Path
+
+    schema = json.loads(
+        (Path(__file__).parent.parent / "docs" / "schema" / "sweep.schema.json").read_text()
+    )
+    for args in (
+        ["lstm", "--hidden", "128,256", "--layers", "1..2", "--vocab", "65"],
+        [
+            "llama",
+            "--vocab",
+            "100",
+            "--heads",
+            "4",
+            "--hidden",
+            "64",
+            "--layers",
+            "2",
+            "--seq-len",
+            "8,16",
+        ],
+        ["mlp", "--inputs", "8", "--outputs", "2", "--hidden", "4,8", "--layers", "1..3"],
+    ):
+        result = run(["sweep", *args, "--format", "json"])
+        assert result.exit_code == 0, result.output
+        jsonschema.Draft202012Validator(schema).validate(json.loads(result.stdout))
+
+
+# -- the pictures: the data handed to the drawing ------------------------------------------
+def test_charts_are_the_tables_numbers() -> None:
+    table = sweep(get("lstm"), {"vocab": 65}, {"hidden": "128,256,512", "layers": "1..3"},
+                  budget=1_000_000)  # fmt: skip
+    charts = sweep_charts(table)
+    assert [c.y_label for c in charts] == [c.title for c in table.columns]
+    params = charts[0]
+    assert params.xs == (128, 256, 512) and params.budget == 1_000_000
+    assert [s.label for s in params.series] == ["L=1", "L=2", "L=3"]
+    for series, layers in zip(params.series, (1, 2, 3), strict=True):
+        expected = tuple(_at(table, h, layers).values[0] for h in (128, 256, 512))
+        assert series.ys == expected
+    assert charts[1].budget is None  # the budget is a parameter count
+
+
+def test_one_swept_size_puts_one_unit_in_one_chart() -> None:
+    table = sweep(get("llama"), {"vocab": 32000, "heads": 32, "layers": 32, "hidden": 4096},
+                  {"seq_len": "1024,8192,65536"}, show=("weights", "state"))  # fmt: skip
+    (chart,) = sweep_charts(table)
+    assert [s.label for s in chart.series] == [c.title for c in table.columns]
+    weights, cache = (s.ys for s in chart.series)
+    assert len(set(weights)) == 1 and cache[0] < weights[0] < cache[-1]  # they cross
+    assert chart.log_x and chart.log_y  # 1k to 64k, and bytes over decades
+
+
+def test_log_scales_only_over_decades() -> None:
+    table = sweep(get("lstm"), {"vocab": 65}, {"hidden": "256,512"})
+    assert not any(c.log_x or c.log_y for c in sweep_charts(table))
+
+
+def test_plot_without_a_terminal_is_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from shapecalc.cli.app import cli
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    args = ["sweep", "lstm", "--hidden", "128,256,512", "--vocab", "65", "--plot"]
+    result = CliRunner().invoke(cli, args, prog_name="shapecalc")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "┌" in line)
+    assert max(len(line) for line in lines[start:]) == 80
+
+
+def test_plot_file_writes_an_svg(tmp_path: Any) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "sweep.svg"
+    args = ["sweep", "lstm", "--hidden", "128,256", "--layers", "1..2", "--vocab", "65"]
+    result = run([*args, "--plot-file", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().lstrip().startswith("<?xml") and "<svg" in out.read_text()
+    bad = run([*args, "--plot-file", str(tmp_path / "sweep.jpg")])
+    assert bad.exit_code == 2 and "'--plot-file'" in bad.output and ".svg or .png" in bad.output
+
+
+def test_plot_file_without_matplotlib_says_how_to_install_it(tmp_path: Any) -> None:
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from shapecalc.cli import main\n"
+        "sys.argv = ['shapecalc', 'sweep', 'lstm', '--hidden', '8,16', '--vocab', '5',"
+        f" '--plot-file', {str(tmp_path / 'a.svg')!r}]\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'shapecalc[plot]'" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+# -- bad input --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--hidden", "512..128", "--vocab", "65"], "a range runs upward"),
+        (["--hidden", "512", "--layers", "0..3", "--vocab", "65"], "layers"),
+        (["--hidden", "128,abc", "--vocab", "65"], "'abc'"),
+        (["--hidden", "128..512:0", "--vocab", "65"], "step"),
+        (["--hidden", "128,256", "--vocab", "V"], "'V'"),
+        (["--hidden", "128", "--vocab", "65"], "nothing to sweep"),
+        (["--hidden", "128,256"], "--vocab"),
+        (["--hidden", "128,256", "--vocab", "65", "--show", "params,speed"], "speed"),
+        (["--hidden", "128,256", "--vocab", "65", "--batch", "0,2"], "batch"),
+        (["--hidden", "128,256", "--vocab", "65", "--params", "ten"], "'--params'"),
+        (["--hidden", "1..2000000", "--vocab", "65"], "at most"),
+    ],
+)
+def test_bad_ranges_get_one_line(args: list[str], fragment: str) -> None:
+    result = run(["sweep", "lstm", *args])
+    assert result.exit_code == 2, result.output
+    assert fragment in result.output, result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_parse_values() -> None:
+    assert parse_values("1..4,8", field="layers") == (1, 2, 3, 4, 8)
+    assert parse_values("1k,2k", field="seq_len") == (1000, 2000)
+    assert parse_values(" 64 .. 256 : 64 ", field="hidden") == (64, 128, 192, 256)
+    with pytest.raises(InvalidArgumentError, match="hidden must be"):
+        parse_values("", field="hidden")
+
+
+def test_a_grid_bigger_than_allowed_is_refused_before_any_work() -> None:
+    with pytest.raises(InvalidArgumentError, match="a grid of at most"):
+        sweep(get("lstm"), {"vocab": 65}, {"hidden": "1..2000", "layers": "1..1000"})
+
+
+def test_a_size_the_layers_need_as_a_number_is_built_point_by_point() -> None:
+    table = sweep(get("mlp"), {"inputs": 8, "outputs": 2}, {"hidden": "4,8", "layers": "1..3"})
+    for point in table.points:
+        hidden, layers = point.sizes
+        model = get("mlp")(inputs=8, outputs=2, hidden=hidden, layers=layers).model()
+        assert point.values[0] == model.total

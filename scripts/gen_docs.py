@@ -5,7 +5,9 @@
 
 The headline command's output in README.md (between the ``headline-output`` markers),
 the layer reference in docs/layers/, the CLI reference docs/cli.md, and the pages written
-from scripts/templates/ with their numbers filled in by the engine (scripts/docs_facts.py).
+from scripts/templates/ with their numbers filled in by the engine (scripts/docs_facts.py),
+and the pictures in docs/images/ (scripts/docs_pictures.py: an SVG is stale when the data
+it records is not the engine's now).
 tests/test_docs.py runs the check, so a drifted copy fails the tests.
 """
 
@@ -100,6 +102,7 @@ def generated() -> dict[Path, str]:
         howto_facts,
         transformer_facts,
     )
+    from docs_pictures import sweep_facts
 
     from shapecalc.architectures import commands, get
     from shapecalc.report.reference import (
@@ -134,6 +137,7 @@ def generated() -> dict[Path, str]:
         **compose_facts(),
         **transformer_facts(),
         **hf_facts(),
+        **sweep_facts(),
     }
     templates = Path(__file__).resolve().parent / "templates"
     for template in sorted(templates.rglob("*.md")):
@@ -144,6 +148,8 @@ def generated() -> dict[Path, str]:
 
 
 def main(argv: list[str]) -> int:
+    from docs_pictures import data, pictures, recorded, svg
+
     check = "--check" in argv
     stale = []
     for path, text in generated().items():
@@ -153,6 +159,12 @@ def main(argv: list[str]) -> int:
             if not check:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8")
+    for path, chart in pictures(ROOT / "docs" / "images").items():
+        if recorded(path) != data(chart):  # the data drawn, whatever matplotlib draws it
+            stale.append(path)
+            if not check:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(svg(chart), encoding="utf-8")
     for path in stale:
         verb = "differs from the engine's output" if check else "rewritten"
         print(f"{os.path.relpath(path, ROOT)}: {verb}")

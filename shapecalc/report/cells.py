@@ -417,15 +417,21 @@ def difference(model: Model, converted: Converted) -> str:
 def sweep_heading(table: Sweep) -> str:
     """``LSTM language model over H, L (V=65; B=1, T=1024; fp32, adam)``."""
     swept = ", ".join(a.letter for a in table.axes)
-    fixed = ", ".join(f"{k}={v:,}" for k, v in table.fixed.items())
+    fixed = ", ".join(f"{k}={v}" for k, v in table.fixed.items())
     settings = table.settings
-    how = f"{settings['dtype']}, {settings['training']}"
+    training = settings["training"]
+    how = f"{settings['dtype']}, " + ("inference" if training == "none" else training)
     how += ", mixed precision" if settings.get("mixed_precision") else ""
     return (
         f"{table.model} over {swept} ({fixed}; {how})"
         if fixed
         else f"{table.model} over {swept} ({how})"
     )
+
+
+def formula_text(value: Dim) -> str:
+    """A formula, or a constant with separators (``13,476,831,232``)."""
+    return count_str(value) if isinstance(value, int) else dim_str(value)
 
 
 def sweep_cells(table: Sweep, point: Point) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shapecalc.core.dims import dim_str, shape_str
+from shapecalc.core.dims import shape_str
 from shapecalc.core.model import Model
 from shapecalc.report import Report
 from shapecalc.report.cells import (
@@ -185,7 +185,7 @@ def port_markdown(mapping: PortMap) -> str:
 
 def sweep_markdown(table: Sweep) -> str:
     """``shapecalc sweep --format markdown``: the points as a table, the formulas below."""
-    from shapecalc.report.cells import sweep_cells, sweep_heading
+    from shapecalc.report.cells import formula_text, sweep_cells, sweep_heading
 
     lines = [f"### {cell(sweep_heading(table))}", ""]
     header = [*(f"{a.name} ({a.letter})" for a in table.axes), *(c.title for c in table.columns)]
@@ -195,6 +195,8 @@ def sweep_markdown(table: Sweep) -> str:
         lines.append("| " + " | ".join(sweep_cells(table, point)) + " |")
     lines.append("")
     lines += [
-        f"- **{c.title}** = {dim_str(c.formula)}" for c in table.columns if c.formula is not None
+        f"- **{c.title}** = {formula_text(c.formula)}"
+        for c in table.columns
+        if c.formula is not None
     ]
     return "\n".join(lines) + "\n"

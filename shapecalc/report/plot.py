@@ -43,7 +43,7 @@ class Series:
     """One line of a chart: its label and its y values, one per x."""
 
     label: str
-    ys: tuple[int, ...]
+    ys: tuple[int | float, ...]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Chart:
     log_x: bool = False
     log_y: bool = False
     budget: int | None = None
-    #: the y values' unit: count, bytes or flops (for the axis labels)
+    #: the y values' unit: count, bytes, flops or percent (for the axis labels)
     unit: str = "count"
 
 
@@ -77,7 +77,7 @@ class Bars:
     texts: tuple[str, ...] = field(default=())
 
 
-def _spans_decades(values: Sequence[int]) -> bool:
+def _spans_decades(values: Sequence[float]) -> bool:
     positive = [v for v in values if v > 0]
     return (
         len(positive) == len(values) and bool(positive) and max(positive) >= DECADES * min(positive)
@@ -317,13 +317,13 @@ def bars_text(bars: Bars, width: int) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def y_ticks(low: int, high: int, log: bool) -> list[int]:
+def y_ticks(low: float, high: float, log: bool) -> list[float]:
     """Where to label the y axis: powers of ten between ``low`` and ``high`` on a log
     scale (with the ends), five even steps on a linear one."""
     if high <= low:
         return [low]
     if log and low > 0:
-        power = 10 ** (len(str(low)) - 1)
+        power = 10 ** (len(str(int(low))) - 1)
         ticks = [low]
         while power * 10 < high:
             power *= 10
@@ -333,10 +333,13 @@ def y_ticks(low: int, high: int, log: bool) -> list[int]:
     return [low + (high - low) * i // 4 for i in range(5)]
 
 
-def short(value: int, unit: str) -> str:
-    """An axis label: ``4.27 M``, ``17.1 MB``, ``8.48 MFLOPs``."""
+def short(value: float, unit: str) -> str:
+    """An axis label: ``4.27 M``, ``17.1 MB``, ``8.48 MFLOPs``, ``25%``."""
     from shapecalc.core.units import human_bytes, human_count, human_flops
 
+    if unit == "percent":
+        return f"{value:g}%"
+    value = int(value)
     if unit == "bytes":
         return human_bytes(value)
     if unit == "flops":
@@ -423,6 +426,12 @@ def render(charts: Sequence[Chart | Bars]) -> Any:
             ax.set_xscale("log", base=2)
         if chart.log_y:
             ax.set_yscale("log")
+        if len(chart.xs) <= 12:
+            ax.set_xticks(list(chart.xs), [f"{x:,}" for x in chart.xs])
+            ax.minorticks_off()
+        from matplotlib.ticker import FuncFormatter
+
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _, unit=chart.unit: short(y, unit)))
         ax.set_xlabel(chart.x_label)
         ax.set_ylabel(chart.y_label)
         ax.set_title(chart.title, fontsize=10)

@@ -529,7 +529,7 @@ def port_table(mapping: PortMap) -> RenderableType:
 def sweep_table(table: Sweep) -> RenderableType:
     """``shapecalc sweep``: a row per point (the swept sizes, then the columns), and the
     formula of each column in the sizes that vary."""
-    from shapecalc.report.cells import sweep_cells, sweep_heading
+    from shapecalc.report.cells import formula_text, sweep_cells, sweep_heading
 
     grid = Table(title=escape(printable(sweep_heading(table))), title_justify="left")
     for axis in table.axes:
@@ -540,7 +540,7 @@ def sweep_table(table: Sweep) -> RenderableType:
         grid.add_row(*sweep_cells(table, point))
     formulas = [Text(", ".join(f"{a.letter} = {a.name}" for a in table.axes))]
     formulas += [
-        Text(f"{column.title} = {dim_str(column.formula)}")
+        Text(f"{column.title} = {formula_text(column.formula)}")
         for column in table.columns
         if column.formula is not None
     ]

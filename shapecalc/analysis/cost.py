@@ -46,7 +46,6 @@ from shapecalc.core.dims import (
     known,
     product,
     same_shape,
-    same_size,
     shape_str,
 )
 from shapecalc.core.errors import (
@@ -703,14 +702,18 @@ class _Flow:
                 atoms = [self.shared.setdefault(key, _Atom(1))]
             else:
                 atoms = [_Atom(self.calls)] if value is None else value.atoms
-            if value is not None and value.storage is not None:
-                whole = product(value.storage)
-                if not same_size(whole, product(stored.shape)):  # keeping a part keeps it all
-                    stored = replace(
-                        stored,
-                        name=f"{stored.name}, a view of {shape_str(value.storage)}",
-                        shape=value.storage,
-                    )
+            # keeping a part keeps it all: the view's storage is kept unless the sizes are
+            # the same polynomial (3·H is not H, though a symbol may take any value)
+            if (
+                value is not None
+                and value.storage is not None
+                and product(value.storage) != product(stored.shape)
+            ):
+                stored = replace(
+                    stored,
+                    name=f"{stored.name}, a view of {shape_str(value.storage)}",
+                    shape=value.storage,
+                )
             for atom in atoms:
                 if atom.owner is None:
                     atom.owner = (row, j)

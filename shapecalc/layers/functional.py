@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from shapecalc.core.dims import Dim, dim_str, known, product, same_size, shape_str
+from shapecalc.core.dims import Dim, dim_str, floor_div, known, product, same_size, shape_str
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work
 
 __all__ = ["Chunk", "Pick", "Rotary", "ScaledDotProductAttention", "Select", "SplitHeads"]
@@ -38,9 +38,14 @@ class _Function(LayerSpec):
 
 def _heads_of(spec: LayerSpec, shape: Shape, heads: Dim, head_dim: Dim, what: str) -> Shape:
     """(*batch, T) of a tensor given flat (*batch, T, heads·head_dim) or split
-    (*batch, T, heads, head_dim); refuses other sizes, naming both."""
+    (*batch, T, heads, head_dim); refuses other sizes, naming both. One head fits both
+    ways, (B, 1, D) flat with T = 1 and (B, T, 1, D) split: split from rank 4, as the torch
+    bridge splits, whatever T happens to be (a number or a letter)."""
     split = len(shape) >= 3 and shape[-1] == head_dim and shape[-2] == heads
     flat = len(shape) >= 2 and shape[-1] == heads * head_dim
+    if split and flat:  # one head
+        split = len(shape) >= 4
+        flat = not split
     if not (split or flat):  # sizes as names: not known to differ; flat unless split fits
         flat = len(shape) >= 2 and same_size(shape[-1], heads * head_dim)
         split = not flat and len(shape) >= 3 and same_size(shape[-1], head_dim)
@@ -129,9 +134,11 @@ class ScaledDotProductAttention(_Function):
 class Rotary(_Function):
     """Rotary position embedding (RoPE) on queries or keys: each pair of the first
     ``rotated`` numbers of every head turned by an angle of its position. No parameters:
-    the angles come from the positions. 3 FLOPs per turned number (x·cos + rotated(x)·sin);
-    keeps nothing the size of the input: only the cos and sin tables, (T, rotated) each,
-    made once per forward and shared by every layer."""
+    the angles come from the positions. The tables have ⌈rotated / 2⌉ frequencies, one per
+    pair, so 2·⌈rotated / 2⌉ numbers turn (rotated itself when even, or the whole head).
+    3 FLOPs per turned number (x·cos + rotated(x)·sin); keeps nothing the size of the
+    input: only the cos and sin tables, (T, turned) each, made once per forward and shared
+    by every layer."""
 
     num_heads: Dim
     head_dim: Dim
@@ -147,10 +154,18 @@ class Rotary(_Function):
         _heads_of(self, inputs[0], self.num_heads, self.head_dim, "input")
         return (inputs[0],)
 
+    @property
+    def turned(self) -> Dim:
+        """The numbers of a head that turn: 2·⌈rotated / 2⌉, the same rounding for a
+        number and a formula (``⌊D·p⌋`` of a size D is rounded up to even as its value is)."""
+        if self.rotated is None or self.rotated == self.head_dim:
+            return self.head_dim
+        return 2 * floor_div(self.rotated + 1, 2)
+
     def work(self, *inputs: Shape) -> Work:
         outputs = self.output_shapes(*inputs)
         rows = _heads_of(self, inputs[0], self.num_heads, self.head_dim, "input")
-        turned = self.head_dim if self.rotated is None else self.rotated
+        turned = self.turned
         table = Stored("cos and sin, one table for every layer", (rows[-1], turned), copies=2)
         return Work(
             outputs,

@@ -186,8 +186,8 @@ def test_a_careless_architecture_still_answers_in_one_line() -> None:
     assert numbers.total_formula == numbers.total  # the letters cannot build: no formulas
     with pytest.raises(InvalidArgumentError, match="layers cannot be a size name"):
         Careless(8, "L", 3).model()
-    with pytest.raises(InvalidArgumentError, match="kernel_size"):
-        Careless(8, 2, "K").model()
+    # a convolution takes its kernel as a letter (the layer reference's general formula)
+    assert str(Careless(8, 2, "K").model().total) == "128·K + 16"
 
 
 @pytest.mark.parametrize("command", COMMANDS)

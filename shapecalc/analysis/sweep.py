@@ -200,10 +200,7 @@ def sweep(
     # the points: each checked by the architecture's rules, its sizes read off the config
     model_axes = [a for a in axes if a.name in letters]
     input_axes = [a for a in axes if a.name in inputs]
-    configs: dict[tuple[int, ...], dict[str, Dim]] = {}
-    for values in itertools.product(*(a.values for a in model_axes)):
-        arguments = {**fixed, **dict(zip((a.name for a in model_axes), values, strict=True))}
-        configs[values] = _sizes(cls, arguments, model_axes, values)
+    configs = _configs(cls, fixed, model_axes)
     first = next(iter(configs))
     named = [k for k, v in configs[first].items() if isinstance(v, Expr)]
     if named:
@@ -309,17 +306,47 @@ def _letters(cls: type[Architecture]) -> dict[str, str]:
     return {f.name: a.letter for f, a in arguments_of(cls) if a.kind == "size"}
 
 
-def _sizes(
+def _configs(
+    cls: type[Architecture], fixed: Mapping[str, Any], axes: list[Axis]
+) -> dict[tuple[int, ...], dict[str, Dim]]:
+    """Each point's sizes by letter, from its config, which checks its rules: each value
+    of each axis in a config of its own (every rule of that argument), then every point
+    as a variation of the first (the rules between arguments, at every point)."""
+    first = tuple(a.values[0] for a in axes)
+    names = [a.name for a in axes]
+    base = _config(cls, {**fixed, **dict(zip(names, first, strict=True))}, axes, first)
+    normal: list[dict[int, Any]] = []
+    for i, axis in enumerate(axes):
+        seen = {}
+        for value in axis.values:
+            at = (*first[:i], value, *first[i + 1 :])
+            config = _config(cls, {**fixed, **dict(zip(names, at, strict=True))}, axes, at)
+            seen[value] = getattr(config, axis.name)
+        normal.append(seen)
+    out: dict[tuple[int, ...], dict[str, Dim]] = {}
+    for values in itertools.product(*(a.values for a in axes)):
+        changes = {n: normal[i][v] for i, (n, v) in enumerate(zip(names, values, strict=True))}
+        try:
+            out[values] = base.varied(changes).sizes()
+        except InvalidArgumentError as err:
+            raise _at(err, axes, values) from None
+    return out
+
+
+def _config(
     cls: type[Architecture], arguments: dict[str, Any], axes: list[Axis], values: tuple[int, ...]
-) -> dict[str, Dim]:
-    """One point's sizes by letter, from its config (which checks its rules)."""
+) -> Architecture:
     try:
-        return cls(**arguments).sizes()
+        return cls(**arguments)
     except InvalidArgumentError as err:
-        at = ", ".join(f"{a.name}={v}" for a, v in zip(axes, values, strict=True))
-        raise InvalidArgumentError(
-            f"at {at}: {err}", field=err.field, value=err.value, rule=err.rule
-        ) from None
+        raise _at(err, axes, values) from None
+
+
+def _at(
+    err: InvalidArgumentError, axes: list[Axis], values: tuple[int, ...]
+) -> InvalidArgumentError:
+    at = ", ".join(f"{a.name}={v}" for a, v in zip(axes, values, strict=True))
+    return InvalidArgumentError(f"at {at}: {err}", field=err.field, value=err.value, rule=err.rule)
 
 
 def _needs_cost(keys: list[str]) -> bool:

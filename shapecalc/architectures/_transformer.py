@@ -5,6 +5,7 @@ one command each; the names of their tensors are those ``transformers`` gives th
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from typing import Any, ClassVar
 
@@ -206,7 +207,7 @@ class TransformerLM(Architecture):
         """The numbers of a head rotary positions turn, as transformers turns them: the
         table has ⌈n / 2⌉ frequencies, each turning a pair, for n = ⌊D · fraction⌋."""
         n = known(head)
-        part = Fraction(str(fraction)).limit_denominator(10**6)
+        part = _fraction(fraction)
         if n is not None:  # exact for any size (a float would round a large head)
             return 2 * -(-(n * part.numerator // part.denominator) // 2)
         if fraction == 1:
@@ -277,3 +278,9 @@ class TransformerLM(Architecture):
                     + f" ({row.role})"
                 )
         return lines
+
+
+@functools.lru_cache(maxsize=256)
+def _fraction(value: float) -> Fraction:
+    """A fraction as its decimal reads (0.25 is 1/4), worked out once per value."""
+    return Fraction(str(value)).limit_denominator(10**6)

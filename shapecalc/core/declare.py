@@ -210,11 +210,30 @@ A = TypeVar("A", bound="Architecture")
 
 def arguments_of(cls: type[Architecture]) -> list[tuple[dataclasses.Field[Any], Argument]]:
     """The declared fields of an architecture with their :class:`Argument`, in order."""
-    return [
-        (f, f.metadata[KEY])
-        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-        if KEY in f.metadata
-    ]
+    found = _ARGUMENTS.get(cls)
+    if found is None:  # worked out once per class: a sweep makes thousands of configs
+        found = _ARGUMENTS[cls] = tuple(
+            (f, f.metadata[KEY])
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if KEY in f.metadata
+        )
+    return list(found)
+
+
+_ARGUMENTS: dict[type, tuple[tuple[dataclasses.Field[Any], Argument], ...]] = {}
+_SIZES: dict[type, tuple[tuple[str, str, Any], ...]] = {}
+
+
+def _size_fields(cls: type[Architecture]) -> tuple[tuple[str, str, Any], ...]:
+    """(name, letter, unset value) of the class's sizes in :attr:`size_order`, once."""
+    found = _SIZES.get(cls)
+    if found is None:
+        declared = {f.name: a for f, a in arguments_of(cls) if a.kind == "size"}
+        order = [name for name in cls.size_order or declared if name in declared]
+        found = _SIZES[cls] = tuple(
+            (name, declared[name].letter, declared[name].unset) for name in order
+        )
+    return found
 
 
 class Architecture:
@@ -248,6 +267,16 @@ class Architecture:
             value = getattr(self, f.name)
             object.__setattr__(self, f.name, self._normalise(f.name, argument, value))
         self.check()
+
+    def varied(self: A, changes: dict[str, Any]) -> A:
+        """The same configuration with some arguments changed, each already normalised by
+        a configuration made with it (a sweep makes one per value, then varies): the
+        rules between arguments (:meth:`check`) run again, the per-argument ones do not."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        new.check()
+        return new
 
     # -- checks -------------------------------------------------------------------------
     @classmethod
@@ -324,13 +353,12 @@ class Architecture:
 
     def sizes(self) -> dict[str, Dim]:
         """The named sizes that are set, by letter, in :attr:`size_order`."""
-        declared = {f.name: a for f, a in arguments_of(type(self)) if a.kind == "size"}
-        order = [name for name in self.size_order or declared if name in declared]
-        return {
-            declared[name].letter: getattr(self, name)
-            for name in order
-            if getattr(self, name) is not None and getattr(self, name) != declared[name].unset
-        }
+        out: dict[str, Dim] = {}
+        for name, letter, unset in _size_fields(type(self)):
+            value = getattr(self, name)
+            if value is not None and value != unset:
+                out[letter] = value
+        return out
 
     def build(self) -> Built:
         """The model's tree (and its ties, notes and input layout)."""

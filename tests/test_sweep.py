@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -150,8 +151,6 @@ def test_formats(fmt: str) -> None:
 
 def test_sweep_schema() -> None:
     jsonschema = pytest.importorskip("jsonschema")
-    from pathlib import Path
-
     schema = json.loads(
         (Path(__file__).parent.parent / "docs" / "schema" / "sweep.schema.json").read_text()
     )
@@ -273,7 +272,8 @@ def test_bad_ranges_get_one_line(args: list[str], fragment: str) -> None:
 
 def test_parse_values() -> None:
     assert parse_values("1..4,8", field="layers") == (1, 2, 3, 4, 8)
-    assert parse_values("1k,2k", field="seq_len") == (1000, 2000)
+    with pytest.raises(InvalidArgumentError, match="8192"):
+        parse_values("8k", field="seq_len")
     assert parse_values(" 64 .. 256 : 64 ", field="hidden") == (64, 128, 192, 256)
     with pytest.raises(InvalidArgumentError, match="hidden must be"):
         parse_values("", field="hidden")
@@ -290,3 +290,57 @@ def test_a_size_the_layers_need_as_a_number_is_built_point_by_point() -> None:
         hidden, layers = point.sizes
         model = get("mlp")(inputs=8, outputs=2, hidden=hidden, layers=layers).model()
         assert point.values[0] == model.total
+
+
+# -- a Hugging Face config --------------------------------------------------------------------
+@pytest.fixture
+def llama_config(tmp_path: Any) -> str:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from docs_facts import LLAMA_31_8B
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(LLAMA_31_8B))
+    return str(path)
+
+
+def test_hf_config_over_the_context(llama_config: str) -> None:
+    result = run(["sweep", "hf", llama_config, "--seq-len", "8192,131072", "--dtype", "bf16",
+                  "--show", "weights,state", "--training", "none", "--format", "json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["model"].startswith("LlamaForCausalLM")
+    for point in data["points"]:
+        one = run(["hf", llama_config, "--memory", "--seq-len", str(point["sizes"]["seq_len"]),
+                   "--batch", "1", "--training", "none", "--dtype", "bf16",
+                   "--format", "json"])  # fmt: skip
+        lines = {m["label"]: m["bytes"] for m in json.loads(one.stdout)["cost"]["memory"]}
+        assert point["values"] == {
+            "weights": lines["weights"],
+            "state": lines["inference state"],
+        }
+
+
+def test_hf_vary_by_either_name(llama_config: str) -> None:
+    ours = run(["sweep", "hf", llama_config, "--vary", "layers=16,32", "--format", "csv"])
+    theirs = run(["sweep", "hf", llama_config, "--vary", "num_hidden_layers=16,32",
+                  "--format", "csv"])  # fmt: skip
+    assert ours.exit_code == 0, ours.output
+    assert ours.stdout == theirs.stdout
+    rows = list(csv.reader(io.StringIO(ours.stdout)))
+    assert rows[2][:2] == ["32", "8030261248"]  # Llama 3.1 8B's 8,030,261,248
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        ([], "nothing to sweep"),
+        (["--vary", "depth=3"], "--vary takes SIZE=VALUES"),
+        (["--vary", "layers"], "--vary takes SIZE=VALUES"),
+        (["--vary", "layers=0..2"], "layers"),
+        (["--seq-len", "1..3", "--plot-file", "x.bmp"], ".svg or .png"),
+    ],
+)
+def test_hf_errors(llama_config: str, args: list[str], fragment: str) -> None:
+    result = run(["sweep", "hf", llama_config, *args])
+    assert result.exit_code == 2, result.output
+    assert fragment in result.output and "Traceback" not in result.output

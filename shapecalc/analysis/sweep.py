@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from shapecalc.core.declare import Architecture, arguments_of
@@ -46,8 +46,7 @@ DEFAULT_SHOW = ("params", "weights", "training", "flops")
 #: the sizes of the input, beside the architecture's own
 INPUT_SIZES = {"batch": "B", "seq_len": "T"}
 _RANGE = re.compile(r"\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*(?::\s*(-?\d+)\s*)?")
-_SUFFIX = {"k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9}
-_NUMBER = re.compile(r"\s*(-?\d+)\s*([kKMG]?)\s*")
+_NUMBER = re.compile(r"\s*(-?\d+)\s*")
 
 
 @dataclass(frozen=True)
@@ -94,6 +93,8 @@ class Sweep:
     settings: dict[str, Any]
     #: a parameter budget to draw as a line, if one was given
     budget: int | None = None
+    #: the letters of the formulas that are no axis, with their names (D: head_dim)
+    derived: dict[str, str] = field(default_factory=dict)
 
     def column(self, key: str) -> list[int]:
         """One column's values, point by point."""
@@ -102,8 +103,9 @@ class Sweep:
 
 
 def parse_values(text: Any, *, field: str) -> tuple[int, ...]:
-    """``128,256,512``, ``1..4``, ``64..512:64`` (a step), ``1k,4k`` or a mix, as ints in
-    the order given. A range runs upward and includes both ends.
+    """``128,256,512``, ``1..4``, ``64..512:64`` (a step) or a mix, as ints in the order
+    given. A range runs upward and includes both ends. No ``8k``: a context of 8k is
+    8,192 to some and 8,000 to others, so the number is written out.
 
         >>> parse_values("1..4,8", field="layers")
         (1, 2, 3, 4, 8)
@@ -133,8 +135,8 @@ def parse_values(text: Any, *, field: str) -> tuple[int, ...]:
             continue
         number = _NUMBER.fullmatch(item)
         if not number:
-            return _bad(field, item.strip(), "each value an integer (128, 1k) or a range (1..4)")
-        out.append(int(number.group(1)) * _SUFFIX.get(number.group(2), 1))
+            return _bad(field, item.strip(), "each value an integer (8192) or a range (1..4)")
+        out.append(int(number.group(1)))
     if len(out) > MAX_POINTS:
         _bad(field, text, f"at most {MAX_POINTS:,} values")
     return tuple(out)
@@ -158,10 +160,11 @@ def sweep(
     training: str = "adam",
     mixed_precision: bool = False,
     budget: int | None = None,
+    title: str | None = None,
 ) -> Sweep:
     """The table of ``show`` (keys of :data:`COLUMNS`) over the grid of ``varying``
     (argument name -> values; ``batch`` and ``seq_len`` may vary too), the other
-    arguments ``fixed``."""
+    arguments ``fixed``; ``title`` names the model (its own name by default)."""
 
     keys = list(dict.fromkeys(show))
     for key in keys:
@@ -253,8 +256,17 @@ def sweep(
         )
         for key in keys
     )
+    declared = {a.letter: f.name for f, a in arguments_of(cls) if a.kind == "size"}
+    used = {n for c in columns if isinstance(c.formula, Expr) for n in c.formula.free_symbols}
+    derived = {
+        letter: declared[letter]
+        for letter in sorted(used - {a.letter for a in axes})
+        if letter in declared
+    }
     return Sweep(
-        model=cls(**{**fixed, **dict(zip((a.name for a in model_axes), first, strict=True))})
+        derived=derived,
+        model=title
+        or cls(**{**fixed, **dict(zip((a.name for a in model_axes), first, strict=True))})
         .model()
         .name,
         axes=tuple(model_axes + input_axes),

@@ -116,18 +116,7 @@ def _sweep_command(command: str) -> click.Command:
                 err, {**_FLAGS, "params": "--params", "target": "--params"}
             ) from None
         _write(table, fmt)
-        if plot or plot_file:
-            from shapecalc.report.plot import draw_file, draw_terminal, sweep_charts
-
-            charts = sweep_charts(table)
-            if plot:
-                click.echo(draw_terminal(charts))
-            if plot_file:
-                try:
-                    draw_file(charts, plot_file)
-                except ShapecalcError as err:
-                    raise engine_error(err, _FLAGS) from None
-                click.echo(f"Wrote {plot_file}", err=True)
+        _draw(table, plot, plot_file)
 
     title = cls.title or cls.__name__
     run.__doc__ = (
@@ -237,4 +226,168 @@ def _maker(command: str) -> Any:
     return lambda: _sweep_command(command)
 
 
+def _hf_command() -> click.Command:
+    """``shapecalc sweep hf PATH``: a Hugging Face config's model over lists and ranges
+    of the batch, the sequence length and (with --vary) any of its sizes."""
+    from shapecalc.analysis.sweep import COLUMNS, DEFAULT_SHOW
+    from shapecalc.core.choices import OPTIMIZER_STATES
+    from shapecalc.core.units import DTYPE_BYTES
+
+    @click.command("hf")
+    @click.argument("path")
+    @click.option("--class", "class_name", metavar="NAME", default=None, help="As in shapecalc hf.")
+    @click.option(
+        "--allow-field", "allow", multiple=True, metavar="FIELD", help="As in shapecalc hf."
+    )
+    @click.option(
+        "--vary",
+        multiple=True,
+        metavar="SIZE=VALUES",
+        help="A size to sweep, by shapecalc's name or the config's (layers=16,32 or "
+        "num_hidden_layers=16..32:8). Repeatable.",
+    )
+    @click.option(
+        "--batch", default="1", show_default=True, help="Batch size B (a list or range too)."
+    )
+    @click.option(
+        "--seq-len",
+        default=None,
+        help="Sequence length T (a list or range too). [default: the context, else 1024]",
+    )
+    @click.option(
+        "--show",
+        default=",".join(DEFAULT_SHOW),
+        show_default=True,
+        help=f"The columns, comma-separated: {', '.join(COLUMNS)}.",
+    )
+    @click.option(
+        "--dtype",
+        type=click.Choice(tuple(DTYPE_BYTES)),
+        default="fp32",
+        show_default=True,
+        help="Bytes per number (as shapecalc hf --dtype).",
+    )
+    @click.option(
+        "--training",
+        type=click.Choice(tuple(OPTIMIZER_STATES)),
+        default="adam",
+        show_default=True,
+        help="The optimizer (none: inference).",
+    )
+    @click.option("--mixed-precision", is_flag=True, help="Half-precision weights and activations.")
+    @click.option("--params", "budget", default=None, help="A parameter budget, drawn as a line.")
+    @click.option("--plot", is_flag=True, help="Draw the sweep in the terminal.")
+    @click.option(
+        "--plot-file", default=None, metavar="FILE", help="Draw it into FILE (.svg, .png)."
+    )
+    @format_option(("table", "json", "markdown", "csv"))
+    def run(
+        path: str,
+        class_name: str | None,
+        allow: tuple[str, ...],
+        vary: tuple[str, ...],
+        budget: str | None,
+        plot: bool,
+        plot_file: str | None,
+        fmt: str,
+        show: str,
+        **flags: Any,
+    ) -> None:
+        """A Hugging Face config's model over lists and ranges of sizes: the batch, the
+        sequence length (--seq-len 1k..32k:1k) and, with --vary, any size of the model.
+
+        \b
+        Example:
+          shapecalc sweep hf meta-llama/Llama-3.1-8B --seq-len 8k,32k,128k --show weights,state
+        """
+        from shapecalc.adapters.hf_config import hf_model
+        from shapecalc.analysis.sizing import parse_budget
+        from shapecalc.analysis.sweep import sweep as make_sweep
+        from shapecalc.core.errors import InvalidArgumentError
+
+        try:
+            found = hf_model(path, class_name=class_name, allow=allow)
+            if plot_file:
+                from shapecalc.report.plot import check_file
+
+                check_file(plot_file)
+            fixed = dict(found.architecture.arguments())
+            varying = _varied(found, vary)
+            inputs = {"batch": flags.pop("batch"), "seq_len": flags.pop("seq_len")}
+            for name, value in inputs.items():
+                if value is not None and ("," in value or ".." in value):
+                    varying[name] = value
+            if not varying:
+                raise InvalidArgumentError(
+                    "nothing to sweep: give --seq-len or --batch a list or a range, or "
+                    "--vary SIZE=VALUES",
+                    field="vary",
+                    value=None,
+                    rule="at least one size with several values",
+                )
+            for name in varying:
+                fixed.pop(name, None)
+            table = make_sweep(
+                type(found.architecture),
+                fixed,
+                varying,
+                show=tuple(s.strip() for s in show.split(",") if s.strip()),
+                batch=inputs["batch"] if "batch" not in varying else 1,
+                seq_len=_seq_len(type(found.architecture), fixed, inputs)
+                if "seq_len" not in varying
+                else 1,
+                budget=None if budget is None else parse_budget(budget, field="params"),
+                title=found.model().name,
+                **flags,
+            )
+        except ShapecalcError as err:
+            raise engine_error(err, {**_FLAGS, "params": "--params", "vary": "--vary"}) from None
+        _write(table, fmt)
+        _draw(table, plot, plot_file)
+
+    return run
+
+
+def _varied(found: Any, vary: tuple[str, ...]) -> dict[str, Any]:
+    """--vary SIZE=VALUES, by shapecalc's argument name or the config field's."""
+    from shapecalc.analysis.sweep import parse_values
+    from shapecalc.core.declare import arguments_of
+    from shapecalc.core.errors import InvalidArgumentError
+
+    sizes = {f.name for f, a in arguments_of(type(found.architecture)) if a.kind == "size"}
+    by_field = {field: name for name, field in found.names.items()}
+    out: dict[str, Any] = {}
+    for item in vary:
+        key, sep, values = item.partition("=")
+        name = key.strip() if key.strip() in sizes else by_field.get(key.strip(), "")
+        if not sep or name not in sizes:
+            known = ", ".join(sorted(sizes))
+            raise InvalidArgumentError(
+                f"--vary takes SIZE=VALUES with SIZE one of {known} (or the config's field "
+                f"for it), got {item!r}",
+                field="vary",
+                value=item,
+                rule="SIZE=VALUES",
+            )
+        out[name] = parse_values(values, field=name)
+    return out
+
+
+def _draw(table: Any, plot: bool, plot_file: str | None) -> None:
+    if not (plot or plot_file):
+        return
+    from shapecalc.report.plot import draw_file, draw_terminal, sweep_charts
+
+    charts = sweep_charts(table)
+    if plot:
+        click.echo(draw_terminal(charts))
+    if plot_file:
+        try:
+            draw_file(charts, plot_file)
+        except ShapecalcError as err:
+            raise engine_error(err, _FLAGS) from None
+        click.echo(f"Wrote {plot_file}", err=True)
+
+
 register(sweep, _maker)
+sweep.lazy["hf"] = _hf_command

@@ -374,6 +374,7 @@ def sweep_dict(table: Sweep) -> dict[str, Any]:
         "fixed": dict(table.fixed),
         "settings": dict(table.settings),
         "budget": table.budget,
+        "derived": dict(table.derived),
         "columns": [
             {
                 "key": c.key,

@@ -194,6 +194,7 @@ def sweep_markdown(table: Sweep) -> str:
     for point in table.points:
         lines.append("| " + " | ".join(sweep_cells(table, point)) + " |")
     lines.append("")
+    lines += [f"- **{k}** = {v}, worked out at each point" for k, v in table.derived.items()]
     lines += [
         f"- **{c.title}** = {formula_text(c.formula)}"
         for c in table.columns

@@ -538,7 +538,9 @@ def sweep_table(table: Sweep) -> RenderableType:
         grid.add_column(column.short, justify="right", no_wrap=True)
     for point in table.points:
         grid.add_row(*sweep_cells(table, point))
-    formulas = [Text(", ".join(f"{a.letter} = {a.name}" for a in table.axes))]
+    legend = [f"{a.letter} = {a.name}" for a in table.axes]
+    legend += [f"{k} = {v} (worked out at each point)" for k, v in table.derived.items()]
+    formulas = [Text(", ".join(legend))]
     formulas += [
         Text(f"{column.title} = {formula_text(column.formula)}")
         for column in table.columns

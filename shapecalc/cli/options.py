@@ -133,13 +133,40 @@ def convention_options(*, gru: bool) -> list[Callable[[F], F]]:
     return options
 
 
+def price_options(used_by: str) -> list[Callable[[F], F]]:
+    """``--dtype``, ``--training`` and ``--mixed-precision``: what the memory account
+    prices (``used_by``: the option or command that uses them, for their help)."""
+    from shapecalc.core.choices import OPTIMIZER_STATES
+    from shapecalc.core.units import DTYPE_BYTES
+
+    return [
+        click.option(
+            "--dtype",
+            type=click.Choice(tuple(DTYPE_BYTES)),
+            default="fp32",
+            show_default=True,
+            help=f"Storage type of the weights (and activations) for {used_by}.",
+        ),
+        click.option(
+            "--training",
+            type=click.Choice(tuple(OPTIMIZER_STATES)),
+            default="adam",
+            show_default=True,
+            help=f"Optimizer whose state is counted in {used_by}; none for inference.",
+        ),
+        click.option(
+            "--mixed-precision",
+            is_flag=True,
+            help="fp16/bf16 weights, gradients and activations with an fp32 master copy and "
+            "fp32 optimizer state (needs --dtype fp16 or bf16).",
+        ),
+    ]
+
+
 def cost_options(*, model: bool, sequence: bool = False) -> list[Callable[[F], F]]:
     """``--shapes --flops --memory --all --dtype --training --mixed-precision``; for a
     model (whose input has a layout) ``--batch``, and for one that reads sequences
     ``--seq-len``."""
-    from shapecalc.core.choices import OPTIMIZER_STATES
-    from shapecalc.core.units import DTYPE_BYTES
-
     options: list[Callable[[F], F]] = [
         click.option("--shapes", is_flag=True, help="Add every layer's input and output shapes."),
         click.option(
@@ -154,26 +181,7 @@ def cost_options(*, model: bool, sequence: bool = False) -> list[Callable[[F], F
             "kept for backward, inference state.",
         ),
         click.option("--all", "all_", is_flag=True, help="The same as --shapes --flops --memory."),
-        click.option(
-            "--dtype",
-            type=click.Choice(tuple(DTYPE_BYTES)),
-            default="fp32",
-            show_default=True,
-            help="Storage type of the weights (and activations) for --memory.",
-        ),
-        click.option(
-            "--training",
-            type=click.Choice(tuple(OPTIMIZER_STATES)),
-            default="adam",
-            show_default=True,
-            help="Optimizer whose state --memory counts; none for inference.",
-        ),
-        click.option(
-            "--mixed-precision",
-            is_flag=True,
-            help="fp16/bf16 weights, gradients and activations with an fp32 master copy and "
-            "fp32 optimizer state (needs --dtype fp16 or bf16).",
-        ),
+        *price_options("--memory"),
     ]
     if model:
         options.append(

@@ -4,13 +4,14 @@ sizes, as a table (or JSON, Markdown, CSV) and as charts."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from shapecalc.cli.group import ShapecalcGroup, engine_error, register
 from shapecalc.cli.models import architecture_options
-from shapecalc.cli.options import apply, format_option
+from shapecalc.cli.options import F, apply, format_option, plot_options, price_options
 from shapecalc.core.errors import ShapecalcError
 
 __all__ = ["sweep"]
@@ -28,60 +29,55 @@ def sweep() -> None:
     --plot-file out.svg (or .png) to a file."""
 
 
-def _sweep_command(command: str) -> click.Command:
+def sweep_options(*, sequence: bool) -> list[Callable[[F], F]]:
+    """What every sweep takes beside the model's sizes: --show, --batch and --seq-len
+    (lists or ranges too), the memory's pricing, a --params budget and the pictures."""
     from shapecalc.analysis.sweep import COLUMNS, DEFAULT_SHOW
-    from shapecalc.architectures import get
-    from shapecalc.core.choices import OPTIMIZER_STATES
-    from shapecalc.core.units import DTYPE_BYTES
 
-    cls = get(command)
     options = [
         click.option(
             "--show",
             default=",".join(DEFAULT_SHOW),
             show_default=True,
+            metavar="COLUMNS",
             help=f"The columns, comma-separated: {', '.join(COLUMNS)}.",
         ),
         click.option(
-            "--batch", default="1", show_default=True, help="Batch size B (a list or range too)."
-        ),
-        click.option(
-            "--dtype",
-            type=click.Choice(tuple(DTYPE_BYTES)),
-            default="fp32",
+            "--batch",
+            default="1",
             show_default=True,
-            help="Bytes per number.",
-        ),
-        click.option(
-            "--training",
-            type=click.Choice(tuple(OPTIMIZER_STATES)),
-            default="adam",
-            show_default=True,
-            help="The optimizer whose state training memory holds (none: inference).",
-        ),
-        click.option(
-            "--mixed-precision", is_flag=True, help="Half-precision weights and activations."
-        ),
-        click.option(
-            "--params", "budget", default=None, help="A parameter budget, drawn as a line (10M)."
-        ),
-        click.option("--plot", is_flag=True, help="Draw the sweep in the terminal."),
-        click.option(
-            "--plot-file",
-            default=None,
-            metavar="FILE",
-            help="Draw the sweep into FILE (.svg or .png; needs shapecalc[plot]).",
+            metavar="B",
+            help="Batch size B (a list or range too).",
         ),
     ]
-    if cls.sequence:
-        options.insert(
-            2,
+    if sequence:
+        options.append(
             click.option(
                 "--seq-len",
                 default=None,
+                metavar="T",
                 help="Sequence length T (a list or range too). [default: the context, else 1024]",
-            ),
+            )
         )
+    options += price_options("the memory columns")
+    options += [
+        click.option(
+            "--params",
+            "budget",
+            default=None,
+            metavar="N",
+            help="A parameter budget, drawn as a line (10M).",
+        ),
+        *plot_options("Draw the sweep in the terminal."),
+    ]
+    return options
+
+
+def _sweep_command(command: str) -> click.Command:
+    from shapecalc.architectures import get
+
+    cls = get(command)
+    options = sweep_options(sequence=cls.sequence)
 
     @architecture_options(cls, solving=True)
     @format_option(("table", "json", "markdown", "csv"))
@@ -229,9 +225,6 @@ def _maker(command: str) -> Any:
 def _hf_command() -> click.Command:
     """``shapecalc sweep hf PATH``: a Hugging Face config's model over lists and ranges
     of the batch, the sequence length and (with --vary) any of its sizes."""
-    from shapecalc.analysis.sweep import COLUMNS, DEFAULT_SHOW
-    from shapecalc.core.choices import OPTIMIZER_STATES
-    from shapecalc.core.units import DTYPE_BYTES
 
     @click.command("hf")
     @click.argument("path")
@@ -246,40 +239,7 @@ def _hf_command() -> click.Command:
         help="A size to sweep, by shapecalc's name or the config's (layers=16,32 or "
         "num_hidden_layers=16..32:8). Repeatable.",
     )
-    @click.option(
-        "--batch", default="1", show_default=True, help="Batch size B (a list or range too)."
-    )
-    @click.option(
-        "--seq-len",
-        default=None,
-        help="Sequence length T (a list or range too). [default: the context, else 1024]",
-    )
-    @click.option(
-        "--show",
-        default=",".join(DEFAULT_SHOW),
-        show_default=True,
-        help=f"The columns, comma-separated: {', '.join(COLUMNS)}.",
-    )
-    @click.option(
-        "--dtype",
-        type=click.Choice(tuple(DTYPE_BYTES)),
-        default="fp32",
-        show_default=True,
-        help="Bytes per number (as shapecalc hf --dtype).",
-    )
-    @click.option(
-        "--training",
-        type=click.Choice(tuple(OPTIMIZER_STATES)),
-        default="adam",
-        show_default=True,
-        help="The optimizer (none: inference).",
-    )
-    @click.option("--mixed-precision", is_flag=True, help="Half-precision weights and activations.")
-    @click.option("--params", "budget", default=None, help="A parameter budget, drawn as a line.")
-    @click.option("--plot", is_flag=True, help="Draw the sweep in the terminal.")
-    @click.option(
-        "--plot-file", default=None, metavar="FILE", help="Draw it into FILE (.svg, .png)."
-    )
+    @apply(sweep_options(sequence=True))
     @format_option(("table", "json", "markdown", "csv"))
     def run(
         path: str,
@@ -294,11 +254,12 @@ def _hf_command() -> click.Command:
         **flags: Any,
     ) -> None:
         """A Hugging Face config's model over lists and ranges of sizes: the batch, the
-        sequence length (--seq-len 1k..32k:1k) and, with --vary, any size of the model.
+        sequence length (--seq-len 1024..32768:1024) and, with --vary, any size of the
+        model. PATH is a config.json, a folder holding one, or a Hub id in the local cache.
 
         \b
         Example:
-          shapecalc sweep hf meta-llama/Llama-3.1-8B --seq-len 8k,32k,128k --show weights,state
+          shapecalc sweep hf meta-llama/Llama-3.1-8B --seq-len 8192,131072 --show weights,state
         """
         from shapecalc.adapters.hf_config import hf_model
         from shapecalc.analysis.sizing import parse_budget

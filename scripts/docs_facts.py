@@ -198,9 +198,7 @@ def convention_facts() -> dict[str, str]:
             out[f"order_{framework}_{kind.lower()}"] = gate_order(framework, kind)
     args = ["compare-conventions", "lstm", "--layers", "2", "--hidden", "512", "--vocab", "65"]
     out["compare_output"] = cli(args, width=130)
-    out["port_output"] = cli(
-        ["port", *args[1:], "--from", "pytorch", "--to", "keras"], width=100
-    )
+    out["port_output"] = cli(["port", *args[1:], "--from", "pytorch", "--to", "keras"], width=100)
     model = shapecalc.lstm_lm(vocab=65, hidden=512, layers=2)
     out["keras_first_two"] = repr([(p.name, p.shape) for p in params(model, "keras")][:2])
     budget = [
@@ -356,7 +354,7 @@ def transformer_facts() -> dict[str, str]:
     out["gpt2_total"] = count_str(gpt2.total)
     out["gpt2_formula"] = dim_str(gpt2.total_formula)
     gpt2_args = ["gpt2", "--layers", "12", "--hidden", "768", "--heads", "12", "--vocab", "50257"]
-    explained = cli([*gpt2_args, "--explain"])
+    explained = cli([*gpt2_args, "--explain"], width=80)
     out["gpt2_explain"] = explained[explained.index("What the sizes mean") :]
     symbolic = shapecalc.gpt2(vocab="V", hidden="H", layers="L", heads=12, context="C")
     block = sum(
@@ -365,7 +363,7 @@ def transformer_facts() -> dict[str, str]:
     out["gpt2_block_formula"] = dim_str(block)
 
     llama_args = ["--vocab", "32000", "--hidden", "4096", "--layers", "32", "--heads", "32"]
-    explained = cli(["llama", *llama_args, "--explain"])
+    explained = cli(["llama", *llama_args, "--explain"], width=80)
     out["llama_explain"] = explained[explained.index("What the sizes mean") :]
     llama = shapecalc.llama(vocab=32000, hidden=4096, layers=32, heads=32)
     out["llama_total"] = count_str(llama.total)
@@ -574,3 +572,101 @@ def hf_facts() -> dict[str, str]:
         finally:
             os.chdir(here)
     return out
+
+
+#: the characters of code one line holds in mkdocs-material's content column in a browser
+#: 1280 px wide: 656 px of a code block (688 px less its padding) at 8.2 px a character
+#: (Roboto Mono at 13.6 px); a terminal capture this wide needs no scroll bar there
+#: (scripts/check_pages.py looks)
+PAGE_WIDTH = 80
+
+
+def page_facts() -> dict[str, str]:
+    """The docs' terminal output as it fits a page: a wide table as the Markdown writer
+    writes it (``--format markdown``, rendered as a table), the other captures as a terminal
+    :data:`PAGE_WIDTH` columns wide shows them, cut as the functions above cut them."""
+    import contextlib
+    import json
+    import os
+    import tempfile
+
+    def markdown(args: list[str]) -> str:
+        return cli([*args, "--format", "markdown"])
+
+    def memory(text: str) -> str:
+        """The memory account of a Markdown report: its heading and table."""
+        start = text.index("#### Memory (")
+        return text[start : text.index("\n- **", start)].rstrip()
+
+    headline = ["lstm", "--layers", "2", "--hidden", "512", "--vocab", "65"]
+    out = {
+        "headline_md": markdown(headline),
+        "compare_md": markdown(["compare-conventions", *headline]),
+        "port_md": markdown(["port", *headline, "--from", "pytorch", "--to", "keras"]),
+    }
+
+    @contextlib.contextmanager
+    def terminal(width: int):  # type: ignore[no-untyped-def]
+        """Every ``cli(...)`` of this module at ``width`` columns, whatever width it asks."""
+        wide = globals()["cli"]
+        globals()["cli"] = lambda args, *_, **__: wide(args, width)
+        try:
+            yield
+        finally:
+            globals()["cli"] = wide
+
+    with terminal(PAGE_WIDTH):
+        narrow = {**cost_facts(), **architecture_facts(), **transformer_facts()}
+    for name in (
+        "all_output",
+        "mlp_output",
+        "mlp_explain",
+        "mlp_solve",
+        "solve_output",
+        "sized_six_n",
+        "sized_summary",
+    ):
+        out[f"{name}_{PAGE_WIDTH}"] = narrow[name]
+
+    sized = narrow["sized_command"].split()[1:]
+    flops = [*sized, "--flops", "--batch", "8", "--seq-len", "2048"]
+    out[f"sized_flops_command_{PAGE_WIDTH}"] = _shell(["shapecalc", *flops], prompt="$ ")
+    training = ["--batch", "8", "--seq-len", "2048", "--dtype", "bf16", "--mixed-precision"]
+    training = [*sized, "--memory", *training, "--training", "adamw"]
+    out[f"sized_memory_command_{PAGE_WIDTH}"] = _shell(["shapecalc", *training])
+    out["sized_memory_md"] = memory(markdown(training))
+    with tempfile.TemporaryDirectory() as folder:
+        here = os.getcwd()
+        os.chdir(folder)
+        try:
+            os.mkdir("Llama-3.1-8B")
+            with open("Llama-3.1-8B/config.json", "w", encoding="utf-8") as handle:
+                json.dump(LLAMA_31_8B, handle, indent=2)
+            out["hf_llama_md"] = markdown(["hf", "Llama-3.1-8B", "--depth", "2"])
+            serve = ["--seq-len", "8192", "--batch", "1", "--dtype", "bf16", "--training", "none"]
+            served = markdown(["hf", "Llama-3.1-8B", "--memory", *serve])
+            summary = next(line for line in served.splitlines() if line.startswith("- **Summary"))
+            out["hf_memory_md"] = memory(served) + "\n\n" + summary
+        finally:
+            os.chdir(here)
+    return out
+
+
+def _shell(words: list[str], width: int = PAGE_WIDTH, prompt: str = "") -> str:
+    """A command line as a shell takes it, continued with ``\\`` onto lines of at most
+    ``width`` characters, each option kept with its value."""
+    groups: list[str] = []
+    for word in words:
+        option = groups[-1] if groups else ""
+        if option.startswith("-") and " " not in option and not word.startswith("-"):
+            groups[-1] += " " + word
+        else:
+            groups.append(word)
+    lines = [prompt + groups[0]]
+    for group in groups[1:]:
+        if len(lines[-1]) + 1 + len(group) + 2 > width:
+            lines[-1] += " \\"
+            lines.append("    " + group)
+        else:
+            lines[-1] += " " + group
+    return "\n".join(lines)

@@ -2,8 +2,9 @@
 
 Each picture is a chart's data (shapecalc.report.plot's Chart) and its SVG drawn by
 matplotlib. The SVG carries its data in a comment, ``<!-- shapecalc-data {...} -->``;
-``gen_docs.py --check`` compares that data with what the engine says now, so the check
-holds on any matplotlib (whose SVG bytes differ from version to version) and needs none.
+``gen_docs.py --check`` compares that data (and a digest of the drawing code) with what
+the engine says now, so the check holds on any matplotlib (whose SVG bytes differ from
+version to version) and needs none.
 """
 
 from __future__ import annotations
@@ -67,8 +68,16 @@ PICTURES = {"lstm-share.svg": lstm_share, "kv-crossover.svg": kv_crossover}
 
 
 def data(chart: Chart) -> str:
-    """The chart's data as one line of JSON (what the check compares)."""
-    return json.dumps(dataclasses.asdict(chart), sort_keys=True, separators=(",", ":"))
+    """The chart's data as one line of JSON (what the check compares), with a digest of
+    the drawing code, so that a change to how charts are drawn redraws them too."""
+    import hashlib
+    import inspect
+
+    from shapecalc.report import plot
+
+    drawn_by = hashlib.sha256(inspect.getsource(plot).encode()).hexdigest()[:16]
+    record = {**dataclasses.asdict(chart), "drawn_by": drawn_by}
+    return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
 
 def svg(chart: Chart) -> str:
@@ -113,11 +122,11 @@ SWEEP_KV = [
 
 def sweep_facts() -> dict[str, str]:
     """The sweeps the docs show, as the Markdown writer prints them."""
-    from docs_facts import cli
+    from docs_facts import _shell, cli
 
     return {
-        "sweep_lstm_command": " ".join(SWEEP_LSTM),
+        "sweep_lstm_command": _shell(["shapecalc", *SWEEP_LSTM]),
         "sweep_lstm": cli([*SWEEP_LSTM, "--format", "markdown"]),
-        "sweep_kv_command": " ".join(SWEEP_KV),
+        "sweep_kv_command": _shell(["shapecalc", *SWEEP_KV]),
         "sweep_kv": cli([*SWEEP_KV, "--format", "markdown"]),
     }

@@ -100,6 +100,7 @@ def generated() -> dict[Path, str]:
         fill,
         hf_facts,
         howto_facts,
+        page_facts,
         transformer_facts,
     )
     from docs_pictures import sweep_facts
@@ -138,6 +139,7 @@ def generated() -> dict[Path, str]:
         **transformer_facts(),
         **hf_facts(),
         **sweep_facts(),
+        **page_facts(),
     }
     templates = Path(__file__).resolve().parent / "templates"
     for template in sorted(templates.rglob("*.md")):

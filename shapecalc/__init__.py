@@ -45,6 +45,7 @@ _WHERE = {
     "parse_budget": "analysis.sizing",
     "solve": "analysis.sizing",
     "port": "analysis.port",
+    "sweep": "analysis.sweep",
     "PortMap": "analysis.port",
     "LAYER_KINDS": "layers",
     "build": "adapters.torch_bridge",
@@ -161,6 +162,7 @@ __all__ = [
     "size",
     "solve",
     "summed",
+    "sweep",
     "symbol",
     "symbols",
 ]

@@ -101,6 +101,11 @@ def test_keras_weights_ported_to_pytorch_compute_the_same(
 
 # -- ONNX: both exporters --------------------------------------------------------------------
 def export(net: Any, tokens: Any, dynamo: bool, tmp_path: Any) -> Any:
+    return export_inputs(net, torch.tensor(tokens), dynamo, tmp_path)
+
+
+def export_inputs(net: Any, inputs: Any, dynamo: bool, tmp_path: Any) -> Any:
+    """The ONNX graph one of torch.onnx.export's exporters writes for ``net``."""
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
     logging.disable(logging.WARNING)
@@ -109,10 +114,10 @@ def export(net: Any, tokens: Any, dynamo: bool, tmp_path: Any) -> Any:
             warnings.simplefilter("ignore")
             if dynamo:
                 path = tmp_path / "model.onnx"
-                torch.onnx.export(net, (torch.tensor(tokens),), str(path), dynamo=True)
+                torch.onnx.export(net, (inputs,), str(path), dynamo=True)
                 return onnx.load(str(path)).graph
             buffer = io.BytesIO()
-            torch.onnx.export(net, (torch.tensor(tokens),), buffer, dynamo=False)
+            torch.onnx.export(net, (inputs,), buffer, dynamo=False)
             return onnx.load_from_string(buffer.getvalue()).graph
     finally:
         logging.disable(logging.NOTSET)
@@ -174,6 +179,61 @@ def test_ported_onnx_tensors_are_the_exporters_initializers(
     back = port(model, "onnx", "pytorch").apply({k: stored[slots.get(k, k)] for k in ported})
     for name, tensor in net.state_dict().items():
         assert np.array_equal(back[name], tensor.numpy()), name
+
+
+@settings(deadline=None, max_examples=10)
+@given(
+    sizes=st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(1, 4), st.integers(1, 9)),
+    activation=st.sampled_from(["relu", "tanh", "sigmoid"]),
+    bias=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_an_mlp_ported_to_keras_and_onnx(
+    sizes: tuple[int, int, int, int], activation: str, bias: bool, seed: int, tmp_path_factory: Any
+) -> None:
+    keras = pytest.importorskip("keras")
+    inputs, hidden, layers, outputs = sizes
+    model = shapecalc.mlp(
+        inputs=inputs,
+        hidden=hidden,
+        layers=layers,
+        outputs=outputs,
+        activation=activation,
+        bias=bias,
+    )
+    net = shapecalc.build(model, device="cpu").eval()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.rand(p.shape, generator=generator) - 0.5)
+    x = np.random.default_rng(seed).uniform(-1, 1, (3, inputs)).astype("float32")
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    dense = [
+        keras.layers.Dense(
+            hidden, activation=activation, use_bias=bias, name=f"dense_{i}" if i else "dense"
+        )
+        for i in range(layers)
+    ]
+    dense.append(keras.layers.Dense(outputs, use_bias=bias, name=f"dense_{layers}"))
+    target = keras.Sequential([keras.Input((inputs,)), *dense])
+    ported = port(model, "pytorch", "keras").apply(net.state_dict())
+    assert sorted(ported) == sorted(keras_weights(target))
+    for w in target.weights:
+        w.assign(ported[w.path.split("/", 1)[1]])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(target(x)), expected, atol=1e-5)
+    converted = convert(model, "onnx")
+    for dynamo in (False, True):  # a 2-D input: Gemm, every tensor under its own name
+        graph = export_inputs(net, torch.from_numpy(x), dynamo, tmp_path_factory.mktemp("mlp"))
+        stored = initializers(graph)
+        values = list(stored.values())
+        for name, tensor in port(model, "pytorch", "onnx").apply(net.state_dict()).items():
+            if dynamo or bias:
+                assert np.array_equal(stored[name], tensor), name
+            else:  # the legacy exporter's MatMul: the weight transposed, as the text says
+                said = converted.stored_as[[p.name for _, p in converted.tensors].index(name)]
+                assert "legacy exporter (dynamo=False) writes it transposed" in said
+                assert any(np.array_equal(v, tensor.T) for v in values), name
 
 
 # -- the map itself --------------------------------------------------------------------------

@@ -249,7 +249,7 @@ def test_plot_file_without_matplotlib_says_how_to_install_it(tmp_path: Any) -> N
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["--hidden", "512..128", "--vocab", "65"], "a range runs upward"),
+        (["--hidden", "512..128", "--vocab", "65"], "a range that runs upward"),
         (["--hidden", "512", "--layers", "0..3", "--vocab", "65"], "layers"),
         (["--hidden", "128,abc", "--vocab", "65"], "'abc'"),
         (["--hidden", "128..512:0", "--vocab", "65"], "step"),

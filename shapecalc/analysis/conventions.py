@@ -597,6 +597,13 @@ def _layer(
                 (transposed, (Piece(full_name(source, "weight"), (_T,)),), matmul)
             ]
             return mapped + [_kept(prefix, source, p) for p in rest], []
+        if kind == "Linear" and not getattr(spec, "bias", True):
+            legacy = (
+                "a Gemm's input under its own name with the default (dynamo) exporter; the "
+                "legacy exporter (dynamo=False) writes it transposed as a MatMul initializer, "
+                "onnx::MatMul_<n>"
+            )
+            return [_kept(prefix, source, p, legacy) for p in params], []
         if kind in _KERAS_NAMES:  # exported under PyTorch's own names and shapes
             return [_kept(prefix, source, p) for p in params], []
         _fail(convention, spec, "convention", convention, f"no ONNX convention for {kind} yet")

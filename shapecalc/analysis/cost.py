@@ -406,7 +406,8 @@ class Cost:
                 rule += f"; {count_str(per)} bytes per sequence"
             tokens = self.tokens
             per_token = None if tokens is None else exact_div(self.state_bytes, tokens)
-            if self.seq_len is not None and per_token is not None and per_token != per:
+            grows = any(s.per_position for _, s in self.state)
+            if grows and self.seq_len is not None and per_token is not None and per_token != per:
                 rule += f"; {count_str(per_token)} bytes per token of context"
             lines.append(MemoryLine("inference state", self.state_bytes, rule))
         return tuple(lines)

@@ -18,6 +18,7 @@ are built whole and compared, so a formula never stands in for a number it would
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from collections.abc import Mapping, Sequence
@@ -32,7 +33,7 @@ from shapecalc.core.model import Model
 __all__ = ["COLUMNS", "MAX_POINTS", "Axis", "Column", "Point", "Sweep", "parse_values", "sweep"]
 
 #: a sweep's points at most (a grid grows as the product of its lists)
-MAX_POINTS = 1_000_000
+MAX_POINTS = 100_000
 #: key -> (title, unit, short title): what a sweep can show, in the order tables show them
 COLUMNS: dict[str, tuple[str, str, str]] = {
     "params": ("parameters", "count", "params"),
@@ -40,9 +41,11 @@ COLUMNS: dict[str, tuple[str, str, str]] = {
     "training": ("training memory", "bytes", "training"),
     "flops": ("FLOPs per token", "flops", "FLOPs/token"),
     "activations": ("activation bytes", "bytes", "activations"),
-    "state": ("inference state (KV cache)", "bytes", "KV/state"),
+    "state": ("inference state", "bytes", "state"),
 }
 DEFAULT_SHOW = ("params", "weights", "training", "flops")
+#: letters a formula may keep that no argument sets, with what they are
+DERIVED = {"D": "head_dim, H / A", "I": "intermediate, the MLP's width"}
 #: the sizes of the input, beside the architecture's own
 INPUT_SIZES = {"batch": "B", "seq_len": "T"}
 _RANGE = re.compile(r"\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*(?::\s*(-?\d+)\s*)?")
@@ -125,20 +128,20 @@ def parse_values(text: Any, *, field: str) -> tuple[int, ...]:
             low, high = int(match.group(1)), int(match.group(2))
             step = int(match.group(3)) if match.group(3) else 1
             if high < low:
-                _bad(field, item.strip(), "a range runs upward: low..high")
+                _bad(field, item.strip(), "a range that runs upward, low..high")
             if step < 1:
-                _bad(field, item.strip(), "a range's step is an integer >= 1")
+                _bad(field, item.strip(), "a range whose step is an integer >= 1")
             count = (high - low) // step + 1
             if count > MAX_POINTS:
-                _bad(field, item.strip(), f"at most {MAX_POINTS:,} values")
+                _bad(field, item.strip(), f"a range of at most {MAX_POINTS:,} values")
             out += range(low, high + 1, step)
             continue
         number = _NUMBER.fullmatch(item)
         if not number:
-            return _bad(field, item.strip(), "each value an integer (8192) or a range (1..4)")
+            return _bad(field, item.strip(), "integers (8192) or ranges (1..4), comma-separated")
         out.append(int(number.group(1)))
     if len(out) > MAX_POINTS:
-        _bad(field, text, f"at most {MAX_POINTS:,} values")
+        _bad(field, text, f"a list of at most {MAX_POINTS:,} values")
     return tuple(out)
 
 
@@ -170,8 +173,14 @@ def sweep(
     for key in keys:
         if key not in COLUMNS:
             _bad("show", key, f"one of {', '.join(COLUMNS)}")
+    if not keys:
+        _bad("show", ",".join(show), f"at least one column of {', '.join(COLUMNS)}")
     if not varying:
         _bad("sizes", "", "at least one size with a list or a range of values")
+    if budget is not None and (
+        isinstance(budget, bool) or not isinstance(budget, int) or budget < 1
+    ):
+        _bad("budget", budget, "a whole number of parameters >= 1")
     letters = _letters(cls)
     inputs = {"batch": batch, "seq_len": seq_len}
     if not cls.sequence:
@@ -183,6 +192,8 @@ def sweep(
         if name not in letters and name not in inputs:
             _bad(name, values, f"a size of {cls.command}: {', '.join([*letters, *inputs])}")
         parsed = parse_values(values, field=name)
+        if not parsed:
+            _bad(name, values, "at least one value")
         if name in fixed:
             _bad(name, values, "either fixed or varying, not both")
         axes.append(
@@ -195,9 +206,8 @@ def sweep(
         _bad("sizes", count, f"a grid of at most {MAX_POINTS:,} points")
     settings = {k: v for k, v in inputs.items() if k not in varying}
     for name, value in settings.items():
-        parse_values(value, field=name)  # a number, refused as the others are
-        if len(parse_values(value, field=name)) != 1:
-            _bad(name, value, "one number when it does not vary")
+        if len(parse_values(value, field=name)) != 1:  # several values: pass it in varying
+            _bad(name, value, f"one number here; to sweep {name}, give its values in varying")
     settings = {k: parse_values(v, field=k)[0] for k, v in settings.items()}
 
     # the points: each checked by the architecture's rules, its sizes read off the config
@@ -215,7 +225,7 @@ def sweep(
     }
     exact = _Exact(cls, fixed, model_axes, input_axes, settings, keys, cost_settings)
     formulas = _formulas(cls, fixed, axes, settings, keys, cost_settings)
-    per_forward = formulas is not None and formulas.pop("_per_forward", 0) == 1
+    per_token_formula = None if formulas is None else formulas.pop("_per_token", None)
     grid = [
         (values, extra)
         for values in configs
@@ -238,6 +248,19 @@ def sweep(
     if not points:
         formulas = None
         points = [Point(p, exact.values(Point(p, ()))) for p in ((*v, *e) for v, e in grid)]
+    per_forward = False
+    if "flops" in keys:  # one unit for the column: per token where every point divides
+        points, per_forward = _per_token(
+            points,
+            keys.index("flops"),
+            axes,
+            settings,
+            cls.sequence,
+            formulas is not None and per_token_formula is not None,
+            formulas is None,
+        )
+        if formulas is not None and per_token_formula is not None:
+            formulas["flops"] = per_token_formula
     varying_letters = {a.letter for a in axes}
     constant = {
         letter: value
@@ -256,7 +279,7 @@ def sweep(
         )
         for key in keys
     )
-    declared = {a.letter: f.name for f, a in arguments_of(cls) if a.kind == "size"}
+    declared = {**DERIVED, **{a.letter: f.name for f, a in arguments_of(cls) if a.kind == "size"}}
     used = {n for c in columns if isinstance(c.formula, Expr) for n in c.formula.free_symbols}
     derived = {
         letter: declared[letter]
@@ -309,8 +332,9 @@ def _formulas(
     except ShapecalcError:
         return None
     formulas = {key: _formula(key, template, cost) for key in keys}
-    if cost is not None and cost.per_token(cost.forward_flops) is None:
-        formulas["_per_forward"] = 1
+    per = None if cost is None else cost.per_token(cost.forward_flops)
+    if "flops" in keys and per is not None:
+        formulas["_per_token"] = per
     return formulas
 
 
@@ -348,6 +372,18 @@ def _configs(
 def _config(
     cls: type[Architecture], arguments: dict[str, Any], axes: list[Axis], values: tuple[int, ...]
 ) -> Architecture:
+    missing = [
+        f.name
+        for f, _ in arguments_of(cls)
+        if f.name not in arguments
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        _bad(missing[0], None, f"given: {cls.command} needs {', '.join(missing)}")
+    unknown = [k for k in arguments if k not in {f.name for f, _ in arguments_of(cls)}]
+    if unknown:
+        _bad(unknown[0], arguments[unknown[0]], f"an argument of {cls.command}")
     try:
         return cls(**arguments)
     except InvalidArgumentError as err:
@@ -378,14 +414,42 @@ def _formula(key: str, model: Model, cost: Any) -> Dim:
         value = cost.activation_bytes
     elif key == "state":
         value = lines.get("inference state", 0)
-    else:
-        per = cost.per_token(cost.forward_flops)
-        value = cost.forward_flops if per is None else per
+    else:  # forward FLOPs: per token, where it divides, is worked out over the grid
+        value = cost.forward_flops
     return value
 
 
 def _in_varying(formula: Dim, constant: Mapping[str, int]) -> Dim:
     return formula.subs(constant) if isinstance(formula, Expr) else formula
+
+
+def _per_token(
+    points: list[Point],
+    index: int,
+    axes: Sequence[Axis],
+    settings: Mapping[str, int],
+    sequence: bool,
+    formula_divides: bool,
+    built: bool,
+) -> tuple[list[Point], bool]:
+    """The FLOPs column per token (B·T, or B without a sequence) when it divides at every
+    point (the formula divides, or, built point by point, every point does); else per
+    forward for every point. Returns the points and whether they stay per forward."""
+    names = [a.name for a in axes]
+
+    def tokens(point: Point) -> int:
+        at = {**settings, **dict(zip(names, point.sizes, strict=True))}
+        return int(at.get("batch", 1)) * (int(at.get("seq_len", 1)) if sequence else 1)
+
+    divides = formula_divides or (built and all(p.values[index] % tokens(p) == 0 for p in points))
+    if not divides:
+        return points, True
+    out = []
+    for p in points:
+        values = list(p.values)
+        values[index] //= tokens(p)
+        out.append(Point(p.sizes, tuple(values)))
+    return out, False
 
 
 class _Exact:

@@ -393,11 +393,8 @@ def finish(
         )
     if flags.get("verify"):
         _buildable(model)  # refused before anything is printed
-    if (flags.get("plot") or flags.get("plot_file")) and model.symbolic:
-        hint = "'--plot-file'" if flags.get("plot_file") else "'--plot'"
-        raise click.BadParameter(
-            "a picture draws numbers: give every size a number", param_hint=hint
-        )
+    if flags.get("plot") or flags.get("plot_file"):
+        _drawable(model, flags)
     if flags.get("plot_file"):
         from shapecalc.report.plot import check_file
 
@@ -414,6 +411,40 @@ def finish(
     note = ignored(flags)
     if note:
         click.echo(f"Warning: {note}", err=True)
+
+
+def _drawable(model: Model, flags: dict[str, Any]) -> None:
+    """Refuse a picture of letters before anything is printed: the sizes, and with
+    --memory the batch and the sequence length, must be numbers."""
+    hint = "'--plot-file'" if flags.get("plot_file") and not flags.get("plot") else "'--plot'"
+    if model.symbolic:
+        raise click.BadParameter(
+            "a picture draws numbers: give every size a number", param_hint=hint
+        )
+    if flags.get("memory") or flags.get("all_"):
+        named = [
+            f"--{name.replace('_', '-')}"
+            for name in ("batch", "seq_len")
+            if name in flags and not str(flags[name]).strip().isdigit()
+        ]
+        if named:
+            raise click.BadParameter(
+                f"the memory picture draws numbers: give {' and '.join(named)} a number "
+                f"(now {', '.join(str(flags[n]) for n in ('batch', 'seq_len') if n in flags)})",
+                param_hint=hint,
+            )
+    plot_with_table(bool(flags.get("plot")), flags.get("fmt", "table"))
+
+
+def plot_with_table(plot: bool, fmt: str) -> None:
+    """--plot draws for a terminal, under the table (or tree): JSON, CSV or Markdown
+    that a chart follows would no longer parse."""
+    if plot and fmt not in ("table", "tree"):
+        raise click.BadParameter(
+            f"--plot draws in the terminal under the table, not after --format {fmt} "
+            "(which a program reads): use --plot-file FILE, or --format table",
+            param_hint="'--plot'",
+        )
 
 
 def draw(report: Report, flags: dict[str, Any]) -> None:

@@ -11,7 +11,14 @@ import click
 
 from shapecalc.cli.group import ShapecalcGroup, engine_error, register
 from shapecalc.cli.models import architecture_options
-from shapecalc.cli.options import F, apply, format_option, plot_options, price_options
+from shapecalc.cli.options import (
+    F,
+    apply,
+    format_option,
+    plot_options,
+    plot_with_table,
+    price_options,
+)
 from shapecalc.core.errors import ShapecalcError
 
 __all__ = ["sweep"]
@@ -56,7 +63,8 @@ def sweep_options(*, sequence: bool) -> list[Callable[[F], F]]:
                 "--seq-len",
                 default=None,
                 metavar="T",
-                help="Sequence length T (a list or range too). [default: the context, else 1024]",
+                help="Sequence length T (a list or range too). [default: 1024, or the model's "
+                "context if shorter]",
             )
         )
     options += price_options("the memory columns")
@@ -88,6 +96,7 @@ def _sweep_command(command: str) -> click.Command:
         from shapecalc.analysis.sizing import parse_budget
         from shapecalc.analysis.sweep import sweep as make_sweep
 
+        plot_with_table(plot, fmt)
         cost = {k: flags.pop(k) for k in ("dtype", "training", "mixed_precision")}
         inputs: dict[str, Any] = {k: flags.pop(k) for k in ("batch", "seq_len") if k in flags}
         try:
@@ -103,7 +112,7 @@ def _sweep_command(command: str) -> click.Command:
                 varying,
                 show=tuple(s.strip() for s in show.split(",") if s.strip()),
                 batch=inputs.get("batch", "1") if "batch" not in varying else 1,
-                seq_len=_seq_len(cls, fixed, inputs) if "seq_len" not in varying else 1,
+                seq_len=_seq_len(cls, fixed, varying, inputs) if "seq_len" not in varying else 1,
                 budget=limit,
                 **cost,
             )
@@ -174,11 +183,16 @@ def _split(
     return fixed, varying
 
 
-def _seq_len(cls: Any, fixed: dict[str, Any], inputs: dict[str, Any]) -> Any:
-    """The sequence length: given, or the model's context if it has one, else 1024."""
+def _seq_len(
+    cls: Any, fixed: dict[str, Any], varying: dict[str, Any], inputs: dict[str, Any]
+) -> Any:
+    """The sequence length: given, else the model's context (the smallest one swept) if
+    it has one and it is shorter than 1024, else 1024."""
     given = inputs.get("seq_len")
     if given is not None:
         return given
+    if "context" in varying:
+        return min(1024, *varying["context"])
     context = fixed.get("context")
     if context is None:
         from shapecalc.core.declare import arguments_of
@@ -263,9 +277,11 @@ def _hf_command() -> click.Command:
         """
         from shapecalc.adapters.hf_config import hf_model
         from shapecalc.analysis.sizing import parse_budget
+        from shapecalc.analysis.sweep import parse_values
         from shapecalc.analysis.sweep import sweep as make_sweep
         from shapecalc.core.errors import InvalidArgumentError
 
+        plot_with_table(plot, fmt)
         try:
             found = hf_model(path, class_name=class_name, allow=allow)
             if plot_file:
@@ -276,8 +292,18 @@ def _hf_command() -> click.Command:
             varying = _varied(found, vary)
             inputs = {"batch": flags.pop("batch"), "seq_len": flags.pop("seq_len")}
             for name, value in inputs.items():
-                if value is not None and ("," in value or ".." in value):
-                    varying[name] = value
+                if value is None:
+                    continue
+                values = parse_values(value, field=name)
+                if min(values, default=1) < 1:
+                    raise InvalidArgumentError(
+                        f"{name} must be an integer >= 1, got {min(values)}",
+                        field=name,
+                        value=value,
+                        rule=f"{name} >= 1",
+                    )
+                if "," in value or ".." in value:
+                    varying[name] = values
             if not varying:
                 raise InvalidArgumentError(
                     "nothing to sweep: give --seq-len or --batch a list or a range, or "
@@ -294,7 +320,7 @@ def _hf_command() -> click.Command:
                 varying,
                 show=tuple(s.strip() for s in show.split(",") if s.strip()),
                 batch=inputs["batch"] if "batch" not in varying else 1,
-                seq_len=_seq_len(type(found.architecture), fixed, inputs)
+                seq_len=_seq_len(type(found.architecture), fixed, varying, inputs)
                 if "seq_len" not in varying
                 else 1,
                 budget=None if budget is None else parse_budget(budget, field="params"),
@@ -330,7 +356,17 @@ def _varied(found: Any, vary: tuple[str, ...]) -> dict[str, Any]:
                 value=item,
                 rule="SIZE=VALUES",
             )
-        out[name] = parse_values(values, field=name)
+        if name in out:
+            raise InvalidArgumentError(
+                f"--vary gives {name} twice ({item!r}): give all its values once",
+                field="vary",
+                value=item,
+                rule="each size once",
+            )
+        try:
+            out[name] = parse_values(values, field=name)
+        except InvalidArgumentError as err:
+            raise InvalidArgumentError(str(err), field="vary", value=item, rule=err.rule) from None
     return out
 
 

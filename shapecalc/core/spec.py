@@ -118,6 +118,9 @@ class Stored:
     of: str | None = None
     #: one tensor for the whole forward, whichever layers keep it (counted once)
     shared: bool = False
+    #: state that grows with the context, a token's worth per position (a KV cache; an
+    #: RNN's h and c do not)
+    per_position: bool = False
 
     @property
     def count(self) -> Dim:

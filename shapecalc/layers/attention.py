@@ -258,7 +258,7 @@ class MultiheadAttention(LayerSpec):
             other=other,
             other_rule=rule,
             saved=tuple(saved),
-            state=(Stored("key and value cache", (*key[:-1], e), copies=2),),
+            state=(Stored("key and value cache", (*key[:-1], e), copies=2, per_position=True),),
         )
 
 

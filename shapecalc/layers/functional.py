@@ -126,7 +126,7 @@ class ScaledDotProductAttention(_Function):
                     itemsize=4,
                 ),
             ),
-            state=(Stored("key and value cache", cache, copies=2),),
+            state=(Stored("key and value cache", cache, copies=2, per_position=True),),
         )
 
 

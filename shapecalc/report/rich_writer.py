@@ -399,7 +399,7 @@ def conventions_side_by_side(model: Model, converted: list[Converted]) -> Render
     from shapecalc.analysis.conventions import describe_pieces, rows
 
     grid = Table(
-        title=escape(f"{printable(title(model))} in {len(converted)} frameworks"),
+        title=escape(f"{printable(title(model))} in {count_noun(len(converted), 'framework')}"),
         title_justify="left",
     )
     grid.add_column("Layer", style="bold", no_wrap=True)
@@ -539,7 +539,7 @@ def sweep_table(table: Sweep) -> RenderableType:
     for point in table.points:
         grid.add_row(*sweep_cells(table, point))
     legend = [f"{a.letter} = {a.name}" for a in table.axes]
-    legend += [f"{k} = {v} (worked out at each point)" for k, v in table.derived.items()]
+    legend += [f"{k} = {v}, worked out at each point" for k, v in table.derived.items()]
     formulas = [Text(", ".join(legend))]
     formulas += [
         Text(f"{column.title} = {formula_text(column.formula)}")

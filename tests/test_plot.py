@@ -78,3 +78,18 @@ def test_cli_plot_file(tmp_path: Any) -> None:
                   "--seq-len", "8", "--plot-file", str(out)])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("flag", [["--plot"], ["--plot-file", "x.svg"]])
+def test_a_memory_picture_of_letters_is_refused_before_the_table(flag: list[str]) -> None:
+    result = run(["lstm", "--hidden", "64", "--vocab", "65", "--memory", *flag])
+    assert result.exit_code == 2 and f"'{flag[0]}'" in result.output
+    assert "--batch and --seq-len" in result.output and "Parameter" not in result.output
+
+
+def test_an_rnn_state_is_not_per_token_of_context() -> None:
+    lstm = analyze(shapecalc.lstm_lm(vocab=65, hidden=512, layers=2), batch=2, seq_len=16)
+    llama = analyze(shapecalc.llama(vocab=100, hidden=64, layers=2, heads=4), batch=2, seq_len=16)
+    (lstm_state,) = [line.rule for line in lstm.memory if line.label == "inference state"]
+    (kv,) = [line.rule for line in llama.memory if line.label == "inference state"]
+    assert "per token of context" not in lstm_state and "per token of context" in kv

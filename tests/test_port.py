@@ -388,3 +388,11 @@ def test_cli_port_errors(args: list[str], fragment: str) -> None:
     result = run(["port", command, *args])
     assert result.exit_code == 2
     assert fragment in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", ["gpt2", "llama", "bert", "gpt-neox"])
+def test_a_transformer_port_says_what_is_covered(command: str) -> None:
+    result = run(["port", command, "--hidden", "8", "--to", "onnx"])
+    assert result.exit_code == 2
+    assert "port covers gru, lstm, mlp, rnn" in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -344,3 +344,37 @@ def test_hf_errors(llama_config: str, args: list[str], fragment: str) -> None:
     result = run(["sweep", "hf", llama_config, *args])
     assert result.exit_code == 2, result.output
     assert fragment in result.output and "Traceback" not in result.output
+
+
+def test_a_flops_column_has_one_unit() -> None:
+    """BERT's pooler reads one token, so its FLOPs divide by T only by chance (T=128):
+    the whole column is per forward then, never a mix."""
+    table = sweep(get("bert"), {"layers": 2, "hidden": 64, "heads": 2, "vocab": 100},
+                  {"seq_len": "99,100,101,128"}, show=("flops",))  # fmt: skip
+    assert table.columns[0].title == "FLOPs per forward"
+    for point in table.points:
+        model = get("bert")(layers=2, hidden=64, heads=2, vocab=100).model()
+        assert point.values[0] == analyze(model, batch=1, seq_len=point.sizes[0]).forward_flops
+    lstm = sweep(get("lstm"), {"vocab": 65}, {"hidden": "8,16"}, show=("flops",), seq_len=7)
+    assert lstm.columns[0].title == "FLOPs per token"
+
+
+def test_a_swept_context_bounds_the_default_sequence() -> None:
+    args = ["--hidden", "64", "--heads", "2", "--layers", "1", "--vocab", "10"]
+    result = run(["sweep", "gpt2", *args, "--context", "256,512", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["fixed"]["T"] == 256
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "markdown"])
+def test_plot_only_under_a_table(fmt: str) -> None:
+    result = run(["sweep", "lstm", "--hidden", "8,16", "--vocab", "5", "--plot", "--format", fmt])
+    assert result.exit_code == 2 and "'--plot'" in result.output and "--plot-file" in result.output
+
+
+def test_hf_inputs_and_vary_name_their_flag(llama_config: str) -> None:
+    zero = run(["sweep", "hf", llama_config, "--seq-len", "0"])
+    assert zero.exit_code == 2 and "'--seq-len'" in zero.output
+    twice = run(["sweep", "hf", llama_config, "--vary", "hidden_size=1024,2048",
+                 "--vary", "hidden=512"])  # fmt: skip
+    assert twice.exit_code == 2 and "'--vary'" in twice.output and "twice" in twice.output

@@ -4,7 +4,7 @@ the large sweep should cost less than twice the small one, printing aside.
     python benchmarks/sweep_points.py
 
 Prints, from one run on this machine: the wall time of ``shapecalc sweep lstm`` over a
-10 × 10 and a 100 × 100 grid of hidden sizes and layers (best of 9 fresh processes each,
+10 × 10 and a 100 × 100 grid of hidden sizes and layers (best of 15 fresh processes each,
 taken in turn, CSV to a pipe that is thrown away), the same for a LLaMA-style decoder
 (every point's config checked by its rules: head counts, rotary widths), the time the
 10,000 rows take to print (the JSON report, rendered but not written), and the
@@ -36,7 +36,7 @@ GRIDS = {
 }  # fmt: skip
 
 
-def wall(commands: list[list[str]], runs: int = 9) -> list[float]:
+def wall(commands: list[list[str]], runs: int = 15) -> list[float]:
     """The fastest of ``runs`` fresh processes of each command, taken in turn."""
     fastest = [float("inf")] * len(commands)
     for _ in range(runs):
@@ -71,12 +71,13 @@ def main() -> None:
     )
     table = sweep(lstm, {"vocab": 65}, large_grid)
     printing = best_of(lambda: sweep_csv(table))
+    per_point = (b - a) / 9900
     lines += [
         "",
-        f"Printing the 10,000 rows as CSV takes {printing * 1e3:.1f} ms. A process costs "
-        "its start and imports once; each point then costs its config's rules (some 14 µs) "
-        "and one call of the compiled formulas, so the large sweep stays under twice the "
-        "small one.",
+        f"Printing the 10,000 rows as CSV takes {printing * 1e3:.1f} ms. A process pays its "
+        "start and imports once; each point then costs its config's rules (the LLaMA's "
+        "head, rotary and group checks the most) and one call of the compiled formulas: "
+        f"{per_point * 1e6:.1f} µs a point for the LSTM in process.",
     ]
     text = "\n".join(lines)
     print(text)

@@ -27,17 +27,22 @@ from tests.test_cli import run
 ALL = tuple(COLUMNS)
 
 
-def single(cls: Any, arguments: dict[str, Any], batch: int, seq_len: int) -> dict[str, int]:
-    """What the model command says at one point: total, memory lines, FLOPs per token."""
+def single(
+    cls: Any, arguments: dict[str, Any], batch: int, seq_len: int, per_token: bool = True
+) -> dict[str, int]:
+    """What the model command says at one point: total, memory lines, and the FLOPs per
+    token or per forward, as the sweep's column says."""
     model = cls(**arguments).model()
     cost = analyze(model, batch=batch, seq_len=seq_len)
     lines = {line.label: line.bytes for line in cost.memory}
     per = cost.per_token(cost.forward_flops)
+    if per_token:
+        assert per is not None  # a column per token divides at every point
     return {
         "params": model.total,
         "weights": lines["weights"],
         "training": cost.training_bytes,
-        "flops": cost.forward_flops if per is None else per,
+        "flops": per if per_token else cost.forward_flops,
         "activations": cost.activation_bytes,
         "state": lines.get("inference state", 0),
     }
@@ -89,7 +94,8 @@ def test_every_point_is_the_single_model(
     for point in table.points:
         at = dict(zip(names, point.sizes, strict=True))
         seq_len = at.pop("seq_len", 4)
-        expected = single(cls, {**fixed, **at}, batch, seq_len)
+        per_token = table.columns[ALL.index("flops")].title == "FLOPs per token"
+        expected = single(cls, {**fixed, **at}, batch, seq_len, per_token)
         assert dict(zip(ALL, point.values, strict=True)) == expected, at
 
 

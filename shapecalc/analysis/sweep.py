@@ -232,35 +232,29 @@ def sweep(
         for extra in itertools.product(*(a.values for a in input_axes))
     ]
     points: list[Point] = []
+    per_token = per_token_formula is not None
+    flops = keys.index("flops") if "flops" in keys else None
     if formulas is not None:
+        if per_token and per_token_formula is not None:
+            formulas["flops"] = per_token_formula  # evaluated per token, as shown
         names = sorted(
             {n for f in formulas.values() if isinstance(f, Expr) for n in f.free_symbols}
         )
         if all(n in configs[first] or n in INPUT_SIZES.values() for n in names):
-            evaluate = compiled(formulas, tuple(names))
-            input_letters = [a.letter for a in input_axes]
-            for values, extra in grid:
-                known = {**configs[values], **dict(zip(input_letters, extra, strict=True))}
-                points.append(Point((*values, *extra), evaluate(*(known[n] for n in names))))
+            points = _evaluate(formulas, names, configs, input_axes)
             checked = sorted({0, len(points) // 2, len(points) - 1})
-            if not all(exact.agrees(points[i]) for i in checked):
+            exact_points = [_unit(exact.values(points[i]), points[i], flops, exact, per_token)
+                            for i in checked]  # fmt: skip
+            if [points[i].values for i in checked] != exact_points:
                 points = []  # the formula does not hold over the grid: each point built
+    per_forward = False
     if not points:
         formulas = None
         points = [Point(p, exact.values(Point(p, ()))) for p in ((*v, *e) for v, e in grid)]
-    per_forward = False
-    if "flops" in keys:  # one unit for the column: per token where every point divides
-        points, per_forward = _per_token(
-            points,
-            keys.index("flops"),
-            axes,
-            settings,
-            cls.sequence,
-            formulas is not None and per_token_formula is not None,
-            formulas is None,
-        )
-        if formulas is not None and per_token_formula is not None:
-            formulas["flops"] = per_token_formula
+        if flops is not None:  # one unit for the column: per token where every point divides
+            points, per_forward = _per_token(points, flops, exact)
+    elif flops is not None and not per_token:
+        per_forward = True
     varying_letters = {a.letter for a in axes}
     constant = {
         letter: value
@@ -423,33 +417,49 @@ def _in_varying(formula: Dim, constant: Mapping[str, int]) -> Dim:
     return formula.subs(constant) if isinstance(formula, Expr) else formula
 
 
-def _per_token(
-    points: list[Point],
-    index: int,
-    axes: Sequence[Axis],
-    settings: Mapping[str, int],
-    sequence: bool,
-    formula_divides: bool,
-    built: bool,
-) -> tuple[list[Point], bool]:
-    """The FLOPs column per token (B·T, or B without a sequence) when it divides at every
-    point (the formula divides, or, built point by point, every point does); else per
-    forward for every point. Returns the points and whether they stay per forward."""
-    names = [a.name for a in axes]
+def _evaluate(
+    formulas: dict[str, Dim],
+    names: list[str],
+    configs: dict[tuple[int, ...], dict[str, Dim]],
+    input_axes: list[Axis],
+) -> list[Point]:
+    """Every point of the grid: the compiled formulas called once per point, on the
+    point's sizes in the order the formulas take them."""
+    evaluate = compiled(formulas, tuple(names))
+    letters = [a.letter for a in input_axes]
+    where = [letters.index(n) if n in letters else -1 for n in names]
+    extras = list(itertools.product(*(a.values for a in input_axes)))
+    points = []
+    for values, sizes in configs.items():
+        fixed = [sizes.get(n) for n in names]
+        for extra in extras:
+            arguments = [extra[w] if w >= 0 else v for w, v in zip(where, fixed, strict=True)]
+            points.append(Point((*values, *extra), evaluate(*arguments)))
+    return points
 
-    def tokens(point: Point) -> int:
-        at = {**settings, **dict(zip(names, point.sizes, strict=True))}
-        return int(at.get("batch", 1)) * (int(at.get("seq_len", 1)) if sequence else 1)
 
-    divides = formula_divides or (built and all(p.values[index] % tokens(p) == 0 for p in points))
-    if not divides:
+def _unit(
+    values: tuple[int, ...], point: Point, flops: int | None, exact: _Exact, per_token: bool
+) -> tuple[int, ...]:
+    """A point built whole, its FLOPs in the column's unit (per token or per forward)."""
+    if flops is None or not per_token:
+        return values
+    out = list(values)
+    out[flops] //= exact.tokens(point)
+    return tuple(out)
+
+
+def _per_token(points: list[Point], index: int, exact: _Exact) -> tuple[list[Point], bool]:
+    """Points built one by one: their FLOPs per token (B·T, or B without a sequence) when
+    every point divides, else per forward for every point. Returns the points and
+    whether they stay per forward."""
+    tokens = [exact.tokens(p) for p in points]
+    if not all(p.values[index] % t == 0 for p, t in zip(points, tokens, strict=True)):
         return points, True
-    out = []
-    for p in points:
-        values = list(p.values)
-        values[index] //= tokens(p)
-        out.append(Point(p.sizes, tuple(values)))
-    return out, False
+    return [
+        Point(p.sizes, tuple(v // t if i == index else v for i, v in enumerate(p.values)))
+        for p, t in zip(points, tokens, strict=True)
+    ], False
 
 
 class _Exact:
@@ -492,5 +502,10 @@ class _Exact:
         out = tuple(_formula(key, model, cost) for key in self.keys)
         return tuple(v if isinstance(v, int) else -1 for v in out)
 
-    def agrees(self, point: Point) -> bool:
-        return self.values(point) == point.values
+    def tokens(self, point: Point) -> int:
+        """B·T at the point (B without a sequence): what FLOPs per token divide by."""
+        n = len(self.model_axes)
+        at = {**self.settings}
+        at.update(zip((a.name for a in self.input_axes), point.sizes[n:], strict=True))
+        batch = int(at.get("batch", 1))
+        return batch * int(at.get("seq_len", 1)) if self.cls.sequence else batch

@@ -6,7 +6,9 @@ from :func:`facts` (an unknown name is an error), so no number in the docs is ty
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 
 import shapecalc
 from shapecalc.analysis.explain import explain
@@ -495,82 +497,73 @@ def hf_facts() -> dict[str, str]:
     import json
     import os
     import struct
-    import tempfile
 
     out: dict[str, str] = {}
-    with tempfile.TemporaryDirectory() as folder:
-        here = os.getcwd()
-        os.chdir(folder)
-        try:
-            os.mkdir("Llama-3.1-8B")
-            with open("Llama-3.1-8B/config.json", "w", encoding="utf-8") as handle:
-                json.dump(LLAMA_31_8B, handle, indent=2)
-            out["hf_llama"] = cli(["hf", "Llama-3.1-8B", "--depth", "2"])
-            memory = cli(
-                [
-                    "hf",
-                    "Llama-3.1-8B",
-                    "--memory",
-                    "--seq-len",
-                    "8192",
-                    "--batch",
-                    "1",
-                    "--dtype",
-                    "bf16",
-                    "--training",
-                    "none",
-                ]
-            ).splitlines()
-            start = memory.index(next(line for line in memory if line.startswith("Memory (")))
-            end = next(i for i in range(start, len(memory)) if memory[i].startswith("└"))
-            summary = next(line for line in memory if line.startswith("Summary"))
-            out["hf_memory"] = "\n".join([*memory[start : end + 1], summary])
-            tiny = {
-                **LLAMA_31_8B,
-                "hidden_size": 64,
-                "intermediate_size": 128,
-                "num_hidden_layers": 2,
-                "num_attention_heads": 4,
-                "num_key_value_heads": 2,
-                "vocab_size": 256,
-                "torch_dtype": "float32",
-            }
-            os.mkdir("tiny")
-            with open("tiny/config.json", "w", encoding="utf-8") as handle:
-                json.dump(tiny, handle)
-            model = shapecalc.from_hf_config(tiny)
-            shards: list[dict[str, list[int]]] = [{}, {}]
-            for i, (name, shape) in enumerate(model.named_parameters()):
-                shards[i % 2][name] = [int(d) for d in shape]  # type: ignore[call-overload]
-            lost, reshaped = (
-                "model.layers.1.mlp.up_proj.weight",
-                "model.layers.0.self_attn.k_proj.weight",
-            )
-            for shard in shards:
-                shard.pop(lost, None)  # a tensor lost
-                if reshaped in shard:
-                    shard[reshaped] = [64, 64]  # one of the wrong shape
-            index = {}
-            for n, shard in enumerate(shards, 1):
-                file = f"model-0000{n}-of-00002.safetensors"
-                header, offset = {}, 0
-                for name, shape in shard.items():
-                    size = 4 * (shape[0] * (shape[1] if len(shape) > 1 else 1))
-                    header[name] = {
-                        "dtype": "F32",
-                        "shape": shape,
-                        "data_offsets": [offset, offset + size],
-                    }
-                    offset += size
-                    index[name] = file
-                text = json.dumps(header).encode()
-                with open(f"tiny/{file}", "wb") as handle:
-                    handle.write(struct.pack("<Q", len(text)) + text + bytes(offset))
-            with open("tiny/model.safetensors.index.json", "w", encoding="utf-8") as handle:
-                json.dump({"weight_map": index}, handle)
-            out["hf_inspect"] = cli(["inspect", "tiny", "--depth", "1"])
-        finally:
-            os.chdir(here)
+    with llama_folder():
+        out["hf_llama"] = cli(["hf", "Llama-3.1-8B", "--depth", "2"])
+        memory = cli(
+            [
+                "hf",
+                "Llama-3.1-8B",
+                "--memory",
+                "--seq-len",
+                "8192",
+                "--batch",
+                "1",
+                "--dtype",
+                "bf16",
+                "--training",
+                "none",
+            ]
+        ).splitlines()
+        start = memory.index(next(line for line in memory if line.startswith("Memory (")))
+        end = next(i for i in range(start, len(memory)) if memory[i].startswith("└"))
+        summary = next(line for line in memory if line.startswith("Summary"))
+        out["hf_memory"] = "\n".join([*memory[start : end + 1], summary])
+        tiny = {
+            **LLAMA_31_8B,
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "vocab_size": 256,
+            "torch_dtype": "float32",
+        }
+        os.mkdir("tiny")
+        with open("tiny/config.json", "w", encoding="utf-8") as handle:
+            json.dump(tiny, handle)
+        model = shapecalc.from_hf_config(tiny)
+        shards: list[dict[str, list[int]]] = [{}, {}]
+        for i, (name, shape) in enumerate(model.named_parameters()):
+            shards[i % 2][name] = [int(d) for d in shape]  # type: ignore[call-overload]
+        lost, reshaped = (
+            "model.layers.1.mlp.up_proj.weight",
+            "model.layers.0.self_attn.k_proj.weight",
+        )
+        for shard in shards:
+            shard.pop(lost, None)  # a tensor lost
+            if reshaped in shard:
+                shard[reshaped] = [64, 64]  # one of the wrong shape
+        index = {}
+        for n, shard in enumerate(shards, 1):
+            file = f"model-0000{n}-of-00002.safetensors"
+            header, offset = {}, 0
+            for name, shape in shard.items():
+                size = 4 * (shape[0] * (shape[1] if len(shape) > 1 else 1))
+                header[name] = {
+                    "dtype": "F32",
+                    "shape": shape,
+                    "data_offsets": [offset, offset + size],
+                }
+                offset += size
+                index[name] = file
+            text = json.dumps(header).encode()
+            with open(f"tiny/{file}", "wb") as handle:
+                handle.write(struct.pack("<Q", len(text)) + text + bytes(offset))
+        with open("tiny/model.safetensors.index.json", "w", encoding="utf-8") as handle:
+            json.dump({"weight_map": index}, handle)
+        out["hf_inspect"] = cli(["inspect", "tiny", "--depth", "1"])
     return out
 
 
@@ -586,9 +579,6 @@ def page_facts() -> dict[str, str]:
     writes it (``--format markdown``, rendered as a table), the other captures as a terminal
     :data:`PAGE_WIDTH` columns wide shows them, cut as the functions above cut them."""
     import contextlib
-    import json
-    import os
-    import tempfile
 
     def markdown(args: list[str]) -> str:
         return cli([*args, "--format", "markdown"])
@@ -635,20 +625,12 @@ def page_facts() -> dict[str, str]:
     training = [*sized, "--memory", *training, "--training", "adamw"]
     out[f"sized_memory_command_{PAGE_WIDTH}"] = _shell(["shapecalc", *training])
     out["sized_memory_md"] = memory(markdown(training))
-    with tempfile.TemporaryDirectory() as folder:
-        here = os.getcwd()
-        os.chdir(folder)
-        try:
-            os.mkdir("Llama-3.1-8B")
-            with open("Llama-3.1-8B/config.json", "w", encoding="utf-8") as handle:
-                json.dump(LLAMA_31_8B, handle, indent=2)
-            out["hf_llama_md"] = markdown(["hf", "Llama-3.1-8B", "--depth", "2"])
-            serve = ["--seq-len", "8192", "--batch", "1", "--dtype", "bf16", "--training", "none"]
-            served = markdown(["hf", "Llama-3.1-8B", "--memory", *serve])
-            summary = next(line for line in served.splitlines() if line.startswith("- **Summary"))
-            out["hf_memory_md"] = memory(served) + "\n\n" + summary
-        finally:
-            os.chdir(here)
+    with llama_folder():
+        out["hf_llama_md"] = markdown(["hf", "Llama-3.1-8B", "--depth", "2"])
+        serve = ["--seq-len", "8192", "--batch", "1", "--dtype", "bf16", "--training", "none"]
+        served = markdown(["hf", "Llama-3.1-8B", "--memory", *serve])
+        summary = next(line for line in served.splitlines() if line.startswith("- **Summary"))
+        out["hf_memory_md"] = memory(served) + "\n\n" + summary
     return out
 
 
@@ -670,3 +652,23 @@ def _shell(words: list[str], width: int = PAGE_WIDTH, prompt: str = "") -> str:
         else:
             lines[-1] += " " + group
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def llama_folder() -> Iterator[None]:
+    """A working folder holding ``Llama-3.1-8B/config.json``, as a download has it (the
+    docs run ``shapecalc hf Llama-3.1-8B`` there)."""
+    import json
+    import os
+    import tempfile
+
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory() as folder:
+        os.chdir(folder)
+        try:
+            os.mkdir("Llama-3.1-8B")
+            with open("Llama-3.1-8B/config.json", "w", encoding="utf-8") as handle:
+                json.dump(LLAMA_31_8B, handle, indent=2)
+            yield
+        finally:
+            os.chdir(here)

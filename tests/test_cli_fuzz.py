@@ -74,6 +74,16 @@ COMMANDS = [
     *([name] for name in commands()),
     *(["solve", name, "--params", "1M"] for name in commands()),
     *(["compare-conventions", name, *get(name).example.split()] for name in commands()),
+    # sweeps, pictures and ports
+    ["sweep", "lstm", "--hidden", "8,16", "--vocab", "5"],
+    ["sweep", "gpt2", "--hidden", "8,16", "--heads", "2", "--layers", "1", "--vocab", "10"],
+    ["sweep", "llama", "--vocab", "16", "--hidden", "8", "--heads", "2", "--seq-len", "4,8"],
+    ["sweep", "hf", CONFIG, "--seq-len", "8,16"],
+    ["sweep", "mlp", "--inputs", "4", "--outputs", "2", "--hidden", "4..8:2"],
+    ["lstm", "--hidden", "8", "--vocab", "5", "--plot"],
+    ["port", "lstm", "--hidden", "8", "--vocab", "5", "--to", "keras"],
+    ["port", "gru", "--hidden", "8", "--vocab", "5", "--from", "keras", "--to", "onnx"],
+    ["port", "gpt2", "--hidden", "8"],
 ]
 ARCHITECTURES = set(commands())
 FLAGS = [
@@ -137,6 +147,11 @@ FLAGS = [
     "--allow-field",
     "--attention-bias",
     "--layout",
+    "--show",
+    "--vary",
+    "--from",
+    "--to",
+    "--plot-file",
 ]
 SWITCHES = [
     "--one-hot",
@@ -157,6 +172,8 @@ SWITCHES = [
     "--all",
     "--shapes",
     "--mixed-precision",
+    "--plot",
+    "--memory",
 ]
 VALUES = st.one_of(
     st.integers(-3, 70).map(str),
@@ -210,6 +227,15 @@ VALUES = st.one_of(
             "4,269,121",
             "B,T,512",
             "2,3,8,8",
+            "1..4",
+            "4..1",
+            "8..64:8",
+            "1..1000000",
+            "params,state",
+            "layers=1,2",
+            "pytorch",
+            "out.svg",
+            "/nonexistent/out.png",
             "none,3",
             "2.5",
             "bilinear",
@@ -252,7 +278,7 @@ def test_every_command_exits_0_or_2_with_one_line(command: list[str], tokens: li
     took = time.perf_counter() - start
     event(f"exit {result.exit_code}")
     shown = [a[:60] for a in args]
-    assert took < 10, (shown, f"{took:.1f} s")
+    assert took < 120, (shown, f"{took:.1f} s")  # a hang, not a speed (benchmarks/ time it)
     assert result.exit_code in (0, 2), (shown, result.exit_code, result.output[:500])
     assert result.exception is None or isinstance(result.exception, SystemExit), (
         shown,

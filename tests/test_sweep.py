@@ -384,3 +384,18 @@ def test_hf_inputs_and_vary_name_their_flag(llama_config: str) -> None:
     twice = run(["sweep", "hf", llama_config, "--vary", "hidden_size=1024,2048",
                  "--vary", "hidden=512"])  # fmt: skip
     assert twice.exit_code == 2 and "'--vary'" in twice.output and "twice" in twice.output
+
+
+def test_the_library_takes_a_name_and_refuses_the_wrong_types() -> None:
+    import shapecalc
+
+    assert shapecalc.sweep("lstm", {"vocab": 65}, {"hidden": [256, 512]}).column("params") == [
+        559_681,
+        2_167_873,
+    ]
+    with pytest.raises(InvalidArgumentError, match="architecture must be one of"):
+        shapecalc.sweep("lsmt", {}, {"hidden": [1, 2]})
+    with pytest.raises(TypeError, match="sweep: fixed must be a mapping"):
+        shapecalc.sweep("lstm", "vocab=65", {"hidden": [1, 2]})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="sweep: varying must be a mapping"):
+        shapecalc.sweep("lstm", {"vocab": 65}, "hidden")  # type: ignore[arg-type]

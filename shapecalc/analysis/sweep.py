@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 from shapecalc.core.declare import Architecture, arguments_of
 from shapecalc.core.dims import Dim, Expr, compiled, symbol
-from shapecalc.core.errors import InvalidArgumentError, echo
+from shapecalc.core.errors import InvalidArgumentError, echo, expect
 from shapecalc.core.model import Model
 
 __all__ = ["COLUMNS", "MAX_POINTS", "Axis", "Column", "Point", "Sweep", "parse_values", "sweep"]
@@ -152,7 +152,7 @@ def _bad(field: str, value: Any, rule: str) -> NoReturn:
 
 
 def sweep(
-    cls: type[Architecture],
+    cls: type[Architecture] | str,
     fixed: Mapping[str, Any],
     varying: Mapping[str, Sequence[int] | str],
     *,
@@ -165,9 +165,25 @@ def sweep(
     budget: int | None = None,
     title: str | None = None,
 ) -> Sweep:
-    """The table of ``show`` (keys of :data:`COLUMNS`) over the grid of ``varying``
+    """The table of ``show`` (keys of :data:`COLUMNS`) for the architecture ``cls`` (its
+    class or its command's name, ``"lstm"``) over the grid of ``varying``
     (argument name -> values; ``batch`` and ``seq_len`` may vary too), the other
     arguments ``fixed``; ``title`` names the model (its own name by default)."""
+    if isinstance(cls, str):  # a command's name: "lstm", "gpt2"
+        from shapecalc.architectures import commands, get
+
+        if cls not in commands():
+            _bad("architecture", cls, f"one of {', '.join(commands())}")
+        cls = get(cls)
+    if not (isinstance(cls, type) and issubclass(cls, Architecture)):
+        raise TypeError(
+            f"sweep: cls must be an architecture class (shapecalc.architectures.get('lstm')), "
+            f"got {type(cls).__name__}"
+        )
+    expect(fixed, Mapping, function="sweep", argument="fixed", what="a mapping of arguments")
+    expect(varying, Mapping, function="sweep", argument="varying", what="a mapping of sizes")
+    if isinstance(show, str):
+        show = tuple(k.strip() for k in show.split(",") if k.strip())
 
     keys = list(dict.fromkeys(show))
     for key in keys:

@@ -396,3 +396,37 @@ def test_a_transformer_port_says_what_is_covered(command: str) -> None:
     assert result.exit_code == 2
     assert "port covers gru, lstm, mlp, rnn" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["legacy", "dynamo"])
+@pytest.mark.parametrize(
+    ("kind", "arguments", "shape"),
+    [
+        ("Conv2d", (3, 8, 3), (2, 3, 8, 8)),
+        ("BatchNorm1d", (8,), (4, 8)),
+        ("LayerNorm", (8,), (4, 8)),
+        ("Embedding", (10, 4), None),
+    ],
+)
+def test_layers_the_exporters_keep_under_their_names(
+    dynamo: bool, kind: str, arguments: tuple[int, ...], shape: Any, tmp_path: Any
+) -> None:
+    """What the ONNX convention says of a layer alone: each tensor (batch-norm running
+    statistics included) an initializer under PyTorch's name, values unchanged."""
+    from shapecalc.core.model import layer_model
+    from shapecalc.layers import LAYER_KINDS
+
+    spec = LAYER_KINDS[kind](*arguments)
+    module = getattr(torch.nn, kind)(*arguments).eval()
+    with torch.no_grad():  # values apart, so no two initializers are merged as equal
+        for tensor in [*module.parameters(), *module.buffers()]:
+            if tensor.dtype.is_floating_point:
+                tensor.copy_(torch.rand(tensor.shape) + 0.5)
+    inputs = torch.randint(0, 10, (2, 3)) if shape is None else torch.randn(shape)
+    stored = initializers(export_inputs(module, inputs, dynamo, tmp_path))
+    converted = convert(layer_model(spec), "onnx")
+    state = {k: v.numpy() for k, v in module.state_dict().items()}
+    for (_, param), said in zip(converted.tensors, converted.stored_as, strict=True):
+        assert said == "the same name in both exporters"
+        assert np.array_equal(stored[param.name], state[param.name]), param.name
+    assert converted.total == sum(v.size for v in stored.values())

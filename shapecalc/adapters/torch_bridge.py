@@ -622,13 +622,7 @@ def materialize(module: Any, input_shapes: Any) -> Any:
     is left as it was."""
     torch = _torch()
     shapes = _input_shapes(input_shapes)
-    if not isinstance(module, torch.nn.Module):
-        raise InvalidArgumentError(
-            f"expected a torch.nn.Module, got {type(module).__name__}",
-            field="module",
-            value=type(module).__name__,
-            rule="materialize takes an nn.Module",
-        )
+    _require_module(torch, module, "materialize")
     numbers = sum(math.prod(shape) for shape in shapes)
     devices = ("meta", "cpu") if numbers <= MAX_CPU_INPUT else ("meta",)
     failures: dict[str, str] = {}
@@ -745,6 +739,17 @@ def _reuse_note(kind: str, path: str, others: tuple[str, ...]) -> str:
     )
 
 
+def _require_module(torch: Any, module: Any, function: str) -> None:
+    """Refuse anything but a torch.nn.Module, naming the function."""
+    if not isinstance(module, torch.nn.Module):
+        raise InvalidArgumentError(
+            f"expected a torch.nn.Module, got {type(module).__name__}",
+            field="module",
+            value=type(module).__name__,
+            rule=f"{function} takes an nn.Module",
+        )
+
+
 def from_module(module: Any, name: str | None = None, *, input_shapes: Any = None) -> ModuleModel:
     """A shapecalc model of any ``nn.Module``: known torch.nn layers become their specs
     (formulas and roles included), other modules list their own parameters and buffers,
@@ -759,13 +764,7 @@ def from_module(module: Any, name: str | None = None, *, input_shapes: Any = Non
     ``input_shapes`` (one shape per input, ``[(2, 3, 32, 32)]``) a copy is run once, see
     :func:`materialize`; without, :class:`LazyModuleError` says so."""
     torch = _torch()
-    if not isinstance(module, torch.nn.Module):
-        raise InvalidArgumentError(
-            f"expected a torch.nn.Module, got {type(module).__name__}",
-            field="module",
-            value=type(module).__name__,
-            rule="from_module takes an nn.Module",
-        )
+    _require_module(torch, module, "from_module")
     notes: list[str] = []
     shapes = None
     if input_shapes is not None:

@@ -97,20 +97,22 @@ def sweep_charts(table: Sweep) -> list[Chart]:
             series = tuple(
                 Series(c.title, tuple(p.values[i] for p in table.points)) for i, c in columns
             )
-            names = " and ".join(c.title for _, c in columns)
+            titles = " and ".join(c.title for _, c in columns)
             charts.append(
-                _chart(table, f"{names} of the {table.model}", first, series, unit, columns)
+                _chart(table, f"{titles} of the {table.model}", first, series, unit, columns)
             )
         return charts
     second = table.axes[1]
     held = {a.name: a.values[0] for a in table.axes[2:]}
+    names = [a.name for a in table.axes]
+    by_sizes = {point.sizes: point for point in table.points}  # every combination is a point
     charts = []
     for index, column in enumerate(table.columns):
         series = tuple(
             Series(
                 f"{second.letter}={v}",
                 tuple(
-                    _point(table, {first.name: x, second.name: v, **held}).values[index]
+                    by_sizes[_sizes(names, {first.name: x, second.name: v, **held})].values[index]
                     for x in first.values
                 ),
             )
@@ -145,13 +147,9 @@ def _chart(
     )
 
 
-def _point(table: Sweep, where: dict[str, int]) -> Any:
-    names = [a.name for a in table.axes]
-    wanted = tuple(where[n] for n in names)
-    for point in table.points:
-        if point.sizes == wanted:
-            return point
-    raise KeyError(wanted)  # every combination of the axes is a point
+def _sizes(names: list[str], where: dict[str, int]) -> tuple[int, ...]:
+    """A point's sizes in the order of the sweep's axes."""
+    return tuple(where[n] for n in names)
 
 
 def parameter_bars(model: Model, depth: int) -> Bars:

@@ -5,7 +5,7 @@ This is the only module that imports rich. It builds renderables; it never print
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType
 from rich.markup import escape
@@ -16,9 +16,7 @@ from rich.tree import Tree
 from shapecalc.analysis.conventions import FRAMEWORK_NAMES, Converted
 from shapecalc.analysis.cost import Cost
 from shapecalc.analysis.explain import Section
-from shapecalc.analysis.port import PortMap
 from shapecalc.analysis.sizing import Solution
-from shapecalc.analysis.sweep import Sweep
 from shapecalc.core.dims import count_noun, count_str, dim_str, shape_str
 from shapecalc.core.errors import printable
 from shapecalc.core.model import Model
@@ -45,6 +43,10 @@ from shapecalc.report.cells import (
     title,
 )
 from shapecalc.report.markdown import memory_notes
+
+if TYPE_CHECKING:  # the port map and the sweep are imported by the commands that make them
+    from shapecalc.analysis.port import PortMap
+    from shapecalc.analysis.sweep import Sweep
 
 __all__ = [
     "ConventionTable",

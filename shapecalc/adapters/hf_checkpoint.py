@@ -25,7 +25,8 @@ from shapecalc.adapters.checkpoint import (
     Tensor,
     read_checkpoint,
 )
-from shapecalc.adapters.hf_config import HFModel, hf_model, read_config, resolve
+from shapecalc.adapters.hf_config import HFModel, hf_model
+from shapecalc.adapters.hub import read_config, resolve
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.model import Model
 
@@ -283,7 +284,7 @@ def _match(
         if tensor.shape != shape:
             wrong_shape.append(Mismatch(name, shape, tensor.shape))
     ignored = [
-        n for n in stored if n not in used and any(re.search(p, n) for p in hf.family.ignored)
+        n for n in stored if n not in used and any(re.search(p, n) for p in hf.family.dropped)
     ]
     unexpected = [
         (n, t.shape, _dtype(t.dtype))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shapecalc.adapters.checkpoint import Checkpoint, read_checkpoint
-from shapecalc.adapters.hf_config import is_hub_id
+from shapecalc.adapters.hub import is_hub_id
 from shapecalc.core.errors import InvalidArgumentError, echo
 from shapecalc.core.model import Model
 
@@ -113,7 +113,7 @@ def inspect_folder(target: str, allow: tuple[str, ...] = ()) -> Inspection:
     config.json beside them, the check of one against the other. A config that cannot be
     read as a model leaves the tensors listed and the reason in ``unchecked``."""
     from shapecalc.adapters.hf_checkpoint import check_folder, read_folder
-    from shapecalc.adapters.hf_config import resolve
+    from shapecalc.adapters.hub import resolve
 
     folder = target
     if not os.path.isdir(target):

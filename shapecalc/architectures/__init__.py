@@ -16,14 +16,21 @@ for its own.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
+import re
 from typing import TYPE_CHECKING, Any
 
 from shapecalc.core.declare import Architecture
 from shapecalc.core.errors import InvalidArgumentError, echo
 
-__all__ = ["commands", "function", "get", "gru_lm", "lstm_lm", "rnn_lm"]
+__all__ = ["commands", "function", "get", "gru_lm", "lstm_lm", "model_types", "rnn_lm"]
+
+#: how an architecture module declares a Hugging Face model type (``HFType(model_type=
+#: "llama", ...)`` or a helper called with ``model_type="mistral"``): read from the source
+#: text, so that ``shapecalc hf`` imports only the architecture it needs
+_MODEL_TYPE = re.compile(r'\bmodel_type="([A-Za-z0-9_-]+)"')
 
 
 def commands() -> list[str]:
@@ -34,6 +41,21 @@ def commands() -> list[str]:
         for name in os.listdir(here)
         if name.endswith(".py") and not name.startswith("_")
     )
+
+
+@functools.lru_cache(maxsize=1)
+def model_types() -> dict[str, str]:
+    """Every Hugging Face ``model_type`` an architecture declares -> its command, read
+    from the modules' text without importing them (a test holds this to each module's
+    ``hf`` declarations)."""
+    here = os.path.dirname(__file__)
+    out: dict[str, str] = {}
+    for command in commands():
+        path = os.path.join(here, command.replace("-", "_") + ".py")
+        with open(path, encoding="utf-8") as handle:
+            for model_type in _MODEL_TYPE.findall(handle.read()):
+                out.setdefault(model_type, command)
+    return out
 
 
 def get(command: str) -> type[Architecture]:

@@ -27,6 +27,7 @@ from shapecalc.core.tree import Block, Leaf, split_name
 from shapecalc.layers.linear import Linear
 
 __all__ = [
+    "SIZE_KEYS",
     "TransformerLM",
     "context",
     "dropout",
@@ -38,6 +39,17 @@ __all__ = [
     "rotary_fraction",
     "vocab",
 ]
+
+
+#: the sizes every transformers decoder and encoder config names alike
+SIZE_KEYS: dict[str, str] = {
+    "vocab": "vocab_size",
+    "hidden": "hidden_size",
+    "layers": "num_hidden_layers",
+    "heads": "num_attention_heads",
+    "intermediate": "intermediate_size",
+    "tie_weights": "tie_word_embeddings",
+}
 
 
 def vocab() -> Any:
@@ -123,6 +135,10 @@ class TransformerLM(Architecture):
         """The MLP's intermediate size: given, or 4·H."""
         given: Dim = 4 * self.hidden if self.intermediate is None else self.intermediate
         return given
+
+    def hf_values(self) -> dict[str, Any]:
+        """The arguments as a config writes them: the intermediate size worked out."""
+        return {**self.arguments(), "intermediate": self.inner}
 
     def sizes(self) -> dict[str, Dim]:
         """The sizes given, and those worked out: D = H / A, I from H."""
@@ -234,8 +250,12 @@ class TransformerLM(Architecture):
         if n is not None and n % 2:
             field, value = ("head_dim", given) if given is not None else ("heads", self.heads)
             rule = "rotary positions turn pairs of numbers: the rotated head_dim must be even"
+            got = f"got {n}"
+            h, a = known(self.hidden), known(self.heads)
+            if given is None and h is not None and a is not None and n == h // a:
+                got = f"head_dim = {h} / {a} = {n}"
             raise InvalidArgumentError(
-                f"{rule} (got {n})", layer=self.owner(), field=field, value=value, rule=rule
+                f"{rule} ({got})", layer=self.owner(), field=field, value=value, rule=rule
             )
 
     @classmethod

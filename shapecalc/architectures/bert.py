@@ -18,6 +18,7 @@ from shapecalc.core.declare import Built, Reference, choice, flag, size
 from shapecalc.core.dims import Dim, dim_str, known, symbol
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import Positions, chain, parallel, summed
+from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList, Node
 from shapecalc.layers.activation import GELU, Tanh
@@ -31,6 +32,68 @@ __all__ = ["BERT", "bert"]
 
 #: RoBERTa's positions start after its padding index (1): its table holds C + 2 rows
 ROBERTA_OFFSET = 2
+
+
+def _read_encoder(f: Any, out: dict[str, Any]) -> None:
+    """RoBERTa's position table starts after its padding index: C is two rows fewer."""
+    roberta = out["layout"] == "roberta"
+    positions = f.size("max_position_embeddings", minimum=3 if roberta else 1)
+    out["context"] = positions - ROBERTA_OFFSET if roberta else positions
+    f.padding("pad_token_id", out["vocab"], "word embedding (vocab_size)")
+    if roberta:
+        f.padding("pad_token_id", positions, "position embedding (max_position_embeddings)")
+
+
+def _write_encoder(model: Any, reference: Reference) -> Reference:
+    """The padding id the class needs; the pooler is the body's keyword."""
+    config = {**reference.config, "pad_token_id": 1 if model.roberta else 0}
+    options = {"add_pooling_layer": model.pooler} if model.head == "none" else {}
+    return Reference(reference.model, reference.config_class, config, options)
+
+
+def _encoder(*, model_type: str, prefix: str, vocab: int, pad: int) -> HFType:
+    """BERT or RoBERTa: the same fields, their own vocabulary and padding id."""
+    return HFType(
+        model_type=model_type,
+        config_class=f"{prefix}Config",
+        classes={f"{prefix}ForMaskedLM": {"head": "mlm"}, f"{prefix}Model": {"head": "none"}},
+        base=model_type,
+        keys={
+            **tf.SIZE_KEYS,
+            "context": "max_position_embeddings",
+            "type_vocab": "type_vocab_size",
+            "dropout": ("hidden_dropout_prob", "attention_probs_dropout_prob"),
+        },
+        defaults={
+            "vocab_size": vocab,
+            "hidden_size": 768,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "intermediate_size": 3072,
+            "max_position_embeddings": 512,
+            "type_vocab_size": 2,
+            "tie_word_embeddings": True,
+            "hidden_dropout_prob": 0.1,
+            "attention_probs_dropout_prob": 0.1,
+            "hidden_act": "gelu",
+            "pad_token_id": pad,
+        },
+        fixed={"layout": model_type},
+        free=frozenset({"hidden_act", "layer_norm_eps", "is_decoder", "classifier_dropout"}),
+        only={
+            "add_cross_attention": ((False,), "cross-attention layers are an encoder-decoder's"),
+            "position_embedding_type": (
+                ("absolute",),
+                "transformers 5 builds absolute position embeddings only",
+            ),
+        },
+        options=frozenset({"pooler"}),
+        dropped=(r"(^|\.)position_ids$",),
+        strict_heads=True,
+        explained={"context": "max_position_embeddings - 2"} if model_type == "roberta" else {},
+        read=_read_encoder,
+        write=_write_encoder,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,6 +172,11 @@ class BERT(TransformerLM):
         True,
     )
     dropout: float = tf.dropout("hidden_dropout_prob, attention_probs_dropout_prob", 0.1)
+
+    hf: ClassVar[tuple[HFType, ...]] = (
+        _encoder(model_type="bert", prefix="Bert", vocab=30522, pad=0),
+        _encoder(model_type="roberta", prefix="Roberta", vocab=50265, pad=1),
+    )
 
     def check(self) -> None:
         self.check_heads()
@@ -302,19 +370,15 @@ class BERT(TransformerLM):
             ties[f"{where}.decoder.bias"] = f"{where}.bias"
         return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2)
 
-    def reference(self) -> Reference:
-        prefix = "Roberta" if self.roberta else "Bert"
-        config = {
-            **self.config_sizes(),
-            "max_position_embeddings": self.positions,
-            "type_vocab_size": self.types,
-            "tie_word_embeddings": self.tie_weights,
-            "pad_token_id": 1 if self.roberta else 0,
+    def hf_values(self) -> dict[str, Any]:
+        """The sizes as a config writes them: the token types and the position table's
+        rows (C + 2 for RoBERTa)."""
+        return {
+            **self.arguments(),
+            "type_vocab": self.types,
+            "intermediate": self.inner,
+            "context": self.positions,
         }
-        if self.head == "mlm":
-            return Reference(f"{prefix}ForMaskedLM", f"{prefix}Config", config)
-        options = {"add_pooling_layer": self.pooler}
-        return Reference(f"{prefix}Model", f"{prefix}Config", config, options)
 
     # -- explanation ----------------------------------------------------------------------
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:

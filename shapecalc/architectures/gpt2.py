@@ -12,9 +12,10 @@ from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import TransformerLM
-from shapecalc.core.declare import Built, Reference, flag
+from shapecalc.core.declare import Built, flag
 from shapecalc.core.dims import dim_str
 from shapecalc.core.flow import Positions, chain, residual, summed
+from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
 from shapecalc.layers.activation import GELU
@@ -73,6 +74,65 @@ class GPT2(TransformerLM):
     head: str = tf.lm_head("GPT2LMHeadModel", "GPT2Model")
     dropout: float = tf.dropout("embd_pdrop, attn_pdrop, resid_pdrop", 0.1)
 
+    hf: ClassVar[tuple[HFType, ...]] = (
+        HFType(
+            model_type="gpt2",
+            config_class="GPT2Config",
+            classes={"GPT2LMHeadModel": {"head": "lm"}, "GPT2Model": {"head": "none"}},
+            base="transformer",
+            keys={
+                "vocab": "vocab_size",
+                "hidden": "n_embd",
+                "layers": "n_layer",
+                "heads": "n_head",
+                "context": "n_positions",
+                "intermediate": "n_inner",
+                "tie_weights": "tie_word_embeddings",
+                "dropout": ("embd_pdrop", "attn_pdrop", "resid_pdrop"),
+            },
+            aliases={
+                "hidden_size": "n_embd",
+                "max_position_embeddings": "n_positions",
+                "num_attention_heads": "n_head",
+                "num_hidden_layers": "n_layer",
+            },
+            defaults={
+                "vocab_size": 50257,
+                "n_embd": 768,
+                "n_layer": 12,
+                "n_head": 12,
+                "n_positions": 1024,
+                "n_inner": None,
+                "tie_word_embeddings": True,
+                "embd_pdrop": 0.1,
+                "attn_pdrop": 0.1,
+                "resid_pdrop": 0.1,
+                "activation_function": "gelu_new",
+                "add_cross_attention": False,
+            },
+            free=frozenset(
+                {
+                    "activation_function",
+                    "layer_norm_epsilon",
+                    "n_ctx",
+                    "reorder_and_upcast_attn",
+                    "scale_attn_by_inverse_layer_idx",
+                    "scale_attn_weights",
+                    "summary_activation",
+                    "summary_first_dropout",
+                    "summary_proj_to_labels",
+                    "summary_type",
+                    "summary_use_proj",
+                }
+            ),
+            only={
+                "add_cross_attention": ((False,), "cross-attention layers are an encoder-decoder's")
+            },
+            dropped=(r"attn.bias", r"crossattention.bias"),
+            strict_heads=True,
+        ),
+    )
+
     def check(self) -> None:
         self.check_heads()
 
@@ -126,18 +186,6 @@ class GPT2(TransformerLM):
             flow=chain(summed("wte", (Positions(limit=c), "wpe")), "drop", "h", "ln_f"),
         )
         return self.causal_lm("GPT2LMHeadModel", "transformer", body, "wte", "head")
-
-    def reference(self) -> Reference:
-        config = {
-            "vocab_size": self.vocab,
-            "n_embd": self.hidden,
-            "n_layer": self.layers,
-            "n_head": self.heads,
-            "n_positions": self.context,
-            "n_inner": self.intermediate,
-            "tie_word_embeddings": self.tie_weights,
-        }
-        return Reference(self.lm_class("GPT2LMHeadModel", "GPT2Model"), "GPT2Config", config)
 
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
         h, a, d, i = self.hidden, self.heads, self.head_size(), self.inner

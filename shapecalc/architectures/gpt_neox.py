@@ -14,9 +14,10 @@ from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import TransformerLM
-from shapecalc.core.declare import Built, Reference, flag
+from shapecalc.core.declare import Built, flag
 from shapecalc.core.dims import Dim, dim_str
 from shapecalc.core.flow import chain, each, residual, summed
+from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
 from shapecalc.layers.activation import GELU
@@ -73,6 +74,55 @@ class GPTNeoX(TransformerLM):
     tie_weights: bool = flag("The head is the token embedding (tie_word_embeddings).")
     head: str = tf.lm_head("GPTNeoXForCausalLM", "GPTNeoXModel")
     dropout: float = tf.dropout("hidden_dropout, attention_dropout", 0.0)
+
+    hf: ClassVar[tuple[HFType, ...]] = (
+        HFType(
+            model_type="gpt_neox",
+            config_class="GPTNeoXConfig",
+            classes={"GPTNeoXForCausalLM": {"head": "lm"}, "GPTNeoXModel": {"head": "none"}},
+            base="gpt_neox",
+            keys={
+                **tf.SIZE_KEYS,
+                "rotary_pct": "partial_rotary_factor",
+                "parallel_residual": "use_parallel_residual",
+                "attention_bias": "attention_bias",
+                "dropout": ("hidden_dropout", "attention_dropout"),
+            },
+            defaults={
+                "vocab_size": 50432,
+                "hidden_size": 6144,
+                "num_hidden_layers": 44,
+                "num_attention_heads": 64,
+                "intermediate_size": 24576,
+                "tie_word_embeddings": False,
+                "use_parallel_residual": True,
+                "attention_bias": True,
+                "hidden_dropout": 0.0,
+                "attention_dropout": 0.0,
+                "hidden_act": "gelu",
+                "partial_rotary_factor": 0.25,
+            },
+            free=frozenset(
+                {
+                    "hidden_act",
+                    "layer_norm_eps",
+                    "max_position_embeddings",
+                    "rope_parameters",
+                    "rope_scaling",
+                    "rope_theta",
+                    "rotary_emb_base",
+                    "rotary_pct",
+                    "classifier_dropout",
+                    "is_decoder",
+                    "head_dim",
+                }
+            ),
+            dropped=(r"attention.bias", r"attention.masked_bias", r"rotary_emb\.inv_freq"),
+            renamed={"embed_out.": "lm_head."},
+            strict_heads=True,
+            read=lambda f, out: _read(f, out),
+        ),
+    )
 
     def check(self) -> None:
         self.check_heads()
@@ -150,17 +200,6 @@ class GPTNeoX(TransformerLM):
         head = "head (embed_out)"
         return self.causal_lm("GPTNeoXForCausalLM", "gpt_neox", body, "embed_in", head)
 
-    def reference(self) -> Reference:
-        config = {
-            **self.config_sizes(),
-            "rotary_pct": self.rotary_pct,
-            "use_parallel_residual": self.parallel_residual,
-            "attention_bias": self.attention_bias,
-            "tie_word_embeddings": self.tie_weights,
-        }
-        model = self.lm_class("GPTNeoXForCausalLM", "GPTNeoXModel")
-        return Reference(model, "GPTNeoXConfig", config)
-
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
         h, a, d, i = self.hidden, self.heads, self.head_size(), self.inner
         together = (
@@ -191,3 +230,16 @@ class GPTNeoX(TransformerLM):
 
 
 gpt_neox = GPTNeoX.function_for()
+
+
+def _read(f: Any, out: dict[str, Any]) -> None:
+    """transformers 4's ``rotary_pct``; a head_dim that is H / A or absent."""
+    out["rotary_pct"] = f.rotary_fraction("rotary_pct")
+    head_dim = f.raw("head_dim")
+    if head_dim is not None and head_dim != out["hidden"] // out["heads"]:
+        raise f.fail(
+            "head_dim",
+            head_dim,
+            "head_dim must be hidden_size / num_attention_heads or absent: GPT-NeoX's heads "
+            "split the hidden size",
+        )

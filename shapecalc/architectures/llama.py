@@ -19,6 +19,7 @@ from shapecalc.core.declare import Built, Reference, choice, flag, size
 from shapecalc.core.dims import Dim, count_str, dim_str, known, symbol
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import Multiply, chain, each, multiply, parallel, residual
+from shapecalc.core.hfmap import ACTIVATIONS, HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList, Node
 from shapecalc.layers.activation import GELU, SiLU
@@ -34,6 +35,124 @@ def llama_intermediate(hidden: int, multiple_of: int = 256) -> int:
     """LLaMA's MLP size: ⌈2·(4·H)/3⌉ up to a multiple of 256 (11,008 for 4,096)."""
     inner = 2 * 4 * hidden // 3
     return multiple_of * -(-inner // multiple_of)
+
+
+#: attention_bias in a config: every projection's bias, or none
+_BIASES = {True: "all", False: "none"}
+#: hidden_act: SwiGLU, or GeGLU for the GELUs (the activation holds no parameters)
+_ACTIVATIONS = {name: "gelu_tanh" if name.startswith("gelu") else "silu" for name in ACTIVATIONS}
+_FREE = frozenset(
+    {
+        "max_position_embeddings",
+        "rms_norm_eps",
+        "rope_parameters",
+        "rope_scaling",
+        "rope_theta",
+        "attention_dropout",
+        "pretraining_tp",
+        "sliding_window",
+        "use_sliding_window",
+        "max_window_layers",
+        "layer_types",
+        "use_mrope",
+    }
+)
+
+
+def _defaults(**extra: Any) -> dict[str, Any]:
+    """The fields every member of the LLaMA family has, and its own defaults."""
+    return {"head_dim": None, "num_key_value_heads": None, "tie_word_embeddings": False, **extra}
+
+
+def _read(f: Any, out: dict[str, Any]) -> None:
+    """The padding id inside the vocabulary; the same shapes in fewer letters: a head_dim
+    of H / A, as many kv heads as heads."""
+    f.padding("pad_token_id", out["vocab"], "token embedding (vocab_size)")
+    hidden, heads, kv = out["hidden"], out["heads"], out["kv_heads"]
+    if out["head_dim"] is not None and out["head_dim"] * heads == hidden:
+        out["head_dim"] = None
+    if kv == heads:
+        out["kv_heads"] = None
+
+
+def _write_phi3(reference: Reference) -> Reference | None:
+    """Phi-3's heads split the hidden size; its default padding id (32000) is outside a
+    small vocabulary."""
+    config = dict(reference.config)
+    if config.pop("head_dim") * config["num_attention_heads"] != config["hidden_size"]:
+        return None
+    config["pad_token_id"] = 0
+    return Reference(reference.model, reference.config_class, config)
+
+
+def _sliding(model_type: str) -> Any:
+    """The note on sliding-window attention, as transformers' cache decides which layers
+    slide (``layer_types``, else the type's rule)."""
+
+    def notes(config: Any, arguments: Any) -> list[str]:
+        layers = arguments["layers"]
+        defaults = {"mistral": 4096, "gemma2": 4096, "qwen2": 4096, "qwen3": 4096}
+        window = config.get("sliding_window", defaults.get(model_type))
+        if model_type in ("qwen2", "qwen3") and not config.get("use_sliding_window"):
+            window = None
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            return []
+        types = config.get("layer_types")
+        if isinstance(types, list):
+            count = sum(1 for t in types[:layers] if t == "sliding_attention")
+        elif model_type == "gemma2":  # every other layer, the first sliding
+            count = (layers + 1) // 2
+        elif model_type in ("qwen2", "qwen3"):
+            start = config.get("max_window_layers", 28)
+            count = max(0, layers - start) if isinstance(start, int) else 0
+        else:
+            count = layers
+        if not count:
+            return []
+        return [
+            f"sliding_window {window:,}: transformers' cache keeps at most the last "
+            f"{max(window - 1, 0):,} tokens in {count} of the {layers} layers; "
+            "the KV cache here counts every token of the context"
+        ]
+
+    return notes
+
+
+def _member(
+    *,
+    model_type: str,
+    prefix: str,
+    defaults: dict[str, Any],
+    keys: dict[str, str] | None = None,
+    free: set[str] | frozenset[str] = frozenset(),
+    **kwargs: Any,
+) -> HFType:
+    """One member of the LLaMA family: the fields they all read (but those it fixes), and
+    its own."""
+    read = {
+        **tf.SIZE_KEYS,
+        "kv_heads": "num_key_value_heads",
+        "head_dim": "head_dim",
+        "activation": "hidden_act",
+        "rotary_pct": "partial_rotary_factor",
+        **(keys or {}),
+    }
+    for name in kwargs.get("fixed", {}):
+        read.pop(name, None)
+    return HFType(
+        model_type=model_type,
+        config_class=f"{prefix}Config",
+        classes={f"{prefix}ForCausalLM": {"head": "lm"}, f"{prefix}Model": {"head": "none"}},
+        base="model",
+        keys=read,
+        values={"activation": _ACTIVATIONS, **kwargs.pop("values", {})},
+        defaults=defaults,
+        free=_FREE | frozenset(free),
+        dropped=(r"rotary_emb\.inv_freq",),
+        read=_read,
+        notes=_sliding(model_type),
+        **kwargs,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +254,168 @@ class LLaMA(TransformerLM):
     )
     rotary_pct: float = tf.rotary_fraction("Phi-3's partial_rotary_factor; 1: whole heads", 1.0)
     head: str = tf.lm_head("LlamaForCausalLM", "LlamaModel")
+
+    #: Gemma first: --verify checks a GeGLU model against the class that has one
+    hf: ClassVar[tuple[HFType, ...]] = (
+        _member(
+            model_type="gemma",
+            prefix="Gemma",
+            defaults=_defaults(
+                vocab_size=256000,
+                hidden_size=3072,
+                num_hidden_layers=28,
+                num_attention_heads=16,
+                num_key_value_heads=16,
+                head_dim=256,
+                intermediate_size=24576,
+                attention_bias=False,
+                tie_word_embeddings=True,
+                hidden_act="gelu_pytorch_tanh",
+                pad_token_id=0,
+            ),
+            keys={"attention_bias": "attention_bias"},
+            values={"attention_bias": _BIASES},
+            fixed={"activation": "gelu_tanh"},
+            free={"hidden_activation", "use_bidirectional_attention"},
+        ),
+        _member(
+            model_type="llama",
+            prefix="Llama",
+            defaults=_defaults(
+                vocab_size=32000,
+                hidden_size=4096,
+                num_hidden_layers=32,
+                num_attention_heads=32,
+                intermediate_size=11008,
+                attention_bias=False,
+                mlp_bias=False,
+                hidden_act="silu",
+            ),
+            keys={"attention_bias": "attention_bias", "mlp_bias": "mlp_bias"},
+            values={"attention_bias": _BIASES},
+            strict_heads=True,
+        ),
+        _member(
+            model_type="mistral",
+            prefix="Mistral",
+            defaults=_defaults(
+                vocab_size=32000,
+                hidden_size=4096,
+                num_hidden_layers=32,
+                num_attention_heads=32,
+                num_key_value_heads=8,
+                intermediate_size=14336,
+                hidden_act="silu",
+            ),
+            free={"attention_bias"},
+        ),
+        _member(
+            model_type="mixtral",
+            prefix="Mixtral",
+            defaults=_defaults(
+                vocab_size=32000,
+                hidden_size=4096,
+                num_hidden_layers=32,
+                num_attention_heads=32,
+                num_key_value_heads=8,
+                intermediate_size=14336,
+                num_local_experts=8,
+                num_experts_per_tok=2,
+                hidden_act="silu",
+            ),
+            keys={"experts": "num_local_experts", "experts_per_token": "num_experts_per_tok"},
+            aliases={"num_experts": "num_local_experts"},
+            free={"router_jitter_noise", "router_aux_loss_coef", "output_router_logits"},
+            checkpoint={"moe_layout": "checkpoint"},
+        ),
+        _member(
+            model_type="qwen2",
+            prefix="Qwen2",
+            defaults=_defaults(
+                vocab_size=151936,
+                hidden_size=4096,
+                num_hidden_layers=32,
+                num_attention_heads=32,
+                num_key_value_heads=32,
+                intermediate_size=22016,
+                hidden_act="silu",
+            ),
+            fixed={"attention_bias": "qkv"},
+            free={"attention_bias"},
+        ),
+        _member(
+            model_type="qwen3",
+            prefix="Qwen3",
+            defaults=_defaults(
+                vocab_size=151936,
+                hidden_size=4096,
+                num_hidden_layers=32,
+                num_attention_heads=32,
+                num_key_value_heads=32,
+                head_dim=128,
+                intermediate_size=22016,
+                attention_bias=False,
+                hidden_act="silu",
+            ),
+            keys={"attention_bias": "attention_bias"},
+            values={"attention_bias": _BIASES},
+            fixed={"qk_norm": True},
+        ),
+        _member(
+            model_type="gemma2",
+            prefix="Gemma2",
+            defaults=_defaults(
+                vocab_size=256000,
+                hidden_size=2304,
+                num_hidden_layers=26,
+                num_attention_heads=8,
+                num_key_value_heads=4,
+                head_dim=256,
+                intermediate_size=9216,
+                attention_bias=False,
+                tie_word_embeddings=True,
+                hidden_activation="gelu_pytorch_tanh",
+                pad_token_id=0,
+            ),
+            keys={"attention_bias": "attention_bias"},
+            values={"attention_bias": _BIASES},
+            fixed={"activation": "gelu_tanh", "sandwich_norm": True},
+            free={
+                "hidden_activation",
+                "use_bidirectional_attention",
+                "attn_logit_softcapping",
+                "final_logit_softcapping",
+                "query_pre_attn_scalar",
+                "sliding_window_size",
+                "cache_implementation",
+            },
+            strict_heads=True,
+        ),
+        _member(
+            model_type="phi3",
+            prefix="Phi3",
+            defaults=_defaults(
+                vocab_size=32064,
+                hidden_size=3072,
+                num_hidden_layers=32,
+                num_attention_heads=32,
+                intermediate_size=8192,
+                hidden_act="silu",
+                pad_token_id=32000,
+            ),
+            fixed={"fused_qkv": True, "fused_gate_up": True},
+            free={
+                "attention_bias",
+                "embd_pdrop",
+                "resid_pdrop",
+                "original_max_position_embeddings",
+                "full_attn_mod",
+                "interpolate_factor",
+                "lm_head_bias",
+            },
+            write=lambda model, ref: _write_phi3(ref),
+        ),
+    )
 
     # -- checks ---------------------------------------------------------------------------
     def check(self) -> None:
@@ -351,67 +632,17 @@ class LLaMA(TransformerLM):
         )
         return self.causal_lm("ForCausalLM", "model", body, "embed_tokens", "head")
 
-    # -- the transformers class of the same model -----------------------------------------
-    def reference(self) -> Reference | None:
-        """The member of the family whose class builds this combination of flags: Llama,
-        Qwen2, Qwen3, Gemma, Gemma 2, Phi-3 or Mixtral; None for a combination none has."""
-        config: dict[str, Any] = {
-            **self.config_sizes(),
-            "num_key_value_heads": self.kv,
-            "tie_word_embeddings": self.tie_weights,
+    # -- the transformers classes of the same model -------------------------------------
+    def hf_values(self) -> dict[str, Any]:
+        """The sizes as a config writes them: kv heads, head_dim and the intermediate size
+        worked out (Gemma's head_dim is 256 unless given), k when there are experts."""
+        return {
+            **self.arguments(),
+            "kv_heads": self.kv,
+            "head_dim": self.head_size(self.head_dim),
+            "intermediate": self.inner,
+            "experts_per_token": self.top_k,
         }
-        config["head_dim"] = self.head_size(self.head_dim)  # Gemma's is 256 unless given
-        found = self._reference(config)
-        if found is None or self.with_head:
-            return found
-        model = found.model.replace("ForCausalLM", "Model")
-        return Reference(model, found.config_class, found.config, found.options)
-
-    def _reference(self, config: dict[str, Any]) -> Reference | None:
-        """The class with its head, for :meth:`reference`."""
-        bias = self.attention_bias
-        partial = self.rotary_pct != 1  # only Phi-3 turns part of each head
-        fused = self.fused_qkv or self.fused_gate_up
-        gelu = self.activation == "gelu_tanh"
-        if self.experts != 0:
-            plain = bias == "none" and not (self.mlp_bias or self.qk_norm or gelu or partial)
-            if not plain or self.sandwich_norm or self.moe_layout != "fused":
-                return None
-            config["num_local_experts"] = self.experts
-            config["num_experts_per_tok"] = self.top_k
-            return Reference("MixtralForCausalLM", "MixtralConfig", config)
-        if fused:
-            if not (self.fused_qkv and self.fused_gate_up) or self.head_dim is not None:
-                return None
-            if bias != "none" or self.mlp_bias or self.qk_norm or self.sandwich_norm or gelu:
-                return None
-            del config["head_dim"]  # H / A, always
-            config["partial_rotary_factor"] = self.rotary_pct
-            return Reference("Phi3ForCausalLM", "Phi3Config", {**config, "pad_token_id": 0})
-        if partial:
-            return None
-        if self.sandwich_norm:
-            if not gelu or self.mlp_bias or self.qk_norm or bias == "qkv":
-                return None
-            config["attention_bias"] = bias == "all"
-            return Reference("Gemma2ForCausalLM", "Gemma2Config", config)
-        if self.qk_norm:
-            if gelu or self.mlp_bias or bias == "qkv":
-                return None
-            config["attention_bias"] = bias == "all"
-            return Reference("Qwen3ForCausalLM", "Qwen3Config", config)
-        if bias == "qkv":
-            if gelu or self.mlp_bias or self.head_dim is not None:
-                return None
-            return Reference("Qwen2ForCausalLM", "Qwen2Config", config)
-        if gelu:
-            if bias != "none" or self.mlp_bias:
-                return None
-            config["hidden_activation"] = "gelu_pytorch_tanh"
-            return Reference("GemmaForCausalLM", "GemmaConfig", config)
-        config["attention_bias"] = bias == "all"
-        config["mlp_bias"] = self.mlp_bias
-        return Reference("LlamaForCausalLM", "LlamaConfig", config)
 
     # -- explanation ----------------------------------------------------------------------
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:

@@ -28,7 +28,30 @@ EXPLAINS = (
 )
 
 
-@click.command()
+class _TypesListed(click.Command):
+    """``shapecalc hf``: its help lists the model types the architectures declare, read
+    when the help is shown (no architecture is imported)."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        import textwrap
+
+        from shapecalc.adapters.hf_config import supported
+
+        text = self.help or ""
+        at = text.find("{model_types}")
+        if at >= 0:
+            indent = text[text.rfind("\n", 0, at) + 1 : at]
+            listed = textwrap.fill(
+                "Model types: " + ", ".join(supported()) + ";",
+                width=84,
+                initial_indent=indent,
+                subsequent_indent=indent,
+            )
+            self.help = text[: at - len(indent)] + listed + text[at + len("{model_types}") :]
+        super().format_help_text(ctx, formatter)
+
+
+@click.command(cls=_TypesListed)
 @click.argument("path")
 @click.option(
     "--class",
@@ -61,10 +84,10 @@ def hf(path: str, class_name: str | None, allow: tuple[str, ...], **flags: Any) 
                                (HF_HUB_CACHE, HF_HOME; shapecalc never downloads)
 
     \b
-    Model types: gpt2, gpt_neox, llama, mistral, mixtral, qwen2, qwen3, gemma, gemma2,
-    phi3, bert, roberta; the class is the config's architectures[0] (a ...ForCausalLM,
-    GPT2LMHeadModel, ...ForMaskedLM or the ...Model body). A field that could change a
-    shape and that shapecalc does not know is refused by name, never guessed.
+    {model_types}
+    the class is the config's architectures[0] (a ...ForCausalLM, GPT2LMHeadModel,
+    ...ForMaskedLM or the ...Model body). A field that could change a shape and that
+    shapecalc does not know is refused by name, never guessed.
 
     \b
     Example:

@@ -372,10 +372,12 @@ def _buildable(model: Model) -> None:
 
 def _has_references(model: Model) -> bool:
     """Whether the model's architecture names classes of another library for some of its
-    configurations (it overrides :meth:`~shapecalc.core.declare.Architecture.reference`)."""
+    configurations (it declares Hugging Face types, or overrides
+    :meth:`~shapecalc.core.declare.Architecture.reference`)."""
     from shapecalc.core.declare import Architecture
 
-    return type(model.config).reference is not Architecture.reference
+    cls = type(model.config)
+    return bool(cls.hf) or cls.reference is not Architecture.reference
 
 
 def finish(

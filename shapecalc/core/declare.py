@@ -33,6 +33,7 @@ from typing import Any, ClassVar, TypeVar
 
 from shapecalc.core.dims import Dim, Expr, as_size, symbol
 from shapecalc.core.errors import InvalidArgumentError, echo
+from shapecalc.core.hfmap import HFType, Reference, reference_of
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Node
 
@@ -177,19 +178,6 @@ def number(
 
 
 @dataclass(frozen=True)
-class Reference:
-    """A model class of another library and the arguments that make this configuration:
-    ``transformers.<model>._from_config(transformers.<config>(**config), **options)``."""
-
-    model: str
-    config_class: str
-    config: dict[str, Any]
-    #: keyword arguments of the model class beside its config (add_pooling_layer)
-    options: dict[str, Any] = field(default_factory=dict)
-    library: str = "transformers"
-
-
-@dataclass(frozen=True)
 class Built:
     """What an architecture's :meth:`Architecture.build` returns: its tree and what the
     model needs beside it."""
@@ -261,6 +249,9 @@ class Architecture:
     #: options beyond the fields that the architecture's layers call for: "reset-after"
     #: (Keras' GRU bias) for a model with a GRU
     extra_options: ClassVar[tuple[str, ...]] = ()
+    #: the Hugging Face model types this architecture builds (:mod:`shapecalc.core.hfmap`),
+    #: in the order ``--verify`` tries them
+    hf: ClassVar[tuple[HFType, ...]] = ()
 
     def __post_init__(self) -> None:
         for f, argument in arguments_of(type(self)):
@@ -331,8 +322,14 @@ class Architecture:
 
     def reference(self) -> Reference | None:
         """The class of another library that builds this configuration (a ``transformers``
-        model), for ``--verify``; None when there is none."""
-        return None
+        model), for ``--verify``: by default the first of :attr:`hf` that can say every
+        argument; None when there is none."""
+        return reference_of(self) if self.hf else None
+
+    def hf_values(self) -> dict[str, Any]:
+        """The arguments as a config writes them: an unset size as the value it stands
+        for (a LLaMA's kv_heads None is its heads); the arguments themselves by default."""
+        return self.arguments()
 
     @classmethod
     def multiple_for(cls, free: str, arguments: dict[str, Any]) -> int:

@@ -236,6 +236,7 @@ def architecture_page(cls: type[Architecture], example: str) -> str:
         + "; `shapecalc compare-conventions "
         + cls.command
         + " ...` shows the model as Keras and ONNX store it.",
+        *_hf_section(cls),
         "",
         "## Example",
         "",
@@ -245,6 +246,30 @@ def architecture_page(cls: type[Architecture], example: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _hf_section(cls: type[Architecture]) -> list[str]:
+    """The Hugging Face model types the architecture declares: each one's classes, and
+    the config field that sets each argument (``shapecalc hf`` reads them so)."""
+    if not cls.hf:
+        return []
+    lines = [
+        "",
+        "## From a Hugging Face config",
+        "",
+        f"`shapecalc hf PATH` builds these model types with `shapecalc {cls.command}`'s "
+        "model; each config field sets the argument beside it, a field left out takes "
+        "the config class's default.",
+        "",
+        "| model_type | Classes | Fields read | Always |",
+        "|---|---|---|---|",
+    ]
+    for t in cls.hf:
+        classes = ", ".join(f"`{name}`" for name in t.classes)
+        read = ", ".join(f"{'/'.join(t.fields(argument))} → {argument}" for argument in t.keys)
+        fixed = ", ".join(f"{k} = {v}" for k, v in t.fixed.items())
+        lines.append(f"| `{t.model_type}` | {classes} | {_cell(read)} | {_cell(fixed)} |")
+    return lines
 
 
 def architectures_index(classes: list[type[Architecture]]) -> str:

@@ -53,6 +53,7 @@ from shapecalc.core.tree import (
     join_name,
     listed,
     node_total,
+    part_holds,
     placed_leaves,
     split_name,
 )
@@ -477,9 +478,19 @@ class Model:
         return self.total * DTYPE_BYTES[dtype]
 
     def layer(self, name: str) -> Layer:
-        """The layer at ``name`` (``lstm``, ``transformer.h.{0..11}.attn``)."""
+        """The layer at ``name`` (``lstm``, ``transformer.h.{0..11}.attn``); a child of a
+        run shown as one row finds its run's layer (``layers.5.mlp`` finds
+        ``layers.{3..60}.mlp``)."""
         for layer in self.layers:
             if layer.name == name:
+                return layer
+        wanted = split_name(name)
+        for layer in self.layers:
+            parts = split_name(layer.name)
+            if len(parts) == len(wanted) and all(
+                a == b or (b.isdigit() and a.startswith("{") and part_holds(a, int(b)))
+                for a, b in zip(parts, wanted, strict=True)
+            ):
                 return layer
         names = ", ".join(layer.name for layer in self.layers[:8])
         more = ", ..." if len(self.layers) > 8 else ""

@@ -346,3 +346,26 @@ def test_table_json_and_tree_show_runs() -> None:
     assert model.layer("layers.5.fc1").name == "layers.{3..60}.fc1"
     assert alternating.layer("layers.5.fc1").name == "layers.{1,3..59}.fc1"
     assert alternating.describe("layers.{1,3..59}") == "30 × MLPBlock"
+
+
+def test_a_child_of_a_run_has_its_share() -> None:
+    dense, moe = tree_block(("mlp", 6, True)), tree_block(("mlp", 2, False))
+    model = stack(runs([dense, moe] * 30))
+    per_moe = Model("moe", moe).total
+    assert model.subtotal("layers.5") == per_moe == model.subtotal("layers.{1,3..59}") // 30
+    assert model.subtotal("layers.4.fc1") == Model("d", dense).subtotal("fc1")
+    assert model.subtotal("layers.61") == 0
+
+
+def test_the_template_has_the_same_runs() -> None:
+    """A concrete stack's formula column comes from a symbolic twin of the same runs."""
+    dense, moe = tree_block(("mlp", 6, True)), tree_block(("mlp", 2, False))
+    template = stack(cycle([dense, moe], "L"))
+    root = stack(runs([dense, moe] * 30)).root
+    model = Model("m", root, make_template=lambda: template, input_layout=template.input_layout)
+    rows = {r.name: r for r in model.rows()}
+    row = rows["layers.{1,3..59}.fc1.weight"]
+    assert row.count == 30 * 2 * WIDTH
+    assert str(row.template.count) == "8·⌊(L)/2⌋"
+    assert template.evaluate(L=60).total == model.total
+    assert str(model.total_formula) == str(template.total)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from shapecalc.adapters.hf_config import COMMON_FREE, declared, from_hf_config, hf_model
 from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.tree import run_indices
 from tests.hf_configs import hf_configs
 from tests.test_cli import run
 from tests.twins import hf
@@ -84,15 +85,15 @@ def test_drawn_configs_equal_what_transformers_builds(
 
 
 def expanded(name: str) -> list[str]:
-    """``h.{0..2}.w`` as ``h.0.w``, ``h.1.w``, ``h.2.w`` (every run of a JSON name)."""
-    found = re.search(r"\{(\d+)\.\.(\d+)\}", name)
+    """``h.{0..2}.w`` as ``h.0.w``, ``h.1.w``, ``h.2.w``, and ``h.{1,3..5}.w`` as ``h.1.w``,
+    ``h.3.w``, ``h.5.w`` (every run of a JSON name)."""
+    found = re.search(r"\{\d+(?:,\d+)?\.\.\d+\}", name)
     if found is None:
         return [name]
-    first, last = int(found.group(1)), int(found.group(2))
+    numbers = run_indices(found.group(0))
+    assert numbers is not None, name
     return [
-        n
-        for i in range(first, last + 1)
-        for n in expanded(name[: found.start()] + str(i) + name[found.end() :])
+        n for i in numbers for n in expanded(name[: found.start()] + str(i) + name[found.end() :])
     ]
 
 

@@ -231,7 +231,7 @@ def _quantizable(model: Model, names: list[str], quantization: dict[str, Any]) -
             keep |= {str(v) for v in value}
     kinds = {layer.name: layer.spec.kind for layer in model.layers}
     linear = [
-        re.compile(re.sub(r"\\\{\d+\\\.\\\.\d+\\\}", r"\\d+", re.escape(row.name)) + "$")
+        re.compile(re.sub(r"\\\{\d+(?:,\d+)?\\\.\\\.\d+\\\}", r"\\d+", re.escape(row.name)) + "$")
         for row in model.rows()
         if kinds.get(row.layer) in ("Linear", "Conv1D", "Experts")
     ]

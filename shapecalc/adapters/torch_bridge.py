@@ -25,12 +25,17 @@ from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec, Param, expand
 from shapecalc.core.tree import (
     Block,
+    Interleaved,
     Leaf,
     Node,
     Repeat,
     execute,
     find_node,
+    groups,
+    in_order,
     join_name,
+    run_in_order,
+    runs,
     split_name,
 )
 from shapecalc.layers import LAYER_KINDS
@@ -142,17 +147,25 @@ def _build_node(node: Node, device: str, torch: Any) -> Any:
     base = node.kind if node.kind in ("Sequential", "ModuleList") else "Module"
     module = _flow_class(torch, base)(node, device)
     for entry in node.children:
+        if isinstance(entry, Repeat) and entry.indices() is None:
+            raise InvalidArgumentError(
+                f"cannot build {node.kind}: the run {entry.part()} has a symbolic count; "
+                "use model.evaluate(...) first",
+                layer=node.kind,
+                field="count",
+                value=dim_str(entry.count),
+                rule="a real module needs concrete sizes",
+            )
+    for group in groups(node.children):
+        entries = [node.children[i] for i in group]
+        if len(entries) > 1:  # runs that take turns: registered in index order, as torch lists
+            for index, numbered in in_order(entries):
+                module.add_module(str(index), _build_node(numbered.node, device, torch))
+            continue
+        (entry,) = entries
         if isinstance(entry, Repeat):
             numbers = entry.indices()
-            if numbers is None:
-                raise InvalidArgumentError(
-                    f"cannot build {node.kind}: the run {entry.part()} has a symbolic count; "
-                    "use model.evaluate(...) first",
-                    layer=node.kind,
-                    field="count",
-                    value=dim_str(entry.count),
-                    rule="a real module needs concrete sizes",
-                )
+            assert numbers is not None
             for index in numbers:
                 module.add_module(str(index), _build_node(entry.node, device, torch))
         elif entry.name:
@@ -205,6 +218,11 @@ class _TorchRunner:
         for index in numbers:
             out = self.node(run.node, (*parts, str(index)), out if index == run.start else out[:1])
         return out
+
+    def interleaved(
+        self, runs: Interleaved, parts: tuple[str, ...], values: tuple[Any, ...]
+    ) -> tuple[Any, ...]:
+        return run_in_order(runs, parts, values, self)
 
     def op(
         self, spec: LayerSpec, parts: tuple[str, ...], values: tuple[Any, ...]
@@ -750,6 +768,29 @@ def _require_module(torch: Any, module: Any, function: str) -> None:
         )
 
 
+def _numbered_runs(children: list[tuple[str, Node]]) -> tuple[Any, ...]:
+    """A module's children, each stretch numbered 0, 1, 2, ... (a ``ModuleList``, a
+    ``Sequential``) as its fewest runs: equal layers once, differing ones as runs that
+    take turns (:func:`~shapecalc.core.tree.runs`)."""
+    out: list[Any] = []
+    i = 0
+    while i < len(children):
+        j = i
+        if children[i][0].isdigit():
+            while (
+                j + 1 < len(children)
+                and children[j + 1][0].isdigit()
+                and int(children[j + 1][0]) == int(children[j][0]) + 1
+            ):
+                j += 1
+        if j > i:
+            out.extend(runs([n for _, n in children[i : j + 1]], start=int(children[i][0])))
+        else:
+            out.append(children[i])
+        i = j + 1
+    return tuple(out)
+
+
 def from_module(module: Any, name: str | None = None, *, input_shapes: Any = None) -> ModuleModel:
     """A shapecalc model of any ``nn.Module``: known torch.nn layers become their specs
     (formulas and roles included), other modules list their own parameters and buffers,
@@ -809,7 +850,7 @@ def from_module(module: Any, name: str | None = None, *, input_shapes: Any = Non
             return None
         if len(children) == 1 and not children[0][0]:
             return children[0][1]  # a module with tensors of its own only
-        return Block(type(current).__name__, tuple(children), flow=OPAQUE)
+        return Block(type(current).__name__, _numbered_runs(children), flow=OPAQUE)
 
     root = visit("", module)
     root = root if root is not None else Block(type(module).__name__, (), flow=OPAQUE)

@@ -59,7 +59,18 @@ from shapecalc.core.errors import (
 from shapecalc.core.flow import Opaque
 from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec, Shape, Stored, Work
-from shapecalc.core.tree import Leaf, Node, Repeat, execute, join_name, listed, split_name
+from shapecalc.core.tree import (
+    Child,
+    Interleaved,
+    Leaf,
+    Node,
+    Repeat,
+    execute,
+    join_name,
+    listed,
+    run_in_order,
+    split_name,
+)
 from shapecalc.core.units import DTYPE_BYTES
 
 __all__ = [
@@ -627,6 +638,23 @@ class _Flow:
                 )
             return out
         return self._once(run, parts, values)
+
+    def interleaved(
+        self, runs: Interleaved, parts: tuple[str, ...], values: tuple[_Value, ...]
+    ) -> tuple[_Value, ...]:
+        """Short runs child by child in index order; else each run analysed once, one
+        after the other (each keeps the shape it takes, so their order changes no count)."""
+        repeats = [e for e in runs.entries if isinstance(e, Repeat)]
+        if runs.known() and all(listed(r, parts) for r in repeats):
+            return run_in_order(runs, parts, values, self)
+        out = values
+        for k, entry in enumerate(runs.entries):
+            given = out if k == 0 else out[:1]
+            if isinstance(entry, Child):
+                out = self.node(entry.node, (*parts, entry.name), given)
+            else:
+                out = self._once(entry, parts, given)
+        return out
 
     def _once(
         self, run: Repeat, parts: tuple[str, ...], values: tuple[_Value, ...]

@@ -48,10 +48,11 @@ from shapecalc.core.errors import (
     require_one_of,
 )
 from shapecalc.core.model import Model
+from shapecalc.core.tree import run_indices
 
 __all__ = ["Entry", "PortMap", "port"]
 
-_RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
+_RANGE = re.compile(r"\{\d+(?:,\d+)?\.\.\d+\}")
 
 
 @dataclass(frozen=True)
@@ -378,8 +379,7 @@ def _int_index(at: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def _numberings(names: list[str]) -> Iterator[dict[str, int]]:
     patterns = list(dict.fromkeys(m.group(0) for n in names for m in _RANGE.finditer(n)))
-    bounds = [re.findall(r"\d+", p) for p in patterns]
-    ranges = [range(int(a), int(b) + 1) for a, b in bounds]
+    ranges = [run_indices(p) or range(0) for p in patterns]
     for numbers in itertools.product(*ranges):
         yield dict(zip(patterns, numbers, strict=True))
 

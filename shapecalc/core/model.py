@@ -24,6 +24,7 @@ from shapecalc.core.dims import (
     Expr,
     as_size,
     dim_str,
+    exact_div,
     int_text,
     same_shape,
     shape_str,
@@ -53,6 +54,7 @@ from shapecalc.core.tree import (
     join_name,
     listed,
     node_total,
+    part_holds,
     placed_leaves,
     split_name,
 )
@@ -427,11 +429,37 @@ class Model:
 
     def subtotal(self, path: str) -> Dim:
         """Parameters under ``path`` (a leaf, a block or a run: ``transformer.h``), each
-        shared tensor counted where it is first registered."""
-        return self._subtotals.get(split_name(path), (0, 0))[0]
+        shared tensor counted where it is first registered; one child of a run shown as
+        one row (``layers.5``) has its run's share."""
+        return self._subtotal(path)[0]
 
     def subtotal_formula(self, path: str) -> Dim:
-        return self._subtotals.get(split_name(path), (0, 0))[1]
+        return self._subtotal(path)[1]
+
+    def _subtotal(self, path: str) -> tuple[Dim, Dim]:
+        wanted = split_name(path)
+        if wanted in self._subtotals:
+            return self._subtotals[wanted]
+        for key, (count, formula) in self._subtotals.items():
+            if len(key) != len(wanted) or not all(
+                a == b or (b.isdigit() and a.startswith("{") and part_holds(a, int(b)))
+                for a, b in zip(key, wanted, strict=True)
+            ):
+                continue
+            for i, (a, b) in enumerate(zip(key, wanted, strict=True)):
+                if a == b:
+                    continue
+                run = find_node(self.root, key[: i + 1])
+                twin = find_node(self.template.root, key[: i + 1])
+                if not isinstance(run, Repeat):
+                    return 0, 0
+                twin = twin if isinstance(twin, Repeat) else run
+                share, share_formula = exact_div(count, run.count), exact_div(formula, twin.count)
+                if share is None or share_formula is None:
+                    return 0, 0
+                count, formula = share, share_formula
+            return count, formula
+        return 0, 0
 
     def rows_of(self) -> dict[str, list[Row]]:
         """The rows by layer (leaf path), in order."""
@@ -477,9 +505,19 @@ class Model:
         return self.total * DTYPE_BYTES[dtype]
 
     def layer(self, name: str) -> Layer:
-        """The layer at ``name`` (``lstm``, ``transformer.h.{0..11}.attn``)."""
+        """The layer at ``name`` (``lstm``, ``transformer.h.{0..11}.attn``); a child of a
+        run shown as one row finds its run's layer (``layers.5.mlp`` finds
+        ``layers.{3..60}.mlp``)."""
         for layer in self.layers:
             if layer.name == name:
+                return layer
+        wanted = split_name(name)
+        for layer in self.layers:
+            parts = split_name(layer.name)
+            if len(parts) == len(wanted) and all(
+                a == b or (b.isdigit() and a.startswith("{") and part_holds(a, int(b)))
+                for a, b in zip(parts, wanted, strict=True)
+            ):
                 return layer
         names = ", ".join(layer.name for layer in self.layers[:8])
         more = ", ..." if len(self.layers) > 8 else ""

@@ -2,14 +2,18 @@
 
 A node is a :class:`Leaf` (one layer spec) or a :class:`Block`: named children in order
 and a :mod:`data flow <shapecalc.core.flow>`. A :class:`Repeat` among a block's children
-stands for ``count`` equal children numbered ``start, start + 1, ...``, as torch's
+stands for ``count`` equal children numbered ``start, start + step, ...``, as torch's
 ``ModuleList`` and ``Sequential`` number theirs; the count may be a symbol. A repeated
 child is described, counted and analysed once and multiplied, so a thousand blocks cost
-what two do.
+what two do. A stack whose layers differ (dense layers before the experts, sliding and
+full attention taking turns) is several runs in one block, :func:`runs` finds the fewest
+for a list of layers; the children of runs that interleave are built, named and run in
+index order, as a ``ModuleList`` holds them.
 
 Full names follow ``named_parameters()``: ``transformer.h.7.attn.c_attn.weight``. A run
 shown as one row is written with its range, ``transformer.h.{0..11}.attn.c_attn.weight``
-(``{0..L-1}`` when the count is a symbol); ``{...}`` parts never contain a dot that
+(``{0..L-1}`` when the count is a symbol, ``{1,3..11}`` for every other child, and a run
+of one child plainly, ``transformer.h.3``); ``{...}`` parts never contain a dot that
 :func:`split_name` would split on.
 
     >>> from shapecalc.layers.linear import Linear
@@ -22,12 +26,15 @@ shown as one row is written with its range, ``transformer.h.{0..11}.attn.c_attn.
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from shapecalc.core.dims import Dim, as_size, dim_str, known
+from shapecalc.core.dims import Dim, as_size, dim_str, floor_div, known
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, echo
 from shapecalc.core.flow import (
     Add,
@@ -47,6 +54,7 @@ __all__ = [
     "MAX_LISTED",
     "Block",
     "Child",
+    "Interleaved",
     "Leaf",
     "ModuleList",
     "Node",
@@ -55,12 +63,19 @@ __all__ = [
     "Sequential",
     "StructureError",
     "as_node",
+    "cycle",
     "execute",
     "find_node",
     "find_param",
+    "groups",
+    "in_order",
     "join_name",
     "node_total",
+    "part_holds",
     "placed_leaves",
+    "run_in_order",
+    "run_indices",
+    "runs",
     "split_name",
 ]
 
@@ -80,6 +95,8 @@ def split_name(name: str) -> tuple[str, ...]:
         ('lstm', 'weight_ih_l{1..95}')
         >>> split_name("h.{0..L-1}.attn")
         ('h', '{0..L-1}', 'attn')
+        >>> split_name("layers.{1,3..59}.mlp")
+        ('layers', '{1,3..59}', 'mlp')
     """
     return tuple(_PART.findall(name)) if name else ()
 
@@ -111,41 +128,105 @@ class Child:
 
 @dataclass(frozen=True)
 class Repeat:
-    """``count`` equal children numbered from ``start``: ``h.0``, ``h.1``, ... The count is
-    an int or a size name; each child is its own module with its own tensors."""
+    """``count`` equal children numbered ``start, start + step, ...``: ``h.0``, ``h.1``,
+    ... The count is an int or a size name; each child is its own module with its own
+    tensors. A step above one leaves room for the children of other runs between them
+    (``layers.{1,3..59}`` between ``layers.{0,2..58}``)."""
 
     node: Node
     count: Dim
     start: int = 0
+    step: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "node", as_node(self.node))
         count = as_size(self.count, owner="Repeat", field="count")
         object.__setattr__(self, "count", count)
-        if isinstance(self.start, bool) or not isinstance(self.start, int) or self.start < 0:
-            raise InvalidArgumentError(
-                f"start must be an integer >= 0, got {echo(self.start)}",
-                layer="Repeat",
-                field="start",
-                value=self.start,
-                rule="start must be an integer >= 0",
-            )
+        for name, least in (("start", 0), ("step", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise InvalidArgumentError(
+                    f"{name} must be an integer >= {least}, got {echo(value)}",
+                    layer="Repeat",
+                    field=name,
+                    value=value,
+                    rule=f"{name} must be an integer >= {least}",
+                )
+
+    @property
+    def last(self) -> Dim:
+        """The number of the last child: ``start + step·(count - 1)``."""
+        return self.start + self.step * (self.count - 1)
 
     def part(self) -> str:
-        """``{0..11}``, or ``{1..L}`` for a symbolic count: the name part of the run."""
-        last = dim_str(self.start + self.count - 1).replace(" ", "")
-        return f"{{{self.start}..{last}}}"
+        """The name part of the run: ``{0..11}``, ``{1..L}`` for a symbolic count,
+        ``{1,3..11}`` with a step, and ``5`` for a run of one child."""
+        if known(self.count) == 1:
+            return str(self.start)
+        last = dim_str(self.last).replace(" ", "")
+        second = "" if self.step == 1 else f",{self.start + self.step}"
+        return f"{{{self.start}{second}..{last}}}"
 
     def indices(self) -> range | None:
         """The children's numbers, when the count is known."""
         n = known(self.count)
-        return None if n is None else range(self.start, self.start + n)
+        return None if n is None else range(self.start, self.start + self.step * n, self.step)
 
     def holds(self, index: int) -> bool:
-        """Whether child ``index`` is in the run (any index from start on, when the count
-        is a symbol)."""
+        """Whether child ``index`` is in the run (any index from start on, a step apart,
+        when the count is a symbol)."""
         numbers = self.indices()
-        return index >= self.start if numbers is None else index in numbers
+        if numbers is None:
+            return index >= self.start and (index - self.start) % self.step == 0
+        return index in numbers
+
+    def span_end(self) -> int | None:
+        """The last child's number; None when the count is a symbol (no end known)."""
+        last = self.last
+        return last if isinstance(last, int) else None
+
+
+_RUN_PART = re.compile(r"\{(\d+)(?:,(\d+))?\.\.(\d+)\}")
+
+
+_RUN_START = re.compile(r"\{(\d+)(?:,(\d+))?\.\.[^{}]+\}")
+
+
+def part_holds(part: str, index: int) -> bool:
+    """Whether a name part (``5``, ``{0..2}``, ``{1,3..L-1}``) stands for child ``index``
+    (any from the first on, a step apart, when the range ends in a symbol)."""
+    if part == str(index):
+        return True
+    numbers = run_indices(part)
+    if numbers is not None:
+        return index in numbers
+    found = _RUN_START.fullmatch(part)
+    if found is None:
+        return False
+    first = int(found.group(1))
+    step = 1 if found.group(2) is None else int(found.group(2)) - first
+    return step >= 1 and index >= first and (index - first) % step == 0
+
+
+def run_indices(part: str) -> range | None:
+    """The numbers a run's name part stands for (``{0..2}``, ``{1,3..59}``), or None for
+    another part (a symbolic range, a plain name).
+
+    Example:
+
+        >>> run_indices("{1,3..9}")
+        range(1, 10, 2)
+        >>> run_indices("{0..2}")
+        range(0, 3)
+    """
+    found = _RUN_PART.fullmatch(part)
+    if found is None:
+        return None
+    first, last = int(found.group(1)), int(found.group(3))
+    step = 1 if found.group(2) is None else int(found.group(2)) - first
+    if step < 1 or last < first or (last - first) % step:
+        return None
+    return range(first, last + 1, step)
 
 
 Entry = Child | Repeat
@@ -204,7 +285,15 @@ class Block:
         """The flow, or the default: every child in order (a run as one step)."""
         if self.flow is not None and not isinstance(self.flow, Opaque):
             return self.flow
-        return Chain(tuple(e.name if isinstance(e, Child) else e for e in self.children))  # type: ignore[misc]
+        steps: list[Any] = []
+        for group in groups(self.children):
+            entries = tuple(self.children[i] for i in group)
+            if len(entries) > 1:
+                steps.append(Interleaved(entries))
+            else:
+                (e,) = entries
+                steps.append(e.name if isinstance(e, Child) else e)
+        return Chain(tuple(steps))
 
 
 Node = Leaf | Block
@@ -267,10 +356,78 @@ def _check_names(kind: str, entries: tuple[Entry, ...]) -> None:
         clash = [n for n in numbered if r.holds(n)]
         if clash:
             refuse(str(clash[0]), "names are unique", f"child {clash[0]} is also in run {r.part()}")
-    for a in runs:
-        for b in runs:
-            if a is not b and a.start <= b.start and a.holds(b.start):
+    for i, a in enumerate(runs):
+        for b in runs[i + 1 :]:
+            if _shared(a, b) is not None:
                 refuse(b.part(), "names are unique", f"runs {a.part()} and {b.part()} overlap")
+
+
+def _shared(a: Repeat, b: Repeat) -> int | None:
+    """The first number two runs both hold, or None (solved, not searched: counts may be
+    10**12 or symbols)."""
+    g = math.gcd(a.step, b.step)
+    if (b.start - a.start) % g:
+        return None
+    # a.start + i·a.step ≡ b.start (mod b.step)
+    modulus = b.step // g
+    i = ((b.start - a.start) // g * pow(a.step // g, -1, modulus)) % modulus if modulus > 1 else 0
+    first, period = a.start + i * a.step, a.step * modulus
+    lowest = max(a.start, b.start)
+    if first < lowest:
+        first += -(-(lowest - first) // period) * period
+    return first if a.holds(first) and b.holds(first) else None
+
+
+def groups(entries: tuple[Entry, ...]) -> list[list[int]]:
+    """The entries' positions in groups: numbered children (runs, and children named by a
+    number) whose ranges interleave form one group, run in index order; every other
+    entry is a group of its own."""
+    out: list[list[int]] = []
+    numbered = False  # whether the last group is of numbered entries
+    end: int | None = None  # its last number; None: no end (a symbolic count)
+    for i, e in enumerate(entries):
+        if isinstance(e, Child) and not e.name.isdigit():
+            out.append([i])
+            numbered = False
+            continue
+        first = e.start if isinstance(e, Repeat) else int(e.name)
+        last = e.span_end() if isinstance(e, Repeat) else first
+        if numbered and (end is None or first <= end):
+            out[-1].append(i)
+            end = None if end is None or last is None else max(end, last)
+        else:
+            out.append([i])
+            end = last
+        numbered = True
+    return out
+
+
+def in_order(entries: Iterable[Entry]) -> Iterator[tuple[int, Entry]]:
+    """The children of numbered entries (known counts) in index order: (number, entry)."""
+    streams: list[Iterable[tuple[int, Entry]]] = []
+    for e in entries:
+        if isinstance(e, Child):
+            streams.append(((int(e.name), e),))
+        else:
+            numbers = e.indices()
+            assert numbers is not None, "in_order needs known counts"
+            streams.append(zip(numbers, itertools.repeat(e)))
+    return heapq.merge(*streams, key=lambda pair: pair[0])
+
+
+@dataclass(frozen=True)
+class Interleaved:
+    """A step of a block's default flow: runs (and numbered children) whose children take
+    turns, run in index order (``layers.0`` dense, ``layers.1`` experts, ...)."""
+
+    entries: tuple[Entry, ...]
+
+    def known(self) -> bool:
+        return all(isinstance(e, Child) or e.indices() is not None for e in self.entries)
+
+    def children(self) -> Iterator[tuple[int, Entry]]:
+        """(number, entry) for every child, in index order (known counts only)."""
+        return in_order(self.entries)
 
 
 # -- constructors in torch's terms ----------------------------------------------------------
@@ -306,6 +463,100 @@ def ModuleList(node: Any, count: Any, *, kind: str = "ModuleList", description: 
     """``count`` equal children numbered 0 .. count - 1, applied in turn (a stack of
     transformer blocks); ``count`` may be a size name."""
     return Block(kind, (Repeat(as_node(node), count),), description=description)
+
+
+def runs(nodes: Sequence[Any], *, start: int = 0) -> tuple[Repeat | Child, ...]:
+    """The fewest runs for a list of layers numbered from ``start``: equal neighbours
+    become one run, a pattern that repeats (sliding, full, sliding, full, ...) runs a step
+    apart, anything else runs of one (a child named by its number).
+
+    Example:
+
+        >>> from shapecalc.layers.linear import Linear
+        >>> dense, moe = Linear(4, 4), Linear(4, 8)
+        >>> [e.part() if isinstance(e, Repeat) else e.name for e in runs([dense] * 3 + [moe] * 58)]
+        ['{0..2}', '{3..60}']
+        >>> [e.part() if isinstance(e, Repeat) else e.name for e in runs([dense, moe] * 30)]
+        ['{0,2..58}', '{1,3..59}']
+    """
+    items = [as_node(n) for n in nodes]
+    # each node as the number of its kind (nodes compared once each, not pairwise)
+    kinds: list[Node] = []
+    ids: list[int] = []
+    for node in items:
+        found = next((k for k, seen in enumerate(kinds) if seen == node), None)
+        if found is None:
+            kinds.append(node)
+            found = len(kinds) - 1
+        ids.append(found)
+    n = len(ids)
+    # best[i]: the fewest entries for ids[i:], and how (a run of equal ones up to j, or a
+    # period p to the end)
+    best: list[tuple[int, str, int]] = [(0, "", 0)] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        j = i
+        while j + 1 < n and ids[j + 1] == ids[i]:
+            j += 1
+        choice = (1 + best[j + 1][0], "run", j + 1)
+        p = _period(ids[i:])
+        if p < n - i and p < choice[0]:
+            choice = (p, "cycle", p)
+        best[i] = choice
+    out: list[Repeat | Child] = []
+    i = 0
+    while i < n:
+        _, how, value = best[i]
+        if how == "run":
+            out.append(_run(items[i], value - i, start + i, 1))
+            i = value
+        else:
+            out.extend(cycle(items[i : i + value], n - i, start=start + i))
+            i = n
+    return tuple(out)
+
+
+def _period(ids: list[int]) -> int:
+    """The shortest p with ids[k] == ids[k + p] for every k (the prefix function)."""
+    fail = [0] * len(ids)
+    for k in range(1, len(ids)):
+        m = fail[k - 1]
+        while m and ids[k] != ids[m]:
+            m = fail[m - 1]
+        fail[k] = m + 1 if ids[k] == ids[m] else 0
+    return len(ids) - fail[-1] if ids else 0
+
+
+def _run(node: Node, count: Dim, start: int, step: int) -> Repeat | Child:
+    return Child(str(start), node) if known(count) == 1 else Repeat(node, count, start, step)
+
+
+def cycle(nodes: Sequence[Any], count: Any, *, start: int = 0) -> tuple[Repeat | Child, ...]:
+    """``count`` children numbered from ``start`` that take ``nodes`` in turn (a mixture of
+    experts every second layer: ``cycle([dense, moe], "L")``); the count may be a symbol,
+    each run's count is then a formula. Dense layers first and experts after is
+    ``(*runs([dense] * 3), *cycle([moe], L - 3, start=3))``.
+
+    Example:
+
+        >>> from shapecalc.layers.linear import Linear
+        >>> [e.part() for e in cycle([Linear(4, 4), Linear(4, 8)], "L")]
+        ['{0,2..2·⌊(L+1)/2⌋-2}', '{1,3..2·⌊(L)/2⌋-1}']
+    """
+    items = [as_node(n) for n in nodes]
+    total = as_size(count, owner="cycle", field="count")
+    p = len(items)
+    if not p:
+        raise InvalidArgumentError(
+            "cycle takes at least one node", field="nodes", value=0, rule="one node or more"
+        )
+    n = known(total)
+    if n is not None and n < p:
+        items = items[:n]
+        p = n
+    return tuple(
+        _run(node, floor_div(total - k + p - 1, p) if p > 1 else total, start + k, p)
+        for k, node in enumerate(items)
+    )
 
 
 # -- walking -----------------------------------------------------------------------------------
@@ -368,28 +619,71 @@ def _walk(
     first = blocks[0]
     if any(len(b.children) != len(first.children) for b in blocks):
         raise StructureError(f"{where} has other children in another tree")
-    for i, entry in enumerate(first.children):
-        if isinstance(entry, Child):
-            named = [b.children[i] for b in blocks]
-            twins = [c for c in named if isinstance(c, Child) and c.name == entry.name]
-            if len(twins) != len(blocks):
-                raise StructureError(f"{join_name(where, entry.name)} differs between the trees")
-            inside = (*parts, entry.name) if entry.name else parts
-            yield from _walk(tuple(c.node for c in twins), inside, copies, expand)
-            continue
-        runs = [b.children[i] for b in blocks]
-        repeats = [r for r in runs if isinstance(r, Repeat) and r.start == entry.start]
-        if len(repeats) != len(blocks):
-            raise StructureError(f"{join_name(where, entry.part())} differs between the trees")
-        counts = {known(r.count) for r in repeats}
-        numbers = entry.indices()
-        inner = tuple(r.node for r in repeats)
-        if numbers is not None and len(counts) == 1 and expand(entry, parts):
-            for index in numbers:
+    for group in groups(first.children):
+        if len(group) > 1 and _listed_together(blocks, group, parts, expand):
+            # interleaved runs listed child by child: in index order, as torch lists them
+            entries = tuple(first.children[i] for i in group)
+            position = {id(e): i for e, i in zip(entries, group, strict=True)}
+            for index, entry in in_order(entries):
+                inner = tuple(b.children[position[id(entry)]].node for b in blocks)
                 yield from _walk(inner, (*parts, str(index)), copies, expand)
-        else:
-            more = tuple(c * r.count for c, r in zip(copies, repeats, strict=True))
-            yield from _walk(inner, (*parts, entry.part()), more, expand)
+            continue
+        for i in group:
+            yield from _walk_entry(blocks, i, parts, copies, expand)
+
+
+def _twins(blocks: list[Block], i: int, parts: tuple[str, ...]) -> list[Entry]:
+    """Entry ``i`` of every tree, checked to be the same child or run."""
+    entry = blocks[0].children[i]
+    where = join_name(*parts)
+    found = [b.children[i] for b in blocks]
+    if isinstance(entry, Child):
+        if any(not isinstance(c, Child) or c.name != entry.name for c in found):
+            raise StructureError(f"{join_name(where, entry.name)} differs between the trees")
+    elif any(
+        not isinstance(r, Repeat) or (r.start, r.step) != (entry.start, entry.step) for r in found
+    ):
+        raise StructureError(f"{join_name(where, entry.part())} differs between the trees")
+    return found
+
+
+def _listed_together(
+    blocks: list[Block], group: list[int], parts: tuple[str, ...], expand: Expand
+) -> bool:
+    """Whether interleaved runs are listed child by child: all of them, in every tree."""
+    for i in group:
+        found = _twins(blocks, i, parts)
+        entry = found[0]
+        if isinstance(entry, Repeat):
+            counts = {known(r.count) for r in found if isinstance(r, Repeat)}
+            if entry.indices() is None or len(counts) != 1 or not expand(entry, parts):
+                return False
+    return True
+
+
+def _walk_entry(
+    blocks: list[Block],
+    i: int,
+    parts: tuple[str, ...],
+    copies: tuple[Dim, ...],
+    expand: Expand,
+) -> Iterator[tuple[Placed, ...]]:
+    found = _twins(blocks, i, parts)
+    entry = found[0]
+    if isinstance(entry, Child):
+        inside = (*parts, entry.name) if entry.name else parts
+        yield from _walk(tuple(c.node for c in found), inside, copies, expand)
+        return
+    repeats = [r for r in found if isinstance(r, Repeat)]
+    counts = {known(r.count) for r in repeats}
+    numbers = entry.indices()
+    inner = tuple(r.node for r in repeats)
+    if numbers is not None and len(counts) == 1 and expand(entry, parts):
+        for index in numbers:
+            yield from _walk(inner, (*parts, str(index)), copies, expand)
+    else:
+        more = tuple(c * r.count for c, r in zip(copies, repeats, strict=True))
+        yield from _walk(inner, (*parts, entry.part()), more, expand)
 
 
 def node_total(node: Node, *, trainable: bool = False, memo: dict[int, Dim] | None = None) -> Dim:
@@ -429,10 +723,10 @@ def _entry_at(block: Block, part: str) -> Node | Repeat | None:
         return block._by_name[part].node
     for entry in block.children:
         if isinstance(entry, Repeat):
-            if part == entry.part():
-                return entry
             if part.isdigit() and entry.holds(int(part)):
                 return entry.node
+            if part == entry.part():
+                return entry
     own = block._by_name.get("")
     return own.node if own is not None and part in _own_names(own.node) else None
 
@@ -473,9 +767,25 @@ class Runner(Protocol[V]):
     def repeat(self, run: Repeat, parts: tuple[str, ...], values: tuple[V, ...]) -> tuple[V, ...]:
         """Run a run of repeated children, each on the previous one's main output."""
 
+    def interleaved(
+        self, runs: Interleaved, parts: tuple[str, ...], values: tuple[V, ...]
+    ) -> tuple[V, ...]:
+        """Run runs whose children take turns, in index order (see :func:`run_in_order`)."""
+
     def op(self, spec: LayerSpec, parts: tuple[str, ...], values: tuple[V, ...]) -> tuple[V, ...]:
         """Apply a stateless layer used inline in a flow, or the sum or product of branches
         (:class:`~shapecalc.core.flow.Add`, :class:`~shapecalc.core.flow.Multiply`)."""
+
+
+def run_in_order(
+    runs: Interleaved, parts: tuple[str, ...], values: tuple[V, ...], runner: Runner[V]
+) -> tuple[V, ...]:
+    """Every child of interleaved runs in index order, each on the previous one's main
+    output (the first on all of ``values``), through ``runner.node``."""
+    out = values
+    for k, (index, entry) in enumerate(runs.children()):
+        out = runner.node(entry.node, (*parts, str(index)), out if k == 0 else out[:1])
+    return out
 
 
 def execute(
@@ -489,6 +799,8 @@ def execute(
             out = runner.node(block.child(s).node, (*parts, s) if s else parts, vals)
         elif isinstance(s, Repeat):
             out = runner.repeat(s, parts, vals)
+        elif isinstance(s, Interleaved):
+            out = runner.interleaved(s, parts, vals)
         elif isinstance(s, LayerSpec):
             out = runner.op(s, parts, vals)
             if s.passes_all:

@@ -361,7 +361,7 @@ def _argument(f: Fields, t: HFType, name: str, argument: Argument) -> Any:
     if key == "partial_rotary_factor":
         return f.rotary_fraction(*(a for a, c in t.aliases.items() if c == key))
     if argument.kind == "size":
-        if argument.unset is None:
+        if argument.unset is None and not (key in t.not_null and f.has(key)):
             return f.optional(key, minimum=argument.minimum)
         return f.size(key, minimum=argument.minimum)
     if argument.kind == "flag":

@@ -137,8 +137,9 @@ def _member(
         "rotary_pct": "partial_rotary_factor",
         **(keys or {}),
     }
-    for name in kwargs.get("fixed", {}):
-        read.pop(name, None)
+    ignored = set()
+    for name in kwargs.get("fixed", {}):  # a field of a fixed argument: read, changes nothing
+        ignored.add(read.pop(name, None))
     return HFType(
         model_type=model_type,
         config_class=f"{prefix}Config",
@@ -147,7 +148,7 @@ def _member(
         keys=read,
         values={"activation": _ACTIVATIONS, **kwargs.pop("values", {})},
         defaults=defaults,
-        free=_FREE | frozenset(free),
+        free=_FREE | frozenset(free) | (ignored - {None}),
         dropped=(r"rotary_emb\.inv_freq",),
         read=_read,
         notes=_sliding(model_type),
@@ -342,6 +343,7 @@ class LLaMA(TransformerLM):
             ),
             fixed={"attention_bias": "qkv"},
             free={"attention_bias"},
+            not_null=frozenset({"head_dim"}),
         ),
         _member(
             model_type="qwen3",
@@ -404,8 +406,10 @@ class LLaMA(TransformerLM):
                 pad_token_id=32000,
             ),
             fixed={"fused_qkv": True, "fused_gate_up": True},
+            not_null=frozenset({"head_dim"}),
             free={
                 "attention_bias",
+                "mlp_bias",
                 "embd_pdrop",
                 "resid_pdrop",
                 "original_max_position_embeddings",

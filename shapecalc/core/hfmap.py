@@ -96,6 +96,9 @@ class HFType:
     free: frozenset[str] = frozenset()
     #: fields the class takes at these values only: field -> (values, why)
     only: Mapping[str, tuple[tuple[Any, ...], str]] = field(default_factory=dict)
+    #: fields a file may leave out but not set to null (the class reads them with
+    #: ``getattr(config, field, default)``, and null breaks it: Qwen2's head_dim)
+    not_null: frozenset[str] = frozenset()
     #: checkpoint names (regular expressions) transformers drops on load without a word
     dropped: tuple[str, ...] = ()
     #: checkpoint layout -> what the class calls it (transformers renames on load)

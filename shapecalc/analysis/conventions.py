@@ -54,10 +54,16 @@ from typing import Any, NoReturn
 
 from shapecalc.core.choices import CONVENTIONS
 from shapecalc.core.dims import Dim, count_str, dim_str
-from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, echo, require_one_of
+from shapecalc.core.errors import (
+    InvalidArgumentError,
+    ShapecalcError,
+    echo,
+    field_error,
+    require_one_of,
+)
 from shapecalc.core.model import Model, full_name
 from shapecalc.core.spec import LayerSpec, Param, expand
-from shapecalc.layers.recurrent import _layer_range
+from shapecalc.layers.recurrent import layer_range
 
 __all__ = [
     "CONVENTIONS",
@@ -291,13 +297,9 @@ class Converted:
 
 
 def _fail(convention: str, spec: LayerSpec, field: str, value: Any, rule: str) -> NoReturn:
-    raise InvalidArgumentError(
-        f"{rule}; use the pytorch convention",
-        layer=f"{spec} in the {convention} convention",
-        field=field,
-        value=value,
-        rule=rule,
-    )
+    """``LSTM(...) in the keras convention: <rule>; use the pytorch convention``."""
+    where = f"{spec} in the {convention} convention"
+    raise field_error(field, value, rule, f"{rule}; use the pytorch convention", layer=where)
 
 
 def gate_order(convention: str, kind: str) -> str:
@@ -331,7 +333,7 @@ def _recurrent(
         index, d_in, copies = blocks[0]
         blocks = [("0", d_in, 1), ("{1.." + index[4:], d_in, copies - 1), *blocks[1:]]
     for index, d_in, copies in blocks:
-        numbers = _layer_range(index)
+        numbers = layer_range(index)
         shape = _Layer(kind, index, g, h, d, d_in, spec.bias, copies, source)
         layer = (
             _onnx_layer(shape, prefix) if convention == "onnx" else _keras_layer(shape, reset_after)

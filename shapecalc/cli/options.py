@@ -303,9 +303,9 @@ def verify(model: Model, reference: Reference | None = None) -> None:
     if reference is None and model.config is not None:
         reference = model.config.reference()
     try:
-        from shapecalc.adapters.torch_bridge import _torch, build, build_reference, compare
+        from shapecalc.adapters.torch_bridge import build, build_reference, compare, load_torch
 
-        torch = _torch()
+        torch = load_torch()
         module, where, note = None, f"torch {torch.__version__}, meta device", ""
         if reference is not None:
             try:

@@ -41,7 +41,7 @@ def _compact(value: Dim) -> str:
     return dim_str(value).replace(" ", "")
 
 
-def _layer_range(index: str) -> range | None:
+def layer_range(index: str) -> range | None:
     """``{1..95}`` -> range(1, 96); a single index or a symbolic block -> None."""
     match = re.fullmatch(r"\{(\d+)\.\.(\d+)\}", index)
     return range(int(match.group(1)), int(match.group(2)) + 1) if match else None
@@ -321,7 +321,7 @@ class RecurrentSpec(LayerSpec):
                     *_gate_params(self.gates, h, d_in, h_out, self.bias, suffix, where, copies),
                     *self._extra_params(suffix, where, copies),
                 ]
-                numbers = _layer_range(index)
+                numbers = layer_range(index)
                 for param in block:
                     yield dataclasses.replace(param, layers=numbers) if numbers else param
 

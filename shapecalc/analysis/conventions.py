@@ -50,9 +50,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from shapecalc.core.choices import CONVENTIONS
 from shapecalc.core.dims import Dim, count_str, dim_str
@@ -66,6 +66,9 @@ from shapecalc.core.errors import (
 from shapecalc.core.model import Model, full_name
 from shapecalc.core.spec import LayerSpec, Param, expand
 from shapecalc.layers.recurrent import layer_range
+
+if TYPE_CHECKING:
+    from shapecalc.analysis.cost import Cost
 
 __all__ = [
     "CONVENTIONS",
@@ -82,6 +85,7 @@ __all__ = [
     "describe_pieces",
     "gate_order",
     "gate_permutation",
+    "input_ranks",
     "layer_tensors",
     "params",
     "rows",
@@ -735,30 +739,42 @@ def _check(convention: str) -> None:
     require_one_of("convention", convention, CONVENTIONS)
 
 
-def _input_ranks(model: Model) -> dict[str, int]:
+def input_ranks(model: Model, cost: Cost | None = None) -> dict[str, int]:
     """How many dimensions each layer's (first) input has, from the model's own input
-    layout; empty when the model has none or its shapes cannot be followed."""
+    layout: read from ``cost`` when given (an analysis of ``model`` from that layout, at
+    any sizes), else analysed here; empty when the model has no layout or its shapes
+    cannot be followed."""
     if not getattr(model, "input_layout", None):
         return {}
-    from shapecalc.analysis.cost import analyze
+    if cost is None:
+        from shapecalc.analysis.cost import analyze
 
-    try:
-        analysis = analyze(model, model.input_shapes(2, 3))
-    except (ShapecalcError, ValueError, TypeError):
-        return {}
-    return {layer.name: len(layer.inputs[0]) for layer in analysis.layers if layer.inputs}
+        try:
+            cost = analyze(model, model.input_shapes(2, 3))
+        except (ShapecalcError, ValueError, TypeError):
+            return {}
+    return {layer.name: len(layer.inputs[0]) for layer in cost.layers if layer.inputs}
 
 
 # -- a model ---------------------------------------------------------------------------------
-def convert(model: Model, convention: str, *, reset_after: bool = True) -> Converted:
+def convert(
+    model: Model,
+    convention: str,
+    *,
+    reset_after: bool = True,
+    ranks: Mapping[str, int] | None = None,
+) -> Converted:
     """``model``'s tensors as ``convention`` names and stores them, with every count
-    difference from PyTorch and its reason, and the PyTorch tensors each is made of."""
+    difference from PyTorch and its reason, and the PyTorch tensors each is made of.
+    ``ranks``: each layer's input rank (:func:`input_ranks`), which ONNX needs; worked
+    out from the model when not given."""
     _check(convention)
     mapped: list[tuple[str, Mapped]] = []
     differences: list[Difference] = []
     orders: dict[str, str] = {}
     keras_names = _keras_layer_names(model) if convention == "keras" else {}
-    ranks = _input_ranks(model) if convention == "onnx" else {}
+    if ranks is None:
+        ranks = input_ranks(model) if convention == "onnx" else {}
     renamed: dict[str, str] = {}
     for layer in model.layers:
         prefix = keras_names.get(layer.name, layer.name)
@@ -835,13 +851,22 @@ def params(model: Model, convention: str = "pytorch", *, reset_after: bool = Tru
 
 
 def convert_with_template(
-    model: Model, convention: str, *, reset_after: bool = True
+    model: Model,
+    convention: str,
+    *,
+    reset_after: bool = True,
+    ranks: Mapping[str, int] | None = None,
 ) -> tuple[Converted, Converted | None]:
     """``model`` in ``convention``, and its symbolic template there too (whose counts are
-    the formulas), or None when the template cannot be converted."""
-    converted = convert(model, convention, reset_after=reset_after)
+    the formulas), or None when the template cannot be converted. The layers' input
+    ranks (``ranks``, :func:`input_ranks`) are worked out once, for both."""
+    if ranks is None:
+        ranks = input_ranks(model) if convention == "onnx" else {}
+    converted = convert(model, convention, reset_after=reset_after, ranks=ranks)
     try:
-        template: Converted | None = convert(model.template, convention, reset_after=reset_after)
+        template: Converted | None = convert(
+            model.template, convention, reset_after=reset_after, ranks=ranks
+        )
     except ShapecalcError:
         template = None
     return converted, template

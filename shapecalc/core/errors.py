@@ -40,6 +40,11 @@ class ShapecalcError(ValueError):
         ('hidden', 0)
     """
 
+    #: which argument of a call made of several parts the error came from (for
+    #: :func:`shapecalc.report.pipeline.build_report`: "cost", "convention", "explain",
+    #: "verify"); None for a call of one part
+    argument: str | None = None
+
     def __init__(
         self,
         message: str,

@@ -47,6 +47,9 @@ _WHERE = {
     "port": "analysis.port",
     "sweep": "analysis.sweep",
     "PortMap": "analysis.port",
+    # the report every command prints, as one library call
+    "Report": "report",
+    "build_report": "report.pipeline",
     "LAYER_KINDS": "layers",
     "build": "adapters.torch_bridge",
     "from_module": "adapters.torch_bridge",
@@ -123,6 +126,7 @@ __all__ = [
     "PortMap",
     "Positions",
     "Repeat",
+    "Report",
     "Rotary",
     "Row",
     "ScaledDotProductAttention",
@@ -138,6 +142,7 @@ __all__ = [
     "assert_matches",
     "bert",
     "build",
+    "build_report",
     "chain",
     "choice",
     "compare",
@@ -245,3 +250,5 @@ if TYPE_CHECKING:  # the static view of the lazy names above
     from shapecalc.layers.linear import Linear
     from shapecalc.layers.recurrent import LSTM
     from shapecalc.layers.transformers import Bias, Conv1D, Experts
+    from shapecalc.report import Report
+    from shapecalc.report.pipeline import build_report

@@ -4,6 +4,7 @@ the JSON tree of a nested model; LaTeX in plain ASCII."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -118,3 +119,119 @@ def test_a_sequential_report_in_json_validates_shape() -> None:
     data = json.loads(text(Report(model), "json"))
     assert [layer["name"] for layer in data["layers"]] == ["0", "1"]
     assert data["total"] == 4 * 8 + 8 + 8 * 2 + 2
+
+
+def test_onnx_with_every_cost_section_analyses_the_model_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cost, and the ONNX convention of the model and of its template (a Linear fed
+    3-D inputs is a MatMul), share one analysis."""
+    import shapecalc.analysis.cost as cost_module
+
+    calls = []
+    analyze = cost_module.analyze
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return analyze(*args, **kwargs)
+
+    monkeypatch.setattr(cost_module, "analyze", counted)
+    result = run([*SMALL, "--convention", "onnx", "--all", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 1
+    assert "head.weight.T" in result.stdout  # the ranks reached the convention
+
+
+def test_verify_checks_and_builds_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torch")
+    import shapecalc.adapters.torch_bridge as bridge
+    import shapecalc.report.pipeline as pipeline
+
+    counts = {"check": 0, "build": 0}
+    check, build = pipeline.check_buildable, bridge.build
+
+    def counted_check(model: Model) -> None:
+        counts["check"] += 1
+        check(model)
+
+    def counted_build(*args: Any, **kwargs: Any) -> Any:
+        counts["build"] += 1
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "check_buildable", counted_check)
+    monkeypatch.setattr(bridge, "build", counted_build)
+    result = run([*SMALL, "--verify", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert "Verified against torch" in result.stderr
+    assert counts == {"check": 1, "build": 1}
+
+
+@pytest.mark.parametrize(
+    ("args", "parts"),
+    [
+        (
+            [*SMALL, *SECTIONS, "--convention", "onnx", "--depth", "1"],
+            {
+                "shapes": True,
+                "flops": True,
+                "memory": True,
+                "explain": True,
+                "batch": 1,
+                "seq_len": 4,
+                "convention": "onnx",
+                "depth": 1,
+            },
+        ),
+        (
+            [*SMALL, "--memory", "--dtype", "bf16", "--training", "none", "--convention", "keras"],
+            {"memory": True, "dtype": "bf16", "training": "none", "convention": "keras"},
+        ),
+    ],
+)
+def test_the_library_call_gives_the_report_the_command_prints(
+    args: list[str], parts: dict[str, Any]
+) -> None:
+    model = shapecalc.lstm_lm(vocab=5, hidden=16, layers=2)
+    report = shapecalc.build_report(model, **parts)
+    printed = run([*args, "--format", "json"])
+    assert printed.exit_code == 0, printed.output
+    assert text(report, "json") == printed.stdout
+    assert json.loads(printed.stdout)["convention"]["convention"] == parts["convention"]
+
+
+def test_the_library_call_gives_a_layer_report_with_its_shapes() -> None:
+    from shapecalc.core.model import layer_model
+    from shapecalc.layers.linear import Linear
+
+    report = shapecalc.build_report(
+        layer_model(Linear(3, 4)), inputs=((2, 5, 3),), outputs=((2, 5, 4),), convention="onnx"
+    )
+    printed = run(
+        [
+            "layer",
+            "linear",
+            "--in-features",
+            "3",
+            "--out-features",
+            "4",
+            "--input-shape",
+            "2,5,3",
+            "--convention",
+            "onnx",
+            "--format",
+            "json",
+        ]
+    )
+    assert printed.exit_code == 0, printed.output
+    assert text(report, "json") == printed.stdout
+
+
+def test_the_library_call_names_the_part_an_error_came_from() -> None:
+    model = shapecalc.lstm_lm(vocab=5, hidden=16, layers=2, proj_size=4)
+    with pytest.raises(shapecalc.InvalidArgumentError) as caught:
+        shapecalc.build_report(model, convention="keras")
+    assert caught.value.argument == "convention"
+    with pytest.raises(shapecalc.ShapecalcError) as symbolic:
+        shapecalc.build_report(shapecalc.lstm_lm(vocab=5, hidden="H"), verify=True)
+    assert symbolic.value.argument == "verify"
+    assert "needs every size as a number, and H is a name" in str(symbolic.value)

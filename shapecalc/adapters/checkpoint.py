@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from shapecalc.core.errors import ShapecalcError, printable
+from shapecalc.core.errors import ShapecalcError, field_error, printable
 
 __all__ = [
     "BUFFER_NAMES",
@@ -136,13 +136,11 @@ def _shown(text: str, limit: int = 80) -> str:
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
-def _fail(path: str, message: str) -> CheckpointError:
-    return CheckpointError(
-        f"{_shown(os.path.basename(path))}: {message}",
-        field="target",
-        value=path,
-        rule="a checkpoint must be well formed",
-    )
+def _fail(path: str, message: str) -> ShapecalcError:
+    """``model.safetensors: <message>``: a file that is not a well-formed checkpoint."""
+    message = f"{_shown(os.path.basename(path))}: {message}"
+    rule = "a checkpoint must be well formed"
+    return field_error("target", path, rule, message, kind=CheckpointError)
 
 
 @contextlib.contextmanager
@@ -332,9 +330,9 @@ def _torch_tensors(path: str, loaded: Any, torch: Any) -> list[tuple[str, Any]]:
 
 def read_state_dict(path: str) -> Checkpoint:
     """A torch.save file: ``torch.load(weights_only=True, mmap=True)``; never unpickles code."""
-    from shapecalc.adapters.torch_bridge import _torch
+    from shapecalc.adapters.torch_bridge import load_torch
 
-    torch = _torch()
+    torch = load_torch()
     try:
         with warnings.catch_warnings():  # torch warns of old pickle protocols, on stderr
             warnings.simplefilter("ignore")

@@ -27,7 +27,7 @@ from shapecalc.adapters.checkpoint import (
 )
 from shapecalc.adapters.hf_config import HFModel, hf_model
 from shapecalc.adapters.hub import read_config, resolve
-from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, field_error
 from shapecalc.core.model import Model
 
 __all__ = ["FolderCheck", "check_folder", "read_folder"]
@@ -56,13 +56,9 @@ SINGLES = ("model.safetensors", "pytorch_model.bin")
 MAX_INDEX = 64 * 1024 * 1024
 
 
-def _fail(folder: str, message: str) -> CheckpointError:
-    return CheckpointError(
-        f"{folder}: {message}",
-        field="target",
-        value=folder,
-        rule="a checkpoint folder holds its weights and their index",
-    )
+def _fail(folder: str, message: str) -> ShapecalcError:
+    rule = "a checkpoint folder holds its weights and their index"
+    return field_error("target", folder, rule, f"{folder}: {message}", kind=CheckpointError)
 
 
 def _dtype(name: str) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from shapecalc.adapters.checkpoint import Checkpoint, read_checkpoint
 from shapecalc.adapters.hub import is_hub_id
-from shapecalc.core.errors import InvalidArgumentError, echo
+from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, echo, field_error
 from shapecalc.core.model import Model
 
 if TYPE_CHECKING:
@@ -53,10 +53,8 @@ class Inspection:
         return sum(e.count for e in self.entries if not e.tied_to)
 
 
-def _fail(target: str, message: str) -> InvalidArgumentError:
-    return InvalidArgumentError(
-        message, field="target", value=target, rule="TARGET is a checkpoint or module:attribute"
-    )
+def _fail(target: str, message: str) -> ShapecalcError:
+    return field_error("target", target, "TARGET is a checkpoint or module:attribute", message)
 
 
 def _a(noun: str) -> str:
@@ -83,9 +81,9 @@ def load_module(target: str) -> Any:
         if not hasattr(obj, part):
             raise _fail(target, f"{module_name} has no attribute {attribute}")
         obj = getattr(obj, part)
-    from shapecalc.adapters.torch_bridge import _torch
+    from shapecalc.adapters.torch_bridge import load_torch
 
-    torch = _torch()
+    torch = load_torch()
     is_module_class = isinstance(obj, type) and issubclass(obj, torch.nn.Module)
     if not isinstance(obj, torch.nn.Module):
         if not (is_module_class or inspect.isfunction(obj)):

@@ -59,11 +59,13 @@ __all__ = [
     "build_reference",
     "compare",
     "from_module",
+    "load_torch",
     "materialize",
 ]
 
 
-def _torch() -> Any:
+def load_torch() -> Any:
+    """The torch module, or :class:`MissingDependencyError` saying how to install it."""
     try:
         import torch
     except ImportError:  # pragma: no cover - exercised in an environment without torch
@@ -90,7 +92,7 @@ def _concrete(spec: LayerSpec) -> None:
 
 
 def _build_layer(spec: LayerSpec, device: str) -> Any:
-    torch = _torch()
+    torch = load_torch()
     _concrete(spec)
     if type(spec) in _MODULES:  # a layer torch.nn does not have
         return _MODULES[type(spec)](torch, spec, device)
@@ -126,7 +128,7 @@ def build(spec_or_model: LayerSpec | Model, device: str = "meta") -> Any:
     outputs.
     """
     _spec_or_model(spec_or_model, "build", "spec_or_model")
-    torch = _torch()
+    torch = load_torch()
     try:
         torch.device(device)
     except (RuntimeError, TypeError, ValueError) as err:
@@ -229,7 +231,7 @@ class _TorchRunner:
     ) -> tuple[Any, ...]:
         call = _CALLS.get(type(spec))
         if call is not None:  # a function of a forward, not a module
-            out = call(_torch(), spec, *values)
+            out = call(load_torch(), spec, *values)
             return out if isinstance(out, tuple) else (out,)
         layer = _build_layer(spec, self.module._device).train(self.module.training)
         out = layer(*values)
@@ -405,7 +407,7 @@ def build_reference(reference: Reference, device: str = "meta") -> Any:
     config), on the meta device by default; :class:`MissingDependencyError` when the
     library is not installed, :class:`InvalidArgumentError` (its field the library) when
     the library refuses the configuration."""
-    torch = _torch()
+    torch = load_torch()
     try:
         library = importlib.import_module(reference.library)
     except ImportError:
@@ -476,7 +478,7 @@ def _raw(module: Any, skip: set[str] | frozenset[str] = frozenset()) -> ModuleSp
 
 
 def _activation_name(function: Any) -> str:
-    torch = _torch()
+    torch = load_torch()
     functional = torch.nn.functional
     if function is functional.relu or isinstance(function, torch.nn.ReLU):
         return "relu"
@@ -516,7 +518,7 @@ def _arguments(cls: type[LayerSpec], module: Any) -> dict[str, Any]:
             "vdim": module.vdim,
             "batch_first": bool(module.batch_first),
         }
-    torch = _torch()
+    torch = load_torch()
     arguments: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if not hasattr(module, f.name):
@@ -535,7 +537,7 @@ def _arguments(cls: type[LayerSpec], module: Any) -> dict[str, Any]:
 
 def _known_spec(module: Any) -> LayerSpec | None:
     """The spec of a plain torch.nn layer, checked against the module's own tensors."""
-    torch = _torch()
+    torch = load_torch()
     name = type(module).__name__
     if name not in LAYER_KINDS or type(module) is not getattr(torch.nn, name, None):
         return None  # unknown, or a subclass that may add tensors
@@ -638,7 +640,7 @@ def materialize(module: Any, input_shapes: Any) -> Any:
     per input), on the meta device (no memory for weights or activations), else on the
     CPU. Float inputs are tried first, then integer ones (token ids). ``module`` itself
     is left as it was."""
-    torch = _torch()
+    torch = load_torch()
     shapes = _input_shapes(input_shapes)
     _require_module(torch, module, "materialize")
     numbers = sum(math.prod(shape) for shape in shapes)
@@ -804,7 +806,7 @@ def from_module(module: Any, name: str | None = None, *, input_shapes: Any = Non
     A lazy module (``nn.LazyLinear``) has no shapes until its first forward: with
     ``input_shapes`` (one shape per input, ``[(2, 3, 32, 32)]``) a copy is run once, see
     :func:`materialize`; without, :class:`LazyModuleError` says so."""
-    torch = _torch()
+    torch = load_torch()
     _require_module(torch, module, "from_module")
     notes: list[str] = []
     shapes = None

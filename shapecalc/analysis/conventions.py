@@ -48,30 +48,44 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from shapecalc.core.choices import CONVENTIONS
 from shapecalc.core.dims import Dim, count_str, dim_str
-from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, echo, require_one_of
+from shapecalc.core.errors import (
+    InvalidArgumentError,
+    ShapecalcError,
+    echo,
+    field_error,
+    require_one_of,
+)
 from shapecalc.core.model import Model, full_name
 from shapecalc.core.spec import LayerSpec, Param, expand
-from shapecalc.layers.recurrent import _layer_range
+from shapecalc.layers.recurrent import layer_range
+
+if TYPE_CHECKING:
+    from shapecalc.analysis.cost import Cost
 
 __all__ = [
     "CONVENTIONS",
     "FRAMEWORK_NAMES",
     "GATE_ORDER",
+    "Backend",
     "Converted",
     "Difference",
     "Op",
     "Piece",
+    "backends",
     "convert",
     "convert_with_template",
     "describe_pieces",
     "gate_order",
     "gate_permutation",
+    "input_ranks",
     "layer_tensors",
     "params",
     "rows",
@@ -95,20 +109,6 @@ GATE_ORDER: dict[tuple[str, str], str] = {
 #: one gate under each framework's letter (PyTorch's cell candidate g is Keras' c, ...)
 _SAME_GATE = {"g": "c", "n": "h"}
 _GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
-_KERAS_RECURRENT = {"LSTM": ("lstm", "lstm_cell"), "GRU": ("gru", "gru_cell")}
-_KERAS_RECURRENT["RNN"] = ("simple_rnn", "simple_rnn_cell")
-#: layer kind -> the Keras layer's default name
-_KERAS_NAMES = {
-    "Linear": "dense",
-    "Embedding": "embedding",
-    "Conv1d": "conv1d",
-    "Conv2d": "conv2d",
-    "Conv3d": "conv3d",
-    "LayerNorm": "layer_normalization",
-    "BatchNorm1d": "batch_normalization",
-    "BatchNorm2d": "batch_normalization",
-    "BatchNorm3d": "batch_normalization",
-}
 #: what both ONNX exporters call an initializer whose name is a counter
 _COUNTER = {"legacy": "onnx::{op}_<n>", "dynamo": "val_<n>"}
 _KEPT = "the same name in both exporters"
@@ -291,13 +291,9 @@ class Converted:
 
 
 def _fail(convention: str, spec: LayerSpec, field: str, value: Any, rule: str) -> NoReturn:
-    raise InvalidArgumentError(
-        f"{rule}; use the pytorch convention",
-        layer=f"{spec} in the {convention} convention",
-        field=field,
-        value=value,
-        rule=rule,
-    )
+    """``LSTM(...) in the keras convention: <rule>; use the pytorch convention``."""
+    where = f"{spec} in the {convention} convention"
+    raise field_error(field, value, rule, f"{rule}; use the pytorch convention", layer=where)
 
 
 def gate_order(convention: str, kind: str) -> str:
@@ -309,11 +305,65 @@ def gate_order(convention: str, kind: str) -> str:
 Mapped = tuple[Param, tuple[Piece, ...], str]
 
 
-# -- one layer -------------------------------------------------------------------------------
-def _recurrent(
-    spec: Any, convention: str, prefix: str, source: str, reset_after: bool
-) -> tuple[list[Mapped], list[tuple[Dim, str]]]:
-    kind = spec.kind
+# -- one layer ---------------------------------------------------------------------------------
+#: a layer's converted tensors, and its count differences from PyTorch with their reasons
+Result = tuple[list[Mapped], list[tuple[Dim, str]]]
+
+
+@dataclass(frozen=True)
+class _To:
+    """Where one layer goes: the convention, its name there (``prefix``, empty for the
+    layer's default), its PyTorch name (``source``), Keras' GRU ``reset_after``, the rank
+    of its input, and the Keras layer's default name."""
+
+    convention: str
+    prefix: str
+    source: str
+    reset_after: bool
+    rank: int
+    keras_name: str = ""
+
+
+#: how one kind of layer is converted to one convention
+Converter = Callable[[Any, _To], Result]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How one layer class is stored by Keras and by ONNX (None: not supported yet), and
+    the Keras layer's default name (``dense``; empty for a recurrent layer, which names
+    one Keras layer per PyTorch layer itself: ``lstm``, ``lstm_1``)."""
+
+    keras_name: str
+    keras: Converter | None
+    onnx: Converter | None
+
+
+@dataclass(frozen=True)
+class _Recurrent:
+    """What a recurrent kind's Keras and ONNX layers are called and how they differ."""
+
+    #: Keras' layer and cell names (``lstm``, ``lstm_cell``)
+    keras: tuple[str, str]
+    #: Keras keeps PyTorch's two biases when ``reset_after`` (the GRU only)
+    two_biases: bool = False
+    #: the ONNX operator's attributes beyond the defaults
+    onnx_attributes: str = ""
+    #: the dynamo exporter unrolls the time steps (nn.RNN) instead of one operator
+    unrolled: bool = False
+
+
+def _recurrent(way: _Recurrent) -> Converter:
+    def convert(spec: Any, to: _To) -> Result:
+        return _recurrent_layer(spec, way, to)
+
+    return convert
+
+
+def _recurrent_layer(spec: Any, way: _Recurrent, to: _To) -> Result:
+    kind, convention = spec.kind, to.convention
+    prefix, source = to.prefix or kind.lower(), to.source or kind.lower()
+    reset_after = to.reset_after and way.two_biases
     g, h, d = _GATES[kind], spec.hidden_size, spec.num_directions
     if getattr(spec, "projects", False):
         _fail(
@@ -331,8 +381,8 @@ def _recurrent(
         index, d_in, copies = blocks[0]
         blocks = [("0", d_in, 1), ("{1.." + index[4:], d_in, copies - 1), *blocks[1:]]
     for index, d_in, copies in blocks:
-        numbers = _layer_range(index)
-        shape = _Layer(kind, index, g, h, d, d_in, spec.bias, copies, source)
+        numbers = layer_range(index)
+        shape = _Layer(kind, way, index, g, h, d, d_in, spec.bias, copies, source)
         layer = (
             _onnx_layer(shape, prefix) if convention == "onnx" else _keras_layer(shape, reset_after)
         )
@@ -340,10 +390,10 @@ def _recurrent(
             (dataclasses.replace(p, layers=numbers) if numbers else p, pieces, stored)
             for p, pieces, stored in layer
         ]
-    if convention == "keras" and spec.bias and not (kind == "GRU" and reset_after):
+    if convention == "keras" and spec.bias and not reset_after:
         fewer = g * h * spec.num_layers * d
         what = {4: "4·H", 3: "3·H", 1: "H"}[g]
-        extra = " (reset_after=False)" if kind == "GRU" else ""
+        extra = " (reset_after=False)" if way.two_biases else ""
         deltas.append(
             (
                 -fewer,
@@ -359,6 +409,7 @@ class _Layer:
     """One layer (or a block of identical layers) of a recurrent spec."""
 
     kind: str
+    way: _Recurrent
     index: str
     g: int
     h: Dim
@@ -383,7 +434,7 @@ def _onnx_layer(layer: _Layer, prefix: str) -> list[Mapped]:
     stack += f" × {g} gate blocks ({order})" if g > 1 else ""
     gates = _gates(kind, "onnx")
     where = f"{prefix}.l{layer.index}"
-    unrolled = kind == "RNN"
+    unrolled = layer.way.unrolled
 
     def stored(slot: str) -> str:
         legacy = _COUNTER["legacy"].format(op=kind)
@@ -400,7 +451,7 @@ def _onnx_layer(layer: _Layer, prefix: str) -> list[Mapped]:
     def each(name: str, at: Any = ()) -> tuple[Piece, ...]:
         return tuple(Piece(layer.tensor(name, i), gates, (i, *at)) for i in range(d))
 
-    extra = ", linear_before_reset=1" if kind == "GRU" else ""
+    extra = layer.way.onnx_attributes
     out: list[Mapped] = [
         (
             Param(
@@ -441,7 +492,7 @@ def _keras_layer(layer: _Layer, reset_after: bool) -> list[Mapped]:
     """kernel, recurrent_kernel and bias of one layer, per direction (a Bidirectional
     wrapper holds a forward and a backward layer)."""
     kind, g, h, d, index = layer.kind, layer.g, layer.h, layer.d, layer.index
-    base, cell = _KERAS_RECURRENT[kind]
+    base, cell = layer.way.keras
     order = gate_order("keras", kind).split(" (")[0]
     gates = _gates(kind, "keras")
     number = "" if index == "0" else f"_{index}"
@@ -480,7 +531,7 @@ def _keras_layer(layer: _Layer, reset_after: bool) -> list[Mapped]:
         if not layer.bias:
             continue
         b_ih, b_hh = layer.tensor("bias_ih", direction), layer.tensor("bias_hh", direction)
-        if kind == "GRU" and reset_after:
+        if reset_after:
             role = "input-side and recurrent-side biases, as PyTorch's two (reset_after=True)"
             param = Param(f"{where}/bias", (2, g * h), role, repeat=layer.copies)
             pieces = (Piece(b_ih, gates, (0,)), Piece(b_hh, gates, (1,)))
@@ -492,9 +543,9 @@ def _keras_layer(layer: _Layer, reset_after: bool) -> list[Mapped]:
     return out
 
 
-def _norm(
-    spec: Any, convention: str, prefix: str, source: str
-) -> tuple[list[Mapped], list[tuple[Dim, str]]]:
+def _norm(spec: Any, to: _To) -> Result:
+    convention, source = to.convention, to.source
+    prefix = to.prefix or (to.keras_name if convention == "keras" else "")
     c = spec.num_features
     affine, shift = spec.affine, spec.affine and spec.bias
     if convention == "onnx":
@@ -571,99 +622,159 @@ def _layer(
     source: str | None,
     reset_after: bool,
     rank: int,
-) -> tuple[list[Mapped], list[tuple[Dim, str]]]:
+) -> Result:
     _check(convention)
-    kind = spec.kind
     source = prefix if source is None else source
     if convention == "pytorch" or spec.stateless():
         return [_kept(prefix, source, p, full_name(prefix, p.name)) for p in spec.params()], []
-    if kind in _GATES:
-        default = prefix or kind.lower()
-        return _recurrent(spec, convention, default, source or kind.lower(), reset_after)
-    if kind.startswith("BatchNorm"):
-        default = _KERAS_NAMES[kind] if convention == "keras" else ""
-        return _norm(spec, convention, prefix or default, source)
-    params = list(spec.params())
-    if convention == "onnx":
-        if kind == "Linear" and rank > 2:
-            weight, *rest = params
-            transposed = Param(
-                f"{full_name(prefix, 'weight')}.T",
-                weight.shape[::-1],
-                f"{weight.role}, transposed: the initializer of a MatMul, stored (in, out)",
-            )
-            matmul = "a MatMul initializer: legacy exporter onnx::MatMul_<n>, dynamo val_<n>"
-            mapped: list[Mapped] = [
-                (transposed, (Piece(full_name(source, "weight"), (_T,)),), matmul)
-            ]
-            return mapped + [_kept(prefix, source, p) for p in rest], []
-        if kind == "Linear" and not getattr(spec, "bias", True):
-            legacy = (
-                "a Gemm's input under its own name with the default (dynamo) exporter; the "
-                "legacy exporter (dynamo=False) writes it transposed as a MatMul initializer, "
-                "onnx::MatMul_<n>"
-            )
-            return [_kept(prefix, source, p, legacy) for p in params], []
-        if kind in _KERAS_NAMES:  # exported under PyTorch's own names and shapes
-            return [_kept(prefix, source, p) for p in params], []
-        _fail(convention, spec, "convention", convention, f"no ONNX convention for {kind} yet")
-    if kind not in _KERAS_NAMES:
-        _fail(convention, spec, "convention", convention, f"no Keras convention for {kind} yet")
-    name = prefix or _KERAS_NAMES[kind]
+    backend = backends().get(type(spec))
+    convert: Converter | None = None
+    if backend is not None:
+        convert = backend.keras if convention == "keras" else backend.onnx
+    if backend is None or convert is None:
+        framework = FRAMEWORK_NAMES[convention]
+        rule = f"no {framework} convention for {spec.kind} yet"
+        _fail(convention, spec, "convention", convention, rule)
+    return convert(spec, _To(convention, prefix, source, reset_after, rank, backend.keras_name))
 
-    def keras(keras_name: str, ours: Param, shape: Any, role: str, ops: Any = ()) -> Mapped:
-        full = f"{name}/{keras_name}"
-        return Param(full, shape, role), (Piece(full_name(source, ours.name), ops),), full
 
-    if kind == "Linear":
-        weight = params[0]
-        kernel = keras("kernel", weight, weight.shape[::-1], "kernel, stored (in, out)", (_T,))
-        return [kernel, *(keras("bias", p, p.shape, p.role) for p in params[1:])], []
-    if kind == "Embedding":
-        return [
-            keras("embeddings", params[0], params[0].shape, "lookup table, one row per token")
-        ], []
-    if kind.startswith("Conv"):
-        weight = params[0]  # (out, in/groups, *kernel)
-        axes = (*range(2, len(weight.shape)), 1, 0)
-        shape = tuple(weight.shape[a] for a in axes)
-        permute = Op("permute", axes, _permute_text(axes))
-        role = "kernel, stored (*kernel, in/groups, out)"
-        kernel = keras("kernel", weight, shape, role, (permute,))
-        return [kernel, *(keras("bias", p, p.shape, p.role) for p in params[1:])], []
-    # LayerNorm: gamma and beta of normalized_shape
+def _keras(to: _To, keras_name: str, ours: Param, shape: Any, role: str, ops: Any = ()) -> Mapped:
+    """A Keras weight ``<layer>/<keras_name>`` made from our tensor ``ours``."""
+    full = f"{to.prefix or to.keras_name}/{keras_name}"
+    return Param(full, shape, role), (Piece(full_name(to.source, ours.name), ops),), full
+
+
+def _keras_dense(spec: LayerSpec, to: _To) -> Result:
+    weight, *rest = spec.params()
+    kernel = _keras(to, "kernel", weight, weight.shape[::-1], "kernel, stored (in, out)", (_T,))
+    return [kernel, *(_keras(to, "bias", p, p.shape, p.role) for p in rest)], []
+
+
+def _keras_embedding(spec: LayerSpec, to: _To) -> Result:
+    table = next(iter(spec.params()))
+    return [_keras(to, "embeddings", table, table.shape, "lookup table, one row per token")], []
+
+
+def _keras_conv(spec: LayerSpec, to: _To) -> Result:
+    weight, *rest = spec.params()  # (out, in/groups, *kernel)
+    axes = (*range(2, len(weight.shape)), 1, 0)
+    shape = tuple(weight.shape[a] for a in axes)
+    permute = Op("permute", axes, _permute_text(axes))
+    kernel = _keras(
+        to, "kernel", weight, shape, "kernel, stored (*kernel, in/groups, out)", (permute,)
+    )
+    return [kernel, *(_keras(to, "bias", p, p.shape, p.role) for p in rest)], []
+
+
+def _keras_layer_norm(spec: LayerSpec, to: _To) -> Result:
+    """gamma and beta of normalized_shape."""
     names = {"weight": "gamma", "bias": "beta"}
-    return [keras(names[p.name], p, p.shape, p.role) for p in params], []
+    return [_keras(to, names[p.name], p, p.shape, p.role) for p in spec.params()], []
+
+
+def _onnx_kept(spec: LayerSpec, to: _To) -> Result:
+    """Exported under PyTorch's own names and shapes."""
+    return [_kept(to.prefix, to.source, p) for p in spec.params()], []
+
+
+def _onnx_linear(spec: Any, to: _To) -> Result:
+    """A Gemm fed a 2-D input; a MatMul, its weight transposed, fed more dimensions."""
+    prefix, source = to.prefix, to.source
+    params = list(spec.params())
+    if to.rank > 2:
+        weight, *rest = params
+        transposed = Param(
+            f"{full_name(prefix, 'weight')}.T",
+            weight.shape[::-1],
+            f"{weight.role}, transposed: the initializer of a MatMul, stored (in, out)",
+        )
+        matmul = "a MatMul initializer: legacy exporter onnx::MatMul_<n>, dynamo val_<n>"
+        mapped: list[Mapped] = [(transposed, (Piece(full_name(source, "weight"), (_T,)),), matmul)]
+        return mapped + [_kept(prefix, source, p) for p in rest], []
+    if not spec.bias:
+        legacy = (
+            "a Gemm's input under its own name with the default (dynamo) exporter; the "
+            "legacy exporter (dynamo=False) writes it transposed as a MatMul initializer, "
+            "onnx::MatMul_<n>"
+        )
+        return [_kept(prefix, source, p, legacy) for p in params], []
+    return _onnx_kept(spec, to)
+
+
+@functools.cache
+def backends() -> dict[type[LayerSpec], Backend]:
+    """How each layer class is stored in Keras and ONNX, by its class (the layer families
+    are imported on first use). A new layer kind adds one entry here."""
+    from shapecalc.layers.conv import Conv1d, Conv2d, Conv3d
+    from shapecalc.layers.embedding import Embedding
+    from shapecalc.layers.linear import Linear
+    from shapecalc.layers.norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, LayerNorm
+    from shapecalc.layers.recurrent import GRU, LSTM, RNN
+
+    lstm = _recurrent(_Recurrent(("lstm", "lstm_cell")))
+    gru = _Recurrent(
+        ("gru", "gru_cell"), two_biases=True, onnx_attributes=", linear_before_reset=1"
+    )
+    rnn = _recurrent(_Recurrent(("simple_rnn", "simple_rnn_cell"), unrolled=True))
+    found: dict[type[LayerSpec], Backend] = {
+        LSTM: Backend("", lstm, lstm),
+        GRU: Backend("", _recurrent(gru), _recurrent(gru)),
+        RNN: Backend("", rnn, rnn),
+        Linear: Backend("dense", _keras_dense, _onnx_linear),
+        Embedding: Backend("embedding", _keras_embedding, _onnx_kept),
+        LayerNorm: Backend("layer_normalization", _keras_layer_norm, _onnx_kept),
+    }
+    found |= {
+        conv: Backend(conv.kind.lower(), _keras_conv, _onnx_kept)
+        for conv in (Conv1d, Conv2d, Conv3d)
+    }
+    found |= {
+        norm: Backend("batch_normalization", _norm, _norm)
+        for norm in (BatchNorm1d, BatchNorm2d, BatchNorm3d)
+    }
+    return found
 
 
 def _check(convention: str) -> None:
     require_one_of("convention", convention, CONVENTIONS)
 
 
-def _input_ranks(model: Model) -> dict[str, int]:
+def input_ranks(model: Model, cost: Cost | None = None) -> dict[str, int]:
     """How many dimensions each layer's (first) input has, from the model's own input
-    layout; empty when the model has none or its shapes cannot be followed."""
+    layout: read from ``cost`` when given (an analysis of ``model`` from that layout, at
+    any sizes), else analysed here; empty when the model has no layout or its shapes
+    cannot be followed."""
     if not getattr(model, "input_layout", None):
         return {}
-    from shapecalc.analysis.cost import analyze
+    if cost is None:
+        from shapecalc.analysis.cost import analyze
 
-    try:
-        analysis = analyze(model, model.input_shapes(2, 3))
-    except (ShapecalcError, ValueError, TypeError):
-        return {}
-    return {layer.name: len(layer.inputs[0]) for layer in analysis.layers if layer.inputs}
+        try:
+            cost = analyze(model, model.input_shapes(2, 3))
+        except (ShapecalcError, ValueError, TypeError):
+            return {}
+    return {layer.name: len(layer.inputs[0]) for layer in cost.layers if layer.inputs}
 
 
 # -- a model ---------------------------------------------------------------------------------
-def convert(model: Model, convention: str, *, reset_after: bool = True) -> Converted:
+def convert(
+    model: Model,
+    convention: str,
+    *,
+    reset_after: bool = True,
+    ranks: Mapping[str, int] | None = None,
+) -> Converted:
     """``model``'s tensors as ``convention`` names and stores them, with every count
-    difference from PyTorch and its reason, and the PyTorch tensors each is made of."""
+    difference from PyTorch and its reason, and the PyTorch tensors each is made of.
+    ``ranks``: each layer's input rank (:func:`input_ranks`), which ONNX needs; worked
+    out from the model when not given."""
     _check(convention)
     mapped: list[tuple[str, Mapped]] = []
     differences: list[Difference] = []
     orders: dict[str, str] = {}
     keras_names = _keras_layer_names(model) if convention == "keras" else {}
-    ranks = _input_ranks(model) if convention == "onnx" else {}
+    if ranks is None:
+        ranks = input_ranks(model) if convention == "onnx" else {}
     renamed: dict[str, str] = {}
     for layer in model.layers:
         prefix = keras_names.get(layer.name, layer.name)
@@ -740,13 +851,22 @@ def params(model: Model, convention: str = "pytorch", *, reset_after: bool = Tru
 
 
 def convert_with_template(
-    model: Model, convention: str, *, reset_after: bool = True
+    model: Model,
+    convention: str,
+    *,
+    reset_after: bool = True,
+    ranks: Mapping[str, int] | None = None,
 ) -> tuple[Converted, Converted | None]:
     """``model`` in ``convention``, and its symbolic template there too (whose counts are
-    the formulas), or None when the template cannot be converted."""
-    converted = convert(model, convention, reset_after=reset_after)
+    the formulas), or None when the template cannot be converted. The layers' input
+    ranks (``ranks``, :func:`input_ranks`) are worked out once, for both."""
+    if ranks is None:
+        ranks = input_ranks(model) if convention == "onnx" else {}
+    converted = convert(model, convention, reset_after=reset_after, ranks=ranks)
     try:
-        template: Converted | None = convert(model.template, convention, reset_after=reset_after)
+        template: Converted | None = convert(
+            model.template, convention, reset_after=reset_after, ranks=ranks
+        )
     except ShapecalcError:
         template = None
     return converted, template
@@ -758,9 +878,10 @@ def _keras_layer_names(model: Model) -> dict[str, str]:
     seen: dict[str, int] = {}
     names: dict[str, str] = {}
     for layer in model.layers:
-        base = _KERAS_NAMES.get(layer.spec.kind)
-        if base is None:
+        backend = backends().get(type(layer.spec))
+        if backend is None or not backend.keras_name:
             continue
+        base = backend.keras_name
         n = seen.get(base, 0)
         seen[base] = n + 1
         names[layer.name] = base if n == 0 else f"{base}_{n}"

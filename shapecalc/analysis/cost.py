@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any, NoReturn
+from typing import Any
 
 from shapecalc.core.choices import OPTIMIZER_STATES
 from shapecalc.core.dims import (
@@ -49,11 +49,11 @@ from shapecalc.core.dims import (
     shape_str,
 )
 from shapecalc.core.errors import (
-    InvalidArgumentError,
     ShapecalcError,
     ShapeError,
     echo,
     expect,
+    field_error,
     require_one_of,
 )
 from shapecalc.core.flow import Opaque
@@ -468,18 +468,17 @@ def analyze(
     require_one_of("dtype", dtype, tuple(DTYPE_BYTES), layer=owner)
     require_one_of("training", training, tuple(OPTIMIZERS), layer=owner)
     if not isinstance(mixed_precision, bool):
-        _refuse("mixed_precision", mixed_precision, "mixed_precision must be True or False")
+        rule = "mixed_precision must be True or False"
+        raise field_error("mixed_precision", mixed_precision, rule, layer=owner)
     if training != "none" and dtype not in TRAINING_DTYPES:
-        _refuse(
-            "dtype",
+        raise _refused_dtype(
             dtype,
             "training needs dtype fp32, fp16 or bf16",
             "int8 and fp8 are counted as inference storage: set training to 'none'",
             "training",
         )
     if mixed_precision and dtype not in HALF:
-        _refuse(
-            "dtype",
+        raise _refused_dtype(
             dtype,
             "mixed precision needs dtype fp16 or bf16",
             "the half-precision copy",
@@ -521,26 +520,21 @@ def _shapes(inputs: Any) -> tuple[Shape, ...]:
     int or a size name (``("B", 3, "H", "W")``)."""
     rule = "inputs are shapes of sizes: ((2, 3, 224, 224),), or one shape"
     if not isinstance(inputs, (tuple, list)) or not inputs:
-        _refuse("inputs", inputs, rule)
+        raise field_error("inputs", inputs, rule, layer="analyze")
     shapes = inputs if all(isinstance(s, (tuple, list)) for s in inputs) else (inputs,)
     out = []
     for shape in shapes:
         if not isinstance(shape, (tuple, list)) or any(isinstance(d, (tuple, list)) for d in shape):
-            _refuse("inputs", inputs, rule)
+            raise field_error("inputs", inputs, rule, layer="analyze")
         out.append(tuple(as_size(d, owner="analyze", field="inputs", minimum=0) for d in shape))
     return tuple(out)
 
 
-def _refuse(field: str, value: Any, rule: str, why: str = "", *related: str) -> NoReturn:
-    """``analyze: dtype must be one of ..., got 'fp9'``, as one error naming the field."""
-    raise InvalidArgumentError(
-        f"{rule}, got {echo(value)}" + (f" ({why})" if why else ""),
-        layer="analyze",
-        field=field,
-        value=value,
-        rule=rule,
-        related=related,
-    )
+def _refused_dtype(dtype: Any, rule: str, why: str, other: str) -> ShapecalcError:
+    """``analyze: training needs dtype ..., got 'int8' (why)``: a dtype that ``other``
+    (the training or the mixed precision) rules out."""
+    message = f"{rule}, got {echo(dtype)} ({why})"
+    return field_error("dtype", dtype, rule, message, layer="analyze", related=(other,))
 
 
 # -- following the flow ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from shapecalc.core.declare import Architecture, arguments_of
 from shapecalc.core.dims import Dim, dim_str, shape_str
 from shapecalc.core.dims import count_str as _n
 from shapecalc.core.model import Model
-from shapecalc.layers.recurrent import GRU, LSTM, MAX_LISTED_LAYERS, RecurrentSpec
+from shapecalc.layers.recurrent import MAX_LISTED_LAYERS, RecurrentSpec
 
 __all__ = ["Section", "explain", "legend"]
 
@@ -102,33 +102,6 @@ def _layer_groups(lstm: RecurrentSpec) -> list[tuple[str, str, Dim, Dim]]:
 _NUMBER = {1: "one", 3: "three", 4: "four"}
 
 
-def _equations(spec: RecurrentSpec) -> list[str]:
-    """The cell equations, one line each, as PyTorch's documentation writes them."""
-    if isinstance(spec, LSTM):
-        h_line = (
-            "  h_t = W_hr (o_t ⊙ tanh(c_t))                  projected to proj_size"
-            if spec.projects
-            else "  h_t = o_t ⊙ tanh(c_t)"
-        )
-        return [
-            "  i_t = σ(W_ii x_t + b_ii + W_hi h_(t-1) + b_hi)      input gate",
-            "  f_t = σ(W_if x_t + b_if + W_hf h_(t-1) + b_hf)      forget gate",
-            "  g_t = tanh(W_ig x_t + b_ig + W_hg h_(t-1) + b_hg)   cell candidate",
-            "  o_t = σ(W_io x_t + b_io + W_ho h_(t-1) + b_ho)      output gate",
-            "  c_t = f_t ⊙ c_(t-1) + i_t ⊙ g_t",
-            h_line,
-        ]
-    if isinstance(spec, GRU):
-        return [
-            "  r_t = σ(W_ir x_t + b_ir + W_hr h_(t-1) + b_hr)              reset gate",
-            "  z_t = σ(W_iz x_t + b_iz + W_hz h_(t-1) + b_hz)              update gate",
-            "  n_t = tanh(W_in x_t + b_in + r_t ⊙ (W_hn h_(t-1) + b_hn))   new gate",
-            "  h_t = (1 - z_t) ⊙ n_t + z_t ⊙ h_(t-1)",
-        ]
-    f = "relu" if getattr(spec, "nonlinearity", "tanh") == "relu" else "tanh"
-    return [f"  h_t = {f}(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh)"]
-
-
 def _stack(gates: tuple[str, ...], side: str) -> str:
     """``[W_ii; W_if; W_ig; W_io]``, or ``W_ih`` for a single gate."""
     if len(gates) == 1:
@@ -152,7 +125,7 @@ def _explain_recurrent(model: Model, name: str, rnn: RecurrentSpec) -> list[Sect
     layers = rnn.num_layers
     groups = _layer_groups(rnn)
     d_ins = [d for _, _, d, _ in groups]
-    lstm = isinstance(rnn, LSTM)
+    lstm = rnn.cell_state
     state = "hidden state h_t and of its cell state c_t" if lstm else "hidden state h_t"
     if count > 1:
         per_gate = (
@@ -190,7 +163,7 @@ def _explain_recurrent(model: Model, name: str, rnn: RecurrentSpec) -> list[Sect
         + f" and h_t {_n(h_out)}."
         + (" σ is the logistic sigmoid, ⊙ the elementwise product." if count > 1 else "")
     )
-    cell = [*_equations(rnn), shapes]
+    cell = [*rnn.equations(), shapes]
     suffix = groups[0][1]
     order = f" stacked in gate order {', '.join(gates)}" if count > 1 else ""
     stacked = [
@@ -208,10 +181,9 @@ def _explain_recurrent(model: Model, name: str, rnn: RecurrentSpec) -> list[Sect
         )
     else:
         stacked.append("bias=False: there are no b vectors at all")
-    if isinstance(rnn, LSTM) and rnn.projects:
-        stacked.append(
-            f"{name}.weight_hr_l{suffix} = W_hr: {shape_str((rnn.proj_size, h))} = (P, H)"
-        )
+    if rnn.projects:
+        p = rnn.output_hidden
+        stacked.append(f"{name}.weight_hr_l{suffix} = W_hr: {shape_str((p, h))} = (P, H)")
     if len(groups) > 1:
         label, index, d_in, _ = groups[1]
         names = (
@@ -318,29 +290,11 @@ def _confusions(model: Model, name: str, rnn: RecurrentSpec) -> Section:
     gh = f"{len(rnn.gates)}·H" if len(rnn.gates) > 1 else "H"
     if bias is None:
         biases = "With bias=False PyTorch and Keras agree: no bias vectors."
-    elif isinstance(rnn, GRU):
-        biases = (
-            "PyTorch keeps two bias vectors per gate (b_ih and b_hh), as Keras' GRU does "
-            "with reset_after=True (its default; a (2, 3·H) bias), so the counts agree; "
-            "with reset_after=False Keras keeps one and has 3·H = "
-            f"{_n(bias)} fewer per layer and direction."
-        )
     else:
-        keras = "LSTM" if isinstance(rnn, LSTM) else "SimpleRNN"
-        fewer = gh if _n(bias) == gh else f"{gh} = {_n(bias)}"
-        biases = (
-            f"PyTorch keeps two bias vectors{' per gate' if len(rnn.gates) > 1 else ''} "
-            "(b_ih and b_hh, for cuDNN compatibility); the textbook equations and Keras keep "
-            f"one, so Keras' {keras} has {fewer} fewer parameters per layer and direction."
-        )
-    if isinstance(rnn, LSTM):
-        order = "Keras names the gates i, f, c, o: the same order as PyTorch's i, f, g, o."
-    elif isinstance(rnn, GRU):
-        order = "Keras orders the GRU gates z, r, h; PyTorch r, z, n."
-    else:
-        order = ""
+        biases = rnn.keras_biases(bias)
+    order = rnn.keras_gates
     lines = [
-        f'"Nodes" or "units" is H, the size of h_t{" (and c_t)" if isinstance(rnn, LSTM) else ""}.'
+        f'"Nodes" or "units" is H, the size of h_t{" (and c_t)" if rnn.cell_state else ""}.'
         f" The matrices are not H × H only: the input side is H × d_in"
         f"{' per gate' if len(rnn.gates) > 1 else ''}, and d_in is the embedding size, or V "
         "for a one-hot input.",

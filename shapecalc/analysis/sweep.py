@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 from shapecalc.core.declare import Architecture, arguments_of
 from shapecalc.core.dims import Dim, Expr, compiled, symbol
-from shapecalc.core.errors import InvalidArgumentError, echo, expect
+from shapecalc.core.errors import InvalidArgumentError, echo, expect, field_error
 from shapecalc.core.model import Model
 
 __all__ = ["COLUMNS", "MAX_POINTS", "Axis", "Column", "Point", "Sweep", "parse_values", "sweep"]
@@ -146,9 +146,8 @@ def parse_values(text: Any, *, field: str) -> tuple[int, ...]:
 
 
 def _bad(field: str, value: Any, rule: str) -> NoReturn:
-    raise InvalidArgumentError(
-        f"{field} must be {rule}, got {echo(value)}", field=field, value=value, rule=rule
-    )
+    """``varying: seq_len must be ..., got 7``: ``field`` must be ``rule``."""
+    raise field_error(field, value, rule, f"{field} must be {rule}, got {echo(value)}")
 
 
 def sweep(

@@ -137,9 +137,10 @@ def _member(
         "rotary_pct": "partial_rotary_factor",
         **(keys or {}),
     }
-    ignored = set()
+    ignored: set[str] = set()
     for name in kwargs.get("fixed", {}):  # a field of a fixed argument: read, changes nothing
-        ignored.add(read.pop(name, None))
+        if name in read:
+            ignored.add(read.pop(name))
     return HFType(
         model_type=model_type,
         config_class=f"{prefix}Config",
@@ -148,7 +149,7 @@ def _member(
         keys=read,
         values={"activation": _ACTIVATIONS, **kwargs.pop("values", {})},
         defaults=defaults,
-        free=_FREE | frozenset(free) | (ignored - {None}),
+        free=_FREE | frozenset(free) | ignored,
         dropped=(r"rotary_emb\.inv_freq",),
         read=_read,
         notes=_sliding(model_type),

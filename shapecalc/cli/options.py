@@ -1,8 +1,9 @@
 """What the model commands share: their options (format, depth, explain, verify, cost,
 convention), the click types, and the path from flags to a printed report.
 
-A report is built once (:class:`shapecalc.report.Report`) and written by one writer per
-format; only the table and tree formats import rich.
+The flags become one library call (:func:`shapecalc.report.pipeline.build_report`, the
+report a Python user gets too), whose :class:`~shapecalc.report.Report` is written by one
+writer per format; only the table and tree formats import rich.
 """
 
 from __future__ import annotations
@@ -14,12 +15,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from shapecalc.cli.group import engine_error
-from shapecalc.core.dims import Expr
-from shapecalc.core.errors import InvalidArgumentError, MissingDependencyError, ShapecalcError
+from shapecalc.core.errors import ShapecalcError
 
 if TYPE_CHECKING:
-    from shapecalc.analysis.conventions import Converted
-    from shapecalc.analysis.cost import Cost
     from shapecalc.core.declare import Reference
     from shapecalc.core.model import Model
     from shapecalc.report import Report
@@ -211,76 +209,49 @@ def pop(flags: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return {k: flags.pop(k) for k in names if k in flags}
 
 
-def _cost(
-    model: Model, flags: dict[str, Any], inputs: tuple[tuple[Any, ...], ...] | None
-) -> tuple[Cost | None, tuple[bool, bool, bool]]:
-    """The analysis the flags ask for; JSON then carries all of it."""
-    all_ = flags["all_"]
-    sections = (all_ or flags["shapes"], all_ or flags["flops"], all_ or flags["memory"])
-    if not any(sections):
-        return None, sections
-    if inputs is None and not model.input_layout:
-        raise click.UsageError(
-            "--shapes, --flops and --memory need the layer's input: give --input-shape"
-        )
-    from shapecalc.analysis.cost import analyze
-
-    try:
-        cost = analyze(
-            model,
-            inputs,
-            batch=flags.get("batch", "B"),
-            seq_len=flags.get("seq_len", "T"),
-            dtype=flags["dtype"],
-            training=flags["training"],
-            mixed_precision=flags["mixed_precision"],
-        )
-    except ShapecalcError as err:
-        raise engine_error(err, {"input": "--input-shape"}) from None
-    return cost, sections
-
-
-def _convention(model: Model, flags: dict[str, Any]) -> tuple[Converted, Converted | None] | None:
-    name = flags.get("convention", "pytorch")
-    if name == "pytorch":
-        return None
-    from shapecalc.analysis.conventions import convert_with_template
-
-    try:
-        return convert_with_template(model, name, reset_after=flags.get("reset_after", True))
-    except ShapecalcError as err:
-        raise click.BadParameter(str(err), param_hint="'--convention'") from None
-
-
-def build_report(
+def build(
     model: Model,
     flags: dict[str, Any],
     *,
     inputs: tuple[tuple[Any, ...], ...] | None = None,
     outputs: tuple[tuple[Any, ...], ...] = (),
+    reference: Reference | None = None,
 ) -> Report:
-    """The report the flags ask for, each part computed once: the cost sections, the
-    convention, the explanation (gate order in the chosen convention), a layer's shapes."""
-    from shapecalc.report import Report
+    """The report the flags ask for, from the library's one call
+    (:func:`shapecalc.report.pipeline.build_report`); its errors as usage errors naming
+    the flag of the part they came from."""
+    from shapecalc.report.pipeline import build_report
 
-    cost, sections = _cost(model, flags, inputs)
-    convention = _convention(model, flags)
-    explanation: tuple[Any, ...] = ()
-    if flags.get("explain"):
-        from shapecalc.analysis.explain import explain
-
-        chosen = convention[0].convention if convention else "pytorch"
-        explanation = tuple(explain(model, chosen))
-    flow = (inputs, outputs) if inputs and not sections[0] else None
-    return Report(
-        model,
-        cost=cost,
-        sections=sections,
-        convention=convention,
-        explanation=explanation,
-        flow=flow,
-        depth=flags.get("depth"),
-    )
+    all_ = flags.get("all_", False)
+    shapes, flops, memory = (all_ or flags.get(k, False) for k in ("shapes", "flops", "memory"))
+    if (shapes or flops or memory) and inputs is None and not model.input_layout:
+        raise click.UsageError(
+            "--shapes, --flops and --memory need the layer's input: give --input-shape"
+        )
+    try:
+        return build_report(
+            model,
+            shapes=shapes,
+            flops=flops,
+            memory=memory,
+            inputs=inputs,
+            outputs=outputs,
+            batch=flags.get("batch", "B"),
+            seq_len=flags.get("seq_len", "T"),
+            dtype=flags.get("dtype", "fp32"),
+            training=flags.get("training", "adam"),
+            mixed_precision=flags.get("mixed_precision", False),
+            convention=flags.get("convention", "pytorch"),
+            reset_after=flags.get("reset_after", True),
+            explain=bool(flags.get("explain")),
+            depth=flags.get("depth"),
+            verify=bool(flags.get("verify")),
+            reference=reference,
+        )
+    except ShapecalcError as err:
+        if err.argument in ("convention", "verify"):
+            raise click.BadParameter(str(err), param_hint=f"'--{err.argument}'") from None
+        raise engine_error(err, {"input": "--input-shape"}) from None
 
 
 def show(report: Report, fmt: str) -> None:
@@ -295,106 +266,12 @@ def show(report: Report, fmt: str) -> None:
     click.echo(text(report, fmt), nl=False)
 
 
-def verify(model: Model, reference: Reference | None = None) -> None:
-    """``--verify``: compare with the real module (the ``transformers`` class of the same
-    configuration, when there is one and it is installed; ``reference`` when given, as a
-    config file names it); exit 1 when anything differs."""
-    _buildable(model)
-    if reference is None and model.config is not None:
-        reference = model.config.reference()
-    try:
-        from shapecalc.adapters.torch_bridge import _torch, build, build_reference, compare
-
-        torch = _torch()
-        module, where, note = None, f"torch {torch.__version__}, meta device", ""
-        if reference is not None:
-            try:
-                module = build_reference(reference)
-                version = sys.modules[reference.library].__version__
-                where = f"{reference.library} {version} {reference.model}, meta device"
-            except MissingDependencyError:  # the library, not torch: torch is here
-                note = f" ({reference.library} is not installed: the module shapecalc builds)"
-            except InvalidArgumentError as err:
-                if err.field != reference.library:
-                    raise
-                note = f" ({err.message}; the module shapecalc builds)"
-        elif model.config is not None and _has_references(model):
-            note = " (no transformers class has this combination of flags)"
-        diff = compare(model, build(model) if module is None else module)
-    except ShapecalcError as err:
-        raise click.BadParameter(str(err), param_hint="'--verify'") from None
-    if diff.ok:
-        click.echo(f"Verified against {where}{note}: {diff}", err=True)
-        return
-    click.echo(f"Error: differs from {where}: {diff}", err=True)
-    sys.exit(1)
-
-
-#: the modules and tensors --verify builds in seconds on the meta device
-MOST_MODULES, MOST_TENSORS = 10_000, 20_000
-
-
-def _buildable(model: Model) -> None:
-    """Refuse, before building (and before anything is printed), what torch cannot build
-    or not in seconds: anything without torch installed, a tensor of 2^63 numbers or
-    more, more modules than :data:`MOST_MODULES` or tensors than :data:`MOST_TENSORS`."""
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
-        raise click.BadParameter(
-            "this needs PyTorch, which is not installed; install it with pip install "
-            "'shapecalc[torch]' (or pip install torch)",
-            param_hint="'--verify'",
-        )
-    modules = 0
-    for layer in model.layers:
-        copies = layer.copies
-        if not isinstance(copies, int) or copies >= MOST_MODULES:
-            modules = MOST_MODULES + 1
-            break
-        modules += copies
-    tensors = model.tensor_count()
-    if modules > MOST_MODULES or not isinstance(tensors, int) or tensors > MOST_TENSORS:
-        raise click.BadParameter(
-            f"it builds every module on the meta device, and this model has more than "
-            f"{MOST_MODULES:,} modules or {MOST_TENSORS:,} tensors; the same block with fewer "
-            "layers checks the same names and shapes",
-            param_hint="'--verify'",
-        )
-    for row in model.rows():
-        count = row.count
-        if isinstance(count, int) and count >= 2**63:
-            raise click.BadParameter(
-                f"torch holds at most 2^63 - 1 numbers in a tensor, and {row.name} would hold more",
-                param_hint="'--verify'",
-            )
-
-
-def _has_references(model: Model) -> bool:
-    """Whether the model's architecture names classes of another library for some of its
-    configurations (it declares Hugging Face types, or overrides
-    :meth:`~shapecalc.core.declare.Architecture.reference`)."""
-    from shapecalc.core.declare import Architecture
-
-    cls = type(model.config)
-    return bool(cls.hf) or cls.reference is not Architecture.reference
-
-
 def finish(
     model: Model, flags: dict[str, Any], reference: Reference | None = None, **shapes: Any
 ) -> None:
-    """Build the report the flags ask for, print it, and verify when asked (against
-    ``reference`` when given; a model with sizes as names is refused before anything is
-    printed)."""
-    if flags.get("verify") and model.symbolic:
-        names = [k for k, v in model.sizes.items() if isinstance(v, Expr)] or ["a size"]
-        raise click.BadParameter(
-            f"the real module needs every size as a number, and {', '.join(names)} "
-            f"{'is a name' if len(names) == 1 else 'are names'}",
-            param_hint="'--verify'",
-        )
-    if flags.get("verify"):
-        _buildable(model)  # refused before anything is printed
+    """Build the report the flags ask for (refusing a picture or a check that cannot be
+    made before anything is printed), print it, draw it, and say what --verify found
+    (against ``reference`` when given; exit 1 when anything differs)."""
     if flags.get("plot") or flags.get("plot_file"):
         _drawable(model, flags)
     if flags.get("plot_file"):
@@ -404,12 +281,15 @@ def finish(
             check_file(flags["plot_file"])
         except ShapecalcError as err:
             raise engine_error(err, {"plot_file": "--plot-file"}) from None
-    report = build_report(model, flags, **shapes)
+    report = build(model, flags, reference=reference, **shapes)
     show(report, flags["fmt"])
     if flags.get("plot") or flags.get("plot_file"):
         draw(report, flags)
-    if flags.get("verify"):
-        verify(model, reference)
+    if report.verification is not None:
+        if not report.verification.ok:
+            click.echo(f"Error: {report.verification}", err=True)
+            sys.exit(1)
+        click.echo(str(report.verification), err=True)
     note = ignored(flags)
     if note:
         click.echo(f"Warning: {note}", err=True)

@@ -17,6 +17,7 @@ __all__ = [
     "TieError",
     "echo",
     "expect",
+    "field_error",
     "printable",
     "require_one_of",
 ]
@@ -38,6 +39,11 @@ class ShapecalcError(ValueError):
         >>> (err.field, err.value)
         ('hidden', 0)
     """
+
+    #: which argument of a call made of several parts the error came from (for
+    #: :func:`shapecalc.report.pipeline.build_report`: "cost", "convention", "explain",
+    #: "verify"); None for a call of one part
+    argument: str | None = None
 
     def __init__(
         self,
@@ -151,6 +157,31 @@ def require_one_of(
     """
     if value not in options:
         rule = f"{field} must be one of {', '.join(options)}"
-        raise InvalidArgumentError(
-            f"{rule}, got {echo(value)}", layer=layer, field=field, value=value, rule=rule
-        )
+        raise field_error(field, value, rule, layer=layer)
+
+
+def field_error(
+    field: str | None,
+    value: Any,
+    rule: str | None,
+    message: str | None = None,
+    *,
+    layer: str | None = None,
+    fix: str | None = None,
+    related: tuple[str, ...] = (),
+    kind: type[ShapecalcError] = InvalidArgumentError,
+) -> ShapecalcError:
+    """The error for ``value`` given as ``field`` that breaks ``rule``, to raise; its
+    message is ``message``, or the rule and the value (``rule, got 'value'``). ``kind``
+    is the class (an :class:`InvalidArgumentError` unless told).
+
+    Example:
+
+        >>> raise field_error("dtype", "fp9", "dtype must be fp32 or fp16", layer="analyze")
+        Traceback (most recent call last):
+        ...
+        shapecalc.core.errors.InvalidArgumentError: analyze: dtype must be fp32 or fp16, got 'fp9'
+    """
+    if message is None:
+        message = f"{rule}, got {echo(value)}"
+    return kind(message, layer=layer, field=field, value=value, rule=rule, fix=fix, related=related)

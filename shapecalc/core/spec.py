@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
 from shapecalc.core.dims import Dim, Expr, as_size, dim_str, int_text, known, product
-from shapecalc.core.errors import InvalidArgumentError, ShapeError
+from shapecalc.core.errors import ShapeError, field_error
 
 __all__ = [
     "REGISTERED",
@@ -296,17 +296,11 @@ class LayerSpec:
             self._fail(field, value, rule, f"got {shown(value)}")
 
     def _fail_shape(self, message: str, value: Any) -> NoReturn:
-        raise ShapeError(f"{message}", layer=str(self), field="input", value=value, rule=message)
+        raise field_error("input", value, message, message, layer=str(self), kind=ShapeError)
 
     def _fail(self, field: str, value: Any, rule: str, detail: str, *others: str) -> NoReturn:
-        raise InvalidArgumentError(
-            f"{rule} ({detail})",
-            layer=self.label(field, *others),
-            field=field,
-            value=value,
-            rule=rule,
-            related=others,
-        )
+        layer = self.label(field, *others)
+        raise field_error(field, value, rule, f"{rule} ({detail})", layer=layer, related=others)
 
     def label(self, *fields: str) -> str:
         """``LSTM(hidden_size=512, proj_size=600)``: the kind with the named fields."""

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.core.dims import Dim, dim_str, product, shape_str
+from shapecalc.core.dims import Dim, count_str, dim_str, product, shape_str
 from shapecalc.core.errors import echo
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, less_than, register
 
@@ -41,7 +41,7 @@ def _compact(value: Dim) -> str:
     return dim_str(value).replace(" ", "")
 
 
-def _layer_range(index: str) -> range | None:
+def layer_range(index: str) -> range | None:
     """``{1..95}`` -> range(1, 96); a single index or a symbolic block -> None."""
     match = re.fullmatch(r"\{(\d+)\.\.(\d+)\}", index)
     return range(int(match.group(1)), int(match.group(2)) + 1) if match else None
@@ -167,6 +167,11 @@ class RecurrentSpec(LayerSpec):
 
     #: gate names in PyTorch's stacking order; their number is the only difference
     gates: ClassVar[tuple[str, ...]]
+    #: a second state beside h_t (the LSTM's cell state c_t)
+    cell_state: ClassVar[bool] = False
+    #: Keras' layer of the same cell, and how its gate names read against PyTorch's
+    keras_layer: ClassVar[str]
+    keras_gates: ClassVar[str] = ""
 
     input_size: Dim
     hidden_size: Dim
@@ -184,6 +189,22 @@ class RecurrentSpec(LayerSpec):
     def __post_init__(self) -> None:
         self._check_fields()
         self._check_recurrent()
+
+    def equations(self) -> list[str]:
+        """The cell equations, one line each, as PyTorch's documentation writes them."""
+        raise NotImplementedError
+
+    def keras_biases(self, bias: Dim) -> str:
+        """How Keras' layer keeps the biases beside PyTorch's two (``bias``: the size of
+        one of them), in one sentence."""
+        gh = f"{len(self.gates)}·H" if len(self.gates) > 1 else "H"
+        fewer = gh if count_str(bias) == gh else f"{gh} = {count_str(bias)}"
+        return (
+            f"PyTorch keeps two bias vectors{' per gate' if len(self.gates) > 1 else ''} "
+            "(b_ih and b_hh, for cuDNN compatibility); the textbook equations and Keras keep "
+            f"one, so Keras' {self.keras_layer} has {fewer} fewer parameters per layer and "
+            "direction."
+        )
 
     def _check_recurrent(self) -> None:
         dropout: Any = self.dropout
@@ -321,7 +342,7 @@ class RecurrentSpec(LayerSpec):
                     *_gate_params(self.gates, h, d_in, h_out, self.bias, suffix, where, copies),
                     *self._extra_params(suffix, where, copies),
                 ]
-                numbers = _layer_range(index)
+                numbers = layer_range(index)
                 for param in block:
                     yield dataclasses.replace(param, layers=numbers) if numbers else param
 
@@ -369,6 +390,26 @@ class LSTM(RecurrentSpec):
         **RecurrentSpec.size_fields,
         "proj_size": 0,
     }
+    cell_state: ClassVar[bool] = True
+    keras_layer: ClassVar[str] = "LSTM"
+    keras_gates: ClassVar[str] = (
+        "Keras names the gates i, f, c, o: the same order as PyTorch's i, f, g, o."
+    )
+
+    def equations(self) -> list[str]:
+        h_line = (
+            "  h_t = W_hr (o_t ⊙ tanh(c_t))                  projected to proj_size"
+            if self.projects
+            else "  h_t = o_t ⊙ tanh(c_t)"
+        )
+        return [
+            "  i_t = σ(W_ii x_t + b_ii + W_hi h_(t-1) + b_hi)      input gate",
+            "  f_t = σ(W_if x_t + b_if + W_hf h_(t-1) + b_hf)      forget gate",
+            "  g_t = tanh(W_ig x_t + b_ig + W_hg h_(t-1) + b_hg)   cell candidate",
+            "  o_t = σ(W_io x_t + b_io + W_ho h_(t-1) + b_ho)      output gate",
+            "  c_t = f_t ⊙ c_(t-1) + i_t ⊙ g_t",
+            h_line,
+        ]
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -440,6 +481,24 @@ class GRU(RecurrentSpec):
     }
     example_input: ClassVar[tuple[Shape, ...]] = ((100, 32, 512),)
     gates: ClassVar[tuple[str, ...]] = ("r", "z", "n")
+    keras_layer: ClassVar[str] = "GRU"
+    keras_gates: ClassVar[str] = "Keras orders the GRU gates z, r, h; PyTorch r, z, n."
+
+    def equations(self) -> list[str]:
+        return [
+            "  r_t = σ(W_ir x_t + b_ir + W_hr h_(t-1) + b_hr)              reset gate",
+            "  z_t = σ(W_iz x_t + b_iz + W_hz h_(t-1) + b_hz)              update gate",
+            "  n_t = tanh(W_in x_t + b_in + r_t ⊙ (W_hn h_(t-1) + b_hn))   new gate",
+            "  h_t = (1 - z_t) ⊙ n_t + z_t ⊙ h_(t-1)",
+        ]
+
+    def keras_biases(self, bias: Dim) -> str:
+        return (
+            "PyTorch keeps two bias vectors per gate (b_ih and b_hh), as Keras' GRU does "
+            "with reset_after=True (its default; a (2, 3·H) bias), so the counts agree; "
+            "with reset_after=False Keras keeps one and has 3·H = "
+            f"{count_str(bias)} fewer per layer and direction."
+        )
 
 
 @register
@@ -467,10 +526,15 @@ class RNN(RecurrentSpec):
     formula_args: ClassVar[dict[str, Any]] = {"input_size": "I", "hidden_size": "H"}
     example_input: ClassVar[tuple[Shape, ...]] = ((100, 32, 65),)
     gates: ClassVar[tuple[str, ...]] = ("h",)
+    keras_layer: ClassVar[str] = "SimpleRNN"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._check_choice("nonlinearity", NONLINEARITIES)
+
+    def equations(self) -> list[str]:
+        f = "relu" if self.nonlinearity == "relu" else "tanh"
+        return [f"  h_t = {f}(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh)"]
 
 
 class CellSpec(LayerSpec):

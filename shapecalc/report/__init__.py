@@ -2,8 +2,10 @@
 
 A report holds what was asked for: the model, its cost (shapes, compute, memory), its
 tensors in another framework's convention, the ``--explain`` sections, a layer's input and
-output shapes. :func:`text` writes it as JSON, Markdown or LaTeX; the rich writer
-(``report.rich_writer``, the only module that imports rich) draws it as a table or a tree.
+output shapes, the comparison with the real module. :func:`build_report` makes it (the
+command line calls it too); :func:`text` writes it as JSON, Markdown or LaTeX, and the
+rich writer (``report.rich_writer``, the only module that imports rich) draws it as a
+table or a tree.
 Every format carries every section the report holds.
 """
 
@@ -17,16 +19,36 @@ from shapecalc.core.model import Model
 from shapecalc.core.spec import Shape
 
 if TYPE_CHECKING:
+    from shapecalc.adapters.torch_bridge import Diff
     from shapecalc.analysis.conventions import Converted
     from shapecalc.analysis.cost import Cost
     from shapecalc.analysis.explain import Section
 
-__all__ = ["FORMATS", "Report", "text"]
+__all__ = ["FORMATS", "Report", "Verification", "build_report", "text"]
 
 #: every format a model report is written in; table and tree are drawn by rich
 FORMATS = ("table", "tree", "json", "markdown", "latex")
 #: the text formats and the module writing each
 _WRITERS = {"json": "as_json", "markdown": "markdown", "latex": "latex"}
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What ``verify`` compared the model with (``where``, and a ``note`` on why it is not
+    the library's own class when it is not) and what differs (``diff``)."""
+
+    where: str
+    note: str
+    diff: Diff
+
+    @property
+    def ok(self) -> bool:
+        return self.diff.ok
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"Verified against {self.where}{self.note}: {self.diff}"
+        return f"differs from {self.where}: {self.diff}"
 
 
 @dataclass(frozen=True)
@@ -46,6 +68,8 @@ class Report:
     flow: tuple[tuple[Shape, ...], tuple[Shape, ...]] | None = None
     #: names longer than this many parts are summed into their node (None: every tensor)
     depth: int | None = None
+    #: the comparison with the real module, when asked for (the writers leave it out)
+    verification: Verification | None = None
 
     @property
     def shown(self) -> dict[str, bool]:
@@ -65,3 +89,7 @@ def text(report: Report, fmt: str) -> str:
     writer: Any = importlib.import_module(f"shapecalc.report.{_WRITERS[fmt]}")
     result: str = writer.write(report)
     return result
+
+
+# the pipeline builds a Report, so it is imported once Report is defined
+from shapecalc.report.pipeline import build_report  # noqa: E402

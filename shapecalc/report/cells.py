@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COLUMNS",
     "NameNode",
+    "Numbers",
     "amount",
     "buffer_lines",
     "cost_cells",
@@ -102,36 +103,50 @@ def summary_lines(model: Model) -> list[tuple[str, str]]:
     return lines
 
 
-def _param_cells(group: str, row: Row) -> list[str]:
+@dataclass(frozen=True)
+class Numbers:
+    """How a writer writes the numbers of the parameter table: a tensor's count (a block's
+    as copies times one), a count or formula alone, a shape. Plain text by default; the
+    LaTeX writer passes math mode."""
+
+    count: Callable[[Param], str] = times
+    number: Callable[[Dim], str] = count_str
+    shape: Callable[[Shape], str] = shape_str
+
+
+def _param_cells(group: str, row: Row, numbers: Numbers) -> list[str]:
     if row.tied_to:
         count, role = "tied", f"the same tensor as {row.tied_to} (counted there): {row.role}"
     else:
-        count, role = times(row.param), row.role
-    return [group, row.name, shape_str(row.shape), count, times(row.template), role]
+        count, role = numbers.count(row.param), row.role
+    return [group, row.name, numbers.shape(row.shape), count, numbers.count(row.template), role]
 
 
-def _node_cells(model: Model, group: str, path: str) -> list[str]:
+def _node_cells(model: Model, group: str, path: str, numbers: Numbers) -> list[str]:
     return [
         group,
         path,
         "",
-        count_str(model.subtotal(path)),
-        count_str(model.subtotal_formula(path)),
+        numbers.number(model.subtotal(path)),
+        numbers.number(model.subtotal_formula(path)),
         model.describe(path),
     ]
 
 
-def table_rows(model: Model, depth: int | None = None) -> Iterator[tuple[list[str], bool]]:
+def table_rows(
+    model: Model, depth: int | None = None, numbers: Numbers = Numbers()
+) -> Iterator[tuple[list[str], bool]]:
     """Table cells in COLUMNS order, group by group, each group closed by its subtotal (the
     flag is True on subtotal rows). With ``depth``, names longer than ``depth`` parts are
-    summed into their node at that depth (one row: count, formula, what the node is)."""
+    summed into their node at that depth (one row: count, formula, what the node is; its
+    shape cell empty). ``numbers`` writes the counts, formulas and shapes."""
     groups = model.groups()
     items: list[tuple[str, list[str]]] = []  # (group whose subtotal follows, or "", cells)
     shown: set[str] = set()
     for row in model.rows():
         parts = split_name(row.name)
         if depth is None or len(parts) <= depth:
-            items.append((row.group, _param_cells(row.group, row)))
+            items.append((row.group, _param_cells(row.group, row, numbers)))
             continue
         node = join_name(*parts[:depth])
         if node in shown:
@@ -139,7 +154,10 @@ def table_rows(model: Model, depth: int | None = None) -> Iterator[tuple[list[st
         shown.add(node)
         inside = len(split_name(row.group)) < depth  # else the node is its group, or above
         items.append(
-            (row.group if inside else "", _node_cells(model, row.group if inside else "", node))
+            (
+                row.group if inside else "",
+                _node_cells(model, row.group if inside else "", node, numbers),
+            )
         )
     closing = len(groups) > 1
     for i, (group, cells) in enumerate(items):
@@ -147,16 +165,16 @@ def table_rows(model: Model, depth: int | None = None) -> Iterator[tuple[list[st
         yield [cells[0] if first else "", *cells[1:]], False
         last = i + 1 == len(items) or items[i + 1][1][0] != cells[0]
         if closing and last and group:
-            yield _subtotal_cells(model, group), True
+            yield _subtotal_cells(model, group, numbers), True
 
 
-def _subtotal_cells(model: Model, group: str) -> list[str]:
+def _subtotal_cells(model: Model, group: str, numbers: Numbers) -> list[str]:
     return [
         "",
         f"{group} subtotal",
         "",
-        count_str(model.subtotal(group)),
-        count_str(model.subtotal_formula(group)),
+        numbers.number(model.subtotal(group)),
+        numbers.number(model.subtotal_formula(group)),
         model.describe(group),
     ]
 

@@ -636,9 +636,30 @@ def hf_model(
             names[argument] = fields._name(key)
     names.update(t.explained)
     notes: list[str] = [] if t.notes is None else t.notes(config, arguments)
+    defaulted = _defaulted(t, cls, fields)
+    if defaulted:
+        notes.append(f"left to {t.config_class}'s defaults: {defaulted}")
     if config.get("architectures") is None and class_name is None:
         notes.append(f"the config names no class: {chosen}, the class with the head")
     return HFModel(t, chosen, architecture, config, label, folder, tuple(notes), names)
+
+
+def _defaulted(t: HFType, cls: type[Architecture], fields: Fields) -> str:
+    """The sizes and switches the config leaves to its class's defaults, with the values
+    they took (``hidden_size 4,096``)."""
+    kinds = {f.name: a.kind for f, a in arguments_of(cls)}
+    taken = []
+    for argument in t.keys:
+        key = t.key(argument)
+        if kinds.get(argument) in ("size", "flag") and not fields.has(key):
+            value = t.defaults.get(key)
+            shown = (
+                f"{value:,}"
+                if isinstance(value, int) and not isinstance(value, bool)
+                else (json.dumps(value))
+            )
+            taken.append(f"{key} {shown}")
+    return ", ".join(taken)
 
 
 def _renamed(err: InvalidArgumentError, label: str, t: HFType) -> InvalidArgumentError:

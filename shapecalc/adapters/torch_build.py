@@ -1,0 +1,429 @@
+"""Spec -> torch module: :func:`build` makes the real ``torch.nn`` module of a layer spec
+or a model (named as ``named_parameters()`` names it, its forward following the tree's
+flow), and :func:`build_reference` the class of another library a configuration names.
+
+torch is imported only inside these functions; without it they raise
+:class:`MissingDependencyError` saying how to install the extra.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import warnings
+from typing import Any
+
+from shapecalc.core.declare import Reference
+from shapecalc.core.dims import Expr, dim_str
+from shapecalc.core.errors import InvalidArgumentError, MissingDependencyError, echo
+from shapecalc.core.flow import Add, Multiply, Positions
+from shapecalc.core.model import Model
+from shapecalc.core.spec import LayerSpec, expand
+from shapecalc.core.tree import (
+    Block,
+    Interleaved,
+    Leaf,
+    Node,
+    Repeat,
+    execute,
+    groups,
+    in_order,
+    join_name,
+    run_in_order,
+)
+from shapecalc.layers.functional import (
+    Chunk,
+    Pick,
+    Rotary,
+    ScaledDotProductAttention,
+    Select,
+    SplitHeads,
+)
+from shapecalc.layers.transformers import Bias, Conv1D, Experts
+
+
+def load_torch() -> Any:
+    """The torch module, or :class:`MissingDependencyError` saying how to install it."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - exercised in an environment without torch
+        raise MissingDependencyError(
+            "this needs PyTorch, which is not installed; install it with "
+            "pip install 'shapecalc[torch]' (or pip install torch)",
+            field="torch",
+            rule="PyTorch must be installed",
+        ) from None
+    return torch
+
+
+def _concrete(spec: LayerSpec) -> None:
+    symbolic = [k for k, v in spec.arguments().items() if isinstance(v, Expr)]
+    if symbolic:
+        raise InvalidArgumentError(
+            f"cannot build {spec}: {', '.join(symbolic)} must be numbers; use "
+            "model.evaluate(...) first",
+            layer=str(spec),
+            field=symbolic[0],
+            value=spec.arguments()[symbolic[0]],
+            rule="a real module needs concrete sizes",
+        )
+
+
+def _build_layer(spec: LayerSpec, device: str) -> Any:
+    torch = load_torch()
+    _concrete(spec)
+    if type(spec) in _MODULES:  # a layer torch.nn does not have
+        return _MODULES[type(spec)](torch, spec, device)
+    cls = getattr(torch.nn, spec.kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. dropout with a single recurrent layer
+        if spec.stateless():  # nn.Identity, nn.ReLU, ... take no device
+            return cls(**spec.arguments())
+        try:
+            return cls(**spec.arguments(), device=device)
+        except (RuntimeError, AssertionError) as err:  # a device this torch cannot use
+            raise _device_error(device, err) from None
+
+
+def _device_error(device: Any, err: Exception) -> InvalidArgumentError:
+    why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return InvalidArgumentError(
+        f"cannot build on device {echo(device)}: {why}",
+        field="device",
+        value=device,
+        rule="a device this torch can use: meta (no memory), cpu, ...",
+    )
+
+
+def _spec_or_model(value: Any, function: str, argument: str) -> None:
+    """A layer spec or a Model, else :class:`TypeError` saying which (a torch module given
+    where a spec goes: ``from_module`` makes a Model of it)."""
+    if isinstance(value, (LayerSpec, Model)):
+        return
+    hint = ""
+    if hasattr(value, "named_parameters") and hasattr(value, "forward"):
+        hint = " (a torch module: shapecalc.from_module(module) reads it as a Model)"
+    raise TypeError(
+        f"{function}: {argument} must be a layer spec or a shapecalc Model, got "
+        f"{type(value).__name__}{hint}"
+    )
+
+
+def build(spec_or_model: LayerSpec | Model, device: str = "meta") -> Any:
+    """The real ``torch.nn.Module``, on the meta device by default (no memory for weights,
+    so a 10-billion-parameter spec builds at once).
+
+    A model becomes a module tree with the model's names (``embedding``, ``lstm``,
+    ``head``; ``h.0.attn``), each repeated child its own module, tied parameters shared as
+    in the model. Each block's ``forward`` follows the block's declared data flow (the
+    flow :func:`shapecalc.analysis.cost.analyze` follows) and returns the last step's
+    outputs.
+    """
+    _spec_or_model(spec_or_model, "build", "spec_or_model")
+    torch = load_torch()
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise _device_error(device, err) from None
+    if isinstance(spec_or_model, LayerSpec):
+        return _build_layer(spec_or_model, device)
+    model = spec_or_model
+    root = _build_node(model.root, device, torch)
+    for tied, source in model.ties.items():
+        owner, _, name = tied.rpartition(".")
+        setattr(root.get_submodule(owner), name, _get_parameter(root, source))
+    return root
+
+
+def _build_node(node: Node, device: str, torch: Any) -> Any:
+    if isinstance(node, Leaf):
+        return _build_layer(node.spec, device)
+    base = node.kind if node.kind in ("Sequential", "ModuleList") else "Module"
+    module = _flow_class(torch, base)(node, device)
+    for entry in node.children:
+        if isinstance(entry, Repeat) and entry.indices() is None:
+            raise InvalidArgumentError(
+                f"cannot build {node.kind}: the run {entry.part()} has a symbolic count; "
+                "use model.evaluate(...) first",
+                layer=node.kind,
+                field="count",
+                value=dim_str(entry.count),
+                rule="a real module needs concrete sizes",
+            )
+    for group in groups(node.children):
+        entries = [node.children[i] for i in group]
+        if len(entries) > 1:  # runs that take turns: registered in index order, as torch lists
+            for index, numbered in in_order(entries):
+                module.add_module(str(index), _build_node(numbered.node, device, torch))
+            continue
+        (entry,) = entries
+        if isinstance(entry, Repeat):
+            numbers = entry.indices()
+            assert numbers is not None
+            for index in numbers:
+                module.add_module(str(index), _build_node(entry.node, device, torch))
+        elif entry.name:
+            module.add_module(entry.name, _build_node(entry.node, device, torch))
+        else:  # the block's own tensors
+            assert isinstance(entry.node, Leaf)
+            for p in expand(entry.node.spec.params()):
+                data = torch.empty(*p.shape, device=device)
+                module.register_parameter(p.name, torch.nn.Parameter(data, p.trainable))
+            for b in expand(entry.node.spec.buffers()):
+                module.register_buffer(b.name, torch.empty(*b.shape, device=device))
+    return module
+
+
+@functools.cache
+def _flow_class(torch: Any, base: str) -> Any:
+    """A subclass of ``nn.Module`` (or of ``nn.Sequential`` or ``nn.ModuleList``, so that
+    indexing works as there) whose forward follows its block's flow (made once per base,
+    when torch is loaded)."""
+
+    class Module(getattr(torch.nn, base)):  # type: ignore[misc]
+        def __init__(self, block: Block, device: str) -> None:
+            super().__init__()
+            self._block = block
+            self._device = device
+
+        def forward(self, *inputs: Any) -> Any:
+            out = execute(self._block, (), inputs, _TorchRunner(self))
+            return out[0] if len(out) == 1 else out
+
+    return Module
+
+
+class _TorchRunner:
+    """Runs a block's flow on tensors (the runner of :func:`shapecalc.core.tree.execute`)."""
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+
+    def node(self, node: Node, parts: tuple[str, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
+        out = self.module.get_submodule(join_name(*parts))(*values)
+        return out if isinstance(out, tuple) else (out,)
+
+    def repeat(
+        self, run: Repeat, parts: tuple[str, ...], values: tuple[Any, ...]
+    ) -> tuple[Any, ...]:
+        out = values
+        numbers = run.indices()
+        assert numbers is not None  # built, so known
+        for index in numbers:
+            out = self.node(run.node, (*parts, str(index)), out if index == run.start else out[:1])
+        return out
+
+    def interleaved(
+        self, runs: Interleaved, parts: tuple[str, ...], values: tuple[Any, ...]
+    ) -> tuple[Any, ...]:
+        return run_in_order(runs, parts, values, self)
+
+    def op(
+        self, spec: LayerSpec, parts: tuple[str, ...], values: tuple[Any, ...]
+    ) -> tuple[Any, ...]:
+        call = _CALLS.get(type(spec))
+        if call is not None:  # a function of a forward, not a module
+            out = call(load_torch(), spec, *values)
+            return out if isinstance(out, tuple) else (out,)
+        layer = _build_layer(spec, self.module._device).train(self.module.training)
+        out = layer(*values)
+        return out if isinstance(out, tuple) else (out,)
+
+
+# -- what torch.nn lacks: the functions of a forward, and transformers' own layers ----------
+def _attention(torch: Any, spec: ScaledDotProductAttention, q: Any, k: Any, v: Any) -> Any:
+    """F.scaled_dot_product_attention over (batch, heads, positions, head_dim), the key and
+    value heads repeated for grouped queries; the heads' output flat again."""
+    d: Any = spec.head_dim  # numbers: the model was built
+
+    def heads(x: Any, n: Any) -> Any:
+        x = x if x.dim() >= 4 and x.shape[-1] == d else x.unflatten(-1, (n, d))
+        return x.transpose(-3, -2)
+
+    qh, kh, vh = heads(q, spec.num_heads), heads(k, spec.num_kv_heads), heads(v, spec.num_kv_heads)
+    groups = int(str(spec.num_heads)) // int(str(spec.num_kv_heads))
+    attend = torch.nn.functional.scaled_dot_product_attention
+    if groups == 1:
+        out = attend(qh, kh, vh, is_causal=spec.causal)
+    else:
+        try:  # torch >= 2.5: the key and value heads shared, not copied
+            out = attend(qh, kh, vh, is_causal=spec.causal, enable_gqa=True)
+        except TypeError:
+            kh, vh = kh.repeat_interleave(groups, dim=-3), vh.repeat_interleave(groups, dim=-3)
+            out = attend(qh, kh, vh, is_causal=spec.causal)
+    return out.transpose(-3, -2).flatten(-2)
+
+
+#: rotary's cos and sin by (positions, rotated numbers, device, dtype): made once and used
+#: by every layer, as transformers makes them once per forward
+_TABLES: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+
+def _rotary_tables(torch: Any, length: int, turned: int, device: Any, dtype: Any) -> Any:
+    key = (length, turned, str(device), dtype)
+    if key not in _TABLES:
+        if len(_TABLES) > 16:
+            _TABLES.clear()
+        positions = torch.arange(length, device=device, dtype=torch.float32)
+        steps = torch.arange(0, turned, 2, device=device) / turned
+        angles = torch.cat([positions[:, None] / 10000**steps] * 2, -1)
+        _TABLES[key] = (angles.cos()[:, None, :].to(dtype), angles.sin()[:, None, :].to(dtype))
+    return _TABLES[key]
+
+
+def _rotary(torch: Any, spec: Rotary, x: Any) -> Any:
+    """RoPE on the first ``rotated`` numbers of each head, positions along dim -2 of the
+    flat input (dim -3 of a split one)."""
+    d = spec.head_dim
+    split = x.dim() >= 4 and x.shape[-1] == d
+    h = x if split else x.unflatten(-1, (spec.num_heads, d))
+    turned: Any = d if spec.rotated is None else spec.rotated
+    cos, sin = _rotary_tables(torch, h.shape[-3], turned, x.device, x.dtype)
+    part, rest = h[..., :turned], h[..., turned:]
+    half = turned // 2
+    rotated = torch.cat((-part[..., half:], part[..., :half]), -1)
+    out = torch.cat((part * cos + rotated * sin, rest), -1)
+    return out if split else out.flatten(-2)
+
+
+def _positions(torch: Any, spec: Positions, x: Any) -> Any:
+    length = x.shape[spec.dim]
+    if spec.constant:
+        return torch.full((1, length), spec.start, dtype=torch.long, device=x.device)
+    return torch.arange(spec.start, spec.start + length, device=x.device)[None]
+
+
+def _bias(torch: Any, spec: Bias, device: str) -> Any:
+    class BiasModule(torch.nn.Module):  # type: ignore[misc]
+        """A bias of its own: y = x + b."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bias = torch.nn.Parameter(torch.zeros(spec.features, device=device))
+
+        def forward(self, x: Any) -> Any:
+            return x + self.bias
+
+    return BiasModule()
+
+
+def _conv1d(torch: Any, spec: Conv1D, device: str) -> Any:
+    class Conv1DModule(torch.nn.Module):  # type: ignore[misc]
+        """transformers' Conv1D: weight (nx, nf), y = x·W + b."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.empty(spec.nx, spec.nf, device=device))
+            self.bias = torch.nn.Parameter(torch.zeros(spec.nf, device=device))
+            if device != "meta":
+                torch.nn.init.normal_(self.weight, std=0.02)
+
+        def forward(self, x: Any) -> Any:
+            return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).view(
+                *x.shape[:-1], spec.nf
+            )
+
+    return Conv1DModule()
+
+
+def _experts(torch: Any, spec: Experts, device: str) -> Any:
+    e: Any = spec.num_experts  # numbers: the model was built
+    h: Any = spec.hidden_size
+    i: Any = spec.intermediate_size
+    functional = torch.nn.functional
+
+    class ExpertsModule(torch.nn.Module):  # type: ignore[misc]
+        """The experts, named as the spec's layout names them; each token through its
+        top_k experts, weighted by the router's softmax."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            if spec.layout == "fused":
+                self.gate_up_proj = torch.nn.Parameter(torch.empty(e, 2 * i, h, device=device))
+                self.down_proj = torch.nn.Parameter(torch.empty(e, h, i, device=device))
+            else:
+                for n in range(e):
+                    expert = torch.nn.Module()
+                    for name, (rows, cols) in (("w1", (i, h)), ("w2", (h, i)), ("w3", (i, h))):
+                        expert.add_module(
+                            name, torch.nn.Linear(cols, rows, bias=False, device=device)
+                        )
+                    self.add_module(str(n), expert)
+
+        def weights(self, n: int) -> tuple[Any, Any, Any]:
+            if spec.layout == "fused":
+                gate, up = self.gate_up_proj[n].chunk(2, dim=0)
+                return gate, up, self.down_proj[n]
+            expert = self.get_submodule(str(n))
+            return expert.w1.weight, expert.w3.weight, expert.w2.weight
+
+        def forward(self, x: Any, logits: Any) -> Any:
+            flat, scores = x.reshape(-1, h), logits.reshape(-1, e)
+            weights, chosen = scores.softmax(-1).topk(spec.top_k, dim=-1)
+            out = torch.zeros_like(flat)
+            for n in range(e):
+                rows, slot = (chosen == n).nonzero(as_tuple=True)
+                if rows.numel():
+                    gate, up, down = self.weights(n)
+                    y = functional.silu(flat[rows] @ gate.T) * (flat[rows] @ up.T)
+                    out = out.index_add(0, rows, (y @ down.T) * weights[rows, slot, None])
+            return out.view_as(x)
+
+    return ExpertsModule()
+
+
+#: layers torch.nn lacks: spec class -> its module, made with torch on a device
+_MODULES: dict[type, Any] = {Bias: _bias, Conv1D: _conv1d, Experts: _experts}
+#: functions of a forward: spec class -> what it does to tensors
+_CALLS: dict[type, Any] = {
+    Add: lambda torch, spec, *xs: functools.reduce(lambda a, b: a + b, xs),
+    Multiply: lambda torch, spec, *xs: functools.reduce(lambda a, b: a * b, xs),
+    Positions: _positions,
+    ScaledDotProductAttention: _attention,
+    Rotary: _rotary,
+    SplitHeads: lambda torch, spec, x: x.unflatten(-1, (spec.num_heads, spec.head_dim)),
+    Chunk: lambda torch, spec, x: tuple(x.split(list(spec.sizes), dim=-1)),
+    Pick: lambda torch, spec, *xs: xs[spec.index],
+    Select: lambda torch, spec, x: x.select(spec.dim, spec.index),
+}
+
+
+def _get_parameter(root: Any, name: str) -> Any:
+    owner, _, attribute = name.rpartition(".")
+    return getattr(root.get_submodule(owner), attribute)
+
+
+# -- the class of another library -------------------------------------------------------------
+def build_reference(reference: Reference, device: str = "meta") -> Any:
+    """The model class a configuration names (``transformers.LlamaForCausalLM`` of its
+    config), on the meta device by default; :class:`MissingDependencyError` when the
+    library is not installed, :class:`InvalidArgumentError` (its field the library) when
+    the library refuses the configuration."""
+    torch = load_torch()
+    try:
+        library = importlib.import_module(reference.library)
+    except ImportError:
+        raise MissingDependencyError(
+            f"this needs {reference.library}, which is not installed (pip install "
+            f"{reference.library})",
+            field=reference.library,
+            rule=f"{reference.library} must be installed",
+        ) from None
+    with contextlib.suppress(AttributeError):  # its configs warn of ids out of a tiny vocabulary
+        library.logging.set_verbosity_error()
+    try:
+        config = getattr(library, reference.config_class)(**reference.config)
+        with torch.device(device), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return getattr(library, reference.model)(config, **reference.options)
+    except Exception as err:  # the library's own rules, raised in its own error types
+        lines = str(err).strip().splitlines()
+        why = lines[-1].strip().rstrip(".") if lines else repr(err)
+        rule = f"{reference.library} accepts the configuration"
+        raise InvalidArgumentError(
+            f"{reference.library}' {reference.config_class} refuses this configuration: {why}",
+            field=reference.library,
+            value=reference.config_class,
+            rule=rule,
+        ) from None

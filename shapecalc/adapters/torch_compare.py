@@ -1,0 +1,150 @@
+"""Comparing a model with a real module: :func:`compare` lists every tensor missing,
+unexpected or of another shape; :func:`assert_matches` raises on any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shapecalc.adapters.torch_build import _spec_or_model
+from shapecalc.adapters.torch_read import _shape
+from shapecalc.core.dims import Dim, shape_str
+from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, echo
+from shapecalc.core.model import Model
+from shapecalc.core.spec import LayerSpec
+from shapecalc.core.tree import (
+    Leaf,
+)
+
+
+# -- comparing -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Diff:
+    """What differs between a spec (or model) and a real module."""
+
+    missing: tuple[tuple[str, tuple[Dim, ...]], ...] = ()
+    extra: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    mismatched: tuple[tuple[str, tuple[Dim, ...], tuple[int, ...]], ...] = ()
+    order: bool = True
+    expected_total: Dim = 0
+    actual_total: int = 0
+    compared: int = field(default=0)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.extra or self.mismatched) and self.order
+
+    def __bool__(self) -> bool:  # a Diff is truthy when something differs
+        return not self.ok
+
+    def lines(self) -> list[str]:
+        out = [f"missing in the module: {n} {shape_str(s)}" for n, s in self.missing]
+        out += [f"not in the spec: {n} {shape_str(s)}" for n, s in self.extra]
+        out += [
+            f"shape differs: {n} spec {shape_str(a)} module {shape_str(b)}"
+            for n, a, b in self.mismatched
+        ]
+        if not self.order and not out:
+            out.append("the same parameters in another order")
+        if self.expected_total != self.actual_total:
+            out.append(
+                f"count: spec {self.expected_total:,} module {self.actual_total:,} "
+                f"({self.actual_total - self.expected_total:+,})"
+                if isinstance(self.expected_total, int)
+                else f"count: spec {self.expected_total} module {self.actual_total:,}"
+            )
+        return out
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"{self.compared} parameters, names and shapes identical"
+        return "; ".join(self.lines())
+
+
+class MismatchError(ShapecalcError, AssertionError):
+    """A module is not what its spec says (raised by :func:`assert_matches`)."""
+
+
+def compare(
+    spec: LayerSpec | Model, module: Any, *, names: Mapping[str, str] | None = None
+) -> Diff:
+    """Names and shapes of ``spec``'s parameters against ``module.named_parameters()``.
+    ``names`` maps prefixes of the spec's names to the module's where the module names
+    its parts otherwise: ``{"embedding": "encoder", "lstm": "rnn", "head": "decoder"}``
+    (the longest prefix that matches a whole part wins)."""
+    _spec_or_model(spec, "compare", "spec")
+    if not callable(getattr(module, "named_parameters", None)):
+        raise TypeError(f"compare: module must be a torch.nn.Module, got {type(module).__name__}")
+    model = spec if isinstance(spec, Model) else Model(str(spec), Leaf(spec))
+    expected = _renamed(model.named_parameters(), names)
+    actual = [(n, _shape(p)) for n, p in module.named_parameters()]
+    want, have = dict(expected), dict(actual)
+    missing = tuple((n, s) for n, s in expected if n not in have)
+    extra = tuple((n, s) for n, s in actual if n not in want)
+    mismatched = tuple((n, s, have[n]) for n, s in expected if n in have and have[n] != s)
+    same_names = [n for n, _ in expected if n in have] == [n for n, _ in actual if n in want]
+    return Diff(
+        missing=missing,
+        extra=extra,
+        mismatched=mismatched,
+        order=same_names,
+        expected_total=model.total,
+        actual_total=sum(int(p.numel()) for p in module.parameters()),
+        compared=len(expected),
+    )
+
+
+def _renamed(
+    expected: list[tuple[str, tuple[Any, ...]]], names: Mapping[str, str] | None
+) -> list[tuple[str, tuple[Any, ...]]]:
+    """The spec's names with each prefix of ``names`` replaced (a prefix is whole parts:
+    ``lstm`` renames ``lstm.weight_ih_l0``, not ``lstm2.weight``)."""
+    if names is None:
+        return expected
+    if not isinstance(names, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in names.items()
+    ):
+        raise TypeError("compare: names must be a mapping of str prefixes to str prefixes")
+    order = sorted(names, key=len, reverse=True)
+
+    def rename(name: str) -> tuple[str, str | None]:
+        for prefix in order:
+            if name == prefix or name.startswith(prefix + "."):
+                return names[prefix] + name[len(prefix) :], prefix
+        return name, None
+
+    renamed = [(rename(n), s) for n, s in expected]
+    used = {prefix for (_, prefix), _ in renamed}
+    unused = [p for p in names if p not in used]
+    if unused:
+        first = sorted({n.split(".", 1)[0] for n, _ in expected})[:6]
+        raise InvalidArgumentError(
+            f"names: {echo(unused[0])} is no prefix of the spec's parameter names "
+            f"(they start with {', '.join(first)})",
+            field="names",
+            value=unused[0],
+            rule="each key a prefix of the spec's names",
+        )
+    return [(name, s) for (name, _), s in renamed]
+
+
+def assert_matches(
+    spec: LayerSpec | Model, module: Any, *, names: Mapping[str, str] | None = None
+) -> None:
+    """Raise :class:`MismatchError` (an ``AssertionError`` too) listing every difference;
+    ``names`` maps the spec's prefixes to the module's, as in :func:`compare`:
+
+        assert_matches(shapecalc.lstm_lm(vocab=33278, hidden=200, layers=2), model,
+                       names={"embedding": "encoder", "lstm": "rnn", "head": "decoder"})
+    """
+    diff = compare(spec, module, names=names)
+    if diff:
+        what = spec if isinstance(spec, LayerSpec) else spec.name
+        raise MismatchError(
+            f"{type(module).__name__} does not match {what}: {diff}",
+            field="module",
+            value=type(module).__name__,
+            rule="the module's parameters must be the spec's",
+        )

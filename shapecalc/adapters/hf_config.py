@@ -651,8 +651,8 @@ def _defaulted(t: HFType, cls: type[Architecture], fields: Fields) -> str:
     taken = []
     for argument in t.keys:
         key = t.key(argument)
-        if kinds.get(argument) in ("size", "flag") and not fields.has(key):
-            value = t.defaults.get(key)
+        value = t.defaults.get(key)
+        if kinds.get(argument) in ("size", "flag") and not fields.has(key) and value is not None:
             shown = (
                 f"{value:,}"
                 if isinstance(value, int) and not isinstance(value, bool)

@@ -421,6 +421,9 @@ class HFModel:
     notes: tuple[str, ...] = ()
     #: the architecture's arguments -> the config's fields that set them
     names: Mapping[str, str] = field(default_factory=dict)
+    #: the config's fields that change no tensor (its type's free fields, those fixed at
+    #: the one value the class takes, and those allowed by name)
+    unshaped: tuple[str, ...] = ()
 
     @property
     def reference(self) -> Reference:
@@ -446,6 +449,7 @@ class HFModel:
             name=f"{self.class_name} ({self.label})",
             notes=(*model.notes, *self.notes),
             argument_names=self.names,
+            unshaped=self.unshaped,
         )
 
     def checkpoint_model(self) -> Model:
@@ -641,7 +645,9 @@ def hf_model(
         notes.append(f"left to {t.config_class}'s defaults: {defaulted}")
     if config.get("architectures") is None and class_name is None:
         notes.append(f"the config names no class: {chosen}, the class with the head")
-    return HFModel(t, chosen, architecture, config, label, folder, tuple(notes), names)
+    free = t.free | set(t.only) | set(FREE_TYPES) | set(allow)
+    unshaped = tuple(k for k in config if k in free and k not in fields.used)
+    return HFModel(t, chosen, architecture, config, label, folder, tuple(notes), names, unshaped)
 
 
 def _defaulted(t: HFType, cls: type[Architecture], fields: Fields) -> str:

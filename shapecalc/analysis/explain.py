@@ -40,6 +40,13 @@ def explain(model: Model, convention: str = "pytorch") -> list[Section]:
         sections.append(_gate_order(rnns[0][1].kind, convention))
     elif model.config is not None:
         sections.append(legend(model.config, model.argument_names))
+        if model.unshaped:
+            sections.append(
+                Section(
+                    "Fields that change no tensor",
+                    ("Read and checked, and counted without: " + ", ".join(model.unshaped) + ".",),
+                )
+            )
         sections += [Section(t, tuple(lines)) for t, lines in model.config.explanation(model)]
     sections.append(_where_total_comes_from(model))
     if rnns:

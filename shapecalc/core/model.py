@@ -212,6 +212,8 @@ class Model:
     #: how the model's maker names the configuration's arguments (a config file's fields:
     #: ``hidden`` -> ``hidden_size``), for ``--explain``; the command's flags if empty
     argument_names: Mapping[str, str] = field(default_factory=dict, compare=False)
+    #: fields of the config it was read from that change no tensor (``--explain``)
+    unshaped: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         for field_name, value in (("ties", self.ties), ("sizes", self.sizes)):

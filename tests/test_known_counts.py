@@ -359,6 +359,12 @@ ARCHITECTURE_COUNTS["bert"] = [
         124_645_632,
     ),
 ]
+ARCHITECTURE_COUNTS["olmo2"] = [
+    (  # OLMo-2-1124-7B (transformers' Olmo2ForCausalLM built from its config.json)
+        {"vocab": 100352, "hidden": 4096, "layers": 32, "heads": 32, "intermediate": 11008},
+        7_298_617_344,
+    ),
+]
 ARCHITECTURE_ROWS = [
     (c, args, total) for c, rows in ARCHITECTURE_COUNTS.items() for args, total in rows
 ]

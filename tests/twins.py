@@ -257,6 +257,19 @@ def checkpoint_block(experts: int, hidden: int, inner: int) -> Any:
     return block
 
 
+def olmo2_twin(c: Any) -> Any:
+    """Olmo2ForCausalLM: norms after attention and MLP, q and k norms over all heads."""
+    t = hf()
+    sizes = llama_sizes(c)
+    config = t.Olmo2Config(
+        **sizes,
+        attention_bias=c.attention_bias,
+        tie_word_embeddings=c.tie_weights,
+        pad_token_id=0,
+    )
+    return on_meta(t.Olmo2ForCausalLM if c.head == "lm" else t.Olmo2Model, config)
+
+
 #: command -> a function of the architecture's configuration giving its torch twin
 TWINS: dict[str, Callable[[Any], Any]] = {
     "lstm": recurrent_twin("lstm"),
@@ -267,4 +280,5 @@ TWINS: dict[str, Callable[[Any], Any]] = {
     "gpt-neox": gpt_neox_twin,
     "bert": bert_twin,
     "llama": llama_twin,
+    "olmo2": olmo2_twin,
 }

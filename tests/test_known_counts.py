@@ -365,6 +365,20 @@ ARCHITECTURE_COUNTS["olmo2"] = [
         7_298_617_344,
     ),
 ]
+ARCHITECTURE_COUNTS["granite"] = [
+    (  # granite-3.0-2b (transformers' GraniteForCausalLM built from its config.json)
+        {
+            "vocab": 49155,
+            "hidden": 2048,
+            "layers": 40,
+            "heads": 32,
+            "kv_heads": 8,
+            "intermediate": 8192,
+            "tie_weights": True,
+        },
+        2_533_531_648,
+    ),
+]
 ARCHITECTURE_ROWS = [
     (c, args, total) for c, rows in ARCHITECTURE_COUNTS.items() for args, total in rows
 ]

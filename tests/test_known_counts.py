@@ -379,6 +379,12 @@ ARCHITECTURE_COUNTS["granite"] = [
         2_533_531_648,
     ),
 ]
+ARCHITECTURE_COUNTS["cohere"] = [
+    (  # c4ai-command-r-v01 (transformers' CohereForCausalLM built from its config.json)
+        {"vocab": 256000, "hidden": 8192, "layers": 40, "heads": 64, "intermediate": 22528},
+        34_980_831_232,
+    ),
+]
 ARCHITECTURE_ROWS = [
     (c, args, total) for c, rows in ARCHITECTURE_COUNTS.items() for args, total in rows
 ]

@@ -276,6 +276,26 @@ def granite_twin(c: Any) -> Any:
     return llama_twin(c, "Granite")
 
 
+def cohere_twin(c: Any) -> Any:
+    """CohereForCausalLM: one bias-free LayerNorm, attention and MLP side by side, per-head
+    q and k norms with use_qk_norm."""
+    t = hf()
+    config = t.CohereConfig(
+        vocab_size=c.vocab,
+        hidden_size=c.hidden,
+        num_hidden_layers=c.layers,
+        num_attention_heads=c.heads,
+        num_key_value_heads=c.kv_heads or c.heads,
+        head_dim=c.head_dim or c.hidden // c.heads,
+        intermediate_size=c.intermediate or 4 * c.hidden,
+        attention_bias=c.attention_bias,
+        use_qk_norm=c.qk_norm,
+        tie_word_embeddings=c.tie_weights,
+        pad_token_id=0,
+    )
+    return on_meta(t.CohereForCausalLM if c.head == "lm" else t.CohereModel, config)
+
+
 #: command -> a function of the architecture's configuration giving its torch twin
 TWINS: dict[str, Callable[[Any], Any]] = {
     "lstm": recurrent_twin("lstm"),
@@ -288,4 +308,5 @@ TWINS: dict[str, Callable[[Any], Any]] = {
     "llama": llama_twin,
     "olmo2": olmo2_twin,
     "granite": granite_twin,
+    "cohere": cohere_twin,
 }

@@ -189,7 +189,7 @@ BASE = {
 @pytest.mark.parametrize(
     ("change", "field", "words"),
     [
-        ({"model_type": "falcon"}, "model_type", "gpt2, gpt_neox, llama"),
+        ({"model_type": "no_such_type"}, "model_type", ", ".join(sorted(declared()))),
         ({"model_type": None}, "model_type", "has no model_type"),
         ({"architectures": ["LlamaForSequenceClassification"]}, "architectures", "LlamaModel"),
         ({"architectures": "LlamaForCausalLM"}, "architectures", "list of class names"),

@@ -359,6 +359,32 @@ ARCHITECTURE_COUNTS["bert"] = [
         124_645_632,
     ),
 ]
+ARCHITECTURE_COUNTS["olmo2"] = [
+    (  # OLMo-2-1124-7B (transformers' Olmo2ForCausalLM built from its config.json)
+        {"vocab": 100352, "hidden": 4096, "layers": 32, "heads": 32, "intermediate": 11008},
+        7_298_617_344,
+    ),
+]
+ARCHITECTURE_COUNTS["granite"] = [
+    (  # granite-3.0-2b (transformers' GraniteForCausalLM built from its config.json)
+        {
+            "vocab": 49155,
+            "hidden": 2048,
+            "layers": 40,
+            "heads": 32,
+            "kv_heads": 8,
+            "intermediate": 8192,
+            "tie_weights": True,
+        },
+        2_533_531_648,
+    ),
+]
+ARCHITECTURE_COUNTS["cohere"] = [
+    (  # c4ai-command-r-v01 (transformers' CohereForCausalLM built from its config.json)
+        {"vocab": 256000, "hidden": 8192, "layers": 40, "heads": 64, "intermediate": 22528},
+        34_980_831_232,
+    ),
+]
 ARCHITECTURE_ROWS = [
     (c, args, total) for c, rows in ARCHITECTURE_COUNTS.items() for args, total in rows
 ]

@@ -167,20 +167,20 @@ def llama_sizes(c: Any) -> dict[str, int]:
     }
 
 
-def llama_twin(c: Any) -> Any:
+def llama_twin(c: Any, prefix: str = "Llama") -> Any:
     """LlamaForCausalLM, with each feature Llama lacks taken from the family member that
     has it: Qwen2's q, k and v biases (no o_proj bias), Qwen3's q_norm and k_norm, Gemma
     2's four norms, Phi-3's fused projections (o_proj registered first), Mixtral's sparse
     block, or the checkpoint files' experts.{e}.w1/w2/w3."""
     t = hf()
     sizes = llama_sizes(c)
-    config = t.LlamaConfig(
+    config = getattr(t, f"{prefix}Config")(
         **sizes,
         attention_bias=c.attention_bias == "all",
         mlp_bias=c.mlp_bias,
         tie_word_embeddings=c.tie_weights,
     )
-    model = on_meta(t.LlamaForCausalLM, config)
+    model = on_meta(getattr(t, f"{prefix}ForCausalLM"), config)
     h, i, d = sizes["hidden_size"], sizes["intermediate_size"], sizes["head_dim"]
     q, kv = sizes["num_attention_heads"] * d, sizes["num_key_value_heads"] * d
     qkv_bias = c.attention_bias != "none"
@@ -257,6 +257,45 @@ def checkpoint_block(experts: int, hidden: int, inner: int) -> Any:
     return block
 
 
+def olmo2_twin(c: Any) -> Any:
+    """Olmo2ForCausalLM: norms after attention and MLP, q and k norms over all heads."""
+    t = hf()
+    sizes = llama_sizes(c)
+    config = t.Olmo2Config(
+        **sizes,
+        attention_bias=c.attention_bias,
+        tie_word_embeddings=c.tie_weights,
+        pad_token_id=0,
+    )
+    return on_meta(t.Olmo2ForCausalLM if c.head == "lm" else t.Olmo2Model, config)
+
+
+def granite_twin(c: Any) -> Any:
+    """GraniteForCausalLM: LLaMA's tensors (its multipliers hold none), with each feature
+    Granite lacks taken from the family member that has it, as for LLaMA."""
+    return llama_twin(c, "Granite")
+
+
+def cohere_twin(c: Any) -> Any:
+    """CohereForCausalLM: one bias-free LayerNorm, attention and MLP side by side, per-head
+    q and k norms with use_qk_norm."""
+    t = hf()
+    config = t.CohereConfig(
+        vocab_size=c.vocab,
+        hidden_size=c.hidden,
+        num_hidden_layers=c.layers,
+        num_attention_heads=c.heads,
+        num_key_value_heads=c.kv_heads or c.heads,
+        head_dim=c.head_dim or c.hidden // c.heads,
+        intermediate_size=c.intermediate or 4 * c.hidden,
+        attention_bias=c.attention_bias,
+        use_qk_norm=c.qk_norm,
+        tie_word_embeddings=c.tie_weights,
+        pad_token_id=0,
+    )
+    return on_meta(t.CohereForCausalLM if c.head == "lm" else t.CohereModel, config)
+
+
 #: command -> a function of the architecture's configuration giving its torch twin
 TWINS: dict[str, Callable[[Any], Any]] = {
     "lstm": recurrent_twin("lstm"),
@@ -267,4 +306,7 @@ TWINS: dict[str, Callable[[Any], Any]] = {
     "gpt-neox": gpt_neox_twin,
     "bert": bert_twin,
     "llama": llama_twin,
+    "olmo2": olmo2_twin,
+    "granite": granite_twin,
+    "cohere": cohere_twin,
 }

@@ -374,6 +374,31 @@ ARCHITECTURE_COUNTS["phi"] = [
         12 * 2 * 64**2 + 11 * 2 * 64 + 2 * 100 * 64 + 100 + 2 * 64,
     ),
 ]
+ARCHITECTURE_COUNTS["starcoder2"] = [
+    (  # StarCoder2-3B (bigcode/starcoder2-3b), by hand: 30 layers of 95,979,008, the
+        # embedding 49152·3072 and the final norm; the head tied
+        {
+            "vocab": 49152,
+            "hidden": 3072,
+            "layers": 30,
+            "heads": 24,
+            "kv_heads": 2,
+            "intermediate": 12288,
+        },
+        30 * 95_979_008 + 49152 * 3072 + 2 * 3072,
+    ),
+    (
+        {
+            "vocab": 49152,
+            "hidden": 3072,
+            "layers": 30,
+            "heads": 24,
+            "kv_heads": 2,
+            "intermediate": 12288,
+        },
+        3_030_371_328,
+    ),
+]
 ARCHITECTURE_ROWS = [
     (c, args, total) for c, rows in ARCHITECTURE_COUNTS.items() for args, total in rows
 ]

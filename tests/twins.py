@@ -260,7 +260,7 @@ def checkpoint_block(experts: int, hidden: int, inner: int) -> Any:
 #: command -> a function of the architecture's configuration giving its torch twin
 
 
-# -- Phi: written by hand in torch, as their papers and transformers lay them out
+# -- Phi and StarCoder2: written by hand in torch, as their papers and transformers lay them out
 def _linear(n_in: int, n_out: int, bias: bool = True) -> Any:
     return nn.Linear(n_in, n_out, bias=bias, device="meta")
 
@@ -326,6 +326,24 @@ def phi_twin(c: Any) -> Any:
     return _CausalLM(c, body, bias=True) if c.head == "lm" else body
 
 
+def starcoder2_twin(c: Any) -> Any:
+    """StarCoder2: LayerNorm, attention, LayerNorm, MLP; projections biased with use_bias."""
+    inner = c.intermediate or 4 * c.hidden
+
+    def layer() -> Any:
+        block = nn.Module()
+        block.self_attn = _Attention(c, "o_proj", c.bias)
+        block.mlp = nn.Module()
+        block.mlp.c_fc = _linear(c.hidden, inner, c.bias)
+        block.mlp.c_proj = _linear(inner, c.hidden, c.bias)
+        block.input_layernorm = _norm(c.hidden)
+        block.post_attention_layernorm = _norm(c.hidden)
+        return block
+
+    body = _Decoder(c, layer, "norm", dropout=False)
+    return _CausalLM(c, body, bias=False) if c.head == "lm" else body
+
+
 TWINS: dict[str, Callable[[Any], Any]] = {
     "lstm": recurrent_twin("lstm"),
     "gru": recurrent_twin("gru"),
@@ -336,4 +354,5 @@ TWINS: dict[str, Callable[[Any], Any]] = {
     "bert": bert_twin,
     "llama": llama_twin,
     "phi": phi_twin,
+    "starcoder2": starcoder2_twin,
 }

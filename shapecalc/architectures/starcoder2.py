@@ -127,6 +127,7 @@ class StarCoder2(TransformerLM):
                     "rope_theta",
                     "sliding_window",
                     "head_dim",
+                    "mlp_type",  # in the published files ("default"); transformers reads none
                 }
             ),
             dropped=(r"rotary_emb\.inv_freq",),

@@ -385,6 +385,46 @@ ARCHITECTURE_COUNTS["cohere"] = [
         34_980_831_232,
     ),
 ]
+ARCHITECTURE_COUNTS["phi"] = [
+    (  # Phi-1 and Phi-1.5 (microsoft/phi-1, phi-1_5): 1,418,270,720
+        {"vocab": 51200, "hidden": 2048, "layers": 24, "heads": 32, "intermediate": 8192},
+        1_418_270_720,
+    ),
+    (  # Phi-2 (microsoft/phi-2): 2,779,683,840
+        {"vocab": 51200, "hidden": 2560, "layers": 32, "heads": 32, "intermediate": 10240},
+        2_779_683_840,
+    ),
+    (  # by hand: 12·L·H² + 11·L·H (one norm per layer) + V·H (embedding)
+        # + V·H + V (the head, biased) + 2·H (final norm)
+        {"vocab": 100, "hidden": 64, "layers": 2, "heads": 4},
+        12 * 2 * 64**2 + 11 * 2 * 64 + 2 * 100 * 64 + 100 + 2 * 64,
+    ),
+]
+ARCHITECTURE_COUNTS["starcoder2"] = [
+    (  # StarCoder2-3B (bigcode/starcoder2-3b), by hand: 30 layers of 95,979,008, the
+        # embedding 49152·3072 and the final norm; the head tied
+        {
+            "vocab": 49152,
+            "hidden": 3072,
+            "layers": 30,
+            "heads": 24,
+            "kv_heads": 2,
+            "intermediate": 12288,
+        },
+        30 * 95_979_008 + 49152 * 3072 + 2 * 3072,
+    ),
+    (
+        {
+            "vocab": 49152,
+            "hidden": 3072,
+            "layers": 30,
+            "heads": 24,
+            "kv_heads": 2,
+            "intermediate": 12288,
+        },
+        3_030_371_328,
+    ),
+]
 ARCHITECTURE_ROWS = [
     (c, args, total) for c, rows in ARCHITECTURE_COUNTS.items() for args, total in rows
 ]

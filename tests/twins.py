@@ -297,6 +297,92 @@ def cohere_twin(c: Any) -> Any:
 
 
 #: command -> a function of the architecture's configuration giving its torch twin
+
+
+# -- Phi and StarCoder2: written by hand in torch, as their papers and transformers lay them out
+def _linear(n_in: int, n_out: int, bias: bool = True) -> Any:
+    return nn.Linear(n_in, n_out, bias=bias, device="meta")
+
+
+def _norm(width: int) -> Any:
+    return nn.LayerNorm(width, device="meta")
+
+
+class _Attention(nn.Module):  # type: ignore[misc]
+    """q, k and v projections (k and v for the kv heads), an output projection, and
+    optionally a LayerNorm of head_dim on queries and keys; registered in this order."""
+
+    def __init__(self, c: Any, out_name: str, bias: bool, qk_norm: bool = False) -> None:
+        super().__init__()
+        d = c.hidden // c.heads
+        kv = (c.kv_heads or c.heads) * d
+        self.q_proj = _linear(c.hidden, c.heads * d, bias)
+        self.k_proj = _linear(c.hidden, kv, bias)
+        self.v_proj = _linear(c.hidden, kv, bias)
+        setattr(self, out_name, _linear(c.heads * d, c.hidden, bias))
+        if qk_norm:
+            self.q_layernorm = _norm(d)
+            self.k_layernorm = _norm(d)
+
+
+class _Decoder(nn.Module):  # type: ignore[misc]
+    """A token embedding, a list of layers and a final norm (the body of a causal LM)."""
+
+    def __init__(self, c: Any, layer: Callable[[], Any], final: str, dropout: bool) -> None:
+        super().__init__()
+        self.embed_tokens = nn.Embedding(c.vocab, c.hidden, device="meta")
+        self.layers = nn.ModuleList([layer() for _ in range(c.layers)])
+        if dropout:
+            self.embed_dropout = nn.Dropout(c.dropout)
+        setattr(self, final, _norm(c.hidden))
+
+
+class _CausalLM(nn.Module):  # type: ignore[misc]
+    def __init__(self, c: Any, body: Any, bias: bool) -> None:
+        super().__init__()
+        self.model = body
+        self.lm_head = _linear(c.hidden, c.vocab, bias)
+        if c.tie_weights:
+            self.lm_head.weight = body.embed_tokens.weight
+
+
+def phi_twin(c: Any) -> Any:
+    """Phi-1/1.5/2: one LayerNorm per layer read by attention and the MLP side by side,
+    biases everywhere, a head with a bias."""
+    inner = c.intermediate or 4 * c.hidden
+
+    def layer() -> Any:
+        block = nn.Module()
+        block.self_attn = _Attention(c, "dense", True, c.qk_norm)
+        block.mlp = nn.Module()
+        block.mlp.fc1 = _linear(c.hidden, inner)
+        block.mlp.fc2 = _linear(inner, c.hidden)
+        block.input_layernorm = _norm(c.hidden)
+        block.resid_dropout = nn.Dropout(c.dropout)
+        return block
+
+    body = _Decoder(c, layer, "final_layernorm", dropout=True)
+    return _CausalLM(c, body, bias=True) if c.head == "lm" else body
+
+
+def starcoder2_twin(c: Any) -> Any:
+    """StarCoder2: LayerNorm, attention, LayerNorm, MLP; projections biased with use_bias."""
+    inner = c.intermediate or 4 * c.hidden
+
+    def layer() -> Any:
+        block = nn.Module()
+        block.self_attn = _Attention(c, "o_proj", c.bias)
+        block.mlp = nn.Module()
+        block.mlp.c_fc = _linear(c.hidden, inner, c.bias)
+        block.mlp.c_proj = _linear(inner, c.hidden, c.bias)
+        block.input_layernorm = _norm(c.hidden)
+        block.post_attention_layernorm = _norm(c.hidden)
+        return block
+
+    body = _Decoder(c, layer, "norm", dropout=False)
+    return _CausalLM(c, body, bias=False) if c.head == "lm" else body
+
+
 TWINS: dict[str, Callable[[Any], Any]] = {
     "lstm": recurrent_twin("lstm"),
     "gru": recurrent_twin("gru"),
@@ -309,4 +395,6 @@ TWINS: dict[str, Callable[[Any], Any]] = {
     "olmo2": olmo2_twin,
     "granite": granite_twin,
     "cohere": cohere_twin,
+    "phi": phi_twin,
+    "starcoder2": starcoder2_twin,
 }

@@ -188,7 +188,7 @@ BASE = {
 @pytest.mark.parametrize(
     ("change", "field", "words"),
     [
-        ({"model_type": "falcon"}, "model_type", "gpt2, gpt_neox, llama"),
+        ({"model_type": "xlnet"}, "model_type", "is not supported; shapecalc reads"),
         ({"model_type": None}, "model_type", "has no model_type"),
         ({"architectures": ["LlamaForSequenceClassification"]}, "architectures", "LlamaModel"),
         ({"architectures": "LlamaForCausalLM"}, "architectures", "list of class names"),

@@ -172,8 +172,8 @@ class Falcon(TransformerLM):
     # -- checks ---------------------------------------------------------------------------
     def check(self) -> None:
         self.check_heads()
-        if not self.alibi:
-            self.check_rotary(self.head_size())
+        # transformers' FalconConfig checks its rotary table even with ALiBi
+        self.check_rotary(self.head_size())
         if self.kv_heads is not None and not self.new_decoder_architecture:
             self._refuse(
                 "kv_heads",
@@ -206,15 +206,16 @@ class Falcon(TransformerLM):
 
     @classmethod
     def multiple_for(cls, free: str, arguments: dict[str, Any]) -> int:
-        """hidden: a multiple of twice the heads with rotary positions (an even head_dim)."""
+        """hidden: a multiple of twice the heads (an even head_dim, which transformers'
+        FalconConfig asks for its rotary table even with ALiBi)."""
         step = super().multiple_for(free, arguments)
-        return 2 * step if free == "hidden" and not arguments.get("alibi") else step
+        return 2 * step if free == "hidden" else step
 
     @classmethod
     def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
         out = super().consistent(arguments)
-        if not out["alibi"] and out["hidden"] // out["heads"] % 2:
-            out["hidden"] += out["heads"]  # rotary positions turn pairs
+        if out["hidden"] // out["heads"] % 2:
+            out["hidden"] += out["heads"]  # an even head_dim (the rotary table's)
         if not out["new_decoder_architecture"]:
             out["kv_heads"] = None
         elif out["kv_heads"] is not None and out["heads"] % out["kv_heads"]:

@@ -29,13 +29,15 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from shapecalc.core.dims import Dim, Expr, as_size, symbol
 from shapecalc.core.errors import InvalidArgumentError, echo
-from shapecalc.core.hfmap import HFType, Reference, reference_of
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Node
+
+if TYPE_CHECKING:  # the Hugging Face mapping loads with the first architecture that has one
+    from shapecalc.core.hfmap import HFType, Reference
 
 __all__ = [
     "Architecture",
@@ -324,7 +326,11 @@ class Architecture:
         """The class of another library that builds this configuration (a ``transformers``
         model), for ``--verify``: by default the first of :attr:`hf` that can say every
         argument; None when there is none."""
-        return reference_of(self) if self.hf else None
+        if not self.hf:
+            return None
+        from shapecalc.core.hfmap import reference_of
+
+        return reference_of(self)
 
     def hf_values(self) -> dict[str, Any]:
         """The arguments as a config writes them: an unset size as the value it stands
@@ -452,3 +458,13 @@ class Architecture:
         make.__wrapped__ = cls  # type: ignore[attr-defined]
         make.architecture = cls  # type: ignore[attr-defined]
         return make
+
+
+def __getattr__(name: str) -> Any:
+    """``Reference``, from :mod:`shapecalc.core.hfmap`, on first use (the recurrent models
+    and the MLP never load the Hugging Face mapping)."""
+    if name == "Reference":
+        from shapecalc.core.hfmap import Reference
+
+        return Reference
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,6 +10,7 @@ all of them at once, with the command's example.
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
@@ -25,6 +26,7 @@ __all__ = [
     "engine_error",
     "flag_of",
     "missing_error",
+    "plain",
     "register",
     "suggest",
 ]
@@ -45,6 +47,17 @@ def _one_line(text: str) -> str:
         words.append(word if len(word) <= MAX_WORD else word[: MAX_WORD - 1] + "…")
     line = " ".join(words)
     return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
+
+
+_ARGUMENT = re.compile(r"``(\w+)=([\"']?)([^`\"']*)\2``")
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def plain(text: str) -> str:
+    """A docstring as help text: reST literals without their double backticks, and a
+    Python argument written as the flag that gives it (``head="mlm"`` as --head mlm)."""
+    text = _ARGUMENT.sub(lambda m: f"--{m[1].replace('_', '-')} {m[3]}", text)
+    return _LITERAL.sub(r"\1", text)
 
 
 #: the most names a "did you mean" lists, and the longest name it looks for

@@ -20,9 +20,9 @@ __all__ = ["port"]
 def port() -> None:
     """The map that ports a model's weights from one framework to another: for every
     tensor of the target (Keras, ONNX or PyTorch), its source tensor(s), the transpose,
-    the gate blocks reordered and the biases summed where one side keeps two. The same
-    map is ``shapecalc.port(model, source, target)``, whose ``apply`` ports a dict of
-    arrays."""
+    the gate blocks reordered and the biases summed where one side keeps two. In Python
+    the same map is shapecalc.port(model, source, target); its apply method ports a dict
+    of arrays."""
 
 
 def _port_command(command: str) -> click.Command:

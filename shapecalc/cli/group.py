@@ -9,7 +9,6 @@ all of them at once, with the command's example.
 
 from __future__ import annotations
 
-import difflib
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -69,6 +68,8 @@ def suggest(name: str, choices: Iterable[str]) -> list[str]:
     conv1d, conv2d, ...), then the closest by :mod:`difflib` (``lsmt``: lstm;
     ``maxpol2d``: maxpool2d, not the pools a character further); at most
     :data:`MOST_SUGGESTIONS`."""
+    import difflib  # only when a name is not known
+
     key = name.strip().lower()
     if not key or len(key) > LONGEST_GUESS:
         return []

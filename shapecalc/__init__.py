@@ -173,7 +173,13 @@ __all__ = [
 ]
 
 
+#: the subpackages, loaded on first use too: ``import shapecalc`` then ``shapecalc.report``
+_SUBPACKAGES = ("adapters", "analysis", "architectures", "cli", "core", "layers", "report")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"shapecalc.{name}")
     if name in _WHERE:
         value = getattr(importlib.import_module(f"shapecalc.{_WHERE[name]}"), name)
         globals()[name] = value

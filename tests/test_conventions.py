@@ -149,12 +149,36 @@ def test_cli_compare_conventions() -> None:
     assert totals["keras"] == totals["pytorch"] - 24
 
 
-def test_cli_compare_conventions_lists_what_cannot_be_stored() -> None:
+def test_cli_compare_conventions_refuses_what_no_framework_but_pytorch_stores() -> None:
     result = run(
         ["compare-conventions", "lstm", "--hidden", "8", "--vocab", "5", "--proj-size", "4"]
     )
-    assert result.exit_code == 0
-    assert "keras  cannot store this model" in result.stdout
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "no Keras or ONNX convention" in result.stderr and "proj_size" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["gpt2", "--layers", "1", "--hidden", "64", "--heads", "2", "--vocab", "100"],
+        ["llama", "--vocab", "320", "--hidden", "64", "--layers", "1", "--heads", "2"],
+    ],
+)
+@pytest.mark.parametrize("group", ["compare-conventions", "port"])
+def test_cli_conventions_refuse_architectures_without_one(group: str, args: list[str]) -> None:
+    result = run([group, *args, *(["--to", "keras"] if group == "port" else [])])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert f"{group} covers gru, lstm, mlp, rnn" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_port_refuses_the_same_framework_both_ways() -> None:
+    result = run(
+        [*["port", "lstm", "--hidden", "8", "--vocab", "5"], "--from", "keras", "--to", "keras"]
+    )
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "'--to'" in result.stderr and "both keras" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -330,7 +330,7 @@ def _torch_tensors(path: str, loaded: Any, torch: Any) -> list[tuple[str, Any]]:
 
 def read_state_dict(path: str) -> Checkpoint:
     """A torch.save file: ``torch.load(weights_only=True, mmap=True)``; never unpickles code."""
-    from shapecalc.adapters.torch_bridge import load_torch
+    from shapecalc.adapters.torch_build import load_torch
 
     torch = load_torch()
     try:

@@ -1,10 +1,19 @@
-"""Comparing a model with a real module: :func:`compare` lists every tensor missing,
-unexpected or of another shape; :func:`assert_matches` raises on any.
+"""Comparing a model with a real module, a state dict or a checkpoint file: :func:`compare`
+lists every tensor missing, unexpected or of another shape; :func:`assert_matches` raises
+on any.
+
+A state dict (``{name: tensor}``, as ``module.state_dict()`` or ``torch.load`` gives it)
+and a file (``.safetensors`` read by its header, ``.pt``/``.pth``/``.bin`` through
+:func:`shapecalc.adapters.checkpoint.read_checkpoint`) hold buffers too, and may keep a
+tied tensor under both its names or under one: a buffer the model has and a tied name
+are checked when present and not missed when absent; the order is not compared (loading
+goes by name, and safetensors sorts its names).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +40,8 @@ class Diff:
     expected_total: Dim = 0
     actual_total: int = 0
     compared: int = field(default=0)
+    #: what the spec was compared with: "module", "state dict" or "file"
+    where: str = "module"
 
     @property
     def ok(self) -> bool:
@@ -40,20 +51,21 @@ class Diff:
         return not self.ok
 
     def lines(self) -> list[str]:
-        out = [f"missing in the module: {n} {shape_str(s)}" for n, s in self.missing]
+        where = self.where
+        out = [f"missing in the {where}: {n} {shape_str(s)}" for n, s in self.missing]
         out += [f"not in the spec: {n} {shape_str(s)}" for n, s in self.extra]
         out += [
-            f"shape differs: {n} spec {shape_str(a)} module {shape_str(b)}"
+            f"shape differs: {n} spec {shape_str(a)} {where} {shape_str(b)}"
             for n, a, b in self.mismatched
         ]
         if not self.order and not out:
             out.append("the same parameters in another order")
         if self.expected_total != self.actual_total:
             out.append(
-                f"count: spec {self.expected_total:,} module {self.actual_total:,} "
+                f"count: spec {self.expected_total:,} {where} {self.actual_total:,} "
                 f"({self.actual_total - self.expected_total:+,})"
                 if isinstance(self.expected_total, int)
-                else f"count: spec {self.expected_total} module {self.actual_total:,}"
+                else f"count: spec {self.expected_total} {where} {self.actual_total:,}"
             )
         return out
 
@@ -70,15 +82,28 @@ class MismatchError(ShapecalcError, AssertionError):
 def compare(
     spec: LayerSpec | Model, module: Any, *, names: Mapping[str, str] | None = None
 ) -> Diff:
-    """Names and shapes of ``spec``'s parameters against ``module.named_parameters()``.
-    ``names`` maps prefixes of the spec's names to the module's where the module names
-    its parts otherwise: ``{"embedding": "encoder", "lstm": "rnn", "head": "decoder"}``
-    (the longest prefix that matches a whole part wins)."""
+    """Names and shapes of ``spec``'s parameters against ``module``: a torch module's
+    ``named_parameters()``, a state dict (``{name: tensor}``) or a checkpoint file's path
+    (see the module's docstring for buffers and tied names). ``names`` maps prefixes of
+    the spec's names to the module's where the module names its parts otherwise:
+    ``{"embedding": "encoder", "lstm": "rnn", "head": "decoder"}`` (the longest prefix
+    that matches a whole part wins)."""
     _spec_or_model(spec, "compare", "spec")
-    if not callable(getattr(module, "named_parameters", None)):
-        raise TypeError(f"compare: module must be a torch.nn.Module, got {type(module).__name__}")
     model = spec if isinstance(spec, Model) else Model(str(spec), Leaf(spec))
     expected = _renamed(model.named_parameters(), names)
+    if isinstance(module, (str, os.PathLike)):
+        from shapecalc.adapters.checkpoint import read_checkpoint
+
+        stored = read_checkpoint(os.fspath(module))
+        tensors = [(t.name, t.shape) for t in stored.tensors]
+        return _stored_diff(model, expected, tensors, names, "file")
+    if isinstance(module, Mapping):
+        return _stored_diff(model, expected, _state_shapes(module), names, "state dict")
+    if not callable(getattr(module, "named_parameters", None)):
+        raise TypeError(
+            "compare: module must be a torch.nn.Module, a state dict or a checkpoint's path, "
+            f"got {type(module).__name__}"
+        )
     actual = [(n, _shape(p)) for n, p in module.named_parameters()]
     want, have = dict(expected), dict(actual)
     missing = tuple((n, s) for n, s in expected if n not in have)
@@ -94,6 +119,75 @@ def compare(
         actual_total=sum(int(p.numel()) for p in module.parameters()),
         compared=len(expected),
     )
+
+
+def _state_shapes(state: Mapping[Any, Any]) -> list[tuple[str, tuple[int, ...]]]:
+    """A state dict's names and shapes: each value a tensor or array (its ``shape``)."""
+    out = []
+    for name, value in state.items():
+        shape = getattr(value, "shape", None)
+        if not isinstance(name, str) or shape is None:
+            raise TypeError(
+                "compare: a state dict maps str names to tensors or arrays, got "
+                f"{type(name).__name__} -> {type(value).__name__}"
+            )
+        out.append((name, tuple(int(d) for d in shape)))
+    return out
+
+
+def _stored_diff(
+    model: Model,
+    expected: list[tuple[str, tuple[Any, ...]]],
+    tensors: Iterable[tuple[str, tuple[int, ...]]],
+    names: Mapping[str, str] | None,
+    where: str,
+) -> Diff:
+    """The parameters against stored tensors: a buffer of the model's or a tied name is
+    checked when stored, not missed when not; every other stored tensor is the spec's. A
+    tied tensor stored under both names is counted once."""
+    rename = _renamer(names)
+    buffers = {rename(n): s for n, s in model.named_buffers()}
+    params = dict(model.named_parameters())
+    tied = {rename(t): rename(src) for t, src in model.ties.items() if src in params}
+    tied_shapes = {t: params[src] for t, src in model.ties.items() if src in params}
+    optional = {**buffers, **{rename(t): s for t, s in tied_shapes.items()}}
+    have = dict(tensors)
+    want = dict(expected)
+    missing = tuple((n, s) for n, s in expected if n not in have)
+    extra = tuple((n, s) for n, s in have.items() if n not in want and n not in optional)
+    mismatched = tuple(
+        (n, s, have[n]) for n, s in (*expected, *optional.items()) if n in have and have[n] != s
+    )
+    actual_total = 0
+    for name, shape in have.items():
+        if name in buffers or (name in tied and tied[name] in have):
+            continue
+        size = 1
+        for d in shape:
+            size *= d
+        actual_total += size
+    return Diff(
+        missing=missing,
+        extra=extra,
+        mismatched=mismatched,
+        expected_total=model.total,
+        actual_total=actual_total,
+        compared=len(expected),
+        where=where,
+    )
+
+
+def _renamer(names: Mapping[str, str] | None) -> Any:
+    """A name with the longest prefix of ``names`` that is whole parts replaced."""
+    order = sorted(names or {}, key=len, reverse=True)
+
+    def rename(name: str) -> str:
+        for prefix in order:
+            if name == prefix or name.startswith(prefix + "."):
+                return (names or {})[prefix] + name[len(prefix) :]
+        return name
+
+    return rename
 
 
 def _renamed(
@@ -133,18 +227,25 @@ def _renamed(
 def assert_matches(
     spec: LayerSpec | Model, module: Any, *, names: Mapping[str, str] | None = None
 ) -> None:
-    """Raise :class:`MismatchError` (an ``AssertionError`` too) listing every difference;
-    ``names`` maps the spec's prefixes to the module's, as in :func:`compare`:
+    """Raise :class:`MismatchError` (an ``AssertionError`` too) listing every difference
+    between ``spec`` and ``module`` (a torch module, a state dict or a checkpoint file's
+    path, as in :func:`compare`); ``names`` maps the spec's prefixes to the module's:
 
         assert_matches(shapecalc.lstm_lm(vocab=33278, hidden=200, layers=2), model,
                        names={"embedding": "encoder", "lstm": "rnn", "head": "decoder"})
+        assert_matches(spec, "model.safetensors")
     """
     diff = compare(spec, module, names=names)
     if diff:
         what = spec if isinstance(spec, LayerSpec) else spec.name
+        given = (
+            echo(os.fspath(module))
+            if isinstance(module, (str, os.PathLike))
+            else type(module).__name__
+        )
         raise MismatchError(
-            f"{type(module).__name__} does not match {what}: {diff}",
+            f"{given} does not match {what}: {diff}",
             field="module",
-            value=type(module).__name__,
+            value=given,
             rule="the module's parameters must be the spec's",
         )

@@ -193,8 +193,10 @@ class TransformerLM(Architecture):
     def _divides(self, field: str, whole: Dim, part: Dim, rule: str) -> None:
         a, b = known(whole), known(part)
         if a is not None and b is not None and a % b:
+            named = rule.split(" must divide ", 1)[-1].split(" ", 1)[0]  # the whole's name
+            got = f"{a} % {b} = {a % b}" if b < a else f"{field} may not exceed {named}: {b} > {a}"
             raise InvalidArgumentError(
-                f"{rule} ({a} % {b} = {a % b})",
+                f"{rule} ({got})",
                 layer=self.owner(),
                 field=field,
                 value=part,

@@ -8,16 +8,34 @@ command imports only what it runs. Engine errors become usage errors naming the 
 
 from __future__ import annotations
 
-from shapecalc.cli.app import cli
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shapecalc.cli.app import cli
 
 __all__ = ["cli", "main"]
+
+
+def __getattr__(name: str) -> Any:
+    """``cli``, the group, made on first use (``main`` first turns the cycle collector off)."""
+    if name == "cli":
+        from shapecalc.cli.app import cli
+
+        return cli
+    raise AttributeError(f"module 'shapecalc.cli' has no attribute {name!r}")
 
 
 def main() -> None:
     """Console-script entry point. A terminal that cannot show a character (an ASCII
     locale and the formulas' ·) gets it escaped; output that cannot be written (a full
-    disk, a closed pipe) ends in one line, not a traceback."""
+    disk, a closed pipe) ends in one line, not a traceback. A command is one short
+    process: Python's cycle collector, which would walk every object the imports made
+    again and again, is off (memory is still freed as soon as nothing refers to it)."""
+    import gc
     import sys
+
+    gc.disable()
+    from shapecalc.cli.app import cli
 
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)

@@ -9,6 +9,7 @@ import click
 from shapecalc.cli.group import ShapecalcGroup, engine_error, register
 from shapecalc.cli.models import architecture_options
 from shapecalc.cli.options import apply, convention_options, format_option
+from shapecalc.cli.port import PORTABLE, unportable
 from shapecalc.core.errors import ShapecalcError
 
 if TYPE_CHECKING:
@@ -46,6 +47,9 @@ def _compare_command(command: str) -> click.Command:
                 done.append(convert_with_template(model, convention, reset_after=reset_after))
             except ShapecalcError as err:
                 refused.append((convention, err.rule or str(err)))
+        if len(done) < 2:  # PyTorch's own only: nothing to compare, say so
+            why = "; ".join(f"{conv}: {reason}" for conv, reason in refused)
+            raise click.UsageError(f"no Keras or ONNX convention for this model ({why})")
         if fmt == "json":
             from shapecalc.report.as_json import comparison_json
 
@@ -73,7 +77,11 @@ def _compare_command(command: str) -> click.Command:
 
 
 def _maker(command: str) -> Any:
-    return lambda: _compare_command(command)
+    return lambda: (
+        _compare_command(command)
+        if command in PORTABLE
+        else unportable("compare-conventions", command)
+    )
 
 
 register(compare_conventions, _maker)

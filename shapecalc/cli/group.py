@@ -9,7 +9,7 @@ all of them at once, with the command's example.
 
 from __future__ import annotations
 
-import difflib
+import re
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
@@ -25,6 +25,7 @@ __all__ = [
     "engine_error",
     "flag_of",
     "missing_error",
+    "plain",
     "register",
     "suggest",
 ]
@@ -47,6 +48,17 @@ def _one_line(text: str) -> str:
     return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
 
 
+_ARGUMENT = re.compile(r"``(\w+)=([\"']?)([^`\"']*)\2``")
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def plain(text: str) -> str:
+    """A docstring as help text: reST literals without their double backticks, and a
+    Python argument written as the flag that gives it (``head="mlm"`` as --head mlm)."""
+    text = _ARGUMENT.sub(lambda m: f"--{m[1].replace('_', '-')} {m[3]}", text)
+    return _LITERAL.sub(r"\1", text)
+
+
 #: the most names a "did you mean" lists, and the longest name it looks for
 MOST_SUGGESTIONS, LONGEST_GUESS = 8, 64
 
@@ -56,6 +68,8 @@ def suggest(name: str, choices: Iterable[str]) -> list[str]:
     conv1d, conv2d, ...), then the closest by :mod:`difflib` (``lsmt``: lstm;
     ``maxpol2d``: maxpool2d, not the pools a character further); at most
     :data:`MOST_SUGGESTIONS`."""
+    import difflib  # only when a name is not known
+
     key = name.strip().lower()
     if not key or len(key) > LONGEST_GUESS:
         return []

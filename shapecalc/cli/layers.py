@@ -92,13 +92,95 @@ def _shape(text: str) -> tuple[Any, ...]:
     return tuple(int(i) if _is_int(i) else i for i in items)
 
 
-def _field_option(field: Any) -> Callable[[F], F]:
+#: each constructor argument's help, by torch's name (``(kind, name)`` where two kinds
+#: mean different things by one name); an argument a kind adds needs its line here
+#: (tests/test_help.py walks every ``layer KIND --help``)
+ARGUMENT_HELP: dict[str | tuple[str, str], str] = {
+    "input_size": "Features of each input step.",
+    "hidden_size": "Features of the hidden state.",
+    "num_layers": "Stacked recurrent layers.",
+    "bias": "Learn additive biases (--no-bias drops every bias tensor).",
+    "batch_first": "Inputs and outputs as (batch, seq, feature); changes no tensor.",
+    "dropout": "Dropout probability; adds no parameters.",
+    "bidirectional": "Run each layer both ways (a second set of tensors, suffix _reverse).",
+    "proj_size": "Project the hidden state to this size (0: no projection).",
+    "nonlinearity": "The activation: tanh or relu.",
+    "in_features": "Size of each input sample.",
+    "out_features": "Size of each output sample.",
+    "in1_features": "Size of each first input sample.",
+    "in2_features": "Size of each second input sample.",
+    "p": "Probability of an element to be zeroed; adds no parameters.",
+    "inplace": "Do the operation in place; changes no tensor.",
+    "start_dim": "First dimension to flatten.",
+    "end_dim": "Last dimension to flatten.",
+    "num_embeddings": "Size of the dictionary (rows of the weight).",
+    "embedding_dim": "Size of each embedding vector.",
+    "padding_idx": "The row that gets no gradient (none: every row learns).",
+    "max_norm": "Renormalize embeddings whose norm exceeds this (none: never).",
+    "norm_type": "The p of the p-norm for --max-norm.",
+    "scale_grad_by_freq": "Scale gradients by the inverse frequency of the words.",
+    "sparse": "Sparse gradients for the weight; changes no shape.",
+    ("EmbeddingBag", "mode"): "How a bag is reduced: sum, mean or max.",
+    ("Upsample", "mode"): "The algorithm: nearest, linear, bilinear, bicubic or trilinear.",
+    "include_last_offset": "The offsets end with the size of the bag (CSR format).",
+    "in_channels": "Channels in the input.",
+    "out_channels": "Channels produced.",
+    "kernel_size": "Size of the window: one number or one per dimension (3 or 3,3).",
+    "stride": "Step of the window: one number or one per dimension.",
+    "padding": "Padding added to each side: a number, one per dimension, or a word (same).",
+    "dilation": "Spacing between the window's elements.",
+    "groups": "Blocked connections from input to output channels (both divisible by it).",
+    "padding_mode": "zeros, reflect, replicate or circular.",
+    "output_padding": "Size added to one side of the output shape.",
+    "num_features": "Channels of the input (C of (N, C, ...)).",
+    "eps": "Added to the denominator for numerical stability.",
+    "momentum": "Weight of the newest batch in the running statistics (none: a plain average).",
+    "affine": "Learn a scale and a shift (weight and bias).",
+    "track_running_stats": "Keep running mean and variance (buffers, not parameters).",
+    "normalized_shape": "The trailing shape normalized over: one size or several (512 or 8,512).",
+    "elementwise_affine": "Learn a per-element scale (and bias, for LayerNorm).",
+    "num_groups": "Groups the channels are split into.",
+    "num_channels": "Channels of the input (divisible by --num-groups).",
+    "embed_dim": "Total dimension of the model.",
+    "num_heads": "Parallel attention heads (--embed-dim divisible by it).",
+    "add_bias_kv": "Add a learned bias to the key and value sequences.",
+    "add_zero_attn": "Add a batch of zeros to the key and value sequences; adds no parameters.",
+    "kdim": "Features of the keys (none: --embed-dim).",
+    "vdim": "Features of the values (none: --embed-dim).",
+    "d_model": "Features of the input.",
+    "nhead": "Attention heads (--d-model divisible by it).",
+    "dim_feedforward": "Width of the feed-forward network.",
+    "activation": "Activation of the feed-forward network: relu or gelu.",
+    "layer_norm_eps": "The layer norms' eps.",
+    "norm_first": "Layer norm before attention and feed-forward (pre-norm); changes no tensor.",
+    "num_parameters": "Learned slopes: 1, or one per input channel.",
+    "init": "Initial value of the slopes.",
+    "negative_slope": "Slope for negative inputs.",
+    "alpha": "The alpha of the ELU formulation.",
+    "approximate": "none, or tanh for the tanh approximation.",
+    "beta": "The beta of the Softplus formulation.",
+    "threshold": "Above this the Softplus is linear.",
+    "dim": "The dimension the softmax is computed along (none: inferred, deprecated).",
+    "return_indices": "Also return the indices of the maxima; adds no parameters.",
+    "ceil_mode": "Round the output shape up instead of down.",
+    "count_include_pad": "Include the zero padding in the average.",
+    "divisor_override": "Divide by this instead of the window's size (none: the window's size).",
+    "output_size": "The output's size: one number or one per dimension (none keeps the input's).",
+    "size": "The output's spatial size (give this or --scale-factor).",
+    "scale_factor": "Multiplier of the spatial size (give this or --size).",
+    "align_corners": "Align the corner pixels of input and output (linear modes only).",
+    "recompute_scale_factor": "Recompute the scale factor from the output size.",
+}
+
+
+def _field_option(field: Any, kind: str = "") -> Callable[[F], F]:
     """A click option for one constructor argument of a layer spec."""
     import dataclasses
 
     flag = "--" + field.name.replace("_", "-")
     required = field.default is dataclasses.MISSING
     default = field.default
+    help_text = ARGUMENT_HELP.get((kind, field.name)) or ARGUMENT_HELP.get(field.name)
     kind = str(field.type)
     if kind in ("bool", "bool | None"):  # None when neither flag is given
         return click.option(
@@ -106,6 +188,7 @@ def _field_option(field: Any) -> Callable[[F], F]:
             field.name,
             default=default,
             show_default=default is not None,
+            help=help_text,
         )
     types: dict[str, Any] = {
         "float": click.FLOAT,
@@ -128,6 +211,7 @@ def _field_option(field: Any) -> Callable[[F], F]:
         field.name,
         type=types.get(kind, click.STRING),
         metavar="N" if kind.startswith("Dim") else None,
+        help=help_text,
         **settings,
     )
 
@@ -156,7 +240,7 @@ def _layer_command(kind: str) -> click.Command:
             raise engine_error(err, {"input": "--input-shape"}) from None
         finish(layer_model(spec), shown, inputs=inputs or None, outputs=outputs)
 
-    options = [_field_option(f) for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    options = [_field_option(f, cls.kind) for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     options += [
         *cost_options(model=False),
         *convention_options(gru=kind == "GRU"),
@@ -169,9 +253,10 @@ def _layer_command(kind: str) -> click.Command:
         ),
         *report_options(explain=None),
     ]
-    from shapecalc.report.reference import signature
-
-    command.__doc__ = f"{cls.summary}.\n\n    \b\n    torch.nn.{signature(cls)}"
+    command.__doc__ = (
+        f"{cls.summary}.\n\n    Each option is torch.nn.{cls.kind}'s constructor argument of "
+        "the same name (--kernel-size for kernel_size); a default shown is torch's."
+    )
     return click.command(kind.lower(), cls=ExampleCommand, example=example_flags(cls.example))(
         apply(options)(command)
     )

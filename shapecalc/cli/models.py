@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from shapecalc.cli.group import ExampleCommand, engine_error
+from shapecalc.cli.group import ExampleCommand, engine_error, plain
 from shapecalc.cli.options import (
     CONVENTION_FLAGS,
     COST_FLAGS,
@@ -32,19 +32,22 @@ from shapecalc.core.errors import ShapecalcError
 __all__ = ["architecture_options", "command_help", "model_command"]
 
 
-def _option(f: dataclasses.Field[Any], argument: Argument, *, solving: bool) -> Callable[[F], F]:
-    """One option for one field; when solving, no size is required (one is the free one)
-    and a size left out takes its declared default."""
+def _option(
+    f: dataclasses.Field[Any], argument: Argument, *, solving: bool, required_note: str
+) -> Callable[[F], F]:
+    """One option for one field; when solving, no size is required (one is the free one,
+    or a list is parsed later) but the help says ``required_note`` of those without a
+    default, and a size left out takes its declared default."""
     flag = "--" + f.name.replace("_", "-")
     required = f.default is dataclasses.MISSING
     if argument.kind == "flag":  # off by default: --name; on by default: --name/--no-name
         if not f.default:
-            return click.option(flag, f.name, is_flag=True, help=argument.help)
+            return click.option(flag, f.name, is_flag=True, help=plain(argument.help))
         no = f"--no-{f.name.replace('_', '-')}"
         return click.option(
-            f"{flag}/{no}", f.name, default=True, show_default=True, help=argument.help
+            f"{flag}/{no}", f.name, default=True, show_default=True, help=plain(argument.help)
         )
-    settings: dict[str, Any] = {"help": argument.help}
+    settings: dict[str, Any] = {"help": plain(argument.help)}
     if argument.kind == "choice":
         settings["type"] = click.Choice(argument.options)
     elif argument.kind == "number":
@@ -58,6 +61,8 @@ def _option(f: dataclasses.Field[Any], argument: Argument, *, solving: bool) -> 
         settings["default"] = None
         if not required and not argument.default_text:  # the default it takes, unparenthesised
             settings["help"] += f"  [default: {f.default}]"
+        if required:
+            settings["help"] += f"  [{required_note}]"
     elif required:
         settings["required"] = True
     else:
@@ -69,16 +74,21 @@ def _option(f: dataclasses.Field[Any], argument: Argument, *, solving: bool) -> 
     return click.option(flag, f.name, **settings)
 
 
-def architecture_options(cls: type[Architecture], *, solving: bool = False) -> Callable[[F], F]:
-    """The options of an architecture's fields, in declaration order."""
-    return apply([_option(f, a, solving=solving) for f, a in arguments_of(cls)])
+def architecture_options(
+    cls: type[Architecture], *, solving: bool = False, required_note: str = "required"
+) -> Callable[[F], F]:
+    """The options of an architecture's fields, in declaration order; when solving, the
+    sizes without a default say ``required_note`` in their help."""
+    return apply(
+        [_option(f, a, solving=solving, required_note=required_note) for f, a in arguments_of(cls)]
+    )
 
 
 def command_help(cls: type[Architecture], lead: str = "") -> str:
     """The command's help: the first paragraph of the declaration's docstring, how sizes
     are given, and the example."""
     first = (cls.__doc__ or cls.title).strip().split("\n\n")[0]
-    first = " ".join(first.split())
+    first = plain(" ".join(first.split()))
     text = (lead or first) + (
         "\n\n    Every size is an integer or a size name: a name (H, V, ...) prints each "
         "shape and count as a formula."

@@ -40,7 +40,7 @@ FORMATS = ("table", "tree", "json", "markdown", "latex")
 COST_FLAGS = ("shapes", "flops", "memory", "all_", "dtype", "training", "mixed_precision")
 SIZE_FLAGS = ("batch", "seq_len")
 CONVENTION_FLAGS = ("convention", "reset_after")
-REPORT_FLAGS = ("fmt", "depth", "explain", "verify", "plot", "plot_file")
+REPORT_FLAGS = ("fmt", "depth", "explain", "verify", "against", "plot", "plot_file")
 
 
 def apply(options: list[Callable[[F], F]]) -> Callable[[F], F]:
@@ -84,6 +84,15 @@ def report_options(*, explain: str | None) -> list[Callable[[F], F]]:
             "--verify",
             is_flag=True,
             help="Build the real torch module on the meta device and confirm every name and shape.",
+        )
+    )
+    options.append(
+        click.option(
+            "--against",
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="A checkpoint (.safetensors, .pt, .pth, .bin) to check: every tensor's name "
+            "and shape against the model's, each difference listed (exit status 1).",
         )
     )
     options += plot_options(
@@ -247,9 +256,10 @@ def build(
             depth=flags.get("depth"),
             verify=bool(flags.get("verify")),
             reference=reference,
+            against=flags.get("against"),
         )
     except ShapecalcError as err:
-        if err.argument in ("convention", "verify"):
+        if err.argument in ("convention", "verify", "against"):
             raise click.BadParameter(str(err), param_hint=f"'--{err.argument}'") from None
         raise engine_error(err, {"input": "--input-shape"}) from None
 
@@ -271,7 +281,8 @@ def finish(
 ) -> None:
     """Build the report the flags ask for (refusing a picture or a check that cannot be
     made before anything is printed), print it, draw it, and say what --verify found
-    (against ``reference`` when given; exit 1 when anything differs)."""
+    (against ``reference`` when given) and what --against found in the file, each
+    difference on its line (exit 1 when anything differs)."""
     if flags.get("plot") or flags.get("plot_file"):
         _drawable(model, flags)
     if flags.get("plot_file"):
@@ -290,6 +301,19 @@ def finish(
             click.echo(f"Error: {report.verification}", err=True)
             sys.exit(1)
         click.echo(str(report.verification), err=True)
+    checked = report.against
+    if checked is not None:
+        if not checked.ok:
+            lines = checked.diff.lines()
+            click.echo(
+                f"Error: {checked.where} differs from {report.model.name} in "
+                f"{len(lines)} way{'s' if len(lines) > 1 else ''}:",
+                err=True,
+            )
+            for line in lines:
+                click.echo(f"  {line}", err=True)
+            sys.exit(1)
+        click.echo(f"Checked against {checked.where}: {checked.diff}", err=True)
     note = ignored(flags)
     if note:
         click.echo(f"Warning: {note}", err=True)

@@ -20,9 +20,9 @@ __all__ = ["port"]
 def port() -> None:
     """The map that ports a model's weights from one framework to another: for every
     tensor of the target (Keras, ONNX or PyTorch), its source tensor(s), the transpose,
-    the gate blocks reordered and the biases summed where one side keeps two. The same
-    map is ``shapecalc.port(model, source, target)``, whose ``apply`` ports a dict of
-    arrays."""
+    the gate blocks reordered and the biases summed where one side keeps two. In Python
+    the same map is shapecalc.port(model, source, target); its apply method ports a dict
+    of arrays."""
 
 
 def _port_command(command: str) -> click.Command:
@@ -63,6 +63,11 @@ def _port_command(command: str) -> click.Command:
     def run(fmt: str, source: str, target: str, **flags: Any) -> None:
         from shapecalc.analysis.port import port as make_map
 
+        if source == target:
+            raise click.BadParameter(
+                f"--to must name another framework than --from (both {source})",
+                param_hint="'--to'",
+            )
         reset_after = flags.pop("reset_after", True)
         try:
             model = cls(**flags).model()
@@ -94,15 +99,18 @@ def _port_command(command: str) -> click.Command:
 
 
 #: the architectures whose every tensor is checked against Keras 3 and both ONNX exporters
-#: (tests/test_port.py); the transformers' layers have no port yet
+#: (tests/test_port.py); the transformers' layers have no Keras or ONNX convention yet
 PORTABLE = ("gru", "lstm", "mlp", "rnn")
 
 
 def _maker(command: str) -> Any:
-    return lambda: _port_command(command) if command in PORTABLE else _unportable(command)
+    return lambda: _port_command(command) if command in PORTABLE else unportable("port", command)
 
 
-def _unportable(command: str) -> click.Command:
+def unportable(group: str, command: str) -> click.Command:
+    """A hidden command that refuses (exit 2): ``group`` (port, compare-conventions)
+    covers only the architectures in :data:`PORTABLE`."""
+
     @click.command(
         command,
         hidden=True,
@@ -110,12 +118,12 @@ def _unportable(command: str) -> click.Command:
     )
     def run() -> None:
         raise click.UsageError(
-            f"port covers {', '.join(PORTABLE)}, whose tensors are checked against Keras 3 and "
-            f"both ONNX exporters; {command}'s layers have no port yet (compare-conventions "
-            "shows what each framework stores)"
+            f"{group} covers {', '.join(PORTABLE)}, whose tensors are checked against Keras 3 "
+            f"and both ONNX exporters; {command}'s layers have no Keras or ONNX convention yet "
+            f"(shapecalc {command} shows its PyTorch tensors)"
         )
 
-    run.__doc__ = f"Not yet: port covers {', '.join(PORTABLE)}."
+    run.__doc__ = f"Not yet: {group} covers {', '.join(PORTABLE)}."
     return run
 
 

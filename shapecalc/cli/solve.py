@@ -58,7 +58,7 @@ def _solve_command(command: str) -> click.Command:
         metavar="M",
         help="Only sizes that are multiples of M (64 suits most hardware).",
     )
-    @architecture_options(cls, solving=True)
+    @architecture_options(cls, solving=True, required_note="required, but the size --for names")
     @format_option(("table", "json"))
     @apply(convention_options(gru="reset-after" in cls.extra_options))
     def run(budget: str, free: str, multiple_of: int, fmt: str, **flags: Any) -> None:
@@ -88,6 +88,18 @@ def _solve_command(command: str) -> click.Command:
         from shapecalc.report.rich_writer import echo, solution_table
 
         echo(solution_table(solution))
+        needed = cls.multiple_for(free_arg, fixed)
+        if solution.multiple_of > 1:
+            click.echo(_step_note(cls, free, solution.multiple_of, multiple_of, needed))
+        ctx = click.get_current_context()
+        given = {
+            name: value
+            for name, value in {**flags, **naming}.items()
+            if name != free_arg
+            and ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+        }
+        given[free_arg] = solution.closest.size
+        click.echo(f"The closest model: shapecalc {command} {_as_flags(given)}")
 
     def also_required(values: dict[str, Any]) -> list[str]:
         """The sizes that have no default, but the one solved for."""
@@ -110,6 +122,37 @@ def _solve_command(command: str) -> click.Command:
     return click.command(command, cls=ExampleCommand, example=example, also_required=also_required)(
         run
     )
+
+
+def _step_note(cls: Any, free: str, step: int, asked: int, needed: int) -> str:
+    """Why the sizes tried are multiples of ``step``: ``--multiple-of``, the architecture's
+    rule (its ``multiple_for``'s first line: LLaMA's hidden a multiple of twice the heads,
+    for an even head_dim that rotary positions turn in pairs), or both."""
+    import inspect
+
+    doc = (inspect.getdoc(cls.multiple_for) or "").split("\n\n")[0]
+    rule = " ".join(doc.split()).removeprefix(f"{free.replace('-', '_')}:").strip().rstrip(".")
+    why = f"{free} must be {rule}" if rule else f"{free} must be a multiple of {needed}"
+    if needed > 1 and asked > 1:
+        return (
+            f"Sizes tried in multiples of {step}, the least common multiple of --multiple-of "
+            f"{asked} and {needed}: {why}."
+        )
+    if needed > 1:
+        return f"Sizes tried in multiples of {step}: {why}."
+    return f"Sizes tried in multiples of {step} (--multiple-of)."
+
+
+def _as_flags(values: dict[str, Any]) -> str:
+    """Arguments as the flags that give them: ``--hidden 4160 --tie-weights``."""
+    words: list[str] = []
+    for name, value in values.items():
+        flag = flag_of(name) or ""
+        if isinstance(value, bool):
+            words.append(flag if value else f"--no-{flag[2:]}")
+        else:
+            words += [flag, str(value)]
+    return " ".join(words)
 
 
 def _without(args: list[str], field: str) -> list[str]:

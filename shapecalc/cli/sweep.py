@@ -87,7 +87,7 @@ def _sweep_command(command: str) -> click.Command:
     cls = get(command)
     options = sweep_options(sequence=cls.sequence)
 
-    @architecture_options(cls, solving=True)
+    @architecture_options(cls, solving=True, required_note="required")
     @format_option(("table", "json", "markdown", "csv"))
     @apply(options)
     def run(

@@ -601,6 +601,56 @@ class Model:
             k if dim_str(v) == k else f"{k}={dim_str(v)}" for k, v in self.sizes.items()
         )
 
+    # -- how it prints: the summary table, in plain text (no rich: import stays light) -----
+    def summary(self) -> str:
+        """The model as ``shapecalc COMMAND`` lists it, in plain text: one line per tensor
+        (PyTorch's name, shape, count, formula) and the total with its formula."""
+        header = ("tensor", "shape", "parameters", "formula")
+        lines: list[tuple[str, ...]] = []
+        for row in self.rows():
+            count = "shared" if row.tied_to else _count_text(row.count)
+            formula = (
+                f"tied to {row.tied_to}" if row.tied_to else _formula_text(row.formula, row.count)
+            )
+            lines.append((row.name or row.param.name, shape_str(row.shape), count, formula))
+        total = (
+            "Total",
+            "",
+            _count_text(self.total),
+            _formula_text(self.total_formula, self.total),
+        )
+        widths = [max(len(line[i]) for line in (header, *lines, total)) for i in range(4)]
+
+        def fmt(line: tuple[str, ...]) -> str:
+            cells = [line[0].ljust(widths[0]), line[1].ljust(widths[1])]
+            cells += [line[2].rjust(widths[2]), line[3]]
+            return "  ".join(cells).rstrip()
+
+        sizes = self.describe_sizes()
+        title = f"{self.name}" + (f" ({sizes})" if sizes else "")
+        rule = "-" * len(fmt(tuple("-" * w for w in widths)))
+        return "\n".join([title, fmt(header), rule, *map(fmt, lines), rule, fmt(total)])
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython and Jupyter: the summary table."""
+        printer.text(f"Model({self.name!r})" if cycle else self.summary())
+
+
+def _count_text(value: Dim) -> str:
+    return f"{value:,}" if isinstance(value, int) else dim_str(value)
+
+
+def _formula_text(formula: Dim, count: Dim) -> str:
+    """The formula, unless it says no more than the count (a model without sizes)."""
+    text = dim_str(formula)
+    return "" if text == _count_text(count) or text == dim_str(count) else text
+
 
 def _subs(value: Dim, values: Mapping[str, Dim]) -> Dim:
     return value.subs(values) if isinstance(value, Expr) else value

@@ -70,6 +70,8 @@ class Report:
     depth: int | None = None
     #: the comparison with the real module, when asked for (the writers leave it out)
     verification: Verification | None = None
+    #: the comparison with a state dict file (``against``; the writers leave it out)
+    against: Verification | None = None
 
     @property
     def shown(self) -> dict[str, bool]:

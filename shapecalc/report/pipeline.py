@@ -17,11 +17,13 @@ same writers (:func:`shapecalc.report.text`, ``shapecalc.report.rich_writer``):
     ...                                           convention="keras"), "json")
     True
 
-An error of one part names it in ``err.argument`` ("cost", "convention", "verify").
+An error of one part names it in ``err.argument`` ("cost", "convention", "verify",
+"against").
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +36,7 @@ from shapecalc.core.errors import (
     ShapecalcError,
     expect,
     field_error,
+    printable,
 )
 from shapecalc.core.model import Model
 from shapecalc.core.spec import Shape
@@ -79,6 +82,7 @@ def build_report(
     depth: int | None = None,
     verify: bool = False,
     reference: Reference | None = None,
+    against: str | None = None,
 ) -> Report:
     """The report of ``model``, each part computed once.
 
@@ -90,7 +94,9 @@ def build_report(
     section: a layer's shapes, shown as they are. ``depth``: names longer than this many
     parts summed into their node. ``verify``: build the real module on the meta device
     (the ``transformers`` class of the same configuration when there is one, or
-    ``reference``) and compare every name and shape (``report.verification``)."""
+    ``reference``) and compare every name and shape (``report.verification``).
+    ``against``: a checkpoint file's path (``.safetensors``, ``.pt``, ``.bin``), whose
+    every name and shape is compared with the model's (``report.against``)."""
     expect(model, Model, function="build_report", argument="model", what="a shapecalc Model")
     if verify:
         with _part("verify"):
@@ -130,6 +136,19 @@ def build_report(
     if verify:
         with _part("verify"):
             verification = _verify(model, reference)
+    checked = None
+    if against is not None:
+        from shapecalc.adapters.torch_compare import compare
+
+        with _part("against"):
+            if model.symbolic:
+                raise field_error(
+                    "against",
+                    printable(os.fspath(against)),
+                    "every size a number",
+                    "a file's tensors have numbers for shapes: give every size a number",
+                )
+            checked = Verification(printable(os.fspath(against)), "", compare(model, against))
     flow = (tuple(inputs), tuple(outputs)) if inputs and not shapes else None
     return Report(
         model,
@@ -140,6 +159,7 @@ def build_report(
         flow=flow,
         depth=depth,
         verification=verification,
+        against=checked,
     )
 
 

@@ -94,11 +94,13 @@ def test_handmade_safetensors(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("header", "data", "length", "message"),
     [
-        (b"", b"", 10**9, "over the 104,857,600 cap"),
+        (b"{", b"", 10**9, "over the 104,857,600 cap"),
+        (b"", b"", 10**9, "not a safetensors file"),
         (b"{}", b"", 500, "runs past the end of the file"),
         (b"{not json", b"", None, "the header is not valid JSON"),
-        (b"[1, 2]", b"", None, "not a JSON object"),
-        (b"\xff\xfe{}", b"", None, "not a JSON object"),
+        (b"[1, 2]", b"", None, "not a safetensors file"),
+        (b"\xff\xfe{}", b"", None, "not a safetensors file"),
+        (b"{} x", b"", None, "not valid JSON"),
         (
             {"w": {"dtype": "F33", "shape": [1], "data_offsets": [0, 4]}},
             bytes(4),
@@ -151,7 +153,8 @@ def test_handmade_safetensors(tmp_path: Path) -> None:
             None,
             "data_offsets must be two integers",
         ),
-        (b"[" * 100_000 + b"]" * 100_000, b"", None, "not a JSON object"),
+        (b"[" * 100_000 + b"]" * 100_000, b"", None, "not a safetensors file"),
+        (b"{" + b"[" * 100_000 + b"]" * 100_000, b"", None, "not a table of tensors"),
     ],
 )
 def test_malformed_safetensors_are_refused(
@@ -311,3 +314,47 @@ def test_buffers_are_told_apart_by_name(tmp_path: Path) -> None:
 def test_dtype_table_is_complete_for_torch_types() -> None:
     assert DTYPE_SIZES["BF16"] == 2 and DTYPE_SIZES["F8_E4M3"] == 1
     assert MAX_HEADER == 100 * 1024 * 1024
+
+
+def test_tensors_are_listed_in_the_files_data_order(tmp_path: Path) -> None:
+    header = {
+        "a": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]},
+        "b": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+    }
+    checkpoint = read_checkpoint(str(handmade(tmp_path / "m.safetensors", header, bytes(12))))
+    assert [t.name for t in checkpoint.tensors] == ["b", "a"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("text.pt", b"hello, this is text\n", "text.pt: not a PyTorch checkpoint"),
+        ("text.bin", b"101 dalmatians", "text.bin: not a PyTorch checkpoint"),
+        ("empty.pt", b"", "empty.pt: the file is empty"),
+        ("empty.safetensors", b"", "empty.safetensors: the file is empty"),
+        ("text.safetensors", b"hello world, not a header", "not a safetensors file"),
+    ],
+)
+def test_files_that_are_not_checkpoints_say_so(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message) as caught:
+        read_checkpoint(str(path))
+    assert "claims" not in str(caught.value)  # no bytes of the file echoed as a length
+    result = run(["inspect", str(path)])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_a_missing_files_message_keeps_its_folder(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere" / "model.pt"
+    result = run(["inspect", str(path)])
+    assert result.exit_code == 2 and f"{path}: no such file" in result.stderr
+
+
+def test_a_product_of_in_range_dims_past_the_digit_limit(tmp_path: Path) -> None:
+    header = {"w": {"dtype": "F32", "shape": [10**4000, 10**4000], "data_offsets": [0, 4]}}
+    path = handmade(tmp_path / "m.safetensors", header, bytes(4))
+    with pytest.raises(CheckpointError, match="digits bytes but data_offsets give 4"):
+        read_checkpoint(str(path))

@@ -256,7 +256,46 @@ def folders(folder: Path, rng: random.Random) -> Iterator[Path]:
         yield here
 
 
+#: a secret outside every folder the generators make: no answer may show it
+SECRET = "hf_SECRETtokenNEVERshown"
+
+
+def not_checkpoints(folder: Path, rng: random.Random) -> Iterator[Path]:
+    """Files named as checkpoints that are none: text, nothing, another file's bytes."""
+    texts = [b"", b"101\n", b"hello world", b"\x00" * 7, SECRET.encode(), b"{}", b"PK", b"\x80"]
+    for i in range(60):
+        suffix = rng.choice([".pt", ".pth", ".bin", ".safetensors", ".ckpt"])
+        path = folder / f"text{i}{suffix}"
+        path.write_bytes(rng.choice(texts) + bytes(rng.randint(0, 20)))
+        yield path
+
+
+def links(folder: Path, rng: random.Random) -> Iterator[Path]:
+    """Folders whose config, index or shards are links to a file outside them (a token,
+    the environment, /etc/passwd) or inside them (followed as usual)."""
+    secret = folder / "token"
+    secret.write_text(SECRET)
+    outside = [str(secret), "/proc/self/environ", "/etc/passwd"]
+    names = ["model.safetensors", "model.safetensors.index.json", "config.json", "a.safetensors"]
+    for i in range(40):
+        here = folder / f"linked{i}"
+        here.mkdir()
+        header_file(here / "real.safetensors", {"w": entry([2])}, bytes(8))
+        name = rng.choice(names)
+        if name == "a.safetensors":
+            (here / "model.safetensors.index.json").write_text(
+                json.dumps({"weight_map": {"w": "a.safetensors"}})
+            )
+        if name != "config.json" and rng.random() < 0.5:
+            (here / "config.json").write_text(json.dumps({"model_type": "llama"}))
+        target = rng.choice([*outside, "real.safetensors"])
+        (here / name).symlink_to(target)
+        yield here
+
+
 FAMILIES: dict[str, Callable[[Path, random.Random], Iterator[Path]]] = {
+    "not_checkpoints": not_checkpoints,
+    "links": links,
     "names": names,
     "deep_names": deep_names,
     "bad_entries": bad_entries,
@@ -283,6 +322,12 @@ def check(path: Path, fmt: str) -> None:
     for text in (result.stdout, result.stderr):
         text.encode("utf-8")  # printable: no lone surrogate reaches the terminal
         assert "\x1b" not in text and "\x07" not in text, where
+        assert SECRET not in text and "root:" not in text and "PATH=" not in text, where
+    if path.name.startswith("linked") and any(
+        os.path.islink(p) and not os.path.realpath(p).startswith(os.path.realpath(path))
+        for p in path.iterdir()
+    ):
+        assert result.exit_code == 2 and "leads outside the folder" in result.stderr, where
     if result.exit_code == 2:
         lines = result.stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: "), (*where, result.stderr[:300])
@@ -376,3 +421,47 @@ def test_old_pickle_protocols_are_one_line(tmp_path: Path, legacy: bool) -> None
     result = run(["inspect", str(path)])
     assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.stderr
     assert "pickle protocol older than 2" in result.stderr or "not plain tensors" in result.stderr
+
+
+@pytest.mark.parametrize("target", ["token", "/proc/self/environ", "/etc/passwd"])
+def test_a_hub_caches_links_stay_inside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str
+) -> None:
+    """refs/main and a snapshot's files may link inside the cache repo (to blobs/), never
+    outside it; what a ref holds is never echoed."""
+    cache = tmp_path / "hub"
+    repo = cache / "models--acme--tiny"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    snapshot = repo / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    config = {
+        "model_type": "llama",
+        "vocab_size": 16,
+        "hidden_size": 8,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 8,
+    }
+    (repo / "blobs" / "c0ffee").write_text(json.dumps(config))
+    (snapshot / "config.json").symlink_to("../../blobs/c0ffee")
+    (cache / "token").write_text(SECRET)
+    secret = str(cache / "token") if target == "token" else target
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    (repo / "refs" / "main").write_text("abc123")
+    assert run(["hf", "acme/tiny"]).exit_code == 0  # links to blobs/ are followed
+    (repo / "refs" / "main").unlink()
+    (repo / "refs" / "main").symlink_to(secret)
+    for args in (["hf", "acme/tiny"], ["inspect", "acme/tiny"]):
+        result = run(args)
+        assert result.exit_code == 2 and "leads outside the folder" in result.stderr
+        assert SECRET not in result.stderr and "PATH=" not in result.stderr
+    (repo / "refs" / "main").unlink()
+    (repo / "refs" / "main").write_text(SECRET)  # a ref holding anything: not echoed
+    result = run(["hf", "acme/tiny"])
+    assert result.exit_code == 2 and SECRET not in result.stderr, result.stderr
+    (repo / "refs" / "main").write_text("abc123")
+    (snapshot / "config.json").unlink()
+    (snapshot / "config.json").symlink_to(secret)
+    result = run(["hf", "acme/tiny"])
+    assert result.exit_code == 2 and "leads outside the folder" in result.stderr

@@ -26,7 +26,7 @@ from shapecalc.adapters.checkpoint import (
     read_checkpoint,
 )
 from shapecalc.adapters.hf_config import HFModel, hf_model
-from shapecalc.adapters.hub import read_config, resolve
+from shapecalc.adapters.hub import left, link_root, read_config, resolve, within
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, field_error
 from shapecalc.core.model import Model
 
@@ -96,8 +96,19 @@ def read_folder(folder: str) -> tuple[Checkpoint, list[str]]:
         raise _fail(folder, f"cannot read it ({err.strerror or type(err).__name__})") from None
 
 
+def _inside(folder: str, root: str, name: str) -> str:
+    """``folder/name``, refused when a link takes it outside ``root``."""
+    path = os.path.join(folder, name)
+    if os.path.lexists(path) and not within(path, root):
+        raise _fail(folder, left(name))
+    return path
+
+
 def _read_folder(folder: str) -> tuple[Checkpoint, list[str]]:
     problems: list[str] = []
+    root = link_root(folder)
+    for name in (*INDEXES, *SINGLES):
+        _inside(folder, root, name)
     index = next((n for n in INDEXES if os.path.isfile(os.path.join(folder, n))), None)
     if index is not None:
         weight_map = _index(folder, index)
@@ -125,7 +136,7 @@ def _read_folder(folder: str) -> tuple[Checkpoint, list[str]]:
     metadata: dict[str, str] = {}
     formats: set[str] = set()
     for file in files:
-        path = os.path.join(folder, file)
+        path = _inside(folder, root, file)
         if not os.path.isfile(path):
             said = f"is named by {index} but is not" if index else "is not a regular file"
             problems.append(f"shard {file} {said} in the folder")

@@ -465,3 +465,26 @@ def test_a_hub_caches_links_stay_inside_it(
     (snapshot / "config.json").symlink_to(secret)
     result = run(["hf", "acme/tiny"])
     assert result.exit_code == 2 and "leads outside the folder" in result.stderr
+
+
+ESCAPES = "\x1b]8;;http://x.example\x1b\\link\x1b]8;;\x1b\\ \x1b[2J \u202eevil \x07"
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+@pytest.mark.parametrize("allow", [[], ["--allow-field", "quantization_config"]])
+def test_a_configs_quantization_text_is_escaped(tmp_path: Path, fmt: str, allow: list[str]) -> None:
+    config = {
+        "model_type": "llama",
+        "vocab_size": 16,
+        "hidden_size": 8,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 8,
+        "quantization_config": {"quant_method": ESCAPES, "bits": ESCAPES},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    header_file(tmp_path / "model.safetensors", {"w": entry([2])}, bytes(8))
+    for args in (["inspect", str(tmp_path)], ["hf", str(tmp_path), *allow]):
+        result = run([*args, "--format", fmt])
+        for text in (result.stdout, result.stderr):
+            assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text, args

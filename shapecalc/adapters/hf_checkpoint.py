@@ -26,7 +26,15 @@ from shapecalc.adapters.checkpoint import (
     read_checkpoint,
 )
 from shapecalc.adapters.hf_config import HFModel, hf_model
-from shapecalc.adapters.hub import left, link_root, read_config, resolve, within
+from shapecalc.adapters.hub import (
+    left,
+    link_root,
+    read_config,
+    resolve,
+    shown_name,
+    shown_value,
+    within,
+)
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, field_error
 from shapecalc.core.model import Model
 
@@ -389,8 +397,11 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
     found["unexpected"] = tuple((stored_as[n], s, d) for n, s, d in found["unexpected"])
     notes = []
     if hf.quantization:
-        method = hf.quantization.get("quant_method", "a quantization")
+        method = hf.quantization.get("quant_method")
+        # text from the config: escaped and cut, as any value from a file
+        method = shown_name(method, 30) if isinstance(method, str) else "a quantization"
         bits = hf.quantization.get("bits") or (hf.quantization.get("load_in_4bit") and 4)
+        bits = shown_value(bits, 12) if bits else None
         notes.append(
             f"quantized ({method}{f', {bits} bits' if bits else ''}): the linear layers' "
             "weights are stored in its own tensors and dtypes, not the config's shapes"

@@ -34,6 +34,11 @@ _HERE = Path(tempfile.mkdtemp(prefix="shapecalc-fuzz-"))
     )
 )
 CONFIG = str(_HERE)
+#: a named pipe as --plot-file: writing to it would block forever
+PIPE = str(_HERE / "pipe.svg")
+if hasattr(os, "mkfifo"):
+    os.mkfifo(PIPE)
+(_HERE / "dir.svg").mkdir()
 
 #: calls per run: thousands in the ci profile; SHAPECALC_FUZZ_EXAMPLES sets it
 #: (python scripts/fuzz.py runs 10,000 or more)
@@ -236,6 +241,9 @@ VALUES = st.one_of(
             "pytorch",
             "out.svg",
             "/nonexistent/out.png",
+            PIPE,
+            "/dev/null",
+            str(_HERE / "dir.svg"),
             "none,3",
             "2.5",
             "bilinear",

@@ -488,3 +488,85 @@ def test_a_configs_quantization_text_is_escaped(tmp_path: Path, fmt: str, allow:
         result = run([*args, "--format", fmt])
         for text in (result.stdout, result.stderr):
             assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text, args
+
+
+TRILLION = 10**12
+TINY = {
+    "vocab_size": 16,
+    "hidden_size": 8,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "intermediate_size": 8,
+}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "hf --memory",
+        "hf --memory --training adamw --explain",
+        "hf --memory --format json",
+        "sweep hf",
+        "sweep hf --show training",
+        "inspect experts",
+        "inspect layers",
+        "lstm --memory",
+        "port lstm",
+    ],
+)
+def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
+    tmp_path: Path, case: str
+) -> None:
+    """A 200-byte config of 10^12 layers (or 1.6 million experts against a one-tensor
+    folder), in a fresh process: every analysis is as flat in the count as the plain
+    count is; what must list every tensor refuses in one line."""
+    layers = {"model_type": "llama", **TINY, "num_hidden_layers": TRILLION}
+    experts = {
+        "model_type": "mixtral",
+        **TINY,
+        "num_hidden_layers": 1,
+        "num_local_experts": 1_600_000,
+        "num_experts_per_tok": 2,
+    }
+    (tmp_path / "config.json").write_text(json.dumps(experts if "experts" in case else layers))
+    header_file(tmp_path / "model.safetensors", {"w": entry([2])}, bytes(8))
+    folder = str(tmp_path)
+    at = ["--batch", "1", "--seq-len", "8"]
+    args = {
+        "hf --memory": ["hf", folder, "--memory", *at],
+        "hf --memory --training adamw --explain": [
+            "hf", folder, "--memory", *at, "--training", "adamw", "--explain"
+        ],
+        "hf --memory --format json": ["hf", folder, "--memory", *at, "--format", "json"],
+        "sweep hf": ["sweep", "hf", folder, "--seq-len", "8,16", "--batch", "2"],
+        "sweep hf --show training": [
+            "sweep", "hf", folder, "--seq-len", "8,16", "--batch", "2", "--show", "training"
+        ],
+        "inspect experts": ["inspect", folder],
+        "inspect layers": ["inspect", folder],
+        "lstm --memory": ["lstm", "--vocab", "5", "--hidden", "8", "--layers", str(TRILLION),
+                          "--memory", *at],
+        "port lstm": ["port", "lstm", "--vocab", "5", "--hidden", "8", "--layers",
+                      str(TRILLION), "--to", "keras"],
+    }[case]  # fmt: skip
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (3 * 1024**3, 3 * 1024**3))\n"
+        "from shapecalc.cli import cli\n"
+        "cli(sys.argv[1:], prog_name='shapecalc')\n"
+    )
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+    took = time.perf_counter() - start
+    assert took < 20, (case, took)
+    assert done.returncode in (0, 1, 2), (case, done.returncode, done.stderr[-500:])
+    assert "Traceback" not in done.stderr, (case, done.stderr[-500:])
+    if done.returncode == 2:
+        lines = done.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), (case, done.stderr[:500])

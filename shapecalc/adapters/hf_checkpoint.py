@@ -361,6 +361,28 @@ def _loaded_names(hf: HFModel, names: list[str], model: Model) -> dict[str, str]
     return out
 
 
+#: the most tensors a config may imply beyond those stored before the check stops listing
+#: them: it says how many, counted, instead of naming each one missing
+MAX_UNLISTED = 100_000
+
+
+def _countable(model: Model, stored: int, path: str) -> None:
+    """Refuse to list, name by name, a model whose config implies far more tensors than
+    the folder holds (a config of 1.6 million experts against one tensor): counted, not
+    listed, as ``shapecalc hf`` counts it."""
+    implied = model.tensor_count()
+    if isinstance(implied, int) and implied - stored > MAX_UNLISTED:
+        rule = f"at most {MAX_UNLISTED:,} tensors implied and not stored are listed"
+        raise InvalidArgumentError(
+            f"the config implies {implied:,} tensors and the folder stores {stored:,}: over "
+            f"{MAX_UNLISTED:,} would be missing, not listed one by one (`shapecalc hf` "
+            "counts the config's model)",
+            field="target",
+            value=path,
+            rule=rule,
+        )
+
+
 def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
     """The folder's (or cached Hub id's) weights against its config.json (``allow``: the
     config's fields to count the model without, as ``shapecalc hf --allow-field``)."""
@@ -383,6 +405,7 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
     if hf.family.checkpoint:
         layouts.insert(0, ("checkpoint files", hf.checkpoint_model()))
     for label, model in layouts:
+        _countable(model, len(checkpoint.tensors), path)
         names = _loaded_names(hf, [t.name for t in checkpoint.tensors], model)
         stored = {names[t.name]: t for t in checkpoint.tensors}
         found = _match(hf, model, stored, dtype)

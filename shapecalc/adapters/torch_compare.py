@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shapecalc.adapters.torch_build import _spec_or_model
-from shapecalc.adapters.torch_read import _shape
+from shapecalc.adapters.torch_read import _shape, check_module_tree
 from shapecalc.core.dims import Dim, shape_str
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, echo
 from shapecalc.core.model import Model
@@ -77,6 +77,7 @@ def compare(
     _spec_or_model(spec, "compare", "spec")
     if not callable(getattr(module, "named_parameters", None)):
         raise TypeError(f"compare: module must be a torch.nn.Module, got {type(module).__name__}")
+    check_module_tree(module, "compare")
     model = spec if isinstance(spec, Model) else Model(str(spec), Leaf(spec))
     expected = _renamed(model.named_parameters(), names)
     actual = [(n, _shape(p)) for n, p in module.named_parameters()]

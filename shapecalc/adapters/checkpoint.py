@@ -30,6 +30,7 @@ __all__ = [
     "BUFFER_NAMES",
     "DTYPE_SIZES",
     "MAX_HEADER",
+    "TORCH_DTYPES",
     "Checkpoint",
     "CheckpointError",
     "Tensor",
@@ -59,6 +60,28 @@ DTYPE_SIZES = {
     "U64": 8,
     "F64": 8,
     "C64": 8,
+}
+
+#: safetensors dtype -> torch's name for it, the one spelling every format is shown in
+#: (a torch.save file's tensors and a config's ``dtype`` are spelled so)
+TORCH_DTYPES = {
+    "BOOL": "bool",
+    "U8": "uint8",
+    "I8": "int8",
+    "F8_E5M2": "float8_e5m2",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E8M0": "float8_e8m0fnu",
+    "I16": "int16",
+    "U16": "uint16",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I32": "int32",
+    "U32": "uint32",
+    "F32": "float32",
+    "I64": "int64",
+    "U64": "uint64",
+    "F64": "float64",
+    "C64": "complex64",
 }
 
 
@@ -295,7 +318,7 @@ def _entry(path: str, name: str, entry: Any, data_size: int) -> tuple[Tensor, tu
             f"{_bytes(count * DTYPE_SIZES[dtype])} bytes but "
             f"data_offsets give {stop - begin:,}",
         )
-    tensor = Tensor(name, dtype, tuple(shape), stop - begin)
+    tensor = Tensor(name, TORCH_DTYPES[dtype], tuple(shape), stop - begin)
     tensor.__dict__["count"] = count  # known: the cached property need not work it out
     return tensor, (begin, stop)
 

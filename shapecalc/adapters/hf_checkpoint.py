@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shapecalc.adapters.checkpoint import (
+    TORCH_DTYPES,
     Checkpoint,
     CheckpointError,
     Tensor,
@@ -40,21 +41,6 @@ from shapecalc.core.model import Model
 
 __all__ = ["FolderCheck", "check_folder", "read_folder"]
 
-#: the dtype names of safetensors headers -> torch's (a config's ``dtype``)
-TORCH_DTYPES = {
-    "F64": "float64",
-    "F32": "float32",
-    "F16": "float16",
-    "BF16": "bfloat16",
-    "I64": "int64",
-    "I32": "int32",
-    "I16": "int16",
-    "I8": "int8",
-    "U8": "uint8",
-    "BOOL": "bool",
-    "F8_E4M3": "float8_e4m3fn",
-    "F8_E5M2": "float8_e5m2",
-}
 #: what transformers 5 renames in any checkpoint it loads (its "legacy" mapping)
 LEGACY = (("LayerNorm.gamma", "LayerNorm.weight"), ("LayerNorm.beta", "LayerNorm.bias"))
 #: the weight files of a folder, in the order transformers looks for them

@@ -15,7 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shapecalc.adapters.checkpoint import DTYPE_SIZES, MAX_HEADER, CheckpointError, read_checkpoint
+from shapecalc.adapters.checkpoint import (
+    DTYPE_SIZES,
+    MAX_HEADER,
+    CheckpointError,
+    read_checkpoint,
+)
+from shapecalc.adapters.checkpoint import TORCH_DTYPES as SPELLED
 from shapecalc.core.errors import ShapecalcError
 from tests.test_cli import run
 
@@ -68,7 +74,11 @@ def test_header_reader_agrees_with_the_safetensors_package(
         dtypes = {k: handle.get_slice(k).get_dtype() for k in handle.keys()}  # noqa: SIM118
         metadata = handle.metadata()
     assert {t.name: t.shape for t in ours.tensors} == theirs
-    assert {t.name: t.dtype for t in ours.tensors} == dtypes
+    assert {t.name: t.dtype for t in ours.tensors} == {k: SPELLED[d] for k, d in dtypes.items()}
+    # and the torch dtype the safetensors package loads each as
+    assert {t.name: t.dtype for t in ours.tensors} == {
+        name: str(dtype).removeprefix("torch.") for name, (dtype, _) in tensors.items()
+    }
     assert ours.metadata == metadata
     assert ours.nbytes == sum(
         torch.zeros(shape, dtype=dtype).element_size() * torch.zeros(shape).numel()
@@ -85,20 +95,22 @@ def test_handmade_safetensors(tmp_path: Path) -> None:
     path = handmade(tmp_path / "hand.safetensors", header, bytes(30))
     checkpoint = read_checkpoint(str(path))
     assert [(t.name, t.dtype, t.shape, t.nbytes) for t in checkpoint.tensors] == [
-        ("w", "F32", (2, 3), 24),
-        ("b", "BF16", (3,), 6),
+        ("w", "float32", (2, 3), 24),
+        ("b", "bfloat16", (3,), 6),
     ]
-    assert checkpoint.total == 9 and checkpoint.bytes_by_dtype() == {"F32": 24, "BF16": 6}
+    assert checkpoint.total == 9 and checkpoint.bytes_by_dtype() == {"float32": 24, "bfloat16": 6}
 
 
 @pytest.mark.parametrize(
     ("header", "data", "length", "message"),
     [
-        (b"", b"", 10**9, "over the 104,857,600 cap"),
+        (b"{", b"", 10**9, "over the 104,857,600 cap"),
+        (b"", b"", 10**9, "not a safetensors file"),
         (b"{}", b"", 500, "runs past the end of the file"),
         (b"{not json", b"", None, "the header is not valid JSON"),
-        (b"[1, 2]", b"", None, "not a JSON object"),
-        (b"\xff\xfe{}", b"", None, "not a JSON object"),
+        (b"[1, 2]", b"", None, "not a safetensors file"),
+        (b"\xff\xfe{}", b"", None, "not a safetensors file"),
+        (b"{} x", b"", None, "not valid JSON"),
         (
             {"w": {"dtype": "F33", "shape": [1], "data_offsets": [0, 4]}},
             bytes(4),
@@ -151,7 +163,8 @@ def test_handmade_safetensors(tmp_path: Path) -> None:
             None,
             "data_offsets must be two integers",
         ),
-        (b"[" * 100_000 + b"]" * 100_000, b"", None, "not a JSON object"),
+        (b"[" * 100_000 + b"]" * 100_000, b"", None, "not a safetensors file"),
+        (b"{" + b"[" * 100_000 + b"]" * 100_000, b"", None, "not a table of tensors"),
     ],
 )
 def test_malformed_safetensors_are_refused(
@@ -266,9 +279,9 @@ def test_inspect_command(tmp_path: Path) -> None:
     )
     table = run(["inspect", str(path)], 120)
     assert table.exit_code == 0, table.output
-    assert "24 parameters" in table.stdout and "BF16" in table.stdout
+    assert "24 parameters" in table.stdout and "bfloat16" in table.stdout
     report = json.loads(run(["inspect", str(path), "--format", "json"]).stdout)
-    assert report["total"] == 24 and report["bytes_by_dtype"] == {"F32": 64, "BF16": 16}
+    assert report["total"] == 24 and report["bytes_by_dtype"] == {"float32": 64, "bfloat16": 16}
     bad = handmade(tmp_path / "bad.safetensors", b"{}", b"", 10**12)
     result = run(["inspect", str(bad)])
     assert result.exit_code == 2
@@ -311,3 +324,57 @@ def test_buffers_are_told_apart_by_name(tmp_path: Path) -> None:
 def test_dtype_table_is_complete_for_torch_types() -> None:
     assert DTYPE_SIZES["BF16"] == 2 and DTYPE_SIZES["F8_E4M3"] == 1
     assert MAX_HEADER == 100 * 1024 * 1024
+
+
+def test_tensors_are_listed_in_the_files_data_order(tmp_path: Path) -> None:
+    header = {
+        "a": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]},
+        "b": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+    }
+    checkpoint = read_checkpoint(str(handmade(tmp_path / "m.safetensors", header, bytes(12))))
+    assert [t.name for t in checkpoint.tensors] == ["b", "a"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("text.pt", b"hello, this is text\n", "text.pt: not a PyTorch checkpoint"),
+        ("text.bin", b"101 dalmatians", "text.bin: not a PyTorch checkpoint"),
+        ("empty.pt", b"", "empty.pt: the file is empty"),
+        ("empty.safetensors", b"", "empty.safetensors: the file is empty"),
+        ("text.safetensors", b"hello world, not a header", "not a safetensors file"),
+    ],
+)
+def test_files_that_are_not_checkpoints_say_so(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message) as caught:
+        read_checkpoint(str(path))
+    assert "claims" not in str(caught.value)  # no bytes of the file echoed as a length
+    result = run(["inspect", str(path)])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_a_missing_files_message_keeps_its_folder(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere" / "model.pt"
+    result = run(["inspect", str(path)])
+    assert result.exit_code == 2 and f"{path}: no such file" in result.stderr
+
+
+def test_a_product_of_in_range_dims_past_the_digit_limit(tmp_path: Path) -> None:
+    header = {"w": {"dtype": "F32", "shape": [10**4000, 10**4000], "data_offsets": [0, 4]}}
+    path = handmade(tmp_path / "m.safetensors", header, bytes(4))
+    with pytest.raises(CheckpointError, match="digits bytes but data_offsets give 4"):
+        read_checkpoint(str(path))
+
+
+def test_dtypes_are_spelled_one_way_across_formats(tmp_path: Path) -> None:
+    """A safetensors file's F32 and a torch.save file's torch.float32 are both float32."""
+    tensors = {"w": torch.zeros(2, 3), "b": torch.zeros(3, dtype=torch.bfloat16)}
+    safetensors_torch.save_file(tensors, str(tmp_path / "m.safetensors"))
+    torch.save(tensors, tmp_path / "m.pt")
+    read = [read_checkpoint(str(tmp_path / n)) for n in ("m.safetensors", "m.pt")]
+    spelled = [{t.name: t.dtype for t in c.tensors} for c in read]
+    assert spelled[0] == spelled[1] == {"w": "float32", "b": "bfloat16"}

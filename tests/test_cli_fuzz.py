@@ -34,6 +34,11 @@ _HERE = Path(tempfile.mkdtemp(prefix="shapecalc-fuzz-"))
     )
 )
 CONFIG = str(_HERE)
+#: a named pipe as --plot-file: writing to it would block forever
+PIPE = str(_HERE / "pipe.svg")
+if hasattr(os, "mkfifo"):
+    os.mkfifo(PIPE)
+(_HERE / "dir.svg").mkdir()
 
 #: calls per run: thousands in the ci profile; SHAPECALC_FUZZ_EXAMPLES sets it
 #: (python scripts/fuzz.py runs 10,000 or more)
@@ -236,6 +241,9 @@ VALUES = st.one_of(
             "pytorch",
             "out.svg",
             "/nonexistent/out.png",
+            PIPE,
+            "/dev/null",
+            str(_HERE / "dir.svg"),
             "none,3",
             "2.5",
             "bilinear",
@@ -248,6 +256,10 @@ VALUES = st.one_of(
             "1e1000000",
             "1.5e-1000000",
             "9223372036854775808",
+            "0" * 5000 + "5",
+            "0" * 5000 + "5,6",
+            "1.." + "0" * 5000 + "9",
+            "1.." + "9" * 4000 + ":" + "0" * 5000 + "1",
             "x" * 100_000,
             "[bold]",
             "[/]",
@@ -328,5 +340,46 @@ HUGE = ["9" * 5000, "-" + "9" * 5000, "9223372036854775808", "1e1000000"]
 def test_numbers_past_any_size_are_one_line(args: list[str], value: str) -> None:
     result = run([*args, value])
     assert result.exit_code == 2, result.output[:300]
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and len(lines[0]) <= 700
+
+
+ZEROS = "0" * 5000
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["lstm", "--vocab", "5", "--hidden", ZEROS + "8"],
+        ["lstm", "--vocab", "5", "--hidden", "8", "--memory", "--batch", ZEROS + "2"],
+        ["layer", "linear", "--in-features", ZEROS + "3", "--out-features", "4"],
+        [
+            "layer",
+            "conv2d",
+            "--in-channels",
+            "3",
+            "--out-channels",
+            "4",
+            "--kernel-size",
+            "0" + ZEROS + "3,2",
+        ],
+        ["mlp", "--inputs", ZEROS + "4", "--hidden", "3", "--layers", "1", "--outputs", "2"],
+        ["sweep", "lstm", "--vocab", "5", "--hidden", f"{ZEROS}8,{ZEROS}16"],
+        ["sweep", "lstm", "--vocab", "5", "--hidden", f"{ZEROS}8..{ZEROS}16:{ZEROS}8"],
+        ["solve", "lstm", "--vocab", "5", "--params", ZEROS + "10000"],
+    ],
+)
+def test_thousands_of_leading_zeros_are_the_number(args: list[str]) -> None:
+    """Leading zeros count toward Python's 4,300-digit limit on int(): read past them."""
+    result = run(args)
+    assert result.exit_code == 0, result.output[-300:]
+
+
+@pytest.mark.parametrize(
+    "values", ["9" * 4300 + ",1", "1.." + "9" * 4300, "1..9:" + "9" * 4300, "-" + "9" * 4400]
+)
+def test_sweep_values_past_the_digit_limit_are_one_line(values: str) -> None:
+    result = run(["sweep", "lstm", "--vocab", "5", "--hidden", values])
+    assert result.exit_code == 2, result.output[-300:]
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and len(lines[0]) <= 700

@@ -269,7 +269,7 @@ def test_a_quantized_checkpoint_is_reported_as_such(tmp_path: Path) -> None:
     assert len(check.quantized) == 2 * 7 and check.notes and "gptq" in check.notes[0]
     result = run(["inspect", str(folder)])
     assert result.exit_code == 0 and "quantized" in result.stdout
-    assert "I32" in result.stdout  # the stored dtypes, in the title
+    assert "int32" in result.stdout  # the stored dtypes, in the title
     hf_result = run(["hf", str(folder)])
     assert hf_result.exit_code == 2 and "quantization_config" in hf_result.stderr
 

@@ -256,7 +256,46 @@ def folders(folder: Path, rng: random.Random) -> Iterator[Path]:
         yield here
 
 
+#: a secret outside every folder the generators make: no answer may show it
+SECRET = "hf_SECRETtokenNEVERshown"
+
+
+def not_checkpoints(folder: Path, rng: random.Random) -> Iterator[Path]:
+    """Files named as checkpoints that are none: text, nothing, another file's bytes."""
+    texts = [b"", b"101\n", b"hello world", b"\x00" * 7, SECRET.encode(), b"{}", b"PK", b"\x80"]
+    for i in range(60):
+        suffix = rng.choice([".pt", ".pth", ".bin", ".safetensors", ".ckpt"])
+        path = folder / f"text{i}{suffix}"
+        path.write_bytes(rng.choice(texts) + bytes(rng.randint(0, 20)))
+        yield path
+
+
+def links(folder: Path, rng: random.Random) -> Iterator[Path]:
+    """Folders whose config, index or shards are links to a file outside them (a token,
+    the environment, /etc/passwd) or inside them (followed as usual)."""
+    secret = folder / "token"
+    secret.write_text(SECRET)
+    outside = [str(secret), "/proc/self/environ", "/etc/passwd"]
+    names = ["model.safetensors", "model.safetensors.index.json", "config.json", "a.safetensors"]
+    for i in range(40):
+        here = folder / f"linked{i}"
+        here.mkdir()
+        header_file(here / "real.safetensors", {"w": entry([2])}, bytes(8))
+        name = rng.choice(names)
+        if name == "a.safetensors":
+            (here / "model.safetensors.index.json").write_text(
+                json.dumps({"weight_map": {"w": "a.safetensors"}})
+            )
+        if name != "config.json" and rng.random() < 0.5:
+            (here / "config.json").write_text(json.dumps({"model_type": "llama"}))
+        target = rng.choice([*outside, "real.safetensors"])
+        (here / name).symlink_to(target)
+        yield here
+
+
 FAMILIES: dict[str, Callable[[Path, random.Random], Iterator[Path]]] = {
+    "not_checkpoints": not_checkpoints,
+    "links": links,
     "names": names,
     "deep_names": deep_names,
     "bad_entries": bad_entries,
@@ -283,6 +322,12 @@ def check(path: Path, fmt: str) -> None:
     for text in (result.stdout, result.stderr):
         text.encode("utf-8")  # printable: no lone surrogate reaches the terminal
         assert "\x1b" not in text and "\x07" not in text, where
+        assert SECRET not in text and "root:" not in text and "PATH=" not in text, where
+    if path.name.startswith("linked") and any(
+        os.path.islink(p) and not os.path.realpath(p).startswith(os.path.realpath(path))
+        for p in path.iterdir()
+    ):
+        assert result.exit_code == 2 and "leads outside the folder" in result.stderr, where
     if result.exit_code == 2:
         lines = result.stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: "), (*where, result.stderr[:300])
@@ -376,3 +421,152 @@ def test_old_pickle_protocols_are_one_line(tmp_path: Path, legacy: bool) -> None
     result = run(["inspect", str(path)])
     assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.stderr
     assert "pickle protocol older than 2" in result.stderr or "not plain tensors" in result.stderr
+
+
+@pytest.mark.parametrize("target", ["token", "/proc/self/environ", "/etc/passwd"])
+def test_a_hub_caches_links_stay_inside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str
+) -> None:
+    """refs/main and a snapshot's files may link inside the cache repo (to blobs/), never
+    outside it; what a ref holds is never echoed."""
+    cache = tmp_path / "hub"
+    repo = cache / "models--acme--tiny"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    snapshot = repo / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    config = {
+        "model_type": "llama",
+        "vocab_size": 16,
+        "hidden_size": 8,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 8,
+    }
+    (repo / "blobs" / "c0ffee").write_text(json.dumps(config))
+    (snapshot / "config.json").symlink_to("../../blobs/c0ffee")
+    (cache / "token").write_text(SECRET)
+    secret = str(cache / "token") if target == "token" else target
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    (repo / "refs" / "main").write_text("abc123")
+    assert run(["hf", "acme/tiny"]).exit_code == 0  # links to blobs/ are followed
+    (repo / "refs" / "main").unlink()
+    (repo / "refs" / "main").symlink_to(secret)
+    for args in (["hf", "acme/tiny"], ["inspect", "acme/tiny"]):
+        result = run(args)
+        assert result.exit_code == 2 and "leads outside the folder" in result.stderr
+        assert SECRET not in result.stderr and "PATH=" not in result.stderr
+    (repo / "refs" / "main").unlink()
+    (repo / "refs" / "main").write_text(SECRET)  # a ref holding anything: not echoed
+    result = run(["hf", "acme/tiny"])
+    assert result.exit_code == 2 and SECRET not in result.stderr, result.stderr
+    (repo / "refs" / "main").write_text("abc123")
+    (snapshot / "config.json").unlink()
+    (snapshot / "config.json").symlink_to(secret)
+    result = run(["hf", "acme/tiny"])
+    assert result.exit_code == 2 and "leads outside the folder" in result.stderr
+
+
+ESCAPES = "\x1b]8;;http://x.example\x1b\\link\x1b]8;;\x1b\\ \x1b[2J \u202eevil \x07"
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+@pytest.mark.parametrize("allow", [[], ["--allow-field", "quantization_config"]])
+def test_a_configs_quantization_text_is_escaped(tmp_path: Path, fmt: str, allow: list[str]) -> None:
+    config = {
+        "model_type": "llama",
+        "vocab_size": 16,
+        "hidden_size": 8,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 8,
+        "quantization_config": {"quant_method": ESCAPES, "bits": ESCAPES},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    header_file(tmp_path / "model.safetensors", {"w": entry([2])}, bytes(8))
+    for args in (["inspect", str(tmp_path)], ["hf", str(tmp_path), *allow]):
+        result = run([*args, "--format", fmt])
+        for text in (result.stdout, result.stderr):
+            assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text, args
+
+
+TRILLION = 10**12
+TINY = {
+    "vocab_size": 16,
+    "hidden_size": 8,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "intermediate_size": 8,
+}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "hf --memory",
+        "hf --memory --training adamw --explain",
+        "hf --memory --format json",
+        "sweep hf",
+        "sweep hf --show training",
+        "inspect experts",
+        "inspect layers",
+        "lstm --memory",
+        "port lstm",
+    ],
+)
+def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
+    tmp_path: Path, case: str
+) -> None:
+    """A 200-byte config of 10^12 layers (or 1.6 million experts against a one-tensor
+    folder), in a fresh process: every analysis is as flat in the count as the plain
+    count is; what must list every tensor refuses in one line."""
+    layers = {"model_type": "llama", **TINY, "num_hidden_layers": TRILLION}
+    experts = {
+        "model_type": "mixtral",
+        **TINY,
+        "num_hidden_layers": 1,
+        "num_local_experts": 1_600_000,
+        "num_experts_per_tok": 2,
+    }
+    (tmp_path / "config.json").write_text(json.dumps(experts if "experts" in case else layers))
+    header_file(tmp_path / "model.safetensors", {"w": entry([2])}, bytes(8))
+    folder = str(tmp_path)
+    at = ["--batch", "1", "--seq-len", "8"]
+    args = {
+        "hf --memory": ["hf", folder, "--memory", *at],
+        "hf --memory --training adamw --explain": [
+            "hf", folder, "--memory", *at, "--training", "adamw", "--explain"
+        ],
+        "hf --memory --format json": ["hf", folder, "--memory", *at, "--format", "json"],
+        "sweep hf": ["sweep", "hf", folder, "--seq-len", "8,16", "--batch", "2"],
+        "sweep hf --show training": [
+            "sweep", "hf", folder, "--seq-len", "8,16", "--batch", "2", "--show", "training"
+        ],
+        "inspect experts": ["inspect", folder],
+        "inspect layers": ["inspect", folder],
+        "lstm --memory": ["lstm", "--vocab", "5", "--hidden", "8", "--layers", str(TRILLION),
+                          "--memory", *at],
+        "port lstm": ["port", "lstm", "--vocab", "5", "--hidden", "8", "--layers",
+                      str(TRILLION), "--to", "keras"],
+    }[case]  # fmt: skip
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (3 * 1024**3, 3 * 1024**3))\n"
+        "from shapecalc.cli import cli\n"
+        "cli(sys.argv[1:], prog_name='shapecalc')\n"
+    )
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+    took = time.perf_counter() - start
+    assert took < 20, (case, took)
+    assert done.returncode in (0, 1, 2), (case, done.returncode, done.stderr[-500:])
+    assert "Traceback" not in done.stderr, (case, done.stderr[-500:])
+    if done.returncode == 2:
+        lines = done.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), (case, done.stderr[:500])

@@ -447,11 +447,11 @@ def test_a_node_of_the_tree_counts_its_buffers_apart(tmp_path: Path) -> None:
     assert text[1] == "└── block  8 (100.0%) + 9 in buffers"
     # safetensors keeps its names sorted: num_batches_tracked first, weight last
     assert text[2:] == [
-        "    ├── num_batches_tracked  ()  1  buffer  I64",
-        "    ├── bias  (4,)  4 (50.0%)  F32",
-        "    ├── running_mean  (4,)  4  buffer  F32",
-        "    ├── running_var  (4,)  4  buffer  F32",
-        "    └── weight  (4,)  4 (50.0%)  F32",
+        "    ├── num_batches_tracked  ()  1  buffer  int64",
+        "    ├── bias  (4,)  4 (50.0%)  float32",
+        "    ├── running_mean  (4,)  4  buffer  float32",
+        "    ├── running_var  (4,)  4  buffer  float32",
+        "    └── weight  (4,)  4 (50.0%)  float32",
         "",
         "Note: Buffers are told apart by name (_random_samples, num_batches_tracked, "
         "pos_weight, running_mean, running_var): a checkpoint does not record which tensors "

@@ -34,6 +34,21 @@ BAD: list[Any] = [
     b"x",
     (1, 2),
 ]
+#: array-likes where a number goes (compared as numbers, they fail inside their library):
+#: given to every field of every layer kind and architecture, and to analyze
+ARRAYS: list[Any] = []
+try:
+    import numpy as np
+
+    ARRAYS += [np.int64(3), np.float64(0.5), np.array([4, 4]), np.array(2), (np.int64(2), 1)]
+except ImportError:  # pragma: no cover - numpy comes with torch
+    pass
+try:
+    import torch as _torch
+
+    ARRAYS += [_torch.tensor([4, 4]), _torch.tensor(0.5)]
+except ImportError:  # pragma: no cover
+    pass
 
 
 def label(value: Any) -> str:
@@ -76,10 +91,11 @@ def test_first_argument_of_every_public_callable(name: str, function: Any) -> No
 def test_every_field_of_every_layer_kind(kind: str) -> None:
     cls = sc.LAYER_KINDS[kind]
     example = dict(cls.example)
+    fields = [f.name for f in dataclasses.fields(cls)]  # every argument, not the example's
     failures = [
         (field, label(bad), why)
-        for field in example
-        for bad in BAD
+        for field in fields
+        for bad in [*BAD, *ARRAYS]
         if (why := outcome(cls, **{**example, field: bad}))
     ]
     assert not failures, failures[:3]
@@ -94,10 +110,27 @@ def test_every_field_of_every_architecture(function: str) -> None:
     failures = [
         (field, label(bad), why)
         for field in fields
-        for bad in BAD
+        for bad in [*BAD, *ARRAYS]
         if (why := outcome(make, **{**base, field: bad}))
     ]
     assert not failures, failures[:3]
+
+
+def _nested(torch: Any, depth: int) -> Any:
+    """A Linear inside ``depth`` Sequentials, one in the other."""
+    module = torch.nn.Linear(2, 2)
+    for _ in range(depth):
+        outer = torch.nn.Sequential()
+        outer.add_module("a", module)
+        module = outer
+    return module
+
+
+def _holding(torch: Any, value: Any) -> Any:
+    """A Linear whose ``_parameters`` holds ``value`` as its weight (a tensor is fine)."""
+    module = torch.nn.Linear(2, 2)
+    module._parameters["weight"] = value
+    return module
 
 
 def calls() -> dict[str, Callable[[Any], Any]]:
@@ -145,14 +178,20 @@ def calls() -> dict[str, Callable[[Any], Any]]:
             {"model_type": "gpt2"}, allow=b
         ),
         "parse_budget(1M, field=x)": lambda b: sc.parse_budget("1M", field=b),
+        "from_module(nested 2,000 deep)": lambda b: sc.from_module(_nested(torch, 2000)),
+        "compare(model, nested 2,000 deep)": lambda b: sc.compare(model, _nested(torch, 2000)),
+        "assert_matches(model, nested)": lambda b: sc.assert_matches(model, _nested(torch, 2000)),
+        "from_module(_parameters holds x)": lambda b: sc.from_module(_holding(torch, b)),
+        "compare(model, _parameters holds x)": lambda b: sc.compare(model, _holding(torch, b)),
         "named_parameters of a huge stack": lambda b: sc.layer_model(
             sc.LSTM(3, 4, num_layers=2**63 - 1)
         ).named_parameters(),
     }
 
 
-@pytest.mark.parametrize("label", sorted(calls()))
-def test_every_other_argument(label: str) -> None:
-    call = calls()[label]
-    failures = [(label(bad), why) for bad in BAD if (why := outcome(call, bad))]
+@pytest.mark.parametrize("name", sorted(calls()))
+def test_every_other_argument(name: str) -> None:
+    call = calls()[name]
+    values = [*BAD, *ARRAYS] if name.startswith(("analyze", "model.bytes")) else BAD
+    failures = [(label(bad), why) for bad in values if (why := outcome(call, bad))]
     assert not failures, failures[:3]

@@ -93,3 +93,33 @@ def test_an_rnn_state_is_not_per_token_of_context() -> None:
     (lstm_state,) = [line.rule for line in lstm.memory if line.label == "inference state"]
     (kv,) = [line.rule for line in llama.memory if line.label == "inference state"]
     assert "per token of context" not in lstm_state and "per token of context" in kv
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "device", "link to a fifo"])
+@pytest.mark.parametrize("command", ["lstm", "sweep"])
+def test_a_plot_file_that_is_no_regular_file_is_refused_before_drawing(
+    tmp_path: Any, kind: str, command: str
+) -> None:
+    pytest.importorskip("matplotlib")
+    import os
+
+    path = str(tmp_path / "out.svg")
+    if kind == "device":
+        os.symlink("/dev/null", tmp_path / "dev.svg")
+        path = str(tmp_path / "dev.svg")
+    elif kind == "folder":
+        os.mkdir(path)
+    else:
+        os.mkfifo(tmp_path / "pipe.svg")
+        if kind == "fifo":
+            path = str(tmp_path / "pipe.svg")
+        else:
+            os.symlink(tmp_path / "pipe.svg", path)
+    args = (
+        ["lstm", "--hidden", "8", "--vocab", "5"]
+        if command == "lstm"
+        else ["sweep", "lstm", "--hidden", "8,16", "--vocab", "5"]
+    )
+    result = run([*args, "--plot-file", path])
+    assert result.exit_code == 2 and "not a regular file" in result.stderr, result.output
+    assert result.stdout == ""  # nothing drawn, no table

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from shapecalc.core.errors import ShapecalcError, field_error, printable
+from shapecalc.core.errors import ShapecalcError, echo, field_error, printable
 
 __all__ = [
     "BUFFER_NAMES",
     "DTYPE_SIZES",
     "MAX_HEADER",
+    "TORCH_DTYPES",
     "Checkpoint",
     "CheckpointError",
     "Tensor",
@@ -59,6 +60,28 @@ DTYPE_SIZES = {
     "U64": 8,
     "F64": 8,
     "C64": 8,
+}
+
+#: safetensors dtype -> torch's name for it, the one spelling every format is shown in
+#: (a torch.save file's tensors and a config's ``dtype`` are spelled so)
+TORCH_DTYPES = {
+    "BOOL": "bool",
+    "U8": "uint8",
+    "I8": "int8",
+    "F8_E5M2": "float8_e5m2",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E8M0": "float8_e8m0fnu",
+    "I16": "int16",
+    "U16": "uint16",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I32": "int32",
+    "U32": "uint32",
+    "F32": "float32",
+    "I64": "int64",
+    "U64": "uint64",
+    "F64": "float64",
+    "C64": "complex64",
 }
 
 
@@ -136,9 +159,17 @@ def _shown(text: str, limit: int = 80) -> str:
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
-def _fail(path: str, message: str) -> ShapecalcError:
-    """``model.safetensors: <message>``: a file that is not a well-formed checkpoint."""
-    message = f"{_shown(os.path.basename(path))}: {message}"
+#: what a file that is not safetensors is refused with
+NOT_SAFETENSORS = (
+    "not a safetensors file: one holds 8 bytes of header length, then a JSON header "
+    "beginning with '{'"
+)
+
+
+def _fail(path: str, message: str, *, folder: bool = False) -> ShapecalcError:
+    """``model.safetensors: <message>``: a file that is not a well-formed checkpoint
+    (``folder``: named with its folder, as given, for a file that is not there)."""
+    message = f"{_shown(path if folder else os.path.basename(path), 200)}: {message}"
     rule = "a checkpoint must be well formed"
     return field_error("target", path, rule, message, kind=CheckpointError)
 
@@ -201,9 +232,15 @@ def _read_safetensors(path: str) -> Checkpoint:
         size = os.path.getsize(path)
         with open(path, "rb") as handle:
             head = handle.read(8)
+            if not head:
+                raise _fail(path, "the file is empty (0 bytes): not a checkpoint")
             if len(head) < 8:
                 raise _fail(path, f"{size} bytes is too short for a safetensors header (8 bytes)")
             (length,) = struct.unpack("<Q", head)
+            # a header begins with "{": else the file is not safetensors, and its first
+            # 8 bytes are not echoed back as a length (they may be any file's text)
+            if handle.read(1) != b"{":
+                raise _fail(path, NOT_SAFETENSORS)
             if length > MAX_HEADER:
                 raise _fail(
                     path, f"the header claims {length:,} bytes, over the {MAX_HEADER:,} cap"
@@ -213,7 +250,7 @@ def _read_safetensors(path: str) -> Checkpoint:
                     path,
                     f"the header length {length:,} runs past the end of the file ({size:,} bytes)",
                 )
-            raw = handle.read(length)
+            raw = b"{" + handle.read(length - 1)
     except OSError as err:
         raise _fail(path, f"cannot read it ({err.strerror or err})") from None
     odd = _header_shape(raw)
@@ -231,15 +268,15 @@ def _read_safetensors(path: str) -> Checkpoint:
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
         raise _fail(path, "__metadata__ must map strings to strings")
-    tensors: list[Tensor] = []
-    spans: list[tuple[int, int, str]] = []
-    for name, entry in header.items():
-        tensor, span = _entry(path, name, entry, data_size)
-        tensors.append(tensor)
-        spans.append((*span, name))
-    spans.sort()
+    entries: list[tuple[int, int, int, Tensor]] = []
+    for position, (name, entry) in enumerate(header.items()):
+        tensor, (begin, stop) = _entry(path, name, entry, data_size)
+        entries.append((begin, stop, position, tensor))
+    entries.sort(key=lambda e: e[:3])  # the file's data order (empty tensors as written)
+    tensors = [e[3] for e in entries]
     end = 0
-    for begin, stop, name in spans:
+    for begin, stop, _, tensor in entries:
+        name = tensor.name
         if begin < end:
             raise _fail(path, f"{_shown(name)}: data_offsets overlap the tensor before it")
         if begin > end:
@@ -278,12 +315,18 @@ def _entry(path: str, name: str, entry: Any, data_size: int) -> tuple[Tensor, tu
         raise _fail(
             path,
             f"{_shown(name)}: {dtype} {_shown(str(tuple(shape)), 40)} needs "
-            f"{_shown(format(count * DTYPE_SIZES[dtype], ','), 40)} bytes but "
+            f"{_bytes(count * DTYPE_SIZES[dtype])} bytes but "
             f"data_offsets give {stop - begin:,}",
         )
-    tensor = Tensor(name, dtype, tuple(shape), stop - begin)
+    tensor = Tensor(name, TORCH_DTYPES[dtype], tuple(shape), stop - begin)
     tensor.__dict__["count"] = count  # known: the cached property need not work it out
     return tensor, (begin, stop)
+
+
+def _bytes(n: int) -> str:
+    """A byte count in a message: ``1,024``, or its length in digits when Python would not
+    write it (a product of in-range dims may pass the 4,300-digit limit)."""
+    return _shown(format(n, ",") if n.bit_length() <= 200 else echo(n), 40)
 
 
 #: the most containers and the deepest nesting a loaded state dict may have
@@ -403,6 +446,8 @@ def _kind(path: str) -> tuple[str, str]:
             head = handle.read(16)
     except OSError as err:
         raise _fail(path, f"cannot read it ({err.strerror or type(err).__name__})") from None
+    if not head:
+        return "other", "the file is empty (0 bytes): not a checkpoint"
     lower = path.lower()
     if lower.endswith(".json") or head.lstrip()[:1] in (b"{", b"["):
         return "other", (
@@ -417,6 +462,8 @@ def _kind(path: str) -> tuple[str, str]:
         return "torch", ""
     if len(head) >= 9 and head[8:9] == b"{":
         return "safetensors", ""
+    if lower.endswith((".pt", ".pth", ".bin")):  # a text or other file named as torch's
+        return "other", "neither a torch.save archive (a zip file) nor a legacy torch pickle"
     for magic, what, instead in OTHER_FILES:
         if head.startswith(magic) and (magic != b"\x08" or lower.endswith(".onnx")):
             return "other", f"it is {what}, not a checkpoint shapecalc reads: {instead}"
@@ -424,6 +471,16 @@ def _kind(path: str) -> tuple[str, str]:
         "neither a safetensors file (8 bytes of header length, then a JSON header) nor a "
         "torch.save archive"
     )
+
+
+#: how torch.save's legacy format begins with pickle protocol 0 or 1: its magic number
+LEGACY_MAGIC = b"L119547037146038801333356"
+
+
+def _old_protocol(path: str) -> bool:
+    """Whether a file begins as a legacy torch.save of pickle protocol 0 or 1."""
+    with open(path, "rb") as handle:
+        return handle.read(len(LEGACY_MAGIC)) == LEGACY_MAGIC
 
 
 def read_checkpoint(path: str) -> Checkpoint:
@@ -437,16 +494,21 @@ def read_checkpoint(path: str) -> Checkpoint:
     if not isinstance(path, str):
         raise TypeError("read_checkpoint: path must be a text path, got bytes")
     if not os.path.isfile(path):
-        raise _fail(path, "not a regular file" if os.path.exists(path) else "no such file")
+        there = os.path.exists(path)
+        raise _fail(path, "not a regular file" if there else "no such file", folder=not there)
     if path.endswith(".safetensors"):
         return read_safetensors(path)
     if path.endswith((".pt", ".pth", ".bin")):  # torch's own: torch.load decides
+        if os.path.getsize(path) == 0:
+            raise _fail(path, "the file is empty (0 bytes): not a checkpoint")
         try:
             return read_state_dict(path)
         except CheckpointError as refused:
             kind, why = _kind(path)
             if kind == "other" and not why.startswith("neither"):
                 raise _fail(path, why) from None
+            if kind == "other" and not _old_protocol(path):
+                raise _fail(path, f"not a PyTorch checkpoint: {why}") from None
             raise refused from None
     kind, why = _kind(path)
     if kind == "other":

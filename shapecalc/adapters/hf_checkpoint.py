@@ -20,33 +20,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shapecalc.adapters.checkpoint import (
+    TORCH_DTYPES,
     Checkpoint,
     CheckpointError,
     Tensor,
     read_checkpoint,
 )
 from shapecalc.adapters.hf_config import HFModel, hf_model
-from shapecalc.adapters.hub import read_config, resolve
+from shapecalc.adapters.hub import (
+    left,
+    link_root,
+    read_config,
+    resolve,
+    shown_name,
+    shown_value,
+    within,
+)
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, field_error
 from shapecalc.core.model import Model
 
 __all__ = ["FolderCheck", "check_folder", "read_folder"]
 
-#: the dtype names of safetensors headers -> torch's (a config's ``dtype``)
-TORCH_DTYPES = {
-    "F64": "float64",
-    "F32": "float32",
-    "F16": "float16",
-    "BF16": "bfloat16",
-    "I64": "int64",
-    "I32": "int32",
-    "I16": "int16",
-    "I8": "int8",
-    "U8": "uint8",
-    "BOOL": "bool",
-    "F8_E4M3": "float8_e4m3fn",
-    "F8_E5M2": "float8_e5m2",
-}
 #: what transformers 5 renames in any checkpoint it loads (its "legacy" mapping)
 LEGACY = (("LayerNorm.gamma", "LayerNorm.weight"), ("LayerNorm.beta", "LayerNorm.bias"))
 #: the weight files of a folder, in the order transformers looks for them
@@ -96,8 +90,19 @@ def read_folder(folder: str) -> tuple[Checkpoint, list[str]]:
         raise _fail(folder, f"cannot read it ({err.strerror or type(err).__name__})") from None
 
 
+def _inside(folder: str, root: str, name: str) -> str:
+    """``folder/name``, refused when a link takes it outside ``root``."""
+    path = os.path.join(folder, name)
+    if os.path.lexists(path) and not within(path, root):
+        raise _fail(folder, left(name))
+    return path
+
+
 def _read_folder(folder: str) -> tuple[Checkpoint, list[str]]:
     problems: list[str] = []
+    root = link_root(folder)
+    for name in (*INDEXES, *SINGLES):
+        _inside(folder, root, name)
     index = next((n for n in INDEXES if os.path.isfile(os.path.join(folder, n))), None)
     if index is not None:
         weight_map = _index(folder, index)
@@ -125,7 +130,7 @@ def _read_folder(folder: str) -> tuple[Checkpoint, list[str]]:
     metadata: dict[str, str] = {}
     formats: set[str] = set()
     for file in files:
-        path = os.path.join(folder, file)
+        path = _inside(folder, root, file)
         if not os.path.isfile(path):
             said = f"is named by {index} but is not" if index else "is not a regular file"
             problems.append(f"shard {file} {said} in the folder")
@@ -342,6 +347,28 @@ def _loaded_names(hf: HFModel, names: list[str], model: Model) -> dict[str, str]
     return out
 
 
+#: the most tensors a config may imply beyond those stored before the check stops listing
+#: them: it says how many, counted, instead of naming each one missing
+MAX_UNLISTED = 100_000
+
+
+def _countable(model: Model, stored: int, path: str) -> None:
+    """Refuse to list, name by name, a model whose config implies far more tensors than
+    the folder holds (a config of 1.6 million experts against one tensor): counted, not
+    listed, as ``shapecalc hf`` counts it."""
+    implied = model.tensor_count()
+    if isinstance(implied, int) and implied - stored > MAX_UNLISTED:
+        rule = f"at most {MAX_UNLISTED:,} tensors implied and not stored are listed"
+        raise InvalidArgumentError(
+            f"the config implies {implied:,} tensors and the folder stores {stored:,}: over "
+            f"{MAX_UNLISTED:,} would be missing, not listed one by one (`shapecalc hf` "
+            "counts the config's model)",
+            field="target",
+            value=path,
+            rule=rule,
+        )
+
+
 def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
     """The folder's (or cached Hub id's) weights against its config.json (``allow``: the
     config's fields to count the model without, as ``shapecalc hf --allow-field``)."""
@@ -364,6 +391,7 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
     if hf.family.checkpoint:
         layouts.insert(0, ("checkpoint files", hf.checkpoint_model()))
     for label, model in layouts:
+        _countable(model, len(checkpoint.tensors), path)
         names = _loaded_names(hf, [t.name for t in checkpoint.tensors], model)
         stored = {names[t.name]: t for t in checkpoint.tensors}
         found = _match(hf, model, stored, dtype)
@@ -378,8 +406,11 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
     found["unexpected"] = tuple((stored_as[n], s, d) for n, s, d in found["unexpected"])
     notes = []
     if hf.quantization:
-        method = hf.quantization.get("quant_method", "a quantization")
+        method = hf.quantization.get("quant_method")
+        # text from the config: escaped and cut, as any value from a file
+        method = shown_name(method, 30) if isinstance(method, str) else "a quantization"
         bits = hf.quantization.get("bits") or (hf.quantization.get("load_in_4bit") and 4)
+        bits = shown_value(bits, 12) if bits else None
         notes.append(
             f"quantized ({method}{f', {bits} bits' if bits else ''}): the linear layers' "
             "weights are stored in its own tensors and dtypes, not the config's shapes"

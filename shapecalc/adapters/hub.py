@@ -22,10 +22,12 @@ __all__ = [
     "hub_cache",
     "hub_repo",
     "is_hub_id",
+    "link_root",
     "read_config",
     "resolve",
     "shown_name",
     "shown_value",
+    "within",
 ]
 
 #: a config.json larger than this is not a config (refused before it is parsed)
@@ -72,6 +74,33 @@ def is_hub_id(path: str) -> bool:
     return bool(HUB_ID.match(path)) and ("/" in name or os.path.isdir(hub_repo(path)))
 
 
+def within(path: str, root: str) -> bool:
+    """Whether ``path``, its links followed, stays inside the folder ``root``."""
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    try:
+        return os.path.commonpath([real, base]) == base
+    except ValueError:  # different drives
+        return False
+
+
+def link_root(folder: str) -> str:
+    """The folder a checkpoint folder's links may lead into: a cache snapshot's whole repo
+    (``models--owner--name``: its files are links to ``blobs/``), else the folder itself."""
+    real = os.path.realpath(folder)
+    parent = os.path.dirname(real)
+    if os.path.basename(parent) == "snapshots":
+        return os.path.dirname(parent)
+    return real
+
+
+def left(name: str) -> str:
+    """Why a file ``name`` whose link leaves its folder is not read."""
+    return (
+        f"{shown_name(name)} is a link that leads outside the folder: not read (shapecalc "
+        "reads only the files it is named, and links within them)"
+    )
+
+
 def _from_cache(hub_id: str) -> str:
     """The snapshot folder of ``hub_id`` in the local cache (``refs/<revision>``, or the
     only snapshot)."""
@@ -99,8 +128,27 @@ def _from_cache(hub_id: str) -> str:
     ref = os.path.join(repo, "refs", revision or "main")
     commit = revision
     if os.path.isfile(ref):
+        if not within(ref, repo):
+            raise _fail("path", hub_id, f"{shown_value(hub_id)}: {left(ref)}", rule)
         with open(ref, "rb") as handle:
             commit = handle.read(256).decode("ascii", "replace").strip()
+        if not SNAPSHOT.match(commit) or commit in (".", ".."):
+            # what the file holds is not echoed: it may be anything
+            raise _fail(
+                "path",
+                hub_id,
+                f"{shown_value(hub_id)}: its ref {shown_name(revision or 'main')} does not "
+                "name a snapshot (a commit hash)",
+                rule,
+            )
+        if not os.path.isdir(os.path.join(snapshots, commit)):
+            raise _fail(
+                "path",
+                hub_id,
+                f"{shown_value(hub_id)}: its ref {shown_name(revision or 'main')} names a "
+                "snapshot the cache does not hold",
+                rule,
+            )
     elif not revision:
         found = sorted(os.listdir(snapshots)) if os.path.isdir(snapshots) else []
         if len(found) != 1:
@@ -132,6 +180,8 @@ def resolve(path: str) -> Source:
         return Source(path, os.path.dirname(path) or ".", shown_name(path, 120))
     if os.path.isdir(path):
         config = os.path.join(path, "config.json")
+        if os.path.isfile(config) and not within(config, link_root(path)):
+            raise _fail("path", path, f"{shown_name(path, 120)}: {left('config.json')}", "inside")
         if not os.path.isfile(config):
             raise _fail(
                 "path",
@@ -143,6 +193,8 @@ def resolve(path: str) -> Source:
     if is_hub_id(path):
         folder = _from_cache(path)
         config = os.path.join(folder, "config.json")
+        if os.path.isfile(config) and not within(config, link_root(folder)):
+            raise _fail("path", path, f"{shown_name(path, 120)}: {left('config.json')}", "inside")
         if not os.path.isfile(config):
             raise _fail(
                 "path",

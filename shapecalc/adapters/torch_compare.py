@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shapecalc.adapters.torch_build import _spec_or_model
-from shapecalc.adapters.torch_read import _shape
+from shapecalc.adapters.torch_read import _shape, check_module_tree
 from shapecalc.core.dims import Dim, shape_str
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, echo
 from shapecalc.core.model import Model
@@ -104,6 +104,7 @@ def compare(
             "compare: module must be a torch.nn.Module, a state dict or a checkpoint's path, "
             f"got {type(module).__name__}"
         )
+    check_module_tree(module, "compare")
     actual = [(n, _shape(p)) for n, p in module.named_parameters()]
     want, have = dict(expected), dict(actual)
     missing = tuple((n, s) for n, s in expected if n not in have)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from shapecalc.adapters.torch_build import load_torch
 from shapecalc.core.dims import shape_str
-from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, echo
+from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, echo, printable
 from shapecalc.core.flow import OPAQUE
 from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec, Param, expand
@@ -363,6 +363,54 @@ def _require_module(torch: Any, module: Any, function: str) -> None:
             value=type(module).__name__,
             rule=f"{function} takes an nn.Module",
         )
+    check_module_tree(module, function)
+
+
+#: the deepest module tree read: torch's own walks (named_modules, named_parameters)
+#: recurse a level a frame, and Python's recursion limit is 1,000 frames
+MAX_MODULE_DEPTH = 200
+
+
+def check_module_tree(module: Any, function: str) -> None:
+    """Walk ``module``'s submodules without recursion (each once, by identity): refused in
+    words when they nest deeper than :data:`MAX_MODULE_DEPTH`, or when a module's
+    ``_parameters`` or ``_buffers`` holds something that is not a tensor."""
+    seen: set[int] = set()
+    stack: list[tuple[str, Any, int]] = [("", module, 0)]
+    while stack:
+        prefix, current, depth = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if depth > MAX_MODULE_DEPTH:
+            rule = f"modules nested at most {MAX_MODULE_DEPTH} deep"
+            raise InvalidArgumentError(
+                f"{function}: the module's submodules nest more than {MAX_MODULE_DEPTH} deep "
+                "(torch's own named_parameters() recurses a level a call)",
+                field="module",
+                value=type(module).__name__,
+                rule=rule,
+            )
+        for store in ("_parameters", "_buffers"):
+            held = getattr(current, store, None)
+            for key, value in held.items() if isinstance(held, dict) else ():
+                if value is not None and not callable(getattr(value, "numel", None)):
+                    where = printable(f"{prefix}{key}")[:120]
+                    raise InvalidArgumentError(
+                        f"{function}: {where} in the module's {store} is "
+                        f"{_a(type(value).__name__)}, not a tensor",
+                        field="module",
+                        value=type(value).__name__,
+                        rule=f"{store} hold tensors",
+                    )
+        children = getattr(current, "_modules", None)
+        for key, child in children.items() if isinstance(children, dict) else ():
+            if child is not None:
+                stack.append((f"{prefix}{key}.", child, depth + 1))
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
 
 
 def _numbered_runs(children: list[tuple[str, Node]]) -> tuple[Any, ...]:

@@ -277,7 +277,15 @@ class Cost:
         parts, repeat = run
         prefix, part = join_name(*parts), repeat.part()
         numbers = repeat.indices()
-        inside = {part} | ({str(i) for i in numbers} if numbers is not None else set())
+
+        def inside(first: str) -> bool:
+            """The run's name part, or one of its children's numbers (a range's test,
+            never a set of them: a run may hold 10^12 blocks)."""
+            if first == part:
+                return True
+            if numbers is None or not (first.isascii() and first.isdigit()) or len(first) > 30:
+                return False
+            return int(first) in numbers
 
         def in_run(name: str) -> bool:
             names = split_name(name)
@@ -285,7 +293,7 @@ class Cost:
             return (
                 len(names) > depth
                 and ".".join(names[:depth]) == prefix
-                and names[depth].split(" ")[0] in inside
+                and inside(names[depth].split(" ")[0])
             )
 
         rows = [layer for layer in self.layers if in_run(layer.name)]

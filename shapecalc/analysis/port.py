@@ -39,7 +39,7 @@ from shapecalc.analysis.conventions import (
     convert,
     describe_pieces,
 )
-from shapecalc.core.dims import Expr, shape_str
+from shapecalc.core.dims import Expr, int_text, shape_str
 from shapecalc.core.errors import (
     InvalidArgumentError,
     MissingDependencyError,
@@ -285,6 +285,7 @@ def port(model: Model, source: str, target: str, *, reset_after: bool = True) ->
 
 def _concrete(model: Model) -> None:
     if not model.symbolic:
+        _listed(model)
         return
     arguments = getattr(model, "arguments", None) or {}
     named = [(k, v) for k, v in arguments.items() if isinstance(v, Expr)]
@@ -356,6 +357,24 @@ def _pytorch_tensors(model: Model) -> Iterator[tuple[str, tuple[int, ...]]]:
     for tied, source in model.ties.items():
         if source in shapes:
             yield tied, shapes[source]
+
+
+#: the most tensors a port map names (each with its pieces and steps; the recurrent
+#: models it covers hold a few per layer, so 5,000 layers)
+MAX_PORTED = 20_000
+
+
+def _listed(model: Model) -> None:
+    """A map names every tensor: refused, before any is listed, past what a model lists."""
+    count = model.tensor_count()
+    if isinstance(count, int) and count > MAX_PORTED:
+        rule = f"a port map names every tensor: at most {MAX_PORTED:,}"
+        raise InvalidArgumentError(
+            f"{model.name}: {rule}; this model holds {int_text(count)}",
+            field="model",
+            value=count,
+            rule=rule,
+        )
 
 
 def _expanded(converted: Converted) -> Iterator[Entry]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from shapecalc.core.declare import Architecture, arguments_of
-from shapecalc.core.dims import Dim, Expr, compiled, symbol
+from shapecalc.core.dims import Dim, Expr, compiled, parse_int, symbol
 from shapecalc.core.errors import InvalidArgumentError, echo, expect, field_error
 from shapecalc.core.model import Model
 
@@ -125,8 +125,8 @@ def parse_values(text: Any, *, field: str) -> tuple[int, ...]:
     for item in text.split(","):
         match = _RANGE.fullmatch(item)
         if match:
-            low, high = int(match.group(1)), int(match.group(2))
-            step = int(match.group(3)) if match.group(3) else 1
+            low, high = _int(field, item, match.group(1)), _int(field, item, match.group(2))
+            step = _int(field, item, match.group(3)) if match.group(3) else 1
             if high < low:
                 _bad(field, item.strip(), "a range that runs upward, low..high")
             if step < 1:
@@ -139,10 +139,18 @@ def parse_values(text: Any, *, field: str) -> tuple[int, ...]:
         number = _NUMBER.fullmatch(item)
         if not number:
             return _bad(field, item.strip(), "integers (8192) or ranges (1..4), comma-separated")
-        out.append(int(number.group(1)))
+        out.append(_int(field, item, number.group(1)))
     if len(out) > MAX_POINTS:
         _bad(field, text, f"a list of at most {MAX_POINTS:,} values")
     return tuple(out)
+
+
+def _int(field: str, item: str, digits: str) -> int:
+    """One number of a list or range; refused past any size (and past ``int()``'s limit)."""
+    number = parse_int(digits)
+    if number is None:
+        _bad(field, item.strip(), "integers from 1 to 2^63 - 1 (a torch dimension)")
+    return number
 
 
 def _bad(field: str, value: Any, rule: str) -> NoReturn:

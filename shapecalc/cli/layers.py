@@ -41,7 +41,7 @@ class _IntOrTuple(click.ParamType):  # type: ignore[type-arg]
         if not items:
             self.fail(f"{echo(value)} is empty", param, ctx)
         parsed: list[Any] = [
-            int(item) if _is_int(item) else None if item.lower() == "none" else item
+            _int(item) if _is_int(item) else None if item.lower() == "none" else item
             for item in items
         ]
         if len(parsed) == 1 and "," not in value:
@@ -72,7 +72,17 @@ def _is_int(text: str) -> bool:
     """An integer that ``int()`` takes: digits (at most 40 of them; a longer number stays
     text, which the size check refuses in words, as past 2^63 - 1)."""
     digits = text.lstrip("+-")
-    return digits.isdigit() and digits.isascii() and len(digits) <= 40
+    significant = digits.lstrip("0")  # leading zeros do not count (nor meet int()'s limit)
+    return digits.isdigit() and digits.isascii() and len(significant) <= 40
+
+
+def _int(text: str) -> int:
+    """An integer :func:`_is_int` took."""
+    from shapecalc.core.dims import parse_int
+
+    number = parse_int(text)
+    assert number is not None  # _is_int took it
+    return number
 
 
 def _shape(text: str) -> tuple[Any, ...]:
@@ -89,7 +99,7 @@ def _shape(text: str) -> tuple[Any, ...]:
             f"{echo(text)} has an empty size; write sizes between commas, as 32,100,512",
             param_hint="'--input-shape'",
         )
-    return tuple(int(i) if _is_int(i) else i for i in items)
+    return tuple(_int(i) if _is_int(i) else i for i in items)
 
 
 #: each constructor argument's help, by torch's name (``(kind, name)`` where two kinds

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from shapecalc.core.dims import Dim, Expr, as_size, symbol
-from shapecalc.core.errors import InvalidArgumentError, echo
+from shapecalc.core.errors import InvalidArgumentError, echo, refuse_arrays
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Node
 
@@ -258,6 +258,7 @@ class Architecture:
     def __post_init__(self) -> None:
         for f, argument in arguments_of(type(self)):
             value = getattr(self, f.name)
+            refuse_arrays(value, function=self.owner(), argument=f.name)
             object.__setattr__(self, f.name, self._normalise(f.name, argument, value))
         self.check()
 

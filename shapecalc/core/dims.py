@@ -49,6 +49,7 @@ __all__ = [
     "floor_div",
     "is_symbolic",
     "known",
+    "parse_int",
     "product",
     "same_shape",
     "same_size",
@@ -795,6 +796,28 @@ def int_text(value: int) -> str:
     return f"an integer of about {int(abs(value).bit_length() * 0.30103):,} digits"
 
 
+#: the most significant digits :func:`parse_int` reads (2^63 - 1 has 19)
+MAX_DIGITS = 40
+
+
+def parse_int(text: str) -> int | None:
+    """Digits with an optional sign as an int, leading zeros dropped (so thousands of them
+    do not meet Python's 4,300-digit limit on ``int()``); None past :data:`MAX_DIGITS`
+    significant digits, a number no size reaches.
+
+        >>> parse_int("-" + "0" * 5000 + "42")
+        -42
+        >>> parse_int("9" * 5000) is None
+        True
+    """
+    text = text.strip()
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    if len(digits) > MAX_DIGITS:
+        return None
+    return sign * int(digits)
+
+
 def as_size(value: Any, *, owner: str, field: str, minimum: int = 1) -> Dim:
     """Check and normalise one size argument.
 
@@ -843,7 +866,9 @@ def as_size(value: Any, *, owner: str, field: str, minimum: int = 1) -> Dim:
                     value=text[:40],
                     rule=rule,
                 )
-            return as_size(int(text), owner=owner, field=field, minimum=minimum)
+            number = parse_int(text)
+            assert number is not None  # fewer digits than 2^63 - 1 has
+            return as_size(number, owner=owner, field=field, minimum=minimum)
         if _NAME.match(text):
             return symbol(text)
         shown = repr(value) if len(value) <= 60 else repr(value[:57]) + "…"

@@ -19,6 +19,7 @@ __all__ = [
     "expect",
     "field_error",
     "printable",
+    "refuse_arrays",
     "require_one_of",
 ]
 
@@ -122,6 +123,32 @@ def expect(
     raise TypeError(f"{function}: {argument} must be {what}, got {type(value).__name__}")
 
 
+#: the packages whose arrays and scalars are refused where a Python number goes
+ARRAY_PACKAGES = ("numpy", "torch", "jax", "jaxlib", "tensorflow", "cupy", "pandas")
+
+
+def _array_like(value: Any) -> bool:
+    root = (type(value).__module__ or "").partition(".")[0]
+    return root in ARRAY_PACKAGES or any(
+        hasattr(type(value), a) for a in ("__array__", "__array_interface__", "__dlpack__")
+    )
+
+
+def refuse_arrays(value: Any, *, function: str, argument: str) -> None:
+    """:class:`TypeError` naming the function and the argument when ``value`` (or an
+    item of a tuple or list it is) is an array or an array library's scalar
+    (``torch.tensor([4, 4])``, ``np.int64(3)``): compared as a number, it fails inside
+    its library, or passes where torch.nn would refuse it."""
+    items = value if isinstance(value, (tuple, list)) else (value,)
+    for item in items:
+        if _array_like(item):
+            kind = f"{type(item).__module__}.{type(item).__name__}"
+            raise TypeError(
+                f"{function}: {argument} must be a Python number (or a tuple of them), got "
+                f"{kind}; int(x) or float(x) converts a scalar"
+            )
+
+
 def _tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:
     return kinds if isinstance(kinds, tuple) else (kinds,)
 
@@ -155,7 +182,8 @@ def require_one_of(
         ...     print(err)
         analyze: dtype must be one of fp32, fp16, got 'fp9'
     """
-    if value not in options:
+    refuse_arrays(value, function=layer or "shapecalc", argument=field)
+    if not isinstance(value, str) or value not in options:
         rule = f"{field} must be one of {', '.join(options)}"
         raise field_error(field, value, rule, layer=layer)
 

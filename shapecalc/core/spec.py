@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
 from shapecalc.core.dims import Dim, Expr, as_size, dim_str, int_text, known, product
-from shapecalc.core.errors import ShapeError, field_error
+from shapecalc.core.errors import ShapeError, field_error, refuse_arrays
 
 __all__ = [
     "REGISTERED",
@@ -225,6 +225,7 @@ class LayerSpec:
             return
 
         def post_init(self: LayerSpec) -> None:
+            self._check_arrays()
             own(self)
             self._check_kinds()
 
@@ -233,7 +234,15 @@ class LayerSpec:
         cls.__post_init__ = post_init  # type: ignore[method-assign]
 
     def __post_init__(self) -> None:
+        self._check_arrays()
         self._check_kinds()
+
+    def _check_arrays(self) -> None:
+        """No field holds an array or an array library's scalar (checked before any rule
+        compares it as a number)."""
+        if dataclasses.is_dataclass(self):
+            for f in dataclasses.fields(self):
+                refuse_arrays(getattr(self, f.name), function=type(self).__name__, argument=f.name)
 
     def _check_kinds(self) -> None:
         """A field whose default is True or False takes True or False only (torch's

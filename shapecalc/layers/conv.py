@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.core.dims import Dim, Expr, dim_str, known, product, shape_str
+from shapecalc.core.dims import Dim, Expr, dim_str, int_text, known, product, shape_str
 from shapecalc.core.errors import echo
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register, shown
 from shapecalc.layers._shapes import (
@@ -76,7 +76,7 @@ class _ConvBase(LayerSpec):
                     field,
                     channels,
                     f"{field} must be divisible by groups",
-                    f"{channels} % {groups} = {channels % groups}",
+                    f"{channels} % {int_text(groups)} = {int_text(channels % groups)}",
                     "groups",
                 )
             if channels is None and groups != 1:
@@ -84,7 +84,7 @@ class _ConvBase(LayerSpec):
                     field,
                     getattr(self, field),
                     f"a symbolic {field} needs groups=1",
-                    f"{dim_str(getattr(self, field))} / {groups} is not a polynomial",
+                    f"{dim_str(getattr(self, field))} / {int_text(groups)} is not a polynomial",
                     "groups",
                 )
         self._check_padding()

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.core.dims import Dim, dim_str, known, product, shape_str
+from shapecalc.core.dims import Dim, dim_str, int_text, known, product, shape_str
 from shapecalc.core.errors import echo
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._shapes import one_input
@@ -46,7 +46,7 @@ class _Table(LayerSpec):
                 "padding_idx",
                 idx,
                 "padding_idx must be within num_embeddings",
-                f"{idx} is outside [-{n}, {n})",
+                f"{int_text(idx)} is outside [-{n}, {n})",
                 "num_embeddings",
             )
 

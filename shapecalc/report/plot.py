@@ -364,6 +364,16 @@ def check_file(path: str) -> str:
             value=path,
             rule="a file in a folder that exists",
         )
+    if os.path.exists(path) and not os.path.isfile(path):
+        # a FIFO would block the write forever, a device or folder is no picture: refused
+        # before anything is drawn
+        raise InvalidArgumentError(
+            f"cannot write {echo(path)}: it exists and is not a regular file (a folder, a "
+            "pipe or a device); name a new file or one to overwrite",
+            field="plot_file",
+            value=path,
+            rule="a regular file, or a new one",
+        )
     try:
         import matplotlib
     except ImportError:

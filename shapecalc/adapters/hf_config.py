@@ -652,7 +652,7 @@ def hf_model(
     arguments = _read(fields, t, cls)
     _refuse_unknown(config, t, fields, allow, label)
     arguments.update(t.classes[chosen])
-    if arguments.get("head") not in getattr(cls, "label_heads", (arguments.get("head"),)):
+    if "labels" in arguments and arguments.get("head") not in getattr(cls, "label_heads", ()):
         arguments["labels"] = None  # read by the class only with a classification head
         fields.used -= {"num_labels", "id2label"}
     _checked(t, arguments, fields)

@@ -76,8 +76,8 @@ def head_classes(
     qa_body: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The classes of a decoder type, from its prefix: ``{prefix}{lm}`` (the head scoring
-    every token, the default class), ``{prefix}{body}`` and the task heads ``kinds`` (all
-    of :data:`HEADS` unless named). ``qa_body`` is the body's name under the
+    every token, the default class), ``{prefix}{body}`` and the task heads ``kinds`` (of
+    :data:`HEADS`; ``*HEADS`` for all three). ``qa_body`` is the body's name under the
     question-answering class where the architecture lets it differ (Llama's ``transformer``,
     Mistral's ``model``).
 
@@ -85,7 +85,7 @@ def head_classes(
         ['Olmo2ForCausalLM', 'Olmo2Model', 'Olmo2ForSequenceClassification']
     """
     out: dict[str, dict[str, Any]] = {prefix + lm: {"head": "lm"}, prefix + body: {"head": "none"}}
-    for kind in kinds or tuple(HEADS):
+    for kind in kinds:
         out[prefix + HEADS[kind]] = {"head": kind}
         if kind == "qa" and qa_body is not None:
             out[prefix + HEADS[kind]]["qa_body"] = qa_body

@@ -228,6 +228,8 @@ class BERT(TransformerLM):
         out = super().consistent(arguments)
         if out["layout"] == "roberta":
             out["vocab"] = max(out["vocab"], 2)  # its padding index is 1
+            if out.get("head") in ("pretraining", "nsp"):  # BERT's heads only
+                out["head"] = "mlm"
         return out
 
     @property

@@ -80,7 +80,7 @@ class GPT2(TransformerLM):
         HFType(
             model_type="gpt2",
             config_class="GPT2Config",
-            classes=tf.head_classes("GPT2", lm="LMHeadModel"),
+            classes=tf.head_classes("GPT2", *tf.HEADS, lm="LMHeadModel"),
             base="transformer",
             keys={
                 "vocab": "vocab_size",

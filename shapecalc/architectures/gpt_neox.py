@@ -87,7 +87,7 @@ class GPTNeoX(TransformerLM):
         HFType(
             model_type="gpt_neox",
             config_class="GPTNeoXConfig",
-            classes=tf.head_classes("GPTNeoX"),
+            classes=tf.head_classes("GPTNeoX", *tf.HEADS),
             base="gpt_neox",
             keys={
                 **tf.SIZE_KEYS,

@@ -53,12 +53,22 @@ def between(text: str, start: str, end: str, lines: list[str]) -> str:
     return "\n".join([head, start + marker, *lines, end + tail])
 
 
+#: the model types `shapecalc hf` reads, listed in README.md from the declarations
+TYPES_START, TYPES_END = "<!-- hf-types:start -->", "<!-- hf-types:end -->"
+
+
 def readme_text(current: str) -> str:
+    from shapecalc.adapters.hf_config import supported
+
     block = f"{START}\n```text\n$ shapecalc {' '.join(HEADLINE)}\n{headline_output()}```\n{END}"
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(current):
-        raise SystemExit(f"README.md has no {START} ... {END} block")
-    return pattern.sub(lambda _: block, current)
+    types = ", ".join(f"`{t}`" for t in supported())
+    for start, end, text in ((START, END, block), (TYPES_START, TYPES_END, types)):
+        pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+        if not pattern.search(current):
+            raise SystemExit(f"README.md has no {start} ... {end} block")
+        inner = text if start == START else f"{start}{text}{end}"
+        current = pattern.sub(lambda _, inner=inner: inner, current)
+    return current
 
 
 def cli_reference() -> str:

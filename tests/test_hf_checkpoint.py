@@ -292,7 +292,7 @@ def test_a_folder_without_config_is_inspected_whole(tmp_path: Path) -> None:
             ),
             "outside the folder",
         ),
-        (lambda f: (f / "config.json").write_text('{"model_type": "falcon"}'), "falcon"),
+        (lambda f: (f / "config.json").write_text('{"model_type": "xlnet"}'), "xlnet"),
     ],
 )
 def test_unreadable_folders_are_one_line(tmp_path: Path, make: Any, words: str) -> None:
@@ -319,9 +319,9 @@ def test_an_unknown_field_can_be_allowed_and_an_unknown_type_still_lists(tmp_pat
     assert refused.exit_code == 2 and "new_width" in refused.stderr
     assert "model" in refused.stdout  # the tensors are listed, unchecked
     assert run(["inspect", str(folder), "--allow-field", "new_width"]).exit_code == 0
-    (folder / "config.json").write_text(json.dumps({**config, "model_type": "falcon"}))
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "xlnet"}))
     report = run(["inspect", str(folder), "--format", "json"])
-    assert report.exit_code == 2 and "falcon" in json.loads(report.stdout)["unchecked"]
+    assert report.exit_code == 2 and "xlnet" in json.loads(report.stdout)["unchecked"]
     validator("inspect").validate(json.loads(report.stdout))
 
 

@@ -235,7 +235,7 @@ def folders(folder: Path, rng: random.Random) -> Iterator[Path]:
     configs: list[Any] = [
         {"model_type": "llama"},
         {"model_type": ["llama"]},
-        {"model_type": "falcon"},
+        {"model_type": "xlnet"},
         {"model_type": "gpt2", "n_embd": "x"},
         [],
         {"model_type": "bert", "x" * 5000: 1},

@@ -365,6 +365,37 @@ ARCHITECTURE_COUNTS["gpt-neox"] = [
     ({"vocab": 50304, "hidden": 512, "layers": 6, "heads": 8}, 70_426_624),  # Pythia-70M
     ({"vocab": 50304, "hidden": 768, "layers": 12, "heads": 12}, 162_322_944),  # Pythia-160M
 ]
+ARCHITECTURE_COUNTS["falcon"] = [
+    # Falcon-7B (one key and value head, one LayerNorm per block, head tied), as
+    # transformers' FalconForCausalLM counts it
+    ({"vocab": 65024, "hidden": 4544, "layers": 32, "heads": 71}, 6_921_720_704),
+    # FalconForSequenceClassification of Falcon-7B: a score of 2 labels, no bias
+    ({"vocab": 65024, "hidden": 4544, "layers": 32, "heads": 71, "head": "seq-cls"}, 6_921_729_792),
+    (  # Falcon-40B: the new decoder, 8 key and value heads, ln_attn and ln_mlp
+        {
+            "vocab": 65024,
+            "hidden": 8192,
+            "layers": 60,
+            "heads": 128,
+            "kv_heads": 8,
+            "new_decoder_architecture": True,
+        },
+        41_303_293_952,
+    ),
+    (  # Falcon-RW-1B: ALiBi, a key and value per head, biases, attention then MLP
+        {
+            "vocab": 50304,
+            "hidden": 2048,
+            "layers": 24,
+            "heads": 32,
+            "multi_query": False,
+            "parallel_attn": False,
+            "bias": True,
+            "alibi": True,
+        },
+        1_311_625_216,
+    ),
+]
 _BERT_BASE: dict[str, Any] = {"vocab": 30522, "hidden": 768, "layers": 12, "heads": 12}
 ARCHITECTURE_COUNTS["bert"] = [
     ({"vocab": 30522, "hidden": 768, "layers": 12, "heads": 12}, 109_482_240),  # BERT-base

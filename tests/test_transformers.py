@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from shapecalc.analysis.cost import analyze
 from shapecalc.architectures.bert import bert
+from shapecalc.architectures.falcon import falcon
 from shapecalc.architectures.gpt2 import gpt2
 from shapecalc.architectures.gpt_neox import gpt_neox
 from shapecalc.architectures.llama import llama
@@ -187,6 +188,19 @@ def hf_model(kind: str) -> tuple[Any, Any]:
         config = t.GPTNeoXConfig(**common, hidden_size=32, intermediate_size=64)
         ours = gpt_neox(vocab=40, hidden=32, layers=2, heads=4, intermediate=64)
         return ours, t.GPTNeoXForCausalLM._from_config(config, **eager)
+    if kind in FALCONS:
+        flags = FALCONS[kind]
+        config = t.FalconConfig(**common, hidden_size=32, **flags)
+        arguments = {
+            "kv_heads": flags.get("num_kv_heads"),
+            "new_decoder_architecture": flags.get("new_decoder_architecture", False),
+            "multi_query": flags.get("multi_query", True),
+            "parallel_attn": flags.get("parallel_attn", True),
+            "bias": flags.get("bias", False),
+            "alibi": flags.get("alibi", False),
+        }
+        ours = falcon(vocab=40, hidden=32, layers=2, heads=4, **arguments)
+        return ours, t.FalconForCausalLM._from_config(config, **eager)
     if kind in ("bert", "roberta-mlm"):
         roberta = kind == "roberta-mlm"
         config = (t.RobertaConfig if roberta else t.BertConfig)(
@@ -227,7 +241,14 @@ def hf_model(kind: str) -> tuple[Any, Any]:
     return llama(**sizes, **ours), model
 
 
+#: Falcon's layouts: 7B's (one key and value head), 40B's (the new decoder) and RW's
+FALCONS: dict[str, dict[str, Any]] = {
+    "falcon-7b": {},
+    "falcon-40b": {"new_decoder_architecture": True, "num_kv_heads": 2},
+    "falcon-rw": {"multi_query": False, "parallel_attn": False, "bias": True, "alibi": True},
+}
 KINDS = ["gpt2", "gpt-neox", "bert", "roberta-mlm", "llama", "qwen3", "gemma2", "phi3", "mixtral"]
+KINDS += list(FALCONS)
 MATMUL_KINDS = {"Linear", "Conv1D", "Experts"}
 
 
@@ -275,7 +296,7 @@ def test_every_linear_layer_flops_equal_flop_counter_mode(kind: str) -> None:
     assert cost.layers[-1].outputs[0] == tuple(last.shape)
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "llama", "gpt-neox", "bert"])
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "gpt-neox", "bert", *FALCONS])
 def test_kept_tensors_equal_autograd_on_the_built_model(kind: str) -> None:
     """The activations shapecalc counts are those autograd keeps in a forward of the
     model shapecalc builds (its attention is torch's fused kernel)."""

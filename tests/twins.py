@@ -131,6 +131,27 @@ def gpt_neox_twin(c: Any) -> Any:
     return on_meta(t.GPTNeoXForCausalLM if c.head == "lm" else t.GPTNeoXModel, config)
 
 
+def falcon_twin(c: Any) -> Any:
+    t = hf()
+    norms = {"auto": None, "one": 1, "two": 2}[c.parallel_norms]
+    config = t.FalconConfig(
+        vocab_size=c.vocab,
+        hidden_size=c.hidden,
+        num_hidden_layers=c.layers,
+        num_attention_heads=c.heads,
+        num_kv_heads=c.kv_heads,
+        ffn_hidden_size=c.intermediate,
+        new_decoder_architecture=c.new_decoder_architecture,
+        multi_query=c.multi_query,
+        parallel_attn=c.parallel_attn,
+        num_ln_in_parallel_attn=norms,
+        bias=c.bias,
+        alibi=c.alibi,
+        tie_word_embeddings=c.tie_weights,
+    )
+    return on_meta(t.FalconForCausalLM if c.head == "lm" else t.FalconModel, config)
+
+
 def bert_twin(c: Any) -> Any:
     t = hf()
     roberta = c.layout == "roberta"
@@ -431,6 +452,7 @@ TWINS: dict[str, Callable[[Any], Any]] = {
     "mlp": mlp_twin,
     "gpt2": with_task_heads(gpt2_twin, "transformer", "classifier"),
     "gpt-neox": with_task_heads(gpt_neox_twin, "gpt_neox", "classifier"),
+    "falcon": with_task_heads(falcon_twin, "transformer", "classifier"),
     "bert": bert_twin,
     "llama": with_task_heads(llama_twin, "model"),
     "olmo2": with_task_heads(olmo2_twin, "model"),

@@ -153,3 +153,28 @@ def test_bert_for_pretraining_ties_the_decoder_to_the_word_embedding() -> None:
     assert "cls.predictions.decoder.weight" not in names  # tied: counted once
     assert names["cls.seq_relationship.weight"] == (2, 16)
     assert names["bert.pooler.dense.weight"] == (16, 16)
+
+
+@pytest.mark.parametrize(
+    ("command", "arguments", "shapes"),
+    [
+        ("bert", {"head": "pretraining"}, [(2, 5, 50), (2, 2)]),
+        ("bert", {"head": "nsp"}, [(2, 2)]),
+        ("bert", {"head": "seq-cls", "layout": "roberta", "labels": 3}, [(2, 3)]),
+        ("bert", {"head": "qa", "labels": 3}, [(2, 5, 3)]),
+        ("llama", {"head": "seq-cls", "labels": 1}, [(2, 1)]),
+        ("gpt2", {"head": "token-cls", "labels": 4}, [(2, 5, 4)]),
+        ("falcon", {"head": "qa"}, [(2, 5, 2)]),
+    ],
+)
+def test_the_built_model_runs_to_the_heads_outputs(
+    command: str, arguments: dict[str, Any], shapes: list[tuple[int, ...]]
+) -> None:
+    """The torch module built from the tree runs its flow to the class's output shapes."""
+    torch = pytest.importorskip("torch")
+    import shapecalc
+
+    model = get(command)(vocab=50, hidden=32, layers=1, heads=4, **arguments).model()
+    out = shapecalc.build(model)(torch.zeros(2, 5, dtype=torch.long))
+    got = out if isinstance(out, tuple) else (out,)
+    assert [tuple(o.shape) for o in got] == shapes

@@ -17,7 +17,7 @@ from shapecalc.architectures._transformer import TransformerLM
 from shapecalc.core.declare import Built, Reference, choice, flag, size
 from shapecalc.core.dims import Dim, dim_str, known, symbol
 from shapecalc.core.errors import InvalidArgumentError
-from shapecalc.core.flow import Positions, chain, each, parallel, summed
+from shapecalc.core.flow import Positions, chain, parallel, summed
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList, Node
@@ -451,7 +451,10 @@ class BERT(TransformerLM):
                 node = Block(
                     "PreTrainingHeads",
                     {"predictions": self._predictions(), "seq_relationship": nsp},
-                    flow=each("predictions", "seq_relationship"),
+                    # a flow passes on the body's main output (the tokens' vectors); the
+                    # pooled vector the class reads is the first token's shape (B, H), and
+                    # the body computes it (its pooler), so shapes and work are the class's
+                    flow=parallel("predictions", chain(Select(1), "seq_relationship")),
                 )
             if self.tie_weights:  # untied, transformers 5 keeps the decoder's bias apart too
                 ties[f"{where}.decoder.weight"] = f"{prefix}.embeddings.word_embeddings.weight"

@@ -328,9 +328,12 @@ def test_table_json_and_tree_show_runs() -> None:
     dense, moe = tree_block(("mlp", 6, True)), tree_block(("mlp", 2, False))
     model = stack(runs([dense] * 3 + [moe] * 58))
     names = [r.name for r in model.rows()]
-    # three dense layers are listed (MAX_LISTED), the 58 others are one run
-    assert "layers.2.fc1.weight" in names and "layers.{3..60}.fc1.weight" in names
-    assert not any("{0..2}" in n for n in names)
+    # runs of different blocks in a long stack are shown as runs, however short
+    assert "layers.{0..2}.fc1.weight" in names and "layers.{3..60}.fc1.weight" in names
+    assert not any(".2.fc1" in n for n in names)
+    few = stack(runs([dense] * 2 + [moe] * 2))  # a short stack is listed layer by layer
+    assert [r.name for r in few.rows()][0].startswith("layers.0.")
+    assert model.named_parameters()[0][0].startswith("layers.0.")  # as torch lists them
     longer = stack(runs([dense] * 6 + [moe] * 55))
     shown = rich_text(Report(longer), "table")
     assert "layers.{0..5}" in shown and "layers.{6..60}" in shown

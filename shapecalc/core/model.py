@@ -26,6 +26,7 @@ from shapecalc.core.dims import (
     dim_str,
     exact_div,
     int_text,
+    known,
     same_shape,
     shape_str,
     symbol,
@@ -41,7 +42,11 @@ from shapecalc.core.errors import (
 from shapecalc.core.flow import Chain, _Branches
 from shapecalc.core.spec import LayerSpec, Param, expand, shown
 from shapecalc.core.tree import (
+    MAX_LISTED as LISTED_RUN,
+)
+from shapecalc.core.tree import (
     Block,
+    Child,
     Leaf,
     Node,
     Placed,
@@ -272,8 +277,10 @@ class Model:
         return tuple(split_name(n) for pair in self.ties.items() for n in pair)
 
     def _expand(self, run: Repeat, parts: tuple[str, ...]) -> bool:
-        """A run is listed child by child when short, or when a tie points inside it."""
-        if listed(run, parts):
+        """A run is listed child by child when short (and not one of several runs of a
+        long stack: ``layers.{0..2}`` dense before ``layers.{3..60}`` experts), or when a tie
+        points inside it."""
+        if listed(run, parts) and not self._crowded(parts):
             return True
         if run.indices() is None:
             return False
@@ -282,6 +289,32 @@ class Model:
             t[:n] == parts and len(t) > n and t[n].isdigit() and run.holds(int(t[n]))
             for t in self._tie_parts
         )
+
+    def _crowded(self, parts: tuple[str, ...]) -> bool:
+        """The block at ``parts`` holds runs of different blocks, more than
+        :data:`~shapecalc.core.tree.MAX_LISTED` children in all: its runs are shown as
+        runs, however short."""
+        found = self._crowding.get(parts)
+        if found is None:
+            block = find_node(self.root, parts)
+            found = False
+            if isinstance(block, Repeat):
+                block = block.node
+            if isinstance(block, Block):
+                runs = [e for e in block.children if isinstance(e, Repeat)]
+                counts = [known(r.count) for r in runs]
+                numbered = sum(
+                    1 for e in block.children if isinstance(e, Child) and e.name.isdigit()
+                )
+                found = len(runs) > 1 and (
+                    None in counts or sum(c or 0 for c in counts) + numbered > LISTED_RUN
+                )
+            self._crowding[parts] = found
+        return found
+
+    @cached_property
+    def _crowding(self) -> dict[tuple[str, ...], bool]:
+        return {}
 
     @cached_property
     def _places(self) -> tuple[tuple[Placed, Placed], ...]:

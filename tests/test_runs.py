@@ -332,7 +332,7 @@ def test_table_json_and_tree_show_runs() -> None:
     assert "layers.{0..2}.fc1.weight" in names and "layers.{3..60}.fc1.weight" in names
     assert not any(".2.fc1" in n for n in names)
     few = stack(runs([dense] * 2 + [moe] * 2))  # a short stack is listed layer by layer
-    assert [r.name for r in few.rows()][0].startswith("layers.0.")
+    assert next(r.name for r in few.rows()).startswith("layers.0.")
     assert model.named_parameters()[0][0].startswith("layers.0.")  # as torch lists them
     longer = stack(runs([dense] * 6 + [moe] * 55))
     shown = rich_text(Report(longer), "table")

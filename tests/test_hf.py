@@ -191,7 +191,7 @@ BASE = {
     [
         ({"model_type": "no_such_type"}, "model_type", ", ".join(sorted(declared()))),
         ({"model_type": None}, "model_type", "has no model_type"),
-        ({"architectures": ["LlamaForSequenceClassification"]}, "architectures", "LlamaModel"),
+        ({"architectures": ["LlamaForCausalLMWithValueHead"]}, "architectures", "LlamaModel"),
         ({"architectures": "LlamaForCausalLM"}, "architectures", "list of class names"),
         ({"num_attention_heads": 5}, "num_attention_heads", "divide hidden_size"),
         ({"num_attention_heads": 5, "head_dim": 16}, "num_attention_heads", "divide"),

@@ -278,11 +278,25 @@ ARCHITECTURE_COUNTS["gpt2"] = [
     ({"vocab": 50257, "hidden": 1024, "layers": 24, "heads": 16}, 354_823_168),
     ({"vocab": 50257, "hidden": 1280, "layers": 36, "heads": 20}, 774_030_080),
     ({"vocab": 50257, "hidden": 1600, "layers": 48, "heads": 25}, 1_557_611_200),
+    # GPT2ForSequenceClassification of GPT-2 small, 2 labels (transformers on the meta device)
+    ({"vocab": 50257, "hidden": 768, "layers": 12, "heads": 12, "head": "seq-cls"}, 124_441_344),
 ]
 ARCHITECTURE_COUNTS["llama"] = [
     (  # LLaMA-7B
         {"vocab": 32000, "hidden": 4096, "layers": 32, "heads": 32, "intermediate": 11008},
         6_738_415_616,
+    ),
+    (  # a reward model on LLaMA-7B: LlamaForSequenceClassification, num_labels 1
+        {
+            "vocab": 32000,
+            "hidden": 4096,
+            "layers": 32,
+            "heads": 32,
+            "intermediate": 11008,
+            "head": "seq-cls",
+            "labels": 1,
+        },
+        6_607_347_712,
     ),
     ({"vocab": 32000, "hidden": 4096, "layers": 32, "heads": 32}, 6_738_415_616),
     ({**_LLAMA2_70B, "intermediate": 28672}, 68_976_648_192),  # Llama-2-70B
@@ -355,6 +369,8 @@ ARCHITECTURE_COUNTS["falcon"] = [
     # Falcon-7B (one key and value head, one LayerNorm per block, head tied), as
     # transformers' FalconForCausalLM counts it
     ({"vocab": 65024, "hidden": 4544, "layers": 32, "heads": 71}, 6_921_720_704),
+    # FalconForSequenceClassification of Falcon-7B: a score of 2 labels, no bias
+    ({"vocab": 65024, "hidden": 4544, "layers": 32, "heads": 71, "head": "seq-cls"}, 6_921_729_792),
     (  # Falcon-40B: the new decoder, 8 key and value heads, ln_attn and ln_mlp
         {
             "vocab": 65024,
@@ -380,12 +396,25 @@ ARCHITECTURE_COUNTS["falcon"] = [
         1_311_625_216,
     ),
 ]
+_BERT_BASE: dict[str, Any] = {"vocab": 30522, "hidden": 768, "layers": 12, "heads": 12}
 ARCHITECTURE_COUNTS["bert"] = [
     ({"vocab": 30522, "hidden": 768, "layers": 12, "heads": 12}, 109_482_240),  # BERT-base
     ({"vocab": 30522, "hidden": 1024, "layers": 24, "heads": 16}, 335_141_888),  # BERT-large
     (  # RoBERTa-base
         {"vocab": 50265, "hidden": 768, "layers": 12, "heads": 12, "layout": "roberta"},
         124_645_632,
+    ),
+    # BERT-base's task classes, as transformers builds them on the meta device
+    ({**_BERT_BASE, "head": "seq-cls"}, 109_483_778),  # BertForSequenceClassification
+    ({**_BERT_BASE, "head": "pretraining"}, 110_106_428),  # BertForPreTraining
+    ({**_BERT_BASE, "head": "nsp"}, 109_483_778),  # BertForNextSentencePrediction
+    ({**_BERT_BASE, "head": "multiple-choice"}, 109_483_009),  # BertForMultipleChoice
+    ({**_BERT_BASE, "head": "token-cls", "labels": 9}, 108_898_569),  # ...ForTokenClassification
+    ({**_BERT_BASE, "head": "qa"}, 108_893_186),  # BertForQuestionAnswering
+    (  # RobertaForSequenceClassification of RoBERTa-base: classifier.dense and out_proj
+        {"vocab": 50265, "hidden": 768, "layers": 12, "heads": 12, "layout": "roberta"}
+        | {"head": "seq-cls"},
+        124_647_170,
     ),
 ]
 ARCHITECTURE_COUNTS["olmo2"] = [

@@ -166,8 +166,18 @@ def bert_twin(c: Any) -> Any:
         tie_word_embeddings=c.tie_weights,
         pad_token_id=min(1 if roberta else 0, c.vocab - 1),
     )
-    if c.head == "mlm":
-        return on_meta(t.RobertaForMaskedLM if roberta else t.BertForMaskedLM, config)
+    if c.head != "none":
+        suffix = {
+            "mlm": "ForMaskedLM",
+            "pretraining": "ForPreTraining",
+            "nsp": "ForNextSentencePrediction",
+            "seq-cls": "ForSequenceClassification",
+            "token-cls": "ForTokenClassification",
+            "qa": "ForQuestionAnswering",
+            "multiple-choice": "ForMultipleChoice",
+        }[c.head]
+        config.num_labels = c.labels or 2
+        return on_meta(getattr(t, ("Roberta" if roberta else "Bert") + suffix), config)
     model_class = t.RobertaModel if roberta else t.BertModel
     with torch.device("meta"):
         return model_class(config, add_pooling_layer=c.pooler)
@@ -317,6 +327,37 @@ def cohere_twin(c: Any) -> Any:
     return on_meta(t.CohereForCausalLM if c.head == "lm" else t.CohereModel, config)
 
 
+# -- the task heads of the decoders, written by hand around the body's twin
+class _TaskModel(nn.Module):  # type: ignore[misc]
+    """A body under its name, then a head (registered in this order)."""
+
+    def __init__(self, base: str, body: Any, name: str, head: Any) -> None:
+        super().__init__()
+        setattr(self, base, body)
+        setattr(self, name, head)
+
+
+def with_task_heads(
+    twin: Callable[[Any], Any], base: str, classifier: str = "score"
+) -> Callable[[Any], Any]:
+    """``twin`` with transformers' task heads: seq-cls a bias-free ``score`` (labels × H),
+    token-cls ``classifier`` (``score`` in the LLaMA-style families) with a bias, qa
+    ``qa_outputs`` (2 × H) with a bias, the body named ``qa_body`` where the config has one."""
+
+    def make(c: Any) -> Any:
+        model = twin(c)
+        if c.head in ("lm", "none"):
+            return model
+        labels = c.labels or 2
+        if c.head == "seq-cls":
+            return _TaskModel(base, model, "score", _linear(c.hidden, labels, False))
+        if c.head == "token-cls":
+            return _TaskModel(base, model, classifier, _linear(c.hidden, labels))
+        return _TaskModel(getattr(c, "qa_body", base), model, "qa_outputs", _linear(c.hidden, 2))
+
+    return make
+
+
 #: command -> a function of the architecture's configuration giving its torch twin
 
 
@@ -409,14 +450,14 @@ TWINS: dict[str, Callable[[Any], Any]] = {
     "gru": recurrent_twin("gru"),
     "rnn": recurrent_twin("rnn"),
     "mlp": mlp_twin,
-    "gpt2": gpt2_twin,
-    "gpt-neox": gpt_neox_twin,
-    "falcon": falcon_twin,
+    "gpt2": with_task_heads(gpt2_twin, "transformer", "classifier"),
+    "gpt-neox": with_task_heads(gpt_neox_twin, "gpt_neox", "classifier"),
+    "falcon": with_task_heads(falcon_twin, "transformer", "classifier"),
     "bert": bert_twin,
-    "llama": llama_twin,
-    "olmo2": olmo2_twin,
+    "llama": with_task_heads(llama_twin, "model"),
+    "olmo2": with_task_heads(olmo2_twin, "model"),
     "granite": granite_twin,
     "cohere": cohere_twin,
-    "phi": phi_twin,
-    "starcoder2": starcoder2_twin,
+    "phi": with_task_heads(phi_twin, "model"),
+    "starcoder2": with_task_heads(starcoder2_twin, "model"),
 }

@@ -87,6 +87,7 @@ COMMON_FREE = frozenset(
         "is_encoder_decoder",
         "tie_encoder_decoder",
         "chunk_size_feed_forward",
+        "classifier_dropout",
         "id2label",
         "label2id",
         "num_labels",
@@ -332,6 +333,27 @@ class Fields:
             )
         return float(found)
 
+    def labels(self, key: str) -> int | None:
+        """The labels of a classification head, as transformers 5 counts them:
+        ``num_labels``, else the length of ``id2label``, else None (2); the two must agree
+        when both are given."""
+        names = self.config.get("id2label")
+        if names is not None:
+            self.used.add("id2label")
+            if not isinstance(names, dict) or not names:
+                raise self.fail("id2label", names, "id2label must be an object of labels")
+        if self.raw(key) is None:
+            return None if names is None else len(names)
+        value = self.size(key)
+        if names is not None and len(names) != value:
+            raise self.fail(
+                key,
+                value,
+                f"{self._name(key)} must be the length of id2label",
+                f"id2label has {len(names)}",
+            )
+        return value
+
     def padding(self, key: str, rows: int, table: str) -> None:
         """An embedding's padding index lies in its table (torch's nn.Embedding rule)."""
         value = self.raw(key)
@@ -360,6 +382,8 @@ def _argument(f: Fields, t: HFType, name: str, argument: Argument) -> Any:
         return f.mapped(key, t.values[name])
     if key == "partial_rotary_factor":
         return f.rotary_fraction(*(a for a, c in t.aliases.items() if c == key))
+    if key == "num_labels":
+        return f.labels(key)
     if argument.kind == "size":
         if argument.unset is None and not (key in t.not_null and f.has(key)):
             return f.optional(key, minimum=argument.minimum)
@@ -628,6 +652,9 @@ def hf_model(
     arguments = _read(fields, t, cls)
     _refuse_unknown(config, t, fields, allow, label)
     arguments.update(t.classes[chosen])
+    if "labels" in arguments and arguments.get("head") not in getattr(cls, "label_heads", ()):
+        arguments["labels"] = None  # read by the class only with a classification head
+        fields.used -= {"num_labels", "id2label"}
     _checked(t, arguments, fields)
     try:
         architecture = cls(**arguments)

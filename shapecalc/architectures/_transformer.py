@@ -24,16 +24,21 @@ from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, split_name
+from shapecalc.layers.functional import Select
 from shapecalc.layers.linear import Linear
 
 __all__ = [
+    "HEADS",
+    "LABEL_KEYS",
     "SIZE_KEYS",
     "TransformerLM",
     "context",
     "dropout",
+    "head_classes",
     "heads",
     "hidden",
     "intermediate",
+    "labels",
     "layers",
     "lm_head",
     "rotary_fraction",
@@ -50,6 +55,41 @@ SIZE_KEYS: dict[str, str] = {
     "intermediate": "intermediate_size",
     "tie_weights": "tie_word_embeddings",
 }
+
+
+#: the task heads transformers builds around a decoder body: head -> the class's suffix
+HEADS: dict[str, str] = {
+    "seq-cls": "ForSequenceClassification",
+    "token-cls": "ForTokenClassification",
+    "qa": "ForQuestionAnswering",
+}
+
+#: the number of labels of a classification head (read only where the head uses it)
+LABEL_KEYS: dict[str, str] = {"labels": "num_labels"}
+
+
+def head_classes(
+    prefix: str,
+    *kinds: str,
+    lm: str = "ForCausalLM",
+    body: str = "Model",
+    qa_body: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The classes of a decoder type, from its prefix: ``{prefix}{lm}`` (the head scoring
+    every token, the default class), ``{prefix}{body}`` and the task heads ``kinds`` (of
+    :data:`HEADS`; ``*HEADS`` for all three). ``qa_body`` is the body's name under the
+    question-answering class where the architecture lets it differ (Llama's ``transformer``,
+    Mistral's ``model``).
+
+        >>> list(head_classes("Olmo2", "seq-cls"))
+        ['Olmo2ForCausalLM', 'Olmo2Model', 'Olmo2ForSequenceClassification']
+    """
+    out: dict[str, dict[str, Any]] = {prefix + lm: {"head": "lm"}, prefix + body: {"head": "none"}}
+    for kind in kinds:
+        out[prefix + HEADS[kind]] = {"head": kind}
+        if kind == "qa" and qa_body is not None:
+            out[prefix + HEADS[kind]]["qa_body"] = qa_body
+    return out
 
 
 def vocab() -> Any:
@@ -88,12 +128,33 @@ def dropout(config: str, default: float) -> Any:
     )
 
 
-def lm_head(with_head: str, body: str) -> Any:
+def lm_head(with_head: str, body: str, *kinds: str) -> Any:
+    """The ``head`` choice of a decoder: lm, none, and the task heads ``kinds``."""
+    tasks = (
+        "; seq-cls: a score per label of the last token (ForSequenceClassification, reward "
+        "models); token-cls: a score per label of every token (ForTokenClassification); "
+        "qa: a start and an end score per token (ForQuestionAnswering)"
+    )
+    said = [part for part in tasks.split("; ")[1:] if part.split(":")[0] in kinds]
     return choice(
-        ("lm", "none"),
+        ("lm", "none", *kinds),
         f"lm: the body and a head scoring every token ({with_head}); none: the body alone "
-        f"({body}), as its checkpoints and embeddings-only uses hold it.",
+        f"({body}), as its checkpoints and embeddings-only uses hold it"
+        + "".join(f"; {part}" for part in said)
+        + ".",
         "lm",
+    )
+
+
+def labels() -> Any:
+    return size(
+        "N",
+        "Labels of a classification head (num_labels, or the length of id2label; 1 for a "
+        "reward model's score).",
+        None,
+        unset=None,
+        default_text="2",
+        solvable=False,
     )
 
 
@@ -137,8 +198,12 @@ class TransformerLM(Architecture):
         return given
 
     def hf_values(self) -> dict[str, Any]:
-        """The arguments as a config writes them: the intermediate size worked out."""
-        return {**self.arguments(), "intermediate": self.inner}
+        """The arguments as a config writes them: the intermediate size and the labels
+        worked out."""
+        out = {**self.arguments(), "intermediate": self.inner}
+        if "labels" in out:
+            out["labels"] = self.n_labels
+        return out
 
     def sizes(self) -> dict[str, Dim]:
         """The sizes given, and those worked out: D = H / A, I from H."""
@@ -152,28 +217,111 @@ class TransformerLM(Architecture):
         return out
 
     # -- the model around the blocks -------------------------------------------------------
+    #: the heads whose size is the number of labels
+    label_heads: ClassVar[frozenset[str]] = frozenset({"seq-cls", "token-cls"})
+
     @property
     def with_head(self) -> bool:
         """The model ends in the head that scores every token (``head="lm"``)."""
         return getattr(self, "head", "lm") == "lm"
 
+    @property
+    def n_labels(self) -> Dim:
+        """The labels of a classification head: given, or 2 (transformers' default)."""
+        given = getattr(self, "labels", None)
+        n: Dim = 2 if given is None else given
+        return n
+
     def lm_class(self, with_head: str, body: str) -> str:
         """The transformers class of this model: ``with_head``, or ``body`` without it."""
         return with_head if self.with_head else body
 
-    def in_body(self, base: str, path: str) -> str:
-        """The full name of the body's ``path``: under ``base`` with the head, at the top
-        without it."""
-        return f"{base}.{path}" if self.with_head else path
+    def body_name(self, base: str) -> str:
+        """The body's name under the class with the head: ``base``, or the
+        question-answering class's own (``qa_body``)."""
+        if getattr(self, "head", "lm") == "qa":
+            return str(getattr(self, "qa_body", base))
+        return base
 
-    def causal_lm(self, kind: str, base: str, body: Block, embedding: str, role: str) -> Built:
-        """``{base}`` (the body) then ``lm_head``, a V × H head, tied to the body's
-        ``embedding`` with tie_weights; named as transformers' ``*ForCausalLM`` names them.
-        With ``head="none"``, the body alone, its names at the top as ``*Model`` has them."""
-        if not self.with_head:
+    def in_body(self, base: str, path: str) -> str:
+        """The full name of the body's ``path``: under the body's name with a head, at the
+        top without one."""
+        if getattr(self, "head", "lm") == "none":
+            return path
+        return f"{self.body_name(base)}.{path}"
+
+    def check_labels(self) -> None:
+        """A number of labels is a classification head's."""
+        head = getattr(self, "head", "lm")
+        if getattr(self, "labels", None) is not None and head not in self.label_heads:
+            listed = ", ".join(sorted(self.label_heads))
+            rule = f"labels sizes a classification head ({listed})"
+            raise InvalidArgumentError(
+                f"{rule}; --head {head} has none",
+                layer=self.owner(),
+                field="labels",
+                value=self.labels,  # type: ignore[attr-defined]
+                rule=rule,
+            )
+        if getattr(self, "qa_body", "transformer") != "transformer" and head != "qa":
+            rule = "qa_body names the body of the question-answering class (--head qa)"
+            raise InvalidArgumentError(
+                rule,
+                layer=self.owner(),
+                field="qa_body",
+                value=self.qa_body,  # type: ignore[attr-defined]
+                rule=rule,
+            )
+
+    def task_head(self, classifier: str = "score") -> tuple[str, Leaf, Any]:
+        """The task head of ``head`` as transformers names it: (its name, the leaf, the
+        step after it). seq-cls: ``score``, N × H without a bias, read at the last token;
+        token-cls: ``classifier`` (N × H and a bias; ``score`` in the LLaMA-style
+        families); qa: ``qa_outputs``, 2 × H and a bias (a start and an end score)."""
+        h, n = self.hidden, self.n_labels
+        head = getattr(self, "head", "lm")
+        if head == "seq-cls":
+            what = "a score per label, read at the last non-padding token"
+            leaf = Leaf(Linear(h, n, bias=False), what, "classification head")
+            return "score", leaf, Select(1)
+        if head == "token-cls":
+            leaf = Leaf(Linear(h, n), "a score per label for every token", "classification head")
+            return classifier, leaf, ()
+        if head == "qa":
+            what = "a start and an end score for every token"
+            return "qa_outputs", Leaf(Linear(h, 2), what, "answer span head"), ()
+        raise InvalidArgumentError(
+            f"no task head {head!r}", layer=self.owner(), field="head", value=head
+        )
+
+    def causal_lm(
+        self,
+        kind: str,
+        base: str,
+        body: Block,
+        embedding: str,
+        role: str,
+        *,
+        classifier: str = "score",
+        bias: bool = False,
+    ) -> Built:
+        """``{base}`` (the body) then its head, named as transformers names them: with
+        ``head="lm"``, ``lm_head``, a V × H head (with a bias with ``bias``), tied to the
+        body's ``embedding`` with tie_weights (``*ForCausalLM``); with a task head, the
+        head of :meth:`task_head` (``*ForSequenceClassification``, ...). With
+        ``head="none"``, the body alone, its names at the top as ``*Model`` has them."""
+        head = getattr(self, "head", "lm")
+        if head == "none":
             return Built(body, input_layout=(("B", "T"),), group_depth=1)
-        head = Leaf(Linear(self.hidden, self.vocab, bias=False), "a score per token", role)
-        root = Block(kind, {base: body, "lm_head": head}, flow=chain(base, "lm_head"))
+        if head != "lm":
+            base = self.body_name(base)
+            name, leaf, after = self.task_head(classifier)
+            suffix = HEADS.get(head, head)
+            steps = (base, name) if after == () else (base, name, after)
+            root = Block(suffix, {base: body, name: leaf}, flow=chain(*steps))
+            return Built(root, input_layout=(("B", "T"),), group_depth=2)
+        lm = Leaf(Linear(self.hidden, self.vocab, bias=bias), "a score per token", role)
+        root = Block(kind, {base: body, "lm_head": lm}, flow=chain(base, "lm_head"))
         tied = getattr(self, "tie_weights", False)
         ties = {"lm_head.weight": f"{base}.{embedding}.weight"} if tied else {}
         return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2)
@@ -275,6 +423,10 @@ class TransformerLM(Architecture):
         even with a head_dim of their own)."""
         out = dict(arguments)
         out["hidden"] = out["heads"] * max(1, out["hidden"] // out["heads"])
+        if out.get("head") not in cls.label_heads and "labels" in out:
+            out["labels"] = None  # only a classification head has labels
+        if out.get("head") != "qa" and "qa_body" in out:
+            out["qa_body"] = "transformer"
         return out
 
     # -- explanation --------------------------------------------------------------------

@@ -33,6 +33,21 @@ __all__ = ["BERT", "bert"]
 #: RoBERTa's positions start after its padding index (1): its table holds C + 2 rows
 ROBERTA_OFFSET = 2
 
+#: the heads of the encoder classes: head -> the class's suffix; RoBERTa has neither
+#: pretraining nor nsp
+ENCODER_HEADS: dict[str, str] = {
+    "mlm": "ForMaskedLM",
+    "none": "Model",
+    "pretraining": "ForPreTraining",
+    "nsp": "ForNextSentencePrediction",
+    "seq-cls": "ForSequenceClassification",
+    "token-cls": "ForTokenClassification",
+    "qa": "ForQuestionAnswering",
+    "multiple-choice": "ForMultipleChoice",
+}
+#: the heads that read the pooler's output
+_POOLED = frozenset({"pretraining", "nsp", "multiple-choice"})
+
 
 def _read_encoder(f: Any, out: dict[str, Any]) -> None:
     """RoBERTa's position table starts after its padding index: C is two rows fewer."""
@@ -56,13 +71,18 @@ def _encoder(*, model_type: str, prefix: str, vocab: int, pad: int) -> HFType:
     return HFType(
         model_type=model_type,
         config_class=f"{prefix}Config",
-        classes={f"{prefix}ForMaskedLM": {"head": "mlm"}, f"{prefix}Model": {"head": "none"}},
+        classes={
+            prefix + suffix: {"head": head}
+            for head, suffix in ENCODER_HEADS.items()
+            if model_type == "bert" or head not in ("pretraining", "nsp")
+        },
         base=model_type,
         keys={
             **tf.SIZE_KEYS,
             "context": "max_position_embeddings",
             "type_vocab": "type_vocab_size",
             "dropout": ("hidden_dropout_prob", "attention_probs_dropout_prob"),
+            **tf.LABEL_KEYS,
         },
         defaults={
             "vocab_size": vocab,
@@ -130,6 +150,7 @@ class BERT(TransformerLM):
         "intermediate",
         "context",
         "type_vocab",
+        "labels",
     )
     explains: ClassVar[str] = (
         "Explain hidden size, heads, head_dim, intermediate size and the embeddings, every "
@@ -151,11 +172,17 @@ class BERT(TransformerLM):
         solvable=False,
     )
     head: str = choice(
-        ("none", "mlm"),
+        tuple(ENCODER_HEADS),
         "none: the encoder with its pooler (BertModel); mlm: the masked-LM head "
-        "(BertForMaskedLM), no pooler.",
+        "(BertForMaskedLM), no pooler; pretraining: the masked-LM head and the next-sentence "
+        "head on the pooler (BertForPreTraining); nsp: the next-sentence head alone; seq-cls: "
+        "a score per label of the sequence (BERT: on the pooler; RoBERTa: dense, tanh and "
+        "out_proj on the first token); token-cls: a score per label of every token; qa: N "
+        "scores per token (start and end with 2 labels); multiple-choice: one score per "
+        "choice, on the pooler. BERT has every head, RoBERTa all but pretraining and nsp.",
         "none",
     )
+    labels: Any = tf.labels()
     pooler: bool = flag(
         "The pooler, dense H × H and tanh on the first token (add_pooling_layer; with "
         "--head none).",
@@ -178,8 +205,17 @@ class BERT(TransformerLM):
         _encoder(model_type="roberta", prefix="Roberta", vocab=50265, pad=1),
     )
 
+    #: BERT's question answering scores num_labels numbers per token
+    label_heads: ClassVar[frozenset[str]] = frozenset({"seq-cls", "token-cls", "qa"})
+
     def check(self) -> None:
+        self.check_labels()
         self.check_heads()
+        if self.roberta and self.head in ("pretraining", "nsp"):
+            rule = "RoBERTa has no next-sentence head: --head pretraining and nsp are BERT's"
+            raise InvalidArgumentError(
+                rule, layer=self.owner(), field="head", value=self.head, rule=rule
+            )
         v = known(self.vocab)
         if self.roberta and v is not None and v < 2:
             rule = "RoBERTa's padding index is 1: vocab >= 2"
@@ -192,6 +228,8 @@ class BERT(TransformerLM):
         out = super().consistent(arguments)
         if out["layout"] == "roberta":
             out["vocab"] = max(out["vocab"], 2)  # its padding index is 1
+            if out.get("head") in ("pretraining", "nsp"):  # BERT's heads only
+                out["head"] = "mlm"
         return out
 
     @property
@@ -322,17 +360,57 @@ class BERT(TransformerLM):
                 {"": own, "dense": Linear(h, h), "layer_norm": norm, "decoder": decoder},
                 flow=chain("dense", GELU(), "layer_norm", "decoder"),
             )
+        return Block("OnlyMLMHead", {"predictions": self._predictions()}, flow=chain("predictions"))
+
+    def _predictions(self) -> Block:
+        """BERT's LMPredictionHead: its bias, a transform (H × H, GELU, LayerNorm), the
+        decoder."""
+        h, v = self.hidden, self.vocab
+        own = Leaf(Bias(v), "the decoder's bias, held by the head", "decoder bias")
+        decoder = Leaf(Linear(h, v), "a score per token (the word embedding)", "decoder")
+        norm = LayerNorm(h, eps=1e-12)
         transform = Block(
             "PredictionHeadTransform",
             {"dense": Linear(h, h), "transform_act_fn": GELU(), "LayerNorm": norm},
             flow=chain("dense", "transform_act_fn", "LayerNorm"),
         )
-        predictions = Block(
+        return Block(
             "LMPredictionHead",
             {"": own, "transform": transform, "decoder": decoder},
             flow=chain("transform", "decoder"),
         )
-        return Block("OnlyMLMHead", {"predictions": predictions}, flow=chain("predictions"))
+
+    @property
+    def pooled(self) -> bool:
+        """The body ends in its pooler: asked for (head none), or read by the head."""
+        if self.head == "none":
+            return bool(self.pooler)
+        return self.head in _POOLED or (self.head == "seq-cls" and not self.roberta)
+
+    def _task_head(self) -> tuple[str, Node]:
+        """The head of a task class, as transformers names it."""
+        h, n = self.hidden, self.n_labels
+        if self.head == "nsp":
+            nsp = Leaf(Linear(h, 2), "is sentence B the next one: 2 scores", "next sentence")
+            return "cls", Block(
+                "OnlyNSPHead", {"seq_relationship": nsp}, flow=chain("seq_relationship")
+            )
+        if self.head == "seq-cls" and self.roberta:
+            out = Leaf(Linear(h, n), "a score per label", "classification head")
+            return "classifier", Block(
+                "RobertaClassificationHead",
+                {"dense": Leaf(Linear(h, h), role="classifier dense"), "out_proj": out},
+                flow=chain(Select(1), "dense", Tanh(), "out_proj"),
+                description="the first token's vector, through H × H and tanh, to N scores",
+            )
+        if self.head == "qa":
+            what = "N scores per token (a start and an end score with 2 labels)"
+            return "qa_outputs", Leaf(Linear(h, n), what, "answer span head")
+        if self.head == "multiple-choice":
+            one = Leaf(Linear(h, 1), "one score per choice", "classification head")
+            return "classifier", one
+        what = "a score per label" + (" of every token" if self.head == "token-cls" else "")
+        return "classifier", Leaf(Linear(h, n), what, "classification head")
 
     def build(self) -> Built:
         h = self.hidden
@@ -346,35 +424,51 @@ class BERT(TransformerLM):
             ),
         }
         flow = chain("embeddings", "encoder")
-        if self.head == "none" and self.pooler:
+        if self.pooled:
             children["pooler"] = Block(
                 "Pooler",
                 {"dense": Leaf(Linear(h, h), role="pooler"), "activation": Tanh()},
                 flow=chain(Select(1), "dense", "activation"),
                 description="the first token's vector, through H × H and tanh",
             )
-            flow = chain("embeddings", "encoder", parallel((), "pooler"))
+            if self.head in ("none", "pretraining"):  # the tokens' vectors and the pooled one
+                flow = chain("embeddings", "encoder", parallel((), "pooler"))
+            else:  # the head reads the pooled vector only
+                flow = chain("embeddings", "encoder", "pooler")
         encoder = Block("RobertaModel" if self.roberta else "BertModel", children, flow=flow)
         if self.head == "none":
             return Built(encoder, input_layout=(("B", "T"),), group_depth=1)
-        head = "lm_head" if self.roberta else "cls"
-        root = Block(
-            "ForMaskedLM",
-            {prefix: encoder, head: self._mlm_head()},
-            flow=chain(prefix, head),
-        )
-        where = "lm_head" if self.roberta else "cls.predictions"
+        kind = ("Roberta" if self.roberta else "Bert") + ENCODER_HEADS[self.head]
         ties = {}
-        if self.tie_weights:  # untied, transformers 5 keeps the decoder's bias apart too
-            ties[f"{where}.decoder.weight"] = f"{prefix}.embeddings.word_embeddings.weight"
-            ties[f"{where}.decoder.bias"] = f"{where}.bias"
+        if self.head in ("mlm", "pretraining"):
+            if self.head == "mlm":
+                head = "lm_head" if self.roberta else "cls"
+                node = self._mlm_head()
+                where = "lm_head" if self.roberta else "cls.predictions"
+            else:
+                head, where = "cls", "cls.predictions"
+                nsp = Leaf(Linear(h, 2), "is sentence B the next one: 2 scores", "next sentence")
+                node = Block(
+                    "PreTrainingHeads",
+                    {"predictions": self._predictions(), "seq_relationship": nsp},
+                    # a flow passes on the body's main output (the tokens' vectors); the
+                    # pooled vector the class reads is the first token's shape (B, H), and
+                    # the body computes it (its pooler), so shapes and work are the class's
+                    flow=parallel("predictions", chain(Select(1), "seq_relationship")),
+                )
+            if self.tie_weights:  # untied, transformers 5 keeps the decoder's bias apart too
+                ties[f"{where}.decoder.weight"] = f"{prefix}.embeddings.word_embeddings.weight"
+                ties[f"{where}.decoder.bias"] = f"{where}.bias"
+        else:
+            head, node = self._task_head()
+        root = Block(kind, {prefix: encoder, head: node}, flow=chain(prefix, head))
         return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2)
 
     def hf_values(self) -> dict[str, Any]:
         """The sizes as a config writes them: the token types and the position table's
         rows (C + 2 for RoBERTa)."""
         return {
-            **self.arguments(),
+            **super().hf_values(),
             "type_vocab": self.types,
             "intermediate": self.inner,
             "context": self.positions,
@@ -400,7 +494,7 @@ class BERT(TransformerLM):
             f"The intermediate size I = {dim_str(i)}: intermediate.dense maps H to I and "
             "output.dense back. Each half of a block ends in a residual add and a LayerNorm.",
         ]
-        if self.head == "mlm":
+        if self.head in ("mlm", "pretraining"):
             lines.append(
                 "The masked-LM head: a transform (H × H, GELU, LayerNorm), then the decoder, "
                 + (
@@ -417,7 +511,7 @@ class BERT(TransformerLM):
             ("What the sizes mean", lines),
             (
                 "Every matrix of one block",
-                self.block_lines(model, where if self.head == "mlm" else "encoder.layer"),
+                self.block_lines(model, "encoder.layer" if self.head == "none" else where),
             ),
         ]
 

@@ -168,7 +168,7 @@ class Cohere(TransformerLM):
 
     def hf_values(self) -> dict[str, Any]:
         return {
-            **self.arguments(),
+            **super().hf_values(),
             "kv_heads": self.kv,
             "head_dim": self.head_size(self.head_dim),
             "intermediate": self.inner,

@@ -68,6 +68,7 @@ class Falcon(TransformerLM):
         "heads",
         "kv_heads",
         "intermediate",
+        "labels",
     )
 
     vocab: Any = tf.vocab()
@@ -109,14 +110,15 @@ class Falcon(TransformerLM):
     bias: bool = flag("Biases of every Linear of a block (bias).")
     alibi: bool = flag("ALiBi position biases instead of rotary positions (alibi).")
     tie_weights: bool = flag("The head is the token embedding (tie_word_embeddings).", True)
-    head: str = tf.lm_head("FalconForCausalLM", "FalconModel")
+    head: str = tf.lm_head("FalconForCausalLM", "FalconModel", *tf.HEADS)
+    labels: Any = tf.labels()
     dropout: float = tf.dropout("hidden_dropout, attention_dropout", 0.0)
 
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="falcon",
             config_class="FalconConfig",
-            classes={"FalconForCausalLM": {"head": "lm"}, "FalconModel": {"head": "none"}},
+            classes=tf.head_classes("Falcon", *tf.HEADS),
             base="transformer",
             keys={
                 **tf.SIZE_KEYS,
@@ -129,6 +131,7 @@ class Falcon(TransformerLM):
                 "bias": "bias",
                 "alibi": "alibi",
                 "dropout": ("hidden_dropout", "attention_dropout"),
+                **tf.LABEL_KEYS,
             },
             values={"parallel_norms": _NORMS},
             defaults={
@@ -171,6 +174,7 @@ class Falcon(TransformerLM):
 
     # -- checks ---------------------------------------------------------------------------
     def check(self) -> None:
+        self.check_labels()
         self.check_heads()
         # transformers' FalconConfig checks its rotary table even with ALiBi
         self.check_rotary(self.head_size())
@@ -327,12 +331,19 @@ class Falcon(TransformerLM):
             },
             flow=chain("word_embeddings", "h", "ln_f"),
         )
-        return self.causal_lm("FalconForCausalLM", "transformer", body, "word_embeddings", "head")
+        return self.causal_lm(
+            "FalconForCausalLM",
+            "transformer",
+            body,
+            "word_embeddings",
+            "head",
+            classifier="classifier",
+        )
 
     # -- the transformers classes of the same model -------------------------------------
     def hf_values(self) -> dict[str, Any]:
         """The arguments as a config writes them: the intermediate size worked out."""
-        return {**self.arguments(), "intermediate": self.inner}
+        return super().hf_values()
 
     # -- explanation ----------------------------------------------------------------------
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:

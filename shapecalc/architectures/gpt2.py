@@ -58,6 +58,7 @@ class GPT2(TransformerLM):
         "heads",
         "context",
         "intermediate",
+        "labels",
     )
 
     vocab: Any = tf.vocab()
@@ -71,14 +72,15 @@ class GPT2(TransformerLM):
         "head of its own).",
         True,
     )
-    head: str = tf.lm_head("GPT2LMHeadModel", "GPT2Model")
+    head: str = tf.lm_head("GPT2LMHeadModel", "GPT2Model", *tf.HEADS)
+    labels: Any = tf.labels()
     dropout: float = tf.dropout("embd_pdrop, attn_pdrop, resid_pdrop", 0.1)
 
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="gpt2",
             config_class="GPT2Config",
-            classes={"GPT2LMHeadModel": {"head": "lm"}, "GPT2Model": {"head": "none"}},
+            classes=tf.head_classes("GPT2", *tf.HEADS, lm="LMHeadModel"),
             base="transformer",
             keys={
                 "vocab": "vocab_size",
@@ -89,6 +91,7 @@ class GPT2(TransformerLM):
                 "intermediate": "n_inner",
                 "tie_weights": "tie_word_embeddings",
                 "dropout": ("embd_pdrop", "attn_pdrop", "resid_pdrop"),
+                **tf.LABEL_KEYS,
             },
             aliases={
                 "hidden_size": "n_embd",
@@ -134,6 +137,7 @@ class GPT2(TransformerLM):
     )
 
     def check(self) -> None:
+        self.check_labels()
         self.check_heads()
 
     def _block(self) -> Block:
@@ -185,7 +189,9 @@ class GPT2(TransformerLM):
             },
             flow=chain(summed("wte", (Positions(limit=c), "wpe")), "drop", "h", "ln_f"),
         )
-        return self.causal_lm("GPT2LMHeadModel", "transformer", body, "wte", "head")
+        return self.causal_lm(
+            "GPT2LMHeadModel", "transformer", body, "wte", "head", classifier="classifier"
+        )
 
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
         h, a, d, i = self.hidden, self.heads, self.head_size(), self.inner

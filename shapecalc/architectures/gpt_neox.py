@@ -54,7 +54,14 @@ class GPTNeoX(TransformerLM):
     title: ClassVar[str] = "GPT-NeoX (Pythia)"
     example: ClassVar[str] = "--vocab 50304 --hidden 512 --layers 6 --heads 8"
     budget: ClassVar[str] = "160M"
-    size_order: ClassVar[tuple[str, ...]] = ("vocab", "hidden", "layers", "heads", "intermediate")
+    size_order: ClassVar[tuple[str, ...]] = (
+        "vocab",
+        "hidden",
+        "layers",
+        "heads",
+        "intermediate",
+        "labels",
+    )
 
     vocab: Any = tf.vocab()
     hidden: Any = tf.hidden()
@@ -72,14 +79,15 @@ class GPTNeoX(TransformerLM):
         True,
     )
     tie_weights: bool = flag("The head is the token embedding (tie_word_embeddings).")
-    head: str = tf.lm_head("GPTNeoXForCausalLM", "GPTNeoXModel")
+    head: str = tf.lm_head("GPTNeoXForCausalLM", "GPTNeoXModel", *tf.HEADS)
+    labels: Any = tf.labels()
     dropout: float = tf.dropout("hidden_dropout, attention_dropout", 0.0)
 
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="gpt_neox",
             config_class="GPTNeoXConfig",
-            classes={"GPTNeoXForCausalLM": {"head": "lm"}, "GPTNeoXModel": {"head": "none"}},
+            classes=tf.head_classes("GPTNeoX", *tf.HEADS),
             base="gpt_neox",
             keys={
                 **tf.SIZE_KEYS,
@@ -87,6 +95,7 @@ class GPTNeoX(TransformerLM):
                 "parallel_residual": "use_parallel_residual",
                 "attention_bias": "attention_bias",
                 "dropout": ("hidden_dropout", "attention_dropout"),
+                **tf.LABEL_KEYS,
             },
             defaults={
                 "vocab_size": 50432,
@@ -125,6 +134,7 @@ class GPTNeoX(TransformerLM):
     )
 
     def check(self) -> None:
+        self.check_labels()
         self.check_heads()
         self.check_turned("rotary_pct", self.rotary_pct)
 
@@ -198,7 +208,9 @@ class GPTNeoX(TransformerLM):
             flow=chain("embed_in", "emb_dropout", "layers", "final_layer_norm"),
         )
         head = "head (embed_out)"
-        return self.causal_lm("GPTNeoXForCausalLM", "gpt_neox", body, "embed_in", head)
+        return self.causal_lm(
+            "GPTNeoXForCausalLM", "gpt_neox", body, "embed_in", head, classifier="classifier"
+        )
 
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
         h, a, d, i = self.hidden, self.heads, self.head_size(), self.inner

@@ -46,6 +46,7 @@ class Granite(LLaMA):
         _member(
             model_type="granite",
             prefix="Granite",
+            kinds=(),
             defaults=_defaults(
                 vocab_size=32000,
                 hidden_size=4096,

@@ -125,6 +125,8 @@ def _member(
     defaults: dict[str, Any],
     keys: dict[str, str] | None = None,
     free: set[str] | frozenset[str] = frozenset(),
+    kinds: tuple[str, ...] = ("seq-cls", "token-cls"),
+    qa_body: str | None = None,
     **kwargs: Any,
 ) -> HFType:
     """One member of the LLaMA family: the fields they all read (but those it fixes), and
@@ -135,6 +137,7 @@ def _member(
         "head_dim": "head_dim",
         "activation": "hidden_act",
         "rotary_pct": "partial_rotary_factor",
+        **tf.LABEL_KEYS,
         **(keys or {}),
     }
     ignored: set[str] = set()
@@ -144,7 +147,7 @@ def _member(
     return HFType(
         model_type=model_type,
         config_class=f"{prefix}Config",
-        classes={f"{prefix}ForCausalLM": {"head": "lm"}, f"{prefix}Model": {"head": "none"}},
+        classes=tf.head_classes(prefix, *kinds, qa_body=qa_body),
         base="model",
         keys=read,
         values={"activation": _ACTIVATIONS, **kwargs.pop("values", {})},
@@ -193,6 +196,7 @@ class LLaMA(TransformerLM):
         "intermediate",
         "experts",
         "experts_per_token",
+        "labels",
     )
 
     vocab: Any = tf.vocab()
@@ -255,7 +259,14 @@ class LLaMA(TransformerLM):
         ("silu", "gelu_tanh"), "The MLP's gate activation: SwiGLU, or GeGLU (Gemma).", "silu"
     )
     rotary_pct: float = tf.rotary_fraction("Phi-3's partial_rotary_factor; 1: whole heads", 1.0)
-    head: str = tf.lm_head("LlamaForCausalLM", "LlamaModel")
+    head: str = tf.lm_head("LlamaForCausalLM", "LlamaModel", *tf.HEADS)
+    labels: Any = tf.labels()
+    qa_body: str = choice(
+        ("transformer", "model"),
+        "The body's name under the question-answering head: transformer (Llama, Qwen2, "
+        "Qwen3) or model (Mistral, Mixtral).",
+        "transformer",
+    )
 
     #: Gemma first: --verify checks a GeGLU model against the class that has one
     hf: ClassVar[tuple[HFType, ...]] = (
@@ -282,6 +293,8 @@ class LLaMA(TransformerLM):
         ),
         _member(
             model_type="llama",
+            kinds=tuple(tf.HEADS),
+            qa_body="transformer",
             prefix="Llama",
             defaults=_defaults(
                 vocab_size=32000,
@@ -299,6 +312,8 @@ class LLaMA(TransformerLM):
         ),
         _member(
             model_type="mistral",
+            kinds=tuple(tf.HEADS),
+            qa_body="model",
             prefix="Mistral",
             defaults=_defaults(
                 vocab_size=32000,
@@ -313,6 +328,8 @@ class LLaMA(TransformerLM):
         ),
         _member(
             model_type="mixtral",
+            kinds=tuple(tf.HEADS),
+            qa_body="model",
             prefix="Mixtral",
             defaults=_defaults(
                 vocab_size=32000,
@@ -332,6 +349,8 @@ class LLaMA(TransformerLM):
         ),
         _member(
             model_type="qwen2",
+            kinds=tuple(tf.HEADS),
+            qa_body="transformer",
             prefix="Qwen2",
             defaults=_defaults(
                 vocab_size=151936,
@@ -348,6 +367,8 @@ class LLaMA(TransformerLM):
         ),
         _member(
             model_type="qwen3",
+            kinds=tuple(tf.HEADS),
+            qa_body="transformer",
             prefix="Qwen3",
             defaults=_defaults(
                 vocab_size=151936,
@@ -424,6 +445,7 @@ class LLaMA(TransformerLM):
 
     # -- checks ---------------------------------------------------------------------------
     def check(self) -> None:
+        self.check_labels()
         self.check_heads(self.head_dim)
         self.check_rotary(self.head_size(self.head_dim), self.head_dim)
         self.check_turned("rotary_pct", self.rotary_pct)
@@ -642,7 +664,7 @@ class LLaMA(TransformerLM):
         """The sizes as a config writes them: kv heads, head_dim and the intermediate size
         worked out (Gemma's head_dim is 256 unless given), k when there are experts."""
         return {
-            **self.arguments(),
+            **super().hf_values(),
             "kv_heads": self.kv,
             "head_dim": self.head_size(self.head_dim),
             "intermediate": self.inner,

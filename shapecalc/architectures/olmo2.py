@@ -59,6 +59,7 @@ class OLMo2(TransformerLM):
         "kv_heads",
         "head_dim",
         "intermediate",
+        "labels",
     )
 
     vocab: Any = tf.vocab()
@@ -82,16 +83,18 @@ class OLMo2(TransformerLM):
     )
     tie_weights: bool = flag("The head is the token embedding (tie_word_embeddings).")
     attention_bias: bool = flag("Biases of q_proj, k_proj, v_proj and o_proj (attention_bias).")
-    head: str = tf.lm_head("Olmo2ForCausalLM", "Olmo2Model")
+    head: str = tf.lm_head("Olmo2ForCausalLM", "Olmo2Model", "seq-cls")
+    labels: Any = tf.labels()
 
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="olmo2",
             config_class="Olmo2Config",
-            classes={"Olmo2ForCausalLM": {"head": "lm"}, "Olmo2Model": {"head": "none"}},
+            classes=tf.head_classes("Olmo2", "seq-cls"),
             base="model",
             keys={
                 **tf.SIZE_KEYS,
+                **tf.LABEL_KEYS,
                 "kv_heads": "num_key_value_heads",
                 "head_dim": "head_dim",
                 "attention_bias": "attention_bias",
@@ -126,6 +129,7 @@ class OLMo2(TransformerLM):
     )
 
     def check(self) -> None:
+        self.check_labels()
         self.check_heads(self.head_dim)
         self.check_rotary(self.head_size(self.head_dim), self.head_dim)
         self._divides(
@@ -165,7 +169,7 @@ class OLMo2(TransformerLM):
 
     def hf_values(self) -> dict[str, Any]:
         return {
-            **self.arguments(),
+            **super().hf_values(),
             "kv_heads": self.kv,
             "head_dim": self.head_size(self.head_dim),
             "intermediate": self.inner,

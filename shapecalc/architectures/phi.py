@@ -58,6 +58,7 @@ class Phi(TransformerLM):
         "heads",
         "kv_heads",
         "intermediate",
+        "labels",
     )
 
     vocab: Any = tf.vocab()
@@ -79,17 +80,19 @@ class Phi(TransformerLM):
     tie_weights: bool = flag(
         "The head's weight is the token embedding (tie_word_embeddings); its bias stays."
     )
-    head: str = tf.lm_head("PhiForCausalLM", "PhiModel")
+    head: str = tf.lm_head("PhiForCausalLM", "PhiModel", "seq-cls", "token-cls")
+    labels: Any = tf.labels()
     dropout: float = tf.dropout("resid_pdrop, embd_pdrop, attention_dropout", 0.0)
 
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="phi",
             config_class="PhiConfig",
-            classes={"PhiForCausalLM": {"head": "lm"}, "PhiModel": {"head": "none"}},
+            classes=tf.head_classes("Phi", "seq-cls", "token-cls"),
             base="model",
             keys={
                 **tf.SIZE_KEYS,
+                **tf.LABEL_KEYS,
                 "kv_heads": "num_key_value_heads",
                 "rotary_pct": "partial_rotary_factor",
                 "qk_norm": "qk_layernorm",
@@ -141,9 +144,10 @@ class Phi(TransformerLM):
 
     def hf_values(self) -> dict[str, Any]:
         """The arguments as a config writes them: kv heads and intermediate size worked out."""
-        return {**self.arguments(), "kv_heads": self.kv, "intermediate": self.inner}
+        return {**super().hf_values(), "kv_heads": self.kv, "intermediate": self.inner}
 
     def check(self) -> None:
+        self.check_labels()
         self.check_heads()
         self.check_turned("rotary_pct", self.rotary_pct)
         self._divides(
@@ -220,14 +224,8 @@ class Phi(TransformerLM):
             },
             flow=chain("embed_tokens", "embed_dropout", "layers", "final_layernorm"),
         )
-        if not self.with_head:
-            return Built(body, input_layout=(("B", "T"),), group_depth=1)
-        head = Leaf(Linear(h, v), "a score per token", "head")  # Phi's head has a bias
-        root = Block(
-            "PhiForCausalLM", {"model": body, "lm_head": head}, flow=chain("model", "lm_head")
-        )
-        ties = {"lm_head.weight": "model.embed_tokens.weight"} if self.tie_weights else {}
-        return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2)
+        # Phi's head has a bias
+        return self.causal_lm("PhiForCausalLM", "model", body, "embed_tokens", "head", bias=True)
 
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
         h, a, kv, d, i = self.hidden, self.heads, self.kv, self.head_size(), self.inner

@@ -59,6 +59,7 @@ class StarCoder2(TransformerLM):
         "heads",
         "kv_heads",
         "intermediate",
+        "labels",
     )
 
     vocab: Any = tf.vocab()
@@ -84,20 +85,19 @@ class StarCoder2(TransformerLM):
         "its own).",
         True,
     )
-    head: str = tf.lm_head("Starcoder2ForCausalLM", "Starcoder2Model")
+    head: str = tf.lm_head("Starcoder2ForCausalLM", "Starcoder2Model", "seq-cls", "token-cls")
+    labels: Any = tf.labels()
     dropout: float = tf.dropout("residual_dropout, embedding_dropout, attention_dropout", 0.0)
 
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="starcoder2",
             config_class="Starcoder2Config",
-            classes={
-                "Starcoder2ForCausalLM": {"head": "lm"},
-                "Starcoder2Model": {"head": "none"},
-            },
+            classes=tf.head_classes("Starcoder2", "seq-cls", "token-cls"),
             base="model",
             keys={
                 **tf.SIZE_KEYS,
+                **tf.LABEL_KEYS,
                 "kv_heads": "num_key_value_heads",
                 "bias": "use_bias",
                 "dropout": ("residual_dropout", "embedding_dropout", "attention_dropout"),
@@ -144,9 +144,10 @@ class StarCoder2(TransformerLM):
 
     def hf_values(self) -> dict[str, Any]:
         """The arguments as a config writes them: kv heads and intermediate size worked out."""
-        return {**self.arguments(), "kv_heads": self.kv, "intermediate": self.inner}
+        return {**super().hf_values(), "kv_heads": self.kv, "intermediate": self.inner}
 
     def check(self) -> None:
+        self.check_labels()
         self.check_heads()
         self._divides(
             "kv_heads", self.heads, self.kv, "kv_heads must divide heads (query heads per group)"

@@ -458,3 +458,66 @@ class TransformerLM(Architecture):
 def _fraction(value: float) -> Fraction:
     """A fraction as its decimal reads (0.25 is 1/4), worked out once per value."""
     return Fraction(str(value)).limit_denominator(10**6)
+
+
+def kv_heads() -> Any:
+    return size(
+        "K",
+        "Key and value heads, each shared by heads / kv_heads query heads (grouped-query "
+        "attention; 1 is multi-query).",
+        None,
+        unset=None,
+        default_text="A",
+        solvable=False,
+    )
+
+
+def head_dim() -> Any:
+    return size("D", "Width of one head.", None, unset=None, default_text="H / A", solvable=False)
+
+
+class GroupedQueryLM(TransformerLM):
+    """A decoder with rotary positions whose A query heads share K key and value heads,
+    each head_dim (D) wide: H / A unless given."""
+
+    kv_heads: Dim | None
+    head_dim: Dim | None
+
+    @property
+    def kv(self) -> Dim:
+        """The key and value heads: kv_heads, or one per query head."""
+        kv: Dim = self.heads if self.kv_heads is None else self.kv_heads
+        return kv
+
+    def _widths(self) -> tuple[Dim, Dim, Dim]:
+        """(head_dim, the queries' width, the keys' and values' width)."""
+        d = self.head_size(self.head_dim)
+        if self.head_dim is None:  # A·D is H itself; K·D is H too without grouped queries
+            kv_width = self.hidden if self.kv_heads is None else self.kv * d
+            return d, self.hidden, kv_width
+        return d, self.heads * d, self.kv * d
+
+    def hf_values(self) -> dict[str, Any]:
+        """The sizes as a config writes them: kv heads and head_dim worked out."""
+        return {
+            **super().hf_values(),
+            "kv_heads": self.kv,
+            "head_dim": self.head_size(self.head_dim),
+        }
+
+    @classmethod
+    def multiple_for(cls, free: str, arguments: dict[str, Any]) -> int:
+        """hidden: a multiple of twice the heads (an even head_dim, for rotary positions)."""
+        step = super().multiple_for(free, arguments)
+        return 2 * step if free == "hidden" and arguments.get("head_dim") is None else step
+
+    @classmethod
+    def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
+        out = super().consistent(arguments)
+        if out["head_dim"] is not None:  # rotary positions turn pairs
+            out["head_dim"] += out["head_dim"] % 2
+        elif out["hidden"] // out["heads"] % 2:
+            out["hidden"] += out["heads"]
+        if out["kv_heads"] is not None and out["heads"] % out["kv_heads"]:
+            out["kv_heads"] = 1  # a divisor of every head count
+        return out

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
-from shapecalc.architectures._transformer import TransformerLM
+from shapecalc.architectures._transformer import GroupedQueryLM
 from shapecalc.architectures.llama import _read
-from shapecalc.core.declare import Built, Reference, flag, size
-from shapecalc.core.dims import Dim, dim_str
+from shapecalc.core.declare import Built, Reference, flag
+from shapecalc.core.dims import dim_str
 from shapecalc.core.flow import chain, multiply, parallel, residual, summed
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
@@ -31,7 +31,7 @@ __all__ = ["Cohere", "cohere"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class Cohere(TransformerLM):
+class Cohere(GroupedQueryLM):
     """Command R: token embedding (V × H), L blocks, a final LayerNorm (a scale, no
     shift) and a head, by default the embedding itself (tie_weights).
 
@@ -68,18 +68,8 @@ class Cohere(TransformerLM):
     hidden: Any = tf.hidden()
     layers: Any = tf.layers()
     heads: Any = tf.heads()
-    kv_heads: Any = size(
-        "K",
-        "Key and value heads, each shared by heads / kv_heads query heads (grouped-query "
-        "attention).",
-        None,
-        unset=None,
-        default_text="A",
-        solvable=False,
-    )
-    head_dim: Any = size(
-        "D", "Width of one head.", None, unset=None, default_text="H / A", solvable=False
-    )
+    kv_heads: Any = tf.kv_heads()
+    head_dim: Any = tf.head_dim()
     intermediate: Any = tf.intermediate("intermediate_size")
     tie_weights: bool = flag(
         "The head is the token embedding (tie_word_embeddings; --no-tie-weights: a head of "
@@ -144,43 +134,11 @@ class Cohere(TransformerLM):
             "kv_heads", self.heads, self.kv, "kv_heads must divide heads (query heads per group)"
         )
 
-    @property
-    def kv(self) -> Dim:
-        kv: Dim = self.heads if self.kv_heads is None else self.kv_heads
-        return kv
-
-    @classmethod
-    def multiple_for(cls, free: str, arguments: dict[str, Any]) -> int:
-        """hidden: a multiple of twice the heads (an even head_dim, for rotary positions)."""
-        step = super().multiple_for(free, arguments)
-        return 2 * step if free == "hidden" and arguments.get("head_dim") is None else step
-
-    @classmethod
-    def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
-        out = super().consistent(arguments)
-        if out["head_dim"] is not None:  # rotary positions turn pairs
-            out["head_dim"] += out["head_dim"] % 2
-        elif out["hidden"] // out["heads"] % 2:
-            out["hidden"] += out["heads"]
-        if out["kv_heads"] is not None and out["heads"] % out["kv_heads"]:
-            out["kv_heads"] = 1
-        return out
-
     def hf_values(self) -> dict[str, Any]:
         return {
             **super().hf_values(),
-            "kv_heads": self.kv,
-            "head_dim": self.head_size(self.head_dim),
             "intermediate": self.inner,
         }
-
-    def _widths(self) -> tuple[Dim, Dim, Dim]:
-        """(head_dim, the queries' width, the keys' and values' width)."""
-        d = self.head_size(self.head_dim)
-        if self.head_dim is None:
-            kv_width = self.hidden if self.kv_heads is None else self.kv * d
-            return d, self.hidden, kv_width
-        return d, self.heads * d, self.kv * d
 
     def _attention(self) -> Block:
         h, a, kv, bias = self.hidden, self.heads, self.kv, self.attention_bias

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
-from shapecalc.architectures._transformer import TransformerLM
+from shapecalc.architectures._transformer import GroupedQueryLM
 from shapecalc.core.choices import EXPERT_LAYOUTS
 from shapecalc.core.declare import Built, Reference, choice, flag, size
 from shapecalc.core.dims import Dim, count_str, dim_str, known, symbol
@@ -161,7 +161,7 @@ def _member(
 
 
 @dataclass(frozen=True, kw_only=True)
-class LLaMA(TransformerLM):
+class LLaMA(GroupedQueryLM):
     """A LLaMA-style decoder: token embedding (V × H), L blocks of RMSNorm, attention
     with rotary positions and RMSNorm, gated MLP, a final RMSNorm and a head (V × H, or the
     embedding itself with tie_weights).
@@ -203,18 +203,8 @@ class LLaMA(TransformerLM):
     hidden: Any = tf.hidden()
     layers: Any = tf.layers()
     heads: Any = tf.heads()
-    kv_heads: Any = size(
-        "K",
-        "Key and value heads, each shared by heads / kv_heads query heads (grouped-query "
-        "attention; 1 is multi-query).",
-        None,
-        unset=None,
-        default_text="A",
-        solvable=False,
-    )
-    head_dim: Any = size(
-        "D", "Width of one head.", None, unset=None, default_text="H / A", solvable=False
-    )
+    kv_heads: Any = tf.kv_heads()
+    head_dim: Any = tf.head_dim()
     intermediate: Any = tf.intermediate(
         "intermediate_size", "LLaMA's 8·H/3, up to a multiple of 256"
     )
@@ -495,11 +485,6 @@ class LLaMA(TransformerLM):
         return k
 
     @property
-    def kv(self) -> Dim:
-        kv: Dim = self.heads if self.kv_heads is None else self.kv_heads
-        return kv
-
-    @property
     def inner(self) -> Dim:
         """The MLP's intermediate size: given, LLaMA's rule of H, or the letter I."""
         if self.intermediate is not None:
@@ -518,20 +503,8 @@ class LLaMA(TransformerLM):
         return out
 
     @classmethod
-    def multiple_for(cls, free: str, arguments: dict[str, Any]) -> int:
-        """hidden: a multiple of twice the heads (an even head_dim, for rotary positions)."""
-        step = super().multiple_for(free, arguments)
-        return 2 * step if free == "hidden" and arguments.get("head_dim") is None else step
-
-    @classmethod
     def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
         out = super().consistent(arguments)
-        if out["head_dim"] is not None:  # rotary positions turn pairs
-            out["head_dim"] += out["head_dim"] % 2
-        elif out["hidden"] // out["heads"] % 2:
-            out["hidden"] += out["heads"]
-        if out["kv_heads"] is not None and out["heads"] % out["kv_heads"]:
-            out["kv_heads"] = 1  # a divisor of every head count
         if out["experts"]:
             out["fused_gate_up"] = out["mlp_bias"] = False
             if out["experts_per_token"] is not None or out["experts"] < 2:  # 2 unless given
@@ -541,14 +514,6 @@ class LLaMA(TransformerLM):
         return out
 
     # -- the tree -------------------------------------------------------------------------
-    def _widths(self) -> tuple[Dim, Dim, Dim]:
-        """(head_dim, the queries' width, the keys' and values' width)."""
-        d = self.head_size(self.head_dim)
-        if self.head_dim is None:  # A·D is H itself; K·D is H too without grouped queries
-            kv_width = self.hidden if self.kv_heads is None else self.kv * d
-            return d, self.hidden, kv_width
-        return d, self.heads * d, self.kv * d
-
     def _attention(self) -> Block:
         h, a, kv = self.hidden, self.heads, self.kv
         d, q_width, kv_width = self._widths()
@@ -665,8 +630,6 @@ class LLaMA(TransformerLM):
         worked out (Gemma's head_dim is 256 unless given), k when there are experts."""
         return {
             **super().hf_values(),
-            "kv_heads": self.kv,
-            "head_dim": self.head_size(self.head_dim),
             "intermediate": self.inner,
             "experts_per_token": self.top_k,
         }

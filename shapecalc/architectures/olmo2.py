@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
-from shapecalc.architectures._transformer import TransformerLM
+from shapecalc.architectures._transformer import GroupedQueryLM
 from shapecalc.architectures.llama import _read, llama_intermediate
-from shapecalc.core.declare import Built, Reference, flag, size
+from shapecalc.core.declare import Built, Reference, flag
 from shapecalc.core.dims import Dim, dim_str, known, symbol
 from shapecalc.core.flow import chain, multiply, parallel, residual
 from shapecalc.core.hfmap import HFType
@@ -29,7 +29,7 @@ __all__ = ["OLMo2", "olmo2"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class OLMo2(TransformerLM):
+class OLMo2(GroupedQueryLM):
     """OLMo 2: token embedding (V × H), L blocks, a final RMSNorm and a head (V × H).
 
     One block: attention, then an RMSNorm of its output (post_attention_layernorm) added
@@ -66,18 +66,8 @@ class OLMo2(TransformerLM):
     hidden: Any = tf.hidden()
     layers: Any = tf.layers()
     heads: Any = tf.heads()
-    kv_heads: Any = size(
-        "K",
-        "Key and value heads, each shared by heads / kv_heads query heads (grouped-query "
-        "attention).",
-        None,
-        unset=None,
-        default_text="A",
-        solvable=False,
-    )
-    head_dim: Any = size(
-        "D", "Width of one head.", None, unset=None, default_text="H / A", solvable=False
-    )
+    kv_heads: Any = tf.kv_heads()
+    head_dim: Any = tf.head_dim()
     intermediate: Any = tf.intermediate(
         "intermediate_size", "LLaMA's 8·H/3, up to a multiple of 256"
     )
@@ -137,11 +127,6 @@ class OLMo2(TransformerLM):
         )
 
     @property
-    def kv(self) -> Dim:
-        kv: Dim = self.heads if self.kv_heads is None else self.kv_heads
-        return kv
-
-    @property
     def inner(self) -> Dim:
         """The MLP's intermediate size: given, LLaMA's rule of H, or the letter I."""
         if self.intermediate is not None:
@@ -150,38 +135,11 @@ class OLMo2(TransformerLM):
         h = known(self.hidden)
         return symbol("I") if h is None else llama_intermediate(h)
 
-    @classmethod
-    def multiple_for(cls, free: str, arguments: dict[str, Any]) -> int:
-        """hidden: a multiple of twice the heads (an even head_dim, for rotary positions)."""
-        step = super().multiple_for(free, arguments)
-        return 2 * step if free == "hidden" and arguments.get("head_dim") is None else step
-
-    @classmethod
-    def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
-        out = super().consistent(arguments)
-        if out["head_dim"] is not None:  # rotary positions turn pairs
-            out["head_dim"] += out["head_dim"] % 2
-        elif out["hidden"] // out["heads"] % 2:
-            out["hidden"] += out["heads"]
-        if out["kv_heads"] is not None and out["heads"] % out["kv_heads"]:
-            out["kv_heads"] = 1
-        return out
-
     def hf_values(self) -> dict[str, Any]:
         return {
             **super().hf_values(),
-            "kv_heads": self.kv,
-            "head_dim": self.head_size(self.head_dim),
             "intermediate": self.inner,
         }
-
-    def _widths(self) -> tuple[Dim, Dim, Dim]:
-        """(head_dim, the queries' width, the keys' and values' width)."""
-        d = self.head_size(self.head_dim)
-        if self.head_dim is None:
-            kv_width = self.hidden if self.kv_heads is None else self.kv * d
-            return d, self.hidden, kv_width
-        return d, self.heads * d, self.kv * d
 
     def _attention(self) -> Block:
         h, a, kv, bias = self.hidden, self.heads, self.kv, self.attention_bias

@@ -216,6 +216,13 @@ class TransformerLM(Architecture):
             out["I"] = self.inner
         return out
 
+    @property
+    def kv(self) -> Dim:
+        """The key and value heads: kv_heads where the model has it, else one per query
+        head."""
+        given: Dim | None = getattr(self, "kv_heads", None)
+        return self.heads if given is None else given
+
     # -- the model around the blocks -------------------------------------------------------
     #: the heads whose size is the number of labels
     label_heads: ClassVar[frozenset[str]] = frozenset({"seq-cls", "token-cls"})
@@ -482,12 +489,6 @@ class GroupedQueryLM(TransformerLM):
 
     kv_heads: Dim | None
     head_dim: Dim | None
-
-    @property
-    def kv(self) -> Dim:
-        """The key and value heads: kv_heads, or one per query head."""
-        kv: Dim = self.heads if self.kv_heads is None else self.kv_heads
-        return kv
 
     def _widths(self) -> tuple[Dim, Dim, Dim]:
         """(head_dim, the queries' width, the keys' and values' width)."""

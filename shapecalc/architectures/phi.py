@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import TransformerLM
-from shapecalc.core.declare import Built, flag, size
+from shapecalc.core.declare import Built, flag
 from shapecalc.core.dims import Dim, dim_str
 from shapecalc.core.flow import chain, parallel, residual, summed
 from shapecalc.core.hfmap import HFType
@@ -65,15 +65,7 @@ class Phi(TransformerLM):
     hidden: Any = tf.hidden()
     layers: Any = tf.layers()
     heads: Any = tf.heads()
-    kv_heads: Any = size(
-        "K",
-        "Key and value heads, each shared by heads / kv_heads query heads "
-        "(num_key_value_heads; grouped-query attention).",
-        None,
-        unset=None,
-        default_text="A",
-        solvable=False,
-    )
+    kv_heads: Any = tf.kv_heads()
     intermediate: Any = tf.intermediate("intermediate_size")
     rotary_pct: float = tf.rotary_fraction("partial_rotary_factor", 0.5)
     qk_norm: bool = flag("A LayerNorm of head_dim on each head's queries and keys (qk_layernorm).")
@@ -130,12 +122,6 @@ class Phi(TransformerLM):
             read=lambda f, out: _read(f, out),
         ),
     )
-
-    @property
-    def kv(self) -> Dim:
-        """The key and value heads: kv_heads, or as many as the query heads."""
-        kv: Dim = self.heads if self.kv_heads is None else self.kv_heads
-        return kv
 
     @property
     def rotated(self) -> Dim:

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import TransformerLM
-from shapecalc.core.declare import Built, flag, size
-from shapecalc.core.dims import Dim, dim_str
+from shapecalc.core.declare import Built, flag
+from shapecalc.core.dims import dim_str
 from shapecalc.core.flow import chain, parallel, residual
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
@@ -66,15 +66,7 @@ class StarCoder2(TransformerLM):
     hidden: Any = tf.hidden()
     layers: Any = tf.layers()
     heads: Any = tf.heads()
-    kv_heads: Any = size(
-        "K",
-        "Key and value heads, each shared by heads / kv_heads query heads "
-        "(num_key_value_heads; grouped-query attention).",
-        None,
-        unset=None,
-        default_text="A",
-        solvable=False,
-    )
+    kv_heads: Any = tf.kv_heads()
     intermediate: Any = tf.intermediate("intermediate_size")
     bias: bool = flag(
         "Biases of every projection of attention and the MLP (use_bias; --no-bias: none).",
@@ -135,12 +127,6 @@ class StarCoder2(TransformerLM):
             read=lambda f, out: _read(f, out),
         ),
     )
-
-    @property
-    def kv(self) -> Dim:
-        """The key and value heads: kv_heads, or as many as the query heads."""
-        kv: Dim = self.heads if self.kv_heads is None else self.kv_heads
-        return kv
 
     def hf_values(self) -> dict[str, Any]:
         """The arguments as a config writes them: kv heads and intermediate size worked out."""

@@ -66,11 +66,133 @@ __all__ = [
 WIDE = 110
 
 
+# -- laying out tables that never cut a cell ------------------------------------------------
+#: said under a parameter table too narrow for its formula column
+FORMULA_NOTE = (
+    "Formulas are left out at this width: widen the terminal, or see them with "
+    "--format tree, markdown or json."
+)
+
+
+def _plain_width(cell: RenderableType) -> int:
+    """The widest line of a cell's text."""
+    text = cell.plain if isinstance(cell, Text) else str(cell)
+    return max((len(line) for line in text.split("\n")), default=0)
+
+
+def fitted_table(
+    columns: list[tuple[str, str]],
+    body: list[tuple[list[Text], bool]],
+    width: int,
+    *,
+    wrap: str | None = None,
+    whole: dict[str, list[str]] | None = None,
+    least: int = 20,
+    right: set[str] = frozenset(),  # type: ignore[assignment]
+    bold: set[str] = frozenset(),  # type: ignore[assignment]
+) -> Table | None:
+    """A table whose ``columns`` (heading, key) are each as wide as their widest line, but
+    the ``wrap`` column, which takes what is left (at least ``least`` characters and the
+    longest of its ``whole`` strings) and wraps its text there. None when that does not fit
+    in ``width``: the caller chooses a narrower layout."""
+    fixed = [
+        max([_plain_width(heading), *(_plain_width(cells[i]) for cells, _ in body)])
+        if key != wrap
+        else 0
+        for i, (heading, key) in enumerate(columns)
+    ]
+    left = width - sum(fixed) - 3 * len(columns) - 1
+    grid = Table(title_justify="left")
+    for i, (heading, key) in enumerate(columns):
+        justify: Any = "right" if key in right else "left"
+        style = "bold" if key in bold else None
+        if key == wrap:
+            longest = max((len(s) for s in (whole or {}).get(key, [])), default=0)
+            natural = max([_plain_width(heading), *(_plain_width(c[i]) for c, _ in body)])
+            if left < max(min(least, natural), longest, len(heading)):
+                return None
+            grid.add_column(
+                heading, width=min(natural, left), justify=justify, style=style, overflow="fold"
+            )
+        else:
+            if left < 0:
+                return None
+            grid.add_column(heading, width=fixed[i], no_wrap=True, justify=justify, style=style)
+    for cells, end in body:
+        grid.add_row(*cells, end_section=end)
+    return grid
+
+
+def kept_whole(text: str, width: int) -> str:
+    """``text`` broken into lines of at most ``width`` characters, never inside a formula
+    (no break beside ``+ - × =``) nor inside a short parenthesis such as a shape."""
+    import re
+    import textwrap
+
+    glue = "\x00"
+    kept = re.sub(r" ([+\-×=]) ", rf"{glue}\1{glue}", text)
+    kept = re.sub(r"\([^()]{0,40}\)", lambda m: m.group(0).replace(" ", glue), kept)
+    lines = textwrap.wrap(
+        kept, width, break_long_words=False, break_on_hyphens=False, replace_whitespace=False
+    )
+    return "\n".join(lines).replace(glue, " ")
+
+
+def _footer(lines: list[tuple[str, str]], width: int) -> Table:
+    """Label and text, the text broken so that no formula in it is."""
+    footer = Table.grid(padding=(0, 2))
+    label = max((len(name) for name, _ in lines), default=0)
+    footer.add_column(style="bold", no_wrap=True)
+    footer.add_column()
+    for name, text in lines:
+        footer.add_row(name, kept_whole(text, max(width - label - 2, 20)))
+    return footer
+
+
+def _buffers(model: Model, depth: int | None, width: int) -> Iterator[RenderableType]:
+    """The buffers: a table, the role in a column or under the name."""
+    lines = buffer_lines(model, depth)
+    if not lines:
+        return
+    yield Text("Buffers (saved with the model, not trained)", style="table.title")
+    columns = [(name, name) for name in ("Buffer", "Shape", "Count", "Role")]
+    body = [([Text(c) for c in line], False) for line in lines]
+    grid = fitted_table(columns, body, width, wrap="Role", right={"Count"})
+    if grid is None:
+        under = []
+        for name, shape, count, role in lines:
+            cell = Text(name)
+            if role:
+                cell.append("\n" + role, style="dim")
+            under.append(([cell, Text(shape), Text(count)], False))
+        grid = fitted_table(
+            columns[:3],
+            under,
+            width,
+            wrap="Buffer",
+            whole={"Buffer": [n for n, *_ in lines]},
+            right={"Count"},
+        )
+    if grid is not None:
+        yield grid
+    else:
+        yield Text("\n".join("  ".join(c for c in line if c) for line in lines))
+
+
 def echo(*parts: RenderableType) -> None:
     """Print renderables on standard output, markup off for text from elsewhere."""
     console = Console(highlight=False)
-    for part in parts:
-        console.print(part)
+    if console.is_terminal:
+        for part in parts:
+            console.print(part)
+        return
+    # piped: the same lines, without the spaces that pad them to the width
+    with console.capture() as captured:
+        for part in parts:
+            console.print(part)
+    text = "\n".join(line.rstrip() for line in captured.get().split("\n"))
+    console.file.write(text)
+    console.file.flush()
 
 
 class LayerKindsTable:
@@ -158,9 +280,11 @@ def renderables(report: Report, fmt: str = "table") -> Iterator[RenderableType]:
 class ModelTable:
     """The parameter table with per-layer subtotals, then the summary footer.
 
-    The layout follows the console width: from :data:`WIDE` columns on, one column per
-    field; narrower, the role is printed under the parameter name and the layer column
-    is dropped (parameter names already start with the layer's).
+    The layout follows the console width, and no cell is ever cut: the widest layout whose
+    names, shapes, counts and formulas fit whole is chosen. From widest to narrowest: a
+    column per field; the layer column dropped (parameter names start with it); the role
+    under the parameter's name; the formula column dropped (a note says where to see the
+    formulas); one column, each tensor's numbers under its name.
     """
 
     def __init__(self, model: Model, depth: int | None = None) -> None:
@@ -169,29 +293,52 @@ class ModelTable:
     def __rich_console__(
         self, console: Console, options: ConsoleOptions
     ) -> Iterator[RenderableType]:
-        wide = options.max_width >= WIDE
+        width = options.max_width
         rows = list(table_rows(self.model, self.depth))
         # a fully symbolic model's counts are its formulas: one column says it
         same = all(cells[3] == cells[4] for cells, _ in rows)
-        hidden = ({"Formula"} if same else set()) | (set() if wide else {"Layer", "Role"})
-        if not any(cells[0] for cells, _ in rows):
-            hidden.add("Layer")  # a bare layer, or nodes summed at the groups' depth
-        shown = [c for c in COLUMNS if c not in hidden]
-        longest_name = max((len(cells[1]) for cells, _ in rows), default=10)
-        grid = Table(title=escape(printable(title(self.model))), title_justify="left")
-        for name in shown:
-            if name == "Role":
-                grid.add_column(name, ratio=1, min_width=20)
-            elif name == "Parameter":
-                grid.add_column(name, min_width=min(longest_name, 34), no_wrap=wide)
-            else:
-                grid.add_column(
-                    "Count = formula" if name == "Count" and same else name,
-                    style="bold" if name == "Layer" else None,
-                    justify="right" if name == "Count" else "left",
-                    no_wrap=name in ("Layer", "Shape") or (wide and name == "Count"),
-                    overflow="fold",
-                )
+        layers = any(cells[0] for cells, _ in rows)  # not a bare layer or summed nodes
+        yield Text(printable(title(self.model)), style="table.title")
+        wanted = [c for c in COLUMNS if not (c == "Formula" and same)]
+        narrow = [c for c in wanted if c not in ("Layer", "Role")]
+        bare = [c for c in narrow if c not in ("Shape", "Formula")]
+        formulas = "Formula" in narrow  # else the counts are the formulas
+        # (columns, formula under the count, shape under the name)
+        layouts: list[tuple[list[str], bool, bool]] = [
+            ([c for c in wanted if c != "Layer"], False, False),
+            (narrow, False, False),
+            ([c for c in narrow if c != "Formula"], formulas, False),
+            (bare, formulas, True),
+            ([c for c in narrow if c != "Formula"], False, False),
+        ]
+        if layers and width >= WIDE:
+            layouts.insert(0, (wanted, False, False))
+        for shown, under, shape in layouts:
+            grid = self._grid(shown, rows, same, width, under, shape)
+            if grid is not None:
+                yield grid
+                if formulas and "Formula" not in shown and not under:
+                    yield Text(FORMULA_NOTE, style="dim")
+                break
+        else:
+            yield self._compact(rows, same, width)
+        yield from _buffers(self.model, self.depth, width)
+        yield _footer(summary_lines(self.model), width)
+
+    def _grid(
+        self,
+        shown: list[str],
+        rows: list[tuple[list[str], bool]],
+        same: bool,
+        width: int,
+        formula_under: bool,
+        shape_under: bool,
+    ) -> Table | None:
+        under = "Role" not in shown  # the role goes under the parameter's name
+        heading = "Count = formula" if same else "Count\n= formula" if formula_under else "Count"
+        names = {"Count": heading, "Parameter": "Parameter, shape" if shape_under else "Parameter"}
+        columns = [(names.get(name, name), name) for name in shown]
+        body = []
         for cells, subtotal in rows:
             styled = dict(
                 zip(
@@ -205,24 +352,37 @@ class ModelTable:
             )
             if subtotal:
                 styled["Role"].stylize("dim")
-            if not wide:
+            if shape_under and cells[2]:
+                styled["Parameter"].append("\n" + cells[2])
+            if under and cells[5]:
                 styled["Parameter"].append("\n" + cells[5], style="dim")
-            grid.add_row(*(styled[c] for c in shown), end_section=subtotal)
-        yield grid
-        buffers = buffer_lines(self.model, self.depth)
-        if buffers:
-            state = Table(title="Buffers (saved with the model, not trained)", title_justify="left")
-            for name in ("Buffer", "Shape", "Count", "Role"):
-                state.add_column(name, justify="right" if name == "Count" else "left")
-            for line in buffers:
-                state.add_row(*line)
-            yield state
-        footer = Table.grid(padding=(0, 2))
-        footer.add_column(style="bold", no_wrap=True)
-        footer.add_column()
-        for label, text in summary_lines(self.model):
-            footer.add_row(label, text)
-        yield footer
+            if formula_under and cells[4]:
+                styled["Count"].append("\n= " + cells[4], style="italic")
+            body.append(([styled[c] for c in shown], subtotal))
+        return fitted_table(
+            columns,
+            body,
+            width,
+            wrap="Role" if not under else "Parameter",
+            whole={"Parameter": [c for cells, _ in rows for c in cells[1:3]]} if under else {},
+            right={"Count"},
+            bold={"Layer"},
+        )
+
+    def _compact(self, rows: list[tuple[list[str], bool]], same: bool, width: int) -> Table:
+        grid = Table(show_header=False, box=None, padding=(0, 0))
+        grid.add_column(width=width, overflow="fold")
+        for cells, subtotal in rows:
+            line = Text(cells[1], style="italic" if subtotal else "")
+            numbers = "  ".join(c for c in (cells[2], cells[3]) if c)
+            if numbers:
+                line.append("\n  " + numbers)
+            if not same and cells[4]:
+                line.append("\n  = " + cells[4], style="italic")
+            if cells[5]:
+                line.append("\n  " + cells[5], style="dim")
+            grid.add_row(line, end_section=subtotal)
+        return grid
 
 
 class ModelTree:
@@ -287,59 +447,131 @@ class CostTable:
     def __rich_console__(
         self, console: Console, options: ConsoleOptions
     ) -> Iterator[RenderableType]:
-        cost = self.cost
+        cost, width = self.cost, options.max_width
         title = f"Per layer at {cost.describe_input()}" + (f", {cost.dtype}" if self.memory else "")
         numbers = self.flops or self.memory
-        if self.shapes and numbers and options.max_width < WIDE:
-            # narrow: the shapes get a table of their own, then the numbers
-            yield self._grid(title + ": shapes", True, False, False)
-            yield self._grid(title, False, self.flops, self.memory)
+        rows = list(cost_cells(cost, self.shapes, self.flops, self.memory))
+        names = cost_columns(self.shapes, self.flops, self.memory)
+        grid = self._grid(names, rows, width)
+        if grid is None and len(cost.layers) == 1:  # one layer: a row per number
+            grid = fitted_table(
+                [("", "What"), (rows[0][0][0], "Value")],
+                [
+                    ([Text(n), Text(_shape_lines(c))], False)
+                    for n, c in zip(names[1:], rows[0][0][1:], strict=True)
+                ],
+                width,
+                wrap="What",
+                least=0,
+            )
+        if grid is not None:
+            yield Text(title, style="table.title")
+            yield grid
         else:
-            yield self._grid(title, self.shapes, self.flops, self.memory)
-        yield from self._notes()
+            parts = [names[1:3], names[3:]] if self.shapes and numbers else [names[1:]]
+            for part in (p for p in parts if p):
+                yield Text(title + (": shapes" if "Input" in part else ""), style="table.title")
+                yield from self._chunks(part, names, rows, width)
+        yield from self._notes(width)
 
-    def _grid(self, title: str, shapes: bool, flops: bool, memory: bool) -> Table:
-        grid = Table(title=title, title_justify="left")
-        rows = list(cost_cells(self.cost, shapes, flops, memory))
-        for i, name in enumerate(cost_columns(shapes, flops, memory)):
-            if name in ("Input", "Output"):
-                widest = max(
-                    (len(line) for cells, _ in rows for line in _shape_lines(cells[i]).split("\n")),
-                    default=5,
+    def _chunks(
+        self, part: list[str], names: list[str], rows: list[tuple[list[str], bool]], width: int
+    ) -> Iterator[RenderableType]:
+        """The columns ``part``, each table with the layer column and as many of them as
+        fit; a block of lines per layer when not even one does."""
+        at = [names.index(n) for n in part]
+        tables: list[Table] = []
+        start = 0
+        while start < len(at) and len(tables) < 2:
+            for end in range(len(at), start, -1):
+                picked = [0, *at[start:end]]
+                grid = self._grid(
+                    [names[i] for i in picked],
+                    [([c[i] for i in picked], t) for c, t in rows],
+                    width,
                 )
-                grid.add_column(name, min_width=widest, overflow="fold")
+                if grid is not None:
+                    tables.append(grid)
+                    start = end
+                    break
             else:
-                numeric = name != "Layer"
-                grid.add_column(name, justify="right" if numeric else "left", no_wrap=True)
+                break
+        if start == len(at):
+            yield from tables
+            return
+        # a block of lines per layer: its name, then its numbers, each whole
+        lines = Text()
         for cells, total in rows:
-            shown = [_shape_lines(c) if "(" in c else c for c in cells]
-            grid.add_row(*shown, style="italic" if total else None)
-        return grid
+            lines.append(cells[0] + "\n", style="italic" if total else "")
+            pairs = [f"{names[i]} {cells[i]}".replace("\n", ", ") for i in at if cells[i]]
+            line = ""
+            for pair in pairs:
+                if line and len(line) + 2 + len(pair) > width:
+                    lines.append(line + "\n")
+                    line = ""
+                line = f"{line}  {pair}" if line else f"  {pair}"
+            lines.append(line + "\n")
+        lines.rstrip()
+        yield lines
 
-    def _notes(self) -> Iterator[RenderableType]:
+    def _grid(
+        self, names: list[str], rows: list[tuple[list[str], bool]], width: int
+    ) -> Table | None:
+        whole = [piece for cells, _ in rows for piece in cells[0].split(" (")]
+        body = [
+            (
+                [
+                    Text(_shape_lines(c) if "(" in c and i else c, style="italic" if total else "")
+                    for i, c in enumerate(cells)
+                ],
+                False,
+            )
+            for cells, total in rows
+        ]
+        right = {n for n in names if n not in ("Layer", "Input", "Output")}
+        return fitted_table(
+            [(n, n) for n in names],
+            body,
+            width,
+            wrap="Layer",
+            whole={"Layer": whole},
+            least=0,
+            right=right,
+        )
+
+    def _notes(self, width: int) -> Iterator[RenderableType]:
         cost = self.cost
-        notes = Table.grid(padding=(0, 2))
-        notes.add_column(style="bold", no_wrap=True)
-        notes.add_column()
+        notes: list[tuple[str, str]] = []
         if self.flops:
-            for line in rule_lines(cost):
-                notes.add_row("FLOPs rule", line)
+            notes += [("FLOPs rule", line) for line in rule_lines(cost)]
             per = cost.per_token(cost.forward_flops)
             if per is not None and cost.seq_len is not None:
-                notes.add_row("Per token", f"{amount(per)} FLOPs forward")
+                notes.append(("Per token", f"{amount(per)} FLOPs forward"))
         if self.memory:
-            account = Table(title=f"Memory ({cost.training})", title_justify="left")
-            for name in ("What", "Bytes", "Rule"):
-                account.add_column(name, justify="right" if name == "Bytes" else "left")
-            for row in memory_rows(cost):
-                account.add_row(*row)
-            yield account
-            for line in kept_lines(cost):
-                notes.add_row("Kept", line)
-            for line in memory_notes(cost):
-                notes.add_row("Note", line)
-        notes.add_row("Summary", cost_summary(cost))
-        yield notes
+            yield Text(f"Memory ({cost.training})", style="table.title")
+            rows = memory_rows(cost)
+            columns = [(name, name) for name in ("What", "Bytes", "Rule")]
+            body = [([Text(c) for c in row], False) for row in rows]
+            account = fitted_table(columns, body, width, wrap="Rule", right={"Bytes"})
+            if account is None:  # the rule under what it is for
+                under = []
+                for what, size, rule in rows:
+                    cell = Text(what)
+                    cell.append("\n" + rule, style="dim")
+                    under.append(([cell, Text(size)], False))
+                account = fitted_table(
+                    columns[:2],
+                    under,
+                    width,
+                    wrap="What",
+                    whole={"What": [r[0] for r in rows]},
+                    right={"Bytes"},
+                )
+            yield account if account is not None else Text("\n".join("  ".join(r) for r in rows))
+            notes += [("Kept", line) for line in kept_lines(cost)]
+            notes += [("Note", line) for line in memory_notes(cost)]
+        notes.append(("Summary", cost_summary(cost)))
+        yield _footer(notes, width)
 
 
 def _shape_lines(text: str) -> str:

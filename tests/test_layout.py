@@ -134,7 +134,7 @@ def test_other_commands_at_every_width(width: int, tmp_path: Path) -> None:
         ],
         ["sweep", "hf", config, "--seq-len", "8192,131072", "--dtype", "bf16"],
         ["layers"],
-        ["solve", "lstm", "--vocab", "65", "--layers", "2", "--target", "1000000"],
+        ["solve", "lstm", "--params", "10M", "--layers", "2", "--vocab", "65"],
     ):
         check(run(args, width), width)
 

@@ -762,24 +762,60 @@ def port_table(mapping: PortMap) -> RenderableType:
 
 def sweep_table(table: Sweep) -> RenderableType:
     """``shapecalc sweep``: a row per point (the swept sizes, then the columns), and the
-    formula of each column in the sizes that vary."""
-    from shapecalc.report.cells import formula_text, sweep_cells, sweep_heading
+    formula of each column in the sizes that vary. The heading is a line of its own; the
+    columns that do not fit beside each other go to a second table, the swept sizes
+    repeated."""
+    return _Sweep(table)
 
-    grid = Table(title=escape(printable(sweep_heading(table))), title_justify="left")
-    for axis in table.axes:
-        grid.add_column(f"{axis.letter}", justify="right", no_wrap=True)
-    for column in table.columns:
-        grid.add_column(column.short, justify="right", no_wrap=True)
-    for point in table.points:
-        grid.add_row(*sweep_cells(table, point))
-    legend = [f"{a.letter} = {a.name}" for a in table.axes]
-    legend += [f"{k} = {v}, worked out at each point" for k, v in table.derived.items()]
-    formulas = [Text(", ".join(legend))]
-    formulas += [
-        Text(f"{column.title} = {formula_text(column.formula)}")
-        for column in table.columns
-        if column.formula is not None
-    ]
-    if any(column.formula is None for column in table.columns):
-        formulas.append(Text("(no formula: the layers need the swept sizes as numbers)"))
-    return Group(grid, *formulas)
+
+class _Sweep:
+    def __init__(self, table: Sweep) -> None:
+        self.table = table
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        yield from self.parts(options.max_width)
+
+    def parts(self, width: int) -> Iterator[RenderableType]:
+        from shapecalc.report.cells import formula_text, sweep_cells, sweep_heading
+
+        table = self.table
+        yield Text(printable(sweep_heading(table)), style="table.title")
+        axes = [(a.letter, f"a{i}") for i, a in enumerate(table.axes)]
+        columns = [(c.short, f"c{i}") for i, c in enumerate(table.columns)]
+        cells = [[Text(c) for c in sweep_cells(table, point)] for point in table.points]
+        keys = {key for _, key in axes + columns}
+        n, start = len(axes), 0
+        while True:
+            for end in range(len(columns), start - 1, -1):
+                picked = list(range(n)) + list(range(n + start, n + end))
+                grid = (
+                    fitted_table(
+                        [(axes + columns)[i] for i in picked],
+                        [([row[i] for i in picked], False) for row in cells],
+                        width,
+                        right=keys,
+                    )
+                    if end > start or not columns
+                    else None
+                )
+                if grid is not None:
+                    yield grid
+                    start = end
+                    break
+            else:  # not even one column fits beside the sizes: a line per point
+                for row in cells:
+                    heads = [h for h, _ in axes + columns]
+                    yield Text("  ".join(f"{h} {c.plain}" for h, c in zip(heads, row, strict=True)))
+                break
+            if start >= len(columns):
+                break
+        legend = [f"{a.letter} = {a.name}" for a in table.axes]
+        legend += [f"{k} = {v}, worked out at each point" for k, v in table.derived.items()]
+        yield Text(kept_whole(", ".join(legend), width))
+        for column in table.columns:
+            if column.formula is not None:
+                yield Text(kept_whole(f"{column.title} = {formula_text(column.formula)}", width))
+        if any(column.formula is None for column in table.columns):
+            yield Text("(no formula: the layers need the swept sizes as numbers)")

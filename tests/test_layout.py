@@ -140,6 +140,19 @@ def test_other_commands_at_every_width(width: int, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
+def test_conventions_keep_names_whole(width: int) -> None:
+    example = shlex.split(get("lstm").example)
+    names = ["lstm_1/lstm_cell/recurrent_kernel", "lstm.l1[B]", "(1, 2048, 512) 1,048,576"]
+    check(run(["compare-conventions", "lstm", *example], width), width)
+    out = run(["compare-conventions", "lstm", *example], width).stdout.split("\n")
+    for name in names:
+        assert any(name in line for line in out), name
+    keras = run(["lstm", *example, "--convention", "keras"], width).stdout.split("\n")
+    for name in ("lstm_1/lstm_cell/recurrent_kernel", "(512, 2048)", "1,048,576"):
+        assert any(name in line for line in keras), name
+
+
+@pytest.mark.parametrize("width", WIDTHS)
 def test_titles_do_not_wrap_into_a_column(width: int, tmp_path: Path) -> None:
     result = run(["sweep", "hf", llama_config(tmp_path), "--seq-len", "8192,131072"], width)
     check(result, width)

@@ -590,94 +590,218 @@ class ConventionTable:
     def __rich_console__(
         self, console: Console, options: ConsoleOptions
     ) -> Iterator[RenderableType]:
-        wide = options.max_width >= WIDE
+        width = options.max_width
         framework = FRAMEWORK_NAMES[self.converted.convention]
-        grid = Table(
-            title=escape(f"{printable(title(self.model))}, as {framework} stores it"),
-            title_justify="left",
-        )
-        grid.add_column("Tensor", no_wrap=wide, ratio=None if wide else 1)
-        grid.add_column("Shape", no_wrap=True)
-        grid.add_column("Count", justify="right", no_wrap=True)
-        grid.add_column("Formula")
-        if wide:
-            grid.add_column("Role", ratio=1)
+        yield Text(printable(f"{title(self.model)}, as {framework} stores it"), style="table.title")
+        rows: list[tuple[bool, list[str]]] = []  # (a new layer starts, cells)
         previous = None
         for layer, param, twin, tied in convention_rows(self.converted, self.template):
-            if previous is not None and layer != previous:
-                grid.add_section()
-            previous = layer
             formula = times(twin) if twin is not None else ""
             role = f"the same tensor as {tied} (counted there)" if tied else param.role
             count = "tied" if tied else times(param)
-            if wide:
-                grid.add_row(param.name, shape_str(param.shape), count, formula, role)
-            else:
-                name = Text(param.name)
-                name.append("\n" + role, style="dim")
-                grid.add_row(name, shape_str(param.shape), count, formula)
-        yield grid
-        footer = Table.grid(padding=(0, 2))
-        footer.add_column(style="bold", no_wrap=True)
-        footer.add_column()
-        for label, text in convention_footer(self.model, self.converted):
-            footer.add_row(label, text)
-        yield footer
+            rows.append(
+                (
+                    previous is not None and layer != previous,
+                    [param.name, shape_str(param.shape), count, formula, role],
+                )
+            )
+            previous = layer
+        formulas = any(cells[3] for _, cells in rows)
+        names = ["Tensor", "Shape", "Count", "Formula", "Role"]
+        grid = None
+        # (role under the name, formula under the count, formula shown)
+        for under, below, shown in (
+            (False, False, True),
+            (True, False, True),
+            (True, True, True),
+            (True, False, False),
+        ):
+            keep = [0, 1, 2] + ([3] if shown and not below else []) + ([] if under else [4])
+            body = []
+            for n, (_new, cells) in enumerate(rows):
+                texts = [Text(c) for c in cells]
+                if under and cells[4]:
+                    texts[0].append("\n" + cells[4], style="dim")
+                if below and cells[3]:
+                    texts[2].append("\n= " + cells[3], style="italic")
+                ends = n + 1 < len(rows) and rows[n + 1][0]
+                body.append(([texts[i] for i in keep], ends))
+            grid = fitted_table(
+                [(names[i], names[i]) for i in keep],
+                body,
+                width,
+                wrap="Tensor" if under else "Role",
+                whole={"Tensor": [c[0] for _, c in rows]} if under else {},
+                right={"Count"},
+            )
+            if grid is not None:
+                yield grid
+                if formulas and not shown:
+                    yield Text(FORMULA_NOTE, style="dim")
+                break
+        if grid is None:
+            lines = Text()
+            for _, (name, shape, count, formula, role) in rows:
+                lines.append(name + "\n")
+                lines.append(f"  {shape}  {count}" + (f"  = {formula}" if formula else "") + "\n")
+                if role:
+                    lines.append(f"  {role}\n", style="dim")
+            lines.rstrip()
+            yield lines
+        yield _footer(convention_footer(self.model, self.converted), width)
 
 
 def conventions_side_by_side(model: Model, converted: list[Converted]) -> RenderableType:
     """``shapecalc compare-conventions``: one row per PyTorch tensor, each framework's
     corresponding tensor beside it (name, shape and count, and what it is made of), a
     blank where a framework has none; then one line per framework: total, gate order,
-    difference from PyTorch and why."""
-    from shapecalc.analysis.conventions import describe_pieces, rows
+    difference from PyTorch and why. Names and shape-and-count lines are never broken:
+    too narrow for the frameworks side by side, each tensor row becomes a block of lines."""
+    return _SideBySide(model, converted)
 
-    grid = Table(
-        title=escape(f"{printable(title(model))} in {count_noun(len(converted), 'framework')}"),
-        title_justify="left",
-    )
-    grid.add_column("Layer", style="bold", no_wrap=True)
-    for c in converted:
-        grid.add_column(FRAMEWORK_NAMES[c.convention], ratio=1, overflow="fold")
 
-    def cell(c: Converted, i: int | None) -> str:
-        if i is None:
-            return ""
-        p = c.tensors[i][1]
-        text = f"{p.name}\n  {shape_str(p.shape)} {'tied' if p.name in c.ties else times(p)}"
-        if not c.pieces or c.convention == "pytorch" or c.sources(i) == [p.name]:
-            return text
-        return text + f"\n  = {describe_pieces(c.pieces[i], short=True)}"
+class _SideBySide:
+    def __init__(self, model: Model, converted: list[Converted]) -> None:
+        self.model, self.converted = model, converted
 
-    table = rows(converted)
-    layers = [
-        next(c.tensors[i][0] for c, i in zip(converted, row, strict=True) if i is not None)
-        for row in table
-    ]
-    for n, row in enumerate(table):
-        first = n == 0 or layers[n - 1] != layers[n]
-        last = n == len(table) - 1 or layers[n + 1] != layers[n]
-        cells = [cell(c, i) for c, i in zip(converted, row, strict=True)]
-        grid.add_row(layers[n] if first else "", *cells, end_section=last)
-    summary = Table(title="Totals", title_justify="left")
-    for column in ("Framework", "Total", "vs PyTorch", "Gate order", "Why"):
-        summary.add_column(column, justify="right" if column in ("Total", "vs PyTorch") else "left")
-    from shapecalc.analysis.conventions import describe
+    def _cells(self) -> tuple[list[str], list[list[tuple[str, str, str]]]]:
+        from shapecalc.analysis.conventions import describe_pieces, rows
 
-    for c in converted:
-        delta = c.total - model.total
-        orders = "; ".join(c.gate_orders.values()) or "-"
-        why = "; ".join(describe(c, model.total)) if c.convention != "pytorch" else ""
-        summary.add_row(
-            FRAMEWORK_NAMES[c.convention],
-            count_str(c.total),
-            ""
-            if c.convention == "pytorch"
-            else ("+" if isinstance(delta, int) and delta > 0 else "") + amount(delta),
-            orders,
-            why,
+        converted = self.converted
+
+        def cell(c: Converted, i: int | None) -> tuple[str, str, str]:
+            if i is None:
+                return ("", "", "")
+            p = c.tensors[i][1]
+            numbers = f"{shape_str(p.shape)} {'tied' if p.name in c.ties else times(p)}"
+            if not c.pieces or c.convention == "pytorch" or c.sources(i) == [p.name]:
+                return (p.name, numbers, "")
+            return (p.name, numbers, f"= {describe_pieces(c.pieces[i], short=True)}")
+
+        table = rows(converted)
+        layers = [
+            next(c.tensors[i][0] for c, i in zip(converted, row, strict=True) if i is not None)
+            for row in table
+        ]
+        return layers, [[cell(c, i) for c, i in zip(converted, row, strict=True)] for row in table]
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        width = options.max_width
+        model, converted = self.model, self.converted
+        yield Text(
+            printable(f"{title(model)} in {count_noun(len(converted), 'framework')}"),
+            style="table.title",
         )
-    return Group(grid, summary)
+        layers, cells = self._cells()
+        frameworks = [FRAMEWORK_NAMES[c.convention] for c in converted]
+        least = [
+            max(
+                [
+                    len(name),
+                    *(len(cs[k][0]) + 2 for cs in cells for _ in [0] if cs[k][1]),
+                    *(max(len(cs[k][0]), len(cs[k][1]) + 2) for cs in cells),
+                ]
+            )
+            for k, name in enumerate(frameworks)
+        ]
+        natural = [
+            max([least[k], *(len(cs[k][2]) + 2 for cs in cells)]) for k in range(len(frameworks))
+        ]
+        longest_layer = max([5, *(len(layer) for layer in layers)])
+        grid = None
+        for with_layer in (True, False):
+            fixed = longest_layer + 3 if with_layer else 0
+            room = width - fixed - 3 * len(frameworks) - 1
+            if room < sum(least):
+                continue
+            extra = room - sum(least)
+            wanted = [n - m for n, m in zip(natural, least, strict=True)]
+            widths = [
+                m + (w if sum(wanted) <= extra else extra * w // max(sum(wanted), 1))
+                for m, w in zip(least, wanted, strict=True)
+            ]
+            grid = Table()
+            if with_layer:
+                grid.add_column("Layer", style="bold", no_wrap=True, width=longest_layer)
+            for name, w in zip(frameworks, widths, strict=True):
+                grid.add_column(name, width=w, overflow="fold")
+            for n, row in enumerate(cells):
+                first = n == 0 or layers[n - 1] != layers[n]
+                last = n == len(cells) - 1 or layers[n + 1] != layers[n]
+                texts = [
+                    "\n".join(
+                        x
+                        for x in (name, f"  {numbers}" if numbers else "", how and f"  {how}")
+                        if x
+                    )
+                    for name, numbers, how in row
+                ]
+                lead = [layers[n] if first else ""] if with_layer else []
+                grid.add_row(*lead, *texts, end_section=last)
+            break
+        if grid is not None:
+            yield grid
+        else:  # a block of lines per tensor
+            lines = Text()
+            for n, row in enumerate(cells):
+                if n == 0 or layers[n - 1] != layers[n]:
+                    lines.append(layers[n] + "\n", style="bold")
+                for framework, (name, numbers, how) in zip(frameworks, row, strict=True):
+                    if name:
+                        text = kept_whole(
+                            f"{framework}: {name} {numbers} {how}".rstrip(), width - 2
+                        )
+                        lines.append("  " + text.replace("\n", "\n    ") + "\n")
+            lines.rstrip()
+            yield lines
+        yield from self._totals(width)
+
+    def _totals(self, width: int) -> Iterator[RenderableType]:
+        from shapecalc.analysis.conventions import describe
+
+        model = self.model
+        yield Text("Totals", style="table.title")
+        rows = []
+        for c in self.converted:
+            delta = c.total - model.total
+            rows.append(
+                [
+                    FRAMEWORK_NAMES[c.convention],
+                    count_str(c.total),
+                    ""
+                    if c.convention == "pytorch"
+                    else ("+" if isinstance(delta, int) and delta > 0 else "") + amount(delta),
+                    "; ".join(c.gate_orders.values()) or "-",
+                    "; ".join(describe(c, model.total)) if c.convention != "pytorch" else "",
+                ]
+            )
+        names = ("Framework", "Total", "vs PyTorch", "Gate order", "Why")
+        right = {"Total", "vs PyTorch"}
+        body = [([Text(c) for c in row], False) for row in rows]
+        grid = fitted_table([(n, n) for n in names], body, width, wrap="Why", right=right)
+        if grid is None:  # the gate order and why under the framework
+            under = []
+            for row in rows:
+                cell = Text(row[0])
+                cell.append(f"\ngate order {row[3]}", style="dim")
+                if row[4]:
+                    cell.append("\n" + row[4], style="dim")
+                under.append(([cell, Text(row[1]), Text(row[2])], False))
+            grid = fitted_table(
+                [(n, n) for n in names[:3]],
+                under,
+                width,
+                wrap="Framework",
+                whole={"Framework": [r[0] for r in rows]},
+                right=right,
+            )
+        if grid is not None:
+            yield grid
+        else:
+            for row in rows:
+                yield Text(kept_whole("  ".join(c for c in row if c), width))
 
 
 def solution_table(solution: Solution) -> RenderableType:

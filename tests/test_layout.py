@@ -177,3 +177,20 @@ def test_all_on_one_layer_is_one_table() -> None:
     for width in WIDTHS:
         out = run(args, width).stdout
         assert out.count("Per layer at") == 1, out
+
+
+def test_plot_without_colour_tells_series_apart_and_keeps_the_legend_off_the_data() -> None:
+    args = ["sweep", "gpt2", "--vocab", "50257", "--heads", "12", "--layers", "12",
+            "--hidden", "384,768,1536", "--seq-len", "1024", "--show", "weights,training",
+            "--plot"]  # fmt: skip
+    for env in ({}, {"NO_COLOR": "1"}):
+        result = CliRunner().invoke(cli, args, env={**ENV, "COLUMNS": "100", **env})
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.split("\n")
+        top = next(i for i, line in enumerate(lines) if "┌" in line)  # the chart's frame
+        bottom = next(i for i in range(top, len(lines)) if "└" in lines[i])
+        inside = "\n".join(lines[top : bottom + 1])
+        assert "•" in inside and "+" in inside.replace("┼", "")  # one marker per series
+        assert "weight bytes" not in inside.split("\n", 1)[1]  # the legend is not on the data
+        assert "• weight bytes  + training memory" in lines
+        assert all(line == line.rstrip() for line in lines)

@@ -399,43 +399,55 @@ class ModelTree:
         model = self.model
         root = name_tree(model)
         total = model.total
-        head = Text(title(model), style="bold")
-        head.append(f"  {count_str(total)}")
-        tree = Tree(head)
-        self._add(tree, root, 1, total)
+        width = options.max_width
+        tree = Tree(_packed([(title(model), "bold"), (count_str(total), "")], width))
+        self._add(tree, root, 1, total, width)
         yield tree
-        footer = Table.grid(padding=(0, 2))
-        footer.add_column(style="bold", no_wrap=True)
-        footer.add_column()
-        for label, text in summary_lines(model):
-            footer.add_row(label, text)
-        yield footer
+        yield _footer(summary_lines(model), width)
 
-    def _add(self, parent: Tree, node: NameNode, level: int, total: Any) -> None:
+    def _add(self, parent: Tree, node: NameNode, level: int, total: Any, width: int) -> None:
         for child in node.children.values():
-            branch = parent.add(self._label(child, total))
+            branch = parent.add(self._label(child, total, width - 4 * level))
             if child.children and (self.depth is None or level < self.depth):
-                self._add(branch, child, level + 1, total)
+                self._add(branch, child, level + 1, total, width)
 
-    def _label(self, node: NameNode, total: Any) -> Text:
+    def _label(self, node: NameNode, total: Any, width: int) -> Text:
         row = node.row
-        label = Text(node.name, style="" if row is not None else "bold")
-        if row is not None:
-            label.append(f"  {shape_str(row.shape)}")
-            if row.tied_to:
-                label.append(f"  tied to {row.tied_to}, counted there", style="dim")
-                return label
-            label.append(f"  {times(row.param)}")
-        else:
-            label.append(f"  {count_str(node.count)}")
+        parts: list[tuple[str, str]] = [(node.name, "" if row is not None else "bold")]
+        share = ""
         if isinstance(total, int) and total and isinstance(node.count, int):
-            label.append(f" ({100 * node.count / total:.1f}%)")
+            share = f" ({100 * node.count / total:.1f}%)"
+        if row is not None:
+            parts.append((shape_str(row.shape), ""))
+            if row.tied_to:
+                parts.append((f"tied to {row.tied_to}, counted there", "dim"))
+                return _packed(parts, width)
+            parts.append((times(row.param) + share, ""))
+        else:
+            parts.append((count_str(node.count) + share, ""))
         if node.formula != node.count:
-            label.append(f"  = {dim_str(node.formula)}", style="italic")
+            parts.append((f"= {dim_str(node.formula)}", "italic"))
         what = self.model.describe(node.path) if row is None else ""
         if what:
-            label.append(f"  {what}", style="dim")
-        return label
+            parts.append((what, "dim"))
+        return _packed(parts, width)
+
+
+def _packed(parts: list[tuple[str, str]], width: int) -> Text:
+    """Pieces of text two spaces apart, a piece moved whole to the next line when it does
+    not fit (and broken only where it is longer than a line, never inside a formula)."""
+    text, used = Text(), 0
+    for i, (piece, style) in enumerate(parts):
+        for j, line in enumerate(kept_whole(piece, max(width, 20)).split("\n")):
+            if i and j == 0 and used + 2 + len(line) <= width:
+                text.append("  ")
+                used += 2
+            elif i or j:
+                text.append("\n")
+                used = 0
+            text.append(line, style=style)
+            used += len(line)
+    return text
 
 
 class CostTable:

@@ -134,6 +134,7 @@ def test_other_commands_at_every_width(width: int, tmp_path: Path) -> None:
         ],
         ["sweep", "hf", config, "--seq-len", "8192,131072", "--dtype", "bf16"],
         ["layers"],
+        ["port", "lstm", *example, "--from", "keras", "--to", "onnx"],
         ["solve", "lstm", "--params", "10M", "--layers", "2", "--vocab", "65"],
     ):
         check(run(args, width), width)

@@ -825,11 +825,12 @@ def solution_table(solution: Solution) -> RenderableType:
         if solution.convention != "pytorch"
         else ""
     )
-    grid = Table(
-        title=f"{solution.free} for a budget of {count_noun(solution.target, 'parameter')} "
+    heading = Text(
+        f"{solution.free} for a budget of {count_noun(solution.target, 'parameter')} "
         f"({sizes}{step}{counted})",
-        title_justify="left",
+        style="table.title",
     )
+    grid = Table()
     grid.add_column("")
     grid.add_column(solution.free, justify="right")
     grid.add_column("parameters", justify="right")
@@ -854,7 +855,7 @@ def solution_table(solution: Solution) -> RenderableType:
             else ""
         )
         footer.add_row("Total", f"{dim_str(formula)} ({note})")
-    return Group(grid, footer)
+    return Group(heading, grid, footer)
 
 
 def explanation(sections: tuple[Section, ...]) -> RenderableType:
@@ -872,28 +873,43 @@ def port_table(mapping: PortMap) -> RenderableType:
     """``shapecalc port``: every target tensor, its shape, and what it is made of; the
     notes (gate orders, the layer options the weights assume) below. Keras to ONNX and
     back: the two maps in turn, through PyTorch's names."""
-    parts: list[RenderableType] = []
-    for stage in mapping.stages():
-        source, target = FRAMEWORK_NAMES[stage.source], FRAMEWORK_NAMES[stage.target]
-        grid = Table(
-            title=escape(f"{printable(stage.model)}: {source} to {target}"),
-            title_justify="left",
-        )
-        grid.add_column(f"{target} tensor", overflow="fold")
-        grid.add_column("Shape", no_wrap=True)
-        grid.add_column(f"Made from the {source} tensors", ratio=1, overflow="fold")
-        for entry in stage.entries:
-            how = entry.how if entry.pieces else entry.note
-            grid.add_row(escape(entry.target), shape_str(entry.shape), escape(how))
-        parts.append(grid)
-    parts += [Text(f"Note  {line}") for line in mapping.notes]
-    parts.append(
-        Text(
+    return _Port(mapping)
+
+
+class _Port:
+    def __init__(self, mapping: PortMap) -> None:
+        self.mapping = mapping
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        width, mapping = options.max_width, self.mapping
+        for stage in mapping.stages():
+            source, target = FRAMEWORK_NAMES[stage.source], FRAMEWORK_NAMES[stage.target]
+            yield Text(printable(f"{stage.model}: {source} to {target}"), style="table.title")
+            rows = [
+                (printable(e.target), shape_str(e.shape), printable(e.how if e.pieces else e.note))
+                for e in stage.entries
+            ]
+            columns = [(f"{target} tensor", "target"), ("Shape", "shape")]
+            made = (f"Made from the {source} tensors", "how")
+            body = [([Text(a), Text(b), Text(c)], False) for a, b, c in rows]
+            grid = fitted_table([*columns, made], body, width, wrap="how")
+            if grid is None:  # what it is made from under the tensor
+                under = []
+                for name, shape, how in rows:
+                    cell = Text(name)
+                    cell.append("\n" + how, style="dim")
+                    under.append(([cell, Text(shape)], False))
+                grid = fitted_table(
+                    columns, under, width, wrap="target", whole={"target": [r[0] for r in rows]}
+                )
+            yield grid if grid is not None else Text("\n".join("  ".join(r) for r in rows))
+        yield from (Text(kept_whole(f"Note  {line}", width)) for line in mapping.notes)
+        yield Text(
             f"Apply  shapecalc.port(model, {mapping.source!r}, {mapping.target!r})"
             ".apply(weights): a dict of name -> array"
         )
-    )
-    return Group(*parts)
 
 
 def sweep_table(table: Sweep) -> RenderableType:

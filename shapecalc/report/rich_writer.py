@@ -369,20 +369,25 @@ class ModelTable:
             bold={"Layer"},
         )
 
-    def _compact(self, rows: list[tuple[list[str], bool]], same: bool, width: int) -> Table:
-        grid = Table(show_header=False, box=None, padding=(0, 0))
-        grid.add_column(width=width, overflow="fold")
-        for cells, subtotal in rows:
-            line = Text(cells[1], style="italic" if subtotal else "")
+    def _compact(self, rows: list[tuple[list[str], bool]], same: bool, width: int) -> Text:
+        """A block of lines per tensor: its name; its shape, count and formula (the formula
+        on a line of its own when they do not fit on one); its role, indented."""
+        lines = Text()
+        for n, (cells, subtotal) in enumerate(rows):
+            if n:
+                lines.append("\n")
+            lines.append(cells[1], style="italic" if subtotal else "")
             numbers = "  ".join(c for c in (cells[2], cells[3]) if c)
+            formula = f"= {cells[4]}" if not same and cells[4] else ""
             if numbers:
-                line.append("\n  " + numbers)
-            if not same and cells[4]:
-                line.append("\n  = " + cells[4], style="italic")
+                lines.append("\n  " + numbers)
+            if formula:
+                together = numbers and len(numbers) + len(formula) + 4 <= width
+                lines.append("  " + formula if together else "\n  " + formula, style="italic")
             if cells[5]:
-                line.append("\n  " + cells[5], style="dim")
-            grid.add_row(line, end_section=subtotal)
-        return grid
+                role = kept_whole(cells[5], width - 2).replace("\n", "\n  ")
+                lines.append("\n  " + role, style="dim")
+        return lines
 
 
 class ModelTree:

@@ -141,6 +141,17 @@ def test_other_commands_at_every_width(width: int, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
+def test_layer_kinds_keep_kinds_and_formulas_whole(width: int) -> None:
+    rows = json.loads(run(["layers", "--format", "json"], width).stdout)
+    result = run(["layers"], width)
+    check(result, width)
+    lines = result.stdout.split("\n")
+    for row in rows:
+        for text in (row["kind"], row["formula"]):
+            assert any(text in line for line in lines), text
+
+
+@pytest.mark.parametrize("width", WIDTHS)
 def test_conventions_keep_names_whole(width: int) -> None:
     example = shlex.split(get("lstm").example)
     names = ["lstm_1/lstm_cell/recurrent_kernel", "lstm.l1[B]", "(1, 2048, 512) 1,048,576"]

@@ -215,8 +215,12 @@ class LayerKindsTable:
         table = Table(title=count_noun(len(rows), "layer kind"), title_justify="left", expand=True)
         if options.max_width >= WIDE_KINDS:
             for column in ("Kind", "Family", "Parameters", "For", "What it is"):
+                whole = column in ("Kind", "Parameters")  # names and formulas never broken
                 table.add_column(
-                    column, no_wrap=column == "Kind", ratio=_RATIOS.get(column), overflow="fold"
+                    column,
+                    no_wrap=whole,
+                    ratio=None if whole else _RATIOS.get(column),
+                    overflow="fold",
                 )
             for row in rows:
                 table.add_row(

@@ -257,20 +257,21 @@ class Expr:
         return "".join(pieces)
 
     def __str__(self) -> str:
-        """Readable form: ``8·L·H² + 2·V·H``."""
-        return self._render("·", _superscript, _unicode_name)
+        """Readable form, thousands separators in the coefficients as in counts:
+        ``8·L·H² + 2·V·H``, ``1,120,833·H``."""
+        return self._render("·", _superscript, _unicode_name, number=_grouped)
 
     def ascii(self) -> str:
         """Python/sympy syntax: ``8*H**2 + 2*V*H + V``."""
         return self._render("*", lambda p: f"**{p}", _ascii_name)
 
     def grouped(self) -> str:
-        """Like ``str`` with thousands separators in the coefficients: ``34,824·B·T``."""
-        return self._render("·", _superscript, _unicode_name, number=lambda n: f"{n:,}")
+        """The same as ``str``: thousands separators in the coefficients, ``34,824·B·T``."""
+        return str(self)
 
     def latex(self) -> str:
         """LaTeX: ``8 H^{2} + 2 V H + V``."""
-        return self._render(" ", lambda p: f"^{{{p}}}", _latex_name)
+        return self._render(" ", lambda p: f"^{{{p}}}", _latex_name, number=_latex_grouped)
 
     def factored(self) -> str:
         """Pull the common factor out: ``4·H·(E + H + 2)``; plain ``str`` when there is none."""
@@ -298,7 +299,7 @@ class Expr:
             n + (_superscript(p) if p != 1 else "")
             for n, p in sorted(common.items(), key=lambda item: _symbol_key(item[0]))
         ]
-        outer = _join_term(content, outer_factors, "·", first=True)
+        outer = _join_term(content, outer_factors, "·", first=True, number=_grouped)
         return f"{outer}·({dim_str(inner)})" if outer else f"({dim_str(inner)})"
 
     def __repr__(self) -> str:
@@ -720,6 +721,16 @@ def product(values: Iterable[Dim]) -> Dim:
     for value in values:
         result = result * value
     return result
+
+
+def _grouped(number: int) -> str:
+    """``1,120,833``: thousands separators, as counts are written."""
+    return f"{number:,}"
+
+
+def _latex_grouped(number: int) -> str:
+    """``1{,}120{,}833``: the separators as LaTeX spaces them in math mode."""
+    return _grouped(number).replace(",", "{,}")
 
 
 def dim_str(value: Dim) -> str:

@@ -6,6 +6,7 @@ SVG or PNG file (the ``plot`` extra). Neither is imported before it draws."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -249,13 +250,9 @@ def draw_terminal(charts: Sequence[Chart | Bars], width: int | None = None) -> s
             out.append(bars_text(chart, width))
             continue
         else:
-            for series in chart.series:
-                plt.plot(
-                    list(chart.xs),
-                    list(series.ys),
-                    label=series.label if len(chart.series) > 1 else None,
-                    marker="dot",
-                )
+            # drawn without colour: each series its own marker, the legend under the chart
+            for series, marker in zip(chart.series, MARKERS, strict=False):
+                plt.plot(list(chart.xs), list(series.ys), marker=marker)
             if chart.budget is not None:
                 plt.hline(chart.budget)
             plt.xscale("log" if chart.log_x else "linear")
@@ -271,8 +268,21 @@ def draw_terminal(charts: Sequence[Chart | Bars], width: int | None = None) -> s
             plt.xlabel(chart.x_label)
             plt.title(chart.title + (f" (budget {chart.budget:,})" if chart.budget else ""))
             plt.plotsize(width, 20)
-        out.append(plt.build())
-    return "\n".join(out)
+        out.append(plt.build().rstrip("\n"))
+        if len(chart.series) > 1:
+            out.append(
+                "  ".join(
+                    f"{marker} {series.label}"
+                    for series, marker in zip(chart.series, MARKERS, strict=False)
+                )
+            )
+    # the clear theme draws no colour: its escape codes only hide the padding spaces
+    text = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(out))
+    return "\n".join(line.rstrip() for line in text.split("\n"))
+
+
+#: the markers of a chart's series, told apart without colour
+MARKERS = ("•", "+", "x", "o", "*", "#", "%", "@")
 
 
 #: the fills of a stacked bar's parts in the terminal, told apart without colour

@@ -66,11 +66,133 @@ __all__ = [
 WIDE = 110
 
 
+# -- laying out tables that never cut a cell ------------------------------------------------
+#: said under a parameter table too narrow for its formula column
+FORMULA_NOTE = (
+    "Formulas are left out at this width: widen the terminal, or see them with "
+    "--format tree, markdown or json."
+)
+
+
+def _plain_width(cell: RenderableType) -> int:
+    """The widest line of a cell's text."""
+    text = cell.plain if isinstance(cell, Text) else str(cell)
+    return max((len(line) for line in text.split("\n")), default=0)
+
+
+def fitted_table(
+    columns: list[tuple[str, str]],
+    body: list[tuple[list[Text], bool]],
+    width: int,
+    *,
+    wrap: str | None = None,
+    whole: dict[str, list[str]] | None = None,
+    least: int = 20,
+    right: set[str] = frozenset(),  # type: ignore[assignment]
+    bold: set[str] = frozenset(),  # type: ignore[assignment]
+) -> Table | None:
+    """A table whose ``columns`` (heading, key) are each as wide as their widest line, but
+    the ``wrap`` column, which takes what is left (at least ``least`` characters and the
+    longest of its ``whole`` strings) and wraps its text there. None when that does not fit
+    in ``width``: the caller chooses a narrower layout."""
+    fixed = [
+        max([_plain_width(heading), *(_plain_width(cells[i]) for cells, _ in body)])
+        if key != wrap
+        else 0
+        for i, (heading, key) in enumerate(columns)
+    ]
+    left = width - sum(fixed) - 3 * len(columns) - 1
+    grid = Table(title_justify="left")
+    for i, (heading, key) in enumerate(columns):
+        justify: Any = "right" if key in right else "left"
+        style = "bold" if key in bold else None
+        if key == wrap:
+            longest = max((len(s) for s in (whole or {}).get(key, [])), default=0)
+            natural = max([_plain_width(heading), *(_plain_width(c[i]) for c, _ in body)])
+            if left < max(min(least, natural), longest, len(heading)):
+                return None
+            grid.add_column(
+                heading, width=min(natural, left), justify=justify, style=style, overflow="fold"
+            )
+        else:
+            if left < 0:
+                return None
+            grid.add_column(heading, width=fixed[i], no_wrap=True, justify=justify, style=style)
+    for cells, end in body:
+        grid.add_row(*cells, end_section=end)
+    return grid
+
+
+def kept_whole(text: str, width: int) -> str:
+    """``text`` broken into lines of at most ``width`` characters, never inside a formula
+    (no break beside ``+ - × =``) nor inside a short parenthesis such as a shape."""
+    import re
+    import textwrap
+
+    glue = "\x00"
+    kept = re.sub(r" ([+\-×=]) ", rf"{glue}\1{glue}", text)
+    kept = re.sub(r"\([^()]{0,40}\)", lambda m: m.group(0).replace(" ", glue), kept)
+    lines = textwrap.wrap(
+        kept, width, break_long_words=False, break_on_hyphens=False, replace_whitespace=False
+    )
+    return "\n".join(lines).replace(glue, " ")
+
+
+def _footer(lines: list[tuple[str, str]], width: int) -> Table:
+    """Label and text, the text broken so that no formula in it is."""
+    footer = Table.grid(padding=(0, 2))
+    label = max((len(name) for name, _ in lines), default=0)
+    footer.add_column(style="bold", no_wrap=True)
+    footer.add_column()
+    for name, text in lines:
+        footer.add_row(name, kept_whole(text, max(width - label - 2, 20)))
+    return footer
+
+
+def _buffers(model: Model, depth: int | None, width: int) -> Iterator[RenderableType]:
+    """The buffers: a table, the role in a column or under the name."""
+    lines = buffer_lines(model, depth)
+    if not lines:
+        return
+    yield Text("Buffers (saved with the model, not trained)", style="table.title")
+    columns = [(name, name) for name in ("Buffer", "Shape", "Count", "Role")]
+    body = [([Text(c) for c in line], False) for line in lines]
+    grid = fitted_table(columns, body, width, wrap="Role", right={"Count"})
+    if grid is None:
+        under = []
+        for name, shape, count, role in lines:
+            cell = Text(name)
+            if role:
+                cell.append("\n" + role, style="dim")
+            under.append(([cell, Text(shape), Text(count)], False))
+        grid = fitted_table(
+            columns[:3],
+            under,
+            width,
+            wrap="Buffer",
+            whole={"Buffer": [n for n, *_ in lines]},
+            right={"Count"},
+        )
+    if grid is not None:
+        yield grid
+    else:
+        yield Text("\n".join("  ".join(c for c in line if c) for line in lines))
+
+
 def echo(*parts: RenderableType) -> None:
     """Print renderables on standard output, markup off for text from elsewhere."""
     console = Console(highlight=False)
-    for part in parts:
-        console.print(part)
+    if console.is_terminal:
+        for part in parts:
+            console.print(part)
+        return
+    # piped: the same lines, without the spaces that pad them to the width
+    with console.capture() as captured:
+        for part in parts:
+            console.print(part)
+    text = "\n".join(line.rstrip() for line in captured.get().split("\n"))
+    console.file.write(text)
+    console.file.flush()
 
 
 class LayerKindsTable:
@@ -93,8 +215,12 @@ class LayerKindsTable:
         table = Table(title=count_noun(len(rows), "layer kind"), title_justify="left", expand=True)
         if options.max_width >= WIDE_KINDS:
             for column in ("Kind", "Family", "Parameters", "For", "What it is"):
+                whole = column in ("Kind", "Parameters")  # names and formulas never broken
                 table.add_column(
-                    column, no_wrap=column == "Kind", ratio=_RATIOS.get(column), overflow="fold"
+                    column,
+                    no_wrap=whole,
+                    ratio=None if whole else _RATIOS.get(column),
+                    overflow="fold",
                 )
             for row in rows:
                 table.add_row(
@@ -158,9 +284,11 @@ def renderables(report: Report, fmt: str = "table") -> Iterator[RenderableType]:
 class ModelTable:
     """The parameter table with per-layer subtotals, then the summary footer.
 
-    The layout follows the console width: from :data:`WIDE` columns on, one column per
-    field; narrower, the role is printed under the parameter name and the layer column
-    is dropped (parameter names already start with the layer's).
+    The layout follows the console width, and no cell is ever cut: the widest layout whose
+    names, shapes, counts and formulas fit whole is chosen. From widest to narrowest: a
+    column per field; the layer column dropped (parameter names start with it); the role
+    under the parameter's name; the formula column dropped (a note says where to see the
+    formulas); one column, each tensor's numbers under its name.
     """
 
     def __init__(self, model: Model, depth: int | None = None) -> None:
@@ -169,29 +297,52 @@ class ModelTable:
     def __rich_console__(
         self, console: Console, options: ConsoleOptions
     ) -> Iterator[RenderableType]:
-        wide = options.max_width >= WIDE
+        width = options.max_width
         rows = list(table_rows(self.model, self.depth))
         # a fully symbolic model's counts are its formulas: one column says it
         same = all(cells[3] == cells[4] for cells, _ in rows)
-        hidden = ({"Formula"} if same else set()) | (set() if wide else {"Layer", "Role"})
-        if not any(cells[0] for cells, _ in rows):
-            hidden.add("Layer")  # a bare layer, or nodes summed at the groups' depth
-        shown = [c for c in COLUMNS if c not in hidden]
-        longest_name = max((len(cells[1]) for cells, _ in rows), default=10)
-        grid = Table(title=escape(printable(title(self.model))), title_justify="left")
-        for name in shown:
-            if name == "Role":
-                grid.add_column(name, ratio=1, min_width=20)
-            elif name == "Parameter":
-                grid.add_column(name, min_width=min(longest_name, 34), no_wrap=wide)
-            else:
-                grid.add_column(
-                    "Count = formula" if name == "Count" and same else name,
-                    style="bold" if name == "Layer" else None,
-                    justify="right" if name == "Count" else "left",
-                    no_wrap=name in ("Layer", "Shape") or (wide and name == "Count"),
-                    overflow="fold",
-                )
+        layers = any(cells[0] for cells, _ in rows)  # not a bare layer or summed nodes
+        yield Text(printable(title(self.model)), style="table.title")
+        wanted = [c for c in COLUMNS if not (c == "Formula" and same)]
+        narrow = [c for c in wanted if c not in ("Layer", "Role")]
+        bare = [c for c in narrow if c not in ("Shape", "Formula")]
+        formulas = "Formula" in narrow  # else the counts are the formulas
+        # (columns, formula under the count, shape under the name)
+        layouts: list[tuple[list[str], bool, bool]] = [
+            ([c for c in wanted if c != "Layer"], False, False),
+            (narrow, False, False),
+            ([c for c in narrow if c != "Formula"], formulas, False),
+            (bare, formulas, True),
+            ([c for c in narrow if c != "Formula"], False, False),
+        ]
+        if layers and width >= WIDE:
+            layouts.insert(0, (wanted, False, False))
+        for shown, under, shape in layouts:
+            grid = self._grid(shown, rows, same, width, under, shape)
+            if grid is not None:
+                yield grid
+                if formulas and "Formula" not in shown and not under:
+                    yield Text(FORMULA_NOTE, style="dim")
+                break
+        else:
+            yield self._compact(rows, same, width)
+        yield from _buffers(self.model, self.depth, width)
+        yield _footer(summary_lines(self.model), width)
+
+    def _grid(
+        self,
+        shown: list[str],
+        rows: list[tuple[list[str], bool]],
+        same: bool,
+        width: int,
+        formula_under: bool,
+        shape_under: bool,
+    ) -> Table | None:
+        under = "Role" not in shown  # the role goes under the parameter's name
+        heading = "Count = formula" if same else "Count\n= formula" if formula_under else "Count"
+        names = {"Count": heading, "Parameter": "Parameter, shape" if shape_under else "Parameter"}
+        columns = [(names.get(name, name), name) for name in shown]
+        body = []
         for cells, subtotal in rows:
             styled = dict(
                 zip(
@@ -205,24 +356,42 @@ class ModelTable:
             )
             if subtotal:
                 styled["Role"].stylize("dim")
-            if not wide:
+            if shape_under and cells[2]:
+                styled["Parameter"].append("\n" + cells[2])
+            if under and cells[5]:
                 styled["Parameter"].append("\n" + cells[5], style="dim")
-            grid.add_row(*(styled[c] for c in shown), end_section=subtotal)
-        yield grid
-        buffers = buffer_lines(self.model, self.depth)
-        if buffers:
-            state = Table(title="Buffers (saved with the model, not trained)", title_justify="left")
-            for name in ("Buffer", "Shape", "Count", "Role"):
-                state.add_column(name, justify="right" if name == "Count" else "left")
-            for line in buffers:
-                state.add_row(*line)
-            yield state
-        footer = Table.grid(padding=(0, 2))
-        footer.add_column(style="bold", no_wrap=True)
-        footer.add_column()
-        for label, text in summary_lines(self.model):
-            footer.add_row(label, text)
-        yield footer
+            if formula_under and cells[4]:
+                styled["Count"].append("\n= " + cells[4], style="italic")
+            body.append(([styled[c] for c in shown], subtotal))
+        return fitted_table(
+            columns,
+            body,
+            width,
+            wrap="Role" if not under else "Parameter",
+            whole={"Parameter": [c for cells, _ in rows for c in cells[1:3]]} if under else {},
+            right={"Count"},
+            bold={"Layer"},
+        )
+
+    def _compact(self, rows: list[tuple[list[str], bool]], same: bool, width: int) -> Text:
+        """A block of lines per tensor: its name; its shape, count and formula (the formula
+        on a line of its own when they do not fit on one); its role, indented."""
+        lines = Text()
+        for n, (cells, subtotal) in enumerate(rows):
+            if n:
+                lines.append("\n")
+            lines.append(cells[1], style="italic" if subtotal else "")
+            numbers = "  ".join(c for c in (cells[2], cells[3]) if c)
+            formula = f"= {cells[4]}" if not same and cells[4] else ""
+            if numbers:
+                lines.append("\n  " + numbers)
+            if formula:
+                together = numbers and len(numbers) + len(formula) + 4 <= width
+                lines.append("  " + formula if together else "\n  " + formula, style="italic")
+            if cells[5]:
+                role = kept_whole(cells[5], width - 2).replace("\n", "\n  ")
+                lines.append("\n  " + role, style="dim")
+        return lines
 
 
 class ModelTree:
@@ -239,43 +408,55 @@ class ModelTree:
         model = self.model
         root = name_tree(model)
         total = model.total
-        head = Text(title(model), style="bold")
-        head.append(f"  {count_str(total)}")
-        tree = Tree(head)
-        self._add(tree, root, 1, total)
+        width = options.max_width
+        tree = Tree(_packed([(title(model), "bold"), (count_str(total), "")], width))
+        self._add(tree, root, 1, total, width)
         yield tree
-        footer = Table.grid(padding=(0, 2))
-        footer.add_column(style="bold", no_wrap=True)
-        footer.add_column()
-        for label, text in summary_lines(model):
-            footer.add_row(label, text)
-        yield footer
+        yield _footer(summary_lines(model), width)
 
-    def _add(self, parent: Tree, node: NameNode, level: int, total: Any) -> None:
+    def _add(self, parent: Tree, node: NameNode, level: int, total: Any, width: int) -> None:
         for child in node.children.values():
-            branch = parent.add(self._label(child, total))
+            branch = parent.add(self._label(child, total, width - 4 * level))
             if child.children and (self.depth is None or level < self.depth):
-                self._add(branch, child, level + 1, total)
+                self._add(branch, child, level + 1, total, width)
 
-    def _label(self, node: NameNode, total: Any) -> Text:
+    def _label(self, node: NameNode, total: Any, width: int) -> Text:
         row = node.row
-        label = Text(node.name, style="" if row is not None else "bold")
-        if row is not None:
-            label.append(f"  {shape_str(row.shape)}")
-            if row.tied_to:
-                label.append(f"  tied to {row.tied_to}, counted there", style="dim")
-                return label
-            label.append(f"  {times(row.param)}")
-        else:
-            label.append(f"  {count_str(node.count)}")
+        parts: list[tuple[str, str]] = [(node.name, "" if row is not None else "bold")]
+        share = ""
         if isinstance(total, int) and total and isinstance(node.count, int):
-            label.append(f" ({100 * node.count / total:.1f}%)")
+            share = f" ({100 * node.count / total:.1f}%)"
+        if row is not None:
+            parts.append((shape_str(row.shape), ""))
+            if row.tied_to:
+                parts.append((f"tied to {row.tied_to}, counted there", "dim"))
+                return _packed(parts, width)
+            parts.append((times(row.param) + share, ""))
+        else:
+            parts.append((count_str(node.count) + share, ""))
         if node.formula != node.count:
-            label.append(f"  = {dim_str(node.formula)}", style="italic")
+            parts.append((f"= {dim_str(node.formula)}", "italic"))
         what = self.model.describe(node.path) if row is None else ""
         if what:
-            label.append(f"  {what}", style="dim")
-        return label
+            parts.append((what, "dim"))
+        return _packed(parts, width)
+
+
+def _packed(parts: list[tuple[str, str]], width: int) -> Text:
+    """Pieces of text two spaces apart, a piece moved whole to the next line when it does
+    not fit (and broken only where it is longer than a line, never inside a formula)."""
+    text, used = Text(), 0
+    for i, (piece, style) in enumerate(parts):
+        for j, line in enumerate(kept_whole(piece, max(width, 20)).split("\n")):
+            if i and j == 0 and used + 2 + len(line) <= width:
+                text.append("  ")
+                used += 2
+            elif i or j:
+                text.append("\n")
+                used = 0
+            text.append(line, style=style)
+            used += len(line)
+    return text
 
 
 class CostTable:
@@ -287,59 +468,131 @@ class CostTable:
     def __rich_console__(
         self, console: Console, options: ConsoleOptions
     ) -> Iterator[RenderableType]:
-        cost = self.cost
+        cost, width = self.cost, options.max_width
         title = f"Per layer at {cost.describe_input()}" + (f", {cost.dtype}" if self.memory else "")
         numbers = self.flops or self.memory
-        if self.shapes and numbers and options.max_width < WIDE:
-            # narrow: the shapes get a table of their own, then the numbers
-            yield self._grid(title + ": shapes", True, False, False)
-            yield self._grid(title, False, self.flops, self.memory)
+        rows = list(cost_cells(cost, self.shapes, self.flops, self.memory))
+        names = cost_columns(self.shapes, self.flops, self.memory)
+        grid = self._grid(names, rows, width)
+        if grid is None and len(cost.layers) == 1:  # one layer: a row per number
+            grid = fitted_table(
+                [("", "What"), (rows[0][0][0], "Value")],
+                [
+                    ([Text(n), Text(_shape_lines(c))], False)
+                    for n, c in zip(names[1:], rows[0][0][1:], strict=True)
+                ],
+                width,
+                wrap="What",
+                least=0,
+            )
+        if grid is not None:
+            yield Text(title, style="table.title")
+            yield grid
         else:
-            yield self._grid(title, self.shapes, self.flops, self.memory)
-        yield from self._notes()
+            parts = [names[1:3], names[3:]] if self.shapes and numbers else [names[1:]]
+            for part in (p for p in parts if p):
+                yield Text(title + (": shapes" if "Input" in part else ""), style="table.title")
+                yield from self._chunks(part, names, rows, width)
+        yield from self._notes(width)
 
-    def _grid(self, title: str, shapes: bool, flops: bool, memory: bool) -> Table:
-        grid = Table(title=title, title_justify="left")
-        rows = list(cost_cells(self.cost, shapes, flops, memory))
-        for i, name in enumerate(cost_columns(shapes, flops, memory)):
-            if name in ("Input", "Output"):
-                widest = max(
-                    (len(line) for cells, _ in rows for line in _shape_lines(cells[i]).split("\n")),
-                    default=5,
+    def _chunks(
+        self, part: list[str], names: list[str], rows: list[tuple[list[str], bool]], width: int
+    ) -> Iterator[RenderableType]:
+        """The columns ``part``, each table with the layer column and as many of them as
+        fit; a block of lines per layer when not even one does."""
+        at = [names.index(n) for n in part]
+        tables: list[Table] = []
+        start = 0
+        while start < len(at) and len(tables) < 2:
+            for end in range(len(at), start, -1):
+                picked = [0, *at[start:end]]
+                grid = self._grid(
+                    [names[i] for i in picked],
+                    [([c[i] for i in picked], t) for c, t in rows],
+                    width,
                 )
-                grid.add_column(name, min_width=widest, overflow="fold")
+                if grid is not None:
+                    tables.append(grid)
+                    start = end
+                    break
             else:
-                numeric = name != "Layer"
-                grid.add_column(name, justify="right" if numeric else "left", no_wrap=True)
+                break
+        if start == len(at):
+            yield from tables
+            return
+        # a block of lines per layer: its name, then its numbers, each whole
+        lines = Text()
         for cells, total in rows:
-            shown = [_shape_lines(c) if "(" in c else c for c in cells]
-            grid.add_row(*shown, style="italic" if total else None)
-        return grid
+            lines.append(cells[0] + "\n", style="italic" if total else "")
+            pairs = [f"{names[i]} {cells[i]}".replace("\n", ", ") for i in at if cells[i]]
+            line = ""
+            for pair in pairs:
+                if line and len(line) + 2 + len(pair) > width:
+                    lines.append(line + "\n")
+                    line = ""
+                line = f"{line}  {pair}" if line else f"  {pair}"
+            lines.append(line + "\n")
+        lines.rstrip()
+        yield lines
 
-    def _notes(self) -> Iterator[RenderableType]:
+    def _grid(
+        self, names: list[str], rows: list[tuple[list[str], bool]], width: int
+    ) -> Table | None:
+        whole = [piece for cells, _ in rows for piece in cells[0].split(" (")]
+        body = [
+            (
+                [
+                    Text(_shape_lines(c) if "(" in c and i else c, style="italic" if total else "")
+                    for i, c in enumerate(cells)
+                ],
+                False,
+            )
+            for cells, total in rows
+        ]
+        right = {n for n in names if n not in ("Layer", "Input", "Output")}
+        return fitted_table(
+            [(n, n) for n in names],
+            body,
+            width,
+            wrap="Layer",
+            whole={"Layer": whole},
+            least=0,
+            right=right,
+        )
+
+    def _notes(self, width: int) -> Iterator[RenderableType]:
         cost = self.cost
-        notes = Table.grid(padding=(0, 2))
-        notes.add_column(style="bold", no_wrap=True)
-        notes.add_column()
+        notes: list[tuple[str, str]] = []
         if self.flops:
-            for line in rule_lines(cost):
-                notes.add_row("FLOPs rule", line)
+            notes += [("FLOPs rule", line) for line in rule_lines(cost)]
             per = cost.per_token(cost.forward_flops)
             if per is not None and cost.seq_len is not None:
-                notes.add_row("Per token", f"{amount(per)} FLOPs forward")
+                notes.append(("Per token", f"{amount(per)} FLOPs forward"))
         if self.memory:
-            account = Table(title=f"Memory ({cost.training})", title_justify="left")
-            for name in ("What", "Bytes", "Rule"):
-                account.add_column(name, justify="right" if name == "Bytes" else "left")
-            for row in memory_rows(cost):
-                account.add_row(*row)
-            yield account
-            for line in kept_lines(cost):
-                notes.add_row("Kept", line)
-            for line in memory_notes(cost):
-                notes.add_row("Note", line)
-        notes.add_row("Summary", cost_summary(cost))
-        yield notes
+            yield Text(f"Memory ({cost.training})", style="table.title")
+            rows = memory_rows(cost)
+            columns = [(name, name) for name in ("What", "Bytes", "Rule")]
+            body = [([Text(c) for c in row], False) for row in rows]
+            account = fitted_table(columns, body, width, wrap="Rule", right={"Bytes"})
+            if account is None:  # the rule under what it is for
+                under = []
+                for what, size, rule in rows:
+                    cell = Text(what)
+                    cell.append("\n" + rule, style="dim")
+                    under.append(([cell, Text(size)], False))
+                account = fitted_table(
+                    columns[:2],
+                    under,
+                    width,
+                    wrap="What",
+                    whole={"What": [r[0] for r in rows]},
+                    right={"Bytes"},
+                )
+            yield account if account is not None else Text("\n".join("  ".join(r) for r in rows))
+            notes += [("Kept", line) for line in kept_lines(cost)]
+            notes += [("Note", line) for line in memory_notes(cost)]
+        notes.append(("Summary", cost_summary(cost)))
+        yield _footer(notes, width)
 
 
 def _shape_lines(text: str) -> str:
@@ -358,94 +611,218 @@ class ConventionTable:
     def __rich_console__(
         self, console: Console, options: ConsoleOptions
     ) -> Iterator[RenderableType]:
-        wide = options.max_width >= WIDE
+        width = options.max_width
         framework = FRAMEWORK_NAMES[self.converted.convention]
-        grid = Table(
-            title=escape(f"{printable(title(self.model))}, as {framework} stores it"),
-            title_justify="left",
-        )
-        grid.add_column("Tensor", no_wrap=wide, ratio=None if wide else 1)
-        grid.add_column("Shape", no_wrap=True)
-        grid.add_column("Count", justify="right", no_wrap=True)
-        grid.add_column("Formula")
-        if wide:
-            grid.add_column("Role", ratio=1)
+        yield Text(printable(f"{title(self.model)}, as {framework} stores it"), style="table.title")
+        rows: list[tuple[bool, list[str]]] = []  # (a new layer starts, cells)
         previous = None
         for layer, param, twin, tied in convention_rows(self.converted, self.template):
-            if previous is not None and layer != previous:
-                grid.add_section()
-            previous = layer
             formula = times(twin) if twin is not None else ""
             role = f"the same tensor as {tied} (counted there)" if tied else param.role
             count = "tied" if tied else times(param)
-            if wide:
-                grid.add_row(param.name, shape_str(param.shape), count, formula, role)
-            else:
-                name = Text(param.name)
-                name.append("\n" + role, style="dim")
-                grid.add_row(name, shape_str(param.shape), count, formula)
-        yield grid
-        footer = Table.grid(padding=(0, 2))
-        footer.add_column(style="bold", no_wrap=True)
-        footer.add_column()
-        for label, text in convention_footer(self.model, self.converted):
-            footer.add_row(label, text)
-        yield footer
+            rows.append(
+                (
+                    previous is not None and layer != previous,
+                    [param.name, shape_str(param.shape), count, formula, role],
+                )
+            )
+            previous = layer
+        formulas = any(cells[3] for _, cells in rows)
+        names = ["Tensor", "Shape", "Count", "Formula", "Role"]
+        grid = None
+        # (role under the name, formula under the count, formula shown)
+        for under, below, shown in (
+            (False, False, True),
+            (True, False, True),
+            (True, True, True),
+            (True, False, False),
+        ):
+            keep = [0, 1, 2] + ([3] if shown and not below else []) + ([] if under else [4])
+            body = []
+            for n, (_new, cells) in enumerate(rows):
+                texts = [Text(c) for c in cells]
+                if under and cells[4]:
+                    texts[0].append("\n" + cells[4], style="dim")
+                if below and cells[3]:
+                    texts[2].append("\n= " + cells[3], style="italic")
+                ends = n + 1 < len(rows) and rows[n + 1][0]
+                body.append(([texts[i] for i in keep], ends))
+            grid = fitted_table(
+                [(names[i], names[i]) for i in keep],
+                body,
+                width,
+                wrap="Tensor" if under else "Role",
+                whole={"Tensor": [c[0] for _, c in rows]} if under else {},
+                right={"Count"},
+            )
+            if grid is not None:
+                yield grid
+                if formulas and not shown:
+                    yield Text(FORMULA_NOTE, style="dim")
+                break
+        if grid is None:
+            lines = Text()
+            for _, (name, shape, count, formula, role) in rows:
+                lines.append(name + "\n")
+                lines.append(f"  {shape}  {count}" + (f"  = {formula}" if formula else "") + "\n")
+                if role:
+                    lines.append(f"  {role}\n", style="dim")
+            lines.rstrip()
+            yield lines
+        yield _footer(convention_footer(self.model, self.converted), width)
 
 
 def conventions_side_by_side(model: Model, converted: list[Converted]) -> RenderableType:
     """``shapecalc compare-conventions``: one row per PyTorch tensor, each framework's
     corresponding tensor beside it (name, shape and count, and what it is made of), a
     blank where a framework has none; then one line per framework: total, gate order,
-    difference from PyTorch and why."""
-    from shapecalc.analysis.conventions import describe_pieces, rows
+    difference from PyTorch and why. Names and shape-and-count lines are never broken:
+    too narrow for the frameworks side by side, each tensor row becomes a block of lines."""
+    return _SideBySide(model, converted)
 
-    grid = Table(
-        title=escape(f"{printable(title(model))} in {count_noun(len(converted), 'framework')}"),
-        title_justify="left",
-    )
-    grid.add_column("Layer", style="bold", no_wrap=True)
-    for c in converted:
-        grid.add_column(FRAMEWORK_NAMES[c.convention], ratio=1, overflow="fold")
 
-    def cell(c: Converted, i: int | None) -> str:
-        if i is None:
-            return ""
-        p = c.tensors[i][1]
-        text = f"{p.name}\n  {shape_str(p.shape)} {'tied' if p.name in c.ties else times(p)}"
-        if not c.pieces or c.convention == "pytorch" or c.sources(i) == [p.name]:
-            return text
-        return text + f"\n  = {describe_pieces(c.pieces[i], short=True)}"
+class _SideBySide:
+    def __init__(self, model: Model, converted: list[Converted]) -> None:
+        self.model, self.converted = model, converted
 
-    table = rows(converted)
-    layers = [
-        next(c.tensors[i][0] for c, i in zip(converted, row, strict=True) if i is not None)
-        for row in table
-    ]
-    for n, row in enumerate(table):
-        first = n == 0 or layers[n - 1] != layers[n]
-        last = n == len(table) - 1 or layers[n + 1] != layers[n]
-        cells = [cell(c, i) for c, i in zip(converted, row, strict=True)]
-        grid.add_row(layers[n] if first else "", *cells, end_section=last)
-    summary = Table(title="Totals", title_justify="left")
-    for column in ("Framework", "Total", "vs PyTorch", "Gate order", "Why"):
-        summary.add_column(column, justify="right" if column in ("Total", "vs PyTorch") else "left")
-    from shapecalc.analysis.conventions import describe
+    def _cells(self) -> tuple[list[str], list[list[tuple[str, str, str]]]]:
+        from shapecalc.analysis.conventions import describe_pieces, rows
 
-    for c in converted:
-        delta = c.total - model.total
-        orders = "; ".join(c.gate_orders.values()) or "-"
-        why = "; ".join(describe(c, model.total)) if c.convention != "pytorch" else ""
-        summary.add_row(
-            FRAMEWORK_NAMES[c.convention],
-            count_str(c.total),
-            ""
-            if c.convention == "pytorch"
-            else ("+" if isinstance(delta, int) and delta > 0 else "") + amount(delta),
-            orders,
-            why,
+        converted = self.converted
+
+        def cell(c: Converted, i: int | None) -> tuple[str, str, str]:
+            if i is None:
+                return ("", "", "")
+            p = c.tensors[i][1]
+            numbers = f"{shape_str(p.shape)} {'tied' if p.name in c.ties else times(p)}"
+            if not c.pieces or c.convention == "pytorch" or c.sources(i) == [p.name]:
+                return (p.name, numbers, "")
+            return (p.name, numbers, f"= {describe_pieces(c.pieces[i], short=True)}")
+
+        table = rows(converted)
+        layers = [
+            next(c.tensors[i][0] for c, i in zip(converted, row, strict=True) if i is not None)
+            for row in table
+        ]
+        return layers, [[cell(c, i) for c, i in zip(converted, row, strict=True)] for row in table]
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        width = options.max_width
+        model, converted = self.model, self.converted
+        yield Text(
+            printable(f"{title(model)} in {count_noun(len(converted), 'framework')}"),
+            style="table.title",
         )
-    return Group(grid, summary)
+        layers, cells = self._cells()
+        frameworks = [FRAMEWORK_NAMES[c.convention] for c in converted]
+        least = [
+            max(
+                [
+                    len(name),
+                    *(len(cs[k][0]) + 2 for cs in cells for _ in [0] if cs[k][1]),
+                    *(max(len(cs[k][0]), len(cs[k][1]) + 2) for cs in cells),
+                ]
+            )
+            for k, name in enumerate(frameworks)
+        ]
+        natural = [
+            max([least[k], *(len(cs[k][2]) + 2 for cs in cells)]) for k in range(len(frameworks))
+        ]
+        longest_layer = max([5, *(len(layer) for layer in layers)])
+        grid = None
+        for with_layer in (True, False):
+            fixed = longest_layer + 3 if with_layer else 0
+            room = width - fixed - 3 * len(frameworks) - 1
+            if room < sum(least):
+                continue
+            extra = room - sum(least)
+            wanted = [n - m for n, m in zip(natural, least, strict=True)]
+            widths = [
+                m + (w if sum(wanted) <= extra else extra * w // max(sum(wanted), 1))
+                for m, w in zip(least, wanted, strict=True)
+            ]
+            grid = Table()
+            if with_layer:
+                grid.add_column("Layer", style="bold", no_wrap=True, width=longest_layer)
+            for name, w in zip(frameworks, widths, strict=True):
+                grid.add_column(name, width=w, overflow="fold")
+            for n, row in enumerate(cells):
+                first = n == 0 or layers[n - 1] != layers[n]
+                last = n == len(cells) - 1 or layers[n + 1] != layers[n]
+                texts = [
+                    "\n".join(
+                        x
+                        for x in (name, f"  {numbers}" if numbers else "", how and f"  {how}")
+                        if x
+                    )
+                    for name, numbers, how in row
+                ]
+                lead = [layers[n] if first else ""] if with_layer else []
+                grid.add_row(*lead, *texts, end_section=last)
+            break
+        if grid is not None:
+            yield grid
+        else:  # a block of lines per tensor
+            lines = Text()
+            for n, row in enumerate(cells):
+                if n == 0 or layers[n - 1] != layers[n]:
+                    lines.append(layers[n] + "\n", style="bold")
+                for framework, (name, numbers, how) in zip(frameworks, row, strict=True):
+                    if name:
+                        text = kept_whole(
+                            f"{framework}: {name} {numbers} {how}".rstrip(), width - 2
+                        )
+                        lines.append("  " + text.replace("\n", "\n    ") + "\n")
+            lines.rstrip()
+            yield lines
+        yield from self._totals(width)
+
+    def _totals(self, width: int) -> Iterator[RenderableType]:
+        from shapecalc.analysis.conventions import describe
+
+        model = self.model
+        yield Text("Totals", style="table.title")
+        rows = []
+        for c in self.converted:
+            delta = c.total - model.total
+            rows.append(
+                [
+                    FRAMEWORK_NAMES[c.convention],
+                    count_str(c.total),
+                    ""
+                    if c.convention == "pytorch"
+                    else ("+" if isinstance(delta, int) and delta > 0 else "") + amount(delta),
+                    "; ".join(c.gate_orders.values()) or "-",
+                    "; ".join(describe(c, model.total)) if c.convention != "pytorch" else "",
+                ]
+            )
+        names = ("Framework", "Total", "vs PyTorch", "Gate order", "Why")
+        right = {"Total", "vs PyTorch"}
+        body = [([Text(c) for c in row], False) for row in rows]
+        grid = fitted_table([(n, n) for n in names], body, width, wrap="Why", right=right)
+        if grid is None:  # the gate order and why under the framework
+            under = []
+            for row in rows:
+                cell = Text(row[0])
+                cell.append(f"\ngate order {row[3]}", style="dim")
+                if row[4]:
+                    cell.append("\n" + row[4], style="dim")
+                under.append(([cell, Text(row[1]), Text(row[2])], False))
+            grid = fitted_table(
+                [(n, n) for n in names[:3]],
+                under,
+                width,
+                wrap="Framework",
+                whole={"Framework": [r[0] for r in rows]},
+                right=right,
+            )
+        if grid is not None:
+            yield grid
+        else:
+            for row in rows:
+                yield Text(kept_whole("  ".join(c for c in row if c), width))
 
 
 def solution_table(solution: Solution) -> RenderableType:
@@ -457,11 +834,12 @@ def solution_table(solution: Solution) -> RenderableType:
         if solution.convention != "pytorch"
         else ""
     )
-    grid = Table(
-        title=f"{solution.free} for a budget of {count_noun(solution.target, 'parameter')} "
+    heading = Text(
+        f"{solution.free} for a budget of {count_noun(solution.target, 'parameter')} "
         f"({sizes}{step}{counted})",
-        title_justify="left",
+        style="table.title",
     )
+    grid = Table()
     grid.add_column("")
     grid.add_column(solution.free, justify="right")
     grid.add_column("parameters", justify="right")
@@ -486,7 +864,7 @@ def solution_table(solution: Solution) -> RenderableType:
             else ""
         )
         footer.add_row("Total", f"{dim_str(formula)} ({note})")
-    return Group(grid, footer)
+    return Group(heading, grid, footer)
 
 
 def explanation(sections: tuple[Section, ...]) -> RenderableType:
@@ -504,50 +882,101 @@ def port_table(mapping: PortMap) -> RenderableType:
     """``shapecalc port``: every target tensor, its shape, and what it is made of; the
     notes (gate orders, the layer options the weights assume) below. Keras to ONNX and
     back: the two maps in turn, through PyTorch's names."""
-    parts: list[RenderableType] = []
-    for stage in mapping.stages():
-        source, target = FRAMEWORK_NAMES[stage.source], FRAMEWORK_NAMES[stage.target]
-        grid = Table(
-            title=escape(f"{printable(stage.model)}: {source} to {target}"),
-            title_justify="left",
-        )
-        grid.add_column(f"{target} tensor", overflow="fold")
-        grid.add_column("Shape", no_wrap=True)
-        grid.add_column(f"Made from the {source} tensors", ratio=1, overflow="fold")
-        for entry in stage.entries:
-            how = entry.how if entry.pieces else entry.note
-            grid.add_row(escape(entry.target), shape_str(entry.shape), escape(how))
-        parts.append(grid)
-    parts += [Text(f"Note  {line}") for line in mapping.notes]
-    parts.append(
-        Text(
+    return _Port(mapping)
+
+
+class _Port:
+    def __init__(self, mapping: PortMap) -> None:
+        self.mapping = mapping
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        width, mapping = options.max_width, self.mapping
+        for stage in mapping.stages():
+            source, target = FRAMEWORK_NAMES[stage.source], FRAMEWORK_NAMES[stage.target]
+            yield Text(printable(f"{stage.model}: {source} to {target}"), style="table.title")
+            rows = [
+                (printable(e.target), shape_str(e.shape), printable(e.how if e.pieces else e.note))
+                for e in stage.entries
+            ]
+            columns = [(f"{target} tensor", "target"), ("Shape", "shape")]
+            made = (f"Made from the {source} tensors", "how")
+            body = [([Text(a), Text(b), Text(c)], False) for a, b, c in rows]
+            grid = fitted_table([*columns, made], body, width, wrap="how")
+            if grid is None:  # what it is made from under the tensor
+                under = []
+                for name, shape, how in rows:
+                    cell = Text(name)
+                    cell.append("\n" + how, style="dim")
+                    under.append(([cell, Text(shape)], False))
+                grid = fitted_table(
+                    columns, under, width, wrap="target", whole={"target": [r[0] for r in rows]}
+                )
+            yield grid if grid is not None else Text("\n".join("  ".join(r) for r in rows))
+        yield from (Text(kept_whole(f"Note  {line}", width)) for line in mapping.notes)
+        yield Text(
             f"Apply  shapecalc.port(model, {mapping.source!r}, {mapping.target!r})"
             ".apply(weights): a dict of name -> array"
         )
-    )
-    return Group(*parts)
 
 
 def sweep_table(table: Sweep) -> RenderableType:
     """``shapecalc sweep``: a row per point (the swept sizes, then the columns), and the
-    formula of each column in the sizes that vary."""
-    from shapecalc.report.cells import formula_text, sweep_cells, sweep_heading
+    formula of each column in the sizes that vary. The heading is a line of its own; the
+    columns that do not fit beside each other go to a second table, the swept sizes
+    repeated."""
+    return _Sweep(table)
 
-    grid = Table(title=escape(printable(sweep_heading(table))), title_justify="left")
-    for axis in table.axes:
-        grid.add_column(f"{axis.letter}", justify="right", no_wrap=True)
-    for column in table.columns:
-        grid.add_column(column.short, justify="right", no_wrap=True)
-    for point in table.points:
-        grid.add_row(*sweep_cells(table, point))
-    legend = [f"{a.letter} = {a.name}" for a in table.axes]
-    legend += [f"{k} = {v}, worked out at each point" for k, v in table.derived.items()]
-    formulas = [Text(", ".join(legend))]
-    formulas += [
-        Text(f"{column.title} = {formula_text(column.formula)}")
-        for column in table.columns
-        if column.formula is not None
-    ]
-    if any(column.formula is None for column in table.columns):
-        formulas.append(Text("(no formula: the layers need the swept sizes as numbers)"))
-    return Group(grid, *formulas)
+
+class _Sweep:
+    def __init__(self, table: Sweep) -> None:
+        self.table = table
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        yield from self.parts(options.max_width)
+
+    def parts(self, width: int) -> Iterator[RenderableType]:
+        from shapecalc.report.cells import formula_text, sweep_cells, sweep_heading
+
+        table = self.table
+        yield Text(printable(sweep_heading(table)), style="table.title")
+        axes = [(a.letter, f"a{i}") for i, a in enumerate(table.axes)]
+        columns = [(c.short, f"c{i}") for i, c in enumerate(table.columns)]
+        cells = [[Text(c) for c in sweep_cells(table, point)] for point in table.points]
+        keys = {key for _, key in axes + columns}
+        n, start = len(axes), 0
+        while True:
+            for end in range(len(columns), start - 1, -1):
+                picked = list(range(n)) + list(range(n + start, n + end))
+                grid = (
+                    fitted_table(
+                        [(axes + columns)[i] for i in picked],
+                        [([row[i] for i in picked], False) for row in cells],
+                        width,
+                        right=keys,
+                    )
+                    if end > start or not columns
+                    else None
+                )
+                if grid is not None:
+                    yield grid
+                    start = end
+                    break
+            else:  # not even one column fits beside the sizes: a line per point
+                for row in cells:
+                    heads = [h for h, _ in axes + columns]
+                    yield Text("  ".join(f"{h} {c.plain}" for h, c in zip(heads, row, strict=True)))
+                break
+            if start >= len(columns):
+                break
+        legend = [f"{a.letter} = {a.name}" for a in table.axes]
+        legend += [f"{k} = {v}, worked out at each point" for k, v in table.derived.items()]
+        yield Text(kept_whole(", ".join(legend), width))
+        for column in table.columns:
+            if column.formula is not None:
+                yield Text(kept_whole(f"{column.title} = {formula_text(column.formula)}", width))
+        if any(column.formula is None for column in table.columns):
+            yield Text("(no formula: the layers need the swept sizes as numbers)")

@@ -1,0 +1,208 @@
+"""Readable in any terminal from 80 columns: no cell is cut, no line is wider than the
+terminal, and what does not fit moves. Every architecture's example and the other commands
+are rendered at several widths; every name, shape, count and formula the parameter table
+was given must be whole on one line of what it printed."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from rich.cells import cell_len
+
+from shapecalc.architectures import commands, get
+from shapecalc.cli import cli
+from shapecalc.cli.layers import example_flags
+from shapecalc.layers import LAYER_KINDS
+from shapecalc.report import cells as report_cells
+from shapecalc.report import rich_writer
+
+WIDTHS = (80, 100, 120, 140, 200)
+Shown = dict[str, list[str]]
+ENV = {"FORCE_COLOR": None, "TTY_COMPATIBLE": None, "NO_COLOR": None}
+
+
+def run(args: list[str], width: int) -> Result:
+    env = {**ENV, "COLUMNS": str(width)}
+    return CliRunner().invoke(cli, args, env=env, prog_name="shapecalc")
+
+
+@pytest.fixture
+def shown(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """The names, shapes and counts (``cells``) and the formulas the rich writer's parameter
+    tables were given."""
+    seen: dict[str, list[str]] = {"cells": [], "formulas": []}
+    original = report_cells.table_rows
+
+    def recording(*args: Any, **kwargs: Any) -> Iterator[tuple[list[str], bool]]:
+        for cells, subtotal in original(*args, **kwargs):
+            seen["cells"].extend(c for c in cells[1:4] if c)
+            seen["formulas"].append(cells[4])
+            yield cells, subtotal
+
+    monkeypatch.setattr(rich_writer, "table_rows", recording)
+    return seen
+
+
+def check(result: Result, width: int, shown: dict[str, list[str]] | None = None) -> None:
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    whole = []
+    if shown:
+        whole = shown["cells"]
+        if rich_writer.FORMULA_NOTE not in out.replace("\n", " "):
+            whole += [f for f in shown["formulas"] if f]
+        shown["cells"], shown["formulas"] = [], []
+    lines = out.split("\n")
+    assert "…" not in out, "a cell is cut"
+    for line in lines:
+        assert cell_len(line) <= width, f"wider than {width}: {line!r}"
+        assert line == line.rstrip(), f"trailing spaces when piped: {line!r}"
+    for text in whole:
+        assert any(text in line for line in lines), f"{text!r} is not whole on a line"
+
+
+def llama_config(tmp_path: Path) -> str:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from docs_facts import LLAMA_31_8B
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(LLAMA_31_8B))
+    return str(path)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("command", commands())
+def test_every_architecture_at_every_width(command: str, width: int, shown: Shown) -> None:
+    args = [command, *shlex.split(get(command).example)]
+    result = run(args, width)
+    out = result.stdout.replace("\n", " ")
+    check(result, width, shown)
+    assert rich_writer.FORMULA_NOTE not in out or width < 140, "formulas dropped at 140"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("command", ["lstm", "gpt2", "llama", "mlp"])
+def test_trees_and_costs_at_every_width(command: str, width: int, shown: Shown) -> None:
+    args = [command, *shlex.split(get(command).example)]
+    sized = [] if command == "mlp" else ["--seq-len", "128"]
+    check(run([*args, "--all", *sized], width), width, shown)
+    check(run([*args, "--format", "tree"], width), width)
+    for convention in ("keras", "onnx"):
+        result = run([*args, "--convention", convention], width)
+        if result.exit_code == 0:
+            check(result, width)
+
+
+LAYERS = ["linear", "conv2d", "lstm", "multiheadattention", "embedding", "batchnorm2d"]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("kind", LAYERS)
+def test_layers_at_every_width(kind: str, width: int, shown: Shown) -> None:
+    cls = next(c for name, c in LAYER_KINDS.items() if name.lower() == kind)
+    check(run(["layer", kind, *shlex.split(example_flags(cls.example))], width), width, shown)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_other_commands_at_every_width(width: int, tmp_path: Path) -> None:
+    config = llama_config(tmp_path)
+    example = shlex.split(get("lstm").example)
+    for args in (
+        ["hf", config],
+        ["hf", config, "--all", "--seq-len", "4096"],
+        ["compare-conventions", "lstm", *example],
+        [
+            "sweep",
+            "gpt2",
+            "--vocab",
+            "50257",
+            "--heads",
+            "12",
+            "--layers",
+            "12",
+            "--hidden",
+            "384,768,1536",
+            "--seq-len",
+            "1024",
+        ],
+        ["sweep", "hf", config, "--seq-len", "8192,131072", "--dtype", "bf16"],
+        ["layers"],
+        ["port", "lstm", *example, "--from", "keras", "--to", "onnx"],
+        ["solve", "lstm", "--params", "10M", "--layers", "2", "--vocab", "65"],
+    ):
+        check(run(args, width), width)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_layer_kinds_keep_kinds_and_formulas_whole(width: int) -> None:
+    rows = json.loads(run(["layers", "--format", "json"], width).stdout)
+    result = run(["layers"], width)
+    check(result, width)
+    lines = result.stdout.split("\n")
+    for row in rows:
+        for text in (row["kind"], row["formula"]):
+            assert any(text in line for line in lines), text
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_conventions_keep_names_whole(width: int) -> None:
+    example = shlex.split(get("lstm").example)
+    names = ["lstm_1/lstm_cell/recurrent_kernel", "lstm.l1[B]", "(1, 2048, 512) 1,048,576"]
+    check(run(["compare-conventions", "lstm", *example], width), width)
+    out = run(["compare-conventions", "lstm", *example], width).stdout.split("\n")
+    for name in names:
+        assert any(name in line for line in out), name
+    keras = run(["lstm", *example, "--convention", "keras"], width).stdout.split("\n")
+    for name in ("lstm_1/lstm_cell/recurrent_kernel", "(512, 2048)", "1,048,576"):
+        assert any(name in line for line in keras), name
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_titles_do_not_wrap_into_a_column(width: int, tmp_path: Path) -> None:
+    result = run(["sweep", "hf", llama_config(tmp_path), "--seq-len", "8192,131072"], width)
+    check(result, width)
+    head = result.stdout.split("┏")[0]
+    assert len(head.strip().split("\n")) <= 3, head
+
+
+def test_all_on_one_layer_is_one_table() -> None:
+    args = [
+        "layer",
+        "conv2d",
+        "--in-channels",
+        "3",
+        "--out-channels",
+        "64",
+        "--kernel-size",
+        "7",
+        "--input-shape",
+        "1,3,224,224",
+        "--all",
+    ]
+    for width in WIDTHS:
+        out = run(args, width).stdout
+        assert out.count("Per layer at") == 1, out
+
+
+def test_plot_without_colour_tells_series_apart_and_keeps_the_legend_off_the_data() -> None:
+    args = ["sweep", "gpt2", "--vocab", "50257", "--heads", "12", "--layers", "12",
+            "--hidden", "384,768,1536", "--seq-len", "1024", "--show", "weights,training",
+            "--plot"]  # fmt: skip
+    for env in ({}, {"NO_COLOR": "1"}):
+        result = CliRunner().invoke(cli, args, env={**ENV, "COLUMNS": "100", **env})
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.split("\n")
+        top = next(i for i, line in enumerate(lines) if "┌" in line)  # the chart's frame
+        bottom = next(i for i in range(top, len(lines)) if "└" in lines[i])
+        inside = "\n".join(lines[top : bottom + 1])
+        assert "•" in inside and "+" in inside.replace("┼", "")  # one marker per series
+        assert "weight bytes" not in inside.split("\n", 1)[1]  # the legend is not on the data
+        assert "• weight bytes  + training memory" in lines
+        assert all(line == line.rstrip() for line in lines)

@@ -50,7 +50,8 @@ def load_torch() -> Any:
     except ImportError:  # pragma: no cover - exercised in an environment without torch
         raise MissingDependencyError(
             "this needs PyTorch, which is not installed; install it with "
-            "pip install 'shapecalc[torch]' (or pip install torch)",
+            "pip install 'shapecalc[torch]' (for the CPU build, first pip install torch "
+            "--index-url https://download.pytorch.org/whl/cpu)",
             field="torch",
             rule="PyTorch must be installed",
         ) from None

@@ -181,7 +181,8 @@ def check_buildable(model: Model) -> None:
     if importlib.util.find_spec("torch") is None:
         raise MissingDependencyError(
             "this needs PyTorch, which is not installed; install it with pip install "
-            "'shapecalc[torch]' (or pip install torch)",
+            "'shapecalc[torch]' (for the CPU build, first pip install torch "
+            "--index-url https://download.pytorch.org/whl/cpu)",
             field="torch",
             rule="PyTorch must be installed",
         )

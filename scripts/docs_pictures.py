@@ -23,7 +23,7 @@ MARK = "<!-- shapecalc-data "
 
 
 def lstm_share() -> Chart:
-    """The seed's model (2 layers, 65 characters): each part's share of the parameters
+    """The 2-layer character LSTM (2 layers, 65 characters): each part's share of the parameters
     as H grows, in percent: the embedding and the head fade, the LSTM takes it all."""
     from shapecalc.report.cells import name_tree
 
@@ -35,7 +35,7 @@ def lstm_share() -> Chart:
             share = 100 * int(node.count) / int(model.total)
             parts.setdefault(name, []).append(round(share, 2))
     return Chart(
-        title="The seed's LSTM (V=65, L=2): each part's share of the parameters",
+        title="A 2-layer LSTM on 65 characters: each part's share of the parameters",
         x_label="hidden (H)",
         y_label="share of the parameters (%)",
         xs=hidden,

@@ -1,7 +1,8 @@
 """Look at the built docs in a browser 1280 px wide: a screenshot of each page, and a line
 for every code block or table that is wider than its box (cut off behind a scroll bar).
 
-A manual check, not part of CI: it needs a browser (Debian's chromium) and a built site.
+It needs a browser (Debian's chromium) and a built site; .ci/run runs it on the pages
+below when chromium is installed and says it skipped it when it is not.
 
     apt-get install -y chromium
     NO_MKDOCS_2_WARNING=1 mkdocs build --strict --site-dir /tmp/site
@@ -45,6 +46,8 @@ PAGES = [
     "howto/compose/",
     "howto/add-an-architecture/",
     "architectures/lstm/",
+    "architectures/llama/",
+    "cli/",
 ]
 
 #: run in the page once it has loaded (Material wraps its tables then): the page's height,

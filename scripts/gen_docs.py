@@ -16,7 +16,9 @@ from __future__ import annotations
 import os
 import re
 import sys
+import textwrap
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -71,9 +73,136 @@ def readme_text(current: str) -> str:
     return current
 
 
+def _escape(text: str, table: bool = False) -> str:
+    """``text`` as Markdown shows it literally (and inside a table cell when ``table``)."""
+    text = re.sub(r"([\\`*_\[\]])", r"\\\1", text).replace("<", "&lt;")
+    return text.replace("|", "\\|") if table else text
+
+
+def _description(command: Any, ctx: Any) -> list[str]:
+    """A command's help as Markdown: prose paragraphs joined, ``\\b`` blocks (examples,
+    lists) kept line by line in a code block."""
+    import inspect
+
+    formatter = ctx.make_formatter()
+    command.format_help_text(ctx, formatter)  # fills in what a command writes when shown
+    text = inspect.cleandoc((command.help or "").split("\f")[0])
+    lines: list[str] = []
+    for paragraph in text.split("\n\n"):
+        if paragraph.startswith("\b"):
+            block = paragraph.split("\n")[1:]
+            if block and block[0].rstrip().endswith(":") and len(block) > 1:
+                lines += [_escape(block[0].strip()), ""]
+                block = block[1:]
+            block = [line.rstrip() for line in textwrap.dedent("\n".join(block)).split("\n")]
+            two_columns = re.compile(r"\S.{0,28}?\s{2,}\S")
+            if any(line.lstrip().startswith("shapecalc ") for line in block):
+                lines += ["```text", *(fit(line) for line in block), "```", ""]
+            elif any(two_columns.match(line) for line in block):  # entries and their text
+                entries: list[str] = []
+                for line in block:
+                    if entries and not two_columns.match(line):
+                        entries[-1] += " " + line.strip()  # the entry's text goes on
+                    else:
+                        entries.append(line)
+                lines += ["```text", *(fit(line) for line in entries), "```", ""]
+            else:  # prose kept apart from the paragraph before it
+                lines += [_escape(" ".join(line.strip() for line in block)), ""]
+        elif paragraph.strip():
+            lines += [_escape(" ".join(line.strip() for line in paragraph.split("\n"))), ""]
+    return lines
+
+
+def fit(line: str, width: int = 80) -> str:
+    """``line`` in lines of at most ``width`` characters, so that no code block scrolls
+    sideways in the docs (80 fit at 1280 px): a command continues after `` \\``, a line
+    of two columns under its second column, other text under its own indent."""
+    if len(line) <= width:
+        return line
+    indent = len(line) - len(line.lstrip())
+    if line.lstrip().startswith("shapecalc "):
+        wrapped = textwrap.wrap(
+            line, width - 2, subsequent_indent=" " * (indent + 4), break_on_hyphens=False
+        )
+        return " \\\n".join(wrapped)
+    column = re.match(r"\s*\S+(?: \S+)*\s{2,}", line)
+    hang = len(column.group(0)) if column else indent
+    wrapped = textwrap.wrap(line, width, subsequent_indent=" " * hang, break_on_hyphens=False)
+    return "\n".join(wrapped)
+
+
+def _split_extras(help_text: str) -> tuple[str, str, bool]:
+    """An option's help record split into its help, its default and whether it is
+    required (click writes them last, ``  [default: X; required]``)."""
+    default, required = "", False
+    while help_text.endswith("]") and "  [" in help_text:
+        at = help_text.rfind("  [")
+        extras = help_text[at + 3 : -1]
+        help_text = help_text[:at].rstrip()
+        rest = []
+        for part in re.split(r"; (?=default: |required\b)", extras):
+            if part.startswith("default: "):
+                default = part[len("default: ") :]
+            elif part == "required":
+                required = True
+            else:
+                rest.append(part)
+        if rest:
+            help_text += f" ({'; '.join(rest)})"
+    written = re.search(r" ?\[default: ([^\]]*)\]", help_text)  # a default the help writes
+    if written and not default:
+        default = written.group(1)
+        help_text = (help_text[: written.start()] + help_text[written.end() :]).strip()
+    return help_text, default, required
+
+
+def _takes(param: Any, ctx: Any) -> str:
+    import click
+
+    if isinstance(param, click.Option) and param.is_flag:
+        return "(a flag)"
+    if isinstance(param.type, click.Choice):
+        return "one of " + ", ".join(f"`{c}`" for c in param.type.choices)
+    return f"`{param.make_metavar(ctx)}`"
+
+
+def _options_table(command: Any, ctx: Any) -> list[str]:
+    import click
+
+    rows = ["| Option | Takes | Default | What it does |", "|---|---|---|---|"]
+    for param in command.get_params(ctx):
+        if isinstance(param, click.Argument):
+            name = f"`{param.make_metavar(ctx)}`"
+            help_text, default, required = "the argument in the usage line", "", param.required
+            takes = _takes(param, ctx)
+        else:
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            help_text, default, required = _split_extras(record[1])
+            names = [*param.opts, *param.secondary_opts]
+            name = ", ".join(f"`{n}`" for n in names)
+            takes = _takes(param, ctx)
+        if required:
+            default = "required"
+        default = _escape(default, table=True) if default else ""
+        rows.append(f"| {name} | {takes} | {default} | {_escape(help_text, table=True)} |")
+    return rows
+
+
+def _commands_table(group: Any, ctx: Any) -> list[str]:
+    rows = ["| Command | What it does |", "|---|---|"]
+    for name in group.list_commands(ctx):
+        sub = group.get_command(ctx, name)
+        summary = _escape(sub.get_short_help_str(limit=1000), table=True)
+        rows.append(f"| `{name}` | {summary} |")
+    return rows
+
+
 def cli_reference() -> str:
-    """docs/cli.md: every command's own --help."""
-    from docs_facts import cli
+    """docs/cli.md: every command, from its own help: what it does, its usage and a table
+    of its options (what each takes, its default, its help)."""
+    import click
 
     from shapecalc.architectures import commands as architectures
     from shapecalc.cli import cli as group
@@ -88,13 +217,24 @@ def cli_reference() -> str:
     lines = [
         "# Command line",
         "",
-        "Generated from the commands' own help (`python scripts/gen_docs.py`). Sizes take an",
-        "integer or a size name (`H`); bad input prints one line, `Error: ...`, and exits 2.",
+        "Generated from the commands' own help (`python scripts/gen_docs.py`); `shapecalc",
+        "COMMAND --help` prints the same in a terminal. Sizes take an integer or a size name",
+        "(`H`); bad input prints one line, `Error: ...`, and exits 2.",
         "",
     ]
-    for command in commands:
-        name = " ".join(["shapecalc", *command])
-        lines += [f"## {name}", "", "```text", cli([*command, "--help"]), "```", ""]
+    for path in commands:
+        ctx = click.Context(group, info_name="shapecalc", terminal_width=80)
+        command: Any = group
+        for name in path:
+            command = command.get_command(ctx, name)
+            ctx = click.Context(command, info_name=name, parent=ctx, terminal_width=80)
+        title = " ".join(["shapecalc", *path])
+        usage = " ".join([ctx.command_path, *command.collect_usage_pieces(ctx)])
+        lines += [f"## {title}", "", *_description(command, ctx)]
+        lines += ["```text", f"Usage: {usage}", "```", ""]
+        if isinstance(command, click.Group):
+            lines += [*_commands_table(command, ctx), ""]
+        lines += [*_options_table(command, ctx), ""]
     return "\n".join(lines)
 
 

@@ -57,6 +57,10 @@ def facts() -> dict[str, str]:
     )
     out["onehot_total"] = count_str(one_hot.total)
     out["onehot_formula"] = dim_str(one_hot.total_formula)
+    rnn = {r.name: r for r in shapecalc.rnn_lm(vocab=65, hidden=512, layers=1, one_hot=True).rows()}
+    for name, row in (("W_xh", "weight_ih_l0"), ("W_hh", "weight_hh_l0")):
+        out[f"rnn_{name}"] = " × ".join(str(d) for d in rnn[f"rnn.{row}"].shape)
+    out["rnn_W_hy"] = " × ".join(str(d) for d in rnn["head.weight"].shape)
     return out
 
 
@@ -672,3 +676,23 @@ def llama_folder() -> Iterator[None]:
             yield
         finally:
             os.chdir(here)
+
+
+def home_facts() -> dict[str, str]:
+    """The home page's tour beyond the LSTM: a transformer, a config.json, a checkpoint
+    folder, as a terminal :data:`PAGE_WIDTH` columns wide shows them."""
+    llama = ["llama", "--vocab", "32000", "--hidden", "4096", "--layers", "32", "--heads", "32"]
+    llama += ["--intermediate", "11008", "--depth", "1"]
+    out = {
+        "home_llama_command": _shell(["shapecalc", *llama], prompt="$ "),
+        "home_llama": cli(llama, PAGE_WIDTH),
+    }
+    with llama_folder():
+        out["home_hf"] = cli(["hf", "Llama-3.1-8B", "--depth", "1"], PAGE_WIDTH)
+    wide = globals()["cli"]
+    globals()["cli"] = lambda args, *_, **__: wide(args, PAGE_WIDTH)
+    try:
+        out["home_inspect"] = hf_facts()["hf_inspect"]
+    finally:
+        globals()["cli"] = wide
+    return out

@@ -249,6 +249,7 @@ def generated() -> dict[Path, str]:
         facts,
         fill,
         hf_facts,
+        home_facts,
         howto_facts,
         page_facts,
         transformer_facts,
@@ -290,6 +291,7 @@ def generated() -> dict[Path, str]:
         **hf_facts(),
         **sweep_facts(),
         **page_facts(),
+        **home_facts(),
     }
     templates = Path(__file__).resolve().parent / "templates"
     for template in sorted(templates.rglob("*.md")):

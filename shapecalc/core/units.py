@@ -14,7 +14,11 @@ Example:
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Context, Decimal
+from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from decimal import Context
 
 __all__ = ["DTYPE_BYTES", "human_bytes", "human_count", "human_flops"]
 
@@ -30,7 +34,6 @@ _FLOP_UNITS = (
     (10**6, "MFLOPs"),
     (10**3, "kFLOPs"),
 )
-_THREE_DIGITS = Context(prec=3, rounding=ROUND_HALF_EVEN)
 _BYTE_UNITS = (
     (10**18, "EB"),
     (10**15, "PB"),
@@ -41,12 +44,23 @@ _BYTE_UNITS = (
 )
 
 
+@cache
+def _three_digits() -> Context:
+    """Three significant digits, rounded half to even (decimal is imported only when a
+    number is written in units: a JSON report writes none)."""
+    from decimal import ROUND_HALF_EVEN, Context
+
+    return Context(prec=3, rounding=ROUND_HALF_EVEN)
+
+
 def _scaled(n: int, units: tuple[tuple[int, str], ...], plain: str) -> str:
     if n < 0:
         return "-" + _scaled(-n, units, plain)
     if n < units[-1][0]:
         return f"{n}{plain}"
-    rounded = _THREE_DIGITS.plus(Decimal(n))  # round first: 999,999 is 1.00 M, not 1000 k
+    from decimal import Decimal
+
+    rounded = _three_digits().plus(Decimal(n))  # round first: 999,999 is 1.00 M, not 1000 k
     for size, name in units:
         if rounded >= size:
             value = rounded / size

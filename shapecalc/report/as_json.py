@@ -483,17 +483,19 @@ def inspection_json(inspection: Inspection) -> str:
     if not shown.entries:
         return text + "\n"
     text_of = json.encoder.encode_basestring_ascii  # json.dumps' own, for one string
-
-    def string(value: str | None) -> str:
-        return "null" if value is None else text_of(value)
-
+    null = "null"
+    # a list (join makes one anyway), each optional value tested inline, a shape written
+    # as a list of ints writes itself ([16, 32])
     rows = ",\n    ".join(
-        f'{{"name": {text_of(e.name)}, "shape": [{", ".join(map(str, e.shape))}], '
-        f'"count": {e.count}, "dtype": {string(e.dtype)}, '
-        f'"bytes": {"null" if e.nbytes is None else e.nbytes}, '
-        f'"tied_to": {string(e.tied_to)}, "kind": {string(e.kind)}, '
-        f'"buffer": {"true" if buffer else "false"}}}'
-        for e, buffer in zip(shown.entries, shown.buffers, strict=True)
+        [
+            f'{{"name": {text_of(e.name)}, "shape": {list(e.shape)}, '
+            f'"count": {e.count}, "dtype": {null if e.dtype is None else text_of(e.dtype)}, '
+            f'"bytes": {null if e.nbytes is None else e.nbytes}, '
+            f'"tied_to": {null if e.tied_to is None else text_of(e.tied_to)}, '
+            f'"kind": {null if e.kind is None else text_of(e.kind)}, '
+            f'"buffer": {"true" if buffer else "false"}}}'
+            for e, buffer in zip(shown.entries, shown.buffers, strict=True)
+        ]
     )
     return text.replace('"tensors": []', f'"tensors": [\n    {rows}\n  ]', 1) + "\n"
 

@@ -258,17 +258,18 @@ def _hf_section(cls: type[Architecture]) -> list[str]:
         "## From a Hugging Face config",
         "",
         f"`shapecalc hf PATH` builds these model types with `shapecalc {cls.command}`'s "
-        "model; each config field sets the argument beside it, a field left out takes "
+        "model; each config field sets the argument after its arrow, a field left out takes "
         "the config class's default.",
         "",
-        "| model_type | Classes | Fields read | Always |",
-        "|---|---|---|---|",
     ]
     for t in cls.hf:
         classes = ", ".join(f"`{name}`" for name in t.classes)
         read = ", ".join(f"{'/'.join(t.fields(argument))} → {argument}" for argument in t.keys)
-        fixed = ", ".join(f"{k} = {v}" for k, v in t.fixed.items())
-        lines.append(f"| `{t.model_type}` | {classes} | {_cell(read)} | {_cell(fixed)} |")
+        lines.append(f"- `{t.model_type}` ({t.config_class}): {classes}.")
+        lines.append(f"  Reads {_cell(read)}.")
+        if t.fixed:
+            fixed = ", ".join(f"{k} = {v}" for k, v in t.fixed.items())
+            lines.append(f"  Always {_cell(fixed)}.")
     return lines
 
 

@@ -430,3 +430,12 @@ def test_layers_the_exporters_keep_under_their_names(
         assert said == "the same name in both exporters"
         assert np.array_equal(stored[param.name], state[param.name]), param.name
     assert converted.total == sum(v.size for v in stored.values())
+
+
+def test_the_library_refuses_a_port_to_the_same_framework() -> None:
+    import shapecalc as sc
+
+    model = sc.lstm_lm(vocab=65, hidden=8, layers=1)
+    for framework in ("pytorch", "keras", "onnx"):
+        with pytest.raises(sc.InvalidArgumentError, match="another framework"):
+            sc.port(model, framework, framework)

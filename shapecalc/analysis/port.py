@@ -45,6 +45,7 @@ from shapecalc.core.errors import (
     MissingDependencyError,
     echo,
     expect,
+    field_error,
     require_one_of,
 )
 from shapecalc.core.model import Model
@@ -233,6 +234,14 @@ def port(model: Model, source: str, target: str, *, reset_after: bool = True) ->
     expect(model, Model, function="port", argument="model", what="a shapecalc Model")
     require_one_of("source", source, CONVENTIONS)
     require_one_of("target", target, CONVENTIONS)
+    if source == target:
+        raise field_error(
+            "target",
+            target,
+            "target names another framework than source",
+            f"target must name another framework than source (both {source!r})",
+            layer="port",
+        )
     _concrete(model)
     if "pytorch" not in (source, target):
         first = port(model, source, "pytorch", reset_after=reset_after)

@@ -143,3 +143,25 @@ def test_cli_against_refuses_in_one_line(args: list[str], fragment: str) -> None
     assert result.exit_code == 2 and fragment in result.stderr
     assert result.stderr.startswith("Error: Invalid value for '--against'")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_array_likes_where_a_name_goes_are_refused_by_argument() -> None:
+    """A numpy array where a name goes gets a TypeError naming the argument, not an error
+    from inside numpy or a regular expression."""
+    np = pytest.importorskip("numpy")
+    torch = pytest.importorskip("torch")
+    import shapecalc as sc
+
+    model = sc.lstm_lm(vocab=65, hidden=8, layers=1)
+    name = np.array(["lstm"])
+    calls = [
+        (lambda: model.layer(name), "Model.layer: name"),
+        (lambda: model.subtotal(name), "Model.subtotal: path"),
+        (lambda: model.describe(name), "Model.describe: path"),
+        (lambda: sc.solve(sc.lstm_lm, "10M", layers=2, vocab=65, convention=name), "convention"),
+        (lambda: sc.from_module(torch.nn.Linear(2, 2), name=name), "from_module: name"),
+        (lambda: sc.from_hf_config({"model_type": "gpt2"}, class_name=name), "class_name"),
+    ]
+    for call, words in calls:
+        with pytest.raises(TypeError, match=words):
+            call()

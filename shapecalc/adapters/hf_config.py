@@ -610,6 +610,8 @@ def hf_model(
     config, label, folder = _source(source)
     if isinstance(allow, str) or not all(isinstance(a, str) for a in allow):
         raise TypeError("allow must be a list of field names")
+    if class_name is not None and not isinstance(class_name, str):
+        raise TypeError(f"class_name must be a class name (str), got {type(class_name).__name__}")
     cls, t = _model_type(config, label)
     chosen = class_name or _architectures(config, t, label)
     if chosen not in t.classes:

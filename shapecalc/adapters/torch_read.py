@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from shapecalc.adapters.torch_build import load_torch
 from shapecalc.core.dims import shape_str
-from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, echo, printable
+from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, echo, expect, printable
 from shapecalc.core.flow import OPAQUE
 from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec, Param, expand
@@ -449,6 +449,8 @@ def from_module(module: Any, name: str | None = None, *, input_shapes: Any = Non
     A lazy module (``nn.LazyLinear``) has no shapes until its first forward: with
     ``input_shapes`` (one shape per input, ``[(2, 3, 32, 32)]``) a copy is run once, see
     :func:`materialize`; without, :class:`LazyModuleError` says so."""
+    if name is not None:
+        expect(name, str, function="from_module", argument="name", what="a str or None")
     torch = load_torch()
     _require_module(torch, module, "from_module")
     notes: list[str] = []

@@ -25,7 +25,7 @@ from typing import Any
 
 from shapecalc.core.declare import Architecture, arguments_of
 from shapecalc.core.dims import Dim, Expr, as_size, count_noun, dim_str, symbol
-from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, echo
+from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, echo, expect
 from shapecalc.core.model import Model
 
 __all__ = ["Candidate", "Solution", "parse_budget", "solve"]
@@ -280,6 +280,7 @@ def solve(
 
 def _total_of(convention: str, reset_after: bool) -> Callable[[Model], Dim]:
     """How a budget counts a model: PyTorch's total, or another framework's."""
+    expect(convention, str, function="solve", argument="convention", what="a framework's name")
     if convention == "pytorch":
         return lambda model: model.total
     from shapecalc.analysis.conventions import convert

@@ -472,6 +472,7 @@ class Model:
         return self._subtotal(path)[1]
 
     def _subtotal(self, path: str) -> tuple[Dim, Dim]:
+        expect(path, str, function="Model.subtotal", argument="path", what="a name (str)")
         wanted = split_name(path)
         if wanted in self._subtotals:
             return self._subtotals[wanted]
@@ -506,6 +507,7 @@ class Model:
     def describe(self, path: str) -> str:
         """What the node at ``path`` is: a layer's spec (``Linear(in_features=512, ...)``),
         a block's kind, or ``12 × GPT2Block`` for a run."""
+        expect(path, str, function="Model.describe", argument="path", what="a name (str)")
         node = find_node(self.root, split_name(path))
         if isinstance(node, Leaf):
             return str(node.spec)
@@ -543,6 +545,7 @@ class Model:
         """The layer at ``name`` (``lstm``, ``transformer.h.{0..11}.attn``); a child of a
         run shown as one row finds its run's layer (``layers.5.mlp`` finds
         ``layers.{3..60}.mlp``)."""
+        expect(name, str, function="Model.layer", argument="name", what="a name (str)")
         for layer in self.layers:
             if layer.name == name:
                 return layer

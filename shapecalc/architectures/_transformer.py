@@ -22,6 +22,7 @@ from shapecalc.core.dims import (
 )
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain
+from shapecalc.core.hfmap import Reference
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, split_name
 from shapecalc.layers.functional import Select
@@ -522,3 +523,10 @@ class GroupedQueryLM(TransformerLM):
         if out["kv_heads"] is not None and out["heads"] % out["kv_heads"]:
             out["kv_heads"] = 1  # a divisor of every head count
         return out
+
+
+def first_padding(model: Any, reference: Reference) -> Reference:
+    """A ``write`` hook: the padding id 0, inside any vocabulary (a class's own default
+    may lie outside a small one)."""
+    config = {**reference.config, "pad_token_id": 0}
+    return Reference(reference.model, reference.config_class, config, reference.options)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import GroupedQueryLM
 from shapecalc.architectures.llama import _read
-from shapecalc.core.declare import Built, Reference, flag
+from shapecalc.core.declare import Built, flag
 from shapecalc.core.dims import dim_str
 from shapecalc.core.flow import chain, multiply, parallel, residual, summed
 from shapecalc.core.hfmap import HFType
@@ -123,7 +123,7 @@ class Cohere(GroupedQueryLM):
             ),
             dropped=(r"rotary_emb\.inv_freq",),
             read=_read,
-            write=lambda model, ref: _padded(ref),
+            write=tf.first_padding,
         ),
     )
 
@@ -227,10 +227,3 @@ class Cohere(GroupedQueryLM):
 
 
 cohere = Cohere.function_for()
-
-
-def _padded(reference: Reference) -> Reference:
-    """The padding id inside any vocabulary."""
-    return Reference(
-        reference.model, reference.config_class, {**reference.config, "pad_token_id": 0}
-    )

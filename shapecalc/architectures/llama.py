@@ -28,7 +28,17 @@ from shapecalc.layers.functional import Chunk, Rotary, ScaledDotProductAttention
 from shapecalc.layers.linear import Linear
 from shapecalc.layers.norm import RMSNorm
 
-__all__ = ["LLaMA", "llama", "llama_intermediate"]
+__all__ = ["LLaMA", "llama", "llama_inner", "llama_intermediate"]
+
+
+def llama_inner(model: GroupedQueryLM) -> Dim:
+    """The MLP's intermediate size of a model sized as LLaMA is: given, LLaMA's rule of
+    H, or the letter I."""
+    if model.intermediate is not None:
+        given: Dim = model.intermediate
+        return given
+    h = known(model.hidden)
+    return symbol("I") if h is None else llama_intermediate(h)
 
 
 def llama_intermediate(hidden: int, multiple_of: int = 256) -> int:
@@ -75,14 +85,13 @@ def _read(f: Any, out: dict[str, Any]) -> None:
         out["kv_heads"] = None
 
 
-def _write_phi3(reference: Reference) -> Reference | None:
+def _write_phi3(model: Any, reference: Reference) -> Reference | None:
     """Phi-3's heads split the hidden size; its default padding id (32000) is outside a
     small vocabulary."""
     config = dict(reference.config)
     if config.pop("head_dim") * config["num_attention_heads"] != config["hidden_size"]:
         return None
-    config["pad_token_id"] = 0
-    return Reference(reference.model, reference.config_class, config)
+    return tf.first_padding(model, Reference(reference.model, reference.config_class, config))
 
 
 def _sliding(model_type: str) -> Any:
@@ -429,7 +438,7 @@ class LLaMA(GroupedQueryLM):
                 "interpolate_factor",
                 "lm_head_bias",
             },
-            write=lambda model, ref: _write_phi3(ref),
+            write=_write_phi3,
         ),
     )
 
@@ -484,14 +493,7 @@ class LLaMA(GroupedQueryLM):
         k: Dim = 2 if self.experts_per_token is None else self.experts_per_token
         return k
 
-    @property
-    def inner(self) -> Dim:
-        """The MLP's intermediate size: given, LLaMA's rule of H, or the letter I."""
-        if self.intermediate is not None:
-            given: Dim = self.intermediate
-            return given
-        h = known(self.hidden)
-        return symbol("I") if h is None else llama_intermediate(h)
+    inner = property(llama_inner)
 
     def sizes(self) -> dict[str, Dim]:
         """The sizes given, and those worked out: D = H / A, I by LLaMA's rule."""

@@ -12,9 +12,9 @@ from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import GroupedQueryLM
-from shapecalc.architectures.llama import _read, llama_intermediate
-from shapecalc.core.declare import Built, Reference, flag
-from shapecalc.core.dims import Dim, dim_str, known, symbol
+from shapecalc.architectures.llama import _read, llama_inner
+from shapecalc.core.declare import Built, flag
+from shapecalc.core.dims import dim_str
 from shapecalc.core.flow import chain, multiply, parallel, residual
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
@@ -114,7 +114,7 @@ class OLMo2(GroupedQueryLM):
             ),
             dropped=(r"rotary_emb\.inv_freq",),
             read=_read,
-            write=lambda model, ref: _padded(ref),
+            write=tf.first_padding,
         ),
     )
 
@@ -126,14 +126,8 @@ class OLMo2(GroupedQueryLM):
             "kv_heads", self.heads, self.kv, "kv_heads must divide heads (query heads per group)"
         )
 
-    @property
-    def inner(self) -> Dim:
-        """The MLP's intermediate size: given, LLaMA's rule of H, or the letter I."""
-        if self.intermediate is not None:
-            given: Dim = self.intermediate
-            return given
-        h = known(self.hidden)
-        return symbol("I") if h is None else llama_intermediate(h)
+    #: the MLP's intermediate size by LLaMA's rule of H, unless given
+    inner = property(llama_inner)
 
     def hf_values(self) -> dict[str, Any]:
         return {
@@ -222,11 +216,3 @@ class OLMo2(GroupedQueryLM):
 
 
 olmo2 = OLMo2.function_for()
-
-
-def _padded(reference: Reference) -> Reference:
-    """The padding id inside any vocabulary (the class's default, 1, is outside a vocabulary
-    of one token)."""
-    return Reference(
-        reference.model, reference.config_class, {**reference.config, "pad_token_id": 0}
-    )

@@ -88,6 +88,7 @@ _WHERE = {
     "Select": "layers.functional",
     "Conv1D": "layers.transformers",
     "Experts": "layers.transformers",
+    "TopkRouter": "layers.transformers",
     "Bias": "layers.transformers",
     # the transformer architectures' library functions
     "gpt2": "architectures.gpt2",
@@ -137,6 +138,7 @@ __all__ = [
     "Solution",
     "SplitHeads",
     "TieError",
+    "TopkRouter",
     "__version__",
     "analyze",
     "assert_matches",
@@ -255,6 +257,6 @@ if TYPE_CHECKING:  # the static view of the lazy names above
     )
     from shapecalc.layers.linear import Linear
     from shapecalc.layers.recurrent import LSTM
-    from shapecalc.layers.transformers import Bias, Conv1D, Experts
+    from shapecalc.layers.transformers import Bias, Conv1D, Experts, TopkRouter
     from shapecalc.report import Report
     from shapecalc.report.pipeline import build_report

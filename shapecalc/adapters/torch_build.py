@@ -40,7 +40,7 @@ from shapecalc.layers.functional import (
     Select,
     SplitHeads,
 )
-from shapecalc.layers.transformers import Bias, Conv1D, Experts
+from shapecalc.layers.transformers import EXPERT_NAMES, Bias, Conv1D, Experts, TopkRouter
 
 
 def load_torch() -> Any:
@@ -332,6 +332,7 @@ def _experts(torch: Any, spec: Experts, device: str) -> Any:
     e: Any = spec.num_experts  # numbers: the model was built
     h: Any = spec.hidden_size
     i: Any = spec.intermediate_size
+    names = EXPERT_NAMES[spec.naming]
     functional = torch.nn.functional
 
     class ExpertsModule(torch.nn.Module):  # type: ignore[misc]
@@ -346,7 +347,8 @@ def _experts(torch: Any, spec: Experts, device: str) -> Any:
             else:
                 for n in range(e):
                     expert = torch.nn.Module()
-                    for name, (rows, cols) in (("w1", (i, h)), ("w2", (h, i)), ("w3", (i, h))):
+                    for name, part in names:
+                        rows, cols = (h, i) if part == "down" else (i, h)
                         expert.add_module(
                             name, torch.nn.Linear(cols, rows, bias=False, device=device)
                         )
@@ -357,7 +359,8 @@ def _experts(torch: Any, spec: Experts, device: str) -> Any:
                 gate, up = self.gate_up_proj[n].chunk(2, dim=0)
                 return gate, up, self.down_proj[n]
             expert = self.get_submodule(str(n))
-            return expert.w1.weight, expert.w3.weight, expert.w2.weight
+            by_part = {part: getattr(expert, name).weight for name, part in names}
+            return by_part["gate"], by_part["up"], by_part["down"]
 
         def forward(self, x: Any, logits: Any) -> Any:
             flat, scores = x.reshape(-1, h), logits.reshape(-1, e)
@@ -374,8 +377,30 @@ def _experts(torch: Any, spec: Experts, device: str) -> Any:
     return ExpertsModule()
 
 
+def _router(torch: Any, spec: TopkRouter, device: str) -> Any:
+    class RouterModule(torch.nn.Module):  # type: ignore[misc]
+        """A score per expert, in fp32; the correction bias a buffer."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            e: Any = spec.num_experts
+            self.weight = torch.nn.Parameter(torch.empty(e, spec.hidden_size, device=device))
+            if spec.correction_bias:
+                self.register_buffer("e_score_correction_bias", torch.zeros(e, device=device))
+
+        def forward(self, x: Any) -> Any:
+            return torch.nn.functional.linear(x.float(), self.weight.float()).to(x.dtype)
+
+    return RouterModule()
+
+
 #: layers torch.nn lacks: spec class -> its module, made with torch on a device
-_MODULES: dict[type, Any] = {Bias: _bias, Conv1D: _conv1d, Experts: _experts}
+_MODULES: dict[type, Any] = {
+    Bias: _bias,
+    Conv1D: _conv1d,
+    Experts: _experts,
+    TopkRouter: _router,
+}
 #: functions of a forward: spec class -> what it does to tensors
 _CALLS: dict[type, Any] = {
     Add: lambda torch, spec, *xs: functools.reduce(lambda a, b: a + b, xs),

@@ -332,7 +332,7 @@ class TransformerLM(Architecture):
         root = Block(kind, {base: body, "lm_head": lm}, flow=chain(base, "lm_head"))
         tied = getattr(self, "tie_weights", False)
         ties = {"lm_head.weight": f"{base}.{embedding}.weight"} if tied else {}
-        return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2)
+        return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2, head="lm_head")
 
     def config_sizes(self) -> dict[str, Any]:
         """The sizes as a transformers config of the LLaMA, GPT-NeoX and BERT families

@@ -193,6 +193,9 @@ class Built:
     group_depth: int = 1
     #: the model's name when it depends on the arguments (the title otherwise)
     name: str = ""
+    #: the leaf that maps vectors back to tokens (``lm_head``), if any: with the embedding
+    #: tables, what "non-embedding" counts leave out
+    head: str = ""
 
 
 A = TypeVar("A", bound="Architecture")
@@ -425,6 +428,7 @@ class Architecture:
             kind=self.owner(),
             group_depth=built.group_depth,
             config=self,
+            head=built.head,
         )
 
     def _build_model(self) -> Model:
@@ -437,6 +441,7 @@ class Architecture:
             sizes=self.sizes(),
             input_layout=built.input_layout,
             group_depth=built.group_depth,
+            head=built.head,
         )
 
     @classmethod

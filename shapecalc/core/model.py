@@ -219,6 +219,8 @@ class Model:
     argument_names: Mapping[str, str] = field(default_factory=dict, compare=False)
     #: fields of the config it was read from that change no tensor (``--explain``)
     unshaped: tuple[str, ...] = field(default=(), compare=False)
+    #: the leaf that maps vectors back to tokens (``lm_head``), if any
+    head: str = ""
 
     def __post_init__(self) -> None:
         for field_name, value in (("ties", self.ties), ("sizes", self.sizes)):
@@ -449,6 +451,63 @@ class Model:
     @property
     def total_formula(self) -> Dim:
         return self.template.total
+
+    # -- what one token uses -------------------------------------------------------------
+    @cached_property
+    def routed(self) -> bool:
+        """A mixture: some layer chooses, per token, which of its tensors it uses (the
+        top k of E routed experts), so that fewer parameters are active than held."""
+        seen: set[int] = set()
+
+        def routed(node: Node) -> bool:
+            if id(node) in seen:
+                return False
+            seen.add(id(node))
+            if isinstance(node, Leaf):
+                return node.spec.routed
+            return any(routed(entry.node) for entry in node.children)
+
+        return routed(self.root)
+
+    @cached_property
+    def active(self) -> Dim:
+        """Parameters one token's forward uses: all but the routed experts it is not sent
+        to (attention, dense and shared MLPs, routers, norms, the top k of E experts), the
+        embedding table and head counted whole, as published totals count them."""
+        total = node_total(self.root, active=True)
+        for tied in self.ties:
+            param = find_param(self.root, tied)
+            assert param is not None  # checked when the model was made
+            total = total - param.count
+        return total
+
+    @property
+    def active_formula(self) -> Dim:
+        return self.template.active
+
+    @cached_property
+    def vocabulary(self) -> Dim:
+        """The parameters that map tokens to vectors and back: every embedding table and
+        the head (``lm_head``, counted once when it is the embedding), what
+        "non-embedding" counts leave out."""
+        total = node_total(
+            self.root, count=lambda spec: spec.total() if spec.kind == "Embedding" else 0
+        )
+        head = find_node(self.root, split_name(self.head)) if self.head else None
+        if isinstance(head, Leaf):
+            total += sum(
+                (
+                    p.count
+                    for p in head.spec.params()
+                    if full_name(self.head, p.name) not in self.ties
+                ),
+                start=0,
+            )
+        return total
+
+    @property
+    def vocabulary_formula(self) -> Dim:
+        return self.template.vocabulary
 
     @cached_property
     def _subtotals(self) -> dict[tuple[str, ...], tuple[Dim, Dim]]:

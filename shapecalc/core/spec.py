@@ -379,6 +379,15 @@ class LayerSpec:
     def total(self) -> Dim:
         return sum((p.count for p in self.params()), start=0)
 
+    #: the layer chooses, per token, which of its own tensors it uses (the routed experts
+    #: of a mixture): its :meth:`active` count is smaller than its total
+    routed: ClassVar[bool] = False
+
+    def active(self) -> Dim:
+        """Parameters one token's forward uses: all of them, unless the layer chooses
+        among its own (a mixture's routed experts: the top k of E)."""
+        return self.total()
+
     def symbolic(self) -> bool:
         return any(isinstance(v, Expr) for v in self.arguments().values())
 

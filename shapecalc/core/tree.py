@@ -686,18 +686,33 @@ def _walk_entry(
         yield from _walk(inner, (*parts, entry.part()), more, expand)
 
 
-def node_total(node: Node, *, trainable: bool = False, memo: dict[int, Dim] | None = None) -> Dim:
-    """Parameters of a node, a run counted once and multiplied (ties not considered)."""
+def node_total(
+    node: Node,
+    *,
+    trainable: bool = False,
+    active: bool = False,
+    count: Callable[[LayerSpec], Dim] | None = None,
+    memo: dict[int, Dim] | None = None,
+) -> Dim:
+    """Parameters of a node, a run counted once and multiplied (ties not considered);
+    ``active``: those one token uses (the top k of a mixture's routed experts); ``count``:
+    what each layer contributes, instead."""
     memo = {} if memo is None else memo
     key = id(node)
     if key in memo:
         return memo[key]
     total: Dim = 0
-    if isinstance(node, Leaf):
+    if isinstance(node, Leaf) and count is not None:
+        total = count(node.spec)
+    elif isinstance(node, Leaf) and active:
+        total = node.spec.active()
+    elif isinstance(node, Leaf):
         total = sum((p.count for p in node.spec.params() if p.trainable or not trainable), start=0)
     else:
         for entry in node.children:
-            inner = node_total(entry.node, trainable=trainable, memo=memo)
+            inner = node_total(
+                entry.node, trainable=trainable, active=active, count=count, memo=memo
+            )
             total += inner if isinstance(entry, Child) else entry.count * inner
     memo[key] = total
     return total

@@ -21,7 +21,14 @@ from shapecalc.core.dims import Dim, dim_str, known, product
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work
 from shapecalc.layers._shapes import bias_adds, check_features, one_input
 
-__all__ = ["EXPERT_LAYOUTS", "Bias", "Conv1D", "Experts"]
+__all__ = ["EXPERT_LAYOUTS", "EXPERT_NAMES", "Bias", "Conv1D", "Experts", "TopkRouter"]
+
+#: how checkpoint files name one expert's three matrices, in the order they list them:
+#: (name, which projection)
+EXPERT_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
+    "mixtral": (("w1", "gate"), ("w2", "down"), ("w3", "up")),
+    "gated": (("gate_proj", "gate"), ("up_proj", "up"), ("down_proj", "down")),
+}
 
 
 @dataclass(frozen=True)
@@ -76,9 +83,11 @@ class Experts(LayerSpec):
 
     ``layout="fused"`` names them as ``transformers`` 5 builds them: ``gate_up_proj``
     (E, 2·I, H) and ``down_proj`` (E, H, I), with no ``.weight``; ``"checkpoint"`` as
-    checkpoint files store them: ``{e}.w1.weight`` (I, H) the gate, ``{e}.w2.weight``
-    (H, I) the down and ``{e}.w3.weight`` (I, H) the up projection of each expert. The
-    same numbers either way: 3·E·H·I.
+    checkpoint files store them, each expert a module of its own, named as ``naming``
+    says: Mixtral's ``{e}.w1.weight`` (I, H) the gate, ``{e}.w2.weight`` (H, I) the down
+    and ``{e}.w3.weight`` (I, H) the up projection (``"mixtral"``), or
+    ``{e}.gate_proj.weight``, ``{e}.up_proj.weight`` and ``{e}.down_proj.weight``
+    (``"gated"``: Qwen MoE, DeepSeek, GLM). The same numbers either way: 3·E·H·I.
 
     Inputs: the tokens (…, H) and the router's logits (…, E)."""
 
@@ -87,6 +96,7 @@ class Experts(LayerSpec):
     intermediate_size: Dim
     top_k: Dim = 2
     layout: str = "fused"
+    naming: str = "mixtral"
 
     kind: ClassVar[str] = "Experts"
     family: ClassVar[str] = "transformers"
@@ -101,6 +111,7 @@ class Experts(LayerSpec):
     def __post_init__(self) -> None:
         self._check_fields()
         self._check_choice("layout", EXPERT_LAYOUTS)
+        self._check_choice("naming", tuple(EXPERT_NAMES))
         k, e = known(self.top_k), known(self.num_experts)
         if k is not None and e is not None and k > e:
             self._fail(
@@ -110,6 +121,12 @@ class Experts(LayerSpec):
                 f"{k} > {e}",
                 "num_experts",
             )
+
+    routed: ClassVar[bool] = True
+
+    def active(self) -> Dim:
+        """The top_k experts a token is sent to: 3·H·I each."""
+        return self.top_k * 3 * self.hidden_size * self.intermediate_size
 
     def params(self) -> Iterator[Param]:
         e, h, i = self.num_experts, self.hidden_size, self.intermediate_size
@@ -129,11 +146,10 @@ class Experts(LayerSpec):
         n = known(e)
         numbers = range(n) if n is not None else None
         last = dim_str(e - 1).replace(" ", "")
-        for name, shape, what in (
-            ("w1", (i, h), "gate projection (w1)"),
-            ("w2", (h, i), "down projection (w2)"),
-            ("w3", (i, h), "up projection (w3)"),
-        ):
+        shapes = {"gate": (i, h), "up": (i, h), "down": (h, i)}
+        for name, part in EXPERT_NAMES[self.naming]:
+            shape = shapes[part]
+            what = f"{part} projection" + (f" ({name})" if name[0] == "w" else "")
             yield Param(
                 f"{{0..{last}}}.{name}.weight",
                 shape,
@@ -175,6 +191,61 @@ class Experts(LayerSpec):
                 ),
                 Stored("routing weights", (visits,)),
             ),
+        )
+
+
+@dataclass(frozen=True)
+class TopkRouter(LayerSpec):
+    """The router of a mixture whose gate holds more than a linear layer (DeepSeek-V3,
+    GLM-4.5): ``weight`` (E, H), a score per expert for each token, and with
+    ``correction_bias`` the buffer ``e_score_correction_bias`` (E,), added to the scores
+    to choose the experts (not to weigh them), set by load balancing rather than trained.
+    Output: the scores (…, E)."""
+
+    hidden_size: Dim
+    num_experts: Dim
+    correction_bias: bool = True
+
+    kind: ClassVar[str] = "TopkRouter"
+    family: ClassVar[str] = "transformers"
+    summary: ClassVar[str] = "a score per expert for each token"
+    size_fields: ClassVar[dict[str, int]] = {"hidden_size": 1, "num_experts": 1}
+    bool_fields: ClassVar[tuple[str, ...]] = ("correction_bias",)
+
+    def __post_init__(self) -> None:
+        self._check_fields()
+
+    def params(self) -> Iterator[Param]:
+        h, e = self.hidden_size, self.num_experts
+        yield Param(
+            "weight",
+            (e, h),
+            f"a score per expert: {dim_str(h)} in -> {dim_str(e)} out, stored (out, in)",
+        )
+
+    def buffers(self) -> Iterator[Param]:
+        if self.correction_bias:
+            yield Param(
+                "e_score_correction_bias",
+                (self.num_experts,),
+                "added to each expert's score to choose, not to weigh: set by load "
+                "balancing, not trained",
+                trainable=False,
+            )
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        """(*, H) -> (*, E)."""
+        shape = one_input(self, inputs)
+        check_features(self, shape, -1, self.hidden_size, "hidden_size")
+        return ((*shape[:-1], self.num_experts),)
+
+    def work(self, *inputs: Shape) -> Work:
+        """H·E MACs per token (the scores, in fp32 as transformers computes them)."""
+        outputs = self.output_shapes(*inputs)
+        return Work(
+            outputs,
+            macs=product(inputs[0][:-1]) * self.hidden_size * self.num_experts,
+            saved=(Stored("input", inputs[0], of="input"),),
         )
 
 

@@ -140,6 +140,9 @@ def to_dict(model: Model, *, kind: str | None = None) -> dict[str, Any]:
         "total": _value(model.total),
         "total_formula": dim_ascii(model.total_formula),
         "trainable": _value(model.trainable),
+        "active": _value(model.active),
+        "active_formula": dim_ascii(model.active_formula),
+        "embedding_and_head": _value(model.vocabulary),
         "bytes": {dtype: _value(model.bytes(dtype)) for dtype in DTYPE_BYTES},
         "notes": list(model.notes),
     }

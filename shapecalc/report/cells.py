@@ -78,6 +78,21 @@ def _total_line(model: Model) -> str:
     return text
 
 
+def _active_line(model: Model) -> str:
+    """What one token uses (the top k routed experts and every other tensor), in both
+    conventions published figures use: the embedding and head counted whole, or left out."""
+    active, without = model.active, model.active - model.vocabulary
+    text = count_noun(active, "parameter") + " per token"
+    if isinstance(active, int):
+        text += f" ({human_count(active)})"
+    if model.active_formula != active:
+        text += f" = {dim_str(model.active_formula)}"
+    text += f"; {count_str(without)}"
+    if isinstance(without, int):
+        text += f" ({human_count(without)})"
+    return text + " without the embedding and head"
+
+
 def _memory_line(model: Model) -> str:
     parts = []
     for dtype in SUMMARY_DTYPES:
@@ -92,6 +107,8 @@ def _memory_line(model: Model) -> str:
 def summary_lines(model: Model) -> list[tuple[str, str]]:
     """The footer: (label, text) pairs shared by every writer."""
     lines = [("Total", _total_line(model))]
+    if model.routed:
+        lines.append(("Active", _active_line(model)))
     if model.trainable != model.total:
         lines.append(("Trainable", count_str(model.trainable)))
     lines.append(("Memory", _memory_line(model)))

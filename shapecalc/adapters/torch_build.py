@@ -40,7 +40,17 @@ from shapecalc.layers.functional import (
     Select,
     SplitHeads,
 )
-from shapecalc.layers.transformers import EXPERT_NAMES, Bias, Conv1D, Experts, TopkRouter
+from shapecalc.layers.transformers import (
+    EXPERT_NAMES,
+    MXFP4_BLOCK,
+    Bias,
+    Conv1D,
+    Experts,
+    GptOssExperts,
+    SinkAttention,
+    Sinks,
+    TopkRouter,
+)
 
 
 def load_torch() -> Any:
@@ -202,6 +212,9 @@ class _TorchRunner:
         self.module = module
 
     def node(self, node: Node, parts: tuple[str, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
+        if isinstance(node, Leaf) and not parts:  # the block's own tensors, as a step
+            out = _OWN[type(node.spec)](load_torch(), node.spec, self.module, *values)
+            return out if isinstance(out, tuple) else (out,)
         out = self.module.get_submodule(join_name(*parts))(*values)
         return out if isinstance(out, tuple) else (out,)
 
@@ -394,12 +407,124 @@ def _router(torch: Any, spec: TopkRouter, device: str) -> Any:
     return RouterModule()
 
 
+def _sink_attention(torch: Any, spec: SinkAttention, q: Any, k: Any, v: Any, sinks: Any) -> Any:
+    """gpt-oss's eager attention: scores, the causal mask, the sink's column, the row's max
+    subtracted, the softmax, the column dropped, the weights times v (the key and value
+    heads repeated for grouped queries, as transformers repeats them)."""
+    a: Any = spec.num_heads  # numbers: the model was built
+    kv: Any = spec.num_kv_heads
+    d: Any = spec.head_dim
+
+    def heads(x: Any, n: Any) -> Any:
+        x = x if x.dim() >= 4 and x.shape[-1] == d else x.unflatten(-1, (n, d))
+        return x.transpose(-3, -2)
+
+    qh, kh, vh = heads(q, a), heads(k, kv), heads(v, kv)
+    groups = a // kv
+    if groups > 1:
+        kh, vh = kh.repeat_interleave(groups, dim=-3), vh.repeat_interleave(groups, dim=-3)
+    scores = torch.matmul(qh, kh.transpose(-1, -2)) * d**-0.5
+    t, s = scores.shape[-2], scores.shape[-1]
+    if spec.causal:
+        mask = torch.full((t, s), float("-inf"), device=q.device, dtype=scores.dtype)
+        scores = scores + mask.triu(s - t + 1)
+    column = sinks.to(scores.dtype).reshape(-1, 1, 1).expand(*scores.shape[:-1], 1)
+    combined = torch.cat([scores, column], dim=-1)
+    combined = combined - combined.max(dim=-1, keepdim=True).values
+    weights = torch.softmax(combined, dim=-1)[..., :-1]
+    return torch.matmul(weights, vh).transpose(-3, -2).flatten(-2)
+
+
+#: MXFP4's 4-bit numbers, by their code (transformers' FP4_VALUES)
+_FP4 = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0)
+
+
+def _gpt_oss_experts(torch: Any, spec: GptOssExperts, device: str) -> Any:
+    e: Any = spec.num_experts  # numbers: the model was built
+    h: Any = spec.hidden_size
+    i: Any = spec.intermediate_size
+    alpha, limit = 1.702, 7.0  # transformers' swiglu_alpha and swiglu_limit defaults
+    half = MXFP4_BLOCK // 2
+
+    def packed(rows: int, cols: int) -> Any:
+        data = torch.zeros(e, rows, cols // MXFP4_BLOCK, half, dtype=torch.uint8, device=device)
+        return torch.nn.Parameter(data, requires_grad=False)
+
+    def exponents(rows: int, cols: int) -> Any:
+        data = torch.full((e, rows, cols // MXFP4_BLOCK), 127, dtype=torch.uint8, device=device)
+        return torch.nn.Parameter(data, requires_grad=False)
+
+    class GptOssExpertsModule(torch.nn.Module):  # type: ignore[misc]
+        """gpt-oss's experts, named as the spec's layout names them; the forward is
+        transformers' eager one (each expert on the tokens sent to it, the clamped SwiGLU,
+        the weighted sum); the checkpoint layout dequantizes its MXFP4 blocks first."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            zeros = functools.partial(torch.zeros, device=device)
+            if spec.layout == "fused":
+                self.gate_up_proj = torch.nn.Parameter(torch.empty(e, h, 2 * i, device=device))
+                self.gate_up_proj_bias = torch.nn.Parameter(zeros(e, 2 * i))
+                self.down_proj = torch.nn.Parameter(torch.empty(e, i, h, device=device))
+                self.down_proj_bias = torch.nn.Parameter(zeros(e, h))
+                return
+            self.gate_up_proj_blocks = packed(2 * i, h)
+            self.gate_up_proj_scales = exponents(2 * i, h)
+            self.gate_up_proj_bias = torch.nn.Parameter(zeros(e, 2 * i))
+            self.down_proj_blocks = packed(h, i)
+            self.down_proj_scales = exponents(h, i)
+            self.down_proj_bias = torch.nn.Parameter(zeros(e, h))
+
+        def dequantized(self, name: str, dtype: Any) -> Any:
+            """(E, in, out) from the blocks, as transformers dequantizes them."""
+            blocks, scales = getattr(self, f"{name}_blocks"), getattr(self, f"{name}_scales")
+            lut = torch.tensor(_FP4, dtype=dtype, device=blocks.device)
+            low, high = lut[(blocks & 0x0F).long()], lut[(blocks >> 4).long()]
+            numbers = torch.stack((low, high), dim=-1).flatten(-2)
+            numbers = torch.ldexp(numbers, scales.long()[..., None] - 127)
+            return numbers.flatten(-2).transpose(1, 2)
+
+        def weights(self, dtype: Any) -> tuple[Any, Any]:
+            if spec.layout == "fused":
+                return self.gate_up_proj, self.down_proj
+            with torch.no_grad():
+                return self.dequantized("gate_up_proj", dtype), self.dequantized("down_proj", dtype)
+
+        def forward(self, x: Any, logits: Any) -> Any:
+            flat, scores = x.reshape(-1, h), logits.reshape(-1, e)
+            top, chosen = torch.topk(scores, spec.top_k, dim=-1)
+            routing = torch.softmax(top, dim=1)
+            gate_up_proj, down_proj = self.weights(flat.dtype)
+            out = torch.zeros_like(flat)
+            with torch.no_grad():
+                mask = torch.nn.functional.one_hot(chosen, num_classes=e).permute(2, 1, 0)
+                hit = torch.greater(mask.sum(dim=(-1, -2)), 0).nonzero()
+            for (n,) in hit.tolist():
+                slot, rows = torch.where(mask[n])
+                gate_up = flat[rows] @ gate_up_proj[n] + self.gate_up_proj_bias[n]
+                gate, up = gate_up[..., ::2], gate_up[..., 1::2]
+                gate = gate.clamp(min=None, max=limit)
+                up = up.clamp(min=-limit, max=limit)
+                glu = gate * torch.sigmoid(gate * alpha)
+                y = ((up + 1) * glu) @ down_proj[n] + self.down_proj_bias[n]
+                out.index_add_(0, rows, y * routing[rows, slot, None])
+            return out.view_as(x)
+
+    return GptOssExpertsModule()
+
+
 #: layers torch.nn lacks: spec class -> its module, made with torch on a device
 _MODULES: dict[type, Any] = {
     Bias: _bias,
     Conv1D: _conv1d,
     Experts: _experts,
+    GptOssExperts: _gpt_oss_experts,
     TopkRouter: _router,
+}
+#: a block's own tensors used as a step of its flow: spec class -> what the step gives,
+#: from the block's module
+_OWN: dict[type, Any] = {
+    Sinks: lambda torch, spec, module, *values: module.sinks,
 }
 #: functions of a forward: spec class -> what it does to tensors
 _CALLS: dict[type, Any] = {
@@ -407,6 +532,7 @@ _CALLS: dict[type, Any] = {
     Multiply: lambda torch, spec, *xs: functools.reduce(lambda a, b: a * b, xs),
     Positions: _positions,
     ScaledDotProductAttention: _attention,
+    SinkAttention: _sink_attention,
     Rotary: _rotary,
     SplitHeads: lambda torch, spec, x: x.unflatten(-1, (spec.num_heads, spec.head_dim)),
     Chunk: lambda torch, spec, x: tuple(x.split(list(spec.sizes), dim=-1)),

@@ -58,7 +58,7 @@ from shapecalc.core.errors import (
 )
 from shapecalc.core.flow import Opaque
 from shapecalc.core.model import Model
-from shapecalc.core.spec import LayerSpec, Shape, Stored, Work
+from shapecalc.core.spec import STORED_BYTES, LayerSpec, Shape, Stored, Work
 from shapecalc.core.tree import (
     Child,
     Interleaved,
@@ -358,15 +358,20 @@ class Cost:
         n, trainable = m.total, m.trainable
         b = self.itemsize
         lines: list[MemoryLine] = []
+        weights = m.bytes(self.dtype)  # n·b, but tensors of a dtype of their own
+        kept = sorted({row.param.dtype for row in m.rows() if row.param.dtype})
+        own = "".join(f"; {d} tensors {STORED_BYTES[d]} byte(s) each" for d in kept)
         if self.mixed_precision:
             lines.append(
                 MemoryLine(
-                    "weights", n * b, f"{self.dtype} copy for forward and backward: {b} bytes each"
+                    "weights",
+                    weights,
+                    f"{self.dtype} copy for forward and backward: {b} bytes each{own}",
                 )
             )
             lines.append(MemoryLine("fp32 master weights", trainable * 4, "4 bytes each"))
         else:
-            lines.append(MemoryLine("weights", n * b, f"{b} bytes each ({self.dtype})"))
+            lines.append(MemoryLine("weights", weights, f"{b} bytes each ({self.dtype}){own}"))
         buffers = self.buffer_bytes
         if buffers != 0:
             lines.append(

@@ -596,9 +596,16 @@ class Model:
         return any(isinstance(e, Repeat) or isinstance(e.node, Block) for e in root.children)
 
     def bytes(self, dtype: str = "fp32") -> Dim:
-        """Bytes to store the parameters at ``dtype`` (see :data:`DTYPE_BYTES`)."""
+        """Bytes to store the parameters at ``dtype`` (see :data:`DTYPE_BYTES`); a tensor
+        with a dtype of its own (MXFP4's uint8 blocks and scales) at its own."""
         require_one_of("dtype", dtype, tuple(DTYPE_BYTES), layer=self.name)
-        return self.total * DTYPE_BYTES[dtype]
+        size = DTYPE_BYTES[dtype]
+        total: Dim = self.total * size
+        for row in self.rows():  # tensors stored in a dtype of their own (uint8 blocks)
+            own = row.param.itemsize
+            if own is not None and not row.tied_to:
+                total += row.count * (own - size)
+        return total
 
     def layer(self, name: str) -> Layer:
         """The layer at ``name`` (``lstm``, ``transformer.h.{0..11}.attn``); a child of a

@@ -20,6 +20,7 @@ from shapecalc.core.errors import ShapeError, field_error, refuse_arrays
 
 __all__ = [
     "REGISTERED",
+    "STORED_BYTES",
     "LayerSpec",
     "Param",
     "Shape",
@@ -29,6 +30,10 @@ __all__ = [
     "register",
     "shown",
 ]
+
+
+#: bytes per number of the dtypes a tensor may keep whatever the weights' dtype
+STORED_BYTES: dict[str, int] = {"uint8": 1, "int8": 1, "int32": 4, "int64": 8}
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,14 @@ class Param:
     repeat: Dim = 1
     #: for a block of numbered layers (``weight_ih_l{1..95}``): the layer indices it holds
     layers: range | None = None
+    #: the dtype the tensor is stored in whatever the weights' dtype, as torch names it
+    #: (MXFP4's packed blocks and scales: ``uint8``); empty: the weights' dtype
+    dtype: str = ""
+
+    @property
+    def itemsize(self) -> int | None:
+        """Bytes per number of a tensor with a dtype of its own; None: the weights'."""
+        return STORED_BYTES[self.dtype] if self.dtype else None
 
     def at(self, index: int) -> Param:
         """The one tensor of a block for layer ``index`` (``weight_ih_l7``); every

@@ -246,6 +246,31 @@ def _quantizable(model: Model, names: list[str], quantization: dict[str, Any]) -
     return out
 
 
+#: a run's part of an escaped name (``\\{0\\.\\.23\\}``), as any layer number
+_RUNS = re.compile(r"\\\{\d+(?:,\d+)?\\\.\\\.\d+\\\}")
+
+
+def _own_dtypes(model: Model, names: list[str]) -> dict[str, str]:
+    """The names among ``names`` whose tensor keeps a dtype of its own, whatever the
+    weights' (MXFP4's uint8 blocks and scales) -> that dtype."""
+    patterns = [
+        (
+            re.compile(_RUNS.sub(r"\\d+", re.escape(row.name)) + "$"),
+            row.param.dtype,
+        )
+        for row in model.rows()
+        if row.param.dtype
+    ]
+    if not patterns:
+        return {}
+    out = {}
+    for name in names:
+        found = next((d for p, d in patterns if p.match(name)), None)
+        if found is not None:
+            out[name] = found
+    return out
+
+
 def _match(
     hf: HFModel,
     model: Model,
@@ -298,16 +323,18 @@ def _match(
         unexpected = [u for u in unexpected if u not in extra]
     matched = [n for n in used if n in expected and n not in dict(quantized_found)]
     floats = {"float32", "float16", "bfloat16", "float64"}
+    own = _own_dtypes(model, matched)  # tensors stored in a dtype of their own (uint8 blocks)
     counts: dict[str, int] = {}
     for n in matched:
-        d = _dtype(stored[n].dtype)
-        counts[d] = counts.get(d, 0) + 1
+        if n not in own:
+            d = _dtype(stored[n].dtype)
+            counts[d] = counts.get(d, 0) + 1
     want = dtype or (max(counts, key=lambda d: counts[d]) if counts else None)
-    wrong_dtype = [
-        Mismatch(n, str(want), _dtype(stored[n].dtype))
-        for n in matched
-        if want in floats and _dtype(stored[n].dtype) != want
-    ]
+    wrong_dtype = []
+    for n in matched:
+        found, wanted = _dtype(stored[n].dtype), own.get(n, want if want in floats else None)
+        if wanted is not None and found != wanted:
+            wrong_dtype.append(Mismatch(n, wanted, found))
     return {
         "missing": tuple(missing),
         "unexpected": tuple(unexpected),

@@ -102,7 +102,7 @@ class GptOss(GroupedQueryLM):
         >>> m = gpt_oss(vocab=201088, hidden=2880, layers=24, heads=64, kv_heads=8,
         ...             head_dim=64, intermediate=2880, experts=32)
         >>> m.total, m.active
-        (20914757184, 4169906496)
+        (20914757184, 4187440704)
     """
 
     command: ClassVar[str] = "gpt-oss"
@@ -358,10 +358,6 @@ class GptOss(GroupedQueryLM):
             f"biases: {count_str(one)} numbers per expert.",
             "gpt-oss has no shared expert (a dense MLP every token goes through beside the "
             "routed ones): every expert is routed.",
-            f"Why active and total differ: a token uses the k = {dim_str(k)} experts it is "
-            f"sent to, not all E = {dim_str(e)}; the active count is everything but the "
-            "other experts (attention, router, norms, the embedding and head whole), "
-            f"{count_str(model.active)} of {count_str(model.total)}.",
         ]
         if self.moe_layout == "checkpoint":
             lines.append(
@@ -374,6 +370,7 @@ class GptOss(GroupedQueryLM):
             )
         return [
             ("What the sizes mean", lines),
+            ("Active and total", self.mixture_lines(model, e, k)),
             (
                 "Every matrix of one block",
                 self.block_lines(model, self.in_body("model", "layers")),

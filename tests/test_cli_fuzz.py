@@ -54,6 +54,9 @@ COMMANDS = [
     ["hf", str(_HERE / "config.json"), "--verify"],
     ["inspect", CONFIG],
     ["llama", "--vocab", "16", "--hidden", "8", "--heads", "2", "--layers", "1"],
+    ["gpt-oss", "--vocab", "16", "--hidden", "64", "--heads", "2", "--layers", "1",
+     "--intermediate", "32", "--experts", "2", "--experts-per-token", "1",
+     "--moe-layout", "checkpoint"],  # fmt: skip
     ["lstm", "--hidden", "8", "--vocab", "5"],
     ["gru", "--hidden", "8", "--vocab", "5"],
     ["rnn", "--hidden", "8", "--vocab", "5"],
@@ -147,6 +150,8 @@ FLAGS = [
     "--intermediate",
     "--context",
     "--experts",
+    "--experts-per-token",
+    "--moe-layout",
     "--rotary-pct",
     "--class",
     "--allow-field",

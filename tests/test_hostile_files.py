@@ -293,7 +293,52 @@ def links(folder: Path, rng: random.Random) -> Iterator[Path]:
         yield here
 
 
+def mxfp4(folder: Path, rng: random.Random) -> Iterator[Path]:
+    """gpt-oss folders as the Hub lays them out (a quantization_config, the experts'
+    MXFP4 blocks and scales in uint8), their configs and blocks damaged: hidden sizes no
+    block divides, blocks of the wrong rank, dtype or size, scales missing, a million
+    experts against a few tensors."""
+    blocks = "model.layers.0.mlp.experts.gate_up_proj_blocks"
+    scales = "model.layers.0.mlp.experts.gate_up_proj_scales"
+    shapes: list[Any] = [[2, 64, 2, 16], [2, 64, 2], [2, 64, 2, 16, 1], [], [0, 64, 2, 16]]
+    shapes += [[2, 64, 2, 10**12], [-2, 64, 2, 16], [2**40, 2**40, 2**40, 2**40]]
+    for i in range(40):
+        config = {
+            "model_type": "gpt_oss",
+            "vocab_size": 16,
+            "hidden_size": rng.choice([32, 48, 64, 2**40]),
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": rng.choice([1, 2, 3]),
+            "head_dim": rng.choice([4, 5, 8]),
+            "intermediate_size": rng.choice([32, 40]),
+            "num_local_experts": rng.choice([2, 1_600_000]),
+            "num_experts_per_tok": rng.choice([1, 2, 4]),
+            "quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": ["x"]},
+        }
+        here = folder / f"mxfp4{i}"
+        here.mkdir()
+        (here / "config.json").write_text(json.dumps(config))
+        tensors = {
+            "model.embed_tokens.weight": ([16, 64], "BF16"),
+            blocks: (rng.choice(shapes), rng.choice(["U8", "U8", "F32", "BF16", "I8"])),
+        }
+        if rng.random() < 0.5:
+            tensors[scales] = ([2, 64, 2], "U8")
+        header, offset = {}, 0
+        for name, (shape, dtype) in tensors.items():
+            size = {"U8": 1, "I8": 1, "BF16": 2, "F32": 4}[dtype]
+            for d in shape:
+                size *= max(d, 0)
+            size = size if size < 2**20 else 4  # a size past the file: its offsets refused
+            header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+            offset += size
+        header_file(here / "model.safetensors", header, bytes(offset))
+        yield here
+
+
 FAMILIES: dict[str, Callable[[Path, random.Random], Iterator[Path]]] = {
+    "mxfp4": mxfp4,
     "not_checkpoints": not_checkpoints,
     "links": links,
     "names": names,

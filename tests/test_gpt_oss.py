@@ -448,9 +448,10 @@ def test_symbolic_formulas_agree_with_numbers() -> None:
     assert (evaluated.total, evaluated.active) == (concrete.total, concrete.active)
     stored = gpt_oss(**{**SMALL, "hidden": "H", "intermediate": "I"}, moe_layout="checkpoint")
     assert "⌊" in str(stored.total_formula)
-    assert stored.evaluate(H=64, I=32).total == gpt_oss(
-        **{**SMALL, "hidden": 64, "intermediate": 32}, moe_layout="checkpoint"
-    ).total
+    assert (
+        stored.evaluate(H=64, I=32).total
+        == gpt_oss(**{**SMALL, "hidden": 64, "intermediate": 32}, moe_layout="checkpoint").total
+    )
 
 
 @pytest.mark.parametrize(

@@ -483,6 +483,41 @@ ARCHITECTURE_COUNTS["starcoder2"] = [
         3_030_371_328,
     ),
 ]
+ARCHITECTURE_COUNTS["gpt-oss"] = [
+    (  # by hand, per layer: sinks A, four biased projections 4·(H² + H), the router
+        # E·H + E, E experts of 3·H·I + 2·I + H, two norms; the embedding, head, final norm
+        {"vocab": 100, "hidden": 64, "layers": 2, "heads": 4, "intermediate": 32, "experts": 4},
+        2 * (4 + 4 * (64 * 64 + 64) + 4 * 64 + 4 + 4 * (3 * 64 * 32 + 2 * 32 + 64) + 2 * 64)
+        + 2 * 100 * 64
+        + 64,
+    ),
+    (  # gpt-oss-20b (transformers' GptOssForCausalLM built from its config.json)
+        {
+            "vocab": 201088,
+            "hidden": 2880,
+            "layers": 24,
+            "heads": 64,
+            "kv_heads": 8,
+            "head_dim": 64,
+            "intermediate": 2880,
+            "experts": 32,
+        },
+        20_914_757_184,
+    ),
+    (  # gpt-oss-120b (the same)
+        {
+            "vocab": 201088,
+            "hidden": 2880,
+            "layers": 36,
+            "heads": 64,
+            "kv_heads": 8,
+            "head_dim": 64,
+            "intermediate": 2880,
+            "experts": 128,
+        },
+        116_829_156_672,
+    ),
+]
 ARCHITECTURE_ROWS = [
     (c, args, total) for c, rows in ARCHITECTURE_COUNTS.items() for args, total in rows
 ]

@@ -445,7 +445,47 @@ def starcoder2_twin(c: Any) -> Any:
     return _CausalLM(c, body, bias=False) if c.head == "lm" else body
 
 
+def gpt_oss_twin(c: Any) -> Any:
+    """GptOssForCausalLM (or GptOssModel) of transformers; in the checkpoint layout its
+    experts hold what the Hub's MXFP4 checkpoints store, as transformers' mxfp4
+    integration reads and writes them: each projection's ``_blocks`` (E, rows, cols / 32,
+    16) and ``_scales`` (E, rows, cols / 32), uint8, before its bias."""
+    t = hf()
+    config = t.GptOssConfig(
+        vocab_size=c.vocab,
+        hidden_size=c.hidden,
+        num_hidden_layers=c.layers,
+        num_attention_heads=c.heads,
+        num_key_value_heads=c.kv_heads or c.heads,
+        head_dim=c.head_dim or c.hidden // c.heads,
+        intermediate_size=c.intermediate,
+        num_local_experts=c.experts,
+        num_experts_per_tok=c.experts_per_token,
+        attention_bias=c.attention_bias,
+        tie_word_embeddings=c.tie_weights,
+        pad_token_id=0,
+    )
+    model = on_meta(t.GptOssForCausalLM if c.head == "lm" else t.GptOssModel, config)
+    if c.moe_layout == "checkpoint":
+        body = model.model if c.head == "lm" else model
+        e, h, i = c.experts, c.hidden, c.intermediate
+
+        def packed(*shape: int) -> Any:
+            return nn.Parameter(torch.empty(*shape, dtype=torch.uint8, device="meta"), False)
+
+        for layer in body.layers:
+            experts = nn.Module()
+            for name, rows, cols in (("gate_up_proj", 2 * i, h), ("down_proj", h, i)):
+                setattr(experts, f"{name}_blocks", packed(e, rows, cols // 32, 16))
+                setattr(experts, f"{name}_scales", packed(e, rows, cols // 32))
+                bias = getattr(layer.mlp.experts, f"{name}_bias")
+                setattr(experts, f"{name}_bias", bias)
+            layer.mlp.experts = experts
+    return model
+
+
 TWINS: dict[str, Callable[[Any], Any]] = {
+    "gpt-oss": with_task_heads(gpt_oss_twin, "model"),
     "lstm": recurrent_twin("lstm"),
     "gru": recurrent_twin("gru"),
     "rnn": recurrent_twin("rnn"),

@@ -13,6 +13,7 @@ config's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -416,10 +417,9 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
     best: tuple[int, str, Model, dict[str, Any], dict[str, str]] | None = None
     layouts = [("transformers", hf.model())]
     if hf.family.checkpoint:
-        try:
+        # sizes no checkpoint stores so (MXFP4's blocks of 32): the class's layout alone
+        with contextlib.suppress(InvalidArgumentError):
             layouts.insert(0, ("checkpoint files", hf.checkpoint_model()))
-        except InvalidArgumentError:  # sizes no checkpoint stores so (MXFP4's blocks of 32)
-            pass
     for label, model in layouts:
         _countable(model, len(checkpoint.tensors), path)
         names = _loaded_names(hf, [t.name for t in checkpoint.tensors], model)

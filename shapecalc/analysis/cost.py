@@ -355,10 +355,10 @@ class Cost:
     def memory(self) -> tuple[MemoryLine, ...]:
         """The memory account, one line per kind of tensor, with the rule beside it."""
         m = self.model
-        n, trainable = m.total, m.trainable
+        trainable = m.trainable
         b = self.itemsize
         lines: list[MemoryLine] = []
-        weights = m.bytes(self.dtype)  # n·b, but tensors of a dtype of their own
+        weights = m.bytes(self.dtype)  # N·b, but tensors of a dtype of their own at theirs
         kept = sorted({row.param.dtype for row in m.rows() if row.param.dtype})
         own = "".join(f"; {d} tensors {STORED_BYTES[d]} byte(s) each" for d in kept)
         if self.mixed_precision:

@@ -11,6 +11,7 @@ MXFP4-quantized (``--moe-layout checkpoint``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -50,7 +51,7 @@ def _listed(numbers: list[int]) -> str:
     """``0, 2, ..., 22`` for a progression, else the numbers (the first eight)."""
     if len(numbers) > 3:
         step = numbers[1] - numbers[0]
-        if all(b - a == step for a, b in zip(numbers, numbers[1:], strict=False)):
+        if all(b - a == step for a, b in itertools.pairwise(numbers)):
             return f"{numbers[0]}, {numbers[1]}, ..., {numbers[-1]}"
     shown = ", ".join(str(n) for n in numbers[:8])
     return shown + (", ..." if len(numbers) > 8 else "")

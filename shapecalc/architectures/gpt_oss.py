@@ -210,7 +210,7 @@ class GptOss(GroupedQueryLM):
                 }
             ),
             not_null=frozenset({"head_dim", "num_key_value_heads"}),
-            dropped=(r"rotary_emb\.inv_freq", r"rotary_emb\.original_inv_freq"),
+            dropped=(r"rotary_emb\.inv_freq",),
             checkpoint={"moe_layout": "checkpoint"},
             read=_read,
             write=tf.first_padding,

@@ -445,7 +445,6 @@ def starcoder2_twin(c: Any) -> Any:
     return _CausalLM(c, body, bias=False) if c.head == "lm" else body
 
 
-
 # -- Qwen's mixtures of experts, written by hand in torch as transformers lays them out
 def _gated(hidden: int, inner: int) -> Any:
     mlp = nn.Module()
@@ -512,6 +511,7 @@ def qwen_moe_twin(c: Any) -> Any:
     if c.tie_weights:
         model.lm_head.weight = body.embed_tokens.weight
     return model
+
 
 TWINS: dict[str, Callable[[Any], Any]] = {
     "lstm": recurrent_twin("lstm"),

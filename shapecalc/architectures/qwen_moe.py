@@ -18,19 +18,23 @@ from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import GroupedQueryLM
 from shapecalc.core.choices import EXPERT_LAYOUTS
 from shapecalc.core.declare import Built, Reference, choice, flag, indices, size
-from shapecalc.core.dims import Dim, count_str, dim_str, known
+from shapecalc.core.dims import Dim, count_str, dim_str, floor_div, known, shape_str
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain, multiply, parallel, residual, summed
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
-from shapecalc.core.tree import Block, Leaf, ModuleList, Node, cycle, runs
+from shapecalc.core.tree import Block, Child, Leaf, ModuleList, Node, Repeat, split_name
 from shapecalc.layers.activation import Sigmoid, SiLU
 from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.functional import Rotary, ScaledDotProductAttention, SplitHeads
 from shapecalc.layers.linear import Linear
 from shapecalc.layers.norm import RMSNorm
 
-__all__ = ["QwenMoE", "qwen_moe"]
+__all__ = ["MAX_RUNS", "QwenMoE", "qwen_moe"]
+
+#: the most runs of layers a stack is shown as (one per layer of the sparse step's pattern,
+#: two per group of dense layers among the sparse ones)
+MAX_RUNS = 1024
 
 #: fields the classes read that change no tensor
 _FREE = frozenset(
@@ -316,19 +320,25 @@ class QwenMoE(GroupedQueryLM):
             and (index + 1) % self.sparse_step == 0
         )
 
-    @property
-    def irregular(self) -> int:
-        """The layers before the stack repeats every sparse_step layers: up to the last
-        dense layer that the step would have made sparse, rounded up to a whole step."""
-        step: int = self.sparse_step
-        moved = [i for i in self.dense_layers if (i + 1) % step == 0]
-        last = max(moved) + 1 if moved else 0
-        return -(-last // step) * step
-
     def sparse_layers(self) -> int | None:
-        """How many layers have experts (None with a symbolic layer count)."""
+        """How many layers have experts (None with a symbolic layer count): every
+        sparse_step-th, but the dense ones among them."""
         n = known(self.layers)
-        return None if n is None else sum(1 for i in range(n) if self.sparse(i))
+        if n is None:
+            return None
+        step: int = self.sparse_step
+        return 0 if self.experts == 0 else n // step - len(self._holes())
+
+    def _holes(self) -> list[int]:
+        """The dense layers the sparse step would have given experts."""
+        return [i for i in self.dense_layers if (i + 1) % self.sparse_step == 0]
+
+    def _runs(self) -> int:
+        """The runs of layers the stack is shown as: one per layer of the step's pattern,
+        two per group of dense layers on the step."""
+        holes, step = self._holes(), int(self.sparse_step)
+        groups = sum(1 for k, i in enumerate(holes) if k == 0 or holes[k - 1] + step != i)
+        return step + 2 * groups
 
     # -- checks -------------------------------------------------------------------------
     def check(self) -> None:
@@ -356,6 +366,17 @@ class QwenMoE(GroupedQueryLM):
                 layer=self.owner(),
                 field="dense_layers",
                 value=",".join(str(i) for i in self.dense_layers),
+                rule=rule,
+            )
+        n_runs, step = self._runs(), self.sparse_step
+        if self.experts != 0 and n_runs > MAX_RUNS and (n is None or step <= n):
+            field = "sparse_step" if step > MAX_RUNS // 2 else "dense_layers"
+            rule = f"the layers form at most {MAX_RUNS:,} runs (sparse_step and dense_layers)"
+            raise InvalidArgumentError(
+                f"{rule}; these make {n_runs:,}",
+                layer=self.owner(),
+                field=field,
+                value=step if field == "sparse_step" else ",".join(map(str, self.dense_layers)),
                 rule=rule,
             )
         if self.intermediate is None and self._dense_layer() is not None:
@@ -458,7 +479,9 @@ class QwenMoE(GroupedQueryLM):
                 description=what,
             )
         gate = Leaf(
-            Linear(h, 1, bias=False), "how much of the shared expert to add", "shared expert gate"
+            Linear(h, 1, bias=False),
+            "how much of the shared expert to add",
+            "shared expert's sigmoid gate",
         )
         children = {
             "gate": router,
@@ -485,24 +508,42 @@ class QwenMoE(GroupedQueryLM):
         return Block("DecoderLayer", children, flow=flow)
 
     def _stack(self) -> Block:
-        """The layers as transformers numbers them: runs of equal layers up to the last
-        irregular one (the dense layers), then the sparse step's cycle, so that a symbolic
-        layer count gives each run's count as a formula."""
-        sparse = self._block(self._sparse_block()) if self.experts != 0 else None
+        """The layers as transformers numbers them, each kind a run: with a sparse step P,
+        the P - 1 dense layers between two sparse ones as P - 1 runs P apart
+        (``layers.{0,2..46}``), the sparse layers as one run broken by the dense layers
+        among them. No layer is listed one by one, so a symbolic layer count gives each
+        run's count as a formula."""
         dense = (
             self._block(self._mlp(self.inner, "dense")) if self._dense_layer() is not None else None
         )
-        if sparse is None:
-            return ModuleList(dense, self.layers)
-        step: int = self.sparse_step
-        kinds = [sparse if self.sparse(i) else dense for i in range(self.irregular)]
-        n = known(self.layers)
-        if n is not None and n <= self.irregular:
-            return Block("ModuleList", runs(kinds[:n]))
-        pattern = [dense] * (step - 1) + [sparse]
-        head = runs(kinds) if kinds else ()
-        tail = cycle(pattern, self.layers - self.irregular, start=self.irregular)
-        return Block("ModuleList", (*head, *tail))
+        n, step, total = known(self.layers), self.sparse_step, self.layers
+        if self.experts == 0 or (n is not None and step > n):
+            return ModuleList(dense, total)
+        sparse = self._block(self._sparse_block())
+        entries: list[Repeat | Child] = []
+
+        def add(node: Node | None, start: int, count: Dim) -> None:
+            c = known(count)
+            if node is None or (c is not None and c <= 0):
+                return
+            entries.append(Child(str(start), node) if c == 1 else Repeat(node, count, start, step))
+
+        def to_the_end(start: int) -> Dim:  # start, start + P, ... below L
+            return total - start if step == 1 else floor_div(total - start + step - 1, step)
+
+        for first in range(step - 1):
+            add(dense, first, to_the_end(first))
+        holes, start, k = self._holes(), step - 1, 0
+        while k < len(holes):
+            j = k
+            while j + 1 < len(holes) and holes[j + 1] == holes[j] + step:
+                j += 1
+            add(sparse, start, (holes[k] - start) // step)
+            add(dense, holes[k], j - k + 1)
+            start, k = holes[j] + step, j + 1
+        add(sparse, start, to_the_end(start))
+        entries.sort(key=lambda e: e.start if isinstance(e, Repeat) else int(e.name))
+        return Block("ModuleList", tuple(entries))
 
     def build(self) -> Built:
         h, v = self.hidden, self.vocab
@@ -572,14 +613,53 @@ class QwenMoE(GroupedQueryLM):
             )
         else:
             moe.append("With no experts, every layer has the dense MLP.")
-        return [
-            ("What the sizes mean", lines),
-            ("The experts", moe),
-            (
-                "Every matrix of one block",
-                self.block_lines(model, self.in_body("model", "layers")),
-            ),
+        layers = self.in_body("model", "layers")
+        runs = list(
+            dict.fromkeys(
+                split_name(r.name[len(layers) + 1 :])[0]
+                for r in model.rows()
+                if r.name.startswith(layers + ".")
+            )
+        )
+        sparse = [
+            run
+            for run in runs
+            if f"{layers}.{run}.mlp.gate.weight" in {r.name for r in model.rows()}
         ]
+        dense = [run for run in runs if run not in sparse]
+        sections = [("What the sizes mean", lines), ("The experts", moe)]
+        if sparse:
+            sections.append(
+                (
+                    f"Every matrix of a sparse block (layers.{sparse[0]})",
+                    self._run_lines(model, layers, sparse[0], ""),
+                )
+            )
+        if dense:
+            sections.append(
+                (
+                    f"The MLP of a dense block (layers.{dense[0]})",
+                    self._run_lines(model, layers, dense[0], "mlp."),
+                )
+            )
+        return sections
+
+    def _run_lines(self, model: Model, layers: str, run: str, within: str) -> list[str]:
+        """Every matrix of one run of layers (under ``within`` only): name, shape, count
+        and formula."""
+        prefix = f"{layers}.{run}.{within}"
+        lines = []
+        for row in model.rows():
+            if row.name.startswith(prefix):
+                one, formula = row.param.size, row.template.size
+                same = count_str(one) == dim_str(formula)
+                lines.append(
+                    f"{row.name[len(layers) + len(run) + 2 :]} {shape_str(row.shape)}: "
+                    f"{count_str(one)}"
+                    + ("" if same else f" = {dim_str(formula)}")
+                    + f" ({row.role})"
+                )
+        return lines
 
     def _layers_line(self) -> str:
         """Which layers are sparse, in words."""

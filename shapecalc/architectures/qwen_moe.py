@@ -122,14 +122,16 @@ def _sliding(model_type: str) -> Any:
     return notes
 
 
-def _member(*, model_type: str, prefix: str, defaults: dict[str, Any], **kwargs: Any) -> HFType:
+def _member(
+    *, model_type: str, prefix: str, qa_body: str, defaults: dict[str, Any], **kwargs: Any
+) -> HFType:
     keys = {**_KEYS, **kwargs.pop("keys", {})}
     for name in kwargs.get("fixed", {}):
         keys.pop(name, None)
     return HFType(
         model_type=model_type,
         config_class=f"{prefix}Config",
-        classes=tf.head_classes(prefix, *tf.HEADS, qa_body="model"),
+        classes=tf.head_classes(prefix, *tf.HEADS, qa_body=qa_body),
         base="model",
         keys=keys,
         defaults={"head_dim": None, "tie_word_embeddings": False, **defaults},
@@ -257,11 +259,18 @@ class QwenMoE(GroupedQueryLM):
     )
     head: str = tf.lm_head("Qwen3MoeForCausalLM", "Qwen3MoeModel", *tf.HEADS)
     labels: Any = tf.labels()
+    qa_body: str = choice(
+        ("transformer", "model"),
+        "The body's name under the question-answering head: transformer (Qwen3-MoE) or "
+        "model (Qwen2-MoE).",
+        "transformer",
+    )
 
     hf: ClassVar[tuple[HFType, ...]] = (
         _member(
             model_type="qwen2_moe",
             prefix="Qwen2Moe",
+            qa_body="model",
             defaults={
                 "vocab_size": 151936,
                 "hidden_size": 2048,
@@ -288,6 +297,7 @@ class QwenMoE(GroupedQueryLM):
         _member(
             model_type="qwen3_moe",
             prefix="Qwen3Moe",
+            qa_body="transformer",
             defaults={
                 "vocab_size": 151936,
                 "hidden_size": 2048,
@@ -604,13 +614,6 @@ class QwenMoE(GroupedQueryLM):
                     "sigmoid, and it is added to the routed experts' output."
                 )
             moe.append(self._layers_line())
-            active, total = model.active, model.total
-            moe.append(
-                f"Active parameters: one token uses {count_str(active)} of the "
-                f"{count_str(total)} (the embedding and the head counted): all but the "
-                f"{dim_str(e)} − {dim_str(k)} experts of each sparse layer it is not sent to. "
-                "Memory holds the total; the compute per token follows the active count."
-            )
         else:
             moe.append("With no experts, every layer has the dense MLP.")
         layers = self.in_body("model", "layers")
@@ -628,6 +631,8 @@ class QwenMoE(GroupedQueryLM):
         ]
         dense = [run for run in runs if run not in sparse]
         sections = [("What the sizes mean", lines), ("The experts", moe)]
+        if e != 0:
+            sections.append(("Active and total", self.mixture_lines(model, e, k)))
         if sparse:
             sections.append(
                 (

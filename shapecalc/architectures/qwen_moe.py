@@ -428,11 +428,9 @@ class QwenMoE(GroupedQueryLM):
         if out["experts"]:
             out["experts_per_token"] = min(out["experts_per_token"], out["experts"])
         out["dense_layers"] = tuple(i for i in out["dense_layers"] if i < out["layers"])
-        if out["intermediate"] is None:
-            probe = cls.__new__(cls)
-            probe.__dict__.update(out)
-            if probe._dense_layer() is not None:
-                out["intermediate"] = 4
+        dense = not out["experts"] or out["sparse_step"] != 1 or out["dense_layers"]
+        if out["intermediate"] is None and dense:
+            out["intermediate"] = 4  # a dense layer's MLP needs its size
         return out
 
     # -- the tree -------------------------------------------------------------------------

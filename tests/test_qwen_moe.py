@@ -406,3 +406,35 @@ def test_library_errors_name_the_field() -> None:
     with pytest.raises(ShapecalcError) as err:
         qwen_moe(**{**QWEN3, "layers": 4, "intermediate": None}, sparse_step=2)
     assert err.value.field == "intermediate"
+
+
+@pytest.mark.parametrize("model_type", ["qwen2_moe", "qwen3_moe"])
+def test_a_saved_checkpoint_agrees_with_its_config(model_type: str, tmp_path: Path) -> None:
+    """save_pretrained writes each expert as the checkpoint layout names it; inspect
+    finds every tensor, a dense layer's among them."""
+    from shapecalc.adapters.hf_checkpoint import check_folder
+
+    config = {
+        "model_type": model_type,
+        "vocab_size": 40,
+        "hidden_size": 16,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 24,
+        "moe_intermediate_size": 8,
+        "shared_expert_intermediate_size": 12,
+        "num_experts": 3,
+        "num_experts_per_tok": 2,
+        "mlp_only_layers": [1],
+    }
+    if model_type == "qwen3_moe":
+        del config["shared_expert_intermediate_size"]
+    fields = {k: v for k, v in config.items() if k != "model_type"}
+    model = transformers.AutoModelForCausalLM.from_config(
+        transformers.AutoConfig.for_model(model_type, **fields)
+    )
+    model.save_pretrained(tmp_path)
+    check = check_folder(str(tmp_path))
+    assert check.ok, (check.missing, check.unexpected, check.wrong_shape)
+    assert check.stored_total == check.expected_total == sum(p.numel() for p in model.parameters())

@@ -159,7 +159,9 @@ class QwenMoE(GroupedQueryLM):
     expert every token goes through, 3·H·S, scaled by a sigmoid of ``shared_expert_gate``
     (1, H) (Qwen1.5-MoE, Qwen2-MoE). A dense layer (``dense_layers``, or one off the
     sparse step) has one gated MLP of intermediate (I). Attention as in Qwen2 (q, k and v
-    biases) or Qwen3 (q and k norms of head_dim, no biases).
+    biases) or Qwen3 (q and k norms of head_dim, no biases). The names' order is the
+    classes': the router before the experts with a shared expert (Qwen2-MoE), after them
+    without (Qwen3-MoE).
 
         >>> m = qwen_moe(vocab=151936, hidden=2048, layers=48, heads=32, kv_heads=4,
         ...     head_dim=128, moe_intermediate=768, experts=128, experts_per_token=8,

@@ -240,6 +240,10 @@ def folders(folder: Path, rng: random.Random) -> Iterator[Path]:
         [],
         {"model_type": "bert", "x" * 5000: 1},
         {"model_type": "gpt2", "vocab_size": 2**70},
+        {"model_type": "qwen2_moe", "mlp_only_layers": [True, -1]},
+        {"model_type": "qwen3_moe", "mlp_only_layers": "0,1", "decoder_sparse_step": 0},
+        {"model_type": "qwen3_moe", "num_hidden_layers": 2**62, "mlp_only_layers": [2**61]},
+        {"model_type": "qwen2_moe", "decoder_sparse_step": 2**40, "num_hidden_layers": 2**50},
         None,
     ]
     for i in range(100):
@@ -555,6 +559,7 @@ TINY = {
         "sweep hf --show training",
         "inspect experts",
         "inspect layers",
+        "hf qwen-moe runs",
         "lstm --memory",
         "port lstm",
     ],
@@ -573,7 +578,18 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
         "num_local_experts": 1_600_000,
         "num_experts_per_tok": 2,
     }
-    (tmp_path / "config.json").write_text(json.dumps(experts if "experts" in case else layers))
+    qwen = {  # a trillion layers, the dense ones among them far apart: runs, not a list
+        "model_type": "qwen3_moe",
+        **TINY,
+        "num_hidden_layers": TRILLION,
+        "moe_intermediate_size": 4,
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "decoder_sparse_step": 3,
+        "mlp_only_layers": [5, 10**11 - 1, TRILLION - 1],
+    }
+    chosen = qwen if "qwen" in case else experts if "experts" in case else layers
+    (tmp_path / "config.json").write_text(json.dumps(chosen))
     header_file(tmp_path / "model.safetensors", {"w": entry([2])}, bytes(8))
     folder = str(tmp_path)
     at = ["--batch", "1", "--seq-len", "8"]
@@ -589,6 +605,7 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
         ],
         "inspect experts": ["inspect", folder],
         "inspect layers": ["inspect", folder],
+        "hf qwen-moe runs": ["hf", folder, "--memory", *at, "--explain"],
         "lstm --memory": ["lstm", "--vocab", "5", "--hidden", "8", "--layers", str(TRILLION),
                           "--memory", *at],
         "port lstm": ["port", "lstm", "--vocab", "5", "--hidden", "8", "--layers",

@@ -27,7 +27,7 @@ def check_lines(check: FolderCheck) -> list[str]:
         + (
             "names as transformers loads them"
             if check.layout == "transformers"
-            else "experts one by one, as checkpoint files hold them"
+            else "the experts as checkpoint files hold them, not as transformers fuses them"
         ),
         f"  matched   {check.matched:,} tensors · {check.stored_total:,} numbers stored "
         f"({human_count(check.stored_total)}), {check.expected_total:,} implied by the config "

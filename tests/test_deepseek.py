@@ -201,9 +201,7 @@ def test_the_cache_holds_the_latent_and_the_rotated_key() -> None:
     theirs = built(V3, device="cpu")
     batch, seq = 2, 5
     out = theirs(torch.randint(2, 40, (batch, seq)), use_cache=True)
-    held = sum(
-        layer.keys.numel() + layer.values.numel() for layer in out.past_key_values.layers
-    )
+    held = sum(layer.keys.numel() + layer.values.numel() for layer in out.past_key_values.layers)
     first = out.past_key_values.layers[0]
     assert tuple(first.keys.shape) == (batch, 1, seq, V3["kv_lora_rank"])
     assert tuple(first.values.shape) == (batch, 1, seq, V3["qk_rope_head_dim"])
@@ -225,13 +223,59 @@ def test_the_built_model_runs_a_forward() -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        ["deepseek", "--vocab", "1000", "--hidden", "64", "--layers", "4", "--heads", "4"]
-        + ["--intermediate", "128", "--moe-intermediate", "16", "--experts", "8"]
-        + ["--experts-per-token", "2", "--dense-layers", "1", "--q-lora-rank", "24"]
-        + ["--kv-lora-rank", "16", "--nope-dim", "8", "--rope-dim", "4", "--value-dim", "8"],
-        ["glm4-moe", "--vocab", "1000", "--hidden", "64", "--layers", "4", "--heads", "4"]
-        + ["--kv-heads", "2", "--intermediate", "128", "--moe-intermediate", "16"]
-        + ["--experts", "8", "--experts-per-token", "2", "--qk-norm"],
+        [
+            "deepseek",
+            "--vocab",
+            "1000",
+            "--hidden",
+            "64",
+            "--layers",
+            "4",
+            "--heads",
+            "4",
+            "--intermediate",
+            "128",
+            "--moe-intermediate",
+            "16",
+            "--experts",
+            "8",
+            "--experts-per-token",
+            "2",
+            "--dense-layers",
+            "1",
+            "--q-lora-rank",
+            "24",
+            "--kv-lora-rank",
+            "16",
+            "--nope-dim",
+            "8",
+            "--rope-dim",
+            "4",
+            "--value-dim",
+            "8",
+        ],
+        [
+            "glm4-moe",
+            "--vocab",
+            "1000",
+            "--hidden",
+            "64",
+            "--layers",
+            "4",
+            "--heads",
+            "4",
+            "--kv-heads",
+            "2",
+            "--intermediate",
+            "128",
+            "--moe-intermediate",
+            "16",
+            "--experts",
+            "8",
+            "--experts-per-token",
+            "2",
+            "--qk-norm",
+        ],
     ],
 )
 def test_the_command_at_80_and_200_columns(args: list[str], width: int) -> None:
@@ -385,7 +429,8 @@ def test_a_v3_download_agrees_in_either_layout(tmp_path: Path, layout: str) -> N
     assert check.ok, (check.missing, check.unexpected, check.wrong_shape, check.wrong_dtype)
     assert check.layout == ("checkpoint files" if layout == "checkpoint" else "transformers")
     assert len(check.held) == 8 and all(".layers.3." in n for n in check.held)
-    assert check.quantized and all(s.endswith("_scale_inv") for _, p in check.quantized for s in p[1:])
+    scales = [s for _, parts in check.quantized for s in parts[1:]]
+    assert scales and all(s.endswith("_scale_inv") for s in scales)
     result = run(["inspect", str(folder)], 200)
     assert result.exit_code == 0, result.output
     assert "held by the checkpoint, not loaded by transformers" in result.stdout

@@ -464,7 +464,7 @@ ARCHITECTURE_COUNTS["glm4-moe"] = [
             "attention_bias": True,
         },
         106_852_245_504,
-    )
+    ),
 ]
 ARCHITECTURE_COUNTS["olmo2"] = [
     (  # OLMo-2-1124-7B (transformers' Olmo2ForCausalLM built from its config.json)

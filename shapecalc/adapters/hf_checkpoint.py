@@ -359,9 +359,7 @@ def _match(
         modules = {q.rsplit(".", 1)[0] + "." for q in quantized}
         extra = [u for u in unexpected if any(u[0].startswith(m) for m in modules)]
         unexpected = [u for u in unexpected if u not in extra]
-    matched = [
-        n for n in used if n in expected and (n in scaled or n not in dict(quantized_found))
-    ]
+    matched = [n for n in used if n in expected and (n in scaled or n not in dict(quantized_found))]
     floats = {"float32", "float16", "bfloat16", "float64"}
     counts: dict[str, int] = {}
     for n in matched:

@@ -54,9 +54,7 @@ def experts() -> Any:
 
 
 def experts_per_token() -> Any:
-    return size(
-        "k", "Routed experts each token is sent to (num_experts_per_tok).", solvable=False
-    )
+    return size("k", "Routed experts each token is sent to (num_experts_per_tok).", solvable=False)
 
 
 def shared_experts() -> Any:

@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 from shapecalc.architectures import _moe
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._moe import MOE_KEYS, SharedExpertsLM, gated_mlp
-from shapecalc.core.declare import Built, Reference, choice, flag, size
-from shapecalc.core.dims import Dim, count_str, dim_str, known
+from shapecalc.core.declare import Built, Reference, flag, size
+from shapecalc.core.dims import count_str, dim_str, known
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain, each, parallel, residual
 from shapecalc.core.hfmap import HFType
@@ -59,16 +59,17 @@ def _read(f: Any, out: dict[str, Any]) -> None:
     f.padding("pad_token_id", out["vocab"], "token embedding (vocab_size)")
     kv = f.raw("num_key_value_heads")
     heads = out["heads"]
-    if kv is not None:
-        if isinstance(kv, bool) or not isinstance(kv, int) or kv < 1 or heads // kv != 1:
-            raise f.fail(
-                "num_key_value_heads",
-                kv,
-                "num_attention_heads // num_key_value_heads must be 1: multi-head latent "
-                "attention makes every head's keys and values, which transformers repeats "
-                "that many times",
-                f"{heads} // {kv}",
-            )
+    if kv is not None and (
+        isinstance(kv, bool) or not isinstance(kv, int) or kv < 1 or heads // kv != 1
+    ):
+        raise f.fail(
+            "num_key_value_heads",
+            kv,
+            "num_attention_heads // num_key_value_heads must be 1: multi-head latent "
+            "attention makes every head's keys and values, which transformers repeats "
+            "that many times",
+            f"{heads} // {kv}",
+        )
     if f.family.model_type == "deepseek_v2" and f.raw("topk_method") != "group_limited_greedy":
         out["expert_groups"] = out["topk_groups"] = None  # greedy: the groups change nothing
 
@@ -214,8 +215,7 @@ class DeepSeek(SharedExpertsLM):
         True,
     )
     attention_bias: bool = flag(
-        "Biases of q_a_proj (or none with q_proj), kv_a_proj_with_mqa and o_proj "
-        "(attention_bias)."
+        "Biases of q_a_proj (or none with q_proj), kv_a_proj_with_mqa and o_proj (attention_bias)."
     )
     mlp_bias: bool = flag("Biases of the dense and shared MLPs' projections (V2's mlp_bias).")
     tie_weights: bool = flag("The head is the token embedding (tie_word_embeddings).")
@@ -395,9 +395,7 @@ class DeepSeek(SharedExpertsLM):
         )
         attend = LatentAttention(a, dn, dr, dv, r)
         flow = chain(parallel(q_steps, kv_steps), attend, "o_proj")
-        what = (
-            f"{dim_str(a)} heads, keys and values from a latent of {dim_str(r)} per token"
-        )
+        what = f"{dim_str(a)} heads, keys and values from a latent of {dim_str(r)} per token"
         return Block("Attention", children, flow=flow, description=what)
 
     def _layer(self, mlp: Block) -> Block:

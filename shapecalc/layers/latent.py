@@ -94,7 +94,9 @@ class LatentAttention(_Function):
             + ", softmax (5 per score)",
             saved=(
                 Stored("queries, each head's two parts joined", (*batch, a, target, qk)),
-                Stored("keys, each head's part and the shared rotated key", (*batch, a, source, qk)),
+                Stored(
+                    "keys, each head's part and the shared rotated key", (*batch, a, source, qk)
+                ),
                 Stored("attention weights (the softmax's output)", (*batch, a, target, source)),
                 Stored("values", (*batch, a, source, self.value_dim)),
                 Stored(  # the same tables a Rotary step keeps: one for every layer

@@ -407,6 +407,19 @@ def transformer_facts() -> dict[str, str]:
     flops = cli([*gpt2_args, "--flops", "--batch", "1", "--seq-len", "1024"], 120)
     out["gpt2_six_n"] = "\n".join(_note(flops, "6·N rule"))
 
+    mixtral_args = ["--vocab", "32000", "--hidden", "4096", "--layers", "32", "--heads", "32"]
+    mixtral_args += ["--kv-heads", "8", "--intermediate", "14336", "--experts", "8"]
+    mixtral = shapecalc.llama(
+        vocab=32000, hidden=4096, layers=32, heads=32, kv_heads=8, intermediate=14336, experts=8
+    )
+    out["mixtral_command"] = _shell(["shapecalc", "llama", *mixtral_args])
+    table = cli(["llama", *mixtral_args], 80)
+    out["mixtral_footer"] = table[table.index("Total") : table.index("Memory")].rstrip()
+    out["mixtral_total"] = count_str(mixtral.total)
+    out["mixtral_active"] = count_str(mixtral.active)
+    out["mixtral_without"] = count_str(mixtral.active - mixtral.vocabulary)
+    out["mixtral_active_formula"] = dim_str(mixtral.active_formula)
+
     budget = ["--params", "1.2B", "--layers", "24", "--heads", "16", "--kv-heads", "4"]
     budget += ["--vocab", "32000"]
     out["solve_output"] = cli(["solve", "llama", *budget, "--multiple-of", "64"])

@@ -40,6 +40,7 @@ def single(
         assert per is not None  # a column per token divides at every point
     return {
         "params": model.total,
+        "active": model.active,
         "weights": lines["weights"],
         "training": cost.training_bytes,
         "flops": per if per_token else cost.forward_flops,
@@ -131,6 +132,7 @@ def test_the_cli_matches_the_model_command() -> None:
         lines = {m["label"]: m["bytes"] for m in report["cost"]["memory"]}
         assert point["values"] == {
             "params": report["total"],
+            "active": report["active"],
             "weights": lines["weights"],
             "training": report["cost"]["training_bytes"],
             "flops": report["cost"]["forward_flops_per_token"],

@@ -37,6 +37,7 @@ MAX_POINTS = 100_000
 #: key -> (title, unit, short title): what a sweep can show, in the order tables show them
 COLUMNS: dict[str, tuple[str, str, str]] = {
     "params": ("parameters", "count", "params"),
+    "active": ("active parameters per token", "count", "active"),
     "weights": ("weight bytes", "bytes", "weights"),
     "training": ("training memory", "bytes", "training"),
     "flops": ("FLOPs per token", "flops", "FLOPs/token"),
@@ -415,12 +416,14 @@ def _at(
 
 
 def _needs_cost(keys: list[str]) -> bool:
-    return any(k != "params" for k in keys)
+    return any(k not in ("params", "active") for k in keys)
 
 
 def _formula(key: str, model: Model, cost: Any) -> Dim:
     if key == "params":
         return model.total
+    if key == "active":
+        return model.active
     lines: dict[str, Dim] = {line.label: line.bytes for line in cost.memory}
     if key == "weights":
         return lines["weights"]

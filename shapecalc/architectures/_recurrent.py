@@ -197,6 +197,7 @@ class RecurrentLanguageModel(Architecture):
             notes=tuple(notes),
             input_layout=((*tokens, "V"),) if self.one_hot else (tokens,),
             name=f"{kind} language model",
+            head="head",
         )
 
     def _check_tie(self, embed: Dim, head_in: Dim, projects: bool) -> None:

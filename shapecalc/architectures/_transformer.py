@@ -438,6 +438,27 @@ class TransformerLM(Architecture):
         return out
 
     # -- explanation --------------------------------------------------------------------
+    def mixture_lines(self, model: Model, experts: Dim, top_k: Dim) -> list[str]:
+        """Why a mixture's active count differs from its total, in the model's numbers."""
+        total, active, vocabulary = model.total, model.active, model.vocabulary
+        share = ""
+        if isinstance(total, int) and isinstance(active, int) and total:
+            share = f" ({100 * active / total:.1f}% of them)"
+        return [
+            f"Each sparse layer holds {dim_str(experts)} experts, and its router (a score per "
+            f"expert for each token) sends every token to {dim_str(top_k)} of them: a "
+            f"token's forward uses {dim_str(top_k)} experts' weights, not "
+            f"{dim_str(experts)}.",
+            f"So the model holds {count_str(total)} parameters and one token uses "
+            f"{count_str(active)}{share}: attention, norms, routers, dense and shared MLPs "
+            f"whole, {dim_str(top_k)} of {dim_str(experts)} routed experts, and the embedding "
+            "table and head whole, as published totals count them; without the embedding "
+            f"and head, {count_str(active - vocabulary)}.",
+            "FLOPs per token follow the active parameters (two per weight a token meets); "
+            "weight memory follows the total, since any token may choose any expert and "
+            "every expert must be loaded.",
+        ]
+
     def block_lines(self, model: Model, block: str) -> list[str]:
         """Every matrix of one block (the first of the run ``block``): name, shape, count
         and formula."""

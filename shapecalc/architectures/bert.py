@@ -461,8 +461,10 @@ class BERT(TransformerLM):
                 ties[f"{where}.decoder.bias"] = f"{where}.bias"
         else:
             head, node = self._task_head()
+            where = ""
         root = Block(kind, {prefix: encoder, head: node}, flow=chain(prefix, head))
-        return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2)
+        decoder = f"{where}.decoder" if where else ""
+        return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2, head=decoder)
 
     def hf_values(self) -> dict[str, Any]:
         """The sizes as a config writes them: the token types and the position table's

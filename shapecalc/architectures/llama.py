@@ -676,8 +676,10 @@ class LLaMA(GroupedQueryLM):
             + (f" per expert, {dim_str(self.experts)} experts" if self.experts else "")
             + "."
         )
+        mixture = self.mixture_lines(model, self.experts, self.top_k) if self.experts else []
         return [
             ("What the sizes mean", lines),
+            *([("Active and total", mixture)] if mixture else []),
             (
                 "Every matrix of one block",
                 self.block_lines(model, self.in_body("model", "layers")),

@@ -26,7 +26,7 @@ __all__ = ["EXPERT_LAYOUTS", "EXPERT_NAMES", "Bias", "Conv1D", "Experts", "TopkR
 #: how checkpoint files name one expert's three matrices, in the order they list them:
 #: (name, which projection)
 EXPERT_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
-    "mixtral": (("w1", "gate"), ("w2", "down"), ("w3", "up")),
+    "numbered": (("w1", "gate"), ("w2", "down"), ("w3", "up")),
     "gated": (("gate_proj", "gate"), ("up_proj", "up"), ("down_proj", "down")),
 }
 
@@ -85,7 +85,7 @@ class Experts(LayerSpec):
     (E, 2·I, H) and ``down_proj`` (E, H, I), with no ``.weight``; ``"checkpoint"`` as
     checkpoint files store them, each expert a module of its own, named as ``naming``
     says: Mixtral's ``{e}.w1.weight`` (I, H) the gate, ``{e}.w2.weight`` (H, I) the down
-    and ``{e}.w3.weight`` (I, H) the up projection (``"mixtral"``), or
+    and ``{e}.w3.weight`` (I, H) the up projection (``"numbered"``), or
     ``{e}.gate_proj.weight``, ``{e}.up_proj.weight`` and ``{e}.down_proj.weight``
     (``"gated"``: Qwen MoE, DeepSeek, GLM). The same numbers either way: 3·E·H·I.
 
@@ -96,7 +96,7 @@ class Experts(LayerSpec):
     intermediate_size: Dim
     top_k: Dim = 2
     layout: str = "fused"
-    naming: str = "mixtral"
+    naming: str = "numbered"
 
     kind: ClassVar[str] = "Experts"
     family: ClassVar[str] = "transformers"

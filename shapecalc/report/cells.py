@@ -398,6 +398,13 @@ def six_n_line(cost: Cost) -> str:
     if six.attention != 0:
         text += f" + 6 × {amount(six.attention)} (attention's q·kᵀ and weights·v, growing with T)"
     text += f" + 2 × {amount(six.other)} (elementwise) = {amount(counted)}{share}"
+    if cost.model.routed:  # the rule as mixtures are sized: N the active parameters
+        active = 6 * cost.model.active
+        text += (
+            f"; with N the active parameters, 6 × {amount(cost.model.active)} = {amount(active)}"
+        )
+        if isinstance(counted, int) and isinstance(active, int) and active:
+            text += f" (the count is {100 * counted / active:.0f}% of it)"
     idle = six.idle
     if idle != 0:
         text += (

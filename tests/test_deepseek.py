@@ -460,3 +460,24 @@ def test_a_huge_expert_count_against_one_tensor_is_counted_not_listed(tmp_path: 
     assert time.perf_counter() - start < 20
     assert result.exit_code in (0, 1, 2)
     assert len(result.stdout) + len(result.stderr) < 200_000
+
+
+# -- published configs ----------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["DEEPSEEK_V2_LITE", "DEEPSEEK_V3", "GLM45_AIR"])
+def test_published_configs_are_counted_exactly(tmp_path: Path, name: str) -> None:
+    """DeepSeek-V2-Lite, DeepSeek-V3 and GLM-4.5-Air as their repositories hold config.json:
+    shapecalc hf's total and active count equal transformers' class built from the file on
+    the meta device (V3's fp8 quantization_config allowed: the unquantized model)."""
+    from tests import published_moe
+
+    config = getattr(published_moe, name)
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    allow = ["--allow-field", "quantization_config"] if "quantization_config" in config else []
+    result = run(["hf", str(folder), "--format", "json", *allow])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    theirs = built(config)
+    assert report["total"] == sum(p.numel() for p in theirs.parameters())
+    assert report["active"] == active_of(theirs, config)

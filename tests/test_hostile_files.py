@@ -509,6 +509,7 @@ TINY = {
         "sweep hf",
         "sweep hf --show training",
         "inspect experts",
+        "inspect deepseek experts",
         "inspect layers",
         "lstm --memory",
         "port lstm",
@@ -528,7 +529,18 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
         "num_local_experts": 1_600_000,
         "num_experts_per_tok": 2,
     }
-    (tmp_path / "config.json").write_text(json.dumps(experts if "experts" in case else layers))
+    deepseek = {  # DeepSeek-V3's fp8 download: experts one by one in the checkpoint layout
+        "model_type": "deepseek_v3",
+        **TINY,
+        "num_hidden_layers": 2,
+        "num_key_value_heads": TINY.get("num_attention_heads", 1),
+        "n_routed_experts": 1_600_000,
+        "n_group": 1,
+        "topk_group": 1,
+        "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]},
+    }
+    chosen = deepseek if "deepseek" in case else experts if "experts" in case else layers
+    (tmp_path / "config.json").write_text(json.dumps(chosen))
     header_file(tmp_path / "model.safetensors", {"w": entry([2])}, bytes(8))
     folder = str(tmp_path)
     at = ["--batch", "1", "--seq-len", "8"]
@@ -543,6 +555,7 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
             "sweep", "hf", folder, "--seq-len", "8,16", "--batch", "2", "--show", "training"
         ],
         "inspect experts": ["inspect", folder],
+        "inspect deepseek experts": ["inspect", folder],
         "inspect layers": ["inspect", folder],
         "lstm --memory": ["lstm", "--vocab", "5", "--hidden", "8", "--layers", str(TRILLION),
                           "--memory", *at],

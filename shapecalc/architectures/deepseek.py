@@ -136,7 +136,7 @@ class DeepSeek(SharedExpertsLM):
         ...     moe_intermediate=1408, experts=64, experts_per_token=6, shared_experts=2,
         ...     dense_layers=1, kv_lora_rank=512, correction_bias=False)
         >>> m.total, m.active
-        (15706484224, 2660096000)
+        (15706484224, 2661150208)
     """
 
     command: ClassVar[str] = "deepseek"

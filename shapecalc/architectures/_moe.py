@@ -197,7 +197,9 @@ class SharedExpertsLM(TransformerLM):
     def consistent_experts(cls, out: dict[str, Any]) -> dict[str, Any]:
         """Drawn arguments made to agree: k of E, the dense layers within the stack, groups
         that divide the experts, two experts or more per group."""
-        out["dense_layers"] = min(out["dense_layers"], out["layers"])
+        # fewer dense layers than mixture layers, as published models have them (the
+        # mixture's run is then the longest, with the layers as a number or a letter)
+        out["dense_layers"] = min(out["dense_layers"], (out["layers"] - 1) // 2)
         g, gk = out.get("expert_groups"), out.get("topk_groups")
         if g is None or gk is None:
             out["expert_groups"] = out["topk_groups"] = None

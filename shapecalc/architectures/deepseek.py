@@ -15,7 +15,7 @@ from shapecalc.architectures import _moe
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._moe import MOE_KEYS, SharedExpertsLM, gated_mlp
 from shapecalc.core.declare import Built, Reference, flag, size
-from shapecalc.core.dims import count_str, dim_str, known
+from shapecalc.core.dims import Dim, count_str, dim_str, known
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain, each, parallel, residual
 from shapecalc.core.hfmap import HFType
@@ -353,6 +353,12 @@ class DeepSeek(SharedExpertsLM):
                 value=True,
                 rule="mlp_bias needs correction_bias off (DeepSeek-V2)",
             )
+
+    def sizes(self) -> dict[str, Dim]:
+        """The sizes given; no head_dim D (each head's widths are Dn, Dr and Dv)."""
+        out = super().sizes()
+        out.pop("D", None)
+        return out
 
     @classmethod
     def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:

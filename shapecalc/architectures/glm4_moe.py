@@ -31,10 +31,21 @@ __all__ = ["Glm4Moe", "glm4_moe"]
 
 
 def _read(f: Any, out: dict[str, Any]) -> None:
-    """The padding id inside the vocabulary; a head_dim of H / A and as many kv heads as
-    heads said in fewer letters."""
+    """The padding id inside the vocabulary; without a head_dim, ⌊H / A⌋ as transformers
+    takes it (GLM-4.5's heads need not divide the hidden size); a head_dim of H / A said in
+    fewer letters."""
     f.padding("pad_token_id", out["vocab"], "token embedding (vocab_size)")
-    if out["head_dim"] is not None and out["head_dim"] * out["heads"] == out["hidden"]:
+    if out["head_dim"] is None:  # Glm4MoeAttention: getattr(config, "head_dim", H // A)
+        out["head_dim"] = out["hidden"] // out["heads"]
+        if not out["head_dim"]:
+            raise f.fail(
+                "num_attention_heads",
+                out["heads"],
+                "num_attention_heads must be at most hidden_size without a head_dim "
+                "(head_dim = hidden_size // num_attention_heads)",
+                f"{out['hidden']} // {out['heads']} = 0",
+            )
+    if out["head_dim"] * out["heads"] == out["hidden"]:
         out["head_dim"] = None
 
 

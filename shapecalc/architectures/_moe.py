@@ -12,10 +12,11 @@ from typing import Any
 from shapecalc.architectures._transformer import TransformerLM
 from shapecalc.core.choices import EXPERT_LAYOUTS
 from shapecalc.core.declare import choice, size
-from shapecalc.core.dims import Dim, count_str, dim_str, known
+from shapecalc.core.dims import Dim, count_str, dim_str, known, shape_str
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain, multiply, parallel, summed
-from shapecalc.core.tree import Block, Leaf, Repeat
+from shapecalc.core.model import Model
+from shapecalc.core.tree import Block, Leaf, Repeat, part_holds, split_name
 from shapecalc.layers.activation import SiLU
 from shapecalc.layers.linear import Linear
 from shapecalc.layers.transformers import Experts, TopkRouter
@@ -253,6 +254,29 @@ class SharedExpertsLM(TransformerLM):
         return Block("ModuleList", tuple(entries))
 
     # -- explanation ----------------------------------------------------------------------
+    def blocks(self, model: Model, stack: str) -> list[tuple[str, list[str]]]:
+        """Every matrix of the first block, and of the first mixture block when the first
+        is dense (``stack``: the layers' full name)."""
+        out = [("Every matrix of the first block", self.block_lines(model, stack))]
+        if not self.dense_layers or known(self.layers) == self.dense_layers:
+            return out
+        prefix = split_name(stack)
+        lines = []
+        for row in model.rows():
+            parts = split_name(row.name)
+            if parts[: len(prefix)] != prefix or len(parts) <= len(prefix) + 1:
+                continue
+            if not part_holds(parts[len(prefix)], self.dense_layers):
+                continue
+            one, formula = row.param.size, row.template.size
+            same = count_str(one) == dim_str(formula)
+            lines.append(
+                f"{'.'.join(parts[len(prefix) + 1 :])} {shape_str(row.shape)}: {count_str(one)}"
+                + ("" if same else f" = {dim_str(formula)}")
+                + f" ({row.role})"
+            )
+        return [*out, ("Every matrix of a mixture block", lines)]
+
     def expert_lines(self) -> list[str]:
         """What the experts are, the shared experts, and why active and total differ."""
         h, m, e, k = self.hidden, self.moe_intermediate, self.experts, self.experts_per_token

@@ -463,10 +463,7 @@ class DeepSeek(SharedExpertsLM):
         return [
             ("Latent attention", latent),
             ("The experts", self.expert_lines()),
-            (
-                "Every matrix of the first block",
-                self.block_lines(model, self.in_body("model", "layers")),
-            ),
+            *self.blocks(model, self.in_body("model", "layers")),
         ]
 
 

@@ -268,10 +268,7 @@ class Glm4Moe(SharedExpertsLM, GroupedQueryLM):
         return [
             ("Attention", attention),
             ("The experts", self.expert_lines()),
-            (
-                "Every matrix of the first block",
-                self.block_lines(model, self.in_body("model", "layers")),
-            ),
+            *self.blocks(model, self.in_body("model", "layers")),
         ]
 
 

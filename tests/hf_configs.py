@@ -79,6 +79,8 @@ def _value(name: str, argument: Any, t: HFType) -> st.SearchStrategy[Any]:
         return st.one_of(st.none(), small) if t.defaults.get(t.key(name)) is None else small
     if argument.kind == "flag":
         return st.booleans()
+    if argument.kind == "indices":
+        return st.lists(st.integers(0, 5), max_size=3).map(tuple)
     if argument.kind == "choice":
         options = argument.options
         if name in t.values:

@@ -34,6 +34,27 @@ _HERE = Path(tempfile.mkdtemp(prefix="shapecalc-fuzz-"))
     )
 )
 CONFIG = str(_HERE)
+#: a Qwen2-MoE config: a shared expert, a dense layer, experts every other layer
+(_HERE / "qwen").mkdir()
+(_HERE / "qwen" / "config.json").write_text(
+    json.dumps(
+        {
+            "model_type": "qwen2_moe",
+            "vocab_size": 16,
+            "hidden_size": 8,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "intermediate_size": 8,
+            "moe_intermediate_size": 4,
+            "shared_expert_intermediate_size": 6,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "decoder_sparse_step": 2,
+            "mlp_only_layers": [3],
+        }
+    )
+)
 #: a named pipe as --plot-file: writing to it would block forever
 PIPE = str(_HERE / "pipe.svg")
 if hasattr(os, "mkfifo"):
@@ -54,6 +75,11 @@ COMMANDS = [
     ["hf", str(_HERE / "config.json"), "--verify"],
     ["inspect", CONFIG],
     ["llama", "--vocab", "16", "--hidden", "8", "--heads", "2", "--layers", "1"],
+    ["hf", str(_HERE / "qwen"), "--verify"],
+    [
+        *("qwen-moe", "--vocab", "16", "--hidden", "8", "--heads", "2", "--layers", "3"),
+        *("--moe-intermediate", "4", "--experts", "4", "--experts-per-token", "2"),
+    ],
     ["lstm", "--hidden", "8", "--vocab", "5"],
     ["gru", "--hidden", "8", "--vocab", "5"],
     ["rnn", "--hidden", "8", "--vocab", "5"],
@@ -147,6 +173,13 @@ FLAGS = [
     "--intermediate",
     "--context",
     "--experts",
+    "--experts-per-token",
+    "--moe-intermediate",
+    "--shared-intermediate",
+    "--sparse-step",
+    "--dense-layers",
+    "--moe-layout",
+    "--qa-body",
     "--rotary-pct",
     "--class",
     "--allow-field",
@@ -194,6 +227,7 @@ SWITCHES = [
     "--mixed-precision",
     "--plot",
     "--memory",
+    "--qk-norm",
 ]
 VALUES = st.one_of(
     st.integers(-3, 70).map(str),
@@ -219,6 +253,8 @@ VALUES = st.one_of(
             "same",
             "valid",
             "3,3",
+            "0,1,2",
+            "1,-1",
             "(2, 2)",
             "json",
             "table",

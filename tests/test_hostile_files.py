@@ -240,6 +240,10 @@ def folders(folder: Path, rng: random.Random) -> Iterator[Path]:
         [],
         {"model_type": "bert", "x" * 5000: 1},
         {"model_type": "gpt2", "vocab_size": 2**70},
+        {"model_type": "qwen2_moe", "mlp_only_layers": [True, -1]},
+        {"model_type": "qwen3_moe", "mlp_only_layers": "0,1", "decoder_sparse_step": 0},
+        {"model_type": "qwen3_moe", "num_hidden_layers": 2**62, "mlp_only_layers": [2**61]},
+        {"model_type": "qwen2_moe", "decoder_sparse_step": 2**40, "num_hidden_layers": 2**50},
         None,
     ]
     for i in range(100):
@@ -511,6 +515,7 @@ TINY = {
         "inspect experts",
         "inspect deepseek experts",
         "inspect layers",
+        "hf qwen-moe runs",
         "lstm --memory",
         "port lstm",
     ],
@@ -539,7 +544,25 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
         "topk_group": 1,
         "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]},
     }
-    chosen = deepseek if "deepseek" in case else experts if "experts" in case else layers
+    qwen = {  # a trillion layers, the dense ones among them far apart: runs, not a list
+        "model_type": "qwen3_moe",
+        **TINY,
+        "num_hidden_layers": TRILLION,
+        "moe_intermediate_size": 4,
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "decoder_sparse_step": 3,
+        "mlp_only_layers": [5, 10**11 - 1, TRILLION - 1],
+    }
+    chosen = (
+        deepseek
+        if "deepseek" in case
+        else qwen
+        if "qwen" in case
+        else experts
+        if "experts" in case
+        else layers
+    )
     (tmp_path / "config.json").write_text(json.dumps(chosen))
     header_file(tmp_path / "model.safetensors", {"w": entry([2])}, bytes(8))
     folder = str(tmp_path)
@@ -557,6 +580,7 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
         "inspect experts": ["inspect", folder],
         "inspect deepseek experts": ["inspect", folder],
         "inspect layers": ["inspect", folder],
+        "hf qwen-moe runs": ["hf", folder, "--memory", *at, "--explain"],
         "lstm --memory": ["lstm", "--vocab", "5", "--hidden", "8", "--layers", str(TRILLION),
                           "--memory", *at],
         "port lstm": ["port", "lstm", "--vocab", "5", "--hidden", "8", "--layers",

@@ -532,6 +532,41 @@ ARCHITECTURE_COUNTS["starcoder2"] = [
         3_030_371_328,
     ),
 ]
+# totals of transformers' classes built from the same sizes on the meta device
+_QWEN15_MOE = {
+    "vocab": 151936,
+    "hidden": 2048,
+    "layers": 24,
+    "heads": 16,
+    "moe_intermediate": 1408,
+    "experts": 60,
+    "experts_per_token": 4,
+    "shared_intermediate": 5632,
+    "intermediate": 5632,
+    "attention_bias": "qkv",
+}
+ARCHITECTURE_COUNTS["qwen-moe"] = [
+    (  # Qwen3-MoE: 128 experts of 768, 8 per token, head_dim 128 of its own, q and k norms
+        {
+            "vocab": 151936,
+            "hidden": 2048,
+            "layers": 48,
+            "heads": 32,
+            "kv_heads": 4,
+            "head_dim": 128,
+            "moe_intermediate": 768,
+            "experts": 128,
+            "experts_per_token": 8,
+            "qk_norm": True,
+        },
+        30_532_122_624,
+    ),
+    (_QWEN15_MOE, 14_315_784_192),  # Qwen2-MoE: 60 experts and a shared expert
+    (  # Qwen2MoeForSequenceClassification, layers 0 and 1 dense, 1 label
+        {**_QWEN15_MOE, "dense_layers": (0, 1), "head": "seq-cls", "labels": 1},
+        12_966_281_216,
+    ),
+]
 ARCHITECTURE_ROWS = [
     (c, args, total) for c, rows in ARCHITECTURE_COUNTS.items() for args, total in rows
 ]

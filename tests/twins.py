@@ -445,6 +445,74 @@ def starcoder2_twin(c: Any) -> Any:
     return _CausalLM(c, body, bias=False) if c.head == "lm" else body
 
 
+# -- Qwen's mixtures of experts, written by hand in torch as transformers lays them out
+def _gated(hidden: int, inner: int) -> Any:
+    mlp = nn.Module()
+    mlp.gate_proj = _linear(hidden, inner, False)
+    mlp.up_proj = _linear(hidden, inner, False)
+    mlp.down_proj = _linear(inner, hidden, False)
+    return mlp
+
+
+def qwen_moe_twin(c: Any) -> Any:
+    """Qwen2-MoE / Qwen3-MoE: layer i has experts unless it is in mlp_only_layers, when
+    there are experts and (i + 1) % decoder_sparse_step == 0; the router ``gate`` (E, H)
+    registered before the experts with a shared expert (Qwen2-MoE), after without
+    (Qwen3-MoE)."""
+    h, d = c.hidden, c.head_dim or c.hidden // c.heads
+    kv = c.kv_heads or c.heads
+
+    def experts() -> Any:
+        e, m = c.experts, c.moe_intermediate
+        if c.moe_layout == "fused":
+            fused = nn.Module()
+            fused.gate_up_proj = nn.Parameter(torch.empty(e, 2 * m, h, device="meta"))
+            fused.down_proj = nn.Parameter(torch.empty(e, h, m, device="meta"))
+            return fused
+        return nn.ModuleList([_gated(h, m) for _ in range(e)])
+
+    def layer(i: int) -> Any:
+        block = nn.Module()
+        attn = block.self_attn = nn.Module()
+        qkv, o = c.attention_bias != "none", c.attention_bias == "all"
+        attn.q_proj = _linear(h, c.heads * d, qkv)
+        attn.k_proj = _linear(h, kv * d, qkv)
+        attn.v_proj = _linear(h, kv * d, qkv)
+        attn.o_proj = _linear(c.heads * d, h, o)
+        if c.qk_norm:
+            attn.q_norm = nn.RMSNorm(d, device="meta")
+            attn.k_norm = nn.RMSNorm(d, device="meta")
+        sparse = i not in c.dense_layers and c.experts > 0 and (i + 1) % c.sparse_step == 0
+        if sparse:
+            moe = block.mlp = nn.Module()
+            gate = nn.Module()
+            gate.weight = nn.Parameter(torch.empty(c.experts, h, device="meta"))
+            if c.shared_intermediate:
+                moe.gate, moe.experts = gate, experts()
+                moe.shared_expert = _gated(h, c.shared_intermediate)
+                moe.shared_expert_gate = _linear(h, 1, False)
+            else:
+                moe.experts, moe.gate = experts(), gate
+        else:
+            block.mlp = _gated(h, c.intermediate)
+        block.input_layernorm = nn.RMSNorm(h, device="meta")
+        block.post_attention_layernorm = nn.RMSNorm(h, device="meta")
+        return block
+
+    body = nn.Module()
+    body.embed_tokens = nn.Embedding(c.vocab, h, device="meta")
+    body.layers = nn.ModuleList([layer(i) for i in range(c.layers)])
+    body.norm = nn.RMSNorm(h, device="meta")
+    if c.head != "lm":
+        return body
+    model = nn.Module()
+    model.model = body
+    model.lm_head = _linear(h, c.vocab, False)
+    if c.tie_weights:
+        model.lm_head.weight = body.embed_tokens.weight
+    return model
+
+
 TWINS: dict[str, Callable[[Any], Any]] = {
     "lstm": recurrent_twin("lstm"),
     "gru": recurrent_twin("gru"),
@@ -460,6 +528,7 @@ TWINS: dict[str, Callable[[Any], Any]] = {
     "cohere": cohere_twin,
     "phi": with_task_heads(phi_twin, "model"),
     "starcoder2": with_task_heads(starcoder2_twin, "model"),
+    "qwen-moe": with_task_heads(qwen_moe_twin, "model"),
 }
 
 

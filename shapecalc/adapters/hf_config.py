@@ -285,6 +285,17 @@ class Fields:
             raise self.fail(key, value, f"{self._name(key)} must be true or false")
         return value
 
+    def indices(self, key: str) -> tuple[int, ...]:
+        """Layer numbers: a list of integers >= 0, or null (none)."""
+        value = self.raw(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(_is_int(i) and 0 <= i < LARGEST for i in value):
+            raise self.fail(
+                key, value, f"{self._name(key)} must be a list of layer numbers (integers >= 0)"
+            )
+        return tuple(value)
+
     def number(self, key: str, low: float, high: float) -> float:
         value = self.raw(key)
         if (
@@ -392,6 +403,8 @@ def _argument(f: Fields, t: HFType, name: str, argument: Argument) -> Any:
         return f.flag(key)
     if argument.kind == "number":
         return f.number(key, argument.low, argument.high)
+    if argument.kind == "indices":
+        return f.indices(key)
     return f.mapped(key, {o: o for o in argument.options})
 
 

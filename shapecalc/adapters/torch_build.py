@@ -402,7 +402,8 @@ def _experts(torch: Any, spec: Experts, device: str) -> Any:
                 rows, slot = (chosen == n).nonzero(as_tuple=True)
                 if rows.numel():
                     gate, up, down = self.weights(n)
-                    y = functional.silu(flat[rows] @ gate.T) * (flat[rows] @ up.T)
+                    tokens = flat[rows]  # gathered once, as transformers' eager experts do
+                    y = functional.silu(tokens @ gate.T) * (tokens @ up.T)
                     out = out.index_add(0, rows, (y @ down.T) * weights[rows, slot, None])
             return out.view_as(x)
 

@@ -52,6 +52,9 @@ def _option(
         settings["type"] = click.Choice(argument.options)
     elif argument.kind == "number":
         settings["type"] = click.FLOAT
+    elif argument.kind == "indices":  # layer numbers, comma-separated
+        settings["type"] = click.STRING
+        settings["metavar"] = "I,J,..."
     else:  # sizes stay text: an integer or a size name
         settings["type"] = click.STRING
         settings["metavar"] = argument.letter
@@ -70,7 +73,10 @@ def _option(
         settings["default"] = (
             str(default) if argument.kind == "size" and default is not None else default
         )
-        settings["show_default"] = not argument.default_text
+        if argument.kind == "indices":
+            listed = default if isinstance(default, tuple) else ()
+            settings["default"] = ",".join(str(i) for i in listed)
+        settings["show_default"] = not argument.default_text and default != ()
     return click.option(flag, f.name, **settings)
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "arguments_of",
     "choice",
     "flag",
+    "indices",
     "number",
     "size",
 ]
@@ -107,6 +108,8 @@ class Argument:
             return "True or False"
         if self.kind == "choice":
             return "one of " + ", ".join(self.options)
+        if self.kind == "indices":
+            return "integers >= 0, comma-separated (none by default)"
         close = ")" if self.open_high else "]"
         return f"a number in [{_num(self.low)}, {_num(self.high)}{close}"
 
@@ -165,6 +168,12 @@ def flag(help: str, default: bool = False) -> Any:
 def choice(options: tuple[str, ...], help: str, default: str) -> Any:
     """One of ``options``."""
     return _field(default, Argument("choice", help, options=options))
+
+
+def indices(help: str) -> Any:
+    """A set of layer numbers (Qwen-MoE's dense ``mlp_only_layers``): integers >= 0, given
+    as a list or tuple, or as text ``"0,1,2"``; held sorted, each once; none by default."""
+    return _field((), Argument("indices", help))
 
 
 def number(
@@ -304,6 +313,8 @@ class Architecture:
                 listed = ", ".join(repr(o) for o in argument.options)
                 self._fail(name, value, f"{name} must be one of {listed}", f"got {echo(value)}")
             return value
+        if argument.kind == "indices":
+            return self._indices(name, argument, value)
         rule = f"{name} must be {argument.rule}"
         if (
             isinstance(value, bool)
@@ -313,6 +324,22 @@ class Architecture:
         ):
             self._fail(name, value, rule, f"got {echo(value)}" + self.explain_number(name, value))
         return float(value) if isinstance(value, int) else value
+
+    def _indices(self, name: str, argument: Argument, value: Any) -> tuple[int, ...]:
+        """Layer numbers: a list or tuple of integers >= 0, or their text ``"0,1,2"``
+        (``""``: none), held sorted and each once."""
+        rule = f"{name} must be {argument.rule}"
+        items: Any = value
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",")] if value.strip() else []
+            if not all(p.isascii() and p.isdigit() and len(p) < 19 for p in parts):
+                self._fail(name, value, rule, f"got {echo(value)}")
+            items = [int(p) for p in parts]
+        if not isinstance(items, (list, tuple)) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2**63 for i in items
+        ):
+            self._fail(name, value, rule, f"got {echo(value)}")
+        return tuple(sorted(set(items)))
 
     def explain_number(self, name: str, value: Any) -> str:
         """Words to add to a refused number (`` (1 would zero every activation)``)."""

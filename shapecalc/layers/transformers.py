@@ -171,8 +171,11 @@ class Experts(LayerSpec):
         """Each token through top_k experts: 3·H·I MACs per expert it visits. Elementwise:
         the router's softmax (5 per logit) and top-k (1 per logit), SiLU (2) and the gate
         times up (1) per intermediate number, the weighted sum of the experts' outputs (2
-        per output number and expert). Kept: the tokens, and per visit the gate and up
-        outputs, SiLU's output and the down projection's input (4·I), the routing weights."""
+        per output number and expert). Kept, as autograd keeps them in transformers' eager
+        loop over the experts: the softmax of the logits and the top-k choices (int64);
+        per visit (a token at one of its experts) the token gathered, the expert's output
+        and its weighted output (3·H), the gate and up outputs, SiLU's output and the down
+        projection's input (4·I), the routing weight, and the token's row and slot (int64)."""
         outputs = self.output_shapes(*inputs)
         tokens = product(inputs[0][:-1])
         visits = tokens * self.top_k
@@ -184,12 +187,18 @@ class Experts(LayerSpec):
             other_rule="router softmax and top-k (6 per logit), SiLU and gate·up (3 per "
             "intermediate number), weighted sum (2 per output number and expert)",
             saved=(
-                Stored("tokens", inputs[0], of="input"),
+                Stored("softmax of the router's logits", (tokens, self.num_experts)),
+                Stored("the experts chosen (int64)", (tokens, self.top_k), itemsize=8),
+                Stored(
+                    "the token, the expert's output and the weighted output per visit",
+                    (visits, 3 * h),
+                ),
                 Stored(
                     "gate, up, SiLU(gate) and the down projection's input per visit",
                     (visits, 4 * i),
                 ),
-                Stored("routing weights", (visits,)),
+                Stored("routing weight per visit", (visits, 1)),
+                Stored("the token's row and slot per visit (int64)", (visits, 2), itemsize=8),
             ),
         )
 

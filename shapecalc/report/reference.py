@@ -190,6 +190,8 @@ def _default(f: Any, argument: Argument) -> str:
         return argument.default_text
     if argument.kind == "flag":
         return "on" if f.default else "off"
+    if argument.kind == "indices" and not f.default:
+        return "none"
     return f"`{f.default}`"
 
 

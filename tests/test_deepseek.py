@@ -178,14 +178,17 @@ def test_flops_equal_flop_counter_mode(key: str, q_lora: bool) -> None:
     assert total == 2 * cost.macs  # attention's products too: q·kᵀ and weights·v
 
 
+@pytest.mark.parametrize("dense", [False, True])
 @pytest.mark.parametrize("key", sorted(CONFIGS))
-def test_kept_tensors_equal_autograd(key: str) -> None:
-    """What the built model keeps for backward, attention and dense layers (the routed
-    experts' own module keeps per-expert index tensors the Experts spec does not count)."""
+def test_kept_tensors_equal_autograd(key: str, dense: bool) -> None:
+    """What the built model keeps for backward: latent (or grouped-query) attention, the
+    dense MLP, the router, routed and shared experts (or every layer dense)."""
     from shapecalc.adapters.torch_bridge import build
     from tests.measure import kept_bytes
 
-    config = {**CONFIGS[key], "first_k_dense_replace": CONFIGS[key]["num_hidden_layers"]}
+    config = dict(CONFIGS[key])
+    if dense:
+        config["first_k_dense_replace"] = config["num_hidden_layers"]
     ours = hf_model(config).model()
     module = build(ours, device="cpu")
     for p in module.parameters():

@@ -540,6 +540,7 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
         "num_hidden_layers": 2,
         "num_key_value_heads": TINY.get("num_attention_heads", 1),
         "n_routed_experts": 1_600_000,
+        "first_k_dense_replace": 1,
         "n_group": 1,
         "topk_group": 1,
         "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]},

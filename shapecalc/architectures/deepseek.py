@@ -8,6 +8,7 @@ in every layer a mixture of routed experts beside shared experts.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -430,7 +431,13 @@ class DeepSeek(SharedExpertsLM):
             },
             flow=chain("embed_tokens", "layers", "norm"),
         )
-        return self.causal_lm("ForCausalLM", "model", body, "embed_tokens", "head")
+        built = self.causal_lm("ForCausalLM", "model", body, "embed_tokens", "head")
+        cache = (
+            "inference state: transformers' cache holds the compressed latent and the rotated "
+            f"key, R + Dr = {dim_str(self.kv_lora_rank + self.rope_dim)} numbers per position "
+            "and layer (checked on a forward with use_cache), not every head's keys and values"
+        )
+        return dataclasses.replace(built, notes=(*built.notes, cache))
 
     # -- explanation ----------------------------------------------------------------------
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:

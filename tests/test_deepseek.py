@@ -488,3 +488,21 @@ def test_published_configs_are_counted_exactly(tmp_path: Path, name: str) -> Non
     theirs = built(config)
     assert report["total"] == sum(p.numel() for p in theirs.parameters())
     assert report["active"] == active_of(theirs, config)
+
+
+def test_a_glm_download_holds_its_prediction_layer_apart(tmp_path: Path) -> None:
+    """GLM-4.5's checkpoint holds its multi-token prediction layer after the last too."""
+    config = {**GLM, "architectures": ["Glm4MoeForCausalLM"], "num_nextn_predict_layers": 1}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    model = hf_model(config).checkpoint_model()
+    tensors = {n: ("F32", tuple(int(d) for d in s)) for n, s in model.named_parameters()}
+    tensors["model.layers.3.eh_proj.weight"] = ("F32", (32, 64))
+    tensors["model.layers.3.mlp.experts.0.up_proj.weight"] = ("F32", (8, 32))
+    _write(tmp_path / "model.safetensors", tensors)
+    check = check_folder(str(tmp_path))
+    assert check.ok and check.layout == "checkpoint files"
+    assert sorted(check.held) == [
+        "model.layers.3.eh_proj.weight",
+        "model.layers.3.mlp.experts.0.up_proj.weight",
+    ]
+    assert any("multi-token prediction" in note for note in check.hf.notes)

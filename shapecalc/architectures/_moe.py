@@ -30,6 +30,7 @@ __all__ = [
     "gated_mlp",
     "moe_intermediate",
     "moe_layout",
+    "mtp_notes",
     "shared_experts",
     "topk_groups",
 ]
@@ -44,6 +45,26 @@ MOE_KEYS: dict[str, str] = {
     "expert_groups": "n_group",
     "topk_groups": "topk_group",
 }
+
+
+def mtp_notes(config: Any, arguments: Any) -> list[str]:
+    """Notes on what a config says its checkpoint holds beyond the model (the
+    multi-token prediction layers) and on fields transformers does not read."""
+    lines = []
+    mtp = config.get("num_nextn_predict_layers", config.get("num_mtp_layers"))
+    if isinstance(mtp, int) and not isinstance(mtp, bool) and mtp > 0:
+        lines.append(
+            f"num_nextn_predict_layers {mtp}: the checkpoint holds {mtp} multi-token "
+            f"prediction layer(s) after the last (model.layers.{arguments['layers']}...), which "
+            "transformers does not load and this count leaves out"
+        )
+    freq = config.get("moe_layer_freq")
+    if freq not in (None, 1):
+        lines.append(
+            f"moe_layer_freq {freq}: transformers does not read it (every layer from "
+            "first_k_dense_replace on has experts), nor does this count"
+        )
+    return lines
 
 
 def moe_intermediate() -> Any:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from shapecalc.architectures import _moe
 from shapecalc.architectures import _transformer as tf
-from shapecalc.architectures._moe import MOE_KEYS, SharedExpertsLM, gated_mlp
+from shapecalc.architectures._moe import MOE_KEYS, SharedExpertsLM, gated_mlp, mtp_notes
 from shapecalc.core.declare import Built, Reference, flag, size
 from shapecalc.core.dims import Dim, count_str, dim_str, known
 from shapecalc.core.errors import InvalidArgumentError
@@ -85,24 +85,6 @@ def _write(model: Any, reference: Reference) -> Reference | None:
     elif config.get("n_group") is None:
         config["n_group"] = config["topk_group"] = 1
     return tf.first_padding(model, Reference(reference.model, reference.config_class, config))
-
-
-def _notes(config: Any, arguments: Any) -> list[str]:
-    lines = []
-    mtp = config.get("num_nextn_predict_layers", config.get("num_mtp_layers"))
-    if isinstance(mtp, int) and not isinstance(mtp, bool) and mtp > 0:
-        lines.append(
-            f"num_nextn_predict_layers {mtp}: the checkpoint holds {mtp} multi-token "
-            f"prediction layer(s) after the last (model.layers.{arguments['layers']}...), which "
-            "transformers does not load and this count leaves out"
-        )
-    freq = config.get("moe_layer_freq")
-    if freq not in (None, 1):
-        lines.append(
-            f"moe_layer_freq {freq}: transformers does not read it (every layer from "
-            "first_k_dense_replace on has experts), nor does this count"
-        )
-    return lines
 
 
 def _keys(**extra: str) -> dict[str, str]:
@@ -266,7 +248,7 @@ class DeepSeek(SharedExpertsLM):
             checkpoint={"moe_layout": "checkpoint"},
             read=_read,
             write=_write,
-            notes=_notes,
+            notes=mtp_notes,
         ),
         HFType(
             model_type="deepseek_v2",
@@ -315,7 +297,7 @@ class DeepSeek(SharedExpertsLM):
             checkpoint={"moe_layout": "checkpoint"},
             read=_read,
             write=_write,
-            notes=_notes,
+            notes=mtp_notes,
         ),
     )
 

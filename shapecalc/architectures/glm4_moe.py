@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from shapecalc.architectures import _moe
 from shapecalc.architectures import _transformer as tf
-from shapecalc.architectures._moe import MOE_KEYS, SharedExpertsLM, gated_mlp
+from shapecalc.architectures._moe import MOE_KEYS, SharedExpertsLM, gated_mlp, mtp_notes
 from shapecalc.architectures._transformer import GroupedQueryLM
 from shapecalc.core.declare import Built, Reference, flag, size
 from shapecalc.core.dims import dim_str
@@ -179,6 +179,7 @@ class Glm4Moe(SharedExpertsLM, GroupedQueryLM):
             checkpoint={"moe_layout": "checkpoint"},
             read=_read,
             write=_write,
+            notes=mtp_notes,
         ),
     )
 

@@ -558,6 +558,7 @@ TINY = {
         "sweep hf",
         "sweep hf --show training",
         "inspect experts",
+        "inspect deepseek experts",
         "inspect layers",
         "hf qwen-moe runs",
         "lstm --memory",
@@ -578,6 +579,17 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
         "num_local_experts": 1_600_000,
         "num_experts_per_tok": 2,
     }
+    deepseek = {  # DeepSeek-V3's fp8 download: experts one by one in the checkpoint layout
+        "model_type": "deepseek_v3",
+        **TINY,
+        "num_hidden_layers": 2,
+        "num_key_value_heads": TINY.get("num_attention_heads", 1),
+        "n_routed_experts": 1_600_000,
+        "first_k_dense_replace": 1,
+        "n_group": 1,
+        "topk_group": 1,
+        "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]},
+    }
     qwen = {  # a trillion layers, the dense ones among them far apart: runs, not a list
         "model_type": "qwen3_moe",
         **TINY,
@@ -588,7 +600,15 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
         "decoder_sparse_step": 3,
         "mlp_only_layers": [5, 10**11 - 1, TRILLION - 1],
     }
-    chosen = qwen if "qwen" in case else experts if "experts" in case else layers
+    chosen = (
+        deepseek
+        if "deepseek" in case
+        else qwen
+        if "qwen" in case
+        else experts
+        if "experts" in case
+        else layers
+    )
     (tmp_path / "config.json").write_text(json.dumps(chosen))
     header_file(tmp_path / "model.safetensors", {"w": entry([2])}, bytes(8))
     folder = str(tmp_path)
@@ -604,6 +624,7 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
             "sweep", "hf", folder, "--seq-len", "8,16", "--batch", "2", "--show", "training"
         ],
         "inspect experts": ["inspect", folder],
+        "inspect deepseek experts": ["inspect", folder],
         "inspect layers": ["inspect", folder],
         "hf qwen-moe runs": ["hf", folder, "--memory", *at, "--explain"],
         "lstm --memory": ["lstm", "--vocab", "5", "--hidden", "8", "--layers", str(TRILLION),

@@ -417,6 +417,55 @@ ARCHITECTURE_COUNTS["bert"] = [
         124_647_170,
     ),
 ]
+# DeepSeek-V2-Lite and GLM-4.5-Air (transformers' classes built on the meta device from
+# their sizes)
+_V2_LITE = {
+    "vocab": 102400,
+    "hidden": 2048,
+    "layers": 27,
+    "heads": 16,
+    "intermediate": 10944,
+    "moe_intermediate": 1408,
+    "experts": 64,
+    "experts_per_token": 6,
+    "shared_experts": 2,
+    "dense_layers": 1,
+    "correction_bias": False,
+}
+ARCHITECTURE_COUNTS["deepseek"] = [(_V2_LITE, 15_706_484_224)]
+ARCHITECTURE_COUNTS["glm4-moe"] = [
+    (  # GLM-4.5-Air's sizes with 32 heads of H / A = 128
+        {
+            "vocab": 151552,
+            "hidden": 4096,
+            "layers": 46,
+            "heads": 32,
+            "kv_heads": 8,
+            "intermediate": 10944,
+            "moe_intermediate": 1408,
+            "experts": 128,
+            "experts_per_token": 8,
+        },
+        103_764_578_304,
+    ),
+    (  # GLM-4.5-Air's
+        {
+            "vocab": 151552,
+            "hidden": 4096,
+            "layers": 46,
+            "heads": 96,
+            "kv_heads": 8,
+            "head_dim": 128,
+            "intermediate": 10944,
+            "moe_intermediate": 1408,
+            "experts": 128,
+            "experts_per_token": 8,
+            "dense_layers": 1,
+            "attention_bias": True,
+        },
+        106_852_245_504,
+    ),
+]
 ARCHITECTURE_COUNTS["olmo2"] = [
     (  # OLMo-2-1124-7B (transformers' Olmo2ForCausalLM built from its config.json)
         {"vocab": 100352, "hidden": 4096, "layers": 32, "heads": 32, "intermediate": 11008},

@@ -570,3 +570,90 @@ TWINS: dict[str, Callable[[Any], Any]] = {
     "starcoder2": with_task_heads(starcoder2_twin, "model"),
     "qwen-moe": with_task_heads(qwen_moe_twin, "model"),
 }
+
+
+# -- DeepSeek-V2/V3 and GLM-4.5: transformers' classes on the meta device, from configs
+#    written here field by field
+def _checkpoint_experts(model: Any, c: Any) -> Any:
+    """The checkpoint files' experts: mlp.experts.{e}.gate_proj/up_proj/down_proj, each a
+    bias-free Linear, in the place of the fused experts."""
+    if c.moe_layout == "fused":
+        return model
+    for module in list(model.modules()):
+        fused = module._modules.get("experts")
+        if fused is None or not hasattr(fused, "gate_up_proj"):
+            continue
+        experts = nn.ModuleList()
+        for _ in range(c.experts):
+            expert = nn.Module()
+            expert.gate_proj = _linear(c.hidden, c.moe_intermediate, False)
+            expert.up_proj = _linear(c.hidden, c.moe_intermediate, False)
+            expert.down_proj = _linear(c.moe_intermediate, c.hidden, False)
+            experts.append(expert)
+        module._modules["experts"] = experts
+    return model
+
+
+def _mixture_fields(c: Any) -> dict[str, Any]:
+    return {
+        "vocab_size": c.vocab,
+        "hidden_size": c.hidden,
+        "num_hidden_layers": c.layers,
+        "num_attention_heads": c.heads,
+        "intermediate_size": c.intermediate,
+        "moe_intermediate_size": c.moe_intermediate,
+        "n_routed_experts": c.experts,
+        "num_experts_per_tok": c.experts_per_token,
+        "n_shared_experts": c.shared_experts,
+        "first_k_dense_replace": c.dense_layers,
+        "n_group": c.expert_groups or 1,
+        "topk_group": c.topk_groups or 1,
+        "tie_word_embeddings": c.tie_weights,
+        "num_labels": c.n_labels if hasattr(c, "labels") else 2,
+        "pad_token_id": 0,
+    }
+
+
+def deepseek_twin(c: Any) -> Any:
+    """DeepseekV3ForCausalLM (with the correction bias) or DeepseekV2ForCausalLM."""
+    t = hf()
+    prefix = "DeepseekV3" if c.correction_bias else "DeepseekV2"
+    fields = {
+        **_mixture_fields(c),
+        "num_key_value_heads": c.heads,
+        "q_lora_rank": c.q_lora_rank,
+        "kv_lora_rank": c.kv_lora_rank,
+        "qk_nope_head_dim": c.nope_dim,
+        "qk_rope_head_dim": c.rope_dim,
+        "v_head_dim": c.value_dim,
+        "attention_bias": c.attention_bias,
+    }
+    if not c.correction_bias:
+        fields["mlp_bias"] = c.mlp_bias
+    config = getattr(t, f"{prefix}Config")(**fields)
+    suffix = {
+        "lm": "ForCausalLM",
+        "none": "Model",
+        "seq-cls": "ForSequenceClassification",
+        "token-cls": "ForTokenClassification",
+    }[c.head]
+    return _checkpoint_experts(on_meta(getattr(t, prefix + suffix), config), c)
+
+
+def glm4_moe_twin(c: Any) -> Any:
+    """Glm4MoeForCausalLM (or Glm4MoeModel)."""
+    t = hf()
+    config = t.Glm4MoeConfig(
+        **_mixture_fields(c),
+        num_key_value_heads=c.kv_heads or c.heads,
+        head_dim=c.head_dim or c.hidden // c.heads,
+        attention_bias=c.attention_bias,
+        use_qk_norm=c.qk_norm,
+        partial_rotary_factor=c.rotary_pct,
+    )
+    cls = t.Glm4MoeForCausalLM if c.head == "lm" else t.Glm4MoeModel
+    return _checkpoint_experts(on_meta(cls, config), c)
+
+
+TWINS["deepseek"] = deepseek_twin
+TWINS["glm4-moe"] = glm4_moe_twin

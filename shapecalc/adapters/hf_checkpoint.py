@@ -193,6 +193,9 @@ class FolderCheck:
     index_problems: tuple[str, ...] = ()
     #: quantized linear layers' weights and the tensors stored for them
     quantized: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: tensors the checkpoint holds that transformers does not load (DeepSeek-V3's and
+    #: GLM-4.5's multi-token prediction layers after the last)
+    held: tuple[str, ...] = ()
     dtype: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -208,8 +211,9 @@ class FolderCheck:
 
     @property
     def stored_total(self) -> int:
-        """The numbers the checkpoint stores, its dropped buffers aside."""
-        dropped = set(self.ignored)
+        """The numbers the checkpoint stores, its dropped buffers and the layers
+        transformers does not load aside."""
+        dropped = set(self.ignored) | set(self.held)
         return sum(t.count for t in self.checkpoint.tensors if t.name not in dropped)
 
     @property
@@ -272,6 +276,50 @@ def _own_dtypes(model: Model, names: list[str]) -> dict[str, str]:
     return out
 
 
+def _held(hf: HFModel, layers: Any) -> re.Pattern[str] | None:
+    """The names of the multi-token prediction layers a config says its checkpoint holds
+    after the last layer (``num_nextn_predict_layers``): ``model.layers.{L}.*`` on, which
+    transformers does not load."""
+    config = hf.config
+    count = config.get("num_nextn_predict_layers", config.get("num_mtp_layers"))
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        return None
+    if isinstance(layers, bool) or not isinstance(layers, int) or count > 1_000:
+        return None
+    numbers = "|".join(str(layers + i) for i in range(count))
+    return re.compile(rf"^(?:{re.escape(hf.family.base)}\.)?layers\.(?:{numbers})\.")
+
+
+def _block_scales(
+    hf: HFModel, expected: dict[str, tuple[int, ...]], stored: dict[str, Tensor]
+) -> tuple[dict[str, str], list[Mismatch]]:
+    """fp8 block-scaled weights (DeepSeek-V3's ``quantization_config``: ``weight_block_size``
+    [rows, columns]): each ``X.weight_scale_inv`` belongs to ``X.weight``, one scale per
+    block, ⌈out / rows⌉ × ⌈in / columns⌉. (scale -> its weight, scales of the wrong shape)."""
+    quantization = hf.quantization or {}
+    block = quantization.get("weight_block_size")
+    if not (
+        isinstance(block, list)
+        and len(block) == 2
+        and all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in block)
+    ):
+        return {}, []
+    owners: dict[str, str] = {}
+    wrong: list[Mismatch] = []
+    for name, tensor in stored.items():
+        if not name.endswith(".weight_scale_inv"):
+            continue
+        weight = name[: -len("_scale_inv")]
+        shape = expected.get(weight)
+        if shape is None or len(shape) != 2:
+            continue
+        want = (-(-shape[0] // block[0]), -(-shape[1] // block[1]))
+        owners[name] = weight
+        if tensor.shape != want:
+            wrong.append(Mismatch(name, want, tensor.shape))
+    return owners, wrong
+
+
 def _match(
     hf: HFModel,
     model: Model,
@@ -279,6 +327,10 @@ def _match(
     dtype: str | None,
 ) -> dict[str, Any]:
     """One layout's account of the stored tensors against ``model``."""
+    held_names = _held(hf, hf.architecture.arguments().get("layers"))
+    held = [n for n in stored if held_names is not None and held_names.search(n)]
+    if held:
+        stored = {n: t for n, t in stored.items() if n not in set(held)}
     expected = {
         name: tuple(d for d in shape if isinstance(d, int))
         for name, shape in model.named_parameters()
@@ -310,6 +362,17 @@ def _match(
         used.add(name)
         if tensor.shape != shape:
             wrong_shape.append(Mismatch(name, shape, tensor.shape))
+    scales, wrong_scales = _block_scales(hf, expected, stored)
+    wrong_shape.extend(wrong_scales)
+    scaled = set(scales.values())
+    if scales:
+        used.update(scales)
+        by_weight: dict[str, list[str]] = {}
+        for scale, weight in scales.items():
+            by_weight.setdefault(weight, []).append(scale)
+        quantized_found.extend(
+            (w, (w, *sorted(by_weight[w]))) for w in sorted(by_weight) if w in used
+        )
     ignored = [
         n for n in stored if n not in used and any(re.search(p, n) for p in hf.family.dropped)
     ]
@@ -322,7 +385,7 @@ def _match(
         modules = {q.rsplit(".", 1)[0] + "." for q in quantized}
         extra = [u for u in unexpected if any(u[0].startswith(m) for m in modules)]
         unexpected = [u for u in unexpected if u not in extra]
-    matched = [n for n in used if n in expected and n not in dict(quantized_found)]
+    matched = [n for n in used if n in expected and (n in scaled or n not in dict(quantized_found))]
     floats = {"float32", "float16", "bfloat16", "float64"}
     own = _own_dtypes(model, matched)  # tensors stored in a dtype of their own (uint8 blocks)
     counts: dict[str, int] = {}
@@ -333,6 +396,8 @@ def _match(
     want = dtype or (max(counts, key=lambda d: counts[d]) if counts else None)
     wrong_dtype = []
     for n in matched:
+        if n in scaled:
+            continue
         found, wanted = _dtype(stored[n].dtype), own.get(n, want if want in floats else None)
         if wanted is not None and found != wanted:
             wrong_dtype.append(Mismatch(n, wanted, found))
@@ -344,6 +409,7 @@ def _match(
         "ignored": tuple(ignored),
         "tied_absent": tuple(n for n, _ in tied_absent),
         "quantized": tuple(quantized_found),
+        "held": tuple(held),
         "matched": len(matched),
         "dtype": want,
     }
@@ -420,19 +486,27 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
         # sizes no checkpoint stores so (MXFP4's blocks of 32): the class's layout alone
         with contextlib.suppress(InvalidArgumentError):
             layouts.insert(0, ("checkpoint files", hf.checkpoint_model()))
+    refused: InvalidArgumentError | None = None
     for label, model in layouts:
-        _countable(model, len(checkpoint.tensors), path)
+        try:
+            _countable(model, len(checkpoint.tensors), path)
+        except InvalidArgumentError as err:  # counted, not listed: try the other layout
+            refused = refused or err
+            continue
         names = _loaded_names(hf, [t.name for t in checkpoint.tensors], model)
         stored = {names[t.name]: t for t in checkpoint.tensors}
         found = _match(hf, model, stored, dtype)
         score = len(found["missing"]) + len(found["unexpected"]) + len(found["wrong_shape"])
         if best is None or score < best[0]:
             best = (score, label, model, found, names)
-    assert best is not None  # at least one layout
+    if best is None:
+        assert refused is not None  # at least one layout
+        raise refused
     _, layout, model, found, names = best
     renamed = tuple((k, v) for k, v in names.items() if k != v)
     stored_as = {v: k for k, v in names.items()}  # what the files call them
     found["ignored"] = tuple(stored_as[n] for n in found["ignored"])
+    found["held"] = tuple(stored_as[n] for n in found["held"])
     found["unexpected"] = tuple((stored_as[n], s, d) for n, s, d in found["unexpected"])
     notes = []
     if hf.quantization:

@@ -257,7 +257,7 @@ class Fields:
     def optional(self, key: str, *, minimum: int = 1) -> int | None:
         """A size that may be null (or absent, with a null default), where the config
         class allows null (its default is null); else a size."""
-        if self.family.defaults.get(key, None) is not None:
+        if self.family.defaults.get(key, None) is not None and key not in self.family.nullable:
             return self.size(key, minimum=minimum)
         if self.raw(key) is None:
             return None

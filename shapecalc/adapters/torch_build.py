@@ -40,6 +40,7 @@ from shapecalc.layers.functional import (
     Select,
     SplitHeads,
 )
+from shapecalc.layers.latent import LatentAttention
 from shapecalc.layers.transformers import (
     EXPERT_NAMES,
     MXFP4_BLOCK,
@@ -301,6 +302,37 @@ def _rotary(torch: Any, spec: Rotary, x: Any) -> Any:
     return out if split else out.flatten(-2)
 
 
+def _latent_attention(torch: Any, spec: LatentAttention, q: Any, kv: Any, rope: Any) -> Any:
+    """Multi-head latent attention as transformers' eager forward computes it: each head's
+    query and key joined from a no-position part and a rotated part (the key's shared by
+    every head), q·kᵀ scaled and masked, softmax, weights·v; the heads' output flat."""
+    a: Any = spec.num_heads  # numbers: the model was built
+    nope: Any = spec.nope_dim
+    turned: Any = spec.rope_dim
+    length, source = q.shape[-2], kv.shape[-2]
+    qh = q.unflatten(-1, (a, -1)).transpose(-3, -2)
+    kvh = kv.unflatten(-1, (a, -1)).transpose(-3, -2)
+    q_nope, q_rope = qh.split([nope, turned], dim=-1)
+    k_nope, value = kvh.split([nope, kvh.shape[-1] - nope], dim=-1)
+    cos, sin = _rotary_tables(torch, length, turned, q.device, q.dtype)
+    cos, sin = cos[:, 0, :], sin[:, 0, :]
+    half = turned // 2
+
+    def turn(x: Any) -> Any:
+        return x * cos + torch.cat((-x[..., half:], x[..., :half]), -1) * sin
+
+    k_rope = turn(rope.unsqueeze(-3)).expand(*k_nope.shape[:-1], turned)
+    query = torch.cat((q_nope, turn(q_rope)), -1)
+    key = torch.cat((k_nope, k_rope), -1)
+    scores = (query @ key.transpose(-1, -2)) * query.shape[-1] ** -0.5
+    if spec.causal:
+        mask = torch.full((length, source), float("-inf"), device=q.device, dtype=q.dtype)
+        scores = scores + mask.triu(1 + source - length)
+    weights = scores.softmax(-1)
+    out = weights @ value.contiguous()
+    return out.transpose(-3, -2).flatten(-2)
+
+
 def _positions(torch: Any, spec: Positions, x: Any) -> Any:
     length = x.shape[spec.dim]
     if spec.constant:
@@ -535,6 +567,7 @@ _CALLS: dict[type, Any] = {
     ScaledDotProductAttention: _attention,
     SinkAttention: _sink_attention,
     Rotary: _rotary,
+    LatentAttention: _latent_attention,
     SplitHeads: lambda torch, spec, x: x.unflatten(-1, (spec.num_heads, spec.head_dim)),
     Chunk: lambda torch, spec, x: tuple(x.split(list(spec.sizes), dim=-1)),
     Pick: lambda torch, spec, *xs: xs[spec.index],

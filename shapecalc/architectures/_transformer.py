@@ -6,8 +6,7 @@ one command each; the names of their tensors are those ``transformers`` gives th
 from __future__ import annotations
 
 import functools
-from fractions import Fraction
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from shapecalc.core.declare import Architecture, Built, choice, number, size
 from shapecalc.core.dims import (
@@ -27,6 +26,9 @@ from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, split_name
 from shapecalc.layers.functional import Select
 from shapecalc.layers.linear import Linear
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 __all__ = [
     "HEADS",
@@ -486,6 +488,8 @@ class TransformerLM(Architecture):
 @functools.lru_cache(maxsize=256)
 def _fraction(value: float) -> Fraction:
     """A fraction as its decimal reads (0.25 is 1/4), worked out once per value."""
+    from fractions import Fraction  # with decimal: only for a fraction of a head turned
+
     return Fraction(str(value)).limit_denominator(10**6)
 
 

@@ -644,7 +644,7 @@ def exact_div(value: Dim, divisor: Dim) -> Dim | None:
     elif len(divisor._terms) == 1:
         ((d_mono, d_coef),) = divisor._terms.items()
     else:
-        return None
+        return _divide(Expr._terms_of(value), divisor._terms)
     result: dict[Monomial, int] = {}
     for mono, coef in Expr._terms_of(value).items():
         powers = dict(mono)
@@ -659,6 +659,43 @@ def exact_div(value: Dim, divisor: Dim) -> Dim | None:
         )
         result[key] = result.get(key, 0) + coef // d_coef
     return Expr._make(result)
+
+
+def _divide(value: Mapping[Monomial, int], divisor: Mapping[Monomial, int]) -> Dim | None:
+    """``value / divisor`` for a divisor of several terms (the ``L - 1`` blocks after a
+    dense first one), by long division in graded lexicographic order: None when a
+    remainder is left or a coefficient does not divide."""
+    names = sorted({n for mono in (*value, *divisor) for n, _ in mono}, key=_symbol_key)
+
+    def order(mono: Monomial) -> tuple[int, list[int]]:
+        powers = dict(mono)
+        return (sum(powers.values()), [powers.get(n, 0) for n in names])
+
+    lead, lead_coef = max(divisor.items(), key=lambda item: order(item[0]))
+    left = {mono: coef for mono, coef in value.items() if coef}
+    quotient: dict[Monomial, int] = {}
+    for _ in range(10_000):  # each step removes the leading term: bounded by the terms
+        if not left:
+            return Expr._make(quotient)
+        mono, coef = max(left.items(), key=lambda item: order(item[0]))
+        powers = dict(mono)
+        for name, power in lead:
+            if powers.get(name, 0) < power:
+                return None
+            powers[name] -= power
+        if coef % lead_coef:
+            return None
+        step = tuple(
+            sorted(((n, p) for n, p in powers.items() if p), key=lambda i: _symbol_key(i[0]))
+        )
+        times = coef // lead_coef
+        quotient[step] = quotient.get(step, 0) + times
+        for d_mono, d_coef in divisor.items():
+            product_mono = _mul_monomials(step, d_mono)
+            left[product_mono] = left.get(product_mono, 0) - times * d_coef
+            if not left[product_mono]:
+                del left[product_mono]
+    return None
 
 
 def symbol(name: str) -> Expr:

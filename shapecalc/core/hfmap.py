@@ -99,6 +99,9 @@ class HFType:
     #: fields a file may leave out but not set to null (the class reads them with
     #: ``getattr(config, field, default)``, and null breaks it: Qwen2's head_dim)
     not_null: frozenset[str] = frozenset()
+    #: fields a file may set to null though the class's default is a number (DeepSeek's
+    #: q_lora_rank: null is one q_proj)
+    nullable: frozenset[str] = frozenset()
     #: checkpoint names (regular expressions) transformers drops on load without a word
     dropped: tuple[str, ...] = ()
     #: checkpoint layout -> what the class calls it (transformers renames on load)

@@ -823,8 +823,8 @@ def execute(
         elif isinstance(s, Chain):
             out, main = run_chain(s, vals)
             return out, main
-        elif isinstance(s, Parallel):
-            out = tuple(run_chain(b, vals)[1][0] for b in s.branches)
+        elif isinstance(s, Parallel):  # a branch that ends split in parts passes them all
+            out = tuple(v for b in s.branches for v in run_chain(b, vals)[1])
             return out, out
         elif isinstance(s, Each):
             if len(s.branches) != len(vals):

@@ -526,6 +526,7 @@ def check_json(check: FolderCheck) -> dict[str, Any]:
             {"name": m.name, "expected": m.expected, "found": m.found} for m in check.wrong_dtype
         ],
         "ignored": list(check.ignored),
+        "held": list(check.held),
         "renamed": [{"from": a, "to": b} for a, b in check.renamed],
         "tied_absent": list(check.tied_absent),
         "index_problems": list(check.index_problems),

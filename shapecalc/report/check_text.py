@@ -46,6 +46,13 @@ def check_lines(check: FolderCheck) -> list[str]:
         shown = ", ".join(printable(n) for n in check.ignored[:3])
         more = f" and {len(check.ignored) - 3:,} more" if len(check.ignored) > 3 else ""
         lines.append(f"  ignored   {shown}{more}: buffers transformers drops on load")
+    if check.held:
+        shown = ", ".join(printable(n) for n in check.held[:3])
+        more = f" and {len(check.held) - 3:,} more" if len(check.held) > 3 else ""
+        lines.append(
+            f"  held      {shown}{more}: held by the checkpoint, not loaded by transformers "
+            "(multi-token prediction layers)"
+        )
     if check.quantized:
         stored = sum(len(parts) for _, parts in check.quantized)
         lines.append(

@@ -317,17 +317,55 @@ class ModelTable:
         ]
         if layers and width >= WIDE:
             layouts.insert(0, (wanted, False, False))
-        for shown, under, shape in layouts:
-            grid = self._grid(shown, rows, same, width, under, shape)
-            if grid is not None:
-                yield grid
-                if formulas and "Formula" not in shown and not under:
-                    yield Text(FORMULA_NOTE, style="dim")
-                break
+        moved = self._moved(rows, same, width, layouts) if formulas else None
+        if moved is not None:  # long subtotal formulas below the table, the rest in it
+            table, below = moved
+            yield table
+            for name, formula in below:  # the name, then the formula broken between terms
+                lines = kept_whole(f"= {formula}", max(width - 2, 20)).replace("\n", "\n  ")
+                yield Text(f"{name}\n  {lines}", style="italic")
         else:
-            yield self._compact(rows, same, width)
+            for shown, under, shape in layouts:
+                grid = self._grid(shown, rows, same, width, under, shape)
+                if grid is not None:
+                    yield grid
+                    if formulas and "Formula" not in shown and not under:
+                        yield Text(FORMULA_NOTE, style="dim")
+                    break
+            else:
+                yield self._compact(rows, same, width)
         yield from _buffers(self.model, self.depth, width)
         yield _footer(summary_lines(self.model), width)
+
+    def _moved(
+        self,
+        rows: list[tuple[list[str], bool]],
+        same: bool,
+        width: int,
+        layouts: list[tuple[list[str], bool, bool]],
+    ) -> tuple[Table, list[tuple[str, str]]] | None:
+        """A table that keeps its formulas when the longest subtotal formulas (a stack of
+        layers of many kinds: DeepSeek's) are written below it instead, longest first, as
+        the footer writes formulas (broken between terms only); None when every formula
+        fits in the table already, or none fits even so."""
+        keeps = [layout for layout in layouts if "Formula" in layout[0] or layout[1]]
+        if any(self._grid(s, rows, same, width, u, h) is not None for s, u, h in keeps):
+            return None
+        order = sorted(
+            (i for i, (cells, subtotal) in enumerate(rows) if subtotal and cells[4]),
+            key=lambda i: -len(rows[i][0][4]),
+        )
+        trimmed = [(list(cells), subtotal) for cells, subtotal in rows]
+        below: list[tuple[str, str]] = []
+        for i in order:
+            cells = trimmed[i][0]
+            below.append((cells[1], cells[4]))
+            cells[4] = "below"
+            for shown, under, shape in keeps:
+                grid = self._grid(shown, trimmed, same, width, under, shape)
+                if grid is not None:
+                    return grid, below
+        return None
 
     def _grid(
         self,

@@ -253,3 +253,30 @@ def test_inspect_keeps_long_names_within_the_width(width: int, tmp_path: Path) -
                 whole = [str(tuple(shape)), f"{math.prod(shape):,}"]
                 for text in whole:
                     assert any(text in line for line in lines), f"{text!r} is not whole"
+
+
+SOLVES = [
+    ["lstm", "--params", "10M", "--layers", "2", "--vocab", "65"],
+    ["llama", "--params", "1.2B", "--layers", "24", "--heads", "16", "--kv-heads", "4",
+     "--vocab", "32000", "--multiple-of", "64"],
+    ["starcoder2", "--params", "3B", "--vocab", "49152", "--layers", "30", "--heads", "24",
+     "--kv-heads", "2", "--intermediate", "12288", "--no-tie-weights"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("args", SOLVES, ids=lambda args: args[0])
+def test_solve_keeps_its_formula_whole(args: list[str]) -> None:
+    """The Total line's formula is whole on one line (on a line of its own under Total
+    where it does not fit beside it), the notes and the closest model's command fit the
+    width, the command continued with a backslash."""
+    wide = run(["solve", *args], 400).stdout
+    formula = wide.split("\nTotal  ")[1].split(" (the other sizes fixed")[0]
+    command = wide.split("The closest model: ")[1].strip()
+    for width in (80, 200, 50):
+        result = run(["solve", *args], width)
+        if width >= 80:
+            check(result, width)
+        lines = result.stdout.split("\n")
+        assert any(formula in line for line in lines), (width, result.stdout)
+        shown = result.stdout.split("The closest model:")[1]
+        assert " ".join(shown.replace("\\\n", " ").split()) == command

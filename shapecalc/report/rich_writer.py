@@ -13,10 +13,6 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from shapecalc.analysis.conventions import FRAMEWORK_NAMES, Converted
-from shapecalc.analysis.cost import Cost
-from shapecalc.analysis.explain import Section
-from shapecalc.analysis.sizing import Solution
 from shapecalc.core.dims import count_noun, count_str, dim_str, shape_str
 from shapecalc.core.errors import printable
 from shapecalc.core.model import Model
@@ -42,10 +38,13 @@ from shapecalc.report.cells import (
     times,
     title,
 )
-from shapecalc.report.markdown import memory_notes
 
-if TYPE_CHECKING:  # the port map and the sweep are imported by the commands that make them
+if TYPE_CHECKING:  # each imported by the commands that make it: a plain table needs none
+    from shapecalc.analysis.conventions import Converted
+    from shapecalc.analysis.cost import Cost
+    from shapecalc.analysis.explain import Section
     from shapecalc.analysis.port import PortMap
+    from shapecalc.analysis.sizing import Solution
     from shapecalc.analysis.sweep import Sweep
 
 __all__ = [
@@ -66,6 +65,14 @@ __all__ = [
 
 #: below this many columns the role goes under the parameter name instead of its own column
 WIDE = 110
+
+
+def _framework(convention: str) -> str:
+    """A convention's framework as its users write it (``Keras``): the conventions module
+    loaded only by what shows one, not by a plain table."""
+    from shapecalc.analysis.conventions import FRAMEWORK_NAMES
+
+    return FRAMEWORK_NAMES[convention]
 
 
 # -- laying out tables that never cut a cell ------------------------------------------------
@@ -604,6 +611,8 @@ class CostTable:
                 )
             yield account if account is not None else Text("\n".join("  ".join(r) for r in rows))
             notes += [("Kept", line) for line in kept_lines(cost)]
+            from shapecalc.report.markdown import memory_notes
+
             notes += [("Note", line) for line in memory_notes(cost)]
         notes.append(("Summary", cost_summary(cost)))
         yield _footer(notes, width)
@@ -626,7 +635,7 @@ class ConventionTable:
         self, console: Console, options: ConsoleOptions
     ) -> Iterator[RenderableType]:
         width = options.max_width
-        framework = FRAMEWORK_NAMES[self.converted.convention]
+        framework = _framework(self.converted.convention)
         yield Text(printable(f"{title(self.model)}, as {framework} stores it"), style="table.title")
         rows: list[tuple[bool, list[str]]] = []  # (a new layer starts, cells)
         previous = None
@@ -730,7 +739,7 @@ class _SideBySide:
             style="table.title",
         )
         layers, cells = self._cells()
-        frameworks = [FRAMEWORK_NAMES[c.convention] for c in converted]
+        frameworks = [_framework(c.convention) for c in converted]
         least = [
             max(
                 [
@@ -803,7 +812,7 @@ class _SideBySide:
             delta = c.total - model.total
             rows.append(
                 [
-                    FRAMEWORK_NAMES[c.convention],
+                    _framework(c.convention),
                     count_str(c.total),
                     ""
                     if c.convention == "pytorch"
@@ -856,7 +865,7 @@ class _Solution:
         sizes = solution.fixed_sizes
         step = f", multiples of {solution.multiple_of}" if solution.multiple_of > 1 else ""
         counted = (
-            f", counted as {FRAMEWORK_NAMES[solution.convention]} stores them"
+            f", counted as {_framework(solution.convention)} stores them"
             if solution.convention != "pytorch"
             else ""
         )
@@ -960,7 +969,7 @@ class _Port:
     ) -> Iterator[RenderableType]:
         width, mapping = options.max_width, self.mapping
         for stage in mapping.stages():
-            source, target = FRAMEWORK_NAMES[stage.source], FRAMEWORK_NAMES[stage.target]
+            source, target = _framework(stage.source), _framework(stage.target)
             yield Text(printable(f"{stage.model}: {source} to {target}"), style="table.title")
             rows = [
                 (printable(e.target), shape_str(e.shape), printable(e.how if e.pieces else e.note))

@@ -238,6 +238,42 @@ def cli_reference() -> str:
     return "\n".join(lines)
 
 
+#: a dotted name (a tensor's, a module's) a table cell holds, in backticks or not
+_DOTTED = r"[\w{}\[\]-]+(?:\.{1,2}[\w{}\[\]-]+)+"
+#: a dot between two parts of a name (not one of a range's, {0..31})
+_BETWEEN = r"(?<!\.)\.(?!\.)"
+#: a name at least this long may break after its dots (a shorter one always fits its column)
+BREAKABLE = 24
+
+
+def breakable_names(page: str) -> str:
+    """``page`` with a break opportunity (``<wbr>``) after each dot of a long dotted name in
+    a table's cells: a browser breaks a cell's text only at a space, so a name of sixty
+    characters (Falcon's ``transformer.h.{0..31}.self_attention.query_key_value.weight``)
+    would widen its column until the table is wider than the page. A name in backticks
+    becomes ``<code>`` (its underscores escaped: Markdown reads the inside of a tag);
+    copied, it is the same name, ``<wbr>`` being no character."""
+    import re
+
+    def code(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if len(name) < BREAKABLE:
+            return match.group(0)
+        return "<code>" + re.sub(_BETWEEN, ".<wbr>", name.replace("_", "\\_")) + "</code>"
+
+    def plain(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return re.sub(_BETWEEN, ".<wbr>", name) if len(name) >= BREAKABLE else name
+
+    lines = []
+    for line in page.split("\n"):
+        if line.startswith("| ") and line.endswith(" |"):
+            line = re.sub(rf"`({_DOTTED})`", code, line)
+            line = re.sub(rf"(?<=\| )({_DOTTED})(?= \|)", plain, line)
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def generated() -> dict[Path, str]:
     """Every generated file with the text it should have."""
     from docs_facts import (
@@ -298,7 +334,10 @@ def generated() -> dict[Path, str]:
         text = fill(template.read_text(encoding="utf-8"), values)
         files[docs / template.relative_to(templates)] = text
     files[docs / "cli.md"] = cli_reference()
-    return files
+    return {
+        path: breakable_names(text) if path.is_relative_to(docs) and path.suffix == ".md" else text
+        for path, text in files.items()
+    }
 
 
 def main(argv: list[str]) -> int:

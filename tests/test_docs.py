@@ -102,3 +102,25 @@ def test_every_command_has_a_section_in_the_cli_reference() -> None:
     text = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
     for name in cli.list_commands(None):  # type: ignore[arg-type]
         assert f"\n## shapecalc {name}\n" in text, name
+
+
+def test_long_names_in_tables_may_break_after_their_dots() -> None:
+    """A table's long dotted name gets a break opportunity after each dot (not inside a
+    range, {0..31}), so a page's table of long names fits its column; prose, a short name
+    and a line outside a table are left as they are."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from gen_docs import breakable_names
+
+    page = "\n".join(
+        [
+            "| transformer.word_embeddings | `transformer.h.{0..31}.self_attention.dense.weight` |",
+            "| `lm_head.weight` | a.b |",
+            "`transformer.h.{0..31}.self_attention.dense.weight` in prose",
+        ]
+    )
+    assert breakable_names(page).split("\n") == [
+        "| transformer.<wbr>word_embeddings | <code>transformer.<wbr>h.<wbr>{0..31}.<wbr>"
+        "self\\_attention.<wbr>dense.<wbr>weight</code> |",
+        "| `lm_head.weight` | a.b |",
+        "`transformer.h.{0..31}.self_attention.dense.weight` in prose",
+    ]

@@ -442,7 +442,8 @@ def test_a_node_of_the_tree_counts_its_buffers_apart(tmp_path: Path) -> None:
     path = tmp_path / "bn.safetensors"
     bn = nn.BatchNorm1d(4)
     safetensors_torch.save_file({f"block.{k}": v for k, v in bn.state_dict().items()}, str(path))
-    text = run(["inspect", str(path), "--depth", "2"], 120).stdout.splitlines()
+    # wide enough for the temporary path's title and the note, each on one line
+    text = run(["inspect", str(path), "--depth", "2"], 250).stdout.splitlines()
     assert text[0].startswith(f"{path}  8 parameters (8) + 9 in buffers · ")
     assert text[1] == "└── block  8 (100.0%) + 9 in buffers"
     # safetensors keeps its names sorted: num_batches_tracked first, weight last
@@ -457,7 +458,7 @@ def test_a_node_of_the_tree_counts_its_buffers_apart(tmp_path: Path) -> None:
         "pos_weight, running_mean, running_var): a checkpoint does not record which tensors "
         "are parameters",
     ]
-    cut = run(["inspect", str(path), "--depth", "1"], 120).stdout.splitlines()
+    cut = run(["inspect", str(path), "--depth", "1"], 250).stdout.splitlines()
     assert cut[1] == "└── block  8 (100.0%) + 9 in buffers"
 
 

@@ -6,7 +6,9 @@ was given must be whole on one line of what it printed."""
 from __future__ import annotations
 
 import json
+import math
 import shlex
+import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,3 +212,75 @@ def test_plot_without_colour_tells_series_apart_and_keeps_the_legend_off_the_dat
         assert "weight bytes" not in inside.split("\n", 1)[1]  # the legend is not on the data
         assert "• weight bytes  + training memory" in lines
         assert all(line == line.rstrip() for line in lines)
+
+
+def long_named_checkpoint(tmp_path: Path) -> tuple[Path, list[tuple[str, list[int]]]]:
+    """A safetensors file whose tensor names are about 150 characters: dotted ones with a
+    long part, one long part alone."""
+    tensors = [
+        ("model.layers.0." + "attention_projection_" * 6 + "q.weight", [64, 32]),
+        ("model.layers.0." + "attention_projection_" * 6 + "q.bias", [64]),
+        ("model.layers.1.block." + "k" * 130 + ".weight", [128, 64, 3, 3]),
+        ("e" * 150, [50257, 8]),
+        ("lm_head.weight", [50257, 8]),
+    ]
+    header: dict[str, Any] = {}
+    offset = 0
+    for name, shape in tensors:
+        size = 2 * math.prod(shape)
+        header[name] = {"dtype": "F16", "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode()
+    path = tmp_path / "long.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(offset))
+    return path, tensors
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_inspect_keeps_long_names_within_the_width(width: int, tmp_path: Path) -> None:
+    """Names too long for a line are folded onto the next, never cut; a name that fits its
+    line is whole on it, and every shape and count is whole on a line."""
+    path, tensors = long_named_checkpoint(tmp_path)
+    for depth in (1, 2, 3, 4, 5):
+        result = run(["inspect", str(path), "--depth", str(depth)], width)
+        check(result, width)
+        lines = result.stdout.split("\n")
+        assert len(lines) > 2
+        flowed = "".join(line.lstrip("│├└─ ") for line in lines)
+        for name, shape in tensors:
+            parts = name.split(".", depth)
+            for level, part in enumerate(parts[:depth], 1):
+                assert part in flowed, f"{part!r} is cut"
+                if 4 * level + len(part) <= width:
+                    assert any(part in line for line in lines), f"{part!r} is broken"
+            if len(parts) <= depth:  # a tensor of its own: its shape and count whole
+                whole = [str(tuple(shape)), f"{math.prod(shape):,}"]
+                for text in whole:
+                    assert any(text in line for line in lines), f"{text!r} is not whole"
+
+
+SOLVES = [
+    ["lstm", "--params", "10M", "--layers", "2", "--vocab", "65"],
+    ["llama", "--params", "1.2B", "--layers", "24", "--heads", "16", "--kv-heads", "4",
+     "--vocab", "32000", "--multiple-of", "64"],
+    ["starcoder2", "--params", "3B", "--vocab", "49152", "--layers", "30", "--heads", "24",
+     "--kv-heads", "2", "--intermediate", "12288", "--no-tie-weights"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("args", SOLVES, ids=lambda args: args[0])
+def test_solve_keeps_its_formula_whole(args: list[str]) -> None:
+    """The Total line's formula is whole on one line (on a line of its own under Total
+    where it does not fit beside it), the notes and the closest model's command fit the
+    width, the command continued with a backslash."""
+    wide = run(["solve", *args], 400).stdout
+    formula = wide.split("\nTotal  ")[1].split(" (the other sizes fixed")[0]
+    command = wide.split("The closest model: ")[1].strip()
+    for width in (80, 200, 50):
+        result = run(["solve", *args], width)
+        if width >= 80:
+            check(result, width)
+        lines = result.stdout.split("\n")
+        assert any(formula in line for line in lines), (width, result.stdout)
+        shown = result.stdout.split("The closest model:")[1]
+        assert " ".join(shown.replace("\\\n", " ").split()) == command

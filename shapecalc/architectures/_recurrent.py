@@ -16,9 +16,11 @@ from shapecalc.core.declare import Architecture, Built, flag, number, size
 from shapecalc.core.dims import Dim, dim_str, shape_str
 from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, TieError
 from shapecalc.core.tree import Block, Leaf
-from shapecalc.layers.embedding import Embedding
-from shapecalc.layers.linear import Linear
-from shapecalc.layers.recurrent import RecurrentSpec
+
+# from the modules of these kinds alone (not their families): an LSTM model loads no GRU
+from shapecalc.layers._embedding import Embedding
+from shapecalc.layers._linear import Linear
+from shapecalc.layers._lstm import RecurrentSpec
 
 __all__ = ["RecurrentLanguageModel"]
 

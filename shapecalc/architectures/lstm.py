@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from shapecalc.architectures import _recurrent as lm
 from shapecalc.architectures._recurrent import RecurrentLanguageModel
 from shapecalc.core.declare import size
-from shapecalc.layers.recurrent import LSTM
+from shapecalc.layers._lstm import LSTM
 
 __all__ = ["LSTMLanguageModel", "lstm_lm"]
 

@@ -141,6 +141,22 @@ def _advice(target: str, err: ShapecalcError) -> str:
     return str(err)
 
 
+def _width() -> int:
+    """The terminal's width as the tables measure it (rich's rule, without importing rich):
+    ``COLUMNS`` when set, else the terminal's of standard input, output or error, else 80."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns):
+        return int(columns)
+    for fd in (0, 1, 2):
+        try:
+            width = os.get_terminal_size(fd).columns
+        except (AttributeError, ValueError, OSError):
+            continue
+        if width:
+            return width
+    return 80
+
+
 def _inspect(
     target: str, depth: int, allow: tuple[str, ...], shapes: tuple[tuple[int, ...], ...], fmt: str
 ) -> None:
@@ -152,11 +168,12 @@ def _inspect(
     else:
         from shapecalc.report.inspect_text import inspection_text
 
-        click.echo(inspection_text(inspection, depth))
+        click.echo(inspection_text(inspection, depth, _width()))
         if inspection.check is not None:
             from shapecalc.report.check_text import check_lines
+            from shapecalc.report.inspect_text import fitted_lines
 
-            click.echo("\n".join(["", *check_lines(inspection.check)]))
+            click.echo("\n".join(["", *fitted_lines(check_lines(inspection.check), _width())]))
     if inspection.unchecked is not None:  # listed, but not checked: an error, after the list
         why = " ".join(inspection.unchecked.split())  # one line
         click.echo(f"Error: not checked against its config.json: {why}", err=True)

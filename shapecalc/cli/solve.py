@@ -85,12 +85,12 @@ def _solve_command(command: str) -> click.Command:
 
             click.echo(solution_json(solution), nl=False)
             return
-        from shapecalc.report.rich_writer import echo, solution_table
+        from shapecalc.report.rich_writer import echo, prose, shell_command, solution_table
 
-        echo(solution_table(solution))
+        parts = [solution_table(solution)]
         needed = cls.multiple_for(free_arg, fixed)
         if solution.multiple_of > 1:
-            click.echo(_step_note(cls, free, solution.multiple_of, multiple_of, needed))
+            parts.append(prose(_step_note(cls, free, solution.multiple_of, multiple_of, needed)))
         ctx = click.get_current_context()
         given = {
             name: value
@@ -99,7 +99,8 @@ def _solve_command(command: str) -> click.Command:
             and ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
         }
         given[free_arg] = solution.closest.size
-        click.echo(f"The closest model: shapecalc {command} {_as_flags(given)}")
+        parts.append(shell_command("The closest model:", ["shapecalc", command, *_as_flags(given)]))
+        echo(*parts)
 
     def also_required(values: dict[str, Any]) -> list[str]:
         """The sizes that have no default, but the one solved for."""
@@ -143,16 +144,17 @@ def _step_note(cls: Any, free: str, step: int, asked: int, needed: int) -> str:
     return f"Sizes tried in multiples of {step} (--multiple-of)."
 
 
-def _as_flags(values: dict[str, Any]) -> str:
-    """Arguments as the flags that give them: ``--hidden 4160 --tie-weights``."""
+def _as_flags(values: dict[str, Any]) -> list[str]:
+    """Arguments as the flags that give them, a flag and its value together:
+    ``["--hidden 4160", "--tie-weights"]``."""
     words: list[str] = []
     for name, value in values.items():
         flag = flag_of(name) or ""
         if isinstance(value, bool):
             words.append(flag if value else f"--no-{flag[2:]}")
         else:
-            words += [flag, str(value)]
-    return " ".join(words)
+            words.append(f"{flag} {value}")
+    return words
 
 
 def _without(args: list[str], field: str) -> list[str]:

@@ -487,20 +487,33 @@ def inspection_json(inspection: Inspection) -> str:
         return text + "\n"
     text_of = json.encoder.encode_basestring_ascii  # json.dumps' own, for one string
     null = "null"
-    # a list (join makes one anyway), each optional value tested inline, a shape written
-    # as a list of ints writes itself ([16, 32])
-    rows = ",\n    ".join(
-        [
-            f'{{"name": {text_of(e.name)}, "shape": {list(e.shape)}, '
-            f'"count": {e.count}, "dtype": {null if e.dtype is None else text_of(e.dtype)}, '
-            f'"bytes": {null if e.nbytes is None else e.nbytes}, '
+    # each line written directly: a shape, a dtype and a kind written once each (a
+    # checkpoint repeats a few hundred of them), an optional value tested inline
+    shapes: dict[tuple[int, ...], str] = {}
+    texts: dict[str, str] = {}
+    rows = []
+    for e, buffer in zip(shown.entries, shown.buffers, strict=True):
+        shape = shapes.get(e.shape)
+        if shape is None:
+            shape = shapes[e.shape] = str(list(e.shape))
+        dtype: str | None = null
+        if e.dtype is not None:
+            dtype = texts.get(e.dtype)
+            if dtype is None:
+                dtype = texts[e.dtype] = text_of(e.dtype)
+        kind: str | None = null
+        if e.kind is not None:
+            kind = texts.get(e.kind)
+            if kind is None:
+                kind = texts[e.kind] = text_of(e.kind)
+        rows.append(
+            f'{{"name": {text_of(e.name)}, "shape": {shape}, "count": {e.count}, '
+            f'"dtype": {dtype}, "bytes": {null if e.nbytes is None else e.nbytes}, '
             f'"tied_to": {null if e.tied_to is None else text_of(e.tied_to)}, '
-            f'"kind": {null if e.kind is None else text_of(e.kind)}, '
-            f'"buffer": {"true" if buffer else "false"}}}'
-            for e, buffer in zip(shown.entries, shown.buffers, strict=True)
-        ]
-    )
-    return text.replace('"tensors": []', f'"tensors": [\n    {rows}\n  ]', 1) + "\n"
+            f'"kind": {kind}, "buffer": {"true" if buffer else "false"}}}'
+        )
+    body = ",\n    ".join(rows)
+    return text.replace('"tensors": []', f'"tensors": [\n    {body}\n  ]', 1) + "\n"
 
 
 def check_json(check: FolderCheck) -> dict[str, Any]:

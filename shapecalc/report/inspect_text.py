@@ -1,11 +1,15 @@
 """``shapecalc inspect``'s tree as plain text: the tensors as a tree of dotted names with
 subtotals, cut at ``depth`` levels. Built and walked without recursion, in time linear in
 the tensors (a header of 200,000 tensors prints in about a second); every name from a
-file is printed as text, its control characters escaped."""
+file is printed as text, its control characters escaped. Every line fits the terminal's
+width: what does not fit moves whole to the next line, and only what is longer than a line
+(a name of a hundred characters) is broken, never cut."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +21,7 @@ from shapecalc.core.units import human_bytes, human_count
 if TYPE_CHECKING:
     from shapecalc.adapters.targets import Entry, Inspection
 
-__all__ = ["Listing", "buffer_note", "inspection_text", "listing"]
+__all__ = ["Listing", "buffer_note", "fitted", "fitted_lines", "inspection_text", "listing"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,107 @@ def buffer_note(shown: Listing) -> str | None:
     )
 
 
+# -- lines that fit the terminal ---------------------------------------------------------------
+#: a piece of a line: the separator before it and its text, kept whole where it fits a line
+Piece = tuple[str, str]
+#: a short parenthesis (a shape, a unit) is one word, never broken at its spaces
+_SHORT_PARENS = re.compile(r"\([^()]{0,40}\)")
+
+
+def _cells(text: str) -> int:
+    """The columns ``text`` takes in a terminal (a wide East Asian character two, a
+    combining mark none)."""
+    if text.isascii():
+        return len(text)
+    return sum(_char_cells(ch) for ch in text)
+
+
+def _char_cells(ch: str) -> int:
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def _fold(word: str, room: int) -> tuple[str, str]:
+    """The longest start of ``word`` that takes at most ``room`` columns (at least one
+    character), and the rest."""
+    if word.isascii():
+        room = max(room, 1)
+        return word[:room], word[room:]
+    used = 0
+    for i, ch in enumerate(word):
+        used += _char_cells(ch)
+        if used > room and i:
+            return word[:i], word[i:]
+    return word, ""
+
+
+def _words(text: str) -> list[str]:
+    """``text`` split at its spaces, a short parenthesis (a shape) kept as one word."""
+    glued = _SHORT_PARENS.sub(lambda m: m.group(0).replace(" ", "\x00"), text)
+    return [w.replace("\x00", " ") for w in glued.split(" ")]
+
+
+def fitted(first: str, rest: str, pieces: Iterable[Piece], width: int) -> list[str]:
+    """``pieces`` after ``first`` in lines of at most ``width`` columns, the lines after the
+    first begun with ``rest``: a piece moves whole to the next line when it does not fit
+    beside the others; one longer than a line is broken at its spaces (a shape kept whole),
+    and a word longer than a line (a long name) is folded, never cut."""
+    lines: list[str] = []
+    room = max(width - _cells(rest), 10)  # a line begun with ``rest``
+    line, used, empty = first, _cells(first), True
+
+    def place(sep: str, text: str, size: int) -> bool:
+        """``text`` on this line, or alone on the next, if it fits one of them."""
+        nonlocal line, used, empty
+        if empty and used + size <= width:
+            line, used, empty = line + text, used + size, False
+        elif not empty and used + _cells(sep) + size <= width:
+            line, used = line + sep + text, used + _cells(sep) + size
+        elif not empty and size <= room:
+            lines.append(line)
+            line, used = rest + text, _cells(rest) + size
+        else:
+            return False
+        return True
+
+    for sep, text in pieces:
+        if place(sep, text, _cells(text)):
+            continue
+        # longer than a line: word by word, a word longer than a line folded
+        for i, word in enumerate(_words(text)):
+            if place(sep if i == 0 else " ", word, _cells(word)):
+                continue
+            if not empty:
+                lines.append(line)
+                line, used = rest, _cells(rest)
+            while True:
+                chunk, word = _fold(word, max(width - used, 10))
+                line, used, empty = line + chunk, used + _cells(chunk), False
+                if not word:
+                    break
+                lines.append(line)
+                line, used = rest, _cells(rest)
+    lines.append(line)
+    return [text.rstrip() for text in lines]
+
+
+def fitted_lines(lines: Iterable[str], width: int) -> list[str]:
+    """Lines of prose at most ``width`` columns wide: a line that does not fit is broken at
+    its spaces, continued under its text (past a label such as ``  missing     ``)."""
+    out: list[str] = []
+    for text in lines:
+        if _cells(text) <= width:
+            out.append(text)
+            continue
+        label = re.match(r"(?:  [a-z]+(?: shape)? +|Note: )(?=\S)", text)
+        first = label.group(0) if label else ""
+        rest = " " * len(first) if label else "  "
+        body = text[len(first) :]
+        out += fitted(first, rest, [(" ", w) for w in _words(body)], width)
+    return out
+
+
 #: a node: [parameters, children by name, (entry, is a buffer) or None, the kinds of the
 #: layers under it, whether tensors deeper than the cut are summed into it, buffers' numbers]
 Node = list[Any]
@@ -135,43 +240,62 @@ def _nodes(shown: Listing, depth: int) -> Node:
     return root
 
 
-def inspection_text(inspection: Inspection, depth: int) -> str:
+def inspection_text(inspection: Inspection, depth: int, width: int | None = None) -> str:
     """The tree, one line per node down to ``depth`` levels; the parameters and the
-    buffers counted apart; notes (a module used twice, buffers told apart by name) after."""
+    buffers counted apart; notes (a module used twice, buffers told apart by name) after.
+    Each line at most ``width`` columns (None: as long as it comes): a name, shape or
+    count that does not fit moves whole to the next line, a name longer than a line is
+    folded onto the next."""
     shown = listing(inspection)
     total = shown.parameter_total
-    title = (
-        f"{printable(inspection.target)}  {count_noun(total, 'parameter')} ({human_count(total)})"
-    )
+    title: list[Piece] = [
+        ("", printable(inspection.target)),
+        ("  ", f"{count_noun(total, 'parameter')} ({human_count(total)})"),
+    ]
     if shown.buffer_total:
-        title += f" + {shown.buffer_total:,} in buffers"
+        title.append((" ", f"+ {shown.buffer_total:,} in buffers"))
     if inspection.checkpoint is not None:
         by_dtype = ", ".join(
             f"{printable(d)} {human_bytes(b)}"
             for d, b in inspection.checkpoint.bytes_by_dtype().items()
         )
-        title += f" · {human_bytes(inspection.checkpoint.nbytes)} ({by_dtype})"
-    lines = [title]
+        title.append((" ", f"· {human_bytes(inspection.checkpoint.nbytes)} ({by_dtype})"))
+    wide = width is None
+    room = width or 0
+    lines: list[str] = []
+
+    def add(first: str, rest: str, pieces: list[Piece]) -> None:
+        body = "".join(sep + piece for sep, piece in pieces)
+        # the tree's lines and corners take a column each
+        if wide or len(first) + (len(body) if body.isascii() else _cells(body)) <= room:
+            lines.append(first + body)
+        else:
+            lines.extend(fitted(first, rest, pieces, room))
+
+    add("", "  ", title)
     reused = shown.reused
 
-    def label(path: str, part: str, node: Node) -> str:
+    def label(path: str, part: str, node: Node) -> list[Piece]:
         name = printable(part)
         count, children, leaf, kinds, deeper, buffered = node
         share = f" ({100 * count / total:.1f}%)" if total else ""
         if leaf is not None and not children and not deeper:
             entry, buffer = leaf
-            text = f"{name}  {shape_str(entry.shape)}  "
+            pieces = [("", name), ("  ", shape_str(entry.shape))]
             if entry.tied_to:
-                return text + f"tied to {printable(entry.tied_to)}, counted there"
-            text += f"{entry.count:,}  buffer" if buffer else f"{entry.count:,}{share}"
-            return text + (f"  {printable(entry.dtype)}" if entry.dtype else "")
+                return [*pieces, ("  ", f"tied to {printable(entry.tied_to)}, counted there")]
+            if buffer:
+                pieces += [("  ", f"{entry.count:,}"), ("  ", "buffer")]
+            else:
+                pieces.append(("  ", f"{entry.count:,}{share}"))
+            return pieces + ([("  ", printable(entry.dtype))] if entry.dtype else [])
         kind = next(iter(kinds)) if len(kinds) == 1 else None
-        text = f"{name}  {count:,}{share}"
-        text += f" + {buffered:,} in buffers" if buffered else ""
-        text += f"  {kind}" if kind else ""
+        counted = f"{count:,}{share}" + (f" + {buffered:,} in buffers" if buffered else "")
+        pieces = [("", name), ("  ", counted)]
+        pieces += [("  ", kind)] if kind else []
         if path in reused:
-            text += f"  also used as {', '.join(printable(p) for p in reused[path])}"
-        return text
+            pieces.append(("  ", f"also used as {', '.join(printable(p) for p in reused[path])}"))
+        return pieces
 
     # depth first, children in order, without recursion: (prefix, path, name, node, level,
     # last)
@@ -181,9 +305,9 @@ def inspection_text(inspection: Inspection, depth: int) -> str:
         stack.append(("", first[i][0], first[i][0], first[i][1], 1, i == len(first) - 1))
     while stack:
         prefix, path, name, node, level, last = stack.pop()
-        lines.append(f"{prefix}{'└── ' if last else '├── '}{label(path, name, node)}")
+        inner = prefix + ("    " if last else "│   ")
+        add(prefix + ("└── " if last else "├── "), inner, label(path, name, node))
         if level < depth:
-            inner = prefix + ("    " if last else "│   ")
             children = list(node[1].items())
             for i in range(len(children) - 1, -1, -1):
                 child, below = children[i]
@@ -194,5 +318,6 @@ def inspection_text(inspection: Inspection, depth: int) -> str:
     notes = [*shown.notes, *([said] if said else [])]
     if notes:
         lines.append("")
-        lines += [f"Note: {printable(note[:1].upper() + note[1:])}" for note in notes]
+        said_lines = [f"Note: {printable(note[:1].upper() + note[1:])}" for note in notes]
+        lines += said_lines if wide else fitted_lines(said_lines, room)
     return "\n".join(lines)

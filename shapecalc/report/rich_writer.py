@@ -13,10 +13,6 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from shapecalc.analysis.conventions import FRAMEWORK_NAMES, Converted
-from shapecalc.analysis.cost import Cost
-from shapecalc.analysis.explain import Section
-from shapecalc.analysis.sizing import Solution
 from shapecalc.core.dims import count_noun, count_str, dim_str, shape_str
 from shapecalc.core.errors import printable
 from shapecalc.core.model import Model
@@ -42,10 +38,13 @@ from shapecalc.report.cells import (
     times,
     title,
 )
-from shapecalc.report.markdown import memory_notes
 
-if TYPE_CHECKING:  # the port map and the sweep are imported by the commands that make them
+if TYPE_CHECKING:  # each imported by the commands that make it: a plain table needs none
+    from shapecalc.analysis.conventions import Converted
+    from shapecalc.analysis.cost import Cost
+    from shapecalc.analysis.explain import Section
     from shapecalc.analysis.port import PortMap
+    from shapecalc.analysis.sizing import Solution
     from shapecalc.analysis.sweep import Sweep
 
 __all__ = [
@@ -57,13 +56,23 @@ __all__ = [
     "conventions_side_by_side",
     "explanation",
     "port_table",
+    "prose",
     "renderables",
+    "shell_command",
     "solution_table",
     "sweep_table",
 ]
 
 #: below this many columns the role goes under the parameter name instead of its own column
 WIDE = 110
+
+
+def _framework(convention: str) -> str:
+    """A convention's framework as its users write it (``Keras``): the conventions module
+    loaded only by what shows one, not by a plain table."""
+    from shapecalc.analysis.conventions import FRAMEWORK_NAMES
+
+    return FRAMEWORK_NAMES[convention]
 
 
 # -- laying out tables that never cut a cell ------------------------------------------------
@@ -138,15 +147,27 @@ def kept_whole(text: str, width: int) -> str:
     return "\n".join(lines).replace(glue, " ")
 
 
-def _footer(lines: list[tuple[str, str]], width: int) -> Table:
-    """Label and text, the text broken so that no formula in it is."""
-    footer = Table.grid(padding=(0, 2))
+def _footer(lines: list[tuple[str, str]], width: int) -> Group:
+    """Label and text, the text broken so that no formula in it is; a text with a formula
+    too long for the column beside the labels goes on its own lines under its label."""
     label = max((len(name) for name, _ in lines), default=0)
-    footer.add_column(style="bold", no_wrap=True)
-    footer.add_column()
+    room = max(width - label - 2, 20)
+    parts: list[RenderableType] = []
+    footer: Table | None = None
     for name, text in lines:
-        footer.add_row(name, kept_whole(text, max(width - label - 2, 20)))
-    return footer
+        kept = kept_whole(text, room)
+        if _plain_width(kept) > room and width - 2 > room:
+            parts.append(Text(name, style="bold"))
+            parts.append(Text("  " + kept_whole(text, width - 2).replace("\n", "\n  ")))
+            footer = None
+            continue
+        if footer is None:
+            footer = Table.grid(padding=(0, 2))
+            footer.add_column(style="bold", no_wrap=True, min_width=label)
+            footer.add_column()
+            parts.append(footer)
+        footer.add_row(name, kept)
+    return Group(*parts)
 
 
 def _buffers(model: Model, depth: int | None, width: int) -> Iterator[RenderableType]:
@@ -628,6 +649,8 @@ class CostTable:
                 )
             yield account if account is not None else Text("\n".join("  ".join(r) for r in rows))
             notes += [("Kept", line) for line in kept_lines(cost)]
+            from shapecalc.report.markdown import memory_notes
+
             notes += [("Note", line) for line in memory_notes(cost)]
         notes.append(("Summary", cost_summary(cost)))
         yield _footer(notes, width)
@@ -650,7 +673,7 @@ class ConventionTable:
         self, console: Console, options: ConsoleOptions
     ) -> Iterator[RenderableType]:
         width = options.max_width
-        framework = FRAMEWORK_NAMES[self.converted.convention]
+        framework = _framework(self.converted.convention)
         yield Text(printable(f"{title(self.model)}, as {framework} stores it"), style="table.title")
         rows: list[tuple[bool, list[str]]] = []  # (a new layer starts, cells)
         previous = None
@@ -754,7 +777,7 @@ class _SideBySide:
             style="table.title",
         )
         layers, cells = self._cells()
-        frameworks = [FRAMEWORK_NAMES[c.convention] for c in converted]
+        frameworks = [_framework(c.convention) for c in converted]
         least = [
             max(
                 [
@@ -827,7 +850,7 @@ class _SideBySide:
             delta = c.total - model.total
             rows.append(
                 [
-                    FRAMEWORK_NAMES[c.convention],
+                    _framework(c.convention),
                     count_str(c.total),
                     ""
                     if c.convention == "pytorch"
@@ -864,45 +887,97 @@ class _SideBySide:
 
 
 def solution_table(solution: Solution) -> RenderableType:
-    """``shapecalc solve``: the sizes either side of the budget, and the formula."""
-    sizes = solution.fixed_sizes
-    step = f", multiples of {solution.multiple_of}" if solution.multiple_of > 1 else ""
-    counted = (
-        f", counted as {FRAMEWORK_NAMES[solution.convention]} stores them"
-        if solution.convention != "pytorch"
-        else ""
-    )
-    heading = Text(
-        f"{solution.free} for a budget of {count_noun(solution.target, 'parameter')} "
-        f"({sizes}{step}{counted})",
-        style="table.title",
-    )
-    grid = Table()
-    grid.add_column("")
-    grid.add_column(solution.free, justify="right")
-    grid.add_column("parameters", justify="right")
-    grid.add_column("vs. budget", justify="right")
-    for label, candidate in (("below", solution.below), ("above", solution.above)):
-        mark = " (closest)" if candidate is solution.closest else ""
-        grid.add_row(
-            label + mark,
-            f"{candidate.size:,}",
-            f"{candidate.total:,}",
-            f"{candidate.distance:+,} ({percent(candidate.distance, solution.target)})",
-        )
-    footer = Table.grid(padding=(0, 2))
-    footer.add_column(style="bold", no_wrap=True)
-    footer.add_column()
-    if solution.formula is not None:
-        formula = solution.formula
-        others = sorted(getattr(formula, "free_symbols", set()) - {solution.letter})
-        note = "the other sizes fixed" + (
-            f"; {', '.join(others)} worked out from {solution.letter} at each size"
-            if others
+    """``shapecalc solve``: the sizes either side of the budget, and the formula (whole on
+    the Total line, or on a line of its own under it when it does not fit there)."""
+    return _Solution(solution)
+
+
+class _Solution:
+    def __init__(self, solution: Solution) -> None:
+        self.solution = solution
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        solution = self.solution
+        sizes = solution.fixed_sizes
+        step = f", multiples of {solution.multiple_of}" if solution.multiple_of > 1 else ""
+        counted = (
+            f", counted as {_framework(solution.convention)} stores them"
+            if solution.convention != "pytorch"
             else ""
         )
-        footer.add_row("Total", f"{dim_str(formula)} ({note})")
-    return Group(heading, grid, footer)
+        yield Text(
+            f"{solution.free} for a budget of {count_noun(solution.target, 'parameter')} "
+            f"({sizes}{step}{counted})",
+            style="table.title",
+        )
+        grid = Table()
+        grid.add_column("")
+        grid.add_column(solution.free, justify="right")
+        grid.add_column("parameters", justify="right")
+        grid.add_column("vs. budget", justify="right")
+        for label, candidate in (("below", solution.below), ("above", solution.above)):
+            mark = " (closest)" if candidate is solution.closest else ""
+            grid.add_row(
+                label + mark,
+                f"{candidate.size:,}",
+                f"{candidate.total:,}",
+                f"{candidate.distance:+,} ({percent(candidate.distance, solution.target)})",
+            )
+        yield grid
+        if solution.formula is not None:
+            formula = solution.formula
+            others = sorted(getattr(formula, "free_symbols", set()) - {solution.letter})
+            note = "the other sizes fixed" + (
+                f"; {', '.join(others)} worked out from {solution.letter} at each size"
+                if others
+                else ""
+            )
+            yield _footer([("Total", f"{dim_str(formula)} ({note})")], options.max_width)
+
+
+def prose(text: str) -> RenderableType:
+    """A sentence broken at the console's width, never inside a formula or a parenthesis
+    such as a shape."""
+    return _Prose(text)
+
+
+class _Prose:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        yield Text(kept_whole(self.text, options.max_width))
+
+
+def shell_command(lead: str, words: list[str]) -> RenderableType:
+    """``lead`` and a command to copy: on one line where it fits, else the command on lines
+    of its own under ``lead``, continued with a backslash (``words`` kept whole: a flag and
+    its value are one word)."""
+    return _ShellCommand(lead, words)
+
+
+class _ShellCommand:
+    def __init__(self, lead: str, words: list[str]) -> None:
+        self.lead, self.words = lead, words
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        width, command = options.max_width, " ".join(self.words)
+        if len(self.lead) + 1 + len(command) <= width:
+            yield Text(f"{self.lead} {command}")
+            return
+        lines, line = [], "  "
+        for word in self.words:
+            if line.strip() and len(line) + 1 + len(word) + 2 > width:
+                lines.append(line + " \\")
+                line = "    "
+            line += word if not line.strip() else " " + word
+        yield Text("\n".join([self.lead, *lines, line]))
 
 
 def explanation(sections: tuple[Section, ...]) -> RenderableType:
@@ -932,7 +1007,7 @@ class _Port:
     ) -> Iterator[RenderableType]:
         width, mapping = options.max_width, self.mapping
         for stage in mapping.stages():
-            source, target = FRAMEWORK_NAMES[stage.source], FRAMEWORK_NAMES[stage.target]
+            source, target = _framework(stage.source), _framework(stage.target)
             yield Text(printable(f"{stage.model}: {source} to {target}"), style="table.title")
             rows = [
                 (printable(e.target), shape_str(e.shape), printable(e.how if e.pieces else e.note))

@@ -418,6 +418,8 @@ def transformer_facts() -> dict[str, str]:
     out["mixtral_total"] = count_str(mixtral.total)
     out["mixtral_active"] = count_str(mixtral.active)
     out["mixtral_without"] = count_str(mixtral.active - mixtral.vocabulary)
+    out["mixtral_table"] = count_str(mixtral.active - mixtral.embeddings)
+    out["moe_table"] = _moe_table()
     out["mixtral_active_formula"] = dim_str(mixtral.active_formula)
 
     budget = ["--params", "1.2B", "--layers", "24", "--heads", "16", "--kv-heads", "4"]
@@ -459,6 +461,42 @@ def transformer_facts() -> dict[str, str]:
     out["sized_six_n"] = "\n".join(_note(flops, "6·N rule"))
     out["sized_summary"] = "\n".join(_note(flops, "Summary"))
     return out
+
+
+def _moe_table() -> str:
+    """Total and active of the published mixtures (tests/published_moe.py), in billions."""
+    import importlib.util
+    from pathlib import Path
+
+    from shapecalc.adapters.hf_config import from_hf_config
+
+    path = Path(__file__).resolve().parent.parent / "tests" / "published_moe.py"
+    spec = importlib.util.spec_from_file_location("published_moe", path)
+    assert spec is not None and spec.loader is not None
+    published = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(published)
+
+    rows = [
+        ("Qwen1.5-MoE-A2.7B", published.QWEN15_MOE_A27B),
+        ("Qwen3-30B-A3B", published.QWEN3_30B_A3B),
+        ("Qwen3-235B-A22B", published.QWEN3_235B_A22B),
+        ("DeepSeek-V2-Lite", published.DEEPSEEK_V2_LITE),
+        ("DeepSeek-V3", published.DEEPSEEK_V3),
+        ("GLM-4.5-Air", published.GLM45_AIR),
+        ("gpt-oss-20b", published.GPT_OSS_20B),
+        ("gpt-oss-120b", published.GPT_OSS_120B),
+    ]
+    lines = [
+        "| model | total | active | without the embedding table | without it and the head |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    for name, config in rows:
+        quantized = ("quantization_config",) if "quantization_config" in config else ()
+        m = from_hf_config(config, allow=quantized)  # counted unquantized
+        table = m.active - m.embeddings
+        values = (m.total, m.active, table, table - m.head_params)
+        lines.append(f"| {name} | " + " | ".join(count_str(v) for v in values) + " |")
+    return "\n".join(lines)
 
 
 def _note(output: str, start: str) -> list[str]:

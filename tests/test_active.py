@@ -89,8 +89,10 @@ def test_a_dense_model_uses_every_parameter() -> None:
 def test_vocabulary_is_the_embedding_and_the_head() -> None:
     model = lstm_lm(vocab=65, hidden=512, layers=2)
     assert model.vocabulary == 65 * 512 + (512 * 65 + 65)
+    assert (model.embeddings, model.head_params) == (65 * 512, 512 * 65 + 65)
     tied = lstm_lm(vocab=65, hidden=512, layers=2, tie_weights=True)
-    assert tied.vocabulary == 65 * 512 + 65  # the head's weight is the embedding; its bias
+    assert tied.head_params == 65  # the head's weight is the embedding; its bias is its own
+    assert tied.vocabulary == 65 * 512 + 65
 
 
 def test_symbolic_active_formula() -> None:
@@ -123,7 +125,10 @@ def test_the_active_line_of_mixtral_8x7b(width: int) -> None:
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "Active 12,879,925,248 parameters per token (12.9 B)" in text
-    assert "12,617,781,248 (12.6 B) without the embedding and head" in text
+    assert (
+        "12,748,853,248 (12.7 B) without the embedding table, "
+        "12,617,781,248 (12.6 B) without it and the head" in text
+    )
     assert all(len(line) <= width for line in result.output.splitlines())
 
 
@@ -132,7 +137,7 @@ def test_json_carries_total_and_active() -> None:
     report = json.loads(result.output)
     assert report["total"] == 46_702_792_704
     assert report["active"] == 12_879_925_248
-    assert report["embedding_and_head"] == 2 * 32000 * 4096
+    assert report["embedding"] == report["head"] == 32000 * 4096
     assert report["active_formula"] == "2*L*D*H*K + 2*L*H**2 + L*H*E + 6*L*H*I + 2*L*H + 2*V*H + H"
 
 

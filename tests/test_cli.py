@@ -272,7 +272,8 @@ def test_json_exact_small_model() -> None:
         "trainable": 63,
         "active": 63,
         "active_formula": "8*H**2 + 2*V*H + 8*H + V",
-        "embedding_and_head": 15,
+        "embedding": 6,
+        "head": 9,
         "bytes": {"fp32": 252, "fp16": 126, "bf16": 126, "int8": 63, "fp8": 63},
         "notes": [],
     }

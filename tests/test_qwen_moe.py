@@ -309,7 +309,7 @@ def test_the_command_at_80_and_200_columns(width: int) -> None:
     assert all(len(line) <= width for line in result.stdout.splitlines())
     text = " ".join(result.stdout.split())
     assert "model.layers.{3..47}.mlp.experts.gate_up_proj" in text
-    assert "Active" in text and "without the embedding and head" in text
+    assert "Active" in text and "without it and the head" in text
 
 
 def test_verify_against_both_classes() -> None:

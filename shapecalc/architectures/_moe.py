@@ -319,10 +319,6 @@ class SharedExpertsLM(TransformerLM):
             f"The shared experts are one gated MLP of M · Ns = {dim_str(m * s)} that every "
             "token goes through, beside the routed ones: knowledge every token needs, kept "
             "out of the routed experts.",
-            f"Total and active differ by the routed experts a token does not visit: each "
-            f"token uses k = {dim_str(k)} of E = {dim_str(e)} per mixture layer, so "
-            f"{dim_str(e - k)} experts' 3·H·M lie idle for it; attention, the dense layers, the "
-            "router, the shared experts, embeddings and head are used by every token.",
         ]
         if self.correction_bias:
             lines.append(

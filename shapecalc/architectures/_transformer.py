@@ -442,10 +442,11 @@ class TransformerLM(Architecture):
     # -- explanation --------------------------------------------------------------------
     def mixture_lines(self, model: Model, experts: Dim, top_k: Dim) -> list[str]:
         """Why a mixture's active count differs from its total, in the model's numbers."""
-        total, active, vocabulary = model.total, model.active, model.vocabulary
+        total, active = model.total, model.active
         share = ""
         if isinstance(total, int) and isinstance(active, int) and total:
             share = f" ({100 * active / total:.1f}% of them)"
+        table = active - model.embeddings
         return [
             f"Each sparse layer holds {dim_str(experts)} experts, and its router (a score per "
             f"expert for each token) sends every token to {dim_str(top_k)} of them: a "
@@ -454,8 +455,11 @@ class TransformerLM(Architecture):
             f"So the model holds {count_str(total)} parameters and one token uses "
             f"{count_str(active)}{share}: attention, norms, routers, dense and shared MLPs "
             f"whole, {dim_str(top_k)} of {dim_str(experts)} routed experts, and the embedding "
-            "table and head whole, as published totals count them; without the embedding "
-            f"and head, {count_str(active - vocabulary)}.",
+            "table and head whole (Mixtral's and Qwen's active figures count so).",
+            "Published figures differ in what they leave out: without the embedding table, "
+            f"which a token only looks up, {count_str(table)} (gpt-oss's and DeepSeek's "
+            f"figures); without it and the head, {count_str(table - model.head_params)} "
+            "(GLM's, and Qwen's non-embedding counts).",
             "FLOPs per token follow the active parameters (two per weight a token meets); "
             "weight memory follows the total, since any token may choose any expert and "
             "every expert must be loaded.",

@@ -452,6 +452,7 @@ class DeepSeek(SharedExpertsLM):
         return [
             ("Latent attention", latent),
             ("The experts", self.expert_lines()),
+            ("Active and total", self.mixture_lines(model, self.experts, self.experts_per_token)),
             *self.blocks(model, self.in_body("model", "layers")),
         ]
 

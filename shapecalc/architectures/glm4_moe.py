@@ -269,6 +269,7 @@ class Glm4Moe(SharedExpertsLM, GroupedQueryLM):
         return [
             ("Attention", attention),
             ("The experts", self.expert_lines()),
+            ("Active and total", self.mixture_lines(model, self.experts, self.experts_per_token)),
             *self.blocks(model, self.in_body("model", "layers")),
         ]
 

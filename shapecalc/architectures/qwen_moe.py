@@ -430,6 +430,14 @@ class QwenMoE(GroupedQueryLM):
         if out["experts"]:
             out["experts_per_token"] = min(out["experts_per_token"], out["experts"])
         out["dense_layers"] = tuple(i for i in out["dense_layers"] if i < out["layers"])
+        # the stack as published models have it: the mixture's runs long enough that the
+        # same run is the longest with the layers as a number or a letter (the line of
+        # activations recomputed per block names that run)
+        if out["experts"] and out["sparse_step"] > 1:
+            out["dense_layers"] = ()
+            out["layers"] = max(out["layers"], 2 * out["sparse_step"])
+        elif out["experts"] and out["dense_layers"]:
+            out["layers"] = max(out["layers"], 2 * max(out["dense_layers"]) + 4)
         dense = not out["experts"] or out["sparse_step"] != 1 or out["dense_layers"]
         if out["intermediate"] is None and dense:
             out["intermediate"] = 4  # a dense layer's MLP needs its size
@@ -553,6 +561,8 @@ class QwenMoE(GroupedQueryLM):
             start, k = holes[j] + step, j + 1
         add(sparse, start, to_the_end(start))
         entries.sort(key=lambda e: e.start if isinstance(e, Repeat) else int(e.name))
+        if len(entries) == 1 and isinstance(entries[0], Child):  # one layer: a run of one,
+            return ModuleList(entries[0].node, 1)  # as every other stack of one layer is
         return Block("ModuleList", tuple(entries))
 
     def build(self) -> Built:

@@ -486,24 +486,30 @@ class Model:
         return self.template.active
 
     @cached_property
-    def vocabulary(self) -> Dim:
-        """The parameters that map tokens to vectors and back: every embedding table and
-        the head (``lm_head``, counted once when it is the embedding), what
-        "non-embedding" counts leave out."""
-        total = node_total(
+    def embeddings(self) -> Dim:
+        """The parameters of every embedding table (token, position, type): what
+        "non-embedding" counts leave out first."""
+        return node_total(
             self.root, count=lambda spec: spec.total() if spec.kind == "Embedding" else 0
         )
+
+    @cached_property
+    def head_params(self) -> Dim:
+        """The parameters of the head that maps vectors back to tokens (``lm_head``) that
+        are its own: none of a head tied to the embedding but its bias."""
         head = find_node(self.root, split_name(self.head)) if self.head else None
-        if isinstance(head, Leaf):
-            total += sum(
-                (
-                    p.count
-                    for p in head.spec.params()
-                    if full_name(self.head, p.name) not in self.ties
-                ),
-                start=0,
-            )
-        return total
+        if not isinstance(head, Leaf):
+            return 0
+        return sum(
+            (p.count for p in head.spec.params() if full_name(self.head, p.name) not in self.ties),
+            start=0,
+        )
+
+    @property
+    def vocabulary(self) -> Dim:
+        """The parameters that map tokens to vectors and back: every embedding table and
+        the head's own, what "non-embedding" counts leave out."""
+        return self.embeddings + self.head_params
 
     @property
     def vocabulary_formula(self) -> Dim:

@@ -142,7 +142,8 @@ def to_dict(model: Model, *, kind: str | None = None) -> dict[str, Any]:
         "trainable": _value(model.trainable),
         "active": _value(model.active),
         "active_formula": dim_ascii(model.active_formula),
-        "embedding_and_head": _value(model.vocabulary),
+        "embedding": _value(model.embeddings),
+        "head": _value(model.head_params),
         "bytes": {dtype: _value(model.bytes(dtype)) for dtype in DTYPE_BYTES},
         "notes": list(model.notes),
     }

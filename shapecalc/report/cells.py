@@ -70,27 +70,35 @@ def title(model: Model) -> str:
 # -- the parameter table --------------------------------------------------------------------
 def _total_line(model: Model) -> str:
     total = model.total
-    text = count_noun(total, "parameter")
-    if isinstance(total, int):
-        text += f" ({human_count(total)})"
+    text = _amount(total, "parameter")
     if model.total_formula != total:
         text += f" = {dim_str(model.total_formula)}"
     return text
 
 
 def _active_line(model: Model) -> str:
-    """What one token uses (the top k routed experts and every other tensor), in both
-    conventions published figures use: the embedding and head counted whole, or left out."""
-    active, without = model.active, model.active - model.vocabulary
-    text = count_noun(active, "parameter") + " per token"
-    if isinstance(active, int):
-        text += f" ({human_count(active)})"
+    """What one token uses (the top k routed experts and every other tensor), in the
+    conventions published figures use: the embedding table and head counted whole, the
+    table left out (the head multiplies every token; gpt-oss, DeepSeek), or both (Qwen's
+    and GLM's non-embedding figures)."""
+    active = model.active
+    text = _amount(active, "parameter", " per token")
     if model.active_formula != active:
         text += f" = {dim_str(model.active_formula)}"
-    text += f"; {count_str(without)}"
-    if isinstance(without, int):
-        text += f" ({human_count(without)})"
-    return text + " without the embedding and head"
+    if model.embeddings == 0 and model.head_params == 0:
+        return text
+    table = active - model.embeddings
+    text += f"; {_amount(table)} without the embedding table"
+    if model.head_params != 0:
+        text += f", {_amount(table - model.head_params)} without it and the head"
+    return text
+
+
+def _amount(value: Dim, noun: str = "", after: str = "") -> str:
+    """``12,879,925,248 parameters per token (12.9 B)``: the count, its noun (none when
+    empty) and what follows it, then the count in words."""
+    text = (count_noun(value, noun) if noun else count_str(value)) + after
+    return text + (f" ({human_count(value)})" if isinstance(value, int) else "")
 
 
 def _memory_line(model: Model) -> str:

@@ -24,6 +24,7 @@ from shapecalc.architectures.deepseek import deepseek
 from shapecalc.architectures.glm4_moe import glm4_moe
 from shapecalc.core.errors import InvalidArgumentError
 from tests.hf_configs import hf_configs
+from tests.published_moe import DEEPSEEK_V3
 from tests.test_cli import run
 from tests.twins import hf
 
@@ -506,3 +507,22 @@ def test_a_glm_download_holds_its_prediction_layer_apart(tmp_path: Path) -> None
         "model.layers.3.mlp.experts.0.up_proj.weight",
     ]
     assert any("multi-token prediction" in note for note in check.hf.notes)
+
+
+def test_block_scaled_fp8_configs_are_counted_with_a_note() -> None:
+    """DeepSeek-V3's fp8 checkpoint keeps every weight's shape (and adds a scale per
+    128 × 128 block): its config is counted as transformers builds it, with a note; an fp8
+    config without blocks, and any other quantization, still needs --allow-field."""
+    from shapecalc.adapters.hf_config import from_hf_config
+
+    model = from_hf_config(DEEPSEEK_V3)
+    assert model.total == 671_026_404_352
+    assert any("fp8 in blocks of 128 × 128" in note for note in model.notes)
+    plain = {**DEEPSEEK_V3, "quantization_config": {"quant_method": "fp8"}}
+    with pytest.raises(InvalidArgumentError, match="--allow-field quantization_config"):
+        from_hf_config(plain)
+    gptq = {**DEEPSEEK_V3, "quantization_config": {"quant_method": "gptq", "bits": 4}}
+    with pytest.raises(InvalidArgumentError, match="quantization_config"):
+        from_hf_config(gptq)
+    allowed = from_hf_config(DEEPSEEK_V3, allow=("quantization_config",))
+    assert not any("fp8 in blocks" in note for note in allowed.notes)

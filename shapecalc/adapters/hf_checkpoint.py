@@ -27,7 +27,7 @@ from shapecalc.adapters.checkpoint import (
     Tensor,
     read_checkpoint,
 )
-from shapecalc.adapters.hf_config import HFModel, hf_model
+from shapecalc.adapters.hf_config import HFModel, fp8_blocks, hf_model
 from shapecalc.adapters.hub import (
     left,
     link_root,
@@ -296,13 +296,8 @@ def _block_scales(
     """fp8 block-scaled weights (DeepSeek-V3's ``quantization_config``: ``weight_block_size``
     [rows, columns]): each ``X.weight_scale_inv`` belongs to ``X.weight``, one scale per
     block, ⌈out / rows⌉ × ⌈in / columns⌉. (scale -> its weight, scales of the wrong shape)."""
-    quantization = hf.quantization or {}
-    block = quantization.get("weight_block_size")
-    if not (
-        isinstance(block, list)
-        and len(block) == 2
-        and all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in block)
-    ):
+    block = fp8_blocks(hf.config)
+    if block is None:
         return {}, []
     owners: dict[str, str] = {}
     wrong: list[Mismatch] = []

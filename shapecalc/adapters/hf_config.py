@@ -566,11 +566,29 @@ def _model_type(config: Mapping[str, Any], label: str) -> tuple[type[Architectur
     return cls, _declaration(cls, model_type)
 
 
+def fp8_blocks(config: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The block of a block-scaled fp8 checkpoint's scales (DeepSeek-V3's
+    ``quantization_config``: ``quant_method`` fp8, ``weight_block_size`` [rows, columns]),
+    or None. Such a checkpoint keeps every weight's shape (one byte per number) and adds a
+    ``weight_scale_inv`` per block: the config's shapes are the model's."""
+    quantized = config.get("quantization_config")
+    if not isinstance(quantized, dict) or quantized.get("quant_method") != "fp8":
+        return None
+    block = quantized.get("weight_block_size")
+    if not (
+        isinstance(block, list)
+        and len(block) == 2
+        and all(isinstance(b, int) and not isinstance(b, bool) and 0 < b < 2**31 for b in block)
+    ):
+        return None
+    return block[0], block[1]
+
+
 def _refuse_quantized(
     config: Mapping[str, Any], allow: tuple[str, ...] | list[str], label: str
 ) -> None:
     quantized = config.get("quantization_config")
-    if quantized is None or "quantization_config" in allow:
+    if quantized is None or "quantization_config" in allow or fp8_blocks(config) is not None:
         return
     method = quantized.get("quant_method") if isinstance(quantized, dict) else None
     kind = shown_name(method, 30) if isinstance(method, str) else "a quantization"
@@ -687,6 +705,14 @@ def hf_model(
         notes.append(f"left to {t.config_class}'s defaults: {defaulted}")
     if config.get("architectures") is None and class_name is None:
         notes.append(f"the config names no class: {chosen}, the class with the head")
+    block = fp8_blocks(config)
+    if block is not None and "quantization_config" not in allow:
+        notes.append(
+            f"quantization_config fp8 in blocks of {block[0]} × {block[1]}: the checkpoint "
+            "stores the linear layers' weights in float8 (1 byte each) with a "
+            "weight_scale_inv per block; counted here as transformers builds the model "
+            "(`shapecalc inspect FOLDER` checks the stored tensors)"
+        )
     free = t.free | set(t.only) | set(FREE_TYPES) | set(allow)
     unshaped = tuple(k for k in config if k in free and k not in fields.used)
     return HFModel(t, chosen, architecture, config, label, folder, tuple(notes), names, unshaped)

@@ -147,27 +147,37 @@ __all__ = [
     "build_report",
     "chain",
     "choice",
+    "cohere",
     "compare",
+    "deepseek",
     "each",
+    "falcon",
     "flag",
     "from_hf_config",
     "from_module",
+    "glm4_moe",
     "gpt2",
     "gpt_neox",
+    "gpt_oss",
+    "granite",
     "gru_lm",
     "layer_model",
     "llama",
     "lstm_lm",
     "multiply",
     "number",
+    "olmo2",
     "parallel",
     "parse_budget",
+    "phi",
     "port",
+    "qwen_moe",
     "read_checkpoint",
     "residual",
     "rnn_lm",
     "size",
     "solve",
+    "starcoder2",
     "summed",
     "sweep",
     "symbol",
@@ -201,7 +211,8 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     layers = importlib.import_module("shapecalc.layers")
-    return sorted({*__all__, *layers.LAYER_KINDS})
+    made = importlib.import_module("shapecalc.architectures").functions()
+    return sorted({*__all__, *layers.LAYER_KINDS, *made})
 
 
 if TYPE_CHECKING:  # the static view of the lazy names above
@@ -217,12 +228,22 @@ if TYPE_CHECKING:  # the static view of the lazy names above
     from shapecalc.analysis.cost import Cost, analyze
     from shapecalc.analysis.sizing import Candidate, Solution, parse_budget, solve
     from shapecalc.architectures.bert import bert
+    from shapecalc.architectures.cohere import cohere
+    from shapecalc.architectures.deepseek import deepseek
+    from shapecalc.architectures.falcon import falcon
+    from shapecalc.architectures.glm4_moe import glm4_moe
     from shapecalc.architectures.gpt2 import gpt2
     from shapecalc.architectures.gpt_neox import gpt_neox
+    from shapecalc.architectures.gpt_oss import gpt_oss
+    from shapecalc.architectures.granite import granite
     from shapecalc.architectures.gru import gru_lm
     from shapecalc.architectures.llama import llama
     from shapecalc.architectures.lstm import lstm_lm
+    from shapecalc.architectures.olmo2 import olmo2
+    from shapecalc.architectures.phi import phi
+    from shapecalc.architectures.qwen_moe import qwen_moe
     from shapecalc.architectures.rnn import rnn_lm
+    from shapecalc.architectures.starcoder2 import starcoder2
     from shapecalc.core.declare import Architecture, Built, choice, flag, number, size
     from shapecalc.core.dims import Dim, Expr, symbol, symbols
     from shapecalc.core.errors import (

@@ -151,3 +151,32 @@ def test_sweep_shows_active() -> None:
     result = run(["sweep", *MIXTRAL[:-2], "--experts", "4,8", "--show", "params,active"])
     assert result.exit_code == 0, result.output
     assert "active parameters per token = 131,072·E + 12,878,876,672" in result.output
+
+
+def test_hf_names_a_mixture_as_its_checkpoint_stores_it(tmp_path: Any) -> None:
+    """--layout checkpoint: each expert by name (Qwen3-MoE), MXFP4 blocks (gpt-oss, whose
+    mxfp4 config is counted as transformers builds it, with a note); another quantization
+    is still refused by name."""
+    from tests.published_moe import GPT_OSS_20B, QWEN3_30B_A3B
+
+    qwen = tmp_path / "qwen.json"
+    qwen.write_text(json.dumps(QWEN3_30B_A3B))
+    names = _names(run(["hf", str(qwen), "--layout", "checkpoint", "--format", "json"]).output)
+    assert "model.layers.{0..47}.mlp.experts.{0..127}.gate_proj.weight" in names
+    fused = _names(run(["hf", str(qwen), "--format", "json"]).output)
+    assert "model.layers.{0..47}.mlp.experts.gate_up_proj" in fused
+    oss = tmp_path / "oss.json"
+    oss.write_text(json.dumps(GPT_OSS_20B))
+    plain = run(["hf", str(oss)], width=200)
+    assert plain.exit_code == 0, plain.output
+    assert "quantization_config mxfp4: the checkpoint stores the experts' weights" in plain.output
+    blocks = _names(run(["hf", str(oss), "--layout", "checkpoint", "--format", "json"]).output)
+    assert "model.layers.{0..23}.mlp.experts.gate_up_proj_blocks" in blocks
+    gptq = tmp_path / "gptq.json"
+    gptq.write_text(json.dumps({**GPT_OSS_20B, "quantization_config": {"quant_method": "gptq"}}))
+    refused = run(["hf", str(gptq)])
+    assert refused.exit_code == 2 and "--allow-field quantization_config" in refused.output
+
+
+def _names(output: str) -> list[str]:
+    return [p["name"] for layer in json.loads(output)["layers"] for p in layer["params"]]

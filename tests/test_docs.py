@@ -124,3 +124,16 @@ def test_long_names_in_tables_may_break_after_their_dots() -> None:
         "| `lm_head.weight` | a.b |",
         "`transformer.h.{0..31}.self_attention.dense.weight` in prose",
     ]
+
+
+def test_architecture_pages_claim_conventions_only_where_they_exist() -> None:
+    """compare-conventions refuses the architectures without a Keras and ONNX convention;
+    their pages must not send a reader to it."""
+    from shapecalc.architectures import commands, get
+    from shapecalc.core.choices import PORTABLE
+    from shapecalc.report.reference import architecture_page
+
+    for command in commands():
+        page = architecture_page(get(command), "")
+        claims = f"shapecalc compare-conventions {command}" in page
+        assert claims == (command in PORTABLE), command

@@ -165,3 +165,17 @@ def test_array_likes_where_a_name_goes_are_refused_by_argument() -> None:
     for call, words in calls:
         with pytest.raises(TypeError, match=words):
             call()
+
+
+def test_every_architecture_function_is_listed_and_reachable() -> None:
+    """dir(shapecalc) lists every architecture's library function (read from the modules'
+    text), each one reachable as shapecalc.NAME and the function its class declares."""
+    import shapecalc
+    from shapecalc.architectures import commands, functions, get
+
+    declared = {get(command).function for command in commands()}
+    assert set(functions()) == declared
+    assert {"qwen_moe", "deepseek", "glm4_moe", "gpt_oss"} <= declared
+    assert declared <= set(dir(shapecalc))
+    for name in declared:
+        assert callable(getattr(shapecalc, name)), name

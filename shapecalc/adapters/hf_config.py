@@ -584,11 +584,32 @@ def fp8_blocks(config: Mapping[str, Any]) -> tuple[int, int] | None:
     return block[0], block[1]
 
 
+def modelled_quantization(config: Mapping[str, Any], t: HFType) -> str | None:
+    """What the checkpoint of a quantized config stores, when shapecalc models it (block
+    fp8, which keeps every shape; a method the type's checkpoint layout lists, gpt-oss's
+    MXFP4), as a note; None for any other quantization, or none."""
+    block = fp8_blocks(config)
+    if block is not None:
+        return (
+            f"quantization_config fp8 in blocks of {block[0]} × {block[1]}: the checkpoint "
+            "stores the linear layers' weights in float8 (1 byte each) with a "
+            "weight_scale_inv per block; counted here as transformers builds the model "
+            "(`shapecalc inspect FOLDER` checks the stored tensors)"
+        )
+    quantized = config.get("quantization_config")
+    method = quantized.get("quant_method") if isinstance(quantized, dict) else None
+    if isinstance(method, str) and method in t.quantized:
+        return f"quantization_config {method}: {t.quantized[method]}"
+    return None
+
+
 def _refuse_quantized(
-    config: Mapping[str, Any], allow: tuple[str, ...] | list[str], label: str
+    config: Mapping[str, Any], t: HFType, allow: tuple[str, ...] | list[str], label: str
 ) -> None:
     quantized = config.get("quantization_config")
-    if quantized is None or "quantization_config" in allow or fp8_blocks(config) is not None:
+    if quantized is None or "quantization_config" in allow:
+        return
+    if modelled_quantization(config, t) is not None:
         return
     method = quantized.get("quant_method") if isinstance(quantized, dict) else None
     kind = shown_name(method, 30) if isinstance(method, str) else "a quantization"
@@ -654,7 +675,7 @@ def hf_model(
             f"{echo(t.model_type)}",
             f"one of {listed}",
         )
-    _refuse_quantized(config, allow, label)
+    _refuse_quantized(config, t, allow, label)
     absent = [a for a in allow if a not in config]
     if absent:
         raise _fail(
@@ -705,14 +726,9 @@ def hf_model(
         notes.append(f"left to {t.config_class}'s defaults: {defaulted}")
     if config.get("architectures") is None and class_name is None:
         notes.append(f"the config names no class: {chosen}, the class with the head")
-    block = fp8_blocks(config)
-    if block is not None and "quantization_config" not in allow:
-        notes.append(
-            f"quantization_config fp8 in blocks of {block[0]} × {block[1]}: the checkpoint "
-            "stores the linear layers' weights in float8 (1 byte each) with a "
-            "weight_scale_inv per block; counted here as transformers builds the model "
-            "(`shapecalc inspect FOLDER` checks the stored tensors)"
-        )
+    stored = modelled_quantization(config, t)
+    if stored is not None and "quantization_config" not in allow:
+        notes.append(stored)
     free = t.free | set(t.only) | set(FREE_TYPES) | set(allow)
     unshaped = tuple(k for k in config if k in free and k not in fields.used)
     return HFModel(t, chosen, architecture, config, label, folder, tuple(notes), names, unshaped)

@@ -25,12 +25,23 @@ from typing import TYPE_CHECKING, Any
 from shapecalc.core.declare import Architecture
 from shapecalc.core.errors import InvalidArgumentError, echo
 
-__all__ = ["commands", "function", "get", "gru_lm", "lstm_lm", "model_types", "rnn_lm"]
+__all__ = [
+    "commands",
+    "function",
+    "functions",
+    "get",
+    "gru_lm",
+    "lstm_lm",
+    "model_types",
+    "rnn_lm",
+]
 
 #: how an architecture module declares a Hugging Face model type (``HFType(model_type=
 #: "llama", ...)`` or a helper called with ``model_type="mistral"``): read from the source
 #: text, so that ``shapecalc hf`` imports only the architecture it needs
 _MODEL_TYPE = re.compile(r'\bmodel_type="([A-Za-z0-9_-]+)"')
+#: how an architecture names its library function (``function: ClassVar[str] = "llama"``)
+_FUNCTION = re.compile(r'^    function: ClassVar\[str\] = "([A-Za-z0-9_]+)"', re.M)
 
 
 def commands() -> list[str]:
@@ -56,6 +67,19 @@ def model_types() -> dict[str, str]:
             for model_type in _MODEL_TYPE.findall(handle.read()):
                 out.setdefault(model_type, command)
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def functions() -> tuple[str, ...]:
+    """Every architecture's library function name (``lstm_lm``, ``qwen_moe``), read from
+    the modules' text without importing them."""
+    here = os.path.dirname(__file__)
+    out: list[str] = []
+    for command in commands():
+        path = os.path.join(here, command.replace("-", "_") + ".py")
+        with open(path, encoding="utf-8") as handle:
+            out += _FUNCTION.findall(handle.read())
+    return tuple(sorted(out))
 
 
 def get(command: str) -> type[Architecture]:

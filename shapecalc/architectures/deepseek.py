@@ -110,7 +110,7 @@ class DeepSeek(SharedExpertsLM):
 
     Latent attention: queries through q_a_proj (Q × H), an RMSNorm and q_b_proj
     (A·(Dn + Dr) × Q), or one q_proj without q_lora_rank; keys and values from one latent
-    of R numbers per token: kv_a_proj_with_mqa (R + Dr × H) makes it and one rotated key
+    of R numbers per token: kv_a_proj_with_mqa ((R + Dr) × H) makes it and one rotated key
     of Dr shared by every head, kv_b_proj (A·(Dn + Dv) × R) each head's unrotated key part
     and value; o_proj (H × A·Dv). A mixture layer: E routed experts of M (3·H·M each), k
     per token, a router (E × H) and shared experts of M·Ns.

@@ -214,6 +214,11 @@ class GptOss(GroupedQueryLM):
             not_null=frozenset({"head_dim", "num_key_value_heads"}),
             dropped=(r"rotary_emb\.inv_freq",),
             checkpoint={"moe_layout": "checkpoint"},
+            quantized={
+                "mxfp4": "the checkpoint stores the experts' weights as MXFP4 (blocks of 32 "
+                "numbers, two per byte, and a scale per block: `--layout checkpoint` lists "
+                "them); counted here as transformers builds the model, in bf16"
+            },
             read=_read,
             write=tf.first_padding,
             notes=_sliding,

@@ -9,7 +9,8 @@ import click
 from shapecalc.cli.group import ShapecalcGroup, engine_error, register
 from shapecalc.cli.models import architecture_options
 from shapecalc.cli.options import apply, convention_options, format_option
-from shapecalc.cli.port import PORTABLE, unportable
+from shapecalc.cli.port import unportable
+from shapecalc.core.choices import PORTABLE
 from shapecalc.core.errors import ShapecalcError
 
 if TYPE_CHECKING:

@@ -69,10 +69,21 @@ class _TypesListed(click.Command):
     help="Count the model without this config field, which shapecalc does not know (it "
     "could change a shape: say so only when you know it does not). Repeatable.",
 )
+@click.option(
+    "--layout",
+    type=click.Choice(["transformers", "checkpoint"]),
+    default="transformers",
+    show_default=True,
+    help="Name the tensors as the transformers class holds them, or as the type's checkpoint "
+    "files store them (each expert of a mixture by name, gpt-oss's MXFP4 blocks); the same "
+    "as transformers where the two agree.",
+)
 @apply(report_options(explain=EXPLAINS))
 @apply(cost_options(model=True, sequence=True))
 @apply(convention_options(gru=False))
-def hf(path: str, class_name: str | None, allow: tuple[str, ...], **flags: Any) -> None:
+def hf(
+    path: str, class_name: str | None, allow: tuple[str, ...], layout: str, **flags: Any
+) -> None:
     """The model a Hugging Face config.json describes: every matrix as transformers
     names it, its shape, count and formula, without the network and without weights.
 
@@ -99,7 +110,7 @@ def hf(path: str, class_name: str | None, allow: tuple[str, ...], **flags: Any) 
     shown.update(pop(flags, CONVENTION_FLAGS))
     try:
         found = hf_model(path, class_name=class_name, allow=allow)
-        model = found.model()
+        model = found.checkpoint_model() if layout == "checkpoint" else found.model()
     except ShapecalcError as err:
         hint = "'--class'" if err.field == "class" else "'PATH'"
         raise click.BadParameter(err.message, param_hint=hint) from None

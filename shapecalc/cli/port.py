@@ -10,7 +10,7 @@ import click
 from shapecalc.cli.group import ShapecalcGroup, engine_error, register
 from shapecalc.cli.models import architecture_options
 from shapecalc.cli.options import apply, format_option
-from shapecalc.core.choices import CONVENTIONS
+from shapecalc.core.choices import CONVENTIONS, PORTABLE
 from shapecalc.core.errors import ShapecalcError
 
 __all__ = ["port"]
@@ -100,7 +100,6 @@ def _port_command(command: str) -> click.Command:
 
 #: the architectures whose every tensor is checked against Keras 3 and both ONNX exporters
 #: (tests/test_port.py); the transformers' layers have no Keras or ONNX convention yet
-PORTABLE = ("gru", "lstm", "mlp", "rnn")
 
 
 def _maker(command: str) -> Any:

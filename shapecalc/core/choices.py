@@ -4,13 +4,16 @@ shapecalc speaks and the layouts of a mixture of experts."""
 
 from __future__ import annotations
 
-__all__ = ["CONVENTIONS", "EXPERT_LAYOUTS", "OPTIMIZER_STATES"]
+__all__ = ["CONVENTIONS", "EXPERT_LAYOUTS", "OPTIMIZER_STATES", "PORTABLE"]
 
 #: optimizers whose training memory shapecalc counts: state tensors per trainable
 #: parameter ("none" is inference; ``shapecalc.analysis.cost.OPTIMIZERS`` gives the rules)
 OPTIMIZER_STATES: dict[str, int] = {"none": 0, "sgd": 0, "adam": 2, "adamw": 2}
 #: the frameworks whose tensor naming shapecalc speaks (``shapecalc.analysis.conventions``)
 CONVENTIONS = ("pytorch", "keras", "onnx")
+#: the architectures whose tensors have a Keras and an ONNX convention, checked against
+#: Keras 3 and both ONNX exporters (``port`` and ``compare-conventions`` cover these)
+PORTABLE = ("gru", "lstm", "mlp", "rnn")
 #: how a mixture of experts stores its experts: as ``transformers`` 5 holds them in memory
 #: (each expert's gate and up projections fused, all experts in one tensor), or as
 #: checkpoint files store them (one module per expert, w1 = gate, w2 = down, w3 = up)

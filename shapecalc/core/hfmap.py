@@ -109,6 +109,9 @@ class HFType:
     #: the architecture arguments of the checkpoint files' layout (Mixtral's experts one
     #: by one, where the class fuses them)
     checkpoint: Mapping[str, Any] = field(default_factory=dict)
+    #: quantization methods (``quant_method``) whose stored tensors the checkpoint layout
+    #: lists (gpt-oss: mxfp4): such a config is counted as the class builds the model
+    quantized: Mapping[str, str] = field(default_factory=dict)
     #: arguments a class takes beside its config (BERT's pooler: ``add_pooling_layer``),
     #: which the ``write`` hook passes
     options: frozenset[str] = frozenset()

@@ -50,7 +50,9 @@ def times(param: Param, number: Callable[[Dim], str] = count_str, sign: str = "Ã
         return number(param.count)
     copies = number(param.repeat)
     copies = f"({copies})" if " " in copies else copies
-    return f"{copies} {sign} {number(param.size)}"
+    size = number(param.size)
+    size = f"({size})" if " + " in size or " - " in size else size  # (L - 3) Ã— (a + b)
+    return f"{copies} {sign} {size}"
 
 
 def amount(value: Dim) -> str:

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from shapecalc.core.choices import PORTABLE
 from shapecalc.core.declare import Architecture, Argument, arguments_of
 from shapecalc.core.dims import count_noun, count_str, dim_str, shape_str
 from shapecalc.core.errors import echo
@@ -235,9 +236,12 @@ def architecture_page(cls: type[Architecture], example: str) -> str:
         "",
         f"`shapecalc solve {cls.command} --params N --for SIZE` solves for "
         + ", ".join(f"`{n.replace('_', '-')}`" for n in solvable)
-        + "; `shapecalc compare-conventions "
-        + cls.command
-        + " ...` shows the model as Keras and ONNX store it.",
+        + (
+            f"; `shapecalc compare-conventions {cls.command} ...` shows the model as Keras "
+            "and ONNX store it."
+            if cls.command in PORTABLE
+            else "."
+        ),
         *_hf_section(cls),
         "",
         "## Example",

@@ -180,3 +180,22 @@ def test_hf_names_a_mixture_as_its_checkpoint_stores_it(tmp_path: Any) -> None:
 
 def _names(output: str) -> list[str]:
     return [p["name"] for layer in json.loads(output)["layers"] for p in layer["params"]]
+
+
+@pytest.mark.parametrize("width", [60, 80])
+def test_a_formula_longer_than_the_terminal_breaks_between_terms(tmp_path: Any, width: int) -> None:
+    """DeepSeek-V3's total and active formulas are longer than a line: they break before a
+    + or -, every continuation indented under its label, none at column 0."""
+    from tests.published_moe import DEEPSEEK_V3
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(DEEPSEEK_V3))
+    result = run(["hf", str(config)], width=width)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    footer = lines[
+        lines.index("Total") + 1 : next(i for i, x in enumerate(lines) if x.startswith("Memory"))
+    ]
+    assert len(footer) > 4
+    assert all(line.startswith("  ") and len(line) <= width for line in footer if line != "Active")
+    assert any(line.startswith("    + ") for line in footer)

@@ -147,6 +147,23 @@ def kept_whole(text: str, width: int) -> str:
     return "\n".join(lines).replace(glue, " ")
 
 
+def _between_terms(line: str, width: int) -> list[str]:
+    """A line too long for ``width`` broken between the terms of its formula (before a
+    ``+`` or ``-``), the continuations indented by two; a line that fits, as it is."""
+    if len(line) <= width:
+        return [line]
+    import re
+
+    terms = re.split(r"(?= [+\-] )", line)
+    out = [terms[0]]
+    for term in terms[1:]:
+        if len(out[-1]) + len(term) <= width:
+            out[-1] += term
+        else:
+            out.append("  " + term.lstrip())
+    return out
+
+
 def _footer(lines: list[tuple[str, str]], width: int) -> Group:
     """Label and text, the text broken so that no formula in it is; a text with a formula
     too long for the column beside the labels goes on its own lines under its label."""
@@ -158,7 +175,12 @@ def _footer(lines: list[tuple[str, str]], width: int) -> Group:
         kept = kept_whole(text, room)
         if _plain_width(kept) > room and width - 2 > room:
             parts.append(Text(name, style="bold"))
-            parts.append(Text("  " + kept_whole(text, width - 2).replace("\n", "\n  ")))
+            under = [
+                piece
+                for line in kept_whole(text, width - 2).split("\n")
+                for piece in _between_terms(line, width - 2)
+            ]
+            parts.append(Text("  " + "\n  ".join(under)))
             footer = None
             continue
         if footer is None:

@@ -518,6 +518,7 @@ def test_block_scaled_fp8_configs_are_counted_with_a_note() -> None:
     model = from_hf_config(DEEPSEEK_V3)
     assert model.total == 671_026_404_352
     assert any("fp8 in blocks of 128 × 128" in note for note in model.notes)
+    assert "quantization_config" not in model.unshaped  # it changes what files store
     plain = {**DEEPSEEK_V3, "quantization_config": {"quant_method": "fp8"}}
     with pytest.raises(InvalidArgumentError, match="--allow-field quantization_config"):
         from_hf_config(plain)

@@ -730,7 +730,11 @@ def hf_model(
     if stored is not None and "quantization_config" not in allow:
         notes.append(stored)
     free = t.free | set(t.only) | set(FREE_TYPES) | set(allow)
-    unshaped = tuple(k for k in config if k in free and k not in fields.used)
+    # a quantization changes what the checkpoint stores: said in a note, not listed as a
+    # field that changes no tensor
+    unshaped = tuple(
+        k for k in config if k in free and k not in fields.used and k != "quantization_config"
+    )
     return HFModel(t, chosen, architecture, config, label, folder, tuple(notes), names, unshaped)
 
 

@@ -200,7 +200,7 @@ class Experts(LayerSpec):
             "intermediate number), weighted sum (2 per output number and expert)",
             saved=(
                 Stored("softmax of the router's logits", (tokens, self.num_experts)),
-                Stored("the experts chosen (int64)", (tokens, self.top_k), itemsize=8),
+                Stored("the experts chosen", (tokens, self.top_k), itemsize=8),
                 Stored(
                     "the token, the expert's output and the weighted output per visit",
                     (visits, 3 * h),
@@ -210,7 +210,7 @@ class Experts(LayerSpec):
                     (visits, 4 * i),
                 ),
                 Stored("routing weight per visit", (visits, 1)),
-                Stored("the token's row and slot per visit (int64)", (visits, 2), itemsize=8),
+                Stored("the token's row and slot per visit", (visits, 2), itemsize=8),
             ),
         )
 

@@ -545,12 +545,12 @@ def _source(
 
 
 def _model_type(config: Mapping[str, Any], label: str) -> tuple[type[Architecture], HFType]:
-    from shapecalc.architectures import get, model_types
+    from shapecalc.architectures import command_for, get, model_types
 
-    types = model_types()
-    model_type = config.get("model_type")
-    if not isinstance(model_type, str) or model_type not in types:
-        listed = ", ".join(sorted(types))
+    model_type: Any = config.get("model_type")
+    command = command_for(model_type) if isinstance(model_type, str) else None
+    if command is None:
+        listed = ", ".join(sorted(model_types()))
         said = (
             "has no model_type"
             if model_type is None
@@ -562,7 +562,7 @@ def _model_type(config: Mapping[str, Any], label: str) -> tuple[type[Architectur
             f"{label}: {said}; shapecalc reads {listed}",
             f"model_type is one of {listed}",
         )
-    cls = get(types[model_type])
+    cls = get(command)
     return cls, _declaration(cls, model_type)
 
 

@@ -25,7 +25,16 @@ from typing import TYPE_CHECKING, Any
 from shapecalc.core.declare import Architecture
 from shapecalc.core.errors import InvalidArgumentError, echo
 
-__all__ = ["commands", "function", "get", "gru_lm", "lstm_lm", "model_types", "rnn_lm"]
+__all__ = [
+    "command_for",
+    "commands",
+    "function",
+    "get",
+    "gru_lm",
+    "lstm_lm",
+    "model_types",
+    "rnn_lm",
+]
 
 #: how an architecture module declares a Hugging Face model type (``HFType(model_type=
 #: "llama", ...)`` or a helper called with ``model_type="mistral"``): read from the source
@@ -56,6 +65,23 @@ def model_types() -> dict[str, str]:
             for model_type in _MODEL_TYPE.findall(handle.read()):
                 out.setdefault(model_type, command)
     return out
+
+
+def command_for(model_type: str) -> str | None:
+    """The command of the architecture that declares the Hugging Face ``model_type``, as
+    :func:`model_types` says it, or None: the modules' text read in the same order, up to
+    the first that declares it (``shapecalc hf`` needs one model type, not all)."""
+    if model_types.cache_info().currsize:  # every module read already
+        return model_types().get(model_type)
+    declared = f'model_type="{model_type}"'
+    here = os.path.dirname(__file__)
+    for command in commands():
+        path = os.path.join(here, command.replace("-", "_") + ".py")
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+        if declared in text and model_type in _MODEL_TYPE.findall(text):
+            return command
+    return None
 
 
 def get(command: str) -> type[Architecture]:

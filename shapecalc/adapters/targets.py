@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import operator
 import os
 import sys
 from dataclasses import dataclass
@@ -103,7 +104,13 @@ def load_module(target: str) -> Any:
 
 
 def _entries(checkpoint: Checkpoint) -> tuple[Entry, ...]:
-    return tuple(Entry(t.name, t.shape, t.count, t.dtype, t.nbytes) for t in checkpoint.tensors)
+    tensors = checkpoint.tensors
+    columns = (map(operator.attrgetter(name), tensors) for name in _COLUMNS)
+    return tuple(map(Entry, *columns))
+
+
+#: what an Entry takes from a checkpoint's Tensor, in its order
+_COLUMNS = ("name", "shape", "count", "dtype", "nbytes")
 
 
 def inspect_folder(target: str, allow: tuple[str, ...] = ()) -> Inspection:

@@ -21,8 +21,8 @@ from shapecalc.core.flow import Positions, chain, parallel, summed
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList, Node
+from shapecalc.layers._embedding import Embedding
 from shapecalc.layers.activation import GELU, Tanh
-from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.functional import Pick, ScaledDotProductAttention, Select
 from shapecalc.layers.linear import Dropout, Linear
 from shapecalc.layers.norm import LayerNorm

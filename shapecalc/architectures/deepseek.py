@@ -22,11 +22,11 @@ from shapecalc.core.flow import chain, each, parallel, residual
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf
-from shapecalc.layers.embedding import Embedding
-from shapecalc.layers.functional import Chunk
+from shapecalc.layers._embedding import Embedding
+from shapecalc.layers._function import Chunk
+from shapecalc.layers._linear import Linear
+from shapecalc.layers._norm import RMSNorm
 from shapecalc.layers.latent import LatentAttention
-from shapecalc.layers.linear import Linear
-from shapecalc.layers.norm import RMSNorm
 
 __all__ = ["DeepSeek", "deepseek"]
 

@@ -22,10 +22,10 @@ from shapecalc.core.flow import chain, parallel, residual
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf
-from shapecalc.layers.embedding import Embedding
+from shapecalc.layers._embedding import Embedding
+from shapecalc.layers._linear import Linear
+from shapecalc.layers._norm import RMSNorm
 from shapecalc.layers.functional import Rotary, ScaledDotProductAttention, SplitHeads
-from shapecalc.layers.linear import Linear
-from shapecalc.layers.norm import RMSNorm
 
 __all__ = ["Glm4Moe", "glm4_moe"]
 

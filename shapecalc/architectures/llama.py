@@ -22,11 +22,11 @@ from shapecalc.core.flow import Multiply, chain, each, multiply, parallel, resid
 from shapecalc.core.hfmap import ACTIVATIONS, HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList, Node
+from shapecalc.layers._embedding import Embedding
+from shapecalc.layers._linear import Linear
+from shapecalc.layers._norm import RMSNorm
 from shapecalc.layers.activation import GELU, SiLU
-from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.functional import Chunk, Rotary, ScaledDotProductAttention, SplitHeads
-from shapecalc.layers.linear import Linear
-from shapecalc.layers.norm import RMSNorm
 
 __all__ = ["LLaMA", "llama", "llama_inner", "llama_intermediate"]
 

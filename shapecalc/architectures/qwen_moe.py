@@ -24,11 +24,11 @@ from shapecalc.core.flow import chain, multiply, parallel, residual, summed
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Child, Leaf, ModuleList, Node, Repeat, split_name
+from shapecalc.layers._embedding import Embedding
+from shapecalc.layers._linear import Linear
+from shapecalc.layers._norm import RMSNorm
 from shapecalc.layers.activation import Sigmoid, SiLU
-from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.functional import Rotary, ScaledDotProductAttention, SplitHeads
-from shapecalc.layers.linear import Linear
-from shapecalc.layers.norm import RMSNorm
 
 __all__ = ["MAX_RUNS", "QwenMoE", "qwen_moe"]
 

@@ -19,10 +19,10 @@ from shapecalc.core.flow import chain, parallel, residual
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
+from shapecalc.layers._embedding import Embedding
+from shapecalc.layers._linear import Linear
 from shapecalc.layers.activation import GELU
-from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.functional import Rotary, ScaledDotProductAttention
-from shapecalc.layers.linear import Linear
 from shapecalc.layers.norm import LayerNorm
 
 __all__ = ["StarCoder2", "starcoder2"]

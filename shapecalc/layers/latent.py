@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, product, same_size, shape_str
 from shapecalc.core.spec import Shape, Stored, Work
-from shapecalc.layers.functional import _Function, _heads_of
+from shapecalc.layers._function import _Function, _heads_of
 
 __all__ = ["LatentAttention"]
 

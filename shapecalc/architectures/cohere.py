@@ -9,7 +9,6 @@ embedding unless told otherwise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
@@ -18,6 +17,7 @@ from shapecalc.architectures.llama import _read
 from shapecalc.core.declare import Built, flag
 from shapecalc.core.dims import dim_str
 from shapecalc.core.flow import chain, multiply, parallel, residual, summed
+from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
@@ -30,7 +30,7 @@ from shapecalc.layers.norm import LayerNorm
 __all__ = ["Cohere", "cohere"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Cohere(GroupedQueryLM):
     """Command R: token embedding (V × H), L blocks, a final LayerNorm (a scale, no
     shift) and a head, by default the embedding itself (tie_weights).

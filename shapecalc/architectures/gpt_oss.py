@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
@@ -23,6 +22,7 @@ from shapecalc.core.declare import Built, choice, flag, size
 from shapecalc.core.dims import Dim, count_str, dim_str, known
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain, parallel, residual
+from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
@@ -88,7 +88,7 @@ def _read(f: Any, out: dict[str, Any]) -> None:
         out["kv_heads"] = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class GptOss(GroupedQueryLM):
     """A gpt-oss decoder: token embedding (V × H), L blocks of RMSNorm, attention with
     sinks, RMSNorm and a mixture of E experts, a final RMSNorm and a head (V × H).

@@ -7,7 +7,6 @@ keys (all heads at once, not one head).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
@@ -16,6 +15,7 @@ from shapecalc.architectures.llama import _read, llama_inner
 from shapecalc.core.declare import Built, flag
 from shapecalc.core.dims import dim_str
 from shapecalc.core.flow import chain, multiply, parallel, residual
+from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
@@ -28,7 +28,7 @@ from shapecalc.layers.functional import Rotary, ScaledDotProductAttention
 __all__ = ["OLMo2", "olmo2"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class OLMo2(GroupedQueryLM):
     """OLMo 2: token embedding (V × H), L blocks, a final RMSNorm and a head (V × H).
 

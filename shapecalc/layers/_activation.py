@@ -6,17 +6,17 @@ Import them from :mod:`shapecalc.layers.activation`."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, product
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._shapes import one_input
 
 __all__ = ["SiLU"]
 
 
-@dataclass(frozen=True)
+@frozen
 class _Activation(LayerSpec):
     """An activation without parameters: any input shape (a scalar too) to the same shape,
     a fixed number of FLOPs per number, and one tensor of that shape kept for backward.
@@ -64,7 +64,7 @@ class _Activation(LayerSpec):
         return Work(outputs, other=other, other_rule=rule, saved=(kept,), inplace=inplace)
 
 
-@dataclass(frozen=True)
+@frozen
 class _InPlace(_Activation):
     """An activation whose one argument is ``inplace``."""
 

@@ -5,11 +5,11 @@ of these loads only what it builds. Import them from :mod:`shapecalc.layers.tran
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import ClassVar
 
 from shapecalc.core.choices import EXPERT_LAYOUTS
 from shapecalc.core.dims import Dim, dim_str, known, product
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work
 from shapecalc.layers._shapes import check_features, one_input
 
@@ -23,7 +23,7 @@ EXPERT_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Experts(LayerSpec):
     """The experts of a mixture-of-experts MLP (Mixtral): ``num_experts`` SwiGLU MLPs
     of ``intermediate_size``, each token sent to ``top_k`` of them by the router.
@@ -150,7 +150,7 @@ class Experts(LayerSpec):
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class TopkRouter(LayerSpec):
     """The router of a mixture whose gate holds more than a linear layer (DeepSeek-V3,
     GLM-4.5): ``weight`` (E, H), a score per expert for each token, and with

@@ -6,10 +6,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, known, same_size, shape_str
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Work
 
 __all__ = ["Chunk", "Select"]
@@ -50,7 +50,7 @@ def _heads_of(spec: LayerSpec, shape: Shape, heads: Dim, head_dim: Dim, what: st
     )
 
 
-@dataclass(frozen=True)
+@frozen
 class Chunk(_Function):
     """The last dimension split into parts of the given sizes (a fused q, k, v or gate and
     up projection); every part is passed on. Views: no compute."""
@@ -78,7 +78,7 @@ class Chunk(_Function):
         return Work(self.output_shapes(*inputs), views=True)
 
 
-@dataclass(frozen=True)
+@frozen
 class Select(_Function):
     """One index of a dimension, which drops it (``x[:, 0]``: the first token): a view."""
 

@@ -5,10 +5,10 @@ models) loads only what it builds. Import them from :mod:`shapecalc.layers.norm`
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, as_size, product, same_size, shape_str
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._shapes import one_input
 
@@ -88,7 +88,7 @@ class _ShapeNorm(LayerSpec):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class RMSNorm(_ShapeNorm):
     """``nn.RMSNorm(normalized_shape, eps=None, elementwise_affine=True)``: a scale, no shift."""
 

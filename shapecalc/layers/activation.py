@@ -15,11 +15,11 @@ input it is about to overwrite (ReLU6, SiLU, Mish, Hardswish keep that copy).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, product
 from shapecalc.core.errors import echo
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._activation import SiLU, _Activation, _InPlace
 from shapecalc.layers._shapes import check_features, one_input
@@ -43,7 +43,7 @@ __all__ = [
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class PReLU(LayerSpec):
     """``nn.PReLU(num_parameters=1, init=0.25)``: max(0, x) + a·min(0, x) with a learned a,
     one shared or one per channel.
@@ -121,7 +121,7 @@ class ReLU6(_InPlace):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class LeakyReLU(_Activation):
     """``nn.LeakyReLU(negative_slope=0.01, inplace=False)``: x, or negative_slope·x below
     0."""
@@ -140,7 +140,7 @@ class LeakyReLU(_Activation):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class ELU(_Activation):
     """``nn.ELU(alpha=1.0, inplace=False)``: x, or alpha·(exp(x) - 1) below 0."""
 
@@ -157,7 +157,7 @@ class ELU(_Activation):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class GELU(_Activation):
     """``nn.GELU(approximate='none')``: x·Φ(x), Φ the standard normal's distribution
     function (``'none'``, through erf) or its tanh approximation (``'tanh'``)."""
@@ -222,7 +222,7 @@ class Hardswish(_InPlace):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class Softplus(_Activation):
     """``nn.Softplus(beta=1.0, threshold=20.0)``: log(1 + exp(beta·x))/beta, and x where
     beta·x > threshold."""
@@ -273,7 +273,7 @@ class _Softmax(_Activation):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class Softmax(_Softmax):
     """``nn.Softmax(dim=None)``: exp(x) / sum(exp(x)) along dim."""
 
@@ -285,7 +285,7 @@ class Softmax(_Softmax):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class LogSoftmax(_Softmax):
     """``nn.LogSoftmax(dim=None)``: x - log(sum(exp(x))) along dim."""
 

@@ -17,17 +17,18 @@ and the torch bridge runs each with torch's own functions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import ClassVar
 
 from shapecalc.core.dims import Dim, floor_div, product, same_size, shape_str
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import Shape, Stored, Work
 from shapecalc.layers._function import Chunk, Select, _Function, _heads_of
 
 __all__ = ["Chunk", "Pick", "Rotary", "ScaledDotProductAttention", "Select", "SplitHeads"]
 
 
-@dataclass(frozen=True)
+@frozen
 class ScaledDotProductAttention(_Function):
     """``softmax(q·kᵀ/√d + mask)·v`` per head: ``num_heads`` query heads sharing
     ``num_kv_heads`` key and value heads (grouped-query attention; 1 is multi-query), each
@@ -95,7 +96,7 @@ class ScaledDotProductAttention(_Function):
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class Rotary(_Function):
     """Rotary position embedding (RoPE) on queries or keys: each pair of the first
     ``rotated`` numbers of every head turned by an angle of its position. No parameters:
@@ -140,7 +141,7 @@ class Rotary(_Function):
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class SplitHeads(_Function):
     """The last dimension viewed as (heads, head_dim): a view, no compute."""
 
@@ -160,7 +161,7 @@ class SplitHeads(_Function):
         return Work(self.output_shapes(*inputs), inplace=True)
 
 
-@dataclass(frozen=True)
+@frozen
 class Pick(_Function):
     """Passes on input ``index`` of several (a block that takes a layer's output and the
     residual, as BERT's ``BertSelfOutput`` does): no compute, no copy."""

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, known, product, shape_str
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._norm import RMSNorm, _norm_work, _ShapeNorm
 from shapecalc.layers._shapes import check_features, one_input
@@ -102,7 +102,7 @@ class _NormBase(LayerSpec):
         return True
 
 
-@dataclass(frozen=True)
+@frozen
 class _BatchNorm(_NormBase):
     num_features: Dim
     eps: float = 1e-5
@@ -112,7 +112,7 @@ class _BatchNorm(_NormBase):
     bias: bool = True
 
 
-@dataclass(frozen=True)
+@frozen
 class _InstanceNorm(_NormBase):
     num_features: Dim
     eps: float = 1e-5
@@ -209,7 +209,7 @@ class InstanceNorm3d(_InstanceNorm):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class LayerNorm(_ShapeNorm):
     """``nn.LayerNorm(normalized_shape, eps=1e-05, elementwise_affine=True, bias=True)``.
 
@@ -245,7 +245,7 @@ class LayerNorm(_ShapeNorm):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class GroupNorm(LayerSpec):
     """``nn.GroupNorm(num_groups, num_channels, eps=1e-05, affine=True, *, bias=True)``.
 

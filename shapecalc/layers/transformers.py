@@ -13,11 +13,11 @@ list them; the architectures use them, and the torch bridge builds them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import ClassVar
 
 from shapecalc.core.choices import EXPERT_LAYOUTS
 from shapecalc.core.dims import Dim, dim_str, floor_div, known, product, same_size, shape_str
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work
 from shapecalc.layers._experts import EXPERT_NAMES, Experts, TopkRouter
 from shapecalc.layers._function import _Function, _heads_of
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@frozen
 class Conv1D(LayerSpec):
     """``transformers.pytorch_utils.Conv1D(nf, nx)``: ``y = x·W + b`` with the weight
     stored (nx, nf), in then out, the transpose of ``nn.Linear``'s (GPT-2's ``c_attn``,
@@ -82,7 +82,7 @@ class Conv1D(LayerSpec):
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class Bias(LayerSpec):
     """A bias a module holds itself, outside its layers: BERT's ``cls.predictions.bias``
     (V,), which the decoder's bias shares. Adds ``features`` numbers to its input."""
@@ -115,7 +115,7 @@ class Bias(LayerSpec):
 MXFP4_BLOCK = 32
 
 
-@dataclass(frozen=True)
+@frozen
 class GptOssExperts(LayerSpec):
     """The experts of gpt-oss: ``num_experts`` MLPs with biases and a clamped SwiGLU,
     each token sent to ``top_k`` of them by the router, weighted by the softmax of its
@@ -309,7 +309,7 @@ class GptOssExperts(LayerSpec):
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class Sinks(LayerSpec):
     """gpt-oss's attention sinks: one learned logit per query head, ``sinks`` (A,), held by
     the attention module itself. Each head's softmax takes it as one more column beside
@@ -342,7 +342,7 @@ class Sinks(LayerSpec):
         return Work(self.output_shapes(*inputs))
 
 
-@dataclass(frozen=True)
+@frozen
 class SinkAttention(_Function):
     """Attention with sinks, as gpt-oss's eager attention computes it: per head the scores
     ``q·kᵀ/√d`` (causal mask added), one more column holding the head's sink logit, a

@@ -26,7 +26,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from shapecalc.adapters.hub import (
@@ -41,6 +41,7 @@ from shapecalc.adapters.hub import (
 )
 from shapecalc.core.declare import Architecture, Argument, Reference, arguments_of
 from shapecalc.core.errors import InvalidArgumentError, echo
+from shapecalc.core.frozen import FrozenMethods, frozen
 from shapecalc.core.hfmap import ACTIVATIONS, HFType
 from shapecalc.core.model import Model
 
@@ -444,8 +445,8 @@ def _checked(t: HFType, arguments: dict[str, Any], f: Fields) -> None:
 
 
 # -- the model -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class HFModel:
+@frozen
+class HFModel(FrozenMethods):
     """What a config describes: its model type's declaration, class, shapecalc's
     architecture and the transformers class of the same file (for ``--verify``)."""
 

@@ -287,11 +287,21 @@ class Expr:
     def __str__(self) -> str:
         """Readable form, thousands separators in the coefficients as in counts:
         ``8·L·H² + 2·V·H``, ``1,120,833·H``."""
-        return self._render("·", _superscript, _unicode_name, number=_grouped)
+        key = (0, *self._terms.items())
+        found = _RENDERED.get(key)
+        if found is None:
+            found = self._render("·", _superscript, _unicode_name, number=_grouped)
+            _remember(key, found)
+        return found
 
     def ascii(self) -> str:
         """Python/sympy syntax: ``8*H**2 + 2*V*H + V``."""
-        return self._render("*", lambda p: f"**{p}", _ascii_name)
+        key = (1, *self._terms.items())
+        found = _RENDERED.get(key)
+        if found is None:
+            found = self._render("*", _ascii_power, _ascii_name)
+            _remember(key, found)
+        return found
 
     def grouped(self) -> str:
         """The same as ``str``: thousands separators in the coefficients, ``34,824·B·T``."""
@@ -542,6 +552,23 @@ def _join_term(
     if first:
         return ("-" if coef < 0 else "") + body
     return (" - " if coef < 0 else " + ") + body
+
+
+#: the text of expressions already written, by form and terms: a model's formulas write
+#: the same few again and again (every layer's, its description's, its subtotals)
+_RENDERED: dict[tuple[Any, ...], str] = {}
+#: the most kept (a sweep may write many); then it starts again
+MAX_RENDERED = 4096
+
+
+def _remember(key: tuple[Any, ...], text: str) -> None:
+    if len(_RENDERED) >= MAX_RENDERED:
+        _RENDERED.clear()
+    _RENDERED[key] = text
+
+
+def _ascii_power(power: int) -> str:
+    return f"**{power}"
 
 
 def _superscript(power: int) -> str:

@@ -16,7 +16,6 @@ import contextlib
 import gc
 import itertools
 import json
-import math
 import operator
 import os
 import re
@@ -25,7 +24,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from itertools import chain, repeat
+from itertools import repeat
 from typing import Any
 
 from shapecalc.core.errors import ShapecalcError, echo, field_error, printable
@@ -139,7 +138,7 @@ class Checkpoint:
     @property
     def total(self) -> int:
         """Every number stored, parameters and buffers."""
-        return sum(map(_count, self.tensors))
+        return sum(t.count for t in self.tensors)
 
     @property
     def buffer_total(self) -> int:
@@ -154,20 +153,16 @@ class Checkpoint:
 
     @property
     def nbytes(self) -> int:
-        return sum(map(_nbytes, self.tensors))
+        return sum(t.nbytes for t in self.tensors)
 
     def bytes_by_dtype(self) -> dict[str, int]:
-        """Bytes by dtype, the dtypes in the order they first come: a pass per dtype."""
-        dtypes = list(map(_dtype, self.tensors))
-        nbytes = list(map(_nbytes, self.tensors))
-        return {
-            dtype: sum(itertools.compress(nbytes, map(dtype.__eq__, dtypes)))
-            for dtype in dict.fromkeys(dtypes)
-        }
+        out: dict[str, int] = {}
+        for t in self.tensors:
+            out[t.dtype] = out.get(t.dtype, 0) + t.nbytes
+        return out
 
 
 _count, _name = operator.attrgetter("count"), operator.attrgetter("name")
-_dtype, _nbytes = operator.attrgetter("dtype"), operator.attrgetter("nbytes")
 
 
 def buffer_flags(names: list[str]) -> list[bool]:
@@ -304,9 +299,6 @@ def _read_safetensors(path: str) -> Checkpoint:
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
         raise _fail(path, "__metadata__ must map strings to strings")
-    bulk = _bulk(header, data_size)
-    if bulk is not None:
-        return Checkpoint(path, "safetensors", bulk, dict(metadata))
     entries = _entries(path, header, data_size)
     entries.sort()  # the file's data order (empty tensors as written; positions differ)
     tensors = [e[3] for e in entries]
@@ -321,73 +313,6 @@ def _read_safetensors(path: str) -> Checkpoint:
     if end != data_size:
         raise _fail(path, f"the tensors cover {end:,} bytes but the data holds {data_size:,}")
     return Checkpoint(path, "safetensors", tuple(tensors), dict(metadata))
-
-
-def _bulk(header: dict[str, Any], data_size: int) -> tuple[Tensor, ...] | None:
-    """The tensors of a well-formed header in the file's data order, every rule of
-    :func:`_entries` and of the data's coverage checked a column at a time (each pass runs
-    in C: a header holds hundreds of thousands of entries); None when any rule is broken,
-    and :func:`_entries` then finds the first entry that breaks one and says how."""
-    values: list[Any] = list(header.values())
-    if not values or set(map(type, values)) != {dict}:
-        return None
-    get, keys = dict.get, repeat
-    dtypes: list[Any] = list(map(get, values, keys("dtype")))
-    shapes: list[Any] = list(map(get, values, keys("shape")))
-    offsets: list[Any] = list(map(get, values, keys("data_offsets")))
-    if set(map(type, dtypes)) != {str} or not set(dtypes) <= DTYPE_SIZES.keys():
-        return None
-    if set(map(type, shapes)) != {list} or set(map(type, offsets)) != {list}:
-        return None
-    if set(map(len, offsets)) != {2}:
-        return None
-    dims: list[Any] = list(chain.from_iterable(shapes))  # JSON's integers are int, never bool
-    if dims and (set(map(type, dims)) != {int} or min(dims) < 0):
-        return None
-    begins, stops = list(map(_first, offsets)), list(map(_second, offsets))
-    if set(map(type, begins)) != {int} or set(map(type, stops)) != {int}:
-        return None
-    if min(begins) < 0 or max(stops) > data_size or not all(map(operator.le, begins, stops)):
-        return None
-    counts = list(map(math.prod, shapes))
-    nbytes = list(map(operator.sub, stops, begins))
-    if list(map(operator.mul, counts, map(DTYPE_SIZES.__getitem__, dtypes))) != nbytes:
-        return None
-    # the file's data order (empty tensors as written), and the data covered end to end
-    order = sorted(zip(begins, stops, range(len(values)), strict=True))
-    first, last = list(map(_first, order)), list(map(_second, order))
-    if first[0] != 0 or last[-1] != data_size or first[1:] != last[:-1]:
-        return None
-    names = list(header)
-    position = list(map(_third, order))
-    pick: list[list[Any]] = [
-        names,
-        list(map(TORCH_DTYPES.__getitem__, dtypes)),
-        shapes,
-        nbytes,
-        counts,
-    ]
-    columns = [list(map(column.__getitem__, position)) for column in pick]
-    columns[2] = list(map(tuple, columns[2]))
-    return tuple(
-        map(_tensor, map(dict, map(zip, repeat(_TENSOR_FIELDS), zip(*columns, strict=True))))
-    )
-
-
-_first, _second, _third = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
-#: a Tensor's fields as :func:`_entries` sets them, its cached count last
-_TENSOR_FIELDS = ("name", "dtype", "shape", "nbytes", "count")
-
-
-def _tensor(fields: dict[str, Any]) -> Tensor:
-    """A Tensor holding ``fields`` (its count with them), made as :func:`_entries` makes
-    one, without the frozen dataclass's checks."""
-    tensor = _new(Tensor)
-    _set(tensor, "__dict__", fields)
-    return tensor
-
-
-_set = object.__setattr__
 
 
 def _entries(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import operator
 import os
 import sys
 from dataclasses import dataclass
@@ -104,13 +103,7 @@ def load_module(target: str) -> Any:
 
 
 def _entries(checkpoint: Checkpoint) -> tuple[Entry, ...]:
-    tensors = checkpoint.tensors
-    columns = (map(operator.attrgetter(name), tensors) for name in _COLUMNS)
-    return tuple(map(Entry, *columns))
-
-
-#: what an Entry takes from a checkpoint's Tensor, in its order
-_COLUMNS = ("name", "shape", "count", "dtype", "nbytes")
+    return tuple(Entry(t.name, t.shape, t.count, t.dtype, t.nbytes) for t in checkpoint.tensors)
 
 
 def inspect_folder(target: str, allow: tuple[str, ...] = ()) -> Inspection:

@@ -29,8 +29,6 @@ divide), ``activation_bytes``, the ``memory`` account (``label``, ``bytes``, ``r
 from __future__ import annotations
 
 import json
-import operator
-from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from shapecalc.core.dims import Expr, dim_ascii
@@ -489,57 +487,34 @@ def inspection_json(inspection: Inspection) -> str:
     if not shown.entries:
         return text + "\n"
     text_of = json.encoder.encode_basestring_ascii  # json.dumps' own, for one string
-    # every line made by one format per tensor, each column made in a pass: a shape, a
-    # dtype and a kind written once each (a checkpoint repeats a few hundred of them)
-    entries = shown.entries
-    shapes = list(map(_shape_of, entries))
-    shape_text = {shape: str(list(shape)) for shape in set(shapes)}
-    columns = [
-        map(text_of, map(_name_of, entries)),
-        map(shape_text.__getitem__, shapes),
-        map(_count_of, entries),
-        _texts(map(_dtype_of, entries), text_of),
-        _or_null(list(map(_nbytes_of, entries))),
-        _texts(map(_tied_of, entries), text_of, once=False),
-        _texts(map(_kind_of, entries), text_of),
-        map(_BOOLEAN.__getitem__, shown.buffers),
-    ]
-    rows = list(map(_LINE.format, *columns))
+    null = "null"
+    # each line written directly: a shape, a dtype and a kind written once each (a
+    # checkpoint repeats a few hundred of them), an optional value tested inline
+    shapes: dict[tuple[int, ...], str] = {}
+    texts: dict[str, str] = {}
+    rows = []
+    for e, buffer in zip(shown.entries, shown.buffers, strict=True):
+        shape = shapes.get(e.shape)
+        if shape is None:
+            shape = shapes[e.shape] = str(list(e.shape))
+        dtype: str | None = null
+        if e.dtype is not None:
+            dtype = texts.get(e.dtype)
+            if dtype is None:
+                dtype = texts[e.dtype] = text_of(e.dtype)
+        kind: str | None = null
+        if e.kind is not None:
+            kind = texts.get(e.kind)
+            if kind is None:
+                kind = texts[e.kind] = text_of(e.kind)
+        rows.append(
+            f'{{"name": {text_of(e.name)}, "shape": {shape}, "count": {e.count}, '
+            f'"dtype": {dtype}, "bytes": {null if e.nbytes is None else e.nbytes}, '
+            f'"tied_to": {null if e.tied_to is None else text_of(e.tied_to)}, '
+            f'"kind": {kind}, "buffer": {"true" if buffer else "false"}}}'
+        )
     body = ",\n    ".join(rows)
     return text.replace('"tensors": []', f'"tensors": [\n    {body}\n  ]', 1) + "\n"
-
-
-#: one tensor's line of ``inspect --format json``
-_LINE = (
-    '{{"name": {}, "shape": {}, "count": {}, "dtype": {}, "bytes": {}, "tied_to": {}, '
-    '"kind": {}, "buffer": {}}}'
-)
-_BOOLEAN = {True: "true", False: "false"}
-_name_of, _shape_of = operator.attrgetter("name"), operator.attrgetter("shape")
-_count_of, _dtype_of = operator.attrgetter("count"), operator.attrgetter("dtype")
-_nbytes_of, _tied_of = operator.attrgetter("nbytes"), operator.attrgetter("tied_to")
-_kind_of = operator.attrgetter("kind")
-
-
-def _texts(
-    values: Iterable[str | None], text_of: Callable[[str], str], once: bool = True
-) -> list[str]:
-    """Optional strings as JSON: ``null`` or the string, each distinct one written once
-    (``once``; a column of few values), else each in turn."""
-    column = list(values)
-    if once:
-        written = {v: "null" if v is None else text_of(v) for v in set(column)}
-        return list(map(written.__getitem__, column))
-    if None not in column:
-        return list(map(text_of, column))  # type: ignore[arg-type]
-    return ["null" if v is None else text_of(v) for v in column]
-
-
-def _or_null(values: list[int | None]) -> list[int | str]:
-    """Optional integers as JSON: ``null`` for None."""
-    if None not in values:
-        return values  # type: ignore[return-value]
-    return ["null" if v is None else v for v in values]
 
 
 def check_json(check: FolderCheck) -> dict[str, Any]:

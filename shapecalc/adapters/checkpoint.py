@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import json
+import operator
 import os
 import re
 import struct
@@ -22,6 +24,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import repeat
 from typing import Any
 
 from shapecalc.core.errors import ShapecalcError, echo, field_error, printable
@@ -34,6 +37,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "Tensor",
+    "buffer_flags",
     "is_buffer_name",
     "read_checkpoint",
     "read_safetensors",
@@ -139,7 +143,8 @@ class Checkpoint:
     @property
     def buffer_total(self) -> int:
         """The numbers in tensors named as torch.nn's buffers (see :func:`is_buffer_name`)."""
-        return sum(t.count for t in self.tensors if is_buffer_name(t.name))
+        flags = buffer_flags(list(map(_name, self.tensors)))
+        return sum(itertools.compress(map(_count, self.tensors), flags))
 
     @property
     def parameter_total(self) -> int:
@@ -155,6 +160,18 @@ class Checkpoint:
         for t in self.tensors:
             out[t.dtype] = out.get(t.dtype, 0) + t.nbytes
         return out
+
+
+_count, _name = operator.attrgetter("count"), operator.attrgetter("name")
+
+
+def buffer_flags(names: list[str]) -> list[bool]:
+    """:func:`is_buffer_name` of each name: most are told apart in one pass (a buffer's
+    name ends as one does), the few that do end so looked at one by one."""
+    ends = list(map(str.endswith, names, repeat(_BUFFER_ENDINGS)))
+    if not any(ends):
+        return ends
+    return [end and is_buffer_name(name) for name, end in zip(names, ends, strict=True)]
 
 
 def _shown(text: str, limit: int = 80) -> str:

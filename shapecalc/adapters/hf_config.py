@@ -26,7 +26,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from shapecalc.adapters.hub import (
@@ -41,6 +41,7 @@ from shapecalc.adapters.hub import (
 )
 from shapecalc.core.declare import Architecture, Argument, Reference, arguments_of
 from shapecalc.core.errors import InvalidArgumentError, echo
+from shapecalc.core.frozen import FrozenMethods, frozen
 from shapecalc.core.hfmap import ACTIVATIONS, HFType
 from shapecalc.core.model import Model
 
@@ -444,8 +445,8 @@ def _checked(t: HFType, arguments: dict[str, Any], f: Fields) -> None:
 
 
 # -- the model -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class HFModel:
+@frozen
+class HFModel(FrozenMethods):
     """What a config describes: its model type's declaration, class, shapecalc's
     architecture and the transformers class of the same file (for ``--verify``)."""
 
@@ -545,12 +546,12 @@ def _source(
 
 
 def _model_type(config: Mapping[str, Any], label: str) -> tuple[type[Architecture], HFType]:
-    from shapecalc.architectures import get, model_types
+    from shapecalc.architectures import command_for, get, model_types
 
-    types = model_types()
-    model_type = config.get("model_type")
-    if not isinstance(model_type, str) or model_type not in types:
-        listed = ", ".join(sorted(types))
+    model_type: Any = config.get("model_type")
+    command = command_for(model_type) if isinstance(model_type, str) else None
+    if command is None:
+        listed = ", ".join(sorted(model_types()))
         said = (
             "has no model_type"
             if model_type is None
@@ -562,7 +563,7 @@ def _model_type(config: Mapping[str, Any], label: str) -> tuple[type[Architectur
             f"{label}: {said}; shapecalc reads {listed}",
             f"model_type is one of {listed}",
         )
-    cls = get(types[model_type])
+    cls = get(command)
     return cls, _declaration(cls, model_type)
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from shapecalc.core.errors import InvalidArgumentError, echo
+from shapecalc.core.frozen import FrozenMethods, frozen
 
 __all__ = [
     "MAX_CONFIG",
@@ -38,8 +38,8 @@ SNAPSHOT = re.compile(r"^[\w.-]{1,128}$")
 HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*(?:@[\w./-]+)?$")
 
 
-@dataclass(frozen=True)
-class Source:
+@frozen
+class Source(FrozenMethods):
     """A config's file, the folder around it (its checkpoint's) and how to name it."""
 
     config: str

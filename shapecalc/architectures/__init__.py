@@ -26,6 +26,7 @@ from shapecalc.core.declare import Architecture
 from shapecalc.core.errors import InvalidArgumentError, echo
 
 __all__ = [
+    "command_for",
     "commands",
     "function",
     "functions",
@@ -80,6 +81,23 @@ def functions() -> tuple[str, ...]:
         with open(path, encoding="utf-8") as handle:
             out += _FUNCTION.findall(handle.read())
     return tuple(sorted(out))
+
+
+def command_for(model_type: str) -> str | None:
+    """The command of the architecture that declares the Hugging Face ``model_type``, as
+    :func:`model_types` says it, or None: the modules' text read in the same order, up to
+    the first that declares it (``shapecalc hf`` needs one model type, not all)."""
+    if model_types.cache_info().currsize:  # every module read already
+        return model_types().get(model_type)
+    declared = f'model_type="{model_type}"'
+    here = os.path.dirname(__file__)
+    for command in commands():
+        path = os.path.join(here, command.replace("-", "_") + ".py")
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+        if declared in text and model_type in _MODEL_TYPE.findall(text):
+            return command
+    return None
 
 
 def get(command: str) -> type[Architecture]:

@@ -17,9 +17,9 @@ from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain, multiply, parallel, summed
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, Repeat, part_holds, split_name
-from shapecalc.layers.activation import SiLU
-from shapecalc.layers.linear import Linear
-from shapecalc.layers.transformers import Experts, TopkRouter
+from shapecalc.layers._activation import SiLU
+from shapecalc.layers._experts import Experts, TopkRouter
+from shapecalc.layers._linear import Linear
 
 __all__ = [
     "SharedExpertsLM",

@@ -24,8 +24,8 @@ from shapecalc.core.flow import chain
 from shapecalc.core.hfmap import Reference
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, split_name
-from shapecalc.layers.functional import Select
-from shapecalc.layers.linear import Linear
+from shapecalc.layers._function import Select
+from shapecalc.layers._linear import Linear
 
 if TYPE_CHECKING:
     from fractions import Fraction

@@ -9,7 +9,6 @@ embedding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
@@ -18,11 +17,12 @@ from shapecalc.core.declare import Built, Reference, choice, flag, size
 from shapecalc.core.dims import Dim, dim_str, known, symbol
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import Positions, chain, parallel, summed
+from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList, Node
+from shapecalc.layers._embedding import Embedding
 from shapecalc.layers.activation import GELU, Tanh
-from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.functional import Pick, ScaledDotProductAttention, Select
 from shapecalc.layers.linear import Dropout, Linear
 from shapecalc.layers.norm import LayerNorm
@@ -116,7 +116,7 @@ def _encoder(*, model_type: str, prefix: str, vocab: int, pad: int) -> HFType:
     )
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class BERT(TransformerLM):
     """A BERT encoder: word (V × H), position (C × H) and token-type (S × H) embeddings
     summed and normalised, L blocks, then the pooler (H × H on the first token) or, with

@@ -9,7 +9,6 @@ embedding unless told otherwise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
@@ -18,19 +17,20 @@ from shapecalc.architectures.llama import _read
 from shapecalc.core.declare import Built, flag
 from shapecalc.core.dims import dim_str
 from shapecalc.core.flow import chain, multiply, parallel, residual, summed
+from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
+from shapecalc.layers._embedding import Embedding
+from shapecalc.layers._linear import Linear
 from shapecalc.layers.activation import SiLU
-from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.functional import Rotary, ScaledDotProductAttention, SplitHeads
-from shapecalc.layers.linear import Linear
 from shapecalc.layers.norm import LayerNorm
 
 __all__ = ["Cohere", "cohere"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Cohere(GroupedQueryLM):
     """Command R: token embedding (V × H), L blocks, a final LayerNorm (a scale, no
     shift) and a head, by default the embedding itself (tie_weights).

@@ -9,7 +9,6 @@ in every layer a mixture of routed experts beside shared experts.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _moe
@@ -19,14 +18,15 @@ from shapecalc.core.declare import Built, Reference, flag, size
 from shapecalc.core.dims import Dim, count_str, dim_str, known
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain, each, parallel, residual
+from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf
-from shapecalc.layers.embedding import Embedding
-from shapecalc.layers.functional import Chunk
+from shapecalc.layers._embedding import Embedding
+from shapecalc.layers._function import Chunk
+from shapecalc.layers._linear import Linear
+from shapecalc.layers._norm import RMSNorm
 from shapecalc.layers.latent import LatentAttention
-from shapecalc.layers.linear import Linear
-from shapecalc.layers.norm import RMSNorm
 
 __all__ = ["DeepSeek", "deepseek"]
 
@@ -102,7 +102,7 @@ def _keys(**extra: str) -> dict[str, str]:
     }
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class DeepSeek(SharedExpertsLM):
     """A DeepSeek-V2/V3 decoder: token embedding (V × H), L blocks of RMSNorm, multi-head
     latent attention, RMSNorm and an MLP (dense in the first F blocks, a mixture of experts

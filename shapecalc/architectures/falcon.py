@@ -11,7 +11,6 @@ attention then MLP).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
@@ -20,11 +19,12 @@ from shapecalc.core.declare import Built, choice, flag, size
 from shapecalc.core.dims import Dim, dim_str, known
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain, each, residual, summed
+from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
+from shapecalc.layers._embedding import Embedding
 from shapecalc.layers.activation import GELU
-from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.functional import Chunk, Rotary, ScaledDotProductAttention
 from shapecalc.layers.linear import Dropout, Linear
 from shapecalc.layers.norm import LayerNorm
@@ -35,7 +35,7 @@ __all__ = ["Falcon", "falcon"]
 _NORMS = {None: "auto", 1: "one", 2: "two"}
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Falcon(TransformerLM):
     """Falcon: token embedding ``word_embeddings`` (V × H), L blocks, a final LayerNorm
     ``ln_f`` and a head ``lm_head`` (V × H), the embedding itself unless

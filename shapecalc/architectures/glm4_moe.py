@@ -9,7 +9,6 @@ norms and biases on q, k and v.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _moe
@@ -19,13 +18,14 @@ from shapecalc.architectures._transformer import GroupedQueryLM
 from shapecalc.core.declare import Built, Reference, flag, size
 from shapecalc.core.dims import dim_str
 from shapecalc.core.flow import chain, parallel, residual
+from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf
-from shapecalc.layers.embedding import Embedding
+from shapecalc.layers._embedding import Embedding
+from shapecalc.layers._linear import Linear
+from shapecalc.layers._norm import RMSNorm
 from shapecalc.layers.functional import Rotary, ScaledDotProductAttention, SplitHeads
-from shapecalc.layers.linear import Linear
-from shapecalc.layers.norm import RMSNorm
 
 __all__ = ["Glm4Moe", "glm4_moe"]
 
@@ -58,7 +58,7 @@ def _write(model: Any, reference: Reference) -> Reference | None:
     return tf.first_padding(model, Reference(reference.model, reference.config_class, config))
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Glm4Moe(SharedExpertsLM, GroupedQueryLM):
     """A GLM-4.5 decoder: token embedding (V × H), L blocks of RMSNorm, grouped-query
     attention, RMSNorm and an MLP (dense in the first F blocks, a mixture after), a final

@@ -7,7 +7,6 @@ the token embedding itself. Its linear layers are ``Conv1D``: the weight stored 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
@@ -15,11 +14,12 @@ from shapecalc.architectures._transformer import TransformerLM
 from shapecalc.core.declare import Built, flag
 from shapecalc.core.dims import dim_str
 from shapecalc.core.flow import Positions, chain, residual, summed
+from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
+from shapecalc.layers._embedding import Embedding
 from shapecalc.layers.activation import GELU
-from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.functional import Chunk, ScaledDotProductAttention
 from shapecalc.layers.linear import Dropout
 from shapecalc.layers.norm import LayerNorm
@@ -28,7 +28,7 @@ from shapecalc.layers.transformers import Conv1D
 __all__ = ["GPT2", "gpt2"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class GPT2(TransformerLM):
     """GPT-2: token embedding ``wte`` (V × H) plus position embedding ``wpe`` (C × H), L
     blocks, a final LayerNorm and a head tied to ``wte``.

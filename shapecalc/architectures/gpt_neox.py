@@ -9,7 +9,6 @@ its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
@@ -17,11 +16,12 @@ from shapecalc.architectures._transformer import TransformerLM
 from shapecalc.core.declare import Built, flag
 from shapecalc.core.dims import Dim, dim_str
 from shapecalc.core.flow import chain, each, residual, summed
+from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
+from shapecalc.layers._embedding import Embedding
 from shapecalc.layers.activation import GELU
-from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.functional import Chunk, Rotary, ScaledDotProductAttention, SplitHeads
 from shapecalc.layers.linear import Dropout, Linear
 from shapecalc.layers.norm import LayerNorm
@@ -29,7 +29,7 @@ from shapecalc.layers.norm import LayerNorm
 __all__ = ["GPTNeoX", "gpt_neox"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class GPTNeoX(TransformerLM):
     """GPT-NeoX (Pythia): token embedding ``embed_in`` (V × H), L blocks, a final
     LayerNorm and a head ``lm_head`` (V × H) of its own (checkpoints and transformers 4

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
@@ -23,13 +22,14 @@ from shapecalc.core.declare import Built, choice, flag, size
 from shapecalc.core.dims import Dim, count_str, dim_str, known
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain, parallel, residual
+from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
-from shapecalc.layers.embedding import Embedding
+from shapecalc.layers._embedding import Embedding
+from shapecalc.layers._linear import Linear
+from shapecalc.layers._norm import RMSNorm
 from shapecalc.layers.functional import Rotary
-from shapecalc.layers.linear import Linear
-from shapecalc.layers.norm import RMSNorm
 from shapecalc.layers.transformers import MXFP4_BLOCK, GptOssExperts, SinkAttention, Sinks
 
 __all__ = ["GptOss", "gpt_oss"]
@@ -88,7 +88,7 @@ def _read(f: Any, out: dict[str, Any]) -> None:
         out["kv_heads"] = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class GptOss(GroupedQueryLM):
     """A gpt-oss decoder: token embedding (V × H), L blocks of RMSNorm, attention with
     sinks, RMSNorm and a mixture of E experts, a final RMSNorm and a head (V × H).

@@ -8,17 +8,17 @@ and hold no parameters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures.llama import _BIASES, LLaMA, _defaults, _member
+from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 
 __all__ = ["Granite", "granite"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Granite(LLaMA):
     """IBM Granite 3: a LLaMA-style decoder (see :class:`LLaMA`) whose multipliers change
     no shape. Granite 3's models share the embedding with the head (tie_weights).

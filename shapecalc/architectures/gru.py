@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _recurrent as lm
 from shapecalc.architectures._recurrent import RecurrentLanguageModel
+from shapecalc.core.frozen import frozen
 from shapecalc.layers.recurrent import GRU
 
 __all__ = ["GRULanguageModel", "gru_lm"]
 
 
-@dataclass(frozen=True)
+@frozen
 class GRULanguageModel(RecurrentLanguageModel):
     """A GRU language model: embedding (V -> E), L-layer GRU (H), head (-> V); the GRU has
     3 gates (r, z, n) where the LSTM has 4.

@@ -9,7 +9,6 @@ mixture of experts (Mixtral).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
@@ -19,14 +18,15 @@ from shapecalc.core.declare import Built, Reference, choice, flag, size
 from shapecalc.core.dims import Dim, count_str, dim_str, known, symbol
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import Multiply, chain, each, multiply, parallel, residual
+from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import ACTIVATIONS, HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList, Node
+from shapecalc.layers._embedding import Embedding
+from shapecalc.layers._linear import Linear
+from shapecalc.layers._norm import RMSNorm
 from shapecalc.layers.activation import GELU, SiLU
-from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.functional import Chunk, Rotary, ScaledDotProductAttention, SplitHeads
-from shapecalc.layers.linear import Linear
-from shapecalc.layers.norm import RMSNorm
 
 __all__ = ["LLaMA", "llama", "llama_inner", "llama_intermediate"]
 
@@ -169,7 +169,7 @@ def _member(
     )
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class LLaMA(GroupedQueryLM):
     """A LLaMA-style decoder: token embedding (V × H), L blocks of RMSNorm, attention
     with rotary positions and RMSNorm, gated MLP, a final RMSNorm and a head (V × H, or the

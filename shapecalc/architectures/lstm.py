@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _recurrent as lm
 from shapecalc.architectures._recurrent import RecurrentLanguageModel
 from shapecalc.core.declare import size
+from shapecalc.core.frozen import frozen
 from shapecalc.layers._lstm import LSTM
 
 __all__ = ["LSTMLanguageModel", "lstm_lm"]
 
 
-@dataclass(frozen=True)
+@frozen
 class LSTMLanguageModel(RecurrentLanguageModel):
     """An LSTM language model: embedding (V -> E), L-layer LSTM (H), head (-> V).
 

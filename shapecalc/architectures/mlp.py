@@ -6,12 +6,12 @@ whose fields are the arguments, and the function that builds the tree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.declare import Architecture, Built, choice, flag, number, size
 from shapecalc.core.dims import dim_str
 from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.frozen import frozen
 from shapecalc.core.tree import Leaf, Sequential
 from shapecalc.layers.activation import GELU, ReLU, Sigmoid, SiLU, Tanh
 from shapecalc.layers.linear import Dropout, Linear
@@ -26,7 +26,7 @@ ACTIVATIONS = {"relu": ReLU, "gelu": GELU, "tanh": Tanh, "sigmoid": Sigmoid, "si
 MAX_LAYERS = 1024
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class MLP(Architecture):
     """A multilayer perceptron: L hidden layers of H units between I inputs and O outputs.
 

@@ -7,7 +7,6 @@ keys (all heads at once, not one head).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
@@ -16,19 +15,20 @@ from shapecalc.architectures.llama import _read, llama_inner
 from shapecalc.core.declare import Built, flag
 from shapecalc.core.dims import dim_str
 from shapecalc.core.flow import chain, multiply, parallel, residual
+from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
+from shapecalc.layers._embedding import Embedding
+from shapecalc.layers._linear import Linear
+from shapecalc.layers._norm import RMSNorm
 from shapecalc.layers.activation import SiLU
-from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.functional import Rotary, ScaledDotProductAttention
-from shapecalc.layers.linear import Linear
-from shapecalc.layers.norm import RMSNorm
 
 __all__ = ["OLMo2", "olmo2"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class OLMo2(GroupedQueryLM):
     """OLMo 2: token embedding (V × H), L blocks, a final RMSNorm and a head (V × H).
 

@@ -8,7 +8,6 @@ of each head, a final LayerNorm and a head with a bias of its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
@@ -16,11 +15,12 @@ from shapecalc.architectures._transformer import TransformerLM
 from shapecalc.core.declare import Built, flag
 from shapecalc.core.dims import Dim, dim_str
 from shapecalc.core.flow import chain, parallel, residual, summed
+from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
+from shapecalc.layers._embedding import Embedding
 from shapecalc.layers.activation import GELU
-from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.functional import Rotary, ScaledDotProductAttention, SplitHeads
 from shapecalc.layers.linear import Dropout, Linear
 from shapecalc.layers.norm import LayerNorm
@@ -28,7 +28,7 @@ from shapecalc.layers.norm import LayerNorm
 __all__ = ["Phi", "phi"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Phi(TransformerLM):
     """Phi-1, Phi-1.5 and Phi-2: token embedding ``embed_tokens`` (V × H), L blocks, a
     final LayerNorm ``final_layernorm`` and a head ``lm_head`` (V × H) with a bias (V).

@@ -11,7 +11,6 @@ are experts and ``(i + 1) % decoder_sparse_step == 0``; the other layers have a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
@@ -21,14 +20,15 @@ from shapecalc.core.declare import Built, Reference, choice, flag, indices, size
 from shapecalc.core.dims import Dim, count_str, dim_str, floor_div, known, shape_str
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain, multiply, parallel, residual, summed
+from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Child, Leaf, ModuleList, Node, Repeat, split_name
+from shapecalc.layers._embedding import Embedding
+from shapecalc.layers._linear import Linear
+from shapecalc.layers._norm import RMSNorm
 from shapecalc.layers.activation import Sigmoid, SiLU
-from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.functional import Rotary, ScaledDotProductAttention, SplitHeads
-from shapecalc.layers.linear import Linear
-from shapecalc.layers.norm import RMSNorm
 
 __all__ = ["MAX_RUNS", "QwenMoE", "qwen_moe"]
 
@@ -147,7 +147,7 @@ def _member(
     )
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class QwenMoE(GroupedQueryLM):
     """A Qwen mixture of experts: token embedding (V × H), L blocks of RMSNorm, attention
     with rotary positions and RMSNorm, an MLP, a final RMSNorm and a head (V × H, or the

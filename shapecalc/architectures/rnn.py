@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _recurrent as lm
 from shapecalc.architectures._recurrent import RecurrentLanguageModel
 from shapecalc.core.declare import choice
+from shapecalc.core.frozen import frozen
 from shapecalc.layers.recurrent import NONLINEARITIES, RNN
 
 __all__ = ["RNNLanguageModel", "rnn_lm"]
 
 
-@dataclass(frozen=True)
+@frozen
 class RNNLanguageModel(RecurrentLanguageModel):
     """An RNN language model: embedding (V -> E), L-layer Elman RNN (H), head (-> V);
     h_t = tanh(W_ih x_t + W_hh h_(t-1) + b).

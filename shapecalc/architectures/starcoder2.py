@@ -8,7 +8,6 @@ embedding unless told otherwise. Every projection and norm has a bias (``use_bia
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
@@ -16,19 +15,20 @@ from shapecalc.architectures._transformer import TransformerLM
 from shapecalc.core.declare import Built, flag
 from shapecalc.core.dims import dim_str
 from shapecalc.core.flow import chain, parallel, residual
+from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
+from shapecalc.layers._embedding import Embedding
+from shapecalc.layers._linear import Linear
 from shapecalc.layers.activation import GELU
-from shapecalc.layers.embedding import Embedding
 from shapecalc.layers.functional import Rotary, ScaledDotProductAttention
-from shapecalc.layers.linear import Linear
 from shapecalc.layers.norm import LayerNorm
 
 __all__ = ["StarCoder2", "starcoder2"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class StarCoder2(TransformerLM):
     """StarCoder2: token embedding ``embed_tokens`` (V × H), L blocks, a final LayerNorm
     ``norm`` and a head ``lm_head`` (V × H), the token embedding itself unless

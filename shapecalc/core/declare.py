@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from shapecalc.core.dims import Dim, Expr, as_size, symbol
 from shapecalc.core.errors import InvalidArgumentError, echo, refuse_arrays
+from shapecalc.core.frozen import FrozenMethods
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Node
 
@@ -238,7 +239,7 @@ def _size_fields(cls: type[Architecture]) -> tuple[tuple[str, str, Any], ...]:
     return found
 
 
-class Architecture:
+class Architecture(FrozenMethods):
     """Base of every architecture: subclasses are frozen dataclasses whose fields are made
     with :func:`size`, :func:`flag`, :func:`choice` and :func:`number`, and which define
     :meth:`build`. Instances check their arguments when made (:meth:`check` adds rules

@@ -76,6 +76,13 @@ def _symbol_key(name: str) -> tuple[int, str]:
 
 
 def _monomial_key(mono: Monomial) -> tuple[int, list[int], list[tuple[str, int]]]:
+    found = _KEYS.get(mono)
+    if found is None:  # a model's formulas sort the same few monomials again and again
+        found = _KEYS[mono] = _monomial_key_of(mono)
+    return found
+
+
+def _monomial_key_of(mono: Monomial) -> tuple[int, list[int], list[tuple[str, int]]]:
     powers = dict(mono)
     degree = sum(powers.values())
     leading = [-powers.get(name, 0) for name in _TERM_ORDER]
@@ -84,10 +91,25 @@ def _monomial_key(mono: Monomial) -> tuple[int, list[int], list[tuple[str, int]]
 
 
 def _mul_monomials(a: Monomial, b: Monomial) -> Monomial:
+    found = _PRODUCTS.get((a, b))
+    if found is None:  # the same few products, made by every layer of a model
+        found = _PRODUCTS[a, b] = _mul_monomials_of(a, b)
+    return found
+
+
+#: memos of the two functions above (monomials are few: products of a model's sizes)
+_KEYS: dict[Monomial, tuple[int, list[int], list[tuple[str, int]]]] = {}
+_PRODUCTS: dict[tuple[Monomial, Monomial], Monomial] = {}
+
+
+def _mul_monomials_of(a: Monomial, b: Monomial) -> Monomial:
     powers: dict[str, int] = dict(a)
     for name, power in b:
         powers[name] = powers.get(name, 0) + power
     return tuple(sorted(powers.items(), key=lambda item: _symbol_key(item[0])))
+
+
+_new = object.__new__
 
 
 class Expr:
@@ -109,7 +131,6 @@ class Expr:
                 f"shapecalc.symbol('H') and arithmetic), got {type(terms).__name__}"
             )
         self._terms = {mono: coef for mono, coef in terms.items() if coef != 0}
-        self._hash = hash(frozenset(self._terms.items()))
 
     # -- construction -------------------------------------------------------------------
     @staticmethod
@@ -117,9 +138,11 @@ class Expr:
         nonzero = {mono: coef for mono, coef in terms.items() if coef != 0}
         if not nonzero:
             return 0
-        if list(nonzero) == [()]:
+        if len(nonzero) == 1 and () in nonzero:
             return nonzero[()]
-        return Expr(nonzero)
+        made = _new(Expr)  # Expr(nonzero) without checking and filtering it again
+        made._terms = nonzero
+        return made
 
     @staticmethod
     def _terms_of(value: Dim) -> dict[Monomial, int]:
@@ -155,8 +178,9 @@ class Expr:
         if not isinstance(other, (int, Expr)):
             return NotImplemented
         terms: dict[Monomial, int] = {}
+        theirs = Expr._terms_of(other).items()
         for mono_a, coef_a in self._terms.items():
-            for mono_b, coef_b in Expr._terms_of(other).items():
+            for mono_b, coef_b in theirs:
                 mono = _mul_monomials(mono_a, mono_b)
                 terms[mono] = terms.get(mono, 0) + coef_a * coef_b
         return Expr._make(terms)
@@ -182,7 +206,11 @@ class Expr:
         return False  # an Expr is never constant, so never equal to an int
 
     def __hash__(self) -> int:
-        return self._hash
+        try:
+            return self._hash
+        except AttributeError:  # worked out when first asked for: most are never hashed
+            self._hash = hash(frozenset(self._terms.items()))
+            return self._hash
 
     # -- inspection ---------------------------------------------------------------------
     @property
@@ -259,11 +287,21 @@ class Expr:
     def __str__(self) -> str:
         """Readable form, thousands separators in the coefficients as in counts:
         ``8·L·H² + 2·V·H``, ``1,120,833·H``."""
-        return self._render("·", _superscript, _unicode_name, number=_grouped)
+        key = (0, *self._terms.items())
+        found = _RENDERED.get(key)
+        if found is None:
+            found = self._render("·", _superscript, _unicode_name, number=_grouped)
+            _remember(key, found)
+        return found
 
     def ascii(self) -> str:
         """Python/sympy syntax: ``8*H**2 + 2*V*H + V``."""
-        return self._render("*", lambda p: f"**{p}", _ascii_name)
+        key = (1, *self._terms.items())
+        found = _RENDERED.get(key)
+        if found is None:
+            found = self._render("*", _ascii_power, _ascii_name)
+            _remember(key, found)
+        return found
 
     def grouped(self) -> str:
         """The same as ``str``: thousands separators in the coefficients, ``34,824·B·T``."""
@@ -514,6 +552,23 @@ def _join_term(
     if first:
         return ("-" if coef < 0 else "") + body
     return (" - " if coef < 0 else " + ") + body
+
+
+#: the text of expressions already written, by form and terms: a model's formulas write
+#: the same few again and again (every layer's, its description's, its subtotals)
+_RENDERED: dict[tuple[Any, ...], str] = {}
+#: the most kept (a sweep may write many); then it starts again
+MAX_RENDERED = 4096
+
+
+def _remember(key: tuple[Any, ...], text: str) -> None:
+    if len(_RENDERED) >= MAX_RENDERED:
+        _RENDERED.clear()
+    _RENDERED[key] = text
+
+
+def _ascii_power(power: int) -> str:
+    return f"**{power}"
 
 
 def _superscript(power: int) -> str:

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from shapecalc.core.frozen import FrozenMethods, frozen
 
 __all__ = ["ACTIVATIONS", "HFType", "Reference", "config_for", "model_types_of", "reference_of"]
 
@@ -54,8 +56,8 @@ ACTIVATIONS = (
 )
 
 
-@dataclass(frozen=True)
-class Reference:
+@frozen
+class Reference(FrozenMethods):
     """A model class of another library and the arguments that make this configuration:
     ``transformers.<model>._from_config(transformers.<config>(**config), **options)``."""
 
@@ -67,8 +69,8 @@ class Reference:
     library: str = "transformers"
 
 
-@dataclass(frozen=True)
-class HFType:
+@frozen
+class HFType(FrozenMethods):
     """One ``model_type`` an architecture serves."""
 
     model_type: str

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, NoReturn
 
 from shapecalc.core.dims import Dim, Expr, as_size, dim_str, int_text, known, product
 from shapecalc.core.errors import ShapeError, field_error, refuse_arrays
+from shapecalc.core.frozen import FrozenMethods
 
 __all__ = [
     "REGISTERED",
@@ -204,8 +205,9 @@ def register(cls: type[LayerSpec]) -> type[LayerSpec]:
 _FLAGS: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
 
-class LayerSpec:
-    """Base of every layer spec (subclasses are frozen dataclasses)."""
+class LayerSpec(FrozenMethods):
+    """Base of every layer spec (subclasses are frozen dataclasses, made by
+    :func:`~shapecalc.core.frozen.frozen`)."""
 
     kind: ClassVar[str]
     #: the docs page the kind is listed on (recurrent, linear, embedding, conv, norm, ...)

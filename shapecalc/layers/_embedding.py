@@ -5,11 +5,11 @@ language model loads only what it builds. Import it from
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, int_text, known
 from shapecalc.core.errors import echo
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 
 __all__ = ["Embedding"]
@@ -61,7 +61,7 @@ class _Table(LayerSpec):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class Embedding(_Table):
     """``nn.Embedding(num_embeddings, embedding_dim, ...)``: a lookup table, one row per token.
 

@@ -4,10 +4,10 @@ Linear layers loads only what it builds. Import it from :mod:`shapecalc.layers.l
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, product
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._shapes import bias_adds, check_features, one_input
 
@@ -15,7 +15,7 @@ __all__ = ["Linear"]
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class Linear(LayerSpec):
     """``nn.Linear(in_features, out_features, bias=True)``: ``y = x·Wᵀ + b``.
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, count_str, dim_str, product, shape_str
 from shapecalc.core.errors import echo
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, less_than, register
 
 __all__ = ["LSTM", "MAX_LISTED_LAYERS", "NONLINEARITIES", "RecurrentSpec", "layer_range"]
@@ -338,7 +338,7 @@ class RecurrentSpec(LayerSpec):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class LSTM(RecurrentSpec):
     """``nn.LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
     dropout=0.0, bidirectional=False, proj_size=0)``.

@@ -15,12 +15,13 @@ input it is about to overwrite (ReLU6, SiLU, Mish, Hardswish keep that copy).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, product
 from shapecalc.core.errors import echo
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
+from shapecalc.layers._activation import SiLU, _Activation, _InPlace
 from shapecalc.layers._shapes import check_features, one_input
 
 __all__ = [
@@ -42,7 +43,7 @@ __all__ = [
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class PReLU(LayerSpec):
     """``nn.PReLU(num_parameters=1, init=0.25)``: max(0, x) + a·min(0, x) with a learned a,
     one shared or one per channel.
@@ -93,61 +94,6 @@ class PReLU(LayerSpec):
         )
 
 
-@dataclass(frozen=True)
-class _Activation(LayerSpec):
-    """An activation without parameters: any input shape (a scalar too) to the same shape,
-    a fixed number of FLOPs per number, and one tensor of that shape kept for backward.
-    A kind whose only argument is ``inplace`` (or that has none) subclasses
-    :class:`_InPlace` (or this class) without a dataclass decorator of its own: the fields
-    are the same, and each decorator costs the import about half a millisecond."""
-
-    family: ClassVar[str] = "activation"
-    example: ClassVar[dict[str, Any]] = {}
-    formula_args: ClassVar[dict[str, Any]] = {}
-    example_input: ClassVar[tuple[Shape, ...]] = ((32, 64, 28, 28),)
-    #: FLOPs per number, and how they are counted
-    flops: ClassVar[int]
-    rule: ClassVar[str]
-    #: what autograd keeps: the call's "input" or its "output" (the result)
-    keeps: ClassVar[str] = "input"
-    #: in place: "output" (the result, in the input's storage) or "copy" (of the input,
-    #: taken before it is overwritten)
-    keeps_in_place: ClassVar[str] = "output"
-
-    def params(self) -> Iterator[Param]:
-        return iter(())
-
-    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
-        """The input shape, of any rank (a scalar too)."""
-        return (one_input(self, inputs, least=0),)
-
-    def elementwise(self, shape: Shape) -> tuple[Dim, str]:
-        """The FLOPs on an input of this shape, and their rule."""
-        return self.flops * product(shape), self.rule
-
-    def work(self, *inputs: Shape) -> Work:
-        """The FLOPs of :meth:`elementwise`; keeps the input or the result (of the input's
-        shape), or in place a copy of the input."""
-        outputs = self.output_shapes(*inputs)
-        shape = outputs[0]
-        other, rule = self.elementwise(shape)
-        inplace = bool(getattr(self, "inplace", False))
-        keeps = self.keeps_in_place if inplace else self.keeps
-        kept = (
-            Stored("input before the in-place change", shape)
-            if keeps == "copy"
-            else Stored("result" if keeps == "output" else "input", shape, of=keeps)
-        )
-        return Work(outputs, other=other, other_rule=rule, saved=(kept,), inplace=inplace)
-
-
-@dataclass(frozen=True)
-class _InPlace(_Activation):
-    """An activation whose one argument is ``inplace``."""
-
-    inplace: bool = False
-
-
 @register
 class ReLU(_InPlace):
     """``nn.ReLU(inplace=False)``: max(0, x).
@@ -175,7 +121,7 @@ class ReLU6(_InPlace):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class LeakyReLU(_Activation):
     """``nn.LeakyReLU(negative_slope=0.01, inplace=False)``: x, or negative_slope·x below
     0."""
@@ -194,7 +140,7 @@ class LeakyReLU(_Activation):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class ELU(_Activation):
     """``nn.ELU(alpha=1.0, inplace=False)``: x, or alpha·(exp(x) - 1) below 0."""
 
@@ -211,7 +157,7 @@ class ELU(_Activation):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class GELU(_Activation):
     """``nn.GELU(approximate='none')``: x·Φ(x), Φ the standard normal's distribution
     function (``'none'``, through erf) or its tanh approximation (``'tanh'``)."""
@@ -229,17 +175,6 @@ class GELU(_Activation):
             rule = "x³ (2), ×0.044715, +x, ×√(2/π), tanh, +1, ×0.5 and ×x: 9 per number"
             return 9 * product(shape), rule
         return 5 * product(shape), "x/√2, erf, +1, ×0.5 and ×x: 5 per number"
-
-
-@register
-class SiLU(_InPlace):
-    """``nn.SiLU(inplace=False)``: x·σ(x) (swish)."""
-
-    kind: ClassVar[str] = "SiLU"
-    summary: ClassVar[str] = "x·σ(x) (swish); no parameters"
-    flops: ClassVar[int] = 2
-    rule: ClassVar[str] = "a sigmoid and a multiply, 2 per number"
-    keeps_in_place: ClassVar[str] = "copy"
 
 
 @register
@@ -287,7 +222,7 @@ class Hardswish(_InPlace):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class Softplus(_Activation):
     """``nn.Softplus(beta=1.0, threshold=20.0)``: log(1 + exp(beta·x))/beta, and x where
     beta·x > threshold."""
@@ -338,7 +273,7 @@ class _Softmax(_Activation):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class Softmax(_Softmax):
     """``nn.Softmax(dim=None)``: exp(x) / sum(exp(x)) along dim."""
 
@@ -350,7 +285,7 @@ class Softmax(_Softmax):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class LogSoftmax(_Softmax):
     """``nn.LogSoftmax(dim=None)``: x - log(sum(exp(x))) along dim."""
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, known, product, same_size, shape_str
 from shapecalc.core.errors import ShapecalcError
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._shapes import check_features
 from shapecalc.layers.linear import Linear
@@ -34,7 +34,7 @@ def _nested(prefix: str, spec: LayerSpec, what: str) -> Iterator[Param]:
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class MultiheadAttention(LayerSpec):
     """``nn.MultiheadAttention(embed_dim, num_heads, dropout=0.0, bias=True,
     add_bias_kv=False, add_zero_attn=False, kdim=None, vdim=None, batch_first=False)``.
@@ -262,7 +262,7 @@ class MultiheadAttention(LayerSpec):
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class _TransformerLayer(LayerSpec):
     """The constructor arguments, checks and parameters both Transformer layers share."""
 

@@ -13,11 +13,11 @@ a tuple of letters) are refused here at once.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, Expr, dim_str, int_text, known, product, shape_str
 from shapecalc.core.errors import echo
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register, shown
 from shapecalc.layers._shapes import (
     bias_adds,
@@ -350,7 +350,7 @@ def _divide(value: Dim, by: int) -> Dim:
     return value // by
 
 
-@dataclass(frozen=True)
+@frozen
 class _Conv(_ConvBase):
     in_channels: Dim
     out_channels: Dim
@@ -363,7 +363,7 @@ class _Conv(_ConvBase):
     padding_mode: str = "zeros"
 
 
-@dataclass(frozen=True)
+@frozen
 class _ConvTranspose(_ConvBase):
     in_channels: Dim
     out_channels: Dim

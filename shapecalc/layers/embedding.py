@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, product, shape_str
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import Shape, Stored, Work, register
 from shapecalc.layers._embedding import Embedding, _Table
 from shapecalc.layers._shapes import one_input
@@ -14,7 +14,7 @@ __all__ = ["Embedding", "EmbeddingBag"]
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class EmbeddingBag(_Table):
     """``nn.EmbeddingBag(num_embeddings, embedding_dim, max_norm=None, norm_type=2.0,
     scale_grad_by_freq=False, mode='mean', sparse=False, include_last_offset=False,

@@ -17,52 +17,18 @@ and the torch bridge runs each with torch's own functions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import ClassVar
 
-from shapecalc.core.dims import Dim, dim_str, floor_div, known, product, same_size, shape_str
-from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work
+from shapecalc.core.dims import Dim, floor_div, product, same_size, shape_str
+from shapecalc.core.frozen import frozen
+from shapecalc.core.spec import Shape, Stored, Work
+from shapecalc.layers._function import Chunk, Select, _Function, _heads_of
 
 __all__ = ["Chunk", "Pick", "Rotary", "ScaledDotProductAttention", "Select", "SplitHeads"]
 
 
-class _Function(LayerSpec):
-    """A step without tensors of its own."""
-
-    family: ClassVar[str] = "functional"
-
-    def params(self) -> Iterator[Param]:
-        return iter(())
-
-
-def _heads_of(spec: LayerSpec, shape: Shape, heads: Dim, head_dim: Dim, what: str) -> Shape:
-    """(*batch, T) of a tensor given flat (*batch, T, heads·head_dim) or split
-    (*batch, T, heads, head_dim); refuses other sizes, naming both. One head fits both
-    ways, (B, 1, D) flat with T = 1 and (B, T, 1, D) split: split from rank 4, as the torch
-    bridge splits, whatever T happens to be (a number or a letter)."""
-    split = len(shape) >= 3 and shape[-1] == head_dim and shape[-2] == heads
-    flat = len(shape) >= 2 and shape[-1] == heads * head_dim
-    if split and flat:  # one head
-        split = len(shape) >= 4
-        flat = not split
-    if not (split or flat):  # sizes as names: not known to differ; flat unless split fits
-        flat = len(shape) >= 2 and same_size(shape[-1], heads * head_dim)
-        split = not flat and len(shape) >= 3 and same_size(shape[-1], head_dim)
-        split = split and same_size(shape[-2], heads)
-    if split:
-        return shape[:-2]
-    if flat:
-        return shape[:-1]
-    spec._fail_shape(
-        f"{what} {shape_str(shape)} is neither (..., T, {dim_str(heads * head_dim)}) nor "
-        f"(..., T, {dim_str(heads)}, {dim_str(head_dim)}) ({dim_str(heads)} heads of "
-        f"{dim_str(head_dim)})",
-        shape,
-    )
-
-
-@dataclass(frozen=True)
+@frozen
 class ScaledDotProductAttention(_Function):
     """``softmax(q·kᵀ/√d + mask)·v`` per head: ``num_heads`` query heads sharing
     ``num_kv_heads`` key and value heads (grouped-query attention; 1 is multi-query), each
@@ -130,7 +96,7 @@ class ScaledDotProductAttention(_Function):
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class Rotary(_Function):
     """Rotary position embedding (RoPE) on queries or keys: each pair of the first
     ``rotated`` numbers of every head turned by an angle of its position. No parameters:
@@ -175,7 +141,7 @@ class Rotary(_Function):
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class SplitHeads(_Function):
     """The last dimension viewed as (heads, head_dim): a view, no compute."""
 
@@ -195,35 +161,7 @@ class SplitHeads(_Function):
         return Work(self.output_shapes(*inputs), inplace=True)
 
 
-@dataclass(frozen=True)
-class Chunk(_Function):
-    """The last dimension split into parts of the given sizes (a fused q, k, v or gate and
-    up projection); every part is passed on. Views: no compute."""
-
-    sizes: tuple[Dim, ...]
-
-    kind: ClassVar[str] = "chunk"
-    summary: ClassVar[str] = "splits the last dimension into parts"
-    passes_all: ClassVar[bool] = True
-
-    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
-        if len(inputs) != 1 or not inputs[0]:
-            self._fail_shape(f"takes one input with a last dimension, got {inputs}", inputs)
-        shape = inputs[0]
-        whole = sum(self.sizes, start=0)
-        if not same_size(shape[-1], whole):
-            self._fail_shape(
-                f"input {shape_str(shape)} has {dim_str(shape[-1])} at its last dim, expected "
-                f"{' + '.join(dim_str(s) for s in self.sizes)} = {dim_str(whole)}",
-                shape,
-            )
-        return tuple((*shape[:-1], size) for size in self.sizes)
-
-    def work(self, *inputs: Shape) -> Work:
-        return Work(self.output_shapes(*inputs), views=True)
-
-
-@dataclass(frozen=True)
+@frozen
 class Pick(_Function):
     """Passes on input ``index`` of several (a block that takes a layer's output and the
     residual, as BERT's ``BertSelfOutput`` does): no compute, no copy."""
@@ -240,27 +178,3 @@ class Pick(_Function):
 
     def work(self, *inputs: Shape) -> Work:
         return Work(self.output_shapes(*inputs), inplace=True, aliases=self.index)
-
-
-@dataclass(frozen=True)
-class Select(_Function):
-    """One index of a dimension, which drops it (``x[:, 0]``: the first token): a view."""
-
-    dim: int
-    index: int = 0
-
-    kind: ClassVar[str] = "select"
-    summary: ClassVar[str] = "one index of a dimension (x[:, 0])"
-
-    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
-        if len(inputs) != 1 or not -len(inputs[0]) <= self.dim < len(inputs[0]):
-            self._fail_shape(f"takes one input with a dim {self.dim}, got {inputs}", inputs)
-        shape = list(inputs[0])
-        length = known(shape[self.dim])
-        if length is not None and not 0 <= self.index < length:
-            self._fail_shape(f"index {self.index} is outside dim {self.dim} of {length}", inputs)
-        del shape[self.dim]
-        return (tuple(shape),)
-
-    def work(self, *inputs: Shape) -> Work:
-        return Work(self.output_shapes(*inputs), inplace=True)

@@ -11,17 +11,17 @@ tensors of its own (the projections around it are the model's ``Linear`` layers)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, product, same_size, shape_str
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import Shape, Stored, Work
-from shapecalc.layers.functional import _Function, _heads_of
+from shapecalc.layers._function import _Function, _heads_of
 
 __all__ = ["LatentAttention"]
 
 
-@dataclass(frozen=True)
+@frozen
 class LatentAttention(_Function):
     """``softmax(q·kᵀ·scale + mask)·v`` for ``num_heads`` heads whose queries and keys have
     two parts: ``nope_dim`` numbers without positions and ``rope_dim`` turned by rotary

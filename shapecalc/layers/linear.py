@@ -4,11 +4,11 @@ are built from (``Identity``, ``Dropout``, ``Flatten``)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, product, same_size
 from shapecalc.core.errors import echo
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._linear import Linear
 from shapecalc.layers._shapes import bias_adds, check_features, one_input
@@ -17,7 +17,7 @@ __all__ = ["Bilinear", "Dropout", "Flatten", "Identity", "Linear"]
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class Bilinear(LayerSpec):
     """``nn.Bilinear(in1_features, in2_features, out_features, bias=True)``:
     y = x1ᵀ·A·x2 + b, one in1 × in2 matrix per output.
@@ -97,7 +97,7 @@ class Bilinear(LayerSpec):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class Identity(LayerSpec):
     """``nn.Identity()``: returns its input; no parameters (torch ignores any arguments)."""
 
@@ -119,7 +119,7 @@ class Identity(LayerSpec):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class Dropout(LayerSpec):
     """``nn.Dropout(p=0.5, inplace=False)``: zeroes elements in training; no parameters."""
 
@@ -158,7 +158,7 @@ class Dropout(LayerSpec):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class Flatten(LayerSpec):
     """``nn.Flatten(start_dim=1, end_dim=-1)``: merges dims start_dim..end_dim.
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.core.dims import Dim, as_size, dim_str, known, product, same_size, shape_str
+from shapecalc.core.dims import Dim, dim_str, known, product, shape_str
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
+from shapecalc.layers._norm import RMSNorm, _norm_work, _ShapeNorm
 from shapecalc.layers._shapes import check_features, one_input
 
 __all__ = [
@@ -28,34 +29,6 @@ __all__ = [
     "LayerNorm",
     "RMSNorm",
 ]
-
-
-def _norm_work(
-    outputs: tuple[Shape, ...], shape: Shape, groups: Dim, scale: bool, shift: bool, rms: bool
-) -> Work:
-    """A normalisation in training mode over ``groups`` sets of numbers: statistics,
-    normalising and the affine step, per number; keeps the input and per set the
-    statistics backward needs (mean and 1/std; 1/rms alone for RMSNorm)."""
-    numbers = product(shape)
-    per = (3 if rms else 6) + (1 if scale else 0) + (1 if shift else 0)
-    rule = (
-        "per number: square and add (2), multiply by 1/rms (1)"
-        if rms
-        else "per number: mean (1), variance (3), subtract and multiply by 1/std (2)"
-    )
-    rule += ", scale (1)" if scale else ""
-    rule += ", shift (1)" if shift else ""
-    if rms:  # composed of plain ops: x, 1/rms and (for the scale's gradient) x/rms
-        stats: tuple[Stored, ...] = (Stored("1/rms per row", (groups,)),)
-        stats += (Stored("normalised input", shape),) if scale else ()
-    else:
-        stats = (Stored("mean and 1/std per set", (groups,), copies=2),)
-    return Work(
-        outputs,
-        other=per * numbers,
-        other_rule=rule,
-        saved=(Stored("input", shape, of="input"), *stats),
-    )
 
 
 class _NormBase(LayerSpec):
@@ -129,7 +102,7 @@ class _NormBase(LayerSpec):
         return True
 
 
-@dataclass(frozen=True)
+@frozen
 class _BatchNorm(_NormBase):
     num_features: Dim
     eps: float = 1e-5
@@ -139,7 +112,7 @@ class _BatchNorm(_NormBase):
     bias: bool = True
 
 
-@dataclass(frozen=True)
+@frozen
 class _InstanceNorm(_NormBase):
     num_features: Dim
     eps: float = 1e-5
@@ -235,52 +208,8 @@ class InstanceNorm3d(_InstanceNorm):
     ranks: ClassVar[tuple[int, ...]] = (4, 5)
 
 
-class _ShapeNorm(LayerSpec):
-    """LayerNorm and RMSNorm: parameters shaped like the normalised trailing dimensions."""
-
-    normalized_shape: Any
-    family: ClassVar[str] = "norm"
-
-    def _normalize_shape(self) -> None:
-        value = self.normalized_shape
-        items = tuple(value) if isinstance(value, (tuple, list)) else (value,)
-        label = self.label("normalized_shape")
-        sizes = tuple(
-            as_size(item, owner=label, field="normalized_shape", minimum=0) for item in items
-        )
-        object.__setattr__(self, "normalized_shape", sizes[0] if len(sizes) == 1 else sizes)
-
-    @property
-    def dims(self) -> tuple[Dim, ...]:
-        value = self.normalized_shape
-        return tuple(value) if isinstance(value, tuple) else (value,)
-
-    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
-        """The input shape, once its trailing dimensions equal normalized_shape."""
-        shape = one_input(self, inputs)
-        dims = self.dims
-        tail = shape[len(shape) - len(dims) :] if len(shape) >= len(dims) else ()
-        if len(tail) != len(dims) or not all(
-            same_size(a, b) for a, b in zip(tail, dims, strict=True)
-        ):
-            self._fail_shape(
-                f"input {shape_str(shape)} must end in normalized_shape {shape_str(dims)}",
-                shape,
-            )
-        return (shape,)
-
-    def work(self, *inputs: Shape) -> Work:
-        """Statistics per row: every leading dimension before normalized_shape."""
-        outputs = self.output_shapes(*inputs)
-        shape = inputs[0]
-        rows = product(shape[: len(shape) - len(self.dims)])
-        affine: bool = getattr(self, "elementwise_affine", False)
-        shift = affine and bool(getattr(self, "bias", False))
-        return _norm_work(outputs, shape, rows, affine, shift, rms=self.kind == "RMSNorm")
-
-
 @register
-@dataclass(frozen=True)
+@frozen
 class LayerNorm(_ShapeNorm):
     """``nn.LayerNorm(normalized_shape, eps=1e-05, elementwise_affine=True, bias=True)``.
 
@@ -316,34 +245,7 @@ class LayerNorm(_ShapeNorm):
 
 
 @register
-@dataclass(frozen=True)
-class RMSNorm(_ShapeNorm):
-    """``nn.RMSNorm(normalized_shape, eps=None, elementwise_affine=True)``: a scale, no shift."""
-
-    normalized_shape: Any
-    eps: float | None = None
-    elementwise_affine: bool = True
-
-    kind: ClassVar[str] = "RMSNorm"
-    summary: ClassVar[str] = "root-mean-square norm of the last dims: weight only"
-    example: ClassVar[dict[str, Any]] = {"normalized_shape": 4096}
-    formula_args: ClassVar[dict[str, Any]] = {"normalized_shape": "D"}
-    example_input: ClassVar[tuple[Shape, ...]] = ((1, 2048, 4096),)
-    bool_fields: ClassVar[tuple[str, ...]] = ("elementwise_affine",)
-
-    def __post_init__(self) -> None:
-        self._check_fields()
-        self._normalize_shape()
-        self._check_number("eps", optional=True)
-
-    def params(self) -> Iterator[Param]:
-        if self.elementwise_affine:
-            dims = self.dims
-            yield Param("weight", dims, f"scale per normalised element: {shape_str(dims)}")
-
-
-@register
-@dataclass(frozen=True)
+@frozen
 class GroupNorm(LayerSpec):
     """``nn.GroupNorm(num_groups, num_channels, eps=1e-05, affine=True, *, bias=True)``.
 

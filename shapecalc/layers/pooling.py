@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, floor_div, product, shape_str
 from shapecalc.core.errors import echo
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._shapes import conv_out, non_empty, one_input, tuple_of
 
@@ -146,7 +146,7 @@ class _WindowPool(_Pool):
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class _MaxPool(_WindowPool):
     kernel_size: Any
     stride: Any = None
@@ -161,7 +161,7 @@ class _MaxPool(_WindowPool):
         return tuple_of(self, "dilation", self.dims, minimum=1, one_for_all=True)
 
 
-@dataclass(frozen=True)
+@frozen
 class _AvgPool(_WindowPool):
     kernel_size: Any
     stride: Any = None
@@ -177,7 +177,7 @@ class _AvgPool(_WindowPool):
         return (Stored("input", shape, of="input"),)
 
 
-@dataclass(frozen=True)
+@frozen
 class _AvgPoolDivisor(_AvgPool):
     divisor_override: int | None = None
 
@@ -392,14 +392,14 @@ class _AdaptivePool(_Pool):
         return Work(outputs, other=other, other_rule=rule, saved=kept)
 
 
-@dataclass(frozen=True)
+@frozen
 class _AdaptiveAvgPool(_AdaptivePool):
     output_size: Any
 
     averages: ClassVar[bool] = True
 
 
-@dataclass(frozen=True)
+@frozen
 class _AdaptiveMaxPool(_AdaptivePool):
     output_size: Any
     return_indices: bool = False
@@ -508,7 +508,7 @@ INTERPOLATING = {"linear": 3, "bilinear": 7, "bicubic": 31, "trilinear": 15}
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class Upsample(LayerSpec):
     """``nn.Upsample(size=None, scale_factor=None, mode='nearest', align_corners=None,
     recompute_scale_factor=None)``: resizes the spatial dimensions to size, or to

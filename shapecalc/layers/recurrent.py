@@ -18,10 +18,10 @@ one layer, one direction, one time step: ``weight_ih``, ``weight_hh``, ``bias_ih
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, count_str, product
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._lstm import (
     GATE_RULE,
@@ -40,7 +40,7 @@ __all__ = ["GRU", "LSTM", "RNN", "CellSpec", "GRUCell", "LSTMCell", "RNNCell", "
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class GRU(RecurrentSpec):
     """``nn.GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
     dropout=0.0, bidirectional=False)``: 3 gates, r z n.
@@ -88,7 +88,7 @@ class GRU(RecurrentSpec):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class RNN(RecurrentSpec):
     """``nn.RNN(input_size, hidden_size, num_layers=1, nonlinearity='tanh', bias=True,
     batch_first=False, dropout=0.0, bidirectional=False)``: h_t = tanh(W_ih x + W_hh h + b).
@@ -173,7 +173,7 @@ class CellSpec(LayerSpec):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class LSTMCell(CellSpec):
     """``nn.LSTMCell(input_size, hidden_size, bias=True)``.
 
@@ -196,7 +196,7 @@ class LSTMCell(CellSpec):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class GRUCell(CellSpec):
     """``nn.GRUCell(input_size, hidden_size, bias=True)``."""
 
@@ -213,7 +213,7 @@ class GRUCell(CellSpec):
 
 
 @register
-@dataclass(frozen=True)
+@frozen
 class RNNCell(CellSpec):
     """``nn.RNNCell(input_size, hidden_size, bias=True, nonlinearity='tanh')``.
 

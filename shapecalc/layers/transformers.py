@@ -13,14 +13,15 @@ list them; the architectures use them, and the torch bridge builds them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import ClassVar
 
 from shapecalc.core.choices import EXPERT_LAYOUTS
 from shapecalc.core.dims import Dim, dim_str, floor_div, known, product, same_size, shape_str
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work
+from shapecalc.layers._experts import EXPERT_NAMES, Experts, TopkRouter
+from shapecalc.layers._function import _Function, _heads_of
 from shapecalc.layers._shapes import bias_adds, check_features, one_input
-from shapecalc.layers.functional import _Function, _heads_of
 
 __all__ = [
     "EXPERT_LAYOUTS",
@@ -35,15 +36,8 @@ __all__ = [
     "TopkRouter",
 ]
 
-#: how checkpoint files name one expert's three matrices, in the order they list them:
-#: (name, which projection)
-EXPERT_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
-    "numbered": (("w1", "gate"), ("w2", "down"), ("w3", "up")),
-    "gated": (("gate_proj", "gate"), ("up_proj", "up"), ("down_proj", "down")),
-}
 
-
-@dataclass(frozen=True)
+@frozen
 class Conv1D(LayerSpec):
     """``transformers.pytorch_utils.Conv1D(nf, nx)``: ``y = x·W + b`` with the weight
     stored (nx, nf), in then out, the transpose of ``nn.Linear``'s (GPT-2's ``c_attn``,
@@ -88,189 +82,7 @@ class Conv1D(LayerSpec):
         )
 
 
-@dataclass(frozen=True)
-class Experts(LayerSpec):
-    """The experts of a mixture-of-experts MLP (Mixtral): ``num_experts`` SwiGLU MLPs
-    of ``intermediate_size``, each token sent to ``top_k`` of them by the router.
-
-    ``layout="fused"`` names them as ``transformers`` 5 builds them: ``gate_up_proj``
-    (E, 2·I, H) and ``down_proj`` (E, H, I), with no ``.weight``; ``"checkpoint"`` as
-    checkpoint files store them, each expert a module of its own, named as ``naming``
-    says: Mixtral's ``{e}.w1.weight`` (I, H) the gate, ``{e}.w2.weight`` (H, I) the down
-    and ``{e}.w3.weight`` (I, H) the up projection (``"numbered"``), or
-    ``{e}.gate_proj.weight``, ``{e}.up_proj.weight`` and ``{e}.down_proj.weight``
-    (``"gated"``: Qwen MoE, DeepSeek, GLM). The same numbers either way: 3·E·H·I.
-
-    Inputs: the tokens (…, H) and the router's logits (…, E)."""
-
-    num_experts: Dim
-    hidden_size: Dim
-    intermediate_size: Dim
-    top_k: Dim = 2
-    layout: str = "fused"
-    naming: str = "numbered"
-
-    kind: ClassVar[str] = "Experts"
-    family: ClassVar[str] = "transformers"
-    summary: ClassVar[str] = "the SwiGLU experts of a mixture of experts"
-    size_fields: ClassVar[dict[str, int]] = {
-        "num_experts": 1,
-        "hidden_size": 1,
-        "intermediate_size": 1,
-        "top_k": 1,
-    }
-
-    def __post_init__(self) -> None:
-        self._check_fields()
-        self._check_choice("layout", EXPERT_LAYOUTS)
-        self._check_choice("naming", tuple(EXPERT_NAMES))
-        k, e = known(self.top_k), known(self.num_experts)
-        if k is not None and e is not None and k > e:
-            self._fail(
-                "top_k",
-                self.top_k,
-                "top_k must be at most num_experts",
-                f"{k} > {e}",
-                "num_experts",
-            )
-
-    routed: ClassVar[bool] = True
-
-    def active(self) -> Dim:
-        """The top_k experts a token is sent to: 3·H·I each."""
-        return self.top_k * 3 * self.hidden_size * self.intermediate_size
-
-    def params(self) -> Iterator[Param]:
-        e, h, i = self.num_experts, self.hidden_size, self.intermediate_size
-        if self.layout == "fused":
-            yield Param(
-                "gate_up_proj",
-                (e, 2 * i, h),
-                f"every expert's gate and up projections, stacked: {dim_str(e)} × "
-                f"(2 × {dim_str(i)} × {dim_str(h)})",
-            )
-            yield Param(
-                "down_proj",
-                (e, h, i),
-                f"every expert's down projection: {dim_str(e)} × ({dim_str(h)} × {dim_str(i)})",
-            )
-            return
-        n = known(e)
-        numbers = range(n) if n is not None else None
-        last = dim_str(e - 1).replace(" ", "")
-        shapes = {"gate": (i, h), "up": (i, h), "down": (h, i)}
-        for name, part in EXPERT_NAMES[self.naming]:
-            shape = shapes[part]
-            what = f"{part} projection" + (f" ({name})" if name[0] == "w" else "")
-            yield Param(
-                f"{{0..{last}}}.{name}.weight",
-                shape,
-                f"one expert's {what}, stored (out, in); one per expert, {dim_str(e)} experts",
-                repeat=e,
-                layers=numbers,
-            )
-
-    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
-        """The tokens (…, H) and the router's logits (…, E) -> (…, H)."""
-        if len(inputs) != 2:
-            self._fail_shape(f"takes the tokens and the router's logits, got {inputs}", inputs)
-        tokens, logits = inputs
-        check_features(self, tokens, -1, self.hidden_size, "hidden_size")
-        check_features(self, logits, -1, self.num_experts, "num_experts")
-        return (tokens,)
-
-    def work(self, *inputs: Shape) -> Work:
-        """Each token through top_k experts: 3·H·I MACs per expert it visits. Elementwise:
-        the router's softmax (5 per logit) and top-k (1 per logit), SiLU (2) and the gate
-        times up (1) per intermediate number, the weighted sum of the experts' outputs (2
-        per output number and expert). Kept, as autograd keeps them in transformers' eager
-        loop over the experts: the softmax of the logits and the top-k choices (int64);
-        per visit (a token at one of its experts) the token gathered, the expert's output
-        and its weighted output (3·H), the gate and up outputs, SiLU's output and the down
-        projection's input (4·I), the routing weight, and the token's row and slot (int64)."""
-        outputs = self.output_shapes(*inputs)
-        tokens = product(inputs[0][:-1])
-        visits = tokens * self.top_k
-        h, i = self.hidden_size, self.intermediate_size
-        return Work(
-            outputs,
-            macs=visits * 3 * h * i,
-            other=tokens * 6 * self.num_experts + visits * (3 * i + 2 * h),
-            other_rule="router softmax and top-k (6 per logit), SiLU and gate·up (3 per "
-            "intermediate number), weighted sum (2 per output number and expert)",
-            saved=(
-                Stored("softmax of the router's logits", (tokens, self.num_experts)),
-                Stored("the experts chosen", (tokens, self.top_k), itemsize=8),
-                Stored(
-                    "the token, the expert's output and the weighted output per visit",
-                    (visits, 3 * h),
-                ),
-                Stored(
-                    "gate, up, SiLU(gate) and the down projection's input per visit",
-                    (visits, 4 * i),
-                ),
-                Stored("routing weight per visit", (visits, 1)),
-                Stored("the token's row and slot per visit", (visits, 2), itemsize=8),
-            ),
-        )
-
-
-@dataclass(frozen=True)
-class TopkRouter(LayerSpec):
-    """The router of a mixture whose gate holds more than a linear layer (DeepSeek-V3,
-    GLM-4.5): ``weight`` (E, H), a score per expert for each token, and with
-    ``correction_bias`` the buffer ``e_score_correction_bias`` (E,), added to the scores
-    to choose the experts (not to weigh them), set by load balancing rather than trained.
-    Output: the scores (…, E)."""
-
-    hidden_size: Dim
-    num_experts: Dim
-    correction_bias: bool = True
-
-    kind: ClassVar[str] = "TopkRouter"
-    family: ClassVar[str] = "transformers"
-    summary: ClassVar[str] = "a score per expert for each token"
-    size_fields: ClassVar[dict[str, int]] = {"hidden_size": 1, "num_experts": 1}
-    bool_fields: ClassVar[tuple[str, ...]] = ("correction_bias",)
-
-    def __post_init__(self) -> None:
-        self._check_fields()
-
-    def params(self) -> Iterator[Param]:
-        h, e = self.hidden_size, self.num_experts
-        yield Param(
-            "weight",
-            (e, h),
-            f"a score per expert: {dim_str(h)} in -> {dim_str(e)} out, stored (out, in)",
-        )
-
-    def buffers(self) -> Iterator[Param]:
-        if self.correction_bias:
-            yield Param(
-                "e_score_correction_bias",
-                (self.num_experts,),
-                "added to each expert's score to choose, not to weigh: set by load "
-                "balancing, not trained",
-                trainable=False,
-            )
-
-    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
-        """(*, H) -> (*, E)."""
-        shape = one_input(self, inputs)
-        check_features(self, shape, -1, self.hidden_size, "hidden_size")
-        return ((*shape[:-1], self.num_experts),)
-
-    def work(self, *inputs: Shape) -> Work:
-        """H·E MACs per token (the scores, in fp32 as transformers computes them)."""
-        outputs = self.output_shapes(*inputs)
-        return Work(
-            outputs,
-            macs=product(inputs[0][:-1]) * self.hidden_size * self.num_experts,
-            saved=(Stored("input", inputs[0], of="input"),),
-        )
-
-
-@dataclass(frozen=True)
+@frozen
 class Bias(LayerSpec):
     """A bias a module holds itself, outside its layers: BERT's ``cls.predictions.bias``
     (V,), which the decoder's bias shares. Adds ``features`` numbers to its input."""
@@ -303,7 +115,7 @@ class Bias(LayerSpec):
 MXFP4_BLOCK = 32
 
 
-@dataclass(frozen=True)
+@frozen
 class GptOssExperts(LayerSpec):
     """The experts of gpt-oss: ``num_experts`` MLPs with biases and a clamped SwiGLU,
     each token sent to ``top_k`` of them by the router, weighted by the softmax of its
@@ -497,7 +309,7 @@ class GptOssExperts(LayerSpec):
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class Sinks(LayerSpec):
     """gpt-oss's attention sinks: one learned logit per query head, ``sinks`` (A,), held by
     the attention module itself. Each head's softmax takes it as one more column beside
@@ -530,7 +342,7 @@ class Sinks(LayerSpec):
         return Work(self.output_shapes(*inputs))
 
 
-@dataclass(frozen=True)
+@frozen
 class SinkAttention(_Function):
     """Attention with sinks, as gpt-oss's eager attention computes it: per head the scores
     ``q·kᵀ/√d`` (causal mask added), one more column holding the head's sink logit, a

@@ -7,13 +7,15 @@ width: what does not fit moves whole to the next line, and only what is longer t
 
 from __future__ import annotations
 
+import itertools
+import operator
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from shapecalc.adapters.checkpoint import BUFFER_NAMES, is_buffer_name, paused_gc
+from shapecalc.adapters.checkpoint import BUFFER_NAMES, buffer_flags, paused_gc
 from shapecalc.core.dims import count_noun, shape_str
 from shapecalc.core.errors import printable
 from shapecalc.core.units import human_bytes, human_count
@@ -48,13 +50,16 @@ def listing(inspection: Inspection) -> Listing:
     torch registered them, a checkpoint's by name (:func:`is_buffer_name`)."""
     model = inspection.model
     if model is None:
-        entries = inspection.entries
-        flags = tuple(is_buffer_name(e.name) for e in entries)
-        buffered = sum(e.count for e, b in zip(entries, flags, strict=True) if b)
-        counted = sum(
-            e.count for e, b in zip(entries, flags, strict=True) if not b and not e.tied_to
-        )
-        return Listing(entries, flags, counted, buffered, "name")
+        entries = inspection.entries  # a checkpoint's hundreds of thousands: a column a pass
+        flags = buffer_flags(list(map(_name, entries)))
+        counts = list(map(_count, entries))
+        buffered = sum(itertools.compress(counts, flags))
+        tied = list(map(_tied_to, entries))
+        if any(tied):
+            counted = sum(c for c, b, t in zip(counts, flags, tied, strict=True) if not b and not t)
+        else:
+            counted = sum(counts) - buffered
+        return Listing(entries, tuple(flags), counted, buffered, "name")
     from shapecalc.adapters.targets import Entry
     from shapecalc.adapters.torch_bridge import ModuleModel
     from shapecalc.core.model import full_name
@@ -87,6 +92,10 @@ def listing(inspection: Inspection) -> Listing:
     return Listing(
         tuple(listed), tuple(marks), inspection.total, buffered, "module", reused, model.notes
     )
+
+
+_name, _count = operator.attrgetter("name"), operator.attrgetter("count")
+_tied_to = operator.attrgetter("tied_to")
 
 
 def buffer_note(shown: Listing) -> str | None:

@@ -649,3 +649,11 @@ def test_a_prediction_layers_tensor_of_the_wrong_shape_is_reported(
     assert [(m.name, m.found) for m in check.wrong_shape] == [(name, shape)]
     assert name in check.held
     assert run(["inspect", str(folder)]).exit_code == 1
+
+
+def test_a_prediction_layers_tensor_of_no_known_shape_is_said_unchecked(tmp_path: Path) -> None:
+    name = "model.layers.3.mystery.weight"
+    folder = v3_folder(tmp_path, "checkpoint", damage={name: ("BF16", (3,))})
+    check = check_folder(str(folder))
+    assert check.ok and name in check.held
+    assert any("1 held tensors" in n and name in n for n in check.notes)

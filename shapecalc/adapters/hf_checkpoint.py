@@ -434,6 +434,7 @@ def _match(
         )
     # the prediction layers: each known name against the shape it must have
     block = fp8_blocks(hf.config)
+    unchecked: list[str] = []  # held names of no known shape
     if held and isinstance(layers, int):
         mtp = _mtp_shapes(expected, held, layers)
         for name, tensor in held_stored.items():
@@ -441,7 +442,9 @@ def _match(
             if must is None and block and name.endswith(".weight_scale_inv"):
                 owner = mtp.get(name[: -len("_scale_inv")])
                 must = _scale_shape(owner, block) if owner and len(owner) == 2 else None
-            if must is not None and tensor.shape != must:
+            if must is None:
+                unchecked.append(name)
+            elif tensor.shape != must:
                 wrong_shape.append(Mismatch(name, must, tensor.shape))
     ignored = [
         n for n in stored if n not in used and any(re.search(p, n) for p in hf.family.dropped)
@@ -491,6 +494,7 @@ def _match(
         "tied_absent": tuple(n for n, _ in tied_absent),
         "quantized": tuple(quantized_found),
         "held": tuple(held),
+        "held_unchecked": tuple(unchecked),
         "matched": len(matched),
         "dtype": want,
     }
@@ -619,6 +623,7 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
         with contextlib.suppress(InvalidArgumentError):
             layouts.insert(0, ("checkpoint files", hf.checkpoint_model()))
     refused: InvalidArgumentError | None = None
+    exact = _exact(hf, layouts)
     for label, model in layouts:
         try:
             _countable(model, len(checkpoint.tensors), path)
@@ -628,7 +633,7 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
         names = _loaded_names(hf, [t.name for t in checkpoint.tensors], model)
         stored = {names[t.name]: t for t in checkpoint.tensors}
         absent = frozenset(_loaded_names(hf, list(lost), model).values()) if lost else frozenset()
-        found = _match(hf, model, stored, dtype, _exact(hf, layouts), absent)
+        found = _match(hf, model, stored, dtype, exact, absent)
         score = len(found["missing"]) + len(found["unexpected"]) + len(found["wrong_shape"])
         if best is None or score < best[0]:
             best = (score, label, model, found, names)
@@ -640,6 +645,7 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
     stored_as = {v: k for k, v in names.items()}  # what the files call them
     found["ignored"] = tuple(stored_as[n] for n in found["ignored"])
     found["held"] = tuple(stored_as[n] for n in found["held"])
+    unchecked = [stored_as[n] for n in found.pop("held_unchecked")]
     found["unexpected"] = tuple((stored_as[n], s, d) for n, s, d in found["unexpected"])
     notes = []
     if hf.quantization:
@@ -654,7 +660,7 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
                 f"quantized ({method}, blocks of {block[0]} × {block[1]}): every weight keeps "
                 "its shape, each weight_scale_inv one scale per block of its weight: all checked"
             )
-        elif _exact(hf, layouts):
+        elif exact:
             notes.append(
                 f"quantized ({method}): the experts' weights are stored as the checkpoint "
                 "layout's blocks and scales, each of its own dtype: all checked"
@@ -664,6 +670,13 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
                 f"quantized ({method}{f', {bits} bits' if bits else ''}): the linear layers' "
                 "weights are stored in its own tensors and dtypes, not the config's shapes"
             )
+    if unchecked:
+        shown = ", ".join(shown_name(n, 80) for n in unchecked[:3])
+        more = f" and {len(unchecked) - 3:,} more" if len(unchecked) > 3 else ""
+        notes.append(
+            f"{len(unchecked):,} held tensors of the prediction layers are not checked: "
+            f"shapecalc does not know their shapes ({shown}{more})"
+        )
     return FolderCheck(
         folder=source.label,
         hf=hf,

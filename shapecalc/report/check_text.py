@@ -51,7 +51,7 @@ def check_lines(check: FolderCheck) -> list[str]:
         more = f" and {len(check.held) - 3:,} more" if len(check.held) > 3 else ""
         lines.append(
             f"  held      {shown}{more}: held by the checkpoint, not loaded by transformers "
-            "(multi-token prediction layers)"
+            "(multi-token prediction layers; the shapes of their known tensors checked)"
         )
     if check.quantized:
         stored = sum(len(parts) for _, parts in check.quantized)

@@ -368,9 +368,19 @@ def _write(path: Path, tensors: dict[str, tuple[str, tuple[int, ...]]]) -> None:
     path.write_bytes(struct.pack("<Q", len(text)) + text + bytes(offset))
 
 
-def v3_folder(tmp_path: Path, layout: str, scale: tuple[int, int] | None = None) -> Path:
+Damage = dict[str, tuple[str, tuple[int, ...]] | None]
+
+
+def v3_folder(
+    tmp_path: Path,
+    layout: str,
+    scale: tuple[int, int] | None = None,
+    damage: Damage | None = None,
+) -> Path:
     """A sharded DeepSeek-V3-like download: fp8 weights with 128 × 128 block scales, the
-    multi-token prediction layer after the last, experts one by one or fused."""
+    routers' e_score_correction_bias buffers in float32 (as save_pretrained writes them),
+    the multi-token prediction layer after the last, experts one by one or fused;
+    ``damage``: tensors changed (None: left out)."""
     config = {
         **V3,
         "hidden_size": 160,
@@ -402,6 +412,9 @@ def v3_folder(tmp_path: Path, layout: str, scale: tuple[int, int] | None = None)
             tensors[module + ".weight_scale_inv"] = ("F32", scale or want)
         else:
             tensors[name] = ("BF16", dims)
+    for name, shape in model.named_buffers():
+        if "rotary_emb" not in name:
+            tensors[name] = ("F32", tuple(int(d) for d in shape))
     last = config["num_hidden_layers"]
     mtp = {
         f"model.layers.{last}.enorm.weight": ("BF16", (160,)),
@@ -414,6 +427,11 @@ def v3_folder(tmp_path: Path, layout: str, scale: tuple[int, int] | None = None)
         f"model.layers.{last}.self_attn.kv_a_layernorm.weight": ("BF16", (12,)),
     }
     tensors.update(mtp)
+    for name, value in (damage or {}).items():
+        if value is None:
+            del tensors[name]
+        else:
+            tensors[name] = value
     names = sorted(tensors)
     half = len(names) // 2
     shards = {"model-00001-of-00002.safetensors": names[:half]}
@@ -467,7 +485,8 @@ def test_a_huge_expert_count_against_one_tensor_is_counted_not_listed(tmp_path: 
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
     check = report.get("check", report)
-    assert check["layout"] == "transformers" and len(check["missing"]) == 29
+    # (28 parameters and the router's e_score_correction_bias buffer)
+    assert check["layout"] == "transformers" and len(check["missing"]) == 30
 
 
 # -- published configs ----------------------------------------------------------------------
@@ -497,6 +516,11 @@ def test_a_glm_download_holds_its_prediction_layer_apart(tmp_path: Path) -> None
     (tmp_path / "config.json").write_text(json.dumps(config))
     model = hf_model(config).checkpoint_model()
     tensors = {n: ("F32", tuple(int(d) for d in s)) for n, s in model.named_parameters()}
+    tensors |= {
+        n: ("F32", tuple(int(d) for d in s))
+        for n, s in model.named_buffers()
+        if "rotary_emb" not in n
+    }
     tensors["model.layers.3.eh_proj.weight"] = ("F32", (32, 64))
     tensors["model.layers.3.mlp.experts.0.up_proj.weight"] = ("F32", (8, 32))
     _write(tmp_path / "model.safetensors", tensors)
@@ -527,3 +551,110 @@ def test_block_scaled_fp8_configs_are_counted_with_a_note() -> None:
         from_hf_config(gptq)
     allowed = from_hf_config(DEEPSEEK_V3, allow=("quantization_config",))
     assert not any("fp8 in blocks" in note for note in allowed.notes)
+
+
+# -- inspect: an fp8 download checked tensor by tensor ---------------------------------------
+EXPERT = "model.layers.1.mlp.experts.3.gate_proj"
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [
+        (EXPERT + ".weight", (7, 160)),
+        ("model.layers.1.self_attn.o_proj.weight", (160, 16)),
+        ("model.layers.1.mlp.shared_experts.up_proj.weight", (7, 160)),
+    ],
+)
+def test_an_fp8_weight_of_the_wrong_shape_is_reported(
+    tmp_path: Path, name: str, shape: tuple[int, ...]
+) -> None:
+    """A block-scaled fp8 checkpoint keeps every weight's shape: a wrong one is not passed
+    as "stored by the quantization" (the scale beside it is right for its block count)."""
+    folder = v3_folder(tmp_path, "checkpoint", damage={name: ("F8_E4M3", shape)})
+    check = check_folder(str(folder))
+    assert check.layout == "checkpoint files"
+    assert [m.name for m in check.wrong_shape] == [name]
+    assert not check.missing and not check.unexpected
+    assert run(["inspect", str(folder)]).exit_code == 1
+
+
+def test_one_wrong_expert_scale_keeps_the_layout(tmp_path: Path) -> None:
+    folder = v3_folder(
+        tmp_path, "checkpoint", damage={EXPERT + ".weight_scale_inv": ("F32", (1, 3))}
+    )
+    check = check_folder(str(folder))
+    assert check.layout == "checkpoint files"
+    assert [(m.name, m.expected, m.found) for m in check.wrong_shape] == [
+        (EXPERT + ".weight_scale_inv", (1, 2), (1, 3))
+    ]
+    result = run(["inspect", str(folder)], 200)
+    assert result.exit_code == 1 and "the experts as checkpoint files hold them" in result.stdout
+
+
+def test_a_missing_block_scale_is_said_missing(tmp_path: Path) -> None:
+    folder = v3_folder(tmp_path, "checkpoint", damage={EXPERT + ".weight_scale_inv": None})
+    check = check_folder(str(folder))
+    assert check.missing == ((EXPERT + ".weight_scale_inv", (1, 2)),)
+    assert not check.wrong_dtype and not check.wrong_shape
+    result = run(["inspect", str(folder)], 200)
+    assert result.exit_code == 1 and f"missing     {EXPERT}.weight_scale_inv" in result.stdout
+    assert "float8" not in result.stdout.split("Against")[1]
+
+
+def test_the_routers_buffers_are_expected_in_their_own_dtype(tmp_path: Path) -> None:
+    folder = v3_folder(tmp_path, "checkpoint")
+    check = check_folder(str(folder))
+    assert check.ok and check.dtype == "bfloat16"
+    (tmp_path / "b").mkdir()
+    gone = v3_folder(
+        tmp_path / "b",
+        "checkpoint",
+        damage={
+            "model.layers.2.mlp.gate.e_score_correction_bias": None,
+        },
+    )
+    assert check_folder(str(gone)).missing == (
+        ("model.layers.2.mlp.gate.e_score_correction_bias", (4,)),
+    )
+
+
+def test_a_saved_v3_with_its_buffers_agrees(tmp_path: Path) -> None:
+    """save_pretrained writes the router's persistent e_score_correction_bias."""
+    module = built({**V3, "architectures": ["DeepseekV3ForCausalLM"]}, device="cpu")
+    module.save_pretrained(tmp_path)
+    check = check_folder(str(tmp_path))
+    assert check.ok, (check.missing, check.unexpected, check.wrong_shape, check.wrong_dtype)
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [
+        ("model.layers.3.eh_proj.weight", (160, 160)),
+        ("model.layers.3.eh_proj.weight_scale_inv", (2, 2)),
+        ("model.layers.3.enorm.weight", (16,)),
+        ("model.layers.3.shared_head.head.weight", (49, 160)),
+        ("model.layers.3.embed_tokens.weight", (50, 16)),
+        ("model.layers.3.self_attn.kv_a_layernorm.weight", (13,)),
+        ("model.layers.3.mlp.experts.0.up_proj.weight", (9, 160)),
+        ("model.layers.3.mlp.gate.e_score_correction_bias", (5,)),
+    ],
+)
+def test_a_prediction_layers_tensor_of_the_wrong_shape_is_reported(
+    tmp_path: Path, name: str, shape: tuple[int, ...]
+) -> None:
+    """The multi-token prediction layer: a decoder layer with experts, enorm and hnorm
+    (H), eh_proj (H, 2·H), shared_head.norm (H), shared_head.head and embed_tokens (V, H)."""
+    dtype = "F8_E4M3" if name.endswith("proj.weight") else "F32"
+    folder = v3_folder(tmp_path, "checkpoint", damage={name: (dtype, shape)})
+    check = check_folder(str(folder))
+    assert [(m.name, m.found) for m in check.wrong_shape] == [(name, shape)]
+    assert name in check.held
+    assert run(["inspect", str(folder)]).exit_code == 1
+
+
+def test_a_prediction_layers_tensor_of_no_known_shape_is_said_unchecked(tmp_path: Path) -> None:
+    name = "model.layers.3.mystery.weight"
+    folder = v3_folder(tmp_path, "checkpoint", damage={name: ("BF16", (3,))})
+    check = check_folder(str(folder))
+    assert check.ok and name in check.held
+    assert any("1 held tensors" in n and name in n for n in check.notes)

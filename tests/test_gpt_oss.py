@@ -388,6 +388,18 @@ def test_inspect_reports_a_wrong_block_and_a_float_block(tmp_path: Path) -> None
     assert [(m.expected, m.found) for m in check.wrong_dtype] == [("uint8", "bfloat16")]
 
 
+def test_inspect_checks_every_tensor_of_an_mxfp4_checkpoint(tmp_path: Path) -> None:
+    """The checkpoint layout is what an MXFP4 download stores, tensor for tensor: a bf16
+    weight of the wrong shape is not passed as "stored by the quantization"."""
+    name = "model__layers__0__self_attn__q_proj__weight"
+    folder = mxfp4_folder(tmp_path, **{name: ("BF16", [64, 20])})
+    check = check_folder(str(folder))
+    assert check.layout == "checkpoint files" and not check.quantized
+    assert [m.name for m in check.wrong_shape] == [name.replace("__", ".")]
+    assert not check.missing and not check.unexpected
+    assert run(["inspect", str(tmp_path)]).exit_code == 1
+
+
 # -- the command line ------------------------------------------------------------------------------
 ARGS = [
     "gpt-oss",

@@ -315,15 +315,64 @@ def _block_scales(
     return owners, wrong
 
 
+def _mtp_shapes(
+    expected: dict[str, tuple[int, ...]], held: list[str], first: int
+) -> dict[str, tuple[int, ...]]:
+    """The shapes the multi-token prediction layers (``layers.{first}`` on) must have: a
+    decoder layer of the model's mixture kind (its last layer with experts, renumbered),
+    ``enorm`` and ``hnorm`` (H), ``eh_proj`` (H, 2·H), ``shared_head.norm`` (H),
+    ``shared_head.head`` and ``embed_tokens`` (V, H), as DeepSeek-V3's checkpoint names
+    them. Only these are checked; any other held name is not."""
+    embed = next((n for n in expected if n.endswith("embed_tokens.weight")), None)
+    if embed is None or len(expected[embed]) != 2:
+        return {}
+    prefix = embed[: -len("embed_tokens.weight")]
+    vocab, hidden = expected[embed]
+    layer = re.compile(rf"^{re.escape(prefix)}layers\.(\d+)\.(.+)$")
+    by_layer: dict[int, dict[str, tuple[int, ...]]] = {}
+    for name, shape in expected.items():
+        m = layer.match(name)
+        if m:
+            by_layer.setdefault(int(m.group(1)), {})[m.group(2)] = shape
+    if not by_layer:
+        return {}
+    mixed = [i for i, names in by_layer.items() if any(".experts." in n for n in names)]
+    source = by_layer[max(mixed) if mixed else max(by_layer)]
+    numbers = {int(m.group(1)) for n in held if (m := layer.match(n))}
+    out: dict[str, tuple[int, ...]] = {}
+    for index in sorted(i for i in numbers if i >= first):
+        own = {
+            "enorm.weight": (hidden,),
+            "hnorm.weight": (hidden,),
+            "eh_proj.weight": (hidden, 2 * hidden),
+            "shared_head.norm.weight": (hidden,),
+            "shared_head.head.weight": (vocab, hidden),
+            "embed_tokens.weight": (vocab, hidden),
+        }
+        for rest, shape in {**source, **own}.items():
+            out[f"{prefix}layers.{index}.{rest}"] = shape
+    return out
+
+
+def _scale_shape(shape: tuple[int, ...], block: tuple[int, int]) -> tuple[int, int]:
+    return -(-shape[0] // block[0]), -(-shape[1] // block[1])
+
+
 def _match(
     hf: HFModel,
     model: Model,
     stored: dict[str, Tensor],
     dtype: str | None,
+    exact: bool = False,
+    absent: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """One layout's account of the stored tensors against ``model``."""
-    held_names = _held(hf, hf.architecture.arguments().get("layers"))
+    """One layout's account of the stored tensors against ``model`` (``exact``: the
+    quantization's stored tensors are modelled, every one is checked; ``absent``: names
+    in a shard the folder lacks, counted with that shard, not listed one by one)."""
+    layers = hf.architecture.arguments().get("layers")
+    held_names = _held(hf, layers)
     held = [n for n in stored if held_names is not None and held_names.search(n)]
+    held_stored = {n: stored[n] for n in held}
     if held:
         stored = {n: t for n, t in stored.items() if n not in set(held)}
     expected = {
@@ -333,8 +382,21 @@ def _match(
     tied = {k for k, v in model.ties.items() if v in expected}
     for name in tied:
         expected[name] = expected[model.ties[name]]
+    # persistent buffers (a router's e_score_correction_bias) are saved with the weights,
+    # in a dtype of their own; those the family drops on load are not expected
+    buffers = {
+        name: tuple(d for d in shape if isinstance(d, int))
+        for name, shape in model.named_buffers()
+        if name not in expected and not any(re.search(p, name) for p in hf.family.dropped)
+    }
+    params = expected
+    expected = {**params, **buffers}
     quantization = hf.quantization
-    quantized = _quantizable(model, list(expected), dict(quantization)) if quantization else set()
+    quantized = (
+        _quantizable(model, list(params), dict(quantization))
+        if quantization and not exact
+        else set()
+    )
     missing: list[tuple[str, tuple[int, ...]]] = []
     tied_absent: list[tuple[str, tuple[int, ...]]] = []
     wrong_shape: list[Mismatch] = []
@@ -352,6 +414,8 @@ def _match(
                 quantized_found.append((name, parts))
                 continue
         if tensor is None:
+            if name in absent:
+                continue  # its shard is missing: said once, with the shard
             (tied_absent if name in tied else missing).append((name, shape))
             continue
         used.add(name)
@@ -368,6 +432,20 @@ def _match(
         quantized_found.extend(
             (w, (w, *sorted(by_weight[w]))) for w in sorted(by_weight) if w in used
         )
+    # the prediction layers: each known name against the shape it must have
+    block = fp8_blocks(hf.config)
+    unchecked: list[str] = []  # held names of no known shape
+    if held and isinstance(layers, int):
+        mtp = _mtp_shapes(expected, held, layers)
+        for name, tensor in held_stored.items():
+            must = mtp.get(name)
+            if must is None and block and name.endswith(".weight_scale_inv"):
+                owner = mtp.get(name[: -len("_scale_inv")])
+                must = _scale_shape(owner, block) if owner and len(owner) == 2 else None
+            if must is None:
+                unchecked.append(name)
+            elif tensor.shape != must:
+                wrong_shape.append(Mismatch(name, must, tensor.shape))
     ignored = [
         n for n in stored if n not in used and any(re.search(p, n) for p in hf.family.dropped)
     ]
@@ -376,7 +454,7 @@ def _match(
         for n, t in stored.items()
         if n not in used and n not in ignored
     ]
-    if quantization:  # a quantized model's scales and zero points, under its modules
+    if quantized:  # a quantized model's scales and zero points, under its modules
         modules = {q.rsplit(".", 1)[0] + "." for q in quantized}
         extra = [u for u in unexpected if any(u[0].startswith(m) for m in modules)]
         unexpected = [u for u in unexpected if u not in extra]
@@ -385,7 +463,7 @@ def _match(
     own = _own_dtypes(model, matched)  # tensors stored in a dtype of their own (uint8 blocks)
     counts: dict[str, int] = {}
     for n in matched:
-        if n not in own:
+        if n not in own and n not in buffers:
             d = _dtype(stored[n].dtype)
             counts[d] = counts.get(d, 0) + 1
     want = dtype or (max(counts, key=lambda d: counts[d]) if counts else None)
@@ -394,6 +472,17 @@ def _match(
         if n in scaled:
             continue
         found, wanted = _dtype(stored[n].dtype), own.get(n, want if want in floats else None)
+        if (
+            block
+            and found.startswith("float8")
+            and n.endswith(".weight")
+            and len(params.get(n, ())) == 2
+        ):
+            # an fp8 weight of a block-scaled checkpoint without its scale
+            missing.append((n + "_scale_inv", _scale_shape(params[n], block)))
+            continue
+        if n in buffers and found in ("float32", wanted):
+            continue  # a buffer may keep its own dtype (float32)
         if wanted is not None and found != wanted:
             wrong_dtype.append(Mismatch(n, wanted, found))
     return {
@@ -405,6 +494,7 @@ def _match(
         "tied_absent": tuple(n for n, _ in tied_absent),
         "quantized": tuple(quantized_found),
         "held": tuple(held),
+        "held_unchecked": tuple(unchecked),
         "matched": len(matched),
         "dtype": want,
     }
@@ -458,6 +548,54 @@ def _countable(model: Model, stored: int, path: str) -> None:
         )
 
 
+def _exact(hf: HFModel, layouts: list[tuple[str, Model]]) -> bool:
+    """Whether shapecalc models every tensor the config's quantization stores: a
+    block-scaled fp8 checkpoint keeps every weight's shape (and adds its scales); an MXFP4
+    one is the checkpoint layout's blocks and scales, each of its own dtype. Any other
+    quantization stores tensors shapecalc does not model."""
+    if fp8_blocks(hf.config) is not None:
+        return True
+    method = (hf.quantization or {}).get("quant_method")
+    return method == "mxfp4" and any(
+        row.param.dtype
+        for label, model in layouts
+        if label != "transformers"
+        for row in model.rows()
+    )
+
+
+def _lost(folder: str) -> dict[str, str]:
+    """The tensors an index puts in shards the folder does not hold -> that shard."""
+    index = next((n for n in INDEXES if os.path.isfile(os.path.join(folder, n))), None)
+    if index is None:
+        return {}
+    try:
+        weight_map = _index(folder, index)
+    except (ShapecalcError, OSError):
+        return {}  # said by read_folder
+    present = {f: os.path.isfile(os.path.join(folder, f)) for f in set(weight_map.values())}
+    return {name: file for name, file in weight_map.items() if not present[file]}
+
+
+def _lost_first(problems: list[str], lost: dict[str, str]) -> list[str]:
+    """The index's problems, each missing shard first, with the count of its tensors and
+    a few of their names (not one line per tensor missing)."""
+    by_file: dict[str, list[str]] = {}
+    for name, file in lost.items():
+        by_file.setdefault(file, []).append(name)
+    first: list[str] = []
+    rest: list[str] = []
+    for problem in problems:
+        shard = next((f for f in by_file if problem.startswith(f"shard {f} ")), None)
+        if shard is None:
+            rest.append(problem)
+            continue
+        names = by_file[shard]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3:,} more" if len(names) > 3 else "")
+        first.append(f"{problem}: its {len(names):,} tensors are missing ({shown})")
+    return first + rest
+
+
 def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
     """The folder's (or cached Hub id's) weights against its config.json (``allow``: the
     config's fields to count the model without, as ``shapecalc hf --allow-field``)."""
@@ -474,6 +612,9 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
             rule=err.rule,
         ) from None
     checkpoint, index_problems = read_folder(source.folder)
+    lost = _lost(source.folder)
+    if lost:  # the cause first, and what it takes away counted, not listed
+        index_problems = _lost_first(index_problems, lost)
     dtype = hf.dtype if hf.dtype in TORCH_DTYPES.values() else None
     best: tuple[int, str, Model, dict[str, Any], dict[str, str]] | None = None
     layouts = [("transformers", hf.model())]
@@ -482,6 +623,7 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
         with contextlib.suppress(InvalidArgumentError):
             layouts.insert(0, ("checkpoint files", hf.checkpoint_model()))
     refused: InvalidArgumentError | None = None
+    exact = _exact(hf, layouts)
     for label, model in layouts:
         try:
             _countable(model, len(checkpoint.tensors), path)
@@ -490,7 +632,8 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
             continue
         names = _loaded_names(hf, [t.name for t in checkpoint.tensors], model)
         stored = {names[t.name]: t for t in checkpoint.tensors}
-        found = _match(hf, model, stored, dtype)
+        absent = frozenset(_loaded_names(hf, list(lost), model).values()) if lost else frozenset()
+        found = _match(hf, model, stored, dtype, exact, absent)
         score = len(found["missing"]) + len(found["unexpected"]) + len(found["wrong_shape"])
         if best is None or score < best[0]:
             best = (score, label, model, found, names)
@@ -502,6 +645,7 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
     stored_as = {v: k for k, v in names.items()}  # what the files call them
     found["ignored"] = tuple(stored_as[n] for n in found["ignored"])
     found["held"] = tuple(stored_as[n] for n in found["held"])
+    unchecked = [stored_as[n] for n in found.pop("held_unchecked")]
     found["unexpected"] = tuple((stored_as[n], s, d) for n, s, d in found["unexpected"])
     notes = []
     if hf.quantization:
@@ -510,9 +654,28 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
         method = shown_name(method, 30) if isinstance(method, str) else "a quantization"
         bits = hf.quantization.get("bits") or (hf.quantization.get("load_in_4bit") and 4)
         bits = shown_value(bits, 12) if bits else None
+        block = fp8_blocks(hf.config)
+        if block is not None:
+            notes.append(
+                f"quantized ({method}, blocks of {block[0]} × {block[1]}): every weight keeps "
+                "its shape, each weight_scale_inv one scale per block of its weight: all checked"
+            )
+        elif exact:
+            notes.append(
+                f"quantized ({method}): the experts' weights are stored as the checkpoint "
+                "layout's blocks and scales, each of its own dtype: all checked"
+            )
+        else:
+            notes.append(
+                f"quantized ({method}{f', {bits} bits' if bits else ''}): the linear layers' "
+                "weights are stored in its own tensors and dtypes, not the config's shapes"
+            )
+    if unchecked:
+        shown = ", ".join(shown_name(n, 80) for n in unchecked[:3])
+        more = f" and {len(unchecked) - 3:,} more" if len(unchecked) > 3 else ""
         notes.append(
-            f"quantized ({method}{f', {bits} bits' if bits else ''}): the linear layers' "
-            "weights are stored in its own tensors and dtypes, not the config's shapes"
+            f"{len(unchecked):,} held tensors of the prediction layers are not checked: "
+            f"shapecalc does not know their shapes ({shown}{more})"
         )
     return FolderCheck(
         folder=source.label,

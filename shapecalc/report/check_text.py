@@ -51,7 +51,7 @@ def check_lines(check: FolderCheck) -> list[str]:
         more = f" and {len(check.held) - 3:,} more" if len(check.held) > 3 else ""
         lines.append(
             f"  held      {shown}{more}: held by the checkpoint, not loaded by transformers "
-            "(multi-token prediction layers)"
+            "(multi-token prediction layers; the shapes of their known tensors checked)"
         )
     if check.quantized:
         stored = sum(len(parts) for _, parts in check.quantized)
@@ -59,6 +59,8 @@ def check_lines(check: FolderCheck) -> list[str]:
             f"  quantized {len(check.quantized):,} weights of linear layers, stored as "
             f"{stored:,} tensors of the quantization"
         )
+    for problem in check.index_problems:  # a missing shard: the cause before the rest
+        lines.append(f"  index       {printable(problem)}")
     for name, shape in check.missing:
         lines.append(f"  missing     {printable(name)} {_shape(shape)}")
     for name, shape, dtype in check.unexpected:
@@ -73,8 +75,6 @@ def check_lines(check: FolderCheck) -> list[str]:
             f"  dtype       {printable(m.name)}: the config says {m.expected}, "
             f"the file holds {m.found}"
         )
-    for problem in check.index_problems:
-        lines.append(f"  index       {printable(problem)}")
     if check.ok:
         lines.append("The checkpoint agrees with its config.")
     else:

@@ -477,15 +477,9 @@ class LLaMA(GroupedQueryLM):
                 value=True,
                 rule="fused_gate_up needs a dense MLP (experts 0)",
             )
-        e, k = known(self.experts), known(self.top_k)
-        if self.experts != 0 and e is not None and k is not None and k > e:
-            raise InvalidArgumentError(
-                f"experts_per_token must be at most experts ({k} > {e})",
-                layer=self.owner(),
-                field="experts_per_token",
-                value=k,
-                rule="experts_per_token <= experts",
-            )
+        tf.check_top_k(
+            self.owner(), self.experts, self.top_k, default=self.experts_per_token is None
+        )
 
     @property
     def top_k(self) -> Dim:

@@ -360,15 +360,7 @@ class QwenMoE(GroupedQueryLM):
         self._divides(
             "kv_heads", self.heads, self.kv, "kv_heads must divide heads (query heads per group)"
         )
-        e, k = known(self.experts), known(self.experts_per_token)
-        if e and k is not None and k > e:
-            raise InvalidArgumentError(
-                f"experts_per_token must be at most experts ({k} > {e})",
-                layer=self.owner(),
-                field="experts_per_token",
-                value=k,
-                rule="experts_per_token <= experts",
-            )
+        tf.check_top_k(self.owner(), self.experts, self.experts_per_token)
         n = known(self.layers)
         past = [i for i in self.dense_layers if n is not None and i >= n]
         if past:

@@ -33,9 +33,11 @@ if TYPE_CHECKING:
 __all__ = [
     "HEADS",
     "LABEL_KEYS",
+    "NO_TOP_K_RULE",
     "SIZE_KEYS",
     "TOP_K_RULE",
     "TransformerLM",
+    "check_no_top_k",
     "check_top_k",
     "context",
     "dropout",
@@ -90,6 +92,24 @@ def check_top_k(owner: str, experts: Dim, top_k: Dim, *, default: bool = False) 
         value=k,
         rule=TOP_K_RULE,
     )
+
+
+#: the rule that experts_per_token needs a mixture, in every architecture where experts may
+#: be 0
+NO_TOP_K_RULE = "experts_per_token needs experts"
+
+
+def check_no_top_k(owner: str, experts: Dim, top_k: Dim | None) -> None:
+    """Refuse experts per token without experts (:data:`NO_TOP_K_RULE`): with experts 0
+    there is no router to choose among them."""
+    if experts == 0 and top_k is not None:
+        raise InvalidArgumentError(
+            f"{NO_TOP_K_RULE}: it chooses among them (experts is 0)",
+            layer=owner,
+            field="experts_per_token",
+            value=top_k,
+            rule=NO_TOP_K_RULE,
+        )
 
 
 #: the task heads transformers builds around a decoder body: head -> the class's suffix

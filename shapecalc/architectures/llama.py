@@ -460,14 +460,7 @@ class LLaMA(GroupedQueryLM):
                 value=True,
                 rule="mlp_bias needs a dense MLP (experts 0)",
             )
-        if self.experts == 0 and self.experts_per_token is not None:
-            raise InvalidArgumentError(
-                "experts_per_token needs experts: it chooses among them (experts is 0)",
-                layer=self.owner(),
-                field="experts_per_token",
-                value=self.experts_per_token,
-                rule="experts_per_token needs experts",
-            )
+        tf.check_no_top_k(self.owner(), self.experts, self.experts_per_token)
         if self.experts and self.fused_gate_up:
             raise InvalidArgumentError(
                 "fused_gate_up is the dense MLP's; the experts hold their own gate and up "

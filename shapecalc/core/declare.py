@@ -400,13 +400,15 @@ class Architecture:
 
     def template(self: A) -> A:
         """The same architecture with every size that is set replaced by its letter (a
-        size declared ``symbolic=False`` keeps its number): its counts are the formulas."""
+        size declared ``symbolic=False`` keeps its number, and a size of 0, which means
+        none (experts 0: no mixture, that a letter would build)): its counts are the
+        formulas."""
         changes: dict[str, Any] = {}
         for f, argument in arguments_of(type(self)):
             value = getattr(self, f.name)
             if argument.kind != "size" or not argument.symbolic or isinstance(value, Expr):
                 continue
-            if value is None or value == argument.unset:
+            if value is None or value == argument.unset or value == 0:
                 continue
             changes[f.name] = symbol(argument.letter)
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]

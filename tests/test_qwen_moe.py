@@ -354,6 +354,9 @@ BASE += ["--moe-intermediate", "8", "--experts", "4", "--experts-per-token", "2"
         (["--dense-layers", "4", "--intermediate", "8"], "--dense-layers"),
         (["--dense-layers", "a,b"], "--dense-layers"),
         (["--dense-layers", "-1"], "--dense-layers"),
+        (["--dense-layers", "1,1", "--intermediate", "8"], "--dense-layers"),
+        (["--dense-layers", "", "--intermediate", "8"], "--dense-layers"),
+        (["--dense-layers", " ", "--intermediate", "8"], "--dense-layers"),
         (["--dense-layers", "1"], "--intermediate"),
         (["--sparse-step", "2"], "--intermediate"),
         (["--sparse-step", "0"], "--sparse-step"),
@@ -501,3 +504,28 @@ def test_a_config_without_experts_reads_without_experts_per_token() -> None:
     assert read.architecture.experts_per_token is None
     m = read.model()
     assert m.total_formula.subs(read.architecture.sizes()) == m.total
+
+
+def test_dense_layers_each_once() -> None:
+    """A layer listed twice is a typo, refused naming the rule; in a config it is what
+    transformers makes of it (``layer_idx not in mlp_only_layers``): listed once."""
+    base = {"vocab": 50, "hidden": 32, "layers": 4, "heads": 4, "moe_intermediate": 8}
+    base |= {"experts": 4, "experts_per_token": 2, "intermediate": 8}
+    with pytest.raises(ShapecalcError, match=r"each once .* got 1 twice"):
+        QwenMoE(**base, dense_layers=(1, 1))
+    assert QwenMoE(**base, dense_layers=None).dense_layers == ()
+    config = {
+        "model_type": "qwen3_moe",
+        "vocab_size": 50,
+        "hidden_size": 32,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "head_dim": 8,
+        "intermediate_size": 8,
+        "moe_intermediate_size": 8,
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "mlp_only_layers": [2, 1, 1],
+    }
+    assert hf_model(config).architecture.dense_layers == (1, 2)

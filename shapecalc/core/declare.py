@@ -109,7 +109,7 @@ class Argument:
         if self.kind == "choice":
             return "one of " + ", ".join(self.options)
         if self.kind == "indices":
-            return "integers >= 0, comma-separated (none by default)"
+            return "integers >= 0, comma-separated, each once (none by default)"
         close = ")" if self.open_high else "]"
         return f"a number in [{_num(self.low)}, {_num(self.high)}{close}"
 
@@ -171,8 +171,9 @@ def choice(options: tuple[str, ...], help: str, default: str) -> Any:
 
 
 def indices(help: str) -> Any:
-    """A set of layer numbers (Qwen-MoE's dense ``mlp_only_layers``): integers >= 0, given
-    as a list or tuple, or as text ``"0,1,2"``; held sorted, each once; none by default."""
+    """A set of layer numbers (Qwen-MoE's dense ``mlp_only_layers``): integers >= 0, each
+    once, given as a list or tuple, or as text ``"0,1,2"``; held sorted; none by default
+    (None or an empty list, but not an empty text, which is a list left blank)."""
     return _field((), Argument("indices", help))
 
 
@@ -326,12 +327,16 @@ class Architecture:
         return float(value) if isinstance(value, int) else value
 
     def _indices(self, name: str, argument: Argument, value: Any) -> tuple[int, ...]:
-        """Layer numbers: a list or tuple of integers >= 0, or their text ``"0,1,2"``
-        (``""``: none), held sorted and each once."""
+        """Layer numbers: a list or tuple of integers >= 0, or their text ``"0,1,2"``, each
+        once (a number twice is a typo: refused); None: none. Held sorted."""
         rule = f"{name} must be {argument.rule}"
+        if value is None:
+            return ()
         items: Any = value
         if isinstance(value, str):
-            parts = [p.strip() for p in value.split(",")] if value.strip() else []
+            if not value.strip():
+                self._fail(name, value, rule, "got an empty list (leave it out for none)")
+            parts = [p.strip() for p in value.split(",")]
             if not all(p.isascii() and p.isdigit() and len(p) < 19 for p in parts):
                 self._fail(name, value, rule, f"got {echo(value)}")
             items = [int(p) for p in parts]
@@ -339,7 +344,10 @@ class Architecture:
             isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2**63 for i in items
         ):
             self._fail(name, value, rule, f"got {echo(value)}")
-        return tuple(sorted(set(items)))
+        twice = sorted({i for i in items if items.count(i) > 1})
+        if twice:
+            self._fail(name, value, rule, f"got {twice[0]} twice")
+        return tuple(sorted(items))
 
     def explain_number(self, name: str, value: Any) -> str:
         """Words to add to a refused number (`` (1 would zero every activation)``)."""

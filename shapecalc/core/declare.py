@@ -273,6 +273,7 @@ class Architecture:
             value = getattr(self, f.name)
             refuse_arrays(value, function=self.owner(), argument=f.name)
             object.__setattr__(self, f.name, self._normalise(f.name, argument, value))
+        self._check_letters()
         self.check()
 
     def varied(self: A, changes: dict[str, Any]) -> A:
@@ -282,6 +283,7 @@ class Architecture:
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         new.__dict__.update(changes)
+        new._check_letters()
         new.check()
         return new
 
@@ -295,6 +297,33 @@ class Architecture:
         raise InvalidArgumentError(
             f"{rule}, {detail}", layer=self.owner(), field=field, value=value, rule=rule
         )
+
+    def _check_letters(self) -> None:
+        """A size given in letters uses another size's letter only when that size is the
+        same letter: ``--experts 64 --experts-per-token E`` would print k=E beside E=64,
+        and formulas in E where E is 64. (``--hidden H --heads H``: heads is the hidden
+        size, the same H.)"""
+        sizes = [(f.name, a) for f, a in arguments_of(type(self)) if a.kind == "size"]
+        owners = {a.letter: name for name, a in sizes}
+        for name, _ in sizes:
+            value = getattr(self, name)
+            if not isinstance(value, Expr):
+                continue
+            for letter in sorted(value.free_symbols):
+                other = owners.get(letter)
+                if other is None or other == name:
+                    continue
+                given = getattr(self, other)
+                if isinstance(given, Expr) and str(given) == letter:
+                    continue
+                held = "not given" if given is None else str(given)
+                self._fail(
+                    name,
+                    str(value),
+                    "a size's letter stands for that size only",
+                    f"{name} {value} uses {letter}, the letter of {other}, which is {held}: "
+                    f"give {name} a number or a letter of its own",
+                )
 
     def _normalise(self, name: str, argument: Argument, value: Any) -> Any:
         if argument.kind == "size":

@@ -529,3 +529,22 @@ def test_dense_layers_each_once() -> None:
         "mlp_only_layers": [2, 1, 1],
     }
     assert hf_model(config).architecture.dense_layers == (1, 2)
+
+
+def test_a_sparse_step_counts_what_every_layer_has_l_times() -> None:
+    """The reported case: 2·D·H·A·⌊(L + 1)/2⌋ + 2·D·H·A·⌊(L)/2⌋ is 2·L·D·H·A."""
+    m = qwen_moe(
+        vocab=151936,
+        hidden=2048,
+        layers=48,
+        heads=32,
+        kv_heads=4,
+        moe_intermediate=768,
+        experts=8,
+        experts_per_token=2,
+        intermediate=6144,
+        sparse_step=2,
+    )
+    text = str(m.total_formula)
+    assert text.startswith("2·L·D·H·K + 3·H·E·M·⌊(L)/2⌋ + 2·L·H² + "), text
+    assert "3·H·I·⌊(L + 1)/2⌋" in text and text.count("⌊") == 3

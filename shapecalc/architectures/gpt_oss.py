@@ -231,12 +231,8 @@ class GptOss(GroupedQueryLM):
         self._divides(
             "kv_heads", self.heads, self.kv, "kv_heads must divide heads (query heads per group)"
         )
-        tf.check_top_k(
-            self.owner(),
-            self.experts,
-            self.experts_per_token,
-            default=self.experts_per_token == _DEFAULT_TOP_K,
-        )
+        # a default of 4 cannot be told from a 4 given (the field holds the number)
+        tf.check_top_k(self.owner(), self.experts, self.experts_per_token)
         if self.moe_layout == "checkpoint":
             for name in ("hidden", "intermediate"):
                 n = known(getattr(self, name))

@@ -117,3 +117,26 @@ def test_a_floor_of_a_floor_is_one_floor_and_exact(x: int, k: int, a: int, c: in
     value = nested.subs({"X": x}) if isinstance(nested, Expr) else nested
     assert value == ((x + k) // a + c) // b
     assert str(nested).count("⌊") <= 1
+
+
+def test_floors_that_sum_to_their_base() -> None:
+    """Hermite's identity: ⌊(L + 1)/2⌋ + ⌊L/2⌋ = L, and so on for any divisor; what is
+    left over of unequal coefficients stays, and the sum is exact at every L."""
+    from shapecalc.core.dims import floor_div
+
+    L = symbol("L")
+    assert floor_div(L + 1, 2) + floor_div(L, 2) == L
+    assert floor_div(L + 2, 3) + floor_div(L, 3) + floor_div(L + 1, 3) == L
+    assert floor_div(L + 3, 2) + floor_div(L + 2, 2) == L + 2
+    mixed = 3 * floor_div(L + 1, 2) + 2 * floor_div(L, 2) + 5
+    assert str(mixed) == "2·L + ⌊(L + 1)/2⌋ + 5"
+    for n in range(1, 30):
+        assert mixed.subs({"L": n}) == 3 * ((n + 1) // 2) + 2 * (n // 2) + 5
+
+
+def test_floors_sort_by_their_constant_as_a_number() -> None:
+    from shapecalc.core.dims import floor_div
+
+    L = symbol("L")
+    text = str(floor_div(L + 29, 49) + floor_div(L + 2, 49) + floor_div(L + 3, 49))
+    assert text == "⌊(L + 2)/49⌋ + ⌊(L + 3)/49⌋ + ⌊(L + 29)/49⌋"

@@ -354,6 +354,9 @@ BASE += ["--moe-intermediate", "8", "--experts", "4", "--experts-per-token", "2"
         (["--dense-layers", "4", "--intermediate", "8"], "--dense-layers"),
         (["--dense-layers", "a,b"], "--dense-layers"),
         (["--dense-layers", "-1"], "--dense-layers"),
+        (["--dense-layers", "1,1", "--intermediate", "8"], "--dense-layers"),
+        (["--dense-layers", "", "--intermediate", "8"], "--dense-layers"),
+        (["--dense-layers", " ", "--intermediate", "8"], "--dense-layers"),
         (["--dense-layers", "1"], "--intermediate"),
         (["--sparse-step", "2"], "--intermediate"),
         (["--sparse-step", "0"], "--sparse-step"),
@@ -438,3 +441,110 @@ def test_a_saved_checkpoint_agrees_with_its_config(model_type: str, tmp_path: Pa
     check = check_folder(str(tmp_path))
     assert check.ok, (check.missing, check.unexpected, check.wrong_shape)
     assert check.stored_total == check.expected_total == sum(p.numel() for p in model.parameters())
+
+
+REPORTED = ["qwen-moe", "--vocab", "151936", "--hidden", "2048", "--layers", "48"]
+REPORTED += ["--heads", "32", "--kv-heads", "4", "--moe-intermediate", "768"]
+REPORTED += ["--experts", "0", "--intermediate", "6144"]
+
+
+def test_no_experts_gives_the_dense_formula() -> None:
+    """The reported case: with experts 0 the formula was the mixture's (3·L·H·E·M, no I),
+    which is not the count; now the dense MLP's, at the sizes the count."""
+    config = QwenMoE(
+        vocab=151936,
+        hidden=2048,
+        layers=48,
+        heads=32,
+        kv_heads=4,
+        moe_intermediate=768,
+        experts=0,
+        intermediate=6144,
+    )
+    m = config.model()
+    assert str(m.total_formula) == "2·L·D·H·K + 2·L·H² + 3·L·H·I + 2·L·H + 2·V·H + H"
+    assert m.total_formula.subs(config.sizes()) == m.total == 2_887_452_672
+    assert not m.routed and m.active_formula.subs(config.sizes()) == m.active
+    result = run(REPORTED)
+    assert result.exit_code == 0, result.output
+    total = result.stdout.split("Total")[1].split("Memory")[0]
+    assert "3·L·H·I" in total and "M" not in total and "k" not in total
+
+
+def test_experts_per_token_needs_experts() -> None:
+    """As llama: experts_per_token with experts 0 is refused, and needed with experts."""
+    result = run([*REPORTED, "--experts-per-token", "8"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        "Error: Invalid value for '--experts-per-token': qwen_moe: experts_per_token needs "
+        "experts: it chooses among them (experts is 0)"
+    ]
+    result = run([*REPORTED[:-4], "--experts", "4"])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: Invalid value for '--experts-per-token':"), line
+
+
+def test_a_config_without_experts_reads_without_experts_per_token() -> None:
+    """num_experts 0: the class's num_experts_per_tok default is unused, not refused."""
+    config = {
+        "model_type": "qwen3_moe",
+        "vocab_size": 100,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 8,
+        "intermediate_size": 64,
+        "moe_intermediate_size": 16,
+        "num_experts": 0,
+        "num_experts_per_tok": 8,
+    }
+    read = hf_model(config)
+    assert read.architecture.experts_per_token is None
+    m = read.model()
+    assert m.total_formula.subs(read.architecture.sizes()) == m.total
+
+
+def test_dense_layers_each_once() -> None:
+    """A layer listed twice is a typo, refused naming the rule; in a config it is what
+    transformers makes of it (``layer_idx not in mlp_only_layers``): listed once."""
+    base = {"vocab": 50, "hidden": 32, "layers": 4, "heads": 4, "moe_intermediate": 8}
+    base |= {"experts": 4, "experts_per_token": 2, "intermediate": 8}
+    with pytest.raises(ShapecalcError, match=r"each once .* got 1 twice"):
+        QwenMoE(**base, dense_layers=(1, 1))
+    assert QwenMoE(**base, dense_layers=None).dense_layers == ()
+    config = {
+        "model_type": "qwen3_moe",
+        "vocab_size": 50,
+        "hidden_size": 32,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "head_dim": 8,
+        "intermediate_size": 8,
+        "moe_intermediate_size": 8,
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "mlp_only_layers": [2, 1, 1],
+    }
+    assert hf_model(config).architecture.dense_layers == (1, 2)
+
+
+def test_a_sparse_step_counts_what_every_layer_has_l_times() -> None:
+    """The reported case: 2·D·H·A·⌊(L + 1)/2⌋ + 2·D·H·A·⌊(L)/2⌋ is 2·L·D·H·A."""
+    m = qwen_moe(
+        vocab=151936,
+        hidden=2048,
+        layers=48,
+        heads=32,
+        kv_heads=4,
+        moe_intermediate=768,
+        experts=8,
+        experts_per_token=2,
+        intermediate=6144,
+        sparse_step=2,
+    )
+    text = str(m.total_formula)
+    assert text.startswith("2·L·D·H·K + 3·H·E·M·⌊(L)/2⌋ + 2·L·H² + "), text
+    assert "3·H·I·⌊(L + 1)/2⌋" in text and text.count("⌊") == 3

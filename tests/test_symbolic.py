@@ -14,6 +14,7 @@ from shapecalc.core.errors import ShapecalcError
 from shapecalc.layers import LAYER_KINDS
 from tests.layer_cases import CASES
 from tests.strategies import lstm_lm_args
+from tests.test_cli import run
 
 
 def evaluate(value: Any, sizes: dict[str, Any]) -> Any:
@@ -201,3 +202,45 @@ def test_symbolic_inputs_evaluate_to_the_concrete_work(kind: str, data: st.DataO
     if not kind.startswith("Adaptive") and getattr(spec, "mode", "") != "area":
         assert evaluate(symbolic.other, values) == concrete.other
         assert evaluate(symbolic.kept_bytes(4), values) == concrete.kept_bytes(4)
+
+
+DEEPSEEK = "deepseek --vocab 102400 --hidden 2048 --layers 27 --heads 16 --intermediate 10944 "
+DEEPSEEK += "--moe-intermediate 1408 --shared-experts 2 --dense-layers 1 --no-correction-bias"
+
+
+@pytest.mark.parametrize(
+    ("words", "flag"),
+    [
+        # the reported case: k=E beside E=64, an Active formula in E while E is 64
+        (f"{DEEPSEEK} --experts 64 --experts-per-token E", "--experts-per-token"),
+        (f"{DEEPSEEK} --experts X --experts-per-token E", "--experts-per-token"),
+        ("llama --vocab 100 --hidden 64 --heads H --layers 2", "--heads"),
+        ("llama --vocab 100 --hidden X --heads H --layers 2", "--heads"),
+        ("llama --vocab 100 --hidden 64 --heads 4 --layers 2 --intermediate D", "--intermediate"),
+        ("gpt2 --vocab V --hidden 64 --heads 4 --layers 2 --context H", "--context"),
+        ("lstm --vocab 65 --hidden 32 --layers 2 --embed-dim V", "--embed-dim"),
+    ],
+)
+def test_a_letter_of_another_size_is_refused(words: str, flag: str) -> None:
+    """A size given as another size's letter while that size is a number or another letter
+    is refused in one line naming the flag, in every architecture (declare.py)."""
+    result = run(words.split())
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"Error: Invalid value for '{flag}':"), line
+    assert "a size's letter stands for that size only" in line
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        "llama --vocab 100 --hidden H --heads H --layers 2",
+        "llama --vocab V --hidden H --heads A --layers L --intermediate I",
+        f"{DEEPSEEK} --experts E --experts-per-token k",
+        f"{DEEPSEEK} --experts E --experts-per-token 6",
+        "lstm --vocab 65 --hidden H --layers 2 --embed-dim H",
+    ],
+)
+def test_letters_that_agree_still_work(words: str) -> None:
+    result = run(words.split())
+    assert result.exit_code == 0, result.output

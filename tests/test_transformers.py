@@ -613,3 +613,45 @@ def test_attention_keeps_its_log_sum_exp_in_fp32() -> None:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
     assert rule == sum(seen)
+
+
+def _with_experts(command: str, experts: str, top_k: str | None) -> list[str]:
+    """The command's example with these experts (and experts per token, if given)."""
+    from shapecalc.architectures import get
+
+    words = get(command).example.split()
+    for flag in ("--experts", "--experts-per-token"):
+        if flag in words:
+            i = words.index(flag)
+            del words[i : i + 2]
+    words += ["--experts", experts]
+    return [command, *words, *(["--experts-per-token", top_k] if top_k else [])]
+
+
+@pytest.mark.parametrize("command", ["llama", "qwen-moe", "deepseek", "glm4-moe", "gpt-oss"])
+def test_the_top_k_rule_is_one_text(command: str) -> None:
+    """More experts per token than experts: one rule, worded alike in every mixture, and
+    blaming experts_per_token when it was given."""
+    from shapecalc.architectures._transformer import TOP_K_RULE
+    from tests.test_cli import run
+
+    result = run(_with_experts(command, "2", "3"))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"Error: Invalid value for '--experts-per-token': {command.replace('-', '_')}"
+        f": {TOP_K_RULE}: experts_per_token 3 > experts 2"
+    ]
+
+
+@pytest.mark.parametrize(("command", "default"), [("llama", 2)])
+def test_the_default_top_k_blames_the_experts(command: str, default: int) -> None:
+    """The reported case: ``llama --experts 1`` blamed --experts-per-token, which the user
+    never gave (its default, 2, exceeds 1)."""
+    from tests.test_cli import run
+
+    result = run(_with_experts(command, "1", None))
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: Invalid value for '--experts':"), line
+    assert f"experts 1 < experts_per_token {default} (its default)" in line
+    assert "give --experts-per-token 1 or fewer" in line

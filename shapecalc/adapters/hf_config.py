@@ -287,7 +287,8 @@ class Fields:
         return value
 
     def indices(self, key: str) -> tuple[int, ...]:
-        """Layer numbers: a list of integers >= 0, or null (none)."""
+        """Layer numbers: a list of integers >= 0, or null (none); a number listed twice
+        is listed once (transformers asks whether a layer is in the list)."""
         value = self.raw(key)
         if value is None:
             return ()
@@ -295,7 +296,7 @@ class Fields:
             raise self.fail(
                 key, value, f"{self._name(key)} must be a list of layer numbers (integers >= 0)"
             )
-        return tuple(value)
+        return tuple(sorted(set(value)))
 
     def number(self, key: str, low: float, high: float) -> float:
         value = self.raw(key)

@@ -60,7 +60,7 @@ def _arguments(draw: st.DrawFn, cls: type[A], sizes: st.SearchStrategy[int]) -> 
         elif argument.kind == "choice":
             values[f.name] = draw(st.sampled_from(argument.options))
         elif argument.kind == "indices":
-            values[f.name] = tuple(draw(st.lists(st.integers(0, 7), max_size=3)))
+            values[f.name] = tuple(draw(st.lists(st.integers(0, 7), max_size=3, unique=True)))
         else:
             values[f.name] = draw(_number(argument))
     ordered = {f.name: values[f.name] for f, _ in fields}

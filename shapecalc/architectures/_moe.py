@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shapecalc.architectures._transformer import TransformerLM
+from shapecalc.architectures._transformer import TransformerLM, check_top_k
 from shapecalc.core.choices import EXPERT_LAYOUTS
 from shapecalc.core.declare import choice, size
 from shapecalc.core.dims import Dim, count_str, dim_str, known, shape_str
@@ -170,14 +170,8 @@ class SharedExpertsLM(TransformerLM):
     def check_experts(self) -> None:
         """transformers' rules for the mixture: k of E, the dense layers within the stack,
         the groups dividing the experts."""
-        e, k = known(self.experts), known(self.experts_per_token)
-        if e is not None and k is not None and k > e:
-            self._refuse(
-                "experts_per_token",
-                k,
-                "experts_per_token <= experts (the top k of E)",
-                f"{k} > {e}",
-            )
+        e = known(self.experts)
+        check_top_k(self.owner(), self.experts, self.experts_per_token)
         layers = known(self.layers)
         if layers is not None and self.dense_layers > layers:
             self._refuse(

@@ -33,8 +33,12 @@ if TYPE_CHECKING:
 __all__ = [
     "HEADS",
     "LABEL_KEYS",
+    "NO_TOP_K_RULE",
     "SIZE_KEYS",
+    "TOP_K_RULE",
     "TransformerLM",
+    "check_no_top_k",
+    "check_top_k",
     "context",
     "dropout",
     "head_classes",
@@ -58,6 +62,54 @@ SIZE_KEYS: dict[str, str] = {
     "intermediate": "intermediate_size",
     "tie_weights": "tie_word_embeddings",
 }
+
+
+#: the rule between a mixture's experts and the experts each token is sent to, in every
+#: architecture that has one
+TOP_K_RULE = "experts_per_token <= experts (each token goes to the top k of the E experts)"
+
+
+def check_top_k(owner: str, experts: Dim, top_k: Dim, *, default: bool = False) -> None:
+    """Refuse more experts per token than experts (:data:`TOP_K_RULE`); ``default``: the
+    user did not give experts_per_token (its default is what exceeds the experts), so the
+    error names the experts and says the default is the other side."""
+    e, k = known(experts), known(top_k)
+    if e is None or k is None or e == 0 or k <= e:
+        return
+    if default:
+        raise InvalidArgumentError(
+            f"{TOP_K_RULE}: experts {e} < experts_per_token {k} (its default): give "
+            f"--experts-per-token {e} or fewer, or {k} or more experts",
+            layer=owner,
+            field="experts",
+            value=e,
+            rule=TOP_K_RULE,
+        )
+    raise InvalidArgumentError(
+        f"{TOP_K_RULE}: experts_per_token {k} > experts {e}",
+        layer=owner,
+        field="experts_per_token",
+        value=k,
+        rule=TOP_K_RULE,
+    )
+
+
+#: the rule that experts_per_token needs a mixture, in every architecture where experts may
+#: be 0
+NO_TOP_K_RULE = "experts_per_token needs experts"
+
+
+def check_no_top_k(owner: str, experts: Dim, top_k: Dim | None) -> None:
+    """Refuse experts per token without experts (:data:`NO_TOP_K_RULE`): with experts 0
+    there is no router to choose among them."""
+    if experts == 0 and top_k is not None:
+        raise InvalidArgumentError(
+            f"{NO_TOP_K_RULE}: it chooses among them (experts is 0)",
+            layer=owner,
+            field="experts_per_token",
+            value=top_k,
+            rule=NO_TOP_K_RULE,
+        )
 
 
 #: the task heads transformers builds around a decoder body: head -> the class's suffix

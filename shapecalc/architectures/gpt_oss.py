@@ -32,6 +32,9 @@ from shapecalc.layers._norm import RMSNorm
 from shapecalc.layers.functional import Rotary
 from shapecalc.layers.transformers import MXFP4_BLOCK, GptOssExperts, SinkAttention, Sinks
 
+#: experts_per_token unless given (num_experts_per_tok's default)
+_DEFAULT_TOP_K = 4
+
 __all__ = ["GptOss", "gpt_oss"]
 
 #: transformers' default window and how it lays out the layers without layer_types
@@ -144,7 +147,7 @@ class GptOss(GroupedQueryLM):
     experts_per_token: Any = size(
         "k",
         "Experts each token is sent to by the router (num_experts_per_tok).",
-        4,
+        _DEFAULT_TOP_K,
         solvable=False,
         names=False,
     )
@@ -233,15 +236,8 @@ class GptOss(GroupedQueryLM):
         self._divides(
             "kv_heads", self.heads, self.kv, "kv_heads must divide heads (query heads per group)"
         )
-        e, k = known(self.experts), known(self.experts_per_token)
-        if e is not None and k is not None and k > e:
-            raise InvalidArgumentError(
-                f"experts_per_token must be at most experts ({k} > {e})",
-                layer=self.owner(),
-                field="experts_per_token",
-                value=k,
-                rule="experts_per_token <= experts",
-            )
+        # a default of 4 cannot be told from a 4 given (the field holds the number)
+        tf.check_top_k(self.owner(), self.experts, self.experts_per_token)
         if self.moe_layout == "checkpoint":
             for name in ("hidden", "intermediate"):
                 n = known(getattr(self, name))

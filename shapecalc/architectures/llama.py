@@ -460,14 +460,7 @@ class LLaMA(GroupedQueryLM):
                 value=True,
                 rule="mlp_bias needs a dense MLP (experts 0)",
             )
-        if self.experts == 0 and self.experts_per_token is not None:
-            raise InvalidArgumentError(
-                "experts_per_token needs experts: it chooses among them (experts is 0)",
-                layer=self.owner(),
-                field="experts_per_token",
-                value=self.experts_per_token,
-                rule="experts_per_token needs experts",
-            )
+        tf.check_no_top_k(self.owner(), self.experts, self.experts_per_token)
         if self.experts and self.fused_gate_up:
             raise InvalidArgumentError(
                 "fused_gate_up is the dense MLP's; the experts hold their own gate and up "
@@ -477,15 +470,9 @@ class LLaMA(GroupedQueryLM):
                 value=True,
                 rule="fused_gate_up needs a dense MLP (experts 0)",
             )
-        e, k = known(self.experts), known(self.top_k)
-        if self.experts != 0 and e is not None and k is not None and k > e:
-            raise InvalidArgumentError(
-                f"experts_per_token must be at most experts ({k} > {e})",
-                layer=self.owner(),
-                field="experts_per_token",
-                value=k,
-                rule="experts_per_token <= experts",
-            )
+        tf.check_top_k(
+            self.owner(), self.experts, self.top_k, default=self.experts_per_token is None
+        )
 
     @property
     def top_k(self) -> Dim:

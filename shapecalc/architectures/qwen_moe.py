@@ -77,6 +77,8 @@ def _read(f: Any, out: dict[str, Any]) -> None:
         out["head_dim"] = None
     if out["kv_heads"] == out["heads"]:
         out["kv_heads"] = None
+    if out["experts"] == 0:
+        out["experts_per_token"] = None  # no router: the class's default, unused
 
 
 def _write(model: Any, reference: Reference) -> Reference | None:
@@ -86,8 +88,9 @@ def _write(model: Any, reference: Reference) -> Reference | None:
     if config.get("shared_expert_intermediate_size", 1) == 0:
         return None  # transformers' Qwen2-MoE always has a shared expert
     config["mlp_only_layers"] = list(config["mlp_only_layers"])
-    if config.get("intermediate_size") is None:
-        config.pop("intermediate_size", None)
+    for unused in ("intermediate_size", "num_experts_per_tok"):
+        if config.get(unused) is None:
+            config.pop(unused, None)
     return tf.first_padding(model, Reference(reference.model, reference.config_class, config))
 
 
@@ -215,7 +218,11 @@ class QwenMoE(GroupedQueryLM):
     )
     experts_per_token: Any = size(
         "k",
-        "Experts each token is sent to by the router (num_experts_per_tok).",
+        "Experts each token is sent to by the router (num_experts_per_tok); needed with "
+        "experts, refused without.",
+        None,
+        unset=None,
+        default_text="none (needed with experts)",
         solvable=False,
     )
     shared_intermediate: Any = size(
@@ -360,15 +367,17 @@ class QwenMoE(GroupedQueryLM):
         self._divides(
             "kv_heads", self.heads, self.kv, "kv_heads must divide heads (query heads per group)"
         )
-        e, k = known(self.experts), known(self.experts_per_token)
-        if e and k is not None and k > e:
+        tf.check_no_top_k(self.owner(), self.experts, self.experts_per_token)
+        if self.experts != 0 and self.experts_per_token is None:
+            rule = "experts need experts_per_token (num_experts_per_tok): the router's choice"
             raise InvalidArgumentError(
-                f"experts_per_token must be at most experts ({k} > {e})",
+                f"{rule} (experts is {dim_str(self.experts)})",
                 layer=self.owner(),
                 field="experts_per_token",
-                value=k,
-                rule="experts_per_token <= experts",
+                value=None,
+                rule=rule,
             )
+        tf.check_top_k(self.owner(), self.experts, self.experts_per_token)
         n = known(self.layers)
         past = [i for i in self.dense_layers if n is not None and i >= n]
         if past:
@@ -428,7 +437,9 @@ class QwenMoE(GroupedQueryLM):
     def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
         out = super().consistent(arguments)
         if out["experts"]:
-            out["experts_per_token"] = min(out["experts_per_token"], out["experts"])
+            out["experts_per_token"] = min(out["experts_per_token"] or 1, out["experts"])
+        else:
+            out["experts_per_token"] = None
         out["dense_layers"] = tuple(i for i in out["dense_layers"] if i < out["layers"])
         # the stack as published models have it: the mixture's runs long enough that the
         # same run is the longest with the layers as a number or a letter (the line of

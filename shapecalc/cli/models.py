@@ -75,7 +75,7 @@ def _option(
         )
         if argument.kind == "indices":
             listed = default if isinstance(default, tuple) else ()
-            settings["default"] = ",".join(str(i) for i in listed)
+            settings["default"] = ",".join(str(i) for i in listed) if listed else None
         settings["show_default"] = not argument.default_text and default != ()
     return click.option(flag, f.name, **settings)
 

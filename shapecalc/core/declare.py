@@ -110,7 +110,7 @@ class Argument:
         if self.kind == "choice":
             return "one of " + ", ".join(self.options)
         if self.kind == "indices":
-            return "integers >= 0, comma-separated (none by default)"
+            return "integers >= 0, comma-separated, each once (none by default)"
         close = ")" if self.open_high else "]"
         return f"a number in [{_num(self.low)}, {_num(self.high)}{close}"
 
@@ -172,8 +172,9 @@ def choice(options: tuple[str, ...], help: str, default: str) -> Any:
 
 
 def indices(help: str) -> Any:
-    """A set of layer numbers (Qwen-MoE's dense ``mlp_only_layers``): integers >= 0, given
-    as a list or tuple, or as text ``"0,1,2"``; held sorted, each once; none by default."""
+    """A set of layer numbers (Qwen-MoE's dense ``mlp_only_layers``): integers >= 0, each
+    once, given as a list or tuple, or as text ``"0,1,2"``; held sorted; none by default
+    (None or an empty list, but not an empty text, which is a list left blank)."""
     return _field((), Argument("indices", help))
 
 
@@ -273,6 +274,7 @@ class Architecture(FrozenMethods):
             value = getattr(self, f.name)
             refuse_arrays(value, function=self.owner(), argument=f.name)
             object.__setattr__(self, f.name, self._normalise(f.name, argument, value))
+        self._check_letters()
         self.check()
 
     def varied(self: A, changes: dict[str, Any]) -> A:
@@ -282,6 +284,7 @@ class Architecture(FrozenMethods):
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         new.__dict__.update(changes)
+        new._check_letters()
         new.check()
         return new
 
@@ -295,6 +298,33 @@ class Architecture(FrozenMethods):
         raise InvalidArgumentError(
             f"{rule}, {detail}", layer=self.owner(), field=field, value=value, rule=rule
         )
+
+    def _check_letters(self) -> None:
+        """A size given in letters uses another size's letter only when that size is the
+        same letter: ``--experts 64 --experts-per-token E`` would print k=E beside E=64,
+        and formulas in E where E is 64. (``--hidden H --heads H``: heads is the hidden
+        size, the same H.)"""
+        sizes = [(f.name, a) for f, a in arguments_of(type(self)) if a.kind == "size"]
+        owners = {a.letter: name for name, a in sizes}
+        for name, _ in sizes:
+            value = getattr(self, name)
+            if not isinstance(value, Expr):
+                continue
+            for letter in sorted(value.free_symbols):
+                other = owners.get(letter)
+                if other is None or other == name:
+                    continue
+                given = getattr(self, other)
+                if isinstance(given, Expr) and str(given) == letter:
+                    continue
+                held = "not given" if given is None else str(given)
+                self._fail(
+                    name,
+                    str(value),
+                    "a size's letter stands for that size only",
+                    f"{name} {value} uses {letter}, the letter of {other}, which is {held}: "
+                    f"give {name} a number or a letter of its own",
+                )
 
     def _normalise(self, name: str, argument: Argument, value: Any) -> Any:
         if argument.kind == "size":
@@ -327,12 +357,16 @@ class Architecture(FrozenMethods):
         return float(value) if isinstance(value, int) else value
 
     def _indices(self, name: str, argument: Argument, value: Any) -> tuple[int, ...]:
-        """Layer numbers: a list or tuple of integers >= 0, or their text ``"0,1,2"``
-        (``""``: none), held sorted and each once."""
+        """Layer numbers: a list or tuple of integers >= 0, or their text ``"0,1,2"``, each
+        once (a number twice is a typo: refused); None: none. Held sorted."""
         rule = f"{name} must be {argument.rule}"
+        if value is None:
+            return ()
         items: Any = value
         if isinstance(value, str):
-            parts = [p.strip() for p in value.split(",")] if value.strip() else []
+            if not value.strip():
+                self._fail(name, value, rule, "got an empty list (leave it out for none)")
+            parts = [p.strip() for p in value.split(",")]
             if not all(p.isascii() and p.isdigit() and len(p) < 19 for p in parts):
                 self._fail(name, value, rule, f"got {echo(value)}")
             items = [int(p) for p in parts]
@@ -340,7 +374,10 @@ class Architecture(FrozenMethods):
             isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2**63 for i in items
         ):
             self._fail(name, value, rule, f"got {echo(value)}")
-        return tuple(sorted(set(items)))
+        twice = sorted({i for i in items if items.count(i) > 1})
+        if twice:
+            self._fail(name, value, rule, f"got {twice[0]} twice")
+        return tuple(sorted(items))
 
     def explain_number(self, name: str, value: Any) -> str:
         """Words to add to a refused number (`` (1 would zero every activation)``)."""
@@ -401,13 +438,15 @@ class Architecture(FrozenMethods):
 
     def template(self: A) -> A:
         """The same architecture with every size that is set replaced by its letter (a
-        size declared ``symbolic=False`` keeps its number): its counts are the formulas."""
+        size declared ``symbolic=False`` keeps its number, and a size of 0, which means
+        none (experts 0: no mixture, that a letter would build)): its counts are the
+        formulas."""
         changes: dict[str, Any] = {}
         for f, argument in arguments_of(type(self)):
             value = getattr(self, f.name)
             if argument.kind != "size" or not argument.symbolic or isinstance(value, Expr):
                 continue
-            if value is None or value == argument.unset:
+            if value is None or value == argument.unset or value == 0:
                 continue
             changes[f.name] = symbol(argument.letter)
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]

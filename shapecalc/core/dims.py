@@ -75,19 +75,74 @@ def _symbol_key(name: str) -> tuple[int, str]:
     return (len(_PREFERRED), name)
 
 
-def _monomial_key(mono: Monomial) -> tuple[int, list[int], list[tuple[str, int]]]:
+def _name_key(name: str) -> tuple[str, int, int]:
+    """A size name in sort order; a floor's by its base, then its constant as a number
+    (``⌊(L + 2)/49⌋`` before ``⌊(L + 29)/49⌋``), then its divisor."""
+    floor = _FLOORS.get(name)
+    if floor is None:
+        return (name, 0, 0)
+    value, divisor = floor
+    constant = value._terms.get((), 0)
+    base = value - constant
+    return (f"floor[{base.ascii() if isinstance(base, Expr) else base}", constant, divisor)
+
+
+_Key = tuple[int, list[int], list[tuple[tuple[str, int, int], int]]]
+
+
+def _monomial_key(mono: Monomial) -> _Key:
     found = _KEYS.get(mono)
     if found is None:  # a model's formulas sort the same few monomials again and again
         found = _KEYS[mono] = _monomial_key_of(mono)
     return found
 
 
-def _monomial_key_of(mono: Monomial) -> tuple[int, list[int], list[tuple[str, int]]]:
+def _monomial_key_of(mono: Monomial) -> _Key:
     powers = dict(mono)
     degree = sum(powers.values())
     leading = [-powers.get(name, 0) for name in _TERM_ORDER]
-    rest = sorted((name, -power) for name, power in mono if name not in _TERM_ORDER)
+    rest = sorted((_name_key(name), -power) for name, power in mono if name not in _TERM_ORDER)
     return (-degree, leading, rest)
+
+
+def _hermite(terms: dict[Monomial, int]) -> dict[Monomial, int]:
+    """Floors that sum to their base, by Hermite's identity: for an integer x,
+    ``⌊x/d⌋ + ⌊(x + 1)/d⌋ + ... + ⌊(x + d - 1)/d⌋ = x``. Terms ``c·m·⌊(x + r)/d⌋`` (the
+    same m, x and d) whose r cover d consecutive values become ``c·m·(x + r0)``, with the
+    smallest of their coefficients c; what is left over of the others stays. (qwen-moe's
+    layers in runs P apart: what every layer has, counted over all P runs, is L times.)"""
+    groups: dict[tuple[Monomial, tuple[tuple[Monomial, int], ...], int], dict[int, Monomial]] = {}
+    for mono, coef in terms.items():
+        if coef <= 0:
+            continue
+        floors = [(name, power) for name, power in mono if name in _FLOORS]
+        if len(floors) != 1 or floors[0][1] != 1:
+            continue
+        value, divisor = _FLOORS[floors[0][0]]
+        constant = value._terms.get((), 0)
+        base = tuple(sorted((m, c) for m, c in value._terms.items() if m))
+        rest = tuple(item for item in mono if item != floors[0])
+        groups.setdefault((rest, base, divisor), {})[constant] = mono
+    out: dict[Monomial, int] | None = None
+    for (factor, linear, divisor), by_constant in groups.items():
+        if len(by_constant) < divisor:
+            continue
+        for start in sorted(by_constant):
+            window = [by_constant.get(start + r) for r in range(divisor)]
+            if out is None:
+                out = dict(terms)
+            if any(m is None or out.get(m, 0) <= 0 for m in window):
+                continue
+            least = min(out[m] for m in window if m is not None)
+            for m in window:
+                if m is not None:
+                    out[m] -= least
+            x: dict[Monomial, int] = dict(linear)
+            x[()] = x.get((), 0) + start
+            for mono, coef in x.items():
+                product = _mul_monomials(factor, mono)
+                out[product] = out.get(product, 0) + least * coef
+    return terms if out is None else out
 
 
 def _mul_monomials(a: Monomial, b: Monomial) -> Monomial:
@@ -98,7 +153,7 @@ def _mul_monomials(a: Monomial, b: Monomial) -> Monomial:
 
 
 #: memos of the two functions above (monomials are few: products of a model's sizes)
-_KEYS: dict[Monomial, tuple[int, list[int], list[tuple[str, int]]]] = {}
+_KEYS: dict[Monomial, _Key] = {}
 _PRODUCTS: dict[tuple[Monomial, Monomial], Monomial] = {}
 
 
@@ -157,6 +212,8 @@ class Expr:
         terms = dict(self._terms)
         for mono, coef in Expr._terms_of(other).items():
             terms[mono] = terms.get(mono, 0) + coef
+        if _FLOORS and any(name in _FLOORS for mono in terms for name, _ in mono):
+            terms = _hermite(terms)
         return Expr._make(terms)
 
     __radd__ = __add__

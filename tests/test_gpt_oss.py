@@ -483,7 +483,7 @@ def test_symbolic_formulas_agree_with_numbers() -> None:
         (["--experts", "2", "--hidden", "64", "--moe-layout", "checkpoint"], "--intermediate"),
         (["--experts", "0"], "--experts"),
         (["--experts", "2", "--labels", "3"], "--labels"),
-        (["--experts", "3", "--experts-per-token", ""], "--experts-per-token"),
+        (["--experts", "3", "--experts-per-token", ""], "--experts"),
     ],
 )
 def test_wrong_input_is_one_line(extra: list[str], flag: str) -> None:

@@ -460,7 +460,7 @@ def gpt_oss_twin(c: Any) -> Any:
         head_dim=c.head_dim or c.hidden // c.heads,
         intermediate_size=c.intermediate,
         num_local_experts=c.experts,
-        num_experts_per_tok=c.experts_per_token,
+        num_experts_per_tok=c.top_k,
         attention_bias=c.attention_bias,
         tie_word_embeddings=c.tie_weights,
         pad_token_id=0,

@@ -147,7 +147,9 @@ class GptOss(GroupedQueryLM):
     experts_per_token: Any = size(
         "k",
         "Experts each token is sent to by the router (num_experts_per_tok).",
-        _DEFAULT_TOP_K,
+        None,
+        unset=None,
+        default_text=str(_DEFAULT_TOP_K),
         solvable=False,
         names=False,
     )
@@ -236,8 +238,8 @@ class GptOss(GroupedQueryLM):
         self._divides(
             "kv_heads", self.heads, self.kv, "kv_heads must divide heads (query heads per group)"
         )
-        # a default of 4 cannot be told from a 4 given (the field holds the number)
-        tf.check_top_k(self.owner(), self.experts, self.experts_per_token)
+        default = self.experts_per_token is None  # 4 exceeds the experts: say so of those
+        tf.check_top_k(self.owner(), self.experts, self.top_k, default=default)
         if self.moe_layout == "checkpoint":
             for name in ("hidden", "intermediate"):
                 n = known(getattr(self, name))
@@ -257,7 +259,9 @@ class GptOss(GroupedQueryLM):
     @classmethod
     def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
         out = super().consistent(arguments)
-        out["experts_per_token"] = min(out["experts_per_token"], out["experts"])
+        k = out["experts_per_token"]
+        if k is not None or out["experts"] < _DEFAULT_TOP_K:
+            out["experts_per_token"] = min(_DEFAULT_TOP_K if k is None else k, out["experts"])
         if out.get("moe_layout") == "checkpoint":
             step = MXFP4_BLOCK * out["heads"]  # a multiple of the heads and of 32
             out["hidden"] = step * max(1, out["hidden"] // step)
@@ -266,8 +270,14 @@ class GptOss(GroupedQueryLM):
 
     @property
     def top_k(self) -> Dim:
-        k: Dim = self.experts_per_token
+        k: Dim = _DEFAULT_TOP_K if self.experts_per_token is None else self.experts_per_token
         return k
+
+    def sizes(self) -> dict[str, Dim]:
+        """The sizes given, and k, 4 unless given."""
+        out = super().sizes()
+        out["k"] = self.top_k
+        return out
 
     # -- the tree -------------------------------------------------------------------------
     def _attention(self) -> Block:
@@ -332,7 +342,7 @@ class GptOss(GroupedQueryLM):
 
     # -- the transformers classes of the same model -------------------------------------
     def hf_values(self) -> dict[str, Any]:
-        return {**super().hf_values(), "intermediate": self.inner}
+        return {**super().hf_values(), "intermediate": self.inner, "experts_per_token": self.top_k}
 
     # -- explanation ----------------------------------------------------------------------
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:

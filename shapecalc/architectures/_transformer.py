@@ -28,6 +28,7 @@ from shapecalc.layers._function import Select
 from shapecalc.layers._linear import Linear
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from fractions import Fraction
 
 __all__ = [
@@ -92,6 +93,28 @@ def check_top_k(owner: str, experts: Dim, top_k: Dim, *, default: bool = False) 
         value=k,
         rule=TOP_K_RULE,
     )
+
+
+def sliding_note(
+    config: Any, layers: int, window: Any, default_count: Callable[[], int]
+) -> list[str]:
+    """The note on sliding-window attention: how many of the ``layers`` slide (as
+    ``layer_types`` says, else the type's rule, ``default_count``) and what transformers'
+    cache keeps there; none for a window that is not a positive integer or no layer."""
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        return []
+    types = config.get("layer_types")
+    if isinstance(types, list):
+        count = sum(1 for t in types[:layers] if t == "sliding_attention")
+    else:
+        count = default_count()
+    if not count:
+        return []
+    return [
+        f"sliding_window {window:,}: transformers' cache keeps at most the last "
+        f"{max(window - 1, 0):,} tokens in {count} of the {layers} layers; "
+        "the KV cache here counts every token of the context"
+    ]
 
 
 #: the rule that experts_per_token needs a mixture, in every architecture where experts may

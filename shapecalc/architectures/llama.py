@@ -104,25 +104,16 @@ def _sliding(model_type: str) -> Any:
         window = config.get("sliding_window", defaults.get(model_type))
         if model_type in ("qwen2", "qwen3") and not config.get("use_sliding_window"):
             window = None
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            return []
-        types = config.get("layer_types")
-        if isinstance(types, list):
-            count = sum(1 for t in types[:layers] if t == "sliding_attention")
-        elif model_type == "gemma2":  # every other layer, the first sliding
-            count = (layers + 1) // 2
-        elif model_type in ("qwen2", "qwen3"):
-            start = config.get("max_window_layers", 28)
-            count = max(0, layers - start) if isinstance(start, int) else 0
-        else:
-            count = layers
-        if not count:
-            return []
-        return [
-            f"sliding_window {window:,}: transformers' cache keeps at most the last "
-            f"{max(window - 1, 0):,} tokens in {count} of the {layers} layers; "
-            "the KV cache here counts every token of the context"
-        ]
+
+        def count() -> int:
+            if model_type == "gemma2":  # every other layer, the first sliding
+                return int(layers + 1) // 2
+            if model_type in ("qwen2", "qwen3"):
+                start = config.get("max_window_layers", 28)
+                return max(0, layers - start) if isinstance(start, int) else 0
+            return int(layers)
+
+        return tf.sliding_note(config, layers, window, count)
 
     return notes
 

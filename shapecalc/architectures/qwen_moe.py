@@ -100,27 +100,18 @@ def _sliding(model_type: str) -> Any:
 
     def notes(config: Any, arguments: Any) -> list[str]:
         window = config.get("sliding_window", 4096)
-        if not config.get("use_sliding_window") or isinstance(window, bool):
-            return []
-        if not isinstance(window, int) or window < 1:
+        if not config.get("use_sliding_window"):
             return []
         layers = arguments["layers"]
-        types = config.get("layer_types")
-        if isinstance(types, list):
-            count = sum(1 for t in types[:layers] if t == "sliding_attention")
-        elif model_type == "qwen2_moe":
+
+        def count() -> int:
+            if model_type != "qwen2_moe":
+                return int(layers)
             start = config.get("max_window_layers", 28)
             start = start if isinstance(start, int) else 0
-            count = sum(1 for i in range(min(layers, max(start, 0))) if i % 2 == 0)
-        else:
-            count = layers
-        if not count:
-            return []
-        return [
-            f"sliding_window {window:,}: transformers' cache keeps at most the last "
-            f"{max(window - 1, 0):,} tokens in {count} of the {layers} layers; "
-            "the KV cache here counts every token of the context"
-        ]
+            return sum(1 for i in range(min(layers, max(start, 0))) if i % 2 == 0)
+
+        return tf.sliding_note(config, layers, window, count)
 
     return notes
 

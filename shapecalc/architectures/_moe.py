@@ -11,15 +11,17 @@ from typing import Any
 
 from shapecalc.architectures._transformer import TransformerLM, check_top_k
 from shapecalc.core.choices import EXPERT_LAYOUTS
-from shapecalc.core.declare import choice, size
+from shapecalc.core.declare import Built, choice, size
 from shapecalc.core.dims import Dim, count_str, dim_str, known, shape_str
 from shapecalc.core.errors import InvalidArgumentError
-from shapecalc.core.flow import chain, multiply, parallel, summed
+from shapecalc.core.flow import chain, multiply, parallel, residual, summed
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, Repeat, part_holds, split_name
 from shapecalc.layers._activation import SiLU
+from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._experts import Experts, TopkRouter
 from shapecalc.layers._linear import Linear
+from shapecalc.layers._norm import RMSNorm
 
 __all__ = [
     "SharedExpertsLM",
@@ -160,6 +162,43 @@ class SharedExpertsLM(TransformerLM):
     correction_bias: bool = True
     #: the MLPs' biases (DeepSeek-V2's mlp_bias); the routed experts never have any
     mlp_bias: bool = False
+
+    # -- the tree -------------------------------------------------------------------------
+    def _attention(self) -> Block:
+        """The family's attention block."""
+        raise NotImplementedError
+
+    def _layer(self, mlp: Block) -> Block:
+        """A decoder layer: RMSNorm and attention, RMSNorm and ``mlp``, each residual."""
+        h = self.hidden
+        children: dict[str, Any] = {
+            "self_attn": self._attention(),
+            "mlp": mlp,
+            "input_layernorm": RMSNorm(h),
+            "post_attention_layernorm": RMSNorm(h),
+        }
+        flow = chain(
+            residual("input_layernorm", "self_attn"),
+            residual("post_attention_layernorm", "mlp"),
+        )
+        return Block("DecoderLayer", children, flow=flow)
+
+    def build(self) -> Built:
+        """The token embedding, the dense layers then the mixture layers, a final RMSNorm
+        and the head."""
+        h, v = self.hidden, self.vocab
+        inner: Any = self.intermediate  # the families require it
+        dense = self._layer(gated_mlp(h, inner, bias=self.mlp_bias))
+        body = Block(
+            "Model",
+            {
+                "embed_tokens": Leaf(Embedding(v, h), "one H-vector per token", "token embedding"),
+                "layers": self.stack(dense, self._layer(self.mixture())),
+                "norm": Leaf(RMSNorm(h), role="final norm"),
+            },
+            flow=chain("embed_tokens", "layers", "norm"),
+        )
+        return self.causal_lm("ForCausalLM", "model", body, "embed_tokens", "head")
 
     # -- checks ---------------------------------------------------------------------------
     def _refuse(self, field: str, value: Any, rule: str, detail: str) -> None:

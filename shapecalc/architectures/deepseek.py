@@ -13,16 +13,15 @@ from typing import Any, ClassVar
 
 from shapecalc.architectures import _moe
 from shapecalc.architectures import _transformer as tf
-from shapecalc.architectures._moe import MOE_KEYS, SharedExpertsLM, gated_mlp, mtp_notes
+from shapecalc.architectures._moe import MOE_KEYS, SharedExpertsLM, mtp_notes
 from shapecalc.core.declare import Built, Reference, flag, size
 from shapecalc.core.dims import Dim, count_str, dim_str, known
 from shapecalc.core.errors import InvalidArgumentError
-from shapecalc.core.flow import chain, each, parallel, residual
+from shapecalc.core.flow import chain, each, parallel
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf
-from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._function import Chunk
 from shapecalc.layers._linear import Linear
 from shapecalc.layers._norm import RMSNorm
@@ -387,33 +386,8 @@ class DeepSeek(SharedExpertsLM):
         what = f"{dim_str(a)} heads, keys and values from a latent of {dim_str(r)} per token"
         return Block("Attention", children, flow=flow, description=what)
 
-    def _layer(self, mlp: Block) -> Block:
-        h = self.hidden
-        children: dict[str, Any] = {
-            "self_attn": self._attention(),
-            "mlp": mlp,
-            "input_layernorm": RMSNorm(h),
-            "post_attention_layernorm": RMSNorm(h),
-        }
-        flow = chain(
-            residual("input_layernorm", "self_attn"),
-            residual("post_attention_layernorm", "mlp"),
-        )
-        return Block("DecoderLayer", children, flow=flow)
-
     def build(self) -> Built:
-        h, v = self.hidden, self.vocab
-        dense = self._layer(gated_mlp(h, self.intermediate, bias=self.mlp_bias))
-        body = Block(
-            "Model",
-            {
-                "embed_tokens": Leaf(Embedding(v, h), "one H-vector per token", "token embedding"),
-                "layers": self.stack(dense, self._layer(self.mixture())),
-                "norm": Leaf(RMSNorm(h), role="final norm"),
-            },
-            flow=chain("embed_tokens", "layers", "norm"),
-        )
-        built = self.causal_lm("ForCausalLM", "model", body, "embed_tokens", "head")
+        built = super().build()
         cache = (
             "inference state: transformers' cache holds the compressed latent and the rotated "
             f"key, R + Dr = {dim_str(self.kv_lora_rank + self.rope_dim)} numbers per position "

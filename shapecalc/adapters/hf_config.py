@@ -298,6 +298,23 @@ class Fields:
             )
         return tuple(sorted(set(value)))
 
+    def kinds(self, key: str, options: tuple[str, ...]) -> tuple[str, ...]:
+        """Layer kinds (``layer_types``): a list of ``options``, or null (the type's own
+        rule); the architecture checks the length against the layers."""
+        value = self.raw(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(v in options for v in value):
+            bad = (
+                value if not isinstance(value, list) else next(v for v in value if v not in options)
+            )
+            raise self.fail(
+                key,
+                bad,
+                f"{self._name(key)} must be a list, each of " + ", ".join(options),
+            )
+        return tuple(value)
+
     def number(self, key: str, low: float, high: float) -> float:
         value = self.raw(key)
         if (
@@ -407,6 +424,8 @@ def _argument(f: Fields, t: HFType, name: str, argument: Argument) -> Any:
         return f.number(key, argument.low, argument.high)
     if argument.kind == "indices":
         return f.indices(key)
+    if argument.kind == "kinds":
+        return f.kinds(key, argument.options)
     return f.mapped(key, {o: o for o in argument.options})
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
-from shapecalc.core.choices import OPTIMIZER_STATES
+from shapecalc.core.choices import CACHE_CONVENTIONS, OPTIMIZER_STATES
 from shapecalc.core.dims import (
     Dim,
     as_size,
@@ -58,7 +58,7 @@ from shapecalc.core.errors import (
 )
 from shapecalc.core.flow import Opaque
 from shapecalc.core.model import Model
-from shapecalc.core.spec import STORED_BYTES, LayerSpec, Shape, Stored, Work
+from shapecalc.core.spec import STATE_KINDS, STORED_BYTES, LayerSpec, Shape, Stored, Work
 from shapecalc.core.tree import (
     Child,
     Interleaved,
@@ -69,6 +69,7 @@ from shapecalc.core.tree import (
     join_name,
     listed,
     run_in_order,
+    run_indices,
     split_name,
 )
 from shapecalc.core.units import DTYPE_BYTES
@@ -80,6 +81,7 @@ __all__ = [
     "Cost",
     "LayerCost",
     "MemoryLine",
+    "StateGroup",
     "analyze",
 ]
 
@@ -139,8 +141,48 @@ class LayerCost:
 
     @property
     def state(self) -> tuple[Stored, ...]:
-        """The inference state of every call."""
+        """The inference state of every call (every convention's)."""
         return tuple(replace(s, copies=self.calls * s.copies) for s in self.work.state)
+
+    def state_of(self, convention: str) -> tuple[Stored, ...]:
+        """The inference state one call keeps under ``convention``."""
+        return tuple(s for s in self.work.state if s.convention in (None, convention))
+
+
+def layer_part(name: str) -> tuple[str, range | int | None]:
+    """The name up to the layer's number in its stack, and the numbers it stands for:
+    ``model.layers.{0..3}.self_attn`` -> (``model.layers.{0..3}``, range(0, 4)); a name
+    without a number -> (the name, None); a run of symbolic length -> (its name, None)."""
+    parts = split_name(name.split(" ")[0])
+    for i, part in enumerate(parts):
+        if part.isascii() and part.isdigit() and len(part) < 19:
+            return join_name(*parts[: i + 1]), int(part)
+        if part.startswith("{"):
+            return join_name(*parts[: i + 1]), run_indices(part)
+    return name, None
+
+
+@dataclass(frozen=True)
+class StateGroup:
+    """Layers that keep the same inference state: their kind, how many, the bytes each
+    keeps, the tensors and the rule."""
+
+    kind: str
+    #: the positions kept at most (a sliding window's), None for every position
+    window: int | None
+    layers: Dim
+    #: bytes one layer keeps, for the whole batch
+    each: Dim
+    #: what one layer keeps: (name, shape, numbers kept) of each tensor
+    tensors: tuple[tuple[str, Shape, Dim], ...]
+    #: True when the window capped the positions (a symbolic length: assumed past it)
+    capped: bool
+    #: True when it grows with the context
+    grows: bool
+
+    @property
+    def total(self) -> Dim:
+        return self.layers * self.each
 
 
 @dataclass(frozen=True)
@@ -223,6 +265,8 @@ class Cost:
     #: True when the input came from the model's own layout at B × T; False for input
     #: shapes given by hand (then there are no tokens to divide by)
     from_layout: bool = True
+    #: how latent attention's cache is counted (:data:`CACHE_CONVENTIONS`)
+    cache: str = "latent"
 
     # -- compute ------------------------------------------------------------------------
     @property
@@ -334,11 +378,68 @@ class Cost:
 
     @property
     def state(self) -> list[tuple[str, Stored]]:
-        return [(c.name, s) for c in self.layers for s in c.state]
+        """Every row's inference state under this cost's cache convention, each tensor's
+        copies counting the row's calls."""
+        return [
+            (c.name, replace(s, copies=c.calls * s.copies))
+            for c in self.layers
+            for s in c.state_of(self.cache)
+        ]
 
     @property
     def state_bytes(self) -> Dim:
-        return sum((s.nbytes(self.itemsize) for _, s in self.state), start=0)
+        """Bytes of the inference state: what every layer keeps, a sliding window's
+        positions capped (:attr:`Stored.kept`)."""
+        return sum((s.kept_bytes(self.itemsize) for _, s in self.state), start=0)
+
+    def state_groups(self) -> tuple[StateGroup, ...]:
+        """The inference state by kind of layer: the layers that keep the same (kind,
+        window, bytes), how many, and what each keeps; in :data:`STATE_KINDS` order,
+        computed once per run of layers (a run of 10⁶ layers costs what one does)."""
+        layers: dict[tuple[str, str], list[Any]] = {}
+        for c in self.layers:
+            stored = c.state_of(self.cache)
+            if not stored:
+                continue
+            prefix, _ = layer_part(c.name)
+            for s in stored:
+                kind = s.kind or ("full attention" if s.per_position else "recurrent")
+                entry = layers.setdefault((prefix, kind), [c.calls, None, []])
+                if s.window is not None:
+                    entry[1] = s.window
+                entry[2].append((c, s))
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        for (_, kind), (calls, window, held) in layers.items():
+            tensors = tuple((s.name, s.shape, s.copies * s.kept) for _, s in held)
+            each = sum((s.kept_bytes(self.itemsize) for _, s in held), start=0)
+            capped = any(s.capped for _, s in held)
+            grows = any(s.per_position for _, s in held)
+            key = (kind, window, each, tensors)
+            found = groups.setdefault(key, [0, capped, grows])
+            found[0] = found[0] + calls
+        order = {k: i for i, k in enumerate(STATE_KINDS)}
+        out = [
+            StateGroup(kind, window, count, each, tensors, capped, grows)
+            for (kind, window, each, tensors), (count, capped, grows) in groups.items()
+        ]
+        out.sort(key=lambda g: (order.get(g.kind, len(order)), g.window or 0))
+        return tuple(out)
+
+    def state_per_layer(self) -> dict[int, Dim]:
+        """Bytes of inference state per layer number of the stack (rows whose name holds
+        a layer number or a run of them); a run of symbolic length is left out."""
+        out: dict[int, Dim] = {}
+        for c in self.layers:
+            stored = c.state_of(self.cache)
+            if not stored:
+                continue
+            _, numbers = layer_part(c.name)
+            if numbers is None:
+                continue
+            each = sum((s.kept_bytes(self.itemsize) for s in stored), start=0)
+            for i in [numbers] if isinstance(numbers, int) else numbers:
+                out[i] = out.get(i, 0) + each
+        return dict(sorted(out.items()))
 
     @property
     def buffer_bytes(self) -> Dim:
@@ -463,6 +564,7 @@ def analyze(
     dtype: str = "fp32",
     training: str = "adam",
     mixed_precision: bool = False,
+    cache: str = "latent",
 ) -> Cost:
     """Follow ``inputs`` (by default the model's own input at ``batch`` × ``seq_len``)
     through the layers and account for compute and memory.
@@ -480,6 +582,7 @@ def analyze(
     expect(model, Model, function="analyze", argument="model", what="a shapecalc Model")
     require_one_of("dtype", dtype, tuple(DTYPE_BYTES), layer=owner)
     require_one_of("training", training, tuple(OPTIMIZERS), layer=owner)
+    require_one_of("cache", cache, CACHE_CONVENTIONS, layer=owner)
     if not isinstance(mixed_precision, bool):
         rule = "mixed_precision must be True or False"
         raise field_error("mixed_precision", mixed_precision, rule, layer=owner)
@@ -525,6 +628,7 @@ def analyze(
         mixed_precision=mixed_precision,
         layers=layers,
         from_layout=from_layout,
+        cache=cache,
     )
 
 

@@ -55,6 +55,9 @@ def _option(
     elif argument.kind == "indices":  # layer numbers, comma-separated
         settings["type"] = click.STRING
         settings["metavar"] = "I,J,..."
+    elif argument.kind == "kinds":  # layer kinds, comma-separated, kind*N repeated
+        settings["type"] = click.STRING
+        settings["metavar"] = "KIND,..."
     else:  # sizes stay text: an integer or a size name
         settings["type"] = click.STRING
         settings["metavar"] = argument.letter
@@ -73,7 +76,7 @@ def _option(
         settings["default"] = (
             str(default) if argument.kind == "size" and default is not None else default
         )
-        if argument.kind == "indices":
+        if argument.kind in ("indices", "kinds"):
             listed = default if isinstance(default, tuple) else ()
             settings["default"] = ",".join(str(i) for i in listed) if listed else None
         settings["show_default"] = not argument.default_text and default != ()

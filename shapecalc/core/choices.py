@@ -4,7 +4,7 @@ shapecalc speaks and the layouts of a mixture of experts."""
 
 from __future__ import annotations
 
-__all__ = ["CONVENTIONS", "EXPERT_LAYOUTS", "OPTIMIZER_STATES", "PORTABLE"]
+__all__ = ["CACHE_CONVENTIONS", "CONVENTIONS", "EXPERT_LAYOUTS", "OPTIMIZER_STATES", "PORTABLE"]
 
 #: optimizers whose training memory shapecalc counts: state tensors per trainable
 #: parameter ("none" is inference; ``shapecalc.analysis.cost.OPTIMIZERS`` gives the rules)
@@ -18,3 +18,7 @@ PORTABLE = ("gru", "lstm", "mlp", "rnn")
 #: (each expert's gate and up projections fused, all experts in one tensor), or as
 #: checkpoint files store them (one module per expert, w1 = gate, w2 = down, w3 = up)
 EXPERT_LAYOUTS = ("fused", "checkpoint")
+#: how a latent-attention cache is counted: the compressed latent and the rotated key, as
+#: transformers 5 and the serving engines (vLLM, SGLang) keep it, or every head's keys and
+#: values made from it, as transformers 4 kept them
+CACHE_CONVENTIONS = ("latent", "heads")

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from shapecalc.core.dims import Dim, Expr, as_size, symbol
+from shapecalc.core.dims import Dim, Expr, as_size, known, symbol
 from shapecalc.core.errors import InvalidArgumentError, echo, refuse_arrays
 from shapecalc.core.frozen import FrozenMethods
 from shapecalc.core.model import Model
@@ -49,6 +49,7 @@ __all__ = [
     "choice",
     "flag",
     "indices",
+    "layer_kinds",
     "number",
     "size",
 ]
@@ -111,6 +112,11 @@ class Argument:
             return "one of " + ", ".join(self.options)
         if self.kind == "indices":
             return "integers >= 0, comma-separated, each once (none by default)"
+        if self.kind == "kinds":
+            return (
+                "one kind per layer, or a pattern repeated from layer 0 (kind*N repeats a "
+                "kind N times), each of " + ", ".join(self.options)
+            )
         close = ")" if self.open_high else "]"
         return f"a number in [{_num(self.low)}, {_num(self.high)}{close}"
 
@@ -176,6 +182,15 @@ def indices(help: str) -> Any:
     once, given as a list or tuple, or as text ``"0,1,2"``; held sorted; none by default
     (None or an empty list, but not an empty text, which is a list left blank)."""
     return _field((), Argument("indices", help))
+
+
+def layer_kinds(options: tuple[str, ...], help: str) -> Any:
+    """The kind of each layer (``layer_types``: sliding or full attention, linear
+    attention, ...): a list or tuple of ``options``, or text ``"a,b,b"`` where ``b*5`` is
+    ``b`` five times; one per layer, or a pattern shorter than the layers that repeats
+    from layer 0 (the architecture checks the length against its layers). Empty by
+    default: the architecture's own rule."""
+    return _field((), Argument("kinds", help, options=options))
 
 
 def number(
@@ -346,6 +361,8 @@ class Architecture(FrozenMethods):
             return value
         if argument.kind == "indices":
             return self._indices(name, argument, value)
+        if argument.kind == "kinds":
+            return self._kinds(name, argument, value)
         rule = f"{name} must be {argument.rule}"
         if (
             isinstance(value, bool)
@@ -355,6 +372,50 @@ class Architecture(FrozenMethods):
         ):
             self._fail(name, value, rule, f"got {echo(value)}" + self.explain_number(name, value))
         return float(value) if isinstance(value, int) else value
+
+    def _kinds(self, name: str, argument: Argument, value: Any) -> tuple[str, ...]:
+        """Layer kinds: a list or tuple of the options, or their text ``"a,b*5"``; None
+        or an empty list: the architecture's rule."""
+        rule = f"{name} must be {argument.rule}"
+        if value is None:
+            return ()
+        items: list[Any] = []
+        if isinstance(value, str):
+            if not value.strip():
+                self._fail(name, value, rule, "got an empty list (leave it out for the default)")
+            for part in (p.strip() for p in value.split(",")):
+                kind, star, times = part.partition("*")
+                times = times.strip()
+                if star and not (times.isascii() and times.isdigit() and 0 < len(times) < 7):
+                    self._fail(name, value, rule, f"got {echo(part)}: N in kind*N is a count")
+                count = int(times) if star else 1
+                if count < 1:
+                    self._fail(name, value, rule, f"got {echo(part)}: N in kind*N is 1 or more")
+                items.extend([kind.strip()] * count)
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            self._fail(name, value, rule, f"got {echo(value)}")
+        for item in items:
+            if item not in argument.options:
+                self._fail(name, value, rule, f"got the kind {echo(item)}")
+        return tuple(items)
+
+    def kinds_of(self, name: str, layers: int) -> tuple[str, ...] | None:
+        """The kind of each of ``layers`` layers from the kinds argument ``name``: as
+        given when one per layer, a shorter pattern repeated; None when not given (the
+        architecture's own rule). More kinds than layers is refused."""
+        given: tuple[str, ...] = getattr(self, name)
+        if not given:
+            return None
+        if len(given) > layers:
+            self._fail(
+                name,
+                ",".join(given),
+                f"{name} gives one kind per layer, or a shorter pattern",
+                f"got {len(given)} kinds for {layers} layers",
+            )
+        return tuple(given[i % len(given)] for i in range(layers))
 
     def _indices(self, name: str, argument: Argument, value: Any) -> tuple[int, ...]:
         """Layer numbers: a list or tuple of integers >= 0, or their text ``"0,1,2"``, each
@@ -403,8 +464,14 @@ class Architecture(FrozenMethods):
 
     def hf_values(self) -> dict[str, Any]:
         """The arguments as a config writes them: an unset size as the value it stands
-        for (a LLaMA's kv_heads None is its heads); the arguments themselves by default."""
-        return self.arguments()
+        for (a LLaMA's kv_heads None is its heads); layer kinds one per layer (a pattern
+        repeated); the arguments themselves by default."""
+        out = self.arguments()
+        layers = known(out.get("layers", 0)) if "layers" in out else None
+        for f, argument in arguments_of(type(self)):
+            if argument.kind == "kinds" and out[f.name] and layers is not None:
+                out[f.name] = list(self.kinds_of(f.name, layers) or ())
+        return out
 
     @classmethod
     def multiple_for(cls, free: str, arguments: dict[str, Any]) -> int:

@@ -15,12 +15,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
-from shapecalc.core.dims import Dim, Expr, as_size, dim_str, int_text, known, product
+from shapecalc.core.dims import Dim, Expr, as_size, dim_str, exact_div, int_text, known, product
 from shapecalc.core.errors import ShapeError, field_error, refuse_arrays
 from shapecalc.core.frozen import FrozenMethods
 
 __all__ = [
     "REGISTERED",
+    "STATE_KINDS",
     "STORED_BYTES",
     "LayerSpec",
     "Param",
@@ -133,8 +134,22 @@ class Stored:
     #: one tensor for the whole forward, whichever layers keep it (counted once)
     shared: bool = False
     #: state that grows with the context, a token's worth per position (a KV cache; an
-    #: RNN's h and c do not)
+    #: RNN's h and c do not): ``positions`` is the size in ``shape`` that counts them
     per_position: bool = False
+    #: inference state: the positions of ``positions`` it keeps at most (a sliding
+    #: window's cache: transformers keeps the last window − 1), None for all of them
+    window: int | None = None
+    #: inference state: the positions the shape counts (the keys' length S), a size of
+    #: ``shape``; needed with ``window`` and to give the bytes per token
+    positions: Dim | None = None
+    #: inference state: the kind of layer that keeps it, one of :data:`STATE_KINDS`
+    #: ("full attention", "sliding attention", "state space", ...); the account of the
+    #: inference state groups layers by it
+    kind: str = ""
+    #: inference state kept by one convention only (latent attention: the compressed
+    #: ``"latent"`` transformers 5 and the serving engines keep, or every head's keys and
+    #: values, ``"heads"``); None for every convention
+    convention: str | None = None
 
     @property
     def count(self) -> Dim:
@@ -142,6 +157,48 @@ class Stored:
 
     def nbytes(self, activation_itemsize: int) -> Dim:
         return self.count * (activation_itemsize if self.itemsize is None else self.itemsize)
+
+    @property
+    def kept(self) -> Dim:
+        """The numbers kept as inference state: :attr:`count`, with the positions capped
+        at :attr:`window` where the positions are a number past it. With a symbolic
+        length the cap cannot be written as a polynomial: the count is then the one past
+        the window (the context longer than the window, the case that matters), and
+        :attr:`capped` says so."""
+        if self.window is None or self.positions is None:
+            return self.count
+        per = exact_div(self.count, self.positions)
+        if per is None:
+            return self.count
+        n = known(self.positions)
+        if n is not None and n <= self.window:
+            return self.count
+        return per * self.window
+
+    @property
+    def capped(self) -> bool:
+        """True when :attr:`kept` took the window instead of the positions: a number of
+        positions past it, or a symbolic one (then kept assumes the context is longer)."""
+        if self.window is None or self.positions is None:
+            return False
+        n = known(self.positions)
+        return n is None or n > self.window
+
+    def kept_bytes(self, itemsize: int) -> Dim:
+        """Bytes of :attr:`kept` at ``itemsize`` (this tensor's own where it has one)."""
+        return self.kept * (itemsize if self.itemsize is None else self.itemsize)
+
+
+#: the kinds of layer an inference state belongs to, in the order the account lists them
+STATE_KINDS = (
+    "full attention",
+    "sliding attention",
+    "latent attention",
+    "cross attention",
+    "linear attention",
+    "state space",
+    "recurrent",
+)
 
 
 @dataclass(frozen=True)

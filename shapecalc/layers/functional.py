@@ -25,7 +25,15 @@ from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import Shape, Stored, Work
 from shapecalc.layers._function import Chunk, Select, _Function, _heads_of
 
-__all__ = ["Chunk", "Pick", "Rotary", "ScaledDotProductAttention", "Select", "SplitHeads"]
+__all__ = [
+    "Chunk",
+    "Pick",
+    "Rotary",
+    "ScaledDotProductAttention",
+    "Select",
+    "SplitHeads",
+    "kv_cache",
+]
 
 
 @frozen
@@ -40,12 +48,16 @@ class ScaledDotProductAttention(_Function):
     counter's count: the causal mask does not halve it). Elementwise: scaling q (1 per
     number), the mask (1 per score, causal), the softmax (5 per score). Kept for backward,
     as the fused kernel keeps them: q, k and v, the output and the softmax's log-sum-exp
-    per query row and head. State for decoding: the keys and values seen, per layer."""
+    per query row and head. State for decoding: the keys and values seen, per layer; with
+    a sliding ``window``, transformers' cache keeps the last window − 1 of them (the mask
+    limits what each query sees; the products are as large)."""
 
     num_heads: Dim
     num_kv_heads: Dim
     head_dim: Dim
     causal: bool = True
+    #: a sliding window: each query attends to the last ``window`` positions; None: all
+    window: int | None = None
 
     kind: ClassVar[str] = "scaled_dot_product_attention"
     summary: ClassVar[str] = "softmax(q·kᵀ/√d)·v per head"
@@ -92,8 +104,35 @@ class ScaledDotProductAttention(_Function):
                     itemsize=4,
                 ),
             ),
-            state=(Stored("key and value cache", cache, copies=2, per_position=True),),
+            state=(kv_cache(cache, source, self.window),),
         )
+
+
+def kv_cache(shape: Shape, positions: Dim, window: int | None) -> Stored:
+    """The keys and values an attention layer keeps for decoding, ``shape`` each, over
+    ``positions``; a sliding window keeps the last window − 1 (transformers'
+    ``DynamicSlidingWindowLayer``: the query that comes next makes the window). A window
+    of 1 keeps every position there (its slice ``[-0:]`` is the whole tensor)."""
+    if window is None:
+        return Stored(
+            "key and value cache",
+            shape,
+            copies=2,
+            per_position=True,
+            positions=positions,
+            kind="full attention",
+        )
+    return Stored(
+        f"key and value cache, the last {window - 1:,} positions at most"
+        if window > 1
+        else "key and value cache (a window of 1: transformers keeps every position)",
+        shape,
+        copies=2,
+        per_position=True,
+        positions=positions,
+        window=window - 1 if window > 1 else None,
+        kind="sliding attention",
+    )
 
 
 @frozen

@@ -36,8 +36,11 @@ class LatentAttention(_Function):
     Elementwise: rotary on the rope parts (3 per turned number, the queries' and the shared
     key's), the scale and the mask (1 per score each), the softmax (5 per score). Kept for
     backward, as the eager product keeps them: the queries and the keys joined per head,
-    the softmax's weights and the values. State for decoding: transformers' cache holds the
-    compressed latent, ``latent_dim`` numbers and the rotated key per position."""
+    the softmax's weights and the values. State for decoding, by convention: ``"latent"``,
+    the compressed latent, ``latent_dim`` numbers and the rotated key per position, as
+    transformers 5's cache and the serving engines (vLLM, SGLang) keep it, the heads' keys
+    and values made again at every step; ``"heads"``, every head's keys (nope_dim +
+    rope_dim) and values (value_dim) per position, as transformers 4 kept them."""
 
     num_heads: Dim
     nope_dim: Dim
@@ -108,9 +111,28 @@ class LatentAttention(_Function):
             ),
             state=(
                 Stored(
+                    "keys per head: the no-position part and the rotated key",
+                    (*batch, a, source, qk),
+                    per_position=True,
+                    positions=source,
+                    kind="latent attention",
+                    convention="heads",
+                ),
+                Stored(
+                    "values per head",
+                    (*batch, a, source, self.value_dim),
+                    per_position=True,
+                    positions=source,
+                    kind="latent attention",
+                    convention="heads",
+                ),
+                Stored(
                     "latent cache: kv_lora_rank and the rotated key per position",
                     (*batch, source, self.latent_dim + self.rope_dim),
                     per_position=True,
+                    positions=source,
+                    kind="latent attention",
+                    convention="latent",
                 ),
             ),
         )

@@ -22,6 +22,7 @@ from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work
 from shapecalc.layers._experts import EXPERT_NAMES, Experts, TopkRouter
 from shapecalc.layers._function import _Function, _heads_of
 from shapecalc.layers._shapes import bias_adds, check_features, one_input
+from shapecalc.layers.functional import kv_cache
 
 __all__ = [
     "EXPERT_LAYOUTS",
@@ -358,12 +359,15 @@ class SinkAttention(_Function):
     autograd keeps the eager forward: the queries per head, the keys and values repeated
     for every query head (A·D each per position), the row maxima's indices (int64), the
     probabilities with the sink's column (the product with v reads a view without it).
-    State for decoding: the keys and values seen, per layer."""
+    State for decoding: the keys and values seen, per layer (with a sliding ``window``,
+    the last window − 1)."""
 
     num_heads: Dim
     num_kv_heads: Dim
     head_dim: Dim
     causal: bool = True
+    #: a sliding window: each query attends to the last ``window`` positions; None: all
+    window: int | None = None
 
     kind: ClassVar[str] = "attention_with_sinks"
     summary: ClassVar[str] = "softmax over q·kᵀ/√d and a sink logit per head, then ·v"
@@ -425,5 +429,5 @@ class SinkAttention(_Function):
                     (batch * a * target, source + 1),
                 ),
             ),
-            state=(Stored("key and value cache", cache, copies=2, per_position=True),),
+            state=(kv_cache(cache, source, self.window),),
         )

@@ -193,6 +193,8 @@ def _default(f: Any, argument: Argument) -> str:
         return "on" if f.default else "off"
     if argument.kind == "indices" and not f.default:
         return "none"
+    if argument.kind == "kinds" and not f.default:
+        return "the type's rule"
     return f"`{f.default}`"
 
 

@@ -69,7 +69,9 @@ def real_cache(
     return cache_layers(cache)
 
 
-def ours(model: Any, *, batch: int, seq_len: int, dtype: str = "fp32", cache: str = "latent") -> dict[int, int]:
+def ours(
+    model: Any, *, batch: int, seq_len: int, dtype: str = "fp32", cache: str = "latent"
+) -> dict[int, int]:
     """Bytes of the inference state shapecalc counts per layer number."""
     from shapecalc import analyze
 

@@ -555,7 +555,7 @@ def _mamba_mixer(torch: Any, spec: MambaMixer, device: str) -> Any:
     r: Any = spec.time_step_rank
     nn, functional = torch.nn, torch.nn.functional
 
-    class Norm(nn.Module):  # type: ignore[misc]
+    class Norm(torch.nn.Module):  # type: ignore[misc]
         """An RMSNorm named as transformers' (``weight``), computed in fp32."""
 
         def __init__(self, size: int) -> None:
@@ -567,7 +567,7 @@ def _mamba_mixer(torch: Any, spec: MambaMixer, device: str) -> Any:
             y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + 1e-6)
             return self.weight * y.to(x.dtype)
 
-    class MambaMixerModule(nn.Module):  # type: ignore[misc]
+    class MambaMixerModule(torch.nn.Module):  # type: ignore[misc]
         """transformers' MambaMixer (JambaMambaMixer with the norms) without its CUDA
         kernels: in_proj, the causal depthwise convolution and SiLU, x_proj, the time
         step, the scan over the positions one by one, the D skip, the gate, out_proj."""
@@ -590,19 +590,20 @@ def _mamba_mixer(torch: Any, spec: MambaMixer, device: str) -> Any:
         def forward(self, x: Any) -> Any:
             dtype, length = x.dtype, x.shape[-2]
             projected = self.in_proj(x).transpose(1, 2)
-            a = -torch.exp(self.A_log.float())  # for the fused kernel, unused without it
+            if not spec.layernorms:  # Mamba's forward makes A for its fused kernel too
+                _ = -torch.exp(self.A_log.float())
             inner, gate = projected.chunk(2, dim=1)
             weight = self.conv1d.weight
-            inner = functional.conv1d(
-                inner, weight, self.conv1d.bias, padding=k - 1, groups=d
-            )[:, :, :length]
+            inner = functional.conv1d(inner, weight, self.conv1d.bias, padding=k - 1, groups=d)[
+                :, :, :length
+            ]
             inner = functional.silu(inner).transpose(1, 2)
             step, b, c = torch.split(self.x_proj(inner), [r, n, n], dim=-1)
             if spec.layernorms:
                 step, b, c = self.dt_layernorm(step), self.b_layernorm(b), self.c_layernorm(c)
             step = self.dt_proj.weight @ step.transpose(1, 2)
             inner = inner.transpose(1, 2)
-            a = -torch.exp(self.A_log.float())  # the scan's own, as transformers computes it
+            a = -torch.exp(self.A_log.float())
             step = functional.softplus(step + self.dt_proj.bias.float()[..., None])
             decay = torch.exp(a[None, :, None, :] * step[:, :, :, None])
             rise = step[:, :, :, None] * b[:, None, :, :].float()

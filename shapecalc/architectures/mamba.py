@@ -47,12 +47,13 @@ def _notes(config: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]
     """What the file says that shapecalc does not take from it."""
     given = config.get("intermediate_size")
     hidden, expand = arguments.get("hidden"), arguments.get("expand")
-    if isinstance(given, int) and isinstance(hidden, int) and isinstance(expand, int):
-        if given != hidden * expand:
-            return [
-                f"intermediate_size {given:,} is not read: transformers' MambaConfig sets it "
-                f"to expand · hidden_size = {expand * hidden:,}"
-            ]
+    if not (isinstance(given, int) and isinstance(hidden, int) and isinstance(expand, int)):
+        return []
+    if given != hidden * expand:
+        return [
+            f"intermediate_size {given:,} is not read: transformers' MambaConfig sets it "
+            f"to expand · hidden_size = {expand * hidden:,}"
+        ]
     return []
 
 
@@ -68,8 +69,7 @@ def state_lines(d: Dim, n: Dim, k: Dim, r: Dim) -> list[str]:
         f"numbers, time_step_rank), B and C (N = {dim_str(n)} each, state_size): inputs, "
         "not weights, decide what the state takes in and gives out; this is what makes the "
         "scan selective.",
-        "dt_proj (D, R) and its bias widen the time step to one Δ per channel, through "
-        "softplus.",
+        "dt_proj (D, R) and its bias widen the time step to one Δ per channel, through softplus.",
         f"A_log (D, N): A = −exp(A_log), each channel's {dim_str(n)} decay rates; per "
         "position the state h (D, N) becomes exp(Δ·A)·h + Δ·B·x, and the output C·h. "
         "D (D,) adds each channel's input to that output (a skip); then the gate SiLU(z) "
@@ -95,7 +95,7 @@ class Mamba(TransformerLM):
         >>> m.total
         129135360
         >>> print(m.total_formula)
-        3·L·X·H² + 3·L·X·H·N + 2·L·X·H·R + L·X·H·K + 4·L·X·H + L·H + V·H + H
+        3·L·H²·X + L·H·K·X + 3·L·H·N·X + 2·L·H·R·X + 3·L·H·X + L·H + V·H + H
     """
 
     command: ClassVar[str] = "mamba"
@@ -267,7 +267,10 @@ class Mamba(TransformerLM):
         ]
         return [
             ("What the sizes mean", lines),
-            ("Every matrix of one block", self.block_lines(model, self.in_body("backbone", "layers"))),
+            (
+                "Every matrix of one block",
+                self.block_lines(model, self.in_body("backbone", "layers")),
+            ),
         ]
 
 

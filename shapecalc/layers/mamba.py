@@ -100,9 +100,7 @@ class MambaMixer(LayerSpec):
             "input dependent",
         )
         yield Param("D", (d,), "the skip: each channel's input added to the scan's output")
-        yield Param(
-            "conv1d.weight", (d, 1, k), f"depthwise causal convolution, {dim_str(k)} taps"
-        )
+        yield Param("conv1d.weight", (d, 1, k), f"depthwise causal convolution, {dim_str(k)} taps")
         if self.use_conv_bias:
             yield Param("conv1d.bias", (d,), "the convolution's bias")
         yield Param(
@@ -203,7 +201,8 @@ class MambaMixer(LayerSpec):
         step before and after softplus (fp32), exp(Δ·A) and Δ·B for every position and
         state number (fp32), the state before each position and after the last (fp32),
         the skip's sum (fp32), SiLU(z), out_proj's input made contiguous, and A with
-        exp(A_log) (computed twice, once for the fused kernel's path). Under bf16 the scan
+        exp(A_log) (computed twice by Mamba, once for the fused kernel's path; once by
+        Jamba, whose norms keep their input normalised, their output and 1/rms). Under bf16 the scan
         also keeps a bf16 copy of each state for its product with C, not counted here."""
         d, n, k, r = self.intermediate_size, self.state_size, self.conv_kernel, self.time_step_rank
         tokens = batch * length
@@ -222,11 +221,18 @@ class MambaMixer(LayerSpec):
             ),
             Stored("the scan's output with the skip", (tokens, d), itemsize=4),
             Stored("SiLU(z), and out_proj's input", (tokens, d), copies=2),
-            Stored("A and exp(A_log), twice", (d, n), itemsize=4, copies=3),
         ]
-        if self.layernorms:
-            out += self._norms_saved(tokens)
+        if self.layernorms:  # Jamba: A once; each norm's input normalised, its output, and
+            # the reciprocal root (fp32) per token
+            out += [
+                Stored("A and exp(A_log)", (d, n), itemsize=4, copies=2),
+                Stored(
+                    "Δ, B and C normalised, before and after the weight",
+                    (tokens, r + 2 * n),
+                    copies=2,
+                ),
+                Stored("the norms' 1/rms per token", (tokens, 3), itemsize=4),
+            ]
+        else:  # Mamba: A twice (its forward makes one for the fused kernel)
+            out.append(Stored("A and exp(A_log), twice", (d, n), itemsize=4, copies=3))
         return tuple(out)
-
-    def _norms_saved(self, tokens: Dim) -> list[Stored]:
-        return []

@@ -10,12 +10,11 @@ grows with the context.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import TransformerLM
-from shapecalc.core.declare import Built, flag, size
+from shapecalc.core.declare import Built, Reference, flag, size
 from shapecalc.core.dims import Dim, count_str, dim_str, known, symbol
 from shapecalc.core.flow import chain, residual
 from shapecalc.core.frozen import frozen
@@ -43,18 +42,12 @@ def _read(f: Any, out: dict[str, Any]) -> None:
     f.padding("pad_token_id", out["vocab"], "token embedding (vocab_size)")
 
 
-def _notes(config: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
-    """What the file says that shapecalc does not take from it."""
-    given = config.get("intermediate_size")
-    hidden, expand = arguments.get("hidden"), arguments.get("expand")
-    if not (isinstance(given, int) and isinstance(hidden, int) and isinstance(expand, int)):
-        return []
-    if given != hidden * expand:
-        return [
-            f"intermediate_size {given:,} is not read: transformers' MambaConfig sets it "
-            f"to expand · hidden_size = {expand * hidden:,}"
-        ]
-    return []
+def _write(model: Any, reference: Reference) -> Reference:
+    """No intermediate_size unless given (the class works it out; null would break it)."""
+    config = dict(reference.config)
+    if config.get("intermediate_size") is None:
+        config.pop("intermediate_size", None)
+    return Reference(reference.model, reference.config_class, config, reference.options)
 
 
 def state_lines(d: Dim, n: Dim, k: Dim, r: Dim) -> list[str]:
@@ -112,6 +105,7 @@ class Mamba(TransformerLM):
         "hidden",
         "layers",
         "expand",
+        "intermediate",
         "state_size",
         "conv_kernel",
         "time_step_rank",
@@ -122,6 +116,14 @@ class Mamba(TransformerLM):
     layers: Any = size("L", "Number of Mamba blocks (num_hidden_layers).")
     expand: Any = size(
         "X", "The mixer's inner width as a multiple of the hidden size (expand): D = X·H.", 2
+    )
+    intermediate: Any = size(
+        "I",
+        "The mixer's inner width D (intermediate_size): X·H unless given (transformers "
+        "takes a config's intermediate_size over expand).",
+        None,
+        unset=None,
+        default_text="X·H",
     )
     state_size: Any = size("N", "State numbers per inner channel (state_size).", 16)
     conv_kernel: Any = size("K", "Taps of the depthwise causal convolution (conv_kernel).", 4)
@@ -148,6 +150,7 @@ class Mamba(TransformerLM):
                 "hidden": "hidden_size",
                 "layers": "num_hidden_layers",
                 "expand": "expand",
+                "intermediate": "intermediate_size",
                 "state_size": "state_size",
                 "conv_kernel": "conv_kernel",
                 "time_step_rank": "time_step_rank",
@@ -161,6 +164,7 @@ class Mamba(TransformerLM):
                 "state_size": 16,
                 "num_hidden_layers": 32,
                 "expand": 2,
+                "intermediate_size": None,
                 "conv_kernel": 4,
                 "use_bias": False,
                 "use_conv_bias": True,
@@ -169,7 +173,6 @@ class Mamba(TransformerLM):
             },
             free=frozenset(
                 {
-                    "intermediate_size",  # set by the class to expand · hidden_size
                     "layer_norm_epsilon",
                     "hidden_act",
                     "residual_in_fp32",
@@ -184,16 +187,17 @@ class Mamba(TransformerLM):
                     "layer_types",
                 }
             ),
+            not_null=frozenset({"intermediate_size"}),
             read=_read,
-            notes=_notes,
+            write=_write,
         ),
     )
 
     # -- the sizes worked out ---------------------------------------------------------------
     @property
     def inner(self) -> Dim:
-        """The mixer's inner width, D = expand · H."""
-        width: Dim = self.expand * self.hidden
+        """The mixer's inner width: given, or expand · H."""
+        width: Dim = self.expand * self.hidden if self.intermediate is None else self.intermediate
         return width
 
     @property
@@ -204,6 +208,8 @@ class Mamba(TransformerLM):
     def sizes(self) -> dict[str, Dim]:
         """The sizes given, and R worked out from H when not given."""
         out = super(TransformerLM, self).sizes()
+        if self.intermediate is not None:
+            out.pop("X", None)  # the inner width given: expand builds nothing
         if self.time_step_rank is None and known(self.rank) is not None:
             out["R"] = self.rank
         return out
@@ -261,7 +267,8 @@ class Mamba(TransformerLM):
         lines = [
             f"The hidden size H = {dim_str(h)} is the length of every token's vector, in and "
             "out of every block; there is no attention and no MLP: the mixer is the block.",
-            f"The mixer works at D = expand · H = {dim_str(d)} channels and holds "
+            f"The mixer works at D = {dim_str(d)} channels (intermediate_size, expand · H "
+            f"unless given) and holds "
             f"{count_str(mixer.total())} numbers.",
             *state_lines(d, n, k, r),
         ]

@@ -11,6 +11,7 @@ R, N and N). A stack whose layers differ is shown as runs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -291,6 +292,14 @@ class Jamba(TransformerLM):
         out["experts_per_token"] = min(out["experts_per_token"], out["experts"])
         for name in ("attn_layer", "expert_layer"):
             out[f"{name}_offset"] = out[f"{name}_offset"] % out[f"{name}_period"]
+        return out
+
+    def template(self) -> Jamba:
+        """The sizes as letters, but one expert stays 1: it decides the layers' kind (every
+        MLP gated), which a letter would not."""
+        out = super().template()
+        if self.experts == 1:
+            out = dataclasses.replace(out, experts=1, experts_per_token=self.experts_per_token)
         return out
 
     # -- the sizes worked out ---------------------------------------------------------------

@@ -85,6 +85,15 @@ COMMANDS = [
         *("qwen-moe", "--vocab", "16", "--hidden", "8", "--heads", "2", "--layers", "3"),
         *("--moe-intermediate", "4", "--experts", "4", "--experts-per-token", "2"),
     ],
+    [  # a state-space model: its fixed state, its mixer's own flags
+        *("mamba", "--vocab", "16", "--hidden", "8", "--layers", "2", "--state-size", "2"),
+        *("--conv-kernel", "2", "--memory"),
+    ],
+    [  # attention and Mamba layers, experts every other layer: runs of four kinds
+        *("jamba", "--vocab", "16", "--hidden", "8", "--heads", "2", "--layers", "6"),
+        *("--intermediate", "4", "--experts", "3", "--attn-layer-period", "3"),
+        *("--attn-layer-offset", "1", "--state-size", "2", "--memory"),
+    ],
     ["lstm", "--hidden", "8", "--vocab", "5"],
     ["gru", "--hidden", "8", "--vocab", "5"],
     ["rnn", "--hidden", "8", "--vocab", "5"],

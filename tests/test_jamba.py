@@ -187,7 +187,7 @@ def test_the_state_is_what_transformers_cache_holds(
     assert kinds["full attention"].grows and not kinds["state space"].grows
 
 
-# -- FLOPs and kept tensors on a real forward -------------------------------------------------------
+# -- FLOPs and kept tensors on a real forward ---------------------------------------------------
 def test_flops_equal_flop_counter_mode() -> None:
     arch = Jamba(**SMALL)
     config, cls = real(arch)
@@ -232,7 +232,7 @@ def test_kept_tensors_equal_autograd() -> None:
     assert kept_bytes(mixer, [x]) == mine.kept_bytes(4)
 
 
-# -- the command line -------------------------------------------------------------------------------
+# -- the command line -----------------------------------------------------------------------
 EXAMPLE = Jamba.example.split()
 
 

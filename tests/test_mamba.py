@@ -228,8 +228,10 @@ def test_verify_against_transformers() -> None:
     for args, cls in [
         (["--vocab", "50", "--hidden", "16", "--layers", "2"], "MambaForCausalLM"),
         (
-            ["--vocab", "50", "--hidden", "16", "--layers", "2", "--time-step-rank", "5"]
-            + ["--use-bias", "--no-use-conv-bias", "--head", "none"],
+            [
+                *("--vocab", "50", "--hidden", "16", "--layers", "2", "--time-step-rank", "5"),
+                *("--use-bias", "--no-use-conv-bias", "--head", "none"),
+            ],
             "MambaModel",
         ),
     ]:

@@ -58,12 +58,17 @@ def _read(f: Any, out: dict[str, Any]) -> None:
             )
 
 
+def every(layers: int, period: int, offset: int) -> int:
+    """How many of ``layers`` layers have i % period == offset (counted, not listed)."""
+    return max(0, (layers - offset + period - 1) // period)
+
+
 def _notes(config: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
     layers = arguments.get("layers")
     if not isinstance(layers, int):
         return []
     period, offset = arguments["attn_layer_period"], arguments["attn_layer_offset"]
-    attends = sum(1 for i in range(layers) if i % period == offset)
+    attends = every(layers, period, offset)
     return [
         f"{attends} of the {layers} layers attend and keep every past token's keys and "
         f"values; the other {layers - attends} are Mamba layers, whose state does not grow"
@@ -458,13 +463,15 @@ class Jamba(TransformerLM):
             + "."
         )
         if n is not None:
-            attending = [i for i in range(n) if self.attends(i)]
-            which += f" Here {len(attending)} of the {n} layers attend" + (
-                f" ({', '.join(map(str, attending[:8]))}{', ...' if len(attending) > 8 else ''})"
+            attending = every(n, p, o)
+            first = list(range(o, min(n, o + 8 * p), p))
+            which += f" Here {attending} of the {n} layers attend" + (
+                f" ({', '.join(map(str, first))}{', ...' if attending > len(first) else ''})"
                 if attending
                 else ""
             )
-            which += f", {sum(1 for i in range(n) if self.sparse(i))} have experts."
+            sparse = every(n, q, u) if e != 1 else 0
+            which += f", {sparse} have experts."
         lines = [
             f"The hidden size H = {dim_str(h)} is the length of every token's vector, in and "
             "out of every layer.",

@@ -90,7 +90,7 @@ class Jamba(TransformerLM):
         >>> m = jamba(vocab=65536, hidden=4096, layers=32, heads=32, kv_heads=8,
         ...           intermediate=14336, experts=16, experts_per_token=2)
         >>> m.total, m.active
-        (51570323456, 12109396992)
+        (51570323328, 12110311296)
     """
 
     command: ClassVar[str] = "jamba"

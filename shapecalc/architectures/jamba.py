@@ -26,7 +26,7 @@ from shapecalc.core.flow import chain, multiply, parallel, residual
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
-from shapecalc.core.tree import Block, Child, Leaf, ModuleList, Node, Repeat, cycle, runs
+from shapecalc.core.tree import Block, Child, Leaf, ModuleList, Node, Repeat, cycle
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._linear import Linear
 from shapecalc.layers._norm import RMSNorm
@@ -38,8 +38,6 @@ __all__ = ["Jamba", "jamba"]
 
 #: the longest pattern of layers (the least common multiple of the two periods) shown
 MAX_PATTERN = 1024
-#: a stack with a known count up to this many layers is laid out layer by layer
-_LISTED = 4096
 
 
 def _read(f: Any, out: dict[str, Any]) -> None:
@@ -295,8 +293,14 @@ class Jamba(TransformerLM):
         if out["kv_heads"] is not None and out["heads"] % out["kv_heads"]:
             out["kv_heads"] = 1
         out["experts_per_token"] = min(out["experts_per_token"], out["experts"])
-        for name in ("attn_layer", "expert_layer"):
+        for name in ("attn_layer", "expert_layer"):  # periods whose pattern is short
+            out[f"{name}_period"] = 1 + (out[f"{name}_period"] - 1) % 16
             out[f"{name}_offset"] = out[f"{name}_offset"] % out[f"{name}_period"]
+        # every layer of the pattern present, twice: the same kinds of layer with the layers
+        # as a number or a letter (the line of activations recomputed per block names one)
+        pattern = math.lcm(out["attn_layer_period"], out["expert_layer_period"])
+        if isinstance(out["layers"], int):
+            out["layers"] = max(out["layers"], 2 * pattern)
         return out
 
     def template(self) -> Jamba:
@@ -422,12 +426,15 @@ class Jamba(TransformerLM):
                 kinds[key] = self._layer(key[0], moe if key[1] else mlp)
             return kinds[key]
 
-        n = known(self.layers)
-        entries: tuple[Repeat | Child, ...]
-        if n is not None and n <= _LISTED:
-            entries = runs([layer(i) for i in range(n)])
-        else:
-            entries = cycle([layer(i) for i in range(self.pattern)], self.layers)
+        # the shortest pattern of kinds, taking turns (every layer, a number or a letter)
+        kinds_of = [layer(i) for i in range(self.pattern)]
+        p = next(
+            p
+            for p in range(1, self.pattern + 1)
+            if self.pattern % p == 0
+            and all(kinds_of[i] is kinds_of[i % p] for i in range(self.pattern))
+        )
+        entries = cycle(kinds_of[:p], self.layers)
         if len(entries) == 1 and isinstance(entries[0], Repeat) and entries[0].step == 1:
             return ModuleList(entries[0].node, self.layers)
         if len(entries) == 1 and isinstance(entries[0], Child):

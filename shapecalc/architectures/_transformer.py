@@ -766,14 +766,14 @@ class Windowed:
         if len(made) == 1:  # every layer alike: one run, as any stack of one kind
             return ModuleList(next(iter(made.values())), self.layers)
         n = known(self.layers)
-        if n is None:  # the shortest period of the pattern, so that equal layers share a run
+        if n is None or len(pattern) < n:  # a pattern repeated: its shortest period in turn
             period = next(
                 p
                 for p in range(1, len(pattern) + 1)
                 if len(pattern) % p == 0 and pattern == pattern[:p] * (len(pattern) // p)
             )
             return Block("ModuleList", cycle([made[k] for k in pattern[:period]], self.layers))
-        return Block("ModuleList", runs([made[pattern[i % len(pattern)]] for i in range(n)]))
+        return Block("ModuleList", runs([made[k] for k in pattern]))  # one kind per layer
 
     def sliding_count(self) -> Dim:
         """How many layers slide."""

@@ -118,13 +118,20 @@ def window_notes(config: Any, arguments: Any) -> list[str]:
         return []
     kinds = given or ("sliding_attention",) * layers
     sliding = [i for i, k in enumerate(kinds) if k == "sliding_attention"]
-    which = "every layer" if len(sliding) == layers else f"layers {listed_numbers(sliding)}"
+    which = "all" if len(sliding) == layers else listed_numbers(sliding)
     kept = f"the last {window - 1:,} positions" if window > 1 else "every position"
-    return [
-        f"sliding_window {window:,}: {which} ({len(sliding)} of the {layers}) attend over "
-        f"the last {window:,} positions; transformers' cache keeps {kept} there, as the "
+    notes = [
+        f"sliding_window {window:,}: {len(sliding)} of the {layers} layers ({which}) attend "
+        f"over the last {window:,} positions; transformers' cache keeps {kept} there, as the "
         "inference state counts"
     ]
+    context = config.get("max_position_embeddings") if isinstance(config, dict) else None
+    if isinstance(context, int) and not isinstance(context, bool) and window > context:
+        notes.append(
+            f"sliding_window {window:,} is longer than max_position_embeddings {context:,}: "
+            "within that context no layer's window ever fills, every position is kept"
+        )
+    return notes
 
 
 def listed_numbers(numbers: list[int]) -> str:

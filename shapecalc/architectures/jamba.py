@@ -131,7 +131,8 @@ class Jamba(TransformerLM):
     intermediate: Any = size("I", "The MLP's and each expert's inner size (intermediate_size).")
     experts: Any = size(
         "E",
-        "Experts of an expert layer (num_experts); 1: every layer has the gated MLP.",
+        "Experts of an expert layer (num_experts); 1: every layer has the gated MLP (a "
+        "letter stands for more than one).",
         16,
         solvable=False,
     )
@@ -292,6 +293,9 @@ class Jamba(TransformerLM):
         out = super().consistent(arguments)
         if out["kv_heads"] is not None and out["heads"] % out["kv_heads"]:
             out["kv_heads"] = 1
+        # one expert makes every MLP gated, which a letter for experts cannot say: drawn
+        # configurations that may be given as letters have a mixture
+        out["experts"] = max(out["experts"], 2)
         out["experts_per_token"] = min(out["experts_per_token"], out["experts"])
         for name in ("attn_layer", "expert_layer"):  # periods whose pattern is short
             out[f"{name}_period"] = 1 + (out[f"{name}_period"] - 1) % 16

@@ -429,6 +429,11 @@ def _crossover_lines(cost: Cost) -> list[str]:
     ]
 
 
+#: the dtype of a kept tensor whose itemsize is its own: token ids and indices are int64,
+#: a 4-byte one fp32 (attention's log-sum-exp, a state-space scan's state)
+_OWN_DTYPES = {8: "int64", 4: "fp32"}
+
+
 def kept_lines(cost: Cost) -> Iterator[str]:
     """The tensors each layer keeps for backward; none at inference (nothing is)."""
     if cost.training == "none":
@@ -438,7 +443,7 @@ def kept_lines(cost: Cost) -> Iterator[str]:
             items = "; ".join(
                 f"{s.name} {shape_str(s.shape)}"
                 + (f" × {dim_str(s.copies)}" if s.copies != 1 else "")
-                + (f" (int{8 * s.itemsize})" if s.itemsize else "")
+                + (f" ({_OWN_DTYPES.get(s.itemsize, f'{s.itemsize} bytes')})" if s.itemsize else "")
                 for s in layer.work.saved
             )
             yield f"{_layer_name(layer)}: {items}"

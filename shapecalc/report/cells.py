@@ -434,6 +434,10 @@ def _crossover_lines(cost: Cost) -> list[str]:
 _OWN_DTYPES = {8: "int64", 4: "fp32"}
 
 
+def _own_dtype(itemsize: int) -> str:
+    return _OWN_DTYPES.get(itemsize, f"{itemsize} bytes")
+
+
 def kept_lines(cost: Cost) -> Iterator[str]:
     """The tensors each layer keeps for backward; none at inference (nothing is)."""
     if cost.training == "none":

@@ -244,6 +244,9 @@ def folders(folder: Path, rng: random.Random) -> Iterator[Path]:
         {"model_type": "qwen3_moe", "mlp_only_layers": "0,1", "decoder_sparse_step": 0},
         {"model_type": "qwen3_moe", "num_hidden_layers": 2**62, "mlp_only_layers": [2**61]},
         {"model_type": "qwen2_moe", "decoder_sparse_step": 2**40, "num_hidden_layers": 2**50},
+        {"model_type": "qwen3_next", "layer_types": ["linear_attention"] * 3},
+        {"model_type": "qwen3_next", "layer_types": [None, "x"], "full_attention_interval": 0},
+        {"model_type": "qwen3_next", "num_hidden_layers": 2**62, "full_attention_interval": 2**40},
         None,
     ]
     for i in range(100):
@@ -561,6 +564,7 @@ TINY = {
         "inspect deepseek experts",
         "inspect layers",
         "hf qwen-moe runs",
+        "hf qwen3-next runs",
         "lstm --memory",
         "port lstm",
     ],
@@ -600,9 +604,27 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
         "decoder_sparse_step": 3,
         "mlp_only_layers": [5, 10**11 - 1, TRILLION - 1],
     }
+    hybrid = {  # a trillion layers of linear and full attention, the dense ones far apart
+        "model_type": "qwen3_next",
+        **TINY,
+        "num_hidden_layers": TRILLION,
+        "head_dim": 4,
+        "linear_num_key_heads": 1,
+        "linear_num_value_heads": 2,
+        "linear_key_head_dim": 4,
+        "linear_value_head_dim": 4,
+        "moe_intermediate_size": 4,
+        "shared_expert_intermediate_size": 4,
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "full_attention_interval": 3,
+        "mlp_only_layers": [5, 10**11 - 1],
+    }
     chosen = (
         deepseek
         if "deepseek" in case
+        else hybrid
+        if "qwen3-next" in case
         else qwen
         if "qwen" in case
         else experts
@@ -627,6 +649,7 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
         "inspect deepseek experts": ["inspect", folder],
         "inspect layers": ["inspect", folder],
         "hf qwen-moe runs": ["hf", folder, "--memory", *at, "--explain"],
+        "hf qwen3-next runs": ["hf", folder, "--memory", *at, "--explain"],
         "lstm --memory": ["lstm", "--vocab", "5", "--hidden", "8", "--layers", str(TRILLION),
                           "--memory", *at],
         "port lstm": ["port", "lstm", "--vocab", "5", "--hidden", "8", "--layers",

@@ -345,9 +345,9 @@ class Qwen3Next(GroupedQueryLM):
     def mixers(self) -> tuple[str, ...] | None:
         """Each layer's token mixer: layer_types, or transformers' rule (every
         full_attention_interval-th layer attends fully); None with a letter for the
-        layers."""
+        layers, or more than :data:`MAX_LISTED` of them."""
         n = known(self.layers)
-        if n is None:
+        if n is None or n > MAX_LISTED:
             return None
         given = self.kinds_of("layer_types", n)
         if given is not None:
@@ -446,7 +446,8 @@ class Qwen3Next(GroupedQueryLM):
         if self.experts == 0:
             for letter in ("k", "M", "S"):
                 out.pop(letter, None)
-        if self.mixers() is not None and LINEAR not in (self.mixers() or ()):
+        n = known(self.layers)
+        if n is not None and LINEAR not in {self._mixer(i) for i in range(min(n, self._period()))}:
             for letter in ("Nk", "Nv", "Dk", "Dv", "W"):
                 out.pop(letter, None)
         return out
@@ -615,8 +616,15 @@ class Qwen3Next(GroupedQueryLM):
 
     # -- the transformers classes of the same model -------------------------------------
     def hf_values(self) -> dict[str, Any]:
-        """The sizes as a config writes them: kv heads and head_dim worked out."""
-        return {**super().hf_values(), "intermediate": self.intermediate}
+        """The sizes as a config writes them: kv heads and head_dim worked out, layer_types
+        one per layer (a pattern repeated)."""
+        n = known(self.layers)
+        given = self.kinds_of("layer_types", n) if n is not None else None
+        return {
+            **super().hf_values(),
+            "intermediate": self.intermediate,
+            "layer_types": list(given or ()),
+        }
 
     # -- explanation ----------------------------------------------------------------------
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:

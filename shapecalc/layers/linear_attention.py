@@ -179,7 +179,7 @@ class GatedDeltaNet(LayerSpec):
         return length
 
     def work(self, *inputs: Shape) -> Work:
-        (out,) = outputs = self.output_shapes(*inputs)
+        (out,) = self.output_shapes(*inputs)
         shape = inputs[0]
         batch, length = product(shape[:-2]), shape[-2]
         tokens = batch * length

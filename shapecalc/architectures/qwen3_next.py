@@ -728,7 +728,8 @@ class Qwen3Next(GroupedQueryLM):
             ),
             f"The router, gate ({dim_str(e)}, {dim_str(h)}), scores every expert for each "
             f"token; the token goes through the k = {dim_str(k)} it scores highest, their "
-            "outputs weighted by the softmax of the scores (renormalised over the k).",
+            "outputs weighted by the softmax of the scores (renormalised over the k with "
+            "norm_topk_prob, the default).",
             f"The shared expert is a gated MLP of S = {dim_str(s)} that every token goes "
             f"through, whatever the router says ({count_str(3 * h * s)} numbers); "
             f"shared_expert_gate (1, {dim_str(h)}) scales its output by a sigmoid.",

@@ -676,7 +676,7 @@ def qwen3_next_twin(c: Any) -> Any:
         "linear_key_head_dim": c.linear_key_dim,
         "linear_value_head_dim": c.linear_value_dim,
         "linear_conv_kernel_dim": c.conv_kernel,
-        "full_attention_interval": c.full_attention_interval,
+        "full_attention_interval": c.full_attention_interval or 4,
         "intermediate_size": c.intermediate or 1,
         "moe_intermediate_size": c.moe_intermediate,
         "shared_expert_intermediate_size": c.shared_intermediate,

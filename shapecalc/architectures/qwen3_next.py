@@ -58,6 +58,10 @@ __all__ = ["Qwen3Next", "qwen3_next"]
 #: the two kinds of token mixer, as layer_types names them
 LINEAR, FULL = "linear_attention", "full_attention"
 
+#: full_attention_interval unless given (Qwen3NextConfig pops it from its arguments, 4
+#: when absent)
+_INTERVAL = 4
+
 #: the most layers listed one by one to find their runs, and the longest pattern (the
 #: layer kinds' and the sparse step's) a stack of more layers, or of a letter, repeats
 MAX_LISTED = 4096
@@ -112,7 +116,7 @@ def _write(model: Any, reference: Reference) -> Reference | None:
     config["mlp_only_layers"] = list(config["mlp_only_layers"])
     if not config.get("layer_types"):
         config.pop("layer_types", None)
-    for unused in ("intermediate_size", "num_experts_per_tok"):
+    for unused in ("intermediate_size", "num_experts_per_tok", "full_attention_interval"):
         if config.get(unused) is None:
             config.pop(unused, None)
     return tf.first_padding(model, Reference(reference.model, reference.config_class, config))
@@ -211,7 +215,9 @@ class Qwen3Next(GroupedQueryLM):
         "R",
         "Without layer_types, every R-th layer attends fully (full_attention_interval): "
         "layer i when (i + 1) % R == 0, the others linear attention.",
-        4,
+        None,
+        unset=None,
+        default_text=str(_INTERVAL),
         solvable=False,
         names=False,
     )
@@ -313,7 +319,7 @@ class Qwen3Next(GroupedQueryLM):
                 "linear_value_head_dim": 128,
                 "linear_num_key_heads": 16,
                 "linear_num_value_heads": 32,
-                "full_attention_interval": 4,
+                "full_attention_interval": None,  # an argument the class pops: 4 unless given
                 "layer_types": None,
                 "decoder_sparse_step": 1,
                 "moe_intermediate_size": 512,
@@ -334,7 +340,7 @@ class Qwen3Next(GroupedQueryLM):
                 )
             },
             not_null=frozenset({"head_dim"}),
-            dropped=(r"rotary_emb\.inv_freq", r"mtp\..*"),
+            dropped=(r"rotary_emb\.inv_freq", r"^mtp.*"),
             checkpoint={"moe_layout": "checkpoint"},
             read=_read,
             write=_write,
@@ -359,8 +365,13 @@ class Qwen3Next(GroupedQueryLM):
         given: tuple[str, ...] = self.layer_types
         if given:
             return given[index % len(given)]
-        interval: int = self.full_attention_interval
-        return LINEAR if (index + 1) % interval else FULL
+        return LINEAR if (index + 1) % self.interval else FULL
+
+    @property
+    def interval(self) -> int:
+        """full_attention_interval: given, or 4 (the config class's)."""
+        given: int | None = self.full_attention_interval
+        return _INTERVAL if given is None else given
 
     def sparse(self, index: int) -> bool:
         """transformers' rule: layer ``index`` has experts unless it is one of the dense
@@ -373,7 +384,7 @@ class Qwen3Next(GroupedQueryLM):
 
     def _period(self) -> int:
         """The layers after which the kinds repeat (the dense layers aside)."""
-        mixers = len(self.layer_types) or int(self.full_attention_interval)
+        mixers = len(self.layer_types) or self.interval
         step = int(self.sparse_step) if self.experts != 0 else 1
         return mixers * step // math.gcd(mixers, step)
 
@@ -765,7 +776,7 @@ class Qwen3Next(GroupedQueryLM):
                 else f"layer_types repeats {pattern} from layer 0"
             )
         else:
-            r = self.full_attention_interval
+            r = self.interval
             how = (
                 f"without layer_types, transformers' rule: layer i attends fully when "
                 f"(i + 1) % {r} == 0 (full_attention_interval), the others use linear attention"

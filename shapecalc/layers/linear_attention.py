@@ -49,8 +49,9 @@ class GatedDeltaNet(LayerSpec):
     Input and output (…, T, H). MACs, as ``FlopCounterMode`` counts transformers' torch
     path (``torch_chunk_gated_delta_rule``, no fla kernels) on a forward from an empty
     cache: the projections, H·(2·Nk·Dk + 2·Nv·Dv + 2·Nv) and Nv·Dv·H per token; the
-    convolution, C·W per output position of ``F.conv1d``, which pads W − 1 positions and
-    reads max(T, W) (a cached prefill pads a shorter input to W; with T a letter, T); the
+    convolution, C·W per output position of ``F.conv1d``, which pads W − 1 positions: T +
+    W − 1 of them (a forward without a cache, or with one and T >= W; a cached prefill
+    shorter than W pads its input to W positions, which the counter then sees); the
     chunked delta rule over T padded to T' (a multiple of the chunk, 64), per value head:
     k_β·kᵀ and q·kᵀ within each chunk (2·T'·64·Dk), and per chunk the state read twice and
     written once (3·64·Dk·Dv) and the chunk's attention times the new values (64·64·Dv).
@@ -170,14 +171,6 @@ class GatedDeltaNet(LayerSpec):
             return -(-n // c)
         return floor_div(length + c - 1, c)
 
-    def conv_length(self, length: Dim) -> Dim:
-        """The positions ``F.conv1d`` reads: max(T, W) for a number (a cached prefill pads
-        a shorter input to the kernel's width), T for a letter."""
-        n, w = known(length), known(self.conv_kernel_size)
-        if n is not None and w is not None:
-            return max(n, w)
-        return length
-
     def work(self, *inputs: Shape) -> Work:
         (out,) = self.output_shapes(*inputs)
         shape = inputs[0]
@@ -193,7 +186,7 @@ class GatedDeltaNet(LayerSpec):
         conv, value_dim = self.conv_dim, self.value_dim
         chunks = self.chunks(length)
         padded = c * chunks
-        reads = self.conv_length(length)
+        reads = length
         projections = tokens * h * (2 * self.key_dim + 2 * value_dim + 2 * nv)
         convolution = batch * conv * (reads + w - 1) * w
         rule = batch * nv * padded * (2 * c * dk + 3 * dk * dv + c * dv)

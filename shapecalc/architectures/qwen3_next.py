@@ -383,10 +383,19 @@ class Qwen3Next(GroupedQueryLM):
         )
 
     def _period(self) -> int:
-        """The layers after which the kinds repeat (the dense layers aside)."""
+        """The fewest layers after which the kinds repeat (the dense layers aside): the
+        shortest period of the mixers' pattern and the sparse step together."""
         mixers = len(self.layer_types) or self.interval
         step = int(self.sparse_step) if self.experts != 0 else 1
-        return mixers * step // math.gcd(mixers, step)
+        whole = mixers * step // math.gcd(mixers, step)
+        if whole > MAX_LISTED:
+            return whole
+        kinds = [(self._mixer(i), self.experts != 0 and (i + 1) % step == 0) for i in range(whole)]
+        return next(
+            p
+            for p in range(1, whole + 1)
+            if whole % p == 0 and all(kinds[i] == kinds[i % p] for i in range(whole))
+        )
 
     # -- checks -------------------------------------------------------------------------
     def _refuse(self, field: str, value: Any, rule: str, detail: str) -> None:
@@ -482,6 +491,17 @@ class Qwen3Next(GroupedQueryLM):
             )
         out["dense_layers"] = tuple(i for i in out["dense_layers"] if i < out["layers"])
         out["layer_types"] = tuple(out.get("layer_types") or ())[: out["layers"]]
+        # the stack as published models have it: the pattern repeated twice or more after
+        # the dense layers, so that the same run is the longest with the layers as a
+        # number or a letter (the line of activations recomputed per block names that run)
+        mixers = len(out["layer_types"]) or out.get("full_attention_interval") or _INTERVAL
+        step = out["sparse_step"] if out["experts"] else 1
+        period = mixers * step // math.gcd(mixers, step)
+        first = 0
+        holes = [i for i in out["dense_layers"] if out["experts"] and (i + 1) % step == 0]
+        if holes:
+            first = -(-(max(holes) + 1) // period) * period
+        out["layers"] = max(out["layers"], first + 2 * period)
         dense = not out["experts"] or out["sparse_step"] != 1 or out["dense_layers"]
         if out["intermediate"] is None and dense:
             out["intermediate"] = 4  # a dense layer's MLP needs its size
@@ -595,9 +615,11 @@ class Qwen3Next(GroupedQueryLM):
             return runs([self._layer(mixers[i], self.sparse(i), cache) for i in range(n)])
         period = self._period()
         first = 0
-        if self.dense_layers:
-            last = max(self.dense_layers) + 1
-            first = -(-last // period) * period
+        holes = [
+            i for i in self.dense_layers if self.experts != 0 and (i + 1) % self.sparse_step == 0
+        ]
+        if holes:  # dense layers the sparse step would have given experts
+            first = -(-(max(holes) + 1) // period) * period
         head = runs([node(i) for i in range(first)]) if first else ()
         return (
             *head,

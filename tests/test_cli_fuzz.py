@@ -55,6 +55,33 @@ CONFIG = str(_HERE)
         }
     )
 )
+#: a Qwen3-Next config: linear and full attention, experts every other layer, a dense one
+(_HERE / "qwen3_next").mkdir()
+(_HERE / "qwen3_next" / "config.json").write_text(
+    json.dumps(
+        {
+            "model_type": "qwen3_next",
+            "vocab_size": 16,
+            "hidden_size": 8,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "head_dim": 4,
+            "linear_num_key_heads": 1,
+            "linear_num_value_heads": 2,
+            "linear_key_head_dim": 4,
+            "linear_value_head_dim": 4,
+            "intermediate_size": 8,
+            "moe_intermediate_size": 4,
+            "shared_expert_intermediate_size": 6,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "decoder_sparse_step": 2,
+            "mlp_only_layers": [3],
+            "full_attention_interval": 2,
+        }
+    )
+)
 #: a named pipe as --plot-file: writing to it would block forever
 PIPE = str(_HERE / "pipe.svg")
 if hasattr(os, "mkfifo"):
@@ -93,6 +120,12 @@ COMMANDS = [
         *("jamba", "--vocab", "16", "--hidden", "8", "--heads", "2", "--layers", "6"),
         *("--intermediate", "4", "--experts", "3", "--attn-layer-period", "3"),
         *("--attn-layer-offset", "1", "--state-size", "2", "--memory"),
+    ],
+    ["hf", str(_HERE / "qwen3_next"), "--verify"],
+    [
+        *("qwen3-next", "--vocab", "16", "--hidden", "8", "--heads", "2", "--layers", "3"),
+        *("--linear-key-heads", "1", "--linear-value-heads", "2", "--moe-intermediate", "4"),
+        *("--shared-intermediate", "4", "--experts", "4", "--experts-per-token", "2"),
     ],
     ["lstm", "--hidden", "8", "--vocab", "5"],
     ["gru", "--hidden", "8", "--vocab", "5"],

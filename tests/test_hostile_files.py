@@ -244,6 +244,9 @@ def folders(folder: Path, rng: random.Random) -> Iterator[Path]:
         {"model_type": "qwen3_moe", "mlp_only_layers": "0,1", "decoder_sparse_step": 0},
         {"model_type": "qwen3_moe", "num_hidden_layers": 2**62, "mlp_only_layers": [2**61]},
         {"model_type": "qwen2_moe", "decoder_sparse_step": 2**40, "num_hidden_layers": 2**50},
+        {"model_type": "qwen3_next", "layer_types": ["linear_attention"] * 3},
+        {"model_type": "qwen3_next", "layer_types": [None, "x"], "full_attention_interval": 0},
+        {"model_type": "qwen3_next", "num_hidden_layers": 2**62, "full_attention_interval": 2**40},
         None,
     ]
     for i in range(100):
@@ -562,6 +565,7 @@ TINY = {
         "inspect layers",
         "hf qwen-moe runs",
         "hf jamba runs",
+        "hf qwen3-next runs",
         "lstm --memory",
         "port lstm",
     ],
@@ -608,11 +612,29 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
         "num_experts": 4,
         "mamba_d_state": 2,
     }
+    linear = {  # a trillion layers of linear and full attention, the dense ones far apart
+        "model_type": "qwen3_next",
+        **TINY,
+        "num_hidden_layers": TRILLION,
+        "head_dim": 4,
+        "linear_num_key_heads": 1,
+        "linear_num_value_heads": 2,
+        "linear_key_head_dim": 4,
+        "linear_value_head_dim": 4,
+        "moe_intermediate_size": 4,
+        "shared_expert_intermediate_size": 4,
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "full_attention_interval": 3,
+        "mlp_only_layers": [5, 10**11 - 1],
+    }
     chosen = (
         deepseek
         if "deepseek" in case
         else hybrid
         if "jamba" in case
+        else linear
+        if "qwen3-next" in case
         else qwen
         if "qwen" in case
         else experts
@@ -638,6 +660,7 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
         "inspect layers": ["inspect", folder],
         "hf qwen-moe runs": ["hf", folder, "--memory", *at, "--explain"],
         "hf jamba runs": ["hf", folder, "--memory", *at, "--explain"],
+        "hf qwen3-next runs": ["hf", folder, "--memory", *at, "--explain"],
         "lstm --memory": ["lstm", "--vocab", "5", "--hidden", "8", "--layers", str(TRILLION),
                           "--memory", *at],
         "port lstm": ["port", "lstm", "--vocab", "5", "--hidden", "8", "--layers",

@@ -643,3 +643,52 @@ def test_architecture_total(command: str, args: dict[str, Any], expected: int) -
     from shapecalc.architectures import get
 
     assert get(command)(**args).model().total == expected
+
+
+ARCHITECTURE_COUNTS["qwen3-next"] = [
+    (  # Qwen3-Next-80B-A3B: Qwen3NextConfig's defaults (transformers' class on the meta
+        # device: 79,674,391,296)
+        {
+            "vocab": 151936,
+            "hidden": 2048,
+            "layers": 48,
+            "heads": 16,
+            "kv_heads": 2,
+            "head_dim": 256,
+            "moe_intermediate": 512,
+            "shared_intermediate": 512,
+            "experts": 512,
+            "experts_per_token": 10,
+        },
+        79_674_391_296,
+    ),
+    (  # by hand: 2 layers, interval 2 (layer 0 linear, 1 full), no experts, dense MLPs of
+        # 12; linear: dt_bias and A_log 4 each, conv1d (2·2·3 + 4·5)·2, in_proj_qkvz
+        # (2·6 + 2·20)·8, in_proj_ba 8·8, norm 5, out_proj 8·20; full: q_proj 2·2·4·8,
+        # k_proj and v_proj 4·8 each, o_proj 8·8, q_norm and k_norm 4 each; per layer
+        # the MLP 3·8·12 and two norms 2·8; embedding and head 2·10·8 and the final norm
+        {
+            "vocab": 10,
+            "hidden": 8,
+            "layers": 2,
+            "heads": 2,
+            "kv_heads": 1,
+            "head_dim": 4,
+            "linear_key_heads": 2,
+            "linear_value_heads": 4,
+            "linear_key_dim": 3,
+            "linear_value_dim": 5,
+            "conv_kernel": 2,
+            "full_attention_interval": 2,
+            "moe_intermediate": 6,
+            "shared_intermediate": 6,
+            "experts": 0,
+            "intermediate": 12,
+        },
+        (4 + 4 + (2 * 2 * 3 + 4 * 5) * 2 + (2 * 6 + 2 * 20) * 8 + 8 * 8 + 5 + 8 * 20)
+        + (2 * 2 * 4 * 8 + 4 * 8 * 2 + 8 * 8 + 4 + 4)
+        + 2 * (3 * 8 * 12 + 2 * 8)
+        + 2 * 10 * 8
+        + 8,
+    ),
+]

@@ -714,3 +714,49 @@ def jamba_twin(c: Any) -> Any:
 
 TWINS["mamba"] = mamba_twin
 TWINS["jamba"] = jamba_twin
+
+
+def qwen3_next_twin(c: Any) -> Any:
+    """Qwen3NextForCausalLM (or Qwen3NextModel, or a task head) of transformers, from a
+    config written here field by field; layer_types as given (one per layer, the pattern
+    repeated) or left to full_attention_interval's rule."""
+    t = hf()
+    fields: dict[str, Any] = {
+        "vocab_size": c.vocab,
+        "hidden_size": c.hidden,
+        "num_hidden_layers": c.layers,
+        "num_attention_heads": c.heads,
+        "num_key_value_heads": c.kv_heads or c.heads,
+        "head_dim": c.head_dim or c.hidden // c.heads,
+        "linear_num_key_heads": c.linear_key_heads,
+        "linear_num_value_heads": c.linear_value_heads,
+        "linear_key_head_dim": c.linear_key_dim,
+        "linear_value_head_dim": c.linear_value_dim,
+        "linear_conv_kernel_dim": c.conv_kernel,
+        "full_attention_interval": c.full_attention_interval or 4,
+        "intermediate_size": c.intermediate or 1,
+        "moe_intermediate_size": c.moe_intermediate,
+        "shared_expert_intermediate_size": c.shared_intermediate,
+        "num_experts": c.experts,
+        "num_experts_per_tok": c.experts_per_token or 1,
+        "decoder_sparse_step": c.sparse_step,
+        "mlp_only_layers": list(c.dense_layers),
+        "attention_bias": c.attention_bias,
+        "tie_word_embeddings": c.tie_weights,
+        "num_labels": c.labels or 2,
+        "pad_token_id": 0,
+    }
+    if c.layer_types:
+        fields["layer_types"] = [c.layer_types[i % len(c.layer_types)] for i in range(c.layers)]
+    config = t.Qwen3NextConfig(**fields)
+    suffix = {
+        "lm": "ForCausalLM",
+        "none": "Model",
+        "seq-cls": "ForSequenceClassification",
+        "token-cls": "ForTokenClassification",
+        "qa": "ForQuestionAnswering",
+    }[c.head]
+    return _checkpoint_experts(on_meta(getattr(t, "Qwen3Next" + suffix), config), c)
+
+
+TWINS["qwen3-next"] = qwen3_next_twin

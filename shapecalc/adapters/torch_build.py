@@ -41,6 +41,7 @@ from shapecalc.layers.functional import (
     SplitHeads,
 )
 from shapecalc.layers.latent import LatentAttention
+from shapecalc.layers.linear_attention import GatedAttention, GatedDeltaNet, SplitQueryGate
 from shapecalc.layers.mamba import MambaMixer
 from shapecalc.layers.transformers import (
     EXPERT_NAMES,
@@ -621,9 +622,92 @@ def _mamba_mixer(torch: Any, spec: MambaMixer, device: str) -> Any:
     return MambaMixerModule()
 
 
+def _gated_delta_net(torch: Any, spec: GatedDeltaNet, device: str) -> Any:
+    """Qwen3-Next's linear attention, named as transformers names it; the forward computes
+    the gated delta rule token by token (the same numbers as transformers' chunked path)."""
+    h: Any = spec.hidden_size  # numbers: the model was built
+    nk: Any = spec.num_key_heads
+    nv: Any = spec.num_value_heads
+    dk: Any = spec.key_head_dim
+    dv: Any = spec.value_head_dim
+    w: Any = spec.conv_kernel_size
+    per = nv // nk
+    conv: Any = spec.conv_dim
+    functional = torch.nn.functional
+
+    class Norm(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(dv, device=device))
+
+    class GatedDeltaNetModule(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.dt_bias = torch.nn.Parameter(torch.ones(nv, device=device))
+            self.A_log = torch.nn.Parameter(torch.zeros(nv, device=device))
+            self.conv1d = torch.nn.Conv1d(
+                conv, conv, w, groups=conv, padding=w - 1, bias=False, device=device
+            )
+            width = 2 * nk * dk + 2 * nv * dv
+            self.in_proj_qkvz = torch.nn.Linear(h, width, bias=False, device=device)
+            self.in_proj_ba = torch.nn.Linear(h, 2 * nv, bias=False, device=device)
+            self.norm = Norm()
+            self.out_proj = torch.nn.Linear(nv * dv, h, bias=False, device=device)
+
+        def forward(self, x: Any) -> Any:
+            rows, length = x.shape[:-2], x.shape[-2]
+            x = x.reshape(-1, length, h)
+            b = x.shape[0]
+            qkvz = self.in_proj_qkvz(x).view(b, length, nk, -1)
+            q, k, v, z = qkvz.split([dk, dk, per * dv, per * dv], dim=-1)
+            beta, a = self.in_proj_ba(x).view(b, length, nk, -1).split([per, per], dim=-1)
+            mixed = torch.cat([t.reshape(b, length, -1) for t in (q, k, v)], dim=-1)
+            mixed = functional.silu(self.conv1d(mixed.transpose(1, 2))[..., :length])
+            q, k, v = mixed.transpose(1, 2).split([nk * dk, nk * dk, nv * dv], dim=-1)
+            q = q.reshape(b, length, nk, dk).repeat_interleave(per, dim=2).float()
+            k = k.reshape(b, length, nk, dk).repeat_interleave(per, dim=2).float()
+            v = v.reshape(b, length, nv, dv).float()
+            q = q * torch.rsqrt((q * q).sum(-1, keepdim=True) + 1e-6) * dk**-0.5
+            k = k * torch.rsqrt((k * k).sum(-1, keepdim=True) + 1e-6)
+            beta = torch.sigmoid(beta.reshape(b, length, nv)).float()
+            decay = -self.A_log.float().exp() * functional.softplus(
+                a.reshape(b, length, nv).float() + self.dt_bias
+            )
+            state = torch.zeros(b, nv, dk, dv, device=x.device)
+            outputs = []
+            for i in range(length):
+                state = state * decay[:, i].exp()[..., None, None]
+                read = (state * k[:, i, :, :, None]).sum(-2)
+                delta = (v[:, i] - read) * beta[:, i, :, None]
+                state = state + k[:, i, :, :, None] * delta[:, :, None, :]
+                outputs.append((state * q[:, i, :, :, None]).sum(-2))
+            out = torch.stack(outputs, dim=1)
+            out = out * torch.rsqrt(out.pow(2).mean(-1, keepdim=True) + 1e-6)
+            out = self.norm.weight * out.to(x.dtype)
+            out = out * functional.silu(z.reshape(b, length, nv, dv).float()).to(x.dtype)
+            return self.out_proj(out.reshape(b, length, nv * dv)).reshape(*rows, length, h)
+
+    return GatedDeltaNetModule()
+
+
+def _split_query_gate(torch: Any, spec: SplitQueryGate, x: Any) -> Any:
+    """Each head's query and output gate from q_proj's output, as Qwen3NextAttention
+    splits it."""
+    d: Any = spec.head_dim
+    query, gate = x.unflatten(-1, (spec.num_heads, 2 * d)).chunk(2, dim=-1)
+    return query, gate.flatten(-2)
+
+
+def _gated_attention(torch: Any, spec: GatedAttention, q: Any, gate: Any, k: Any, v: Any) -> Any:
+    """The attention's output times the sigmoid of the gate."""
+    attend = ScaledDotProductAttention(spec.num_heads, spec.num_kv_heads, spec.head_dim)
+    return _attention(torch, attend, q, k, v) * torch.sigmoid(gate)
+
+
 #: layers torch.nn lacks: spec class -> its module, made with torch on a device
 _MODULES: dict[type, Any] = {
     MambaMixer: _mamba_mixer,
+    GatedDeltaNet: _gated_delta_net,
     Bias: _bias,
     Conv1D: _conv1d,
     Experts: _experts,
@@ -642,6 +726,8 @@ _CALLS: dict[type, Any] = {
     Positions: _positions,
     ScaledDotProductAttention: _attention,
     SinkAttention: _sink_attention,
+    SplitQueryGate: _split_query_gate,
+    GatedAttention: _gated_attention,
     Rotary: _rotary,
     LatentAttention: _latent_attention,
     SplitHeads: lambda torch, spec, x: x.unflatten(-1, (spec.num_heads, spec.head_dim)),

@@ -567,6 +567,27 @@ ARCHITECTURE_COUNTS["gpt-oss"] = [
         116_829_156_672,
     ),
 ]
+ARCHITECTURE_COUNTS["mamba2"] = [
+    (  # by hand, the defaults (head_dim 64, state 128, 8 groups, expand 2, kernel 4): heads
+        # 2·256 / 64 = 8, I = 512, x·B·C 512 + 2·8·128 = 2560; per layer the norm, dt_bias,
+        # A_log and D, conv1d with its bias, in_proj (2·I + 2·G·N + M rows), the gated
+        # norm, out_proj; the embedding, head and final norm
+        {"vocab": 100, "hidden": 256, "layers": 2},
+        2 * (256 + 3 * 8 + 2560 * 4 + 2560 + (512 + 2560 + 8) * 256 + 512 + 256 * 512)
+        + 2 * 100 * 256
+        + 256,
+    ),
+    (  # the same by hand with smaller sizes: heads 2·64 / 16 = 8, I = 128, x·B·C 192
+        {"vocab": 100, "hidden": 64, "layers": 2, "head_dim": 16, "state_size": 16, "groups": 2},
+        2 * (64 + 3 * 8 + 192 * 4 + 192 + (128 + 192 + 8) * 64 + 128 + 64 * 128)
+        + 2 * 100 * 64
+        + 64,
+    ),
+    (  # transformers' Mamba2Config() defaults, Mamba2ForCausalLM on the meta device
+        {"vocab": 32768, "hidden": 4096, "layers": 64, "heads": 128, "groups": 8},
+        7_285_403_648,
+    ),
+]
 # totals of transformers' classes built from the same sizes on the meta device
 _QWEN15_MOE = {
     "vocab": 151936,

@@ -657,3 +657,30 @@ def glm4_moe_twin(c: Any) -> Any:
 
 TWINS["deepseek"] = deepseek_twin
 TWINS["glm4-moe"] = glm4_moe_twin
+
+
+def mamba2_twin(c: Any) -> Any:
+    """Mamba2ForCausalLM (or Mamba2Model), from a config written here field by field."""
+    t = hf()
+    config = t.Mamba2Config(
+        vocab_size=c.vocab,
+        hidden_size=c.hidden,
+        num_hidden_layers=c.layers,
+        num_heads=c.heads or c.expand * c.hidden // c.head_dim,
+        head_dim=c.head_dim,
+        state_size=c.state_size,
+        n_groups=c.groups,
+        expand=c.expand,
+        conv_kernel=c.conv_kernel,
+        chunk_size=c.chunk_size,
+        use_bias=c.bias,
+        use_conv_bias=c.conv_bias,
+        tie_word_embeddings=c.tie_weights,
+        pad_token_id=0,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    return on_meta(t.Mamba2ForCausalLM if c.head == "lm" else t.Mamba2Model, config)
+
+
+TWINS["mamba2"] = mamba2_twin

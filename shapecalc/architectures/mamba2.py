@@ -243,7 +243,8 @@ class Mamba2(TransformerLM):
     @property
     def inner(self) -> Dim:
         """I = M·P, the mixer's width (E·H, checked)."""
-        return self.n_heads * self.head_dim
+        width: Dim = self.n_heads * self.head_dim
+        return width
 
     def sizes(self) -> dict[str, Dim]:
         out = super(TransformerLM, self).sizes()

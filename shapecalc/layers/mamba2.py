@@ -177,10 +177,10 @@ class Mamba2Scan(LayerSpec):
     def params(self) -> Iterator[Param]:
         m = dim_str(self.num_heads)
         yield Param("dt_bias", (self.num_heads,), f"added to dt before its softplus, per head: {m}")
+        yield Param("A_log", (self.num_heads,), f"A = −exp(A_log), each head's decay rate: {m}")
         yield Param(
-            "A_log", (self.num_heads,), f"A = −exp(A_log), each head's decay rate: {m}"
+            "D", (self.num_heads,), f"the skip D·x added to the scan's output, per head: {m}"
         )
-        yield Param("D", (self.num_heads,), f"the skip D·x added to the scan's output, per head: {m}")
 
     def _rows(self, inputs: tuple[Shape, ...]) -> Shape:
         """(…, T) of the inputs, checked: x·B·C (…, T, I + 2·G·N) and dt (…, T, M)."""
@@ -266,9 +266,7 @@ class GatedRMSNorm(LayerSpec):
         self._check_fields()
 
     def params(self) -> Iterator[Param]:
-        yield Param(
-            "weight", (self.hidden_size,), f"scale per number: {dim_str(self.hidden_size)}"
-        )
+        yield Param("weight", (self.hidden_size,), f"scale per number: {dim_str(self.hidden_size)}")
 
     def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
         if len(inputs) != 2:

@@ -588,6 +588,31 @@ ARCHITECTURE_COUNTS["mamba2"] = [
         7_285_403_648,
     ),
 ]
+ARCHITECTURE_COUNTS["falcon-h1"] = [
+    (  # by hand, the mixer's defaults (width 2·H = 128 over 8 heads, state 256, 1 group, 4
+        # taps, no norm): per layer the MLP 3·H·I, dt_bias, A_log and D, conv1d (x·B·C =
+        # 128 + 2·256 = 640 channels) with its bias, in_proj (2·S + 2·G·N + M = 776 rows),
+        # out_proj, the attention's four H × H projections, two norms; the embedding, the
+        # head and the final norm
+        {"vocab": 100, "hidden": 64, "layers": 2, "heads": 4, "intermediate": 96, "mamba_heads": 8},
+        2 * (3 * 64 * 96 + 3 * 8 + 640 * 4 + 640 + 776 * 64 + 64 * 128 + 4 * 64 * 64 + 2 * 64)
+        + 2 * 100 * 64
+        + 64,
+    ),
+    (  # transformers' FalconH1Config() defaults, FalconH1ForCausalLM on the meta device
+        {
+            "vocab": 128000,
+            "hidden": 4096,
+            "layers": 32,
+            "heads": 32,
+            "kv_heads": 8,
+            "intermediate": 14336,
+            "mamba_heads": 128,
+            "mamba_inner": 1024,
+        },
+        8_514_961_408,
+    ),
+]
 # totals of transformers' classes built from the same sizes on the meta device
 _QWEN15_MOE = {
     "vocab": 151936,

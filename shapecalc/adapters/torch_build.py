@@ -579,9 +579,12 @@ def _gated_rms_norm(torch: Any, spec: GatedRMSNorm, device: str) -> Any:
 
         def forward(self, y: Any, z: Any) -> Any:
             dtype = y.dtype
-            x = y.float() * torch.nn.functional.silu(z.float())
+            gate = torch.nn.functional.silu(z.float())
+            x = y.float() if spec.norm_before_gate else y.float() * gate
             grouped = x.unflatten(-1, (g, i // g))
             grouped = grouped * torch.rsqrt(grouped.pow(2).mean(-1, keepdim=True) + 1e-5)
+            if spec.norm_before_gate:  # Falcon-H1's: scaled in fp32, then gated
+                return (self.weight * grouped.flatten(-2) * gate).to(dtype)
             return self.weight * grouped.flatten(-2).to(dtype)
 
     return GatedRMSNormModule()

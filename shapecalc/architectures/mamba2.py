@@ -19,7 +19,7 @@ from shapecalc.architectures._transformer import TransformerLM
 from shapecalc.core.declare import Built, flag, size
 from shapecalc.core.dims import Dim, as_size, dim_str, floor_div, known, symbol
 from shapecalc.core.errors import InvalidArgumentError
-from shapecalc.core.flow import chain, each, parallel, residual
+from shapecalc.core.flow import chain, each, multiply, parallel, residual
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType, Reference
 from shapecalc.core.model import Model
@@ -48,15 +48,21 @@ def mixer(
     bias: bool,
     conv_bias: bool,
     projection_bias: bool | None = None,
+    gated_norm: bool = True,
+    norm_before_gate: bool = False,
+    inner: Dim | None = None,
 ) -> Block:
     """A Mamba-2 mixer as transformers builds it (``Mamba2Mixer``, Falcon-H1's
     ``FalconH1Mixer``): its own dt_bias, A_log and D, then conv1d, in_proj, norm and
     out_proj. ``bias`` is in_proj's, ``projection_bias`` out_proj's (``bias`` when
-    None)."""
-    inner = heads * head_dim
+    None); without ``gated_norm`` (Falcon-H1's ``mamba_rms_norm`` false) no norm, the
+    scan's output times SiLU(z). ``inner``: the mixer's width when a model names it
+    (Falcon-H1's mamba_d_ssm; heads·head_dim by rule), else heads·head_dim."""
+    named = inner
+    inner = heads * head_dim if named is None else named
     width = inner + 2 * groups * state_size
     out_bias = bias if projection_bias is None else projection_bias
-    scan = Mamba2Scan(heads, head_dim, state_size, groups, chunk_size)
+    scan = Mamba2Scan(heads, head_dim, state_size, groups, chunk_size, named)
     children = {
         "": Leaf(scan, "dt_bias, A_log and D, one per head", "state space"),
         "conv1d": Leaf(
@@ -69,15 +75,22 @@ def mixer(
             "gate z, x, B, C and dt",
             "input projection",
         ),
-        "norm": Leaf(GatedRMSNorm(inner, groups), "y·SiLU(z), normalised per group", "norm"),
+        "norm": Leaf(
+            GatedRMSNorm(inner, groups, norm_before_gate),
+            "y·SiLU(z), normalised per group",
+            "norm",
+        ),
         "out_proj": Leaf(Linear(inner, hidden, bias=out_bias), role="output projection"),
     }
+    gated: Any = (parallel((Take((1, 2)), ""), Pick(0)), "norm")
+    if not gated_norm:
+        del children["norm"]
+        gated = (multiply((Take((1, 2)), ""), (Pick(0), SiLU())),)
     flow = chain(
         "in_proj",
         Chunk((inner, width, heads)),
         each((), ("conv1d", SiLU()), ()),
-        parallel((Take((1, 2)), ""), Pick(0)),
-        "norm",
+        *gated,
         "out_proj",
     )
     what = (
@@ -368,8 +381,10 @@ def mixer_lines(
     groups: Dim,
     kernel: Dim,
     chunk_size: int,
+    gated_norm: bool = True,
 ) -> list[str]:
-    """What ``--explain`` says of a Mamba-2 mixer (Mamba-2's and Falcon-H1's)."""
+    """What ``--explain`` says of a Mamba-2 mixer (Mamba-2's and Falcon-H1's; without
+    ``gated_norm``, Falcon-H1's mixer without its norm)."""
     i = heads * head_dim
     width = i + 2 * groups * state
     return [
@@ -390,8 +405,12 @@ def mixer_lines(
         f"transformers' torch path computes it in chunks of Q = {chunk_size} positions "
         "(state space duality): within a chunk as a masked C·Bᵀ product, like attention; "
         "across chunks through the states at their edges.",
-        f"norm.weight ({dim_str(i)},): the gated RMSNorm of y·SiLU(z), normalised per "
-        "group, scaled; out_proj maps I back to H.",
+        (
+            f"norm.weight ({dim_str(i)},): the gated RMSNorm of y and SiLU(z), normalised "
+            "per group, scaled; out_proj maps I back to H."
+            if gated_norm
+            else "No norm: the scan's output times SiLU(z); out_proj maps I back to H."
+        ),
         "The state a layer keeps for decoding is fixed whatever the context: the "
         f"convolution's last {dim_str(kernel)} inputs ({dim_str(width)} numbers each, in "
         f"the model's dtype) and {dim_str(heads)} states of P × N (fp32, as transformers' "

@@ -133,6 +133,9 @@ class Mamba2Scan(LayerSpec):
     state_size: Dim
     n_groups: Dim
     chunk_size: int = 256
+    #: the width of x, num_heads·head_dim by rule, when a model names it otherwise
+    #: (Falcon-H1's mamba_d_ssm); None: num_heads·head_dim
+    width: Dim | None = None
 
     kind: ClassVar[str] = "Mamba2Scan"
     family: ClassVar[str] = "transformers"
@@ -166,8 +169,9 @@ class Mamba2Scan(LayerSpec):
 
     @property
     def inner(self) -> Dim:
-        """I = M·P, the width of x and of the output."""
-        return self.num_heads * self.head_dim
+        """I = M·P, the width of x and of the output (``width`` when given)."""
+        given: Dim = self.num_heads * self.head_dim if self.width is None else self.width
+        return given
 
     @property
     def conv_width(self) -> Dim:
@@ -250,12 +254,15 @@ class Mamba2Scan(LayerSpec):
 class GatedRMSNorm(LayerSpec):
     """``Mamba2RMSNormGated``: y·SiLU(z), in fp32, normalised by its root mean square
     over each of ``n_groups`` groups of hidden_size / n_groups numbers, scaled by
-    ``weight`` (hidden_size,). Inputs: y and the gate z, both (…, hidden_size). No matrix
+    ``weight`` (hidden_size,); with ``norm_before_gate`` (Falcon-H1's
+    ``FalconH1RMSNormGated``), y normalised and scaled first, then times SiLU(z). Inputs: y and the gate z, both (…, hidden_size). No matrix
     product; elementwise per number: SiLU (2), the product (1), the square and mean (2),
     normalising (1) and the scale (1)."""
 
     hidden_size: Dim
     n_groups: Dim = 1
+    #: Falcon-H1's order (``mamba_norm_before_gate``): normalise y, then times SiLU(z)
+    norm_before_gate: bool = False
 
     kind: ClassVar[str] = "Mamba2RMSNormGated"
     family: ClassVar[str] = "transformers"

@@ -255,9 +255,10 @@ class GatedRMSNorm(LayerSpec):
     """``Mamba2RMSNormGated``: y·SiLU(z), in fp32, normalised by its root mean square
     over each of ``n_groups`` groups of hidden_size / n_groups numbers, scaled by
     ``weight`` (hidden_size,); with ``norm_before_gate`` (Falcon-H1's
-    ``FalconH1RMSNormGated``), y normalised and scaled first, then times SiLU(z). Inputs: y and the gate z, both (…, hidden_size). No matrix
-    product; elementwise per number: SiLU (2), the product (1), the square and mean (2),
-    normalising (1) and the scale (1)."""
+    ``FalconH1RMSNormGated``), y normalised and scaled first, then times SiLU(z).
+    Inputs: y and the gate z, both (…, hidden_size). No matrix product; elementwise per
+    number: SiLU (2), the product (1), the square and mean (2), normalising (1) and the
+    scale (1)."""
 
     hidden_size: Dim
     n_groups: Dim = 1

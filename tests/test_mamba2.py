@@ -211,6 +211,29 @@ def test_state_is_state_space_and_fixed() -> None:
     assert bf16.state_bytes == 2 * (2 * 8 * 4 * 6 * 4 + 2 * 56 * 4 * 2)
 
 
+@pytest.mark.parametrize(
+    ("extra", "seq"),
+    [
+        ({}, 7),
+        ({}, 12),
+        ({"hidden": 12, "heads": None, "head_dim": 3, "state_size": 4, "groups": 4}, 7),
+        ({"chunk_size": 3, "conv_kernel": 2, "bias": True, "conv_bias": False}, 10),
+    ],
+)
+def test_kept_tensors_equal_autograd_on_the_built_model(extra: dict[str, Any], seq: int) -> None:
+    """Two batch rows and two chunks or more (with one of either, autograd reads some of
+    the einsums' operands as views rather than copies: the docstring says so)."""
+    from shapecalc.adapters.torch_bridge import build
+    from tests.measure import kept_bytes
+
+    model = mamba2(**{**SMALL, **extra})
+    module = build(model, device="cpu")
+    for p in module.parameters():
+        p.data.normal_(0, 0.02)
+    ids = torch.randint(0, 40, (2, seq))
+    assert kept_bytes(module, [ids]) == analyze(model, batch=2, seq_len=seq).activation_bytes
+
+
 def test_built_model_computes_what_transformers_computes() -> None:
     from shapecalc.adapters.torch_bridge import build
 

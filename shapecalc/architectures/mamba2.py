@@ -284,10 +284,11 @@ class Mamba2(TransformerLM):
                 )
         else:
             m = known(self.heads)
-            if None not in (e, h, p, m) and e * h != m * p:  # type: ignore[operator]
+            width = None if e is None or h is None else e * h
+            if width is not None and m is not None and p is not None and width != m * p:
                 rule = "heads·head_dim must equal expand·hidden (transformers' Mamba2Config)"
                 raise InvalidArgumentError(
-                    f"{rule} ({m}·{p} = {m * p} ≠ {e}·{h} = {e * h})",  # type: ignore[operator]
+                    f"{rule} ({m}·{p} = {m * p} ≠ {e}·{h} = {width})",
                     layer=self.owner(),
                     field="heads",
                     value=self.heads,

@@ -49,8 +49,10 @@ class CausalConv1d(LayerSpec):
     MACs as FlopCounterMode counts torch's convolution: every one of the T + K − 1 output
     positions, channels·K each (the K − 1 cut off after are computed too). A forward with
     transformers' cache and T < K pads the input to K first (K + K − 1 positions); the
-    forward counted here is the one without a cache. State for decoding, as transformers'
-    cache keeps it: the last K inputs of every channel (``conv_states``, (B, channels, K),
+    forward counted here is the one without a cache. Kept for backward: its input (a view
+    of in_proj's output, turned) and, beside the output's first T positions (which the
+    activation after it keeps as a view), the K − 1 past them. State for decoding, as
+    transformers' cache keeps it: the last K inputs of every channel (``conv_states``, (B, channels, K),
     zeros before the first token), in the activations' dtype: fixed, whatever the
     context."""
 
@@ -92,7 +94,14 @@ class CausalConv1d(LayerSpec):
             macs=batch * c * positions * k,
             other=batch * c * positions if self.bias else 0,
             other_rule="bias: 1 add per output of the padded convolution" if self.bias else "",
-            saved=(Stored("input, turned (…, channels, T)", shape),),
+            saved=(
+                Stored("input (turned (…, channels, T), a view)", shape, of="input"),
+                Stored(
+                    "the K − 1 positions of the output past T: the next step keeps a view "
+                    "of the first T, so the whole output stays",
+                    (batch, k - 1, c),
+                ),
+            ),
             state=(
                 Stored(
                     f"convolution state: the last {dim_str(k)} inputs of every channel",
@@ -120,9 +129,10 @@ class Mamba2Scan(LayerSpec):
     chunk boundary from every earlier one), and C times the state entering each chunk
     (c·Q·M·P·N), per batch row. The counter sees no elementwise work: the softplus of dt,
     A·dt, the cumulative sums and their exponentials, the masks, the decays, x·dt, D·x
-    (estimated in ``other``). Kept for backward (estimated, not measured: the scan has no
-    module of its own in autograd's account): x, dt and the decays in fp32, B and C
-    repeated per head, the chunk's decay mask and scores, the chunk states.
+    (estimated in ``other``). Kept for backward, as autograd keeps the torch path (fp32
+    activations; in bf16 x's fp32 copy is kept instead of the input): the input, dt before
+    and after its softplus, x padded, the masks, the decays, and the einsums' operands as
+    the bmm they become (C, B and x per chunk, the scores, the states).
 
     State for decoding, as transformers' cache keeps it: one (P × N) state per head
     (``recurrent_states``, (B, M, P, N)), fp32 whatever the model's dtype (the scan
@@ -205,6 +215,47 @@ class Mamba2Scan(LayerSpec):
         rows = self._rows(inputs)
         return ((*rows, self.inner),)
 
+    def _kept(self, xbc: Shape, batch: Dim, length: Dim, c: Dim) -> tuple[Stored, ...]:
+        """What autograd keeps of the torch path, op by op (fp32 activations: x is a view
+        of the input there; the einsums keep their operands as the bmm they become). With
+        one batch row or one chunk, some operands are views the bmm reads as they are
+        rather than copies, and autograd's account differs by a few of them."""
+        m, p, n, q = self.num_heads, self.head_dim, self.state_size, self.chunk_size
+        padded = c * q
+        fp32 = 4
+        return (
+            Stored("x·B·C (x is a view of it)", xbc, of="input"),
+            Stored("dt + dt_bias, into the softplus", (batch, length, m)),
+            Stored("dt after the softplus", (batch, length, m), fp32),
+            Stored("A = −exp(A_log), twice", (m,), fp32, copies=2),
+            Stored("x padded, for D·x", (batch, padded, m * p), fp32),
+            Stored("the triangular masks of a chunk", (q, q), 1, copies=2),
+            Stored("the masks across chunks", (c + 1, c + 1), 1, copies=2),
+            Stored(
+                "within chunks: the decays, C·Bᵀ and the masked scores",
+                (batch, c * q * q * m),
+                fp32,
+                copies=3,
+            ),
+            Stored(
+                "B, C (twice), B decayed and B chunked, per head",
+                (batch, padded, m * n),
+                fp32,
+                copies=5,
+            ),
+            Stored("x per chunk, twice; C·state", (batch, padded, m * p), fp32, copies=3),
+            Stored("the decays to and from a chunk's edge", (batch, padded, m), fp32, copies=2),
+            Stored("the decays across chunks", (batch, m * (c + 1) * (c + 1)), fp32),
+            Stored("the states at the chunks' edges", (batch, (c + 1) * m * p * n), fp32),
+            Stored("the states entering each chunk", (batch, c * m * p * n), fp32),
+            Stored(
+                "the output's padded positions past T (the next step keeps a view of the "
+                "first T: the whole output stays)",
+                (batch, padded - length, m * p),
+                fp32,
+            ),
+        )
+
     def work(self, *inputs: Shape) -> Work:
         outputs = self.output_shapes(*inputs)
         rows = self._rows(inputs)
@@ -232,13 +283,7 @@ class Mamba2Scan(LayerSpec):
             "cumulative sum and decays (8); per pair in a chunk and head: segment sum, exp, "
             "mask (3); per number of x: x·dt, D·x and its add, the decay, the sum (5); B's "
             "decay (1 per number); the decays across chunks (2 per pair)",
-            saved=(
-                Stored("x and x·dt, fp32", (batch, padded, m * p), itemsize=4, copies=2),
-                Stored("B and C repeated per head, fp32", (batch, padded, m * n), 4, copies=2),
-                Stored("the decay mask and the scores within chunks", (batch, c * q * q * m), 4, 2),
-                Stored("the chunk states", (batch, (c + 1) * m * p * n), itemsize=4, copies=2),
-                Stored("dt and its decays, fp32", (batch, padded, m), itemsize=4, copies=3),
-            ),
+            saved=self._kept(inputs[0], batch, length, c),
             state=(
                 Stored(
                     "SSM state: one (head_dim × state_size) state per head, fp32",
@@ -296,8 +341,9 @@ class GatedRMSNorm(LayerSpec):
             other_rule="per number: SiLU of the gate (2), the product (1), square and mean "
             "(2), normalise (1), scale (1)",
             saved=(
-                Stored("y and the gate, fp32", y, itemsize=4, copies=2),
-                Stored("y·SiLU(z) and its normalised value, fp32", y, itemsize=4, copies=2),
+                Stored("y", y, of="input"),
+                Stored("the gate z", y, of="input1"),
+                Stored("SiLU(z), y·SiLU(z) and its normalised value, fp32", y, 4, copies=3),
                 Stored("1/rms per group", (groups,), itemsize=4),
             ),
         )

@@ -52,9 +52,9 @@ class CausalConv1d(LayerSpec):
     forward counted here is the one without a cache. Kept for backward: its input (a view
     of in_proj's output, turned) and, beside the output's first T positions (which the
     activation after it keeps as a view), the K − 1 past them. State for decoding, as
-    transformers' cache keeps it: the last K inputs of every channel (``conv_states``, (B, channels, K),
-    zeros before the first token), in the activations' dtype: fixed, whatever the
-    context."""
+    transformers' cache keeps it: the last K inputs of every channel (``conv_states``,
+    (B, channels, K), zeros before the first token), in the activations' dtype: fixed,
+    whatever the context."""
 
     channels: Dim
     kernel_size: Dim

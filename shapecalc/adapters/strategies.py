@@ -61,6 +61,8 @@ def _arguments(draw: st.DrawFn, cls: type[A], sizes: st.SearchStrategy[int]) -> 
             values[f.name] = draw(st.sampled_from(argument.options))
         elif argument.kind == "indices":
             values[f.name] = tuple(draw(st.lists(st.integers(0, 7), max_size=3, unique=True)))
+        elif argument.kind == "kinds":  # a pattern (the architecture fits it to its layers)
+            values[f.name] = tuple(draw(st.lists(st.sampled_from(argument.options), max_size=3)))
         else:
             values[f.name] = draw(_number(argument))
     ordered = {f.name: values[f.name] for f, _ in fields}

@@ -114,6 +114,14 @@ COMMANDS = [
     [
         *("falcon-h1", "--vocab", "16", "--hidden", "8", "--heads", "2", "--layers", "1"),
         *("--intermediate", "8", "--mamba-heads", "4", "--mamba-state", "3"),
+    [  # a state-space model: its fixed state, its mixer's own flags
+        *("mamba", "--vocab", "16", "--hidden", "8", "--layers", "2", "--state-size", "2"),
+        *("--conv-kernel", "2", "--memory"),
+    ],
+    [  # attention and Mamba layers, experts every other layer: runs of four kinds
+        *("jamba", "--vocab", "16", "--hidden", "8", "--heads", "2", "--layers", "6"),
+        *("--intermediate", "4", "--experts", "3", "--attn-layer-period", "3"),
+        *("--attn-layer-offset", "1", "--state-size", "2", "--memory"),
     ],
     ["lstm", "--hidden", "8", "--vocab", "5"],
     ["gru", "--hidden", "8", "--vocab", "5"],

@@ -629,6 +629,7 @@ TINY = {
         "inspect deepseek experts",
         "inspect layers",
         "hf qwen-moe runs",
+        "hf jamba runs",
         "lstm --memory",
         "port lstm",
     ],
@@ -668,9 +669,18 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
         "decoder_sparse_step": 3,
         "mlp_only_layers": [5, 10**11 - 1, TRILLION - 1],
     }
+    hybrid = {  # a trillion attention and Mamba layers, experts every other one: 8 runs
+        "model_type": "jamba",
+        **TINY,
+        "num_hidden_layers": TRILLION,
+        "num_experts": 4,
+        "mamba_d_state": 2,
+    }
     chosen = (
         deepseek
         if "deepseek" in case
+        else hybrid
+        if "jamba" in case
         else qwen
         if "qwen" in case
         else experts
@@ -695,6 +705,7 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
         "inspect deepseek experts": ["inspect", folder],
         "inspect layers": ["inspect", folder],
         "hf qwen-moe runs": ["hf", folder, "--memory", *at, "--explain"],
+        "hf jamba runs": ["hf", folder, "--memory", *at, "--explain"],
         "lstm --memory": ["lstm", "--vocab", "5", "--hidden", "8", "--layers", str(TRILLION),
                           "--memory", *at],
         "port lstm": ["port", "lstm", "--vocab", "5", "--hidden", "8", "--layers",

@@ -648,6 +648,33 @@ ARCHITECTURE_COUNTS["qwen-moe"] = [
         12_966_281_216,
     ),
 ]
+ARCHITECTURE_COUNTS["mamba"] = [
+    (  # by hand, per block: the norm H; the mixer at D = 2·H = 32, N = 16, K = 4,
+        # R = ⌈16 / 16⌉ = 1: A_log D·N, D, conv1d D·K + D, in_proj 2·D·H, x_proj
+        # (R + 2·N)·D, dt_proj D·R + D, out_proj H·D; the embedding (tied head), norm_f
+        {"vocab": 100, "hidden": 16, "layers": 2},
+        2 * (16 + 32 * 16 + 32 + 32 * 4 + 32 + 2 * 32 * 16 + 33 * 32 + 32 + 32 + 16 * 32)
+        + 100 * 16
+        + 16,
+    ),
+    (  # state-spaces/mamba-130m-hf (transformers' MambaForCausalLM of its sizes)
+        {"vocab": 50280, "hidden": 768, "layers": 24},
+        129_135_360,
+    ),
+]
+ARCHITECTURE_COUNTS["jamba"] = [
+    (  # Jamba-v0.1's sizes, JambaConfig's defaults (transformers' JambaForCausalLM)
+        {
+            "vocab": 65536,
+            "hidden": 4096,
+            "layers": 32,
+            "heads": 32,
+            "kv_heads": 8,
+            "intermediate": 14336,
+        },
+        51_570_323_328,
+    ),
+]
 ARCHITECTURE_ROWS = [
     (c, args, total) for c, rows in ARCHITECTURE_COUNTS.items() for args, total in rows
 ]

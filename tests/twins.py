@@ -691,6 +691,33 @@ def falcon_h1_twin(c: Any) -> Any:
     t = hf()
     extra = {} if c.head_dim is None else {"head_dim": c.head_dim}
     config = t.FalconH1Config(
+# -- Mamba and Jamba: transformers' classes on the meta device, from configs written here
+#    field by field
+def mamba_twin(c: Any) -> Any:
+    """MambaForCausalLM (or MambaModel)."""
+    t = hf()
+    fields = {
+        "vocab_size": c.vocab,
+        "hidden_size": c.hidden,
+        "num_hidden_layers": c.layers,
+        "expand": c.expand,
+        "state_size": c.state_size,
+        "conv_kernel": c.conv_kernel,
+        "time_step_rank": "auto" if c.time_step_rank is None else c.time_step_rank,
+        "use_bias": c.use_bias,
+        "use_conv_bias": c.use_conv_bias,
+        "tie_word_embeddings": c.tie_weights,
+    }
+    if c.intermediate is not None:
+        fields["intermediate_size"] = c.intermediate
+    config = t.MambaConfig(**fields)
+    return on_meta(t.MambaForCausalLM if c.head == "lm" else t.MambaModel, config)
+
+
+def jamba_twin(c: Any) -> Any:
+    """JambaForCausalLM, JambaModel or JambaForSequenceClassification."""
+    t = hf()
+    config = t.JambaConfig(
         vocab_size=c.vocab,
         hidden_size=c.hidden,
         num_hidden_layers=c.layers,
@@ -720,3 +747,25 @@ def falcon_h1_twin(c: Any) -> Any:
 
 
 TWINS["falcon-h1"] = falcon_h1_twin
+        num_experts=c.experts,
+        num_experts_per_tok=c.experts_per_token,
+        attn_layer_period=c.attn_layer_period,
+        attn_layer_offset=c.attn_layer_offset,
+        expert_layer_period=c.expert_layer_period,
+        expert_layer_offset=c.expert_layer_offset,
+        mamba_expand=c.expand,
+        mamba_d_state=c.state_size,
+        mamba_d_conv=c.conv_kernel,
+        mamba_dt_rank="auto" if c.time_step_rank is None else c.time_step_rank,
+        mamba_conv_bias=c.conv_bias,
+        mamba_proj_bias=c.proj_bias,
+        tie_word_embeddings=c.tie_weights,
+        num_labels=c.labels or 2,
+        pad_token_id=0,
+    )
+    suffix = {"lm": "ForCausalLM", "none": "Model", "seq-cls": "ForSequenceClassification"}
+    return on_meta(getattr(t, "Jamba" + suffix[c.head]), config)
+
+
+TWINS["mamba"] = mamba_twin
+TWINS["jamba"] = jamba_twin

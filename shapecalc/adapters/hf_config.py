@@ -415,6 +415,9 @@ def _argument(f: Fields, t: HFType, name: str, argument: Argument) -> Any:
     if key == "num_labels":
         return f.labels(key)
     if argument.kind == "size":
+        default = t.defaults.get(key)
+        if argument.unset is None and isinstance(default, str) and f.raw(key) == default:
+            return None  # the class's word for a size it works out (Mamba's "auto")
         if argument.unset is None and not (key in t.not_null and f.has(key)):
             return f.optional(key, minimum=argument.minimum)
         return f.size(key, minimum=argument.minimum)

@@ -41,6 +41,7 @@ from shapecalc.layers.functional import (
     SplitHeads,
 )
 from shapecalc.layers.latent import LatentAttention
+from shapecalc.layers.mamba import MambaMixer
 from shapecalc.layers.mamba2 import CausalConv1d, GatedRMSNorm, Mamba2Scan, Take
 from shapecalc.layers.transformers import (
     EXPERT_NAMES,
@@ -641,10 +642,85 @@ def _mamba2_scan(torch: Any, spec: Mamba2Scan, module: Any, xbc: Any, dt: Any) -
     return y[:, :length].reshape(batch, length, m * p).to(xbc.dtype)
 
 
+def _mamba_mixer(torch: Any, spec: MambaMixer, device: str) -> Any:
+    h: Any = spec.hidden_size  # numbers: the model was built
+    d: Any = spec.intermediate_size
+    n: Any = spec.state_size
+    k: Any = spec.conv_kernel
+    r: Any = spec.time_step_rank
+    nn, functional = torch.nn, torch.nn.functional
+
+    class Norm(torch.nn.Module):  # type: ignore[misc]
+        """An RMSNorm named as transformers' (``weight``), computed in fp32."""
+
+        def __init__(self, size: int) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(size, device=device))
+
+        def forward(self, x: Any) -> Any:
+            y = x.float()
+            y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + 1e-6)
+            return self.weight * y.to(x.dtype)
+
+    class MambaMixerModule(torch.nn.Module):  # type: ignore[misc]
+        """transformers' MambaMixer (JambaMambaMixer with the norms) without its CUDA
+        kernels: in_proj, the causal depthwise convolution and SiLU, x_proj, the time
+        step, the scan over the positions one by one, the D skip, the gate, out_proj."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            rates = torch.arange(1, n + 1, dtype=torch.float32, device=device)
+            self.A_log = nn.Parameter(torch.log(rates).expand(d, n).contiguous())
+            self.D = nn.Parameter(torch.ones(d, device=device))
+            self.conv1d = nn.Conv1d(
+                d, d, k, groups=d, padding=k - 1, bias=spec.use_conv_bias, device=device
+            )
+            self.in_proj = nn.Linear(h, 2 * d, bias=spec.use_bias, device=device)
+            self.x_proj = nn.Linear(d, r + 2 * n, bias=False, device=device)
+            self.dt_proj = nn.Linear(r, d, device=device)
+            self.out_proj = nn.Linear(d, h, bias=spec.use_bias, device=device)
+            if spec.layernorms:
+                self.dt_layernorm, self.b_layernorm, self.c_layernorm = Norm(r), Norm(n), Norm(n)
+
+        def forward(self, x: Any) -> Any:
+            dtype, length = x.dtype, x.shape[-2]
+            projected = self.in_proj(x).transpose(1, 2)
+            if not spec.layernorms:  # Mamba's forward makes A for its fused kernel too
+                _ = -torch.exp(self.A_log.float())
+            inner, gate = projected.chunk(2, dim=1)
+            weight = self.conv1d.weight
+            inner = functional.conv1d(inner, weight, self.conv1d.bias, padding=k - 1, groups=d)[
+                :, :, :length
+            ]
+            inner = functional.silu(inner).transpose(1, 2)
+            step, b, c = torch.split(self.x_proj(inner), [r, n, n], dim=-1)
+            if spec.layernorms:
+                step, b, c = self.dt_layernorm(step), self.b_layernorm(b), self.c_layernorm(c)
+            step = self.dt_proj.weight @ step.transpose(1, 2)
+            inner = inner.transpose(1, 2)
+            a = -torch.exp(self.A_log.float())
+            step = functional.softplus(step + self.dt_proj.bias.float()[..., None])
+            decay = torch.exp(a[None, :, None, :] * step[:, :, :, None])
+            rise = step[:, :, :, None] * b[:, None, :, :].float()
+            rise = rise * inner[:, :, :, None].float()
+            state = torch.zeros(x.shape[0], d, n, dtype=dtype, device=x.device)
+            outs = []
+            for t in range(length):
+                state = decay[:, :, t] * state + rise[:, :, t]
+                outs.append(torch.matmul(state.to(dtype), c[:, t, :].unsqueeze(-1))[:, :, 0])
+            out = torch.stack(outs, dim=-1)
+            out = out + inner * self.D.float()[None, :, None]
+            out = out * functional.silu(gate)
+            return self.out_proj(out.transpose(1, 2).to(dtype))
+
+    return MambaMixerModule()
+
+
 #: layers torch.nn lacks: spec class -> its module, made with torch on a device
 _MODULES: dict[type, Any] = {
     CausalConv1d: _causal_conv1d,
     GatedRMSNorm: _gated_rms_norm,
+    MambaMixer: _mamba_mixer,
     Bias: _bias,
     Conv1D: _conv1d,
     Experts: _experts,

@@ -114,6 +114,13 @@ def window_notes(config: Any, arguments: Any) -> list[str]:
         arguments.get("layer_types") or (),
         arguments.get("layers"),
     )
+    said: Any = config.get("sliding_window") if isinstance(config, dict) else None
+    context: Any = config.get("max_position_embeddings") if isinstance(config, dict) else None
+    if window is None and _is_count(said) and _is_count(context) and said > context:
+        return [
+            f"sliding_window {said:,} is longer than max_position_embeddings {context:,}: "
+            "within that context no window fills, every layer keeps every position"
+        ]
     if window is None or not isinstance(layers, int):
         return []
     kinds = given or ("sliding_attention",)  # one per layer, or a pattern repeated
@@ -129,18 +136,11 @@ def window_notes(config: Any, arguments: Any) -> list[str]:
         sliding = [*sliding[:2], last - step, last] if p <= 2 and count > 3 else sliding[:8]
     which = "all" if count == layers else listed_numbers(sliding)
     kept = f"the last {window - 1:,} positions" if window > 1 else "every position"
-    notes = [
+    return [
         f"sliding_window {window:,}: {count:,} of the {layers:,} layers ({which}) attend "
         f"over the last {window:,} positions; transformers' cache keeps {kept} there, as the "
         "inference state counts"
     ]
-    context = config.get("max_position_embeddings") if isinstance(config, dict) else None
-    if isinstance(context, int) and not isinstance(context, bool) and window > context:
-        notes.append(
-            f"sliding_window {window:,} is longer than max_position_embeddings {context:,}: "
-            "within that context no layer's window ever fills, every position is kept"
-        )
-    return notes
 
 
 def listed_numbers(numbers: list[int]) -> str:
@@ -863,7 +863,7 @@ class WindowRule:
                     "layer_types",
                     f"{len(types)} kinds",
                     "layer_types gives one kind per layer (num_hidden_layers)",
-                    f"{layers} layers",
+                    f"{len(types)} kinds for {layers} layers",
                 )
         return window, types, layers
 
@@ -920,6 +920,9 @@ class WindowRule:
         window when no layer slides, no list when every layer does (but for a type whose
         default alternates)."""
         window, types = self.kinds(f)  # one per layer, or a pattern the stack repeats
+        context = f.raw("max_position_embeddings")
+        if window is not None and _is_count(context) and window > context:
+            types = ("full_attention",)  # within the context no window fills (Phi-3-128k)
         if "sliding_attention" not in types:
             out["sliding_window"], out["layer_types"] = None, ()
         elif all(t == "sliding_attention" for t in types) and self.kind != "alternate":

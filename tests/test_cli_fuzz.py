@@ -114,6 +114,7 @@ COMMANDS = [
     [
         *("falcon-h1", "--vocab", "16", "--hidden", "8", "--heads", "2", "--layers", "1"),
         *("--intermediate", "8", "--mamba-heads", "4", "--mamba-state", "3"),
+    ],
     [  # a state-space model: its fixed state, its mixer's own flags
         *("mamba", "--vocab", "16", "--hidden", "8", "--layers", "2", "--state-size", "2"),
         *("--conv-kernel", "2", "--memory"),

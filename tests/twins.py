@@ -659,38 +659,6 @@ TWINS["deepseek"] = deepseek_twin
 TWINS["glm4-moe"] = glm4_moe_twin
 
 
-def mamba2_twin(c: Any) -> Any:
-    """Mamba2ForCausalLM (or Mamba2Model), from a config written here field by field."""
-    t = hf()
-    config = t.Mamba2Config(
-        vocab_size=c.vocab,
-        hidden_size=c.hidden,
-        num_hidden_layers=c.layers,
-        num_heads=c.heads or c.expand * c.hidden // c.head_dim,
-        head_dim=c.head_dim,
-        state_size=c.state_size,
-        n_groups=c.groups,
-        expand=c.expand,
-        conv_kernel=c.conv_kernel,
-        chunk_size=c.chunk_size,
-        use_bias=c.bias,
-        use_conv_bias=c.conv_bias,
-        tie_word_embeddings=c.tie_weights,
-        pad_token_id=0,
-        bos_token_id=0,
-        eos_token_id=0,
-    )
-    return on_meta(t.Mamba2ForCausalLM if c.head == "lm" else t.Mamba2Model, config)
-
-
-TWINS["mamba2"] = mamba2_twin
-
-
-def falcon_h1_twin(c: Any) -> Any:
-    """FalconH1ForCausalLM (or FalconH1Model), from a config written here field by field."""
-    t = hf()
-    extra = {} if c.head_dim is None else {"head_dim": c.head_dim}
-    config = t.FalconH1Config(
 # -- Mamba and Jamba: transformers' classes on the meta device, from configs written here
 #    field by field
 def mamba_twin(c: Any) -> Any:
@@ -724,6 +692,68 @@ def jamba_twin(c: Any) -> Any:
         num_attention_heads=c.heads,
         num_key_value_heads=c.kv_heads or c.heads,
         intermediate_size=c.intermediate,
+        num_experts=c.experts,
+        num_experts_per_tok=c.experts_per_token,
+        attn_layer_period=c.attn_layer_period,
+        attn_layer_offset=c.attn_layer_offset,
+        expert_layer_period=c.expert_layer_period,
+        expert_layer_offset=c.expert_layer_offset,
+        mamba_expand=c.expand,
+        mamba_d_state=c.state_size,
+        mamba_d_conv=c.conv_kernel,
+        mamba_dt_rank="auto" if c.time_step_rank is None else c.time_step_rank,
+        mamba_conv_bias=c.conv_bias,
+        mamba_proj_bias=c.proj_bias,
+        tie_word_embeddings=c.tie_weights,
+        num_labels=c.labels or 2,
+        pad_token_id=0,
+    )
+    suffix = {"lm": "ForCausalLM", "none": "Model", "seq-cls": "ForSequenceClassification"}
+    return on_meta(getattr(t, "Jamba" + suffix[c.head]), config)
+
+
+TWINS["mamba"] = mamba_twin
+TWINS["jamba"] = jamba_twin
+
+
+def mamba2_twin(c: Any) -> Any:
+    """Mamba2ForCausalLM (or Mamba2Model), from a config written here field by field."""
+    t = hf()
+    config = t.Mamba2Config(
+        vocab_size=c.vocab,
+        hidden_size=c.hidden,
+        num_hidden_layers=c.layers,
+        num_heads=c.heads or c.expand * c.hidden // c.head_dim,
+        head_dim=c.head_dim,
+        state_size=c.state_size,
+        n_groups=c.groups,
+        expand=c.expand,
+        conv_kernel=c.conv_kernel,
+        chunk_size=c.chunk_size,
+        use_bias=c.bias,
+        use_conv_bias=c.conv_bias,
+        tie_word_embeddings=c.tie_weights,
+        pad_token_id=0,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    return on_meta(t.Mamba2ForCausalLM if c.head == "lm" else t.Mamba2Model, config)
+
+
+TWINS["mamba2"] = mamba2_twin
+
+
+def falcon_h1_twin(c: Any) -> Any:
+    """FalconH1ForCausalLM (or FalconH1Model), from a config written here field by field."""
+    t = hf()
+    extra = {} if c.head_dim is None else {"head_dim": c.head_dim}
+    config = t.FalconH1Config(
+        vocab_size=c.vocab,
+        hidden_size=c.hidden,
+        num_hidden_layers=c.layers,
+        num_attention_heads=c.heads,
+        num_key_value_heads=c.kv_heads or c.heads,
+        intermediate_size=c.intermediate,
         mamba_n_heads=c.mamba_heads,
         mamba_d_ssm=c.mamba_inner,
         mamba_expand=c.mamba_expand,
@@ -747,25 +777,3 @@ def jamba_twin(c: Any) -> Any:
 
 
 TWINS["falcon-h1"] = falcon_h1_twin
-        num_experts=c.experts,
-        num_experts_per_tok=c.experts_per_token,
-        attn_layer_period=c.attn_layer_period,
-        attn_layer_offset=c.attn_layer_offset,
-        expert_layer_period=c.expert_layer_period,
-        expert_layer_offset=c.expert_layer_offset,
-        mamba_expand=c.expand,
-        mamba_d_state=c.state_size,
-        mamba_d_conv=c.conv_kernel,
-        mamba_dt_rank="auto" if c.time_step_rank is None else c.time_step_rank,
-        mamba_conv_bias=c.conv_bias,
-        mamba_proj_bias=c.proj_bias,
-        tie_word_embeddings=c.tie_weights,
-        num_labels=c.labels or 2,
-        pad_token_id=0,
-    )
-    suffix = {"lm": "ForCausalLM", "none": "Model", "seq-cls": "ForSequenceClassification"}
-    return on_meta(getattr(t, "Jamba" + suffix[c.head]), config)
-
-
-TWINS["mamba"] = mamba_twin
-TWINS["jamba"] = jamba_twin

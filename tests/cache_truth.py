@@ -65,7 +65,9 @@ def real_cache(
     ids = torch.randint(0, vocab, (batch, seq_len))
     with torch.no_grad():
         out = model(input_ids=ids, use_cache=True)
-    cache = out.past_key_values
+    cache = getattr(out, "past_key_values", None)
+    if cache is None:  # Mamba-2's output names it ``cache``
+        cache = out.cache
     return cache_layers(cache)
 
 

@@ -82,6 +82,27 @@ CONFIG = str(_HERE)
         }
     )
 )
+#: a Falcon-H1 config: attention and a Mamba-2 mixer in every layer, its gated norm
+(_HERE / "falcon_h1").mkdir()
+(_HERE / "falcon_h1" / "config.json").write_text(
+    json.dumps(
+        {
+            "model_type": "falcon_h1",
+            "vocab_size": 16,
+            "hidden_size": 8,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "intermediate_size": 8,
+            "mamba_n_heads": 4,
+            "mamba_d_ssm": 8,
+            "mamba_d_state": 4,
+            "mamba_n_groups": 2,
+            "mamba_rms_norm": True,
+            "key_multiplier": 0.5,
+        }
+    )
+)
 #: a named pipe as --plot-file: writing to it would block forever
 PIPE = str(_HERE / "pipe.svg")
 if hasattr(os, "mkfifo"):
@@ -111,6 +132,15 @@ COMMANDS = [
     [
         *("qwen-moe", "--vocab", "16", "--hidden", "8", "--heads", "2", "--layers", "3"),
         *("--moe-intermediate", "4", "--experts", "4", "--experts-per-token", "2"),
+    ],
+    [  # Mamba-2: heads from expand·hidden / head_dim, groups dividing them
+        *("mamba2", "--vocab", "16", "--hidden", "8", "--layers", "2", "--head-dim", "4"),
+        *("--state-size", "3", "--groups", "2", "--chunk-size", "3"),
+    ],
+    ["hf", str(_HERE / "falcon_h1"), "--verify"],
+    [
+        *("falcon-h1", "--vocab", "16", "--hidden", "8", "--heads", "2", "--layers", "1"),
+        *("--intermediate", "8", "--mamba-heads", "4", "--mamba-state", "3"),
     ],
     [  # a state-space model: its fixed state, its mixer's own flags
         *("mamba", "--vocab", "16", "--hidden", "8", "--layers", "2", "--state-size", "2"),

@@ -344,8 +344,76 @@ def mxfp4(folder: Path, rng: random.Random) -> Iterator[Path]:
         yield here
 
 
+def state_space(folder: Path, rng: random.Random) -> Iterator[Path]:
+    """Mamba-2 and Falcon-H1 folders, their configs and mixer tensors damaged: heads that
+    do not divide the width, groups that do not divide the heads, a state of 0, a
+    mamba_d_head of text or of the wrong size, a chunk of null, a million layers; A_log,
+    conv1d and in_proj of the wrong rank, size or dtype."""
+    for i in range(40):
+        falcon = rng.random() < 0.5
+        hidden = rng.choice([8, 8, 8, 12, 2**40])
+        if falcon:
+            config: dict[str, Any] = {
+                "model_type": "falcon_h1",
+                "vocab_size": 16,
+                "hidden_size": hidden,
+                "num_hidden_layers": rng.choice([1, 1, 2, 1_000_000]),
+                "num_attention_heads": rng.choice([2, 2, 3]),
+                "intermediate_size": 8,
+                "mamba_n_heads": rng.choice([4, 4, 4, 5, 0]),
+                "mamba_d_ssm": rng.choice([8, 8, 8, 10, None, -8]),
+                "mamba_d_head": rng.choice(["auto", "auto", 2, 3, "two", None]),
+                "mamba_d_state": rng.choice([4, 4, 4, 0]),
+                "mamba_n_groups": rng.choice([1, 2, 2, 3]),
+                "mamba_chunk_size": rng.choice([4, 4, 4, None, 0]),
+                "ssm_multipliers": rng.choice([[1.0] * 5, [1.0] * 5, "x"]),
+            }
+            prefix = "model.layers.0.mamba."
+        else:
+            config = {
+                "model_type": "mamba2",
+                "vocab_size": 16,
+                "hidden_size": hidden,
+                "num_hidden_layers": rng.choice([1, 2, 1_000_000]),
+                "num_heads": rng.choice([4, 4, 4, 5, 0, None]),
+                "head_dim": rng.choice([4, 4, 3, 6]),
+                "expand": rng.choice([2, 2, 2, 3, 0]),
+                "state_size": rng.choice([4, 4, 4, 0]),
+                "n_groups": rng.choice([1, 2, 2, 3]),
+                "chunk_size": rng.choice([4, 4, 4, "auto"]),
+            }
+            prefix = "backbone.layers.0.mixer."
+        if i % 4 == 0:  # a config that builds: only the tensors are wrong
+            config = {"model_type": "mamba2", "vocab_size": 16, "hidden_size": 8}
+            config.update({"num_heads": 4, "head_dim": 4, "state_size": 4, "n_groups": 2})
+            config["num_hidden_layers"] = 1
+            prefix = "backbone.layers.0.mixer."
+        here = folder / f"ssm{i}"
+        here.mkdir()
+        (here / "config.json").write_text(json.dumps(config))
+        tensors = {
+            prefix + "A_log": (rng.choice([[4], [5], [4, 1], []]), rng.choice(["F32", "BF16"])),
+            prefix + "conv1d.weight": (
+                rng.choice([[32, 1, 4], [24, 1, 4], [32, 4], [10**12, 1, 4]]),
+                "BF16",
+            ),
+            prefix + "in_proj.weight": (rng.choice([[52, 8], [8, 52], [52]]), "BF16"),
+        }
+        header, offset = {}, 0
+        for name, (shape, dtype) in tensors.items():
+            size = {"I8": 1, "BF16": 2, "F32": 4}[dtype]
+            for d in shape:
+                size *= max(d, 0)
+            size = size if size < 2**20 else 4  # a size past the file: its offsets refused
+            header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+            offset += size
+        header_file(here / "model.safetensors", header, bytes(offset))
+        yield here
+
+
 FAMILIES: dict[str, Callable[[Path, random.Random], Iterator[Path]]] = {
     "mxfp4": mxfp4,
+    "state_space": state_space,
     "not_checkpoints": not_checkpoints,
     "links": links,
     "names": names,

@@ -567,6 +567,52 @@ ARCHITECTURE_COUNTS["gpt-oss"] = [
         116_829_156_672,
     ),
 ]
+ARCHITECTURE_COUNTS["mamba2"] = [
+    (  # by hand, the defaults (head_dim 64, state 128, 8 groups, expand 2, kernel 4): heads
+        # 2·256 / 64 = 8, I = 512, x·B·C 512 + 2·8·128 = 2560; per layer the norm, dt_bias,
+        # A_log and D, conv1d with its bias, in_proj (2·I + 2·G·N + M rows), the gated
+        # norm, out_proj; the embedding, head and final norm
+        {"vocab": 100, "hidden": 256, "layers": 2},
+        2 * (256 + 3 * 8 + 2560 * 4 + 2560 + (512 + 2560 + 8) * 256 + 512 + 256 * 512)
+        + 2 * 100 * 256
+        + 256,
+    ),
+    (  # the same by hand with smaller sizes: heads 2·64 / 16 = 8, I = 128, x·B·C 192
+        {"vocab": 100, "hidden": 64, "layers": 2, "head_dim": 16, "state_size": 16, "groups": 2},
+        2 * (64 + 3 * 8 + 192 * 4 + 192 + (128 + 192 + 8) * 64 + 128 + 64 * 128)
+        + 2 * 100 * 64
+        + 64,
+    ),
+    (  # transformers' Mamba2Config() defaults, Mamba2ForCausalLM on the meta device
+        {"vocab": 32768, "hidden": 4096, "layers": 64, "heads": 128, "groups": 8},
+        7_285_403_648,
+    ),
+]
+ARCHITECTURE_COUNTS["falcon-h1"] = [
+    (  # by hand, the mixer's defaults (width 2·H = 128 over 8 heads, state 256, 1 group, 4
+        # taps, no norm): per layer the MLP 3·H·I, dt_bias, A_log and D, conv1d (x·B·C =
+        # 128 + 2·256 = 640 channels) with its bias, in_proj (2·S + 2·G·N + M = 776 rows),
+        # out_proj, the attention's four H × H projections, two norms; the embedding, the
+        # head and the final norm
+        {"vocab": 100, "hidden": 64, "layers": 2, "heads": 4, "intermediate": 96, "mamba_heads": 8},
+        2 * (3 * 64 * 96 + 3 * 8 + 640 * 4 + 640 + 776 * 64 + 64 * 128 + 4 * 64 * 64 + 2 * 64)
+        + 2 * 100 * 64
+        + 64,
+    ),
+    (  # transformers' FalconH1Config() defaults, FalconH1ForCausalLM on the meta device
+        {
+            "vocab": 128000,
+            "hidden": 4096,
+            "layers": 32,
+            "heads": 32,
+            "kv_heads": 8,
+            "intermediate": 14336,
+            "mamba_heads": 128,
+            "mamba_inner": 1024,
+        },
+        8_514_961_408,
+    ),
+]
 # totals of transformers' classes built from the same sizes on the meta device
 _QWEN15_MOE = {
     "vocab": 151936,

@@ -760,3 +760,66 @@ def qwen3_next_twin(c: Any) -> Any:
 
 
 TWINS["qwen3-next"] = qwen3_next_twin
+
+
+def mamba2_twin(c: Any) -> Any:
+    """Mamba2ForCausalLM (or Mamba2Model), from a config written here field by field."""
+    t = hf()
+    config = t.Mamba2Config(
+        vocab_size=c.vocab,
+        hidden_size=c.hidden,
+        num_hidden_layers=c.layers,
+        num_heads=c.heads or c.expand * c.hidden // c.head_dim,
+        head_dim=c.head_dim,
+        state_size=c.state_size,
+        n_groups=c.groups,
+        expand=c.expand,
+        conv_kernel=c.conv_kernel,
+        chunk_size=c.chunk_size,
+        use_bias=c.bias,
+        use_conv_bias=c.conv_bias,
+        tie_word_embeddings=c.tie_weights,
+        pad_token_id=0,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    return on_meta(t.Mamba2ForCausalLM if c.head == "lm" else t.Mamba2Model, config)
+
+
+TWINS["mamba2"] = mamba2_twin
+
+
+def falcon_h1_twin(c: Any) -> Any:
+    """FalconH1ForCausalLM (or FalconH1Model), from a config written here field by field."""
+    t = hf()
+    extra = {} if c.head_dim is None else {"head_dim": c.head_dim}
+    config = t.FalconH1Config(
+        vocab_size=c.vocab,
+        hidden_size=c.hidden,
+        num_hidden_layers=c.layers,
+        num_attention_heads=c.heads,
+        num_key_value_heads=c.kv_heads or c.heads,
+        intermediate_size=c.intermediate,
+        mamba_n_heads=c.mamba_heads,
+        mamba_d_ssm=c.mamba_inner,
+        mamba_expand=c.mamba_expand,
+        mamba_d_state=c.mamba_state,
+        mamba_n_groups=c.mamba_groups,
+        mamba_d_conv=c.mamba_conv,
+        mamba_chunk_size=c.chunk_size,
+        mamba_rms_norm=c.mamba_rms_norm,
+        mamba_conv_bias=c.mamba_conv_bias,
+        mamba_proj_bias=c.mamba_proj_bias,
+        projectors_bias=c.projectors_bias,
+        attention_bias=c.attention_bias,
+        mlp_bias=c.mlp_bias,
+        tie_word_embeddings=c.tie_weights,
+        pad_token_id=0,
+        bos_token_id=0,
+        eos_token_id=0,
+        **extra,
+    )
+    return on_meta(t.FalconH1ForCausalLM if c.head == "lm" else t.FalconH1Model, config)
+
+
+TWINS["falcon-h1"] = falcon_h1_twin

@@ -43,6 +43,7 @@ from shapecalc.layers.functional import (
 from shapecalc.layers.latent import LatentAttention
 from shapecalc.layers.linear_attention import GatedAttention, GatedDeltaNet, SplitQueryGate
 from shapecalc.layers.mamba import MambaMixer
+from shapecalc.layers.mamba2 import CausalConv1d, GatedRMSNorm, Mamba2Scan, Take
 from shapecalc.layers.transformers import (
     EXPERT_NAMES,
     MXFP4_BLOCK,
@@ -548,6 +549,100 @@ def _gpt_oss_experts(torch: Any, spec: GptOssExperts, device: str) -> Any:
     return GptOssExpertsModule()
 
 
+def _causal_conv1d(torch: Any, spec: CausalConv1d, device: str) -> Any:
+    c: Any = spec.channels  # numbers: the model was built
+    k: Any = spec.kernel_size
+
+    class CausalConv1dModule(torch.nn.Conv1d):  # type: ignore[misc]
+        """Mamba's depthwise causal convolution on (…, T, channels): turned to
+        (…, channels, T), convolved with K − 1 zeros of padding each side, the first T
+        positions kept, turned back."""
+
+        def __init__(self) -> None:
+            super().__init__(c, c, k, groups=c, padding=k - 1, bias=spec.bias, device=device)
+
+        def forward(self, x: Any) -> Any:
+            length = x.shape[-2]
+            return super().forward(x.transpose(-1, -2))[..., :length].transpose(-1, -2)
+
+    return CausalConv1dModule()
+
+
+def _gated_rms_norm(torch: Any, spec: GatedRMSNorm, device: str) -> Any:
+    i: Any = spec.hidden_size  # numbers: the model was built
+    g: Any = spec.n_groups
+
+    class GatedRMSNormModule(torch.nn.Module):  # type: ignore[misc]
+        """transformers' Mamba2RMSNormGated: RMSNorm of y·SiLU(z) per group, in fp32."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(i, device=device))
+
+        def forward(self, y: Any, z: Any) -> Any:
+            dtype = y.dtype
+            gate = torch.nn.functional.silu(z.float())
+            x = y.float() if spec.norm_before_gate else y.float() * gate
+            grouped = x.unflatten(-1, (g, i // g))
+            grouped = grouped * torch.rsqrt(grouped.pow(2).mean(-1, keepdim=True) + 1e-5)
+            if spec.norm_before_gate:  # Falcon-H1's: scaled in fp32, then gated
+                return (self.weight * grouped.flatten(-2) * gate).to(dtype)
+            return self.weight * grouped.flatten(-2).to(dtype)
+
+    return GatedRMSNormModule()
+
+
+def _mamba2_scan(torch: Any, spec: Mamba2Scan, module: Any, xbc: Any, dt: Any) -> Any:
+    """Mamba-2's chunked scan (SSD) as transformers' torch path computes it
+    (``mamba2_chunk_scan``), from zero state: the mixer's own dt_bias, A_log and D."""
+    m: Any = spec.num_heads  # numbers: the model was built
+    p: Any = spec.head_dim
+    n: Any = spec.state_size
+    g: Any = spec.n_groups
+    q = spec.chunk_size
+    functional = torch.nn.functional
+    batch, length = xbc.shape[0], xbc.shape[1]
+    x, b, c = xbc.split([m * p, g * n, g * n], dim=-1)
+    x = x.reshape(batch, length, m, p).float()
+    b = b.reshape(batch, length, g, n).float().repeat_interleave(m // g, dim=2)
+    c = c.reshape(batch, length, g, n).float().repeat_interleave(m // g, dim=2)
+    step = functional.softplus(dt + module.dt_bias.to(dt.dtype)).float()
+    a = -torch.exp(module.A_log.float())
+    pad = (q - length % q) % q
+    skip = module.D[..., None] * functional.pad(x, (0, 0, 0, 0, 0, pad))
+    x = x * step[..., None]
+    a = a * step
+
+    def chunked(t: Any) -> Any:
+        t = functional.pad(t, (0, 0) * (t.dim() - 2) + (0, pad))
+        return t.reshape(batch, -1, q, *t.shape[2:])
+
+    def segment_sum(t: Any) -> Any:
+        size = t.size(-1)
+        t = t[..., None].expand(*t.size(), size)
+        below = torch.tril(torch.ones(size, size, dtype=torch.bool, device=t.device), -1)
+        t = t.masked_fill(~below, 0).cumsum(dim=-2)
+        keep = torch.tril(torch.ones(size, size, dtype=torch.bool, device=t.device), 0)
+        return t.masked_fill(~keep, -torch.inf)
+
+    x, a, b, c = chunked(x), chunked(a), chunked(b), chunked(c)
+    a = a.permute(0, 3, 1, 2)
+    a_cumsum = a.cumsum(dim=-1)
+    decay = torch.exp(segment_sum(a))
+    scores = torch.einsum("bclhn,bcshn->bclsh", c, b)
+    y_diag = torch.einsum("bclsh,bcshp->bclhp", scores * decay.permute(0, 2, 3, 4, 1), x)
+    decay_states = torch.exp(a_cumsum[:, :, :, -1:] - a_cumsum)
+    b_decay = b * decay_states.permute(0, -2, -1, 1)[..., None]
+    states = torch.einsum("bclhn,bclhp->bchpn", b_decay, x)
+    states = torch.cat([torch.zeros_like(states[:, :1]), states], dim=1)
+    across = torch.exp(segment_sum(functional.pad(a_cumsum[:, :, :, -1], (1, 0)))).transpose(1, 3)
+    states = torch.einsum("bzch,bzhpn->bchpn", across, states)[:, :-1]
+    y_off = torch.einsum("bclhn,bchpn->bclhp", c, states)
+    y_off = y_off * torch.exp(a_cumsum).permute(0, 2, 3, 1)[..., None]
+    y = (y_diag + y_off).reshape(batch, -1, m, p) + skip
+    return y[:, :length].reshape(batch, length, m * p).to(xbc.dtype)
+
+
 def _mamba_mixer(torch: Any, spec: MambaMixer, device: str) -> Any:
     h: Any = spec.hidden_size  # numbers: the model was built
     d: Any = spec.intermediate_size
@@ -706,6 +801,8 @@ def _gated_attention(torch: Any, spec: GatedAttention, q: Any, gate: Any, k: Any
 
 #: layers torch.nn lacks: spec class -> its module, made with torch on a device
 _MODULES: dict[type, Any] = {
+    CausalConv1d: _causal_conv1d,
+    GatedRMSNorm: _gated_rms_norm,
     MambaMixer: _mamba_mixer,
     GatedDeltaNet: _gated_delta_net,
     Bias: _bias,
@@ -718,6 +815,7 @@ _MODULES: dict[type, Any] = {
 #: from the block's module
 _OWN: dict[type, Any] = {
     Sinks: lambda torch, spec, module, *values: module.sinks,
+    Mamba2Scan: _mamba2_scan,
 }
 #: functions of a forward: spec class -> what it does to tensors
 _CALLS: dict[type, Any] = {
@@ -734,6 +832,7 @@ _CALLS: dict[type, Any] = {
     Chunk: lambda torch, spec, x: tuple(x.split(list(spec.sizes), dim=-1)),
     Pick: lambda torch, spec, *xs: xs[spec.index],
     Select: lambda torch, spec, x: x.select(spec.dim, spec.index),
+    Take: lambda torch, spec, *xs: tuple(xs[i] for i in spec.indices),
 }
 
 

@@ -1,0 +1,566 @@
+"""``shapecalc gemma3``: Gemma 3's language model, named as ``transformers``'
+``Gemma3ForCausalLM`` names it (model type ``gemma3_text``).
+
+One block: RMSNorm, attention with per-head RMSNorms of the queries and keys (q_norm,
+k_norm) and rotary positions, RMSNorm, then RMSNorm, a GeGLU MLP, RMSNorm (four norms a
+block). Layers slide or attend globally (``layer_types``; unless given, five sliding layers
+to each global one, ``sliding_window_pattern`` 6): a sliding layer sees the last
+``sliding_window`` tokens and its cache keeps the last window − 1 of them; a global layer
+keeps every token. Each kind has its own rotary base (no tensor). The token embedding is
+scaled by √H on the way in (a number, not a parameter) and is the head.
+
+A ``gemma3`` config (Gemma3ForConditionalGeneration, the models with images) is read as its
+``text_config``'s language model, named as that class names it
+(``model.language_model.…``); its vision tower and projector are not counted yet, and the
+model's name and a note say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from shapecalc.architectures import _transformer as tf
+from shapecalc.architectures._transformer import GroupedQueryLM
+from shapecalc.architectures.llama import _read as _llama_read
+from shapecalc.core.declare import Built, Reference, choice, flag, layer_kinds, size
+from shapecalc.core.dims import dim_str, known
+from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.flow import chain, multiply, parallel, residual
+from shapecalc.core.frozen import frozen
+from shapecalc.core.hfmap import HFType
+from shapecalc.core.model import Model
+from shapecalc.core.tree import Block, Leaf, ModuleList, Node, cycle, runs
+from shapecalc.layers._embedding import Embedding
+from shapecalc.layers._linear import Linear
+from shapecalc.layers._norm import RMSNorm
+from shapecalc.layers.activation import GELU
+from shapecalc.layers.functional import Rotary, ScaledDotProductAttention, SplitHeads
+
+__all__ = ["Gemma3", "gemma3", "kind_stack", "read_kinds"]
+
+SLIDING, FULL = "sliding_attention", "full_attention"
+#: the layer kinds of a stack of sliding and global attention (transformers' names)
+KINDS = (SLIDING, FULL)
+#: a stack of layers shows at most this many runs (a layer_types list without a pattern)
+MAX_RUNS = 1024
+
+
+def default_pattern(every: int) -> tuple[str, ...]:
+    """transformers' rule for layer_types from ``sliding_window_pattern`` P: layer i slides
+    unless (i + 1) % P == 0, so P − 1 sliding layers, then a global one."""
+    return (SLIDING,) * (every - 1) + (FULL,)
+
+
+def _period(kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """The shortest pattern whose repetition is ``kinds`` (``s,s`` is ``s``)."""
+    n = len(kinds)
+    for p in range(1, n + 1):
+        if n % p == 0 and kinds == kinds[:p] * (n // p):
+            return kinds[:p]
+    return kinds
+
+
+def kind_stack(
+    model: Any, block: Callable[[str], Node], every: int, kind: str = "ModuleList"
+) -> Block:
+    """The stack of ``model.layers`` layers, each ``block(kind)`` for its kind: the kinds
+    ``model.layer_types`` gives (one per layer, or a pattern repeated from layer 0), else
+    ``every``'s default pattern; equal layers a run, a repeating pattern runs a step apart
+    (``layers.{5,11..23}``), so a symbolic layer count works too."""
+    given: tuple[str, ...] = model.layer_types
+    n = known(model.layers)
+    pattern = given or default_pattern(every)
+    if n is not None and given and len(given) == n:
+        pattern = _period(given)
+        if len(pattern) == n and n > 1:  # no repetition: the fewest runs of the list
+            return Block(kind, runs([block(k) for k in given]))
+    if n is not None and not given and every > n:
+        pattern = (SLIDING,)  # no layer reaches the global one
+    pattern = _period(pattern)
+    if len(pattern) == 1:
+        return ModuleList(block(pattern[0]), model.layers, kind=kind)
+    return Block(kind, cycle([block(k) for k in pattern], model.layers))
+
+
+def check_kinds(model: Any, name: str = "layer_types") -> None:
+    """layer_types: at most one kind per layer (a shorter list is a pattern repeated),
+    and at most :data:`MAX_RUNS` runs."""
+    given: tuple[str, ...] = getattr(model, name)
+    n = known(model.layers)
+    if not given:
+        return
+    if n is not None:
+        kinds = model.kinds_of(name, n)  # refuses more kinds than layers
+        if len(given) == n and len(_period(given)) == n:
+            count = 1 + sum(1 for a, b in zip(kinds, kinds[1:], strict=False) if a != b)
+            if count > MAX_RUNS:
+                rule = f"{name} makes at most {MAX_RUNS:,} runs of equal layers"
+                raise InvalidArgumentError(
+                    f"{rule}; these make {count:,}",
+                    layer=model.owner(),
+                    field=name,
+                    value=",".join(given[:8]) + ",...",
+                    rule=rule,
+                )
+    elif len(given) > MAX_RUNS:
+        rule = f"{name} is a pattern of at most {MAX_RUNS:,} kinds with a symbolic layer count"
+        raise InvalidArgumentError(
+            f"{rule}; got {len(given):,}",
+            layer=model.owner(),
+            field=name,
+            value=",".join(given[:8]) + ",...",
+            rule=rule,
+        )
+
+
+def read_kinds(default_every: int) -> Callable[[Any, dict[str, Any]], None]:
+    """A ``read`` hook's part for layer_types: a list of exactly num_hidden_layers kinds
+    (transformers' rule), or, when absent or null, ``sliding_window_pattern`` (P, an
+    integer >= 1, ``default_every`` unless given) as the pattern of P − 1 sliding layers
+    and one global."""
+
+    def read(f: Any, out: dict[str, Any]) -> None:
+        layers = out["layers"]
+        given = out.get("layer_types") or ()
+        every = f.raw("sliding_window_pattern")
+        if given:
+            if len(given) != layers:
+                raise f.fail(
+                    "layer_types",
+                    len(given),
+                    "layer_types must give one kind per layer (num_hidden_layers)",
+                    f"{len(given)} kinds for {layers} layers",
+                )
+            return
+        if every is None:
+            every = default_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise f.fail(
+                "sliding_window_pattern",
+                every,
+                "sliding_window_pattern must be an integer >= 1 (every P-th layer attends "
+                "globally)",
+            )
+        out["layer_types"] = (SLIDING,) if every > layers else default_pattern(every)
+
+    return read
+
+
+def window_size() -> Any:
+    return size(
+        "W",
+        "The sliding window: the tokens a sliding layer attends to (sliding_window); "
+        "transformers' cache keeps the last W − 1 there. It changes no tensor.",
+        4096,
+        names=False,
+        solvable=False,
+    )
+
+
+def kinds_argument(every: int, rule: str) -> Any:
+    return layer_kinds(
+        KINDS,
+        "Which layers attend over the sliding window and which over the whole context "
+        f"(layer_types); unless given, {rule}: "
+        + ",".join(default_pattern(every)).replace(
+            f"{SLIDING}," * (every - 1), f"{SLIDING}*{every - 1},"
+        )
+        + ".",
+    )
+
+
+def _read(f: Any, out: dict[str, Any]) -> None:
+    _llama_read(f, out)
+    read_kinds(6)(f, out)
+
+
+def _text(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A gemma3 config's text_config (the class's defaults when absent or null)."""
+    text = config.get("text_config")
+    return dict(text) if isinstance(text, dict) else {}
+
+
+def _read_conditional(f: Any, out: dict[str, Any]) -> None:
+    """A gemma3 config: its text_config read as a gemma3_text config (every rule of that
+    type, refusals naming ``text_config.<field>``); the head tied as the outer config
+    says (Gemma3ForConditionalGeneration ties by its own tie_word_embeddings)."""
+    from shapecalc.adapters.hf_config import hf_model
+
+    text = f.raw("text_config")
+    if text is not None and not isinstance(text, dict):
+        raise f.fail("text_config", text, "text_config must be an object or null")
+    f.raw("vision_config")  # read: it shapes the vision tower, not counted yet
+    inner = {k: v for k, v in _text(f.config).items() if k not in ("architectures",)}
+    inner["model_type"] = "gemma3_text"
+    inner.pop("tie_word_embeddings", None)
+    try:
+        found = hf_model(inner, class_name="Gemma3ForCausalLM")
+    except InvalidArgumentError as err:
+        message = err.message.removeprefix("config: ").removeprefix("config.json: ")
+        raise InvalidArgumentError(
+            f"{f.label}: text_config: {message}",
+            field=f"text_config.{err.field}" if err.field else "text_config",
+            value=err.value,
+            rule=err.rule,
+        ) from None
+    arguments = found.architecture.arguments()
+    for name in ("head", "labels", "tie_weights"):
+        arguments.pop(name, None)
+    out.update(arguments)
+
+
+def _write_conditional(model: Any, reference: Reference) -> Reference | None:
+    """The language model's fields as the text_config of a Gemma3Config."""
+    config = dict(reference.config)
+    tie = config.pop("tie_word_embeddings", True)
+    text = {k: v for k, v in config.items() if k != "pad_token_id"}
+    return Reference(
+        reference.model,
+        reference.config_class,
+        {"text_config": {**text, "pad_token_id": 0}, "tie_word_embeddings": tie},
+    )
+
+
+def _not_counted(config: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
+    return [
+        "the vision tower (vision_config) and multi_modal_projector of "
+        "Gemma3ForConditionalGeneration are not counted yet: every number here is the "
+        "language model's (text_config) and its head alone"
+    ]
+
+
+_TEXT_KEYS: dict[str, str] = {
+    **tf.SIZE_KEYS,
+    "kv_heads": "num_key_value_heads",
+    "head_dim": "head_dim",
+    "attention_bias": "attention_bias",
+    "window": "sliding_window",
+    "layer_types": "layer_types",
+}
+_FREE = frozenset(
+    {
+        "max_position_embeddings",
+        "rms_norm_eps",
+        "rope_parameters",
+        "rope_scaling",
+        "rope_theta",
+        "rope_local_base_freq",
+        "attention_dropout",
+        "query_pre_attn_scalar",
+        "final_logit_softcapping",
+        "attn_logit_softcapping",
+        "hidden_activation",
+        "hidden_act",
+    }
+)
+
+
+@frozen(kw_only=True)
+class Gemma3(GroupedQueryLM):
+    """Gemma 3's language model: token embedding (V × H, scaled by √H), L blocks, a final
+    RMSNorm and the head, the embedding itself.
+
+    One block: q_proj (A·D, H), k_proj and v_proj (K·D, H), o_proj (H, A·D), q_norm and
+    k_norm (D) on each head's queries and keys, four RMSNorms (H), and a GeGLU MLP (gate
+    and up H to I, down I to H). A sliding layer and a global one hold the same tensors;
+    they differ in what attention sees and what the cache keeps.
+
+        >>> m = gemma3(vocab=262144, hidden=1152, layers=26, heads=4, kv_heads=1,
+        ...            head_dim=256, intermediate=6912, window=512)
+        >>> m.total
+        999885952
+    """
+
+    command: ClassVar[str] = "gemma3"
+    function: ClassVar[str] = "gemma3"
+    title: ClassVar[str] = "Gemma 3 decoder (sliding and global attention)"
+    example: ClassVar[str] = (
+        "--vocab 262144 --hidden 1152 --layers 26 --heads 4 --kv-heads 1 --head-dim 256 "
+        "--intermediate 6912 --window 512"
+    )
+    budget: ClassVar[str] = "1B"
+    size_order: ClassVar[tuple[str, ...]] = (
+        "vocab",
+        "hidden",
+        "layers",
+        "heads",
+        "kv_heads",
+        "head_dim",
+        "intermediate",
+        "window",
+        "labels",
+    )
+
+    vocab: Any = tf.vocab()
+    hidden: Any = tf.hidden()
+    layers: Any = tf.layers()
+    heads: Any = tf.heads()
+    kv_heads: Any = tf.kv_heads()
+    head_dim: Any = tf.head_dim()
+    intermediate: Any = tf.intermediate("intermediate_size")
+    window: Any = window_size()
+    layer_types: tuple[str, ...] = kinds_argument(
+        6, "five sliding layers, then a global one (sliding_window_pattern 6)"
+    )
+    tie_weights: bool = flag(
+        "The head is the token embedding (tie_word_embeddings; --no-tie-weights: a head of "
+        "its own).",
+        True,
+    )
+    attention_bias: bool = flag("Biases of q_proj, k_proj, v_proj and o_proj (attention_bias).")
+    head: str = choice(
+        ("lm", "none", "seq-cls", "vision"),
+        "lm: the body and a head scoring every token (Gemma3ForCausalLM); none: the body "
+        "alone (Gemma3TextModel); seq-cls: a score per label of the last token "
+        "(Gemma3TextForSequenceClassification); vision: the language model of "
+        "Gemma3ForConditionalGeneration, named as that class names it (its vision tower "
+        "and projector not counted yet).",
+        "lm",
+    )
+    labels: Any = tf.labels()
+
+    hf: ClassVar[tuple[HFType, ...]] = (
+        HFType(
+            model_type="gemma3_text",
+            config_class="Gemma3TextConfig",
+            classes={
+                "Gemma3ForCausalLM": {"head": "lm"},
+                "Gemma3TextModel": {"head": "none"},
+                "Gemma3TextForSequenceClassification": {"head": "seq-cls"},
+            },
+            base="model",
+            keys={**_TEXT_KEYS, **tf.LABEL_KEYS},
+            defaults={
+                "vocab_size": 262208,
+                "hidden_size": 2304,
+                "intermediate_size": 9216,
+                "num_hidden_layers": 26,
+                "num_attention_heads": 8,
+                "num_key_value_heads": 4,
+                "head_dim": 256,
+                "tie_word_embeddings": True,
+                "attention_bias": False,
+                "sliding_window": 4096,
+                "layer_types": None,
+                "sliding_window_pattern": None,
+                "pad_token_id": 0,
+            },
+            free=_FREE,
+            only={
+                "use_bidirectional_attention": (
+                    (False, None),
+                    "bidirectional attention (EmbeddingGemma) halves the window and is not "
+                    "modelled",
+                )
+            },
+            strict_heads=True,
+            read=_read,
+            write=tf.first_padding,
+        ),
+        HFType(
+            model_type="gemma3",
+            config_class="Gemma3Config",
+            classes={"Gemma3ForConditionalGeneration": {"head": "vision"}},
+            base="model",
+            keys={"tie_weights": "tie_word_embeddings"},
+            defaults={
+                "text_config": None,
+                "vision_config": None,
+                "tie_word_embeddings": True,
+            },
+            free=frozenset(
+                {
+                    "mm_tokens_per_image",
+                    "boi_token_index",
+                    "eoi_token_index",
+                    "image_token_index",
+                    "boi_token_id",
+                    "eoi_token_id",
+                    "image_token_id",
+                }
+            ),
+            read=_read_conditional,
+            write=_write_conditional,
+            notes=_not_counted,
+        ),
+    )
+
+    # -- checks ---------------------------------------------------------------------------
+    def check(self) -> None:
+        self.check_labels()
+        self.check_heads(self.head_dim)
+        self.check_rotary(self.head_size(self.head_dim), self.head_dim)
+        self._divides(
+            "kv_heads", self.heads, self.kv, "kv_heads must divide heads (query heads per group)"
+        )
+        check_kinds(self)
+
+    @classmethod
+    def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
+        out = super().consistent(arguments)
+        kinds, layers = out.get("layer_types") or (), out["layers"]
+        if isinstance(layers, int) and len(kinds) > layers:
+            out["layer_types"] = tuple(kinds[:layers])
+        return out
+
+    def hf_values(self) -> dict[str, Any]:
+        return {**super().hf_values(), "intermediate": self.inner}
+
+    # -- the tree -------------------------------------------------------------------------
+    def _attention(self, kind: str) -> Block:
+        h, a, kv, bias = self.hidden, self.heads, self.kv, self.attention_bias
+        d, q_width, kv_width = self._widths()
+        children: dict[str, Any] = {
+            "q_proj": Leaf(Linear(h, q_width, bias=bias), role="query"),
+            "k_proj": Leaf(Linear(h, kv_width, bias=bias), role="key"),
+            "v_proj": Leaf(Linear(h, kv_width, bias=bias), role="value"),
+            "o_proj": Leaf(Linear(q_width, h, bias=bias), role="output projection"),
+            "q_norm": Leaf(RMSNorm(d), role="query norm"),
+            "k_norm": Leaf(RMSNorm(d), role="key norm"),
+        }
+        qkv = parallel(
+            ("q_proj", SplitHeads(a, d), "q_norm", Rotary(a, d)),
+            ("k_proj", SplitHeads(kv, d), "k_norm", Rotary(kv, d)),
+            "v_proj",
+        )
+        w = self.window if kind == SLIDING else None
+        sdpa = ScaledDotProductAttention(a, kv, d, window=w)
+        what = (
+            f"{dim_str(a)} query heads over {dim_str(kv)} key and value heads of {dim_str(d)}, "
+            + (f"a sliding window of {w:,}" if w is not None else "the whole context")
+        )
+        return Block("Gemma3Attention", children, flow=chain(qkv, sdpa, "o_proj"), description=what)
+
+    def _block(self, kind: str) -> Block:
+        h, i = self.hidden, self.inner
+        mlp = Block(
+            "Gemma3MLP",
+            {
+                "gate_proj": Leaf(Linear(h, i, bias=False), role="gate"),
+                "up_proj": Leaf(Linear(h, i, bias=False), role="up"),
+                "down_proj": Leaf(Linear(i, h, bias=False), role="down"),
+            },
+            flow=chain(multiply(("gate_proj", GELU(approximate="tanh")), "up_proj"), "down_proj"),
+            description="GeGLU MLP",
+        )
+        return Block(
+            "Gemma3DecoderLayer",
+            {
+                "self_attn": self._attention(kind),
+                "mlp": mlp,
+                "input_layernorm": RMSNorm(h),
+                "post_attention_layernorm": RMSNorm(h),
+                "pre_feedforward_layernorm": RMSNorm(h),
+                "post_feedforward_layernorm": RMSNorm(h),
+            },
+            flow=chain(
+                residual("input_layernorm", "self_attn", "post_attention_layernorm"),
+                residual("pre_feedforward_layernorm", "mlp", "post_feedforward_layernorm"),
+            ),
+            description="sliding attention" if kind == SLIDING else "global attention",
+        )
+
+    def build(self) -> Built:
+        h, v = self.hidden, self.vocab
+        body = Block(
+            "Gemma3TextModel",
+            {
+                "embed_tokens": Leaf(
+                    Embedding(v, h), "one H-vector per token, times √H", "token embedding"
+                ),
+                "layers": kind_stack(self, self._block, 6),
+                "norm": Leaf(RMSNorm(h), role="final norm"),
+            },
+            flow=chain("embed_tokens", "layers", "norm"),
+        )
+        if self.head == "vision":  # Gemma3ForConditionalGeneration's language model
+            lm = Leaf(Linear(h, v, bias=False), "a score per token", "head")
+            model = Block("Gemma3Model", {"language_model": body}, flow=chain("language_model"))
+            root = Block(
+                "Gemma3ForConditionalGeneration",
+                {"model": model, "lm_head": lm},
+                flow=chain("model", "lm_head"),
+            )
+            ties = (
+                {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+                if self.tie_weights
+                else {}
+            )
+            return Built(
+                root,
+                ties=ties,
+                input_layout=(("B", "T"),),
+                group_depth=3,
+                head="lm_head",
+                name="Gemma3ForConditionalGeneration, its language model only (no vision tower)",
+            )
+        return self.causal_lm("Gemma3ForCausalLM", "model", body, "embed_tokens", "head")
+
+    def in_body(self, base: str, path: str) -> str:
+        if self.head == "vision":
+            return f"model.language_model.{path}"
+        return super().in_body(base, path)
+
+    @property
+    def with_head(self) -> bool:
+        return self.head in ("lm", "vision")
+
+    def sliding_layers(self) -> int | None:
+        """How many layers slide (None with a symbolic layer count)."""
+        n = known(self.layers)
+        if n is None:
+            return None
+        kinds = self.kinds_of("layer_types", n)
+        if kinds is None:
+            return sum(1 for i in range(n) if (i + 1) % 6)
+        return kinds.count(SLIDING)
+
+    # -- explanation ----------------------------------------------------------------------
+    def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
+        d, q_width, kv_width = self._widths()
+        h, w = self.hidden, self.window
+        sliding = self.sliding_layers()
+        share = (
+            f"{sliding} of the {self.layers} layers"
+            if sliding is not None
+            else "five layers in six (layer i unless (i + 1) % 6 == 0)"
+            if not self.layer_types
+            else "the layers layer_types names"
+        )
+        lines = [
+            f"The hidden size H = {dim_str(h)} is the length of every token's vector, in and "
+            "out of every block; the embedding's output is multiplied by √H (a number, not a "
+            "parameter).",
+            f"Attention: {dim_str(self.heads)} query heads of head_dim D = {dim_str(d)} over "
+            f"{dim_str(self.kv)} key and value heads: q_proj is ({dim_str(q_width)}, "
+            f"{dim_str(h)}), k_proj and v_proj ({dim_str(kv_width)}, {dim_str(h)}) each; "
+            f"q_norm and k_norm ({dim_str(d)}) scale each head's queries and keys before the "
+            "rotary positions.",
+            f"Sliding and global layers: {share} attend over the last W = {w:,} tokens, and "
+            f"transformers' cache keeps the last {max(w - 1, 1):,} of them there, however "
+            "long the context; the global layers attend over, and keep, every token. Both "
+            "hold the same tensors; each kind turns its rotary positions with its own base "
+            "(10,000 sliding, 1,000,000 global), which holds no parameter.",
+            "Four RMSNorms a block: before and after attention, before and after the MLP "
+            "(each scales by 1 + its weight).",
+            f"The MLP's intermediate size I = {dim_str(self.inner)}: gate and up map H to I "
+            "(GELU of the gate times up), down maps I back to H, 3·H·I numbers.",
+        ]
+        if self.tie_weights and self.with_head:
+            lines.append("The head is the token embedding: one V × H matrix, counted once.")
+        if self.head == "vision":
+            lines.append(
+                "Gemma3ForConditionalGeneration holds a vision tower and a projector "
+                "beside this language model; they are not counted yet."
+            )
+        return [
+            ("What the sizes mean", lines),
+            (
+                "Every matrix of one block",
+                self.block_lines(model, self.in_body("model", "layers")),
+            ),
+        ]
+
+
+gemma3 = Gemma3.function_for()

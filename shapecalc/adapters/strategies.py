@@ -61,6 +61,9 @@ def _arguments(draw: st.DrawFn, cls: type[A], sizes: st.SearchStrategy[int]) -> 
             values[f.name] = draw(st.sampled_from(argument.options))
         elif argument.kind == "indices":
             values[f.name] = tuple(draw(st.lists(st.integers(0, 7), max_size=3, unique=True)))
+        elif argument.kind == "kinds":  # none (the type's rule), or a pattern of up to 3
+            kinds = st.lists(st.sampled_from(argument.options), max_size=3)
+            values[f.name] = tuple(draw(kinds))
         else:
             values[f.name] = draw(_number(argument))
     ordered = {f.name: values[f.name] for f, _ in fields}

@@ -23,6 +23,7 @@ from shapecalc.architectures.gemma3 import (
     check_kinds,
     kind_stack,
     kinds_argument,
+    layer_types_written,
     read_kinds,
     window_size,
 )
@@ -167,7 +168,8 @@ class Cohere2(GroupedQueryLM):
         return out
 
     def hf_values(self) -> dict[str, Any]:
-        return {**super().hf_values(), "intermediate": self.inner}
+        """The sizes as a config writes them, and layer_types one kind per layer."""
+        return {**super().hf_values(), "intermediate": self.inner, **layer_types_written(self)}
 
     def _attention(self, kind: str) -> Block:
         h, a, kv, bias = self.hidden, self.heads, self.kv, self.attention_bias

@@ -37,7 +37,7 @@ from shapecalc.layers._norm import RMSNorm
 from shapecalc.layers.activation import GELU
 from shapecalc.layers.functional import Rotary, ScaledDotProductAttention, SplitHeads
 
-__all__ = ["Gemma3", "gemma3", "kind_stack", "read_kinds"]
+__all__ = ["Gemma3", "gemma3", "kind_stack", "layer_types_written", "read_kinds"]
 
 SLIDING, FULL = "sliding_attention", "full_attention"
 #: the layer kinds of a stack of sliding and global attention (transformers' names)
@@ -112,6 +112,14 @@ def check_kinds(model: Any, name: str = "layer_types") -> None:
             value=",".join(given[:8]) + ",...",
             rule=rule,
         )
+
+
+def layer_types_written(model: Any) -> dict[str, Any]:
+    """layer_types as a config writes it: one kind per layer (a pattern repeated), when
+    given and the layers are a number."""
+    n = known(model.layers)
+    kinds = None if n is None else model.kinds_of("layer_types", n)
+    return {} if kinds is None else {"layer_types": list(kinds)}
 
 
 def read_kinds(default_every: int) -> Callable[[Any, dict[str, Any]], None]:
@@ -222,11 +230,19 @@ def _write_conditional(model: Any, reference: Reference) -> Reference | None:
     )
 
 
+#: what Gemma3ForConditionalGeneration holds beside its language model, not counted yet
+_VISION = {
+    "model.vision_tower.": "the vision tower (a SigLIP encoder, vision_config)",
+    "model.multi_modal_projector.": "the projector of image features into the text model",
+}
+
+
 def _not_counted(config: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
     return [
-        "the vision tower (vision_config) and multi_modal_projector of "
-        "Gemma3ForConditionalGeneration are not counted yet: every number here is the "
-        "language model's (text_config) and its head alone"
+        "not counted yet: "
+        + " and ".join(f"{what} ({prefix}…)" for prefix, what in _VISION.items())
+        + "; every number here is the language model's (text_config) and its head alone, "
+        "not Gemma3ForConditionalGeneration's whole"
     ]
 
 
@@ -252,6 +268,9 @@ _FREE = frozenset(
         "attn_logit_softcapping",
         "hidden_activation",
         "hidden_act",
+        # what transformers 5 saves of the pattern it read; layer_types, saved beside it,
+        # says the same, and the rule reads sliding_window_pattern only
+        "_sliding_window_pattern",
     }
 )
 
@@ -380,6 +399,9 @@ class Gemma3(GroupedQueryLM):
                     "image_token_id",
                 }
             ),
+            dropped=(r"(^|\.)position_ids$",),  # the vision tower's positions
+            text_type="gemma3_text",
+            uncounted=_VISION,
             read=_read_conditional,
             write=_write_conditional,
             notes=_not_counted,
@@ -405,7 +427,8 @@ class Gemma3(GroupedQueryLM):
         return out
 
     def hf_values(self) -> dict[str, Any]:
-        return {**super().hf_values(), "intermediate": self.inner}
+        """The sizes as a config writes them, and layer_types one kind per layer."""
+        return {**super().hf_values(), "intermediate": self.inner, **layer_types_written(self)}
 
     # -- the tree -------------------------------------------------------------------------
     def _attention(self, kind: str) -> Block:

@@ -119,7 +119,7 @@ def layer_types_written(model: Any) -> dict[str, Any]:
     given and the layers are a number."""
     n = known(model.layers)
     kinds = None if n is None else model.kinds_of("layer_types", n)
-    return {} if kinds is None else {"layer_types": list(kinds)}
+    return {"layer_types": None if kinds is None else list(kinds)}
 
 
 def read_kinds(default_every: int) -> Callable[[Any, dict[str, Any]], None]:

@@ -35,9 +35,7 @@ VISION = ("model.vision_tower.", "model.multi_modal_projector.")
 
 
 def params(module: Any) -> list[tuple[str, tuple[int, ...]]]:
-    return [
-        (n, tuple(p.shape)) for n, p in module.named_parameters() if not n.startswith(VISION)
-    ]
+    return [(n, tuple(p.shape)) for n, p in module.named_parameters() if not n.startswith(VISION)]
 
 
 def built(config: dict[str, Any], device: str = "meta", **options: Any) -> Any:
@@ -371,6 +369,9 @@ BASE = ["gemma3", "--vocab", "50", "--hidden", "32", "--layers", "4", "--heads",
         (["--kv-heads", "3"], "--kv-heads"),
         (["--head-dim", "7"], "--head-dim"),
         (["--labels", "3"], "--labels"),
+        (["--sliding-pattern", "0"], "--sliding-pattern"),
+        (["--sliding-pattern", "2", "--layer-types", "full_attention"], "--sliding-pattern"),
+        (["--sliding-pattern", "2000", "--layers", "L"], "--sliding-pattern"),
     ],
 )
 def test_wrong_input_is_one_line(extra: list[str], message: str) -> None:
@@ -410,6 +411,17 @@ def test_a_wrong_config_is_one_line(change: dict[str, Any], field: str, tmp_path
         assert result.exit_code == 2, result.output
         assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("Error: ")
         assert field in result.stderr
+
+
+def test_a_long_pattern_is_runs_of_consecutive_layers() -> None:
+    """sliding_window_pattern 2000 over 5000 layers: two global layers, as transformers
+    lays them out, in five runs (not 2000 runs a step apart)."""
+    sizes = {"vocab": 50, "hidden": 32, "heads": 4, "window": 8}
+    model = gemma3(**sizes, layers=5000, sliding_pattern=2000)
+    runs = [split_name(r.name)[2] for r in model.rows() if r.name.endswith("q_proj.weight")]
+    assert runs == ["{0..1998}", "1999", "{2000..3998}", "3999", "{4000..4999}"]
+    assert model.total == gemma3(**sizes, layers=5000).total  # every layer, once
+    assert Gemma3(**sizes, layers=5000, sliding_pattern=2000).sliding_layers() == 4998
 
 
 def test_library_errors_name_the_field() -> None:

@@ -244,6 +244,12 @@ def folders(folder: Path, rng: random.Random) -> Iterator[Path]:
         {"model_type": "qwen3_moe", "mlp_only_layers": "0,1", "decoder_sparse_step": 0},
         {"model_type": "qwen3_moe", "num_hidden_layers": 2**62, "mlp_only_layers": [2**61]},
         {"model_type": "qwen2_moe", "decoder_sparse_step": 2**40, "num_hidden_layers": 2**50},
+        {"model_type": "gemma3_text", "layer_types": ["sliding_attention", 7]},
+        {"model_type": "gemma3_text", "sliding_window_pattern": 2**70, "sliding_window": -1},
+        {"model_type": "gemma3", "text_config": "x", "vision_config": []},
+        {"model_type": "gemma3", "text_config": {"model_type": "llama", "layer_types": {}}},
+        {"model_type": "cohere2", "num_hidden_layers": 2**62, "sliding_window_pattern": 2**61},
+        {"model_type": "cohere2", "layer_types": ["full_attention"] * 3},
         None,
     ]
     for i in range(100):
@@ -561,6 +567,8 @@ TINY = {
         "inspect deepseek experts",
         "inspect layers",
         "hf qwen-moe runs",
+        "hf gemma3 runs",
+        "hf cohere2 runs",
         "lstm --memory",
         "port lstm",
     ],
@@ -600,8 +608,17 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
         "decoder_sparse_step": 3,
         "mlp_only_layers": [5, 10**11 - 1, TRILLION - 1],
     }
+    sliding = {  # a trillion layers, sliding and global: runs a step apart, not a list
+        "model_type": "gemma3_text" if "gemma3" in case else "cohere2",
+        **TINY,
+        "num_hidden_layers": TRILLION,
+        "sliding_window": 4,
+        "head_dim": 4,
+    }
     chosen = (
-        deepseek
+        sliding
+        if "gemma3" in case or "cohere2" in case
+        else deepseek
         if "deepseek" in case
         else qwen
         if "qwen" in case
@@ -627,6 +644,8 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
         "inspect deepseek experts": ["inspect", folder],
         "inspect layers": ["inspect", folder],
         "hf qwen-moe runs": ["hf", folder, "--memory", *at, "--explain"],
+        "hf gemma3 runs": ["hf", folder, "--memory", *at, "--explain"],
+        "hf cohere2 runs": ["hf", folder, "--memory", *at, "--explain"],
         "lstm --memory": ["lstm", "--vocab", "5", "--hidden", "8", "--layers", str(TRILLION),
                           "--memory", *at],
         "port lstm": ["port", "lstm", "--vocab", "5", "--hidden", "8", "--layers",

@@ -21,15 +21,17 @@ from shapecalc.architectures.cohere import parallel_block
 from shapecalc.architectures.gemma3 import (
     SLIDING,
     check_kinds,
+    count_sliding,
     kind_stack,
     kinds_argument,
     layer_types_written,
     read_kinds,
+    sliding_pattern,
     window_size,
 )
 from shapecalc.architectures.llama import _read as _llama_read
 from shapecalc.core.declare import Built, flag
-from shapecalc.core.dims import dim_str, known
+from shapecalc.core.dims import Dim, dim_str
 from shapecalc.core.flow import chain, parallel
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
@@ -48,7 +50,7 @@ _EVERY = 4
 
 def _read(f: Any, out: dict[str, Any]) -> None:
     _llama_read(f, out)
-    read_kinds(_EVERY)(f, out)
+    read_kinds(f, out)
 
 
 @frozen(kw_only=True)
@@ -83,6 +85,7 @@ class Cohere2(GroupedQueryLM):
         "head_dim",
         "intermediate",
         "window",
+        "sliding_pattern",
     )
 
     vocab: Any = tf.vocab()
@@ -96,6 +99,7 @@ class Cohere2(GroupedQueryLM):
     layer_types: tuple[str, ...] = kinds_argument(
         _EVERY, "three sliding layers, then a global one (sliding_window_pattern 4)"
     )
+    sliding_pattern: Any = sliding_pattern(_EVERY)
     tie_weights: bool = flag(
         "The head is the token embedding (tie_word_embeddings; --no-tie-weights: a head of "
         "its own).",
@@ -117,6 +121,7 @@ class Cohere2(GroupedQueryLM):
                 "attention_bias": "attention_bias",
                 "window": "sliding_window",
                 "layer_types": "layer_types",
+                "sliding_pattern": "sliding_window_pattern",
             },
             defaults={
                 "vocab_size": 256000,
@@ -157,7 +162,7 @@ class Cohere2(GroupedQueryLM):
         self._divides(
             "kv_heads", self.heads, self.kv, "kv_heads must divide heads (query heads per group)"
         )
-        check_kinds(self)
+        check_kinds(self, _EVERY)
 
     @classmethod
     def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -169,7 +174,11 @@ class Cohere2(GroupedQueryLM):
 
     def hf_values(self) -> dict[str, Any]:
         """The sizes as a config writes them, and layer_types one kind per layer."""
-        return {**super().hf_values(), "intermediate": self.inner, **layer_types_written(self)}
+        return {
+            **super().hf_values(),
+            "intermediate": self.inner,
+            **layer_types_written(self, _EVERY),
+        }
 
     def _attention(self, kind: str) -> Block:
         h, a, kv, bias = self.hidden, self.heads, self.kv, self.attention_bias
@@ -211,13 +220,13 @@ class Cohere2(GroupedQueryLM):
 
     def sliding_layers(self) -> int | None:
         """How many layers slide (None with a symbolic layer count)."""
-        n = known(self.layers)
-        if n is None:
-            return None
-        kinds = self.kinds_of("layer_types", n)
-        if kinds is None:
-            return sum(1 for i in range(n) if (i + 1) % _EVERY)
-        return kinds.count(SLIDING)
+        return count_sliding(self, _EVERY)
+
+    def sizes(self) -> dict[str, Dim]:
+        """The sizes given and worked out; not P, a number in the rule of the layers."""
+        out = super().sizes()
+        out.pop("P", None)
+        return out
 
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
         d, q_width, kv_width = self._widths()

@@ -17,6 +17,7 @@ model's name and a note say so.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -24,26 +25,38 @@ from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import GroupedQueryLM
 from shapecalc.architectures.llama import _read as _llama_read
 from shapecalc.core.declare import Built, Reference, choice, flag, layer_kinds, size
-from shapecalc.core.dims import dim_str, known
+from shapecalc.core.dims import Dim, dim_str, known
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain, multiply, parallel, residual
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
-from shapecalc.core.tree import Block, Leaf, ModuleList, Node, cycle, runs
+from shapecalc.core.tree import Block, Child, Leaf, ModuleList, Node, Repeat, cycle, runs
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._linear import Linear
 from shapecalc.layers._norm import RMSNorm
 from shapecalc.layers.activation import GELU
 from shapecalc.layers.functional import Rotary, ScaledDotProductAttention, SplitHeads
 
-__all__ = ["Gemma3", "gemma3", "kind_stack", "layer_types_written", "read_kinds"]
+__all__ = [
+    "Gemma3",
+    "check_kinds",
+    "count_sliding",
+    "gemma3",
+    "kind_stack",
+    "layer_types_written",
+    "read_kinds",
+    "sliding_pattern",
+]
 
 SLIDING, FULL = "sliding_attention", "full_attention"
 #: the layer kinds of a stack of sliding and global attention (transformers' names)
 KINDS = (SLIDING, FULL)
 #: a stack of layers shows at most this many runs (a layer_types list without a pattern)
 MAX_RUNS = 1024
+#: a layer_types list of at most this many layers is laid out in the fewest runs (a
+#: pattern found among them); a longer one as its runs of equal neighbours
+_LISTED = 4096
 
 
 def default_pattern(every: int) -> tuple[str, ...]:
@@ -61,98 +74,177 @@ def _period(kinds: tuple[str, ...]) -> tuple[str, ...]:
     return kinds
 
 
+def _every(model: Any, default: int) -> int:
+    """sliding_window_pattern P: given, or the type's own."""
+    given: int | None = model.sliding_pattern
+    return default if given is None else given
+
+
 def kind_stack(
-    model: Any, block: Callable[[str], Node], every: int, kind: str = "ModuleList"
+    model: Any, block: Callable[[str], Node], default: int, kind: str = "ModuleList"
 ) -> Block:
     """The stack of ``model.layers`` layers, each ``block(kind)`` for its kind: the kinds
     ``model.layer_types`` gives (one per layer, or a pattern repeated from layer 0), else
-    ``every``'s default pattern; equal layers a run, a repeating pattern runs a step apart
-    (``layers.{5,11..23}``), so a symbolic layer count works too."""
+    transformers' rule of ``sliding_pattern`` P (``default`` unless given); equal layers
+    a run, a repeating pattern runs a step apart (``layers.{5,11..23}``), so a symbolic
+    layer count works too. A pattern longer than :data:`MAX_RUNS` is laid out as its
+    runs of P − 1 sliding layers and one global."""
     given: tuple[str, ...] = model.layer_types
     n = known(model.layers)
-    pattern = given or default_pattern(every)
-    if n is not None and given and len(given) == n:
-        pattern = _period(given)
-        if len(pattern) == n and n > 1:  # no repetition: the fewest runs of the list
-            return Block(kind, runs([block(k) for k in given]))
-    if n is not None and not given and every > n:
-        pattern = (SLIDING,)  # no layer reaches the global one
+    if given:
+        pattern = given
+        if n is not None and len(given) == n:
+            pattern = _period(given)
+            if len(pattern) == n and n > 1:  # no repetition: the fewest runs of the list
+                return Block(kind, _listed(given, block))
+    else:
+        every = _every(model, default)
+        if n is not None and every > n:
+            pattern = (SLIDING,)  # no layer reaches the global one
+        elif every > MAX_RUNS and n is not None:
+            return Block(kind, _blocks_of(n, every, block))
+        else:
+            pattern = default_pattern(every)
     pattern = _period(pattern)
     if len(pattern) == 1:
         return ModuleList(block(pattern[0]), model.layers, kind=kind)
     return Block(kind, cycle([block(k) for k in pattern], model.layers))
 
 
-def check_kinds(model: Any, name: str = "layer_types") -> None:
+def _listed(given: tuple[str, ...], block: Callable[[str], Node]) -> tuple[Repeat | Child, ...]:
+    """The runs of a list of kinds: the fewest (a pattern found among them) for a short
+    list, equal neighbours a run for a long one (in one pass)."""
+    nodes = {k: block(k) for k in set(given)}
+    if len(given) <= _LISTED:
+        return runs([nodes[k] for k in given])
+    entries: list[Repeat | Child] = []
+    start, n = 0, len(given)
+    for at in range(1, n + 1):
+        if at == n or given[at] != given[start]:
+            node, count = nodes[given[start]], at - start
+            entries.append(Child(str(start), node) if count == 1 else Repeat(node, count, start))
+            start = at
+    return tuple(entries)
+
+
+def _blocks_of(n: int, every: int, block: Callable[[str], Node]) -> tuple[Repeat | Child, ...]:
+    """n layers by transformers' rule of a long pattern P: P − 1 sliding, one global,
+    again; runs of consecutive layers (2·⌈n / P⌉ of them at most)."""
+    sliding, full = block(SLIDING), block(FULL)
+    entries: list[Repeat | Child] = []
+    for start in range(0, n, every):
+        count = min(every - 1, n - start)
+        entries.append(Child(str(start), sliding) if count == 1 else Repeat(sliding, count, start))
+        if start + every - 1 < n:
+            entries.append(Child(str(start + every - 1), full))
+    return tuple(entries)
+
+
+def check_kinds(model: Any, default: int, name: str = "layer_types") -> None:
     """layer_types: at most one kind per layer (a shorter list is a pattern repeated),
-    and at most :data:`MAX_RUNS` runs."""
+    and at most :data:`MAX_RUNS` runs (a list as long as the layers that does not
+    repeat a pattern is shown as its runs of equal layers); not with sliding_pattern,
+    which it replaces; sliding_pattern P makes at most :data:`MAX_RUNS` runs."""
     given: tuple[str, ...] = getattr(model, name)
     n = known(model.layers)
-    if not given:
-        return
-    if n is not None:
-        kinds = model.kinds_of(name, n)  # refuses more kinds than layers
-        if len(given) == n and len(_period(given)) == n:
-            count = 1 + sum(1 for a, b in zip(kinds, kinds[1:], strict=False) if a != b)
-            if count > MAX_RUNS:
-                rule = f"{name} makes at most {MAX_RUNS:,} runs of equal layers"
-                raise InvalidArgumentError(
-                    f"{rule}; these make {count:,}",
-                    layer=model.owner(),
-                    field=name,
-                    value=",".join(given[:8]) + ",...",
-                    rule=rule,
-                )
-    elif len(given) > MAX_RUNS:
-        rule = f"{name} is a pattern of at most {MAX_RUNS:,} kinds with a symbolic layer count"
+    if given and model.sliding_pattern is not None:
+        rule = "layer_types or sliding_pattern, not both (layer_types replaces the pattern)"
         raise InvalidArgumentError(
-            f"{rule}; got {len(given):,}",
+            rule,
             layer=model.owner(),
-            field=name,
-            value=",".join(given[:8]) + ",...",
+            field="sliding_pattern",
+            value=model.sliding_pattern,
             rule=rule,
         )
-
-
-def layer_types_written(model: Any) -> dict[str, Any]:
-    """layer_types as a config writes it: one kind per layer (a pattern repeated), when
-    given and the layers are a number."""
-    n = known(model.layers)
-    kinds = None if n is None else model.kinds_of("layer_types", n)
-    return {"layer_types": None if kinds is None else list(kinds)}
-
-
-def read_kinds(default_every: int) -> Callable[[Any, dict[str, Any]], None]:
-    """A ``read`` hook's part for layer_types: a list of exactly num_hidden_layers kinds
-    (transformers' rule), or, when absent or null, ``sliding_window_pattern`` (P, an
-    integer >= 1, ``default_every`` unless given) as the pattern of P − 1 sliding layers
-    and one global."""
-
-    def read(f: Any, out: dict[str, Any]) -> None:
-        layers = out["layers"]
-        given = out.get("layer_types") or ()
-        every = f.raw("sliding_window_pattern")
-        if given:
-            if len(given) != layers:
-                raise f.fail(
-                    "layer_types",
-                    len(given),
-                    "layer_types must give one kind per layer (num_hidden_layers)",
-                    f"{len(given)} kinds for {layers} layers",
-                )
-            return
-        if every is None:
-            every = default_every
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise f.fail(
-                "sliding_window_pattern",
-                every,
-                "sliding_window_pattern must be an integer >= 1 (every P-th layer attends "
-                "globally)",
+    if not given:
+        every = _every(model, default)
+        many = every > MAX_RUNS and (n is None or (every <= n and 2 * -(-n // every) > MAX_RUNS))
+        if many:
+            rule = (
+                f"sliding_pattern makes at most {MAX_RUNS:,} runs of layers: P <= {MAX_RUNS:,}, "
+                f"or 2·⌈layers / P⌉ <= {MAX_RUNS:,} with a number of layers"
             )
-        out["layer_types"] = (SLIDING,) if every > layers else default_pattern(every)
+            raise InvalidArgumentError(
+                f"{rule} (P = {every:,})",
+                layer=model.owner(),
+                field="sliding_pattern",
+                value=every,
+                rule=rule,
+            )
+        return
+    if n is not None and len(given) > n:
+        model.kinds_of(name, n)  # refuses, naming the rule
+    if len(given) > MAX_RUNS and len(_period(given)) == len(given):
+        count = 1 + sum(1 for a, b in itertools.pairwise(given) if a != b)
+        if n is None or count > MAX_RUNS:
+            rule = f"{name} makes at most {MAX_RUNS:,} runs of equal layers"
+            raise InvalidArgumentError(
+                f"{rule}; these make {count:,}",
+                layer=model.owner(),
+                field=name,
+                value=",".join(given[:8]) + ",...",
+                rule=rule,
+            )
 
-    return read
+
+def count_sliding(model: Any, default: int) -> int | None:
+    """How many of ``model.layers`` layers slide (None with a symbolic layer count): the
+    kinds given, a pattern repeated, or the rule of sliding_pattern P (all but every
+    P-th); worked out, not listed."""
+    n = known(model.layers)
+    if n is None:
+        return None
+    pattern: tuple[str, ...] = model.layer_types
+    if not pattern:
+        return n - n // _every(model, default)
+    p = len(pattern)
+    return (n // p) * pattern.count(SLIDING) + pattern[: n % p].count(SLIDING)
+
+
+#: layer_types is written one per layer up to this many layers (a config for
+#: transformers, which builds every layer: --verify refuses far fewer)
+_WRITTEN = 10**6
+
+
+def layer_types_written(model: Any, default: int) -> dict[str, Any]:
+    """layer_types as a config writes it: one kind per layer (a pattern repeated), when
+    given and the layers are a number; sliding_window_pattern, the type's unless given
+    (transformers reads it only without layer_types)."""
+    n = known(model.layers)
+    out: dict[str, Any] = {"sliding_pattern": _every(model, default), "layer_types": None}
+    if n is not None and n <= _WRITTEN and model.layer_types:
+        out["layer_types"] = list(model.kinds_of("layer_types", n) or ())
+    return out
+
+
+def read_kinds(f: Any, out: dict[str, Any]) -> None:
+    """A ``read`` hook's part for layer_types: a list of exactly num_hidden_layers kinds
+    (transformers' rule), which replaces sliding_window_pattern."""
+    layers = out["layers"]
+    given = out.get("layer_types") or ()
+    if given:
+        if len(given) != layers:
+            raise f.fail(
+                "layer_types",
+                len(given),
+                "layer_types must give one kind per layer (num_hidden_layers)",
+                f"{len(given)} kinds for {layers} layers",
+            )
+        out["sliding_pattern"] = None  # transformers reads it only without layer_types
+
+
+def sliding_pattern(default: int) -> Any:
+    return size(
+        "P",
+        "Unless layer_types is given, every P-th layer attends over the whole context and "
+        f"the others over the sliding window (sliding_window_pattern; {default} unless "
+        "given: layer i slides unless (i + 1) % P == 0).",
+        None,
+        unset=None,
+        default_text=str(default),
+        names=False,
+        solvable=False,
+    )
 
 
 def window_size() -> Any:
@@ -180,7 +272,7 @@ def kinds_argument(every: int, rule: str) -> Any:
 
 def _read(f: Any, out: dict[str, Any]) -> None:
     _llama_read(f, out)
-    read_kinds(6)(f, out)
+    read_kinds(f, out)
 
 
 def _text(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -253,6 +345,7 @@ _TEXT_KEYS: dict[str, str] = {
     "attention_bias": "attention_bias",
     "window": "sliding_window",
     "layer_types": "layer_types",
+    "sliding_pattern": "sliding_window_pattern",
 }
 _FREE = frozenset(
     {
@@ -308,6 +401,7 @@ class Gemma3(GroupedQueryLM):
         "head_dim",
         "intermediate",
         "window",
+        "sliding_pattern",
         "labels",
     )
 
@@ -322,6 +416,7 @@ class Gemma3(GroupedQueryLM):
     layer_types: tuple[str, ...] = kinds_argument(
         6, "five sliding layers, then a global one (sliding_window_pattern 6)"
     )
+    sliding_pattern: Any = sliding_pattern(6)
     tie_weights: bool = flag(
         "The head is the token embedding (tie_word_embeddings; --no-tie-weights: a head of "
         "its own).",
@@ -416,7 +511,7 @@ class Gemma3(GroupedQueryLM):
         self._divides(
             "kv_heads", self.heads, self.kv, "kv_heads must divide heads (query heads per group)"
         )
-        check_kinds(self)
+        check_kinds(self, 6)
 
     @classmethod
     def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -428,7 +523,7 @@ class Gemma3(GroupedQueryLM):
 
     def hf_values(self) -> dict[str, Any]:
         """The sizes as a config writes them, and layer_types one kind per layer."""
-        return {**super().hf_values(), "intermediate": self.inner, **layer_types_written(self)}
+        return {**super().hf_values(), "intermediate": self.inner, **layer_types_written(self, 6)}
 
     # -- the tree -------------------------------------------------------------------------
     def _attention(self, kind: str) -> Block:
@@ -531,13 +626,13 @@ class Gemma3(GroupedQueryLM):
 
     def sliding_layers(self) -> int | None:
         """How many layers slide (None with a symbolic layer count)."""
-        n = known(self.layers)
-        if n is None:
-            return None
-        kinds = self.kinds_of("layer_types", n)
-        if kinds is None:
-            return sum(1 for i in range(n) if (i + 1) % 6)
-        return kinds.count(SLIDING)
+        return count_sliding(self, 6)
+
+    def sizes(self) -> dict[str, Dim]:
+        """The sizes given and worked out; not P, a number in the rule of the layers."""
+        out = super().sizes()
+        out.pop("P", None)
+        return out
 
     # -- explanation ----------------------------------------------------------------------
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:

@@ -75,12 +75,14 @@ from shapecalc.core.tree import (
 from shapecalc.core.units import DTYPE_BYTES
 
 __all__ = [
+    "CACHE_NAMES",
     "OPTIMIZERS",
     "OPTIMIZER_STATES",
     "TRAINING_DTYPES",
     "Cost",
     "LayerCost",
     "MemoryLine",
+    "Peak",
     "StateGroup",
     "analyze",
 ]
@@ -160,6 +162,19 @@ def layer_part(name: str) -> tuple[str, range | int | None]:
         if part.startswith("{"):
             return join_name(*parts[: i + 1]), run_indices(part)
     return name, None
+
+
+@dataclass(frozen=True)
+class Peak:
+    """The largest live tensors of one forward at inference (an estimate by a stated
+    rule): the block's input, kept for its residual add, and its largest step's inputs
+    and outputs together."""
+
+    bytes: Dim
+    #: the step
+    where: str
+    #: the block whose input is counted beside it, or "" outside the blocks
+    block: str
 
 
 @dataclass(frozen=True)
@@ -410,7 +425,7 @@ class Cost:
                 entry[2].append((c, s))
         groups: dict[tuple[Any, ...], list[Any]] = {}
         for (_, kind), (calls, window, held) in layers.items():
-            tensors = tuple((s.name, s.shape, s.copies * s.kept) for _, s in held)
+            tensors = tuple((s.name, _kept_shape(s), s.copies * s.kept) for _, s in held)
             each = sum((s.kept_bytes(self.itemsize) for _, s in held), start=0)
             capped = any(s.capped for _, s in held)
             grows = any(s.per_position for _, s in held)
@@ -424,6 +439,95 @@ class Cost:
         ]
         out.sort(key=lambda g: (order.get(g.kind, len(order)), g.window or 0))
         return tuple(out)
+
+    def state_at(self, seq_len: int) -> int | None:
+        """Bytes of the inference state after ``seq_len`` positions, the batch as given
+        (1 when it is a name), each sliding layer capped at its window; None when a state
+        cannot be priced per position."""
+        total = 0
+        for _, s in self.state:
+            size = s.kept_bytes(self.itemsize)
+            if s.per_position and s.positions is not None:
+                per = exact_div(s.count, s.positions)
+                if per is None:
+                    return None
+                kept = seq_len if s.window is None else min(seq_len, s.window)
+                size = per * kept * (self.itemsize if s.itemsize is None else s.itemsize)
+            value = known(_batch_one(size, self.batch))
+            if value is None:
+                return None
+            total += value
+        return total
+
+    def crossover(self) -> int | None:
+        """The shortest context whose inference state outweighs the weights (the batch as
+        given, 1 for a name); None when it never does (no state grows, or every growing
+        state is capped by a window first) or the state cannot be priced."""
+        weights = known(self.model.bytes(self.dtype))
+        if weights is None or not any(s.per_position for _, s in self.state):
+            return None
+        low, high = 1, 1
+        while True:
+            at = self.state_at(high)
+            if at is None:
+                return None
+            if at > weights:
+                break
+            if high > 2**62:
+                return None
+            low, high = high, 2 * high
+        while low < high:  # the state grows with the context: the first past the weights
+            mid = (low + high) // 2
+            at = self.state_at(mid)
+            assert at is not None
+            if at > weights:
+                high = mid
+            else:
+                low = mid + 1
+        return low
+
+    def inference_peak(self) -> Peak | None:
+        """The largest live tensors of this forward at inference (no tensors kept for a
+        backward): per block, its input (the residual the block adds back) and its
+        largest step's inputs and outputs; outside the blocks, a step's inputs and
+        outputs. The attention kernel is taken as fused (no T × S scores held); the head
+        as generate runs it, on the last position only. None for input shapes given by
+        hand."""
+        if not self.from_layout:
+            return None
+        head = self.model.head
+        size = self.itemsize
+        best: Peak | None = None
+        blocks: dict[str, Dim] = {}
+        for c in self.layers:
+            inputs = list(c.inputs)
+            outputs = list(c.outputs)
+            if head is not None and c.name.split(" ")[0] == head and self.seq_len is not None:
+                inputs = [_last(shape, self.seq_len) for shape in inputs]
+                outputs = [_last(shape, self.seq_len) for shape in outputs]
+            here = sum((product(x) for x in (*inputs, *outputs)), start=0) * size
+            prefix, numbers = layer_part(c.name)
+            block = prefix if numbers is not None else ""
+            if block and block not in blocks:
+                blocks[block] = product(c.inputs[0]) * size if c.inputs else 0
+            total = here + (blocks[block] if block else 0)
+            if best is None or _larger(total, best.bytes):
+                best = Peak(total, c.name, block)
+        return best
+
+    def decode(self) -> Cost | None:
+        """The same model for one decode step: one position at the same batch; None
+        without a sequence."""
+        if not self.from_layout or self.seq_len is None:
+            return None
+        return analyze(
+            self.model,
+            batch=self.batch,
+            seq_len=1,
+            dtype=self.dtype,
+            training="none",
+            cache=self.cache,
+        )
 
     def state_per_layer(self) -> dict[int, Dim]:
         """Bytes of inference state per layer number of the stack (rows whose name holds
@@ -524,18 +628,66 @@ class Cost:
                     )
                 )
         if self.state:
-            names = ", ".join(dict.fromkeys(s.name for _, s in self.state))
-            rule = f"{names} carried from call to call, for a batch of {dim_str(self.batch)}"
+            groups = self.state_groups()
+            rule = f"carried from call to call, for a batch of {dim_str(self.batch)}"
+            if len(groups) == 1 and groups[0].kind == "recurrent":
+                names = ", ".join(dict.fromkeys(s.name for _, s in self.state))
+                rule = f"{names} {rule}"
             per = exact_div(self.state_bytes, self.batch)
             if per is not None and self.batch != 1:
                 rule += f"; {count_str(per)} bytes per sequence"
             tokens = self.tokens
             per_token = None if tokens is None else exact_div(self.state_bytes, tokens)
             grows = any(s.per_position for _, s in self.state)
-            if grows and self.seq_len is not None and per_token is not None and per_token != per:
+            capped = any(g.capped for g in groups)
+            if (
+                grows
+                and not capped
+                and self.seq_len is not None
+                and per_token is not None
+                and per_token != per
+            ):
                 rule += f"; {count_str(per_token)} bytes per token of context"
+            kinds = ", ".join(
+                f"{dim_str(g.layers)} {g.kind}"
+                + (f" (window {g.window + 1:,})" if g.window else "")
+                for g in groups
+            )
+            rule += f"; layers: {kinds}"
+            if any(g.kind == "latent attention" for g in groups):
+                rule += f"; latent attention as {CACHE_NAMES[self.cache]}"
+            if any(g.capped for g in groups) and known(self.seq_len or 0) is None:
+                rule += "; sliding layers at their window (a context longer than it)"
             lines.append(MemoryLine("inference state", self.state_bytes, rule))
+        if self.training == "none":
+            lines.extend(self._inference_lines(lines))
         return tuple(lines)
+
+    def _inference_lines(self, lines: list[MemoryLine]) -> list[MemoryLine]:
+        """At inference: the largest live tensors of the forward (prefill) and of one
+        decode step, and the total with the weights and the state."""
+        prefill = self.inference_peak()
+        if prefill is None:
+            return []
+        out = [MemoryLine("activations, prefill", prefill.bytes, _peak_rule(self, prefill))]
+        peak = prefill.bytes
+        step = self.decode()
+        decoded = None if step is None else step.inference_peak()
+        if step is not None and decoded is not None:
+            out.append(
+                MemoryLine("activations, decode step", decoded.bytes, _peak_rule(step, decoded))
+            )
+            if _larger(decoded.bytes, peak):
+                peak = decoded.bytes
+        held = sum((line.bytes for line in lines), start=0)
+        out.append(
+            MemoryLine(
+                "inference total",
+                held + peak,
+                "everything above, the larger of the two activation lines once",
+            )
+        )
+        return out
 
     @property
     def training_bytes(self) -> Dim:
@@ -890,3 +1042,70 @@ def _tensor(of: str | None, inputs: tuple[_Value, ...], outputs: list[_Value]) -
     side, index = (outputs, of[6:]) if of.startswith("output") else (inputs, of[5:])
     i = int(index or 0)
     return side[i] if i < len(side) else None
+
+
+#: how each latent-attention cache convention is named in the output
+CACHE_NAMES = {
+    "latent": "the compressed latent and the rotated key (transformers 5, vLLM, SGLang)",
+    "heads": "every head's keys and values (transformers 4)",
+}
+
+
+def _peak_rule(cost: Cost, peak: Peak) -> str:
+    """The rule of an activation line at inference."""
+    where = peak.where.split(" (")[0]
+    return (
+        f"estimate: the largest live tensors at {cost.describe_input()}, "
+        + ("a block's input (the residual) and " if peak.block else "")
+        + f"{where}'s inputs and outputs; attention fused, the head on the last position"
+    )
+
+
+def _kept_shape(s: Stored) -> Shape:
+    """A state's shape as kept: its positions at the window where the window caps them."""
+    if not s.capped or s.window is None:
+        return s.shape
+    shape = list(s.shape)
+    # the keys' layout (…, heads, S, head_dim) first, else the first axis after the batch
+    order = [len(shape) - 2, *range(1, len(shape)), 0]
+    at = next((i for i in order if 0 <= i < len(shape) and shape[i] == s.positions), None)
+    if at is not None:
+        shape[at] = s.window
+    return tuple(shape)
+
+
+def _batch_one(value: Dim, batch: Dim) -> Dim:
+    """``value`` with a named batch taken as 1."""
+    if known(batch) is not None or not hasattr(value, "subs"):
+        return value
+    names = batch.free_symbols if hasattr(batch, "free_symbols") else frozenset()
+    out: Dim = value.subs({n: 1 for n in names})
+    return out
+
+
+def _last(shape: Shape, seq_len: Dim) -> Shape:
+    """``shape`` with its sequence axis (the one equal to ``seq_len``) at 1."""
+    out = list(shape)
+    for i in range(len(out) - 1, -1, -1):
+        if out[i] == seq_len:
+            out[i] = 1
+            break
+    return tuple(out)
+
+
+def _larger(a: Dim, b: Dim) -> bool:
+    """a > b for numbers; for formulas, by their value at 1024 for every size."""
+    x, y = known(a), known(b)
+    if x is not None and y is not None:
+        return x > y
+    probe = {n: 1024 for n in _names(a) | _names(b)}
+    return (known(_subs(a, probe)) or 0) > (known(_subs(b, probe)) or 0)
+
+
+def _names(value: Dim) -> frozenset[str]:
+    found: frozenset[str] = getattr(value, "free_symbols", frozenset())
+    return found
+
+
+def _subs(value: Dim, values: dict[str, int]) -> Dim:
+    return value.subs(values) if hasattr(value, "subs") else value

@@ -170,6 +170,7 @@ def sweep(
     dtype: str = "fp32",
     training: str = "adam",
     mixed_precision: bool = False,
+    cache: str = "latent",
     budget: int | None = None,
     title: str | None = None,
 ) -> Sweep:
@@ -246,6 +247,7 @@ def sweep(
         "dtype": dtype,
         "training": training,
         "mixed_precision": mixed_precision,
+        "cache": cache,
     }
     exact = _Exact(cls, fixed, model_axes, input_axes, settings, keys, cost_settings)
     formulas = _formulas(cls, fixed, axes, settings, keys, cost_settings)
@@ -346,7 +348,10 @@ def _formulas(
                 dtype=cost_settings["dtype"],
                 training=cost_settings["training"],
                 mixed_precision=cost_settings["mixed_precision"],
+                cache=cost_settings["cache"],
             )
+            if "state" in keys and any(s.capped for _, s in cost.state):
+                return None  # a window caps it: min(T, W) is no formula, each point counted
     except ShapecalcError:
         return None
     formulas = {key: _formula(key, template, cost) for key in keys}

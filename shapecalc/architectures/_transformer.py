@@ -6,9 +6,11 @@ one command each; the names of their tensors are those ``transformers`` gives th
 from __future__ import annotations
 
 import functools
+import itertools
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from shapecalc.core.declare import Architecture, Built, choice, number, size
+from shapecalc.core.declare import Architecture, Built, choice, layer_kinds, number, size
 from shapecalc.core.dims import (
     Dim,
     as_size,
@@ -23,7 +25,7 @@ from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain
 from shapecalc.core.hfmap import Reference
 from shapecalc.core.model import Model
-from shapecalc.core.tree import Block, Leaf, split_name
+from shapecalc.core.tree import Block, Leaf, ModuleList, Node, cycle, runs, split_name
 from shapecalc.layers._function import Select
 from shapecalc.layers._linear import Linear
 
@@ -36,8 +38,11 @@ __all__ = [
     "LABEL_KEYS",
     "NO_TOP_K_RULE",
     "SIZE_KEYS",
+    "SLIDING_KINDS",
     "TOP_K_RULE",
     "TransformerLM",
+    "WindowRule",
+    "Windowed",
     "check_no_top_k",
     "check_top_k",
     "context",
@@ -48,9 +53,14 @@ __all__ = [
     "intermediate",
     "labels",
     "layers",
+    "listed_numbers",
     "lm_head",
     "rotary_fraction",
+    "sliding_window",
     "vocab",
+    "window_layer_types",
+    "window_notes",
+    "windowed_hooks",
 ]
 
 
@@ -95,26 +105,36 @@ def check_top_k(owner: str, experts: Dim, top_k: Dim, *, default: bool = False) 
     )
 
 
-def sliding_note(
-    config: Any, layers: int, window: Any, default_count: Callable[[], int]
-) -> list[str]:
-    """The note on sliding-window attention: how many of the ``layers`` slide (as
-    ``layer_types`` says, else the type's rule, ``default_count``) and what transformers'
-    cache keeps there; none for a window that is not a positive integer or no layer."""
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+def window_notes(config: Any, arguments: Any) -> list[str]:
+    """The note on sliding-window attention of a model read from a config: which layers
+    slide (from the ``sliding_window`` and ``layer_types`` read), and what transformers'
+    cache keeps there; none when no layer slides."""
+    window, given, layers = (
+        arguments.get("sliding_window"),
+        arguments.get("layer_types") or (),
+        arguments.get("layers"),
+    )
+    if window is None or not isinstance(layers, int):
         return []
-    types = config.get("layer_types")
-    if isinstance(types, list):
-        count = sum(1 for t in types[:layers] if t == "sliding_attention")
-    else:
-        count = default_count()
-    if not count:
-        return []
+    kinds = given or ("sliding_attention",) * layers
+    sliding = [i for i, k in enumerate(kinds) if k == "sliding_attention"]
+    which = "every layer" if len(sliding) == layers else f"layers {listed_numbers(sliding)}"
+    kept = f"the last {window - 1:,} positions" if window > 1 else "every position"
     return [
-        f"sliding_window {window:,}: transformers' cache keeps at most the last "
-        f"{max(window - 1, 0):,} tokens in {count} of the {layers} layers; "
-        "the KV cache here counts every token of the context"
+        f"sliding_window {window:,}: {which} ({len(sliding)} of the {layers}) attend over "
+        f"the last {window:,} positions; transformers' cache keeps {kept} there, as the "
+        "inference state counts"
     ]
+
+
+def listed_numbers(numbers: list[int]) -> str:
+    """``0, 2, ..., 22`` for a progression, else the numbers (the first eight)."""
+    if len(numbers) > 3:
+        step = numbers[1] - numbers[0]
+        if all(b - a == step for a, b in itertools.pairwise(numbers)):
+            return f"{numbers[0]}, {numbers[1]}, ..., {numbers[-1]}"
+    shown = ", ".join(str(n) for n in numbers[:8])
+    return shown + (", ..." if len(numbers) > 8 else "")
 
 
 #: the rule that experts_per_token needs a mixture, in every architecture where experts may
@@ -278,7 +298,7 @@ class TransformerLM(Architecture):
     def hf_values(self) -> dict[str, Any]:
         """The arguments as a config writes them: the intermediate size and the labels
         worked out."""
-        out = {**self.arguments(), "intermediate": self.inner}
+        out = {**super().hf_values(), "intermediate": self.inner}
         if "labels" in out:
             out["labels"] = self.n_labels
         return out
@@ -634,3 +654,283 @@ def first_padding(model: Any, reference: Reference) -> Reference:
     may lie outside a small one)."""
     config = {**reference.config, "pad_token_id": 0}
     return Reference(reference.model, reference.config_class, config, reference.options)
+
+
+# -- sliding windows -----------------------------------------------------------------------
+#: the layer kinds of a stack whose layers attend over the whole context or a window
+SLIDING_KINDS = ("full_attention", "sliding_attention")
+
+
+def sliding_window(default: int | None = None, default_text: str = "none") -> Any:
+    """The sliding window (``sliding_window``): the positions a sliding layer attends to."""
+    return size(
+        "W",
+        "Sliding-window attention: each sliding layer attends to the last W positions and "
+        "transformers' cache keeps W − 1 of them there (sliding_window); every layer slides "
+        "unless layer_types says which.",
+        default,
+        unset=None,
+        names=False,
+        solvable=False,
+        default_text=default_text if default is None else "",
+    )
+
+
+def window_layer_types(rule: str = "every layer slides when sliding_window is given") -> Any:
+    """Which layers slide (``layer_types``)."""
+    return layer_kinds(
+        SLIDING_KINDS,
+        "Which layers attend over the sliding window (layer_types): full_attention or "
+        "sliding_attention, one per layer or a pattern repeated from layer 0 "
+        f"(sliding_attention,full_attention: every other layer); unless given, {rule}.",
+    )
+
+
+class Windowed:
+    """A stack whose layers attend over the whole context or a sliding window: the
+    arguments ``sliding_window`` and ``layer_types``, checked together, and the layers
+    built as runs of the two kinds (a pattern stays a pattern for a symbolic L)."""
+
+    layers: Dim
+    sliding_window: int | None
+    layer_types: tuple[str, ...]
+
+    def default_kinds(self) -> tuple[str, ...] | None:
+        """The kinds when layer_types is not given: every layer sliding when there is a
+        window (Mistral's rule), else None (all attend over the whole context); a family
+        whose default differs (Gemma 2: every other layer) says so."""
+        return ("sliding_attention",) if self.sliding_window is not None else None
+
+    def window_pattern(self) -> tuple[str, ...] | None:
+        """The layer kinds as given or by the family's rule: one per layer, or a pattern
+        repeated from layer 0; None when every layer attends over the whole context."""
+        given = self.layer_types or self.default_kinds()
+        if not given or all(k == "full_attention" for k in given):
+            return None
+        return given
+
+    def check_window(self) -> None:
+        """A sliding layer needs a window; no more kinds than layers."""
+        owner = getattr(self, "owner", lambda: "model")()
+        given = self.layer_types
+        if given and "sliding_attention" in given and self.sliding_window is None:
+            raise InvalidArgumentError(
+                f"{owner}: layer_types has sliding_attention layers, and sliding_window is "
+                "not given: a sliding layer attends over a window of sliding_window positions",
+                field="layer_types",
+                value=",".join(given),
+                rule="sliding_attention layers need sliding_window",
+                related=("sliding_window",),
+            )
+        n = known(self.layers)
+        if given and n is not None and len(given) > n:
+            raise InvalidArgumentError(
+                f"{owner}: layer_types gives {len(given)} kinds for {n} layers: one per layer, "
+                "or a shorter pattern repeated from layer 0",
+                field="layer_types",
+                value=",".join(given),
+                rule="one kind per layer, or a shorter pattern",
+                related=("layers",),
+            )
+
+    def windowed_stack(self, block: Callable[[int | None], Node]) -> Block:
+        """``layers``: ``block(window)`` for the sliding layers and ``block(None)`` for the
+        others, as runs (``layers.{0,2..30}``, ``layers.{1,3..31}``)."""
+        pattern = self.window_pattern()
+        if pattern is None:
+            return ModuleList(block(None), self.layers)
+        made = {
+            kind: block(self.sliding_window if kind == "sliding_attention" else None)
+            for kind in dict.fromkeys(pattern)
+        }
+        n = known(self.layers)
+        if n is None:
+            return Block("ModuleList", cycle([made[k] for k in pattern], self.layers))
+        return Block("ModuleList", runs([made[pattern[i % len(pattern)]] for i in range(n)]))
+
+    def sliding_count(self) -> Dim:
+        """How many layers slide."""
+        pattern = self.window_pattern()
+        if pattern is None:
+            return 0
+        n = known(self.layers)
+        if n is not None:
+            return sum(1 for i in range(n) if pattern[i % len(pattern)] == "sliding_attention")
+        p = len(pattern)
+        return sum(
+            (
+                floor_div(self.layers - k + p - 1, p) if p > 1 else self.layers
+                for k, kind in enumerate(pattern)
+                if kind == "sliding_attention"
+            ),
+            start=0,
+        )
+
+
+@dataclass(frozen=True)
+class WindowRule:
+    """How a model type's config says which layers slide, as its config class and
+    transformers' cache work it out (``get_layer_types_and_kwargs``):
+
+    - ``"all"``: every layer slides when ``sliding_window`` is set (Mistral, Mixtral,
+      Phi-3, Starcoder2), unless ``layer_types`` says otherwise (the cache follows it);
+    - ``"alternate"``: ``layer_types``, else every other layer from layer 0 (Gemma 2,
+      gpt-oss);
+    - ``"qwen"``: with ``use_sliding_window``, ``layer_types``, else the layers from
+      ``max_window_layers`` on (Qwen2, Qwen3);
+    - ``"qwen2_moe"``: with ``use_sliding_window``, ``layer_types``, else every other layer
+      below ``max_window_layers``;
+    - ``"qwen_all"``: with ``use_sliding_window``, every layer (Qwen3-MoE).
+    """
+
+    kind: str
+
+    def _raw(self, f: Any) -> tuple[Any, list[str] | None, int]:
+        """(the window in effect, layer_types as the file gives it, the layers)."""
+        layers = f.size("num_hidden_layers")
+        window = f.raw("sliding_window")
+        if self.kind.startswith("qwen"):
+            use = f.raw("use_sliding_window")
+            if not isinstance(use, bool):
+                raise f.fail("use_sliding_window", use, "use_sliding_window must be true or false")
+            if not use:
+                window = None
+        elif window is not None:
+            f.raw("use_sliding_window")  # read, changes nothing here
+        if window is not None and (
+            isinstance(window, bool) or not isinstance(window, int) or not 1 <= window < 2**63
+        ):
+            raise f.fail("sliding_window", window, "sliding_window must be an integer >= 1 or null")
+        types = f.raw("layer_types") if self.kind != "qwen_all" else None
+        if types is not None:
+            if not isinstance(types, list) or not all(t in SLIDING_KINDS for t in types):
+                bad = (
+                    types
+                    if not isinstance(types, list)
+                    else next(t for t in types if t not in SLIDING_KINDS)
+                )
+                raise f.fail(
+                    "layer_types", bad, "layer_types must list " + " or ".join(SLIDING_KINDS)
+                )
+            if len(types) != layers:
+                raise f.fail(
+                    "layer_types",
+                    f"{len(types)} kinds",
+                    "layer_types gives one kind per layer (num_hidden_layers)",
+                    f"{layers} layers",
+                )
+        return window, types, layers
+
+    def kinds(self, f: Any) -> tuple[int | None, list[str]]:
+        """(the window, the kind of every layer) of a config."""
+        window, types, layers = self._raw(f)
+        if types is None:
+            if self.kind in ("all", "qwen_all"):
+                types = ["sliding_attention" if window is not None else "full_attention"] * layers
+            elif self.kind == "alternate":
+                types = [SLIDING_KINDS[(i + 1) % 2] for i in range(layers)]
+            elif self.kind == "qwen":
+                start = f.raw("max_window_layers")
+                if window is not None and not _is_count(start):
+                    raise f.fail(
+                        "max_window_layers", start, "max_window_layers must be an integer >= 0"
+                    )
+                types = [
+                    SLIDING_KINDS[int(window is not None and i >= start)] for i in range(layers)
+                ]
+            else:  # qwen2_moe
+                start = f.raw("max_window_layers")
+                if window is not None and not _is_count(start):
+                    raise f.fail(
+                        "max_window_layers", start, "max_window_layers must be an integer >= 0"
+                    )
+                types = [
+                    SLIDING_KINDS[int(window is not None and (i + 1) % 2 == 1 and i < start)]
+                    for i in range(layers)
+                ]
+        if "sliding_attention" in types and window is None:
+            why = "use_sliding_window is false" if self.kind.startswith("qwen") else "it is null"
+            raise f.fail(
+                "layer_types",
+                "sliding_attention",
+                "a sliding_attention layer needs sliding_window",
+                why,
+            )
+        return window, types
+
+    def read(self, f: Any, out: dict[str, Any]) -> None:
+        """``sliding_window`` and ``layer_types`` of the arguments, from the config: no
+        window when no layer slides, no list when every layer does."""
+        window, types = self.kinds(f)
+        if "sliding_attention" not in types:
+            out["sliding_window"], out["layer_types"] = None, ()
+        elif all(t == "sliding_attention" for t in types):
+            out["sliding_window"], out["layer_types"] = window, ()
+        else:
+            out["sliding_window"], out["layer_types"] = window, tuple(types)
+
+    def write(self, model: Any, config: dict[str, Any]) -> bool:
+        """Write the model's window and layer kinds into ``config``; False when this type
+        cannot say them (Mistral's layers all slide or none does)."""
+        n = known(model.layers)
+        pattern = model.window_pattern()
+        if n is None:
+            return pattern is None
+        kinds = (
+            ["full_attention"] * n
+            if pattern is None
+            else [pattern[i % len(pattern)] for i in range(n)]
+        )
+        sliding = "sliding_attention" in kinds
+        window = model.sliding_window if sliding else None
+        if self.kind in ("all", "qwen_all"):
+            if sliding and not all(k == "sliding_attention" for k in kinds):
+                return False
+            if self.kind == "qwen_all":
+                config["use_sliding_window"] = sliding
+                if sliding:
+                    config["sliding_window"] = window
+            else:
+                config["sliding_window"] = window
+            return True
+        if self.kind.startswith("qwen"):
+            config["use_sliding_window"] = sliding
+            if sliding:
+                config["sliding_window"] = window
+        else:
+            config["sliding_window"] = window
+        config["layer_types"] = kinds
+        return True
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def windowed_hooks(
+    rule_kind: str,
+    read: Callable[[Any, dict[str, Any]], None] | None = None,
+    write: Callable[[Any, Reference], Reference | None] | None = None,
+) -> dict[str, Any]:
+    """An HFType's ``read``, ``write``, ``derived`` and ``notes`` with the type's
+    sliding-window rule (:class:`WindowRule`) around its own hooks."""
+    rule = WindowRule(rule_kind)
+
+    def reading(f: Any, out: dict[str, Any]) -> None:
+        if read is not None:
+            read(f, out)
+        rule.read(f, out)
+
+    def writing(model: Any, reference: Reference) -> Reference | None:
+        config = dict(reference.config)
+        if not rule.write(model, config):
+            return None
+        out = Reference(reference.model, reference.config_class, config, reference.options)
+        return out if write is None else write(model, out)
+
+    return {
+        "read": reading,
+        "write": writing,
+        "derived": frozenset({"sliding_window", "layer_types"}),
+        "notes": window_notes,
+    }

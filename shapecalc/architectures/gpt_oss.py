@@ -11,8 +11,6 @@ MXFP4-quantized (``--moe-layout checkpoint``).
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
@@ -25,7 +23,7 @@ from shapecalc.core.flow import chain, parallel, residual
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
-from shapecalc.core.tree import Block, Leaf, ModuleList
+from shapecalc.core.tree import Block, Leaf
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._linear import Linear
 from shapecalc.layers._norm import RMSNorm
@@ -37,48 +35,8 @@ _DEFAULT_TOP_K = 4
 
 __all__ = ["GptOss", "gpt_oss"]
 
-#: transformers' default window and how it lays out the layers without layer_types
+#: transformers' default window (every other layer slides, the first first)
 _WINDOW = 128
-
-
-def _sliding_layers(config: Mapping[str, Any], layers: int) -> list[int]:
-    """The layers that attend over a sliding window: ``layer_types``, else transformers'
-    default (every even layer, the first sliding)."""
-    types = config.get("layer_types")
-    if isinstance(types, list):
-        return [i for i, t in enumerate(types[:layers]) if t == "sliding_attention"]
-    return list(range(0, layers, 2))
-
-
-def _listed(numbers: list[int]) -> str:
-    """``0, 2, ..., 22`` for a progression, else the numbers (the first eight)."""
-    if len(numbers) > 3:
-        step = numbers[1] - numbers[0]
-        if all(b - a == step for a, b in itertools.pairwise(numbers)):
-            return f"{numbers[0]}, {numbers[1]}, ..., {numbers[-1]}"
-    shown = ", ".join(str(n) for n in numbers[:8])
-    return shown + (", ..." if len(numbers) > 8 else "")
-
-
-def _sliding(config: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
-    """The note on sliding-window attention: which layers slide, and what the cache
-    keeps there."""
-    layers = arguments["layers"]
-    window = config.get("sliding_window", _WINDOW)
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        return []
-    if not isinstance(layers, int):
-        return []
-    sliding = _sliding_layers(config, layers)
-    if not sliding:
-        return []
-    return [
-        f"sliding_window {window:,}: layers {_listed(sliding)} ({len(sliding)} of the "
-        f"{layers}) attend over the last {window:,} tokens, the others over the whole "
-        f"context; transformers' cache keeps at most the last {max(window - 1, 0):,} tokens "
-        "in those layers; no tensor differs, and the KV cache here counts every token of "
-        "the context"
-    ]
 
 
 def _read(f: Any, out: dict[str, Any]) -> None:
@@ -92,7 +50,7 @@ def _read(f: Any, out: dict[str, Any]) -> None:
 
 
 @frozen(kw_only=True)
-class GptOss(GroupedQueryLM):
+class GptOss(tf.Windowed, GroupedQueryLM):
     """A gpt-oss decoder: token embedding (V × H), L blocks of RMSNorm, attention with
     sinks, RMSNorm and a mixture of E experts, a final RMSNorm and a head (V × H).
 
@@ -166,6 +124,10 @@ class GptOss(GroupedQueryLM):
     tie_weights: bool = flag("The head is the token embedding (tie_word_embeddings).")
     head: str = tf.lm_head("GptOssForCausalLM", "GptOssModel", "seq-cls", "token-cls")
     labels: Any = tf.labels()
+    sliding_window: Any = tf.sliding_window(_WINDOW)
+    layer_types: Any = tf.window_layer_types(
+        "every other layer slides, layer 0 first (transformers' default)"
+    )
 
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
@@ -204,8 +166,6 @@ class GptOss(GroupedQueryLM):
                     "rope_scaling",
                     "rope_theta",
                     "attention_dropout",
-                    "sliding_window",
-                    "layer_types",
                     "hidden_act",
                     "swiglu_alpha",
                     "swiglu_limit",
@@ -224,11 +184,13 @@ class GptOss(GroupedQueryLM):
                 "numbers, two per byte, and a scale per block: `--layout checkpoint` lists "
                 "them); counted here as transformers builds the model, in bf16"
             },
-            read=_read,
-            write=tf.first_padding,
-            notes=_sliding,
+            **tf.windowed_hooks("alternate", _read, tf.first_padding),
         ),
     )
+
+    def default_kinds(self) -> tuple[str, ...] | None:
+        """Every other layer slides, layer 0 first, when there is a window."""
+        return None if self.sliding_window is None else ("sliding_attention", "full_attention")
 
     # -- checks ---------------------------------------------------------------------------
     def check(self) -> None:
@@ -240,6 +202,7 @@ class GptOss(GroupedQueryLM):
         )
         default = self.experts_per_token is None  # 4 exceeds the experts: say so of those
         tf.check_top_k(self.owner(), self.experts, self.top_k, default=default)
+        self.check_window()
         if self.moe_layout == "checkpoint":
             for name in ("hidden", "intermediate"):
                 n = known(getattr(self, name))
@@ -280,7 +243,7 @@ class GptOss(GroupedQueryLM):
         return out
 
     # -- the tree -------------------------------------------------------------------------
-    def _attention(self) -> Block:
+    def _attention(self, window: int | None = None) -> Block:
         h, a, kv, bias = self.hidden, self.heads, self.kv, self.attention_bias
         d, q_width, kv_width = self._widths()
         children = {
@@ -295,7 +258,7 @@ class GptOss(GroupedQueryLM):
             f"{dim_str(a)} query heads over {dim_str(kv)} key and value heads of "
             f"{dim_str(d)}, a sink per head"
         )
-        flow = chain(qkv, SinkAttention(a, kv, d), "o_proj")
+        flow = chain(qkv, SinkAttention(a, kv, d, window=window), "o_proj")
         return Block("GptOssAttention", children, flow=flow, description=what)
 
     def _mlp(self) -> Block:
@@ -311,12 +274,12 @@ class GptOss(GroupedQueryLM):
             description=f"{dim_str(e)} experts, {dim_str(self.top_k)} per token",
         )
 
-    def _block(self) -> Block:
+    def _block(self, window: int | None = None) -> Block:
         h = self.hidden
         return Block(
             "GptOssDecoderLayer",
             {
-                "self_attn": self._attention(),
+                "self_attn": self._attention(window),
                 "mlp": self._mlp(),
                 "input_layernorm": RMSNorm(h),
                 "post_attention_layernorm": RMSNorm(h),
@@ -333,7 +296,7 @@ class GptOss(GroupedQueryLM):
             "GptOssModel",
             {
                 "embed_tokens": Leaf(Embedding(v, h), "one H-vector per token", "token embedding"),
-                "layers": ModuleList(self._block(), self.layers),
+                "layers": self.windowed_stack(self._block),
                 "norm": Leaf(RMSNorm(h), role="final norm"),
             },
             flow=chain("embed_tokens", "layers", "norm"),

@@ -21,7 +21,7 @@ from shapecalc.core.flow import Multiply, chain, each, multiply, parallel, resid
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import ACTIVATIONS, HFType
 from shapecalc.core.model import Model
-from shapecalc.core.tree import Block, Leaf, ModuleList, Node
+from shapecalc.core.tree import Block, Leaf, Node
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._linear import Linear
 from shapecalc.layers._norm import RMSNorm
@@ -94,28 +94,23 @@ def _write_phi3(model: Any, reference: Reference) -> Reference | None:
     return tf.first_padding(model, Reference(reference.model, reference.config_class, config))
 
 
-def _sliding(model_type: str) -> Any:
-    """The note on sliding-window attention, as transformers' cache decides which layers
-    slide (``layer_types``, else the type's rule)."""
+#: how each type says which layers slide (:class:`tf.WindowRule`)
+_WINDOWS = {
+    "mistral": "all",
+    "mixtral": "all",
+    "phi3": "all",
+    "qwen2": "qwen",
+    "qwen3": "qwen",
+    "gemma2": "alternate",
+}
 
-    def notes(config: Any, arguments: Any) -> list[str]:
-        layers = arguments["layers"]
-        defaults = {"mistral": 4096, "gemma2": 4096, "qwen2": 4096, "qwen3": 4096}
-        window = config.get("sliding_window", defaults.get(model_type))
-        if model_type in ("qwen2", "qwen3") and not config.get("use_sliding_window"):
-            window = None
 
-        def count() -> int:
-            if model_type == "gemma2":  # every other layer, the first sliding
-                return int(layers + 1) // 2
-            if model_type in ("qwen2", "qwen3"):
-                start = config.get("max_window_layers", 28)
-                return max(0, layers - start) if isinstance(start, int) else 0
-            return int(layers)
-
-        return tf.sliding_note(config, layers, window, count)
-
-    return notes
+def _windowed(model_type: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The type's read and write hooks with its sliding-window rule around them."""
+    rule_kind = _WINDOWS.get(model_type)
+    if rule_kind is None:
+        return {"read": _read, **kwargs}
+    return {**tf.windowed_hooks(rule_kind, _read, kwargs.pop("write", None)), **kwargs}
 
 
 def _member(
@@ -154,14 +149,12 @@ def _member(
         defaults=defaults,
         free=_FREE | frozenset(free) | ignored,
         dropped=(r"rotary_emb\.inv_freq",),
-        read=_read,
-        notes=_sliding(model_type),
-        **kwargs,
+        **_windowed(model_type, kwargs),
     )
 
 
 @frozen(kw_only=True)
-class LLaMA(GroupedQueryLM):
+class LLaMA(tf.Windowed, GroupedQueryLM):
     """A LLaMA-style decoder: token embedding (V × H), L blocks of RMSNorm, attention
     with rotary positions and RMSNorm, gated MLP, a final RMSNorm and a head (V × H, or the
     embedding itself with tie_weights).
@@ -249,6 +242,8 @@ class LLaMA(GroupedQueryLM):
         ("silu", "gelu_tanh"), "The MLP's gate activation: SwiGLU, or GeGLU (Gemma).", "silu"
     )
     rotary_pct: float = tf.rotary_fraction("Phi-3's partial_rotary_factor; 1: whole heads", 1.0)
+    sliding_window: Any = tf.sliding_window()
+    layer_types: Any = tf.window_layer_types()
     head: str = tf.lm_head("LlamaForCausalLM", "LlamaModel", *tf.HEADS)
     labels: Any = tf.labels()
     qa_body: str = choice(
@@ -464,6 +459,7 @@ class LLaMA(GroupedQueryLM):
         tf.check_top_k(
             self.owner(), self.experts, self.top_k, default=self.experts_per_token is None
         )
+        self.check_window()
 
     @property
     def top_k(self) -> Dim:
@@ -494,7 +490,7 @@ class LLaMA(GroupedQueryLM):
         return out
 
     # -- the tree -------------------------------------------------------------------------
-    def _attention(self) -> Block:
+    def _attention(self, window: int | None = None) -> Block:
         h, a, kv = self.hidden, self.heads, self.kv
         d, q_width, kv_width = self._widths()
         qkv_bias = self.attention_bias != "none"
@@ -519,7 +515,7 @@ class LLaMA(GroupedQueryLM):
             children["k_norm"] = Leaf(RMSNorm(d), role="key norm")
             q_steps = (SplitHeads(a, d), "q_norm", rope_q)
             k_steps = (SplitHeads(kv, d), "k_norm", rope_k)
-        sdpa = ScaledDotProductAttention(a, kv, d)
+        sdpa = ScaledDotProductAttention(a, kv, d, window=window)
         if self.fused_qkv:
             split = Chunk((q_width, kv_width, kv_width))
             flow = chain("qkv_proj", split, each(q_steps, k_steps, ()), sdpa, "o_proj")
@@ -568,11 +564,11 @@ class LLaMA(GroupedQueryLM):
             flow = chain(multiply(("gate_proj", self._act()), "up_proj"), "down_proj")
         return "mlp", Block("MLP", children, flow=flow, description="gated MLP")
 
-    def _block(self) -> Block:
+    def _block(self, window: int | None = None) -> Block:
         h = self.hidden
         mlp_name, mlp = self._mlp()
         children: dict[str, Any] = {
-            "self_attn": self._attention(),
+            "self_attn": self._attention(window),
             mlp_name: mlp,
             "input_layernorm": RMSNorm(h),
             "post_attention_layernorm": RMSNorm(h),
@@ -597,7 +593,7 @@ class LLaMA(GroupedQueryLM):
             "Model",
             {
                 "embed_tokens": Leaf(Embedding(v, h), "one H-vector per token", "token embedding"),
-                "layers": ModuleList(self._block(), self.layers),
+                "layers": self.windowed_stack(self._block),
                 "norm": Leaf(RMSNorm(h), role="final norm"),
             },
             flow=chain("embed_tokens", "layers", "norm"),

@@ -23,7 +23,7 @@ from shapecalc.core.flow import chain, multiply, parallel, residual, summed
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
-from shapecalc.core.tree import Block, Child, Leaf, ModuleList, Node, Repeat, split_name
+from shapecalc.core.tree import Block, Child, Leaf, ModuleList, Node, Repeat, runs, split_name
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._linear import Linear
 from shapecalc.layers._norm import RMSNorm
@@ -94,26 +94,8 @@ def _write(model: Any, reference: Reference) -> Reference | None:
     return tf.first_padding(model, Reference(reference.model, reference.config_class, config))
 
 
-def _sliding(model_type: str) -> Any:
-    """The note on sliding-window attention: Qwen2-MoE slides every other layer of the
-    first max_window_layers (or as layer_types says), Qwen3-MoE every layer."""
-
-    def notes(config: Any, arguments: Any) -> list[str]:
-        window = config.get("sliding_window", 4096)
-        if not config.get("use_sliding_window"):
-            return []
-        layers = arguments["layers"]
-
-        def count() -> int:
-            if model_type != "qwen2_moe":
-                return int(layers)
-            start = config.get("max_window_layers", 28)
-            start = start if isinstance(start, int) else 0
-            return sum(1 for i in range(min(layers, max(start, 0))) if i % 2 == 0)
-
-        return tf.sliding_note(config, layers, window, count)
-
-    return notes
+#: how each type says which layers slide (:class:`tf.WindowRule`)
+_WINDOW_RULES = {"qwen2_moe": "qwen2_moe", "qwen3_moe": "qwen_all"}
 
 
 def _member(
@@ -134,15 +116,15 @@ def _member(
         not_null=frozenset({"head_dim"}),
         dropped=(r"rotary_emb\.inv_freq",),
         checkpoint={"moe_layout": "checkpoint"},
-        read=_read,
-        write=_write,
-        notes=_sliding(model_type),
+        **tf.windowed_hooks(
+            "qwen2_moe" if model_type == "qwen2_moe" else "qwen_all", _read, _write
+        ),
         **kwargs,
     )
 
 
 @frozen(kw_only=True)
-class QwenMoE(GroupedQueryLM):
+class QwenMoE(tf.Windowed, GroupedQueryLM):
     """A Qwen mixture of experts: token embedding (V × H), L blocks of RMSNorm, attention
     with rotary positions and RMSNorm, an MLP, a final RMSNorm and a head (V × H, or the
     embedding itself with tie_weights).
@@ -259,6 +241,8 @@ class QwenMoE(GroupedQueryLM):
     )
     head: str = tf.lm_head("Qwen3MoeForCausalLM", "Qwen3MoeModel", *tf.HEADS)
     labels: Any = tf.labels()
+    sliding_window: Any = tf.sliding_window()
+    layer_types: Any = tf.window_layer_types()
     qa_body: str = choice(
         ("transformer", "model"),
         "The body's name under the question-answering head: transformer (Qwen3-MoE) or "
@@ -369,7 +353,19 @@ class QwenMoE(GroupedQueryLM):
                 rule=rule,
             )
         tf.check_top_k(self.owner(), self.experts, self.experts_per_token)
+        self.check_window()
         n = known(self.layers)
+        mixed = self.window_pattern()
+        if n is None and mixed is not None and "full_attention" in mixed:
+            raise InvalidArgumentError(
+                f"{self.owner()}: layer_types with both kinds needs the layers as a number, "
+                f"got {dim_str(self.layers)}",
+                layer=self.owner(),
+                field="layers",
+                value=str(self.layers),
+                rule="a number of layers when some slide and others do not",
+                related=("layer_types",),
+            )
         past = [i for i in self.dense_layers if n is not None and i >= n]
         if past:
             rule = "dense_layers are layers of the stack: each < layers"
@@ -446,7 +442,7 @@ class QwenMoE(GroupedQueryLM):
         return out
 
     # -- the tree -------------------------------------------------------------------------
-    def _attention(self) -> Block:
+    def _attention(self, window: int | None = None) -> Block:
         h, a, kv = self.hidden, self.heads, self.kv
         d, q_width, kv_width = self._widths()
         qkv_bias = self.attention_bias != "none"
@@ -466,7 +462,7 @@ class QwenMoE(GroupedQueryLM):
             q_steps = (SplitHeads(a, d), "q_norm", rope_q)
             k_steps = (SplitHeads(kv, d), "k_norm", rope_k)
         qkv = parallel(("q_proj", *q_steps), ("k_proj", *k_steps), "v_proj")
-        flow = chain(qkv, ScaledDotProductAttention(a, kv, d), "o_proj")
+        flow = chain(qkv, ScaledDotProductAttention(a, kv, d, window=window), "o_proj")
         what = f"{dim_str(a)} query heads over {dim_str(kv)} key and value heads of {dim_str(d)}"
         return Block("Attention", children, flow=flow, description=what)
 
@@ -514,10 +510,10 @@ class QwenMoE(GroupedQueryLM):
             "SparseMoeBlock", children, flow=flow, description=what + " and a shared expert"
         )
 
-    def _block(self, mlp: Node) -> Block:
+    def _block(self, mlp: Node, window: int | None = None) -> Block:
         h = self.hidden
         children: dict[str, Any] = {
-            "self_attn": self._attention(),
+            "self_attn": self._attention(window),
             "mlp": mlp,
             "input_layernorm": RMSNorm(h),
             "post_attention_layernorm": RMSNorm(h),
@@ -532,14 +528,20 @@ class QwenMoE(GroupedQueryLM):
         the P - 1 dense layers between two sparse ones as P - 1 runs P apart
         (``layers.{0,2..46}``), the sparse layers as one run broken by the dense layers
         among them. No layer is listed one by one, so a symbolic layer count gives each
-        run's count as a formula."""
+        run's count as a formula. Some layers sliding and others not: the runs of both."""
+        pattern = self.window_pattern()
+        window = self.sliding_window if pattern is not None else None
+        if pattern is not None and "full_attention" in pattern:
+            return self._mixed_stack(pattern)
         dense = (
-            self._block(self._mlp(self.inner, "dense")) if self._dense_layer() is not None else None
+            self._block(self._mlp(self.inner, "dense"), window)
+            if self._dense_layer() is not None
+            else None
         )
         n, step, total = known(self.layers), self.sparse_step, self.layers
         if self.experts == 0 or (n is not None and step > n):
             return ModuleList(dense, total)
-        sparse = self._block(self._sparse_block())
+        sparse = self._block(self._sparse_block(), window)
         entries: list[Repeat | Child] = []
 
         def add(node: Node | None, start: int, count: Dim) -> None:
@@ -566,6 +568,20 @@ class QwenMoE(GroupedQueryLM):
         if len(entries) == 1 and isinstance(entries[0], Child):  # one layer: a run of one,
             return ModuleList(entries[0].node, 1)  # as every other stack of one layer is
         return Block("ModuleList", tuple(entries))
+
+    def _mixed_stack(self, pattern: tuple[str, ...]) -> Block:
+        """Sliding and full layers, each dense or sparse: the runs of the four kinds."""
+        n = known(self.layers)
+        assert n is not None  # checked: both kinds need the layers as a number
+        made: dict[tuple[bool, bool], Node] = {}
+        nodes = []
+        for i in range(n):
+            key = (self.sparse(i), pattern[i % len(pattern)] == "sliding_attention")
+            if key not in made:
+                mlp = self._sparse_block() if key[0] else self._mlp(self.inner, "dense")
+                made[key] = self._block(mlp, self.sliding_window if key[1] else None)
+            nodes.append(made[key])
+        return Block("ModuleList", runs(nodes))
 
     def build(self) -> Built:
         h, v = self.hidden, self.vocab

@@ -18,7 +18,7 @@ from shapecalc.core.flow import chain, parallel, residual
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
-from shapecalc.core.tree import Block, Leaf, ModuleList
+from shapecalc.core.tree import Block, Leaf
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._linear import Linear
 from shapecalc.layers.activation import GELU
@@ -29,7 +29,7 @@ __all__ = ["StarCoder2", "starcoder2"]
 
 
 @frozen(kw_only=True)
-class StarCoder2(TransformerLM):
+class StarCoder2(tf.Windowed, TransformerLM):
     """StarCoder2: token embedding ``embed_tokens`` (V × H), L blocks, a final LayerNorm
     ``norm`` and a head ``lm_head`` (V × H), the token embedding itself unless
     --no-tie-weights.
@@ -79,6 +79,8 @@ class StarCoder2(TransformerLM):
     )
     head: str = tf.lm_head("Starcoder2ForCausalLM", "Starcoder2Model", "seq-cls", "token-cls")
     labels: Any = tf.labels()
+    sliding_window: Any = tf.sliding_window()
+    layer_types: Any = tf.window_layer_types()
     dropout: float = tf.dropout("residual_dropout, embedding_dropout, attention_dropout", 0.0)
 
     hf: ClassVar[tuple[HFType, ...]] = (
@@ -117,14 +119,13 @@ class StarCoder2(TransformerLM):
                     "rope_parameters",
                     "rope_scaling",
                     "rope_theta",
-                    "sliding_window",
                     "head_dim",
                     "mlp_type",  # in the published files ("default"); transformers reads none
                 }
             ),
             dropped=(r"rotary_emb\.inv_freq",),
             strict_heads=True,
-            read=lambda f, out: _read(f, out),
+            **tf.windowed_hooks("all", lambda f, out: _read(f, out)),
         ),
     )
 
@@ -138,6 +139,7 @@ class StarCoder2(TransformerLM):
         self._divides(
             "kv_heads", self.heads, self.kv, "kv_heads must divide heads (query heads per group)"
         )
+        self.check_window()
 
     @classmethod
     def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -146,7 +148,7 @@ class StarCoder2(TransformerLM):
             out["kv_heads"] = 1  # a divisor of every head count
         return out
 
-    def _attention(self) -> Block:
+    def _attention(self, window: int | None = None) -> Block:
         h, a, kv, d, b = self.hidden, self.heads, self.kv, self.head_size(), self.bias
         kv_width = h if self.kv_heads is None else kv * d
         qkv = parallel(("q_proj", Rotary(a, d)), ("k_proj", Rotary(kv, d)), "v_proj")
@@ -158,12 +160,12 @@ class StarCoder2(TransformerLM):
                 "v_proj": Leaf(Linear(h, kv_width, bias=b), role="value"),
                 "o_proj": Leaf(Linear(h, h, bias=b), role="output projection"),
             },
-            flow=chain(qkv, ScaledDotProductAttention(a, kv, d), "o_proj"),
+            flow=chain(qkv, ScaledDotProductAttention(a, kv, d, window=window), "o_proj"),
             description=f"{dim_str(a)} query heads over {dim_str(kv)} key and value heads "
             f"of {dim_str(d)}",
         )
 
-    def _block(self) -> Block:
+    def _block(self, window: int | None = None) -> Block:
         h, i, b = self.hidden, self.inner, self.bias
         mlp = Block(
             "Starcoder2MLP",
@@ -177,7 +179,7 @@ class StarCoder2(TransformerLM):
         return Block(
             "Starcoder2DecoderLayer",
             {
-                "self_attn": self._attention(),
+                "self_attn": self._attention(window),
                 "mlp": mlp,
                 "input_layernorm": LayerNorm(h),
                 "post_attention_layernorm": LayerNorm(h),
@@ -194,7 +196,7 @@ class StarCoder2(TransformerLM):
             "Starcoder2Model",
             {
                 "embed_tokens": Leaf(Embedding(v, h), "one H-vector per token", "token embedding"),
-                "layers": ModuleList(self._block(), self.layers),
+                "layers": self.windowed_stack(self._block),
                 "norm": Leaf(LayerNorm(h), role="final norm"),
             },
             flow=chain("embed_tokens", "layers", "norm"),

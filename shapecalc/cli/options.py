@@ -37,7 +37,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: every format of a model report (``shapecalc.report.FORMATS``, without importing it)
 FORMATS = ("table", "tree", "json", "markdown", "latex")
 #: the flags of the cost sections, popped from a command's keyword arguments
-COST_FLAGS = ("shapes", "flops", "memory", "all_", "dtype", "training", "mixed_precision")
+COST_FLAGS = (
+    "shapes",
+    "flops",
+    "memory",
+    "all_",
+    "dtype",
+    "training",
+    "mixed_precision",
+    "latent_cache",
+)
 SIZE_FLAGS = ("batch", "seq_len")
 CONVENTION_FLAGS = ("convention", "reset_after")
 REPORT_FLAGS = ("fmt", "depth", "explain", "verify", "against", "plot", "plot_file")
@@ -143,7 +152,7 @@ def convention_options(*, gru: bool) -> list[Callable[[F], F]]:
 def price_options(used_by: str) -> list[Callable[[F], F]]:
     """``--dtype``, ``--training`` and ``--mixed-precision``: what the memory account
     prices (``used_by``: the option or command that uses them, for their help)."""
-    from shapecalc.core.choices import OPTIMIZER_STATES
+    from shapecalc.core.choices import CACHE_CONVENTIONS, OPTIMIZER_STATES
     from shapecalc.core.units import DTYPE_BYTES
 
     return [
@@ -166,6 +175,15 @@ def price_options(used_by: str) -> list[Callable[[F], F]]:
             is_flag=True,
             help="fp16/bf16 weights, gradients and activations with an fp32 master copy and "
             "fp32 optimizer state (needs --dtype fp16 or bf16).",
+        ),
+        click.option(
+            "--latent-cache",
+            type=click.Choice(CACHE_CONVENTIONS),
+            default="latent",
+            show_default=True,
+            help="How latent attention's cache is counted (DeepSeek): latent, the compressed "
+            "latent and the rotated key per position, as transformers 5, vLLM and SGLang "
+            "keep it; heads, every head's keys and values, as transformers 4 kept them.",
         ),
     ]
 
@@ -250,6 +268,7 @@ def build(
             dtype=flags.get("dtype", "fp32"),
             training=flags.get("training", "adam"),
             mixed_precision=flags.get("mixed_precision", False),
+            cache=flags.get("latent_cache", "latent"),
             convention=flags.get("convention", "pytorch"),
             reset_after=flags.get("reset_after", True),
             explain=bool(flags.get("explain")),
@@ -377,7 +396,7 @@ def draw(report: Report, flags: dict[str, Any]) -> None:
 #: the cost flags that only size or price a section: (fields, what uses them)
 _USED_BY = (
     (("batch", "seq_len"), "--shapes, --flops, --memory or --all"),
-    (("dtype", "training", "mixed_precision"), "--memory or --all"),
+    (("dtype", "training", "mixed_precision", "latent_cache"), "--memory or --all"),
 )
 
 

@@ -98,6 +98,7 @@ def _sweep_command(command: str) -> click.Command:
 
         plot_with_table(plot, fmt)
         cost = {k: flags.pop(k) for k in ("dtype", "training", "mixed_precision")}
+        cost["cache"] = flags.pop("latent_cache")
         inputs: dict[str, Any] = {k: flags.pop(k) for k in ("batch", "seq_len") if k in flags}
         try:
             if plot_file:
@@ -325,6 +326,7 @@ def _hf_command() -> click.Command:
                 else 1,
                 budget=None if budget is None else parse_budget(budget, field="params"),
                 title=found.model().name,
+                cache=flags.pop("latent_cache"),
                 **flags,
             )
         except ShapecalcError as err:

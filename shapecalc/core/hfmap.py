@@ -117,6 +117,9 @@ class HFType(FrozenMethods):
     #: arguments a class takes beside its config (BERT's pooler: ``add_pooling_layer``),
     #: which the ``write`` hook passes
     options: frozenset[str] = frozenset()
+    #: arguments the ``read`` hook works out from several fields by the type's own rule
+    #: (the sliding window and which layers slide), and the ``write`` hook writes
+    derived: frozenset[str] = frozenset()
     #: transformers insists that the heads divide the hidden size, even with a head_dim
     strict_heads: bool = False
     #: what the argument is called in ``--explain`` when not its field (RoBERTa's context)
@@ -212,7 +215,7 @@ def _written(
             if value != t.fixed[name]:
                 return None
             continue
-        if name in set_by_class or name in t.options:
+        if name in set_by_class or name in t.options or name in t.derived:
             continue
         if name not in t.keys:
             if value != defaults.get(name, dataclasses.MISSING):

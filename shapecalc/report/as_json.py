@@ -29,6 +29,7 @@ divide), ``activation_bytes``, the ``memory`` account (``label``, ``bytes``, ``r
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from shapecalc.core.dims import Expr, dim_ascii
@@ -191,7 +192,15 @@ def cost_dict(cost: Cost) -> dict[str, Any]:
             "backward_flops": _value(c.backward_flops),
             "elementwise_rule": c.work.other_rule,
             "saved": [stored(s, cost.activation_itemsize) for s in c.work.saved],
-            "state": [stored(s, cost.itemsize) for s in c.state],
+            "state": [
+                {
+                    **stored(replace(s, copies=c.calls * s.copies), cost.itemsize),
+                    "bytes": _value(c.calls * s.kept_bytes(cost.itemsize)),
+                    "kind": s.kind or ("full attention" if s.per_position else "recurrent"),
+                    "window": s.window,
+                }
+                for s in c.state_of(cost.cache)
+            ],
             **({"calls": _value(c.calls)} if c.calls != 1 else {}),
         }
         for c in cost.layers
@@ -213,6 +222,34 @@ def cost_dict(cost: Cost) -> dict[str, Any]:
             {"label": m.label, "bytes": _value(m.bytes), "rule": m.rule} for m in cost.memory
         ],
         "training_bytes": _value(cost.training_bytes) if cost.training != "none" else None,
+        "state": _state(cost),
+    }
+
+
+def _state(cost: Cost) -> dict[str, Any]:
+    """The inference state by kind of layer, its convention and where it outgrows the
+    weights."""
+    return {
+        "convention": cost.cache,
+        "bytes": _value(cost.state_bytes),
+        "kinds": [
+            {
+                "kind": g.kind,
+                "window": None if g.window is None else g.window + 1,
+                "kept_positions": g.window,
+                "layers": _value(g.layers),
+                "bytes_each": _value(g.each),
+                "bytes": _value(g.total),
+                "grows": g.grows,
+                "capped": g.capped,
+                "tensors": [
+                    {"name": name, "shape": _shape(shape), "numbers": _value(n)}
+                    for name, shape, n in g.tensors
+                ],
+            }
+            for g in cost.state_groups()
+        ],
+        "crossover_seq_len": cost.crossover(),
     }
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shapecalc.core.dims import Dim, count_noun, count_str, dim_str, shape_str
+from shapecalc.core.dims import Dim, count_noun, count_str, dim_str, known, shape_str
 from shapecalc.core.model import Model, Row
 from shapecalc.core.spec import Param, Shape
 from shapecalc.core.tree import join_name, split_name
@@ -32,6 +32,8 @@ __all__ = [
     "memory_rows",
     "name_tree",
     "rule_lines",
+    "state_lines",
+    "state_rows",
     "summary_lines",
     "table_rows",
     "times",
@@ -363,7 +365,46 @@ def memory_rows(cost: Cost) -> list[tuple[str, str, str]]:
     return rows
 
 
+def state_rows(cost: Cost) -> list[tuple[str, str, str, str, str]]:
+    """The inference state by kind of layer: (kind, layers, bytes each, bytes, what one
+    layer holds)."""
+
+    rows = []
+    for g in cost.state_groups():
+        kind = g.kind + (f", window {g.window + 1:,}" if g.window else "")
+        held = "; ".join(f"{name} {shape_str(shape)}" for name, shape, _ in g.tensors) + (
+            "" if g.grows else " (fixed: it does not grow with the context)"
+        )
+        rows.append((kind, dim_str(g.layers), amount(g.each), amount(g.total), held))
+    return rows
+
+
+def state_lines(cost: Cost) -> list[str]:
+    """Where the state outgrows the weights (the crossover), for a state that grows."""
+    if not any(s.per_position for _, s in cost.state):
+        return []
+    weights = cost.model.bytes(cost.dtype)
+    batch = cost.batch if known(cost.batch) is not None else 1
+    at = cost.crossover()
+    if at is not None:
+        return [
+            f"the inference state outgrows the weights ({amount(weights)} bytes) from a "
+            f"context of {at:,} positions at batch {dim_str(batch)}"
+        ]
+    most = cost.state_at(2**62)
+    if most is None or not all(s.window for _, s in cost.state if s.per_position):
+        return []
+    return [
+        f"the inference state stops growing at {bytes_text(most)} (every growing layer "
+        f"slides) at batch {dim_str(batch)}: it never outgrows the weights "
+        f"({amount(weights)} bytes)"
+    ]
+
+
 def kept_lines(cost: Cost) -> Iterator[str]:
+    """The tensors each layer keeps for backward; none at inference (nothing is)."""
+    if cost.training == "none":
+        return
     for layer in cost.layers:
         if layer.work.saved:
             items = "; ".join(

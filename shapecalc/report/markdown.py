@@ -19,6 +19,8 @@ from shapecalc.report.cells import (
     kept_lines,
     memory_rows,
     rule_lines,
+    state_lines,
+    state_rows,
     summary_lines,
     table_rows,
     times,
@@ -135,6 +137,15 @@ def cost_markdown(cost: Cost, *, shapes: bool, flops: bool, memory: bool) -> str
         ]
         lines += [f"| {a} | {cell(b)} | {cell(c)} |" for a, b, c in memory_rows(cost)]
         lines.append("")
+        state = state_rows(cost)
+        if state:
+            lines += [
+                "| Kind of layer | Layers | Each | Bytes | Holds |",
+                "|---|--:|--:|--:|---|",
+                *(f"| {' | '.join(cell(c) for c in row)} |" for row in state),
+                "",
+            ]
+        lines += [f"- **State**: {cell(line)}" for line in state_lines(cost)]
         lines += [f"- **Kept**: {cell(line)}" for line in kept_lines(cost)]
         lines += [f"- **Note**: {cell(line)}" for line in memory_notes(cost)]
     lines.append(f"- **Summary**: {cell(cost_summary(cost))}")

@@ -76,6 +76,7 @@ def build_report(
     dtype: str = "fp32",
     training: str = "adam",
     mixed_precision: bool = False,
+    cache: str = "latent",
     convention: str = "pytorch",
     reset_after: bool = True,
     explain: bool = False,
@@ -88,7 +89,8 @@ def build_report(
 
     ``shapes``, ``flops``, ``memory``: the cost sections to show (one analysis of the
     input ``inputs``, or of the model's own input layout at ``batch`` and ``seq_len``,
-    priced in ``dtype`` with ``training``'s optimizer state and ``mixed_precision``).
+    priced in ``dtype`` with ``training``'s optimizer state and ``mixed_precision``;
+    ``cache``: how latent attention's cache is counted, ``"latent"`` or ``"heads"``).
     ``convention``: the tensors as Keras or ONNX store them (``reset_after``: Keras'
     GRU). ``explain``: the explanation sections. ``inputs`` and ``outputs`` without a cost
     section: a layer's shapes, shown as they are. ``depth``: names longer than this many
@@ -115,6 +117,7 @@ def build_report(
                 dtype=dtype,
                 training=training,
                 mixed_precision=mixed_precision,
+                cache=cache,
             )
     converted: tuple[Converted, Converted | None] | None = None
     if convention != "pytorch":

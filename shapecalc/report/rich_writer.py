@@ -33,6 +33,8 @@ from shapecalc.report.cells import (
     name_tree,
     percent,
     rule_lines,
+    state_lines,
+    state_rows,
     summary_lines,
     table_rows,
     times,
@@ -670,12 +672,42 @@ class CostTable:
                     right={"Bytes"},
                 )
             yield account if account is not None else Text("\n".join("  ".join(r) for r in rows))
+            yield from _state_table(cost, width)
+            notes += [("State", line) for line in state_lines(cost)]
             notes += [("Kept", line) for line in kept_lines(cost)]
             from shapecalc.report.markdown import memory_notes
 
             notes += [("Note", line) for line in memory_notes(cost)]
         notes.append(("Summary", cost_summary(cost)))
         yield _footer(notes, width)
+
+
+def _state_table(cost: Cost, width: int) -> Iterator[RenderableType]:
+    """The inference state by kind of layer; what a layer holds under its kind when the
+    columns do not fit side by side."""
+    rows = state_rows(cost)
+    if not rows:
+        return
+    yield Text("Inference state by kind of layer", style="table.title")
+    names = ("Kind", "Layers", "Each", "Bytes", "Holds")
+    right = {"Layers", "Each", "Bytes"}
+    body = [([Text(c) for c in row], False) for row in rows]
+    table = fitted_table([(n, n) for n in names], body, width, wrap="Holds", right=right)
+    if table is None:
+        under = []
+        for kind, layers, each, total, held in rows:
+            cell = Text(kind)
+            cell.append("\n" + held, style="dim")
+            under.append(([cell, Text(layers), Text(each), Text(total)], False))
+        table = fitted_table(
+            [(n, n) for n in names[:4]],
+            under,
+            width,
+            wrap="Kind",
+            whole={"Kind": [r[0] for r in rows]},
+            right=right,
+        )
+    yield table if table is not None else Text("\n".join("  ".join(r) for r in rows))
 
 
 def _shape_lines(text: str) -> str:

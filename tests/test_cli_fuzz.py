@@ -120,7 +120,7 @@ COMMANDS = [
     ["hf", str(_HERE / "gemma3")],  # --verify lists the vision tower it does not count
     [
         *("gemma3", "--vocab", "16", "--hidden", "8", "--heads", "2", "--layers", "5"),
-        *("--window", "3", "--layer-types", "sliding_attention*2,full_attention"),
+        *("--sliding-window", "3", "--layer-types", "sliding_attention*2,full_attention"),
     ],
     ["lstm", "--hidden", "8", "--vocab", "5"],
     ["gru", "--hidden", "8", "--vocab", "5"],

@@ -81,7 +81,7 @@ def test_which_layers_slide_is_transformers_rule(
     sliding, turned = set(), set()
     for layer in (layer for layer in layers_of if ".layers." in layer.name):
         numbers = {int(n.split(".")[2]) for n in expanded(layer.name.split(" (")[0])}
-        if "scaled_dot_product_attention" in layer.name and layer.spec.window is not None:
+        if "scaled_dot_product_attention" in layer.name and layer.spec.sliding_window is not None:
             sliding |= numbers
         if "(rotary)" in layer.name:
             turned |= numbers
@@ -145,7 +145,7 @@ def test_kept_tensors_equal_autograd_on_the_built_model() -> None:
     from shapecalc.adapters.torch_bridge import build
     from tests.measure import kept_bytes
 
-    model = cohere2(vocab=40, hidden=16, layers=4, heads=4, kv_heads=2, window=4)
+    model = cohere2(vocab=40, hidden=16, layers=4, heads=4, kv_heads=2, sliding_window=4)
     module = build(model, device="cpu")
     for p in module.parameters():
         if p.dim() > 1:
@@ -186,8 +186,8 @@ BASE = ["cohere2", "--vocab", "50", "--hidden", "32", "--layers", "4", "--heads"
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--window", "0"], "--window"),
-        (["--window", "-3"], "--window"),
+        (["--sliding-window", "0"], "--sliding-window"),
+        (["--sliding-window", "-3"], "--sliding-window"),
         (["--layer-types", "full_attention*5"], "--layer-types"),
         (["--layer-types", "global"], "--layer-types"),
         (["--kv-heads", "3"], "--kv-heads"),
@@ -224,5 +224,5 @@ def test_library_errors_name_the_field() -> None:
         cohere2(vocab=50, hidden=32, layers=2, heads=4, layer_types=(FULL,) * 3)
     assert err.value.field == "layer_types"
     with pytest.raises(ShapecalcError) as err:
-        cohere2(vocab=50, hidden=32, layers=2, heads=4, window=0)
-    assert err.value.field == "window"
+        cohere2(vocab=50, hidden=32, layers=2, heads=4, sliding_window=0)
+    assert err.value.field == "sliding_window"

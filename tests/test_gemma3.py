@@ -121,7 +121,7 @@ def test_which_layers_slide_is_transformers_rule(
     sliding = {
         i
         for layer in analyze(model, batch=1, seq_len=4).layers
-        if "scaled_dot_product_attention" in layer.name and layer.spec.window is not None
+        if "scaled_dot_product_attention" in layer.name and layer.spec.sliding_window is not None
         for i in [int(n.split(".")[2]) for n in expanded(layer.name)]
     }
     assert sliding == {i for i, k in enumerate(kinds) if k == SLIDING}
@@ -248,7 +248,9 @@ def test_the_cache_is_what_transformers_keeps(config: dict[str, Any]) -> None:
 
 
 def test_sliding_layers_keep_window_minus_one() -> None:
-    model = gemma3(vocab=32, hidden=16, layers=6, heads=2, head_dim=8, intermediate=8, window=4)
+    model = gemma3(
+        vocab=32, hidden=16, layers=6, heads=2, head_dim=8, intermediate=8, sliding_window=4
+    )
     cost = analyze(model, batch=1, seq_len=100, training="none")
     per_layer = cost.state_per_layer()
     token = 2 * 2 * 8 * 4  # keys and values, 2 kv heads of 8, fp32
@@ -315,7 +317,7 @@ def test_kept_tensors_equal_autograd_on_the_built_model() -> None:
     from shapecalc.adapters.torch_bridge import build
     from tests.measure import kept_bytes
 
-    model = gemma3(vocab=40, hidden=16, layers=3, heads=4, kv_heads=2, head_dim=6, window=4)
+    model = gemma3(vocab=40, hidden=16, layers=3, heads=4, kv_heads=2, head_dim=6, sliding_window=4)
     module = build(model, device="cpu")
     for p in module.parameters():
         if p.dim() > 1:
@@ -360,8 +362,8 @@ BASE = ["gemma3", "--vocab", "50", "--hidden", "32", "--layers", "4", "--heads",
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--window", "0"], "--window"),
-        (["--window", "W"], "--window"),
+        (["--sliding-window", "0"], "--sliding-window"),
+        (["--sliding-window", "W"], "--sliding-window"),
         (["--layer-types", "sliding_attention*5"], "--layer-types"),
         (["--layer-types", "local_attention"], "--layer-types"),
         (["--layer-types", ""], "--layer-types"),
@@ -383,7 +385,7 @@ def test_wrong_input_is_one_line(extra: list[str], message: str) -> None:
 
 def test_a_window_larger_than_anything_is_taken() -> None:
     """transformers takes it: every layer then keeps every position."""
-    model = gemma3(vocab=50, hidden=32, layers=2, heads=4, window=10**9)
+    model = gemma3(vocab=50, hidden=32, layers=2, heads=4, sliding_window=10**9)
     cost = analyze(model, batch=1, seq_len=64, training="none")
     assert len(set(cost.state_per_layer().values())) == 1
 
@@ -416,7 +418,7 @@ def test_a_wrong_config_is_one_line(change: dict[str, Any], field: str, tmp_path
 def test_a_long_pattern_is_runs_of_consecutive_layers() -> None:
     """sliding_window_pattern 2000 over 5000 layers: two global layers, as transformers
     lays them out, in five runs (not 2000 runs a step apart)."""
-    sizes = {"vocab": 50, "hidden": 32, "heads": 4, "window": 8}
+    sizes = {"vocab": 50, "hidden": 32, "heads": 4, "sliding_window": 8}
     model = gemma3(**sizes, layers=5000, sliding_pattern=2000)
     runs = [split_name(r.name)[2] for r in model.rows() if r.name.endswith("q_proj.weight")]
     assert runs == ["{0..1998}", "1999", "{2000..3998}", "3999", "{4000..4999}"]
@@ -429,5 +431,5 @@ def test_library_errors_name_the_field() -> None:
         gemma3(vocab=50, hidden=32, layers=2, heads=4, layer_types=(SLIDING,) * 3)
     assert err.value.field == "layer_types"
     with pytest.raises(ShapecalcError) as err:
-        gemma3(vocab=50, hidden=32, layers=2, heads=4, window=0)
-    assert err.value.field == "window"
+        gemma3(vocab=50, hidden=32, layers=2, heads=4, sliding_window=0)
+    assert err.value.field == "sliding_window"

@@ -347,7 +347,7 @@ def gemma3_twin(c: Any) -> Any:
         "head_dim": c.head_dim or c.hidden // c.heads,
         "intermediate_size": c.intermediate or 4 * c.hidden,
         "attention_bias": c.attention_bias,
-        "sliding_window": c.window,
+        "sliding_window": c.sliding_window,
         "layer_types": _kinds(c),
         "pad_token_id": 0,
     }
@@ -376,7 +376,7 @@ def cohere2_twin(c: Any) -> Any:
         head_dim=c.head_dim or c.hidden // c.heads,
         intermediate_size=c.intermediate or 4 * c.hidden,
         attention_bias=c.attention_bias,
-        sliding_window=c.window,
+        sliding_window=c.sliding_window,
         layer_types=_kinds(c),
         tie_word_embeddings=c.tie_weights,
         pad_token_id=0,

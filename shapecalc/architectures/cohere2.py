@@ -27,6 +27,7 @@ from shapecalc.architectures.gemma3 import (
     layer_types_written,
     read_kinds,
     sliding_pattern,
+    window_note,
     window_size,
 )
 from shapecalc.architectures.llama import _read as _llama_read
@@ -84,7 +85,7 @@ class Cohere2(GroupedQueryLM):
         "kv_heads",
         "head_dim",
         "intermediate",
-        "window",
+        "sliding_window",
         "sliding_pattern",
     )
 
@@ -95,7 +96,7 @@ class Cohere2(GroupedQueryLM):
     kv_heads: Any = tf.kv_heads()
     head_dim: Any = tf.head_dim()
     intermediate: Any = tf.intermediate("intermediate_size")
-    window: Any = window_size()
+    sliding_window: Any = window_size()
     layer_types: tuple[str, ...] = kinds_argument(
         _EVERY, "three sliding layers, then a global one (sliding_window_pattern 4)"
     )
@@ -119,7 +120,7 @@ class Cohere2(GroupedQueryLM):
                 "kv_heads": "num_key_value_heads",
                 "head_dim": "head_dim",
                 "attention_bias": "attention_bias",
-                "window": "sliding_window",
+                "sliding_window": "sliding_window",
                 "layer_types": "layer_types",
                 "sliding_pattern": "sliding_window_pattern",
             },
@@ -153,6 +154,7 @@ class Cohere2(GroupedQueryLM):
             dropped=(r"rotary_emb\.inv_freq",),
             read=_read,
             write=tf.first_padding,
+            notes=window_note(_EVERY),
         ),
     )
 
@@ -192,8 +194,8 @@ class Cohere2(GroupedQueryLM):
         heads = f"{dim_str(a)} query heads over {dim_str(kv)} key and value heads of {dim_str(d)}"
         if kind == SLIDING:
             qkv = parallel(("q_proj", Rotary(a, d)), ("k_proj", Rotary(kv, d)), "v_proj")
-            sdpa = ScaledDotProductAttention(a, kv, d, window=self.window)
-            what = f"{heads}, rotary, a sliding window of {self.window:,}"
+            sdpa = ScaledDotProductAttention(a, kv, d, window=self.sliding_window)
+            what = f"{heads}, rotary, a sliding window of {self.sliding_window:,}"
         else:
             qkv = parallel("q_proj", "k_proj", "v_proj")
             sdpa = ScaledDotProductAttention(a, kv, d)
@@ -230,7 +232,7 @@ class Cohere2(GroupedQueryLM):
 
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
         d, q_width, kv_width = self._widths()
-        h, w = self.hidden, self.window
+        h, w = self.hidden, self.sliding_window
         sliding = self.sliding_layers()
         share = (
             f"{sliding} of the {self.layers} layers"

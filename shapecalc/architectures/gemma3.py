@@ -47,11 +47,12 @@ __all__ = [
     "layer_types_written",
     "read_kinds",
     "sliding_pattern",
+    "window_note",
 ]
 
 SLIDING, FULL = "sliding_attention", "full_attention"
 #: the layer kinds of a stack of sliding and global attention (transformers' names)
-KINDS = (SLIDING, FULL)
+KINDS = tf.SLIDING_KINDS
 #: a stack of layers shows at most this many runs (a layer_types list without a pattern)
 MAX_RUNS = 1024
 #: a layer_types list of at most this many layers is laid out in the fewest runs (a
@@ -233,6 +234,32 @@ def read_kinds(f: Any, out: dict[str, Any]) -> None:
         out["sliding_pattern"] = None  # transformers reads it only without layer_types
 
 
+def window_note(default: int) -> Callable[[Mapping[str, Any], Mapping[str, Any]], list[str]]:
+    """The note of a model read from a config: which layers slide, and what
+    transformers' cache keeps there."""
+
+    def notes(config: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
+        layers, window = arguments.get("layers"), arguments.get("sliding_window")
+        if not isinstance(layers, int) or not isinstance(window, int):
+            return []
+        given: tuple[str, ...] = arguments.get("layer_types") or ()
+        every = arguments.get("sliding_pattern") or default
+        if given:
+            sliding = sum(1 for k in given if k == SLIDING)
+            which = "as layer_types says"
+        else:
+            sliding = layers - layers // every
+            which = f"every layer but each {every}th (sliding_window_pattern {every})"
+        kept = f"the last {window - 1:,} positions" if window > 1 else "every position"
+        return [
+            f"sliding_window {window:,}: {sliding} of the {layers} layers attend over the last "
+            f"{window:,} positions, {which}; transformers' cache keeps {kept} there, as the "
+            "inference state counts"
+        ]
+
+    return notes
+
+
 def sliding_pattern(default: int) -> Any:
     return size(
         "P",
@@ -343,7 +370,7 @@ _TEXT_KEYS: dict[str, str] = {
     "kv_heads": "num_key_value_heads",
     "head_dim": "head_dim",
     "attention_bias": "attention_bias",
-    "window": "sliding_window",
+    "sliding_window": "sliding_window",
     "layer_types": "layer_types",
     "sliding_pattern": "sliding_window_pattern",
 }
@@ -379,7 +406,7 @@ class Gemma3(GroupedQueryLM):
     they differ in what attention sees and what the cache keeps.
 
         >>> m = gemma3(vocab=262144, hidden=1152, layers=26, heads=4, kv_heads=1,
-        ...            head_dim=256, intermediate=6912, window=512)
+        ...            head_dim=256, intermediate=6912, sliding_window=512)
         >>> m.total
         999885952
     """
@@ -389,7 +416,7 @@ class Gemma3(GroupedQueryLM):
     title: ClassVar[str] = "Gemma 3 decoder (sliding and global attention)"
     example: ClassVar[str] = (
         "--vocab 262144 --hidden 1152 --layers 26 --heads 4 --kv-heads 1 --head-dim 256 "
-        "--intermediate 6912 --window 512"
+        "--intermediate 6912 --sliding-window 512"
     )
     budget: ClassVar[str] = "1B"
     size_order: ClassVar[tuple[str, ...]] = (
@@ -400,7 +427,7 @@ class Gemma3(GroupedQueryLM):
         "kv_heads",
         "head_dim",
         "intermediate",
-        "window",
+        "sliding_window",
         "sliding_pattern",
         "labels",
     )
@@ -412,7 +439,7 @@ class Gemma3(GroupedQueryLM):
     kv_heads: Any = tf.kv_heads()
     head_dim: Any = tf.head_dim()
     intermediate: Any = tf.intermediate("intermediate_size")
-    window: Any = window_size()
+    sliding_window: Any = window_size()
     layer_types: tuple[str, ...] = kinds_argument(
         6, "five sliding layers, then a global one (sliding_window_pattern 6)"
     )
@@ -471,6 +498,7 @@ class Gemma3(GroupedQueryLM):
             strict_heads=True,
             read=_read,
             write=tf.first_padding,
+            notes=window_note(6),
         ),
         HFType(
             model_type="gemma3",
@@ -542,7 +570,7 @@ class Gemma3(GroupedQueryLM):
             ("k_proj", SplitHeads(kv, d), "k_norm", Rotary(kv, d)),
             "v_proj",
         )
-        w = self.window if kind == SLIDING else None
+        w = self.sliding_window if kind == SLIDING else None
         sdpa = ScaledDotProductAttention(a, kv, d, window=w)
         what = (
             f"{dim_str(a)} query heads over {dim_str(kv)} key and value heads of {dim_str(d)}, "
@@ -637,7 +665,7 @@ class Gemma3(GroupedQueryLM):
     # -- explanation ----------------------------------------------------------------------
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
         d, q_width, kv_width = self._widths()
-        h, w = self.hidden, self.window
+        h, w = self.hidden, self.sliding_window
         sliding = self.sliding_layers()
         share = (
             f"{sliding} of the {self.layers} layers"

@@ -81,7 +81,7 @@ def test_which_layers_slide_is_transformers_rule(
     sliding, turned = set(), set()
     for layer in (layer for layer in layers_of if ".layers." in layer.name):
         numbers = {int(n.split(".")[2]) for n in expanded(layer.name.split(" (")[0])}
-        if "scaled_dot_product_attention" in layer.name and layer.spec.sliding_window is not None:
+        if "scaled_dot_product_attention" in layer.name and layer.spec.window is not None:
             sliding |= numbers
         if "(rotary)" in layer.name:
             turned |= numbers

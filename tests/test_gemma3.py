@@ -121,7 +121,7 @@ def test_which_layers_slide_is_transformers_rule(
     sliding = {
         i
         for layer in analyze(model, batch=1, seq_len=4).layers
-        if "scaled_dot_product_attention" in layer.name and layer.spec.sliding_window is not None
+        if "scaled_dot_product_attention" in layer.name and layer.spec.window is not None
         for i in [int(n.split(".")[2]) for n in expanded(layer.name)]
     }
     assert sliding == {i for i, k in enumerate(kinds) if k == SLIDING}

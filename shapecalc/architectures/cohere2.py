@@ -21,6 +21,7 @@ from shapecalc.architectures.cohere import parallel_block
 from shapecalc.architectures.gemma3 import (
     SLIDING,
     check_kinds,
+    consistent_kinds,
     count_sliding,
     kind_stack,
     kinds_argument,
@@ -169,10 +170,7 @@ class Cohere2(GroupedQueryLM):
     @classmethod
     def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
         out = super().consistent(arguments)
-        kinds, layers = out.get("layer_types") or (), out["layers"]
-        if isinstance(layers, int) and len(kinds) > layers:
-            out["layer_types"] = tuple(kinds[:layers])
-        return out
+        return consistent_kinds(out)
 
     def hf_values(self) -> dict[str, Any]:
         """The sizes as a config writes them, and layer_types one kind per layer."""

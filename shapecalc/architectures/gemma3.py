@@ -41,6 +41,7 @@ from shapecalc.layers.functional import Rotary, ScaledDotProductAttention, Split
 __all__ = [
     "Gemma3",
     "check_kinds",
+    "consistent_kinds",
     "count_sliding",
     "gemma3",
     "kind_stack",
@@ -188,6 +189,17 @@ def check_kinds(model: Any, default: int, name: str = "layer_types") -> None:
             )
 
 
+def consistent_kinds(out: dict[str, Any]) -> dict[str, Any]:
+    """Drawn arguments made consistent: no more kinds than layers, and no pattern beside
+    them (layer_types replaces it)."""
+    kinds, layers = out.get("layer_types") or (), out["layers"]
+    if isinstance(layers, int) and len(kinds) > layers:
+        out["layer_types"] = tuple(kinds[:layers])
+    if out.get("layer_types"):
+        out["sliding_pattern"] = None
+    return out
+
+
 def count_sliding(model: Any, default: int) -> int | None:
     """How many of ``model.layers`` layers slide (None with a symbolic layer count): the
     kinds given, a pattern repeated, or the rule of sliding_pattern P (all but every
@@ -319,6 +331,12 @@ def _read_conditional(f: Any, out: dict[str, Any]) -> None:
         raise f.fail("text_config", text, "text_config must be an object or null")
     f.raw("vision_config")  # read: it shapes the vision tower, not counted yet
     inner = {k: v for k, v in _text(f.config).items() if k not in ("architectures",)}
+    if inner.get("model_type", "gemma3_text") != "gemma3_text":
+        raise f.fail(
+            "text_config",
+            inner["model_type"],
+            "text_config's model_type must be gemma3_text (Gemma3Config's text model)",
+        )
     inner["model_type"] = "gemma3_text"
     inner.pop("tie_word_embeddings", None)
     try:
@@ -361,7 +379,8 @@ def _not_counted(config: Mapping[str, Any], arguments: Mapping[str, Any]) -> lis
         "not counted yet: "
         + " and ".join(f"{what} ({prefix}…)" for prefix, what in _VISION.items())
         + "; every number here is the language model's (text_config) and its head alone, "
-        "not Gemma3ForConditionalGeneration's whole"
+        "not Gemma3ForConditionalGeneration's whole",
+        *window_note(6)(config, arguments),
     ]
 
 
@@ -544,10 +563,7 @@ class Gemma3(GroupedQueryLM):
     @classmethod
     def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
         out = super().consistent(arguments)
-        kinds, layers = out.get("layer_types") or (), out["layers"]
-        if isinstance(layers, int) and len(kinds) > layers:
-            out["layer_types"] = tuple(kinds[:layers])
-        return out
+        return consistent_kinds(out)
 
     def hf_values(self) -> dict[str, Any]:
         """The sizes as a config writes them, and layer_types one kind per layer."""

@@ -117,7 +117,7 @@ COMMANDS = [
     ],
     ["hf", str(_HERE / "gemma3_text"), "--verify"],
     ["hf", str(_HERE / "cohere2"), "--verify"],
-    ["hf", str(_HERE / "gemma3")],  # --verify lists the vision tower it does not count
+    ["hf", str(_HERE / "gemma3"), "--verify"],  # the vision tower left out, and said
     [
         *("gemma3", "--vocab", "16", "--hidden", "8", "--heads", "2", "--layers", "5"),
         *("--sliding-window", "3", "--layer-types", "sliding_attention*2,full_attention"),

@@ -83,7 +83,7 @@ def test_drawn_configs_equal_what_transformers_builds(
     found = hf_model(folder)
     built = reference(folder, found.class_name)
     model = found.model()
-    uncounted = found.family.uncounted
+    uncounted = model.uncounted
     assert model.named_parameters() == params(built, uncounted)
     assert model.total == counted(built, uncounted)
     # the command says the same: its JSON's tensors, runs expanded, are transformers' own
@@ -131,8 +131,8 @@ def test_every_class_of_every_type_builds_as_transformers_does(tmp_path: Path) -
                 continue
             model = from_hf_config(folder)
             built = reference(folder, class_name)
-            assert model.named_parameters() == params(built, family.uncounted), class_name
-            assert model.total == counted(built, family.uncounted), class_name
+            assert model.named_parameters() == params(built, model.uncounted), class_name
+            assert model.total == counted(built, model.uncounted), class_name
 
 
 # -- what the tables hold, against transformers' config classes ----------------------------

@@ -543,7 +543,6 @@ class Gemma3(GroupedQueryLM):
             ),
             dropped=(r"(^|\.)position_ids$",),  # the vision tower's positions
             text_type="gemma3_text",
-            uncounted=_VISION,
             read=_read_conditional,
             write=_write_conditional,
             notes=_not_counted,
@@ -656,6 +655,7 @@ class Gemma3(GroupedQueryLM):
                 group_depth=3,
                 head="lm_head",
                 name="Gemma3ForConditionalGeneration, its language model only (no vision tower)",
+                uncounted=_VISION,
             )
         return self.causal_lm("Gemma3ForCausalLM", "model", body, "embed_tokens", "head")
 

@@ -127,9 +127,6 @@ class HFType(FrozenMethods):
     #: a multimodal type read as its language model: the model type of its
     #: ``text_config`` (the ``read`` hook reads it so; test strategies draw it so)
     text_type: str = ""
-    #: name prefixes of the class's tensors shapecalc does not count yet -> what they are
-    #: (a vision tower): the class holds them, the model here does not, and a note says so
-    uncounted: Mapping[str, str] = field(default_factory=dict)
     #: config (read through the reader's fields) -> arguments: what the table cannot say;
     #: called with the reader and the arguments read so far, changes them in place
     read: Callable[[Any, dict[str, Any]], None] | None = field(default=None, repr=False)

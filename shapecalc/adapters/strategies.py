@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from hypothesis import strategies as st
 
 from shapecalc.core.declare import NOTHING, Architecture, Argument, arguments_of
+from shapecalc.core.errors import InvalidArgumentError
 
 __all__ = ["configs"]
 
@@ -66,8 +67,14 @@ def _arguments(draw: st.DrawFn, cls: type[A], sizes: st.SearchStrategy[int]) -> 
             values[f.name] = tuple(draw(kinds))
         else:
             values[f.name] = draw(_number(argument))
-    ordered = {f.name: values[f.name] for f, _ in fields}
-    return cls(**cls.consistent(ordered))
+    ordered = cls.consistent({f.name: values[f.name] for f, _ in fields})
+    kinds = [f.name for f, argument in fields if argument.kind == "kinds" and ordered[f.name]]
+    try:
+        return cls(**ordered)
+    except InvalidArgumentError as err:  # a drawn pattern the other arguments do not allow
+        if err.field not in kinds:  # (a sliding layer without a window): the type's rule
+            raise
+        return cls(**{**ordered, **dict.fromkeys(kinds, ())})
 
 
 def configs(cls: type[A], sizes: st.SearchStrategy[int] = SIZES) -> st.SearchStrategy[A]:

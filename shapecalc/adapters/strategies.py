@@ -63,8 +63,8 @@ def _arguments(draw: st.DrawFn, cls: type[A], sizes: st.SearchStrategy[int]) -> 
         elif argument.kind == "indices":
             values[f.name] = tuple(draw(st.lists(st.integers(0, 7), max_size=3, unique=True)))
         elif argument.kind == "kinds":  # none (the type's rule), or a pattern of up to 3
-            kinds = st.lists(st.sampled_from(argument.options), max_size=3)
-            values[f.name] = tuple(draw(kinds))
+            pattern = st.lists(st.sampled_from(argument.options), max_size=3)
+            values[f.name] = tuple(draw(pattern))
         else:
             values[f.name] = draw(_number(argument))
     ordered = cls.consistent({f.name: values[f.name] for f, _ in fields})

@@ -314,47 +314,6 @@ def _read(f: Any, out: dict[str, Any]) -> None:
     read_kinds(f, out)
 
 
-def _text(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A gemma3 config's text_config (the class's defaults when absent or null)."""
-    text = config.get("text_config")
-    return dict(text) if isinstance(text, dict) else {}
-
-
-def _read_conditional(f: Any, out: dict[str, Any]) -> None:
-    """A gemma3 config: its text_config read as a gemma3_text config (every rule of that
-    type, refusals naming ``text_config.<field>``); the head tied as the outer config
-    says (Gemma3ForConditionalGeneration ties by its own tie_word_embeddings)."""
-    from shapecalc.adapters.hf_config import hf_model
-
-    text = f.raw("text_config")
-    if text is not None and not isinstance(text, dict):
-        raise f.fail("text_config", text, "text_config must be an object or null")
-    f.raw("vision_config")  # read: it shapes the vision tower, not counted yet
-    inner = {k: v for k, v in _text(f.config).items() if k not in ("architectures",)}
-    if inner.get("model_type", "gemma3_text") != "gemma3_text":
-        raise f.fail(
-            "text_config",
-            inner["model_type"],
-            "text_config's model_type must be gemma3_text (Gemma3Config's text model)",
-        )
-    inner["model_type"] = "gemma3_text"
-    inner.pop("tie_word_embeddings", None)
-    try:
-        found = hf_model(inner, class_name="Gemma3ForCausalLM")
-    except InvalidArgumentError as err:
-        message = err.message.removeprefix("config: ").removeprefix("config.json: ")
-        raise InvalidArgumentError(
-            f"{f.label}: text_config: {message}",
-            field=f"text_config.{err.field}" if err.field else "text_config",
-            value=err.value,
-            rule=err.rule,
-        ) from None
-    arguments = found.architecture.arguments()
-    for name in ("head", "labels", "tie_weights"):
-        arguments.pop(name, None)
-    out.update(arguments)
-
-
 def _write_conditional(model: Any, reference: Reference) -> Reference | None:
     """The language model's fields as the text_config of a Gemma3Config."""
     config = dict(reference.config)
@@ -543,7 +502,6 @@ class Gemma3(GroupedQueryLM):
             ),
             dropped=(r"(^|\.)position_ids$",),  # the vision tower's positions
             text_type="gemma3_text",
-            read=_read_conditional,
             write=_write_conditional,
             notes=_not_counted,
         ),

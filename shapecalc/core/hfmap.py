@@ -125,7 +125,7 @@ class HFType(FrozenMethods):
     #: what the argument is called in ``--explain`` when not its field (RoBERTa's context)
     explained: Mapping[str, str] = field(default_factory=dict)
     #: a multimodal type read as its language model: the model type of its
-    #: ``text_config`` (the ``read`` hook reads it so; test strategies draw it so)
+    #: ``text_config``, read as a config of that type (of the same architecture)
     text_type: str = ""
     #: config (read through the reader's fields) -> arguments: what the table cannot say;
     #: called with the reader and the arguments read so far, changes them in place

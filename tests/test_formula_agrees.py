@@ -131,6 +131,19 @@ def test_formula_at_the_values_is_the_concrete_cost(command: str, data: st.DataO
     sizes: dict[str, Dim] = {**config.sizes(), "B": batch, "T": seq_len}
     expected = _numbers(concrete, sizes)
     got = _numbers(symbolic, sizes)
+    # a sliding layer with T a letter keeps its window (the count for a context longer
+    # than it: min(T, W - 1) is no polynomial); shorter, the concrete count is smaller
+    windows = [s.window for _, s in symbolic.state if s.capped and s.window is not None]
+    if windows and seq_len < max(windows):
+        event("a window longer than the context")
+        for numbers in (expected, got):
+            numbers.pop("memory: inference state", None)
+    # the largest live tensors at inference: the largest of several formulas is no formula,
+    # so those lines come with numbers only
+    for label in ("activations, prefill", "activations, decode step", "inference total"):
+        if f"memory: {label}" not in got or f"memory: {label}" not in expected:
+            expected.pop(f"memory: {label}", None)
+            got.pop(f"memory: {label}", None)
     assert list(got) == list(expected)
     for name, value in expected.items():
         assert got[name] == value, (name, got[name], value)

@@ -555,7 +555,7 @@ def test_a_sliding_window_is_said_of_the_kv_cache() -> None:
         "num_key_value_heads": 2,
     }
     notes = hf_model(mistral).model().notes
-    assert any("sliding_window 4,096" in n and "2 of the 2 layers" in n for n in notes)
+    assert any("sliding_window 4,096: 2 of the 2 layers (all)" in n for n in notes)
     gemma2 = {
         **BASE,
         "model_type": "gemma2",
@@ -564,7 +564,7 @@ def test_a_sliding_window_is_said_of_the_kv_cache() -> None:
         "head_dim": 16,
         "num_hidden_layers": 3,
     }
-    assert any("2 of the 3 layers" in n for n in hf_model(gemma2).model().notes)
+    assert any("2 of the 3 layers (0, 2)" in n for n in hf_model(gemma2).model().notes)
     assert not any("sliding" in n for n in from_hf_config(BASE).notes)
 
 

@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 from hypothesis import strategies as st
 
 from shapecalc.core.declare import NOTHING, Architecture, Argument, arguments_of
-from shapecalc.core.errors import InvalidArgumentError
 
 __all__ = ["configs"]
 
@@ -62,19 +61,12 @@ def _arguments(draw: st.DrawFn, cls: type[A], sizes: st.SearchStrategy[int]) -> 
             values[f.name] = draw(st.sampled_from(argument.options))
         elif argument.kind == "indices":
             values[f.name] = tuple(draw(st.lists(st.integers(0, 7), max_size=3, unique=True)))
-        elif argument.kind == "kinds":  # none (the type's rule), or a pattern of up to 3
-            pattern = st.lists(st.sampled_from(argument.options), max_size=3)
-            values[f.name] = tuple(draw(pattern))
+        elif argument.kind == "kinds":  # a pattern (the architecture fits it to its layers)
+            values[f.name] = tuple(draw(st.lists(st.sampled_from(argument.options), max_size=3)))
         else:
             values[f.name] = draw(_number(argument))
-    ordered = cls.consistent({f.name: values[f.name] for f, _ in fields})
-    kinds = [f.name for f, argument in fields if argument.kind == "kinds" and ordered[f.name]]
-    try:
-        return cls(**ordered)
-    except InvalidArgumentError as err:  # a drawn pattern the other arguments do not allow
-        if err.field not in kinds:  # (a sliding layer without a window): the type's rule
-            raise
-        return cls(**{**ordered, **dict.fromkeys(kinds, ())})
+    ordered = {f.name: values[f.name] for f, _ in fields}
+    return cls(**cls.consistent(ordered))
 
 
 def configs(cls: type[A], sizes: st.SearchStrategy[int] = SIZES) -> st.SearchStrategy[A]:

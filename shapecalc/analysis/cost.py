@@ -199,6 +199,11 @@ class StateGroup:
     def total(self) -> Dim:
         return self.layers * self.each
 
+    @property
+    def sliding_window(self) -> int | None:
+        """A sliding layer's window: the positions kept and the one a query adds."""
+        return self.window + 1 if self.window and self.kind == "sliding attention" else None
+
 
 @dataclass(frozen=True)
 class MemoryLine:
@@ -506,8 +511,8 @@ class Cost:
                 inputs = [_last(shape, self.seq_len) for shape in inputs]
                 outputs = [_last(shape, self.seq_len) for shape in outputs]
             here = sum((product(x) for x in (*inputs, *outputs)), start=0) * size
-            prefix, numbers = layer_part(c.name)
-            block = prefix if numbers is not None else ""
+            prefix, _ = layer_part(c.name)
+            block = prefix if prefix != c.name.split(" ")[0] else ""  # a layer of a stack
             if block and block not in blocks:
                 blocks[block] = product(c.inputs[0]) * size if c.inputs else 0
             total = here + (blocks[block] if block else 0)
@@ -650,10 +655,11 @@ class Cost:
                 rule += f"; {count_str(per_token)} bytes per token of context"
             kinds = ", ".join(
                 f"{dim_str(g.layers)} {g.kind}"
-                + (f" (window {g.window + 1:,})" if g.window else "")
+                + (f" (window {g.sliding_window:,})" if g.sliding_window else "")
                 for g in groups
             )
-            rule += f"; layers: {kinds}"
+            if any(g.kind != "recurrent" for g in groups):  # an RNN's h and c say it all
+                rule += f"; layers: {kinds}"
             if any(g.kind == "latent attention" for g in groups):
                 rule += f"; latent attention as {CACHE_NAMES[self.cache]}"
             if any(g.capped for g in groups) and known(self.seq_len or 0) is None:
@@ -667,8 +673,8 @@ class Cost:
         """At inference: the largest live tensors of the forward (prefill) and of one
         decode step, and the total with the weights and the state."""
         prefill = self.inference_peak()
-        if prefill is None:
-            return []
+        if prefill is None or known(prefill.bytes) is None:
+            return []  # the largest of several formulas is no formula: give B, T and sizes
         out = [MemoryLine("activations, prefill", prefill.bytes, _peak_rule(self, prefill))]
         peak = prefill.bytes
         step = self.decode()
@@ -692,7 +698,13 @@ class Cost:
     @property
     def training_bytes(self) -> Dim:
         """Everything a training step holds at once (the inference state excluded)."""
-        skipped = ("inference state", "activations, recomputed")
+        skipped = (
+            "inference state",
+            "activations, recomputed",
+            "activations, prefill",
+            "activations, decode step",
+            "inference total",
+        )
         return sum((line.bytes for line in self.memory if line.label not in skipped), start=0)
 
     def describe_input(self) -> str:

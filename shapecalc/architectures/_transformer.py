@@ -30,7 +30,7 @@ from shapecalc.layers._function import Select
 from shapecalc.layers._linear import Linear
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from fractions import Fraction
 
 __all__ = [
@@ -118,13 +118,20 @@ def window_notes(config: Any, arguments: Any) -> list[str]:
         return []
     kinds = given or ("sliding_attention",) * layers
     sliding = [i for i, k in enumerate(kinds) if k == "sliding_attention"]
-    which = "every layer" if len(sliding) == layers else f"layers {listed_numbers(sliding)}"
+    which = "all" if len(sliding) == layers else listed_numbers(sliding)
     kept = f"the last {window - 1:,} positions" if window > 1 else "every position"
-    return [
-        f"sliding_window {window:,}: {which} ({len(sliding)} of the {layers}) attend over "
-        f"the last {window:,} positions; transformers' cache keeps {kept} there, as the "
+    notes = [
+        f"sliding_window {window:,}: {len(sliding)} of the {layers} layers ({which}) attend "
+        f"over the last {window:,} positions; transformers' cache keeps {kept} there, as the "
         "inference state counts"
     ]
+    context = config.get("max_position_embeddings") if isinstance(config, dict) else None
+    if isinstance(context, int) and not isinstance(context, bool) and window > context:
+        notes.append(
+            f"sliding_window {window:,} is longer than max_position_embeddings {context:,}: "
+            "within that context no layer's window ever fills, every position is kept"
+        )
+    return notes
 
 
 def listed_numbers(numbers: list[int]) -> str:
@@ -695,11 +702,31 @@ class Windowed:
     sliding_window: int | None
     layer_types: tuple[str, ...]
 
-    def default_kinds(self) -> tuple[str, ...] | None:
+    @classmethod
+    def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
+        """A drawn pattern no longer than the layers, and a window where a layer slides."""
+        out: dict[str, Any] = super().consistent(arguments)  # type: ignore[misc]
+        kinds = tuple(out.get("layer_types") or ()) or cls.default_pattern(out) or ()
+        layers = out.get("layers")
+        if kinds and isinstance(layers, int):
+            out["layer_types"] = kinds = kinds[:layers]
+            if len(set(kinds)) > 1:  # both kinds: runs of 2 or more, of equal length, as
+                p = len(kinds)  # published stacks have them (the first the longest, with
+                out["layers"] = max(2 * p, -(-layers // p) * p)  # L a number or a letter)
+        if "sliding_attention" in kinds and out.get("sliding_window") is None:
+            out["sliding_window"] = 4
+        return out
+
+    @classmethod
+    def default_pattern(cls, arguments: Mapping[str, Any]) -> tuple[str, ...] | None:
         """The kinds when layer_types is not given: every layer sliding when there is a
         window (Mistral's rule), else None (all attend over the whole context); a family
-        whose default differs (Gemma 2: every other layer) says so."""
-        return ("sliding_attention",) if self.sliding_window is not None else None
+        whose default differs (gpt-oss: every other layer) says so."""
+        return ("sliding_attention",) if arguments.get("sliding_window") is not None else None
+
+    def default_kinds(self) -> tuple[str, ...] | None:
+        """:meth:`default_pattern` of this model's arguments."""
+        return self.default_pattern({"sliding_window": self.sliding_window})
 
     def window_pattern(self) -> tuple[str, ...] | None:
         """The layer kinds as given or by the family's rule: one per layer, or a pattern
@@ -743,10 +770,17 @@ class Windowed:
             kind: block(self.sliding_window if kind == "sliding_attention" else None)
             for kind in dict.fromkeys(pattern)
         }
+        if len(made) == 1:  # every layer alike: one run, as any stack of one kind
+            return ModuleList(next(iter(made.values())), self.layers)
         n = known(self.layers)
-        if n is None:
-            return Block("ModuleList", cycle([made[k] for k in pattern], self.layers))
-        return Block("ModuleList", runs([made[pattern[i % len(pattern)]] for i in range(n)]))
+        if n is None or len(pattern) < n:  # a pattern repeated: its shortest period in turn
+            period = next(
+                p
+                for p in range(1, len(pattern) + 1)
+                if len(pattern) % p == 0 and pattern == pattern[:p] * (len(pattern) // p)
+            )
+            return Block("ModuleList", cycle([made[k] for k in pattern[:period]], self.layers))
+        return Block("ModuleList", runs([made[k] for k in pattern]))  # one kind per layer
 
     def sliding_count(self) -> Dim:
         """How many layers slide."""
@@ -860,12 +894,13 @@ class WindowRule:
 
     def read(self, f: Any, out: dict[str, Any]) -> None:
         """``sliding_window`` and ``layer_types`` of the arguments, from the config: no
-        window when no layer slides, no list when every layer does."""
+        window when no layer slides, no list when every layer does (but for a type whose
+        default alternates)."""
         window, types = self.kinds(f)
         if "sliding_attention" not in types:
             out["sliding_window"], out["layer_types"] = None, ()
-        elif all(t == "sliding_attention" for t in types):
-            out["sliding_window"], out["layer_types"] = window, ()
+        elif all(t == "sliding_attention" for t in types) and self.kind != "alternate":
+            out["sliding_window"], out["layer_types"] = window, ()  # the stack's own default
         else:
             out["sliding_window"], out["layer_types"] = window, tuple(types)
 

@@ -11,6 +11,7 @@ MXFP4-quantized (``--moe-layout checkpoint``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
@@ -145,6 +146,7 @@ class GptOss(tf.Windowed, GroupedQueryLM):
                 "attention_bias": "attention_bias",
             },
             defaults={
+                "sliding_window": _WINDOW,
                 "vocab_size": 201088,
                 "hidden_size": 2880,
                 "num_hidden_layers": 36,
@@ -166,6 +168,8 @@ class GptOss(tf.Windowed, GroupedQueryLM):
                     "rope_scaling",
                     "rope_theta",
                     "attention_dropout",
+                    "sliding_window",  # no tensor: read for the cache by the window rule
+                    "layer_types",
                     "hidden_act",
                     "swiglu_alpha",
                     "swiglu_limit",
@@ -188,9 +192,12 @@ class GptOss(tf.Windowed, GroupedQueryLM):
         ),
     )
 
-    def default_kinds(self) -> tuple[str, ...] | None:
+    @classmethod
+    def default_pattern(cls, arguments: Mapping[str, Any]) -> tuple[str, ...] | None:
         """Every other layer slides, layer 0 first, when there is a window."""
-        return None if self.sliding_window is None else ("sliding_attention", "full_attention")
+        if arguments.get("sliding_window") is None:
+            return None
+        return ("sliding_attention", "full_attention")
 
     # -- checks ---------------------------------------------------------------------------
     def check(self) -> None:

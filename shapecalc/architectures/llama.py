@@ -301,6 +301,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             qa_body="model",
             prefix="Mistral",
             defaults=_defaults(
+                sliding_window=4096,
                 vocab_size=32000,
                 hidden_size=4096,
                 num_hidden_layers=32,
@@ -317,6 +318,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             qa_body="model",
             prefix="Mixtral",
             defaults=_defaults(
+                sliding_window=None,
                 vocab_size=32000,
                 hidden_size=4096,
                 num_hidden_layers=32,
@@ -338,6 +340,9 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             qa_body="transformer",
             prefix="Qwen2",
             defaults=_defaults(
+                sliding_window=4096,
+                use_sliding_window=False,
+                max_window_layers=28,
                 vocab_size=151936,
                 hidden_size=4096,
                 num_hidden_layers=32,
@@ -356,6 +361,9 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             qa_body="transformer",
             prefix="Qwen3",
             defaults=_defaults(
+                sliding_window=4096,
+                use_sliding_window=False,
+                max_window_layers=28,
                 vocab_size=151936,
                 hidden_size=4096,
                 num_hidden_layers=32,
@@ -374,6 +382,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             model_type="gemma2",
             prefix="Gemma2",
             defaults=_defaults(
+                sliding_window=4096,
                 vocab_size=256000,
                 hidden_size=2304,
                 num_hidden_layers=26,
@@ -404,6 +413,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             model_type="phi3",
             prefix="Phi3",
             defaults=_defaults(
+                sliding_window=None,
                 vocab_size=32064,
                 hidden_size=3072,
                 num_hidden_layers=32,

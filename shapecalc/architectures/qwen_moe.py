@@ -256,6 +256,9 @@ class QwenMoE(tf.Windowed, GroupedQueryLM):
             prefix="Qwen2Moe",
             qa_body="model",
             defaults={
+                "sliding_window": 4096,
+                "use_sliding_window": False,
+                "max_window_layers": 28,
                 "vocab_size": 151936,
                 "hidden_size": 2048,
                 "intermediate_size": 5632,
@@ -283,6 +286,8 @@ class QwenMoE(tf.Windowed, GroupedQueryLM):
             prefix="Qwen3Moe",
             qa_body="transformer",
             defaults={
+                "sliding_window": 4096,
+                "use_sliding_window": False,
                 "vocab_size": 151936,
                 "hidden_size": 2048,
                 "intermediate_size": 6144,
@@ -359,7 +364,7 @@ class QwenMoE(tf.Windowed, GroupedQueryLM):
         if n is None and mixed is not None and "full_attention" in mixed:
             raise InvalidArgumentError(
                 f"{self.owner()}: layer_types with both kinds needs the layers as a number, "
-                f"got {dim_str(self.layers)}",
+                f"got the name {dim_str(self.layers)} (the tree needs the number)",
                 layer=self.owner(),
                 field="layers",
                 value=str(self.layers),

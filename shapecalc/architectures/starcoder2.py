@@ -97,6 +97,7 @@ class StarCoder2(tf.Windowed, TransformerLM):
                 "dropout": ("residual_dropout", "embedding_dropout", "attention_dropout"),
             },
             defaults={
+                "sliding_window": None,
                 "vocab_size": 49152,
                 "hidden_size": 3072,
                 "intermediate_size": 12288,
@@ -119,6 +120,7 @@ class StarCoder2(tf.Windowed, TransformerLM):
                     "rope_parameters",
                     "rope_scaling",
                     "rope_theta",
+                    "sliding_window",  # no tensor: read for the cache by the window rule
                     "head_dim",
                     "mlp_type",  # in the published files ("default"); transformers reads none
                 }

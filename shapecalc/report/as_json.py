@@ -235,7 +235,7 @@ def _state(cost: Cost) -> dict[str, Any]:
         "kinds": [
             {
                 "kind": g.kind,
-                "window": None if g.window is None else g.window + 1,
+                "window": g.sliding_window,
                 "kept_positions": g.window,
                 "layers": _value(g.layers),
                 "bytes_each": _value(g.each),

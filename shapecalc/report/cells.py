@@ -369,9 +369,12 @@ def state_rows(cost: Cost) -> list[tuple[str, str, str, str, str]]:
     """The inference state by kind of layer: (kind, layers, bytes each, bytes, what one
     layer holds)."""
 
-    rows = []
-    for g in cost.state_groups():
-        kind = g.kind + (f", window {g.window + 1:,}" if g.window else "")
+    rows: list[tuple[str, str, str, str, str]] = []
+    groups = cost.state_groups()
+    if all(g.kind == "recurrent" for g in groups):
+        return rows  # an RNN module's h and c (its layers inside it): the account says it
+    for g in groups:
+        kind = g.kind + (f", window {g.sliding_window:,}" if g.sliding_window else "")
         held = "; ".join(f"{name} {shape_str(shape)}" for name, shape, _ in g.tensors) + (
             "" if g.grows else " (fixed: it does not grow with the context)"
         )

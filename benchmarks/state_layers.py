@@ -1,8 +1,8 @@
 """The inference state of a 200-layer stack whose layers differ (five sliding layers to each
 global one, as Gemma 3 has them) and of a 100,000-layer one, at any sequence length,
 against the same pattern over 30 layers (each of the six runs of layers five long, the
-shortest analysed once rather than listed) in the same run. Runs of layers are analysed once, so the long stacks should cost
-what the short one does, whatever the context.
+shortest analysed once rather than listed) in the same run. Runs of layers are analysed
+once, so the long stacks should cost what the short one does, whatever the context.
 
     python benchmarks/state_layers.py
 

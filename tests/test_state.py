@@ -158,7 +158,7 @@ def test_symbolic_state_counts_the_window_and_says_so() -> None:
     assert str(kinds["sliding attention"].each) == "7,680·B"
     assert (kinds["full attention"].layers, kinds["sliding attention"].layers) == (2, 4)
     (line,) = [m for m in cost.memory if m.label == "inference state"]
-    assert "sliding layers at their window" in line.rule
+    assert "sliding layers counted at their window" in line.rule
 
 
 @given(st.integers(3, 40), st.integers(1, 4), st.integers(2, 30), st.integers(1, 3))

@@ -85,6 +85,7 @@ __all__ = [
     "Peak",
     "StateGroup",
     "analyze",
+    "kept_shape",
 ]
 
 #: optimizer -> (state tensors per trainable parameter, the rule)
@@ -430,7 +431,7 @@ class Cost:
                 entry[2].append((c, s))
         groups: dict[tuple[Any, ...], list[Any]] = {}
         for (_, kind), (calls, window, held) in layers.items():
-            tensors = tuple((s.name, _kept_shape(s), s.copies * s.kept) for _, s in held)
+            tensors = tuple((s.name, kept_shape(s), s.copies * s.kept) for _, s in held)
             each = sum((s.kept_bytes(self.itemsize) for _, s in held), start=0)
             capped = any(s.capped for _, s in held)
             grows = any(s.per_position for _, s in held)
@@ -663,7 +664,7 @@ class Cost:
             if any(g.kind == "latent attention" for g in groups):
                 rule += f"; latent attention as {CACHE_NAMES[self.cache]}"
             if any(g.capped for g in groups) and known(self.seq_len or 0) is None:
-                rule += "; sliding layers at their window (a context longer than it)"
+                rule += "; sliding layers counted at their window, for a context longer than it"
             lines.append(MemoryLine("inference state", self.state_bytes, rule))
         if self.training == "none":
             lines.extend(self._inference_lines(lines))
@@ -1073,7 +1074,7 @@ def _peak_rule(cost: Cost, peak: Peak) -> str:
     )
 
 
-def _kept_shape(s: Stored) -> Shape:
+def kept_shape(s: Stored) -> Shape:
     """A state's shape as kept: its positions at the window where the window caps them."""
     if not s.capped or s.window is None:
         return s.shape

@@ -114,24 +114,33 @@ def window_notes(config: Any, arguments: Any) -> list[str]:
         arguments.get("layer_types") or (),
         arguments.get("layers"),
     )
+    said: Any = config.get("sliding_window") if isinstance(config, dict) else None
+    context: Any = config.get("max_position_embeddings") if isinstance(config, dict) else None
+    if window is None and _is_count(said) and _is_count(context) and said > context:
+        return [
+            f"sliding_window {said:,} is longer than max_position_embeddings {context:,}: "
+            "within that context no window fills, every layer keeps every position"
+        ]
     if window is None or not isinstance(layers, int):
         return []
-    kinds = given or ("sliding_attention",) * layers
-    sliding = [i for i, k in enumerate(kinds) if k == "sliding_attention"]
-    which = "all" if len(sliding) == layers else listed_numbers(sliding)
+    kinds = given or ("sliding_attention",)  # one per layer, or a pattern repeated
+    p = len(kinds)
+    count = sum(
+        -(-(layers - k) // p) for k, kind in enumerate(kinds) if kind == "sliding_attention"
+    )
+    shown = range(min(layers, 10_000))  # the numbers up to there (a pattern says the rest)
+    sliding = [i for i in shown if kinds[i % p] == "sliding_attention"]
+    if layers > len(shown) and len(sliding) > 1:
+        step = sliding[1] - sliding[0]
+        last = sliding[0] + step * (count - 1)
+        sliding = [*sliding[:2], last - step, last] if p <= 2 and count > 3 else sliding[:8]
+    which = "all" if count == layers else listed_numbers(sliding)
     kept = f"the last {window - 1:,} positions" if window > 1 else "every position"
-    notes = [
-        f"sliding_window {window:,}: {len(sliding)} of the {layers} layers ({which}) attend "
+    return [
+        f"sliding_window {window:,}: {count:,} of the {layers:,} layers ({which}) attend "
         f"over the last {window:,} positions; transformers' cache keeps {kept} there, as the "
         "inference state counts"
     ]
-    context = config.get("max_position_embeddings") if isinstance(config, dict) else None
-    if isinstance(context, int) and not isinstance(context, bool) and window > context:
-        notes.append(
-            f"sliding_window {window:,} is longer than max_position_embeddings {context:,}: "
-            "within that context no layer's window ever fills, every position is kept"
-        )
-    return notes
 
 
 def listed_numbers(numbers: list[int]) -> str:
@@ -666,6 +675,8 @@ def first_padding(model: Any, reference: Reference) -> Reference:
 # -- sliding windows -----------------------------------------------------------------------
 #: the layer kinds of a stack whose layers attend over the whole context or a window
 SLIDING_KINDS = ("full_attention", "sliding_attention")
+#: the most layers whose kinds a rule lists one by one (Qwen2's max_window_layers)
+LISTED_KINDS = 4096
 
 
 def sliding_window(default: int | None = None, default_text: str = "none") -> Any:
@@ -773,6 +784,7 @@ class Windowed:
         if len(made) == 1:  # every layer alike: one run, as any stack of one kind
             return ModuleList(next(iter(made.values())), self.layers)
         n = known(self.layers)
+        pattern = pattern if n is None else pattern[:n]
         if n is None or len(pattern) < n:  # a pattern repeated: its shortest period in turn
             period = next(
                 p
@@ -851,38 +863,49 @@ class WindowRule:
                     "layer_types",
                     f"{len(types)} kinds",
                     "layer_types gives one kind per layer (num_hidden_layers)",
-                    f"{layers} layers",
+                    f"{len(types)} kinds for {layers} layers",
                 )
         return window, types, layers
 
-    def kinds(self, f: Any) -> tuple[int | None, list[str]]:
-        """(the window, the kind of every layer) of a config."""
+    def kinds(self, f: Any) -> tuple[int | None, tuple[str, ...]]:
+        """(the window, the layers' kinds) of a config: one per layer, or a pattern
+        repeated from layer 0 when the rule is one (no list of 10¹² layers)."""
         window, types, layers = self._raw(f)
-        if types is None:
-            if self.kind in ("all", "qwen_all"):
-                types = ["sliding_attention" if window is not None else "full_attention"] * layers
-            elif self.kind == "alternate":
-                types = [SLIDING_KINDS[(i + 1) % 2] for i in range(layers)]
-            elif self.kind == "qwen":
-                start = f.raw("max_window_layers")
-                if window is not None and not _is_count(start):
+        full, sliding = SLIDING_KINDS
+        if types is not None:
+            kinds = tuple(types)
+        elif window is None:
+            kinds = (full,)
+        elif self.kind in ("all", "qwen_all"):
+            kinds = (sliding,)
+        elif self.kind == "alternate":
+            kinds = (sliding, full)[: min(2, layers)]
+        else:  # Qwen2 and Qwen3: from max_window_layers on; Qwen2-MoE: every other below it
+            start = f.raw("max_window_layers")
+            if not _is_count(start):
+                raise f.fail(
+                    "max_window_layers", start, "max_window_layers must be an integer >= 0"
+                )
+            if self.kind == "qwen":
+                kinds = (full,) if start >= layers else (sliding,) if start == 0 else ()
+            else:
+                kinds = (
+                    (sliding, full)[: min(2, layers)] if start >= layers else (full,) * (start == 0)
+                )
+            if not kinds:
+                if layers > LISTED_KINDS:
                     raise f.fail(
-                        "max_window_layers", start, "max_window_layers must be an integer >= 0"
+                        "num_hidden_layers",
+                        layers,
+                        f"with max_window_layers {start:,} the layers' kinds are listed one by "
+                        f"one: at most {LISTED_KINDS:,} layers",
                     )
-                types = [
-                    SLIDING_KINDS[int(window is not None and i >= start)] for i in range(layers)
-                ]
-            else:  # qwen2_moe
-                start = f.raw("max_window_layers")
-                if window is not None and not _is_count(start):
-                    raise f.fail(
-                        "max_window_layers", start, "max_window_layers must be an integer >= 0"
-                    )
-                types = [
-                    SLIDING_KINDS[int(window is not None and (i + 1) % 2 == 1 and i < start)]
+                odd = self.kind != "qwen"
+                kinds = tuple(
+                    sliding if (i < start and i % 2 == 0 if odd else i >= start) else full
                     for i in range(layers)
-                ]
-        if "sliding_attention" in types and window is None:
+                )
+        if sliding in kinds and window is None:
             why = "use_sliding_window is false" if self.kind.startswith("qwen") else "it is null"
             raise f.fail(
                 "layer_types",
@@ -890,13 +913,16 @@ class WindowRule:
                 "a sliding_attention layer needs sliding_window",
                 why,
             )
-        return window, types
+        return window, kinds
 
     def read(self, f: Any, out: dict[str, Any]) -> None:
         """``sliding_window`` and ``layer_types`` of the arguments, from the config: no
         window when no layer slides, no list when every layer does (but for a type whose
         default alternates)."""
-        window, types = self.kinds(f)
+        window, types = self.kinds(f)  # one per layer, or a pattern the stack repeats
+        context = f.raw("max_position_embeddings")
+        if window is not None and _is_count(context) and window > context:
+            types = ("full_attention",)  # within the context no window fills (Phi-3-128k)
         if "sliding_attention" not in types:
             out["sliding_window"], out["layer_types"] = None, ()
         elif all(t == "sliding_attention" for t in types) and self.kind != "alternate":

@@ -32,6 +32,7 @@ import json
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from shapecalc.analysis.cost import kept_shape
 from shapecalc.core.dims import Expr, dim_ascii
 from shapecalc.core.model import Model, Row
 from shapecalc.core.units import DTYPE_BYTES
@@ -195,9 +196,10 @@ def cost_dict(cost: Cost) -> dict[str, Any]:
             "state": [
                 {
                     **stored(replace(s, copies=c.calls * s.copies), cost.itemsize),
+                    "shape": _shape(kept_shape(s)),
                     "bytes": _value(c.calls * s.kept_bytes(cost.itemsize)),
                     "kind": s.kind or ("full attention" if s.per_position else "recurrent"),
-                    "window": s.window,
+                    "kept_positions": s.window,
                 }
                 for s in c.state_of(cost.cache)
             ],
@@ -230,7 +232,9 @@ def _state(cost: Cost) -> dict[str, Any]:
     """The inference state by kind of layer, its convention and where it outgrows the
     weights."""
     return {
-        "convention": cost.cache,
+        "convention": cost.cache
+        if any(g.kind == "latent attention" for g in cost.state_groups())
+        else None,
         "bytes": _value(cost.state_bytes),
         "kinds": [
             {

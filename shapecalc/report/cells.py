@@ -28,8 +28,10 @@ __all__ = [
     "cost_columns",
     "cost_summary",
     "flow_text",
+    "kept_column",
     "kept_lines",
     "memory_rows",
+    "memory_title",
     "name_tree",
     "rule_lines",
     "state_lines",
@@ -285,6 +287,17 @@ def outputs_cell(layer: LayerCost) -> str:
     return ", ".join(f"{n} {shape_str(s)}" for n, s in zip(names, shapes, strict=False))
 
 
+def memory_title(cost: Cost) -> str:
+    """``Memory (adamw)``, or ``Memory (inference)`` with no training."""
+    return f"Memory ({'inference' if cost.training == 'none' else cost.training})"
+
+
+def kept_column(cost: Cost, memory: bool) -> bool:
+    """The per-layer table's column of bytes kept for backward: with --memory when
+    training (at inference nothing is kept)."""
+    return memory and cost.training != "none"
+
+
 def cost_columns(shapes: bool, flops: bool, memory: bool) -> list[str]:
     columns = ["Layer"]
     if shapes:
@@ -375,15 +388,27 @@ def state_rows(cost: Cost) -> list[tuple[str, str, str, str, str]]:
         return rows  # an RNN module's h and c (its layers inside it): the account says it
     for g in groups:
         kind = g.kind + (f", window {g.sliding_window:,}" if g.sliding_window else "")
-        held = "; ".join(f"{name} {shape_str(shape)}" for name, shape, _ in g.tensors) + (
-            "" if g.grows else " (fixed: it does not grow with the context)"
-        )
+        held = "; ".join(  # a shape kept whole on its line (no break after its commas)
+            f"{name} {shape_str(shape).replace(' ', chr(0xA0))}" for name, shape, _ in g.tensors
+        ) + ("" if g.grows else " (fixed: it does not grow with the context)")
         rows.append((kind, dim_str(g.layers), amount(g.each), amount(g.total), held))
     return rows
 
 
 def state_lines(cost: Cost) -> list[str]:
-    """Where the state outgrows the weights (the crossover), for a state that grows."""
+    """Where the state outgrows the weights (the crossover), for a state that grows; why
+    the inference activations are not given with B or T a letter."""
+    out = []
+    total = any(m.label == "inference total" for m in cost.memory)
+    if cost.training == "none" and cost.from_layout and not total:
+        out.append(
+            "the activations at inference and the inference total come with numbers: give "
+            "--batch and --seq-len (the largest of several formulas is no formula)"
+        )
+    return out + _crossover_lines(cost)
+
+
+def _crossover_lines(cost: Cost) -> list[str]:
     if not any(s.per_position for _, s in cost.state):
         return []
     weights = cost.model.bytes(cost.dtype)
@@ -398,9 +423,9 @@ def state_lines(cost: Cost) -> list[str]:
     if most is None or not all(s.window for _, s in cost.state if s.per_position):
         return []
     return [
-        f"the inference state stops growing at {bytes_text(most)} (every growing layer "
-        f"slides) at batch {dim_str(batch)}: it never outgrows the weights "
-        f"({amount(weights)} bytes)"
+        f"every layer whose state grows slides: at batch {dim_str(batch)} the inference "
+        f"state reaches at most {bytes_text(most)} and never outweighs the weights, "
+        f"{amount(weights)} bytes"
     ]
 
 

@@ -18,8 +18,10 @@ from shapecalc.report.cells import (
     cost_columns,
     cost_summary,
     flow_text,
+    kept_column,
     kept_lines,
     memory_rows,
+    memory_title,
     rule_lines,
     table_rows,
     times,
@@ -174,16 +176,21 @@ def _convention(model: Model, converted: Converted, template: Converted | None) 
 
 
 def _cost(cost: Cost, *, shapes: bool, flops: bool, memory: bool) -> str:
-    columns = cost_columns(shapes, flops, memory)
+    kept = kept_column(cost, memory)
+    columns = cost_columns(shapes, flops, kept)
     align = "".join("l" if c in ("Layer", "Input", "Output") else "r" for c in columns)
-    rows = [cells for cells, _ in cost_cells(cost, shapes, flops, memory)]
-    parts = [_table(columns, align, rows, f"Per layer at {cost.describe_input()}")]
+    rows = [cells for cells, _ in cost_cells(cost, shapes, flops, kept)]
+    parts = (
+        [_table(columns, align, rows, f"Per layer at {cost.describe_input()}")]
+        if shapes or flops or kept
+        else []
+    )
     notes: list[tuple[str, str]] = []
     if flops:
         notes += [("FLOPs rule", line) for line in rule_lines(cost)]
     if memory:
         account = [list(r) for r in memory_rows(cost)]
-        parts.append(_table(["What", "Bytes", "Rule"], "lrl", account, f"Memory ({cost.training})"))
+        parts.append(_table(["What", "Bytes", "Rule"], "lrl", account, memory_title(cost)))
         notes += [("Kept", line) for line in kept_lines(cost)]
     notes.append(("Summary", cost_summary(cost)))
     parts.append(_notes(notes))

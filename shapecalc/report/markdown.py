@@ -16,8 +16,10 @@ from shapecalc.report.cells import (
     cost_columns,
     cost_summary,
     flow_text,
+    kept_column,
     kept_lines,
     memory_rows,
+    memory_title,
     rule_lines,
     state_lines,
     state_rows,
@@ -111,17 +113,19 @@ def model_markdown(
 
 def cost_markdown(cost: Cost, *, shapes: bool, flops: bool, memory: bool) -> str:
     """A per-layer table, the memory account, the rules."""
-    columns = cost_columns(shapes, flops, memory)
-    lines = [
-        "",
-        f"#### Per layer at {cost.describe_input()}",
-        "",
-        "| " + " | ".join(columns) + " |",
-        "|"
-        + "|".join("---" if c in ("Layer", "Input", "Output") else "--:" for c in columns)
-        + "|",
-    ]
-    for cells, total in cost_cells(cost, shapes, flops, memory):
+    kept = kept_column(cost, memory)
+    columns = cost_columns(shapes, flops, kept)
+    lines = [""]
+    if shapes or flops or kept:
+        lines += [
+            f"#### Per layer at {cost.describe_input()}",
+            "",
+            "| " + " | ".join(columns) + " |",
+            "|"
+            + "|".join("---" if c in ("Layer", "Input", "Output") else "--:" for c in columns)
+            + "|",
+        ]
+    for cells, total in cost_cells(cost, shapes, flops, kept) if shapes or flops or kept else ():
         shown = [f"*{c}*" if total and c else c for c in cells]
         lines.append("| " + " | ".join(cell(c) for c in shown) + " |")
     lines.append("")
@@ -130,7 +134,7 @@ def cost_markdown(cost: Cost, *, shapes: bool, flops: bool, memory: bool) -> str
     if memory:
         lines += [
             "",
-            f"#### Memory ({cost.training})",
+            f"#### {memory_title(cost)}",
             "",
             "| What | Bytes | Rule |",
             "|---|--:|---|",

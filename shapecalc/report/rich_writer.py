@@ -28,8 +28,10 @@ from shapecalc.report.cells import (
     cost_columns,
     cost_summary,
     flow_text,
+    kept_column,
     kept_lines,
     memory_rows,
+    memory_title,
     name_tree,
     percent,
     rule_lines,
@@ -552,10 +554,14 @@ class CostTable:
         self, console: Console, options: ConsoleOptions
     ) -> Iterator[RenderableType]:
         cost, width = self.cost, options.max_width
-        title = f"Per layer at {cost.describe_input()}" + (f", {cost.dtype}" if self.memory else "")
-        numbers = self.flops or self.memory
-        rows = list(cost_cells(cost, self.shapes, self.flops, self.memory))
-        names = cost_columns(self.shapes, self.flops, self.memory)
+        kept = kept_column(cost, self.memory)
+        if not (self.shapes or self.flops or kept):  # inference memory: no per-layer column
+            yield from self._notes(width)
+            return
+        title = f"Per layer at {cost.describe_input()}" + (f", {cost.dtype}" if kept else "")
+        numbers = self.flops or kept
+        rows = list(cost_cells(cost, self.shapes, self.flops, kept))
+        names = cost_columns(self.shapes, self.flops, kept)
         grid = self._grid(names, rows, width)
         if grid is None and len(cost.layers) == 1:  # one layer: a row per number
             grid = fitted_table(
@@ -652,7 +658,7 @@ class CostTable:
             if per is not None and cost.seq_len is not None:
                 notes.append(("Per token", f"{amount(per)} FLOPs forward"))
         if self.memory:
-            yield Text(f"Memory ({cost.training})", style="table.title")
+            yield Text(memory_title(cost), style="table.title")
             rows = memory_rows(cost)
             columns = [(name, name) for name in ("What", "Bytes", "Rule")]
             body = [([Text(c) for c in row], False) for row in rows]
@@ -706,6 +712,15 @@ def _state_table(cost: Cost, width: int) -> Iterator[RenderableType]:
             wrap="Kind",
             whole={"Kind": [r[0] for r in rows]},
             right=right,
+        )
+    if table is None:  # long formulas: everything under the kind, the bytes beside it
+        stacked = []
+        for kind, layers, each, total, held in rows:
+            cell = Text(kind)
+            cell.append(f"\n{layers} layers, {each} bytes each\n{held}", style="dim")
+            stacked.append(([cell, Text(total)], False))
+        table = fitted_table(
+            [("Kind", "Kind"), ("Bytes", "Bytes")], stacked, width, wrap="Kind", right={"Bytes"}
         )
     yield table if table is not None else Text("\n".join("  ".join(r) for r in rows))
 

@@ -33,6 +33,15 @@ def hf_configs(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
     from shapecalc.architectures import get
 
     command, t = TYPES[model_type]
+    if t.text_type:  # a multimodal type: its language model's config as its text_config
+        inner = draw(hf_configs(t.text_type))
+        inner = {k: v for k, v in inner.items() if k not in ("model_type", "architectures")}
+        config = {"model_type": model_type, "text_config": inner}
+        if draw(st.booleans()):
+            config["architectures"] = [t.head_class]
+        if draw(st.booleans()):
+            config["tie_word_embeddings"] = draw(st.booleans())
+        return config
     cls = get(command)
     class_name = draw(st.sampled_from(list(t.classes)))
     arguments: dict[str, Any] = {}

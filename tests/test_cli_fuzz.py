@@ -103,6 +103,36 @@ CONFIG = str(_HERE)
         }
     )
 )
+#: Gemma 3 and Cohere2: sliding and global layers (a pattern, and a list of kinds), and a
+#: gemma3 config read as its language model
+for name, sliding in (
+    ("gemma3_text", {"sliding_window": 3, "sliding_window_pattern": 3, "head_dim": 4}),
+    ("cohere2", {"sliding_window": 2, "layer_types": ["full_attention", "sliding_attention"] * 2}),
+):
+    (_HERE / name).mkdir()
+    (_HERE / name / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": name,
+                "vocab_size": 16,
+                "hidden_size": 8,
+                "num_hidden_layers": 4,
+                "num_attention_heads": 2,
+                "num_key_value_heads": 1,
+                "intermediate_size": 8,
+                **sliding,
+            }
+        )
+    )
+(_HERE / "gemma3").mkdir()
+(_HERE / "gemma3" / "config.json").write_text(
+    json.dumps(
+        {
+            "model_type": "gemma3",
+            "text_config": json.loads((_HERE / "gemma3_text" / "config.json").read_text()),
+        }
+    )
+)
 #: a named pipe as --plot-file: writing to it would block forever
 PIPE = str(_HERE / "pipe.svg")
 if hasattr(os, "mkfifo"):
@@ -156,6 +186,13 @@ COMMANDS = [
         *("qwen3-next", "--vocab", "16", "--hidden", "8", "--heads", "2", "--layers", "3"),
         *("--linear-key-heads", "1", "--linear-value-heads", "2", "--moe-intermediate", "4"),
         *("--shared-intermediate", "4", "--experts", "4", "--experts-per-token", "2"),
+    ],
+    ["hf", str(_HERE / "gemma3_text"), "--verify"],
+    ["hf", str(_HERE / "cohere2"), "--verify"],
+    ["hf", str(_HERE / "gemma3"), "--verify"],  # the vision tower left out, and said
+    [
+        *("gemma3", "--vocab", "16", "--hidden", "8", "--heads", "2", "--layers", "5"),
+        *("--sliding-window", "3", "--layer-types", "sliding_attention*2,full_attention"),
     ],
     ["lstm", "--hidden", "8", "--vocab", "5"],
     ["gru", "--hidden", "8", "--vocab", "5"],

@@ -247,6 +247,12 @@ def folders(folder: Path, rng: random.Random) -> Iterator[Path]:
         {"model_type": "qwen3_next", "layer_types": ["linear_attention"] * 3},
         {"model_type": "qwen3_next", "layer_types": [None, "x"], "full_attention_interval": 0},
         {"model_type": "qwen3_next", "num_hidden_layers": 2**62, "full_attention_interval": 2**40},
+        {"model_type": "gemma3_text", "layer_types": ["sliding_attention", 7]},
+        {"model_type": "gemma3_text", "sliding_window_pattern": 2**70, "sliding_window": -1},
+        {"model_type": "gemma3", "text_config": "x", "vision_config": []},
+        {"model_type": "gemma3", "text_config": {"model_type": "llama", "layer_types": {}}},
+        {"model_type": "cohere2", "num_hidden_layers": 2**62, "sliding_window_pattern": 2**61},
+        {"model_type": "cohere2", "layer_types": ["full_attention"] * 3},
         None,
     ]
     for i in range(100):
@@ -634,6 +640,8 @@ TINY = {
         "hf qwen-moe runs",
         "hf jamba runs",
         "hf qwen3-next runs",
+        "hf gemma3 runs",
+        "hf cohere2 runs",
         "lstm --memory",
         "port lstm",
     ],
@@ -696,8 +704,17 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
         "full_attention_interval": 3,
         "mlp_only_layers": [5, 10**11 - 1],
     }
+    sliding = {  # a trillion layers, sliding and global: runs a step apart, not a list
+        "model_type": "gemma3_text" if "gemma3" in case else "cohere2",
+        **TINY,
+        "num_hidden_layers": TRILLION,
+        "sliding_window": 4,
+        "head_dim": 4,
+    }
     chosen = (
-        deepseek
+        sliding
+        if "gemma3" in case or "cohere2" in case
+        else deepseek
         if "deepseek" in case
         else hybrid
         if "jamba" in case
@@ -729,6 +746,8 @@ def test_a_tiny_config_of_huge_counts_costs_what_a_small_one_does(
         "hf qwen-moe runs": ["hf", folder, "--memory", *at, "--explain"],
         "hf jamba runs": ["hf", folder, "--memory", *at, "--explain"],
         "hf qwen3-next runs": ["hf", folder, "--memory", *at, "--explain"],
+        "hf gemma3 runs": ["hf", folder, "--memory", *at, "--explain"],
+        "hf cohere2 runs": ["hf", folder, "--memory", *at, "--explain"],
         "lstm --memory": ["lstm", "--vocab", "5", "--hidden", "8", "--layers", str(TRILLION),
                           "--memory", *at],
         "port lstm": ["port", "lstm", "--vocab", "5", "--hidden", "8", "--layers",

@@ -492,6 +492,40 @@ ARCHITECTURE_COUNTS["cohere"] = [
         34_980_831_232,
     ),
 ]
+ARCHITECTURE_COUNTS["cohere2"] = [
+    (  # Command R7B's sizes (transformers' Cohere2ForCausalLM built from them on the meta
+        # device; its other fields at Cohere2Config's defaults)
+        {
+            "vocab": 256000,
+            "hidden": 4096,
+            "layers": 32,
+            "heads": 32,
+            "kv_heads": 8,
+            "intermediate": 14336,
+        },
+        8_028_033_024,
+    ),
+]
+ARCHITECTURE_COUNTS["gemma3"] = [
+    (  # gemma-3-1b's sizes (transformers' Gemma3ForCausalLM built from them on the meta
+        # device; its other fields at Gemma3TextConfig's defaults)
+        {
+            "vocab": 262144,
+            "hidden": 1152,
+            "layers": 26,
+            "heads": 4,
+            "kv_heads": 1,
+            "head_dim": 256,
+            "intermediate": 6912,
+        },
+        999_885_952,
+    ),
+    (  # by hand, per layer: q, k, v, o (4·H² with D = H / A), q_norm and k_norm (D), the
+        # MLP 3·H·I, four norms; the embedding (the head) and the final norm
+        {"vocab": 100, "hidden": 64, "layers": 2, "heads": 4, "intermediate": 32},
+        2 * (4 * 64 * 64 + 2 * 16 + 3 * 64 * 32 + 4 * 64) + 100 * 64 + 64,
+    ),
+]
 ARCHITECTURE_COUNTS["phi"] = [
     (  # Phi-1 and Phi-1.5 (microsoft/phi-1, phi-1_5): 1,418,270,720
         {"vocab": 51200, "hidden": 2048, "layers": 24, "heads": 32, "intermediate": 8192},

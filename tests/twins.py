@@ -327,6 +327,63 @@ def cohere_twin(c: Any) -> Any:
     return on_meta(t.CohereForCausalLM if c.head == "lm" else t.CohereModel, config)
 
 
+def _kinds(c: Any) -> list[str] | None:
+    """layer_types, a pattern repeated to every layer; None: the type's own rule."""
+    kinds = c.kinds_of("layer_types", c.layers)
+    return None if kinds is None else list(kinds)
+
+
+def gemma3_twin(c: Any) -> Any:
+    """Gemma3ForCausalLM (Gemma3TextModel without a head); with the head ``vision``,
+    Gemma3ForConditionalGeneration without its vision tower and projector (not counted
+    yet)."""
+    t = hf()
+    text = {
+        "vocab_size": c.vocab,
+        "hidden_size": c.hidden,
+        "num_hidden_layers": c.layers,
+        "num_attention_heads": c.heads,
+        "num_key_value_heads": c.kv_heads or c.heads,
+        "head_dim": c.head_dim or c.hidden // c.heads,
+        "intermediate_size": c.intermediate or 4 * c.hidden,
+        "attention_bias": c.attention_bias,
+        "sliding_window": c.sliding_window,
+        "layer_types": _kinds(c),
+        "pad_token_id": 0,
+    }
+    if c.head == "vision":
+        config = t.Gemma3Config(text_config=text, tie_word_embeddings=c.tie_weights)
+        model = on_meta(t.Gemma3ForConditionalGeneration, config)
+        del model.model.vision_tower, model.model.multi_modal_projector
+        return model
+    config = t.Gemma3TextConfig(**text, tie_word_embeddings=c.tie_weights)
+    if c.head == "seq-cls":
+        config.num_labels = c.labels or 2
+    cls = {"lm": "Gemma3ForCausalLM", "none": "Gemma3TextModel"}
+    return on_meta(getattr(t, cls.get(c.head, "Gemma3TextForSequenceClassification")), config)
+
+
+def cohere2_twin(c: Any) -> Any:
+    """Cohere2ForCausalLM (Cohere2Model without a head): Command R's block, sliding and
+    global layers."""
+    t = hf()
+    config = t.Cohere2Config(
+        vocab_size=c.vocab,
+        hidden_size=c.hidden,
+        num_hidden_layers=c.layers,
+        num_attention_heads=c.heads,
+        num_key_value_heads=c.kv_heads or c.heads,
+        head_dim=c.head_dim or c.hidden // c.heads,
+        intermediate_size=c.intermediate or 4 * c.hidden,
+        attention_bias=c.attention_bias,
+        sliding_window=c.sliding_window,
+        layer_types=_kinds(c),
+        tie_word_embeddings=c.tie_weights,
+        pad_token_id=0,
+    )
+    return on_meta(t.Cohere2ForCausalLM if c.head == "lm" else t.Cohere2Model, config)
+
+
 # -- the task heads of the decoders, written by hand around the body's twin
 class _TaskModel(nn.Module):  # type: ignore[misc]
     """A body under its name, then a head (registered in this order)."""
@@ -566,6 +623,8 @@ TWINS: dict[str, Callable[[Any], Any]] = {
     "olmo2": with_task_heads(olmo2_twin, "model"),
     "granite": granite_twin,
     "cohere": cohere_twin,
+    "cohere2": cohere2_twin,
+    "gemma3": gemma3_twin,
     "phi": with_task_heads(phi_twin, "model"),
     "starcoder2": with_task_heads(starcoder2_twin, "model"),
     "qwen-moe": with_task_heads(qwen_moe_twin, "model"),

@@ -432,10 +432,44 @@ def _argument(f: Fields, t: HFType, name: str, argument: Argument) -> Any:
     return f.mapped(key, {o: o for o in argument.options})
 
 
+def _text_model(f: Fields, t: HFType, cls: type[Architecture]) -> dict[str, Any]:
+    """A multimodal type's language model: its ``text_config`` read as a config of
+    ``t.text_type`` (every rule of that type; a refusal names ``text_config``), without
+    what the outer config says itself (its own keys: the head's tying) or the class sets."""
+    text = f.raw("text_config")
+    if text is not None and not isinstance(text, dict):
+        raise f.fail("text_config", text, "text_config must be an object or null")
+    inner = {k: v for k, v in (text or {}).items() if k != "architectures"}
+    said = inner.get("model_type", t.text_type)
+    if said != t.text_type:
+        raise f.fail(
+            "text_config", said, f"text_config's model_type must be {t.text_type} (or left out)"
+        )
+    for key in (k for name in t.keys for k in t.fields(name)):
+        inner.pop(key, None)  # the outer config's own (Gemma 3 ties by its outer field)
+    inner["model_type"] = t.text_type
+    text_type = _declaration(cls, t.text_type)
+    try:
+        found = hf_model(inner, class_name=text_type.head_class)
+    except InvalidArgumentError as err:
+        message = err.message.removeprefix("config: ")
+        raise InvalidArgumentError(
+            f"{f.label}: text_config: {message}",
+            field=f"text_config.{err.field}" if err.field else "text_config",
+            value=err.value,
+            rule=err.rule,
+        ) from None
+    arguments = found.architecture.arguments()
+    for name in {*t.keys, *text_type.classes[text_type.head_class], "labels"}:
+        arguments.pop(name, None)
+    return arguments
+
+
 def _read(f: Fields, t: HFType, cls: type[Architecture]) -> dict[str, Any]:
-    """The architecture's arguments from a config, as ``t`` declares them."""
+    """The architecture's arguments from a config, as ``t`` declares them (a multimodal
+    type's language model from its ``text_config``)."""
     known_arguments = dict((fd.name, a) for fd, a in arguments_of(cls))
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = _text_model(f, t, cls) if t.text_type else {}
     for name in t.keys:
         out[name] = _argument(f, t, name, known_arguments[name])
     for key, (allowed, why) in t.only.items():

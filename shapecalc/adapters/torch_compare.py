@@ -42,6 +42,9 @@ class Diff:
     compared: int = field(default=0)
     #: what the spec was compared with: "module", "state dict" or "file"
     where: str = "module"
+    #: tensors of the module the model does not count yet (its ``uncounted`` prefixes),
+    #: left out of the comparison: (how many, what they are)
+    left_out: tuple[int, str] = (0, "")
 
     @property
     def ok(self) -> bool:
@@ -70,9 +73,11 @@ class Diff:
         return out
 
     def __str__(self) -> str:
+        many, what = self.left_out
+        aside = f"; {many:,} tensors of {what} left out, not counted yet" if many else ""
         if self.ok:
-            return f"{self.compared} parameters, names and shapes identical"
-        return "; ".join(self.lines())
+            return f"{self.compared} parameters, names and shapes identical{aside}"
+        return "; ".join(self.lines()) + aside
 
 
 class MismatchError(ShapecalcError, AssertionError):
@@ -105,7 +110,9 @@ def compare(
             f"got {type(module).__name__}"
         )
     check_module_tree(module, "compare")
-    actual = [(n, _shape(p)) for n, p in module.named_parameters()]
+    prefixes = tuple(model.uncounted)
+    actual = [(n, _shape(p)) for n, p in module.named_parameters() if not n.startswith(prefixes)]
+    skipped = [p for n, p in module.named_parameters() if prefixes and n.startswith(prefixes)]
     want, have = dict(expected), dict(actual)
     missing = tuple((n, s) for n, s in expected if n not in have)
     extra = tuple((n, s) for n, s in actual if n not in want)
@@ -117,8 +124,10 @@ def compare(
         mismatched=mismatched,
         order=same_names,
         expected_total=model.total,
-        actual_total=sum(int(p.numel()) for p in module.parameters()),
+        actual_total=sum(int(p.numel()) for p in module.parameters())
+        - sum(int(p.numel()) for p in skipped),
         compared=len(expected),
+        left_out=(len(skipped), " and ".join(model.uncounted.values())) if skipped else (0, ""),
     )
 
 
@@ -152,7 +161,10 @@ def _stored_diff(
     tied = {rename(t): rename(src) for t, src in model.ties.items() if src in params}
     tied_shapes = {t: params[src] for t, src in model.ties.items() if src in params}
     optional = {**buffers, **{rename(t): s for t, s in tied_shapes.items()}}
-    have = dict(tensors)
+    prefixes = tuple(model.uncounted)
+    listed = list(tensors)
+    have = {n: s for n, s in listed if not (prefixes and n.startswith(prefixes))}
+    skipped = len(listed) - len(have)
     want = dict(expected)
     missing = tuple((n, s) for n, s in expected if n not in have)
     extra = tuple((n, s) for n, s in have.items() if n not in want and n not in optional)
@@ -175,6 +187,7 @@ def _stored_diff(
         actual_total=actual_total,
         compared=len(expected),
         where=where,
+        left_out=(skipped, " and ".join(model.uncounted.values())) if skipped else (0, ""),
     )
 
 

@@ -15,7 +15,7 @@ from shapecalc.architectures import _transformer as tf
 from shapecalc.architectures._transformer import GroupedQueryLM
 from shapecalc.architectures.llama import _read
 from shapecalc.core.declare import Built, flag
-from shapecalc.core.dims import dim_str
+from shapecalc.core.dims import Dim, dim_str
 from shapecalc.core.flow import chain, multiply, parallel, residual, summed
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
@@ -27,7 +27,36 @@ from shapecalc.layers.activation import SiLU
 from shapecalc.layers.functional import Rotary, ScaledDotProductAttention, SplitHeads
 from shapecalc.layers.norm import LayerNorm
 
-__all__ = ["Cohere", "cohere"]
+__all__ = ["Cohere", "cohere", "parallel_block"]
+
+
+def parallel_block(
+    prefix: str, hidden: Dim, inner: Dim, attention: Block, description: str = ""
+) -> Block:
+    """Cohere's block (``{prefix}DecoderLayer``): one LayerNorm without a bias, whose
+    output attention and the gated MLP (``{prefix}MLP``) read side by side; both are added
+    to the input."""
+    h, i = hidden, inner
+    mlp = Block(
+        f"{prefix}MLP",
+        {
+            "gate_proj": Leaf(Linear(h, i, bias=False), role="gate"),
+            "up_proj": Leaf(Linear(h, i, bias=False), role="up"),
+            "down_proj": Leaf(Linear(i, h, bias=False), role="down"),
+        },
+        flow=chain(multiply(("gate_proj", SiLU()), "up_proj"), "down_proj"),
+        description="gated MLP",
+    )
+    return Block(
+        f"{prefix}DecoderLayer",
+        {
+            "self_attn": attention,
+            "mlp": mlp,
+            "input_layernorm": LayerNorm(h, bias=False),
+        },
+        flow=residual("input_layernorm", summed("self_attn", "mlp")),
+        description=description or "attention and MLP side by side",
+    )
 
 
 @frozen(kw_only=True)
@@ -163,27 +192,7 @@ class Cohere(GroupedQueryLM):
         return Block("CohereAttention", children, flow=flow, description=what)
 
     def _block(self) -> Block:
-        h, i = self.hidden, self.inner
-        mlp = Block(
-            "CohereMLP",
-            {
-                "gate_proj": Leaf(Linear(h, i, bias=False), role="gate"),
-                "up_proj": Leaf(Linear(h, i, bias=False), role="up"),
-                "down_proj": Leaf(Linear(i, h, bias=False), role="down"),
-            },
-            flow=chain(multiply(("gate_proj", SiLU()), "up_proj"), "down_proj"),
-            description="gated MLP",
-        )
-        return Block(
-            "CohereDecoderLayer",
-            {
-                "self_attn": self._attention(),
-                "mlp": mlp,
-                "input_layernorm": LayerNorm(h, bias=False),
-            },
-            flow=residual("input_layernorm", summed("self_attn", "mlp")),
-            description="attention and MLP side by side",
-        )
+        return parallel_block("Cohere", self.hidden, self.inner, self._attention())
 
     def build(self) -> Built:
         h, v = self.hidden, self.vocab

@@ -222,6 +222,9 @@ class Built:
     #: the leaf that maps vectors back to tokens (``lm_head``), if any: with the embedding
     #: tables, what "non-embedding" counts leave out
     head: str = ""
+    #: name prefixes of the real class's tensors the model does not count yet -> what they
+    #: are (see :attr:`Model.uncounted`)
+    uncounted: Mapping[str, str] = field(default_factory=dict)
 
 
 A = TypeVar("A", bound="Architecture")
@@ -563,6 +566,7 @@ class Architecture(FrozenMethods):
             group_depth=built.group_depth,
             config=self,
             head=built.head,
+            uncounted=built.uncounted,
         )
 
     def _build_model(self) -> Model:

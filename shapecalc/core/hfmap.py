@@ -124,6 +124,9 @@ class HFType(FrozenMethods):
     strict_heads: bool = False
     #: what the argument is called in ``--explain`` when not its field (RoBERTa's context)
     explained: Mapping[str, str] = field(default_factory=dict)
+    #: a multimodal type read as its language model: the model type of its
+    #: ``text_config``, read as a config of that type (of the same architecture)
+    text_type: str = ""
     #: config (read through the reader's fields) -> arguments: what the table cannot say;
     #: called with the reader and the arguments read so far, changes them in place
     read: Callable[[Any, dict[str, Any]], None] | None = field(default=None, repr=False)

@@ -221,6 +221,10 @@ class Model:
     unshaped: tuple[str, ...] = field(default=(), compare=False)
     #: the leaf that maps vectors back to tokens (``lm_head``), if any
     head: str = ""
+    #: name prefixes of the real class's tensors this model does not count yet -> what
+    #: they are (a multimodal class's vision tower): a comparison with the class leaves
+    #: them out and says so
+    uncounted: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         for field_name, value in (("ties", self.ties), ("sizes", self.sizes)):

@@ -60,12 +60,14 @@ from shapecalc.core.flow import Opaque
 from shapecalc.core.model import Model
 from shapecalc.core.spec import STATE_KINDS, STORED_BYTES, LayerSpec, Shape, Stored, Work
 from shapecalc.core.tree import (
+    Block,
     Child,
     Interleaved,
     Leaf,
     Node,
     Repeat,
     execute,
+    find_node,
     join_name,
     listed,
     run_in_order,
@@ -171,7 +173,7 @@ class Peak:
     rule): the block's input, kept for its residual add, and its largest step's inputs
     and outputs together."""
 
-    bytes: Dim
+    bytes: int
     #: the step
     where: str
     #: the block whose input is counted beside it, or "" outside the blocks
@@ -334,50 +336,74 @@ class Cost:
 
     # -- memory -------------------------------------------------------------------------
     def recomputed(self) -> Recomputed | None:
-        """Activations with each block of the model's longest run recomputed in the
-        backward; None without such a run, or when its tensors are not counted per block."""
+        """Activations with each block of the model's stack recomputed in the backward:
+        the stack that holds the longest run, every block of it (runs of sliding and
+        full layers, of attention and state-space layers alike); None without such a
+        run, when its tensors are not counted per block, or when the blocks' own bytes
+        differ as formulas (the largest of several formulas is no formula)."""
         run = _longest_run(self.model.root, ())
         if run is None:
             return None
-        parts, repeat = run
-        prefix, part = join_name(*parts), repeat.part()
-        numbers = repeat.indices()
+        parts, _ = run
+        container = find_node(self.model.root, parts)
+        if not isinstance(container, Block):
+            return None
+        entries = [
+            (e.part(), e.count, e.indices()) if isinstance(e, Repeat) else (e.name, 1, None)
+            for e in container.children
+            if isinstance(e, Repeat) or (e.name.isascii() and e.name.isdigit())
+        ]
+        prefix = join_name(*parts)
+        depth = len(split_name(prefix)) if prefix else 0
 
-        def inside(first: str) -> bool:
-            """The run's name part, or one of its children's numbers (a range's test,
-            never a set of them: a run may hold 10^12 blocks)."""
-            if first == part:
-                return True
-            if numbers is None or not (first.isascii() and first.isdigit()) or len(first) > 30:
-                return False
-            return int(first) in numbers
-
-        def in_run(name: str) -> bool:
+        def entry_of(name: str) -> int | None:
+            """Which entry a row belongs to (a range's test, never a set of numbers: a run
+            may hold 10^12 blocks)."""
             names = split_name(name)
-            depth = len(split_name(prefix)) if prefix else 0
-            return (
-                len(names) > depth
-                and ".".join(names[:depth]) == prefix
-                and inside(names[depth].split(" ")[0])
-            )
+            if len(names) <= depth or ".".join(names[:depth]) != prefix:
+                return None
+            first = names[depth].split(" ")[0]
+            number = int(first) if first.isascii() and first.isdigit() and len(first) < 30 else None
+            for k, (part, _, numbers) in enumerate(entries):
+                if first == part or (number is not None and numbers and number in numbers):
+                    return k
+            return None
 
-        rows = [layer for layer in self.layers if in_run(layer.name)]
-        if not rows:
+        rows: list[list[LayerCost]] = [[] for _ in entries]
+        for layer in self.layers:
+            k = entry_of(layer.name)
+            if k is not None:
+                rows[k].append(layer)
+        if not entries or not all(rows):
             return None
         size = self.activation_itemsize
-        kept = [(s, n) for layer in rows for s, n in layer.kept]
+        kept = [(s, n) for group in rows for layer in group for s, n in layer.kept]
         block_bytes = sum((n * s.nbytes(size) for s, n in kept if not s.shared), start=0)
         # tables every block shares (rotary's cos and sin): remade with the block
         shared = sum((n * s.nbytes(size) for s, n in kept if s.shared), start=0)
-        each = exact_div(block_bytes, repeat.count)
-        if each is None:
+        each: list[Dim] = []
+        for (_, times, _), group in zip(entries, rows, strict=True):
+            own = sum(
+                (n * s.nbytes(size) for layer in group for s, n in layer.kept if not s.shared),
+                start=0,
+            )
+            one = exact_div(own, times)
+            if one is None:
+                return None
+            each.append(one)
+        numbers = [known(e) for e in each]
+        if all(n is not None for n in numbers):
+            largest: Dim = max(n for n in numbers if n is not None)
+        elif all(e == each[0] for e in each):
+            largest = each[0]
+        else:
             return None
-        per_block = each + shared
-        first = rows[0].inputs[0] if rows[0].inputs else ()
+        count: Dim = sum((c for _, c, _ in entries), start=0)
+        first = rows[0][0].inputs[0] if rows[0][0].inputs else ()
         block_input = product(first) * self.activation_itemsize
         outside = self.activation_bytes - block_bytes - shared
-        where = f"{prefix}.{part}" if prefix else part
-        return Recomputed(where, repeat.count, outside, block_input, per_block)
+        where = f"{prefix}.{entries[0][0]}" if len(entries) == 1 else f"{prefix}.*"
+        return Recomputed(where, count, outside, block_input, largest + shared)
 
     @property
     def itemsize(self) -> int:
@@ -516,8 +542,10 @@ class Cost:
             block = prefix if prefix != c.name.split(" ")[0] else ""  # a layer of a stack
             if block and block not in blocks:
                 blocks[block] = product(c.inputs[0]) * size if c.inputs else 0
-            total = here + (blocks[block] if block else 0)
-            if best is None or _larger(total, best.bytes):
+            total = known(here + (blocks[block] if block else 0))
+            if total is None:
+                return None  # the largest of several formulas is no formula
+            if best is None or total > best.bytes:
                 best = Peak(total, c.name, block)
         return best
 
@@ -674,18 +702,15 @@ class Cost:
         """At inference: the largest live tensors of the forward (prefill) and of one
         decode step, and the total with the weights and the state."""
         prefill = self.inference_peak()
-        if prefill is None or known(prefill.bytes) is None:
+        if prefill is None:
             return []  # the largest of several formulas is no formula: give B, T and sizes
         out = [MemoryLine("activations, prefill", prefill.bytes, _peak_rule(self, prefill))]
-        peak = prefill.bytes
         step = self.decode()
         decoded = None if step is None else step.inference_peak()
-        if step is not None and decoded is not None:
-            out.append(
-                MemoryLine("activations, decode step", decoded.bytes, _peak_rule(step, decoded))
-            )
-            if _larger(decoded.bytes, peak):
-                peak = decoded.bytes
+        if step is None or decoded is None:
+            return []
+        out.append(MemoryLine("activations, decode step", decoded.bytes, _peak_rule(step, decoded)))
+        peak = max(prefill.bytes, decoded.bytes)
         held = sum((line.bytes for line in lines), start=0)
         out.append(
             MemoryLine(
@@ -1066,7 +1091,7 @@ CACHE_NAMES = {
 
 def _peak_rule(cost: Cost, peak: Peak) -> str:
     """The rule of an activation line at inference."""
-    where = peak.where.split(" (")[0]
+    where = peak.where.split(" (")[0] or peak.where or "a step"
     return (
         f"estimate: the largest live tensors at {cost.describe_input()}, "
         + ("a block's input (the residual) and " if peak.block else "")
@@ -1104,21 +1129,3 @@ def _last(shape: Shape, seq_len: Dim) -> Shape:
             out[i] = 1
             break
     return tuple(out)
-
-
-def _larger(a: Dim, b: Dim) -> bool:
-    """a > b for numbers; for formulas, by their value at 1024 for every size."""
-    x, y = known(a), known(b)
-    if x is not None and y is not None:
-        return x > y
-    probe = {n: 1024 for n in _names(a) | _names(b)}
-    return (known(_subs(a, probe)) or 0) > (known(_subs(b, probe)) or 0)
-
-
-def _names(value: Dim) -> frozenset[str]:
-    found: frozenset[str] = getattr(value, "free_symbols", frozenset())
-    return found
-
-
-def _subs(value: Dim, values: dict[str, int]) -> Dim:
-    return value.subs(values) if hasattr(value, "subs") else value

@@ -32,7 +32,6 @@ import json
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from shapecalc.analysis.cost import kept_shape
 from shapecalc.core.dims import Expr, dim_ascii
 from shapecalc.core.model import Model, Row
 from shapecalc.core.units import DTYPE_BYTES
@@ -171,6 +170,7 @@ def _shape(shape: tuple[Any, ...]) -> list[Any]:
 
 def cost_dict(cost: Cost) -> dict[str, Any]:
     """The ``cost`` section of the report: shapes, compute and memory."""
+    from shapecalc.analysis.cost import kept_shape  # loaded with a cost only
 
     def stored(s: Any, itemsize: int) -> dict[str, Any]:
         return {

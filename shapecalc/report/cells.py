@@ -388,8 +388,8 @@ def state_rows(cost: Cost) -> list[tuple[str, str, str, str, str]]:
         return rows  # an RNN module's h and c (its layers inside it): the account says it
     for g in groups:
         kind = g.kind + (f", window {g.sliding_window:,}" if g.sliding_window else "")
-        held = "; ".join(  # a shape kept whole on its line (no break after its commas)
-            f"{name} {shape_str(shape).replace(' ', chr(0xA0))}" for name, shape, _ in g.tensors
+        held = "; ".join(  # a shape whole on its line: no space to break it at
+            f"{name} {shape_str(shape).replace(', ', ',')}" for name, shape, _ in g.tensors
         ) + ("" if g.grows else " (fixed: it does not grow with the context)")
         rows.append((kind, dim_str(g.layers), amount(g.each), amount(g.total), held))
     return rows

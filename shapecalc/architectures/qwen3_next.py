@@ -620,6 +620,19 @@ class Qwen3Next(GroupedQueryLM):
         ]
         if holes:  # dense layers the sparse step would have given experts
             first = -(-(max(holes) + 1) // period) * period
+        if first > MAX_LISTED:
+            rule = (
+                f"the layers up to the last dense one are listed one by one: dense_layers "
+                f"(mlp_only_layers) below {MAX_LISTED:,} when the sparse step would give "
+                "them experts"
+            )
+            raise InvalidArgumentError(
+                f"{self.owner()}: {rule} (layer {max(holes):,})",
+                layer=self.owner(),
+                field="dense_layers",
+                value=",".join(str(i) for i in self.dense_layers[:8]),
+                rule=rule,
+            )
         head = runs([node(i) for i in range(first)]) if first else ()
         return (
             *head,

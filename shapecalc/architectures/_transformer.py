@@ -794,24 +794,6 @@ class Windowed:
             return Block("ModuleList", cycle([made[k] for k in pattern[:period]], self.layers))
         return Block("ModuleList", runs([made[k] for k in pattern]))  # one kind per layer
 
-    def sliding_count(self) -> Dim:
-        """How many layers slide."""
-        pattern = self.window_pattern()
-        if pattern is None:
-            return 0
-        n = known(self.layers)
-        if n is not None:
-            return sum(1 for i in range(n) if pattern[i % len(pattern)] == "sliding_attention")
-        p = len(pattern)
-        return sum(
-            (
-                floor_div(self.layers - k + p - 1, p) if p > 1 else self.layers
-                for k, kind in enumerate(pattern)
-                if kind == "sliding_attention"
-            ),
-            start=0,
-        )
-
 
 @dataclass(frozen=True)
 class WindowRule:

@@ -447,11 +447,7 @@ def kept_lines(cost: Cost) -> Iterator[str]:
             items = "; ".join(
                 f"{s.name} {shape_str(s.shape)}"
                 + (f" × {dim_str(s.copies)}" if s.copies != 1 else "")
-                + (
-                    f" ({_OWN_DTYPES.get(s.itemsize, str(s.itemsize) + ' bytes')})"
-                    if s.itemsize
-                    else ""
-                )
+                + (f" ({_own_dtype(s.itemsize)})" if s.itemsize else "")
                 for s in layer.work.saved
             )
             yield f"{_layer_name(layer)}: {items}"

@@ -63,7 +63,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "shapecalc"
 FLOORS = [
     ("core",),
     ("layers",),
-    ("architectures", "analysis"),
+    ("architectures", "analysis", "quant"),
     ("adapters",),
     ("report",),
     ("cli",),

@@ -46,6 +46,7 @@ COST_FLAGS = (
     "training",
     "mixed_precision",
     "latent_cache",
+    "weights",
 )
 SIZE_FLAGS = ("batch", "seq_len")
 CONVENTION_FLAGS = ("convention", "reset_after")
@@ -185,6 +186,14 @@ def price_options(used_by: str) -> list[Callable[[F], F]]:
             "latent and the rotated key per position, as transformers 5, vLLM and SGLang "
             "keep it; heads, every head's keys and values, as transformers 4 kept them.",
         ),
+        click.option(
+            "--weights",
+            default=None,
+            metavar="FORMAT",
+            help="Store the weights quantized: fp8 (blocks of 128×128), or a format with "
+            "settings by the quantization_config's keys (fp8:weight_block_size=null); the "
+            "table lists the stored tensors and the memory account prices them.",
+        ),
     ]
 
 
@@ -269,6 +278,7 @@ def build(
             training=flags.get("training", "adam"),
             mixed_precision=flags.get("mixed_precision", False),
             cache=flags.get("latent_cache", "latent"),
+            weights=flags.get("weights"),
             convention=flags.get("convention", "pytorch"),
             reset_after=flags.get("reset_after", True),
             explain=bool(flags.get("explain")),
@@ -278,7 +288,7 @@ def build(
             against=flags.get("against"),
         )
     except ShapecalcError as err:
-        if err.argument in ("convention", "verify", "against"):
+        if err.argument in ("convention", "verify", "against", "weights"):
             raise click.BadParameter(str(err), param_hint=f"'--{err.argument}'") from None
         raise engine_error(err, {"input": "--input-shape"}) from None
 

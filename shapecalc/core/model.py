@@ -225,6 +225,10 @@ class Model:
     #: they are (a multimodal class's vision tower): a comparison with the class leaves
     #: them out and says so
     uncounted: Mapping[str, str] = field(default_factory=dict, compare=False)
+    #: the quantization the tensors are stored under (see :mod:`shapecalc.quant`), and the
+    #: model before it: its parameters are the model's, the stored tensors these rows
+    quantization: Any = field(default=None, compare=False)
+    unquantized: Model | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for field_name, value in (("ties", self.ties), ("sizes", self.sizes)):
@@ -448,6 +452,12 @@ class Model:
         """Parameters, each shared tensor counted once."""
         return self._total(False)
 
+    @property
+    def parameters(self) -> Dim:
+        """The model's parameters: :attr:`total`, or for a quantized model its
+        unquantized twin's (4-bit numbers packed into int32 are not parameters)."""
+        return self.unquantized.total if self.unquantized is not None else self.total
+
     @cached_property
     def trainable(self) -> Dim:
         return self._total(True)
@@ -612,9 +622,8 @@ class Model:
         size = DTYPE_BYTES[dtype]
         total: Dim = self.total * size
         for row in self.rows():  # tensors stored in a dtype of their own (uint8 blocks)
-            own = row.param.itemsize
-            if own is not None and not row.tied_to:
-                total += row.count * (own - size)
+            if row.param.dtype and not row.tied_to:
+                total += row.param.nbytes(size) - row.count * size
         return total
 
     def layer(self, name: str) -> Layer:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, NoReturn
 from shapecalc.core.dims import Dim, Expr, as_size, dim_str, exact_div, int_text, known, product
 from shapecalc.core.errors import ShapeError, field_error, refuse_arrays
 from shapecalc.core.frozen import FrozenMethods
+from shapecalc.core.storage import STORAGE
 
 __all__ = [
     "REGISTERED",
@@ -34,8 +35,9 @@ __all__ = [
 ]
 
 
-#: bytes per number of the dtypes a tensor may keep whatever the weights' dtype
-STORED_BYTES: dict[str, int] = {"uint8": 1, "int8": 1, "int32": 4, "int64": 8}
+#: bytes per number of the dtypes a tensor may keep whatever the weights' dtype (the
+#: dtypes stored in blocks are in :data:`~shapecalc.core.storage.STORAGE` only)
+STORED_BYTES: dict[str, int] = {name: s.block_bytes for name, s in STORAGE.items() if s.block == 1}
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,20 @@ class Param:
 
     @property
     def itemsize(self) -> int | None:
-        """Bytes per number of a tensor with a dtype of its own; None: the weights'."""
-        return STORED_BYTES[self.dtype] if self.dtype else None
+        """Bytes per number of a tensor with a dtype of its own; None: the weights' (or a
+        dtype stored in blocks, whose bytes :meth:`nbytes` gives)."""
+        return STORAGE[self.dtype].itemsize if self.dtype else None
+
+    def nbytes(self, itemsize: int) -> Dim:
+        """Bytes of the tensor (or of the repeated tensors): ``itemsize`` per number, or
+        its own dtype's (a block dtype's bytes per block, row by row)."""
+        if not self.dtype:
+            return self.count * itemsize
+        storage = STORAGE[self.dtype]
+        if storage.block == 1 or not self.shape:
+            return self.repeat * storage.nbytes(product(self.shape))
+        rows = product(self.shape[:-1])
+        return self.repeat * rows * storage.nbytes(self.shape[-1])
 
     def at(self, index: int) -> Param:
         """The one tensor of a block for layer ``index`` (``weight_ih_l7``); every

@@ -26,6 +26,7 @@ of one child plainly, ``transformer.h.3``); ``{...}`` parts never contain a dot 
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import math
@@ -70,6 +71,7 @@ __all__ = [
     "groups",
     "in_order",
     "join_name",
+    "map_leaves",
     "node_total",
     "part_holds",
     "placed_leaves",
@@ -716,6 +718,30 @@ def node_total(
             total += inner if isinstance(entry, Child) else entry.count * inner
     memo[key] = total
     return total
+
+
+def map_leaves(
+    node: Node, change: Callable[[tuple[str, ...], Leaf], Leaf], parts: tuple[str, ...] = ()
+) -> Node:
+    """The same tree with every leaf replaced by ``change(parts, leaf)`` (``parts``: its
+    place, a run's children under the run's part, ``("layers", "{0..31}", "mlp")``);
+    blocks and runs whose leaves do not change are kept as they are."""
+    if isinstance(node, Leaf):
+        return change(parts, node)
+    entries: list[Entry] = []
+    changed = False
+    for entry in node.children:
+        if isinstance(entry, Repeat):
+            inner = map_leaves(entry.node, change, (*parts, entry.part()))
+            new: Entry = entry if inner is entry.node else dataclasses.replace(entry, node=inner)
+        else:
+            inner = map_leaves(entry.node, change, (*parts, entry.name))
+            new = entry if inner is entry.node else Child(entry.name, inner)
+        changed = changed or new is not entry
+        entries.append(new)
+    if not changed:
+        return node
+    return Block(node.kind, entries, node.flow, node.description)
 
 
 def find_node(root: Node, parts: tuple[str, ...]) -> Node | Repeat | None:

@@ -84,6 +84,7 @@ def build_report(
     verify: bool = False,
     reference: Reference | None = None,
     against: str | None = None,
+    weights: Any = None,
 ) -> Report:
     """The report of ``model``, each part computed once.
 
@@ -98,8 +99,17 @@ def build_report(
     (the ``transformers`` class of the same configuration when there is one, or
     ``reference``) and compare every name and shape (``report.verification``).
     ``against``: a checkpoint file's path (``.safetensors``, ``.pt``, ``.bin``), whose
-    every name and shape is compared with the model's (``report.against``)."""
+    every name and shape is compared with the model's (``report.against``).
+    ``weights``: the model's weights stored quantized, a :class:`~shapecalc.quant.
+    Quantization` or ``--weights`` text (``nf4``, ``fp8``, ``gptq:bits=8``): the rows
+    are the stored tensors, the bytes theirs."""
     expect(model, Model, function="build_report", argument="model", what="a shapecalc Model")
+    if weights is not None:
+        from shapecalc.quant import Quantization, parse_weights, quantize
+
+        with _part("weights"):
+            chosen = weights if isinstance(weights, Quantization) else parse_weights(weights)
+            model = quantize(model, chosen)
     if verify:
         with _part("verify"):
             check_buildable(model)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -46,6 +47,8 @@ __all__ = [
 #: quant_method (as a config's quantization_config names it) -> the module that holds it
 METHODS: dict[str, str] = {
     "fp8": "shapecalc.quant.fp8",
+    "bitsandbytes": "shapecalc.quant.bnb",
+    "mxfp4": "shapecalc.quant.mxfp4",
 }
 
 
@@ -115,11 +118,32 @@ class Method:
         return self.quant_method
 
     def skipped(self, parts: tuple[str, ...]) -> bool:
-        """``modules_to_not_convert``: a name that is the module's or one of its parents'
-        (``lm_head``, ``model.layers.0.mlp.gate``), as transformers' quantizers match."""
-        name = join_name(*parts)
-        dotted = f".{name}."
-        return any(f".{s}." in dotted or name.endswith("." + s) for s in self.skip)
+        """``modules_to_not_convert``, matched as transformers' ``should_convert_module``
+        matches (``quantizers/quantizers_utils.py``): a pattern from the name's start up to
+        a module boundary (``model.layers.1`` holds ``model.layers.1.mlp``, not
+        ``model.layers.11``), as a regular expression with the same boundary
+        (``model.layers.*``), or as the name's end (``lm_head``, ``mlp.gate``). A run's
+        children (``layers.{0..31}``) are matched at each of their indices."""
+        if not self.skip:
+            return False
+        found = {_skipped(name, self.skip) for name in _names(parts)}
+        if len(found) > 1:
+            raise weights_error(
+                "modules_to_not_convert",
+                list(self.skip),
+                f"modules_to_not_convert {echo(list(self.skip))} names some of the layers "
+                f"{join_name(*parts)} and not others; shapecalc stores a run of equal "
+                "layers one way",
+                "a skipped module is every layer of its run or none",
+            )
+        return found == {True}
+
+    def appended(self, spec: LayerSpec, twin: LayerSpec | None = None) -> tuple[Param, ...]:
+        """Tensors a converted layer stores after all of its own (bitsandbytes' ``SCB``
+        after ``weight`` and ``bias``, as its state dict lists them). ``twin``: in a
+        model's symbolic template, the same layer with the concrete sizes, for a tensor
+        whose length no formula writes (a JSON text's, which holds the sizes' digits)."""
+        return ()
 
     def converts(self, parts: tuple[str, ...], spec: LayerSpec, head: bool) -> bool:
         """Whether the layer at ``parts`` is stored quantized (``head``: it is the
@@ -223,6 +247,43 @@ def from_config(config: Mapping[str, Any], where: str = "quantization_config") -
     return Quantization(cls.from_options(config, where), source=where)
 
 
+_BOUNDARY = r"(?:(?<=\.)|(?=\.|$))"
+
+
+def _skipped(name: str, patterns: tuple[str, ...]) -> bool:
+    for key in patterns:
+        if name.endswith(key):
+            return True
+        try:
+            if re.match(rf"(?:{key}){_BOUNDARY}", name):
+                return True
+        except re.error:
+            continue  # transformers would fail on it; as a plain name it matched above
+    return False
+
+
+def _names(parts: tuple[str, ...]) -> list[str]:
+    """The module's names: one, or one per index of the runs it is in (``{0..31}``;
+    a run of symbolic length at its first index)."""
+    choices: list[list[str]] = []
+    for part in parts:
+        if not part.startswith("{"):
+            choices.append([part])
+            continue
+        first, _, last = part.strip("{}").partition("..")
+        start, _, second = first.partition(",")
+        try:
+            lo, hi = int(start), int(last)
+            step = int(second) - lo if second else 1
+            choices.append([str(i) for i in range(lo, hi + 1, max(step, 1))])
+        except ValueError:
+            choices.append([start])
+    names = [""]
+    for options in choices:
+        names = [f"{n}.{o}" if n else o for n in names for o in options][:4096]
+    return names
+
+
 def _value(text: str) -> Any:
     lowered = text.lower()
     if lowered in ("true", "false"):
@@ -241,6 +302,8 @@ class Quantized(LayerSpec):
 
     layer: LayerSpec
     method: Method
+    #: in a symbolic template, the layer with concrete sizes (see :meth:`Method.appended`)
+    twin: LayerSpec | None = None
 
     kind: ClassVar[str] = "Quantized"
     family: ClassVar[str] = "quantized"
@@ -249,6 +312,7 @@ class Quantized(LayerSpec):
     def params(self) -> Iterator[Param]:
         for param in self.layer.params():
             yield from self.method.stored(self.layer, param) or (param,)
+        yield from self.method.appended(self.layer, self.twin)
 
     def buffers(self) -> Iterator[Param]:
         return self.layer.buffers()
@@ -283,18 +347,27 @@ def quantize(model: Model, quantization: Quantization) -> Model:
     tied = {n.rpartition(".")[0] for pair in model.ties.items() for n in pair}
     head = model.head
 
-    def change(parts: tuple[str, ...], leaf: Leaf) -> Leaf:
+    concrete: list[LayerSpec] = []
+
+    def change(parts: tuple[str, ...], leaf: Leaf, twins: Iterator[LayerSpec] | None) -> Leaf:
         name = join_name(*parts)
-        if name in tied or method.skipped(parts):
+        # a mixture's router is a TopKRouter in transformers 5, not an nn.Linear: no
+        # quantizer converts it (mixtral, qwen2_moe, jamba, gpt_oss modeling files)
+        if name in tied or leaf.role == "router" or method.skipped(parts):
             return leaf
         if not method.converts(parts, leaf.spec, head=bool(head) and name == head):
             return leaf
-        return dataclasses.replace(leaf, spec=Quantized(leaf.spec, method))
+        twin = next(twins, None) if twins is not None else None
+        if twins is None:
+            concrete.append(leaf.spec)
+        elif twin is not None and type(twin) is not type(leaf.spec):
+            twin = None
+        return dataclasses.replace(leaf, spec=Quantized(leaf.spec, method, twin))
 
-    def of(m: Model) -> Model:
+    def of(m: Model, twins: Iterator[LayerSpec] | None = None) -> Model:
         return dataclasses.replace(
             m,
-            root=map_leaves(m.root, change),
+            root=map_leaves(m.root, lambda parts, leaf: change(parts, leaf, twins)),
             quantization=quantization,
             unquantized=m,
             make_template=None,
@@ -302,8 +375,15 @@ def quantize(model: Model, quantization: Quantization) -> Model:
         )
 
     out = of(model)
+    if not concrete:
+        raise weights_error(
+            "weights",
+            quantization.describe(),
+            f"{quantization.describe()} converts no layer of {model.name}",
+            "a quantization converts some layer",
+        )
     template = model.template
     if template is not model:
-        made = of(template)
+        made = of(template, iter(concrete))
         object.__setattr__(out, "make_template", lambda: made)
     return out

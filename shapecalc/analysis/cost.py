@@ -600,6 +600,10 @@ class Cost:
         weights = m.bytes(self.dtype)  # N·b, but tensors of a dtype of their own at theirs
         kept = sorted({row.param.dtype for row in m.rows() if row.param.dtype})
         own = "".join(f"; {d} tensors {STORED_BYTES[d]} byte(s) each" for d in kept)
+        if m.quantization is not None:  # the rule names the method and both parts
+            from shapecalc.quant import weights_rule
+
+            own = "; " + weights_rule(m, b, self.dtype)
         if self.mixed_precision:
             lines.append(
                 MemoryLine(

@@ -42,6 +42,8 @@ __all__ = [
     "method_class",
     "parse_weights",
     "quantize",
+    "quantized_bytes",
+    "weights_rule",
 ]
 
 #: quant_method (as a config's quantization_config names it) -> the module that holds it
@@ -164,6 +166,44 @@ class Quantization:
 
     def describe(self) -> str:
         return self.method.describe()
+
+    def settings(self) -> dict[str, Any]:
+        """The method's settings by the quantization_config's keys (JSON values)."""
+        method = self.method
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(method):
+            names = method.keys.get(f.name, (f.name,))
+            if not names:
+                continue
+            value = getattr(method, f.name)
+            out[names[0]] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+def quantized_bytes(model: Model, itemsize: int) -> tuple[Any, Any]:
+    """(bytes of the tensors stored in a dtype of their own, bytes of the others at
+    ``itemsize``) of a model's untied rows."""
+    own: Any = 0
+    others: Any = 0
+    for row in model.rows():
+        if row.tied_to:
+            continue
+        if row.param.dtype:
+            own += row.param.nbytes(itemsize)
+        else:
+            others += row.count * itemsize
+    return own, others
+
+
+def weights_rule(model: Model, itemsize: int, dtype: str) -> str:
+    """The memory account's rule for a quantized model's weights."""
+    from shapecalc.core.dims import count_str
+
+    own, others = quantized_bytes(model, itemsize)
+    return (
+        f"{model.quantization.describe()}: the quantized layers' tensors "
+        f"{count_str(own)} bytes, the others {count_str(others)} bytes"
+    )
 
 
 def weights_error(field: str, value: Any, message: str, rule: str) -> InvalidArgumentError:
@@ -328,6 +368,13 @@ class Quantized(LayerSpec):
 
     def active(self) -> Any:
         return self.layer.active()
+
+    def arguments(self) -> dict[str, Any]:
+        """The layer's own arguments and, under ``weights``, how they are stored."""
+        return {**self.layer.arguments(), "weights": self.method.describe()}
+
+    def changed_arguments(self) -> dict[str, Any]:
+        return {**self.layer.changed_arguments(), "weights": self.method.describe()}
 
     def __str__(self) -> str:
         return f"{self.layer} ({self.method.describe()})"

@@ -85,6 +85,7 @@ def _param(row: Row) -> dict[str, Any]:
         "role": row.role,
         "trainable": row.param.trainable,
         "tied_to": row.tied_to,
+        **({"dtype": row.param.dtype} if row.param.dtype else {}),
     }
 
 
@@ -150,7 +151,29 @@ def to_dict(model: Model, *, kind: str | None = None) -> dict[str, Any]:
     }
     if model.nested:
         report["tree"] = _node(model, name_tree(model))
+    if model.quantization is not None:
+        report["quantization"] = _quantization(model)
     return report
+
+
+def _quantization(model: Model) -> dict[str, Any]:
+    """How a quantized model's weights are stored: the method, its settings, the
+    unquantized parameters and the stored bytes (quantized tensors and the others)."""
+    from shapecalc.quant import quantized_bytes
+
+    chosen = model.quantization
+    by_dtype = {}
+    for dtype, size in DTYPE_BYTES.items():
+        own, others = quantized_bytes(model, size)
+        by_dtype[dtype] = {"quantized": _value(own), "others": _value(others)}
+    return {
+        "method": chosen.method.quant_method,
+        "describe": chosen.describe(),
+        "source": chosen.source,
+        "settings": chosen.settings(),
+        "parameters": _value(model.parameters),
+        "bytes": by_dtype,
+    }
 
 
 def _node(model: Model, node: NameNode) -> dict[str, Any]:

@@ -118,9 +118,18 @@ def _memory_line(model: Model) -> str:
     return " · ".join(parts)
 
 
+def _stored_line(model: Model) -> str:
+    return (
+        f"{count_str(model.total)} numbers in the stored tensors, "
+        f"{model.quantization.describe()}"
+    )
+
+
 def summary_lines(model: Model) -> list[tuple[str, str]]:
     """The footer: (label, text) pairs shared by every writer."""
-    lines = [("Total", _total_line(model))]
+    lines = [("Total", _total_line(model.unquantized or model))]
+    if model.quantization is not None:  # the parameters above, the stored tensors here
+        lines.append(("Stored", _stored_line(model)))
     if model.routed:
         lines.append(("Active", _active_line(model)))
     if model.trainable != model.total:
@@ -352,7 +361,7 @@ def _flops_phrase(cost: Cost) -> str:
 def cost_summary(cost: Cost) -> str:
     """The one-line footer: ``4.27 M params · 17.1 MB fp32 · 848 MFLOPs per forward at
     B=1, T=100``."""
-    total = cost.model.total
+    total = cost.model.parameters
     parts = [
         f"{human_count(total) if isinstance(total, int) else amount(total)} "
         f"param{'' if total == 1 else 's'}"

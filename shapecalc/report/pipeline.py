@@ -23,6 +23,8 @@ An error of one part names it in ``err.argument`` ("cost", "convention", "verify
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -111,8 +113,8 @@ def build_report(
             chosen = weights if isinstance(weights, Quantization) else parse_weights(weights)
             model = quantize(model, chosen)
     if verify:
-        with _part("verify"):
-            check_buildable(model)
+        with _part("verify"):  # a quantized model: its unquantized twin is the module's
+            check_buildable(model.unquantized or model)
     sections = (shapes, flops, memory)
     cost: Cost | None = None
     if any(sections):
@@ -148,7 +150,13 @@ def build_report(
     verification = None
     if verify:
         with _part("verify"):
-            verification = _verify(model, reference)
+            verification = _verify(model.unquantized or model, reference)
+            if model.quantization is not None:
+                verification = dataclasses.replace(
+                    verification,
+                    note=f"{verification.note} (the unquantized model; the stored tensors "
+                    "are checked by `shapecalc inspect FOLDER`)",
+                )
     checked = None
     if against is not None:
         from shapecalc.adapters.torch_compare import compare

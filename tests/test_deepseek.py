@@ -535,17 +535,18 @@ def test_a_glm_download_holds_its_prediction_layer_apart(tmp_path: Path) -> None
 
 def test_block_scaled_fp8_configs_are_counted_with_a_note() -> None:
     """DeepSeek-V3's fp8 checkpoint keeps every weight's shape (and adds a scale per
-    128 × 128 block): its config is counted as transformers builds it, with a note; an fp8
-    config without blocks, and any other quantization, still needs --allow-field."""
+    128 × 128 block): its config is counted as transformers builds it, with a note; a
+    quantization shapecalc does not store still needs --allow-field."""
     from shapecalc.adapters.hf_config import from_hf_config
 
     model = from_hf_config(DEEPSEEK_V3)
     assert model.total == 671_026_404_352
     assert any("fp8 in blocks of 128 × 128" in note for note in model.notes)
     assert "quantization_config" not in model.unshaped  # it changes what files store
+    # an fp8 config without blocks is fp8 as shapecalc.quant stores it (FineGrainedFP8Config's
+    # default blocks of 128 × 128): read, and priced quantized by `shapecalc hf`
     plain = {**DEEPSEEK_V3, "quantization_config": {"quant_method": "fp8"}}
-    with pytest.raises(InvalidArgumentError, match="--allow-field quantization_config"):
-        from_hf_config(plain)
+    assert from_hf_config(plain).total == model.total
     gptq = {**DEEPSEEK_V3, "quantization_config": {"quant_method": "gptq", "bits": 4}}
     with pytest.raises(InvalidArgumentError, match="quantization_config"):
         from_hf_config(gptq)

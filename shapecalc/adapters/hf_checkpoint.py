@@ -419,7 +419,7 @@ def _match(
             (tied_absent if name in tied else missing).append((name, shape))
             continue
         used.add(name)
-        if tensor.shape != shape:
+        if tensor.shape != shape and not _varies(model, name, shape, tensor.shape):
             wrong_shape.append(Mismatch(name, shape, tensor.shape))
     scales, wrong_scales = _block_scales(hf, expected, stored)
     wrong_shape.extend(wrong_scales)
@@ -564,6 +564,35 @@ def _exact(hf: HFModel, layouts: list[tuple[str, Model]]) -> bool:
     )
 
 
+def _varies(model: Model, name: str, want: tuple[int, ...], found: tuple[int, ...]) -> bool:
+    """A stored tensor whose length the quantization says depends on the numbers (a
+    double-quantized bitsandbytes state's JSON): one dimension either way, within 8."""
+    chosen = model.quantization
+    if chosen is None or not chosen.method.varies(name):
+        return False
+    return len(want) == len(found) == 1 and abs(want[0] - found[0]) <= 8
+
+
+def _quantized_layout(hf: HFModel, model: Model, path: str) -> tuple[str, Model] | None:
+    """The model stored as the config's quantization_config says, when shapecalc models
+    its method; a setting it refuses is refused here, in one line."""
+    from shapecalc.adapters.hf_quant import config_quantization
+    from shapecalc.quant import quantize
+
+    try:
+        chosen = config_quantization(hf)
+        if chosen is None:
+            return None
+        return "quantized", quantize(model, chosen)
+    except InvalidArgumentError as err:
+        raise InvalidArgumentError(
+            f"{err.message} (in the folder's config.json)",
+            field="target",
+            value=path,
+            rule=err.rule,
+        ) from None
+
+
 def _lost(folder: str) -> dict[str, str]:
     """The tensors an index puts in shards the folder does not hold -> that shard."""
     index = next((n for n in INDEXES if os.path.isfile(os.path.join(folder, n))), None)
@@ -624,6 +653,13 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
             layouts.insert(0, ("checkpoint files", hf.checkpoint_model()))
     refused: InvalidArgumentError | None = None
     exact = _exact(hf, layouts)
+    if not exact or fp8_blocks(hf.config) is not None:
+        # a quantization shapecalc stores: its tensors, every one checked (block fp8's
+        # checkpoint layouts, experts one by one, are checked as before, this beside them)
+        quantized = _quantized_layout(hf, layouts[-1][1], path)
+        if quantized is not None:
+            layouts = [*layouts, quantized] if exact else [quantized]
+            exact = True
     for label, model in layouts:
         try:
             _countable(model, len(checkpoint.tensors), path)
@@ -659,6 +695,11 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
             notes.append(
                 f"quantized ({method}, blocks of {block[0]} × {block[1]}): every weight keeps "
                 "its shape, each weight_scale_inv one scale per block of its weight: all checked"
+            )
+        elif exact and model.quantization is not None:
+            notes.append(
+                f"quantized ({model.quantization.describe()}): every tensor it stores, "
+                "named, shaped and typed as shapecalc models it: all checked"
             )
         elif exact:
             notes.append(

@@ -670,6 +670,10 @@ def _refuse_quantized(
     if modelled_quantization(config, t) is not None:
         return
     method = quantized.get("quant_method") if isinstance(quantized, dict) else None
+    from shapecalc.quant import METHODS
+
+    if isinstance(method, str) and method in METHODS:
+        return  # shapecalc stores it (`hf` prices the quantized tensors by default)
     kind = shown_name(method, 30) if isinstance(method, str) else "a quantization"
     raise _fail(
         "quantization_config",

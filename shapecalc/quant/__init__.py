@@ -140,6 +140,12 @@ class Method:
             )
         return found == {True}
 
+    def varies(self, name: str) -> bool:
+        """Whether a stored tensor's length depends on the numbers, not the shapes alone
+        (bitsandbytes' double-quantized state, whose JSON prints a float): a checkpoint's
+        may differ from the priced one by a few bytes."""
+        return False
+
     def appended(self, spec: LayerSpec, twin: LayerSpec | None = None) -> tuple[Param, ...]:
         """Tensors a converted layer stores after all of its own (bitsandbytes' ``SCB``
         after ``weight`` and ``bias``, as its state dict lists them). ``twin``: in a
@@ -349,6 +355,10 @@ class Quantized(LayerSpec):
     family: ClassVar[str] = "quantized"
     summary: ClassVar[str] = "a layer whose weights are stored quantized"
 
+    def __post_init__(self) -> None:
+        # routed experts stay routed, stored quantized (an instance's value over the class's)
+        object.__setattr__(self, "routed", self.layer.routed)
+
     def params(self) -> Iterator[Param]:
         for param in self.layer.params():
             yield from self.method.stored(self.layer, param) or (param,)
@@ -433,4 +443,5 @@ def quantize(model: Model, quantization: Quantization) -> Model:
     if template is not model:
         made = of(template, iter(concrete))
         object.__setattr__(out, "make_template", lambda: made)
+    out.rows()  # the stored tensors now, so that a size the method refuses is said here
     return out

@@ -182,6 +182,9 @@ class BitsAndBytes(Method):
             return False
         return type(spec) is Linear or isinstance(spec, Conv1D)
 
+    def varies(self, name: str) -> bool:
+        return self.bnb_4bit_use_double_quant and ".quant_state.bitsandbytes__" in name
+
     def _features(self, spec: LayerSpec) -> tuple[Dim, Dim]:
         if isinstance(spec, Conv1D):
             return spec.nf, spec.nx

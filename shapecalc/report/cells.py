@@ -131,7 +131,7 @@ def summary_lines(model: Model) -> list[tuple[str, str]]:
     if model.quantization is not None:  # the parameters above, the stored tensors here
         lines.append(("Stored", _stored_line(model)))
     if model.routed:
-        lines.append(("Active", _active_line(model)))
+        lines.append(("Active", _active_line(model.unquantized or model)))
     if model.trainable != model.total:
         lines.append(("Trainable", count_str(model.trainable)))
     lines.append(("Memory", _memory_line(model)))

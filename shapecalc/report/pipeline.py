@@ -106,6 +106,8 @@ def build_report(
     Quantization` or ``--weights`` text (``nf4``, ``fp8``, ``gptq:bits=8``): the rows
     are the stored tensors, the bytes theirs."""
     expect(model, Model, function="build_report", argument="model", what="a shapecalc Model")
+    if isinstance(weights, str) and weights.strip().lower() == "none":
+        weights = None  # --weights none: the model as it is
     if weights is not None:
         from shapecalc.quant import Quantization, parse_weights, quantize
 

@@ -332,7 +332,7 @@ class Cost:
             return None
         w, a, o = parts
         assert w is not None and a is not None and o is not None
-        return SixN(self.model.total, w, a, o)
+        return SixN(self.model.parameters, w, a, o)
 
     # -- memory -------------------------------------------------------------------------
     def recomputed(self) -> Recomputed | None:

@@ -130,10 +130,11 @@ class Method:
             return False
         found = {_skipped(name, self.skip) for name in _names(parts)}
         if len(found) > 1:
+            key = (self.keys.get("skip") or ("modules_to_not_convert",))[0]
             raise weights_error(
-                "modules_to_not_convert",
+                key,
                 list(self.skip),
-                f"modules_to_not_convert {echo(list(self.skip))} names some of the layers "
+                f"{key} {echo(list(self.skip))} names some of the layers "
                 f"{join_name(*parts)} and not others; shapecalc stores a run of equal "
                 "layers one way",
                 "a skipped module is every layer of its run or none",
@@ -242,7 +243,7 @@ def _aliases() -> Iterator[tuple[str, type[Method], dict[str, Any]]]:
 def parse_weights(text: str) -> Quantization:
     """``--weights NAME[:key=value,...]``: a short name (``nf4``, ``fp8``, ``q4_k_m``)
     or a quant_method, then settings by the quantization_config's own keys
-    (``gptq:bits=8,group_size=32``)."""
+    (``gptq:bits=8,group_size=32``; a list as ``[64;64]``, ``null`` for none)."""
     if not isinstance(text, str) or not text.strip():
         raise weights_error(
             "weights", text, "--weights: give a format name (fp8, nf4, ...)", "a format name"
@@ -331,9 +332,15 @@ def _names(parts: tuple[str, ...]) -> list[str]:
 
 
 def _value(text: str) -> Any:
+    """A setting's value: true, false, null, an integer, a list ``[a;b]`` (a comma
+    separates settings), or text."""
     lowered = text.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
+    if lowered in ("null", "none"):
+        return None
+    if text.startswith("[") and text.endswith("]"):
+        return [_value(v.strip()) for v in text[1:-1].split(";") if v.strip()]
     try:
         return int(text)
     except ValueError:

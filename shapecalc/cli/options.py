@@ -190,9 +190,12 @@ def price_options(used_by: str) -> list[Callable[[F], F]]:
             "--weights",
             default=None,
             metavar="FORMAT",
-            help="Store the weights quantized: fp8 (blocks of 128×128), or a format with "
-            "settings by the quantization_config's keys (fp8:weight_block_size=null); the "
-            "table lists the stored tensors and the memory account prices them.",
+            help="Store the weights quantized: int8 or nf4/fp4 (bitsandbytes), fp8 (blocks of "
+            "128×128), mxfp4 (gpt-oss's experts), or a format with settings by the "
+            "quantization_config's keys (nf4:bnb_4bit_use_double_quant=true, "
+            "fp8:weight_block_size=null); none: as they are (hf: its config's "
+            "quantization_config by default). The table lists the stored tensors and the "
+            "memory account prices them.",
         ),
     ]
 

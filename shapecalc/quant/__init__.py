@@ -51,6 +51,7 @@ METHODS: dict[str, str] = {
     "fp8": "shapecalc.quant.fp8",
     "bitsandbytes": "shapecalc.quant.bnb",
     "mxfp4": "shapecalc.quant.mxfp4",
+    "compressed-tensors": "shapecalc.quant.compressed",
 }
 
 
@@ -115,6 +116,17 @@ class Method:
     def check(self, where: str) -> None:
         """Refuse settings the method cannot take (bits=3 for a 4-bit-only method)."""
 
+    def settings(self) -> dict[str, Any]:
+        """The settings by the quantization_config's keys (JSON values)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            names = self.keys.get(f.name, (f.name,))
+            if not names:
+                continue
+            value = getattr(self, f.name)
+            out[names[0]] = list(value) if isinstance(value, tuple) else value
+        return out
+
     def describe(self) -> str:
         """The method in a few words, for the memory account's rule."""
         return self.quant_method
@@ -128,7 +140,7 @@ class Method:
         children (``layers.{0..31}``) are matched at each of their indices."""
         if not self.skip:
             return False
-        found = {_skipped(name, self.skip) for name in _names(parts)}
+        found = {_skipped(name, self.skip) for name in module_names(parts)}
         if len(found) > 1:
             key = (self.keys.get("skip") or ("modules_to_not_convert",))[0]
             raise weights_error(
@@ -140,6 +152,11 @@ class Method:
                 "a skipped module is every layer of its run or none",
             )
         return found == {True}
+
+    def at(self, parts: tuple[str, ...]) -> Method:
+        """The method as it applies to the layer at ``parts`` (compressed-tensors: the
+        config group whose targets name it); itself by default."""
+        return self
 
     def varies(self, name: str) -> bool:
         """Whether a stored tensor's length depends on the numbers, not the shapes alone
@@ -176,15 +193,7 @@ class Quantization:
 
     def settings(self) -> dict[str, Any]:
         """The method's settings by the quantization_config's keys (JSON values)."""
-        method = self.method
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(method):
-            names = method.keys.get(f.name, (f.name,))
-            if not names:
-                continue
-            value = getattr(method, f.name)
-            out[names[0]] = list(value) if isinstance(value, tuple) else value
-        return out
+        return self.method.settings()
 
 
 def quantized_bytes(model: Model, itemsize: int) -> tuple[Any, Any]:
@@ -309,7 +318,7 @@ def _skipped(name: str, patterns: tuple[str, ...]) -> bool:
     return False
 
 
-def _names(parts: tuple[str, ...]) -> list[str]:
+def module_names(parts: tuple[str, ...]) -> list[str]:
     """The module's names: one, or one per index of the runs it is in (``{0..31}``;
     a run of symbolic length at its first index)."""
     choices: list[list[str]] = []
@@ -368,7 +377,8 @@ class Quantized(LayerSpec):
 
     def params(self) -> Iterator[Param]:
         for param in self.layer.params():
-            yield from self.method.stored(self.layer, param) or (param,)
+            stored = self.method.stored(self.layer, param)
+            yield from (param,) if stored is None else stored
         yield from self.method.appended(self.layer, self.twin)
 
     def buffers(self) -> Iterator[Param]:
@@ -426,7 +436,7 @@ def quantize(model: Model, quantization: Quantization) -> Model:
             concrete.append(leaf.spec)
         elif twin is not None and type(twin) is not type(leaf.spec):
             twin = None
-        return dataclasses.replace(leaf, spec=Quantized(leaf.spec, method, twin))
+        return dataclasses.replace(leaf, spec=Quantized(leaf.spec, method.at(parts), twin))
 
     def of(m: Model, twins: Iterator[LayerSpec] | None = None) -> Model:
         return dataclasses.replace(

@@ -24,8 +24,8 @@ def rows(
 ) -> list[tuple[str, tuple[int, ...], str, int]]:
     """The same of a shapecalc model, every repeated block expanded, a tied tensor once,
     its tensors without a dtype of their own at ``itemsize`` bytes (bfloat16)."""
-    from shapecalc.core.spec import expand
     from shapecalc.core.model import full_name
+    from shapecalc.core.spec import expand
     from shapecalc.core.tree import every_child, placed_leaves
 
     out = []

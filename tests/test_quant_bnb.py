@@ -75,10 +75,15 @@ def _offset_free(state: dict[str, Any], found: list[Any], options: dict[str, Any
             text = bytes(state[name].tolist()).decode()
             saved = json.loads(text)
             assert text == state_text(
-                saved["quant_type"], saved["dtype"], tuple(saved["shape"]), True,
+                saved["quant_type"],
+                saved["dtype"],
+                tuple(saved["shape"]),
+                True,
                 saved["nested_offset"],
             )
-            priced = len(state_text(saved["quant_type"], saved["dtype"], tuple(saved["shape"]), True))
+            priced = len(
+                state_text(saved["quant_type"], saved["dtype"], tuple(saved["shape"]), True)
+            )
             shape, size = (priced,), priced
         out.append((name, shape, dtype, size))
     return out
@@ -99,7 +104,7 @@ def test_a_linear_layer_as_bitsandbytes_saves_it(
     packed = (n_in * n_out + 1) // 2
     storage = options.get("bnb_4bit_quant_storage", "uint8")
     if options.get("load_in_4bit") and (packed % size or (storage != "uint8" and packed == 1)):
-        with pytest.raises(ShapecalcError, match="bnb_4bit_quant_storage|cannot"):
+        with pytest.raises(ShapecalcError, match=r"bnb_4bit_quant_storage|cannot"):
             quantize(model, method).rows()
         with pytest.raises((RuntimeError, ValueError, IndexError)):
             _layer(n_in, n_out, bias, options)
@@ -124,8 +129,14 @@ def _tiny(kind: str) -> tuple[Any, Any, dict[str, Any]]:
             "num_key_value_heads": 2,
         }
         return transformers.LlamaForCausalLM, transformers.LlamaConfig(**config), config
-    config = {"model_type": "gpt2", "vocab_size": 100, "n_embd": 64, "n_layer": 2, "n_head": 4,
-              "n_positions": 32}
+    config = {
+        "model_type": "gpt2",
+        "vocab_size": 100,
+        "n_embd": 64,
+        "n_layer": 2,
+        "n_head": 4,
+        "n_positions": 32,
+    }
     return transformers.GPT2LMHeadModel, transformers.GPT2Config(**config), config
 
 
@@ -133,8 +144,15 @@ def _tiny(kind: str) -> tuple[Any, Any, dict[str, Any]]:
     ("kind", "options"),
     [
         ("llama", {"load_in_8bit": True}),
-        ("llama", {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
-                   "bnb_4bit_use_double_quant": True, "bnb_4bit_quant_storage": "bfloat16"}),
+        (
+            "llama",
+            {
+                "load_in_4bit": True,
+                "bnb_4bit_quant_type": "nf4",
+                "bnb_4bit_use_double_quant": True,
+                "bnb_4bit_quant_storage": "bfloat16",
+            },
+        ),
         ("llama", {"load_in_4bit": True, "llm_int8_skip_modules": ["mlp.down_proj"]}),
         ("gpt2", {"load_in_8bit": True}),
         ("gpt2", {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}),

@@ -52,7 +52,9 @@ def configs(draw: Any) -> tuple[str, dict[str, Any]]:
 
 @settings(max_examples=30)
 @given(made=configs(), options=OPTIONS)
-def test_fp8_as_transformers_builds_it(made: tuple[str, dict[str, Any]], options: dict[str, Any]) -> None:
+def test_fp8_as_transformers_builds_it(
+    made: tuple[str, dict[str, Any]], options: dict[str, Any]
+) -> None:
     kind, config = made
     classes = {
         "llama": (transformers.LlamaForCausalLM, transformers.LlamaConfig),

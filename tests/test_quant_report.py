@@ -17,10 +17,38 @@ from shapecalc.quant import parse_weights, quantize
 from tests.test_cli import run
 from tests.test_schema import validator
 
-GPT_OSS = ["gpt-oss", "--vocab", "100", "--hidden", "64", "--layers", "2", "--heads", "4",
-           "--kv-heads", "2", "--head-dim", "16", "--intermediate", "96", "--experts", "4"]
-LLAMA = ["llama", "--vocab", "1000", "--hidden", "256", "--layers", "2", "--heads", "4",
-         "--intermediate", "512"]
+GPT_OSS = [
+    "gpt-oss",
+    "--vocab",
+    "100",
+    "--hidden",
+    "64",
+    "--layers",
+    "2",
+    "--heads",
+    "4",
+    "--kv-heads",
+    "2",
+    "--head-dim",
+    "16",
+    "--intermediate",
+    "96",
+    "--experts",
+    "4",
+]
+LLAMA = [
+    "llama",
+    "--vocab",
+    "1000",
+    "--hidden",
+    "256",
+    "--layers",
+    "2",
+    "--heads",
+    "4",
+    "--intermediate",
+    "512",
+]
 
 
 @settings(max_examples=20)
@@ -40,8 +68,14 @@ def test_mxfp4_stores_gpt_oss_experts_as_its_checkpoints(e: int, h: int, i: int)
     from transformers.integrations.mxfp4 import Mxfp4GptOssExperts
 
     config = transformers.GptOssConfig(
-        vocab_size=50, hidden_size=h, intermediate_size=i, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=1, head_dim=16, num_local_experts=e,
+        vocab_size=50,
+        hidden_size=h,
+        intermediate_size=i,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        num_local_experts=e,
     )
     with torch.device("meta"):
         packed = dict(Mxfp4GptOssExperts(config).named_parameters())
@@ -84,8 +118,10 @@ def test_the_summary_says_parameters_and_stored_bytes() -> None:
     assert wide.exit_code == 0 and max(len(x) for x in wide.stdout.splitlines()) <= 200
 
 
-@pytest.mark.parametrize("weights", ["int8", "nf4", "fp4:bnb_4bit_use_double_quant=true", "fp8",
-                                     "fp8:weight_block_size=null"])
+@pytest.mark.parametrize(
+    "weights",
+    ["int8", "nf4", "fp4:bnb_4bit_use_double_quant=true", "fp8", "fp8:weight_block_size=null"],
+)
 def test_json_carries_the_quantization(weights: str) -> None:
     result = run([*LLAMA, "--weights", weights, "--format", "json", "--memory"])
     assert result.exit_code == 0, result.output
@@ -95,7 +131,7 @@ def test_json_carries_the_quantization(weights: str) -> None:
     model = sc.llama(vocab=1000, hidden=256, layers=2, heads=4, intermediate=512)
     assert quantization["parameters"] == model.total
     chosen = quantize(model, parse_weights(weights))
-    for dtype, size in (("fp32", 4), ("bf16", 2)):
+    for dtype in ("fp32", "bf16"):
         part = quantization["bytes"][dtype]
         assert part["quantized"] + part["others"] == report["bytes"][dtype] == chosen.bytes(dtype)
     stored = [p for layer in report["layers"] for p in layer["params"] if "dtype" in p]
@@ -116,17 +152,47 @@ def test_verify_compares_the_unquantized_model() -> None:
     ("args", "said"),
     [
         ([*LLAMA, "--weights", "mxfp4"], "converts no layer"),
-        ([*GPT_OSS[:-4], "--intermediate", "100", "--experts", "4", "--weights", "mxfp4"],
-         "not a multiple of 32"),
-        ([*LLAMA, "--weights", "nf4:bnb_4bit_quant_storage=float32", "--hidden", "2",
-          "--heads", "1", "--intermediate", "3"], "cannot view"),
+        (
+            [*GPT_OSS[:-4], "--intermediate", "100", "--experts", "4", "--weights", "mxfp4"],
+            "not a multiple of 32",
+        ),
+        (
+            [
+                *LLAMA,
+                "--weights",
+                "nf4:bnb_4bit_quant_storage=float32",
+                "--hidden",
+                "2",
+                "--heads",
+                "1",
+                "--intermediate",
+                "3",
+            ],
+            "cannot view",
+        ),
         ([*LLAMA, "--weights", "q9_z"], "not a format shapecalc knows"),
         ([*LLAMA, "--weights", "nf4:colour=blue"], "no setting 'colour'"),
         ([*LLAMA, "--weights", "nf4:llm_int8_skip_modules=lm_head"], "list of module names"),
         ([*LLAMA, "--weights", "fp8:weight_block_size=7"], "weight_block_size"),
         ([*LLAMA, "--weights", "int8:modules_to_not_convert=x"], "no setting"),
-        (["llama", "--vocab", "V", "--hidden", "H", "--layers", "L", "--heads", "A",
-          "--intermediate", "I", "--weights", "nf4"], "give the sizes as numbers"),
+        (
+            [
+                "llama",
+                "--vocab",
+                "V",
+                "--hidden",
+                "H",
+                "--layers",
+                "L",
+                "--heads",
+                "A",
+                "--intermediate",
+                "I",
+                "--weights",
+                "nf4",
+            ],
+            "give the sizes as numbers",
+        ),
     ],
 )
 def test_bad_weights_are_one_line(args: list[str], said: str) -> None:
@@ -153,5 +219,5 @@ def test_skip_patterns() -> None:
     assert not any(r.name.startswith("lm_head.S") for r in default.rows())
     regex = quantize(model, _from({"llm_int8_skip_modules": ["model.layers.*"]}))
     assert [r.name for r in regex.rows() if r.name.endswith("SCB")] == ["lm_head.SCB"]
-    with pytest.raises(ShapecalcError, match="llm_int8_skip_modules .* names some of the"):
+    with pytest.raises(ShapecalcError, match=r"llm_int8_skip_modules .* names some of the"):
         quantize(model, _from({"llm_int8_skip_modules": ["model.layers.1"]}))

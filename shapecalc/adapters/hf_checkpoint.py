@@ -656,9 +656,9 @@ def check_folder(path: str, allow: tuple[str, ...] = ()) -> FolderCheck:
     if not exact or fp8_blocks(hf.config) is not None:
         # a quantization shapecalc stores: its tensors, every one checked (block fp8's
         # checkpoint layouts, experts one by one, are checked as before, this beside them)
-        quantized = _quantized_layout(hf, layouts[-1][1], path)
-        if quantized is not None:
-            layouts = [*layouts, quantized] if exact else [quantized]
+        as_stored = _quantized_layout(hf, layouts[-1][1], path)
+        if as_stored is not None:
+            layouts = [*layouts, as_stored] if exact else [as_stored]
             exact = True
     for label, model in layouts:
         try:

@@ -162,11 +162,7 @@ def _scheme(name: str, raw: Any, default_format: Any) -> Scheme:
     if not isinstance(raw, Mapping):
         raise _fail(where, raw, "must be a mapping (targets, weights, ...)")
     targets = raw.get("targets")
-    if (
-        not isinstance(targets, list)
-        or not targets
-        or not all(isinstance(t, str) for t in targets)
-    ):
+    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
         raise _fail(f"{where}.targets", targets, "must be a list of names")
     for target in targets:
         if not target.startswith("re:") and target != "Linear":
@@ -346,8 +342,8 @@ class CompressedTensors(Method):
                 "one way",
                 "a run of equal layers is quantized alike",
             )
-        name = found.pop()
-        return next((s for s in schemes if s.name == name), None)
+        group = found.pop()
+        return next((s for s in schemes if s.name == group), None)
 
     def converts(self, parts: tuple[str, ...], spec: LayerSpec, head: bool) -> bool:
         if type(spec) is not Linear:
@@ -420,7 +416,7 @@ class CompressedTensors(Method):
                 _own(
                     "weight_packed",
                     (n_out, ceil_div(n_in * w.bits, 32)),
-                    f"{param.role}; {w.bits}-bit integers, {32 // w.bits if 32 % w.bits == 0 else '32/' + str(w.bits)} to an int32",
+                    f"{param.role}; {w.bits}-bit integers, 32 of them in {w.bits} int32",
                     "int32",
                 )
             )

@@ -134,8 +134,12 @@ class FineGrainedFP8(Method):
             if self.activation_scheme != "static":
                 return ()
             return tuple(
-                Param(f"{name}_activation_scale", (spec.num_experts,),
-                      "each expert's input scale", dtype="float32")
+                Param(
+                    f"{name}_activation_scale",
+                    (spec.num_experts,),
+                    "each expert's input scale",
+                    dtype="float32",
+                )
                 for name in ("gate_up_proj", "down_proj")
             )
         if not isinstance(spec, Linear):
@@ -185,7 +189,9 @@ class FineGrainedFP8(Method):
             what = "one scale per row and 32 columns"
         else:
             weight = Param(
-                param.name, param.shape, f"{param.role}; fp8 (e4m3), one byte each",
+                param.name,
+                param.shape,
+                f"{param.role}; fp8 (e4m3), one byte each",
                 dtype="float8_e4m3fn",
             )
             block = self.weight_block_size
@@ -193,7 +199,11 @@ class FineGrainedFP8(Method):
                 scale_shape = (e, least, 1)
                 what = "one scale per expert"
             else:
-                scale_shape = (e, _at_least(ceil_div(rows, block[0]), least), ceil_div(cols, block[1]))
+                scale_shape = (
+                    e,
+                    _at_least(ceil_div(rows, block[0]), least),
+                    ceil_div(cols, block[1]),
+                )
                 what = f"one scale per block of {block[0]}×{block[1]}"
         return weight, Param(f"{param.name}_scale_inv", scale_shape, what, dtype=scale_dtype)
 

@@ -59,5 +59,4 @@ class Mxfp4(Method):
         return (held[param.name],)
 
 
-
 METHOD = Mxfp4

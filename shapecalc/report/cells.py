@@ -121,8 +121,7 @@ def _memory_line(model: Model) -> str:
 
 def _stored_line(model: Model) -> str:
     return (
-        f"{count_str(model.total)} numbers in the stored tensors, "
-        f"{model.quantization.describe()}"
+        f"{count_str(model.total)} numbers in the stored tensors, {model.quantization.describe()}"
     )
 
 

@@ -24,7 +24,6 @@ An error of one part names it in ``err.argument`` ("cost", "convention", "verify
 from __future__ import annotations
 
 import dataclasses
-
 import os
 import sys
 from collections.abc import Iterator, Sequence

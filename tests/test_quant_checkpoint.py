@@ -162,3 +162,37 @@ def test_a_bad_quantization_config_is_one_line(
         assert result.exit_code == 2, result.output
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and said in lines[0] and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("quantization", "said"),
+    [
+        ({"quant_method": 7}, "quantization_config"),
+        ({"quant_method": "bitsandbytes", "load_in_4bit": "yes"}, "true or false"),
+        ({"quant_method": "fp8", "weight_block_size": [0, 128]}, "weight_block_size"),
+        ({"quant_method": "x" * 5000}, "quantization_config"),
+        (
+            {
+                "quant_method": "compressed-tensors",
+                "format": "pack-quantized",
+                "config_groups": {"g": {"targets": ["re:("], "weights": {"num_bits": 4}}},
+            },
+            "not a regular expression",
+        ),
+        (
+            {"quant_method": "compressed-tensors", "config_groups": [1, 2]},
+            "config_groups",
+        ),
+        ({"quant_method": "mxfp4"}, "converts no layer"),
+    ],
+)
+def test_a_hostile_quantization_config_is_one_line(
+    tmp_path: Path, quantization: dict[str, Any], said: str
+) -> None:
+    config = {"model_type": "llama", **LLAMA, "quantization_config": quantization}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    result = run(["hf", str(tmp_path)], 200)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and said in lines[0], result.stderr
+    assert len(lines[0]) < 1200  # a value from the file is cut

@@ -221,3 +221,17 @@ def test_skip_patterns() -> None:
     assert [r.name for r in regex.rows() if r.name.endswith("SCB")] == ["lm_head.SCB"]
     with pytest.raises(ShapecalcError, match=r"llm_int8_skip_modules .* names some of the"):
         quantize(model, _from({"llm_int8_skip_modules": ["model.layers.1"]}))
+
+
+def test_sweep_counts_parameters_of_a_quantized_model() -> None:
+    args = ["sweep", "llama", "--vocab", "1000", "--hidden", "256,512", "--layers", "2"]
+    args += ["--heads", "4", "--intermediate", "512", "--format", "json"]
+    plain, stored = run(args), run([*args, "--weights", "nf4"])
+    assert plain.exit_code == stored.exit_code == 0, stored.output
+
+    def column(result: Any, key: str) -> list[Any]:
+        return [p["values"][key] for p in json.loads(result.stdout)["points"]]
+
+    assert column(stored, "params") == column(plain, "params")
+    validator("sweep").validate(json.loads(stored.stdout))
+    assert all(a < b for a, b in zip(column(stored, "weights"), column(plain, "weights")))

@@ -651,8 +651,9 @@ def modelled_quantization(config: Mapping[str, Any], t: HFType) -> str | None:
         return (
             f"quantization_config fp8 in blocks of {block[0]} × {block[1]}: the checkpoint "
             "stores the linear layers' weights in float8 (1 byte each) with a "
-            "weight_scale_inv per block; counted here as transformers builds the model "
-            "(`shapecalc inspect FOLDER` checks the stored tensors)"
+            "weight_scale_inv per block (`shapecalc hf` lists and prices them, --weights "
+            "none the model as transformers builds it; `shapecalc inspect FOLDER` checks "
+            "the stored tensors)"
         )
     quantized = config.get("quantization_config")
     method = quantized.get("quant_method") if isinstance(quantized, dict) else None

@@ -431,10 +431,10 @@ def _needs_cost(keys: list[str]) -> bool:
 
 
 def _formula(key: str, model: Model, cost: Any) -> Dim:
-    if key == "params":
-        return model.total
+    if key == "params":  # a quantized model's parameters, not the numbers it stores
+        return model.parameters
     if key == "active":
-        return model.active
+        return model.unquantized.active if model.unquantized is not None else model.active
     lines: dict[str, Dim] = {line.label: line.bytes for line in cost.memory}
     if key == "weights":
         return lines["weights"]

@@ -442,7 +442,9 @@ def sweep_dict(table: Sweep) -> dict[str, Any]:
             {"name": a.name, "letter": a.letter, "values": list(a.values)} for a in table.axes
         ],
         "fixed": dict(table.fixed),
-        "settings": dict(table.settings),
+        "settings": {  # the weights' quantization by what it is (nf4, ...)
+            k: v.describe() if k == "weights" else v for k, v in table.settings.items()
+        },
         "budget": table.budget,
         "derived": dict(table.derived),
         "columns": [

@@ -234,4 +234,5 @@ def test_sweep_counts_parameters_of_a_quantized_model() -> None:
 
     assert column(stored, "params") == column(plain, "params")
     validator("sweep").validate(json.loads(stored.stdout))
-    assert all(a < b for a, b in zip(column(stored, "weights"), column(plain, "weights")))
+    pairs = zip(column(stored, "weights"), column(plain, "weights"), strict=True)
+    assert all(a < b for a, b in pairs)

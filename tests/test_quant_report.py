@@ -236,3 +236,23 @@ def test_sweep_counts_parameters_of_a_quantized_model() -> None:
     validator("sweep").validate(json.loads(stored.stdout))
     pairs = zip(column(stored, "weights"), column(plain, "weights"), strict=True)
     assert all(a < b for a, b in pairs)
+
+
+@given(
+    text=st.text(alphabet=st.sampled_from(list("nf4fp8int8mxbq:=,;[]()_.-tTrue0123 ")), max_size=40)
+    | st.sampled_from(
+        [
+            "nf4:llm_int8_skip_modules=[(]",
+            "fp8:weight_block_size=[1;x]",
+            "compressed-tensors:config_groups=1",
+            "bitsandbytes:load_in_4bit=true,bnb_4bit_quant_storage=[]",
+            "mxfp4:dequantize=true",
+        ]
+    )
+)
+def test_any_weights_text_is_a_quantization_or_one_error(text: str) -> None:
+    model = sc.llama(vocab=50, hidden=64, layers=2, heads=4, intermediate=64)
+    try:
+        quantize(model, parse_weights(text))
+    except ShapecalcError as err:
+        assert "\n" not in str(err)

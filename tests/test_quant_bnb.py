@@ -99,7 +99,8 @@ def test_a_linear_layer_as_bitsandbytes_saves_it(
     n_in: int, n_out: int, bias: bool, options: dict[str, Any]
 ) -> None:
     model = sc.Model("net", {"fc": sc.Linear(n_in, n_out, bias=bias)})
-    method = from_config({"quant_method": "bitsandbytes", **options})
+    # a skip list given (empty): the layer itself, not left alone as a model's last module
+    method = from_config({"quant_method": "bitsandbytes", "llm_int8_skip_modules": [], **options})
     size = QUANT_STORAGE.get(options.get("bnb_4bit_quant_storage", "uint8"), 1)
     packed = (n_in * n_out + 1) // 2
     storage = options.get("bnb_4bit_quant_storage", "uint8")

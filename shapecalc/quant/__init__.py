@@ -10,12 +10,16 @@ unquantized model's, and its bytes are the stored tensors' exactly.
 Example:
 
     >>> import shapecalc as sc
-    >>> model = sc.Model("net", {"fc": sc.Linear(256, 256, bias=False)})
+    >>> model = sc.Model("net", {"fc": sc.Linear(256, 256, bias=False),
+    ...                          "out": sc.Linear(256, 10)})
     >>> q = quantize(model, parse_weights("fp8"))
-    >>> [(r.name, r.shape, r.param.dtype) for r in q.rows()]
+    >>> [(r.name, r.shape, r.param.dtype) for r in q.rows()][:2]
     [('fc.weight', (256, 256), 'float8_e4m3fn'), ('fc.weight_scale_inv', (2, 2), 'float32')]
     >>> q.parameters, q.bytes("bf16")
-    (65536, 65552)
+    (68106, 70692)
+
+The last module (``out``, as transformers leaves a classifier's head) stays as it is
+unless the config names its own ``modules_to_not_convert``.
 """
 
 from __future__ import annotations
@@ -419,7 +423,10 @@ def quantize(model: Model, quantization: Quantization) -> Model:
         )
     method = quantization.method
     tied = {n.rpartition(".")[0] for pair in model.ties.items() for n in pair}
-    head = model.head
+    # transformers' get_keys_to_not_convert: the output embeddings and the module of the
+    # last parameter (a classifier's score), besides the tied tensors
+    untied = [row for row in model.rows() if not row.tied_to]
+    heads = {model.head, untied[-1].layer if untied else ""} - {""}
 
     concrete: list[LayerSpec] = []
 
@@ -429,7 +436,7 @@ def quantize(model: Model, quantization: Quantization) -> Model:
         # quantizer converts it (mixtral, qwen2_moe, jamba, gpt_oss modeling files)
         if name in tied or leaf.role == "router" or method.skipped(parts):
             return leaf
-        if not method.converts(parts, leaf.spec, head=bool(head) and name == head):
+        if not method.converts(parts, leaf.spec, head=name in heads):
             return leaf
         twin = next(twins, None) if twins is not None else None
         if twins is None:

@@ -111,8 +111,13 @@ def test_the_summary_says_parameters_and_stored_bytes() -> None:
     assert f"Total      {parameters} parameters" in result.stdout
     assert f"{parameters.replace(',', '')[:1]}.82 M params" in result.stdout
     assert "Stored" in result.stdout and "bitsandbytes 8-bit" in result.stdout  # wraps at 80
-    weights = result.stdout[result.stdout.index("weights") :]
-    assert "the quantized layers' tensors" in weights and "the others" in weights
+    report = json.loads(run([*LLAMA, "--weights", "int8", "--memory", "--format", "json"]).stdout)
+    rule = next(m["rule"] for m in report["cost"]["memory"] if m["label"] == "weights")
+    own, others = report["quantization"]["bytes"]["fp32"].values()
+    assert rule.endswith(
+        f"bitsandbytes 8-bit (LLM.int8): the quantized layers' tensors {own:,} bytes, "
+        f"the others {others:,} bytes"
+    )
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
     wide = run([*LLAMA, "--weights", "nf4", "--memory"], 200)
     assert wide.exit_code == 0 and max(len(x) for x in wide.stdout.splitlines()) <= 200

@@ -41,12 +41,21 @@ def test_memory_bars_are_the_memory_account() -> None:
     model = shapecalc.lstm_lm(vocab=65, hidden=512, layers=2)
     cost = analyze(model, batch=32, seq_len=256)
     bars = memory_bars(cost)
-    lines = [line for line in cost.memory if line.label != "activations, recomputed"]
+    # a training step's account (the recomputed line replaces the activations, not added)
+    lines = [m for m in cost.memory if m.training and m.label != "activations, recomputed"]
     assert bars.labels == tuple(line.label for line in lines)
     assert bars.values == tuple(line.bytes for line in lines)
     text = stacked_text(bars, 80)
     assert all(len(line) <= 80 for line in text.splitlines())
     assert text.count(FILLS[0]) > 2  # the weights' share shows
+    # at inference: the weights, the state and the larger activation line, which sum to
+    # the inference total
+    inference = memory_bars(analyze(model, batch=32, seq_len=256, training="none"))
+    assert inference.labels == ("weights", "inference state", "activations, prefill")
+    assert (
+        sum(inference.values)
+        == analyze(model, batch=32, seq_len=256, training="none").inference_bytes
+    )
 
 
 def test_memory_bars_need_numbers() -> None:

@@ -46,6 +46,7 @@ def single(
         "flops": per if per_token else cost.forward_flops,
         "activations": cost.activation_bytes,
         "state": lines.get("inference state", 0),
+        "inference": cost.inference_bytes,
     }
 
 
@@ -138,6 +139,7 @@ def test_the_cli_matches_the_model_command() -> None:
             "flops": report["cost"]["forward_flops_per_token"],
             "activations": report["cost"]["activation_bytes"],
             "state": lines["inference state"],
+            "inference": report["cost"]["inference_bytes"],
         }
 
 

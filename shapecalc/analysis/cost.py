@@ -1156,7 +1156,12 @@ def _peak_rule(cost: Cost, peak: Peak) -> str:
         f"estimate: the largest live tensors at {cost.describe_input()}, "
         + ("a block's input (the residual) and " if peak.block else "")
         + f"{where}'s inputs and outputs"
-        + ("; attention fused, the head on the last position" if cost.seq_len is not None else "")
+        + (
+            "; attention fused"
+            if any("attention" in c.spec.kind.lower() for c in cost.layers)
+            else ""
+        )
+        + ("; the head on the last position" if cost.seq_len is not None else "")
     )
 
 

@@ -86,7 +86,9 @@ class Transformers(Engine):
     def account(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> Account:
         from shapecalc.analysis.fit import Account
 
-        return Account(batch, seq_len, gpus, fit.base_lines(batch, seq_len, gpus), fit.hardware.memory)
+        return Account(
+            batch, seq_len, gpus, fit.base_lines(batch, seq_len, gpus), fit.hardware.memory
+        )
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,11 @@ class Vllm(Engine):
                 "weights",
                 weights,
                 f"as stored at {fit.dtype}"
-                + (f", split over {gpus} GPUs ({replicated:,} bytes replicated)" if gpus > 1 else ""),
+                + (
+                    f", split over {gpus} GPUs ({replicated:,} bytes replicated)"
+                    if gpus > 1
+                    else ""
+                ),
             ),
             Line(
                 "activations, profiling forward",
@@ -324,9 +330,7 @@ class LlamaCpp(Engine):
         out_buf = ((hidden if isinstance(hidden, int) else 0) + vocab) * outputs * 4
         heads, _ = fit.heads
         ubatch = min(n_ctx, self.n_ubatch)
-        scores = (
-            ubatch * n_ctx * 2 if self.flash_attention else ubatch * n_ctx * (heads or 1) * 4
-        )
+        scores = ubatch * n_ctx * 2 if self.flash_attention else ubatch * n_ctx * (heads or 1) * 4
         compute = max(scores, ubatch * vocab * 4)
         lines = (
             Line("weights", weights, f"as stored at {fit.dtype}"),

@@ -191,17 +191,14 @@ class Fit:
                 f"{self.model.name} reads no sequence: fit answers for language models",
                 "a model with a sequence input",
             )
-        for i, (flag, value) in enumerate(
-            (("efficiency_memory", self.efficiency[0]), ("efficiency_compute", self.efficiency[1]))
-        ):
-            if not 0 < value <= 1:
+        for flag, fraction in zip(("memory", "compute"), self.efficiency, strict=True):
+            if not 0 < fraction <= 1:
                 raise fit_error(
                     "efficiency",
-                    value,
-                    f"--efficiency: {flag.split('_')[1]} must be in (0, 1], got {value:g}",
+                    fraction,
+                    f"--efficiency: {flag} must be in (0, 1], got {fraction:g}",
                     "a fraction in (0, 1]",
                 )
-            del i
         self._check_gpus(self.gpus)
 
     # -- the pieces ---------------------------------------------------------------------
@@ -232,7 +229,9 @@ class Fit:
         config = self.model.config
         if value is None and isinstance(config, dict):
             value = config.get("max_position_embeddings")
-        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+        return (
+            value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+        )
 
     @cached_property
     def heads(self) -> tuple[int | None, int | None]:
@@ -396,9 +395,7 @@ class Fit:
         step = cost.decode()
         decoded = None if step is None else step.inference_peak()
         if peak is None or decoded is None:
-            raise fit_error(
-                "seq_len", t, "the activations of this model have no number", "numbers"
-            )
+            raise fit_error("seq_len", t, "the activations of this model have no number", "numbers")
         rules = {line.label: line.rule for line in cost.memory}
         prefill_bytes, decode_bytes = known(peak.bytes), known(decoded.bytes)
         assert prefill_bytes is not None and decode_bytes is not None
@@ -408,7 +405,9 @@ class Fit:
         )
 
     # -- the questions ------------------------------------------------------------------
-    def fits(self, batch: int | None = None, seq_len: int | None = None, gpus: int | None = None) -> bool:
+    def fits(
+        self, batch: int | None = None, seq_len: int | None = None, gpus: int | None = None
+    ) -> bool:
         return self.account(batch, seq_len, gpus).fits
 
     def context_limit(self) -> int:
@@ -540,7 +539,7 @@ def _matmul_macs(cost: Cost) -> int:
     only (generate computes its logits there)."""
     head = cost.model.head
     total = 0
-    t = known(cost.seq_len) or 1
+    t = (known(cost.seq_len) if cost.seq_len is not None else None) or 1
     for layer in cost.layers:
         macs = known(layer.macs)
         assert macs is not None

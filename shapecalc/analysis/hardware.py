@@ -227,8 +227,7 @@ ACCELERATORS: dict[str, Accelerator] = {
             _tf(fp32=104.8, bf16=209.5, fp8=419, fp4=1676),
             "https://images.nvidia.com/aem-dam/Solutions/geforce/blackwell/"
             "nvidia-rtx-blackwell-gpu-architecture.pdf",
-            "RTX Blackwell whitepaper, appendix; tensor products accumulating in fp32, "
-            + _SPARSE,
+            "RTX Blackwell whitepaper, appendix; tensor products accumulating in fp32, " + _SPARSE,
             ("5090",),
         ),
         _gpu(

@@ -68,45 +68,124 @@ def fit_options(default_dtype: str | None) -> list[Callable[[F], F]]:
     from shapecalc.core.units import DTYPE_BYTES
 
     return [
-        click.option("--gpu", default=None, metavar="NAME", help="An accelerator from the table "
-                     "(h100, h200, b200, a100-80gb, l40s, l4, rtx-4090, mi300x, m3-max-128gb, "
-                     "tpu-v5e, ...; docs: Does it fit)."),
-        click.option("--gpus", type=int, default=1, show_default=True, metavar="N",
-                     help="GPUs, tensor parallel."),
-        click.option("--memory-gb", type=float, default=None, metavar="X",
-                     help="Memory of one GPU in GB (10^9 bytes), instead of --gpu."),
-        click.option("--bandwidth-gbs", type=float, default=None, metavar="X",
-                     help="With --memory-gb: memory bandwidth in GB/s (for the decode bound)."),
-        click.option("--tflops", type=float, default=None, metavar="X",
-                     help="With --memory-gb: dense peak TFLOPs (for the prefill bound)."),
-        click.option("--batch", type=int, default=1, show_default=True, metavar="B",
-                     help="Sequences at once."),
-        click.option("--seq-len", type=int, default=4096, show_default=True, metavar="T",
-                     help="Context per sequence (prompt and output)."),
-        click.option("--dtype", type=click.Choice(tuple(DTYPE_BYTES)), default=default_dtype,
-                     show_default=default_dtype is not None,
-                     help="Weights' (and cache's) dtype" + (
-                         "" if default_dtype else " [default: the config's, else bf16]") + "."),
-        click.option("--weights", default=None, metavar="FORMAT",
-                     help="Store the weights quantized (fp8, ...; see --weights of a model "
-                     "command)."),
-        click.option("--engine", type=click.Choice(ENGINES), default=None,
-                     help="A serving engine's own accounting."),
-        click.option("--gpu-memory-utilization", "utilization", type=float, default=0.9,
-                     show_default=True, help="vLLM's share of each GPU's memory."),
-        click.option("--reserve-gb", type=float, default=0.0, show_default=True, metavar="X",
-                     help="Memory known to be taken on each GPU (CUDA context, other "
-                     "processes; vLLM's non-torch memory)."),
-        click.option("--efficiency", default="1,1", show_default=True, metavar="M[,C]",
-                     help="Fractions of the bandwidth and of the peak reached (1: the bound)."),
-        click.option("--compute", type=click.Choice(COMPUTE_DTYPES), default=None,
-                     help="The dtype of the products for the prefill bound [default: the "
-                     "weights' dtype]."),
-        click.option("--frontier", is_flag=True,
-                     help="The largest context at batches 1, 2, 4, ... (the fit frontier)."),
+        click.option(
+            "--gpu",
+            default=None,
+            metavar="NAME",
+            help="An accelerator from the table "
+            "(h100, h200, b200, a100-80gb, l40s, l4, rtx-4090, mi300x, m3-max-128gb, "
+            "tpu-v5e, ...; docs: Does it fit).",
+        ),
+        click.option(
+            "--gpus",
+            type=int,
+            default=1,
+            show_default=True,
+            metavar="N",
+            help="GPUs, tensor parallel.",
+        ),
+        click.option(
+            "--memory-gb",
+            type=float,
+            default=None,
+            metavar="X",
+            help="Memory of one GPU in GB (10^9 bytes), instead of --gpu.",
+        ),
+        click.option(
+            "--bandwidth-gbs",
+            type=float,
+            default=None,
+            metavar="X",
+            help="With --memory-gb: memory bandwidth in GB/s (for the decode bound).",
+        ),
+        click.option(
+            "--tflops",
+            type=float,
+            default=None,
+            metavar="X",
+            help="With --memory-gb: dense peak TFLOPs (for the prefill bound).",
+        ),
+        click.option(
+            "--batch",
+            type=int,
+            default=1,
+            show_default=True,
+            metavar="B",
+            help="Sequences at once.",
+        ),
+        click.option(
+            "--seq-len",
+            type=int,
+            default=4096,
+            show_default=True,
+            metavar="T",
+            help="Context per sequence (prompt and output).",
+        ),
+        click.option(
+            "--dtype",
+            type=click.Choice(tuple(DTYPE_BYTES)),
+            default=default_dtype,
+            show_default=default_dtype is not None,
+            help="Weights' (and cache's) dtype"
+            + ("" if default_dtype else " [default: the config's, else bf16]")
+            + ".",
+        ),
+        click.option(
+            "--weights",
+            default=None,
+            metavar="FORMAT",
+            help="Store the weights quantized (fp8, ...; see --weights of a model command).",
+        ),
+        click.option(
+            "--engine",
+            type=click.Choice(ENGINES),
+            default=None,
+            help="A serving engine's own accounting.",
+        ),
+        click.option(
+            "--gpu-memory-utilization",
+            "utilization",
+            type=float,
+            default=0.9,
+            show_default=True,
+            help="vLLM's share of each GPU's memory.",
+        ),
+        click.option(
+            "--reserve-gb",
+            type=float,
+            default=0.0,
+            show_default=True,
+            metavar="X",
+            help="Memory known to be taken on each GPU (CUDA context, other "
+            "processes; vLLM's non-torch memory).",
+        ),
+        click.option(
+            "--efficiency",
+            default="1,1",
+            show_default=True,
+            metavar="M[,C]",
+            help="Fractions of the bandwidth and of the peak reached (1: the bound).",
+        ),
+        click.option(
+            "--compute",
+            type=click.Choice(COMPUTE_DTYPES),
+            default=None,
+            help="The dtype of the products for the prefill bound [default: the weights' dtype].",
+        ),
+        click.option(
+            "--frontier",
+            is_flag=True,
+            help="The largest context at batches 1, 2, 4, ... (the fit frontier).",
+        ),
         click.option("--plot", is_flag=True, help="With --frontier: draw it in the terminal."),
-        click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table",
-                     show_default=True, help="Output format."),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(("table", "json")),
+            default="table",
+            show_default=True,
+            help="Output format.",
+        ),
     ]
 
 
@@ -135,8 +214,13 @@ def _fit_command(command: str) -> click.Command:
 
 @click.command("hf")
 @click.argument("path")
-@click.option("--allow-field", "allow", multiple=True, metavar="FIELD",
-              help="Count the model without this config field shapecalc does not know.")
+@click.option(
+    "--allow-field",
+    "allow",
+    multiple=True,
+    metavar="FIELD",
+    help="Count the model without this config field shapecalc does not know.",
+)
 @apply(fit_options(None))
 def _hf(path: str, allow: tuple[str, ...], **options: Any) -> None:
     """Does the model a Hugging Face config.json describes fit (exit 0 yes, 1 no); the

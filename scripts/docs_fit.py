@@ -12,10 +12,7 @@ def fit_page() -> str:
     from shapecalc.analysis import engines, fit
     from shapecalc.analysis.hardware import ACCELERATORS, COMPUTE_DTYPES
 
-    llama = (
-        "llama --vocab 128256 --hidden 4096 --layers 32 --heads 32 --kv-heads 8 "
-        "--intermediate 14336"
-    ).split()
+    llama = ["llama", "--vocab", "128256", "--hidden", "4096", "--layers", "32", "--heads", "32", "--kv-heads", "8", "--intermediate", "14336"]
     run = cli(["fit", *llama, "--gpu", "rtx-4090", "--seq-len", "8192"], width=80)
     vllm = cli(["fit", *llama, "--gpu", "h100", "--seq-len", "32768", "--engine", "vllm"], 80)
     rows = []

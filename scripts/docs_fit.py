@@ -6,13 +6,19 @@ from __future__ import annotations
 import inspect
 
 
+#: the model of the page's runs: Llama-3.1-8B's sizes
+LLAMA = (
+    "llama --vocab 128256 --hidden 4096 --layers 32 --heads 32 --kv-heads 8 --intermediate 14336"
+)
+
+
 def fit_page() -> str:
     from docs_facts import cli
 
     from shapecalc.analysis import engines, fit
     from shapecalc.analysis.hardware import ACCELERATORS, COMPUTE_DTYPES
 
-    llama = ["llama", "--vocab", "128256", "--hidden", "4096", "--layers", "32", "--heads", "32", "--kv-heads", "8", "--intermediate", "14336"]
+    llama = LLAMA.split()
     run = cli(["fit", *llama, "--gpu", "rtx-4090", "--seq-len", "8192"], width=80)
     vllm = cli(["fit", *llama, "--gpu", "h100", "--seq-len", "32768", "--engine", "vllm"], 80)
     rows = []

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import inspect
 
-
 #: the model of the page's runs: Llama-3.1-8B's sizes
 LLAMA = (
     "llama --vocab 128256 --hidden 4096 --layers 32 --heads 32 --kv-heads 8 --intermediate 14336"

@@ -29,7 +29,6 @@ from shapecalc.analysis.hardware import ACCELERATORS, accelerator, custom
 from shapecalc.architectures import get
 from shapecalc.cli.app import cli
 from shapecalc.core.errors import ShapecalcError
-from shapecalc.quant import METHODS, method_class, parse_weights, quantize
 
 SCHEMA = Path(__file__).resolve().parent.parent / "docs" / "schema" / "fit.schema.json"
 WHEEL = sorted(Path("/tmp/pkgs").glob("vllm-*.whl")) if Path("/tmp/pkgs").is_dir() else []
@@ -172,6 +171,9 @@ def test_the_fewest_gpus_is_the_first_that_fits() -> None:
 
 # -- quantizations ------------------------------------------------------------------------------
 def test_every_format_known_at_run_time_with_its_exact_bytes() -> None:
+    # imported here: at collection the quantized layer would join the layer registry
+    from shapecalc.quant import METHODS, method_class, parse_weights, quantize
+
     model = llama(hidden=256, heads=4, kv_heads=4, intermediate=512)
     fit = Fit(model, custom(0.004), dtype="bf16", seq_len=16)
     choices = fit.quantizations()

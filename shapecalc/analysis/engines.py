@@ -57,7 +57,8 @@ from shapecalc.core.dims import known
 
 if TYPE_CHECKING:
     from shapecalc.analysis.cost import StateGroup
-    from shapecalc.analysis.fit import Account, Fit
+    from shapecalc.analysis.fit import Fit
+    from shapecalc.analysis.fit_account import Account
 
 __all__ = ["ENGINES", "Engine", "LlamaCpp", "Transformers", "VLLMPages", "Vllm", "engine"]
 
@@ -84,7 +85,7 @@ class Transformers(Engine):
     name = "transformers"
 
     def account(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> Account:
-        from shapecalc.analysis.fit import Account
+        from shapecalc.analysis.fit_account import Account
 
         return Account(
             batch, seq_len, gpus, fit.base_lines(batch, seq_len, gpus), fit.hardware.memory
@@ -175,7 +176,7 @@ class Vllm(Engine):
     def pages(self, fit: Fit, gpus: int) -> VLLMPages:
         """The model's pages on one of ``gpus`` GPUs, from the state per position of each
         kind of layer (one position, one sequence)."""
-        from shapecalc.analysis.fit import fit_error
+        from shapecalc.analysis.fit_account import fit_error
 
         groups = fit.cost(1, 1).state_groups()
         kinds: list[tuple[int, int | None]] = []
@@ -209,7 +210,7 @@ class Vllm(Engine):
         return VLLMPages(page, tuple(kinds), self.block_size)
 
     def account(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> Account:
-        from shapecalc.analysis.fit import Account, Line
+        from shapecalc.analysis.fit_account import Account, Line
 
         tokens, seqs = self.defaults(fit)
         memory = fit.hardware.memory
@@ -301,7 +302,7 @@ class LlamaCpp(Engine):
     name = "llama.cpp"
 
     def account(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> Account:
-        from shapecalc.analysis.fit import Account, Line
+        from shapecalc.analysis.fit_account import Account, Line
 
         n_ctx = _cdiv(batch * seq_len, self.pad) * self.pad
         groups = fit.cost(1, 1).state_groups()

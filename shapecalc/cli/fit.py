@@ -326,8 +326,7 @@ def _run(model: Any, options: dict[str, Any], context: int | None = None) -> Non
 
         click.echo(fit_json(result), nl=False)
     else:
-        from shapecalc.report.fit_text import fit_table
-        from shapecalc.report.rich_writer import echo
+        from shapecalc.report.rich_writer import echo, fit_table
 
         echo(fit_table(result))
         if options["plot"]:

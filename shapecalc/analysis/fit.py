@@ -37,7 +37,9 @@ Example:
     ...                      intermediate=11008).model()
     >>> fit = Fit(model, accelerator("rtx-4090"), dtype="bf16", batch=1, seq_len=4096)
     >>> fit.fits(), fit.largest_context()
-    (True, 11200)
+    (True, 17581)
+    >>> fit.fits(1, 17582)
+    False
 """
 
 from __future__ import annotations
@@ -313,17 +315,22 @@ class Fit:
         return tuple(lines)
 
     def state(self, b: int, t: int, n: int = 1) -> int | None:
-        """Bytes of inference state on one of ``n`` GPUs at ``b`` × ``t``; None without."""
-        cost = self.cost(b, t)
-        if not cost.state:
-            return None
+        """Bytes of inference state on one of ``n`` GPUs at ``b`` × ``t``; None without
+        (on one GPU :meth:`~shapecalc.analysis.cost.Cost.state_at` of the batch's cost at
+        one position, which prices any context: one analysis per batch, not per context)."""
         if n == 1:
-            at = cost.state_at(t)
+            one = self.cost(b, 1)
+            if not one.state:
+                return None
+            at = one.state_at(t)
             if at is None:
                 raise fit_error(
                     "seq_len", t, "the inference state cannot be priced per position", "state"
                 )
             return at
+        cost = self.cost(b, t)
+        if not cost.state:
+            return None
         return sum(self.state_split(g, n) for g in cost.state_groups())
 
     def state_rule(self, b: int, t: int, n: int) -> str:
@@ -341,27 +348,56 @@ class Fit:
             )
         return text
 
+    def peak(self, b: int, t: int) -> int:
+        """Bytes of the live activations of a forward over ``b`` × ``t`` positions
+        (:meth:`~shapecalc.analysis.cost.Cost.inference_peak`); at ``t`` = 1 one decode
+        step's (what :meth:`~shapecalc.analysis.cost.Cost.decode` analyses)."""
+        peak = self.cost(b, t).inference_peak()
+        value = None if peak is None else known(peak.bytes)
+        if value is None:
+            raise fit_error("seq_len", t, "the activations of this model have no number", "numbers")
+        return value
+
     def activations(self, b: int, t: int) -> tuple[tuple[int, str], tuple[int, str]]:
         """(bytes, rule) of the prefill's and one decode step's live activations."""
-        cost = self.cost(b, t)
-        peak = cost.inference_peak()
-        step = cost.decode()
-        decoded = None if step is None else step.inference_peak()
-        if peak is None or decoded is None:
-            raise fit_error("seq_len", t, "the activations of this model have no number", "numbers")
-        rules = {line.label: line.rule for line in cost.memory}
-        prefill_bytes, decode_bytes = known(peak.bytes), known(decoded.bytes)
-        assert prefill_bytes is not None and decode_bytes is not None
+        rules = {line.label: line.rule for line in self.cost(b, t).memory}
         return (
-            (prefill_bytes, rules.get("activations, prefill", f"at {peak.where}")),
-            (decode_bytes, rules.get("activations, decode step", f"at {decoded.where}")),
+            (self.peak(b, t), rules.get("activations, prefill", "the prefill's")),
+            (self.peak(b, 1), rules.get("activations, decode step", "one decode step's")),
+        )
+
+    def total(self, b: int, t: int, n: int) -> int:
+        """The bytes one GPU holds at ``b`` × ``t`` on ``n`` GPUs: the sum of
+        :meth:`account`'s held lines without writing their rules (what the searches
+        ask)."""
+        if self.engine is not None:
+            return self.account(b, t, n).total
+        buffers = known(self.cost(b, 1).buffer_bytes) or 0
+        return (
+            self.weights(n)[0]
+            + buffers
+            + (self.state(b, t, n) or 0)
+            + max(self.peak(b, t), self.peak(b, 1))
+            + self.reserve
         )
 
     # -- the questions ------------------------------------------------------------------
     def fits(
         self, batch: int | None = None, seq_len: int | None = None, gpus: int | None = None
     ) -> bool:
-        return self.account(batch, seq_len, gpus).fits
+        b = self.batch if batch is None else batch
+        t = self.seq_len if seq_len is None else seq_len
+        n = self.gpus if gpus is None else gpus
+        if self.engine is not None:
+            return self.account(b, t, n).fits
+        return self.total(b, t, n) <= self.hardware.memory
+
+    def _margin(self, b: int, t: int, n: int) -> int | None:
+        """Memory left at ``b`` × ``t`` (negative: short), for the searches; None under an
+        engine with a verdict of its own."""
+        if self.engine is not None:
+            return None
+        return self.hardware.memory - self.total(b, t, n)
 
     def context_limit(self) -> int:
         """The longest context searched: the model's own, else :data:`LONGEST`."""
@@ -372,14 +408,16 @@ class Fit:
         model's own context); None when not even one position fits."""
         b = self.batch if batch is None else batch
         n = self.gpus if gpus is None else gpus
-        return _largest(lambda t: self.fits(b, t, n), self.context_limit())
+        return _largest(
+            lambda t: self.fits(b, t, n), self.context_limit(), lambda t: self._margin(b, t, n)
+        )
 
     def most_sequences(self, seq_len: int | None = None, gpus: int | None = None) -> int | None:
         """The largest batch at ``seq_len`` that fits (one more does not); None when not
         even one sequence fits."""
         t = self.seq_len if seq_len is None else seq_len
         n = self.gpus if gpus is None else gpus
-        return _largest(lambda b: self.fits(b, t, n), 2**40)
+        return _largest(lambda b: self.fits(b, t, n), 2**40, lambda b: self._margin(b, t, n))
 
     def fewest_gpus(
         self, batch: int | None = None, seq_len: int | None = None
@@ -510,24 +548,40 @@ def _positive(name: str, value: Any) -> None:
         )
 
 
-def _largest(fits: Any, limit: int) -> int | None:
-    """The largest x in [1, limit] with fits(x), for fits monotone (true up to a point);
-    None when fits(1) is false."""
+def _largest(fits: Any, limit: int, margin: Any = None) -> int | None:
+    """The largest x in [1, limit] with fits(x), for fits true up to a point and false
+    after; None when fits(1) is false. With ``margin`` (memory left at x, decreasing, its
+    sign the verdict) the bracket is narrowed by the secant through its ends (the account
+    is nearly linear in the context), halved when that gains too little; the answer is
+    the same: the bracket's ends are always one that fits and one that does not."""
     if not fits(1):
         return None
-    low, high = 1, 2
-    while high <= limit and fits(high):
-        low, high = high, high * 2
-    if high > limit:
-        if fits(limit):
-            return limit
-        high = limit
-    while high - low > 1:  # fits(low), not fits(high)
-        mid = (low + high) // 2
+    if fits(limit):
+        return limit
+    low, high = 1, limit  # fits(low), not fits(high)
+    m_low = m_high = None
+    if margin is not None:
+        m_low, m_high = margin(low), margin(high)
+        if m_low is None or m_high is None:
+            margin = None
+    bisect = False
+    while high - low > 1:
+        if margin is not None and not bisect and m_low is not None and m_high is not None:
+            span = m_low - m_high
+            guess = low + (high - low) * m_low // span if span > 0 else (low + high) // 2
+            mid = min(max(guess, low + 1), high - 1)
+        else:
+            mid = (low + high) // 2
+        width = high - low
         if fits(mid):
             low = mid
+            m_low = margin(mid) if margin is not None else None
+            if high - low > 1 and not fits(low + 1):  # the secant lands just below
+                return low
         else:
             high = mid
+            m_high = margin(mid) if margin is not None else None
+        bisect = not bisect and high - low > width // 2  # gained less than half: halve
     return low
 
 

@@ -481,3 +481,83 @@ def test_answer_agrees_with_its_parts() -> None:
     assert a.largest_context == fit.largest_context()
     assert a.most_sequences == fit.most_sequences()
     assert a.fits
+
+
+def test_vllm_pages_a_latent_cache_as_its_mla_spec() -> None:
+    """vllm/v1/kv_cache_interface.py:152: an MLA page is block_size × 1 × head_size ×
+    dtype bytes, head_size = kv_lora_rank + qk_rope_head_dim; replicated on every GPU."""
+    model = get("deepseek")(
+        vocab=100,
+        hidden=64,
+        layers=2,
+        heads=4,
+        intermediate=96,
+        kv_lora_rank=32,
+        rope_dim=8,
+        nope_dim=16,
+        value_dim=16,
+        moe_intermediate=16,
+        experts=4,
+        experts_per_token=2,
+        dense_layers=1,
+    ).model()
+    fit = Fit(model, custom(1.0), dtype="bf16", seq_len=64)
+    assert Vllm().pages(fit, 1).page == 16 * 1 * (32 + 8) * 2
+    assert Vllm().pages(fit, 2).page == 16 * 1 * (32 + 8) * 2
+
+
+def test_vllm_refuses_state_space_layers_in_one_line() -> None:
+    result = run(
+        [
+            "mamba",
+            "--vocab",
+            "100",
+            "--hidden",
+            "32",
+            "--layers",
+            "2",
+            "--gpu",
+            "l4",
+            "--engine",
+            "vllm",
+        ]
+    )
+    assert result.exit_code == 2 and "not modelled" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["gemma3", "mamba", "qwen-moe", "deepseek", "gpt-oss"])
+def test_families_fit_80_columns(command: str) -> None:
+    example = get(command).example.split()
+    result = run([command, *example, "--gpu", "h100"], 80)
+    assert result.exit_code in (0, 1), result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+
+
+def test_fit_hf_takes_the_config_s_dtype_and_context(tmp_path: Path) -> None:
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": 1000,
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 128,
+        "max_position_embeddings": 2048,
+        "torch_dtype": "float32",
+        "tie_word_embeddings": False,
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    data = json.loads(run(["hf", str(path), "--gpu", "l4", "--format", "json"]).output)
+    assert data["setting"]["dtype"] == "fp32"
+    assert data["largest_context"] == 2048  # the whole context fits on 24 GB
+    weights = data["account"]["lines"][0]
+    assert weights["label"] == "weights" and weights["bytes"] == 4 * data["model"]["parameters"]
+    assert (
+        json.loads(
+            run(["hf", str(path), "--gpu", "l4", "--dtype", "bf16", "--format", "json"]).output
+        )["setting"]["dtype"]
+        == "bf16"
+    )

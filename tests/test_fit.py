@@ -395,8 +395,13 @@ def test_llama_cpp_pads_the_context_and_keeps_f16() -> None:
     fit = Fit(model, custom(1.0), dtype="fp32", batch=2, seq_len=300, engine=LlamaCpp())
     kv = fit.account().line("KV cache")
     assert kv is not None
-    n_ctx = 768  # 2 × 300 = 600 padded to 256
-    assert kv.bytes == 3 * n_ctx * 2 * 2 * 16 * 2  # layers × cells × (k, v) × kv heads × dim × f16
+    # src/llama-context.cpp: n_ctx = GGML_PAD(2 × 300, 256) = 768; two streams (not
+    # unified) of n_ctx_seq = GGML_PAD(768 / 2, 256) = 512 cells
+    cells = 2 * 512
+    assert kv.bytes == 3 * cells * 2 * 2 * 16 * 2  # layers × cells × (k, v) × kv heads × dim × f16
+    one = Fit(model, custom(1.0), dtype="fp32", seq_len=1000, engine=LlamaCpp()).account()
+    line = one.line("KV cache")
+    assert line is not None and line.bytes == 3 * 1024 * 2 * 2 * 16 * 2  # 1000 -> 1024 cells
 
 
 # -- hardware -----------------------------------------------------------------------------------
@@ -561,3 +566,19 @@ def test_fit_hf_takes_the_config_s_dtype_and_context(tmp_path: Path) -> None:
         )["setting"]["dtype"]
         == "bf16"
     )
+
+
+def test_vllm_on_llama_3_1_8b_as_its_startup_log_printed() -> None:
+    """vllm-project/vllm issue #10517 (github.com/vllm-project/vllm/issues/10517), vLLM
+    (V0) serving meta-llama/Llama-3.1-8B-Instruct on an RTX 3090: "kv_cache_size=3.81GiB",
+    "# GPU blocks: 1952", "Maximum concurrency for 20000 tokens per request: 1.56x". A block
+    of all 32 layers (V0's cache_block_size) is 32 of our pages; 1952 of them is 3.8125
+    GiB, which the log rounds to 3.81."""
+    model = get("llama")(
+        vocab=128256, hidden=4096, layers=32, heads=32, kv_heads=8, intermediate=14336
+    ).model()
+    pages = Vllm().pages(Fit(model, custom(24.0), dtype="bf16"), 1)
+    assert pages.page * 32 == 2 * 1024 * 1024
+    low, high = int(3.805 * 2**30), int(3.815 * 2**30)
+    assert pages.num_blocks(low) <= 1952 <= pages.num_blocks(high)
+    assert f"{pages.concurrency(1952, 20_000, 2048):.2f}" == "1.56"

@@ -30,18 +30,21 @@
 - A model fits when one request of ``max_model_len`` fits (``check_enough_kv_cache_memory``,
   ``kv_cache_utils.py:678``); B sequences fit when B ≤ the maximum concurrency.
 
-**llama.cpp** (its context, as llama.cpp allocates it; gguf-parser's estimator, which
-cites llama.cpp's source line by line, for the compute buffer):
+**llama.cpp** (its context as ``src/llama-context.cpp`` and ``src/llama-kv-cache-iswa.cpp``
+size it; the compute buffer as gpustack's gguf-parser estimates it, which cites llama.cpp
+line by line):
 
-- The KV cache holds ``n_ctx`` cells shared by the sequences: B × T, padded to 256
-  (``GGML_PAD(n_ctx, 256)``); keys and values in f16 whatever the weights' type
-  (``cache_type_k``/``cache_type_v`` default ``f16``); a sliding layer keeps
-  min(n_ctx, pad(window × n_seq + n_batch, 256)) cells (``llama-kv-cache.cpp``).
-- ``n_batch`` 2048, ``n_ubatch`` 512 (llama.cpp's defaults, ``common/common.h``).
+- ``n_ctx`` = B × T padded to 256 (``cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256)``);
+  with B sequences (``n_seq_max``, the cache not unified: the library's default) each
+  sequence's stream holds ``n_ctx_seq`` = pad(n_ctx / B, 256) cells, B streams.
+- Keys and values in f16 whatever the weights' type (``cache_type_k``/``cache_type_v``
+  default ``f16``); a sliding layer's stream keeps min(n_ctx_seq, pad(n_swa + n_ubatch,
+  256)) cells (``size_swa``).
+- ``n_batch`` 2048, ``n_ubatch`` 512 (``common/common.h``).
 - The output buffer: (H + V) × n_outputs fp32 numbers, n_outputs = min(n_ctx, n_ubatch).
 - The compute buffer (estimate; llama.cpp measures it by reserving the graph): one
-  ubatch's attention scores in fp32, n_ubatch × n_ctx × heads × 4 bytes (no flash
-  attention), or its f16 mask n_ubatch × n_ctx × 2 with flash attention, and the
+  ubatch's attention scores in fp32, n_ubatch × n_ctx_seq × heads × 4 bytes (no flash
+  attention), or its f16 mask n_ubatch × n_ctx_seq × 2 with flash attention, and the
   ubatch's logits, n_ubatch × V × 4; the larger of the two held.
 
 **transformers**: the model's own account (``generate``: the whole prompt in one
@@ -305,6 +308,7 @@ class LlamaCpp(Engine):
         from shapecalc.analysis.fit_account import Account, Line
 
         n_ctx = _cdiv(batch * seq_len, self.pad) * self.pad
+        per_seq = n_ctx if batch == 1 else _cdiv(n_ctx // batch, self.pad) * self.pad
         groups = fit.cost(1, 1).state_groups()
         cache = 0
         size = fit.cost(1, 1).itemsize
@@ -315,12 +319,14 @@ class LlamaCpp(Engine):
             assert layers is not None and each is not None
             if g.grows:
                 numbers = each // size  # per position, per layer
-                cells = n_ctx
+                cells = per_seq
                 if g.kind == "sliding attention" and g.sliding_window:
-                    swa = g.sliding_window * batch + self.n_batch
-                    cells = min(n_ctx, _cdiv(swa, self.pad) * self.pad)
-                cache += layers * numbers * cells * 2
-                parts.append(f"{layers} {g.kind}: {cells:,} cells × {numbers:,} f16 numbers")
+                    swa = _cdiv(g.sliding_window + self.n_ubatch, self.pad) * self.pad
+                    cells = min(per_seq, swa)
+                cache += layers * numbers * cells * batch * 2
+                parts.append(
+                    f"{layers} {g.kind}: {batch} × {cells:,} cells × {numbers:,} f16 numbers"
+                )
             else:
                 cache += layers * each * batch
                 parts.append(f"{layers} {g.kind}: {each * batch:,} bytes")
@@ -338,7 +344,9 @@ class LlamaCpp(Engine):
             Line(
                 "KV cache",
                 cache,
-                f"n_ctx = B × T = {batch * seq_len:,} padded to {self.pad}: {n_ctx:,} cells; "
+                f"n_ctx = B × T = {batch * seq_len:,} padded to {self.pad}: {n_ctx:,}"
+                + (f", {per_seq:,} cells a sequence" if batch > 1 else "")
+                + "; "
                 + "; ".join(parts),
             ),
             Line(
@@ -351,7 +359,7 @@ class LlamaCpp(Engine):
                 compute,
                 "estimate: the larger of one ubatch's attention "
                 + ("mask (f16, flash attention)" if self.flash_attention else "scores (fp32)")
-                + f" over {n_ctx:,} cells and its logits (fp32)",
+                + f" over {per_seq:,} cells and its logits (fp32)",
             ),
             *((Line("reserved", fit.reserve, "given: --reserve-gb"),) if fit.reserve else ()),
         )

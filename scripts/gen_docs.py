@@ -334,6 +334,9 @@ def generated() -> dict[Path, str]:
         text = fill(template.read_text(encoding="utf-8"), values)
         files[docs / template.relative_to(templates)] = text
     files[docs / "cli.md"] = cli_reference()
+    from docs_fit import fit_page
+
+    files[docs / "howto" / "fit.md"] = fit_page()
     return {
         path: breakable_names(text) if path.is_relative_to(docs) and path.suffix == ".md" else text
         for path, text in files.items()

@@ -1,7 +1,7 @@
 """The ``shapecalc`` group and its commands, each made when first asked for: one per
 architecture (``cli.models``), ``hf`` (a Hugging Face config), ``layer``/``layers``,
-``solve``, ``sweep``, ``compare-conventions``, ``port`` and ``inspect``, so a command imports only
-what it runs."""
+``solve``, ``sweep``, ``fit``, ``compare-conventions``, ``port`` and ``inspect``, so a
+command imports only what it runs."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ def _architecture(command: str) -> Callable[[], click.Command]:
 
 for _name, _module in {
     "compare-conventions": "conventions",
+    "fit": "fit",
     "hf": "hf",
     "inspect": "inspect",
     "layer": "layers",

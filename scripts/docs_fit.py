@@ -1,0 +1,82 @@
+"""docs/howto/fit.md: ``shapecalc fit``, its rules (from the engine's docstrings), a real
+run, and the accelerator table with each entry's source."""
+
+from __future__ import annotations
+
+import inspect
+
+#: the model of the page's runs: Llama-3.1-8B's sizes
+LLAMA = (
+    "llama --vocab 128256 --hidden 4096 --layers 32 --heads 32 --kv-heads 8 --intermediate 14336"
+)
+
+
+def fit_page() -> str:
+    from docs_facts import cli
+
+    from shapecalc.analysis import engines, fit
+    from shapecalc.analysis.hardware import ACCELERATORS, COMPUTE_DTYPES
+
+    llama = LLAMA.split()
+    run = cli(["fit", *llama, "--gpu", "rtx-4090", "--seq-len", "8192"], width=80)
+    vllm = cli(["fit", *llama, "--gpu", "h100", "--seq-len", "32768", "--engine", "vllm"], 80)
+    rows = []
+    for a in ACCELERATORS.values():
+        peaks = (
+            " · ".join(f"{d} {a.peak[d] / 10**12:g}" for d in COMPUTE_DTYPES if d in a.peak) or "-"
+        )
+        names = ", ".join(f"`{n}`" for n in (a.name, *a.aliases))
+        rows.append(
+            f"| {names} | {a.title} | {a.memory / 10**9:g} | {a.bandwidth / 10**9:g} | "
+            f"{peaks} | [datasheet]({a.source}) {a.note} |"
+        )
+    rules = inspect.getdoc(fit) or ""
+    engine_rules = inspect.getdoc(engines) or ""
+    return "\n".join(
+        [
+            "# Does it fit",
+            "",
+            "<!-- written by scripts/gen_docs.py (scripts/docs_fit.py) from "
+            "shapecalc/analysis/fit.py, engines.py and hardware.py: do not edit -->",
+            "",
+            "`shapecalc fit MODEL-COMMAND ...` (or `shapecalc fit hf PATH`) answers whether a "
+            "model fits on an accelerator: exit status 0 when it does, 1 when it does not, 2 "
+            "for bad input. Give `--gpu NAME` from the table below, or `--memory-gb X` with "
+            "`--bandwidth-gbs` and `--tflops`; `--gpus N` for tensor parallelism; `--batch`, "
+            "`--seq-len`, `--dtype`, `--weights FORMAT`; `--engine vllm|llama.cpp|"
+            "transformers` for an engine's own accounting; `--efficiency M,C` to scale the "
+            "speed bounds; `--frontier --plot` for the largest context at batches 1, 2, 4, "
+            "...; `--format json` (schema: `docs/schema/fit.schema.json`).",
+            "",
+            "```console",
+            "$ shapecalc fit " + " ".join(llama) + " --gpu rtx-4090 --seq-len 8192",
+            run,
+            "```",
+            "",
+            "Under vLLM's accounting, on an H100:",
+            "",
+            "```console",
+            "$ shapecalc fit " + " ".join(llama) + " --gpu h100 --seq-len 32768 --engine vllm",
+            vllm,
+            "```",
+            "",
+            "## The rules",
+            "",
+            rules.split("Example:")[0].strip(),
+            "",
+            "## Engines",
+            "",
+            engine_rules.strip(),
+            "",
+            "## Accelerators",
+            "",
+            "Memory in GB (10⁹ bytes), bandwidth in GB/s, dense peak TFLOPs per dtype of the "
+            "product (int8: TOPS). Figures from the vendors' datasheets linked; where a "
+            "datasheet prints figures with 2:4 sparsity they are halved.",
+            "",
+            "| `--gpu` | accelerator | memory GB | bandwidth GB/s | dense peak TFLOPs | source |",
+            "|---|---|--:|--:|---|---|",
+            *rows,
+            "",
+        ]
+    )

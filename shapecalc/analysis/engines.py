@@ -1,0 +1,395 @@
+"""Serving engines' own memory accounting, for :class:`~shapecalc.analysis.fit.Fit`.
+
+**vLLM** (read from vLLM 0.11.0's source; file and line cited at each rule):
+
+- ``vllm/v1/worker/gpu_worker.py:183``: requested = total memory ×
+  ``gpu_memory_utilization`` (0.9 by default, ``vllm/config/cache.py:43``).
+- ``gpu_worker.py:279`` with ``vllm/utils/__init__.py:2859``: the KV cache gets
+  requested − (weights + the peak of a profiling forward + non-torch memory). The profiling
+  forward runs ``max_num_batched_tokens`` tokens (``vllm/v1/worker/gpu_model_runner.py:
+  3392``) and the sampler on ``max_num_seqs`` rows of logits (``_dummy_sampler_run``).
+  What is *estimated* here: that peak, as our prefill activations of one sequence of
+  ``max_num_batched_tokens`` positions plus ``max_num_seqs`` × V fp32 logits; the
+  non-torch memory (NCCL, cuBLAS workspaces) is not known before a run: give it with
+  ``reserve``. CUDA graphs are captured after the cache is allocated
+  (``gpu_worker.py:344``), out of the 1 − utilization left: not subtracted.
+- ``max_num_batched_tokens`` and ``max_num_seqs``: ``vllm serve``'s defaults,
+  ``vllm/engine/arg_utils.py:1605``: 8192 and 1024 on a GPU of 70 GiB or more that is not
+  an A100, else 2048 and 256.
+- KV blocks of ``block_size`` = 16 tokens; a page is one layer's block:
+  2 × 16 × KV heads × head size × dtype bytes (``vllm/v1/kv_cache_interface.py:63``), a
+  latent cache 16 × (latent + rotary) × bytes (``:152``). One kind of layer:
+  num_blocks = available // page // layers (``vllm/v1/core/kv_cache_utils.py:824``);
+  several kinds (sliding and full): layers grouped by the smallest count of a kind,
+  num_blocks = available // page // group size (``:894``, ``:1058``).
+- Logged: ``GPU KV cache size: num_blocks // groups × 16 tokens`` (``:1080``) and
+  ``Maximum concurrency for max_model_len tokens per request`` = num_blocks / the blocks
+  one request needs at most (``:780``): a full layer cdiv(len, 16), a sliding one
+  cdiv(min(window − 1 + max_num_batched_tokens, len), 16) + 1
+  (``kv_cache_interface.py:198``).
+- A model fits when one request of ``max_model_len`` fits (``check_enough_kv_cache_memory``,
+  ``kv_cache_utils.py:678``); B sequences fit when B ≤ the maximum concurrency.
+
+**llama.cpp** (its context as ``src/llama-context.cpp`` and ``src/llama-kv-cache-iswa.cpp``
+size it; the compute buffer as gpustack's gguf-parser estimates it, which cites llama.cpp
+line by line):
+
+- ``n_ctx`` = B × T padded to 256 (``cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256)``);
+  with B sequences (``n_seq_max``, the cache not unified: the library's default) each
+  sequence's stream holds ``n_ctx_seq`` = pad(n_ctx / B, 256) cells, B streams.
+- Keys and values in f16 whatever the weights' type (``cache_type_k``/``cache_type_v``
+  default ``f16``); a sliding layer's stream keeps min(n_ctx_seq, pad(n_swa + n_ubatch,
+  256)) cells (``size_swa``).
+- ``n_batch`` 2048, ``n_ubatch`` 512 (``common/common.h``).
+- The output buffer: (H + V) × n_outputs fp32 numbers, n_outputs = min(n_ctx, n_ubatch).
+- The compute buffer (estimate; llama.cpp measures it by reserving the graph): one
+  ubatch's attention scores in fp32, n_ubatch × n_ctx_seq × heads × 4 bytes (no flash
+  attention), or its f16 mask n_ubatch × n_ctx_seq × 2 with flash attention, and the
+  ubatch's logits, n_ubatch × V × 4; the larger of the two held.
+
+**transformers**: the model's own account (``generate``: the whole prompt in one
+forward, the cache in the model's dtype, the logits on the last position).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from shapecalc.core.dims import known
+
+if TYPE_CHECKING:
+    from shapecalc.analysis.cost import StateGroup
+    from shapecalc.analysis.fit import Fit
+    from shapecalc.analysis.fit_account import Account
+
+__all__ = ["ENGINES", "Engine", "LlamaCpp", "Transformers", "VLLMPages", "Vllm", "engine"]
+
+GiB = 2**30
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class Engine:
+    """An engine's accounting of one GPU's memory."""
+
+    name = ""
+
+    def account(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> Account:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Transformers(Engine):
+    """transformers' generate: the model's own account."""
+
+    name = "transformers"
+
+    def account(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> Account:
+        from shapecalc.analysis.fit_account import Account
+
+        return Account(
+            batch, seq_len, gpus, fit.base_lines(batch, seq_len, gpus), fit.hardware.memory
+        )
+
+
+@dataclass(frozen=True)
+class VLLMPages:
+    """vLLM's KV-cache layout for a model: the page of one layer (bytes of 16 tokens),
+    the layers of each kind (their sliding window, None for full attention), and what
+    follows from an available memory."""
+
+    page: int
+    #: per kind: (layers, sliding window or None)
+    kinds: tuple[tuple[int, int | None], ...]
+    block_size: int = 16
+
+    @property
+    def group_size(self) -> int:
+        """Layers per KV-cache group: the smallest count of a kind
+        (``_get_kv_cache_groups_uniform_page_size``)."""
+        return min(n for n, _ in self.kinds)
+
+    @property
+    def groups(self) -> list[int | None]:
+        """Each group's sliding window (None: full attention)."""
+        out: list[int | None] = []
+        for n, window in self.kinds:
+            out.extend([window] * _cdiv(n, self.group_size))
+        return out
+
+    def num_blocks(self, available: int) -> int:
+        if available <= 0:
+            return 0
+        if len(self.kinds) == 1:
+            layers = self.kinds[0][0]
+            return max(available // self.page // layers, 0)
+        return max(available // self.page // self.group_size, 0)
+
+    def tokens(self, num_blocks: int) -> int:
+        """``GPU KV cache size: N tokens``."""
+        return num_blocks // len(self.groups) * self.block_size
+
+    def max_usage(self, window: int | None, max_model_len: int, batched: int) -> int:
+        """One layer's most bytes for one request (``max_memory_usage_bytes``)."""
+        if window is None:
+            return _cdiv(max_model_len, self.block_size) * self.page
+        tokens = min(window - 1 + batched, max_model_len)
+        return (_cdiv(tokens, self.block_size) + 1) * self.page
+
+    def blocks_per_request(self, max_model_len: int, batched: int) -> int:
+        """``get_max_concurrency_for_kv_cache_config``'s blocks for one request."""
+        if len(self.kinds) == 1:
+            layers, window = self.kinds[0]
+            per_layer = layers
+            usage = per_layer * self.max_usage(window, max_model_len, batched)
+            return _cdiv(usage, self.page * per_layer)
+        size = self.group_size
+        usage = size * sum(self.max_usage(w, max_model_len, batched) for w in self.groups)
+        return _cdiv(usage, self.page * size)
+
+    def needed(self, max_model_len: int, batched: int) -> int:
+        """Bytes one request of ``max_model_len`` needs over every layer
+        (``check_enough_kv_cache_memory``)."""
+        return sum(n * self.max_usage(w, max_model_len, batched) for n, w in self.kinds)
+
+    def concurrency(self, num_blocks: int, max_model_len: int, batched: int) -> float:
+        return num_blocks / self.blocks_per_request(max_model_len, batched)
+
+
+@dataclass(frozen=True)
+class Vllm(Engine):
+    """vLLM's V1 engine (0.11): utilization, KV blocks, concurrency."""
+
+    utilization: float = 0.9
+    block_size: int = 16
+    max_num_batched_tokens: int | None = None
+    max_num_seqs: int | None = None
+    name = "vllm"
+
+    def defaults(self, fit: Fit) -> tuple[int, int]:
+        """``vllm serve``'s max_num_batched_tokens and max_num_seqs for this GPU."""
+        big = fit.hardware.memory >= 70 * GiB and "a100" not in fit.hardware.name
+        tokens = self.max_num_batched_tokens or (8192 if big else 2048)
+        seqs = self.max_num_seqs or (1024 if big else 256)
+        return tokens, seqs
+
+    def pages(self, fit: Fit, gpus: int) -> VLLMPages:
+        """The model's pages on one of ``gpus`` GPUs, from the state per position of each
+        kind of layer (one position, one sequence)."""
+        from shapecalc.analysis.fit_account import fit_error
+
+        groups = fit.cost(1, 1).state_groups()
+        kinds: list[tuple[int, int | None]] = []
+        page = None
+        for g in groups:
+            if not g.grows:
+                raise fit_error(
+                    "engine",
+                    "vllm",
+                    f"--engine vllm: the {g.kind} layers keep a state of their own size "
+                    "(vLLM's Mamba pages are padded to the attention page): not modelled",
+                    "attention layers only",
+                )
+            per_token = _per_gpu(fit, g, gpus)
+            this = per_token * self.block_size
+            if page is not None and this != page:
+                raise fit_error(
+                    "engine",
+                    "vllm",
+                    "--engine vllm: layers of different page sizes (vLLM requires one)",
+                    "one page size",
+                )
+            page = this
+            layers = known(g.layers)
+            assert layers is not None
+            kinds.append((layers, g.sliding_window if g.kind == "sliding attention" else None))
+        if page is None:
+            raise fit_error(
+                "engine", "vllm", "--engine vllm: the model keeps no KV cache", "a KV cache"
+            )
+        return VLLMPages(page, tuple(kinds), self.block_size)
+
+    def account(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> Account:
+        from shapecalc.analysis.fit_account import Account, Line
+
+        tokens, seqs = self.defaults(fit)
+        memory = fit.hardware.memory
+        requested = int(memory * self.utilization)
+        weights, replicated = fit.weights(gpus)
+        profile = fit.activations(1, tokens)[0][0]
+        vocab = _vocab(fit)
+        logits = min(seqs, tokens) * vocab * 4
+        lines = [
+            Line(
+                "weights",
+                weights,
+                f"as stored at {fit.dtype}"
+                + (
+                    f", split over {gpus} GPUs ({replicated:,} bytes replicated)"
+                    if gpus > 1
+                    else ""
+                ),
+            ),
+            Line(
+                "activations, profiling forward",
+                profile,
+                f"estimate of vLLM's profile run: our prefill peak at one sequence of "
+                f"max_num_batched_tokens = {tokens:,} positions",
+            ),
+            Line(
+                "sampler logits",
+                logits,
+                f"estimate: {min(seqs, tokens):,} rows (max_num_seqs) × V = {vocab:,} fp32 "
+                "logits of the sampler's profiling run",
+            ),
+        ]
+        if fit.reserve:
+            lines.append(Line("non-torch memory", fit.reserve, "given: --reserve-gb"))
+        used = sum(line.bytes for line in lines)
+        available = requested - used
+        pages = self.pages(fit, gpus)
+        blocks = pages.num_blocks(available)
+        kv = blocks * pages.page * (pages.group_size if len(pages.kinds) > 1 else pages.kinds[0][0])
+        lines.append(
+            Line(
+                "KV cache",
+                max(kv, 0),
+                f"the rest of {self.utilization:g} × memory = {requested:,} bytes: {blocks:,} "
+                f"blocks of {self.block_size} tokens, {pages.page:,} bytes a layer's page; "
+                f"GPU KV cache size {pages.tokens(blocks):,} tokens",
+            )
+        )
+        lines.append(
+            Line(
+                "left to CUDA graphs and the rest",
+                memory - requested,
+                f"(1 − {self.utilization:g}) × memory: vLLM captures CUDA graphs after "
+                "allocating the cache, from this",
+            )
+        )
+        needed = pages.needed(seq_len, tokens)
+        concurrency = pages.concurrency(blocks, seq_len, tokens) if blocks else 0.0
+        ok = available > 0 and needed <= available and batch <= concurrency
+        return Account(batch, seq_len, gpus, tuple(lines), memory, engine_fits=ok)
+
+    def summary(self, fit: Fit, seq_len: int, gpus: int) -> dict[str, float | int]:
+        """What vLLM would log at start: blocks, tokens, maximum concurrency."""
+        account = fit.account(1, seq_len, gpus)
+        tokens, _ = self.defaults(fit)
+        pages = self.pages(fit, gpus)
+        kv = account.line("KV cache")
+        assert kv is not None
+        per_block = pages.page * (pages.group_size if len(pages.kinds) > 1 else pages.kinds[0][0])
+        blocks = kv.bytes // per_block
+        return {
+            "num_blocks": blocks,
+            "kv_cache_tokens": pages.tokens(blocks),
+            "max_concurrency": pages.concurrency(blocks, seq_len, tokens) if blocks else 0.0,
+            "page_bytes": pages.page,
+            "max_num_batched_tokens": tokens,
+        }
+
+
+@dataclass(frozen=True)
+class LlamaCpp(Engine):
+    """llama.cpp's context: KV cells padded to 256, f16 cache, output and compute
+    buffers."""
+
+    n_batch: int = 2048
+    n_ubatch: int = 512
+    flash_attention: bool = False
+    pad: int = 256
+    name = "llama.cpp"
+
+    def account(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> Account:
+        from shapecalc.analysis.fit_account import Account, Line
+
+        n_ctx = _cdiv(batch * seq_len, self.pad) * self.pad
+        per_seq = n_ctx if batch == 1 else _cdiv(n_ctx // batch, self.pad) * self.pad
+        groups = fit.cost(1, 1).state_groups()
+        cache = 0
+        size = fit.cost(1, 1).itemsize
+        parts = []
+        for g in groups:
+            layers = known(g.layers)
+            each = known(g.each)
+            assert layers is not None and each is not None
+            if g.grows:
+                numbers = each // size  # per position, per layer
+                cells = per_seq
+                if g.kind == "sliding attention" and g.sliding_window:
+                    swa = _cdiv(g.sliding_window + self.n_ubatch, self.pad) * self.pad
+                    cells = min(per_seq, swa)
+                cache += layers * numbers * cells * batch * 2
+                parts.append(
+                    f"{layers} {g.kind}: {batch} × {cells:,} cells × {numbers:,} f16 numbers"
+                )
+            else:
+                cache += layers * each * batch
+                parts.append(f"{layers} {g.kind}: {each * batch:,} bytes")
+        weights, _ = fit.weights(gpus)
+        hidden = fit.model.arguments.get("hidden")
+        vocab = _vocab(fit)
+        outputs = min(n_ctx, self.n_ubatch)
+        out_buf = ((hidden if isinstance(hidden, int) else 0) + vocab) * outputs * 4
+        heads, _ = fit.heads
+        ubatch = min(n_ctx, self.n_ubatch)
+        scores = ubatch * n_ctx * 2 if self.flash_attention else ubatch * n_ctx * (heads or 1) * 4
+        compute = max(scores, ubatch * vocab * 4)
+        lines = (
+            Line("weights", weights, f"as stored at {fit.dtype}"),
+            Line(
+                "KV cache",
+                cache,
+                f"n_ctx = B × T = {batch * seq_len:,} padded to {self.pad}: {n_ctx:,}"
+                + (f", {per_seq:,} cells a sequence" if batch > 1 else "")
+                + "; "
+                + "; ".join(parts),
+            ),
+            Line(
+                "output buffer",
+                out_buf,
+                f"(H + V) × n_outputs = min(n_ctx, n_ubatch {self.n_ubatch}) fp32 numbers",
+            ),
+            Line(
+                "compute buffer",
+                compute,
+                "estimate: the larger of one ubatch's attention "
+                + ("mask (f16, flash attention)" if self.flash_attention else "scores (fp32)")
+                + f" over {per_seq:,} cells and its logits (fp32)",
+            ),
+            *((Line("reserved", fit.reserve, "given: --reserve-gb"),) if fit.reserve else ()),
+        )
+        return Account(batch, seq_len, gpus, lines, fit.hardware.memory)
+
+
+def _per_gpu(fit: Fit, group: StateGroup, gpus: int) -> int:
+    """Bytes one layer of ``group`` keeps per position, per sequence, on one GPU."""
+    each = known(group.each)
+    assert each is not None
+    if gpus == 1 or group.kind == "latent attention":
+        return each
+    shape = group.tensors[0][1] if group.tensors else ()
+    kv = known(shape[1]) if len(shape) == 4 else None
+    return _cdiv(each, min(gpus, kv) if kv else gpus)
+
+
+def _vocab(fit: Fit) -> int:
+    vocab = fit.model.arguments.get("vocab")
+    return vocab if isinstance(vocab, int) else 0
+
+
+#: the engines ``--engine`` takes
+ENGINES = ("vllm", "llama.cpp", "transformers")
+
+
+def engine(name: str, utilization: float = 0.9, flash_attention: bool = False) -> Engine:
+    """The engine ``--engine`` names."""
+    if name == "vllm":
+        return Vllm(utilization=utilization)
+    if name == "llama.cpp":
+        return LlamaCpp(flash_attention=flash_attention)
+    return Transformers()

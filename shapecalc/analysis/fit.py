@@ -1,0 +1,631 @@
+"""Does a model fit on an accelerator: the memory account at a batch and a context, the
+largest context and the most sequences that fit, the fewest GPUs, the quantizations that
+fit, and bounds on speed.
+
+Every answer is exact in bytes and found by search over integers with the account
+itself, never by a formula solved in floats:
+
+- **The account** (:meth:`Fit.account`) prices, per GPU: the weights (as stored:
+  ``Model.bytes``), the inference state at batch × context
+  (:meth:`~shapecalc.analysis.cost.Cost.state_at`: sliding layers capped at their window,
+  state-space layers constant), the live activations of the prefill and of one decode
+  step (:meth:`~shapecalc.analysis.cost.Cost.inference_peak`, the larger held once), and
+  an engine's own lines where one is asked for (:mod:`shapecalc.analysis.engines`).
+- **Tensor parallel over N GPUs** (Megatron's split, as vLLM shards): every tensor of two
+  or more dimensions split N ways (rounded up), one-dimensional tensors (norms, biases)
+  replicated; attention's keys and values split by KV head, each GPU keeping at least
+  one head (so past N = KV heads the cache is replicated N / KV heads times); latent
+  attention's cache replicated (one latent per position, no heads to split); state-space
+  and recurrent state split N ways. Activations are counted whole on every GPU (an
+  estimate from above: the residual stream is replicated, the MLP's inner activations are
+  split). N must divide the attention heads, and divide or be a multiple of the KV heads.
+- **The largest context** at a batch: the largest T whose account fits (T + 1 does not),
+  by doubling and bisection on the exact account (it grows with T), up to the model's
+  own context where it has one.
+- **Speed bounds**: decode tokens per second at most B × bandwidth / (bytes read per
+  step): the weights (all of them but the rows of the embedding tables not looked up;
+  for a mixture the routed experts at top k of E, the least a step can read) and the
+  state at that context; prefill at most B × T × peak / FLOPs of the forward (2 per
+  multiply-accumulate of the products, the head on the last position only). Both are
+  bounds: ``efficiency`` factors (memory, compute) scale them to what a user expects.
+
+Example:
+
+    >>> from shapecalc.architectures import get
+    >>> from shapecalc.analysis.hardware import accelerator
+    >>> model = get("llama")(vocab=32000, hidden=4096, layers=32, heads=32,
+    ...                      intermediate=11008).model()
+    >>> fit = Fit(model, accelerator("rtx-4090"), dtype="bf16", batch=1, seq_len=4096)
+    >>> fit.fits(), fit.largest_context()
+    (True, 17581)
+    >>> fit.fits(1, 17582)
+    False
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from shapecalc.analysis.fit_account import Account, Line, fit_error
+from shapecalc.core.dims import known
+from shapecalc.core.errors import ShapecalcError, echo
+from shapecalc.core.units import DTYPE_BYTES
+
+if TYPE_CHECKING:
+    from shapecalc.analysis.cost import Cost, StateGroup
+    from shapecalc.analysis.engines import Engine
+    from shapecalc.analysis.hardware import Accelerator
+    from shapecalc.core.model import Model
+
+__all__ = ["Account", "Answer", "Fit", "Line", "QuantChoice", "Speed", "answer", "fit_error"]
+
+#: the most GPUs :meth:`Fit.fewest_gpus` tries
+MOST_GPUS = 64
+#: the longest context searched when the model names none
+LONGEST = 2**40
+#: dtypes of the products a peak is looked up for, by the weights' dtype
+COMPUTE_OF = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "fp8": "fp8", "int8": "int8"}
+
+
+@dataclass(frozen=True)
+class QuantChoice:
+    """A weights format tried: its name, the weights' exact bytes, whether the model fits,
+    or why the format cannot take the model."""
+
+    name: str
+    bytes: int | None
+    fits: bool
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Bounds on speed at one batch and context: decode tokens per second at most, prefill
+    tokens per second at most, with the bytes and FLOPs behind them."""
+
+    decode_bytes: int
+    weights_read: int
+    state_read: int
+    decode_tokens_per_s: float | None
+    prefill_flops: int
+    prefill_tokens_per_s: float | None
+    compute_dtype: str
+    peak: int | None
+    bandwidth: int
+    rule_decode: str
+    rule_prefill: str
+
+
+@dataclass
+class Fit:
+    """A model against an accelerator at a batch and a context (the defaults of every
+    question), in ``dtype``, on ``gpus`` GPUs, under ``engine`` (None: the model's own
+    account, as transformers' generate runs it: the whole prompt in one forward)."""
+
+    model: Model
+    hardware: Accelerator
+    dtype: str = "bf16"
+    batch: int = 1
+    seq_len: int = 4096
+    gpus: int = 1
+    engine: Engine | None = None
+    #: bytes known to be taken on each GPU (the CUDA context, other processes)
+    reserve: int = 0
+    #: the dtype of the products for the compute bound (the weights' dtype unless given)
+    compute: str | None = None
+    #: (memory, compute): the fraction of the bandwidth and of the peak reached
+    efficiency: tuple[float, float] = (1.0, 1.0)
+    cache: str = "latent"
+    #: the model's own context when its arguments do not hold it (a config's
+    #: max_position_embeddings): the longest context searched
+    max_context: int | None = None
+    _costs: dict[tuple[int, int], Cost] = field(default_factory=dict, repr=False)
+    _accounts: dict[tuple[int, int, int], Account] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPE_BYTES:
+            raise fit_error(
+                "dtype", self.dtype, f"--dtype {echo(self.dtype)} is not a dtype", "a dtype"
+            )
+        for name, value in (("batch", self.batch), ("seq_len", self.seq_len)):
+            _positive(name, value)
+        _positive("gpus", self.gpus)
+        if self.model.symbolic:
+            raise fit_error(
+                "model", self.model.name, "fit needs every size a number", "numbers, no names"
+            )
+        if not self.model.input_layout or "T" not in {
+            d for shape in self.model.input_layout for d in shape
+        }:
+            raise fit_error(
+                "model",
+                self.model.name,
+                f"{self.model.name} reads no sequence: fit answers for language models",
+                "a model with a sequence input",
+            )
+        for flag, fraction in zip(("memory", "compute"), self.efficiency, strict=True):
+            if not 0 < fraction <= 1:
+                raise fit_error(
+                    "efficiency",
+                    fraction,
+                    f"--efficiency: {flag} must be in (0, 1], got {fraction:g}",
+                    "a fraction in (0, 1]",
+                )
+        self._check_gpus(self.gpus)
+
+    # -- the pieces ---------------------------------------------------------------------
+    def cost(self, batch: int, seq_len: int) -> Cost:
+        """The model's cost at ``batch`` × ``seq_len`` for inference (computed once)."""
+        from shapecalc.analysis.cost import analyze
+
+        key = (batch, seq_len)
+        found = self._costs.get(key)
+        if found is None:
+            found = analyze(
+                self.model,
+                batch=batch,
+                seq_len=seq_len,
+                dtype=self.dtype,
+                training="none",
+                cache=self.cache,
+            )
+            if len(self._costs) > 4096:
+                self._costs.clear()
+            self._costs[key] = found
+        return found
+
+    @cached_property
+    def context(self) -> int | None:
+        """The model's own context (max_position_embeddings), where it names one."""
+        value = self.max_context or self.model.arguments.get("context")
+        config = self.model.config
+        if value is None and isinstance(config, dict):
+            value = config.get("max_position_embeddings")
+        return (
+            value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+        )
+
+    @cached_property
+    def heads(self) -> tuple[int | None, int | None]:
+        """(attention heads, KV heads) where the model's arguments name them."""
+        args = self.model.arguments
+        heads = args.get("heads")
+        kv = args.get("kv_heads") or heads
+        return (
+            heads if isinstance(heads, int) else None,
+            kv if isinstance(kv, int) else None,
+        )
+
+    def _check_gpus(self, gpus: int) -> None:
+        why = self.split_refused(gpus)
+        if why:
+            raise fit_error("gpus", gpus, f"--gpus {gpus}: {why}", "a tensor-parallel size")
+
+    def split_refused(self, gpus: int) -> str:
+        """Why the model cannot be split over ``gpus`` GPUs, or ""."""
+        heads, kv = self.heads
+        if gpus == 1:
+            return ""
+        if heads is not None and heads % gpus:
+            return f"{heads} attention heads do not split over {gpus} GPUs"
+        if kv is not None and kv % gpus and gpus % kv:
+            return f"{kv} KV heads neither split over {gpus} GPUs nor replicate evenly"
+        return ""
+
+    @cached_property
+    def _weight_rows(self) -> tuple[tuple[int, bool, bool, Fraction | None], ...]:
+        """Per stored tensor: (bytes, split by tensor parallelism, an embedding table's
+        rows looked up, the fraction read per token for a routed expert's)."""
+        size = DTYPE_BYTES[self.dtype]
+        specs = {layer.name: layer.spec for layer in self.model.layers}
+        sources = set(self.model.ties.values())
+        out = []
+        for row in self.model.rows():
+            if row.tied_to:
+                continue
+            n = known(row.param.nbytes(size))
+            assert n is not None  # fit refuses symbolic models
+            spec = specs.get(row.layer)
+            inner = getattr(spec, "layer", spec)
+            lookup = inner is not None and inner.kind == "Embedding" and row.name not in sources
+            routed: Fraction | None = None
+            if inner is not None and inner.routed:
+                active, total = known(inner.active()), known(inner.total())
+                if active is not None and total:
+                    routed = Fraction(active, total)
+            out.append((n, len(row.param.shape) >= 2, lookup, routed))
+        return tuple(out)
+
+    def weights(self, gpus: int = 1) -> tuple[int, int]:
+        """Bytes of weights on each of ``gpus`` GPUs, and the bytes replicated on each."""
+        split = sum(n for n, s, _, _ in self._weight_rows if s)
+        whole = sum(n for n, s, _, _ in self._weight_rows if not s)
+        return -(-split // gpus) + whole, whole if gpus > 1 else 0
+
+    def state_split(self, group: StateGroup, gpus: int) -> int:
+        """What one GPU of ``gpus`` keeps of a state group's bytes (all its layers)."""
+        total = known(group.total)
+        assert total is not None
+        if gpus == 1:
+            return total
+        if group.kind == "latent attention":
+            return total
+        if "attention" in group.kind and group.tensors:
+            shape = group.tensors[0][1]
+            kv = known(shape[1]) if len(shape) == 4 else None
+            if kv:
+                return -(-total // min(gpus, kv))
+        return -(-total // gpus)
+
+    # -- the account --------------------------------------------------------------------
+    def account(
+        self, batch: int | None = None, seq_len: int | None = None, gpus: int | None = None
+    ) -> Account:
+        """The memory of one GPU at ``batch`` × ``seq_len`` on ``gpus`` GPUs."""
+        b = self.batch if batch is None else batch
+        t = self.seq_len if seq_len is None else seq_len
+        n = self.gpus if gpus is None else gpus
+        key = (b, t, n)
+        found = self._accounts.get(key)
+        if found is None:
+            found = self._account(b, t, n)
+            if len(self._accounts) > 4096:
+                self._accounts.clear()
+            self._accounts[key] = found
+        return found
+
+    def _account(self, b: int, t: int, n: int) -> Account:
+        if self.engine is not None:
+            return self.engine.account(self, b, t, n)
+        return Account(b, t, n, self.base_lines(b, t, n), self.hardware.memory)
+
+    def base_lines(self, b: int, t: int, n: int) -> tuple[Line, ...]:
+        """Weights, buffers, state and the two activation lines at ``b`` × ``t`` on one
+        of ``n`` GPUs."""
+        cost = self.cost(b, t)
+        weights, replicated = self.weights(n)
+        rules = {line.label: line.rule for line in cost.memory}
+        split = (
+            f"; split over {n} GPUs, {replicated:,} bytes of 1-D tensors (norms, biases) "
+            "replicated on each"
+            if n > 1
+            else ""
+        )
+        lines = [
+            Line(
+                "weights",
+                weights,
+                rules.get("weights", f"{DTYPE_BYTES[self.dtype]} bytes each") + split,
+            )
+        ]
+        buffers = known(cost.buffer_bytes)
+        if buffers:
+            lines.append(Line("buffers", buffers, rules.get("buffers", "buffers at dtype")))
+        state = self.state(b, t, n)
+        if state is not None:
+            lines.append(Line("inference state", state, self.state_rule(b, t, n)))
+        prefill, decode = self.activations(b, t)
+        lines.append(Line("activations, prefill", prefill[0], prefill[1], prefill[0] >= decode[0]))
+        lines.append(Line("activations, decode step", decode[0], decode[1], decode[0] > prefill[0]))
+        if self.reserve:
+            lines.append(Line("reserved", self.reserve, "given: --reserve-gb"))
+        return tuple(lines)
+
+    def state(self, b: int, t: int, n: int = 1) -> int | None:
+        """Bytes of inference state on one of ``n`` GPUs at ``b`` × ``t``; None without
+        (on one GPU :meth:`~shapecalc.analysis.cost.Cost.state_at` of the batch's cost at
+        one position, which prices any context: one analysis per batch, not per context)."""
+        if n == 1:
+            one = self.cost(b, 1)
+            if not one.state:
+                return None
+            at = one.state_at(t)
+            if at is None:
+                raise fit_error(
+                    "seq_len", t, "the inference state cannot be priced per position", "state"
+                )
+            return at
+        cost = self.cost(b, t)
+        if not cost.state:
+            return None
+        return sum(self.state_split(g, n) for g in cost.state_groups())
+
+    def state_rule(self, b: int, t: int, n: int) -> str:
+        groups = self.cost(b, t).state_groups()
+        parts = []
+        for g in groups:
+            each = known(g.each)
+            window = f", window {g.sliding_window:,}" if g.sliding_window else ""
+            parts.append(f"{known(g.layers)} {g.kind}{window}: {each:,} bytes each")
+        text = f"at B={b}, T={t:,}: " + "; ".join(parts)
+        if n > 1:
+            text += (
+                f"; over {n} GPUs: keys and values split by KV head (one head at least on "
+                "each), latent caches replicated, other state split"
+            )
+        return text
+
+    def peak(self, b: int, t: int) -> int:
+        """Bytes of the live activations of a forward over ``b`` × ``t`` positions
+        (:meth:`~shapecalc.analysis.cost.Cost.inference_peak`); at ``t`` = 1 one decode
+        step's (what :meth:`~shapecalc.analysis.cost.Cost.decode` analyses)."""
+        peak = self.cost(b, t).inference_peak()
+        value = None if peak is None else known(peak.bytes)
+        if value is None:
+            raise fit_error("seq_len", t, "the activations of this model have no number", "numbers")
+        return value
+
+    def activations(self, b: int, t: int) -> tuple[tuple[int, str], tuple[int, str]]:
+        """(bytes, rule) of the prefill's and one decode step's live activations."""
+        rules = {line.label: line.rule for line in self.cost(b, t).memory}
+        return (
+            (self.peak(b, t), rules.get("activations, prefill", "the prefill's")),
+            (self.peak(b, 1), rules.get("activations, decode step", "one decode step's")),
+        )
+
+    def total(self, b: int, t: int, n: int) -> int:
+        """The bytes one GPU holds at ``b`` × ``t`` on ``n`` GPUs: the sum of
+        :meth:`account`'s held lines without writing their rules (what the searches
+        ask)."""
+        if self.engine is not None:
+            return self.account(b, t, n).total
+        buffers = known(self.cost(b, 1).buffer_bytes) or 0
+        return (
+            self.weights(n)[0]
+            + buffers
+            + (self.state(b, t, n) or 0)
+            + max(self.peak(b, t), self.peak(b, 1))
+            + self.reserve
+        )
+
+    # -- the questions ------------------------------------------------------------------
+    def fits(
+        self, batch: int | None = None, seq_len: int | None = None, gpus: int | None = None
+    ) -> bool:
+        b = self.batch if batch is None else batch
+        t = self.seq_len if seq_len is None else seq_len
+        n = self.gpus if gpus is None else gpus
+        if self.engine is not None:
+            return self.account(b, t, n).fits
+        return self.total(b, t, n) <= self.hardware.memory
+
+    def _margin(self, b: int, t: int, n: int) -> int | None:
+        """Memory left at ``b`` × ``t`` (negative: short), for the searches; None under an
+        engine with a verdict of its own."""
+        if self.engine is not None:
+            return None
+        return self.hardware.memory - self.total(b, t, n)
+
+    def context_limit(self) -> int:
+        """The longest context searched: the model's own, else :data:`LONGEST`."""
+        return self.context or LONGEST
+
+    def largest_context(self, batch: int | None = None, gpus: int | None = None) -> int | None:
+        """The largest context T at ``batch`` that fits (T + 1 does not, or T is the
+        model's own context); None when not even one position fits."""
+        b = self.batch if batch is None else batch
+        n = self.gpus if gpus is None else gpus
+        return _largest(
+            lambda t: self.fits(b, t, n), self.context_limit(), lambda t: self._margin(b, t, n)
+        )
+
+    def most_sequences(self, seq_len: int | None = None, gpus: int | None = None) -> int | None:
+        """The largest batch at ``seq_len`` that fits (one more does not); None when not
+        even one sequence fits."""
+        t = self.seq_len if seq_len is None else seq_len
+        n = self.gpus if gpus is None else gpus
+        return _largest(lambda b: self.fits(b, t, n), 2**40, lambda b: self._margin(b, t, n))
+
+    def fewest_gpus(
+        self, batch: int | None = None, seq_len: int | None = None
+    ) -> tuple[int | None, list[tuple[int, str]]]:
+        """The fewest GPUs the model fits on at ``batch`` × ``seq_len`` (None: not on
+        :data:`MOST_GPUS`), and the counts skipped with why."""
+        skipped = []
+        for n in range(1, MOST_GPUS + 1):
+            why = self.split_refused(n)
+            if why:
+                skipped.append((n, why))
+                continue
+            if self.fits(batch, seq_len, n):
+                return n, skipped
+        return None, skipped
+
+    def quantizations(self) -> list[QuantChoice]:
+        """Every weights format shapecalc knows (read at run time from
+        :data:`shapecalc.quant.METHODS`), smallest weights first (ties in the order the
+        methods declare them), each with its exact bytes and whether the model fits at
+        this batch, context and GPU count."""
+        from dataclasses import replace
+
+        from shapecalc.quant import METHODS, method_class, parse_weights, quantize
+
+        base = self.model.unquantized or self.model
+        tried: list[tuple[int, int, QuantChoice]] = []
+        order = 0
+        for quant_method in METHODS:
+            try:
+                names = list(method_class(quant_method).aliases) or [quant_method]
+            except ShapecalcError:
+                continue
+            for name in names:
+                order += 1
+                try:
+                    model = quantize(base, parse_weights(name))
+                    other = replace(self, model=model, _costs={}, _accounts={})
+                    weights = known(model.bytes(self.dtype))
+                    assert weights is not None
+                    choice = QuantChoice(name, weights, other.fits())
+                except ShapecalcError as err:
+                    tried.append((2**63, order, QuantChoice(name, None, False, err.message)))
+                    continue
+                tried.append((weights, order, choice))
+        tried.sort(key=lambda x: (x[0], x[1]))
+        return [c for _, _, c in tried]
+
+    # -- speed --------------------------------------------------------------------------
+    def speed(
+        self, batch: int | None = None, seq_len: int | None = None, gpus: int | None = None
+    ) -> Speed:
+        """Bounds on decode and prefill speed at ``batch`` × ``seq_len`` on ``gpus`` GPUs
+        working in parallel (each reads its share)."""
+        b = self.batch if batch is None else batch
+        t = self.seq_len if seq_len is None else seq_len
+        n = self.gpus if gpus is None else gpus
+        read = 0
+        skipped_lookup = 0
+        for nbytes, split, lookup, routed in self._weight_rows:
+            if lookup:
+                skipped_lookup += nbytes
+                continue
+            if routed is not None:
+                nbytes = -(-nbytes * routed.numerator // routed.denominator)
+            read += -(-nbytes // n) if split else nbytes
+        state = self.state(b, t, n) or 0
+        total = read + state
+        bandwidth = self.hardware.bandwidth
+        eff_m, eff_c = self.efficiency
+        decode = b * bandwidth * eff_m / total if bandwidth and total else None
+        cost = self.cost(b, t)
+        flops = 2 * _matmul_macs(cost)
+        compute = self.compute or COMPUTE_OF.get(self.dtype, "bf16")
+        peak = self.hardware.peak_for(compute)
+        prefill = b * t * n * peak * eff_c / flops if peak and flops else None
+        mixture = any(r is not None for _, _, _, r in self._weight_rows)
+        rule_decode = (
+            f"B × bandwidth × {eff_m:g} / bytes read per step: the weights"
+            + (" (routed experts at top k of E, the least a step reads)" if mixture else "")
+            + (", the embedding tables but the rows looked up" if skipped_lookup else "")
+            + f", and the state at T={t:,}"
+            + (f"; each of {n} GPUs reads its share" if n > 1 else "")
+        )
+        rule_prefill = (
+            f"B × T × {n} × peak {compute} × {eff_c:g} / FLOPs: 2 per multiply-accumulate "
+            "of the forward's products, the head on the last position only"
+        )
+        return Speed(
+            total,
+            read,
+            state,
+            decode,
+            flops,
+            prefill,
+            compute,
+            peak,
+            bandwidth,
+            rule_decode,
+            rule_prefill,
+        )
+
+    def frontier(self, batches: list[int], gpus: int | None = None) -> list[tuple[int, int | None]]:
+        """The fit frontier: the largest context at each batch."""
+        return [(b, self.largest_context(b, gpus)) for b in batches]
+
+
+def _matmul_macs(cost: Cost) -> int:
+    """Multiply-accumulates of the forward's products with the head on the last position
+    only (generate computes its logits there)."""
+    head = cost.model.head
+    total = 0
+    t = (known(cost.seq_len) if cost.seq_len is not None else None) or 1
+    for layer in cost.layers:
+        macs = known(layer.macs)
+        assert macs is not None
+        if head and layer.name.split(" ")[0] == head and t > 1:
+            macs = macs // t
+        total += macs
+    return total
+
+
+def _positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        flag = "--" + name.replace("_", "-")
+        raise fit_error(
+            name, value, f"{flag} must be a whole number of at least 1, got {echo(value)}", "≥ 1"
+        )
+
+
+def _largest(fits: Any, limit: int, margin: Any = None) -> int | None:
+    """The largest x in [1, limit] with fits(x), for fits true up to a point and false
+    after; None when fits(1) is false. With ``margin`` (memory left at x, decreasing, its
+    sign the verdict) the bracket is narrowed by the secant through its ends (the account
+    is nearly linear in the context), halved when that gains too little; the answer is
+    the same: the bracket's ends are always one that fits and one that does not."""
+    if not fits(1):
+        return None
+    if fits(limit):
+        return limit
+    low, high = 1, limit  # fits(low), not fits(high)
+    m_low = m_high = None
+    if margin is not None:
+        m_low, m_high = margin(low), margin(high)
+        if m_low is None or m_high is None:
+            margin = None
+    bisect = False
+    while high - low > 1:
+        if margin is not None and not bisect and m_low is not None and m_high is not None:
+            span = m_low - m_high
+            guess = low + (high - low) * m_low // span if span > 0 else (low + high) // 2
+            mid = min(max(guess, low + 1), high - 1)
+        else:
+            mid = (low + high) // 2
+        width = high - low
+        if fits(mid):
+            low = mid
+            m_low = margin(mid) if margin is not None else None
+            if high - low > 1 and not fits(low + 1):  # the secant lands just below
+                return low
+        else:
+            high = mid
+            m_high = margin(mid) if margin is not None else None
+        bisect = not bisect and high - low > width // 2  # gained less than half: halve
+    return low
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Every answer of ``shapecalc fit`` at once: the account at the batch and context,
+    the largest context, the most sequences, the fewest GPUs, the formats that fit, the
+    speed bounds, what the engine would log, and the frontier when asked."""
+
+    fit: Fit
+    account: Account
+    largest_context: int | None
+    most_sequences: int | None
+    fewest_gpus: int | None
+    skipped_gpus: tuple[tuple[int, str], ...]
+    quantizations: tuple[QuantChoice, ...]
+    speed: Speed | None
+    engine_log: dict[str, float | int] | None
+    frontier: tuple[tuple[int, int | None], ...] = ()
+
+    @property
+    def fits(self) -> bool:
+        return self.account.fits
+
+
+def answer(fit: Fit, *, quantizations: bool = True, frontier: tuple[int, ...] = ()) -> Answer:
+    """All the answers for ``fit``'s batch, context and GPUs."""
+    from shapecalc.analysis.engines import Vllm
+
+    account = fit.account()
+    gpus, skipped = fit.fewest_gpus()
+    speed = fit.speed()
+    log = None
+    if isinstance(fit.engine, Vllm):
+        log = fit.engine.summary(fit, fit.seq_len, fit.gpus)
+    return Answer(
+        fit,
+        account,
+        fit.largest_context(),
+        fit.most_sequences(),
+        gpus,
+        tuple(skipped),
+        tuple(fit.quantizations()) if quantizations else (),
+        speed,
+        log,
+        tuple(fit.frontier(list(frontier))) if frontier else (),
+    )

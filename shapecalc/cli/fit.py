@@ -1,0 +1,356 @@
+"""``shapecalc fit COMMAND ...`` and ``shapecalc fit hf PATH``: does the model fit on an
+accelerator, at what context, for how many sequences, on how many GPUs, in which weights
+format, and how fast at most. Exit status 0 when it fits, 1 when it does not, 2 for bad
+input."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from shapecalc.cli.group import ExampleCommand, ShapecalcGroup, engine_error, register
+from shapecalc.cli.models import architecture_options
+from shapecalc.cli.options import F, apply
+from shapecalc.core.errors import ShapecalcError
+
+__all__ = ["fit"]
+
+#: the fit options, by keyword
+FIT_FLAGS = (
+    "gpu",
+    "gpus",
+    "memory_gb",
+    "bandwidth_gbs",
+    "tflops",
+    "batch",
+    "seq_len",
+    "dtype",
+    "weights",
+    "engine",
+    "utilization",
+    "reserve_gb",
+    "efficiency",
+    "compute",
+    "frontier",
+    "plot",
+    "fmt",
+)
+_FLAGS = {
+    "memory_gb": "--memory-gb",
+    "bandwidth_gbs": "--bandwidth-gbs",
+    "seq_len": "--seq-len",
+    "reserve_gb": "--reserve-gb",
+    "utilization": "--gpu-memory-utilization",
+}
+
+
+@click.group("fit", cls=ShapecalcGroup)
+def fit() -> None:
+    """Does a model fit on an accelerator: the memory of one GPU line by line (weights,
+    inference state at --batch × --seq-len, activations, an engine's own lines), the
+    largest context, the most sequences, the fewest GPUs, the weights formats that fit,
+    and bounds on decode and prefill speed. Exit status 0 when it fits, 1 when not.
+
+    \b
+    Example:
+      shapecalc fit llama --vocab 128256 --hidden 4096 --layers 32 --heads 32 \\
+        --kv-heads 8 --intermediate 14336 --gpu rtx-4090 --seq-len 8192
+      shapecalc fit hf meta-llama/Llama-3.1-8B --gpu h100 --engine vllm
+    """
+
+
+def fit_options(default_dtype: str | None) -> list[Callable[[F], F]]:
+    from shapecalc.analysis.engines import ENGINES
+    from shapecalc.analysis.hardware import COMPUTE_DTYPES
+    from shapecalc.core.units import DTYPE_BYTES
+
+    return [
+        click.option(
+            "--gpu",
+            default=None,
+            metavar="NAME",
+            help="An accelerator from the table "
+            "(h100, h200, b200, a100-80gb, l40s, l4, rtx-4090, mi300x, m3-max-128gb, "
+            "tpu-v5e, ...; docs: Does it fit).",
+        ),
+        click.option(
+            "--gpus",
+            type=int,
+            default=1,
+            show_default=True,
+            metavar="N",
+            help="GPUs, tensor parallel.",
+        ),
+        click.option(
+            "--memory-gb",
+            type=float,
+            default=None,
+            metavar="X",
+            help="Memory of one GPU in GB (10^9 bytes), instead of --gpu.",
+        ),
+        click.option(
+            "--bandwidth-gbs",
+            type=float,
+            default=None,
+            metavar="X",
+            help="With --memory-gb: memory bandwidth in GB/s (for the decode bound).",
+        ),
+        click.option(
+            "--tflops",
+            type=float,
+            default=None,
+            metavar="X",
+            help="With --memory-gb: dense peak TFLOPs (for the prefill bound).",
+        ),
+        click.option(
+            "--batch",
+            type=int,
+            default=1,
+            show_default=True,
+            metavar="B",
+            help="Sequences at once.",
+        ),
+        click.option(
+            "--seq-len",
+            type=int,
+            default=4096,
+            show_default=True,
+            metavar="T",
+            help="Context per sequence (prompt and output).",
+        ),
+        click.option(
+            "--dtype",
+            type=click.Choice(tuple(DTYPE_BYTES)),
+            default=default_dtype,
+            show_default=default_dtype is not None,
+            help="Weights' (and cache's) dtype"
+            + ("" if default_dtype else " [default: the config's, else bf16]")
+            + ".",
+        ),
+        click.option(
+            "--weights",
+            default=None,
+            metavar="FORMAT",
+            help="Store the weights quantized (fp8, ...; see --weights of a model command).",
+        ),
+        click.option(
+            "--engine",
+            type=click.Choice(ENGINES),
+            default=None,
+            help="A serving engine's own accounting.",
+        ),
+        click.option(
+            "--gpu-memory-utilization",
+            "utilization",
+            type=float,
+            default=0.9,
+            show_default=True,
+            help="vLLM's share of each GPU's memory.",
+        ),
+        click.option(
+            "--reserve-gb",
+            type=float,
+            default=0.0,
+            show_default=True,
+            metavar="X",
+            help="Memory known to be taken on each GPU (CUDA context, other "
+            "processes; vLLM's non-torch memory).",
+        ),
+        click.option(
+            "--efficiency",
+            default="1,1",
+            show_default=True,
+            metavar="M[,C]",
+            help="Fractions of the bandwidth and of the peak reached (1: the bound).",
+        ),
+        click.option(
+            "--compute",
+            type=click.Choice(COMPUTE_DTYPES),
+            default=None,
+            help="The dtype of the products for the prefill bound [default: the weights' dtype].",
+        ),
+        click.option(
+            "--frontier",
+            is_flag=True,
+            help="The largest context at batches 1, 2, 4, ... (the fit frontier).",
+        ),
+        click.option("--plot", is_flag=True, help="With --frontier: draw it in the terminal."),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(("table", "json")),
+            default="table",
+            show_default=True,
+            help="Output format.",
+        ),
+    ]
+
+
+def _fit_command(command: str) -> click.Command:
+    from shapecalc.architectures import get
+
+    cls = get(command)
+
+    @architecture_options(cls)
+    @apply(fit_options("bf16"))
+    def run(**flags: Any) -> None:
+        options = {k: flags.pop(k) for k in FIT_FLAGS}
+        try:
+            model = cls(**flags).model()
+        except ShapecalcError as err:
+            raise engine_error(err) from None
+        _run(model, options)
+
+    example = f"{cls.example} --gpu h100" if cls.example else ""
+    run.__doc__ = (
+        f"Does the {cls.title or cls.__name__} fit on an accelerator (exit 0 yes, 1 no)."
+        + (f"\n\n    \b\n    Example:\n      shapecalc fit {command} {example}" if example else "")
+    )
+    return click.command(command, cls=ExampleCommand, example=example)(run)
+
+
+@click.command("hf")
+@click.argument("path")
+@click.option(
+    "--allow-field",
+    "allow",
+    multiple=True,
+    metavar="FIELD",
+    help="Count the model without this config field shapecalc does not know.",
+)
+@apply(fit_options(None))
+def _hf(path: str, allow: tuple[str, ...], **options: Any) -> None:
+    """Does the model a Hugging Face config.json describes fit (exit 0 yes, 1 no); the
+    dtype is the config's unless --dtype says.
+
+    \b
+    Example:
+      shapecalc fit hf meta-llama/Llama-3.1-8B --gpu h100 --seq-len 32768
+    """
+    from shapecalc.adapters.hf_config import hf_model
+
+    try:
+        found = hf_model(path, allow=allow)
+        model = found.model()
+    except ShapecalcError as err:
+        raise click.BadParameter(err.message, param_hint="'PATH'") from None
+    if options["dtype"] is None:
+        said = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(found.dtype or "")
+        options["dtype"] = said or "bf16"
+    context = found.config.get("max_position_embeddings")
+    _run(model, options, context if isinstance(context, int) else None)
+
+
+def _efficiency(text: str) -> tuple[float, float]:
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or not all(0 < v <= 1 for v in values):
+        raise click.BadParameter(
+            f"{text}: give M or M,C, fractions in (0, 1] of the bandwidth and the peak",
+            param_hint="'--efficiency'",
+        )
+    return (values[0], values[-1])
+
+
+def _hardware(options: dict[str, Any]) -> Any:
+    from shapecalc.analysis.hardware import accelerator, custom
+
+    if options["gpu"] and options["memory_gb"] is not None:
+        raise click.BadParameter(
+            "give --gpu NAME or --memory-gb X, not both", param_hint="'--memory-gb'"
+        )
+    if options["gpu"]:
+        for flag in ("bandwidth_gbs", "tflops"):
+            if options[flag] is not None:
+                raise click.BadParameter(
+                    f"--{flag.replace('_', '-')} goes with --memory-gb, not --gpu",
+                    param_hint=f"'--{flag.replace('_', '-')}'",
+                )
+        return accelerator(options["gpu"])
+    if options["memory_gb"] is None:
+        raise click.UsageError("give --gpu NAME, or --memory-gb X (with --bandwidth-gbs, --tflops)")
+    return custom(options["memory_gb"], options["bandwidth_gbs"], options["tflops"])
+
+
+def _run(model: Any, options: dict[str, Any], context: int | None = None) -> None:
+    from shapecalc.analysis.engines import engine
+    from shapecalc.analysis.fit import Fit, answer
+
+    if options["plot"] and not options["frontier"]:
+        raise click.BadParameter("--plot draws the frontier: add --frontier", param_hint="'--plot'")
+    if options["plot"] and options["fmt"] != "table":
+        raise click.BadParameter("--plot draws under the table, not JSON", param_hint="'--plot'")
+    efficiency = _efficiency(options["efficiency"])
+    if not 0 < options["utilization"] <= 1:
+        raise click.BadParameter(
+            f"{options['utilization']:g}: a fraction in (0, 1]",
+            param_hint="'--gpu-memory-utilization'",
+        )
+    if not 0 <= options["reserve_gb"] < 1e9:
+        raise click.BadParameter(
+            f"{options['reserve_gb']:g}: a number of GB, 0 or more", param_hint="'--reserve-gb'"
+        )
+    try:
+        hardware = _hardware(options)
+        if options["weights"]:
+            from shapecalc.quant import parse_weights, quantize
+
+            model = quantize(model, parse_weights(options["weights"]))
+        the_fit = Fit(
+            model,
+            hardware,
+            dtype=options["dtype"],
+            batch=options["batch"],
+            seq_len=options["seq_len"],
+            gpus=options["gpus"],
+            engine=None
+            if options["engine"] is None
+            else engine(options["engine"], options["utilization"]),
+            reserve=round(options["reserve_gb"] * 10**9),
+            compute=options["compute"],
+            efficiency=efficiency,
+            max_context=context,
+        )
+        frontier = tuple(2**k for k in range(11)) if options["frontier"] else ()
+        result = answer(the_fit, frontier=frontier)
+    except ShapecalcError as err:
+        raise engine_error(err, _FLAGS) from None
+    if options["fmt"] == "json":
+        from shapecalc.report.fit_json import fit_json
+
+        click.echo(fit_json(result), nl=False)
+    else:
+        from shapecalc.report.rich_writer import echo, fit_table
+
+        echo(fit_table(result))
+        if options["plot"]:
+            from shapecalc.report.plot import draw_terminal
+
+            click.echo(draw_terminal([_frontier_bars(result)]))
+    sys.exit(0 if result.fits else 1)
+
+
+def _frontier_bars(result: Any) -> Any:
+    from shapecalc.report.plot import Bars
+
+    return Bars(
+        f"Largest context against batch on {result.fit.hardware.title}",
+        tuple(f"B={b}" for b, _ in result.frontier),
+        tuple(t or 0 for _, t in result.frontier),
+        "positions",
+        texts=tuple("-" if t is None else f"{t:,}" for _, t in result.frontier),
+    )
+
+
+def _maker(command: str) -> Callable[[], click.Command]:
+    return lambda: _fit_command(command)
+
+
+fit.add_command(_hf, "hf")
+register(fit, _maker)

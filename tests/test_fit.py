@@ -1,0 +1,584 @@
+"""``shapecalc fit``: every line of the account in exact bytes against the cost and the
+quantization core, the largest context and the most sequences as the largest that fit
+(one more does not), tensor parallelism's split, the speed bounds' arithmetic, vLLM's
+arithmetic against its own code (loaded from the wheel where it is here) and against
+numbers its startup log printed for a published model, the hardware table, and the CLI
+(exit status, JSON schema, 80 and 200 columns)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import sys
+import types
+import zipfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shapecalc.analysis.cost import analyze
+from shapecalc.analysis.engines import LlamaCpp, Vllm
+from shapecalc.analysis.fit import Fit, answer
+from shapecalc.analysis.hardware import ACCELERATORS, accelerator, custom
+from shapecalc.architectures import get
+from shapecalc.cli.app import cli
+from shapecalc.core.errors import ShapecalcError
+
+SCHEMA = Path(__file__).resolve().parent.parent / "docs" / "schema" / "fit.schema.json"
+WHEEL = sorted(Path("/tmp/pkgs").glob("vllm-*.whl")) if Path("/tmp/pkgs").is_dir() else []
+
+
+def llama(**sizes: Any) -> Any:
+    base = dict(vocab=1000, hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128)
+    return get("llama")(**{**base, **sizes}).model()
+
+
+@st.composite
+def llamas(draw: Any) -> Any:
+    heads = draw(st.sampled_from([2, 4, 8]))
+    kv = draw(st.sampled_from([h for h in (1, 2, 4, 8) if heads % h == 0]))
+    head_dim = draw(st.sampled_from([8, 16]))
+    return llama(
+        vocab=draw(st.integers(16, 2000)),
+        hidden=heads * head_dim,
+        layers=draw(st.integers(1, 4)),
+        heads=heads,
+        kv_heads=kv,
+        intermediate=draw(st.integers(8, 300)),
+    )
+
+
+def gemma3(**sizes: Any) -> Any:
+    base = dict(
+        vocab=500,
+        hidden=64,
+        layers=6,
+        heads=4,
+        kv_heads=2,
+        head_dim=16,
+        intermediate=96,
+        sliding_window=32,
+    )
+    return get("gemma3")(**{**base, **sizes}).model()
+
+
+# -- the account, line by line ----------------------------------------------------------------
+@settings(max_examples=15)
+@given(llamas(), st.integers(1, 4), st.integers(1, 300), st.sampled_from(["bf16", "fp32"]))
+def test_every_line_is_the_cost_s_bytes(model: Any, batch: int, seq_len: int, dtype: str) -> None:
+    fit = Fit(model, custom(1.0), dtype=dtype, batch=batch, seq_len=seq_len)
+    account = fit.account()
+    cost = analyze(model, batch=batch, seq_len=seq_len, dtype=dtype, training="none")
+    lines = {line.label: line for line in account.lines}
+    assert lines["weights"].bytes == model.bytes(dtype)
+    assert lines["inference state"].bytes == cost.state_at(seq_len)
+    assert lines["inference state"].bytes == cost.state_bytes
+    peak = cost.inference_peak()
+    step = cost.decode()
+    assert peak is not None and step is not None
+    decoded = step.inference_peak()
+    assert decoded is not None
+    assert lines["activations, prefill"].bytes == peak.bytes
+    assert lines["activations, decode step"].bytes == decoded.bytes
+    held = model.bytes(dtype) + cost.state_bytes + max(peak.bytes, decoded.bytes)
+    assert account.total == held
+    assert account.fits == (held <= 10**9)
+
+
+def test_sliding_layers_cap_at_their_window_and_state_space_stays_constant() -> None:
+    model = gemma3()
+    fit = Fit(model, custom(10.0), dtype="bf16")
+    short, long = fit.state(1, 16), fit.state(1, 4000)
+    cost = analyze(model, batch=1, seq_len=4000, dtype="bf16", training="none")
+    assert long == cost.state_at(4000)
+    groups = {g.kind: g for g in cost.state_groups()}
+    assert "sliding attention" in groups and "full attention" in groups
+    # past the window only the full layers grow: the difference is theirs alone
+    full_per_token = analyze(model, batch=1, seq_len=1, dtype="bf16", training="none")
+    full = next(g for g in full_per_token.state_groups() if g.kind == "full attention")
+    assert fit.state(1, 4001) - long == full.total  # one more position: the full layers'
+    assert short is not None and short < long
+    mamba = get("mamba")(vocab=100, hidden=32, layers=2).model()
+    m = Fit(mamba, custom(1.0), dtype="bf16")
+    assert m.state(1, 10) == m.state(1, 100_000)
+
+
+# -- the largest context and the most sequences ---------------------------------------------------
+@settings(max_examples=10)
+@given(llamas(), st.integers(1, 3), st.integers(5, 40))
+def test_the_largest_context_is_the_largest_that_fits(model: Any, batch: int, mb: int) -> None:
+    fit = Fit(model, custom(mb / 1000), dtype="bf16", batch=batch)
+    t = fit.largest_context()
+    if t is None:
+        assert not fit.fits(batch, 1)
+        return
+    assert fit.fits(batch, t)
+    assert not fit.fits(batch, t + 1)  # no model context here: memory is the limit
+
+
+def test_the_largest_context_past_a_window_and_the_most_sequences() -> None:
+    fit = Fit(gemma3(), custom(0.004), dtype="bf16", batch=2, seq_len=100)
+    t = fit.largest_context()
+    assert t is not None and t > 32  # past the window: only the full layers grow
+    assert fit.fits(2, t) and not fit.fits(2, t + 1)
+    b = fit.most_sequences()
+    assert b is not None and fit.fits(b, 100) and not fit.fits(b + 1, 100)
+
+
+def test_the_model_s_own_context_bounds_the_search() -> None:
+    model = get("gpt2")(vocab=100, hidden=32, layers=1, heads=2, context=64).model()
+    fit = Fit(model, custom(1.0), dtype="fp32")
+    assert fit.context == 64
+    assert fit.largest_context() == 64
+
+
+# -- tensor parallel ----------------------------------------------------------------------------
+def test_tensor_parallel_splits_matrices_and_replicates_norms_and_kv_heads() -> None:
+    model = llama(kv_heads=2, heads=8, hidden=64)
+    fit = Fit(model, custom(1.0), dtype="bf16", batch=1, seq_len=64)
+    rows = [r for r in model.rows() if not r.tied_to]
+    split = sum(r.param.nbytes(2) for r in rows if len(r.param.shape) >= 2)
+    whole = sum(r.param.nbytes(2) for r in rows if len(r.param.shape) < 2)
+    assert split + whole == model.bytes("bf16")
+    for n in (2, 4, 8):
+        weights, replicated = fit.weights(n)
+        assert replicated == whole
+        assert weights == -(-split // n) + whole
+    total = fit.state(1, 64, 1)
+    assert total is not None
+    assert fit.state(1, 64, 2) == total // 2  # one KV head each
+    assert fit.state(1, 64, 4) == total // 2  # 2 KV heads over 4 GPUs: each keeps one
+    assert fit.split_refused(3)  # 8 heads do not split in 3
+    assert "attention heads" in fit.split_refused(16)
+
+
+def test_the_fewest_gpus_is_the_first_that_fits() -> None:
+    model = llama(layers=4, hidden=128, heads=8, kv_heads=8, vocab=4000, intermediate=512)
+    one = Fit(model, custom(1.0), dtype="fp32").account(1, 64, 1).total
+    fit = Fit(model, custom(one * 0.4 / 10**9), dtype="fp32", seq_len=64)
+    n, skipped = fit.fewest_gpus()
+    assert n is not None and n > 1
+    assert fit.fits(1, 64, n)
+    assert all(not fit.fits(1, 64, k) for k in range(1, n) if not fit.split_refused(k))
+    assert all(why for _, why in skipped)
+
+
+# -- quantizations ------------------------------------------------------------------------------
+def test_every_format_known_at_run_time_with_its_exact_bytes() -> None:
+    # imported here: at collection the quantized layer would join the layer registry
+    from shapecalc.quant import METHODS, method_class, parse_weights, quantize
+
+    model = llama(hidden=256, heads=4, kv_heads=4, intermediate=512)
+    fit = Fit(model, custom(0.004), dtype="bf16", seq_len=16)
+    choices = fit.quantizations()
+    names = [a for m in METHODS for a in (method_class(m).aliases or {m: {}})]
+    assert sorted(c.name for c in choices) == sorted(names)
+    sized = [c for c in choices if c.bytes is not None]
+    assert [c.bytes for c in sized] == sorted(c.bytes for c in sized)
+    for c in sized:
+        assert c.bytes == quantize(model, parse_weights(c.name)).bytes("bf16")
+
+
+# -- speed --------------------------------------------------------------------------------------
+def test_decode_bound_reads_the_weights_and_the_state() -> None:
+    model = llama()
+    hw = custom(1.0, bandwidth_gbs=100, tflops=10)
+    fit = Fit(model, hw, dtype="bf16", batch=2, seq_len=50, efficiency=(0.5, 0.25))
+    speed = fit.speed()
+    embedding = next(r for r in model.rows() if r.name == "model.embed_tokens.weight")
+    assert speed.weights_read == model.bytes("bf16") - embedding.param.nbytes(2)
+    assert speed.state_read == fit.state(2, 50)
+    assert speed.decode_tokens_per_s == pytest.approx(
+        2 * 100e9 * 0.5 / (speed.weights_read + speed.state_read)
+    )
+    cost = analyze(model, batch=2, seq_len=50, dtype="bf16", training="none")
+    head = next(c for c in cost.layers if c.name == "lm_head")
+    assert speed.prefill_flops == 2 * (cost.macs - head.macs + head.macs // 50)
+    assert speed.prefill_tokens_per_s == pytest.approx(2 * 50 * 10e12 * 0.25 / speed.prefill_flops)
+
+
+def test_a_mixture_reads_its_top_k_experts() -> None:
+    model = get("qwen-moe")(
+        vocab=100,
+        hidden=32,
+        layers=2,
+        heads=4,
+        kv_heads=2,
+        head_dim=8,
+        moe_intermediate=16,
+        experts=8,
+        experts_per_token=2,
+    ).model()
+    fit = Fit(model, custom(1.0, 100), dtype="bf16", seq_len=4)
+    speed = fit.speed()
+    routed = Fraction(0)
+    for layer in model.layers:
+        if layer.spec.routed:
+            n = sum(p.nbytes(2) for p in layer.spec.params()) * layer.copies
+            routed += n - n * Fraction(2, 8)
+    assert routed > 0
+    embedding = sum(
+        r.param.nbytes(2) for r in model.rows() if r.name.endswith("embed_tokens.weight")
+    )
+    assert speed.weights_read == model.bytes("bf16") - embedding - routed
+
+
+# -- vLLM -------------------------------------------------------------------------------------
+def test_vllm_on_qwen3_14b_as_its_startup_log_printed() -> None:
+    """LMCache issue #1739 (github.com/LMCache/LMCache/issues/1739), vLLM on one GPU
+    serving Qwen3-14B (40 layers, 8 KV heads of 128, bf16): "Available KV cache memory:
+    6.51 GiB", "GPU KV cache size: 42,656 tokens", "Maximum concurrency for 32,768 tokens
+    per request: 1.30x". Our page (from the model's own state per position) and blocks:
+    the log's tokens are the blocks of an available memory that rounds to 6.51 GiB, and
+    its concurrency follows."""
+    model = get("llama")(
+        vocab=151936,
+        hidden=5120,
+        layers=40,
+        heads=40,
+        kv_heads=8,
+        head_dim=128,
+        intermediate=17408,
+    ).model()
+    fit = Fit(model, custom(80.0), dtype="bf16")
+    pages = Vllm().pages(fit, 1)
+    assert pages.page == 2 * 16 * 8 * 128 * 2  # kv_cache_interface.py:63
+    blocks = 42_656 // 16
+    low, high = int(6.505 * 2**30), int(6.515 * 2**30)
+    assert pages.num_blocks(low) <= blocks <= pages.num_blocks(high)
+    assert pages.tokens(blocks) == 42_656
+    assert f"{pages.concurrency(blocks, 32_768, 8192):.2f}" == "1.30"
+
+
+def test_vllm_account_gives_the_rest_to_the_cache() -> None:
+    model = llama(layers=4, hidden=128, heads=8, kv_heads=4)
+    fit = Fit(model, accelerator("l4"), dtype="bf16", seq_len=2048, engine=Vllm())
+    account = fit.account()
+    lines = {line.label: line.bytes for line in account.lines}
+    requested = int(accelerator("l4").memory * 0.9)
+    available = requested - (
+        lines["weights"] + lines["activations, profiling forward"] + lines["sampler logits"]
+    )
+    page = 2 * 16 * 4 * 16 * 2
+    blocks = available // page // 4
+    assert lines["KV cache"] == blocks * page * 4
+    assert (
+        lines["activations, profiling forward"] == fit.activations(1, 2048)[0][0]
+    )  # 2048: < 70 GiB
+    log = Vllm().summary(fit, 2048, 1)
+    assert log["num_blocks"] == blocks
+    assert log["max_concurrency"] == blocks / (2048 // 16)
+    assert fit.most_sequences() == int(blocks / 128)
+
+
+def _load_vllm() -> Any:
+    """vLLM's kv_cache_interface.py and kv_cache_utils.py from the wheel, unchanged, with
+    the few vllm modules they import at the top stood in for (config and logger as plain
+    objects; cdiv, get_dtype_size and GiB_bytes taken from the wheel's own utils source)."""
+    wheel = zipfile.ZipFile(WHEEL[-1])
+    source = {
+        n: wheel.read(n).decode()
+        for n in (
+            "vllm/utils/__init__.py",
+            "vllm/v1/kv_cache_interface.py",
+            "vllm/v1/core/kv_cache_utils.py",
+        )
+    }
+    utils_tree = ast.parse(source["vllm/utils/__init__.py"])
+    wanted = [
+        node
+        for node in utils_tree.body
+        if (isinstance(node, ast.FunctionDef) and node.name in ("cdiv", "get_dtype_size"))
+        or (
+            isinstance(node, ast.Assign)
+            and any(getattr(t, "id", "") == "GiB_bytes" for t in node.targets)
+        )
+    ]
+    import torch
+
+    saved = {k: v for k, v in sys.modules.items() if k == "vllm" or k.startswith("vllm.")}
+    modules: dict[str, types.ModuleType] = {}
+
+    def module(name: str) -> types.ModuleType:
+        m = types.ModuleType(name)
+        m.__path__ = []  # type: ignore[attr-defined]
+        modules[name] = m
+        sys.modules[name] = m
+        return m
+
+    try:
+        for name in ("vllm", "vllm.v1", "vllm.v1.core", "vllm.v1.metrics"):
+            module(name)
+        module("vllm.envs")
+        module("vllm.config").VllmConfig = object  # type: ignore[attr-defined]
+        module("vllm.logger").init_logger = logging.getLogger  # type: ignore[attr-defined]
+        utils = module("vllm.utils")
+        utils.torch = torch  # type: ignore[attr-defined]
+        exec(
+            compile(ast.Module(body=wanted, type_ignores=[]), "vllm/utils/__init__.py", "exec"),
+            utils.__dict__,
+        )
+        utils.sha256_cbor = lambda x: b""  # type: ignore[attr-defined]
+        module("vllm.v1.metrics.stats").PrefixCacheStats = object  # type: ignore[attr-defined]
+        module("vllm.v1.request").Request = object  # type: ignore[attr-defined]
+        for name in ("vllm/v1/kv_cache_interface.py", "vllm/v1/core/kv_cache_utils.py"):
+            m = module(name[:-3].replace("/", "."))
+            exec(compile(source[name], name, "exec"), m.__dict__)
+        return modules["vllm.v1.kv_cache_interface"], modules["vllm.v1.core.kv_cache_utils"]
+    finally:
+        for k in [k for k in sys.modules if k == "vllm" or k.startswith("vllm.")]:
+            del sys.modules[k]
+        sys.modules.update(saved)
+
+
+@pytest.mark.skipif(
+    not WHEEL, reason="vLLM's wheel is not in /tmp/pkgs (it does not install CPU-only)"
+)
+@pytest.mark.parametrize("sliding", [False, True])
+def test_vllm_s_own_code_agrees(sliding: bool) -> None:
+    import torch
+
+    interface, utils = _load_vllm()
+    model = (
+        gemma3(sliding_window=40) if sliding else llama(layers=6, hidden=128, heads=8, kv_heads=4)
+    )
+    fit = Fit(model, accelerator("l4"), dtype="bf16", seq_len=1000, engine=Vllm())
+    pages = Vllm().pages(fit, 1)
+    specs: dict[str, Any] = {}
+    for g in fit.cost(1, 1).state_groups():
+        shape = g.tensors[0][1]
+        kv, head = shape[1], shape[3]
+        for i in range(int(g.layers)):
+            name = f"{g.kind}.{i}"
+            if g.kind == "sliding attention":
+                specs[name] = interface.SlidingWindowSpec(
+                    block_size=16,
+                    num_kv_heads=kv,
+                    head_size=head,
+                    dtype=torch.bfloat16,
+                    sliding_window=g.sliding_window,
+                )
+            else:
+                specs[name] = interface.FullAttentionSpec(
+                    block_size=16, num_kv_heads=kv, head_size=head, dtype=torch.bfloat16
+                )
+    assert {s.page_size_bytes for s in specs.values()} == {pages.page}
+    config = types.SimpleNamespace(
+        model_config=types.SimpleNamespace(max_model_len=1000),
+        parallel_config=types.SimpleNamespace(decode_context_parallel_size=1),
+        cache_config=types.SimpleNamespace(num_gpu_blocks_override=None),
+        scheduler_config=types.SimpleNamespace(max_num_batched_tokens=2048),
+    )
+    if sliding:
+        groups = utils._get_kv_cache_groups_uniform_page_size(specs)
+    else:
+        groups = utils._get_kv_cache_groups_uniform_spec(specs)
+    for available in (10**6, 3 * 10**7 + 12345, 987_654_321):
+        kv_config = utils.get_kv_cache_config_from_groups(config, groups, specs, available)
+        assert pages.num_blocks(available) == kv_config.num_blocks
+        assert pages.tokens(kv_config.num_blocks) == kv_config.num_blocks // len(groups) * 16
+        assert pages.concurrency(kv_config.num_blocks, 1000, 2048) == pytest.approx(
+            utils.get_max_concurrency_for_kv_cache_config(config, kv_config)
+        )
+    assert pages.needed(1000, 2048) == utils.max_memory_usage_bytes(config, specs.values())
+
+
+# -- llama.cpp ----------------------------------------------------------------------------------
+def test_llama_cpp_pads_the_context_and_keeps_f16() -> None:
+    model = llama(layers=3, heads=4, kv_heads=2, hidden=64)
+    fit = Fit(model, custom(1.0), dtype="fp32", batch=2, seq_len=300, engine=LlamaCpp())
+    kv = fit.account().line("KV cache")
+    assert kv is not None
+    # src/llama-context.cpp: n_ctx = GGML_PAD(2 × 300, 256) = 768; two streams (not
+    # unified) of n_ctx_seq = GGML_PAD(768 / 2, 256) = 512 cells
+    cells = 2 * 512
+    assert kv.bytes == 3 * cells * 2 * 2 * 16 * 2  # layers × cells × (k, v) × kv heads × dim × f16
+    one = Fit(model, custom(1.0), dtype="fp32", seq_len=1000, engine=LlamaCpp()).account()
+    line = one.line("KV cache")
+    assert line is not None and line.bytes == 3 * 1024 * 2 * 2 * 16 * 2  # 1000 -> 1024 cells
+
+
+# -- hardware -----------------------------------------------------------------------------------
+def test_the_table_cites_every_entry_and_refuses_unknown_names() -> None:
+    for a in ACCELERATORS.values():
+        assert a.source.startswith("https://") and a.memory > 0 and a.bandwidth > 0
+        assert all(d in ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4") for d in a.peak)
+    assert accelerator("H100").name == "h100-sxm"
+    with pytest.raises(ShapecalcError, match="did you mean"):
+        accelerator("h10")
+
+
+# -- the command line ---------------------------------------------------------------------------
+LLAMA = [
+    "llama",
+    "--vocab",
+    "1000",
+    "--hidden",
+    "64",
+    "--layers",
+    "2",
+    "--heads",
+    "4",
+    "--kv-heads",
+    "2",
+    "--intermediate",
+    "128",
+]
+
+
+def run(args: list[str], width: int = 80) -> Any:
+    return CliRunner().invoke(
+        cli, ["fit", *args], env={"COLUMNS": str(width)}, prog_name="shapecalc"
+    )
+
+
+def test_exit_status_fits_does_not_fit_and_bad_input() -> None:
+    assert run([*LLAMA, "--gpu", "l4"]).exit_code == 0
+    assert run([*LLAMA, "--memory-gb", "0.0001"]).exit_code == 1
+    bad = run([*LLAMA, "--gpu", "h1000"])
+    assert bad.exit_code == 2 and "did you mean" in bad.output and "known:" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1
+    for args in (
+        ["--gpu", "l4", "--memory-gb", "3"],
+        ["--memory-gb", "-1"],
+        ["--gpu", "l4", "--gpus", "3"],
+        ["--gpu", "l4", "--efficiency", "2"],
+        ["--gpu", "l4", "--batch", "0"],
+        [],
+    ):
+        result = run([*LLAMA, *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_the_table_fits_the_terminal(width: int) -> None:
+    for extra in ([], ["--engine", "vllm"], ["--engine", "llama.cpp"], ["--frontier", "--plot"]):
+        result = run([*LLAMA, "--gpu", "l4", "--seq-len", "512", *extra], width)
+        assert result.exit_code == 0, result.output
+        assert max(len(line) for line in result.output.splitlines()) <= width
+
+
+def test_json_validates_against_its_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    for extra in ([], ["--engine", "vllm", "--frontier"], ["--memory-gb", "0.0001"]):
+        result = run(
+            [*LLAMA, "--gpu", "l4", *extra, "--format", "json"]
+            if "--memory-gb" not in extra
+            else [*LLAMA, *extra, "--format", "json"]
+        )
+        data = json.loads(result.output)
+        jsonschema.validate(data, schema)
+        assert result.exit_code == (0 if data["fits"] else 1)
+
+
+def test_answer_agrees_with_its_parts() -> None:
+    fit = Fit(llama(), accelerator("l4"), dtype="bf16", seq_len=512)
+    a = answer(fit)
+    assert a.largest_context == fit.largest_context()
+    assert a.most_sequences == fit.most_sequences()
+    assert a.fits
+
+
+def test_vllm_pages_a_latent_cache_as_its_mla_spec() -> None:
+    """vllm/v1/kv_cache_interface.py:152: an MLA page is block_size × 1 × head_size ×
+    dtype bytes, head_size = kv_lora_rank + qk_rope_head_dim; replicated on every GPU."""
+    model = get("deepseek")(
+        vocab=100,
+        hidden=64,
+        layers=2,
+        heads=4,
+        intermediate=96,
+        kv_lora_rank=32,
+        rope_dim=8,
+        nope_dim=16,
+        value_dim=16,
+        moe_intermediate=16,
+        experts=4,
+        experts_per_token=2,
+        dense_layers=1,
+    ).model()
+    fit = Fit(model, custom(1.0), dtype="bf16", seq_len=64)
+    assert Vllm().pages(fit, 1).page == 16 * 1 * (32 + 8) * 2
+    assert Vllm().pages(fit, 2).page == 16 * 1 * (32 + 8) * 2
+
+
+def test_vllm_refuses_state_space_layers_in_one_line() -> None:
+    result = run(
+        [
+            "mamba",
+            "--vocab",
+            "100",
+            "--hidden",
+            "32",
+            "--layers",
+            "2",
+            "--gpu",
+            "l4",
+            "--engine",
+            "vllm",
+        ]
+    )
+    assert result.exit_code == 2 and "not modelled" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["gemma3", "mamba", "qwen-moe", "deepseek", "gpt-oss"])
+def test_families_fit_80_columns(command: str) -> None:
+    example = get(command).example.split()
+    result = run([command, *example, "--gpu", "h100"], 80)
+    assert result.exit_code in (0, 1), result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+
+
+def test_fit_hf_takes_the_config_s_dtype_and_context(tmp_path: Path) -> None:
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": 1000,
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 128,
+        "max_position_embeddings": 2048,
+        "torch_dtype": "float32",
+        "tie_word_embeddings": False,
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    data = json.loads(run(["hf", str(path), "--gpu", "l4", "--format", "json"]).output)
+    assert data["setting"]["dtype"] == "fp32"
+    assert data["largest_context"] == 2048  # the whole context fits on 24 GB
+    weights = data["account"]["lines"][0]
+    assert weights["label"] == "weights" and weights["bytes"] == 4 * data["model"]["parameters"]
+    assert (
+        json.loads(
+            run(["hf", str(path), "--gpu", "l4", "--dtype", "bf16", "--format", "json"]).output
+        )["setting"]["dtype"]
+        == "bf16"
+    )
+
+
+def test_vllm_on_llama_3_1_8b_as_its_startup_log_printed() -> None:
+    """vllm-project/vllm issue #10517 (github.com/vllm-project/vllm/issues/10517), vLLM
+    (V0) serving meta-llama/Llama-3.1-8B-Instruct on an RTX 3090: "kv_cache_size=3.81GiB",
+    "# GPU blocks: 1952", "Maximum concurrency for 20000 tokens per request: 1.56x". A block
+    of all 32 layers (V0's cache_block_size) is 32 of our pages; 1952 of them is 3.8125
+    GiB, which the log rounds to 3.81."""
+    model = get("llama")(
+        vocab=128256, hidden=4096, layers=32, heads=32, kv_heads=8, intermediate=14336
+    ).model()
+    pages = Vllm().pages(Fit(model, custom(24.0), dtype="bf16"), 1)
+    assert pages.page * 32 == 2 * 1024 * 1024
+    low, high = int(3.805 * 2**30), int(3.815 * 2**30)
+    assert pages.num_blocks(low) <= 1952 <= pages.num_blocks(high)
+    assert f"{pages.concurrency(1952, 20_000, 2048):.2f}" == "1.56"

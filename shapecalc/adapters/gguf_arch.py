@@ -1,0 +1,351 @@
+"""A GGUF file against the architecture its metadata names, and transformers' tensor
+names to GGUF's.
+
+llama.cpp's converter (``convert_hf_to_gguf.py``) renames every tensor by gguf-py's
+``tensor_mapping.py`` (``model.layers.3.self_attn.v_proj.weight`` -> ``blk.3.attn_v.weight``),
+writes each shape as ggml's ``ne`` (torch's reversed), permutes the rows of llama's
+``q_proj``/``k_proj`` (same shape), and splits transformers' fused experts
+(``mlp.experts.gate_up_proj`` (E, 2F, H) -> ``ffn_gate_exps`` and ``ffn_up_exps``, each
+(E, F, H)). :func:`gguf_tensors` does the same to any model shapecalc builds in a family
+it maps; :func:`hf_config` reads the ``<arch>.*`` metadata back into a transformers config,
+and :func:`check_gguf` sets the file's tensors against that config's model.
+
+The families (GGUF architecture -> transformers ``model_type``): llama (and Mistral's and
+Mixtral's conversions, which llama.cpp writes as llama), qwen2, qwen3, qwen2moe, qwen3moe,
+gemma2, phi3. Sources: llama.cpp ``gguf-py/gguf/tensor_mapping.py``, ``constants.py``
+(``MODEL_TENSORS``), ``convert_hf_to_gguf.py`` (LlamaModel, Qwen2Model, Qwen3Model,
+Qwen2MoeModel, Qwen3MoeModel, Gemma2Model, Phi3MiniModel).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shapecalc.adapters.gguf import GGUFArray, GGUFFile
+from shapecalc.core.errors import InvalidArgumentError, echo, printable
+from shapecalc.core.model import Model
+
+__all__ = [
+    "ARCHITECTURES",
+    "GGUFCheck",
+    "GGUFName",
+    "check_gguf",
+    "gguf_name",
+    "gguf_tensors",
+    "hf_config",
+]
+
+#: GGUF architecture -> (transformers model_type, class), its dense and MoE forms
+ARCHITECTURES: dict[str, tuple[tuple[str, str], tuple[str, str] | None]] = {
+    "llama": (("llama", "LlamaForCausalLM"), ("mixtral", "MixtralForCausalLM")),
+    "qwen2": (("qwen2", "Qwen2ForCausalLM"), None),
+    "qwen3": (("qwen3", "Qwen3ForCausalLM"), None),
+    "qwen2moe": (("qwen2_moe", "Qwen2MoeForCausalLM"), ("qwen2_moe", "Qwen2MoeForCausalLM")),
+    "qwen3moe": (("qwen3_moe", "Qwen3MoeForCausalLM"), ("qwen3_moe", "Qwen3MoeForCausalLM")),
+    "gemma2": (("gemma2", "Gemma2ForCausalLM"), None),
+    "phi3": (("phi3", "Phi3ForCausalLM"), None),
+}
+#: transformers model_type -> the GGUF architecture its conversion writes
+GGUF_ARCH = {
+    "llama": "llama",
+    "mistral": "llama",
+    "mixtral": "llama",
+    "qwen2": "qwen2",
+    "qwen3": "qwen3",
+    "qwen2_moe": "qwen2moe",
+    "qwen3_moe": "qwen3moe",
+    "gemma2": "gemma2",
+    "phi3": "phi3",
+}
+
+#: the model's own tensors, by transformers' name
+GLOBAL = {
+    "model.embed_tokens.weight": "token_embd.weight",
+    "model.norm.weight": "output_norm.weight",
+    "lm_head.weight": "output.weight",
+}
+#: a layer's tensors: transformers' name within ``model.layers.N.`` -> GGUF's within
+#: ``blk.N.`` (tensor_mapping.py's block_mappings_cfg, for the families above)
+LAYER = {
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "self_attn.qkv_proj": "attn_qkv",
+    "self_attn.q_norm": "attn_q_norm",
+    "self_attn.k_norm": "attn_k_norm",
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
+    "pre_feedforward_layernorm": "ffn_norm",
+    "post_feedforward_layernorm": "post_ffw_norm",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+    "mlp.gate_up_proj": "ffn_up",
+    "mlp.gate": "ffn_gate_inp",
+    "mlp.shared_expert.gate_proj": "ffn_gate_shexp",
+    "mlp.shared_expert.up_proj": "ffn_up_shexp",
+    "mlp.shared_expert.down_proj": "ffn_down_shexp",
+    "mlp.shared_expert_gate": "ffn_gate_inp_shexp",
+}
+#: transformers' fused experts (a parameter without .weight) -> GGUF's merged experts
+EXPERTS = {
+    "mlp.experts.down_proj": ("ffn_down_exps",),
+    "mlp.experts.gate_up_proj": ("ffn_gate_exps", "ffn_up_exps"),
+}
+_LAYER = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
+
+
+@dataclass(frozen=True)
+class GGUFName:
+    """One GGUF tensor made from a transformers tensor: its name, torch shape, and the
+    transformers name it comes from (a fused tensor split gives two)."""
+
+    name: str
+    shape: tuple[int, ...]
+    source: str
+    how: str = ""
+
+
+def gguf_name(name: str, gemma_norms: bool = False) -> str | None:
+    """The GGUF name of a transformers tensor, or None when it has none here
+    (``gemma_norms``: the layer has ``pre_feedforward_layernorm``, so its
+    ``post_attention_layernorm`` is ``post_attention_norm``, as Gemma 2's)."""
+    if name in GLOBAL:
+        return GLOBAL[name]
+    m = _LAYER.match(name)
+    if m is None:
+        return None
+    index, rest = m.groups()
+    base, dot, suffix = rest.rpartition(".")
+    if suffix not in ("weight", "bias") or not dot:
+        return None
+    if gemma_norms and base == "post_attention_layernorm":
+        return f"blk.{index}.post_attention_norm.{suffix}"
+    short = LAYER.get(base)
+    return None if short is None else f"blk.{index}.{short}.{suffix}"
+
+
+def gguf_tensors(model: Model) -> tuple[list[GGUFName], list[str]]:
+    """Every tensor a conversion of ``model`` writes, in the model's order, and the
+    transformers tensors it has no GGUF name for. A tied output head is not written
+    (llama.cpp reads ``token_embd`` for it)."""
+    params = [(n, tuple(d for d in s if isinstance(d, int))) for n, s in model.named_parameters()]
+    names = {n for n, _ in params}
+    gemma = {
+        m.group(1)
+        for n in names
+        if (m := _LAYER.match(n)) and m.group(2).startswith("pre_feedforward_layernorm.")
+    }
+    out: list[GGUFName] = []
+    unmapped: list[str] = []
+    for name, shape in params:
+        if name in model.ties:
+            continue
+        m = _LAYER.match(name)
+        if m and m.group(2) in EXPERTS:
+            parts = EXPERTS[m.group(2)]
+            if len(parts) == 1:
+                out.append(GGUFName(f"blk.{m.group(1)}.{parts[0]}.weight", shape, name))
+                continue
+            experts, rows, cols = shape
+            half = (experts, rows // 2, cols)
+            for part in parts:
+                out.append(GGUFName(f"blk.{m.group(1)}.{part}.weight", half, name, "half of"))
+            continue
+        new = gguf_name(name, bool(m) and m.group(1) in gemma)
+        if new is None:
+            unmapped.append(name)
+        else:
+            out.append(GGUFName(new, shape, name))
+    return out, unmapped
+
+
+def _fail(path: str, message: str) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        message, field="target", value=path, rule="a GGUF file's metadata describes its model"
+    )
+
+
+def _int(file: GGUFFile, key: str, default: int | None = None) -> int | None:
+    value = file.metadata.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, GGUFArray):
+        raise _fail(
+            file.path,
+            f"{key} is an array (one value per layer): shapecalc checks models whose layers "
+            "are alike",
+        )
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _fail(file.path, f"{key} = {echo(value)}: must be a non-negative integer")
+    return value
+
+
+def hf_config(file: GGUFFile) -> dict[str, Any]:
+    """The transformers config the file's ``<arch>.*`` metadata describes (sizes only)."""
+    arch = file.architecture
+    if arch is None:
+        raise _fail(file.path, "general.architecture is missing: the file names no model")
+    if arch not in ARCHITECTURES:
+        raise _fail(
+            file.path,
+            f"general.architecture {printable(arch)[:40]!r}: shapecalc checks "
+            f"{', '.join(ARCHITECTURES)}",
+        )
+    names = {t.name for t in file.tensors}
+
+    def need(key: str) -> int:
+        value = _int(file, f"{arch}.{key}")
+        if value is None:
+            raise _fail(file.path, f"{arch}.{key} is missing")
+        return value
+
+    heads = need("attention.head_count")
+    config: dict[str, Any] = {
+        "hidden_size": need("embedding_length"),
+        "num_hidden_layers": need("block_count"),
+        "num_attention_heads": heads,
+        "num_key_value_heads": _int(file, f"{arch}.attention.head_count_kv", heads),
+        "tie_word_embeddings": "output.weight" not in names,
+        "pad_token_id": None,
+    }
+    vocab = _int(file, f"{arch}.vocab_size")
+    tokens = file.metadata.get("tokenizer.ggml.tokens")
+    if vocab is None and isinstance(tokens, GGUFArray):
+        vocab = tokens.length
+    if vocab is None:
+        raise _fail(file.path, f"neither {arch}.vocab_size nor tokenizer.ggml.tokens is there")
+    config["vocab_size"] = vocab
+    head_dim = _int(file, f"{arch}.attention.key_length")
+    if head_dim is not None:
+        config["head_dim"] = head_dim
+    ff = _int(file, f"{arch}.feed_forward_length")
+    experts = _int(file, f"{arch}.expert_count", 0) or 0
+    dense, moe = ARCHITECTURES[arch]
+    model_type, cls = moe if experts and moe else dense
+    config["model_type"], config["architectures"] = model_type, [cls]
+    if ff is not None:
+        config["intermediate_size"] = ff
+    if experts:
+        used = _int(file, f"{arch}.expert_used_count", 0)
+        if model_type == "mixtral":
+            config["num_local_experts"] = experts
+        else:
+            config["num_experts"] = experts
+            config["moe_intermediate_size"] = need("expert_feed_forward_length")
+        config["num_experts_per_tok"] = used
+        shared = _int(file, f"{arch}.expert_shared_feed_forward_length")
+        if shared is not None:
+            config["shared_expert_intermediate_size"] = shared
+    if arch == "llama":
+        config["attention_bias"] = "blk.0.attn_q.bias" in names
+        config["mlp_bias"] = "blk.0.ffn_up.bias" in names
+    return config
+
+
+@dataclass(frozen=True)
+class GGUFCheck:
+    """A GGUF file's tensors set against the model its metadata describes."""
+
+    path: str
+    architecture: str
+    model_type: str
+    config: dict[str, Any]
+    expected_total: int
+    matched: int
+    missing: tuple[tuple[str, tuple[int, ...], str], ...] = ()
+    unexpected: tuple[tuple[str, tuple[int, ...], str], ...] = ()
+    wrong_shape: tuple[tuple[str, tuple[int, ...], tuple[int, ...], str], ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.wrong_shape)
+
+
+def _same(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """Shapes ggml takes for one (its ne padded with ones: (1, H) is (H,))."""
+    while a[:1] == (1,) and len(a) > 1:
+        a = a[1:]
+    while b[:1] == (1,) and len(b) > 1:
+        b = b[1:]
+    return a == b
+
+
+def check_gguf(file: GGUFFile) -> GGUFCheck:
+    """The file's tensors against the model its metadata describes: every tensor
+    missing, unexpected or of another shape, named as GGUF names it (with the
+    transformers name it stands for)."""
+    from shapecalc.adapters.hf_config import hf_model
+
+    config = hf_config(file)
+    try:
+        hf = hf_model(config)
+    except InvalidArgumentError as err:
+        raise _fail(file.path, f"its metadata is not a model shapecalc builds: {err.message}") from None
+    model = hf.model()
+    expected, unmapped = gguf_tensors(model)
+    want = {e.name: e for e in expected}
+    stored = {t.name: t for t in file.tensors}
+    missing = tuple((e.name, e.shape, e.source) for e in expected if e.name not in stored)
+    wrong = tuple(
+        (e.name, e.shape, stored[e.name].shape, e.source)
+        for e in expected
+        if e.name in stored and not _same(e.shape, stored[e.name].shape)
+    )
+    notes: list[str] = []
+    extra = []
+    for t in file.tensors:
+        if t.name in want:
+            continue
+        if t.name == "rope_freqs.weight" and file.architecture == "llama":
+            notes.append(
+                f"rope_freqs.weight {list(t.shape)}: llama.cpp's rope scaling factors "
+                "(Llama 3.1's rope_scaling), no transformers parameter"
+            )
+            continue
+        extra.append((t.name, t.shape, t.type.name))
+    if unmapped:
+        notes.append(
+            f"{len(unmapped):,} transformers tensors have no GGUF name here: "
+            + ", ".join(unmapped[:3])
+        )
+    if file.architecture == "llama":
+        notes.append("q_proj and k_proj rows are permuted by the conversion (shapes kept)")
+    if any(e.how for e in expected):
+        notes.append(
+            "transformers' fused experts gate_up_proj (E, 2F, H) are stored as "
+            "ffn_gate_exps and ffn_up_exps, (E, F, H) each"
+        )
+    total = sum(_count(e.shape) for e in expected)
+    return GGUFCheck(
+        path=file.path,
+        architecture=file.architecture or "",
+        model_type=config["model_type"],
+        config=config,
+        expected_total=total,
+        matched=sum(1 for e in expected if e.name in stored),
+        missing=missing,
+        unexpected=tuple(extra),
+        wrong_shape=wrong,
+        notes=tuple(notes),
+    )
+
+
+def _count(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def metadata_summary(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The metadata with arrays as their lengths (for JSON)."""
+    return {
+        k: (f"[{v.length:,} {v.item_type}]" if isinstance(v, GGUFArray) else v)
+        for k, v in metadata.items()
+    }

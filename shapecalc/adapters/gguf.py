@@ -22,6 +22,7 @@ imported here.
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import os
 import struct
@@ -34,11 +35,11 @@ from shapecalc.core.errors import ShapecalcError, field_error, printable
 from shapecalc.core.storage import GGML_TYPES, STORAGE, GGMLType
 
 __all__ = [
+    "MAX_DIMS",
+    "MAX_NAME",
     "GGUFArray",
     "GGUFFile",
     "GGUFTensor",
-    "MAX_DIMS",
-    "MAX_NAME",
     "read_gguf",
 ]
 
@@ -156,7 +157,11 @@ class GGUFFile:
 def _fail(path: str, message: str) -> ShapecalcError:
     name = printable(os.path.basename(path))[:200]
     return field_error(
-        "target", path, "a GGUF file must be well formed", f"{name}: {message}", kind=CheckpointError
+        "target",
+        path,
+        "a GGUF file must be well formed",
+        f"{name}: {message}",
+        kind=CheckpointError,
     )
 
 
@@ -213,7 +218,9 @@ class _Header:
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise self.fail(f"{self.what}: a string is not UTF-8 ({_shown(repr(raw), 60)})") from None
+            raise self.fail(
+                f"{self.what}: a string is not UTF-8 ({_shown(repr(raw), 60)})"
+            ) from None
 
     def value(self, kind: int, depth: int = 0) -> Any:
         if kind in VALUE_TYPES:
@@ -327,13 +334,15 @@ def _read(path: str, view: memoryview) -> GGUFFile:
     left = size - head.pos
     if n_kv > left // 13:
         raise _fail(
-            path, f"the header claims {n_kv:,} metadata keys; the file's {size:,} bytes hold "
-            f"{left // 13:,} at most"
+            path,
+            f"the header claims {n_kv:,} metadata keys; the file's {size:,} bytes hold "
+            f"{left // 13:,} at most",
         )
     if n_tensors > left // 24:
         raise _fail(
-            path, f"the header claims {n_tensors:,} tensors; the file's {size:,} bytes hold "
-            f"{left // 24:,} at most"
+            path,
+            f"the header claims {n_tensors:,} tensors; the file's {size:,} bytes hold "
+            f"{left // 24:,} at most",
         )
     metadata: dict[str, Any] = {}
     types: dict[str, str] = {}
@@ -345,8 +354,8 @@ def _read(path: str, view: memoryview) -> GGUFFile:
             raise _fail(path, f"metadata key {_shown(key, 60)} appears twice")
         kind = head.u32()
         metadata[key] = head.value(kind)
-        types[key] = "string" if kind == STRING else "array" if kind == ARRAY else (
-            VALUE_TYPES[kind][0]
+        types[key] = (
+            "string" if kind == STRING else "array" if kind == ARRAY else (VALUE_TYPES[kind][0])
         )
     alignment = DEFAULT_ALIGNMENT
     if "general.alignment" in metadata:
@@ -372,8 +381,9 @@ def _read(path: str, view: memoryview) -> GGUFFile:
         nbytes = count // gtype.block * gtype.block_bytes
         shown = _shown(name)
         if offset % alignment:
-            raise _fail(path, f"{shown}: offset {offset:,} is not a multiple of the alignment "
-                        f"{alignment}")
+            raise _fail(
+                path, f"{shown}: offset {offset:,} is not a multiple of the alignment {alignment}"
+            )
         if offset + nbytes > data_size:
             raise _fail(
                 path,
@@ -382,7 +392,7 @@ def _read(path: str, view: memoryview) -> GGUFFile:
             )
         tensors.append(GGUFTensor(name, ne, gtype, offset, nbytes))
     ordered = sorted(tensors, key=lambda t: (t.offset, t.offset + t.nbytes))
-    for before, after in zip(ordered, ordered[1:], strict=False):
+    for before, after in itertools.pairwise(ordered):
         if after.offset < before.offset + before.nbytes and after.nbytes and before.nbytes:
             raise _fail(
                 path,
@@ -390,8 +400,15 @@ def _read(path: str, view: memoryview) -> GGUFFile:
                 f"{_shown(before.name)}'s ({before.offset:,} to {before.offset + before.nbytes:,})",
             )
     return GGUFFile(
-        path, raw, "little" if order == "<" else "big", alignment, data_offset, size,
-        metadata, tuple(tensors), types,
+        path,
+        raw,
+        "little" if order == "<" else "big",
+        alignment,
+        data_offset,
+        size,
+        metadata,
+        tuple(tensors),
+        types,
     )
 
 

@@ -19,14 +19,13 @@ Qwen2MoeModel, Qwen3MoeModel, Gemma2Model, Phi3MiniModel).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from shapecalc.adapters.gguf import GGUFArray, GGUFFile
 from shapecalc.core.errors import InvalidArgumentError, echo, printable
-from shapecalc.core.model import Model
+from shapecalc.quant.gguf import GGUFName, gguf_name, gguf_tensors
 
 __all__ = [
     "ARCHITECTURES",
@@ -60,108 +59,6 @@ GGUF_ARCH = {
     "gemma2": "gemma2",
     "phi3": "phi3",
 }
-
-#: the model's own tensors, by transformers' name
-GLOBAL = {
-    "model.embed_tokens.weight": "token_embd.weight",
-    "model.norm.weight": "output_norm.weight",
-    "lm_head.weight": "output.weight",
-}
-#: a layer's tensors: transformers' name within ``model.layers.N.`` -> GGUF's within
-#: ``blk.N.`` (tensor_mapping.py's block_mappings_cfg, for the families above)
-LAYER = {
-    "self_attn.q_proj": "attn_q",
-    "self_attn.k_proj": "attn_k",
-    "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output",
-    "self_attn.qkv_proj": "attn_qkv",
-    "self_attn.q_norm": "attn_q_norm",
-    "self_attn.k_norm": "attn_k_norm",
-    "input_layernorm": "attn_norm",
-    "post_attention_layernorm": "ffn_norm",
-    "pre_feedforward_layernorm": "ffn_norm",
-    "post_feedforward_layernorm": "post_ffw_norm",
-    "mlp.gate_proj": "ffn_gate",
-    "mlp.up_proj": "ffn_up",
-    "mlp.down_proj": "ffn_down",
-    "mlp.gate_up_proj": "ffn_up",
-    "mlp.gate": "ffn_gate_inp",
-    "mlp.shared_expert.gate_proj": "ffn_gate_shexp",
-    "mlp.shared_expert.up_proj": "ffn_up_shexp",
-    "mlp.shared_expert.down_proj": "ffn_down_shexp",
-    "mlp.shared_expert_gate": "ffn_gate_inp_shexp",
-}
-#: transformers' fused experts (a parameter without .weight) -> GGUF's merged experts
-EXPERTS = {
-    "mlp.experts.down_proj": ("ffn_down_exps",),
-    "mlp.experts.gate_up_proj": ("ffn_gate_exps", "ffn_up_exps"),
-}
-_LAYER = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
-
-
-@dataclass(frozen=True)
-class GGUFName:
-    """One GGUF tensor made from a transformers tensor: its name, torch shape, and the
-    transformers name it comes from (a fused tensor split gives two)."""
-
-    name: str
-    shape: tuple[int, ...]
-    source: str
-    how: str = ""
-
-
-def gguf_name(name: str, gemma_norms: bool = False) -> str | None:
-    """The GGUF name of a transformers tensor, or None when it has none here
-    (``gemma_norms``: the layer has ``pre_feedforward_layernorm``, so its
-    ``post_attention_layernorm`` is ``post_attention_norm``, as Gemma 2's)."""
-    if name in GLOBAL:
-        return GLOBAL[name]
-    m = _LAYER.match(name)
-    if m is None:
-        return None
-    index, rest = m.groups()
-    base, dot, suffix = rest.rpartition(".")
-    if suffix not in ("weight", "bias") or not dot:
-        return None
-    if gemma_norms and base == "post_attention_layernorm":
-        return f"blk.{index}.post_attention_norm.{suffix}"
-    short = LAYER.get(base)
-    return None if short is None else f"blk.{index}.{short}.{suffix}"
-
-
-def gguf_tensors(model: Model) -> tuple[list[GGUFName], list[str]]:
-    """Every tensor a conversion of ``model`` writes, in the model's order, and the
-    transformers tensors it has no GGUF name for. A tied output head is not written
-    (llama.cpp reads ``token_embd`` for it)."""
-    params = [(n, tuple(d for d in s if isinstance(d, int))) for n, s in model.named_parameters()]
-    names = {n for n, _ in params}
-    gemma = {
-        m.group(1)
-        for n in names
-        if (m := _LAYER.match(n)) and m.group(2).startswith("pre_feedforward_layernorm.")
-    }
-    out: list[GGUFName] = []
-    unmapped: list[str] = []
-    for name, shape in params:
-        if name in model.ties:
-            continue
-        m = _LAYER.match(name)
-        if m and m.group(2) in EXPERTS:
-            parts = EXPERTS[m.group(2)]
-            if len(parts) == 1:
-                out.append(GGUFName(f"blk.{m.group(1)}.{parts[0]}.weight", shape, name))
-                continue
-            experts, rows, cols = shape
-            half = (experts, rows // 2, cols)
-            for part in parts:
-                out.append(GGUFName(f"blk.{m.group(1)}.{part}.weight", half, name, "half of"))
-            continue
-        new = gguf_name(name, bool(m) and m.group(1) in gemma)
-        if new is None:
-            unmapped.append(name)
-        else:
-            out.append(GGUFName(new, shape, name))
-    return out, unmapped
 
 
 def _fail(path: str, message: str) -> InvalidArgumentError:
@@ -286,7 +183,9 @@ def check_gguf(file: GGUFFile) -> GGUFCheck:
     try:
         hf = hf_model(config)
     except InvalidArgumentError as err:
-        raise _fail(file.path, f"its metadata is not a model shapecalc builds: {err.message}") from None
+        raise _fail(
+            file.path, f"its metadata is not a model shapecalc builds: {err.message}"
+        ) from None
     model = hf.model()
     expected, unmapped = gguf_tensors(model)
     want = {e.name: e for e in expected}

@@ -165,8 +165,13 @@ def inspect_gguf(target: str) -> Inspection:
     except InvalidArgumentError as err:
         refused = file.architecture in ARCHITECTURES
         return Inspection(
-            target, "gguf", entries, checkpoint=checkpoint, gguf=file,
-            gguf_unchecked=err.message, gguf_refused=refused,
+            target,
+            "gguf",
+            entries,
+            checkpoint=checkpoint,
+            gguf=file,
+            gguf_unchecked=err.message,
+            gguf_refused=refused,
         )
     return Inspection(target, "gguf", entries, checkpoint=checkpoint, gguf=file, gguf_check=check)
 

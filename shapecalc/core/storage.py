@@ -76,7 +76,6 @@ STORAGE: dict[str, Storage] = {
 }
 
 
-
 @dataclass(frozen=True)
 class GGMLType:
     """A GGUF tensor type: its id in a file (``ggml_type`` in ggml.h), its name, and the

@@ -46,6 +46,7 @@ __all__ = [
 #: quant_method (as a config's quantization_config names it) -> the module that holds it
 METHODS: dict[str, str] = {
     "fp8": "shapecalc.quant.fp8",
+    "gguf": "shapecalc.quant.gguf",
 }
 
 
@@ -129,6 +130,11 @@ class Method:
     def stored(self, spec: LayerSpec, param: Param) -> tuple[Param, ...] | None:
         """The tensors stored for ``param`` of a converted layer, or None to keep it."""
         raise NotImplementedError
+
+    def quantize_model(self, model: Model, quantization: Quantization) -> Model | None:
+        """The whole model quantized by the method's own walk (a GGUF mix, whose types
+        depend on each tensor's layer), or None for :func:`quantize`'s layer by layer."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -280,6 +286,9 @@ def quantize(model: Model, quantization: Quantization) -> Model:
             "one quantization",
         )
     method = quantization.method
+    own = method.quantize_model(model, quantization)
+    if own is not None:
+        return own
     tied = {n.rpartition(".")[0] for pair in model.ties.items() for n in pair}
     head = model.head
 

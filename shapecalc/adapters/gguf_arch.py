@@ -138,7 +138,7 @@ def hf_config(file: GGUFFile) -> dict[str, Any]:
         shared = _int(file, f"{arch}.expert_shared_feed_forward_length")
         if shared is not None:
             config["shared_expert_intermediate_size"] = shared
-    if arch == "llama":
+    if model_type == "llama":
         config["attention_bias"] = "blk.0.attn_q.bias" in names
         config["mlp_bias"] = "blk.0.ffn_up.bias" in names
     return config

@@ -608,7 +608,10 @@ def tensor_types(
         if default not in PLAIN:
             if not pure:
                 new = _impl(qs, new, name, ne, ftype, cat)
-            new, _ = _fallback(new, ne)
+            try:
+                new, _ = _fallback(new, ne)
+            except ValueError as err:
+                raise ValueError(f"{name} (rows of {ne[0]:,}): {err}") from None
         out[name] = (source, new)
     return out
 
@@ -743,21 +746,16 @@ def _quantize(model: Model, method: GGUFMix, quantization: Quantization) -> Mode
             f"tensors without a GGUF name ({said})",
             "a model whose tensors have GGUF names",
         )
-    sizes = _sizes(model)
     arch = method.arch or {"llama": "llama", "qwen_moe": "qwen3moe"}.get(kind, kind)
-    types = tensor_types(
-        [(t.name, t.ne) for t in tensors],
-        method.ftype,
-        arch=arch,
-        imatrix=method.imatrix,
-        pure=method.pure,
-        output_type=method.output_type.upper(),
-        embedding_type=method.embedding_type.upper(),
-        n_layer=sizes["n_layer"],
-        n_head=sizes["n_head"],
-        n_head_kv=sizes["n_head_kv"],
-        n_expert=sizes["n_expert"],
-    )
+    try:
+        types = _plan(model, method, tensors, arch)
+    except ValueError as err:  # llama-quantize stops (no fallback, no layer)
+        raise weights_error(
+            "weights",
+            method.ftype,
+            f"{where} {method.ftype}: llama-quantize stops on {model.name}: {err}",
+            "a mix llama-quantize can make",
+        ) from None
     if not method.imatrix:
         needs = [
             n
@@ -791,6 +789,25 @@ def _quantize(model: Model, method: GGUFMix, quantization: Quantization) -> Mode
         unquantized=model,
         make_template=None,
         factory=None,
+    )
+
+
+def _plan(
+    model: Model, method: GGUFMix, tensors: list[GGUFName], arch: str
+) -> dict[str, tuple[str, str]]:
+    sizes = _sizes(model)
+    return tensor_types(
+        [(t.name, t.ne) for t in tensors],
+        method.ftype,
+        arch=arch,
+        imatrix=method.imatrix,
+        pure=method.pure,
+        output_type=method.output_type.upper(),
+        embedding_type=method.embedding_type.upper(),
+        n_layer=sizes["n_layer"],
+        n_head=sizes["n_head"],
+        n_head_kv=sizes["n_head_kv"],
+        n_expert=sizes["n_expert"],
     )
 
 

@@ -50,6 +50,9 @@ MAX_DIMS = 4
 MAX_NAME = 64
 #: arrays nested deeper than this are refused (gguf.cpp reads none nested at all)
 MAX_NESTING = 8
+#: the most strings and arrays a header's arrays may hold in all, walked one by one (a
+#: tokenizer's tokens and merges: a few hundred thousand)
+MAX_WALKED = 4_000_000
 #: arrays of at most this many items keep their values (longer ones: their length)
 KEEP_ITEMS = 64
 #: the largest size ggml holds (int64)
@@ -176,6 +179,7 @@ class _Header:
     def __init__(self, path: str, view: memoryview, order: str) -> None:
         self.path, self.view, self.order, self.pos = path, view, order, 0
         self.size = len(view)
+        self.walked = 0
         self.what = "the header"
 
     def fail(self, message: str) -> ShapecalcError:
@@ -255,6 +259,12 @@ class _Header:
         least = 8 if kind == STRING else 12
         if kind not in (STRING, ARRAY):
             raise self.fail(f"{self.what}: an array of unknown value type {kind}")
+        self.walked += length
+        if self.walked > MAX_WALKED:
+            raise self.fail(
+                f"{self.what}: the header's arrays hold over {MAX_WALKED:,} strings and "
+                "arrays, more than any model's tokenizer"
+            )
         if length * least > left:
             raise self.fail(
                 f"{self.what}: an array of {length:,} "

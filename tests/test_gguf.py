@@ -179,6 +179,7 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "mistral": ("llama", {}),
     "qwen2": ("qwen2", {}),
     "qwen3": ("qwen3", {"head_dim": 16}),
+    "gemma": ("gemma", {"head_dim": 16}),
     "gemma2": ("gemma2", {"head_dim": 16}),
     "phi3": ("phi3", {"pad_token_id": None}),
     "mixtral": ("llama", {"num_local_experts": 4, "num_experts_per_tok": 2}),
@@ -554,3 +555,65 @@ def test_the_priced_bytes_are_what_gguf_py_writes(
     stored = {p.name: p.dtype for p in _expanded(q)}
     for t in made:
         assert stored[t.source] == by_name[t.name], t.name
+
+
+#: a published GGUF's header, as Ollama's registry shows it (gemma:2b-instruct-v1.1-q4_1,
+#: https://registry.ollama.ai/library/gemma:2b-instruct-v1.1-q4_1/blobs/c382eaee8d1f,
+#: 1.7 GB): its metadata and the tensors the page lists first (name, type, ne)
+GEMMA_2B_METADATA = {
+    "gemma.attention.head_count": 8,
+    "gemma.attention.head_count_kv": 1,
+    "gemma.attention.key_length": 256,
+    "gemma.block_count": 18,
+    "gemma.embedding_length": 2048,
+    "gemma.feed_forward_length": 16384,
+}
+GEMMA_2B_TENSORS = [
+    ("token_embd.weight", "Q6_K", (2048, 256000)),
+    ("blk.0.attn_k.weight", "Q4_1", (2048, 256)),
+    ("blk.0.attn_norm.weight", "F32", (2048,)),
+    ("blk.0.attn_output.weight", "Q4_1", (2048, 2048)),
+    ("blk.0.attn_q.weight", "Q4_1", (2048, 2048)),
+    ("blk.0.attn_v.weight", "Q4_1", (2048, 256)),
+    ("blk.0.ffn_down.weight", "Q4_1", (16384, 2048)),
+    ("blk.0.ffn_gate.weight", "Q4_1", (2048, 16384)),
+    ("blk.0.ffn_norm.weight", "F32", (2048,)),
+    ("blk.0.ffn_up.weight", "Q4_1", (2048, 16384)),
+    ("blk.1.attn_k.weight", "Q4_1", (2048, 256)),
+    ("blk.1.attn_norm.weight", "F32", (2048,)),
+    ("blk.1.attn_output.weight", "Q4_1", (2048, 2048)),
+    ("blk.1.attn_q.weight", "Q4_1", (2048, 2048)),
+    ("blk.1.attn_v.weight", "Q4_1", (2048, 256)),
+]
+
+
+def test_a_published_gguf_header_is_what_shapecalc_makes() -> None:
+    """Gemma 2B in Q4_1 from its published header: shapecalc's names, ne and types for
+    each listed tensor are the file's (the tied embedding in Q6_K, norms in F32), and
+    the file's size (1.7 GB) is the priced bytes, rounded."""
+    from shapecalc.adapters.hf_config import hf_model
+
+    meta = GEMMA_2B_METADATA
+    config = {
+        "model_type": "gemma",
+        "architectures": ["GemmaForCausalLM"],
+        "hidden_size": meta["gemma.embedding_length"],
+        "intermediate_size": meta["gemma.feed_forward_length"],
+        "num_hidden_layers": meta["gemma.block_count"],
+        "num_attention_heads": meta["gemma.attention.head_count"],
+        "num_key_value_heads": meta["gemma.attention.head_count_kv"],
+        "head_dim": meta["gemma.attention.key_length"],
+        "vocab_size": 256000,
+    }
+    model = hf_model(config).model()
+    made, unmapped = gguf_tensors(model)
+    assert not unmapped
+    ne = {t.name: t.ne for t in made}
+    plan = tensor_types(
+        [(t.name, t.ne) for t in made], "q4_1", arch="gemma", n_layer=18, n_head=8, n_head_kv=1
+    )
+    for name, qtype, shape in GEMMA_2B_TENSORS:
+        assert ne[name] == shape, name
+        assert plan[name][1] == qtype, name
+    q = quantize(model, parse_weights("q4_1"))
+    assert round(q.bytes("bf16") / 1e9, 1) == 1.7

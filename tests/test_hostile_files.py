@@ -450,8 +450,11 @@ def gguf_files(folder: Path, rng: random.Random) -> Iterator[Path]:
     good = gguf_bytes(
         [
             gkv("general.architecture", 8, _gstr("llama")),
-            gkv("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, 3) + b"".join(
-                _gstr(t) for t in ("a", "b", "c"))),
+            gkv(
+                "tokenizer.ggml.tokens",
+                9,
+                struct.pack("<IQ", 8, 3) + b"".join(_gstr(t) for t in ("a", "b", "c")),
+            ),
         ],
         [("w.weight", [32, 2], 2, 0), ("n.weight", [4], 0, 64)],
         bytes(80),
@@ -600,9 +603,7 @@ def test_there_are_over_a_thousand() -> None:
     assert total >= 1000, total
 
 
-@pytest.mark.parametrize(
-    "kind", ["bracket bomb", "list bomb", "shared references", "gguf strings"]
-)
+@pytest.mark.parametrize("kind", ["bracket bomb", "list bomb", "shared references", "gguf strings"])
 def test_peak_memory_stays_bounded(tmp_path: Path, kind: str) -> None:
     """The largest hostile files, inspected in a fresh process: the peak memory (the
     process's high-water resident set, VmHWM: its own, not the parent's it was forked

@@ -12,7 +12,7 @@ and :func:`check_gguf` sets the file's tensors against that config's model.
 
 The families (GGUF architecture -> transformers ``model_type``): llama (and Mistral's and
 Mixtral's conversions, which llama.cpp writes as llama), qwen2, qwen3, qwen2moe, qwen3moe,
-gemma2, phi3. Sources: llama.cpp ``gguf-py/gguf/tensor_mapping.py``, ``constants.py``
+gemma, gemma2, phi3. Sources: llama.cpp ``gguf-py/gguf/tensor_mapping.py``, ``constants.py``
 (``MODEL_TENSORS``), ``convert_hf_to_gguf.py`` (LlamaModel, Qwen2Model, Qwen3Model,
 Qwen2MoeModel, Qwen3MoeModel, Gemma2Model, Phi3MiniModel).
 """
@@ -44,6 +44,7 @@ ARCHITECTURES: dict[str, tuple[tuple[str, str], tuple[str, str] | None]] = {
     "qwen3": (("qwen3", "Qwen3ForCausalLM"), None),
     "qwen2moe": (("qwen2_moe", "Qwen2MoeForCausalLM"), ("qwen2_moe", "Qwen2MoeForCausalLM")),
     "qwen3moe": (("qwen3_moe", "Qwen3MoeForCausalLM"), ("qwen3_moe", "Qwen3MoeForCausalLM")),
+    "gemma": (("gemma", "GemmaForCausalLM"), None),
     "gemma2": (("gemma2", "Gemma2ForCausalLM"), None),
     "phi3": (("phi3", "Phi3ForCausalLM"), None),
 }
@@ -56,6 +57,7 @@ GGUF_ARCH = {
     "qwen3": "qwen3",
     "qwen2_moe": "qwen2moe",
     "qwen3_moe": "qwen3moe",
+    "gemma": "gemma",
     "gemma2": "gemma2",
     "phi3": "phi3",
 }

@@ -742,7 +742,7 @@ def _quantize(model: Model, method: GGUFMix, quantization: Quantization) -> Mode
             "weights",
             method.ftype,
             f"{where} {method.ftype}: shapecalc names GGUF tensors for the llama, qwen2, "
-            f"qwen3, qwen2moe, qwen3moe, gemma2 and phi3 families; {model.name} has "
+            f"qwen3, qwen2moe, qwen3moe, gemma, gemma2 and phi3 families; {model.name} has "
             f"tensors without a GGUF name ({said})",
             "a model whose tensors have GGUF names",
         )

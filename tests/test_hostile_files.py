@@ -522,9 +522,9 @@ def gguf_files(folder: Path, rng: random.Random) -> Iterator[Path]:
     ]
     for tensors in entries:
         yield put(gguf_bytes([], tensors, bytes(256)))
-    for i in range(40):  # random bytes after the magic
+    for _ in range(40):  # random bytes after the magic
         yield put(b"GGUF" + rng.randbytes(rng.randint(0, 300)))
-    for i in range(30):  # random bytes flipped in a good file
+    for _ in range(30):  # random bytes flipped in a good file
         body = bytearray(good)
         for _ in range(rng.randint(1, 4)):
             body[rng.randrange(4, len(body))] = rng.randrange(256)

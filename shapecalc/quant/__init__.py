@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 from shapecalc.core.errors import InvalidArgumentError, echo
 from shapecalc.core.frozen import frozen
 from shapecalc.core.model import Model
-from shapecalc.core.spec import LayerSpec, Param, Shape, Work, register
+from shapecalc.core.spec import LayerSpec, Param, Shape, Work
 from shapecalc.core.tree import Leaf, join_name, map_leaves
 
 __all__ = [
@@ -239,11 +239,12 @@ def _value(text: str) -> Any:
         return text
 
 
-@register
 @frozen
 class Quantized(LayerSpec):
     """A layer whose tensors are stored quantized: its own shapes and compute, the
-    method's tensors in place of its weights."""
+    method's tensors in place of its weights. Not a registered layer kind: no torch.nn
+    class, no ``shapecalc layer`` command (the registry would list it only in a process
+    that imported this package)."""
 
     layer: LayerSpec
     method: Method
@@ -258,6 +259,10 @@ class Quantized(LayerSpec):
 
     def buffers(self) -> Iterator[Param]:
         return self.layer.buffers()
+
+    def arguments(self) -> dict[str, Any]:
+        """The layer's own arguments, and the quantization in words (a report's JSON)."""
+        return {**self.layer.arguments(), "quantized": self.method.describe()}
 
     def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
         return self.layer.output_shapes(*inputs)

@@ -242,9 +242,8 @@ def _value(text: str) -> Any:
 @frozen
 class Quantized(LayerSpec):
     """A layer whose tensors are stored quantized: its own shapes and compute, the
-    method's tensors in place of its weights. Not a registered layer kind: no torch.nn
-    class, no ``shapecalc layer`` command (the registry would list it only in a process
-    that imported this package)."""
+    method's tensors in place of its weights (not a layer kind of its own: it is not
+    registered, and ``shapecalc layer`` does not list it)."""
 
     layer: LayerSpec
     method: Method

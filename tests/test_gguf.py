@@ -617,3 +617,41 @@ def test_a_published_gguf_header_is_what_shapecalc_makes() -> None:
         assert plan[name][1] == qtype, name
     q = quantize(model, parse_weights("q4_1"))
     assert round(q.bytes("bf16") / 1e9, 1) == 1.7
+
+
+def test_the_json_report_validates(tmp_path: Path) -> None:
+    import json
+
+    from tests.test_schema import validator
+
+    path = convert("mixtral", tmp_path, Q.Q8_0)
+    result = run(["inspect", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    validator("inspect").validate(report)
+    gguf_part = report["gguf"]
+    assert gguf_part["architecture"] == "llama" and gguf_part["check"]["ok"]
+    assert gguf_part["metadata"]["tokenizer.ggml.tokens"] == {"array_of": "string", "length": 96}
+    assert gguf_part["parameters"] == report["total"]
+
+
+def test_qwen2_of_80_layers_is_70b_by_its_class() -> None:
+    """qwen2.cpp sets LLM_TYPE_70B for 80 layers whatever the heads; llama.cpp only with
+    grouped heads: a config's class names the GGUF architecture."""
+    from shapecalc.adapters.hf_config import hf_model
+
+    base = {
+        "hidden_size": 256,
+        "intermediate_size": 512,
+        "num_hidden_layers": 80,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "vocab_size": 512,
+    }
+    for model_type, cls, want in (
+        ("qwen2", "Qwen2ForCausalLM", "Q5_K"),
+        ("llama", "LlamaForCausalLM", "Q4_K"),
+    ):
+        model = hf_model({"model_type": model_type, "architectures": [cls], **base}).model()
+        types = types_of(model, "q4_k_s")
+        assert types["model.layers.40.self_attn.v_proj.weight"] == want, model_type

@@ -97,6 +97,19 @@ EXPERTS = {
     "mlp.experts.gate_up_proj": ("ffn_gate_exps", "ffn_up_exps"),
 }
 _LAYER = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
+#: a transformers class -> the GGUF architecture convert_hf_to_gguf.py writes it as
+CLASS_ARCH = {
+    "LlamaForCausalLM": "llama",
+    "MistralForCausalLM": "llama",
+    "MixtralForCausalLM": "llama",
+    "Qwen2ForCausalLM": "qwen2",
+    "Qwen3ForCausalLM": "qwen3",
+    "Qwen2MoeForCausalLM": "qwen2moe",
+    "Qwen3MoeForCausalLM": "qwen3moe",
+    "GemmaForCausalLM": "gemma",
+    "Gemma2ForCausalLM": "gemma2",
+    "Phi3ForCausalLM": "phi3",
+}
 
 
 @dataclass(frozen=True)
@@ -746,7 +759,8 @@ def _quantize(model: Model, method: GGUFMix, quantization: Quantization) -> Mode
             f"tensors without a GGUF name ({said})",
             "a model whose tensors have GGUF names",
         )
-    arch = method.arch or {"llama": "llama", "qwen_moe": "qwen3moe"}.get(kind, kind)
+    arch = method.arch or CLASS_ARCH.get(model.name.split(" ")[0], "")
+    arch = arch or {"llama": "llama", "qwen_moe": "qwen3moe"}.get(kind, kind)
     try:
         types = _plan(model, method, tensors, arch)
     except ValueError as err:  # llama-quantize stops (no fallback, no layer)

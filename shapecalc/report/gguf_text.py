@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Any
 
 from shapecalc.core.errors import printable
 from shapecalc.core.units import human_bytes, human_count
@@ -11,8 +12,9 @@ from shapecalc.core.units import human_bytes, human_count
 if TYPE_CHECKING:
     from shapecalc.adapters.gguf import GGUFFile
     from shapecalc.adapters.gguf_arch import GGUFCheck
+    from shapecalc.adapters.targets import Inspection
 
-__all__ = ["gguf_check_lines", "gguf_lines"]
+__all__ = ["gguf_check_lines", "gguf_dict", "gguf_lines"]
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -75,3 +77,60 @@ def gguf_check_lines(check: GGUFCheck) -> list[str]:
         said = ", ".join(f"{n:,} {what}" for n, what in counts if n)
         lines.append(f"The file does not agree with its metadata: {said}.")
     return lines
+
+
+def _json_value(value: Any) -> Any:
+    """A metadata value as JSON: an array as its type and length, a float that JSON
+    cannot write (nan, inf) as text."""
+    from shapecalc.adapters.gguf import GGUFArray
+
+    if isinstance(value, GGUFArray):
+        return {"array_of": value.item_type, "length": value.length}
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def gguf_dict(inspection: Inspection) -> dict[str, Any]:
+    """``inspect FILE.gguf --format json``'s ``gguf`` object: the header, each type's
+    share, and the check against the architecture (or why there is none)."""
+    file = inspection.gguf
+    assert file is not None
+    out: dict[str, Any] = {
+        "version": file.version,
+        "byte_order": file.byte_order,
+        "alignment": file.alignment,
+        "architecture": file.architecture,
+        "tensors": len(file.tensors),
+        "parameters": file.parameters,
+        "bytes": file.nbytes,
+        "bits_per_weight": round(file.bits_per_weight, 6),
+        "by_type": {
+            name: {"tensors": n, "numbers": count, "bytes": nbytes}
+            for name, (n, count, nbytes) in file.by_type().items()
+        },
+        "metadata": {k: _json_value(v) for k, v in file.metadata.items()},
+    }
+    check = inspection.gguf_check
+    if check is not None:
+        out["check"] = {
+            "ok": check.ok,
+            "model_type": check.model_type,
+            "config": check.config,
+            "expected_total": check.expected_total,
+            "matched": check.matched,
+            "missing": [
+                {"name": n, "shape": list(s), "transformers": src} for n, s, src in check.missing
+            ],
+            "unexpected": [
+                {"name": n, "shape": list(s), "type": t} for n, s, t in check.unexpected
+            ],
+            "wrong_shape": [
+                {"name": n, "expected": list(w), "found": list(f), "transformers": src}
+                for n, w, f, src in check.wrong_shape
+            ],
+            "notes": list(check.notes),
+        }
+    elif inspection.gguf_unchecked is not None:
+        out["unchecked"] = inspection.gguf_unchecked
+    return out

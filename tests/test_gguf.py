@@ -655,3 +655,20 @@ def test_qwen2_of_80_layers_is_70b_by_its_class() -> None:
         model = hf_model({"model_type": model_type, "architectures": [cls], **base}).model()
         types = types_of(model, "q4_k_s")
         assert types["model.layers.40.self_attn.v_proj.weight"] == want, model_type
+
+
+def test_the_output_type_reaches_a_tied_embedding() -> None:
+    """--output-tensor-type: the outer wrapper sets output.weight's type; a tied
+    token_embd takes it inside llama_tensor_get_type_impl; --token-embedding-type first."""
+    tied = types_of(llama(layers=2, tie_word_embeddings=True), "q4_k_m:output_type=q8_0")
+    assert tied["model.embed_tokens.weight"] == "Q8_0"
+    both = "q4_k_m:output_type=q8_0,embedding_type=q5_k"
+    assert (
+        types_of(llama(layers=2, tie_word_embeddings=True), both)["model.embed_tokens.weight"]
+        == "Q5_K"
+    )
+    untied = types_of(llama(layers=2), "q4_k_m:output_type=q8_0")
+    assert untied["lm_head.weight"] == "Q8_0" and untied["model.embed_tokens.weight"] == "Q4_K"
+    pure = types_of(llama(layers=8), "q4_k_m:pure=true")
+    assert pure["model.layers.0.self_attn.v_proj.weight"] == "Q4_K"
+    assert pure["lm_head.weight"] == "Q4_K"

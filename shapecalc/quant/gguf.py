@@ -396,10 +396,21 @@ class _State:
 _IQ2 = ("iq2_xxs", "iq2_xs", "iq1_s", "iq2_s", "iq2_m", "iq1_m")
 
 
-def _impl(qs: _State, new: str, name: str, ne: tuple[int, ...], ftype: str, cat: str) -> str:
-    """llama_tensor_get_type_impl, branch by branch."""
+def _impl(
+    qs: _State,
+    new: str,
+    name: str,
+    ne: tuple[int, ...],
+    ftype: str,
+    cat: str,
+    output_type: str = "",
+) -> str:
+    """llama_tensor_get_type_impl, branch by branch (``output_type``:
+    ``--output-tensor-type``, which a tied token embedding takes too)."""
     arch, n_layer = qs.arch, qs.n_layer
     if cat == "output" or (qs.has_tied_embeddings and cat == "token_embd"):
+        if output_type:
+            return output_type
         block = GGML_BY_NAME[new].block
         if ftype == "mxfp4_moe":
             return "Q8_0"
@@ -620,7 +631,7 @@ def tensor_types(
         new = default
         if default not in PLAIN:
             if not pure:
-                new = _impl(qs, new, name, ne, ftype, cat)
+                new = _impl(qs, new, name, ne, ftype, cat, output_type)
             try:
                 new, _ = _fallback(new, ne)
             except ValueError as err:

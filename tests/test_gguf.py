@@ -672,3 +672,11 @@ def test_the_output_type_reaches_a_tied_embedding() -> None:
     pure = types_of(llama(layers=8), "q4_k_m:pure=true")
     assert pure["model.layers.0.self_attn.v_proj.weight"] == "Q4_K"
     assert pure["lm_head.weight"] == "Q4_K"
+
+
+def test_a_shard_of_a_split_file_is_listed_not_checked(tmp_path: Path) -> None:
+    meta = {"split.no": 0, "split.count": 3, "llama.block_count": 2}
+    path = write(tmp_path / "m-00001-of-00003.gguf", "llama", [("w.weight", Q.F16, (4, 32))], meta)
+    result = run(["inspect", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "shard 1 of 3 (split.count = 3)" in result.stdout

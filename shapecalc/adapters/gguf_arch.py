@@ -181,6 +181,16 @@ def check_gguf(file: GGUFFile) -> GGUFCheck:
     transformers name it stands for)."""
     from shapecalc.adapters.hf_config import hf_model
 
+    count = file.metadata.get("split.count")
+    if isinstance(count, int) and not isinstance(count, bool) and count > 1:
+        number = file.metadata.get("split.no")
+        which = f"shard {number + 1} of {count}" if isinstance(number, int) else "a shard"
+        raise InvalidArgumentError(
+            f"{which} (split.count = {count}): the check needs every shard's tensors",
+            field="target",
+            value=file.path,
+            rule="a split GGUF is checked whole",
+        )
     config = hf_config(file)
     try:
         hf = hf_model(config)

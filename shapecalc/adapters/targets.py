@@ -163,7 +163,8 @@ def inspect_gguf(target: str) -> Inspection:
     try:
         check = check_gguf(file)
     except InvalidArgumentError as err:
-        refused = file.architecture in ARCHITECTURES
+        split = "split.count" in file.metadata and err.rule == "a split GGUF is checked whole"
+        refused = file.architecture in ARCHITECTURES and not split
         return Inspection(
             target,
             "gguf",

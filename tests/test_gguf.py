@@ -182,6 +182,7 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "gemma": ("gemma", {"head_dim": 16}),
     "gemma2": ("gemma2", {"head_dim": 16}),
     "phi3": ("phi3", {"pad_token_id": None}),
+    "starcoder2": ("starcoder2", {}),
     "mixtral": ("llama", {"num_local_experts": 4, "num_experts_per_tok": 2}),
     "qwen2_moe": (
         "qwen2moe",

@@ -12,9 +12,10 @@ and :func:`check_gguf` sets the file's tensors against that config's model.
 
 The families (GGUF architecture -> transformers ``model_type``): llama (and Mistral's and
 Mixtral's conversions, which llama.cpp writes as llama), qwen2, qwen3, qwen2moe, qwen3moe,
-gemma, gemma2, phi3. Sources: llama.cpp ``gguf-py/gguf/tensor_mapping.py``, ``constants.py``
+gemma, gemma2, phi3, starcoder2. Sources: llama.cpp ``gguf-py/gguf/tensor_mapping.py``, ``constants.py``
 (``MODEL_TENSORS``), ``convert_hf_to_gguf.py`` (LlamaModel, Qwen2Model, Qwen3Model,
-Qwen2MoeModel, Qwen3MoeModel, Gemma2Model, Phi3MiniModel).
+Qwen2MoeModel, Qwen3MoeModel, GemmaModel, Gemma2Model, Phi3MiniModel,
+StarCoder2Model).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ ARCHITECTURES: dict[str, tuple[tuple[str, str], tuple[str, str] | None]] = {
     "gemma": (("gemma", "GemmaForCausalLM"), None),
     "gemma2": (("gemma2", "Gemma2ForCausalLM"), None),
     "phi3": (("phi3", "Phi3ForCausalLM"), None),
+    "starcoder2": (("starcoder2", "Starcoder2ForCausalLM"), None),
 }
 #: transformers model_type -> the GGUF architecture its conversion writes
 GGUF_ARCH = {
@@ -60,6 +62,7 @@ GGUF_ARCH = {
     "gemma": "gemma",
     "gemma2": "gemma2",
     "phi3": "phi3",
+    "starcoder2": "starcoder2",
 }
 
 

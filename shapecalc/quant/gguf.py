@@ -65,6 +65,7 @@ __all__ = [
 GLOBAL = {
     "model.embed_tokens.weight": "token_embd.weight",
     "model.norm.weight": "output_norm.weight",
+    "model.norm.bias": "output_norm.bias",
     "lm_head.weight": "output.weight",
 }
 #: a layer's tensors: transformers' name within ``model.layers.N.`` -> GGUF's within
@@ -85,6 +86,8 @@ LAYER = {
     "mlp.up_proj": "ffn_up",
     "mlp.down_proj": "ffn_down",
     "mlp.gate_up_proj": "ffn_up",
+    "mlp.c_fc": "ffn_up",
+    "mlp.c_proj": "ffn_down",
     "mlp.gate": "ffn_gate_inp",
     "mlp.shared_expert.gate_proj": "ffn_gate_shexp",
     "mlp.shared_expert.up_proj": "ffn_up_shexp",
@@ -109,6 +112,7 @@ CLASS_ARCH = {
     "GemmaForCausalLM": "gemma",
     "Gemma2ForCausalLM": "gemma2",
     "Phi3ForCausalLM": "phi3",
+    "Starcoder2ForCausalLM": "starcoder2",
 }
 
 
@@ -766,7 +770,7 @@ def _quantize(model: Model, method: GGUFMix, quantization: Quantization) -> Mode
             "weights",
             method.ftype,
             f"{where} {method.ftype}: shapecalc names GGUF tensors for the llama, qwen2, "
-            f"qwen3, qwen2moe, qwen3moe, gemma, gemma2 and phi3 families; {model.name} has "
+            f"qwen3, qwen2moe, qwen3moe, gemma, gemma2, phi3 and starcoder2 families; {model.name} has "
             f"tensors without a GGUF name ({said})",
             "a model whose tensors have GGUF names",
         )

@@ -12,8 +12,9 @@ and :func:`check_gguf` sets the file's tensors against that config's model.
 
 The families (GGUF architecture -> transformers ``model_type``): llama (and Mistral's and
 Mixtral's conversions, which llama.cpp writes as llama), qwen2, qwen3, qwen2moe, qwen3moe,
-gemma, gemma2, phi3, starcoder2. Sources: llama.cpp ``gguf-py/gguf/tensor_mapping.py``, ``constants.py``
-(``MODEL_TENSORS``), ``convert_hf_to_gguf.py`` (LlamaModel, Qwen2Model, Qwen3Model,
+gemma, gemma2, phi3, starcoder2. Sources: llama.cpp ``gguf-py/gguf/tensor_mapping.py``,
+``constants.py`` (``MODEL_TENSORS``), ``convert_hf_to_gguf.py`` (LlamaModel, Qwen2Model,
+Qwen3Model,
 Qwen2MoeModel, Qwen3MoeModel, GemmaModel, Gemma2Model, Phi3MiniModel,
 StarCoder2Model).
 """

@@ -770,8 +770,8 @@ def _quantize(model: Model, method: GGUFMix, quantization: Quantization) -> Mode
             "weights",
             method.ftype,
             f"{where} {method.ftype}: shapecalc names GGUF tensors for the llama, qwen2, "
-            f"qwen3, qwen2moe, qwen3moe, gemma, gemma2, phi3 and starcoder2 families; {model.name} has "
-            f"tensors without a GGUF name ({said})",
+            "qwen3, qwen2moe, qwen3moe, gemma, gemma2, phi3 and starcoder2 families; "
+            f"{model.name} has tensors without a GGUF name ({said})",
             "a model whose tensors have GGUF names",
         )
     arch = method.arch or CLASS_ARCH.get(model.name.split(" ")[0], "")

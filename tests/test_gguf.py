@@ -681,3 +681,51 @@ def test_a_shard_of_a_split_file_is_listed_not_checked(tmp_path: Path) -> None:
     result = run(["inspect", str(path)])
     assert result.exit_code == 0, result.output
     assert "shard 1 of 3 (split.count = 3)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["lstm", "--vocab", "65", "--hidden", "512", "--layers", "2"], "without a GGUF name"),
+        (
+            ["llama", "--vocab", "V", "--hidden", "256", "--layers", "2", "--heads", "4"],
+            "needs every size as a number",
+        ),
+    ],
+)
+def test_a_model_a_mix_cannot_price_is_one_line(args: list[str], said: str) -> None:
+    for weights in ("q4_k_m", "gguf:ftype=q6_k"):
+        result = run([*args, "--weights", weights])
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and said in lines[0], result.stderr
+
+
+@pytest.mark.parametrize(
+    ("weights", "said"),
+    [
+        ("q4_k_m:bogus=1", "gguf has no setting 'bogus'"),
+        ("gguf:ftype=q9", "not a llama-quantize mix"),
+        ("q4_k_m:output_type=q9_k", "output_type = 'q9_k' is not a ggml type"),
+        ("q4_k_m:imatrix=maybe", "imatrix must be true or false"),
+        ("q4_k_m:modules_to_not_convert=lm_head", "modules_to_not_convert"),
+    ],
+)
+def test_bad_settings_are_one_line(weights: str, said: str) -> None:
+    result = run(
+        [
+            "llama",
+            "--vocab",
+            "512",
+            "--hidden",
+            "256",
+            "--layers",
+            "2",
+            "--heads",
+            "4",
+            "--weights",
+            weights,
+        ]
+    )
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.splitlines()) == 1 and said in result.stderr, result.stderr

@@ -763,6 +763,18 @@ def _sizes(model: Model) -> dict[str, int]:
 def _quantize(model: Model, method: GGUFMix, quantization: Quantization) -> Model:
     where = quantization.source if quantization.source != "--weights" else "--weights"
     kind = str(getattr(model.config, "model_type", "") or model.kind or "")
+    symbolic = next(
+        (n for n, shape in model.named_parameters() if not all(isinstance(d, int) for d in shape)),
+        None,
+    )
+    if symbolic is not None:
+        raise weights_error(
+            "weights",
+            method.ftype,
+            f"{where} {method.ftype}: a GGUF mix needs every size as a number (each tensor's "
+            f"type depends on its rows' length and its layer); {symbolic} has a size name",
+            "numbers for a GGUF mix",
+        )
     tensors, unmapped = gguf_tensors(model)
     if unmapped or not tensors:
         said = ", ".join(unmapped[:3]) if unmapped else "no tensor"

@@ -729,3 +729,14 @@ def test_bad_settings_are_one_line(weights: str, said: str) -> None:
     )
     assert result.exit_code == 2, result.output
     assert len(result.stderr.splitlines()) == 1 and said in result.stderr, result.stderr
+
+
+def test_a_fifo_named_gguf_is_refused_without_opening_it(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "model.gguf"
+    os.mkfifo(fifo)
+    result = run(["inspect", str(fifo)])
+    assert result.exit_code == 2 and "not a regular file" in result.stderr, result.output
+    result = run(["inspect", str(tmp_path / "absent.gguf")])
+    assert result.exit_code == 2, result.output

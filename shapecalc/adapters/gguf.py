@@ -304,6 +304,9 @@ class _Header:
 
 def read_gguf(path: str) -> GGUFFile:
     """The header of the GGUF file at ``path``: metadata and tensor entries, checked."""
+    if not os.path.isfile(path):  # a FIFO or a device is never opened: it may block
+        there = os.path.exists(path)
+        raise _fail(path, "not a regular file" if there else "no such file")
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as handle:

@@ -141,7 +141,10 @@ def inspect_folder(target: str, allow: tuple[str, ...] = ()) -> Inspection:
 
 
 def _is_gguf(target: str) -> bool:
-    """Whether a file begins with GGUF's magic."""
+    """Whether a regular file begins with GGUF's magic (a FIFO or a device is never
+    opened here: opening one may wait for ever)."""
+    if not os.path.isfile(target):
+        return False
     try:
         with open(target, "rb") as handle:
             return handle.read(4) == b"GGUF"
@@ -155,8 +158,6 @@ def inspect_gguf(target: str) -> Inspection:
     from shapecalc.adapters.gguf import read_gguf
     from shapecalc.adapters.gguf_arch import ARCHITECTURES, check_gguf
 
-    if not os.path.isfile(target):
-        raise _fail(target, f"{echo(target)}: no such file")
     file = read_gguf(target)
     checkpoint = file.checkpoint()
     entries = _entries(checkpoint)
@@ -189,7 +190,7 @@ def inspect_target(
         not os.path.exists(target) and ":" not in target and is_hub_id(target)
     ):
         return inspect_folder(target, allow)
-    if target.lower().endswith(".gguf") or _is_gguf(target):
+    if (target.lower().endswith(".gguf") and os.path.exists(target)) or _is_gguf(target):
         return inspect_gguf(target)
     if target.endswith(CHECKPOINT_SUFFIXES) or os.path.isfile(target):
         checkpoint = read_checkpoint(target)

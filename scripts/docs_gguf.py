@@ -11,7 +11,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def gguf_facts() -> dict[str, str]:
-    from shapecalc.adapters.gguf_arch import ARCHITECTURES
+    from shapecalc.adapters.gguf_arch import gguf_types
     from shapecalc.architectures.llama import LLaMA
     from shapecalc.core.errors import InvalidArgumentError
     from shapecalc.core.storage import GGML_TYPES, STORAGE
@@ -42,10 +42,18 @@ def gguf_facts() -> dict[str, str]:
         ],
     )
     families = _table(
-        ["GGUF architecture", "transformers model_type", "with experts"],
         [
-            [f"`{arch}`", f"`{dense[0]}`", f"`{moe[0]}`" if moe else "—"]
-            for arch, (dense, moe) in ARCHITECTURES.items()
+            "GGUF architecture",
+            "transformers model_type (the first that takes the sizes)",
+            "LLM_TYPE_70B",
+        ],
+        [
+            [
+                f"`{arch}`",
+                ", ".join(f"`{t.model_type}`" for t in types),
+                types[0].gguf_70b or "never",
+            ]
+            for arch, types in gguf_types().items()
         ],
     )
     model = LLaMA(vocab=32000, hidden=4096, layers=32, heads=32, kv_heads=8, intermediate=14336)

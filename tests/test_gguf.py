@@ -482,13 +482,20 @@ def test_rows_not_whole_blocks_fall_back() -> None:
 
 def test_seventy_b_and_eight_experts() -> None:
     names = [(f"blk.{i}.attn_v.weight", (8192, 1024)) for i in range(80)]
-    got = tensor_types(names, "q4_k_s", arch="llama", n_layer=80, n_head=64, n_head_kv=8)
+    rule = "80 layers, grouped heads"  # llama's HFType.gguf_70b
+    got = tensor_types(
+        names, "q4_k_s", arch="llama", seventy_b=rule, n_layer=80, n_head=64, n_head_kv=8
+    )
     assert got["blk.0.attn_v.weight"][1] == "Q5_K"  # i < 4
     assert got["blk.10.attn_v.weight"][1] == "Q5_K"  # Q4_K -> Q5_K for 70B
-    got = tensor_types(names, "q4_k_s", arch="llama", n_layer=80, n_head=64, n_head_kv=64)
+    got = tensor_types(
+        names, "q4_k_s", arch="llama", seventy_b=rule, n_layer=80, n_head=64, n_head_kv=64
+    )
     assert got["blk.10.attn_v.weight"][1] == "Q4_K"  # 65B: no grouped heads
     moe = [("blk.0.attn_v.weight", (4096, 1024)), ("blk.0.attn_k.weight", (4096, 1024))]
-    got = tensor_types(moe, "q4_k_m", arch="llama", n_layer=32, n_head=32, n_head_kv=8, n_expert=8)
+    got = tensor_types(
+        moe, "q4_k_m", arch="llama", seventy_b=rule, n_layer=32, n_head=32, n_head_kv=8, n_expert=8
+    )
     assert got["blk.0.attn_v.weight"][1] == "Q8_0" and got["blk.0.attn_k.weight"][1] == "Q8_0"
 
 

@@ -26,45 +26,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shapecalc.adapters.gguf import GGUFArray, GGUFFile
+from shapecalc.adapters.hf_config import HFModel
 from shapecalc.core.errors import InvalidArgumentError, echo, printable
+from shapecalc.core.hfmap import HFType
 from shapecalc.quant.gguf import GGUFName, gguf_name, gguf_tensors
 
 __all__ = [
-    "ARCHITECTURES",
     "GGUFCheck",
     "GGUFName",
     "check_gguf",
     "gguf_name",
     "gguf_tensors",
+    "gguf_types",
     "hf_config",
 ]
 
-#: GGUF architecture -> (transformers model_type, class), its dense and MoE forms
-ARCHITECTURES: dict[str, tuple[tuple[str, str], tuple[str, str] | None]] = {
-    "llama": (("llama", "LlamaForCausalLM"), ("mixtral", "MixtralForCausalLM")),
-    "qwen2": (("qwen2", "Qwen2ForCausalLM"), None),
-    "qwen3": (("qwen3", "Qwen3ForCausalLM"), None),
-    "qwen2moe": (("qwen2_moe", "Qwen2MoeForCausalLM"), ("qwen2_moe", "Qwen2MoeForCausalLM")),
-    "qwen3moe": (("qwen3_moe", "Qwen3MoeForCausalLM"), ("qwen3_moe", "Qwen3MoeForCausalLM")),
-    "gemma": (("gemma", "GemmaForCausalLM"), None),
-    "gemma2": (("gemma2", "Gemma2ForCausalLM"), None),
-    "phi3": (("phi3", "Phi3ForCausalLM"), None),
-    "starcoder2": (("starcoder2", "Starcoder2ForCausalLM"), None),
-}
-#: transformers model_type -> the GGUF architecture its conversion writes
-GGUF_ARCH = {
-    "llama": "llama",
-    "mistral": "llama",
-    "mixtral": "llama",
-    "qwen2": "qwen2",
-    "qwen3": "qwen3",
-    "qwen2_moe": "qwen2moe",
-    "qwen3_moe": "qwen3moe",
-    "gemma": "gemma",
-    "gemma2": "gemma2",
-    "phi3": "phi3",
-    "starcoder2": "starcoder2",
-}
+
+def gguf_types() -> dict[str, list[HFType]]:
+    """GGUF architecture -> the transformers types that convert to it, in declaration
+    order, as each architecture declares it (``HFType.gguf``)."""
+    from shapecalc.architectures import commands, get
+
+    out: dict[str, list[HFType]] = {}
+    for command in commands():
+        for t in get(command).hf:
+            if t.gguf:
+                out.setdefault(t.gguf, []).append(t)
+    return out
 
 
 def _fail(path: str, message: str) -> InvalidArgumentError:
@@ -88,17 +76,8 @@ def _int(file: GGUFFile, key: str, default: int | None = None) -> int | None:
     return value
 
 
-def hf_config(file: GGUFFile) -> dict[str, Any]:
-    """The transformers config the file's ``<arch>.*`` metadata describes (sizes only)."""
-    arch = file.architecture
-    if arch is None:
-        raise _fail(file.path, "general.architecture is missing: the file names no model")
-    if arch not in ARCHITECTURES:
-        raise _fail(
-            file.path,
-            f"general.architecture {printable(arch)[:40]!r}: shapecalc checks "
-            f"{', '.join(ARCHITECTURES)}",
-        )
+def _arguments(file: GGUFFile, arch: str) -> dict[str, Any]:
+    """shapecalc's arguments from the file's ``<arch>.*`` metadata and tensor names."""
     names = {t.name for t in file.tensors}
 
     def need(key: str) -> int:
@@ -108,13 +87,12 @@ def hf_config(file: GGUFFile) -> dict[str, Any]:
         return value
 
     heads = need("attention.head_count")
-    config: dict[str, Any] = {
-        "hidden_size": need("embedding_length"),
-        "num_hidden_layers": need("block_count"),
-        "num_attention_heads": heads,
-        "num_key_value_heads": _int(file, f"{arch}.attention.head_count_kv", heads),
-        "tie_word_embeddings": "output.weight" not in names,
-        "pad_token_id": None,
+    args: dict[str, Any] = {
+        "hidden": need("embedding_length"),
+        "layers": need("block_count"),
+        "heads": heads,
+        "kv_heads": _int(file, f"{arch}.attention.head_count_kv", heads),
+        "tie_weights": "output.weight" not in names,
     }
     vocab = _int(file, f"{arch}.vocab_size")
     tokens = file.metadata.get("tokenizer.ggml.tokens")
@@ -122,32 +100,78 @@ def hf_config(file: GGUFFile) -> dict[str, Any]:
         vocab = tokens.length
     if vocab is None:
         raise _fail(file.path, f"neither {arch}.vocab_size nor tokenizer.ggml.tokens is there")
-    config["vocab_size"] = vocab
-    head_dim = _int(file, f"{arch}.attention.key_length")
-    if head_dim is not None:
-        config["head_dim"] = head_dim
-    ff = _int(file, f"{arch}.feed_forward_length")
-    experts = _int(file, f"{arch}.expert_count", 0) or 0
-    dense, moe = ARCHITECTURES[arch]
-    model_type, cls = moe if experts and moe else dense
-    config["model_type"], config["architectures"] = model_type, [cls]
-    if ff is not None:
-        config["intermediate_size"] = ff
-    if experts:
-        used = _int(file, f"{arch}.expert_used_count", 0)
-        if model_type == "mixtral":
-            config["num_local_experts"] = experts
-        else:
-            config["num_experts"] = experts
-            config["moe_intermediate_size"] = need("expert_feed_forward_length")
-        config["num_experts_per_tok"] = used
-        shared = _int(file, f"{arch}.expert_shared_feed_forward_length")
-        if shared is not None:
-            config["shared_expert_intermediate_size"] = shared
-    if model_type == "llama":
-        config["attention_bias"] = "blk.0.attn_q.bias" in names
-        config["mlp_bias"] = "blk.0.ffn_up.bias" in names
+    args["vocab"] = vocab
+    for argument, key in (
+        ("head_dim", "attention.key_length"),
+        ("intermediate", "feed_forward_length"),
+        ("experts", "expert_count"),
+        ("experts_per_token", "expert_used_count"),
+        ("moe_intermediate", "expert_feed_forward_length"),
+        ("shared_intermediate", "expert_shared_feed_forward_length"),
+    ):
+        value = _int(file, f"{arch}.{key}")
+        if value is not None:
+            args[argument] = value
+    if "blk.0.attn_q.bias" in names:
+        args["attention_bias"] = True
+    if "blk.0.ffn_up.bias" in names:
+        args["mlp_bias"] = True
+    return args
+
+
+def _config(t: HFType, args: dict[str, Any]) -> dict[str, Any] | None:
+    """The transformers config of type ``t`` with these arguments, by its own keys; None
+    when the type has no key for an argument the file sets (experts in a dense type)."""
+    config: dict[str, Any] = {
+        "model_type": t.model_type,
+        "architectures": [t.head_class],
+        "pad_token_id": None,
+    }
+    for argument, value in args.items():
+        keys = t.fields(argument)
+        if not keys:
+            if value in (0, False) or argument in (
+                "tie_weights",
+                "head_dim",
+                "attention_bias",
+                "mlp_bias",
+            ):
+                continue
+            return None
+        config[keys[0]] = value
     return config
+
+
+def hf_config(file: GGUFFile) -> dict[str, Any]:
+    """The transformers config the file's ``<arch>.*`` metadata describes (sizes only):
+    the first type converting to its architecture that takes every size it sets."""
+    return _model(file)[0]
+
+
+def _model(file: GGUFFile) -> tuple[dict[str, Any], HFModel]:
+    from shapecalc.adapters.hf_config import hf_model
+
+    arch = file.architecture
+    if arch is None:
+        raise _fail(file.path, "general.architecture is missing: the file names no model")
+    types = gguf_types()
+    if arch not in types:
+        raise _fail(
+            file.path,
+            f"general.architecture {printable(arch)[:40]!r}: shapecalc checks {', '.join(types)}",
+        )
+    args = _arguments(file, arch)
+    refused: InvalidArgumentError | None = None
+    for t in types[arch]:
+        config = _config(t, args)
+        if config is None:
+            continue
+        try:
+            return config, hf_model(config)
+        except InvalidArgumentError as err:
+            refused = refused or err
+    said = refused.message if refused else "no type takes its sizes"
+    raise _fail(file.path, f"its metadata is not a model shapecalc builds: {said}")
 
 
 @dataclass(frozen=True)
@@ -183,8 +207,6 @@ def check_gguf(file: GGUFFile) -> GGUFCheck:
     """The file's tensors against the model its metadata describes: every tensor
     missing, unexpected or of another shape, named as GGUF names it (with the
     transformers name it stands for)."""
-    from shapecalc.adapters.hf_config import hf_model
-
     count = file.metadata.get("split.count")
     if isinstance(count, int) and not isinstance(count, bool) and count > 1:
         number = file.metadata.get("split.no")
@@ -195,13 +217,7 @@ def check_gguf(file: GGUFFile) -> GGUFCheck:
             value=file.path,
             rule="a split GGUF is checked whole",
         )
-    config = hf_config(file)
-    try:
-        hf = hf_model(config)
-    except InvalidArgumentError as err:
-        raise _fail(
-            file.path, f"its metadata is not a model shapecalc builds: {err.message}"
-        ) from None
+    config, hf = _model(file)
     model = hf.model()
     expected, unmapped = gguf_tensors(model)
     want = {e.name: e for e in expected}

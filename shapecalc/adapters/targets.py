@@ -156,7 +156,7 @@ def inspect_gguf(target: str) -> Inspection:
     """A GGUF file: its tensors (torch's shapes, ggml's types), and a check against the
     architecture its metadata names, where shapecalc builds it."""
     from shapecalc.adapters.gguf import read_gguf
-    from shapecalc.adapters.gguf_arch import ARCHITECTURES, check_gguf
+    from shapecalc.adapters.gguf_arch import check_gguf, gguf_types
 
     file = read_gguf(target)
     checkpoint = file.checkpoint()
@@ -165,7 +165,7 @@ def inspect_gguf(target: str) -> Inspection:
         check = check_gguf(file)
     except InvalidArgumentError as err:
         split = "split.count" in file.metadata and err.rule == "a split GGUF is checked whole"
-        refused = file.architecture in ARCHITECTURES and not split
+        refused = file.architecture in gguf_types() and not split
         return Inspection(
             target,
             "gguf",

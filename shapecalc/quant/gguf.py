@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.errors import echo
+from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec, Param
 from shapecalc.core.storage import GGML_BY_NAME
@@ -100,20 +101,6 @@ EXPERTS = {
     "mlp.experts.gate_up_proj": ("ffn_gate_exps", "ffn_up_exps"),
 }
 _LAYER = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
-#: a transformers class -> the GGUF architecture convert_hf_to_gguf.py writes it as
-CLASS_ARCH = {
-    "LlamaForCausalLM": "llama",
-    "MistralForCausalLM": "llama",
-    "MixtralForCausalLM": "llama",
-    "Qwen2ForCausalLM": "qwen2",
-    "Qwen3ForCausalLM": "qwen3",
-    "Qwen2MoeForCausalLM": "qwen2moe",
-    "Qwen3MoeForCausalLM": "qwen3moe",
-    "GemmaForCausalLM": "gemma",
-    "Gemma2ForCausalLM": "gemma2",
-    "Phi3ForCausalLM": "phi3",
-    "Starcoder2ForCausalLM": "starcoder2",
-}
 
 
 @dataclass(frozen=True)
@@ -362,6 +349,9 @@ class _State:
     """quantize_state_impl: the model's sizes and the counters."""
 
     arch: str
+    #: when the model is LLM_TYPE_70B (HFType.gguf_70b): "80 layers", "80 layers,
+    #: grouped heads" or empty
+    seventy_b: str
     n_layer: int
     n_head: int
     n_head_kv: int
@@ -380,12 +370,14 @@ class _State:
 
     @property
     def is_70b(self) -> bool:
-        """LLM_TYPE_70B, as load_arch_hparams sets it: llama of 80 layers, not 8 experts,
-        with grouped heads (src/models/llama.cpp); qwen2 of 80 layers (qwen2.cpp). No
-        other family shapecalc maps is taken for 70B (qwen3.cpp lists no 80 layers)."""
-        if self.arch == "llama":
-            return self.n_expert != 8 and self.n_layer == 80 and self.n_head != self.n_head_kv
-        return self.arch == "qwen2" and self.n_layer == 80
+        """LLM_TYPE_70B, as load_arch_hparams sets it and the architecture declares it
+        (HFType.gguf_70b): 80 layers (qwen2.cpp), or 80 layers with grouped heads and not
+        8 experts (llama.cpp's src/models/llama.cpp)."""
+        if self.n_layer != 80 or not self.seventy_b:
+            return False
+        if self.seventy_b == "80 layers":
+            return True
+        return self.n_expert != 8 and self.n_head != self.n_head_kv
 
     def layer(self, counter: int, name: str) -> int:
         """layer_info: the counter, or (with experts) the layer its name says."""
@@ -594,6 +586,7 @@ def tensor_types(
     ftype: str,
     *,
     arch: str,
+    seventy_b: str = "",
     n_layer: int,
     n_head: int,
     n_head_kv: int,
@@ -611,6 +604,7 @@ def tensor_types(
     names = [n for n, _ in ordered]
     qs = _State(
         arch=arch,
+        seventy_b=seventy_b,
         n_layer=n_layer,
         n_head=n_head,
         n_head_kv=n_head_kv,
@@ -781,15 +775,16 @@ def _quantize(model: Model, method: GGUFMix, quantization: Quantization) -> Mode
         raise weights_error(
             "weights",
             method.ftype,
-            f"{where} {method.ftype}: shapecalc names GGUF tensors for the llama, qwen2, "
-            "qwen3, qwen2moe, qwen3moe, gemma, gemma2, phi3 and starcoder2 families; "
-            f"{model.name} has tensors without a GGUF name ({said})",
+            f"{where} {method.ftype}: shapecalc names GGUF tensors for the LLaMA, Qwen, "
+            f"Gemma, Phi-3 and StarCoder2 families; {model.name} has tensors without a GGUF "
+            f"name ({said})",
             "a model whose tensors have GGUF names",
         )
-    arch = method.arch or CLASS_ARCH.get(model.name.split(" ")[0], "")
-    arch = arch or {"llama": "llama", "qwen_moe": "qwen3moe"}.get(kind, kind)
+    declared = _declared(model, method.arch)
+    arch = method.arch or (declared.gguf if declared else "") or kind
+    seventy_b = declared.gguf_70b if declared else ""
     try:
-        types = _plan(model, method, tensors, arch)
+        types = _plan(model, method, tensors, arch, seventy_b)
     except ValueError as err:  # llama-quantize stops (no fallback, no layer)
         raise weights_error(
             "weights",
@@ -833,14 +828,29 @@ def _quantize(model: Model, method: GGUFMix, quantization: Quantization) -> Mode
     )
 
 
+def _declared(model: Model, arch: str) -> HFType | None:
+    """The transformers type the model is (its class, as a config's model is named; else
+    the type of its architecture's own name), or with ``arch`` the first type that
+    converts to that GGUF architecture."""
+    from shapecalc.architectures import commands, get
+
+    types = [t for command in commands() for t in get(command).hf]
+    if arch:
+        return next((t for t in types if t.gguf == arch), None)
+    cls = model.name.split(" ")[0]
+    found = next((t for t in types if cls in t.classes), None)
+    return found or next((t for t in types if t.model_type == model.kind), None)
+
+
 def _plan(
-    model: Model, method: GGUFMix, tensors: list[GGUFName], arch: str
+    model: Model, method: GGUFMix, tensors: list[GGUFName], arch: str, seventy_b: str
 ) -> dict[str, tuple[str, str]]:
     sizes = _sizes(model)
     return tensor_types(
         [(t.name, t.ne) for t in tensors],
         method.ftype,
         arch=arch,
+        seventy_b=seventy_b,
         imatrix=method.imatrix,
         pure=method.pure,
         output_type=method.output_type.upper(),

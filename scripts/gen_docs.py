@@ -290,6 +290,7 @@ def generated() -> dict[Path, str]:
         page_facts,
         transformer_facts,
     )
+    from docs_gguf import gguf_facts
     from docs_pictures import sweep_facts
 
     from shapecalc.architectures import commands, get
@@ -328,6 +329,7 @@ def generated() -> dict[Path, str]:
         **sweep_facts(),
         **page_facts(),
         **home_facts(),
+        **gguf_facts(),
     }
     templates = Path(__file__).resolve().parent / "templates"
     for template in sorted(templates.rglob("*.md")):

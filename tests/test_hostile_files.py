@@ -417,6 +417,120 @@ def state_space(folder: Path, rng: random.Random) -> Iterator[Path]:
         yield here
 
 
+# -- GGUF files (llama.cpp): headers built byte by byte ---------------------------------------
+def _gstr(text: str | bytes) -> bytes:
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    return struct.pack("<Q", len(raw)) + raw
+
+
+def gguf_bytes(
+    kvs: list[bytes] = (),  # type: ignore[assignment]
+    tensors: list[tuple[bytes | str, list[int], int, int]] = (),  # type: ignore[assignment]
+    data: bytes = b"",
+    version: int = 3,
+    counts: tuple[int, int] | None = None,
+    pad: bool = True,
+) -> bytes:
+    """A GGUF file: the header, its keys (each already encoded), its tensor entries
+    (name, ne, ggml type, offset), padding to 32 and ``data``."""
+    n_tensors, n_kv = counts if counts is not None else (len(tensors), len(kvs))
+    out = b"GGUF" + struct.pack("<IQQ", version, n_tensors, n_kv) + b"".join(kvs)
+    for name, ne, kind, offset in tensors:
+        out += _gstr(name) + struct.pack(f"<I{len(ne)}QIQ", len(ne), *ne, kind, offset)
+    if pad:
+        out += bytes(-len(out) % 32)
+    return out + data
+
+
+def gkv(key: str | bytes, kind: int, value: bytes) -> bytes:
+    return _gstr(key) + struct.pack("<I", kind) + value
+
+
+def gguf_files(folder: Path, rng: random.Random) -> Iterator[Path]:
+    good = gguf_bytes(
+        [
+            gkv("general.architecture", 8, _gstr("llama")),
+            gkv(
+                "tokenizer.ggml.tokens",
+                9,
+                struct.pack("<IQ", 8, 3) + b"".join(_gstr(t) for t in ("a", "b", "c")),
+            ),
+        ],
+        [("w.weight", [32, 2], 2, 0), ("n.weight", [4], 0, 64)],
+        bytes(80),
+    )
+    made = 0
+
+    def put(body: bytes) -> Path:
+        nonlocal made
+        made += 1
+        path = folder / f"g{made}.gguf"
+        path.write_bytes(body)
+        return path
+
+    yield put(good)
+    for cut in sorted({*range(0, len(good), 7), len(good) - 1}):  # truncated everywhere
+        yield put(good[:cut])
+    huge = 2**64 - 1
+    for counts in [(huge, 0), (0, huge), (2**40, 1), (1, 2**40), (10**6, 10**6)]:
+        yield put(gguf_bytes(counts=counts))
+    for version in (0, 1, 4, 2**32 - 1, 2**16):
+        yield put(gguf_bytes(version=version))
+    yield put(gguf_bytes([gkv("k", 8, struct.pack("<Q", huge))]))  # string past the file
+    yield put(gguf_bytes([gkv("k", 8, struct.pack("<Q", 2**40) + b"x")]))
+    for kind in (13, 255, 2**32 - 1):  # unknown value types, alone and in arrays
+        yield put(gguf_bytes([gkv("k", kind, b"")]))
+        yield put(gguf_bytes([gkv("k", 9, struct.pack("<IQ", kind, 1))]))
+    for length in (huge, 2**40, 10**9):  # arrays longer than the file
+        for item in (0, 8, 9, 12):
+            yield put(gguf_bytes([gkv("k", 9, struct.pack("<IQ", item, length))]))
+    for depth in (2, 8, 9, 50, 2000):  # arrays nested deep
+        nested = struct.pack("<IQ", 0, 0)
+        for _ in range(depth):
+            nested = struct.pack("<IQ", 9, 1) + nested
+        yield put(gguf_bytes([gkv("k", 9, nested)]))
+    yield put(gguf_bytes([gkv(b"\xff\xfe", 4, bytes(4))]))  # a key that is no UTF-8
+    yield put(gguf_bytes([gkv("k", 4, bytes(4)), gkv("k", 4, bytes(4))]))  # twice
+    for value, kind in ((0, 4), (3, 4), (2**31 + 1, 4), (64, 10), (32, 5)):  # alignments
+        code = {4: "<I", 10: "<Q", 5: "<i"}[kind]
+        yield put(gguf_bytes([gkv("general.alignment", kind, struct.pack(code, value))]))
+    for char in HOSTILE_CHARS:  # names and values printed back
+        yield put(
+            gguf_bytes(
+                [
+                    gkv("general.architecture", 8, _gstr(char * 3)),
+                    gkv("general.name", 8, _gstr("[red]" + char)),
+                ],
+                [(f"a{char}.weight", [32], 0, 0)],
+                bytes(128),
+            )
+        )
+    entries: list[list[tuple[bytes | str, list[int], int, int]]] = [
+        [("w", [32], 2**31, 0)],  # unknown ggml type
+        [("w", [32], 4, 0)],  # type 4: removed (Q4_2)
+        [("w", [2**62, 2**62], 0, 0)],  # dims past int64's numbers
+        [("w", [2**64 - 1], 0, 0)],  # a dim past int64
+        [("w", [1, 1, 1, 1, 1], 0, 0)],  # five dims
+        [("w", [33], 2, 0)],  # Q4_0 rows not whole blocks
+        [("w", [32], 0, 2**63)],  # data far past the file
+        [("w", [32], 0, 3)],  # misaligned
+        [("w", [32], 0, 0), ("v", [32], 0, 32)],  # overlapping (F32: 128 bytes each)
+        [("w", [32], 0, 0), ("w", [32], 0, 128)],  # one name twice
+        [("x" * 64, [32], 0, 0)],  # a name of 64 bytes
+        [(b"\xff", [32], 0, 0)],  # a name that is no UTF-8
+        [("w", [], 2, 0)],  # a block type of no dims
+    ]
+    for tensors in entries:
+        yield put(gguf_bytes([], tensors, bytes(256)))
+    for _ in range(40):  # random bytes after the magic
+        yield put(b"GGUF" + rng.randbytes(rng.randint(0, 300)))
+    for _ in range(30):  # random bytes flipped in a good file
+        body = bytearray(good)
+        for _ in range(rng.randint(1, 4)):
+            body[rng.randrange(4, len(body))] = rng.randrange(256)
+        yield put(bytes(body))
+
+
 FAMILIES: dict[str, Callable[[Path, random.Random], Iterator[Path]]] = {
     "mxfp4": mxfp4,
     "state_space": state_space,
@@ -431,6 +545,7 @@ FAMILIES: dict[str, Callable[[Path, random.Random], Iterator[Path]]] = {
     "random_bytes": random_bytes,
     "torch": torch_files,
     "folders": folders,
+    "gguf": gguf_files,
 }
 
 
@@ -488,7 +603,7 @@ def test_there_are_over_a_thousand() -> None:
     assert total >= 1000, total
 
 
-@pytest.mark.parametrize("kind", ["bracket bomb", "list bomb", "shared references"])
+@pytest.mark.parametrize("kind", ["bracket bomb", "list bomb", "shared references", "gguf strings"])
 def test_peak_memory_stays_bounded(tmp_path: Path, kind: str) -> None:
     """The largest hostile files, inspected in a fresh process: the peak memory (the
     process's high-water resident set, VmHWM: its own, not the parent's it was forked
@@ -497,6 +612,11 @@ def test_peak_memory_stays_bounded(tmp_path: Path, kind: str) -> None:
         body = b'{"a":[' + b"{}," * 33_000_000 + b"{}]}"
         path = tmp_path / "bomb.safetensors"
         path.write_bytes(struct.pack("<Q", len(body)) + body)
+    elif kind == "gguf strings":  # 4 million empty strings in one array, and one more
+        n = 4_000_001
+        body = gguf_bytes([gkv("k", 9, struct.pack("<IQ", 8, n) + bytes(8 * n))])
+        path = tmp_path / "strings.gguf"
+        path.write_bytes(body)
     elif kind == "list bomb":
         body = b"[" + b"[]," * 33_000_000 + b"[]]"
         path = tmp_path / "bomb.safetensors"

@@ -18,6 +18,8 @@ from shapecalc.core.errors import InvalidArgumentError, ShapecalcError, echo, fi
 from shapecalc.core.model import Model
 
 if TYPE_CHECKING:
+    from shapecalc.adapters.gguf import GGUFFile
+    from shapecalc.adapters.gguf_arch import GGUFCheck
     from shapecalc.adapters.hf_checkpoint import FolderCheck
 
 __all__ = ["CHECKPOINT_SUFFIXES", "Entry", "Inspection", "inspect_target", "load_module"]
@@ -47,6 +49,13 @@ class Inspection:
     check: FolderCheck | None = None
     #: a folder whose config.json cannot be read as a model: why it is not checked
     unchecked: str | None = None
+    #: a GGUF file: its header, and its tensors against the architecture it names (or
+    #: why they are not checked: ``gguf_unchecked``, with ``gguf_refused`` when the file
+    #: names an architecture shapecalc checks and its metadata does not describe one)
+    gguf: GGUFFile | None = None
+    gguf_check: GGUFCheck | None = None
+    gguf_unchecked: str | None = None
+    gguf_refused: bool = False
 
     @property
     def total(self) -> int:
@@ -131,6 +140,44 @@ def inspect_folder(target: str, allow: tuple[str, ...] = ()) -> Inspection:
     return Inspection(target, checkpoint.format, entries, checkpoint=checkpoint, check=check)
 
 
+def _is_gguf(target: str) -> bool:
+    """Whether a regular file begins with GGUF's magic (a FIFO or a device is never
+    opened here: opening one may wait for ever)."""
+    if not os.path.isfile(target):
+        return False
+    try:
+        with open(target, "rb") as handle:
+            return handle.read(4) == b"GGUF"
+    except OSError:
+        return False
+
+
+def inspect_gguf(target: str) -> Inspection:
+    """A GGUF file: its tensors (torch's shapes, ggml's types), and a check against the
+    architecture its metadata names, where shapecalc builds it."""
+    from shapecalc.adapters.gguf import read_gguf
+    from shapecalc.adapters.gguf_arch import check_gguf, gguf_types
+
+    file = read_gguf(target)
+    checkpoint = file.checkpoint()
+    entries = _entries(checkpoint)
+    try:
+        check = check_gguf(file)
+    except InvalidArgumentError as err:
+        split = "split.count" in file.metadata and err.rule == "a split GGUF is checked whole"
+        refused = file.architecture in gguf_types() and not split
+        return Inspection(
+            target,
+            "gguf",
+            entries,
+            checkpoint=checkpoint,
+            gguf=file,
+            gguf_unchecked=err.message,
+            gguf_refused=refused,
+        )
+    return Inspection(target, "gguf", entries, checkpoint=checkpoint, gguf=file, gguf_check=check)
+
+
 def inspect_target(
     target: str,
     allow: tuple[str, ...] = (),
@@ -143,6 +190,8 @@ def inspect_target(
         not os.path.exists(target) and ":" not in target and is_hub_id(target)
     ):
         return inspect_folder(target, allow)
+    if (target.lower().endswith(".gguf") and os.path.exists(target)) or _is_gguf(target):
+        return inspect_gguf(target)
     if target.endswith(CHECKPOINT_SUFFIXES) or os.path.isfile(target):
         checkpoint = read_checkpoint(target)
         return Inspection(target, checkpoint.format, _entries(checkpoint), checkpoint=checkpoint)

@@ -257,6 +257,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         _member(
             model_type="gemma",
+            gguf="gemma",
             prefix="Gemma",
             defaults=_defaults(
                 vocab_size=256000,
@@ -278,6 +279,8 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="llama",
+            gguf="llama",
+            gguf_70b="80 layers, grouped heads",
             kinds=tuple(tf.HEADS),
             qa_body="transformer",
             prefix="Llama",
@@ -297,6 +300,8 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="mistral",
+            gguf="llama",
+            gguf_70b="80 layers, grouped heads",
             kinds=tuple(tf.HEADS),
             qa_body="model",
             prefix="Mistral",
@@ -314,6 +319,8 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="mixtral",
+            gguf="llama",
+            gguf_70b="80 layers, grouped heads",
             kinds=tuple(tf.HEADS),
             qa_body="model",
             prefix="Mixtral",
@@ -336,6 +343,8 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="qwen2",
+            gguf="qwen2",
+            gguf_70b="80 layers",
             kinds=tuple(tf.HEADS),
             qa_body="transformer",
             prefix="Qwen2",
@@ -357,6 +366,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="qwen3",
+            gguf="qwen3",
             kinds=tuple(tf.HEADS),
             qa_body="transformer",
             prefix="Qwen3",
@@ -380,6 +390,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="gemma2",
+            gguf="gemma2",
             prefix="Gemma2",
             defaults=_defaults(
                 sliding_window=4096,
@@ -411,6 +422,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="phi3",
+            gguf="phi3",
             prefix="Phi3",
             defaults=_defaults(
                 sliding_window=None,

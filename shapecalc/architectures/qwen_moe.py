@@ -253,6 +253,7 @@ class QwenMoE(tf.Windowed, GroupedQueryLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         _member(
             model_type="qwen2_moe",
+            gguf="qwen2moe",
             prefix="Qwen2Moe",
             qa_body="model",
             defaults={
@@ -283,6 +284,7 @@ class QwenMoE(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="qwen3_moe",
+            gguf="qwen3moe",
             prefix="Qwen3Moe",
             qa_body="transformer",
             defaults={

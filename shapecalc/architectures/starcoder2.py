@@ -86,6 +86,7 @@ class StarCoder2(tf.Windowed, TransformerLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="starcoder2",
+            gguf="starcoder2",
             config_class="Starcoder2Config",
             classes=tf.head_classes("Starcoder2", "seq-cls", "token-cls"),
             base="model",

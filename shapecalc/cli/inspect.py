@@ -174,9 +174,33 @@ def _inspect(
             from shapecalc.report.inspect_text import fitted_lines
 
             click.echo("\n".join(["", *fitted_lines(check_lines(inspection.check), _width())]))
+    gguf_status = _gguf(inspection, fmt)
     if inspection.unchecked is not None:  # listed, but not checked: an error, after the list
         why = " ".join(inspection.unchecked.split())  # one line
         click.echo(f"Error: not checked against its config.json: {why}", err=True)
         sys.exit(2)
     if inspection.check is not None and not inspection.check.ok:
         sys.exit(1)
+    if gguf_status:
+        sys.exit(gguf_status)
+
+
+def _gguf(inspection: Inspection, fmt: str) -> int:
+    """A GGUF file's header and check, after its tensors (as text); the exit status: 1
+    when the file does not agree with the architecture it names."""
+    if inspection.gguf is None:
+        return 0
+    check = inspection.gguf_check
+    if fmt != "json":
+        from shapecalc.report.gguf_text import gguf_check_lines, gguf_lines
+        from shapecalc.report.inspect_text import fitted_lines
+
+        lines = ["", *gguf_lines(inspection.gguf)]
+        if check is not None:
+            lines += ["", *gguf_check_lines(check)]
+        elif inspection.gguf_unchecked:
+            lines += ["", f"Not checked against an architecture: {inspection.gguf_unchecked}"]
+        click.echo("\n".join(fitted_lines(lines, _width())))
+    if check is not None and not check.ok:
+        return 1
+    return 1 if inspection.gguf_refused else 0

@@ -129,6 +129,13 @@ class HFType(FrozenMethods):
     text_type: str = ""
     #: config (read through the reader's fields) -> arguments: what the table cannot say;
     #: called with the reader and the arguments read so far, changes them in place
+    #: the GGUF architecture llama.cpp's convert_hf_to_gguf.py writes this type as
+    #: (``general.architecture``); empty: shapecalc does not map it to GGUF
+    gguf: str = ""
+    #: when llama.cpp's load_arch_hparams takes the model for LLM_TYPE_70B (which
+    #: llama-quant.cpp gives attn_v more bits): ``"80 layers"``, ``"80 layers, grouped
+    #: heads"`` (and not 8 experts), or empty (never)
+    gguf_70b: str = ""
     read: Callable[[Any, dict[str, Any]], None] | None = field(default=None, repr=False)
     #: (architecture, the reference written from the table) -> the reference, or None
     #: when this type cannot build the architecture's model

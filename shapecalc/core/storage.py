@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from shapecalc.core.dims import Dim, exact_div, floor_div
 
-__all__ = ["STORAGE", "Storage", "storage_of"]
+__all__ = ["GGML_TYPES", "STORAGE", "GGMLType", "Storage", "ggml_storage", "storage_of"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,92 @@ STORAGE: dict[str, Storage] = {
         Storage("bool", 1, about="booleans, a byte each"),
     )
 }
+
+
+@dataclass(frozen=True)
+class GGMLType:
+    """A GGUF tensor type: its id in a file (``ggml_type`` in ggml.h), its name, and the
+    :data:`STORAGE` entry that prices it (torch's name for the plain types, ggml's for
+    the blocks)."""
+
+    id: int
+    name: str
+    block: int
+    block_bytes: int
+    about: str
+
+    @property
+    def storage(self) -> str:
+        return _GGML_PLAIN.get(self.name, self.name)
+
+
+#: the ggml types that are torch's dtypes under another name
+_GGML_PLAIN = {
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F64": "float64",
+    "I8": "int8",
+    "I16": "int16",
+    "I32": "int32",
+    "I64": "int64",
+}
+
+#: every ggml type a GGUF file may hold, by id: (block of numbers, bytes per block), as
+#: gguf-py's ``GGML_QUANT_SIZES`` (gguf 0.19, llama.cpp's gguf-py/gguf/constants.py) and
+#: ggml-common.h's ``block_*`` structs give them (QK_K = 256)
+GGML_TYPES: dict[int, GGMLType] = {
+    t.id: t
+    for t in (
+        GGMLType(0, "F32", 1, 4, "32-bit floats"),
+        GGMLType(1, "F16", 1, 2, "16-bit floats"),
+        GGMLType(2, "Q4_0", 32, 18, "4-bit, one fp16 scale per 32"),
+        GGMLType(3, "Q4_1", 32, 20, "4-bit, fp16 scale and min per 32"),
+        GGMLType(6, "Q5_0", 32, 22, "5-bit, one fp16 scale per 32"),
+        GGMLType(7, "Q5_1", 32, 24, "5-bit, fp16 scale and min per 32"),
+        GGMLType(8, "Q8_0", 32, 34, "8-bit, one fp16 scale per 32"),
+        GGMLType(9, "Q8_1", 32, 40, "8-bit, fp32 scale and sum per 32"),
+        GGMLType(10, "Q2_K", 256, 84, "2-bit k-quant, 4-bit scales per 16"),
+        GGMLType(11, "Q3_K", 256, 110, "3-bit k-quant, 6-bit scales per 16"),
+        GGMLType(12, "Q4_K", 256, 144, "4-bit k-quant, 6-bit scales per 32"),
+        GGMLType(13, "Q5_K", 256, 176, "5-bit k-quant, 6-bit scales per 32"),
+        GGMLType(14, "Q6_K", 256, 210, "6-bit k-quant, 8-bit scales per 16"),
+        GGMLType(15, "Q8_K", 256, 292, "8-bit k-quant (intermediate)"),
+        GGMLType(16, "IQ2_XXS", 256, 66, "2.06-bit i-quant (lattice)"),
+        GGMLType(17, "IQ2_XS", 256, 74, "2.31-bit i-quant (lattice)"),
+        GGMLType(18, "IQ3_XXS", 256, 98, "3.06-bit i-quant (lattice)"),
+        GGMLType(19, "IQ1_S", 256, 50, "1.56-bit i-quant"),
+        GGMLType(20, "IQ4_NL", 32, 18, "4-bit non-linear, per 32"),
+        GGMLType(21, "IQ3_S", 256, 110, "3.44-bit i-quant"),
+        GGMLType(22, "IQ2_S", 256, 82, "2.56-bit i-quant"),
+        GGMLType(23, "IQ4_XS", 256, 136, "4.25-bit non-linear, per 256"),
+        GGMLType(24, "I8", 1, 1, "8-bit integers"),
+        GGMLType(25, "I16", 1, 2, "16-bit integers"),
+        GGMLType(26, "I32", 1, 4, "32-bit integers"),
+        GGMLType(27, "I64", 1, 8, "64-bit integers"),
+        GGMLType(28, "F64", 1, 8, "64-bit floats"),
+        GGMLType(29, "IQ1_M", 256, 56, "1.75-bit i-quant"),
+        GGMLType(30, "BF16", 1, 2, "bfloat16"),
+        GGMLType(34, "TQ1_0", 256, 54, "ternary, 1.69 bits"),
+        GGMLType(35, "TQ2_0", 256, 66, "ternary, 2.06 bits"),
+        GGMLType(39, "MXFP4", 32, 17, "4-bit floats (e2m1), e8m0 scale per 32"),
+        GGMLType(40, "NVFP4", 64, 36, "4-bit floats (e2m1), fp8 scales per 16"),
+        GGMLType(41, "Q1_0", 128, 18, "1-bit, one fp16 scale per 128"),
+    )
+}
+
+#: ggml type name -> the type
+GGML_BY_NAME: dict[str, GGMLType] = {t.name: t for t in GGML_TYPES.values()}
+
+for _t in GGML_TYPES.values():
+    if _t.name not in _GGML_PLAIN:
+        STORAGE[_t.name] = Storage(_t.name, _t.block_bytes, _t.block, f"GGUF {_t.about}")
+
+
+def ggml_storage(name: str) -> Storage:
+    """The storage of a ggml type by its name (``Q4_K``, ``F16``)."""
+    return STORAGE[GGML_BY_NAME[name].storage]
+
 
 #: shapecalc's short dtype names (``--dtype``) to torch's
 SHORT_NAMES: dict[str, str] = {

@@ -56,6 +56,7 @@ METHODS: dict[str, str] = {
     "bitsandbytes": "shapecalc.quant.bnb",
     "mxfp4": "shapecalc.quant.mxfp4",
     "compressed-tensors": "shapecalc.quant.compressed",
+    "gguf": "shapecalc.quant.gguf",
 }
 
 
@@ -183,6 +184,11 @@ class Method:
     def stored(self, spec: LayerSpec, param: Param) -> tuple[Param, ...] | None:
         """The tensors stored for ``param`` of a converted layer, or None to keep it."""
         raise NotImplementedError
+
+    def quantize_model(self, model: Model, quantization: Quantization) -> Model | None:
+        """The whole model quantized by the method's own walk (a GGUF mix, whose types
+        depend on each tensor's layer), or None for :func:`quantize`'s layer by layer."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -422,6 +428,9 @@ def quantize(model: Model, quantization: Quantization) -> Model:
             "one quantization",
         )
     method = quantization.method
+    own = method.quantize_model(model, quantization)
+    if own is not None:
+        return own
     tied = {n.rpartition(".")[0] for pair in model.ties.items() for n in pair}
     # transformers' get_keys_to_not_convert: the output embeddings and the module of the
     # last parameter (a classifier's score), besides the tied tensors

@@ -551,6 +551,10 @@ def inspection_json(inspection: Inspection) -> str:
         report["check"] = check_json(inspection.check)
     if inspection.unchecked is not None:
         report["unchecked"] = inspection.unchecked
+    if inspection.gguf is not None:
+        from shapecalc.report.gguf_text import gguf_dict
+
+        report["gguf"] = gguf_dict(inspection)
     text = json.dumps(report, indent=2)
     if not shown.entries:
         return text + "\n"

@@ -1,0 +1,917 @@
+"""GGUF quant mixes (llama.cpp's ``llama-quantize``), tensor by tensor: ``--weights
+q4_k_m`` prices a model as llama.cpp's quantizer would store it, each tensor in the ggml
+type ``llama_tensor_get_type`` gives it.
+
+The rules are those of llama.cpp's ``src/llama-quant.cpp`` at commit
+007dbbf3fd17eefe9b47fee45f48f7ba5e62b714 (ggml-org/llama.cpp), read for this module:
+
+* ``llama_ftype_get_default_type``: the mix's base type (Q4_K for Q4_K_S and Q4_K_M).
+* ``tensor_allows_quantization``: only 2-D and 3-D tensors (ggml's n_dims, trailing ones
+  not counted) whose names end in ``weight`` and are no ``_norm.weight``, router
+  (``ffn_gate_inp``), position or token-type embedding or ``ssm_conv1d``; the others stay
+  as the conversion wrote them.
+* ``llama_tensor_get_type_impl``: ``output.weight`` (and ``token_embd.weight`` when the
+  output is tied to it) -> Q6_K (Q8_0 when its rows are not whole blocks, Q5_K for the
+  2-bit i-quants); ``attn_v`` (and ``attn_qkv``, ``attn_kv_b``) and ``ffn_down`` take more
+  bits in the _M mixes on the layers ``use_more_bits`` picks (the first and last eighth,
+  and every third between); Q2_K and Q3_K mixes raise ``attn_output``; Mixtral-like
+  models of 8 experts raise ``attn_v``/``attn_k`` to Q8_0; LLaMA 70B's ``attn_v``
+  (80 layers, grouped heads) to Q5_K.
+* ``tensor_type_fallback``: a row (``ne[0]``) that is not whole blocks of the chosen type
+  takes IQ4_NL, Q4_0, Q5_0, Q5_1 or Q8_0 (blocks of 32), or F16 when even that fails.
+* the counters: tensors are visited in ``weight_name_comparer``'s order (outside the
+  layers first, then layer by layer, by name within a layer); ``n_attention_wv`` counts
+  the attention-value tensors, ``ffn_down``'s layer is its counter in a dense model and
+  the ``blk.N.`` of its name in a model with experts.
+
+The source is a conversion by ``convert_hf_to_gguf.py --outtype f16``: 1-D tensors, norms
+and routers in F32, every other weight in F16 (its ``prepare_tensors``). Tensors are named
+as that conversion names them (:func:`gguf_tensors`, gguf-py's ``tensor_mapping.py``);
+transformers' fused experts (``gate_up_proj``) are GGUF's ``ffn_gate_exps`` and
+``ffn_up_exps``, which get one type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from shapecalc.core.errors import echo
+from shapecalc.core.hfmap import HFType
+from shapecalc.core.model import Model
+from shapecalc.core.spec import LayerSpec, Param
+from shapecalc.core.storage import GGML_BY_NAME
+from shapecalc.core.tree import Block, Child, Leaf, Node, Repeat, join_name
+from shapecalc.quant import Method, Quantization, Quantized, weights_error
+
+__all__ = [
+    "FTYPES",
+    "METHOD",
+    "GGUFMix",
+    "GGUFName",
+    "GGUFTypes",
+    "gguf_name",
+    "gguf_tensors",
+    "tensor_types",
+]
+
+# ---------------------------------------------------------------------------------------
+# transformers' names -> GGUF's (gguf-py tensor_mapping.py)
+# ---------------------------------------------------------------------------------------
+
+#: the model's own tensors, by transformers' name
+GLOBAL = {
+    "model.embed_tokens.weight": "token_embd.weight",
+    "model.norm.weight": "output_norm.weight",
+    "model.norm.bias": "output_norm.bias",
+    "lm_head.weight": "output.weight",
+}
+#: a layer's tensors: transformers' name within ``model.layers.N.`` -> GGUF's within
+#: ``blk.N.`` (tensor_mapping.py's block mappings, for the families shapecalc maps)
+LAYER = {
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "self_attn.qkv_proj": "attn_qkv",
+    "self_attn.q_norm": "attn_q_norm",
+    "self_attn.k_norm": "attn_k_norm",
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
+    "pre_feedforward_layernorm": "ffn_norm",
+    "post_feedforward_layernorm": "post_ffw_norm",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+    "mlp.gate_up_proj": "ffn_up",
+    "mlp.c_fc": "ffn_up",
+    "mlp.c_proj": "ffn_down",
+    "mlp.gate": "ffn_gate_inp",
+    "mlp.shared_expert.gate_proj": "ffn_gate_shexp",
+    "mlp.shared_expert.up_proj": "ffn_up_shexp",
+    "mlp.shared_expert.down_proj": "ffn_down_shexp",
+    "mlp.shared_expert_gate": "ffn_gate_inp_shexp",
+}
+#: transformers' fused experts (a parameter without .weight) -> GGUF's merged experts
+EXPERTS = {
+    "mlp.experts.down_proj": ("ffn_down_exps",),
+    "mlp.experts.gate_up_proj": ("ffn_gate_exps", "ffn_up_exps"),
+}
+_LAYER = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
+
+
+@dataclass(frozen=True)
+class GGUFName:
+    """One GGUF tensor made from a transformers tensor: its name, torch shape, and the
+    transformers name it comes from (a fused tensor split gives two)."""
+
+    name: str
+    shape: tuple[int, ...]
+    source: str
+    how: str = ""
+
+    @property
+    def ne(self) -> tuple[int, ...]:
+        return tuple(reversed(self.shape))
+
+
+def gguf_name(name: str, gemma_norms: bool = False) -> str | None:
+    """The GGUF name of a transformers tensor, or None when it has none here
+    (``gemma_norms``: the layer has ``pre_feedforward_layernorm``, so its
+    ``post_attention_layernorm`` is ``post_attention_norm``, as Gemma 2's)."""
+    if name in GLOBAL:
+        return GLOBAL[name]
+    m = _LAYER.match(name)
+    if m is None:
+        return None
+    index, rest = m.groups()
+    base, dot, suffix = rest.rpartition(".")
+    if suffix not in ("weight", "bias") or not dot:
+        return None
+    if gemma_norms and base == "post_attention_layernorm":
+        return f"blk.{index}.post_attention_norm.{suffix}"
+    short = LAYER.get(base)
+    return None if short is None else f"blk.{index}.{short}.{suffix}"
+
+
+def gguf_tensors(model: Model) -> tuple[list[GGUFName], list[str]]:
+    """Every tensor a conversion of ``model`` writes, in the model's order, and the
+    transformers tensors it has no GGUF name for. A tied output head is not written
+    (llama.cpp reads ``token_embd`` for it)."""
+    params = [(n, tuple(d for d in s if isinstance(d, int))) for n, s in model.named_parameters()]
+    gemma = {
+        m.group(1)
+        for n, _ in params
+        if (m := _LAYER.match(n)) and m.group(2).startswith("pre_feedforward_layernorm.")
+    }
+    out: list[GGUFName] = []
+    unmapped: list[str] = []
+    for name, shape in params:
+        if name in model.ties:
+            continue
+        m = _LAYER.match(name)
+        if m and m.group(2) in EXPERTS and len(shape) == 3:
+            parts = EXPERTS[m.group(2)]
+            if len(parts) == 1:
+                out.append(GGUFName(f"blk.{m.group(1)}.{parts[0]}.weight", shape, name))
+                continue
+            experts, rows, cols = shape
+            half = (experts, rows // 2, cols)
+            for part in parts:
+                out.append(GGUFName(f"blk.{m.group(1)}.{part}.weight", half, name, "half of"))
+            continue
+        new = gguf_name(name, bool(m) and m is not None and m.group(1) in gemma)
+        if new is None:
+            unmapped.append(name)
+        else:
+            out.append(GGUFName(new, shape, name))
+    return out, unmapped
+
+
+# ---------------------------------------------------------------------------------------
+# llama-quant.cpp
+# ---------------------------------------------------------------------------------------
+
+#: the mixes (llama_ftype, lower case as llama-quantize's names) -> their default type
+#: (llama_ftype_get_default_type)
+FTYPES: dict[str, str] = {
+    "q4_0": "Q4_0",
+    "q4_1": "Q4_1",
+    "q5_0": "Q5_0",
+    "q5_1": "Q5_1",
+    "q8_0": "Q8_0",
+    "f16": "F16",
+    "bf16": "BF16",
+    "f32": "F32",
+    "q1_0": "Q1_0",
+    "mxfp4_moe": "MXFP4",
+    "nvfp4": "NVFP4",
+    "q2_k_s": "Q2_K",
+    "q2_k": "Q2_K",
+    "iq3_xs": "IQ3_S",
+    "q3_k_s": "Q3_K",
+    "q3_k_m": "Q3_K",
+    "q3_k_l": "Q3_K",
+    "q4_k_s": "Q4_K",
+    "q4_k_m": "Q4_K",
+    "q5_k_s": "Q5_K",
+    "q5_k_m": "Q5_K",
+    "q6_k": "Q6_K",
+    "tq1_0": "TQ1_0",
+    "tq2_0": "TQ2_0",
+    "iq2_xxs": "IQ2_XXS",
+    "iq2_xs": "IQ2_XS",
+    "iq2_s": "IQ2_XS",
+    "iq2_m": "IQ2_S",
+    "iq3_xxs": "IQ3_XXS",
+    "iq1_s": "IQ1_S",
+    "iq1_m": "IQ1_M",
+    "iq4_nl": "IQ4_NL",
+    "iq4_xs": "IQ4_XS",
+    "iq3_s": "IQ3_S",
+    "iq3_m": "IQ3_S",
+}
+#: types that are no quantization (ggml_is_quantized is false for them)
+PLAIN = frozenset({"F32", "F16", "BF16", "F64", "I8", "I16", "I32", "I64"})
+#: the types llama-quantize refuses to make without an importance matrix
+#: (tensor_requires_imatrix), Q2_K only in a Q2_K_S mix
+NEEDS_IMATRIX = frozenset({"IQ3_XXS", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ1_M", "IQ1_S"})
+#: tensor_type_fallback: a type -> its type of blocks of 32
+FALLBACK = {
+    **dict.fromkeys(("IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS"), "IQ4_NL"),
+    "IQ3_S": "IQ4_NL",
+    "IQ4_XS": "IQ4_NL",
+    **dict.fromkeys(("Q2_K", "Q3_K", "TQ1_0", "TQ2_0"), "Q4_0"),
+    "Q4_K": "Q5_0",
+    "Q5_K": "Q5_1",
+    "Q6_K": "Q8_0",
+}
+#: names tensor_allows_quantization keeps as they are (found anywhere in the name)
+KEPT = (
+    "_norm.weight",
+    "ffn_gate_inp.weight",
+    "ffn_gate_tid2eid.weight",
+    "altup",
+    "laurel",
+    "per_layer_model_proj",
+    "ssm_conv1d",
+    "shortconv.conv.weight",
+    "indexer.k_proj.weight",
+    "indexer.q_proj.weight",
+    "time_mix_first.weight",
+    "time_mix_w0.weight",
+    "time_mix_w1.weight",
+    "time_mix_w2.weight",
+    "time_mix_v0.weight",
+    "time_mix_v1.weight",
+    "time_mix_v2.weight",
+    "time_mix_a0.weight",
+    "time_mix_a1.weight",
+    "time_mix_a2.weight",
+    "time_mix_g1.weight",
+    "time_mix_g2.weight",
+    "time_mix_decay_w1.weight",
+    "time_mix_decay_w2.weight",
+    "time_mix_lerp_fused.weight",
+    "attn_rel_b.weight",
+    ".position_embd",
+    "sam.pos_embd",
+    "sam.neck.",
+    "sam.net_",
+    ".rel_pos",
+    ".patch_embd",
+    ".patch_merger",
+    "a.rvq.codebook",
+    "mm.a.code_embd",
+)
+#: convert_hf_to_gguf.py's tensors kept in F32 whatever --outtype (prepare_tensors)
+F32_SOURCE = ("ffn_gate_inp.", "position_embd.", "token_types.", "ssm_conv1d.")
+
+
+def _n_dims(ne: tuple[int, ...]) -> int:
+    """ggml_n_dims: the dims up to the last above one (at least one)."""
+    for i in range(len(ne) - 1, 0, -1):
+        if ne[i] > 1:
+            return i + 1
+    return 1
+
+
+def source_type(name: str, ne: tuple[int, ...], outtype: str = "F16") -> str:
+    """The type convert_hf_to_gguf.py writes a tensor in: 1-D tensors, norms, routers,
+    position and token-type embeddings, ``ssm_conv1d`` and whatever is no ``.weight`` in
+    F32; every other tensor in ``outtype``."""
+    if len(ne) <= 1 or name.endswith("_norm.weight") or not name.endswith(".weight"):
+        return "F32"
+    if any(f".{key}" in f".{name}" for key in F32_SOURCE):
+        return "F32"
+    return outtype
+
+
+def _category(name: str) -> str:
+    """tensor_get_category."""
+    if name == "output.weight":
+        return "output"
+    if name in ("token_embd.weight", "per_layer_token_embd.weight"):
+        return "token_embd"
+    for key, category in (
+        ("attn_qkv.weight", "attn_qkv"),
+        ("attn_kv_b.weight", "attn_kv_b"),
+        ("attn_v.weight", "attn_v"),
+        ("attn_k.weight", "attn_k"),
+        ("attn_q.weight", "attn_q"),
+        ("attn_output.weight", "attn_output"),
+        ("ffn_up", "ffn_up"),
+        ("ffn_gate", "ffn_gate"),
+        ("ffn_down", "ffn_down"),
+    ):
+        if key in name:
+            return category
+    return "other"
+
+
+_ATTN_V = ("attn_v", "attn_qkv", "attn_kv_b")
+
+
+def allows_quantization(name: str, ne: tuple[int, ...]) -> bool:
+    """tensor_allows_quantization (quantize_output_tensor on, as llama-quantize's
+    default; the position and token-type embeddings by their LLM_TN names)."""
+    if _n_dims(ne) < 2 or not name.endswith("weight"):
+        return False
+    if name in ("position_embd.weight", "token_types.weight"):
+        return False
+    return not any(key in name for key in KEPT)
+
+
+def _use_more_bits(i_layer: int, n_layers: int) -> bool:
+    return (
+        i_layer < n_layers // 8
+        or i_layer >= 7 * n_layers // 8
+        or _cmod(i_layer - n_layers // 8, 3) == 2
+    )
+
+
+def _cdiv(a: int, b: int) -> int:
+    """C's integer division (toward zero)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def _cmod(a: int, b: int) -> int:
+    """C's remainder (the dividend's sign)."""
+    return a - b * _cdiv(a, b)
+
+
+@dataclass
+class _State:
+    """quantize_state_impl: the model's sizes and the counters."""
+
+    arch: str
+    #: when the model is LLM_TYPE_70B (HFType.gguf_70b): "80 layers", "80 layers,
+    #: grouped heads" or empty
+    seventy_b: str
+    n_layer: int
+    n_head: int
+    n_head_kv: int
+    n_expert: int
+    has_imatrix: bool
+    has_tied_embeddings: bool
+    n_attention_wv: int
+    i_attention_wv: int = 0
+    i_ffn_down: int = 0
+    i_ffn_gate: int = 0
+    i_ffn_up: int = 0
+
+    @property
+    def n_gqa(self) -> int:
+        return self.n_head // self.n_head_kv if self.n_head_kv else 0
+
+    @property
+    def is_70b(self) -> bool:
+        """LLM_TYPE_70B, as load_arch_hparams sets it and the architecture declares it
+        (HFType.gguf_70b): 80 layers (qwen2.cpp), or 80 layers with grouped heads and not
+        8 experts (llama.cpp's src/models/llama.cpp)."""
+        if self.n_layer != 80 or not self.seventy_b:
+            return False
+        if self.seventy_b == "80 layers":
+            return True
+        return self.n_expert != 8 and self.n_head != self.n_head_kv
+
+    def layer(self, counter: int, name: str) -> int:
+        """layer_info: the counter, or (with experts) the layer its name says."""
+        if max(1, self.n_expert) > 1:
+            m = re.match(r"blk\.(\d+)\.", name)
+            if m is None:
+                raise ValueError(f"Failed to determine layer for tensor {name}")
+            return int(m.group(1))
+        return counter
+
+
+_IQ2 = ("iq2_xxs", "iq2_xs", "iq1_s", "iq2_s", "iq2_m", "iq1_m")
+
+
+def _impl(
+    qs: _State,
+    new: str,
+    name: str,
+    ne: tuple[int, ...],
+    ftype: str,
+    cat: str,
+    output_type: str = "",
+) -> str:
+    """llama_tensor_get_type_impl, branch by branch (``output_type``:
+    ``--output-tensor-type``, which a tied token embedding takes too)."""
+    arch, n_layer = qs.arch, qs.n_layer
+    if cat == "output" or (qs.has_tied_embeddings and cat == "token_embd"):
+        if output_type:
+            return output_type
+        block = GGML_BY_NAME[new].block
+        if ftype == "mxfp4_moe":
+            return "Q8_0"
+        if arch == "falcon" or ne[0] % block:
+            return "Q8_0"
+        if ftype in ("iq2_xxs", "iq2_xs", "iq3_xxs", "iq1_s", "iq2_s", "iq2_m", "iq1_m"):
+            return "Q5_K"
+        return "Q6_K" if new != "Q8_0" else new
+    if ftype == "mxfp4_moe":
+        return "MXFP4" if len(ne) > 2 and ne[2] > 1 else "Q8_0"
+    if cat == "token_embd":
+        if ftype in ("iq2_xxs", "iq2_xs", "iq1_s", "iq1_m"):
+            return "Q2_K"
+        if ftype in ("iq2_s", "iq2_m", "iq3_xxs"):
+            return "IQ3_S"
+        if ftype in ("tq1_0", "tq2_0"):
+            return "Q4_K"
+        return new
+    if ftype in _IQ2:
+        if cat in _ATTN_V:
+            if qs.n_gqa >= 4 or qs.n_expert >= 4:
+                new = "Q4_K"
+            else:
+                new = "IQ3_S" if ftype in ("iq2_s", "iq2_m") else "Q2_K"
+            qs.i_attention_wv += 1
+        elif qs.n_expert == 8 and cat == "attn_k":
+            new = "Q4_K"
+        elif cat == "ffn_down":
+            if qs.i_ffn_down < n_layer // 8:
+                new = "IQ3_S" if ftype in ("iq2_s", "iq2_m") else "Q2_K"
+            qs.i_ffn_down += 1
+        elif cat == "attn_output":
+            if qs.n_expert == 8:
+                new = "Q5_K"
+            elif ftype in ("iq1_s", "iq1_m"):
+                new = "IQ2_XXS"
+            elif ftype in ("iq2_s", "iq2_m"):
+                new = "IQ3_S"
+        return new
+    if cat in _ATTN_V:
+        gqa = qs.n_gqa
+        if ftype == "q2_k":
+            new = "Q4_K" if gqa >= 4 else "Q3_K"
+        elif ftype == "q2_k_s" and gqa >= 4:
+            new = "Q4_K"
+        elif ftype == "iq3_xxs":
+            new = "Q4_K" if gqa >= 4 else ("IQ3_S" if not qs.has_imatrix else "IQ3_XXS")
+        elif (ftype in ("iq3_xs", "iq3_s") and gqa >= 4) or ftype == "iq3_m":
+            new = "Q4_K"
+        elif ftype == "q3_k_m":
+            new = "Q5_K" if qs.i_attention_wv < 2 else "Q4_K"
+        elif ftype == "q3_k_l" or (ftype in ("iq4_nl", "iq4_xs") and gqa >= 4):
+            new = "Q5_K"
+        elif ftype in ("q4_k_m", "q5_k_m") and _use_more_bits(qs.i_attention_wv, qs.n_attention_wv):
+            new = "Q6_K"
+        elif ftype == "q4_k_s" and qs.i_attention_wv < 4:
+            new = "Q5_K"
+        if qs.is_70b and new in ("Q3_K", "Q4_K"):
+            new = "Q5_K"
+        if qs.n_expert == 8:
+            new = "Q8_0"
+        qs.i_attention_wv += 1
+        return new
+    if cat == "attn_k":
+        if qs.n_expert == 8:
+            return "Q8_0"
+        if ftype == "iq3_xs":
+            return "IQ3_XXS"
+        if ftype == "iq3_xxs":
+            return "IQ2_S"
+        return new
+    if cat == "attn_q":
+        if ftype == "iq3_xs":
+            return "IQ3_XXS"
+        if ftype == "iq3_xxs":
+            return "IQ2_S"
+        return new
+    if cat == "ffn_down":
+        i_layer = qs.layer(qs.i_ffn_down, name)
+        falcon = arch == "falcon"
+        if ftype == "q2_k":
+            new = "Q3_K"
+        elif ftype == "q2_k_s":
+            if i_layer < n_layer // 8:
+                new = "Q4_K"
+        elif ftype == "iq3_xxs" and not qs.has_imatrix:
+            new = "Q4_K" if i_layer < n_layer // 8 else "Q3_K"
+        elif ftype == "q3_k_m":
+            if i_layer < n_layer // 16:
+                new = "Q5_K"
+            elif not falcon or _use_more_bits(i_layer, n_layer):
+                new = "Q4_K"
+            else:
+                new = "Q3_K"
+        elif ftype == "iq3_m" and (
+            i_layer < n_layer // 8 or (qs.n_expert == 8 and _use_more_bits(i_layer, n_layer))
+        ):
+            new = "Q4_K"
+        elif ftype == "q3_k_l":
+            new = "Q4_K" if falcon else "Q5_K"
+        elif ftype == "q4_k_m":
+            if falcon:
+                if i_layer < n_layer // 16:
+                    new = "Q6_K"
+                elif _use_more_bits(i_layer, n_layer):
+                    new = "Q5_K"
+                else:
+                    new = "Q4_K"
+            elif _use_more_bits(i_layer, n_layer):
+                new = "Q6_K"
+        elif i_layer < n_layer // 8 and ftype in ("iq4_nl", "iq4_xs") and not qs.has_imatrix:
+            new = "Q5_K"
+        elif ftype == "q5_k_m" and _use_more_bits(i_layer, n_layer):
+            new = "Q6_K"
+        elif ftype == "q4_k_s" and not falcon and i_layer < n_layer // 8:
+            new = "Q5_K"
+        elif ftype in ("q4_0", "q5_0") and qs.has_imatrix and i_layer < n_layer // 8:
+            new = "Q4_1" if ftype == "q4_0" else "Q5_1"
+        qs.i_ffn_down += 1
+        return new
+    if cat == "attn_output":
+        if arch != "falcon":
+            if qs.n_expert == 8:
+                if ftype in (
+                    "q2_k", "iq3_xs", "iq3_xxs", "q3_k_s", "q3_k_m", "iq4_nl", "q4_k_s",
+                    "q4_k_m", "iq3_s", "iq3_m", "iq4_xs",
+                ):  # fmt: skip
+                    new = "Q5_K"
+            else:
+                new = {
+                    "q2_k": "Q3_K",
+                    "iq3_xxs": "IQ3_S",
+                    "q3_k_m": "Q4_K",
+                    "q3_k_l": "Q5_K",
+                    "iq3_m": "Q4_K",
+                }.get(ftype, new)
+        elif ftype == "q3_k_l":
+            new = "Q4_K"
+        return new
+    if cat == "attn_qkv":  # unreachable: attn_qkv is an attention-value category above
+        return new
+    if cat in ("ffn_gate", "ffn_up"):
+        counter = qs.i_ffn_gate if cat == "ffn_gate" else qs.i_ffn_up
+        i_layer = qs.layer(counter, name)
+        if ftype == "iq3_xs" and n_layer // 8 <= i_layer < 7 * n_layer // 8:
+            new = "IQ3_XXS"
+        if cat == "ffn_gate":
+            qs.i_ffn_gate += 1
+        else:
+            qs.i_ffn_up += 1
+        return new
+    return new
+
+
+def _fallback(new: str, ne: tuple[int, ...]) -> tuple[str, bool]:
+    """tensor_type_fallback: (the type, whether it fell back)."""
+    ncols = ne[0]
+    if ncols % GGML_BY_NAME[new].block == 0:
+        return new, False
+    if new not in FALLBACK:
+        raise ValueError(f"no tensor type fallback is defined for type {new}")
+    back = FALLBACK[new]
+    if ncols % GGML_BY_NAME[back].block:
+        back = "F16"
+    return back, True
+
+
+def _layer_key(name: str) -> tuple[int, str]:
+    """weight_name_comparer: the layer of ``blk.N.`` (-1 outside the layers), then the
+    name."""
+    m = re.match(r"blk\.(\d+)\.", name)
+    return (int(m.group(1)) if m else -1, name)
+
+
+def tensor_types(
+    tensors: list[tuple[str, tuple[int, ...]]],
+    ftype: str,
+    *,
+    arch: str,
+    seventy_b: str = "",
+    n_layer: int,
+    n_head: int,
+    n_head_kv: int,
+    n_expert: int = 0,
+    imatrix: bool = False,
+    pure: bool = False,
+    output_type: str = "",
+    embedding_type: str = "",
+    outtype: str = "F16",
+) -> dict[str, tuple[str, str]]:
+    """Each GGUF tensor (name, ne) -> (its source type, the type llama-quantize gives it
+    in the mix ``ftype``), as llama_model_quantize_impl visits them."""
+    default = FTYPES[ftype]
+    ordered = sorted(tensors, key=lambda t: _layer_key(t[0]))
+    names = [n for n, _ in ordered]
+    qs = _State(
+        arch=arch,
+        seventy_b=seventy_b,
+        n_layer=n_layer,
+        n_head=n_head,
+        n_head_kv=n_head_kv,
+        n_expert=n_expert,
+        has_imatrix=imatrix,
+        has_tied_embeddings="output.weight" not in names,
+        n_attention_wv=sum(1 for n in names if _category(n) in _ATTN_V),
+    )
+    out: dict[str, tuple[str, str]] = {}
+    for name, ne in ordered:
+        source = source_type(name, ne, outtype)
+        if not allows_quantization(name, ne):
+            out[name] = (source, source)
+            continue
+        cat = _category(name)
+        if embedding_type and cat == "token_embd":
+            out[name] = (source, embedding_type)
+            continue
+        if output_type and cat == "output":
+            out[name] = (source, output_type)
+            continue
+        new = default
+        if default not in PLAIN:
+            if not pure:
+                new = _impl(qs, new, name, ne, ftype, cat, output_type)
+            try:
+                new, _ = _fallback(new, ne)
+            except ValueError as err:
+                raise ValueError(f"{name} (rows of {ne[0]:,}): {err}") from None
+        out[name] = (source, new)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# the method
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GGUFTypes(Method):
+    """One layer's tensors as a GGUF mix stores them: param name -> ggml type."""
+
+    types: tuple[tuple[str, str], ...] = ()
+    mix: str = ""
+
+    quant_method: ClassVar[str] = "gguf"
+
+    def describe(self) -> str:
+        return f"GGUF {self.mix.upper()}"
+
+    def converts(self, parts: tuple[str, ...], spec: LayerSpec, head: bool) -> bool:
+        return True
+
+    def stored(self, spec: LayerSpec, param: Param) -> tuple[Param, ...] | None:
+        found = dict(self.types).get(param.name)
+        if found is None:
+            return None
+        gtype = GGML_BY_NAME[found]
+        role = f"{param.role}; GGUF {found}" if param.role else f"GGUF {found}"
+        return (dataclasses.replace(param, role=role, dtype=gtype.storage),)
+
+
+@dataclass(frozen=True)
+class GGUFMix(Method):
+    """A llama-quantize mix (``ftype``: q4_k_m, q8_0, ...): each tensor's ggml type as
+    llama_tensor_get_type gives it. ``imatrix``: an importance matrix is given (it
+    changes a few choices, and the 1- and 2-bit i-quants need one); ``pure``:
+    ``--pure`` (every tensor the mix's base type); ``output_type`` and
+    ``embedding_type``: ``--output-tensor-type`` and ``--token-embedding-type``."""
+
+    ftype: str = "q4_k_m"
+    imatrix: bool = False
+    pure: bool = False
+    output_type: str = ""
+    embedding_type: str = ""
+    #: the GGUF architecture (general.architecture) the model converts to: it decides
+    #: LLaMA 70B's attn_v rule (llama, qwen2) and Falcon's; empty: by the model's kind
+    arch: str = ""
+
+    quant_method: ClassVar[str] = "gguf"
+    aliases: ClassVar[dict[str, dict[str, Any]]] = {
+        name: {"ftype": name} for name in FTYPES if name not in ("f16", "bf16", "f32")
+    }
+    keys: ClassVar[dict[str, tuple[str, ...]]] = {"skip": ("modules_to_not_convert",)}
+
+    def check(self, where: str) -> None:
+        if self.ftype not in FTYPES:
+            raise weights_error(
+                where,
+                self.ftype,
+                f"{where}: ftype = {echo(self.ftype)} is not a llama-quantize mix "
+                f"(mixes: {', '.join(FTYPES)})",
+                "a llama-quantize mix",
+            )
+        for key in ("imatrix", "pure"):
+            if not isinstance(getattr(self, key), bool):
+                raise weights_error(
+                    where,
+                    getattr(self, key),
+                    f"{where}: {key} must be true or false",
+                    f"{key} is true or false",
+                )
+        for key in ("output_type", "embedding_type"):
+            value = getattr(self, key)
+            if value and (not isinstance(value, str) or value.upper() not in GGML_BY_NAME):
+                raise weights_error(
+                    where,
+                    value,
+                    f"{where}: {key} = {echo(value)} is not a ggml type (Q6_K, Q8_0, F16, ...)",
+                    f"{key} is a ggml type",
+                )
+        if self.skip:
+            raise weights_error(
+                where,
+                self.skip,
+                f"{where}: a GGUF mix converts every tensor llama-quantize does; "
+                "modules_to_not_convert does not apply",
+                "no modules_to_not_convert",
+            )
+
+    def describe(self) -> str:
+        extra = " with an importance matrix" if self.imatrix else ""
+        return f"GGUF {self.ftype.upper()} (llama-quantize's mix{extra})"
+
+    def converts(self, parts: tuple[str, ...], spec: LayerSpec, head: bool) -> bool:
+        return False  # quantize_model places each type
+
+    def stored(self, spec: LayerSpec, param: Param) -> tuple[Param, ...] | None:
+        return None
+
+    def quantize_model(self, model: Model, quantization: Quantization) -> Model:
+        return _quantize(model, self, quantization)
+
+
+def _sizes(model: Model) -> dict[str, int]:
+    """n_layer, n_head, n_head_kv, n_expert from the model's arguments."""
+    args = dict(model.arguments)
+    out = {}
+    for key, names in (
+        ("n_layer", ("layers",)),
+        ("n_head", ("heads",)),
+        ("n_head_kv", ("kv_heads", "heads")),
+        ("n_expert", ("experts",)),
+    ):
+        value = next((args[n] for n in names if isinstance(args.get(n), int)), 0)
+        out[key] = value
+    return out
+
+
+def _quantize(model: Model, method: GGUFMix, quantization: Quantization) -> Model:
+    where = quantization.source if quantization.source != "--weights" else "--weights"
+    kind = str(getattr(model.config, "model_type", "") or model.kind or "")
+    symbolic = next(
+        (n for n, shape in model.named_parameters() if not all(isinstance(d, int) for d in shape)),
+        None,
+    )
+    if symbolic is not None:
+        raise weights_error(
+            "weights",
+            method.ftype,
+            f"{where} {method.ftype}: a GGUF mix needs every size as a number (each tensor's "
+            f"type depends on its rows' length and its layer); {symbolic} has a size name",
+            "numbers for a GGUF mix",
+        )
+    tensors, unmapped = gguf_tensors(model)
+    if unmapped or not tensors:
+        said = ", ".join(unmapped[:3]) if unmapped else "no tensor"
+        raise weights_error(
+            "weights",
+            method.ftype,
+            f"{where} {method.ftype}: shapecalc names GGUF tensors for the LLaMA, Qwen, "
+            f"Gemma, Phi-3 and StarCoder2 families; {model.name} has tensors without a GGUF "
+            f"name ({said})",
+            "a model whose tensors have GGUF names",
+        )
+    declared = _declared(model, method.arch)
+    arch = method.arch or (declared.gguf if declared else "") or kind
+    seventy_b = declared.gguf_70b if declared else ""
+    try:
+        types = _plan(model, method, tensors, arch, seventy_b)
+    except ValueError as err:  # llama-quantize stops (no fallback, no layer)
+        raise weights_error(
+            "weights",
+            method.ftype,
+            f"{where} {method.ftype}: llama-quantize stops on {model.name}: {err}",
+            "a mix llama-quantize can make",
+        ) from None
+    if not method.imatrix:
+        needs = [
+            n
+            for n, (_, t) in types.items()
+            if n not in ("token_embd.weight", "output.weight")
+            and (t in NEEDS_IMATRIX or (t == "Q2_K" and method.ftype == "q2_k_s"))
+        ]
+        if needs:
+            raise weights_error(
+                "weights",
+                method.ftype,
+                f"{where} {method.ftype}: llama-quantize makes {types[needs[0]][1]} "
+                f"({needs[0]}) only with an importance matrix; add :imatrix=true",
+                "the 1- and 2-bit i-quants need an importance matrix",
+            )
+    by_source: dict[str, str] = {}
+    for t in tensors:
+        chosen = types[t.name][1]
+        if by_source.setdefault(t.source, chosen) != chosen:  # a fused tensor, split
+            raise weights_error(
+                "weights",
+                method.ftype,
+                f"{t.source}: its GGUF halves get {by_source[t.source]} and {chosen}",
+                "one type for a fused tensor",
+            )
+    root = _rewrite(model.root, (), by_source, method.ftype)
+    return dataclasses.replace(
+        model,
+        root=root,
+        quantization=quantization,
+        unquantized=model,
+        make_template=None,
+        factory=None,
+    )
+
+
+def _declared(model: Model, arch: str) -> HFType | None:
+    """The transformers type the model is (its class, as a config's model is named; else
+    the type of its architecture's own name), or with ``arch`` the first type that
+    converts to that GGUF architecture."""
+    from shapecalc.architectures import commands, get
+
+    types = [t for command in commands() for t in get(command).hf]
+    if arch:
+        return next((t for t in types if t.gguf == arch), None)
+    cls = model.name.split(" ")[0]
+    found = next((t for t in types if cls in t.classes), None)
+    return found or next((t for t in types if t.model_type == model.kind), None)
+
+
+def _plan(
+    model: Model, method: GGUFMix, tensors: list[GGUFName], arch: str, seventy_b: str
+) -> dict[str, tuple[str, str]]:
+    sizes = _sizes(model)
+    return tensor_types(
+        [(t.name, t.ne) for t in tensors],
+        method.ftype,
+        arch=arch,
+        seventy_b=seventy_b,
+        imatrix=method.imatrix,
+        pure=method.pure,
+        output_type=method.output_type.upper(),
+        embedding_type=method.embedding_type.upper(),
+        n_layer=sizes["n_layer"],
+        n_head=sizes["n_head"],
+        n_head_kv=sizes["n_head_kv"],
+        n_expert=sizes["n_expert"],
+    )
+
+
+def _names(node: Node, parts: tuple[str, ...]) -> Iterator[tuple[str, str]]:
+    """(full name, param name) of every parameter under ``node`` at concrete ``parts``."""
+    if isinstance(node, Leaf):
+        for p in node.spec.params():
+            yield join_name(*parts, p.name), p.name
+        return
+    for entry in node.children:
+        if isinstance(entry, Repeat):
+            for index in entry.indices() or ():
+                yield from _names(entry.node, (*parts, str(index)))
+        else:
+            yield from _names(entry.node, (*parts, entry.name))
+
+
+def _rewrite(node: Node, parts: tuple[str, ...], types: Mapping[str, str], mix: str) -> Node:
+    """The tree with each leaf's tensors typed; a run whose layers differ split into runs
+    of consecutive layers alike."""
+    if isinstance(node, Leaf):
+        own = tuple(
+            (p.name, types[join_name(*parts, p.name)])
+            for p in node.spec.params()
+            if join_name(*parts, p.name) in types
+        )
+        if not own:
+            return node
+        return dataclasses.replace(node, spec=Quantized(node.spec, GGUFTypes(types=own, mix=mix)))
+    entries: list[Any] = []
+    for entry in node.children:
+        if isinstance(entry, Child):
+            entries.append(
+                Child(entry.name, _rewrite(entry.node, (*parts, entry.name), types, mix))
+            )
+            continue
+        indices = list(entry.indices() or ())
+        groups: list[tuple[int, int, tuple[tuple[str, str], ...]]] = []
+        for index in indices:
+            here = (*parts, str(index))
+            start = len(join_name(*here)) + 1
+            sign = tuple(
+                (full[start:], types.get(full, "")) for full, _ in _names(entry.node, here)
+            )
+            if groups and groups[-1][2] == sign:
+                first, count, _ = groups[-1]
+                groups[-1] = (first, count + 1, sign)
+            else:
+                groups.append((index, 1, sign))
+        for first, count, _ in groups:
+            inner = _rewrite(entry.node, (*parts, str(first)), types, mix)
+            entries.append(Repeat(inner, count, first, entry.step))
+    return Block(node.kind, entries, node.flow, node.description)
+
+
+METHOD = GGUFMix

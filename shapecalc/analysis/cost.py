@@ -59,7 +59,8 @@ from shapecalc.core.errors import (
 )
 from shapecalc.core.flow import Opaque
 from shapecalc.core.model import Model
-from shapecalc.core.spec import STATE_KINDS, STORED_BYTES, LayerSpec, Shape, Stored, Work
+from shapecalc.core.spec import STATE_KINDS, LayerSpec, Shape, Stored, Work
+from shapecalc.core.storage import STORAGE
 from shapecalc.core.tree import (
     Block,
     Child,
@@ -611,12 +612,13 @@ class Cost:
         b = self.itemsize
         lines: list[MemoryLine] = []
         weights = m.bytes(self.dtype)  # N·b, but tensors of a dtype of their own at theirs
-        kept = sorted({row.param.dtype for row in m.rows() if row.param.dtype})
-        own = "".join(f"; {d} tensors {STORED_BYTES[d]} byte(s) each" for d in kept)
         if m.quantization is not None:  # the rule names the method and both parts
             from shapecalc.quant import weights_rule
 
             own = "; " + weights_rule(m, b, self.dtype)
+        else:
+            kept = sorted({row.param.dtype for row in m.rows() if row.param.dtype})
+            own = "".join(f"; {d} tensors {_stored_text(d)}" for d in kept)
         if self.mixed_precision:
             lines.append(
                 MemoryLine(
@@ -1145,6 +1147,14 @@ CACHE_NAMES = {
     "latent": "the compressed latent and the rotated key (transformers 5, vLLM, SGLang)",
     "heads": "every head's keys and values (transformers 4)",
 }
+
+
+def _stored_text(dtype: str) -> str:
+    """``1 byte(s) each``, or for a dtype stored in blocks ``18 bytes per 32 numbers``."""
+    storage = STORAGE[dtype]
+    if storage.block == 1:
+        return f"{storage.block_bytes} byte(s) each"
+    return f"{storage.block_bytes} bytes per {storage.block} numbers"
 
 
 def _peak_rule(cost: Cost, peak: Peak) -> str:

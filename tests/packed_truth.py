@@ -75,7 +75,13 @@ def gptq_sizes(seed: int = 27, count: int = 60) -> list[dict[str, Any]]:
         else:
             n_in, n_out = rng.randint(1, 400), rng.randint(1, 400)
         out.append(
-            {"bits": bits, "group_size": group, "in": n_in, "out": n_out, "bias": rng.random() < 0.5}
+            {
+                "bits": bits,
+                "group_size": group,
+                "in": n_in,
+                "out": n_out,
+                "bias": rng.random() < 0.5,
+            }
         )
     return out
 

@@ -20,8 +20,8 @@ from shapecalc.cli import cli
 from shapecalc.core.dims import symbol
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.model import Model, full_name
-from shapecalc.core.tree import every_child, placed_leaves
 from shapecalc.core.spec import expand
+from shapecalc.core.tree import every_child, placed_leaves
 from shapecalc.layers.linear import Linear
 from shapecalc.layers.transformers import Conv1D
 from shapecalc.quant import Quantized, from_config, parse_weights, quantize
@@ -127,8 +127,9 @@ def test_the_layout_rules_on_drawn_sizes(case: tuple[int, int, int, int]) -> Non
     i, o = symbol("I"), symbol("O")
     symbolic = list(Quantized(Linear(i, o), method).params())
     values = {"I": n_in, "O": n_out}
-    assert [[int(d.subs(values)) if not isinstance(d, int) else d for d in p.shape]
-            for p in symbolic] == [e[1] for e in expected]
+    assert [
+        [int(d.subs(values)) if not isinstance(d, int) else d for d in p.shape] for p in symbolic
+    ] == [e[1] for e in expected]
     sizes = {"int32": 4, "float16": 2}
     want = sum(math.prod(s) * sizes[d] for _, s, d in expected)
     assert sum(p.nbytes(2) for p in Quantized(Linear(n_in, n_out), method).params()) == want
@@ -142,16 +143,16 @@ def test_conv1d_is_quantized_in_and_out() -> None:
     assert got[0] == ["qweight", [8, 192], "int32"] and got[3] == ["g_idx", [64], "int32"]
 
 
-def test_published_llama2_7b_gptq_shapes() -> None:
-    """TheBloke/Llama-2-7B-GPTQ (main: 4 bits, group 128, made with AutoGPTQ): q_proj's
-    qweight (512, 4096) int32, qzeros (32, 512), scales (32, 4096) float16, g_idx
-    (4096,); the MLP's down_proj (11008 in) qweight (1376, 4096), 86 groups."""
+def test_llama2_7b_gptq_shapes() -> None:
+    """Llama-2-7B at 4 bits in groups of 128 (TheBloke/Llama-2-7B-GPTQ's main branch, as
+    the issue's brief quotes its q_proj: qweight (512, 4096) int32, qzeros (32, 512),
+    scales (32, 4096), g_idx (4096,); the names as FastChat issue #3520 lists that kind of
+    checkpoint's, g_idx included); down_proj's 11008 inputs make 86 groups, the same 86
+    AutoAWQ issue #566 shows for the AWQ checkpoint of the model."""
     from shapecalc.architectures import get
 
     cls = get("llama")
-    model = cls(
-        vocab=32000, hidden=4096, layers=2, heads=32, intermediate=11008
-    ).model()  # type: ignore[call-arg]
+    model = cls(vocab=32000, hidden=4096, layers=2, heads=32, intermediate=11008).model()  # type: ignore[call-arg]
     q = quantize(model, parse_weights("gptq"))
     shapes = {n: (s, d) for n, s, d in tensors(q)}
     prefix = "model.layers.0."
@@ -222,7 +223,10 @@ def test_the_cli_prints_the_packed_tensors(width: int) -> None:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["mlp", "--inputs", "64", "--hidden", "64", "--layers", "2", "--outputs", "10"], "no decoder blocks"),
+        (
+            ["mlp", "--inputs", "64", "--hidden", "64", "--layers", "2", "--outputs", "10"],
+            "no decoder blocks",
+        ),
         (
             [*LLAMA, "--experts", "4"],
             "--moe-layout checkpoint",
@@ -245,3 +249,34 @@ def test_experts_named_one_by_one_are_quantized() -> None:
     out = result.stdout
     assert "experts.{0..3}.w1.qweight" in out and "block_sparse_moe.gate.weight" in out
     assert "gate.qweight" not in out
+
+
+def _example(command: str) -> list[str]:
+    import shlex
+
+    from shapecalc.architectures import get
+
+    args = shlex.split(get(command).example)
+    args = args[1:] if args[0] == "shapecalc" else args
+    return args if args[0] == command else [command, *args]
+
+
+def _commands() -> list[str]:
+    from shapecalc.architectures import commands
+
+    return commands()
+
+
+@pytest.mark.parametrize("weights", ["gptq", "awq"])
+@pytest.mark.parametrize("command", _commands())
+def test_every_architecture_is_packed_or_refused_in_one_line(command: str, weights: str) -> None:
+    """Each architecture's example: its blocks' linear layers packed, or one line saying
+    why not (no decoder blocks optimum's patterns find, fused experts, a size the packer
+    cannot take), exit 2."""
+    result = run([*_example(command), "--weights", weights], 100)
+    if result.exit_code == 0:
+        assert "qweight" in result.stdout
+    else:
+        assert result.exit_code == 2, result.output
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert weights in result.stderr and "Traceback" not in result.output

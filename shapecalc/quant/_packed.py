@@ -26,6 +26,7 @@ from shapecalc.core.errors import echo
 from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec, Param
 from shapecalc.core.tree import Leaf, join_name, map_leaves
+from shapecalc.layers.transformers import Experts, GptOssExperts
 from shapecalc.quant import Method, weights_error
 
 __all__ = ["BLOCK_PATTERNS", "PackedMethod", "ceil_div", "matrices"]
@@ -70,7 +71,11 @@ def matrices(spec: LayerSpec) -> Iterator[tuple[Param, Dim, Dim]]:
     from shapecalc.layers.transformers import Conv1D
 
     if isinstance(spec, Linear):
-        yield next(p for p in spec.params() if p.name == "weight"), spec.in_features, spec.out_features
+        yield (
+            next(p for p in spec.params() if p.name == "weight"),
+            spec.in_features,
+            spec.out_features,
+        )
     elif isinstance(spec, Conv1D):
         yield next(p for p in spec.params() if p.name == "weight"), spec.nx, spec.nf
     elif _per_expert(spec):
@@ -80,17 +85,11 @@ def matrices(spec: LayerSpec) -> Iterator[tuple[Param, Dim, Dim]]:
 
 
 def _per_expert(spec: LayerSpec) -> bool:
-    from shapecalc.layers.transformers import Experts
-
     return isinstance(spec, Experts) and spec.layout == "checkpoint"
 
 
 def _fused(spec: LayerSpec) -> bool:
-    from shapecalc.layers.transformers import Experts, GptOssExperts
-
-    return isinstance(spec, GptOssExperts) or (
-        isinstance(spec, Experts) and spec.layout == "fused"
-    )
+    return isinstance(spec, GptOssExperts) or (isinstance(spec, Experts) and spec.layout == "fused")
 
 
 @dataclass(frozen=True)
@@ -151,22 +150,32 @@ class PackedMethod(Method):
             if n.startswith(prefix) and _unnumbered(tuple(n.split("."))) not in routers
         ]
         for name, spec, _ in inside:
-            if _fused(spec) and not bound.skipped(tuple(name.split("."))):
-                raise weights_error(
-                    "weights",
-                    self.quant_method,
-                    f"{self.quant_method}: {name} holds its experts fused, 3-D tensors "
-                    "(transformers 5); GPTQModel splits them into one Linear per expert "
-                    "before it quantizes, as checkpoints store them: give --moe-layout "
-                    "checkpoint",
-                    "experts named one by one",
+            if not _fused(spec) or bound.skipped(tuple(name.split("."))):
+                continue
+            if isinstance(spec, GptOssExperts):
+                why = (
+                    "3-D tensors (MXFP4 blocks in its checkpoints), not Linear layers, and "
+                    "no GPTQ or AWQ checkpoint of them exists to follow"
                 )
-        if not any(bound.takes(s) for _, s, _ in inside):
+            else:
+                why = (
+                    "fused 3-D tensors (transformers 5); GPTQModel splits them into one "
+                    "Linear per expert before it quantizes, as checkpoints store them: "
+                    "name them one by one (--moe-layout checkpoint)"
+                )
             raise weights_error(
                 "weights",
                 self.quant_method,
-                f"{self.quant_method}: {model.name} has no layer {self.quant_method} "
-                f"quantizes in its blocks ({prefix}): {bound.kinds()}",
+                f"{self.quant_method}: {name} holds its experts as {why}",
+                "experts named one by one",
+            )
+        if not any(bound.takes(s) for _, s, h in inside if not h):
+            raise weights_error(
+                "weights",
+                self.quant_method,
+                f"{self.quant_method}: {model.name} has no {bound.kinds()} layer in its "
+                f"blocks (the names under {prefix}), the only layers {self.library} "
+                "quantizes",
                 "a model with layers the method quantizes",
             )
         return bound
@@ -180,7 +189,7 @@ class PackedMethod(Method):
 
     def converts(self, parts: tuple[str, ...], spec: LayerSpec, head: bool) -> bool:
         name = join_name(*parts)
-        if not self.in_block(parts) or not self.takes(spec):
+        if head or not self.in_block(parts) or not self.takes(spec):
             return False
         if _unnumbered(parts) in self.routers:
             return False
@@ -206,12 +215,16 @@ class PackedMethod(Method):
             if matrix.name == param.name:
                 base = param.name.removesuffix("weight")
                 return tuple(
-                    dataclasses.replace(p, name=base + p.name, repeat=param.repeat, layers=param.layers)
+                    dataclasses.replace(
+                        p, name=base + p.name, repeat=param.repeat, layers=param.layers
+                    )
                     for p in self.packed(n_in, n_out)
                 )
         if param.name == "bias":
             return (
-                dataclasses.replace(param, role=param.role + "; " + self.bias_note(), dtype=self.bias_dtype()),
+                dataclasses.replace(
+                    param, role=param.role + "; " + self.bias_note(), dtype=self.bias_dtype()
+                ),
             )
         return None
 

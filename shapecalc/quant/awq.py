@@ -30,25 +30,25 @@ from shapecalc.core.spec import LayerSpec, Param
 from shapecalc.core.tree import join_name
 from shapecalc.quant import weights_error
 from shapecalc.quant._packed import PackedMethod, ceil_div, divides
+from shapecalc.quant.gptq import IGNORED as GPTQ_IGNORED
 
 __all__ = ["AWQ", "METHOD", "zeros_width"]
 
 #: AutoAWQ's versions (``quant_config.version``; transformers' AwqConfig ``version``)
 VERSIONS = ("gemm", "gemv", "gemv_fast", "exllama", "ipex")
 
+#: keys AWQ configs carry that change no stored tensor: AwqConfig's own and those it
+#: inherits from GPTQConfig (transformers/utils/quantization_config.py), AutoAWQ's
 IGNORED = (
-    "quant_method",
-    "backend",
+    *GPTQ_IGNORED,
     "do_fuse",
     "fuse_max_seq_len",
     "modules_to_fuse",
-    "exllama_config",
     "desc_act",
     "sym",
-    "damp_percent",
-    "true_sequential",
-    "meta",
     "checkpoint_format",
+    "block_name_to_quantize",
+    "modules_in_block_to_quantize",
 )
 
 
@@ -199,8 +199,7 @@ class AWQ(PackedMethod):
                 Param(
                     "qzeros",
                     (n_out, width),
-                    "a 4-bit zero point per output and group, 8 to a word, padded for "
-                    "the kernel",
+                    "a 4-bit zero point per output and group, 8 to a word, padded for the kernel",
                     dtype="int32",
                 ),
                 Param(

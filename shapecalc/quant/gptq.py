@@ -26,7 +26,7 @@ from shapecalc.core.dims import Dim, dim_str
 from shapecalc.core.errors import echo
 from shapecalc.core.spec import LayerSpec, Param
 from shapecalc.quant import weights_error
-from shapecalc.quant._packed import PackedMethod, ceil_div, divides
+from shapecalc.quant._packed import PackedMethod, ceil_div, divides, matrices
 
 __all__ = ["GPTQ", "METHOD"]
 
@@ -176,7 +176,11 @@ class GPTQ(PackedMethod):
     def converts(self, parts: tuple[str, ...], spec: LayerSpec, head: bool) -> bool:
         if head:
             # GPTQModel's lm_head option; optimum's convert_model leaves the head
-            return self.lm_head and self.takes(spec)
+            if self.lm_head and self.takes(spec):
+                for _, n_in, n_out in matrices(spec):
+                    self.check_sizes(".".join(parts), n_in, n_out)
+                return True
+            return False
         if self.modules_in_block_to_quantize is not None:
             # optimum's convert_model: only names that end with one listed
             name = ".".join(parts)

@@ -110,14 +110,20 @@ def gptq_layer(bits: int, group_size: int, n_in: int, n_out: int, bias: bool, pa
     return layer
 
 
-def awq_layer(version: str, group_size: int, n_in: int, n_out: int, bias: bool) -> Any:
-    import torch
-
-    if "datasets" not in sys.modules:  # AutoAWQ's package imports its calibration data
+def stub_datasets() -> None:
+    """AutoAWQ's package imports its calibration data's library on import; the layers
+    need none of it."""
+    if "datasets" not in sys.modules:
         stub = types.ModuleType("datasets")
         stub.__spec__ = importlib.machinery.ModuleSpec("datasets", None)
         stub.load_dataset = None  # type: ignore[attr-defined]
         sys.modules["datasets"] = stub
+
+
+def awq_layer(version: str, group_size: int, n_in: int, n_out: int, bias: bool) -> Any:
+    import torch
+
+    stub_datasets()
     from awq.modules.linear.exllama import WQLinear_Exllama
     from awq.modules.linear.gemm import WQLinear_GEMM
     from awq.modules.linear.gemv import WQLinear_GEMV

@@ -40,6 +40,25 @@ def test_a_model_stores_what_transformers_converts() -> None:
     assert [(n, s, d) for n, s, d in tensors(q)] == [tuple(t) for t in record["state"]]
 
 
+def test_the_json_is_what_autoawq_packs_today() -> None:
+    """Rerun AutoAWQ's packers the truth file records (AutoAWQ needs a CUDA build to
+    install; tests/packed_truth.py says how it was run from its source)."""
+    import importlib.util
+
+    if importlib.util.find_spec("awq") is None:
+        pytest.skip("AutoAWQ is not importable here")
+    from tests import packed_truth
+
+    packed_truth.stub_datasets()
+    pytest.importorskip("awq.modules.linear.gemm")
+
+    for case in TRUTH["awq_layers"][:8]:
+        real = packed_truth.awq_layer(
+            case["version"], case["group_size"], case["in"], case["out"], case["bias"]
+        )
+        assert packed_truth._state(real) == case["state"]
+
+
 def test_ipex_holds_gemm_tensors_in_bfloat16() -> None:
     """awq/modules/linear/gemm_ipex.py: WQLinear_IPEX registers GEMM's shapes, scales and
     bias in bfloat16 (use_bf16 = True); it needs Intel's extension, so cited, not run."""

@@ -280,3 +280,20 @@ def test_every_architecture_is_packed_or_refused_in_one_line(command: str, weigh
         assert result.exit_code == 2, result.output
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert weights in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("group", "card_gb"),
+    [(128, 7.26), (32, 8.00), (64, 7.51)],
+)
+def test_llama2_13b_gptq_file_sizes(group: int, card_gb: float) -> None:
+    """TheBloke/Llama-2-13B-GPTQ's file sizes by branch (4 bits; main 128, and groups of
+    32 and 64 with act-order), as its model card's "Provided files" table gives them (the
+    card copied whole in huggingface.co/tridungduong16/Llama-2-13B-GPTQ-Orca, README.md at
+    fd5b5b96): a sample, not the truth (the card rounds to 10 MB, and a file holds its
+    header too); shapecalc's bytes, embeddings and head at fp16, within 0.2 %."""
+    from shapecalc.architectures import get
+
+    model = get("llama")(vocab=32000, hidden=5120, layers=40, heads=40, intermediate=13824).model()  # type: ignore[call-arg]
+    stored = quantize(model, parse_weights(f"gptq:group_size={group},desc_act=true"))
+    assert abs(int(stored.bytes("fp16")) / 1e9 - card_gb) / card_gb < 0.002

@@ -297,3 +297,18 @@ def test_llama2_13b_gptq_file_sizes(group: int, card_gb: float) -> None:
     model = get("llama")(vocab=32000, hidden=5120, layers=40, heads=40, intermediate=13824).model()  # type: ignore[call-arg]
     stored = quantize(model, parse_weights(f"gptq:group_size={group},desc_act=true"))
     assert abs(int(stored.bytes("fp16")) / 1e9 - card_gb) / card_gb < 0.002
+
+
+def test_the_docs_example_is_what_the_command_prints() -> None:
+    """docs/quantization-gptq-awq.md's terminal excerpt: its command's output holds every
+    line it shows."""
+    import shlex
+
+    page = (Path(__file__).parent.parent / "docs" / "quantization-gptq-awq.md").read_text()
+    block = page.split("```\n", 2)[1]
+    lines = block.splitlines()
+    command = " ".join(line.rstrip("\\").strip() for line in lines[:2]).removeprefix("$ ")
+    result = run(shlex.split(command)[1:], 80)
+    assert result.exit_code == 0
+    shown = [line for line in lines[2:] if line != "..."]
+    assert shown and all(line in result.stdout.splitlines() for line in shown)

@@ -184,11 +184,18 @@ def test_configs_transformers_writes_are_read() -> None:
         ("gptq:checkpoint_format=marlin", "checkpoint_format = .marlin."),
         ("gptq:pack_dtype=int16", "pack_dtype = .int16."),
         ("gptq:colour=red", "no setting .colour."),
+        ("gptq:bits=abc", "bits = .abc."),
+        ("gptq:desc_act=maybe", "desc_act = .maybe."),
+        ("gptq:modules_in_block_to_quantize=q_proj", "a list of lists"),
+        ("gptq:block_name_to_quantize=nowhere", "names under nowhere"),
     ],
 )
 def test_settings_gptq_cannot_take_are_refused(text: str, words: str) -> None:
+    from shapecalc.architectures import get
+
+    model = get("llama")(vocab=100, hidden=128, layers=1, heads=2).model()  # type: ignore[call-arg]
     with pytest.raises(InvalidArgumentError, match=words):
-        parse_weights(text)
+        quantize(model, parse_weights(text))
 
 
 def test_a_dynamic_config_is_refused() -> None:

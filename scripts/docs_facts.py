@@ -456,7 +456,9 @@ def transformer_facts() -> dict[str, str]:
         ],
         120,
     )
-    out["sized_memory"] = memory[memory.index("Memory (adamw)") : memory.index("\nKept")].rstrip()
+    out["sized_memory"] = memory[
+        memory.index("Memory in training (adamw") : memory.index("\nKept")
+    ].rstrip()
     flops = cli([*sized, "--flops", "--batch", "8", "--seq-len", "2048"], 120)
     out["sized_six_n"] = "\n".join(_note(flops, "6·N rule"))
     out["sized_summary"] = "\n".join(_note(flops, "Summary"))
@@ -571,7 +573,9 @@ def hf_facts() -> dict[str, str]:
                 "none",
             ]
         ).splitlines()
-        start = memory.index(next(line for line in memory if line.startswith("Memory (")))
+        start = memory.index(
+            next(line for line in memory if line.startswith("Memory at inference"))
+        )
         end = next(i for i in range(start, len(memory)) if memory[i].startswith("└"))
         summary = next(line for line in memory if line.startswith("Summary"))
         out["hf_memory"] = "\n".join([*memory[start : end + 1], summary])
@@ -640,7 +644,7 @@ def page_facts() -> dict[str, str]:
 
     def memory(text: str) -> str:
         """The memory account of a Markdown report: its heading and table."""
-        start = text.index("#### Memory (")
+        start = text.index("#### Memory ")
         return text[start : text.index("\n- **", start)].rstrip()
 
     headline = ["lstm", "--layers", "2", "--hidden", "512", "--vocab", "65"]

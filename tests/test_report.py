@@ -21,18 +21,28 @@ SECTIONS = ["--all", "--explain", "--batch", "1", "--seq-len", "4"]
 
 #: what each section looks like in each format
 MARKS = {
-    "table": ("lstm.weight_ih_l0", "Per layer at B=1, T=4", "Memory (adam)", "The LSTM cell"),
-    "tree": ("weight_ih_l0", "Per layer at B=1, T=4", "Memory (adam)", "The LSTM cell"),
+    "table": (
+        "lstm.weight_ih_l0",
+        "Per layer at B=1, T=4",
+        "Memory in training (adam, fp32)",
+        "The LSTM cell",
+    ),
+    "tree": (
+        "weight_ih_l0",
+        "Per layer at B=1, T=4",
+        "Memory in training (adam, fp32)",
+        "The LSTM cell",
+    ),
     "markdown": (
         "`lstm.weight_ih_l0`",
         "#### Per layer at B=1, T=4",
-        "#### Memory (adam)",
+        "#### Memory in training (adam, fp32)",
         "#### The LSTM cell",
     ),
     "latex": (
         r"lstm.weight\_ih\_l0",
         "% Per layer at B=1, T=4",
-        "% Memory (adam)",
+        "% Memory in training (adam, fp32)",
         r"\paragraph{The LSTM cell",
     ),
     "json": ('"lstm.weight_ih_l0"', '"forward_flops"', '"training_bytes"', '"The LSTM cell'),

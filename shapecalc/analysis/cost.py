@@ -40,6 +40,7 @@ from shapecalc.core.choices import CACHE_CONVENTIONS, OPTIMIZER_STATES
 from shapecalc.core.dims import (
     Dim,
     as_size,
+    at_least,
     count_str,
     dim_str,
     exact_div,
@@ -171,9 +172,9 @@ def layer_part(name: str) -> tuple[str, range | int | None]:
 class Peak:
     """The largest live tensors of one forward at inference (an estimate by a stated
     rule): the block's input, kept for its residual add, and its largest step's inputs
-    and outputs together."""
+    and outputs together (a formula when it is the largest whatever the sizes)."""
 
-    bytes: int
+    bytes: Dim
     #: the step
     where: str
     #: the block whose input is counted beside it, or "" outside the blocks
@@ -210,11 +211,22 @@ class StateGroup:
 
 @dataclass(frozen=True)
 class MemoryLine:
-    """One line of the memory account: what, how many bytes, and the rule used."""
+    """One line of the memory account: what, how many bytes, and the rule used;
+    ``account``: the account it belongs to, ``"training"``, ``"inference"`` or
+    ``"both"`` (the weights, held by either)."""
 
     label: str
     bytes: Dim
     rule: str
+    account: str = "both"
+
+    @property
+    def training(self) -> bool:
+        return self.account in ("both", "training")
+
+    @property
+    def inference(self) -> bool:
+        return self.account in ("both", "inference")
 
 
 @dataclass(frozen=True)
@@ -529,7 +541,7 @@ class Cost:
             return None
         head = self.model.head
         size = self.itemsize
-        best: Peak | None = None
+        tops: list[Peak] = []  # the candidates no other is known to be at least
         blocks: dict[str, Dim] = {}
         for c in self.layers:
             inputs = list(c.inputs)
@@ -542,12 +554,13 @@ class Cost:
             block = prefix if prefix != c.name.split(" ")[0] else ""  # a layer of a stack
             if block and block not in blocks:
                 blocks[block] = product(c.inputs[0]) * size if c.inputs else 0
-            total = known(here + (blocks[block] if block else 0))
-            if total is None:
-                return None  # the largest of several formulas is no formula
-            if best is None or total > best.bytes:
-                best = Peak(total, c.name, block)
-        return best
+            total = here + (blocks[block] if block else 0)
+            if any(at_least(top.bytes, total) for top in tops):
+                continue
+            tops = [top for top in tops if not at_least(total, top.bytes)]
+            tops.append(Peak(total, c.name, block))
+        # the largest of several formulas, none at least the others, is no formula
+        return tops[0] if len(tops) == 1 else None
 
     def decode(self) -> Cost | None:
         """The same model for one decode step: one position at the same batch; None
@@ -606,9 +619,15 @@ class Cost:
                     "weights",
                     weights,
                     f"{self.dtype} copy for forward and backward: {b} bytes each{own}",
+                    "training",
                 )
             )
-            lines.append(MemoryLine("fp32 master weights", trainable * 4, "4 bytes each"))
+            lines.append(
+                MemoryLine("weights", weights, f"{b} bytes each ({self.dtype}){own}", "inference")
+            )
+            lines.append(
+                MemoryLine("fp32 master weights", trainable * 4, "4 bytes each", "training")
+            )
         else:
             lines.append(MemoryLine("weights", weights, f"{b} bytes each ({self.dtype}){own}"))
         buffers = self.buffer_bytes
@@ -622,6 +641,7 @@ class Cost:
                     "gradients",
                     trainable * b,
                     f"1 per trainable parameter, {b} bytes ({self.dtype})",
+                    "training",
                 )
             )
             states, rule = OPTIMIZERS[self.training]
@@ -631,6 +651,7 @@ class Cost:
                     "optimizer state",
                     states * trainable * state_size,
                     rule + (f", {state_size} bytes each" if states else ""),
+                    "training",
                 )
             )
             fixed = {s.itemsize for c in self.layers for s in c.work.saved if s.itemsize}
@@ -645,6 +666,7 @@ class Cost:
                     self.activation_bytes,
                     f"tensors kept for backward at {self.describe_input()}, "
                     f"{self.activation_itemsize} bytes each{own}",
+                    "training",
                 )
             )
             again = self.recomputed()
@@ -659,6 +681,7 @@ class Cost:
                         f"{dim_str(again.count)} × {count_str(again.block_input)} bytes, "
                         f"and one block's activations at a time, "
                         f"{count_str(again.per_block)} bytes",
+                        "training",
                     )
                 )
         if self.state:
@@ -693,9 +716,8 @@ class Cost:
                 rule += f"; latent attention as {CACHE_NAMES[self.cache]}"
             if any(g.capped for g in groups) and known(self.seq_len or 0) is None:
                 rule += "; sliding layers counted at their window, for a context longer than it"
-            lines.append(MemoryLine("inference state", self.state_bytes, rule))
-        if self.training == "none":
-            lines.extend(self._inference_lines(lines))
+            lines.append(MemoryLine("inference state", self.state_bytes, rule, "inference"))
+        lines.extend(self._inference_lines(lines))
         return tuple(lines)
 
     def _inference_lines(self, lines: list[MemoryLine]) -> list[MemoryLine]:
@@ -704,34 +726,66 @@ class Cost:
         prefill = self.inference_peak()
         if prefill is None:
             return []  # the largest of several formulas is no formula: give B, T and sizes
-        out = [MemoryLine("activations, prefill", prefill.bytes, _peak_rule(self, prefill))]
+        rule = _peak_rule(self, prefill)
         step = self.decode()
-        decoded = None if step is None else step.inference_peak()
-        if step is None or decoded is None:
+        if step is None:  # no sequence: one forward
+            held = sum((line.bytes for line in lines if line.inference), start=0)
+            return [
+                MemoryLine("activations, forward", prefill.bytes, rule, "inference"),
+                MemoryLine(
+                    "inference total",
+                    held + prefill.bytes,
+                    "the weights"
+                    + (", buffers" if any(line.label == "buffers" for line in lines) else "")
+                    + (", the inference state" if self.state else "")
+                    + " and the activations of the forward",
+                    "inference",
+                ),
+            ]
+        out = [MemoryLine("activations, prefill", prefill.bytes, rule, "inference")]
+        decoded = step.inference_peak()
+        if decoded is None:
             return []
-        out.append(MemoryLine("activations, decode step", decoded.bytes, _peak_rule(step, decoded)))
-        peak = max(prefill.bytes, decoded.bytes)
-        held = sum((line.bytes for line in lines), start=0)
+        rule = _peak_rule(step, decoded)
+        out.append(MemoryLine("activations, decode step", decoded.bytes, rule, "inference"))
+        if at_least(prefill.bytes, decoded.bytes):
+            peak, larger = prefill.bytes, "prefill"
+        elif at_least(decoded.bytes, prefill.bytes):
+            peak, larger = decoded.bytes, "the decode step"
+        else:
+            return out[:0]  # neither is the larger whatever the sizes: no formula
+        held = sum((line.bytes for line in lines if line.inference), start=0)
         out.append(
             MemoryLine(
                 "inference total",
                 held + peak,
-                "everything above, the larger of the two activation lines once",
+                "the weights"
+                + (", buffers" if any(line.label == "buffers" for line in lines) else "")
+                + (", the inference state" if self.state else "")
+                + f" and the activations of {larger} (the larger)",
+                "inference",
             )
         )
         return out
 
     @property
     def training_bytes(self) -> Dim:
-        """Everything a training step holds at once (the inference state excluded)."""
-        skipped = (
-            "inference state",
-            "activations, recomputed",
-            "activations, prefill",
-            "activations, decode step",
-            "inference total",
+        """Everything a training step holds at once (the inference state excluded; the
+        activations kept for backward, not the recomputed line that replaces them)."""
+        return sum(
+            (
+                line.bytes
+                for line in self.memory
+                if line.training and line.label != "activations, recomputed"
+            ),
+            start=0,
         )
-        return sum((line.bytes for line in self.memory if line.label not in skipped), start=0)
+
+    @property
+    def inference_bytes(self) -> Dim | None:
+        """Everything an inference holds at once (weights, state, the larger of the
+        activation lines), or None when it is no formula (see :meth:`inference_peak`)."""
+        return next((m.bytes for m in self.memory if m.label == "inference total"), None)
 
     def describe_input(self) -> str:
         """``B=1, T=100``; for input shapes given by hand, ``input (32, 3, 224, 224)``."""
@@ -1092,10 +1146,13 @@ CACHE_NAMES = {
 def _peak_rule(cost: Cost, peak: Peak) -> str:
     """The rule of an activation line at inference."""
     where = peak.where.split(" (")[0] or peak.where or "a step"
+    if where.isdigit():  # a Sequential's numbered layer
+        where = f"layer {where}"
     return (
         f"estimate: the largest live tensors at {cost.describe_input()}, "
         + ("a block's input (the residual) and " if peak.block else "")
-        + f"{where}'s inputs and outputs; attention fused, the head on the last position"
+        + f"{where}'s inputs and outputs"
+        + ("; attention fused, the head on the last position" if cost.seq_len is not None else "")
     )
 
 

@@ -43,6 +43,7 @@ COLUMNS: dict[str, tuple[str, str, str]] = {
     "flops": ("FLOPs per token", "flops", "FLOPs/token"),
     "activations": ("activation bytes", "bytes", "activations"),
     "state": ("inference state", "bytes", "state"),
+    "inference": ("inference memory", "bytes", "inference"),
 }
 DEFAULT_SHOW = ("params", "weights", "training", "flops")
 #: letters a formula may keep that no argument sets, with what they are
@@ -173,11 +174,13 @@ def sweep(
     cache: str = "latent",
     budget: int | None = None,
     title: str | None = None,
+    weights: Any = None,
 ) -> Sweep:
     """The table of ``show`` (keys of :data:`COLUMNS`) for the architecture ``cls`` (its
     class or its command's name, ``"lstm"``) over the grid of ``varying``
     (argument name -> values; ``batch`` and ``seq_len`` may vary too), the other
-    arguments ``fixed``; ``title`` names the model (its own name by default)."""
+    arguments ``fixed``; ``title`` names the model (its own name by default); ``weights``:
+    the weights stored quantized (``--weights`` text or a Quantization), every point."""
     if isinstance(cls, str):  # a command's name: "lstm", "gpt2"
         from shapecalc.architectures import commands, get
 
@@ -249,6 +252,12 @@ def sweep(
         "mixed_precision": mixed_precision,
         "cache": cache,
     }
+    if weights is not None:
+        from shapecalc.quant import Quantization, parse_weights
+
+        cost_settings["weights"] = (
+            weights if isinstance(weights, Quantization) else parse_weights(weights)
+        )
     exact = _Exact(cls, fixed, model_axes, input_axes, settings, keys, cost_settings)
     formulas = _formulas(cls, fixed, axes, settings, keys, cost_settings)
     per_token_formula = None if formulas is None else formulas.pop("_per_token", None)
@@ -337,7 +346,7 @@ def _formulas(
 
     letters = {a.name: symbol(a.letter) for a in axes if a.name not in INPUT_SIZES}
     try:
-        template = cls(**{**fixed, **letters}).model()
+        template, priced = _priced(cls(**{**fixed, **letters}).model(), cost_settings)
         cost = None
         if _needs_cost(keys):
             varies = {a.name for a in axes}
@@ -345,16 +354,13 @@ def _formulas(
                 template,
                 batch=symbol("B") if "batch" in varies else settings.get("batch", 1),
                 seq_len=symbol("T") if "seq_len" in varies else settings.get("seq_len", 1),
-                dtype=cost_settings["dtype"],
-                training=cost_settings["training"],
-                mixed_precision=cost_settings["mixed_precision"],
-                cache=cost_settings["cache"],
+                **priced,
             )
             if "state" in keys and any(s.capped for _, s in cost.state):
                 return None  # a window caps it: min(T, W) is no formula, each point counted
+        formulas = {key: _formula(key, template, cost) for key in keys}
     except ShapecalcError:
         return None
-    formulas = {key: _formula(key, template, cost) for key in keys}
     per = None if cost is None else cost.per_token(cost.forward_flops)
     if "flops" in keys and per is not None:
         formulas["_per_token"] = per
@@ -439,9 +445,31 @@ def _formula(key: str, model: Model, cost: Any) -> Dim:
         value = cost.activation_bytes
     elif key == "state":
         value = lines.get("inference state", 0)
+    elif key == "inference":
+        found = cost.inference_bytes
+        if found is None:  # no formula is the largest: each point is counted
+            raise InvalidArgumentError(
+                "the inference total is no one formula here",
+                field="show",
+                value="inference",
+                rule="a formula",
+            )
+        value = found
     else:  # forward FLOPs: per token, where it divides, is worked out over the grid
         value = cost.forward_flops
     return value
+
+
+def _priced(model: Model, settings: Mapping[str, Any]) -> tuple[Model, dict[str, Any]]:
+    """The model as the sweep prices it (its weights quantized when asked) and the rest
+    of the settings for :func:`~shapecalc.analysis.cost.analyze`."""
+    rest = dict(settings)
+    weights = rest.pop("weights", None)
+    if weights is not None:
+        from shapecalc.quant import quantize
+
+        model = quantize(model, weights)
+    return model, rest
 
 
 def _in_varying(formula: Dim, constant: Mapping[str, int]) -> Dim:
@@ -519,7 +547,7 @@ class _Exact:
             **self.fixed,
             **dict(zip((a.name for a in self.model_axes), point.sizes[:n], strict=True)),
         }
-        model = self.cls(**arguments).model()
+        model, priced = _priced(self.cls(**arguments).model(), self.cost_settings)
         inputs = {**self.settings}
         inputs.update(zip((a.name for a in self.input_axes), point.sizes[n:], strict=True))
         cost = None
@@ -528,7 +556,7 @@ class _Exact:
                 model,
                 batch=inputs.get("batch", 1),
                 seq_len=inputs.get("seq_len", 1),
-                **self.cost_settings,
+                **priced,
             )
         out = tuple(_formula(key, model, cost) for key in self.keys)
         return tuple(v if isinstance(v, int) else -1 for v in out)

@@ -20,7 +20,10 @@ from shapecalc.cli.options import (
 )
 from shapecalc.core.errors import ShapecalcError
 
-__all__ = ["hf"]
+__all__ = ["config_dtype", "hf"]
+
+#: a config's ``torch_dtype`` / ``dtype`` -> the --dtype it prices the weights in
+CONFIG_DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 
 EXPLAINS = (
     "Explain the config's sizes (hidden size, heads, head_dim, intermediate size), every "
@@ -51,6 +54,17 @@ class _TypesListed(click.Command):
         super().format_help_text(ctx, formatter)
 
 
+def config_dtype(found: Any, given: str) -> str:
+    """The dtype a model read from a config is priced in: ``--dtype`` when the command
+    line gives it, else the config's ``torch_dtype`` (or ``dtype``) where it names one
+    of fp32, fp16 and bf16, else fp32."""
+    ctx = click.get_current_context(silent=True)
+    source = None if ctx is None else ctx.get_parameter_source("dtype")
+    if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+        return given
+    return CONFIG_DTYPES.get(found.dtype or "", given)
+
+
 @click.command(cls=_TypesListed)
 @click.argument("path")
 @click.option(
@@ -79,7 +93,7 @@ class _TypesListed(click.Command):
     "as transformers where the two agree.",
 )
 @apply(report_options(explain=EXPLAINS))
-@apply(cost_options(model=True, sequence=True))
+@apply(cost_options(model=True, sequence=True, config=True))
 @apply(convention_options(gru=False))
 def hf(
     path: str, class_name: str | None, allow: tuple[str, ...], layout: str, **flags: Any
@@ -110,6 +124,7 @@ def hf(
     shown.update(pop(flags, CONVENTION_FLAGS))
     try:
         found = hf_model(path, class_name=class_name, allow=allow)
+        shown["dtype"] = config_dtype(found, shown["dtype"])
         model = found.checkpoint_model() if layout == "checkpoint" else found.model()
     except ShapecalcError as err:
         hint = "'--class'" if err.field == "class" else "'PATH'"

@@ -150,9 +150,10 @@ def convention_options(*, gru: bool) -> list[Callable[[F], F]]:
     return options
 
 
-def price_options(used_by: str) -> list[Callable[[F], F]]:
+def price_options(used_by: str, *, config: bool = False) -> list[Callable[[F], F]]:
     """``--dtype``, ``--training`` and ``--mixed-precision``: what the memory account
-    prices (``used_by``: the option or command that uses them, for their help)."""
+    prices (``used_by``: the option or command that uses them, for their help;
+    ``config``: the model comes from a config, whose torch_dtype is the default)."""
     from shapecalc.core.choices import CACHE_CONVENTIONS, OPTIMIZER_STATES
     from shapecalc.core.units import DTYPE_BYTES
 
@@ -161,8 +162,14 @@ def price_options(used_by: str) -> list[Callable[[F], F]]:
             "--dtype",
             type=click.Choice(tuple(DTYPE_BYTES)),
             default="fp32",
-            show_default=True,
-            help=f"Storage type of the weights (and activations) for {used_by}.",
+            show_default=not config,
+            help=f"Storage type of the weights (and activations) for {used_by}."
+            + (
+                " Default: the config's torch_dtype (or dtype) when it is float32, float16 "
+                "or bfloat16, else fp32."
+                if config
+                else ""
+            ),
         ),
         click.option(
             "--training",
@@ -197,7 +204,9 @@ def price_options(used_by: str) -> list[Callable[[F], F]]:
     ]
 
 
-def cost_options(*, model: bool, sequence: bool = False) -> list[Callable[[F], F]]:
+def cost_options(
+    *, model: bool, sequence: bool = False, config: bool = False
+) -> list[Callable[[F], F]]:
     """``--shapes --flops --memory --all --dtype --training --mixed-precision``; for a
     model (whose input has a layout) ``--batch``, and for one that reads sequences
     ``--seq-len``."""
@@ -215,7 +224,7 @@ def cost_options(*, model: bool, sequence: bool = False) -> list[Callable[[F], F
             "kept for backward, inference state.",
         ),
         click.option("--all", "all_", is_flag=True, help="The same as --shapes --flops --memory."),
-        *price_options("--memory"),
+        *price_options("--memory", config=config),
     ]
     if model:
         options.append(

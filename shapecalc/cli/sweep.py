@@ -24,7 +24,13 @@ from shapecalc.core.errors import ShapecalcError
 __all__ = ["sweep"]
 
 #: the cost settings' flags, beside the architecture's sizes
-_FLAGS = {"seq_len": "--seq-len", "batch": "--batch", "show": "--show", "plot_file": "--plot-file"}
+_FLAGS = {
+    "seq_len": "--seq-len",
+    "batch": "--batch",
+    "show": "--show",
+    "plot_file": "--plot-file",
+    "weights": "--weights",
+}
 
 
 @click.group("sweep", cls=ShapecalcGroup)
@@ -36,7 +42,7 @@ def sweep() -> None:
     --plot-file out.svg (or .png) to a file."""
 
 
-def sweep_options(*, sequence: bool) -> list[Callable[[F], F]]:
+def sweep_options(*, sequence: bool, config: bool = False) -> list[Callable[[F], F]]:
     """What every sweep takes beside the model's sizes: --show, --batch and --seq-len
     (lists or ranges too), the memory's pricing, a --params budget and the pictures."""
     from shapecalc.analysis.sweep import COLUMNS, DEFAULT_SHOW
@@ -67,7 +73,7 @@ def sweep_options(*, sequence: bool) -> list[Callable[[F], F]]:
                 "context if shorter]",
             )
         )
-    options += price_options("the memory columns")
+    options += price_options("the memory columns", config=config)
     options += [
         click.option(
             "--params",
@@ -99,6 +105,7 @@ def _sweep_command(command: str) -> click.Command:
         plot_with_table(plot, fmt)
         cost = {k: flags.pop(k) for k in ("dtype", "training", "mixed_precision")}
         cost["cache"] = flags.pop("latent_cache")
+        cost["weights"] = flags.pop("weights")
         inputs: dict[str, Any] = {k: flags.pop(k) for k in ("batch", "seq_len") if k in flags}
         try:
             if plot_file:
@@ -254,7 +261,7 @@ def _hf_command() -> click.Command:
         help="A size to sweep, by shapecalc's name or the config's (layers=16,32 or "
         "num_hidden_layers=16..32:8). Repeatable.",
     )
-    @apply(sweep_options(sequence=True))
+    @apply(sweep_options(sequence=True, config=True))
     @format_option(("table", "json", "markdown", "csv"))
     def run(
         path: str,
@@ -280,11 +287,13 @@ def _hf_command() -> click.Command:
         from shapecalc.analysis.sizing import parse_budget
         from shapecalc.analysis.sweep import parse_values
         from shapecalc.analysis.sweep import sweep as make_sweep
+        from shapecalc.cli.hf import config_dtype
         from shapecalc.core.errors import InvalidArgumentError
 
         plot_with_table(plot, fmt)
         try:
             found = hf_model(path, class_name=class_name, allow=allow)
+            flags["dtype"] = config_dtype(found, flags["dtype"])
             if plot_file:
                 from shapecalc.report.plot import check_file
 

@@ -39,6 +39,7 @@ __all__ = [
     "Dim",
     "Expr",
     "as_size",
+    "at_least",
     "compiled",
     "count_noun",
     "count_str",
@@ -858,6 +859,47 @@ def symbols(names: str) -> tuple[Any, ...]:
 
 def is_symbolic(value: Dim) -> bool:
     return isinstance(value, Expr)
+
+
+def at_least(a: Dim, b: Dim) -> bool:
+    """Whether ``a >= b`` for every value of the sizes, each a size of at least 1 (a
+    floor of them at least 0): every term of ``b - a`` is covered by terms of ``a - b``
+    that are multiples of it (``B·T`` covers ``B`` and 1). False when it may not hold,
+    or when this test cannot tell (``T² >= 4·T`` holds from T = 4 only).
+
+    Example:
+
+        >>> T, B = symbol("T"), symbol("B")
+        >>> at_least(2 * B * T + B, B * T), at_least(B * T, 3 * B), at_least(T * T, 4 * T)
+        (True, False, False)
+        >>> at_least(4 * B * T, 3 * B * T + B)
+        True
+    """
+    diff = a - b
+    if isinstance(diff, int):
+        return diff >= 0
+    terms = Expr._terms_of(diff)
+    spare = {mono: coef for mono, coef in terms.items() if coef > 0}
+    for mono, coef in sorted(terms.items(), key=lambda item: -len(item[0])):
+        need = -coef
+        if need <= 0:
+            continue
+        powers = dict(mono)
+        for other in sorted(spare, key=len):
+            has = dict(other)
+            if any(has.get(name, 0) < power for name, power in powers.items()):
+                continue
+            extra = [n for n, p in other if p > powers.get(n, 0)]
+            if any(n.startswith("floor[") for n in extra):
+                continue  # a floor may be 0
+            used = min(need, spare[other])
+            spare[other] -= used
+            need -= used
+            if not need:
+                break
+        if need:
+            return False
+    return True
 
 
 def known(value: Dim) -> int | None:

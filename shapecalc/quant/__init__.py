@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 from shapecalc.core.errors import InvalidArgumentError, echo
 from shapecalc.core.frozen import frozen
 from shapecalc.core.model import Model
-from shapecalc.core.spec import LayerSpec, Param, Shape, Work, register
+from shapecalc.core.spec import LayerSpec, Param, Shape, Work
 from shapecalc.core.tree import Leaf, join_name, map_leaves
 
 __all__ = [
@@ -242,11 +242,11 @@ def _value(text: str) -> Any:
         return text
 
 
-@register
 @frozen
 class Quantized(LayerSpec):
     """A layer whose tensors are stored quantized: its own shapes and compute, the
-    method's tensors in place of its weights."""
+    method's tensors in place of its weights (not a layer kind of its own: it is not
+    registered, and ``shapecalc layer`` does not list it)."""
 
     layer: LayerSpec
     method: Method

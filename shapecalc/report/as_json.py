@@ -221,9 +221,11 @@ def cost_dict(cost: Cost) -> dict[str, Any]:
         "six_n": _six_n(cost),
         "activation_bytes": _value(cost.activation_bytes),
         "memory": [
-            {"label": m.label, "bytes": _value(m.bytes), "rule": m.rule} for m in cost.memory
+            {"label": m.label, "bytes": _value(m.bytes), "rule": m.rule, "account": m.account}
+            for m in cost.memory
         ],
         "training_bytes": _value(cost.training_bytes) if cost.training != "none" else None,
+        "inference_bytes": None if cost.inference_bytes is None else _value(cost.inference_bytes),
         "state": _state(cost),
     }
 

@@ -30,6 +30,7 @@ __all__ = [
     "flow_text",
     "kept_column",
     "kept_lines",
+    "memory_accounts",
     "memory_rows",
     "memory_title",
     "name_tree",
@@ -287,9 +288,18 @@ def outputs_cell(layer: LayerCost) -> str:
     return ", ".join(f"{n} {shape_str(s)}" for n, s in zip(names, shapes, strict=False))
 
 
-def memory_title(cost: Cost) -> str:
-    """``Memory (adamw)``, or ``Memory (inference)`` with no training."""
-    return f"Memory ({'inference' if cost.training == 'none' else cost.training})"
+def memory_accounts(cost: Cost) -> tuple[str, ...]:
+    """The memory accounts a report shows: a training step's (with an optimizer) and
+    an inference's, each its own table."""
+    return ("inference",) if cost.training == "none" else ("training", "inference")
+
+
+def memory_title(cost: Cost, account: str = "inference") -> str:
+    """``Memory in training (adamw, mixed precision)`` or ``Memory at inference (bf16)``."""
+    if account == "training":
+        mixed = ", mixed precision" if cost.mixed_precision else ""
+        return f"Memory in training ({cost.training}, {cost.dtype}{mixed})"
+    return f"Memory at inference ({cost.dtype}, {cost.describe_input()})"
 
 
 def kept_column(cost: Cost, memory: bool) -> bool:
@@ -367,15 +377,20 @@ def cost_summary(cost: Cost) -> str:
     return " · ".join(parts)
 
 
-def memory_rows(cost: Cost) -> list[tuple[str, str, str]]:
+def memory_rows(cost: Cost, account: str = "inference") -> list[tuple[str, str, str]]:
+    """The lines of one account (:func:`memory_accounts`) and its total."""
+
     def bytes_cell(value: Dim) -> str:
         return bytes_text(value) if isinstance(value, int) else amount(value)
 
-    rows = [(line.label, bytes_cell(line.bytes), line.rule) for line in cost.memory]
-    if cost.training != "none":
-        rule = f"{cost.training}, everything above but the state"
+    if account == "training":
+        rows = [(m.label, bytes_cell(m.bytes), m.rule) for m in cost.memory if m.training]
+        rule = f"{cost.training}, everything above but the recomputed line"
+        if not any(m.label == "activations, recomputed" for m in cost.memory):
+            rule = f"{cost.training}, everything above"
         rows.append(("training total", bytes_cell(cost.training_bytes), rule))
-    return rows
+        return rows
+    return [(m.label, bytes_cell(m.bytes), m.rule) for m in cost.memory if m.inference]
 
 
 def state_rows(cost: Cost) -> list[tuple[str, str, str, str, str]]:
@@ -400,10 +415,10 @@ def state_lines(cost: Cost) -> list[str]:
     the inference activations are not given with B or T a letter."""
     out = []
     total = any(m.label == "inference total" for m in cost.memory)
-    if cost.training == "none" and cost.from_layout and not total:
+    if cost.from_layout and not total:
         out.append(
-            "the activations at inference and the inference total come with numbers: give "
-            "--batch and --seq-len (the largest of several formulas is no formula)"
+            "the activations at inference and the inference total come with numbers here: "
+            "give --batch and --seq-len (no one formula is the largest whatever the sizes)"
         )
     return out + _crossover_lines(cost)
 

@@ -20,6 +20,7 @@ from shapecalc.report.cells import (
     flow_text,
     kept_column,
     kept_lines,
+    memory_accounts,
     memory_rows,
     memory_title,
     rule_lines,
@@ -189,8 +190,10 @@ def _cost(cost: Cost, *, shapes: bool, flops: bool, memory: bool) -> str:
     if flops:
         notes += [("FLOPs rule", line) for line in rule_lines(cost)]
     if memory:
-        account = [list(r) for r in memory_rows(cost)]
-        parts.append(_table(["What", "Bytes", "Rule"], "lrl", account, memory_title(cost)))
+        for kind in memory_accounts(cost):
+            account = [list(r) for r in memory_rows(cost, kind)]
+            title = memory_title(cost, kind)
+            parts.append(_table(["What", "Bytes", "Rule"], "lrl", account, title))
         notes += [("Kept", line) for line in kept_lines(cost)]
     notes.append(("Summary", cost_summary(cost)))
     parts.append(_notes(notes))

@@ -18,6 +18,7 @@ from shapecalc.report.cells import (
     flow_text,
     kept_column,
     kept_lines,
+    memory_accounts,
     memory_rows,
     memory_title,
     rule_lines,
@@ -132,14 +133,15 @@ def cost_markdown(cost: Cost, *, shapes: bool, flops: bool, memory: bool) -> str
     if flops:
         lines += [f"- **FLOPs rule**: {cell(line)}" for line in rule_lines(cost)]
     if memory:
-        lines += [
-            "",
-            f"#### {memory_title(cost)}",
-            "",
-            "| What | Bytes | Rule |",
-            "|---|--:|---|",
-        ]
-        lines += [f"| {a} | {cell(b)} | {cell(c)} |" for a, b, c in memory_rows(cost)]
+        for kind in memory_accounts(cost):
+            lines += [
+                "",
+                f"#### {memory_title(cost, kind)}",
+                "",
+                "| What | Bytes | Rule |",
+                "|---|--:|---|",
+            ]
+            lines += [f"| {a} | {cell(b)} | {cell(c)} |" for a, b, c in memory_rows(cost, kind)]
         lines.append("")
         state = state_rows(cost)
         if state:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shapecalc.core.dims import known
 from shapecalc.core.errors import InvalidArgumentError, MissingDependencyError, echo
 
 if TYPE_CHECKING:
@@ -206,12 +207,18 @@ def memory_bars(cost: Cost) -> Bars:
     activations, KV cache (the lines a training step or an inference holds)."""
     from shapecalc.core.units import human_bytes as human
 
+    if cost.training != "none":  # a training step: its lines, the recomputed one aside
+        lines = [m for m in cost.memory if m.training and m.label != "activations, recomputed"]
+    else:  # an inference: the weights, the state and the larger activation line
+        lines = [m for m in cost.memory if m.inference and not m.label.startswith("activations")]
+        acts = [m for m in cost.memory if m.label.startswith("activations, ")]
+        if acts and all(isinstance(m.bytes, int) for m in acts):
+            lines.insert(len(lines) - 1, max(acts, key=lambda m: known(m.bytes) or 0))
+            lines = [m for m in lines if m.label != "inference total"]
     parts: list[tuple[str, int]] = [
-        (line.label, line.bytes)
-        for line in cost.memory
-        if line.label != "activations, recomputed" and isinstance(line.bytes, int)
+        (line.label, line.bytes) for line in lines if isinstance(line.bytes, int)
     ]
-    if len(parts) != len([line for line in cost.memory if line.label != "activations, recomputed"]):
+    if len(parts) != len(lines):
         raise InvalidArgumentError(
             "--plot draws numbers: give --batch and --seq-len numbers",
             field="plot",

@@ -30,6 +30,7 @@ from shapecalc.report.cells import (
     flow_text,
     kept_column,
     kept_lines,
+    memory_accounts,
     memory_rows,
     memory_title,
     name_tree,
@@ -658,26 +659,9 @@ class CostTable:
             if per is not None and cost.seq_len is not None:
                 notes.append(("Per token", f"{amount(per)} FLOPs forward"))
         if self.memory:
-            yield Text(memory_title(cost), style="table.title")
-            rows = memory_rows(cost)
-            columns = [(name, name) for name in ("What", "Bytes", "Rule")]
-            body = [([Text(c) for c in row], False) for row in rows]
-            account = fitted_table(columns, body, width, wrap="Rule", right={"Bytes"})
-            if account is None:  # the rule under what it is for
-                under = []
-                for what, size, rule in rows:
-                    cell = Text(what)
-                    cell.append("\n" + rule, style="dim")
-                    under.append(([cell, Text(size)], False))
-                account = fitted_table(
-                    columns[:2],
-                    under,
-                    width,
-                    wrap="What",
-                    whole={"What": [r[0] for r in rows]},
-                    right={"Bytes"},
-                )
-            yield account if account is not None else Text("\n".join("  ".join(r) for r in rows))
+            for kind in memory_accounts(cost):
+                yield Text(memory_title(cost, kind), style="table.title")
+                yield _account_table(memory_rows(cost, kind), width)
             yield from _state_table(cost, width)
             notes += [("State", line) for line in state_lines(cost)]
             notes += [("Kept", line) for line in kept_lines(cost)]
@@ -686,6 +670,29 @@ class CostTable:
             notes += [("Note", line) for line in memory_notes(cost)]
         notes.append(("Summary", cost_summary(cost)))
         yield _footer(notes, width)
+
+
+def _account_table(rows: list[tuple[str, str, str]], width: int) -> RenderableType:
+    """One memory account: what, bytes and rule side by side, or the rule under what it
+    is for when the three do not fit."""
+    columns = [(name, name) for name in ("What", "Bytes", "Rule")]
+    body = [([Text(c) for c in row], False) for row in rows]
+    account = fitted_table(columns, body, width, wrap="Rule", right={"Bytes"})
+    if account is None:  # the rule under what it is for
+        under = []
+        for what, size, rule in rows:
+            cell = Text(what)
+            cell.append("\n" + rule, style="dim")
+            under.append(([cell, Text(size)], False))
+        account = fitted_table(
+            columns[:2],
+            under,
+            width,
+            wrap="What",
+            whole={"What": [r[0] for r in rows]},
+            right={"Bytes"},
+        )
+    return account if account is not None else Text("\n".join("  ".join(r) for r in rows))
 
 
 def _state_table(cost: Cost, width: int) -> Iterator[RenderableType]:
@@ -1161,4 +1168,4 @@ class _Sweep:
             if column.formula is not None:
                 yield Text(kept_whole(f"{column.title} = {formula_text(column.formula)}", width))
         if any(column.formula is None for column in table.columns):
-            yield Text("(no formula: the layers need the swept sizes as numbers)")
+            yield Text("(no formula: each point is worked out from its numbers)")

@@ -57,6 +57,8 @@ METHODS: dict[str, str] = {
     "mxfp4": "shapecalc.quant.mxfp4",
     "compressed-tensors": "shapecalc.quant.compressed",
     "gguf": "shapecalc.quant.gguf",
+    "gptq": "shapecalc.quant.gptq",
+    "awq": "shapecalc.quant.awq",
 }
 
 
@@ -87,9 +89,11 @@ class Method:
         config the options came from, for the message)."""
         values: dict[str, Any] = {}
         known = set(cls.ignored_keys)
+        settings: list[str] = []  # the keys that change a stored tensor, for the message
         for f in dataclasses.fields(cls):
             names = cls.keys.get(f.name, (f.name,))
             known.update(names)
+            settings.extend(names[:1])
             for name in names:
                 if name in options and options[name] is not None:
                     values[f.name] = options[name]
@@ -100,7 +104,7 @@ class Method:
                     where,
                     key,
                     f"{where}: {cls.quant_method} has no setting {echo(key)} (settings: "
-                    f"{', '.join(sorted(k for k in known if k != 'quant_method'))})",
+                    f"{', '.join(sorted(settings))})",
                     f"a {cls.quant_method} setting",
                 )
         if "skip" in values:
@@ -135,6 +139,11 @@ class Method:
     def describe(self) -> str:
         """The method in a few words, for the memory account's rule."""
         return self.quant_method
+
+    def bind(self, model: Model) -> Method:
+        """The method as it applies to ``model`` (GPTQ finds the model's blocks here),
+        or a one-line refusal of a model it cannot take; called once by :func:`quantize`."""
+        return self
 
     def skipped(self, parts: tuple[str, ...]) -> bool:
         """``modules_to_not_convert``, matched as transformers' ``should_convert_module``
@@ -427,10 +436,10 @@ def quantize(model: Model, quantization: Quantization) -> Model:
             f"{model.name} is already quantized ({model.quantization.describe()})",
             "one quantization",
         )
-    method = quantization.method
-    own = method.quantize_model(model, quantization)
+    own = quantization.method.quantize_model(model, quantization)
     if own is not None:
         return own
+    method = quantization.method.bind(model)
     tied = {n.rpartition(".")[0] for pair in model.ties.items() for n in pair}
     # transformers' get_keys_to_not_convert: the output embeddings and the module of the
     # last parameter (a classifier's score), besides the tied tensors

@@ -547,9 +547,9 @@ def test_block_scaled_fp8_configs_are_counted_with_a_note() -> None:
     # default blocks of 128 × 128): read, and priced quantized by `shapecalc hf`
     plain = {**DEEPSEEK_V3, "quantization_config": {"quant_method": "fp8"}}
     assert from_hf_config(plain).total == model.total
-    gptq = {**DEEPSEEK_V3, "quantization_config": {"quant_method": "gptq", "bits": 4}}
+    hqq = {**DEEPSEEK_V3, "quantization_config": {"quant_method": "hqq", "nbits": 4}}
     with pytest.raises(InvalidArgumentError, match="quantization_config"):
-        from_hf_config(gptq)
+        from_hf_config(hqq)
     allowed = from_hf_config(DEEPSEEK_V3, allow=("quantization_config",))
     assert not any("fp8 in blocks" in note for note in allowed.notes)
 

@@ -269,16 +269,26 @@ def test_a_quantized_checkpoint_is_reported_as_such(tmp_path: Path) -> None:
             [shape[1] // 8, shape[0]],
             bytes(shape[0] * shape[1] // 2),
         )
-        tensors[module + ".scales"] = ("F16", [1, shape[0]], bytes(2 * shape[0]))
+        groups = -(-shape[1] // 128)  # group_size 128, a partial group a whole one
+        tensors[module + ".qzeros"] = (
+            "I32",
+            [groups, shape[0] // 8],
+            bytes(groups * shape[0] // 2),
+        )
+        tensors[module + ".scales"] = ("F16", [groups, shape[0]], bytes(2 * groups * shape[0]))
+        tensors[module + ".g_idx"] = ("I32", [shape[1]], bytes(4 * shape[1]))
     rewrite(path, tensors, b"")
     check = check_folder(str(folder))
     assert check.ok, (check.missing, check.unexpected)
-    assert len(check.quantized) == 2 * 7 and check.notes and "gptq" in check.notes[0]
+    # every stored tensor checked against the GPTQ layout (none merely skipped)
+    assert check.layout == "quantized" and not check.quantized
+    assert check.notes and "GPTQ" in check.notes[0]
     result = run(["inspect", str(folder)])
     assert result.exit_code == 0 and "quantized" in result.stdout
     assert "int32" in result.stdout  # the stored dtypes, in the title
-    hf_result = run(["hf", str(folder)])
-    assert hf_result.exit_code == 2 and "quantization_config" in hf_result.stderr
+    hf_result = run(["hf", str(folder), "--format", "json"])
+    assert hf_result.exit_code == 0, hf_result.output
+    assert "model.layers.{0..1}.self_attn.q_proj.qweight" in hf_result.stdout
 
 
 def test_a_folder_without_config_is_inspected_whole(tmp_path: Path) -> None:

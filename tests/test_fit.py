@@ -582,3 +582,14 @@ def test_vllm_on_llama_3_1_8b_as_its_startup_log_printed() -> None:
     low, high = int(3.805 * 2**30), int(3.815 * 2**30)
     assert pages.num_blocks(low) <= 1952 <= pages.num_blocks(high)
     assert f"{pages.concurrency(1952, 20_000, 2048):.2f}" == "1.56"
+
+
+def test_formats_are_priced_when_asked_or_when_the_model_does_not_fit() -> None:
+    """The weights formats (every GGUF mix, bitsandbytes, GPTQ...) cost most of an answer:
+    priced with --formats, or when the model does not fit as it is."""
+    fits = json.loads(run([*LLAMA, "--gpu", "l4", "--format", "json"]).output)
+    assert fits["fits"] and not fits["quantizations"]
+    asked = json.loads(run([*LLAMA, "--gpu", "l4", "--formats", "--format", "json"]).output)
+    assert asked["fits"] and asked["quantizations"]
+    tight = json.loads(run([*LLAMA, "--memory-gb", "0.0005", "--format", "json"]).output)
+    assert not tight["fits"] and tight["quantizations"]

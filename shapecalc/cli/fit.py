@@ -35,6 +35,7 @@ FIT_FLAGS = (
     "efficiency",
     "compute",
     "frontier",
+    "formats",
     "plot",
     "fmt",
 )
@@ -179,6 +180,13 @@ def fit_options(default_dtype: str | None) -> list[Callable[[F], F]]:
         ),
         click.option("--plot", is_flag=True, help="With --frontier: draw it in the terminal."),
         click.option(
+            "--formats",
+            is_flag=True,
+            help="Price every weights format shapecalc knows (GGUF mixes, bitsandbytes, GPTQ, "
+            "AWQ, fp8, ...) and name the least quantized that fits; without it, only when "
+            "the model does not fit as it is.",
+        ),
+        click.option(
             "--format",
             "fmt",
             type=click.Choice(("table", "json")),
@@ -318,7 +326,8 @@ def _run(model: Any, options: dict[str, Any], context: int | None = None) -> Non
             max_context=context,
         )
         frontier = tuple(2**k for k in range(11)) if options["frontier"] else ()
-        result = answer(the_fit, frontier=frontier)
+        formats = options["formats"] or not the_fit.fits()
+        result = answer(the_fit, frontier=frontier, quantizations=formats)
     except ShapecalcError as err:
         raise engine_error(err, _FLAGS) from None
     if options["fmt"] == "json":

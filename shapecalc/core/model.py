@@ -419,13 +419,18 @@ class Model:
         """``(name, shape)`` as ``torch.nn.Module.named_parameters()`` gives them: every
         repeated block expanded (while its count is known), a tied parameter once, under
         the name it was first registered with; refused past :data:`MAX_LISTED` tensors."""
+        return list(self._named_parameters)
+
+    @cached_property
+    def _named_parameters(self) -> tuple[tuple[str, tuple[Dim, ...]], ...]:
+        """The list, made once (a model is frozen)."""
         self._listable()
-        return [
+        return tuple(
             (full_name(place.path, p.name), p.shape)
             for (place,) in placed_leaves((self.root,), every_child)
             for p in expand(place.leaf.spec.params())
             if full_name(place.path, p.name) not in self.ties
-        ]
+        )
 
     def named_buffers(self) -> list[tuple[str, tuple[Dim, ...]]]:
         """``(name, shape)`` as ``torch.nn.Module.named_buffers()`` gives them, every

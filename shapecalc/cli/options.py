@@ -301,7 +301,11 @@ def build(
         )
     except ShapecalcError as err:
         if err.argument in ("convention", "verify", "against", "weights"):
-            raise click.BadParameter(str(err), param_hint=f"'--{err.argument}'") from None
+            hint = f"'--{err.argument}'"
+            chosen = flags.get("weights")
+            if err.argument == "weights" and chosen is not None and not isinstance(chosen, str):
+                hint = f"'{getattr(chosen, 'source', '--weights')}'"  # a config's own
+            raise click.BadParameter(str(err), param_hint=hint) from None
         raise engine_error(err, {"input": "--input-shape"}) from None
 
 

@@ -232,7 +232,7 @@ BASE = {
         ({"pad_token_id": 100}, "pad_token_id", "padding_idx"),
         ({"sliding_attention_kind": "new"}, "sliding_attention_kind", "could change a shape"),
         (
-            {"quantization_config": {"quant_method": "gptq", "bits": 4}},
+            {"quantization_config": {"quant_method": "hqq", "nbits": 4}},
             "quantization_config",
             "inspect FOLDER",
         ),

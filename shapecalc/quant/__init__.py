@@ -199,6 +199,14 @@ class Method:
         depend on each tensor's layer), or None for :func:`quantize`'s layer by layer."""
         return None
 
+    def stored_tensors(
+        self, model: Model, quantization: Quantization
+    ) -> tuple[tuple[str, Param], ...] | None:
+        """Every tensor the quantized model stores, each with the full name of the
+        model's tensor it stores, worked out without building the quantized model (what
+        a search over many formats asks); None: build it with :func:`quantize`."""
+        return None
+
 
 @dataclass(frozen=True)
 class Quantization:

@@ -254,6 +254,19 @@ def weights_error(field: str, value: Any, message: str, rule: str) -> InvalidArg
     return InvalidArgumentError(message, layer="", field=field, value=value, rule=rule)
 
 
+def require_choices(where: str, choices: tuple[tuple[str, Any, tuple[Any, ...]], ...]) -> None:
+    """Refuse the first ``(key, value, options)`` whose value is none of its options."""
+    for key, value, options in choices:
+        if value not in options:
+            said = ", ".join(str(o) for o in options)
+            raise weights_error(
+                where,
+                value,
+                f"{where}: {key} = {echo(value)}: must be one of {said}",
+                f"{key} is one of {said}",
+            )
+
+
 def method_class(quant_method: str, where: str = "quantization_config") -> type[Method]:
     """The class of a quant_method (``gptq``), its module imported on first use."""
     module = METHODS.get(quant_method)

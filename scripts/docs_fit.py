@@ -57,6 +57,12 @@ def fit_page() -> str:
             "speed bounds; `--frontier --plot` for the largest context at batches 1, 2, 4, "
             "...; `--format json` (schema: `docs/schema/fit.schema.json`).",
             "",
+            "When the model does not fit as it is, the answer prices the common weights "
+            "formats (" + ", ".join(f"`{name}`" for name in fit.COMMON_FORMATS) + ") and names "
+            "the least quantized of them that fits; `--formats` prices every format "
+            "shapecalc knows (every GGUF mix, bitsandbytes, GPTQ, AWQ, fp8, MXFP4, "
+            "compressed-tensors), whether the model fits or not.",
+            "",
             "```console",
             "$ shapecalc fit " + " ".join(llama) + " --gpu rtx-4090 --seq-len 8192",
             run,

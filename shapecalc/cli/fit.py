@@ -210,8 +210,8 @@ def fit_options(default_dtype: str | None) -> list[Callable[[F], F]]:
             "--formats",
             is_flag=True,
             help="Price every weights format shapecalc knows (GGUF mixes, bitsandbytes, GPTQ, "
-            "AWQ, fp8, ...) and name the least quantized that fits; without it, only when "
-            "the model does not fit as it is.",
+            "AWQ, fp8, ...) and name the least quantized that fits; without it, only the "
+            "common formats, and only when the model does not fit as it is.",
         ),
         click.option(
             "--format",
@@ -344,7 +344,7 @@ def fit_setting(options: dict[str, Any], context: int | None = None) -> Any:
 
 
 def _run(model: Any, options: dict[str, Any], context: int | None = None) -> None:
-    from shapecalc.analysis.fit import answer
+    from shapecalc.analysis.fit import COMMON_FORMATS, answer
 
     if options["plot"] and not options["frontier"]:
         raise click.BadParameter("--plot draws the frontier: add --frontier", param_hint="'--plot'")
@@ -364,7 +364,9 @@ def _run(model: Any, options: dict[str, Any], context: int | None = None) -> Non
             seq_len=options["seq_len"],
         )
         frontier = tuple(2**k for k in range(11)) if options["frontier"] else ()
-        formats = options["formats"] or not the_fit.fits()
+        formats: bool | tuple[str, ...] = (
+            True if options["formats"] else (not the_fit.fits() and COMMON_FORMATS)
+        )
         result = answer(the_fit, frontier=frontier, quantizations=formats)
     except ShapecalcError as err:
         raise engine_error(err, FLAGS) from None

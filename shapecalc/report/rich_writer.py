@@ -1286,6 +1286,8 @@ class _FitTable:
             best = (
                 f"; the least quantized that fits: {fitting[-1].name}" if fitting else "; none fits"
             )
+            if not a.all_formats:
+                best += " (of the common formats; --formats prices every one)"
             answers.add_row("weights formats", text + best)
         if a.engine_log:
             log = a.engine_log

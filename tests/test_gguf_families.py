@@ -1,5 +1,5 @@
-"""GGUF files of the families whose names are not LLaMA's: gpt2, falcon, gptneox, mamba,
-deepseek2 (DeepSeek-V2 and V3), gpt-oss.
+"""GGUF files of the families added after LLaMA's: gpt2, falcon, gptneox, mamba, deepseek2
+(DeepSeek-V2 and V3), gpt-oss, gemma3 (text), olmo2, granite, phi2, command-r.
 
 Truth: tiny transformers models built on the meta device, converted here as llama.cpp's
 ``convert_hf_to_gguf.py`` converts them (each family's ``modify_tensors`` and
@@ -34,7 +34,14 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 Q = gguf.GGMLQuantizationType
 
-#: model_type -> (GGUF architecture, a tiny config)
+_DENSE = {
+    "hidden_size": 64,
+    "intermediate_size": 96,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+}
+#: case -> (GGUF architecture, model_type, a tiny config)
 CASES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "gpt2": ("gpt2", "gpt2", {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 32}),
     "falcon-7b": (
@@ -115,6 +122,11 @@ CASES: dict[str, tuple[str, str, dict[str, Any]]] = {
             "topk_group": 1,
         },
     ),
+    "gemma3_text": ("gemma3", "gemma3_text", {**_DENSE, "head_dim": 16}),
+    "olmo2": ("olmo2", "olmo2", _DENSE),
+    "granite": ("granite", "granite", _DENSE),
+    "phi": ("phi2", "phi", {**_DENSE, "num_key_value_heads": 4, "intermediate_size": 256}),
+    "cohere": ("command-r", "cohere", _DENSE),
     "gpt_oss": (
         "gpt-oss",
         "gpt_oss",
@@ -293,6 +305,26 @@ def metadata(case: str, config: Any) -> dict[str, Any]:
         }
         if c.q_lora_rank is not None:
             meta["attention.q_lora_rank"] = c.q_lora_rank
+        return meta
+    if arch == "phi2":  # Phi2Model
+        return {
+            "context_length": c.max_position_embeddings,
+            "embedding_length": c.hidden_size,
+            "feed_forward_length": 4 * c.hidden_size,
+            "block_count": c.num_hidden_layers,
+            "attention.head_count": c.num_attention_heads,
+            "attention.head_count_kv": c.num_attention_heads,
+        }
+    if arch in ("gemma3", "olmo2", "granite", "command-r"):  # TextModel's, LlamaModel's
+        meta = {
+            "block_count": c.num_hidden_layers,
+            "embedding_length": c.hidden_size,
+            "feed_forward_length": c.intermediate_size,
+            "attention.head_count": c.num_attention_heads,
+            "attention.head_count_kv": c.num_key_value_heads,
+        }
+        if arch == "gemma3":  # Gemma3Model: head_dim
+            meta["attention.key_length"] = c.head_dim
         return meta
     assert arch == "gpt-oss"  # GptOssModel (and TextModel's)
     return {

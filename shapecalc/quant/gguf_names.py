@@ -3,8 +3,9 @@
 (only the tensors ``constants.py``'s ``MODEL_TENSORS`` lists for the architecture), and
 each model class's ``modify_tensors`` for what it does to a tensor on the way:
 
-* the LLaMA-like families (llama, qwen2, qwen3, qwen2moe, qwen3moe, gemma, gemma2, phi3,
-  starcoder2, and any model named ``model.layers.N.``): :data:`GLOBAL`, :data:`LAYER`,
+* the LLaMA-like families (llama, qwen2, qwen3, qwen2moe, qwen3moe, gemma, gemma2,
+  gemma3, phi3, starcoder2, granite, and any model named ``model.layers.N.``):
+  :data:`GLOBAL`, :data:`LAYER`,
   :data:`EXPERTS`; fused experts ``gate_up_proj`` (E, 2F, H) split into ``ffn_gate_exps``
   and ``ffn_up_exps`` (E, F, H) each;
 * gpt2 (GPT2Model): GPT-2's Conv1D weights ``c_attn``, ``c_proj``, ``c_fc`` stored
@@ -17,6 +18,10 @@ each model class's ``modify_tensors`` for what it does to a tensor on the way:
 * deepseek2 (DeepseekV2Model, for DeepSeek-V2 and V3): ``kv_b_proj`` (A·(Dn + Dv), R)
   split per head into ``attn_k_b`` (A, R, Dn) (transposed) and ``attn_v_b``
   (A, Dv, R); the router's ``e_score_correction_bias`` buffer as ``exp_probs_b.bias``;
+* olmo2 (Olmo2Model): ``post_attention_layernorm`` (after attention) is
+  ``post_attention_norm``; phi2 (Phi2Model): ``dense``, ``fc1``, ``fc2``,
+  ``final_layernorm`` and the head's bias; command-r (CommandR2Model): no output tensor
+  (the head is the embedding);
 * gpt-oss (GptOssModel): ``sinks`` as ``attn_sinks.weight``, the router as
   ``ffn_gate_inp``, the experts' ``gate_up_proj`` (E, H, 2F) transposed and split by
   alternate rows into ``ffn_gate_exps`` and ``ffn_up_exps`` (E, F, H), its bias (E, 2F)
@@ -24,7 +29,8 @@ each model class's ``modify_tensors`` for what it does to a tensor on the way:
   original MXFP4 checkpoint's blocks are repacked to these shapes).
 
 Sources: ggml-org/llama.cpp ``convert_hf_to_gguf.py`` (GPT2Model, FalconModel,
-GPTNeoXModel, MambaModel, DeepseekV2Model, GptOssModel) and gguf-py 0.19's
+GPTNeoXModel, MambaModel, DeepseekV2Model, GptOssModel, Olmo2Model, Phi2Model,
+CommandR2Model, Gemma3Model, GraniteModel) and gguf-py 0.19's
 ``tensor_mapping.py``; tests/test_gguf_families.py checks every name against gguf-py.
 """
 
@@ -259,6 +265,38 @@ FAMILIES: dict[str, Family] = {
             "the router's e_score_correction_bias buffer is exp_probs_b.bias",
         ),
     ),
+    "olmo2": Family(
+        "olmo2",
+        "model.layers",
+        GLOBAL,
+        {**LAYER, "post_attention_layernorm": "post_attention_norm"},
+    ),
+    "phi2": Family(
+        "phi2",
+        "model.layers",
+        {
+            "model.embed_tokens.weight": "token_embd.weight",
+            "model.final_layernorm.weight": "output_norm.weight",
+            "model.final_layernorm.bias": "output_norm.bias",
+            "lm_head.weight": "output.weight",
+            "lm_head.bias": "output.bias",
+        },
+        {
+            "input_layernorm": "attn_norm",
+            "self_attn.q_proj": "attn_q",
+            "self_attn.k_proj": "attn_k",
+            "self_attn.v_proj": "attn_v",
+            "self_attn.dense": "attn_output",
+            "mlp.fc1": "ffn_up",
+            "mlp.fc2": "ffn_down",
+        },
+    ),
+    "command-r": Family(
+        "command-r",
+        "model.layers",
+        {k: v for k, v in GLOBAL.items() if k != "lm_head.weight"},  # no output tensor
+        LAYER,
+    ),
     "gpt-oss": Family(
         "gpt-oss",
         "model.layers",
@@ -289,8 +327,9 @@ FAMILIES: dict[str, Family] = {
 }
 
 #: the families named, as an error message says them
-NAMED = "the LLaMA, Qwen, Gemma, Phi-3, StarCoder2, GPT-2, Falcon, GPT-NeoX, Mamba, " + (
-    "DeepSeek-V2/V3 and gpt-oss families"
+NAMED = (
+    "the LLaMA, Qwen, Gemma, Phi, StarCoder2, Granite, OLMo 2, Command R, GPT-2, Falcon, "
+    "GPT-NeoX, Mamba, DeepSeek-V2/V3 and gpt-oss families"
 )
 
 

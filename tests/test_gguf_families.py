@@ -1,5 +1,5 @@
 """GGUF files of the families added after LLaMA's: gpt2, falcon, gptneox, mamba, deepseek2
-(DeepSeek-V2 and V3), gpt-oss, gemma3 (text), olmo2, granite, phi2, command-r.
+(DeepSeek-V2 and V3), gpt-oss, gemma3 (text), olmo2, granite, phi2, command-r, mamba2.
 
 Truth: tiny transformers models built on the meta device, converted here as llama.cpp's
 ``convert_hf_to_gguf.py`` converts them (each family's ``modify_tensors`` and
@@ -75,6 +75,20 @@ CASES: dict[str, tuple[str, str, dict[str, Any]]] = {
         "mamba",
         "mamba",
         {"hidden_size": 64, "num_hidden_layers": 2, "state_size": 8, "vocab_size": 90},
+    ),
+    "mamba2": (
+        "mamba2",
+        "mamba2",
+        {
+            "hidden_size": 64,
+            "num_hidden_layers": 2,
+            "vocab_size": 90,
+            "state_size": 16,
+            "head_dim": 16,
+            "num_heads": 8,
+            "n_groups": 2,
+            "expand": 2,
+        },
     ),
     "deepseek_v3": (
         "deepseek2",
@@ -182,8 +196,15 @@ def converted(case: str, config: Any, model: Any) -> list[tuple[str, tuple[int, 
             # GPT2Model.modify_tensors: data_torch.transpose(1, 0)
             if name.endswith((".c_attn.weight", ".c_proj.weight", ".c_fc.weight")):
                 shape = (shape[1], shape[0])
-        if arch == "mamba" and name.endswith("conv1d.weight"):
+        if arch in ("mamba", "mamba2") and name.endswith("conv1d.weight"):
             shape = tuple(d for d in shape if d != 1)  # data_torch.squeeze()
+        if arch == "mamba2":  # Mamba2Model.modify_tensors
+            if name.endswith(".dt_bias"):
+                name = name.rpartition(".dt_bias")[0] + ".dt_proj.bias"
+            if name.endswith((".A_log", ".D")):
+                shape = (*shape, 1)  # data_torch.reshape((*data_torch.shape, 1))
+            if name.endswith("mixer.norm.weight"):  # (n_group, d_inner // n_group)
+                shape = (config.n_groups, shape[0] // config.n_groups)
         if arch == "deepseek2":
             if name.endswith("mlp.experts.gate_up_proj"):
                 # the checkpoint's experts.X.gate_proj / up_proj (F, H), stacked
@@ -283,6 +304,19 @@ def metadata(case: str, config: Any) -> dict[str, Any]:
             "ssm.state_size": c.state_size,
             "ssm.time_step_rank": c.time_step_rank,
         }
+    if arch == "mamba2":  # Mamba2Model
+        inner = c.expand * c.hidden_size
+        return {
+            "embedding_length": c.hidden_size,
+            "feed_forward_length": 0,
+            "attention.head_count": 0,
+            "block_count": c.num_hidden_layers,
+            "ssm.conv_kernel": c.conv_kernel,
+            "ssm.inner_size": inner,
+            "ssm.state_size": c.state_size,
+            "ssm.time_step_rank": inner // c.head_dim,
+            "ssm.group_count": c.n_groups,
+        }
     if arch == "deepseek2":  # DeepseekV2Model
         meta = {
             "block_count": c.num_hidden_layers,
@@ -374,6 +408,8 @@ def convert(case: str, tmp_path: Path, **change: Any) -> tuple[Path, Any, Any]:
     vocab = config.vocab_size
     if CASES[case][0] == "mamba":  # MambaModel.set_vocab: padded to a multiple of 8
         vocab = -(vocab // -8) * 8
+    if CASES[case][0] == "mamba2":  # Mamba2Model.set_vocab: to a multiple of 16
+        vocab = -(vocab // -16) * 16
     path = write_file(
         tmp_path / f"{case}.gguf", CASES[case][0], metadata(case, config), tensors, vocab
     )
@@ -453,8 +489,11 @@ def _tampered(case: str, tmp_path: Path, how: str) -> Path:
         tensors = [(n, tuple(reversed(s)) if n == "blk.0.ssm_a" else s) for n, s in tensors]
     elif how == "metadata":
         meta = {**meta, "ssm.state_size": meta["ssm.state_size"] + 1}
-    vocab = -(config.vocab_size // -8) * 8 if arch == "mamba" else config.vocab_size
-    return write_file(tmp_path / f"{how}.gguf", arch, meta, tensors, vocab)
+    elif how == "flat norm":  # the gated norm not reshaped by groups
+        tensors = [(n, (s[0] * s[1],) if n == "blk.1.ssm_norm.weight" else s) for n, s in tensors]
+    pad = {"mamba": 8, "mamba2": 16}.get(arch, 1)
+    vocab = -(config.vocab_size // -pad) * pad
+    return write_file(tmp_path / f"{how.replace(' ', '_')}.gguf", arch, meta, tensors, vocab)
 
 
 @pytest.mark.parametrize(
@@ -463,6 +502,7 @@ def _tampered(case: str, tmp_path: Path, how: str) -> Path:
         ("gpt2", "missing", r"missing +blk\.1\.ffn_down\.weight \(64, 256\)"),
         ("mamba", "shape", r"wrong shape blk\.0\.ssm_a"),
         ("mamba", "metadata", r"wrong shape blk\.0\.ssm_x\.weight"),
+        ("mamba2", "flat norm", r"wrong shape blk\.1\.ssm_norm\.weight"),
     ],
 )
 def test_a_tampered_file_is_refused(case: str, how: str, said: str, tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ whose metadata is not LLaMA's: what each of llama.cpp's converter classes writes
 * mamba (MambaModel): ``ssm.inner_size``, ``ssm.state_size``, ``ssm.conv_kernel``,
   ``ssm.time_step_rank``; ``head_count`` 0; the token list padded to a multiple of 8
   (``pad_vocab_size_multiple``), so the vocabulary is the token embedding's rows;
+* mamba2 (Mamba2Model): as Mamba's, with ``ssm.time_step_rank`` the heads (d_inner /
+  head_dim), ``ssm.group_count``, the token list padded to a multiple of 16;
 * deepseek2 (DeepseekV2Model): ``head_count_kv`` 1 (latent attention written as one
   key head), ``vocab_size``, ``leading_dense_block_count``, ``attention.q_lora_rank``
   (absent without one), ``attention.kv_lora_rank``, ``attention.key_length_mla`` (Dn +
@@ -156,6 +158,32 @@ def _mamba(meta: Meta) -> dict[str, Any]:
     return args
 
 
+def _mamba2(meta: Meta) -> dict[str, Any]:
+    args = meta.common()
+    rows = meta.rows("token_embd.weight")
+    listed = args["vocab"]
+    if rows is not None and rows < listed <= -(rows // -16) * 16:
+        args["vocab"] = rows  # the token list padded to a multiple of 16
+    inner = meta.need("ssm.inner_size")
+    heads = meta.need("ssm.time_step_rank")
+    if not heads or inner % heads:
+        raise meta.fail(
+            f"{meta.arch}.ssm.time_step_rank = {heads} does not divide "
+            f"{meta.arch}.ssm.inner_size = {inner}: it is the heads of d_inner / head_dim"
+        )
+    args["heads"] = heads
+    args["head_dim"] = inner // heads
+    if args["hidden"] and inner % args["hidden"] == 0:
+        args["expand"] = inner // args["hidden"]
+    args["state_size"] = meta.need("ssm.state_size")
+    args["conv_kernel"] = meta.need("ssm.conv_kernel")
+    args["groups"] = meta.get("ssm.group_count", 1)
+    names = meta.names
+    args["conv_bias"] = "blk.0.ssm_conv1d.bias" in names
+    args["bias"] = "blk.0.ssm_in.bias" in names
+    return args
+
+
 def _deepseek2(meta: Meta) -> dict[str, Any]:
     args = meta.common()
     args["heads"] = meta.need("attention.head_count")
@@ -217,6 +245,7 @@ ARGUMENTS: dict[str, Callable[[Meta], dict[str, Any]]] = {
     "falcon": _falcon,
     "gptneox": _gptneox,
     "mamba": _mamba,
+    "mamba2": _mamba2,
     "deepseek2": _deepseek2,
     "gpt-oss": _gpt_oss,
 }

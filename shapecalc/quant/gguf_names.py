@@ -15,6 +15,9 @@ each model class's ``modify_tensors`` for what it does to a tensor on the way:
 * gptneox (GPTNeoXModel): the fused ``query_key_value`` regrouped (the shape kept);
 * mamba (MambaModel): ``A_log`` written as ``-exp(A_log)`` under ``ssm_a`` and ``D`` as
   ``ssm_d`` (no ``.weight``), ``conv1d.weight`` (C, 1, K) squeezed to (C, K);
+* mamba2 (Mamba2Model): ``dt_bias`` as ``ssm_dt.bias``, ``A_log`` (as ``-exp``) and
+  ``D`` unsqueezed to (heads, 1), the gated norm (d_inner,) as (groups, d_inner /
+  groups), ``conv1d.weight`` squeezed;
 * deepseek2 (DeepseekV2Model, for DeepSeek-V2 and V3): ``kv_b_proj`` (A·(Dn + Dv), R)
   split per head into ``attn_k_b`` (A, R, Dn) (transposed) and ``attn_v_b``
   (A, Dv, R); the router's ``e_score_correction_bias`` buffer as ``exp_probs_b.bias``;
@@ -131,6 +134,9 @@ class Family:
     transposed: frozenset[str] = frozenset()
     squeezed: frozenset[str] = frozenset()
     buffers: Mapping[str, str] = field(default_factory=dict)
+    #: a parameter within a layer -> how the conversion reshapes it: "unsqueeze" (a
+    #: trailing 1), "groups" (to (n_groups, n / n_groups))
+    reshape: Mapping[str, str] = field(default_factory=dict)
     #: gpt-oss: experts stored (E, in, out), gate and up interleaved by row
     experts_interleaved: bool = False
     #: deepseek2: kv_b_proj split into attn_k_b and attn_v_b
@@ -252,6 +258,30 @@ FAMILIES: dict[str, Family] = {
         squeezed=frozenset({"mixer.conv1d"}),
         notes=("A_log is stored as A = -exp(A_log) (ssm_a); conv1d (C, 1, K) as (C, K)",),
     ),
+    "mamba2": Family(
+        "mamba2",
+        "backbone.layers",
+        {
+            "backbone.embeddings.weight": "token_embd.weight",
+            "backbone.norm_f.weight": "output_norm.weight",
+            "lm_head.weight": "output.weight",
+        },
+        {
+            "norm": "attn_norm",
+            "mixer.in_proj": "ssm_in",
+            "mixer.conv1d": "ssm_conv1d",
+            "mixer.norm": "ssm_norm",
+            "mixer.out_proj": "ssm_out",
+        },
+        bare={"mixer.A_log": "ssm_a", "mixer.D": "ssm_d", "mixer.dt_bias": "ssm_dt.bias"},
+        squeezed=frozenset({"mixer.conv1d"}),
+        reshape={"mixer.A_log": "unsqueeze", "mixer.D": "unsqueeze", "mixer.norm.weight": "groups"},
+        notes=(
+            "A_log is stored as A = -exp(A_log) (ssm_a), A and D as (heads, 1); conv1d "
+            "(C, 1, K) as (C, K); the gated norm as (groups, d_inner / groups); dt_bias "
+            "as ssm_dt.bias",
+        ),
+    ),
     "deepseek2": Family(
         "deepseek2",
         "model.layers",
@@ -329,7 +359,7 @@ FAMILIES: dict[str, Family] = {
 #: the families named, as an error message says them
 NAMED = (
     "the LLaMA, Qwen, Gemma, Phi, StarCoder2, Granite, OLMo 2, Command R, GPT-2, Falcon, "
-    "GPT-NeoX, Mamba, DeepSeek-V2/V3 and gpt-oss families"
+    "GPT-NeoX, Mamba, Mamba-2, DeepSeek-V2/V3 and gpt-oss families"
 )
 
 
@@ -428,6 +458,7 @@ def gguf_tensors(model: Model, arch: str | None = None) -> tuple[list[GGUFName],
         for n, _ in params
         if (m := pattern.match(n)) and m.group(2).startswith("pre_feedforward_layernorm.")
     }
+    groups = dict(model.arguments).get("groups")
     out: list[GGUFName] = []
     unmapped: list[str] = []
     for name, shape in params:
@@ -450,7 +481,12 @@ def gguf_tensors(model: Model, arch: str | None = None) -> tuple[list[GGUFName],
             unmapped.append(name)
             continue
         base = rest.rpartition(".")[0]
-        if base in family.transposed and rest.endswith(".weight") and len(shape) == 2:
+        how = family.reshape.get(rest)
+        if how == "unsqueeze":
+            out.append(GGUFName(new, (*shape, 1), name, "unsqueezed"))
+        elif how == "groups" and isinstance(groups, int) and groups and len(shape) == 1:
+            out.append(GGUFName(new, (groups, shape[0] // groups), name, "by group"))
+        elif base in family.transposed and rest.endswith(".weight") and len(shape) == 2:
             out.append(GGUFName(new, (shape[1], shape[0]), name, "T"))
         elif base in family.squeezed and rest.endswith(".weight"):
             out.append(GGUFName(new, tuple(d for d in shape if d != 1), name, "squeezed"))

@@ -423,9 +423,11 @@ def test_the_names_and_shapes_are_the_converters(case: str) -> None:
 
     config, model = hf(case)
     mine = hf_model(config.to_dict()).model()
-    made, unmapped = gguf_tensors(mine)
+    made, unmapped = gguf_tensors(mine, buffers=True)
     assert not unmapped
     assert sorted((t.name, t.shape) for t in made) == sorted(converted(case, config, model))
+    priced, _ = gguf_tensors(mine)  # the parameters alone, as a mix prices them
+    assert [t for t in made if t.how != "buffer"] == priced
 
 
 # -- the check of a file ------------------------------------------------------------------------
@@ -721,3 +723,14 @@ def quantize_refused(model: Any, mix: str) -> str:
     with pytest.raises(InvalidArgumentError) as info:
         quantize(model, parse_weights(mix))
     return f"{info.value.message} {info.value.rule}"
+
+
+@pytest.mark.parametrize("width", [80, 200])
+@pytest.mark.parametrize("case", ["gpt_oss", "deepseek_v3", "mamba2", "falcon-40b"])
+def test_the_listing_fits(case: str, width: int, tmp_path: Path) -> None:
+    path, _, _ = convert(case, tmp_path)
+    for extra in ([], ["--format", "json"]):
+        result = run(["inspect", str(path), *extra], width)
+        assert result.exit_code == 0, result.output
+        if not extra:
+            assert max(len(line) for line in result.stdout.splitlines()) <= width

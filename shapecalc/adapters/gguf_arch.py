@@ -231,7 +231,7 @@ def check_gguf(file: GGUFFile) -> GGUFCheck:
     config, hf = _model(file)
     model = hf.model()
     arch = file.architecture or ""
-    expected, unmapped = gguf_tensors(model, arch)
+    expected, unmapped = gguf_tensors(model, arch, buffers=True)
     want = {e.name: e for e in expected}
     stored = {t.name: t for t in file.tensors}
     missing = tuple((e.name, e.shape, e.source) for e in expected if e.name not in stored)
@@ -257,7 +257,7 @@ def check_gguf(file: GGUFFile) -> GGUFCheck:
             f"{len(unmapped):,} transformers tensors have no GGUF name here: "
             + ", ".join(unmapped[:3])
         )
-    if file.architecture == "llama":
+    if file.architecture in ("llama", "granite"):  # LlamaModel.permute
         notes.append("q_proj and k_proj rows are permuted by the conversion (shapes kept)")
     family = FAMILIES.get(arch)
     if family is not None:

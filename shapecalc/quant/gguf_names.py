@@ -443,11 +443,15 @@ def _kv_b(model: Model, index: str, name: str, shape: tuple[int, ...]) -> list[G
     ]
 
 
-def gguf_tensors(model: Model, arch: str | None = None) -> tuple[list[GGUFName], list[str]]:
+def gguf_tensors(
+    model: Model, arch: str | None = None, buffers: bool = False
+) -> tuple[list[GGUFName], list[str]]:
     """Every tensor a conversion of ``model`` writes, in the model's order, and the
     transformers tensors it has no GGUF name for. A tied output head is not written
     (llama.cpp reads ``token_embd`` for it). ``arch``: the GGUF architecture (by
-    default the one the model's transformers type converts to)."""
+    default the one the model's transformers type converts to); ``buffers``: with the
+    buffers the checkpoint holds and the conversion writes (DeepSeek-V3's router bias),
+    after the parameters (``how`` "buffer")."""
     if arch is None:
         arch = model_arch(model)
     family = FAMILIES.get(arch, _LLAMA_LIKE)
@@ -492,7 +496,7 @@ def gguf_tensors(model: Model, arch: str | None = None) -> tuple[list[GGUFName],
             out.append(GGUFName(new, tuple(d for d in shape if d != 1), name, "squeezed"))
         else:
             out.append(GGUFName(new, shape, name))
-    if family.buffers:
+    if buffers and family.buffers:
         for name, dims_of in model.named_buffers():
             m = pattern.match(name)
             if m and m.group(2) in family.buffers:

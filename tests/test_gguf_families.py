@@ -734,3 +734,52 @@ def test_the_listing_fits(case: str, width: int, tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         if not extra:
             assert max(len(line) for line in result.stdout.splitlines()) <= width
+
+
+def test_published_headers_count_the_tensors_shapecalc_names() -> None:
+    """The tensor counts llama.cpp's loader printed for published files:
+    deepseek-v3-Q4_K_S.gguf, "1025 tensors" (ggml-org/llama.cpp issue #10981, build
+    4407, converted before kv_b_proj was split); DeepSeek-V3-0324-UD-Q2_K_XL, "1086
+    tensors" (ikawrakow/ik_llama.cpp pull 394: attn_k_b and attn_v_b for attn_kv_b);
+    falcon-mamba-7b-Q4_K_S.gguf, "643 tensors" (ggml-org/llama.cpp issue #10109:
+    Falcon-Mamba-7B, 64 Mamba layers of H 4096, its head not tied)."""
+    from shapecalc.adapters.hf_config import hf_model
+
+    v3 = hf_model({"model_type": "deepseek_v3", "architectures": ["DeepseekV3ForCausalLM"]})
+    model = v3.model()
+    split, unmapped = gguf_tensors(model, buffers=True)
+    assert not unmapped and len(split) == 1086
+    whole, _ = gguf_tensors(model, buffers=True, kv_b=True)
+    assert len(whole) == 1025
+    mamba = hf_model(
+        {
+            "model_type": "mamba",
+            "architectures": ["MambaForCausalLM"],
+            "hidden_size": 4096,
+            "num_hidden_layers": 64,
+            "vocab_size": 65024,
+            "state_size": 16,
+            "tie_word_embeddings": False,
+        }
+    ).model()
+    assert len(gguf_tensors(mamba)[0]) == 643
+
+
+def test_deepseek_before_the_split_agrees(tmp_path: Path) -> None:
+    """A DeepSeek file converted before kv_b_proj was split holds attn_kv_b
+    (A·(Dn + Dv), R): it agrees, and the note says which layout it is."""
+    config, model = hf("deepseek_v3")
+    tensors = []
+    for name, shape in converted("deepseek_v3", config, model):
+        if name.endswith("attn_k_b.weight"):
+            heads, rank, nope = shape
+            rows = heads * (nope + config.v_head_dim)
+            tensors.append((name.replace("attn_k_b", "attn_kv_b"), (rows, rank)))
+        elif not name.endswith("attn_v_b.weight"):
+            tensors.append((name, shape))
+    path = write_file(
+        tmp_path / "old.gguf", "deepseek2", metadata("deepseek_v3", config), tensors, 96
+    )
+    check = check_gguf(read_gguf(str(path)))
+    assert check.ok, (check.missing, check.unexpected, check.wrong_shape)
+    assert any("whole (attn_kv_b)" in n for n in check.notes)

@@ -231,9 +231,15 @@ def check_gguf(file: GGUFFile) -> GGUFCheck:
     config, hf = _model(file)
     model = hf.model()
     arch = file.architecture or ""
-    expected, unmapped = gguf_tensors(model, arch, buffers=True)
-    want = {e.name: e for e in expected}
     stored = {t.name: t for t in file.tensors}
+    # DeepSeek's kv_b_proj whole (attn_kv_b), as converters wrote it before the split
+    whole = (
+        FAMILIES.get(arch, None) is not None
+        and FAMILIES[arch].split_kv_b
+        and any(n.endswith(".attn_kv_b.weight") for n in stored)
+    )
+    expected, unmapped = gguf_tensors(model, arch, buffers=True, kv_b=whole)
+    want = {e.name: e for e in expected}
     missing = tuple((e.name, e.shape, e.source) for e in expected if e.name not in stored)
     wrong = tuple(
         (e.name, e.shape, stored[e.name].shape, e.source)
@@ -261,7 +267,16 @@ def check_gguf(file: GGUFFile) -> GGUFCheck:
         notes.append("q_proj and k_proj rows are permuted by the conversion (shapes kept)")
     family = FAMILIES.get(arch)
     if family is not None:
-        notes.extend(family.notes)
+        notes.extend(
+            n.replace(
+                "kv_b_proj is split per head into attn_k_b (transposed) and attn_v_b",
+                "kv_b_proj is whole (attn_kv_b), as converters wrote it before they "
+                "split it into attn_k_b and attn_v_b",
+            )
+            if whole
+            else n
+            for n in family.notes
+        )
     elif any(e.how for e in expected):
         notes.append(
             "transformers' fused experts gate_up_proj (E, 2F, H) are stored as "

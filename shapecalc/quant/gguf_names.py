@@ -444,14 +444,16 @@ def _kv_b(model: Model, index: str, name: str, shape: tuple[int, ...]) -> list[G
 
 
 def gguf_tensors(
-    model: Model, arch: str | None = None, buffers: bool = False
+    model: Model, arch: str | None = None, buffers: bool = False, kv_b: bool = False
 ) -> tuple[list[GGUFName], list[str]]:
     """Every tensor a conversion of ``model`` writes, in the model's order, and the
     transformers tensors it has no GGUF name for. A tied output head is not written
     (llama.cpp reads ``token_embd`` for it). ``arch``: the GGUF architecture (by
     default the one the model's transformers type converts to); ``buffers``: with the
     buffers the checkpoint holds and the conversion writes (DeepSeek-V3's router bias),
-    after the parameters (``how`` "buffer")."""
+    after the parameters (``how`` "buffer"); ``kv_b``: DeepSeek's ``kv_b_proj`` whole, as
+    ``attn_kv_b``, as the converter wrote it before splitting it (files of early
+    2025)."""
     if arch is None:
         arch = model_arch(model)
     family = FAMILIES.get(arch, _LLAMA_LIKE)
@@ -472,6 +474,9 @@ def gguf_tensors(
         index, rest = m.groups() if m else ("", "")
         if m and rest in family.experts and len(shape) >= 2:
             out.extend(_experts(family, index, rest, name, shape))
+            continue
+        if m and family.split_kv_b and rest.startswith("self_attn.kv_b_proj.") and kv_b:
+            out.append(GGUFName(f"blk.{index}.attn_kv_b.{rest.rpartition('.')[2]}", shape, name))
             continue
         if m and family.split_kv_b and rest == "self_attn.kv_b_proj.weight" and len(shape) == 2:
             split = _kv_b(model, index, name, shape)

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shapecalc.analysis.cost import analyze
 from shapecalc.architectures.vision import (
@@ -251,3 +253,20 @@ def test_activation_memory_against_autograd(name: str) -> None:
     module.eval()
     with torch.no_grad():
         assert tuple(module(torch.randn(2, 3, 32, 32)).shape) == (2, 1000)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    name=st.sampled_from(["resnet18", "vgg11", "mobilenet_v3_small", "regnet_x_400mf"]),
+    size=st.integers(1, 300),
+)
+def test_any_image_size_is_taken_or_refused_by_name(name: str, size: int) -> None:
+    """Every size either gives one (1, 1000) row of scores or is refused as --image-size,
+    naming the layer that cannot take it."""
+    try:
+        ours = torchvision(name, image_size=size)
+    except InvalidArgumentError as err:
+        assert err.field == "image_size"
+        assert "cannot take" in str(err)
+        return
+    assert analyze(ours, batch=1).layers[-1].outputs == ((1, 1000),)

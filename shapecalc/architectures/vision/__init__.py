@@ -5,7 +5,10 @@ torchvision's names: ``torchvision("resnet50")`` is the tree of
 Each family is one module, written from torchvision 0.29.1's source (the file it names);
 tests/test_torchvision.py holds every model to the truth file torchvision wrote
 (scripts/torchvision_truth.py): every parameter and buffer name and shape, the total, and
-FlopCounterMode's count at 224 and at each pretrained weights' crop size.
+FlopCounterMode's count at 224 and at each pretrained weights' crop size. A new family is
+a module here with ``MODELS`` (the names it builds) and a function ``(name, num_classes)
+-> Block``, named in :data:`FAMILIES`; the truth file holds every torchvision model
+already.
 
     >>> from shapecalc.architectures.vision import torchvision
     >>> torchvision("resnet18").total

@@ -633,6 +633,14 @@ class GGUFMix(Method):
                     f"{where}: {key} = {echo(value)} is not a ggml type (Q6_K, Q8_0, F16, ...)",
                     f"{key} is a ggml type",
                 )
+        if self.arch and self.arch not in _gguf_archs():
+            raise weights_error(
+                where,
+                self.arch,
+                f"{where}: arch = {echo(self.arch)} is not a GGUF architecture shapecalc "
+                f"converts to (architectures: {', '.join(_gguf_archs())})",
+                "a GGUF architecture",
+            )
         if self.skip:
             raise weights_error(
                 where,
@@ -771,6 +779,14 @@ def _typed(
                 "one type for a fused tensor",
             )
     return tensors, by_source
+
+
+@functools.lru_cache(maxsize=1)
+def _gguf_archs() -> tuple[str, ...]:
+    """Every GGUF architecture (general.architecture) a type shapecalc has converts to."""
+    from shapecalc.architectures import commands, get
+
+    return tuple(sorted({t.gguf for c in commands() for t in get(c).hf if t.gguf}))
 
 
 def _declared(model: Model, arch: str) -> HFType | None:

@@ -765,3 +765,19 @@ def test_a_fifo_named_gguf_is_refused_without_opening_it(tmp_path: Path) -> None
     assert result.exit_code == 2 and "not a regular file" in result.stderr, result.output
     result = run(["inspect", str(tmp_path / "absent.gguf")])
     assert result.exit_code == 2, result.output
+
+
+def test_the_converter_keeps_routers_and_the_shared_expert_gate_in_f32() -> None:
+    """convert_hf_to_gguf.py's prepare_tensors: FFN_GATE_INP and FFN_GATE_INP_SHEXP (and
+    position and token-type embeddings, ssm_conv1d) are written in F32 whatever
+    --outtype; other 2-D weights in the outtype."""
+    from shapecalc.quant.gguf import source_type
+
+    for name in (
+        "blk.0.ffn_gate_inp.weight",
+        "blk.0.ffn_gate_inp_shexp.weight",
+        "position_embd.weight",
+        "blk.3.ssm_conv1d.weight",
+    ):
+        assert source_type(name, (64, 8)) == "F32", name
+    assert source_type("blk.0.ffn_up_shexp.weight", (64, 8)) == "F16"

@@ -173,7 +173,13 @@ KEPT = (
     "mm.a.code_embd",
 )
 #: convert_hf_to_gguf.py's tensors kept in F32 whatever --outtype (prepare_tensors)
-F32_SOURCE = ("ffn_gate_inp.", "position_embd.", "token_types.", "ssm_conv1d.")
+F32_SOURCE = (
+    "ffn_gate_inp.",
+    "ffn_gate_inp_shexp.",
+    "position_embd.",
+    "token_types.",
+    "ssm_conv1d.",
+)
 
 
 def _n_dims(ne: tuple[int, ...]) -> int:

@@ -561,7 +561,6 @@ def test_names_match_ignoring_case_spaces_hyphens_and_underscores() -> None:
 REPORTED_MIB = {
     "h100-sxm": 81559,  # NVIDIA/nccl#1264: "0MiB /  81559MiB", NVIDIA H100 80GB HBM3
     "a100-80gb": 81920,  # modal-labs/modal-client#2797: "A100 80GB: 81920MiB"
-    "a100-40gb": 40960,  # ibid.: "A100 40GB: 40960MiB"
     "l40s": 46068,  # ibid.
     "l4": 23034,  # ibid.
     "a10": 23028,  # ibid.
@@ -586,7 +585,7 @@ DATASHEET_GIB = {
 
 
 def test_memory_is_the_driver_s_total_or_binary_gigabytes() -> None:
-    assert set(REPORTED_MIB) | set(DATASHEET_GIB) | {"h100-nvl"} == set(ACCELERATORS)
+    assert set(REPORTED_MIB) | set(DATASHEET_GIB) | {"h100-nvl", "a100-40gb"} == set(ACCELERATORS)
     for name, mib in REPORTED_MIB.items():
         a = ACCELERATORS[name]
         assert (a.memory, a.memory_rule) == (mib * 1024 * 1024, "reported"), name
@@ -596,6 +595,9 @@ def test_memory_is_the_driver_s_total_or_binary_gigabytes() -> None:
         assert (a.memory, a.memory_rule) == (gib * 1024**3, "GiB"), name
     # fastfetch-cli/fastfetch#1658: an H100 NVL's "total": 99961274368
     assert ACCELERATORS["h100-nvl"].memory == 99961274368
+    # bottlerocket-os/bottlerocket#3873, CUDA's deviceQuery on an A100-SXM4-40GB: "40339
+    # MBytes (42298834944 bytes)" (torch's total; nvidia-smi shows 40,960 MiB)
+    assert ACCELERATORS["a100-40gb"].memory == 42298834944
     # vLLM's startup logs on an H100 80GB print total_gpu_memory 79.1-79.6 GiB
     assert 79.1 <= ACCELERATORS["h100-sxm"].memory / 2**30 <= 79.7
     # --memory-gb stays decimal, as given

@@ -6,14 +6,15 @@ Rules the table keeps:
 
 - **Memory** in bytes, by one of two rules, each entry saying which (``memory_rule``)
   with its source (``memory_source``): *reported*, the total the driver reports
-  (``nvidia-smi``'s ``MiB`` total, 2²⁰ bytes each) where a public printout of it is cited;
+  (``nvidia-smi``'s ``MiB`` total, 2²⁰ bytes each, or CUDA's total in bytes where a
+  printout of it is found: what torch and vLLM see) where a public printout is cited;
   else *GiB*, the datasheet's capacity read as binary gigabytes, 2³⁰ bytes (HBM and GDDR
   are sold in binary sizes: an "80 GB" H100 holds 80 GiB, of which the driver reports
   81,559 MiB). PyTorch's ``total_memory`` (what vLLM's ``total_gpu_memory`` logs) can be a
   little less than ``nvidia-smi``'s where ECC takes its part (an A100 40GB: 40,960 MiB in
-  ``nvidia-smi``, 40,339 MiB in CUDA's deviceQuery). ``--memory-gb`` is the user's figure,
-  read as decimal gigabytes (10⁹ bytes): give a driver's total there (81,559 MiB is
-  85.52 GB).
+  ``nvidia-smi``, 40,339 MiB in CUDA's deviceQuery, the figure taken here).
+  ``--memory-gb`` is the user's figure, read as decimal gigabytes (10⁹ bytes): give a
+  driver's total there (81,559 MiB is 85.52 GB).
 - **Bandwidth** in bytes per second, the datasheet's peak.
 - **Peak FLOPs** dense (without 2:4 sparsity, which datasheets often print first: those
   figures are halved here), per dtype of the matrix product: ``fp32`` (the CUDA cores),
@@ -129,6 +130,9 @@ def _gpu(
 
 #: public printouts of ``nvidia-smi`` (each GPU's total in MiB)
 _MODAL = "https://github.com/modal-labs/modal-client/pull/2797"
+#: CUDA's deviceQuery on an A100-SXM4-40GB: "40339 MBytes (42298834944 bytes)", the
+#: total torch and vLLM see (nvidia-smi shows 40,960 MiB: ECC takes the difference)
+_DEVICE_QUERY = "https://github.com/bottlerocket-os/bottlerocket/pull/3873"
 #: the H100 NVL's total in bytes as fastfetch read it from the driver
 _NVL = "https://github.com/fastfetch-cli/fastfetch/issues/1658"
 
@@ -201,7 +205,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "a100-40gb",
             "NVIDIA A100 SXM 40 GB",
-            _mib(40960, _MODAL),
+            _Memory(42298834944, "reported", _DEVICE_QUERY),
             1555,
             _tf(fp32=19.5, tf32=156, bf16=312, int8=624),
             "https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pdf/"

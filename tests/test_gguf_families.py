@@ -684,10 +684,14 @@ def test_deepseek_kv_b_halves() -> None:
         ]
     )
     assert result.exit_code == 0, result.output
-    text = " ".join(result.stdout.split())
-    for part, kind in (("attn_k_b", "Q5_0"), ("attn_v_b", "Q4_K")):
-        assert f"kv_b_proj.{part}.weight" in text
-        assert re.search(rf"weight's {part} part as the GGUF file holds it; GGUF {kind}", text)
+    for part in ("attn_k_b", "attn_v_b"):
+        assert f"model.layers.0.self_attn.kv_b_proj.{part}.weight" in result.stdout
+    wide = _shapecalc("deepseek_v3", hidden_size=256, kv_lora_rank=512, qk_nope_head_dim=128)
+    stored = {p.name: p.dtype for p in _expanded(quantize(wide, parse_weights("q4_k_m")))}
+    kv_b = "model.layers.0.self_attn.kv_b_proj"
+    assert f"{kv_b}.weight" not in stored
+    assert stored[f"{kv_b}.attn_k_b.weight"] == "Q5_0"  # rows of Dn = 128: the fallback
+    assert stored[f"{kv_b}.attn_v_b.weight"] == "Q4_K"  # rows of R = 512
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from shapecalc.adapters.gguf import read_gguf
 from shapecalc.adapters.gguf_arch import check_gguf
+from shapecalc.core.dims import known
 from shapecalc.quant import parse_weights, quantize
 from shapecalc.quant.gguf import tensor_types
 from shapecalc.quant.gguf_names import gguf_tensors
@@ -545,7 +546,17 @@ def _types(model: Any, mix: str) -> dict[str, str]:
     q = quantize(model, parse_weights(mix))
     stored = {p.name: p.dtype for p in _expanded(q)}
     made, _ = gguf_tensors(model)
-    return {t.name: stored[t.source] for t in made if t.how != "buffer"}
+    out = {}
+    for t in made:
+        if t.how == "buffer":
+            continue
+        # a tensor whose parts get other types is stored as its parts (kv_b_proj's
+        # attn_k_b.weight and attn_v_b.weight)
+        if t.source in stored:
+            out[t.name] = stored[t.source]
+        else:
+            out[t.name] = stored[t.source.rpartition(".")[0] + "." + t.name.split(".", 2)[2]]
+    return out
 
 
 BIG = {"n_embd": 256, "n_layer": 16, "n_head": 4, "vocab_size": 512}
@@ -635,8 +646,9 @@ def test_gpt_oss_mixes() -> None:
 def test_deepseek_kv_b_halves() -> None:
     """DeepSeek's attn_k_b (rows of Dn) and attn_v_b (rows of R) are no attention-value
     tensors (tensor_get_category finds no ``attn_v.weight`` in ``attn_v_b.weight``):
-    the base type, with the fallback. Where the two halves of kv_b_proj would get two
-    types (rows of 128 and 512 in Q4_K), shapecalc says so in one line."""
+    the base type, with the fallback. Where the two halves of kv_b_proj get two types
+    (rows of 128 fall back to Q5_0, rows of 512 stay Q4_K), kv_b_proj is stored as its
+    two parts, each in its type, as the file holds them."""
     model = _shapecalc("deepseek_v3", hidden_size=256, kv_lora_rank=256, qk_nope_head_dim=256)
     types = _types(model, "q4_k_m")
     assert types["blk.0.attn_k_b.weight"] == "Q4_K" and types["blk.0.attn_v_b.weight"] == "Q4_K"
@@ -668,10 +680,18 @@ def test_deepseek_kv_b_halves() -> None:
             "512",
             "--weights",
             "q4_k_m",
+            "--all",
         ]
     )
-    assert result.exit_code == 2, result.output
-    assert len(result.stderr.splitlines()) == 1 and "get Q5_0 and Q4_K" in result.stderr
+    assert result.exit_code == 0, result.output
+    for part in ("attn_k_b", "attn_v_b"):
+        assert f"model.layers.0.self_attn.kv_b_proj.{part}.weight" in result.stdout
+    wide = _shapecalc("deepseek_v3", hidden_size=256, kv_lora_rank=512, qk_nope_head_dim=128)
+    stored = {p.name: p.dtype for p in _expanded(quantize(wide, parse_weights("q4_k_m")))}
+    kv_b = "model.layers.0.self_attn.kv_b_proj"
+    assert f"{kv_b}.weight" not in stored
+    assert stored[f"{kv_b}.attn_k_b.weight"] == "Q5_0"  # rows of Dn = 128: the fallback
+    assert stored[f"{kv_b}.attn_v_b.weight"] == "Q4_K"  # rows of R = 512
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -711,10 +731,13 @@ def test_priced_types_are_the_rules(case: str, mix: str) -> None:
     for t in made:
         if t.name in want:
             halves.setdefault(t.source, set()).add(want[t.name])
-    if any(len(v) > 1 for v in halves.values()):  # kv_b_proj's halves in two types
-        assert "one type for a fused tensor" in quantize_refused(mine, mix)
-        return
-    assert _types(mine, mix) == want
+    assert _types(mine, mix) == want  # kv_b_proj's parts each in its own type
+    split = [s for s, v in halves.items() if len(v) > 1]
+    if split:  # stored as its parts, the fast pricing of fit agreeing
+        q = quantize(mine, parse_weights(mix))
+        assert not any(p.name == split[0] for p in _expanded(q))
+        fast = parse_weights(mix).method.stored_tensors(mine, parse_weights(mix)) or ()
+        assert sum(known(p.nbytes(2)) for _, p in fast) == q.bytes("bf16")
 
 
 def quantize_refused(model: Any, mix: str) -> str:

@@ -203,6 +203,6 @@ def test_a_formula_longer_than_the_terminal_breaks_between_terms(tmp_path: Any, 
     assert all(
         line.startswith("  ") and len(line) <= width
         for line in footer
-        if line not in labels and not line.startswith("Stored ")
+        if line not in labels and not line.startswith(("Stored ", "Trainable "))
     )
     assert any(line.startswith("    + ") for line in footer)

@@ -896,3 +896,20 @@ def test_weights_none_and_formats_when_the_model_fits() -> None:
     assert "the least quantized that fits" not in text
     dtype = run([*LLAMA, "--gpu", "l4", "--weights", "bf16"])
     assert dtype.exit_code == 2 and "give --dtype bf16" in dtype.stderr
+
+
+def test_an_engine_names_how_quantized_weights_are_stored() -> None:
+    from shapecalc.quant import parse_weights, quantize
+
+    model = llama(hidden=256, heads=4, kv_heads=4, intermediate=512)
+    for engine in (LlamaCpp(), Vllm()):
+        plain = Fit(model, custom(80), engine=engine).account().line("weights")
+        assert plain is not None and plain.rule.startswith("as stored at bf16")
+        gguf = Fit(quantize(model, parse_weights("q4_k_m")), custom(80), engine=engine)
+        line = gguf.account().line("weights")
+        assert line is not None and line.rule.startswith("as stored: GGUF Q4_K_M")
+        assert "other tensors" not in line.rule  # every tensor of a GGUF mix has its type
+        nf4 = Fit(quantize(model, parse_weights("nf4")), custom(80), engine=engine)
+        line = nf4.account().line("weights")
+        assert line is not None and "bitsandbytes 4-bit" in line.rule
+        assert "the other tensors at bf16" in line.rule

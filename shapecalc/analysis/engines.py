@@ -235,7 +235,7 @@ class Vllm(Engine):
             Line(
                 "weights",
                 weights,
-                f"as stored at {fit.dtype}"
+                fit.stored_as
                 + (
                     f", split over {gpus} GPUs ({replicated:,} bytes replicated)"
                     if gpus > 1
@@ -359,7 +359,7 @@ class LlamaCpp(Engine):
         )
         compute = max(scores, ubatch * vocab * 4)
         lines = (
-            Line("weights", weights, f"as stored at {fit.dtype}"),
+            Line("weights", weights, fit.stored_as),
             Line(
                 "KV cache",
                 cache,

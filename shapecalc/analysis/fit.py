@@ -285,6 +285,17 @@ class Fit:
         if why:
             raise fit_error("gpus", gpus, f"--gpus {gpus}: {why}", "a tensor-parallel size")
 
+    @property
+    def stored_as(self) -> str:
+        """How the weights are stored, for an engine's weights line."""
+        quantization = self.model.quantization
+        if quantization is None:
+            return f"as stored at {self.dtype}"
+        others = any(not r.param.dtype for r in self.model.rows() if not r.tied_to)
+        return f"as stored: {quantization.describe()}" + (
+            f", the other tensors at {self.dtype}" if others else ""
+        )
+
     def split_refused(self, gpus: int) -> str:
         """Why the model cannot be split over ``gpus`` GPUs, or ""."""
         heads, kv = self.heads

@@ -913,3 +913,32 @@ def test_an_engine_names_how_quantized_weights_are_stored() -> None:
         line = nf4.account().line("weights")
         assert line is not None and "bitsandbytes 4-bit" in line.rule
         assert "the other tensors at bf16" in line.rule
+
+
+@settings(max_examples=10, deadline=None)
+@given(model=llamas(), batch=st.integers(1, 4), seq_len=st.integers(2, 64))
+def test_tensor_parallel_activations_split_all_but_the_hidden_size(
+    model: Any, batch: int, seq_len: int
+) -> None:
+    """On n GPUs a live tensor of the hidden size is whole on each; any other (heads,
+    the MLP's intermediate, logits) is split, rounded up."""
+    from shapecalc.core.dims import product
+
+    hidden = model.arguments["hidden"]
+    fit = Fit(model, custom(80), seq_len=seq_len, batch=batch)
+    cost = fit.cost(batch, seq_len)
+    for n in (2, 4):
+
+        def share(shape: Any, n: int = n) -> Any:
+            count = product(shape)
+            return count if shape[-1] == hidden else -(-count // n)
+
+        expected = cost.inference_peak(share)
+        assert expected is not None
+        assert fit.peak(batch, seq_len, n) == expected.bytes
+        assert fit.peak(batch, seq_len, n) <= fit.peak(batch, seq_len)
+    wide = llama(hidden=64, intermediate=4096, heads=4, kv_heads=4)
+    many = Fit(wide, custom(80), seq_len=64)
+    assert many.peak(1, 64, 4) < many.peak(1, 64)
+    line = many.account(1, 64, 4).line("activations, prefill")
+    assert line is not None and "over 4 GPUs: the hidden-size tensors whole on each" in line.rule

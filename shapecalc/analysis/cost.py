@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -531,15 +532,17 @@ class Cost:
                 low = mid + 1
         return low
 
-    def inference_peak(self) -> Peak | None:
+    def inference_peak(self, share: Callable[[Shape], Dim] | None = None) -> Peak | None:
         """The largest live tensors of this forward at inference (no tensors kept for a
         backward): per block, its input (the residual the block adds back) and its
         largest step's inputs and outputs; outside the blocks, a step's inputs and
         outputs. The attention kernel is taken as fused (no T × S scores held); the head
-        as generate runs it, on the last position only. None for input shapes given by
-        hand."""
+        as generate runs it, on the last position only. ``share``: the numbers of a
+        tensor one device holds (tensor parallelism), all of them by default. None for
+        input shapes given by hand."""
         if not self.from_layout:
             return None
+        numbers = product if share is None else share
         head = self.model.head
         size = self.itemsize
         tops: list[Peak] = []  # the candidates no other is known to be at least
@@ -550,11 +553,11 @@ class Cost:
             if head is not None and c.name.split(" ")[0] == head and self.seq_len is not None:
                 inputs = [_last(shape, self.seq_len) for shape in inputs]
                 outputs = [_last(shape, self.seq_len) for shape in outputs]
-            here = sum((product(x) for x in (*inputs, *outputs)), start=0) * size
+            here = sum((numbers(x) for x in (*inputs, *outputs)), start=0) * size
             prefix, _ = layer_part(c.name)
             block = prefix if prefix != c.name.split(" ")[0] else ""  # a layer of a stack
             if block and block not in blocks:
-                blocks[block] = product(c.inputs[0]) * size if c.inputs else 0
+                blocks[block] = numbers(c.inputs[0]) * size if c.inputs else 0
             total = here + (blocks[block] if block else 0)
             if any(at_least(top.bytes, total) for top in tops):
                 continue

@@ -228,7 +228,7 @@ class Vllm(Engine):
         memory = fit.hardware.memory
         requested = int(memory * self.utilization)
         weights, replicated = fit.weights(gpus)
-        profile = fit.activations(1, tokens)[0][0]
+        profile = fit.activations(1, tokens, gpus)[0][0]
         vocab = _vocab(fit)
         logits = min(seqs, tokens) * vocab * 4
         lines = [

@@ -55,7 +55,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from shapecalc.analysis.fit_account import Account, Line, fit_error
-from shapecalc.core.dims import known
+from shapecalc.core.dims import known, product
 from shapecalc.core.errors import ShapecalcError, echo
 from shapecalc.core.units import DTYPE_BYTES
 
@@ -413,7 +413,7 @@ class Fit:
         state = self.state(b, t, n)
         if state is not None:
             lines.append(Line("inference state", state, self.state_rule(b, t, n)))
-        prefill, decode = self.activations(b, t)
+        prefill, decode = self.activations(b, t, n)
         lines.append(Line("activations, prefill", prefill[0], prefill[1], prefill[0] >= decode[0]))
         lines.append(Line("activations, decode step", decode[0], decode[1], decode[0] > prefill[0]))
         if self.reserve:
@@ -454,22 +454,45 @@ class Fit:
             )
         return text
 
-    def peak(self, b: int, t: int) -> int:
+    def peak(self, b: int, t: int, n: int = 1) -> int:
         """Bytes of the live activations of a forward over ``b`` × ``t`` positions
-        (:meth:`~shapecalc.analysis.cost.Cost.inference_peak`); at ``t`` = 1 one decode
-        step's (what :meth:`~shapecalc.analysis.cost.Cost.decode` analyses)."""
-        peak = self.cost(b, t).inference_peak()
+        (:meth:`~shapecalc.analysis.cost.Cost.inference_peak`) on one of ``n`` GPUs; at
+        ``t`` = 1 one decode step's (what :meth:`~shapecalc.analysis.cost.Cost.decode`
+        analyses). Under tensor parallelism a tensor of the hidden size (the residual,
+        the norms' and the row-parallel layers' outputs) is whole on every GPU, the others
+        (the heads, the MLP's intermediate, the logits) are split."""
+        hidden = self.model.arguments.get("hidden")
+        share = None
+        if n > 1 and isinstance(hidden, int):
+
+            def share(shape: Any) -> Any:
+                count = known(product(shape))
+                if count is None or (shape and shape[-1] == hidden):
+                    return product(shape)
+                return -(-count // n)
+
+        peak = self.cost(b, t).inference_peak(share)
         value = None if peak is None else known(peak.bytes)
         if value is None:
             raise fit_error("seq_len", t, "the activations of this model have no number", "numbers")
         return value
 
-    def activations(self, b: int, t: int) -> tuple[tuple[int, str], tuple[int, str]]:
-        """(bytes, rule) of the prefill's and one decode step's live activations."""
+    def activations(self, b: int, t: int, n: int = 1) -> tuple[tuple[int, str], tuple[int, str]]:
+        """(bytes, rule) of the prefill's and one decode step's live activations on one
+        of ``n`` GPUs."""
         rules = {line.label: line.rule for line in self.cost(b, t).memory}
+        split = (
+            f"; over {n} GPUs: the hidden-size tensors whole on each, the others (heads, "
+            "the MLP's intermediate, logits) split"
+            if n > 1 and isinstance(self.model.arguments.get("hidden"), int)
+            else ""
+        )
         return (
-            (self.peak(b, t), rules.get("activations, prefill", "the prefill's")),
-            (self.peak(b, 1), rules.get("activations, decode step", "one decode step's")),
+            (self.peak(b, t, n), rules.get("activations, prefill", "the prefill's") + split),
+            (
+                self.peak(b, 1, n),
+                rules.get("activations, decode step", "one decode step's") + split,
+            ),
         )
 
     def total(self, b: int, t: int, n: int) -> int:
@@ -483,7 +506,7 @@ class Fit:
             self.weights(n)[0]
             + buffers
             + (self.state(b, t, n) or 0)
-            + max(self.peak(b, t), self.peak(b, 1))
+            + max(self.peak(b, t, n), self.peak(b, 1, n))
             + self.reserve
         )
 

@@ -1,0 +1,163 @@
+"""LoRA and DoRA against peft itself: ``get_peft_model`` on transformers' models on the
+meta device, for drawn ranks and targets; every tensor's name, shape and trainability,
+and ``get_nb_trainable_parameters`` (what ``print_trainable_parameters`` prints)."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shapecalc.adapt import LoraConfig, lora
+from shapecalc.adapters.hf_config import from_hf_config
+from shapecalc.core.errors import ShapecalcError
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+peft = pytest.importorskip("peft")
+
+LLAMA = {
+    "model_type": "llama",
+    "hidden_size": 16,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "num_hidden_layers": 2,
+    "intermediate_size": 24,
+    "vocab_size": 50,
+}
+GPT2 = {"model_type": "gpt2", "n_embd": 16, "n_layer": 2, "n_head": 2, "vocab_size": 50,
+        "n_positions": 32}
+MOE = {
+    "model_type": "qwen2_moe",
+    "hidden_size": 16,
+    "intermediate_size": 24,
+    "moe_intermediate_size": 8,
+    "shared_expert_intermediate_size": 12,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 50,
+    "num_experts": 4,
+    "num_experts_per_tok": 2,
+}
+CONFIGS = {"llama": LLAMA, "gpt2": GPT2, "qwen2_moe": MOE}
+#: per family, targets as a user writes them: names, a regular expression, all-linear
+TARGETS: dict[str, list[Any]] = {
+    "llama": [
+        "all-linear",
+        ("q_proj", "v_proj"),
+        ("down_proj",),
+        ("self_attn.o_proj", "gate_proj", "up_proj"),
+        r".*\.(q|k)_proj",
+        ("embed_tokens", "q_proj"),
+        ("lm_head",),
+    ],
+    "gpt2": ["all-linear", ("c_attn",), ("c_fc", "mlp.c_proj"), ("wte", "c_attn")],
+    "qwen2_moe": [
+        "all-linear",
+        ("q_proj", "shared_expert_gate"),
+        r".*shared_expert\..*",
+        ("o_proj",),
+    ],
+}
+SAVED = {"llama": ["lm_head", "norm"], "gpt2": ["ln_f"], "qwen2_moe": ["lm_head", "norm"]}
+
+
+def _model_of(config: dict[str, Any]) -> Any:
+    cfg = transformers.AutoConfig.for_model(**config)
+    with torch.device("meta"):
+        return transformers.AutoModelForCausalLM.from_config(cfg)
+
+
+def _peft(config: dict[str, Any], lc: LoraConfig) -> tuple[list[tuple[str, tuple[int, ...], bool]], tuple[int, int]]:
+    model = _model_of(config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrapped = peft.get_peft_model(model, peft.LoraConfig(**lc.peft_kwargs()))
+    names = [(n, tuple(p.shape), p.requires_grad) for n, p in wrapped.named_parameters()]
+    return names, wrapped.get_nb_trainable_parameters()
+
+
+def _ours(config: dict[str, Any], lc: LoraConfig) -> tuple[list[tuple[str, tuple[int, ...], bool]], tuple[int, int]]:
+    adapted = lora(from_hf_config(config), lc)
+    patterns = [
+        (re.compile(re.sub(r"\\\{[^}]*\\\}", r"\\d+", re.escape(r.name))), r.param.trainable)
+        for r in adapted.rows()
+        if not r.tied_to
+    ]
+    names = [
+        (n, tuple(s), next(t for p, t in patterns if p.fullmatch(n)))
+        for n, s in adapted.named_parameters()
+    ]
+    return names, (adapted.trainable, adapted.parameters)
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[str, LoraConfig]:
+    family = draw(st.sampled_from(sorted(CONFIGS)))
+    targets = draw(st.sampled_from(TARGETS[family]))
+    embedding = not isinstance(targets, str) and any(t in ("embed_tokens", "wte") for t in targets)
+    bias = not embedding and draw(st.booleans())
+    dora = not bias and draw(st.booleans())
+    saved = draw(st.sampled_from([(), *[(s,) for s in SAVED[family]]]))
+    if family == "llama" and not isinstance(targets, str) and "lm_head" in targets:
+        saved = ()
+    return family, LoraConfig(
+        r=draw(st.integers(1, 8)),
+        targets=targets,
+        alpha=draw(st.sampled_from([8, 16, 32.0])),
+        bias=bias,
+        dora=dora,
+        modules_to_save=saved,
+    )
+
+
+@settings(max_examples=15, deadline=None)
+@given(cases())
+def test_lora_matches_peft(case: tuple[str, LoraConfig]) -> None:
+    family, lc = case
+    config = CONFIGS[family]
+    theirs, their_counts = _peft(config, lc)
+    ours, our_counts = _ours(config, lc)
+    assert ours == theirs
+    assert our_counts == their_counts
+
+
+def test_formula_is_the_count() -> None:
+    """The symbolic template's trainable count, evaluated, is the concrete one; r is a
+    letter of it."""
+    adapted = lora(from_hf_config(LLAMA), LoraConfig(r=4, targets="all-linear"))
+    formula = adapted.template.trainable
+    assert "r" in str(formula)
+    assert formula.subs(dict(adapted.sizes)) == adapted.trainable
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "text"),
+    [
+        ({"r": 4, "targets": ("nope",)}, "lora_targets", "q_proj, k_proj, v_proj"),
+        ({"r": 0, "targets": "all-linear"}, "lora_rank", "r must be an integer > 0"),
+        ({"r": -2, "targets": "all-linear"}, "lora_rank", "r must be an integer > 0"),
+        ({"r": 4, "targets": ("input_layernorm",)}, "lora_targets", "is not supported"),
+        ({"r": 4, "targets": "(["}, "lora_targets", "not a regular expression"),
+        ({"r": 4, "targets": "all-linear", "bias": True, "dora": True}, "lora_bias", "DoRA"),
+    ],
+)
+def test_refused(kwargs: dict[str, Any], field: str, text: str) -> None:
+    with pytest.raises(ShapecalcError) as info:
+        lora(from_hf_config(LLAMA), LoraConfig(**kwargs))
+    assert info.value.field == field
+    assert text in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_peft_refuses_what_we_refuse() -> None:
+    """A target no module has: peft's own error, and ours names the modules there are."""
+    with pytest.raises(ValueError, match="not found in the base model"):
+        _peft(LLAMA, LoraConfig(r=4, targets=("nope",)))
+    with pytest.raises(ValueError, match="positive integer"):
+        peft.get_peft_model(_model_of(LLAMA), peft.LoraConfig(r=0, target_modules=["q_proj"]))

@@ -161,3 +161,81 @@ def test_peft_refuses_what_we_refuse() -> None:
         _peft(LLAMA, LoraConfig(r=4, targets=("nope",)))
     with pytest.raises(ValueError, match="positive integer"):
         peft.get_peft_model(_model_of(LLAMA), peft.LoraConfig(r=0, target_modules=["q_proj"]))
+
+
+# -- what autograd keeps: a LoRA forward of the model shapecalc builds, with peft on CPU ----
+def _kept(module: Any, inputs: list[Any]) -> int:
+    """Bytes of the tensors the backward graph holds after one training forward, once per
+    storage, parameters excluded. A tensor saved by a graph that is freed before the
+    backward (DoRA's update matrix, lora_B(lora_A(I)), used detached) is not held: only
+    the tensors still alive after the forward count."""
+    import gc
+    import weakref
+
+    own = {t.untyped_storage().data_ptr() for t in [*module.parameters(), *module.buffers()]}
+    refs: list[Any] = []
+
+    def pack(tensor: Any) -> Any:
+        refs.append(weakref.ref(tensor))
+        return tensor
+
+    module.train()
+    with (
+        warnings.catch_warnings(),
+        torch.backends.mkldnn.flags(enabled=False),
+        torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
+    ):
+        warnings.simplefilter("ignore")
+        out = module(*inputs)
+    gc.collect()
+    seen: dict[int, int] = {}
+    for ref in refs:
+        tensor = ref()
+        if tensor is not None:
+            storage = tensor.untyped_storage()
+            if storage.data_ptr() not in own and storage.nbytes():
+                seen[storage.data_ptr()] = storage.nbytes()
+    del out
+    return sum(seen.values())
+
+
+ATTENTION = ("q_proj", "k_proj", "v_proj")
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    targets=st.sampled_from(
+        [("q_proj", "v_proj"), (*ATTENTION, "o_proj", "gate_proj", "up_proj", "down_proj"),
+         ("k_proj", "down_proj")]
+    ),
+    dora=st.booleans(),
+    r=st.integers(1, 6),
+    batch=st.integers(1, 3),
+    seq_len=st.integers(2, 9),
+)
+def test_kept_tensors_equal_autograd_with_peft(
+    targets: tuple[str, ...], dora: bool, r: int, batch: int, seq_len: int
+) -> None:
+    """The activations counted for a LoRA model are what autograd keeps with peft's
+    adapters on the frozen model, but for the first block's tensors ahead of its first
+    adapter: no gradient flows there (the input, the embedding and that norm are frozen),
+    and autograd keeps nothing, where shapecalc, which counts a block once for all its
+    copies, counts the first block as the others: its first RMSNorm's input and 1/rms,
+    and DoRA's (m/‖·‖ − 1) of each adapted q, k, v (their input needs no gradient)."""
+    from shapecalc.adapters.torch_bridge import build
+    from shapecalc.analysis.cost import analyze
+
+    model = from_hf_config(LLAMA)
+    lc = LoraConfig(r=r, targets=targets, dora=dora)
+    module = build(model, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrapped = peft.get_peft_model(module, peft.LoraConfig(**lc.peft_kwargs()))
+    real = _kept(wrapped, [torch.randint(2, 40, (batch, seq_len))])
+    ours = analyze(lora(model, lc), batch=batch, seq_len=seq_len).activation_bytes
+    rows, hidden = batch * seq_len, LLAMA["hidden_size"]
+    ahead = rows * hidden * 4 + rows * 4  # block 0's input_layernorm: input, 1/rms
+    outs = {"q_proj": 16, "k_proj": 8, "v_proj": 8}
+    if dora:
+        ahead += sum(4 * outs[t] for t in targets if t in outs)
+    assert ours - real == ahead

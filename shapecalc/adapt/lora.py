@@ -187,7 +187,16 @@ class Frozen(LayerSpec):
         return self.layer.output_shapes(*inputs)
 
     def work(self, *inputs: Shape) -> Work:
-        return self.layer.work(*inputs)
+        """The layer's work, keeping only what its input's gradient needs (autograd saves
+        a tensor for a weight's gradient only when the weight is trained): a frozen
+        Linear, Conv1D or Embedding keeps nothing (its input's gradient takes the weight,
+        a parameter; bitsandbytes' 4-bit matmul keeps the packed weight alone), a frozen
+        RMSNorm not its normalised input (the scale's gradient)."""
+        work = self.layer.work(*inputs)
+        if _base(self.layer).kind in ADAPTED:
+            return dataclasses.replace(work, saved=())
+        kept = tuple(s for s in work.saved if s.name != "normalised input")
+        return work if len(kept) == len(work.saved) else dataclasses.replace(work, saved=kept)
 
     def deferred_rules(self) -> list[str]:
         return self.layer.deferred_rules()
@@ -257,7 +266,7 @@ class Lora(Frozen):
         """The layer's work and the adapter's: x·Aᵀ then ·Bᵀ, rows · r · (in + out) MACs
         (an embedding's A is a lookup: rows · r · out); autograd keeps the rank-r
         intermediate for B's gradient (A's takes the layer's kept input)."""
-        work = self.layer.work(*inputs)
+        work = self.layer.work(*inputs)  # its input: lora_A's (the same tensor)
         n_in, n_out = _sizes(self.layer)
         rows = product(inputs[0][:-1]) if _base(self.layer).kind != "Embedding" else product(
             inputs[0]
@@ -265,14 +274,25 @@ class Lora(Frozen):
         lookup = _base(self.layer).kind == "Embedding"
         lead = inputs[0] if lookup else inputs[0][:-1]
         macs = rows * self.r * (n_out if lookup else n_in + n_out)
-        kept = Stored("lora_A output", (*lead, self.r))
+        kept: tuple[Stored, ...] = (Stored("lora_A output", (*lead, self.r)),)
+        if self.dora:
+            # peft's DoraLinearLayer.forward (tuners/lora/dora.py): ||W + s·B·A|| per
+            # output row, detached (the update's matrix, lora_B(lora_A(I)), is no part of
+            # the backward graph: freed at once); magnitude / norm keeps the norm; then
+            # (m/‖·‖ − 1)·base + (m/‖·‖)·lora·s keeps base, lora and both scales
+            kept += (
+                Stored("DoRA: weight norm per output", (n_out,)),
+                Stored("DoRA: base output", (*lead, n_out)),
+                Stored("DoRA: adapter output", (*lead, n_out)),
+                Stored("DoRA: magnitude / norm, and minus 1", (1, n_out), copies=2),
+            )
         return dataclasses.replace(
             work,
             macs=work.macs + macs,
             other=work.other + rows * n_out,
             other_rule=(work.other_rule + "; " if work.other_rule else "")
             + "the adapter's update added, one per output",
-            saved=(*work.saved, kept),
+            saved=(*work.saved, *kept),
         )
 
     def arguments(self) -> dict[str, Any]:

@@ -239,3 +239,50 @@ def test_kept_tensors_equal_autograd_with_peft(
     if dora:
         ahead += sum(4 * outs[t] for t in targets if t in outs)
     assert ours - real == ahead
+
+
+# -- 8-bit optimizers: the state bitsandbytes allocates in a real step on CPU -------------
+@pytest.mark.parametrize("optimizer", ["adamw-8bit", "paged-adamw-8bit"])
+@pytest.mark.parametrize("r", [4, 40])
+def test_eight_bit_state_equals_bitsandbytes(optimizer: str, r: int) -> None:
+    """Every state tensor of bitsandbytes' AdamW8bit / PagedAdamW8bit after one step on
+    the trainable tensors of a peft model (the maps shared by every tensor, counted
+    once), against the memory account's optimizer state line."""
+    bnb = pytest.importorskip("bitsandbytes")
+    from shapecalc.analysis.cost import analyze
+
+    config = {**LLAMA, "hidden_size": 96, "intermediate_size": 200, "vocab_size": 60}
+    lc = LoraConfig(r=r, targets="all-linear", modules_to_save=("lm_head",))
+    model = transformers.AutoModelForCausalLM.from_config(
+        transformers.AutoConfig.for_model(**config)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrapped = peft.get_peft_model(model, peft.LoraConfig(**lc.peft_kwargs()))
+    trained = [p for p in wrapped.parameters() if p.requires_grad]
+    cls = {"adamw-8bit": bnb.optim.AdamW8bit, "paged-adamw-8bit": bnb.optim.PagedAdamW8bit}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # paged memory falls back to plain on CPU
+        opt = cls[optimizer](trained, lr=1e-3)
+        for p in trained:
+            p.grad = torch.randn_like(p)
+        opt.step()
+    storages: dict[int, int] = {}
+    for p in trained:
+        for value in opt.state[p].values():
+            if torch.is_tensor(value):
+                storages[value.untyped_storage().data_ptr()] = value.untyped_storage().nbytes()
+    real = sum(storages.values())
+    cost = analyze(lora(from_hf_config(config), lc), batch=1, seq_len=4, training=optimizer)
+    line = next(m for m in cost.memory if m.label == "optimizer state")
+    assert line.bytes == real
+    sizes = {p.numel() for p in trained}
+    assert min(sizes) < 4096 <= max(sizes)  # both kinds of state in the one step
+
+
+def test_eight_bit_needs_numbers() -> None:
+    from shapecalc.analysis.cost import analyze
+
+    model = lora(from_hf_config(LLAMA), LoraConfig(r=4, targets="all-linear")).template
+    with pytest.raises(ShapecalcError, match="give every size a number"):
+        analyze(model, training="adamw-8bit")

@@ -286,3 +286,72 @@ def test_eight_bit_needs_numbers() -> None:
     model = lora(from_hf_config(LLAMA), LoraConfig(r=4, targets="all-linear")).template
     with pytest.raises(ShapecalcError, match="give every size a number"):
         analyze(model, training="adamw-8bit")
+
+
+# -- the command line ---------------------------------------------------------------------
+LLAMA_FLAGS = ["llama", "--vocab", "100", "--hidden", "64", "--layers", "2", "--heads", "4",
+               "--kv-heads", "2", "--intermediate", "96"]
+
+
+def _cli(args: list[str], width: int) -> Any:
+    from click.testing import CliRunner
+
+    from shapecalc.cli import cli
+
+    env = {"COLUMNS": str(width), "FORCE_COLOR": None, "TTY_COMPATIBLE": None, "NO_COLOR": None}
+    return CliRunner().invoke(cli, args, env=env, prog_name="shapecalc")
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_cli_lora_fits_the_terminal(width: int) -> None:
+    args = [*LLAMA_FLAGS, "--lora-rank", "8", "--lora-alpha", "16", "--lora-targets",
+            "all-linear", "--use-dora", "--all", "--batch", "1", "--seq-len", "32",
+            "--training", "adamw-8bit", "--depth", "9"]
+    result = _cli(args, width)
+    assert result.exit_code == 0, result.output
+    assert all(len(line) <= width for line in result.stdout.splitlines())
+    assert "lora_magnitude_vector" in result.stdout  # the name wraps at 80 columns
+    assert "alpha=16" in result.stdout
+    adapted = lora(from_hf_config({**LLAMA, "hidden_size": 64, "vocab_size": 100,
+                                   "intermediate_size": 96}),
+                   LoraConfig(r=8, targets="all-linear", dora=True))
+    assert f"{adapted.trainable:,}" in result.stdout
+
+
+def test_cli_json_and_hf(tmp_path: Any) -> None:
+    import json
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**LLAMA, "architectures": ["LlamaForCausalLM"]}))
+    result = _cli(["hf", str(path), "--lora-rank", "4", "--lora-targets", "q_proj,v_proj",
+                   "--modules-to-save", "lm_head", "--format", "json"], 100)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    text = json.dumps(data)
+    assert "base_model.model.lm_head.modules_to_save.default.weight" in text
+    theirs, counts = _peft(LLAMA, LoraConfig(r=4, targets=("q_proj", "v_proj"),
+                                             modules_to_save=("lm_head",)))
+    assert str(counts[0]) in text
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag"),
+    [
+        (["--lora-rank", "4", "--lora-targets", "nope"], "--lora-targets"),
+        (["--lora-rank", "0", "--lora-targets", "q_proj"], "--lora-rank"),
+        (["--lora-rank", "-1", "--lora-targets", "q_proj"], "--lora-rank"),
+        (["--lora-alpha", "16"], "--lora-alpha"),
+        (["--use-dora"], "--use-dora"),
+        (["--lora-rank", "4"], "--lora-targets"),
+        (["--lora-rank", "4", "--lora-targets", "re:("], "--lora-targets"),
+        (["--lora-rank", "4", "--lora-targets", "norm"], "--lora-targets"),
+        (["--lora-rank", "4", "--lora-targets", "all-linear", "--use-dora", "--lora-bias"],
+         "--lora-bias"),
+    ],
+)
+def test_cli_refuses_in_one_line(extra: list[str], flag: str) -> None:
+    result = _cli([*LLAMA_FLAGS, *extra], 80)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert flag in result.output
+    assert len(result.output.strip().splitlines()) == 1

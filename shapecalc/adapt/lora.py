@@ -125,7 +125,7 @@ class LoraConfig:
         kind = "DoRA" if self.dora else "LoRA"
         alpha = f"{self.alpha:g}" if isinstance(self.alpha, float) else str(self.alpha)
         targets = self.targets if isinstance(self.targets, str) else ", ".join(self.targets)
-        out = f"{kind} r={self.r}, alpha={alpha}, targets {targets}"
+        out = f"{kind} r={self.r} (the size r, the rank), alpha={alpha}, targets {targets}"
         if self.bias:
             out += ", lora_B bias"
         if self.modules_to_save:
@@ -443,7 +443,7 @@ def lora(model: Model, config: LoraConfig) -> Model:
     out = of(model, config.r, {**model.sizes, "r": config.r})
     if not found:
         targets = config.targets if isinstance(config.targets, str) else list(config.targets)
-        names = ", ".join(seen) or "none"
+        names = ", ".join(n for n in seen if n) or "none by name"
         raise _error(
             "lora_targets",
             targets,

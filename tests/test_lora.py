@@ -355,3 +355,16 @@ def test_cli_refuses_in_one_line(extra: list[str], flag: str) -> None:
     assert "Traceback" not in result.output
     assert flag in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_llama_8b_qlora_counts_are_peft_s() -> None:
+    """docs/howto/lora.md's example: Llama-3.1-8B, r=16 on every linear layer, with peft
+    on the meta device (a 4-bit base counts the same: peft counts a Params4bit's
+    numbers, ``peft_model.get_nb_trainable_parameters``)."""
+    config = {**LLAMA, "hidden_size": 4096, "num_attention_heads": 32,
+              "num_key_value_heads": 8, "num_hidden_layers": 32, "intermediate_size": 14336,
+              "vocab_size": 128256}
+    lc = LoraConfig(r=16, alpha=32, targets="all-linear")
+    _, counts = _peft(config, lc)
+    adapted = lora(from_hf_config(config), lc)
+    assert counts == (adapted.trainable, adapted.parameters) == (41_943_040, 8_072_204_288)

@@ -333,6 +333,9 @@ def generated() -> dict[Path, str]:
         **gguf_facts(),
         **lora_facts(),
     }
+    from docs_fit import sweep_fit_facts
+
+    values.update(sweep_fit_facts(values["solved_hidden"]))
     templates = Path(__file__).resolve().parent / "templates"
     for template in sorted(templates.rglob("*.md")):
         text = fill(template.read_text(encoding="utf-8"), values)
@@ -341,6 +344,9 @@ def generated() -> dict[Path, str]:
     from docs_fit import fit_page
 
     files[docs / "howto" / "fit.md"] = fit_page()
+    from docs_torchvision import torchvision_page
+
+    files[docs / "howto" / "torchvision.md"] = torchvision_page()
     return {
         path: breakable_names(text) if path.is_relative_to(docs) and path.suffix == ".md" else text
         for path, text in files.items()

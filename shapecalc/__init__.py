@@ -95,6 +95,8 @@ _WHERE = {
     "llama": "architectures.llama",
     "gpt_neox": "architectures.gpt_neox",
     "bert": "architectures.bert",
+    # torchvision's classification models by name
+    "torchvision": "architectures.vision",
 }
 
 __all__ = [
@@ -182,6 +184,7 @@ __all__ = [
     "sweep",
     "symbol",
     "symbols",
+    "torchvision",
 ]
 
 
@@ -244,6 +247,7 @@ if TYPE_CHECKING:  # the static view of the lazy names above
     from shapecalc.architectures.qwen_moe import qwen_moe
     from shapecalc.architectures.rnn import rnn_lm
     from shapecalc.architectures.starcoder2 import starcoder2
+    from shapecalc.architectures.vision import torchvision
     from shapecalc.core.declare import Architecture, Built, choice, flag, number, size
     from shapecalc.core.dims import Dim, Expr, symbol, symbols
     from shapecalc.core.errors import (

@@ -55,6 +55,7 @@ from shapecalc.layers.transformers import (
     Sinks,
     TopkRouter,
 )
+from shapecalc.layers.vision import StochasticDepth
 
 
 def load_torch() -> Any:
@@ -341,6 +342,24 @@ def _positions(torch: Any, spec: Positions, x: Any) -> Any:
     if spec.constant:
         return torch.full((1, length), spec.start, dtype=torch.long, device=x.device)
     return torch.arange(spec.start, spec.start + length, device=x.device)[None]
+
+
+def _stochastic_depth(torch: Any, spec: StochasticDepth, device: str) -> Any:
+    class StochasticDepthModule(torch.nn.Module):  # type: ignore[misc]
+        """torchvision.ops.StochasticDepth, as torchvision/ops/stochastic_depth.py writes
+        its forward: the identity at inference, else input * noise."""
+
+        def forward(self, x: Any) -> Any:
+            p = spec.p
+            if not self.training or p == 0.0:
+                return x
+            size = [x.shape[0]] + [1] * (x.ndim - 1) if spec.mode == "row" else [1] * x.ndim
+            noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(1.0 - p)
+            if p < 1.0:
+                noise.div_(1.0 - p)
+            return x * noise
+
+    return StochasticDepthModule()
 
 
 def _bias(torch: Any, spec: Bias, device: str) -> Any:
@@ -807,6 +826,7 @@ _MODULES: dict[type, Any] = {
     GatedDeltaNet: _gated_delta_net,
     Bias: _bias,
     Conv1D: _conv1d,
+    StochasticDepth: _stochastic_depth,
     Experts: _experts,
     GptOssExperts: _gpt_oss_experts,
     TopkRouter: _router,

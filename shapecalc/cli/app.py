@@ -50,6 +50,7 @@ for _name, _module in {
     "port": "port",
     "solve": "solve",
     "sweep": "sweep",
+    "torchvision": "torchvision",
 }.items():
     cli.lazy[_name] = _from(_module, _name.replace("-", "_"))
 register(cli, _architecture)

@@ -126,21 +126,21 @@ def hf(
         found = hf_model(path, class_name=class_name, allow=allow)
         shown["dtype"] = config_dtype(found, shown["dtype"])
         model = found.checkpoint_model() if layout == "checkpoint" else found.model()
-        _weights(found, layout, shown, allow)
+        shown["weights"] = config_weights(found, shown.get("weights"), allow, layout)
     except ShapecalcError as err:
         hint = "'--class'" if err.field == "class" else "'PATH'"
         raise click.BadParameter(err.message, param_hint=hint) from None
     finish(model, shown, found.reference)
 
 
-def _weights(found: Any, layout: str, shown: dict[str, Any], allow: tuple[str, ...]) -> None:
-    """The config's quantization_config, priced by default (``--weights none`` or
-    ``--allow-field quantization_config``: the unquantized model; ``--weights X``: X
-    instead)."""
+def config_weights(
+    found: Any, given: Any, allow: tuple[str, ...], layout: str = "transformers"
+) -> Any:
+    """``--weights`` for a config's model: as given (``none``: the model as it is), else
+    the config's quantization_config, priced by default (``--allow-field
+    quantization_config``: the unquantized model)."""
     from shapecalc.adapters.hf_quant import config_quantization
 
-    weights = shown.get("weights")
-    if isinstance(weights, str) and weights.strip().lower() == "none":
-        shown["weights"] = None
-    elif weights is None and "quantization_config" not in allow:
-        shown["weights"] = config_quantization(found, layout)
+    if given is not None or "quantization_config" in allow:
+        return given
+    return config_quantization(found, layout)

@@ -254,6 +254,19 @@ def weights_error(field: str, value: Any, message: str, rule: str) -> InvalidArg
     return InvalidArgumentError(message, layer="", field=field, value=value, rule=rule)
 
 
+def require_choices(where: str, choices: tuple[tuple[str, Any, tuple[Any, ...]], ...]) -> None:
+    """Refuse the first ``(key, value, options)`` whose value is none of its options."""
+    for key, value, options in choices:
+        if value not in options:
+            said = ", ".join(str(o) for o in options)
+            raise weights_error(
+                where,
+                value,
+                f"{where}: {key} = {echo(value)}: must be one of {said}",
+                f"{key} is one of {said}",
+            )
+
+
 def method_class(quant_method: str, where: str = "quantization_config") -> type[Method]:
     """The class of a quant_method (``gptq``), its module imported on first use."""
     module = METHODS.get(quant_method)
@@ -304,12 +317,34 @@ def parse_weights(text: str) -> Quantization:
     if name in METHODS:
         return Quantization(method_class(name).from_options(options, "--weights"))
     names = sorted({a for a, _, _ in _aliases()} | set(METHODS))
+    from shapecalc.core.units import DTYPE_BYTES
+
+    dtype = {"f16": "fp16", "f32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(name, name)
+    if dtype in DTYPE_BYTES:
+        raise weights_error(
+            "weights",
+            name,
+            f"--weights {echo(name)} is a dtype, not a weights format: give --dtype {dtype} "
+            "(and --weights none, or no --weights, for the weights as they are)",
+            "a weights format; dtypes go to --dtype",
+        )
     raise weights_error(
         "weights",
         name,
-        f"--weights {echo(name)} is not a format shapecalc knows (formats: {', '.join(names)})",
+        f"--weights {echo(name)} is not a format shapecalc knows (formats: none, "
+        f"{', '.join(names)})",
         "a known format",
     )
+
+
+def weights_option(value: Quantization | str | None) -> Quantization | None:
+    """``--weights`` as given: None or ``none`` (any case) is the model as it is, a
+    :class:`Quantization` itself, text :func:`parse_weights`'s."""
+    if value is None or isinstance(value, Quantization):
+        return value
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return None
+    return parse_weights(value)
 
 
 def from_config(config: Mapping[str, Any], where: str = "quantization_config") -> Quantization:
@@ -383,6 +418,10 @@ def _value(text: str) -> Any:
         return text
 
 
+def _frozen(param: Param) -> Param:
+    return dataclasses.replace(param, trainable=False) if param.dtype else param
+
+
 @frozen
 class Quantized(LayerSpec):
     """A layer whose tensors are stored quantized: its own shapes and compute, the
@@ -403,10 +442,13 @@ class Quantized(LayerSpec):
         object.__setattr__(self, "routed", self.layer.routed)
 
     def params(self) -> Iterator[Param]:
+        # a tensor stored in a dtype of its own (packed integers, fp8, scales) is frozen:
+        # no quantizer's layer trains it (bitsandbytes' Params4bit and Int8Params,
+        # GPTQ's and AWQ's buffers); one kept in the weights' dtype trains as before
         for param in self.layer.params():
             stored = self.method.stored(self.layer, param)
-            yield from (param,) if stored is None else stored
-        yield from self.method.appended(self.layer, self.twin)
+            yield from (param,) if stored is None else map(_frozen, stored)
+        yield from map(_frozen, self.method.appended(self.layer, self.twin))
 
     def buffers(self) -> Iterator[Param]:
         return self.layer.buffers()

@@ -47,9 +47,22 @@ from shapecalc.core.spec import LayerSpec, Param
 from shapecalc.core.storage import GGML_BY_NAME
 from shapecalc.core.tree import Block, Child, Leaf, Node, Repeat, join_name
 from shapecalc.quant import Method, Quantization, Quantized, weights_error
+from shapecalc.quant.gguf_names import (
+    EXPERTS,
+    GLOBAL,
+    LAYER,
+    NAMED,
+    GGUFName,
+    gguf_name,
+    gguf_tensors,
+    kv_heads,
+)
 
 __all__ = [
+    "EXPERTS",
     "FTYPES",
+    "GLOBAL",
+    "LAYER",
     "METHOD",
     "GGUFMix",
     "GGUFName",
@@ -60,117 +73,8 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------------------------------
-# transformers' names -> GGUF's (gguf-py tensor_mapping.py)
+# transformers' names -> GGUF's: per GGUF architecture, in gguf_names.py
 # ---------------------------------------------------------------------------------------
-
-#: the model's own tensors, by transformers' name
-GLOBAL = {
-    "model.embed_tokens.weight": "token_embd.weight",
-    "model.norm.weight": "output_norm.weight",
-    "model.norm.bias": "output_norm.bias",
-    "lm_head.weight": "output.weight",
-}
-#: a layer's tensors: transformers' name within ``model.layers.N.`` -> GGUF's within
-#: ``blk.N.`` (tensor_mapping.py's block mappings, for the families shapecalc maps)
-LAYER = {
-    "self_attn.q_proj": "attn_q",
-    "self_attn.k_proj": "attn_k",
-    "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output",
-    "self_attn.qkv_proj": "attn_qkv",
-    "self_attn.q_norm": "attn_q_norm",
-    "self_attn.k_norm": "attn_k_norm",
-    "input_layernorm": "attn_norm",
-    "post_attention_layernorm": "ffn_norm",
-    "pre_feedforward_layernorm": "ffn_norm",
-    "post_feedforward_layernorm": "post_ffw_norm",
-    "mlp.gate_proj": "ffn_gate",
-    "mlp.up_proj": "ffn_up",
-    "mlp.down_proj": "ffn_down",
-    "mlp.gate_up_proj": "ffn_up",
-    "mlp.c_fc": "ffn_up",
-    "mlp.c_proj": "ffn_down",
-    "mlp.gate": "ffn_gate_inp",
-    "mlp.shared_expert.gate_proj": "ffn_gate_shexp",
-    "mlp.shared_expert.up_proj": "ffn_up_shexp",
-    "mlp.shared_expert.down_proj": "ffn_down_shexp",
-    "mlp.shared_expert_gate": "ffn_gate_inp_shexp",
-}
-#: transformers' fused experts (a parameter without .weight) -> GGUF's merged experts
-EXPERTS = {
-    "mlp.experts.down_proj": ("ffn_down_exps",),
-    "mlp.experts.gate_up_proj": ("ffn_gate_exps", "ffn_up_exps"),
-}
-_LAYER = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
-
-
-@dataclass(frozen=True)
-class GGUFName:
-    """One GGUF tensor made from a transformers tensor: its name, torch shape, and the
-    transformers name it comes from (a fused tensor split gives two)."""
-
-    name: str
-    shape: tuple[int, ...]
-    source: str
-    how: str = ""
-
-    @property
-    def ne(self) -> tuple[int, ...]:
-        return tuple(reversed(self.shape))
-
-
-def gguf_name(name: str, gemma_norms: bool = False) -> str | None:
-    """The GGUF name of a transformers tensor, or None when it has none here
-    (``gemma_norms``: the layer has ``pre_feedforward_layernorm``, so its
-    ``post_attention_layernorm`` is ``post_attention_norm``, as Gemma 2's)."""
-    if name in GLOBAL:
-        return GLOBAL[name]
-    m = _LAYER.match(name)
-    if m is None:
-        return None
-    index, rest = m.groups()
-    base, dot, suffix = rest.rpartition(".")
-    if suffix not in ("weight", "bias") or not dot:
-        return None
-    if gemma_norms and base == "post_attention_layernorm":
-        return f"blk.{index}.post_attention_norm.{suffix}"
-    short = LAYER.get(base)
-    return None if short is None else f"blk.{index}.{short}.{suffix}"
-
-
-def gguf_tensors(model: Model) -> tuple[list[GGUFName], list[str]]:
-    """Every tensor a conversion of ``model`` writes, in the model's order, and the
-    transformers tensors it has no GGUF name for. A tied output head is not written
-    (llama.cpp reads ``token_embd`` for it)."""
-    params = [(n, tuple(d for d in s if isinstance(d, int))) for n, s in model.named_parameters()]
-    gemma = {
-        m.group(1)
-        for n, _ in params
-        if (m := _LAYER.match(n)) and m.group(2).startswith("pre_feedforward_layernorm.")
-    }
-    out: list[GGUFName] = []
-    unmapped: list[str] = []
-    for name, shape in params:
-        if name in model.ties:
-            continue
-        m = _LAYER.match(name)
-        if m and m.group(2) in EXPERTS and len(shape) == 3:
-            parts = EXPERTS[m.group(2)]
-            if len(parts) == 1:
-                out.append(GGUFName(f"blk.{m.group(1)}.{parts[0]}.weight", shape, name))
-                continue
-            experts, rows, cols = shape
-            half = (experts, rows // 2, cols)
-            for part in parts:
-                out.append(GGUFName(f"blk.{m.group(1)}.{part}.weight", half, name, "half of"))
-            continue
-        new = gguf_name(name, bool(m) and m is not None and m.group(1) in gemma)
-        if new is None:
-            unmapped.append(name)
-        else:
-            out.append(GGUFName(new, shape, name))
-    return out, unmapped
-
 
 # ---------------------------------------------------------------------------------------
 # llama-quant.cpp
@@ -817,15 +721,16 @@ def _typed(
             f"type depends on its rows' length and its layer); {symbolic} has a size name",
             "numbers for a GGUF mix",
         )
-    tensors, unmapped = model.memo("gguf.tensors", lambda: gguf_tensors(model))
+    tensors, unmapped = model.memo(
+        f"gguf.tensors:{method.arch}", lambda: gguf_tensors(model, method.arch or None)
+    )
     if unmapped or not tensors:
         said = ", ".join(unmapped[:3]) if unmapped else "no tensor"
         raise weights_error(
             "weights",
             method.ftype,
-            f"{where} {method.ftype}: shapecalc names GGUF tensors for the LLaMA, Qwen, "
-            f"Gemma, Phi-3 and StarCoder2 families; {model.name} has tensors without a GGUF "
-            f"name ({said})",
+            f"{where} {method.ftype}: {model.name} has tensors without a GGUF name "
+            f"({said}); shapecalc names those of {NAMED}",
             "a model whose tensors have GGUF names",
         )
     declared = model.memo(f"gguf.declared:{method.arch}", lambda: _declared(model, method.arch))
@@ -889,6 +794,9 @@ def _plan(
     model: Model, method: GGUFMix, tensors: list[GGUFName], arch: str, seventy_b: str
 ) -> dict[str, tuple[str, str]]:
     sizes = _sizes(model)
+    kv = kv_heads(model, arch)
+    if kv is not None:
+        sizes["n_head_kv"] = kv
     return tensor_types(
         [(t.name, t.ne) for t in tensors],
         method.ftype,

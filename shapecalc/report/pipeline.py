@@ -108,14 +108,13 @@ def build_report(
     model (a :class:`~shapecalc.adapt.LoraConfig`), on the quantized weights if any
     (QLoRA)."""
     expect(model, Model, function="build_report", argument="model", what="a shapecalc Model")
-    if isinstance(weights, str) and weights.strip().lower() == "none":
-        weights = None  # --weights none: the model as it is
     if weights is not None:
-        from shapecalc.quant import Quantization, parse_weights, quantize
+        from shapecalc.quant import quantize, weights_option
 
         with _part("weights"):
-            chosen = weights if isinstance(weights, Quantization) else parse_weights(weights)
-            model = quantize(model, chosen)
+            chosen = weights_option(weights)  # --weights none: the model as it is
+            if chosen is not None:
+                model = quantize(model, chosen)
     plain = model  # what --verify builds: the model without the adapter
     if adapter is not None:
         from shapecalc.adapt import lora

@@ -30,10 +30,16 @@ def lora_facts() -> dict[str, str]:
     summary = _section(out, "Total", "Per layer")
     memory = _section(out, "Memory in training", "Memory at inference")
     adamw = cli([*LLAMA_8B, *QLORA, "--training", "adamw"], 100)
-    state = next(line for line in _section(adamw, "Memory in training", "Memory at inference")
-                 if "optimizer state" in line)
-    total = next(line for line in _section(adamw, "Memory in training", "Memory at inference")
-                 if "training total" in line)
+    state = next(
+        line
+        for line in _section(adamw, "Memory in training", "Memory at inference")
+        if "optimizer state" in line
+    )
+    total = next(
+        line
+        for line in _section(adamw, "Memory in training", "Memory at inference")
+        if "training total" in line
+    )
     from shapecalc.adapt import LoraConfig, lora
     from shapecalc.architectures.llama import LLaMA
 

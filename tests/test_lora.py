@@ -29,8 +29,14 @@ LLAMA = {
     "intermediate_size": 24,
     "vocab_size": 50,
 }
-GPT2 = {"model_type": "gpt2", "n_embd": 16, "n_layer": 2, "n_head": 2, "vocab_size": 50,
-        "n_positions": 32}
+GPT2 = {
+    "model_type": "gpt2",
+    "n_embd": 16,
+    "n_layer": 2,
+    "n_head": 2,
+    "vocab_size": 50,
+    "n_positions": 32,
+}
 MOE = {
     "model_type": "qwen2_moe",
     "hidden_size": 16,
@@ -73,7 +79,9 @@ def _model_of(config: dict[str, Any]) -> Any:
         return transformers.AutoModelForCausalLM.from_config(cfg)
 
 
-def _peft(config: dict[str, Any], lc: LoraConfig) -> tuple[list[tuple[str, tuple[int, ...], bool]], tuple[int, int]]:
+def _peft(
+    config: dict[str, Any], lc: LoraConfig
+) -> tuple[list[tuple[str, tuple[int, ...], bool]], tuple[int, int]]:
     model = _model_of(config)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -82,7 +90,9 @@ def _peft(config: dict[str, Any], lc: LoraConfig) -> tuple[list[tuple[str, tuple
     return names, wrapped.get_nb_trainable_parameters()
 
 
-def _ours(config: dict[str, Any], lc: LoraConfig) -> tuple[list[tuple[str, tuple[int, ...], bool]], tuple[int, int]]:
+def _ours(
+    config: dict[str, Any], lc: LoraConfig
+) -> tuple[list[tuple[str, tuple[int, ...], bool]], tuple[int, int]]:
     adapted = lora(from_hf_config(config), lc)
     patterns = [
         (re.compile(re.sub(r"\\\{[^}]*\\\}", r"\\d+", re.escape(r.name))), r.param.trainable)
@@ -205,8 +215,11 @@ ATTENTION = ("q_proj", "k_proj", "v_proj")
 @settings(max_examples=6, deadline=None)
 @given(
     targets=st.sampled_from(
-        [("q_proj", "v_proj"), (*ATTENTION, "o_proj", "gate_proj", "up_proj", "down_proj"),
-         ("k_proj", "down_proj")]
+        [
+            ("q_proj", "v_proj"),
+            (*ATTENTION, "o_proj", "gate_proj", "up_proj", "down_proj"),
+            ("k_proj", "down_proj"),
+        ]
     ),
     dora=st.booleans(),
     r=st.integers(1, 6),
@@ -289,8 +302,21 @@ def test_eight_bit_needs_numbers() -> None:
 
 
 # -- the command line ---------------------------------------------------------------------
-LLAMA_FLAGS = ["llama", "--vocab", "100", "--hidden", "64", "--layers", "2", "--heads", "4",
-               "--kv-heads", "2", "--intermediate", "96"]
+LLAMA_FLAGS = [
+    "llama",
+    "--vocab",
+    "100",
+    "--hidden",
+    "64",
+    "--layers",
+    "2",
+    "--heads",
+    "4",
+    "--kv-heads",
+    "2",
+    "--intermediate",
+    "96",
+]
 
 
 def _cli(args: list[str], width: int) -> Any:
@@ -304,17 +330,34 @@ def _cli(args: list[str], width: int) -> Any:
 
 @pytest.mark.parametrize("width", [80, 200])
 def test_cli_lora_fits_the_terminal(width: int) -> None:
-    args = [*LLAMA_FLAGS, "--lora-rank", "8", "--lora-alpha", "16", "--lora-targets",
-            "all-linear", "--use-dora", "--all", "--batch", "1", "--seq-len", "32",
-            "--training", "adamw-8bit", "--depth", "9"]
+    args = [
+        *LLAMA_FLAGS,
+        "--lora-rank",
+        "8",
+        "--lora-alpha",
+        "16",
+        "--lora-targets",
+        "all-linear",
+        "--use-dora",
+        "--all",
+        "--batch",
+        "1",
+        "--seq-len",
+        "32",
+        "--training",
+        "adamw-8bit",
+        "--depth",
+        "9",
+    ]
     result = _cli(args, width)
     assert result.exit_code == 0, result.output
     assert all(len(line) <= width for line in result.stdout.splitlines())
     assert "lora_magnitude_vector" in result.stdout  # the name wraps at 80 columns
     assert "alpha=16" in result.stdout
-    adapted = lora(from_hf_config({**LLAMA, "hidden_size": 64, "vocab_size": 100,
-                                   "intermediate_size": 96}),
-                   LoraConfig(r=8, targets="all-linear", dora=True))
+    adapted = lora(
+        from_hf_config({**LLAMA, "hidden_size": 64, "vocab_size": 100, "intermediate_size": 96}),
+        LoraConfig(r=8, targets="all-linear", dora=True),
+    )
     assert f"{adapted.trainable:,}" in result.stdout
 
 
@@ -323,14 +366,28 @@ def test_cli_json_and_hf(tmp_path: Any) -> None:
 
     path = tmp_path / "config.json"
     path.write_text(json.dumps({**LLAMA, "architectures": ["LlamaForCausalLM"]}))
-    result = _cli(["hf", str(path), "--lora-rank", "4", "--lora-targets", "q_proj,v_proj",
-                   "--modules-to-save", "lm_head", "--format", "json"], 100)
+    result = _cli(
+        [
+            "hf",
+            str(path),
+            "--lora-rank",
+            "4",
+            "--lora-targets",
+            "q_proj,v_proj",
+            "--modules-to-save",
+            "lm_head",
+            "--format",
+            "json",
+        ],
+        100,
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     text = json.dumps(data)
     assert "base_model.model.lm_head.modules_to_save.default.weight" in text
-    theirs, counts = _peft(LLAMA, LoraConfig(r=4, targets=("q_proj", "v_proj"),
-                                             modules_to_save=("lm_head",)))
+    _, counts = _peft(
+        LLAMA, LoraConfig(r=4, targets=("q_proj", "v_proj"), modules_to_save=("lm_head",))
+    )
     assert str(counts[0]) in text
 
 
@@ -345,8 +402,10 @@ def test_cli_json_and_hf(tmp_path: Any) -> None:
         (["--lora-rank", "4"], "--lora-targets"),
         (["--lora-rank", "4", "--lora-targets", "re:("], "--lora-targets"),
         (["--lora-rank", "4", "--lora-targets", "norm"], "--lora-targets"),
-        (["--lora-rank", "4", "--lora-targets", "all-linear", "--use-dora", "--lora-bias"],
-         "--lora-bias"),
+        (
+            ["--lora-rank", "4", "--lora-targets", "all-linear", "--use-dora", "--lora-bias"],
+            "--lora-bias",
+        ),
     ],
 )
 def test_cli_refuses_in_one_line(extra: list[str], flag: str) -> None:
@@ -361,10 +420,62 @@ def test_llama_8b_qlora_counts_are_peft_s() -> None:
     """docs/howto/lora.md's example: Llama-3.1-8B, r=16 on every linear layer, with peft
     on the meta device (a 4-bit base counts the same: peft counts a Params4bit's
     numbers, ``peft_model.get_nb_trainable_parameters``)."""
-    config = {**LLAMA, "hidden_size": 4096, "num_attention_heads": 32,
-              "num_key_value_heads": 8, "num_hidden_layers": 32, "intermediate_size": 14336,
-              "vocab_size": 128256}
+    config = {
+        **LLAMA,
+        "hidden_size": 4096,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "num_hidden_layers": 32,
+        "intermediate_size": 14336,
+        "vocab_size": 128256,
+    }
     lc = LoraConfig(r=16, alpha=32, targets="all-linear")
     _, counts = _peft(config, lc)
     adapted = lora(from_hf_config(config), lc)
     assert counts == (adapted.trainable, adapted.parameters) == (41_943_040, 8_072_204_288)
+
+
+@pytest.mark.parametrize(
+    ("targets", "dora", "options"),
+    [
+        ("all-linear", False, {"bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}),
+        (("q_proj", "v_proj"), True, {"bnb_4bit_quant_type": "nf4"}),
+        (("down_proj",), False, {"bnb_4bit_quant_type": "fp4"}),
+    ],
+)
+def test_qlora_on_a_bitsandbytes_base(
+    targets: Any, dora: bool, options: dict[str, Any]
+) -> None:
+    """QLoRA: peft's adapters on a model transformers quantized with bitsandbytes on CPU
+    (lora.bnb.Linear4bit around Linear4bit): every tensor of its state dict, the 4-bit
+    base's packed weight, absmax and quantization state under ``base_layer.``, named and
+    shaped as shapecalc lists them, and the counts peft prints."""
+    pytest.importorskip("bitsandbytes")
+    from shapecalc.quant import from_config, quantize
+    from tests.quant_truth import bnb_transformers, rows, tensors
+    from tests.test_quant_bnb import _offset_free
+
+    raw = {**LLAMA, "hidden_size": 64, "intermediate_size": 96, "vocab_size": 100}
+    config = transformers.LlamaConfig(**{k: v for k, v in raw.items() if k != "model_type"})
+    quantization = transformers.BitsAndBytesConfig(load_in_4bit=True, **options)
+    lc = LoraConfig(r=4, targets=targets, dora=dora)
+    made: list[Any] = []
+
+    def wrap(model: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            made.append(peft.get_peft_model(model, peft.LoraConfig(**lc.peft_kwargs())))
+        return made[0]
+
+    state = bnb_transformers(transformers.LlamaForCausalLM, config, quantization, wrap)
+    saved = quantization.to_dict()
+    saved["quant_method"] = "bitsandbytes"
+    saved.pop("bnb_4bit_compute_dtype")
+    base = from_hf_config({**raw, "architectures": ["LlamaForCausalLM"]})
+    adapted = lora(quantize(base, from_config(saved)), lc)
+    # the JSON quantization state's length as test_quant_bnb prices it (the double
+    # quantization's offset is a float printed at its own length)
+    theirs = [(n, s) for n, s, _, _ in _offset_free(state, tensors(state), options)]
+    ours = [(n, s) for n, s, _, _ in rows(adapted)]
+    assert ours == theirs
+    assert made[0].get_nb_trainable_parameters() == (adapted.trainable, adapted.parameters)

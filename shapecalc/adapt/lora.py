@@ -31,7 +31,7 @@ Example:
      ('base_model.model.fc.lora_A.default.weight', (8, 256)),
      ('base_model.model.fc.lora_B.default.weight', (256, 8))]
     >>> adapted.trainable, adapted.total
-    (4096, 72426)
+    (4096, 72202)
 """
 
 from __future__ import annotations
@@ -84,41 +84,68 @@ class LoraConfig:
         r: Any = self.r
         if isinstance(r, bool) or not isinstance(r, int) or r <= 0:
             # peft's update_layer: "`r` should be a positive integer value"
-            raise _error("lora_rank", r, f"--lora-rank {echo(r)}: r must be an integer > 0",
-                         "r must be a positive integer")
+            raise _error(
+                "lora_rank",
+                r,
+                f"--lora-rank {echo(r)}: r must be an integer > 0",
+                "r must be a positive integer",
+            )
         alpha: Any = self.alpha
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha != alpha:
-            raise _error("lora_alpha", alpha, f"--lora-alpha {echo(alpha)}: must be a number",
-                         "lora_alpha is a number")
+            raise _error(
+                "lora_alpha",
+                alpha,
+                f"--lora-alpha {echo(alpha)}: must be a number",
+                "lora_alpha is a number",
+            )
         targets: Any = self.targets
         if isinstance(targets, list):
             object.__setattr__(self, "targets", tuple(targets))
             targets = self.targets
         if isinstance(targets, str):
             if not targets.strip():
-                raise _error("lora_targets", targets, "--lora-targets: give module names, a "
-                             "regular expression or all-linear", "targets name modules")
+                raise _error(
+                    "lora_targets",
+                    targets,
+                    "--lora-targets: give module names, a regular expression or all-linear",
+                    "targets name modules",
+                )
             if targets.lower() != ALL_LINEAR:
                 try:
                     re.compile(targets)
                 except re.error as err:
-                    raise _error("lora_targets", targets, f"--lora-targets {echo(targets)} is "
-                                 f"not a regular expression ({err})", "a regular expression"
-                                 ) from None
+                    raise _error(
+                        "lora_targets",
+                        targets,
+                        f"--lora-targets {echo(targets)} is not a regular expression ({err})",
+                        "a regular expression",
+                    ) from None
         elif not targets or not all(isinstance(t, str) and t for t in targets):
-            raise _error("lora_targets", targets, f"--lora-targets {echo(targets)}: give "
-                         "module names, a regular expression or all-linear",
-                         "targets name modules")
+            raise _error(
+                "lora_targets",
+                targets,
+                f"--lora-targets {echo(targets)}: give "
+                "module names, a regular expression or all-linear",
+                "targets name modules",
+            )
         saved: Any = self.modules_to_save
         if isinstance(saved, list):
             object.__setattr__(self, "modules_to_save", tuple(saved))
         elif not isinstance(saved, tuple) or not all(isinstance(s, str) and s for s in saved):
-            raise _error("modules_to_save", saved, f"--modules-to-save {echo(saved)}: give "
-                         "module names", "module names")
+            raise _error(
+                "modules_to_save",
+                saved,
+                f"--modules-to-save {echo(saved)}: give module names",
+                "module names",
+            )
         if self.bias and self.dora:
             # peft's LoraConfig.__post_init__ refuses the pair
-            raise _error("lora_bias", True, "--lora-bias: lora_bias=True is not supported "
-                         "for DoRA (--use-dora)", "lora_bias without DoRA")
+            raise _error(
+                "lora_bias",
+                True,
+                "--lora-bias: lora_bias=True is not supported for DoRA (--use-dora)",
+                "lora_bias without DoRA",
+            )
 
     def describe(self) -> str:
         """``LoRA r=16, alpha=32, all-linear``, for notes and rules."""
@@ -137,9 +164,7 @@ class LoraConfig:
         return {
             "r": self.r,
             "lora_alpha": self.alpha,
-            "target_modules": self.targets if isinstance(self.targets, str) else list(
-                self.targets
-            ),
+            "target_modules": self.targets if isinstance(self.targets, str) else list(self.targets),
             "lora_bias": self.bias,
             "use_dora": self.dora,
             "modules_to_save": list(self.modules_to_save) or None,
@@ -268,8 +293,8 @@ class Lora(Frozen):
         intermediate for B's gradient (A's takes the layer's kept input)."""
         work = self.layer.work(*inputs)  # its input: lora_A's (the same tensor)
         n_in, n_out = _sizes(self.layer)
-        rows = product(inputs[0][:-1]) if _base(self.layer).kind != "Embedding" else product(
-            inputs[0]
+        rows = (
+            product(inputs[0][:-1]) if _base(self.layer).kind != "Embedding" else product(inputs[0])
         )
         lookup = _base(self.layer).kind == "Embedding"
         lead = inputs[0] if lookup else inputs[0][:-1]
@@ -373,8 +398,7 @@ def lora(model: Model, config: LoraConfig) -> Model:
     if not isinstance(config, LoraConfig):
         raise TypeError(f"lora: config must be a LoraConfig, got {type(config).__name__}")
     if getattr(model, "_lora", None) is not None:
-        raise _error("lora_rank", config.r, f"{model.name} already has an adapter",
-                     "one adapter")
+        raise _error("lora_rank", config.r, f"{model.name} already has an adapter", "one adapter")
     # the modules whose weight is another's (lm_head on GPT-2's wte); a tie's source may
     # be adapted, its weight then the base_layer's (as peft leaves the tie)
     tied = {n.rpartition(".")[0] for n in model.ties}
@@ -391,31 +415,50 @@ def lora(model: Model, config: LoraConfig) -> Model:
             kind = "a router (TopKRouter)"
         if kind in ADAPTED:
             seen.setdefault(parts[-1] if parts else name, None)
-        saved = _one_way({_saved(config, n) for n in names}, name, "modules_to_save",
-                         list(config.modules_to_save))
+        saved = _one_way(
+            {_saved(config, n) for n in names},
+            name,
+            "modules_to_save",
+            list(config.modules_to_save),
+        )
         if saved:
             if name in tied:
-                raise _error("modules_to_save", list(config.modules_to_save),
-                             f"--modules-to-save: {name} shares its weight with another "
-                             "module (tied); shapecalc does not copy a tied module",
-                             "an untied module")
+                raise _error(
+                    "modules_to_save",
+                    list(config.modules_to_save),
+                    f"--modules-to-save: {name} shares its weight with another "
+                    "module (tied); shapecalc does not copy a tied module",
+                    "an untied module",
+                )
             return dataclasses.replace(leaf, spec=Saved(leaf.spec))
         head = name == model.head
-        hit = _one_way({_targeted(config, n, kind, head) for n in names}, name,
-                       "lora_targets", config.targets)
+        hit = _one_way(
+            {_targeted(config, n, kind, head) for n in names}, name, "lora_targets", config.targets
+        )
         if not hit:
             return dataclasses.replace(leaf, spec=Frozen(leaf.spec))
         if kind not in ADAPTED:
-            raise _error("lora_targets", config.targets,
-                         "--lora-targets: " + _UNSUPPORTED.format(name=name)
-                         + f" ({name} is {kind})", "a Linear, Conv1D or Embedding")
+            raise _error(
+                "lora_targets",
+                config.targets,
+                "--lora-targets: " + _UNSUPPORTED.format(name=name) + f" ({name} is {kind})",
+                "a Linear, Conv1D or Embedding",
+            )
         if name in tied:
-            raise _error("lora_targets", config.targets,
-                         f"--lora-targets: {name} shares its weight with another module "
-                         "(tied); shapecalc does not adapt a tied module", "an untied module")
+            raise _error(
+                "lora_targets",
+                config.targets,
+                f"--lora-targets: {name} shares its weight with another module "
+                "(tied); shapecalc does not adapt a tied module",
+                "an untied module",
+            )
         if config.bias and kind == "Embedding":
-            raise _error("lora_bias", True, f"--lora-bias: {name} is an Embedding, whose "
-                         "adapter has no bias", "lora_bias on Linear and Conv1D layers")
+            raise _error(
+                "lora_bias",
+                True,
+                f"--lora-bias: {name} is an Embedding, whose adapter has no bias",
+                "lora_bias on Linear and Conv1D layers",
+            )
         found.append(name)
         return dataclasses.replace(
             leaf, spec=Lora(leaf.spec, r=r, bias=config.bias, dora=config.dora)

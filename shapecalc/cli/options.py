@@ -241,9 +241,7 @@ def lora_options() -> list[Callable[[F], F]]:
             "commas (a name or the end of one: q_proj,v_proj), re:REGEX (the whole name "
             "matches), or all-linear (every Linear but the output head).",
         ),
-        click.option(
-            "--lora-bias", is_flag=True, help="Give lora_B a bias (peft's lora_bias)."
-        ),
+        click.option("--lora-bias", is_flag=True, help="Give lora_B a bias (peft's lora_bias)."),
         click.option(
             "--use-dora",
             is_flag=True,

@@ -137,6 +137,26 @@ def test_lora_matches_peft(case: tuple[str, LoraConfig]) -> None:
     assert our_counts == their_counts
 
 
+@pytest.mark.parametrize(
+    ("family", "lc"),
+    [
+        ("llama", LoraConfig(r=3, targets=("embed_tokens", "q_proj"), dora=True)),
+        ("gpt2", LoraConfig(r=2, targets="all-linear", dora=True)),
+        ("gpt2", LoraConfig(r=2, targets=("wte",), dora=True)),
+        (
+            "qwen2_moe",
+            LoraConfig(
+                r=2, targets=r".*\.mlp\.shared_expert\..*_proj", modules_to_save=("lm_head",)
+            ),
+        ),
+    ],
+)
+def test_embeddings_conv1d_and_dora_match_peft(family: str, lc: LoraConfig) -> None:
+    """An embedding's lora_embedding_A/B and DoRA vector, GPT-2's Conv1D with DoRA
+    (fan_in_fan_out), a regular expression with a module saved whole."""
+    assert _ours(CONFIGS[family], lc) == _peft(CONFIGS[family], lc)
+
+
 def test_formula_is_the_count() -> None:
     """The symbolic template's trainable count, evaluated, is the concrete one; r is a
     letter of it."""
@@ -443,9 +463,7 @@ def test_llama_8b_qlora_counts_are_peft_s() -> None:
         (("down_proj",), False, {"bnb_4bit_quant_type": "fp4"}),
     ],
 )
-def test_qlora_on_a_bitsandbytes_base(
-    targets: Any, dora: bool, options: dict[str, Any]
-) -> None:
+def test_qlora_on_a_bitsandbytes_base(targets: Any, dora: bool, options: dict[str, Any]) -> None:
     """QLoRA: peft's adapters on a model transformers quantized with bitsandbytes on CPU
     (lora.bnb.Linear4bit around Linear4bit): every tensor of its state dict, the 4-bit
     base's packed weight, absmax and quantization state under ``base_layer.``, named and

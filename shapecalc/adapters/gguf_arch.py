@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shapecalc.adapters.gguf import GGUFArray, GGUFFile
-from shapecalc.adapters.gguf_families import ARGUMENTS, Meta
+from shapecalc.adapters.gguf_families import ARGUMENTS, Meta, file_vocab
 from shapecalc.adapters.hf_config import HFModel
 from shapecalc.core.errors import InvalidArgumentError, echo, printable
 from shapecalc.core.hfmap import HFType
@@ -101,11 +101,13 @@ def _arguments(file: GGUFFile, arch: str) -> dict[str, Any]:
         "tie_weights": "output.weight" not in names,
     }
     vocab = _int(file, f"{arch}.vocab_size")
-    tokens = file.metadata.get("tokenizer.ggml.tokens")
-    if vocab is None and isinstance(tokens, GGUFArray):
-        vocab = tokens.length
     if vocab is None:
-        raise _fail(file.path, f"neither {arch}.vocab_size nor tokenizer.ggml.tokens is there")
+        vocab = file_vocab(file)
+    if vocab is None:
+        raise _fail(
+            file.path,
+            f"neither {arch}.vocab_size, tokenizer.ggml.tokens nor token_embd.weight is there",
+        )
     args["vocab"] = vocab
     for argument, key in (
         ("head_dim", "attention.key_length"),

@@ -34,7 +34,18 @@ from typing import Any
 from shapecalc.adapters.gguf import GGUFArray, GGUFFile
 from shapecalc.core.errors import InvalidArgumentError, echo
 
-__all__ = ["ARGUMENTS", "Meta"]
+__all__ = ["ARGUMENTS", "Meta", "file_vocab"]
+
+
+def file_vocab(file: GGUFFile) -> int | None:
+    """The vocabulary when the file has no ``<arch>.vocab_size``: the tokenizer's token
+    list, else the rows of ``token_embd.weight`` (a file written without a tokenizer);
+    None without either."""
+    tokens = file.metadata.get("tokenizer.ggml.tokens")
+    if isinstance(tokens, GGUFArray):
+        return tokens.length
+    embedding = next((t for t in file.tensors if t.name == "token_embd.weight"), None)
+    return None if embedding is None or len(embedding.ne) != 2 else embedding.ne[1]
 
 
 @dataclass(frozen=True)
@@ -78,11 +89,13 @@ class Meta:
 
     def vocab(self) -> int:
         value = self.get("vocab_size")
-        tokens = self.file.metadata.get("tokenizer.ggml.tokens")
-        if value is None and isinstance(tokens, GGUFArray):
-            value = tokens.length
         if value is None:
-            raise self.fail(f"neither {self.arch}.vocab_size nor tokenizer.ggml.tokens is there")
+            value = file_vocab(self.file)
+        if value is None:
+            raise self.fail(
+                f"neither {self.arch}.vocab_size, tokenizer.ggml.tokens nor token_embd.weight "
+                "is there"
+            )
         return value
 
     def rows(self, name: str) -> int | None:

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from shapecalc.cli.group import ExampleCommand, ShapecalcGroup, engine_error, register
+from shapecalc.cli.hf_options import LAYOUT, config_weights
 from shapecalc.cli.models import architecture_options
 from shapecalc.cli.options import F, apply
 from shapecalc.core.errors import ShapecalcError
@@ -260,8 +261,9 @@ def _fit_command(command: str) -> click.Command:
     metavar="FIELD",
     help="Count the model without this config field shapecalc does not know.",
 )
+@LAYOUT
 @apply(fit_options(None))
-def _hf(path: str, allow: tuple[str, ...], **options: Any) -> None:
+def _hf(path: str, allow: tuple[str, ...], layout: str, **options: Any) -> None:
     """Does the model a Hugging Face config.json describes fit (exit 0 yes, 1 no); the
     dtype is the config's unless --dtype says.
 
@@ -270,12 +272,11 @@ def _hf(path: str, allow: tuple[str, ...], **options: Any) -> None:
       shapecalc fit hf meta-llama/Llama-3.1-8B --gpu h100 --seq-len 32768
     """
     from shapecalc.adapters.hf_config import hf_model
-    from shapecalc.cli.hf import config_weights
 
     try:
         found = hf_model(path, allow=allow)
-        model = found.model()
-        options["weights"] = config_weights(found, options["weights"], allow)
+        model = found.checkpoint_model() if layout == "checkpoint" else found.model()
+        options["weights"] = config_weights(found, options["weights"], allow, layout)
     except ShapecalcError as err:
         raise click.BadParameter(err.message, param_hint="'PATH'") from None
     if options["dtype"] is None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from shapecalc.cli.hf_options import LAYOUT, config_weights
 from shapecalc.cli.options import (
     CONVENTION_FLAGS,
     COST_FLAGS,
@@ -83,15 +84,7 @@ def config_dtype(found: Any, given: str) -> str:
     help="Count the model without this config field, which shapecalc does not know (it "
     "could change a shape: say so only when you know it does not). Repeatable.",
 )
-@click.option(
-    "--layout",
-    type=click.Choice(["transformers", "checkpoint"]),
-    default="transformers",
-    show_default=True,
-    help="Name the tensors as the transformers class holds them, or as the type's checkpoint "
-    "files store them (each expert of a mixture by name, gpt-oss's MXFP4 blocks); the same "
-    "as transformers where the two agree.",
-)
+@LAYOUT
 @apply(report_options(explain=EXPLAINS))
 @apply(cost_options(model=True, sequence=True, config=True))
 @apply(convention_options(gru=False))
@@ -131,16 +124,3 @@ def hf(
         hint = "'--class'" if err.field == "class" else "'PATH'"
         raise click.BadParameter(err.message, param_hint=hint) from None
     finish(model, shown, found.reference)
-
-
-def config_weights(
-    found: Any, given: Any, allow: tuple[str, ...], layout: str = "transformers"
-) -> Any:
-    """``--weights`` for a config's model: as given (``none``: the model as it is), else
-    the config's quantization_config, priced by default (``--allow-field
-    quantization_config``: the unquantized model)."""
-    from shapecalc.adapters.hf_quant import config_quantization
-
-    if given is not None or "quantization_config" in allow:
-        return given
-    return config_quantization(found, layout)

@@ -304,7 +304,8 @@ def _hf_command() -> click.Command:
         from shapecalc.analysis.sizing import parse_budget
         from shapecalc.analysis.sweep import parse_values
         from shapecalc.analysis.sweep import sweep as make_sweep
-        from shapecalc.cli.hf import config_dtype, config_weights
+        from shapecalc.cli.hf import config_dtype
+        from shapecalc.cli.hf_options import config_weights
         from shapecalc.core.errors import InvalidArgumentError
 
         plot_with_table(plot, fmt)

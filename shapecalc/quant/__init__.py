@@ -242,11 +242,21 @@ def weights_rule(model: Model, itemsize: int, dtype: str) -> str:
     """The memory account's rule for a quantized model's weights."""
     from shapecalc.core.dims import count_str
 
-    own, others = quantized_bytes(model, itemsize)
-    return (
-        f"{model.quantization.describe()}: the quantized layers' tensors "
-        f"{count_str(own)} bytes, the others {count_str(others)} bytes"
-    )
+    by_dtype: dict[str, Any] = {}
+    others: Any = 0
+    for row in model.rows():
+        if row.tied_to:
+            continue
+        if row.param.dtype:
+            by_dtype[row.param.dtype] = by_dtype.get(row.param.dtype, 0) + row.param.nbytes(
+                itemsize
+            )
+        else:
+            others += row.count * itemsize
+    parts = [f"{name} tensors {count_str(n)} bytes" for name, n in by_dtype.items()]
+    if not (isinstance(others, int) and others == 0):
+        parts.append(f"the others {itemsize} bytes each ({dtype}), {count_str(others)} bytes")
+    return f"{model.quantization.describe()}: stored as " + ", ".join(parts)
 
 
 def weights_error(field: str, value: Any, message: str, rule: str) -> InvalidArgumentError:
@@ -309,6 +319,13 @@ def parse_weights(text: str) -> Quantization:
                 f"--weights {echo(text)}: settings are key=value, separated by commas "
                 f"(got {echo(item)})",
                 "settings are key=value",
+            )
+        if key.strip() in options:
+            raise weights_error(
+                "weights",
+                text,
+                f"--weights {echo(text)}: {key.strip()} is given twice",
+                "each setting once",
             )
         options[key.strip()] = _value(value.strip())
     for alias, cls, preset in _aliases():

@@ -173,7 +173,13 @@ KEPT = (
     "mm.a.code_embd",
 )
 #: convert_hf_to_gguf.py's tensors kept in F32 whatever --outtype (prepare_tensors)
-F32_SOURCE = ("ffn_gate_inp.", "position_embd.", "token_types.", "ssm_conv1d.")
+F32_SOURCE = (
+    "ffn_gate_inp.",
+    "ffn_gate_inp_shexp.",
+    "position_embd.",
+    "token_types.",
+    "ssm_conv1d.",
+)
 
 
 def _n_dims(ne: tuple[int, ...]) -> int:
@@ -560,11 +566,16 @@ def tensor_types(
 # ---------------------------------------------------------------------------------------
 
 
+#: how one transformers tensor is stored in a mix: a ggml type, or the parts the
+#: conversion splits it into, each (name, torch shape, ggml type)
+Stored = str | tuple[tuple[str, tuple[int, ...], str], ...]
+
+
 @dataclass(frozen=True)
 class GGUFTypes(Method):
     """One layer's tensors as a GGUF mix stores them: param name -> ggml type."""
 
-    types: tuple[tuple[str, str], ...] = ()
+    types: tuple[tuple[str, Stored], ...] = ()
     mix: str = ""
 
     quant_method: ClassVar[str] = "gguf"
@@ -579,9 +590,19 @@ class GGUFTypes(Method):
         found = dict(self.types).get(param.name)
         if found is None:
             return None
-        gtype = GGML_BY_NAME[found]
-        role = f"{param.role}; GGUF {found}" if param.role else f"GGUF {found}"
-        return (dataclasses.replace(param, role=role, dtype=gtype.storage),)
+        if isinstance(found, str):
+            role = f"{param.role}; GGUF {found}" if param.role else f"GGUF {found}"
+            return (dataclasses.replace(param, role=role, dtype=GGML_BY_NAME[found].storage),)
+        return tuple(  # the parts the conversion writes, each of its own type
+            Param(
+                name,
+                shape,
+                f"{param.name}'s {name.partition('.')[0]} part as the GGUF file holds it; "
+                f"GGUF {kind}",
+                dtype=GGML_BY_NAME[kind].storage,
+            )
+            for name, shape, kind in found
+        )
 
 
 @dataclass(frozen=True)
@@ -633,6 +654,14 @@ class GGUFMix(Method):
                     f"{where}: {key} = {echo(value)} is not a ggml type (Q6_K, Q8_0, F16, ...)",
                     f"{key} is a ggml type",
                 )
+        if self.arch and self.arch not in _gguf_archs():
+            raise weights_error(
+                where,
+                self.arch,
+                f"{where}: arch = {echo(self.arch)} is not a GGUF architecture shapecalc "
+                f"converts to (architectures: {', '.join(_gguf_archs())})",
+                "a GGUF architecture",
+            )
         if self.skip:
             raise weights_error(
                 where,
@@ -658,12 +687,9 @@ class GGUFMix(Method):
     def stored_tensors(
         self, model: Model, quantization: Quantization
     ) -> tuple[tuple[str, Param], ...] | None:
-        tensors, by_source = _typed(model, self, quantization)
+        tensors, types = _typed(model, self, quantization)
         return tuple(
-            (
-                t.source,
-                Param(t.name, t.shape, "", dtype=GGML_BY_NAME[by_source[t.source]].storage),
-            )
+            (t.source, Param(t.name, t.shape, "", dtype=GGML_BY_NAME[types[t.name]].storage))
             for t in tensors
         )
 
@@ -684,7 +710,20 @@ def _sizes(model: Model) -> dict[str, int]:
 
 
 def _quantize(model: Model, method: GGUFMix, quantization: Quantization) -> Model:
-    _, by_source = _typed(model, method, quantization)
+    tensors, types = _typed(model, method, quantization)
+    parts: dict[str, list[GGUFName]] = {}
+    for t in tensors:
+        parts.setdefault(t.source, []).append(t)
+    by_source: dict[str, Stored] = {}
+    for source, found in parts.items():
+        kinds = {types[t.name] for t in found}
+        if len(kinds) == 1:
+            by_source[source] = kinds.pop()
+        else:  # a tensor the conversion splits, its parts of other types (DeepSeek's kv_b)
+            by_source[source] = tuple(
+                (t.name.rpartition(".")[0].rpartition(".")[2] + ".weight", t.shape, types[t.name])
+                for t in found
+            )
     root = _rewrite(model.root, (), by_source, method.ftype)
     return dataclasses.replace(
         model,
@@ -707,9 +746,9 @@ def _symbolic(model: Model) -> str | None:
 def _typed(
     model: Model, method: GGUFMix, quantization: Quantization
 ) -> tuple[list[GGUFName], dict[str, str]]:
-    """The GGUF tensors of ``model`` and the ggml type of each transformers tensor they
-    come from, as llama-quantize's mix gives them; refused as llama-quantize refuses.
-    What depends on the model alone is worked out once per model."""
+    """The GGUF tensors of ``model`` and the ggml type of each (by its GGUF name), as
+    llama-quantize's mix gives them; refused as llama-quantize refuses. What depends on
+    the model alone is worked out once per model."""
     where = quantization.source if quantization.source != "--weights" else "--weights"
     kind = str(getattr(model.config, "model_type", "") or model.kind or "")
     symbolic = _symbolic(model) if model.symbolic else None
@@ -760,17 +799,15 @@ def _typed(
                 f"({needs[0]}) only with an importance matrix; add :imatrix=true",
                 "the 1- and 2-bit i-quants need an importance matrix",
             )
-    by_source: dict[str, str] = {}
-    for t in tensors:
-        chosen = types[t.name][1]
-        if by_source.setdefault(t.source, chosen) != chosen:  # a fused tensor, split
-            raise weights_error(
-                "weights",
-                method.ftype,
-                f"{t.source}: its GGUF halves get {by_source[t.source]} and {chosen}",
-                "one type for a fused tensor",
-            )
-    return tensors, by_source
+    return tensors, {t.name: types[t.name][1] for t in tensors}
+
+
+@functools.lru_cache(maxsize=1)
+def _gguf_archs() -> tuple[str, ...]:
+    """Every GGUF architecture (general.architecture) a type shapecalc has converts to."""
+    from shapecalc.architectures import commands, get
+
+    return tuple(sorted({t.gguf for c in commands() for t in get(c).hf if t.gguf}))
 
 
 def _declared(model: Model, arch: str) -> HFType | None:
@@ -827,7 +864,7 @@ def _names(node: Node, parts: tuple[str, ...]) -> Iterator[tuple[str, str]]:
             yield from _names(entry.node, (*parts, entry.name))
 
 
-def _rewrite(node: Node, parts: tuple[str, ...], types: Mapping[str, str], mix: str) -> Node:
+def _rewrite(node: Node, parts: tuple[str, ...], types: Mapping[str, Stored], mix: str) -> Node:
     """The tree with each leaf's tensors typed; a run whose layers differ split into runs
     of consecutive layers alike."""
     if isinstance(node, Leaf):
@@ -847,7 +884,7 @@ def _rewrite(node: Node, parts: tuple[str, ...], types: Mapping[str, str], mix: 
             )
             continue
         indices = list(entry.indices() or ())
-        groups: list[tuple[int, int, tuple[tuple[str, str], ...]]] = []
+        groups: list[tuple[int, int, tuple[tuple[str, Stored], ...]]] = []
         for index in indices:
             here = (*parts, str(index))
             start = len(join_name(*here)) + 1

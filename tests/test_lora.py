@@ -497,3 +497,21 @@ def test_qlora_on_a_bitsandbytes_base(targets: Any, dora: bool, options: dict[st
     ours = [(n, s) for n, s, _, _ in rows(adapted)]
     assert ours == theirs
     assert made[0].get_nb_trainable_parameters() == (adapted.trainable, adapted.parameters)
+
+
+@pytest.mark.parametrize("training", ["adamw", "adamw-8bit", "paged-adamw-8bit"])
+def test_json_report_validates(training: str) -> None:
+    """A LoRA report with every section, as JSON, against docs/schema/report.schema.json."""
+    import json
+    from pathlib import Path
+
+    jsonschema = pytest.importorskip("jsonschema")
+    schema_path = Path(__file__).resolve().parent.parent / "docs" / "schema"
+    schema = json.loads((schema_path / "report.schema.json").read_text(encoding="utf-8"))
+    args = [*LLAMA_FLAGS, "--lora-rank", "4", "--lora-targets", "all-linear", "--use-dora",
+            "--modules-to-save", "lm_head", "--weights", "nf4", "--dtype", "bf16", "--all",
+            "--batch", "1", "--seq-len", "8", "--training", training, "--explain",
+            "--format", "json"]  # fmt: skip
+    result = _cli(args, 100)
+    assert result.exit_code == 0, result.output
+    jsonschema.Draft202012Validator(schema).validate(json.loads(result.stdout))

@@ -56,6 +56,8 @@ ALL_LINEAR = "all-linear"
 #: the layer kinds LoRA adapts here (peft's ``_create_new_module`` dispatch:
 #: ``dispatch_default`` takes nn.Linear, transformers' Conv1D and nn.Embedding)
 ADAPTED = ("Linear", "Conv1D", "Embedding")
+#: the kind of the block a LoRA model's tensors are under (``base_model.model.``)
+PEFT_MODEL = "PeftModel"
 #: what peft's ``check_target_module_exists`` refuses, as its message says
 _UNSUPPORTED = (
     "Target module {name} is not supported: LoRA adapts nn.Linear, transformers' Conv1D "
@@ -397,7 +399,7 @@ def lora(model: Model, config: LoraConfig) -> Model:
     (QLoRA)."""
     if not isinstance(config, LoraConfig):
         raise TypeError(f"lora: config must be a LoraConfig, got {type(config).__name__}")
-    if getattr(model, "_lora", None) is not None:
+    if isinstance(model.root, Block) and model.root.kind == PEFT_MODEL:
         raise _error("lora_rank", config.r, f"{model.name} already has an adapter", "one adapter")
     # the modules whose weight is another's (lm_head on GPT-2's wte); a tie's source may
     # be adapted, its weight then the base_layer's (as peft leaves the tie)
@@ -468,7 +470,7 @@ def lora(model: Model, config: LoraConfig) -> Model:
 
     def of(m: Model, r: Dim, sizes: dict[str, Dim]) -> Model:
         root = map_leaves(m.root, lambda parts, leaf: change(parts, leaf, r))
-        wrapped = Block("PeftModel", {"base_model": Block("LoraModel", {"model": root})})
+        wrapped = Block(PEFT_MODEL, {"base_model": Block("LoraModel", {"model": root})})
         return dataclasses.replace(
             m,
             root=wrapped,
@@ -500,5 +502,4 @@ def lora(model: Model, config: LoraConfig) -> Model:
         object.__setattr__(out, "make_template", lambda: made)
     if model.unquantized is not None:  # QLoRA: the parameters are the unquantized twin's
         object.__setattr__(out, "unquantized", lora(model.unquantized, config))
-    object.__setattr__(out, "_lora", config)
     return out

@@ -36,8 +36,13 @@ def fit_page() -> str:
         )
         names = ", ".join(f"`{n}`" for n in (a.name, *a.aliases))
         rows.append(
-            f"| {names} | {a.title} | {a.memory / 10**9:g} | {a.bandwidth / 10**9:g} | "
-            f"{peaks} | [datasheet]({a.source}) {a.note} |"
+            f"| {names} | {a.title} | {a.memory / 2**30:.2f} | "
+            + (
+                f"[reported]({a.memory_source}): {a.memory:,} bytes"
+                if a.memory_rule == "reported"
+                else "GiB: the datasheet's capacity"
+            )
+            + f" | {a.bandwidth / 10**9:g} | {peaks} | [datasheet]({a.source}) {a.note} |"
         )
     rules = inspect.getdoc(fit) or ""
     engine_rules = inspect.getdoc(engines) or ""
@@ -106,12 +111,18 @@ def fit_page() -> str:
             "",
             "## Accelerators",
             "",
-            "Memory in GB (10⁹ bytes), bandwidth in GB/s, dense peak TFLOPs per dtype of the "
-            "product (int8: TOPS). Figures from the vendors' datasheets linked; where a "
-            "datasheet prints figures with 2:4 sparsity they are halved.",
+            "Memory in GiB (2³⁰ bytes), by one of two rules (the column after it says which): "
+            "*reported*, the total the driver reports (`nvidia-smi`), from the public "
+            "printout linked; else *GiB*, the datasheet's capacity read as binary gigabytes "
+            "(HBM and GDDR are sold in binary sizes). `--memory-gb` is read as decimal GB "
+            "(10⁹ bytes), as given. Bandwidth in GB/s, dense peak TFLOPs per dtype of the "
+            "product (int8: TOPS), from the vendors' datasheets linked; where a datasheet "
+            "prints figures with 2:4 sparsity they are halved. `--gpu` names match ignoring "
+            "case, spaces, hyphens and underscores (`rtx4090`, `RTX 4090`).",
             "",
-            "| `--gpu` | accelerator | memory GB | bandwidth GB/s | dense peak TFLOPs | source |",
-            "|---|---|--:|--:|---|---|",
+            "| `--gpu` | accelerator | memory GiB | memory rule | bandwidth GB/s | "
+            "dense peak TFLOPs | source |",
+            "|---|---|--:|---|--:|---|---|",
             *rows,
             "",
         ]

@@ -8,6 +8,7 @@ numbers its startup log printed for a published model, the hardware table, and t
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import logging
 import sys
@@ -221,6 +222,8 @@ def test_a_format_priced_without_building_it_is_the_built_format(
     model = _moe() if model is None else model
     if model.arguments.get("heads", 1) % gpus or model.arguments.get("kv_heads", 1) % gpus:
         gpus = 1
+    if engine == "llama.cpp":
+        gpus = 1  # llama.cpp splits by layer: refused above one GPU
     dtype_bytes = 2
     memory = max(1, round(model.total * dtype_bytes * share))
     fit = Fit(
@@ -265,10 +268,46 @@ def test_decode_bound_reads_the_weights_and_the_state() -> None:
     assert speed.decode_tokens_per_s == pytest.approx(
         2 * 100e9 * 0.5 / (speed.weights_read + speed.state_read)
     )
+    # written out: llama() is V=1000, H=64, L=2, 4 heads of 16, 2 KV heads, I=128; at
+    # B=2, T=50: the projections per position q 64·64, k and v 64·32 each, o 64·64, the
+    # MLP 3·64·128; the head 64·1000 on the last position of each sequence; attention's
+    # scores and values 2 × 4 heads × 16 per causal pair, 50·51/2 pairs
+    b, t, layers = 2, 50, 2
+    projections = 64 * 64 + 2 * 64 * 32 + 64 * 64 + 3 * 64 * 128
+    attention = b * 4 * 2 * 16 * (t * (t + 1) // 2)
+    macs = layers * (b * t * projections + attention) + b * 64 * 1000
+    assert speed.prefill_flops == 2 * macs
+    assert speed.prefill_tokens_per_s == pytest.approx(b * t * 10e12 * 0.25 / (2 * macs))
+    # the report's FLOPs (FlopCounterMode's count) keep all T × T pairs
     cost = analyze(model, batch=2, seq_len=50, dtype="bf16", training="none")
     head = next(c for c in cost.layers if c.name == "lm_head")
-    assert speed.prefill_flops == 2 * (cost.macs - head.macs + head.macs // 50)
-    assert speed.prefill_tokens_per_s == pytest.approx(2 * 50 * 10e12 * 0.25 / speed.prefill_flops)
+    full = layers * b * 4 * 2 * 16 * t * t
+    assert cost.macs - head.macs + head.macs // t == macs - layers * attention + full
+
+
+def test_the_prefill_bound_counts_a_sliding_window_s_pairs() -> None:
+    """A sliding layer's scores and values over its window: query i with the last
+    min(i, W) positions; written out for Gemma 3's pattern (five sliding, one global)."""
+    model = get("gemma3")(
+        vocab=500,
+        hidden=32,
+        layers=6,
+        heads=2,
+        kv_heads=1,
+        head_dim=8,
+        intermediate=64,
+        sliding_window=7,
+    ).model()
+    t = 20
+    fit = Fit(model, custom(1.0, tflops=1), dtype="fp32", seq_len=t)
+    cost = analyze(model, batch=1, seq_len=t, dtype="fp32", training="none")
+    window_pairs = sum(min(i, 7) for i in range(1, t + 1))  # 7·8/2 + 13·7 = 119
+    assert window_pairs == 119
+    per_pair = 2 * 2 * 8  # scores and values, 2 heads of 8
+    full = 6 * per_pair * t * t
+    causal = 5 * per_pair * window_pairs + 1 * per_pair * (t * (t + 1) // 2)
+    head = next(c for c in cost.layers if c.name == "lm_head")
+    assert fit.speed().prefill_flops == 2 * (cost.macs - head.macs + head.macs // t - full + causal)
 
 
 def test_a_mixture_reads_its_top_k_experts() -> None:
@@ -472,6 +511,31 @@ def test_llama_cpp_pads_the_context_and_keeps_f16() -> None:
     assert line is not None and line.bytes == 3 * 1024 * 2 * 2 * 16 * 2  # 1000 -> 1024 cells
 
 
+def test_llama_cpp_s_output_buffer_is_one_row_of_logits_per_sequence() -> None:
+    """src/llama-context.cpp (ggml-org/llama.cpp 4c7103b9): ``output_reserve(n_seq_max)``,
+    ``logits_size = n_vocab*n_outputs_max`` floats, the embeddings only when asked: for
+    Llama-3-8B at n_ctx 4096 it logs "CPU output buffer size = 0.49 MiB"."""
+    model = llama(vocab=128256, hidden=64, layers=2, heads=4, kv_heads=2)
+    for batch in (1, 3):
+        fit = Fit(model, custom(100.0), seq_len=4096 // batch, batch=batch, engine=LlamaCpp())
+        out = fit.account().line("output buffer")
+        assert out is not None and out.bytes == 128256 * batch * 4
+    one = Fit(model, custom(100.0), seq_len=4096, engine=LlamaCpp()).account()
+    line = one.line("output buffer")
+    assert line is not None and f"{line.bytes / 2**20:.2f} MiB" == "0.49 MiB"
+
+
+def test_llama_cpp_refuses_more_than_one_gpu_naming_its_layer_split() -> None:
+    fit = Fit(llama(), custom(1.0), engine=LlamaCpp())
+    with pytest.raises(ShapecalcError, match="-sm layer"):
+        Fit(llama(), custom(1.0), engine=LlamaCpp(), gpus=2)
+    assert fit.fewest_gpus()[0] in (1, None)
+    assert all("-sm layer" in why for _, why in fit.fewest_gpus()[1])
+    result = run([*LLAMA, "--gpu", "l4", "--engine", "llama.cpp", "--gpus", "2"])
+    assert result.exit_code == 2 and "-sm layer" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 # -- hardware -----------------------------------------------------------------------------------
 def test_the_table_cites_every_entry_and_refuses_unknown_names() -> None:
     for a in ACCELERATORS.values():
@@ -480,6 +544,64 @@ def test_the_table_cites_every_entry_and_refuses_unknown_names() -> None:
     assert accelerator("H100").name == "h100-sxm"
     with pytest.raises(ShapecalcError, match="did you mean"):
         accelerator("h10")
+
+
+def test_names_match_ignoring_case_spaces_hyphens_and_underscores() -> None:
+    for spelled in ("rtx4090", "RTX 4090", "rtx_4090", "Rtx-4090"):
+        assert accelerator(spelled).name == "rtx-4090"
+    assert accelerator("mi300").name == "mi300x"  # only the X is listed
+    with pytest.raises(ShapecalcError, match=r"did you mean mi300x\?"):
+        accelerator("mi3000")
+    with pytest.raises(ShapecalcError, match=r"did you mean h100-sxm, h100-pcie, h100-nvl\?"):
+        accelerator("h1000")
+
+
+#: each accelerator's memory as its source gives it: nvidia-smi's total in MiB (the
+#: printout cited in the table), else the datasheet's capacity in GiB
+REPORTED_MIB = {
+    "h100-sxm": 81559,  # NVIDIA/nccl#1264: "0MiB /  81559MiB", NVIDIA H100 80GB HBM3
+    "a100-80gb": 81920,  # modal-labs/modal-client#2797: "A100 80GB: 81920MiB"
+    "l40s": 46068,  # ibid.
+    "l4": 23034,  # ibid.
+    "a10": 23028,  # ibid.
+    "rtx-4090": 24564,  # RLinf/RLinf#255: "507MiB /  24564MiB"
+    "rtx-3090": 24576,  # noonghunna/club-3090#1128: "22598MiB /  24576MiB"
+    "rtx-5090": 32607,  # noonghunna/club-3090#1261: "29024MiB /  32607MiB"
+}
+DATASHEET_GIB = {
+    "h100-pcie": 80,
+    "h200": 141,
+    "b200": 180,
+    "mi300x": 192,
+    "mi325x": 256,
+    "tpu-v5e": 16,
+    "tpu-v5p": 95,
+    "tpu-v6e": 32,
+    "m2-ultra-192gb": 192,
+    "m3-max-128gb": 128,
+    "m4-max-128gb": 128,
+    "m3-ultra-512gb": 512,
+}
+
+
+def test_memory_is_the_driver_s_total_or_binary_gigabytes() -> None:
+    assert set(REPORTED_MIB) | set(DATASHEET_GIB) | {"h100-nvl", "a100-40gb"} == set(ACCELERATORS)
+    for name, mib in REPORTED_MIB.items():
+        a = ACCELERATORS[name]
+        assert (a.memory, a.memory_rule) == (mib * 1024 * 1024, "reported"), name
+        assert a.memory_source.startswith("https://github.com/"), name
+    for name, gib in DATASHEET_GIB.items():
+        a = ACCELERATORS[name]
+        assert (a.memory, a.memory_rule) == (gib * 1024**3, "GiB"), name
+    # fastfetch-cli/fastfetch#1658: an H100 NVL's "total": 99961274368
+    assert ACCELERATORS["h100-nvl"].memory == 99961274368
+    # bottlerocket-os/bottlerocket#3873, CUDA's deviceQuery on an A100-SXM4-40GB: "40339
+    # MBytes (42298834944 bytes)" (torch's total; nvidia-smi shows 40,960 MiB)
+    assert ACCELERATORS["a100-40gb"].memory == 42298834944
+    # vLLM's startup logs on an H100 80GB print total_gpu_memory 79.1-79.6 GiB
+    assert 79.1 <= ACCELERATORS["h100-sxm"].memory / 2**30 <= 79.7
+    # --memory-gb stays decimal, as given
+    assert custom(80).memory == 80 * 10**9
 
 
 # -- the command line ---------------------------------------------------------------------------
@@ -531,7 +653,25 @@ def test_the_table_fits_the_terminal(width: int) -> None:
     for extra in ([], ["--engine", "vllm"], ["--engine", "llama.cpp"], ["--frontier", "--plot"]):
         result = run([*LLAMA, "--gpu", "l4", "--seq-len", "512", *extra], width)
         assert result.exit_code == 0, result.output
-        assert max(len(line) for line in result.output.splitlines()) <= width
+        # at most 100 columns however wide the terminal: the bytes beside their labels
+        assert max(len(line) for line in result.output.splitlines()) <= min(width, 100)
+        total = next(line for line in result.output.splitlines() if "│ total" in line)
+        assert len(total) <= min(width, 100)
+
+
+def test_the_frontier_plot_draws_the_context_on_a_log_scale() -> None:
+    """Every batch its own bar length: contexts halving with each doubled batch make bars
+    shrinking by equal steps on a log scale (on a linear one, batches from 64 up are all
+    one block)."""
+    result = run([*LLAMA, "--gpu", "l4", "--frontier", "--plot"], 80)
+    assert result.exit_code == 0, result.output
+    assert "log scale" in result.output
+    bars = [line for line in result.output.splitlines() if line.lstrip().startswith("B=")]
+    lengths = [line.count("█") for line in bars]
+    assert len(lengths) == 11 and lengths == sorted(lengths, reverse=True)
+    assert len(set(lengths)) == 11  # each batch distinct
+    steps = [a - b for a, b in itertools.pairwise(lengths)]
+    assert max(steps) - min(steps) <= 1  # equal steps: log scale
 
 
 def test_json_validates_against_its_schema() -> None:

@@ -646,8 +646,9 @@ def test_gpt_oss_mixes() -> None:
 def test_deepseek_kv_b_halves() -> None:
     """DeepSeek's attn_k_b (rows of Dn) and attn_v_b (rows of R) are no attention-value
     tensors (tensor_get_category finds no ``attn_v.weight`` in ``attn_v_b.weight``):
-    the base type, with the fallback. Where the two halves of kv_b_proj would get two
-    types (rows of 128 and 512 in Q4_K), shapecalc says so in one line."""
+    the base type, with the fallback. Where the two halves of kv_b_proj get two types
+    (rows of 128 fall back to Q5_0, rows of 512 stay Q4_K), kv_b_proj is stored as its
+    two parts, each in its type, as the file holds them."""
     model = _shapecalc("deepseek_v3", hidden_size=256, kv_lora_rank=256, qk_nope_head_dim=256)
     types = _types(model, "q4_k_m")
     assert types["blk.0.attn_k_b.weight"] == "Q4_K" and types["blk.0.attn_v_b.weight"] == "Q4_K"
@@ -679,10 +680,18 @@ def test_deepseek_kv_b_halves() -> None:
             "512",
             "--weights",
             "q4_k_m",
+            "--all",
         ]
     )
-    assert result.exit_code == 2, result.output
-    assert len(result.stderr.splitlines()) == 1 and "get Q5_0 and Q4_K" in result.stderr
+    assert result.exit_code == 0, result.output
+    for part in ("attn_k_b", "attn_v_b"):
+        assert f"model.layers.0.self_attn.kv_b_proj.{part}.weight" in result.stdout
+    wide = _shapecalc("deepseek_v3", hidden_size=256, kv_lora_rank=512, qk_nope_head_dim=128)
+    stored = {p.name: p.dtype for p in _expanded(quantize(wide, parse_weights("q4_k_m")))}
+    kv_b = "model.layers.0.self_attn.kv_b_proj"
+    assert f"{kv_b}.weight" not in stored
+    assert stored[f"{kv_b}.attn_k_b.weight"] == "Q5_0"  # rows of Dn = 128: the fallback
+    assert stored[f"{kv_b}.attn_v_b.weight"] == "Q4_K"  # rows of R = 512
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

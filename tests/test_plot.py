@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,7 +11,14 @@ from hypothesis import strategies as st
 
 import shapecalc
 from shapecalc.analysis.cost import analyze
-from shapecalc.report.plot import FILLS, memory_bars, parameter_bars, stacked_text
+from shapecalc.report.plot import (
+    FILLS,
+    Bars,
+    bars_text,
+    memory_bars,
+    parameter_bars,
+    stacked_text,
+)
 from tests.test_cli import run
 
 
@@ -132,3 +140,16 @@ def test_a_plot_file_that_is_no_regular_file_is_refused_before_drawing(
     result = run([*args, "--plot-file", path])
     assert result.exit_code == 2 and "not a regular file" in result.stderr, result.output
     assert result.stdout == ""  # nothing drawn, no table
+
+
+def test_log_bars_are_as_long_as_the_decades_above_the_floor() -> None:
+    """On a log scale a bar runs from the decade below the smallest value: 10, 100 and
+    1,000 over a floor of 1 are 1, 2 and 3 thirds of the room; on a linear one 10 and 100
+    are hardly a block or two of 1,000's."""
+    bars = Bars("t", ("a", "b", "c"), (10, 100, 1000), "positions", texts=("x", "y", "z"), log=True)
+    width = 40
+    room = width - 1 - 1 - 4  # label, text, the bar's frame
+    lengths = [line.count("█") for line in bars_text(bars, width).splitlines()[1:]]
+    assert lengths == [round(room / 3), round(2 * room / 3), room]
+    linear = bars_text(replace(bars, log=False), width).splitlines()[1:]
+    assert [line.count("█") for line in linear] == [1, round(room / 10), room]

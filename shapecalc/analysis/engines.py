@@ -30,9 +30,10 @@
 - A model fits when one request of ``max_model_len`` fits (``check_enough_kv_cache_memory``,
   ``kv_cache_utils.py:678``); B sequences fit when B ≤ the maximum concurrency.
 
-**llama.cpp** (its context as ``src/llama-context.cpp`` and ``src/llama-kv-cache-iswa.cpp``
-size it; the compute buffer as gpustack's gguf-parser estimates it, which cites llama.cpp
-line by line):
+**llama.cpp** (its context as ggml-org/llama.cpp ``src/llama-context.cpp`` at commit
+4c7103b96d720ea6057eec6ac11a49727f9ecd43 builds it, and ``src/llama-kv-cache-iswa.cpp``;
+the compute buffer as gpustack's gguf-parser estimates it, which cites llama.cpp line by
+line):
 
 - ``n_ctx`` = B × T padded to 256 (``cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256)``);
   with B sequences (``n_seq_max``, the cache not unified: the library's default) each
@@ -41,11 +42,19 @@ line by line):
   default ``f16``); a sliding layer's stream keeps min(n_ctx_seq, pad(n_swa + n_ubatch,
   256)) cells (``size_swa``).
 - ``n_batch`` 2048, ``n_ubatch`` 512 (``common/common.h``).
-- The output buffer: (H + V) × n_outputs fp32 numbers, n_outputs = min(n_ctx, n_ubatch).
-- The compute buffer (estimate; llama.cpp measures it by reserving the graph): one
-  ubatch's attention scores in fp32, n_ubatch × n_ctx_seq × heads × 4 bytes (no flash
+- The output buffer: the context reserves it at start with ``output_reserve(n_seq_max)``:
+  ``n_outputs_max`` = max(n_outputs, n_seq_max) = B rows of V fp32 logits (``logits_size
+  = n_vocab*n_outputs_max``; the H-wide embeddings only with ``embeddings`` on, off by
+  default): for Llama-3-8B at B = 1, 128,256 × 4 bytes, the "output buffer size = 0.49
+  MiB" it logs.
+- The compute buffer (estimate; llama.cpp measures it by reserving the worst-case graph:
+  ``graph_reserve(n_tokens, n_seqs, n_tokens)`` with n_tokens = min(n_ctx, n_ubatch)):
+  one ubatch's attention scores in fp32, n_ubatch × n_ctx_seq × heads × 4 bytes (no flash
   attention), or its f16 mask n_ubatch × n_ctx_seq × 2 with flash attention, and the
   ubatch's logits, n_ubatch × V × 4; the larger of the two held.
+- One GPU only: with ``--gpus N`` llama.cpp splits the model by layer (``-sm layer``, its
+  default), each GPU holding its layers' weights and cache and a compute buffer of its
+  own, not tensor parallel: not modelled, ``--gpus`` above 1 is refused.
 
 **transformers**: the model's own account (``generate``: the whole prompt in one
 forward, the cache in the model's dtype, the logits on the last position).
@@ -304,9 +313,17 @@ class LlamaCpp(Engine):
     pad: int = 256
     name = "llama.cpp"
 
-    def account(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> Account:
-        from shapecalc.analysis.fit_account import Account, Line
+    #: why --gpus above 1 is refused (:meth:`Fit.split_refused` says it)
+    refuse_gpus = (
+        "llama.cpp splits by layer over GPUs (-sm layer, its default), not tensor "
+        "parallel: not modelled, give --gpus 1"
+    )
 
+    def account(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> Account:
+        from shapecalc.analysis.fit_account import Account, Line, fit_error
+
+        if gpus > 1:
+            raise fit_error("gpus", gpus, f"--gpus {gpus}: {self.refuse_gpus}", "--gpus 1")
         n_ctx = _cdiv(batch * seq_len, self.pad) * self.pad
         per_seq = n_ctx if batch == 1 else _cdiv(n_ctx // batch, self.pad) * self.pad
         groups = fit.cost(1, 1).state_groups()
@@ -331,13 +348,15 @@ class LlamaCpp(Engine):
                 cache += layers * each * batch
                 parts.append(f"{layers} {g.kind}: {each * batch:,} bytes")
         weights, _ = fit.weights(gpus)
-        hidden = fit.model.arguments.get("hidden")
         vocab = _vocab(fit)
-        outputs = min(n_ctx, self.n_ubatch)
-        out_buf = ((hidden if isinstance(hidden, int) else 0) + vocab) * outputs * 4
+        outputs = batch  # output_reserve(n_seq_max): one row per sequence
+        out_buf = vocab * outputs * 4
         heads, _ = fit.heads
         ubatch = min(n_ctx, self.n_ubatch)
-        scores = ubatch * n_ctx * 2 if self.flash_attention else ubatch * n_ctx * (heads or 1) * 4
+        # the worst-case graph's scores: each stream's cells against its share of the ubatch
+        scores = (
+            ubatch * per_seq * 2 if self.flash_attention else ubatch * per_seq * (heads or 1) * 4
+        )
         compute = max(scores, ubatch * vocab * 4)
         lines = (
             Line("weights", weights, f"as stored at {fit.dtype}"),
@@ -352,7 +371,8 @@ class LlamaCpp(Engine):
             Line(
                 "output buffer",
                 out_buf,
-                f"(H + V) × n_outputs = min(n_ctx, n_ubatch {self.n_ubatch}) fp32 numbers",
+                f"V × n_seq_max = {vocab:,} × {outputs} fp32 logits (output_reserve; "
+                "embeddings off)",
             ),
             Line(
                 "compute buffer",

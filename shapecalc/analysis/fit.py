@@ -26,8 +26,12 @@ itself, never by a formula solved in floats:
   step): the weights (all of them but the rows of the embedding tables not looked up;
   for a mixture the routed experts at top k of E, the least a step can read) and the
   state at that context; prefill at most B × T × peak / FLOPs of the forward (2 per
-  multiply-accumulate of the products, the head on the last position only). Both are
-  bounds: ``efficiency`` factors (memory, compute) scale them to what a user expects.
+  multiply-accumulate of the products, the head on the last position only, and causal
+  attention's scores and values counted over the T(T+1)/2 causal (query, key) pairs, a
+  sliding layer's over its window: the fewest FLOPs a causal kernel such as
+  FlashAttention needs, which skips the masked blocks; the model report's FLOPs count all
+  T × T, as torch's FlopCounterMode does). Both are bounds: ``efficiency`` factors
+  (memory, compute) scale them to what a user expects.
 
 Example:
 
@@ -37,8 +41,8 @@ Example:
     ...                      intermediate=11008).model()
     >>> fit = Fit(model, accelerator("rtx-4090"), dtype="bf16", batch=1, seq_len=4096)
     >>> fit.fits(), fit.largest_context()
-    (True, 17581)
-    >>> fit.fits(1, 17582)
+    (True, 20517)
+    >>> fit.fits(1, 20518)
     False
 """
 
@@ -286,6 +290,9 @@ class Fit:
         heads, kv = self.heads
         if gpus == 1:
             return ""
+        refuse = getattr(self.engine, "refuse_gpus", "")
+        if refuse:
+            return str(refuse)
         if heads is not None and heads % gpus:
             return f"{heads} attention heads do not split over {gpus} GPUs"
         if kv is not None and kv % gpus and gpus % kv:
@@ -637,7 +644,9 @@ class Fit:
         )
         rule_prefill = (
             f"B × T × {n} × peak {compute} × {eff_c:g} / FLOPs: 2 per multiply-accumulate "
-            "of the forward's products, the head on the last position only"
+            "of the forward's products, the head on the last position only, causal "
+            "attention's scores and values over the T(T+1)/2 causal pairs (sliding layers "
+            "over their window), the fewest a causal kernel computes"
         )
         return Speed(
             total,
@@ -658,9 +667,24 @@ class Fit:
         return [(b, self.largest_context(b, gpus)) for b in batches]
 
 
+def causal_pairs(t: int, window: int | None = None) -> int:
+    """(query, key) pairs a causal kernel computes over ``t`` positions from an empty
+    cache: T(T+1)/2, each query with itself and those before; with a sliding ``window``,
+    each query with the last ``window`` positions at most (itself among them)."""
+    if window is None or window >= t:
+        return t * (t + 1) // 2
+    return window * (window + 1) // 2 + (t - window) * window
+
+
 def _matmul_macs(cost: Cost) -> int:
     """Multiply-accumulates of the forward's products with the head on the last position
-    only (generate computes its logits there)."""
+    only (generate computes its logits there), the attention products of causal layers
+    over their causal (query, key) pairs only (:func:`causal_pairs`): the fewest a causal
+    kernel (FlashAttention, SDPA with ``is_causal``) computes, where the report's FLOPs,
+    as torch's FlopCounterMode counts them, take all T × T."""
+    from shapecalc.layers.functional import ScaledDotProductAttention
+    from shapecalc.layers.latent import LatentAttention
+
     head = cost.model.head
     total = 0
     t = (known(cost.seq_len) if cost.seq_len is not None else None) or 1
@@ -669,6 +693,12 @@ def _matmul_macs(cost: Cost) -> int:
         assert macs is not None
         if head and layer.name.split(" ")[0] == head and t > 1:
             macs = macs // t
+        spec = layer.spec
+        if isinstance(spec, (ScaledDotProductAttention, LatentAttention)) and spec.causal:
+            # the products are T × T × (per pair); a causal kernel computes the pairs only
+            window = getattr(spec, "window", None)
+            assert macs % (t * t) == 0
+            macs = macs // (t * t) * causal_pairs(t, window)
         total += macs
     return total
 

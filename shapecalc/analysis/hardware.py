@@ -4,10 +4,17 @@ generated from this table).
 
 Rules the table keeps:
 
-- **Memory** in bytes, as the vendor states it (``80 GB``) taken as decimal gigabytes,
-  10⁹ bytes: less than the 2³⁰-byte gigabytes the memory stacks hold (an 80 GB H100 has
-  80 GiB), and about what a process can use after the driver and its context take their
-  part. ``--memory-gb`` gives the figure a driver reports instead.
+- **Memory** in bytes, by one of two rules, each entry saying which (``memory_rule``)
+  with its source (``memory_source``): *reported*, the total the driver reports
+  (``nvidia-smi``'s ``MiB`` total, 2²⁰ bytes each, or CUDA's total in bytes where a
+  printout of it is found: what torch and vLLM see) where a public printout is cited;
+  else *GiB*, the datasheet's capacity read as binary gigabytes, 2³⁰ bytes (HBM and GDDR
+  are sold in binary sizes: an "80 GB" H100 holds 80 GiB, of which the driver reports
+  81,559 MiB). PyTorch's ``total_memory`` (what vLLM's ``total_gpu_memory`` logs) can be a
+  little less than ``nvidia-smi``'s where ECC takes its part (an A100 40GB: 40,960 MiB in
+  ``nvidia-smi``, 40,339 MiB in CUDA's deviceQuery, the figure taken here).
+  ``--memory-gb`` is the user's figure, read as decimal gigabytes (10⁹ bytes): give a
+  driver's total there (81,559 MiB is 85.52 GB).
 - **Bandwidth** in bytes per second, the datasheet's peak.
 - **Peak FLOPs** dense (without 2:4 sparsity, which datasheets often print first: those
   figures are halved here), per dtype of the matrix product: ``fp32`` (the CUDA cores),
@@ -20,12 +27,13 @@ Rules the table keeps:
 Example:
 
     >>> gpu = accelerator("h100-sxm")
-    >>> gpu.memory, gpu.peak["bf16"]
-    (80000000000, 989500000000000)
+    >>> gpu.memory, gpu.memory // 2**20, gpu.peak["bf16"]
+    (85520809984, 81559, 989500000000000)
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from shapecalc.core.errors import InvalidArgumentError, echo
@@ -55,6 +63,12 @@ class Accelerator:
     note: str = ""
     #: other names it is asked by (``h100``)
     aliases: tuple[str, ...] = ()
+    #: how :attr:`memory` was found: "reported" (the driver's total, cited) or "GiB"
+    #: (the datasheet's capacity in 2³⁰-byte gigabytes)
+    memory_rule: str = "GiB"
+    #: where the memory figure comes from (a printout of the driver's total, or the
+    #: datasheet)
+    memory_source: str = ""
 
     def peak_for(self, dtype: str) -> int | None:
         """Dense peak FLOPs per second for products in ``dtype`` (fp16 as bf16 where the
@@ -71,10 +85,29 @@ def _tf(**figures: float) -> dict[str, int]:
     return {k: round(v * 1000) * _G for k, v in figures.items()}
 
 
+@dataclass(frozen=True)
+class _Memory:
+    """A memory figure: bytes, the rule it follows, its source."""
+
+    bytes: int
+    rule: str
+    source: str
+
+
+def _mib(mib: int, source: str) -> _Memory:
+    """The total the driver reports, ``mib`` × 2²⁰ bytes (``nvidia-smi``'s figure)."""
+    return _Memory(mib * 2**20, "reported", source)
+
+
+def _gib(gib: int) -> _Memory:
+    """The datasheet's capacity in binary gigabytes; the source is the datasheet."""
+    return _Memory(gib * 2**30, "GiB", "")
+
+
 def _gpu(
     name: str,
     title: str,
-    memory_gb: float,
+    memory: _Memory,
     bandwidth_gbs: float,
     peak: dict[str, int],
     source: str,
@@ -84,13 +117,24 @@ def _gpu(
     return Accelerator(
         name,
         title,
-        round(memory_gb * _G),
+        memory.bytes,
         round(bandwidth_gbs * _G),
         peak,
         source,
         note,
         aliases,
+        memory.rule,
+        memory.source or source,
     )
+
+
+#: public printouts of ``nvidia-smi`` (each GPU's total in MiB)
+_MODAL = "https://github.com/modal-labs/modal-client/pull/2797"
+#: CUDA's deviceQuery on an A100-SXM4-40GB: "40339 MBytes (42298834944 bytes)", the
+#: total torch and vLLM see (nvidia-smi shows 40,960 MiB: ECC takes the difference)
+_DEVICE_QUERY = "https://github.com/bottlerocket-os/bottlerocket/pull/3873"
+#: the H100 NVL's total in bytes as fastfetch read it from the driver
+_NVL = "https://github.com/fastfetch-cli/fastfetch/issues/1658"
 
 
 _H100 = "https://www.nvidia.com/en-us/data-center/h100/"
@@ -103,7 +147,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "h100-sxm",
             "NVIDIA H100 SXM5 80 GB",
-            80,
+            _mib(81559, "https://github.com/NVIDIA/nccl/issues/1264"),
             3350,
             _tf(fp32=67, tf32=494.5, bf16=989.5, fp8=1979, int8=1979),
             _H100,
@@ -113,7 +157,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "h100-pcie",
             "NVIDIA H100 PCIe 80 GB",
-            80,
+            _gib(80),
             2000,
             _tf(fp32=51, tf32=378, bf16=756, fp8=1513, int8=1513),
             _H100,
@@ -122,7 +166,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "h100-nvl",
             "NVIDIA H100 NVL 94 GB (one of the pair)",
-            94,
+            _Memory(99961274368, "reported", _NVL),
             3900,
             _tf(fp32=60, tf32=417.5, bf16=835.5, fp8=1670.5, int8=1670.5),
             _H100,
@@ -131,7 +175,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "h200",
             "NVIDIA H200 SXM 141 GB",
-            141,
+            _gib(141),
             4800,
             _tf(fp32=67, tf32=494.5, bf16=989.5, fp8=1979, int8=1979),
             "https://www.nvidia.com/en-us/data-center/h200/",
@@ -141,7 +185,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "b200",
             "NVIDIA B200 (one GPU of an HGX B200)",
-            180,
+            _gib(180),
             7700,
             _tf(fp32=75, tf32=1100, bf16=2250, fp8=4500, int8=4500, fp4=9000),
             "https://www.nvidia.com/en-us/data-center/hgx/",
@@ -150,7 +194,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "a100-80gb",
             "NVIDIA A100 SXM 80 GB",
-            80,
+            _mib(81920, _MODAL),
             2039,
             _tf(fp32=19.5, tf32=156, bf16=312, int8=624),
             "https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pdf/"
@@ -161,7 +205,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "a100-40gb",
             "NVIDIA A100 SXM 40 GB",
-            40,
+            _Memory(42298834944, "reported", _DEVICE_QUERY),
             1555,
             _tf(fp32=19.5, tf32=156, bf16=312, int8=624),
             "https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pdf/"
@@ -171,7 +215,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "l40s",
             "NVIDIA L40S 48 GB",
-            48,
+            _mib(46068, _MODAL),
             864,
             _tf(fp32=91.6, tf32=183, bf16=362.05, fp8=733, int8=733),
             "https://resources.nvidia.com/en-us-l40s/l40s-datasheet-28413",
@@ -180,7 +224,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "l4",
             "NVIDIA L4 24 GB",
-            24,
+            _mib(23034, _MODAL),
             300,
             _tf(fp32=30.3, tf32=60, bf16=121, fp8=242.5, int8=242.5),
             "https://www.nvidia.com/en-us/data-center/l4/",
@@ -189,7 +233,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "a10",
             "NVIDIA A10 24 GB",
-            24,
+            _mib(23028, _MODAL),
             600,
             _tf(fp32=31.2, tf32=62.5, bf16=125, int8=250),
             "https://www.nvidia.com/en-us/data-center/products/a10-gpu/",
@@ -199,7 +243,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "rtx-4090",
             "NVIDIA GeForce RTX 4090 24 GB",
-            24,
+            _mib(24564, "https://github.com/RLinf/RLinf/issues/255"),
             1008,
             _tf(fp32=82.6, tf32=82.6, bf16=165.2, fp8=330.3, int8=660.6),
             "https://images.nvidia.com/aem-dam/Solutions/geforce/ada/"
@@ -210,7 +254,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "rtx-3090",
             "NVIDIA GeForce RTX 3090 24 GB",
-            24,
+            _mib(24576, "https://github.com/noonghunna/club-3090/issues/1128"),
             936,
             _tf(fp32=35.6, tf32=35.6, bf16=71, int8=284),
             "https://www.nvidia.com/content/PDF/nvidia-ampere-ga-102-gpu-architecture-"
@@ -222,7 +266,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "rtx-5090",
             "NVIDIA GeForce RTX 5090 32 GB",
-            32,
+            _mib(32607, "https://github.com/noonghunna/club-3090/issues/1261"),
             1792,
             _tf(fp32=104.8, bf16=209.5, fp8=419, fp4=1676),
             "https://images.nvidia.com/aem-dam/Solutions/geforce/blackwell/"
@@ -233,25 +277,27 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "mi300x",
             "AMD Instinct MI300X 192 GB",
-            192,
+            _gib(192),
             5300,
             _tf(fp32=163.4, tf32=653.7, bf16=1307.4, fp8=2614.9, int8=2614.9),
             "https://www.amd.com/en/products/accelerators/instinct/mi300/mi300x.html",
             "dense figures (AMD prints sparsity apart); fp32 the matrix rate",
+            ("mi300",),
         ),
         _gpu(
             "mi325x",
             "AMD Instinct MI325X 256 GB",
-            256,
+            _gib(256),
             6000,
             _tf(fp32=163.4, tf32=653.7, bf16=1307.4, fp8=2614.9, int8=2614.9),
             "https://www.amd.com/en/products/accelerators/instinct/mi300/mi325x.html",
             "dense figures (AMD prints sparsity apart); fp32 the matrix rate",
+            ("mi325",),
         ),
         _gpu(
             "tpu-v5e",
             "Google Cloud TPU v5e (one chip)",
-            16,
+            _gib(16),
             819,
             _tf(bf16=197, int8=394),
             "https://cloud.google.com/tpu/docs/v5e",
@@ -260,7 +306,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "tpu-v5p",
             "Google Cloud TPU v5p (one chip)",
-            95,
+            _gib(95),
             2765,
             _tf(bf16=459, int8=918),
             "https://cloud.google.com/tpu/docs/v5p",
@@ -269,7 +315,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "tpu-v6e",
             "Google Cloud TPU v6e Trillium (one chip)",
-            32,
+            _gib(32),
             1640,
             _tf(bf16=918, int8=1836),
             "https://cloud.google.com/tpu/docs/v6e",
@@ -278,7 +324,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "m2-ultra-192gb",
             "Apple M2 Ultra, 192 GB unified memory",
-            192,
+            _gib(192),
             800,
             {},
             "https://www.apple.com/mac-studio/specs/",
@@ -287,7 +333,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "m3-max-128gb",
             "Apple M3 Max (16-core CPU), 128 GB unified memory",
-            128,
+            _gib(128),
             400,
             {},
             "https://www.apple.com/macbook-pro/specs/",
@@ -296,7 +342,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "m4-max-128gb",
             "Apple M4 Max (16-core CPU), 128 GB unified memory",
-            128,
+            _gib(128),
             546,
             {},
             "https://www.apple.com/macbook-pro/specs/",
@@ -305,7 +351,7 @@ ACCELERATORS: dict[str, Accelerator] = {
         _gpu(
             "m3-ultra-512gb",
             "Apple M3 Ultra, 512 GB unified memory",
-            512,
+            _gib(512),
             819,
             {},
             "https://www.apple.com/mac-studio/specs/",
@@ -314,7 +360,33 @@ ACCELERATORS: dict[str, Accelerator] = {
     )
 }
 
-_ALIASES = {alias: a.name for a in ACCELERATORS.values() for alias in a.aliases}
+
+def _normal(name: str) -> str:
+    """A name as it is matched: lower case, without spaces, hyphens and underscores."""
+    return re.sub(r"[\s_-]+", "", name.lower())
+
+
+#: every name and alias, as matched, to the accelerator's name
+_BY_NORMAL = {_normal(n): a.name for a in ACCELERATORS.values() for n in (a.name, *a.aliases)}
+
+
+def _near(key: str) -> list[str]:
+    """The names ``key`` may have meant: those sharing its longest prefix (three
+    characters at least: ``mi3000`` -> mi300x, mi325x), else the closest spellings."""
+    import difflib
+
+    def shared(other: str) -> int:
+        return next(
+            (i for i, (a, b) in enumerate(zip(key, other, strict=False)) if a != b),
+            min(len(key), len(other)),
+        )
+
+    best = max((shared(n) for n in _BY_NORMAL), default=0)
+    if best >= 3:
+        near = [n for n in _BY_NORMAL if shared(n) == best]
+    else:
+        near = difflib.get_close_matches(key, list(_BY_NORMAL))
+    return list(dict.fromkeys(_BY_NORMAL[n] for n in near))
 
 
 def accelerator(name: str) -> Accelerator:
@@ -328,16 +400,11 @@ def accelerator(name: str) -> Accelerator:
             value=name,
             rule="a name from the table",
         )
-    key = name.strip().lower().replace("_", "-").replace(" ", "-")
-    key = _ALIASES.get(key, key)
-    found = ACCELERATORS.get(key)
+    key = _normal(name)
+    found = _BY_NORMAL.get(key)
     if found is not None:
-        return found
-    import difflib
-
-    names = [*ACCELERATORS, *_ALIASES]
-    near = list(dict.fromkeys(_ALIASES.get(n, n) for n in difflib.get_close_matches(key, names)))
-    guess = f"did you mean {', '.join(near)}? " if near else ""
+        return ACCELERATORS[found]
+    guess = f"did you mean {', '.join(_near(key))}? " if _near(key) else ""
     raise InvalidArgumentError(
         f"--gpu {echo(name)} is not in the table: {guess}known: {', '.join(ACCELERATORS)}",
         layer="",

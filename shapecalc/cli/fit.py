@@ -112,7 +112,8 @@ def hardware_options() -> list[Callable[[F], F]]:
             type=float,
             default=None,
             metavar="X",
-            help="Memory of one GPU in GB (10^9 bytes), instead of --gpu.",
+            help="Memory of one GPU in decimal GB (10^9 bytes, as given), instead of "
+            "--gpu; a driver's total in MiB is MiB × 1.048576 / 1000 GB (81,559 MiB: 85.52).",
         ),
         click.option(
             "--bandwidth-gbs",
@@ -390,9 +391,11 @@ def _run(model: Any, options: dict[str, Any], context: int | None = None) -> Non
 
         echo(fit_table(result))
         if options["plot"]:
-            from shapecalc.report.plot import draw_terminal
+            from shapecalc.report.plot import draw_terminal, terminal_width
+            from shapecalc.report.rich_writer import FIT_WIDTH
 
-            click.echo(draw_terminal([_frontier_bars(result)]))
+            width = min(terminal_width(), FIT_WIDTH)
+            click.echo(draw_terminal([_frontier_bars(result)], width))
     sys.exit(0 if result.fits else 1)
 
 
@@ -400,11 +403,12 @@ def _frontier_bars(result: Any) -> Any:
     from shapecalc.report.plot import Bars
 
     return Bars(
-        f"Largest context against batch on {result.fit.hardware.title}",
+        f"Largest context (positions, log scale) against batch on {result.fit.hardware.title}",
         tuple(f"B={b}" for b, _ in result.frontier),
         tuple(t or 0 for _, t in result.frontier),
         "positions",
         texts=tuple("-" if t is None else f"{t:,}" for _, t in result.frontier),
+        log=True,
     )
 
 

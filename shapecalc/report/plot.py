@@ -5,6 +5,7 @@ SVG or PNG file (the ``plot`` extra). Neither is imported before it draws."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -80,6 +81,8 @@ class Bars:
     stacked: bool = False
     #: each bar's text beside it (``1.2 M, 28.0%``)
     texts: tuple[str, ...] = field(default=())
+    #: bars on a log scale: from the decade below the smallest value to the largest
+    log: bool = False
 
 
 def _spans_decades(values: Sequence[float]) -> bool:
@@ -386,9 +389,17 @@ def bars_text(bars: Bars, width: int) -> str:
     text_width = max((len(text) for text in bars.texts), default=0)
     room = max(4, width - label_width - text_width - 4)
     top = max(bars.values, default=0)
-    lines = [bars.title.center(width).rstrip()]
+    import textwrap
+
+    lines = [part.center(width).rstrip() for part in textwrap.wrap(bars.title, width)]
+    positive = [v for v in bars.values if v > 0]
+    floor = 10 ** (len(str(int(min(positive)))) - 1) / 10 if positive else 1.0
     for label, value, text in zip(bars.labels, bars.values, bars.texts, strict=True):
-        length = round(room * value / top) if top else 0
+        if bars.log:
+            span = math.log(top / floor) if top > floor else 0.0
+            length = round(room * math.log(value / floor) / span) if value > 0 and span else 0
+        else:
+            length = round(room * value / top) if top else 0
         if value and not length:
             length = 1  # a part that exists shows
         name = label if len(label) <= label_width else label[: label_width - 1] + "…"

@@ -1205,6 +1205,10 @@ def _side_by_side(
 
 
 # -- shapecalc fit -------------------------------------------------------------------------
+#: the widest ``shapecalc fit``'s tables are drawn, whatever the terminal's width
+FIT_WIDTH = 100
+
+
 def fit_table(answer: Answer) -> RenderableType:
     """``shapecalc fit``'s table."""
     return _FitTable(answer)
@@ -1238,7 +1242,8 @@ class _FitTable:
             f"B={fit.batch}, T={fit.seq_len:,}, {fit.dtype}",
             style="table.title",
         )
-        table = Table(show_edge=True)
+        # at most FIT_WIDTH columns: the rules fold, the bytes stay beside their labels
+        table = Table(show_edge=True, width=min(options.max_width, FIT_WIDTH))
         table.add_column("per GPU", ratio=1, overflow="fold")
         table.add_column("bytes", justify="right", no_wrap=True)
         table.add_column("", justify="right", no_wrap=True)
@@ -1254,7 +1259,7 @@ class _FitTable:
             human_bytes(abs(account.free)),
         )
         yield table
-        answers = Table(show_header=False, show_edge=True)
+        answers = Table(show_header=False, show_edge=True, width=min(options.max_width, FIT_WIDTH))
         answers.add_column("", no_wrap=True)
         answers.add_column("", ratio=1, overflow="fold")
         limit = fit.context

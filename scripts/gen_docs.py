@@ -291,6 +291,7 @@ def generated() -> dict[Path, str]:
         transformer_facts,
     )
     from docs_gguf import gguf_facts
+    from docs_lora import lora_facts
     from docs_pictures import sweep_facts
 
     from shapecalc.architectures import commands, get
@@ -330,6 +331,7 @@ def generated() -> dict[Path, str]:
         **page_facts(),
         **home_facts(),
         **gguf_facts(),
+        **lora_facts(),
     }
     from docs_fit import sweep_fit_facts
 

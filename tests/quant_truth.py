@@ -39,11 +39,14 @@ def rows(
     return out
 
 
-def bnb_transformers(model_cls: Any, config: Any, quantization: Any) -> dict[str, Any]:
+def bnb_transformers(
+    model_cls: Any, config: Any, quantization: Any, wrap: Any = None
+) -> dict[str, Any]:
     """A tiny transformers model quantized by transformers' bitsandbytes path on CPU
     (``replace_with_bnb_linear`` through the quantizer, then ``Bnb8bitQuantize`` or
     ``Bnb4bitQuantize`` on every weight it marks, as ``from_pretrained`` loads), its
-    state dict as ``save_pretrained`` writes it."""
+    state dict as ``save_pretrained`` writes it (``wrap``: a function of the model whose
+    result's state dict is taken instead, peft's ``get_peft_model``)."""
     bnb = pytest.importorskip("bitsandbytes")
     from transformers.integrations.bitsandbytes import Bnb4bitQuantize, Bnb8bitQuantize
     from transformers.quantizers.auto import AutoHfQuantizer
@@ -69,7 +72,7 @@ def bnb_transformers(model_cls: Any, config: Any, quantization: Any) -> dict[str
         if isinstance(module, bnb.nn.Linear4bit) and attr == "weight":
             module.quant_state = new.quant_state
     model.tie_weights()
-    state: dict[str, Any] = model.state_dict()
+    state: dict[str, Any] = (model if wrap is None else wrap(model)).state_dict()
     # save_pretrained drops the tied copies (safetensors keeps one of shared tensors)
     tied = set(getattr(model, "all_tied_weights_keys", {}) or {})
     return {k: v for k, v in state.items() if k not in tied}

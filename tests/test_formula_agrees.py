@@ -18,7 +18,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from shapecalc.adapters.strategies import configs
-from shapecalc.analysis.cost import OPTIMIZERS, Cost, analyze
+from shapecalc.analysis.cost import EIGHT_BIT, OPTIMIZERS, Cost, analyze
 from shapecalc.architectures import commands, get
 from shapecalc.core.declare import arguments_of
 from shapecalc.core.dims import Dim, Expr, symbol
@@ -101,7 +101,10 @@ def test_formula_at_the_values_is_the_concrete_cost(command: str, data: st.DataO
     options: dict[str, Any] = (
         {"dtype": "bf16", "mixed_precision": True} if mixed else {"dtype": "fp32"}
     )
-    options["training"] = data.draw(st.sampled_from(sorted(OPTIMIZERS)), label="training")
+    # bitsandbytes' 8-bit state is no polynomial (each tensor's state is 8-bit from 4096
+    # numbers on, fp32 below): analyze refuses it for sizes that are names
+    polynomial = sorted(set(OPTIMIZERS) - set(EIGHT_BIT))
+    options["training"] = data.draw(st.sampled_from(polynomial), label="training")
 
     try:
         concrete = analyze(config.model(), batch=batch, seq_len=seq_len, **options)

@@ -63,7 +63,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "shapecalc"
 FLOORS = [
     ("core",),
     ("layers",),
-    ("architectures", "analysis", "quant"),
+    ("architectures", "analysis", "quant", "adapt"),
     ("adapters",),
     ("report",),
     ("cli",),

@@ -81,6 +81,7 @@ from shapecalc.core.units import DTYPE_BYTES
 
 __all__ = [
     "CACHE_NAMES",
+    "EIGHT_BIT",
     "OPTIMIZERS",
     "OPTIMIZER_STATES",
     "TRAINING_DTYPES",
@@ -103,10 +104,18 @@ OPTIMIZERS: dict[str, tuple[int, str]] = {
             "plain SGD keeps no state (momentum would add 1 per parameter)",
             "Adam: exp_avg and exp_avg_sq, 2 per trainable parameter",
             "AdamW: exp_avg and exp_avg_sq, 2 per trainable parameter",
+            "bitsandbytes AdamW8bit: state1 and state2 in uint8 and an fp32 absmax per "
+            "256 for each tensor of 4096 numbers or more, both states fp32 for a smaller "
+            "one, and the two 256-number quantization maps",
+            "bitsandbytes PagedAdamW8bit: AdamW8bit's tensors in paged memory, state1 and "
+            "state2 in uint8 and an fp32 absmax per 256 for each tensor of 4096 numbers or "
+            "more, both states fp32 for a smaller one, and the two 256-number maps",
         ),
         strict=True,
     )
 }
+#: the optimizers whose state bitsandbytes keeps in 8 bits (``shapecalc.adapt.optim``)
+EIGHT_BIT = ("adamw-8bit", "paged-adamw-8bit")
 #: weights a model can be trained in; int8 and fp8 are storage formats for inference here
 TRAINING_DTYPES = ("fp32", "fp16", "bf16")
 HALF = ("fp16", "bf16")
@@ -654,14 +663,12 @@ class Cost:
             )
             states, rule = OPTIMIZERS[self.training]
             state_size = 4 if self.mixed_precision else b
-            lines.append(
-                MemoryLine(
-                    "optimizer state",
-                    states * trainable * state_size,
-                    rule + (f", {state_size} bytes each" if states else ""),
-                    "training",
-                )
-            )
+            state_bytes: Dim = states * trainable * state_size
+            if self.training in EIGHT_BIT:
+                state_bytes = _eight_bit(m)
+            else:
+                rule += f", {state_size} bytes each" if states else ""
+            lines.append(MemoryLine("optimizer state", state_bytes, rule, "training"))
             fixed = {s.itemsize for c in self.layers for s in c.work.saved if s.itemsize}
             own = "".join(  # the tensors whose dtype is their own, whatever the activations'
                 text
@@ -835,6 +842,15 @@ def analyze(
     require_one_of("dtype", dtype, tuple(DTYPE_BYTES), layer=owner)
     require_one_of("training", training, tuple(OPTIMIZERS), layer=owner)
     require_one_of("cache", cache, CACHE_CONVENTIONS, layer=owner)
+    if training in EIGHT_BIT and model.symbolic:
+        raise field_error(
+            "training",
+            training,
+            "an 8-bit optimizer's state needs every size a number",
+            f"training {training}: the state of each tensor is 8-bit from 4096 numbers on "
+            "and fp32 below, in blocks of 256: give every size a number",
+            layer=owner,
+        )
     if not isinstance(mixed_precision, bool):
         rule = "mixed_precision must be True or False"
         raise field_error("mixed_precision", mixed_precision, rule, layer=owner)
@@ -882,6 +898,20 @@ def analyze(
         from_layout=from_layout,
         cache=cache,
     )
+
+
+def _eight_bit(model: Model) -> int:
+    """bitsandbytes' 8-bit state for the model's trained tensors (shapecalc.adapt.optim)."""
+    from shapecalc.adapt.optim import eight_bit_bytes
+
+    tensors = (
+        (row.shape, exact_div(row.count, product(row.shape)) or 0)
+        for row in model.rows()
+        if row.param.trainable and not row.tied_to
+    )
+    found = eight_bit_bytes(tensors)
+    assert found is not None  # analyze refuses a symbolic model
+    return found
 
 
 def _shapes(inputs: Any) -> tuple[Shape, ...]:

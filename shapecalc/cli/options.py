@@ -47,6 +47,12 @@ COST_FLAGS = (
     "mixed_precision",
     "latent_cache",
     "weights",
+    "lora_rank",
+    "lora_alpha",
+    "lora_targets",
+    "lora_bias",
+    "use_dora",
+    "modules_to_save",
 )
 SIZE_FLAGS = ("batch", "seq_len")
 CONVENTION_FLAGS = ("convention", "reset_after")
@@ -207,6 +213,91 @@ def price_options(used_by: str, *, config: bool = False) -> list[Callable[[F], F
     ]
 
 
+def lora_options() -> list[Callable[[F], F]]:
+    """``--lora-rank --lora-alpha --lora-targets --lora-bias --use-dora
+    --modules-to-save``: a LoRA adapter on the frozen model, as peft builds it."""
+    return [
+        click.option(
+            "--lora-rank",
+            type=int,
+            default=None,
+            metavar="R",
+            help="Add a LoRA adapter of rank R (peft's r): the tensors peft adds, trainable, "
+            "the model's own frozen; --memory prices gradients and optimizer state for the "
+            "adapter only.",
+        ),
+        click.option(
+            "--lora-alpha",
+            type=float,
+            default=None,
+            metavar="A",
+            help="peft's lora_alpha, recorded (it scales the update, no tensor).  [default: 8]",
+        ),
+        click.option(
+            "--lora-targets",
+            default=None,
+            metavar="NAMES",
+            help="The modules LoRA adapts, as peft's target_modules: names separated by "
+            "commas (a name or the end of one: q_proj,v_proj), re:REGEX (the whole name "
+            "matches), or all-linear (every Linear but the output head).",
+        ),
+        click.option("--lora-bias", is_flag=True, help="Give lora_B a bias (peft's lora_bias)."),
+        click.option(
+            "--use-dora",
+            is_flag=True,
+            help="DoRA: a magnitude vector per adapted layer (peft's use_dora).",
+        ),
+        click.option(
+            "--modules-to-save",
+            default=None,
+            metavar="NAMES",
+            help="Modules trained whole beside the adapter (peft's modules_to_save, names "
+            "separated by commas: lm_head): a frozen original and a trainable copy.",
+        ),
+    ]
+
+
+def adapter_of(flags: dict[str, Any]) -> Any:
+    """The LoRA adapter the flags ask for (a ``LoraConfig``), or None."""
+    given = {k: flags.get(k) for k in COST_FLAGS if k.startswith(("lora_", "use_", "modules_"))}
+    rank = given.get("lora_rank")
+    if rank is None:
+        others = [k for k, v in given.items() if v not in (None, False)]
+        if others:
+            flag = "--" + others[0].replace("_", "-")
+            raise click.BadParameter(
+                f"{flag} needs --lora-rank (the adapter's rank r)", param_hint=f"'{flag}'"
+            )
+        return None
+    from shapecalc.adapt import LoraConfig
+
+    text = given.get("lora_targets")
+    if text is None:
+        raise click.BadParameter(
+            "--lora-rank needs --lora-targets: module names (q_proj,v_proj), re:REGEX or "
+            "all-linear",
+            param_hint="'--lora-targets'",
+        )
+    targets: Any = text
+    if text.startswith("re:"):
+        targets = text[3:]
+    elif text.strip().lower() != "all-linear":
+        targets = tuple(t.strip() for t in text.split(",") if t.strip())
+    saved = given.get("modules_to_save") or ""
+    alpha = given.get("lora_alpha")
+    try:
+        return LoraConfig(
+            r=rank,
+            targets=targets,
+            alpha=8 if alpha is None else (int(alpha) if alpha == int(alpha) else alpha),
+            bias=bool(given.get("lora_bias")),
+            dora=bool(given.get("use_dora")),
+            modules_to_save=tuple(s.strip() for s in saved.split(",") if s.strip()),
+        )
+    except ShapecalcError as err:
+        raise engine_error(err) from None
+
+
 def cost_options(
     *, model: bool, sequence: bool = False, config: bool = False
 ) -> list[Callable[[F], F]]:
@@ -228,6 +319,7 @@ def cost_options(
         ),
         click.option("--all", "all_", is_flag=True, help="The same as --shapes --flops --memory."),
         *price_options("--memory", config=config),
+        *lora_options(),
     ]
     if model:
         options.append(
@@ -291,6 +383,7 @@ def build(
             mixed_precision=flags.get("mixed_precision", False),
             cache=flags.get("latent_cache", "latent"),
             weights=flags.get("weights"),
+            adapter=adapter_of(flags),
             convention=flags.get("convention", "pytorch"),
             reset_after=flags.get("reset_after", True),
             explain=bool(flags.get("explain")),

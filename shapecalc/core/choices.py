@@ -8,7 +8,14 @@ __all__ = ["CACHE_CONVENTIONS", "CONVENTIONS", "EXPERT_LAYOUTS", "OPTIMIZER_STAT
 
 #: optimizers whose training memory shapecalc counts: state tensors per trainable
 #: parameter ("none" is inference; ``shapecalc.analysis.cost.OPTIMIZERS`` gives the rules)
-OPTIMIZER_STATES: dict[str, int] = {"none": 0, "sgd": 0, "adam": 2, "adamw": 2}
+OPTIMIZER_STATES: dict[str, int] = {
+    "none": 0,
+    "sgd": 0,
+    "adam": 2,
+    "adamw": 2,
+    "adamw-8bit": 2,
+    "paged-adamw-8bit": 2,
+}
 #: the frameworks whose tensor naming shapecalc speaks (``shapecalc.analysis.conventions``)
 CONVENTIONS = ("pytorch", "keras", "onnx")
 #: the architectures whose tensors have a Keras and an ONNX convention, checked against

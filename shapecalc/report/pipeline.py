@@ -86,6 +86,7 @@ def build_report(
     reference: Reference | None = None,
     against: str | None = None,
     weights: Any = None,
+    adapter: Any = None,
 ) -> Report:
     """The report of ``model``, each part computed once.
 
@@ -103,7 +104,9 @@ def build_report(
     every name and shape is compared with the model's (``report.against``).
     ``weights``: the model's weights stored quantized, a :class:`~shapecalc.quant.
     Quantization` or ``--weights`` text (``nf4``, ``fp8``, ``gptq:bits=8``): the rows
-    are the stored tensors, the bytes theirs."""
+    are the stored tensors, the bytes theirs. ``adapter``: a LoRA adapter on the frozen
+    model (a :class:`~shapecalc.adapt.LoraConfig`), on the quantized weights if any
+    (QLoRA)."""
     expect(model, Model, function="build_report", argument="model", what="a shapecalc Model")
     if weights is not None:
         from shapecalc.quant import quantize, weights_option
@@ -112,9 +115,15 @@ def build_report(
             chosen = weights_option(weights)  # --weights none: the model as it is
             if chosen is not None:
                 model = quantize(model, chosen)
+    plain = model  # what --verify builds: the model without the adapter
+    if adapter is not None:
+        from shapecalc.adapt import lora
+
+        with _part("lora"):
+            model = lora(model, adapter)
     if verify:
         with _part("verify"):  # a quantized model: its unquantized twin is the module's
-            check_buildable(model.unquantized or model)
+            check_buildable(plain.unquantized or plain)
     sections = (shapes, flops, memory)
     cost: Cost | None = None
     if any(sections):
@@ -150,8 +159,8 @@ def build_report(
     verification = None
     if verify:
         with _part("verify"):
-            verification = _verify(model.unquantized or model, reference)
-            if model.quantization is not None:
+            verification = _verify(plain.unquantized or plain, reference)
+            if plain.quantization is not None:
                 verification = dataclasses.replace(
                     verification,
                     note=f"{verification.note} (the unquantized model; the stored tensors "

@@ -1,0 +1,517 @@
+"""LoRA and DoRA against peft itself: ``get_peft_model`` on transformers' models on the
+meta device, for drawn ranks and targets; every tensor's name, shape and trainability,
+and ``get_nb_trainable_parameters`` (what ``print_trainable_parameters`` prints)."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shapecalc.adapt import LoraConfig, lora
+from shapecalc.adapters.hf_config import from_hf_config
+from shapecalc.core.errors import ShapecalcError
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+peft = pytest.importorskip("peft")
+
+LLAMA = {
+    "model_type": "llama",
+    "hidden_size": 16,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "num_hidden_layers": 2,
+    "intermediate_size": 24,
+    "vocab_size": 50,
+}
+GPT2 = {
+    "model_type": "gpt2",
+    "n_embd": 16,
+    "n_layer": 2,
+    "n_head": 2,
+    "vocab_size": 50,
+    "n_positions": 32,
+}
+MOE = {
+    "model_type": "qwen2_moe",
+    "hidden_size": 16,
+    "intermediate_size": 24,
+    "moe_intermediate_size": 8,
+    "shared_expert_intermediate_size": 12,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 50,
+    "num_experts": 4,
+    "num_experts_per_tok": 2,
+}
+CONFIGS = {"llama": LLAMA, "gpt2": GPT2, "qwen2_moe": MOE}
+#: per family, targets as a user writes them: names, a regular expression, all-linear
+TARGETS: dict[str, list[Any]] = {
+    "llama": [
+        "all-linear",
+        ("q_proj", "v_proj"),
+        ("down_proj",),
+        ("self_attn.o_proj", "gate_proj", "up_proj"),
+        r".*\.(q|k)_proj",
+        ("embed_tokens", "q_proj"),
+        ("lm_head",),
+    ],
+    "gpt2": ["all-linear", ("c_attn",), ("c_fc", "mlp.c_proj"), ("wte", "c_attn")],
+    "qwen2_moe": [
+        "all-linear",
+        ("q_proj", "shared_expert_gate"),
+        r".*shared_expert\..*",
+        ("o_proj",),
+    ],
+}
+SAVED = {"llama": ["lm_head", "norm"], "gpt2": ["ln_f"], "qwen2_moe": ["lm_head", "norm"]}
+
+
+def _model_of(config: dict[str, Any]) -> Any:
+    cfg = transformers.AutoConfig.for_model(**config)
+    with torch.device("meta"):
+        return transformers.AutoModelForCausalLM.from_config(cfg)
+
+
+def _peft(
+    config: dict[str, Any], lc: LoraConfig
+) -> tuple[list[tuple[str, tuple[int, ...], bool]], tuple[int, int]]:
+    model = _model_of(config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrapped = peft.get_peft_model(model, peft.LoraConfig(**lc.peft_kwargs()))
+    names = [(n, tuple(p.shape), p.requires_grad) for n, p in wrapped.named_parameters()]
+    return names, wrapped.get_nb_trainable_parameters()
+
+
+def _ours(
+    config: dict[str, Any], lc: LoraConfig
+) -> tuple[list[tuple[str, tuple[int, ...], bool]], tuple[int, int]]:
+    adapted = lora(from_hf_config(config), lc)
+    patterns = [
+        (re.compile(re.sub(r"\\\{[^}]*\\\}", r"\\d+", re.escape(r.name))), r.param.trainable)
+        for r in adapted.rows()
+        if not r.tied_to
+    ]
+    names = [
+        (n, tuple(s), next(t for p, t in patterns if p.fullmatch(n)))
+        for n, s in adapted.named_parameters()
+    ]
+    return names, (adapted.trainable, adapted.parameters)
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[str, LoraConfig]:
+    family = draw(st.sampled_from(sorted(CONFIGS)))
+    targets = draw(st.sampled_from(TARGETS[family]))
+    embedding = not isinstance(targets, str) and any(t in ("embed_tokens", "wte") for t in targets)
+    bias = not embedding and draw(st.booleans())
+    dora = not bias and draw(st.booleans())
+    saved = draw(st.sampled_from([(), *[(s,) for s in SAVED[family]]]))
+    if family == "llama" and not isinstance(targets, str) and "lm_head" in targets:
+        saved = ()
+    return family, LoraConfig(
+        r=draw(st.integers(1, 8)),
+        targets=targets,
+        alpha=draw(st.sampled_from([8, 16, 32.0])),
+        bias=bias,
+        dora=dora,
+        modules_to_save=saved,
+    )
+
+
+@settings(max_examples=15, deadline=None)
+@given(cases())
+def test_lora_matches_peft(case: tuple[str, LoraConfig]) -> None:
+    family, lc = case
+    config = CONFIGS[family]
+    theirs, their_counts = _peft(config, lc)
+    ours, our_counts = _ours(config, lc)
+    assert ours == theirs
+    assert our_counts == their_counts
+
+
+@pytest.mark.parametrize(
+    ("family", "lc"),
+    [
+        ("llama", LoraConfig(r=3, targets=("embed_tokens", "q_proj"), dora=True)),
+        ("gpt2", LoraConfig(r=2, targets="all-linear", dora=True)),
+        ("gpt2", LoraConfig(r=2, targets=("wte",), dora=True)),
+        (
+            "qwen2_moe",
+            LoraConfig(
+                r=2, targets=r".*\.mlp\.shared_expert\..*_proj", modules_to_save=("lm_head",)
+            ),
+        ),
+    ],
+)
+def test_embeddings_conv1d_and_dora_match_peft(family: str, lc: LoraConfig) -> None:
+    """An embedding's lora_embedding_A/B and DoRA vector, GPT-2's Conv1D with DoRA
+    (fan_in_fan_out), a regular expression with a module saved whole."""
+    assert _ours(CONFIGS[family], lc) == _peft(CONFIGS[family], lc)
+
+
+def test_formula_is_the_count() -> None:
+    """The symbolic template's trainable count, evaluated, is the concrete one; r is a
+    letter of it."""
+    adapted = lora(from_hf_config(LLAMA), LoraConfig(r=4, targets="all-linear"))
+    formula = adapted.template.trainable
+    assert "r" in str(formula)
+    assert formula.subs(dict(adapted.sizes)) == adapted.trainable
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "text"),
+    [
+        ({"r": 4, "targets": ("nope",)}, "lora_targets", "q_proj, k_proj, v_proj"),
+        ({"r": 0, "targets": "all-linear"}, "lora_rank", "r must be an integer > 0"),
+        ({"r": -2, "targets": "all-linear"}, "lora_rank", "r must be an integer > 0"),
+        ({"r": 4, "targets": ("input_layernorm",)}, "lora_targets", "is not supported"),
+        ({"r": 4, "targets": "(["}, "lora_targets", "not a regular expression"),
+        ({"r": 4, "targets": "all-linear", "bias": True, "dora": True}, "lora_bias", "DoRA"),
+    ],
+)
+def test_refused(kwargs: dict[str, Any], field: str, text: str) -> None:
+    with pytest.raises(ShapecalcError) as info:
+        lora(from_hf_config(LLAMA), LoraConfig(**kwargs))
+    assert info.value.field == field
+    assert text in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_peft_refuses_what_we_refuse() -> None:
+    """A target no module has: peft's own error, and ours names the modules there are."""
+    with pytest.raises(ValueError, match="not found in the base model"):
+        _peft(LLAMA, LoraConfig(r=4, targets=("nope",)))
+    with pytest.raises(ValueError, match="positive integer"):
+        peft.get_peft_model(_model_of(LLAMA), peft.LoraConfig(r=0, target_modules=["q_proj"]))
+
+
+# -- what autograd keeps: a LoRA forward of the model shapecalc builds, with peft on CPU ----
+def _kept(module: Any, inputs: list[Any]) -> int:
+    """Bytes of the tensors the backward graph holds after one training forward, once per
+    storage, parameters excluded. A tensor saved by a graph that is freed before the
+    backward (DoRA's update matrix, lora_B(lora_A(I)), used detached) is not held: only
+    the tensors still alive after the forward count."""
+    import gc
+    import weakref
+
+    own = {t.untyped_storage().data_ptr() for t in [*module.parameters(), *module.buffers()]}
+    refs: list[Any] = []
+
+    def pack(tensor: Any) -> Any:
+        refs.append(weakref.ref(tensor))
+        return tensor
+
+    module.train()
+    with (
+        warnings.catch_warnings(),
+        torch.backends.mkldnn.flags(enabled=False),
+        torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
+    ):
+        warnings.simplefilter("ignore")
+        out = module(*inputs)
+    gc.collect()
+    seen: dict[int, int] = {}
+    for ref in refs:
+        tensor = ref()
+        if tensor is not None:
+            storage = tensor.untyped_storage()
+            if storage.data_ptr() not in own and storage.nbytes():
+                seen[storage.data_ptr()] = storage.nbytes()
+    del out
+    return sum(seen.values())
+
+
+ATTENTION = ("q_proj", "k_proj", "v_proj")
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    targets=st.sampled_from(
+        [
+            ("q_proj", "v_proj"),
+            (*ATTENTION, "o_proj", "gate_proj", "up_proj", "down_proj"),
+            ("k_proj", "down_proj"),
+        ]
+    ),
+    dora=st.booleans(),
+    r=st.integers(1, 6),
+    batch=st.integers(1, 3),
+    seq_len=st.integers(2, 9),
+)
+def test_kept_tensors_equal_autograd_with_peft(
+    targets: tuple[str, ...], dora: bool, r: int, batch: int, seq_len: int
+) -> None:
+    """The activations counted for a LoRA model are what autograd keeps with peft's
+    adapters on the frozen model, but for the first block's tensors ahead of its first
+    adapter: no gradient flows there (the input, the embedding and that norm are frozen),
+    and autograd keeps nothing, where shapecalc, which counts a block once for all its
+    copies, counts the first block as the others: its first RMSNorm's input and 1/rms,
+    and DoRA's (m/‖·‖ − 1) of each adapted q, k, v (their input needs no gradient)."""
+    from shapecalc.adapters.torch_bridge import build
+    from shapecalc.analysis.cost import analyze
+
+    model = from_hf_config(LLAMA)
+    lc = LoraConfig(r=r, targets=targets, dora=dora)
+    module = build(model, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrapped = peft.get_peft_model(module, peft.LoraConfig(**lc.peft_kwargs()))
+    real = _kept(wrapped, [torch.randint(2, 40, (batch, seq_len))])
+    ours = analyze(lora(model, lc), batch=batch, seq_len=seq_len).activation_bytes
+    rows, hidden = batch * seq_len, LLAMA["hidden_size"]
+    ahead = rows * hidden * 4 + rows * 4  # block 0's input_layernorm: input, 1/rms
+    outs = {"q_proj": 16, "k_proj": 8, "v_proj": 8}
+    if dora:
+        ahead += sum(4 * outs[t] for t in targets if t in outs)
+    assert ours - real == ahead
+
+
+# -- 8-bit optimizers: the state bitsandbytes allocates in a real step on CPU -------------
+@pytest.mark.parametrize("optimizer", ["adamw-8bit", "paged-adamw-8bit"])
+@pytest.mark.parametrize("r", [4, 40])
+def test_eight_bit_state_equals_bitsandbytes(optimizer: str, r: int) -> None:
+    """Every state tensor of bitsandbytes' AdamW8bit / PagedAdamW8bit after one step on
+    the trainable tensors of a peft model (the maps shared by every tensor, counted
+    once), against the memory account's optimizer state line."""
+    bnb = pytest.importorskip("bitsandbytes")
+    from shapecalc.analysis.cost import analyze
+
+    config = {**LLAMA, "hidden_size": 96, "intermediate_size": 200, "vocab_size": 60}
+    lc = LoraConfig(r=r, targets="all-linear", modules_to_save=("lm_head",))
+    model = transformers.AutoModelForCausalLM.from_config(
+        transformers.AutoConfig.for_model(**config)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrapped = peft.get_peft_model(model, peft.LoraConfig(**lc.peft_kwargs()))
+    trained = [p for p in wrapped.parameters() if p.requires_grad]
+    cls = {"adamw-8bit": bnb.optim.AdamW8bit, "paged-adamw-8bit": bnb.optim.PagedAdamW8bit}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # paged memory falls back to plain on CPU
+        opt = cls[optimizer](trained, lr=1e-3)
+        for p in trained:
+            p.grad = torch.randn_like(p)
+        opt.step()
+    storages: dict[int, int] = {}
+    for p in trained:
+        for value in opt.state[p].values():
+            if torch.is_tensor(value):
+                storages[value.untyped_storage().data_ptr()] = value.untyped_storage().nbytes()
+    real = sum(storages.values())
+    cost = analyze(lora(from_hf_config(config), lc), batch=1, seq_len=4, training=optimizer)
+    line = next(m for m in cost.memory if m.label == "optimizer state")
+    assert line.bytes == real
+    sizes = {p.numel() for p in trained}
+    assert min(sizes) < 4096 <= max(sizes)  # both kinds of state in the one step
+
+
+def test_eight_bit_needs_numbers() -> None:
+    from shapecalc.analysis.cost import analyze
+
+    model = lora(from_hf_config(LLAMA), LoraConfig(r=4, targets="all-linear")).template
+    with pytest.raises(ShapecalcError, match="give every size a number"):
+        analyze(model, training="adamw-8bit")
+
+
+# -- the command line ---------------------------------------------------------------------
+LLAMA_FLAGS = [
+    "llama",
+    "--vocab",
+    "100",
+    "--hidden",
+    "64",
+    "--layers",
+    "2",
+    "--heads",
+    "4",
+    "--kv-heads",
+    "2",
+    "--intermediate",
+    "96",
+]
+
+
+def _cli(args: list[str], width: int) -> Any:
+    from click.testing import CliRunner
+
+    from shapecalc.cli import cli
+
+    env = {"COLUMNS": str(width), "FORCE_COLOR": None, "TTY_COMPATIBLE": None, "NO_COLOR": None}
+    return CliRunner().invoke(cli, args, env=env, prog_name="shapecalc")
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_cli_lora_fits_the_terminal(width: int) -> None:
+    args = [
+        *LLAMA_FLAGS,
+        "--lora-rank",
+        "8",
+        "--lora-alpha",
+        "16",
+        "--lora-targets",
+        "all-linear",
+        "--use-dora",
+        "--all",
+        "--batch",
+        "1",
+        "--seq-len",
+        "32",
+        "--training",
+        "adamw-8bit",
+        "--depth",
+        "9",
+    ]
+    result = _cli(args, width)
+    assert result.exit_code == 0, result.output
+    assert all(len(line) <= width for line in result.stdout.splitlines())
+    assert "lora_magnitude_vector" in result.stdout  # the name wraps at 80 columns
+    assert "alpha=16" in result.stdout
+    adapted = lora(
+        from_hf_config({**LLAMA, "hidden_size": 64, "vocab_size": 100, "intermediate_size": 96}),
+        LoraConfig(r=8, targets="all-linear", dora=True),
+    )
+    assert f"{adapted.trainable:,}" in result.stdout
+
+
+def test_cli_json_and_hf(tmp_path: Any) -> None:
+    import json
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**LLAMA, "architectures": ["LlamaForCausalLM"]}))
+    result = _cli(
+        [
+            "hf",
+            str(path),
+            "--lora-rank",
+            "4",
+            "--lora-targets",
+            "q_proj,v_proj",
+            "--modules-to-save",
+            "lm_head",
+            "--format",
+            "json",
+        ],
+        100,
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    text = json.dumps(data)
+    assert "base_model.model.lm_head.modules_to_save.default.weight" in text
+    _, counts = _peft(
+        LLAMA, LoraConfig(r=4, targets=("q_proj", "v_proj"), modules_to_save=("lm_head",))
+    )
+    assert str(counts[0]) in text
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag"),
+    [
+        (["--lora-rank", "4", "--lora-targets", "nope"], "--lora-targets"),
+        (["--lora-rank", "0", "--lora-targets", "q_proj"], "--lora-rank"),
+        (["--lora-rank", "-1", "--lora-targets", "q_proj"], "--lora-rank"),
+        (["--lora-alpha", "16"], "--lora-alpha"),
+        (["--use-dora"], "--use-dora"),
+        (["--lora-rank", "4"], "--lora-targets"),
+        (["--lora-rank", "4", "--lora-targets", "re:("], "--lora-targets"),
+        (["--lora-rank", "4", "--lora-targets", "norm"], "--lora-targets"),
+        (
+            ["--lora-rank", "4", "--lora-targets", "all-linear", "--use-dora", "--lora-bias"],
+            "--lora-bias",
+        ),
+    ],
+)
+def test_cli_refuses_in_one_line(extra: list[str], flag: str) -> None:
+    result = _cli([*LLAMA_FLAGS, *extra], 80)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert flag in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_llama_8b_qlora_counts_are_peft_s() -> None:
+    """docs/howto/lora.md's example: Llama-3.1-8B, r=16 on every linear layer, with peft
+    on the meta device (a 4-bit base counts the same: peft counts a Params4bit's
+    numbers, ``peft_model.get_nb_trainable_parameters``)."""
+    config = {
+        **LLAMA,
+        "hidden_size": 4096,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "num_hidden_layers": 32,
+        "intermediate_size": 14336,
+        "vocab_size": 128256,
+    }
+    lc = LoraConfig(r=16, alpha=32, targets="all-linear")
+    _, counts = _peft(config, lc)
+    adapted = lora(from_hf_config(config), lc)
+    assert counts == (adapted.trainable, adapted.parameters) == (41_943_040, 8_072_204_288)
+
+
+@pytest.mark.parametrize(
+    ("targets", "dora", "options"),
+    [
+        ("all-linear", False, {"bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}),
+        (("q_proj", "v_proj"), True, {"bnb_4bit_quant_type": "nf4"}),
+        (("down_proj",), False, {"bnb_4bit_quant_type": "fp4"}),
+    ],
+)
+def test_qlora_on_a_bitsandbytes_base(targets: Any, dora: bool, options: dict[str, Any]) -> None:
+    """QLoRA: peft's adapters on a model transformers quantized with bitsandbytes on CPU
+    (lora.bnb.Linear4bit around Linear4bit): every tensor of its state dict, the 4-bit
+    base's packed weight, absmax and quantization state under ``base_layer.``, named and
+    shaped as shapecalc lists them, and the counts peft prints."""
+    pytest.importorskip("bitsandbytes")
+    from shapecalc.quant import from_config, quantize
+    from tests.quant_truth import bnb_transformers, rows, tensors
+    from tests.test_quant_bnb import _offset_free
+
+    raw = {**LLAMA, "hidden_size": 64, "intermediate_size": 96, "vocab_size": 100}
+    config = transformers.LlamaConfig(**{k: v for k, v in raw.items() if k != "model_type"})
+    quantization = transformers.BitsAndBytesConfig(load_in_4bit=True, **options)
+    lc = LoraConfig(r=4, targets=targets, dora=dora)
+    made: list[Any] = []
+
+    def wrap(model: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            made.append(peft.get_peft_model(model, peft.LoraConfig(**lc.peft_kwargs())))
+        return made[0]
+
+    state = bnb_transformers(transformers.LlamaForCausalLM, config, quantization, wrap)
+    saved = quantization.to_dict()
+    saved["quant_method"] = "bitsandbytes"
+    saved.pop("bnb_4bit_compute_dtype")
+    base = from_hf_config({**raw, "architectures": ["LlamaForCausalLM"]})
+    adapted = lora(quantize(base, from_config(saved)), lc)
+    # the JSON quantization state's length as test_quant_bnb prices it (the double
+    # quantization's offset is a float printed at its own length)
+    theirs = [(n, s) for n, s, _, _ in _offset_free(state, tensors(state), options)]
+    ours = [(n, s) for n, s, _, _ in rows(adapted)]
+    assert ours == theirs
+    assert made[0].get_nb_trainable_parameters() == (adapted.trainable, adapted.parameters)
+
+
+@pytest.mark.parametrize("training", ["adamw", "adamw-8bit", "paged-adamw-8bit"])
+def test_json_report_validates(training: str) -> None:
+    """A LoRA report with every section, as JSON, against docs/schema/report.schema.json."""
+    import json
+    from pathlib import Path
+
+    jsonschema = pytest.importorskip("jsonschema")
+    schema_path = Path(__file__).resolve().parent.parent / "docs" / "schema"
+    schema = json.loads((schema_path / "report.schema.json").read_text(encoding="utf-8"))
+    args = [*LLAMA_FLAGS, "--lora-rank", "4", "--lora-targets", "all-linear", "--use-dora",
+            "--modules-to-save", "lm_head", "--weights", "nf4", "--dtype", "bf16", "--all",
+            "--batch", "1", "--seq-len", "8", "--training", training, "--explain",
+            "--format", "json"]  # fmt: skip
+    result = _cli(args, 100)
+    assert result.exit_code == 0, result.output
+    jsonschema.Draft202012Validator(schema).validate(json.loads(result.stdout))

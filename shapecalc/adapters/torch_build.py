@@ -19,6 +19,7 @@ from shapecalc.core.dims import Expr, dim_str
 from shapecalc.core.errors import InvalidArgumentError, MissingDependencyError, echo
 from shapecalc.core.flow import Add, Multiply, Positions
 from shapecalc.core.model import Model
+from shapecalc.core.own import Buffer, Own, Parameter
 from shapecalc.core.spec import LayerSpec, expand
 from shapecalc.core.tree import (
     Block,
@@ -44,6 +45,8 @@ from shapecalc.layers.latent import LatentAttention
 from shapecalc.layers.linear_attention import GatedAttention, GatedDeltaNet, SplitQueryGate
 from shapecalc.layers.mamba import MambaMixer
 from shapecalc.layers.mamba2 import CausalConv1d, GatedRMSNorm, Mamba2Scan, Take
+from shapecalc.layers.norm import LayerNorm
+from shapecalc.layers.tensors import Cat, Expand, Permute, Reshape, Transpose
 from shapecalc.layers.transformers import (
     EXPERT_NAMES,
     MXFP4_BLOCK,
@@ -55,6 +58,7 @@ from shapecalc.layers.transformers import (
     Sinks,
     TopkRouter,
 )
+from shapecalc.layers.vision import LayerNorm2d, StochasticDepth
 
 
 def load_torch() -> Any:
@@ -90,7 +94,21 @@ def _build_layer(spec: LayerSpec, device: str) -> Any:
     _concrete(spec)
     if type(spec) in _MODULES:  # a layer torch.nn does not have
         return _MODULES[type(spec)](torch, spec, device)
-    cls = getattr(torch.nn, spec.kind)
+    if type(spec) in _CALLS:  # a function of a forward, as a module (torchvision's Permute)
+        return _function_module(torch)(spec)
+    if isinstance(spec, Own):  # a tensor alone
+        return _own_tensor(torch, spec, device)
+    cls = getattr(torch.nn, spec.kind, None)
+    if not isinstance(cls, type) or not issubclass(cls, torch.nn.Module):
+        rule = "a spec torch.nn lacks has a module registered for it"
+        raise InvalidArgumentError(
+            f"cannot build {spec}: torch.nn has no {spec.kind}; register the module that "
+            f"builds it with shapecalc.register_module({type(spec).__name__}, make)",
+            layer=str(spec),
+            field="kind",
+            value=spec.kind,
+            rule=rule,
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. dropout with a single recurrent layer
         if spec.stateless():  # nn.Identity, nn.ReLU, ... take no device
@@ -178,6 +196,12 @@ def _build_node(node: Node, device: str, torch: Any) -> Any:
             assert numbers is not None
             for index in numbers:
                 module.add_module(str(index), _build_node(entry.node, device, torch))
+        elif isinstance(entry.node, Leaf) and isinstance(entry.node.spec, Own):
+            tensor = _own_tensor(torch, entry.node.spec, device)
+            if isinstance(entry.node.spec, Buffer):
+                module.register_buffer(entry.name, tensor, entry.node.spec.persistent)
+            else:
+                module.register_parameter(entry.name, tensor)
         elif entry.name:
             module.add_module(entry.name, _build_node(entry.node, device, torch))
         else:  # the block's own tensors
@@ -188,6 +212,34 @@ def _build_node(node: Node, device: str, torch: Any) -> Any:
             for b in expand(entry.node.spec.buffers()):
                 module.register_buffer(b.name, torch.empty(*b.shape, device=device))
     return module
+
+
+def _own_tensor(torch: Any, spec: Own, device: str) -> Any:
+    """A Parameter's ``nn.Parameter`` or a Buffer's tensor, uninitialised."""
+    if isinstance(spec, Buffer):
+        dtype = getattr(torch, spec.dtype) if spec.dtype else None
+        return torch.empty(*spec.dims, device=device, dtype=dtype)
+    assert isinstance(spec, Parameter)
+    return torch.nn.Parameter(torch.empty(*spec.dims, device=device), spec.requires_grad)
+
+
+@functools.cache
+def _function_module(torch: Any) -> Any:
+    """A module whose forward is a function of a forward (torchvision's ``Permute``, a
+    module around ``torch.permute``): so that such a spec may be a child too."""
+
+    class Function(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self, spec: LayerSpec) -> None:
+            super().__init__()
+            self._spec = spec
+
+        def forward(self, *inputs: Any) -> Any:
+            return _CALLS[type(self._spec)](load_torch(), self._spec, *inputs)
+
+        def extra_repr(self) -> str:
+            return str(self._spec)
+
+    return Function
 
 
 @functools.cache
@@ -217,8 +269,21 @@ class _TorchRunner:
 
     def node(self, node: Node, parts: tuple[str, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
         if isinstance(node, Leaf) and not parts:  # the block's own tensors, as a step
-            out = _OWN[type(node.spec)](load_torch(), node.spec, self.module, *values)
+            run = _OWN.get(type(node.spec))
+            if run is None:
+                rule = "own tensors used as a step have a torch forward registered"
+                raise InvalidArgumentError(
+                    f"cannot run {node.spec} as a step of its block's flow: register its "
+                    f"forward with shapecalc.register_own_step({type(node.spec).__name__}, run)",
+                    layer=str(node.spec),
+                    field="flow",
+                    value="",
+                    rule=rule,
+                )
+            out = run(load_torch(), node.spec, self.module, *values)
             return out if isinstance(out, tuple) else (out,)
+        if isinstance(node, Leaf) and isinstance(node.spec, Own):  # a tensor it holds
+            return (self.module.get_submodule(join_name(*parts[:-1])).__getattr__(parts[-1]),)
         out = self.module.get_submodule(join_name(*parts))(*values)
         return out if isinstance(out, tuple) else (out,)
 
@@ -799,8 +864,58 @@ def _gated_attention(torch: Any, spec: GatedAttention, q: Any, gate: Any, k: Any
     return _attention(torch, attend, q, k, v) * torch.sigmoid(gate)
 
 
+def _stochastic_depth(torch: Any, spec: StochasticDepth, device: str) -> Any:
+    class StochasticDepthModule(torch.nn.Module):  # type: ignore[misc]
+        """torchvision.ops.StochasticDepth, as torchvision/ops/stochastic_depth.py
+        computes it: the input at inference or p = 0, else the input times a 0-or-1/(1-p)
+        noise per row (or for the whole batch)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.p, self.mode = spec.p, spec.mode
+
+        def forward(self, x: Any) -> Any:
+            if not self.training or self.p == 0.0:
+                return x
+            survival = 1.0 - self.p
+            size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
+            noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
+            if survival > 0.0:
+                noise.div_(survival)
+            return x * noise
+
+        def extra_repr(self) -> str:
+            return f"p={self.p}, mode={self.mode}"
+
+    return StochasticDepthModule()
+
+
+def _layer_norm_2d(torch: Any, spec: LayerNorm2d, device: str) -> Any:
+    class LayerNorm2dModule(torch.nn.LayerNorm):  # type: ignore[misc]
+        """ConvNeXt's LayerNorm2d (torchvision/models/convnext.py): permute to NHWC,
+        layer_norm, permute back."""
+
+        def forward(self, x: Any) -> Any:
+            x = x.permute(0, 2, 3, 1)
+            x = torch.nn.functional.layer_norm(
+                x, self.normalized_shape, self.weight, self.bias, self.eps
+            )
+            return x.permute(0, 3, 1, 2)
+
+    args = LayerNorm(**spec.arguments()).arguments()
+    return LayerNorm2dModule(**args, device=device)
+
+
+def _expand(torch: Any, spec: Expand, first: Any, like: Any, *rest: Any) -> Any:
+    dims = {d % first.dim() for d in spec.dims}
+    sizes = [like.shape[i] if i in dims else -1 for i in range(first.dim())]
+    return (first.expand(*sizes), like, *rest)
+
+
 #: layers torch.nn lacks: spec class -> its module, made with torch on a device
 _MODULES: dict[type, Any] = {
+    StochasticDepth: _stochastic_depth,
+    LayerNorm2d: _layer_norm_2d,
     CausalConv1d: _causal_conv1d,
     GatedRMSNorm: _gated_rms_norm,
     MambaMixer: _mamba_mixer,
@@ -814,11 +929,17 @@ _MODULES: dict[type, Any] = {
 #: a block's own tensors used as a step of its flow: spec class -> what the step gives,
 #: from the block's module
 _OWN: dict[type, Any] = {
+    Bias: lambda torch, spec, module, x: x + module.bias,
     Sinks: lambda torch, spec, module, *values: module.sinks,
     Mamba2Scan: _mamba2_scan,
 }
 #: functions of a forward: spec class -> what it does to tensors
 _CALLS: dict[type, Any] = {
+    Cat: lambda torch, spec, *xs: torch.cat(xs, dim=spec.dim),
+    Expand: _expand,
+    Permute: lambda torch, spec, x: x.permute(*spec.dims),
+    Transpose: lambda torch, spec, x: x.transpose(spec.dim0, spec.dim1),
+    Reshape: lambda torch, spec, x: x.reshape(*spec.shape),
     Add: lambda torch, spec, *xs: functools.reduce(lambda a, b: a + b, xs),
     Multiply: lambda torch, spec, *xs: functools.reduce(lambda a, b: a * b, xs),
     Positions: _positions,
@@ -834,6 +955,73 @@ _CALLS: dict[type, Any] = {
     Select: lambda torch, spec, x: x.select(spec.dim, spec.index),
     Take: lambda torch, spec, *xs: tuple(xs[i] for i in spec.indices),
 }
+
+
+#: what shapecalc builds itself: a spec class registered here is not replaced
+_BUILT_IN = frozenset((*_MODULES, *_OWN, *_CALLS))
+
+
+def _registrable(spec_class: Any, function: Any, what: str, caller: str) -> None:
+    """A LayerSpec subclass shapecalc does not build itself, and a callable: else an
+    InvalidArgumentError naming which."""
+    if not isinstance(spec_class, type) or not issubclass(spec_class, LayerSpec):
+        raise InvalidArgumentError(
+            f"{caller}: spec_class must be a LayerSpec subclass, got {echo(spec_class)}",
+            layer=caller,
+            field="spec_class",
+            value=echo(spec_class),
+            rule="a LayerSpec subclass",
+        )
+    if spec_class in _BUILT_IN:
+        raise InvalidArgumentError(
+            f"{caller}: shapecalc builds {spec_class.__name__} itself; subclass it to "
+            "build it otherwise",
+            layer=caller,
+            field="spec_class",
+            value=spec_class.__name__,
+            rule="a spec class shapecalc does not build itself",
+        )
+    if not callable(function):
+        raise InvalidArgumentError(
+            f"{caller}: {what} must be callable, got {echo(function)}",
+            layer=caller,
+            field=what,
+            value=echo(function),
+            rule=f"{what} is a function",
+        )
+
+
+def register_module(spec_class: type[LayerSpec], make: Any) -> None:
+    """Build ``spec_class`` with ``make(spec, device)``, which returns its torch module
+    (named as the real module names its tensors; its forward is the layer's). For a spec
+    of one's own that torch.nn does not have: ``shapecalc.build`` of it, or of a model
+    holding it, then calls ``make``. Registering a class again replaces its ``make``.
+
+        >>> register_module(int, print)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        shapecalc.core.errors.InvalidArgumentError: register_module: spec_class must be ...
+    """
+    _registrable(spec_class, make, "make", "register_module")
+    _MODULES[spec_class] = lambda torch, spec, device: make(spec, device)
+
+
+def register_own_step(spec_class: type[LayerSpec], run: Any) -> None:
+    """Run ``spec_class``, held as a block's own tensors (child ``""``) and named ``""``
+    in the block's flow, with ``run(module, spec, *inputs)``: the block's torch module
+    (whose tensors it reads), the spec, and the step's input tensors. The spec class sets
+    ``own_step = True``, or the block refuses the flow."""
+    _registrable(spec_class, run, "run", "register_own_step")
+    if not spec_class.own_step:
+        raise InvalidArgumentError(
+            f"register_own_step: {spec_class.__name__}.own_step is False; set "
+            "own_step: ClassVar[bool] = True on the class",
+            layer="register_own_step",
+            field="spec_class",
+            value=spec_class.__name__,
+            rule="a spec run as its block's step has own_step = True",
+        )
+    _OWN[spec_class] = lambda torch, spec, module, *values: run(module, spec, *values)
 
 
 def _get_parameter(root: Any, name: str) -> Any:

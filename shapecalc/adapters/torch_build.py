@@ -218,9 +218,10 @@ def _own_tensor(torch: Any, spec: Own, device: str) -> Any:
     """A Parameter's ``nn.Parameter`` or a Buffer's tensor, uninitialised."""
     if isinstance(spec, Buffer):
         dtype = getattr(torch, spec.dtype) if spec.dtype else None
-        return torch.empty(*spec.dims, device=device, dtype=dtype)
+        return torch.empty(tuple(spec.dims), device=device, dtype=dtype)
     assert isinstance(spec, Parameter)
-    return torch.nn.Parameter(torch.empty(*spec.dims, device=device), spec.requires_grad)
+    data = torch.empty(tuple(spec.dims), device=device)
+    return torch.nn.Parameter(data, spec.requires_grad)
 
 
 @functools.cache

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import shapecalc
@@ -92,6 +92,7 @@ def cat_case(draw: st.DrawFn) -> tuple[int, list[tuple[int, ...]]]:
     return dim, shapes
 
 
+@settings(max_examples=60)  # each example builds and runs modules
 @given(case=cat_case())
 def test_cat_against_torch(case: tuple[int, list[tuple[int, ...]]]) -> None:
     dim, shapes = case
@@ -183,6 +184,7 @@ def stochastic_depth(x: Any, p: float, mode: str, training: bool) -> Any:
     return x * noise
 
 
+@settings(max_examples=60)  # each example builds and runs modules
 @given(
     n=SIZE,
     c=SIZE,
@@ -219,6 +221,7 @@ def test_layer_norm_2d_against_torchvisions(
     assert kept_bytes(twin, [x]) == work.kept_bytes(4)
 
 
+@settings(max_examples=60)  # each example builds and runs modules
 @given(
     shape=st.lists(SIZE, min_size=1, max_size=4).map(tuple),
     p=st.sampled_from([0.0, 0.25, 0.5, 1.0]),
@@ -250,6 +253,7 @@ def test_stochastic_depth_refuses_what_torchvision_refuses() -> None:
 
 
 # -- a block's own tensors -----------------------------------------------------------------
+@settings(max_examples=60)  # each example builds and runs modules
 @given(
     shape=st.lists(st.integers(0, 4), max_size=4).map(tuple),
     grad=st.booleans(),

@@ -967,7 +967,7 @@ def _registrable(spec_class: Any, function: Any, what: str, caller: str) -> None
     InvalidArgumentError naming which."""
     if not isinstance(spec_class, type) or not issubclass(spec_class, LayerSpec):
         raise InvalidArgumentError(
-            f"{caller}: spec_class must be a LayerSpec subclass, got {echo(spec_class)}",
+            f"spec_class must be a LayerSpec subclass, got {echo(spec_class)}",
             layer=caller,
             field="spec_class",
             value=echo(spec_class),
@@ -975,7 +975,7 @@ def _registrable(spec_class: Any, function: Any, what: str, caller: str) -> None
         )
     if spec_class in _BUILT_IN:
         raise InvalidArgumentError(
-            f"{caller}: shapecalc builds {spec_class.__name__} itself; subclass it to "
+            f"shapecalc builds {spec_class.__name__} itself; subclass it to "
             "build it otherwise",
             layer=caller,
             field="spec_class",
@@ -984,7 +984,7 @@ def _registrable(spec_class: Any, function: Any, what: str, caller: str) -> None
         )
     if not callable(function):
         raise InvalidArgumentError(
-            f"{caller}: {what} must be callable, got {echo(function)}",
+            f"{what} must be callable, got {echo(function)}",
             layer=caller,
             field=what,
             value=echo(function),
@@ -1015,7 +1015,7 @@ def register_own_step(spec_class: type[LayerSpec], run: Any) -> None:
     _registrable(spec_class, run, "run", "register_own_step")
     if not spec_class.own_step:
         raise InvalidArgumentError(
-            f"register_own_step: {spec_class.__name__}.own_step is False; set "
+            f"{spec_class.__name__}.own_step is False; set "
             "own_step: ClassVar[bool] = True on the class",
             layer="register_own_step",
             field="spec_class",

@@ -54,6 +54,10 @@ class Own(LayerSpec):
     def dims(self) -> tuple[Dim, ...]:
         return tuple(self.shape)
 
+    def __str__(self) -> str:
+        """``Parameter(1, 1, 768)``: the kind and the shape."""
+        return f"{self.kind}{shape_str(self.dims) if self.dims else '()'}"
+
 
 @frozen
 class Parameter(Own):

@@ -100,6 +100,8 @@ _WHERE = {
     "Transpose": "layers.tensors",
     "LayerNorm2d": "layers.vision",
     "StochasticDepth": "layers.vision",
+    "ShiftedWindowAttention": "layers.vision",
+    "PatchMerging": "layers.vision",
     "register_module": "adapters.torch_bridge",
     "register_own_step": "adapters.torch_bridge",
     # the transformer architectures' library functions
@@ -140,6 +142,7 @@ __all__ = [
     "ModuleList",
     "Param",
     "Parameter",
+    "PatchMerging",
     "Permute",
     "Pick",
     "PortMap",
@@ -154,6 +157,7 @@ __all__ = [
     "Sequential",
     "ShapeError",
     "ShapecalcError",
+    "ShiftedWindowAttention",
     "Solution",
     "SplitHeads",
     "StochasticDepth",
@@ -315,6 +319,11 @@ if TYPE_CHECKING:  # the static view of the lazy names above
     from shapecalc.layers.recurrent import LSTM
     from shapecalc.layers.tensors import Cat, Expand, Permute, Reshape, Transpose
     from shapecalc.layers.transformers import Bias, Conv1D, Experts, TopkRouter
-    from shapecalc.layers.vision import LayerNorm2d, StochasticDepth
+    from shapecalc.layers.vision import (
+        LayerNorm2d,
+        PatchMerging,
+        ShiftedWindowAttention,
+        StochasticDepth,
+    )
     from shapecalc.report import Report
     from shapecalc.report.pipeline import build_report

@@ -14,18 +14,23 @@ import pytest
 import shapecalc
 from shapecalc import ShapecalcError
 from shapecalc.analysis.cost import analyze
-from shapecalc.architectures._vision import CONVNEXT, convnext, densenet, vit
+from shapecalc.architectures._vision import CONVNEXT, SWIN, convnext, densenet, swin, vit
 
 torch = pytest.importorskip("torch")
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from tests.measure import kept_bytes  # noqa: E402
-from tests.zoo import torch_vision  # noqa: E402
+from tests.zoo import torch_swin, torch_vision  # noqa: E402
 
 #: torchvision's ``num_params`` of its weights (vision_transformer.py ViT_B_16_Weights,
 #: convnext.py ConvNeXt_Tiny_Weights, densenet.py DenseNet121_Weights)
-PUBLISHED = {"vit_b_16": 86_567_656, "convnext_tiny": 28_589_128, "densenet121": 7_978_856}
+PUBLISHED = {
+    "vit_b_16": 86_567_656,
+    "convnext_tiny": 28_589_128,
+    "densenet121": 7_978_856,
+    "swin_t": 28_288_354,  # swin_transformer.py Swin_T_Weights
+}
 
 
 def models(device: str = "meta", *names: str) -> dict[str, tuple[shapecalc.Model, Any]]:
@@ -33,9 +38,23 @@ def models(device: str = "meta", *names: str) -> dict[str, tuple[shapecalc.Model
         "vit_b_16": lambda: (vit(), torch_vision.VisionTransformer(224, 16, 12, 12, 768, 3072)),
         "convnext_tiny": lambda: (convnext("tiny"), torch_vision.convnext(*CONVNEXT["tiny"])),
         "densenet121": lambda: (densenet(121), torch_vision.DenseNet()),
+        "swin_t": lambda: (swin("t"), _swin_twin(*SWIN["t"])),
     }
     with torch.device(device):
         return {name: makers[name]() for name in names or makers}
+
+
+def _swin_twin(
+    embed: int, depths: tuple[int, ...], heads: tuple[int, ...], sd: float, window: int = 7
+) -> Any:
+    classes = 1000 if window == 7 else 10
+    return torch_swin.SwinTransformer(
+        [4, 4], embed, list(depths), list(heads), [window] * 2, sd, classes
+    )
+
+
+#: a Swin small enough to run here: windows that pad and shift, then one that covers its map
+SMALL_SWIN = {"embed_dim": 16, "depths": (2, 2), "num_heads": (2, 4), "window_size": (3, 3)}
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +114,8 @@ def test_built_modules_compute_what_the_twins_compute() -> None:
     _same_numbers(small, torch_vision.VisionTransformer(32, 8, 2, 4, 64, 128, 10), 32)
     _same_numbers(convnext(stages=SMALL, num_classes=10), torch_vision.convnext(SMALL, 0.1, 10), 32)
     _same_numbers(densenet(121), torch_vision.DenseNet(), 32)
+    small_swin = swin(num_classes=10, stochastic_depth_prob=0.2, **SMALL_SWIN)  # type: ignore[arg-type]
+    _same_numbers(small_swin, _swin_twin(16, (2, 2), (2, 4), 0.2, 3), 32)
 
 
 #: a ConvNeXt of torchvision's class, small enough to run here: two stages, stochastic
@@ -102,9 +123,12 @@ def test_built_modules_compute_what_the_twins_compute() -> None:
 SMALL = ((16, 2), (32, 3))
 
 
-@pytest.mark.parametrize("name", ["convnext", "densenet121"])
+@pytest.mark.parametrize("name", ["convnext", "densenet121", "swin"])
 def test_activation_memory_against_autograd(name: str) -> None:
-    if name == "convnext":
+    if name == "swin":
+        model = swin(num_classes=10, stochastic_depth_prob=0.2, **SMALL_SWIN)  # type: ignore[arg-type]
+        twin = _swin_twin(16, (2, 2), (2, 4), 0.2, 3)
+    elif name == "convnext":
         model, twin = convnext(stages=SMALL, num_classes=10), torch_vision.convnext(SMALL, 0.1, 10)
     else:
         model, twin = models("cpu", name)[name]

@@ -58,7 +58,12 @@ from shapecalc.layers.transformers import (
     Sinks,
     TopkRouter,
 )
-from shapecalc.layers.vision import LayerNorm2d, StochasticDepth
+from shapecalc.layers.vision import (
+    LayerNorm2d,
+    PatchMerging,
+    ShiftedWindowAttention,
+    StochasticDepth,
+)
 
 
 def load_torch() -> Any:
@@ -907,6 +912,104 @@ def _layer_norm_2d(torch: Any, spec: LayerNorm2d, device: str) -> Any:
     return LayerNorm2dModule(**args, device=device)
 
 
+def _shifted_window_attention(torch: Any, spec: ShiftedWindowAttention, device: str) -> Any:
+    """torchvision's ShiftedWindowAttention, its forward the function
+    ``shifted_window_attention`` of torchvision/models/swin_transformer.py."""
+    functional = torch.nn.functional
+    wh, ww = spec.window_size
+    heads: Any = spec.num_heads  # numbers: the model was built
+    dim: Any = spec.dim
+
+    class ShiftedWindowAttentionModule(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = torch.nn.Linear(dim, dim * 3, bias=spec.qkv_bias, device=device)
+            self.proj = torch.nn.Linear(dim, dim, bias=spec.proj_bias, device=device)
+            table = (2 * wh - 1) * (2 * ww - 1)
+            self.relative_position_bias_table = torch.nn.Parameter(
+                torch.zeros(table, heads, device=device)
+            )
+            coords = torch.stack(
+                torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")
+            ).flatten(1)
+            relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
+            relative[:, :, 0] += wh - 1
+            relative[:, :, 1] += ww - 1
+            relative[:, :, 0] *= 2 * ww - 1
+            self.register_buffer("relative_position_index", relative.sum(-1).flatten().to(device))
+
+        def forward(self, x: Any) -> Any:
+            n = wh * ww
+            bias = self.relative_position_bias_table[self.relative_position_index]
+            bias = bias.view(n, n, -1).permute(2, 0, 1).contiguous().unsqueeze(0)
+            b, h, w, c = x.shape
+            pad_r, pad_b = (ww - w % ww) % ww, (wh - h % wh) % wh
+            x = functional.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+            _, pad_h, pad_w, _ = x.shape
+            shift = list(spec.shift_size)
+            if wh >= pad_h:
+                shift[0] = 0
+            if ww >= pad_w:
+                shift[1] = 0
+            if sum(shift) > 0:
+                x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
+            windows = (pad_h // wh) * (pad_w // ww)
+            x = x.view(b, pad_h // wh, wh, pad_w // ww, ww, c)
+            x = x.permute(0, 1, 3, 2, 4, 5).reshape(b * windows, n, c)
+            qkv = functional.linear(x, self.qkv.weight, self.qkv.bias)
+            qkv = qkv.reshape(x.size(0), x.size(1), 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]
+            q = q * (c // heads) ** -0.5
+            attn = q.matmul(k.transpose(-2, -1)) + bias
+            if sum(shift) > 0:
+                mask = x.new_zeros((pad_h, pad_w))
+                h_slices = ((0, -wh), (-wh, -shift[0]), (-shift[0], None))
+                w_slices = ((0, -ww), (-ww, -shift[1]), (-shift[1], None))
+                count = 0
+                for hs in h_slices:
+                    for ws in w_slices:
+                        mask[hs[0] : hs[1], ws[0] : ws[1]] = count
+                        count += 1
+                mask = mask.view(pad_h // wh, wh, pad_w // ww, ww).permute(0, 2, 1, 3)
+                mask = mask.reshape(windows, n)
+                mask = mask.unsqueeze(1) - mask.unsqueeze(2)
+                mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+                attn = attn.view(x.size(0) // windows, windows, heads, n, n)
+                attn = (attn + mask.unsqueeze(1).unsqueeze(0)).view(-1, heads, n, n)
+            attn = functional.dropout(functional.softmax(attn, dim=-1), p=spec.attention_dropout)
+            x = attn.matmul(v).transpose(1, 2).reshape(x.size(0), n, c)
+            x = functional.dropout(
+                functional.linear(x, self.proj.weight, self.proj.bias), p=spec.dropout
+            )
+            x = x.view(b, pad_h // wh, pad_w // ww, wh, ww, c)
+            x = x.permute(0, 1, 3, 2, 4, 5).reshape(b, pad_h, pad_w, c)
+            if sum(shift) > 0:
+                x = torch.roll(x, shifts=(shift[0], shift[1]), dims=(1, 2))
+            return x[:, :h, :w, :].contiguous()
+
+    return ShiftedWindowAttentionModule()
+
+
+def _patch_merging(torch: Any, spec: PatchMerging, device: str) -> Any:
+    """torchvision's PatchMerging (torchvision/models/swin_transformer.py)."""
+    dim: Any = spec.dim
+
+    class PatchMergingModule(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.reduction = torch.nn.Linear(4 * dim, 2 * dim, bias=False, device=device)
+            self.norm = torch.nn.LayerNorm(4 * dim, device=device)
+
+        def forward(self, x: Any) -> Any:
+            h, w, _ = x.shape[-3:]
+            x = torch.nn.functional.pad(x, (0, 0, 0, w % 2, 0, h % 2))
+            x0, x1 = x[..., 0::2, 0::2, :], x[..., 1::2, 0::2, :]
+            x2, x3 = x[..., 0::2, 1::2, :], x[..., 1::2, 1::2, :]
+            return self.reduction(self.norm(torch.cat([x0, x1, x2, x3], -1)))
+
+    return PatchMergingModule()
+
+
 def _expand(torch: Any, spec: Expand, first: Any, like: Any, *rest: Any) -> Any:
     dims = {d % first.dim() for d in spec.dims}
     sizes = [like.shape[i] if i in dims else -1 for i in range(first.dim())]
@@ -917,6 +1020,8 @@ def _expand(torch: Any, spec: Expand, first: Any, like: Any, *rest: Any) -> Any:
 _MODULES: dict[type, Any] = {
     StochasticDepth: _stochastic_depth,
     LayerNorm2d: _layer_norm_2d,
+    ShiftedWindowAttention: _shifted_window_attention,
+    PatchMerging: _patch_merging,
     CausalConv1d: _causal_conv1d,
     GatedRMSNorm: _gated_rms_norm,
     MambaMixer: _mamba_mixer,
@@ -975,8 +1080,7 @@ def _registrable(spec_class: Any, function: Any, what: str, caller: str) -> None
         )
     if spec_class in _BUILT_IN:
         raise InvalidArgumentError(
-            f"shapecalc builds {spec_class.__name__} itself; subclass it to "
-            "build it otherwise",
+            f"shapecalc builds {spec_class.__name__} itself; subclass it to build it otherwise",
             layer=caller,
             field="spec_class",
             value=spec_class.__name__,

@@ -1,9 +1,9 @@
-"""ViT, ConvNeXt and DenseNet as torchvision builds them, written with the public
+"""ViT, ConvNeXt, DenseNet and Swin as torchvision builds them, written with the public
 composition API only (``shapecalc.Block``, the flow helpers, layer specs, ``Parameter``,
 ``Cat``, ``Permute``, ...): every name and shape ``named_parameters()`` gives, each
 forward as torchvision's code runs it (torchvision/models/vision_transformer.py,
-convnext.py and densenet.py). tests/test_zoo_vision.py holds each against a torch twin
-written as torchvision writes it.
+convnext.py, densenet.py and swin_transformer.py). tests/test_zoo_vision.py holds each
+against a torch twin written as torchvision writes it.
 
     >>> vit(num_layers=12).total  # ViT-B/16: torchvision's num_params
     86567656
@@ -26,9 +26,14 @@ from shapecalc.layers.linear import Dropout, Flatten, Linear
 from shapecalc.layers.norm import BatchNorm2d, LayerNorm
 from shapecalc.layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from shapecalc.layers.tensors import Cat, Expand, Permute
-from shapecalc.layers.vision import LayerNorm2d, StochasticDepth
+from shapecalc.layers.vision import (
+    LayerNorm2d,
+    PatchMerging,
+    ShiftedWindowAttention,
+    StochasticDepth,
+)
 
-__all__ = ["CONVNEXT", "DENSENET", "convnext", "densenet", "vit"]
+__all__ = ["CONVNEXT", "DENSENET", "SWIN", "convnext", "densenet", "swin", "vit"]
 
 
 def _positive(owner: str, **values: Any) -> None:
@@ -323,3 +328,104 @@ def densenet(depth: int = 121, num_classes: int = 1000, image_size: int = 224) -
         ),
     )
     return Model(f"DenseNet-{depth}", root, input_layout=(("B", 3, image_size, image_size),))
+
+
+# -- Swin ------------------------------------------------------------------------------------
+#: torchvision's Swin (v1): embed_dim, depths, heads, stochastic depth (patch 4, window 7)
+SWIN: dict[str, tuple[int, tuple[int, ...], tuple[int, ...], float]] = {
+    "t": (96, (2, 2, 6, 2), (3, 6, 12, 24), 0.2),
+    "s": (96, (2, 2, 18, 2), (3, 6, 12, 24), 0.3),
+    "b": (128, (2, 2, 18, 2), (4, 8, 16, 32), 0.5),
+}
+
+
+def swin_block(
+    dim: int, heads: int, window: tuple[int, int], shift: tuple[int, int], sd: float
+) -> Block:
+    """torchvision's SwinTransformerBlock: ``x + sd(attn(norm1(x)))``, then
+    ``x + sd(mlp(norm2(x)))``, on (N, H, W, C)."""
+    return Block(
+        "SwinTransformerBlock",
+        {
+            "norm1": LayerNorm(dim),
+            "attn": ShiftedWindowAttention(dim, window, shift, heads),
+            "stochastic_depth": StochasticDepth(sd, "row"),
+            "norm2": LayerNorm(dim),
+            "mlp": Sequential(
+                Linear(dim, 4 * dim), GELU(), Dropout(0.0), Linear(4 * dim, dim), Dropout(0.0)
+            ),
+        },
+        flow=chain(
+            residual("norm1", "attn", "stochastic_depth"),
+            residual("norm2", "mlp", "stochastic_depth"),
+        ),
+    )
+
+
+def swin(
+    size: str = "t",
+    num_classes: int = 1000,
+    image_size: int = 224,
+    *,
+    embed_dim: int | None = None,
+    depths: tuple[int, ...] | None = None,
+    num_heads: tuple[int, ...] | None = None,
+    window_size: tuple[int, int] = (7, 7),
+    stochastic_depth_prob: float | None = None,
+) -> Model:
+    """torchvision's Swin Transformer (v1: swin_t, swin_s, swin_b by ``size``; the other
+    arguments as SwinTransformer takes them): the 4×4 patches to channels last, the
+    stages of blocks whose windows shift every second block, PatchMerging between them,
+    ``norm``, the average, ``head``."""
+    if size not in SWIN:
+        raise InvalidArgumentError(
+            f"swin: size must be one of {', '.join(SWIN)}, got {size!r}",
+            layer="swin",
+            field="size",
+            value=size,
+            rule=f"one of {', '.join(SWIN)}",
+        )
+    dim0, depths0, heads0, sd0 = SWIN[size]
+    embed = dim0 if embed_dim is None else embed_dim
+    depths = depths0 if depths is None else tuple(depths)
+    heads = heads0 if num_heads is None else tuple(num_heads)
+    sd_prob = sd0 if stochastic_depth_prob is None else stochastic_depth_prob
+    _positive("swin", embed_dim=embed, num_classes=num_classes, image_size=image_size)
+    if len(heads) != len(depths):
+        raise InvalidArgumentError(
+            f"swin: num_heads has {len(heads)} stages, depths {len(depths)}",
+            layer="swin",
+            field="num_heads",
+            value=heads,
+            rule="one head count per stage",
+            related=("depths",),
+        )
+    window = tuple(window_size)
+    total = sum(depths)
+    layers: list[Any] = [
+        Sequential(Conv2d(3, embed, 4, stride=4), Permute((0, 2, 3, 1)), LayerNorm(embed))
+    ]
+    block_id = 0
+    for stage, (count, n_heads) in enumerate(zip(depths, heads, strict=True)):
+        dim = embed * 2**stage
+        blocks = []
+        for i in range(count):
+            shift = (0, 0) if i % 2 == 0 else (window[0] // 2, window[1] // 2)
+            sd = sd_prob * float(block_id) / max(total - 1, 1)
+            blocks.append(swin_block(dim, n_heads, (window[0], window[1]), shift, sd))
+            block_id += 1
+        layers.append(Sequential(*blocks))
+        if stage < len(depths) - 1:
+            layers.append(PatchMerging(dim))
+    features = embed * 2 ** (len(depths) - 1)
+    root = Block(
+        "SwinTransformer",
+        {
+            "features": Sequential(*layers),
+            "norm": LayerNorm(features),
+            "avgpool": AdaptiveAvgPool2d(1),
+            "head": Linear(features, num_classes),
+        },
+        flow=chain("features", "norm", Permute((0, 3, 1, 2)), "avgpool", Flatten(1), "head"),
+    )
+    return Model(f"Swin-{size.upper()}", root, input_layout=(("B", 3, image_size, image_size),))

@@ -102,6 +102,8 @@ _WHERE = {
     "StochasticDepth": "layers.vision",
     "ShiftedWindowAttention": "layers.vision",
     "PatchMerging": "layers.vision",
+    "QuickGELU": "layers.vision",
+    "Tile": "layers.tensors",
     "register_module": "adapters.torch_bridge",
     "register_own_step": "adapters.torch_bridge",
     # the transformer architectures' library functions
@@ -147,6 +149,7 @@ __all__ = [
     "Pick",
     "PortMap",
     "Positions",
+    "QuickGELU",
     "Repeat",
     "Report",
     "Reshape",
@@ -162,6 +165,7 @@ __all__ = [
     "SplitHeads",
     "StochasticDepth",
     "TieError",
+    "Tile",
     "TopkRouter",
     "Transpose",
     "__version__",
@@ -317,11 +321,12 @@ if TYPE_CHECKING:  # the static view of the lazy names above
     )
     from shapecalc.layers.linear import Linear
     from shapecalc.layers.recurrent import LSTM
-    from shapecalc.layers.tensors import Cat, Expand, Permute, Reshape, Transpose
+    from shapecalc.layers.tensors import Cat, Expand, Permute, Reshape, Tile, Transpose
     from shapecalc.layers.transformers import Bias, Conv1D, Experts, TopkRouter
     from shapecalc.layers.vision import (
         LayerNorm2d,
         PatchMerging,
+        QuickGELU,
         ShiftedWindowAttention,
         StochasticDepth,
     )

@@ -26,9 +26,11 @@ from shapecalc import (
     Model,
     Parameter,
     Permute,
+    QuickGELU,
     Reshape,
     ShapecalcError,
     StochasticDepth,
+    Tile,
     Transpose,
     chain,
     multiply,
@@ -322,3 +324,47 @@ def test_a_block_whose_own_tensors_are_not_a_step_is_refused() -> None:
         Parameter(8)
     with pytest.raises(ShapecalcError, match="dtype"):
         Buffer((2,), dtype="int3")
+
+
+# -- what transformers' vision towers add: CLIP's class embedding, SigLIP's probe, QuickGELU
+@given(d=SIZE, t=SIZE, n=SIZE)
+def test_expand_of_fewer_dims_as_clips_class_embedding(d: int, t: int, n: int) -> None:
+    """modeling_clip.py: ``self.class_embedding.expand(batch_size, 1, -1)``, (D,) to (B, 1, D)."""
+    _agree(Expand((0,)), [(d,), (n, t, d)], lambda a, b: (a.expand(b.shape[0], 1, -1), b))
+
+
+@given(
+    shape=st.lists(SIZE, min_size=1, max_size=3).map(tuple),
+    extra=st.lists(st.integers(1, 3), max_size=2),
+    times=st.lists(st.integers(0, 3), min_size=3, max_size=3),
+)
+def test_tile_against_tensor_repeat(
+    shape: tuple[int, ...], extra: list[int], times: list[int]
+) -> None:
+    sizes = (*extra, *times[: len(shape)])
+    _agree(Tile(sizes), [shape], lambda x: x.repeat(*sizes))
+
+
+@given(d=SIZE, t=SIZE, n=SIZE)
+def test_tile_like_as_siglips_probe(d: int, t: int, n: int) -> None:
+    """modeling_siglip.py: ``probe = self.probe.repeat(batch_size, 1, 1)``."""
+    _agree(
+        Tile((1, 1, 1), like=True),
+        [(1, 1, d), (n, t, d)],
+        lambda p, x: (p.repeat(x.shape[0], 1, 1), x),
+    )
+
+
+@given(shape=st.lists(SIZE, max_size=4).map(tuple))
+def test_quick_gelu_against_transformers(shape: tuple[int, ...]) -> None:
+    activations = pytest.importorskip("transformers.activations")
+    twin = activations.QuickGELUActivation()
+    spec = QuickGELU()
+    built = shapecalc.build(spec, device="cpu")
+    x = torch.randn(shape, requires_grad=True)
+    with FlopCounterMode(display=False) as counter:
+        out = twin(x)
+    work = spec.work(shape)
+    assert work.outputs == (tuple(out.shape),) and counter.get_total_flops() == 2 * work.macs
+    assert torch.equal(built(x), out)
+    assert kept_bytes(twin, [x]) == work.kept_bytes(4)

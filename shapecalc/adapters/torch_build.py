@@ -46,7 +46,7 @@ from shapecalc.layers.linear_attention import GatedAttention, GatedDeltaNet, Spl
 from shapecalc.layers.mamba import MambaMixer
 from shapecalc.layers.mamba2 import CausalConv1d, GatedRMSNorm, Mamba2Scan, Take
 from shapecalc.layers.norm import LayerNorm
-from shapecalc.layers.tensors import Cat, Expand, Permute, Reshape, Transpose
+from shapecalc.layers.tensors import Cat, Expand, Permute, Reshape, Tile, Transpose
 from shapecalc.layers.transformers import (
     EXPERT_NAMES,
     MXFP4_BLOCK,
@@ -61,6 +61,7 @@ from shapecalc.layers.transformers import (
 from shapecalc.layers.vision import (
     LayerNorm2d,
     PatchMerging,
+    QuickGELU,
     ShiftedWindowAttention,
     StochasticDepth,
 )
@@ -1010,10 +1011,30 @@ def _patch_merging(torch: Any, spec: PatchMerging, device: str) -> Any:
     return PatchMergingModule()
 
 
+@functools.cache
+def _quick_gelu(torch: Any) -> Any:
+    class QuickGELUActivation(torch.nn.Module):  # type: ignore[misc]
+        """transformers.activations.QuickGELUActivation."""
+
+        def forward(self, input: Any) -> Any:
+            return input * torch.sigmoid(1.702 * input)
+
+    return QuickGELUActivation
+
+
 def _expand(torch: Any, spec: Expand, first: Any, like: Any, *rest: Any) -> Any:
-    dims = {d % first.dim() for d in spec.dims}
-    sizes = [like.shape[i] if i in dims else -1 for i in range(first.dim())]
+    rank = like.dim()
+    first = first.reshape((1,) * (rank - first.dim()) + tuple(first.shape))
+    dims = {d % rank for d in spec.dims}
+    sizes = [like.shape[i] if i in dims else -1 for i in range(rank)]
     return (first.expand(*sizes), like, *rest)
+
+
+def _tile(torch: Any, spec: Tile, x: Any, *like: Any) -> Any:
+    sizes = list(spec.sizes)
+    if spec.like:
+        sizes[0] = like[0].shape[0]
+    return (x.repeat(*sizes), *like)
 
 
 #: layers torch.nn lacks: spec class -> its module, made with torch on a device
@@ -1022,6 +1043,7 @@ _MODULES: dict[type, Any] = {
     LayerNorm2d: _layer_norm_2d,
     ShiftedWindowAttention: _shifted_window_attention,
     PatchMerging: _patch_merging,
+    QuickGELU: lambda torch, spec, device: _quick_gelu(torch)(),
     CausalConv1d: _causal_conv1d,
     GatedRMSNorm: _gated_rms_norm,
     MambaMixer: _mamba_mixer,
@@ -1046,6 +1068,7 @@ _CALLS: dict[type, Any] = {
     Permute: lambda torch, spec, x: x.permute(*spec.dims),
     Transpose: lambda torch, spec, x: x.transpose(spec.dim0, spec.dim1),
     Reshape: lambda torch, spec, x: x.reshape(*spec.shape),
+    Tile: _tile,
     Add: lambda torch, spec, *xs: functools.reduce(lambda a, b: a + b, xs),
     Multiply: lambda torch, spec, *xs: functools.reduce(lambda a, b: a * b, xs),
     Positions: _positions,

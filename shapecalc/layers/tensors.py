@@ -20,7 +20,7 @@ from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import Shape, Work
 from shapecalc.layers._function import _Function
 
-__all__ = ["Cat", "Expand", "Permute", "Reshape", "Transpose"]
+__all__ = ["Cat", "Expand", "Permute", "Reshape", "Tile", "Transpose"]
 
 
 def _is_int(value: Any) -> bool:
@@ -96,8 +96,9 @@ class Cat(_TensorFunction):
 class Expand(_TensorFunction):
     """The first input expanded along ``dims`` to the sizes of the second, the second and
     any others passed on as they are: ViT's ``class_token.expand(n, -1, -1)`` with ``n =
-    x.shape[0]``, then ``Cat(1)``. The expanded dims are 1 in the first input. A view: no
-    compute, nothing kept."""
+    x.shape[0]``, then ``Cat(1)``. A first input of fewer dims gains leading dims of 1
+    first (CLIP's ``class_embedding`` (D,) ``.expand(n, 1, -1)``). The expanded dims are 1
+    in the first input. A view: no compute, nothing kept."""
 
     dims: Any = (0,)
 
@@ -112,8 +113,9 @@ class Expand(_TensorFunction):
         if len(inputs) < 2:
             self._fail_shape(f"takes a tensor and a reference, got {len(inputs)} input(s)", inputs)
         first, like = inputs[0], inputs[1]
-        if len(first) != len(like):
-            self._fail_shape(f"{shape_str(first)} and {shape_str(like)} differ in rank", inputs)
+        if len(first) > len(like):
+            self._fail_shape(f"{shape_str(first)} has more dims than {shape_str(like)}", inputs)
+        first = (*(1 for _ in range(len(like) - len(first))), *first)
         out = list(first)
         for dim in self.dims:
             axis = self._axis(dim, len(first), inputs)
@@ -229,3 +231,43 @@ class Reshape(_TensorFunction):
 
     def work(self, *inputs: Shape) -> Work:
         return Work(self.output_shapes(*inputs), inplace=True)
+
+
+@frozen
+class Tile(_TensorFunction):
+    """``x.repeat(*sizes)`` (``torch.Tensor.repeat``): the input copied ``sizes[i]`` times
+    along dim i, new leading dims where ``sizes`` is longer (SigLIP's
+    ``probe.repeat(batch_size, 1, 1)``). With ``like=True`` the first size is the second
+    input's first (the batch), the second input passed on. A copy: no FLOPs, nothing
+    kept."""
+
+    sizes: Any
+    like: bool = False
+
+    kind: ClassVar[str] = "repeat"
+    summary: ClassVar[str] = "the input copied along each dimension (Tensor.repeat)"
+    passes_all: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        sizes = self._ints_field("sizes")
+        if not sizes or any(d < 0 for d in sizes):
+            self._fail("sizes", sizes, "sizes are integers >= 0, one or more", f"got {sizes}")
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        wanted = 2 if self.like else 1
+        if len(inputs) != wanted:
+            self._fail_shape(f"takes {wanted} input(s), got {len(inputs)}", inputs)
+        shape = inputs[0]
+        if len(self.sizes) < len(shape):
+            self._fail_shape(
+                f"sizes {self.sizes} are fewer than the dims of {shape_str(shape)}", inputs
+            )
+        padded = (*(1 for _ in range(len(self.sizes) - len(shape))), *shape)
+        times: list[Dim] = list(self.sizes)
+        if self.like:
+            times[0] = inputs[1][0]
+        out = tuple(t * d for t, d in zip(times, padded, strict=True))
+        return (out, *inputs[1:])
+
+    def work(self, *inputs: Shape) -> Work:
+        return Work(self.output_shapes(*inputs), passes_rest=True)

@@ -20,7 +20,13 @@ from shapecalc.layers._norm import _norm_work
 from shapecalc.layers._shapes import one_input
 from shapecalc.layers.norm import LayerNorm
 
-__all__ = ["LayerNorm2d", "PatchMerging", "ShiftedWindowAttention", "StochasticDepth"]
+__all__ = [
+    "LayerNorm2d",
+    "PatchMerging",
+    "QuickGELU",
+    "ShiftedWindowAttention",
+    "StochasticDepth",
+]
 
 
 @frozen
@@ -275,4 +281,29 @@ class PatchMerging(LayerSpec):
                 Stored("mean and 1/std per patch", (rows,), copies=2),
                 Stored("normalised (the reduction's input)", (*out[:-1], 4 * c)),
             ),
+        )
+
+
+@frozen
+class QuickGELU(LayerSpec):
+    """transformers' ``QuickGELUActivation`` (CLIP's ``quick_gelu``):
+    ``x * sigmoid(1.702 * x)``. No tensors; autograd keeps the input and the sigmoid."""
+
+    kind: ClassVar[str] = "QuickGELUActivation"
+    family: ClassVar[str] = "vision"
+    summary: ClassVar[str] = "x·sigmoid(1.702·x), CLIP's activation"
+
+    def params(self) -> Iterator[Param]:
+        return iter(())
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        return (one_input(self, inputs, least=0),)
+
+    def work(self, *inputs: Shape) -> Work:
+        (shape,) = outputs = self.output_shapes(*inputs)
+        return Work(
+            outputs,
+            other=3 * product(shape),
+            other_rule="×1.702, sigmoid and ×x: 3 per number",
+            saved=(Stored("input", shape, of="input"), Stored("sigmoid(1.702·x)", shape)),
         )

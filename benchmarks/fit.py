@@ -44,7 +44,7 @@ def best(commands: list[list[str]], runs: int = 9) -> list[float]:
 
 
 def in_process(words: list[str]) -> list[tuple[str, float]]:
-    from shapecalc.analysis.fit import Fit, answer
+    from shapecalc.analysis.fit import COMMON_FORMATS, Fit, answer
     from shapecalc.analysis.hardware import accelerator
     from shapecalc.architectures import get
 
@@ -61,7 +61,8 @@ def in_process(words: list[str]) -> list[tuple[str, float]]:
         ("the largest context", best_of(lambda: fresh().largest_context())),
         ("the most sequences", best_of(lambda: fresh().most_sequences())),
         ("the fewest GPUs", best_of(lambda: fresh().fewest_gpus())),
-        ("every weights format", best_of(lambda: fresh().quantizations())),
+        ("the common weights formats", best_of(lambda: fresh().quantizations(COMMON_FORMATS))),
+        ("every weights format (--formats)", best_of(lambda: fresh().quantizations())),
         ("every answer (answer())", best_of(lambda: answer(fresh()))),
     ]
 

@@ -11,6 +11,13 @@ LLAMA = (
 )
 
 
+#: the page's sweep against a GPU
+SWEEP = (
+    "llama --vocab 128256 --hidden 2048,4096 --layers 16,32 --heads 32 --kv-heads 8 "
+    "--intermediate 14336 --gpu rtx-4090 --seq-len 8192 --frontier"
+)
+
+
 def fit_page() -> str:
     from docs_facts import cli
 
@@ -20,6 +27,8 @@ def fit_page() -> str:
     llama = LLAMA.split()
     run = cli(["fit", *llama, "--gpu", "rtx-4090", "--seq-len", "8192"], width=80)
     vllm = cli(["fit", *llama, "--gpu", "h100", "--seq-len", "32768", "--engine", "vllm"], 80)
+    swept = SWEEP.split()
+    sweep = cli(["sweep", *swept], width=80)
     rows = []
     for a in ACCELERATORS.values():
         peaks = (
@@ -48,6 +57,12 @@ def fit_page() -> str:
             "speed bounds; `--frontier --plot` for the largest context at batches 1, 2, 4, "
             "...; `--format json` (schema: `docs/schema/fit.schema.json`).",
             "",
+            "When the model does not fit as it is, the answer prices the common weights "
+            "formats (" + ", ".join(f"`{name}`" for name in fit.COMMON_FORMATS) + ") and names "
+            "the least quantized of them that fits; `--formats` prices every format "
+            "shapecalc knows (every GGUF mix, bitsandbytes, GPTQ, AWQ, fp8, MXFP4, "
+            "compressed-tensors), whether the model fits or not.",
+            "",
             "```console",
             "$ shapecalc fit " + " ".join(llama) + " --gpu rtx-4090 --seq-len 8192",
             run,
@@ -58,6 +73,27 @@ def fit_page() -> str:
             "```console",
             "$ shapecalc fit " + " ".join(llama) + " --gpu h100 --seq-len 32768 --engine vllm",
             vllm,
+            "```",
+            "",
+            "## Where it stops fitting: `shapecalc sweep --gpu`",
+            "",
+            "`shapecalc sweep` takes the same hardware and engine options (`--gpu`, "
+            "`--memory-gb`, `--gpus`, `--engine`, `--gpu-memory-utilization`, `--reserve-gb`, "
+            "`--efficiency`, `--compute`) and adds fit's answers to every row: the memory one "
+            "GPU holds at the row's batch and context, whether it fits, the largest context at "
+            "the row's batch, the most sequences at its context, the fewest GPUs (`--show "
+            "gpu_memory,fits,max_context,max_batch,min_gpus`, and `decode,prefill` for the "
+            "speed bounds). Sweep any size, `--batch` or `--seq-len` and read where it stops "
+            "fitting; every number is the one `shapecalc fit` prints for that model and those "
+            "options (the tests ask both). Against hardware the defaults are fit's: bf16, "
+            "4,096 positions. `--frontier` adds each swept model's largest context at batches "
+            "1, 2, 4, ..., 1,024, and `--plot` draws those frontiers in one chart, a marker "
+            "each (at most 8), the legend under it; `--format json|csv|markdown` carry the "
+            "same (schema: `docs/schema/sweep.schema.json`).",
+            "",
+            "```console",
+            "$ shapecalc sweep " + " ".join(swept),
+            sweep,
             "```",
             "",
             "## The rules",
@@ -80,3 +116,20 @@ def fit_page() -> str:
             "",
         ]
     )
+
+
+#: the sweep how-to's run: the page's 1.2B model over batches and contexts on an L4
+SIZED_SWEEP = (
+    "llama --vocab 32000 --hidden {hidden} --layers 24 --heads 16 --kv-heads 4 "
+    "--batch 1,16,64 --seq-len 2048,32768 --gpu l4"
+)
+
+
+def sweep_fit_facts(hidden: str) -> dict[str, str]:
+    """The run of the section on sweeps against a GPU in "Size a language model"."""
+    from docs_facts import cli
+
+    args = SIZED_SWEEP.format(hidden=hidden).split()
+    command = "shapecalc sweep " + " ".join(args)
+    wrapped = command.replace(" --batch", " \\\n    --batch")
+    return {"sweep_fit_command_80": "$ " + wrapped, "sweep_fit_80": cli(["sweep", *args], 80)}

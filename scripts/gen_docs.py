@@ -331,6 +331,9 @@ def generated() -> dict[Path, str]:
         **home_facts(),
         **gguf_facts(),
     }
+    from docs_fit import sweep_fit_facts
+
+    values.update(sweep_fit_facts(values["solved_hidden"]))
     templates = Path(__file__).resolve().parent / "templates"
     for template in sorted(templates.rglob("*.md")):
         text = fill(template.read_text(encoding="utf-8"), values)

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from shapecalc.analysis.cost import analyze
 from shapecalc.analysis.engines import LlamaCpp, Vllm
-from shapecalc.analysis.fit import Fit, answer
+from shapecalc.analysis.fit import COMMON_FORMATS, Fit, answer
 from shapecalc.analysis.hardware import ACCELERATORS, accelerator, custom
 from shapecalc.architectures import get
 from shapecalc.cli.app import cli
@@ -183,6 +183,74 @@ def test_every_format_known_at_run_time_with_its_exact_bytes() -> None:
     assert [c.bytes for c in sized] == sorted(c.bytes for c in sized)
     for c in sized:
         assert c.bytes == quantize(model, parse_weights(c.name)).bytes("bf16")
+
+
+def _moe() -> Any:
+    return get("qwen-moe")(
+        vocab=300,
+        hidden=64,
+        layers=3,
+        heads=4,
+        kv_heads=2,
+        intermediate=96,
+        experts=8,
+        experts_per_token=2,
+        moe_intermediate=32,
+        shared_intermediate=48,
+    ).model()
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    model=st.one_of(llamas(), st.just(None)),
+    gpus=st.sampled_from([1, 2]),
+    engine=st.sampled_from([None, "llama.cpp"]),
+    share=st.floats(0.05, 0.9),
+)
+def test_a_format_priced_without_building_it_is_the_built_format(
+    model: Any, gpus: int, engine: str | None, share: float
+) -> None:
+    """The formats are priced without building the quantized model where the method can
+    (a GGUF mix's tensors from its type plan) and with the model's costs shared: each
+    format's bytes and verdict equal those of a Fit of the quantized model built whole,
+    with costs of its own."""
+    from dataclasses import replace
+
+    from shapecalc.quant import parse_weights, quantize
+
+    model = _moe() if model is None else model
+    if model.arguments.get("heads", 1) % gpus or model.arguments.get("kv_heads", 1) % gpus:
+        gpus = 1
+    dtype_bytes = 2
+    memory = max(1, round(model.total * dtype_bytes * share))
+    fit = Fit(
+        model,
+        custom(memory / 1e9),
+        dtype="bf16",
+        seq_len=16,
+        gpus=gpus,
+        engine=None if engine is None else LlamaCpp(),
+    )
+    verdicts = set()
+    for choice in fit.quantizations():
+        if choice.bytes is None:
+            continue
+        built = quantize(model, parse_weights(choice.name))
+        whole = replace(fit, model=built, _costs={}, _accounts={})
+        assert choice.bytes == built.bytes("bf16"), choice.name
+        assert choice.fits == whole.fits(), choice.name
+        verdicts.add(choice.fits)
+    assert verdicts  # some format priced
+
+
+def test_the_common_formats_are_formats() -> None:
+    from shapecalc.analysis.fit import COMMON_FORMATS
+    from shapecalc.quant import METHODS, method_class
+
+    names = {a for m in METHODS for a in (method_class(m).aliases or {m: {}})}
+    assert set(COMMON_FORMATS) <= names
+    fit = Fit(llama(hidden=256, heads=4, kv_heads=4, intermediate=512), custom(0.001))
+    assert sorted(c.name for c in fit.quantizations(COMMON_FORMATS)) == sorted(COMMON_FORMATS)
 
 
 # -- speed --------------------------------------------------------------------------------------
@@ -591,5 +659,16 @@ def test_formats_are_priced_when_asked_or_when_the_model_does_not_fit() -> None:
     assert fits["fits"] and not fits["quantizations"]
     asked = json.loads(run([*LLAMA, "--gpu", "l4", "--formats", "--format", "json"]).output)
     assert asked["fits"] and asked["quantizations"]
+    assert asked["all_formats"]
     tight = json.loads(run([*LLAMA, "--memory-gb", "0.0005", "--format", "json"]).output)
-    assert not tight["fits"] and tight["quantizations"]
+    assert not tight["fits"] and not tight["all_formats"]
+    assert sorted(q["name"] for q in tight["quantizations"]) == sorted(COMMON_FORMATS)
+    every = json.loads(
+        run([*LLAMA, "--memory-gb", "0.0005", "--formats", "--format", "json"]).output
+    )
+    assert len(every["quantizations"]) > len(tight["quantizations"])
+    text = run([*LLAMA, "--memory-gb", "0.0005"]).output
+    assert "--formats prices every one" in " ".join(text.split())
+    assert "--formats prices" not in " ".join(
+        run([*LLAMA, "--memory-gb", "0.0005", "--formats"]).output.split()
+    )

@@ -44,6 +44,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
@@ -59,9 +60,36 @@ if TYPE_CHECKING:
     from shapecalc.analysis.engines import Engine
     from shapecalc.analysis.hardware import Accelerator
     from shapecalc.core.model import Model
+    from shapecalc.core.spec import LayerSpec, Param
 
-__all__ = ["Account", "Answer", "Fit", "Line", "QuantChoice", "Speed", "answer", "fit_error"]
+__all__ = [
+    "COMMON_FORMATS",
+    "Account",
+    "Answer",
+    "Fit",
+    "Line",
+    "QuantChoice",
+    "Speed",
+    "answer",
+    "fit_error",
+]
 
+#: the weights formats ``fit`` prices when a model does not fit as it is and no
+#: ``--formats`` asks for all: those most published quantized checkpoints use
+COMMON_FORMATS = (
+    "fp8",
+    "int8",
+    "nf4",
+    "gptq-int8",
+    "gptq-int4",
+    "awq",
+    "q8_0",
+    "q6_k",
+    "q5_k_m",
+    "q4_k_m",
+    "q3_k_m",
+    "q2_k",
+)
 #: the most GPUs :meth:`Fit.fewest_gpus` tries
 MOST_GPUS = 64
 #: the longest context searched when the model names none
@@ -99,6 +127,51 @@ class Speed:
     rule_prefill: str
 
 
+def _read(spec: LayerSpec, tie_source: bool) -> tuple[bool, Fraction | None]:
+    """(an embedding table's rows looked up, the fraction of a routed expert's tensor read
+    per token) for a tensor of ``spec`` (a quantized layer's: of the layer it stores)."""
+    inner = getattr(spec, "layer", spec)
+    lookup = inner.kind == "Embedding" and not tie_source
+    routed: Fraction | None = None
+    if inner.routed:
+        active, total = known(inner.active()), known(inner.total())
+        if active is not None and total:
+            routed = Fraction(active, total)
+    return lookup, routed
+
+
+def _read_of(model: Model, source: str, sources: set[str]) -> tuple[bool, Fraction | None]:
+    """:func:`_read` of the model's tensor named ``source`` (``model.layers.7.mlp.
+    up_proj.weight``): found by the layer's name with its indices as ``#`` where every
+    layer so named reads alike (a run's layers), else by :meth:`Model.layer`."""
+    layer = source.rpartition(".")[0]
+    if source not in sources:
+        alike: dict[str, tuple[bool, Fraction | None] | None] = model.memo(
+            "fit.reads_alike", lambda: _reads_alike(model)
+        )
+        found = alike.get(_indexless(layer))
+        if found is not None:
+            return found
+    return _read(model.layer(layer).spec, source in sources)
+
+
+def _indexless(name: str) -> str:
+    from shapecalc.core.tree import split_name
+
+    return ".".join("#" if p.isdigit() or p.startswith("{") else p for p in split_name(name))
+
+
+def _reads_alike(model: Model) -> dict[str, tuple[bool, Fraction | None] | None]:
+    """:func:`_read` (no tie source) of each layer name with its indices as ``#``; None
+    where layers of that name read differently."""
+    out: dict[str, tuple[bool, Fraction | None] | None] = {}
+    for layer in model.layers:
+        key = _indexless(layer.name)
+        read = _read(layer.spec, False)
+        out[key] = read if out.get(key, read) == read else None
+    return out
+
+
 @dataclass
 class Fit:
     """A model against an accelerator at a batch and a context (the defaults of every
@@ -124,6 +197,10 @@ class Fit:
     max_context: int | None = None
     _costs: dict[tuple[int, int], Cost] = field(default_factory=dict, repr=False)
     _accounts: dict[tuple[int, int, int], Account] = field(default_factory=dict, repr=False)
+    #: the tensors a weights format stores, each with the model's tensor it stores, when
+    #: the format is priced without building the quantized model (``model`` is then the
+    #: model before); None: the model's own rows
+    _stored: tuple[tuple[str, Param], ...] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPE_BYTES:
@@ -220,24 +297,35 @@ class Fit:
         """Per stored tensor: (bytes, split by tensor parallelism, an embedding table's
         rows looked up, the fraction read per token for a routed expert's)."""
         size = DTYPE_BYTES[self.dtype]
-        specs = {layer.name: layer.spec for layer in self.model.layers}
         sources = set(self.model.ties.values())
-        out = []
+        if self._stored is not None:
+            model = self.model
+            reads: dict[str, tuple[bool, Fraction | None]] = model.memo("fit.reads", dict)
+            sized: dict[tuple[Any, ...], int] = model.memo(f"fit.bytes:{size}", dict)
+            out = []
+            for source, param in self._stored:
+                key = (param.shape, param.dtype, param.repeat)
+                n = sized.get(key)
+                if n is None:
+                    n = known(param.nbytes(size))
+                    assert n is not None  # fit refuses symbolic models
+                    sized[key] = n
+                read = reads.get(source)
+                if read is None:
+                    read = reads[source] = _read_of(model, source, sources)
+                out.append((n, len(param.shape) >= 2, *read))
+            return tuple(out)
+        specs = {layer.name: layer.spec for layer in self.model.layers}
+        rows = []
         for row in self.model.rows():
             if row.tied_to:
                 continue
             n = known(row.param.nbytes(size))
             assert n is not None  # fit refuses symbolic models
             spec = specs.get(row.layer)
-            inner = getattr(spec, "layer", spec)
-            lookup = inner is not None and inner.kind == "Embedding" and row.name not in sources
-            routed: Fraction | None = None
-            if inner is not None and inner.routed:
-                active, total = known(inner.active()), known(inner.total())
-                if active is not None and total:
-                    routed = Fraction(active, total)
-            out.append((n, len(row.param.shape) >= 2, lookup, routed))
-        return tuple(out)
+            read = (False, None) if spec is None else _read(spec, row.name in sources)
+            rows.append((n, len(row.param.shape) >= 2, *read))
+        return tuple(rows)
 
     def weights(self, gpus: int = 1) -> tuple[int, int]:
         """Bytes of weights on each of ``gpus`` GPUs, and the bytes replicated on each."""
@@ -434,9 +522,10 @@ class Fit:
                 return n, skipped
         return None, skipped
 
-    def quantizations(self) -> list[QuantChoice]:
+    def quantizations(self, names: Sequence[str] | None = None) -> list[QuantChoice]:
         """Every weights format shapecalc knows (read at run time from
-        :data:`shapecalc.quant.METHODS`), smallest weights first (ties in the order the
+        :data:`shapecalc.quant.METHODS`), or those of ``names`` (as ``--weights`` spells
+        them, e.g. :data:`COMMON_FORMATS`), smallest weights first (ties in the order the
         methods declare them), each with its exact bytes and whether the model fits at
         this batch, context and GPU count."""
         from dataclasses import replace
@@ -444,21 +533,42 @@ class Fit:
         from shapecalc.quant import METHODS, method_class, parse_weights, quantize
 
         base = self.model.unquantized or self.model
+        # the state, the activations and the buffers do not depend on how the weights are
+        # stored: every format shares the model's costs, and without an engine fits when
+        # its weights and the rest of the model's total fit (tests/test_fit.py checks it)
+        costs = self._costs if self.model.unquantized is None else {}
+        rest: int | None = None
+        if self.engine is None:
+            plain = replace(self, model=base, _costs=costs, _accounts={}, _stored=None)
+            rest = plain.total(self.batch, self.seq_len, self.gpus) - plain.weights(self.gpus)[0]
         tried: list[tuple[int, int, QuantChoice]] = []
         order = 0
         for quant_method in METHODS:
             try:
-                names = list(method_class(quant_method).aliases) or [quant_method]
+                aliases = list(method_class(quant_method).aliases) or [quant_method]
             except ShapecalcError:
                 continue
-            for name in names:
+            for name in aliases:
+                if names is not None and name not in names:
+                    continue
                 order += 1
                 try:
-                    model = quantize(base, parse_weights(name))
-                    other = replace(self, model=model, _costs={}, _accounts={})
-                    weights = known(model.bytes(self.dtype))
-                    assert weights is not None
-                    choice = QuantChoice(name, weights, other.fits())
+                    quantization = parse_weights(name)
+                    stored = quantization.method.stored_tensors(base, quantization)
+                    if stored is None:
+                        model = quantize(base, quantization)
+                        other = replace(self, model=model, _costs=costs, _accounts={})
+                    else:
+                        other = replace(
+                            self, model=base, _costs=costs, _accounts={}, _stored=stored
+                        )
+                    weights = sum(n for n, _, _, _ in other._weight_rows)
+                    fits = (
+                        other.fits()
+                        if rest is None
+                        else other.weights(self.gpus)[0] + rest <= self.hardware.memory
+                    )
+                    choice = QuantChoice(name, weights, fits)
                 except ShapecalcError as err:
                     tried.append((2**63, order, QuantChoice(name, None, False, err.message)))
                     continue
@@ -601,14 +711,19 @@ class Answer:
     speed: Speed | None
     engine_log: dict[str, float | int] | None
     frontier: tuple[tuple[int, int | None], ...] = ()
+    #: whether :attr:`quantizations` holds every format (else :data:`COMMON_FORMATS`)
+    all_formats: bool = True
 
     @property
     def fits(self) -> bool:
         return self.account.fits
 
 
-def answer(fit: Fit, *, quantizations: bool = True, frontier: tuple[int, ...] = ()) -> Answer:
-    """All the answers for ``fit``'s batch, context and GPUs."""
+def answer(
+    fit: Fit, *, quantizations: bool | Sequence[str] = True, frontier: tuple[int, ...] = ()
+) -> Answer:
+    """All the answers for ``fit``'s batch, context and GPUs; ``quantizations``: every
+    weights format (True), none (False), or those named."""
     from shapecalc.analysis.engines import Vllm
 
     account = fit.account()
@@ -624,8 +739,11 @@ def answer(fit: Fit, *, quantizations: bool = True, frontier: tuple[int, ...] = 
         fit.most_sequences(),
         gpus,
         tuple(skipped),
-        tuple(fit.quantizations()) if quantizations else (),
+        tuple(fit.quantizations(None if quantizations is True else quantizations))
+        if quantizations
+        else (),
         speed,
         log,
         tuple(fit.frontier(list(frontier))) if frontier else (),
+        all_formats=quantizations is True,
     )

@@ -23,12 +23,15 @@ import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from shapecalc.core.declare import Architecture, arguments_of
 from shapecalc.core.dims import Dim, Expr, compiled, parse_int, symbol
 from shapecalc.core.errors import InvalidArgumentError, echo, expect, field_error
 from shapecalc.core.model import Model
+
+if TYPE_CHECKING:
+    from shapecalc.analysis.sweep_fit import FitSetting, SweepFit
 
 __all__ = ["COLUMNS", "MAX_POINTS", "Axis", "Column", "Point", "Sweep", "parse_values", "sweep"]
 
@@ -83,6 +86,8 @@ class Point:
 
     sizes: tuple[int, ...]
     values: tuple[int, ...]
+    #: against hardware: the answers of :attr:`Sweep.fit`'s keys there (None: no hardware)
+    fit: tuple[int | float | bool | None, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,8 @@ class Sweep:
     budget: int | None = None
     #: the letters of the formulas that are no axis, with their names (D: head_dim)
     derived: dict[str, str] = field(default_factory=dict)
+    #: against hardware: the setting, the answers' keys and the frontiers
+    fit: SweepFit | None = None
 
     def column(self, key: str) -> list[int]:
         """One column's values, point by point."""
@@ -175,12 +182,18 @@ def sweep(
     budget: int | None = None,
     title: str | None = None,
     weights: Any = None,
+    fit: FitSetting | None = None,
+    frontier: bool = False,
 ) -> Sweep:
     """The table of ``show`` (keys of :data:`COLUMNS`) for the architecture ``cls`` (its
     class or its command's name, ``"lstm"``) over the grid of ``varying``
     (argument name -> values; ``batch`` and ``seq_len`` may vary too), the other
     arguments ``fixed``; ``title`` names the model (its own name by default); ``weights``:
-    the weights stored quantized (``--weights`` text or a Quantization), every point."""
+    the weights stored quantized (``--weights`` text or a Quantization), every point.
+    ``fit``: an accelerator and how the model runs there
+    (:class:`~shapecalc.analysis.sweep_fit.FitSetting`): ``show`` may then name the
+    answers of :data:`~shapecalc.analysis.sweep_fit.FIT_COLUMNS` too, each point's
+    :attr:`Point.fit`, and ``frontier`` adds each swept model's fit frontier."""
     if isinstance(cls, str):  # a command's name: "lstm", "gpt2"
         from shapecalc.architectures import commands, get
 
@@ -197,12 +210,25 @@ def sweep(
     if isinstance(show, str):
         show = tuple(k.strip() for k in show.split(",") if k.strip())
 
+    from shapecalc.analysis.sweep_fit import FIT_COLUMNS
+
     keys = list(dict.fromkeys(show))
     for key in keys:
-        if key not in COLUMNS:
-            _bad("show", key, f"one of {', '.join(COLUMNS)}")
+        if key in FIT_COLUMNS and fit is None:
+            _bad(
+                "show",
+                key,
+                "a column of the model alone: the answers against hardware "
+                f"({', '.join(FIT_COLUMNS)}) need --gpu NAME or --memory-gb X",
+            )
+        if key not in COLUMNS and key not in FIT_COLUMNS:
+            _bad("show", key, f"one of {', '.join([*COLUMNS, *FIT_COLUMNS])}")
     if not keys:
         _bad("show", ",".join(show), f"at least one column of {', '.join(COLUMNS)}")
+    if frontier and fit is None:
+        _bad("frontier", True, "asked with the hardware: give --gpu NAME or --memory-gb X")
+    fit_keys = tuple(k for k in keys if k in FIT_COLUMNS)
+    keys = [k for k in keys if k not in FIT_COLUMNS]
     if not varying:
         _bad("sizes", "", "at least one size with a list or a range of values")
     if budget is not None and (
@@ -315,7 +341,22 @@ def sweep(
         for letter in sorted(used - {a.letter for a in axes})
         if letter in declared
     }
+    against = None
+    if fit is not None:
+        points, against = _against(
+            cls,
+            fixed,
+            model_axes,
+            input_axes,
+            settings,
+            cost_settings,
+            points,
+            fit,
+            fit_keys,
+            frontier,
+        )
     return Sweep(
+        fit=against,
         derived=derived,
         model=title
         or cls(**{**fixed, **dict(zip((a.name for a in model_axes), first, strict=True))})
@@ -328,6 +369,59 @@ def sweep(
         settings=cost_settings,
         budget=budget,
     )
+
+
+def _against(
+    cls: type[Architecture],
+    fixed: Mapping[str, Any],
+    model_axes: list[Axis],
+    input_axes: list[Axis],
+    settings: Mapping[str, int],
+    cost_settings: Mapping[str, Any],
+    points: list[Point],
+    setting: FitSetting,
+    keys: tuple[str, ...],
+    frontier: bool,
+) -> tuple[list[Point], SweepFit]:
+    """Each point's answers against the hardware (one :class:`~shapecalc.analysis.fit.Fit`
+    per swept model, asked at each point's batch and context) and, with ``frontier``, each
+    swept model's fit frontier."""
+    from shapecalc.analysis.sweep_fit import FRONTIER_BATCHES, Frontier, SweepFit, fit_answers
+
+    n = len(model_axes)
+    names = [a.name for a in model_axes]
+    fits: dict[tuple[int, ...], Any] = {}
+    out: list[Point] = []
+    for point in points:
+        inputs = {**settings}
+        inputs.update(zip((a.name for a in input_axes), point.sizes[n:], strict=True))
+        batch, seq_len = int(inputs.get("batch", 1)), int(inputs.get("seq_len", 1))
+        sizes = point.sizes[:n]
+        try:
+            found = fits.get(sizes)
+            if found is None:
+                arguments = {**fixed, **dict(zip(names, sizes, strict=True))}
+                model, _ = _priced(cls(**arguments).model(), cost_settings)
+                found = fits[sizes] = setting.fit(
+                    model,
+                    dtype=cost_settings["dtype"],
+                    cache=cost_settings["cache"],
+                    batch=batch,
+                    seq_len=seq_len,
+                )
+            answers = fit_answers(found, keys, batch, seq_len)
+        except InvalidArgumentError as err:
+            raise _at(err, [*model_axes, *input_axes], point.sizes) from None
+        out.append(dataclasses.replace(point, fit=answers))
+    frontiers = tuple(
+        Frontier(
+            tuple(zip(names, sizes, strict=True)),
+            tuple(found.frontier(list(FRONTIER_BATCHES))),
+        )
+        for sizes, found in fits.items()
+        if frontier
+    )
+    return out, SweepFit(setting, cost_settings["dtype"], keys, frontiers)
 
 
 def _formulas(

@@ -39,7 +39,8 @@ FIT_FLAGS = (
     "plot",
     "fmt",
 )
-_FLAGS = {
+#: the flags of the fit options whose name is not their keyword's
+FLAGS = {
     "memory_gb": "--memory-gb",
     "bandwidth_gbs": "--bandwidth-gbs",
     "seq_len": "--seq-len",
@@ -63,10 +64,26 @@ def fit() -> None:
     """
 
 
-def fit_options(default_dtype: str | None) -> list[Callable[[F], F]]:
+#: the options that name the hardware and how the model runs there (``sweep`` takes them)
+HARDWARE_FLAGS = (
+    "gpu",
+    "gpus",
+    "memory_gb",
+    "bandwidth_gbs",
+    "tflops",
+    "engine",
+    "utilization",
+    "reserve_gb",
+    "efficiency",
+    "compute",
+    "frontier",
+)
+
+
+def hardware_options() -> list[Callable[[F], F]]:
+    """The options of :data:`HARDWARE_FLAGS`, in that order."""
     from shapecalc.analysis.engines import ENGINES
     from shapecalc.analysis.hardware import COMPUTE_DTYPES
-    from shapecalc.core.units import DTYPE_BYTES
 
     return [
         click.option(
@@ -105,37 +122,6 @@ def fit_options(default_dtype: str | None) -> list[Callable[[F], F]]:
             default=None,
             metavar="X",
             help="With --memory-gb: dense peak TFLOPs (for the prefill bound).",
-        ),
-        click.option(
-            "--batch",
-            type=int,
-            default=1,
-            show_default=True,
-            metavar="B",
-            help="Sequences at once.",
-        ),
-        click.option(
-            "--seq-len",
-            type=int,
-            default=4096,
-            show_default=True,
-            metavar="T",
-            help="Context per sequence (prompt and output).",
-        ),
-        click.option(
-            "--dtype",
-            type=click.Choice(tuple(DTYPE_BYTES)),
-            default=default_dtype,
-            show_default=default_dtype is not None,
-            help="Weights' (and cache's) dtype"
-            + ("" if default_dtype else " [default: the config's, else bf16]")
-            + ".",
-        ),
-        click.option(
-            "--weights",
-            default=None,
-            metavar="FORMAT",
-            help="Store the weights quantized (fp8, ...; see --weights of a model command).",
         ),
         click.option(
             "--engine",
@@ -178,13 +164,54 @@ def fit_options(default_dtype: str | None) -> list[Callable[[F], F]]:
             is_flag=True,
             help="The largest context at batches 1, 2, 4, ... (the fit frontier).",
         ),
+    ]
+
+
+def fit_options(default_dtype: str | None) -> list[Callable[[F], F]]:
+    from shapecalc.core.units import DTYPE_BYTES
+
+    hardware = dict(zip(HARDWARE_FLAGS, hardware_options(), strict=True))
+    return [
+        *(hardware[k] for k in HARDWARE_FLAGS[:5]),
+        click.option(
+            "--batch",
+            type=int,
+            default=1,
+            show_default=True,
+            metavar="B",
+            help="Sequences at once.",
+        ),
+        click.option(
+            "--seq-len",
+            type=int,
+            default=4096,
+            show_default=True,
+            metavar="T",
+            help="Context per sequence (prompt and output).",
+        ),
+        click.option(
+            "--dtype",
+            type=click.Choice(tuple(DTYPE_BYTES)),
+            default=default_dtype,
+            show_default=default_dtype is not None,
+            help="Weights' (and cache's) dtype"
+            + ("" if default_dtype else " [default: the config's, else bf16]")
+            + ".",
+        ),
+        click.option(
+            "--weights",
+            default=None,
+            metavar="FORMAT",
+            help="Store the weights quantized (fp8, ...; see --weights of a model command).",
+        ),
+        *(hardware[k] for k in HARDWARE_FLAGS[5:]),
         click.option("--plot", is_flag=True, help="With --frontier: draw it in the terminal."),
         click.option(
             "--formats",
             is_flag=True,
             help="Price every weights format shapecalc knows (GGUF mixes, bitsandbytes, GPTQ, "
-            "AWQ, fp8, ...) and name the least quantized that fits; without it, only when "
-            "the model does not fit as it is.",
+            "AWQ, fp8, ...) and name the least quantized that fits; without it, only the "
+            "common formats, and only when the model does not fit as it is.",
         ),
         click.option(
             "--format",
@@ -286,14 +313,13 @@ def _hardware(options: dict[str, Any]) -> Any:
     return custom(options["memory_gb"], options["bandwidth_gbs"], options["tflops"])
 
 
-def _run(model: Any, options: dict[str, Any], context: int | None = None) -> None:
+def fit_setting(options: dict[str, Any], context: int | None = None) -> Any:
+    """The :class:`~shapecalc.analysis.sweep_fit.FitSetting` the hardware options say
+    (``options`` by :data:`HARDWARE_FLAGS`), each checked: a usage error naming the flag,
+    or the engine's error (a GPU not in the table) for the caller to name."""
     from shapecalc.analysis.engines import engine
-    from shapecalc.analysis.fit import Fit, answer
+    from shapecalc.analysis.sweep_fit import FitSetting
 
-    if options["plot"] and not options["frontier"]:
-        raise click.BadParameter("--plot draws the frontier: add --frontier", param_hint="'--plot'")
-    if options["plot"] and options["fmt"] != "table":
-        raise click.BadParameter("--plot draws under the table, not JSON", param_hint="'--plot'")
     efficiency = _efficiency(options["efficiency"])
     if not 0 < options["utilization"] <= 1:
         raise click.BadParameter(
@@ -304,32 +330,46 @@ def _run(model: Any, options: dict[str, Any], context: int | None = None) -> Non
         raise click.BadParameter(
             f"{options['reserve_gb']:g}: a number of GB, 0 or more", param_hint="'--reserve-gb'"
         )
+    return FitSetting(
+        _hardware(options),
+        gpus=options["gpus"],
+        engine=None
+        if options["engine"] is None
+        else engine(options["engine"], options["utilization"]),
+        reserve=round(options["reserve_gb"] * 10**9),
+        compute=options["compute"],
+        efficiency=efficiency,
+        max_context=context,
+    )
+
+
+def _run(model: Any, options: dict[str, Any], context: int | None = None) -> None:
+    from shapecalc.analysis.fit import COMMON_FORMATS, answer
+
+    if options["plot"] and not options["frontier"]:
+        raise click.BadParameter("--plot draws the frontier: add --frontier", param_hint="'--plot'")
+    if options["plot"] and options["fmt"] != "table":
+        raise click.BadParameter("--plot draws under the table, not JSON", param_hint="'--plot'")
     try:
-        hardware = _hardware(options)
+        setting = fit_setting(options, context)
         if options["weights"]:
             from shapecalc.quant import parse_weights, quantize
 
             model = quantize(model, parse_weights(options["weights"]))
-        the_fit = Fit(
+        the_fit = setting.fit(
             model,
-            hardware,
             dtype=options["dtype"],
+            cache="latent",
             batch=options["batch"],
             seq_len=options["seq_len"],
-            gpus=options["gpus"],
-            engine=None
-            if options["engine"] is None
-            else engine(options["engine"], options["utilization"]),
-            reserve=round(options["reserve_gb"] * 10**9),
-            compute=options["compute"],
-            efficiency=efficiency,
-            max_context=context,
         )
         frontier = tuple(2**k for k in range(11)) if options["frontier"] else ()
-        formats = options["formats"] or not the_fit.fits()
+        formats: bool | tuple[str, ...] = (
+            True if options["formats"] else (not the_fit.fits() and COMMON_FORMATS)
+        )
         result = answer(the_fit, frontier=frontier, quantizations=formats)
     except ShapecalcError as err:
-        raise engine_error(err, _FLAGS) from None
+        raise engine_error(err, FLAGS) from None
     if options["fmt"] == "json":
         from shapecalc.report.fit_json import fit_json
 

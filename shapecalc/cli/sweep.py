@@ -30,6 +30,11 @@ _FLAGS = {
     "show": "--show",
     "plot_file": "--plot-file",
     "weights": "--weights",
+    "frontier": "--frontier",
+    "memory_gb": "--memory-gb",
+    "bandwidth_gbs": "--bandwidth-gbs",
+    "reserve_gb": "--reserve-gb",
+    "utilization": "--gpu-memory-utilization",
 }
 
 
@@ -89,9 +94,10 @@ def sweep_options(*, sequence: bool, config: bool = False) -> list[Callable[[F],
 
 def _sweep_command(command: str) -> click.Command:
     from shapecalc.architectures import get
+    from shapecalc.cli.fit import hardware_options
 
     cls = get(command)
-    options = sweep_options(sequence=cls.sequence)
+    options = sweep_options(sequence=cls.sequence) + hardware_options()
 
     @architecture_options(cls, solving=True, required_note="required")
     @format_option(("table", "json", "markdown", "csv"))
@@ -103,17 +109,24 @@ def _sweep_command(command: str) -> click.Command:
         from shapecalc.analysis.sweep import sweep as make_sweep
 
         plot_with_table(plot, fmt)
+        hardware = _hardware(flags)
+        if hardware is not None:
+            show, flags["dtype"] = _fit_defaults(show, flags["dtype"])
+            if cls.sequence and flags.get("seq_len") is None:
+                flags["seq_len"] = str(FIT_SEQ_LEN)
         cost = {k: flags.pop(k) for k in ("dtype", "training", "mixed_precision")}
         cost["cache"] = flags.pop("latent_cache")
         cost["weights"] = flags.pop("weights")
         inputs: dict[str, Any] = {k: flags.pop(k) for k in ("batch", "seq_len") if k in flags}
         try:
+            setting = None if hardware is None else fit_setting(hardware)
             if plot_file:
                 from shapecalc.report.plot import check_file
 
                 check_file(plot_file)
             limit = None if budget is None else parse_budget(budget, field="params")
             fixed, varying = _split(cls, flags, inputs)
+            _markers(varying, bool(hardware and hardware["frontier"]), plot)
             table = make_sweep(
                 cls,
                 fixed,
@@ -122,14 +135,17 @@ def _sweep_command(command: str) -> click.Command:
                 batch=inputs.get("batch", "1") if "batch" not in varying else 1,
                 seq_len=_seq_len(cls, fixed, varying, inputs) if "seq_len" not in varying else 1,
                 budget=limit,
+                fit=setting,
+                frontier=bool(hardware and hardware["frontier"]),
                 **cost,
             )
         except ShapecalcError as err:
             raise engine_error(
                 err, {**_FLAGS, "params": "--params", "target": "--params"}
             ) from None
+        charts = _charts(table, plot, plot_file)
         _write(table, fmt)
-        _draw(table, plot, plot_file)
+        _draw(charts, plot, plot_file)
 
     title = cls.title or cls.__name__
     run.__doc__ = (
@@ -247,6 +263,7 @@ def _maker(command: str) -> Any:
 def _hf_command() -> click.Command:
     """``shapecalc sweep hf PATH``: a Hugging Face config's model over lists and ranges
     of the batch, the sequence length and (with --vary) any of its sizes."""
+    from shapecalc.cli.fit import hardware_options
 
     @click.command("hf")
     @click.argument("path")
@@ -261,7 +278,7 @@ def _hf_command() -> click.Command:
         help="A size to sweep, by shapecalc's name or the config's (layers=16,32 or "
         "num_hidden_layers=16..32:8). Repeatable.",
     )
-    @apply(sweep_options(sequence=True, config=True))
+    @apply(sweep_options(sequence=True, config=True) + hardware_options())
     @format_option(("table", "json", "markdown", "csv"))
     def run(
         path: str,
@@ -291,9 +308,20 @@ def _hf_command() -> click.Command:
         from shapecalc.core.errors import InvalidArgumentError
 
         plot_with_table(plot, fmt)
+        hardware = _hardware(flags)
+        if hardware is not None:
+            show, flags["dtype"] = _fit_defaults(show, flags["dtype"])
+            if flags.get("seq_len") is None:
+                flags["seq_len"] = str(FIT_SEQ_LEN)
         try:
             found = hf_model(path, class_name=class_name, allow=allow)
             flags["dtype"] = config_dtype(found, flags["dtype"])
+            context = found.config.get("max_position_embeddings")
+            setting = (
+                None
+                if hardware is None
+                else fit_setting(hardware, context if isinstance(context, int) else None)
+            )
             if plot_file:
                 from shapecalc.report.plot import check_file
 
@@ -324,6 +352,7 @@ def _hf_command() -> click.Command:
                 )
             for name in varying:
                 fixed.pop(name, None)
+            _markers(varying, bool(hardware and hardware["frontier"]), plot)
             table = make_sweep(
                 type(found.architecture),
                 fixed,
@@ -336,12 +365,15 @@ def _hf_command() -> click.Command:
                 budget=None if budget is None else parse_budget(budget, field="params"),
                 title=found.model().name,
                 cache=flags.pop("latent_cache"),
+                fit=setting,
+                frontier=bool(hardware and hardware["frontier"]),
                 **flags,
             )
         except ShapecalcError as err:
             raise engine_error(err, {**_FLAGS, "params": "--params", "vary": "--vary"}) from None
+        charts = _charts(table, plot, plot_file)
         _write(table, fmt)
-        _draw(table, plot, plot_file)
+        _draw(charts, plot, plot_file)
 
     return run
 
@@ -381,12 +413,99 @@ def _varied(found: Any, vary: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def _draw(table: Any, plot: bool, plot_file: str | None) -> None:
-    if not (plot or plot_file):
-        return
-    from shapecalc.report.plot import draw_file, draw_terminal, sweep_charts
+#: the context a sweep against hardware is asked at unless --seq-len says: fit's
+FIT_SEQ_LEN = 4096
 
-    charts = sweep_charts(table)
+
+def _hardware(flags: dict[str, Any]) -> dict[str, Any] | None:
+    """The hardware options, taken out of ``flags``: None when no hardware is named
+    (--gpu or --memory-gb), refusing then any other of them given."""
+    from shapecalc.cli.fit import HARDWARE_FLAGS
+
+    options = {k: flags.pop(k) for k in HARDWARE_FLAGS}
+    if options["gpu"] is not None or options["memory_gb"] is not None:
+        return options
+    ctx = click.get_current_context()
+    for name in HARDWARE_FLAGS:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+            flag = next(p.opts[0] for p in ctx.command.params if p.name == name)
+            raise click.BadParameter(
+                f"{flag} asks about the hardware: name it with --gpu NAME or --memory-gb X",
+                param_hint=f"'{flag}'",
+            )
+    return None
+
+
+def _fit_defaults(show: str, dtype: str) -> tuple[str, str]:
+    """Against hardware, what is not given is fit's: the columns of its answers, bf16."""
+    from shapecalc.analysis.sweep_fit import DEFAULT_FIT_SHOW
+
+    ctx = click.get_current_context()
+    given = {
+        name
+        for name in ("show", "dtype")
+        if (source := ctx.get_parameter_source(name)) is not None
+        and source.name in ("COMMANDLINE", "ENVIRONMENT")
+    }
+    return (
+        show if "show" in given else ",".join(DEFAULT_FIT_SHOW),
+        dtype if "dtype" in given else "bf16",
+    )
+
+
+def fit_setting(hardware: dict[str, Any], context: int | None = None) -> Any:
+    """fit's own setting of the hardware options (its checks, its errors)."""
+    from shapecalc.cli import fit
+
+    return fit.fit_setting(hardware, context)
+
+
+def _markers(varying: dict[str, Any], frontier: bool, plot: bool) -> None:
+    """Refuse, before anything is worked out, a terminal picture of more frontiers than
+    there are markers to tell them apart."""
+    from shapecalc.report.plot import MARKERS
+
+    models = 1
+    for name, values in varying.items():
+        if name not in ("batch", "seq_len"):
+            models *= len(set(values))
+    if frontier and plot and models > len(MARKERS):
+        raise click.BadParameter(
+            f"--plot draws at most {len(MARKERS)} frontiers, a marker each; this sweep has "
+            f"{models} models: sweep fewer sizes, or drop --plot",
+            param_hint="'--plot'",
+        )
+
+
+def _charts(table: Any, plot: bool, plot_file: str | None) -> list[Any]:
+    """The pictures asked for, made before anything is printed (a picture that cannot be
+    drawn is refused in one line): the sweep's columns, and the fit frontier."""
+    if not (plot or plot_file):
+        return []
+    from shapecalc.report.plot import frontier_chart, sweep_charts
+
+    charts: list[Any] = sweep_charts(table) if table.columns else []
+    try:
+        if table.fit is not None and table.fit.frontiers:
+            charts.append(frontier_chart(table))
+    except ShapecalcError as err:
+        raise engine_error(err, {**_FLAGS, "plot": "--plot"}) from None
+    if not charts:
+        flag = "--plot" if plot else "--plot-file"
+        raise click.BadParameter(
+            "draws the model's columns (--show params, weights, ...) or the fit frontier "
+            "(--frontier): this sweep shows neither",
+            param_hint=f"'{flag}'",
+        )
+    return charts
+
+
+def _draw(charts: list[Any], plot: bool, plot_file: str | None) -> None:
+    if not charts:
+        return
+    from shapecalc.report.plot import draw_file, draw_terminal
+
     if plot:
         click.echo(draw_terminal(charts))
     if plot_file:

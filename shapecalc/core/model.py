@@ -88,6 +88,9 @@ class Layer:
     copies: Dim = 1
 
 
+_MISSING = object()
+
+
 @dataclass(frozen=True)
 class Row:
     """One parameter of a model, as a table row."""
@@ -418,6 +421,18 @@ class Model:
                 rule=rule,
             )
 
+    def memo(self, key: str, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once per model and kept under ``key`` (a model is frozen):
+        for analyses that ask a model for the same derived facts many times."""
+        found = self._memo.get(key, _MISSING)
+        if found is _MISSING:
+            found = self._memo[key] = make()
+        return found
+
+    @cached_property
+    def _memo(self) -> dict[str, Any]:
+        return {}
+
     def named_parameters(self) -> list[tuple[str, tuple[Dim, ...]]]:
         """``(name, shape)`` as ``torch.nn.Module.named_parameters()`` gives them: every
         repeated block expanded (while its count is known), a tied parameter once, under
@@ -428,12 +443,18 @@ class Model:
     def _named_parameters(self) -> tuple[tuple[str, tuple[Dim, ...]], ...]:
         """The list, made once (a model is frozen)."""
         self._listable()
-        return tuple(
-            (full_name(place.path, p.name), p.shape)
-            for (place,) in placed_leaves((self.root,), every_child)
-            for p in expand(place.leaf.spec.params())
-            if full_name(place.path, p.name) not in self.ties
-        )
+        params: dict[int, list[Param]] = {}  # a run's layers share their specs
+        out = []
+        for (place,) in placed_leaves((self.root,), every_child):
+            spec = place.leaf.spec
+            found = params.get(id(spec))
+            if found is None:
+                found = params[id(spec)] = list(expand(spec.params()))
+            for p in found:
+                name = full_name(place.path, p.name)
+                if name not in self.ties:
+                    out.append((name, p.shape))
+        return tuple(out)
 
     def named_buffers(self) -> list[tuple[str, tuple[Dim, ...]]]:
         """``(name, shape)`` as ``torch.nn.Module.named_buffers()`` gives them, every

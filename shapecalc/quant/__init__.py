@@ -199,6 +199,14 @@ class Method:
         depend on each tensor's layer), or None for :func:`quantize`'s layer by layer."""
         return None
 
+    def stored_tensors(
+        self, model: Model, quantization: Quantization
+    ) -> tuple[tuple[str, Param], ...] | None:
+        """Every tensor the quantized model stores, each with the full name of the
+        model's tensor it stores, worked out without building the quantized model (what
+        a search over many formats asks); None: build it with :func:`quantize`."""
+        return None
+
 
 @dataclass(frozen=True)
 class Quantization:
@@ -244,6 +252,19 @@ def weights_rule(model: Model, itemsize: int, dtype: str) -> str:
 def weights_error(field: str, value: Any, message: str, rule: str) -> InvalidArgumentError:
     """An error naming the ``--weights`` flag or the config key."""
     return InvalidArgumentError(message, layer="", field=field, value=value, rule=rule)
+
+
+def require_choices(where: str, choices: tuple[tuple[str, Any, tuple[Any, ...]], ...]) -> None:
+    """Refuse the first ``(key, value, options)`` whose value is none of its options."""
+    for key, value, options in choices:
+        if value not in options:
+            said = ", ".join(str(o) for o in options)
+            raise weights_error(
+                where,
+                value,
+                f"{where}: {key} = {echo(value)}: must be one of {said}",
+                f"{key} is one of {said}",
+            )
 
 
 def method_class(quant_method: str, where: str = "quantization_config") -> type[Method]:

@@ -40,7 +40,7 @@ from shapecalc.core.errors import echo
 from shapecalc.core.spec import LayerSpec, Param
 from shapecalc.layers.linear import Linear
 from shapecalc.layers.transformers import Conv1D
-from shapecalc.quant import Method, weights_error
+from shapecalc.quant import Method, require_choices, weights_error
 
 __all__ = ["METHOD", "BitsAndBytes"]
 
@@ -154,18 +154,14 @@ class BitsAndBytes(Method):
                 f"{echo(self.load_in_4bit)})",
                 "one of load_in_8bit and load_in_4bit",
             )
-        for key, value, options in (
-            ("bnb_4bit_quant_type", self.bnb_4bit_quant_type, ("fp4", "nf4")),
-            ("bnb_4bit_quant_storage", self.bnb_4bit_quant_storage, tuple(QUANT_STORAGE)),
-            ("dtype", self.dtype, WEIGHT_DTYPES),
-        ):
-            if value not in options:
-                raise weights_error(
-                    where,
-                    value,
-                    f"{where}: {key} = {echo(value)}: must be one of {', '.join(options)}",
-                    f"{key} is one of {', '.join(options)}",
-                )
+        require_choices(
+            where,
+            (
+                ("bnb_4bit_quant_type", self.bnb_4bit_quant_type, ("fp4", "nf4")),
+                ("bnb_4bit_quant_storage", self.bnb_4bit_quant_storage, tuple(QUANT_STORAGE)),
+                ("dtype", self.dtype, WEIGHT_DTYPES),
+            ),
+        )
 
     def describe(self) -> str:
         if self.load_in_8bit:

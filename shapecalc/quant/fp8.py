@@ -29,7 +29,7 @@ from shapecalc.core.errors import echo
 from shapecalc.core.spec import LayerSpec, Param
 from shapecalc.layers.linear import Linear
 from shapecalc.layers.transformers import Experts
-from shapecalc.quant import Method, weights_error
+from shapecalc.quant import Method, require_choices, weights_error
 
 __all__ = ["METHOD", "FineGrainedFP8"]
 
@@ -89,19 +89,15 @@ class FineGrainedFP8(Method):
                 "(rows, columns) or null",
                 "weight_block_size is two positive integers",
             )
-        for key, value, options in (
-            ("scale_fmt", self.scale_fmt, ("float", "ue8m0")),
-            ("activation_scheme", self.activation_scheme, ("dynamic", "static")),
-            ("expert_dtype", self.expert_dtype, ("fp8", "fp4")),
-            ("fmt", self.fmt, ("e4m3",)),
-        ):
-            if value not in options:
-                raise weights_error(
-                    where,
-                    value,
-                    f"{where}: {key} = {echo(value)}: must be one of {', '.join(options)}",
-                    f"{key} is one of {', '.join(options)}",
-                )
+        require_choices(
+            where,
+            (
+                ("scale_fmt", self.scale_fmt, ("float", "ue8m0")),
+                ("activation_scheme", self.activation_scheme, ("dynamic", "static")),
+                ("expert_dtype", self.expert_dtype, ("fp8", "fp4")),
+                ("fmt", self.fmt, ("e4m3",)),
+            ),
+        )
 
     def describe(self) -> str:
         block = self.weight_block_size

@@ -34,6 +34,7 @@ transformers' fused experts (``gate_up_proj``) are GGUF's ``ffn_gate_exps`` and
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -581,6 +582,20 @@ def _layer_key(name: str) -> tuple[int, str]:
     return (int(m.group(1)) if m else -1, name)
 
 
+@functools.lru_cache(maxsize=16)
+def _visits(
+    tensors: tuple[tuple[str, tuple[int, ...]], ...], outtype: str
+) -> tuple[tuple[str, tuple[int, ...], str, bool, str], ...]:
+    """The tensors in the order llama_model_quantize_impl visits them, each with what
+    does not depend on the mix: (name, ne, its source type, whether it may be quantized,
+    its category); kept for the next mix of the same model."""
+    ordered = sorted(tensors, key=lambda t: _layer_key(t[0]))
+    return tuple(
+        (name, ne, source_type(name, ne, outtype), allows_quantization(name, ne), _category(name))
+        for name, ne in ordered
+    )
+
+
 def tensor_types(
     tensors: list[tuple[str, tuple[int, ...]]],
     ftype: str,
@@ -600,8 +615,8 @@ def tensor_types(
     """Each GGUF tensor (name, ne) -> (its source type, the type llama-quantize gives it
     in the mix ``ftype``), as llama_model_quantize_impl visits them."""
     default = FTYPES[ftype]
-    ordered = sorted(tensors, key=lambda t: _layer_key(t[0]))
-    names = [n for n, _ in ordered]
+    visits = _visits(tuple(tensors), outtype)
+    names = [v[0] for v in visits]
     qs = _State(
         arch=arch,
         seventy_b=seventy_b,
@@ -611,15 +626,13 @@ def tensor_types(
         n_expert=n_expert,
         has_imatrix=imatrix,
         has_tied_embeddings="output.weight" not in names,
-        n_attention_wv=sum(1 for n in names if _category(n) in _ATTN_V),
+        n_attention_wv=sum(1 for v in visits if v[4] in _ATTN_V),
     )
     out: dict[str, tuple[str, str]] = {}
-    for name, ne in ordered:
-        source = source_type(name, ne, outtype)
-        if not allows_quantization(name, ne):
+    for name, ne, source, allowed, cat in visits:
+        if not allowed:
             out[name] = (source, source)
             continue
-        cat = _category(name)
         if embedding_type and cat == "token_embd":
             out[name] = (source, embedding_type)
             continue
@@ -738,6 +751,18 @@ class GGUFMix(Method):
     def quantize_model(self, model: Model, quantization: Quantization) -> Model:
         return _quantize(model, self, quantization)
 
+    def stored_tensors(
+        self, model: Model, quantization: Quantization
+    ) -> tuple[tuple[str, Param], ...] | None:
+        tensors, by_source = _typed(model, self, quantization)
+        return tuple(
+            (
+                t.source,
+                Param(t.name, t.shape, "", dtype=GGML_BY_NAME[by_source[t.source]].storage),
+            )
+            for t in tensors
+        )
+
 
 def _sizes(model: Model) -> dict[str, int]:
     """n_layer, n_head, n_head_kv, n_expert from the model's arguments."""
@@ -755,12 +780,35 @@ def _sizes(model: Model) -> dict[str, int]:
 
 
 def _quantize(model: Model, method: GGUFMix, quantization: Quantization) -> Model:
-    where = quantization.source if quantization.source != "--weights" else "--weights"
-    kind = str(getattr(model.config, "model_type", "") or model.kind or "")
-    symbolic = next(
+    _, by_source = _typed(model, method, quantization)
+    root = _rewrite(model.root, (), by_source, method.ftype)
+    return dataclasses.replace(
+        model,
+        root=root,
+        quantization=quantization,
+        unquantized=model,
+        make_template=None,
+        factory=None,
+    )
+
+
+def _symbolic(model: Model) -> str | None:
+    """The first tensor with a size name, or None."""
+    return next(
         (n for n, shape in model.named_parameters() if not all(isinstance(d, int) for d in shape)),
         None,
     )
+
+
+def _typed(
+    model: Model, method: GGUFMix, quantization: Quantization
+) -> tuple[list[GGUFName], dict[str, str]]:
+    """The GGUF tensors of ``model`` and the ggml type of each transformers tensor they
+    come from, as llama-quantize's mix gives them; refused as llama-quantize refuses.
+    What depends on the model alone is worked out once per model."""
+    where = quantization.source if quantization.source != "--weights" else "--weights"
+    kind = str(getattr(model.config, "model_type", "") or model.kind or "")
+    symbolic = _symbolic(model) if model.symbolic else None
     if symbolic is not None:
         raise weights_error(
             "weights",
@@ -769,7 +817,7 @@ def _quantize(model: Model, method: GGUFMix, quantization: Quantization) -> Mode
             f"type depends on its rows' length and its layer); {symbolic} has a size name",
             "numbers for a GGUF mix",
         )
-    tensors, unmapped = gguf_tensors(model)
+    tensors, unmapped = model.memo("gguf.tensors", lambda: gguf_tensors(model))
     if unmapped or not tensors:
         said = ", ".join(unmapped[:3]) if unmapped else "no tensor"
         raise weights_error(
@@ -780,7 +828,7 @@ def _quantize(model: Model, method: GGUFMix, quantization: Quantization) -> Mode
             f"name ({said})",
             "a model whose tensors have GGUF names",
         )
-    declared = _declared(model, method.arch)
+    declared = model.memo(f"gguf.declared:{method.arch}", lambda: _declared(model, method.arch))
     arch = method.arch or (declared.gguf if declared else "") or kind
     seventy_b = declared.gguf_70b if declared else ""
     try:
@@ -817,27 +865,22 @@ def _quantize(model: Model, method: GGUFMix, quantization: Quantization) -> Mode
                 f"{t.source}: its GGUF halves get {by_source[t.source]} and {chosen}",
                 "one type for a fused tensor",
             )
-    root = _rewrite(model.root, (), by_source, method.ftype)
-    return dataclasses.replace(
-        model,
-        root=root,
-        quantization=quantization,
-        unquantized=model,
-        make_template=None,
-        factory=None,
-    )
+    return tensors, by_source
 
 
 def _declared(model: Model, arch: str) -> HFType | None:
     """The transformers type the model is (its class, as a config's model is named; else
     the type of its architecture's own name), or with ``arch`` the first type that
     converts to that GGUF architecture."""
-    from shapecalc.architectures import commands, get
+    from shapecalc.architectures import commands, get, model_types
 
+    cls = model.name.split(" ")[0]
+    if not arch and not cls.isidentifier():  # no class name: the type's own module only
+        own = model_types().get(model.kind or "")
+        return next((t for t in get(own).hf if t.model_type == model.kind), None) if own else None
     types = [t for command in commands() for t in get(command).hf]
     if arch:
         return next((t for t in types if t.gguf == arch), None)
-    cls = model.name.split(" ")[0]
     found = next((t for t in types if cls in t.classes), None)
     return found or next((t for t in types if t.model_type == model.kind), None)
 

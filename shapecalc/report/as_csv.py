@@ -14,10 +14,16 @@ __all__ = ["sweep_csv"]
 
 def sweep_csv(table: Sweep) -> str:
     """``shapecalc sweep --format csv``: a header of the swept sizes' names and the
-    columns' keys, then one row of integers per point."""
+    columns' keys, then one row of integers per point; against hardware the answers'
+    keys too (fits: true or false; an answer with none: empty)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*(a.name for a in table.axes), *(c.key for c in table.columns)])
+    keys = () if table.fit is None else table.fit.keys
+    writer.writerow([*(a.name for a in table.axes), *(c.key for c in table.columns), *keys])
     for point in table.points:
-        writer.writerow([*point.sizes, *point.values])
+        answers = [
+            "" if v is None else str(v).lower() if isinstance(v, bool) else v
+            for v in point.fit or ()
+        ]
+        writer.writerow([*point.sizes, *point.values, *answers])
     return out.getvalue()

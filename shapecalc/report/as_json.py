@@ -434,8 +434,9 @@ def port_json(mapping: PortMap) -> str:
 def sweep_dict(table: Sweep) -> dict[str, Any]:
     """``shapecalc sweep --format json`` (schema ``shapecalc.sweep/1``): the swept sizes
     with their values, the sizes held fixed, each column with its formula in the swept
-    sizes (null when the layers need them as numbers), and every point."""
-    return {
+    sizes (null when the layers need them as numbers), and every point; against hardware
+    (``hardware``) each point's answers (``fit``) and each swept model's ``frontiers``."""
+    data: dict[str, Any] = {
         "schema": "shapecalc.sweep/1",
         "model": table.model,
         "axes": [
@@ -464,6 +465,31 @@ def sweep_dict(table: Sweep) -> dict[str, Any]:
             for p in table.points
         ],
     }
+    against = table.fit
+    if against is not None:
+        setting = against.setting
+        hw = setting.hardware
+        data["hardware"] = {
+            "name": hw.name,
+            "title": hw.title,
+            "memory": hw.memory,
+            "bandwidth": hw.bandwidth,
+            "gpus": setting.gpus,
+            "engine": None if setting.engine is None else setting.engine.name,
+            "reserve": setting.reserve,
+            "efficiency": {"memory": setting.efficiency[0], "compute": setting.efficiency[1]},
+            "dtype": against.dtype,
+        }
+        for point, out in zip(table.points, data["points"], strict=True):
+            out["fit"] = dict(zip(against.keys, point.fit or (), strict=True))
+        data["frontiers"] = [
+            {
+                "sizes": dict(f.sizes),
+                "frontier": [{"batch": b, "largest_context": t} for b, t in f.contexts],
+            }
+            for f in against.frontiers
+        ]
+    return data
 
 
 def sweep_json(table: Sweep) -> str:

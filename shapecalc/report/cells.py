@@ -27,7 +27,11 @@ __all__ = [
     "cost_cells",
     "cost_columns",
     "cost_summary",
+    "fit_cell",
+    "fit_headings",
+    "fit_legend",
     "flow_text",
+    "frontier_cells",
     "kept_column",
     "kept_lines",
     "memory_accounts",
@@ -575,10 +579,15 @@ def sweep_heading(table: Sweep) -> str:
     training = settings["training"]
     how = f"{settings['dtype']}, " + ("inference" if training == "none" else training)
     how += ", mixed precision" if settings.get("mixed_precision") else ""
+    on = ""
+    if table.fit is not None:
+        on = f" on {table.fit.setting.describe()}"
+        if not {"training", "activations"} & {c.key for c in table.columns}:
+            how = settings["dtype"]  # no column priced for training
     return (
-        f"{table.model} over {swept} ({fixed}; {how})"
+        f"{table.model} over {swept} ({fixed}; {how}){on}"
         if fixed
-        else f"{table.model} over {swept} ({how})"
+        else f"{table.model} over {swept} ({how}){on}"
     )
 
 
@@ -593,4 +602,52 @@ def sweep_cells(table: Sweep, point: Point) -> list[str]:
     cells = [f"{v:,}" for v in point.sizes]
     for column, value in zip(table.columns, point.values, strict=True):
         cells.append(human_bytes(value) if column.unit == "bytes" else count_str(value))
+    if table.fit is not None and point.fit is not None:
+        cells += [fit_cell(key, v) for key, v in zip(table.fit.keys, point.fit, strict=True)]
     return cells
+
+
+def fit_cell(key: str, value: int | float | bool | None) -> str:
+    """One answer against hardware as a cell: ``yes``, ``17,581``, ``none`` (not one
+    position, not one sequence), ``> 64`` (GPUs), ``2,487`` (tokens per second)."""
+    from shapecalc.analysis.fit import MOST_GPUS
+    from shapecalc.analysis.sweep_fit import FIT_COLUMNS
+
+    unit = FIT_COLUMNS[key][1]
+    if unit == "verdict":
+        return "yes" if value else "no"
+    if value is None:
+        return f"> {MOST_GPUS}" if unit == "gpus" else "-" if unit == "rate" else "none"
+    if unit == "bytes":
+        return human_bytes(int(value))
+    return f"{value:,.0f}"
+
+
+def fit_headings(table: Sweep) -> list[str]:
+    """The short headings of the answers against hardware (none without hardware)."""
+    return [] if table.fit is None else [table.fit.short(k) for k in table.fit.keys]
+
+
+def fit_legend(table: Sweep) -> list[str]:
+    """What the answers against hardware are, a line each, and on what."""
+    from shapecalc.analysis.sweep_fit import FIT_RULES
+
+    against = table.fit
+    if against is None:
+        return []
+    return [f"{against.short(key)} = {FIT_RULES[key]}" for key in against.keys]
+
+
+def frontier_cells(table: Sweep) -> tuple[list[str], list[list[str]]]:
+    """The fit frontiers as a table: a heading per swept model (its swept sizes by
+    letter), a row per batch: the largest context there (``none``: not one position)."""
+    assert table.fit is not None
+    letters = {a.name: a.letter for a in table.axes}
+    frontiers = table.fit.frontiers
+    heads = [
+        ", ".join(f"{letters.get(k, k)}={v:,}" for k, v in f.sizes) or "max T" for f in frontiers
+    ]
+    rows = []
+    for i, (batch, _) in enumerate(frontiers[0].contexts if frontiers else ()):
+        rows.append([f"{batch:,}", *(fit_cell("max_context", f.contexts[i][1]) for f in frontiers)])
+    return heads, rows

@@ -65,6 +65,7 @@ def fit_dict(answer: Answer) -> dict[str, Any]:
             {"name": q.name, "bytes": q.bytes, "fits": q.fits, "why": q.why}
             for q in answer.quantizations
         ],
+        "all_formats": answer.all_formats,
         "speed": None
         if speed is None
         else {

@@ -202,10 +202,17 @@ def port_markdown(mapping: PortMap) -> str:
 
 def sweep_markdown(table: Sweep) -> str:
     """``shapecalc sweep --format markdown``: the points as a table, the formulas below."""
-    from shapecalc.report.cells import formula_text, sweep_cells, sweep_heading
+    from shapecalc.report.cells import (
+        formula_text,
+        frontier_cells,
+        sweep_cells,
+        sweep_heading,
+    )
 
     lines = [f"### {cell(sweep_heading(table))}", ""]
     header = [*(f"{a.name} ({a.letter})" for a in table.axes), *(c.title for c in table.columns)]
+    if table.fit is not None:
+        header += [table.fit.title(k) for k in table.fit.keys]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "--:|" * len(header))
     for point in table.points:
@@ -217,4 +224,14 @@ def sweep_markdown(table: Sweep) -> str:
         for c in table.columns
         if c.formula is not None
     ]
+    if table.fit is not None:
+        from shapecalc.analysis.sweep_fit import FIT_RULES
+
+        lines += [f"- **{table.fit.title(k)}**: {cell(FIT_RULES[k])}" for k in table.fit.keys]
+    if table.fit is not None and table.fit.frontiers:
+        heads, rows = frontier_cells(table)
+        lines += ["", "The fit frontier: the largest context at each batch", ""]
+        lines.append("| B | " + " | ".join(cell(h) for h in heads) + " |")
+        lines.append("|" + "--:|" * (len(heads) + 1))
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"

@@ -28,6 +28,7 @@ __all__ = [
     "Series",
     "draw_file",
     "draw_terminal",
+    "frontier_chart",
     "memory_bars",
     "parameter_bars",
     "sweep_charts",
@@ -63,6 +64,8 @@ class Chart:
     budget: int | None = None
     #: the y values' unit: count, bytes, flops or percent (for the axis labels)
     unit: str = "count"
+    #: in a file too: each series its own marker in black, the legend under the axes
+    plain: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,53 @@ def sweep_charts(table: Sweep) -> list[Chart]:
             title += " at " + ", ".join(f"{name}={v}" for name, v in held.items())
         charts.append(_chart(table, title, first, series, column.unit, [(index, column)]))
     return charts
+
+
+def frontier_chart(table: Sweep) -> Chart:
+    """The fit frontiers of a sweep against hardware as one chart: the largest context
+    against the batch, a line per swept model (each its own marker in the terminal; at
+    most as many as there are markers); a batch where not one position fits at 0."""
+    against = table.fit
+    if against is None or not against.frontiers:
+        raise InvalidArgumentError(
+            "--plot draws the fit frontier of a sweep asked with --frontier",
+            field="frontier",
+            value=False,
+            rule="--frontier with --gpu or --memory-gb",
+        )
+    if len(against.frontiers) > len(MARKERS):
+        raise InvalidArgumentError(
+            f"--plot draws at most {len(MARKERS)} frontiers, a marker each; this sweep has "
+            f"{len(against.frontiers)} models: sweep fewer sizes, or drop --plot",
+            field="plot",
+            value=len(against.frontiers),
+            rule=f"at most {len(MARKERS)} swept models",
+        )
+    from shapecalc.report.cells import frontier_cells
+
+    labels, _ = frontier_cells(table)
+    xs = tuple(b for b, _ in against.frontiers[0].contexts)
+    series = tuple(
+        Series(label, tuple(t or 0 for _, t in f.contexts))
+        for label, f in zip(labels, against.frontiers, strict=True)
+    )
+    return Chart(
+        title=f"Largest context against batch on {_on(against.setting)}",
+        x_label="batch (B)",
+        y_label="largest context (T)",
+        xs=xs,
+        series=series,
+        log_x=_spans_decades(xs),
+        log_y=_spans_decades([y for s in series for y in s.ys]),
+        plain=True,
+    )
+
+
+def _on(setting: Any) -> str:
+    """``2 × NVIDIA H100 SXM5 80 GB`` (and the engine): short enough for a chart's title."""
+    on = setting.hardware.title
+    on = f"{setting.gpus} × {on}" if setting.gpus > 1 else on
+    return on + (f", {setting.engine.name}" if setting.engine is not None else "")
 
 
 def _chart(
@@ -278,14 +328,28 @@ def draw_terminal(charts: Sequence[Chart | Bars], width: int | None = None) -> s
         out.append(plt.build().rstrip("\n"))
         if len(chart.series) > 1:
             out.append(
-                "  ".join(
-                    f"{marker} {series.label}"
-                    for series, marker in zip(chart.series, MARKERS, strict=False)
+                _legend(
+                    [
+                        f"{marker} {series.label}"
+                        for series, marker in zip(chart.series, MARKERS, strict=False)
+                    ],
+                    width,
                 )
             )
     # the clear theme draws no colour: its escape codes only hide the padding spaces
     text = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(out))
     return "\n".join(line.rstrip() for line in text.split("\n"))
+
+
+def _legend(items: list[str], width: int) -> str:
+    """The legend's items two spaces apart, in lines of at most ``width`` columns."""
+    lines: list[str] = []
+    for item in items:
+        if lines and len(lines[-1]) + 2 + len(item) <= width:
+            lines[-1] += "  " + item
+        else:
+            lines.append(item)
+    return "\n".join(lines)
 
 
 #: the markers of a chart's series, told apart without colour
@@ -443,8 +507,12 @@ def render(charts: Sequence[Chart | Bars]) -> Any:
                 ax.set_xlabel(chart.unit)
             ax.set_title(chart.title, fontsize=10)
             continue
-        for series in chart.series:
-            ax.plot(chart.xs, series.ys, marker="o", label=series.label)
+        for i, series in enumerate(chart.series):
+            if chart.plain:
+                marker = "os^vD*xP"[i % 8]
+                ax.plot(chart.xs, series.ys, marker=marker, color="black", label=series.label)
+            else:
+                ax.plot(chart.xs, series.ys, marker="o", label=series.label)
         if chart.budget is not None:
             ax.axhline(chart.budget, linestyle="--", color="gray", label=f"budget {chart.budget:,}")
         if chart.log_x:
@@ -460,7 +528,9 @@ def render(charts: Sequence[Chart | Bars]) -> Any:
         ax.set_xlabel(chart.x_label)
         ax.set_ylabel(chart.y_label)
         ax.set_title(chart.title, fontsize=10)
-        if len(chart.series) > 1 or chart.budget is not None:
+        if chart.plain:
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, fontsize=8)
+        elif len(chart.series) > 1 or chart.budget is not None:
             ax.legend(fontsize=8)
         ax.grid(True, alpha=0.3)
     figure.tight_layout()

@@ -1140,39 +1140,22 @@ class _Sweep:
         yield from self.parts(options.max_width)
 
     def parts(self, width: int) -> Iterator[RenderableType]:
-        from shapecalc.report.cells import formula_text, sweep_cells, sweep_heading
+        from shapecalc.report.cells import (
+            fit_headings,
+            fit_legend,
+            formula_text,
+            frontier_cells,
+            sweep_cells,
+            sweep_heading,
+        )
 
         table = self.table
         yield Text(printable(sweep_heading(table)), style="table.title")
         axes = [(a.letter, f"a{i}") for i, a in enumerate(table.axes)]
         columns = [(c.short, f"c{i}") for i, c in enumerate(table.columns)]
+        columns += [(h, f"f{i}") for i, h in enumerate(fit_headings(table))]
         cells = [[Text(c) for c in sweep_cells(table, point)] for point in table.points]
-        keys = {key for _, key in axes + columns}
-        n, start = len(axes), 0
-        while True:
-            for end in range(len(columns), start - 1, -1):
-                picked = list(range(n)) + list(range(n + start, n + end))
-                grid = (
-                    fitted_table(
-                        [(axes + columns)[i] for i in picked],
-                        [([row[i] for i in picked], False) for row in cells],
-                        width,
-                        right=keys,
-                    )
-                    if end > start or not columns
-                    else None
-                )
-                if grid is not None:
-                    yield grid
-                    start = end
-                    break
-            else:  # not even one column fits beside the sizes: a line per point
-                for row in cells:
-                    heads = [h for h, _ in axes + columns]
-                    yield Text("  ".join(f"{h} {c.plain}" for h, c in zip(heads, row, strict=True)))
-                break
-            if start >= len(columns):
-                break
+        yield from _side_by_side(axes, columns, cells, width)
         legend = [f"{a.letter} = {a.name}" for a in table.axes]
         legend += [f"{k} = {v}, worked out at each point" for k, v in table.derived.items()]
         yield Text(kept_whole(", ".join(legend), width))
@@ -1181,6 +1164,54 @@ class _Sweep:
                 yield Text(kept_whole(f"{column.title} = {formula_text(column.formula)}", width))
         if any(column.formula is None for column in table.columns):
             yield Text("(no formula: each point is worked out from its numbers)")
+        for line in fit_legend(table):
+            yield Text(kept_whole(line, width))
+        if table.fit is not None and table.fit.frontiers:
+            heads, rows = frontier_cells(table)
+            yield Text("The fit frontier: the largest context at each batch", style="table.title")
+            yield from _side_by_side(
+                [("B", "b")],
+                [(h, f"s{i}") for i, h in enumerate(heads)],
+                [[Text(c) for c in row] for row in rows],
+                width,
+            )
+
+
+def _side_by_side(
+    axes: list[tuple[str, str]],
+    columns: list[tuple[str, str]],
+    cells: list[list[Text]],
+    width: int,
+) -> Iterator[RenderableType]:
+    """Tables of the ``axes`` columns and as many of ``columns`` as fit beside them in
+    ``width``; the rest in further tables, the axes repeated; a line per row when not
+    even one column fits."""
+    keys = {key for _, key in axes + columns}
+    n, start = len(axes), 0
+    while True:
+        for end in range(len(columns), start - 1, -1):
+            picked = list(range(n)) + list(range(n + start, n + end))
+            grid = (
+                fitted_table(
+                    [(axes + columns)[i] for i in picked],
+                    [([row[i] for i in picked], False) for row in cells],
+                    width,
+                    right=keys,
+                )
+                if end > start or not columns
+                else None
+            )
+            if grid is not None:
+                yield grid
+                start = end
+                break
+        else:  # not even one column fits beside the sizes: a line per point
+            for row in cells:
+                heads = [h for h, _ in axes + columns]
+                yield Text("  ".join(f"{h} {c.plain}" for h, c in zip(heads, row, strict=True)))
+            break
+        if start >= len(columns):
+            break
 
 
 # -- shapecalc fit -------------------------------------------------------------------------
@@ -1265,6 +1296,8 @@ class _FitTable:
             best = (
                 f"; the least quantized that fits: {fitting[-1].name}" if fitting else "; none fits"
             )
+            if not a.all_formats:
+                best += " (of the common formats; --formats prices every one)"
             answers.add_row("weights formats", text + best)
         if a.engine_log:
             log = a.engine_log

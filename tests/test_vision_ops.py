@@ -109,6 +109,7 @@ def permute_case(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return dims, tuple(draw(SIZE) for _ in range(rank))
 
 
+@settings(max_examples=80)  # torch calls on small tensors; enough sizes
 @given(case=permute_case())
 def test_permute_against_torch(case: tuple[tuple[int, ...], tuple[int, ...]]) -> None:
     dims, shape = case
@@ -121,6 +122,7 @@ def test_permute_refuses_what_is_no_permutation() -> None:
             Permute(dims)
 
 
+@settings(max_examples=80)  # torch calls on small tensors; enough sizes
 @given(
     shape=st.lists(SIZE, min_size=1, max_size=4).map(tuple),
     dim0=st.integers(-5, 4),
@@ -144,6 +146,7 @@ def reshape_case(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return shape, tuple(target)
 
 
+@settings(max_examples=80)  # torch calls on small tensors; enough sizes
 @given(case=reshape_case())
 def test_reshape_against_torch(case: tuple[tuple[int, ...], tuple[int, ...]]) -> None:
     shape, target = case
@@ -152,6 +155,7 @@ def test_reshape_against_torch(case: tuple[tuple[int, ...], tuple[int, ...]]) ->
     _agree(Reshape(target), [shape], lambda x: x.reshape(*target))
 
 
+@settings(max_examples=80)  # torch calls on small tensors; enough sizes
 @given(rest=st.lists(SIZE, min_size=1, max_size=3).map(tuple), n=SIZE)
 def test_expand_against_torch(rest: tuple[int, ...], n: int) -> None:
     token, like = (1, *rest), (n, *rest)
@@ -292,6 +296,7 @@ def test_own_parameter_of_any_shape_against_nn_parameter(
     assert model.total == sum(p.numel() for p in twin.parameters())
 
 
+@settings(max_examples=80)  # torch calls on small tensors; enough sizes
 @given(c=SIZE, t=SIZE, b=SIZE)
 def test_own_parameters_as_steps_of_the_flow(c: int, t: int, b: int) -> None:
     """ConvNeXt's ``layer_scale * block(x)`` and ViT's ``x + pos_embedding``: the tensors
@@ -327,12 +332,14 @@ def test_a_block_whose_own_tensors_are_not_a_step_is_refused() -> None:
 
 
 # -- what transformers' vision towers add: CLIP's class embedding, SigLIP's probe, QuickGELU
+@settings(max_examples=80)  # torch calls on small tensors; enough sizes
 @given(d=SIZE, t=SIZE, n=SIZE)
 def test_expand_of_fewer_dims_as_clips_class_embedding(d: int, t: int, n: int) -> None:
     """modeling_clip.py: ``self.class_embedding.expand(batch_size, 1, -1)``, (D,) to (B, 1, D)."""
     _agree(Expand((0,)), [(d,), (n, t, d)], lambda a, b: (a.expand(b.shape[0], 1, -1), b))
 
 
+@settings(max_examples=80)  # torch calls on small tensors; enough sizes
 @given(
     shape=st.lists(SIZE, min_size=1, max_size=3).map(tuple),
     extra=st.lists(st.integers(1, 3), max_size=2),
@@ -345,6 +352,7 @@ def test_tile_against_tensor_repeat(
     _agree(Tile(sizes), [shape], lambda x: x.repeat(*sizes))
 
 
+@settings(max_examples=80)  # torch calls on small tensors; enough sizes
 @given(d=SIZE, t=SIZE, n=SIZE)
 def test_tile_like_as_siglips_probe(d: int, t: int, n: int) -> None:
     """modeling_siglip.py: ``probe = self.probe.repeat(batch_size, 1, 1)``."""
@@ -355,6 +363,7 @@ def test_tile_like_as_siglips_probe(d: int, t: int, n: int) -> None:
     )
 
 
+@settings(max_examples=80)  # torch calls on small tensors; enough sizes
 @given(shape=st.lists(SIZE, max_size=4).map(tuple))
 def test_quick_gelu_against_transformers(shape: tuple[int, ...]) -> None:
     activations = pytest.importorskip("transformers.activations")

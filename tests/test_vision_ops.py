@@ -259,6 +259,12 @@ def test_stochastic_depth_refuses_what_torchvision_refuses() -> None:
 
 
 # -- a block's own tensors -----------------------------------------------------------------
+def _filled(module: Any) -> None:
+    """Numbers in every tensor shapecalc.build left uninitialised (torch.empty's memory may
+    hold NaN, which no comparison equals)."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.normal_()
 @settings(max_examples=60)  # each example builds and runs modules
 @given(
     shape=st.lists(st.integers(0, 4), max_size=4).map(tuple),
@@ -308,6 +314,7 @@ def test_own_parameters_as_steps_of_the_flow(c: int, t: int, b: int) -> None:
     )
     model = Model("scaled", block, input_layout=(("B", t, c),))
     module = shapecalc.build(model, device="cpu")
+    _filled(module)
     x = torch.randn(b, t, c, requires_grad=True)
     expected = module.layer_scale * module.lin(x) + module.pos
     assert torch.equal(module(x), expected)
@@ -321,6 +328,7 @@ def test_a_block_whose_own_tensors_are_not_a_step_is_refused() -> None:
     is refused when the block is made, not by a recursion when built."""
     block = Block("X", {"": shapecalc.Bias(8), "lin": Linear(8, 8)}, flow=chain("lin", ""))
     module = shapecalc.build(Model("x", block), device="cpu")
+    _filled(module)
     x = torch.randn(2, 8)
     assert torch.equal(module(x), module.lin(x) + module.bias)
     with pytest.raises(ShapecalcError, match="not a step"):

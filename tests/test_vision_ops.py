@@ -265,6 +265,8 @@ def _filled(module: Any) -> None:
     with torch.no_grad():
         for p in module.parameters():
             p.normal_()
+
+
 @settings(max_examples=60)  # each example builds and runs modules
 @given(
     shape=st.lists(st.integers(0, 4), max_size=4).map(tuple),

@@ -41,6 +41,28 @@ def gguf_facts() -> dict[str, str]:
             for k, v in EXPERTS.items()
         ],
     )
+    from shapecalc.quant.gguf_names import FAMILIES
+
+    family_rows = []
+    for arch, family in FAMILIES.items():
+        layer = f"{family.layers}.N."
+        reshaped = {*family.transposed, *family.squeezed}
+        pairs = [(k, v, "") for k, v in family.top.items() if k not in GLOBAL]
+        pairs += [
+            (f"{layer}{k}", f"blk.N.{v}", " (reshaped)" if k in reshaped else "")
+            for k, v in family.layer.items()
+        ]
+        pairs += [(f"{layer}{k}", f"blk.N.{v}", "") for k, v in family.bare.items()]
+        if family.experts is not EXPERTS:
+            pairs += [
+                (f"{layer}{k}", ", ".join(f"blk.N.{p}" for p in v), " (E, …)")
+                for k, v in family.experts.items()
+            ]
+        pairs += [(f"{layer}{k}", f"blk.N.{v}", " (buffer)") for k, v in family.buffers.items()]
+        if family.split_kv_b:
+            pairs.append((f"{layer}self_attn.kv_b_proj", "blk.N.attn_k_b, blk.N.attn_v_b", ""))
+        family_rows += [[f"`{arch}`", f"`{k}`{note}", f"`{v}`"] for k, v, note in pairs]
+    family_names = _table(["GGUF architecture", "transformers", "GGUF"], family_rows)
     families = _table(
         [
             "GGUF architecture",
@@ -79,5 +101,6 @@ def gguf_facts() -> dict[str, str]:
         "gguf_types": types,
         "gguf_names": names,
         "gguf_families": families,
+        "gguf_family_names": family_names,
         "gguf_mixes": mixes,
     }

@@ -342,6 +342,9 @@ def generated() -> dict[Path, str]:
     from docs_fit import fit_page
 
     files[docs / "howto" / "fit.md"] = fit_page()
+    from docs_torchvision import torchvision_page
+
+    files[docs / "howto" / "torchvision.md"] = torchvision_page()
     return {
         path: breakable_names(text) if path.is_relative_to(docs) and path.suffix == ".md" else text
         for path, text in files.items()

@@ -111,6 +111,8 @@ _WHERE = {
     "llama": "architectures.llama",
     "gpt_neox": "architectures.gpt_neox",
     "bert": "architectures.bert",
+    # torchvision's classification models by name
+    "torchvision": "architectures.vision",
 }
 
 __all__ = [
@@ -213,6 +215,7 @@ __all__ = [
     "sweep",
     "symbol",
     "symbols",
+    "torchvision",
 ]
 
 #: ``from shapecalc import *`` takes every layer kind too, by its torch name: ``__all__``
@@ -286,6 +289,7 @@ if TYPE_CHECKING:  # the static view of the lazy names above
     from shapecalc.architectures.qwen_moe import qwen_moe
     from shapecalc.architectures.rnn import rnn_lm
     from shapecalc.architectures.starcoder2 import starcoder2
+    from shapecalc.architectures.vision import torchvision
     from shapecalc.core.declare import Architecture, Built, choice, flag, number, size
     from shapecalc.core.dims import Dim, Expr, symbol, symbols
     from shapecalc.core.errors import (

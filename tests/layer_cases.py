@@ -724,7 +724,10 @@ CASES: dict[str, Case] = {
         ),
         st.fixed_dictionaries({"num_parameters": LOOSE}),
     ),
-    **{kind: activation_case(INPLACE) for kind in ("ReLU", "ReLU6", "SiLU", "Mish", "Hardswish")},
+    **{
+        kind: activation_case(INPLACE)
+        for kind in ("ReLU", "ReLU6", "SiLU", "Mish", "Hardswish", "Hardsigmoid")
+    },
     **{kind: activation_case({}) for kind in ("Sigmoid", "Tanh")},
     "LeakyReLU": activation_case(
         {"negative_slope": [0.01, 0.2, -0.5, 3.0], **INPLACE},

@@ -672,3 +672,87 @@ def test_formats_are_priced_when_asked_or_when_the_model_does_not_fit() -> None:
     assert "--formats prices" not in " ".join(
         run([*LLAMA, "--memory-gb", "0.0005", "--formats"]).output.split()
     )
+
+
+# -- what a newcomer tripped over --------------------------------------------------------------
+def _config(tmp_path: Path, **extra: Any) -> Path:
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": 1024,
+        "hidden_size": 256,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 512,
+        "max_position_embeddings": 2048,
+        "torch_dtype": "float16",
+        "tie_word_embeddings": False,
+        **extra,
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+def test_fit_hf_prices_the_config_s_quantization_as_hf_does(tmp_path: Path) -> None:
+    from shapecalc.adapters.hf_config import hf_model
+    from shapecalc.quant import from_config, quantize
+
+    awq = {"quant_method": "awq", "bits": 4, "group_size": 128, "version": "gemm"}
+    path = _config(tmp_path, quantization_config=awq)
+    data = json.loads(run(["hf", str(path), "--gpu", "l4", "--format", "json"]).output)
+    weights = data["account"]["lines"][0]
+    found = hf_model(str(path))
+    quantized = quantize(found.model(), from_config(awq))
+    assert weights["bytes"] == quantized.bytes("fp16")
+    assert "AWQ" in weights["rule"]
+    hf = json.loads(
+        CliRunner().invoke(cli, ["hf", str(path), "--memory", "--format", "json"]).output
+    )
+    assert hf["quantization"]["method"] == "awq"
+    for plain in (["--weights", "none"], ["--allow-field", "quantization_config"]):
+        unquantized = json.loads(
+            run(["hf", str(path), "--gpu", "l4", "--format", "json", *plain]).output
+        )
+        assert unquantized["account"]["lines"][0]["bytes"] == 2 * found.model().total
+
+
+def test_a_context_past_the_model_s_is_refused_and_never_fits(tmp_path: Path) -> None:
+    path = _config(tmp_path)
+    past = run(["hf", str(path), "--gpu", "l4", "--seq-len", "2049"])
+    assert past.exit_code == 2
+    assert len(past.stderr.splitlines()) == 1
+    assert "--seq-len 2,049 is past the model's context, 2,048" in past.stderr
+    # the default context is the model's own when shorter than 4,096
+    data = json.loads(run(["hf", str(path), "--gpu", "l4", "--format", "json"]).output)
+    assert data["setting"]["seq_len"] == 2048
+    fit = Fit(llama(), custom(80), max_context=2048)
+    assert fit.fits(1, 2048) and not fit.fits(1, 2049)
+    assert fit.most_sequences(2049) is None and fit.fewest_gpus(1, 2049)[0] is None
+    assert fit.largest_context() == 2048
+
+
+def test_tensors_stored_in_a_dtype_of_their_own_do_not_train() -> None:
+    from shapecalc.quant import parse_weights, quantize
+
+    model = llama(hidden=256, heads=4, kv_heads=4, intermediate=512)
+    for weights in ("nf4", "int8", "gptq", "awq", "fp8", "q8_0"):
+        quantized = quantize(model, parse_weights(weights))
+        frozen = [r for r in quantized.rows() if r.param.dtype and r.param.trainable]
+        assert not frozen, (weights, frozen[:1])
+        cost = analyze(quantized, batch=1, seq_len=8, dtype="bf16", training="adam")
+        gradients = next(m for m in cost.memory if m.label == "gradients")
+        assert gradients.bytes == 2 * quantized.trainable
+        assert quantized.trainable < model.trainable
+
+
+def test_weights_none_and_formats_when_the_model_fits() -> None:
+    plain = json.loads(run([*LLAMA, "--gpu", "l4", "--format", "json"]).output)
+    none = json.loads(run([*LLAMA, "--gpu", "l4", "--weights", "none", "--format", "json"]).output)
+    assert none["account"] == plain["account"]
+    text = " ".join(run([*LLAMA, "--gpu", "l4", "--formats"]).output.split())
+    assert "the model fits as it is (bf16), unquantized" in text
+    assert "the least quantized that fits" not in text
+    dtype = run([*LLAMA, "--gpu", "l4", "--weights", "bf16"])
+    assert dtype.exit_code == 2 and "give --dtype bf16" in dtype.stderr

@@ -218,7 +218,7 @@ def _transformers_model(model_type: str, extra: dict[str, Any]) -> tuple[Any, An
     return config, model
 
 
-def convert(model_type: str, tmp_path: Path, qtype: Any = None) -> Path:
+def convert(model_type: str, tmp_path: Path, qtype: Any = None, tokens: bool = True) -> Path:
     """A tiny transformers model written as llama.cpp's converter writes it: its names
     by gguf-py's TensorNameMap, fused experts split into gate and up, the tied head left
     out, the ``<arch>.*`` sizes and the tokenizer's tokens in the metadata."""
@@ -259,7 +259,8 @@ def convert(model_type: str, tmp_path: Path, qtype: Any = None) -> Path:
         writer.add_expert_feed_forward_length(extra["moe_intermediate_size"])
     if "shared_expert_intermediate_size" in extra:
         writer.add_expert_shared_feed_forward_length(extra["shared_expert_intermediate_size"])
-    writer.add_token_list([f"t{i}" for i in range(config.vocab_size)])
+    if tokens:
+        writer.add_token_list([f"t{i}" for i in range(config.vocab_size)])
     for name, kind, data in tensors:
         if kind in (Q.F32,):
             writer.add_tensor(name, data.astype(np.float32))
@@ -285,6 +286,19 @@ def test_a_converted_model_agrees_with_its_metadata(model_type: str, tmp_path: P
     assert result.exit_code == 0, result.output
     assert "The file agrees with its metadata." in result.stdout
     assert "Q8_0" in result.stdout
+
+
+def test_a_file_without_a_tokenizer_takes_the_vocabulary_from_its_embedding(
+    tmp_path: Path,
+) -> None:
+    """A file written without tokenizer.ggml.tokens (and no <arch>.vocab_size) is still
+    checked: the vocabulary is token_embd.weight's rows."""
+    path = convert("llama", tmp_path, Q.Q8_0, tokens=False)
+    check = check_gguf(read_gguf(str(path)))
+    assert check.ok, (check.missing, check.unexpected, check.wrong_shape)
+    result = run(["inspect", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "The file agrees with its metadata." in result.stdout
 
 
 def test_the_names_are_gguf_pys(tmp_path: Path) -> None:
@@ -716,6 +730,10 @@ def test_a_model_a_mix_cannot_price_is_one_line(args: list[str], said: str) -> N
         ("q4_k_m:output_type=q9_k", "output_type = 'q9_k' is not a ggml type"),
         ("q4_k_m:imatrix=maybe", "imatrix must be true or false"),
         ("q4_k_m:modules_to_not_convert=lm_head", "modules_to_not_convert"),
+        ("q4_k_m:arch=foo", "arch = 'foo' is not a GGUF architecture"),
+        ("gptq:bits=8,bits=4", "bits is given twice"),
+        ("bf16", "is a dtype, not a weights format: give --dtype bf16"),
+        ("F16", "give --dtype fp16"),
     ],
 )
 def test_bad_settings_are_one_line(weights: str, said: str) -> None:
@@ -747,3 +765,19 @@ def test_a_fifo_named_gguf_is_refused_without_opening_it(tmp_path: Path) -> None
     assert result.exit_code == 2 and "not a regular file" in result.stderr, result.output
     result = run(["inspect", str(tmp_path / "absent.gguf")])
     assert result.exit_code == 2, result.output
+
+
+def test_the_converter_keeps_routers_and_the_shared_expert_gate_in_f32() -> None:
+    """convert_hf_to_gguf.py's prepare_tensors: FFN_GATE_INP and FFN_GATE_INP_SHEXP (and
+    position and token-type embeddings, ssm_conv1d) are written in F32 whatever
+    --outtype; other 2-D weights in the outtype."""
+    from shapecalc.quant.gguf import source_type
+
+    for name in (
+        "blk.0.ffn_gate_inp.weight",
+        "blk.0.ffn_gate_inp_shexp.weight",
+        "position_embd.weight",
+        "blk.3.ssm_conv1d.weight",
+    ):
+        assert source_type(name, (64, 8)) == "F32", name
+    assert source_type("blk.0.ffn_up_shexp.weight", (64, 8)) == "F16"

@@ -185,6 +185,7 @@ KIND_COUNTS: dict[str, list[tuple[dict[str, Any], int]]] = {
             "Sigmoid",
             "Tanh",
             "Hardswish",
+            "Hardsigmoid",
             "Softplus",
             "Softmax",
             "LogSoftmax",

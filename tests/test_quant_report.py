@@ -5,6 +5,7 @@ stored bytes, the weights line of the memory account, JSON's quantization sectio
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -114,10 +115,11 @@ def test_the_summary_says_parameters_and_stored_bytes() -> None:
     report = json.loads(run([*LLAMA, "--weights", "int8", "--memory", "--format", "json"]).stdout)
     rule = next(m["rule"] for m in report["cost"]["memory"] if m["label"] == "weights")
     own, others = report["quantization"]["bytes"]["fp32"].values()
-    assert rule.endswith(
-        f"bitsandbytes 8-bit (LLM.int8): the quantized layers' tensors {own:,} bytes, "
-        f"the others {others:,} bytes"
-    )
+    assert rule.startswith("bitsandbytes 8-bit (LLM.int8): stored as ")
+    assert rule.endswith(f"the others 4 bytes each (fp32), {others:,} bytes")
+    by_dtype = re.findall(r"(\w+) tensors ([\d,]+) bytes", rule)
+    assert {"int8", "float32"} <= {d for d, _ in by_dtype}  # weights, and SCB's scales
+    assert sum(int(n.replace(",", "")) for _, n in by_dtype) == own
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
     wide = run([*LLAMA, "--weights", "nf4", "--memory"], 200)
     assert wide.exit_code == 0 and max(len(x) for x in wide.stdout.splitlines()) <= 200

@@ -12,11 +12,13 @@ and :func:`check_gguf` sets the file's tensors against that config's model.
 
 The families (GGUF architecture -> transformers ``model_type``): llama (and Mistral's and
 Mixtral's conversions, which llama.cpp writes as llama), qwen2, qwen3, qwen2moe, qwen3moe,
-gemma, gemma2, phi3, starcoder2. Sources: llama.cpp ``gguf-py/gguf/tensor_mapping.py``,
-``constants.py`` (``MODEL_TENSORS``), ``convert_hf_to_gguf.py`` (LlamaModel, Qwen2Model,
-Qwen3Model,
-Qwen2MoeModel, Qwen3MoeModel, GemmaModel, Gemma2Model, Phi3MiniModel,
-StarCoder2Model).
+gemma, gemma2, phi3, starcoder2; gpt2, falcon, gptneox (gpt_neox), mamba, deepseek2
+(deepseek_v2, deepseek_v3), gpt-oss, whose names and metadata are their own
+(shapecalc.quant.gguf_names, shapecalc.adapters.gguf_families). Sources: llama.cpp
+``gguf-py/gguf/tensor_mapping.py``, ``constants.py`` (``MODEL_TENSORS``),
+``convert_hf_to_gguf.py`` (LlamaModel, Qwen2Model, Qwen3Model, Qwen2MoeModel,
+Qwen3MoeModel, GemmaModel, Gemma2Model, Phi3MiniModel, StarCoder2Model, GPT2Model,
+FalconModel, GPTNeoXModel, MambaModel, DeepseekV2Model, GptOssModel).
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shapecalc.adapters.gguf import GGUFArray, GGUFFile
+from shapecalc.adapters.gguf_families import ARGUMENTS, Meta, file_vocab
 from shapecalc.adapters.hf_config import HFModel
 from shapecalc.core.errors import InvalidArgumentError, echo, printable
 from shapecalc.core.hfmap import HFType
 from shapecalc.quant.gguf import GGUFName, gguf_name, gguf_tensors
+from shapecalc.quant.gguf_names import FAMILIES
 
 __all__ = [
     "GGUFCheck",
@@ -78,6 +82,8 @@ def _int(file: GGUFFile, key: str, default: int | None = None) -> int | None:
 
 def _arguments(file: GGUFFile, arch: str) -> dict[str, Any]:
     """shapecalc's arguments from the file's ``<arch>.*`` metadata and tensor names."""
+    if arch in ARGUMENTS:
+        return ARGUMENTS[arch](Meta(file, arch))
     names = {t.name for t in file.tensors}
 
     def need(key: str) -> int:
@@ -95,11 +101,13 @@ def _arguments(file: GGUFFile, arch: str) -> dict[str, Any]:
         "tie_weights": "output.weight" not in names,
     }
     vocab = _int(file, f"{arch}.vocab_size")
-    tokens = file.metadata.get("tokenizer.ggml.tokens")
-    if vocab is None and isinstance(tokens, GGUFArray):
-        vocab = tokens.length
     if vocab is None:
-        raise _fail(file.path, f"neither {arch}.vocab_size nor tokenizer.ggml.tokens is there")
+        vocab = file_vocab(file)
+    if vocab is None:
+        raise _fail(
+            file.path,
+            f"neither {arch}.vocab_size, tokenizer.ggml.tokens nor token_embd.weight is there",
+        )
     args["vocab"] = vocab
     for argument, key in (
         ("head_dim", "attention.key_length"),
@@ -161,11 +169,16 @@ def _model(file: GGUFFile) -> tuple[dict[str, Any], HFModel]:
             f"general.architecture {printable(arch)[:40]!r}: shapecalc checks {', '.join(types)}",
         )
     args = _arguments(file, arch)
+    which = args.pop("_model_type", None)
+    fields: dict[str, Any] = args.pop("_config", {})
     refused: InvalidArgumentError | None = None
     for t in types[arch]:
+        if which is not None and t.model_type != which:
+            continue
         config = _config(t, args)
         if config is None:
             continue
+        config.update(fields)
         try:
             return config, hf_model(config)
         except InvalidArgumentError as err:
@@ -219,9 +232,16 @@ def check_gguf(file: GGUFFile) -> GGUFCheck:
         )
     config, hf = _model(file)
     model = hf.model()
-    expected, unmapped = gguf_tensors(model)
-    want = {e.name: e for e in expected}
+    arch = file.architecture or ""
     stored = {t.name: t for t in file.tensors}
+    # DeepSeek's kv_b_proj whole (attn_kv_b), as converters wrote it before the split
+    whole = (
+        FAMILIES.get(arch, None) is not None
+        and FAMILIES[arch].split_kv_b
+        and any(n.endswith(".attn_kv_b.weight") for n in stored)
+    )
+    expected, unmapped = gguf_tensors(model, arch, buffers=True, kv_b=whole)
+    want = {e.name: e for e in expected}
     missing = tuple((e.name, e.shape, e.source) for e in expected if e.name not in stored)
     wrong = tuple(
         (e.name, e.shape, stored[e.name].shape, e.source)
@@ -245,14 +265,26 @@ def check_gguf(file: GGUFFile) -> GGUFCheck:
             f"{len(unmapped):,} transformers tensors have no GGUF name here: "
             + ", ".join(unmapped[:3])
         )
-    if file.architecture == "llama":
+    if file.architecture in ("llama", "granite"):  # LlamaModel.permute
         notes.append("q_proj and k_proj rows are permuted by the conversion (shapes kept)")
-    if any(e.how for e in expected):
+    family = FAMILIES.get(arch)
+    if family is not None:
+        notes.extend(
+            n.replace(
+                "kv_b_proj is split per head into attn_k_b (transposed) and attn_v_b",
+                "kv_b_proj is whole (attn_kv_b), as converters wrote it before they "
+                "split it into attn_k_b and attn_v_b",
+            )
+            if whole
+            else n
+            for n in family.notes
+        )
+    elif any(e.how for e in expected):
         notes.append(
             "transformers' fused experts gate_up_proj (E, 2F, H) are stored as "
             "ffn_gate_exps and ffn_up_exps, (E, F, H) each"
         )
-    total = sum(_count(e.shape) for e in expected)
+    total = sum(_count(e.shape) for e in expected if e.how != "buffer")
     return GGUFCheck(
         path=file.path,
         architecture=file.architecture or "",

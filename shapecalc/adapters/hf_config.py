@@ -679,9 +679,9 @@ def _refuse_quantized(
     raise _fail(
         "quantization_config",
         method,
-        f"{label}: quantization_config ({kind}): a quantized model "
-        "stores other tensors than its config's shapes; `shapecalc inspect FOLDER` reports "
-        "the stored ones, and --allow-field quantization_config counts the unquantized model",
+        f"{label}: quantization_config ({kind}) is not a method shapecalc stores (it "
+        f"knows {', '.join(METHODS)}); `shapecalc inspect FOLDER` reports the stored "
+        "tensors, and --allow-field quantization_config counts the unquantized model",
         "a quantized config is counted only when asked",
     )
 

@@ -207,7 +207,7 @@ def inspect_target(
         raise _fail(
             target,
             f"{echo(target)} is neither a file nor package.module:attribute "
-            f"(checkpoints end in {', '.join(CHECKPOINT_SUFFIXES)})",
+            f"(checkpoints end in {', '.join(CHECKPOINT_SUFFIXES)}, GGUF files in .gguf)",
         )
     from shapecalc.adapters.torch_bridge import from_module
 

@@ -415,6 +415,24 @@ def _positions(torch: Any, spec: Positions, x: Any) -> Any:
     return torch.arange(spec.start, spec.start + length, device=x.device)[None]
 
 
+def _stochastic_depth(torch: Any, spec: StochasticDepth, device: str) -> Any:
+    class StochasticDepthModule(torch.nn.Module):  # type: ignore[misc]
+        """torchvision.ops.StochasticDepth, as torchvision/ops/stochastic_depth.py writes
+        its forward: the identity at inference, else input * noise."""
+
+        def forward(self, x: Any) -> Any:
+            p = spec.p
+            if not self.training or p == 0.0:
+                return x
+            size = [x.shape[0]] + [1] * (x.ndim - 1) if spec.mode == "row" else [1] * x.ndim
+            noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(1.0 - p)
+            if p < 1.0:
+                noise.div_(1.0 - p)
+            return x * noise
+
+    return StochasticDepthModule()
+
+
 def _bias(torch: Any, spec: Bias, device: str) -> Any:
     class BiasModule(torch.nn.Module):  # type: ignore[misc]
         """A bias of its own: y = x + b."""
@@ -871,32 +889,6 @@ def _gated_attention(torch: Any, spec: GatedAttention, q: Any, gate: Any, k: Any
     return _attention(torch, attend, q, k, v) * torch.sigmoid(gate)
 
 
-def _stochastic_depth(torch: Any, spec: StochasticDepth, device: str) -> Any:
-    class StochasticDepthModule(torch.nn.Module):  # type: ignore[misc]
-        """torchvision.ops.StochasticDepth, as torchvision/ops/stochastic_depth.py
-        computes it: the input at inference or p = 0, else the input times a 0-or-1/(1-p)
-        noise per row (or for the whole batch)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.p, self.mode = spec.p, spec.mode
-
-        def forward(self, x: Any) -> Any:
-            if not self.training or self.p == 0.0:
-                return x
-            survival = 1.0 - self.p
-            size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
-            noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
-            if survival > 0.0:
-                noise.div_(survival)
-            return x * noise
-
-        def extra_repr(self) -> str:
-            return f"p={self.p}, mode={self.mode}"
-
-    return StochasticDepthModule()
-
-
 def _layer_norm_2d(torch: Any, spec: LayerNorm2d, device: str) -> Any:
     class LayerNorm2dModule(torch.nn.LayerNorm):  # type: ignore[misc]
         """ConvNeXt's LayerNorm2d (torchvision/models/convnext.py): permute to NHWC,
@@ -1039,7 +1031,6 @@ def _tile(torch: Any, spec: Tile, x: Any, *like: Any) -> Any:
 
 #: layers torch.nn lacks: spec class -> its module, made with torch on a device
 _MODULES: dict[type, Any] = {
-    StochasticDepth: _stochastic_depth,
     LayerNorm2d: _layer_norm_2d,
     ShiftedWindowAttention: _shifted_window_attention,
     PatchMerging: _patch_merging,
@@ -1050,6 +1041,7 @@ _MODULES: dict[type, Any] = {
     GatedDeltaNet: _gated_delta_net,
     Bias: _bias,
     Conv1D: _conv1d,
+    StochasticDepth: _stochastic_depth,
     Experts: _experts,
     GptOssExperts: _gpt_oss_experts,
     TopkRouter: _router,

@@ -612,30 +612,29 @@ class Cost:
         b = self.itemsize
         lines: list[MemoryLine] = []
         weights = m.bytes(self.dtype)  # N·b, but tensors of a dtype of their own at theirs
-        if m.quantization is not None:  # the rule names the method and both parts
+        stored = f"{b} bytes each ({self.dtype})"
+        if m.quantization is not None:  # the method, and the bytes of each stored dtype
             from shapecalc.quant import weights_rule
 
-            own = "; " + weights_rule(m, b, self.dtype)
+            stored = weights_rule(m, b, self.dtype)
         else:
             kept = sorted({row.param.dtype for row in m.rows() if row.param.dtype})
-            own = "".join(f"; {d} tensors {_stored_text(d)}" for d in kept)
+            stored += "".join(f"; {d} tensors {_stored_text(d)}" for d in kept)
         if self.mixed_precision:
             lines.append(
                 MemoryLine(
                     "weights",
                     weights,
-                    f"{self.dtype} copy for forward and backward: {b} bytes each{own}",
+                    f"{self.dtype} copy for forward and backward: {stored}",
                     "training",
                 )
             )
-            lines.append(
-                MemoryLine("weights", weights, f"{b} bytes each ({self.dtype}){own}", "inference")
-            )
+            lines.append(MemoryLine("weights", weights, stored, "inference"))
             lines.append(
                 MemoryLine("fp32 master weights", trainable * 4, "4 bytes each", "training")
             )
         else:
-            lines.append(MemoryLine("weights", weights, f"{b} bytes each ({self.dtype}){own}"))
+            lines.append(MemoryLine("weights", weights, stored))
         buffers = self.buffer_bytes
         if buffers != 0:
             lines.append(

@@ -476,9 +476,27 @@ class Fit:
         b = self.batch if batch is None else batch
         t = self.seq_len if seq_len is None else seq_len
         n = self.gpus if gpus is None else gpus
+        if self.past_context(t):
+            return False
         if self.engine is not None:
             return self.account(b, t, n).fits
         return self.total(b, t, n) <= self.hardware.memory
+
+    def past_context(self, seq_len: int) -> bool:
+        """Whether ``seq_len`` positions are more than the model's own context (the model
+        cannot take them: nothing fits there)."""
+        return self.context is not None and seq_len > self.context
+
+    def check_context(self) -> None:
+        """Refuse a context past the model's own in one line."""
+        if self.past_context(self.seq_len):
+            raise fit_error(
+                "seq_len",
+                self.seq_len,
+                f"--seq-len {self.seq_len:,} is past the model's context, {self.context:,} "
+                "positions (max_position_embeddings): give at most that",
+                "at most the model's context",
+            )
 
     def _margin(self, b: int, t: int, n: int) -> int | None:
         """Memory left at ``b`` × ``t`` (negative: short), for the searches; None under an
@@ -505,14 +523,19 @@ class Fit:
         even one sequence fits."""
         t = self.seq_len if seq_len is None else seq_len
         n = self.gpus if gpus is None else gpus
+        if self.past_context(t):
+            return None
         return _largest(lambda b: self.fits(b, t, n), 2**40, lambda b: self._margin(b, t, n))
 
     def fewest_gpus(
         self, batch: int | None = None, seq_len: int | None = None
     ) -> tuple[int | None, list[tuple[int, str]]]:
         """The fewest GPUs the model fits on at ``batch`` × ``seq_len`` (None: not on
-        :data:`MOST_GPUS`), and the counts skipped with why."""
-        skipped = []
+        :data:`MOST_GPUS`, or past the model's context), and the counts skipped with
+        why."""
+        skipped: list[tuple[int, str]] = []
+        if self.past_context(self.seq_len if seq_len is None else seq_len):
+            return None, skipped
         for n in range(1, MOST_GPUS + 1):
             why = self.split_refused(n)
             if why:

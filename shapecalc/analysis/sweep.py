@@ -279,11 +279,11 @@ def sweep(
         "cache": cache,
     }
     if weights is not None:
-        from shapecalc.quant import Quantization, parse_weights
+        from shapecalc.quant import weights_option
 
-        cost_settings["weights"] = (
-            weights if isinstance(weights, Quantization) else parse_weights(weights)
-        )
+        chosen = weights_option(weights)
+        if chosen is not None:
+            cost_settings["weights"] = chosen
     exact = _Exact(cls, fixed, model_axes, input_axes, settings, keys, cost_settings)
     formulas = _formulas(cls, fixed, axes, settings, keys, cost_settings)
     per_token_formula = None if formulas is None else formulas.pop("_per_token", None)

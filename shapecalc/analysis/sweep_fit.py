@@ -54,11 +54,13 @@ FIT_RULES = {
     "gpu_memory": "the memory one GPU holds at the row's B and T (fit's total)",
     "fits": (
         "whether it fits in the GPU's memory at the row's B and T (under an engine, by the "
-        "engine's rule)"
+        "engine's rule; never past the model's own context)"
     ),
     "max_context": "the largest context that fits at the row's B (none: not one position)",
-    "max_batch": "the most sequences that fit at the row's T (none: not one)",
-    "min_gpus": "the fewest GPUs, tensor parallel, it fits on at B and T (> 64: not on 64)",
+    "max_batch": "the most sequences that fit at the row's T (none: not one, or T past the "
+    "model's context)",
+    "min_gpus": "the fewest GPUs, tensor parallel, it fits on at B and T (> 64: not on 64, "
+    "or T past the model's context)",
     "decode": "decode tokens per second at most at B and T (-: no bandwidth given)",
     "prefill": "prefill tokens per second at most at B and T (-: no peak given)",
 }

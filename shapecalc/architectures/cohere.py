@@ -115,6 +115,7 @@ class Cohere(GroupedQueryLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="cohere",
+            gguf="command-r",
             config_class="CohereConfig",
             classes={"CohereForCausalLM": {"head": "lm"}, "CohereModel": {"head": "none"}},
             base="model",

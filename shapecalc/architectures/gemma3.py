@@ -442,6 +442,7 @@ class Gemma3(GroupedQueryLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="gemma3_text",
+            gguf="gemma3",
             config_class="Gemma3TextConfig",
             classes={
                 "Gemma3ForCausalLM": {"head": "lm"},

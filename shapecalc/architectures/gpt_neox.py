@@ -86,6 +86,7 @@ class GPTNeoX(TransformerLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="gpt_neox",
+            gguf="gptneox",
             config_class="GPTNeoXConfig",
             classes=tf.head_classes("GPTNeoX", *tf.HEADS),
             base="gpt_neox",

@@ -133,6 +133,7 @@ class GptOss(tf.Windowed, GroupedQueryLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="gpt_oss",
+            gguf="gpt-oss",
             config_class="GptOssConfig",
             classes=tf.head_classes("GptOss", "seq-cls", "token-cls"),
             base="model",

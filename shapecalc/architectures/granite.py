@@ -45,6 +45,7 @@ class Granite(LLaMA):
     hf: ClassVar[tuple[HFType, ...]] = (
         _member(
             model_type="granite",
+            gguf="granite",
             prefix="Granite",
             kinds=(),
             defaults=_defaults(

@@ -142,6 +142,7 @@ class Mamba(TransformerLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="mamba",
+            gguf="mamba",
             config_class="MambaConfig",
             classes=tf.head_classes("Mamba"),
             base="backbone",

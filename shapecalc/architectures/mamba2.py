@@ -187,6 +187,7 @@ class Mamba2(TransformerLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="mamba2",
+            gguf="mamba2",
             config_class="Mamba2Config",
             classes={"Mamba2ForCausalLM": {"head": "lm"}, "Mamba2Model": {"head": "none"}},
             base="backbone",

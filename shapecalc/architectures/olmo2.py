@@ -79,6 +79,7 @@ class OLMo2(GroupedQueryLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="olmo2",
+            gguf="olmo2",
             config_class="Olmo2Config",
             classes=tf.head_classes("Olmo2", "seq-cls"),
             base="model",

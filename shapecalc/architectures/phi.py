@@ -79,6 +79,7 @@ class Phi(TransformerLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="phi",
+            gguf="phi2",
             config_class="PhiConfig",
             classes=tf.head_classes("Phi", "seq-cls", "token-cls"),
             base="model",

@@ -51,6 +51,7 @@ for _name, _module in {
     "show": "show",
     "solve": "solve",
     "sweep": "sweep",
+    "torchvision": "torchvision",
 }.items():
     cli.lazy[_name] = _from(_module, _name.replace("-", "_"))
 register(cli, _architecture)

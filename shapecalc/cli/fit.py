@@ -5,6 +5,7 @@ input."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import click
 
 from shapecalc.cli.group import ExampleCommand, ShapecalcGroup, engine_error, register
+from shapecalc.cli.hf_options import LAYOUT, config_weights
 from shapecalc.cli.models import architecture_options
 from shapecalc.cli.options import F, apply
 from shapecalc.core.errors import ShapecalcError
@@ -40,6 +42,9 @@ FIT_FLAGS = (
     "fmt",
 )
 #: the flags of the fit options whose name is not their keyword's
+#: the context fit answers at unless --seq-len says (or the model's own when shorter)
+SEQ_LEN = 4096
+
 FLAGS = {
     "memory_gb": "--memory-gb",
     "bandwidth_gbs": "--bandwidth-gbs",
@@ -184,10 +189,10 @@ def fit_options(default_dtype: str | None) -> list[Callable[[F], F]]:
         click.option(
             "--seq-len",
             type=int,
-            default=4096,
-            show_default=True,
+            default=None,
             metavar="T",
-            help="Context per sequence (prompt and output).",
+            help="Context per sequence (prompt and output) [default: 4096, or the model's "
+            "own context when shorter].",
         ),
         click.option(
             "--dtype",
@@ -256,8 +261,9 @@ def _fit_command(command: str) -> click.Command:
     metavar="FIELD",
     help="Count the model without this config field shapecalc does not know.",
 )
+@LAYOUT
 @apply(fit_options(None))
-def _hf(path: str, allow: tuple[str, ...], **options: Any) -> None:
+def _hf(path: str, allow: tuple[str, ...], layout: str, **options: Any) -> None:
     """Does the model a Hugging Face config.json describes fit (exit 0 yes, 1 no); the
     dtype is the config's unless --dtype says.
 
@@ -269,7 +275,8 @@ def _hf(path: str, allow: tuple[str, ...], **options: Any) -> None:
 
     try:
         found = hf_model(path, allow=allow)
-        model = found.model()
+        model = found.checkpoint_model() if layout == "checkpoint" else found.model()
+        options["weights"] = config_weights(found, options["weights"], allow, layout)
     except ShapecalcError as err:
         raise click.BadParameter(err.message, param_hint="'PATH'") from None
     if options["dtype"] is None:
@@ -352,17 +359,21 @@ def _run(model: Any, options: dict[str, Any], context: int | None = None) -> Non
         raise click.BadParameter("--plot draws under the table, not JSON", param_hint="'--plot'")
     try:
         setting = fit_setting(options, context)
-        if options["weights"]:
-            from shapecalc.quant import parse_weights, quantize
+        from shapecalc.quant import quantize, weights_option
 
-            model = quantize(model, parse_weights(options["weights"]))
+        chosen = weights_option(options["weights"])  # none: the model as it is
+        if chosen is not None:
+            model = quantize(model, chosen)
         the_fit = setting.fit(
             model,
             dtype=options["dtype"],
             cache="latent",
             batch=options["batch"],
-            seq_len=options["seq_len"],
+            seq_len=SEQ_LEN if options["seq_len"] is None else options["seq_len"],
         )
+        if options["seq_len"] is None and the_fit.context is not None:
+            the_fit = dataclasses.replace(the_fit, seq_len=min(SEQ_LEN, the_fit.context))
+        the_fit.check_context()
         frontier = tuple(2**k for k in range(11)) if options["frontier"] else ()
         formats: bool | tuple[str, ...] = (
             True if options["formats"] else (not the_fit.fits() and COMMON_FORMATS)

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from shapecalc.cli.hf_options import LAYOUT, config_weights
 from shapecalc.cli.options import (
     CONVENTION_FLAGS,
     COST_FLAGS,
@@ -83,15 +84,7 @@ def config_dtype(found: Any, given: str) -> str:
     help="Count the model without this config field, which shapecalc does not know (it "
     "could change a shape: say so only when you know it does not). Repeatable.",
 )
-@click.option(
-    "--layout",
-    type=click.Choice(["transformers", "checkpoint"]),
-    default="transformers",
-    show_default=True,
-    help="Name the tensors as the transformers class holds them, or as the type's checkpoint "
-    "files store them (each expert of a mixture by name, gpt-oss's MXFP4 blocks); the same "
-    "as transformers where the two agree.",
-)
+@LAYOUT
 @apply(report_options(explain=EXPLAINS))
 @apply(cost_options(model=True, sequence=True, config=True))
 @apply(convention_options(gru=False))
@@ -126,21 +119,8 @@ def hf(
         found = hf_model(path, class_name=class_name, allow=allow)
         shown["dtype"] = config_dtype(found, shown["dtype"])
         model = found.checkpoint_model() if layout == "checkpoint" else found.model()
-        _weights(found, layout, shown, allow)
+        shown["weights"] = config_weights(found, shown.get("weights"), allow, layout)
     except ShapecalcError as err:
         hint = "'--class'" if err.field == "class" else "'PATH'"
         raise click.BadParameter(err.message, param_hint=hint) from None
     finish(model, shown, found.reference)
-
-
-def _weights(found: Any, layout: str, shown: dict[str, Any], allow: tuple[str, ...]) -> None:
-    """The config's quantization_config, priced by default (``--weights none`` or
-    ``--allow-field quantization_config``: the unquantized model; ``--weights X``: X
-    instead)."""
-    from shapecalc.adapters.hf_quant import config_quantization
-
-    weights = shown.get("weights")
-    if isinstance(weights, str) and weights.strip().lower() == "none":
-        shown["weights"] = None
-    elif weights is None and "quantization_config" not in allow:
-        shown["weights"] = config_quantization(found, layout)

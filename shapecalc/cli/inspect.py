@@ -85,6 +85,8 @@ def inspect(
     TARGET is one of:
       model.safetensors        read by its header only, without torch
       model.pt / .pth / .bin   torch.load(weights_only=True, mmap=True): never runs code
+      model.gguf               llama.cpp's file, its header only: ggml types and
+                               bytes, checked against its architecture
       FOLDER                   a downloaded checkpoint: model.safetensors, or shards with
                                model.safetensors.index.json (headers only), beside its
                                config.json

@@ -305,6 +305,7 @@ def _hf_command() -> click.Command:
         from shapecalc.analysis.sweep import parse_values
         from shapecalc.analysis.sweep import sweep as make_sweep
         from shapecalc.cli.hf import config_dtype
+        from shapecalc.cli.hf_options import config_weights
         from shapecalc.core.errors import InvalidArgumentError
 
         plot_with_table(plot, fmt)
@@ -316,6 +317,7 @@ def _hf_command() -> click.Command:
         try:
             found = hf_model(path, class_name=class_name, allow=allow)
             flags["dtype"] = config_dtype(found, flags["dtype"])
+            flags["weights"] = config_weights(found, flags.get("weights"), allow)
             context = found.config.get("max_position_embeddings")
             setting = (
                 None

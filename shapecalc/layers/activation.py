@@ -9,7 +9,8 @@ number, a ``Softmax`` dim that is not an int); shapecalc refuses them at constru
 What autograd keeps, measured with ``saved_tensors_hooks``: ReLU, Sigmoid, Tanh, Softmax
 and LogSoftmax keep their result; the others keep their input. In place, the result is
 the input's own storage (ReLU, LeakyReLU, ELU keep it), or the kernel first copies the
-input it is about to overwrite (ReLU6, SiLU, Mish, Hardswish keep that copy).
+input it is about to overwrite (ReLU6, SiLU, Mish, Hardswish, Hardsigmoid keep that
+copy).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from shapecalc.layers._shapes import check_features, one_input
 __all__ = [
     "ELU",
     "GELU",
+    "Hardsigmoid",
     "Hardswish",
     "LeakyReLU",
     "LogSoftmax",
@@ -218,6 +220,18 @@ class Hardswish(_InPlace):
     summary: ClassVar[str] = "x·ReLU6(x + 3)/6; no parameters"
     flops: ClassVar[int] = 5
     rule: ClassVar[str] = "+3, two comparisons, a multiply and a divide, 5 per number"
+    keeps_in_place: ClassVar[str] = "copy"
+
+
+@register
+class Hardsigmoid(_InPlace):
+    """``nn.Hardsigmoid(inplace=False)``: ReLU6(x + 3)/6 (MobileNetV3's squeeze-and-excitation
+    gate)."""
+
+    kind: ClassVar[str] = "Hardsigmoid"
+    summary: ClassVar[str] = "ReLU6(x + 3)/6; no parameters"
+    flops: ClassVar[int] = 4
+    rule: ClassVar[str] = "+3, two comparisons and a divide, 4 per number"
     keeps_in_place: ClassVar[str] = "copy"
 
 

@@ -1,8 +1,9 @@
-"""Layers torchvision's models hold that torch.nn does not have: ``StochasticDepth``
-(``torchvision.ops.StochasticDepth``), ConvNeXt's ``LayerNorm2d``, and Swin's
-``ShiftedWindowAttention`` and ``PatchMerging``. The torch bridge
-builds each as torchvision's own code computes it (torchvision/ops/stochastic_depth.py,
-torchvision/models/convnext.py).
+"""Layers torchvision has and torch.nn lacks: ``torchvision.ops.StochasticDepth``,
+ConvNeXt's ``LayerNorm2d``, Swin's ``ShiftedWindowAttention`` and ``PatchMerging``, and
+CLIP's ``QuickGELU``. None is a torch.nn kind, so none is in ``LAYER_KINDS``; a model's tree
+uses each where its module holds one (EfficientNet's ``block.N.M.stochastic_depth``). The
+torch bridge builds each as its own code computes it (torchvision/ops/stochastic_depth.py,
+torchvision/models/convnext.py and swin_transformer.py, transformers/activations.py).
 
     >>> LayerNorm2d(96, eps=1e-6).output_shapes((2, 96, 56, 56))
     ((2, 96, 56, 56),)
@@ -31,19 +32,28 @@ __all__ = [
 
 @frozen
 class StochasticDepth(LayerSpec):
-    """``torchvision.ops.StochasticDepth(p, mode)``: in training, zeroes the whole input
-    (``"batch"``) or each row of the batch (``"row"``) with probability ``p`` and scales
-    the rest by 1/(1 - p); at inference, and for p = 0, the input itself. No tensors.
+    """``torchvision.ops.StochasticDepth(p, mode)``: in training, each sample's residual
+    branch (``mode="row"``) or the whole batch's (``"batch"``) is zeroed with probability
+    ``p`` and the rest scaled by 1/(1 - p); at inference, and for p = 0, the input itself.
+    No parameters. Not a torch.nn kind, so not in ``LAYER_KINDS``.
 
-    Training with 0 < p: one multiply per number (and the noise's scale); autograd keeps
-    the noise, (N, 1, ..., 1) for rows, (1, ..., 1) for the batch."""
+    torchvision's ``stochastic_depth`` (torchvision/ops/stochastic_depth.py) draws a noise
+    tensor of shape (B, 1, ...) for "row" and (1, ...) for "batch" and returns
+    ``input * noise``, which autograd keeps for backward.
+
+        >>> StochasticDepth(0.2, "row").work((8, 64, 7, 7)).saved[0].shape
+        (8, 1, 1, 1)
+    """
 
     p: float
     mode: str
 
     kind: ClassVar[str] = "StochasticDepth"
-    family: ClassVar[str] = "vision"
-    summary: ClassVar[str] = "drops a residual branch per row or batch in training"
+    family: ClassVar[str] = "torchvision"
+    summary: ClassVar[str] = "drops a residual branch per sample in training; identity at inference"
+    example: ClassVar[dict[str, Any]] = {"p": 0.2, "mode": "row"}
+    formula_args: ClassVar[dict[str, Any]] = {}
+    example_input: ClassVar[tuple[Shape, ...]] = ((32, 64, 28, 28),)
 
     def __post_init__(self) -> None:
         self._check_number("p", 0, 1)
@@ -53,16 +63,19 @@ class StochasticDepth(LayerSpec):
         return iter(())
 
     def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        """The input shape."""
         return (one_input(self, inputs),)
 
     def work(self, *inputs: Shape) -> Work:
+        """In training a multiply per number by the noise (and the noise's 1/(1 - p)),
+        which autograd keeps: one number per sample in "row" mode, one for the batch in
+        "batch" mode. For p = 0, the input itself."""
         outputs = self.output_shapes(*inputs)
         shape = inputs[0]
         if self.p == 0:  # stochastic_depth returns its input
             return Work(outputs, inplace=True)
-        noise = (
-            (shape[0], *(1 for _ in shape[1:])) if self.mode == "row" else tuple(1 for _ in shape)
-        )
+        ones = tuple(1 for _ in shape[1:])
+        noise = (shape[0], *ones) if self.mode == "row" else (1, *ones)
         return Work(
             outputs,
             other=product(shape) + (product(noise) if self.p < 1 else 0),

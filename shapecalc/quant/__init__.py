@@ -242,11 +242,21 @@ def weights_rule(model: Model, itemsize: int, dtype: str) -> str:
     """The memory account's rule for a quantized model's weights."""
     from shapecalc.core.dims import count_str
 
-    own, others = quantized_bytes(model, itemsize)
-    return (
-        f"{model.quantization.describe()}: the quantized layers' tensors "
-        f"{count_str(own)} bytes, the others {count_str(others)} bytes"
-    )
+    by_dtype: dict[str, Any] = {}
+    others: Any = 0
+    for row in model.rows():
+        if row.tied_to:
+            continue
+        if row.param.dtype:
+            by_dtype[row.param.dtype] = by_dtype.get(row.param.dtype, 0) + row.param.nbytes(
+                itemsize
+            )
+        else:
+            others += row.count * itemsize
+    parts = [f"{name} tensors {count_str(n)} bytes" for name, n in by_dtype.items()]
+    if not (isinstance(others, int) and others == 0):
+        parts.append(f"the others {itemsize} bytes each ({dtype}), {count_str(others)} bytes")
+    return f"{model.quantization.describe()}: stored as " + ", ".join(parts)
 
 
 def weights_error(field: str, value: Any, message: str, rule: str) -> InvalidArgumentError:
@@ -310,6 +320,13 @@ def parse_weights(text: str) -> Quantization:
                 f"(got {echo(item)})",
                 "settings are key=value",
             )
+        if key.strip() in options:
+            raise weights_error(
+                "weights",
+                text,
+                f"--weights {echo(text)}: {key.strip()} is given twice",
+                "each setting once",
+            )
         options[key.strip()] = _value(value.strip())
     for alias, cls, preset in _aliases():
         if alias == name:
@@ -317,12 +334,34 @@ def parse_weights(text: str) -> Quantization:
     if name in METHODS:
         return Quantization(method_class(name).from_options(options, "--weights"))
     names = sorted({a for a, _, _ in _aliases()} | set(METHODS))
+    from shapecalc.core.units import DTYPE_BYTES
+
+    dtype = {"f16": "fp16", "f32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(name, name)
+    if dtype in DTYPE_BYTES:
+        raise weights_error(
+            "weights",
+            name,
+            f"--weights {echo(name)} is a dtype, not a weights format: give --dtype {dtype} "
+            "(and --weights none, or no --weights, for the weights as they are)",
+            "a weights format; dtypes go to --dtype",
+        )
     raise weights_error(
         "weights",
         name,
-        f"--weights {echo(name)} is not a format shapecalc knows (formats: {', '.join(names)})",
+        f"--weights {echo(name)} is not a format shapecalc knows (formats: none, "
+        f"{', '.join(names)})",
         "a known format",
     )
+
+
+def weights_option(value: Quantization | str | None) -> Quantization | None:
+    """``--weights`` as given: None or ``none`` (any case) is the model as it is, a
+    :class:`Quantization` itself, text :func:`parse_weights`'s."""
+    if value is None or isinstance(value, Quantization):
+        return value
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return None
+    return parse_weights(value)
 
 
 def from_config(config: Mapping[str, Any], where: str = "quantization_config") -> Quantization:
@@ -396,6 +435,10 @@ def _value(text: str) -> Any:
         return text
 
 
+def _frozen(param: Param) -> Param:
+    return dataclasses.replace(param, trainable=False) if param.dtype else param
+
+
 @frozen
 class Quantized(LayerSpec):
     """A layer whose tensors are stored quantized: its own shapes and compute, the
@@ -416,10 +459,13 @@ class Quantized(LayerSpec):
         object.__setattr__(self, "routed", self.layer.routed)
 
     def params(self) -> Iterator[Param]:
+        # a tensor stored in a dtype of its own (packed integers, fp8, scales) is frozen:
+        # no quantizer's layer trains it (bitsandbytes' Params4bit and Int8Params,
+        # GPTQ's and AWQ's buffers); one kept in the weights' dtype trains as before
         for param in self.layer.params():
             stored = self.method.stored(self.layer, param)
-            yield from (param,) if stored is None else stored
-        yield from self.method.appended(self.layer, self.twin)
+            yield from (param,) if stored is None else map(_frozen, stored)
+        yield from map(_frozen, self.method.appended(self.layer, self.twin))
 
     def buffers(self) -> Iterator[Param]:
         return self.layer.buffers()

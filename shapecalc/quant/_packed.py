@@ -161,7 +161,8 @@ class PackedMethod(Method):
                 why = (
                     "fused 3-D tensors (transformers 5); GPTQModel splits them into one "
                     "Linear per expert before it quantizes, as checkpoints store them: "
-                    "name them one by one (--moe-layout checkpoint)"
+                    "name them one by one (--moe-layout checkpoint; hf and fit hf: --layout "
+                    "checkpoint)"
                 )
             raise weights_error(
                 "weights",

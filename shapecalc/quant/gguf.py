@@ -47,9 +47,22 @@ from shapecalc.core.spec import LayerSpec, Param
 from shapecalc.core.storage import GGML_BY_NAME
 from shapecalc.core.tree import Block, Child, Leaf, Node, Repeat, join_name
 from shapecalc.quant import Method, Quantization, Quantized, weights_error
+from shapecalc.quant.gguf_names import (
+    EXPERTS,
+    GLOBAL,
+    LAYER,
+    NAMED,
+    GGUFName,
+    gguf_name,
+    gguf_tensors,
+    kv_heads,
+)
 
 __all__ = [
+    "EXPERTS",
     "FTYPES",
+    "GLOBAL",
+    "LAYER",
     "METHOD",
     "GGUFMix",
     "GGUFName",
@@ -60,117 +73,8 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------------------------------
-# transformers' names -> GGUF's (gguf-py tensor_mapping.py)
+# transformers' names -> GGUF's: per GGUF architecture, in gguf_names.py
 # ---------------------------------------------------------------------------------------
-
-#: the model's own tensors, by transformers' name
-GLOBAL = {
-    "model.embed_tokens.weight": "token_embd.weight",
-    "model.norm.weight": "output_norm.weight",
-    "model.norm.bias": "output_norm.bias",
-    "lm_head.weight": "output.weight",
-}
-#: a layer's tensors: transformers' name within ``model.layers.N.`` -> GGUF's within
-#: ``blk.N.`` (tensor_mapping.py's block mappings, for the families shapecalc maps)
-LAYER = {
-    "self_attn.q_proj": "attn_q",
-    "self_attn.k_proj": "attn_k",
-    "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output",
-    "self_attn.qkv_proj": "attn_qkv",
-    "self_attn.q_norm": "attn_q_norm",
-    "self_attn.k_norm": "attn_k_norm",
-    "input_layernorm": "attn_norm",
-    "post_attention_layernorm": "ffn_norm",
-    "pre_feedforward_layernorm": "ffn_norm",
-    "post_feedforward_layernorm": "post_ffw_norm",
-    "mlp.gate_proj": "ffn_gate",
-    "mlp.up_proj": "ffn_up",
-    "mlp.down_proj": "ffn_down",
-    "mlp.gate_up_proj": "ffn_up",
-    "mlp.c_fc": "ffn_up",
-    "mlp.c_proj": "ffn_down",
-    "mlp.gate": "ffn_gate_inp",
-    "mlp.shared_expert.gate_proj": "ffn_gate_shexp",
-    "mlp.shared_expert.up_proj": "ffn_up_shexp",
-    "mlp.shared_expert.down_proj": "ffn_down_shexp",
-    "mlp.shared_expert_gate": "ffn_gate_inp_shexp",
-}
-#: transformers' fused experts (a parameter without .weight) -> GGUF's merged experts
-EXPERTS = {
-    "mlp.experts.down_proj": ("ffn_down_exps",),
-    "mlp.experts.gate_up_proj": ("ffn_gate_exps", "ffn_up_exps"),
-}
-_LAYER = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
-
-
-@dataclass(frozen=True)
-class GGUFName:
-    """One GGUF tensor made from a transformers tensor: its name, torch shape, and the
-    transformers name it comes from (a fused tensor split gives two)."""
-
-    name: str
-    shape: tuple[int, ...]
-    source: str
-    how: str = ""
-
-    @property
-    def ne(self) -> tuple[int, ...]:
-        return tuple(reversed(self.shape))
-
-
-def gguf_name(name: str, gemma_norms: bool = False) -> str | None:
-    """The GGUF name of a transformers tensor, or None when it has none here
-    (``gemma_norms``: the layer has ``pre_feedforward_layernorm``, so its
-    ``post_attention_layernorm`` is ``post_attention_norm``, as Gemma 2's)."""
-    if name in GLOBAL:
-        return GLOBAL[name]
-    m = _LAYER.match(name)
-    if m is None:
-        return None
-    index, rest = m.groups()
-    base, dot, suffix = rest.rpartition(".")
-    if suffix not in ("weight", "bias") or not dot:
-        return None
-    if gemma_norms and base == "post_attention_layernorm":
-        return f"blk.{index}.post_attention_norm.{suffix}"
-    short = LAYER.get(base)
-    return None if short is None else f"blk.{index}.{short}.{suffix}"
-
-
-def gguf_tensors(model: Model) -> tuple[list[GGUFName], list[str]]:
-    """Every tensor a conversion of ``model`` writes, in the model's order, and the
-    transformers tensors it has no GGUF name for. A tied output head is not written
-    (llama.cpp reads ``token_embd`` for it)."""
-    params = [(n, tuple(d for d in s if isinstance(d, int))) for n, s in model.named_parameters()]
-    gemma = {
-        m.group(1)
-        for n, _ in params
-        if (m := _LAYER.match(n)) and m.group(2).startswith("pre_feedforward_layernorm.")
-    }
-    out: list[GGUFName] = []
-    unmapped: list[str] = []
-    for name, shape in params:
-        if name in model.ties:
-            continue
-        m = _LAYER.match(name)
-        if m and m.group(2) in EXPERTS and len(shape) == 3:
-            parts = EXPERTS[m.group(2)]
-            if len(parts) == 1:
-                out.append(GGUFName(f"blk.{m.group(1)}.{parts[0]}.weight", shape, name))
-                continue
-            experts, rows, cols = shape
-            half = (experts, rows // 2, cols)
-            for part in parts:
-                out.append(GGUFName(f"blk.{m.group(1)}.{part}.weight", half, name, "half of"))
-            continue
-        new = gguf_name(name, bool(m) and m is not None and m.group(1) in gemma)
-        if new is None:
-            unmapped.append(name)
-        else:
-            out.append(GGUFName(new, shape, name))
-    return out, unmapped
-
 
 # ---------------------------------------------------------------------------------------
 # llama-quant.cpp
@@ -269,7 +173,13 @@ KEPT = (
     "mm.a.code_embd",
 )
 #: convert_hf_to_gguf.py's tensors kept in F32 whatever --outtype (prepare_tensors)
-F32_SOURCE = ("ffn_gate_inp.", "position_embd.", "token_types.", "ssm_conv1d.")
+F32_SOURCE = (
+    "ffn_gate_inp.",
+    "ffn_gate_inp_shexp.",
+    "position_embd.",
+    "token_types.",
+    "ssm_conv1d.",
+)
 
 
 def _n_dims(ne: tuple[int, ...]) -> int:
@@ -656,11 +566,16 @@ def tensor_types(
 # ---------------------------------------------------------------------------------------
 
 
+#: how one transformers tensor is stored in a mix: a ggml type, or the parts the
+#: conversion splits it into, each (name, torch shape, ggml type)
+Stored = str | tuple[tuple[str, tuple[int, ...], str], ...]
+
+
 @dataclass(frozen=True)
 class GGUFTypes(Method):
     """One layer's tensors as a GGUF mix stores them: param name -> ggml type."""
 
-    types: tuple[tuple[str, str], ...] = ()
+    types: tuple[tuple[str, Stored], ...] = ()
     mix: str = ""
 
     quant_method: ClassVar[str] = "gguf"
@@ -675,9 +590,19 @@ class GGUFTypes(Method):
         found = dict(self.types).get(param.name)
         if found is None:
             return None
-        gtype = GGML_BY_NAME[found]
-        role = f"{param.role}; GGUF {found}" if param.role else f"GGUF {found}"
-        return (dataclasses.replace(param, role=role, dtype=gtype.storage),)
+        if isinstance(found, str):
+            role = f"{param.role}; GGUF {found}" if param.role else f"GGUF {found}"
+            return (dataclasses.replace(param, role=role, dtype=GGML_BY_NAME[found].storage),)
+        return tuple(  # the parts the conversion writes, each of its own type
+            Param(
+                name,
+                shape,
+                f"{param.name}'s {name.partition('.')[0]} part as the GGUF file holds it; "
+                f"GGUF {kind}",
+                dtype=GGML_BY_NAME[kind].storage,
+            )
+            for name, shape, kind in found
+        )
 
 
 @dataclass(frozen=True)
@@ -729,6 +654,14 @@ class GGUFMix(Method):
                     f"{where}: {key} = {echo(value)} is not a ggml type (Q6_K, Q8_0, F16, ...)",
                     f"{key} is a ggml type",
                 )
+        if self.arch and self.arch not in _gguf_archs():
+            raise weights_error(
+                where,
+                self.arch,
+                f"{where}: arch = {echo(self.arch)} is not a GGUF architecture shapecalc "
+                f"converts to (architectures: {', '.join(_gguf_archs())})",
+                "a GGUF architecture",
+            )
         if self.skip:
             raise weights_error(
                 where,
@@ -754,12 +687,9 @@ class GGUFMix(Method):
     def stored_tensors(
         self, model: Model, quantization: Quantization
     ) -> tuple[tuple[str, Param], ...] | None:
-        tensors, by_source = _typed(model, self, quantization)
+        tensors, types = _typed(model, self, quantization)
         return tuple(
-            (
-                t.source,
-                Param(t.name, t.shape, "", dtype=GGML_BY_NAME[by_source[t.source]].storage),
-            )
+            (t.source, Param(t.name, t.shape, "", dtype=GGML_BY_NAME[types[t.name]].storage))
             for t in tensors
         )
 
@@ -780,7 +710,20 @@ def _sizes(model: Model) -> dict[str, int]:
 
 
 def _quantize(model: Model, method: GGUFMix, quantization: Quantization) -> Model:
-    _, by_source = _typed(model, method, quantization)
+    tensors, types = _typed(model, method, quantization)
+    parts: dict[str, list[GGUFName]] = {}
+    for t in tensors:
+        parts.setdefault(t.source, []).append(t)
+    by_source: dict[str, Stored] = {}
+    for source, found in parts.items():
+        kinds = {types[t.name] for t in found}
+        if len(kinds) == 1:
+            by_source[source] = kinds.pop()
+        else:  # a tensor the conversion splits, its parts of other types (DeepSeek's kv_b)
+            by_source[source] = tuple(
+                (t.name.rpartition(".")[0].rpartition(".")[2] + ".weight", t.shape, types[t.name])
+                for t in found
+            )
     root = _rewrite(model.root, (), by_source, method.ftype)
     return dataclasses.replace(
         model,
@@ -803,9 +746,9 @@ def _symbolic(model: Model) -> str | None:
 def _typed(
     model: Model, method: GGUFMix, quantization: Quantization
 ) -> tuple[list[GGUFName], dict[str, str]]:
-    """The GGUF tensors of ``model`` and the ggml type of each transformers tensor they
-    come from, as llama-quantize's mix gives them; refused as llama-quantize refuses.
-    What depends on the model alone is worked out once per model."""
+    """The GGUF tensors of ``model`` and the ggml type of each (by its GGUF name), as
+    llama-quantize's mix gives them; refused as llama-quantize refuses. What depends on
+    the model alone is worked out once per model."""
     where = quantization.source if quantization.source != "--weights" else "--weights"
     kind = str(getattr(model.config, "model_type", "") or model.kind or "")
     symbolic = _symbolic(model) if model.symbolic else None
@@ -817,15 +760,16 @@ def _typed(
             f"type depends on its rows' length and its layer); {symbolic} has a size name",
             "numbers for a GGUF mix",
         )
-    tensors, unmapped = model.memo("gguf.tensors", lambda: gguf_tensors(model))
+    tensors, unmapped = model.memo(
+        f"gguf.tensors:{method.arch}", lambda: gguf_tensors(model, method.arch or None)
+    )
     if unmapped or not tensors:
         said = ", ".join(unmapped[:3]) if unmapped else "no tensor"
         raise weights_error(
             "weights",
             method.ftype,
-            f"{where} {method.ftype}: shapecalc names GGUF tensors for the LLaMA, Qwen, "
-            f"Gemma, Phi-3 and StarCoder2 families; {model.name} has tensors without a GGUF "
-            f"name ({said})",
+            f"{where} {method.ftype}: {model.name} has tensors without a GGUF name "
+            f"({said}); shapecalc names those of {NAMED}",
             "a model whose tensors have GGUF names",
         )
     declared = model.memo(f"gguf.declared:{method.arch}", lambda: _declared(model, method.arch))
@@ -855,17 +799,15 @@ def _typed(
                 f"({needs[0]}) only with an importance matrix; add :imatrix=true",
                 "the 1- and 2-bit i-quants need an importance matrix",
             )
-    by_source: dict[str, str] = {}
-    for t in tensors:
-        chosen = types[t.name][1]
-        if by_source.setdefault(t.source, chosen) != chosen:  # a fused tensor, split
-            raise weights_error(
-                "weights",
-                method.ftype,
-                f"{t.source}: its GGUF halves get {by_source[t.source]} and {chosen}",
-                "one type for a fused tensor",
-            )
-    return tensors, by_source
+    return tensors, {t.name: types[t.name][1] for t in tensors}
+
+
+@functools.lru_cache(maxsize=1)
+def _gguf_archs() -> tuple[str, ...]:
+    """Every GGUF architecture (general.architecture) a type shapecalc has converts to."""
+    from shapecalc.architectures import commands, get
+
+    return tuple(sorted({t.gguf for c in commands() for t in get(c).hf if t.gguf}))
 
 
 def _declared(model: Model, arch: str) -> HFType | None:
@@ -889,6 +831,9 @@ def _plan(
     model: Model, method: GGUFMix, tensors: list[GGUFName], arch: str, seventy_b: str
 ) -> dict[str, tuple[str, str]]:
     sizes = _sizes(model)
+    kv = kv_heads(model, arch)
+    if kv is not None:
+        sizes["n_head_kv"] = kv
     return tensor_types(
         [(t.name, t.ne) for t in tensors],
         method.ftype,
@@ -919,7 +864,7 @@ def _names(node: Node, parts: tuple[str, ...]) -> Iterator[tuple[str, str]]:
             yield from _names(entry.node, (*parts, entry.name))
 
 
-def _rewrite(node: Node, parts: tuple[str, ...], types: Mapping[str, str], mix: str) -> Node:
+def _rewrite(node: Node, parts: tuple[str, ...], types: Mapping[str, Stored], mix: str) -> Node:
     """The tree with each leaf's tensors typed; a run whose layers differ split into runs
     of consecutive layers alike."""
     if isinstance(node, Leaf):
@@ -939,7 +884,7 @@ def _rewrite(node: Node, parts: tuple[str, ...], types: Mapping[str, str], mix: 
             )
             continue
         indices = list(entry.indices() or ())
-        groups: list[tuple[int, int, tuple[tuple[str, str], ...]]] = []
+        groups: list[tuple[int, int, tuple[tuple[str, Stored], ...]]] = []
         for index in indices:
             here = (*parts, str(index))
             start = len(join_name(*here)) + 1

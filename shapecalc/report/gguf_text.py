@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from shapecalc.core.errors import printable
@@ -46,13 +47,19 @@ def gguf_lines(file: GGUFFile) -> list[str]:
     return lines
 
 
+def _first(config: Mapping[str, Any], *keys: str) -> Any:
+    """The first of these config keys there (GPT-2's config says n_layer, n_embd)."""
+    return next((config[k] for k in keys if k in config), None)
+
+
 def gguf_check_lines(check: GGUFCheck) -> list[str]:
     """The file against its architecture: what matched, then every tensor missing,
     unexpected or of another shape, and the verdict."""
     lines = [
         f"Against its metadata: {check.architecture} as transformers' {check.model_type} "
-        f"(layers {check.config.get('num_hidden_layers')}, hidden "
-        f"{check.config.get('hidden_size')}, vocab {check.config.get('vocab_size')})",
+        f"(layers {_first(check.config, 'num_hidden_layers', 'n_layer')}, hidden "
+        f"{_first(check.config, 'hidden_size', 'n_embd')}, vocab "
+        f"{check.config.get('vocab_size')})",
         f"  matched   {check.matched:,} tensors · {check.expected_total:,} numbers implied "
         f"({human_count(check.expected_total)})",
     ]

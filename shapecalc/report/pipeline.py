@@ -105,14 +105,13 @@ def build_report(
     Quantization` or ``--weights`` text (``nf4``, ``fp8``, ``gptq:bits=8``): the rows
     are the stored tensors, the bytes theirs."""
     expect(model, Model, function="build_report", argument="model", what="a shapecalc Model")
-    if isinstance(weights, str) and weights.strip().lower() == "none":
-        weights = None  # --weights none: the model as it is
     if weights is not None:
-        from shapecalc.quant import Quantization, parse_weights, quantize
+        from shapecalc.quant import quantize, weights_option
 
         with _part("weights"):
-            chosen = weights if isinstance(weights, Quantization) else parse_weights(weights)
-            model = quantize(model, chosen)
+            chosen = weights_option(weights)  # --weights none: the model as it is
+            if chosen is not None:
+                model = quantize(model, chosen)
     if verify:
         with _part("verify"):  # a quantized model: its unquantized twin is the module's
             check_buildable(model.unquantized or model)

@@ -1293,9 +1293,12 @@ class _FitTable:
                 for q in a.quantizations
                 if q.bytes is not None
             )
-            best = (
-                f"; the least quantized that fits: {fitting[-1].name}" if fitting else "; none fits"
-            )
+            if a.fits and fit.model.quantization is None:
+                best = f"; the model fits as it is ({fit.dtype}), unquantized"
+            elif fitting:
+                best = f"; the least quantized that fits: {fitting[-1].name}"
+            else:
+                best = "; none fits"
             if not a.all_formats:
                 best += " (of the common formats; --formats prices every one)"
             answers.add_row("weights formats", text + best)

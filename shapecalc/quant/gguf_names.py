@@ -1,0 +1,530 @@
+"""transformers' tensor names -> GGUF's, per GGUF architecture, as llama.cpp's converter
+(``convert_hf_to_gguf.py``) writes them: gguf-py's ``tensor_mapping.py`` for the names
+(only the tensors ``constants.py``'s ``MODEL_TENSORS`` lists for the architecture), and
+each model class's ``modify_tensors`` for what it does to a tensor on the way:
+
+* the LLaMA-like families (llama, qwen2, qwen3, qwen2moe, qwen3moe, gemma, gemma2,
+  gemma3, phi3, starcoder2, granite, and any model named ``model.layers.N.``):
+  :data:`GLOBAL`, :data:`LAYER`,
+  :data:`EXPERTS`; fused experts ``gate_up_proj`` (E, 2F, H) split into ``ffn_gate_exps``
+  and ``ffn_up_exps`` (E, F, H) each;
+* gpt2 (GPT2Model): GPT-2's Conv1D weights ``c_attn``, ``c_proj``, ``c_fc`` stored
+  transposed (``data_torch.transpose(1, 0)``), so as nn.Linear's (out, in);
+* falcon (FalconModel): the fused ``query_key_value`` regrouped (q heads, then k, then v;
+  the shape kept); ``ln_attn`` is ``attn_norm_2`` and ``ln_mlp`` ``attn_norm``;
+* gptneox (GPTNeoXModel): the fused ``query_key_value`` regrouped (the shape kept);
+* mamba (MambaModel): ``A_log`` written as ``-exp(A_log)`` under ``ssm_a`` and ``D`` as
+  ``ssm_d`` (no ``.weight``), ``conv1d.weight`` (C, 1, K) squeezed to (C, K);
+* mamba2 (Mamba2Model): ``dt_bias`` as ``ssm_dt.bias``, ``A_log`` (as ``-exp``) and
+  ``D`` unsqueezed to (heads, 1), the gated norm (d_inner,) as (groups, d_inner /
+  groups), ``conv1d.weight`` squeezed;
+* deepseek2 (DeepseekV2Model, for DeepSeek-V2 and V3): ``kv_b_proj`` (A·(Dn + Dv), R)
+  split per head into ``attn_k_b`` (A, R, Dn) (transposed) and ``attn_v_b``
+  (A, Dv, R); the router's ``e_score_correction_bias`` buffer as ``exp_probs_b.bias``;
+* olmo2 (Olmo2Model): ``post_attention_layernorm`` (after attention) is
+  ``post_attention_norm``; phi2 (Phi2Model): ``dense``, ``fc1``, ``fc2``,
+  ``final_layernorm`` and the head's bias; command-r (CommandR2Model): no output tensor
+  (the head is the embedding);
+* gpt-oss (GptOssModel): ``sinks`` as ``attn_sinks.weight``, the router as
+  ``ffn_gate_inp``, the experts' ``gate_up_proj`` (E, H, 2F) transposed and split by
+  alternate rows into ``ffn_gate_exps`` and ``ffn_up_exps`` (E, F, H), its bias (E, 2F)
+  likewise, ``down_proj`` (E, F, H) transposed to ``ffn_down_exps`` (E, H, F) (the
+  original MXFP4 checkpoint's blocks are repacked to these shapes).
+
+Sources: ggml-org/llama.cpp ``convert_hf_to_gguf.py`` (GPT2Model, FalconModel,
+GPTNeoXModel, MambaModel, DeepseekV2Model, GptOssModel, Olmo2Model, Phi2Model,
+CommandR2Model, Gemma3Model, GraniteModel) and gguf-py 0.19's
+``tensor_mapping.py``; tests/test_gguf_families.py checks every name against gguf-py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shapecalc.core.model import Model
+
+__all__ = [
+    "EXPERTS",
+    "FAMILIES",
+    "GLOBAL",
+    "LAYER",
+    "NAMED",
+    "Family",
+    "GGUFName",
+    "gguf_name",
+    "gguf_tensors",
+    "kv_heads",
+    "model_arch",
+]
+
+#: the model's own tensors, by transformers' name
+GLOBAL = {
+    "model.embed_tokens.weight": "token_embd.weight",
+    "model.norm.weight": "output_norm.weight",
+    "model.norm.bias": "output_norm.bias",
+    "lm_head.weight": "output.weight",
+}
+#: a layer's tensors: transformers' name within ``model.layers.N.`` -> GGUF's within
+#: ``blk.N.`` (tensor_mapping.py's block mappings, for the families shapecalc maps)
+LAYER = {
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "self_attn.qkv_proj": "attn_qkv",
+    "self_attn.q_norm": "attn_q_norm",
+    "self_attn.k_norm": "attn_k_norm",
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
+    "pre_feedforward_layernorm": "ffn_norm",
+    "post_feedforward_layernorm": "post_ffw_norm",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+    "mlp.gate_up_proj": "ffn_up",
+    "mlp.c_fc": "ffn_up",
+    "mlp.c_proj": "ffn_down",
+    "mlp.gate": "ffn_gate_inp",
+    "mlp.shared_expert.gate_proj": "ffn_gate_shexp",
+    "mlp.shared_expert.up_proj": "ffn_up_shexp",
+    "mlp.shared_expert.down_proj": "ffn_down_shexp",
+    "mlp.shared_expert_gate": "ffn_gate_inp_shexp",
+}
+#: transformers' fused experts (a parameter without .weight) -> GGUF's merged experts
+EXPERTS = {
+    "mlp.experts.down_proj": ("ffn_down_exps",),
+    "mlp.experts.gate_up_proj": ("ffn_gate_exps", "ffn_up_exps"),
+}
+
+
+@dataclass(frozen=True)
+class GGUFName:
+    """One GGUF tensor made from a transformers tensor: its name, torch shape, and the
+    transformers name it comes from (a fused tensor split gives two); ``how`` says what
+    the conversion does to it ("" for nothing but the name)."""
+
+    name: str
+    shape: tuple[int, ...]
+    source: str
+    how: str = ""
+
+    @property
+    def ne(self) -> tuple[int, ...]:
+        return tuple(reversed(self.shape))
+
+
+@dataclass(frozen=True)
+class Family:
+    """One GGUF architecture's names: ``top`` (whole transformers names), ``layer``
+    (a module within ``<layers>.N.`` -> GGUF's within ``blk.N.``, ``.weight`` and
+    ``.bias`` kept), ``bare`` (a parameter within a layer with no ``.weight`` -> its
+    whole GGUF name within ``blk.N.``), ``experts`` (fused experts -> their GGUF parts),
+    ``transposed`` and ``squeezed`` (modules whose weight is stored so), ``buffers``
+    (persistent buffers the checkpoint holds and the conversion writes)."""
+
+    arch: str
+    layers: str
+    top: Mapping[str, str]
+    layer: Mapping[str, str]
+    bare: Mapping[str, str] = field(default_factory=dict)
+    experts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    transposed: frozenset[str] = frozenset()
+    squeezed: frozenset[str] = frozenset()
+    buffers: Mapping[str, str] = field(default_factory=dict)
+    #: a parameter within a layer -> how the conversion reshapes it: "unsqueeze" (a
+    #: trailing 1), "groups" (to (n_groups, n / n_groups))
+    reshape: Mapping[str, str] = field(default_factory=dict)
+    #: gpt-oss: experts stored (E, in, out), gate and up interleaved by row
+    experts_interleaved: bool = False
+    #: deepseek2: kv_b_proj split into attn_k_b and attn_v_b
+    split_kv_b: bool = False
+    #: what the conversion does beyond renaming, said once by ``inspect``
+    notes: tuple[str, ...] = ()
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(rf"^{re.escape(self.layers)}\.(\d+)\.(.+)$")
+
+
+_LLAMA_LIKE = Family("", "model.layers", GLOBAL, LAYER, experts=EXPERTS)
+
+_GPT2_CONV1D = frozenset({"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"})
+_DEEPSEEK_LAYER = {
+    "self_attn.q_proj": "attn_q",
+    "self_attn.q_a_proj": "attn_q_a",
+    "self_attn.q_a_layernorm": "attn_q_a_norm",
+    "self_attn.q_b_proj": "attn_q_b",
+    "self_attn.kv_a_proj_with_mqa": "attn_kv_a_mqa",
+    "self_attn.kv_a_layernorm": "attn_kv_a_norm",
+    "self_attn.o_proj": "attn_output",
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+    "mlp.gate": "ffn_gate_inp",
+    "mlp.shared_experts.gate_proj": "ffn_gate_shexp",
+    "mlp.shared_experts.up_proj": "ffn_up_shexp",
+    "mlp.shared_experts.down_proj": "ffn_down_shexp",
+}
+
+#: the families with names of their own, by GGUF architecture
+FAMILIES: dict[str, Family] = {
+    "gpt2": Family(
+        "gpt2",
+        "transformer.h",
+        {
+            "transformer.wte.weight": "token_embd.weight",
+            "transformer.wpe.weight": "position_embd.weight",
+            "transformer.ln_f.weight": "output_norm.weight",
+            "transformer.ln_f.bias": "output_norm.bias",
+            "lm_head.weight": "output.weight",
+        },
+        {
+            "ln_1": "attn_norm",
+            "attn.c_attn": "attn_qkv",
+            "attn.c_proj": "attn_output",
+            "ln_2": "ffn_norm",
+            "mlp.c_fc": "ffn_up",
+            "mlp.c_proj": "ffn_down",
+        },
+        transposed=_GPT2_CONV1D,
+        notes=("GPT-2's Conv1D weights (in, out) are stored transposed, as (out, in)",),
+    ),
+    "falcon": Family(
+        "falcon",
+        "transformer.h",
+        {
+            "transformer.word_embeddings.weight": "token_embd.weight",
+            "transformer.ln_f.weight": "output_norm.weight",
+            "transformer.ln_f.bias": "output_norm.bias",
+            "lm_head.weight": "output.weight",
+        },
+        {
+            "input_layernorm": "attn_norm",
+            "ln_mlp": "attn_norm",
+            "ln_attn": "attn_norm_2",
+            "self_attention.query_key_value": "attn_qkv",
+            "self_attention.dense": "attn_output",
+            "mlp.dense_h_to_4h": "ffn_up",
+            "mlp.dense_4h_to_h": "ffn_down",
+        },
+        notes=(
+            "query_key_value's rows are regrouped (every query head, then the keys, then "
+            "the values; shape kept)",
+        ),
+    ),
+    "gptneox": Family(
+        "gptneox",
+        "gpt_neox.layers",
+        {
+            "gpt_neox.embed_in.weight": "token_embd.weight",
+            "gpt_neox.final_layer_norm.weight": "output_norm.weight",
+            "gpt_neox.final_layer_norm.bias": "output_norm.bias",
+            "lm_head.weight": "output.weight",
+        },
+        {
+            "input_layernorm": "attn_norm",
+            "post_attention_layernorm": "ffn_norm",
+            "attention.query_key_value": "attn_qkv",
+            "attention.dense": "attn_output",
+            "mlp.dense_h_to_4h": "ffn_up",
+            "mlp.dense_4h_to_h": "ffn_down",
+        },
+        notes=(
+            "query_key_value's rows are regrouped (q of every head, then k, then v; shape kept)",
+        ),
+    ),
+    "mamba": Family(
+        "mamba",
+        "backbone.layers",
+        {
+            "backbone.embeddings.weight": "token_embd.weight",
+            "backbone.norm_f.weight": "output_norm.weight",
+            "lm_head.weight": "output.weight",
+        },
+        {
+            "norm": "attn_norm",
+            "mixer.in_proj": "ssm_in",
+            "mixer.conv1d": "ssm_conv1d",
+            "mixer.x_proj": "ssm_x",
+            "mixer.dt_proj": "ssm_dt",
+            "mixer.out_proj": "ssm_out",
+        },
+        bare={"mixer.A_log": "ssm_a", "mixer.D": "ssm_d"},
+        squeezed=frozenset({"mixer.conv1d"}),
+        notes=("A_log is stored as A = -exp(A_log) (ssm_a); conv1d (C, 1, K) as (C, K)",),
+    ),
+    "mamba2": Family(
+        "mamba2",
+        "backbone.layers",
+        {
+            "backbone.embeddings.weight": "token_embd.weight",
+            "backbone.norm_f.weight": "output_norm.weight",
+            "lm_head.weight": "output.weight",
+        },
+        {
+            "norm": "attn_norm",
+            "mixer.in_proj": "ssm_in",
+            "mixer.conv1d": "ssm_conv1d",
+            "mixer.norm": "ssm_norm",
+            "mixer.out_proj": "ssm_out",
+        },
+        bare={"mixer.A_log": "ssm_a", "mixer.D": "ssm_d", "mixer.dt_bias": "ssm_dt.bias"},
+        squeezed=frozenset({"mixer.conv1d"}),
+        reshape={"mixer.A_log": "unsqueeze", "mixer.D": "unsqueeze", "mixer.norm.weight": "groups"},
+        notes=(
+            "A_log is stored as A = -exp(A_log) (ssm_a), A and D as (heads, 1); conv1d "
+            "(C, 1, K) as (C, K); the gated norm as (groups, d_inner / groups); dt_bias "
+            "as ssm_dt.bias",
+        ),
+    ),
+    "deepseek2": Family(
+        "deepseek2",
+        "model.layers",
+        GLOBAL,
+        _DEEPSEEK_LAYER,
+        experts=EXPERTS,
+        buffers={"mlp.gate.e_score_correction_bias": "exp_probs_b.bias"},
+        split_kv_b=True,
+        notes=(
+            "kv_b_proj is split per head into attn_k_b (transposed) and attn_v_b",
+            "the router's e_score_correction_bias buffer is exp_probs_b.bias",
+        ),
+    ),
+    "olmo2": Family(
+        "olmo2",
+        "model.layers",
+        GLOBAL,
+        {**LAYER, "post_attention_layernorm": "post_attention_norm"},
+    ),
+    "phi2": Family(
+        "phi2",
+        "model.layers",
+        {
+            "model.embed_tokens.weight": "token_embd.weight",
+            "model.final_layernorm.weight": "output_norm.weight",
+            "model.final_layernorm.bias": "output_norm.bias",
+            "lm_head.weight": "output.weight",
+            "lm_head.bias": "output.bias",
+        },
+        {
+            "input_layernorm": "attn_norm",
+            "self_attn.q_proj": "attn_q",
+            "self_attn.k_proj": "attn_k",
+            "self_attn.v_proj": "attn_v",
+            "self_attn.dense": "attn_output",
+            "mlp.fc1": "ffn_up",
+            "mlp.fc2": "ffn_down",
+        },
+    ),
+    "command-r": Family(
+        "command-r",
+        "model.layers",
+        {k: v for k, v in GLOBAL.items() if k != "lm_head.weight"},  # no output tensor
+        LAYER,
+    ),
+    "gpt-oss": Family(
+        "gpt-oss",
+        "model.layers",
+        GLOBAL,
+        {
+            "self_attn.q_proj": "attn_q",
+            "self_attn.k_proj": "attn_k",
+            "self_attn.v_proj": "attn_v",
+            "self_attn.o_proj": "attn_output",
+            "input_layernorm": "attn_norm",
+            "post_attention_layernorm": "post_attention_norm",
+            "mlp.router": "ffn_gate_inp",
+        },
+        bare={"self_attn.sinks": "attn_sinks.weight"},
+        experts={
+            "mlp.experts.gate_up_proj": ("ffn_gate_exps.weight", "ffn_up_exps.weight"),
+            "mlp.experts.gate_up_proj_bias": ("ffn_gate_exps.bias", "ffn_up_exps.bias"),
+            "mlp.experts.down_proj": ("ffn_down_exps.weight",),
+            "mlp.experts.down_proj_bias": ("ffn_down_exps.bias",),
+        },
+        experts_interleaved=True,
+        notes=(
+            "the experts' gate_up_proj (E, H, 2F) is stored transposed and split by "
+            "alternate rows into ffn_gate_exps and ffn_up_exps (E, F, H); down_proj "
+            "(E, F, H) as (E, H, F)",
+        ),
+    ),
+}
+
+#: the families named, as an error message says them
+NAMED = (
+    "the LLaMA, Qwen, Gemma, Phi, StarCoder2, Granite, OLMo 2, Command R, GPT-2, Falcon, "
+    "GPT-NeoX, Mamba, Mamba-2, DeepSeek-V2/V3 and gpt-oss families"
+)
+
+
+def model_arch(model: Model) -> str:
+    """The GGUF architecture a model converts to, as the transformers type it is
+    declares it (``HFType.gguf``): by its class, else by its kind as a model_type or a
+    command; empty when none."""
+    from shapecalc.architectures import commands, get
+
+    cls = model.name.split(" ")[0]
+    kind = str(getattr(model.config, "model_type", "") or model.kind or "")
+    types = [t for command in commands() for t in get(command).hf]
+    found = next((t for t in types if cls in t.classes), None)
+    found = found or next((t for t in types if t.model_type == kind), None)
+    if found is None and kind in commands():
+        found = next((t for t in get(kind).hf if t.gguf), None)
+    return found.gguf if found else ""
+
+
+def gguf_name(name: str, gemma_norms: bool = False, arch: str = "") -> str | None:
+    """The GGUF name of a transformers tensor, or None when it has none here
+    (``gemma_norms``: the layer has ``pre_feedforward_layernorm``, so its
+    ``post_attention_layernorm`` is ``post_attention_norm``, as Gemma 2's; ``arch``:
+    the GGUF architecture, for the families with names of their own)."""
+    family = FAMILIES.get(arch, _LLAMA_LIKE)
+    if name in family.top:
+        return family.top[name]
+    m = family.pattern.match(name)
+    if m is None:
+        return None
+    index, rest = m.groups()
+    if rest in family.bare:
+        return f"blk.{index}.{family.bare[rest]}"
+    base, dot, suffix = rest.rpartition(".")
+    if suffix not in ("weight", "bias") or not dot:
+        return None
+    if gemma_norms and base == "post_attention_layernorm":
+        return f"blk.{index}.post_attention_norm.{suffix}"
+    short = family.layer.get(base)
+    return None if short is None else f"blk.{index}.{short}.{suffix}"
+
+
+def _experts(
+    family: Family, index: str, rest: str, name: str, shape: tuple[int, ...]
+) -> list[GGUFName]:
+    parts = family.experts[rest]
+    full = [p if p.endswith((".weight", ".bias")) else f"{p}.weight" for p in parts]
+    if family.experts_interleaved:  # gpt-oss: (E, in, out), gate and up row by row
+        if len(shape) == 3:
+            experts, rows, cols = shape
+            if len(parts) == 1:
+                return [GGUFName(f"blk.{index}.{full[0]}", (experts, cols, rows), name, "T")]
+            half = (experts, cols // 2, rows)
+            return [GGUFName(f"blk.{index}.{p}", half, name, "T, alternate rows") for p in full]
+        if len(parts) == 1:
+            return [GGUFName(f"blk.{index}.{full[0]}", shape, name)]
+        experts, cols = shape
+        return [
+            GGUFName(f"blk.{index}.{p}", (experts, cols // 2), name, "alternate rows") for p in full
+        ]
+    if len(parts) == 1:
+        return [GGUFName(f"blk.{index}.{full[0]}", shape, name)]
+    experts, rows, cols = shape
+    half = (experts, rows // 2, cols)
+    return [GGUFName(f"blk.{index}.{p}", half, name, "half of") for p in full]
+
+
+def _kv_b(model: Model, index: str, name: str, shape: tuple[int, ...]) -> list[GGUFName]:
+    """DeepseekV2Model.modify_tensors: kv_b (A·(Dn + Dv), R) viewed (A, Dn + Dv, R),
+    split into k_b (A, Dn, R) transposed to (A, R, Dn), and v_b (A, Dv, R)."""
+    args: dict[str, Any] = dict(model.arguments)
+    heads, nope, value = args.get("heads"), args.get("nope_dim"), args.get("value_dim")
+    rows, rank = shape
+    if not (isinstance(heads, int) and isinstance(nope, int) and isinstance(value, int)):
+        return []
+    if rows != heads * (nope + value):
+        return []
+    return [
+        GGUFName(f"blk.{index}.attn_k_b.weight", (heads, rank, nope), name, "k part, T"),
+        GGUFName(f"blk.{index}.attn_v_b.weight", (heads, value, rank), name, "v part"),
+    ]
+
+
+def gguf_tensors(
+    model: Model, arch: str | None = None, buffers: bool = False, kv_b: bool = False
+) -> tuple[list[GGUFName], list[str]]:
+    """Every tensor a conversion of ``model`` writes, in the model's order, and the
+    transformers tensors it has no GGUF name for. A tied output head is not written
+    (llama.cpp reads ``token_embd`` for it). ``arch``: the GGUF architecture (by
+    default the one the model's transformers type converts to); ``buffers``: with the
+    buffers the checkpoint holds and the conversion writes (DeepSeek-V3's router bias),
+    after the parameters (``how`` "buffer"); ``kv_b``: DeepSeek's ``kv_b_proj`` whole, as
+    ``attn_kv_b``, as the converter wrote it before splitting it (files of early
+    2025)."""
+    if arch is None:
+        arch = model_arch(model)
+    family = FAMILIES.get(arch, _LLAMA_LIKE)
+    pattern = family.pattern
+    params = [(n, tuple(d for d in s if isinstance(d, int))) for n, s in model.named_parameters()]
+    gemma = {
+        m.group(1)
+        for n, _ in params
+        if (m := pattern.match(n)) and m.group(2).startswith("pre_feedforward_layernorm.")
+    }
+    groups = dict(model.arguments).get("groups")
+    out: list[GGUFName] = []
+    unmapped: list[str] = []
+    for name, shape in params:
+        if name in model.ties:
+            continue
+        m = pattern.match(name)
+        index, rest = m.groups() if m else ("", "")
+        if m and rest in family.experts and len(shape) >= 2:
+            out.extend(_experts(family, index, rest, name, shape))
+            continue
+        if m and family.split_kv_b and rest.startswith("self_attn.kv_b_proj.") and kv_b:
+            out.append(GGUFName(f"blk.{index}.attn_kv_b.{rest.rpartition('.')[2]}", shape, name))
+            continue
+        if m and family.split_kv_b and rest == "self_attn.kv_b_proj.weight" and len(shape) == 2:
+            split = _kv_b(model, index, name, shape)
+            if split:
+                out.extend(split)
+            else:
+                unmapped.append(name)
+            continue
+        new = gguf_name(name, m is not None and index in gemma, arch)
+        if new is None:
+            unmapped.append(name)
+            continue
+        base = rest.rpartition(".")[0]
+        how = family.reshape.get(rest)
+        if how == "unsqueeze":
+            out.append(GGUFName(new, (*shape, 1), name, "unsqueezed"))
+        elif how == "groups" and isinstance(groups, int) and groups and len(shape) == 1:
+            out.append(GGUFName(new, (groups, shape[0] // groups), name, "by group"))
+        elif base in family.transposed and rest.endswith(".weight") and len(shape) == 2:
+            out.append(GGUFName(new, (shape[1], shape[0]), name, "T"))
+        elif base in family.squeezed and rest.endswith(".weight"):
+            out.append(GGUFName(new, tuple(d for d in shape if d != 1), name, "squeezed"))
+        else:
+            out.append(GGUFName(new, shape, name))
+    if buffers and family.buffers:
+        for name, dims_of in model.named_buffers():
+            m = pattern.match(name)
+            if m and m.group(2) in family.buffers:
+                dims = tuple(d for d in dims_of if isinstance(d, int))
+                out.append(
+                    GGUFName(f"blk.{m.group(1)}.{family.buffers[m.group(2)]}", dims, name, "buffer")
+                )
+    return out, unmapped
+
+
+def kv_heads(model: Model, arch: str) -> int | None:
+    """The key heads llama.cpp reads from the file (``<arch>.attention.head_count_kv``,
+    which llama-quant.cpp's n_gqa divides by) where the architecture's converter writes
+    other than the model's kv_heads argument: falcon's (1 for multi-query, num_kv_heads
+    with the new decoder, else every head), deepseek2's (1: latent attention as one key
+    head); None: the model's own."""
+    args: dict[str, Any] = dict(model.arguments)
+    heads = args.get("heads")
+    if arch == "deepseek2":
+        return 1
+    if arch == "falcon" and isinstance(heads, int):
+        if args.get("new_decoder_architecture"):
+            kv = args.get("kv_heads")
+            return kv if isinstance(kv, int) else heads
+        return 1 if args.get("multi_query", True) else heads
+    return None

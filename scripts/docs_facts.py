@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import shapecalc
 from shapecalc.analysis.explain import explain
@@ -347,6 +348,32 @@ def compose_facts() -> dict[str, str]:
         "resnet18_macs": f"{cost.macs:,}".replace(",", "_"),
         "resnet18_depth2": text(Report(model, depth=2), "markdown").strip(),
         "resnet18_symbolic_macs": macs.grouped() if hasattr(macs, "grouped") else str(macs),
+        **vision_facts(root),
+    }
+
+
+def vision_facts(root: Any) -> dict[str, str]:
+    """ConvNeXt's block from shapecalc/architectures/_vision.py, ``shapecalc show`` on a
+    file of one's own, and the own-layer how-to's example (tests/zoo/grn.py)."""
+    import inspect
+    import os
+    import tempfile
+
+    from shapecalc.architectures import _vision
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "net.py")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(
+                "from shapecalc.architectures._vision import convnext\n"
+                "model = convnext(stages=((16, 2), (32, 2)), num_classes=10, image_size=32)\n"
+            )
+        shown = cli(["show", f"{path}:model", "--depth", "2", "--flops", "--batch", "1"], 80)
+    return {
+        "cn_block_source": inspect.getsource(_vision.cn_block).rstrip(),
+        "show_example": "$ shapecalc show net.py:model --depth 2 --flops --batch 1\n"
+        + shown.replace(path, "net.py").rstrip(),
+        "grn_source": (root / "tests/zoo/grn.py").read_text(encoding="utf-8").rstrip(),
     }
 
 

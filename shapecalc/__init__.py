@@ -90,6 +90,22 @@ _WHERE = {
     "Experts": "layers.transformers",
     "TopkRouter": "layers.transformers",
     "Bias": "layers.transformers",
+    # a module's own tensors, tensor functions, and torchvision's layers torch.nn lacks
+    "Parameter": "core.own",
+    "Buffer": "core.own",
+    "Cat": "layers.tensors",
+    "Expand": "layers.tensors",
+    "Permute": "layers.tensors",
+    "Reshape": "layers.tensors",
+    "Transpose": "layers.tensors",
+    "LayerNorm2d": "layers.vision",
+    "StochasticDepth": "layers.vision",
+    "ShiftedWindowAttention": "layers.vision",
+    "PatchMerging": "layers.vision",
+    "QuickGELU": "layers.vision",
+    "Tile": "layers.tensors",
+    "register_module": "adapters.torch_bridge",
+    "register_own_step": "adapters.torch_bridge",
     # the transformer architectures' library functions
     "gpt2": "architectures.gpt2",
     "llama": "architectures.llama",
@@ -106,17 +122,21 @@ __all__ = [
     "Architecture",
     "Bias",
     "Block",
+    "Buffer",
     "Built",
     "Candidate",
+    "Cat",
     "Chunk",
     "Conv1D",
     "Cost",
     "Dim",
     "Embedding",
+    "Expand",
     "Experts",
     "Expr",
     "InvalidArgumentError",
     "Layer",
+    "LayerNorm2d",
     "LayerSpec",
     "Leaf",
     "Linear",
@@ -125,11 +145,16 @@ __all__ = [
     "Model",
     "ModuleList",
     "Param",
+    "Parameter",
+    "PatchMerging",
+    "Permute",
     "Pick",
     "PortMap",
     "Positions",
+    "QuickGELU",
     "Repeat",
     "Report",
+    "Reshape",
     "Rotary",
     "Row",
     "ScaledDotProductAttention",
@@ -137,10 +162,14 @@ __all__ = [
     "Sequential",
     "ShapeError",
     "ShapecalcError",
+    "ShiftedWindowAttention",
     "Solution",
     "SplitHeads",
+    "StochasticDepth",
     "TieError",
+    "Tile",
     "TopkRouter",
+    "Transpose",
     "__version__",
     "analyze",
     "assert_matches",
@@ -175,6 +204,8 @@ __all__ = [
     "port",
     "qwen_moe",
     "read_checkpoint",
+    "register_module",
+    "register_own_step",
     "residual",
     "rnn_lm",
     "size",
@@ -187,12 +218,21 @@ __all__ = [
     "torchvision",
 ]
 
+#: ``from shapecalc import *`` takes every layer kind too, by its torch name: ``__all__``
+#: is made when asked (by ``__getattr__`` below), so that importing shapecalc loads no
+#: layer family; the list above is what it adds them to
+_PUBLIC = __all__
+del __all__
+
 
 #: the subpackages, loaded on first use too: ``import shapecalc`` then ``shapecalc.report``
 _SUBPACKAGES = ("adapters", "analysis", "architectures", "cli", "core", "layers", "report")
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__all__":  # every public name and every layer kind by its torch name
+        layers = importlib.import_module("shapecalc.layers")
+        return sorted({*_PUBLIC, *layers.LAYER_KINDS})
     if name in _SUBPACKAGES:
         return importlib.import_module(f"shapecalc.{name}")
     if name in _WHERE:
@@ -215,7 +255,7 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     layers = importlib.import_module("shapecalc.layers")
     made = importlib.import_module("shapecalc.architectures").functions()
-    return sorted({*__all__, *layers.LAYER_KINDS, *made})
+    return sorted({*_PUBLIC, *layers.LAYER_KINDS, *made})
 
 
 if TYPE_CHECKING:  # the static view of the lazy names above
@@ -227,6 +267,8 @@ if TYPE_CHECKING:  # the static view of the lazy names above
         build,
         compare,
         from_module,
+        register_module,
+        register_own_step,
     )
     from shapecalc.analysis.cost import Cost, analyze
     from shapecalc.analysis.sizing import Candidate, Solution, parse_budget, solve
@@ -267,6 +309,7 @@ if TYPE_CHECKING:  # the static view of the lazy names above
         summed,
     )
     from shapecalc.core.model import Layer, Model, Row, layer_model
+    from shapecalc.core.own import Buffer, Parameter
     from shapecalc.core.spec import LayerSpec, Param
     from shapecalc.core.tree import Block, Leaf, ModuleList, Repeat, Sequential
     from shapecalc.core.units import DTYPE_BYTES
@@ -282,6 +325,14 @@ if TYPE_CHECKING:  # the static view of the lazy names above
     )
     from shapecalc.layers.linear import Linear
     from shapecalc.layers.recurrent import LSTM
+    from shapecalc.layers.tensors import Cat, Expand, Permute, Reshape, Tile, Transpose
     from shapecalc.layers.transformers import Bias, Conv1D, Experts, TopkRouter
+    from shapecalc.layers.vision import (
+        LayerNorm2d,
+        PatchMerging,
+        QuickGELU,
+        ShiftedWindowAttention,
+        StochasticDepth,
+    )
     from shapecalc.report import Report
     from shapecalc.report.pipeline import build_report

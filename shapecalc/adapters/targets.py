@@ -95,6 +95,14 @@ def load_module(target: str) -> Any:
     torch = load_torch()
     is_module_class = isinstance(obj, type) and issubclass(obj, torch.nn.Module)
     if not isinstance(obj, torch.nn.Module):
+        from shapecalc.core.model import Model
+
+        if isinstance(obj, Model):
+            raise _fail(
+                target,
+                f"{target} is a shapecalc Model, not a torch module: shapecalc show "
+                f"{target} prints it with every flag a model command has",
+            )
         if not (is_module_class or inspect.isfunction(obj)):
             raise _fail(
                 target,

@@ -8,7 +8,13 @@ torch is imported only inside these functions; without it they raise
 
 from __future__ import annotations
 
-from shapecalc.adapters.torch_build import build, build_reference, load_torch
+from shapecalc.adapters.torch_build import (
+    build,
+    build_reference,
+    load_torch,
+    register_module,
+    register_own_step,
+)
 from shapecalc.adapters.torch_compare import Diff, MismatchError, assert_matches, compare
 from shapecalc.adapters.torch_read import LazyModuleError, ModuleModel, from_module, materialize
 
@@ -24,4 +30,6 @@ __all__ = [
     "from_module",
     "load_torch",
     "materialize",
+    "register_module",
+    "register_own_step",
 ]

@@ -19,6 +19,7 @@ from shapecalc.core.dims import Expr, dim_str
 from shapecalc.core.errors import InvalidArgumentError, MissingDependencyError, echo
 from shapecalc.core.flow import Add, Multiply, Positions
 from shapecalc.core.model import Model
+from shapecalc.core.own import Buffer, Own, Parameter
 from shapecalc.core.spec import LayerSpec, expand
 from shapecalc.core.tree import (
     Block,
@@ -44,6 +45,8 @@ from shapecalc.layers.latent import LatentAttention
 from shapecalc.layers.linear_attention import GatedAttention, GatedDeltaNet, SplitQueryGate
 from shapecalc.layers.mamba import MambaMixer
 from shapecalc.layers.mamba2 import CausalConv1d, GatedRMSNorm, Mamba2Scan, Take
+from shapecalc.layers.norm import LayerNorm
+from shapecalc.layers.tensors import Cat, Expand, Permute, Reshape, Tile, Transpose
 from shapecalc.layers.transformers import (
     EXPERT_NAMES,
     MXFP4_BLOCK,
@@ -55,7 +58,13 @@ from shapecalc.layers.transformers import (
     Sinks,
     TopkRouter,
 )
-from shapecalc.layers.vision import StochasticDepth
+from shapecalc.layers.vision import (
+    LayerNorm2d,
+    PatchMerging,
+    QuickGELU,
+    ShiftedWindowAttention,
+    StochasticDepth,
+)
 
 
 def load_torch() -> Any:
@@ -91,7 +100,21 @@ def _build_layer(spec: LayerSpec, device: str) -> Any:
     _concrete(spec)
     if type(spec) in _MODULES:  # a layer torch.nn does not have
         return _MODULES[type(spec)](torch, spec, device)
-    cls = getattr(torch.nn, spec.kind)
+    if type(spec) in _CALLS:  # a function of a forward, as a module (torchvision's Permute)
+        return _function_module(torch)(spec)
+    if isinstance(spec, Own):  # a tensor alone
+        return _own_tensor(torch, spec, device)
+    cls = getattr(torch.nn, spec.kind, None)
+    if not isinstance(cls, type) or not issubclass(cls, torch.nn.Module):
+        rule = "a spec torch.nn lacks has a module registered for it"
+        raise InvalidArgumentError(
+            f"cannot build {spec}: torch.nn has no {spec.kind}; register the module that "
+            f"builds it with shapecalc.register_module({type(spec).__name__}, make)",
+            layer=str(spec),
+            field="kind",
+            value=spec.kind,
+            rule=rule,
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. dropout with a single recurrent layer
         if spec.stateless():  # nn.Identity, nn.ReLU, ... take no device
@@ -179,6 +202,12 @@ def _build_node(node: Node, device: str, torch: Any) -> Any:
             assert numbers is not None
             for index in numbers:
                 module.add_module(str(index), _build_node(entry.node, device, torch))
+        elif isinstance(entry.node, Leaf) and isinstance(entry.node.spec, Own):
+            tensor = _own_tensor(torch, entry.node.spec, device)
+            if isinstance(entry.node.spec, Buffer):
+                module.register_buffer(entry.name, tensor, entry.node.spec.persistent)
+            else:
+                module.register_parameter(entry.name, tensor)
         elif entry.name:
             module.add_module(entry.name, _build_node(entry.node, device, torch))
         else:  # the block's own tensors
@@ -189,6 +218,35 @@ def _build_node(node: Node, device: str, torch: Any) -> Any:
             for b in expand(entry.node.spec.buffers()):
                 module.register_buffer(b.name, torch.empty(*b.shape, device=device))
     return module
+
+
+def _own_tensor(torch: Any, spec: Own, device: str) -> Any:
+    """A Parameter's ``nn.Parameter`` or a Buffer's tensor, uninitialised."""
+    if isinstance(spec, Buffer):
+        dtype = getattr(torch, spec.dtype) if spec.dtype else None
+        return torch.empty(tuple(spec.dims), device=device, dtype=dtype)
+    assert isinstance(spec, Parameter)
+    data = torch.empty(tuple(spec.dims), device=device)
+    return torch.nn.Parameter(data, spec.requires_grad)
+
+
+@functools.cache
+def _function_module(torch: Any) -> Any:
+    """A module whose forward is a function of a forward (torchvision's ``Permute``, a
+    module around ``torch.permute``): so that such a spec may be a child too."""
+
+    class Function(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self, spec: LayerSpec) -> None:
+            super().__init__()
+            self._spec = spec
+
+        def forward(self, *inputs: Any) -> Any:
+            return _CALLS[type(self._spec)](load_torch(), self._spec, *inputs)
+
+        def extra_repr(self) -> str:
+            return str(self._spec)
+
+    return Function
 
 
 @functools.cache
@@ -218,8 +276,21 @@ class _TorchRunner:
 
     def node(self, node: Node, parts: tuple[str, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
         if isinstance(node, Leaf) and not parts:  # the block's own tensors, as a step
-            out = _OWN[type(node.spec)](load_torch(), node.spec, self.module, *values)
+            run = _OWN.get(type(node.spec))
+            if run is None:
+                rule = "own tensors used as a step have a torch forward registered"
+                raise InvalidArgumentError(
+                    f"cannot run {node.spec} as a step of its block's flow: register its "
+                    f"forward with shapecalc.register_own_step({type(node.spec).__name__}, run)",
+                    layer=str(node.spec),
+                    field="flow",
+                    value="",
+                    rule=rule,
+                )
+            out = run(load_torch(), node.spec, self.module, *values)
             return out if isinstance(out, tuple) else (out,)
+        if isinstance(node, Leaf) and isinstance(node.spec, Own):  # a tensor it holds
+            return (self.module.get_submodule(join_name(*parts[:-1])).__getattr__(parts[-1]),)
         out = self.module.get_submodule(join_name(*parts))(*values)
         return out if isinstance(out, tuple) else (out,)
 
@@ -818,8 +889,152 @@ def _gated_attention(torch: Any, spec: GatedAttention, q: Any, gate: Any, k: Any
     return _attention(torch, attend, q, k, v) * torch.sigmoid(gate)
 
 
+def _layer_norm_2d(torch: Any, spec: LayerNorm2d, device: str) -> Any:
+    class LayerNorm2dModule(torch.nn.LayerNorm):  # type: ignore[misc]
+        """ConvNeXt's LayerNorm2d (torchvision/models/convnext.py): permute to NHWC,
+        layer_norm, permute back."""
+
+        def forward(self, x: Any) -> Any:
+            x = x.permute(0, 2, 3, 1)
+            x = torch.nn.functional.layer_norm(
+                x, self.normalized_shape, self.weight, self.bias, self.eps
+            )
+            return x.permute(0, 3, 1, 2)
+
+    args = LayerNorm(**spec.arguments()).arguments()
+    return LayerNorm2dModule(**args, device=device)
+
+
+def _shifted_window_attention(torch: Any, spec: ShiftedWindowAttention, device: str) -> Any:
+    """torchvision's ShiftedWindowAttention, its forward the function
+    ``shifted_window_attention`` of torchvision/models/swin_transformer.py."""
+    functional = torch.nn.functional
+    wh, ww = spec.window_size
+    heads: Any = spec.num_heads  # numbers: the model was built
+    dim: Any = spec.dim
+
+    class ShiftedWindowAttentionModule(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = torch.nn.Linear(dim, dim * 3, bias=spec.qkv_bias, device=device)
+            self.proj = torch.nn.Linear(dim, dim, bias=spec.proj_bias, device=device)
+            table = (2 * wh - 1) * (2 * ww - 1)
+            self.relative_position_bias_table = torch.nn.Parameter(
+                torch.zeros(table, heads, device=device)
+            )
+            coords = torch.stack(
+                torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")
+            ).flatten(1)
+            relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
+            relative[:, :, 0] += wh - 1
+            relative[:, :, 1] += ww - 1
+            relative[:, :, 0] *= 2 * ww - 1
+            self.register_buffer("relative_position_index", relative.sum(-1).flatten().to(device))
+
+        def forward(self, x: Any) -> Any:
+            n = wh * ww
+            bias = self.relative_position_bias_table[self.relative_position_index]
+            bias = bias.view(n, n, -1).permute(2, 0, 1).contiguous().unsqueeze(0)
+            b, h, w, c = x.shape
+            pad_r, pad_b = (ww - w % ww) % ww, (wh - h % wh) % wh
+            x = functional.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+            _, pad_h, pad_w, _ = x.shape
+            shift = list(spec.shift_size)
+            if wh >= pad_h:
+                shift[0] = 0
+            if ww >= pad_w:
+                shift[1] = 0
+            if sum(shift) > 0:
+                x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
+            windows = (pad_h // wh) * (pad_w // ww)
+            x = x.view(b, pad_h // wh, wh, pad_w // ww, ww, c)
+            x = x.permute(0, 1, 3, 2, 4, 5).reshape(b * windows, n, c)
+            qkv = functional.linear(x, self.qkv.weight, self.qkv.bias)
+            qkv = qkv.reshape(x.size(0), x.size(1), 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]
+            q = q * (c // heads) ** -0.5
+            attn = q.matmul(k.transpose(-2, -1)) + bias
+            if sum(shift) > 0:
+                mask = x.new_zeros((pad_h, pad_w))
+                h_slices = ((0, -wh), (-wh, -shift[0]), (-shift[0], None))
+                w_slices = ((0, -ww), (-ww, -shift[1]), (-shift[1], None))
+                count = 0
+                for hs in h_slices:
+                    for ws in w_slices:
+                        mask[hs[0] : hs[1], ws[0] : ws[1]] = count
+                        count += 1
+                mask = mask.view(pad_h // wh, wh, pad_w // ww, ww).permute(0, 2, 1, 3)
+                mask = mask.reshape(windows, n)
+                mask = mask.unsqueeze(1) - mask.unsqueeze(2)
+                mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+                attn = attn.view(x.size(0) // windows, windows, heads, n, n)
+                attn = (attn + mask.unsqueeze(1).unsqueeze(0)).view(-1, heads, n, n)
+            attn = functional.dropout(functional.softmax(attn, dim=-1), p=spec.attention_dropout)
+            x = attn.matmul(v).transpose(1, 2).reshape(x.size(0), n, c)
+            x = functional.dropout(
+                functional.linear(x, self.proj.weight, self.proj.bias), p=spec.dropout
+            )
+            x = x.view(b, pad_h // wh, pad_w // ww, wh, ww, c)
+            x = x.permute(0, 1, 3, 2, 4, 5).reshape(b, pad_h, pad_w, c)
+            if sum(shift) > 0:
+                x = torch.roll(x, shifts=(shift[0], shift[1]), dims=(1, 2))
+            return x[:, :h, :w, :].contiguous()
+
+    return ShiftedWindowAttentionModule()
+
+
+def _patch_merging(torch: Any, spec: PatchMerging, device: str) -> Any:
+    """torchvision's PatchMerging (torchvision/models/swin_transformer.py)."""
+    dim: Any = spec.dim
+
+    class PatchMergingModule(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.reduction = torch.nn.Linear(4 * dim, 2 * dim, bias=False, device=device)
+            self.norm = torch.nn.LayerNorm(4 * dim, device=device)
+
+        def forward(self, x: Any) -> Any:
+            h, w, _ = x.shape[-3:]
+            x = torch.nn.functional.pad(x, (0, 0, 0, w % 2, 0, h % 2))
+            x0, x1 = x[..., 0::2, 0::2, :], x[..., 1::2, 0::2, :]
+            x2, x3 = x[..., 0::2, 1::2, :], x[..., 1::2, 1::2, :]
+            return self.reduction(self.norm(torch.cat([x0, x1, x2, x3], -1)))
+
+    return PatchMergingModule()
+
+
+@functools.cache
+def _quick_gelu(torch: Any) -> Any:
+    class QuickGELUActivation(torch.nn.Module):  # type: ignore[misc]
+        """transformers.activations.QuickGELUActivation."""
+
+        def forward(self, input: Any) -> Any:
+            return input * torch.sigmoid(1.702 * input)
+
+    return QuickGELUActivation
+
+
+def _expand(torch: Any, spec: Expand, first: Any, like: Any, *rest: Any) -> Any:
+    rank = like.dim()
+    first = first.reshape((1,) * (rank - first.dim()) + tuple(first.shape))
+    dims = {d % rank for d in spec.dims}
+    sizes = [like.shape[i] if i in dims else -1 for i in range(rank)]
+    return (first.expand(*sizes), like, *rest)
+
+
+def _tile(torch: Any, spec: Tile, x: Any, *like: Any) -> Any:
+    sizes = list(spec.sizes)
+    if spec.like:
+        sizes[0] = like[0].shape[0]
+    return (x.repeat(*sizes), *like)
+
+
 #: layers torch.nn lacks: spec class -> its module, made with torch on a device
 _MODULES: dict[type, Any] = {
+    LayerNorm2d: _layer_norm_2d,
+    ShiftedWindowAttention: _shifted_window_attention,
+    PatchMerging: _patch_merging,
+    QuickGELU: lambda torch, spec, device: _quick_gelu(torch)(),
     CausalConv1d: _causal_conv1d,
     GatedRMSNorm: _gated_rms_norm,
     MambaMixer: _mamba_mixer,
@@ -834,11 +1049,18 @@ _MODULES: dict[type, Any] = {
 #: a block's own tensors used as a step of its flow: spec class -> what the step gives,
 #: from the block's module
 _OWN: dict[type, Any] = {
+    Bias: lambda torch, spec, module, x: x + module.bias,
     Sinks: lambda torch, spec, module, *values: module.sinks,
     Mamba2Scan: _mamba2_scan,
 }
 #: functions of a forward: spec class -> what it does to tensors
 _CALLS: dict[type, Any] = {
+    Cat: lambda torch, spec, *xs: torch.cat(xs, dim=spec.dim),
+    Expand: _expand,
+    Permute: lambda torch, spec, x: x.permute(*spec.dims),
+    Transpose: lambda torch, spec, x: x.transpose(spec.dim0, spec.dim1),
+    Reshape: lambda torch, spec, x: x.reshape(*spec.shape),
+    Tile: _tile,
     Add: lambda torch, spec, *xs: functools.reduce(lambda a, b: a + b, xs),
     Multiply: lambda torch, spec, *xs: functools.reduce(lambda a, b: a * b, xs),
     Positions: _positions,
@@ -854,6 +1076,72 @@ _CALLS: dict[type, Any] = {
     Select: lambda torch, spec, x: x.select(spec.dim, spec.index),
     Take: lambda torch, spec, *xs: tuple(xs[i] for i in spec.indices),
 }
+
+
+#: what shapecalc builds itself: a spec class registered here is not replaced
+_BUILT_IN = frozenset((*_MODULES, *_OWN, *_CALLS))
+
+
+def _registrable(spec_class: Any, function: Any, what: str, caller: str) -> None:
+    """A LayerSpec subclass shapecalc does not build itself, and a callable: else an
+    InvalidArgumentError naming which."""
+    if not isinstance(spec_class, type) or not issubclass(spec_class, LayerSpec):
+        raise InvalidArgumentError(
+            f"spec_class must be a LayerSpec subclass, got {echo(spec_class)}",
+            layer=caller,
+            field="spec_class",
+            value=echo(spec_class),
+            rule="a LayerSpec subclass",
+        )
+    if spec_class in _BUILT_IN:
+        raise InvalidArgumentError(
+            f"shapecalc builds {spec_class.__name__} itself; subclass it to build it otherwise",
+            layer=caller,
+            field="spec_class",
+            value=spec_class.__name__,
+            rule="a spec class shapecalc does not build itself",
+        )
+    if not callable(function):
+        raise InvalidArgumentError(
+            f"{what} must be callable, got {echo(function)}",
+            layer=caller,
+            field=what,
+            value=echo(function),
+            rule=f"{what} is a function",
+        )
+
+
+def register_module(spec_class: type[LayerSpec], make: Any) -> None:
+    """Build ``spec_class`` with ``make(spec, device)``, which returns its torch module
+    (named as the real module names its tensors; its forward is the layer's). For a spec
+    of one's own that torch.nn does not have: ``shapecalc.build`` of it, or of a model
+    holding it, then calls ``make``. Registering a class again replaces its ``make``.
+
+        >>> register_module(int, print)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        shapecalc.core.errors.InvalidArgumentError: register_module: spec_class must be ...
+    """
+    _registrable(spec_class, make, "make", "register_module")
+    _MODULES[spec_class] = lambda torch, spec, device: make(spec, device)
+
+
+def register_own_step(spec_class: type[LayerSpec], run: Any) -> None:
+    """Run ``spec_class``, held as a block's own tensors (child ``""``) and named ``""``
+    in the block's flow, with ``run(module, spec, *inputs)``: the block's torch module
+    (whose tensors it reads), the spec, and the step's input tensors. The spec class sets
+    ``own_step = True``, or the block refuses the flow."""
+    _registrable(spec_class, run, "run", "register_own_step")
+    if not spec_class.own_step:
+        raise InvalidArgumentError(
+            f"{spec_class.__name__}.own_step is False; set "
+            "own_step: ClassVar[bool] = True on the class",
+            layer="register_own_step",
+            field="spec_class",
+            value=spec_class.__name__,
+            rule="a spec run as its block's step has own_step = True",
+        )
+    _OWN[spec_class] = lambda torch, spec, module, *values: run(module, spec, *values)
 
 
 def _get_parameter(root: Any, name: str) -> Any:

@@ -1092,6 +1092,15 @@ class _Flow:
         shapes = tuple(v.shape for v in values)
         try:
             work = spec.work(*shapes)
+        except NotImplementedError:  # a spec of one's own without its shape rule
+            rule = "a layer spec in a flow defines output_shapes (or work)"
+            raise ShapeError(
+                f"layer {echo(name)} ({spec.kind}) does not compute its output shapes: {rule}",
+                layer=self.model,
+                field="input",
+                value=spec.kind,
+                rule=rule,
+            ) from None
         except ShapecalcError as err:
             where = f"layer {echo(name)} " if name else ""
             producers = {v.producer for v in values}
@@ -1109,7 +1118,10 @@ class _Flow:
                 rule=err.rule or str(err),
             ) from None
         row = len(self.rows)
-        outs = [_Value(s, name, [_Atom(self.calls)]) for s in work.outputs]
+        # a module's own tensor is no activation: whoever keeps it keeps nothing new
+        outs = [_Value(s, name, [_Atom(0 if work.own else self.calls)]) for s in work.outputs]
+        if work.passes_rest:  # the inputs after the first, passed on as they are
+            outs[1:] = values[1 : len(outs)]
         if work.views and values:  # parts of the first input: its storage
             outs = [values[0].view(v.shape) for v in outs]
         elif work.inplace and values and outs:  # an input's memory, maybe seen in a new shape

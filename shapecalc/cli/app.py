@@ -1,7 +1,7 @@
 """The ``shapecalc`` group and its commands, each made when first asked for: one per
 architecture (``cli.models``), ``hf`` (a Hugging Face config), ``layer``/``layers``,
-``solve``, ``sweep``, ``fit``, ``compare-conventions``, ``port`` and ``inspect``, so a
-command imports only what it runs."""
+``solve``, ``sweep``, ``fit``, ``compare-conventions``, ``port``, ``inspect`` and ``show``
+(a model composed in Python), so a command imports only what it runs."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ for _name, _module in {
     "layer": "layers",
     "layers": "layers",
     "port": "port",
+    "show": "show",
     "solve": "solve",
     "sweep": "sweep",
     "torchvision": "torchvision",

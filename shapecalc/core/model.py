@@ -69,7 +69,10 @@ __all__ = ["Layer", "Model", "Row", "full_name", "layer_model"]
 
 
 def full_name(layer: str, name: str) -> str:
-    """``lstm.weight_ih_l0``; a model of one unnamed layer keeps torch's bare names."""
+    """``lstm.weight_ih_l0``; a model of one unnamed layer keeps torch's bare names, and
+    a tensor held under its child's name (a Parameter, name ``""``) is the child's."""
+    if not name:
+        return layer
     return f"{layer}.{name}" if layer else name
 
 

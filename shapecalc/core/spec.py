@@ -240,6 +240,11 @@ class Work:
     aliases: int = 0
     #: every output is a part of the first input, sharing its storage (a split)
     views: bool = False
+    #: the outputs are tensors the module holds (a parameter used as a step of its flow),
+    #: not activations: keeping them keeps no memory of the forward's
+    own: bool = False
+    #: every output after the first is the input at its place, passed on as it is
+    passes_rest: bool = False
 
     @property
     def matmul_flops(self) -> Dim:
@@ -301,6 +306,11 @@ class LayerSpec(FrozenMethods):
     output_names: ClassVar[tuple[str, ...]] = ()
     #: a chain passes every output on, not only the first (a split into q, k and v)
     passes_all: ClassVar[bool] = False
+    #: held as a block's own tensors (its child ``""``), the spec is a step of the
+    #: block's flow, named ``""`` there: its forward reads the block's tensors (gpt-oss's
+    #: sinks, Mamba-2's scan, a bias added to the input); the torch build runs it with
+    #: the block's module
+    own_step: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Every spec's own ``__post_init__`` ends with the checks every spec shares

@@ -49,6 +49,7 @@ from shapecalc.core.flow import (
     Sum,
     as_chain,
 )
+from shapecalc.core.own import Own
 from shapecalc.core.spec import LayerSpec, Param, expand
 
 __all__ = [
@@ -259,7 +260,7 @@ class Block:
         flow: Any = None,
         description: str = "",
     ) -> None:
-        entries = _entries(kind, children)
+        entries = _own_first(_entries(kind, children))
         for name, value in (("kind", kind), ("children", entries), ("description", description)):
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_by_name", {e.name: e for e in entries if isinstance(e, Child)})
@@ -278,6 +279,19 @@ class Block:
                     field="flow",
                     value=missing[0],
                     rule="a flow step names a child of its block",
+                )
+            own = self._by_name.get("")
+            if "" in flow.names() and own is not None and not own.node.spec.own_step:  # type: ignore[union-attr]
+                spec = own.node.spec  # type: ignore[union-attr]
+                names = ", ".join(repr(p.name) for p in spec.params()) or "none"
+                raise InvalidArgumentError(
+                    f'the flow names the block\'s own tensors "", held by {spec}, '
+                    f"which is not a step of a flow; hold each tensor as a child of its own "
+                    f"(Parameter(shape)) and name it in the flow (its tensors: {names})",
+                    layer=kind,
+                    field="flow",
+                    value="",
+                    rule='a flow names "" only for own tensors that are a step (own_step)',
                 )
 
     def child(self, name: str) -> Child:
@@ -303,9 +317,13 @@ Node = Leaf | Block
 
 def as_node(value: Any) -> Node:
     """A node from a node or a layer spec (which becomes a leaf)."""
-    if isinstance(value, (Leaf, Block)):
+    if isinstance(value, Block):
+        return value
+    if isinstance(value, Leaf):
+        check_spec(value.spec)
         return value
     if isinstance(value, LayerSpec):
+        check_spec(value)
         return Leaf(value)
     raise InvalidArgumentError(
         f"a child is a layer spec, a Leaf or a Block, got {type(value).__name__}",
@@ -313,6 +331,51 @@ def as_node(value: Any) -> Node:
         value=echo(value),
         rule="children are layer specs or blocks",
     )
+
+
+def check_spec(spec: Any) -> None:
+    """A layer spec of one's own is a frozen dataclass with a ``kind``: else an
+    :class:`InvalidArgumentError` saying what it lacks (not an AttributeError later)."""
+    cls = type(spec)
+    if not isinstance(spec, LayerSpec):
+        raise InvalidArgumentError(
+            f"a leaf holds a layer spec, got {cls.__name__}",
+            field="spec",
+            value=cls.__name__,
+            rule="a leaf holds a LayerSpec",
+        )
+    if not isinstance(getattr(cls, "kind", None), str):
+        raise InvalidArgumentError(
+            f'{cls.__name__} has no kind: give it kind: ClassVar[str] = "{cls.__name__}"',
+            layer=cls.__name__,
+            field="kind",
+            value=None,
+            rule="a layer spec names its kind",
+        )
+    if not dataclasses.is_dataclass(spec):
+        raise InvalidArgumentError(
+            f"{cls.__name__} is not a dataclass: decorate it with "
+            "@dataclasses.dataclass(frozen=True)",
+            layer=cls.__name__,
+            field="spec",
+            value=cls.__name__,
+            rule="a layer spec is a frozen dataclass",
+        )
+
+
+def _own_first(entries: tuple[Entry, ...]) -> tuple[Entry, ...]:
+    """The block's own tensors first (``""``, then each :class:`Parameter` and
+    :class:`Buffer` child), as ``named_parameters()`` lists a module's own tensors before
+    its children's; the rest in the order given."""
+
+    def rank(e: Entry) -> int:
+        if isinstance(e, Child) and e.name == "":
+            return 0
+        if isinstance(e, Child) and isinstance(e.node, Leaf) and isinstance(e.node.spec, Own):
+            return 1
+        return 2
+
+    return tuple(sorted(entries, key=rank))
 
 
 def _entries(kind: str, children: Any) -> tuple[Entry, ...]:
@@ -792,6 +855,8 @@ def find_param(root: Node, name: str) -> Param | None:
         if found is None or isinstance(found, Repeat):
             return None
         node = found
+    if isinstance(node, Leaf):  # a tensor held under the child's name (a Parameter)
+        return next((p for p in expand(node.spec.params()) if p.name == ""), None)
     return None
 
 

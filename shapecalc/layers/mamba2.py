@@ -147,6 +147,7 @@ class Mamba2Scan(LayerSpec):
     #: (Falcon-H1's mamba_d_ssm); None: num_heads·head_dim
     width: Dim | None = None
 
+    own_step: ClassVar[bool] = True
     kind: ClassVar[str] = "Mamba2Scan"
     family: ClassVar[str] = "transformers"
     summary: ClassVar[str] = "Mamba-2's chunked selective scan (SSD), with dt_bias, A_log, D"

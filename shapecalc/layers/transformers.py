@@ -90,6 +90,7 @@ class Bias(LayerSpec):
 
     features: Dim
 
+    own_step: ClassVar[bool] = True
     kind: ClassVar[str] = "Bias"
     family: ClassVar[str] = "transformers"
     summary: ClassVar[str] = "y = x + b, a bias of the module's own"
@@ -319,6 +320,7 @@ class Sinks(LayerSpec):
 
     num_heads: Dim
 
+    own_step: ClassVar[bool] = True
     kind: ClassVar[str] = "Sinks"
     family: ClassVar[str] = "transformers"
     summary: ClassVar[str] = "one learned softmax logit per head"

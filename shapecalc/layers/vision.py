@@ -1,7 +1,12 @@
-"""Layers torchvision has and torch.nn lacks: ``torchvision.ops.StochasticDepth``.
+"""Layers torchvision has and torch.nn lacks: ``torchvision.ops.StochasticDepth``,
+ConvNeXt's ``LayerNorm2d``, Swin's ``ShiftedWindowAttention`` and ``PatchMerging``, and
+CLIP's ``QuickGELU``. None is a torch.nn kind, so none is in ``LAYER_KINDS``; a model's tree
+uses each where its module holds one (EfficientNet's ``block.N.M.stochastic_depth``). The
+torch bridge builds each as its own code computes it (torchvision/ops/stochastic_depth.py,
+torchvision/models/convnext.py and swin_transformer.py, transformers/activations.py).
 
-Not a torch.nn kind, so not in ``LAYER_KINDS``; a torchvision model's tree uses it where
-torchvision's module holds one (EfficientNet's ``block.N.M.stochastic_depth``).
+    >>> LayerNorm2d(96, eps=1e-6).output_shapes((2, 96, 56, 56))
+    ((2, 96, 56, 56),)
 """
 
 from __future__ import annotations
@@ -9,20 +14,28 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from shapecalc.core.dims import product
-from shapecalc.core.errors import echo
+from shapecalc.core.dims import Dim, floor_div, known, product, same_size, shape_str
 from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work
+from shapecalc.layers._norm import _norm_work
 from shapecalc.layers._shapes import one_input
+from shapecalc.layers.norm import LayerNorm
 
-__all__ = ["StochasticDepth"]
+__all__ = [
+    "LayerNorm2d",
+    "PatchMerging",
+    "QuickGELU",
+    "ShiftedWindowAttention",
+    "StochasticDepth",
+]
 
 
 @frozen
 class StochasticDepth(LayerSpec):
     """``torchvision.ops.StochasticDepth(p, mode)``: in training, each sample's residual
     branch (``mode="row"``) or the whole batch's (``"batch"``) is zeroed with probability
-    ``p`` and the rest scaled by 1/(1 - p); at inference the identity. No parameters.
+    ``p`` and the rest scaled by 1/(1 - p); at inference, and for p = 0, the input itself.
+    No parameters. Not a torch.nn kind, so not in ``LAYER_KINDS``.
 
     torchvision's ``stochastic_depth`` (torchvision/ops/stochastic_depth.py) draws a noise
     tensor of shape (B, 1, ...) for "row" and (1, ...) for "batch" and returns
@@ -43,9 +56,8 @@ class StochasticDepth(LayerSpec):
     example_input: ClassVar[tuple[Shape, ...]] = ((32, 64, 28, 28),)
 
     def __post_init__(self) -> None:
-        self._check_number("p", 0.0, 1.0)
-        if self.mode not in ("batch", "row"):
-            self._fail("mode", self.mode, 'mode is "batch" or "row"', f"got {echo(self.mode)}")
+        self._check_number("p", 0, 1)
+        self._check_choice("mode", ("batch", "row"))
 
     def params(self) -> Iterator[Param]:
         return iter(())
@@ -55,17 +67,256 @@ class StochasticDepth(LayerSpec):
         return (one_input(self, inputs),)
 
     def work(self, *inputs: Shape) -> Work:
-        """In training a multiply per number by the noise, which autograd keeps (one number
-        per sample in "row" mode, one for the batch in "batch" mode)."""
-        (shape,) = self.output_shapes(*inputs)
-        if self.p == 0.0:
-            return Work((shape,))
-        noise = (
-            (shape[0], *(1 for _ in shape[1:])) if self.mode == "row" else tuple(1 for _ in shape)
+        """In training a multiply per number by the noise (and the noise's 1/(1 - p)),
+        which autograd keeps: one number per sample in "row" mode, one for the batch in
+        "batch" mode. For p = 0, the input itself."""
+        outputs = self.output_shapes(*inputs)
+        shape = inputs[0]
+        if self.p == 0:  # stochastic_depth returns its input
+            return Work(outputs, inplace=True)
+        ones = tuple(1 for _ in shape[1:])
+        noise = (shape[0], *ones) if self.mode == "row" else (1, *ones)
+        return Work(
+            outputs,
+            other=product(shape) + (product(noise) if self.p < 1 else 0),
+            other_rule="training: the noise's 1/(1 - p) (1 per row), times the noise (1 each)",
+            saved=(Stored("noise", noise),),
+        )
+
+
+@frozen
+class LayerNorm2d(LayerNorm):
+    """ConvNeXt's ``LayerNorm2d(normalized_shape, eps)``: ``nn.LayerNorm`` over the channels
+    of an (N, C, H, W) input: permuted to (N, H, W, C), normalised, permuted back
+    (torchvision/models/convnext.py). Its tensors are LayerNorm's, ``weight`` and ``bias``
+    (C,); statistics per pixel, N·H·W of them."""
+
+    kind: ClassVar[str] = "LayerNorm2d"
+    family: ClassVar[str] = "vision"
+    summary: ClassVar[str] = "LayerNorm over the channels of an NCHW input"
+    example: ClassVar[dict[str, Any]] = {"normalized_shape": 96, "eps": 1e-6}
+    formula_args: ClassVar[dict[str, Any]] = {"normalized_shape": "C"}
+    example_input: ClassVar[tuple[Shape, ...]] = ((32, 96, 56, 56),)
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        shape = one_input(self, inputs, 4)
+        dims = self.dims
+        if len(dims) != 1 or not same_size(shape[1], dims[0]):
+            self._fail_shape(
+                f"input {shape_str(shape)} must have normalized_shape {shape_str(dims)} channels "
+                "at dim 1",
+                shape,
+            )
+        return (shape,)
+
+    def work(self, *inputs: Shape) -> Work:
+        """LayerNorm's work on the permuted input: statistics per pixel (N·H·W); it keeps
+        the input (the permuted view of it) and the mean and 1/std per pixel."""
+        outputs = self.output_shapes(*inputs)
+        n, _, h, w = inputs[0]
+        shift = self.elementwise_affine and self.bias
+        return _norm_work(outputs, inputs[0], n * h * w, self.elementwise_affine, shift, rms=False)
+
+
+def _pair(spec: LayerSpec, field: str, least: int) -> None:
+    value = getattr(spec, field)
+    value = tuple(value) if isinstance(value, list) else value
+    if (
+        not isinstance(value, tuple)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= least for v in value)
+    ):
+        spec._fail(field, value, f"{field} is two integers >= {least}", f"got {value!r}"[:80])
+    object.__setattr__(spec, field, value)
+
+
+@frozen
+class ShiftedWindowAttention(LayerSpec):
+    """torchvision's Swin ``ShiftedWindowAttention(dim, window_size, shift_size,
+    num_heads, qkv_bias=True, proj_bias=True, attention_dropout=0.0, dropout=0.0)`` on an
+    (N, H, W, C) input: padded to whole windows, shifted (when a window is smaller than
+    the map), each window's tokens attending to each other with a learned bias per
+    relative position and head, shifted back (torchvision/models/swin_transformer.py).
+
+    Tensors: ``relative_position_bias_table`` ((2·Wh-1)·(2·Ww-1), heads), the module's own
+    and so listed first, ``qkv`` (3C, C) and ``proj`` (C, C) with their biases; the buffer
+    ``relative_position_index`` (Wh·Ww·Wh·Ww,), int64.
+
+    MACs over the T = N·H'·W' tokens of the padded map, windows of M = Wh·Ww: qkv
+    3·T·C², q·kᵀ and weights·v 2·T·M·C, proj T·C²."""
+
+    dim: Any
+    window_size: Any
+    shift_size: Any
+    num_heads: Any
+    qkv_bias: bool = True
+    proj_bias: bool = True
+    attention_dropout: float = 0.0
+    dropout: float = 0.0
+
+    kind: ClassVar[str] = "ShiftedWindowAttention"
+    family: ClassVar[str] = "vision"
+    summary: ClassVar[str] = "Swin's window attention with a relative position bias"
+    size_fields: ClassVar[dict[str, int]] = {"dim": 1, "num_heads": 1}
+
+    def __post_init__(self) -> None:
+        self._check_fields()
+        _pair(self, "window_size", 1)
+        _pair(self, "shift_size", 0)
+        self._check_number("attention_dropout", 0, 1)
+        self._check_number("dropout", 0, 1)
+
+    @property
+    def window(self) -> int:
+        wh, ww = self.window_size
+        return int(wh * ww)
+
+    def params(self) -> Iterator[Param]:
+        wh, ww = self.window_size
+        c, a = self.dim, self.num_heads
+        table = (2 * wh - 1) * (2 * ww - 1)
+        yield Param(
+            "relative_position_bias_table",
+            (table, a),
+            f"a bias per relative position in a {wh}×{ww} window and head",
+        )
+        yield Param("qkv.weight", (3 * c, c), "query, key and value projections, stacked")
+        if self.qkv_bias:
+            yield Param("qkv.bias", (3 * c,), "query, key and value biases")
+        yield Param("proj.weight", (c, c), "output projection")
+        if self.proj_bias:
+            yield Param("proj.bias", (c,), "output projection's bias")
+
+    def buffers(self) -> Iterator[Param]:
+        m = self.window
+        yield Param(
+            "relative_position_index",
+            (m * m,),
+            "each pair of a window's tokens: its row of the table",
+            trainable=False,
+            dtype="int64",
+        )
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        shape = one_input(self, inputs, 4)
+        if not same_size(shape[-1], self.dim):
+            self._fail_shape(f"input {shape_str(shape)} must have {self.dim} channels last", shape)
+        c, a = known(self.dim), known(self.num_heads)
+        if c is not None and a is not None and c % a:
+            self._fail_shape(f"dim {c} is not divisible by num_heads {a}", shape)
+        return (shape,)
+
+    def _padded(self, shape: Shape) -> tuple[Dim, Dim]:
+        wh, ww = self.window_size
+        _, h, w, _ = shape
+        return wh * floor_div(h + wh - 1, wh), ww * floor_div(w + ww - 1, ww)
+
+    def work(self, *inputs: Shape) -> Work:
+        """MACs as above; the softmax and the bias's and mask's adds per score; kept, as
+        autograd keeps them: qkv's input, q (scaled), k and v (copies, or qkv's output),
+        the softmax of the scores, the heads' output (proj's input)."""
+        outputs = self.output_shapes(*inputs)
+        n, _, _, c = inputs[0]
+        ph, pw = self._padded(inputs[0])
+        tokens = n * ph * pw
+        m = self.window
+        scores = tokens * m * self.num_heads
+        # k and v are copied to batch their products, unless one window in all or one head
+        # lets both stay views of qkv's output (which is then kept whole)
+        wh, ww = self.window_size
+        rows = known(n * floor_div(ph, wh) * floor_div(pw, ww))
+        views = rows == 1 or known(self.num_heads) == 1
+        kv = (
+            Stored("qkv's output (k and v are views of it)", (tokens, 3 * c))
+            if views
+            else Stored("k and v, copied to batch the products", (tokens, c), copies=2)
         )
         return Work(
-            (shape,),
-            other=product(shape),
-            other_rule="a multiply by the noise, 1 per number (in training)",
-            saved=(Stored("noise", noise),),
+            outputs,
+            macs=4 * tokens * c * c + 2 * tokens * m * c,
+            other=tokens * c * (1 + int(self.qkv_bias) * 3 + int(self.proj_bias)) + 7 * scores,
+            other_rule="scale q (1 per number), biases (1 per output), relative position bias "
+            "and shift mask (2 per score), softmax (5 per score)",
+            saved=(
+                Stored("windows (qkv's input)", (tokens, c)),
+                Stored("q, scaled", (tokens, c)),
+                kv,
+                Stored("attention weights", (scores,)),
+                Stored("heads' output (proj's input)", (tokens, c)),
+            ),
+        )
+
+
+@frozen
+class PatchMerging(LayerSpec):
+    """torchvision's Swin ``PatchMerging(dim)`` on (..., H, W, C): padded to even H and W,
+    each 2×2 patch's four C-vectors concatenated (4C), ``norm`` LayerNorm(4C), then
+    ``reduction`` Linear(4C, 2C, bias=False): (..., ⌈H/2⌉, ⌈W/2⌉, 2C). Its tensors, in
+    torchvision's order: ``reduction.weight``, ``norm.weight``, ``norm.bias``."""
+
+    dim: Any
+
+    kind: ClassVar[str] = "PatchMerging"
+    family: ClassVar[str] = "vision"
+    summary: ClassVar[str] = "Swin's 2×2 patch merging: 4C concatenated, normalised, to 2C"
+    size_fields: ClassVar[dict[str, int]] = {"dim": 1}
+
+    def __post_init__(self) -> None:
+        self._check_fields()
+
+    def params(self) -> Iterator[Param]:
+        c = self.dim
+        yield Param("reduction.weight", (2 * c, 4 * c), "4C -> 2C, stored (out, in)")
+        yield Param("norm.weight", (4 * c,), "scale of the 4C concatenation")
+        yield Param("norm.bias", (4 * c,), "shift of the 4C concatenation")
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        shape = one_input(self, inputs, least=3)
+        if not same_size(shape[-1], self.dim):
+            self._fail_shape(f"input {shape_str(shape)} must have {self.dim} channels last", shape)
+        h, w = shape[-3], shape[-2]
+        return ((*shape[:-3], floor_div(h + 1, 2), floor_div(w + 1, 2), 2 * self.dim),)
+
+    def work(self, *inputs: Shape) -> Work:
+        """The reduction's MACs; LayerNorm's work on the concatenation; kept: the
+        concatenation, its mean and 1/std, the norm's output (the reduction's input)."""
+        (out,) = outputs = self.output_shapes(*inputs)
+        rows = product(out[:-1])
+        c = self.dim
+        return Work(
+            outputs,
+            macs=rows * 4 * c * 2 * c,
+            other=8 * rows * 4 * c,
+            other_rule="LayerNorm per number: mean (1), variance (3), subtract and multiply "
+            "by 1/std (2), scale (1), shift (1)",
+            saved=(
+                Stored("the 2×2 patches concatenated", (*out[:-1], 4 * c)),
+                Stored("mean and 1/std per patch", (rows,), copies=2),
+                Stored("normalised (the reduction's input)", (*out[:-1], 4 * c)),
+            ),
+        )
+
+
+@frozen
+class QuickGELU(LayerSpec):
+    """transformers' ``QuickGELUActivation`` (CLIP's ``quick_gelu``):
+    ``x * sigmoid(1.702 * x)``. No tensors; autograd keeps the input and the sigmoid."""
+
+    kind: ClassVar[str] = "QuickGELUActivation"
+    family: ClassVar[str] = "vision"
+    summary: ClassVar[str] = "x·sigmoid(1.702·x), CLIP's activation"
+
+    def params(self) -> Iterator[Param]:
+        return iter(())
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        return (one_input(self, inputs, least=0),)
+
+    def work(self, *inputs: Shape) -> Work:
+        (shape,) = outputs = self.output_shapes(*inputs)
+        return Work(
+            outputs,
+            other=3 * product(shape),
+            other_rule="×1.702, sigmoid and ×x: 3 per number",
+            saved=(Stored("input", shape, of="input"), Stored("sigmoid(1.702·x)", shape)),
         )

@@ -86,8 +86,40 @@ class Report:
         return self.convention[0].convention if self.convention else "pytorch"
 
 
-def text(report: Report, fmt: str) -> str:
-    """The report as JSON, Markdown or LaTeX text (with a final newline)."""
+def text(report: Report, fmt: str, *, width: int = 100) -> str:
+    """The report in one of :data:`FORMATS`: JSON, Markdown or LaTeX text, or the table or
+    the tree the command line draws, as plain text ``width`` columns wide (with a final
+    newline).
+
+        >>> from shapecalc import Linear, layer_model
+        >>> print(text(Report(layer_model(Linear(4, 2))), "table", width=80))  # doctest: +ELLIPSIS
+        ...weight...
+    """
+    if not isinstance(report, Report):
+        raise TypeError(f"text: report must be a Report, got {type(report).__name__}")
+    if fmt not in FORMATS:
+        from shapecalc.core.errors import InvalidArgumentError, echo
+
+        listed = ", ".join(FORMATS)
+        raise InvalidArgumentError(
+            f"text: fmt must be one of {listed}, got {echo(fmt)}",
+            field="fmt",
+            value=fmt,
+            rule=f"one of {listed}",
+        )
+    if isinstance(width, bool) or not isinstance(width, int) or width < 40:
+        from shapecalc.core.errors import InvalidArgumentError, echo
+
+        raise InvalidArgumentError(
+            f"text: width must be an integer >= 40, got {echo(width)}",
+            field="width",
+            value=width,
+            rule="an integer >= 40",
+        )
+    if fmt in ("table", "tree"):
+        drawn: Any = importlib.import_module("shapecalc.report.rich_writer")
+        table: str = drawn.plain_text(report, fmt, width)
+        return table
     writer: Any = importlib.import_module(f"shapecalc.report.{_WRITERS[fmt]}")
     result: str = writer.write(report)
     return result

@@ -245,6 +245,16 @@ def echo(*parts: RenderableType) -> None:
     console.file.flush()
 
 
+def plain_text(report: Report, fmt: str, width: int) -> str:
+    """The report drawn as ``fmt`` (table or tree) on a console ``width`` columns wide,
+    as plain text: no colour, no markup, lines without trailing spaces."""
+    console = Console(width=width, color_system=None, highlight=False, force_terminal=False)
+    with console.capture() as captured:
+        for part in renderables(report, fmt):
+            console.print(part)
+    return "\n".join(line.rstrip() for line in captured.get().rstrip("\n").split("\n")) + "\n"
+
+
 class LayerKindsTable:
     """``shapecalc layers``: every kind, its family, its count formula, the arguments the
     formula is for (structural ones as names where the engine counts with them: a kernel

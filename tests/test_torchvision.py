@@ -68,7 +68,11 @@ def test_the_families_built() -> None:
     assert [n for n in TORCHVISION_MODELS if n.startswith("regnet")] == [
         n for n in built if n.startswith("regnet")
     ]
-    assert len(built) == 47
+    for prefix in ("vit_", "convnext_", "densenet", "swin_"):
+        assert [n for n in TORCHVISION_MODELS if n.startswith(prefix) and "_v2" not in n] == [
+            n for n in built if n.startswith(prefix)
+        ]
+    assert len(built) == 63
 
 
 @pytest.mark.parametrize("name", names())
@@ -118,7 +122,9 @@ def test_published_weights_at_their_crop_size(name: str, index: int) -> None:
     ("kwargs", "field"),
     [
         ({"name": "resnet5"}, "name"),
-        ({"name": "vit_b_16"}, "name"),
+        ({"name": "swin_v2_t"}, "name"),
+        ({"name": "vit_b_16", "image_size": 225}, "image_size"),
+        ({"name": "vit_h_14", "image_size": 7}, "image_size"),
         ({"name": "resnet50", "num_classes": 0}, "num_classes"),
         ({"name": "resnet50", "image_size": "224"}, "image_size"),
         ({"name": "vgg16", "image_size": 31}, "image_size"),
@@ -131,6 +137,38 @@ def test_refused(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidArgumentError) as caught:
         torchvision(name, **kwargs)
     assert caught.value.field == field
+
+
+@pytest.mark.parametrize("name", ["vit_b_16", "convnext_tiny", "densenet121", "swin_t"])
+def test_num_classes_changes_the_head_only(name: str) -> None:
+    """The truth holds these at 1000 classes: with 10, every name and every other shape is
+    torchvision's, the last weight (10, D) and bias (10,)."""
+    expected = truth()["models"][name]["parameters"]
+    ours = model(name, 10).named_parameters()
+    assert [n for n, _ in ours] == [t[0] for t in expected]
+    assert [tuple(s) for _, s in ours[:-2]] == [tuple(t[1]) for t in expected[:-2]]
+    assert [s for _, s in ours[-2:]] == [(10, expected[-2][1][1]), (10,)]
+    assert analyze(model(name, 10), batch=1).layers[-1].outputs == ((1, 10),)
+
+
+@settings(max_examples=25, deadline=None)
+@given(name=st.sampled_from(["vit_b_32", "vit_h_14"]), size=st.integers(1, 600))
+def test_vit_positions_follow_the_image_size(name: str, size: int) -> None:
+    """vision_transformer.py: ``image_size % patch_size == 0`` is asserted, and
+    ``encoder.pos_embedding`` is (1, (image_size // patch_size)² + 1, hidden_dim)."""
+    patch = {"vit_b_32": 32, "vit_h_14": 14}[name]
+    try:
+        ours = torchvision(name, image_size=size)
+    except InvalidArgumentError as err:
+        assert size % patch
+        assert err.field == "image_size"
+        assert f"patch size {patch}" in str(err)
+        return
+    assert size % patch == 0
+    shapes = dict(ours.named_parameters())
+    hidden = shapes["class_token"][-1]
+    assert shapes["encoder.pos_embedding"] == (1, (size // patch) ** 2 + 1, hidden)
+    assert analyze(ours, batch=1).layers[-1].outputs == ((1, 1000),)
 
 
 def test_the_smallest_images_resnet_takes() -> None:
@@ -153,6 +191,10 @@ def run(args: list[str], width: int = 80) -> Any:
         "mobilenet_v3_small --num-classes 10 --all --batch 8",
         "efficientnet_b0 --depth 2 --flops",
         "regnet_y_400mf --format tree --depth 3",
+        "vit_b_32 --image-size 384 --all",
+        "convnext_tiny --depth 3 --flops",
+        "densenet121 --format tree --depth 2",
+        "swin_t --num-classes 10 --all --depth 3",
     ],
 )
 def test_the_command_fits(args: str, width: int) -> None:
@@ -190,7 +232,8 @@ def test_the_command_json_and_list() -> None:
         (["resnet5"], "did you mean resnet50"),
         (["vgg16", "--image-size", "31"], "'--image-size'"),
         (["resnet18", "--width-mult", "2"], "'--width-mult'"),
-        (["vit_b_16"], "not built by shapecalc yet"),
+        (["swin_v2_t"], "not built by shapecalc yet"),
+        (["vit_b_16", "--image-size", "225"], "'--image-size'"),
         ([], "Missing argument 'NAME'"),
     ],
 )
@@ -257,7 +300,12 @@ def test_activation_memory_against_autograd(name: str) -> None:
 
 @settings(max_examples=25, deadline=None)
 @given(
-    name=st.sampled_from(["resnet18", "vgg11", "mobilenet_v3_small", "regnet_x_400mf"]),
+    name=st.sampled_from(
+        [
+            *("resnet18", "vgg11", "mobilenet_v3_small", "regnet_x_400mf"),
+            *("convnext_tiny", "densenet121", "swin_t"),
+        ]
+    ),
     size=st.integers(1, 300),
 )
 def test_any_image_size_is_taken_or_refused_by_name(name: str, size: int) -> None:

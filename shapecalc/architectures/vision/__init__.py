@@ -7,8 +7,9 @@ tests/test_torchvision.py holds every model to the truth file torchvision wrote
 (scripts/torchvision_truth.py): every parameter and buffer name and shape, the total, and
 FlopCounterMode's count at 224 and at each pretrained weights' crop size. A new family is
 a module here with ``MODELS`` (the names it builds) and a function ``(name, num_classes)
--> Block``, named in :data:`FAMILIES`; the truth file holds every torchvision model
-already.
+-> Block``, named in :data:`FAMILIES` (with ``TAKES_IMAGE_SIZE = True`` the function also
+takes ``image_size``: ViT's positional embedding follows it); the truth file holds every
+torchvision model already.
 
     >>> from shapecalc.architectures.vision import torchvision
     >>> torchvision("resnet18").total
@@ -51,6 +52,10 @@ FAMILIES = {
     "mobilenet": "mobilenet",
     "efficientnet": "efficientnet",
     "regnet": "regnet",
+    "vit": "vit",
+    "convnext": "convnext",
+    "densenet": "densenet",
+    "swin": "swin",
 }
 #: the models whose builder takes ``width_mult``
 WIDTH_MULT = ("mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
@@ -156,7 +161,10 @@ def torchvision(
                 f"width_mult must be a number > 0, got {echo(width_mult)}",
             )
         kwargs["width_mult"] = float(width_mult)
-    root = getattr(_family(family), FAMILIES[family])(name, num_classes, **kwargs)
+    builds: dict[str, Any] = {}
+    if getattr(_family(family), "TAKES_IMAGE_SIZE", False):
+        builds["image_size"] = image_size
+    root = getattr(_family(family), FAMILIES[family])(name, num_classes, **kwargs, **builds)
     arguments = {"name": name, "num_classes": num_classes, "image_size": image_size, **kwargs}
     model = Model(
         name,

@@ -169,12 +169,12 @@ def _model(file: GGUFFile) -> tuple[dict[str, Any], HFModel]:
             f"general.architecture {printable(arch)[:40]!r}: shapecalc checks {', '.join(types)}",
         )
     args = _arguments(file, arch)
-    which = args.pop("_model_type", None)
+    wanted: dict[str, Any] = args.pop("_fixed", {})
     fields: dict[str, Any] = args.pop("_config", {})
     refused: InvalidArgumentError | None = None
     for t in types[arch]:
-        if which is not None and t.model_type != which:
-            continue
+        if any(t.fixed.get(k, v) != v for k, v in wanted.items()):
+            continue  # a type that fixes otherwise what the file shows
         config = _config(t, args)
         if config is None:
             continue

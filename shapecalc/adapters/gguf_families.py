@@ -229,7 +229,7 @@ def _deepseek2(meta: Meta) -> dict[str, Any]:
     args.setdefault("expert_groups", 1)
     args.setdefault("topk_groups", 1)
     v3 = any(n.endswith(".exp_probs_b.bias") for n in meta.names)
-    args["_model_type"] = "deepseek_v3" if v3 else "deepseek_v2"
+    args["_fixed"] = {"correction_bias": v3}  # V3's type, by what it fixes
     # transformers' own key heads: one per head (kv_b_proj makes every head's)
     args["_config"] = {"num_key_value_heads": args["heads"]}
     return args
@@ -250,9 +250,9 @@ def _gpt_oss(meta: Meta) -> dict[str, Any]:
     return args
 
 
-#: GGUF architecture -> its metadata read into shapecalc's arguments (``_model_type``:
-#: the transformers type the file is, where the architecture has several; ``_config``:
-#: config fields no argument says)
+#: GGUF architecture -> its metadata read into shapecalc's arguments (``_fixed``: the
+#: fixed arguments of the transformers type the file is, where the architecture has
+#: several; ``_config``: config fields no argument says)
 ARGUMENTS: dict[str, Callable[[Meta], dict[str, Any]]] = {
     "gpt2": _gpt2,
     "falcon": _falcon,

@@ -15,7 +15,7 @@ point of one model (its costs kept between batches and contexts).
     >>> table = sweep("llama", sizes, {"hidden": [2048, 4096]}, show=["params", "fits",
     ...     "max_context"], dtype="bf16", seq_len=4096, fit=FitSetting(accelerator("rtx-4090")))
     >>> [p.fit for p in table.points]
-    [(True, 55179), (True, 17581)]
+    [(True, 60467), (True, 20517)]
 """
 
 from __future__ import annotations

@@ -281,7 +281,12 @@ class Block:
                     rule="a flow step names a child of its block",
                 )
             own = self._by_name.get("")
-            if "" in flow.names() and own is not None and not own.node.spec.own_step:  # type: ignore[union-attr]
+            # a quantized layer (quant.Quantized) steps as the layer it stores
+            if (
+                "" in flow.names()
+                and own is not None
+                and not getattr(own.node.spec, "layer", own.node.spec).own_step  # type: ignore[union-attr]
+            ):
                 spec = own.node.spec  # type: ignore[union-attr]
                 names = ", ".join(repr(p.name) for p in spec.params()) or "none"
                 raise InvalidArgumentError(

@@ -172,3 +172,21 @@ def test_compose_howto_calls_after_a_plain_import() -> None:
         """
     )
     assert "11,689,512" in out
+
+
+def test_a_size_the_input_layout_does_not_hold_is_refused(tmp_path: Path) -> None:
+    """--batch on a model whose input layout is all numbers would change nothing: one
+    line naming the flag; a layer with no input layout is told where to write one."""
+    path = tmp_path / "fixed.py"
+    path.write_text(
+        "from shapecalc import Linear, Model, Sequential\n"
+        "model = Model('tiny', Sequential(Linear(64, 10)), input_layout=((8, 64),))\n"
+        "lin = Linear(16, 10)\n"
+    )
+    fixed = run(["show", f"{path}:model", "--flops", "--batch", "2"])
+    assert fixed.exit_code == 2 and len(fixed.stderr.splitlines()) == 1
+    assert "--batch" in fixed.stderr and "has no B" in fixed.stderr
+    assert run(["show", f"{path}:model", "--flops"]).exit_code == 0
+    bare = run(["show", f"{path}:lin", "--flops"])
+    assert bare.exit_code == 2 and "input_layout" in bare.stderr
+    assert "--input-shape" not in bare.stderr  # show has no such flag

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from shapecalc.adapt import LoraConfig, lora
 from shapecalc.adapters.hf_config import from_hf_config
-from shapecalc.core.errors import ShapecalcError
+from shapecalc.core.errors import InvalidArgumentError, ShapecalcError
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -131,7 +131,13 @@ def cases(draw: st.DrawFn) -> tuple[str, LoraConfig]:
 def test_lora_matches_peft(case: tuple[str, LoraConfig]) -> None:
     family, lc = case
     config = CONFIGS[family]
-    theirs, their_counts = _peft(config, lc)
+    try:
+        theirs, their_counts = _peft(config, lc)
+    except ValueError as err:  # a regular expression matching an activation module
+        assert "is not supported" in str(err)
+        with pytest.raises(InvalidArgumentError, match="LoRA cannot adapt"):
+            _ours(config, lc)
+        return
     ours, our_counts = _ours(config, lc)
     assert ours == theirs
     assert our_counts == their_counts
@@ -515,3 +521,49 @@ def test_json_report_validates(training: str) -> None:
     result = _cli(args, 100)
     assert result.exit_code == 0, result.output
     jsonschema.Draft202012Validator(schema).validate(json.loads(result.stdout))
+
+
+@pytest.mark.parametrize("name", ["vit_b_16", "swin_t"])
+def test_a_module_holding_linear_layers_inside_is_refused(name: str) -> None:
+    """torch's MultiheadAttention holds out_proj (an nn.Linear subclass) and torchvision's
+    Swin its qkv, proj and reduction: peft's all-linear adapts them, shapecalc does not
+    model that yet, so it refuses in one line rather than count fewer adapters."""
+    from click.testing import CliRunner
+
+    from shapecalc.cli.app import cli
+
+    result = CliRunner().invoke(
+        cli,
+        ["torchvision", name, "--lora-rank", "8", "--lora-targets", "all-linear"],
+        env={"COLUMNS": "80"},
+    )
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.splitlines()) == 1
+    assert "holds nn.Linear modules of its own" in result.stderr
+
+
+def test_all_linear_adapts_a_torchvision_classifier_s_head() -> None:
+    """peft leaves out only a PreTrainedModel's output embeddings: resnet50's fc is
+    adapted, 8·(2048 + 1000) numbers."""
+    from click.testing import CliRunner
+
+    from shapecalc.cli.app import cli
+
+    result = CliRunner().invoke(
+        cli,
+        ["torchvision", "resnet50", "--lora-rank", "8", "--lora-targets", "all-linear"],
+        env={"COLUMNS": "80"},
+    )
+    assert result.exit_code == 0, result.output
+    assert f"Trainable  {8 * (2048 + 1000):,}" in result.stdout
+
+
+def test_a_regular_expression_matching_an_activation_is_refused_as_peft_refuses() -> None:
+    """``.*shared_expert\\..*`` matches the shared expert's act_fn too, which peft refuses
+    ('Target module SiLUActivation() is not supported'): shapecalc refuses it in one
+    line, as it would give counts for a configuration peft cannot build."""
+    lc = LoraConfig(r=1, targets=r".*shared_expert\..*", alpha=8)
+    with pytest.raises(ValueError, match="is not supported"):
+        _peft(CONFIGS["qwen2_moe"], lc)
+    with pytest.raises(InvalidArgumentError, match="act_fn, the MLP's activation module"):
+        _ours(CONFIGS["qwen2_moe"], lc)

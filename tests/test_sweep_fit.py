@@ -324,3 +324,20 @@ def test_csv_and_markdown_carry_the_answers() -> None:
         assert row.split(",")[1:] == want
     markdown = run([*args, "--frontier", "--format", "markdown"]).stdout
     assert "| B | L=1 | L=2 |" in markdown
+
+
+def test_a_grid_too_large_against_hardware_is_refused_before_any_work() -> None:
+    """Each point against hardware runs fit's searches: a range without a step (28,673
+    contexts) is one line naming the flag, not minutes of work."""
+    from click.testing import CliRunner
+
+    from shapecalc.analysis.sweep import MAX_FIT_POINTS
+    from shapecalc.cli.app import cli
+
+    args = ["sweep", "llama", "--vocab", "1000", "--hidden", "64", "--layers", "2"]
+    args += ["--heads", "4", "--gpu", "l4", "--seq-len", "4096..32768"]
+    result = CliRunner().invoke(cli, args, env={"COLUMNS": "80"})
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert f"at most {MAX_FIT_POINTS:,} points, and 28,673 were asked" in result.stderr
+    assert "give --seq-len a step" in result.stderr

@@ -56,6 +56,17 @@ ALL_LINEAR = "all-linear"
 #: the layer kinds LoRA adapts here (peft's ``_create_new_module`` dispatch:
 #: ``dispatch_default`` takes nn.Linear, transformers' Conv1D and nn.Embedding)
 ADAPTED = ("Linear", "Conv1D", "Embedding")
+#: an MLP's projection -> the activation module transformers registers beside it (a
+#: parameterless module the shapecalc tree has no leaf for, which a regular expression
+#: may match as peft matches every module's name): the LLaMA-style MLP's act_fn
+ACTIVATION_OF = {"gate_proj": "act_fn", "up_proj": "act_fn", "down_proj": "act_fn"}
+#: layers whose torch module holds nn.Linear modules inside it, which peft's all-linear
+#: and name matching reach (torch's MultiheadAttention.out_proj, torchvision's Swin)
+INNER_LINEARS = {
+    "MultiheadAttention": "out_proj",
+    "ShiftedWindowAttention": "qkv, proj",
+    "PatchMerging": "reduction",
+}
 #: the kind of the block a LoRA model's tensors are under (``base_model.model.``)
 PEFT_MODEL = "PeftModel"
 #: what peft's ``check_target_module_exists`` refuses, as its message says
@@ -411,6 +422,29 @@ def lora(model: Model, config: LoraConfig) -> Model:
         names = _names(parts)
         name = join_name(*parts)
         kind = _base(leaf.spec).kind
+        activation = ACTIVATION_OF.get(parts[-1]) if parts else None
+        targets = config.targets
+        if activation and isinstance(targets, str) and targets.lower() != ALL_LINEAR:
+            for n in names:
+                module = f"{n.rpartition('.')[0]}.{activation}"
+                if re.fullmatch(targets, module):
+                    raise _error(
+                        "lora_targets",
+                        targets,
+                        f"--lora-targets {echo(targets)} also matches {module}, the MLP's "
+                        "activation module, which LoRA cannot adapt (peft refuses it: "
+                        "'Target module ... is not supported')",
+                        "a regular expression matching only layers LoRA adapts",
+                    )
+        if kind in INNER_LINEARS:
+            raise _error(
+                "lora_targets",
+                config.targets,
+                f"LoRA on {model.name}: {name} is a {kind}, whose torch module holds "
+                f"nn.Linear modules of its own ({INNER_LINEARS[kind]}) that peft adapts; "
+                "shapecalc does not model adapters inside it yet",
+                "no layer whose module holds linear layers of its own",
+            )
         if leaf.role == "router":
             # a mixture's router is transformers 5's TopKRouter, not an nn.Linear
             # (mixtral, qwen2_moe modeling files): all-linear passes it by, a name refused

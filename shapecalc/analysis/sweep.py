@@ -37,6 +37,8 @@ __all__ = ["COLUMNS", "MAX_POINTS", "Axis", "Column", "Point", "Sweep", "parse_v
 
 #: a sweep's points at most (a grid grows as the product of its lists)
 MAX_POINTS = 100_000
+#: a sweep's points at most against hardware (each point runs fit's searches)
+MAX_FIT_POINTS = 2_000
 #: key -> (title, unit, short title): what a sweep can show, in the order tables show them
 COLUMNS: dict[str, tuple[str, str, str]] = {
     "params": ("parameters", "count", "params"),
@@ -258,6 +260,16 @@ def sweep(
         count *= len(axis.values)
     if count > MAX_POINTS:
         _bad("sizes", count, f"a grid of at most {MAX_POINTS:,} points")
+    if fit is not None and count > MAX_FIT_POINTS:
+        wide = max(axes, key=lambda a: len(a.values))
+        raise field_error(
+            wide.name,
+            count,
+            f"a grid of at most {MAX_FIT_POINTS:,} points against hardware",
+            f"a sweep against hardware answers fit's questions (searches) at every point: at "
+            f"most {MAX_FIT_POINTS:,} points, and {count:,} were asked; give "
+            f"--{wide.name.replace('_', '-')} a step (4096..32768:4096) or fewer values",
+        )
     settings = {k: v for k, v in inputs.items() if k not in varying}
     for name, value in settings.items():
         if len(parse_values(value, field=name)) != 1:  # several values: pass it in varying

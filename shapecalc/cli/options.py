@@ -365,8 +365,16 @@ def build(
     all_ = flags.get("all_", False)
     shapes, flops, memory = (all_ or flags.get(k, False) for k in ("shapes", "flops", "memory"))
     if (shapes or flops or memory) and inputs is None and not model.input_layout:
+        ctx = click.get_current_context(silent=True)
+        flag = ctx is not None and any("--input-shape" in p.opts for p in ctx.command.params)
         raise click.UsageError(
-            "--shapes, --flops and --memory need the layer's input: give --input-shape"
+            "--shapes, --flops and --memory need the model's input: "
+            + (
+                "give --input-shape"
+                if flag
+                else "give it an input_layout where it is made "
+                '(Model(..., input_layout=(("B", "T", 64),)), the shapes of its inputs)'
+            )
         )
     try:
         return build_report(

@@ -49,4 +49,16 @@ def show(target: str, **flags: Any) -> None:
         model = load_model(target)
     except ShapecalcError as err:
         raise click.BadParameter(str(err), param_hint="'TARGET'") from None
+    ctx = click.get_current_context()
+    for name, letter in (("batch", "B"), ("seq_len", "T")):
+        source = ctx.get_parameter_source(name)
+        given = source is not None and source.name == "COMMANDLINE"
+        if given and model.input_layout and all(letter not in s for s in model.input_layout):
+            layout = ", ".join(str(tuple(s)) for s in model.input_layout)
+            flag = "--" + name.replace("_", "-")
+            raise click.BadParameter(
+                f"the model's input layout {layout} has no {letter}: {flag} would change "
+                f"nothing (write {letter} into the layout where the model is made)",
+                param_hint=f"'{flag}'",
+            )
     finish(model, shown)

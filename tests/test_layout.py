@@ -284,3 +284,23 @@ def test_solve_keeps_its_formula_whole(args: list[str]) -> None:
         assert any(formula in line for line in lines), (width, result.stdout)
         shown = result.stdout.split("The closest model:")[1]
         assert " ".join(shown.replace("\\\n", " ").split()) == command
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_a_name_longer_than_the_line_breaks_after_a_dot(
+    width: int, tmp_path: Path, shown: Shown
+) -> None:
+    """A LoRA adapter over a 4-bit layer has names longer than 80 columns
+    (``...q_proj.base_layer.weight.quant_map``): broken after a dot, the rest indented,
+    never inside a part."""
+    args = ["hf", llama_config(tmp_path), "--lora-rank", "16", "--lora-targets", "all-linear"]
+    result = run([*args, "--weights", "nf4"], width)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert all(cell_len(line) <= width for line in out.split("\n"))
+    joined = out.replace(".\n    ", ".")
+    long = [c for c in shown["cells"] if c.startswith("base_model.") and len(c) > width]
+    assert long or width > 80  # at 80 some names are longer than the line
+    for name in shown["cells"]:
+        if name.startswith("base_model."):
+            assert any(name in line for line in joined.split("\n")), name

@@ -139,6 +139,27 @@ def fitted_table(
     return grid
 
 
+def dotted(name: str, width: int, indent: int = 4) -> str:
+    """A dotted name broken after a dot where it is longer than ``width`` (the lines after
+    the first indented by ``indent``), never inside a part (``{0..31}`` is one)."""
+    if len(name) <= width:
+        return name
+    from shapecalc.core.tree import split_name
+
+    lines: list[str] = []
+    line = ""
+    for part in split_name(name):
+        piece = part if not line else "." + part
+        room = width - (indent if lines else 0)
+        if line and len(line) + len(piece) + 1 > room:  # + 1: the dot ends the line
+            lines.append(line + ".")
+            line = part
+        else:
+            line += piece
+    lines.append(line)
+    return ("\n" + " " * indent).join(lines)
+
+
 def kept_whole(text: str, width: int) -> str:
     """``text`` broken into lines of at most ``width`` characters, never inside a formula
     (no break beside ``+ - × =``) nor inside a short parenthesis such as a shape."""
@@ -478,7 +499,7 @@ class ModelTable:
         for n, (cells, subtotal) in enumerate(rows):
             if n:
                 lines.append("\n")
-            lines.append(cells[1], style="italic" if subtotal else "")
+            lines.append(dotted(cells[1], width), style="italic" if subtotal else "")
             numbers = "  ".join(c for c in (cells[2], cells[3]) if c)
             formula = f"= {cells[4]}" if not same and cells[4] else ""
             if numbers:

@@ -98,6 +98,15 @@ class Meta:
             )
         return value
 
+    def unpadded_vocab(self, listed: int, multiple: int) -> int:
+        """The token embedding's rows where the token list is those rows padded to a
+        multiple of ``multiple`` (the converter pads the list; the model's table is the
+        unpadded vocabulary), else ``listed``."""
+        rows = self.rows("token_embd.weight")
+        if rows is not None and rows < listed <= -(rows // -multiple) * multiple:
+            return rows
+        return listed
+
     def rows(self, name: str) -> int | None:
         """The rows (torch's first dim, ggml's last ne) of a 2-D tensor the file holds."""
         found = next((t for t in self.file.tensors if t.name == name), None)
@@ -154,10 +163,7 @@ def _gptneox(meta: Meta) -> dict[str, Any]:
 
 def _mamba(meta: Meta) -> dict[str, Any]:
     args = meta.common()
-    rows = meta.rows("token_embd.weight")
-    listed = args["vocab"]
-    if rows is not None and rows < listed <= -(rows // -8) * 8:
-        args["vocab"] = rows  # the token list padded to a multiple of 8
+    args["vocab"] = meta.unpadded_vocab(args["vocab"], 8)
     inner = meta.need("ssm.inner_size")
     args["intermediate"] = inner
     if args["hidden"] and inner % args["hidden"] == 0:
@@ -173,10 +179,7 @@ def _mamba(meta: Meta) -> dict[str, Any]:
 
 def _mamba2(meta: Meta) -> dict[str, Any]:
     args = meta.common()
-    rows = meta.rows("token_embd.weight")
-    listed = args["vocab"]
-    if rows is not None and rows < listed <= -(rows // -16) * 16:
-        args["vocab"] = rows  # the token list padded to a multiple of 16
+    args["vocab"] = meta.unpadded_vocab(args["vocab"], 16)
     inner = meta.need("ssm.inner_size")
     heads = meta.need("ssm.time_step_rank")
     if not heads or inner % heads:

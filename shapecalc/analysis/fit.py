@@ -160,9 +160,9 @@ def _read_of(model: Model, source: str, sources: set[str]) -> tuple[bool, Fracti
 
 
 def _indexless(name: str) -> str:
-    from shapecalc.core.tree import split_name
+    from shapecalc.core.tree import split_name, unnumbered
 
-    return ".".join("#" if p.isdigit() or p.startswith("{") else p for p in split_name(name))
+    return unnumbered(split_name(name))
 
 
 def _reads_alike(model: Model) -> dict[str, tuple[bool, Fraction | None] | None]:
@@ -285,9 +285,10 @@ class Fit:
         if why:
             raise fit_error("gpus", gpus, f"--gpus {gpus}: {why}", "a tensor-parallel size")
 
-    @property
+    @cached_property
     def stored_as(self) -> str:
-        """How the weights are stored, for an engine's weights line."""
+        """How the weights are stored, for an engine's weights line (asked at every step
+        of an engine's searches: worked out once)."""
         quantization = self.model.quantization
         if quantization is None:
             return f"as stored at {self.dtype}"
@@ -603,7 +604,11 @@ class Fit:
         costs = self._costs if self.model.unquantized is None else {}
         rest: int | None = None
         if self.engine is None:
-            plain = replace(self, model=base, _costs=costs, _accounts={}, _stored=None)
+            plain = (
+                self
+                if self.model is base and self._stored is None
+                else replace(self, model=base, _costs=costs, _accounts={}, _stored=None)
+            )
             rest = plain.total(self.batch, self.seq_len, self.gpus) - plain.weights(self.gpus)[0]
         tried: list[tuple[int, int, QuantChoice]] = []
         order = 0

@@ -80,6 +80,7 @@ __all__ = [
     "run_indices",
     "runs",
     "split_name",
+    "unnumbered",
 ]
 
 #: a run of up to this many repeats is listed child by child; a longer one (or one whose
@@ -102,6 +103,12 @@ def split_name(name: str) -> tuple[str, ...]:
         ('layers', '{1,3..59}', 'mlp')
     """
     return tuple(_PART.findall(name)) if name else ()
+
+
+def unnumbered(parts: tuple[str, ...]) -> str:
+    """A name with its block numbers left out (``model.layers.#.mlp.gate``): the same for
+    every layer of a run, in a model and in its symbolic template."""
+    return ".".join("#" if p.isdigit() or p.startswith("{") else p for p in parts)
 
 
 def join_name(*parts: str) -> str:

@@ -47,6 +47,7 @@ __all__ = [
     "parse_weights",
     "quantize",
     "quantized_bytes",
+    "stored_bytes",
     "weights_rule",
 ]
 
@@ -223,36 +224,34 @@ class Quantization:
         return self.method.settings()
 
 
-def quantized_bytes(model: Model, itemsize: int) -> tuple[Any, Any]:
-    """(bytes of the tensors stored in a dtype of their own, bytes of the others at
-    ``itemsize``) of a model's untied rows."""
-    own: Any = 0
-    others: Any = 0
-    for row in model.rows():
-        if row.tied_to:
-            continue
-        if row.param.dtype:
-            own += row.param.nbytes(itemsize)
-        else:
-            others += row.count * itemsize
-    return own, others
-
-
-def weights_rule(model: Model, itemsize: int, dtype: str) -> str:
-    """The memory account's rule for a quantized model's weights."""
-    from shapecalc.core.dims import count_str
-
+def stored_bytes(model: Model, itemsize: int) -> tuple[dict[str, Any], Any]:
+    """(bytes of the tensors stored in a dtype of their own, by that dtype; bytes of the
+    others at ``itemsize``) of a model's untied rows."""
     by_dtype: dict[str, Any] = {}
     others: Any = 0
     for row in model.rows():
         if row.tied_to:
             continue
         if row.param.dtype:
-            by_dtype[row.param.dtype] = by_dtype.get(row.param.dtype, 0) + row.param.nbytes(
-                itemsize
-            )
+            kept = by_dtype.get(row.param.dtype, 0)
+            by_dtype[row.param.dtype] = kept + row.param.nbytes(itemsize)
         else:
             others += row.count * itemsize
+    return by_dtype, others
+
+
+def quantized_bytes(model: Model, itemsize: int) -> tuple[Any, Any]:
+    """(bytes of the tensors stored in a dtype of their own, bytes of the others at
+    ``itemsize``) of a model's untied rows."""
+    by_dtype, others = stored_bytes(model, itemsize)
+    return sum(by_dtype.values(), start=0), others
+
+
+def weights_rule(model: Model, itemsize: int, dtype: str) -> str:
+    """The memory account's rule for a quantized model's weights."""
+    from shapecalc.core.dims import count_str
+
+    by_dtype, others = stored_bytes(model, itemsize)
     parts = [f"{name} tensors {count_str(n)} bytes" for name, n in by_dtype.items()]
     if not (isinstance(others, int) and others == 0):
         parts.append(f"the others {itemsize} bytes each ({dtype}), {count_str(others)} bytes")

@@ -25,7 +25,7 @@ from shapecalc.core.dims import Dim, dim_str, exact_div, floor_div, known
 from shapecalc.core.errors import echo
 from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec, Param
-from shapecalc.core.tree import Leaf, join_name, map_leaves
+from shapecalc.core.tree import Leaf, join_name, map_leaves, unnumbered
 from shapecalc.layers.transformers import Experts, GptOssExperts
 from shapecalc.quant import Method, weights_error
 
@@ -49,12 +49,6 @@ BLOCK_PATTERNS: tuple[str, ...] = (
 #: gptqmodel/models/definitions/mixtral.py, qwen2_moe.py) and AutoAWQ's models leave
 #: (MixtralAWQForCausalLM.modules_to_not_convert = ["gate"], awq/models/mixtral.py)
 ROUTERS = ("router", "shared expert's sigmoid gate")
-
-
-def _unnumbered(parts: tuple[str, ...]) -> str:
-    """A leaf's name with its block numbers left out (``model.layers.#.mlp.gate``), the
-    same in a model and its symbolic template."""
-    return ".".join("#" if p.isdigit() or p.startswith("{") else p for p in parts)
 
 
 def ceil_div(n: Dim, d: int) -> Dim:
@@ -127,7 +121,7 @@ class PackedMethod(Method):
             name = join_name(*parts)
             names.append((name, leaf.spec, bool(head) and name == head))
             if leaf.role in ROUTERS:
-                routers.append(_unnumbered(parts))
+                routers.append(unnumbered(parts))
             return leaf
 
         map_leaves(model.root, collect)
@@ -147,7 +141,7 @@ class PackedMethod(Method):
         inside = [
             (n, s, h)
             for n, s, h in names
-            if n.startswith(prefix) and _unnumbered(tuple(n.split("."))) not in routers
+            if n.startswith(prefix) and unnumbered(tuple(n.split("."))) not in routers
         ]
         for name, spec, _ in inside:
             if not _fused(spec) or bound.skipped(tuple(name.split("."))):
@@ -192,7 +186,7 @@ class PackedMethod(Method):
         name = join_name(*parts)
         if head or not self.in_block(parts) or not self.takes(spec):
             return False
-        if _unnumbered(parts) in self.routers:
+        if unnumbered(parts) in self.routers:
             return False
         for param, n_in, n_out in matrices(spec):
             where = f"{name}.{param.name}".replace(".weight", "")

@@ -69,12 +69,9 @@ def _int(file: GGUFFile, key: str, default: int | None = None) -> int | None:
     value = file.metadata.get(key, default)
     if value is None:
         return None
-    if isinstance(value, GGUFArray):
-        raise _fail(
-            file.path,
-            f"{key} is an array (one value per layer): shapecalc checks models whose layers "
-            "are alike",
-        )
+    if isinstance(value, GGUFArray):  # one per layer (get_key_or_arr): alike, or refused
+        arch = key.partition(".")[0]
+        return Meta(file, arch).get(key.partition(".")[2])
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise _fail(file.path, f"{key} = {echo(value)}: must be a non-negative integer")
     return value
@@ -169,6 +166,7 @@ def _model(file: GGUFFile) -> tuple[dict[str, Any], HFModel]:
             f"general.architecture {printable(arch)[:40]!r}: shapecalc checks {', '.join(types)}",
         )
     args = _arguments(file, arch)
+    args.pop("_mtp", None)
     wanted: dict[str, Any] = args.pop("_fixed", {})
     fields: dict[str, Any] = args.pop("_config", {})
     refused: InvalidArgumentError | None = None
@@ -240,7 +238,10 @@ def check_gguf(file: GGUFFile) -> GGUFCheck:
         and FAMILIES[arch].split_kv_b
         and any(n.endswith(".attn_kv_b.weight") for n in stored)
     )
-    expected, unmapped = gguf_tensors(model, arch, buffers=True, kv_b=whole)
+    mtp = _mtp(file, arch)
+    expected, unmapped = gguf_tensors(model, arch, buffers=True, kv_b=whole, mtp=mtp)
+    # the MTP layers' tensors llama.cpp's loader takes when there (TENSOR_NOT_REQUIRED)
+    expected = [e for e in expected if e.how != "mtp, optional" or e.name in stored]
     want = {e.name: e for e in expected}
     missing = tuple((e.name, e.shape, e.source) for e in expected if e.name not in stored)
     wrong = tuple(
@@ -267,6 +268,12 @@ def check_gguf(file: GGUFFile) -> GGUFCheck:
         )
     if file.architecture in ("llama", "granite"):  # LlamaModel.permute
         notes.append("q_proj and k_proj rows are permuted by the conversion (shapes kept)")
+    if mtp:
+        extra_mtp = sum(_count(e.shape) for e in expected if e.how.startswith("mtp"))
+        notes.append(
+            f"the last {mtp} of {arch}.block_count's layers are MTP (nextn) layers "
+            f"({extra_mtp:,} parameters transformers does not build; in the total)"
+        )
     family = FAMILIES.get(arch)
     if family is not None:
         notes.extend(
@@ -297,6 +304,15 @@ def check_gguf(file: GGUFFile) -> GGUFCheck:
         wrong_shape=wrong,
         notes=tuple(notes),
     )
+
+
+def _mtp(file: GGUFFile, arch: str) -> int:
+    """The MTP (nextn) layers a file of an architecture that has them holds after the
+    model's own (``<arch>.nextn_predict_layers``), else 0."""
+    family = FAMILIES.get(arch)
+    if family is None or not family.mtp:
+        return 0
+    return Meta(file, arch).get("nextn_predict_layers", 0) or 0
 
 
 def _count(shape: tuple[int, ...]) -> int:

@@ -1,11 +1,13 @@
 """GGUF files of the hybrid and MTP families: jamba (per-layer key heads), falcon-h1,
-glm4moe (GLM-4.5, its MTP layers counted in block_count) and cohere2 (Command R7B).
+glm4moe (GLM-4.5, its MTP layers counted in block_count), qwen3next (Qwen3-Next, its
+in_proj_qkvz split in two) and cohere2 (Command R7B).
 
 Truth: tiny transformers models built on the meta device, their checkpoints converted
 here as llama.cpp's converter converts them (each class's ``modify_tensors`` and
 ``set_gguf_parameters``, read at ggml-org/llama.cpp: conversion/jamba.py JambaModel,
 conversion/falcon_h1.py FalconH1Model over conversion/mamba.py Mamba2Model,
-conversion/glm.py Glm4MoeModel, conversion/command_r.py Cohere2Model; the names by
+conversion/glm.py Glm4MoeModel, conversion/qwen.py Qwen3NextModel,
+conversion/command_r.py Cohere2Model; the names by
 gguf-py 0.19's own ``TensorNameMap``), written by gguf-py's ``GGUFWriter`` and read back by
 ``inspect``; the mixes by llama.cpp's src/llama-quant.cpp (commit
 007dbbf3fd17eefe9b47fee45f48f7ba5e62b714), which cannot run here.
@@ -24,6 +26,8 @@ from hypothesis import strategies as st
 
 from shapecalc.adapters.gguf import read_gguf
 from shapecalc.adapters.gguf_arch import check_gguf
+from shapecalc.core.dims import known
+from shapecalc.quant import parse_weights, quantize
 from shapecalc.quant.gguf import tensor_types
 from shapecalc.quant.gguf_names import gguf_tensors
 from tests.test_cli import run
@@ -108,6 +112,27 @@ CASES: dict[str, tuple[str, str, dict[str, Any]]] = {
             "first_k_dense_replace": 1,
             "use_qk_norm": True,
             "num_nextn_predict_layers": 1,
+        },
+    ),
+    "qwen3_next": (
+        "qwen3next",
+        "qwen3_next",
+        {
+            "hidden_size": 64,
+            "intermediate_size": 96,
+            "moe_intermediate_size": 32,
+            "shared_expert_intermediate_size": 48,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "linear_num_value_heads": 4,
+            "linear_num_key_heads": 2,
+            "linear_key_head_dim": 8,
+            "linear_value_head_dim": 12,
+            "full_attention_interval": 2,
         },
     ),
     "cohere2": (
@@ -202,6 +227,18 @@ def converted(
             layer = name.replace("experts.down_proj", "").replace("feed_forward.", "mlp.")
             out.append((name_of(layer + "experts.down_proj.weight"), shape))
             continue
+        if arch == "qwen3next":  # Qwen3NextModel.modify_tensors
+            if name.endswith(".dt_bias"):
+                name = name.rpartition(".dt_bias")[0] + ".dt_proj.bias"
+            if "conv1d" in name:
+                shape = tuple(d for d in shape if d != 1)
+            if name.endswith("in_proj_qkvz.weight"):
+                # q, k, v of every key head cat'd (attn_qkv), z (attn_gate)
+                bid = name.split(".")[2]
+                z = config.linear_num_value_heads * config.linear_value_head_dim
+                out.append((f"blk.{bid}.attn_qkv.weight", (shape[0] - z, shape[1])))
+                out.append((f"blk.{bid}.attn_gate.weight", (z, shape[1])))
+                continue
         if arch == "cohere2" and name.endswith(".bias"):
             continue  # Cohere2Model.modify_tensors: zero biases skipped
         if arch in ("jamba", "falcon-h1") and name.endswith("conv1d.weight"):
@@ -279,10 +316,36 @@ def metadata(case: str, config: Any) -> dict[str, Any]:
                 "nextn_predict_layers": c.num_nextn_predict_layers,
             }
         )
+    if arch == "qwen3next":  # Qwen2MoeModel's, Qwen3NextModel's
+        meta.update(
+            {
+                "expert_count": c.num_experts,
+                "expert_used_count": c.num_experts_per_tok,
+                "expert_feed_forward_length": c.moe_intermediate_size,
+                "expert_shared_feed_forward_length": c.shared_expert_intermediate_size,
+                "ssm.conv_kernel": c.linear_conv_kernel_dim,
+                "ssm.state_size": c.linear_key_head_dim,
+                "ssm.group_count": c.linear_num_key_heads,
+                "ssm.time_step_rank": c.linear_num_value_heads,
+                "ssm.inner_size": c.linear_value_head_dim * c.linear_num_value_heads,
+                # hparams.get("full_attention_interval", 4) of the Hub's config.json
+                # (transformers keeps it as layer_types)
+                "full_attention_interval": _interval(c),
+            }
+        )
     if arch == "cohere2":  # Cohere2Model
         meta["vocab_size"] = c.vocab_size
         meta["attention.sliding_window"] = c.sliding_window
     return meta
+
+
+def _interval(config: Any) -> int:
+    """The full_attention_interval config.json says, as transformers' layer_types
+    spell it (layer i full when (i + 1) % interval == 0)."""
+    interval = CASES["qwen3_next"][2]["full_attention_interval"]
+    full = ["full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(4)]
+    assert list(config.layer_types)[:4] == full[: len(config.layer_types)]
+    return int(interval)
 
 
 def write_file(
@@ -483,7 +546,9 @@ def test_a_tampered_falcon_h1_is_refused(tmp_path: Path) -> None:
 
 
 # -- the mixes ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("case", ["jamba", "jamba-first-attends", "falcon_h1", "cohere2"])
+@pytest.mark.parametrize(
+    "case", ["jamba", "jamba-first-attends", "falcon_h1", "qwen3_next", "cohere2"]
+)
 @pytest.mark.parametrize("mix", ["q8_0", "q4_k_m", "q2_k"])
 def test_priced_types_are_the_rules(case: str, mix: str) -> None:
     """shapecalc's types are tensor_types' on the converter's names and ne, with the
@@ -508,7 +573,11 @@ def test_priced_types_are_the_rules(case: str, mix: str) -> None:
         assert str(err) in said, (err, said)
         return
     want = {n: {"F32": "float32", "F16": "float16"}.get(t, t) for n, (_, t) in plan.items()}
-    assert _types(_mine(case), mix) == want
+    mine = _mine(case)
+    assert _types(mine, mix) == want  # Qwen3-Next's in_proj_qkvz as its two parts
+    weights = parse_weights(mix)
+    fast = weights.method.stored_tensors(mine, weights) or ()  # fit's pricing agrees
+    assert sum(known(p.nbytes(2)) for _, p in fast) == quantize(mine, weights).bytes("bf16")
 
 
 def test_jamba_q2_k_attn_v_by_layer_zero() -> None:
@@ -523,7 +592,7 @@ def test_jamba_q2_k_attn_v_by_layer_zero() -> None:
 
 
 @pytest.mark.parametrize("width", [80, 200])
-@pytest.mark.parametrize("case", ["jamba", "glm4_moe", "falcon_h1"])
+@pytest.mark.parametrize("case", ["jamba", "glm4_moe", "qwen3_next"])
 def test_the_listing_fits(case: str, width: int, tmp_path: Path) -> None:
     path, _, _ = convert(case, tmp_path)
     for extra in ([], ["--format", "json"]):

@@ -447,6 +447,48 @@ def _glm4moe(meta: Meta) -> dict[str, Any]:
     return args
 
 
+def _qwen3next(meta: Meta) -> dict[str, Any]:
+    """Qwen3NextModel.set_gguf_parameters (after Qwen2MoeModel's and TextModel's): the
+    linear attention's ``ssm.group_count`` (its key heads), ``ssm.time_step_rank`` (its
+    value heads), ``ssm.state_size`` (the key head's dim), ``ssm.inner_size`` (value
+    heads · value dim), ``ssm.conv_kernel``; ``full_attention_interval`` (llama.cpp's
+    loader: layer i attends in full when (i + 1) % interval == 0); the experts'
+    ``expert_count``, ``expert_used_count``, ``expert_feed_forward_length``,
+    ``expert_shared_feed_forward_length``. Layers without ``ffn_gate_inp`` are dense
+    (mlp_only_layers)."""
+    args = meta.common()
+    heads = meta.need("attention.head_count")
+    args["heads"] = heads
+    args["kv_heads"] = meta.get("attention.head_count_kv", heads)
+    head_dim = meta.get("attention.key_length")
+    if head_dim is not None:
+        args["head_dim"] = head_dim
+    args["intermediate"] = meta.need("feed_forward_length")
+    args["experts"] = meta.need("expert_count")
+    args["experts_per_token"] = meta.need("expert_used_count")
+    args["moe_intermediate"] = meta.need("expert_feed_forward_length")
+    args["shared_intermediate"] = meta.need("expert_shared_feed_forward_length")
+    value_heads = meta.need("ssm.time_step_rank")
+    inner = meta.need("ssm.inner_size")
+    if not value_heads or inner % value_heads:
+        raise meta.fail(
+            f"{meta.arch}.ssm.time_step_rank = {value_heads} does not divide "
+            f"{meta.arch}.ssm.inner_size = {inner}: it is the value heads of the inner size"
+        )
+    args["linear_value_heads"] = value_heads
+    args["linear_value_dim"] = inner // value_heads
+    args["linear_key_heads"] = meta.need("ssm.group_count")
+    args["linear_key_dim"] = meta.need("ssm.state_size")
+    args["conv_kernel"] = meta.need("ssm.conv_kernel")
+    args["full_attention_interval"] = meta.need("full_attention_interval")
+    names = meta.names
+    dense = [i for i in range(args["layers"]) if f"blk.{i}.ffn_gate_inp.weight" not in names]
+    if dense:
+        args["dense_layers"] = dense
+    args["attention_bias"] = any(n.endswith(".attn_q.bias") for n in names)
+    return args
+
+
 def _cohere2(meta: Meta) -> dict[str, Any]:
     """Cohere2Model.set_gguf_parameters (TextModel's, and ``vocab_size``); its biases
     are dropped by the conversion (all zero), so none is read."""
@@ -476,4 +518,5 @@ ARGUMENTS: dict[str, Callable[[Meta], dict[str, Any]]] = {
     "falcon-h1": _falcon_h1,
     "glm4moe": _glm4moe,
     "cohere2": _cohere2,
+    "qwen3next": _qwen3next,
 }

@@ -144,6 +144,9 @@ class Family:
     split_kv_b: bool = False
     #: the argument saying the groups of a "groups" reshape (Mamba-2's, Falcon-H1's)
     groups_argument: str = "groups"
+    #: qwen3next: in_proj_qkvz split into attn_qkv (q, k, v of every key head) and
+    #: attn_gate (z)
+    split_qkvz: bool = False
     #: glm4moe: the file's last ``nextn_predict_layers`` blocks are MTP layers
     #: (a decoder layer of the model's last kind, plus :data:`NEXTN`)
     mtp: bool = False
@@ -477,6 +480,29 @@ FAMILIES.update(
             mtp=True,
             notes=("the router's e_score_correction_bias buffer is exp_probs_b.bias",),
         ),
+        "qwen3next": Family(
+            "qwen3next",
+            "model.layers",
+            GLOBAL,
+            {
+                **{k: v for k, v in LAYER.items() if k != "self_attn.qkv_proj"},
+                "post_attention_layernorm": "post_attention_norm",
+                "linear_attn.in_proj_ba": "ssm_ba",
+                "linear_attn.conv1d": "ssm_conv1d",
+                "linear_attn.norm": "ssm_norm",
+                "linear_attn.out_proj": "ssm_out",
+            },
+            bare={"linear_attn.A_log": "ssm_a", "linear_attn.dt_bias": "ssm_dt.bias"},
+            experts=EXPERTS,
+            squeezed=frozenset({"linear_attn.conv1d"}),
+            split_qkvz=True,
+            notes=(
+                "in_proj_qkvz is split into attn_qkv (the q, k and v rows of every key "
+                "head) and attn_gate (z); A_log is stored as A = -exp(A_log) (ssm_a); "
+                "conv1d (C, 1, K) as (C, K); dt_bias as ssm_dt.bias; norms other than "
+                "the gated one as 1 + weight (shapes kept)",
+            ),
+        ),
         "cohere2": Family(
             "cohere2",
             "model.layers",
@@ -489,8 +515,8 @@ FAMILIES.update(
 #: the families named, as an error message says them
 NAMED = (
     "the LLaMA, Qwen, Gemma, Phi, StarCoder2, Granite, OLMo 2, Command R, Command R7B, "
-    "GPT-2, Falcon, GPT-NeoX, Mamba, Mamba-2, Jamba, Falcon-H1, DeepSeek-V2/V3, GLM-4.5 "
-    "and gpt-oss families"
+    "GPT-2, Falcon, GPT-NeoX, Mamba, Mamba-2, Jamba, Falcon-H1, DeepSeek-V2/V3, GLM-4.5, "
+    "Qwen3-Next and gpt-oss families"
 )
 
 
@@ -574,6 +600,24 @@ def _kv_b(model: Model, index: str, name: str, shape: tuple[int, ...]) -> list[G
     ]
 
 
+def _qkvz(model: Model, index: str, name: str, shape: tuple[int, ...]) -> list[GGUFName]:
+    """Qwen3NextModel.modify_tensors: in_proj_qkvz (rows of [q, k, v, z] per key head, H)
+    regrouped and split into attn_qkv (every head's q, k and v rows, H) and attn_gate
+    (the z rows: linear_value_heads · linear_value_dim, H)."""
+    args: dict[str, Any] = dict(model.arguments)
+    heads, dim = args.get("linear_value_heads"), args.get("linear_value_dim")
+    if not (isinstance(heads, int) and isinstance(dim, int)) or len(shape) != 2:
+        return []
+    rows, hidden = shape
+    z = heads * dim
+    if not 0 < z < rows:
+        return []
+    return [
+        GGUFName(f"blk.{index}.attn_qkv.weight", (rows - z, hidden), name, "q, k, v part"),
+        GGUFName(f"blk.{index}.attn_gate.weight", (z, hidden), name, "z part"),
+    ]
+
+
 def gguf_tensors(
     model: Model,
     arch: str | None = None,
@@ -613,6 +657,13 @@ def gguf_tensors(
             continue
         if m and family.split_kv_b and rest.startswith("self_attn.kv_b_proj.") and kv_b:
             out.append(GGUFName(f"blk.{index}.attn_kv_b.{rest.rpartition('.')[2]}", shape, name))
+            continue
+        if m and family.split_qkvz and rest == "linear_attn.in_proj_qkvz.weight":
+            split = _qkvz(model, index, name, shape)
+            if split:
+                out.extend(split)
+            else:
+                unmapped.append(name)
             continue
         if m and family.split_kv_b and rest == "self_attn.kv_b_proj.weight" and len(shape) == 2:
             split = _kv_b(model, index, name, shape)

@@ -530,6 +530,25 @@ def test_a_per_layer_array_of_one_value_is_that_value(tmp_path: Path) -> None:
     assert check.ok and check.config["num_key_value_heads"] == 2
 
 
+def test_per_layer_arrays_in_a_family_of_alike_layers(tmp_path: Path) -> None:
+    """OLMo 2 (metadata read the LLaMA way): head_count_kv as an array of one value per
+    layer is that value; of another length it is refused, the key named."""
+    from tests.test_gguf_families import converted as family_converted
+    from tests.test_gguf_families import hf as family_hf
+    from tests.test_gguf_families import metadata as family_metadata
+
+    config, model = family_hf("olmo2")
+    tensors = family_converted("olmo2", config, model)
+    for kv, ok in (([2, 2], True), ([2, 2, 2], False)):
+        meta = {**family_metadata("olmo2", config), "attention.head_count_kv": kv}
+        path = write_file(tmp_path / f"o{len(kv)}.gguf", "olmo2", meta, tensors, 96)
+        result = run(["inspect", str(path)])
+        assert result.exit_code == (0 if ok else 1), result.output
+        if not ok:
+            said = " ".join(result.stdout.split())
+            assert "olmo2.attention.head_count_kv has 3 values for 2 layers" in said
+
+
 def test_a_tampered_falcon_h1_is_refused(tmp_path: Path) -> None:
     """ffn_norm written with a .weight (as other families name it) is not Falcon-H1's:
     llama.cpp's loader asks for ``tn(LLM_TENSOR_FFN_NORM, i)`` (src/models/falcon-h1.cpp)."""

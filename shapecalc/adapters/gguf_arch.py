@@ -270,8 +270,10 @@ def check_gguf(file: GGUFFile) -> GGUFCheck:
         notes.append("q_proj and k_proj rows are permuted by the conversion (shapes kept)")
     if mtp:
         extra_mtp = sum(_count(e.shape) for e in expected if e.how.startswith("mtp"))
+        own = _int(file, f"{arch}.block_count", 0) or 0
         notes.append(
-            f"the last {mtp} of {arch}.block_count's layers are MTP (nextn) layers "
+            f"{arch}.block_count = {own:,} counts {mtp} MTP (nextn) "
+            f"layer{'s' if mtp > 1 else ''} after the model's {own - mtp:,} "
             f"({extra_mtp:,} parameters transformers does not build; in the total)"
         )
     family = FAMILIES.get(arch)

@@ -13,7 +13,8 @@ and :func:`check_gguf` sets the file's tensors against that config's model.
 The families (GGUF architecture -> transformers ``model_type``): llama (and Mistral's and
 Mixtral's conversions, which llama.cpp writes as llama), qwen2, qwen3, qwen2moe, qwen3moe,
 gemma, gemma2, phi3, starcoder2; gpt2, falcon, gptneox (gpt_neox), mamba, deepseek2
-(deepseek_v2, deepseek_v3), gpt-oss, whose names and metadata are their own
+(deepseek_v2, deepseek_v3), gpt-oss, jamba, falcon-h1, glm4moe (glm4_moe, its MTP layers
+in block_count), qwen3next, cohere2, whose names and metadata are their own
 (shapecalc.quant.gguf_names, shapecalc.adapters.gguf_families). Sources: llama.cpp
 ``gguf-py/gguf/tensor_mapping.py``, ``constants.py`` (``MODEL_TENSORS``),
 ``convert_hf_to_gguf.py`` (LlamaModel, Qwen2Model, Qwen3Model, Qwen2MoeModel,

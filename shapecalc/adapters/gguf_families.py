@@ -22,7 +22,14 @@ whose metadata is not LLaMA's: what each of llama.cpp's converter classes writes
   where written: no tensor depends on them); DeepSeek-V3's router bias (``exp_probs_b``)
   says V3;
 * gpt-oss (GptOssModel): ``attention.key_length`` (head_dim), ``expert_count``,
-  ``expert_used_count``, ``expert_feed_forward_length``.
+  ``expert_used_count``, ``expert_feed_forward_length``;
+* jamba, falcon-h1, glm4moe, qwen3next, cohere2: each reader's docstring (Jamba's
+  ``attention.head_count_kv`` one value per layer, GLM-4.5's ``block_count`` with its
+  MTP layers).
+
+A per-layer array (llama.cpp's ``get_key_or_arr``) must hold ``block_count`` integers,
+else the key is named; in a family whose layers are alike, one value on every layer is
+that value.
 """
 
 from __future__ import annotations

@@ -29,11 +29,19 @@ each model class's ``modify_tensors`` for what it does to a tensor on the way:
   ``ffn_gate_inp``, the experts' ``gate_up_proj`` (E, H, 2F) transposed and split by
   alternate rows into ``ffn_gate_exps`` and ``ffn_up_exps`` (E, F, H), its bias (E, 2F)
   likewise, ``down_proj`` (E, F, H) transposed to ``ffn_down_exps`` (E, H, F) (the
-  original MXFP4 checkpoint's blocks are repacked to these shapes).
+  original MXFP4 checkpoint's blocks are repacked to these shapes);
+* jamba (JambaModel): Mamba's mixer under ``mamba.``, its A_log and conv1d as Mamba's, the
+  experts stacked; falcon-h1 (FalconH1Model over Mamba2Model): Mamba-2's reshaping,
+  ``pre_ff_layernorm.weight`` written whole as ``ffn_norm`` (no ``.weight``);
+  glm4moe (Glm4MoeModel): the MTP layers after the model's (:func:`mtp_tensors`);
+  qwen3next (Qwen3NextModel): ``in_proj_qkvz`` split into ``attn_qkv`` and ``attn_gate``;
+  cohere2 (Cohere2Model): no biases, no output tensor.
 
 Sources: ggml-org/llama.cpp ``convert_hf_to_gguf.py`` (GPT2Model, FalconModel,
 GPTNeoXModel, MambaModel, DeepseekV2Model, GptOssModel, Olmo2Model, Phi2Model,
-CommandR2Model, Gemma3Model, GraniteModel) and gguf-py 0.19's
+CommandR2Model, Gemma3Model, GraniteModel; conversion/jamba.py, falcon_h1.py, glm.py,
+qwen.py, command_r.py for JambaModel, FalconH1Model, Glm4MoeModel, Qwen3NextModel,
+Cohere2Model) and gguf-py 0.19's
 ``tensor_mapping.py``; tests/test_gguf_families.py checks every name against gguf-py.
 """
 

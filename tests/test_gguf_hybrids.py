@@ -457,7 +457,10 @@ def test_drawn_jamba_layouts_agree(
     tmp_path_factory: Any,
 ) -> None:
     """Any layout transformers builds (offset < period): the per-layer key heads and the
-    layers holding ffn_gate_inp give it back."""
+    layers holding ffn_gate_inp give it back. With the first attention layer past the
+    last layer, JambaModel's ``[0] * attn_offset + [...]`` holds more values than layers,
+    a file llama.cpp refuses too (llama-model-loader.cpp, get_key_or_arr: "has wrong
+    array length"): refused, the key named."""
     offset, expert_offset = offset % period, expert_offset % expert_period
     change = {
         "num_hidden_layers": layers,
@@ -467,6 +470,12 @@ def test_drawn_jamba_layouts_agree(
         "expert_layer_offset": expert_offset,
     }
     path, _, model = convert("jamba", tmp_path_factory.mktemp("j"), **change)
+    if offset > layers:
+        result = run(["inspect", str(path)])
+        assert result.exit_code == 1, result.output
+        said = " ".join(result.stdout.split())
+        assert f"jamba.attention.head_count_kv has {offset} values for {layers} layers" in said
+        return
     check = check_gguf(read_gguf(str(path)))
     assert check.ok, (check.missing, check.unexpected, check.wrong_shape)
     assert check.expected_total == sum(p.numel() for p in model.parameters())

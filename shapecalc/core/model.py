@@ -491,6 +491,25 @@ class Model:
     def trainable(self) -> Dim:
         return self._total(True)
 
+    @cached_property
+    def trainable_own(self) -> tuple[Dim, Dim]:
+        """(parameters, bytes) of the trainable tensors stored in a dtype of their own
+        (LoRA's adapters, float32 as peft keeps them): their gradients and optimizer state
+        follow that dtype, not the model's."""
+        count: Dim = 0
+        size: Dim = 0
+        for row in self.rows():
+            if row.param.trainable and row.param.dtype and not row.tied_to:
+                count += row.count
+                size += row.param.nbytes(1)
+        return count, size
+
+    def trainable_bytes(self, size: int) -> Dim:
+        """Bytes of one number per trainable parameter: ``size`` each, or its own dtype's
+        for a tensor stored in one (a gradient, an optimizer state kept like the tensor)."""
+        count, own = self.trainable_own
+        return (self.trainable - count) * size + own
+
     @property
     def total_formula(self) -> Dim:
         return self.template.total

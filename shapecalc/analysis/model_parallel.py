@@ -64,20 +64,53 @@ __all__ = [
 
 #: leaf roles whose matrices Megatron splits by output features (column-parallel)
 COLUMN_ROLES = frozenset(
-    {"query", "key", "value", "query, key and value", "gate", "up", "gate and up"}
+    {
+        "query",
+        "key",
+        "value",
+        "query, key and value",
+        "query and gate",
+        "gate",
+        "up",
+        "gate and up",
+        "shared expert gate",
+        "shared expert up",
+        "query up to the heads",
+        "keys and values up to the heads",
+    }
 )
 #: leaf roles whose matrices Megatron splits by input features (row-parallel)
-ROW_ROLES = frozenset({"output projection", "down"})
-#: leaf roles every tensor-parallel rank holds whole
+ROW_ROLES = frozenset({"output projection", "down", "shared expert down"})
+#: leaf roles every tensor-parallel rank holds whole (multi-latent attention's down
+#: projections and latent norms: Megatron's "duplicated" linears)
 REPLICATED_ROLES = frozenset(
-    {"router", "position embedding", "final norm", "norm", "query norm", "key norm"}
+    {
+        "router",
+        "position embedding",
+        "final norm",
+        "norm",
+        "query norm",
+        "key norm",
+        "shared expert's sigmoid gate",
+        "query down to its rank",
+        "query latent norm",
+        "key-value latent norm",
+        "key-value latent and shared rotated key",
+    }
 )
+#: a leaf without a role: its attribute name as transformers' families spell it
+COLUMN_NAMES = frozenset(
+    {"q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "qkv_proj", "gate_up_proj"}
+    | {"query_key_value", "c_attn", "c_fc", "w1", "w3", "dense_h_to_4h", "fc1"}
+)
+ROW_NAMES = frozenset({"o_proj", "down_proj", "c_proj", "dense_4h_to_h", "fc2", "w2"})
 #: Megatron-LM's ``--make-vocab-size-divisible-by`` default: the vocabulary is padded to a
 #: multiple of this times ``tp`` (megatron/core/tokenizers/utils/build_tokenizer.py,
 #: ``vocab_size_with_padding``)
 VOCAB_MULTIPLE = 128
-#: how a tensor is held over the ranks
-STYLES = ("column", "row", "vocab", "expert", "replicated")
+#: how a tensor is held over the ranks; "unsplit": no tensor-parallel rule here (a
+#: state-space or linear-attention layer), refused for tp above 1
+STYLES = ("column", "row", "vocab", "expert", "replicated", "unsplit")
 
 
 def padded_vocab(vocab: int, tp: int, multiple: int = VOCAB_MULTIPLE) -> int:
@@ -219,6 +252,11 @@ def _tp_split(
     shape = _int_shape(row)
     kind, role = _spec_kind(layer), layer.role
     tail = split_name(row.name)[-1]
+    attribute = split_name(row.layer)[-1] if row.layer else ""
+    if not role and attribute in COLUMN_NAMES:
+        role = "up"
+    elif not role and attribute in ROW_NAMES:
+        role = "down"
     if kind == "Experts":
         experts = known(getattr(layer.spec, "num_experts", 0)) or 0
         if experts % ep:
@@ -264,7 +302,7 @@ def _tp_split(
         dim = 0 if kind == "Conv1D" else 1
         return "row", _divided(row, shape, dim, tp, "--tp"), 1
     if tp == 1:
-        return "replicated", shape, 1
+        return "unsplit", shape, 1
     raise plan_error(
         "--tp",
         tp,

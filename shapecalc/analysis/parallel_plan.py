@@ -69,6 +69,8 @@ class ParallelPlan:
     offload_parameters: bool = False
     #: activation recomputation: none, selective or full
     recompute: str = "none"
+    #: GPUs of one node (DeepSpeed's ``num_gpus_per_node``); 0: every rank on one node
+    gpus_per_node: int = 0
 
     def __post_init__(self) -> None:
         for flag, value in (
@@ -82,6 +84,16 @@ class ParallelPlan:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise plan_error(flag, value, f"{flag} must be a whole number of at least 1")
+        if (
+            isinstance(self.gpus_per_node, bool)
+            or not isinstance(self.gpus_per_node, int)
+            or self.gpus_per_node < 0
+        ):
+            raise plan_error(
+                "--gpus-per-node",
+                self.gpus_per_node,
+                "--gpus-per-node must be a whole number of at least 1",
+            )
         if self.zero not in ZERO_STAGES:
             raise plan_error("--zero", self.zero, "--zero must be 0, 1, 2 or 3")
         if self.fsdp is not None and self.fsdp not in FSDP_MODES:

@@ -16,6 +16,7 @@ from shapecalc.core.units import DTYPE_BYTES, human_bytes, human_count, human_fl
 if TYPE_CHECKING:
     from shapecalc.analysis.conventions import Converted
     from shapecalc.analysis.cost import Cost, LayerCost
+    from shapecalc.analysis.parallel import PerGpu
     from shapecalc.analysis.sweep import Point, Sweep
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "memory_rows",
     "memory_title",
     "name_tree",
+    "per_gpu_rows",
     "rule_lines",
     "state_lines",
     "state_rows",
@@ -403,6 +405,14 @@ def memory_rows(cost: Cost, account: str = "inference") -> list[tuple[str, str, 
         rows.append(("training total", bytes_cell(cost.training_bytes), rule))
         return rows
     return [(m.label, bytes_cell(m.bytes), m.rule) for m in cost.memory if m.inference]
+
+
+def per_gpu_rows(per_gpu: PerGpu) -> list[tuple[str, str, str]]:
+    """The per-GPU account of a data-parallel run: (what, bytes, rule), the totals last."""
+    return [
+        (what, bytes_text(size) if isinstance(size, int) else amount(size), rule)
+        for what, size, rule in per_gpu.rows()
+    ]
 
 
 def state_rows(cost: Cost) -> list[tuple[str, str, str, str, str]]:

@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # each imported by the commands that make it: a plain table n
     from shapecalc.analysis.cost import Cost
     from shapecalc.analysis.explain import Section
     from shapecalc.analysis.fit import Answer
+    from shapecalc.analysis.parallel import PerGpu
     from shapecalc.analysis.port import PortMap
     from shapecalc.analysis.sizing import Solution
     from shapecalc.analysis.sweep import Sweep
@@ -357,6 +358,9 @@ def renderables(report: Report, fmt: str = "table") -> Iterator[RenderableType]:
         assert report.cost is not None
         yield ""
         yield CostTable(report.cost, **shown)
+    if report.per_gpu is not None:
+        yield ""
+        yield PerGpuTable(report.per_gpu)
     if report.explanation:
         yield ""
         yield explanation(report.explanation)
@@ -703,6 +707,21 @@ class CostTable:
             notes += [("Note", line) for line in memory_notes(cost)]
         notes.append(("Summary", cost_summary(cost)))
         yield _footer(notes, width)
+
+
+class PerGpuTable:
+    """The per-GPU account of a data-parallel run under its title."""
+
+    def __init__(self, per_gpu: PerGpu) -> None:
+        self.per_gpu = per_gpu
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        from shapecalc.report.cells import per_gpu_rows
+
+        yield Text(self.per_gpu.title, style="table.title")
+        yield _account_table(per_gpu_rows(self.per_gpu), options.max_width)
 
 
 def _account_table(rows: list[tuple[str, str, str]], width: int) -> RenderableType:

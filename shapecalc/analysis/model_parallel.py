@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from shapecalc.analysis.cost import layer_part
 from shapecalc.analysis.parallel_plan import ParallelPlan, plan_error
@@ -48,6 +49,7 @@ __all__ = [
     "ActivationLine",
     "Activations",
     "MegatronArgs",
+    "ModelParallel",
     "RankParameters",
     "RankTensor",
     "Stage",
@@ -56,8 +58,10 @@ __all__ = [
     "megatron_activation_memory_without_sp",
     "megatron_args",
     "megatron_weight_and_optimizer_memory",
+    "model_parallel",
     "padded_vocab",
     "rank_parameters",
+    "splits_model",
     "stage_layers",
     "tensor_splits",
 ]
@@ -216,7 +220,7 @@ def _divided(row: Row, shape: tuple[int, ...], dim: int, by: int, flag: str) -> 
             f"{flag} {by} must divide {size}, the split dimension of {row.name},"
             " as Megatron-LM requires",
         )
-    return shape[:dim] + (shape[dim] // by,) + shape[dim + 1 :]
+    return (*shape[:dim], shape[dim] // by, *shape[dim + 1 :])
 
 
 def _check_heads(model: Model, tp: int) -> int | None:
@@ -287,7 +291,7 @@ def _tp_split(
         if kv_replicated and role in ("key", "value"):
             # Megatron: fewer query groups than ranks -> each rank holds one group whole
             per_group = shape[dim] // kv_replicated
-            return "column", shape[:dim] + (per_group,) + shape[dim + 1 :], 1
+            return "column", (*shape[:dim], per_group, *shape[dim + 1 :]), 1
         if kv_replicated and role == "query, key and value":
             raise plan_error(
                 "--tp",
@@ -602,6 +606,7 @@ def _structure(model: Model) -> _Shape:
         if split_name(row.name)[-1] == "weight" or _spec_kind(layer) == "Experts":
             roles.setdefault(layer.role or _spec_kind(layer), _int_shape(row))
             kinds.setdefault(layer.role or _spec_kind(layer), _spec_kind(layer))
+
     def refuse(why: str) -> InvalidArgumentError:
         return InvalidArgumentError(
             f"activations by Korthikanti et al.: {why}",
@@ -610,15 +615,18 @@ def _structure(model: Model) -> _Shape:
             value=model.name,
             rule=f"{model.name}: {why}",
         )
+
     if "router" in roles or "experts" in roles or "routed experts" in roles:
         raise refuse("a mixture of experts is outside the paper's block (one dense MLP)")
     attention = {"query", "key", "value"} <= roles.keys() or "query, key and value" in roles
     mlp = ("up" in roles or "gate and up" in roles) and "down" in roles
     if not (attention and mlp and "output projection" in roles):
         raise refuse("the paper's layer is attention and an MLP; this model's layers differ")
+
     def out(role: str) -> int:
         shape = roles[role]
         return shape[1] if kinds[role] == "Conv1D" else shape[0]
+
     heads = known(model.sizes.get("A", 0)) or 0
     if not heads:
         raise refuse("the model names no attention heads (A)")
@@ -692,7 +700,8 @@ def activation_bytes(
         raise plan_error(
             "--sequence-parallel",
             True,
-            f"sequence parallelism splits each rank's {s} tokens over --tp {t}: it must divide them",
+            f"sequence parallelism splits each rank's {s} tokens over --tp {t}:"
+            " it must divide them",
         )
     rank = rank_parameters(model, plan, vocab_multiple=vocab_multiple)
     p, h, a, k, d, f = itemsize, shape.h, shape.a, shape.k, shape.d, shape.f
@@ -739,13 +748,19 @@ def activation_bytes(
     if dropout:
         ends.append(
             ActivationLine(
-                "embedding dropout mask", f"s·b·h{split} per micro-batch", s * b * h // sp * in_flight
+                "embedding dropout mask",
+                f"s·b·h{split} per micro-batch",
+                s * b * h // sp * in_flight,
             )
         )
     if pp == 1:
         ends.append(ActivationLine("final norm's input", f"p·s·b·h{split}", p * s * b * h // sp))
         ends.append(ActivationLine("head's input", f"p·s·b·h{split}", p * s * b * h // sp))
-        ends.append(ActivationLine("logits in fp32 for the loss", f"4·s·b·V{tp_}", 4 * s * b * rank.vocab // t))
+        ends.append(
+            ActivationLine(
+                "logits in fp32 for the loss", f"4·s·b·V{tp_}", 4 * s * b * rank.vocab // t
+            )
+        )
     notes = [
         "Korthikanti et al. (arXiv:2205.05198): per layer s·b·h·(34 + 5·a·s/h) bytes at"
         " p = 2, k = a, a·d = h, F = 4h, with dropout",
@@ -754,7 +769,18 @@ def activation_bytes(
         notes.append("gated MLP: 3·p·s·b·F (Megatron's fused SwiGLU recomputes its product)")
     if flash:
         notes.append("fused attention kernel: no a·s² terms (its softmax statistics not counted)")
-    sizes = {"s": s, "b": b, "h": h, "a": a, "k": k, "d": d, "F": f, "t": t, "p": p, "V": rank.vocab}
+    sizes = {
+        "s": s,
+        "b": b,
+        "h": h,
+        "a": a,
+        "k": k,
+        "d": d,
+        "F": f,
+        "t": t,
+        "p": p,
+        "V": rank.vocab,
+    }
     return Activations(tuple(lines), layer_batches, tuple(ends), sizes, tuple(notes))
 
 
@@ -1028,3 +1054,107 @@ def megatron_args(
         recompute_granularity=None if plan.recompute == "none" else plan.recompute,
     )
 
+
+# --- one view for the report ---------------------------------------------------------
+
+
+def splits_model(plan: ParallelPlan) -> bool:
+    """Whether ``plan`` splits the model itself (tensor, pipeline, context or expert
+    parallel), which this module prices."""
+    return max(plan.tp, plan.pp, plan.cp, plan.ep) > 1
+
+
+@dataclass(frozen=True)
+class ModelParallel:
+    """What one GPU of a model-parallel run holds: the most loaded rank's tensors with
+    their per-rank shapes, and the activations of the first stage's GPU (None, with the
+    reason in ``note``, where Korthikanti et al.'s block is not the model's)."""
+
+    ranks: RankParameters
+    activations: Activations | None
+    itemsize: int
+    note: str = ""
+
+    @property
+    def title(self) -> str:
+        plan = self.ranks.plan
+        sizes = ", ".join(
+            f"{name} {value}"
+            for name, value in (("tp", plan.tp), ("pp", plan.pp), ("cp", plan.cp), ("ep", plan.ep))
+            if value > 1
+        )
+        extra = " + sequence parallel" if plan.sequence_parallel else ""
+        return f"One GPU of the model-parallel run ({sizes}{extra})"
+
+    def tensor_rows(self) -> list[tuple[str, int, str]]:
+        """The most loaded rank's tensors: (name, numbers held, per-rank shape of the
+        whole shape and how it is split)."""
+        return [
+            (
+                t.name,
+                t.count,
+                f"{_shape_text(t.local)} of {_shape_text(t.shape)}, {t.style}"
+                + (f", ×{t.copies}" if t.copies > 1 else "")
+                + (f", tied to {t.tied_to}" if t.tied_to else ""),
+            )
+            for t in self.ranks.tensors
+        ]
+
+    def rows(self) -> list[tuple[str, int, str]]:
+        """The summary: (what, bytes or count, rule)."""
+        stage = self.ranks.most_loaded
+        plan = self.ranks.plan
+        held = _layers_text(stage.layers)
+        out = [
+            (
+                "parameters on the most loaded rank",
+                stage.count,
+                f"pipeline stage {stage.rank} of {plan.pp} ({held}), a 1/{plan.tp} tensor"
+                " share" + (f", 1/{plan.ep} of the experts" if plan.ep > 1 else ""),
+            ),
+            (
+                "their bytes",
+                stage.count * self.itemsize,
+                f"{self.itemsize} bytes each; gradients and optimizer state follow the"
+                " data-parallel account",
+            ),
+        ]
+        out += [("note", 0, note) for note in self.ranks.notes]
+        if self.activations is not None:
+            for line in self.activations.lines():
+                out.append((line.what, line.bytes, line.formula))
+        elif self.note:
+            out.append(("note", 0, f"activations not counted: {self.note}"))
+        return out
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _layers_text(layers: tuple[int, ...]) -> str:
+    if not layers:
+        return "no layers"
+    if list(layers) == list(range(layers[0], layers[-1] + 1)):
+        return f"layers {layers[0]}-{layers[-1]}" if len(layers) > 1 else f"layer {layers[0]}"
+    return f"{len(layers)} layers in chunks"
+
+
+def model_parallel(
+    model: Model, plan: ParallelPlan, batch: Any, seq_len: Any, itemsize: int = 2
+) -> ModelParallel:
+    """The model-parallel view of ``model`` under ``plan``: :func:`rank_parameters`, and
+    :func:`activation_bytes` when the batch and sequence length are numbers and the model
+    is the paper's block (else the reason)."""
+    ranks = rank_parameters(model, plan)
+    activations, note = None, ""
+    if isinstance(batch, int) and isinstance(seq_len, int):
+        try:
+            activations = activation_bytes(model, plan, batch, seq_len, itemsize)
+        except InvalidArgumentError as err:
+            if err.field in ("--cp", "--sequence-parallel"):
+                raise
+            note = err.rule or str(err)
+    else:
+        note = "give --batch and --seq-len as numbers for the activations"
+    return ModelParallel(ranks, activations, itemsize, note)

@@ -19,6 +19,17 @@ __all__ = ["PARALLEL_FLAGS", "parallel_options", "plan_of"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: the model-parallel sizes (shapecalc.analysis.model_parallel prices them)
+MODEL_PARALLEL_FLAGS = (
+    "tp",
+    "pp",
+    "cp",
+    "ep",
+    "sequence_parallel",
+    "virtual_stages",
+    "micro_batches",
+    "recompute",
+)
 #: the keywords of the block, popped with the cost flags
 PARALLEL_FLAGS = (
     "dp",
@@ -31,9 +42,10 @@ PARALLEL_FLAGS = (
     "accounting",
     "buffer_factor",
     "zero_init",
+    *MODEL_PARALLEL_FLAGS,
 )
 #: the fields of the plan, by keyword (the rest shape the accounting)
-_PLAN_FIELDS = PARALLEL_FLAGS[:7]
+_PLAN_FIELDS = (*PARALLEL_FLAGS[:7], *MODEL_PARALLEL_FLAGS)
 
 
 def parallel_options() -> list[Callable[[F], F]]:
@@ -107,6 +119,37 @@ def parallel_options() -> list[Callable[[F], F]]:
             "--zero-init/--no-zero-init",
             default=True,
             help="DeepSpeed's zero_init for ZeRO-3's CPU figure.",
+        ),
+        *model_parallel_options(),
+    ]
+
+
+def model_parallel_options() -> list[Callable[[F], F]]:
+    """The model-parallel sizes of the block: Megatron-LM's splits (see
+    :mod:`shapecalc.analysis.model_parallel`)."""
+    from shapecalc.analysis.parallel_plan import RECOMPUTE
+
+    def size(flag: str, text: str) -> Callable[[F], F]:
+        return click.option(flag, type=int, default=1, metavar="N", help=text)
+
+    return [
+        size("--tp", "Tensor-parallel ranks: matrices split by columns or rows (Megatron)."),
+        size("--pp", "Pipeline stages: the layers in --pp consecutive groups."),
+        size("--cp", "Context-parallel ranks: each holds 1/cp of the sequence."),
+        size("--ep", "Expert-parallel ranks: a mixture's experts split over them."),
+        click.option(
+            "--sequence-parallel",
+            is_flag=True,
+            help="Megatron's sequence parallelism: norms' and dropouts' activations split "
+            "over --tp.",
+        ),
+        size("--virtual-stages", "Virtual stages per pipeline rank (interleaved schedule)."),
+        size("--micro-batches", "Micro-batches per step (1F1B holds up to --pp in flight)."),
+        click.option(
+            "--recompute",
+            type=click.Choice(RECOMPUTE),
+            default="none",
+            help="Activation recomputation as Megatron names it (Korthikanti et al.).",
         ),
     ]
 

@@ -16,6 +16,7 @@ from shapecalc.core.units import DTYPE_BYTES, human_bytes, human_count, human_fl
 if TYPE_CHECKING:
     from shapecalc.analysis.conventions import Converted
     from shapecalc.analysis.cost import Cost, LayerCost
+    from shapecalc.analysis.model_parallel import ModelParallel
     from shapecalc.analysis.parallel import PerGpu
     from shapecalc.analysis.sweep import Point, Sweep
 
@@ -38,6 +39,7 @@ __all__ = [
     "memory_accounts",
     "memory_rows",
     "memory_title",
+    "model_parallel_rows",
     "name_tree",
     "per_gpu_rows",
     "rule_lines",
@@ -405,6 +407,18 @@ def memory_rows(cost: Cost, account: str = "inference") -> list[tuple[str, str, 
         rows.append(("training total", bytes_cell(cost.training_bytes), rule))
         return rows
     return [(m.label, bytes_cell(m.bytes), m.rule) for m in cost.memory if m.inference]
+
+
+def model_parallel_rows(split: ModelParallel) -> list[tuple[str, str, str]]:
+    """One GPU of a model-parallel run: (what, bytes or count, rule); a note's line
+    has no number."""
+    out = []
+    for what, size, rule in split.rows():
+        if what.startswith("parameters"):
+            out.append((what, f"{size:,}", rule))
+        else:
+            out.append((what, "" if what == "note" else bytes_text(size), rule))
+    return out
 
 
 def per_gpu_rows(per_gpu: PerGpu) -> list[tuple[str, str, str]]:

@@ -157,7 +157,10 @@ class PerGpu:
 
     def rows(self) -> list[tuple[str, Dim, str]]:
         """(what, bytes, rule) for each line and the totals."""
-        out = [(x.label + (" (CPU)" if x.cpu else ""), x.bytes, x.rule) for x in self.lines]
+        out = [
+            (x.label + (" (CPU)" if x.cpu and "CPU" not in x.label else ""), x.bytes, x.rule)
+            for x in self.lines
+        ]
         what = "model states, DeepSpeed's estimate" if self.accounting == "deepspeed" else ""
         out.append(("per-GPU total", self.gpu_bytes, what or "every GPU line above"))
         if any(x.cpu for x in self.lines):
@@ -535,7 +538,7 @@ def _deepspeed(
         if off:
             yield GpuLine("fp16 parameters", 2 * total, "2·P")
             cpu = total * max(4 * gpus, 16) * factor
-            yield GpuLine("CPU", int(cpu), f"P·max(4·N, 16)·{factor:g}", cpu=True)
+            yield GpuLine("CPU memory", int(cpu), f"P·max(4·N, 16)·{factor:g}", cpu=True)
         else:
             yield GpuLine("fp16 parameters", 2 * total, "2·P")
             yield GpuLine(
@@ -544,7 +547,7 @@ def _deepspeed(
                 "int(18·P/N): fp16 and fp32 gradients, fp32 master, Adam's two states",
             )
             cpu = total * 4 * per_node * factor
-            yield GpuLine("CPU", int(cpu), f"P·4·gpus per node·{factor:g}", cpu=True)
+            yield GpuLine("CPU memory", int(cpu), f"P·4·gpus per node·{factor:g}", cpu=True)
         return
     largest = largest_layer(cost.model)
     yield GpuLine("largest layer", 4 * largest, f"4·{largest:,} (the largest layer's)")
@@ -570,7 +573,7 @@ def _deepspeed(
         )
         cpu = largest * 4 * per_node * factor if zero_init else total * 4 * per_node * factor
     init = "zero_init" if zero_init else "no zero_init"
-    yield GpuLine("CPU", int(cpu), f"DeepSpeed's CPU figure ({init}, ×{factor:g})", cpu=True)
+    yield GpuLine("CPU memory", int(cpu), f"DeepSpeed's CPU figure ({init}, ×{factor:g})", cpu=True)
 
 
 def rank_state(cost: Cost, plan: ParallelPlan, rank: int) -> dict[str, int]:
@@ -602,13 +605,17 @@ def rank_state(cost: Cost, plan: ParallelPlan, rank: int) -> dict[str, int]:
     }
 
 
-def fewest_dp(cost: Cost, plan: ParallelPlan, capacity: int) -> int | None:
+def fewest_dp(
+    cost: Cost, plan: ParallelPlan, capacity: int, accounting: str | Accounting = "shapecalc"
+) -> int | None:
     """The fewest data-parallel ranks (GPUs) whose per-GPU account fits in
     ``capacity`` bytes; None when no number of ranks up to :data:`MOST_DP` does (what
-    is not sharded, activations among it, never shrinks)."""
+    is not sharded, activations among it, never shrinks). The account shrinks as the
+    ranks grow but for the padding of a gathered unit (fewer than N rows a tensor), so
+    the search doubles, then bisects."""
 
     def fits(dp: int) -> bool:
-        total = per_gpu(cost, _at(plan, dp)).gpu_bytes
+        total = per_gpu(cost, _at(plan, dp), accounting).gpu_bytes
         value = known(total)
         if value is None:
             raise plan_error("--batch", cost.batch, "fit needs --batch and --seq-len numbers")
@@ -635,3 +642,58 @@ def _at(plan: ParallelPlan, dp: int) -> ParallelPlan:
     if plan.fsdp == "hybrid":
         return replace(plan, dp=dp, gpus_per_node=nodes, shard_group=group)
     return replace(plan, dp=dp, gpus_per_node=nodes)
+
+
+def explain(per: PerGpu) -> tuple[str, ...]:
+    """The ``--explain`` lines of a per-GPU account: the formulas of its accounting and
+    where the two accountings differ, with the numbers of this model."""
+    plan = per.plan
+    scheme, stage, n = _scheme(plan)
+    lines = [
+        "P: the parameters, shared tensors once; N: the ranks a shard is taken over "
+        f"(here {n}); b: bytes of the weights' dtype; the figure is the most loaded rank's.",
+    ]
+    if per.accounting == "deepspeed":
+        lines += [
+            "DeepSpeed's estimators (deepspeed/runtime/zero/stage_1_and_2.py "
+            "estimate_zero2_model_states_mem_needs, stage3.py "
+            "estimate_zero3_model_states_mem_needs), their integer arithmetic: ZeRO-2 "
+            "GPU 2·P + int(18·P/N), or 2·P with the optimizer offloaded; ZeRO-3 GPU "
+            "4·largest layer + int(18·P/N), + int(2·P/N) with the optimizer offloaded, "
+            "nothing more with the parameters offloaded too.",
+            "18 bytes a parameter: fp16 and fp32 gradients (2 + 4), fp32 master (4) and "
+            "Adam's two states (8), whatever --dtype and --training say; activations are "
+            "left out (shown, not added).",
+            "shapecalc's accounting differs: it prices --dtype, --training and "
+            "--mixed-precision as given (gradients kept once, at the compute dtype: "
+            "16 bytes a parameter with Adam), rounds each shard up as the libraries "
+            "partition, and adds the activations.",
+        ]
+        return tuple(lines)
+    if scheme == "none":
+        lines.append("Nothing is sharded: every rank holds the single-device account.")
+    elif scheme == "zero":
+        what = {1: "optimizer state and fp32 master", 2: "and gradients", 3: "and parameters"}
+        lines.append(
+            f"ZeRO-{stage} shards the {what[1]}"
+            + (f", {what[2]}" if stage >= 2 else "")
+            + (f", {what[3]}" if stage == 3 else "")
+            + (
+                ": one flat buffer padded to 2·N numbers, ⌈P/2N⌉·2 a rank"
+                if stage < 3
+                else ": each tensor padded to N, ⌈n/N⌉ of it a rank"
+            )
+            + " (DeepSpeed's partitioning)."
+        )
+    else:
+        lines.append(
+            "FSDP shards every tensor by rows as torch.chunk does: ⌈d₀/N⌉ rows a rank, the "
+            "last ranks fewer or none; parameters and gradients are allocated padded to "
+            "⌈d₀/N⌉·rest on every rank, the optimizer state on the unpadded shard."
+        )
+    lines.append(
+        "Against DeepSpeed's estimate (--accounting deepspeed): it counts fp32 gradients "
+        "besides the compute-dtype ones (18 bytes a parameter, not 16), keeps no ZeRO-1 "
+        "estimate, and leaves the activations out."
+    )
+    return tuple(lines)

@@ -166,6 +166,11 @@ def build_report(
 
         with _part("explain"):
             explanation = tuple(sections_of(model, convention))
+            if gpu is not None:
+                from shapecalc.analysis.explain import Section
+                from shapecalc.analysis.parallel import explain as per_gpu_lines
+
+                explanation += (Section(gpu.title, per_gpu_lines(gpu)),)
     verification = None
     if verify:
         with _part("verify"):

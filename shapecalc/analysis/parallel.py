@@ -411,7 +411,7 @@ def _shapecalc(cost: Cost, ts: list[Tensor], plan: ParallelPlan) -> Iterator[Gpu
     grad_size = 4 if mixed and scheme == "fsdp" else b
     yield GpuLine(
         "gradients",
-        _sharded(trained, n, scheme, stage, grad_size),
+        _sharded(trained, n if stage >= 2 else 1, scheme, stage, grad_size),
         split(stage >= 2, f"1 per trained parameter, {grad_size} bytes"),
         cpu=states_cpu and stage >= 2,
     )

@@ -243,9 +243,7 @@ def test_korthikanti_table_2(case: Any) -> None:
 
 @settings(max_examples=40)
 @given(paper_cases(), st.sampled_from([1, 2, 4]), st.integers(0, 3))
-def test_total_against_megatron_selective_sequence_parallel(
-    case: Any, pp: int, extra: int
-) -> None:
+def test_total_against_megatron_selective_sequence_parallel(case: Any, pp: int, extra: int) -> None:
     """Megatron's compute_activation_memory is Korthikanti's sequence-parallel selective
     account for the first stage: ours equals it, but that Megatron also divides the int64
     token ids (8·s·b per micro-batch) by tp."""

@@ -182,3 +182,47 @@ def test_one_rank_holds_the_single_device_account(
         assert ours["gradients"] == single["gradients"]
         assert ours["optimizer state"] == single["optimizer state"] + steps
         assert ours["activations"] == single["activations"]
+
+
+@settings(max_examples=10)
+@given(
+    st.sampled_from([1, 2, 4]),
+    st.sampled_from([1, 2]),
+    st.sampled_from([1, 2]),
+    st.sampled_from(["none", "selective", "full"]),
+    st.sampled_from([(0, None), (1, None), (3, None), (0, "full")]),
+)
+def test_model_parallel_ranks_are_sharded_over_dp(
+    dp: int, tp: int, pp: int, recompute: str, sharding: tuple[int, str | None]
+) -> None:
+    """With --tp/--pp the rank's own tensors (rank_parameters) are what data parallelism
+    shards, and the activations are Korthikanti's (activation_bytes); Megatron's
+    accounting is its theoretical memory."""
+    from shapecalc.analysis.model_parallel import (
+        activation_bytes,
+        megatron_activation_memory_without_sp,
+        megatron_args,
+        megatron_weight_and_optimizer_memory,
+        rank_parameters,
+    )
+
+    zero, fsdp = sharding
+    model = get("llama")(vocab=500, hidden=64, layers=4, heads=4, intermediate=96).model()
+    cost = analyze(model, batch=2, seq_len=8, dtype="bf16", mixed_precision=True)
+    plan = ParallelPlan(dp=dp, tp=tp, pp=pp, zero=zero, fsdp=fsdp, recompute=recompute)
+    lines = {x.label: x.bytes for x in per_gpu(cost, plan).lines}
+    # one rank whole: the model as transformers holds it (Megatron pads the vocabulary)
+    held = rank_parameters(model, plan).count if tp * pp > 1 else model.total
+    if zero < 3 and fsdp is None:
+        assert lines["weights"] == 2 * held
+    if zero == 0 and fsdp is None:
+        assert lines["fp32 master weights"] == 4 * held
+    if tp * pp > 1 or recompute == "selective":
+        assert lines["activations"] == activation_bytes(model, plan, 2, 8, 2).total
+    if zero <= 1 and fsdp is None:
+        megatron = {x.label: x.bytes for x in per_gpu(cost, plan, "megatron").lines}
+        args = megatron_args(model, plan, 2, 8, distributed_optimizer=zero == 1)
+        assert megatron["weights and optimizer"] == round(
+            megatron_weight_and_optimizer_memory(args)
+        )
+        assert megatron["activations"] == round(megatron_activation_memory_without_sp(args, 1))

@@ -602,6 +602,7 @@ def _structure(model: Model) -> _Shape:
         if split_name(row.name)[-1] == "weight" or _spec_kind(layer) == "Experts":
             roles.setdefault(layer.role or _spec_kind(layer), _int_shape(row))
             kinds.setdefault(layer.role or _spec_kind(layer), _spec_kind(layer))
+
     def refuse(why: str) -> InvalidArgumentError:
         return InvalidArgumentError(
             f"activations by Korthikanti et al.: {why}",
@@ -610,15 +611,18 @@ def _structure(model: Model) -> _Shape:
             value=model.name,
             rule=f"{model.name}: {why}",
         )
+
     if "router" in roles or "experts" in roles or "routed experts" in roles:
         raise refuse("a mixture of experts is outside the paper's block (one dense MLP)")
     attention = {"query", "key", "value"} <= roles.keys() or "query, key and value" in roles
     mlp = ("up" in roles or "gate and up" in roles) and "down" in roles
     if not (attention and mlp and "output projection" in roles):
         raise refuse("the paper's layer is attention and an MLP; this model's layers differ")
+
     def out(role: str) -> int:
         shape = roles[role]
         return shape[1] if kinds[role] == "Conv1D" else shape[0]
+
     heads = known(model.sizes.get("A", 0)) or 0
     if not heads:
         raise refuse("the model names no attention heads (A)")
@@ -739,13 +743,19 @@ def activation_bytes(
     if dropout:
         ends.append(
             ActivationLine(
-                "embedding dropout mask", f"s·b·h{split} per micro-batch", s * b * h // sp * in_flight
+                "embedding dropout mask",
+                f"s·b·h{split} per micro-batch",
+                s * b * h // sp * in_flight,
             )
         )
     if pp == 1:
         ends.append(ActivationLine("final norm's input", f"p·s·b·h{split}", p * s * b * h // sp))
         ends.append(ActivationLine("head's input", f"p·s·b·h{split}", p * s * b * h // sp))
-        ends.append(ActivationLine("logits in fp32 for the loss", f"4·s·b·V{tp_}", 4 * s * b * rank.vocab // t))
+        ends.append(
+            ActivationLine(
+                "logits in fp32 for the loss", f"4·s·b·V{tp_}", 4 * s * b * rank.vocab // t
+            )
+        )
     notes = [
         "Korthikanti et al. (arXiv:2205.05198): per layer s·b·h·(34 + 5·a·s/h) bytes at"
         " p = 2, k = a, a·d = h, F = 4h, with dropout",
@@ -754,7 +764,18 @@ def activation_bytes(
         notes.append("gated MLP: 3·p·s·b·F (Megatron's fused SwiGLU recomputes its product)")
     if flash:
         notes.append("fused attention kernel: no a·s² terms (its softmax statistics not counted)")
-    sizes = {"s": s, "b": b, "h": h, "a": a, "k": k, "d": d, "F": f, "t": t, "p": p, "V": rank.vocab}
+    sizes = {
+        "s": s,
+        "b": b,
+        "h": h,
+        "a": a,
+        "k": k,
+        "d": d,
+        "F": f,
+        "t": t,
+        "p": p,
+        "V": rank.vocab,
+    }
     return Activations(tuple(lines), layer_batches, tuple(ends), sizes, tuple(notes))
 
 
@@ -1027,4 +1048,3 @@ def megatron_args(
         sequence_parallel=plan.sequence_parallel,
         recompute_granularity=None if plan.recompute == "none" else plan.recompute,
     )
-

@@ -72,7 +72,7 @@ __all__ = [
 ]
 
 #: the accountings ``--accounting`` selects
-ACCOUNTINGS = ("shapecalc", "deepspeed")
+ACCOUNTINGS = ("shapecalc", "deepspeed", "megatron")
 #: DeepSpeed's ``additional_buffer_factor`` default
 BUFFER_FACTOR = 1.5
 #: the largest data-parallel size :func:`fewest_dp` searches
@@ -110,6 +110,8 @@ class Tensor:
     trainable: bool
     #: bytes of one copy at the weights' dtype (a dtype of its own at its own)
     nbytes: int
+    #: PyTorch's name (``model.layers.{0..15}.mlp.up_proj.weight``)
+    name: str = ""
 
     @property
     def numel(self) -> int:
@@ -169,8 +171,17 @@ class PerGpu:
 
 
 def describe(plan: ParallelPlan) -> str:
-    """``dp=8, ZeRO-3, optimizer offloaded``."""
+    """``dp=8, tp=2, ZeRO-3, optimizer offloaded``."""
     parts = [f"dp={plan.dp}"]
+    parts += [
+        f"{name}={size}"
+        for name, size in (("tp", plan.tp), ("pp", plan.pp), ("cp", plan.cp), ("ep", plan.ep))
+        if size > 1
+    ]
+    if plan.virtual_stages > 1:
+        parts[-1] += f"×{plan.virtual_stages}"
+    if plan.sequence_parallel:
+        parts.append("SP")
     if plan.zero:
         parts.append(f"ZeRO-{plan.zero}")
     elif plan.fsdp:
@@ -183,6 +194,8 @@ def describe(plan: ParallelPlan) -> str:
         parts.append("parameters offloaded")
     if plan.offload_optimizer:
         parts.append("optimizer offloaded")
+    if plan.recompute != "none":
+        parts.append(f"{plan.recompute} recomputation")
     return ", ".join(parts)
 
 
@@ -301,21 +314,6 @@ def check_plan(plan: ParallelPlan, model: Model | None = None) -> None:
     nodes = plan.gpus_per_node
     if nodes and plan.dp % nodes:
         raise plan_error("--gpus-per-node", nodes, f"--gpus-per-node must divide --dp ({plan.dp})")
-    for flag, size in (("--tp", plan.tp), ("--pp", plan.pp), ("--cp", plan.cp), ("--ep", plan.ep)):
-        if size > 1:
-            raise plan_error(
-                flag,
-                size,
-                f"{flag} splits the model within a rank, which this account does not yet "
-                "price: give --dp, --zero or --fsdp alone",
-            )
-    if plan.recompute == "selective":
-        raise plan_error(
-            "--recompute",
-            plan.recompute,
-            "selective recomputation is priced with tensor parallelism's accounting: "
-            "give none or full",
-        )
 
 
 def per_gpu(cost: Cost, plan: ParallelPlan, accounting: str | Accounting = "shapecalc") -> PerGpu:
@@ -332,7 +330,19 @@ def per_gpu(cost: Cost, plan: ParallelPlan, accounting: str | Accounting = "shap
             "the per-GPU account prices a training step: give --training adam (or another)",
         )
     check_plan(plan, cost.model)
-    ts = list(tensors(cost.model))
+    if accounting == "megatron":
+        return PerGpu(plan, accounting, tuple(_megatron(cost, plan)))
+    if model_parallel(plan):
+        if accounting == "deepspeed":
+            raise plan_error(
+                "--accounting",
+                "deepspeed",
+                "DeepSpeed's estimators price data parallelism alone: leave out --tp, --pp, "
+                "--cp, --ep, or give --accounting shapecalc or megatron",
+            )
+        ts = list(rank_tensors(cost.model, plan))
+    else:
+        ts = list(tensors(cost.model))
     if accounting == "deepspeed":
         lines = list(_deepspeed(cost, ts, plan, ask.buffer_factor, ask.zero_init))
     else:
@@ -341,7 +351,47 @@ def per_gpu(cost: Cost, plan: ParallelPlan, accounting: str | Accounting = "shap
     return PerGpu(plan, accounting, tuple(lines))
 
 
+def model_parallel(plan: ParallelPlan) -> bool:
+    """Whether the plan splits the model within a data-parallel rank."""
+    return plan.tp * plan.pp * plan.cp * plan.ep > 1
+
+
+def rank_tensors(model: Model, plan: ParallelPlan) -> tuple[Tensor, ...]:
+    """The tensors the most loaded tensor/pipeline/expert-parallel rank holds
+    (:func:`shapecalc.analysis.model_parallel.rank_parameters`), each its local shape,
+    before the data-parallel sharding."""
+    from shapecalc.analysis.model_parallel import rank_parameters
+
+    if model.quantization is not None or known(model.trainable) != known(model.total):
+        raise plan_error(
+            "--tp",
+            plan.tp,
+            "model parallelism is priced for a model trained whole: no quantized weights "
+            "and no adapter (LoRA) with --tp, --pp, --cp or --ep",
+        )
+    held = rank_parameters(model, plan).most_loaded
+    return tuple(Tensor(t.local, t.copies, True, 0, t.name) for t in held.tensors if not t.tied_to)
+
+
 def _activations(cost: Cost, plan: ParallelPlan, *, counted: bool) -> Iterator[GpuLine]:
+    if model_parallel(plan) or plan.recompute == "selective" or plan.sequence_parallel:
+        from shapecalc.analysis.model_parallel import activation_bytes
+
+        b, t = known(cost.batch), known(cost.seq_len or 0) or None
+        if b is None or t is None:
+            raise plan_error(
+                "--batch", cost.batch, "the model-parallel activations need --batch and --seq-len"
+            )
+        found = activation_bytes(cost.model, plan, b, t, cost.activation_itemsize)
+        yield GpuLine(
+            "activations",
+            found.total,
+            f"Korthikanti et al., the first stage's: {found.per_layer:,} a layer and "
+            f"micro-batch × {found.layer_batches} in flight, and the ends, "
+            f"at {cost.describe_input()} per rank",
+            counted=counted,
+        )
+        return
     again = cost.recomputed() if plan.recompute == "full" else None
     if plan.recompute == "full" and again is None:
         raise plan_error(
@@ -356,6 +406,45 @@ def _activations(cost: Cost, plan: ParallelPlan, *, counted: bool) -> Iterator[G
     if not counted:
         rule += "; DeepSpeed's estimate leaves them out"
     yield GpuLine("activations", size, rule, counted=counted)
+
+
+def _megatron(cost: Cost, plan: ParallelPlan) -> Iterator[GpuLine]:
+    """Megatron-LM's theoretical memory (``theoretical_memory_usage.py``): weights and
+    optimizer at 18 bytes a parameter (6 + 12/dp with the distributed optimizer, which
+    is ZeRO-1), activations by its selective-recomputation formula with sequence
+    parallelism, else its ``s·b·h·(10 + 24/t)`` one; its floats rounded to the byte."""
+    from shapecalc.analysis.model_parallel import (
+        megatron_activation_memory,
+        megatron_activation_memory_without_sp,
+        megatron_args,
+        megatron_weight_and_optimizer_memory,
+    )
+
+    if plan.fsdp or plan.zero > 1 or plan.offload_optimizer:
+        raise plan_error(
+            "--accounting",
+            "megatron",
+            "Megatron's formula knows its distributed optimizer (--zero 1) alone: leave out "
+            "--zero 2/3, --fsdp and offload",
+        )
+    b, t = known(cost.batch), known(cost.seq_len or 0) or None
+    if b is None or t is None:
+        raise plan_error("--batch", cost.batch, "Megatron's formula needs --batch and --seq-len")
+    args = megatron_args(cost.model, plan, b, t, distributed_optimizer=plan.zero == 1)
+    states = megatron_weight_and_optimizer_memory(args)
+    per = "6 + 12/dp" if plan.zero == 1 else "18"
+    yield GpuLine(
+        "weights and optimizer",
+        round(states),
+        f"{per} bytes a parameter of the most loaded shard (compute_weight_and_optimizer_memory)",
+    )
+    if plan.sequence_parallel and plan.recompute == "selective":
+        act = megatron_activation_memory(args, plan.micro_batches)
+        rule = "s·b·h·(18 + 4·F/h) a layer, the first stage, /t (compute_activation_memory)"
+    else:
+        act = megatron_activation_memory_without_sp(args, plan.micro_batches)
+        rule = "s·b·h·(10 + 24/t) a layer, the first stage, ×1.05 (…_without_sp)"
+    yield GpuLine("activations", round(act), rule)
 
 
 def _shapecalc(cost: Cost, ts: list[Tensor], plan: ParallelPlan) -> Iterator[GpuLine]:
@@ -455,8 +544,16 @@ def _gathered(
     """The parameters gathered whole while a unit computes (and its gradients before
     they are reduced and scattered)."""
     b = cost.itemsize
+    split = model_parallel(plan)
     if scheme == "zero" and plan.zero == 3:
-        largest = largest_layer(cost.model)
+        largest = max((t.numel for t in ts), default=0) if split else largest_layer(cost.model)
+        if split:
+            return GpuLine(
+                "gathered for compute",
+                2 * b * largest,
+                f"the rank's largest tensor, {largest:,} numbers, and its gradient whole, "
+                f"{b} bytes each, one layer at a time",
+            )
         return GpuLine(
             "gathered for compute",
             2 * b * largest,
@@ -465,7 +562,7 @@ def _gathered(
         )
     if scheme != "fsdp" or n == 1:
         return None
-    units = fsdp_units(cost.model, n)
+    units = rank_units(ts, n) if split else fsdp_units(cost.model, n)
     largest = max(units.values(), default=0)
     if plan.fsdp == "grad-op":
         every = sum(units.values())
@@ -481,6 +578,21 @@ def _gathered(
         f"the largest unit's {largest:,} parameters and gradients whole (padded to N), "
         f"{b} bytes each, one unit at a time",
     )
+
+
+def rank_units(ts: list[Tensor], n: int) -> dict[str, int]:
+    """:func:`fsdp_units` of one model-parallel rank's tensors: one layer of each run it
+    holds, and the rest (padded to ``n`` ranks)."""
+    from shapecalc.analysis.cost import layer_part
+
+    units: dict[str, int] = {}
+    for t in ts:
+        prefix, numbers = layer_part(t.name)
+        layers = 1 if numbers is None or isinstance(numbers, int) else len(numbers)
+        key = prefix if numbers is not None else ""
+        padded = -(-t.rows // n) * n * (t.numel // t.rows if t.rows else 0)
+        units[key] = units.get(key, 0) + t.copies * padded // layers
+    return units
 
 
 def largest_layer(model: Model) -> int:
@@ -670,6 +782,26 @@ def explain(per: PerGpu) -> tuple[str, ...]:
             "partition, and adds the activations.",
         ]
         return tuple(lines)
+    if per.accounting == "megatron":
+        lines += [
+            "Megatron-LM's theoretical memory (megatron/training/theoretical_memory_usage.py):"
+            " the most loaded shard's parameters (first pipeline stage, vocabulary padded to "
+            "128·tp) at 18 bytes each (bf16 weights, fp32 gradients, master and Adam), 6 + "
+            "12/dp with its distributed optimizer (--zero 1), whatever --dtype and "
+            "--training say.",
+            "Activations: s·b·h·(18 + 4·F/h) a layer with sequence parallelism and "
+            "selective recomputation, else s·b·h·(10 + 24/t) ×1.05; for the first stage.",
+            "shapecalc's accounting differs: it prices the dtype and optimizer as given, "
+            "keeps each rank's tensors as they split, and takes the activations term by "
+            "term (grouped-query attention, gated MLPs, full recomputation).",
+        ]
+        return tuple(lines)
+    if model_parallel(plan):
+        lines.append(
+            "Each rank first holds its tensor-, pipeline- and expert-parallel share (Megatron's"
+            " split, the first stage's layers, the vocabulary padded to 128·tp); data "
+            "parallelism shards that share."
+        )
     if scheme == "none":
         lines.append("Nothing is sharded: every rank holds the single-device account.")
     elif scheme == "zero":

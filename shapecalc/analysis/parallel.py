@@ -72,7 +72,7 @@ __all__ = [
 ]
 
 #: the accountings ``--accounting`` selects
-ACCOUNTINGS = ("shapecalc", "deepspeed")
+ACCOUNTINGS = ("shapecalc", "deepspeed", "megatron")
 #: DeepSpeed's ``additional_buffer_factor`` default
 BUFFER_FACTOR = 1.5
 #: the largest data-parallel size :func:`fewest_dp` searches
@@ -110,6 +110,8 @@ class Tensor:
     trainable: bool
     #: bytes of one copy at the weights' dtype (a dtype of its own at its own)
     nbytes: int
+    #: PyTorch's name (``model.layers.{0..15}.mlp.up_proj.weight``)
+    name: str = ""
 
     @property
     def numel(self) -> int:
@@ -157,7 +159,10 @@ class PerGpu:
 
     def rows(self) -> list[tuple[str, Dim, str]]:
         """(what, bytes, rule) for each line and the totals."""
-        out = [(x.label + (" (CPU)" if x.cpu else ""), x.bytes, x.rule) for x in self.lines]
+        out = [
+            (x.label + (" (CPU)" if x.cpu and "CPU" not in x.label else ""), x.bytes, x.rule)
+            for x in self.lines
+        ]
         what = "model states, DeepSpeed's estimate" if self.accounting == "deepspeed" else ""
         out.append(("per-GPU total", self.gpu_bytes, what or "every GPU line above"))
         if any(x.cpu for x in self.lines):
@@ -166,8 +171,17 @@ class PerGpu:
 
 
 def describe(plan: ParallelPlan) -> str:
-    """``dp=8, ZeRO-3, optimizer offloaded``."""
+    """``dp=8, tp=2, ZeRO-3, optimizer offloaded``."""
     parts = [f"dp={plan.dp}"]
+    parts += [
+        f"{name}={size}"
+        for name, size in (("tp", plan.tp), ("pp", plan.pp), ("cp", plan.cp), ("ep", plan.ep))
+        if size > 1
+    ]
+    if plan.virtual_stages > 1:
+        parts[-1] += f"×{plan.virtual_stages}"
+    if plan.sequence_parallel:
+        parts.append("SP")
     if plan.zero:
         parts.append(f"ZeRO-{plan.zero}")
     elif plan.fsdp:
@@ -180,6 +194,8 @@ def describe(plan: ParallelPlan) -> str:
         parts.append("parameters offloaded")
     if plan.offload_optimizer:
         parts.append("optimizer offloaded")
+    if plan.recompute != "none":
+        parts.append(f"{plan.recompute} recomputation")
     return ", ".join(parts)
 
 
@@ -298,21 +314,6 @@ def check_plan(plan: ParallelPlan, model: Model | None = None) -> None:
     nodes = plan.gpus_per_node
     if nodes and plan.dp % nodes:
         raise plan_error("--gpus-per-node", nodes, f"--gpus-per-node must divide --dp ({plan.dp})")
-    for flag, size in (("--tp", plan.tp), ("--pp", plan.pp), ("--cp", plan.cp), ("--ep", plan.ep)):
-        if size > 1:
-            raise plan_error(
-                flag,
-                size,
-                f"{flag} splits the model within a rank, which this account does not yet "
-                "price: give --dp, --zero or --fsdp alone",
-            )
-    if plan.recompute == "selective":
-        raise plan_error(
-            "--recompute",
-            plan.recompute,
-            "selective recomputation is priced with tensor parallelism's accounting: "
-            "give none or full",
-        )
 
 
 def per_gpu(cost: Cost, plan: ParallelPlan, accounting: str | Accounting = "shapecalc") -> PerGpu:
@@ -329,7 +330,19 @@ def per_gpu(cost: Cost, plan: ParallelPlan, accounting: str | Accounting = "shap
             "the per-GPU account prices a training step: give --training adam (or another)",
         )
     check_plan(plan, cost.model)
-    ts = list(tensors(cost.model))
+    if accounting == "megatron":
+        return PerGpu(plan, accounting, tuple(_megatron(cost, plan)))
+    if model_parallel(plan):
+        if accounting == "deepspeed":
+            raise plan_error(
+                "--accounting",
+                "deepspeed",
+                "DeepSpeed's estimators price data parallelism alone: leave out --tp, --pp, "
+                "--cp, --ep, or give --accounting shapecalc or megatron",
+            )
+        ts = list(rank_tensors(cost.model, plan))
+    else:
+        ts = list(tensors(cost.model))
     if accounting == "deepspeed":
         lines = list(_deepspeed(cost, ts, plan, ask.buffer_factor, ask.zero_init))
     else:
@@ -338,7 +351,47 @@ def per_gpu(cost: Cost, plan: ParallelPlan, accounting: str | Accounting = "shap
     return PerGpu(plan, accounting, tuple(lines))
 
 
+def model_parallel(plan: ParallelPlan) -> bool:
+    """Whether the plan splits the model within a data-parallel rank."""
+    return plan.tp * plan.pp * plan.cp * plan.ep > 1
+
+
+def rank_tensors(model: Model, plan: ParallelPlan) -> tuple[Tensor, ...]:
+    """The tensors the most loaded tensor/pipeline/expert-parallel rank holds
+    (:func:`shapecalc.analysis.model_parallel.rank_parameters`), each its local shape,
+    before the data-parallel sharding."""
+    from shapecalc.analysis.model_parallel import rank_parameters
+
+    if model.quantization is not None or known(model.trainable) != known(model.total):
+        raise plan_error(
+            "--tp",
+            plan.tp,
+            "model parallelism is priced for a model trained whole: no quantized weights "
+            "and no adapter (LoRA) with --tp, --pp, --cp or --ep",
+        )
+    held = rank_parameters(model, plan).most_loaded
+    return tuple(Tensor(t.local, t.copies, True, 0, t.name) for t in held.tensors if not t.tied_to)
+
+
 def _activations(cost: Cost, plan: ParallelPlan, *, counted: bool) -> Iterator[GpuLine]:
+    if model_parallel(plan) or plan.recompute == "selective" or plan.sequence_parallel:
+        from shapecalc.analysis.model_parallel import activation_bytes
+
+        b, t = known(cost.batch), known(cost.seq_len or 0) or None
+        if b is None or t is None:
+            raise plan_error(
+                "--batch", cost.batch, "the model-parallel activations need --batch and --seq-len"
+            )
+        found = activation_bytes(cost.model, plan, b, t, cost.activation_itemsize)
+        yield GpuLine(
+            "activations",
+            found.total,
+            f"Korthikanti et al., the first stage's: {found.per_layer:,} a layer and "
+            f"micro-batch × {found.layer_batches} in flight, and the ends, "
+            f"at {cost.describe_input()} per rank",
+            counted=counted,
+        )
+        return
     again = cost.recomputed() if plan.recompute == "full" else None
     if plan.recompute == "full" and again is None:
         raise plan_error(
@@ -353,6 +406,45 @@ def _activations(cost: Cost, plan: ParallelPlan, *, counted: bool) -> Iterator[G
     if not counted:
         rule += "; DeepSpeed's estimate leaves them out"
     yield GpuLine("activations", size, rule, counted=counted)
+
+
+def _megatron(cost: Cost, plan: ParallelPlan) -> Iterator[GpuLine]:
+    """Megatron-LM's theoretical memory (``theoretical_memory_usage.py``): weights and
+    optimizer at 18 bytes a parameter (6 + 12/dp with the distributed optimizer, which
+    is ZeRO-1), activations by its selective-recomputation formula with sequence
+    parallelism, else its ``s·b·h·(10 + 24/t)`` one; its floats rounded to the byte."""
+    from shapecalc.analysis.model_parallel import (
+        megatron_activation_memory,
+        megatron_activation_memory_without_sp,
+        megatron_args,
+        megatron_weight_and_optimizer_memory,
+    )
+
+    if plan.fsdp or plan.zero > 1 or plan.offload_optimizer:
+        raise plan_error(
+            "--accounting",
+            "megatron",
+            "Megatron's formula knows its distributed optimizer (--zero 1) alone: leave out "
+            "--zero 2/3, --fsdp and offload",
+        )
+    b, t = known(cost.batch), known(cost.seq_len or 0) or None
+    if b is None or t is None:
+        raise plan_error("--batch", cost.batch, "Megatron's formula needs --batch and --seq-len")
+    args = megatron_args(cost.model, plan, b, t, distributed_optimizer=plan.zero == 1)
+    states = megatron_weight_and_optimizer_memory(args)
+    per = "6 + 12/dp" if plan.zero == 1 else "18"
+    yield GpuLine(
+        "weights and optimizer",
+        round(states),
+        f"{per} bytes a parameter of the most loaded shard (compute_weight_and_optimizer_memory)",
+    )
+    if plan.sequence_parallel and plan.recompute == "selective":
+        act = megatron_activation_memory(args, plan.micro_batches)
+        rule = "s·b·h·(18 + 4·F/h) a layer, the first stage, /t (compute_activation_memory)"
+    else:
+        act = megatron_activation_memory_without_sp(args, plan.micro_batches)
+        rule = "s·b·h·(10 + 24/t) a layer, the first stage, ×1.05 (…_without_sp)"
+    yield GpuLine("activations", round(act), rule)
 
 
 def _shapecalc(cost: Cost, ts: list[Tensor], plan: ParallelPlan) -> Iterator[GpuLine]:
@@ -408,7 +500,7 @@ def _shapecalc(cost: Cost, ts: list[Tensor], plan: ParallelPlan) -> Iterator[Gpu
     grad_size = 4 if mixed and scheme == "fsdp" else b
     yield GpuLine(
         "gradients",
-        _sharded(trained, n, scheme, stage, grad_size),
+        _sharded(trained, n if stage >= 2 else 1, scheme, stage, grad_size),
         split(stage >= 2, f"1 per trained parameter, {grad_size} bytes"),
         cpu=states_cpu and stage >= 2,
     )
@@ -452,8 +544,16 @@ def _gathered(
     """The parameters gathered whole while a unit computes (and its gradients before
     they are reduced and scattered)."""
     b = cost.itemsize
+    split = model_parallel(plan)
     if scheme == "zero" and plan.zero == 3:
-        largest = largest_layer(cost.model)
+        largest = max((t.numel for t in ts), default=0) if split else largest_layer(cost.model)
+        if split:
+            return GpuLine(
+                "gathered for compute",
+                2 * b * largest,
+                f"the rank's largest tensor, {largest:,} numbers, and its gradient whole, "
+                f"{b} bytes each, one layer at a time",
+            )
         return GpuLine(
             "gathered for compute",
             2 * b * largest,
@@ -462,7 +562,7 @@ def _gathered(
         )
     if scheme != "fsdp" or n == 1:
         return None
-    units = fsdp_units(cost.model, n)
+    units = rank_units(ts, n) if split else fsdp_units(cost.model, n)
     largest = max(units.values(), default=0)
     if plan.fsdp == "grad-op":
         every = sum(units.values())
@@ -478,6 +578,21 @@ def _gathered(
         f"the largest unit's {largest:,} parameters and gradients whole (padded to N), "
         f"{b} bytes each, one unit at a time",
     )
+
+
+def rank_units(ts: list[Tensor], n: int) -> dict[str, int]:
+    """:func:`fsdp_units` of one model-parallel rank's tensors: one layer of each run it
+    holds, and the rest (padded to ``n`` ranks)."""
+    from shapecalc.analysis.cost import layer_part
+
+    units: dict[str, int] = {}
+    for t in ts:
+        prefix, numbers = layer_part(t.name)
+        layers = 1 if numbers is None or isinstance(numbers, int) else len(numbers)
+        key = prefix if numbers is not None else ""
+        padded = -(-t.rows // n) * n * (t.numel // t.rows if t.rows else 0)
+        units[key] = units.get(key, 0) + t.copies * padded // layers
+    return units
 
 
 def largest_layer(model: Model) -> int:
@@ -535,7 +650,7 @@ def _deepspeed(
         if off:
             yield GpuLine("fp16 parameters", 2 * total, "2·P")
             cpu = total * max(4 * gpus, 16) * factor
-            yield GpuLine("CPU", int(cpu), f"P·max(4·N, 16)·{factor:g}", cpu=True)
+            yield GpuLine("CPU memory", int(cpu), f"P·max(4·N, 16)·{factor:g}", cpu=True)
         else:
             yield GpuLine("fp16 parameters", 2 * total, "2·P")
             yield GpuLine(
@@ -544,7 +659,7 @@ def _deepspeed(
                 "int(18·P/N): fp16 and fp32 gradients, fp32 master, Adam's two states",
             )
             cpu = total * 4 * per_node * factor
-            yield GpuLine("CPU", int(cpu), f"P·4·gpus per node·{factor:g}", cpu=True)
+            yield GpuLine("CPU memory", int(cpu), f"P·4·gpus per node·{factor:g}", cpu=True)
         return
     largest = largest_layer(cost.model)
     yield GpuLine("largest layer", 4 * largest, f"4·{largest:,} (the largest layer's)")
@@ -570,7 +685,7 @@ def _deepspeed(
         )
         cpu = largest * 4 * per_node * factor if zero_init else total * 4 * per_node * factor
     init = "zero_init" if zero_init else "no zero_init"
-    yield GpuLine("CPU", int(cpu), f"DeepSpeed's CPU figure ({init}, ×{factor:g})", cpu=True)
+    yield GpuLine("CPU memory", int(cpu), f"DeepSpeed's CPU figure ({init}, ×{factor:g})", cpu=True)
 
 
 def rank_state(cost: Cost, plan: ParallelPlan, rank: int) -> dict[str, int]:
@@ -602,13 +717,17 @@ def rank_state(cost: Cost, plan: ParallelPlan, rank: int) -> dict[str, int]:
     }
 
 
-def fewest_dp(cost: Cost, plan: ParallelPlan, capacity: int) -> int | None:
+def fewest_dp(
+    cost: Cost, plan: ParallelPlan, capacity: int, accounting: str | Accounting = "shapecalc"
+) -> int | None:
     """The fewest data-parallel ranks (GPUs) whose per-GPU account fits in
     ``capacity`` bytes; None when no number of ranks up to :data:`MOST_DP` does (what
-    is not sharded, activations among it, never shrinks)."""
+    is not sharded, activations among it, never shrinks). The account shrinks as the
+    ranks grow but for the padding of a gathered unit (fewer than N rows a tensor), so
+    the search doubles, then bisects."""
 
     def fits(dp: int) -> bool:
-        total = per_gpu(cost, _at(plan, dp)).gpu_bytes
+        total = per_gpu(cost, _at(plan, dp), accounting).gpu_bytes
         value = known(total)
         if value is None:
             raise plan_error("--batch", cost.batch, "fit needs --batch and --seq-len numbers")
@@ -635,3 +754,78 @@ def _at(plan: ParallelPlan, dp: int) -> ParallelPlan:
     if plan.fsdp == "hybrid":
         return replace(plan, dp=dp, gpus_per_node=nodes, shard_group=group)
     return replace(plan, dp=dp, gpus_per_node=nodes)
+
+
+def explain(per: PerGpu) -> tuple[str, ...]:
+    """The ``--explain`` lines of a per-GPU account: the formulas of its accounting and
+    where the two accountings differ, with the numbers of this model."""
+    plan = per.plan
+    scheme, stage, n = _scheme(plan)
+    lines = [
+        "P: the parameters, shared tensors once; N: the ranks a shard is taken over "
+        f"(here {n}); b: bytes of the weights' dtype; the figure is the most loaded rank's.",
+    ]
+    if per.accounting == "deepspeed":
+        lines += [
+            "DeepSpeed's estimators (deepspeed/runtime/zero/stage_1_and_2.py "
+            "estimate_zero2_model_states_mem_needs, stage3.py "
+            "estimate_zero3_model_states_mem_needs), their integer arithmetic: ZeRO-2 "
+            "GPU 2·P + int(18·P/N), or 2·P with the optimizer offloaded; ZeRO-3 GPU "
+            "4·largest layer + int(18·P/N), + int(2·P/N) with the optimizer offloaded, "
+            "nothing more with the parameters offloaded too.",
+            "18 bytes a parameter: fp16 and fp32 gradients (2 + 4), fp32 master (4) and "
+            "Adam's two states (8), whatever --dtype and --training say; activations are "
+            "left out (shown, not added).",
+            "shapecalc's accounting differs: it prices --dtype, --training and "
+            "--mixed-precision as given (gradients kept once, at the compute dtype: "
+            "16 bytes a parameter with Adam), rounds each shard up as the libraries "
+            "partition, and adds the activations.",
+        ]
+        return tuple(lines)
+    if per.accounting == "megatron":
+        lines += [
+            "Megatron-LM's theoretical memory (megatron/training/theoretical_memory_usage.py):"
+            " the most loaded shard's parameters (first pipeline stage, vocabulary padded to "
+            "128·tp) at 18 bytes each (bf16 weights, fp32 gradients, master and Adam), 6 + "
+            "12/dp with its distributed optimizer (--zero 1), whatever --dtype and "
+            "--training say.",
+            "Activations: s·b·h·(18 + 4·F/h) a layer with sequence parallelism and "
+            "selective recomputation, else s·b·h·(10 + 24/t) ×1.05; for the first stage.",
+            "shapecalc's accounting differs: it prices the dtype and optimizer as given, "
+            "keeps each rank's tensors as they split, and takes the activations term by "
+            "term (grouped-query attention, gated MLPs, full recomputation).",
+        ]
+        return tuple(lines)
+    if model_parallel(plan):
+        lines.append(
+            "Each rank first holds its tensor-, pipeline- and expert-parallel share (Megatron's"
+            " split, the first stage's layers, the vocabulary padded to 128·tp); data "
+            "parallelism shards that share."
+        )
+    if scheme == "none":
+        lines.append("Nothing is sharded: every rank holds the single-device account.")
+    elif scheme == "zero":
+        what = {1: "optimizer state and fp32 master", 2: "and gradients", 3: "and parameters"}
+        lines.append(
+            f"ZeRO-{stage} shards the {what[1]}"
+            + (f", {what[2]}" if stage >= 2 else "")
+            + (f", {what[3]}" if stage == 3 else "")
+            + (
+                ": one flat buffer padded to 2·N numbers, ⌈P/2N⌉·2 a rank"
+                if stage < 3
+                else ": each tensor padded to N, ⌈n/N⌉ of it a rank"
+            )
+            + " (DeepSpeed's partitioning)."
+        )
+    else:
+        lines.append(
+            "FSDP shards every tensor by rows as torch.chunk does: ⌈d₀/N⌉ rows a rank, the "
+            "last ranks fewer or none; parameters and gradients are allocated padded to "
+            "⌈d₀/N⌉·rest on every rank, the optimizer state on the unpadded shard."
+        )
+    lines.append(
+        "Against DeepSpeed's estimate (--accounting deepspeed): it counts fp32 gradients "
+        "besides the compute-dtype ones (18 bytes a parameter, not 16), keeps no ZeRO-1 "
+        "estimate, and leaves the activations out."
+    )
+    return tuple(lines)

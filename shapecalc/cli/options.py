@@ -547,7 +547,10 @@ def ignored(flags: dict[str, Any]) -> str:
     if ctx is None or "all_" not in flags:
         return ""
     all_ = flags["all_"]
-    sections = [all_ or flags["shapes"], all_ or flags["flops"], all_ or flags["memory"]]
+    from shapecalc.cli.parallel_options import given as planned
+
+    memory = all_ or flags["memory"] or planned(flags)  # the per-GPU account prices memory
+    sections = [all_ or flags["shapes"], all_ or flags["flops"], memory]
     used = (any(sections), sections[2] or (any(sections) and flags.get("fmt") == "json"))
     parts = []
     for (names, needs), on in zip(_USED_BY, used, strict=True):

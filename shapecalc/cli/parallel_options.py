@@ -1,8 +1,9 @@
 """The flags of a training run laid out over GPUs, in one block: the data-parallel size
-and its sharding (``--dp --zero --fsdp --shard-group``), CPU offload, and the accounting
-that prices it (``--accounting``, DeepSpeed's ``--buffer-factor`` and ``--zero-init``).
-The model commands, ``hf`` and ``fit`` take them; the model-parallel sizes join this
-block."""
+and its sharding (``--dp --zero --fsdp --shard-group``), CPU offload, the model-parallel
+sizes (``--tp --pp --cp --ep --sequence-parallel --virtual-stages --micro-batches``),
+recomputation, and the accounting that prices it (``--accounting``, DeepSpeed's
+``--buffer-factor`` and ``--zero-init``). The model commands, ``hf`` and ``fit`` take
+them."""
 
 from __future__ import annotations
 
@@ -19,17 +20,6 @@ __all__ = ["PARALLEL_FLAGS", "parallel_options", "plan_of"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: the model-parallel sizes (shapecalc.analysis.model_parallel prices them)
-MODEL_PARALLEL_FLAGS = (
-    "tp",
-    "pp",
-    "cp",
-    "ep",
-    "sequence_parallel",
-    "virtual_stages",
-    "micro_batches",
-    "recompute",
-)
 #: the keywords of the block, popped with the cost flags
 PARALLEL_FLAGS = (
     "dp",
@@ -39,19 +29,26 @@ PARALLEL_FLAGS = (
     "offload_optimizer",
     "offload_parameters",
     "gpus_per_node",
+    "tp",
+    "pp",
+    "cp",
+    "ep",
+    "sequence_parallel",
+    "virtual_stages",
+    "micro_batches",
+    "recompute",
     "accounting",
     "buffer_factor",
     "zero_init",
-    *MODEL_PARALLEL_FLAGS,
 )
 #: the fields of the plan, by keyword (the rest shape the accounting)
-_PLAN_FIELDS = (*PARALLEL_FLAGS[:7], *MODEL_PARALLEL_FLAGS)
+_PLAN_FIELDS = PARALLEL_FLAGS[:15]
 
 
 def parallel_options() -> list[Callable[[F], F]]:
     """The block's click options (sizes as given; the plan checks them)."""
     from shapecalc.analysis.parallel import ACCOUNTINGS
-    from shapecalc.analysis.parallel_plan import FSDP_MODES
+    from shapecalc.analysis.parallel_plan import FSDP_MODES, RECOMPUTE
 
     return [
         click.option(
@@ -102,11 +99,63 @@ def parallel_options() -> list[Callable[[F], F]]:
             help="GPUs of one node, for DeepSpeed's CPU figure [default: all of --dp].",
         ),
         click.option(
+            "--tp",
+            type=int,
+            default=1,
+            metavar="N",
+            help="Tensor-parallel ranks: each layer's matrices split by rows or columns "
+            "(Megatron's split).",
+        ),
+        click.option(
+            "--pp", type=int, default=1, metavar="N", help="Pipeline stages: the layers split."
+        ),
+        click.option(
+            "--cp",
+            type=int,
+            default=1,
+            metavar="N",
+            help="Context-parallel ranks: each sequence split.",
+        ),
+        click.option(
+            "--ep",
+            type=int,
+            default=1,
+            metavar="N",
+            help="Expert-parallel ranks: a mixture's experts split.",
+        ),
+        click.option(
+            "--sequence-parallel",
+            is_flag=True,
+            help="Split the norms' and dropouts' activations over --tp (Megatron).",
+        ),
+        click.option(
+            "--virtual-stages",
+            type=int,
+            default=1,
+            metavar="V",
+            help="Virtual pipeline stages per rank (interleaved schedule).",
+        ),
+        click.option(
+            "--micro-batches",
+            type=int,
+            default=1,
+            metavar="M",
+            help="Micro-batches per step (--batch each); a pipeline holds up to --pp.",
+        ),
+        click.option(
+            "--recompute",
+            type=click.Choice(RECOMPUTE),
+            default="none",
+            help="Activation recomputation: selective (attention's core) or full (each "
+            "layer's input kept).",
+        ),
+        click.option(
             "--accounting",
             type=click.Choice(ACCOUNTINGS),
             default="shapecalc",
-            help="Price the per-GPU memory as the sharded tensors are held (shapecalc) or "
-            "as DeepSpeed's ZeRO estimators do (deepspeed).",
+            help="Price the per-GPU memory as the sharded tensors are held (shapecalc), as "
+            "DeepSpeed's ZeRO estimators do (deepspeed), or by Megatron-LM's theoretical "
+            "memory (megatron).",
         ),
         click.option(
             "--buffer-factor",
@@ -119,37 +168,6 @@ def parallel_options() -> list[Callable[[F], F]]:
             "--zero-init/--no-zero-init",
             default=True,
             help="DeepSpeed's zero_init for ZeRO-3's CPU figure.",
-        ),
-        *model_parallel_options(),
-    ]
-
-
-def model_parallel_options() -> list[Callable[[F], F]]:
-    """The model-parallel sizes of the block: Megatron-LM's splits (see
-    :mod:`shapecalc.analysis.model_parallel`)."""
-    from shapecalc.analysis.parallel_plan import RECOMPUTE
-
-    def size(flag: str, text: str) -> Callable[[F], F]:
-        return click.option(flag, type=int, default=1, metavar="N", help=text)
-
-    return [
-        size("--tp", "Tensor-parallel ranks: matrices split by columns or rows (Megatron)."),
-        size("--pp", "Pipeline stages: the layers in --pp consecutive groups."),
-        size("--cp", "Context-parallel ranks: each holds 1/cp of the sequence."),
-        size("--ep", "Expert-parallel ranks: a mixture's experts split over them."),
-        click.option(
-            "--sequence-parallel",
-            is_flag=True,
-            help="Megatron's sequence parallelism: norms' and dropouts' activations split "
-            "over --tp.",
-        ),
-        size("--virtual-stages", "Virtual stages per pipeline rank (interleaved schedule)."),
-        size("--micro-batches", "Micro-batches per step (1F1B holds up to --pp in flight)."),
-        click.option(
-            "--recompute",
-            type=click.Choice(RECOMPUTE),
-            default="none",
-            help="Activation recomputation as Megatron names it (Korthikanti et al.).",
         ),
     ]
 

@@ -410,15 +410,13 @@ def memory_rows(cost: Cost, account: str = "inference") -> list[tuple[str, str, 
 
 
 def model_parallel_rows(split: ModelParallel) -> list[tuple[str, str, str]]:
-    """One GPU of a model-parallel run: (what, bytes or count, rule); a note's line
-    has no number."""
-    out = []
-    for what, size, rule in split.rows():
-        if what.startswith("parameters"):
-            out.append((what, f"{size:,}", rule))
-        else:
-            out.append((what, "" if what == "note" else bytes_text(size), rule))
-    return out
+    """The most loaded rank's tensors of a model-parallel run: (name, count, shape on the
+    rank of the whole shape and how it is split), then its total and notes."""
+    rows = [(name, f"{count:,}", rule) for name, count, rule in split.tensor_rows()]
+    what, count, rule = split.rows()[0]
+    rows.append((what, f"{count:,}", rule))
+    rows += [("note", "", note) for note in split.ranks.notes]
+    return rows
 
 
 def per_gpu_rows(per_gpu: PerGpu) -> list[tuple[str, str, str]]:

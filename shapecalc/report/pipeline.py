@@ -147,18 +147,17 @@ def build_report(
     gpu = None
     split = None
     if parallel is not None and cost is not None:
+        from shapecalc.analysis.parallel import per_gpu
+
+        with _part("parallel"):
+            gpu = per_gpu(cost, parallel, accounting)
         from shapecalc.analysis.model_parallel import model_parallel, splits_model
 
-        if splits_model(parallel):
+        if shapes and splits_model(parallel):  # each tensor's shape on the most loaded rank
             with _part("parallel"):
                 split = model_parallel(
                     model, parallel, cost.batch, cost.seq_len, cost.activation_itemsize
                 )
-        else:
-            from shapecalc.analysis.parallel import per_gpu
-
-            with _part("parallel"):
-                gpu = per_gpu(cost, parallel, accounting)
     converted: tuple[Converted, Converted | None] | None = None
     if convention != "pytorch":
         from shapecalc.analysis.conventions import convert_with_template, input_ranks
@@ -175,6 +174,11 @@ def build_report(
 
         with _part("explain"):
             explanation = tuple(sections_of(model, convention))
+            if gpu is not None:
+                from shapecalc.analysis.explain import Section
+                from shapecalc.analysis.parallel import explain as per_gpu_lines
+
+                explanation += (Section(gpu.title, per_gpu_lines(gpu)),)
     verification = None
     if verify:
         with _part("verify"):

@@ -364,7 +364,7 @@ def renderables(report: Report, fmt: str = "table") -> Iterator[RenderableType]:
         yield PerGpuTable(report.per_gpu)
     if report.model_parallel is not None:
         yield ""
-        yield ModelParallelTable(report.model_parallel, shapes=report.sections[0])
+        yield ModelParallelTable(report.model_parallel)
     if report.explanation:
         yield ""
         yield explanation(report.explanation)
@@ -729,12 +729,11 @@ class PerGpuTable:
 
 
 class ModelParallelTable:
-    """One GPU of a model-parallel run: with --shapes its rank's tensors and per-rank
-    shapes, then what it holds and the activations term by term."""
+    """With --shapes, one GPU of a model-parallel run: the most loaded rank's tensors,
+    each with its shape on the rank, what it is a piece of and how it is split."""
 
-    def __init__(self, split: ModelParallel, *, shapes: bool) -> None:
+    def __init__(self, split: ModelParallel) -> None:
         self.split = split
-        self.shapes = shapes
 
     def __rich_console__(
         self, console: Console, options: ConsoleOptions
@@ -742,10 +741,9 @@ class ModelParallelTable:
         from shapecalc.report.cells import model_parallel_rows
 
         yield Text(self.split.title, style="table.title")
-        if self.shapes:
-            rows = [(n, f"{c:,}", rule) for n, c, rule in self.split.tensor_rows()]
-            yield _account_table(rows, options.max_width, ("Tensor", "Count", "Per rank"))
-        yield _account_table(model_parallel_rows(self.split), options.max_width)
+        yield _account_table(
+            model_parallel_rows(self.split), options.max_width, ("Tensor", "Count", "Per rank")
+        )
 
 
 def _account_table(

@@ -435,3 +435,14 @@ def test_expert_parallel_checkpoint_layout() -> None:
     counts = rank_parameters(fused, ParallelPlan(dp=4, ep=4, tp=2)).count
     assert counts == ranks.count
     assert math.prod(w1.local) * w1.copies * 3 == 2 * 2 * 3 * 32 * 64 // 2
+
+
+def test_context_parallel_splits_the_sequence() -> None:
+    """Each context-parallel rank keeps its own s/cp tokens' activations; its attention
+    is a fused kernel (Megatron runs Transformer Engine's), so no a·s² terms."""
+    model = gpt2(vocab=128, hidden=64, layers=2, heads=4)
+    whole = activation_bytes(model, ParallelPlan(dp=2), 1, 64, flash=True)
+    split = activation_bytes(model, ParallelPlan(cp=2, dp=2), 1, 64)
+    assert 2 * split.per_layer == whole.per_layer
+    with pytest.raises(InvalidArgumentError, match="--cp 4 must divide the sequence length"):
+        activation_bytes(model, ParallelPlan(cp=4), 1, 30)

@@ -668,7 +668,7 @@ def activation_bytes(
       k heads of keys and values);
     - softmax output ``p·a·s²·b/t``, its dropout mask ``a·s²·b/t`` and output
       ``p·a·s²·b/t`` (the paper's 5·a·s²·b/t): gone with selective recomputation or a
-      fused (flash) attention kernel;
+      fused (flash) attention kernel, which context parallelism runs;
     - the MLP: ``2·p·s·b·F/t`` for an activation's input and output (the paper's 16·s·b·h
       at F = 4h); a gated MLP (SwiGLU) keeps ``3·p·s·b·F/t``: the gate and up outputs
       (Megatron's fused SwiGLU's input) and the product the down projection reads;
@@ -720,7 +720,7 @@ def activation_bytes(
         add("attention's input", f"p·s·b·h{split}", p * s * b * h // sp)
         add("Q and K", f"p·s·b·(a+k)·d{tp_}", p * s * b * (a * d // t + kv * d // t))
         add("V", f"p·s·b·k·d{tp_}", p * s * b * (kv * d // t))
-        if not flash and plan.recompute != "selective":
+        if not flash and plan.recompute != "selective" and cp == 1:
             add("softmax output", f"p·a·s²·b{tp_}", p * a * s * s * b // t)
             if dropout:
                 add("attention dropout mask", f"a·s²·b{tp_}", a * s * s * b // t)
@@ -769,6 +769,11 @@ def activation_bytes(
         notes.append("gated MLP: 3·p·s·b·F (Megatron's fused SwiGLU recomputes its product)")
     if flash:
         notes.append("fused attention kernel: no a·s² terms (its softmax statistics not counted)")
+    elif cp > 1:
+        notes.append(
+            "context parallelism runs a fused attention kernel (Transformer Engine's in"
+            " Megatron-LM): no a·s² terms"
+        )
     sizes = {
         "s": s,
         "b": b,

@@ -446,3 +446,16 @@ def test_context_parallel_splits_the_sequence() -> None:
     assert 2 * split.per_layer == whole.per_layer
     with pytest.raises(InvalidArgumentError, match="--cp 4 must divide the sequence length"):
         activation_bytes(model, ParallelPlan(cp=4), 1, 30)
+
+
+def test_uneven_stages_from_the_plan() -> None:
+    """The plan's first and last stages' layers (--first-stage-layers ...) place the
+    embedding's stage and the head's as Megatron's uneven split does."""
+    model = llama(vocab=128, hidden=64, layers=10, heads=4, intermediate=64)
+    plan = ParallelPlan(pp=3, first_stage_layers=2, last_stage_layers=4)
+    ranks = rank_parameters(model, plan)
+    assert [s.layers for s in ranks.stages] == [(0, 1), (2, 3, 4, 5), (6, 7, 8, 9)]
+    assert sum(s.count for s in ranks.stages) == model.total
+    assert activation_bytes(model, plan, 1, 16).layer_batches == 1 * 2
+    with pytest.raises(InvalidArgumentError, match="--first-stage-layers"):
+        ParallelPlan(first_stage_layers=2)

@@ -432,7 +432,7 @@ def stage_layers(
                 "--pp",
                 pp,
                 f"{what} must divide the {layers} layers (L), as Megatron-LM requires"
-                " (or give the first and last stages' layers)",
+                " (or give --first-stage-layers / --last-stage-layers)",
             )
         counts = [layers // pp] * pp
     chunks: list[list[int]] = [[] for _ in range(pp)]
@@ -455,7 +455,8 @@ def rank_parameters(
 ) -> RankParameters:
     """What each pipeline stage's tensor-parallel rank holds (every tensor with its
     per-rank shape) and the most loaded of them: the parameters a GPU must hold before any
-    data-parallel sharding.
+    data-parallel sharding. ``first_stage_layers`` and ``last_stage_layers`` default to
+    the plan's.
 
     >>> from shapecalc.architectures.llama import llama
     >>> m = llama(vocab=1000, hidden=64, layers=4, heads=4, kv_heads=2, intermediate=128)
@@ -465,6 +466,10 @@ def rank_parameters(
 ('model.layers.{0..1}.self_attn.q_proj.weight', (32, 64), 'column'), \
 ('model.layers.{0..1}.self_attn.k_proj.weight', (16, 64), 'column')]
     """
+    if first_stage_layers is None:
+        first_stage_layers = plan.first_stage_layers
+    if last_stage_layers is None:
+        last_stage_layers = plan.last_stage_layers
     splits, vocab = _splits(model, plan, vocab_multiple)
     stacks = {s.stack for s in splits if s.indices is not None}
     numbered = sorted({i for s in splits if s.indices for i in s.indices})
@@ -1114,8 +1119,9 @@ class ModelParallel:
             (
                 "parameters on the most loaded rank",
                 stage.count,
-                f"pipeline stage {stage.rank} of {plan.pp} ({held}), a 1/{plan.tp} tensor"
-                " share" + (f", 1/{plan.ep} of the experts" if plan.ep > 1 else ""),
+                f"pipeline stage {stage.rank} of {plan.pp} ({held})"
+                + (f", a 1/{plan.tp} tensor share" if plan.tp > 1 else "")
+                + (f", 1/{plan.ep} of the experts" if plan.ep > 1 else ""),
             ),
             (
                 "their bytes",

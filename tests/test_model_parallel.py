@@ -459,3 +459,22 @@ def test_uneven_stages_from_the_plan() -> None:
     assert activation_bytes(model, plan, 1, 16).layer_batches == 1 * 2
     with pytest.raises(InvalidArgumentError, match="--first-stage-layers"):
         ParallelPlan(first_stage_layers=2)
+
+
+def test_gpt_oss_sinks_and_experts() -> None:
+    """gpt-oss stores its experts (in, out) with biases: the experts split over ep, the
+    intermediate size over tp; a sink per head goes with its heads."""
+    from shapecalc.architectures.gpt_oss import gpt_oss
+
+    model = gpt_oss(
+        vocab=128, hidden=64, layers=2, heads=4, kv_heads=2, experts=4, experts_per_token=2,
+        intermediate=32, head_dim=16,
+    )  # fmt: skip
+    ranks = rank_parameters(model, ParallelPlan(tp=2, dp=2, ep=2))
+    local = {t.name.split(".", 3)[-1]: t.local for t in ranks.tensors}
+    assert local["self_attn.sinks"] == (2,)
+    assert local["mlp.experts.gate_up_proj"] == (2, 64, 32)
+    assert local["mlp.experts.gate_up_proj_bias"] == (2, 32)
+    assert local["mlp.experts.down_proj"] == (2, 16, 64)
+    assert local["mlp.experts.down_proj_bias"] == (2, 64)
+    assert local["mlp.router.weight"] == (4, 64)

@@ -96,6 +96,8 @@ REPLICATED_ROLES = frozenset(
         "query norm",
         "key norm",
         "shared expert's sigmoid gate",
+        "pooler",
+        "classifier dense",
         "query down to its rank",
         "query latent norm",
         "key-value latent norm",
@@ -261,7 +263,7 @@ def _tp_split(
         role = "up"
     elif not role and attribute in ROW_NAMES:
         role = "down"
-    if kind == "Experts":
+    if kind in ("Experts", "GptOssExperts"):
         experts = known(getattr(layer.spec, "num_experts", 0)) or 0
         if experts % ep:
             raise plan_error(
@@ -269,15 +271,24 @@ def _tp_split(
                 ep,
                 f"--ep {ep} must divide the {experts} experts (E), as Megatron-LM requires",
             )
-        down = "down" in row.name.rsplit(".", 2)[-2:][0] or ".w2." in row.name or "down" in tail
+        down = any(part in ("w2", "down_proj", "down_proj_bias") for part in split_name(row.name))
+        if kind == "GptOssExperts":  # (E, H, 2I) and (E, I, H), stored (in, out); biases
+            local = _divided(row, shape, 0, ep, "--ep")  # (E, 2I) and (E, H)
+            if len(shape) == 3 or not down:
+                local = _divided(row, local, 1 if down or len(shape) == 2 else 2, tp, "--tp")
+            return "expert", local, 1
         if len(shape) == 3:  # fused: (E, 2I, H) and (E, H, I)
             local = _divided(row, shape, 0, ep, "--ep")
             local = _divided(row, local, 2 if down else 1, tp, "--tp")
             return "expert", local, 1
-        local = _divided(row, shape, (1 if down else 0) if len(shape) == 2 else 0, tp, "--tp")
-        if len(shape) == 1 and down:
-            local = shape
+        # one module per expert (checkpoint layout): w1/w3 (I, H) columns, w2 (H, I) rows
+        if len(shape) == 1:
+            local = shape if down else _divided(row, shape, 0, tp, "--tp")
+        else:
+            local = _divided(row, shape, 1 if down else 0, tp, "--tp")
         return "expert", local, experts // ep
+    if role == "attention sinks":  # one per head: split with the heads
+        return "column", _divided(row, shape, 0, tp, "--tp"), 1
     if row.layer == model.head and model.head:
         whole = (vocab, *shape[1:])
         return "vocab", _divided(row, whole, 0, tp, "--tp"), 1

@@ -257,7 +257,6 @@ def _tp_split(
     tp, ep = plan.tp, plan.ep
     shape = _int_shape(row)
     kind, role = _spec_kind(layer), layer.role
-    tail = split_name(row.name)[-1]
     attribute = split_name(row.layer)[-1] if row.layer else ""
     if not role and attribute in COLUMN_NAMES:
         role = "up"

@@ -303,6 +303,10 @@ _STYLES = {
 }
 
 
+#: the layers with no tensor-parallel rule here
+_NO_RULE = {"linear attention", "state space", "Mamba mixer", "mixer"}
+
+
 def _plan_types() -> list[str]:
     import transformers
     from hf_configs import TYPES
@@ -332,6 +336,7 @@ def test_splits_as_transformers_tp_plan(model_type: str, data: Any) -> None:
     model = from_hf_config(data.draw(hf_configs(model_type)))
     compared = 0
     roots = {key.split(".")[0] for key in plan}
+    roles = {layer.name: layer.role for layer in model.layers}
     for row, style, _ in tensor_splits(model, ParallelPlan()):
         parts = row.name.split(".")
         start = next((i for i, part in enumerate(parts) if part in roots), 0)
@@ -339,7 +344,10 @@ def test_splits_as_transformers_tp_plan(model_type: str, data: Any) -> None:
         name = re.sub(r"\.(\{[^}]*\}|\d+)(?=\.|$)", ".*", name)
         module = name.rsplit(".", 1)[0]
         key = name if name in plan else module
-        if key not in plan or plan[key] not in _STYLES or style == "unsplit":
+        if key not in plan or plan[key] not in _STYLES:
+            continue
+        if style == "unsplit":  # no rule here, refused for tp above 1: which layers
+            assert roles[row.layer] in _NO_RULE, (row.name, roles[row.layer])
             continue
         if style == "row" and len(row.shape) == 1:
             continue  # a row-parallel layer's bias: replicated by Megatron and torch alike
@@ -478,3 +486,27 @@ def test_gpt_oss_sinks_and_experts() -> None:
     assert local["mlp.experts.down_proj"] == (2, 16, 64)
     assert local["mlp.experts.down_proj_bias"] == (2, 64)
     assert local["mlp.router.weight"] == (4, 64)
+
+
+def test_dense_layers_before_experts_refused() -> None:
+    """Every layer is read: a dense first layer does not hide the experts after it."""
+    from shapecalc.adapters.hf_config import from_hf_config
+
+    model = from_hf_config(
+        {
+            "model_type": "qwen2_moe",
+            "hidden_size": 32,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "num_hidden_layers": 3,
+            "intermediate_size": 64,
+            "moe_intermediate_size": 16,
+            "shared_expert_intermediate_size": 24,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "vocab_size": 100,
+            "mlp_only_layers": [0],
+        }
+    )
+    with pytest.raises(InvalidArgumentError, match="mixture of experts"):
+        activation_bytes(model, ParallelPlan(), 1, 16)

@@ -79,12 +79,14 @@ COLUMN_ROLES = frozenset(
         "gate and up",
         "shared expert gate",
         "shared expert up",
+        "dense gate",
+        "dense up",
         "query up to the heads",
         "keys and values up to the heads",
     }
 )
 #: leaf roles whose matrices Megatron splits by input features (row-parallel)
-ROW_ROLES = frozenset({"output projection", "down", "shared expert down"})
+ROW_ROLES = frozenset({"output projection", "down", "shared expert down", "dense down"})
 #: leaf roles every tensor-parallel rank holds whole (multi-latent attention's down
 #: projections and latent norms: Megatron's "duplicated" linears)
 REPLICATED_ROLES = frozenset(
@@ -604,39 +606,79 @@ class _Shape:
     vocab: int
 
 
+#: a leaf without a role: its part, by its attribute name as transformers' families spell it
+_NAMED_ROLES = {
+    "q_proj": "query",
+    "k_proj": "key",
+    "v_proj": "value",
+    "o_proj": "output projection",
+    "qkv_proj": "query, key and value",
+    "query_key_value": "query, key and value",
+    "c_attn": "query, key and value",
+    "gate_proj": "gate",
+    "w1": "gate",
+    "up_proj": "up",
+    "w3": "up",
+    "c_fc": "up",
+    "fc1": "up",
+    "dense_h_to_4h": "up",
+    "gate_up_proj": "gate and up",
+    "down_proj": "down",
+    "w2": "down",
+    "fc2": "down",
+    "dense_4h_to_h": "down",
+}
+
+
+def _role(layer: Layer) -> str:
+    """A leaf's part: its role, or what its attribute name says, or its kind."""
+    if layer.role:
+        return layer.role.removeprefix("dense ")  # a dense MLP among a mixture's layers
+    attribute = split_name(layer.name)[-1] if layer.name else ""
+    return _NAMED_ROLES.get(attribute, _spec_kind(layer))
+
+
 def _structure(model: Model) -> _Shape:
-    """The paper's sizes read from the model's first layer: h, heads, kv heads, head
+    """The paper's sizes read from every layer of the stack: h, heads, kv heads, head
     size, the MLP's width and whether it is gated; refused where the paper's block (one
-    attention and one MLP per layer) is not the model's."""
+    attention and one dense MLP per layer, the same in every layer) is not the model's."""
     layers = {layer.name: layer for layer in model.layers}
-    roles: dict[str, tuple[int, ...]] = {}
-    kinds: dict[str, str] = {}
-    first: tuple[int, ...] | None = None
+    runs: dict[tuple[int, ...], tuple[dict[str, tuple[int, ...]], dict[str, str]]] = {}
     for row in model.rows():
         _, numbers = _indices(row)
-        layer = layers[row.layer]
-        if numbers is None or (first is not None and numbers != first):
+        if numbers is None:
             continue
-        first = numbers
-        if split_name(row.name)[-1] == "weight" or _spec_kind(layer) == "Experts":
-            roles.setdefault(layer.role or _spec_kind(layer), _int_shape(row))
-            kinds.setdefault(layer.role or _spec_kind(layer), _spec_kind(layer))
+        layer = layers[row.layer]
+        roles, kinds = runs.setdefault(numbers, ({}, {}))
+        kind = _spec_kind(layer)
+        if split_name(row.name)[-1] == "weight" or "Experts" in kind:
+            roles.setdefault(_role(layer), _int_shape(row))
+            kinds.setdefault(_role(layer), kind)
+    shapes = {_run_shape(model, roles, kinds) for roles, kinds in runs.values()}
+    if len(shapes) != 1:
+        raise _refuse(model, "the paper's layers are all alike; this model's layers differ")
+    return shapes.pop()
 
-    def refuse(why: str) -> InvalidArgumentError:
-        return InvalidArgumentError(
-            f"activations by Korthikanti et al.: {why}",
-            layer="parallel",
-            field="model",
-            value=model.name,
-            rule=f"{model.name}: {why}",
-        )
 
+def _refuse(model: Model, why: str) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"activations by Korthikanti et al.: {why}",
+        layer="parallel",
+        field="model",
+        value=model.name,
+        rule=f"{model.name}: {why}",
+    )
+
+
+def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], kinds: dict[str, str]) -> _Shape:
     if "router" in roles or "experts" in roles or "routed experts" in roles:
-        raise refuse("a mixture of experts is outside the paper's block (one dense MLP)")
+        raise _refuse(model, "a mixture of experts is outside the paper's block (one dense MLP)")
     attention = {"query", "key", "value"} <= roles.keys() or "query, key and value" in roles
     mlp = ("up" in roles or "gate and up" in roles) and "down" in roles
     if not (attention and mlp and "output projection" in roles):
-        raise refuse("the paper's layer is attention and an MLP; this model's layers differ")
+        raise _refuse(
+            model, "the paper's layer is attention and an MLP; this model's layers differ"
+        )
 
     def out(role: str) -> int:
         shape = roles[role]
@@ -644,7 +686,7 @@ def _structure(model: Model) -> _Shape:
 
     heads = known(model.sizes.get("A", 0)) or 0
     if not heads:
-        raise refuse("the model names no attention heads (A)")
+        raise _refuse(model, "the model names no attention heads (A)")
     h = known(model.sizes.get("H", 0)) or 0
     if "query" in roles:
         q, kv = out("query"), out("key")
@@ -656,7 +698,8 @@ def _structure(model: Model) -> _Shape:
     h = h or (roles["output projection"][0])
     gated = "gate" in roles or "gate and up" in roles
     f = out("up") if "up" in roles else out("gate and up") // 2
-    return _Shape(h, heads, k, d, f, gated, _vocabulary(model, layers))
+    vocab = _vocabulary(model, {layer.name: layer for layer in model.layers})
+    return _Shape(h, heads, k, d, f, gated, vocab)
 
 
 def activation_bytes(

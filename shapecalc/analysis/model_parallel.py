@@ -1085,9 +1085,10 @@ def megatron_args(
     shape = _structure(model)
     norms = [layer for layer in model.layers if "Norm" in _spec_kind(layer)]
     rms = bool(norms) and all(_spec_kind(layer) == "RMSNorm" for layer in norms)
-    names = {row.name for row in model.rows()}
-    biased = any(name.endswith("bias") and ".layers." in name for name in names) or any(
-        name.endswith("bias") for name in names if ".h." in name
+    layers = {layer.name: layer for layer in model.layers}
+    biased = any(  # Megatron's --add-bias-linear: the linear layers have biases
+        row.name.endswith(".bias") and _spec_kind(layers[row.layer]) in ("Linear", "Conv1D")
+        for row in model.rows()
     )
     tied = any(row.tied_to for row in model.rows())
     return MegatronArgs(

@@ -226,3 +226,23 @@ def test_model_parallel_ranks_are_sharded_over_dp(
             megatron_weight_and_optimizer_memory(args)
         )
         assert megatron["activations"] == round(megatron_activation_memory_without_sp(args, 1))
+
+
+def test_sweep_over_the_plans_is_the_account_at_each() -> None:
+    args = ["sweep", *SMALL, "--dp", "1,2,4", "--zero", "1..3", "--mixed-precision"]
+    args += ["--dtype", "bf16"]
+    result = run([*args, "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    header, *rows = [line.split(",") for line in result.stdout.splitlines()]
+    assert header == ["dp", "zero", "states", "gathered", "activations", "per GPU"]
+    model = get("llama")(vocab=1000, hidden=64, layers=2, heads=4, intermediate=160).model()
+    cost = analyze(model, batch=2, seq_len=16, dtype="bf16", mixed_precision=True)
+    assert len(rows) == 9
+    for row in rows:
+        dp, zero, *_, total = map(int, row)
+        assert per_gpu(cost, ParallelPlan(dp=dp, zero=zero)).gpu_bytes == total
+    for width in (80, 200):
+        shown = run(args, width)
+        assert shown.exit_code == 0 and all(len(x) <= width for x in shown.stdout.splitlines())
+    refused = run(["sweep", *SMALL[:4], "64,128", *SMALL[5:], "--dp", "1,2"])
+    assert refused.exit_code == 2 and "'--hidden'" in refused.output

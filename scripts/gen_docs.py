@@ -292,6 +292,7 @@ def generated() -> dict[Path, str]:
     )
     from docs_gguf import gguf_facts
     from docs_lora import lora_facts
+    from docs_parallel import parallel_facts
     from docs_pictures import sweep_facts
 
     from shapecalc.architectures import commands, get
@@ -332,6 +333,7 @@ def generated() -> dict[Path, str]:
         **home_facts(),
         **gguf_facts(),
         **lora_facts(),
+        **parallel_facts(),
     }
     from docs_fit import sweep_fit_facts
 

@@ -1,6 +1,5 @@
-"""The generated parts of docs/howto/train-at-scale.md: Llama-2-7B's per-GPU training
-memory under ZeRO-3 and FSDP as the commands print it, DeepSpeed's and Megatron's
-accountings of the same run, a sweep over the plans and fit's fewest GPUs."""
+"""The generated parts of docs/howto/model-parallel.md: Llama 2 7B on 4 × 2 GPUs as the
+command prints it, and the same run as Megatron-LM's theoretical memory prices it."""
 
 from __future__ import annotations
 
@@ -8,8 +7,10 @@ LLAMA_7B = [
     "llama", "--vocab", "32000", "--hidden", "4096", "--layers", "32", "--heads", "32",
     "--intermediate", "11008",
 ]  # fmt: skip
-RUN = ["--dtype", "bf16", "--mixed-precision", "--training", "adamw", "--batch", "1",
-       "--seq-len", "2048"]  # fmt: skip
+RUN = [
+    "--tp", "4", "--pp", "2", "--sequence-parallel", "--recompute", "selective",
+    "--micro-batches", "8", "--batch", "1", "--seq-len", "4096", "--dtype", "bf16",
+]  # fmt: skip
 
 
 def _from(text: str, start: str) -> str:
@@ -18,31 +19,37 @@ def _from(text: str, start: str) -> str:
     return "\n".join(lines[first:])
 
 
-def _block(args: list[str], start: str = "Memory per GPU", width: int = 100) -> str:
+def model_parallel_facts() -> dict[str, str]:
     from docs_facts import cli
 
-    shown = "$ shapecalc " + " ".join(args)
-    return shown + "\n" + _from(cli(args, width), start)
+    from shapecalc.analysis.model_parallel import (
+        activation_bytes,
+        megatron_activation_memory,
+        megatron_args,
+        megatron_weight_and_optimizer_memory,
+        rank_parameters,
+    )
+    from shapecalc.analysis.parallel_plan import ParallelPlan
+    from shapecalc.architectures.llama import llama
 
-
-def parallel_facts() -> dict[str, str]:
-    from docs_facts import cli
-
-    zero3 = [*LLAMA_7B, *RUN, "--dp", "8", "--zero", "3"]
-    fsdp = [*LLAMA_7B, *RUN, "--dp", "8", "--fsdp", "full"]
-    deepspeed = [*LLAMA_7B, *RUN, "--dp", "8", "--zero", "3", "--accounting", "deepspeed"]
-    megatron = [*LLAMA_7B, *RUN, "--dp", "2", "--tp", "4", "--zero", "1",
-                "--sequence-parallel", "--recompute", "selective", "--accounting",
-                "megatron"]  # fmt: skip
-    sweep = ["sweep", *LLAMA_7B, *RUN, "--dp", "1,8,64", "--zero", "1..3"]
-    fit = ["fit", *LLAMA_7B, "--gpu", "h100", "--training", "adamw", "--mixed-precision",
-           "--batch", "1", "--seq-len", "2048"]  # fmt: skip
-    fit_out = cli(fit, 100).splitlines()
+    shapes = cli([*LLAMA_7B, *RUN[:4], *RUN[-6:-2], "--shapes"], 80)
+    memory = cli([*LLAMA_7B, *RUN, "--memory"], 80)
+    model = llama(vocab=32000, hidden=4096, layers=32, heads=32, intermediate=11008)
+    plan = ParallelPlan(tp=4, pp=2, sequence_parallel=True, recompute="selective", micro_batches=8)
+    ours = rank_parameters(model, plan)
+    args = megatron_args(model, plan, 1, 4096)
+    theirs = megatron_weight_and_optimizer_memory(args) / 18
+    acts = activation_bytes(model, plan, 1, 4096)
+    their_acts = megatron_activation_memory(args, 8)
     return {
-        "parallel_zero3": _block(zero3),
-        "parallel_fsdp": _block(fsdp),
-        "parallel_deepspeed": _block(deepspeed),
-        "parallel_megatron": _block(megatron),
-        "parallel_sweep": "$ shapecalc " + " ".join(sweep) + "\n" + cli(sweep, 100),
-        "parallel_fit": "$ shapecalc " + " ".join(fit) + "\n" + fit_out[0],
+        "mp_shapes_command": "$ shapecalc "
+        + " ".join([*LLAMA_7B, *RUN[:4], *RUN[-6:-2], "--shapes"]),
+        "mp_shapes": _from(shapes, "One GPU of the model-parallel run"),
+        "mp_memory_command": "$ shapecalc " + " ".join([*LLAMA_7B, *RUN, "--memory"]),
+        "mp_memory": _from(memory, "Memory per GPU"),
+        "mp_ours_first": f"{ours.stages[0].count:,}",
+        "mp_ours_last": f"{ours.stages[-1].count:,}",
+        "mp_megatron_params": f"{theirs:,.0f}",
+        "mp_ours_acts": f"{acts.total:,}",
+        "mp_megatron_acts": f"{their_acts:,.0f}",
     }

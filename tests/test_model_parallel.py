@@ -11,11 +11,11 @@ import re
 from fractions import Fraction
 from typing import Any
 
+import megatron_reference as ref
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import megatron_reference as ref
 from shapecalc.analysis.model_parallel import (
     MegatronArgs,
     activation_bytes,
@@ -373,21 +373,26 @@ def test_uneven_stages_as_megatron() -> None:
         stage_layers(32, 4, virtual_stages=2, first=5)
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "plan", "pattern"),
-    [
-        ({"heads": 6, "kv_heads": 2}, ParallelPlan(tp=4), r"--tp 4 must divide the attention heads \(A = 6\)"),
-        ({"heads": 8, "kv_heads": 8}, ParallelPlan(tp=3), r"--tp 3 must divide the attention heads"),
-        ({"heads": 12, "kv_heads": 3}, ParallelPlan(tp=2), r"key-value heads \(K = 3\)"),
-        ({"heads": 4, "intermediate": 30}, ParallelPlan(tp=4), r"--tp 4 must divide I = 30"),
-        ({"heads": 4}, ParallelPlan(pp=3), r"--pp 3 must divide the 4 layers"),
-        ({"heads": 4}, ParallelPlan(pp=2, virtual_stages=4), r"--pp 2 × --virtual-stages 4"),
-        ({"heads": 4, "experts": 6, "experts_per_token": 2}, ParallelPlan(dp=4, ep=4), r"--ep 4 must divide the 6 experts"),
-    ],
-)  # fmt: skip
+_REFUSED = [
+    ({"heads": 6, "kv_heads": 2}, {"tp": 4}, r"--tp 4 must divide the attention heads \(A = 6\)"),
+    ({"heads": 8, "kv_heads": 8}, {"tp": 3}, r"--tp 3 must divide the attention heads"),
+    ({"heads": 12, "kv_heads": 3}, {"tp": 2}, r"key-value heads \(K = 3\)"),
+    ({"heads": 4, "intermediate": 30}, {"tp": 4}, r"--tp 4 must divide I = 30"),
+    ({"heads": 4}, {"pp": 3}, r"--pp 3 must divide the 4 layers"),
+    ({"heads": 4}, {"pp": 2, "virtual_stages": 4}, r"--pp 2 × --virtual-stages 4"),
+    (
+        {"heads": 4, "experts": 6, "experts_per_token": 2},
+        {"dp": 4, "ep": 4},
+        r"--ep 4 must divide the 6 experts",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "sizes", "pattern"), _REFUSED)
 def test_refusals_name_flag_value_and_rule(
-    kwargs: dict[str, Any], plan: ParallelPlan, pattern: str
+    kwargs: dict[str, Any], sizes: dict[str, int], pattern: str
 ) -> None:
+    plan = ParallelPlan(**sizes)
     model = llama(vocab=100, hidden=96 if kwargs["heads"] in (6, 12) else 64, layers=4, **kwargs)
     with pytest.raises(InvalidArgumentError, match=pattern) as caught:
         rank_parameters(model, plan)
@@ -420,8 +425,8 @@ def test_expert_parallel_checkpoint_layout() -> None:
         intermediate=32, moe_layout="checkpoint",
     )  # fmt: skip
     ranks = rank_parameters(model, ParallelPlan(dp=4, ep=4, tp=2))
-    w1 = [t for t in ranks.tensors if t.name.endswith("w1.weight")][0]
-    w2 = [t for t in ranks.tensors if t.name.endswith("w2.weight")][0]
+    w1 = next(t for t in ranks.tensors if t.name.endswith("w1.weight"))
+    w2 = next(t for t in ranks.tensors if t.name.endswith("w2.weight"))
     assert (w1.local, w1.copies) == ((16, 64), 2 * 2)
     assert (w2.local, w2.copies) == ((64, 16), 2 * 2)
     fused = llama(

@@ -53,7 +53,7 @@ def _expanded(model: Any, tp: int) -> dict[str, list[int]]:
         numbers = run_indices(parts[runs[0]])
         assert numbers is not None
         for n in numbers:
-            out[".".join(parts[: runs[0]] + [str(n)] + parts[runs[0] + 1 :])] = list(local)
+            out[".".join([*parts[: runs[0]], str(n), *parts[runs[0] + 1 :]])] = list(local)
     return out
 
 

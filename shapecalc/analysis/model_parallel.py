@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from shapecalc.analysis.cost import layer_part
 from shapecalc.analysis.parallel_plan import ParallelPlan, plan_error
@@ -48,6 +49,7 @@ __all__ = [
     "ActivationLine",
     "Activations",
     "MegatronArgs",
+    "ModelParallel",
     "RankParameters",
     "RankTensor",
     "Stage",
@@ -56,8 +58,10 @@ __all__ = [
     "megatron_activation_memory_without_sp",
     "megatron_args",
     "megatron_weight_and_optimizer_memory",
+    "model_parallel",
     "padded_vocab",
     "rank_parameters",
+    "splits_model",
     "stage_layers",
     "tensor_splits",
 ]
@@ -216,7 +220,7 @@ def _divided(row: Row, shape: tuple[int, ...], dim: int, by: int, flag: str) -> 
             f"{flag} {by} must divide {size}, the split dimension of {row.name},"
             " as Megatron-LM requires",
         )
-    return shape[:dim] + (shape[dim] // by,) + shape[dim + 1 :]
+    return (*shape[:dim], shape[dim] // by, *shape[dim + 1 :])
 
 
 def _check_heads(model: Model, tp: int) -> int | None:
@@ -287,7 +291,7 @@ def _tp_split(
         if kv_replicated and role in ("key", "value"):
             # Megatron: fewer query groups than ranks -> each rank holds one group whole
             per_group = shape[dim] // kv_replicated
-            return "column", shape[:dim] + (per_group,) + shape[dim + 1 :], 1
+            return "column", (*shape[:dim], per_group, *shape[dim + 1 :]), 1
         if kv_replicated and role == "query, key and value":
             raise plan_error(
                 "--tp",
@@ -696,7 +700,8 @@ def activation_bytes(
         raise plan_error(
             "--sequence-parallel",
             True,
-            f"sequence parallelism splits each rank's {s} tokens over --tp {t}: it must divide them",
+            f"sequence parallelism splits each rank's {s} tokens over --tp {t}:"
+            " it must divide them",
         )
     rank = rank_parameters(model, plan, vocab_multiple=vocab_multiple)
     p, h, a, k, d, f = itemsize, shape.h, shape.a, shape.k, shape.d, shape.f
@@ -1048,3 +1053,108 @@ def megatron_args(
         sequence_parallel=plan.sequence_parallel,
         recompute_granularity=None if plan.recompute == "none" else plan.recompute,
     )
+
+
+# --- one view for the report ---------------------------------------------------------
+
+
+def splits_model(plan: ParallelPlan) -> bool:
+    """Whether ``plan`` splits the model itself (tensor, pipeline, context or expert
+    parallel), which this module prices."""
+    return max(plan.tp, plan.pp, plan.cp, plan.ep) > 1
+
+
+@dataclass(frozen=True)
+class ModelParallel:
+    """What one GPU of a model-parallel run holds: the most loaded rank's tensors with
+    their per-rank shapes, and the activations of the first stage's GPU (None, with the
+    reason in ``note``, where Korthikanti et al.'s block is not the model's)."""
+
+    ranks: RankParameters
+    activations: Activations | None
+    itemsize: int
+    note: str = ""
+
+    @property
+    def title(self) -> str:
+        plan = self.ranks.plan
+        sizes = ", ".join(
+            f"{name} {value}"
+            for name, value in (("tp", plan.tp), ("pp", plan.pp), ("cp", plan.cp), ("ep", plan.ep))
+            if value > 1
+        )
+        extra = " + sequence parallel" if plan.sequence_parallel else ""
+        return f"One GPU of the model-parallel run ({sizes}{extra})"
+
+    def tensor_rows(self) -> list[tuple[str, int, str]]:
+        """The most loaded rank's tensors: (name, numbers held, per-rank shape of the
+        whole shape and how it is split)."""
+        return [
+            (
+                t.name,
+                t.count,
+                f"{_shape_text(t.local)} of {_shape_text(t.shape)}, {t.style}"
+                + (f", ×{t.copies}" if t.copies > 1 else "")
+                + (f", tied to {t.tied_to}" if t.tied_to else ""),
+            )
+            for t in self.ranks.tensors
+        ]
+
+    def rows(self) -> list[tuple[str, int, str]]:
+        """The summary: (what, bytes or count, rule)."""
+        stage = self.ranks.most_loaded
+        plan = self.ranks.plan
+        held = _layers_text(stage.layers)
+        out = [
+            (
+                "parameters on the most loaded rank",
+                stage.count,
+                f"pipeline stage {stage.rank} of {plan.pp} ({held}), a 1/{plan.tp} tensor"
+                " share" + (f", 1/{plan.ep} of the experts" if plan.ep > 1 else ""),
+            ),
+            (
+                "their bytes",
+                stage.count * self.itemsize,
+                f"{self.itemsize} bytes each; gradients and optimizer state follow the"
+                " data-parallel account",
+            ),
+        ]
+        out += [("note", 0, note) for note in self.ranks.notes]
+        if self.activations is not None:
+            for line in self.activations.lines():
+                out.append((line.what, line.bytes, line.formula))
+        elif self.note:
+            out.append(("note", 0, f"activations not counted: {self.note}"))
+        return out
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _layers_text(layers: tuple[int, ...]) -> str:
+    if not layers:
+        return "no layers"
+    if list(layers) == list(range(layers[0], layers[-1] + 1)):
+        return f"layers {layers[0]}-{layers[-1]}" if len(layers) > 1 else f"layer {layers[0]}"
+    return f"{len(layers)} layers in chunks"
+
+
+def model_parallel(
+    model: Model, plan: ParallelPlan, batch: Any, seq_len: Any, itemsize: int = 2
+) -> ModelParallel:
+    """The model-parallel view of ``model`` under ``plan``: :func:`rank_parameters`, and
+    :func:`activation_bytes` when the batch and sequence length are numbers and the model
+    is the paper's block (else the reason)."""
+    ranks = rank_parameters(model, plan)
+    activations, note = None, ""
+    if isinstance(batch, int) and isinstance(seq_len, int):
+        try:
+            activations = activation_bytes(model, plan, batch, seq_len, itemsize)
+        except InvalidArgumentError as err:
+            if err.field in ("--cp", "--sequence-parallel"):
+                raise
+            note = err.rule or str(err)
+    else:
+        note = "give --batch and --seq-len as numbers for the activations"
+    return ModelParallel(ranks, activations, itemsize, note)

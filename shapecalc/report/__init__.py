@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from shapecalc.analysis.conventions import Converted
     from shapecalc.analysis.cost import Cost
     from shapecalc.analysis.explain import Section
+    from shapecalc.analysis.model_parallel import ModelParallel
     from shapecalc.analysis.parallel import PerGpu
 
 __all__ = ["FORMATS", "Report", "Verification", "build_report", "text"]
@@ -75,6 +76,8 @@ class Report:
     against: Verification | None = None
     #: the memory of one GPU of a data-parallel run (``parallel``), when asked for
     per_gpu: PerGpu | None = None
+    #: one GPU of a tensor-, pipeline-, context- or expert-parallel run (``parallel``)
+    model_parallel: ModelParallel | None = None
 
     @property
     def shown(self) -> dict[str, bool]:

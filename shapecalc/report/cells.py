@@ -16,6 +16,7 @@ from shapecalc.core.units import DTYPE_BYTES, human_bytes, human_count, human_fl
 if TYPE_CHECKING:
     from shapecalc.analysis.conventions import Converted
     from shapecalc.analysis.cost import Cost, LayerCost
+    from shapecalc.analysis.model_parallel import ModelParallel
     from shapecalc.analysis.parallel import PerGpu, PlanSweep
     from shapecalc.analysis.sweep import Point, Sweep
 
@@ -38,6 +39,7 @@ __all__ = [
     "memory_accounts",
     "memory_rows",
     "memory_title",
+    "model_parallel_rows",
     "name_tree",
     "per_gpu_rows",
     "plan_sweep_rows",
@@ -406,6 +408,16 @@ def memory_rows(cost: Cost, account: str = "inference") -> list[tuple[str, str, 
         rows.append(("training total", bytes_cell(cost.training_bytes), rule))
         return rows
     return [(m.label, bytes_cell(m.bytes), m.rule) for m in cost.memory if m.inference]
+
+
+def model_parallel_rows(split: ModelParallel) -> list[tuple[str, str, str]]:
+    """The most loaded rank's tensors of a model-parallel run: (name, count, shape on the
+    rank of the whole shape and how it is split), then its total and notes."""
+    rows = [(name, f"{count:,}", rule) for name, count, rule in split.tensor_rows()]
+    what, count, rule = split.rows()[0]
+    rows.append((what, f"{count:,}", rule))
+    rows += [("note", "", note) for note in split.ranks.notes]
+    return rows
 
 
 def per_gpu_rows(per_gpu: PerGpu) -> list[tuple[str, str, str]]:

@@ -145,11 +145,19 @@ def build_report(
                 cache=cache,
             )
     gpu = None
+    split = None
     if parallel is not None and cost is not None:
         from shapecalc.analysis.parallel import per_gpu
 
         with _part("parallel"):
             gpu = per_gpu(cost, parallel, accounting)
+        from shapecalc.analysis.model_parallel import model_parallel, splits_model
+
+        if shapes and splits_model(parallel):  # each tensor's shape on the most loaded rank
+            with _part("parallel"):
+                split = model_parallel(
+                    model, parallel, cost.batch, cost.seq_len, cost.activation_itemsize
+                )
     converted: tuple[Converted, Converted | None] | None = None
     if convention != "pytorch":
         from shapecalc.analysis.conventions import convert_with_template, input_ranks
@@ -206,6 +214,7 @@ def build_report(
         verification=verification,
         against=checked,
         per_gpu=gpu,
+        model_parallel=split,
     )
 
 

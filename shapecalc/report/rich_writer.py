@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # each imported by the commands that make it: a plain table n
     from shapecalc.analysis.cost import Cost
     from shapecalc.analysis.explain import Section
     from shapecalc.analysis.fit import Answer
+    from shapecalc.analysis.model_parallel import ModelParallel
     from shapecalc.analysis.parallel import PerGpu, PlanSweep
     from shapecalc.analysis.port import PortMap
     from shapecalc.analysis.sizing import Solution
@@ -361,6 +362,9 @@ def renderables(report: Report, fmt: str = "table") -> Iterator[RenderableType]:
     if report.per_gpu is not None:
         yield ""
         yield PerGpuTable(report.per_gpu)
+    if report.model_parallel is not None:
+        yield ""
+        yield ModelParallelTable(report.model_parallel)
     if report.explanation:
         yield ""
         yield explanation(report.explanation)
@@ -755,10 +759,32 @@ class PerGpuTable:
         yield _account_table(per_gpu_rows(self.per_gpu), options.max_width)
 
 
-def _account_table(rows: list[tuple[str, str, str]], width: int) -> RenderableType:
+class ModelParallelTable:
+    """With --shapes, one GPU of a model-parallel run: the most loaded rank's tensors,
+    each with its shape on the rank, what it is a piece of and how it is split."""
+
+    def __init__(self, split: ModelParallel) -> None:
+        self.split = split
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        from shapecalc.report.cells import model_parallel_rows
+
+        yield Text(self.split.title, style="table.title")
+        yield _account_table(
+            model_parallel_rows(self.split), options.max_width, ("Tensor", "Count", "Per rank")
+        )
+
+
+def _account_table(
+    rows: list[tuple[str, str, str]],
+    width: int,
+    names: tuple[str, str, str] = ("What", "Bytes", "Rule"),
+) -> RenderableType:
     """One memory account: what, bytes and rule side by side, or the rule under what it
-    is for when the three do not fit."""
-    columns = [(name, name) for name in ("What", "Bytes", "Rule")]
+    is for when the three do not fit (``names``: the columns' headers)."""
+    columns = [(name, key) for name, key in zip(names, ("What", "Bytes", "Rule"), strict=True)]
     body = [([Text(c) for c in row], False) for row in rows]
     account = fitted_table(columns, body, width, wrap="Rule", right={"Bytes"})
     if account is None:  # the rule under what it is for

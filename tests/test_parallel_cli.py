@@ -246,3 +246,12 @@ def test_sweep_over_the_plans_is_the_account_at_each() -> None:
         assert shown.exit_code == 0 and all(len(x) <= width for x in shown.stdout.splitlines())
     refused = run(["sweep", *SMALL[:4], "64,128", *SMALL[5:], "--dp", "1,2"])
     assert refused.exit_code == 2 and "'--hidden'" in refused.output
+
+
+def test_the_flag_block_offers_the_engine_choices() -> None:
+    from shapecalc.analysis import parallel, parallel_plan
+    from shapecalc.cli import parallel_options as cli
+
+    assert cli.ACCOUNTINGS == parallel.ACCOUNTINGS
+    assert cli.FSDP_MODES == parallel_plan.FSDP_MODES
+    assert cli.RECOMPUTE == parallel_plan.RECOMPUTE

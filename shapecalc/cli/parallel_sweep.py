@@ -34,8 +34,7 @@ SWEEP_PARALLEL_FLAGS = (
 
 def sweep_parallel_options() -> list[Callable[[F], F]]:
     """The parallel sizes as lists or ranges, and the plan's other settings."""
-    from shapecalc.analysis.parallel import ACCOUNTINGS
-    from shapecalc.analysis.parallel_plan import RECOMPUTE
+    from shapecalc.cli.parallel_options import ACCOUNTINGS, RECOMPUTE
 
     what = {
         "dp": "Data-parallel ranks",

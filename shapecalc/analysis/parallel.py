@@ -704,8 +704,9 @@ def rank_state(cost: Cost, plan: ParallelPlan, rank: int) -> dict[str, int]:
     states, _ = OPTIMIZERS[cost.training]
     trained = [t for t in ts if t.trainable]
     frozen = [t for t in ts if not t.trainable]
+    here = rank % n  # hybrid: the rank's place in its shard group (the mesh's last dim)
     own = sum(
-        t.copies * shard_rows(t.rows, n, rank) * (t.numel // t.rows if t.rows else 0)
+        t.copies * shard_rows(t.rows, n, here) * (t.numel // t.rows if t.rows else 0)
         for t in trained
     )
     return {

@@ -85,6 +85,13 @@ def test_the_per_gpu_table_at_80_and_200_columns(width: int, flags: list[str]) -
         (["--dp", "4", "--fsdp", "full", "--offload-optimizer"], "--offload-optimizer", "together"),
         (["--dp", "6", "--zero", "2", "--gpus-per-node", "4"], "--gpus-per-node", "divide"),
         (["--dp", "4", "--zero", "1", "--accounting", "deepspeed"], "--accounting", "ZeRO-2"),
+        (
+            ["--dp", "4", "--zero", "3", "--offload-parameters", "--accounting", "deepspeed"],
+            "--offload-parameters",
+            "--offload-optimizer",
+        ),
+        (["--dp", "4", "--zero", "2", "--accounting", "megatron"], "--accounting", "--zero 1"),
+        (["--dp", "2", "--tp", "3"], "--tp", "divide the attention heads"),
         (["--dp", "4", "--zero", "1", "--fsdp", "full"], "--fsdp", "give one"),
         (["--dp", "4", "--zero", "2", "--training", "none"], "--training", "training step"),
         (["--dp", "4", "--zero", "2", "--buffer-factor", "0.5"], "--buffer-factor", "at least 1"),

@@ -641,6 +641,13 @@ def _deepspeed(
             "DeepSpeed estimates ZeRO-2 and ZeRO-3 only (estimate_zero2/3_model_states_"
             "mem_needs): give --zero 2 or 3",
         )
+    if plan.offload_parameters and not plan.offload_optimizer:
+        raise plan_error(
+            "--offload-parameters",
+            True,
+            "DeepSpeed's ZeRO-3 estimate offloads parameters with the optimizer: add "
+            "--offload-optimizer",
+        )
     total = sum(t.copies * t.numel for t in ts)
     gpus = plan.dp
     per_node = plan.gpus_per_node or gpus

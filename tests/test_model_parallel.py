@@ -435,3 +435,46 @@ def test_expert_parallel_checkpoint_layout() -> None:
     counts = rank_parameters(fused, ParallelPlan(dp=4, ep=4, tp=2)).count
     assert counts == ranks.count
     assert math.prod(w1.local) * w1.copies * 3 == 2 * 2 * 3 * 32 * 64 // 2
+
+
+def test_context_parallel_splits_the_sequence() -> None:
+    """Each context-parallel rank keeps its own s/cp tokens' activations; its attention
+    is a fused kernel (Megatron runs Transformer Engine's), so no a·s² terms."""
+    model = gpt2(vocab=128, hidden=64, layers=2, heads=4)
+    whole = activation_bytes(model, ParallelPlan(dp=2), 1, 64, flash=True)
+    split = activation_bytes(model, ParallelPlan(cp=2, dp=2), 1, 64)
+    assert 2 * split.per_layer == whole.per_layer
+    with pytest.raises(InvalidArgumentError, match="--cp 4 must divide the sequence length"):
+        activation_bytes(model, ParallelPlan(cp=4), 1, 30)
+
+
+def test_uneven_stages_from_the_plan() -> None:
+    """The plan's first and last stages' layers (--first-stage-layers ...) place the
+    embedding's stage and the head's as Megatron's uneven split does."""
+    model = llama(vocab=128, hidden=64, layers=10, heads=4, intermediate=64)
+    plan = ParallelPlan(pp=3, first_stage_layers=2, last_stage_layers=4)
+    ranks = rank_parameters(model, plan)
+    assert [s.layers for s in ranks.stages] == [(0, 1), (2, 3, 4, 5), (6, 7, 8, 9)]
+    assert sum(s.count for s in ranks.stages) == model.total
+    assert activation_bytes(model, plan, 1, 16).layer_batches == 1 * 2
+    with pytest.raises(InvalidArgumentError, match="--first-stage-layers"):
+        ParallelPlan(first_stage_layers=2)
+
+
+def test_gpt_oss_sinks_and_experts() -> None:
+    """gpt-oss stores its experts (in, out) with biases: the experts split over ep, the
+    intermediate size over tp; a sink per head goes with its heads."""
+    from shapecalc.architectures.gpt_oss import gpt_oss
+
+    model = gpt_oss(
+        vocab=128, hidden=64, layers=2, heads=4, kv_heads=2, experts=4, experts_per_token=2,
+        intermediate=32, head_dim=16,
+    )  # fmt: skip
+    ranks = rank_parameters(model, ParallelPlan(tp=2, dp=2, ep=2))
+    local = {t.name.split(".", 3)[-1]: t.local for t in ranks.tensors}
+    assert local["self_attn.sinks"] == (2,)
+    assert local["mlp.experts.gate_up_proj"] == (2, 64, 32)
+    assert local["mlp.experts.gate_up_proj_bias"] == (2, 32)
+    assert local["mlp.experts.down_proj"] == (2, 16, 64)
+    assert local["mlp.experts.down_proj_bias"] == (2, 64)
+    assert local["mlp.router.weight"] == (4, 64)

@@ -48,6 +48,8 @@ def test_no_per_rank_table_without_shapes() -> None:
         (["--experts", "6", "--dp", "4", "--ep", "4"], "--ep", "--ep 4 must divide the 6 experts"),
         (["--sequence-parallel"], "--sequence-parallel", "give --tp 2 or more"),
         (["--tp", "0"], "--tp", "at least 1"),
+        (["--pp", "3", "--first-stage-layers", "3"], "--pp", "left after the first and last"),
+        (["--first-stage-layers", "3"], "--first-stage-layers", "give --pp 2 or more"),
     ],
 )
 def test_refusals_are_one_line(extra: list[str], flag: str, rule: str) -> None:

@@ -96,6 +96,8 @@ REPLICATED_ROLES = frozenset(
         "query norm",
         "key norm",
         "shared expert's sigmoid gate",
+        "pooler",
+        "classifier dense",
         "query down to its rank",
         "query latent norm",
         "key-value latent norm",
@@ -255,13 +257,12 @@ def _tp_split(
     tp, ep = plan.tp, plan.ep
     shape = _int_shape(row)
     kind, role = _spec_kind(layer), layer.role
-    tail = split_name(row.name)[-1]
     attribute = split_name(row.layer)[-1] if row.layer else ""
     if not role and attribute in COLUMN_NAMES:
         role = "up"
     elif not role and attribute in ROW_NAMES:
         role = "down"
-    if kind == "Experts":
+    if kind in ("Experts", "GptOssExperts"):
         experts = known(getattr(layer.spec, "num_experts", 0)) or 0
         if experts % ep:
             raise plan_error(
@@ -269,15 +270,24 @@ def _tp_split(
                 ep,
                 f"--ep {ep} must divide the {experts} experts (E), as Megatron-LM requires",
             )
-        down = "down" in row.name.rsplit(".", 2)[-2:][0] or ".w2." in row.name or "down" in tail
+        down = any(part in ("w2", "down_proj", "down_proj_bias") for part in split_name(row.name))
+        if kind == "GptOssExperts":  # (E, H, 2I) and (E, I, H), stored (in, out); biases
+            local = _divided(row, shape, 0, ep, "--ep")  # (E, 2I) and (E, H)
+            if len(shape) == 3 or not down:
+                local = _divided(row, local, 1 if down or len(shape) == 2 else 2, tp, "--tp")
+            return "expert", local, 1
         if len(shape) == 3:  # fused: (E, 2I, H) and (E, H, I)
             local = _divided(row, shape, 0, ep, "--ep")
             local = _divided(row, local, 2 if down else 1, tp, "--tp")
             return "expert", local, 1
-        local = _divided(row, shape, (1 if down else 0) if len(shape) == 2 else 0, tp, "--tp")
-        if len(shape) == 1 and down:
-            local = shape
+        # one module per expert (checkpoint layout): w1/w3 (I, H) columns, w2 (H, I) rows
+        if len(shape) == 1:
+            local = shape if down else _divided(row, shape, 0, tp, "--tp")
+        else:
+            local = _divided(row, shape, 1 if down else 0, tp, "--tp")
         return "expert", local, experts // ep
+    if role == "attention sinks":  # one per head: split with the heads
+        return "column", _divided(row, shape, 0, tp, "--tp"), 1
     if row.layer == model.head and model.head:
         whole = (vocab, *shape[1:])
         return "vocab", _divided(row, whole, 0, tp, "--tp"), 1
@@ -432,7 +442,7 @@ def stage_layers(
                 "--pp",
                 pp,
                 f"{what} must divide the {layers} layers (L), as Megatron-LM requires"
-                " (or give the first and last stages' layers)",
+                " (or give --first-stage-layers / --last-stage-layers)",
             )
         counts = [layers // pp] * pp
     chunks: list[list[int]] = [[] for _ in range(pp)]
@@ -455,7 +465,8 @@ def rank_parameters(
 ) -> RankParameters:
     """What each pipeline stage's tensor-parallel rank holds (every tensor with its
     per-rank shape) and the most loaded of them: the parameters a GPU must hold before any
-    data-parallel sharding.
+    data-parallel sharding. ``first_stage_layers`` and ``last_stage_layers`` default to
+    the plan's.
 
     >>> from shapecalc.architectures.llama import llama
     >>> m = llama(vocab=1000, hidden=64, layers=4, heads=4, kv_heads=2, intermediate=128)
@@ -465,6 +476,10 @@ def rank_parameters(
 ('model.layers.{0..1}.self_attn.q_proj.weight', (32, 64), 'column'), \
 ('model.layers.{0..1}.self_attn.k_proj.weight', (16, 64), 'column')]
     """
+    if first_stage_layers is None:
+        first_stage_layers = plan.first_stage_layers
+    if last_stage_layers is None:
+        last_stage_layers = plan.last_stage_layers
     splits, vocab = _splits(model, plan, vocab_multiple)
     stacks = {s.stack for s in splits if s.indices is not None}
     numbered = sorted({i for s in splits if s.indices for i in s.indices})
@@ -668,7 +683,7 @@ def activation_bytes(
       k heads of keys and values);
     - softmax output ``p·a·s²·b/t``, its dropout mask ``a·s²·b/t`` and output
       ``p·a·s²·b/t`` (the paper's 5·a·s²·b/t): gone with selective recomputation or a
-      fused (flash) attention kernel;
+      fused (flash) attention kernel, which context parallelism runs;
     - the MLP: ``2·p·s·b·F/t`` for an activation's input and output (the paper's 16·s·b·h
       at F = 4h); a gated MLP (SwiGLU) keeps ``3·p·s·b·F/t``: the gate and up outputs
       (Megatron's fused SwiGLU's input) and the product the down projection reads;
@@ -720,7 +735,7 @@ def activation_bytes(
         add("attention's input", f"p·s·b·h{split}", p * s * b * h // sp)
         add("Q and K", f"p·s·b·(a+k)·d{tp_}", p * s * b * (a * d // t + kv * d // t))
         add("V", f"p·s·b·k·d{tp_}", p * s * b * (kv * d // t))
-        if not flash and plan.recompute != "selective":
+        if not flash and plan.recompute != "selective" and cp == 1:
             add("softmax output", f"p·a·s²·b{tp_}", p * a * s * s * b // t)
             if dropout:
                 add("attention dropout mask", f"a·s²·b{tp_}", a * s * s * b // t)
@@ -769,6 +784,11 @@ def activation_bytes(
         notes.append("gated MLP: 3·p·s·b·F (Megatron's fused SwiGLU recomputes its product)")
     if flash:
         notes.append("fused attention kernel: no a·s² terms (its softmax statistics not counted)")
+    elif cp > 1:
+        notes.append(
+            "context parallelism runs a fused attention kernel (Transformer Engine's in"
+            " Megatron-LM): no a·s² terms"
+        )
     sizes = {
         "s": s,
         "b": b,
@@ -1109,8 +1129,9 @@ class ModelParallel:
             (
                 "parameters on the most loaded rank",
                 stage.count,
-                f"pipeline stage {stage.rank} of {plan.pp} ({held}), a 1/{plan.tp} tensor"
-                " share" + (f", 1/{plan.ep} of the experts" if plan.ep > 1 else ""),
+                f"pipeline stage {stage.rank} of {plan.pp} ({held})"
+                + (f", a 1/{plan.tp} tensor share" if plan.tp > 1 else "")
+                + (f", 1/{plan.ep} of the experts" if plan.ep > 1 else ""),
             ),
             (
                 "their bytes",

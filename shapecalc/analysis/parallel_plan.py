@@ -71,6 +71,10 @@ class ParallelPlan:
     recompute: str = "none"
     #: GPUs of one node (DeepSpeed's ``num_gpus_per_node``); 0: every rank on one node
     gpus_per_node: int = 0
+    #: the layers of the first and last pipeline stages when the split is uneven
+    #: (Megatron's ``--decoder-first/last-pipeline-num-layers``); None: L/pp each
+    first_stage_layers: int | None = None
+    last_stage_layers: int | None = None
 
     def __post_init__(self) -> None:
         for flag, value in (
@@ -118,6 +122,18 @@ class ParallelPlan:
                 self.virtual_stages,
                 "an interleaved schedule needs pipeline stages: give --pp 2 or more",
             )
+        for flag, layers in (
+            ("--first-stage-layers", self.first_stage_layers),
+            ("--last-stage-layers", self.last_stage_layers),
+        ):
+            if layers is None:
+                continue
+            if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+                raise plan_error(flag, layers, f"{flag} must be a whole number of at least 1")
+            if self.pp == 1:
+                raise plan_error(
+                    flag, layers, f"{flag} sizes a pipeline stage: give --pp 2 or more"
+                )
         if self.ep > 1 and (self.dp * self.cp) % self.ep:
             raise plan_error(
                 "--ep",

@@ -40,9 +40,11 @@ PARALLEL_FLAGS = (
     "accounting",
     "buffer_factor",
     "zero_init",
+    "first_stage_layers",
+    "last_stage_layers",
 )
 #: the fields of the plan, by keyword (the rest shape the accounting)
-_PLAN_FIELDS = PARALLEL_FLAGS[:15]
+_PLAN_FIELDS = (*PARALLEL_FLAGS[:15], "first_stage_layers", "last_stage_layers")
 
 
 #: the choices of the block, as the engine's (``analysis.parallel.ACCOUNTINGS``,
@@ -154,6 +156,21 @@ def parallel_options() -> list[Callable[[F], F]]:
             default="none",
             help="Activation recomputation: selective (attention's core) or full (each "
             "layer's input kept).",
+        ),
+        click.option(
+            "--first-stage-layers",
+            type=int,
+            default=None,
+            metavar="N",
+            help="Layers of the first pipeline stage, the rest even over the others "
+            "(Megatron's --decoder-first-pipeline-num-layers).",
+        ),
+        click.option(
+            "--last-stage-layers",
+            type=int,
+            default=None,
+            metavar="N",
+            help="Layers of the last pipeline stage (--decoder-last-pipeline-num-layers).",
         ),
         click.option(
             "--accounting",

@@ -1,5 +1,6 @@
 """Real sharding on this machine: FSDP2 (``fully_shard``) over gloo on CPU, each rank a
-spawned process, and the bytes each rank holds after an Adam step.
+spawned process, and the bytes each rank holds after an Adam step; ``hybrid`` shards
+over a 2-D mesh (HSDP: replicated across groups, sharded within ``shard_group`` ranks).
 
 :func:`held` spawns ``world`` ranks; each builds every configuration's model with
 shapecalc's own bridge, shards each repeated block and the root (``reshard_after_forward``
@@ -48,8 +49,15 @@ def _rank(rank: int, world: int, port: int, configs: list[dict[str, Any]], out: 
         model = get(config["architecture"])(**config["sizes"]).model()
         module = build(model, device="cpu")
         policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16) if config["mixed"] else None
-        extra = {} if policy is None else {"mp_policy": policy}
-        again = config["mode"] == "full"
+        extra: dict[str, Any] = {} if policy is None else {"mp_policy": policy}
+        if config["mode"] == "hybrid":  # HSDP: replicate over the groups, shard within
+            from torch.distributed.device_mesh import init_device_mesh
+
+            group = config["shard_group"]
+            extra["mesh"] = init_device_mesh(
+                "cpu", (world // group, group), mesh_dim_names=("replicate", "shard")
+            )
+        again = config["mode"] != "grad-op"
         for name, sub in module.named_modules():
             if re.fullmatch(r"(.*\.)?layers\.\d+", name):
                 fully_shard(sub, reshard_after_forward=again, **extra)

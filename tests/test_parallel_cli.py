@@ -85,6 +85,13 @@ def test_the_per_gpu_table_at_80_and_200_columns(width: int, flags: list[str]) -
         (["--dp", "4", "--fsdp", "full", "--offload-optimizer"], "--offload-optimizer", "together"),
         (["--dp", "6", "--zero", "2", "--gpus-per-node", "4"], "--gpus-per-node", "divide"),
         (["--dp", "4", "--zero", "1", "--accounting", "deepspeed"], "--accounting", "ZeRO-2"),
+        (
+            ["--dp", "4", "--zero", "3", "--offload-parameters", "--accounting", "deepspeed"],
+            "--offload-parameters",
+            "--offload-optimizer",
+        ),
+        (["--dp", "4", "--zero", "2", "--accounting", "megatron"], "--accounting", "--zero 1"),
+        (["--dp", "2", "--tp", "3"], "--tp", "divide the attention heads"),
         (["--dp", "4", "--zero", "1", "--fsdp", "full"], "--fsdp", "give one"),
         (["--dp", "4", "--zero", "2", "--training", "none"], "--training", "training step"),
         (["--dp", "4", "--zero", "2", "--buffer-factor", "0.5"], "--buffer-factor", "at least 1"),
@@ -226,3 +233,32 @@ def test_model_parallel_ranks_are_sharded_over_dp(
             megatron_weight_and_optimizer_memory(args)
         )
         assert megatron["activations"] == round(megatron_activation_memory_without_sp(args, 1))
+
+
+def test_sweep_over_the_plans_is_the_account_at_each() -> None:
+    args = ["sweep", *SMALL, "--dp", "1,2,4", "--zero", "1..3", "--mixed-precision"]
+    args += ["--dtype", "bf16"]
+    result = run([*args, "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    header, *rows = [line.split(",") for line in result.stdout.splitlines()]
+    assert header == ["dp", "zero", "states", "gathered", "activations", "per GPU"]
+    model = get("llama")(vocab=1000, hidden=64, layers=2, heads=4, intermediate=160).model()
+    cost = analyze(model, batch=2, seq_len=16, dtype="bf16", mixed_precision=True)
+    assert len(rows) == 9
+    for row in rows:
+        dp, zero, *_, total = map(int, row)
+        assert per_gpu(cost, ParallelPlan(dp=dp, zero=zero)).gpu_bytes == total
+    for width in (80, 200):
+        shown = run(args, width)
+        assert shown.exit_code == 0 and all(len(x) <= width for x in shown.stdout.splitlines())
+    refused = run(["sweep", *SMALL[:4], "64,128", *SMALL[5:], "--dp", "1,2"])
+    assert refused.exit_code == 2 and "'--hidden'" in refused.output
+
+
+def test_the_flag_block_offers_the_engine_choices() -> None:
+    from shapecalc.analysis import parallel, parallel_plan
+    from shapecalc.cli import parallel_options as cli
+
+    assert cli.ACCOUNTINGS == parallel.ACCOUNTINGS
+    assert cli.FSDP_MODES == parallel_plan.FSDP_MODES
+    assert cli.RECOMPUTE == parallel_plan.RECOMPUTE

@@ -641,6 +641,13 @@ def _deepspeed(
             "DeepSpeed estimates ZeRO-2 and ZeRO-3 only (estimate_zero2/3_model_states_"
             "mem_needs): give --zero 2 or 3",
         )
+    if plan.offload_parameters and not plan.offload_optimizer:
+        raise plan_error(
+            "--offload-parameters",
+            True,
+            "DeepSpeed's ZeRO-3 estimate offloads parameters with the optimizer: add "
+            "--offload-optimizer",
+        )
     total = sum(t.copies * t.numel for t in ts)
     gpus = plan.dp
     per_node = plan.gpus_per_node or gpus
@@ -704,8 +711,9 @@ def rank_state(cost: Cost, plan: ParallelPlan, rank: int) -> dict[str, int]:
     states, _ = OPTIMIZERS[cost.training]
     trained = [t for t in ts if t.trainable]
     frozen = [t for t in ts if not t.trainable]
+    here = rank % n  # hybrid: the rank's place in its shard group (the mesh's last dim)
     own = sum(
-        t.copies * shard_rows(t.rows, n, rank) * (t.numel // t.rows if t.rows else 0)
+        t.copies * shard_rows(t.rows, n, here) * (t.numel // t.rows if t.rows else 0)
         for t in trained
     )
     return {
@@ -829,3 +837,68 @@ def explain(per: PerGpu) -> tuple[str, ...]:
         "estimate, and leaves the activations out."
     )
     return tuple(lines)
+
+
+#: a parallel sweep's points at most
+MOST_PLANS = 2_000
+#: the plan fields a parallel sweep may vary, as their flags
+SWEPT = {"dp": "--dp", "tp": "--tp", "pp": "--pp", "cp": "--cp", "ep": "--ep", "zero": "--zero"}
+
+
+@dataclass(frozen=True)
+class PlanSweep:
+    """The per-GPU account at each plan of a grid: the fields that vary (name, values),
+    and each point's values and account."""
+
+    axes: tuple[tuple[str, tuple[int | str, ...]], ...]
+    points: tuple[tuple[tuple[int | str, ...], PerGpu], ...]
+
+    @staticmethod
+    def summary(per: PerGpu) -> dict[str, Dim]:
+        """The point's columns: the model states (weights, gradients, optimizer state,
+        buffers), what is gathered while computing, the activations, the GPU and CPU
+        totals."""
+        gathered = sum((x.bytes for x in per.lines if x.label == "gathered for compute"), start=0)
+        activations = sum(
+            (x.bytes for x in per.lines if x.label == "activations" and x.counted), start=0
+        )
+        states = per.gpu_bytes - gathered - activations
+        return {
+            "states": states,
+            "gathered": gathered,
+            "activations": activations,
+            "per GPU": per.gpu_bytes,
+            "CPU": per.cpu_bytes,
+        }
+
+
+def sweep_plans(
+    cost: Cost,
+    base: ParallelPlan,
+    varying: dict[str, tuple[int | str, ...]],
+    accounting: str | Accounting = "shapecalc",
+) -> PlanSweep:
+    """The per-GPU account of ``cost`` at every plan of the grid ``varying`` (plan field
+    -> values: dp, tp, pp, cp, ep, zero, fsdp) over ``base``; a plan that breaks a rule
+    is refused as it would be alone, naming its flag."""
+    import itertools
+
+    if not varying:
+        raise plan_error("--dp", base.dp, "a parallel sweep varies a size: give a list (1,2,4)")
+    points = 1
+    for values in varying.values():
+        points *= len(values)
+    if points > MOST_PLANS:
+        raise plan_error(
+            "--" + next(iter(varying)),
+            points,
+            f"a parallel sweep has at most {MOST_PLANS:,} plans; this grid has {points:,}",
+        )
+    out = []
+    for values in itertools.product(*varying.values()):
+        fields: dict[str, int | str | None] = dict(zip(varying, values, strict=True))
+        if fields.get("fsdp") == "none":
+            fields["fsdp"] = None
+        plan = replace(base, **fields)  # type: ignore[arg-type]
+        out.append((tuple(values), per_gpu(cost, plan, accounting)))
+    return PlanSweep(tuple(varying.items()), tuple(out))

@@ -47,10 +47,16 @@ PARALLEL_FLAGS = (
 _PLAN_FIELDS = (*PARALLEL_FLAGS[:15], "first_stage_layers", "last_stage_layers")
 
 
+#: the choices of the block, as the engine's (``analysis.parallel.ACCOUNTINGS``,
+#: ``parallel_plan.FSDP_MODES`` and ``RECOMPUTE``; a test checks they agree), written here
+#: so that a command that prices no plan imports no analysis
+ACCOUNTINGS = ("shapecalc", "deepspeed", "megatron")
+FSDP_MODES = ("full", "grad-op", "hybrid", "no-shard")
+RECOMPUTE = ("none", "selective", "full")
+
+
 def parallel_options() -> list[Callable[[F], F]]:
     """The block's click options (sizes as given; the plan checks them)."""
-    from shapecalc.analysis.parallel import ACCOUNTINGS
-    from shapecalc.analysis.parallel_plan import FSDP_MODES, RECOMPUTE
 
     return [
         click.option(
@@ -203,9 +209,12 @@ def given(flags: dict[str, Any]) -> bool:
     return False
 
 
-def plan_of(flags: dict[str, Any]) -> tuple[ParallelPlan | None, Accounting]:
-    """The plan and the accounting the flags say; no plan when no flag of the block was
-    given. A broken rule is a usage error naming the flag (exit 2)."""
+def plan_of(flags: dict[str, Any]) -> tuple[ParallelPlan | None, Accounting | str]:
+    """The plan and the accounting the flags say; no plan (and nothing imported) when no
+    flag of the block was given. A broken rule is a usage error naming the flag (exit
+    2)."""
+    if not given(flags):
+        return None, "shapecalc"
     from shapecalc.analysis.parallel import Accounting
     from shapecalc.analysis.parallel_plan import ParallelPlan
     from shapecalc.core.errors import ShapecalcError
@@ -216,8 +225,6 @@ def plan_of(flags: dict[str, Any]) -> tuple[ParallelPlan | None, Accounting]:
             flags.get("buffer_factor", 1.5),
             flags.get("zero_init", True),
         )
-        if not given(flags):
-            return None, accounting
         fields = {k: flags[k] for k in _PLAN_FIELDS if k in flags}
         fields["zero"] = int(fields.get("zero", 0))
         return ParallelPlan(**fields), accounting

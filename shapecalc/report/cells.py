@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shapecalc.core.dims import Dim, count_noun, count_str, dim_str, known, shape_str
 from shapecalc.core.model import Model, Row
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from shapecalc.analysis.conventions import Converted
     from shapecalc.analysis.cost import Cost, LayerCost
     from shapecalc.analysis.model_parallel import ModelParallel
-    from shapecalc.analysis.parallel import PerGpu
+    from shapecalc.analysis.parallel import PerGpu, PlanSweep
     from shapecalc.analysis.sweep import Point, Sweep
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "model_parallel_rows",
     "name_tree",
     "per_gpu_rows",
+    "plan_sweep_rows",
     "rule_lines",
     "state_lines",
     "state_rows",
@@ -425,6 +426,24 @@ def per_gpu_rows(per_gpu: PerGpu) -> list[tuple[str, str, str]]:
         (what, bytes_text(size) if isinstance(size, int) else amount(size), rule)
         for what, size, rule in per_gpu.rows()
     ]
+
+
+def plan_sweep_rows(table: PlanSweep) -> tuple[list[str], list[list[Any]]]:
+    """A parallel sweep as (header, rows): the varying plan fields, then the model
+    states, what is gathered, the activations and the per-GPU total in bytes (and the CPU
+    memory when any plan offloads)."""
+    from shapecalc.analysis.parallel import PlanSweep as Sweep_
+
+    columns = ["states", "gathered", "activations", "per GPU", "CPU"]
+    sums = [Sweep_.summary(per) for _, per in table.points]
+    if not any(s["CPU"] for s in sums):
+        columns.pop()
+    header = [name for name, _ in table.axes] + columns
+    rows = [
+        [*values, *(s[c] for c in columns)]
+        for (values, _), s in zip(table.points, sums, strict=True)
+    ]
+    return header, rows
 
 
 def state_rows(cost: Cost) -> list[tuple[str, str, str, str, str]]:

@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # each imported by the commands that make it: a plain table n
     from shapecalc.analysis.explain import Section
     from shapecalc.analysis.fit import Answer
     from shapecalc.analysis.model_parallel import ModelParallel
-    from shapecalc.analysis.parallel import PerGpu
+    from shapecalc.analysis.parallel import PerGpu, PlanSweep
     from shapecalc.analysis.port import PortMap
     from shapecalc.analysis.sizing import Solution
     from shapecalc.analysis.sweep import Sweep
@@ -711,6 +711,37 @@ class CostTable:
             notes += [("Note", line) for line in memory_notes(cost)]
         notes.append(("Summary", cost_summary(cost)))
         yield _footer(notes, width)
+
+
+def plan_sweep_table(table: PlanSweep) -> RenderableType:
+    """``shapecalc sweep ... --dp 1,2,4``: a row per plan, the bytes of each column."""
+    return _PlanSweep(table)
+
+
+class _PlanSweep:
+    def __init__(self, table: PlanSweep) -> None:
+        self.table = table
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        from shapecalc.core.units import human_bytes
+        from shapecalc.report.cells import amount, plan_sweep_rows
+
+        header, rows = plan_sweep_rows(self.table)
+        axes = len(self.table.axes)
+
+        def cell(i: int, c: Any) -> Text:
+            if i < axes:
+                return Text(str(c))
+            return Text(human_bytes(c) if isinstance(c, int) else amount(c))
+
+        body = [([cell(i, c) for i, c in enumerate(row)], False) for row in rows]
+        yield Text("Memory per GPU over the plans", style="table.title")
+        found = fitted_table(
+            [(h, h) for h in header], body, options.max_width, right=set(header[axes:])
+        )
+        yield found if found is not None else Text("\n".join(", ".join(map(str, r)) for r in rows))
 
 
 class PerGpuTable:

@@ -86,6 +86,8 @@ class Layer:
     spec: LayerSpec
     description: str = ""
     copies: Dim = 1
+    #: its part in a few words (``query``, ``gate``, ``router``), as its leaf names it
+    role: str = ""
 
 
 _MISSING = object()
@@ -349,7 +351,8 @@ class Model:
     def layers(self) -> tuple[Layer, ...]:
         """The leaves in order, a long run of repeated blocks as one place per leaf."""
         return tuple(
-            Layer(p.path, p.leaf.spec, p.leaf.description, p.copies) for p, _ in self._places
+            Layer(p.path, p.leaf.spec, p.leaf.description, p.copies, p.leaf.role)
+            for p, _ in self._places
         )
 
     def group_of(self, path: str) -> str:

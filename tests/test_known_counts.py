@@ -398,6 +398,22 @@ ARCHITECTURE_COUNTS["falcon"] = [
     ),
 ]
 _BERT_BASE: dict[str, Any] = {"vocab": 30522, "hidden": 768, "layers": 12, "heads": 12}
+# T5: the shared embedding V·H (both stacks' embed_tokens and lm_head, tied); an encoder
+# block 4·H·A·D + 2·H·I + 2·H, a decoder block 8·H·A·D + 2·H·I + 3·H; the relative
+# position bias R·A in block 0 of each stack; a final norm H per stack. t5-base:
+_T5_BASE = {"vocab": 32128, "hidden": 768, "layers": 12, "heads": 12, "intermediate": 3072}
+ARCHITECTURE_COUNTS["t5"] = [
+    (
+        _T5_BASE,
+        32128 * 768
+        + 12 * (4 * 768 * 768 + 2 * 768 * 3072 + 2 * 768)
+        + 12 * (8 * 768 * 768 + 2 * 768 * 3072 + 3 * 768)
+        + 2 * (32 * 12 + 768),
+    ),
+    (_T5_BASE, 222_903_552),  # t5-base, T5ForConditionalGeneration
+]
+
+
 ARCHITECTURE_COUNTS["bert"] = [
     ({"vocab": 30522, "hidden": 768, "layers": 12, "heads": 12}, 109_482_240),  # BERT-base
     ({"vocab": 30522, "hidden": 1024, "layers": 24, "heads": 16}, 335_141_888),  # BERT-large

@@ -609,6 +609,25 @@ def qwen_moe_twin(c: Any) -> Any:
     return model
 
 
+def t5_twin(c: Any) -> Any:
+    """T5ForConditionalGeneration, T5Model or T5EncoderModel, as transformers builds them."""
+    t = hf()
+    config = t.T5Config(
+        vocab_size=c.vocab,
+        d_model=c.hidden,
+        num_layers=c.layers,
+        num_decoder_layers=c.decoder_layers,
+        num_heads=c.heads,
+        d_kv=c.head_dim,
+        d_ff=c.intermediate or 4 * c.hidden,
+        relative_attention_num_buckets=c.buckets,
+        feed_forward_proj=c.feed_forward,
+        dropout_rate=c.dropout,
+    )
+    cls = {"lm": t.T5ForConditionalGeneration, "none": t.T5Model, "encoder": t.T5EncoderModel}
+    return on_meta(cls[c.head], config)
+
+
 TWINS: dict[str, Callable[[Any], Any]] = {
     "gpt-oss": with_task_heads(gpt_oss_twin, "model"),
     "lstm": recurrent_twin("lstm"),
@@ -716,6 +735,7 @@ def glm4_moe_twin(c: Any) -> Any:
 
 TWINS["deepseek"] = deepseek_twin
 TWINS["glm4-moe"] = glm4_moe_twin
+TWINS["t5"] = t5_twin
 
 
 # -- Mamba and Jamba: transformers' classes on the meta device, from configs written here

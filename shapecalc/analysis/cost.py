@@ -1026,9 +1026,7 @@ class _Flow:
         if numbers is not None and listed(run, parts):
             out = values
             for index in numbers:
-                out = self.node(
-                    run.node, (*parts, str(index)), out if index == run.start else out[:1]
-                )
+                out = self.node(run.node, (*parts, str(index)), run.given(index, values, out))
             return out
         return self._once(run, parts, values)
 
@@ -1042,7 +1040,7 @@ class _Flow:
             return run_in_order(runs, parts, values, self)
         out = values
         for k, entry in enumerate(runs.entries):
-            given = out if k == 0 else out[:1]
+            given = runs.given(k, values, out)
             if isinstance(entry, Child):
                 out = self.node(entry.node, (*parts, entry.name), given)
             else:

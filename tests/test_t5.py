@@ -327,3 +327,84 @@ def test_the_command_fits(width: int) -> None:
     assert result.exit_code == 0, result.output
     assert max(len(line) for line in result.output.splitlines()) <= width
     assert "cross attention" in result.output
+
+
+# -- generation: the encoder once, the decoder per token ------------------------------------
+@pytest.mark.parametrize(
+    "config", [TINY, {**TINY, "model_type": "mt5", "feed_forward_proj": "gated-silu"}]
+)
+def test_generation_flops_equal_flop_counter_mode_step_by_step(config: dict[str, Any]) -> None:
+    """The encoder once over S source tokens, then decode steps with the cache: the first
+    computes the cross-attention keys and values, every step attends to the t tokens so
+    far; each against FlopCounterMode on the real model, and the cache's growth."""
+    from shapecalc.analysis.generation import generation
+
+    batch, source, steps = 2, 7, 4
+    model = hf_model(config).architecture.varied({"source_len": source}).model()
+    theirs = built(config, "cpu", attn_implementation="eager").eval()
+    cache_class = transformers.EncoderDecoderCache
+    dynamic = transformers.DynamicCache
+
+    def flops(call: Any) -> tuple[int, Any]:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            out = call()
+        return int(counter.get_total_flops()), out
+
+    spent, encoded = flops(lambda: theirs.encoder(input_ids=torch.randint(0, 40, (batch, source))))
+    assert spent == generation(model, batch=batch, context=1).encoder_flops
+    cache = cache_class(dynamic(), dynamic())
+    for t in range(1, steps + 1):
+        ids = torch.randint(0, 40, (batch, 1))
+        spent, out = flops(
+            lambda ids=ids: theirs(
+                encoder_outputs=(encoded.last_hidden_state,),
+                decoder_input_ids=ids,
+                cache=cache,
+                use_cache=True,
+            )
+        )
+        g = generation(model, batch=batch, context=t)
+        assert spent == g.step_flops + (g.cross_flops if t == 1 else 0), t
+        cache = out.past_key_values
+        held = [
+            sum(
+                x.numel() * x.element_size()
+                for layer in c.layers
+                for x in (layer.keys, layer.values)
+            )
+            for c in (cache.self_attention_cache, cache.cross_attention_cache)
+        ]
+        assert held == [t * g.token_bytes, g.cross_bytes]
+
+
+def test_generation_formulas_are_the_counts() -> None:
+    from shapecalc.analysis.generation import generation
+    from shapecalc.architectures.t5 import t5
+
+    sizes = {"V": 40, "H": 16, "L": 3, "A": 3, "D": 6, "I": 24, "R": 8, "S": 7, "B": 2, "t": 5}
+    letters = t5(
+        vocab="V",
+        hidden="H",
+        layers="L",
+        heads="A",
+        head_dim="D",
+        intermediate="I",
+        buckets="R",
+        source_len="S",
+    )
+    numbers = t5(
+        vocab=40, hidden=16, layers=3, heads=3, head_dim=6, intermediate=24, buckets=8, source_len=7
+    )
+    symbolic = generation(letters, batch="B", context="t")
+    exact = generation(numbers, batch=2, context=5)
+    for field in ("encoder_flops", "cross_flops", "step_flops", "cross_bytes", "token_bytes"):
+        assert getattr(symbolic, field).subs(sizes) == getattr(exact, field), field
+
+
+def test_generation_needs_an_encoder() -> None:
+    from shapecalc.analysis.generation import generation
+    from shapecalc.architectures.gpt2 import gpt2
+
+    with pytest.raises(ShapecalcError) as err:
+        generation(gpt2(vocab=10, hidden=8, layers=1, heads=2))
+    assert err.value.field == "model"

@@ -709,7 +709,10 @@ class Cost:
             if per is not None and self.batch != 1:
                 rule += f"; {count_str(per)} bytes per sequence"
             tokens = self.tokens
-            per_token = None if tokens is None else exact_div(self.state_bytes, tokens)
+            growing = sum(
+                (s.kept_bytes(self.itemsize) for _, s in self.state if s.per_position), start=0
+            )
+            per_token = None if tokens is None else exact_div(growing, tokens)
             grows = any(s.per_position for _, s in self.state)
             capped = any(g.capped for g in groups)
             if (

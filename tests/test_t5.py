@@ -356,7 +356,7 @@ def test_generation_flops_equal_flop_counter_mode_step_by_step(config: dict[str,
     for t in range(1, steps + 1):
         ids = torch.randint(0, 40, (batch, 1))
         spent, out = flops(
-            lambda ids=ids: theirs(
+            lambda ids=ids, cache=cache: theirs(
                 encoder_outputs=(encoded.last_hidden_state,),
                 decoder_input_ids=ids,
                 cache=cache,

@@ -628,6 +628,30 @@ def t5_twin(c: Any) -> Any:
     return on_meta(cls[c.head], config)
 
 
+def bart_twin(c: Any) -> Any:
+    """(M)BartForConditionalGeneration or (M)BartModel, as transformers builds them."""
+    t = hf()
+    prefix = "MBart" if c.layout == "mbart" else "Bart"
+    inner = c.intermediate or 4 * c.hidden
+    config = getattr(t, prefix + "Config")(
+        vocab_size=c.vocab,
+        d_model=c.hidden,
+        encoder_layers=c.layers,
+        decoder_layers=c.decoder_layers or c.layers,
+        encoder_attention_heads=c.heads,
+        decoder_attention_heads=c.decoder_heads or c.heads,
+        encoder_ffn_dim=inner,
+        decoder_ffn_dim=c.decoder_intermediate or inner,
+        max_position_embeddings=c.context,
+        activation_function=c.activation,
+        tie_word_embeddings=c.tie_weights,
+        dropout=c.dropout,
+        pad_token_id=1,
+    )
+    suffix = {"lm": "ForConditionalGeneration", "none": "Model"}[c.head]
+    return on_meta(getattr(t, prefix + suffix), config)
+
+
 TWINS: dict[str, Callable[[Any], Any]] = {
     "gpt-oss": with_task_heads(gpt_oss_twin, "model"),
     "lstm": recurrent_twin("lstm"),
@@ -736,6 +760,7 @@ def glm4_moe_twin(c: Any) -> Any:
 TWINS["deepseek"] = deepseek_twin
 TWINS["glm4-moe"] = glm4_moe_twin
 TWINS["t5"] = t5_twin
+TWINS["bart"] = bart_twin
 
 
 # -- Mamba and Jamba: transformers' classes on the meta device, from configs written here

@@ -35,8 +35,14 @@ from shapecalc.layers.functional import ScaledDotProductAttention
 
 __all__ = ["Generation", "generation"]
 
-#: the stack run once per request (transformers' ``encoder``)
-ENCODER = "encoder."
+#: the stack run once per request (transformers' ``encoder``, at the top or in the body)
+ENCODER = "encoder"
+#: cross-attention modules (T5's, BART's and Whisper's) -> their key and value projections
+CROSS = {"EncDecAttention": ("k", "v"), "encoder_attn": ("k_proj", "v_proj")}
+
+
+def _in_encoder(name: str) -> bool:
+    return ENCODER in name.split(" (")[0].split(".")
 
 
 @frozen
@@ -62,7 +68,7 @@ class Generation(FrozenMethods):
 def _cross_projection(row: LayerCost) -> bool:
     """A cross-attention's key or value projection (its input is the encoder's output)."""
     parts = row.name.split(" (")[0].split(".")
-    return len(parts) >= 2 and parts[-1] in ("k", "v") and parts[-2] == "EncDecAttention"
+    return len(parts) >= 2 and parts[-1] in CROSS.get(parts[-2], ())
 
 
 def _attention_over(row: LayerCost, context: Dim) -> Dim:
@@ -78,12 +84,12 @@ def generation(
     model: Model, *, batch: object = 1, context: object = "t", dtype: str = "fp32"
 ) -> Generation:
     """The once-per-request and per-token work of ``model`` (an encoder-decoder whose
-    encoder is ``encoder``) generating for ``batch`` requests, one step at ``context``
+    encoder is named ``encoder``) generating for ``batch`` requests, one step at ``context``
     tokens; a name for either keeps it a letter in the formulas."""
     owner = "generation"
     b = as_size(batch, owner=owner, field="batch")
     t = as_size(context, owner=owner, field="context")
-    if not any(name.startswith(ENCODER) for name, _ in model.named_parameters()):
+    if not any(_in_encoder(name) for name, _ in model.named_parameters()):
         rule = "generation is an encoder-decoder's: its encoder runs once per request"
         raise InvalidArgumentError(
             f"{model.name} has no encoder: {rule}",
@@ -97,7 +103,7 @@ def generation(
     cross: Dim = 0
     decode: Dim = 0
     for row in step.layers:
-        if row.name.startswith(ENCODER):
+        if _in_encoder(row.name):
             encoder += row.macs
         elif _cross_projection(row):
             cross += row.macs

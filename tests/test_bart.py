@@ -256,7 +256,18 @@ def test_bad_flags_are_one_line(arguments: list[str], flag: str) -> None:
 def test_the_command_fits(width: int) -> None:
     args = [
         "bart",
-        *"--vocab 50265 --hidden 1024 --layers 12 --heads 16 --intermediate 4096".split(),
+        *[
+            "--vocab",
+            "50265",
+            "--hidden",
+            "1024",
+            "--layers",
+            "12",
+            "--heads",
+            "16",
+            "--intermediate",
+            "4096",
+        ],
     ]
     result = run(
         [*args, "--layout", "mbart", "--source-len", "512", "--seq-len", "64", "--memory"], width

@@ -429,7 +429,7 @@ class BART(Architecture):
         ff = ("fc1", "activation_fn", drop, "fc2", drop)
         if self.pre_norm:
             own = residual("self_attn_layer_norm", "self_attn", drop)
-            mlp = [residual("final_layer_norm", *ff)]
+            mlp: list[Any] = [residual("final_layer_norm", *ff)]
             cross = summed(
                 Pick(0),
                 chain(

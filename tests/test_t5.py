@@ -408,3 +408,30 @@ def test_generation_needs_an_encoder() -> None:
     with pytest.raises(ShapecalcError) as err:
         generation(gpt2(vocab=10, hidden=8, layers=1, heads=2))
     assert err.value.field == "model"
+
+
+def test_the_how_to_says_what_the_engine_says() -> None:
+    """docs/howto/encoder-decoders.md: its command's generating lines at 100 columns, and
+    its Python block's comments."""
+    from pathlib import Path
+
+    page = (
+        Path(__file__).resolve().parents[1] / "docs" / "howto" / "encoder-decoders.md"
+    ).read_text(encoding="utf-8")
+    command = re.search(r"```sh\n(shapecalc t5 .*?)\n```", page, re.S)
+    said = re.search(r"```text\n(State    generating.*?)\n```", page, re.S)
+    assert command and said
+    args = command.group(1).replace("\\\n", " ").split()[1:]
+    out = run(args, 100).stdout
+    assert said.group(1) in out
+    block = re.search(r"```python\n(.*?)```", page, re.S)
+    assert block
+    lines = block.group(1).splitlines()
+    prints = [line for line in lines if line.startswith("print(")]
+    namespace: dict[str, Any] = {}
+    exec("\n".join(line for line in lines if not line.startswith("print(")), namespace)
+    assert len(prints) == 2
+    for line in prints:
+        code, _, comment = line.partition("  # ")
+        value = eval(code.strip()[len("print(") : -1], namespace)
+        assert str(value) == comment.split(":")[0], line

@@ -25,7 +25,11 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 FlopCounterMode = pytest.importorskip("torch.utils.flop_counter").FlopCounterMode
 
-DEFAULT_CLASS = {"t5": "T5ForConditionalGeneration", "mt5": "MT5ForConditionalGeneration"}
+DEFAULT_CLASS = {
+    "t5": "T5ForConditionalGeneration",
+    "mt5": "MT5ForConditionalGeneration",
+    "umt5": "UMT5ForConditionalGeneration",
+}
 
 
 def built(config: dict[str, Any], device: str = "meta", **options: Any) -> Any:
@@ -53,7 +57,7 @@ def check_config(config: dict[str, Any]) -> None:
     assert model.total == sum(p.numel() for p in theirs.parameters())
 
 
-@pytest.mark.parametrize("model_type", ["t5", "mt5"])
+@pytest.mark.parametrize("model_type", ["t5", "mt5", "umt5"])
 @settings(max_examples=8, deadline=None)
 @given(data=st.data())
 def test_drawn_configs_equal_transformers(model_type: str, data: st.DataObject) -> None:
@@ -115,6 +119,13 @@ def test_published_configs(config: dict[str, Any], total: int | None) -> None:
         assert hf_model(config).model().total == total
 
 
+def test_umt5_holds_a_position_bias_in_every_block() -> None:
+    model = hf_model({**TINY, "model_type": "umt5"}).model()
+    biased = [n for n, _ in model.named_parameters() if "relative_attention_bias" in n]
+    assert len(biased) == TINY["num_layers"] + TINY["num_decoder_layers"]
+    assert hf_model({**TINY, "model_type": "umt5"}).architecture.position_bias == "every"
+
+
 def test_the_position_bias_is_the_first_blocks_only_and_the_embeddings_are_one() -> None:
     model = hf_model({**T5_BASE, "num_layers": 3, "num_decoder_layers": 2}).model()
     names = [n for n, _ in model.named_parameters()]
@@ -161,6 +172,7 @@ TINY = {
         TINY,
         {**TINY, "feed_forward_proj": "gated-gelu", "architectures": ["T5Model"]},
         {**TINY, "model_type": "mt5", "num_decoder_layers": 4},
+        {**TINY, "model_type": "umt5", "architectures": ["UMT5ForConditionalGeneration"]},
         {**TINY, "architectures": ["T5EncoderModel"]},
     ],
 )
@@ -331,7 +343,12 @@ def test_the_command_fits(width: int) -> None:
 
 # -- generation: the encoder once, the decoder per token ------------------------------------
 @pytest.mark.parametrize(
-    "config", [TINY, {**TINY, "model_type": "mt5", "feed_forward_proj": "gated-silu"}]
+    "config",
+    [
+        TINY,
+        {**TINY, "model_type": "mt5", "feed_forward_proj": "gated-silu"},
+        {**TINY, "model_type": "umt5"},
+    ],
 )
 def test_generation_flops_equal_flop_counter_mode_step_by_step(config: dict[str, Any]) -> None:
     """The encoder once over S source tokens, then decode steps with the cache: the first

@@ -610,7 +610,8 @@ def qwen_moe_twin(c: Any) -> Any:
 
 
 def t5_twin(c: Any) -> Any:
-    """T5ForConditionalGeneration, T5Model or T5EncoderModel, as transformers builds them."""
+    """T5ForConditionalGeneration, T5Model or T5EncoderModel (UMT5's with a bias in every
+    block), as transformers builds them."""
     t = hf()
     config = t.T5Config(
         vocab_size=c.vocab,
@@ -624,8 +625,11 @@ def t5_twin(c: Any) -> Any:
         feed_forward_proj=c.feed_forward,
         dropout_rate=c.dropout,
     )
-    cls = {"lm": t.T5ForConditionalGeneration, "none": t.T5Model, "encoder": t.T5EncoderModel}
-    return on_meta(cls[c.head], config)
+    prefix = "UMT5" if c.position_bias == "every" else "T5"
+    if prefix == "UMT5":
+        config = t.UMT5Config(**config.to_dict())
+    suffix = {"lm": "ForConditionalGeneration", "none": "Model", "encoder": "EncoderModel"}
+    return on_meta(getattr(t, prefix + suffix[c.head]), config)
 
 
 def bart_twin(c: Any) -> Any:

@@ -27,7 +27,7 @@ from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType, Reference
 from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec
-from shapecalc.core.tree import Block, Child, Leaf, Node, Repeat
+from shapecalc.core.tree import Block, Child, Leaf, ModuleList, Node, Repeat
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers.activation import GELU, ReLU, SiLU
 from shapecalc.layers.functional import Pick, ScaledDotProductAttention
@@ -54,6 +54,9 @@ T5_HEADS: dict[str, str] = {
     "none": "Model",
     "encoder": "EncoderModel",
 }
+
+#: the checkpoint name T5's and mT5's encoder-decoder classes drop on load, as they write it
+_CROSS_BIAS = "decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight"
 
 #: T5LayerNorm's epsilon (layer_norm_epsilon's default)
 EPS = 1e-6
@@ -82,10 +85,11 @@ def _t5_type(
     heads: int,
     feed_forward: str,
     dropped: tuple[str, ...] = (),
+    position_bias: str = "first",
 ) -> HFType:
-    """T5 or mT5: the same classes and fields, their own defaults. ``dropped``: what
-    transformers drops on load (``_keys_to_ignore_on_load_unexpected``, as it writes it)
-    beside the encoder-decoder classes' cross-attention bias, which no block holds."""
+    """T5, mT5 or UMT5: the same classes and fields, their own defaults. ``dropped``:
+    what transformers drops on load (``_keys_to_ignore_on_load_unexpected``, as it
+    writes it); ``position_bias``: which blocks hold the relative position bias."""
     return HFType(
         model_type=model_type,
         config_class=f"{prefix}Config",
@@ -145,11 +149,9 @@ def _t5_type(
                 "tie_encoder_decoder",
             }
         ),
+        fixed={"position_bias": position_bias},
         unread=frozenset({"source_len"}),
-        dropped=(
-            "decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight",
-            *dropped,
-        ),
+        dropped=dropped,
         read=_read,
         write=_write,
     )
@@ -223,6 +225,12 @@ class T5(Architecture):
         "Flan-T5, mT5).",
         "relu",
     )
+    position_bias: str = choice(
+        ("first", "every"),
+        "Which blocks hold the relative position bias: first, block 0 of each stack, "
+        "shared by the others (T5, mT5); every, each block its own (UMT5).",
+        "first",
+    )
     head: str = choice(
         tuple(T5_HEADS),
         "lm: encoder, decoder and the head scoring every token "
@@ -256,7 +264,8 @@ class T5(Architecture):
             layers=6,
             heads=8,
             feed_forward="relu",
-            dropped=(r"decoder",),  # T5EncoderModel: a checkpoint's whole decoder
+            # a cross-attention bias no block holds; T5EncoderModel: a whole decoder
+            dropped=(_CROSS_BIAS, r"decoder"),
         ),
         _t5_type(
             model_type="mt5",
@@ -266,6 +275,17 @@ class T5(Architecture):
             layers=8,
             heads=6,
             feed_forward="gated-gelu",
+            dropped=(_CROSS_BIAS,),
+        ),
+        _t5_type(
+            model_type="umt5",
+            prefix="UMT5",
+            vocab=250112,
+            d_ff=1024,
+            layers=8,
+            heads=6,
+            feed_forward="gated-gelu",
+            position_bias="every",
         ),
     )
 
@@ -436,11 +456,14 @@ class T5(Architecture):
         h, v = self.hidden, self.vocab
         count = self.decoder_depth if decoder else self.layers
         first = self._block(decoder=decoder, bias=True)
-        entries: list[Any] = [Child("0", first)]
-        if known(count) != 1:
-            rest = self._block(decoder=decoder, bias=False)
-            entries.append(Repeat(rest, count - 1, start=1, carry=decoder))
-        blocks = Block("ModuleList", tuple(entries))
+        if self.position_bias == "every":  # UMT5: each block its own bias
+            blocks = ModuleList(first, count, carry=decoder)
+        else:
+            entries: list[Any] = [Child("0", first)]
+            if known(count) != 1:
+                rest = self._block(decoder=decoder, bias=False)
+                entries.append(Repeat(rest, count - 1, start=1, carry=decoder))
+            blocks = Block("ModuleList", tuple(entries))
         embed = Leaf(Embedding(v, h), "one H-vector per token (the shared embedding)", "embedding")
         children = {
             "embed_tokens": embed,
@@ -461,7 +484,7 @@ class T5(Architecture):
 
     def build(self) -> Built:
         h, v = self.hidden, self.vocab
-        prefix = "T5"
+        prefix = "UMT5" if self.position_bias == "every" else "T5"
         shared = Leaf(Embedding(v, h), "one H-vector per token, shared", "token embedding")
         ties = {"encoder.embed_tokens.weight": "shared.weight"}
         if self.head == "encoder":
@@ -513,7 +536,11 @@ class T5(Architecture):
             "The decoder's blocks attend to the encoder's output between their "
             "self-attention and feed-forward (EncDecAttention: its own q, k, v and o).",
             f"The relative position bias, R = {dim_str(self.buckets)} buckets × A heads, is "
-            "held by block 0 of each stack and shared by the stack's other blocks.",
+            + (
+                "held by every block (UMT5)."
+                if self.position_bias == "every"
+                else "held by block 0 of each stack and shared by the stack's other blocks."
+            ),
             "One V × H embedding (shared) is both stacks' embed_tokens"
             + (" and the head (lm_head), counted once." if self.head == "lm" else "."),
         ]

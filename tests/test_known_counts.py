@@ -398,6 +398,41 @@ ARCHITECTURE_COUNTS["falcon"] = [
     ),
 ]
 _BERT_BASE: dict[str, Any] = {"vocab": 30522, "hidden": 768, "layers": 12, "heads": 12}
+# T5: the shared embedding V·H (both stacks' embed_tokens and lm_head, tied); an encoder
+# block 4·H·A·D + 2·H·I + 2·H, a decoder block 8·H·A·D + 2·H·I + 3·H; the relative
+# position bias R·A in block 0 of each stack; a final norm H per stack. t5-base:
+_T5_BASE = {"vocab": 32128, "hidden": 768, "layers": 12, "heads": 12, "intermediate": 3072}
+# BART: the shared embedding V·H (tied to both stacks' embed_tokens and lm_head); per
+# stack a position table (C + 2)·H and layernorm_embedding 2·H; an encoder layer
+# 4·(H² + H) + 2·H·I + I + H + 4·H, a decoder layer 8·(H² + H) + 2·H·I + I + H + 6·H.
+# bart-large (V=50265, H=1024, 12 + 12 layers, I=4096, C=1024):
+_BART_LARGE = {"vocab": 50265, "hidden": 1024, "layers": 12, "heads": 16, "intermediate": 4096}
+ARCHITECTURE_COUNTS["bart"] = [
+    (
+        _BART_LARGE,
+        50265 * 1024
+        + 2 * (1026 * 1024 + 2 * 1024)
+        + 12 * (4 * (1024 * 1024 + 1024) + 2 * 1024 * 4096 + 4096 + 1024 + 4 * 1024)
+        + 12 * (8 * (1024 * 1024 + 1024) + 2 * 1024 * 4096 + 4096 + 1024 + 6 * 1024),
+    ),
+    (_BART_LARGE, 406_291_456),  # facebook/bart-large, BartForConditionalGeneration
+    # mbart-large-50: its own layer norm per stack (2·H each) and a vocabulary of 250,054
+    ({**_BART_LARGE, "vocab": 250054, "layout": "mbart"}, 610_879_488),
+]
+
+
+ARCHITECTURE_COUNTS["t5"] = [
+    (
+        _T5_BASE,
+        32128 * 768
+        + 12 * (4 * 768 * 768 + 2 * 768 * 3072 + 2 * 768)
+        + 12 * (8 * 768 * 768 + 2 * 768 * 3072 + 3 * 768)
+        + 2 * (32 * 12 + 768),
+    ),
+    (_T5_BASE, 222_903_552),  # t5-base, T5ForConditionalGeneration
+]
+
+
 ARCHITECTURE_COUNTS["bert"] = [
     ({"vocab": 30522, "hidden": 768, "layers": 12, "heads": 12}, 109_482_240),  # BERT-base
     ({"vocab": 30522, "hidden": 1024, "layers": 24, "heads": 16}, 335_141_888),  # BERT-large

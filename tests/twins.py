@@ -609,6 +609,53 @@ def qwen_moe_twin(c: Any) -> Any:
     return model
 
 
+def t5_twin(c: Any) -> Any:
+    """T5ForConditionalGeneration, T5Model or T5EncoderModel (UMT5's with a bias in every
+    block), as transformers builds them."""
+    t = hf()
+    config = t.T5Config(
+        vocab_size=c.vocab,
+        d_model=c.hidden,
+        num_layers=c.layers,
+        num_decoder_layers=c.decoder_layers,
+        num_heads=c.heads,
+        d_kv=c.head_dim,
+        d_ff=c.intermediate or 4 * c.hidden,
+        relative_attention_num_buckets=c.buckets,
+        feed_forward_proj=c.feed_forward,
+        dropout_rate=c.dropout,
+    )
+    prefix = "UMT5" if c.position_bias == "every" else "T5"
+    if prefix == "UMT5":
+        config = t.UMT5Config(**config.to_dict())
+    suffix = {"lm": "ForConditionalGeneration", "none": "Model", "encoder": "EncoderModel"}
+    return on_meta(getattr(t, prefix + suffix[c.head]), config)
+
+
+def bart_twin(c: Any) -> Any:
+    """(M)BartForConditionalGeneration or (M)BartModel, as transformers builds them."""
+    t = hf()
+    prefix = "MBart" if c.layout == "mbart" else "Bart"
+    inner = c.intermediate or 4 * c.hidden
+    config = getattr(t, prefix + "Config")(
+        vocab_size=c.vocab,
+        d_model=c.hidden,
+        encoder_layers=c.layers,
+        decoder_layers=c.decoder_layers or c.layers,
+        encoder_attention_heads=c.heads,
+        decoder_attention_heads=c.decoder_heads or c.heads,
+        encoder_ffn_dim=inner,
+        decoder_ffn_dim=c.decoder_intermediate or inner,
+        max_position_embeddings=c.context,
+        activation_function=c.activation,
+        tie_word_embeddings=c.tie_weights,
+        dropout=c.dropout,
+        pad_token_id=1,
+    )
+    suffix = {"lm": "ForConditionalGeneration", "none": "Model"}[c.head]
+    return on_meta(getattr(t, prefix + suffix), config)
+
+
 TWINS: dict[str, Callable[[Any], Any]] = {
     "gpt-oss": with_task_heads(gpt_oss_twin, "model"),
     "lstm": recurrent_twin("lstm"),
@@ -716,6 +763,8 @@ def glm4_moe_twin(c: Any) -> Any:
 
 TWINS["deepseek"] = deepseek_twin
 TWINS["glm4-moe"] = glm4_moe_twin
+TWINS["t5"] = t5_twin
+TWINS["bart"] = bart_twin
 
 
 # -- Mamba and Jamba: transformers' classes on the meta device, from configs written here

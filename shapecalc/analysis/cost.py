@@ -729,7 +729,10 @@ class Cost:
             if per is not None and self.batch != 1:
                 rule += f"; {count_str(per)} bytes per sequence"
             tokens = self.tokens
-            per_token = None if tokens is None else exact_div(self.state_bytes, tokens)
+            growing = sum(
+                (s.kept_bytes(self.itemsize) for _, s in self.state if s.per_position), start=0
+            )
+            per_token = None if tokens is None else exact_div(growing, tokens)
             grows = any(s.per_position for _, s in self.state)
             capped = any(g.capped for g in groups)
             if (
@@ -1046,9 +1049,7 @@ class _Flow:
         if numbers is not None and listed(run, parts):
             out = values
             for index in numbers:
-                out = self.node(
-                    run.node, (*parts, str(index)), out if index == run.start else out[:1]
-                )
+                out = self.node(run.node, (*parts, str(index)), run.given(index, values, out))
             return out
         return self._once(run, parts, values)
 
@@ -1062,7 +1063,7 @@ class _Flow:
             return run_in_order(runs, parts, values, self)
         out = values
         for k, entry in enumerate(runs.entries):
-            given = out if k == 0 else out[:1]
+            given = runs.given(k, values, out)
             if isinstance(entry, Child):
                 out = self.node(entry.node, (*parts, entry.name), given)
             else:

@@ -473,7 +473,25 @@ def state_lines(cost: Cost) -> list[str]:
             "the activations at inference and the inference total come with numbers here: "
             "give --batch and --seq-len (no one formula is the largest whatever the sizes)"
         )
-    return out + _crossover_lines(cost)
+    return out + _crossover_lines(cost) + _generation_lines(cost)
+
+
+def _generation_lines(cost: Cost) -> list[str]:
+    """An encoder-decoder's generation: the encoder and the cross-attention keys and
+    values once per request, the decoder per token at a context of t tokens."""
+    if not cost.from_layout or not any(s.kind == "cross attention" for _, s in cost.state):
+        return []
+    from shapecalc.analysis.generation import generation
+
+    g = generation(cost.model, batch=cost.batch, context="t", dtype=cost.dtype)
+    return [
+        f"generating, per batch of {dim_str(g.batch)}: the encoder runs once, "
+        f"{amount(g.encoder_flops)} FLOPs; the first step projects the cross-attention keys "
+        f"and values, {amount(g.cross_flops)} FLOPs, {amount(g.cross_bytes)} bytes kept to "
+        f"the end; each generated token, at a context of t tokens, "
+        f"{amount(g.step_flops)} FLOPs (matrix products) and {amount(g.token_bytes)} bytes "
+        "more of self-attention cache"
+    ]
 
 
 def _crossover_lines(cost: Cost) -> list[str]:

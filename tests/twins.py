@@ -631,6 +631,70 @@ TWINS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+# -- CLIP and SigLIP: transformers' classes on the meta device, their configs written here
+#    field by field
+def _dual_twin(family: str) -> Callable[[Any], Any]:
+    """CLIPModel / SiglipModel, or one tower (with its projection, CLIP's), from the
+    text and vision configs written from the architecture's fields."""
+
+    def make(c: Any) -> Any:
+        t = hf()
+        text = {
+            "vocab_size": c.vocab,
+            "hidden_size": c.hidden,
+            "num_hidden_layers": c.layers,
+            "num_attention_heads": c.heads,
+            "intermediate_size": c.intermediate,
+            "max_position_embeddings": c.context,
+            "hidden_act": c.activation,
+        }
+        vision = {
+            "hidden_size": c.vision_hidden,
+            "num_hidden_layers": c.vision_layers,
+            "num_attention_heads": c.vision_heads,
+            "intermediate_size": c.vision_intermediate,
+            "image_size": c.image_size,
+            "patch_size": c.patch_size,
+            "num_channels": c.channels,
+            "hidden_act": c.vision_activation,
+        }
+        if family == "CLIP":
+            text["projection_dim"] = vision["projection_dim"] = c.projection
+            classes = {
+                "model": "CLIPModel",
+                "text": "CLIPTextModel",
+                "text-projection": "CLIPTextModelWithProjection",
+                "vision": "CLIPVisionModel",
+                "vision-projection": "CLIPVisionModelWithProjection",
+            }
+        else:
+            text["projection_size"] = c.projection
+            vision["vision_use_head"] = c.vision_head
+            classes = {
+                "model": "SiglipModel",
+                "text": "SiglipTextModel",
+                "vision": "SiglipVisionModel",
+            }
+        cls = getattr(t, classes[c.part])
+        if c.part == "model":
+            config = getattr(t, f"{family}Config")(
+                text_config=text,
+                vision_config=vision,
+                **({"projection_dim": c.projection} if family == "CLIP" else {}),
+            )
+        elif c.part.startswith("text"):
+            config = getattr(t, f"{family}TextConfig")(**text)
+        else:
+            config = getattr(t, f"{family}VisionConfig")(**vision)
+        return on_meta(cls, config)
+
+    return make
+
+
+TWINS["clip"] = _dual_twin("CLIP")
+TWINS["siglip"] = _dual_twin("Siglip")
+
+
 # -- DeepSeek-V2/V3 and GLM-4.5: transformers' classes on the meta device, from configs
 #    written here field by field
 def _checkpoint_experts(model: Any, c: Any) -> Any:

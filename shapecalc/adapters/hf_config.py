@@ -397,6 +397,42 @@ class Fields:
                 "torch.nn.Embedding's padding_idx",
             )
 
+    def nested(
+        self, key: str, types: tuple[str, ...], what: str, class_name: str = ""
+    ) -> tuple[str, dict[str, Any]]:
+        """A part's own config (``vision_config``) read as a config of its model type,
+        one of ``types`` (the first when it names none; the field absent or null: that
+        type's defaults), with every rule of that type: (the type, the arguments of its
+        architecture, built as ``class_name`` or the type's class with a head). A
+        refusal names the part (``config: vision_config: ...``) in one line."""
+        given = self.raw(key)
+        where = f"{self.label}: {key}"
+        if given is not None and not isinstance(given, dict):
+            raise self.fail(key, given, f"{key} must be an object or null")
+        inner = {k: v for k, v in (given or {}).items() if k != "architectures"}
+        said = inner.get("model_type", types[0])
+        if said not in types:
+            listed = ", ".join(types)
+            raise _fail(
+                f"{key}.model_type",
+                said,
+                f"{where}: model_type {shown_value(said)} is not {what} shapecalc builds here "
+                f"(it builds {listed}); nothing is counted without it",
+                f"{key}'s model_type is one of {listed}",
+            )
+        inner["model_type"] = said
+        try:
+            found = hf_model(inner, class_name=class_name or None)
+        except InvalidArgumentError as err:
+            message = err.message.removeprefix("config: ")
+            raise InvalidArgumentError(
+                f"{where}: {message}",
+                field=f"{key}.{err.field}" if err.field else key,
+                value=err.value,
+                rule=err.rule,
+            ) from None
+        return said, found.architecture.arguments()
+
 
 # -- reading an architecture's arguments ------------------------------------------------------
 def _argument(f: Fields, t: HFType, name: str, argument: Argument) -> Any:

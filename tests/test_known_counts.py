@@ -864,3 +864,33 @@ ARCHITECTURE_COUNTS["siglip"] = [
         + 2,
     ),
 ]
+
+# LLaVA: llava-hf/llava-1.5-7b-hf (its text_config's sizes, its vision_config
+# LlavaConfig's own: CLIP ViT-L/14 at 336; transformers' class built on the meta device),
+# and one by hand
+ARCHITECTURE_COUNTS["llava"] = [
+    (
+        {"vocab": 32064, "hidden": 4096, "layers": 32, "heads": 32, "intermediate": 11008},
+        7_063_427_072,
+    ),
+    (  # by hand: the CLIP vision tower of test_clip's hand count without its projection
+        # (242), a projector 2·4 × 4 + 4 and 4 × 4 + 4 (feature_layers 2), a LLaMA of one
+        # layer: embedding 10·4, q k v o 4·4·4, MLP 3·4·6, two norms and the final 3·4,
+        # lm_head 10·4
+        {
+            "vocab": 10,
+            "hidden": 4,
+            "layers": 1,
+            "heads": 2,
+            "intermediate": 6,
+            "vision_hidden": 4,
+            "vision_layers": 1,
+            "vision_heads": 2,
+            "vision_intermediate": 6,
+            "image_size": 4,
+            "patch_size": 2,
+            "feature_layers": 2,
+        },
+        242 + (8 * 4 + 4 + 4 * 4 + 4) + (10 * 4 + 4 * 4 * 4 + 3 * 4 * 6 + 3 * 4) + 10 * 4,
+    ),
+]

@@ -695,6 +695,48 @@ TWINS["clip"] = _dual_twin("CLIP")
 TWINS["siglip"] = _dual_twin("Siglip")
 
 
+def llava_twin(c: Any) -> Any:
+    """LlavaForConditionalGeneration / LlavaNextForConditionalGeneration (or the model
+    alone), a CLIP vision tower and a LLaMA text model, written field by field."""
+    t = hf()
+    text = {
+        "model_type": "llama",
+        "vocab_size": c.vocab,
+        "hidden_size": c.hidden,
+        "num_hidden_layers": c.layers,
+        "num_attention_heads": c.heads,
+        "num_key_value_heads": c.kv_heads or c.heads,
+        "head_dim": c.head_dim or c.hidden // c.heads,
+        "intermediate_size": c.intermediate,
+        "attention_bias": c.attention_bias == "all",
+        "mlp_bias": c.mlp_bias,
+    }
+    vision = {
+        "model_type": "clip_vision_model",
+        "hidden_size": c.vision_hidden,
+        "num_hidden_layers": c.vision_layers,
+        "num_attention_heads": c.vision_heads,
+        "intermediate_size": c.vision_intermediate,
+        "image_size": c.image_size,
+        "patch_size": c.patch_size,
+        "num_channels": c.channels,
+        "hidden_act": c.vision_activation,
+    }
+    prefix = "LlavaNext" if c.variant == "next" else "Llava"
+    config = getattr(t, f"{prefix}Config")(
+        text_config=text,
+        vision_config=vision,
+        vision_feature_layer=-2 if c.feature_layers == 1 else list(range(-c.feature_layers, 0)),
+        multimodal_projector_bias=c.projector_bias,
+        tie_word_embeddings=c.tie_weights,
+    )
+    name = f"{prefix}ForConditionalGeneration" if c.head == "lm" else f"{prefix}Model"
+    return on_meta(getattr(t, name), config)
+
+
+TWINS["llava"] = llava_twin
+
+
 # -- DeepSeek-V2/V3 and GLM-4.5: transformers' classes on the meta device, from configs
 #    written here field by field
 def _checkpoint_experts(model: Any, c: Any) -> Any:

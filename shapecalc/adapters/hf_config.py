@@ -398,14 +398,22 @@ class Fields:
             )
 
     def nested(
-        self, key: str, types: tuple[str, ...], what: str, class_name: str = ""
+        self,
+        key: str,
+        types: tuple[str, ...],
+        what: str,
+        class_name: str = "",
+        absent: Mapping[str, Any] | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """A part's own config (``vision_config``) read as a config of its model type,
         one of ``types`` (the first when it names none; the field absent or null: that
-        type's defaults), with every rule of that type: (the type, the arguments of its
+        type's defaults, or the fields ``absent`` over them, as the outer config class
+        fills it in), with every rule of that type: (the type, the arguments of its
         architecture, built as ``class_name`` or the type's class with a head). A
         refusal names the part (``config: vision_config: ...``) in one line."""
         given = self.raw(key)
+        if given is None and absent is not None:
+            given = dict(absent)
         where = f"{self.label}: {key}"
         if given is not None and not isinstance(given, dict):
             raise self.fail(key, given, f"{key} must be an object or null")

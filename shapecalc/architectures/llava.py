@@ -82,10 +82,8 @@ def _read(f: Any, out: dict[str, Any]) -> None:
     """The towers from the nested configs (each by its own type's rules); the feature
     layers from vision_feature_layer; the tie, the outer config's or (LlavaConfig only)
     the text's."""
-    from shapecalc.architectures import get
-
     said, text = f.nested("text_config", TEXT_TYPES, "a language model")
-    llama = get("llama")
+    llama = _family("llama")
     defaults = {fd.name: fd.default for fd in dataclasses.fields(llama)}
     fixed = next(t for t in llama.hf if t.model_type == said).fixed
     for name, value in text.items():
@@ -118,19 +116,24 @@ def _read(f: Any, out: dict[str, Any]) -> None:
         out["tie_weights"] = bool(out.get("tie_weights")) or bool(text.get("tie_weights"))
 
 
+def _family(command: str) -> Any:
+    """The architecture class of ``command`` (LLaMA, CLIP), loaded when first needed."""
+    from shapecalc.architectures import get
+
+    return get(command)
+
+
 def tf_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _write(model: Any, reference: Reference) -> Reference | None:
     """The language model's and the tower's fields as the nested configs."""
-    from shapecalc.architectures import get
-
     config = dict(reference.config)
-    llama = get("llama")
+    llama = _family("llama")
     text = llama(**{n: getattr(model, n) for n in TEXT}, tie_weights=model.tie_weights)
     written = config_for(text, next(t for t in llama.hf if t.model_type == "llama"))
-    clip = get("clip")
+    clip = _family("clip")
     vision = clip(part="vision", **{n: getattr(model, n) for n in VISION})
     seen = config_for(vision, next(t for t in clip.hf if t.model_type == "clip_vision_model"))
     if written is None or seen is None:
@@ -246,10 +249,8 @@ class LLaVA(Architecture):
 
     def check(self) -> None:
         """The language model's rules are LLaMA's; the tower's heads divide its width."""
-        from shapecalc.architectures import get
-
         try:
-            get("llama")(**{n: getattr(self, n) for n in TEXT}, head="none")
+            _family("llama")(**{n: getattr(self, n) for n in TEXT}, head="none")
         except InvalidArgumentError as err:
             raise InvalidArgumentError(
                 err.message.replace("llama: ", "llava: ", 1),
@@ -273,14 +274,12 @@ class LLaVA(Architecture):
 
     @classmethod
     def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
-        from shapecalc.architectures import get
-
         out = dict(arguments)
         kv, a = out.get("kv_heads"), out.get("heads")
         if isinstance(kv, int) and isinstance(a, int) and a % kv:
             out["kv_heads"] = None
-        llama = get("llama")
-        defaults = {f.name: f.default for f in dataclasses.fields(llama)}  # type: ignore[arg-type]
+        llama = _family("llama")
+        defaults = {f.name: f.default for f in dataclasses.fields(llama)}
         text = llama.consistent({**defaults, **{n: out[n] for n in TEXT}, "head": "none"})
         out.update({n: text[n] for n in TEXT})
         w, g = out.get("vision_hidden"), out.get("vision_heads")
@@ -294,13 +293,12 @@ class LLaVA(Architecture):
     def multiple_for(cls, free: str, arguments: dict[str, Any]) -> int:
         """hidden: LLaMA's rule (a multiple of twice the heads); vision_hidden: a multiple
         of vision_heads."""
-        from shapecalc.architectures import get
-
         if free == "vision_hidden":
             given = arguments.get("vision_heads", 16)
             number = known(as_size(given, owner=cls.owner(), field="vision_heads"))
             return 1 if number is None else number
-        return get("llama").multiple_for(free, arguments)
+        step: int = _family("llama").multiple_for(free, arguments)
+        return step
 
     def sizes(self) -> dict[str, Dim]:
         """The sizes given, and D = H / A worked out (the language model's head)."""
@@ -313,10 +311,9 @@ class LLaVA(Architecture):
     # -- the tree ------------------------------------------------------------------------
     def language_model(self) -> Node:
         """The text_config's LlamaModel, built by the LLaMA family."""
-        from shapecalc.architectures import get
-
-        llama = get("llama")(**{n: getattr(self, n) for n in TEXT}, head="none")
-        return llama.build().root
+        llama = _family("llama")(**{n: getattr(self, n) for n in TEXT}, head="none")
+        root: Node = llama.build().root
+        return root
 
     def build(self) -> Built:
         h, w, v = self.hidden, self.vision_hidden, self.vocab

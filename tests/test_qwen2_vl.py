@@ -256,3 +256,73 @@ def test_the_command_reads_a_composite_config(tmp_path: Path, width: int) -> Non
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "text_config" in result.stderr
+
+
+FlopCounterMode = pytest.importorskip("torch.utils.flop_counter").FlopCounterMode
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        {"version": "2", "image_size": 16, "patch_size": 2, "merge_size": 2},
+        {"version": "2", "image_size": 18, "patch_size": 3, "merge_size": 1, "temporal_patch": 1},
+        {
+            "version": "2.5",
+            "image_size": 32,
+            "window": 8,
+            "patch_size": 2,
+            "vision_intermediate": 40,
+            "fullatt_blocks": (1, 3),
+        },
+        {"version": "2.5", "image_size": 24, "window": 12, "patch_size": 3, "merge_size": 2},
+    ],
+)
+def test_the_cost_of_an_image_is_what_flop_counter_mode_counts(sizes: dict[str, Any]) -> None:
+    """The vision transformer's matrix products on one image, against PyTorch's counter
+    on transformers' tower run on CPU (its attention split by image, and by window in
+    Qwen2.5-VL's windowed blocks), with the math kernel the counter sees."""
+    import importlib
+    import warnings
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    model = shapecalc.qwen2_vl(
+        vocab=10, hidden=16, layers=1, heads=2, intermediate=8, vision_hidden=16,
+        vision_layers=4, vision_heads=2, **sizes,
+    )  # fmt: skip
+    c = model.config
+    patches, flops = c.image_cost()
+    reference = c.reference()
+    config = getattr(transformers, reference.config_class)(**reference.config).vision_config
+    module = importlib.import_module(
+        "transformers.models.qwen2_vl.modeling_qwen2_vl"
+        if c.version == "2"
+        else "transformers.models.qwen2_5_vl.modeling_qwen2_5_vl"
+    )
+    name = {"2": "Qwen2VisionTransformerPretrainedModel"}.get(
+        c.version, "Qwen2_5_VisionTransformerPretrainedModel"
+    )
+    tower = getattr(module, name)._from_config(config, attn_implementation="sdpa").eval()
+    side = c.image_size // c.patch_size
+    pixels = torch.randn(patches, c.channels * c.temporal_patch * c.patch_size**2)
+    with (
+        torch.no_grad(),
+        warnings.catch_warnings(),
+        sdpa_kernel(SDPBackend.MATH),
+        FlopCounterMode(display=False) as counter,
+    ):
+        warnings.simplefilter("ignore")
+        out = tower(pixels, grid_thw=torch.tensor([[1, side, side]]))
+    assert flops == counter.get_total_flops()
+    assert out.pooler_output.shape == (patches // c.merge_size**2, c.merger_out)
+    assert f"{flops:,} FLOPs" in " ".join(model.notes)
+
+
+def test_an_image_that_does_not_tile_is_said_not_counted() -> None:
+    model = shapecalc.qwen2_vl(
+        vocab=10, hidden=16, layers=1, heads=2, intermediate=8, image_size=450
+    )  # fmt: skip
+    assert model.notes[-1] == (
+        "no cost of an image: image_size 450 is not a multiple of patch_size · merge_size "
+        "(28) (--image-size)"
+    )

@@ -39,7 +39,14 @@ from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, Node
 from shapecalc.layers._linear import Linear
 
-__all__ = ["family_of", "language_model", "mount", "part_family", "part_notes"]
+__all__ = [
+    "family_of",
+    "forward_products",
+    "language_model",
+    "mount",
+    "part_family",
+    "part_notes",
+]
 
 
 def family_of(model_type: str) -> type[Architecture]:
@@ -93,6 +100,16 @@ def part_notes(parts: Mapping[str, tuple[str, Node]]) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def forward_products(root: Node, inputs: tuple[tuple[Dim, ...], ...]) -> Dim:
+    """The matrix-product FLOPs of one forward of ``root`` on ``inputs`` (a vision
+    tower on one image's patches), as ``shapecalc.analyze`` follows its flow: what
+    PyTorch's FlopCounterMode counts."""
+    from shapecalc.analysis.cost import analyze
+
+    cost = analyze(Model("part", root), inputs)
+    return 2 * cost.macs
+
+
 def mount(
     kind: str,
     base_kind: str,
@@ -107,6 +124,7 @@ def mount(
     flow: Any = None,
     input_layout: tuple[tuple[str | int, ...], ...] = (("B", "T"),),
     name: str = "",
+    notes: tuple[str, ...] = (),
 ) -> Built:
     """The composite class ``kind``: ``model`` (the class ``base_kind`` holding the parts
     ``children`` by their names) and ``lm_head`` (V × H, the token embedding itself with
@@ -117,13 +135,19 @@ def mount(
     base_flow = flow if flow is not None else chain("language_model")
     model = Block(base_kind, dict(children), flow=base_flow)
     prefix = "model." if head else ""
+    said = notes
     notes = part_notes({f"{prefix}{k}": (what, children[k]) for k, what in parts.items()})
     if not head:
+        notes = (*notes, *said)
         return Built(model, notes=notes, input_layout=input_layout, group_depth=1, name=name)
     lm = Leaf(Linear(hidden, vocab, bias=False), "a score per token", "head")
     root = Block(kind, {"model": model, "lm_head": lm}, flow=chain("model", "lm_head"))
     ties = {"lm_head.weight": f"model.{embedding}.weight"} if tie else {}
-    notes = (*notes, f"lm_head (the head): {count_str(Model('h', lm).total)} parameters")
+    notes = (
+        *notes,
+        f"lm_head (the head): {count_str(Model('h', lm).total)} parameters",
+        *said,
+    )
     return Built(
         root,
         ties=ties,

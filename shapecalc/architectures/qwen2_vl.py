@@ -27,12 +27,12 @@ from typing import Any, ClassVar
 from shapecalc.architectures import _composite
 from shapecalc.architectures import _transformer as tf
 from shapecalc.core.declare import Architecture, Built, Reference, choice, flag, indices, size
-from shapecalc.core.dims import Dim, as_size, dim_str, known
+from shapecalc.core.dims import Dim, Expr, as_size, dim_str, known
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain, each, multiply, residual
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType, Part
-from shapecalc.core.tree import Block, ModuleList, Sequential
+from shapecalc.core.tree import Block, ModuleList, Sequential, runs
 from shapecalc.layers._function import Chunk
 from shapecalc.layers._linear import Linear
 from shapecalc.layers._norm import RMSNorm
@@ -80,6 +80,7 @@ def _vision_part(version: str) -> HFType:
             "vision_intermediate": "intermediate_size",
             "vision_out": "out_hidden_size",
             "fullatt_blocks": "fullatt_block_indexes",
+            "window": "window_size",
         }
         defaults = {
             "depth": 32,
@@ -88,8 +89,9 @@ def _vision_part(version: str) -> HFType:
             "num_heads": 16,
             "out_hidden_size": 3584,
             "fullatt_block_indexes": [7, 15, 23, 31],
+            "window_size": 112,
         }
-        free = frozenset({"hidden_act", "rope_parameters", "tokens_per_second", "window_size"})
+        free = frozenset({"hidden_act", "rope_parameters", "tokens_per_second"})
     return HFType(
         model_type=f"{'qwen2_vl' if version == '2' else 'qwen2_5_vl'}_vision",
         config_class=f"{_VERSIONS[version]}VisionConfig",
@@ -145,6 +147,8 @@ _PART_ARGUMENTS = frozenset(
         "temporal_patch",
         "merge_size",
         "fullatt_blocks",
+        "window",
+        "image_size",
     }
 )
 
@@ -294,6 +298,22 @@ class Qwen2VL(Architecture):
         "Qwen2.5-VL: the blocks that attend over the whole image (fullatt_block_indexes); "
         "the others attend within windows. No tensor changes."
     )
+    image_size: Any = size(
+        "S",
+        "The side of a square image in pixels, for the cost of one image (no tensor "
+        "changes): a multiple of P·M, and for Qwen2.5-VL of its window, else no cost.",
+        448,
+        names=False,
+        solvable=False,
+    )
+    window: Any = size(
+        "Wv",
+        "Qwen2.5-VL: the side in pixels of the windows the other blocks attend within "
+        "(window_size). No tensor changes.",
+        112,
+        names=False,
+        solvable=False,
+    )
     head: str = choice(
         ("lm", "none"),
         "lm: *ForConditionalGeneration, with lm_head; none: *Model, the parts alone.",
@@ -383,6 +403,10 @@ class Qwen2VL(Architecture):
         inner, width = out.get("vision_intermediate"), out["vision_hidden"]
         if out.get("version", "2") == "2" and isinstance(inner, int) and isinstance(width, int):
             out["vision_intermediate"] = width * max(1, inner // width)
+        step = out.get("patch_size", 14) * out.get("merge_size", 2)
+        out["window"] = step * max(1, out.get("window", 112) // step)
+        tile = out["window"] if out.get("version", "2") == "2.5" else step
+        out["image_size"] = tile * max(1, min(out.get("image_size", 448) // tile, 4))
         layers = out.get("vision_layers")
         if isinstance(layers, int):
             out["fullatt_blocks"] = tuple(i for i in out.get("fullatt_blocks", ()) if i < layers)
@@ -430,6 +454,7 @@ class Qwen2VL(Architecture):
                 "intermediate_size": self.vision_inner,
                 "out_hidden_size": self.merger_out,
                 "fullatt_block_indexes": list(self.fullatt_blocks),
+                "window_size": self.window,
             }
         return {
             "text_config": text,
@@ -445,20 +470,29 @@ class Qwen2VL(Architecture):
         return Reference(cls, f"{prefix}Config", self.hf_config())
 
     # -- the tree ---------------------------------------------------------------------------
-    def _vision_block(self) -> Block:
+    @property
+    def window_patches(self) -> int:
+        """The patches of one window (Qwen2.5-VL): (window_size / P)²."""
+        side: int = self.window // self.patch_size
+        return side * side
+
+    def _vision_block(self, windowed: bool) -> Block:
         h, a, inner = self.vision_hidden, self.vision_heads, self.vision_inner
         d = h // a
+        sdpa = ScaledDotProductAttention(a, a, d, causal=False)
+        if windowed:  # each window's patches attend among themselves
+            n = self.window_patches
+            split = Reshape((-1, n, h))
+            steps: tuple[Any, ...] = (each(split, split, split), sdpa, Reshape((-1, h)))
+            what = f"{dim_str(a)} heads of {dim_str(d)} within windows of {n} patches"
+        else:
+            steps = (each((), (), ()), sdpa)
+            what = f"{dim_str(a)} heads of {dim_str(d)} over every patch of an image"
         attn = Block(
             "VisionAttention",
             {"qkv": Linear(h, 3 * h), "proj": Linear(h, h)},
-            flow=chain(
-                "qkv",
-                Chunk((h, h, h)),
-                each((), (), ()),
-                ScaledDotProductAttention(a, a, d, causal=False),
-                "proj",
-            ),
-            description=f"{dim_str(a)} heads of {dim_str(d)} over every patch of an image",
+            flow=chain("qkv", Chunk((h, h, h)), *steps, "proj"),
+            description=what,
         )
         if self.version == "2":
             norm: Any = LayerNorm(h, eps=1e-6)
@@ -483,6 +517,29 @@ class Qwen2VL(Architecture):
             {"norm1": norm, "norm2": norm, "attn": attn, "mlp": mlp},
             flow=chain(residual("norm1", "attn"), residual("norm2", "mlp")),
         )
+
+    def _blocks(self) -> Block:
+        """Qwen2-VL's blocks, each over the whole image; Qwen2.5-VL's, within windows but
+        those of fullatt_blocks (a run each kind)."""
+        if self.version == "2":
+            return ModuleList(self._vision_block(False), self.vision_layers)
+        layers = known(self.vision_layers)
+        full = set(self.fullatt_blocks)
+        if layers is None or not full:
+            return ModuleList(self._vision_block(True), self.vision_layers)
+        nodes = {kind: self._vision_block(kind) for kind in (False, True)}
+        return Block("ModuleList", runs([nodes[i not in full] for i in range(layers)]))
+
+    def image_patches(self) -> int:
+        """The patches of one image of image_size² pixels: (S / P)²."""
+        side: int = self.image_size // self.patch_size
+        return side * side
+
+    def image_cost(self) -> tuple[int, Dim]:
+        """(patches, matrix-product FLOPs) of the vision transformer on one image."""
+        n = self.image_patches()
+        width = self.channels * self.temporal_patch * self.patch_size**2
+        return n, _composite.forward_products(self.vision_tower(), ((n, width),))
 
     def vision_tower(self) -> Block:
         """``model.visual``: patch_embed, the blocks and the merger."""
@@ -517,7 +574,7 @@ class Qwen2VL(Architecture):
             name,
             {
                 "patch_embed": patch_embed,
-                "blocks": ModuleList(self._vision_block(), self.vision_layers),
+                "blocks": self._blocks(),
                 "merger": merger,
             },
             flow=chain("patch_embed", "blocks", "merger"),
@@ -546,7 +603,38 @@ class Qwen2VL(Architecture):
             parts=_PARTS,
             head=self.head == "lm",
             name=f"{prefix}ForConditionalGeneration" if self.head == "lm" else f"{prefix}Model",
+            notes=self._image_note(),
         )
+
+    def _image_note(self) -> tuple[str, ...]:
+        """The cost of one image, when every size is a number."""
+        if any(isinstance(v, Expr) for v in self.arguments().values()):
+            return ()
+        untiled = self._untiled()
+        if untiled:
+            return (f"no cost of an image: {untiled} (--image-size)",)
+        patches, flops = self.image_cost()
+        tokens = patches // self.merge_size**2
+        side = self.image_size
+        return (
+            f"one image of {side:,} × {side:,} pixels: {patches:,} patches, {tokens:,} tokens "
+            f"for the language model; the vision transformer's forward {flops:,} FLOPs in "
+            "matrix products (then each token is the language model's: --flops)",
+        )
+
+    def _untiled(self) -> str:
+        """Why an image of image_size² pixels does not tile into patches, merged tokens
+        (and windows), or nothing."""
+        step = self.patch_size * self.merge_size
+        side = self.image_size
+        if side % step:
+            return f"image_size {side} is not a multiple of patch_size · merge_size ({step})"
+        if self.version == "2.5" and (self.window % step or side % self.window):
+            return (
+                f"image_size {side} is not a multiple of the window ({self.window}), a "
+                f"multiple of patch_size · merge_size ({step})"
+            )
+        return ""
 
 
 def _divisor(whole: Any, part: Any) -> Any:

@@ -507,6 +507,20 @@ ARCHITECTURE_COUNTS["cohere2"] = [
         8_028_033_024,
     ),
 ]
+ARCHITECTURE_COUNTS["qwen2-vl"] = [
+    (  # Qwen2-VL-7B-Instruct's sizes (its vision tower at Qwen2VLVisionConfig's defaults):
+        # Qwen2VLForConditionalGeneration built from them on the meta device
+        {
+            "vocab": 152064,
+            "hidden": 3584,
+            "layers": 28,
+            "heads": 28,
+            "kv_heads": 4,
+            "intermediate": 18944,
+        },
+        8_291_375_616,
+    ),
+]
 ARCHITECTURE_COUNTS["gemma3"] = [
     (  # gemma-3-1b's sizes (transformers' Gemma3ForCausalLM built from them on the meta
         # device; its other fields at Gemma3TextConfig's defaults)

@@ -609,6 +609,42 @@ def qwen_moe_twin(c: Any) -> Any:
     return model
 
 
+def qwen2_vl_twin(c: Any) -> Any:
+    """Qwen2VLForConditionalGeneration or Qwen2_5_VLForConditionalGeneration (or *Model),
+    built by transformers from the sizes (its vision_config and text_config)."""
+    t = hf()
+    prefix = {"2": "Qwen2VL", "2.5": "Qwen2_5_VL"}[c.version]
+    text = {
+        "vocab_size": c.vocab,
+        "hidden_size": c.hidden,
+        "num_hidden_layers": c.layers,
+        "num_attention_heads": c.heads,
+        "num_key_value_heads": c.kv_heads or c.heads,
+        "intermediate_size": c.intermediate,
+    }
+    inner = c.vision_intermediate or 4 * c.vision_hidden
+    out = c.vision_out or c.hidden
+    vision: dict[str, Any] = {
+        "depth": c.vision_layers,
+        "num_heads": c.vision_heads,
+        "in_channels": c.channels,
+        "patch_size": c.patch_size,
+        "temporal_patch_size": c.temporal_patch,
+        "spatial_merge_size": c.merge_size,
+    }
+    if c.version == "2":
+        vision |= {"embed_dim": c.vision_hidden, "mlp_ratio": inner // c.vision_hidden}
+        vision |= {"hidden_size": out}
+    else:
+        vision |= {"hidden_size": c.vision_hidden, "intermediate_size": inner}
+        vision |= {"out_hidden_size": out, "fullatt_block_indexes": list(c.fullatt_blocks)}
+    config = getattr(t, f"{prefix}Config")(
+        text_config=text, vision_config=vision, tie_word_embeddings=c.tie_weights
+    )
+    name = f"{prefix}ForConditionalGeneration" if c.head == "lm" else f"{prefix}Model"
+    return on_meta(getattr(t, name), config)
+
+
 TWINS: dict[str, Callable[[Any], Any]] = {
     "gpt-oss": with_task_heads(gpt_oss_twin, "model"),
     "lstm": recurrent_twin("lstm"),
@@ -625,6 +661,7 @@ TWINS: dict[str, Callable[[Any], Any]] = {
     "cohere": cohere_twin,
     "cohere2": cohere2_twin,
     "gemma3": gemma3_twin,
+    "qwen2-vl": qwen2_vl_twin,
     "phi": with_task_heads(phi_twin, "model"),
     "starcoder2": with_task_heads(starcoder2_twin, "model"),
     "qwen-moe": with_task_heads(qwen_moe_twin, "model"),

@@ -26,15 +26,15 @@ import dataclasses
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
+from shapecalc.architectures._composite import mount
 from shapecalc.architectures._dual import VISION
 from shapecalc.architectures._towers import ACTIVATIONS, patches, vision_tower
 from shapecalc.core.declare import Architecture, Built, Reference, choice, flag, size
-from shapecalc.core.dims import Dim, as_size, count_str, dim_str, known
+from shapecalc.core.dims import Dim, as_size, dim_str, known
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain, each
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType, config_for
-from shapecalc.core.model import Model
 from shapecalc.core.own import Parameter
 from shapecalc.core.tree import Block, Leaf, Node
 from shapecalc.layers._linear import Linear
@@ -346,52 +346,27 @@ class LLaVA(Architecture):
         if self.variant == "next":
             children["image_newline"] = Parameter((h,), role="the end of a row of image tokens")
         children["language_model"] = language
-        model = Block(
-            f"{prefix}Model",
-            children,
-            flow=each("language_model", ("vision_tower", "multi_modal_projector")),
-        )
-        notes = tuple(
-            f"{'model.' if self.head == 'lm' else ''}{path}: "
-            f"{count_str(Model(path, node).total)} parameters"
-            for path, node in (
-                ("vision_tower", tower),
-                ("multi_modal_projector", projector),
-                ("language_model", language),
-            )
-        )
         image = ("B", self.channels if isinstance(self.channels, int) else "C")
-        layout = (("B", "T"), (*image, self.image_size, self.image_size))
         name = (
             f"{prefix} (vision {dim_str(w)} × {dim_str(self.vision_layers)} layers, "
             f"{patches(self.image_size, self.patch_size)} patches; text {dim_str(h)} × "
             f"{dim_str(self.layers)} layers)"
         )
-        if self.head == "none":
-            return Built(model, notes=notes, input_layout=layout, group_depth=2, name=name)
-        lm = Leaf(Linear(h, v, bias=False), "a score per token", "head")
-        root = Block(
+        return mount(
             f"{prefix}ForConditionalGeneration",
-            {"model": model, "lm_head": lm},
-            flow=chain("model", "lm_head"),
-        )
-        ties = (
-            {"lm_head.weight": "model.language_model.embed_tokens.weight"}
-            if self.tie_weights
-            else {}
-        )
-        head = (
-            "the token embedding itself"
-            if self.tie_weights
-            else f"{count_str(Model('h', lm).total)} parameters"
-        )
-        return Built(
-            root,
-            ties=ties,
-            notes=(*notes, f"lm_head: {head}"),
-            input_layout=layout,
-            group_depth=3,
-            head="lm_head",
+            f"{prefix}Model",
+            children,
+            hidden=h,
+            vocab=v,
+            tie=self.tie_weights,
+            parts={
+                "vision_tower": "the vision tower",
+                "multi_modal_projector": "the projector",
+                "language_model": "the language model",
+            },
+            head=self.head == "lm",
+            flow=each("language_model", ("vision_tower", "multi_modal_projector")),
+            input_layout=(("B", "T"), (*image, self.image_size, self.image_size)),
             name=name,
         )
 

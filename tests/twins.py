@@ -335,8 +335,7 @@ def _kinds(c: Any) -> list[str] | None:
 
 def gemma3_twin(c: Any) -> Any:
     """Gemma3ForCausalLM (Gemma3TextModel without a head); with the head ``vision``,
-    Gemma3ForConditionalGeneration without its vision tower and projector (not counted
-    yet)."""
+    Gemma3ForConditionalGeneration, its SigLIP tower written from the fields."""
     t = hf()
     text = {
         "vocab_size": c.vocab,
@@ -352,10 +351,21 @@ def gemma3_twin(c: Any) -> Any:
         "pad_token_id": 0,
     }
     if c.head == "vision":
-        config = t.Gemma3Config(text_config=text, tie_word_embeddings=c.tie_weights)
-        model = on_meta(t.Gemma3ForConditionalGeneration, config)
-        del model.model.vision_tower, model.model.multi_modal_projector
-        return model
+        vision = {
+            "hidden_size": c.vision_hidden,
+            "num_hidden_layers": c.vision_layers,
+            "num_attention_heads": c.vision_heads,
+            "intermediate_size": c.vision_intermediate,
+            "image_size": c.image_size,
+            "patch_size": c.patch_size,
+            "num_channels": c.channels,
+            "hidden_act": c.vision_activation,
+            "vision_use_head": c.vision_head,
+        }
+        config = t.Gemma3Config(
+            text_config=text, vision_config=vision, tie_word_embeddings=c.tie_weights
+        )
+        return on_meta(t.Gemma3ForConditionalGeneration, config)
     config = t.Gemma3TextConfig(**text, tie_word_embeddings=c.tie_weights)
     if c.head == "seq-cls":
         config.num_labels = c.labels or 2

@@ -101,7 +101,9 @@ _WHERE = {
     "LayerNorm2d": "layers.vision",
     "StochasticDepth": "layers.vision",
     "ShiftedWindowAttention": "layers.vision",
+    "ShiftedWindowAttentionV2": "layers.vision",
     "PatchMerging": "layers.vision",
+    "PatchMergingV2": "layers.vision",
     "QuickGELU": "layers.vision",
     "Tile": "layers.tensors",
     "register_module": "adapters.torch_bridge",
@@ -147,6 +149,7 @@ __all__ = [
     "Param",
     "Parameter",
     "PatchMerging",
+    "PatchMergingV2",
     "Permute",
     "Pick",
     "PortMap",
@@ -163,6 +166,7 @@ __all__ = [
     "ShapeError",
     "ShapecalcError",
     "ShiftedWindowAttention",
+    "ShiftedWindowAttentionV2",
     "Solution",
     "SplitHeads",
     "StochasticDepth",
@@ -330,8 +334,10 @@ if TYPE_CHECKING:  # the static view of the lazy names above
     from shapecalc.layers.vision import (
         LayerNorm2d,
         PatchMerging,
+        PatchMergingV2,
         QuickGELU,
         ShiftedWindowAttention,
+        ShiftedWindowAttentionV2,
         StochasticDepth,
     )
     from shapecalc.report import Report

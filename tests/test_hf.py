@@ -220,7 +220,12 @@ BASE = {
 @pytest.mark.parametrize(
     ("change", "field", "words"),
     [
-        ({"model_type": "no_such_type"}, "model_type", ", ".join(sorted(declared()))),
+        (
+            {"model_type": "no_such_type"},
+            "model_type",
+            f"shapecalc reads {len(declared())} model types, listed by `shapecalc hf --help`",
+        ),
+        ({"model_type": "lama"}, "model_type", "(closest: llama"),
         ({"model_type": None}, "model_type", "has no model_type"),
         ({"architectures": ["LlamaForCausalLMWithValueHead"]}, "architectures", "LlamaModel"),
         ({"architectures": "LlamaForCausalLM"}, "architectures", "list of class names"),

@@ -23,6 +23,7 @@ architectures (a test holds them to the installed ``transformers``' config class
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -768,16 +769,24 @@ def _model_type(config: Mapping[str, Any], label: str) -> tuple[type[Architectur
     model_type: Any = config.get("model_type")
     command = command_for(model_type) if isinstance(model_type, str) else None
     if command is None:
-        listed = ", ".join(sorted(model_types()))
+        known_types = sorted(model_types())
+        listed = ", ".join(known_types)
         said = (
             "has no model_type"
             if model_type is None
             else f"model_type {shown_value(model_type)} is not supported"
         )
+        close = (
+            difflib.get_close_matches(model_type, known_types, 3)
+            if isinstance(model_type, str)
+            else []
+        )
+        hint = f" (closest: {', '.join(close)})" if close else ""
         raise _fail(
             "model_type",
             model_type,
-            f"{label}: {said}; shapecalc reads {listed}",
+            f"{label}: {said}; shapecalc reads {len(known_types)} model types{hint}, "
+            "listed by `shapecalc hf --help`",
             f"model_type is one of {listed}",
         )
     cls = get(command)

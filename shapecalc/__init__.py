@@ -106,6 +106,9 @@ _WHERE = {
     "PatchMergingV2": "layers.vision",
     "QuickGELU": "layers.vision",
     "Tile": "layers.tensors",
+    "Split": "layers.tensors",
+    "Unflatten": "layers.tensors",
+    "Mean": "layers.tensors",
     "register_module": "adapters.torch_bridge",
     "register_own_step": "adapters.torch_bridge",
     # the transformer architectures' library functions
@@ -142,6 +145,7 @@ __all__ = [
     "LayerSpec",
     "Leaf",
     "Linear",
+    "Mean",
     "MismatchError",
     "MissingDependencyError",
     "Model",
@@ -168,12 +172,14 @@ __all__ = [
     "ShiftedWindowAttention",
     "ShiftedWindowAttentionV2",
     "Solution",
+    "Split",
     "SplitHeads",
     "StochasticDepth",
     "TieError",
     "Tile",
     "TopkRouter",
     "Transpose",
+    "Unflatten",
     "__version__",
     "analyze",
     "assert_matches",
@@ -329,7 +335,17 @@ if TYPE_CHECKING:  # the static view of the lazy names above
     )
     from shapecalc.layers.linear import Linear
     from shapecalc.layers.recurrent import LSTM
-    from shapecalc.layers.tensors import Cat, Expand, Permute, Reshape, Tile, Transpose
+    from shapecalc.layers.tensors import (
+        Cat,
+        Expand,
+        Mean,
+        Permute,
+        Reshape,
+        Split,
+        Tile,
+        Transpose,
+        Unflatten,
+    )
     from shapecalc.layers.transformers import Bias, Conv1D, Experts, TopkRouter
     from shapecalc.layers.vision import (
         LayerNorm2d,

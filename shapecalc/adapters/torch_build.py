@@ -47,7 +47,17 @@ from shapecalc.layers.linear_attention import GatedAttention, GatedDeltaNet, Spl
 from shapecalc.layers.mamba import MambaMixer
 from shapecalc.layers.mamba2 import CausalConv1d, GatedRMSNorm, Mamba2Scan, Take
 from shapecalc.layers.norm import LayerNorm
-from shapecalc.layers.tensors import Cat, Expand, Permute, Reshape, Tile, Transpose
+from shapecalc.layers.tensors import (
+    Cat,
+    Expand,
+    Mean,
+    Permute,
+    Reshape,
+    Split,
+    Tile,
+    Transpose,
+    Unflatten,
+)
 from shapecalc.layers.transformers import (
     EXPERT_NAMES,
     MXFP4_BLOCK,
@@ -1108,6 +1118,9 @@ _CALLS: dict[type, Any] = {
     Transpose: lambda torch, spec, x: x.transpose(spec.dim0, spec.dim1),
     Reshape: lambda torch, spec, x: x.reshape(*spec.shape),
     Tile: _tile,
+    Split: lambda torch, spec, x: tuple(x.chunk(spec.chunks, spec.dim)),
+    Unflatten: lambda torch, spec, x: x.unflatten(spec.dim, spec.sizes),
+    Mean: lambda torch, spec, x: x.mean(list(spec.dims), keepdim=spec.keepdim),
     Add: lambda torch, spec, *xs: functools.reduce(lambda a, b: a + b, xs),
     Multiply: lambda torch, spec, *xs: functools.reduce(lambda a, b: a * b, xs),
     Positions: _positions,

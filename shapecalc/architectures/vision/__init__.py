@@ -65,6 +65,7 @@ FAMILIES = {
     "densenet": "densenet",
     "swin": "swin",
     "classic": "classic",
+    "mobile": "mobile",
 }
 #: the models whose builder takes ``width_mult``
 WIDTH_MULT = ("mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")

@@ -11,7 +11,6 @@ import re
 from fractions import Fraction
 from typing import Any
 
-import megatron_reference as ref
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,6 +31,7 @@ from shapecalc.analysis.parallel_plan import ParallelPlan
 from shapecalc.architectures.gpt2 import gpt2
 from shapecalc.architectures.llama import llama
 from shapecalc.core.errors import InvalidArgumentError
+from tests import megatron_reference as ref
 
 # --- Megatron-LM's own functions, on its own arguments --------------------------------
 
@@ -309,7 +309,7 @@ _NO_RULE = {"linear attention", "state space", "Mamba mixer", "mixer"}
 
 def _plan_types() -> list[str]:
     import transformers
-    from hf_configs import TYPES
+    from tests.hf_configs import TYPES
 
     out = []
     for model_type, (_, t) in sorted(TYPES.items()):
@@ -327,7 +327,7 @@ def test_splits_as_transformers_tp_plan(model_type: str, data: Any) -> None:
     the way the plan says (column, row, vocabulary or replicated), read from the
     installed config class; the plan's special styles (mla_kv_a_proj) are not compared."""
     import transformers
-    from hf_configs import TYPES, hf_configs
+    from tests.hf_configs import TYPES, hf_configs
 
     from shapecalc.adapters.hf_config import from_hf_config
 

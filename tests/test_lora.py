@@ -597,3 +597,99 @@ def test_adapters_are_float32_as_peft_keeps_them(lc: LoraConfig) -> None:
     assert lines["weights"] == every
     assert lines["gradients"] == trained
     assert lines["optimizer state"] == 2 * trained
+
+
+# -- fused mixtures: peft converts the targets (shapecalc/adapt/lora_moe.py) -------------
+MIXTRAL = {
+    "model_type": "mixtral",
+    "vocab_size": 50,
+    "hidden_size": 16,
+    "intermediate_size": 24,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "num_local_experts": 4,
+    "num_experts_per_tok": 2,
+}
+QWEN3_MOE = {
+    **{k: v for k, v in MIXTRAL.items() if k != "num_local_experts"},
+    "model_type": "qwen3_moe",
+    "moe_intermediate_size": 8,
+    "num_experts": 4,
+    "head_dim": 8,
+    "mlp_only_layers": [0],
+}
+DEEPSEEK_V3 = {
+    "model_type": "deepseek_v3",
+    "vocab_size": 50,
+    "hidden_size": 16,
+    "intermediate_size": 24,
+    "moe_intermediate_size": 8,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "n_routed_experts": 4,
+    "n_shared_experts": 1,
+    "num_experts_per_tok": 2,
+    "first_k_dense_replace": 1,
+    "q_lora_rank": 8,
+    "kv_lora_rank": 8,
+    "qk_rope_head_dim": 4,
+    "qk_nope_head_dim": 4,
+    "v_head_dim": 4,
+    "n_group": 1,
+    "topk_group": 1,
+}
+MOE_TARGETS: list[Any] = [
+    "all-linear",
+    ("q_proj", "v_proj", "gate"),
+    ("w1", "w3", "w2"),
+    ("w1",),
+    ("gate_proj", "up_proj"),
+    ("down_proj",),
+    r".*experts.*",
+    r".*mlp\.gate",
+    ("o_proj",),
+]
+
+
+@pytest.mark.parametrize("targets", MOE_TARGETS)
+@pytest.mark.parametrize("config", [MIXTRAL, QWEN3_MOE, DEEPSEEK_V3], ids=lambda c: c["model_type"])
+def test_fused_mixtures_as_peft_converts_them(config: dict[str, Any], targets: Any) -> None:
+    """peft 0.21 converts the targets of a transformers 5 mixture (all-linear and the
+    transformers 4 names of the experts and router become parameter targets, a fused pair
+    at twice the rank): every name, shape and trainable flag, and the counts, are peft's,
+    or both refuse (half a fused pair; a regular expression reaching the experts' act_fn)."""
+    lc = LoraConfig(r=4, targets=targets)
+    try:
+        theirs: Any = _peft(config, lc)
+    except (ValueError, TypeError):
+        with pytest.raises(InvalidArgumentError):
+            _ours(config, lc)
+        return
+    assert _ours(config, lc) == theirs
+
+
+def test_a_mixture_s_wrapped_parameters_keep_what_autograd_keeps() -> None:
+    """Each parameter peft wraps adds what autograd then keeps: the merged weight and the
+    product's input. Against a real CPU forward of transformers' Mixtral with peft, the
+    difference from shapecalc's activations is the same whatever is wrapped (the part
+    shapecalc counts for the frozen layers, which wrapping does not change)."""
+    from shapecalc.analysis.cost import analyze
+
+    config = {**MIXTRAL, "num_hidden_layers": 1}
+    gaps = set()
+    every = ("q_proj", "w1", "w3", "w2", "gate")  # q_proj first: the same block 0 ahead
+    for targets in [("q_proj",), ("q_proj", "gate"), ("q_proj", "w2"), every]:
+        lc = LoraConfig(r=4, targets=targets)
+        torch.manual_seed(0)
+        model = transformers.AutoModelForCausalLM.from_config(
+            transformers.AutoConfig.for_model(**config)
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wrapped = peft.get_peft_model(model, peft.LoraConfig(**lc.peft_kwargs()))
+        real = _kept(wrapped, [torch.randint(2, 40, (1, 5))])
+        ours = analyze(lora(from_hf_config(config), lc), batch=1, seq_len=5).activation_bytes
+        gaps.add(ours - real)
+    assert len(gaps) == 1

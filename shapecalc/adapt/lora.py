@@ -49,7 +49,7 @@ from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work
 from shapecalc.core.tree import Block, Leaf, join_name, map_leaves
 
-__all__ = ["ALL_LINEAR", "Lora", "LoraConfig", "Saved", "lora"]
+__all__ = ["ALL_LINEAR", "Lora", "LoraConfig", "ParamLora", "Saved", "lora"]
 
 #: peft's INCLUDE_LINEAR_LAYERS_SHORTHAND (``utils/constants.py``)
 ALL_LINEAR = "all-linear"
@@ -377,21 +377,138 @@ class Saved(Frozen):
         return f"{self.layer} (trained copy)"
 
 
+@frozen
+class ParamLora(Frozen):
+    """A module with LoRA on some of its parameters (a mixture's stacked experts, its
+    router's weight), as peft's ``lora.ParamWrapper`` nests them: one wrapper per
+    parameter, the first in the module's order innermost, the module's own tensors under
+    ``base_layer.`` once per wrapper (see :mod:`shapecalc.adapt.lora_moe`)."""
+
+    #: (parameter name, rank) in the module's order
+    wrapped: tuple[tuple[str, Any], ...] = ()
+
+    kind: ClassVar[str] = "ParamWrapper"
+    summary: ClassVar[str] = "a frozen module with low-rank updates of its parameters"
+
+    def params(self) -> Iterator[Param]:
+        from shapecalc.adapt.lora_moe import in_out
+
+        base = list(self.layer.params())
+        depth = len(self.wrapped)
+        for p in base:
+            yield dataclasses.replace(p, name="base_layer." * depth + p.name, trainable=False)
+        for i, (name, r) in enumerate(self.wrapped):
+            prefix = "base_layer." * (depth - 1 - i)
+            shape = next(p.shape for p in base if p.name == name)
+            e, n_in, n_out = in_out(shape)
+            each = f" per expert, {dim_str(e)} experts" if len(shape) == 3 else ""
+            yield Param(
+                f"{prefix}lora_A.default.weight",
+                (r * e, n_in),
+                f"LoRA A of {name}: {dim_str(n_in)} in -> rank {dim_str(r)}{each}",
+                dtype=ADAPTER_DTYPE,
+            )
+            yield Param(
+                f"{prefix}lora_B.default.weight",
+                (n_out, r * e),
+                f"LoRA B of {name}: rank {dim_str(r)} -> {dim_str(n_out)} out{each}",
+                dtype=ADAPTER_DTYPE,
+            )
+
+    def work(self, *inputs: Shape) -> Work:
+        """The frozen module's work, and per wrapped parameter what its update adds: the
+        merged weight W + s·B·A (a tensor of the forward now, kept for the backward), and
+        the product's input, which the update's gradient needs (a stack's: every visit's
+        gathered token, or its gated intermediate; a weight's: the layer's input)."""
+        from shapecalc.adapt.lora_moe import in_out
+
+        work = super().work(*inputs)
+        rows = product(inputs[0][:-1])
+        visits = rows * getattr(_base(self.layer), "top_k", 1)
+        shapes = {p.name: p.shape for p in self.layer.params()}
+        kept: list[Stored] = []
+        macs: Dim = 0
+        for name, r in self.wrapped:
+            shape = shapes[name]
+            e, n_in, n_out = in_out(shape)
+            kept.append(Stored(f"{name}, merged with its update", shape))
+            kept.append(Stored(f"{name}'s input", (visits if len(shape) == 3 else rows, n_in)))
+            macs += e * n_out * r * n_in
+        return dataclasses.replace(
+            work,
+            macs=work.macs + macs,
+            saved=(*work.saved, *kept),
+        )
+
+    def buffers(self) -> Iterator[Param]:
+        depth = len(self.wrapped)
+        for b in self.layer.buffers():
+            yield dataclasses.replace(b, name="base_layer." * depth + b.name)
+
+    def arguments(self) -> dict[str, Any]:
+        return {**self.layer.arguments(), "lora": dict(self.wrapped)}
+
+    def changed_arguments(self) -> dict[str, Any]:
+        return {**self.layer.changed_arguments(), "lora": dict(self.wrapped)}
+
+    def __str__(self) -> str:
+        ranks = ", ".join(f"{n} r={dim_str(r)}" for n, r in self.wrapped)
+        return f"{self.layer} (+LoRA on {ranks})"
+
+
 def _names(parts: tuple[str, ...]) -> list[str]:
     from shapecalc.quant import module_names
 
     return module_names(parts)
 
 
-def _targeted(config: LoraConfig, name: str, kind: str, head: bool) -> bool:
+def _targeted(targets: tuple[str, ...] | str, name: str, kind: str, head: bool) -> bool:
     """peft's ``check_target_module_exists`` for one module name (``all-linear`` resolved
     as ``_maybe_include_all_linear_layers`` resolves it)."""
-    targets = config.targets
     if isinstance(targets, str):
         if targets.lower() == ALL_LINEAR:
             return kind in ("Linear", "Conv1D") and not head
         return re.fullmatch(targets, name) is not None
     return name in targets or any(name.endswith(f".{t}") for t in targets)
+
+
+def _wrapped(
+    moe: Any, names: list[str], leaf: Leaf, r: Dim, config: LoraConfig, name: str
+) -> tuple[tuple[str, Any], ...]:
+    """The parameters of ``leaf`` peft wraps after converting the targets for a fused
+    mixture (:mod:`shapecalc.adapt.lora_moe`), each with its rank, in the module's order;
+    what ``lora.ParamWrapper`` refuses is refused."""
+    out: list[tuple[str, Any]] = []
+    for p in leaf.spec.params():
+        hits = {moe.wraps(f"{n}.{p.name}") for n in names}
+        target = next(iter(hits)) if len(hits) == 1 else None
+        _one_way({t is not None for t in hits}, name, "lora_targets", config.targets)
+        if target is not None:
+            out.append((p.name, r * moe.times.get(target, 1)))
+    if not out:
+        return ()
+    for refused, flag, what in (
+        (config.dora, "use_dora", "LoRA variants like DoRA"),
+        (config.bias, "lora_bias", "lora_bias=True"),
+    ):
+        if refused:
+            raise _error(
+                flag,
+                True,
+                f"--{flag.replace('_', '-')}: peft adapts {name}'s "
+                f"{', '.join(n for n, _ in out)} as parameters (lora.ParamWrapper), which "
+                f"does not work with {what}",
+                f"no {what} on a mixture's parameters",
+            )
+    if leaf.spec.kind == "Quantized":
+        raise _error(
+            "lora_targets",
+            config.targets,
+            f"--lora-targets: {name} is quantized; shapecalc does not model LoRA on a "
+            "quantized mixture's parameters",
+            "unquantized experts",
+        )
+    return tuple(out)
 
 
 def _saved(config: LoraConfig, name: str) -> bool:
@@ -428,6 +545,20 @@ def lora(model: Model, config: LoraConfig) -> Model:
     # the modules whose weight is another's (lm_head on GPT-2's wte); a tie's source may
     # be adapted, its weight then the base_layer's (as peft leaves the tie)
     tied = {n.rpartition(".")[0] for n in model.ties}
+    from shapecalc.adapt.lora_moe import convert
+
+    linear: list[str] = []
+
+    def linear_leaf(parts: tuple[str, ...], leaf: Leaf) -> Leaf:
+        name = join_name(*parts)
+        linear_kind = _base(leaf.spec).kind in ("Linear", "Conv1D")
+        if linear_kind and leaf.role != "router" and name != model.head:
+            linear.extend(_names(parts))
+        return leaf
+
+    map_leaves(model.root, linear_leaf)
+    moe = convert(model, config.targets, linear)
+    modules: tuple[str, ...] | str = moe.modules if moe is not None else config.targets
     found: list[str] = []  # the adapted modules' names (the first index of a run)
     seen: dict[str, None] = {}  # every module LoRA could adapt, for a message
 
@@ -436,10 +567,12 @@ def lora(model: Model, config: LoraConfig) -> Model:
         name = join_name(*parts)
         kind = _base(leaf.spec).kind
         activation = ACTIVATION_OF.get(parts[-1]) if parts else None
+        # transformers 5's stacked experts hold their activation as a child, act_fn
+        inside = _base(leaf.spec).kind == "Experts"
         targets = config.targets
-        if activation and isinstance(targets, str) and targets.lower() != ALL_LINEAR:
+        if (activation or inside) and isinstance(targets, str) and targets.lower() != ALL_LINEAR:
             for n in names:
-                module = f"{n.rpartition('.')[0]}.{activation}"
+                module = f"{n}.act_fn" if inside else f"{n.rpartition('.')[0]}.{activation}"
                 if re.fullmatch(targets, module):
                     raise _error(
                         "lora_targets",
@@ -482,8 +615,13 @@ def lora(model: Model, config: LoraConfig) -> Model:
             return dataclasses.replace(leaf, spec=Saved(leaf.spec))
         head = name == model.head
         hit = _one_way(
-            {_targeted(config, n, kind, head) for n in names}, name, "lora_targets", config.targets
+            {_targeted(modules, n, kind, head) for n in names}, name, "lora_targets", config.targets
         )
+        if not hit and moe is not None:  # its parameters, as peft converts the targets
+            wrapped = _wrapped(moe, names, leaf, r, config, name)
+            if wrapped:
+                found.append(name)
+                return dataclasses.replace(leaf, spec=ParamLora(leaf.spec, wrapped=wrapped))
         if not hit:
             return dataclasses.replace(leaf, spec=Frozen(leaf.spec))
         if kind not in ADAPTED:

@@ -630,6 +630,10 @@ TWINS: dict[str, Callable[[Any], Any]] = {
     "qwen-moe": with_task_heads(qwen_moe_twin, "model"),
 }
 
+from tests.twins_vision import VISION_TWINS  # noqa: E402 (uses hf and on_meta above)
+
+TWINS.update(VISION_TWINS)
+
 
 # -- DeepSeek-V2/V3 and GLM-4.5: transformers' classes on the meta device, from configs
 #    written here field by field

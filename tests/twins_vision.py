@@ -1,0 +1,54 @@
+"""Torch twins of the Hugging Face vision types (``vit``, ``dinov2``): transformers' own
+classes on the meta device, from configs written here field by field from the
+architecture's arguments (independently of its HF declaration)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tests.twins import hf, on_meta
+
+
+def vit_twin(c: Any) -> Any:
+    t = hf()
+    config = t.ViTConfig(
+        image_size=c.image_size,
+        patch_size=c.patch_size,
+        num_channels=c.channels,
+        hidden_size=c.hidden,
+        num_hidden_layers=c.layers,
+        num_attention_heads=c.heads,
+        intermediate_size=c.intermediate or 4 * c.hidden,
+        qkv_bias=c.qkv_bias,
+        pooler_output_size=c.pooler_size,
+        num_labels=c.labels or 2,
+    )
+    if c.head == "cls":
+        return on_meta(t.ViTForImageClassification, config)
+    import torch
+
+    with torch.device("meta"):
+        return t.ViTModel(config, add_pooling_layer=c.pooler, use_mask_token=c.mask_token)
+
+
+def dinov2_twin(c: Any) -> Any:
+    t = hf()
+    config = t.Dinov2Config(
+        image_size=c.image_size,
+        patch_size=c.patch_size,
+        num_channels=c.channels,
+        hidden_size=c.hidden,
+        num_hidden_layers=c.layers,
+        num_attention_heads=c.heads,
+        mlp_ratio=c.mlp_ratio,
+        use_swiglu_ffn=c.swiglu,
+        qkv_bias=c.qkv_bias,
+        use_mask_token=c.mask_token,
+        drop_path_rate=c.drop_path,
+        num_labels=c.labels or 2,
+    )
+    return on_meta(t.Dinov2ForImageClassification if c.head == "cls" else t.Dinov2Model, config)
+
+
+VISION_TWINS: dict[str, Callable[[Any], Any]] = {"vit": vit_twin, "dinov2": dinov2_twin}

@@ -1,4 +1,5 @@
-"""Torch twins of the Hugging Face vision types (``vit``, ``dinov2``): transformers' own
+"""Torch twins of the Hugging Face vision types (``vit``, ``dinov2``, ``convnext``,
+``resnet``): transformers' own
 classes on the meta device, from configs written here field by field from the
 architecture's arguments (independently of its HF declaration)."""
 
@@ -51,4 +52,41 @@ def dinov2_twin(c: Any) -> Any:
     return on_meta(t.Dinov2ForImageClassification if c.head == "cls" else t.Dinov2Model, config)
 
 
-VISION_TWINS: dict[str, Callable[[Any], Any]] = {"vit": vit_twin, "dinov2": dinov2_twin}
+def convnext_twin(c: Any) -> Any:
+    t = hf()
+    config = t.ConvNextConfig(
+        num_channels=c.channels,
+        patch_size=c.patch_size,
+        num_stages=len(c.depths),
+        depths=list(c.depths),
+        hidden_sizes=list(c.hidden_sizes),
+        layer_scale_init_value=c.layer_scale,
+        drop_path_rate=c.drop_path,
+        image_size=c.image_size,
+        num_labels=c.labels or 2,
+    )
+    model = t.ConvNextForImageClassification if c.head == "cls" else t.ConvNextModel
+    return on_meta(model, config)
+
+
+def resnet_twin(c: Any) -> Any:
+    t = hf()
+    config = t.ResNetConfig(
+        num_channels=c.channels,
+        embedding_size=c.embedding_size,
+        depths=list(c.depths),
+        hidden_sizes=list(c.hidden_sizes),
+        layer_type=c.layer_type,
+        downsample_in_first_stage=c.downsample_in_first_stage,
+        downsample_in_bottleneck=c.downsample_in_bottleneck,
+        num_labels=c.labels or 2,
+    )
+    return on_meta(t.ResNetForImageClassification if c.head == "cls" else t.ResNetModel, config)
+
+
+VISION_TWINS: dict[str, Callable[[Any], Any]] = {
+    "vit": vit_twin,
+    "dinov2": dinov2_twin,
+    "convnext": convnext_twin,
+    "resnet": resnet_twin,
+}

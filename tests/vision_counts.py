@@ -26,6 +26,35 @@ def _dinov2(h: int, layers: int, patches: int, *, swiglu: bool = False) -> int:
     return h + h + (patches + 1) * h + h * 3 * 14 * 14 + h + layers * layer + 2 * h
 
 
+def _convnext(depths: tuple[int, ...], sizes: tuple[int, ...], labels: int) -> int:
+    """The stem (4 × 4 conv and LayerNorm), downsampling (LayerNorm, 2 × 2 conv) before
+    each stage but the first, blocks (layer scale, 7 × 7 depthwise conv, LayerNorm, C ->
+    4·C -> C), the final LayerNorm and the classifier."""
+    total = sizes[0] * 3 * 16 + sizes[0] + 2 * sizes[0]
+    for i, (n, c) in enumerate(zip(depths, sizes, strict=True)):
+        if i:
+            total += 2 * sizes[i - 1] + c * sizes[i - 1] * 4 + c
+        total += n * (c + c * 49 + c + 2 * c + (c * 4 * c + 4 * c) + (4 * c * c + c))
+    last = sizes[-1]
+    return total + 2 * last + (last * labels + labels if labels else 0)
+
+
+def _resnet50(labels: int) -> int:
+    """The 7 × 7 stem (64) with its batch norm, 3-4-6-3 bottlenecks (1 × 1, 3 × 3, 1 × 1,
+    each with its batch norm; a projected shortcut first in each stage), the classifier."""
+    total = 64 * 3 * 49 + 2 * 64
+    cin = 64
+    for n, out in zip((3, 4, 6, 3), (256, 512, 1024, 2048), strict=True):
+        r = out // 4
+        for j in range(n):
+            i = cin if j == 0 else out
+            total += i * r + 2 * r + r * r * 9 + 2 * r + r * out + 2 * out
+            if j == 0:
+                total += i * out + 2 * out
+        cin = out
+    return total + 2048 * labels + labels
+
+
 _DINO_S: dict[str, Any] = {"image_size": 518, "hidden": 384, "layers": 12, "heads": 6}
 
 VISION_COUNTS: dict[str, list[tuple[dict[str, Any], int]]] = {
@@ -49,5 +78,18 @@ VISION_COUNTS: dict[str, list[tuple[dict[str, Any], int]]] = {
         ),
         ({**_DINO_S, "head": "none", "swiglu": True}, _dinov2(384, 12, 37 * 37, swiglu=True)),
         ({**_DINO_S, "labels": 1000}, _dinov2(384, 12, 37 * 37) + 2 * 384 * 1000 + 1000),
+    ],
+    "convnext": [
+        # facebook/convnext-tiny-224 (1,000 labels); torchvision's convnext_tiny holds the
+        # same numbers (its published num_params: 28,589,128)
+        ({"channels": 3, "labels": 1000}, 28_589_128),
+        ({"channels": 3, "labels": 1000}, _convnext((3, 3, 9, 3), (96, 192, 384, 768), 1000)),
+        ({"channels": 3, "head": "none"}, _convnext((3, 3, 9, 3), (96, 192, 384, 768), 0)),
+    ],
+    "resnet": [
+        # microsoft/resnet-50 (1,000 labels); torchvision's resnet50 holds the same numbers
+        # (its published num_params: 25,557,032)
+        ({"channels": 3, "labels": 1000}, 25_557_032),
+        ({"channels": 3, "labels": 1000}, _resnet50(1000)),
     ],
 }

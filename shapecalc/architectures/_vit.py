@@ -23,7 +23,7 @@ from shapecalc.layers.functional import ScaledDotProductAttention
 from shapecalc.layers.linear import Flatten, Linear
 from shapecalc.layers.tensors import Transpose
 
-__all__ = ["VisionTransformer", "attention", "patch_embeddings", "tokens"]
+__all__ = ["VisionModel", "VisionTransformer", "attention", "patch_embeddings", "tokens"]
 
 
 def image_size(default: int) -> Any:
@@ -57,7 +57,40 @@ def dropout() -> Any:
     )
 
 
-class VisionTransformer(Architecture):
+class VisionModel(Architecture):
+    """An image model of transformers: a body, and a classifier of N labels or none
+    (``head``, ``labels``)."""
+
+    sequence = False
+    #: the heads whose size is the number of labels
+    label_heads: ClassVar[frozenset[str]] = frozenset({"cls"})
+
+    @property
+    def n_labels(self) -> Dim:
+        """The classifier's labels: given, or 2 (transformers' default)."""
+        given = getattr(self, "labels", None)
+        n: Dim = 2 if given is None else given
+        return n
+
+    def check_labels(self) -> None:
+        if getattr(self, "labels", None) is not None and getattr(self, "head", "") != "cls":
+            rule = "labels sizes the classification head (--head cls)"
+            raise InvalidArgumentError(
+                f"{rule}; --head {getattr(self, 'head', '')} has none",
+                layer=self.owner(),
+                field="labels",
+                value=self.labels,  # type: ignore[attr-defined]
+                rule=rule,
+            )
+
+    def hf_values(self) -> dict[str, Any]:
+        out = super().hf_values()
+        if "labels" in out:
+            out["labels"] = self.n_labels
+        return out
+
+
+class VisionTransformer(VisionModel):
     """A transformer over image patches: the sizes and rules ViT and DINOv2 share."""
 
     image_size: int
@@ -66,10 +99,6 @@ class VisionTransformer(Architecture):
     hidden: Dim
     layers: Dim
     heads: Dim
-
-    sequence = False
-    #: the heads whose size is the number of labels
-    label_heads: ClassVar[frozenset[str]] = frozenset({"cls"})
 
     @property
     def patches(self) -> int:
@@ -123,29 +152,6 @@ class VisionTransformer(Architecture):
             number = known(as_size(heads, owner=cls.owner(), field="heads"))
             return 1 if number is None else number
         return 1
-
-    @property
-    def n_labels(self) -> Dim:
-        given = getattr(self, "labels", None)
-        n: Dim = 2 if given is None else given
-        return n
-
-    def check_labels(self) -> None:
-        if getattr(self, "labels", None) is not None and getattr(self, "head", "") != "cls":
-            rule = "labels sizes the classification head (--head cls)"
-            raise InvalidArgumentError(
-                f"{rule}; --head {getattr(self, 'head', '')} has none",
-                layer=self.owner(),
-                field="labels",
-                value=self.labels,  # type: ignore[attr-defined]
-                rule=rule,
-            )
-
-    def hf_values(self) -> dict[str, Any]:
-        out = super().hf_values()
-        if "labels" in out:
-            out["labels"] = self.n_labels
-        return out
 
 
 def patch_embeddings(kind: str, channels: Dim, hidden: Dim, patch: int) -> Block:

@@ -10,6 +10,51 @@ from typing import Any
 
 from tests.twins import hf, on_meta
 
+#: transformers 5's names -> the checkpoint files' (transformers 4's), the reverse of the
+#: renames transformers/conversion_mapping.py applies on load ("ViTModel", "Dinov2Model")
+VIT_NAMES = (
+    (r"(^|\.)layers\.", r"\1encoder.layer."),
+    (r"attention\.q_proj", "attention.attention.query"),
+    (r"attention\.k_proj", "attention.attention.key"),
+    (r"attention\.v_proj", "attention.attention.value"),
+    (r"attention\.o_proj", "attention.output.dense"),
+    (r"mlp\.fc1", "intermediate.dense"),
+    (r"mlp\.fc2", "output.dense"),
+)
+DINOV2_NAMES = (
+    *VIT_NAMES[1:5],
+    (r"mlp\.down_proj", "mlp.weights_out"),
+)
+
+
+def as_stored(model: Any, names: tuple[tuple[str, str], ...]) -> Any:
+    """A module holding ``model``'s parameters under the checkpoint files' names, in
+    ``model``'s order: DINOv2's gate_proj and up_proj as one weights_in (gate first, as
+    the Chunk transformers loads it with splits it)."""
+    import re
+
+    import torch
+    from torch import nn
+
+    root = nn.Module()
+    for name, param in model.named_parameters():
+        shape = tuple(param.shape)
+        if ".mlp.up_proj." in name:
+            continue  # in weights_in, with the gate
+        if ".mlp.gate_proj." in name:
+            name = name.replace(".mlp.gate_proj.", ".mlp.weights_in.")
+            shape = (2 * shape[0], *shape[1:])
+        for pattern, replacement in names:
+            name = re.sub(pattern, replacement, name)
+        *path, leaf = name.split(".")
+        module = root
+        for part in path:
+            if not hasattr(module, part):
+                module.add_module(part, nn.Module())
+            module = getattr(module, part)
+        module.register_parameter(leaf, nn.Parameter(torch.empty(shape, device="meta")))
+    return root
+
 
 def vit_twin(c: Any) -> Any:
     t = hf()
@@ -26,11 +71,13 @@ def vit_twin(c: Any) -> Any:
         num_labels=c.labels or 2,
     )
     if c.head == "cls":
-        return on_meta(t.ViTForImageClassification, config)
-    import torch
+        model = on_meta(t.ViTForImageClassification, config)
+    else:
+        import torch
 
-    with torch.device("meta"):
-        return t.ViTModel(config, add_pooling_layer=c.pooler, use_mask_token=c.mask_token)
+        with torch.device("meta"):
+            model = t.ViTModel(config, add_pooling_layer=c.pooler, use_mask_token=c.mask_token)
+    return as_stored(model, VIT_NAMES) if c.layout == "checkpoint" else model
 
 
 def dinov2_twin(c: Any) -> Any:
@@ -49,7 +96,8 @@ def dinov2_twin(c: Any) -> Any:
         drop_path_rate=c.drop_path,
         num_labels=c.labels or 2,
     )
-    return on_meta(t.Dinov2ForImageClassification if c.head == "cls" else t.Dinov2Model, config)
+    model = on_meta(t.Dinov2ForImageClassification if c.head == "cls" else t.Dinov2Model, config)
+    return as_stored(model, DINOV2_NAMES) if c.layout == "checkpoint" else model
 
 
 def convnext_twin(c: Any) -> Any:

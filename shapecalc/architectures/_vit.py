@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from shapecalc.core.declare import Architecture, number, size
+from shapecalc.core.declare import Architecture, choice, number, size
 from shapecalc.core.dims import Dim, as_size, known, symbol
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain, parallel
@@ -23,7 +23,15 @@ from shapecalc.layers.functional import ScaledDotProductAttention
 from shapecalc.layers.linear import Flatten, Linear
 from shapecalc.layers.tensors import Transpose
 
-__all__ = ["VisionModel", "VisionTransformer", "attention", "patch_embeddings", "tokens"]
+__all__ = [
+    "VisionModel",
+    "VisionTransformer",
+    "attention",
+    "checkpoint_attention",
+    "layout",
+    "patch_embeddings",
+    "tokens",
+]
 
 
 def image_size(default: int) -> Any:
@@ -44,6 +52,19 @@ def patch_size(default: int) -> Any:
 
 def channels() -> Any:
     return size("C", "Channels of the pixels (num_channels): 3 for RGB.", 3, solvable=False)
+
+
+#: how the blocks are named
+LAYOUTS = ("transformers", "checkpoint")
+
+
+def layout(transformers: str, checkpoint: str) -> Any:
+    return choice(
+        LAYOUTS,
+        f"How the blocks are named: as transformers 5 holds them ({transformers}), or as "
+        f"checkpoint files store them ({checkpoint}), which transformers renames on load.",
+        "transformers",
+    )
 
 
 def dropout() -> Any:
@@ -181,6 +202,31 @@ def attention(kind: str, hidden: Dim, heads: Dim, head_dim: Dim, bias: bool) -> 
             ScaledDotProductAttention(heads, heads, head_dim, causal=False),
             "o_proj",
         ),
+    )
+
+
+def checkpoint_attention(hidden: Dim, heads: Dim, head_dim: Dim, bias: bool) -> Block:
+    """The attention as checkpoint files store it (transformers 4's layout):
+    ``attention.{query,key,value}`` and ``output.dense``."""
+    inner = Block(
+        "SelfAttention",
+        {
+            "query": Leaf(Linear(hidden, hidden, bias=bias), role="query"),
+            "key": Leaf(Linear(hidden, hidden, bias=bias), role="key"),
+            "value": Leaf(Linear(hidden, hidden, bias=bias), role="value"),
+        },
+        flow=chain(
+            parallel("query", "key", "value"),
+            ScaledDotProductAttention(heads, heads, head_dim, causal=False),
+        ),
+    )
+    output = Block(
+        "SelfOutput",
+        {"dense": Leaf(Linear(hidden, hidden), role="output projection")},
+        flow=chain("dense"),
+    )
+    return Block(
+        "Attention", {"attention": inner, "output": output}, flow=chain("attention", "output")
     )
 
 

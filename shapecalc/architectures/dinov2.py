@@ -20,15 +20,17 @@ from shapecalc.architectures._vit import (
     VisionTransformer,
     attention,
     channels,
+    checkpoint_attention,
     dropout,
     image_size,
+    layout,
     patch_embeddings,
     patch_size,
     tokens,
 )
 from shapecalc.core.declare import Built, choice, flag, number, size
 from shapecalc.core.dims import Dim, floor_div
-from shapecalc.core.flow import chain, each, multiply, parallel, residual, summed
+from shapecalc.core.flow import Multiply, chain, each, multiply, parallel, residual, summed
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.own import Parameter
@@ -110,6 +112,10 @@ class DINOv2(VisionTransformer):
         open_high=True,
     )
     dropout: float = dropout()
+    layout: str = layout(
+        "attention.q_proj, mlp.gate_proj and mlp.up_proj",
+        "attention.attention.query, mlp.weights_in: gate and up in one",
+    )
 
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
@@ -170,6 +176,7 @@ class DINOv2(VisionTransformer):
                 }
             ),
             strict_heads=True,
+            checkpoint={"layout": "checkpoint"},
         ),
     )
 
@@ -188,6 +195,18 @@ class DINOv2(VisionTransformer):
 
     def _mlp(self) -> Block:
         h, i = self.hidden, self.inner
+        if self.swiglu and self.layout == "checkpoint":  # gate and up in one: weights_in
+            return Block(
+                "Dinov2SwiGLUFFN",
+                {
+                    "weights_in": Leaf(Linear(h, 2 * i), role="gate and up"),
+                    "weights_out": Leaf(Linear(i, h), role="down"),
+                    "act_fn": SiLU(),
+                },
+                flow=chain(
+                    "weights_in", Chunk((i, i)), each("act_fn", ()), Multiply(), "weights_out"
+                ),
+            )
         if self.swiglu:
             return Block(
                 "Dinov2SwiGLUFFN",
@@ -223,8 +242,12 @@ class DINOv2(VisionTransformer):
             "Dinov2Layer",
             {
                 "norm1": LayerNorm(h, eps=EPS),
-                "attention": attention(
-                    "Dinov2Attention", h, self.heads, self.head_size(), self.qkv_bias
+                "attention": (
+                    checkpoint_attention(h, self.heads, self.head_size(), self.qkv_bias)
+                    if self.layout == "checkpoint"
+                    else attention(
+                        "Dinov2Attention", h, self.heads, self.head_size(), self.qkv_bias
+                    )
                 ),
                 "layer_scale1": self._scale(),
                 "drop_path": drop,

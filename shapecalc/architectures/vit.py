@@ -18,8 +18,10 @@ from shapecalc.architectures._vit import (
     VisionTransformer,
     attention,
     channels,
+    checkpoint_attention,
     dropout,
     image_size,
+    layout,
     patch_embeddings,
     patch_size,
     tokens,
@@ -115,6 +117,10 @@ class ViT(VisionTransformer):
         False,
     )
     dropout: float = dropout()
+    layout: str = layout(
+        "layers.{i}.attention.q_proj, mlp.fc1",
+        "encoder.layer.{i}.attention.attention.query, intermediate.dense",
+    )
 
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
@@ -158,6 +164,7 @@ class ViT(VisionTransformer):
             # encoder_stride sizes ViTForMaskedImageModeling's decoder only
             free=frozenset({"hidden_act", "layer_norm_eps", "pooler_act", "encoder_stride"}),
             options=frozenset({"pooler", "mask_token"}),
+            checkpoint={"layout": "checkpoint"},
             strict_heads=True,
             write=_write,
         ),
@@ -176,13 +183,37 @@ class ViT(VisionTransformer):
         return {**super().hf_values(), "intermediate": self.inner}
 
     def _layer(self) -> Block:
-        h, d = self.hidden, self.head_size()
+        h, d, i = self.hidden, self.head_size(), self.inner
+        if self.layout == "checkpoint":  # transformers 4's names, as its checkpoints hold
+            return Block(
+                "ViTLayer",
+                {
+                    "attention": checkpoint_attention(h, self.heads, d, self.qkv_bias),
+                    "layernorm_before": LayerNorm(h, eps=EPS),
+                    "layernorm_after": LayerNorm(h, eps=EPS),
+                    "intermediate": Block(
+                        "ViTIntermediate",
+                        {"dense": Leaf(Linear(h, i), role="up"), "intermediate_act_fn": GELU()},
+                        flow=chain("dense", "intermediate_act_fn"),
+                    ),
+                    "output": Block(
+                        "ViTOutput",
+                        {"dense": Leaf(Linear(i, h), role="down")},
+                        flow=chain("dense"),
+                    ),
+                    "dropout": Dropout(self.dropout),
+                },
+                flow=chain(
+                    residual("layernorm_before", "attention", "dropout"),
+                    residual("layernorm_after", "intermediate", "output", "dropout"),
+                ),
+            )
         mlp = Block(
             "ViTMLP",
             {
-                "fc1": Leaf(Linear(h, self.inner), role="up"),
+                "fc1": Leaf(Linear(h, i), role="up"),
                 "activation_fn": GELU(),
-                "fc2": Leaf(Linear(self.inner, h), role="down"),
+                "fc2": Leaf(Linear(i, h), role="down"),
             },
             flow=chain("fc1", "activation_fn", "fc2"),
         )
@@ -228,12 +259,17 @@ class ViT(VisionTransformer):
 
     def _body(self, pooled: bool, mask: bool) -> Block:
         h = self.hidden
+        stack: Any = ModuleList(self._layer(), self.layers)
+        where = "layers"
+        if self.layout == "checkpoint":  # encoder.layer.{i}
+            stack = Block("ViTEncoder", {"layer": stack}, flow=chain("layer"))
+            where = "encoder"
         children: dict[str, Any] = {
             "embeddings": self._embeddings(mask),
-            "layers": ModuleList(self._layer(), self.layers),
+            where: stack,
             "layernorm": LayerNorm(h, eps=EPS),
         }
-        flow = chain("embeddings", "layers", "layernorm")
+        flow = chain("embeddings", where, "layernorm")
         if pooled:
             out = h if self.pooler_size is None else self.pooler_size
             children["pooler"] = Block(
@@ -242,7 +278,7 @@ class ViT(VisionTransformer):
                 flow=chain(Select(1), "dense", "activation"),
                 description="the class token's vector, through H -> O and tanh",
             )
-            flow = chain("embeddings", "layers", "layernorm", parallel((), "pooler"))
+            flow = chain("embeddings", where, "layernorm", parallel((), "pooler"))
         return Block("ViTModel", children, flow=flow)
 
     def build(self) -> Built:

@@ -174,13 +174,34 @@ class ConvNeXt(VisionModel):
         ),
     )
 
+    @property
+    def smallest_image(self) -> int:
+        """The smallest side the stem and every downsampling (2 × 2, stride 2) can take."""
+        side: int = self.patch_size * 2 ** (len(self.depths) - 1)
+        return side
+
     def check(self) -> None:
         stage_lists(self)
         self.check_labels()
+        if self.image_size < self.smallest_image:
+            rule = (
+                "image_size is at least patch_size · 2^(stages - 1): the stem and each "
+                "stage's 2 × 2 downsampling need a pixel"
+            )
+            raise InvalidArgumentError(
+                f"{rule}, got {self.image_size} < {self.smallest_image}",
+                layer=self.owner(),
+                field="image_size",
+                value=self.image_size,
+                rule=rule,
+            )
 
     @classmethod
     def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
-        return agreeing(dict(arguments))
+        out = agreeing(dict(arguments))
+        least = out["patch_size"] * 2 ** (len(out["depths"]) - 1)
+        out["image_size"] = max(out["image_size"], least)
+        return out
 
     def _layer(self, dim: int, drop: float) -> Block:
         children: dict[str, Any] = {}

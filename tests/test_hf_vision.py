@@ -299,4 +299,3 @@ def test_library_and_command_agree() -> None:
     assert result.exit_code == 0, result.output
     # ResNet-18's tensors (torchvision's published num_params: 11,689,512)
     assert json.loads(result.stdout)["total"] == 11_689_512
-

@@ -27,13 +27,19 @@ __all__ = ["torchvision"]
 
 def _list(fmt: str) -> None:
     """The models, one a line (``--format json``: a JSON object of them)."""
-    from shapecalc.architectures.vision import WIDTH_MULT, family_of, names
+    from shapecalc.architectures.vision import AUX_LOGITS, WIDTH_MULT, family_of, names
 
     if fmt == "json":
         import json
 
         listed = [
-            {"name": n, "family": family_of(n), "width_mult": n in WIDTH_MULT} for n in names()
+            {
+                "name": n,
+                "family": family_of(n),
+                "width_mult": n in WIDTH_MULT,
+                "aux_logits": n in AUX_LOGITS,
+            }
+            for n in names()
         ]
         click.echo(json.dumps({"models": listed}, indent=2))
         return
@@ -43,7 +49,10 @@ def _list(fmt: str) -> None:
             param_hint="'--format'",
         )
     for name in names():
-        click.echo(f"{name}  (--width-mult)" if name in WIDTH_MULT else name)
+        flag = (
+            "--width-mult" if name in WIDTH_MULT else "--aux-logits" if name in AUX_LOGITS else ""
+        )
+        click.echo(f"{name}  ({flag})" if flag else name)
 
 
 @click.command("torchvision", cls=ExampleCommand, example="resnet50 --num-classes 10")
@@ -70,6 +79,12 @@ def _list(fmt: str) -> None:
     default=None,
     help="Width multiplier of the MobileNets (torchvision's width_mult) [default: 1.0].",
 )
+@click.option(
+    "--aux-logits/--no-aux-logits",
+    default=None,
+    help="GoogLeNet's and Inception v3's auxiliary heads (torchvision's aux_logits), run in "
+    "training only [default: on, as with weights=None; the pretrained weights drop them].",
+)
 @apply(report_options(explain=None))
 @apply(cost_options(model=True))
 @apply(convention_options(gru=False))
@@ -94,6 +109,7 @@ def torchvision(**flags: Any) -> None:
             num_classes=flags["num_classes"],
             image_size=flags["image_size"],
             width_mult=flags["width_mult"],
+            aux_logits=flags["aux_logits"],
         )
     except ShapecalcError as err:
         if err.field == "name":

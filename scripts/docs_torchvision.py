@@ -64,8 +64,8 @@ def torchvision_page() -> str:
             f"`--width-mult X` is the width multiplier of {', '.join(WIDTH_MULT)}; "
             "`--depth`, `--format json|markdown|tree|latex`, `--verify` and the other "
             "flags of a model command work as they do there. `shapecalc torchvision --list` "
-            'lists the names. In Python, `shapecalc.torchvision("resnet50", '
-            "num_classes=10, image_size=224)` is the Model.",
+            "lists the names (`--format json`: each with its family and flags). In Python, "
+            '`shapecalc.torchvision("resnet50", num_classes=10, image_size=224)` is the Model.',
             "",
             "```console",
             "$ shapecalc torchvision mobilenet_v3_small --num-classes 10 --depth 2",

@@ -134,6 +134,8 @@ def _value(name: str, argument: Any, t: HFType) -> st.SearchStrategy[Any]:
         return st.lists(st.integers(0, 5), max_size=3).map(tuple)
     if argument.kind == "kinds":  # a pattern the layers repeat (the family checks its length)
         return st.lists(st.sampled_from(argument.options), min_size=1, max_size=3).map(tuple)
+    if argument.kind == "sizes":  # one per stage (the architecture makes the lists agree)
+        return st.lists(st.integers(1, 6), min_size=1, max_size=4).map(tuple)
     if argument.kind == "choice":
         options = argument.options
         if name in t.values:

@@ -109,6 +109,8 @@ def test_symbols_then_numbers(command: str) -> None:
         "qwen3-next": ("experts_per_token",),
         "clip": towers,
         "siglip": towers,
+        "convnext": ("channels",),  # every size of theirs has a default
+        "resnet": ("channels",),
     }.get(command, ())
     sizes = {
         f.name: argument.letter

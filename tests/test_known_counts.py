@@ -10,6 +10,7 @@ import pytest
 import shapecalc
 from shapecalc import LSTM, Embedding, Linear
 from shapecalc.layers import LAYER_KINDS
+from tests.vision_counts import VISION_COUNTS
 
 
 def lstm_layer(d_in: int, h: int, *, bias: bool = True, proj: int = 0) -> int:
@@ -263,6 +264,7 @@ ARCHITECTURE_COUNTS: dict[str, list[tuple[dict[str, Any], int]]] = {
         )
     ],
 }
+ARCHITECTURE_COUNTS.update(VISION_COUNTS)  # vit, dinov2: tests/vision_counts.py
 # Keras' MNIST multilayer perceptron (784-512-512-10): 669,706 parameters
 ARCHITECTURE_COUNTS["mlp"] = [
     (

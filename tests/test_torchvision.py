@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 
 from shapecalc.analysis.cost import analyze
 from shapecalc.architectures.vision import (
+    AUX_LOGITS,
+    FAMILIES,
     TORCHVISION_MODELS,
     WIDTH_MULT,
     names,
@@ -240,6 +242,15 @@ def test_the_command_json_and_list() -> None:
         ("--width-mult" in line) == (line.split()[0] in WIDTH_MULT)
         for line in listed.stdout.splitlines()
     )
+    as_json = run(["--list", "--format", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    models = json.loads(as_json.stdout)["models"]
+    assert [m["name"] for m in models] == names()
+    assert all(m["width_mult"] == (m["name"] in WIDTH_MULT) for m in models)
+    assert all(m["aux_logits"] == (m["name"] in AUX_LOGITS) for m in models)
+    assert {m["family"] for m in models} == set(FAMILIES)
+    refused = run(["--list", "--format", "markdown"])
+    assert refused.exit_code == 2 and "'--format'" in refused.output
 
 
 @pytest.mark.parametrize(

@@ -724,6 +724,10 @@ TWINS: dict[str, Callable[[Any], Any]] = {
     "qwen-moe": with_task_heads(qwen_moe_twin, "model"),
 }
 
+from tests.twins_vision import VISION_TWINS  # noqa: E402 (uses hf and on_meta above)
+
+TWINS.update(VISION_TWINS)
+
 
 # -- CLIP and SigLIP: transformers' classes on the meta device, their configs written here
 #    field by field

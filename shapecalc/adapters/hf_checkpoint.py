@@ -258,13 +258,11 @@ _RUNS = re.compile(r"\\\{\d+(?:,\d+)?\\\.\\\.\d+\\\}")
 def _own_dtypes(model: Model, names: list[str]) -> dict[str, str]:
     """The names among ``names`` whose tensor keeps a dtype of its own, whatever the
     weights' (MXFP4's uint8 blocks and scales) -> that dtype."""
+    owned = [(row.name, row.param.dtype) for row in model.rows() if row.param.dtype]
+    # and buffers of a dtype of their own (batch norm's int64 num_batches_tracked)
+    owned += [(name, buffer.dtype) for name, buffer in model.buffer_rows() if buffer.dtype]
     patterns = [
-        (
-            re.compile(_RUNS.sub(r"\\d+", re.escape(row.name)) + "$"),
-            row.param.dtype,
-        )
-        for row in model.rows()
-        if row.param.dtype
+        (re.compile(_RUNS.sub(r"\\d+", re.escape(name)) + "$"), dtype) for name, dtype in owned
     ]
     if not patterns:
         return {}

@@ -316,6 +316,17 @@ class Fields:
             )
         return tuple(value)
 
+    def size_list(self, key: str) -> tuple[int, ...]:
+        """Sizes, one per stage (``depths``): a list of integers >= 1, at least one."""
+        value = self.raw(key)
+        if (
+            not isinstance(value, (list, tuple))
+            or not value
+            or not all(_is_int(v) and 1 <= v < LARGEST for v in value)
+        ):
+            raise self.fail(key, value, f"{self._name(key)} must be a list of integers >= 1")
+        return tuple(value)
+
     def number(self, key: str, low: float, high: float) -> float:
         value = self.raw(key)
         if (
@@ -474,6 +485,8 @@ def _argument(f: Fields, t: HFType, name: str, argument: Argument) -> Any:
         return f.indices(key)
     if argument.kind == "kinds":
         return f.kinds(key, argument.options)
+    if argument.kind == "sizes":
+        return f.size_list(key)
     return f.mapped(key, {o: o for o in argument.options})
 
 

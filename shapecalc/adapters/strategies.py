@@ -63,6 +63,8 @@ def _arguments(draw: st.DrawFn, cls: type[A], sizes: st.SearchStrategy[int]) -> 
             values[f.name] = tuple(draw(st.lists(st.integers(0, 7), max_size=3, unique=True)))
         elif argument.kind == "kinds":  # a pattern (the architecture fits it to its layers)
             values[f.name] = tuple(draw(st.lists(st.sampled_from(argument.options), max_size=3)))
+        elif argument.kind == "sizes":  # one per stage (the architecture makes lists agree)
+            values[f.name] = tuple(draw(st.lists(st.integers(1, 6), min_size=1, max_size=4)))
         else:
             values[f.name] = draw(_number(argument))
     ordered = {f.name: values[f.name] for f, _ in fields}

@@ -58,6 +58,9 @@ def _option(
     elif argument.kind == "kinds":  # layer kinds, comma-separated, kind*N repeated
         settings["type"] = click.STRING
         settings["metavar"] = "KIND,..."
+    elif argument.kind == "sizes":  # one size per stage, comma-separated
+        settings["type"] = click.STRING
+        settings["metavar"] = "N,N,..."
     else:  # sizes stay text: an integer or a size name
         settings["type"] = click.STRING
         settings["metavar"] = argument.letter
@@ -76,7 +79,7 @@ def _option(
         settings["default"] = (
             str(default) if argument.kind == "size" and default is not None else default
         )
-        if argument.kind in ("indices", "kinds"):
+        if argument.kind in ("indices", "kinds", "sizes"):
             listed = default if isinstance(default, tuple) else ()
             settings["default"] = ",".join(str(i) for i in listed) if listed else None
         settings["show_default"] = not argument.default_text and default != ()

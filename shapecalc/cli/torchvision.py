@@ -25,9 +25,29 @@ from shapecalc.core.errors import ShapecalcError
 __all__ = ["torchvision"]
 
 
-def _list() -> None:
-    from shapecalc.architectures.vision import AUX_LOGITS, WIDTH_MULT, names
+def _list(fmt: str) -> None:
+    """The models, one a line (``--format json``: a JSON object of them)."""
+    from shapecalc.architectures.vision import AUX_LOGITS, WIDTH_MULT, family_of, names
 
+    if fmt == "json":
+        import json
+
+        listed = [
+            {
+                "name": n,
+                "family": family_of(n),
+                "width_mult": n in WIDTH_MULT,
+                "aux_logits": n in AUX_LOGITS,
+            }
+            for n in names()
+        ]
+        click.echo(json.dumps({"models": listed}, indent=2))
+        return
+    if fmt != "table":
+        raise click.BadParameter(
+            f"{fmt}: --list prints a line per model (table) or JSON (--format json)",
+            param_hint="'--format'",
+        )
     for name in names():
         flag = (
             "--width-mult" if name in WIDTH_MULT else "--aux-logits" if name in AUX_LOGITS else ""
@@ -76,7 +96,7 @@ def torchvision(**flags: Any) -> None:
     from shapecalc.architectures.vision import torchvision as build
 
     if flags.pop("list_"):
-        _list()
+        _list(flags["fmt"])
         return
     name = flags.pop("name")
     if name is None:

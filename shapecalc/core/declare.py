@@ -52,6 +52,7 @@ __all__ = [
     "layer_kinds",
     "number",
     "size",
+    "size_list",
 ]
 
 #: the key of a field's :class:`Argument` in its dataclass metadata
@@ -112,6 +113,8 @@ class Argument:
             return "one of " + ", ".join(self.options)
         if self.kind == "indices":
             return "integers >= 0, comma-separated, each once (none by default)"
+        if self.kind == "sizes":
+            return "integers >= 1, comma-separated, one per stage"
         if self.kind == "kinds":
             return (
                 "one kind per layer, or a pattern repeated from layer 0 (kind*N repeats a "
@@ -182,6 +185,13 @@ def indices(help: str) -> Any:
     once, given as a list or tuple, or as text ``"0,1,2"``; held sorted; none by default
     (None or an empty list, but not an empty text, which is a list left blank)."""
     return _field((), Argument("indices", help))
+
+
+def size_list(help: str, default: tuple[int, ...]) -> Any:
+    """Sizes, one per stage (ConvNeXt's and ResNet's ``depths`` and ``hidden_sizes``):
+    integers >= 1, given as a list or tuple, or as text ``"3,3,9,3"``; numbers only (the
+    tree lists each stage), at least one. Held as a tuple."""
+    return _field(default, Argument("sizes", help))
 
 
 def layer_kinds(options: tuple[str, ...], help: str) -> Any:
@@ -366,6 +376,8 @@ class Architecture(FrozenMethods):
             return self._indices(name, argument, value)
         if argument.kind == "kinds":
             return self._kinds(name, argument, value)
+        if argument.kind == "sizes":
+            return self._size_list(name, argument, value)
         rule = f"{name} must be {argument.rule}"
         if (
             isinstance(value, bool)
@@ -402,6 +414,26 @@ class Architecture(FrozenMethods):
         for item in items:
             if item not in argument.options:
                 self._fail(name, value, rule, f"got the kind {echo(item)}")
+        return tuple(items)
+
+    def _size_list(self, name: str, argument: Argument, value: Any) -> tuple[int, ...]:
+        """Sizes, one per stage: a list or tuple of integers >= 1, or their text
+        ``"3,3,9,3"``; at least one."""
+        rule = f"{name} must be {argument.rule}"
+        items: Any = value
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",")]
+            if not all(p.isascii() and p.isdigit() and len(p) < 19 for p in parts):
+                self._fail(name, value, rule, f"got {echo(value)}")
+            items = [int(p) for p in parts]
+        if (
+            not isinstance(items, (list, tuple))
+            or not items
+            or not all(
+                isinstance(i, int) and not isinstance(i, bool) and 1 <= i < 2**63 for i in items
+            )
+        ):
+            self._fail(name, value, rule, f"got {echo(value)}")
         return tuple(items)
 
     def kinds_of(self, name: str, layers: int) -> tuple[str, ...] | None:

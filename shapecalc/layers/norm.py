@@ -65,7 +65,11 @@ class _NormBase(LayerSpec):
             yield Param("running_mean", (c,), "running mean per channel", trainable=False)
             yield Param("running_var", (c,), "running variance per channel", trainable=False)
             yield Param(
-                "num_batches_tracked", (), "batches seen (an int64 scalar)", trainable=False
+                "num_batches_tracked",
+                (),
+                "batches seen (an int64 scalar)",
+                trainable=False,
+                dtype="int64",
             )
 
     def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:

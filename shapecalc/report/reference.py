@@ -195,6 +195,8 @@ def _default(f: Any, argument: Argument) -> str:
         return "none"
     if argument.kind == "kinds" and not f.default:
         return "the type's rule"
+    if argument.kind == "sizes":
+        return "`" + ",".join(str(n) for n in f.default) + "`"
     return f"`{f.default}`"
 
 

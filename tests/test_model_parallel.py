@@ -309,6 +309,7 @@ _NO_RULE = {"linear attention", "state space", "Mamba mixer", "mixer"}
 
 def _plan_types() -> list[str]:
     import transformers
+
     from tests.hf_configs import TYPES
 
     out = []
@@ -327,9 +328,9 @@ def test_splits_as_transformers_tp_plan(model_type: str, data: Any) -> None:
     the way the plan says (column, row, vocabulary or replicated), read from the
     installed config class; the plan's special styles (mla_kv_a_proj) are not compared."""
     import transformers
-    from tests.hf_configs import TYPES, hf_configs
 
     from shapecalc.adapters.hf_config import from_hf_config
+    from tests.hf_configs import TYPES, hf_configs
 
     t = TYPES[model_type][1]
     plan = getattr(transformers, t.config_class).base_model_tp_plan

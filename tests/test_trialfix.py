@@ -1,0 +1,74 @@
+"""Findings of a newcomer's trial, each pinned: a config's dtype that is no dtype, wrapping
+of --verify's line, damaged files, sweep's CSV frontier, plot titles, the Rule column,
+sweep's grid limit, missing local configs, LoRA's flag order, --reserve-gb, duplicate
+safetensors names, DeepSeek-V3's wording and the README's examples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shapecalc import ShapecalcError, from_hf_config
+from tests.test_cli import run
+
+LLAMA: dict[str, Any] = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "num_hidden_layers": 2,
+    "vocab_size": 100,
+    "max_position_embeddings": 4096,
+    "torch_dtype": "bfloat16",
+}
+
+
+def _config(tmp_path: Path, **changes: Any) -> str:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**LLAMA, **changes}), encoding="utf-8")
+    return str(path)
+
+
+def one_error(args: list[str], width: int = 100) -> str:
+    result = run(args, width)
+    assert result.exit_code == 2, (args, result.output)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    return lines[0]
+
+
+# -- 1. a config's dtype that names no dtype ------------------------------------------------
+@pytest.mark.parametrize(
+    ("key", "value"), [("torch_dtype", "float7"), ("dtype", "auto"), ("dtype", "torch.float16")]
+)
+@pytest.mark.parametrize("command", [["hf"], ["fit", "hf"]])
+def test_config_dtype_not_a_dtype_refused(
+    tmp_path: Path, key: str, value: str, command: list[str]
+) -> None:
+    path = _config(tmp_path, **{key: value})
+    extra = ["--gpu", "h100"] if command[0] == "fit" else []
+    line = one_error([*command, path, *extra])
+    assert f'{key} = "{value}"' in line and "bfloat16, float16, float32" in line, line
+    with pytest.raises(ShapecalcError) as err:
+        from_hf_config(path)
+    assert err.value.field == key and err.value.value == value
+
+
+def test_config_dtype_names_are_torch_dtypes() -> None:
+    torch = pytest.importorskip("torch")
+    from shapecalc.adapters.hf_config import TORCH_DTYPE_NAMES
+
+    assert {n for n in dir(torch) if isinstance(getattr(torch, n), torch.dtype)} == set(
+        TORCH_DTYPE_NAMES
+    )
+    transformers = pytest.importorskip("transformers")
+    for value in ("float7", "auto", "torch.float16"):  # what transformers refuses too
+        with pytest.raises(AttributeError):
+            transformers.LlamaConfig(dtype=value)
+    assert transformers.LlamaConfig(dtype="float8_e4m3fn").dtype == torch.float8_e4m3fn
+    from_hf_config({**LLAMA, "torch_dtype": "float8_e4m3fn"})  # taken

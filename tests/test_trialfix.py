@@ -72,3 +72,22 @@ def test_config_dtype_names_are_torch_dtypes() -> None:
             transformers.LlamaConfig(dtype=value)
     assert transformers.LlamaConfig(dtype="float8_e4m3fn").dtype == torch.float8_e4m3fn
     from_hf_config({**LLAMA, "torch_dtype": "float8_e4m3fn"})  # taken
+
+
+# -- 8. a missing local config is a missing file, not a Hub id -------------------------------
+@pytest.mark.parametrize("name", ["nonexist.json", "sub/config.json", "nonexist"])
+def test_missing_local_config_is_a_missing_file(
+    tmp_path: Path, monkeypatch: Any, name: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cfg").mkdir()
+    path = f"cfg/{name}"
+    line = one_error(["hf", path])
+    assert f"'{path}': no such file" in line and "hf download" not in line, line
+    with pytest.raises(ShapecalcError) as err:
+        from_hf_config(path)
+    assert "no such file" in err.value.message and "hf download" not in err.value.message
+    # a Hub id (its owner no folder here) keeps the download hint
+    line = one_error(["hf", "some-org/some-model"])
+    assert "hf download some-org/some-model config.json" in line, line

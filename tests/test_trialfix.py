@@ -91,3 +91,12 @@ def test_missing_local_config_is_a_missing_file(
     # a Hub id (its owner no folder here) keeps the download hint
     line = one_error(["hf", "some-org/some-model"])
     assert "hf download some-org/some-model config.json" in line, line
+
+
+# -- 7. sweep's grid limit names the swept flags ---------------------------------------------
+def test_sweep_grid_limit_names_the_flags() -> None:
+    args = ["sweep", "lstm", "--vocab", "65", "--hidden", "128,256", "--layers", "1..100000"]
+    line = one_error(args)
+    assert line.startswith("Error: Invalid value for '--layers': "), line
+    assert "--hidden 2 × --layers 100,000" in line and "200,000" in line, line
+    assert "100,000 points" in line

@@ -100,3 +100,23 @@ def test_sweep_grid_limit_names_the_flags() -> None:
     assert line.startswith("Error: Invalid value for '--layers': "), line
     assert "--hidden 2 × --layers 100,000" in line and "200,000" in line, line
     assert "100,000 points" in line
+
+
+# -- 9. each LoRA flag's own rule first ------------------------------------------------------
+def test_lora_rank_rule_before_the_missing_targets(tmp_path: Path) -> None:
+    line = one_error(["hf", _config(tmp_path), "--lora-rank", "0"])
+    assert "Invalid value for '--lora-rank'" in line and "r must be an integer > 0" in line
+    line = one_error(["hf", _config(tmp_path), "--lora-rank", "4"])
+    assert "--lora-rank needs --lora-targets" in line, line
+
+
+# -- 10. a reserve larger than the GPU is bad input -------------------------------------------
+@pytest.mark.parametrize("command", ["fit", "sweep"])
+def test_reserve_beyond_the_gpu_is_refused(tmp_path: Path, command: str) -> None:
+    sizes = ["--seq-len", "1024,2048"] if command == "sweep" else []
+    args = [command, "hf", _config(tmp_path), *sizes, "--gpu", "h100", "--reserve-gb", "100"]
+    line = one_error(args)
+    assert "Invalid value for '--reserve-gb'" in line and "--reserve-gb 100" in line, line
+    assert "85.5 GB" in line and "H100" in line, line
+    result = run(["fit", "hf", _config(tmp_path), "--gpu", "h100", "--reserve-gb", "85"])
+    assert result.exit_code == 0, result.output  # a reserve under the memory still answers

@@ -272,21 +272,15 @@ def adapter_of(flags: dict[str, Any]) -> Any:
     from shapecalc.adapt import LoraConfig
 
     text = given.get("lora_targets")
-    if text is None:
-        raise click.BadParameter(
-            "--lora-rank needs --lora-targets: module names (q_proj,v_proj), re:REGEX or "
-            "all-linear",
-            param_hint="'--lora-targets'",
-        )
-    targets: Any = text
-    if text.startswith("re:"):
+    targets: Any = "all-linear" if text is None else text  # the other flags checked first
+    if text is not None and text.startswith("re:"):
         targets = text[3:]
-    elif text.strip().lower() != "all-linear":
+    elif text is not None and text.strip().lower() != "all-linear":
         targets = tuple(t.strip() for t in text.split(",") if t.strip())
     saved = given.get("modules_to_save") or ""
     alpha = given.get("lora_alpha")
     try:
-        return LoraConfig(
+        config = LoraConfig(
             r=rank,
             targets=targets,
             alpha=8 if alpha is None else (int(alpha) if alpha == int(alpha) else alpha),
@@ -296,6 +290,13 @@ def adapter_of(flags: dict[str, Any]) -> Any:
         )
     except ShapecalcError as err:
         raise engine_error(err) from None
+    if text is None:
+        raise click.BadParameter(
+            "--lora-rank needs --lora-targets: module names (q_proj,v_proj), re:REGEX or "
+            "all-linear",
+            param_hint="'--lora-targets'",
+        )
+    return config
 
 
 def cost_options(

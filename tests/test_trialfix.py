@@ -120,3 +120,16 @@ def test_reserve_beyond_the_gpu_is_refused(tmp_path: Path, command: str) -> None
     assert "85.5 GB" in line and "H100" in line, line
     result = run(["fit", "hf", _config(tmp_path), "--gpu", "h100", "--reserve-gb", "85"])
     assert result.exit_code == 0, result.output  # a reserve under the memory still answers
+
+
+# -- 3. a cut torch.save file ------------------------------------------------------------------
+@pytest.mark.parametrize("keep", [0.5, 0.9])
+def test_truncated_torch_zip_said_in_one_whole_line(tmp_path: Path, keep: float) -> None:
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "model.pt"
+    torch.save({"w": torch.zeros(64, 64), "b": torch.zeros(64)}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    line = one_error(["inspect", str(path)])
+    assert "a truncated or damaged PyTorch zip checkpoint" in line, line
+    assert line.endswith("save or copy it again"), line

@@ -133,3 +133,33 @@ def test_truncated_torch_zip_said_in_one_whole_line(tmp_path: Path, keep: float)
     line = one_error(["inspect", str(path)])
     assert "a truncated or damaged PyTorch zip checkpoint" in line, line
     assert line.endswith("save or copy it again"), line
+
+
+# -- 11. a safetensors header naming a tensor twice -----------------------------------------
+def _safetensors(path: Path, header: str, data: int) -> None:
+    raw = header.encode()
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + bytes(data))
+
+
+@pytest.mark.parametrize("same_offsets", [False, True])
+def test_duplicate_tensor_name_is_named(tmp_path: Path, same_offsets: bool) -> None:
+    path = tmp_path / "dup.safetensors"
+    second = "[0, 8]" if same_offsets else "[8, 16]"
+    header = (
+        '{"__metadata__": {"data_offsets": "x"}, '
+        '"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, '
+        f'"a": {{"dtype": "F32", "shape": [2], "data_offsets": {second}}}}}'
+    )
+    _safetensors(path, header, 8 if same_offsets else 16)
+    line = one_error(["inspect", str(path)])
+    assert "a: the header names this tensor twice" in line, line
+
+
+def test_a_name_inside_metadata_is_no_duplicate(tmp_path: Path) -> None:
+    path = tmp_path / "ok.safetensors"
+    header = (
+        '{"__metadata__": {"note": "\\"data_offsets\\""}, '
+        '"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}'
+    )
+    _safetensors(path, header, 8)
+    assert run(["inspect", str(path)]).exit_code == 0

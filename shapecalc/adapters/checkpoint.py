@@ -293,6 +293,10 @@ def _read_safetensors(path: str) -> Checkpoint:
         raise _fail(path, f"the header is not valid JSON ({type(err).__name__})") from None
     if not isinstance(header, dict):
         raise _fail(path, "the header is not a JSON object")
+    if raw.count(b'"data_offsets"') > len(header):  # more entries written than read
+        twice = _duplicate(raw)
+        if twice is not None:
+            raise _fail(path, f"{_shown(twice)}: the header names this tensor twice")
     data_size = size - 8 - length
     metadata = header.pop("__metadata__", {})
     if not isinstance(metadata, dict) or not all(
@@ -313,6 +317,21 @@ def _read_safetensors(path: str) -> Checkpoint:
     if end != data_size:
         raise _fail(path, f"the tensors cover {end:,} bytes but the data holds {data_size:,}")
     return Checkpoint(path, "safetensors", tuple(tensors), dict(metadata))
+
+
+def _duplicate(raw: bytes) -> str | None:
+    """The first name a safetensors header gives twice (json.loads keeps the last), or
+    None: parsed again, only when the header holds more entries than names."""
+    twice: list[str | None] = [None]
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        # called for every object, the header itself last: its answer is the one kept
+        seen: set[str] = set()
+        twice[0] = next((k for k, _ in items if k in seen or seen.add(k)), None)
+        return dict(items)
+
+    json.loads(raw.decode("utf-8"), object_pairs_hook=pairs)
+    return twice[0]
 
 
 def _entries(

@@ -163,3 +163,46 @@ def test_a_name_inside_metadata_is_no_duplicate(tmp_path: Path) -> None:
     )
     _safetensors(path, header, 8)
     assert run(["inspect", str(path)]).exit_code == 0
+
+
+# -- 14. README's Python examples run, and its count of layer kinds is the code's ----------
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _python_blocks() -> list[str]:
+    import re
+
+    text = README.read_text(encoding="utf-8")
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_python_examples_run_and_say_what_they_return() -> None:
+    import ast
+
+    checked = 0
+    for block in _python_blocks():
+        scope: dict[str, Any] = {}
+        for line in block.splitlines():
+            code, _, comment = line.partition("  # ")
+            if not code.strip():
+                continue
+            said = comment.split(";")[0].strip()
+            try:
+                ast.parse(code, mode="eval")
+                expected = ast.literal_eval(said)
+            except (SyntaxError, ValueError):
+                exec(code, scope)  # a statement, or a comment that is no value
+                continue
+            assert eval(code, scope) == expected, line
+            checked += 1
+    assert checked >= 12  # each example that shows a value is compared with it
+
+
+def test_readme_layer_kinds_count_is_the_code_s() -> None:
+    import re
+
+    from shapecalc.layers import LAYER_KINDS
+
+    said = re.search(r"cover (\d+) torch\.nn layer kinds", README.read_text(encoding="utf-8"))
+    assert said is not None and int(said.group(1)) == len(LAYER_KINDS)
+    assert f"{len(LAYER_KINDS)} layer kinds\n" in run(["layers"]).output

@@ -206,3 +206,40 @@ def test_readme_layer_kinds_count_is_the_code_s() -> None:
     said = re.search(r"cover (\d+) torch\.nn layer kinds", README.read_text(encoding="utf-8"))
     assert said is not None and int(said.group(1)) == len(LAYER_KINDS)
     assert f"{len(LAYER_KINDS)} layer kinds\n" in run(["layers"]).output
+
+
+# -- 13. --layout checkpoint keeps the title; AWQ's refusal names AutoAWQ ---------------------
+MIXTRAL: dict[str, Any] = {
+    "architectures": ["MixtralForCausalLM"],
+    "model_type": "mixtral",
+    "hidden_size": 64,
+    "intermediate_size": 96,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "num_hidden_layers": 2,
+    "num_local_experts": 4,
+    "num_experts_per_tok": 2,
+    "vocab_size": 200,
+    "max_position_embeddings": 512,
+}
+
+
+@pytest.mark.parametrize("command", [["fit", "hf"], ["hf"]])
+def test_checkpoint_layout_keeps_class_and_path(tmp_path: Path, command: list[str]) -> None:
+    path = tmp_path / "mix.json"
+    path.write_text(json.dumps(MIXTRAL), encoding="utf-8")
+    extra = ["--gpu", "h100"] if command[0] == "fit" else []
+    result = run([*command, str(path), *extra, "--layout", "checkpoint"], 200)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"MixtralForCausalLM ({path}"), result.output[:200]
+
+
+@pytest.mark.parametrize(("weights", "library"), [("awq", "AutoAWQ"), ("gptq", "GPTQModel")])
+def test_fused_experts_refusal_names_the_method_s_library(
+    tmp_path: Path, weights: str, library: str
+) -> None:
+    path = tmp_path / "mix.json"
+    path.write_text(json.dumps(MIXTRAL), encoding="utf-8")
+    line = one_error(["fit", "hf", str(path), "--gpu", "h100", "--weights", weights])
+    assert f"{library} quantizes one Linear per expert" in line, line
+    assert ("GPTQModel" in line) == (library == "GPTQModel"), line

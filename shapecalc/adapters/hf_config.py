@@ -568,7 +568,10 @@ class HFModel(FrozenMethods):
 
     def model(self) -> Model:
         """The model, named as transformers' class names its parameters."""
-        model = self.architecture.model()
+        return self._named(self.architecture.model())
+
+    def _named(self, model: Model) -> Model:
+        """``model`` titled by the config's class and file, with the config's notes."""
         return dataclasses.replace(
             model,
             name=f"{self.class_name} ({self.label})",
@@ -585,7 +588,7 @@ class HFModel(FrozenMethods):
             self.architecture,  # type: ignore[type-var]
             **self.family.checkpoint,
         )
-        return changed.model()
+        return self._named(changed.model())
 
 
 def _architectures(config: Mapping[str, Any], family: HFType, label: str) -> str:

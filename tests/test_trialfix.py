@@ -243,3 +243,19 @@ def test_fused_experts_refusal_names_the_method_s_library(
     line = one_error(["fit", "hf", str(path), "--gpu", "h100", "--weights", weights])
     assert f"{library} quantizes one Linear per expert" in line, line
     assert ("GPTQModel" in line) == (library == "GPTQModel"), line
+
+
+# -- 2. --verify's line wrapped to the terminal ------------------------------------------------
+@pytest.mark.parametrize("width", [60, 80])
+def test_verify_line_wrapped_to_the_width(tmp_path: Path, width: int) -> None:
+    pytest.importorskip("transformers")
+    for args in (
+        ["lstm", "--vocab", "65", "--hidden", "32", "--layers", "2", "--verify"],
+        ["hf", _config(tmp_path), "--verify"],
+    ):
+        result = run(args, width)
+        assert result.exit_code == 0, result.output
+        said = result.stderr.strip().splitlines()
+        assert said and all(len(line) <= width for line in said), said
+        assert " ".join(said).startswith("Verified against "), said
+        assert " ".join(said).endswith("parameters, names and shapes identical"), said

@@ -444,10 +444,14 @@ def finish(
     if flags.get("plot") or flags.get("plot_file"):
         draw(report, flags)
     if report.verification is not None:
+        from shapecalc.report.plot import terminal_width
+        from shapecalc.report.rich_writer import kept_whole
+
+        width = terminal_width()  # wrapped like the rest of the output
         if not report.verification.ok:
-            click.echo(f"Error: {report.verification}", err=True)
+            click.echo(kept_whole(f"Error: {report.verification}", width), err=True)
             sys.exit(1)
-        click.echo(str(report.verification), err=True)
+        click.echo(kept_whole(str(report.verification), width), err=True)
     checked = report.against
     if checked is not None:
         if not checked.ok:

@@ -259,3 +259,72 @@ def test_verify_line_wrapped_to_the_width(tmp_path: Path, width: int) -> None:
         assert said and all(len(line) <= width for line in said), said
         assert " ".join(said).startswith("Verified against "), said
         assert " ".join(said).endswith("parameters, names and shapes identical"), said
+
+
+# -- 12. DeepSeek-V3: the router's buffer, the fp8 memory line, what is not trained ----------
+def _dsv3(tmp_path: Path, quantized: bool) -> str:
+    config: dict[str, Any] = {
+        "architectures": ["DeepseekV3ForCausalLM"],
+        "model_type": "deepseek_v3",
+        "hidden_size": 256,
+        "intermediate_size": 512,
+        "moe_intermediate_size": 128,
+        "num_hidden_layers": 3,
+        "first_k_dense_replace": 1,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "q_lora_rank": 128,
+        "kv_lora_rank": 128,
+        "qk_nope_head_dim": 32,
+        "qk_rope_head_dim": 32,
+        "v_head_dim": 32,
+        "n_routed_experts": 8,
+        "n_shared_experts": 1,
+        "num_experts_per_tok": 2,
+        "n_group": 2,
+        "topk_group": 1,
+        "vocab_size": 512,
+        "max_position_embeddings": 1024,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+    }
+    if quantized:
+        config["quantization_config"] = {
+            "activation_scheme": "dynamic",
+            "fmt": "e4m3",
+            "quant_method": "fp8",
+            "weight_block_size": [128, 128],
+        }
+    path = tmp_path / "dsv3.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return str(path)
+
+
+def test_dsv3_router_buffer_is_float32_and_said_so(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from shapecalc.analysis.cost import analyze
+
+    path = _dsv3(tmp_path, quantized=False)
+    config = transformers.AutoConfig.from_pretrained(path)
+    with torch.device("meta"):
+        built = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    buffers = {
+        n: b for n, b in built.named_buffers() if n.endswith("e_score_correction_bias")
+    }
+    assert buffers and {b.dtype for b in buffers.values()} == {torch.float32}
+    model = from_hf_config(path)
+    cost = analyze(model, batch=1, seq_len=8, dtype="bf16")
+    assert cost.buffer_bytes == sum(b.numel() * b.element_size() for b in buffers.values())
+    rule = next(line.rule for line in cost.memory if line.label == "buffers")
+    assert "e_score_correction_bias (float32, 4 bytes each)" in rule, rule
+    assert "running statistics" not in rule and "counters" not in rule, rule
+
+
+def test_dsv3_fp8_trainable_and_memory_lines_say_what_they_count(tmp_path: Path) -> None:
+    result = run(["hf", _dsv3(tmp_path, quantized=True)], 200)
+    assert result.exit_code == 0, result.output
+    lines = {line[:11].strip(): line[11:] for line in result.output.splitlines()}
+    assert lines["Trainable"].split("; not trained: ")[1].endswith(" float32"), lines
+    assert "float8_e4m3fn" in lines["Trainable"], lines
+    assert lines["Memory"].startswith("quantized tensors as stored, the others at fp32 "), lines

@@ -328,3 +328,18 @@ def test_dsv3_fp8_trainable_and_memory_lines_say_what_they_count(tmp_path: Path)
     assert lines["Trainable"].split("; not trained: ")[1].endswith(" float32"), lines
     assert "float8_e4m3fn" in lines["Trainable"], lines
     assert lines["Memory"].startswith("quantized tensors as stored, the others at fp32 "), lines
+
+
+# -- 5. the frontier chart's title says what the table's header says ---------------------------
+@pytest.mark.parametrize("extra", [["--gpus", "2"], ["--gpus", "2", "--engine", "vllm"]])
+def test_frontier_chart_title_is_the_header_s(tmp_path: Path, extra: list[str]) -> None:
+    import re
+
+    args = ["fit", "hf", _config(tmp_path), "--gpu", "h100", *extra, "--frontier", "--plot"]
+    result = run(args, 80)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    on = re.search(r" on (.*?\)): fits", text)
+    assert on is not None and "2 ×" in on.group(1), text[:300]
+    assert ("vllm" in on.group(1)) == ("vllm" in extra)
+    assert f"against batch on {on.group(1)}" in text, text

@@ -250,6 +250,17 @@ def _buffers(model: Model, depth: int | None, width: int) -> Iterator[Renderable
         yield Text("\n".join("  ".join(c for c in line if c) for line in lines))
 
 
+def fit_on(fit: Any) -> str:
+    """``2 × NVIDIA H100 SXM5 80 GB (85.5 GB each, vllm)``: what a fit runs on, as its
+    table's title and its frontier chart's say it."""
+    from shapecalc.core.units import human_bytes
+
+    hw = fit.hardware
+    on = f"{fit.gpus} × {hw.title}" if fit.gpus > 1 else hw.title
+    engine = f", {fit.engine.name}" if fit.engine is not None else ""
+    return f"{on} ({human_bytes(hw.memory)} each{engine})"
+
+
 def echo(*parts: RenderableType) -> None:
     """Print renderables on standard output, markup off for text from elsewhere."""
     console = Console(highlight=False)
@@ -1265,11 +1276,9 @@ class _FitTable:
         fit = a.fit
         hw = fit.hardware
         account = a.account
-        on = f"{fit.gpus} × {hw.title}" if fit.gpus > 1 else hw.title
-        engine = f", {fit.engine.name}" if fit.engine is not None else ""
         verdict = "fits" if a.fits else "does not fit"
         yield Text(
-            f"{fit.model.name} on {on} ({human_bytes(hw.memory)} each{engine}): {verdict} at "
+            f"{fit.model.name} on {fit_on(fit)}: {verdict} at "
             f"B={fit.batch}, T={fit.seq_len:,}, {fit.dtype}",
             style="table.title",
         )

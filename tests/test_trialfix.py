@@ -343,3 +343,32 @@ def test_frontier_chart_title_is_the_header_s(tmp_path: Path, extra: list[str]) 
     assert on is not None and "2 ×" in on.group(1), text[:300]
     assert ("vllm" in on.group(1)) == ("vllm" in extra)
     assert f"against batch on {on.group(1)}" in text, text
+
+
+# -- 4. sweep --frontier --format csv carries the frontier, as JSON does -----------------------
+def test_sweep_csv_carries_the_frontier_as_json_does(tmp_path: Path) -> None:
+    import csv
+    import io
+
+    path = _config(tmp_path, max_position_embeddings=32768)
+    args = ["sweep", "hf", path, "--vary", "hidden_size=64,128", "--seq-len", "4096,32768"]
+    args += ["--memory-gb", "0.05", "--frontier"]
+    as_csv = run([*args, "--format", "csv"], 200)
+    as_json = run([*args, "--format", "json"], 200)
+    assert as_csv.exit_code == 0 and as_json.exit_code == 0, as_csv.output + as_json.output
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    data = json.loads(as_json.stdout)
+    assert len(data["frontiers"]) == 2 and len(rows) == len(data["points"]) == 4
+    seen = set()
+    for row in rows:
+        mine = [
+            f
+            for f in data["frontiers"]
+            if all(str(v) == row[k] for k, v in f["sizes"].items())
+        ]
+        assert len(mine) == 1, (row, data["frontiers"])
+        for step in mine[0]["frontier"]:
+            said = row[f"largest_context_b{step['batch']}"]
+            assert said == ("" if step["largest_context"] is None else str(step["largest_context"]))
+            seen.add(said)
+    assert len(seen) > 2  # the frontiers differ from batch to batch and model to model

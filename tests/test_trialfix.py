@@ -372,3 +372,30 @@ def test_sweep_csv_carries_the_frontier_as_json_does(tmp_path: Path) -> None:
             assert said == ("" if step["largest_context"] is None else str(step["largest_context"]))
             seen.add(said)
     assert len(seen) > 2  # the frontiers differ from batch to batch and model to model
+
+
+# -- 6. the Rule column never breaks inside a module name --------------------------------------
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_rule_column_keeps_names_whole(tmp_path: Path, width: int) -> None:
+    import re
+
+    path = _config(  # Llama-3.1-8B's sizes: its byte counts set the columns' widths
+        tmp_path,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        num_hidden_layers=32,
+        vocab_size=128256,
+    )
+    args = ["hf", path, "--lora-rank", "16", "--lora-targets", "all-linear", "--memory"]
+    result = run([*args, "--training", "adamw-8bit"], width)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert all(len(line) <= width for line in lines)
+    assert "recomputed" in result.output and "layers.{0..31}" in result.output
+    for line in lines:
+        for cell in line.split("│")[1:-1]:
+            text = cell.strip()
+            assert not re.search(r"\{\d*(\.\.?\d*)?$", text), line  # a range cut open
+            assert not re.match(r"^(\.|\d*\}|\.\d)", text), line  # a name's tail alone

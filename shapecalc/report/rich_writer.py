@@ -716,17 +716,31 @@ class CostTable:
         yield _footer(notes, width)
 
 
+def _names_kept(rule: str, room: int) -> str:
+    """``rule`` with each module name longer than ``room`` broken after a dot, never
+    inside a part nor a ``{0..31}`` range (rich would fold it anywhere)."""
+    if room < 12:
+        return rule
+    return " ".join(dotted(w, room, 0) if len(w) > room else w for w in rule.split(" "))
+
+
 def _account_table(rows: list[tuple[str, str, str]], width: int) -> RenderableType:
     """One memory account: what, bytes and rule side by side, or the rule under what it
     is for when the three do not fit."""
     columns = [(name, name) for name in ("What", "Bytes", "Rule")]
-    body = [([Text(c) for c in row], False) for row in rows]
+    widest = [max((len(r[i]) for r in rows), default=0) for i in (0, 1)]
+    room = width - widest[0] - widest[1] - 10  # the Rule column's, as fitted_table gives it
+    body = [
+        ([Text(what), Text(size), Text(_names_kept(rule, room))], False)
+        for what, size, rule in rows
+    ]
     account = fitted_table(columns, body, width, wrap="Rule", right={"Bytes"})
     if account is None:  # the rule under what it is for
         under = []
+        room = width - widest[1] - 7
         for what, size, rule in rows:
             cell = Text(what)
-            cell.append("\n" + rule, style="dim")
+            cell.append("\n" + _names_kept(rule, room), style="dim")
             under.append(([cell, Text(size)], False))
         account = fitted_table(
             columns[:2],

@@ -44,6 +44,8 @@ def hf_configs(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
         return config
     cls = get(command)
     class_name = draw(st.sampled_from(list(t.classes)))
+    if t.parts:  # a model made of several: its parts' configs nested as the class writes them
+        return draw(_composite_config(cls, t, class_name))
     arguments: dict[str, Any] = {}
     for f, argument in arguments_of(cls):
         default = f.default if f.default is not dataclasses.MISSING else None
@@ -51,7 +53,7 @@ def hf_configs(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
             arguments[f.name] = t.fixed[f.name]
         elif f.name in t.classes[class_name]:
             arguments[f.name] = t.classes[class_name][f.name]
-        elif f.name not in t.keys and f.name not in t.options:
+        elif f.name not in t.keys and f.name not in t.options and f.name not in t.derived:
             if default is not None or argument.unset is None:
                 arguments[f.name] = default
         else:
@@ -80,12 +82,52 @@ def hf_configs(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
     return config
 
 
+@st.composite
+def _composite_config(draw: st.DrawFn, cls: Any, t: HFType, class_name: str) -> dict[str, Any]:
+    """A composite's config: its arguments drawn from its declaration (the class's own
+    settings), written by its type (text_config and vision_config); a part that may sit at
+    the top level sometimes does, and a part's model type is sometimes left out."""
+    from shapecalc.adapters.strategies import configs
+
+    architecture = draw(configs(cls, st.integers(1, 12)))
+    settings = t.classes[class_name]
+    try:
+        architecture = dataclasses.replace(architecture, **settings)
+    except InvalidArgumentError:
+        assume(False)
+    reference = config_for(architecture, t)
+    assume(reference is not None)
+    assert reference is not None
+    config: dict[str, Any] = {"model_type": t.model_type, **reference.config}
+    if draw(st.integers(0, 5)):
+        config["architectures"] = [class_name]
+    else:
+        assume(class_name == t.head_class)
+    for part in t.all_parts:
+        inner = config.get(part.key)
+        if not isinstance(inner, dict):
+            continue
+        if draw(st.booleans()):
+            inner = {"model_type": part.types[0], **inner}
+        if part.flat and draw(st.booleans()):
+            del config[part.key]
+            config.update(inner)
+            config.pop("model_type")
+            config["model_type"] = t.model_type
+        else:
+            config[part.key] = inner
+    return config
+
+
 def _value(name: str, argument: Any, t: HFType) -> st.SearchStrategy[Any]:
     if argument.kind == "size":
         small = st.integers(max(argument.minimum, 1), 12)
         if argument.unset is not None:
             return small
-        return st.one_of(st.none(), small) if t.defaults.get(t.key(name)) is None else small
+        unkeyed = name not in t.keys  # a derived argument (a nested config's)
+        return (
+            st.one_of(st.none(), small) if unkeyed or t.defaults.get(t.key(name)) is None else small
+        )
     if argument.kind == "flag":
         return st.booleans()
     if argument.kind == "indices":

@@ -124,6 +124,12 @@ def test_every_class_of_every_type_builds_as_transformers_does(tmp_path: Path) -
         for class_name in family.classes:
             config = {"model_type": model_type, "architectures": [class_name]}
             folder = write(tmp_path / f"{model_type}-{class_name}", config)
+            needed = [p.key for p in family.all_parts if not p.optional]
+            if needed:  # a model made of several: its language model's config is needed
+                with pytest.raises(InvalidArgumentError) as err:
+                    from_hf_config(folder)
+                assert err.value.field == needed[0]
+                continue
             if model_type in UNRUNNABLE_DEFAULTS:  # builds, but its forward cannot run
                 with pytest.raises(InvalidArgumentError) as err:
                     from_hf_config(folder)
@@ -214,7 +220,12 @@ BASE = {
 @pytest.mark.parametrize(
     ("change", "field", "words"),
     [
-        ({"model_type": "no_such_type"}, "model_type", ", ".join(sorted(declared()))),
+        (
+            {"model_type": "no_such_type"},
+            "model_type",
+            f"shapecalc reads {len(declared())} model types, listed by `shapecalc hf --help`",
+        ),
+        ({"model_type": "lama"}, "model_type", "(closest: llama"),
         ({"model_type": None}, "model_type", "has no model_type"),
         ({"architectures": ["LlamaForCausalLMWithValueHead"]}, "architectures", "LlamaModel"),
         ({"architectures": "LlamaForCausalLM"}, "architectures", "list of class names"),

@@ -23,6 +23,7 @@ architectures (a test holds them to the installed ``transformers``' config class
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -42,7 +43,7 @@ from shapecalc.adapters.hub import (
 from shapecalc.core.declare import Architecture, Argument, Reference, arguments_of
 from shapecalc.core.errors import InvalidArgumentError, echo
 from shapecalc.core.frozen import FrozenMethods, frozen
-from shapecalc.core.hfmap import ACTIVATIONS, HFType
+from shapecalc.core.hfmap import ACTIVATIONS, HFType, Part
 from shapecalc.core.model import Model
 
 __all__ = [
@@ -427,6 +428,50 @@ class Fields:
                 "torch.nn.Embedding's padding_idx",
             )
 
+    def nested(
+        self,
+        key: str,
+        types: tuple[str, ...],
+        what: str,
+        class_name: str = "",
+        absent: Mapping[str, Any] | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        """A part's own config (``vision_config``) read as a config of its model type,
+        one of ``types`` (the first when it names none; the field absent or null: that
+        type's defaults, or the fields ``absent`` over them, as the outer config class
+        fills it in), with every rule of that type: (the type, the arguments of its
+        architecture, built as ``class_name`` or the type's class with a head). A
+        refusal names the part (``config: vision_config: ...``) in one line."""
+        given = self.raw(key)
+        if given is None and absent is not None:
+            given = dict(absent)
+        where = f"{self.label}: {key}"
+        if given is not None and not isinstance(given, dict):
+            raise self.fail(key, given, f"{key} must be an object or null")
+        inner = {k: v for k, v in (given or {}).items() if k != "architectures"}
+        said = inner.get("model_type", types[0])
+        if said not in types:
+            listed = ", ".join(types)
+            raise _fail(
+                f"{key}.model_type",
+                said,
+                f"{where}: model_type {shown_value(said)} is not {what} shapecalc builds here "
+                f"(it builds {listed}); nothing is counted without it",
+                f"{key}'s model_type is one of {listed}",
+            )
+        inner["model_type"] = said
+        try:
+            found = hf_model(inner, class_name=class_name or None)
+        except InvalidArgumentError as err:
+            message = err.message.removeprefix("config: ")
+            raise InvalidArgumentError(
+                f"{where}: {message}",
+                field=f"{key}.{err.field}" if err.field else key,
+                value=err.value,
+                rule=err.rule,
+            ) from None
+        return said, found.architecture.arguments()
+
 
 # -- reading an architecture's arguments ------------------------------------------------------
 def _argument(f: Fields, t: HFType, name: str, argument: Argument) -> Any:
@@ -462,44 +507,160 @@ def _argument(f: Fields, t: HFType, name: str, argument: Argument) -> Any:
     return f.mapped(key, {o: o for o in argument.options})
 
 
-def _text_model(f: Fields, t: HFType, cls: type[Architecture]) -> dict[str, Any]:
-    """A multimodal type's language model: its ``text_config`` read as a config of
-    ``t.text_type`` (every rule of that type; a refusal names ``text_config``), without
-    what the outer config says itself (its own keys: the head's tying) or the class sets."""
-    text = f.raw("text_config")
-    if text is not None and not isinstance(text, dict):
-        raise f.fail("text_config", text, "text_config must be an object or null")
-    inner = {k: v for k, v in (text or {}).items() if k != "architectures"}
-    said = inner.get("model_type", t.text_type)
-    if said != t.text_type:
-        raise f.fail(
-            "text_config", said, f"text_config's model_type must be {t.text_type} (or left out)"
+def _part(f: Fields, t: HFType, cls: type[Architecture], part: Part) -> dict[str, Any]:
+    """One part of a model made of several: its nested config (``part.key``) read as a
+    config of its own model type, declared by whichever architecture serves it, with
+    every rule of that type (a refusal names the part's field); without what the outer
+    config says itself (its own keys: the head's tying) or the part's class sets. A part
+    of another architecture (a LLaMA-family language model) gives the arguments the
+    composite declares by the same names; one it does not declare must be at the
+    composite's default, or the model is refused: a part is never counted as another."""
+    where = f"{f.label}: {part.key}"
+    if part.key in f.config or not part.flat:
+        given = f.raw(part.key)
+        if given is None and not part.optional:
+            rule = f"{part.key} describes {part.what}; a config of {t.model_type} needs it"
+            raise _fail(
+                part.key,
+                None,
+                f"{where} is missing: {part.what} ({' or '.join(part.types)}) is read from "
+                "it; nothing is guessed",
+                rule,
+            )
+        if given is not None and not isinstance(given, dict):
+            raise f.fail(part.key, given, f"{part.key} must be an object or null")
+        inner = {k: v for k, v in (given or {}).items() if k != "architectures"}
+    else:  # a flat file: the part's fields at the top level beside the outer type's own
+        first = _declaration_of(part.said.get(part.types[0], part.types[0]))[1]
+        own = t.known_fields() | {p.key for p in t.all_parts}
+        inner = {
+            k: v
+            for k, v in f.config.items()
+            if k in first.known_fields() and k not in own and k != "model_type"
+        }
+        if not inner:
+            rule = f"{part.key} describes {part.what}, nested or at the top level"
+            raise _fail(
+                part.key,
+                None,
+                f"{where} is missing, and no field of {part.what} ({part.types[0]}) is at "
+                "the top level; nothing is guessed",
+                rule,
+            )
+        f.used.update(inner)
+    said = inner.get("model_type", part.types[0])
+    said = part.said.get(said, said) if isinstance(said, str) else said
+    if said not in part.types:
+        listed = ", ".join(part.types)
+        raise _fail(
+            f"{part.key}.model_type",
+            said,
+            f"{where}: model_type {shown_value(said)} is not {part.what} shapecalc builds for "
+            f"{t.model_type} (it builds {listed})",
+            f"{part.key}'s model_type is one of {listed}",
         )
+    if part.declared is not None:
+        return _declared_part(inner, part.declared, cls, where)
     for key in (k for name in t.keys for k in t.fields(name)):
         inner.pop(key, None)  # the outer config's own (Gemma 3 ties by its outer field)
-    inner["model_type"] = t.text_type
-    text_type = _declaration(cls, t.text_type)
+    inner["model_type"] = said
+    part_cls, part_t = _declaration_of(said)
+    class_name = part_t.head_class
     try:
-        found = hf_model(inner, class_name=text_type.head_class)
+        found = hf_model(inner, class_name=class_name)
     except InvalidArgumentError as err:
         message = err.message.removeprefix("config: ")
         raise InvalidArgumentError(
-            f"{f.label}: text_config: {message}",
-            field=f"text_config.{err.field}" if err.field else "text_config",
+            f"{where}: {message}",
+            field=f"{part.key}.{err.field}" if err.field else part.key,
             value=err.value,
             rule=err.rule,
         ) from None
     arguments = found.architecture.arguments()
-    for name in {*t.keys, *text_type.classes[text_type.head_class], "labels"}:
+    for name in {*t.keys, *part_t.classes[class_name], "labels"}:
         arguments.pop(name, None)
-    return arguments
+    if part.chosen:
+        arguments[part.chosen] = said
+    if part_cls is cls:
+        return arguments
+    return _carried(arguments, cls, part_cls, part_t, where)
+
+
+def _declared_part(
+    inner: dict[str, Any], declared: HFType, cls: type[Architecture], where: str
+) -> dict[str, Any]:
+    """A part read by the composite's own declaration of its config: every field known
+    or refused, the types transformers insists on, the arguments its keys name."""
+    inner.pop("model_type", None)
+    for key, (ok, kind) in FREE_TYPES.items():
+        if key in inner and not ok(inner[key]):
+            raise _fail(
+                key,
+                inner[key],
+                f"{where}: {key} = {shown_value(inner[key])}: {key} must be {kind}",
+                f"{key} is {kind}",
+            )
+    fields = Fields(inner, declared, where)
+    known_arguments = dict((fd.name, a) for fd, a in arguments_of(cls))
+    out = {name: _argument(fields, declared, name, known_arguments[name]) for name in declared.keys}
+    out.update(declared.fixed)
+    if declared.read is not None:
+        declared.read(fields, out)
+    _refuse_unknown(inner, declared, fields, (), where)
+    return out
+
+
+def _carried(
+    arguments: dict[str, Any],
+    cls: type[Architecture],
+    part_cls: type[Architecture],
+    part_t: HFType,
+    where: str,
+) -> dict[str, Any]:
+    """The arguments a part of another architecture gives the composite: those it
+    declares by the same name; any other must be at the part class's default or its
+    type's fixed value (else the composite would count another model)."""
+    declared = {fd.name for fd, _ in arguments_of(cls)}
+    defaults = {fd.name: fd.default for fd, _ in arguments_of(part_cls)}
+    out: dict[str, Any] = {}
+    for name, value in arguments.items():
+        if name in declared:
+            out[name] = value
+        elif value != part_t.fixed.get(name, defaults.get(name)) and name != "head":
+            shown = shown_value(value)
+            raise _fail(
+                name,
+                value,
+                f"{where}: {name} = {shown} is not modelled in {cls.command}'s {part_t.model_type} "
+                "part; nothing is guessed",
+                f"{cls.command} models its part with {name} at its default",
+            )
+    return out
+
+
+def _declaration_of(model_type: str) -> tuple[type[Architecture], HFType]:
+    """The architecture that declares ``model_type``, and its declaration."""
+    from shapecalc.architectures import command_for, get
+
+    command = command_for(model_type)
+    if command is None:
+        raise _fail(
+            "model_type",
+            model_type,
+            f"model_type {shown_value(model_type)} is declared by no architecture",
+            "a part's model type is declared by an architecture",
+        )
+    cls = get(command)
+    return cls, _declaration(cls, model_type)
 
 
 def _read(f: Fields, t: HFType, cls: type[Architecture]) -> dict[str, Any]:
-    """The architecture's arguments from a config, as ``t`` declares them (a multimodal
-    type's language model from its ``text_config``)."""
+    """The architecture's arguments from a config, as ``t`` declares them (a model made
+    of several reads each part from its nested config)."""
     known_arguments = dict((fd.name, a) for fd, a in arguments_of(cls))
-    out: dict[str, Any] = _text_model(f, t, cls) if t.text_type else {}
+    out: dict[str, Any] = {}
+    for part in t.all_parts:
+        out.update(_part(f, t, cls, part))
     for name in t.keys:
         out[name] = _argument(f, t, name, known_arguments[name])
     for key, (allowed, why) in t.only.items():
@@ -641,16 +802,24 @@ def _model_type(config: Mapping[str, Any], label: str) -> tuple[type[Architectur
     model_type: Any = config.get("model_type")
     command = command_for(model_type) if isinstance(model_type, str) else None
     if command is None:
-        listed = ", ".join(sorted(model_types()))
+        known_types = sorted(model_types())
+        listed = ", ".join(known_types)
         said = (
             "has no model_type"
             if model_type is None
             else f"model_type {shown_value(model_type)} is not supported"
         )
+        close = (
+            difflib.get_close_matches(model_type, known_types, 3)
+            if isinstance(model_type, str)
+            else []
+        )
+        hint = f" (closest: {', '.join(close)})" if close else ""
         raise _fail(
             "model_type",
             model_type,
-            f"{label}: {said}; shapecalc reads {listed}",
+            f"{label}: {said}; shapecalc reads {len(known_types)} model types{hint}, "
+            "listed by `shapecalc hf --help`",
             f"model_type is one of {listed}",
         )
     cls = get(command)

@@ -79,7 +79,7 @@ def _read(f: Any, out: dict[str, Any]) -> None:
     of H / A, as many kv heads as heads."""
     f.padding("pad_token_id", out["vocab"], "token embedding (vocab_size)")
     hidden, heads, kv = out["hidden"], out["heads"], out["kv_heads"]
-    if out["head_dim"] is not None and out["head_dim"] * heads == hidden:
+    if out.get("head_dim") is not None and out["head_dim"] * heads == hidden:
         out["head_dim"] = None
     if kv == heads:
         out["kv_heads"] = None
@@ -102,6 +102,8 @@ _WINDOWS = {
     "qwen2": "qwen",
     "qwen3": "qwen",
     "gemma2": "alternate",
+    "qwen2_vl_text": "qwen",
+    "qwen2_5_vl_text": "qwen",
 }
 
 
@@ -111,6 +113,42 @@ def _windowed(model_type: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     if rule_kind is None:
         return {"read": _read, **kwargs}
     return {**tf.windowed_hooks(rule_kind, _read, kwargs.pop("write", None)), **kwargs}
+
+
+def _vision_language_text(model_type: str, prefix: str, **defaults: Any) -> HFType:
+    """The language model of Qwen2-VL and Qwen2.5-VL (``text_config``, read by
+    ``qwen2_vl.py``): Qwen2's body as ``{prefix}TextModel``, its heads H / A wide (no
+    head_dim field), its q, k and v biased."""
+    return HFType(
+        model_type=model_type,
+        config_class=f"{prefix}TextConfig",
+        classes={f"{prefix}TextModel": {"head": "none"}},
+        base="model",
+        keys={
+            **{k: v for k, v in tf.SIZE_KEYS.items() if k != "tie_weights"},
+            "kv_heads": "num_key_value_heads",
+            "activation": "hidden_act",
+        },
+        values={"activation": _ACTIVATIONS},
+        defaults={
+            "vocab_size": 152064,
+            "hidden_size": 8192,
+            "intermediate_size": 29568,
+            "num_hidden_layers": 80,
+            "num_attention_heads": 64,
+            "num_key_value_heads": 8,
+            "hidden_act": "silu",
+            "use_sliding_window": False,
+            "sliding_window": 4096,
+            "max_window_layers": 80,
+            "layer_types": None,
+            **defaults,
+        },
+        fixed={"attention_bias": "qkv"},
+        free=_FREE | {"head_dim"},
+        dropped=(r"rotary_emb\.inv_freq",),
+        **_windowed(model_type, {}),
+    )
 
 
 def _member(
@@ -387,6 +425,18 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             keys={"attention_bias": "attention_bias"},
             values={"attention_bias": _BIASES},
             fixed={"qk_norm": True},
+        ),
+        _vision_language_text(model_type="qwen2_vl_text", prefix="Qwen2VL"),
+        _vision_language_text(
+            model_type="qwen2_5_vl_text",
+            prefix="Qwen2_5_VL",
+            vocab_size=152064,
+            hidden_size=8192,
+            intermediate_size=29568,
+            num_hidden_layers=80,
+            num_attention_heads=64,
+            num_key_value_heads=8,
+            max_window_layers=80,
         ),
         _member(
             model_type="gemma2",

@@ -28,7 +28,15 @@ from typing import Any
 
 from shapecalc.core.frozen import FrozenMethods, frozen
 
-__all__ = ["ACTIVATIONS", "HFType", "Reference", "config_for", "model_types_of", "reference_of"]
+__all__ = [
+    "ACTIVATIONS",
+    "HFType",
+    "Part",
+    "Reference",
+    "config_for",
+    "model_types_of",
+    "reference_of",
+]
 
 #: activations transformers' ACT2FN knows (none holds parameters)
 ACTIVATIONS = (
@@ -67,6 +75,35 @@ class Reference(FrozenMethods):
     #: keyword arguments of the model class beside its config (add_pooling_layer)
     options: dict[str, Any] = field(default_factory=dict)
     library: str = "transformers"
+
+
+@frozen
+class Part(FrozenMethods):
+    """One part of a model made of several (a vision tower, a language model): the
+    nested config that describes it (``vision_config``), read as a config of a model
+    type some architecture declares, with every rule of that type."""
+
+    #: the outer config's field holding the part's config (``text_config``)
+    key: str
+    #: the model types the part may be (the nested config's ``model_type``; the first
+    #: when it names none)
+    types: tuple[str, ...]
+    #: what the part is, in messages (``the language model``)
+    what: str
+    #: nested model type -> the type it is read as (an old checkpoint's name)
+    said: Mapping[str, str] = field(default_factory=dict)
+    #: a config without ``key`` holds the part's fields at its top level (Qwen2-VL's
+    #: files); False: a config without it is refused, naming the part
+    flat: bool = False
+    #: a config may leave ``key`` out or null: the part's config class's defaults
+    #: (Gemma 3's text_config)
+    optional: bool = False
+    #: the architecture argument that records which of ``types`` the part is
+    chosen: str = ""
+    #: the part's config read by this declaration, its keys the composite's own
+    #: arguments (a tower no other architecture builds); None: read as a config of its
+    #: model type, built by the architecture that declares it
+    declared: HFType | None = None
 
 
 @frozen
@@ -120,6 +157,9 @@ class HFType(FrozenMethods):
     #: arguments the ``read`` hook works out from several fields by the type's own rule
     #: (the sliding window and which layers slide), and the ``write`` hook writes
     derived: frozenset[str] = frozenset()
+    #: arguments no config holds, which change no tensor (an encoder-decoder's source
+    #: length, an input's size): any value is the same class and config
+    unread: frozenset[str] = frozenset()
     #: transformers insists that the heads divide the hidden size, even with a head_dim
     strict_heads: bool = False
     #: what the argument is called in ``--explain`` when not its field (RoBERTa's context)
@@ -127,6 +167,10 @@ class HFType(FrozenMethods):
     #: a multimodal type read as its language model: the model type of its
     #: ``text_config``, read as a config of that type (of the same architecture)
     text_type: str = ""
+    #: a model made of several: each part's nested config, read as a config of its own
+    #: type (``adapters/hf_config.py``); ``text_type`` is the part ``text_config`` of that
+    #: type, optional
+    parts: tuple[Part, ...] = ()
     #: config (read through the reader's fields) -> arguments: what the table cannot say;
     #: called with the reader and the arguments read so far, changes them in place
     #: the GGUF architecture llama.cpp's convert_hf_to_gguf.py writes this type as
@@ -144,6 +188,13 @@ class HFType(FrozenMethods):
     notes: Callable[[Mapping[str, Any], Mapping[str, Any]], list[str]] | None = field(
         default=None, repr=False
     )
+
+    @property
+    def all_parts(self) -> tuple[Part, ...]:
+        """The parts read from nested configs (``text_type`` as its part)."""
+        if self.parts or not self.text_type:
+            return self.parts
+        return (Part("text_config", (self.text_type,), "the language model", optional=True),)
 
     def key(self, argument: str) -> str:
         """The config field of ``argument`` (the first, when several set it)."""
@@ -219,7 +270,7 @@ def _written(
             if value != t.fixed[name]:
                 return None
             continue
-        if name in set_by_class or name in t.options or name in t.derived:
+        if name in set_by_class or name in t.options or name in t.derived or name in t.unread:
             continue
         if name not in t.keys:
             if value != defaults.get(name, dataclasses.MISSING):

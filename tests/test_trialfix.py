@@ -309,9 +309,7 @@ def test_dsv3_router_buffer_is_float32_and_said_so(tmp_path: Path) -> None:
     config = transformers.AutoConfig.from_pretrained(path)
     with torch.device("meta"):
         built = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-    buffers = {
-        n: b for n, b in built.named_buffers() if n.endswith("e_score_correction_bias")
-    }
+    buffers = {n: b for n, b in built.named_buffers() if n.endswith("e_score_correction_bias")}
     assert buffers and {b.dtype for b in buffers.values()} == {torch.float32}
     model = from_hf_config(path)
     cost = analyze(model, batch=1, seq_len=8, dtype="bf16")
@@ -362,9 +360,7 @@ def test_sweep_csv_carries_the_frontier_as_json_does(tmp_path: Path) -> None:
     seen = set()
     for row in rows:
         mine = [
-            f
-            for f in data["frontiers"]
-            if all(str(v) == row[k] for k, v in f["sizes"].items())
+            f for f in data["frontiers"] if all(str(v) == row[k] for k, v in f["sizes"].items())
         ]
         assert len(mine) == 1, (row, data["frontiers"])
         for step in mine[0]["frontier"]:

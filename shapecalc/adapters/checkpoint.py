@@ -327,7 +327,12 @@ def _duplicate(raw: bytes) -> str | None:
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         # called for every object, the header itself last: its answer is the one kept
         seen: set[str] = set()
-        twice[0] = next((k for k, _ in items if k in seen or seen.add(k)), None)
+        twice[0] = None
+        for key, _ in items:
+            if key in seen:
+                twice[0] = key
+                break
+            seen.add(key)
         return dict(items)
 
     json.loads(raw.decode("utf-8"), object_pairs_hook=pairs)

@@ -623,9 +623,7 @@ class Cost:
         with a dtype of its own (DeepSeek-V3's float32 e_score_correction_bias) at it."""
         return sum(
             (
-                b.count * 8
-                if b.name.endswith("num_batches_tracked")
-                else b.nbytes(self.itemsize)
+                b.count * 8 if b.name.endswith("num_batches_tracked") else b.nbytes(self.itemsize)
                 for _, b in self.model.buffer_rows()
             ),
             start=0,
@@ -687,9 +685,7 @@ class Cost:
             lines.append(MemoryLine("weights", weights, stored))
         buffers = self.buffer_bytes
         if buffers != 0:
-            lines.append(
-                MemoryLine("buffers", buffers, self._buffers_rule())
-            )
+            lines.append(MemoryLine("buffers", buffers, self._buffers_rule()))
         if self.training != "none":
             own_count, _ = m.trainable_own
             adapters = "; float32 tensors (LoRA's adapters) 4 bytes" if own_count != 0 else ""

@@ -260,12 +260,12 @@ def sweep(
         count *= len(axis.values)
     if count > MAX_POINTS:
         wide = max(axes, key=lambda a: len(a.values))
-        grid = " × ".join(f"--{a.name.replace('_', '-')} {len(a.values):,}" for a in axes)
+        flags = " × ".join(f"--{a.name.replace('_', '-')} {len(a.values):,}" for a in axes)
         raise field_error(
             wide.name,
             count,
             f"a grid of at most {MAX_POINTS:,} points",
-            f"a sweep is a grid of at most {MAX_POINTS:,} points, and {grid} values make "
+            f"a sweep is a grid of at most {MAX_POINTS:,} points, and {flags} values make "
             f"{count:,}; give --{wide.name.replace('_', '-')} a step (FROM..TO:STEP) or "
             "fewer values",
         )

@@ -119,10 +119,7 @@ def _amount(value: Dim, noun: str = "", after: str = "") -> str:
 
 def _memory_line(model: Model) -> str:
     if model.quantization is not None:  # the stored tensors at theirs, the rest at each
-        return (
-            "quantized tensors as stored, the others at "
-            + " · at ".join(_memory_parts(model))
-        )
+        return "quantized tensors as stored, the others at " + " · at ".join(_memory_parts(model))
     return " · ".join(_memory_parts(model))
 
 

@@ -1364,7 +1364,6 @@ class _FitTable:
 
         a = self.answer
         fit = a.fit
-        hw = fit.hardware
         account = a.account
         verdict = "fits" if a.fits else "does not fit"
         yield Text(

@@ -293,6 +293,10 @@ def _read_safetensors(path: str) -> Checkpoint:
         raise _fail(path, f"the header is not valid JSON ({type(err).__name__})") from None
     if not isinstance(header, dict):
         raise _fail(path, "the header is not a JSON object")
+    if raw.count(b'"data_offsets"') > len(header):  # more entries written than read
+        twice = _duplicate(raw)
+        if twice is not None:
+            raise _fail(path, f"{_shown(twice)}: the header names this tensor twice")
     data_size = size - 8 - length
     metadata = header.pop("__metadata__", {})
     if not isinstance(metadata, dict) or not all(
@@ -313,6 +317,26 @@ def _read_safetensors(path: str) -> Checkpoint:
     if end != data_size:
         raise _fail(path, f"the tensors cover {end:,} bytes but the data holds {data_size:,}")
     return Checkpoint(path, "safetensors", tuple(tensors), dict(metadata))
+
+
+def _duplicate(raw: bytes) -> str | None:
+    """The first name a safetensors header gives twice (json.loads keeps the last), or
+    None: parsed again, only when the header holds more entries than names."""
+    twice: list[str | None] = [None]
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        # called for every object, the header itself last: its answer is the one kept
+        seen: set[str] = set()
+        twice[0] = None
+        for key, _ in items:
+            if key in seen:
+                twice[0] = key
+                break
+            seen.add(key)
+        return dict(items)
+
+    json.loads(raw.decode("utf-8"), object_pairs_hook=pairs)
+    return twice[0]
 
 
 def _entries(
@@ -461,7 +485,7 @@ def read_state_dict(path: str) -> Checkpoint:
     except RecursionError:
         raise _fail(path, "it nests too deep to load") from None
     except Exception as err:  # torch raises many types for a bad file; all mean "refused"
-        raise _fail(path, _refusal(err)) from None
+        raise _fail(path, _refusal(err, path)) from None
     tensors = tuple(
         Tensor(
             name,
@@ -486,8 +510,21 @@ def _load(torch: Any, path: str) -> Any:
         return torch.load(path, weights_only=True, map_location="cpu")
 
 
-def _refusal(err: Exception) -> str:
-    """Why torch.load refused a file, in one line."""
+def _cut_zip(path: str) -> bool:
+    """Whether ``path`` starts as a zip (torch.save's format) but is no whole zip: its
+    central directory, at the end, is missing or broken."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(4)
+        return start == b"PK\x03\x04" and not zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def _refusal(err: Exception, path: str) -> str:
+    """Why torch.load refused the file ``path``, in one line."""
     text = str(err)
     if "Weights only load failed" in text and "Unsupported operand" in text:
         return (
@@ -502,7 +539,16 @@ def _refusal(err: Exception) -> str:
         )
     printable = "".join(ch for ch in text if ch.isprintable() or ch == "\n").strip()
     first = printable.splitlines()[0] if printable else type(err).__name__
-    return f"torch.load(weights_only=True) could not read it: {first[:200]}"
+    if _cut_zip(path):  # torch's zip reader (miniz), or mmap, on a cut or damaged file
+        said = first.split(". ")[0].removeprefix("PytorchStreamReader ")
+        return (
+            "it is a truncated or damaged PyTorch zip checkpoint (torch.load(weights_only="
+            f"True) could not read it: {said[:120]}); save or copy it again"
+        )
+    if len(first) > 200:  # whole sentences, never one cut in the middle
+        kept = first[:200].rpartition(". ")[0]
+        first = kept + "." if kept else first[:199] + "…"
+    return f"torch.load(weights_only=True) could not read it: {first}"
 
 
 #: what a file that is no checkpoint is, by its first bytes, and what reads it instead

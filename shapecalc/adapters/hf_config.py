@@ -176,6 +176,86 @@ FREE_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "activation_function": (_is_activation, _ACTIVATION_RULE),
 }
 
+#: the dtype names a config's ``dtype``/``torch_dtype`` may give: transformers'
+#: PreTrainedConfig.__init__ reads a string with ``getattr(torch, value)``, so the names
+#: of torch's dtypes (torch 2.x; checked against torch in a test). ``"auto"`` and
+#: ``"torch.float16"`` fail there.
+TORCH_DTYPE_NAMES = frozenset(
+    {
+        "bfloat16",
+        "bit",
+        "bits16",
+        "bits1x8",
+        "bits2x4",
+        "bits4x2",
+        "bits8",
+        "bool",
+        "cdouble",
+        "cfloat",
+        "chalf",
+        "complex128",
+        "complex32",
+        "complex64",
+        "double",
+        "float",
+        "float16",
+        "float32",
+        "float4_e2m1fn_x2",
+        "float64",
+        "float8_e4m3fn",
+        "float8_e4m3fnuz",
+        "float8_e5m2",
+        "float8_e5m2fnuz",
+        "float8_e8m0fnu",
+        "half",
+        "int",
+        "int1",
+        "int16",
+        "int2",
+        "int3",
+        "int32",
+        "int4",
+        "int5",
+        "int6",
+        "int64",
+        "int7",
+        "int8",
+        "long",
+        "qint32",
+        "qint8",
+        "quint2x4",
+        "quint4x2",
+        "quint8",
+        "short",
+        "uint1",
+        "uint16",
+        "uint2",
+        "uint3",
+        "uint32",
+        "uint4",
+        "uint5",
+        "uint6",
+        "uint64",
+        "uint7",
+        "uint8",
+    }
+)
+
+
+def _check_dtype(config: Mapping[str, Any], label: str) -> None:
+    """Refuse a ``dtype`` (or ``torch_dtype``) that names no torch dtype: transformers
+    keeps ``dtype`` when both are given, as here."""
+    key = "dtype" if config.get("dtype") is not None else "torch_dtype"
+    value = config.get(key)
+    if isinstance(value, str) and value not in TORCH_DTYPE_NAMES:
+        raise _fail(
+            key,
+            value,
+            f"{label}: {key} = {shown_value(value)}: not a torch dtype; give bfloat16, "
+            "float16, float32 or another of torch's dtype names (float8_e4m3fn, int8...)",
+            "a torch dtype name, as transformers reads it with getattr(torch, name)",
+        )
+
 
 # -- the model types, declared by the architectures -----------------------------------------
 def declared() -> dict[str, tuple[str, HFType]]:
@@ -712,7 +792,10 @@ class HFModel(FrozenMethods):
 
     def model(self) -> Model:
         """The model, named as transformers' class names its parameters."""
-        model = self.architecture.model()
+        return self._named(self.architecture.model())
+
+    def _named(self, model: Model) -> Model:
+        """``model`` titled by the config's class and file, with the config's notes."""
         return dataclasses.replace(
             model,
             name=f"{self.class_name} ({self.label})",
@@ -729,7 +812,7 @@ class HFModel(FrozenMethods):
             self.architecture,  # type: ignore[type-var]
             **self.family.checkpoint,
         )
-        return changed.model()
+        return self._named(changed.model())
 
 
 def _architectures(config: Mapping[str, Any], family: HFType, label: str) -> str:
@@ -947,6 +1030,7 @@ def hf_model(
                 f"{label}: {key} = {shown_value(config[key])}: {key} must be {kind}",
                 f"{key} is {kind}",
             )
+    _check_dtype(config, label)
     fields = Fields(config, t, label)
     arguments = _read(fields, t, cls)
     _refuse_unknown(config, t, fields, allow, label)

@@ -190,6 +190,17 @@ def resolve(path: str) -> Source:
                 "a folder must hold config.json",
             )
         return Source(config, path, shown_name(path, 120))
+    folder = os.path.dirname(path)
+    cached = is_hub_id(path) and os.path.isdir(hub_repo(path))
+    if not cached and (path.lower().endswith(".json") or (folder and os.path.isdir(folder))):
+        raise _fail(  # a local path, not a Hub id: cfg/config.json, ./model/conifg.json
+            "path",
+            path,
+            f"{echo(path)}: no such file"
+            + ("" if path.lower().endswith(".json") else " or folder")
+            + ("" if not folder or os.path.isdir(folder) else f" (no folder {echo(folder)})"),
+            "PATH must exist",
+        )
     if is_hub_id(path):
         folder = _from_cache(path)
         config = os.path.join(folder, "config.json")

@@ -619,14 +619,32 @@ class Cost:
 
     @property
     def buffer_bytes(self) -> Dim:
-        """Running statistics at ``dtype``; ``num_batches_tracked`` is an int64."""
+        """Running statistics at ``dtype``; ``num_batches_tracked`` is an int64; a buffer
+        with a dtype of its own (DeepSeek-V3's float32 e_score_correction_bias) at it."""
         return sum(
             (
-                b.count * (8 if b.name.endswith("num_batches_tracked") else self.itemsize)
+                b.count * 8 if b.name.endswith("num_batches_tracked") else b.nbytes(self.itemsize)
                 for _, b in self.model.buffer_rows()
             ),
             start=0,
         )
+
+    def _buffers_rule(self) -> str:
+        """What the buffers are, by kind: BatchNorm's statistics and counters, others by
+        their name and dtype."""
+        kinds: dict[str, None] = {}
+        for _, b in self.model.buffer_rows():
+            if b.name.endswith("num_batches_tracked"):
+                kinds["counters int64"] = None
+            elif b.name in ("running_mean", "running_var") or b.name.endswith(
+                (".running_mean", ".running_var")
+            ):
+                kinds[f"running statistics at {self.itemsize} bytes"] = None
+            else:
+                last = b.name.rpartition(".")[2]
+                size = b.itemsize or self.itemsize
+                kinds[f"{last} ({b.dtype or self.dtype}, {size} bytes each), not trained"] = None
+        return ", ".join(kinds)
 
     @cached_property
     def memory(self) -> tuple[MemoryLine, ...]:
@@ -667,9 +685,7 @@ class Cost:
             lines.append(MemoryLine("weights", weights, stored))
         buffers = self.buffer_bytes
         if buffers != 0:
-            lines.append(
-                MemoryLine("buffers", buffers, f"running statistics at {b} bytes, counters int64")
-            )
+            lines.append(MemoryLine("buffers", buffers, self._buffers_rule()))
         if self.training != "none":
             own_count, _ = m.trainable_own
             adapters = "; float32 tensors (LoRA's adapters) 4 bytes" if own_count != 0 else ""

@@ -235,6 +235,16 @@ class Fit:
                     f"--efficiency: {flag} must be in (0, 1], got {fraction:g}",
                     "a fraction in (0, 1]",
                 )
+        if self.reserve >= self.hardware.memory:
+            from shapecalc.core.units import human_bytes
+
+            raise fit_error(
+                "reserve_gb",
+                self.reserve / 10**9,
+                f"--reserve-gb {self.reserve / 10**9:g}: the reserve must be less than the "
+                f"GPU's memory, {human_bytes(self.hardware.memory)} on {self.hardware.title}",
+                "less than the GPU's memory",
+            )
         self._check_gpus(self.gpus)
 
     # -- the pieces ---------------------------------------------------------------------

@@ -259,7 +259,16 @@ def sweep(
     for axis in axes:
         count *= len(axis.values)
     if count > MAX_POINTS:
-        _bad("sizes", count, f"a grid of at most {MAX_POINTS:,} points")
+        wide = max(axes, key=lambda a: len(a.values))
+        flags = " × ".join(f"--{a.name.replace('_', '-')} {len(a.values):,}" for a in axes)
+        raise field_error(
+            wide.name,
+            count,
+            f"a grid of at most {MAX_POINTS:,} points",
+            f"a sweep is a grid of at most {MAX_POINTS:,} points, and {flags} values make "
+            f"{count:,}; give --{wide.name.replace('_', '-')} a step (FROM..TO:STEP) or "
+            "fewer values",
+        )
     if fit is not None and count > MAX_FIT_POINTS:
         wide = max(axes, key=lambda a: len(a.values))
         raise field_error(

@@ -429,9 +429,10 @@ def _run(model: Any, options: dict[str, Any], context: int | None = None) -> Non
 
 def _frontier_bars(result: Any) -> Any:
     from shapecalc.report.plot import Bars
+    from shapecalc.report.rich_writer import fit_on
 
     return Bars(
-        f"Largest context (positions, log scale) against batch on {result.fit.hardware.title}",
+        f"Largest context (positions, log scale) against batch on {fit_on(result.fit)}",
         tuple(f"B={b}" for b, _ in result.frontier),
         tuple(t or 0 for _, t in result.frontier),
         "positions",

@@ -274,21 +274,15 @@ def adapter_of(flags: dict[str, Any]) -> Any:
     from shapecalc.adapt import LoraConfig
 
     text = given.get("lora_targets")
-    if text is None:
-        raise click.BadParameter(
-            "--lora-rank needs --lora-targets: module names (q_proj,v_proj), re:REGEX or "
-            "all-linear",
-            param_hint="'--lora-targets'",
-        )
-    targets: Any = text
-    if text.startswith("re:"):
+    targets: Any = "all-linear" if text is None else text  # the other flags checked first
+    if text is not None and text.startswith("re:"):
         targets = text[3:]
-    elif text.strip().lower() != "all-linear":
+    elif text is not None and text.strip().lower() != "all-linear":
         targets = tuple(t.strip() for t in text.split(",") if t.strip())
     saved = given.get("modules_to_save") or ""
     alpha = given.get("lora_alpha")
     try:
-        return LoraConfig(
+        config = LoraConfig(
             r=rank,
             targets=targets,
             alpha=8 if alpha is None else (int(alpha) if alpha == int(alpha) else alpha),
@@ -298,6 +292,13 @@ def adapter_of(flags: dict[str, Any]) -> Any:
         )
     except ShapecalcError as err:
         raise engine_error(err) from None
+    if text is None:
+        raise click.BadParameter(
+            "--lora-rank needs --lora-targets: module names (q_proj,v_proj), re:REGEX or "
+            "all-linear",
+            param_hint="'--lora-targets'",
+        )
+    return config
 
 
 def cost_options(
@@ -453,10 +454,14 @@ def finish(
     if flags.get("plot") or flags.get("plot_file"):
         draw(report, flags)
     if report.verification is not None:
+        from shapecalc.report.plot import terminal_width
+        from shapecalc.report.rich_writer import kept_whole
+
+        width = terminal_width()  # wrapped like the rest of the output
         if not report.verification.ok:
-            click.echo(f"Error: {report.verification}", err=True)
+            click.echo(kept_whole(f"Error: {report.verification}", width), err=True)
             sys.exit(1)
-        click.echo(str(report.verification), err=True)
+        click.echo(kept_whole(str(report.verification), width), err=True)
     checked = report.against
     if checked is not None:
         if not checked.ok:

@@ -217,6 +217,9 @@ class TopkRouter(LayerSpec):
                 "added to each expert's score to choose, not to weigh: set by load "
                 "balancing, not trained",
                 trainable=False,
+                # nn.Buffer(torch.zeros(E, dtype=torch.float32)), kept in float32 by
+                # _keep_in_fp32_modules_strict (transformers' modeling_deepseek_v3.py)
+                dtype="float32",
             )
 
     def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:

@@ -103,6 +103,9 @@ class PackedMethod(Method):
     }
     #: the library whose rule :meth:`bind` follows, for messages
     library: ClassVar[str] = ""
+    #: the library whose quantizer takes a mixture of experts' matrices one Linear per
+    #: expert (GPTQModel for GPTQ; AutoAWQ for AWQ, its models' experts ModuleLists)
+    experts_library: ClassVar[str] = "GPTQModel"
 
     def takes(self, spec: LayerSpec) -> bool:
         """Whether a layer of a block is one this method converts."""
@@ -153,8 +156,8 @@ class PackedMethod(Method):
                 )
             else:
                 why = (
-                    "fused 3-D tensors (transformers 5); GPTQModel splits them into one "
-                    "Linear per expert before it quantizes, as checkpoints store them: "
+                    f"fused 3-D tensors (transformers 5); {self.experts_library} quantizes "
+                    "one Linear per expert, as checkpoints store them: "
                     "name them one by one (--moe-layout checkpoint; hf and fit hf: --layout "
                     "checkpoint)"
                 )

@@ -68,6 +68,7 @@ class AWQ(PackedMethod):
 
     quant_method: ClassVar[str] = "awq"
     library: ClassVar[str] = "AutoAWQ"
+    experts_library: ClassVar[str] = "AutoAWQ"
     aliases: ClassVar[dict[str, dict[str, Any]]] = {
         "awq": {},
         "awq-gemv": {"version": "gemv"},

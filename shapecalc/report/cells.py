@@ -118,6 +118,26 @@ def _amount(value: Dim, noun: str = "", after: str = "") -> str:
 
 
 def _memory_line(model: Model) -> str:
+    if model.quantization is not None:  # the stored tensors at theirs, the rest at each
+        return "quantized tensors as stored, the others at " + " · at ".join(_memory_parts(model))
+    return " · ".join(_memory_parts(model))
+
+
+def _trainable_line(model: Model) -> str:
+    """The trainable count and, under a quantization, what is not trained."""
+    text = count_str(model.trainable)
+    if model.quantization is None:
+        return text
+    frozen: dict[str, Dim] = {}
+    for row in model.rows():
+        if not row.param.trainable and not row.tied_to:
+            key = row.param.dtype or "at the weights' dtype"
+            frozen[key] = frozen.get(key, 0) + row.param.count
+    said = ", ".join(f"{count_str(n)} {d}" for d, n in frozen.items())
+    return f"{text}; not trained: {said}"
+
+
+def _memory_parts(model: Model) -> list[str]:
     parts = []
     for dtype in SUMMARY_DTYPES:
         size = model.bytes(dtype)
@@ -125,7 +145,7 @@ def _memory_line(model: Model) -> str:
             parts.append(f"{dtype} {bytes_text(size)}")
         else:
             parts.append(f"{dtype} {DTYPE_BYTES[dtype]} bytes per parameter")
-    return " · ".join(parts)
+    return parts
 
 
 def _stored_line(model: Model) -> str:
@@ -142,7 +162,7 @@ def summary_lines(model: Model) -> list[tuple[str, str]]:
     if model.routed:
         lines.append(("Active", _active_line(model.unquantized or model)))
     if model.trainable != model.total:
-        lines.append(("Trainable", count_str(model.trainable)))
+        lines.append(("Trainable", _trainable_line(model)))
     lines.append(("Memory", _memory_line(model)))
     for tied, source in model.ties.items():
         lines.append(("Tied", f"{tied} is {source}: one tensor, counted once"))

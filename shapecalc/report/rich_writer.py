@@ -252,6 +252,17 @@ def _buffers(model: Model, depth: int | None, width: int) -> Iterator[Renderable
         yield Text("\n".join("  ".join(c for c in line if c) for line in lines))
 
 
+def fit_on(fit: Any) -> str:
+    """``2 × NVIDIA H100 SXM5 80 GB (85.5 GB each, vllm)``: what a fit runs on, as its
+    table's title and its frontier chart's say it."""
+    from shapecalc.core.units import human_bytes
+
+    hw = fit.hardware
+    on = f"{fit.gpus} × {hw.title}" if fit.gpus > 1 else hw.title
+    engine = f", {fit.engine.name}" if fit.engine is not None else ""
+    return f"{on} ({human_bytes(hw.memory)} each{engine})"
+
+
 def echo(*parts: RenderableType) -> None:
     """Print renderables on standard output, markup off for text from elsewhere."""
     console = Console(highlight=False)
@@ -777,6 +788,14 @@ class ModelParallelTable:
         )
 
 
+def _names_kept(rule: str, room: int) -> str:
+    """``rule`` with each module name longer than ``room`` broken after a dot, never
+    inside a part nor a ``{0..31}`` range (rich would fold it anywhere)."""
+    if room < 12:
+        return rule
+    return " ".join(dotted(w, room, 0) if len(w) > room else w for w in rule.split(" "))
+
+
 def _account_table(
     rows: list[tuple[str, str, str]],
     width: int,
@@ -785,13 +804,19 @@ def _account_table(
     """One memory account: what, bytes and rule side by side, or the rule under what it
     is for when the three do not fit (``names``: the columns' headers)."""
     columns = [(name, key) for name, key in zip(names, ("What", "Bytes", "Rule"), strict=True)]
-    body = [([Text(c) for c in row], False) for row in rows]
+    widest = [max([len(names[i]), *(len(r[i]) for r in rows)]) for i in (0, 1)]
+    room = width - widest[0] - widest[1] - 10  # the Rule column's, as fitted_table gives it
+    body = [
+        ([Text(what), Text(size), Text(_names_kept(rule, room))], False)
+        for what, size, rule in rows
+    ]
     account = fitted_table(columns, body, width, wrap="Rule", right={"Bytes"})
     if account is None:  # the rule under what it is for
         under = []
+        room = width - widest[1] - 7
         for what, size, rule in rows:
             cell = Text(what)
-            cell.append("\n" + rule, style="dim")
+            cell.append("\n" + _names_kept(rule, room), style="dim")
             under.append(([cell, Text(size)], False))
         account = fitted_table(
             columns[:2],
@@ -1339,13 +1364,10 @@ class _FitTable:
 
         a = self.answer
         fit = a.fit
-        hw = fit.hardware
         account = a.account
-        on = f"{fit.gpus} × {hw.title}" if fit.gpus > 1 else hw.title
-        engine = f", {fit.engine.name}" if fit.engine is not None else ""
         verdict = "fits" if a.fits else "does not fit"
         yield Text(
-            f"{fit.model.name} on {on} ({human_bytes(hw.memory)} each{engine}): {verdict} at "
+            f"{fit.model.name} on {fit_on(fit)}: {verdict} at "
             f"B={fit.batch}, T={fit.seq_len:,}, {fit.dtype}",
             style="table.title",
         )

@@ -395,3 +395,30 @@ def test_rule_column_keeps_names_whole(tmp_path: Path, width: int) -> None:
             text = cell.strip()
             assert not re.search(r"\{\d*(\.\.?\d*)?$", text), line  # a range cut open
             assert not re.match(r"^(\.|\d*\}|\.\d)", text), line  # a name's tail alone
+
+
+def test_vllm_profiles_a_model_of_short_context_as_several_sequences() -> None:
+    """vLLM's dummy run spreads max_num_batched_tokens over requests (gpu_model_runner.py's
+    _dummy_run): GPT-2 (a context of 1,024) is profiled at 2,048 tokens as 2 sequences of
+    1,024, not refused as one sequence past its context; the profile line equals our
+    prefill peak at B=2, T=1,024."""
+    import json
+
+    from click.testing import CliRunner
+
+    from shapecalc.cli.app import cli
+
+    args = ["fit", "gpt2", "--layers", "2", "--hidden", "64", "--heads", "2", "--vocab", "500"]
+    args += ["--context", "1024", "--gpu", "l4", "--engine", "vllm", "--format", "json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    lines = {line["label"]: line for line in json.loads(result.stdout)["account"]["lines"]}
+    profile = lines["activations, profiling forward"]
+    assert "2 sequences of 1,024" in profile["rule"]
+    from shapecalc.analysis.fit import Fit
+    from shapecalc.analysis.hardware import accelerator
+    from shapecalc.architectures.gpt2 import gpt2
+
+    model = gpt2(layers=2, hidden=64, heads=2, vocab=500, context=1024)
+    fit = Fit(model, accelerator("l4"), dtype="bf16", batch=1, seq_len=1024)
+    assert profile["bytes"] == fit.peak(2, 1024)

@@ -228,7 +228,12 @@ class Vllm(Engine):
         memory = fit.hardware.memory
         requested = int(memory * self.utilization)
         weights, replicated = fit.weights(gpus)
-        profile = fit.activations(1, tokens, gpus)[0][0]
+        # the dummy run spreads its tokens over requests (gpu_model_runner.py's _dummy_run:
+        # num_reqs = min(num_tokens, max_num_seqs)); a model whose context is shorter than
+        # max_num_batched_tokens (GPT-2's 1,024) is taken at as few sequences as hold them
+        context = fit.context
+        rows = -(-tokens // context) if context and tokens > context else 1
+        profile = fit.activations(rows, -(-tokens // rows), gpus)[0][0]
         vocab = _vocab(fit)
         logits = min(seqs, tokens) * vocab * 4
         lines = [
@@ -245,8 +250,13 @@ class Vllm(Engine):
             Line(
                 "activations, profiling forward",
                 profile,
-                f"estimate of vLLM's profile run: our prefill peak at one sequence of "
-                f"max_num_batched_tokens = {tokens:,} positions",
+                "estimate of vLLM's profile run: our prefill peak at "
+                + (
+                    f"one sequence of max_num_batched_tokens = {tokens:,} positions"
+                    if rows == 1
+                    else f"max_num_batched_tokens = {tokens:,} positions as {rows} sequences "
+                    f"of {-(-tokens // rows):,} (the model's context is {context:,})"
+                ),
             ),
             Line(
                 "sampler logits",

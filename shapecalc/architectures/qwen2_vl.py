@@ -191,6 +191,14 @@ def _composite_type(*, model_type: str, version: str) -> HFType:
         ),
         dropped=(r"rotary_emb\.inv_freq",),
         derived=_PART_ARGUMENTS,
+        # the Hub's files (saved by transformers 4): transformers' conversion_mapping.py
+        # (Qwen2VLForConditionalGeneration) renames ^visual and ^model(?!.language_model)
+        renamed={
+            "visual.": "model.visual.",
+            "model.embed_tokens.": "model.language_model.embed_tokens.",
+            "model.layers.": "model.language_model.layers.",
+            "model.norm.": "model.language_model.norm.",
+        },
         write=_write,
         notes=_notes,
     )

@@ -91,7 +91,9 @@ def fit_page() -> str:
             "speed bounds). Sweep any size, `--batch` or `--seq-len` and read where it stops "
             "fitting; every number is the one `shapecalc fit` prints for that model and those "
             "options (the tests ask both). Against hardware the defaults are fit's: bf16, "
-            "4,096 positions. `--frontier` adds each swept model's largest context at batches "
+            "4,096 positions. `--plot` draws every numeric answer over the swept size, a "
+            "chart each (the memory per GPU with the GPU's memory as a line; the verdict is in "
+            "the table only). `--frontier` adds each swept model's largest context at batches "
             "1, 2, 4, ..., 1,024, and `--plot` draws those frontiers in one chart, a marker "
             "each (at most 8), the legend under it; `--format json|csv|markdown` carry the "
             "same (schema: `docs/schema/sweep.schema.json`).",

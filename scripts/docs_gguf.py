@@ -41,7 +41,7 @@ def gguf_facts() -> dict[str, str]:
             for k, v in EXPERTS.items()
         ],
     )
-    from shapecalc.quant.gguf_names import FAMILIES
+    from shapecalc.quant.gguf_names import FAMILIES, NEXTN
 
     family_rows = []
     for arch, family in FAMILIES.items():
@@ -61,6 +61,8 @@ def gguf_facts() -> dict[str, str]:
         pairs += [(f"{layer}{k}", f"blk.N.{v}", " (buffer)") for k, v in family.buffers.items()]
         if family.split_kv_b:
             pairs.append((f"{layer}self_attn.kv_b_proj", "blk.N.attn_k_b, blk.N.attn_v_b", ""))
+        if family.mtp:
+            pairs += [(f"{layer}{k}", f"blk.N.{v}", " (MTP layer)") for k, v in NEXTN.items()]
         family_rows += [[f"`{arch}`", f"`{k}`{note}", f"`{v}`"] for k, v, note in pairs]
     family_names = _table(["GGUF architecture", "transformers", "GGUF"], family_rows)
     families = _table(

@@ -101,9 +101,14 @@ _WHERE = {
     "LayerNorm2d": "layers.vision",
     "StochasticDepth": "layers.vision",
     "ShiftedWindowAttention": "layers.vision",
+    "ShiftedWindowAttentionV2": "layers.vision",
     "PatchMerging": "layers.vision",
+    "PatchMergingV2": "layers.vision",
     "QuickGELU": "layers.vision",
     "Tile": "layers.tensors",
+    "Split": "layers.tensors",
+    "Unflatten": "layers.tensors",
+    "Mean": "layers.tensors",
     "register_module": "adapters.torch_bridge",
     "register_own_step": "adapters.torch_bridge",
     # the transformer architectures' library functions
@@ -140,6 +145,7 @@ __all__ = [
     "LayerSpec",
     "Leaf",
     "Linear",
+    "Mean",
     "MismatchError",
     "MissingDependencyError",
     "Model",
@@ -147,6 +153,7 @@ __all__ = [
     "Param",
     "Parameter",
     "PatchMerging",
+    "PatchMergingV2",
     "Permute",
     "Pick",
     "PortMap",
@@ -163,13 +170,16 @@ __all__ = [
     "ShapeError",
     "ShapecalcError",
     "ShiftedWindowAttention",
+    "ShiftedWindowAttentionV2",
     "Solution",
+    "Split",
     "SplitHeads",
     "StochasticDepth",
     "TieError",
     "Tile",
     "TopkRouter",
     "Transpose",
+    "Unflatten",
     "__version__",
     "analyze",
     "assert_matches",
@@ -325,13 +335,25 @@ if TYPE_CHECKING:  # the static view of the lazy names above
     )
     from shapecalc.layers.linear import Linear
     from shapecalc.layers.recurrent import LSTM
-    from shapecalc.layers.tensors import Cat, Expand, Permute, Reshape, Tile, Transpose
+    from shapecalc.layers.tensors import (
+        Cat,
+        Expand,
+        Mean,
+        Permute,
+        Reshape,
+        Split,
+        Tile,
+        Transpose,
+        Unflatten,
+    )
     from shapecalc.layers.transformers import Bias, Conv1D, Experts, TopkRouter
     from shapecalc.layers.vision import (
         LayerNorm2d,
         PatchMerging,
+        PatchMergingV2,
         QuickGELU,
         ShiftedWindowAttention,
+        ShiftedWindowAttentionV2,
         StochasticDepth,
     )
     from shapecalc.report import Report

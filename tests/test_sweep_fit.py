@@ -341,3 +341,50 @@ def test_a_grid_too_large_against_hardware_is_refused_before_any_work() -> None:
     assert len(result.stderr.splitlines()) == 1
     assert f"at most {MAX_FIT_POINTS:,} points, and 28,673 were asked" in result.stderr
     assert "give --seq-len a step" in result.stderr
+
+
+@pytest.mark.parametrize("axes", [{"layers": [1, 2, 3]}, {"layers": [1, 2], "hidden": [64, 128]}])
+def test_the_answers_against_hardware_are_drawn_as_the_table_holds_them(
+    axes: dict[str, list[int]],
+) -> None:
+    """--plot draws each numeric answer (not the verdict) with the table's numbers, the
+    memory per GPU against the GPU's memory as its line, the hardware in the title."""
+    from shapecalc.analysis.hardware import accelerator
+    from shapecalc.analysis.sweep import sweep
+    from shapecalc.analysis.sweep_fit import FitSetting
+    from shapecalc.report.plot import sweep_charts
+
+    gpu = accelerator("l4")
+    fixed = {"vocab": 1000, "heads": 4, "kv_heads": 2, "intermediate": 128, "hidden": 64}
+    table = sweep(
+        "llama",
+        {k: v for k, v in fixed.items() if k not in axes},
+        axes,
+        show=("params", "gpu_memory", "fits", "max_context", "max_batch"),
+        seq_len=512,
+        dtype="bf16",
+        fit=FitSetting(gpu),
+    )
+    charts = sweep_charts(table)
+    keys = table.fit.keys if table.fit else ()
+    drawn = [c for c in charts if gpu.title in c.title]
+    # one chart per numeric answer; the verdict is not drawn
+    assert len(drawn) == len(keys) - 1 and not any(c.title.startswith("fits") for c in charts)
+    memory = next(c for c in drawn if c.title.startswith("memory per GPU"))
+    assert memory.budget == gpu.memory and "memory of a GPU" in memory.budget_text
+    first = table.axes[0]
+    for chart in drawn:
+        index = next(i for i, k in enumerate(keys) if chart.title.startswith(table.fit.title(k)))  # type: ignore[union-attr]
+        for series in chart.series:
+            for x, y in zip(first.values, series.ys, strict=True):
+                points = [
+                    p
+                    for p in table.points
+                    if p.sizes[0] == x
+                    and (
+                        len(table.axes) == 1
+                        or f"{table.axes[1].letter}={p.sizes[1]}" == series.label
+                    )
+                ]
+                assert len(points) == 1 and points[0].fit is not None
+                assert y == (points[0].fit[index] or 0)

@@ -43,6 +43,11 @@ def truth() -> dict[str, Any]:
     return data
 
 
+#: whether a pretrained weights' builder keeps the auxiliary heads unless asked
+#: (googlenet.py: ``kwargs.get("aux_logits", False)``; inception.py: ``..., True)``)
+PRETRAINED_AUX = {"googlenet": False, "inception_v3": True}
+
+
 @functools.cache
 def model(name: str, num_classes: int = 1000, image_size: int = 224) -> Any:
     return torchvision(name, num_classes=num_classes, image_size=image_size)
@@ -69,10 +74,14 @@ def test_the_families_built() -> None:
         n for n in built if n.startswith("regnet")
     ]
     for prefix in ("vit_", "convnext_", "densenet", "swin_"):
-        assert [n for n in TORCHVISION_MODELS if n.startswith(prefix) and "_v2" not in n] == [
+        assert [n for n in TORCHVISION_MODELS if n.startswith(prefix)] == [
             n for n in built if n.startswith(prefix)
         ]
-    assert len(built) == 63
+    for prefix in ("alexnet", "squeezenet", "googlenet", "inception", "mnasnet", "shufflenet"):
+        assert [n for n in TORCHVISION_MODELS if n.startswith(prefix)] == [
+            n for n in built if n.startswith(prefix)
+        ]
+    assert sorted(set(TORCHVISION_MODELS) - set(built)) == ["maxvit_t"]
 
 
 @pytest.mark.parametrize("name", names())
@@ -112,7 +121,12 @@ def test_published_weights_at_their_crop_size(name: str, index: int) -> None:
     entry = truth()["models"][name]["published"][index]
     classes = entry["built_with"]["num_classes"]
     ours = model(name, classes, entry["crop_size"])
-    assert ours.total == entry["total"] == entry["num_params"]
+    assert ours.total == entry["total"]
+    if name in PRETRAINED_AUX:  # the weights' builder keeps or drops the auxiliary heads
+        kept = torchvision(name, num_classes=classes, aux_logits=PRETRAINED_AUX[name])
+        assert kept.total == entry["num_params"]
+    else:
+        assert ours.total == entry["num_params"]
     assert 2 * analyze(ours, batch=1).macs == entry["flops"]
     # torchvision's _ops is GFLOPS as it counts them: multiply-accumulates, rounded
     assert round(analyze(ours, batch=1).macs / 1e9, 3) == pytest.approx(entry["ops"], abs=2e-3)
@@ -122,7 +136,7 @@ def test_published_weights_at_their_crop_size(name: str, index: int) -> None:
     ("kwargs", "field"),
     [
         ({"name": "resnet5"}, "name"),
-        ({"name": "swin_v2_t"}, "name"),
+        ({"name": "maxvit_t"}, "name"),
         ({"name": "vit_b_16", "image_size": 225}, "image_size"),
         ({"name": "vit_h_14", "image_size": 7}, "image_size"),
         ({"name": "resnet50", "num_classes": 0}, "num_classes"),
@@ -130,6 +144,8 @@ def test_published_weights_at_their_crop_size(name: str, index: int) -> None:
         ({"name": "vgg16", "image_size": 31}, "image_size"),
         ({"name": "resnet50", "width_mult": 0.5}, "width_mult"),
         ({"name": "mobilenet_v2", "width_mult": 0}, "width_mult"),
+        ({"name": "resnet50", "aux_logits": False}, "aux_logits"),
+        ({"name": "googlenet", "aux_logits": 1}, "aux_logits"),
     ],
 )
 def test_refused(kwargs: dict[str, Any], field: str) -> None:
@@ -232,7 +248,7 @@ def test_the_command_json_and_list() -> None:
         (["resnet5"], "did you mean resnet50"),
         (["vgg16", "--image-size", "31"], "'--image-size'"),
         (["resnet18", "--width-mult", "2"], "'--width-mult'"),
-        (["swin_v2_t"], "not built by shapecalc yet"),
+        (["maxvit_t"], "not built by shapecalc yet"),
         (["vit_b_16", "--image-size", "225"], "'--image-size'"),
         ([], "Missing argument 'NAME'"),
     ],
@@ -275,7 +291,9 @@ def test_stochastic_depth() -> None:
         assert caught.value.field == field
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v3_small", "efficientnet_b0"])
+@pytest.mark.parametrize(
+    "name", ["mobilenet_v3_small", "efficientnet_b0", "mnasnet0_5", "shufflenet_v2_x0_5"]
+)
 def test_activation_memory_against_autograd(name: str) -> None:
     """Squeeze-and-excitation, Hardsigmoid, in-place Hardswish and SiLU, stochastic depth:
     the bytes autograd keeps for a training forward of the built module equal shapecalc's."""
@@ -318,3 +336,33 @@ def test_any_image_size_is_taken_or_refused_by_name(name: str, size: int) -> Non
         assert "cannot take" in str(err)
         return
     assert analyze(ours, batch=1).layers[-1].outputs == ((1, 1000),)
+
+
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [
+        ("alexnet", 63),
+        ("squeezenet1_0", 64),
+        ("squeezenet1_1", 48),
+        ("googlenet", 64),
+        ("inception_v3", 75),
+    ],
+)
+def test_the_classics_build_and_count_as_torch_does(name: str, size: int) -> None:
+    """AlexNet, SqueezeNet, GoogLeNet and Inception v3 built with torch: the module's
+    names and shapes are the tree's, FlopCounterMode's count of its evaluation forward
+    (auxiliary heads idle) equals shapecalc's, and the output is (1, 1000)."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import shapecalc
+
+    ours = torchvision(name, image_size=size)
+    module = shapecalc.build(ours, device="cpu").eval()
+    assert [(n, tuple(p.shape)) for n, p in module.named_parameters()] == [
+        (n, tuple(s)) for n, s in ours.named_parameters()
+    ]
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        out = module(torch.randn(1, 3, size, size))
+    assert tuple(out.shape) == (1, 1000)
+    assert counter.get_total_flops() == 2 * analyze(ours, batch=1).macs

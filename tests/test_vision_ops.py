@@ -387,3 +387,49 @@ def test_quick_gelu_against_transformers(shape: tuple[int, ...]) -> None:
     assert work.outputs == (tuple(out.shape),) and counter.get_total_flops() == 2 * work.macs
     assert torch.equal(built(x), out)
     assert kept_bytes(twin, [x]) == work.kept_bytes(4)
+
+
+@settings(max_examples=60)
+@given(
+    shape=st.lists(st.integers(0, 5), min_size=1, max_size=4).map(tuple),
+    chunks=st.integers(1, 6),
+    dim=st.integers(-5, 4),
+)
+def test_split_against_tensor_chunk(shape: tuple[int, ...], chunks: int, dim: int) -> None:
+    """ShuffleNet's ``x.chunk(2, dim=1)``, of any size, chunks and dim (an empty dim, a
+    dim that leaves fewer pieces than chunks, one out of range)."""
+    from shapecalc import Split
+
+    _agree(Split(chunks, dim), [shape], lambda x: tuple(x.chunk(chunks, dim)))
+
+
+@settings(max_examples=60)
+@given(
+    shape=st.lists(SIZE, min_size=1, max_size=3).map(tuple),
+    dim=st.integers(-4, 3),
+    factors=st.lists(SIZE, min_size=1, max_size=3),
+    hole=st.booleans(),
+)
+def test_unflatten_against_tensor_unflatten(
+    shape: tuple[int, ...], dim: int, factors: list[int], hole: bool
+) -> None:
+    """ShuffleNet's channel shuffle views C as (groups, C / groups): any dim, sizes whose
+    product fits or not, one -1."""
+    from shapecalc import Unflatten
+
+    sizes = tuple([-1, *factors[1:]] if hole else factors)
+    _agree(Unflatten(dim, sizes), [shape], lambda x: x.unflatten(dim, sizes))
+
+
+@settings(max_examples=60)
+@given(
+    shape=st.lists(SIZE, min_size=1, max_size=4).map(tuple),
+    dims=st.lists(st.integers(-5, 4), min_size=1, max_size=3),
+    keepdim=st.booleans(),
+)
+def test_mean_against_tensor_mean(shape: tuple[int, ...], dims: list[int], keepdim: bool) -> None:
+    """ShuffleNet's and MNASNet's ``x.mean([2, 3])``: any dims (repeated or out of range
+    refused as torch refuses them), with or without keepdim."""
+    from shapecalc import Mean
+
+    _agree(Mean(tuple(dims), keepdim), [shape], lambda x: x.mean(dims, keepdim=keepdim))

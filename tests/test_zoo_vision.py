@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import shapecalc
 from shapecalc import ShapecalcError
@@ -45,11 +47,16 @@ def models(device: str = "meta", *names: str) -> dict[str, tuple[shapecalc.Model
 
 
 def _swin_twin(
-    embed: int, depths: tuple[int, ...], heads: tuple[int, ...], sd: float, window: int = 7
+    embed: int,
+    depths: tuple[int, ...],
+    heads: tuple[int, ...],
+    sd: float,
+    window: int = 7,
+    v2: bool = False,
 ) -> Any:
     classes = 1000 if window == 7 else 10
     return torch_swin.SwinTransformer(
-        [4, 4], embed, list(depths), list(heads), [window] * 2, sd, classes
+        [4, 4], embed, list(depths), list(heads), [window] * 2, sd, classes, v2=v2
     )
 
 
@@ -116,6 +123,8 @@ def test_built_modules_compute_what_the_twins_compute() -> None:
     _same_numbers(densenet(121), torch_vision.DenseNet(), 32)
     small_swin = swin(num_classes=10, stochastic_depth_prob=0.2, **SMALL_SWIN)  # type: ignore[arg-type]
     _same_numbers(small_swin, _swin_twin(16, (2, 2), (2, 4), 0.2, 3), 32)
+    small_v2 = swin("v2_t", num_classes=10, stochastic_depth_prob=0.2, **SMALL_SWIN)  # type: ignore[arg-type]
+    _same_numbers(small_v2, _swin_twin(16, (2, 2), (2, 4), 0.2, 3, v2=True), 32)
 
 
 #: a ConvNeXt of torchvision's class, small enough to run here: two stages, stochastic
@@ -123,11 +132,12 @@ def test_built_modules_compute_what_the_twins_compute() -> None:
 SMALL = ((16, 2), (32, 3))
 
 
-@pytest.mark.parametrize("name", ["convnext", "densenet121", "swin"])
+@pytest.mark.parametrize("name", ["convnext", "densenet121", "swin", "swin_v2"])
 def test_activation_memory_against_autograd(name: str) -> None:
-    if name == "swin":
-        model = swin(num_classes=10, stochastic_depth_prob=0.2, **SMALL_SWIN)  # type: ignore[arg-type]
-        twin = _swin_twin(16, (2, 2), (2, 4), 0.2, 3)
+    if name.startswith("swin"):
+        size = "v2_t" if name == "swin_v2" else "t"
+        model = swin(size, num_classes=10, stochastic_depth_prob=0.2, **SMALL_SWIN)  # type: ignore[arg-type]
+        twin = _swin_twin(16, (2, 2), (2, 4), 0.2, 3, v2=name == "swin_v2")
     elif name == "convnext":
         model, twin = convnext(stages=SMALL, num_classes=10), torch_vision.convnext(SMALL, 0.1, 10)
     else:
@@ -144,3 +154,44 @@ def test_bad_sizes_are_one_line_errors() -> None:
         convnext("huge")
     with pytest.raises(ShapecalcError, match="depth must be one of"):
         densenet(122)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    heads=st.integers(1, 3),
+    head_dim=st.integers(1, 4),
+    window=st.tuples(st.integers(2, 4), st.integers(2, 4)),
+    shifted=st.booleans(),
+    batch=st.integers(1, 2),
+    side=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+)
+def test_swin_v2_attention_against_torchvision_s(
+    heads: int,
+    head_dim: int,
+    window: tuple[int, int],
+    shifted: bool,
+    batch: int,
+    side: tuple[int, int],
+) -> None:
+    """ShiftedWindowAttentionV2 of drawn sizes against torchvision's class (its source in
+    tests/zoo/torch_swin.py): names and shapes, the output, FlopCounterMode's count, and
+    the bytes autograd keeps (one window in all, or one head, included)."""
+    from shapecalc.layers.vision import ShiftedWindowAttentionV2
+
+    dim = heads * head_dim
+    shift = (window[0] // 2, window[1] // 2) if shifted else (0, 0)
+    ours = ShiftedWindowAttentionV2(dim, window, shift, heads)
+    twin = torch_swin.ShiftedWindowAttentionV2(dim, list(window), list(shift), heads)
+    assert [(n, tuple(p.shape)) for n, p in twin.named_parameters()] == [
+        (p.name, p.shape) for p in ours.params()
+    ]
+    assert [(n, tuple(b.shape)) for n, b in twin.named_buffers()] == [
+        (b.name, b.shape) for b in ours.buffers()
+    ]
+    x = torch.randn(batch, side[0], side[1], dim)
+    work = ours.work(tuple(x.shape))
+    with FlopCounterMode(display=False) as counter:
+        out = twin(x)
+    assert (tuple(out.shape),) == work.outputs
+    assert counter.get_total_flops() == 2 * work.macs
+    assert kept_bytes(twin, [x.requires_grad_()]) == sum(s.nbytes(4) for s in work.saved)

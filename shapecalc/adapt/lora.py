@@ -66,6 +66,8 @@ INNER_LINEARS = {
     "MultiheadAttention": "out_proj",
     "ShiftedWindowAttention": "qkv, proj",
     "PatchMerging": "reduction",
+    "ShiftedWindowAttentionV2": "qkv, proj, cpb_mlp.0, cpb_mlp.2",
+    "PatchMergingV2": "reduction",
 }
 #: the kind of the block a LoRA model's tensors are under (``base_model.model.``)
 PEFT_MODEL = "PeftModel"

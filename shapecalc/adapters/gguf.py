@@ -55,6 +55,10 @@ MAX_NESTING = 8
 MAX_WALKED = 4_000_000
 #: arrays of at most this many items keep their values (longer ones: their length)
 KEEP_ITEMS = 64
+#: arrays of numbers of at most this many keep their values: one per layer, up to
+#: llama.cpp's LLAMA_MAX_LAYERS (src/llama-hparams.h: 512), which its per-layer
+#: metadata (``<arch>.attention.head_count_kv`` and the like) cannot exceed
+KEEP_NUMBERS = 512
 #: the largest size ggml holds (int64)
 INT64_MAX = 2**63 - 1
 DEFAULT_ALIGNMENT = 32
@@ -79,7 +83,8 @@ STRING, ARRAY = 8, 9
 @dataclass(frozen=True)
 class GGUFArray:
     """A metadata array: its item type, its length, and its items when it is short
-    (:data:`KEEP_ITEMS`); a tokenizer's 150,000 tokens are counted, not kept."""
+    (:data:`KEEP_ITEMS`; numbers: :data:`KEEP_NUMBERS`); a tokenizer's 150,000 tokens are
+    counted, not kept."""
 
     item_type: str
     length: int
@@ -251,7 +256,7 @@ class _Header:
                     f"the file has {left:,} left"
                 )
             items = None
-            if length <= KEEP_ITEMS:
+            if length <= KEEP_NUMBERS:
                 items = struct.unpack_from(f"{self.order}{length}{code}", self.view, self.pos)
             self.pos += length * n
             return GGUFArray(name, length, items)

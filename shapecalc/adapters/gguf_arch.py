@@ -13,7 +13,8 @@ and :func:`check_gguf` sets the file's tensors against that config's model.
 The families (GGUF architecture -> transformers ``model_type``): llama (and Mistral's and
 Mixtral's conversions, which llama.cpp writes as llama), qwen2, qwen3, qwen2moe, qwen3moe,
 gemma, gemma2, phi3, starcoder2; gpt2, falcon, gptneox (gpt_neox), mamba, deepseek2
-(deepseek_v2, deepseek_v3), gpt-oss, whose names and metadata are their own
+(deepseek_v2, deepseek_v3), gpt-oss, jamba, falcon-h1, glm4moe (glm4_moe, its MTP layers
+in block_count), qwen3next, cohere2, whose names and metadata are their own
 (shapecalc.quant.gguf_names, shapecalc.adapters.gguf_families). Sources: llama.cpp
 ``gguf-py/gguf/tensor_mapping.py``, ``constants.py`` (``MODEL_TENSORS``),
 ``convert_hf_to_gguf.py`` (LlamaModel, Qwen2Model, Qwen3Model, Qwen2MoeModel,
@@ -69,12 +70,9 @@ def _int(file: GGUFFile, key: str, default: int | None = None) -> int | None:
     value = file.metadata.get(key, default)
     if value is None:
         return None
-    if isinstance(value, GGUFArray):
-        raise _fail(
-            file.path,
-            f"{key} is an array (one value per layer): shapecalc checks models whose layers "
-            "are alike",
-        )
+    if isinstance(value, GGUFArray):  # one per layer (get_key_or_arr): alike, or refused
+        arch = key.partition(".")[0]
+        return Meta(file, arch).get(key.partition(".")[2])
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise _fail(file.path, f"{key} = {echo(value)}: must be a non-negative integer")
     return value
@@ -169,6 +167,7 @@ def _model(file: GGUFFile) -> tuple[dict[str, Any], HFModel]:
             f"general.architecture {printable(arch)[:40]!r}: shapecalc checks {', '.join(types)}",
         )
     args = _arguments(file, arch)
+    args.pop("_mtp", None)
     wanted: dict[str, Any] = args.pop("_fixed", {})
     fields: dict[str, Any] = args.pop("_config", {})
     refused: InvalidArgumentError | None = None
@@ -240,7 +239,10 @@ def check_gguf(file: GGUFFile) -> GGUFCheck:
         and FAMILIES[arch].split_kv_b
         and any(n.endswith(".attn_kv_b.weight") for n in stored)
     )
-    expected, unmapped = gguf_tensors(model, arch, buffers=True, kv_b=whole)
+    mtp = _mtp(file, arch)
+    expected, unmapped = gguf_tensors(model, arch, buffers=True, kv_b=whole, mtp=mtp)
+    # the MTP layers' tensors llama.cpp's loader takes when there (TENSOR_NOT_REQUIRED)
+    expected = [e for e in expected if e.how != "mtp, optional" or e.name in stored]
     want = {e.name: e for e in expected}
     missing = tuple((e.name, e.shape, e.source) for e in expected if e.name not in stored)
     wrong = tuple(
@@ -267,6 +269,14 @@ def check_gguf(file: GGUFFile) -> GGUFCheck:
         )
     if file.architecture in ("llama", "granite"):  # LlamaModel.permute
         notes.append("q_proj and k_proj rows are permuted by the conversion (shapes kept)")
+    if mtp:
+        extra_mtp = sum(_count(e.shape) for e in expected if e.how.startswith("mtp"))
+        own = _int(file, f"{arch}.block_count", 0) or 0
+        notes.append(
+            f"{arch}.block_count = {own:,} counts {mtp} MTP (nextn) "
+            f"layer{'s' if mtp > 1 else ''} after the model's {own - mtp:,} "
+            f"({extra_mtp:,} parameters transformers does not build; in the total)"
+        )
     family = FAMILIES.get(arch)
     if family is not None:
         notes.extend(
@@ -297,6 +307,15 @@ def check_gguf(file: GGUFFile) -> GGUFCheck:
         wrong_shape=wrong,
         notes=tuple(notes),
     )
+
+
+def _mtp(file: GGUFFile, arch: str) -> int:
+    """The MTP (nextn) layers a file of an architecture that has them holds after the
+    model's own (``<arch>.nextn_predict_layers``), else 0."""
+    family = FAMILIES.get(arch)
+    if family is None or not family.mtp:
+        return 0
+    return Meta(file, arch).get("nextn_predict_layers", 0) or 0
 
 
 def _count(shape: tuple[int, ...]) -> int:

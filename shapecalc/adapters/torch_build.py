@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import math
 import warnings
 from typing import Any
 
@@ -46,7 +47,17 @@ from shapecalc.layers.linear_attention import GatedAttention, GatedDeltaNet, Spl
 from shapecalc.layers.mamba import MambaMixer
 from shapecalc.layers.mamba2 import CausalConv1d, GatedRMSNorm, Mamba2Scan, Take
 from shapecalc.layers.norm import LayerNorm
-from shapecalc.layers.tensors import Cat, Expand, Permute, Reshape, Tile, Transpose
+from shapecalc.layers.tensors import (
+    Cat,
+    Expand,
+    Mean,
+    Permute,
+    Reshape,
+    Split,
+    Tile,
+    Transpose,
+    Unflatten,
+)
 from shapecalc.layers.transformers import (
     EXPERT_NAMES,
     MXFP4_BLOCK,
@@ -59,10 +70,13 @@ from shapecalc.layers.transformers import (
     TopkRouter,
 )
 from shapecalc.layers.vision import (
+    CPB_HIDDEN,
     LayerNorm2d,
     PatchMerging,
+    PatchMergingV2,
     QuickGELU,
     ShiftedWindowAttention,
+    ShiftedWindowAttentionV2,
     StochasticDepth,
 )
 
@@ -906,22 +920,44 @@ def _layer_norm_2d(torch: Any, spec: LayerNorm2d, device: str) -> Any:
 
 
 def _shifted_window_attention(torch: Any, spec: ShiftedWindowAttention, device: str) -> Any:
-    """torchvision's ShiftedWindowAttention, its forward the function
+    """torchvision's ShiftedWindowAttention (and ShiftedWindowAttentionV2: cosine scores
+    with a logit scale, the bias from ``cpb_mlp``), its forward the function
     ``shifted_window_attention`` of torchvision/models/swin_transformer.py."""
     functional = torch.nn.functional
     wh, ww = spec.window_size
     heads: Any = spec.num_heads  # numbers: the model was built
     dim: Any = spec.dim
+    v2 = isinstance(spec, ShiftedWindowAttentionV2)
 
     class ShiftedWindowAttentionModule(torch.nn.Module):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
+            if v2:
+                self.logit_scale = torch.nn.Parameter(
+                    torch.log(10 * torch.ones((heads, 1, 1), device=device))
+                )
             self.qkv = torch.nn.Linear(dim, dim * 3, bias=spec.qkv_bias, device=device)
             self.proj = torch.nn.Linear(dim, dim, bias=spec.proj_bias, device=device)
             table = (2 * wh - 1) * (2 * ww - 1)
-            self.relative_position_bias_table = torch.nn.Parameter(
-                torch.zeros(table, heads, device=device)
-            )
+            if v2:
+                self.cpb_mlp = torch.nn.Sequential(
+                    torch.nn.Linear(2, CPB_HIDDEN, bias=True, device=device),
+                    torch.nn.ReLU(inplace=True),
+                    torch.nn.Linear(CPB_HIDDEN, heads, bias=False, device=device),
+                )
+                h = torch.arange(-(wh - 1), wh, dtype=torch.float32)
+                w = torch.arange(-(ww - 1), ww, dtype=torch.float32)
+                grid = torch.stack(torch.meshgrid([h, w], indexing="ij"))
+                grid = grid.permute(1, 2, 0).contiguous().unsqueeze(0)
+                grid[:, :, :, 0] /= max(wh - 1, 1)
+                grid[:, :, :, 1] /= max(ww - 1, 1)
+                grid = grid * 8
+                grid = torch.sign(grid) * torch.log2(torch.abs(grid) + 1.0) / 3.0
+                self.register_buffer("relative_coords_table", grid.to(device))
+            else:
+                self.relative_position_bias_table = torch.nn.Parameter(
+                    torch.zeros(table, heads, device=device)
+                )
             coords = torch.stack(
                 torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")
             ).flatten(1)
@@ -933,8 +969,14 @@ def _shifted_window_attention(torch: Any, spec: ShiftedWindowAttention, device: 
 
         def forward(self, x: Any) -> Any:
             n = wh * ww
-            bias = self.relative_position_bias_table[self.relative_position_index]
+            if v2:
+                table = self.cpb_mlp(self.relative_coords_table).view(-1, heads)
+            else:
+                table = self.relative_position_bias_table
+            bias = table[self.relative_position_index]
             bias = bias.view(n, n, -1).permute(2, 0, 1).contiguous().unsqueeze(0)
+            if v2:
+                bias = 16 * torch.sigmoid(bias)
             b, h, w, c = x.shape
             pad_r, pad_b = (ww - w % ww) % ww, (wh - h % wh) % wh
             x = functional.pad(x, (0, 0, 0, pad_r, 0, pad_b))
@@ -949,11 +991,21 @@ def _shifted_window_attention(torch: Any, spec: ShiftedWindowAttention, device: 
             windows = (pad_h // wh) * (pad_w // ww)
             x = x.view(b, pad_h // wh, wh, pad_w // ww, ww, c)
             x = x.permute(0, 1, 3, 2, 4, 5).reshape(b * windows, n, c)
-            qkv = functional.linear(x, self.qkv.weight, self.qkv.bias)
+            qkv_bias = self.qkv.bias
+            if v2 and qkv_bias is not None:  # the key's bias is zeroed at every call
+                qkv_bias = qkv_bias.clone()
+                qkv_bias[c : 2 * c].zero_()
+            qkv = functional.linear(x, self.qkv.weight, qkv_bias)
             qkv = qkv.reshape(x.size(0), x.size(1), 3, heads, c // heads).permute(2, 0, 3, 1, 4)
             q, k, v = qkv[0], qkv[1], qkv[2]
-            q = q * (c // heads) ** -0.5
-            attn = q.matmul(k.transpose(-2, -1)) + bias
+            if v2:
+                attn = functional.normalize(q, dim=-1) @ functional.normalize(k, dim=-1).transpose(
+                    -2, -1
+                )
+                attn = attn * torch.clamp(self.logit_scale, max=math.log(100.0)).exp() + bias
+            else:
+                q = q * (c // heads) ** -0.5
+                attn = q.matmul(k.transpose(-2, -1)) + bias
             if sum(shift) > 0:
                 mask = x.new_zeros((pad_h, pad_w))
                 h_slices = ((0, -wh), (-wh, -shift[0]), (-shift[0], None))
@@ -983,22 +1035,25 @@ def _shifted_window_attention(torch: Any, spec: ShiftedWindowAttention, device: 
     return ShiftedWindowAttentionModule()
 
 
-def _patch_merging(torch: Any, spec: PatchMerging, device: str) -> Any:
-    """torchvision's PatchMerging (torchvision/models/swin_transformer.py)."""
+def _patch_merging(torch: Any, spec: PatchMerging | PatchMergingV2, device: str) -> Any:
+    """torchvision's PatchMerging and PatchMergingV2 (the norm after the reduction)
+    (torchvision/models/swin_transformer.py)."""
     dim: Any = spec.dim
+    v2 = isinstance(spec, PatchMergingV2)
 
     class PatchMergingModule(torch.nn.Module):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
             self.reduction = torch.nn.Linear(4 * dim, 2 * dim, bias=False, device=device)
-            self.norm = torch.nn.LayerNorm(4 * dim, device=device)
+            self.norm = torch.nn.LayerNorm((2 if v2 else 4) * dim, device=device)
 
         def forward(self, x: Any) -> Any:
             h, w, _ = x.shape[-3:]
             x = torch.nn.functional.pad(x, (0, 0, 0, w % 2, 0, h % 2))
             x0, x1 = x[..., 0::2, 0::2, :], x[..., 1::2, 0::2, :]
             x2, x3 = x[..., 0::2, 1::2, :], x[..., 1::2, 1::2, :]
-            return self.reduction(self.norm(torch.cat([x0, x1, x2, x3], -1)))
+            x = torch.cat([x0, x1, x2, x3], -1)
+            return self.norm(self.reduction(x)) if v2 else self.reduction(self.norm(x))
 
     return PatchMergingModule()
 
@@ -1033,7 +1088,9 @@ def _tile(torch: Any, spec: Tile, x: Any, *like: Any) -> Any:
 _MODULES: dict[type, Any] = {
     LayerNorm2d: _layer_norm_2d,
     ShiftedWindowAttention: _shifted_window_attention,
+    ShiftedWindowAttentionV2: _shifted_window_attention,
     PatchMerging: _patch_merging,
+    PatchMergingV2: _patch_merging,
     QuickGELU: lambda torch, spec, device: _quick_gelu(torch)(),
     CausalConv1d: _causal_conv1d,
     GatedRMSNorm: _gated_rms_norm,
@@ -1061,6 +1118,9 @@ _CALLS: dict[type, Any] = {
     Transpose: lambda torch, spec, x: x.transpose(spec.dim0, spec.dim1),
     Reshape: lambda torch, spec, x: x.reshape(*spec.shape),
     Tile: _tile,
+    Split: lambda torch, spec, x: tuple(x.chunk(spec.chunks, spec.dim)),
+    Unflatten: lambda torch, spec, x: x.unflatten(spec.dim, spec.sizes),
+    Mean: lambda torch, spec, x: x.mean(list(spec.dims), keepdim=spec.keepdim),
     Add: lambda torch, spec, *xs: functools.reduce(lambda a, b: a + b, xs),
     Multiply: lambda torch, spec, *xs: functools.reduce(lambda a, b: a * b, xs),
     Positions: _positions,

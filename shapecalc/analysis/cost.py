@@ -190,6 +190,9 @@ class Peak:
     where: str
     #: the block whose input is counted beside it, or "" outside the blocks
     block: str
+    #: what of the step is counted: its inputs and outputs, or its inputs and the
+    #: tensors it holds at its fullest moment (named)
+    what: str = "inputs and outputs"
 
 
 @dataclass(frozen=True)
@@ -562,16 +565,25 @@ class Cost:
             if head is not None and c.name.split(" ")[0] == head and self.seq_len is not None:
                 inputs = [_last(shape, self.seq_len) for shape in inputs]
                 outputs = [_last(shape, self.seq_len) for shape in outputs]
-            here = sum((numbers(x) for x in (*inputs, *outputs)), start=0) * size
+            taken = sum((numbers(x) for x in inputs), start=0) * size
+            here = taken + sum((numbers(x) for x in outputs), start=0) * size
             prefix, _ = layer_part(c.name)
             block = prefix if prefix != c.name.split(" ")[0] else ""  # a layer of a stack
             if block and block not in blocks:
                 blocks[block] = numbers(c.inputs[0]) * size if c.inputs else 0
-            total = here + (blocks[block] if block else 0)
-            if any(at_least(top.bytes, total) for top in tops):
-                continue
-            tops = [top for top in tops if not at_least(total, top.bytes)]
-            tops.append(Peak(total, c.name, block))
+            moments = [(here, "inputs and outputs")] + [
+                (
+                    taken + sum((numbers(s.shape) * (s.itemsize or size) for s in m), start=0),
+                    "inputs and, inside it at once, " + "; ".join(s.name for s in m),
+                )
+                for m in c.work.moments
+            ]
+            for live, what in moments:
+                total = live + (blocks[block] if block else 0)
+                if any(at_least(top.bytes, total) for top in tops):
+                    continue
+                tops = [top for top in tops if not at_least(total, top.bytes)]
+                tops.append(Peak(total, c.name, block, what))
         # the largest of several formulas, none at least the others, is no formula
         return tops[0] if len(tops) == 1 else None
 
@@ -1209,7 +1221,7 @@ def _peak_rule(cost: Cost, peak: Peak) -> str:
     return (
         f"estimate: the largest live tensors at {cost.describe_input()}, "
         + ("a block's input (the residual) and " if peak.block else "")
-        + f"{where}'s inputs and outputs"
+        + f"{where}'s {peak.what}"
         + (
             "; attention fused"
             if any("attention" in c.spec.kind.lower() for c in cost.layers)

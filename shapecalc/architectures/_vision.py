@@ -29,11 +29,13 @@ from shapecalc.layers.tensors import Cat, Expand, Permute
 from shapecalc.layers.vision import (
     LayerNorm2d,
     PatchMerging,
+    PatchMergingV2,
     ShiftedWindowAttention,
+    ShiftedWindowAttentionV2,
     StochasticDepth,
 )
 
-__all__ = ["CONVNEXT", "DENSENET", "SWIN", "convnext", "densenet", "swin", "vit"]
+__all__ = ["CONVNEXT", "DENSENET", "SWIN", "SWIN_V2", "convnext", "densenet", "swin", "vit"]
 
 
 def _positive(owner: str, **values: Any) -> None:
@@ -339,26 +341,50 @@ SWIN: dict[str, tuple[int, tuple[int, ...], tuple[int, ...], float]] = {
 }
 
 
+#: torchvision's Swin V2: embed_dim, depths, heads, stochastic depth (patch 4, window 8)
+SWIN_V2: dict[str, tuple[int, tuple[int, ...], tuple[int, ...], float]] = {
+    "v2_t": (96, (2, 2, 6, 2), (3, 6, 12, 24), 0.2),
+    "v2_s": (96, (2, 2, 18, 2), (3, 6, 12, 24), 0.3),
+    "v2_b": (128, (2, 2, 18, 2), (4, 8, 16, 32), 0.5),
+}
+
+
 def swin_block(
-    dim: int, heads: int, window: tuple[int, int], shift: tuple[int, int], sd: float
+    dim: int,
+    heads: int,
+    window: tuple[int, int],
+    shift: tuple[int, int],
+    sd: float,
+    v2: bool = False,
 ) -> Block:
     """torchvision's SwinTransformerBlock: ``x + sd(attn(norm1(x)))``, then
-    ``x + sd(mlp(norm2(x)))``, on (N, H, W, C)."""
+    ``x + sd(mlp(norm2(x)))``, on (N, H, W, C); SwinTransformerBlockV2 normalises after
+    the attention and the MLP instead: ``x + sd(norm1(attn(x)))``."""
+    attention = (ShiftedWindowAttentionV2 if v2 else ShiftedWindowAttention)(
+        dim, window, shift, heads
+    )
+    if v2:
+        flow = chain(
+            residual("attn", "norm1", "stochastic_depth"),
+            residual("mlp", "norm2", "stochastic_depth"),
+        )
+    else:
+        flow = chain(
+            residual("norm1", "attn", "stochastic_depth"),
+            residual("norm2", "mlp", "stochastic_depth"),
+        )
     return Block(
-        "SwinTransformerBlock",
+        "SwinTransformerBlockV2" if v2 else "SwinTransformerBlock",
         {
             "norm1": LayerNorm(dim),
-            "attn": ShiftedWindowAttention(dim, window, shift, heads),
+            "attn": attention,
             "stochastic_depth": StochasticDepth(sd, "row"),
             "norm2": LayerNorm(dim),
             "mlp": Sequential(
                 Linear(dim, 4 * dim), GELU(), Dropout(0.0), Linear(4 * dim, dim), Dropout(0.0)
             ),
         },
-        flow=chain(
-            residual("norm1", "attn", "stochastic_depth"),
-            residual("norm2", "mlp", "stochastic_depth"),
-        ),
+        flow=flow,
     )
 
 
@@ -370,22 +396,26 @@ def swin(
     embed_dim: int | None = None,
     depths: tuple[int, ...] | None = None,
     num_heads: tuple[int, ...] | None = None,
-    window_size: tuple[int, int] = (7, 7),
+    window_size: tuple[int, int] | None = None,
     stochastic_depth_prob: float | None = None,
 ) -> Model:
-    """torchvision's Swin Transformer (v1: swin_t, swin_s, swin_b by ``size``; the other
-    arguments as SwinTransformer takes them): the 4×4 patches to channels last, the
-    stages of blocks whose windows shift every second block, PatchMerging between them,
-    ``norm``, the average, ``head``."""
-    if size not in SWIN:
+    """torchvision's Swin Transformer (v1: swin_t, swin_s, swin_b by ``size``; v2: v2_t,
+    v2_s, v2_b; the other arguments as SwinTransformer takes them): the 4×4 patches to
+    channels last, the stages of blocks whose windows shift every second block,
+    PatchMerging (V2: PatchMergingV2) between them, ``norm``, the average, ``head``.
+    The window is 7×7 (V2: 8×8) unless ``window_size`` says."""
+    sizes = {**SWIN, **SWIN_V2}
+    if size not in sizes:
         raise InvalidArgumentError(
-            f"swin: size must be one of {', '.join(SWIN)}, got {size!r}",
+            f"swin: size must be one of {', '.join(sizes)}, got {size!r}",
             layer="swin",
             field="size",
             value=size,
-            rule=f"one of {', '.join(SWIN)}",
+            rule=f"one of {', '.join(sizes)}",
         )
-    dim0, depths0, heads0, sd0 = SWIN[size]
+    v2 = size in SWIN_V2
+    window_size = window_size or ((8, 8) if v2 else (7, 7))
+    dim0, depths0, heads0, sd0 = sizes[size]
     embed = dim0 if embed_dim is None else embed_dim
     depths = depths0 if depths is None else tuple(depths)
     heads = heads0 if num_heads is None else tuple(num_heads)
@@ -412,11 +442,11 @@ def swin(
         for i in range(count):
             shift = (0, 0) if i % 2 == 0 else (window[0] // 2, window[1] // 2)
             sd = sd_prob * float(block_id) / max(total - 1, 1)
-            blocks.append(swin_block(dim, n_heads, (window[0], window[1]), shift, sd))
+            blocks.append(swin_block(dim, n_heads, (window[0], window[1]), shift, sd, v2))
             block_id += 1
         layers.append(Sequential(*blocks))
         if stage < len(depths) - 1:
-            layers.append(PatchMerging(dim))
+            layers.append(PatchMergingV2(dim) if v2 else PatchMerging(dim))
     features = embed * 2 ** (len(depths) - 1)
     root = Block(
         "SwinTransformer",
@@ -428,4 +458,5 @@ def swin(
         },
         flow=chain("features", "norm", Permute((0, 3, 1, 2)), "avgpool", Flatten(1), "head"),
     )
-    return Model(f"Swin-{size.upper()}", root, input_layout=(("B", 3, image_size, image_size),))
+    title = f"Swin-{size.upper()}" if not v2 else f"Swin-V2-{size[3:].upper()}"
+    return Model(title, root, input_layout=(("B", 3, image_size, image_size),))

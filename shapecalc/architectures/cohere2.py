@@ -113,6 +113,7 @@ class Cohere2(GroupedQueryLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="cohere2",
+            gguf="cohere2",
             config_class="Cohere2Config",
             classes={"Cohere2ForCausalLM": {"head": "lm"}, "Cohere2Model": {"head": "none"}},
             base="model",

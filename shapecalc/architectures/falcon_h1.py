@@ -184,6 +184,7 @@ class FalconH1(GroupedQueryLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="falcon_h1",
+            gguf="falcon-h1",
             config_class="FalconH1Config",
             classes={"FalconH1ForCausalLM": {"head": "lm"}, "FalconH1Model": {"head": "none"}},
             base="model",

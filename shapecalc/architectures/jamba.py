@@ -179,6 +179,7 @@ class Jamba(TransformerLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="jamba",
+            gguf="jamba",
             config_class="JambaConfig",
             classes=tf.head_classes("Jamba", "seq-cls"),
             base="model",

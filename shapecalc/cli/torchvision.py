@@ -26,10 +26,13 @@ __all__ = ["torchvision"]
 
 
 def _list() -> None:
-    from shapecalc.architectures.vision import WIDTH_MULT, names
+    from shapecalc.architectures.vision import AUX_LOGITS, WIDTH_MULT, names
 
     for name in names():
-        click.echo(f"{name}  (--width-mult)" if name in WIDTH_MULT else name)
+        flag = (
+            "--width-mult" if name in WIDTH_MULT else "--aux-logits" if name in AUX_LOGITS else ""
+        )
+        click.echo(f"{name}  ({flag})" if flag else name)
 
 
 @click.command("torchvision", cls=ExampleCommand, example="resnet50 --num-classes 10")
@@ -56,6 +59,12 @@ def _list() -> None:
     default=None,
     help="Width multiplier of the MobileNets (torchvision's width_mult) [default: 1.0].",
 )
+@click.option(
+    "--aux-logits/--no-aux-logits",
+    default=None,
+    help="GoogLeNet's and Inception v3's auxiliary heads (torchvision's aux_logits), run in "
+    "training only [default: on, as with weights=None; the pretrained weights drop them].",
+)
 @apply(report_options(explain=None))
 @apply(cost_options(model=True))
 @apply(convention_options(gru=False))
@@ -80,6 +89,7 @@ def torchvision(**flags: Any) -> None:
             num_classes=flags["num_classes"],
             image_size=flags["image_size"],
             width_mult=flags["width_mult"],
+            aux_logits=flags["aux_logits"],
         )
     except ShapecalcError as err:
         if err.field == "name":

@@ -245,6 +245,10 @@ class Work:
     own: bool = False
     #: every output after the first is the input at its place, passed on as it is
     passes_rest: bool = False
+    #: at inference, the tensors live inside one call at its fullest moments, besides its
+    #: inputs (its outputs not made yet): each moment a tuple (a mixture's experts hold
+    #: every visit's token and its gate and up projections at once)
+    moments: tuple[tuple[Stored, ...], ...] = ()
 
     @property
     def matmul_flops(self) -> Dim:

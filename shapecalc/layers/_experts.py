@@ -13,7 +13,7 @@ from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work
 from shapecalc.layers._shapes import check_features, one_input
 
-__all__ = ["EXPERT_NAMES", "Experts", "TopkRouter"]
+__all__ = ["EXPERT_NAMES", "Experts", "TopkRouter", "grouped_moments"]
 
 #: how checkpoint files name one expert's three matrices, in the order they list them:
 #: (name, which projection)
@@ -21,6 +21,35 @@ EXPERT_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
     "numbered": (("w1", "gate"), ("w2", "down"), ("w3", "up")),
     "gated": (("gate_proj", "gate"), ("up_proj", "up"), ("down_proj", "down")),
 }
+
+
+def grouped_moments(
+    visits: Dim, hidden: Dim, experts: Dim, gating: Dim, weighting: Dim
+) -> tuple[tuple[Stored, ...], ...]:
+    """The two fullest moments inside transformers 5's default experts forward
+    (``grouped_mm_experts_forward`` in ``transformers/integrations/moe.py``), every visit (a
+    token at one of its top_k experts) a row, each local kept until the call returns:
+    the routing (the sorted expert ids and their order, int64; the weights gathered; the
+    ids as 4-byte numbers for the count per expert, the counts and their running sum per
+    expert), the tokens gathered per visit (visits, H), and either the gating (``gating``
+    numbers per visit: the gate-up projection's output and the activation's temporaries)
+    or the weighting (``weighting`` per visit: the down projection's output, it weighted,
+    that back in token order, and the order's inverse, int64)."""
+    routing = (
+        Stored("sorted expert ids and their order per visit (int64)", (visits, 2), itemsize=8),
+        Stored("routing weight per visit", (visits, 1)),
+        Stored("the expert ids counted (4 bytes each)", (visits, 1), itemsize=4),
+        Stored("tokens per expert and their running sum", (experts, 2), itemsize=4),
+        Stored("the token gathered per visit", (visits, hidden)),
+    )
+    return (
+        (*routing, Stored("the gate-up projection and its gating", (visits, gating))),
+        (
+            *routing,
+            Stored("the inverse order (int64)", (visits, 1), itemsize=8),
+            Stored("the experts' outputs, weighted, back in token order", (visits, weighting)),
+        ),
+    )
 
 
 @frozen
@@ -147,6 +176,7 @@ class Experts(LayerSpec):
                 Stored("routing weight per visit", (visits, 1)),
                 Stored("the token's row and slot per visit", (visits, 2), itemsize=8),
             ),
+            moments=grouped_moments(visits, h, self.num_experts, 4 * i, 3 * h),
         )
 
 

@@ -20,7 +20,7 @@ from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import Shape, Work
 from shapecalc.layers._function import _Function
 
-__all__ = ["Cat", "Expand", "Permute", "Reshape", "Tile", "Transpose"]
+__all__ = ["Cat", "Expand", "Mean", "Permute", "Reshape", "Split", "Tile", "Transpose", "Unflatten"]
 
 
 def _is_int(value: Any) -> bool:
@@ -271,3 +271,113 @@ class Tile(_TensorFunction):
 
     def work(self, *inputs: Shape) -> Work:
         return Work(self.output_shapes(*inputs), passes_rest=True)
+
+
+@frozen
+class Split(_TensorFunction):
+    """``x.chunk(chunks, dim)``: ``dim`` cut into pieces of ⌈n / chunks⌉, the last
+    smaller (so there may be fewer than ``chunks``), every piece passed on (ShuffleNet's
+    ``x.chunk(2, dim=1)``). Views: no compute, nothing kept."""
+
+    chunks: int
+    dim: int = 0
+
+    kind: ClassVar[str] = "chunk"
+    summary: ClassVar[str] = "cuts a dimension into chunks (Tensor.chunk)"
+    passes_all: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        self._int_field("chunks")
+        self._int_field("dim")
+        if self.chunks < 1:
+            self._fail("chunks", self.chunks, "chunks is an integer >= 1", f"got {self.chunks}")
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        if len(inputs) != 1 or not inputs[0]:
+            self._fail_shape(f"takes one input of at least one dim, got {inputs}", inputs)
+        shape = inputs[0]
+        axis = self._axis(self.dim, len(shape), inputs)
+        n = known(shape[axis])
+        if n is None:
+            self._fail_shape(
+                f"needs a number at dim {self.dim} to chunk, got {shape[axis]}", inputs
+            )
+        if n == 0:
+            sizes = [0] * self.chunks
+        else:
+            piece = -(-n // self.chunks)
+            sizes = [piece] * (n // piece) + ([n % piece] if n % piece else [])
+        return tuple(tuple(s if i == axis else d for i, d in enumerate(shape)) for s in sizes)
+
+    def work(self, *inputs: Shape) -> Work:
+        return Work(self.output_shapes(*inputs), views=True)
+
+
+@frozen
+class Unflatten(_TensorFunction):
+    """``x.unflatten(dim, sizes)``: one dimension viewed as several (one size may be
+    -1: the rest), as ShuffleNet's channel shuffle views C as (groups, C / groups). A
+    view: no compute, nothing kept."""
+
+    dim: int
+    sizes: Any
+
+    kind: ClassVar[str] = "unflatten"
+    summary: ClassVar[str] = "one dimension viewed as several (Tensor.unflatten)"
+
+    def __post_init__(self) -> None:
+        self._int_field("dim")
+        sizes = self._ints_field("sizes")
+        if not sizes or any(d < -1 for d in sizes) or sizes.count(-1) > 1:
+            self._fail(
+                "sizes", sizes, "sizes are integers >= 0, at most one -1", f"got {echo(sizes)}"
+            )
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        if len(inputs) != 1 or not inputs[0]:
+            self._fail_shape(f"takes one input of at least one dim, got {inputs}", inputs)
+        shape = inputs[0]
+        axis = self._axis(self.dim, len(shape), inputs)
+        sizes = Reshape(self.sizes).output_shapes((shape[axis],))[0]
+        return ((*shape[:axis], *sizes, *shape[axis + 1 :]),)
+
+    def work(self, *inputs: Shape) -> Work:
+        return Work(self.output_shapes(*inputs), inplace=True)
+
+
+@frozen
+class Mean(_TensorFunction):
+    """``x.mean(dims, keepdim)``: the average over ``dims`` (ShuffleNet's and MNASNet's
+    ``x.mean([2, 3])``, the global pool). No multiply-accumulate (FlopCounterMode counts
+    none); its backward needs only the shape: nothing kept."""
+
+    dims: Any
+    keepdim: bool = False
+
+    kind: ClassVar[str] = "mean"
+    summary: ClassVar[str] = "the average over some dimensions"
+    bool_fields: ClassVar[tuple[str, ...]] = ("keepdim",)
+
+    def __post_init__(self) -> None:
+        dims = self._ints_field("dims")
+        if not dims:
+            self._fail("dims", dims, "dims is one or more integers", "got none")
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        if len(inputs) != 1:
+            self._fail_shape(f"takes one input, got {len(inputs)}", inputs)
+        shape = inputs[0]
+        axes = {self._axis(d, max(len(shape), 1), inputs) for d in self.dims}
+        if len(axes) != len(self.dims):
+            self._fail_shape(f"dims {self.dims} name a dim twice", inputs)
+        if self.keepdim:
+            return (tuple(1 if i in axes else d for i, d in enumerate(shape)),)
+        return (tuple(d for i, d in enumerate(shape) if i not in axes),)
+
+    def work(self, *inputs: Shape) -> Work:
+        outputs = self.output_shapes(*inputs)
+        return Work(
+            outputs,
+            other=product(inputs[0]),
+            other_rule="one add per number averaged (and a divide per output)",
+        )

@@ -19,7 +19,7 @@ from shapecalc.core.choices import EXPERT_LAYOUTS
 from shapecalc.core.dims import Dim, dim_str, floor_div, known, product, same_size, shape_str
 from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work
-from shapecalc.layers._experts import EXPERT_NAMES, Experts, TopkRouter
+from shapecalc.layers._experts import EXPERT_NAMES, Experts, TopkRouter, grouped_moments
 from shapecalc.layers._function import _Function, _heads_of
 from shapecalc.layers._shapes import bias_adds, check_features, one_input
 from shapecalc.layers.functional import kv_cache
@@ -302,6 +302,10 @@ class GptOssExperts(LayerSpec):
             saved.append(Stored("the experts' weights, dequantized", (e, 3 * h * i)))
         return Work(
             outputs,
+            # the fused layout runs transformers' grouped forward: the biases gathered per
+            # visit (2·I, then H) live beside the gating's clamped gate and up, the SwiGLU,
+            # up + 1 and their product (5·I) and the weighting
+            moments=grouped_moments(visits, h, e, 9 * i, 4 * h) if self.layout == "fused" else (),
             macs=visits * 3 * h * i,
             other=tokens * (e + 5 * self.top_k) + visits * (9 * i + 3 * h),
             other_rule="top-k (1 per logit) and its softmax (5 per chosen); per visit: "

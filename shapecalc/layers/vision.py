@@ -22,10 +22,13 @@ from shapecalc.layers._shapes import one_input
 from shapecalc.layers.norm import LayerNorm
 
 __all__ = [
+    "CPB_HIDDEN",
     "LayerNorm2d",
     "PatchMerging",
+    "PatchMergingV2",
     "QuickGELU",
     "ShiftedWindowAttention",
+    "ShiftedWindowAttentionV2",
     "StochasticDepth",
 ]
 
@@ -243,6 +246,150 @@ class ShiftedWindowAttention(LayerSpec):
                 kv,
                 Stored("attention weights", (scores,)),
                 Stored("heads' output (proj's input)", (tokens, c)),
+            ),
+        )
+
+
+#: the hidden width of Swin V2's continuous position bias MLP (torchvision's cpb_mlp)
+CPB_HIDDEN = 512
+
+
+@frozen
+class ShiftedWindowAttentionV2(ShiftedWindowAttention):
+    """torchvision's Swin V2 ``ShiftedWindowAttentionV2(dim, window_size, shift_size,
+    num_heads, qkv_bias=True, proj_bias=True, attention_dropout=0.0, dropout=0.0)``: V1's
+    window attention with cosine scores scaled by a learned ``logit_scale`` per head, and
+    the position bias made by a small MLP (``cpb_mlp``: Linear(2, 512), ReLU,
+    Linear(512, heads, bias=False)) from each relative position's log-spaced coordinates
+    (torchvision/models/swin_transformer.py). The key's third of ``qkv.bias`` is zeroed
+    at every call but is still a parameter.
+
+    Tensors: ``logit_scale`` (heads, 1, 1), the module's own and so listed first; ``qkv``,
+    ``proj``; ``cpb_mlp.0`` (512, 2) with its bias, ``cpb_mlp.2`` (heads, 512). Buffers:
+    ``relative_coords_table`` (1, 2·Wh-1, 2·Ww-1, 2), float, and
+    ``relative_position_index`` (Wh·Ww·Wh·Ww,), int64.
+
+    MACs: V1's, and the bias MLP once per call over the (2·Wh-1)·(2·Ww-1) relative
+    positions: 2·512 + 512·heads each, whatever the batch."""
+
+    kind: ClassVar[str] = "ShiftedWindowAttentionV2"
+    summary: ClassVar[str] = "Swin V2's cosine window attention with an MLP position bias"
+
+    @property
+    def relative_positions(self) -> int:
+        wh, ww = self.window_size
+        return int((2 * wh - 1) * (2 * ww - 1))
+
+    def params(self) -> Iterator[Param]:
+        a = self.num_heads
+        yield Param("logit_scale", (a, 1, 1), "the cosine scores' scale per head (log)")
+        for param in super().params():
+            if param.name != "relative_position_bias_table":
+                yield param
+        yield Param("cpb_mlp.0.weight", (CPB_HIDDEN, 2), "position bias MLP: coordinates -> 512")
+        yield Param("cpb_mlp.0.bias", (CPB_HIDDEN,), "position bias MLP's first bias")
+        yield Param(
+            "cpb_mlp.2.weight", (a, CPB_HIDDEN), "position bias MLP: 512 -> a bias per head"
+        )
+
+    def buffers(self) -> Iterator[Param]:
+        wh, ww = self.window_size
+        yield Param(
+            "relative_coords_table",
+            (1, 2 * wh - 1, 2 * ww - 1, 2),
+            "each relative position's log-spaced coordinates",
+            trainable=False,
+        )
+        yield from super().buffers()
+
+    def work(self, *inputs: Shape) -> Work:
+        """V1's MACs with the bias MLP's added; elementwise V1's with q and k normalised in
+        place of q scaled, the logit scale per score, the bias MLP's bias and ReLU and
+        16·sigmoid of the bias. Kept, as autograd keeps them: qkv's input and its whole
+        output (q and k, views of it, go into the normalisation), each row's norm of q and
+        of k and its clamp (4 per token and head), q and k normalised, v copied to batch
+        its product (a view of qkv's output with one window in all or one head), the
+        scale's exponential (per head), the cosine scores and their softmax, the heads'
+        output, the bias MLP's hidden (after the in-place ReLU) and the sigmoid of the
+        bias (heads × M × M)."""
+        base = super().work(*inputs)
+        table, a = self.relative_positions, self.num_heads
+        n, _, _, c = inputs[0]
+        ph, pw = self._padded(inputs[0])
+        tokens = n * ph * pw
+        m = self.window
+        scores = tokens * m * a
+        wh, ww = self.window_size
+        rows = known(n * floor_div(ph, wh) * floor_div(pw, ww))
+        views = rows == 1 or known(a) == 1
+        saved = [
+            Stored("windows (qkv's input)", (tokens, c)),
+            Stored("qkv's output (q and k are views of it)", (tokens, 3 * c)),
+            Stored("the norms of q's and k's rows and their clamps", (tokens, a), copies=4),
+            Stored("q and k, normalised", (tokens, c), copies=2),
+        ]
+        if not views:
+            saved.append(Stored("v, copied to batch the product", (tokens, c)))
+        saved += [
+            Stored("the logit scale's exponential", (a,)),
+            Stored("cosine scores and attention weights", (scores,), copies=2),
+            Stored("heads' output (proj's input)", (tokens, c)),
+            Stored("the position bias MLP's hidden", (table, CPB_HIDDEN)),
+            Stored("the sigmoid of the position bias", (a, m, m)),
+        ]
+        return Work(
+            base.outputs,
+            macs=base.macs + table * (2 * CPB_HIDDEN + CPB_HIDDEN * a),
+            other=base.other + table * (2 * CPB_HIDDEN + 2 * a) + 5 * tokens * c + scores,
+            other_rule=base.other_rule + "; V2: q and k normalised in place of q scaled (3 "
+            "per number of each), the logit scale (1 per score), the bias MLP's bias and ReLU "
+            "(2 per hidden number) and 16·sigmoid (2 per bias)",
+            saved=tuple(saved),
+        )
+
+
+@frozen
+class PatchMergingV2(LayerSpec):
+    """torchvision's Swin V2 ``PatchMergingV2(dim)`` on (..., H, W, C): padded to even H
+    and W, each 2×2 patch's four C-vectors concatenated (4C), ``reduction``
+    Linear(4C, 2C, bias=False), then ``norm`` LayerNorm(2C): V1 normalises before the
+    reduction, V2 after. Tensors: ``reduction.weight``, ``norm.weight``, ``norm.bias``."""
+
+    dim: Any
+
+    kind: ClassVar[str] = "PatchMergingV2"
+    family: ClassVar[str] = "vision"
+    summary: ClassVar[str] = "Swin V2's 2×2 patch merging: 4C concatenated, to 2C, normalised"
+    size_fields: ClassVar[dict[str, int]] = {"dim": 1}
+
+    def __post_init__(self) -> None:
+        self._check_fields()
+
+    def params(self) -> Iterator[Param]:
+        c = self.dim
+        yield Param("reduction.weight", (2 * c, 4 * c), "4C -> 2C, stored (out, in)")
+        yield Param("norm.weight", (2 * c,), "scale of the 2C reduction")
+        yield Param("norm.bias", (2 * c,), "shift of the 2C reduction")
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        return PatchMerging(self.dim).output_shapes(*inputs)
+
+    def work(self, *inputs: Shape) -> Work:
+        """The reduction's MACs; LayerNorm's work on its output; kept: the concatenation
+        (the reduction's input), the reduction's output, its mean and 1/std."""
+        (out,) = outputs = self.output_shapes(*inputs)
+        rows = product(out[:-1])
+        c = self.dim
+        return Work(
+            outputs,
+            macs=rows * 4 * c * 2 * c,
+            other=8 * rows * 2 * c,
+            other_rule="LayerNorm per number: mean (1), variance (3), subtract and multiply "
+            "by 1/std (2), scale (1), shift (1)",
+            saved=(
+                Stored("the 2×2 patches concatenated (the reduction's input)", (*out[:-1], 4 * c)),
+                Stored("the reduction's output (the norm's input)", (*out[:-1], 2 * c)),
+                Stored("mean and 1/std per patch", (rows,), copies=2),
             ),
         )
 

@@ -593,9 +593,10 @@ class GGUFTypes(Method):
         if isinstance(found, str):
             role = f"{param.role}; GGUF {found}" if param.role else f"GGUF {found}"
             return (dataclasses.replace(param, role=role, dtype=GGML_BY_NAME[found].storage),)
+        base = param.name.rpartition(".")[0]  # a parameter of a module within the leaf
         return tuple(  # the parts the conversion writes, each of its own type
             Param(
-                name,
+                f"{base}.{name}" if base else name,
                 shape,
                 f"{param.name}'s {name.partition('.')[0]} part as the GGUF file holds it; "
                 f"GGUF {kind}",

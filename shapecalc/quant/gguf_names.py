@@ -29,11 +29,19 @@ each model class's ``modify_tensors`` for what it does to a tensor on the way:
   ``ffn_gate_inp``, the experts' ``gate_up_proj`` (E, H, 2F) transposed and split by
   alternate rows into ``ffn_gate_exps`` and ``ffn_up_exps`` (E, F, H), its bias (E, 2F)
   likewise, ``down_proj`` (E, F, H) transposed to ``ffn_down_exps`` (E, H, F) (the
-  original MXFP4 checkpoint's blocks are repacked to these shapes).
+  original MXFP4 checkpoint's blocks are repacked to these shapes);
+* jamba (JambaModel): Mamba's mixer under ``mamba.``, its A_log and conv1d as Mamba's, the
+  experts stacked; falcon-h1 (FalconH1Model over Mamba2Model): Mamba-2's reshaping,
+  ``pre_ff_layernorm.weight`` written whole as ``ffn_norm`` (no ``.weight``);
+  glm4moe (Glm4MoeModel): the MTP layers after the model's (:func:`mtp_tensors`);
+  qwen3next (Qwen3NextModel): ``in_proj_qkvz`` split into ``attn_qkv`` and ``attn_gate``;
+  cohere2 (Cohere2Model): no biases, no output tensor.
 
 Sources: ggml-org/llama.cpp ``convert_hf_to_gguf.py`` (GPT2Model, FalconModel,
 GPTNeoXModel, MambaModel, DeepseekV2Model, GptOssModel, Olmo2Model, Phi2Model,
-CommandR2Model, Gemma3Model, GraniteModel) and gguf-py 0.19's
+CommandR2Model, Gemma3Model, GraniteModel; conversion/jamba.py, falcon_h1.py, glm.py,
+qwen.py, command_r.py for JambaModel, FalconH1Model, Glm4MoeModel, Qwen3NextModel,
+Cohere2Model) and gguf-py 0.19's
 ``tensor_mapping.py``; tests/test_gguf_families.py checks every name against gguf-py.
 """
 
@@ -52,6 +60,7 @@ __all__ = [
     "GLOBAL",
     "LAYER",
     "NAMED",
+    "NEXTN",
     "Family",
     "GGUFName",
     "gguf_name",
@@ -141,6 +150,14 @@ class Family:
     experts_interleaved: bool = False
     #: deepseek2: kv_b_proj split into attn_k_b and attn_v_b
     split_kv_b: bool = False
+    #: the argument saying the groups of a "groups" reshape (Mamba-2's, Falcon-H1's)
+    groups_argument: str = "groups"
+    #: qwen3next: in_proj_qkvz split into attn_qkv (q, k, v of every key head) and
+    #: attn_gate (z)
+    split_qkvz: bool = False
+    #: glm4moe: the file's last ``nextn_predict_layers`` blocks are MTP layers
+    #: (a decoder layer of the model's last kind, plus :data:`NEXTN`)
+    mtp: bool = False
     #: what the conversion does beyond renaming, said once by ``inspect``
     notes: tuple[str, ...] = ()
 
@@ -356,10 +373,158 @@ FAMILIES: dict[str, Family] = {
     ),
 }
 
+_JAMBA_EXPERTS = {
+    "feed_forward.experts.down_proj": ("ffn_down_exps",),
+    "feed_forward.experts.gate_up_proj": ("ffn_gate_exps", "ffn_up_exps"),
+}
+_GLM4MOE_LAYER = {
+    **{k: v for k, v in LAYER.items() if not k.startswith("mlp.shared_expert")},
+    "post_attention_layernorm": "post_attention_norm",
+    "mlp.shared_experts.gate_proj": "ffn_gate_shexp",
+    "mlp.shared_experts.up_proj": "ffn_up_shexp",
+    "mlp.shared_experts.down_proj": "ffn_down_shexp",
+}
+#: an MTP (nextn) layer's own tensors, after its decoder layer's (gguf-py's
+#: tensor_mapping.py, NEXTN_*): checkpoint name within ``model.layers.N.`` -> GGUF's within
+#: ``blk.N.``, each (V, H), (H, 2H) or (H,) by what it is
+NEXTN = {
+    "eh_proj.weight": "nextn.eh_proj.weight",
+    "embed_tokens.weight": "nextn.embed_tokens.weight",
+    "enorm.weight": "nextn.enorm.weight",
+    "hnorm.weight": "nextn.hnorm.weight",
+    "shared_head.head.weight": "nextn.shared_head_head.weight",
+    "shared_head.norm.weight": "nextn.shared_head_norm.weight",
+}
+FAMILIES.update(
+    {
+        "jamba": Family(
+            "jamba",
+            "model.layers",
+            {
+                "model.embed_tokens.weight": "token_embd.weight",
+                "model.final_layernorm.weight": "output_norm.weight",
+                "lm_head.weight": "output.weight",
+            },
+            {
+                "input_layernorm": "attn_norm",
+                "self_attn.q_proj": "attn_q",
+                "self_attn.k_proj": "attn_k",
+                "self_attn.v_proj": "attn_v",
+                "self_attn.o_proj": "attn_output",
+                "mamba.in_proj": "ssm_in",
+                "mamba.conv1d": "ssm_conv1d",
+                "mamba.x_proj": "ssm_x",
+                "mamba.dt_proj": "ssm_dt",
+                "mamba.dt_layernorm": "ssm_dt_norm",
+                "mamba.b_layernorm": "ssm_b_norm",
+                "mamba.c_layernorm": "ssm_c_norm",
+                "mamba.out_proj": "ssm_out",
+                "pre_ff_layernorm": "ffn_norm",
+                "feed_forward.router": "ffn_gate_inp",
+                "feed_forward.gate_proj": "ffn_gate",
+                "feed_forward.up_proj": "ffn_up",
+                "feed_forward.down_proj": "ffn_down",
+            },
+            bare={"mamba.A_log": "ssm_a", "mamba.D": "ssm_d"},
+            experts=_JAMBA_EXPERTS,
+            squeezed=frozenset({"mamba.conv1d"}),
+            notes=(
+                "A_log is stored as A = -exp(A_log) (ssm_a); conv1d (C, 1, K) as (C, K); "
+                "the experts stacked as ffn_gate_exps, ffn_up_exps, ffn_down_exps",
+                "attention layers are those whose head_count_kv entry is not 0",
+            ),
+        ),
+        "falcon-h1": Family(
+            "falcon-h1",
+            "model.layers",
+            {
+                "model.embed_tokens.weight": "token_embd.weight",
+                "model.final_layernorm.weight": "output_norm.weight",
+                "lm_head.weight": "output.weight",
+            },
+            {
+                "input_layernorm": "attn_norm",
+                "self_attn.q_proj": "attn_q",
+                "self_attn.k_proj": "attn_k",
+                "self_attn.v_proj": "attn_v",
+                "self_attn.o_proj": "attn_output",
+                "mamba.in_proj": "ssm_in",
+                "mamba.conv1d": "ssm_conv1d",
+                "mamba.norm": "ssm_norm",
+                "mamba.out_proj": "ssm_out",
+                "feed_forward.gate_proj": "ffn_gate",
+                "feed_forward.up_proj": "ffn_up",
+                "feed_forward.down_proj": "ffn_down",
+            },
+            # tensor_mapping.py maps "model.layers.{bid}.pre_ff_layernorm.weight" whole
+            # (FFN_PRE_NORM): the converter writes it without a .weight
+            bare={
+                "mamba.A_log": "ssm_a",
+                "mamba.D": "ssm_d",
+                "mamba.dt_bias": "ssm_dt.bias",
+                "pre_ff_layernorm.weight": "ffn_norm",
+            },
+            squeezed=frozenset({"mamba.conv1d"}),
+            reshape={
+                "mamba.A_log": "unsqueeze",
+                "mamba.D": "unsqueeze",
+                "mamba.norm.weight": "groups",
+            },
+            groups_argument="mamba_groups",
+            notes=(
+                "A_log is stored as A = -exp(A_log) (ssm_a), A and D as (heads, 1); conv1d "
+                "(C, 1, K) as (C, K); the gated norm as (groups, d_inner / groups); dt_bias "
+                "as ssm_dt.bias; pre_ff_layernorm as ffn_norm (no .weight); the "
+                "multipliers folded into the weights (shapes kept)",
+            ),
+        ),
+        "glm4moe": Family(
+            "glm4moe",
+            "model.layers",
+            GLOBAL,
+            _GLM4MOE_LAYER,
+            experts=EXPERTS,
+            buffers={"mlp.gate.e_score_correction_bias": "exp_probs_b.bias"},
+            mtp=True,
+            notes=("the router's e_score_correction_bias buffer is exp_probs_b.bias",),
+        ),
+        "qwen3next": Family(
+            "qwen3next",
+            "model.layers",
+            GLOBAL,
+            {
+                **{k: v for k, v in LAYER.items() if k != "self_attn.qkv_proj"},
+                "post_attention_layernorm": "post_attention_norm",
+                "linear_attn.in_proj_ba": "ssm_ba",
+                "linear_attn.conv1d": "ssm_conv1d",
+                "linear_attn.norm": "ssm_norm",
+                "linear_attn.out_proj": "ssm_out",
+            },
+            bare={"linear_attn.A_log": "ssm_a", "linear_attn.dt_bias": "ssm_dt.bias"},
+            experts=EXPERTS,
+            squeezed=frozenset({"linear_attn.conv1d"}),
+            split_qkvz=True,
+            notes=(
+                "in_proj_qkvz is split into attn_qkv (the q, k and v rows of every key "
+                "head) and attn_gate (z); A_log is stored as A = -exp(A_log) (ssm_a); "
+                "conv1d (C, 1, K) as (C, K); dt_bias as ssm_dt.bias; norms other than "
+                "the gated one as 1 + weight (shapes kept)",
+            ),
+        ),
+        "cohere2": Family(
+            "cohere2",
+            "model.layers",
+            {k: v for k, v in GLOBAL.items() if k != "lm_head.weight"},  # no output tensor
+            {k: v for k, v in LAYER.items() if k != "post_attention_layernorm"},
+        ),
+    }
+)
+
 #: the families named, as an error message says them
 NAMED = (
-    "the LLaMA, Qwen, Gemma, Phi, StarCoder2, Granite, OLMo 2, Command R, GPT-2, Falcon, "
-    "GPT-NeoX, Mamba, Mamba-2, DeepSeek-V2/V3 and gpt-oss families"
+    "the LLaMA, Qwen, Gemma, Phi, StarCoder2, Granite, OLMo 2, Command R, Command R7B, "
+    "GPT-2, Falcon, GPT-NeoX, Mamba, Mamba-2, Jamba, Falcon-H1, DeepSeek-V2/V3, GLM-4.5, "
+    "Qwen3-Next and gpt-oss families"
 )
 
 
@@ -443,8 +608,30 @@ def _kv_b(model: Model, index: str, name: str, shape: tuple[int, ...]) -> list[G
     ]
 
 
+def _qkvz(model: Model, index: str, name: str, shape: tuple[int, ...]) -> list[GGUFName]:
+    """Qwen3NextModel.modify_tensors: in_proj_qkvz (rows of [q, k, v, z] per key head, H)
+    regrouped and split into attn_qkv (every head's q, k and v rows, H) and attn_gate
+    (the z rows: linear_value_heads · linear_value_dim, H)."""
+    args: dict[str, Any] = dict(model.arguments)
+    heads, dim = args.get("linear_value_heads"), args.get("linear_value_dim")
+    if not (isinstance(heads, int) and isinstance(dim, int)) or len(shape) != 2:
+        return []
+    rows, hidden = shape
+    z = heads * dim
+    if not 0 < z < rows:
+        return []
+    return [
+        GGUFName(f"blk.{index}.attn_qkv.weight", (rows - z, hidden), name, "q, k, v part"),
+        GGUFName(f"blk.{index}.attn_gate.weight", (z, hidden), name, "z part"),
+    ]
+
+
 def gguf_tensors(
-    model: Model, arch: str | None = None, buffers: bool = False, kv_b: bool = False
+    model: Model,
+    arch: str | None = None,
+    buffers: bool = False,
+    kv_b: bool = False,
+    mtp: int = 0,
 ) -> tuple[list[GGUFName], list[str]]:
     """Every tensor a conversion of ``model`` writes, in the model's order, and the
     transformers tensors it has no GGUF name for. A tied output head is not written
@@ -453,7 +640,8 @@ def gguf_tensors(
     buffers the checkpoint holds and the conversion writes (DeepSeek-V3's router bias),
     after the parameters (``how`` "buffer"); ``kv_b``: DeepSeek's ``kv_b_proj`` whole, as
     ``attn_kv_b``, as the converter wrote it before splitting it (files of early
-    2025)."""
+    2025); ``mtp``: the MTP (nextn) layers a glm4moe file holds after the model's own
+    (:func:`mtp_tensors`)."""
     if arch is None:
         arch = model_arch(model)
     family = FAMILIES.get(arch, _LLAMA_LIKE)
@@ -464,7 +652,7 @@ def gguf_tensors(
         for n, _ in params
         if (m := pattern.match(n)) and m.group(2).startswith("pre_feedforward_layernorm.")
     }
-    groups = dict(model.arguments).get("groups")
+    groups = dict(model.arguments).get(family.groups_argument)
     out: list[GGUFName] = []
     unmapped: list[str] = []
     for name, shape in params:
@@ -477,6 +665,13 @@ def gguf_tensors(
             continue
         if m and family.split_kv_b and rest.startswith("self_attn.kv_b_proj.") and kv_b:
             out.append(GGUFName(f"blk.{index}.attn_kv_b.{rest.rpartition('.')[2]}", shape, name))
+            continue
+        if m and family.split_qkvz and rest == "linear_attn.in_proj_qkvz.weight":
+            split = _qkvz(model, index, name, shape)
+            if split:
+                out.extend(split)
+            else:
+                unmapped.append(name)
             continue
         if m and family.split_kv_b and rest == "self_attn.kv_b_proj.weight" and len(shape) == 2:
             split = _kv_b(model, index, name, shape)
@@ -509,7 +704,59 @@ def gguf_tensors(
                 out.append(
                     GGUFName(f"blk.{m.group(1)}.{family.buffers[m.group(2)]}", dims, name, "buffer")
                 )
+    if family.mtp and mtp > 0:
+        out.extend(t for t in mtp_tensors(model, out, family, mtp) if buffers or t.how != "buffer")
     return out, unmapped
+
+
+def mtp_tensors(model: Model, made: list[GGUFName], family: Family, count: int) -> list[GGUFName]:
+    """The ``count`` MTP (nextn) layers a glm4moe conversion writes after the model's
+    own: Glm4MoeModel's block_count is num_hidden_layers + num_nextn_predict_layers, and
+    each MTP layer of the checkpoint (``model.layers.L.``, which transformers does not
+    build) is a decoder layer with experts (llama.cpp's src/models/glm4-moe.cpp:
+    ``use_moe = i >= n_layer_dense_lead``) named as the model's last layer, plus
+    ``nextn.eh_proj`` (H, 2H), ``nextn.enorm`` and ``nextn.hnorm`` (H,), required, and
+    ``nextn.embed_tokens`` (V, H), ``nextn.shared_head_head`` (V, H) and
+    ``nextn.shared_head_norm`` (H,), which the loader takes when there
+    (TENSOR_NOT_REQUIRED): ``how`` says "mtp" or "mtp, optional"."""
+    args: dict[str, Any] = dict(model.arguments)
+    layers, hidden, vocab = args.get("layers"), args.get("hidden"), args.get("vocab")
+    if not (isinstance(layers, int) and isinstance(hidden, int) and isinstance(vocab, int)):
+        return []
+    if not layers:
+        return []
+    last = f"blk.{layers - 1}."
+    source = f"{family.layers}.{layers - 1}."
+    out: list[GGUFName] = []
+    for index in range(layers, layers + count):
+        for t in made:
+            if not t.name.startswith(last):
+                continue
+            how = "buffer" if t.how == "buffer" else "mtp"
+            out.append(
+                GGUFName(
+                    f"blk.{index}.{t.name[len(last) :]}",
+                    t.shape,
+                    f"{family.layers}.{index}.{t.source[len(source) :]}",
+                    how,
+                )
+            )
+        for rest, short in NEXTN.items():
+            shape = {
+                "eh_proj.weight": (hidden, 2 * hidden),
+                "embed_tokens.weight": (vocab, hidden),
+                "shared_head.head.weight": (vocab, hidden),
+            }.get(rest, (hidden,))
+            optional = rest.startswith(("embed_tokens", "shared_head"))
+            out.append(
+                GGUFName(
+                    f"blk.{index}.{short}",
+                    shape,
+                    f"{family.layers}.{index}.{rest}",
+                    "mtp, optional" if optional else "mtp",
+                )
+            )
+    return out
 
 
 def kv_heads(model: Model, arch: str) -> int | None:
@@ -517,11 +764,16 @@ def kv_heads(model: Model, arch: str) -> int | None:
     which llama-quant.cpp's n_gqa divides by) where the architecture's converter writes
     other than the model's kv_heads argument: falcon's (1 for multi-query, num_kv_heads
     with the new decoder, else every head), deepseek2's (1: latent attention as one key
-    head); None: the model's own."""
+    head), jamba's (layer 0's entry of its per-layer array, llama_hparams::n_gqa's
+    default layer: 0 when layer 0 is a Mamba layer); None: the model's own."""
     args: dict[str, Any] = dict(model.arguments)
     heads = args.get("heads")
     if arch == "deepseek2":
         return 1
+    if arch == "jamba":  # n_gqa() reads layer 0's: 0 key heads on a Mamba layer
+        offset, period = args.get("attn_layer_offset"), args.get("attn_layer_period")
+        if isinstance(offset, int) and isinstance(period, int) and period and offset:
+            return 0
     if arch == "falcon" and isinstance(heads, int):
         if args.get("new_decoder_architecture"):
             kv = args.get("kv_heads")

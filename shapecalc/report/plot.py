@@ -9,6 +9,7 @@ import math
 import os
 import re
 import shutil
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from shapecalc.core.errors import InvalidArgumentError, MissingDependencyError, 
 
 if TYPE_CHECKING:
     from shapecalc.analysis.cost import Cost
-    from shapecalc.analysis.sweep import Axis, Column, Sweep
+    from shapecalc.analysis.sweep import Axis, Sweep
     from shapecalc.core.model import Model
     from shapecalc.report.cells import NameNode
 
@@ -63,6 +64,8 @@ class Chart:
     log_x: bool = False
     log_y: bool = False
     budget: int | None = None
+    #: what the budget line is (``budget 1,000,000``, ``memory of a GPU 25.8 GB``)
+    budget_text: str = ""
     #: the y values' unit: count, bytes, flops or percent (for the axis labels)
     unit: str = "count"
     #: in a file too: each series its own marker in black, the legend under the axes
@@ -92,44 +95,85 @@ def _spans_decades(values: Sequence[float]) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class _Quantity:
+    """What a sweep chart can draw: a column of the model, or an answer against hardware
+    (its values point by point, a verdict and the answers that are none left out)."""
+
+    key: str
+    title: str
+    unit: str
+    values: tuple[int | float, ...]
+    #: where an answer against hardware holds (`` on NVIDIA GeForce RTX 4090 24 GB``)
+    on: str = ""
+
+
+def _quantities(table: Sweep) -> list[_Quantity]:
+    """The model's columns, then the answers against hardware a chart can draw: a number
+    at every point (an answer that is none somewhere, not one position fitting, is drawn
+    as 0; a speed with no bandwidth or peak given, nowhere)."""
+    out = [
+        _Quantity(c.key, c.title, c.unit, tuple(p.values[i] for p in table.points))
+        for i, c in enumerate(table.columns)
+    ]
+    against = table.fit
+    if against is None:
+        return out
+    from shapecalc.analysis.sweep_fit import FIT_COLUMNS
+
+    for index, key in enumerate(against.keys):
+        unit = FIT_COLUMNS[key][1]  # positions, sequences, gpus, rate: a chart each
+        if unit == "verdict":
+            continue
+        answers = [p.fit[index] if p.fit is not None else None for p in table.points]
+        if all(a is None for a in answers):
+            continue
+        values = tuple(0 if a is None else a for a in answers)
+        out.append(_Quantity(key, against.title(key), unit, values, f" on {_on(against.setting)}"))
+    return out
+
+
 def sweep_charts(table: Sweep) -> list[Chart]:
     """The sweep as line charts, the first swept size along x. With one swept size, the
-    columns of one unit share a chart (weights and KV cache: where they cross); with
-    more, one chart per column, a line per value of the second swept size, any further
-    swept size held at its first value (the title says so)."""
+    quantities of one unit share a chart (weights and KV cache: where they cross); with
+    more, one chart per quantity, a line per value of the second swept size, any further
+    swept size held at its first value (the title says so). Against hardware, its answers
+    are drawn too (memory per GPU with the GPU's memory as a line)."""
     first = table.axes[0]
+    quantities = _quantities(table)
     if len(table.axes) == 1:
+        # the quantities of one unit share a chart; the memory per GPU, drawn against the
+        # GPU's memory, has a chart of its own
+        groups: dict[str, list[_Quantity]] = {}
+        for q in quantities:
+            groups.setdefault("gpu" if q.key == "gpu_memory" else q.unit, []).append(q)
         charts = []
-        for unit in dict.fromkeys(c.unit for c in table.columns):
-            columns = [(i, c) for i, c in enumerate(table.columns) if c.unit == unit]
-            series = tuple(
-                Series(c.title, tuple(p.values[i] for p in table.points)) for i, c in columns
-            )
-            titles = " and ".join(c.title for _, c in columns)
-            charts.append(
-                _chart(table, f"{titles} of the {table.model}", first, series, unit, columns)
-            )
+        for group in groups.values():
+            series = tuple(Series(q.title, q.values) for q in group)
+            titles = " and ".join(q.title for q in group)
+            title = f"{titles} of the {table.model}{group[0].on}"
+            charts.append(_chart(table, title, first, series, group))
         return charts
     second = table.axes[1]
     held = {a.name: a.values[0] for a in table.axes[2:]}
     names = [a.name for a in table.axes]
-    by_sizes = {point.sizes: point for point in table.points}  # every combination is a point
+    where = {point.sizes: i for i, point in enumerate(table.points)}  # every combination
     charts = []
-    for index, column in enumerate(table.columns):
+    for q in quantities:
         series = tuple(
             Series(
                 f"{second.letter}={v}",
                 tuple(
-                    by_sizes[_sizes(names, {first.name: x, second.name: v, **held})].values[index]
+                    q.values[where[_sizes(names, {first.name: x, second.name: v, **held})]]
                     for x in first.values
                 ),
             )
             for v in second.values
         )
-        title = f"{column.title} of the {table.model}"
+        title = f"{q.title} of the {table.model}{q.on}"
         if held:
             title += " at " + ", ".join(f"{name}={v}" for name, v in held.items())
-        charts.append(_chart(table, title, first, series, column.unit, [(index, column)]))
+        charts.append(_chart(table, title, first, series, [q]))
     return charts
 
 
@@ -181,24 +225,26 @@ def _on(setting: Any) -> str:
 
 
 def _chart(
-    table: Sweep,
-    title: str,
-    axis: Axis,
-    series: tuple[Series, ...],
-    unit: str,
-    columns: list[tuple[int, Column]],
+    table: Sweep, title: str, axis: Axis, series: tuple[Series, ...], drawn: list[_Quantity]
 ) -> Chart:
     everything = [y for s in series for y in s.ys]
+    budget, text = None, ""
+    if any(q.key == "params" for q in drawn) and table.budget is not None:
+        budget, text = table.budget, f"budget {table.budget:,}"
+    elif [q.key for q in drawn] == ["gpu_memory"] and table.fit is not None:
+        budget = table.fit.setting.hardware.memory
+        text = f"memory of a GPU {short(budget, 'bytes')}"
     return Chart(
         title=title,
         x_label=f"{axis.name} ({axis.letter})",
-        y_label=columns[0][1].title if len(columns) == 1 else unit,
+        y_label=drawn[0].title if len(drawn) == 1 else drawn[0].unit,
         xs=axis.values,
         series=series,
         log_x=_spans_decades(axis.values),
         log_y=_spans_decades(everything),
-        budget=table.budget if any(c.key == "params" for _, c in columns) else None,
-        unit=unit,
+        budget=budget,
+        budget_text=text,
+        unit=drawn[0].unit,
     )
 
 
@@ -326,8 +372,10 @@ def draw_terminal(charts: Sequence[Chart | Bars], width: int | None = None) -> s
                 ticks = y_ticks(min(values), max(values), chart.log_y)
                 plt.yticks(ticks, [short(t, chart.unit) for t in ticks])
             plt.xlabel(chart.x_label)
-            plt.title(chart.title + (f" (budget {chart.budget:,})" if chart.budget else ""))
             plt.plotsize(width, 20)
+        # the title above the chart, wrapped to the width (plotext drops a longer one)
+        title = chart.title + (f" ({chart.budget_text})" if chart.budget_text else "")
+        out += [part.center(width).rstrip() for part in textwrap.wrap(title, width)]
         out.append(plt.build().rstrip("\n"))
         if len(chart.series) > 1:
             out.append(
@@ -389,8 +437,6 @@ def bars_text(bars: Bars, width: int) -> str:
     text_width = max((len(text) for text in bars.texts), default=0)
     room = max(4, width - label_width - text_width - 4)
     top = max(bars.values, default=0)
-    import textwrap
-
     lines = [part.center(width).rstrip() for part in textwrap.wrap(bars.title, width)]
     positive = [v for v in bars.values if v > 0]
     floor = 10 ** (len(str(int(min(positive)))) - 1) / 10 if positive else 1.0
@@ -525,7 +571,7 @@ def render(charts: Sequence[Chart | Bars]) -> Any:
             else:
                 ax.plot(chart.xs, series.ys, marker="o", label=series.label)
         if chart.budget is not None:
-            ax.axhline(chart.budget, linestyle="--", color="gray", label=f"budget {chart.budget:,}")
+            ax.axhline(chart.budget, linestyle="--", color="gray", label=chart.budget_text)
         if chart.log_x:
             ax.set_xscale("log", base=2)
         if chart.log_y:

@@ -24,7 +24,15 @@ from typing import Any
 from shapecalc.core.errors import InvalidArgumentError, ShapeError, echo
 from shapecalc.core.model import Model
 
-__all__ = ["FAMILIES", "TORCHVISION_MODELS", "WIDTH_MULT", "family_of", "names", "torchvision"]
+__all__ = [
+    "AUX_LOGITS",
+    "FAMILIES",
+    "TORCHVISION_MODELS",
+    "WIDTH_MULT",
+    "family_of",
+    "names",
+    "torchvision",
+]
 
 #: every model ``torchvision.models.list_models(module=torchvision.models)`` gives (0.29.1)
 TORCHVISION_MODELS = (
@@ -56,9 +64,14 @@ FAMILIES = {
     "convnext": "convnext",
     "densenet": "densenet",
     "swin": "swin",
+    "classic": "classic",
+    "mobile": "mobile",
 }
 #: the models whose builder takes ``width_mult``
 WIDTH_MULT = ("mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
+#: the models whose builder takes ``aux_logits`` (on with weights=None; their pretrained
+#: weights' builders drop the auxiliary heads, and ``num_params`` counts without them)
+AUX_LOGITS = ("googlenet", "inception_v3")
 #: the image size torchvision's classification models are measured at
 DEFAULT_SIZE = 224
 
@@ -126,11 +139,13 @@ def torchvision(
     num_classes: int = 1000,
     image_size: int = DEFAULT_SIZE,
     width_mult: float | None = None,
+    aux_logits: bool | None = None,
 ) -> Model:
     """torchvision's ``name`` as ``torchvision.models.get_model(name, weights=None,
     num_classes=...)`` builds it, for (B, 3, image_size, image_size) images; ``width_mult``
-    for the MobileNets (torchvision's argument). An image size the network cannot take is
-    refused, naming the layer.
+    for the MobileNets, ``aux_logits`` for GoogLeNet and Inception v3 (torchvision's
+    arguments; the auxiliary heads are tensors of the model, run in training only). An
+    image size the network cannot take is refused, naming the layer.
 
         >>> torchvision("mobilenet_v3_small", num_classes=10).named_parameters()[-1]
         ('classifier.3.bias', (10,))
@@ -161,6 +176,22 @@ def torchvision(
                 f"width_mult must be a number > 0, got {echo(width_mult)}",
             )
         kwargs["width_mult"] = float(width_mult)
+    if aux_logits is not None:
+        if name not in AUX_LOGITS:
+            raise _refuse(
+                "aux_logits",
+                aux_logits,
+                "aux_logits is an argument of " + ", ".join(AUX_LOGITS),
+                f"torchvision's {name} takes no aux_logits (only {', '.join(AUX_LOGITS)} do)",
+            )
+        if not isinstance(aux_logits, bool):
+            raise _refuse(
+                "aux_logits",
+                aux_logits,
+                "aux_logits is True or False",
+                f"aux_logits must be True or False, got {echo(aux_logits)}",
+            )
+        kwargs["aux_logits"] = aux_logits
     builds: dict[str, Any] = {}
     if getattr(_family(family), "TAKES_IMAGE_SIZE", False):
         builds["image_size"] = image_size

@@ -719,13 +719,25 @@ def _source(
     )
 
 
+#: the model types an unsupported one's message names before saying how many more
+_LISTED_TYPES = 16
+
+
 def _model_type(config: Mapping[str, Any], label: str) -> tuple[type[Architecture], HFType]:
     from shapecalc.architectures import command_for, get, model_types
 
     model_type: Any = config.get("model_type")
     command = command_for(model_type) if isinstance(model_type, str) else None
     if command is None:
-        listed = ", ".join(sorted(model_types()))
+        types = sorted(model_types())
+        listed = ", ".join(types)
+        shown = listed
+        if len(types) > _LISTED_TYPES:  # one short line: the first few, and how many more
+            more = len(types) - _LISTED_TYPES
+            shown = (
+                ", ".join(types[:_LISTED_TYPES])
+                + f" and {more} more (`shapecalc hf --help` lists them)"
+            )
         said = (
             "has no model_type"
             if model_type is None
@@ -734,7 +746,7 @@ def _model_type(config: Mapping[str, Any], label: str) -> tuple[type[Architectur
         raise _fail(
             "model_type",
             model_type,
-            f"{label}: {said}; shapecalc reads {listed}",
+            f"{label}: {said}; shapecalc reads {shown}",
             f"model_type is one of {listed}",
         )
     cls = get(command)

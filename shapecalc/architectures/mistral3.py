@@ -285,7 +285,8 @@ class Mistral3(Architecture):
         """The sizes given, and those the language model's family works out (its head
         width D)."""
         text = _composite.part_family(self.text_type, self._text(), self.owner()).sizes()
-        return {**text, **super().sizes()}
+        vision = {k: v for k, v in self._tower().sizes().items() if k == "Dv"}
+        return {**text, **vision, **super().sizes()}
 
     # -- the tree ---------------------------------------------------------------------------
     def projector(self) -> Block:

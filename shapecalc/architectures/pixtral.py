@@ -29,10 +29,10 @@ from shapecalc.layers.tensors import Reshape, Transpose
 
 
 def _head_width(width: Any, heads: Any) -> Any:
-    """A head's width: width / heads, or the letter D when the two do not divide as
-    letters."""
+    """A head's width: width / heads, or the letter Dv (a vision head, apart from a
+    language model's D beside it in a composite) when the two do not divide as letters."""
     found = exact_div(width, heads)
-    return symbol("D") if found is None else found
+    return symbol("Dv") if found is None else found
 
 
 __all__ = ["Pixtral", "pixtral"]
@@ -144,6 +144,14 @@ class Pixtral(Architecture):
             out["hidden"] = 2 * a * max(1, h // (2 * a))
         p = out.get("patch_size", 16)
         out["image_size"] = p * max(1, min(out.get("image_size", 1024) // p, 4))
+        return out
+
+    def sizes(self) -> dict[str, Any]:
+        """The sizes given, and a head's width Dv = H / A worked out."""
+        out: dict[str, Any] = super().sizes()
+        h, a = known(self.hidden), known(self.heads)
+        if h is not None and a is not None:
+            out["Dv"] = h // a
         return out
 
     def layer(self) -> Block:

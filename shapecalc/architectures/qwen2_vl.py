@@ -45,10 +45,10 @@ from shapecalc.layers.vision import QuickGELU
 
 
 def _head_width(width: Any, heads: Any) -> Any:
-    """A head's width: width / heads, or the letter D when the two do not divide as
-    letters."""
+    """A vision head's width: width / heads, or the letter Dv when the two do not divide
+    as letters."""
     found = exact_div(width, heads)
-    return symbol("D") if found is None else found
+    return symbol("Dv") if found is None else found
 
 
 __all__ = ["Qwen2VL", "qwen2_vl"]
@@ -491,7 +491,11 @@ class Qwen2VL(Architecture):
         text = _composite.part_family(
             _TEXT[self.version], self._text_arguments(), self.owner()
         ).sizes()
-        return {**text, **super().sizes()}
+        out = {**text, **super().sizes()}
+        w, a = known(self.vision_hidden), known(self.vision_heads)
+        if w is not None and a is not None:
+            out["Dv"] = w // a  # a vision head's width, worked out
+        return out
 
     # -- the tree ---------------------------------------------------------------------------
     @property

@@ -292,7 +292,9 @@ def generated() -> dict[Path, str]:
     )
     from docs_gguf import gguf_facts
     from docs_lora import lora_facts
+    from docs_parallel import model_parallel_facts
     from docs_pictures import sweep_facts
+    from docs_train import parallel_facts
 
     from shapecalc.architectures import commands, get
     from shapecalc.report.reference import (
@@ -332,6 +334,8 @@ def generated() -> dict[Path, str]:
         **home_facts(),
         **gguf_facts(),
         **lora_facts(),
+        **model_parallel_facts(),
+        **parallel_facts(),
     }
     from docs_fit import sweep_fit_facts
 

@@ -53,7 +53,7 @@ def hf_configs(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
             arguments[f.name] = t.fixed[f.name]
         elif f.name in t.classes[class_name]:
             arguments[f.name] = t.classes[class_name][f.name]
-        elif f.name not in t.keys and f.name not in t.options:
+        elif f.name not in t.keys and f.name not in t.options and f.name not in t.derived:
             if default is not None or argument.unset is None:
                 arguments[f.name] = default
         else:
@@ -124,7 +124,10 @@ def _value(name: str, argument: Any, t: HFType) -> st.SearchStrategy[Any]:
         small = st.integers(max(argument.minimum, 1), 12)
         if argument.unset is not None:
             return small
-        return st.one_of(st.none(), small) if t.defaults.get(t.key(name)) is None else small
+        unkeyed = name not in t.keys  # a derived argument (a nested config's)
+        return (
+            st.one_of(st.none(), small) if unkeyed or t.defaults.get(t.key(name)) is None else small
+        )
     if argument.kind == "flag":
         return st.booleans()
     if argument.kind == "indices":

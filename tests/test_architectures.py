@@ -103,9 +103,13 @@ def test_drawn_configurations_equal_the_torch_twin(command: str, data: st.DataOb
 def test_symbols_then_numbers(command: str) -> None:
     cls = get(command)
     # the required sizes, and those needed with others (qwen-moe's k with experts)
-    needed = {"qwen-moe": ("experts_per_token",), "qwen3-next": ("experts_per_token",)}.get(
-        command, ()
-    )
+    towers = ("hidden", "layers", "heads", "vision_hidden", "vision_layers", "vision_heads")
+    needed = {
+        "qwen-moe": ("experts_per_token",),
+        "qwen3-next": ("experts_per_token",),
+        "clip": towers,
+        "siglip": towers,
+    }.get(command, ())
     sizes = {
         f.name: argument.letter
         for f, argument in arguments_of(cls)

@@ -30,12 +30,10 @@ transformers = pytest.importorskip("transformers")
 FlopCounterMode = pytest.importorskip("torch.utils.flop_counter").FlopCounterMode
 
 SLIDING, FULL = "sliding_attention", "full_attention"
-#: the vision tower and projector of Gemma3ForConditionalGeneration, not counted yet
-VISION = ("model.vision_tower.", "model.multi_modal_projector.")
 
 
 def params(module: Any) -> list[tuple[str, tuple[int, ...]]]:
-    return [(n, tuple(p.shape)) for n, p in module.named_parameters() if not n.startswith(VISION)]
+    return [(n, tuple(p.shape)) for n, p in module.named_parameters()]
 
 
 def built(config: dict[str, Any], device: str = "meta", **options: Any) -> Any:
@@ -81,9 +79,7 @@ def test_drawn_configs_equal_transformers(model_type: str, data: st.DataObject) 
     ours_model = hf_model(config).model()
     theirs = built(config)
     assert ours_model.named_parameters() == params(theirs)
-    assert ours_model.total == sum(p.numel() for _, p in theirs.named_parameters() if True) - sum(
-        p.numel() for n, p in theirs.named_parameters() if n.startswith(VISION)
-    )
+    assert ours_model.total == sum(p.numel() for p in theirs.parameters())
 
 
 @settings(max_examples=25, deadline=None)
@@ -158,11 +154,12 @@ GEMMA3_1B = {
     "sliding_window": 512,
     "sliding_window_pattern": 6,
 }
-#: google/gemma-3-4b-it's text_config sizes (the rest, and the vision_config, at
-#: Gemma3Config's defaults)
+#: google/gemma-3-4b-it's text_config and vision_config sizes (the rest at Gemma3Config's,
+#: Gemma3TextConfig's and SiglipVisionConfig's defaults, which change no tensor)
 GEMMA3_4B = {
     "model_type": "gemma3",
     "architectures": ["Gemma3ForConditionalGeneration"],
+    "mm_tokens_per_image": 256,
     "text_config": {
         "hidden_size": 2560,
         "intermediate_size": 10240,
@@ -172,12 +169,22 @@ GEMMA3_4B = {
         "head_dim": 256,
         "sliding_window": 1024,
     },
+    "vision_config": {
+        "model_type": "siglip_vision_model",
+        "hidden_size": 1152,
+        "intermediate_size": 4304,
+        "num_attention_heads": 16,
+        "num_hidden_layers": 27,
+        "image_size": 896,
+        "patch_size": 14,
+        "vision_use_head": False,
+    },
 }
 
 
 @pytest.mark.parametrize(
     ("config", "total", "sliding"),
-    [(GEMMA3_1B, 999_885_952, 22), (GEMMA3_4B, 3_880_263_168, 29)],
+    [(GEMMA3_1B, 999_885_952, 22), (GEMMA3_4B, 4_300_079_472, 29)],
 )
 def test_published_sizes_count_exactly(
     config: dict[str, Any], total: int, sliding: int, tmp_path: Path
@@ -192,20 +199,22 @@ def test_published_sizes_count_exactly(
     assert found.architecture.sliding_layers() == sliding == layer_kinds(theirs).count(SLIDING)
 
 
-def test_the_4b_config_says_its_vision_tower_is_not_counted(tmp_path: Path) -> None:
+def test_the_4b_config_counts_its_vision_tower_and_projector(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps(GEMMA3_4B))
     result = run(["hf", str(tmp_path)], 200)
     assert result.exit_code == 0, result.output
     text = " ".join(result.stdout.split())
     assert "model.language_model.layers.{5,11..29}.self_attn.q_proj.weight" in text
-    assert "not counted yet: the vision tower" in text
-    assert "not Gemma3ForConditionalGeneration's whole" in text
+    assert "model.multi_modal_projector.mm_input_projection_weight" in text
+    theirs = built(GEMMA3_4B)
+    for part in ("vision_tower", "multi_modal_projector", "language_model"):
+        count = sum(p.numel() for p in getattr(theirs.model, part).parameters())
+        assert f"model.{part}: {count:,} parameters" in text
     assert "29 of the 34 layers attend over the last 1,024 positions" in text
-    verify = run(["hf", str(tmp_path), "--verify"], 200)  # says what it leaves out
+    verify = run(["hf", str(tmp_path), "--verify"], 200)  # every tensor, none left out
     assert verify.exit_code == 0, verify.output
     assert "Verified against transformers" in verify.stderr
-    assert "tensors of the vision tower" in verify.stderr
-    assert "left out, not counted yet" in verify.stderr
+    assert "left out" not in verify.stderr
 
 
 # -- the cache after a real forward -----------------------------------------------------------

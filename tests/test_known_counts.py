@@ -398,6 +398,41 @@ ARCHITECTURE_COUNTS["falcon"] = [
     ),
 ]
 _BERT_BASE: dict[str, Any] = {"vocab": 30522, "hidden": 768, "layers": 12, "heads": 12}
+# T5: the shared embedding V·H (both stacks' embed_tokens and lm_head, tied); an encoder
+# block 4·H·A·D + 2·H·I + 2·H, a decoder block 8·H·A·D + 2·H·I + 3·H; the relative
+# position bias R·A in block 0 of each stack; a final norm H per stack. t5-base:
+_T5_BASE = {"vocab": 32128, "hidden": 768, "layers": 12, "heads": 12, "intermediate": 3072}
+# BART: the shared embedding V·H (tied to both stacks' embed_tokens and lm_head); per
+# stack a position table (C + 2)·H and layernorm_embedding 2·H; an encoder layer
+# 4·(H² + H) + 2·H·I + I + H + 4·H, a decoder layer 8·(H² + H) + 2·H·I + I + H + 6·H.
+# bart-large (V=50265, H=1024, 12 + 12 layers, I=4096, C=1024):
+_BART_LARGE = {"vocab": 50265, "hidden": 1024, "layers": 12, "heads": 16, "intermediate": 4096}
+ARCHITECTURE_COUNTS["bart"] = [
+    (
+        _BART_LARGE,
+        50265 * 1024
+        + 2 * (1026 * 1024 + 2 * 1024)
+        + 12 * (4 * (1024 * 1024 + 1024) + 2 * 1024 * 4096 + 4096 + 1024 + 4 * 1024)
+        + 12 * (8 * (1024 * 1024 + 1024) + 2 * 1024 * 4096 + 4096 + 1024 + 6 * 1024),
+    ),
+    (_BART_LARGE, 406_291_456),  # facebook/bart-large, BartForConditionalGeneration
+    # mbart-large-50: its own layer norm per stack (2·H each) and a vocabulary of 250,054
+    ({**_BART_LARGE, "vocab": 250054, "layout": "mbart"}, 610_879_488),
+]
+
+
+ARCHITECTURE_COUNTS["t5"] = [
+    (
+        _T5_BASE,
+        32128 * 768
+        + 12 * (4 * 768 * 768 + 2 * 768 * 3072 + 2 * 768)
+        + 12 * (8 * 768 * 768 + 2 * 768 * 3072 + 3 * 768)
+        + 2 * (32 * 12 + 768),
+    ),
+    (_T5_BASE, 222_903_552),  # t5-base, T5ForConditionalGeneration
+]
+
+
 ARCHITECTURE_COUNTS["bert"] = [
     ({"vocab": 30522, "hidden": 768, "layers": 12, "heads": 12}, 109_482_240),  # BERT-base
     ({"vocab": 30522, "hidden": 1024, "layers": 24, "heads": 16}, 335_141_888),  # BERT-large
@@ -807,5 +842,126 @@ ARCHITECTURE_COUNTS["qwen3-next"] = [
         + 2 * (3 * 8 * 12 + 2 * 8)
         + 2 * 10 * 8
         + 8,
+    ),
+]
+
+# CLIP: openai/clip-vit-base-patch32 (CLIPConfig's defaults) and clip-vit-large-patch14-336
+# (transformers' CLIPModel built from their sizes on the meta device), and one by hand
+ARCHITECTURE_COUNTS["clip"] = [
+    (
+        {
+            "hidden": 768,
+            "layers": 12,
+            "heads": 12,
+            "intermediate": 3072,
+            "vision_hidden": 1024,
+            "vision_layers": 24,
+            "vision_heads": 16,
+            "vision_intermediate": 4096,
+            "image_size": 336,
+            "patch_size": 14,
+            "projection": 768,
+        },
+        427_944_193,
+    ),
+    ({}, 151_277_313),
+    (  # by hand: a layer is 4 projections 4·(4·4 + 4), 2 norms 2·2·4, fc1 4·6 + 6, fc2
+        # 6·4 + 4 (154); text: tokens 10·4, positions 5·4, a layer, final norm 2·4; vision:
+        # class 4, patches 4·3·2·2, positions (4/2)² + 1 rows of 4, pre norm 2·4, a layer,
+        # post norm 2·4; projections 4·3 each; logit_scale 1
+        {
+            "vocab": 10,
+            "hidden": 4,
+            "layers": 1,
+            "heads": 2,
+            "intermediate": 6,
+            "context": 5,
+            "vision_hidden": 4,
+            "vision_layers": 1,
+            "vision_heads": 2,
+            "vision_intermediate": 6,
+            "image_size": 4,
+            "patch_size": 2,
+            "projection": 3,
+        },
+        (10 * 4 + 5 * 4 + 154 + 2 * 4)
+        + (4 + 4 * 3 * 2 * 2 + 5 * 4 + 2 * 4 + 154 + 2 * 4)
+        + 2 * 4 * 3
+        + 1,
+    ),
+]
+
+# SigLIP: google/siglip-base-patch16-224 (SiglipConfig's defaults) and
+# siglip-so400m-patch14-384 (transformers' SiglipModel built from their sizes), and one by
+# hand
+ARCHITECTURE_COUNTS["siglip"] = [
+    (
+        {
+            "hidden": 1152,
+            "layers": 27,
+            "heads": 16,
+            "intermediate": 4304,
+            "vision_hidden": 1152,
+            "vision_layers": 27,
+            "vision_heads": 16,
+            "vision_intermediate": 4304,
+            "image_size": 384,
+            "patch_size": 14,
+        },
+        877_960_498,
+    ),
+    ({}, 203_155_970),
+    (  # by hand: a layer 154 as CLIP's; text: tokens, positions, a layer, final norm, head
+        # 4·4 + 4; vision: patches 4·3·2·2 + 4 (a bias), positions (4/2)² rows, a layer,
+        # post norm, the pooling head: probe 4, attention 3·4·4 + 3·4 + 4·4 + 4, norm 2·4,
+        # MLP 4·6 + 6 + 6·4 + 4; logit_scale and logit_bias 1 each
+        {
+            "vocab": 10,
+            "hidden": 4,
+            "layers": 1,
+            "heads": 2,
+            "intermediate": 6,
+            "context": 5,
+            "vision_hidden": 4,
+            "vision_layers": 1,
+            "vision_heads": 2,
+            "vision_intermediate": 6,
+            "image_size": 4,
+            "patch_size": 2,
+        },
+        (10 * 4 + 5 * 4 + 154 + 2 * 4 + 4 * 4 + 4)
+        + (4 * 3 * 2 * 2 + 4 + 4 * 4 + 154 + 2 * 4)
+        + (4 + 3 * 4 * 4 + 3 * 4 + 4 * 4 + 4 + 2 * 4 + 4 * 6 + 6 + 6 * 4 + 4)
+        + 2,
+    ),
+]
+
+# LLaVA: llava-hf/llava-1.5-7b-hf (its text_config's sizes, its vision_config
+# LlavaConfig's own: CLIP ViT-L/14 at 336; transformers' class built on the meta device),
+# and one by hand
+ARCHITECTURE_COUNTS["llava"] = [
+    (
+        {"vocab": 32064, "hidden": 4096, "layers": 32, "heads": 32, "intermediate": 11008},
+        7_063_427_072,
+    ),
+    (  # by hand: the CLIP vision tower of test_clip's hand count without its projection
+        # (242), a projector 2·4 × 4 + 4 and 4 × 4 + 4 (feature_layers 2), a LLaMA of one
+        # layer: embedding 10·4, q k v o 4·4·4, MLP 3·4·6, two norms and the final 3·4,
+        # lm_head 10·4
+        {
+            "vocab": 10,
+            "hidden": 4,
+            "layers": 1,
+            "heads": 2,
+            "intermediate": 6,
+            "vision_hidden": 4,
+            "vision_layers": 1,
+            "vision_heads": 2,
+            "vision_intermediate": 6,
+            "image_size": 4,
+            "patch_size": 2,
+            "feature_layers": 2,
+        },
+        242 + (8 * 4 + 4 + 4 * 4 + 4) + (10 * 4 + 4 * 4 * 4 + 3 * 4 * 6 + 3 * 4) + 10 * 4,
     ),
 ]

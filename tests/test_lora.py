@@ -567,3 +567,33 @@ def test_a_regular_expression_matching_an_activation_is_refused_as_peft_refuses(
         _peft(CONFIGS["qwen2_moe"], lc)
     with pytest.raises(InvalidArgumentError, match="act_fn, the MLP's activation module"):
         _ours(CONFIGS["qwen2_moe"], lc)
+
+
+@pytest.mark.parametrize(
+    "lc",
+    [
+        LoraConfig(r=4, targets="all-linear"),
+        LoraConfig(r=4, targets=("q_proj", "embed_tokens"), modules_to_save=("lm_head",)),
+        LoraConfig(r=4, targets=("q_proj", "v_proj"), dora=True),
+    ],
+)
+def test_adapters_are_float32_as_peft_keeps_them(lc: LoraConfig) -> None:
+    """peft's get_peft_model (autocast_adapter_dtype=True, its default) keeps a bf16
+    model's adapters in float32 (modules_to_save's copy in the model's dtype): the weights,
+    gradients and Adam state lines equal the bytes of the real tensors, and of their
+    gradients and Adam's two states, which take each tensor's dtype."""
+    from shapecalc.analysis.cost import analyze
+
+    model = transformers.AutoModelForCausalLM.from_config(
+        transformers.AutoConfig.for_model(**LLAMA), dtype=torch.bfloat16
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrapped = peft.get_peft_model(model, peft.LoraConfig(**lc.peft_kwargs()))
+    every = sum(p.numel() * p.element_size() for p in wrapped.parameters())
+    trained = sum(p.numel() * p.element_size() for p in wrapped.parameters() if p.requires_grad)
+    cost = analyze(lora(from_hf_config(LLAMA), lc), batch=1, seq_len=4, dtype="bf16")
+    lines = {m.label: m.bytes for m in cost.memory}
+    assert lines["weights"] == every
+    assert lines["gradients"] == trained
+    assert lines["optimizer state"] == 2 * trained

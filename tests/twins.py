@@ -335,8 +335,7 @@ def _kinds(c: Any) -> list[str] | None:
 
 def gemma3_twin(c: Any) -> Any:
     """Gemma3ForCausalLM (Gemma3TextModel without a head); with the head ``vision``,
-    Gemma3ForConditionalGeneration without its vision tower and projector (not counted
-    yet)."""
+    Gemma3ForConditionalGeneration, its SigLIP tower written from the fields."""
     t = hf()
     text = {
         "vocab_size": c.vocab,
@@ -352,10 +351,21 @@ def gemma3_twin(c: Any) -> Any:
         "pad_token_id": 0,
     }
     if c.head == "vision":
-        config = t.Gemma3Config(text_config=text, tie_word_embeddings=c.tie_weights)
-        model = on_meta(t.Gemma3ForConditionalGeneration, config)
-        del model.model.vision_tower, model.model.multi_modal_projector
-        return model
+        vision = {
+            "hidden_size": c.vision_hidden,
+            "num_hidden_layers": c.vision_layers,
+            "num_attention_heads": c.vision_heads,
+            "intermediate_size": c.vision_intermediate,
+            "image_size": c.image_size,
+            "patch_size": c.patch_size,
+            "num_channels": c.channels,
+            "hidden_act": c.vision_activation,
+            "vision_use_head": c.vision_head,
+        }
+        config = t.Gemma3Config(
+            text_config=text, vision_config=vision, tie_word_embeddings=c.tie_weights
+        )
+        return on_meta(t.Gemma3ForConditionalGeneration, config)
     config = t.Gemma3TextConfig(**text, tie_word_embeddings=c.tie_weights)
     if c.head == "seq-cls":
         config.num_labels = c.labels or 2
@@ -609,6 +619,53 @@ def qwen_moe_twin(c: Any) -> Any:
     return model
 
 
+def t5_twin(c: Any) -> Any:
+    """T5ForConditionalGeneration, T5Model or T5EncoderModel (UMT5's with a bias in every
+    block), as transformers builds them."""
+    t = hf()
+    config = t.T5Config(
+        vocab_size=c.vocab,
+        d_model=c.hidden,
+        num_layers=c.layers,
+        num_decoder_layers=c.decoder_layers,
+        num_heads=c.heads,
+        d_kv=c.head_dim,
+        d_ff=c.intermediate or 4 * c.hidden,
+        relative_attention_num_buckets=c.buckets,
+        feed_forward_proj=c.feed_forward,
+        dropout_rate=c.dropout,
+    )
+    prefix = "UMT5" if c.position_bias == "every" else "T5"
+    if prefix == "UMT5":
+        config = t.UMT5Config(**config.to_dict())
+    suffix = {"lm": "ForConditionalGeneration", "none": "Model", "encoder": "EncoderModel"}
+    return on_meta(getattr(t, prefix + suffix[c.head]), config)
+
+
+def bart_twin(c: Any) -> Any:
+    """(M)BartForConditionalGeneration or (M)BartModel, as transformers builds them."""
+    t = hf()
+    prefix = "MBart" if c.layout == "mbart" else "Bart"
+    inner = c.intermediate or 4 * c.hidden
+    config = getattr(t, prefix + "Config")(
+        vocab_size=c.vocab,
+        d_model=c.hidden,
+        encoder_layers=c.layers,
+        decoder_layers=c.decoder_layers or c.layers,
+        encoder_attention_heads=c.heads,
+        decoder_attention_heads=c.decoder_heads or c.heads,
+        encoder_ffn_dim=inner,
+        decoder_ffn_dim=c.decoder_intermediate or inner,
+        max_position_embeddings=c.context,
+        activation_function=c.activation,
+        tie_word_embeddings=c.tie_weights,
+        dropout=c.dropout,
+        pad_token_id=1,
+    )
+    suffix = {"lm": "ForConditionalGeneration", "none": "Model"}[c.head]
+    return on_meta(getattr(t, prefix + suffix), config)
+
+
 def qwen2_vl_twin(c: Any) -> Any:
     """Qwen2VLForConditionalGeneration or Qwen2_5_VLForConditionalGeneration (or *Model),
     built by transformers from the sizes (its vision_config and text_config)."""
@@ -720,6 +777,112 @@ TWINS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+# -- CLIP and SigLIP: transformers' classes on the meta device, their configs written here
+#    field by field
+def _dual_twin(family: str) -> Callable[[Any], Any]:
+    """CLIPModel / SiglipModel, or one tower (with its projection, CLIP's), from the
+    text and vision configs written from the architecture's fields."""
+
+    def make(c: Any) -> Any:
+        t = hf()
+        text = {
+            "vocab_size": c.vocab,
+            "hidden_size": c.hidden,
+            "num_hidden_layers": c.layers,
+            "num_attention_heads": c.heads,
+            "intermediate_size": c.intermediate,
+            "max_position_embeddings": c.context,
+            "hidden_act": c.activation,
+        }
+        vision = {
+            "hidden_size": c.vision_hidden,
+            "num_hidden_layers": c.vision_layers,
+            "num_attention_heads": c.vision_heads,
+            "intermediate_size": c.vision_intermediate,
+            "image_size": c.image_size,
+            "patch_size": c.patch_size,
+            "num_channels": c.channels,
+            "hidden_act": c.vision_activation,
+        }
+        if family == "CLIP":
+            text["projection_dim"] = vision["projection_dim"] = c.projection
+            classes = {
+                "model": "CLIPModel",
+                "text": "CLIPTextModel",
+                "text-projection": "CLIPTextModelWithProjection",
+                "vision": "CLIPVisionModel",
+                "vision-projection": "CLIPVisionModelWithProjection",
+            }
+        else:
+            text["projection_size"] = c.projection
+            vision["vision_use_head"] = c.vision_head
+            classes = {
+                "model": "SiglipModel",
+                "text": "SiglipTextModel",
+                "vision": "SiglipVisionModel",
+            }
+        cls = getattr(t, classes[c.part])
+        if c.part == "model":
+            config = getattr(t, f"{family}Config")(
+                text_config=text,
+                vision_config=vision,
+                **({"projection_dim": c.projection} if family == "CLIP" else {}),
+            )
+        elif c.part.startswith("text"):
+            config = getattr(t, f"{family}TextConfig")(**text)
+        else:
+            config = getattr(t, f"{family}VisionConfig")(**vision)
+        return on_meta(cls, config)
+
+    return make
+
+
+TWINS["clip"] = _dual_twin("CLIP")
+TWINS["siglip"] = _dual_twin("Siglip")
+
+
+def llava_twin(c: Any) -> Any:
+    """LlavaForConditionalGeneration / LlavaNextForConditionalGeneration (or the model
+    alone), a CLIP vision tower and a LLaMA text model, written field by field."""
+    t = hf()
+    text = {
+        "model_type": "llama",
+        "vocab_size": c.vocab,
+        "hidden_size": c.hidden,
+        "num_hidden_layers": c.layers,
+        "num_attention_heads": c.heads,
+        "num_key_value_heads": c.kv_heads or c.heads,
+        "head_dim": c.head_dim or c.hidden // c.heads,
+        "intermediate_size": c.intermediate,
+        "attention_bias": c.attention_bias == "all",
+        "mlp_bias": c.mlp_bias,
+    }
+    vision = {
+        "model_type": "clip_vision_model",
+        "hidden_size": c.vision_hidden,
+        "num_hidden_layers": c.vision_layers,
+        "num_attention_heads": c.vision_heads,
+        "intermediate_size": c.vision_intermediate,
+        "image_size": c.image_size,
+        "patch_size": c.patch_size,
+        "num_channels": c.channels,
+        "hidden_act": c.vision_activation,
+    }
+    prefix = "LlavaNext" if c.variant == "next" else "Llava"
+    config = getattr(t, f"{prefix}Config")(
+        text_config=text,
+        vision_config=vision,
+        vision_feature_layer=-2 if c.feature_layers == 1 else list(range(-c.feature_layers, 0)),
+        multimodal_projector_bias=c.projector_bias,
+        tie_word_embeddings=c.tie_weights,
+    )
+    name = f"{prefix}ForConditionalGeneration" if c.head == "lm" else f"{prefix}Model"
+    return on_meta(getattr(t, name), config)
+
+
+TWINS["llava"] = llava_twin
+
+
 # -- DeepSeek-V2/V3 and GLM-4.5: transformers' classes on the meta device, from configs
 #    written here field by field
 def _checkpoint_experts(model: Any, c: Any) -> Any:
@@ -805,6 +968,8 @@ def glm4_moe_twin(c: Any) -> Any:
 
 TWINS["deepseek"] = deepseek_twin
 TWINS["glm4-moe"] = glm4_moe_twin
+TWINS["t5"] = t5_twin
+TWINS["bart"] = bart_twin
 
 
 # -- Mamba and Jamba: transformers' classes on the meta device, from configs written here

@@ -69,6 +69,10 @@ INNER_LINEARS = {
     "ShiftedWindowAttentionV2": "qkv, proj, cpb_mlp.0, cpb_mlp.2",
     "PatchMergingV2": "reduction",
 }
+#: the dtype of every adapter tensor: peft's ``get_peft_model(..., autocast_adapter_dtype=
+#: True)``, its default, casts fp16 and bf16 adapters to float32 (and makes them float32
+#: beside a quantized base), whatever the model's dtype
+ADAPTER_DTYPE = "float32"
 #: the kind of the block a LoRA model's tensors are under (``base_model.model.``)
 PEFT_MODEL = "PeftModel"
 #: what peft's ``check_target_module_exists`` refuses, as its message says
@@ -167,7 +171,10 @@ class LoraConfig:
         kind = "DoRA" if self.dora else "LoRA"
         alpha = f"{self.alpha:g}" if isinstance(self.alpha, float) else str(self.alpha)
         targets = self.targets if isinstance(self.targets, str) else ", ".join(self.targets)
-        out = f"{kind} r={self.r} (the size r, the rank), alpha={alpha}, targets {targets}"
+        out = (
+            f"{kind} r={self.r} (the size r, the rank), alpha={alpha}, targets {targets}, "
+            "the adapters in float32 (peft's autocast_adapter_dtype)"
+        )
         if self.bias:
             out += ", lora_B bias"
         if self.modules_to_save:
@@ -269,6 +276,10 @@ class Lora(Frozen):
     def params(self) -> Iterator[Param]:
         for p in self.layer.params():
             yield dataclasses.replace(p, name=f"base_layer.{p.name}", trainable=False)
+        for p in self._adapter():
+            yield dataclasses.replace(p, dtype=ADAPTER_DTYPE)
+
+    def _adapter(self) -> Iterator[Param]:
         n_in, n_out = _sizes(self.layer)
         r = self.r
         if _base(self.layer).kind == "Embedding":

@@ -23,6 +23,7 @@ architectures (a test holds them to the installed ``transformers``' config class
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -397,6 +398,50 @@ class Fields:
                 "torch.nn.Embedding's padding_idx",
             )
 
+    def nested(
+        self,
+        key: str,
+        types: tuple[str, ...],
+        what: str,
+        class_name: str = "",
+        absent: Mapping[str, Any] | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        """A part's own config (``vision_config``) read as a config of its model type,
+        one of ``types`` (the first when it names none; the field absent or null: that
+        type's defaults, or the fields ``absent`` over them, as the outer config class
+        fills it in), with every rule of that type: (the type, the arguments of its
+        architecture, built as ``class_name`` or the type's class with a head). A
+        refusal names the part (``config: vision_config: ...``) in one line."""
+        given = self.raw(key)
+        if given is None and absent is not None:
+            given = dict(absent)
+        where = f"{self.label}: {key}"
+        if given is not None and not isinstance(given, dict):
+            raise self.fail(key, given, f"{key} must be an object or null")
+        inner = {k: v for k, v in (given or {}).items() if k != "architectures"}
+        said = inner.get("model_type", types[0])
+        if said not in types:
+            listed = ", ".join(types)
+            raise _fail(
+                f"{key}.model_type",
+                said,
+                f"{where}: model_type {shown_value(said)} is not {what} shapecalc builds here "
+                f"(it builds {listed}); nothing is counted without it",
+                f"{key}'s model_type is one of {listed}",
+            )
+        inner["model_type"] = said
+        try:
+            found = hf_model(inner, class_name=class_name or None)
+        except InvalidArgumentError as err:
+            message = err.message.removeprefix("config: ")
+            raise InvalidArgumentError(
+                f"{where}: {message}",
+                field=f"{key}.{err.field}" if err.field else key,
+                value=err.value,
+                rule=err.rule,
+            ) from None
+        return said, found.architecture.arguments()
+
 
 # -- reading an architecture's arguments ------------------------------------------------------
 def _argument(f: Fields, t: HFType, name: str, argument: Argument) -> Any:
@@ -719,34 +764,30 @@ def _source(
     )
 
 
-#: the model types an unsupported one's message names before saying how many more
-_LISTED_TYPES = 16
-
-
 def _model_type(config: Mapping[str, Any], label: str) -> tuple[type[Architecture], HFType]:
     from shapecalc.architectures import command_for, get, model_types
 
     model_type: Any = config.get("model_type")
     command = command_for(model_type) if isinstance(model_type, str) else None
     if command is None:
-        types = sorted(model_types())
-        listed = ", ".join(types)
-        shown = listed
-        if len(types) > _LISTED_TYPES:  # one short line: the first few, and how many more
-            more = len(types) - _LISTED_TYPES
-            shown = (
-                ", ".join(types[:_LISTED_TYPES])
-                + f" and {more} more (`shapecalc hf --help` lists them)"
-            )
+        known_types = sorted(model_types())
+        listed = ", ".join(known_types)
         said = (
             "has no model_type"
             if model_type is None
             else f"model_type {shown_value(model_type)} is not supported"
         )
+        close = (
+            difflib.get_close_matches(model_type, known_types, 3)
+            if isinstance(model_type, str)
+            else []
+        )
+        hint = f" (closest: {', '.join(close)})" if close else ""
         raise _fail(
             "model_type",
             model_type,
-            f"{label}: {said}; shapecalc reads {shown}",
+            f"{label}: {said}; shapecalc reads {len(known_types)} model types{hint}, "
+            "listed by `shapecalc hf --help`",
             f"model_type is one of {listed}",
         )
     cls = get(command)

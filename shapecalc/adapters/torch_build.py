@@ -315,7 +315,7 @@ class _TorchRunner:
         numbers = run.indices()
         assert numbers is not None  # built, so known
         for index in numbers:
-            out = self.node(run.node, (*parts, str(index)), out if index == run.start else out[:1])
+            out = self.node(run.node, (*parts, str(index)), run.given(index, values, out))
         return out
 
     def interleaved(

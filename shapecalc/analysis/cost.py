@@ -654,8 +654,14 @@ class Cost:
                 )
             )
             lines.append(MemoryLine("weights", weights, stored, "inference"))
+            in_fp32, _ = m.trainable_own  # float32 already (LoRA's adapters): no master copy
             lines.append(
-                MemoryLine("fp32 master weights", trainable * 4, "4 bytes each", "training")
+                MemoryLine(
+                    "fp32 master weights",
+                    (trainable - in_fp32) * 4,
+                    "4 bytes each" + (", but for the tensors kept in float32" if in_fp32 else ""),
+                    "training",
+                )
             )
         else:
             lines.append(MemoryLine("weights", weights, stored))
@@ -665,21 +671,23 @@ class Cost:
                 MemoryLine("buffers", buffers, f"running statistics at {b} bytes, counters int64")
             )
         if self.training != "none":
+            own_count, _ = m.trainable_own
+            adapters = "; float32 tensors (LoRA's adapters) 4 bytes" if own_count != 0 else ""
             lines.append(
                 MemoryLine(
                     "gradients",
-                    trainable * b,
-                    f"1 per trainable parameter, {b} bytes ({self.dtype})",
+                    m.trainable_bytes(b),
+                    f"1 per trainable parameter, {b} bytes ({self.dtype}){adapters}",
                     "training",
                 )
             )
             states, rule = OPTIMIZERS[self.training]
             state_size = 4 if self.mixed_precision else b
-            state_bytes: Dim = states * trainable * state_size
+            state_bytes: Dim = states * m.trainable_bytes(state_size)
             if self.training in EIGHT_BIT:
                 state_bytes = _eight_bit(m)
             else:
-                rule += f", {state_size} bytes each" if states else ""
+                rule += f", {state_size} bytes each{adapters}" if states else ""
             lines.append(MemoryLine("optimizer state", state_bytes, rule, "training"))
             fixed = {s.itemsize for c in self.layers for s in c.work.saved if s.itemsize}
             own = "".join(  # the tensors whose dtype is their own, whatever the activations'
@@ -721,7 +729,10 @@ class Cost:
             if per is not None and self.batch != 1:
                 rule += f"; {count_str(per)} bytes per sequence"
             tokens = self.tokens
-            per_token = None if tokens is None else exact_div(self.state_bytes, tokens)
+            growing = sum(
+                (s.kept_bytes(self.itemsize) for _, s in self.state if s.per_position), start=0
+            )
+            per_token = None if tokens is None else exact_div(growing, tokens)
             grows = any(s.per_position for _, s in self.state)
             capped = any(g.capped for g in groups)
             if (
@@ -1038,9 +1049,7 @@ class _Flow:
         if numbers is not None and listed(run, parts):
             out = values
             for index in numbers:
-                out = self.node(
-                    run.node, (*parts, str(index)), out if index == run.start else out[:1]
-                )
+                out = self.node(run.node, (*parts, str(index)), run.given(index, values, out))
             return out
         return self._once(run, parts, values)
 
@@ -1054,7 +1063,7 @@ class _Flow:
             return run_in_order(runs, parts, values, self)
         out = values
         for k, entry in enumerate(runs.entries):
-            given = out if k == 0 else out[:1]
+            given = runs.given(k, values, out)
             if isinstance(entry, Child):
                 out = self.node(entry.node, (*parts, entry.name), given)
             else:

@@ -69,6 +69,12 @@ class ParallelPlan:
     offload_parameters: bool = False
     #: activation recomputation: none, selective or full
     recompute: str = "none"
+    #: GPUs of one node (DeepSpeed's ``num_gpus_per_node``); 0: every rank on one node
+    gpus_per_node: int = 0
+    #: the layers of the first and last pipeline stages when the split is uneven
+    #: (Megatron's ``--decoder-first/last-pipeline-num-layers``); None: L/pp each
+    first_stage_layers: int | None = None
+    last_stage_layers: int | None = None
 
     def __post_init__(self) -> None:
         for flag, value in (
@@ -82,6 +88,16 @@ class ParallelPlan:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise plan_error(flag, value, f"{flag} must be a whole number of at least 1")
+        if (
+            isinstance(self.gpus_per_node, bool)
+            or not isinstance(self.gpus_per_node, int)
+            or self.gpus_per_node < 0
+        ):
+            raise plan_error(
+                "--gpus-per-node",
+                self.gpus_per_node,
+                "--gpus-per-node must be a whole number of at least 1",
+            )
         if self.zero not in ZERO_STAGES:
             raise plan_error("--zero", self.zero, "--zero must be 0, 1, 2 or 3")
         if self.fsdp is not None and self.fsdp not in FSDP_MODES:
@@ -106,6 +122,18 @@ class ParallelPlan:
                 self.virtual_stages,
                 "an interleaved schedule needs pipeline stages: give --pp 2 or more",
             )
+        for flag, layers in (
+            ("--first-stage-layers", self.first_stage_layers),
+            ("--last-stage-layers", self.last_stage_layers),
+        ):
+            if layers is None:
+                continue
+            if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+                raise plan_error(flag, layers, f"{flag} must be a whole number of at least 1")
+            if self.pp == 1:
+                raise plan_error(
+                    flag, layers, f"{flag} sizes a pipeline stage: give --pp 2 or more"
+                )
         if self.ep > 1 and (self.dp * self.cp) % self.ep:
             raise plan_error(
                 "--ep",

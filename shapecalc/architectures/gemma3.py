@@ -9,10 +9,14 @@ to each global one, ``sliding_window_pattern`` 6): a sliding layer sees the last
 keeps every token. Each kind has its own rotary base (no tensor). The token embedding is
 scaled by √H on the way in (a number, not a parameter) and is the head.
 
-A ``gemma3`` config (Gemma3ForConditionalGeneration, the models with images) is read as its
-``text_config``'s language model, named as that class names it
-(``model.language_model.…``); its vision tower and projector are not counted yet, and the
-model's name and a note say so.
+A ``gemma3`` config (Gemma3ForConditionalGeneration, the models with images) holds, beside
+its ``text_config``'s language model (``model.language_model.…``), the SigLIP vision tower of
+its ``vision_config`` (``model.vision_tower.…``, ``_towers.py``'s, read as a
+``siglip_vision_model`` config) and Gemma3MultiModalProjector
+(``model.multi_modal_projector``: ``mm_soft_emb_norm``, an RMSNorm of the tower's width, and
+``mm_input_projection_weight``, (tower width, H), which multiplies the pooled image tokens).
+The projector's average pooling and its product are not in the cost (FLOPs) yet; every
+tensor is counted.
 """
 
 from __future__ import annotations
@@ -22,15 +26,17 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from shapecalc.architectures import _transformer as tf
+from shapecalc.architectures._towers import ACTIVATIONS, vision_tower
 from shapecalc.architectures._transformer import GroupedQueryLM
 from shapecalc.architectures.llama import _read as _llama_read
 from shapecalc.core.declare import Built, Reference, choice, flag, layer_kinds, size
 from shapecalc.core.dims import Dim, dim_str, known
 from shapecalc.core.errors import InvalidArgumentError
-from shapecalc.core.flow import chain, multiply, parallel, residual
+from shapecalc.core.flow import chain, each, multiply, parallel, residual
 from shapecalc.core.frozen import frozen
-from shapecalc.core.hfmap import HFType
+from shapecalc.core.hfmap import HFType, config_for
 from shapecalc.core.model import Model
+from shapecalc.core.own import Parameter
 from shapecalc.core.tree import Block, Child, Leaf, ModuleList, Node, Repeat, cycle, runs
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._linear import Linear
@@ -315,32 +321,53 @@ def _read(f: Any, out: dict[str, Any]) -> None:
 
 
 def _write_conditional(model: Any, reference: Reference) -> Reference | None:
-    """The language model's fields as the text_config of a Gemma3Config."""
+    """The language model's fields as the text_config of a Gemma3Config, the tower's as
+    its vision_config (written by SigLIP's declaration)."""
+    from shapecalc.architectures import get
+
     config = dict(reference.config)
     tie = config.pop("tie_word_embeddings", True)
     text = {k: v for k, v in config.items() if k != "pad_token_id"}
+    siglip: Any = get("siglip")
+    tower = siglip(part="vision", **{n: getattr(model, n) for n in VISION})
+    written = config_for(tower, next(t for t in siglip.hf if t.model_type == _TOWER))
+    if written is None:
+        return None
     return Reference(
         reference.model,
         reference.config_class,
-        {"text_config": {**text, "pad_token_id": 0}, "tie_word_embeddings": tie},
+        {
+            "text_config": {**text, "pad_token_id": 0},
+            "vision_config": dict(written.config),
+            "tie_word_embeddings": tie,
+        },
     )
 
 
-#: what Gemma3ForConditionalGeneration holds beside its language model, not counted yet
-_VISION = {
-    "model.vision_tower.": "the vision tower (a SigLIP encoder, vision_config)",
-    "model.multi_modal_projector.": "the projector of image features into the text model",
-}
+#: the model type of Gemma 3's vision_config, and the tower's arguments (SigLIP's names)
+_TOWER = "siglip_vision_model"
+VISION = (
+    "vision_hidden",
+    "vision_layers",
+    "vision_heads",
+    "vision_intermediate",
+    "image_size",
+    "patch_size",
+    "channels",
+    "vision_activation",
+    "vision_head",
+)
 
 
-def _not_counted(config: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
-    return [
-        "not counted yet: "
-        + " and ".join(f"{what} ({prefix}…)" for prefix, what in _VISION.items())
-        + "; every number here is the language model's (text_config) and its head alone, "
-        "not Gemma3ForConditionalGeneration's whole",
-        *window_note(6)(config, arguments),
-    ]
+def _read_conditional(f: Any, out: dict[str, Any]) -> None:
+    """The vision tower from the vision_config, read as a siglip_vision_model config."""
+    _, tower = f.nested("vision_config", (_TOWER,), "a vision tower")
+    for name in VISION:
+        out[name] = tower[name]
+
+
+def _conditional_notes(config: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
+    return window_note(6)(config, arguments)
 
 
 _TEXT_KEYS: dict[str, str] = {
@@ -408,6 +435,13 @@ class Gemma3(GroupedQueryLM):
         "sliding_window",
         "sliding_pattern",
         "labels",
+        "vision_hidden",
+        "vision_layers",
+        "vision_heads",
+        "vision_intermediate",
+        "image_size",
+        "patch_size",
+        "channels",
     )
 
     vocab: Any = tf.vocab()
@@ -432,12 +466,34 @@ class Gemma3(GroupedQueryLM):
         ("lm", "none", "seq-cls", "vision"),
         "lm: the body and a head scoring every token (Gemma3ForCausalLM); none: the body "
         "alone (Gemma3TextModel); seq-cls: a score per label of the last token "
-        "(Gemma3TextForSequenceClassification); vision: the language model of "
-        "Gemma3ForConditionalGeneration, named as that class names it (its vision tower "
-        "and projector not counted yet).",
+        "(Gemma3TextForSequenceClassification); vision: Gemma3ForConditionalGeneration, "
+        "its SigLIP vision tower and projector beside the language model.",
         "lm",
     )
     labels: Any = tf.labels()
+    vision_hidden: Any = size("E", "With --head vision: the vision tower's hidden size.", 768)
+    vision_layers: Any = size("M", "With --head vision: the vision tower's layers.", 12)
+    vision_heads: Any = size(
+        "G", "With --head vision: the vision tower's attention heads.", 12, solvable=False
+    )
+    vision_intermediate: Any = size(
+        "J", "With --head vision: the vision tower's MLP inner size.", 3072
+    )
+    image_size: Any = size(
+        "S", "With --head vision: the image side in pixels.", 224, names=False, solvable=False
+    )
+    patch_size: Any = size(
+        "Q", "With --head vision: the patch side in pixels.", 16, names=False, solvable=False
+    )
+    channels: Any = size("C", "With --head vision: image channels.", 3, solvable=False)
+    vision_activation: str = choice(
+        ACTIVATIONS, "With --head vision: the tower's MLP activation.", "gelu_pytorch_tanh"
+    )
+    vision_head: bool = flag(
+        "With --head vision: the tower's attention-pooling head (vision_use_head), built "
+        "though Gemma 3 reads the tokens.",
+        True,
+    )
 
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
@@ -503,8 +559,10 @@ class Gemma3(GroupedQueryLM):
             ),
             dropped=(r"(^|\.)position_ids$",),  # the vision tower's positions
             text_type="gemma3_text",
+            derived=frozenset(VISION),
+            read=_read_conditional,
             write=_write_conditional,
-            notes=_not_counted,
+            notes=_conditional_notes,
         ),
     )
 
@@ -517,11 +575,32 @@ class Gemma3(GroupedQueryLM):
             "kv_heads", self.heads, self.kv, "kv_heads must divide heads (query heads per group)"
         )
         check_kinds(self, 6)
+        if self.head == "vision":
+            w, g = known(self.vision_hidden), known(self.vision_heads)
+            if w is not None and g is not None and w % g:
+                self._fail(
+                    "vision_heads",
+                    g,
+                    "vision_heads must divide vision_hidden",
+                    f"{w} % {g} = {w % g}",
+                )
+            if self.patch_size > self.image_size:
+                self._fail(
+                    "patch_size",
+                    self.patch_size,
+                    "patch_size must be at most image_size (an image holds at least one patch)",
+                    f"{self.patch_size} > {self.image_size}",
+                )
 
     @classmethod
     def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
-        out = super().consistent(arguments)
-        return consistent_kinds(out)
+        out = consistent_kinds(super().consistent(arguments))
+        w, g = out.get("vision_hidden"), out.get("vision_heads")
+        if isinstance(w, int) and isinstance(g, int) and w % g:
+            out["vision_hidden"] = g * -(-w // g)
+        if isinstance(out.get("image_size"), int) and isinstance(out.get("patch_size"), int):
+            out["image_size"] = max(out["image_size"], out["patch_size"])
+        return out
 
     def hf_values(self) -> dict[str, Any]:
         """The sizes as a config writes them, and layer_types one kind per layer."""
@@ -594,29 +673,78 @@ class Gemma3(GroupedQueryLM):
             },
             flow=chain("embed_tokens", "layers", "norm"),
         )
-        if self.head == "vision":  # Gemma3ForConditionalGeneration's language model
-            lm = Leaf(Linear(h, v, bias=False), "a score per token", "head")
-            model = Block("Gemma3Model", {"language_model": body}, flow=chain("language_model"))
-            root = Block(
-                "Gemma3ForConditionalGeneration",
-                {"model": model, "lm_head": lm},
-                flow=chain("model", "lm_head"),
-            )
-            ties = (
-                {"lm_head.weight": "model.language_model.embed_tokens.weight"}
-                if self.tie_weights
-                else {}
-            )
-            return Built(
-                root,
-                ties=ties,
-                input_layout=(("B", "T"),),
-                group_depth=3,
-                head="lm_head",
-                name="Gemma3ForConditionalGeneration, its language model only (no vision tower)",
-                uncounted=_VISION,
-            )
+        if self.head == "vision":
+            return self._conditional(body)
         return self.causal_lm("Gemma3ForCausalLM", "model", body, "embed_tokens", "head")
+
+    def _conditional(self, body: Block) -> Built:
+        """Gemma3ForConditionalGeneration: model.vision_tower (SigLIP, its tokens after
+        post_layernorm), model.multi_modal_projector, model.language_model, lm_head."""
+        h, v, w = self.hidden, self.vocab, self.vision_hidden
+        tower = vision_tower(
+            "Siglip",
+            hidden=w,
+            layers=self.vision_layers,
+            heads=self.vision_heads,
+            intermediate=self.vision_intermediate,
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+            channels=self.channels,
+            act=self.vision_activation,
+            eps=1e-6,
+            use_head=self.vision_head,
+            pooled=False,
+        )
+        projector = Block(
+            "Gemma3MultiModalProjector",
+            {
+                "mm_input_projection_weight": Parameter(
+                    (w, h), role="image tokens into the text's width"
+                ),
+                "mm_soft_emb_norm": Leaf(RMSNorm(w), role="norm of the pooled image tokens"),
+            },
+            flow=chain("mm_soft_emb_norm"),
+            description="pooled image tokens, normalised, times mm_input_projection_weight",
+        )
+        model = Block(
+            "Gemma3Model",
+            {"vision_tower": tower, "multi_modal_projector": projector, "language_model": body},
+            flow=each("language_model", ("vision_tower", "multi_modal_projector")),
+        )
+        lm = Leaf(Linear(h, v, bias=False), "a score per token", "head")
+        root = Block(
+            "Gemma3ForConditionalGeneration",
+            {"model": model, "lm_head": lm},
+            flow=chain("model", "lm_head"),
+        )
+        ties = (
+            {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+            if self.tie_weights
+            else {}
+        )
+        notes = tuple(
+            f"model.{path}: {Model(path, node).total:,} parameters"
+            if isinstance(Model(path, node).total, int)
+            else f"model.{path}: {Model(path, node).total} parameters"
+            for path, node in (
+                ("vision_tower", tower),
+                ("multi_modal_projector", projector),
+                ("language_model", body),
+            )
+        )
+        return Built(
+            root,
+            ties=ties,
+            notes=(
+                *notes,
+                "the projector's average pooling of the image tokens and its product with "
+                "mm_input_projection_weight are not in the FLOPs yet",
+            ),
+            input_layout=(("B", "T"), ("B", self.channels, self.image_size, self.image_size)),
+            group_depth=3,
+            head="lm_head",
+            name="Gemma3ForConditionalGeneration",
+        )
 
     def in_body(self, base: str, path: str) -> str:
         if self.head == "vision":
@@ -635,6 +763,9 @@ class Gemma3(GroupedQueryLM):
         """The sizes given and worked out; not P, a number in the rule of the layers."""
         out = super().sizes()
         out.pop("P", None)
+        if self.head != "vision":  # the tower's sizes build nothing without it
+            for letter in ("E", "M", "G", "J", "S", "Q", "C"):
+                out.pop(letter, None)
         return out
 
     # -- explanation ----------------------------------------------------------------------
@@ -672,8 +803,9 @@ class Gemma3(GroupedQueryLM):
             lines.append("The head is the token embedding: one V × H matrix, counted once.")
         if self.head == "vision":
             lines.append(
-                "Gemma3ForConditionalGeneration holds a vision tower and a projector "
-                "beside this language model; they are not counted yet."
+                "Gemma3ForConditionalGeneration holds a SigLIP vision tower (its tokens "
+                "after post_layernorm are read) and a projector (an RMSNorm and a matrix "
+                "from the tower's width to H) beside this language model."
             )
         return [
             ("What the sizes mean", lines),

@@ -16,6 +16,8 @@ from shapecalc.cli.group import ExampleCommand, ShapecalcGroup, engine_error, re
 from shapecalc.cli.hf_options import LAYOUT, config_weights
 from shapecalc.cli.models import architecture_options
 from shapecalc.cli.options import F, apply
+from shapecalc.cli.parallel_options import PARALLEL_FLAGS, parallel_options
+from shapecalc.cli.train_fit import TRAIN_FLAGS
 from shapecalc.core.errors import ShapecalcError
 
 __all__ = ["fit"]
@@ -40,6 +42,8 @@ FIT_FLAGS = (
     "formats",
     "plot",
     "fmt",
+    *TRAIN_FLAGS,
+    *PARALLEL_FLAGS,
 )
 #: the flags of the fit options whose name is not their keyword's
 #: the context fit answers at unless --seq-len says (or the model's own when shorter)
@@ -227,6 +231,19 @@ def fit_options(default_dtype: str | None) -> list[Callable[[F], F]]:
             show_default=True,
             help="Output format.",
         ),
+        click.option(
+            "--training",
+            type=click.Choice(("sgd", "adam", "adamw", "adamw-8bit", "paged-adamw-8bit")),
+            default=None,
+            help="Fit a training step with this optimizer: the fewest GPUs, and the memory "
+            "of one (FSDP full unless --zero or --fsdp says).",
+        ),
+        click.option(
+            "--mixed-precision",
+            is_flag=True,
+            help="With --training: fp32 master weights and optimizer state.",
+        ),
+        *parallel_options(),
     ]
 
 
@@ -358,6 +375,13 @@ def _run(model: Any, options: dict[str, Any], context: int | None = None) -> Non
         raise click.BadParameter("--plot draws the frontier: add --frontier", param_hint="'--plot'")
     if options["plot"] and options["fmt"] != "table":
         raise click.BadParameter("--plot draws under the table, not JSON", param_hint="'--plot'")
+    if options["training"] is None:
+        from shapecalc.cli.parallel_options import given
+
+        if options["mixed_precision"] or given(options):
+            raise click.UsageError(
+                "--mixed-precision and the parallel flags price a training step: add --training"
+            )
     try:
         setting = fit_setting(options, context)
         from shapecalc.quant import quantize, weights_option
@@ -365,6 +389,10 @@ def _run(model: Any, options: dict[str, Any], context: int | None = None) -> Non
         chosen = weights_option(options["weights"])  # none: the model as it is
         if chosen is not None:
             model = quantize(model, chosen)
+        if options["training"] is not None:
+            from shapecalc.cli.train_fit import train_fit
+
+            train_fit(model, options, setting.hardware, setting.reserve)
         the_fit = setting.fit(
             model,
             dtype=options["dtype"],

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from shapecalc.cli.group import engine_error
+from shapecalc.cli.parallel_options import PARALLEL_FLAGS, parallel_options, plan_of
 from shapecalc.core.errors import ShapecalcError
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ COST_FLAGS = (
     "lora_bias",
     "use_dora",
     "modules_to_save",
+    *PARALLEL_FLAGS,
 )
 SIZE_FLAGS = ("batch", "seq_len")
 CONVENTION_FLAGS = ("convention", "reset_after")
@@ -331,6 +333,7 @@ def cost_options(
                 help="Batch size for --shapes/--flops/--memory: an integer or a name.",
             )
         )
+        options += parallel_options()
     if sequence:
         options += [
             click.option(
@@ -376,6 +379,7 @@ def build(
                 '(Model(..., input_layout=(("B", "T", 64),)), the shapes of its inputs)'
             )
         )
+    parallel, accounting = plan_of(flags)
     try:
         return build_report(
             model,
@@ -399,8 +403,14 @@ def build(
             verify=bool(flags.get("verify")),
             reference=reference,
             against=flags.get("against"),
+            parallel=parallel,
+            accounting=accounting,
         )
     except ShapecalcError as err:
+        if err.argument == "parallel":
+            from shapecalc.cli.parallel_options import plan_usage
+
+            raise plan_usage(err) from None
         if err.argument in ("convention", "verify", "against", "weights"):
             hint = f"'--{err.argument}'"
             chosen = flags.get("weights")
@@ -537,7 +547,10 @@ def ignored(flags: dict[str, Any]) -> str:
     if ctx is None or "all_" not in flags:
         return ""
     all_ = flags["all_"]
-    sections = [all_ or flags["shapes"], all_ or flags["flops"], all_ or flags["memory"]]
+    from shapecalc.cli.parallel_options import given as planned
+
+    memory = all_ or flags["memory"] or planned(flags)  # the per-GPU account prices memory
+    sections = [all_ or flags["shapes"], all_ or flags["flops"], memory]
     used = (any(sections), sections[2] or (any(sections) and flags.get("fmt") == "json"))
     parts = []
     for (names, needs), on in zip(_USED_BY, used, strict=True):

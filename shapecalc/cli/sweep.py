@@ -95,9 +95,11 @@ def sweep_options(*, sequence: bool, config: bool = False) -> list[Callable[[F],
 def _sweep_command(command: str) -> click.Command:
     from shapecalc.architectures import get
     from shapecalc.cli.fit import hardware_options
+    from shapecalc.cli.parallel_sweep import sweep_parallel_options
 
     cls = get(command)
     options = sweep_options(sequence=cls.sequence) + hardware_options()
+    options += sweep_parallel_options()
 
     @architecture_options(cls, solving=True, required_note="required")
     @format_option(("table", "json", "markdown", "csv"))
@@ -109,6 +111,10 @@ def _sweep_command(command: str) -> click.Command:
         from shapecalc.analysis.sweep import sweep as make_sweep
 
         plot_with_table(plot, fmt)
+        from shapecalc.cli.parallel_sweep import run_parallel_sweep
+
+        if run_parallel_sweep(cls, fmt, flags):  # over the parallel sizes: printed
+            return
         hardware = _hardware(flags)
         if hardware is not None:
             show, flags["dtype"] = _fit_defaults(show, flags["dtype"])

@@ -160,6 +160,9 @@ class HFType(FrozenMethods):
     #: arguments the ``read`` hook works out from several fields by the type's own rule
     #: (the sliding window and which layers slide), and the ``write`` hook writes
     derived: frozenset[str] = frozenset()
+    #: arguments no config holds, which change no tensor (an encoder-decoder's source
+    #: length, an input's size): any value is the same class and config
+    unread: frozenset[str] = frozenset()
     #: transformers insists that the heads divide the hidden size, even with a head_dim
     strict_heads: bool = False
     #: what the argument is called in ``--explain`` when not its field (RoBERTa's context)
@@ -270,7 +273,7 @@ def _written(
             if value != t.fixed[name]:
                 return None
             continue
-        if name in set_by_class or name in t.options or name in t.derived:
+        if name in set_by_class or name in t.options or name in t.derived or name in t.unread:
             continue
         if name not in t.keys:
             if value != defaults.get(name, dataclasses.MISSING):

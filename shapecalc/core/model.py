@@ -86,6 +86,8 @@ class Layer:
     spec: LayerSpec
     description: str = ""
     copies: Dim = 1
+    #: its part in a few words (``query``, ``gate``, ``router``), as its leaf names it
+    role: str = ""
 
 
 _MISSING = object()
@@ -349,7 +351,8 @@ class Model:
     def layers(self) -> tuple[Layer, ...]:
         """The leaves in order, a long run of repeated blocks as one place per leaf."""
         return tuple(
-            Layer(p.path, p.leaf.spec, p.leaf.description, p.copies) for p, _ in self._places
+            Layer(p.path, p.leaf.spec, p.leaf.description, p.copies, p.leaf.role)
+            for p, _ in self._places
         )
 
     def group_of(self, path: str) -> str:
@@ -490,6 +493,25 @@ class Model:
     @cached_property
     def trainable(self) -> Dim:
         return self._total(True)
+
+    @cached_property
+    def trainable_own(self) -> tuple[Dim, Dim]:
+        """(parameters, bytes) of the trainable tensors stored in a dtype of their own
+        (LoRA's adapters, float32 as peft keeps them): their gradients and optimizer state
+        follow that dtype, not the model's."""
+        count: Dim = 0
+        size: Dim = 0
+        for row in self.rows():
+            if row.param.trainable and row.param.dtype and not row.tied_to:
+                count += row.count
+                size += row.param.nbytes(1)
+        return count, size
+
+    def trainable_bytes(self, size: int) -> Dim:
+        """Bytes of one number per trainable parameter: ``size`` each, or its own dtype's
+        for a tensor stored in one (a gradient, an optimizer state kept like the tensor)."""
+        count, own = self.trainable_own
+        return (self.trainable - count) * size + own
 
     @property
     def total_formula(self) -> Dim:

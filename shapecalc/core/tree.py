@@ -147,6 +147,17 @@ class Repeat:
     count: Dim
     start: int = 0
     step: int = 1
+    #: each child also takes the run's inputs after the first, as they came (an
+    #: encoder's output into every decoder layer's cross-attention); else the children
+    #: after the first take the previous one's main output alone
+    carry: bool = False
+
+    def given(self, index: int, values: tuple[V, ...], out: tuple[V, ...]) -> tuple[V, ...]:
+        """The inputs of child ``index``: the run's own for the first; then the previous
+        child's main output (and, with :attr:`carry`, the run's inputs after the first)."""
+        if index == self.start:
+            return values
+        return (*out[:1], *values[1:]) if self.carry else out[:1]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "node", as_node(self.node))
@@ -469,7 +480,10 @@ def groups(entries: tuple[Entry, ...]) -> list[list[int]]:
             continue
         first = e.start if isinstance(e, Repeat) else int(e.name)
         last = e.span_end() if isinstance(e, Repeat) else first
-        if numbered and (end is None or first <= end):
+        # a run that carries the block's other inputs joins the children before it (a
+        # first layer of its own, then the rest): they run as one, each given them
+        joins = isinstance(e, Repeat) and e.carry
+        if numbered and (end is None or first <= end or joins):
             out[-1].append(i)
             end = None if end is None or last is None else max(end, last)
         else:
@@ -498,6 +512,19 @@ class Interleaved:
     turns, run in index order (``layers.0`` dense, ``layers.1`` experts, ...)."""
 
     entries: tuple[Entry, ...]
+
+    @property
+    def carry(self) -> bool:
+        """Whether every child takes the block's inputs after the first (a run carries
+        them, see :attr:`Repeat.carry`)."""
+        return any(isinstance(e, Repeat) and e.carry for e in self.entries)
+
+    def given(self, k: int, values: tuple[V, ...], out: tuple[V, ...]) -> tuple[V, ...]:
+        """The inputs of the ``k``-th child or run: the block's for the first; then the
+        previous one's main output (with :attr:`carry`, and the block's other inputs)."""
+        if k == 0:
+            return values
+        return (*out[:1], *values[1:]) if self.carry else out[:1]
 
     def known(self) -> bool:
         return all(isinstance(e, Child) or e.indices() is not None for e in self.entries)
@@ -536,10 +563,13 @@ def Sequential(*children: Any, kind: str = "Sequential", description: str = "") 
     return Block(kind, tuple(entries), description=description)
 
 
-def ModuleList(node: Any, count: Any, *, kind: str = "ModuleList", description: str = "") -> Block:
+def ModuleList(
+    node: Any, count: Any, *, kind: str = "ModuleList", description: str = "", carry: bool = False
+) -> Block:
     """``count`` equal children numbered 0 .. count - 1, applied in turn (a stack of
-    transformer blocks); ``count`` may be a size name."""
-    return Block(kind, (Repeat(as_node(node), count),), description=description)
+    transformer blocks); ``count`` may be a size name. With ``carry``, each child also
+    takes the stack's inputs after the first (see :attr:`Repeat.carry`)."""
+    return Block(kind, (Repeat(as_node(node), count, carry=carry),), description=description)
 
 
 def runs(nodes: Sequence[Any], *, start: int = 0) -> tuple[Repeat | Child, ...]:
@@ -902,7 +932,7 @@ def run_in_order(
     output (the first on all of ``values``), through ``runner.node``."""
     out = values
     for k, (index, entry) in enumerate(runs.children()):
-        out = runner.node(entry.node, (*parts, str(index)), out if k == 0 else out[:1])
+        out = runner.node(entry.node, (*parts, str(index)), runs.given(k, values, out))
     return out
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "ScaledDotProductAttention",
     "Select",
     "SplitHeads",
+    "cross_cache",
     "kv_cache",
 ]
 
@@ -58,6 +59,12 @@ class ScaledDotProductAttention(_Function):
     causal: bool = True
     #: a sliding window: each query attends to the last ``window`` positions; None: all
     window: int | None = None
+    #: cross-attention: keys and values come from another sequence (an encoder's output),
+    #: computed once per request and kept whole, not growing with the queries
+    cross: bool = False
+    #: the keys and values are kept for the next call (a decoder's); False: an encoder's,
+    #: run once per request, keeps none
+    cached: bool = True
 
     kind: ClassVar[str] = "scaled_dot_product_attention"
     summary: ClassVar[str] = "softmax(q·kᵀ/√d)·v per head"
@@ -104,8 +111,23 @@ class ScaledDotProductAttention(_Function):
                     itemsize=4,
                 ),
             ),
-            state=(kv_cache(cache, source, self.window),),
+            state=self._state(cache, source),
         )
+
+    def _state(self, cache: Shape, source: Dim) -> tuple[Stored, ...]:
+        if not self.cached:
+            return ()
+        if self.cross:
+            return (cross_cache(cache),)
+        return (kv_cache(cache, source, self.window),)
+
+
+def cross_cache(shape: Shape) -> Stored:
+    """The keys and values a cross-attention layer keeps for decoding, ``shape`` each: the
+    encoder output's, made at the first step and kept whole for the request
+    (transformers' ``EncoderDecoderCache.cross_attention_cache``); they do not grow with
+    the tokens generated."""
+    return Stored("cross-attention key and value cache", shape, copies=2, kind="cross attention")
 
 
 def kv_cache(shape: Shape, positions: Dim, window: int | None) -> Stored:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from shapecalc.analysis.conventions import Converted
     from shapecalc.analysis.cost import Cost
     from shapecalc.analysis.explain import Section
+    from shapecalc.analysis.model_parallel import ModelParallel
+    from shapecalc.analysis.parallel import PerGpu
 
 __all__ = ["FORMATS", "Report", "Verification", "build_report", "text"]
 
@@ -72,6 +74,10 @@ class Report:
     verification: Verification | None = None
     #: the comparison with a state dict file (``against``; the writers leave it out)
     against: Verification | None = None
+    #: the memory of one GPU of a data-parallel run (``parallel``), when asked for
+    per_gpu: PerGpu | None = None
+    #: one GPU of a tensor-, pipeline-, context- or expert-parallel run (``parallel``)
+    model_parallel: ModelParallel | None = None
 
     @property
     def shown(self) -> dict[str, bool]:

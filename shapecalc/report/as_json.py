@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from shapecalc.adapters.targets import Inspection
     from shapecalc.analysis.conventions import Converted, Piece
     from shapecalc.analysis.cost import Cost
+    from shapecalc.analysis.parallel import PerGpu
     from shapecalc.analysis.port import PortMap
     from shapecalc.analysis.sizing import Candidate, Solution
     from shapecalc.analysis.sweep import Sweep
@@ -512,10 +513,43 @@ def write(report: Report) -> str:
         data["explanation"] = [
             {"title": s.title, "lines": list(s.lines)} for s in report.explanation
         ]
+    if report.per_gpu is not None:
+        data["per_gpu"] = per_gpu_dict(report.per_gpu)
     if report.flow is not None:
         data["inputs"] = [[_value(d) for d in shape] for shape in report.flow[0]]
         data["outputs"] = [[_value(d) for d in shape] for shape in report.flow[1]]
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def per_gpu_dict(per_gpu: PerGpu) -> dict[str, Any]:
+    """The ``per_gpu`` section: the plan, the accounting, each line (``label``, ``bytes``,
+    ``rule``, ``cpu``, ``counted``) and the GPU and CPU totals."""
+    plan = per_gpu.plan
+    return {
+        "plan": {
+            "dp": plan.dp,
+            "zero": plan.zero,
+            "fsdp": plan.fsdp,
+            "shard_group": plan.shard_group,
+            "offload_optimizer": plan.offload_optimizer,
+            "offload_parameters": plan.offload_parameters,
+            "gpus_per_node": plan.gpus_per_node,
+            "recompute": plan.recompute,
+        },
+        "accounting": per_gpu.accounting,
+        "lines": [
+            {
+                "label": x.label,
+                "bytes": _value(x.bytes),
+                "rule": x.rule,
+                "cpu": x.cpu,
+                "counted": x.counted,
+            }
+            for x in per_gpu.lines
+        ],
+        "gpu_bytes": _value(per_gpu.gpu_bytes),
+        "cpu_bytes": _value(per_gpu.cpu_bytes),
+    }
 
 
 def solution_dict(solution: Solution) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shapecalc.core.dims import Dim, count_noun, count_str, dim_str, known, shape_str
 from shapecalc.core.model import Model, Row
@@ -16,6 +16,8 @@ from shapecalc.core.units import DTYPE_BYTES, human_bytes, human_count, human_fl
 if TYPE_CHECKING:
     from shapecalc.analysis.conventions import Converted
     from shapecalc.analysis.cost import Cost, LayerCost
+    from shapecalc.analysis.model_parallel import ModelParallel
+    from shapecalc.analysis.parallel import PerGpu, PlanSweep
     from shapecalc.analysis.sweep import Point, Sweep
 
 __all__ = [
@@ -37,7 +39,10 @@ __all__ = [
     "memory_accounts",
     "memory_rows",
     "memory_title",
+    "model_parallel_rows",
     "name_tree",
+    "per_gpu_rows",
+    "plan_sweep_rows",
     "rule_lines",
     "state_lines",
     "state_rows",
@@ -405,6 +410,42 @@ def memory_rows(cost: Cost, account: str = "inference") -> list[tuple[str, str, 
     return [(m.label, bytes_cell(m.bytes), m.rule) for m in cost.memory if m.inference]
 
 
+def model_parallel_rows(split: ModelParallel) -> list[tuple[str, str, str]]:
+    """The most loaded rank's tensors of a model-parallel run: (name, count, shape on the
+    rank of the whole shape and how it is split), then its total and notes."""
+    rows = [(name, f"{count:,}", rule) for name, count, rule in split.tensor_rows()]
+    what, count, rule = split.rows()[0]
+    rows.append((what, f"{count:,}", rule))
+    rows += [("note", "", note) for note in split.ranks.notes]
+    return rows
+
+
+def per_gpu_rows(per_gpu: PerGpu) -> list[tuple[str, str, str]]:
+    """The per-GPU account of a data-parallel run: (what, bytes, rule), the totals last."""
+    return [
+        (what, bytes_text(size) if isinstance(size, int) else amount(size), rule)
+        for what, size, rule in per_gpu.rows()
+    ]
+
+
+def plan_sweep_rows(table: PlanSweep) -> tuple[list[str], list[list[Any]]]:
+    """A parallel sweep as (header, rows): the varying plan fields, then the model
+    states, what is gathered, the activations and the per-GPU total in bytes (and the CPU
+    memory when any plan offloads)."""
+    from shapecalc.analysis.parallel import PlanSweep as Sweep_
+
+    columns = ["states", "gathered", "activations", "per GPU", "CPU"]
+    sums = [Sweep_.summary(per) for _, per in table.points]
+    if not any(s["CPU"] for s in sums):
+        columns.pop()
+    header = [name for name, _ in table.axes] + columns
+    rows = [
+        [*values, *(s[c] for c in columns)]
+        for (values, _), s in zip(table.points, sums, strict=True)
+    ]
+    return header, rows
+
+
 def state_rows(cost: Cost) -> list[tuple[str, str, str, str, str]]:
     """The inference state by kind of layer: (kind, layers, bytes each, bytes, what one
     layer holds)."""
@@ -432,7 +473,25 @@ def state_lines(cost: Cost) -> list[str]:
             "the activations at inference and the inference total come with numbers here: "
             "give --batch and --seq-len (no one formula is the largest whatever the sizes)"
         )
-    return out + _crossover_lines(cost)
+    return out + _crossover_lines(cost) + _generation_lines(cost)
+
+
+def _generation_lines(cost: Cost) -> list[str]:
+    """An encoder-decoder's generation: the encoder and the cross-attention keys and
+    values once per request, the decoder per token at a context of t tokens."""
+    if not cost.from_layout or not any(s.kind == "cross attention" for _, s in cost.state):
+        return []
+    from shapecalc.analysis.generation import generation
+
+    g = generation(cost.model, batch=cost.batch, context="t", dtype=cost.dtype)
+    return [
+        f"generating, per batch of {dim_str(g.batch)}: the encoder runs once, "
+        f"{amount(g.encoder_flops)} FLOPs; the first step projects the cross-attention keys "
+        f"and values, {amount(g.cross_flops)} FLOPs, {amount(g.cross_bytes)} bytes kept to "
+        f"the end; each generated token, at a context of t tokens, "
+        f"{amount(g.step_flops)} FLOPs (matrix products) and {amount(g.token_bytes)} bytes "
+        "more of self-attention cache"
+    ]
 
 
 def _crossover_lines(cost: Cost) -> list[str]:

@@ -88,6 +88,11 @@ def write(report: Report) -> str:
     if any(shown.values()):
         assert report.cost is not None
         parts.append(_cost(report.cost, **shown))
+    if report.per_gpu is not None:
+        from shapecalc.report.cells import per_gpu_rows
+
+        rows = [list(r) for r in per_gpu_rows(report.per_gpu)]
+        parts.append(_table(["What", "Bytes", "Rule"], "lrl", rows, report.per_gpu.title))
     if report.explanation:
         parts.append(_explanation(report.explanation))
     return "\n".join(parts)

@@ -74,6 +74,13 @@ def write(report: Report) -> str:
     if any(shown.values()):
         assert report.cost is not None
         text += cost_markdown(report.cost, **shown)
+    if report.per_gpu is not None:
+        from shapecalc.report.cells import per_gpu_rows
+
+        text += f"\n#### {report.per_gpu.title}\n\n| What | Bytes | Rule |\n|---|--:|---|\n"
+        text += "".join(
+            f"| {cell(a)} | {cell(b)} | {cell(c)} |\n" for a, b, c in per_gpu_rows(report.per_gpu)
+        )
     return text
 
 

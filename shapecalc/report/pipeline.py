@@ -87,6 +87,8 @@ def build_report(
     against: str | None = None,
     weights: Any = None,
     adapter: Any = None,
+    parallel: Any = None,
+    accounting: Any = "shapecalc",
 ) -> Report:
     """The report of ``model``, each part computed once.
 
@@ -106,7 +108,9 @@ def build_report(
     Quantization` or ``--weights`` text (``nf4``, ``fp8``, ``gptq:bits=8``): the rows
     are the stored tensors, the bytes theirs. ``adapter``: a LoRA adapter on the frozen
     model (a :class:`~shapecalc.adapt.LoraConfig`), on the quantized weights if any
-    (QLoRA)."""
+    (QLoRA). ``parallel``: a :class:`~shapecalc.analysis.parallel_plan.ParallelPlan`
+    whose per-GPU training memory the report adds (``report.per_gpu``, priced by
+    ``accounting``: ``shapecalc`` or ``deepspeed``; the memory section with it)."""
     expect(model, Model, function="build_report", argument="model", what="a shapecalc Model")
     if weights is not None:
         from shapecalc.quant import quantize, weights_option
@@ -124,7 +128,7 @@ def build_report(
     if verify:
         with _part("verify"):  # a quantized model: its unquantized twin is the module's
             check_buildable(plain.unquantized or plain)
-    sections = (shapes, flops, memory)
+    sections = (shapes, flops, memory or parallel is not None)
     cost: Cost | None = None
     if any(sections):
         from shapecalc.analysis.cost import analyze
@@ -140,6 +144,20 @@ def build_report(
                 mixed_precision=mixed_precision,
                 cache=cache,
             )
+    gpu = None
+    split = None
+    if parallel is not None and cost is not None:
+        from shapecalc.analysis.parallel import per_gpu
+
+        with _part("parallel"):
+            gpu = per_gpu(cost, parallel, accounting)
+        from shapecalc.analysis.model_parallel import model_parallel, splits_model
+
+        if shapes and splits_model(parallel):  # each tensor's shape on the most loaded rank
+            with _part("parallel"):
+                split = model_parallel(
+                    model, parallel, cost.batch, cost.seq_len, cost.activation_itemsize
+                )
     converted: tuple[Converted, Converted | None] | None = None
     if convention != "pytorch":
         from shapecalc.analysis.conventions import convert_with_template, input_ranks
@@ -156,6 +174,11 @@ def build_report(
 
         with _part("explain"):
             explanation = tuple(sections_of(model, convention))
+            if gpu is not None:
+                from shapecalc.analysis.explain import Section
+                from shapecalc.analysis.parallel import explain as per_gpu_lines
+
+                explanation += (Section(gpu.title, per_gpu_lines(gpu)),)
     verification = None
     if verify:
         with _part("verify"):
@@ -190,6 +213,8 @@ def build_report(
         depth=depth,
         verification=verification,
         against=checked,
+        per_gpu=gpu,
+        model_parallel=split,
     )
 
 

@@ -49,6 +49,8 @@ if TYPE_CHECKING:  # each imported by the commands that make it: a plain table n
     from shapecalc.analysis.cost import Cost
     from shapecalc.analysis.explain import Section
     from shapecalc.analysis.fit import Answer
+    from shapecalc.analysis.model_parallel import ModelParallel
+    from shapecalc.analysis.parallel import PerGpu, PlanSweep
     from shapecalc.analysis.port import PortMap
     from shapecalc.analysis.sizing import Solution
     from shapecalc.analysis.sweep import Sweep
@@ -357,6 +359,12 @@ def renderables(report: Report, fmt: str = "table") -> Iterator[RenderableType]:
         assert report.cost is not None
         yield ""
         yield CostTable(report.cost, **shown)
+    if report.per_gpu is not None:
+        yield ""
+        yield PerGpuTable(report.per_gpu)
+    if report.model_parallel is not None:
+        yield ""
+        yield ModelParallelTable(report.model_parallel)
     if report.explanation:
         yield ""
         yield explanation(report.explanation)
@@ -705,10 +713,78 @@ class CostTable:
         yield _footer(notes, width)
 
 
-def _account_table(rows: list[tuple[str, str, str]], width: int) -> RenderableType:
+def plan_sweep_table(table: PlanSweep) -> RenderableType:
+    """``shapecalc sweep ... --dp 1,2,4``: a row per plan, the bytes of each column."""
+    return _PlanSweep(table)
+
+
+class _PlanSweep:
+    def __init__(self, table: PlanSweep) -> None:
+        self.table = table
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        from shapecalc.core.units import human_bytes
+        from shapecalc.report.cells import amount, plan_sweep_rows
+
+        header, rows = plan_sweep_rows(self.table)
+        axes = len(self.table.axes)
+
+        def cell(i: int, c: Any) -> Text:
+            if i < axes:
+                return Text(str(c))
+            return Text(human_bytes(c) if isinstance(c, int) else amount(c))
+
+        body = [([cell(i, c) for i, c in enumerate(row)], False) for row in rows]
+        yield Text("Memory per GPU over the plans", style="table.title")
+        found = fitted_table(
+            [(h, h) for h in header], body, options.max_width, right=set(header[axes:])
+        )
+        yield found if found is not None else Text("\n".join(", ".join(map(str, r)) for r in rows))
+
+
+class PerGpuTable:
+    """The per-GPU account of a data-parallel run under its title."""
+
+    def __init__(self, per_gpu: PerGpu) -> None:
+        self.per_gpu = per_gpu
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        from shapecalc.report.cells import per_gpu_rows
+
+        yield Text(self.per_gpu.title, style="table.title")
+        yield _account_table(per_gpu_rows(self.per_gpu), options.max_width)
+
+
+class ModelParallelTable:
+    """With --shapes, one GPU of a model-parallel run: the most loaded rank's tensors,
+    each with its shape on the rank, what it is a piece of and how it is split."""
+
+    def __init__(self, split: ModelParallel) -> None:
+        self.split = split
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        from shapecalc.report.cells import model_parallel_rows
+
+        yield Text(self.split.title, style="table.title")
+        yield _account_table(
+            model_parallel_rows(self.split), options.max_width, ("Tensor", "Count", "Per rank")
+        )
+
+
+def _account_table(
+    rows: list[tuple[str, str, str]],
+    width: int,
+    names: tuple[str, str, str] = ("What", "Bytes", "Rule"),
+) -> RenderableType:
     """One memory account: what, bytes and rule side by side, or the rule under what it
-    is for when the three do not fit."""
-    columns = [(name, name) for name in ("What", "Bytes", "Rule")]
+    is for when the three do not fit (``names``: the columns' headers)."""
+    columns = [(name, key) for name, key in zip(names, ("What", "Bytes", "Rule"), strict=True)]
     body = [([Text(c) for c in row], False) for row in rows]
     account = fitted_table(columns, body, width, wrap="Rule", right={"Bytes"})
     if account is None:  # the rule under what it is for

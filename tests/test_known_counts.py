@@ -544,6 +544,28 @@ ARCHITECTURE_COUNTS["cohere2"] = [
         8_028_033_024,
     ),
 ]
+ARCHITECTURE_COUNTS["pixtral"] = [
+    (  # PixtralVisionConfig's defaults: PixtralVisionModel built from them on the meta device
+        {"hidden": 1024, "layers": 24, "heads": 16, "intermediate": 4096},
+        403_489_792,
+    ),
+]
+ARCHITECTURE_COUNTS["mistral3"] = [
+    (  # Mistral-Small-3.1-24B's sizes (Mistral3Config's sub-config defaults, its head
+        # untied): Mistral3ForConditionalGeneration built from them on the meta device
+        {
+            "vocab": 131072,
+            "hidden": 5120,
+            "layers": 40,
+            "heads": 32,
+            "kv_heads": 8,
+            "head_dim": 128,
+            "intermediate": 32768,
+            "tie_weights": False,
+        },
+        24_011_361_280,
+    ),
+]
 ARCHITECTURE_COUNTS["qwen2-vl"] = [
     (  # Qwen2-VL-7B-Instruct's sizes (its vision tower at Qwen2VLVisionConfig's defaults):
         # Qwen2VLForConditionalGeneration built from them on the meta device

@@ -326,3 +326,45 @@ def test_an_image_that_does_not_tile_is_said_not_counted() -> None:
         "no cost of an image: image_size 450 is not a multiple of patch_size · merge_size "
         "(28) (--image-size)"
     )
+
+
+@pytest.mark.parametrize("old_names", [False, True])
+def test_inspect_checks_a_download_against_its_config(tmp_path: Path, old_names: bool) -> None:
+    """A small Qwen2.5-VL saved by transformers, which writes the names the Hub's files
+    keep (``visual.…`` and ``model.layers.…``, renamed on load by transformers'
+    conversion_mapping.py), and the same tensors under the class's own names."""
+    from safetensors.torch import load_file, save_file
+
+    from shapecalc.adapters.hf_checkpoint import check_folder
+
+    model = shapecalc.qwen2_vl(
+        version="2.5", vocab=20, hidden=16, layers=2, heads=2, intermediate=24,
+        vision_hidden=8, vision_layers=2, vision_heads=2, vision_intermediate=12,
+        fullatt_blocks=(1,),
+    )  # fmt: skip
+    reference = model.config.reference()
+    config = getattr(transformers, reference.config_class)(**reference.config)
+    module = getattr(transformers, reference.model)(config)
+    folder = tmp_path / "qwen"
+    module.save_pretrained(folder)
+    path = folder / "model.safetensors"
+    weights = load_file(str(path))
+    assert "visual.merger.ln_q.weight" in weights and "model.norm.weight" in weights
+    if not old_names:
+        renamed = {
+            (
+                "model." + n
+                if n.startswith("visual.")
+                else n.replace("model.", "model.language_model.")
+            ): w
+            for n, w in weights.items()
+        }
+        assert "model.language_model.norm.weight" in renamed
+        save_file(renamed, str(path), metadata={"format": "pt"})
+    check = check_folder(str(folder))
+    assert check.ok, (check.missing, check.unexpected, check.wrong_shape)
+    assert check.stored_total == check.expected_total == model.total
+    assert bool(check.renamed) is old_names
+    result = run(["inspect", str(folder)], 80)
+    assert result.exit_code == 0, result.output
+    assert "agrees with its config" in result.stdout

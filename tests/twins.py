@@ -702,6 +702,56 @@ def qwen2_vl_twin(c: Any) -> Any:
     return on_meta(getattr(t, name), config)
 
 
+def pixtral_twin(c: Any) -> Any:
+    """PixtralVisionModel, built by transformers from the sizes."""
+    t = hf()
+    config = t.PixtralVisionConfig(
+        hidden_size=c.hidden,
+        num_hidden_layers=c.layers,
+        num_attention_heads=c.heads,
+        intermediate_size=c.intermediate,
+        num_channels=c.channels,
+        patch_size=c.patch_size,
+        image_size=c.image_size,
+    )
+    return on_meta(t.PixtralVisionModel, config)
+
+
+def mistral3_twin(c: Any) -> Any:
+    """Mistral3ForConditionalGeneration (or Mistral3Model), built by transformers from the
+    sizes: a Pixtral vision_config and a Mistral (or Llama) text_config."""
+    t = hf()
+    text = {
+        "model_type": c.text_type,
+        "vocab_size": c.vocab,
+        "hidden_size": c.hidden,
+        "num_hidden_layers": c.layers,
+        "num_attention_heads": c.heads,
+        "num_key_value_heads": c.kv_heads or c.heads,
+        "head_dim": c.head_dim or c.hidden // c.heads,
+        "intermediate_size": c.intermediate,
+    }
+    vision = {
+        "model_type": "pixtral",
+        "hidden_size": c.vision_hidden,
+        "num_hidden_layers": c.vision_layers,
+        "num_attention_heads": c.vision_heads,
+        "intermediate_size": c.vision_intermediate,
+        "num_channels": c.vision_channels,
+        "patch_size": c.vision_patch_size,
+    }
+    config = t.Mistral3Config(
+        text_config=text,
+        vision_config=vision,
+        tie_word_embeddings=c.tie_weights,
+        spatial_merge_size=c.merge_size,
+        multimodal_projector_bias=c.projector_bias,
+        vision_feature_layer=-1 if c.feature_layers == 1 else [-1] * c.feature_layers,
+    )
+    name = "Mistral3ForConditionalGeneration" if c.head == "lm" else "Mistral3Model"
+    return on_meta(getattr(t, name), config)
+
+
 TWINS: dict[str, Callable[[Any], Any]] = {
     "gpt-oss": with_task_heads(gpt_oss_twin, "model"),
     "lstm": recurrent_twin("lstm"),
@@ -719,6 +769,8 @@ TWINS: dict[str, Callable[[Any], Any]] = {
     "cohere2": cohere2_twin,
     "gemma3": gemma3_twin,
     "qwen2-vl": qwen2_vl_twin,
+    "pixtral": pixtral_twin,
+    "mistral3": mistral3_twin,
     "phi": with_task_heads(phi_twin, "model"),
     "starcoder2": with_task_heads(starcoder2_twin, "model"),
     "qwen-moe": with_task_heads(qwen_moe_twin, "model"),

@@ -646,7 +646,7 @@ def _part(f: Fields, t: HFType, cls: type[Architecture], part: Part) -> dict[str
         arguments[part.chosen] = said
     if part_cls is cls:
         return arguments
-    return _carried(arguments, cls, part_cls, part_t, where)
+    return _carried(arguments, cls, part_cls, part_t, where, part.prefix)
 
 
 def _declared_part(
@@ -679,16 +679,17 @@ def _carried(
     part_cls: type[Architecture],
     part_t: HFType,
     where: str,
+    prefix: str = "",
 ) -> dict[str, Any]:
     """The arguments a part of another architecture gives the composite: those it
-    declares by the same name; any other must be at the part class's default or its
-    type's fixed value (else the composite would count another model)."""
+    declares by the same name (after ``prefix``); any other must be at the part class's
+    default or its type's fixed value (else the composite would count another model)."""
     declared = {fd.name for fd, _ in arguments_of(cls)}
     defaults = {fd.name: fd.default for fd, _ in arguments_of(part_cls)}
     out: dict[str, Any] = {}
     for name, value in arguments.items():
-        if name in declared:
-            out[name] = value
+        if prefix + name in declared:
+            out[prefix + name] = value
         elif value != part_t.fixed.get(name, defaults.get(name)) and name != "head":
             shown = shown_value(value)
             raise _fail(

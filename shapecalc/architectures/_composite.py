@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shapecalc.core.declare import Architecture, Built
+from shapecalc.core.declare import Architecture, Built, arguments_of
 from shapecalc.core.dims import Dim, count_str
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain
@@ -40,6 +40,7 @@ from shapecalc.core.tree import Block, Leaf, Node
 from shapecalc.layers._linear import Linear
 
 __all__ = [
+    "consistent_part",
     "family_of",
     "forward_products",
     "language_model",
@@ -88,6 +89,19 @@ def language_model(model_type: str, arguments: Mapping[str, Any], owner: str = "
     """The body of the language model of type ``model_type`` (no head), built by its own
     family (:func:`part_family`): the tree the composite mounts as its language model."""
     return part_family(model_type, arguments, owner).build().root
+
+
+def consistent_part(
+    model_type: str, arguments: dict[str, Any], names: tuple[str, ...], prefix: str = ""
+) -> dict[str, Any]:
+    """Drawn arguments of a composite made consistent for one part, by the part's own
+    family (``prefix`` + each of ``names`` is the composite's argument)."""
+    cls = family_of(model_type)
+    defaults = {f.name: f.default for f, _ in arguments_of(cls)}
+    part = {n: arguments.get(prefix + n, defaults.get(n)) for n in names}
+    fixed = next(t for t in cls.hf if t.model_type == model_type).fixed
+    made = cls.consistent({**defaults, **fixed, **part})
+    return {**arguments, **{prefix + n: made[n] for n in names}}
 
 
 def part_notes(parts: Mapping[str, tuple[str, Node]]) -> tuple[str, ...]:

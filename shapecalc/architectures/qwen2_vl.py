@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from shapecalc.architectures import _composite
 from shapecalc.architectures import _transformer as tf
 from shapecalc.core.declare import Architecture, Built, Reference, choice, flag, indices, size
-from shapecalc.core.dims import Dim, Expr, as_size, dim_str, known
+from shapecalc.core.dims import Dim, Expr, as_size, dim_str, exact_div, known, symbol
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain, each, multiply, residual
 from shapecalc.core.frozen import frozen
@@ -42,6 +42,14 @@ from shapecalc.layers.functional import ScaledDotProductAttention
 from shapecalc.layers.norm import LayerNorm
 from shapecalc.layers.tensors import Reshape
 from shapecalc.layers.vision import QuickGELU
+
+
+def _head_width(width: Any, heads: Any) -> Any:
+    """A vision head's width: width / heads, or the letter Dv when the two do not divide
+    as letters."""
+    found = exact_div(width, heads)
+    return symbol("Dv") if found is None else found
+
 
 __all__ = ["Qwen2VL", "qwen2_vl"]
 
@@ -191,6 +199,14 @@ def _composite_type(*, model_type: str, version: str) -> HFType:
         ),
         dropped=(r"rotary_emb\.inv_freq",),
         derived=_PART_ARGUMENTS,
+        # the Hub's files (saved by transformers 4): transformers' conversion_mapping.py
+        # (Qwen2VLForConditionalGeneration) renames ^visual and ^model(?!.language_model)
+        renamed={
+            "visual.": "model.visual.",
+            "model.embed_tokens.": "model.language_model.embed_tokens.",
+            "model.layers.": "model.language_model.layers.",
+            "model.norm.": "model.language_model.norm.",
+        },
         write=_write,
         notes=_notes,
     )
@@ -469,6 +485,18 @@ class Qwen2VL(Architecture):
         cls = f"{prefix}ForConditionalGeneration" if self.head == "lm" else f"{prefix}Model"
         return Reference(cls, f"{prefix}Config", self.hf_config())
 
+    def sizes(self) -> dict[str, Dim]:
+        """The sizes given, and those the language model's family works out (its head
+        width D)."""
+        text = _composite.part_family(
+            _TEXT[self.version], self._text_arguments(), self.owner()
+        ).sizes()
+        out = {**text, **super().sizes()}
+        w, a = known(self.vision_hidden), known(self.vision_heads)
+        if w is not None and a is not None:
+            out["Dv"] = w // a  # a vision head's width, worked out
+        return out
+
     # -- the tree ---------------------------------------------------------------------------
     @property
     def window_patches(self) -> int:
@@ -478,7 +506,7 @@ class Qwen2VL(Architecture):
 
     def _vision_block(self, windowed: bool) -> Block:
         h, a, inner = self.vision_hidden, self.vision_heads, self.vision_inner
-        d = h // a
+        d = _head_width(h, a)
         sdpa = ScaledDotProductAttention(a, a, d, causal=False)
         if windowed:  # each window's patches attend among themselves
             n = self.window_patches

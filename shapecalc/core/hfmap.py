@@ -104,6 +104,9 @@ class Part(FrozenMethods):
     #: arguments (a tower no other architecture builds); None: read as a config of its
     #: model type, built by the architecture that declares it
     declared: HFType | None = None
+    #: a part of another architecture: the composite's name of each of its arguments is
+    #: this prefix and the part's name (``vision_`` + ``hidden``)
+    prefix: str = ""
 
 
 @frozen

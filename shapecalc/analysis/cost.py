@@ -368,7 +368,9 @@ class Cost:
         run, when its tensors are not counted per block, or when the blocks' own bytes
         differ as formulas (the largest of several formulas is no formula)."""
         run = _longest_run(self.model.root, ())
-        if run is None:
+        if run is None or len(_stacks(self.model.root, ())) > 1:
+            # several stacks (a vision tower and a language model, an encoder and a
+            # decoder): each would be recomputed block by block; not modelled
             return None
         parts, _ = run
         container = find_node(self.model.root, parts)
@@ -1192,6 +1194,20 @@ class _Flow:
         self.rows.append((name, spec, shapes, work, self.calls))
         self.kept.append(kept)
         return tuple(outs)
+
+
+def _stacks(node: Node, parts: tuple[str, ...]) -> set[tuple[str, ...]]:
+    """The places of the model that hold repeated runs of blocks (one for a decoder; a
+    tower's and a language model's, an encoder's and a decoder's)."""
+    if isinstance(node, Leaf):
+        return set()
+    out: set[tuple[str, ...]] = set()
+    for entry in node.children:
+        if isinstance(entry, Repeat):
+            out.add(parts)
+        else:
+            out |= _stacks(entry.node, (*parts, entry.name))
+    return out
 
 
 def _longest_run(node: Node, parts: tuple[str, ...]) -> tuple[tuple[str, ...], Repeat] | None:

@@ -184,6 +184,14 @@ class DualEncoder(Architecture):
             drop |= {"W", "M", "G", "J", "S", "P", "K"}
         if self.part == "vision" or (self.part == "text" and self.family == "CLIP"):
             drop.add("E")
+        from shapecalc.architectures._towers import derived_heads
+
+        out.update(
+            derived_heads(
+                (self.hidden, self.heads) if text else None,
+                (self.vision_hidden, self.vision_heads) if vision else None,
+            )
+        )
         return {k: v for k, v in out.items() if k not in drop}
 
     def towers_notes(self, parts: Mapping[str, Node]) -> tuple[str, ...]:

@@ -54,16 +54,29 @@ def activation(name: str) -> Any:
     return GELU(approximate="tanh")  # gelu_pytorch_tanh, gelu_new: the tanh approximation
 
 
-def head_dim(h: Dim, a: Dim) -> Dim:
-    """The width of one head, H / A (⌊H/A⌋ when H is a letter and A a number; the letter
-    D when both are letters and A does not divide H as written)."""
+def head_dim(h: Dim, a: Dim, letter: str = "D") -> Dim:
+    """The width of one head, H / A (⌊H/A⌋ when H is a letter and A a number; ``letter``
+    (D for a text tower, Dv for a vision tower) when both are letters and A does not
+    divide H as written)."""
     kh, ka = known(h), known(a)
     if kh is not None and ka is not None:
         return kh // ka
     if ka is not None:
         return floor_div(h, ka)
     found = exact_div(h, a)
-    return found if found is not None else symbol("D")
+    return found if found is not None else symbol(letter)
+
+
+def derived_heads(text: tuple[Dim, Dim] | None, vision: tuple[Dim, Dim] | None) -> dict[str, int]:
+    """The head widths a formula may name, at numbers: D = H / A of the text tower, Dv =
+    W / G of the vision tower (where both sizes are numbers)."""
+    out: dict[str, int] = {}
+    for letter, pair in (("D", text), ("Dv", vision)):
+        if pair is not None:
+            h, a = known(pair[0]), known(pair[1])
+            if h is not None and a:
+                out[letter] = h // a
+    return out
 
 
 def patches(image_size: int, patch_size: int) -> int:
@@ -72,12 +85,20 @@ def patches(image_size: int, patch_size: int) -> int:
 
 
 def _layer(
-    prefix: str, h: Dim, a: Dim, i: Dim, act: str, eps: float, causal: bool, norms_first: bool
+    prefix: str,
+    h: Dim,
+    a: Dim,
+    i: Dim,
+    act: str,
+    eps: float,
+    causal: bool,
+    norms_first: bool,
+    letter: str = "D",
 ) -> Block:
     """One encoder layer (CLIPEncoderLayer, SiglipEncoderLayer): LayerNorm, attention
     (k, v, q and out projections, each H × H with a bias), residual; LayerNorm, MLP (fc1 H
     to I, the activation, fc2 I to H), residual."""
-    d = head_dim(h, a)
+    d = head_dim(h, a, letter)
     attention = Block(
         f"{prefix}Attention",
         {
@@ -126,9 +147,11 @@ def encoder(
     *,
     causal: bool = False,
     norms_first: bool = False,
+    letter: str = "D",
 ) -> Block:
-    """``encoder.layers``: L encoder layers (CLIPEncoder, SiglipEncoder)."""
-    layer = _layer(prefix, h, a, i, act, eps, causal, norms_first)
+    """``encoder.layers``: L encoder layers (CLIPEncoder, SiglipEncoder); ``letter`` names
+    a head's width where it is no number (Dv in a vision tower)."""
+    layer = _layer(prefix, h, a, i, act, eps, causal, norms_first, letter)
     return Block(f"{prefix}Encoder", {"layers": ModuleList(layer, layers)}, flow=chain("layers"))
 
 
@@ -236,7 +259,7 @@ def vision_tower(
         body["pre_layrnorm"] = Leaf(LayerNorm(hidden, eps=eps), role="norm before the encoder")
         steps.append("pre_layrnorm")
     body["encoder"] = encoder(
-        family, hidden, layers, heads, intermediate, act, eps, norms_first=not clip
+        family, hidden, layers, heads, intermediate, act, eps, norms_first=not clip, letter="Dv"
     )
     steps.append("encoder")
     body["post_layernorm"] = Leaf(LayerNorm(hidden, eps=eps), role="final norm")

@@ -132,6 +132,15 @@ class VisionTransformer(VisionModel):
             return h // a
         return symbol("D")
 
+    def sizes(self) -> dict[str, Dim]:
+        """The sizes given, and D = H / A worked out (a formula with both as letters
+        names it)."""
+        out = super().sizes()
+        h, a = known(self.hidden), known(self.heads)
+        if h is not None and a:
+            out["D"] = h // a
+        return out
+
     def check_image(self) -> None:
         if self.image_size % self.patch_size:
             rule = "patch_size divides image_size (the patches tile the image)"

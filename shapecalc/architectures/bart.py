@@ -323,6 +323,9 @@ class BART(Architecture):
         h, a = known(self.hidden), known(self.heads)
         if h is not None and a is not None:
             out["D"] = h // a
+        g = known(self.decoder_heads) if self.decoder_heads is not None else None
+        if h is not None and g:
+            out["E"] = h // g  # the decoder's head, when its heads are given apart
         if self.intermediate is None and known(self.inner) is not None:
             out["I"] = self.inner
         return out

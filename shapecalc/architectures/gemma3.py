@@ -766,6 +766,10 @@ class Gemma3(GroupedQueryLM):
         if self.head != "vision":  # the tower's sizes build nothing without it
             for letter in ("E", "M", "G", "J", "S", "Q", "C"):
                 out.pop(letter, None)
+        else:
+            from shapecalc.architectures._towers import derived_heads
+
+            out.update(derived_heads(None, (self.vision_hidden, self.vision_heads)))
         return out
 
     # -- explanation ----------------------------------------------------------------------

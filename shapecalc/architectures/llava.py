@@ -306,6 +306,9 @@ class LLaVA(Architecture):
         h, a = known(self.hidden), known(self.heads)
         if self.head_dim is None and h is not None and a is not None:
             out["D"] = h // a
+        from shapecalc.architectures._towers import derived_heads
+
+        out.update(derived_heads(None, (self.vision_hidden, self.vision_heads)))
         return out
 
     # -- the tree ------------------------------------------------------------------------

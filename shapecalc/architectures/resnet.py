@@ -91,7 +91,9 @@ class ResNet(VisionModel):
     channels: Any = size(
         "C", "Channels of the pixels (num_channels): 3 for RGB.", 3, solvable=False
     )
-    embedding_size: Any = size("E", "Channels of the stem (embedding_size).", 64)
+    # it decides whether the first stage projects its shortcut (E against its width): a
+    # number, never a letter
+    embedding_size: Any = size("E", "Channels of the stem (embedding_size).", 64, names=False)
     depths: tuple[int, ...] = size_list("Layers of each stage (depths).", (3, 4, 6, 3))
     hidden_sizes: tuple[int, ...] = size_list(
         "Output channels of each stage (hidden_sizes).", (256, 512, 1024, 2048)

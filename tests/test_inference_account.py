@@ -155,7 +155,8 @@ def _config(tmp_path: Path, **extra: object) -> str:
         ({"torch_dtype": "bfloat16"}, "bf16"),
         ({"dtype": "float16"}, "fp16"),
         ({"torch_dtype": "float32"}, "fp32"),
-        ({"torch_dtype": "auto"}, "fp32"),
+        # "auto" is no config value: transformers 5's from_config fails on it
+        # (getattr(torch, "auto")); it is refused, tests/test_trialfix.py
         ({}, "fp32"),
     ],
 )

@@ -10,7 +10,8 @@ rewrites the targets before it adapts anything:
 - ``all-linear`` becomes every ``nn.Linear``'s last name but the head's, plus the
   transformers 4 names of the experts' projections and of the router;
 - each target naming one of those (``w1``, ``w3``, ``w2`` and ``gate`` for Mixtral;
-  ``gate_proj``, ``up_proj``, ``down_proj`` and ``gate`` for the Qwen2-MoE pattern) leaves
+  ``gate_proj``, ``up_proj``, ``down_proj`` and ``gate`` for the Qwen2-MoE pattern, here
+  "gated"; each type declares its pattern as ``HFType.peft_moe``) leaves
   the module targets and becomes a parameter target (``gate_up_proj``, ``down_proj``,
   ``gate.weight``), the fused pair at twice the rank (and alpha);
 - naming one half of a fused pair without the other is refused.
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shapecalc.core.dims import Dim
+from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Leaf, map_leaves
 
@@ -39,11 +41,11 @@ __all__ = ["MOE_PATTERNS", "Converted", "convert", "in_out", "pattern_of"]
 #: transformers 4's names of a mixture's layers -> transformers 5's parameter names
 #: (peft's ``_MOE_TARGET_MODULE_MAPPING``), with the fused pairs (``_MOE_FUSED_TARGETS``)
 MOE_PATTERNS: dict[str, tuple[dict[str, str], dict[str, tuple[str, ...]]]] = {
-    "mixtral": (
+    "numbered": (
         {"gate": "gate.weight", "w1": "gate_up_proj", "w3": "gate_up_proj", "w2": "down_proj"},
         {"gate_up_proj": ("w1", "w3")},
     ),
-    "qwen2_moe": (
+    "gated": (
         {
             "gate": "gate.weight",
             "gate_proj": "gate_up_proj",
@@ -52,16 +54,6 @@ MOE_PATTERNS: dict[str, tuple[dict[str, str], dict[str, tuple[str, ...]]]] = {
         },
         {"gate_up_proj": ("gate_proj", "up_proj")},
     ),
-}
-#: the model types shapecalc builds that peft 0.21.2 converts, and their pattern (its
-#: ``_MODEL_TO_CONVERSION_PATTERN``: qwen2_moe itself, jamba and gpt_oss are not there)
-PATTERN_OF = {
-    "mixtral": "mixtral",
-    "qwen3_moe": "qwen2_moe",
-    "deepseek_v2": "qwen2_moe",
-    "deepseek_v3": "qwen2_moe",
-    "glm4_moe": "qwen2_moe",
-    "qwen3_next": "qwen2_moe",
 }
 
 
@@ -93,7 +85,10 @@ def pattern_of(model: Model) -> str | None:
 
     for t in getattr(type(architecture), "hf", ()):
         if config_for(architecture, t) is not None:
-            return PATTERN_OF.get(t.model_type)
+            # peft 0.21.2's _MODEL_TO_CONVERSION_PATTERN, declared on each type: mixtral
+            # "numbered"; qwen3_moe, deepseek_v2/v3, glm4_moe, qwen3_next "gated"; not
+            # qwen2_moe itself, jamba or gpt_oss
+            return t.peft_moe or None
     return None
 
 
@@ -147,16 +142,15 @@ def convert(model: Model, targets: Any, linear_leaves: list[str]) -> Converted |
     for new, pair in fused.items():
         have = present[new]
         if 0 < len(have) < len(pair):
-            from shapecalc.adapt.lora import _error
-
             missing = ", ".join(sorted(set(pair) - have))
-            raise _error(
-                "lora_targets",
-                targets if isinstance(targets, str) else list(targets),
+            raise InvalidArgumentError(
                 f"--lora-targets: cannot target {', '.join(sorted(have))} without also "
                 f"targeting {missing}: transformers 5 fuses them into {new} (peft refuses "
                 "the half)",
-                "both halves of a fused projection or neither",
+                layer="",
+                field="lora_targets",
+                value=targets if isinstance(targets, str) else list(targets),
+                rule="both halves of a fused projection or neither",
             )
         if len(have) == len(pair) and len(pair) > 1:
             times[new] = len(pair)

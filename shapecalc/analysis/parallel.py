@@ -249,13 +249,19 @@ def _first_rank(t: Tensor, n: int, scheme: str, stage: int) -> int:
 
 
 def _sharded(ts: list[Tensor], n: int, scheme: str, stage: int, itemsize: int) -> int:
-    """Bytes of ``ts`` on the most loaded rank at ``itemsize`` bytes a number."""
+    """Bytes of ``ts`` on the most loaded rank at ``itemsize`` bytes a number; a tensor
+    of a dtype of its own (LoRA's float32 adapters: their gradients and optimizer state
+    take it) at its own."""
+
+    def size(t: Tensor) -> int:
+        return t.nbytes // t.numel if t.nbytes and t.numel else itemsize
+
     if n == 1 or scheme == "none":
-        return sum(t.copies * t.numel for t in ts) * itemsize
+        return sum(t.copies * t.numel * size(t) for t in ts)
     if scheme == "zero" and stage < 3:  # one flat buffer padded to 2·N, equal partitions
-        flat = sum(t.copies * t.numel for t in ts)
-        return -(-flat // (2 * n)) * 2 * itemsize
-    return sum(t.copies * _first_rank(t, n, scheme, stage) for t in ts) * itemsize
+        flat = sum(t.copies * t.numel * size(t) for t in ts)
+        return -(-flat // (2 * n * itemsize)) * 2 * itemsize
+    return sum(t.copies * _first_rank(t, n, scheme, stage) * size(t) for t in ts)
 
 
 def _weights(ts: list[Tensor], n: int, scheme: str, stage: int, itemsize: int) -> int:
@@ -489,8 +495,8 @@ def _shapecalc(cost: Cost, ts: list[Tensor], plan: ParallelPlan) -> Iterator[Gpu
     if mixed:
         master = "fp32 master weights" + (", sharded parameters" if scheme == "fsdp" else "")
         yield GpuLine(
-            "fp32 master weights",
-            _sharded(trained, n, scheme, stage, 4),
+            "fp32 master weights",  # none of a tensor kept in float32 already
+            _sharded([t for t in trained if not t.nbytes], n, scheme, stage, 4),
             split(stage >= 1, master.replace("fp32 master weights", "4 bytes each")),
             cpu=states_cpu,
         )

@@ -208,6 +208,7 @@ class DeepSeek(SharedExpertsLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="deepseek_v3",
+            peft_moe="gated",
             gguf="deepseek2",
             config_class="DeepseekV3Config",
             classes=tf.head_classes("DeepseekV3", "seq-cls", "token-cls"),
@@ -252,6 +253,7 @@ class DeepSeek(SharedExpertsLM):
         ),
         HFType(
             model_type="deepseek_v2",
+            peft_moe="gated",
             gguf="deepseek2",
             config_class="DeepseekV2Config",
             classes=tf.head_classes("DeepseekV2", "seq-cls"),

@@ -121,6 +121,7 @@ class Glm4Moe(SharedExpertsLM, GroupedQueryLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="glm4_moe",
+            peft_moe="gated",
             gguf="glm4moe",
             config_class="Glm4MoeConfig",
             classes=tf.head_classes("Glm4Moe"),

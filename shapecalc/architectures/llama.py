@@ -357,6 +357,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="mixtral",
+            peft_moe="numbered",
             gguf="llama",
             gguf_70b="80 layers, grouped heads",
             kinds=tuple(tf.HEADS),

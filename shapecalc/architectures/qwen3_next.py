@@ -281,6 +281,7 @@ class Qwen3Next(GroupedQueryLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="qwen3_next",
+            peft_moe="gated",
             gguf="qwen3next",
             config_class="Qwen3NextConfig",
             classes=tf.head_classes("Qwen3Next", *tf.HEADS),

@@ -284,6 +284,7 @@ class QwenMoE(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="qwen3_moe",
+            peft_moe="gated",
             gguf="qwen3moe",
             prefix="Qwen3Moe",
             qa_body="transformer",

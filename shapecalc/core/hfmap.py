@@ -170,6 +170,10 @@ class HFType(FrozenMethods):
     #: a multimodal type read as its language model: the model type of its
     #: ``text_config``, read as a config of that type (of the same architecture)
     text_type: str = ""
+    #: how peft 0.21 converts LoRA targets for this type's stacked experts
+    #: (``shapecalc.adapt.lora_moe``): "numbered" (Mixtral's w1, w3, w2), "gated"
+    #: (gate_proj, up_proj, down_proj), or "" when it converts nothing
+    peft_moe: str = ""
     #: a model made of several: each part's nested config, read as a config of its own
     #: type (``adapters/hf_config.py``); ``text_type`` is the part ``text_config`` of that
     #: type, optional

@@ -547,16 +547,21 @@ def lora(model: Model, config: LoraConfig) -> Model:
     tied = {n.rpartition(".")[0] for n in model.ties}
     from shapecalc.adapt.lora_moe import convert
 
-    linear: list[str] = []
+    def linear() -> set[str]:
+        """The last names of the layers all-linear takes (walked only when peft's
+        conversion resolves all-linear for a fused mixture)."""
+        names: set[str] = set()
 
-    def linear_leaf(parts: tuple[str, ...], leaf: Leaf) -> Leaf:
-        name = join_name(*parts)
-        linear_kind = _base(leaf.spec).kind in ("Linear", "Conv1D")
-        if linear_kind and leaf.role != "router" and name != model.head:
-            linear.extend(_names(parts))
-        return leaf
+        def look(parts: tuple[str, ...], leaf: Leaf) -> Leaf:
+            kind = _base(leaf.spec).kind
+            taken = kind in ("Linear", "Conv1D") and leaf.role != "router"
+            if taken and join_name(*parts) != model.head:
+                names.update(n.rpartition(".")[2] for n in _names(parts))
+            return leaf
 
-    map_leaves(model.root, linear_leaf)
+        map_leaves(model.root, look)
+        return names
+
     moe = convert(model, config.targets, linear)
     modules: tuple[str, ...] | str = moe.modules if moe is not None else config.targets
     found: list[str] = []  # the adapted modules' names (the first index of a run)

@@ -28,6 +28,7 @@ module's first targeted parameter wrapped innermost (``experts.base_layer.lora_A
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,16 +105,16 @@ def _fused_experts(model: Model) -> bool:
     return any(found)
 
 
-def convert(model: Model, targets: Any, linear_leaves: list[str]) -> Converted | None:
+def convert(model: Model, targets: Any, linear: Callable[[], set[str]]) -> Converted | None:
     """peft's ``_convert_peft_config_moe`` on ``targets`` (names, a regular expression or
     all-linear) for ``model``; None when the model's type is not converted (the targets
-    stay as they are). ``linear_leaves``: the names of the layers all-linear takes."""
+    stay as they are). ``linear``: the last names of the layers all-linear takes."""
     pattern = pattern_of(model)
     if pattern is None:
         return None
     mapping, fused = MOE_PATTERNS[pattern]
     if isinstance(targets, str):
-        resolved = _resolved(model, targets, mapping, linear_leaves)
+        resolved = _resolved(model, targets, mapping, linear)
         if not resolved:
             return None  # peft leaves it for its not-found error
         names: set[str] = resolved
@@ -158,7 +159,7 @@ def convert(model: Model, targets: Any, linear_leaves: list[str]) -> Converted |
 
 
 def _resolved(
-    model: Model, targets: str, mapping: dict[str, str], linear_leaves: list[str]
+    model: Model, targets: str, mapping: dict[str, str], linear: Callable[[], set[str]]
 ) -> set[str]:
     """peft's ``_resolve_string_target_modules``: all-linear as every linear layer's last
     name and the mapping's old names; a regular expression as the last names of the
@@ -167,7 +168,7 @@ def _resolved(
     from shapecalc.quant import module_names
 
     if targets.lower() == "all-linear":
-        return {n.rpartition(".")[2] for n in linear_leaves} | set(mapping)
+        return linear() | set(mapping)
     modules: set[str] = set()
     params: list[str] = []
 

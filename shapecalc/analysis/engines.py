@@ -233,7 +233,8 @@ class Vllm(Engine):
         # max_num_batched_tokens (GPT-2's 1,024) is taken at as few sequences as hold them
         context = fit.context
         rows = -(-tokens // context) if context and tokens > context else 1
-        profile = fit.activations(rows, -(-tokens // rows), gpus)[0][0]
+        each = -(-tokens // rows)
+        profile = fit.activations(rows, each, gpus)[0][0]
         vocab = _vocab(fit)
         logits = min(seqs, tokens) * vocab * 4
         lines = [
@@ -255,7 +256,7 @@ class Vllm(Engine):
                     f"one sequence of max_num_batched_tokens = {tokens:,} positions"
                     if rows == 1
                     else f"max_num_batched_tokens = {tokens:,} positions as {rows} sequences "
-                    f"of {-(-tokens // rows):,} (the model's context is {context:,})"
+                    f"of {each:,} (the model's context is {context:,})"
                 ),
             ),
             Line(

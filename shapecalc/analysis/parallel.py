@@ -275,7 +275,9 @@ def _weights(ts: list[Tensor], n: int, scheme: str, stage: int, itemsize: int) -
         elif scheme == "fsdp":
             chunk = -(-t.rows // n)
             total += t.copies * -(-own * chunk // t.rows)
-        else:
+        elif t.numel and own % t.numel == 0:  # ZeRO-3: ⌈n/N⌉ whole elements of each tensor a rank
+            total += t.copies * -(-t.numel // n) * (own // t.numel)
+        else:  # a packed tensor (4-bit: 2 numbers a byte): its bytes shared alike
             total += t.copies * -(-own // n)
     return total
 

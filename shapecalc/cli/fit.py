@@ -387,6 +387,14 @@ def _run(model: Any, options: dict[str, Any], context: int | None = None) -> Non
         from shapecalc.quant import quantize, weights_option
 
         chosen = weights_option(options["weights"])  # none: the model as it is
+        method = "" if chosen is None else chosen.method.quant_method
+        if options["engine"] == "llama.cpp" and method not in ("", "gguf"):
+            said = options["weights"] if isinstance(options["weights"], str) else method
+            raise click.BadParameter(
+                f"--engine llama.cpp loads GGUF files only, and {said} is not one: give a "
+                "GGUF type (q4_k_m, q8_0...) or leave --weights out",
+                param_hint="'--weights'",
+            )
         if chosen is not None:
             model = quantize(model, chosen)
         if options["training"] is not None:

@@ -123,4 +123,12 @@ def hf(
     except ShapecalcError as err:
         hint = "'--class'" if err.field == "class" else "'PATH'"
         raise click.BadParameter(err.message, param_hint=hint) from None
+    context, said = found.config.get("max_position_embeddings"), str(shown.get("seq_len"))
+    seq_len = int(said) if said.isascii() and said.isdigit() else None
+    if seq_len is not None and isinstance(context, int) and seq_len > context:
+        raise click.BadParameter(  # as fit refuses it
+            f"--seq-len {seq_len:,} is past the model's context, {context:,} positions "
+            "(max_position_embeddings): give at most that",
+            param_hint="'--seq-len'",
+        )
     finish(model, shown, found.reference)

@@ -209,7 +209,7 @@ TEXT = {"model_type": "qwen2_5_vl_text", **TEXT_7B}
         ),
         (
             {"model_type": "qwen2_5_vl", "text_config": TEXT, "vision_config": {"depth": 0}},
-            "depth",
+            "vision_config.depth",
             "vision_config: depth = 0",
         ),
         (

@@ -243,7 +243,7 @@ def fit_options(default_dtype: str | None) -> list[Callable[[F], F]]:
             is_flag=True,
             help="With --training: fp32 master weights and optimizer state.",
         ),
-        *parallel_options(),
+        *parallel_options(searched=True),
     ]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from shapecalc.adapters.hf_checkpoint import check_folder
+from shapecalc.analysis.cost import analyze
 from tests.test_cli import run
 from tests.test_hf_checkpoint import damaged
 
@@ -140,3 +141,44 @@ def test_formats_that_leave_fused_experts_say_so(tmp_path: Path) -> None:
         "converts nn.Linear only)" in said
     dense = run([*args[:2], _config(tmp_path), *args[3:]], 200).stdout
     assert "nf4" in dense and "fused experts" not in dense
+
+
+T5 = {
+    "architectures": ["T5ForConditionalGeneration"],
+    "model_type": "t5",
+    "vocab_size": 40,
+    "d_model": 8,
+    "d_kv": 4,
+    "d_ff": 12,
+    "num_layers": 2,
+    "num_heads": 2,
+}
+
+
+@pytest.mark.parametrize("command", [["hf"], ["fit", "hf"]])
+def test_source_len_reaches_an_encoder_decoders_config(command: list[str], tmp_path: Path) -> None:
+    """README's encoder-decoder line: --source-len as `shapecalc t5` takes it, on hf and
+    fit hf too; the encoder's length in the cross-attention cache."""
+    import json
+
+    from shapecalc.adapters.hf_config import from_hf_config, hf_model
+    from shapecalc.cli.hf_options import with_source_len
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(T5))
+    extra = ["--memory", "--batch", "1", "--seq-len", "5"] if command == ["hf"] else []
+    extra += ["--memory-gb", "1"] if command != ["hf"] else []
+    result = run([*command, str(path), *extra, "--source-len", "37"], 200)
+    assert result.exit_code == 0, result.output
+    model = with_source_len(hf_model(T5), 37).model()
+    cost = analyze(model, batch=1, seq_len=5, dtype="fp32", training="none")
+    cross = [s for _, s in cost.state if s.kind == "cross attention"]
+    assert cross and all(37 in s.shape for s in cross)
+    plain = analyze(from_hf_config(T5), batch=1, seq_len=5, dtype="fp32", training="none")
+    assert cost.state_bytes != plain.state_bytes
+    if command == ["hf"]:
+        assert "S=37" in result.stdout
+    llama = tmp_path / "llama.json"
+    llama.write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
+    refused = run([*command, str(llama), "--source-len", "3", *extra], 200)
+    assert refused.exit_code == 2 and "is not an encoder-decoder" in refused.stderr

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from shapecalc.cli.group import ExampleCommand, ShapecalcGroup, engine_error, register
-from shapecalc.cli.hf_options import LAYOUT, config_weights
+from shapecalc.cli.hf_options import LAYOUT, SOURCE_LEN, config_weights, with_source_len
 from shapecalc.cli.models import architecture_options
 from shapecalc.cli.options import F, apply
 from shapecalc.cli.parallel_options import PARALLEL_FLAGS, parallel_options
@@ -280,8 +280,11 @@ def _fit_command(command: str) -> click.Command:
     help="Count the model without this config field shapecalc does not know.",
 )
 @LAYOUT
+@SOURCE_LEN
 @apply(fit_options(None))
-def _hf(path: str, allow: tuple[str, ...], layout: str, **options: Any) -> None:
+def _hf(
+    path: str, allow: tuple[str, ...], layout: str, source_len: int | None, **options: Any
+) -> None:
     """Does the model a Hugging Face config.json describes fit (exit 0 yes, 1 no); the
     dtype is the config's unless --dtype says.
 
@@ -292,7 +295,7 @@ def _hf(path: str, allow: tuple[str, ...], layout: str, **options: Any) -> None:
     from shapecalc.adapters.hf_config import hf_model
 
     try:
-        found = hf_model(path, allow=allow)
+        found = with_source_len(hf_model(path, allow=allow), source_len)
         model = found.checkpoint_model() if layout == "checkpoint" else found.model()
         options["weights"] = config_weights(found, options["weights"], allow, layout)
     except ShapecalcError as err:

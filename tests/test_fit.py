@@ -222,8 +222,6 @@ def test_a_format_priced_without_building_it_is_the_built_format(
     model = _moe() if model is None else model
     if model.arguments.get("heads", 1) % gpus or model.arguments.get("kv_heads", 1) % gpus:
         gpus = 1
-    if engine == "llama.cpp":
-        gpus = 1  # llama.cpp splits by layer: refused above one GPU
     dtype_bytes = 2
     memory = max(1, round(model.total * dtype_bytes * share))
     fit = Fit(
@@ -523,17 +521,6 @@ def test_llama_cpp_s_output_buffer_is_one_row_of_logits_per_sequence() -> None:
     one = Fit(model, custom(100.0), seq_len=4096, engine=LlamaCpp()).account()
     line = one.line("output buffer")
     assert line is not None and f"{line.bytes / 2**20:.2f} MiB" == "0.49 MiB"
-
-
-def test_llama_cpp_refuses_more_than_one_gpu_naming_its_layer_split() -> None:
-    fit = Fit(llama(), custom(1.0), engine=LlamaCpp())
-    with pytest.raises(ShapecalcError, match="-sm layer"):
-        Fit(llama(), custom(1.0), engine=LlamaCpp(), gpus=2)
-    assert fit.fewest_gpus()[0] in (1, None)
-    assert all("-sm layer" in why for _, why in fit.fewest_gpus()[1])
-    result = run([*LLAMA, "--gpu", "l4", "--engine", "llama.cpp", "--gpus", "2"])
-    assert result.exit_code == 2 and "-sm layer" in result.output
-    assert len(result.output.strip().splitlines()) == 1
 
 
 # -- hardware -----------------------------------------------------------------------------------

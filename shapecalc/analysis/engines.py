@@ -52,9 +52,18 @@ line):
   one ubatch's attention scores in fp32, n_ubatch × n_ctx_seq × heads × 4 bytes (no flash
   attention), or its f16 mask n_ubatch × n_ctx_seq × 2 with flash attention, and the
   ubatch's logits, n_ubatch × V × 4; the larger of the two held.
-- One GPU only: with ``--gpus N`` llama.cpp splits the model by layer (``-sm layer``, its
-  default), each GPU holding its layers' weights and cache and a compute buffer of its
-  own, not tensor parallel: not modelled, ``--gpus`` above 1 is refused.
+- Over ``--gpus N`` the layer split (``-sm layer``, llama.cpp's default; ``--tensor-split``
+  its ``-ts`` proportions), as :mod:`shapecalc.analysis.llama_split` reads
+  ``src/llama-model.cpp``'s ``load_tensors``: every layer offloaded, layer ``il`` on the
+  device ``upper_bound(splits, float(il) / (n_layer + 1))``, the output layer as
+  ``il = n_layer`` (the last GPU on an even split), the input layer (token embeddings) on
+  the CPU, a tied head copied to the output layer's GPU; each layer's keys and values on
+  its layer's GPU (``src/llama-kv-cache.cpp``); each GPU a compute buffer of its own (the
+  estimate above: the scores where it holds layers, the logits where it holds the output).
+  The account is the fullest GPU's; a step reads the GPUs in turn, so the decode bound is
+  one GPU's bandwidth over every byte.
+- The output buffer is host memory (``output_reserve`` allocates it in the output
+  device's host buffer type, "CUDA_Host output buffer"): shown, not counted on a GPU.
 
 **transformers**: the model's own account (``generate``: the whole prompt in one
 forward, the cache in the model's dtype, the logits on the last position).
@@ -70,9 +79,18 @@ from shapecalc.core.dims import known
 if TYPE_CHECKING:
     from shapecalc.analysis.cost import StateGroup
     from shapecalc.analysis.fit import Fit
-    from shapecalc.analysis.fit_account import Account
+    from shapecalc.analysis.fit_account import Account, Line
 
-__all__ = ["ENGINES", "Engine", "LlamaCpp", "Transformers", "VLLMPages", "Vllm", "engine"]
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "LlamaCpp",
+    "LlamaDevice",
+    "Transformers",
+    "VLLMPages",
+    "Vllm",
+    "engine",
+]
 
 GiB = 2**30
 
@@ -314,87 +332,162 @@ class Vllm(Engine):
 
 
 @dataclass(frozen=True)
+class LlamaDevice:
+    """One GPU under llama.cpp's layer split: its number, the layers it holds, whether
+    it holds the output layer, and its lines."""
+
+    index: int
+    layers: tuple[int, ...]
+    output: bool
+    lines: tuple[Line, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(line.bytes for line in self.lines if line.counted and not line.host)
+
+    def line(self, label: str) -> Line | None:
+        return next((line for line in self.lines if line.label == label), None)
+
+
+@dataclass(frozen=True)
 class LlamaCpp(Engine):
     """llama.cpp's context: KV cells padded to 256, f16 cache, output and compute
-    buffers."""
+    buffers; over several GPUs its layer split (:mod:`shapecalc.analysis.llama_split`),
+    each GPU holding its layers' weights and cache and a compute buffer."""
 
     n_batch: int = 2048
     n_ubatch: int = 512
     flash_attention: bool = False
     pad: int = 256
+    #: ``--tensor-split``: each GPU's proportion of the layers (empty: even)
+    tensor_split: tuple[float, ...] = ()
     name = "llama.cpp"
+    #: GPUs take whole layers (``-sm layer``): any count of GPUs, no heads to divide
+    splits_by_layer = True
 
-    #: why --gpus above 1 is refused (:meth:`Fit.split_refused` says it)
-    refuse_gpus = (
-        "llama.cpp splits by layer over GPUs (-sm layer, its default), not tensor "
-        "parallel: not modelled, give --gpus 1"
-    )
+    def check(self) -> None:
+        """Refuse a ``tensor_split`` llama.cpp would not take (on fewer GPUs than it
+        names, the proportions past the devices are not read: ``load_tensors`` copies
+        ``n_devices()`` of them)."""
+        from shapecalc.analysis.fit_account import fit_error
 
-    def account(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> Account:
-        from shapecalc.analysis.fit_account import Account, Line, fit_error
+        ts = self.tensor_split
+        text = ",".join(f"{p:g}" for p in ts)
+        if any(not 0 <= p < float("inf") for p in ts) or (ts and not any(ts)):
+            raise fit_error(
+                "tensor_split",
+                text,
+                f"--tensor-split {text}: proportions are numbers 0 or more, not all 0",
+                "finite proportions >= 0, not all 0",
+            )
 
-        if gpus > 1:
-            raise fit_error("gpus", gpus, f"--gpus {gpus}: {self.refuse_gpus}", "--gpus 1")
+    def devices(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> tuple[LlamaDevice, ...]:
+        """Each GPU's weights, KV cache and compute buffer at ``batch`` × ``seq_len``."""
+        from shapecalc.analysis.fit_account import Line
+        from shapecalc.analysis.llama_split import layer_devices
+
+        self.check()
+        placed = fit.by_layer
+        n_layer = len(placed.layers)
+        where = layer_devices(n_layer, gpus, self.tensor_split)
         n_ctx = _cdiv(batch * seq_len, self.pad) * self.pad
         per_seq = n_ctx if batch == 1 else _cdiv(n_ctx // batch, self.pad) * self.pad
-        groups = fit.cost(1, 1).state_groups()
-        cache = 0
-        size = fit.cost(1, 1).itemsize
-        parts = []
-        for g in groups:
-            layers = known(g.layers)
-            each = known(g.each)
-            assert layers is not None and each is not None
-            if g.grows:
-                numbers = each // size  # per position, per layer
-                cells = per_seq
-                if g.kind == "sliding attention" and g.sliding_window:
-                    swa = _cdiv(g.sliding_window + self.n_ubatch, self.pad) * self.pad
-                    cells = min(per_seq, swa)
-                cache += layers * numbers * cells * batch * 2
-                parts.append(
-                    f"{layers} {g.kind}: {batch} × {cells:,} cells × {numbers:,} f16 numbers"
-                )
-            else:
-                cache += layers * each * batch
-                parts.append(f"{layers} {g.kind}: {each * batch:,} bytes")
-        weights, _ = fit.weights(gpus)
+        swa_cells: dict[int, int] = {}
         vocab = _vocab(fit)
-        outputs = batch  # output_reserve(n_seq_max): one row per sequence
-        out_buf = vocab * outputs * 4
         heads, _ = fit.heads
         ubatch = min(n_ctx, self.n_ubatch)
         # the worst-case graph's scores: each stream's cells against its share of the ubatch
         scores = (
             ubatch * per_seq * 2 if self.flash_attention else ubatch * per_seq * (heads or 1) * 4
         )
-        compute = max(scores, ubatch * vocab * 4)
-        lines = (
-            Line("weights", weights, fit.stored_as),
-            Line(
-                "KV cache",
-                cache,
-                f"n_ctx = B × T = {batch * seq_len:,} padded to {self.pad}: {n_ctx:,}"
-                + (f", {per_seq:,} cells a sequence" if batch > 1 else "")
-                + "; "
-                + "; ".join(parts),
-            ),
-            Line(
-                "output buffer",
-                out_buf,
-                f"V × n_seq_max = {vocab:,} × {outputs} fp32 logits (output_reserve; "
-                "embeddings off)",
-            ),
-            Line(
-                "compute buffer",
-                compute,
-                "estimate: the larger of one ubatch's attention "
-                + ("mask (f16, flash attention)" if self.flash_attention else "scores (fp32)")
-                + f" over {per_seq:,} cells and its logits (fp32)",
-            ),
-            *((Line("reserved", fit.reserve, "given: --reserve-gb"),) if fit.reserve else ()),
-        )
-        return Account(batch, seq_len, gpus, lines, fit.hardware.memory)
+        logits = ubatch * vocab * 4
+        out = []
+        for device in range(gpus):
+            mine = tuple(il for il in range(n_layer) if where[il] == device)
+            output = where[n_layer] == device
+            weights = sum(placed.layers[il] for il in mine) + (placed.output if output else 0)
+            cache = 0
+            kinds: dict[tuple[int | None, int], list[int]] = {}
+            for il in mine:
+                numbers, window = placed.per_position[il]
+                if numbers:
+                    cells = per_seq
+                    if window:
+                        swa = swa_cells.setdefault(
+                            window, _cdiv(window + self.n_ubatch, self.pad) * self.pad
+                        )
+                        cells = min(per_seq, swa)
+                    cache += numbers * cells * batch * 2
+                    kinds.setdefault((window, cells), []).append(numbers)
+                cache += placed.fixed[il] * batch
+            parts = [
+                f"{len(n)} {'sliding' if w else 'full'} layers: {batch} × {c:,} cells × "
+                + ("/".join(f"{x:,}" for x in sorted(set(n))))
+                + " f16 numbers"
+                for (w, c), n in kinds.items()
+            ]
+            fixed = sum(placed.fixed[il] for il in mine)
+            if fixed:
+                parts.append(f"state of fixed size {fixed * batch:,} bytes")
+            compute = max((scores if mine else 0), (logits if output else 0))
+            if gpus == 1:
+                where_rule = ""
+            else:
+                span = f"layers {mine[0]}–{mine[-1]}" if mine else "no layers"
+                where_rule = (
+                    f"GPU {device + 1} of {gpus}: {span} of {n_layer}"
+                    + (", the output layer" if output else "")
+                    + "; "
+                )
+            lines = [
+                Line(
+                    "weights",
+                    weights,
+                    where_rule
+                    + fit.stored_as
+                    + (
+                        f"; the input layer ({placed.input:,} bytes) on the CPU"
+                        if placed.input
+                        else ""
+                    ),
+                ),
+                Line(
+                    "KV cache",
+                    cache,
+                    f"n_ctx = B × T = {batch * seq_len:,} padded to {self.pad}: {n_ctx:,}"
+                    + (f", {per_seq:,} cells a sequence" if batch > 1 else "")
+                    + ("; " + "; ".join(parts) if parts else ""),
+                ),
+                Line(
+                    "compute buffer",
+                    compute,
+                    "estimate: the larger of one ubatch's attention "
+                    + ("mask (f16, flash attention)" if self.flash_attention else "scores (fp32)")
+                    + f" over {per_seq:,} cells"
+                    + (" and its logits (fp32)" if output else ""),
+                ),
+            ]
+            if output:
+                lines.append(
+                    Line(
+                        "output buffer",
+                        vocab * batch * 4,
+                        f"V × n_seq_max = {vocab:,} × {batch} fp32 logits (output_reserve; "
+                        "embeddings off), in the output device's host buffer",
+                        host=True,
+                    )
+                )
+            if fit.reserve:
+                lines.append(Line("reserved", fit.reserve, "given: --reserve-gb"))
+            out.append(LlamaDevice(device, mine, output, tuple(lines)))
+        return tuple(out)
+
+    def account(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> Account:
+        from shapecalc.analysis.fit_account import Account
+
+        devices = self.devices(fit, batch, seq_len, gpus)
+        fullest = max(devices, key=lambda d: (d.total, -d.index))
+        return Account(batch, seq_len, gpus, fullest.lines, fit.hardware.memory)
 
 
 def _per_gpu(fit: Fit, group: StateGroup, gpus: int) -> int:
@@ -417,10 +510,15 @@ def _vocab(fit: Fit) -> int:
 ENGINES = ("vllm", "llama.cpp", "transformers")
 
 
-def engine(name: str, utilization: float = 0.9, flash_attention: bool = False) -> Engine:
+def engine(
+    name: str,
+    utilization: float = 0.9,
+    flash_attention: bool = False,
+    tensor_split: tuple[float, ...] = (),
+) -> Engine:
     """The engine ``--engine`` names."""
     if name == "vllm":
         return Vllm(utilization=utilization)
     if name == "llama.cpp":
-        return LlamaCpp(flash_attention=flash_attention)
+        return LlamaCpp(flash_attention=flash_attention, tensor_split=tensor_split)
     return Transformers()

@@ -706,24 +706,17 @@ def test_vllm_pages_a_latent_cache_as_its_mla_spec() -> None:
     assert Vllm().pages(fit, 2).page == 16 * 1 * (32 + 8) * 2
 
 
-def test_vllm_refuses_state_space_layers_in_one_line() -> None:
-    result = run(
-        [
-            "mamba",
-            "--vocab",
-            "100",
-            "--hidden",
-            "32",
-            "--layers",
-            "2",
-            "--gpu",
-            "l4",
-            "--engine",
-            "vllm",
-        ]
-    )
-    assert result.exit_code == 2 and "not modelled" in result.output
+def test_vllm_refuses_a_mamba_state_it_cannot_split_in_one_line() -> None:
+    """Mamba layers are modelled (tests/test_engines_vllm_hybrid.py); vLLM's
+    mamba2_state_shape divides the Mamba-2 heads by the tensor-parallel size
+    (vllm/distributed/utils.py divide asserts it)."""
+    flags = ["--vocab", "100", "--hidden", "48", "--layers", "2", "--heads", "4"]
+    flags += ["--intermediate", "64", "--mamba-heads", "3", "--gpu", "l4", "--engine", "vllm"]
+    result = run(["falcon-h1", *flags, "--gpus", "2"])
+    assert result.exit_code == 2 and "Mamba-2 heads (3)" in result.output
     assert len(result.output.strip().splitlines()) == 1
+    fine = run(["falcon-h1", *flags])
+    assert fine.exit_code == 0 and "GPU KV cache size" in fine.output
 
 
 @pytest.mark.parametrize("command", ["gemma3", "mamba", "qwen-moe", "deepseek", "gpt-oss"])

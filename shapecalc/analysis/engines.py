@@ -27,6 +27,16 @@
   one request needs at most (``:780``): a full layer cdiv(len, 16), a sliding one
   cdiv(min(window − 1 + max_num_batched_tokens, len), 16) + 1
   (``kv_cache_interface.py:198``).
+- Hybrid models (Mamba, Mamba-2 or gated-delta-rule layers beside attention: Jamba,
+  Falcon-H1, Qwen3-Next): each Mamba-like layer keeps one page a request, its state as
+  ``MambaStateShapeCalculator`` shapes it (``vllm/model_executor/layers/mamba/
+  mamba_utils.py``: the convolution's last K − 1 inputs and the SSM state, split by
+  tensor parallelism, in the model's dtype); ``HybridAttentionMambaModelConfig``
+  (``vllm/model_executor/models/config.py``) raises the attention block to 16 ×
+  cdiv(state, 16 × an attention token's page) tokens and pads the Mamba page to the
+  attention page; the layers grouped as above (Jamba-v0.1: 4 attention and 28 Mamba
+  layers, 8 groups of 4), a request needing cdiv(len, block) blocks and one a Mamba group.
+  Mamba layers alone: a block of max_model_len tokens, one a request.
 - A model fits when one request of ``max_model_len`` fits (``check_enough_kv_cache_memory``,
   ``kv_cache_utils.py:678``); B sequences fit when B ≤ the maximum concurrency.
 
@@ -107,6 +117,10 @@ class Engine:
     def account(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> Account:
         raise NotImplementedError
 
+    def refuses(self, fit: Fit, gpus: int) -> str:
+        """Why the engine cannot run ``fit``'s model on ``gpus`` GPUs, or ""."""
+        return ""
+
 
 @dataclass(frozen=True)
 class Transformers(Engine):
@@ -122,45 +136,66 @@ class Transformers(Engine):
         )
 
 
+#: a KV-cache group of Mamba-like layers (their state, one block a request), among the
+#: windows of :attr:`VLLMPages.groups`
+MAMBA = -1
+
+
 @dataclass(frozen=True)
 class VLLMPages:
-    """vLLM's KV-cache layout for a model: the page of one layer (bytes of 16 tokens),
-    the layers of each kind (their sliding window, None for full attention), and what
-    follows from an available memory."""
+    """vLLM's KV-cache layout for a model: the page of one layer (bytes of a block), the
+    attention layers of each kind (their sliding window, None for full attention), the
+    Mamba-like layers (one page each per request: ``MambaSpec``), and what follows from
+    an available memory."""
 
     page: int
-    #: per kind: (layers, sliding window or None)
+    #: per kind of attention layer: (layers, sliding window or None)
     kinds: tuple[tuple[int, int | None], ...]
     block_size: int = 16
+    #: Mamba-like layers (Mamba, Mamba-2, gated delta rule), and their state's bytes a
+    #: request before padding to :attr:`page` (``MambaSpec.page_size_bytes``)
+    mamba: int = 0
+    mamba_state: int = 0
+    #: the attention page of one token (0: no attention layers)
+    token_page: int = 0
+
+    @property
+    def counts(self) -> list[int]:
+        return [n for n, _ in self.kinds] + ([self.mamba] if self.mamba else [])
 
     @property
     def group_size(self) -> int:
         """Layers per KV-cache group: the smallest count of a kind
-        (``_get_kv_cache_groups_uniform_page_size``)."""
-        return min(n for n, _ in self.kinds)
+        (``_get_kv_cache_groups_uniform_page_size``; all the layers when of one kind)."""
+        return min(self.counts)
 
     @property
     def groups(self) -> list[int | None]:
-        """Each group's sliding window (None: full attention)."""
+        """Each group's sliding window (None: full attention; :data:`MAMBA`)."""
         out: list[int | None] = []
         for n, window in self.kinds:
             out.extend([window] * _cdiv(n, self.group_size))
+        if self.mamba:
+            out.extend([MAMBA] * _cdiv(self.mamba, self.group_size))
         return out
 
     def num_blocks(self, available: int) -> int:
+        """``get_num_blocks``: available // page // layers per group."""
         if available <= 0:
             return 0
-        if len(self.kinds) == 1:
-            layers = self.kinds[0][0]
-            return max(available // self.page // layers, 0)
         return max(available // self.page // self.group_size, 0)
 
-    def tokens(self, num_blocks: int) -> int:
-        """``GPU KV cache size: N tokens``."""
-        return num_blocks // len(self.groups) * self.block_size
+    def tokens(self, num_blocks: int, max_model_len: int | None = None) -> int:
+        """``GPU KV cache size: N tokens``: blocks per group × the smallest block size (a
+        Mamba layer's block is max_model_len tokens: needed for Mamba layers alone)."""
+        smallest = self.block_size if self.kinds or max_model_len is None else max_model_len
+        return num_blocks // len(self.groups) * smallest
 
     def max_usage(self, window: int | None, max_model_len: int, batched: int) -> int:
-        """One layer's most bytes for one request (``max_memory_usage_bytes``)."""
+        """One layer's most bytes for one request (``max_memory_usage_bytes``): a Mamba
+        layer's one page."""
+        if window == MAMBA:
+            return self.page
         if window is None:
             return _cdiv(max_model_len, self.block_size) * self.page
         tokens = min(window - 1 + batched, max_model_len)
@@ -168,11 +203,6 @@ class VLLMPages:
 
     def blocks_per_request(self, max_model_len: int, batched: int) -> int:
         """``get_max_concurrency_for_kv_cache_config``'s blocks for one request."""
-        if len(self.kinds) == 1:
-            layers, window = self.kinds[0]
-            per_layer = layers
-            usage = per_layer * self.max_usage(window, max_model_len, batched)
-            return _cdiv(usage, self.page * per_layer)
         size = self.group_size
         usage = size * sum(self.max_usage(w, max_model_len, batched) for w in self.groups)
         return _cdiv(usage, self.page * size)
@@ -180,10 +210,16 @@ class VLLMPages:
     def needed(self, max_model_len: int, batched: int) -> int:
         """Bytes one request of ``max_model_len`` needs over every layer
         (``check_enough_kv_cache_memory``)."""
-        return sum(n * self.max_usage(w, max_model_len, batched) for n, w in self.kinds)
+        return sum(
+            n * self.max_usage(w, max_model_len, batched) for n, w in self.kinds
+        ) + self.mamba * self.max_usage(MAMBA, max_model_len, batched)
 
     def concurrency(self, num_blocks: int, max_model_len: int, batched: int) -> float:
         return num_blocks / self.blocks_per_request(max_model_len, batched)
+
+    def cache_bytes(self, num_blocks: int) -> int:
+        """The KV cache's bytes: a tensor of num_blocks pages per layer of a group."""
+        return num_blocks * self.page * self.group_size
 
 
 @dataclass(frozen=True)
@@ -203,41 +239,68 @@ class Vllm(Engine):
         seqs = self.max_num_seqs or (1024 if big else 256)
         return tokens, seqs
 
+    def refuses(self, fit: Fit, gpus: int) -> str:
+        """A Mamba-like state vLLM cannot split evenly over ``gpus`` GPUs."""
+        from shapecalc.core.errors import ShapecalcError
+
+        if gpus == 1 or all(g.grows for g in fit.cost(1, 1).state_groups()):
+            return ""
+        try:
+            mamba_state(fit, gpus)
+        except ShapecalcError as err:
+            return err.message.removeprefix(f"--gpus {gpus}: ")
+        return ""
+
     def pages(self, fit: Fit, gpus: int) -> VLLMPages:
         """The model's pages on one of ``gpus`` GPUs, from the state per position of each
-        kind of layer (one position, one sequence)."""
+        kind of attention layer (one position, one sequence) and vLLM's own state of the
+        Mamba-like layers (:func:`mamba_state`). With both, as
+        ``HybridAttentionMambaModelConfig.verify_and_update_config``
+        (``vllm/model_executor/models/config.py``): the attention block raised to
+        16 × cdiv(mamba page, 16 × attention page of a token) tokens, and the Mamba page
+        padded to the attention page."""
         from shapecalc.analysis.fit_account import fit_error
 
         groups = fit.cost(1, 1).state_groups()
         kinds: list[tuple[int, int | None]] = []
-        page = None
+        token_page = 0
         for g in groups:
             if not g.grows:
-                raise fit_error(
-                    "engine",
-                    "vllm",
-                    f"--engine vllm: the {g.kind} layers keep a state of their own size "
-                    "(vLLM's Mamba pages are padded to the attention page): not modelled",
-                    "attention layers only",
-                )
+                continue
             per_token = _per_gpu(fit, g, gpus)
-            this = per_token * self.block_size
-            if page is not None and this != page:
+            if token_page and per_token != token_page:
                 raise fit_error(
                     "engine",
                     "vllm",
                     "--engine vllm: layers of different page sizes (vLLM requires one)",
                     "one page size",
                 )
-            page = this
+            token_page = per_token
             layers = known(g.layers)
             assert layers is not None
             kinds.append((layers, g.sliding_window if g.kind == "sliding attention" else None))
-        if page is None:
+        mamba, state = (0, 0)
+        if any(not g.grows for g in groups):
+            mamba, state = mamba_state(fit, gpus)
+            if any(w is not None for _, w in kinds):
+                raise fit_error(
+                    "engine",
+                    "vllm",
+                    "--engine vllm: sliding attention beside Mamba-like layers: not modelled",
+                    "full attention beside Mamba-like layers",
+                )
+        if not kinds and not mamba:
             raise fit_error(
                 "engine", "vllm", "--engine vllm: the model keeps no KV cache", "a KV cache"
             )
-        return VLLMPages(page, tuple(kinds), self.block_size)
+        block = self.block_size
+        if not kinds:  # Mamba layers alone: a block of max_model_len tokens, one a request
+            page = state
+        else:
+            if mamba:
+                block = max(block, 16 * _cdiv(state, 16 * token_page))
+            page = block * token_page
+        return VLLMPages(page, tuple(kinds), block, mamba, state, token_page)
 
     def account(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> Account:
         from shapecalc.analysis.fit_account import Account, Line
@@ -290,14 +353,23 @@ class Vllm(Engine):
         available = requested - used
         pages = self.pages(fit, gpus)
         blocks = pages.num_blocks(available)
-        kv = blocks * pages.page * (pages.group_size if len(pages.kinds) > 1 else pages.kinds[0][0])
+        kv = pages.cache_bytes(blocks)
+        hybrid = (
+            f"; {pages.mamba} Mamba-like layers keep {pages.mamba_state:,} bytes a request, "
+            f"padded to the page (the attention block raised to {pages.block_size} tokens)"
+            if pages.mamba and pages.kinds
+            else f"; {pages.mamba} Mamba-like layers, a page a request"
+            if pages.mamba
+            else ""
+        )
         lines.append(
             Line(
                 "KV cache",
                 max(kv, 0),
                 f"the rest of {self.utilization:g} × memory = {requested:,} bytes: {blocks:,} "
-                f"blocks of {self.block_size} tokens, {pages.page:,} bytes a layer's page; "
-                f"GPU KV cache size {pages.tokens(blocks):,} tokens",
+                f"blocks of {pages.block_size if pages.kinds else seq_len:,} tokens, "
+                f"{pages.page:,} bytes a layer's page{hybrid}; GPU KV cache size "
+                f"{pages.tokens(blocks, seq_len):,} tokens",
             )
         )
         lines.append(
@@ -320,13 +392,13 @@ class Vllm(Engine):
         pages = self.pages(fit, gpus)
         kv = account.line("KV cache")
         assert kv is not None
-        per_block = pages.page * (pages.group_size if len(pages.kinds) > 1 else pages.kinds[0][0])
-        blocks = kv.bytes // per_block
+        blocks = kv.bytes // pages.cache_bytes(1)
         return {
             "num_blocks": blocks,
-            "kv_cache_tokens": pages.tokens(blocks),
+            "kv_cache_tokens": pages.tokens(blocks, seq_len),
             "max_concurrency": pages.concurrency(blocks, seq_len, tokens) if blocks else 0.0,
             "page_bytes": pages.page,
+            "block_size": pages.block_size,
             "max_num_batched_tokens": tokens,
         }
 
@@ -499,6 +571,95 @@ def _per_gpu(fit: Fit, group: StateGroup, gpus: int) -> int:
     shape = group.tensors[0][1] if group.tensors else ()
     kv = known(shape[1]) if len(shape) == 4 else None
     return _cdiv(each, min(gpus, kv) if kv else gpus)
+
+
+def mamba_state(fit: Fit, gpus: int) -> tuple[int, int]:
+    """The Mamba-like layers of ``fit``'s model and the bytes of vLLM's state of one of
+    them for one request on one of ``gpus`` GPUs (``MambaSpec.page_size_bytes`` before
+    padding): the shapes of ``MambaStateShapeCalculator``
+    (``vllm/model_executor/layers/mamba/mamba_utils.py``), in the model's dtype
+    (``mamba_cache_dtype`` and ``mamba_ssm_cache_dtype`` "auto"):
+
+    - Mamba (``mamba1_state_shape``): conv (K − 1, I / tp), SSM (I / tp, N);
+    - Mamba-2 (``mamba2_state_shape``): conv (K − 1, (I + 2·G'·N) / tp), G' the groups
+      grown to a multiple of tp (``extra_groups_for_head_shards``), SSM
+      (heads / tp, head_dim, N);
+    - the gated delta rule (``gated_delta_net_state_shape``): conv
+      (K − 1, (2·Kh·Dk + Vh·Dv) / tp), SSM (Vh / tp, Dk, Dv)."""
+    from shapecalc.analysis.cost import layer_part
+    from shapecalc.analysis.fit_account import fit_error
+    from shapecalc.layers.linear_attention import GatedDeltaNet
+    from shapecalc.layers.mamba import MambaMixer
+    from shapecalc.layers.mamba2 import CausalConv1d, Mamba2Scan
+
+    def number(value: object) -> int:
+        n = known(value)  # type: ignore[arg-type]
+        assert n is not None  # fit refuses symbolic models
+        return n
+
+    def divide(n: int, what: str) -> int:
+        if n % gpus:
+            raise fit_error(
+                "gpus",
+                gpus,
+                f"--gpus {gpus}: vLLM splits the {what} ({n:,}) over the GPUs evenly",
+                "a tensor-parallel size dividing the Mamba state",
+            )
+        return n // gpus
+
+    cost = fit.cost(1, 1)
+    size = cost.itemsize
+    scans = {c.name: c.spec for c in cost.layers if isinstance(c.spec, Mamba2Scan)}
+    found: dict[str, int] = {}
+    for c in cost.layers:
+        if not c.state_of(fit.cache) or any(s.per_position for s in c.state_of(fit.cache)):
+            continue
+        spec = c.spec
+        if isinstance(spec, MambaMixer):
+            inner = divide(number(spec.intermediate_size), "Mamba inner size")
+            numbers = (number(spec.conv_kernel) - 1) * inner + inner * number(spec.state_size)
+        elif isinstance(spec, Mamba2Scan):
+            heads = divide(number(spec.num_heads), "Mamba-2 heads")
+            numbers = heads * number(spec.head_dim) * number(spec.state_size)
+        elif isinstance(spec, CausalConv1d):
+            scan = scans.get(c.name.rpartition(".")[0])
+            if scan is None:
+                raise fit_error(
+                    "engine", "vllm", f"--engine vllm: {c.name} has no scan", "a Mamba-2 mixer"
+                )
+            groups, state = number(scan.n_groups), number(scan.state_size)
+            extra = 0 if groups % gpus == 0 else gpus - groups
+            conv_dim = number(spec.channels) + 2 * extra * state
+            numbers = (number(spec.kernel_size) - 1) * divide(conv_dim, "Mamba-2 channels")
+        elif isinstance(spec, GatedDeltaNet):
+            kh, vh = number(spec.num_key_heads), number(spec.num_value_heads)
+            dk, dv = number(spec.key_head_dim), number(spec.value_head_dim)
+            conv_dim = divide(2 * kh * dk + vh * dv, "gated delta rule's channels")
+            numbers = (number(spec.conv_kernel_size) - 1) * conv_dim
+            numbers += divide(vh, "value heads") * dk * dv
+        else:
+            raise fit_error(
+                "engine",
+                "vllm",
+                f"--engine vllm: {c.name} keeps a state vLLM's Mamba pages do not hold",
+                "attention, Mamba, Mamba-2 or gated delta rule layers",
+            )
+        prefix, _ = layer_part(c.name)  # the layer: a Mamba-2 mixer's conv and scan add up
+        found[prefix] = found.get(prefix, 0) + numbers * size
+    calls = {
+        layer_part(c.name)[0]: number(c.calls)
+        for c in cost.layers
+        if isinstance(c.spec, (MambaMixer, Mamba2Scan, GatedDeltaNet))
+    }
+    states = set(found.values())
+    if len(states) != 1:
+        raise fit_error(
+            "engine",
+            "vllm",
+            "--engine vllm: Mamba-like layers of different state sizes (vLLM requires one)",
+            "one Mamba state size",
+        )
+    return sum(calls.values()), states.pop()
 
 
 def _vocab(fit: Fit) -> int:

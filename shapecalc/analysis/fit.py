@@ -327,7 +327,7 @@ class Fit:
             return f"{heads} attention heads do not split over {gpus} GPUs"
         if kv is not None and kv % gpus and gpus % kv:
             return f"{kv} KV heads neither split over {gpus} GPUs nor replicate evenly"
-        return ""
+        return self.engine.refuses(self, gpus) if self.engine is not None else ""
 
     @cached_property
     def _weight_rows(self) -> tuple[tuple[int, bool, bool, Fraction | None], ...]:

@@ -17,6 +17,9 @@ when several devices are visible), as ggml-org/llama.cpp's source at commit
   device of ``il = n_layer`` (the last, with an even split). A tied head is the token
   embedding created again in the output layer's buffer (``TENSOR_DUPLICATED``): a copy on
   the output device.
+- A GLM-4.5 file's MTP layers after the model's own count among ``n_layer`` (its
+  ``block_count``) and are loaded with ``TENSOR_SKIP`` (``src/models/glm4-moe.cpp``):
+  placed, holding nothing.
 - ``src/llama-kv-cache.cpp``, ``llama_kv_cache::llama_kv_cache``: each layer's keys and
   values in the buffer of ``model.dev_layer(il)`` (``offload_kqv`` on by default); the
   recurrent state likewise (``src/llama-memory-recurrent.cpp``).
@@ -122,7 +125,10 @@ def layer_bytes(fit: Fit) -> LayerBytes:
             continue
         numbers = [indices] if isinstance(indices, int) else list(indices)
         for i in numbers:
-            numbered[i] = numbered.get(i, 0) + nbytes // len(numbers)
+            # layers past the model's own (GLM-4.5's MTP layers, in a GGUF mix) count
+            # among n_layer, their tensors loaded with TENSOR_SKIP: on no device
+            skipped = isinstance(n_layer, int) and i >= n_layer
+            numbered[i] = numbered.get(i, 0) + (0 if skipped else nbytes // len(numbers))
     count = max(numbered, default=-1) + 1
     if isinstance(n_layer, int):
         count = max(count, n_layer)

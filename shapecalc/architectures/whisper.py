@@ -132,8 +132,7 @@ class Whisper(Architecture):
     hidden: Any = size("H", "Hidden size (d_model): the length of every position's vector.")
     mel_bins: Any = size(
         "N",
-        "Mel bins per audio frame (num_mel_bins): conv1's input channels (80; 128 from "
-        "large-v3).",
+        "Mel bins per audio frame (num_mel_bins): conv1's input channels (80; 128 from large-v3).",
         80,
         solvable=False,
     )
@@ -432,7 +431,9 @@ class Whisper(Architecture):
     def _decoder(self) -> Block:
         h, c = self.hidden, self.target_positions
         children: dict[str, Any] = {
-            "embed_tokens": Leaf(Embedding(self.vocab, h), "one H-vector per token", "token embedding"),
+            "embed_tokens": Leaf(
+                Embedding(self.vocab, h), "one H-vector per token", "token embedding"
+            ),
             "embed_positions": Leaf(
                 Embedding(c, h), "one H-vector per position, learned", "position embedding"
             ),
@@ -462,9 +463,7 @@ class Whisper(Architecture):
             "proj_out": Leaf(Linear(h, v, bias=False), "a score per token", "head"),
         }
         ties = {"proj_out.weight": "model.decoder.embed_tokens.weight"} if self.tie_weights else {}
-        root = Block(
-            "WhisperForConditionalGeneration", children, flow=chain("model", "proj_out")
-        )
+        root = Block("WhisperForConditionalGeneration", children, flow=chain("model", "proj_out"))
         return Built(root, ties=ties, input_layout=layout, group_depth=2, head="proj_out")
 
     # -- explanation ----------------------------------------------------------------------

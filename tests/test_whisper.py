@@ -207,6 +207,30 @@ def test_every_module_flops_equal_flop_counter_mode(config: dict[str, Any]) -> N
     assert any(name.endswith("encoder.conv2") for name in counts)  # the stem is counted
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_audio_classification_flops_equal_flop_counter_mode(weighted: bool) -> None:
+    """WhisperForAudioClassification: the encoder, projector, the average and classifier;
+    layer_weights (L + 1) with use_weighted_layer_sum, its sum elementwise (no FLOPs)."""
+    config = {
+        **TINY,
+        "architectures": ["WhisperForAudioClassification"],
+        "num_labels": 5,
+        "classifier_proj_size": 7,
+        "use_weighted_layer_sum": weighted,
+    }
+    check_config(config)
+    model = hf_model(config).model()
+    weights = ("layer_weights", (TINY["encoder_layers"] + 1,))
+    assert (weights in model.named_parameters()) == weighted
+    theirs = built(config, "cpu", attn_implementation="eager").eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        logits = theirs(input_features=features(3)).logits
+    assert tuple(logits.shape) == (3, 5)
+    cost = analyze(model, batch=3)
+    assert counter.get_total_flops() == 2 * cost.macs
+    assert cost.layers[-1].outputs == ((3, 5),)
+
+
 @pytest.mark.parametrize("tie", [True, False])
 def test_generation_and_caches_step_by_step(tie: bool) -> None:
     """The encoder once over the window, then decode steps: FLOPs of each against
@@ -333,6 +357,8 @@ def test_pad_token_left_to_the_default_must_be_a_token() -> None:
         (["--activation", "swiglu"], "--activation"),
         (["--mel-bins", "0"], "--mel-bins"),
         (["--seq-len", "20", "--flops"], "--seq-len"),  # beyond the 16 target positions
+        (["--labels", "5"], "--labels"),  # a classification head's
+        (["--weighted-layer-sum"], "--weighted-layer-sum"),
     ],
 )
 def test_bad_flags_are_one_line(arguments: list[str], flag: str) -> None:

@@ -667,7 +667,8 @@ def bart_twin(c: Any) -> Any:
 
 
 def whisper_twin(c: Any) -> Any:
-    """WhisperForConditionalGeneration or WhisperModel, as transformers builds them."""
+    """WhisperForConditionalGeneration, WhisperModel or WhisperForAudioClassification, as
+    transformers builds them."""
     t = hf()
     inner = c.intermediate or 4 * c.hidden
     config = t.WhisperConfig(
@@ -686,8 +687,15 @@ def whisper_twin(c: Any) -> Any:
         tie_word_embeddings=c.tie_weights,
         dropout=c.dropout,
         pad_token_id=0,
+        num_labels=c.labels or 2,
+        classifier_proj_size=c.classifier_proj,
+        use_weighted_layer_sum=c.weighted_layer_sum,
     )
-    suffix = {"lm": "ForConditionalGeneration", "none": "Model"}[c.head]
+    suffix = {
+        "lm": "ForConditionalGeneration",
+        "none": "Model",
+        "classify": "ForAudioClassification",
+    }[c.head]
     return on_meta(getattr(t, "Whisper" + suffix), config)
 
 

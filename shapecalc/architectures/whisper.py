@@ -1,5 +1,6 @@
 """``shapecalc whisper``: OpenAI's Whisper speech encoder-decoder, named as ``transformers``'
-``WhisperForConditionalGeneration`` and ``WhisperModel`` name it (modeling_whisper.py).
+``WhisperForConditionalGeneration``, ``WhisperModel`` and ``WhisperForAudioClassification``
+name it (modeling_whisper.py).
 
 The encoder hears a log-mel spectrogram of N bins (``num_mel_bins``) over exactly 2·P
 frames (3,000 frames, 30 s at the feature extractor's 10 ms hop; transformers refuses any
@@ -12,7 +13,10 @@ C × H, ``max_target_positions``: 448). Both stacks are pre-norm layers of BART'
 (:mod:`shapecalc.architectures.bart`): attention whose ``k_proj`` has no bias, the
 feed-forward ``fc1`` and ``fc2``, the decoder's with cross-attention (``encoder_attn``);
 each stack ends in ``layer_norm``. ``proj_out`` scores the tokens, tied to the decoder's
-``embed_tokens`` (``tie_word_embeddings``).
+``embed_tokens`` (``tie_word_embeddings``). ``WhisperForAudioClassification`` is the
+encoder alone, then ``projector`` (H to Q, ``classifier_proj_size``), the average over the
+positions and ``classifier`` (Q to K labels); with ``use_weighted_layer_sum`` it holds
+``layer_weights``, one weight per hidden state (the embeddings' and each layer's).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from shapecalc.core.flow import Positions, chain, parallel, residual, summed
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType, Reference
 from shapecalc.core.model import Model
+from shapecalc.core.own import Parameter
 from shapecalc.core.spec import Param
 from shapecalc.core.tree import Block, Leaf, ModuleList, Node
 from shapecalc.layers._embedding import Embedding
@@ -38,12 +43,19 @@ from shapecalc.layers.conv import Conv1d
 from shapecalc.layers.functional import Pick
 from shapecalc.layers.linear import Dropout, Linear
 from shapecalc.layers.norm import LayerNorm
-from shapecalc.layers.tensors import Permute
+from shapecalc.layers.tensors import Mean, Permute
 
 __all__ = ["Whisper", "whisper"]
 
 #: head -> the class's suffix
-WHISPER_HEADS: dict[str, str] = {"lm": "ForConditionalGeneration", "none": "Model"}
+WHISPER_HEADS: dict[str, str] = {
+    "lm": "ForConditionalGeneration",
+    "none": "Model",
+    "classify": "ForAudioClassification",
+}
+
+#: the classification head's arguments -> their values outside it (no tensor there)
+_CLASSIFY = {"labels": None, "classifier_proj": 256, "weighted_layer_sum": False}
 
 #: the stride of each convolution of the stem (conv1, conv2): 2·P frames make P positions
 STRIDES = (1, 2)
@@ -122,6 +134,8 @@ class Whisper(Architecture):
         "decoder_intermediate",
         "source_positions",
         "target_positions",
+        "classifier_proj",
+        "labels",
     )
     explains: ClassVar[str] = (
         "Explain the stem, the positions, the heads, the feed-forward and the tied "
@@ -184,8 +198,28 @@ class Whisper(Architecture):
     head: str = choice(
         tuple(WHISPER_HEADS),
         "lm: encoder, decoder and proj_out scoring every token "
-        "(WhisperForConditionalGeneration); none: encoder and decoder (WhisperModel).",
+        "(WhisperForConditionalGeneration); none: encoder and decoder (WhisperModel); "
+        "classify: the encoder, projector and classifier (WhisperForAudioClassification).",
         "lm",
+    )
+    labels: Any = size(
+        "K",
+        "Labels of --head classify (num_labels, or the length of id2label).",
+        None,
+        unset=None,
+        default_text="2",
+        solvable=False,
+    )
+    classifier_proj: Any = size(
+        "Q",
+        "--head classify: the projector's width before the average (classifier_proj_size).",
+        256,
+        solvable=False,
+    )
+    weighted_layer_sum: bool = flag(
+        "--head classify: a learned softmax-weighted sum of every hidden state "
+        "(use_weighted_layer_sum: layer_weights, L + 1 numbers).",
+        False,
     )
     tie_weights: bool = flag(
         "proj_out is the decoder's embed_tokens (tie_word_embeddings; --no-tie-weights: "
@@ -221,6 +255,9 @@ class Whisper(Architecture):
                 "activation": "activation_function",
                 "tie_weights": "tie_word_embeddings",
                 "dropout": ("dropout", "attention_dropout", "activation_dropout"),
+                "labels": "num_labels",
+                "classifier_proj": "classifier_proj_size",
+                "weighted_layer_sum": "use_weighted_layer_sum",
             },
             aliases={
                 "hidden_size": "d_model",
@@ -246,6 +283,8 @@ class Whisper(Architecture):
                 "max_target_positions": 448,
                 "pad_token_id": PAD,
                 "tie_word_embeddings": True,
+                "classifier_proj_size": 256,
+                "use_weighted_layer_sum": False,
             },
             free=frozenset(
                 {
@@ -264,9 +303,6 @@ class Whisper(Architecture):
                     "mask_feature_length",
                     "mask_feature_min_masks",
                     "median_filter_width",
-                    # WhisperForAudioClassification's (a class not served here)
-                    "use_weighted_layer_sum",
-                    "classifier_proj_size",
                 }
             ),
             read=_read,
@@ -329,12 +365,24 @@ class Whisper(Architecture):
             "decoder_layers": self.decoder_depth,
             "decoder_heads": self.decoder_head_count,
             "decoder_intermediate": self.decoder_inner,
+            "labels": self.n_labels,
         }
+
+    label_heads: ClassVar[frozenset[str]] = frozenset({"classify"})
+
+    @property
+    def n_labels(self) -> Dim:
+        """The classifier's labels: given, or 2 (transformers' default)."""
+        n: Dim = 2 if self.labels is None else self.labels
+        return n
 
     @classmethod
     def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
-        """The heads divide the hidden size (WhisperAttention refuses others)."""
+        """The heads divide the hidden size (WhisperAttention refuses others); the
+        classification head's arguments only with that head."""
         out = dict(arguments)
+        if out.get("head") != "classify":
+            out.update(_CLASSIFY)
         heads = out["heads"] * (out.get("decoder_heads") or 1)
         out["hidden"] = heads * max(1, out["hidden"] // heads)
         return out
@@ -353,6 +401,18 @@ class Whisper(Architecture):
         return out
 
     def check(self) -> None:
+        if self.head != "classify":
+            for field, unset in _CLASSIFY.items():
+                value = getattr(self, field)
+                if value != unset:
+                    rule = f"{field} sizes the classification head: give it with --head classify"
+                    raise InvalidArgumentError(
+                        f"{rule} (head {self.head})",
+                        layer=self.owner(),
+                        field=field,
+                        value=value,
+                        rule=rule,
+                    )
         h = known(self.hidden)
         for field, heads in (("heads", self.heads), ("decoder_heads", self.decoder_heads)):
             a = known(heads) if heads is not None else None
@@ -455,6 +515,8 @@ class Whisper(Architecture):
             {"encoder": self._encoder(), "decoder": self._decoder()},
             flow=chain(parallel(chain(Pick(0), "encoder"), Pick(1)), "decoder"),
         )
+        if self.head == "classify":
+            return self._classifier()
         layout = (("B", "N", "F"), ("B", "T"))
         if self.head == "none":
             return Built(body, input_layout=layout, group_depth=1)
@@ -466,29 +528,84 @@ class Whisper(Architecture):
         root = Block("WhisperForConditionalGeneration", children, flow=chain("model", "proj_out"))
         return Built(root, ties=ties, input_layout=layout, group_depth=2, head="proj_out")
 
+    def _classifier(self) -> Built:
+        """WhisperForAudioClassification: the encoder, projector, the average over the
+        positions, classifier (the weighted sum of the hidden states is elementwise)."""
+        children: dict[str, Node] = {}
+        if self.weighted_layer_sum:  # the class's own parameter: first in named_parameters
+            children["layer_weights"] = Leaf(
+                Parameter(
+                    (self.layers + 1,),
+                    role="a weight per hidden state (softmax), the embeddings' and each layer's",
+                ),
+                role="layer weights",
+            )
+        children["encoder"] = self._encoder()
+        children["projector"] = Leaf(
+            Linear(self.hidden, self.classifier_proj), "H to Q before the average", "projector"
+        )
+        children["classifier"] = Leaf(
+            Linear(self.classifier_proj, self.n_labels),
+            "a score per label, from the average over the positions",
+            "classification head",
+        )
+        root = Block(
+            "WhisperForAudioClassification",
+            children,
+            flow=chain("encoder", "projector", Mean((1,)), "classifier"),
+        )
+        return Built(root, input_layout=(("B", "N", "F"),), group_depth=1, head="classifier")
+
     # -- explanation ----------------------------------------------------------------------
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
+        classify = self.head == "classify"
+        stacks = "the encoder" if classify else "both stacks"
         lines = [
             f"The hidden size H = {dim_str(self.hidden)} (d_model) is every position's "
-            "vector in both stacks.",
+            f"vector in {stacks}.",
             f"The stem: conv1 maps N = {dim_str(self.mel_bins)} mel bins to H channels "
             "(kernel 3), conv2 H to H at stride 2, each followed by GELU: the F = 2·P = "
             f"{dim_str(self.frames)} frames of a 30 s window become P = "
             f"{dim_str(self.source_positions)} positions; transformers refuses any other "
             "length (longer audio runs window by window).",
             "The encoder adds all P rows of its embed_positions (sinusoids, never trained, "
-            "but a parameter of the checkpoint); the decoder's C = "
-            f"{dim_str(self.target_positions)} positions are learned.",
-            f"Attention: A = {dim_str(self.heads)} heads in the encoder, G = "
-            f"{dim_str(self.decoder_head_count)} in the decoder (self and cross), each H / "
-            "heads wide; q_proj, v_proj and out_proj are H × H with biases, k_proj without.",
-            f"The feed-forward: fc1 maps H to I = {dim_str(self.inner)} (the decoder's J = "
-            f"{dim_str(self.decoder_inner)}), fc2 maps back; LayerNorms before each residual "
-            "branch (pre-norm), and each stack ends in layer_norm.",
-            "proj_out is the decoder's V × H embed_tokens"
-            if self.tie_weights
-            else "proj_out is a V × H table of its own",
+            "but a parameter of the checkpoint)"
+            + (
+                "."
+                if classify
+                else f"; the decoder's C = {dim_str(self.target_positions)} positions are learned."
+            ),
+            f"Attention: A = {dim_str(self.heads)} heads in the encoder"
+            + (
+                ""
+                if classify
+                else f", G = {dim_str(self.decoder_head_count)} in the decoder (self and cross)"
+            )
+            + ", each H / heads wide; q_proj, v_proj and out_proj are H × H with biases, "
+            "k_proj without.",
+            f"The feed-forward: fc1 maps H to I = {dim_str(self.inner)}"
+            + ("" if classify else f" (the decoder's J = {dim_str(self.decoder_inner)})")
+            + ", fc2 maps back; LayerNorms before each residual branch (pre-norm), and "
+            + ("the encoder ends" if classify else "each stack ends")
+            + " in layer_norm.",
         ]
+        if classify:
+            weighs = (
+                "; layer_weights weighs the L + 1 hidden states (a softmax) before it."
+                if self.weighted_layer_sum
+                else "."
+            )
+            lines.append(
+                f"The head: projector maps H to Q = {dim_str(self.classifier_proj)}, the "
+                f"positions are averaged, classifier maps Q to K = {dim_str(self.n_labels)} "
+                "label scores" + weighs
+            )
+        else:
+            lines.append(
+                "proj_out is the decoder's V × H embed_tokens"
+                if self.tie_weights
+                else "proj_out is a V × H table of its own"
+            )
         return [("What the sizes mean", lines)]
 
 

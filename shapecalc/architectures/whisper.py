@@ -356,6 +356,8 @@ class Whisper(Architecture):
         if self.intermediate is None and known(self.inner) is not None:
             out["I"] = self.inner
         out["F"] = math.prod(STRIDES) * out.get("P", self.source_positions)
+        if self.head != "classify":  # the classification head's sizes size nothing here
+            out.pop("Q", None)
         return out
 
     def hf_values(self) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from shapecalc.core.flow import Positions, chain, each, multiply, parallel, resi
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType, Part
 from shapecalc.core.own import Parameter
-from shapecalc.core.tree import Block, Child, Leaf, ModuleList, Repeat, runs
+from shapecalc.core.tree import Block, Leaf, ModuleList, Repeat, runs
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._function import Chunk, Select
 from shapecalc.layers._linear import Linear
@@ -286,7 +286,14 @@ class Mllama(Architecture):
 
     vocab: Any = size("V", "Vocabulary size (vocab_size); embed_tokens holds V + 8 rows.")
     hidden: Any = tf.hidden()
-    layers: Any = tf.layers()
+    layers: Any = size(
+        "L",
+        "The language model's layers (num_hidden_layers): a number, as the cross-attention "
+        "layers are placed among them by their numbers.",
+        40,
+        names=False,
+        solvable=False,
+    )
     heads: Any = tf.heads()
     kv_heads: Any = tf.kv_heads()
     intermediate: Any = size("I", "The language model's MLP size (intermediate_size).")
@@ -383,7 +390,7 @@ class Mllama(Architecture):
                 }
             ),
             unread=frozenset({"images"}),
-            dropped=(r"rotary_emb\.(original_)?inv_freq",),
+            dropped=(r"rotary_emb\.inv_freq",),
             # the Hub's files (saved by transformers 4): conversion_mapping.py's
             # renames of Mllama's layout
             renamed={
@@ -413,13 +420,12 @@ class Mllama(Architecture):
         kv, a = known(self.kv), known(self.heads)
         if kv is not None and a is not None and a % kv:
             self._fail("kv_heads", kv, "kv_heads must divide heads", f"{a} % {kv} = {a % kv}")
-        n = known(self.layers)
-        if self.cross_layers and n is not None and self.cross_layers[-1] >= n:
+        if self.cross_layers and self.cross_layers[-1] >= self.layers:
             self._fail(
                 "cross_layers",
                 self.cross_layers[-1],
                 "cross_layers are layers of the language model (each < layers)",
-                f"layer {self.cross_layers[-1]} of {n}",
+                f"layer {self.cross_layers[-1]} of {self.layers}",
             )
         if self.patch_size > self.image_size:
             self._fail(
@@ -489,12 +495,10 @@ class Mllama(Architecture):
         return count
 
     def cross_indices(self) -> tuple[int, ...]:
-        """The cross-attention layers: as given, or transformers' default below L (all of
-        it when L is a letter)."""
+        """The cross-attention layers: as given, or transformers' default below L."""
         if self.cross_layers:
             return self.cross_layers
-        n = known(self.layers)
-        return tuple(i for i in CROSS_DEFAULT if n is None or i < n)
+        return tuple(i for i in CROSS_DEFAULT if i < self.layers)
 
     def sizes(self) -> dict[str, Dim]:
         out = super().sizes()
@@ -769,14 +773,10 @@ class Mllama(Architecture):
 
     def _layers(self) -> Block:
         """The L layers: the cross-attention layers at their numbers, self-attention
-        layers between and after them (a run to L when L is a letter)."""
+        layers between and after them."""
         cross = set(self.cross_indices())
         made = {False: self._self_layer(), True: self._cross_layer()}
-        n = known(self.layers)
-        listed = n if n is not None else (max(cross) + 1 if cross else 0)
-        entries: list[Child | Repeat] = list(runs([made[i in cross] for i in range(listed)]))
-        if n is None:
-            entries.append(Repeat(made[False], self.layers - listed, start=listed))
+        entries = runs([made[i in cross] for i in range(self.layers)])
         carried = [  # each layer takes the image's tokens beside the hidden states
             Repeat(e.node, e.count, e.start, e.step, carry=True)
             if isinstance(e, Repeat)
@@ -881,7 +881,8 @@ class Mllama(Architecture):
             "num_attention_heads": self.heads,
             "num_key_value_heads": self.kv,
             "intermediate_size": self.intermediate,
-            "cross_attention_layers": list(self.cross_indices()),
+            # none given: null, transformers' default (its layers below L)
+            "cross_attention_layers": list(self.cross_layers) if self.cross_layers else None,
             "pad_token_id": None,
         }
         vision: dict[str, Any] = {

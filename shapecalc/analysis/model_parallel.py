@@ -570,26 +570,41 @@ class Activations:
     ends: tuple[ActivationLine, ...]
     sizes: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: what kind of layer ``layer`` is ("" when every layer is alike), and the first
+    #: stage's other kinds: (kind, one layer's kept tensors, layer × micro-batch pairs),
+    #: a model of dense and mixture layers
+    kind: str = ""
+    more: tuple[tuple[str, tuple[ActivationLine, ...], int], ...] = ()
 
     @property
     def per_layer(self) -> int:
         return sum(line.bytes for line in self.layer)
 
     @property
+    def kinds(self) -> tuple[tuple[str, tuple[ActivationLine, ...], int], ...]:
+        """Every kind of layer the first stage holds: (kind, one layer's kept tensors,
+        layer × micro-batch pairs in flight)."""
+        return ((self.kind, self.layer, self.layer_batches), *self.more)
+
+    @property
     def total(self) -> int:
-        return self.per_layer * self.layer_batches + sum(line.bytes for line in self.ends)
+        layers = sum(sum(x.bytes for x in lines) * n for _, lines, n in self.kinds)
+        return layers + sum(line.bytes for line in self.ends)
 
     def lines(self) -> list[ActivationLine]:
-        """The account as lines: the layer's terms, the layers held, the ends, the total."""
-        out = list(self.layer)
-        out.append(ActivationLine("one layer, one micro-batch", "sum of the above", self.per_layer))
-        out.append(
-            ActivationLine(
-                f"× {self.layer_batches} layer·micro-batches in flight",
-                "first stage",
-                self.per_layer * self.layer_batches,
+        """The account as lines: each kind of layer's terms, the layers held, the ends,
+        the total."""
+        out: list[ActivationLine] = []
+        for kind, lines, batches in self.kinds:
+            one = sum(line.bytes for line in lines)
+            what = f"{kind} layer" if kind else "layer"
+            out.extend(lines)
+            out.append(ActivationLine(f"one {what}, one micro-batch", "sum of the above", one))
+            out.append(
+                ActivationLine(
+                    f"× {batches} {what}·micro-batches in flight", "first stage", one * batches
+                )
             )
-        )
         out.extend(self.ends)
         out.append(ActivationLine("activations per GPU", "total", self.total))
         return out
@@ -601,9 +616,17 @@ class _Shape:
     a: int
     k: int
     d: int
+    #: the dense MLP's width, 0 in a mixture's layer
     f: int
     gated: bool
     vocab: int
+    #: a mixture's layer: experts, experts per token, an expert's width, the shared
+    #: expert's width (0: none) and whether a sigmoid gate scales it
+    experts: int = 0
+    top_k: int = 0
+    expert_f: int = 0
+    shared_f: int = 0
+    shared_gate: bool = False
 
 
 #: a leaf without a role: its part, by its attribute name as transformers' families spell it
@@ -642,22 +665,35 @@ def _structure(model: Model) -> _Shape:
     """The paper's sizes read from every layer of the stack: h, heads, kv heads, head
     size, the MLP's width and whether it is gated; refused where the paper's block (one
     attention and one dense MLP per layer, the same in every layer) is not the model's."""
+    shapes = {shape for _, shape in _structures(model)}
+    if len(shapes) != 1:
+        raise _refuse(model, "the paper's layers are all alike; this model's layers differ")
+    shape = shapes.pop()
+    if shape.experts:
+        raise _refuse(model, "a mixture of experts is outside the paper's block (one dense MLP)")
+    return shape
+
+
+def _structures(model: Model) -> list[tuple[tuple[int, ...], _Shape]]:
+    """Each run of alike layers (its layer indices) with its sizes: attention and a dense
+    MLP or a mixture of experts; refused where the attention differs between runs or a
+    layer is neither."""
     layers = {layer.name: layer for layer in model.layers}
-    runs: dict[tuple[int, ...], tuple[dict[str, tuple[int, ...]], dict[str, str]]] = {}
+    runs: dict[tuple[int, ...], tuple[dict[str, tuple[int, ...]], dict[str, Layer]]] = {}
     for row in model.rows():
         _, numbers = _indices(row)
         if numbers is None:
             continue
         layer = layers[row.layer]
-        roles, kinds = runs.setdefault(numbers, ({}, {}))
-        kind = _spec_kind(layer)
-        if split_name(row.name)[-1] == "weight" or "Experts" in kind:
+        roles, specs = runs.setdefault(numbers, ({}, {}))
+        if split_name(row.name)[-1] == "weight" or "Experts" in _spec_kind(layer):
             roles.setdefault(_role(layer), _int_shape(row))
-            kinds.setdefault(_role(layer), kind)
-    shapes = {_run_shape(model, roles, kinds) for roles, kinds in runs.values()}
-    if len(shapes) != 1:
-        raise _refuse(model, "the paper's layers are all alike; this model's layers differ")
-    return shapes.pop()
+            specs.setdefault(_role(layer), layer)
+    out = [(numbers, _run_shape(model, roles, specs)) for numbers, (roles, specs) in runs.items()]
+    attention = {(s.h, s.a, s.k, s.d) for _, s in out}
+    if len(attention) > 1:
+        raise _refuse(model, "the paper's layers are all alike; this model's attention differs")
+    return sorted(out)
 
 
 def _refuse(model: Model, why: str) -> InvalidArgumentError:
@@ -670,12 +706,18 @@ def _refuse(model: Model, why: str) -> InvalidArgumentError:
     )
 
 
-def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], kinds: dict[str, str]) -> _Shape:
-    if "router" in roles or "experts" in roles or "routed experts" in roles:
-        raise _refuse(model, "a mixture of experts is outside the paper's block (one dense MLP)")
+def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], specs: dict[str, Layer]) -> _Shape:
+    kinds = {role: _spec_kind(layer) for role, layer in specs.items()}
+    mixture = "router" in roles or "experts" in roles or "routed experts" in roles
+    if mixture and kinds.get("experts") != "Experts":
+        raise _refuse(
+            model,
+            "only a mixture of SwiGLU experts (Mixtral's, Qwen-MoE's) is derived here;"
+            " this model's experts differ",
+        )
     attention = {"query", "key", "value"} <= roles.keys() or "query, key and value" in roles
     mlp = ("up" in roles or "gate and up" in roles) and "down" in roles
-    if not (attention and mlp and "output projection" in roles):
+    if not (attention and (mlp or mixture) and "output projection" in roles):
         raise _refuse(
             model, "the paper's layer is attention and an MLP; this model's layers differ"
         )
@@ -696,9 +738,17 @@ def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], kinds: dict[str,
         d = known(model.sizes.get("D", 0)) or (h // heads)
         k = (out("query, key and value") // d - heads) // 2
     h = h or (roles["output projection"][0])
+    vocab = _vocabulary(model, {layer.name: layer for layer in model.layers})
+    if mixture:
+        spec = specs["experts"].spec
+        experts, top_k = known(spec.num_experts), known(spec.top_k)  # type: ignore[attr-defined]
+        width = known(spec.intermediate_size)  # type: ignore[attr-defined]
+        shared = out("shared expert up") if "shared expert up" in roles else 0
+        gate = "shared expert's sigmoid gate" in roles
+        return _Shape(h, heads, k, d, 0, True, vocab, experts or 0, top_k or 0, width or 0,
+                      shared, gate)  # fmt: skip
     gated = "gate" in roles or "gate and up" in roles
     f = out("up") if "up" in roles else out("gate and up") // 2
-    vocab = _vocabulary(model, {layer.name: layer for layer in model.layers})
     return _Shape(h, heads, k, d, f, gated, vocab)
 
 
@@ -748,7 +798,8 @@ def activation_bytes(
     for flag, value in (("--batch", batch), ("--seq-len", seq_len), ("itemsize", itemsize)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise plan_error(flag, value, f"{flag} must be a whole number of at least 1")
-    shape = _structure(model)
+    runs = _structures(model)
+    shape = runs[0][1]
     t, cp, pp = plan.tp, plan.cp, plan.pp
     if seq_len % cp:
         raise plan_error("--cp", cp, f"--cp {cp} must divide the sequence length ({seq_len})")
@@ -761,47 +812,51 @@ def activation_bytes(
             f"sequence parallelism splits each rank's {s} tokens over --tp {t}:"
             " it must divide them",
         )
+    mixture = any(run.experts for _, run in runs)
+    if mixture and t > 1 and not plan.sequence_parallel:
+        raise plan_error(
+            "--tp",
+            t,
+            f"--tp {t} with a mixture of experts needs --sequence-parallel in training, as"
+            " Megatron-LM requires (megatron/core/transformer/moe/moe_layer.py)",
+        )
     rank = rank_parameters(model, plan, vocab_multiple=vocab_multiple)
-    p, h, a, k, d, f = itemsize, shape.h, shape.a, shape.k, shape.d, shape.f
-    kv = k if k >= t else t  # fewer kv heads than ranks: each rank keeps one group
+    p, h = itemsize, shape.h
     split = "/t" if sp > 1 else ""
     tp_ = "/t" if t > 1 else ""
-    lines: list[ActivationLine] = []
-
-    def add(what: str, formula: str, value: int) -> None:
-        lines.append(ActivationLine(what, formula, value))
-
-    if plan.recompute == "full":
-        add("layer input (the rest recomputed)", f"p·s·b·h{split}", p * s * b * h // sp)
-    else:
-        add("two norms' inputs", f"2·p·s·b·h{split}", 2 * p * s * b * h // sp)
-        add("attention's input", f"p·s·b·h{split}", p * s * b * h // sp)
-        add("Q and K", f"p·s·b·(a+k)·d{tp_}", p * s * b * (a * d // t + kv * d // t))
-        add("V", f"p·s·b·k·d{tp_}", p * s * b * (kv * d // t))
-        if not flash and plan.recompute != "selective" and cp == 1:
-            add("softmax output", f"p·a·s²·b{tp_}", p * a * s * s * b // t)
-            if dropout:
-                add("attention dropout mask", f"a·s²·b{tp_}", a * s * s * b // t)
-                add("attention dropout output", f"p·a·s²·b{tp_}", p * a * s * s * b // t)
-        add("attention output", f"p·s·b·a·d{tp_}", p * s * b * a * d // t)
-        if dropout:
-            add("attention dropout mask", f"s·b·h{split}", s * b * h // sp)
-        add("MLP's input", f"p·s·b·h{split}", p * s * b * h // sp)
-        if shape.gated:
-            add("gate and up outputs, product", f"3·p·s·b·F{tp_}", 3 * p * s * b * f // t)
-        else:
-            add("activation's input and output", f"2·p·s·b·F{tp_}", 2 * p * s * b * f // t)
-        if dropout:
-            add("MLP dropout mask", f"s·b·h{split}", s * b * h // sp)
+    sizes = {"s": s, "b": b, "h": h, "a": shape.a, "k": shape.k, "d": shape.d, "t": t, "p": p}
     first = rank.stages[0]
-    chunk = len(first.layers) // plan.virtual_stages
+    kinds: dict[_Shape, int] = {}
+    for numbers, run in runs:
+        kinds[run] = kinds.get(run, 0) + len(set(numbers) & set(first.layers))
+    kinds = {run: n for run, n in kinds.items() if n} or {shape: 0}
+    if plan.virtual_stages > 1 and len(kinds) > 1:
+        raise plan_error(
+            "--virtual-stages",
+            plan.virtual_stages,
+            "the interleaved schedule's chunks in flight are counted here for a first stage"
+            " of alike layers; this one mixes dense and mixture layers: give"
+            " --virtual-stages 1",
+        )
     m = plan.micro_batches
-    if plan.virtual_stages > 1:
-        held = min(m * plan.virtual_stages, 2 * (pp - 1) + (plan.virtual_stages - 1) * pp + 1)
-        layer_batches = held * chunk
-    else:
-        layer_batches = min(m, pp) * len(first.layers)
     in_flight = min(m, pp)
+    blocks: list[tuple[str, tuple[ActivationLine, ...], int]] = []
+    for run, count in kinds.items():
+        lines = _layer_lines(run, plan, s, b, p, flash=flash, dropout=dropout)
+        if plan.virtual_stages > 1:
+            chunk = len(first.layers) // plan.virtual_stages
+            v = plan.virtual_stages
+            batches = min(m * v, 2 * (pp - 1) + (v - 1) * pp + 1) * chunk
+        else:
+            batches = in_flight * count
+        kind = ("mixture" if run.experts else "dense") if len(kinds) > 1 else ""
+        blocks.append((kind, lines, batches))
+        if run.experts:
+            sizes.update(E=run.experts, k_e=run.top_k, I=run.expert_f, ep=plan.ep)
+            if run.shared_f:
+                sizes["S"] = run.shared_f
+        else:
+            sizes["F"] = run.f
     ends = [ActivationLine("token ids (int64)", "8·s·b per micro-batch", 8 * s * b * in_flight)]
     if dropout:
         ends.append(
@@ -823,8 +878,13 @@ def activation_bytes(
         "Korthikanti et al. (arXiv:2205.05198): per layer s·b·h·(34 + 5·a·s/h) bytes at"
         " p = 2, k = a, a·d = h, F = 4h, with dropout",
     ]
-    if shape.gated:
+    if any(run.gated and not run.experts for run in kinds):
         notes.append("gated MLP: 3·p·s·b·F (Megatron's fused SwiGLU recomputes its product)")
+    if mixture:
+        notes.append(
+            "mixture: what transformers' eager MoE block keeps, per rank s·b·k visits"
+            " (balanced routing over --ep), tokens gathered over tp"
+        )
     if flash:
         notes.append("fused attention kernel: no a·s² terms (its softmax statistics not counted)")
     elif cp > 1:
@@ -832,19 +892,133 @@ def activation_bytes(
             "context parallelism runs a fused attention kernel (Transformer Engine's in"
             " Megatron-LM): no a·s² terms"
         )
-    sizes = {
-        "s": s,
-        "b": b,
-        "h": h,
-        "a": a,
-        "k": k,
-        "d": d,
-        "F": f,
-        "t": t,
-        "p": p,
-        "V": rank.vocab,
-    }
-    return Activations(tuple(lines), layer_batches, tuple(ends), sizes, tuple(notes))
+    sizes["V"] = rank.vocab
+    (kind, layer, batches), *more = blocks
+    return Activations(
+        layer, batches, tuple(ends), sizes, tuple(notes), kind=kind, more=tuple(more)
+    )
+
+
+def _layer_lines(
+    shape: _Shape, plan: ParallelPlan, s: int, b: int, p: int, *, flash: bool, dropout: bool
+) -> tuple[ActivationLine, ...]:
+    """One layer's kept tensors for one micro-batch on one rank (see
+    :func:`activation_bytes`)."""
+    t, cp = plan.tp, plan.cp
+    h, a, k, d, f = shape.h, shape.a, shape.k, shape.d, shape.f
+    sp = t if plan.sequence_parallel else 1
+    kv = k if k >= t else t  # fewer kv heads than ranks: each rank keeps one group
+    split = "/t" if sp > 1 else ""
+    tp_ = "/t" if t > 1 else ""
+    lines: list[ActivationLine] = []
+
+    def add(what: str, formula: str, value: int) -> None:
+        lines.append(ActivationLine(what, formula, value))
+
+    if plan.recompute == "full":
+        add("layer input (the rest recomputed)", f"p·s·b·h{split}", p * s * b * h // sp)
+        return tuple(lines)
+    add("two norms' inputs", f"2·p·s·b·h{split}", 2 * p * s * b * h // sp)
+    add("attention's input", f"p·s·b·h{split}", p * s * b * h // sp)
+    add("Q and K", f"p·s·b·(a+k)·d{tp_}", p * s * b * (a * d // t + kv * d // t))
+    add("V", f"p·s·b·k·d{tp_}", p * s * b * (kv * d // t))
+    if not flash and plan.recompute != "selective" and cp == 1:
+        add("softmax output", f"p·a·s²·b{tp_}", p * a * s * s * b // t)
+        if dropout:
+            add("attention dropout mask", f"a·s²·b{tp_}", a * s * s * b // t)
+            add("attention dropout output", f"p·a·s²·b{tp_}", p * a * s * s * b // t)
+    add("attention output", f"p·s·b·a·d{tp_}", p * s * b * a * d // t)
+    if dropout:
+        add("attention dropout mask", f"s·b·h{split}", s * b * h // sp)
+    add("MLP's input", f"p·s·b·h{split}", p * s * b * h // sp)
+    if shape.experts:
+        lines.extend(mixture_lines(shape.experts, shape.top_k, shape.expert_f, h, plan, s, b, p))
+        if shape.shared_f:
+            lines.extend(shared_expert_lines(shape.shared_f, shape.shared_gate, h, plan, s, b, p))
+    elif shape.gated:
+        add("gate and up outputs, product", f"3·p·s·b·F{tp_}", 3 * p * s * b * f // t)
+    else:
+        add("activation's input and output", f"2·p·s·b·F{tp_}", 2 * p * s * b * f // t)
+    if dropout:
+        add("MLP dropout mask", f"s·b·h{split}", s * b * h // sp)
+    return tuple(lines)
+
+
+def mixture_lines(
+    experts: int, top_k: int, width: int, h: int, plan: ParallelPlan, s: int, b: int, p: int
+) -> tuple[ActivationLine, ...]:
+    """What a mixture of SwiGLU experts keeps for the backward pass on one rank, one
+    micro-batch, derived per Korthikanti et al. from the tensors transformers' eager
+    mixture (Mixtral's ``MixtralTopKRouter`` and ``MixtralExperts``) saves, its input
+    (the MLP's input) counted apart:
+
+    - the router, on the rank's s·b tokens (s·b/t with sequence parallelism: Megatron
+      routes before gathering): the softmax of the logits, fp32 (``4·s·b·E``); the
+      experts chosen, int64 (``8·s·b·k``); the top-k weights and their sum for the
+      renormalisation, fp32 (``4·s·b·(k+1)``);
+    - per visit (a token at one of its k experts): ``s·b·k`` visits on each rank, the
+      tokens all-to-all'd to their experts' ``--ep`` rank (balanced routing: every
+      rank receives as many as it sends) and gathered over the tensor-parallel ranks
+      (Megatron's ``MoEAlltoAllTokenDispatcher.token_dispatch``, token_dispatcher.py
+      lines 741-750 at d98e8a6), each keeping the token gathered, the expert's output and
+      its weighted output, ``3·p·h``, whole; the gate and up outputs, SiLU's output and
+      the down projection's input, ``4·p·I/t`` (each expert column- and row-parallel
+      over Megatron's expert tensor-parallel size, tp); the routing weight (fp32, 4) and
+      the token's row and slot (int64, 16).
+
+    >>> [line.bytes for line in mixture_lines(8, 2, 32, 64, ParallelPlan(), 16, 1, 2)]
+    [512, 256, 192, 12288, 8192, 128, 512]
+    """
+    t = plan.tp
+    sp = t if plan.sequence_parallel else 1
+    split = "/t" if sp > 1 else ""
+    tp_ = "/t" if t > 1 else ""
+    tokens = s * b // sp
+    visits = s * b * top_k
+    return (
+        ActivationLine("router softmax (fp32)", f"4·s·b·E{split}", 4 * tokens * experts),
+        ActivationLine("experts chosen (int64)", f"8·s·b·k{split}", 8 * tokens * top_k),
+        ActivationLine(
+            "top-k weights and their sum (fp32)", f"4·s·b·(k+1){split}", 4 * tokens * (top_k + 1)
+        ),
+        ActivationLine(
+            "tokens, experts' outputs, weighted (per visit)", "3·p·s·b·k·h", 3 * p * visits * h
+        ),
+        ActivationLine(
+            "gate and up outputs, SiLU, product (per visit)",
+            f"4·p·s·b·k·I{tp_}",
+            4 * p * visits * width // t,
+        ),
+        ActivationLine("routing weight per visit (fp32)", "4·s·b·k", 4 * visits),
+        ActivationLine("token's row and slot per visit (int64)", "16·s·b·k", 16 * visits),
+    )
+
+
+def shared_expert_lines(
+    width: int, gate: bool, h: int, plan: ParallelPlan, s: int, b: int, p: int
+) -> tuple[ActivationLine, ...]:
+    """A shared expert (Qwen2-MoE's) every token goes through, as transformers' eager
+    ``Qwen2MoeMLP`` keeps it: gate and up outputs, SiLU's output and the product,
+    ``4·p·s·b·S/t`` (column- then row-parallel); with its sigmoid gate, the gate's
+    output and the shared expert's output it scales, ``p·s·b·(h+1)`` (/t with sequence
+    parallelism: Megatron's ``SharedExpertMLP.forward`` gates the reduce-scattered
+    output by the rank's own tokens, shared_experts.py lines 200-207 at d98e8a6)."""
+    t = plan.tp
+    sp = t if plan.sequence_parallel else 1
+    split = "/t" if sp > 1 else ""
+    tp_ = "/t" if t > 1 else ""
+    out = [
+        ActivationLine(
+            "shared expert: gate, up, SiLU, product", f"4·p·s·b·S{tp_}", 4 * p * s * b * width // t
+        )
+    ]
+    if gate:
+        out.append(
+            ActivationLine(
+                "shared expert's gate and output", f"p·s·b·(h+1){split}", p * s * b // sp * (h + 1)
+            )
+        )
+    return tuple(out)
 
 
 # --- Megatron-LM's theoretical memory, reproduced ------------------------------------
@@ -1081,28 +1255,58 @@ def megatron_args(
     vocab_multiple: int = VOCAB_MULTIPLE,
 ) -> MegatronArgs:
     """The Megatron arguments that describe ``model`` trained under ``plan``: its sizes as
-    Megatron reads them (dense models with one attention and one MLP per layer)."""
-    shape = _structure(model)
+    Megatron reads them (one attention and one MLP or mixture of experts per layer; a
+    mixture's experts, top-k, expert width, shared expert and its gate, and which layers
+    are mixtures as ``moe_layer_freq``'s list; ``--ffn-hidden-size`` the dense layers',
+    or the experts' when every layer is a mixture, as Megatron's ``moe_ffn_hidden_size``
+    defaults to it)."""
+    runs = _structures(model)
+    dense = {run.f for _, run in runs if not run.experts}
+    moe = {run for _, run in runs if run.experts}
+    if len(dense) > 1 or len(moe) > 1:
+        raise _refuse(model, "Megatron's formula takes one dense and one mixture layer shape")
+    mixture = next(iter(moe), None)
+    shape = runs[0][1]
+    layers = len(rank_parameters(model, ParallelPlan()).stages[0].layers)
+    pattern = [0] * layers
+    for numbers, run in runs:
+        for i in numbers:
+            pattern[i] = 1 if run.experts else 0
     norms = [layer for layer in model.layers if "Norm" in _spec_kind(layer)]
     rms = bool(norms) and all(_spec_kind(layer) == "RMSNorm" for layer in norms)
-    layers = {layer.name: layer for layer in model.layers}
-    biased = any(  # Megatron's --add-bias-linear: the linear layers have biases
-        row.name.endswith(".bias") and _spec_kind(layers[row.layer]) in ("Linear", "Conv1D")
+    by_name = {layer.name: layer for layer in model.layers}
+    biased = any(  # Megatron's --add-bias-linear: the linear layers have biases (biases
+        # on the query, key and value alone are its --add-qkv-bias, as Qwen's)
+        row.name.endswith(".bias")
+        and _spec_kind(by_name[row.layer]) in ("Linear", "Conv1D")
+        and _role(by_name[row.layer]) not in ("query", "key", "value")
         for row in model.rows()
     )
     tied = any(row.tied_to for row in model.rows())
+    gated = any(run.gated for _, run in runs)
+    moe_args: dict[str, Any] = {}
+    if mixture is not None:
+        moe_args = {
+            "num_experts": mixture.experts,
+            "moe_ffn_hidden_size": mixture.expert_f,
+            "moe_router_topk": mixture.top_k,
+            "moe_layer_freq": pattern,
+            "moe_shared_expert_intermediate_size": mixture.shared_f or None,
+            "moe_shared_expert_gate": mixture.shared_gate,
+            "expert_model_parallel_size": plan.ep,
+        }
     return MegatronArgs(
         hidden_size=shape.h,
         num_attention_heads=shape.a,
-        num_layers=len(rank_parameters(model, ParallelPlan()).stages[0].layers),
-        ffn_hidden_size=shape.f,
+        num_layers=layers,
+        ffn_hidden_size=next(iter(dense)) if dense else mixture.expert_f if mixture else 0,
         padded_vocab_size=padded_vocab(shape.vocab, plan.tp, vocab_multiple),
         seq_length=seq_len,
         micro_batch_size=batch,
         kv_channels=shape.d,
         group_query_attention=shape.k != shape.a,
         num_query_groups=shape.k,
-        swiglu=shape.gated,
+        swiglu=gated,
         normalization="RMSNorm" if rms else "LayerNorm",
         add_bias_linear=biased,
         untie_embeddings_and_output_weights=not tied,
@@ -1116,6 +1320,7 @@ def megatron_args(
         use_distributed_optimizer=distributed_optimizer,
         sequence_parallel=plan.sequence_parallel,
         recompute_granularity=None if plan.recompute == "none" else plan.recompute,
+        **moe_args,
     )
 
 

@@ -389,11 +389,15 @@ def _activations(cost: Cost, plan: ParallelPlan, *, counted: bool) -> Iterator[G
                 "--batch", cost.batch, "the model-parallel activations need --batch and --seq-len"
             )
         found = activation_bytes(cost.model, plan, b, t, cost.activation_itemsize)
+        held = ", ".join(
+            f"{sum(x.bytes for x in lines):,} a {kind + ' ' if kind else ''}layer and "
+            f"micro-batch × {n} in flight"
+            for kind, lines, n in found.kinds
+        )
         yield GpuLine(
             "activations",
             found.total,
-            f"Korthikanti et al., the first stage's: {found.per_layer:,} a layer and "
-            f"micro-batch × {found.layer_batches} in flight, and the ends, "
+            f"Korthikanti et al., the first stage's: {held}, and the ends, "
             f"at {cost.describe_input()} per rank",
             counted=counted,
         )

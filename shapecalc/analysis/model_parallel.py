@@ -116,9 +116,11 @@ ROW_NAMES = frozenset({"o_proj", "down_proj", "c_proj", "dense_4h_to_h", "fc2", 
 #: multiple of this times ``tp`` (megatron/core/tokenizers/utils/build_tokenizer.py,
 #: ``vocab_size_with_padding``)
 VOCAB_MULTIPLE = 128
-#: how a tensor is held over the ranks; "unsplit": no tensor-parallel rule here (a
-#: state-space or linear-attention layer), refused for tp above 1
-STYLES = ("column", "row", "vocab", "expert", "replicated", "unsplit")
+#: how a tensor is held over the ranks ("column" and "column: z, x, B, C, dt", a
+#: Mamba-2 in_proj's parts each split; "heads": a Mamba-2 mixer's per-head tensors);
+#: "unsplit": no tensor-parallel rule here (a Mamba-2 mixer at tp 1, a Mamba-1 mixer,
+#: linear attention, a recurrent layer), refused for tp above 1
+STYLES = ("column", "row", "vocab", "expert", "replicated", "unsplit", "heads")
 
 
 def padded_vocab(vocab: int, tp: int, multiple: int = VOCAB_MULTIPLE) -> int:
@@ -253,12 +255,21 @@ def _check_heads(model: Model, tp: int) -> int | None:
 
 
 def _tp_split(
-    model: Model, row: Row, layer: Layer, plan: ParallelPlan, vocab: int, kv_replicated: int | None
+    model: Model,
+    row: Row,
+    layer: Layer,
+    plan: ParallelPlan,
+    vocab: int,
+    kv_replicated: int | None,
+    mixers: dict[str, Layer] | None = None,
 ) -> tuple[str, tuple[int, ...], int]:
     """(style, one rank's shape, experts per rank or 1) of one row."""
     tp, ep = plan.tp, plan.ep
     shape = _int_shape(row)
     kind, role = _spec_kind(layer), layer.role
+    mixer = (mixers or {}).get(row.layer) or (mixers or {}).get(_parent(row.layer))
+    if mixer is not None:
+        return _mamba2_split(row, layer, mixer, shape, tp)
     attribute = split_name(row.layer)[-1] if row.layer else ""
     if not role and attribute in COLUMN_NAMES:
         role = "up"
@@ -319,12 +330,82 @@ def _tp_split(
         return "row", _divided(row, shape, dim, tp, "--tp"), 1
     if tp == 1:
         return "unsplit", shape, 1
+    if kind == "MambaMixer":
+        raise plan_error(
+            "--tp",
+            tp,
+            f"--tp {tp}: {row.name} is a Mamba-1 mixer; Megatron-LM's MambaMixer is"
+            " Mamba-2's and no tensor-parallel split of Mamba-1 is published; give --tp 1",
+        )
+    if role == "linear attention":
+        raise plan_error(
+            "--tp",
+            tp,
+            f"--tp {tp}: {row.name} is linear attention; Megatron-LM's split of it"
+            " (megatron/core/ssm/gated_delta_net) is not priced here; give --tp 1",
+        )
     raise plan_error(
         "--tp",
         tp,
-        f"--tp {tp}: {row.name} ({role or kind}) has no tensor-parallel split here"
-        " (Megatron's rules cover attention, MLPs, embeddings and norms); give --tp 1",
+        f"--tp {tp}: {row.name} ({role or kind}) has no published tensor-parallel split"
+        " (Megatron's rules cover attention, MLPs, Mamba-2, embeddings and norms); give --tp 1",
     )
+
+
+def _parent(name: str) -> str:
+    return ".".join(split_name(name)[:-1])
+
+
+def _mamba2_mixers(model: Model) -> dict[str, Layer]:
+    """The Mamba-2 mixers of ``model``: the scan's layer (its dt_bias, A_log and D) by its
+    module name, the prefix of the mixer's in_proj, conv1d, norm and out_proj."""
+    return {layer.name: layer for layer in model.layers if _spec_kind(layer) == "Mamba2Scan"}
+
+
+def _mamba2_split(
+    row: Row, layer: Layer, mixer: Layer, shape: tuple[int, ...], tp: int
+) -> tuple[str, tuple[int, ...], int]:
+    """One tensor of a Mamba-2 mixer as Megatron-LM's ``MambaMixer`` holds it on one of
+    ``tp`` ranks (megatron/core/ssm/mamba_mixer.py, lines 259-451 at d98e8a6): in_proj
+    column-parallel in its z, x, B, C and dt parts (I/t, I/t, G·N/t, G·N/t, M/t rows each);
+    conv1d over the rank's x, B and C channels; dt_bias, A_log and D over its M/t heads;
+    the gated norm over its I/t channels (G/t groups); out_proj row-parallel."""
+    spec = mixer.spec
+    heads, groups = known(spec.num_heads), known(spec.n_groups)  # type: ignore[attr-defined]
+    state, width = known(spec.state_size), known(spec.head_dim)  # type: ignore[attr-defined]
+    assert heads and groups and state and width
+    kind, attribute = _spec_kind(layer), split_name(row.layer)[-1]
+    if tp == 1:
+        return "unsplit", shape, 1
+    for what, value in (("heads", heads), ("groups", groups)):
+        if value % tp:
+            letter = "M" if what == "heads" else "G"
+            raise plan_error(
+                "--tp",
+                tp,
+                f"--tp {tp} must divide the Mamba-2 {what} ({letter} = {value}), as"
+                " Megatron-LM's MambaMixer requires",
+            )
+    if row.name.endswith(".bias") and kind == "Linear":
+        raise plan_error(
+            "--tp",
+            tp,
+            f"--tp {tp}: {row.name}: Megatron-LM's MambaMixer has no in_proj or out_proj"
+            " bias (it asserts not bias); give --tp 1",
+        )
+    inner = heads * width
+    if kind == "Mamba2Scan":
+        return "heads", (heads // tp,), 1
+    if kind == "GatedRMSNorm":
+        return "column", (inner // tp,), 1
+    if kind == "CausalConv1d":
+        return "column: x, B, C", ((inner + 2 * groups * state) // tp, *shape[1:]), 1
+    if attribute == "in_proj":
+        local = (2 * inner + 2 * groups * state + heads) // tp
+        return "column: z, x, B, C, dt", (local, *shape[1:]), 1
+    if attribute == "out_proj":
+        return "row", (shape[0], shape[1] // tp), 1
+    raise plan_error("--tp", tp, f"--tp {tp}: {row.name} is not a part of Megatron-LM's MambaMixer")
 
 
 @dataclass(frozen=True)
@@ -372,12 +453,23 @@ def _splits(
         )
     kv_replicated = _check_heads(model, plan.tp)
     layers = {layer.name: layer for layer in model.layers}
+    mixers = _mamba2_mixers(model)
+    if plan.tp > 1:
+        biased = {_parent(row.layer) for row in model.rows() if row.name.endswith("conv1d.bias")}
+        for name in mixers:
+            if name not in biased:
+                raise plan_error(
+                    "--tp",
+                    plan.tp,
+                    f"--tp {plan.tp}: {name}.conv1d has no bias; Megatron-LM's MambaMixer"
+                    " asserts conv_bias; give --tp 1",
+                )
     base = _vocabulary(model, layers)
     vocab = padded_vocab(base, plan.tp, vocab_multiple) if base else 0
     out: list[_Split] = []
     for row in model.rows():
         layer = layers[row.layer]
-        style, local, experts = _tp_split(model, row, layer, plan, vocab, kv_replicated)
+        style, local, experts = _tp_split(model, row, layer, plan, vocab, kv_replicated, mixers)
         stack, numbers = _indices(row)
         out.append(_Split(row, style, local, experts, numbers, stack))
     return tuple(out), vocab
@@ -627,6 +719,9 @@ class _Shape:
     expert_f: int = 0
     shared_f: int = 0
     shared_gate: bool = False
+    #: a Mamba-2 layer (a norm and the mixer): the mixer's heads, head size, state,
+    #: groups, convolution taps, chunk, whether it has its gated norm, its named width
+    mamba: tuple[int, int, int, int, int, int, bool, int | None] | None = None
 
 
 #: a leaf without a role: its part, by its attribute name as transformers' families spell it
@@ -686,7 +781,8 @@ def _structures(model: Model) -> list[tuple[tuple[int, ...], _Shape]]:
             continue
         layer = layers[row.layer]
         roles, specs = runs.setdefault(numbers, ({}, {}))
-        if split_name(row.name)[-1] == "weight" or "Experts" in _spec_kind(layer):
+        kind = _spec_kind(layer)
+        if split_name(row.name)[-1] == "weight" or "Experts" in kind or kind == "Mamba2Scan":
             roles.setdefault(_role(layer), _int_shape(row))
             specs.setdefault(_role(layer), layer)
     out = [(numbers, _run_shape(model, roles, specs)) for numbers, (roles, specs) in runs.items()]
@@ -708,6 +804,8 @@ def _refuse(model: Model, why: str) -> InvalidArgumentError:
 
 def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], specs: dict[str, Layer]) -> _Shape:
     kinds = {role: _spec_kind(layer) for role, layer in specs.items()}
+    if kinds.get("state space") == "Mamba2Scan" and set(roles) <= _MAMBA2_ROLES:
+        return _mamba2_shape(model, specs)
     mixture = "router" in roles or "experts" in roles or "routed experts" in roles
     if mixture and kinds.get("experts") != "Experts":
         raise _refuse(
@@ -750,6 +848,71 @@ def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], specs: dict[str,
     gated = "gate" in roles or "gate and up" in roles
     f = out("up") if "up" in roles else out("gate and up") // 2
     return _Shape(h, heads, k, d, f, gated, vocab)
+
+
+_MAMBA2_ROLES = frozenset(
+    {"state space", "convolution", "input projection", "norm", "output projection", "RMSNorm"}
+)
+
+
+def _mamba2_shape(model: Model, specs: dict[str, Layer]) -> _Shape:
+    scan = specs["state space"].spec
+    conv = specs["convolution"].spec
+    norm = specs.get("norm")
+    if norm is not None and getattr(norm.spec, "norm_before_gate", False):
+        raise _refuse(model, "Megatron-LM's MambaMixer has no norm before the gate")
+    values = [
+        known(getattr(scan, name)) for name in ("num_heads", "head_dim", "state_size", "n_groups")
+    ]
+    kernel = known(conv.kernel_size)  # type: ignore[attr-defined]
+    width = known(scan.width) if scan.width is not None else None  # type: ignore[attr-defined]
+    heads, head_dim, state, groups = (v or 0 for v in values)
+    h = known(model.sizes.get("H", 0)) or 0
+    vocab = _vocabulary(model, {layer.name: layer for layer in model.layers})
+    mamba = (heads, head_dim, state, groups, kernel or 0, scan.chunk_size, norm is not None, width)  # type: ignore[attr-defined]
+    return _Shape(h, 0, 0, 0, 0, False, vocab, mamba=mamba)
+
+
+def mamba2_mixer_lines(
+    mixer: tuple[int, int, int, int, int, int, bool, int | None],
+    h: int,
+    plan: ParallelPlan,
+    s: int,
+    b: int,
+    p: int,
+) -> tuple[ActivationLine, ...]:
+    """What one Mamba-2 mixer keeps on one of tp ranks, one micro-batch: Megatron-LM's
+    ``MambaMixer`` gives each rank M/t heads and G/t groups (mamba_mixer.py, lines
+    259-271 at d98e8a6) and runs the whole mixer on them, so the rank keeps what a mixer
+    of M/t heads and G/t groups keeps (the shapecalc account of transformers' torch path,
+    checked against autograd): in_proj's input (the layer's h-wide input, /t with
+    sequence parallelism, which gathers it again for the backward pass) and the rest."""
+    from shapecalc.analysis.cost import analyze
+    from shapecalc.architectures.mamba2 import mixer as build_mixer
+    from shapecalc.core.model import Model
+
+    heads, head_dim, state, groups, kernel, chunk, gated, width = mixer
+    t = plan.tp
+    sp = t if plan.sequence_parallel else 1
+    local = build_mixer(
+        "Mamba2Mixer", h, heads // t, head_dim, state, groups // t, kernel, chunk,
+        bias=False, conv_bias=True, gated_norm=gated, inner=None if width is None else width // t,
+    )  # fmt: skip
+    dtype = {4: "fp32", 2: "bf16"}.get(p)
+    if dtype is None:
+        raise plan_error("itemsize", p, "a Mamba-2 mixer's activations are 4 or 2 bytes")
+    cost = analyze(Model("mixer", local), inputs=((b, s, h),), dtype=dtype)
+    kept = known(cost.activation_bytes) or 0
+    split = "/t" if sp > 1 else ""
+    tp_ = "/t" if t > 1 else ""
+    return (
+        ActivationLine("in_proj's input", f"p·s·b·h{split}", p * s * b * h // sp),
+        ActivationLine(
+            "the mixer's own (conv, scan, gated norm)",
+            f"a mixer of M{tp_} heads, G{tp_} groups",
+            kept - p * s * b * h,
+        ),
+    )
 
 
 def activation_bytes(
@@ -917,6 +1080,16 @@ def _layer_lines(
 
     if plan.recompute == "full":
         add("layer input (the rest recomputed)", f"p·s·b·h{split}", p * s * b * h // sp)
+        return tuple(lines)
+    if shape.mamba is not None:
+        if cp > 1:
+            raise plan_error(
+                "--cp", cp, "a Mamba-2 mixer's activations under --cp are not derived here"
+            )
+        add("norm's input", f"p·s·b·h{split}", p * s * b * h // sp)
+        lines.extend(mamba2_mixer_lines(shape.mamba, h, plan, s, b, p))
+        if dropout:
+            add("mixer dropout mask", f"s·b·h{split}", s * b * h // sp)
         return tuple(lines)
     add("two norms' inputs", f"2·p·s·b·h{split}", 2 * p * s * b * h // sp)
     add("attention's input", f"p·s·b·h{split}", p * s * b * h // sp)

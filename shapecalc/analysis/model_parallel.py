@@ -194,8 +194,29 @@ class RankParameters:
         return self.most_loaded.tensors
 
 
+#: the wrappers whose layer is another's: LoRA's frozen layer, its adapted layer, a
+#: module to save, a quantized layer (``.layer`` each)
+_WRAPPERS = ("Frozen", "Lora", "Saved", "Quantized")
+
+
+def _inner(spec: Any) -> Any:
+    """The layer under LoRA's and a quantization's wrappers."""
+    while type(spec).__name__ in _WRAPPERS and hasattr(spec, "layer"):
+        spec = spec.layer
+    return spec
+
+
+def _wrapped_in(spec: Any, name: str) -> bool:
+    while type(spec).__name__ in _WRAPPERS and hasattr(spec, "layer"):
+        if type(spec).__name__ == name:
+            return True
+        spec = spec.layer
+    return False
+
+
 def _spec_kind(layer: Layer) -> str:
-    return type(layer.spec).__name__
+    """The kind of a layer's spec, under LoRA's and a quantization's wrappers."""
+    return type(_inner(layer.spec)).__name__
 
 
 def _int_shape(row: Row) -> tuple[int, ...]:
@@ -267,6 +288,23 @@ def _tp_split(
     tp, ep = plan.tp, plan.ep
     shape = _int_shape(row)
     kind, role = _spec_kind(layer), layer.role
+    if type(layer.spec).__name__ == "ParamLora" and max(tp, ep) > 1:
+        raise plan_error(
+            "--tp" if tp > 1 else "--ep",
+            tp if tp > 1 else ep,
+            f"{row.name}: LoRA on a mixture's expert tensors has no tensor- or expert-"
+            "parallel split in peft; give --tp 1 and --ep 1",
+        )
+    if tp > 1 and _wrapped_in(layer.spec, "Quantized"):
+        raise plan_error(
+            "--tp",
+            tp,
+            f"--tp {tp}: {row.name} is stored quantized; each rank's quantized shard is not"
+            " derived here; give --tp 1 (--pp places quantized layers whole)",
+        )
+    adapter = next((part for part in split_name(row.name) if part.startswith("lora_")), "")
+    if adapter:
+        return _adapter_split(model, row, layer, adapter, shape, tp, vocab)
     mixer = (mixers or {}).get(row.layer) or (mixers or {}).get(_parent(row.layer))
     if mixer is not None:
         return _mamba2_split(row, layer, mixer, shape, tp)
@@ -350,6 +388,55 @@ def _tp_split(
         f"--tp {tp}: {row.name} ({role or kind}) has no published tensor-parallel split"
         " (Megatron's rules cover attention, MLPs, Mamba-2, embeddings and norms); give --tp 1",
     )
+
+
+def _adapter_split(
+    model: Model, row: Row, layer: Layer, adapter: str, shape: tuple[int, ...], tp: int, vocab: int
+) -> tuple[str, tuple[int, ...], int]:
+    """A LoRA adapter's tensor on one of ``tp`` ranks, as peft's ``LoraParallelLinear``
+    builds it on Megatron's parallel layers (peft/tuners/lora/tp_layer.py, lines 136-156
+    of peft 0.21.2): on a column-parallel layer lora_A (r, in) whole and lora_B a
+    ColumnParallelLinear (out/t, r); on a row-parallel layer lora_A a RowParallelLinear
+    (r, in/t) and lora_B (out, r) whole. peft refuses DoRA and lora_bias there (lines
+    51-66), and adapts no embedding."""
+    if tp == 1:
+        return "adapter", shape, 1
+    spec = layer.spec
+    if adapter == "lora_magnitude_vector" or getattr(spec, "dora", False):
+        raise plan_error(
+            "--tp", tp, f"--tp {tp}: peft's LoraParallelLinear does not support DoRA; give --tp 1"
+        )
+    if row.name.endswith(".bias") or getattr(spec, "bias", False):
+        raise plan_error(
+            "--tp",
+            tp,
+            f"--tp {tp}: peft's LoraParallelLinear does not support lora_bias; give --tp 1",
+        )
+    if adapter.startswith("lora_embedding"):
+        raise plan_error(
+            "--tp",
+            tp,
+            f"--tp {tp}: {row.name}: peft adapts Megatron's parallel linear layers, not its"
+            " vocabulary-parallel embedding; leave the embedding out of --lora-targets",
+        )
+    inner = _inner(spec)
+    role, attribute = layer.role, split_name(row.layer)[-1]
+    head = bool(model.head) and row.layer == model.head
+    column = head or role in COLUMN_ROLES or (not role and attribute in COLUMN_NAMES)
+    rows = role in ROW_ROLES or (not role and attribute in ROW_NAMES)
+    if not (column or rows) or type(inner).__name__ not in ("Linear", "Conv1D"):
+        raise plan_error(
+            "--tp",
+            tp,
+            f"--tp {tp}: {row.name} adapts a layer with no tensor-parallel split here;"
+            " leave it out of --lora-targets or give --tp 1",
+        )
+    if adapter == "lora_B" and column:
+        out = vocab if head else shape[0]
+        return "adapter, column", _divided(row, (out, *shape[1:]), 0, tp, "--tp"), 1
+    if adapter == "lora_A" and rows:
+        return "adapter, row", _divided(row, shape, 1, tp, "--tp"), 1
+    return "adapter, whole", shape, 1
 
 
 def _parent(name: str) -> str:

@@ -165,3 +165,17 @@ def test_command_line(width: int) -> None:
     refused = CliRunner().invoke(cli, [*args[:-8], "--tp", "4"], env=env)
     assert refused.exit_code == 2 and refused.output.count("\n") == 1
     assert "--tp 4 must divide the Mamba-2 groups (G = 2)" in refused.output
+
+
+def test_a_mixer_beside_attention_is_not_counted_as_attention_alone() -> None:
+    """Falcon-H1's layers hold attention, a Mamba-2 mixer and an MLP: the paper's block
+    with the mixer left out would undercount; refused, saying so."""
+    from shapecalc.architectures.falcon_h1 import falcon_h1
+
+    model = falcon_h1(
+        vocab=64, hidden=32, layers=2, heads=4, kv_heads=2, intermediate=64,
+        mamba_heads=4, mamba_state=4, mamba_groups=2,
+    )  # fmt: skip
+    assert rank_parameters(model, ParallelPlan(tp=2)).count  # its tensors split
+    with pytest.raises(InvalidArgumentError, match="state-space or linear-attention mixer"):
+        activation_bytes(model, ParallelPlan(tp=2), 1, 16)

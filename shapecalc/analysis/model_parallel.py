@@ -893,6 +893,12 @@ def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], specs: dict[str,
     kinds = {role: _spec_kind(layer) for role, layer in specs.items()}
     if kinds.get("state space") == "Mamba2Scan" and set(roles) <= _MAMBA2_ROLES:
         return _mamba2_shape(model, specs)
+    if "state space" in roles or "linear attention" in roles:
+        raise _refuse(
+            model,
+            "a layer of attention and an MLP, or a Mamba-2 mixer alone, is derived here;"
+            " this model's layers hold a state-space or linear-attention mixer beside them",
+        )
     mixture = "router" in roles or "experts" in roles or "routed experts" in roles
     if mixture and kinds.get("experts") != "Experts":
         raise _refuse(
@@ -956,7 +962,8 @@ def _mamba2_shape(model: Model, specs: dict[str, Layer]) -> _Shape:
     heads, head_dim, state, groups = (v or 0 for v in values)
     h = known(model.sizes.get("H", 0)) or 0
     vocab = _vocabulary(model, {layer.name: layer for layer in model.layers})
-    mamba = (heads, head_dim, state, groups, kernel or 0, scan.chunk_size, norm is not None, width)  # type: ignore[attr-defined]
+    chunk: int = scan.chunk_size  # type: ignore[attr-defined]
+    mamba = (heads, head_dim, state, groups, kernel or 0, chunk, norm is not None, width)
     return _Shape(h, 0, 0, 0, 0, False, vocab, mamba=mamba)
 
 

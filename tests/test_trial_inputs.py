@@ -88,7 +88,9 @@ def test_llama_cpp_takes_gguf_types_only(weights: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("key", "value"), [("head_count", 0), ("embedding_length", 0)])
-def test_gguf_metadata_describing_no_model_is_one_line(key: str, value: int, tmp_path: Path) -> None:
+def test_gguf_metadata_describing_no_model_is_one_line(
+    key: str, value: int, tmp_path: Path
+) -> None:
     gguf = pytest.importorskip("gguf")
     np = pytest.importorskip("numpy")
     sizes = {"head_count": 4, "embedding_length": 64, **{key: value}}

@@ -66,7 +66,9 @@ def test_the_matched_line_says_whose_numbers_it_counts(drop: str, tmp_path: Path
     assert result.exit_code == (1 if drop else 0), result.output
     said = " ".join(result.stdout.split())
     matched = 21 - (2 if drop else 0)
-    assert f"matched {matched} of the 21 tensors the metadata implies, which hold {implied:,}" in said
+    assert (
+        f"matched {matched} of the 21 tensors the metadata implies, which hold {implied:,}" in said
+    )
     assert f"{held:,} parameters" in said  # the file's own, in its header line
     assert not re.search(r"matched +\d+ tensors · [\d,]+ numbers implied", said)
 
@@ -137,8 +139,10 @@ def test_formats_that_leave_fused_experts_say_so(tmp_path: Path) -> None:
 
     args = ["fit", "hf", _config(tmp_path, **MIXTRAL), "--memory-gb", "80", "--formats"]
     said = " ".join(run(args, 200).stdout.replace("│", " ").split())
-    assert "; nf4, fp4, bnb4, int8, bnb8 leave the fused experts at bf16 (their quantizer " \
+    assert (
+        "; nf4, fp4, bnb4, int8, bnb8 leave the fused experts at bf16 (their quantizer "
         "converts nn.Linear only)" in said
+    )
     dense = run([*args[:2], _config(tmp_path), *args[3:]], 200).stdout
     assert "nf4" in dense and "fused experts" not in dense
 

@@ -383,9 +383,9 @@ def build(
     parallel, accounting = plan_of(flags)
     sharded = parallel is not None and (parallel.zero or parallel.fsdp not in (None, "no-shard"))
     if parallel is not None and sharded and parallel.dp == 1:
-        flag = f"--zero {parallel.zero}" if parallel.zero else f"--fsdp {parallel.fsdp}"
+        how = f"--zero {parallel.zero}" if parallel.zero else f"--fsdp {parallel.fsdp}"
         raise click.BadParameter(  # one rank: nothing to shard, the account is unsharded
-            f"{flag} shards over data-parallel ranks, and --dp is 1: give --dp N (2 or more)",
+            f"{how} shards over data-parallel ranks, and --dp is 1: give --dp N (2 or more)",
             param_hint="'--dp'",
         )
     try:

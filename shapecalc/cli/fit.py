@@ -36,6 +36,7 @@ FIT_FLAGS = (
     "engine",
     "utilization",
     "tensor_split",
+    "flash_attn",
     "reserve_gb",
     "efficiency",
     "compute",
@@ -85,6 +86,7 @@ HARDWARE_FLAGS = (
     "engine",
     "utilization",
     "tensor_split",
+    "flash_attn",
     "reserve_gb",
     "efficiency",
     "compute",
@@ -155,6 +157,15 @@ def hardware_options() -> list[Callable[[F], F]]:
             default=None,
             metavar="P,P,...",
             help="llama.cpp's -ts: each GPU's proportion of the layers (default: even).",
+        ),
+        click.option(
+            "--flash-attn",
+            "flash_attn",
+            type=click.Choice(("auto", "on", "off")),
+            default=None,
+            help="llama.cpp's -fa: auto (its default) turns flash attention on where the "
+            "GPU's backend has it (CUDA, ROCm, Metal, Vulkan): the compute buffer holds an "
+            "f16 mask, not fp32 scores per head.  [default: auto]",
         ),
         click.option(
             "--reserve-gb",
@@ -369,12 +380,23 @@ def fit_setting(options: dict[str, Any], context: int | None = None) -> Any:
             f"{options['reserve_gb']:g}: a number of GB, 0 or more", param_hint="'--reserve-gb'"
         )
     split = _tensor_split(options.get("tensor_split"), options["engine"], options["gpus"])
+    flash = options.get("flash_attn")
+    if flash is not None and options["engine"] != "llama.cpp":
+        raise click.BadParameter(
+            f"{flash}: llama.cpp's flash attention: add --engine llama.cpp",
+            param_hint="'--flash-attn'",
+        )
     return FitSetting(
         _hardware(options),
         gpus=options["gpus"],
         engine=None
         if options["engine"] is None
-        else engine(options["engine"], options["utilization"], tensor_split=split),
+        else engine(
+            options["engine"],
+            options["utilization"],
+            flash_attention=flash != "off",
+            tensor_split=split,
+        ),
         reserve=round(options["reserve_gb"] * 10**9),
         compute=options["compute"],
         efficiency=efficiency,

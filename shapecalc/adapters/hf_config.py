@@ -1084,9 +1084,13 @@ def hf_model(
     arguments = _read(fields, t, cls)
     _refuse_unknown(config, t, fields, allow, label)
     arguments.update(t.classes[chosen])
-    if "labels" in arguments and arguments.get("head") not in getattr(cls, "label_heads", ()):
-        arguments["labels"] = None  # read by the class only with a classification head
-        fields.used -= {"num_labels", "id2label"}
+    if arguments.get("head") not in getattr(cls, "label_heads", ()):
+        # read by the class only with a classification head (Whisper's projector width too)
+        for name, unset in getattr(cls, "label_arguments", {"labels": None}).items():
+            if name in arguments:
+                arguments[name] = unset
+        if "labels" in arguments:
+            fields.used -= {"num_labels", "id2label"}
     _checked(t, arguments, fields)
     try:
         architecture = cls(**arguments)

@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,7 +233,7 @@ class FolderCheck:
 
 
 def _tie_holders(
-    ties: dict[str, str],
+    ties: Mapping[str, str],
     tied: set[str],
     stored: dict[str, Tensor],
     expected: dict[str, tuple[int, ...]],

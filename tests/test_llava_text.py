@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shapecalc.adapters.hf_config import hf_model
+from shapecalc.analysis.cost import analyze
 from shapecalc.architectures.llava import TEXT_TYPES
 from tests.test_cli import run
 
@@ -114,3 +115,62 @@ def test_a_text_type_llava_does_not_build_is_one_line(text_type: str, tmp_path: 
     words = " ".join(line.split())
     assert f'text_config: model_type "{text_type}" is not a language model' in words
     assert "mistral" in words and "qwen2" in words
+
+
+@settings(max_examples=4, deadline=None)
+@given(
+    text_type=st.sampled_from(["llama", "mistral", "qwen2", "gemma"]),
+    layers=st.integers(1, 2),
+    feature=st.sampled_from([-1, -2]),
+    extra=st.integers(0, 4),
+)
+def test_each_part_s_flops_equal_flop_counter_mode(
+    text_type: str, layers: int, feature: Any, extra: int
+) -> None:
+    """One forward of an image and its prompt on the CPU: the vision tower's, the
+    language model's and the head's FLOPs as FlopCounterMode counts them module by
+    module; the projector's on the tower's every token, its class token too, which
+    transformers' default vision_feature_select_strategy drops: one token's more."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    image_tokens = 4  # (28 / 14)²
+    text = {
+        "model_type": text_type,
+        "vocab_size": 40,
+        "hidden_size": 16,
+        "intermediate_size": 20,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "pad_token_id": 0,
+    }
+    config = {
+        "model_type": "llava",
+        "text_config": text,
+        "vision_config": VISION,
+        "image_token_index": 3,
+        "vision_feature_layer": feature,
+    }
+    model = hf_model(config).model()
+    seq = image_tokens + extra + 1
+    cost = analyze(model, batch=1, seq_len=seq, training="none")
+    mine: dict[str, int] = {}
+    for row in cost.layers:
+        part = ".".join(row.name.split(" ")[0].split(".")[:2])
+        mine[part] = mine.get(part, 0) + 2 * row.macs
+    fields = {k: v for k, v in config.items() if k != "model_type"}
+    theirs = transformers.LlavaForConditionalGeneration._from_config(
+        transformers.LlavaConfig(**fields), attn_implementation="eager"
+    ).eval()
+    ids = torch.tensor([[1, *[3] * image_tokens, *[5] * extra]])
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        theirs(input_ids=ids, pixel_values=torch.randn(1, 3, 28, 28))
+    counts = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
+    top = "LlavaForConditionalGeneration"
+    for part in ("model.vision_tower", "model.language_model", "lm_head"):
+        assert mine[part] == counts[f"{top}.{part}"], part
+    one_token = 2 * (8 * 16 + 16 * 16)  # linear_1 (W to H) and linear_2 (H to H)
+    assert (
+        mine["model.multi_modal_projector"]
+        == counts[f"{top}.model.multi_modal_projector"] + one_token
+    )

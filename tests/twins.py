@@ -666,6 +666,39 @@ def bart_twin(c: Any) -> Any:
     return on_meta(getattr(t, prefix + suffix), config)
 
 
+def whisper_twin(c: Any) -> Any:
+    """WhisperForConditionalGeneration, WhisperModel or WhisperForAudioClassification, as
+    transformers builds them."""
+    t = hf()
+    inner = c.intermediate or 4 * c.hidden
+    config = t.WhisperConfig(
+        vocab_size=c.vocab,
+        d_model=c.hidden,
+        num_mel_bins=c.mel_bins,
+        encoder_layers=c.layers,
+        decoder_layers=c.decoder_layers or c.layers,
+        encoder_attention_heads=c.heads,
+        decoder_attention_heads=c.decoder_heads or c.heads,
+        encoder_ffn_dim=inner,
+        decoder_ffn_dim=c.decoder_intermediate or inner,
+        max_source_positions=c.source_positions,
+        max_target_positions=c.target_positions,
+        activation_function=c.activation,
+        tie_word_embeddings=c.tie_weights,
+        dropout=c.dropout,
+        pad_token_id=0,
+        num_labels=c.labels or 2,
+        classifier_proj_size=c.classifier_proj,
+        use_weighted_layer_sum=c.weighted_layer_sum,
+    )
+    suffix = {
+        "lm": "ForConditionalGeneration",
+        "none": "Model",
+        "classify": "ForAudioClassification",
+    }[c.head]
+    return on_meta(getattr(t, "Whisper" + suffix), config)
+
+
 def qwen2_vl_twin(c: Any) -> Any:
     """Qwen2VLForConditionalGeneration or Qwen2_5_VLForConditionalGeneration (or *Model),
     built by transformers from the sizes (its vision_config and text_config)."""
@@ -974,6 +1007,7 @@ TWINS["deepseek"] = deepseek_twin
 TWINS["glm4-moe"] = glm4_moe_twin
 TWINS["t5"] = t5_twin
 TWINS["bart"] = bart_twin
+TWINS["whisper"] = whisper_twin
 
 
 # -- Mamba and Jamba: transformers' classes on the meta device, from configs written here

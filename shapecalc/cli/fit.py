@@ -15,7 +15,7 @@ import click
 from shapecalc.cli.group import ExampleCommand, ShapecalcGroup, engine_error, register
 from shapecalc.cli.hf_options import LAYOUT, config_weights
 from shapecalc.cli.models import architecture_options
-from shapecalc.cli.options import F, apply
+from shapecalc.cli.options import F, apply, lora_options
 from shapecalc.cli.parallel_options import PARALLEL_FLAGS, parallel_options
 from shapecalc.cli.train_fit import TRAIN_FLAGS
 from shapecalc.core.errors import ShapecalcError
@@ -243,6 +243,7 @@ def fit_options(default_dtype: str | None) -> list[Callable[[F], F]]:
             is_flag=True,
             help="With --training: fp32 master weights and optimizer state.",
         ),
+        *lora_options(),
         *parallel_options(),
     ]
 
@@ -378,9 +379,11 @@ def _run(model: Any, options: dict[str, Any], context: int | None = None) -> Non
     if options["training"] is None:
         from shapecalc.cli.parallel_options import given
 
-        if options["mixed_precision"] or given(options):
+        lora = [k for k in TRAIN_FLAGS[2:] if options[k] not in (None, False)]
+        if options["mixed_precision"] or given(options) or lora:
             raise click.UsageError(
-                "--mixed-precision and the parallel flags price a training step: add --training"
+                "--mixed-precision, the LoRA flags and the parallel flags price a training "
+                "step: add --training"
             )
     try:
         setting = fit_setting(options, context)

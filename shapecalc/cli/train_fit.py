@@ -11,13 +11,23 @@ from typing import Any
 import click
 
 from shapecalc.cli.group import engine_error
+from shapecalc.cli.options import adapter_of
 from shapecalc.cli.parallel_options import plan_of, plan_usage
 from shapecalc.core.errors import ShapecalcError
 
 __all__ = ["TRAIN_FLAGS", "train_fit"]
 
-#: the flags fit takes for a training run (with the parallel block)
-TRAIN_FLAGS = ("training", "mixed_precision")
+#: the flags fit takes for a training run (with the parallel block and LoRA's)
+TRAIN_FLAGS = (
+    "training",
+    "mixed_precision",
+    "lora_rank",
+    "lora_alpha",
+    "lora_targets",
+    "lora_bias",
+    "use_dora",
+    "modules_to_save",
+)
 
 
 def train_fit(model: Any, options: dict[str, Any], hardware: Any, reserve: int) -> None:
@@ -33,7 +43,12 @@ def train_fit(model: Any, options: dict[str, Any], hardware: Any, reserve: int) 
             "fit answers the fewest data-parallel ranks: leave --dp out", param_hint="'--dp'"
         )
     plan, accounting = plan_of(options)
+    adapter = adapter_of(options)
     try:
+        if adapter is not None:
+            from shapecalc.adapt import lora
+
+            model = lora(model, adapter)
         if plan is None or not (plan.zero or plan.fsdp):
             from shapecalc.analysis.parallel_plan import ParallelPlan
 

@@ -411,8 +411,9 @@ def _match(
         name: tuple(d for d in shape if isinstance(d, int))
         for name, shape in model.named_parameters()
     }
-    tied = {k for k, v in model.ties.items() if v in expected}
-    for name in tied:
+    tied_in_order = [k for k, v in model.ties.items() if v in expected]
+    tied = set(tied_in_order)
+    for name in tied_in_order:  # in the tree's order: which stored copy holds a group
         expected[name] = expected[model.ties[name]]
     holders, copies = _tie_holders(model.ties, tied, stored, expected)
     # persistent buffers (a router's e_score_correction_bias) are saved with the weights,

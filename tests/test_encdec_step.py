@@ -1,12 +1,13 @@
 """An encoder-decoder's decode step in the inference account: the decoder alone on one
 token, reading the cross-attention keys and values from the cache, the encoder's output
-held (transformers' generate keeps ``encoder_outputs`` for the request; T5Attention and
-BartAttention skip the cross projections once the cache is filled). Checked on real
-tiny T5 and BART models on the CPU: every matrix product a decode step calls, by name
-and shape, is a row of the account's step and no other is; and the live tensors the
-step's line counts are alive at once in the real step (tracked under a dispatch mode
-as tests/test_moe_live.py tracks them), while the old account, the whole forward at
-T = 1 with the encoder over the source, claimed more than the real step ever holds."""
+held (transformers' generate keeps ``encoder_outputs`` for the request; T5Attention,
+BartAttention and WhisperAttention skip the cross projections once the cache is filled).
+Checked on real tiny T5, BART, mBART and Whisper models on the CPU: every matrix product
+a decode step calls, by name and shape, is a row of the account's step and no other is;
+and the live tensors the step's line counts are alive at once in the real step (tracked
+under a dispatch mode as tests/test_moe_live.py tracks them), while the old account, the
+whole forward at T = 1 with the encoder over the source, claimed more than the real step
+ever holds."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 
-def _config(family: str, hidden: int, inner: int, vocab: int) -> dict[str, Any]:
+def _config(family: str, hidden: int, inner: int, vocab: int, source: int) -> dict[str, Any]:
     if family == "t5":
         return {
             "model_type": "t5",
@@ -39,6 +40,22 @@ def _config(family: str, hidden: int, inner: int, vocab: int) -> dict[str, Any]:
             "num_heads": 2,
             "relative_attention_num_buckets": 8,
             "decoder_start_token_id": 0,
+        }
+    if family == "whisper":
+        return {
+            "model_type": "whisper",
+            "vocab_size": vocab,
+            "num_mel_bins": 4,
+            "d_model": hidden,
+            "encoder_layers": 2,
+            "decoder_layers": 3,
+            "encoder_attention_heads": 2,
+            "decoder_attention_heads": 2,
+            "encoder_ffn_dim": inner,
+            "decoder_ffn_dim": inner,
+            "max_source_positions": source,
+            "max_target_positions": 10,
+            "pad_token_id": 1,
         }
     return {
         "model_type": family,
@@ -57,7 +74,12 @@ def _config(family: str, hidden: int, inner: int, vocab: int) -> dict[str, Any]:
 def _theirs(config: dict[str, Any]) -> Any:
     fields = {k: v for k, v in config.items() if k != "model_type"}
     conf = transformers.AutoConfig.for_model(config["model_type"], **fields)
-    return transformers.AutoModelForSeq2SeqLM.from_config(conf, attn_implementation="sdpa").eval()
+    auto = (
+        transformers.AutoModelForSpeechSeq2Seq
+        if config["model_type"] == "whisper"
+        else transformers.AutoModelForSeq2SeqLM
+    )
+    return auto.from_config(conf, attn_implementation="sdpa").eval()
 
 
 def _linear_calls(
@@ -95,9 +117,9 @@ def _tensors(value: Any) -> list[Any]:
     return []
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
-    family=st.sampled_from(["t5", "bart", "mbart"]),
+    family=st.sampled_from(["t5", "bart", "mbart", "whisper"]),
     batch=st.integers(1, 2),
     source=st.integers(16, 48),
     prefill=st.integers(1, 3),
@@ -108,8 +130,14 @@ def _tensors(value: Any) -> list[Any]:
 def test_a_decode_step_is_the_decoder_on_one_token(
     family: str, batch: int, source: int, prefill: int, hidden: int, inner: int, vocab: int
 ) -> None:
-    config = _config(family, hidden, inner, vocab)
-    model = hf_model(config).architecture.varied({"source_len": source}).model()
+    config = _config(family, hidden, inner, vocab, source)
+    found = hf_model(config)
+    arch = (
+        found.architecture
+        if family == "whisper"
+        else found.architecture.varied({"source_len": source})
+    )
+    model = arch.model()
     cost = analyze(model, batch=batch, seq_len=prefill, training="none")
     step = cost.decode()
     assert step is not None and step.held == (batch, source, hidden)
@@ -122,11 +150,16 @@ def test_a_decode_step_is_the_decoder_on_one_token(
     theirs = _theirs(config)
     torch.manual_seed(0)
     with torch.no_grad():
-        src = torch.randint(2, vocab, (batch, source))
+        if family == "whisper":  # a window of 2·S mel frames, S positions after the stem
+            src = torch.randn(batch, 4, 2 * source)
+            given = {"input_features": src}
+        else:
+            src = torch.randint(2, vocab, (batch, source))
+            given = {"input_ids": src}
         tgt = torch.randint(2, vocab, (batch, prefill))
         first_live = Live([*theirs.parameters(), *theirs.buffers(), src, tgt])
         with first_live:  # the prefill: the encoder over the source, the decoder's first tokens
-            first = theirs(input_ids=src, decoder_input_ids=tgt, use_cache=True)
+            first = theirs(**given, decoder_input_ids=tgt, use_cache=True)
         encoded = (first.encoder_last_hidden_state,)
         ids = torch.randint(2, vocab, (batch, 1))
         before = [
@@ -171,7 +204,7 @@ def test_fit_prices_the_same_decode_step() -> None:
     from shapecalc.analysis.fit import Fit
     from shapecalc.analysis.hardware import custom
 
-    config = _config("t5", 16, 64, 40)
+    config = _config("t5", 16, 64, 40, 40)
     model = hf_model(config).architecture.varied({"source_len": 40}).model()
     cost = analyze(model, batch=2, seq_len=3, training="none")
     step = cost.decode()

@@ -121,7 +121,7 @@ def test_a_text_type_llava_does_not_build_is_one_line(text_type: str, tmp_path: 
 @given(
     text_type=st.sampled_from(["llama", "mistral", "qwen2", "gemma"]),
     layers=st.integers(1, 2),
-    feature=st.sampled_from([-1, -2]),
+    feature=st.sampled_from([-1, -2, [-2, -1], [-3, -1, -2]]),
     extra=st.integers(0, 4),
 )
 def test_each_part_s_flops_equal_flop_counter_mode(
@@ -169,7 +169,8 @@ def test_each_part_s_flops_equal_flop_counter_mode(
     top = "LlavaForConditionalGeneration"
     for part in ("model.vision_tower", "model.language_model", "lm_head"):
         assert mine[part] == counts[f"{top}.{part}"], part
-    one_token = 2 * (8 * 16 + 16 * 16)  # linear_1 (W to H) and linear_2 (H to H)
+    width = 8 * (len(feature) if isinstance(feature, list) else 1)  # the layers side by side
+    one_token = 2 * (width * 16 + 16 * 16)  # linear_1 (F·W to H) and linear_2 (H to H)
     assert (
         mine["model.multi_modal_projector"]
         == counts[f"{top}.model.multi_modal_projector"] + one_token

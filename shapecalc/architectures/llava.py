@@ -43,6 +43,7 @@ from shapecalc.core.own import Parameter
 from shapecalc.core.tree import Block, Leaf, Node
 from shapecalc.layers._linear import Linear
 from shapecalc.layers.activation import GELU
+from shapecalc.layers.tensors import Tile
 
 __all__ = ["LLaVA", "llava"]
 
@@ -399,6 +400,10 @@ class LLaVA(Architecture):
             description="image features into the language model's width",
         )
         language = self.language_model()
+        # several feature layers: their outputs side by side (torch.cat on the last dim in
+        # LlavaModel.get_image_features), each the tower's shape: F copies of its output
+        f = self.feature_layers
+        concat: tuple[Any, ...] = (Tile((1, 1, f)),) if isinstance(f, int) and f != 1 else ()
         children: dict[str, Any] = {"vision_tower": tower, "multi_modal_projector": projector}
         prefix = "LlavaNext" if self.variant == "next" else "Llava"
         if self.variant == "next":
@@ -423,7 +428,7 @@ class LLaVA(Architecture):
                 "language_model": "the language model",
             },
             head=self.head == "lm",
-            flow=each("language_model", ("vision_tower", "multi_modal_projector")),
+            flow=each("language_model", ("vision_tower", *concat, "multi_modal_projector")),
             input_layout=(("B", "T"), (*image, self.image_size, self.image_size)),
             name=name,
         )

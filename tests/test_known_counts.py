@@ -586,6 +586,20 @@ ARCHITECTURE_COUNTS["mistral3"] = [
         24_011_361_280,
     ),
 ]
+ARCHITECTURE_COUNTS["mllama"] = [
+    (  # MllamaConfig's sub-config defaults (Llama-3.2-11B-Vision's sizes, its tiles 448
+        # pixels): MllamaForConditionalGeneration built from them on the meta device
+        {
+            "vocab": 128256,
+            "hidden": 4096,
+            "layers": 40,
+            "heads": 32,
+            "kv_heads": 8,
+            "intermediate": 14336,
+        },
+        10_642_941_475,
+    ),
+]
 ARCHITECTURE_COUNTS["qwen2-vl"] = [
     (  # Qwen2-VL-7B-Instruct's sizes (its vision tower at Qwen2VLVisionConfig's defaults):
         # Qwen2VLForConditionalGeneration built from them on the meta device

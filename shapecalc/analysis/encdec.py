@@ -16,23 +16,39 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from shapecalc.core.model import Model
 from shapecalc.core.spec import Shape
 from shapecalc.layers.functional import Pick, ScaledDotProductAttention
 
 if TYPE_CHECKING:
     from shapecalc.analysis.cost import LayerCost
 
-__all__ = ["CROSS", "ENCODER", "cross_projection", "decode_rows", "in_encoder"]
+__all__ = ["CROSS", "ENCODER", "cross_projection", "decode_rows", "in_encoder", "per_request"]
 
 #: the stack run once per request (transformers' ``encoder``, at the top or in the body)
 ENCODER = "encoder"
-#: cross-attention modules (T5's, BART's and Whisper's) -> their key and value projections
-CROSS = {"EncDecAttention": ("k", "v"), "encoder_attn": ("k_proj", "v_proj")}
+#: cross-attention modules (T5's, BART's and Whisper's; Mllama's cross_attn) -> their key
+#: and value projections
+CROSS = {
+    "EncDecAttention": ("k", "v"),
+    "encoder_attn": ("k_proj", "v_proj"),
+    "cross_attn": ("k_proj", "v_proj"),
+}
 
 
-def in_encoder(name: str) -> bool:
-    """A row of the encoder stack (a name part ``encoder``)."""
-    return ENCODER in name.split(" (")[0].split(".")
+def per_request(model: Model) -> tuple[str, ...]:
+    """The stacks run once per request: the encoder, or those the architecture names
+    (``per_request``: Mllama's vision model and projector, whose output every
+    cross-attention layer reads)."""
+    named: tuple[str, ...] = getattr(model.config, "per_request", ())
+    return named or (ENCODER,)
+
+
+def in_encoder(name: str, once: tuple[str, ...] = (ENCODER,)) -> bool:
+    """A row of a stack run once per request (by default the encoder: a name part
+    ``encoder``)."""
+    parts = name.split(" (")[0].split(".")
+    return any(stack in parts for stack in once)
 
 
 def cross_projection(name: str) -> bool:

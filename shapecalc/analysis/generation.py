@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from shapecalc.analysis.cost import LayerCost, analyze
-from shapecalc.analysis.encdec import cross_projection, in_encoder
+from shapecalc.analysis.encdec import ENCODER, cross_projection, in_encoder, per_request
 from shapecalc.core.dims import Dim, as_size
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.frozen import FrozenMethods, frozen
@@ -55,6 +55,8 @@ class Generation(FrozenMethods):
     cross_bytes: Dim
     #: the self-attention keys and values one more token adds
     token_bytes: Dim
+    #: what runs once per request, in words ("the encoder runs")
+    once: str = "the encoder runs"
 
 
 def _attention_over(row: LayerCost, context: Dim) -> Dim:
@@ -70,12 +72,14 @@ def generation(
     model: Model, *, batch: object = 1, context: object = "t", dtype: str = "fp32"
 ) -> Generation:
     """The once-per-request and per-token work of ``model`` (an encoder-decoder whose
-    encoder is named ``encoder``) generating for ``batch`` requests, one step at ``context``
+    encoder is named ``encoder``, or a model whose architecture names what runs once per
+    request in ``per_request``) generating for ``batch`` requests, one step at ``context``
     tokens; a name for either keeps it a letter in the formulas."""
     owner = "generation"
     b = as_size(batch, owner=owner, field="batch")
     t = as_size(context, owner=owner, field="context")
-    if not any(in_encoder(name) for name, _ in model.named_parameters()):
+    once = per_request(model)
+    if not any(in_encoder(name, once) for name, _ in model.named_parameters()):
         rule = "generation is an encoder-decoder's: its encoder runs once per request"
         raise InvalidArgumentError(
             f"{model.name} has no encoder: {rule}",
@@ -89,7 +93,7 @@ def generation(
     cross: Dim = 0
     decode: Dim = 0
     for row in step.layers:
-        if in_encoder(row.name):
+        if in_encoder(row.name, once):
             encoder += row.macs
         elif cross_projection(row.name):
             cross += row.macs
@@ -104,4 +108,5 @@ def generation(
             cross_bytes += stored.kept_bytes(step.itemsize)
         else:  # at T = 1: one token's keys and values
             token_bytes += replace(stored).kept_bytes(step.itemsize)
-    return Generation(b, t, 2 * encoder, 2 * cross, 2 * decode, cross_bytes, token_bytes)
+    said = "the encoder runs" if once == (ENCODER,) else " and ".join(once) + " run"
+    return Generation(b, t, 2 * encoder, 2 * cross, 2 * decode, cross_bytes, token_bytes, said)

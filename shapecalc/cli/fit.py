@@ -35,6 +35,8 @@ FIT_FLAGS = (
     "weights",
     "engine",
     "utilization",
+    "tensor_split",
+    "flash_attn",
     "reserve_gb",
     "efficiency",
     "compute",
@@ -55,6 +57,7 @@ FLAGS = {
     "seq_len": "--seq-len",
     "reserve_gb": "--reserve-gb",
     "utilization": "--gpu-memory-utilization",
+    "tensor_split": "--tensor-split",
 }
 
 
@@ -82,6 +85,8 @@ HARDWARE_FLAGS = (
     "tflops",
     "engine",
     "utilization",
+    "tensor_split",
+    "flash_attn",
     "reserve_gb",
     "efficiency",
     "compute",
@@ -109,7 +114,7 @@ def hardware_options() -> list[Callable[[F], F]]:
             default=1,
             show_default=True,
             metavar="N",
-            help="GPUs, tensor parallel.",
+            help="GPUs: tensor parallel; under --engine llama.cpp split by layer.",
         ),
         click.option(
             "--memory-gb",
@@ -146,6 +151,21 @@ def hardware_options() -> list[Callable[[F], F]]:
             default=0.9,
             show_default=True,
             help="vLLM's share of each GPU's memory.",
+        ),
+        click.option(
+            "--tensor-split",
+            default=None,
+            metavar="P,P,...",
+            help="llama.cpp's -ts: each GPU's proportion of the layers (default: even).",
+        ),
+        click.option(
+            "--flash-attn",
+            "flash_attn",
+            type=click.Choice(("auto", "on", "off")),
+            default=None,
+            help="llama.cpp's -fa: auto (its default) turns flash attention on where the "
+            "GPU's backend has it (CUDA, ROCm, Metal, Vulkan): the compute buffer holds an "
+            "f16 mask, not fp32 scores per head.  [default: auto]",
         ),
         click.option(
             "--reserve-gb",
@@ -356,17 +376,54 @@ def fit_setting(options: dict[str, Any], context: int | None = None) -> Any:
         raise click.BadParameter(
             f"{options['reserve_gb']:g}: a number of GB, 0 or more", param_hint="'--reserve-gb'"
         )
+    split = _tensor_split(options.get("tensor_split"), options["engine"], options["gpus"])
+    flash = options.get("flash_attn")
+    if flash is not None and options["engine"] != "llama.cpp":
+        raise click.BadParameter(
+            f"{flash}: llama.cpp's flash attention: add --engine llama.cpp",
+            param_hint="'--flash-attn'",
+        )
     return FitSetting(
         _hardware(options),
         gpus=options["gpus"],
         engine=None
         if options["engine"] is None
-        else engine(options["engine"], options["utilization"]),
+        else engine(
+            options["engine"],
+            options["utilization"],
+            flash_attention=flash != "off",
+            tensor_split=split,
+        ),
         reserve=round(options["reserve_gb"] * 10**9),
         compute=options["compute"],
         efficiency=efficiency,
         max_context=context,
     )
+
+
+def _tensor_split(text: str | None, engine: str | None, gpus: int) -> tuple[float, ...]:
+    """``--tensor-split 3,1``'s proportions (llama.cpp's ``-ts``), for llama.cpp only."""
+    if text is None:
+        return ()
+    if engine != "llama.cpp":
+        raise click.BadParameter(
+            "llama.cpp's split by layer: add --engine llama.cpp", param_hint="'--tensor-split'"
+        )
+    try:
+        values = tuple(float(p) for p in text.replace("/", ",").split(","))
+    except ValueError:
+        values = ()
+    if not values or any(not 0 <= v < float("inf") for v in values) or not any(values):
+        raise click.BadParameter(
+            f"{text[:40]}: proportions, numbers 0 or more, not all 0 (3,1)",
+            param_hint="'--tensor-split'",
+        )
+    if len(values) > gpus:
+        raise click.BadParameter(
+            f"{text[:40]}: {len(values)} proportions for --gpus {gpus} (one per GPU at most)",
+            param_hint="'--tensor-split'",
+        )
+    return values
 
 
 def _run(model: Any, options: dict[str, Any], context: int | None = None) -> None:

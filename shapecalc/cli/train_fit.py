@@ -71,9 +71,12 @@ def train_fit(model: Any, options: dict[str, Any], hardware: Any, reserve: int) 
         if (err.field or "").startswith("--"):
             raise plan_usage(err) from None
         raise engine_error(err) from None
+    split = plan.tp * plan.pp * plan.cp  # each data-parallel rank's GPUs
+    total = gpus * split if gpus else None
     head = (
-        f"Training on {hardware.title}: the fewest GPUs is {gpus:,}"
-        if gpus
+        f"Training on {hardware.title}: the fewest GPUs is {total:,}"
+        + (f" = {gpus:,} × {split}" if split > 1 else "")
+        if gpus and total
         else f"Training on {hardware.title}: no number of GPUs fits (what is not sharded "
         "does not shrink)"
     )
@@ -82,7 +85,7 @@ def train_fit(model: Any, options: dict[str, Any], hardware: Any, reserve: int) 
 
         from shapecalc.report.as_json import per_gpu_dict
 
-        data = {"schema": "shapecalc.train-fit/1", "gpus": gpus, "memory": capacity}
+        data = {"schema": "shapecalc.train-fit/1", "gpus": total, "dp": gpus, "memory": capacity}
         data["per_gpu"] = per_gpu_dict(shown)
         click.echo(json.dumps(data, indent=2))
     else:

@@ -648,15 +648,15 @@ class Cost:
         """What the buffers are, by kind: BatchNorm's statistics and counters, others by
         their name and dtype."""
         kinds: dict[str, None] = {}
-        for _, b in self.model.buffer_rows():
-            if b.name.endswith("num_batches_tracked"):
+        for name, b in self.model.buffer_rows():  # the full name: a leaf's own is ""
+            if name.endswith("num_batches_tracked"):
                 kinds["counters int64"] = None
-            elif b.name in ("running_mean", "running_var") or b.name.endswith(
+            elif name in ("running_mean", "running_var") or name.endswith(
                 (".running_mean", ".running_var")
             ):
                 kinds[f"running statistics at {self.itemsize} bytes"] = None
             else:
-                last = b.name.rpartition(".")[2]
+                last = name.rpartition(".")[2]
                 size = b.itemsize or self.itemsize
                 kinds[f"{last} ({b.dtype or self.dtype}, {size} bytes each), not trained"] = None
         return ", ".join(kinds)

@@ -112,6 +112,16 @@ class QuantChoice:
     bytes: int | None
     fits: bool
     why: str = ""
+    #: the format's quantizer converts no fused experts (3-D tensors, not nn.Linear):
+    #: they stay at the model's dtype (bitsandbytes on Jamba, Mixtral, ...)
+    experts_kept: bool = False
+
+
+def _experts_kept(model: Model) -> bool:
+    """Whether a quantized model keeps some fused experts unquantized."""
+    from shapecalc.layers._experts import Experts
+
+    return any(isinstance(layer.spec, Experts) for layer in model.layers)
 
 
 @dataclass(frozen=True)
@@ -678,7 +688,8 @@ class Fit:
                         if rest is None
                         else other.weights(self.gpus)[0] + rest <= self.hardware.memory
                     )
-                    choice = QuantChoice(name, weights, fits)
+                    kept = stored is None and _experts_kept(model)
+                    choice = QuantChoice(name, weights, fits, experts_kept=kept)
                 except ShapecalcError as err:
                     tried.append((2**63, order, QuantChoice(name, None, False, err.message)))
                     continue

@@ -144,6 +144,9 @@ def _bart_type(*, model_type: str, prefix: str, dropped: tuple[str, ...] = ()) -
                 "decoder_layerdrop",
                 "init_std",
                 "classifier_dropout",
+                # facebook/bart-large's old name of a dropout rate: BartConfig declares
+                # none and transformers reads it nowhere (a rate changes no shape)
+                "classif_dropout",
                 "is_encoder_decoder",
                 "is_decoder",
                 "use_cache",

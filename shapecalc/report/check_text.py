@@ -88,7 +88,10 @@ def check_lines(check: FolderCheck) -> list[str]:
             (len(check.unexpected), "unexpected"),
             (len(check.wrong_shape), "of the wrong shape"),
             (len(check.wrong_dtype), "of another dtype"),
-            (len(check.index_problems), "index problems"),
+            (
+                len(check.index_problems),
+                "index problem" if len(check.index_problems) == 1 else "index problems",
+            ),
         ]
         said = ", ".join(f"{n:,} {what}" for n, what in counts if n)
         lines.append(f"The checkpoint does not agree with its config: {said}.")

@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
-from shapecalc.analysis.encdec import decode_rows
+from shapecalc.analysis.encdec import decode_rows, per_request
 from shapecalc.core.choices import CACHE_CONVENTIONS, OPTIMIZER_STATES
 from shapecalc.core.dims import (
     Dim,
@@ -609,11 +609,12 @@ class Cost:
         ).decode_step()
 
     def decode_step(self) -> Cost:
-        """This forward as one generated token's step: of an encoder-decoder, the decoder's
-        rows alone, its cross-attention reading the cached keys and values, with the
-        encoder's output held (:func:`~shapecalc.analysis.encdec.decode_rows`); any
+        """This forward as one generated token's step: of an encoder-decoder (or a model
+        whose cross-attention reads a stack run once per request, Mllama's vision model),
+        the decoder's rows alone, its cross-attention reading the cached keys and values,
+        with the encoder's output held (:func:`~shapecalc.analysis.encdec.decode_rows`); any
         other model's forward as it is."""
-        rows, held = decode_rows(self.layers)
+        rows, held = decode_rows(self.layers, per_request(self.model))
         return self if held is None else replace(self, layers=rows, held=held)
 
     def state_per_layer(self) -> dict[int, Dim]:

@@ -61,14 +61,19 @@ def _cross_attention(row: LayerCost) -> bool:
     return isinstance(row.spec, ScaledDotProductAttention) and row.spec.cross
 
 
-def decode_rows(rows: Sequence[LayerCost]) -> tuple[tuple[LayerCost, ...], Shape | None]:
+def decode_rows(
+    rows: Sequence[LayerCost], once: tuple[str, ...] = (ENCODER,)
+) -> tuple[tuple[LayerCost, ...], Shape | None]:
     """The rows of a forward at one target token that one decode step runs, and the shape
     of the encoder's output it holds; the rows unchanged and None for a model without
     cross-attention over an encoder. Left out: the encoder's rows, the cross keys' and
     values' projections, and the picks of a tuple (a pick makes no tensor); a
     cross-attention reads its keys and values from the cache (the inference state), so
-    its row keeps the queries alone as inputs."""
-    if not any(_cross_attention(r) for r in rows) or not any(in_encoder(r.name) for r in rows):
+    its row keeps the queries alone as inputs. ``once``: the stacks run once per request
+    (:func:`per_request`: the encoder, or Mllama's vision model and projector)."""
+    if not any(_cross_attention(r) for r in rows) or not any(
+        in_encoder(r.name, once) for r in rows
+    ):
         return tuple(rows), None
     held: Shape | None = None
     out: list[LayerCost] = []
@@ -76,7 +81,7 @@ def decode_rows(rows: Sequence[LayerCost]) -> tuple[tuple[LayerCost, ...], Shape
         if cross_projection(row.name):
             held = held or row.inputs[0]
             continue
-        if in_encoder(row.name) or isinstance(row.spec, Pick):
+        if in_encoder(row.name, once) or isinstance(row.spec, Pick):
             continue
         out.append(replace(row, inputs=row.inputs[:1]) if _cross_attention(row) else row)
     return tuple(out), held

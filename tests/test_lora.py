@@ -734,3 +734,27 @@ def test_fit_refuses_an_adapter_without_training(tmp_path: Any) -> None:
     result = _cli(["fit", "hf", str(path), "--gpu", "h100", "--lora-rank", "4"], 80)
     assert result.exit_code == 2, result.output
     assert "--training" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_mixed_precision_keeps_the_float32_adapters_once(tmp_path: Any) -> None:
+    """Under FSDP with mixed precision the ranks keep the frozen base in its dtype and the
+    trained tensors in float32: LoRA's adapters, float32 already, are held once (as the
+    sharded parameters), neither left out nor doubled; their gradients and Adam's state
+    are float32 too."""
+    import json
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**LLAMA, "architectures": ["LlamaForCausalLM"]}))
+    args = ["fit", "hf", str(path), "--gpu", "h100", "--training", "adamw", "--lora-rank", "4"]
+    args += ["--lora-targets", "all-linear", "--format", "json"]
+    _, (trainable, _) = _peft(LLAMA, LoraConfig(r=4, targets="all-linear"))
+
+    def lines(extra: list[str]) -> dict[str, int]:
+        result = _cli([*args, *extra], 100)
+        assert result.exit_code == 0, result.output
+        return {x["label"]: x["bytes"] for x in json.loads(result.stdout)["per_gpu"]["lines"]}
+
+    plain, mixed = lines([]), lines(["--mixed-precision"])
+    assert mixed["frozen weights"] + mixed["fp32 master weights"] == plain["weights"]
+    assert mixed["fp32 master weights"] == 4 * trainable
+    assert mixed["gradients"] == plain["gradients"] == 4 * trainable

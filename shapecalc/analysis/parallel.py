@@ -509,6 +509,13 @@ def _shapecalc(cost: Cost, ts: list[Tensor], plan: ParallelPlan) -> Iterator[Gpu
     def split(holds: bool, what: str) -> str:
         return f"{what}: {how}{nn}" if holds and scheme != "none" and n > 1 else f"{what}, whole"
 
+    def own(size: int) -> str:
+        """The trained tensors of a dtype of their own (LoRA's float32 adapters), when
+        theirs is not ``size``."""
+        sizes = {t.nbytes // t.numel for t in trained if t.nbytes and t.numel}
+        sizes.discard(size)
+        return "".join(f"; the adapters' {k} bytes (float32)" for k in sorted(sizes))
+
     params_cpu = plan.offload_parameters
     states_cpu = plan.offload_optimizer or (scheme == "fsdp" and plan.offload_parameters)
     quantization = getattr(cost.model, "quantization", None)
@@ -526,9 +533,9 @@ def _shapecalc(cost: Cost, ts: list[Tensor], plan: ParallelPlan) -> Iterator[Gpu
                 cpu=params_cpu,
             )
     else:
-        copy = stored
+        copy = stored + own(b)
         if mixed:
-            copy = f"{cost.dtype} copy for forward and backward, 2 bytes each"
+            copy = f"{cost.dtype} copy for forward and backward, 2 bytes each" + own(2)
         yield GpuLine(
             "weights",
             _weights(ts, n, scheme, stage, b),
@@ -537,9 +544,13 @@ def _shapecalc(cost: Cost, ts: list[Tensor], plan: ParallelPlan) -> Iterator[Gpu
         )
     if mixed:
         master = "fp32 master weights" + (", sharded parameters" if scheme == "fsdp" else "")
+        # FSDP's sharded parameters are the trained tensors in float32 (its weights line
+        # holds the frozen alone); elsewhere the weights line holds every tensor, so a
+        # tensor kept in float32 already (LoRA's adapters) has no master copy
+        master_of = trained if scheme == "fsdp" else [t for t in trained if not t.nbytes]
         yield GpuLine(
-            "fp32 master weights",  # none of a tensor kept in float32 already
-            _sharded([t for t in trained if not t.nbytes], n, scheme, stage, 4),
+            "fp32 master weights",
+            _sharded(master_of, n, scheme, stage, 4),
             split(stage >= 1, master.replace("fp32 master weights", "4 bytes each")),
             cpu=states_cpu,
         )
@@ -550,7 +561,7 @@ def _shapecalc(cost: Cost, ts: list[Tensor], plan: ParallelPlan) -> Iterator[Gpu
     yield GpuLine(
         "gradients",
         _sharded(trained, n if stage >= 2 else 1, scheme, stage, grad_size),
-        split(stage >= 2, f"1 per trained parameter, {grad_size} bytes"),
+        split(stage >= 2, f"1 per trained parameter, {grad_size} bytes{own(grad_size)}"),
         cpu=states_cpu and stage >= 2,
     )
     states, _ = OPTIMIZERS[cost.training]
@@ -574,7 +585,9 @@ def _shapecalc(cost: Cost, ts: list[Tensor], plan: ParallelPlan) -> Iterator[Gpu
         if states:
             steps = 4 * (1 if scheme == "zero" else sum(t.copies for t in trained))
         state += steps
-        rule = split(stage >= 1, f"{states} per trained parameter, {state_size} bytes")
+        rule = split(
+            stage >= 1, f"{states} per trained parameter, {state_size} bytes{own(state_size)}"
+        )
         if steps:
             rule += (
                 "; a 4-byte step for the flat partition"

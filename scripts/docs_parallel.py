@@ -12,6 +12,16 @@ RUN = [
     "--micro-batches", "8", "--batch", "1", "--seq-len", "4096", "--dtype", "bf16",
 ]  # fmt: skip
 
+MIXTRAL = [
+    "llama", "--vocab", "32000", "--hidden", "4096", "--layers", "32", "--heads", "32",
+    "--kv-heads", "8", "--intermediate", "14336", "--experts", "8", "--experts-per-token", "2",
+]  # fmt: skip
+MOE_RUN = [
+    "--tp", "2", "--ep", "8", "--dp", "8", "--pp", "4", "--sequence-parallel",
+    "--micro-batches", "8", "--batch", "1", "--seq-len", "4096", "--dtype", "bf16",
+    "--memory",
+]  # fmt: skip
+
 
 def _from(text: str, start: str) -> str:
     lines = text.splitlines()
@@ -41,7 +51,10 @@ def model_parallel_facts() -> dict[str, str]:
     theirs = megatron_weight_and_optimizer_memory(args) / 18
     acts = activation_bytes(model, plan, 1, 4096)
     their_acts = megatron_activation_memory(args, 8)
+    moe = cli([*MIXTRAL, *MOE_RUN], 80)
     return {
+        "mp_moe_command": "$ shapecalc " + " ".join([*MIXTRAL, *MOE_RUN]),
+        "mp_moe": _from(moe, "Memory per GPU"),
         "mp_shapes_command": "$ shapecalc "
         + " ".join([*LLAMA_7B, *RUN[:4], *RUN[-6:-2], "--shapes"]),
         "mp_shapes": _from(shapes, "One GPU of the model-parallel run"),

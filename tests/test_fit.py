@@ -222,8 +222,6 @@ def test_a_format_priced_without_building_it_is_the_built_format(
     model = _moe() if model is None else model
     if model.arguments.get("heads", 1) % gpus or model.arguments.get("kv_heads", 1) % gpus:
         gpus = 1
-    if engine == "llama.cpp":
-        gpus = 1  # llama.cpp splits by layer: refused above one GPU
     dtype_bytes = 2
     memory = max(1, round(model.total * dtype_bytes * share))
     fit = Fit(
@@ -525,17 +523,6 @@ def test_llama_cpp_s_output_buffer_is_one_row_of_logits_per_sequence() -> None:
     assert line is not None and f"{line.bytes / 2**20:.2f} MiB" == "0.49 MiB"
 
 
-def test_llama_cpp_refuses_more_than_one_gpu_naming_its_layer_split() -> None:
-    fit = Fit(llama(), custom(1.0), engine=LlamaCpp())
-    with pytest.raises(ShapecalcError, match="-sm layer"):
-        Fit(llama(), custom(1.0), engine=LlamaCpp(), gpus=2)
-    assert fit.fewest_gpus()[0] in (1, None)
-    assert all("-sm layer" in why for _, why in fit.fewest_gpus()[1])
-    result = run([*LLAMA, "--gpu", "l4", "--engine", "llama.cpp", "--gpus", "2"])
-    assert result.exit_code == 2 and "-sm layer" in result.output
-    assert len(result.output.strip().splitlines()) == 1
-
-
 # -- hardware -----------------------------------------------------------------------------------
 def test_the_table_cites_every_entry_and_refuses_unknown_names() -> None:
     for a in ACCELERATORS.values():
@@ -719,24 +706,17 @@ def test_vllm_pages_a_latent_cache_as_its_mla_spec() -> None:
     assert Vllm().pages(fit, 2).page == 16 * 1 * (32 + 8) * 2
 
 
-def test_vllm_refuses_state_space_layers_in_one_line() -> None:
-    result = run(
-        [
-            "mamba",
-            "--vocab",
-            "100",
-            "--hidden",
-            "32",
-            "--layers",
-            "2",
-            "--gpu",
-            "l4",
-            "--engine",
-            "vllm",
-        ]
-    )
-    assert result.exit_code == 2 and "not modelled" in result.output
+def test_vllm_refuses_a_mamba_state_it_cannot_split_in_one_line() -> None:
+    """Mamba layers are modelled (tests/test_engines_vllm_hybrid.py); vLLM's
+    mamba2_state_shape divides the Mamba-2 heads by the tensor-parallel size
+    (vllm/distributed/utils.py divide asserts it)."""
+    flags = ["--vocab", "100", "--hidden", "48", "--layers", "2", "--heads", "4"]
+    flags += ["--intermediate", "64", "--mamba-heads", "3", "--gpu", "l4", "--engine", "vllm"]
+    result = run(["falcon-h1", *flags, "--gpus", "2"])
+    assert result.exit_code == 2 and "Mamba-2 heads (3)" in result.output
     assert len(result.output.strip().splitlines()) == 1
+    fine = run(["falcon-h1", *flags])
+    assert fine.exit_code == 0 and "GPU KV cache size" in fine.output
 
 
 @pytest.mark.parametrize("command", ["gemma3", "mamba", "qwen-moe", "deepseek", "gpt-oss"])

@@ -422,6 +422,26 @@ ARCHITECTURE_COUNTS["bart"] = [
     ({**_BART_LARGE, "vocab": 250054, "layout": "mbart"}, 610_879_488),
 ]
 
+# Whisper: the stem N·H·3 + H and H·H·3 + H; the encoder's positions P·H; an encoder layer
+# 4·H² + 3·H (k_proj without bias) + 2·H·I + I + H + 4·H, a decoder layer 8·H² + 6·H +
+# 2·H·I + I + H + 6·H; the token embedding V·H (proj_out tied) and C·H positions; a final
+# layer_norm 2·H per stack. openai/whisper-tiny (V=51865, H=384, 4 + 4 layers, I=1536,
+# N=80, P=1500, C=448):
+_WHISPER_TINY = {"vocab": 51865, "hidden": 384, "layers": 4, "heads": 6}
+ARCHITECTURE_COUNTS["whisper"] = [
+    (
+        _WHISPER_TINY,
+        (80 * 384 * 3 + 384)
+        + (384 * 384 * 3 + 384)
+        + 1500 * 384
+        + 4 * (4 * 384 * 384 + 3 * 384 + 2 * 384 * 1536 + 1536 + 384 + 4 * 384)
+        + 2 * 384
+        + 51865 * 384
+        + 448 * 384
+        + 4 * (8 * 384 * 384 + 6 * 384 + 2 * 384 * 1536 + 1536 + 384 + 6 * 384)
+        + 2 * 384,
+    ),
+]
 
 ARCHITECTURE_COUNTS["t5"] = [
     (
@@ -564,6 +584,20 @@ ARCHITECTURE_COUNTS["mistral3"] = [
             "tie_weights": False,
         },
         24_011_361_280,
+    ),
+]
+ARCHITECTURE_COUNTS["mllama"] = [
+    (  # MllamaConfig's sub-config defaults (Llama-3.2-11B-Vision's sizes, its tiles 448
+        # pixels): MllamaForConditionalGeneration built from them on the meta device
+        {
+            "vocab": 128256,
+            "hidden": 4096,
+            "layers": 40,
+            "heads": 32,
+            "kv_heads": 8,
+            "intermediate": 14336,
+        },
+        10_642_941_475,
     ),
 ]
 ARCHITECTURE_COUNTS["qwen2-vl"] = [

@@ -68,9 +68,13 @@ def check(result: Result, width: int, shown: dict[str, list[str]] | None = None)
         assert cell_len(line) <= width, f"wider than {width}: {line!r}"
         assert line == line.rstrip(), f"trailing spaces when piped: {line!r}"
     flat = " ".join(line.strip() for line in lines)
+    # a name wider than a line, broken after its dots (Mllama's global transformer's)
+    dotted = "".join(line.strip() + ("" if line.endswith(".") else "\n") for line in lines)
     for text in whole:
         if len(text) + 4 > width and text in flat:  # wider than a line: broken between terms
             assert all(term.strip() in flat for term in text.split(" + "))
+            continue
+        if len(text) + 4 > width and "." in text and text in dotted:
             continue
         assert any(text in line for line in lines), f"{text!r} is not whole on a line"
 

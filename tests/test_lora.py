@@ -693,3 +693,44 @@ def test_a_mixture_s_wrapped_parameters_keep_what_autograd_keeps() -> None:
         ours = analyze(lora(from_hf_config(config), lc), batch=1, seq_len=5).activation_bytes
         gaps.add(ours - real)
     assert len(gaps) == 1
+
+
+@pytest.mark.parametrize(
+    ("targets", "weights"), [("q_proj,v_proj", None), ("all-linear", None), ("all-linear", "nf4")]
+)
+def test_fit_training_with_an_adapter(tmp_path: Any, targets: str, weights: str | None) -> None:
+    """``fit --training`` with LoRA's flags: the per-GPU account trains the adapter only,
+    its gradients one float32 number per parameter peft trains, the frozen base in its
+    dtype (or quantized)."""
+    import json
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**LLAMA, "architectures": ["LlamaForCausalLM"]}))
+    lc = LoraConfig(
+        r=4, targets="all-linear" if targets == "all-linear" else tuple(targets.split(","))
+    )
+    _, (trainable, _) = _peft(LLAMA, lc)
+    args = ["fit", "hf", str(path), "--gpu", "h100", "--training", "adamw", "--lora-rank", "4"]
+    args += ["--lora-targets", targets, "--format", "json"]
+    result = _cli(args + (["--weights", weights] if weights else []), 100)
+    assert result.exit_code == 0, result.output
+    lines = {line["label"]: line["bytes"] for line in json.loads(result.stdout)["per_gpu"]["lines"]}
+    assert lines["gradients"] == 4 * trainable
+    plain = _cli([*args[:7], "--format", "json"], 100)
+    frozen = {line["label"]: line["bytes"] for line in json.loads(plain.stdout)["per_gpu"]["lines"]}
+    assert frozen["gradients"] > lines["gradients"]
+    if weights:  # the frozen base quantized, the adapter as it was
+        whole = _cli(args, 100)
+        unquantized = {x["label"]: x["bytes"] for x in json.loads(whole.stdout)["per_gpu"]["lines"]}
+        assert lines["weights"] < unquantized["weights"]
+        assert lines["gradients"] == unquantized["gradients"]
+
+
+def test_fit_refuses_an_adapter_without_training(tmp_path: Any) -> None:
+    import json
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**LLAMA, "architectures": ["LlamaForCausalLM"]}))
+    result = _cli(["fit", "hf", str(path), "--gpu", "h100", "--lora-rank", "4"], 80)
+    assert result.exit_code == 2, result.output
+    assert "--training" in result.output and len(result.output.strip().splitlines()) == 1

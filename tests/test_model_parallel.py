@@ -285,12 +285,6 @@ def test_gated_and_grouped_terms() -> None:
     assert lines["gate and up outputs, product"].bytes == 3 * p * s * b * 96
 
 
-def test_mixture_refused_for_activations() -> None:
-    model = llama(vocab=100, hidden=64, layers=2, heads=4, experts=4, experts_per_token=2)
-    with pytest.raises(InvalidArgumentError, match="mixture of experts"):
-        activation_bytes(model, ParallelPlan(), 1, 16)
-
-
 # --- transformers' tensor-parallel plans ---------------------------------------------
 
 _STYLES = {
@@ -487,27 +481,3 @@ def test_gpt_oss_sinks_and_experts() -> None:
     assert local["mlp.experts.down_proj"] == (2, 16, 64)
     assert local["mlp.experts.down_proj_bias"] == (2, 64)
     assert local["mlp.router.weight"] == (4, 64)
-
-
-def test_dense_layers_before_experts_refused() -> None:
-    """Every layer is read: a dense first layer does not hide the experts after it."""
-    from shapecalc.adapters.hf_config import from_hf_config
-
-    model = from_hf_config(
-        {
-            "model_type": "qwen2_moe",
-            "hidden_size": 32,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "num_hidden_layers": 3,
-            "intermediate_size": 64,
-            "moe_intermediate_size": 16,
-            "shared_expert_intermediate_size": 24,
-            "num_experts": 4,
-            "num_experts_per_tok": 2,
-            "vocab_size": 100,
-            "mlp_only_layers": [0],
-        }
-    )
-    with pytest.raises(InvalidArgumentError, match="mixture of experts"):
-        activation_bytes(model, ParallelPlan(), 1, 16)

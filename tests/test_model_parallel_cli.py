@@ -57,3 +57,18 @@ def test_refusals_are_one_line(extra: list[str], flag: str, rule: str) -> None:
     assert code == 2, out
     assert out.count("\n") == 1 and "Traceback" not in out
     assert f"'{flag}'" in out and rule in out
+
+
+def test_fit_counts_every_gpu_of_a_model_parallel_rank() -> None:
+    """fit --training searches the data-parallel ranks; with --tp and --pp each of them is
+    tp·pp GPUs, and the answer counts them all."""
+    import json
+
+    args = [*LLAMA, "--kv-heads", "4", "--training", "adam", "--tp", "2", "--pp", "2"]
+    args += ["--batch", "1", "--seq-len", "64", "--memory-gb", "0.05"]
+    code, out = run(["fit", *args, "--format", "json"])
+    assert code == 0, out
+    data = json.loads(out)
+    assert data["gpus"] == 4 * data["dp"] and data["dp"] >= 1
+    code, out = run(["fit", *args])
+    assert f"the fewest GPUs is {data['gpus']} = {data['dp']} × 4" in out

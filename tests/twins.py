@@ -666,6 +666,39 @@ def bart_twin(c: Any) -> Any:
     return on_meta(getattr(t, prefix + suffix), config)
 
 
+def whisper_twin(c: Any) -> Any:
+    """WhisperForConditionalGeneration, WhisperModel or WhisperForAudioClassification, as
+    transformers builds them."""
+    t = hf()
+    inner = c.intermediate or 4 * c.hidden
+    config = t.WhisperConfig(
+        vocab_size=c.vocab,
+        d_model=c.hidden,
+        num_mel_bins=c.mel_bins,
+        encoder_layers=c.layers,
+        decoder_layers=c.decoder_layers or c.layers,
+        encoder_attention_heads=c.heads,
+        decoder_attention_heads=c.decoder_heads or c.heads,
+        encoder_ffn_dim=inner,
+        decoder_ffn_dim=c.decoder_intermediate or inner,
+        max_source_positions=c.source_positions,
+        max_target_positions=c.target_positions,
+        activation_function=c.activation,
+        tie_word_embeddings=c.tie_weights,
+        dropout=c.dropout,
+        pad_token_id=0,
+        num_labels=c.labels or 2,
+        classifier_proj_size=c.classifier_proj,
+        use_weighted_layer_sum=c.weighted_layer_sum,
+    )
+    suffix = {
+        "lm": "ForConditionalGeneration",
+        "none": "Model",
+        "classify": "ForAudioClassification",
+    }[c.head]
+    return on_meta(getattr(t, "Whisper" + suffix), config)
+
+
 def qwen2_vl_twin(c: Any) -> Any:
     """Qwen2VLForConditionalGeneration or Qwen2_5_VLForConditionalGeneration (or *Model),
     built by transformers from the sizes (its vision_config and text_config)."""
@@ -752,6 +785,46 @@ def mistral3_twin(c: Any) -> Any:
     return on_meta(getattr(t, name), config)
 
 
+def mllama_twin(c: Any) -> Any:
+    """MllamaForConditionalGeneration (or MllamaModel), built by transformers from the
+    sizes: an mllama_vision_model vision_config and an mllama_text_model text_config,
+    written here field by field."""
+    t = hf()
+    layers = c.layers
+    cross = list(c.cross_layers) or [i for i in (3, 8, 13, 18, 23, 28, 33, 38) if i < layers]
+    default_ratios = [[1, 1], [1, 2], [1, 3], [1, 4], [2, 1], [2, 2], [3, 1], [4, 1]]
+    ratios = [[1, i + 1] for i in range(c.aspect_ratios)]
+    if c.tiles == 4 and c.aspect_ratios == 8:
+        ratios = default_ratios
+    text = {
+        "vocab_size": c.vocab,
+        "hidden_size": c.hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": c.heads,
+        "num_key_value_heads": c.kv_heads or c.heads,
+        "intermediate_size": c.intermediate,
+        "cross_attention_layers": cross,
+        "pad_token_id": 0,
+    }
+    vision = {
+        "hidden_size": c.vision_hidden,
+        "num_hidden_layers": c.vision_layers,
+        "num_global_layers": c.global_layers,
+        "attention_heads": c.vision_heads,
+        "intermediate_size": c.vision_intermediate,
+        "num_channels": c.channels,
+        "image_size": c.image_size,
+        "patch_size": c.patch_size,
+        "max_num_tiles": c.tiles,
+        "vision_output_dim": c.vision_hidden * (c.feature_layers + 1),
+        "intermediate_layers_indices": list(range(c.feature_layers)),
+        "supported_aspect_ratios": ratios,
+    }
+    config = t.MllamaConfig(text_config=text, vision_config=vision)
+    name = "MllamaForConditionalGeneration" if c.head == "lm" else "MllamaModel"
+    return on_meta(getattr(t, name), config)
+
+
 TWINS: dict[str, Callable[[Any], Any]] = {
     "gpt-oss": with_task_heads(gpt_oss_twin, "model"),
     "lstm": recurrent_twin("lstm"),
@@ -771,6 +844,7 @@ TWINS: dict[str, Callable[[Any], Any]] = {
     "qwen2-vl": qwen2_vl_twin,
     "pixtral": pixtral_twin,
     "mistral3": mistral3_twin,
+    "mllama": mllama_twin,
     "phi": with_task_heads(phi_twin, "model"),
     "starcoder2": with_task_heads(starcoder2_twin, "model"),
     "qwen-moe": with_task_heads(qwen_moe_twin, "model"),
@@ -974,6 +1048,7 @@ TWINS["deepseek"] = deepseek_twin
 TWINS["glm4-moe"] = glm4_moe_twin
 TWINS["t5"] = t5_twin
 TWINS["bart"] = bart_twin
+TWINS["whisper"] = whisper_twin
 
 
 # -- Mamba and Jamba: transformers' classes on the meta device, from configs written here

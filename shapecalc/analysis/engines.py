@@ -27,6 +27,16 @@
   one request needs at most (``:780``): a full layer cdiv(len, 16), a sliding one
   cdiv(min(window − 1 + max_num_batched_tokens, len), 16) + 1
   (``kv_cache_interface.py:198``).
+- Hybrid models (Mamba, Mamba-2 or gated-delta-rule layers beside attention: Jamba,
+  Falcon-H1, Qwen3-Next): each Mamba-like layer keeps one page a request, its state as
+  ``MambaStateShapeCalculator`` shapes it (``vllm/model_executor/layers/mamba/
+  mamba_utils.py``: the convolution's last K − 1 inputs and the SSM state, split by
+  tensor parallelism, in the model's dtype); ``HybridAttentionMambaModelConfig``
+  (``vllm/model_executor/models/config.py``) raises the attention block to 16 ×
+  cdiv(state, 16 × an attention token's page) tokens and pads the Mamba page to the
+  attention page; the layers grouped as above (Jamba-v0.1: 4 attention and 28 Mamba
+  layers, 8 groups of 4), a request needing cdiv(len, block) blocks and one a Mamba group.
+  Mamba layers alone: a block of max_model_len tokens, one a request.
 - A model fits when one request of ``max_model_len`` fits (``check_enough_kv_cache_memory``,
   ``kv_cache_utils.py:678``); B sequences fit when B ≤ the maximum concurrency.
 
@@ -52,9 +62,18 @@ line):
   one ubatch's attention scores in fp32, n_ubatch × n_ctx_seq × heads × 4 bytes (no flash
   attention), or its f16 mask n_ubatch × n_ctx_seq × 2 with flash attention, and the
   ubatch's logits, n_ubatch × V × 4; the larger of the two held.
-- One GPU only: with ``--gpus N`` llama.cpp splits the model by layer (``-sm layer``, its
-  default), each GPU holding its layers' weights and cache and a compute buffer of its
-  own, not tensor parallel: not modelled, ``--gpus`` above 1 is refused.
+- Over ``--gpus N`` the layer split (``-sm layer``, llama.cpp's default; ``--tensor-split``
+  its ``-ts`` proportions), as :mod:`shapecalc.analysis.llama_split` reads
+  ``src/llama-model.cpp``'s ``load_tensors``: every layer offloaded, layer ``il`` on the
+  device ``upper_bound(splits, float(il) / (n_layer + 1))``, the output layer as
+  ``il = n_layer`` (the last GPU on an even split), the input layer (token embeddings) on
+  the CPU, a tied head copied to the output layer's GPU; each layer's keys and values on
+  its layer's GPU (``src/llama-kv-cache.cpp``); each GPU a compute buffer of its own (the
+  estimate above: the scores where it holds layers, the logits where it holds the output).
+  The account is the fullest GPU's; a step reads the GPUs in turn, so the decode bound is
+  one GPU's bandwidth over every byte.
+- The output buffer is host memory (``output_reserve`` allocates it in the output
+  device's host buffer type, "CUDA_Host output buffer"): shown, not counted on a GPU.
 
 **transformers**: the model's own account (``generate``: the whole prompt in one
 forward, the cache in the model's dtype, the logits on the last position).
@@ -70,9 +89,18 @@ from shapecalc.core.dims import known
 if TYPE_CHECKING:
     from shapecalc.analysis.cost import StateGroup
     from shapecalc.analysis.fit import Fit
-    from shapecalc.analysis.fit_account import Account
+    from shapecalc.analysis.fit_account import Account, Line
 
-__all__ = ["ENGINES", "Engine", "LlamaCpp", "Transformers", "VLLMPages", "Vllm", "engine"]
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "LlamaCpp",
+    "LlamaDevice",
+    "Transformers",
+    "VLLMPages",
+    "Vllm",
+    "engine",
+]
 
 GiB = 2**30
 
@@ -89,6 +117,10 @@ class Engine:
     def account(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> Account:
         raise NotImplementedError
 
+    def refuses(self, fit: Fit, gpus: int) -> str:
+        """Why the engine cannot run ``fit``'s model on ``gpus`` GPUs, or ""."""
+        return ""
+
 
 @dataclass(frozen=True)
 class Transformers(Engine):
@@ -104,45 +136,66 @@ class Transformers(Engine):
         )
 
 
+#: a KV-cache group of Mamba-like layers (their state, one block a request), among the
+#: windows of :attr:`VLLMPages.groups`
+MAMBA = -1
+
+
 @dataclass(frozen=True)
 class VLLMPages:
-    """vLLM's KV-cache layout for a model: the page of one layer (bytes of 16 tokens),
-    the layers of each kind (their sliding window, None for full attention), and what
-    follows from an available memory."""
+    """vLLM's KV-cache layout for a model: the page of one layer (bytes of a block), the
+    attention layers of each kind (their sliding window, None for full attention), the
+    Mamba-like layers (one page each per request: ``MambaSpec``), and what follows from
+    an available memory."""
 
     page: int
-    #: per kind: (layers, sliding window or None)
+    #: per kind of attention layer: (layers, sliding window or None)
     kinds: tuple[tuple[int, int | None], ...]
     block_size: int = 16
+    #: Mamba-like layers (Mamba, Mamba-2, gated delta rule), and their state's bytes a
+    #: request before padding to :attr:`page` (``MambaSpec.page_size_bytes``)
+    mamba: int = 0
+    mamba_state: int = 0
+    #: the attention page of one token (0: no attention layers)
+    token_page: int = 0
+
+    @property
+    def counts(self) -> list[int]:
+        return [n for n, _ in self.kinds] + ([self.mamba] if self.mamba else [])
 
     @property
     def group_size(self) -> int:
         """Layers per KV-cache group: the smallest count of a kind
-        (``_get_kv_cache_groups_uniform_page_size``)."""
-        return min(n for n, _ in self.kinds)
+        (``_get_kv_cache_groups_uniform_page_size``; all the layers when of one kind)."""
+        return min(self.counts)
 
     @property
     def groups(self) -> list[int | None]:
-        """Each group's sliding window (None: full attention)."""
+        """Each group's sliding window (None: full attention; :data:`MAMBA`)."""
         out: list[int | None] = []
         for n, window in self.kinds:
             out.extend([window] * _cdiv(n, self.group_size))
+        if self.mamba:
+            out.extend([MAMBA] * _cdiv(self.mamba, self.group_size))
         return out
 
     def num_blocks(self, available: int) -> int:
+        """``get_num_blocks``: available // page // layers per group."""
         if available <= 0:
             return 0
-        if len(self.kinds) == 1:
-            layers = self.kinds[0][0]
-            return max(available // self.page // layers, 0)
         return max(available // self.page // self.group_size, 0)
 
-    def tokens(self, num_blocks: int) -> int:
-        """``GPU KV cache size: N tokens``."""
-        return num_blocks // len(self.groups) * self.block_size
+    def tokens(self, num_blocks: int, max_model_len: int | None = None) -> int:
+        """``GPU KV cache size: N tokens``: blocks per group × the smallest block size (a
+        Mamba layer's block is max_model_len tokens: needed for Mamba layers alone)."""
+        smallest = self.block_size if self.kinds or max_model_len is None else max_model_len
+        return num_blocks // len(self.groups) * smallest
 
     def max_usage(self, window: int | None, max_model_len: int, batched: int) -> int:
-        """One layer's most bytes for one request (``max_memory_usage_bytes``)."""
+        """One layer's most bytes for one request (``max_memory_usage_bytes``): a Mamba
+        layer's one page."""
+        if window == MAMBA:
+            return self.page
         if window is None:
             return _cdiv(max_model_len, self.block_size) * self.page
         tokens = min(window - 1 + batched, max_model_len)
@@ -150,11 +203,6 @@ class VLLMPages:
 
     def blocks_per_request(self, max_model_len: int, batched: int) -> int:
         """``get_max_concurrency_for_kv_cache_config``'s blocks for one request."""
-        if len(self.kinds) == 1:
-            layers, window = self.kinds[0]
-            per_layer = layers
-            usage = per_layer * self.max_usage(window, max_model_len, batched)
-            return _cdiv(usage, self.page * per_layer)
         size = self.group_size
         usage = size * sum(self.max_usage(w, max_model_len, batched) for w in self.groups)
         return _cdiv(usage, self.page * size)
@@ -162,10 +210,16 @@ class VLLMPages:
     def needed(self, max_model_len: int, batched: int) -> int:
         """Bytes one request of ``max_model_len`` needs over every layer
         (``check_enough_kv_cache_memory``)."""
-        return sum(n * self.max_usage(w, max_model_len, batched) for n, w in self.kinds)
+        return sum(
+            n * self.max_usage(w, max_model_len, batched) for n, w in self.kinds
+        ) + self.mamba * self.max_usage(MAMBA, max_model_len, batched)
 
     def concurrency(self, num_blocks: int, max_model_len: int, batched: int) -> float:
         return num_blocks / self.blocks_per_request(max_model_len, batched)
+
+    def cache_bytes(self, num_blocks: int) -> int:
+        """The KV cache's bytes: a tensor of num_blocks pages per layer of a group."""
+        return num_blocks * self.page * self.group_size
 
 
 @dataclass(frozen=True)
@@ -185,41 +239,68 @@ class Vllm(Engine):
         seqs = self.max_num_seqs or (1024 if big else 256)
         return tokens, seqs
 
+    def refuses(self, fit: Fit, gpus: int) -> str:
+        """A Mamba-like state vLLM cannot split evenly over ``gpus`` GPUs."""
+        from shapecalc.core.errors import ShapecalcError
+
+        if gpus == 1 or all(g.grows for g in fit.cost(1, 1).state_groups()):
+            return ""
+        try:
+            mamba_state(fit, gpus)
+        except ShapecalcError as err:
+            return err.message.removeprefix(f"--gpus {gpus}: ")
+        return ""
+
     def pages(self, fit: Fit, gpus: int) -> VLLMPages:
         """The model's pages on one of ``gpus`` GPUs, from the state per position of each
-        kind of layer (one position, one sequence)."""
+        kind of attention layer (one position, one sequence) and vLLM's own state of the
+        Mamba-like layers (:func:`mamba_state`). With both, as
+        ``HybridAttentionMambaModelConfig.verify_and_update_config``
+        (``vllm/model_executor/models/config.py``): the attention block raised to
+        16 × cdiv(mamba page, 16 × attention page of a token) tokens, and the Mamba page
+        padded to the attention page."""
         from shapecalc.analysis.fit_account import fit_error
 
         groups = fit.cost(1, 1).state_groups()
         kinds: list[tuple[int, int | None]] = []
-        page = None
+        token_page = 0
         for g in groups:
             if not g.grows:
-                raise fit_error(
-                    "engine",
-                    "vllm",
-                    f"--engine vllm: the {g.kind} layers keep a state of their own size "
-                    "(vLLM's Mamba pages are padded to the attention page): not modelled",
-                    "attention layers only",
-                )
+                continue
             per_token = _per_gpu(fit, g, gpus)
-            this = per_token * self.block_size
-            if page is not None and this != page:
+            if token_page and per_token != token_page:
                 raise fit_error(
                     "engine",
                     "vllm",
                     "--engine vllm: layers of different page sizes (vLLM requires one)",
                     "one page size",
                 )
-            page = this
+            token_page = per_token
             layers = known(g.layers)
             assert layers is not None
             kinds.append((layers, g.sliding_window if g.kind == "sliding attention" else None))
-        if page is None:
+        mamba, state = (0, 0)
+        if any(not g.grows for g in groups):
+            mamba, state = mamba_state(fit, gpus)
+            if any(w is not None for _, w in kinds):
+                raise fit_error(
+                    "engine",
+                    "vllm",
+                    "--engine vllm: sliding attention beside Mamba-like layers: not modelled",
+                    "full attention beside Mamba-like layers",
+                )
+        if not kinds and not mamba:
             raise fit_error(
                 "engine", "vllm", "--engine vllm: the model keeps no KV cache", "a KV cache"
             )
-        return VLLMPages(page, tuple(kinds), self.block_size)
+        block = self.block_size
+        if not kinds:  # Mamba layers alone: a block of max_model_len tokens, one a request
+            page = state
+        else:
+            if mamba:
+                block = max(block, 16 * _cdiv(state, 16 * token_page))
+            page = block * token_page
+        return VLLMPages(page, tuple(kinds), block, mamba, state, token_page)
 
     def account(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> Account:
         from shapecalc.analysis.fit_account import Account, Line
@@ -272,14 +353,23 @@ class Vllm(Engine):
         available = requested - used
         pages = self.pages(fit, gpus)
         blocks = pages.num_blocks(available)
-        kv = blocks * pages.page * (pages.group_size if len(pages.kinds) > 1 else pages.kinds[0][0])
+        kv = pages.cache_bytes(blocks)
+        hybrid = (
+            f"; {pages.mamba} Mamba-like layers keep {pages.mamba_state:,} bytes a request, "
+            f"padded to the page (the attention block raised to {pages.block_size} tokens)"
+            if pages.mamba and pages.kinds
+            else f"; {pages.mamba} Mamba-like layers, a page a request"
+            if pages.mamba
+            else ""
+        )
         lines.append(
             Line(
                 "KV cache",
                 max(kv, 0),
                 f"the rest of {self.utilization:g} × memory = {requested:,} bytes: {blocks:,} "
-                f"blocks of {self.block_size} tokens, {pages.page:,} bytes a layer's page; "
-                f"GPU KV cache size {pages.tokens(blocks):,} tokens",
+                f"blocks of {pages.block_size if pages.kinds else seq_len:,} tokens, "
+                f"{pages.page:,} bytes a layer's page{hybrid}; GPU KV cache size "
+                f"{pages.tokens(blocks, seq_len):,} tokens",
             )
         )
         lines.append(
@@ -302,99 +392,174 @@ class Vllm(Engine):
         pages = self.pages(fit, gpus)
         kv = account.line("KV cache")
         assert kv is not None
-        per_block = pages.page * (pages.group_size if len(pages.kinds) > 1 else pages.kinds[0][0])
-        blocks = kv.bytes // per_block
+        blocks = kv.bytes // pages.cache_bytes(1)
         return {
             "num_blocks": blocks,
-            "kv_cache_tokens": pages.tokens(blocks),
+            "kv_cache_tokens": pages.tokens(blocks, seq_len),
             "max_concurrency": pages.concurrency(blocks, seq_len, tokens) if blocks else 0.0,
             "page_bytes": pages.page,
+            "block_size": pages.block_size,
             "max_num_batched_tokens": tokens,
         }
 
 
 @dataclass(frozen=True)
+class LlamaDevice:
+    """One GPU under llama.cpp's layer split: its number, the layers it holds, whether
+    it holds the output layer, and its lines."""
+
+    index: int
+    layers: tuple[int, ...]
+    output: bool
+    lines: tuple[Line, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(line.bytes for line in self.lines if line.counted and not line.host)
+
+    def line(self, label: str) -> Line | None:
+        return next((line for line in self.lines if line.label == label), None)
+
+
+@dataclass(frozen=True)
 class LlamaCpp(Engine):
     """llama.cpp's context: KV cells padded to 256, f16 cache, output and compute
-    buffers."""
+    buffers; over several GPUs its layer split (:mod:`shapecalc.analysis.llama_split`),
+    each GPU holding its layers' weights and cache and a compute buffer."""
 
     n_batch: int = 2048
     n_ubatch: int = 512
     flash_attention: bool = False
     pad: int = 256
+    #: ``--tensor-split``: each GPU's proportion of the layers (empty: even)
+    tensor_split: tuple[float, ...] = ()
     name = "llama.cpp"
+    #: GPUs take whole layers (``-sm layer``): any count of GPUs, no heads to divide
+    splits_by_layer = True
 
-    #: why --gpus above 1 is refused (:meth:`Fit.split_refused` says it)
-    refuse_gpus = (
-        "llama.cpp splits by layer over GPUs (-sm layer, its default), not tensor "
-        "parallel: not modelled, give --gpus 1"
-    )
+    def check(self) -> None:
+        """Refuse a ``tensor_split`` llama.cpp would not take (on fewer GPUs than it
+        names, the proportions past the devices are not read: ``load_tensors`` copies
+        ``n_devices()`` of them)."""
+        from shapecalc.analysis.fit_account import fit_error
 
-    def account(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> Account:
-        from shapecalc.analysis.fit_account import Account, Line, fit_error
+        ts = self.tensor_split
+        text = ",".join(f"{p:g}" for p in ts)
+        if any(not 0 <= p < float("inf") for p in ts) or (ts and not any(ts)):
+            raise fit_error(
+                "tensor_split",
+                text,
+                f"--tensor-split {text}: proportions are numbers 0 or more, not all 0",
+                "finite proportions >= 0, not all 0",
+            )
 
-        if gpus > 1:
-            raise fit_error("gpus", gpus, f"--gpus {gpus}: {self.refuse_gpus}", "--gpus 1")
+    def devices(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> tuple[LlamaDevice, ...]:
+        """Each GPU's weights, KV cache and compute buffer at ``batch`` × ``seq_len``."""
+        from shapecalc.analysis.fit_account import Line
+        from shapecalc.analysis.llama_split import layer_devices
+
+        self.check()
+        placed = fit.by_layer
+        n_layer = len(placed.layers)
+        where = layer_devices(n_layer, gpus, self.tensor_split)
         n_ctx = _cdiv(batch * seq_len, self.pad) * self.pad
         per_seq = n_ctx if batch == 1 else _cdiv(n_ctx // batch, self.pad) * self.pad
-        groups = fit.cost(1, 1).state_groups()
-        cache = 0
-        size = fit.cost(1, 1).itemsize
-        parts = []
-        for g in groups:
-            layers = known(g.layers)
-            each = known(g.each)
-            assert layers is not None and each is not None
-            if g.grows:
-                numbers = each // size  # per position, per layer
-                cells = per_seq
-                if g.kind == "sliding attention" and g.sliding_window:
-                    swa = _cdiv(g.sliding_window + self.n_ubatch, self.pad) * self.pad
-                    cells = min(per_seq, swa)
-                cache += layers * numbers * cells * batch * 2
-                parts.append(
-                    f"{layers} {g.kind}: {batch} × {cells:,} cells × {numbers:,} f16 numbers"
-                )
-            else:
-                cache += layers * each * batch
-                parts.append(f"{layers} {g.kind}: {each * batch:,} bytes")
-        weights, _ = fit.weights(gpus)
+        swa_cells: dict[int, int] = {}
         vocab = _vocab(fit)
-        outputs = batch  # output_reserve(n_seq_max): one row per sequence
-        out_buf = vocab * outputs * 4
         heads, _ = fit.heads
         ubatch = min(n_ctx, self.n_ubatch)
         # the worst-case graph's scores: each stream's cells against its share of the ubatch
         scores = (
             ubatch * per_seq * 2 if self.flash_attention else ubatch * per_seq * (heads or 1) * 4
         )
-        compute = max(scores, ubatch * vocab * 4)
-        lines = (
-            Line("weights", weights, fit.stored_as),
-            Line(
-                "KV cache",
-                cache,
-                f"n_ctx = B × T = {batch * seq_len:,} padded to {self.pad}: {n_ctx:,}"
-                + (f", {per_seq:,} cells a sequence" if batch > 1 else "")
-                + "; "
-                + "; ".join(parts),
-            ),
-            Line(
-                "output buffer",
-                out_buf,
-                f"V × n_seq_max = {vocab:,} × {outputs} fp32 logits (output_reserve; "
-                "embeddings off)",
-            ),
-            Line(
-                "compute buffer",
-                compute,
-                "estimate: the larger of one ubatch's attention "
-                + ("mask (f16, flash attention)" if self.flash_attention else "scores (fp32)")
-                + f" over {per_seq:,} cells and its logits (fp32)",
-            ),
-            *((Line("reserved", fit.reserve, "given: --reserve-gb"),) if fit.reserve else ()),
-        )
-        return Account(batch, seq_len, gpus, lines, fit.hardware.memory)
+        logits = ubatch * vocab * 4
+        out = []
+        for device in range(gpus):
+            mine = tuple(il for il in range(n_layer) if where[il] == device)
+            output = where[n_layer] == device
+            weights = sum(placed.layers[il] for il in mine) + (placed.output if output else 0)
+            cache = 0
+            kinds: dict[tuple[int | None, int], list[int]] = {}
+            for il in mine:
+                numbers, window = placed.per_position[il]
+                if numbers:
+                    cells = per_seq
+                    if window:
+                        swa = swa_cells.setdefault(
+                            window, _cdiv(window + self.n_ubatch, self.pad) * self.pad
+                        )
+                        cells = min(per_seq, swa)
+                    cache += numbers * cells * batch * 2
+                    kinds.setdefault((window, cells), []).append(numbers)
+                cache += placed.fixed[il] * batch
+            parts = [
+                f"{len(n)} {'sliding' if w else 'full'} layers: {batch} × {c:,} cells × "
+                + ("/".join(f"{x:,}" for x in sorted(set(n))))
+                + " f16 numbers"
+                for (w, c), n in kinds.items()
+            ]
+            fixed = sum(placed.fixed[il] for il in mine)
+            if fixed:
+                parts.append(f"state of fixed size {fixed * batch:,} bytes")
+            compute = max((scores if mine else 0), (logits if output else 0))
+            if gpus == 1:
+                where_rule = ""
+            else:
+                span = f"layers {mine[0]}–{mine[-1]}" if mine else "no layers"
+                where_rule = (
+                    f"GPU {device + 1} of {gpus}: {span} of {n_layer}"
+                    + (", the output layer" if output else "")
+                    + "; "
+                )
+            lines = [
+                Line(
+                    "weights",
+                    weights,
+                    where_rule
+                    + fit.stored_as
+                    + (
+                        f"; the input layer ({placed.input:,} bytes) on the CPU"
+                        if placed.input
+                        else ""
+                    ),
+                ),
+                Line(
+                    "KV cache",
+                    cache,
+                    f"n_ctx = B × T = {batch * seq_len:,} padded to {self.pad}: {n_ctx:,}"
+                    + (f", {per_seq:,} cells a sequence" if batch > 1 else "")
+                    + ("; " + "; ".join(parts) if parts else ""),
+                ),
+                Line(
+                    "compute buffer",
+                    compute,
+                    "estimate: the larger of one ubatch's attention "
+                    + ("mask (f16, flash attention)" if self.flash_attention else "scores (fp32)")
+                    + f" over {per_seq:,} cells"
+                    + (" and its logits (fp32)" if output else ""),
+                ),
+            ]
+            if output:
+                lines.append(
+                    Line(
+                        "output buffer",
+                        vocab * batch * 4,
+                        f"V × n_seq_max = {vocab:,} × {batch} fp32 logits (output_reserve; "
+                        "embeddings off), in the output device's host buffer",
+                        host=True,
+                    )
+                )
+            if fit.reserve:
+                lines.append(Line("reserved", fit.reserve, "given: --reserve-gb"))
+            out.append(LlamaDevice(device, mine, output, tuple(lines)))
+        return tuple(out)
+
+    def account(self, fit: Fit, batch: int, seq_len: int, gpus: int) -> Account:
+        from shapecalc.analysis.fit_account import Account
+
+        devices = self.devices(fit, batch, seq_len, gpus)
+        fullest = max(devices, key=lambda d: (d.total, -d.index))
+        return Account(batch, seq_len, gpus, fullest.lines, fit.hardware.memory)
 
 
 def _per_gpu(fit: Fit, group: StateGroup, gpus: int) -> int:
@@ -408,6 +573,95 @@ def _per_gpu(fit: Fit, group: StateGroup, gpus: int) -> int:
     return _cdiv(each, min(gpus, kv) if kv else gpus)
 
 
+def mamba_state(fit: Fit, gpus: int) -> tuple[int, int]:
+    """The Mamba-like layers of ``fit``'s model and the bytes of vLLM's state of one of
+    them for one request on one of ``gpus`` GPUs (``MambaSpec.page_size_bytes`` before
+    padding): the shapes of ``MambaStateShapeCalculator``
+    (``vllm/model_executor/layers/mamba/mamba_utils.py``), in the model's dtype
+    (``mamba_cache_dtype`` and ``mamba_ssm_cache_dtype`` "auto"):
+
+    - Mamba (``mamba1_state_shape``): conv (K − 1, I / tp), SSM (I / tp, N);
+    - Mamba-2 (``mamba2_state_shape``): conv (K − 1, (I + 2·G'·N) / tp), G' the groups
+      grown to a multiple of tp (``extra_groups_for_head_shards``), SSM
+      (heads / tp, head_dim, N);
+    - the gated delta rule (``gated_delta_net_state_shape``): conv
+      (K − 1, (2·Kh·Dk + Vh·Dv) / tp), SSM (Vh / tp, Dk, Dv)."""
+    from shapecalc.analysis.cost import layer_part
+    from shapecalc.analysis.fit_account import fit_error
+    from shapecalc.layers.linear_attention import GatedDeltaNet
+    from shapecalc.layers.mamba import MambaMixer
+    from shapecalc.layers.mamba2 import CausalConv1d, Mamba2Scan
+
+    def number(value: object) -> int:
+        n = known(value)  # type: ignore[arg-type]
+        assert n is not None  # fit refuses symbolic models
+        return n
+
+    def divide(n: int, what: str) -> int:
+        if n % gpus:
+            raise fit_error(
+                "gpus",
+                gpus,
+                f"--gpus {gpus}: vLLM splits the {what} ({n:,}) over the GPUs evenly",
+                "a tensor-parallel size dividing the Mamba state",
+            )
+        return n // gpus
+
+    cost = fit.cost(1, 1)
+    size = cost.itemsize
+    scans = {c.name: c.spec for c in cost.layers if isinstance(c.spec, Mamba2Scan)}
+    found: dict[str, int] = {}
+    for c in cost.layers:
+        if not c.state_of(fit.cache) or any(s.per_position for s in c.state_of(fit.cache)):
+            continue
+        spec = c.spec
+        if isinstance(spec, MambaMixer):
+            inner = divide(number(spec.intermediate_size), "Mamba inner size")
+            numbers = (number(spec.conv_kernel) - 1) * inner + inner * number(spec.state_size)
+        elif isinstance(spec, Mamba2Scan):
+            heads = divide(number(spec.num_heads), "Mamba-2 heads")
+            numbers = heads * number(spec.head_dim) * number(spec.state_size)
+        elif isinstance(spec, CausalConv1d):
+            scan = scans.get(c.name.rpartition(".")[0])
+            if scan is None:
+                raise fit_error(
+                    "engine", "vllm", f"--engine vllm: {c.name} has no scan", "a Mamba-2 mixer"
+                )
+            groups, state = number(scan.n_groups), number(scan.state_size)
+            extra = 0 if groups % gpus == 0 else gpus - groups
+            conv_dim = number(spec.channels) + 2 * extra * state
+            numbers = (number(spec.kernel_size) - 1) * divide(conv_dim, "Mamba-2 channels")
+        elif isinstance(spec, GatedDeltaNet):
+            kh, vh = number(spec.num_key_heads), number(spec.num_value_heads)
+            dk, dv = number(spec.key_head_dim), number(spec.value_head_dim)
+            conv_dim = divide(2 * kh * dk + vh * dv, "gated delta rule's channels")
+            numbers = (number(spec.conv_kernel_size) - 1) * conv_dim
+            numbers += divide(vh, "value heads") * dk * dv
+        else:
+            raise fit_error(
+                "engine",
+                "vllm",
+                f"--engine vllm: {c.name} keeps a state vLLM's Mamba pages do not hold",
+                "attention, Mamba, Mamba-2 or gated delta rule layers",
+            )
+        prefix, _ = layer_part(c.name)  # the layer: a Mamba-2 mixer's conv and scan add up
+        found[prefix] = found.get(prefix, 0) + numbers * size
+    calls = {
+        layer_part(c.name)[0]: number(c.calls)
+        for c in cost.layers
+        if isinstance(c.spec, (MambaMixer, Mamba2Scan, GatedDeltaNet))
+    }
+    states = set(found.values())
+    if len(states) != 1:
+        raise fit_error(
+            "engine",
+            "vllm",
+            "--engine vllm: Mamba-like layers of different state sizes (vLLM requires one)",
+            "one Mamba state size",
+        )
+    return sum(calls.values()), states.pop()
+
+
 def _vocab(fit: Fit) -> int:
     vocab = fit.model.arguments.get("vocab")
     return vocab if isinstance(vocab, int) else 0
@@ -417,10 +671,15 @@ def _vocab(fit: Fit) -> int:
 ENGINES = ("vllm", "llama.cpp", "transformers")
 
 
-def engine(name: str, utilization: float = 0.9, flash_attention: bool = False) -> Engine:
+def engine(
+    name: str,
+    utilization: float = 0.9,
+    flash_attention: bool = False,
+    tensor_split: tuple[float, ...] = (),
+) -> Engine:
     """The engine ``--engine`` names."""
     if name == "vllm":
         return Vllm(utilization=utilization)
     if name == "llama.cpp":
-        return LlamaCpp(flash_attention=flash_attention)
+        return LlamaCpp(flash_attention=flash_attention, tensor_split=tensor_split)
     return Transformers()

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from shapecalc.analysis.cost import Cost, StateGroup
     from shapecalc.analysis.engines import Engine
     from shapecalc.analysis.hardware import Accelerator
+    from shapecalc.analysis.llama_split import LayerBytes
     from shapecalc.core.model import Model
     from shapecalc.core.spec import LayerSpec, Param
 
@@ -296,6 +297,14 @@ class Fit:
             raise fit_error("gpus", gpus, f"--gpus {gpus}: {why}", "a tensor-parallel size")
 
     @cached_property
+    def by_layer(self) -> LayerBytes:
+        """The weights and state by layer, as llama.cpp places them
+        (:func:`~shapecalc.analysis.llama_split.layer_bytes`; worked out once)."""
+        from shapecalc.analysis.llama_split import layer_bytes
+
+        return layer_bytes(self)
+
+    @cached_property
     def stored_as(self) -> str:
         """How the weights are stored, for an engine's weights line (asked at every step
         of an engine's searches: worked out once)."""
@@ -312,14 +321,13 @@ class Fit:
         heads, kv = self.heads
         if gpus == 1:
             return ""
-        refuse = getattr(self.engine, "refuse_gpus", "")
-        if refuse:
-            return str(refuse)
+        if getattr(self.engine, "splits_by_layer", False):
+            return ""  # llama.cpp's layer split: any count of GPUs
         if heads is not None and heads % gpus:
             return f"{heads} attention heads do not split over {gpus} GPUs"
         if kv is not None and kv % gpus and gpus % kv:
             return f"{kv} KV heads neither split over {gpus} GPUs nor replicate evenly"
-        return ""
+        return self.engine.refuses(self, gpus) if self.engine is not None else ""
 
     @cached_property
     def _weight_rows(self) -> tuple[tuple[int, bool, bool, Fraction | None], ...]:
@@ -354,6 +362,27 @@ class Fit:
             spec = specs.get(row.layer)
             read = (False, None) if spec is None else _read(spec, row.name in sources)
             rows.append((n, len(row.param.shape) >= 2, *read))
+        return tuple(rows)
+
+    def weight_tensors(self) -> tuple[tuple[str, int], ...]:
+        """Each stored tensor's bytes, by the name of the model's tensor it stores (a
+        run's name, ``model.layers.{0..31}.mlp.up_proj.weight``, for all of its layers);
+        tied tensors once."""
+        size = DTYPE_BYTES[self.dtype]
+        if self._stored is not None:
+            out = []
+            for source, param in self._stored:
+                n = known(param.nbytes(size))
+                assert n is not None  # fit refuses symbolic models
+                out.append((source, n))
+            return tuple(out)
+        rows = []
+        for row in self.model.rows():
+            if row.tied_to:
+                continue
+            n = known(row.param.nbytes(size))
+            assert n is not None  # fit refuses symbolic models
+            rows.append((row.name, n))
         return tuple(rows)
 
     def weights(self, gpus: int = 1) -> tuple[int, int]:
@@ -664,6 +693,10 @@ class Fit:
         b = self.batch if batch is None else batch
         t = self.seq_len if seq_len is None else seq_len
         n = self.gpus if gpus is None else gpus
+        # llama.cpp's layer split: a token passes the GPUs one after another, each reading
+        # its layers: the step reads every byte at one GPU's bandwidth
+        layered = n > 1 and bool(getattr(self.engine, "splits_by_layer", False))
+        shares = 1 if layered else n
         read = 0
         skipped_lookup = 0
         for nbytes, split, lookup, routed in self._weight_rows:
@@ -672,8 +705,8 @@ class Fit:
                 continue
             if routed is not None:
                 nbytes = -(-nbytes * routed.numerator // routed.denominator)
-            read += -(-nbytes // n) if split else nbytes
-        state = self.state(b, t, n) or 0
+            read += -(-nbytes // shares) if split else nbytes
+        state = self.state(b, t, shares) or 0
         total = read + state
         bandwidth = self.hardware.bandwidth
         eff_m, eff_c = self.efficiency
@@ -689,7 +722,13 @@ class Fit:
             + (" (routed experts at top k of E, the least a step reads)" if mixture else "")
             + (", the embedding tables but the rows looked up" if skipped_lookup else "")
             + f", and the state at T={t:,}"
-            + (f"; each of {n} GPUs reads its share" if n > 1 else "")
+            + (
+                f"; split by layer, the {n} GPUs read their layers in turn"
+                if layered
+                else f"; each of {n} GPUs reads its share"
+                if n > 1
+                else ""
+            )
         )
         rule_prefill = (
             f"B × T × {n} × peak {compute} × {eff_c:g} / FLOPs: 2 per multiply-accumulate "

@@ -26,6 +26,8 @@ class Line:
     #: held alongside the others (False: the larger of the activation lines is held once,
     #: the other is shown only)
     counted: bool = True
+    #: in host memory, not on the GPU (llama.cpp's output buffer): shown, not held there
+    host: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class Account:
 
     @property
     def total(self) -> int:
-        return sum(line.bytes for line in self.lines if line.counted)
+        return sum(line.bytes for line in self.lines if line.counted and not line.host)
 
     @property
     def free(self) -> int:

@@ -37,12 +37,26 @@ __all__ = ["Generation", "generation"]
 
 #: the stack run once per request (transformers' ``encoder``, at the top or in the body)
 ENCODER = "encoder"
-#: cross-attention modules (T5's, BART's and Whisper's) -> their key and value projections
-CROSS = {"EncDecAttention": ("k", "v"), "encoder_attn": ("k_proj", "v_proj")}
+#: cross-attention modules (T5's, BART's and Whisper's; Mllama's cross_attn) -> their key
+#: and value projections
+CROSS = {
+    "EncDecAttention": ("k", "v"),
+    "encoder_attn": ("k_proj", "v_proj"),
+    "cross_attn": ("k_proj", "v_proj"),
+}
 
 
-def _in_encoder(name: str) -> bool:
-    return ENCODER in name.split(" (")[0].split(".")
+def _per_request(model: Model) -> tuple[str, ...]:
+    """The stacks run once per request: the encoder, or those the architecture names
+    (``per_request``: Mllama's vision model and projector, whose output every
+    cross-attention layer reads)."""
+    named: tuple[str, ...] = getattr(model.config, "per_request", ())
+    return named or (ENCODER,)
+
+
+def _in_encoder(name: str, once: tuple[str, ...] = (ENCODER,)) -> bool:
+    parts = name.split(" (")[0].split(".")
+    return any(stack in parts for stack in once)
 
 
 @frozen
@@ -63,6 +77,8 @@ class Generation(FrozenMethods):
     cross_bytes: Dim
     #: the self-attention keys and values one more token adds
     token_bytes: Dim
+    #: what runs once per request, in words ("the encoder runs")
+    once: str = "the encoder runs"
 
 
 def _cross_projection(row: LayerCost) -> bool:
@@ -84,12 +100,14 @@ def generation(
     model: Model, *, batch: object = 1, context: object = "t", dtype: str = "fp32"
 ) -> Generation:
     """The once-per-request and per-token work of ``model`` (an encoder-decoder whose
-    encoder is named ``encoder``) generating for ``batch`` requests, one step at ``context``
+    encoder is named ``encoder``, or a model whose architecture names what runs once per
+    request in ``per_request``) generating for ``batch`` requests, one step at ``context``
     tokens; a name for either keeps it a letter in the formulas."""
     owner = "generation"
     b = as_size(batch, owner=owner, field="batch")
     t = as_size(context, owner=owner, field="context")
-    if not any(_in_encoder(name) for name, _ in model.named_parameters()):
+    once = _per_request(model)
+    if not any(_in_encoder(name, once) for name, _ in model.named_parameters()):
         rule = "generation is an encoder-decoder's: its encoder runs once per request"
         raise InvalidArgumentError(
             f"{model.name} has no encoder: {rule}",
@@ -103,7 +121,7 @@ def generation(
     cross: Dim = 0
     decode: Dim = 0
     for row in step.layers:
-        if _in_encoder(row.name):
+        if _in_encoder(row.name, once):
             encoder += row.macs
         elif _cross_projection(row):
             cross += row.macs
@@ -118,4 +136,5 @@ def generation(
             cross_bytes += stored.kept_bytes(step.itemsize)
         else:  # at T = 1: one token's keys and values
             token_bytes += replace(stored).kept_bytes(step.itemsize)
-    return Generation(b, t, 2 * encoder, 2 * cross, 2 * decode, cross_bytes, token_bytes)
+    said = "the encoder runs" if once == (ENCODER,) else " and ".join(once) + " run"
+    return Generation(b, t, 2 * encoder, 2 * cross, 2 * decode, cross_bytes, token_bytes, said)

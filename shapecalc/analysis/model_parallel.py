@@ -116,9 +116,11 @@ ROW_NAMES = frozenset({"o_proj", "down_proj", "c_proj", "dense_4h_to_h", "fc2", 
 #: multiple of this times ``tp`` (megatron/core/tokenizers/utils/build_tokenizer.py,
 #: ``vocab_size_with_padding``)
 VOCAB_MULTIPLE = 128
-#: how a tensor is held over the ranks; "unsplit": no tensor-parallel rule here (a
-#: state-space or linear-attention layer), refused for tp above 1
-STYLES = ("column", "row", "vocab", "expert", "replicated", "unsplit")
+#: how a tensor is held over the ranks ("column" and "column: z, x, B, C, dt", a
+#: Mamba-2 in_proj's parts each split; "heads": a Mamba-2 mixer's per-head tensors);
+#: "unsplit": no tensor-parallel rule here (a Mamba-2 mixer at tp 1, a Mamba-1 mixer,
+#: linear attention, a recurrent layer), refused for tp above 1
+STYLES = ("column", "row", "vocab", "expert", "replicated", "unsplit", "heads")
 
 
 def padded_vocab(vocab: int, tp: int, multiple: int = VOCAB_MULTIPLE) -> int:
@@ -192,8 +194,29 @@ class RankParameters:
         return self.most_loaded.tensors
 
 
+#: the wrappers whose layer is another's: LoRA's frozen layer, its adapted layer, a
+#: module to save, a quantized layer (``.layer`` each)
+_WRAPPERS = ("Frozen", "Lora", "Saved", "Quantized")
+
+
+def _inner(spec: Any) -> Any:
+    """The layer under LoRA's and a quantization's wrappers."""
+    while type(spec).__name__ in _WRAPPERS and hasattr(spec, "layer"):
+        spec = spec.layer
+    return spec
+
+
+def _wrapped_in(spec: Any, name: str) -> bool:
+    while type(spec).__name__ in _WRAPPERS and hasattr(spec, "layer"):
+        if type(spec).__name__ == name:
+            return True
+        spec = spec.layer
+    return False
+
+
 def _spec_kind(layer: Layer) -> str:
-    return type(layer.spec).__name__
+    """The kind of a layer's spec, under LoRA's and a quantization's wrappers."""
+    return type(_inner(layer.spec)).__name__
 
 
 def _int_shape(row: Row) -> tuple[int, ...]:
@@ -253,12 +276,38 @@ def _check_heads(model: Model, tp: int) -> int | None:
 
 
 def _tp_split(
-    model: Model, row: Row, layer: Layer, plan: ParallelPlan, vocab: int, kv_replicated: int | None
+    model: Model,
+    row: Row,
+    layer: Layer,
+    plan: ParallelPlan,
+    vocab: int,
+    kv_replicated: int | None,
+    mixers: dict[str, Layer] | None = None,
 ) -> tuple[str, tuple[int, ...], int]:
     """(style, one rank's shape, experts per rank or 1) of one row."""
     tp, ep = plan.tp, plan.ep
     shape = _int_shape(row)
     kind, role = _spec_kind(layer), layer.role
+    if type(layer.spec).__name__ == "ParamLora" and max(tp, ep) > 1:
+        raise plan_error(
+            "--tp" if tp > 1 else "--ep",
+            tp if tp > 1 else ep,
+            f"{row.name}: LoRA on a mixture's expert tensors has no tensor- or expert-"
+            "parallel split in peft; give --tp 1 and --ep 1",
+        )
+    if tp > 1 and _wrapped_in(layer.spec, "Quantized"):
+        raise plan_error(
+            "--tp",
+            tp,
+            f"--tp {tp}: {row.name} is stored quantized; each rank's quantized shard is not"
+            " derived here; give --tp 1 (--pp places quantized layers whole)",
+        )
+    adapter = next((part for part in split_name(row.name) if part.startswith("lora_")), "")
+    if adapter:
+        return _adapter_split(model, row, layer, adapter, shape, tp, vocab)
+    mixer = (mixers or {}).get(row.layer) or (mixers or {}).get(_parent(row.layer))
+    if mixer is not None:
+        return _mamba2_split(row, layer, mixer, shape, tp)
     attribute = split_name(row.layer)[-1] if row.layer else ""
     if not role and attribute in COLUMN_NAMES:
         role = "up"
@@ -319,12 +368,131 @@ def _tp_split(
         return "row", _divided(row, shape, dim, tp, "--tp"), 1
     if tp == 1:
         return "unsplit", shape, 1
+    if kind == "MambaMixer":
+        raise plan_error(
+            "--tp",
+            tp,
+            f"--tp {tp}: {row.name} is a Mamba-1 mixer; Megatron-LM's MambaMixer is"
+            " Mamba-2's and no tensor-parallel split of Mamba-1 is published; give --tp 1",
+        )
+    if role == "linear attention":
+        raise plan_error(
+            "--tp",
+            tp,
+            f"--tp {tp}: {row.name} is linear attention; Megatron-LM's split of it"
+            " (megatron/core/ssm/gated_delta_net) is not priced here; give --tp 1",
+        )
     raise plan_error(
         "--tp",
         tp,
-        f"--tp {tp}: {row.name} ({role or kind}) has no tensor-parallel split here"
-        " (Megatron's rules cover attention, MLPs, embeddings and norms); give --tp 1",
+        f"--tp {tp}: {row.name} ({role or kind}) has no published tensor-parallel split"
+        " (Megatron's rules cover attention, MLPs, Mamba-2, embeddings and norms); give --tp 1",
     )
+
+
+def _adapter_split(
+    model: Model, row: Row, layer: Layer, adapter: str, shape: tuple[int, ...], tp: int, vocab: int
+) -> tuple[str, tuple[int, ...], int]:
+    """A LoRA adapter's tensor on one of ``tp`` ranks, as peft's ``LoraParallelLinear``
+    builds it on Megatron's parallel layers (peft/tuners/lora/tp_layer.py, lines 136-156
+    of peft 0.21.2): on a column-parallel layer lora_A (r, in) whole and lora_B a
+    ColumnParallelLinear (out/t, r); on a row-parallel layer lora_A a RowParallelLinear
+    (r, in/t) and lora_B (out, r) whole. peft refuses DoRA and lora_bias there (lines
+    51-66), and adapts no embedding."""
+    if tp == 1:
+        return "adapter", shape, 1
+    spec = layer.spec
+    if adapter == "lora_magnitude_vector" or getattr(spec, "dora", False):
+        raise plan_error(
+            "--tp", tp, f"--tp {tp}: peft's LoraParallelLinear does not support DoRA; give --tp 1"
+        )
+    if row.name.endswith(".bias") or getattr(spec, "bias", False):
+        raise plan_error(
+            "--tp",
+            tp,
+            f"--tp {tp}: peft's LoraParallelLinear does not support lora_bias; give --tp 1",
+        )
+    if adapter.startswith("lora_embedding"):
+        raise plan_error(
+            "--tp",
+            tp,
+            f"--tp {tp}: {row.name}: peft adapts Megatron's parallel linear layers, not its"
+            " vocabulary-parallel embedding; leave the embedding out of --lora-targets",
+        )
+    inner = _inner(spec)
+    role, attribute = layer.role, split_name(row.layer)[-1]
+    head = bool(model.head) and row.layer == model.head
+    column = head or role in COLUMN_ROLES or (not role and attribute in COLUMN_NAMES)
+    rows = role in ROW_ROLES or (not role and attribute in ROW_NAMES)
+    if not (column or rows) or type(inner).__name__ not in ("Linear", "Conv1D"):
+        raise plan_error(
+            "--tp",
+            tp,
+            f"--tp {tp}: {row.name} adapts a layer with no tensor-parallel split here;"
+            " leave it out of --lora-targets or give --tp 1",
+        )
+    if adapter == "lora_B" and column:
+        out = vocab if head else shape[0]
+        return "adapter, column", _divided(row, (out, *shape[1:]), 0, tp, "--tp"), 1
+    if adapter == "lora_A" and rows:
+        return "adapter, row", _divided(row, shape, 1, tp, "--tp"), 1
+    return "adapter, whole", shape, 1
+
+
+def _parent(name: str) -> str:
+    return ".".join(split_name(name)[:-1])
+
+
+def _mamba2_mixers(model: Model) -> dict[str, Layer]:
+    """The Mamba-2 mixers of ``model``: the scan's layer (its dt_bias, A_log and D) by its
+    module name, the prefix of the mixer's in_proj, conv1d, norm and out_proj."""
+    return {layer.name: layer for layer in model.layers if _spec_kind(layer) == "Mamba2Scan"}
+
+
+def _mamba2_split(
+    row: Row, layer: Layer, mixer: Layer, shape: tuple[int, ...], tp: int
+) -> tuple[str, tuple[int, ...], int]:
+    """One tensor of a Mamba-2 mixer as Megatron-LM's ``MambaMixer`` holds it on one of
+    ``tp`` ranks (megatron/core/ssm/mamba_mixer.py, lines 259-451 at d98e8a6): in_proj
+    column-parallel in its z, x, B, C and dt parts (I/t, I/t, G·N/t, G·N/t, M/t rows each);
+    conv1d over the rank's x, B and C channels; dt_bias, A_log and D over its M/t heads;
+    the gated norm over its I/t channels (G/t groups); out_proj row-parallel."""
+    spec = mixer.spec
+    heads, groups = known(spec.num_heads), known(spec.n_groups)  # type: ignore[attr-defined]
+    state, width = known(spec.state_size), known(spec.head_dim)  # type: ignore[attr-defined]
+    assert heads and groups and state and width
+    kind, attribute = _spec_kind(layer), split_name(row.layer)[-1]
+    if tp == 1:
+        return "unsplit", shape, 1
+    for what, value in (("heads", heads), ("groups", groups)):
+        if value % tp:
+            letter = "M" if what == "heads" else "G"
+            raise plan_error(
+                "--tp",
+                tp,
+                f"--tp {tp} must divide the Mamba-2 {what} ({letter} = {value}), as"
+                " Megatron-LM's MambaMixer requires",
+            )
+    if row.name.endswith(".bias") and kind == "Linear":
+        raise plan_error(
+            "--tp",
+            tp,
+            f"--tp {tp}: {row.name}: Megatron-LM's MambaMixer has no in_proj or out_proj"
+            " bias (it asserts not bias); give --tp 1",
+        )
+    inner = heads * width
+    if kind == "Mamba2Scan":
+        return "heads", (heads // tp,), 1
+    if kind == "GatedRMSNorm":
+        return "column", (inner // tp,), 1
+    if kind == "CausalConv1d":
+        return "column: x, B, C", ((inner + 2 * groups * state) // tp, *shape[1:]), 1
+    if attribute == "in_proj":
+        local = (2 * inner + 2 * groups * state + heads) // tp
+        return "column: z, x, B, C, dt", (local, *shape[1:]), 1
+    if attribute == "out_proj":
+        return "row", (shape[0], shape[1] // tp), 1
+    raise plan_error("--tp", tp, f"--tp {tp}: {row.name} is not a part of Megatron-LM's MambaMixer")
 
 
 @dataclass(frozen=True)
@@ -372,12 +540,23 @@ def _splits(
         )
     kv_replicated = _check_heads(model, plan.tp)
     layers = {layer.name: layer for layer in model.layers}
+    mixers = _mamba2_mixers(model)
+    if plan.tp > 1:
+        biased = {_parent(row.layer) for row in model.rows() if row.name.endswith("conv1d.bias")}
+        for name in mixers:
+            if name not in biased:
+                raise plan_error(
+                    "--tp",
+                    plan.tp,
+                    f"--tp {plan.tp}: {name}.conv1d has no bias; Megatron-LM's MambaMixer"
+                    " asserts conv_bias; give --tp 1",
+                )
     base = _vocabulary(model, layers)
     vocab = padded_vocab(base, plan.tp, vocab_multiple) if base else 0
     out: list[_Split] = []
     for row in model.rows():
         layer = layers[row.layer]
-        style, local, experts = _tp_split(model, row, layer, plan, vocab, kv_replicated)
+        style, local, experts = _tp_split(model, row, layer, plan, vocab, kv_replicated, mixers)
         stack, numbers = _indices(row)
         out.append(_Split(row, style, local, experts, numbers, stack))
     return tuple(out), vocab
@@ -570,26 +749,41 @@ class Activations:
     ends: tuple[ActivationLine, ...]
     sizes: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: what kind of layer ``layer`` is ("" when every layer is alike), and the first
+    #: stage's other kinds: (kind, one layer's kept tensors, layer × micro-batch pairs),
+    #: a model of dense and mixture layers
+    kind: str = ""
+    more: tuple[tuple[str, tuple[ActivationLine, ...], int], ...] = ()
 
     @property
     def per_layer(self) -> int:
         return sum(line.bytes for line in self.layer)
 
     @property
+    def kinds(self) -> tuple[tuple[str, tuple[ActivationLine, ...], int], ...]:
+        """Every kind of layer the first stage holds: (kind, one layer's kept tensors,
+        layer × micro-batch pairs in flight)."""
+        return ((self.kind, self.layer, self.layer_batches), *self.more)
+
+    @property
     def total(self) -> int:
-        return self.per_layer * self.layer_batches + sum(line.bytes for line in self.ends)
+        layers = sum(sum(x.bytes for x in lines) * n for _, lines, n in self.kinds)
+        return layers + sum(line.bytes for line in self.ends)
 
     def lines(self) -> list[ActivationLine]:
-        """The account as lines: the layer's terms, the layers held, the ends, the total."""
-        out = list(self.layer)
-        out.append(ActivationLine("one layer, one micro-batch", "sum of the above", self.per_layer))
-        out.append(
-            ActivationLine(
-                f"× {self.layer_batches} layer·micro-batches in flight",
-                "first stage",
-                self.per_layer * self.layer_batches,
+        """The account as lines: each kind of layer's terms, the layers held, the ends,
+        the total."""
+        out: list[ActivationLine] = []
+        for kind, lines, batches in self.kinds:
+            one = sum(line.bytes for line in lines)
+            what = f"{kind} layer" if kind else "layer"
+            out.extend(lines)
+            out.append(ActivationLine(f"one {what}, one micro-batch", "sum of the above", one))
+            out.append(
+                ActivationLine(
+                    f"× {batches} {what}·micro-batches in flight", "first stage", one * batches
+                )
             )
-        )
         out.extend(self.ends)
         out.append(ActivationLine("activations per GPU", "total", self.total))
         return out
@@ -601,9 +795,20 @@ class _Shape:
     a: int
     k: int
     d: int
+    #: the dense MLP's width, 0 in a mixture's layer
     f: int
     gated: bool
     vocab: int
+    #: a mixture's layer: experts, experts per token, an expert's width, the shared
+    #: expert's width (0: none) and whether a sigmoid gate scales it
+    experts: int = 0
+    top_k: int = 0
+    expert_f: int = 0
+    shared_f: int = 0
+    shared_gate: bool = False
+    #: a Mamba-2 layer (a norm and the mixer): the mixer's heads, head size, state,
+    #: groups, convolution taps, chunk, whether it has its gated norm, its named width
+    mamba: tuple[int, int, int, int, int, int, bool, int | None] | None = None
 
 
 #: a leaf without a role: its part, by its attribute name as transformers' families spell it
@@ -642,22 +847,36 @@ def _structure(model: Model) -> _Shape:
     """The paper's sizes read from every layer of the stack: h, heads, kv heads, head
     size, the MLP's width and whether it is gated; refused where the paper's block (one
     attention and one dense MLP per layer, the same in every layer) is not the model's."""
+    shapes = {shape for _, shape in _structures(model)}
+    if len(shapes) != 1:
+        raise _refuse(model, "the paper's layers are all alike; this model's layers differ")
+    shape = shapes.pop()
+    if shape.experts:
+        raise _refuse(model, "a mixture of experts is outside the paper's block (one dense MLP)")
+    return shape
+
+
+def _structures(model: Model) -> list[tuple[tuple[int, ...], _Shape]]:
+    """Each run of alike layers (its layer indices) with its sizes: attention and a dense
+    MLP or a mixture of experts; refused where the attention differs between runs or a
+    layer is neither."""
     layers = {layer.name: layer for layer in model.layers}
-    runs: dict[tuple[int, ...], tuple[dict[str, tuple[int, ...]], dict[str, str]]] = {}
+    runs: dict[tuple[int, ...], tuple[dict[str, tuple[int, ...]], dict[str, Layer]]] = {}
     for row in model.rows():
         _, numbers = _indices(row)
         if numbers is None:
             continue
         layer = layers[row.layer]
-        roles, kinds = runs.setdefault(numbers, ({}, {}))
+        roles, specs = runs.setdefault(numbers, ({}, {}))
         kind = _spec_kind(layer)
-        if split_name(row.name)[-1] == "weight" or "Experts" in kind:
+        if split_name(row.name)[-1] == "weight" or "Experts" in kind or kind == "Mamba2Scan":
             roles.setdefault(_role(layer), _int_shape(row))
-            kinds.setdefault(_role(layer), kind)
-    shapes = {_run_shape(model, roles, kinds) for roles, kinds in runs.values()}
-    if len(shapes) != 1:
-        raise _refuse(model, "the paper's layers are all alike; this model's layers differ")
-    return shapes.pop()
+            specs.setdefault(_role(layer), layer)
+    out = [(numbers, _run_shape(model, roles, specs)) for numbers, (roles, specs) in runs.items()]
+    attention = {(s.h, s.a, s.k, s.d) for _, s in out}
+    if len(attention) > 1:
+        raise _refuse(model, "the paper's layers are all alike; this model's attention differs")
+    return sorted(out)
 
 
 def _refuse(model: Model, why: str) -> InvalidArgumentError:
@@ -670,12 +889,26 @@ def _refuse(model: Model, why: str) -> InvalidArgumentError:
     )
 
 
-def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], kinds: dict[str, str]) -> _Shape:
-    if "router" in roles or "experts" in roles or "routed experts" in roles:
-        raise _refuse(model, "a mixture of experts is outside the paper's block (one dense MLP)")
+def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], specs: dict[str, Layer]) -> _Shape:
+    kinds = {role: _spec_kind(layer) for role, layer in specs.items()}
+    if kinds.get("state space") == "Mamba2Scan" and set(roles) <= _MAMBA2_ROLES:
+        return _mamba2_shape(model, specs)
+    if "state space" in roles or "linear attention" in roles:
+        raise _refuse(
+            model,
+            "a layer of attention and an MLP, or a Mamba-2 mixer alone, is derived here;"
+            " this model's layers hold a state-space or linear-attention mixer beside them",
+        )
+    mixture = "router" in roles or "experts" in roles or "routed experts" in roles
+    if mixture and kinds.get("experts") != "Experts":
+        raise _refuse(
+            model,
+            "only a mixture of SwiGLU experts (Mixtral's, Qwen-MoE's) is derived here;"
+            " this model's experts differ",
+        )
     attention = {"query", "key", "value"} <= roles.keys() or "query, key and value" in roles
     mlp = ("up" in roles or "gate and up" in roles) and "down" in roles
-    if not (attention and mlp and "output projection" in roles):
+    if not (attention and (mlp or mixture) and "output projection" in roles):
         raise _refuse(
             model, "the paper's layer is attention and an MLP; this model's layers differ"
         )
@@ -696,10 +929,84 @@ def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], kinds: dict[str,
         d = known(model.sizes.get("D", 0)) or (h // heads)
         k = (out("query, key and value") // d - heads) // 2
     h = h or (roles["output projection"][0])
+    vocab = _vocabulary(model, {layer.name: layer for layer in model.layers})
+    if mixture:
+        spec = specs["experts"].spec
+        experts, top_k = known(spec.num_experts), known(spec.top_k)  # type: ignore[attr-defined]
+        width = known(spec.intermediate_size)  # type: ignore[attr-defined]
+        shared = out("shared expert up") if "shared expert up" in roles else 0
+        gate = "shared expert's sigmoid gate" in roles
+        return _Shape(h, heads, k, d, 0, True, vocab, experts or 0, top_k or 0, width or 0,
+                      shared, gate)  # fmt: skip
     gated = "gate" in roles or "gate and up" in roles
     f = out("up") if "up" in roles else out("gate and up") // 2
-    vocab = _vocabulary(model, {layer.name: layer for layer in model.layers})
     return _Shape(h, heads, k, d, f, gated, vocab)
+
+
+_MAMBA2_ROLES = frozenset(
+    {"state space", "convolution", "input projection", "norm", "output projection", "RMSNorm"}
+)
+
+
+def _mamba2_shape(model: Model, specs: dict[str, Layer]) -> _Shape:
+    scan = specs["state space"].spec
+    conv = specs["convolution"].spec
+    norm = specs.get("norm")
+    if norm is not None and getattr(norm.spec, "norm_before_gate", False):
+        raise _refuse(model, "Megatron-LM's MambaMixer has no norm before the gate")
+    values = [
+        known(getattr(scan, name)) for name in ("num_heads", "head_dim", "state_size", "n_groups")
+    ]
+    kernel = known(conv.kernel_size)  # type: ignore[attr-defined]
+    width = known(scan.width) if scan.width is not None else None  # type: ignore[attr-defined]
+    heads, head_dim, state, groups = (v or 0 for v in values)
+    h = known(model.sizes.get("H", 0)) or 0
+    vocab = _vocabulary(model, {layer.name: layer for layer in model.layers})
+    chunk: int = scan.chunk_size  # type: ignore[attr-defined]
+    mamba = (heads, head_dim, state, groups, kernel or 0, chunk, norm is not None, width)
+    return _Shape(h, 0, 0, 0, 0, False, vocab, mamba=mamba)
+
+
+def mamba2_mixer_lines(
+    mixer: tuple[int, int, int, int, int, int, bool, int | None],
+    h: int,
+    plan: ParallelPlan,
+    s: int,
+    b: int,
+    p: int,
+) -> tuple[ActivationLine, ...]:
+    """What one Mamba-2 mixer keeps on one of tp ranks, one micro-batch: Megatron-LM's
+    ``MambaMixer`` gives each rank M/t heads and G/t groups (mamba_mixer.py, lines
+    259-271 at d98e8a6) and runs the whole mixer on them, so the rank keeps what a mixer
+    of M/t heads and G/t groups keeps (the shapecalc account of transformers' torch path,
+    checked against autograd): in_proj's input (the layer's h-wide input, /t with
+    sequence parallelism, which gathers it again for the backward pass) and the rest."""
+    from shapecalc.analysis.cost import analyze
+    from shapecalc.architectures.mamba2 import mixer as build_mixer
+    from shapecalc.core.model import Model
+
+    heads, head_dim, state, groups, kernel, chunk, gated, width = mixer
+    t = plan.tp
+    sp = t if plan.sequence_parallel else 1
+    local = build_mixer(
+        "Mamba2Mixer", h, heads // t, head_dim, state, groups // t, kernel, chunk,
+        bias=False, conv_bias=True, gated_norm=gated, inner=None if width is None else width // t,
+    )  # fmt: skip
+    dtype = {4: "fp32", 2: "bf16"}.get(p)
+    if dtype is None:
+        raise plan_error("itemsize", p, "a Mamba-2 mixer's activations are 4 or 2 bytes")
+    cost = analyze(Model("mixer", local), inputs=((b, s, h),), dtype=dtype)
+    kept = known(cost.activation_bytes) or 0
+    split = "/t" if sp > 1 else ""
+    tp_ = "/t" if t > 1 else ""
+    return (
+        ActivationLine("in_proj's input", f"p·s·b·h{split}", p * s * b * h // sp),
+        ActivationLine(
+            "the mixer's own (conv, scan, gated norm)",
+            f"a mixer of M{tp_} heads, G{tp_} groups",
+            kept - p * s * b * h,
+        ),
+    )
 
 
 def activation_bytes(
@@ -748,7 +1055,8 @@ def activation_bytes(
     for flag, value in (("--batch", batch), ("--seq-len", seq_len), ("itemsize", itemsize)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise plan_error(flag, value, f"{flag} must be a whole number of at least 1")
-    shape = _structure(model)
+    runs = _structures(model)
+    shape = runs[0][1]
     t, cp, pp = plan.tp, plan.cp, plan.pp
     if seq_len % cp:
         raise plan_error("--cp", cp, f"--cp {cp} must divide the sequence length ({seq_len})")
@@ -761,47 +1069,51 @@ def activation_bytes(
             f"sequence parallelism splits each rank's {s} tokens over --tp {t}:"
             " it must divide them",
         )
+    mixture = any(run.experts for _, run in runs)
+    if mixture and t > 1 and not plan.sequence_parallel:
+        raise plan_error(
+            "--tp",
+            t,
+            f"--tp {t} with a mixture of experts needs --sequence-parallel in training, as"
+            " Megatron-LM requires (megatron/core/transformer/moe/moe_layer.py)",
+        )
     rank = rank_parameters(model, plan, vocab_multiple=vocab_multiple)
-    p, h, a, k, d, f = itemsize, shape.h, shape.a, shape.k, shape.d, shape.f
-    kv = k if k >= t else t  # fewer kv heads than ranks: each rank keeps one group
+    p, h = itemsize, shape.h
     split = "/t" if sp > 1 else ""
     tp_ = "/t" if t > 1 else ""
-    lines: list[ActivationLine] = []
-
-    def add(what: str, formula: str, value: int) -> None:
-        lines.append(ActivationLine(what, formula, value))
-
-    if plan.recompute == "full":
-        add("layer input (the rest recomputed)", f"p·s·b·h{split}", p * s * b * h // sp)
-    else:
-        add("two norms' inputs", f"2·p·s·b·h{split}", 2 * p * s * b * h // sp)
-        add("attention's input", f"p·s·b·h{split}", p * s * b * h // sp)
-        add("Q and K", f"p·s·b·(a+k)·d{tp_}", p * s * b * (a * d // t + kv * d // t))
-        add("V", f"p·s·b·k·d{tp_}", p * s * b * (kv * d // t))
-        if not flash and plan.recompute != "selective" and cp == 1:
-            add("softmax output", f"p·a·s²·b{tp_}", p * a * s * s * b // t)
-            if dropout:
-                add("attention dropout mask", f"a·s²·b{tp_}", a * s * s * b // t)
-                add("attention dropout output", f"p·a·s²·b{tp_}", p * a * s * s * b // t)
-        add("attention output", f"p·s·b·a·d{tp_}", p * s * b * a * d // t)
-        if dropout:
-            add("attention dropout mask", f"s·b·h{split}", s * b * h // sp)
-        add("MLP's input", f"p·s·b·h{split}", p * s * b * h // sp)
-        if shape.gated:
-            add("gate and up outputs, product", f"3·p·s·b·F{tp_}", 3 * p * s * b * f // t)
-        else:
-            add("activation's input and output", f"2·p·s·b·F{tp_}", 2 * p * s * b * f // t)
-        if dropout:
-            add("MLP dropout mask", f"s·b·h{split}", s * b * h // sp)
+    sizes = {"s": s, "b": b, "h": h, "a": shape.a, "k": shape.k, "d": shape.d, "t": t, "p": p}
     first = rank.stages[0]
-    chunk = len(first.layers) // plan.virtual_stages
+    kinds: dict[_Shape, int] = {}
+    for numbers, run in runs:
+        kinds[run] = kinds.get(run, 0) + len(set(numbers) & set(first.layers))
+    kinds = {run: n for run, n in kinds.items() if n} or {shape: 0}
+    if plan.virtual_stages > 1 and len(kinds) > 1:
+        raise plan_error(
+            "--virtual-stages",
+            plan.virtual_stages,
+            "the interleaved schedule's chunks in flight are counted here for a first stage"
+            " of alike layers; this one mixes dense and mixture layers: give"
+            " --virtual-stages 1",
+        )
     m = plan.micro_batches
-    if plan.virtual_stages > 1:
-        held = min(m * plan.virtual_stages, 2 * (pp - 1) + (plan.virtual_stages - 1) * pp + 1)
-        layer_batches = held * chunk
-    else:
-        layer_batches = min(m, pp) * len(first.layers)
     in_flight = min(m, pp)
+    blocks: list[tuple[str, tuple[ActivationLine, ...], int]] = []
+    for run, count in kinds.items():
+        lines = _layer_lines(run, plan, s, b, p, flash=flash, dropout=dropout)
+        if plan.virtual_stages > 1:
+            chunk = len(first.layers) // plan.virtual_stages
+            v = plan.virtual_stages
+            batches = min(m * v, 2 * (pp - 1) + (v - 1) * pp + 1) * chunk
+        else:
+            batches = in_flight * count
+        kind = ("mixture" if run.experts else "dense") if len(kinds) > 1 else ""
+        blocks.append((kind, lines, batches))
+        if run.experts:
+            sizes.update(E=run.experts, k_e=run.top_k, I=run.expert_f, ep=plan.ep)
+            if run.shared_f:
+                sizes["S"] = run.shared_f
+        else:
+            sizes["F"] = run.f
     ends = [ActivationLine("token ids (int64)", "8·s·b per micro-batch", 8 * s * b * in_flight)]
     if dropout:
         ends.append(
@@ -823,8 +1135,13 @@ def activation_bytes(
         "Korthikanti et al. (arXiv:2205.05198): per layer s·b·h·(34 + 5·a·s/h) bytes at"
         " p = 2, k = a, a·d = h, F = 4h, with dropout",
     ]
-    if shape.gated:
+    if any(run.gated and not run.experts for run in kinds):
         notes.append("gated MLP: 3·p·s·b·F (Megatron's fused SwiGLU recomputes its product)")
+    if mixture:
+        notes.append(
+            "mixture: what transformers' eager MoE block keeps, per rank s·b·k visits"
+            " (balanced routing over --ep), tokens gathered over tp"
+        )
     if flash:
         notes.append("fused attention kernel: no a·s² terms (its softmax statistics not counted)")
     elif cp > 1:
@@ -832,19 +1149,143 @@ def activation_bytes(
             "context parallelism runs a fused attention kernel (Transformer Engine's in"
             " Megatron-LM): no a·s² terms"
         )
-    sizes = {
-        "s": s,
-        "b": b,
-        "h": h,
-        "a": a,
-        "k": k,
-        "d": d,
-        "F": f,
-        "t": t,
-        "p": p,
-        "V": rank.vocab,
-    }
-    return Activations(tuple(lines), layer_batches, tuple(ends), sizes, tuple(notes))
+    sizes["V"] = rank.vocab
+    (kind, layer, batches), *more = blocks
+    return Activations(
+        layer, batches, tuple(ends), sizes, tuple(notes), kind=kind, more=tuple(more)
+    )
+
+
+def _layer_lines(
+    shape: _Shape, plan: ParallelPlan, s: int, b: int, p: int, *, flash: bool, dropout: bool
+) -> tuple[ActivationLine, ...]:
+    """One layer's kept tensors for one micro-batch on one rank (see
+    :func:`activation_bytes`)."""
+    t, cp = plan.tp, plan.cp
+    h, a, k, d, f = shape.h, shape.a, shape.k, shape.d, shape.f
+    sp = t if plan.sequence_parallel else 1
+    kv = k if k >= t else t  # fewer kv heads than ranks: each rank keeps one group
+    split = "/t" if sp > 1 else ""
+    tp_ = "/t" if t > 1 else ""
+    lines: list[ActivationLine] = []
+
+    def add(what: str, formula: str, value: int) -> None:
+        lines.append(ActivationLine(what, formula, value))
+
+    if plan.recompute == "full":
+        add("layer input (the rest recomputed)", f"p·s·b·h{split}", p * s * b * h // sp)
+        return tuple(lines)
+    if shape.mamba is not None:
+        if cp > 1:
+            raise plan_error(
+                "--cp", cp, "a Mamba-2 mixer's activations under --cp are not derived here"
+            )
+        add("norm's input", f"p·s·b·h{split}", p * s * b * h // sp)
+        lines.extend(mamba2_mixer_lines(shape.mamba, h, plan, s, b, p))
+        if dropout:
+            add("mixer dropout mask", f"s·b·h{split}", s * b * h // sp)
+        return tuple(lines)
+    add("two norms' inputs", f"2·p·s·b·h{split}", 2 * p * s * b * h // sp)
+    add("attention's input", f"p·s·b·h{split}", p * s * b * h // sp)
+    add("Q and K", f"p·s·b·(a+k)·d{tp_}", p * s * b * (a * d // t + kv * d // t))
+    add("V", f"p·s·b·k·d{tp_}", p * s * b * (kv * d // t))
+    if not flash and plan.recompute != "selective" and cp == 1:
+        add("softmax output", f"p·a·s²·b{tp_}", p * a * s * s * b // t)
+        if dropout:
+            add("attention dropout mask", f"a·s²·b{tp_}", a * s * s * b // t)
+            add("attention dropout output", f"p·a·s²·b{tp_}", p * a * s * s * b // t)
+    add("attention output", f"p·s·b·a·d{tp_}", p * s * b * a * d // t)
+    if dropout:
+        add("attention dropout mask", f"s·b·h{split}", s * b * h // sp)
+    add("MLP's input", f"p·s·b·h{split}", p * s * b * h // sp)
+    if shape.experts:
+        lines.extend(mixture_lines(shape.experts, shape.top_k, shape.expert_f, h, plan, s, b, p))
+        if shape.shared_f:
+            lines.extend(shared_expert_lines(shape.shared_f, shape.shared_gate, h, plan, s, b, p))
+    elif shape.gated:
+        add("gate and up outputs, product", f"3·p·s·b·F{tp_}", 3 * p * s * b * f // t)
+    else:
+        add("activation's input and output", f"2·p·s·b·F{tp_}", 2 * p * s * b * f // t)
+    if dropout:
+        add("MLP dropout mask", f"s·b·h{split}", s * b * h // sp)
+    return tuple(lines)
+
+
+def mixture_lines(
+    experts: int, top_k: int, width: int, h: int, plan: ParallelPlan, s: int, b: int, p: int
+) -> tuple[ActivationLine, ...]:
+    """What a mixture of SwiGLU experts keeps for the backward pass on one rank, one
+    micro-batch, derived per Korthikanti et al. from the tensors transformers' eager
+    mixture (Mixtral's ``MixtralTopKRouter`` and ``MixtralExperts``) saves, its input
+    (the MLP's input) counted apart:
+
+    - the router, on the rank's s·b tokens (s·b/t with sequence parallelism: Megatron
+      routes before gathering): the softmax of the logits, fp32 (``4·s·b·E``); the
+      experts chosen, int64 (``8·s·b·k``); the top-k weights and their sum for the
+      renormalisation, fp32 (``4·s·b·(k+1)``);
+    - per visit (a token at one of its k experts): ``s·b·k`` visits on each rank, the
+      tokens all-to-all'd to their experts' ``--ep`` rank (balanced routing: every
+      rank receives as many as it sends) and gathered over the tensor-parallel ranks
+      (Megatron's ``MoEAlltoAllTokenDispatcher.token_dispatch``, token_dispatcher.py
+      lines 741-750 at d98e8a6), each keeping the token gathered, the expert's output and
+      its weighted output, ``3·p·h``, whole; the gate and up outputs, SiLU's output and
+      the down projection's input, ``4·p·I/t`` (each expert column- and row-parallel
+      over Megatron's expert tensor-parallel size, tp); the routing weight (fp32, 4) and
+      the token's row and slot (int64, 16).
+
+    >>> [line.bytes for line in mixture_lines(8, 2, 32, 64, ParallelPlan(), 16, 1, 2)]
+    [512, 256, 192, 12288, 8192, 128, 512]
+    """
+    t = plan.tp
+    sp = t if plan.sequence_parallel else 1
+    split = "/t" if sp > 1 else ""
+    tp_ = "/t" if t > 1 else ""
+    tokens = s * b // sp
+    visits = s * b * top_k
+    return (
+        ActivationLine("router softmax (fp32)", f"4·s·b·E{split}", 4 * tokens * experts),
+        ActivationLine("experts chosen (int64)", f"8·s·b·k{split}", 8 * tokens * top_k),
+        ActivationLine(
+            "top-k weights and their sum (fp32)", f"4·s·b·(k+1){split}", 4 * tokens * (top_k + 1)
+        ),
+        ActivationLine(
+            "tokens, experts' outputs, weighted (per visit)", "3·p·s·b·k·h", 3 * p * visits * h
+        ),
+        ActivationLine(
+            "gate and up outputs, SiLU, product (per visit)",
+            f"4·p·s·b·k·I{tp_}",
+            4 * p * visits * width // t,
+        ),
+        ActivationLine("routing weight per visit (fp32)", "4·s·b·k", 4 * visits),
+        ActivationLine("token's row and slot per visit (int64)", "16·s·b·k", 16 * visits),
+    )
+
+
+def shared_expert_lines(
+    width: int, gate: bool, h: int, plan: ParallelPlan, s: int, b: int, p: int
+) -> tuple[ActivationLine, ...]:
+    """A shared expert (Qwen2-MoE's) every token goes through, as transformers' eager
+    ``Qwen2MoeMLP`` keeps it: gate and up outputs, SiLU's output and the product,
+    ``4·p·s·b·S/t`` (column- then row-parallel); with its sigmoid gate, the gate's
+    output and the shared expert's output it scales, ``p·s·b·(h+1)`` (/t with sequence
+    parallelism: Megatron's ``SharedExpertMLP.forward`` gates the reduce-scattered
+    output by the rank's own tokens, shared_experts.py lines 200-207 at d98e8a6)."""
+    t = plan.tp
+    sp = t if plan.sequence_parallel else 1
+    split = "/t" if sp > 1 else ""
+    tp_ = "/t" if t > 1 else ""
+    out = [
+        ActivationLine(
+            "shared expert: gate, up, SiLU, product", f"4·p·s·b·S{tp_}", 4 * p * s * b * width // t
+        )
+    ]
+    if gate:
+        out.append(
+            ActivationLine(
+                "shared expert's gate and output", f"p·s·b·(h+1){split}", p * s * b // sp * (h + 1)
+            )
+        )
+    return tuple(out)
 
 
 # --- Megatron-LM's theoretical memory, reproduced ------------------------------------
@@ -1081,28 +1522,58 @@ def megatron_args(
     vocab_multiple: int = VOCAB_MULTIPLE,
 ) -> MegatronArgs:
     """The Megatron arguments that describe ``model`` trained under ``plan``: its sizes as
-    Megatron reads them (dense models with one attention and one MLP per layer)."""
-    shape = _structure(model)
+    Megatron reads them (one attention and one MLP or mixture of experts per layer; a
+    mixture's experts, top-k, expert width, shared expert and its gate, and which layers
+    are mixtures as ``moe_layer_freq``'s list; ``--ffn-hidden-size`` the dense layers',
+    or the experts' when every layer is a mixture, as Megatron's ``moe_ffn_hidden_size``
+    defaults to it)."""
+    runs = _structures(model)
+    dense = {run.f for _, run in runs if not run.experts}
+    moe = {run for _, run in runs if run.experts}
+    if len(dense) > 1 or len(moe) > 1:
+        raise _refuse(model, "Megatron's formula takes one dense and one mixture layer shape")
+    mixture = next(iter(moe), None)
+    shape = runs[0][1]
+    layers = len(rank_parameters(model, ParallelPlan()).stages[0].layers)
+    pattern = [0] * layers
+    for numbers, run in runs:
+        for i in numbers:
+            pattern[i] = 1 if run.experts else 0
     norms = [layer for layer in model.layers if "Norm" in _spec_kind(layer)]
     rms = bool(norms) and all(_spec_kind(layer) == "RMSNorm" for layer in norms)
-    layers = {layer.name: layer for layer in model.layers}
-    biased = any(  # Megatron's --add-bias-linear: the linear layers have biases
-        row.name.endswith(".bias") and _spec_kind(layers[row.layer]) in ("Linear", "Conv1D")
+    by_name = {layer.name: layer for layer in model.layers}
+    biased = any(  # Megatron's --add-bias-linear: the linear layers have biases (biases
+        # on the query, key and value alone are its --add-qkv-bias, as Qwen's)
+        row.name.endswith(".bias")
+        and _spec_kind(by_name[row.layer]) in ("Linear", "Conv1D")
+        and _role(by_name[row.layer]) not in ("query", "key", "value")
         for row in model.rows()
     )
     tied = any(row.tied_to for row in model.rows())
+    gated = any(run.gated for _, run in runs)
+    moe_args: dict[str, Any] = {}
+    if mixture is not None:
+        moe_args = {
+            "num_experts": mixture.experts,
+            "moe_ffn_hidden_size": mixture.expert_f,
+            "moe_router_topk": mixture.top_k,
+            "moe_layer_freq": pattern,
+            "moe_shared_expert_intermediate_size": mixture.shared_f or None,
+            "moe_shared_expert_gate": mixture.shared_gate,
+            "expert_model_parallel_size": plan.ep,
+        }
     return MegatronArgs(
         hidden_size=shape.h,
         num_attention_heads=shape.a,
-        num_layers=len(rank_parameters(model, ParallelPlan()).stages[0].layers),
-        ffn_hidden_size=shape.f,
+        num_layers=layers,
+        ffn_hidden_size=next(iter(dense)) if dense else mixture.expert_f if mixture else 0,
         padded_vocab_size=padded_vocab(shape.vocab, plan.tp, vocab_multiple),
         seq_length=seq_len,
         micro_batch_size=batch,
         kv_channels=shape.d,
         group_query_attention=shape.k != shape.a,
         num_query_groups=shape.k,
-        swiglu=shape.gated,
+        swiglu=gated,
         normalization="RMSNorm" if rms else "LayerNorm",
         add_bias_linear=biased,
         untie_embeddings_and_output_weights=not tied,
@@ -1116,6 +1587,7 @@ def megatron_args(
         use_distributed_optimizer=distributed_optimizer,
         sequence_parallel=plan.sequence_parallel,
         recompute_granularity=None if plan.recompute == "none" else plan.recompute,
+        **moe_args,
     )
 
 

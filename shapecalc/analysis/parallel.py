@@ -46,6 +46,7 @@ data parallelism does not divide them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -164,7 +165,10 @@ class PerGpu:
             for x in self.lines
         ]
         what = "model states, DeepSpeed's estimate" if self.accounting == "deepspeed" else ""
-        out.append(("per-GPU total", self.gpu_bytes, what or "every GPU line above"))
+        every = "every GPU line above"
+        if any(not x.counted for x in self.lines):
+            every = "every counted GPU line above"
+        out.append(("per-GPU total", self.gpu_bytes, what or every))
         if any(x.cpu for x in self.lines):
             out.append(("CPU total", self.cpu_bytes, "every CPU line above"))
         return out
@@ -368,18 +372,46 @@ def rank_tensors(model: Model, plan: ParallelPlan) -> tuple[Tensor, ...]:
     before the data-parallel sharding."""
     from shapecalc.analysis.model_parallel import rank_parameters
 
-    if model.quantization is not None or known(model.trainable) != known(model.total):
-        raise plan_error(
-            "--tp",
-            plan.tp,
-            "model parallelism is priced for a model trained whole: no quantized weights "
-            "and no adapter (LoRA) with --tp, --pp, --cp or --ep",
-        )
     held = rank_parameters(model, plan).most_loaded
-    return tuple(Tensor(t.local, t.copies, True, 0, t.name) for t in held.tensors if not t.tied_to)
+    rows = {row.name: row for row in model.rows()}
+    out = []
+    for t in held.tensors:
+        if t.tied_to:
+            continue
+        row = rows.get(t.name)
+        if row is None:  # a run of layers renamed to the stage's: its first layer's row
+            row = next(r for r in model.rows() if _same_run(r.name, t.name))
+        whole = math.prod(t.shape)
+        local = math.prod(t.local)
+        nbytes = 0
+        if row.param.dtype:  # a dtype of its own (LoRA's float32, a quantized storage)
+            copies = (known(row.count) or 0) // whole if whole else 1
+            one = (known(row.param.nbytes(1)) or 0) // max(copies, 1)
+            nbytes = one * local // whole if whole else 0
+        out.append(Tensor(t.local, t.copies, row.param.trainable, nbytes, t.name))
+    return tuple(out)
+
+
+def _same_run(name: str, renamed: str) -> bool:
+    """Whether ``renamed`` (``model.layers.{4..7}.mlp...``) is a stage's part of the run
+    ``name`` (``model.layers.{0..7}.mlp...``): the same name around the layer numbers."""
+    import re
+
+    pattern = re.compile(r"\.(\{[^}]*\}|\d+)(?=\.)")
+    return pattern.sub(".#", name) == pattern.sub(".#", renamed)
 
 
 def _activations(cost: Cost, plan: ParallelPlan, *, counted: bool) -> Iterator[GpuLine]:
+    adapted = known(cost.model.trainable) != known(cost.model.total)
+    if adapted and (model_parallel(plan) or plan.recompute == "selective"):
+        yield GpuLine(
+            "activations",
+            cost.activation_bytes,
+            f"not counted: one GPU's whole model at {cost.describe_input()}; Korthikanti's"
+            " per-rank terms are derived for trained weights, not a LoRA model's",
+            counted=False,
+        )
+        return
     if model_parallel(plan) or plan.recompute == "selective" or plan.sequence_parallel:
         from shapecalc.analysis.model_parallel import activation_bytes
 
@@ -389,11 +421,15 @@ def _activations(cost: Cost, plan: ParallelPlan, *, counted: bool) -> Iterator[G
                 "--batch", cost.batch, "the model-parallel activations need --batch and --seq-len"
             )
         found = activation_bytes(cost.model, plan, b, t, cost.activation_itemsize)
+        held = ", ".join(
+            f"{sum(x.bytes for x in lines):,} a {kind + ' ' if kind else ''}layer and "
+            f"micro-batch × {n} in flight"
+            for kind, lines, n in found.kinds
+        )
         yield GpuLine(
             "activations",
             found.total,
-            f"Korthikanti et al., the first stage's: {found.per_layer:,} a layer and "
-            f"micro-batch × {found.layer_batches} in flight, and the ends, "
+            f"Korthikanti et al., the first stage's: {held}, and the ends, "
             f"at {cost.describe_input()} per rank",
             counted=counted,
         )

@@ -37,7 +37,7 @@ from shapecalc.layers.functional import Pick, ScaledDotProductAttention
 from shapecalc.layers.linear import Dropout, Linear
 from shapecalc.layers.norm import LayerNorm
 
-__all__ = ["BART", "bart"]
+__all__ = ["BART", "attention", "bart", "layer"]
 
 #: the positions start after two reserved rows (BartLearnedPositionalEmbedding.offset)
 OFFSET = 2
@@ -165,6 +165,101 @@ def _bart_type(*, model_type: str, prefix: str, dropped: tuple[str, ...] = ()) -
         read=_read,
         write=_write,
     )
+
+
+def attention(
+    hidden: Dim,
+    heads: Dim,
+    head_dim: Dim,
+    *,
+    decoder: bool,
+    cross: bool,
+    kind: str = "BartAttention",
+    key_bias: bool = True,
+) -> Block:
+    """One attention of BART's family (BART, mBART, Whisper): ``k_proj``, ``v_proj``,
+    ``q_proj`` and ``out_proj``, H × H each, with biases (``k_proj``'s only when
+    ``key_bias``: Whisper's has none); ``cross``: queries from the decoder, keys and values
+    from the encoder's output (the second input)."""
+    h = hidden
+    children = {
+        "k_proj": Leaf(Linear(h, h, bias=key_bias), role="key"),
+        "v_proj": Leaf(Linear(h, h), role="value"),
+        "q_proj": Leaf(Linear(h, h), role="query"),
+        "out_proj": Leaf(Linear(h, h), role="output projection"),
+    }
+    attend = ScaledDotProductAttention(
+        heads, heads, head_dim, causal=decoder and not cross, cross=cross, cached=decoder
+    )
+    if cross:
+        project = parallel(
+            chain(Pick(0), "q_proj"), chain(Pick(1), "k_proj"), chain(Pick(1), "v_proj")
+        )
+        what = "queries from the decoder, keys and values from the encoder's output"
+    else:
+        project = parallel("q_proj", "k_proj", "v_proj")
+        what = "every token sees " + ("the tokens before it" if decoder else "every token")
+    return Block(
+        kind,
+        children,
+        flow=chain(project, attend, "out_proj"),
+        description=f"{dim_str(heads)} heads: {what}",
+    )
+
+
+def layer(
+    own: Block,
+    cross_attention: Block | None,
+    *,
+    hidden: Dim,
+    inner: Dim,
+    activation: str,
+    dropout: float,
+    pre_norm: bool,
+    kind: str,
+) -> Block:
+    """One layer of BART's family around its attentions (``own``; a decoder's
+    ``cross_attention`` over the encoder's output, taken as the second input): the
+    feed-forward ``fc1`` (H to ``inner``) and ``fc2`` (back), a LayerNorm after each
+    residual add, or before each residual branch (``pre_norm``: mBART, Whisper)."""
+    h = hidden
+    decoder = cross_attention is not None
+    drop = Dropout(dropout)
+    children: dict[str, Any] = {"self_attn": own}
+    if cross_attention is not None:
+        children["activation_fn"] = ACTIVATIONS[activation]()
+        children["self_attn_layer_norm"] = LayerNorm(h)
+        children["encoder_attn"] = cross_attention
+        children["encoder_attn_layer_norm"] = LayerNorm(h)
+    else:
+        children["self_attn_layer_norm"] = LayerNorm(h)
+        children["activation_fn"] = ACTIVATIONS[activation]()
+    children["fc1"] = Leaf(Linear(h, inner), role="up")
+    children["fc2"] = Leaf(Linear(inner, h), role="down")
+    children["final_layer_norm"] = LayerNorm(h)
+    ff = ("fc1", "activation_fn", drop, "fc2", drop)
+    if pre_norm:
+        own_steps: list[Any] = [residual("self_attn_layer_norm", "self_attn", drop)]
+        mlp: list[Any] = [residual("final_layer_norm", *ff)]
+        cross = summed(
+            Pick(0),
+            chain(
+                parallel(chain(Pick(0), "encoder_attn_layer_norm"), Pick(1)),
+                "encoder_attn",
+                drop,
+            ),
+        )
+        after_cross: list[Any] = []
+    else:
+        own_steps = [residual("self_attn", drop), "self_attn_layer_norm"]
+        mlp = [residual(*ff), "final_layer_norm"]
+        cross = summed(Pick(0), chain("encoder_attn", drop))
+        after_cross = ["encoder_attn_layer_norm"]
+    if decoder:  # (hidden, encoder output) in
+        flow = chain(parallel(chain(Pick(0), *own_steps), Pick(1)), cross, *after_cross, *mlp)
+    else:
+        flow = chain(*own_steps, *mlp)
+    return Block(kind, children, flow=flow)
 
 
 @frozen(kw_only=True)
@@ -384,78 +479,24 @@ class BART(Architecture):
 
     # -- the tree -------------------------------------------------------------------------
     def _attention(self, heads: Dim, *, decoder: bool, cross: bool) -> Block:
-        h = self.hidden
         head_dim = self._head_size(heads, decoder)
-        children = {
-            "k_proj": Leaf(Linear(h, h), role="key"),
-            "v_proj": Leaf(Linear(h, h), role="value"),
-            "q_proj": Leaf(Linear(h, h), role="query"),
-            "out_proj": Leaf(Linear(h, h), role="output projection"),
-        }
-        attend = ScaledDotProductAttention(
-            heads, heads, head_dim, causal=decoder and not cross, cross=cross, cached=decoder
-        )
-        if cross:
-            project = parallel(
-                chain(Pick(0), "q_proj"), chain(Pick(1), "k_proj"), chain(Pick(1), "v_proj")
-            )
-            what = "queries from the decoder, keys and values from the encoder's output"
-        else:
-            project = parallel("q_proj", "k_proj", "v_proj")
-            what = "every token sees " + ("the tokens before it" if decoder else "every token")
-        return Block(
-            "BartAttention",
-            children,
-            flow=chain(project, attend, "out_proj"),
-            description=f"{dim_str(heads)} heads: {what}",
-        )
+        return attention(self.hidden, heads, head_dim, decoder=decoder, cross=cross)
 
     def _layer(self, *, decoder: bool) -> Block:
-        h = self.hidden
-        inner = self.decoder_inner if decoder else self.inner
         heads = self.decoder_head_count if decoder else self.heads
-        drop = Dropout(self.dropout)
-        children: dict[str, Any] = {
-            "self_attn": self._attention(heads, decoder=decoder, cross=False)
-        }
-        if decoder:
-            children["activation_fn"] = ACTIVATIONS[self.activation]()
-            children["self_attn_layer_norm"] = LayerNorm(h)
-            children["encoder_attn"] = self._attention(heads, decoder=True, cross=True)
-            children["encoder_attn_layer_norm"] = LayerNorm(h)
-        else:
-            children["self_attn_layer_norm"] = LayerNorm(h)
-            children["activation_fn"] = ACTIVATIONS[self.activation]()
-        children["fc1"] = Leaf(Linear(h, inner), role="up")
-        children["fc2"] = Leaf(Linear(inner, h), role="down")
-        children["final_layer_norm"] = LayerNorm(h)
-        ff = ("fc1", "activation_fn", drop, "fc2", drop)
-        if self.pre_norm:
-            own = residual("self_attn_layer_norm", "self_attn", drop)
-            mlp: list[Any] = [residual("final_layer_norm", *ff)]
-            cross = summed(
-                Pick(0),
-                chain(
-                    parallel(chain(Pick(0), "encoder_attn_layer_norm"), Pick(1)),
-                    "encoder_attn",
-                    drop,
-                ),
-            )
-            after_cross: list[Any] = []
-            own_steps: list[Any] = [own]
-        else:
-            own_steps = [residual("self_attn", drop), "self_attn_layer_norm"]
-            mlp = [residual(*ff), "final_layer_norm"]
-            cross = summed(Pick(0), chain("encoder_attn", drop))
-            after_cross = ["encoder_attn_layer_norm"]
-        if decoder:  # (hidden, encoder output) in
-            flow = chain(parallel(chain(Pick(0), *own_steps), Pick(1)), cross, *after_cross, *mlp)
-        else:
-            flow = chain(*own_steps, *mlp)
         kind = ("MBart" if self.pre_norm else "Bart") + (
             "DecoderLayer" if decoder else "EncoderLayer"
         )
-        return Block(kind, children, flow=flow)
+        return layer(
+            self._attention(heads, decoder=decoder, cross=False),
+            self._attention(heads, decoder=True, cross=True) if decoder else None,
+            hidden=self.hidden,
+            inner=self.decoder_inner if decoder else self.inner,
+            activation=self.activation,
+            dropout=self.dropout,
+            pre_norm=self.pre_norm,
+            kind=kind,
+        )
 
     def _stack(self, *, decoder: bool) -> Block:
         h, v = self.hidden, self.vocab

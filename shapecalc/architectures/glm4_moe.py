@@ -115,6 +115,16 @@ class Glm4Moe(SharedExpertsLM, GroupedQueryLM):
     qk_norm: bool = flag("An RMSNorm of head_dim on each head's queries and keys (use_qk_norm).")
     rotary_pct: float = tf.rotary_fraction("partial_rotary_factor", 0.5)
     tie_weights: bool = flag("The head is the token embedding (tie_word_embeddings).")
+    mtp_layers: Any = size(
+        "P",
+        "Multi-token prediction layers the checkpoint holds after the last "
+        "(num_nextn_predict_layers): not built, as transformers does not load them; a GGUF "
+        "conversion writes them (--weights q4_k_m prices them).",
+        0,
+        minimum=0,
+        names=False,
+        solvable=False,
+    )
     moe_layout: str = _moe.moe_layout()
     head: str = tf.lm_head("Glm4MoeForCausalLM", "Glm4MoeModel")
 
@@ -134,6 +144,7 @@ class Glm4Moe(SharedExpertsLM, GroupedQueryLM):
                 "attention_bias": "attention_bias",
                 "qk_norm": "use_qk_norm",
                 "rotary_pct": "partial_rotary_factor",
+                "mtp_layers": "num_mtp_layers",
             },
             defaults={
                 "vocab_size": 151552,
@@ -154,8 +165,12 @@ class Glm4Moe(SharedExpertsLM, GroupedQueryLM):
                 "first_k_dense_replace": 1,
                 "use_qk_norm": False,
                 "partial_rotary_factor": 0.5,
+                "num_mtp_layers": 1,
             },
-            aliases={"num_local_experts": "n_routed_experts"},
+            aliases={
+                "num_local_experts": "n_routed_experts",
+                "num_nextn_predict_layers": "num_mtp_layers",
+            },
             free=frozenset(
                 {
                     "max_position_embeddings",
@@ -167,8 +182,6 @@ class Glm4Moe(SharedExpertsLM, GroupedQueryLM):
                     "routed_scaling_factor",
                     "norm_topk_prob",
                     "output_router_logits",
-                    "num_nextn_predict_layers",
-                    "num_mtp_layers",
                     "topk_method",
                     "moe_layer_freq",
                     "pretraining_tp",

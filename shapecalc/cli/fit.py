@@ -15,7 +15,7 @@ import click
 from shapecalc.cli.group import ExampleCommand, ShapecalcGroup, engine_error, register
 from shapecalc.cli.hf_options import LAYOUT, config_weights
 from shapecalc.cli.models import architecture_options
-from shapecalc.cli.options import F, apply
+from shapecalc.cli.options import F, apply, lora_options
 from shapecalc.cli.parallel_options import PARALLEL_FLAGS, parallel_options
 from shapecalc.cli.train_fit import TRAIN_FLAGS
 from shapecalc.core.errors import ShapecalcError
@@ -35,6 +35,7 @@ FIT_FLAGS = (
     "weights",
     "engine",
     "utilization",
+    "tensor_split",
     "reserve_gb",
     "efficiency",
     "compute",
@@ -55,6 +56,7 @@ FLAGS = {
     "seq_len": "--seq-len",
     "reserve_gb": "--reserve-gb",
     "utilization": "--gpu-memory-utilization",
+    "tensor_split": "--tensor-split",
 }
 
 
@@ -82,6 +84,7 @@ HARDWARE_FLAGS = (
     "tflops",
     "engine",
     "utilization",
+    "tensor_split",
     "reserve_gb",
     "efficiency",
     "compute",
@@ -109,7 +112,7 @@ def hardware_options() -> list[Callable[[F], F]]:
             default=1,
             show_default=True,
             metavar="N",
-            help="GPUs, tensor parallel.",
+            help="GPUs: tensor parallel; under --engine llama.cpp split by layer.",
         ),
         click.option(
             "--memory-gb",
@@ -146,6 +149,12 @@ def hardware_options() -> list[Callable[[F], F]]:
             default=0.9,
             show_default=True,
             help="vLLM's share of each GPU's memory.",
+        ),
+        click.option(
+            "--tensor-split",
+            default=None,
+            metavar="P,P,...",
+            help="llama.cpp's -ts: each GPU's proportion of the layers (default: even).",
         ),
         click.option(
             "--reserve-gb",
@@ -243,6 +252,7 @@ def fit_options(default_dtype: str | None) -> list[Callable[[F], F]]:
             is_flag=True,
             help="With --training: fp32 master weights and optimizer state.",
         ),
+        *lora_options(),
         *parallel_options(),
     ]
 
@@ -355,17 +365,43 @@ def fit_setting(options: dict[str, Any], context: int | None = None) -> Any:
         raise click.BadParameter(
             f"{options['reserve_gb']:g}: a number of GB, 0 or more", param_hint="'--reserve-gb'"
         )
+    split = _tensor_split(options.get("tensor_split"), options["engine"], options["gpus"])
     return FitSetting(
         _hardware(options),
         gpus=options["gpus"],
         engine=None
         if options["engine"] is None
-        else engine(options["engine"], options["utilization"]),
+        else engine(options["engine"], options["utilization"], tensor_split=split),
         reserve=round(options["reserve_gb"] * 10**9),
         compute=options["compute"],
         efficiency=efficiency,
         max_context=context,
     )
+
+
+def _tensor_split(text: str | None, engine: str | None, gpus: int) -> tuple[float, ...]:
+    """``--tensor-split 3,1``'s proportions (llama.cpp's ``-ts``), for llama.cpp only."""
+    if text is None:
+        return ()
+    if engine != "llama.cpp":
+        raise click.BadParameter(
+            "llama.cpp's split by layer: add --engine llama.cpp", param_hint="'--tensor-split'"
+        )
+    try:
+        values = tuple(float(p) for p in text.replace("/", ",").split(","))
+    except ValueError:
+        values = ()
+    if not values or any(not 0 <= v < float("inf") for v in values) or not any(values):
+        raise click.BadParameter(
+            f"{text[:40]}: proportions, numbers 0 or more, not all 0 (3,1)",
+            param_hint="'--tensor-split'",
+        )
+    if len(values) > gpus:
+        raise click.BadParameter(
+            f"{text[:40]}: {len(values)} proportions for --gpus {gpus} (one per GPU at most)",
+            param_hint="'--tensor-split'",
+        )
+    return values
 
 
 def _run(model: Any, options: dict[str, Any], context: int | None = None) -> None:
@@ -378,9 +414,11 @@ def _run(model: Any, options: dict[str, Any], context: int | None = None) -> Non
     if options["training"] is None:
         from shapecalc.cli.parallel_options import given
 
-        if options["mixed_precision"] or given(options):
+        lora = [k for k in TRAIN_FLAGS[2:] if options[k] not in (None, False)]
+        if options["mixed_precision"] or given(options) or lora:
             raise click.UsageError(
-                "--mixed-precision and the parallel flags price a training step: add --training"
+                "--mixed-precision, the LoRA flags and the parallel flags price a training "
+                "step: add --training"
             )
     try:
         setting = fit_setting(options, context)

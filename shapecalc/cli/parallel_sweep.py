@@ -14,7 +14,13 @@ from shapecalc.cli.options import F
 from shapecalc.cli.parallel_options import plan_usage
 from shapecalc.core.errors import ShapecalcError
 
-__all__ = ["SWEEP_PARALLEL_FLAGS", "planned", "run_parallel_sweep", "sweep_parallel_options"]
+__all__ = [
+    "SWEEP_PARALLEL_FLAGS",
+    "planned",
+    "run_parallel_sweep",
+    "run_parallel_sweep_model",
+    "sweep_parallel_options",
+]
 
 #: the plan's sizes a sweep takes as lists, with their defaults
 _LISTS = {"dp": "1", "tp": "1", "pp": "1", "cp": "1", "ep": "1", "zero": "0"}
@@ -110,9 +116,6 @@ def run_parallel_sweep(cls: Any, fmt: str, flags: dict[str, Any]) -> bool:
 def _run(
     cls: Any, fmt: str, flags: dict[str, Any], inputs: dict[str, Any], cost: dict[str, Any]
 ) -> None:
-    from shapecalc.analysis.cost import analyze
-    from shapecalc.analysis.parallel import sweep_plans
-    from shapecalc.analysis.parallel_plan import FSDP_MODES, ParallelPlan
     from shapecalc.analysis.sweep import parse_values
     from shapecalc.core.declare import arguments_of
 
@@ -136,60 +139,126 @@ def _run(
             fixed[name] = value
         batch = fixed.pop("batch", 1)
         seq_len = fixed.pop("seq_len", 1024 if cls.sequence else None)
-        varying: dict[str, tuple[int | str, ...]] = {}
-        for name in _LISTS:
-            if block.get(name) is not None:
-                values = parse_values(block[name], field=name)
-                if len(values) > 1:
-                    varying[name] = values
-                else:
-                    block[name] = values[0]
-            else:
-                block[name] = int(_LISTS[name])
-        modes: tuple[str, ...] = ()
-        if block.get("fsdp") is not None:
-            modes = tuple(m.strip() for m in str(block["fsdp"]).split(",") if m.strip())
-            for mode in modes:
-                if mode not in (*FSDP_MODES, "none"):
-                    raise click.BadParameter(
-                        f"{mode}: one of {', '.join(FSDP_MODES)}, none", param_hint="'--fsdp'"
-                    )
-            if len(modes) > 1:
-                varying["fsdp"] = modes
-        single = modes[0] if len(modes) == 1 and modes[0] != "none" else None
-        base = ParallelPlan(
-            **{k: block[k] for k in _LISTS if k not in varying},
-            fsdp=single,
-            shard_group=block["shard_group"],
-            offload_optimizer=block["offload_optimizer"],
-            offload_parameters=block["offload_parameters"],
-            sequence_parallel=block["sequence_parallel"],
-            micro_batches=block["micro_batches"],
-            recompute=block["recompute"],
-        )
+        base, varying = _plans(block)
         model = cls(**fixed).model()
-        weights = cost.pop("weights", None)
-        if weights is not None:
-            from shapecalc.quant import quantize, weights_option
-
-            chosen = weights_option(weights)
-            if chosen is not None:
-                model = quantize(model, chosen)
-        priced = analyze(
-            model,
-            batch=batch,
-            seq_len=seq_len if cls.sequence else "T",
-            dtype=cost["dtype"],
-            training=cost["training"],
-            mixed_precision=cost["mixed_precision"],
-            cache=cost.get("cache", "latent"),
-        )
-        table = sweep_plans(priced, base, varying, block["accounting"])
+        length = seq_len if cls.sequence else "T"
+        table = _priced(model, cost, base, varying, block["accounting"], batch, length)
     except ShapecalcError as err:
         if (err.field or "").startswith("--"):
             raise plan_usage(err) from None
         raise engine_error(err) from None
     _write(table, fmt)
+
+
+def run_parallel_sweep_model(
+    model: Any, fmt: str, flags: dict[str, Any], errors: dict[str, str] | None = None
+) -> bool:
+    """``sweep hf CONFIG --tp 1,2,4 ...``: as :func:`run_parallel_sweep`, the model
+    built already (a config's), its batch and sequence length one value each."""
+    from shapecalc.analysis.sweep import parse_values
+
+    if not planned(flags):
+        for key in SWEEP_PARALLEL_FLAGS:
+            flags.pop(key, None)
+        return False
+    block = {k: flags.pop(k) for k in SWEEP_PARALLEL_FLAGS if k in flags}
+    cost = {k: flags.pop(k) for k in ("dtype", "training", "mixed_precision")}
+    cost["cache"] = flags.pop("latent_cache")
+    cost["weights"] = flags.pop("weights")
+    try:
+        inputs = {"batch": 1, "seq_len": 1024}
+        for name in inputs:
+            text = flags.pop(name, None)
+            if text is None:
+                continue
+            values = parse_values(str(text).strip(), field=name)
+            if len(values) != 1 or "," in str(text) or ".." in str(text):
+                raise click.BadParameter(
+                    f"{text}: a sweep over the parallel sizes holds the input fixed:"
+                    " give one value",
+                    param_hint=f"'--{name.replace('_', '-')}'",
+                )
+            inputs[name] = int(values[0])
+        base, varying = _plans(block)
+        table = _priced(
+            model, cost, base, varying, block["accounting"], inputs["batch"], inputs["seq_len"]
+        )
+    except ShapecalcError as err:
+        if (err.field or "").startswith("--"):
+            raise plan_usage(err) from None
+        raise engine_error(err, errors) from None
+    _write(table, fmt)
+    return True
+
+
+def _plans(block: dict[str, Any]) -> tuple[Any, dict[str, tuple[int | str, ...]]]:
+    """The fixed part of the plan and the sizes that vary, from the block's flags."""
+    from shapecalc.analysis.parallel_plan import FSDP_MODES, ParallelPlan
+    from shapecalc.analysis.sweep import parse_values
+
+    varying: dict[str, tuple[int | str, ...]] = {}
+    for name in _LISTS:
+        if block.get(name) is not None:
+            values = parse_values(block[name], field=name)
+            if len(values) > 1:
+                varying[name] = values
+            else:
+                block[name] = values[0]
+        else:
+            block[name] = int(_LISTS[name])
+    modes: tuple[str, ...] = ()
+    if block.get("fsdp") is not None:
+        modes = tuple(m.strip() for m in str(block["fsdp"]).split(",") if m.strip())
+        for mode in modes:
+            if mode not in (*FSDP_MODES, "none"):
+                raise click.BadParameter(
+                    f"{mode}: one of {', '.join(FSDP_MODES)}, none", param_hint="'--fsdp'"
+                )
+        if len(modes) > 1:
+            varying["fsdp"] = modes
+    single = modes[0] if len(modes) == 1 and modes[0] != "none" else None
+    base = ParallelPlan(
+        **{k: block[k] for k in _LISTS if k not in varying},
+        fsdp=single,
+        shard_group=block["shard_group"],
+        offload_optimizer=block["offload_optimizer"],
+        offload_parameters=block["offload_parameters"],
+        sequence_parallel=block["sequence_parallel"],
+        micro_batches=block["micro_batches"],
+        recompute=block["recompute"],
+    )
+    return base, varying
+
+
+def _priced(
+    model: Any,
+    cost: dict[str, Any],
+    base: Any,
+    varying: dict[str, tuple[int | str, ...]],
+    accounting: str,
+    batch: Any,
+    seq_len: Any,
+) -> Any:
+    from shapecalc.analysis.cost import analyze
+    from shapecalc.analysis.parallel import sweep_plans
+
+    weights = cost.pop("weights", None)
+    if weights is not None:
+        from shapecalc.quant import quantize, weights_option
+
+        chosen = weights_option(weights)
+        if chosen is not None:
+            model = quantize(model, chosen)
+    priced = analyze(
+        model,
+        batch=batch,
+        seq_len=seq_len,
+        dtype=cost["dtype"],
+        training=cost["training"],
+        mixed_precision=cost["mixed_precision"],
+        cache=cost.get("cache", "latent"),
+    )
+    return sweep_plans(priced, base, varying, accounting)
 
 
 def _write(table: Any, fmt: str) -> None:

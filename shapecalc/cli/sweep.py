@@ -268,8 +268,10 @@ def _maker(command: str) -> Any:
 
 def _hf_command() -> click.Command:
     """``shapecalc sweep hf PATH``: a Hugging Face config's model over lists and ranges
-    of the batch, the sequence length and (with --vary) any of its sizes."""
+    of the batch, the sequence length and (with --vary) any of its sizes, or, with
+    --dp/--tp/--pp/--cp/--ep lists, the per-GPU training memory over the plans."""
     from shapecalc.cli.fit import hardware_options
+    from shapecalc.cli.parallel_sweep import sweep_parallel_options
 
     @click.command("hf")
     @click.argument("path")
@@ -285,6 +287,7 @@ def _hf_command() -> click.Command:
         "num_hidden_layers=16..32:8). Repeatable.",
     )
     @apply(sweep_options(sequence=True, config=True) + hardware_options())
+    @apply(sweep_parallel_options())
     @format_option(("table", "json", "markdown", "csv"))
     def run(
         path: str,
@@ -324,6 +327,18 @@ def _hf_command() -> click.Command:
             found = hf_model(path, class_name=class_name, allow=allow)
             flags["dtype"] = config_dtype(found, flags["dtype"])
             flags["weights"] = config_weights(found, flags.get("weights"), allow)
+            from shapecalc.cli.parallel_sweep import run_parallel_sweep_model
+
+            if vary and any(flags.get(k) is not None for k in ("dp", "tp", "pp", "cp", "ep")):
+                raise InvalidArgumentError(
+                    "a sweep over the parallel sizes holds the model's sizes fixed: leave"
+                    " out --vary",
+                    field="vary",
+                    value=vary[0],
+                    rule="--vary or the parallel sizes",
+                )
+            if run_parallel_sweep_model(found.model(), fmt, flags):  # printed
+                return
             context = found.config.get("max_position_embeddings")
             setting = (
                 None

@@ -11,13 +11,23 @@ from typing import Any
 import click
 
 from shapecalc.cli.group import engine_error
+from shapecalc.cli.options import adapter_of
 from shapecalc.cli.parallel_options import plan_of, plan_usage
 from shapecalc.core.errors import ShapecalcError
 
 __all__ = ["TRAIN_FLAGS", "train_fit"]
 
-#: the flags fit takes for a training run (with the parallel block)
-TRAIN_FLAGS = ("training", "mixed_precision")
+#: the flags fit takes for a training run (with the parallel block and LoRA's)
+TRAIN_FLAGS = (
+    "training",
+    "mixed_precision",
+    "lora_rank",
+    "lora_alpha",
+    "lora_targets",
+    "lora_bias",
+    "use_dora",
+    "modules_to_save",
+)
 
 
 def train_fit(model: Any, options: dict[str, Any], hardware: Any, reserve: int) -> None:
@@ -33,7 +43,12 @@ def train_fit(model: Any, options: dict[str, Any], hardware: Any, reserve: int) 
             "fit answers the fewest data-parallel ranks: leave --dp out", param_hint="'--dp'"
         )
     plan, accounting = plan_of(options)
+    adapter = adapter_of(options)
     try:
+        if adapter is not None:
+            from shapecalc.adapt import lora
+
+            model = lora(model, adapter)
         if plan is None or not (plan.zero or plan.fsdp):
             from shapecalc.analysis.parallel_plan import ParallelPlan
 
@@ -56,9 +71,12 @@ def train_fit(model: Any, options: dict[str, Any], hardware: Any, reserve: int) 
         if (err.field or "").startswith("--"):
             raise plan_usage(err) from None
         raise engine_error(err) from None
+    split = plan.tp * plan.pp * plan.cp  # each data-parallel rank's GPUs
+    total = gpus * split if gpus else None
     head = (
-        f"Training on {hardware.title}: the fewest GPUs is {gpus:,}"
-        if gpus
+        f"Training on {hardware.title}: the fewest GPUs is {total:,}"
+        + (f" = {gpus:,} × {split}" if split > 1 else "")
+        if gpus and total
         else f"Training on {hardware.title}: no number of GPUs fits (what is not sharded "
         "does not shrink)"
     )
@@ -67,7 +85,7 @@ def train_fit(model: Any, options: dict[str, Any], hardware: Any, reserve: int) 
 
         from shapecalc.report.as_json import per_gpu_dict
 
-        data = {"schema": "shapecalc.train-fit/1", "gpus": gpus, "memory": capacity}
+        data = {"schema": "shapecalc.train-fit/1", "gpus": total, "dp": gpus, "memory": capacity}
         data["per_gpu"] = per_gpu_dict(shown)
         click.echo(json.dumps(data, indent=2))
     else:

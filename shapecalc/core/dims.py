@@ -707,6 +707,8 @@ def floor_div(value: Dim, divisor: int) -> Dim:
         112
         >>> print(floor_div(4 * W + 8, 4))
         W + 2
+        >>> print(floor_div(2 * W - 1, 2) + 1)  # for an integer W
+        W
         >>> print(floor_div(floor_div(W - 1, 2) + 1 - 1, 2))  # a floor of a floor is one
         ⌊(W - 1)/4⌋
     """
@@ -717,8 +719,10 @@ def floor_div(value: Dim, divisor: int) -> Dim:
     if divisor == 1:
         return value
     terms = value._terms
-    if all(coef % divisor == 0 for coef in terms.values()):
-        return Expr._make({mono: coef // divisor for mono, coef in terms.items()})
+    if all(coef % divisor == 0 for mono, coef in terms.items() if mono):
+        # ⌊(k·x + c)/k⌋ = x + ⌊c/k⌋ for integers: Whisper's stride-2 stem, 2·P frames to P
+        whole = Expr._make({mono: coef // divisor for mono, coef in terms.items() if mono})
+        return whole + terms.get((), 0) // divisor
     inner = _floor_plus_constant(value)
     if inner is not None:  # ⌊(⌊x/a⌋ + c)/b⌋ = ⌊(x + a·c)/(a·b)⌋ for integers
         (x, a), c = inner

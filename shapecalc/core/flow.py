@@ -293,12 +293,15 @@ class Positions(LayerSpec):
     ``start``: the first position (RoBERTa's positions start after its padding index, at
     2). ``limit``: the rows of the table they index (the context length, n_positions);
     a known T beyond it is refused. ``constant``: the same index ``start`` at every
-    position (BERT's token types, all 0 unless given)."""
+    position (BERT's token types, all 0 unless given). ``exact``: the input holds
+    exactly ``limit`` positions, every row of the table (Whisper's encoder adds all its
+    positions whatever its input): a known T of another length is refused."""
 
     dim: int = 1
     start: int = 0
     limit: Dim | None = None
     constant: bool = False
+    exact: bool = False
 
     kind: ClassVar[str] = "positions"
     summary: ClassVar[str] = "the positions 0 .. T-1 of the input, as indices"
@@ -332,6 +335,15 @@ class Positions(LayerSpec):
                 value=length,
                 rule=rule,
                 related=("context",),
+            )
+        if self.exact and length is not None and limit is not None and length != limit:
+            rule = f"the input holds exactly the table's {limit} positions"
+            raise ShapeError(
+                f"{length} positions where every one of the table's {limit} is added ({rule})",
+                layer=str(self),
+                field="input",
+                value=length,
+                rule=rule,
             )
         return ((1, shape[self.dim]),)
 

@@ -49,6 +49,7 @@ from shapecalc.core.tree import Block, Child, Leaf, Node, Repeat, join_name
 from shapecalc.quant import Method, Quantization, Quantized, weights_error
 from shapecalc.quant.gguf_names import (
     EXPERTS,
+    FAMILIES,
     GLOBAL,
     LAYER,
     NAMED,
@@ -56,6 +57,7 @@ from shapecalc.quant.gguf_names import (
     gguf_name,
     gguf_tensors,
     kv_heads,
+    model_arch,
 )
 
 __all__ = [
@@ -726,6 +728,9 @@ def _quantize(model: Model, method: GGUFMix, quantization: Quantization) -> Mode
                 for t in found
             )
     root = _rewrite(model.root, (), by_source, method.ftype)
+    mtp = _mtp_layers(model, method.arch)
+    if mtp:
+        root = _with_mtp(model, root, mtp, by_source, method.ftype)
     return dataclasses.replace(
         model,
         root=root,
@@ -734,6 +739,96 @@ def _quantize(model: Model, method: GGUFMix, quantization: Quantization) -> Mode
         make_template=None,
         factory=None,
     )
+
+
+def _with_mtp(model: Model, root: Node, count: int, types: Mapping[str, Stored], mix: str) -> Node:
+    """``root`` with the ``count`` MTP layers a glm4moe file holds after the model's own,
+    typed: each the model's last layer (as the checkpoint's ``model.layers.<L + i>``,
+    which transformers does not build) with NEXTN's tensors (eh_proj (H, 2H), enorm,
+    hnorm, embed_tokens (V, H), shared_head.norm, shared_head.head (V, H)), held in the
+    list of layers but not run: the list's flow stays its own layers
+    (:func:`~shapecalc.quant.gguf_names.mtp_tensors` names them)."""
+    from shapecalc.layers._embedding import Embedding
+    from shapecalc.layers._linear import Linear
+    from shapecalc.layers._norm import RMSNorm
+
+    family = FAMILIES.get(model_arch(model))
+    args = dict(model.arguments)
+    layers, hidden, vocab = args.get("layers"), args.get("hidden"), args.get("vocab")
+    if family is None or not all(isinstance(v, int) for v in (layers, hidden, vocab)):
+        return root
+    assert isinstance(layers, int) and isinstance(hidden, int) and isinstance(vocab, int)
+    path = tuple(family.layers.split("."))
+    original = _node_at(model.root, path)
+    listed = _node_at(root, path)
+    if not isinstance(original, Block) or not isinstance(listed, Block):
+        return root
+    last = next(
+        (e.node for e in original.children if isinstance(e, Repeat) and e.holds(layers - 1)),
+        None,
+    )
+    if not isinstance(last, Block):
+        return root
+    norm = next(
+        (
+            c.node.spec
+            for c in last.children
+            if isinstance(c, Child)
+            and isinstance(c.node, Leaf)
+            and isinstance(c.node.spec, RMSNorm)
+        ),
+        RMSNorm(hidden),
+    )
+    extra = [
+        Child("eh_proj", Leaf(Linear(2 * hidden, hidden, bias=False), role="MTP projection")),
+        Child("enorm", Leaf(norm, role="MTP embedding norm")),
+        Child("hnorm", Leaf(norm, role="MTP hidden norm")),
+        Child("embed_tokens", Leaf(Embedding(vocab, hidden), role="MTP token embedding")),
+        Child(
+            "shared_head",
+            Block(
+                "SharedHead",
+                [
+                    Child("norm", Leaf(norm, role="MTP head norm")),
+                    Child("head", Leaf(Linear(hidden, vocab, bias=False), role="MTP head")),
+                ],
+            ),
+        ),
+    ]
+    layer = Block(
+        last.kind, [*last.children, *extra], last.flow, "MTP (nextn) layer: held, not run"
+    )
+    runs = [
+        Repeat(_rewrite(layer, (*path, str(index)), types, mix), 1, index)
+        for index in range(layers, layers + count)
+    ]
+    flow = listed.flow if listed.flow is not None else listed.steps()
+    grown = Block(listed.kind, [*listed.children, *runs], flow, listed.description)
+    return _replace_at(root, path, grown)
+
+
+def _node_at(node: Node, path: tuple[str, ...]) -> Node | None:
+    for part in path:
+        if not isinstance(node, Block):
+            return None
+        found = next((c for c in node.children if isinstance(c, Child) and c.name == part), None)
+        if found is None:
+            return None
+        node = found.node
+    return node
+
+
+def _replace_at(node: Node, path: tuple[str, ...], new: Node) -> Node:
+    if not path:
+        return new
+    assert isinstance(node, Block)
+    children = [
+        Child(c.name, _replace_at(c.node, path[1:], new))
+        if isinstance(c, Child) and c.name == path[0]
+        else c
+        for c in node.children
+    ]
+    return Block(node.kind, children, node.flow, node.description)
 
 
 def _symbolic(model: Model) -> str | None:
@@ -761,8 +856,10 @@ def _typed(
             f"type depends on its rows' length and its layer); {symbolic} has a size name",
             "numbers for a GGUF mix",
         )
+    mtp = _mtp_layers(model, method.arch)
     tensors, unmapped = model.memo(
-        f"gguf.tensors:{method.arch}", lambda: gguf_tensors(model, method.arch or None)
+        f"gguf.tensors:{method.arch}:{mtp}",
+        lambda: gguf_tensors(model, method.arch or None, mtp=mtp),
     )
     if unmapped or not tensors:
         said = ", ".join(unmapped[:3]) if unmapped else "no tensor"
@@ -828,10 +925,26 @@ def _declared(model: Model, arch: str) -> HFType | None:
     return found or next((t for t in types if t.model_type == model.kind), None)
 
 
+def _mtp_layers(model: Model, arch: str = "") -> int:
+    """The MTP (nextn) layers a conversion of ``model`` writes after its own: its
+    ``mtp_layers`` (num_nextn_predict_layers) where the GGUF architecture keeps them
+    (Glm4MoeModel: ``block_count`` = num_hidden_layers + num_nextn_predict_layers, and
+    every tensor of ``model.layers.<L + i>.`` written); 0 for the others (DeepSeek's
+    converter drops them)."""
+    family = FAMILIES.get(arch or model_arch(model))
+    if family is None or not family.mtp:
+        return 0
+    value = model.arguments.get("mtp_layers")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def _plan(
     model: Model, method: GGUFMix, tensors: list[GGUFName], arch: str, seventy_b: str
 ) -> dict[str, tuple[str, str]]:
     sizes = _sizes(model)
+    # llama-quant.cpp: qs.n_ffn_down = hparams.n_layer, the file's block_count (the MTP
+    # layers included)
+    sizes["n_layer"] += _mtp_layers(model, method.arch)
     kv = kv_heads(model, arch)
     if kv is not None:
         sizes["n_head_kv"] = kv

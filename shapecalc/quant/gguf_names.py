@@ -536,10 +536,16 @@ def model_arch(model: Model) -> str:
 
     cls = model.name.split(" ")[0]
     kind = str(getattr(model.config, "model_type", "") or model.kind or "")
-    types = [t for command in commands() for t in get(command).hf]
-    found = next((t for t in types if cls in t.classes), None)
-    found = found or next((t for t in types if t.model_type == kind), None)
-    if found is None and kind in commands():
+    names = commands()
+    # the model's own command first: the others are imported only when it has no match
+    own = get(kind).hf if kind in names else ()
+    found = next((t for t in own if cls in t.classes), None)
+    found = found or next((t for t in own if t.model_type == kind), None)
+    if found is None:
+        types = [t for command in names for t in get(command).hf]
+        found = next((t for t in types if cls in t.classes), None)
+        found = found or next((t for t in types if t.model_type == kind), None)
+    if found is None and kind in names:
         found = next((t for t in get(kind).hf if t.gguf), None)
     return found.gguf if found else ""
 

@@ -505,7 +505,7 @@ def _generation_lines(cost: Cost) -> list[str]:
 
     g = generation(cost.model, batch=cost.batch, context="t", dtype=cost.dtype)
     return [
-        f"generating, per batch of {dim_str(g.batch)}: the encoder runs once, "
+        f"generating, per batch of {dim_str(g.batch)}: {g.once} once, "
         f"{amount(g.encoder_flops)} FLOPs; the first step projects the cross-attention keys "
         f"and values, {amount(g.cross_flops)} FLOPs, {amount(g.cross_bytes)} bytes kept to "
         f"the end; each generated token, at a context of t tokens, "

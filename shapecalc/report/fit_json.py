@@ -50,7 +50,13 @@ def fit_dict(answer: Answer) -> dict[str, Any]:
         "fits": answer.fits,
         "account": {
             "lines": [
-                {"label": x.label, "bytes": x.bytes, "rule": x.rule, "counted": x.counted}
+                {
+                    "label": x.label,
+                    "bytes": x.bytes,
+                    "rule": x.rule,
+                    "counted": x.counted and not x.host,
+                    "host": x.host,
+                }
                 for x in account.lines
             ],
             "total": account.total,

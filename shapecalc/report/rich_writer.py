@@ -1377,7 +1377,10 @@ class _FitTable:
         table.add_column("bytes", justify="right", no_wrap=True)
         table.add_column("", justify="right", no_wrap=True)
         for line in account.lines:
-            label = Text(line.label + ("" if line.counted else " (not held at once)"))
+            label = Text(
+                line.label
+                + (" (host memory)" if line.host else "" if line.counted else " (not held at once)")
+            )
             label.append("\n" + line.rule, style="dim")
             table.add_row(label, f"{line.bytes:,}", human_bytes(line.bytes))
         table.add_row(Text("total", style="bold"), f"{account.total:,}", human_bytes(account.total))

@@ -290,10 +290,14 @@ def run(args: list[str], width: int = 80) -> Any:
 
 @pytest.mark.parametrize("width", [80, 200])
 def test_the_command_splits_by_layer(width: int) -> None:
-    result = run([*LLAMA, "--gpus", "2", "--tensor-split", "3,1"], width)
+    result = run([*LLAMA, "--gpus", "2", "--tensor-split", "3,1", "--flash-attn", "off"], width)
     assert result.exit_code == 0, result.output
-    # -ts 3,1 over 8 layers: il / 9 < 0.75 for il <= 6
+    # -ts 3,1 over 8 layers: il / 9 < 0.75 for il <= 6; without flash attention the
+    # scores of GPU 1's ubatch outweigh GPU 2's logits
     assert "GPU 1 of 2: layers 0–6 of 8" in result.output
+    # with it (-fa auto, the default) the f16 mask is smaller than the logits
+    flash = run([*LLAMA, "--gpus", "2", "--tensor-split", "3,1"], width)
+    assert "GPU 2 of 2: layer 7 of 8, the output layer" in flash.output
     assert all(len(line) <= width for line in result.output.splitlines())
     data = json.loads(run([*LLAMA, "--gpus", "3", "--format", "json"]).output)
     import jsonschema
@@ -317,3 +321,24 @@ def test_bad_tensor_splits_are_one_line(extra: list[str], says: str) -> None:
     assert len(result.output.strip().splitlines()) == 1
     other = run([a for a in LLAMA if a not in ("--engine", "llama.cpp")] + extra)
     assert other.exit_code == 2 and "--engine llama.cpp" in other.output
+
+
+def test_flash_attention_is_on_by_default_as_llama_cpp_s_auto() -> None:
+    """common.h's flash_attn_type defaults to LLAMA_FLASH_ATTN_TYPE_AUTO, which
+    llama-context.cpp keeps on where the device supports it (every GPU backend): the
+    compute buffer's attention term is the f16 mask, n_ubatch × n_ctx × 2 bytes, not the
+    fp32 scores of every head; --flash-attn off prices the scores."""
+    one = [a for a in LLAMA if a != "llama.cpp"][:-1]  # without --engine llama.cpp
+    base = [*one, "--engine", "llama.cpp", "--format", "json"]
+
+    def buffer(extra: list[str]) -> int:
+        data = json.loads(run([*base, *extra]).output)
+        return next(x["bytes"] for x in data["account"]["lines"] if x["label"] == "compute buffer")
+
+    ubatch, cells, heads, vocab = 512, 4096, 8, 32000
+    assert buffer([]) == buffer(["--flash-attn", "auto"]) == buffer(["--flash-attn", "on"])
+    assert buffer([]) == max(ubatch * cells * 2, ubatch * vocab * 4)
+    assert buffer(["--flash-attn", "off"]) == max(ubatch * cells * heads * 4, ubatch * vocab * 4)
+    refused = run([*one, "--flash-attn", "on"])
+    assert refused.exit_code == 2 and "--flash-attn" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1

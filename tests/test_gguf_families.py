@@ -519,16 +519,17 @@ def test_a_tampered_file_is_refused(case: str, how: str, said: str, tmp_path: Pa
 
 def test_metadata_no_model_has_is_said(tmp_path: Path) -> None:
     """Metadata no model can have: the file is listed, not checked, the reason said
-    (the field, its value and the rule), and the exit status is 1."""
+    (the field, its value and the rule) in one line on stderr, and the exit status is 2."""
     config, model = hf("deepseek_v3")
     meta = {**metadata("deepseek_v3", config), "attention.key_length_mla": 4}
     path = write_file(
         tmp_path / "d.gguf", "deepseek2", meta, converted("deepseek_v3", config, model), 96
     )
     result = run(["inspect", str(path)])
-    assert result.exit_code == 1, result.output
-    said = " ".join(result.stdout.split())
-    assert "Not checked against an architecture: deepseek2.attention.key_length_mla = 4" in said
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    said = result.stderr
+    assert "not checked against its architecture: deepseek2.attention.key_length_mla = 4" in said
     assert "is less than deepseek2.rope.dimension_count = 8: it is Dn + Dr" in said
 
 

@@ -116,8 +116,8 @@ def test_the_text_configs_tie_counts_for_llava_only(model_type: str, class_name:
     ("change", "words"),
     [
         (
-            {"text_config": {"model_type": "mistral"}},
-            'config: text_config: model_type "mistral" is not a language model',
+            {"text_config": {"model_type": "gpt_neox"}},
+            'config: text_config: model_type "gpt_neox" is not a language model',
         ),
         (
             {"vision_config": {"model_type": "siglip_vision_model"}},

@@ -320,28 +320,32 @@ def test_inspect_reads_a_saved_checkpoint(tmp_path: Path) -> None:
         ),
         (
             tiny(text_cross_attention_layers=[1, 4]),
-            "cross_attention_layers",
+            "text_config.cross_attention_layers",
             "cross_attention_layers are layers of the language model: integers in 0 .. 3",
         ),
-        (tiny(text_cross_attention_layers=[]), "cross_attention_layers", "at least one"),
+        (
+            tiny(text_cross_attention_layers=[]),
+            "text_config.cross_attention_layers",
+            "at least one",
+        ),
         (
             tiny(vision_vision_output_dim=32),
-            "vision_output_dim",
+            "vision_config.vision_output_dim",
             "vision_output_dim must be hidden_size × (1 + len(intermediate_layers_indices))",
         ),
         (
             tiny(vision_intermediate_layers_indices=[3]),
-            "intermediate_layers_indices",
+            "vision_config.intermediate_layers_indices",
             "intermediate_layers_indices index the local transformer's layers",
         ),
         (
             tiny(vision_supported_aspect_ratios=None),
-            "max_num_tiles",
+            "vision_config.max_num_tiles",
             "max_num_tiles must be 4 for the default supported_aspect_ratios",
         ),
         (
             tiny(text_pad_token_id=48),
-            "pad_token_id",
+            "text_config.pad_token_id",
             "pad_token_id must index the token embedding (vocab_size + 8)",
         ),
         (
@@ -388,3 +392,40 @@ def test_the_command_fits(width: int) -> None:
     assert result.exit_code == 0, result.output
     assert max(len(line) for line in result.output.splitlines()) <= width
     assert "generating" in result.output and "cross attention" in result.output
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_a_decode_step_is_the_language_model_on_one_token(config: dict[str, Any]) -> None:
+    """One decode step after a prompt with an image: the language model on one token,
+    its cross-attention layers reading the keys and values cached at the prompt. The
+    vision model and the projector do not run again, nor the cross keys' and values'
+    projections (MllamaTextCrossAttention reuses the cache when no cross_attention_states
+    are given): every matrix product the real step calls, by name and shape, is a row of
+    the account's step and no other is."""
+    from shapecalc.layers.linear import Linear
+    from tests.test_encdec_step import _linear_calls
+    from tests.test_t5 import expanded
+
+    batch, prompt = 2, 5
+    model = hf_model(config).model()
+    step = analyze(model, batch=batch, seq_len=prompt, training="none").decode()
+    assert step is not None and step.held is not None
+    assert not any(
+        r.name.startswith(("model.vision_model", "model.multi_modal")) for r in step.layers
+    )
+    module = _built(config)
+    image = _image(config, batch)
+    vocab = config["text_config"]["vocab_size"]
+    with torch.no_grad():
+        out = module(input_ids=torch.randint(0, vocab, (batch, prompt)), use_cache=True, **image)
+        token = torch.randint(0, vocab, (batch, 1))
+        called, _ = _linear_calls(
+            module, lambda: module(input_ids=token, cache=out.past_key_values, use_cache=True)
+        )
+    mine = sorted(
+        (name, row.inputs[0], row.outputs[0])
+        for row in step.layers
+        if isinstance(row.spec, Linear)
+        for name in expanded(row.name)
+    )
+    assert called == mine

@@ -209,7 +209,7 @@ TEXT = {"model_type": "qwen2_5_vl_text", **TEXT_7B}
         ),
         (
             {"model_type": "qwen2_5_vl", "text_config": TEXT, "vision_config": {"depth": 0}},
-            "depth",
+            "vision_config.depth",
             "vision_config: depth = 0",
         ),
         (
@@ -219,12 +219,12 @@ TEXT = {"model_type": "qwen2_5_vl_text", **TEXT_7B}
         ),
         (
             {"model_type": "qwen2_5_vl", "text_config": TEXT, "vision_config": {"extra": 1}},
-            "extra",
+            "vision_config.extra",
             'vision_config: field "extra" is not one shapecalc knows',
         ),
         (
             {"model_type": "qwen2_vl", "text_config": TEXT_7B, "vision_config": {"mlp_ratio": 0}},
-            "mlp_ratio",
+            "vision_config.mlp_ratio",
             "mlp_ratio must be a positive number",
         ),
     ],

@@ -352,3 +352,11 @@ def test_leaf_of_a_model_and_bare_layer() -> None:
         ("weight", (2, 3)),
         ("bias", (2,)),
     ]
+
+
+@given(st.text(alphabet="ab.{}_,0-", max_size=24))
+def test_split_name_without_braces_is_the_pattern_s(name: str) -> None:
+    """The fast path for names with no braces finds what the pattern finds."""
+    from shapecalc.core.tree import _PART, split_name
+
+    assert split_name(name) == tuple(_PART.findall(name))

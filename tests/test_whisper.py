@@ -419,3 +419,33 @@ def test_generation_formulas_evaluate_to_the_numbers() -> None:
         values = {**numbers, "D": 4, "B": 2, "t": t}
         for field in ("encoder_flops", "cross_flops", "step_flops", "cross_bytes", "token_bytes"):
             assert getattr(g, field).subs(values) == getattr(concrete, field), field
+
+
+@pytest.mark.parametrize(
+    "architecture",
+    ["WhisperForConditionalGeneration", "WhisperModel", "WhisperForAudioClassification"],
+)
+def test_the_classification_fields_are_read_only_with_that_head(architecture: str) -> None:
+    """A config's classifier_proj_size, num_labels and use_weighted_layer_sum size the
+    audio classification head alone: transformers builds the other classes whatever they
+    say, and so do we."""
+    config = {
+        "model_type": "whisper",
+        "architectures": [architecture],
+        "vocab_size": 100,
+        "d_model": 16,
+        "encoder_layers": 1,
+        "decoder_layers": 1,
+        "encoder_attention_heads": 2,
+        "decoder_attention_heads": 2,
+        "encoder_ffn_dim": 32,
+        "decoder_ffn_dim": 32,
+        "num_mel_bins": 8,
+        "max_source_positions": 10,
+        "max_target_positions": 12,
+        "pad_token_id": 99,
+        "classifier_proj_size": 24,
+        "num_labels": 5,
+        "use_weighted_layer_sum": True,
+    }
+    check_config(config)

@@ -110,12 +110,17 @@ class LoraConfig:
                 "r must be a positive integer",
             )
         alpha: Any = self.alpha
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha != alpha:
+        if (
+            isinstance(alpha, bool)
+            or not isinstance(alpha, (int, float))
+            or alpha != alpha
+            or alpha in (float("inf"), float("-inf"))
+        ):
             raise _error(
                 "lora_alpha",
                 alpha,
-                f"--lora-alpha {echo(alpha)}: must be a number",
-                "lora_alpha is a number",
+                f"--lora-alpha {echo(alpha)}: must be a finite number",
+                "lora_alpha is a finite number",
             )
         targets: Any = self.targets
         if isinstance(targets, list):

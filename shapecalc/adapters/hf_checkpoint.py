@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,6 +191,10 @@ class FolderCheck:
     renamed: tuple[tuple[str, str], ...] = ()
     #: tied tensors the checkpoint leaves out (stored once, under the other name)
     tied_absent: tuple[str, ...] = ()
+    #: tied tensors the checkpoint stores again beside the name it loads them from (a
+    #: T5's encoder.embed_tokens.weight beside shared.weight): name -> that name; one
+    #: tensor once loaded, counted once
+    tied_copies: tuple[tuple[str, str], ...] = ()
     index_problems: tuple[str, ...] = ()
     #: quantized linear layers' weights and the tensors stored for them
     quantized: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -211,9 +216,9 @@ class FolderCheck:
 
     @property
     def stored_total(self) -> int:
-        """The numbers the checkpoint stores, its dropped buffers and the layers
-        transformers does not load aside."""
-        dropped = set(self.ignored) | set(self.held)
+        """The numbers the checkpoint stores, its dropped buffers, the layers
+        transformers does not load and the second copies of tied tensors aside."""
+        dropped = set(self.ignored) | set(self.held) | {n for n, _ in self.tied_copies}
         return sum(t.count for t in self.checkpoint.tensors if t.name not in dropped)
 
     @property
@@ -225,6 +230,35 @@ class FolderCheck:
             + len(self.wrong_dtype)
             + len(self.index_problems)
         )
+
+
+def _tie_holders(
+    ties: Mapping[str, str],
+    tied: set[str],
+    stored: dict[str, Tensor],
+    expected: dict[str, tuple[int, ...]],
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Each group of tied tensors (a source and the names tied to it) as the checkpoint
+    stores it: the sources stored only under a tied name -> that name (transformers loads
+    the source from it), and the tied names stored again beside the one it loads from ->
+    that one (a copy). A group stored under no name is left to the caller (missing)."""
+    groups: dict[str, list[str]] = {}
+    for name in sorted(tied, key=list(expected).index):
+        groups.setdefault(ties[name], []).append(name)
+    holders: dict[str, str] = {}
+    copies: dict[str, str] = {}
+    for source, names in groups.items():
+        held = [
+            n
+            for n in (source, *names)
+            if n in stored and tuple(stored[n].shape) == expected[source]
+        ]
+        if not held:
+            continue
+        if held[0] != source:
+            holders[source] = held[0]
+        copies.update((n, held[0]) for n in held[1:])
+    return holders, copies
 
 
 def _quantizable(model: Model, names: list[str], quantization: dict[str, Any]) -> set[str]:
@@ -377,9 +411,11 @@ def _match(
         name: tuple(d for d in shape if isinstance(d, int))
         for name, shape in model.named_parameters()
     }
-    tied = {k for k, v in model.ties.items() if v in expected}
-    for name in tied:
+    tied_in_order = [k for k, v in model.ties.items() if v in expected]
+    tied = set(tied_in_order)
+    for name in tied_in_order:  # in the tree's order: which stored copy holds a group
         expected[name] = expected[model.ties[name]]
+    holders, copies = _tie_holders(model.ties, tied, stored, expected)
     # persistent buffers (a router's e_score_correction_bias) are saved with the weights,
     # in a dtype of their own; those the family drops on load are not expected
     buffers = {
@@ -414,7 +450,7 @@ def _match(
         if tensor is None:
             if name in absent:
                 continue  # its shard is missing: said once, with the shard
-            (tied_absent if name in tied else missing).append((name, shape))
+            (tied_absent if name in tied or name in holders else missing).append((name, shape))
             continue
         used.add(name)
         if tensor.shape != shape and not _varies(model, name, shape, tensor.shape):
@@ -490,6 +526,7 @@ def _match(
         "wrong_dtype": tuple(wrong_dtype),
         "ignored": tuple(ignored),
         "tied_absent": tuple(n for n, _ in tied_absent),
+        "tied_copies": tuple(sorted(copies.items())),
         "quantized": tuple(quantized_found),
         "held": tuple(held),
         "held_unchecked": tuple(unchecked),

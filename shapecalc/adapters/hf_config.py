@@ -155,9 +155,10 @@ _ACTIVATION_RULE = (
 
 #: fields that build nothing, with the type transformers' config classes insist on
 FREE_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "max_position_embeddings": (_is_int, "an integer"),
+    # a context of no positions: every --seq-len would be past it
+    "max_position_embeddings": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "max_window_layers": (_is_int, "an integer"),
-    "original_max_position_embeddings": (_is_int, "an integer"),
+    "original_max_position_embeddings": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "sliding_window": (lambda v: v is None or _is_int(v), "an integer or null"),
     "use_sliding_window": (lambda v: isinstance(v, bool), "true or false"),
     "use_cache": (lambda v: isinstance(v, bool), "true or false"),
@@ -294,11 +295,19 @@ class Fields:
     """A config's fields, read with the family's defaults and checked; remembers which
     fields it read, so that the rest can be checked against what is known."""
 
-    def __init__(self, config: Mapping[str, Any], family: HFType, label: str) -> None:
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        family: HFType,
+        label: str,
+        allow: tuple[str, ...] | list[str] = (),
+    ) -> None:
         self.config = config
         self.family = family
         self.label = label
         self.used: set[str] = set()
+        #: ``--allow-field`` names, a part's field dotted (``vision_config.FIELD``)
+        self.allow = tuple(allow)
 
     def _name(self, key: str) -> str:
         """The key as the file spells it (an alias of the family's: GPT-2's
@@ -522,15 +531,11 @@ class Fields:
             )
         inner["model_type"] = said
         try:
-            found = hf_model(inner, class_name=class_name or None)
+            found = hf_model(
+                inner, class_name=class_name or None, allow=_allowed_in(self.allow, key)
+            )
         except InvalidArgumentError as err:
-            message = err.message.removeprefix("config: ")
-            raise InvalidArgumentError(
-                f"{where}: {message}",
-                field=f"{key}.{err.field}" if err.field else key,
-                value=err.value,
-                rule=err.rule,
-            ) from None
+            raise _in_part(err, key, where) from None
         return said, found.architecture.arguments()
 
 
@@ -622,23 +627,29 @@ def _part(f: Fields, t: HFType, cls: type[Architecture], part: Part) -> dict[str
             f"{t.model_type} (it builds {listed})",
             f"{part.key}'s model_type is one of {listed}",
         )
+    allowed = _allowed_in(f.allow, part.key)
     if part.declared is not None:
-        return _declared_part(inner, part.declared, cls, where)
+        try:
+            return _declared_part(inner, part.declared, cls, where, allowed)
+        except InvalidArgumentError as err:
+            if not err.message.startswith(f"{where}: "):
+                raise
+            bare = InvalidArgumentError(
+                err.message.removeprefix(f"{where}: "),
+                field=err.field,
+                value=err.value,
+                rule=err.rule,
+            )
+            raise _in_part(bare, part.key, where) from None
     for key in (k for name in t.keys for k in t.fields(name)):
         inner.pop(key, None)  # the outer config's own (Gemma 3 ties by its outer field)
     inner["model_type"] = said
     part_cls, part_t = _declaration_of(said)
     class_name = part_t.head_class
     try:
-        found = hf_model(inner, class_name=class_name)
+        found = hf_model(inner, class_name=class_name, allow=allowed)
     except InvalidArgumentError as err:
-        message = err.message.removeprefix("config: ")
-        raise InvalidArgumentError(
-            f"{where}: {message}",
-            field=f"{part.key}.{err.field}" if err.field else part.key,
-            value=err.value,
-            rule=err.rule,
-        ) from None
+        raise _in_part(err, part.key, where) from None
     arguments = found.architecture.arguments()
     for name in {*t.keys, *part_t.classes[class_name], "labels"}:
         arguments.pop(name, None)
@@ -650,7 +661,11 @@ def _part(f: Fields, t: HFType, cls: type[Architecture], part: Part) -> dict[str
 
 
 def _declared_part(
-    inner: dict[str, Any], declared: HFType, cls: type[Architecture], where: str
+    inner: dict[str, Any],
+    declared: HFType,
+    cls: type[Architecture],
+    where: str,
+    allow: list[str] | None = None,
 ) -> dict[str, Any]:
     """A part read by the composite's own declaration of its config: every field known
     or refused, the types transformers insists on, the arguments its keys name."""
@@ -669,7 +684,7 @@ def _declared_part(
     out.update(declared.fixed)
     if declared.read is not None:
         declared.read(fields, out)
-    _refuse_unknown(inner, declared, fields, (), where)
+    _refuse_unknown(inner, declared, fields, allow or (), where)
     return out
 
 
@@ -952,6 +967,39 @@ def _refuse_quantized(
     )
 
 
+def _allowed_in(allow: tuple[str, ...] | list[str], key: str) -> list[str]:
+    """The ``--allow-field`` names of the part ``key`` (``vision_config.FIELD``), as the
+    part's own config names them."""
+    return [a.removeprefix(f"{key}.") for a in allow if a.startswith(f"{key}.")]
+
+
+def _in_part(err: InvalidArgumentError, key: str, where: str) -> InvalidArgumentError:
+    """A part's refusal said of the outer config: its field dotted under ``key``, and
+    the advice ``--allow-field`` naming it so (``--allow-field vision_config.FIELD``)."""
+    message = err.message.removeprefix("config: ")
+    if err.field:
+        message = message.replace(
+            f"--allow-field {shown_name(err.field)} ",
+            f"--allow-field {shown_name(f'{key}.{err.field}')} ",
+        )
+    return InvalidArgumentError(
+        f"{where}: {message}",
+        field=f"{key}.{err.field}" if err.field else key,
+        value=err.value,
+        rule=err.rule,
+    )
+
+
+def _has_path(config: Mapping[str, Any], name: str) -> bool:
+    """Whether the config has the field ``name``, or a part's field dotted
+    (``vision_config.spatial_patch_size``)."""
+    if name in config:
+        return True
+    head, dot, rest = name.partition(".")
+    inner = config.get(head) if dot else None
+    return isinstance(inner, Mapping) and _has_path(inner, rest)
+
+
 def _refuse_unknown(
     config: Mapping[str, Any],
     t: HFType,
@@ -1005,7 +1053,7 @@ def hf_model(
             f"one of {listed}",
         )
     _refuse_quantized(config, t, allow, label)
-    absent = [a for a in allow if a not in config]
+    absent = [a for a in allow if not _has_path(config, a)]
     if absent:
         raise _fail(
             "allow",
@@ -1032,13 +1080,17 @@ def hf_model(
                 f"{key} is {kind}",
             )
     _check_dtype(config, label)
-    fields = Fields(config, t, label)
+    fields = Fields(config, t, label, allow)
     arguments = _read(fields, t, cls)
     _refuse_unknown(config, t, fields, allow, label)
     arguments.update(t.classes[chosen])
-    if "labels" in arguments and arguments.get("head") not in getattr(cls, "label_heads", ()):
-        arguments["labels"] = None  # read by the class only with a classification head
-        fields.used -= {"num_labels", "id2label"}
+    if arguments.get("head") not in getattr(cls, "label_heads", ()):
+        # read by the class only with a classification head (Whisper's projector width too)
+        for name, unset in getattr(cls, "label_arguments", {"labels": None}).items():
+            if name in arguments:
+                arguments[name] = unset
+        if "labels" in arguments:
+            fields.used -= {"num_labels", "id2label"}
     _checked(t, arguments, fields)
     try:
         architecture = cls(**arguments)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
+from shapecalc.analysis.encdec import decode_rows, per_request
 from shapecalc.core.choices import CACHE_CONVENTIONS, OPTIMIZER_STATES
 from shapecalc.core.dims import (
     Dim,
@@ -316,6 +317,9 @@ class Cost:
     from_layout: bool = True
     #: how latent attention's cache is counted (:data:`CACHE_CONVENTIONS`)
     cache: str = "latent"
+    #: a tensor made before this forward and alive through it (an encoder-decoder's decode
+    #: step: the encoder's output, which generate keeps for the request)
+    held: Shape | None = None
 
     # -- compute ------------------------------------------------------------------------
     @property
@@ -559,6 +563,7 @@ class Cost:
         numbers = product if share is None else share
         head = self.model.head
         size = self.itemsize
+        held = 0 if self.held is None else numbers(self.held) * size
         tops: list[Peak] = []  # the candidates no other is known to be at least
         blocks: dict[str, Dim] = {}
         for c in self.layers:
@@ -581,7 +586,7 @@ class Cost:
                 for m in c.work.moments
             ]
             for live, what in moments:
-                total = live + (blocks[block] if block else 0)
+                total = live + (blocks[block] if block else 0) + held
                 if any(at_least(top.bytes, total) for top in tops):
                     continue
                 tops = [top for top in tops if not at_least(total, top.bytes)]
@@ -590,8 +595,8 @@ class Cost:
         return tops[0] if len(tops) == 1 else None
 
     def decode(self) -> Cost | None:
-        """The same model for one decode step: one position at the same batch; None
-        without a sequence."""
+        """The same model for one decode step: one position at the same batch (of an
+        encoder-decoder, :meth:`decode_step`'s); None without a sequence."""
         if not self.from_layout or self.seq_len is None:
             return None
         return analyze(
@@ -601,7 +606,16 @@ class Cost:
             dtype=self.dtype,
             training="none",
             cache=self.cache,
-        )
+        ).decode_step()
+
+    def decode_step(self) -> Cost:
+        """This forward as one generated token's step: of an encoder-decoder (or a model
+        whose cross-attention reads a stack run once per request, Mllama's vision model),
+        the decoder's rows alone, its cross-attention reading the cached keys and values,
+        with the encoder's output held (:func:`~shapecalc.analysis.encdec.decode_rows`); any
+        other model's forward as it is."""
+        rows, held = decode_rows(self.layers, per_request(self.model))
+        return self if held is None else replace(self, layers=rows, held=held)
 
     def state_per_layer(self) -> dict[int, Dim]:
         """Bytes of inference state per layer number of the stack (rows whose name holds
@@ -635,15 +649,15 @@ class Cost:
         """What the buffers are, by kind: BatchNorm's statistics and counters, others by
         their name and dtype."""
         kinds: dict[str, None] = {}
-        for _, b in self.model.buffer_rows():
-            if b.name.endswith("num_batches_tracked"):
+        for name, b in self.model.buffer_rows():  # the full name: a leaf's own is ""
+            if name.endswith("num_batches_tracked"):
                 kinds["counters int64"] = None
-            elif b.name in ("running_mean", "running_var") or b.name.endswith(
+            elif name in ("running_mean", "running_var") or name.endswith(
                 (".running_mean", ".running_var")
             ):
                 kinds[f"running statistics at {self.itemsize} bytes"] = None
             else:
-                last = b.name.rpartition(".")[2]
+                last = name.rpartition(".")[2]
                 size = b.itemsize or self.itemsize
                 kinds[f"{last} ({b.dtype or self.dtype}, {size} bytes each), not trained"] = None
         return ", ".join(kinds)
@@ -1269,6 +1283,11 @@ def _peak_rule(cost: Cost, peak: Peak) -> str:
             else ""
         )
         + ("; the head on the last position" if cost.seq_len is not None else "")
+        + (
+            f"; the decoder alone, the encoder's output {shape_str(cost.held)} held"
+            if cost.held is not None
+            else ""
+        )
     )
 
 

@@ -59,8 +59,9 @@ line):
   MiB" it logs.
 - The compute buffer (estimate; llama.cpp measures it by reserving the worst-case graph:
   ``graph_reserve(n_tokens, n_seqs, n_tokens)`` with n_tokens = min(n_ctx, n_ubatch)):
-  one ubatch's attention scores in fp32, n_ubatch × n_ctx_seq × heads × 4 bytes (no flash
-  attention), or its f16 mask n_ubatch × n_ctx_seq × 2 with flash attention, and the
+  one ubatch's attention scores in fp32, n_ubatch × n_ctx_seq × heads × 4 bytes (flash
+  attention off: ``-fa off``), or its f16 mask n_ubatch × n_ctx_seq × 2 with flash
+  attention (``-fa auto``, the default, turns it on where the GPU's backend has it), and the
   ubatch's logits, n_ubatch × V × 4; the larger of the two held.
 - Over ``--gpus N`` the layer split (``-sm layer``, llama.cpp's default; ``--tensor-split``
   its ``-ts`` proportions), as :mod:`shapecalc.analysis.llama_split` reads
@@ -429,7 +430,10 @@ class LlamaCpp(Engine):
 
     n_batch: int = 2048
     n_ubatch: int = 512
-    flash_attention: bool = False
+    #: ``-fa auto`` (``common.h``'s default, LLAMA_FLASH_ATTN_TYPE_AUTO) keeps flash
+    #: attention on where the device supports it (``llama-context.cpp``'s auto check),
+    #: as every GPU backend does
+    flash_attention: bool = True
     pad: int = 256
     #: ``--tensor-split``: each GPU's proportion of the layers (empty: even)
     tensor_split: tuple[float, ...] = ()
@@ -505,7 +509,11 @@ class LlamaCpp(Engine):
             if gpus == 1:
                 where_rule = ""
             else:
-                span = f"layers {mine[0]}–{mine[-1]}" if mine else "no layers"
+                span = (
+                    f"layers {mine[0]}–{mine[-1]}"
+                    if len(mine) > 1
+                    else (f"layer {mine[0]}" if mine else "no layers")
+                )
                 where_rule = (
                     f"GPU {device + 1} of {gpus}: {span} of {n_layer}"
                     + (", the output layer" if output else "")
@@ -674,7 +682,7 @@ ENGINES = ("vllm", "llama.cpp", "transformers")
 def engine(
     name: str,
     utilization: float = 0.9,
-    flash_attention: bool = False,
+    flash_attention: bool = True,
     tensor_split: tuple[float, ...] = (),
 ) -> Engine:
     """The engine ``--engine`` names."""

@@ -112,6 +112,16 @@ class QuantChoice:
     bytes: int | None
     fits: bool
     why: str = ""
+    #: the format's quantizer converts no fused experts (3-D tensors, not nn.Linear):
+    #: they stay at the model's dtype (bitsandbytes on Jamba, Mixtral, ...)
+    experts_kept: bool = False
+
+
+def _experts_kept(model: Model) -> bool:
+    """Whether a quantized model keeps some fused experts unquantized."""
+    from shapecalc.layers._experts import Experts
+
+    return any(isinstance(layer.spec, Experts) for layer in model.layers)
 
 
 @dataclass(frozen=True)
@@ -494,13 +504,14 @@ class Fit:
             )
         return text
 
-    def peak(self, b: int, t: int, n: int = 1) -> int:
+    def peak(self, b: int, t: int, n: int = 1, *, step: bool = False) -> int:
         """Bytes of the live activations of a forward over ``b`` × ``t`` positions
-        (:meth:`~shapecalc.analysis.cost.Cost.inference_peak`) on one of ``n`` GPUs; at
-        ``t`` = 1 one decode step's (what :meth:`~shapecalc.analysis.cost.Cost.decode`
-        analyses). Under tensor parallelism a tensor of the hidden size (the residual,
-        the norms' and the row-parallel layers' outputs) is whole on every GPU, the others
-        (the heads, the MLP's intermediate, the logits) are split."""
+        (:meth:`~shapecalc.analysis.cost.Cost.inference_peak`) on one of ``n`` GPUs;
+        ``step``: one decode step's, at ``t`` = 1 (what :meth:`~shapecalc.analysis.cost.
+        Cost.decode` analyses: an encoder-decoder's decoder alone). Under tensor
+        parallelism a tensor of the hidden size (the residual, the norms' and the
+        row-parallel layers' outputs) is whole on every GPU, the others (the heads, the
+        MLP's intermediate, the logits) are split."""
         hidden = self.model.arguments.get("hidden")
         share = None
         if n > 1 and isinstance(hidden, int):
@@ -511,7 +522,8 @@ class Fit:
                     return product(shape)
                 return -(-count // n)
 
-        peak = self.cost(b, t).inference_peak(share)
+        cost = self.cost(b, t)
+        peak = (cost.decode_step() if step else cost).inference_peak(share)
         value = None if peak is None else known(peak.bytes)
         if value is None:
             raise fit_error("seq_len", t, "the activations of this model have no number", "numbers")
@@ -530,7 +542,7 @@ class Fit:
         return (
             (self.peak(b, t, n), rules.get("activations, prefill", "the prefill's") + split),
             (
-                self.peak(b, 1, n),
+                self.peak(b, 1, n, step=True),
                 rules.get("activations, decode step", "one decode step's") + split,
             ),
         )
@@ -546,7 +558,7 @@ class Fit:
             self.weights(n)[0]
             + buffers
             + (self.state(b, t, n) or 0)
-            + max(self.peak(b, t, n), self.peak(b, 1, n))
+            + max(self.peak(b, t, n), self.peak(b, 1, n, step=True))
             + self.reserve
         )
 
@@ -676,7 +688,8 @@ class Fit:
                         if rest is None
                         else other.weights(self.gpus)[0] + rest <= self.hardware.memory
                     )
-                    choice = QuantChoice(name, weights, fits)
+                    kept = stored is None and _experts_kept(model)
+                    choice = QuantChoice(name, weights, fits, experts_kept=kept)
                 except ShapecalcError as err:
                     tried.append((2**63, order, QuantChoice(name, None, False, err.message)))
                     continue

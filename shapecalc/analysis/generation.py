@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from shapecalc.analysis.cost import LayerCost, analyze
+from shapecalc.analysis.encdec import ENCODER, cross_projection, in_encoder, per_request
 from shapecalc.core.dims import Dim, as_size
 from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.frozen import FrozenMethods, frozen
@@ -34,29 +35,6 @@ from shapecalc.core.model import Model
 from shapecalc.layers.functional import ScaledDotProductAttention
 
 __all__ = ["Generation", "generation"]
-
-#: the stack run once per request (transformers' ``encoder``, at the top or in the body)
-ENCODER = "encoder"
-#: cross-attention modules (T5's, BART's and Whisper's; Mllama's cross_attn) -> their key
-#: and value projections
-CROSS = {
-    "EncDecAttention": ("k", "v"),
-    "encoder_attn": ("k_proj", "v_proj"),
-    "cross_attn": ("k_proj", "v_proj"),
-}
-
-
-def _per_request(model: Model) -> tuple[str, ...]:
-    """The stacks run once per request: the encoder, or those the architecture names
-    (``per_request``: Mllama's vision model and projector, whose output every
-    cross-attention layer reads)."""
-    named: tuple[str, ...] = getattr(model.config, "per_request", ())
-    return named or (ENCODER,)
-
-
-def _in_encoder(name: str, once: tuple[str, ...] = (ENCODER,)) -> bool:
-    parts = name.split(" (")[0].split(".")
-    return any(stack in parts for stack in once)
 
 
 @frozen
@@ -81,12 +59,6 @@ class Generation(FrozenMethods):
     once: str = "the encoder runs"
 
 
-def _cross_projection(row: LayerCost) -> bool:
-    """A cross-attention's key or value projection (its input is the encoder's output)."""
-    parts = row.name.split(" (")[0].split(".")
-    return len(parts) >= 2 and parts[-1] in CROSS.get(parts[-2], ())
-
-
 def _attention_over(row: LayerCost, context: Dim) -> Dim:
     """The multiply-adds of one decode step's self-attention ``row`` with ``context`` keys."""
     spec = row.spec
@@ -106,8 +78,8 @@ def generation(
     owner = "generation"
     b = as_size(batch, owner=owner, field="batch")
     t = as_size(context, owner=owner, field="context")
-    once = _per_request(model)
-    if not any(_in_encoder(name, once) for name, _ in model.named_parameters()):
+    once = per_request(model)
+    if not any(in_encoder(name, once) for name, _ in model.named_parameters()):
         rule = "generation is an encoder-decoder's: its encoder runs once per request"
         raise InvalidArgumentError(
             f"{model.name} has no encoder: {rule}",
@@ -121,9 +93,9 @@ def generation(
     cross: Dim = 0
     decode: Dim = 0
     for row in step.layers:
-        if _in_encoder(row.name, once):
+        if in_encoder(row.name, once):
             encoder += row.macs
-        elif _cross_projection(row):
+        elif cross_projection(row.name):
             cross += row.macs
         elif isinstance(row.spec, ScaledDotProductAttention) and not row.spec.cross:
             decode += _attention_over(row, t)

@@ -370,6 +370,10 @@ def _normal(name: str) -> str:
 _BY_NORMAL = {_normal(n): a.name for a in ACCELERATORS.values() for n in (a.name, *a.aliases)}
 
 
+#: the names an unknown --gpu is answered with when none is near it
+COMMON = ("h100", "h200", "a100-80gb", "l40s", "l4", "rtx-4090")
+
+
 def _near(key: str) -> list[str]:
     """The names ``key`` may have meant: those sharing its longest prefix (three
     characters at least: ``mi3000`` -> mi300x, mi325x), else the closest spellings."""
@@ -404,9 +408,11 @@ def accelerator(name: str) -> Accelerator:
     found = _BY_NORMAL.get(key)
     if found is not None:
         return ACCELERATORS[found]
-    guess = f"did you mean {', '.join(_near(key))}? " if _near(key) else ""
-    raise InvalidArgumentError(
-        f"--gpu {echo(name)} is not in the table: {guess}known: {', '.join(ACCELERATORS)}",
+    near = _near(key)[:6]
+    guess = f"did you mean {', '.join(near)}?" if near else f"known: {', '.join(COMMON)}, ..."
+    raise InvalidArgumentError(  # one line of ~200 characters at most, not the table
+        f"--gpu {echo(name, 24)} is not in the table: {guess} ({len(ACCELERATORS)} names: "
+        "docs, Does it fit; or --memory-gb)",
         layer="",
         field="gpu",
         value=name,

@@ -279,7 +279,9 @@ def _weights(ts: list[Tensor], n: int, scheme: str, stage: int, itemsize: int) -
         elif scheme == "fsdp":
             chunk = -(-t.rows // n)
             total += t.copies * -(-own * chunk // t.rows)
-        else:
+        elif t.numel and own % t.numel == 0:  # ZeRO-3: ⌈n/N⌉ whole elements of each tensor a rank
+            total += t.copies * -(-t.numel // n) * (own // t.numel)
+        else:  # a packed tensor (4-bit: 2 numbers a byte): its bytes shared alike
             total += t.copies * -(-own // n)
     return total
 
@@ -509,17 +511,22 @@ def _shapecalc(cost: Cost, ts: list[Tensor], plan: ParallelPlan) -> Iterator[Gpu
 
     params_cpu = plan.offload_parameters
     states_cpu = plan.offload_optimizer or (scheme == "fsdp" and plan.offload_parameters)
+    quantization = getattr(cost.model, "quantization", None)
+    stored = f"{b} bytes each ({cost.dtype})"
+    if quantization is not None and any(t.nbytes not in (0, t.numel * b) for t in frozen):
+        # the quantized tensors at their own bytes (nf4: half a byte a number, and scales)
+        stored = f"{quantization.describe()}, the others {stored}"
     # the weights as the ranks keep them between steps
     if mixed and scheme == "fsdp":
         if frozen:
             yield GpuLine(
                 "frozen weights",
                 _weights(frozen, n, scheme, stage, b),
-                split(True, f"{b} bytes each ({cost.dtype})"),
+                split(True, stored),
                 cpu=params_cpu,
             )
     else:
-        copy = f"{b} bytes each ({cost.dtype})"
+        copy = stored
         if mixed:
             copy = f"{cost.dtype} copy for forward and backward, 2 bytes each"
         yield GpuLine(

@@ -109,7 +109,8 @@ def _layer(
         },
         flow=chain(
             parallel("q_proj", "k_proj", "v_proj"),
-            ScaledDotProductAttention(a, a, d, causal=causal),
+            # CLIPEncoder and SiglipEncoder take no cache (CLIP's text tower too, causal)
+            ScaledDotProductAttention(a, a, d, causal=causal, cached=False),
             "out_proj",
         ),
         description=f"{dim_str(a)} heads of {dim_str(d)}"

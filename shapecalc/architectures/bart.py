@@ -32,7 +32,8 @@ from shapecalc.core.own import Buffer
 from shapecalc.core.spec import LayerSpec
 from shapecalc.core.tree import Block, Leaf, ModuleList, Node
 from shapecalc.layers._embedding import Embedding
-from shapecalc.layers.activation import GELU, ReLU, SiLU
+from shapecalc.layers._function import Select
+from shapecalc.layers.activation import GELU, ReLU, SiLU, Tanh
 from shapecalc.layers.functional import Pick, ScaledDotProductAttention
 from shapecalc.layers.linear import Dropout, Linear
 from shapecalc.layers.norm import LayerNorm
@@ -51,7 +52,15 @@ ACTIVATIONS: dict[str, Callable[[], LayerSpec]] = {
 }
 
 #: head -> the class's suffix
-BART_HEADS: dict[str, str] = {"lm": "ForConditionalGeneration", "none": "Model"}
+BART_HEADS: dict[str, str] = {
+    "lm": "ForConditionalGeneration",
+    "none": "Model",
+    "seq-cls": "ForSequenceClassification",
+    "qa": "ForQuestionAnswering",
+}
+#: num_labels when a config says none: BartConfig's own default (3; its __init__ sets it
+#: unless id2label is given), PretrainedConfig's (2) for mBART
+DEFAULT_LABELS = {"bart": 3, "mbart": 2}
 
 #: (argument, its decoder twin): the decoder's size is the encoder's unless given
 _TWINS = (
@@ -103,6 +112,7 @@ def _bart_type(*, model_type: str, prefix: str, dropped: tuple[str, ...] = ()) -
             "activation": "activation_function",
             "tie_weights": "tie_word_embeddings",
             "dropout": ("dropout", "attention_dropout", "activation_dropout"),
+            "labels": "num_labels",
         },
         aliases={
             "hidden_size": "d_model",
@@ -134,14 +144,15 @@ def _bart_type(*, model_type: str, prefix: str, dropped: tuple[str, ...] = ()) -
                 "decoder_layerdrop",
                 "init_std",
                 "classifier_dropout",
+                # facebook/bart-large's old name of a dropout rate: BartConfig declares
+                # none and transformers reads it nowhere (a rate changes no shape)
+                "classif_dropout",
                 "is_encoder_decoder",
                 "is_decoder",
                 "use_cache",
                 "decoder_start_token_id",
                 "forced_eos_token_id",
                 "forced_bos_token_id",
-                "num_labels",
-                "id2label",
                 "label2id",
                 "normalize_before",
                 "add_final_layer_norm",
@@ -292,7 +303,9 @@ class BART(Architecture):
         "decoder_intermediate",
         "context",
         "source_len",
+        "labels",
     )
+    label_heads: ClassVar[frozenset[str]] = frozenset({"seq-cls"})
     explains: ClassVar[str] = (
         "Explain d_model, the heads, the feed-forward, the positions and the tied "
         "embeddings, and where the total comes from."
@@ -348,8 +361,19 @@ class BART(Architecture):
     head: str = choice(
         tuple(BART_HEADS),
         "lm: encoder, decoder and the head scoring every token, with final_logits_bias "
-        "(BartForConditionalGeneration); none: encoder and decoder (BartModel).",
+        "(BartForConditionalGeneration); none: encoder and decoder (BartModel); seq-cls: "
+        "classification_head (dense H × H, tanh, out_proj N × H) on the decoder's last "
+        "end-of-sequence token (BartForSequenceClassification); qa: qa_outputs (2 × H), a "
+        "start and an end score per token (BartForQuestionAnswering).",
         "lm",
+    )
+    labels: Any = size(
+        "N",
+        "Labels of --head seq-cls (num_labels, or the length of id2label).",
+        None,
+        unset=None,
+        default_text="3 (BART), 2 (mBART)",
+        solvable=False,
     )
     tie_weights: bool = flag(
         "One token embedding for both stacks and the head (tie_word_embeddings; "
@@ -432,6 +456,7 @@ class BART(Architecture):
             "decoder_layers": self.decoder_depth,
             "decoder_heads": self.decoder_head_count,
             "decoder_intermediate": self.decoder_inner,
+            "labels": self.n_labels,
         }
 
     @classmethod
@@ -440,6 +465,8 @@ class BART(Architecture):
         index (1) is a token."""
         out = dict(arguments)
         out["vocab"] = max(out["vocab"], 2)  # the padding index is 1
+        if out.get("head") != "seq-cls":
+            out["labels"] = None  # only the classification head has labels
         heads = out["heads"] * (out.get("decoder_heads") or 1)
         out["hidden"] = heads * max(1, out["hidden"] // heads)
         return out
@@ -457,7 +484,22 @@ class BART(Architecture):
                 out = math.lcm(out, number)
         return out
 
+    @property
+    def n_labels(self) -> Dim:
+        """The classification head's labels: given, or the config class's default."""
+        given: Dim = DEFAULT_LABELS[self.layout] if self.labels is None else self.labels
+        return given
+
     def check(self) -> None:
+        if self.labels is not None and self.head != "seq-cls":
+            rule = "labels sizes the classification head (--head seq-cls)"
+            raise InvalidArgumentError(
+                f"{rule}; --head {self.head} has none",
+                layer=self.owner(),
+                field="labels",
+                value=self.labels,
+                rule=rule,
+            )
         v = known(self.vocab)
         if v is not None and v < 2:
             rule = "the token embedding's padding index is 1: vocab >= 2"
@@ -553,6 +595,8 @@ class BART(Architecture):
         )
         if self.head == "none":
             return Built(body, ties=ties, input_layout=layout, group_depth=1)
+        if self.head in ("seq-cls", "qa"):
+            return self._task(prefix, body, ties, layout)
         children: dict[str, Node] = {
             "model": body,
             "final_logits_bias": Leaf(
@@ -569,6 +613,40 @@ class BART(Architecture):
             flow=chain("model", summed("lm_head", "final_logits_bias")),
         )
         return Built(root, ties=ties, input_layout=layout, group_depth=2, head="lm_head")
+
+    def _task(
+        self, prefix: str, body: Block, ties: dict[str, str], layout: tuple[tuple[str, str], ...]
+    ) -> Built:
+        """BartForSequenceClassification: ``classification_head`` (BartClassificationHead:
+        dropout, dense H × H, tanh, dropout, out_proj N × H) on the decoder's state at the
+        last end-of-sequence token (a position of the T); BartForQuestionAnswering:
+        ``qa_outputs`` (2 × H) on every decoder position, split into start and end scores."""
+        h = self.hidden
+        if self.head == "seq-cls":
+            drop = Dropout(0.0)  # classifier_dropout: no parameters
+            head: Node = Block(
+                prefix + "ClassificationHead",
+                {
+                    "dense": Leaf(Linear(h, h), role="classification head"),
+                    "dropout": drop,
+                    "out_proj": Leaf(
+                        Linear(h, self.n_labels), "a score per label", "classification head"
+                    ),
+                },
+                flow=chain("dropout", "dense", Tanh(), "dropout", "out_proj"),
+            )
+            name = "classification_head"
+            steps: tuple[Any, ...] = (Select(1), name)
+        else:
+            what = "a start and an end score for every token"
+            head = Leaf(Linear(h, 2), what, "answer span head")
+            name, steps = "qa_outputs", ("qa_outputs",)
+        root = Block(
+            prefix + BART_HEADS[self.head],
+            {"model": body, name: head},
+            flow=chain("model", *steps),
+        )
+        return Built(root, ties=ties, input_layout=layout, group_depth=2)
 
     # -- explanation ----------------------------------------------------------------------
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:

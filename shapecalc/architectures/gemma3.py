@@ -558,6 +558,14 @@ class Gemma3(GroupedQueryLM):
                 }
             ),
             dropped=(r"(^|\.)position_ids$",),  # the vision tower's positions
+            # the Hub's files and what transformers 5 still saves: conversion_mapping.py's
+            # llava renames (gemma3 is llava there)
+            renamed={
+                "language_model.lm_head.": "lm_head.",
+                "language_model.model.": "model.language_model.",
+                "vision_tower.": "model.vision_tower.",
+                "multi_modal_projector.": "model.multi_modal_projector.",
+            },
             text_type="gemma3_text",
             derived=frozenset(VISION),
             read=_read_conditional,

@@ -1,7 +1,11 @@
 """``shapecalc llava``: LLaVA and LLaVA-NeXT, a CLIP vision tower, a two-layer projector
-and a LLaMA language model, named as ``transformers``' ``LlavaForConditionalGeneration``,
+and a language model, named as ``transformers``' ``LlavaForConditionalGeneration``,
 ``LlavaNextForConditionalGeneration`` and their ``LlavaModel`` / ``LlavaNextModel`` name
 them.
+
+The language model is the ``text_config``'s type (``--text-type``: llama, mistral as in
+llava-v1.6-mistral-7b-hf, qwen2 as in llava-interleave-qwen, qwen3, gemma, gemma2, phi3),
+built by the family the registry gives that type, with the fields the type fixes.
 
 ``model.vision_tower`` is CLIPVisionModel (``_towers.py``), built whole: every layer
 after the one ``vision_feature_layer`` selects is still built and run, and its
@@ -9,7 +13,7 @@ after the one ``vision_feature_layer`` selects is still built and run, and its
 maps the selected layer's features (W per feature layer: ``vision_feature_layer`` may list
 several, concatenated) to the text's H (``linear_1``), then H to H (``linear_2``), with
 biases unless ``multimodal_projector_bias`` is false. ``model.language_model`` is the
-``text_config``'s LlamaModel, built by shapecalc's LLaMA family, and ``lm_head`` maps H to
+``text_config``'s model (LlamaModel, MistralModel, Qwen2Model, ...), and ``lm_head`` maps H to
 V (the token embedding itself with ``tie_word_embeddings``, the outer config's or the
 text's). LLaVA-NeXT adds ``model.image_newline`` (H), the vector that ends each row of
 image features.
@@ -25,13 +29,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+from shapecalc.architectures import _composite
 from shapecalc.architectures import _transformer as tf
-from shapecalc.architectures._composite import mount
+from shapecalc.architectures._composite import family_of, mount
 from shapecalc.architectures._dual import VISION
 from shapecalc.architectures._towers import ACTIVATIONS, patches, vision_tower
 from shapecalc.core.declare import Architecture, Built, Reference, choice, flag, size
 from shapecalc.core.dims import Dim, as_size, dim_str, known
-from shapecalc.core.errors import InvalidArgumentError
 from shapecalc.core.flow import chain, each
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType, config_for
@@ -39,6 +43,7 @@ from shapecalc.core.own import Parameter
 from shapecalc.core.tree import Block, Leaf, Node
 from shapecalc.layers._linear import Linear
 from shapecalc.layers.activation import GELU
+from shapecalc.layers.tensors import Tile
 
 __all__ = ["LLaVA", "llava"]
 
@@ -53,9 +58,14 @@ TEXT = (
     "intermediate",
     "attention_bias",
     "mlp_bias",
+    "sliding_window",
+    "layer_types",
 )
-#: the text_config types whose language model is built (LLaMA's family, as LLaMA)
-TEXT_TYPES = ("llama",)
+#: the text_config types whose language model is built, each by the family the registry
+#: gives it (LLaMA's, whose arguments are TEXT) with the fields its type fixes (Qwen2's
+#: q, k and v biases, Gemma's GeGLU, Phi-3's fused projections): transformers' LlavaModel
+#: takes any text_config (AutoModel.from_config)
+TEXT_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3")
 #: LlavaConfig's vision_config when a config leaves it out (its SubConfigSpec's
 #: init_kwargs, without vocab_size, which CLIPVisionConfig does not read)
 VISION_DEFAULTS = {
@@ -83,9 +93,10 @@ def _read(f: Any, out: dict[str, Any]) -> None:
     layers from vision_feature_layer; the tie, the outer config's or (LlavaConfig only)
     the text's."""
     said, text = f.nested("text_config", TEXT_TYPES, "a language model")
-    llama = _family("llama")
-    defaults = {fd.name: fd.default for fd in dataclasses.fields(llama)}
-    fixed = next(t for t in llama.hf if t.model_type == said).fixed
+    family = _text_family(said)
+    defaults = {fd.name: fd.default for fd in dataclasses.fields(family)}
+    fixed = next(t for t in family.hf if t.model_type == said).fixed
+    out["text_type"] = said
     for name, value in text.items():
         if name in TEXT:
             out[name] = value
@@ -96,7 +107,7 @@ def _read(f: Any, out: dict[str, Any]) -> None:
                 "text_config",
                 value,
                 f"text_config: {name} = {value!r} is not modelled in LLaVA's language model",
-                "LLaVA's language model is a LLaMA with that argument at its default",
+                f"LLaVA's language model is a {said} with that argument at its default",
             )
     _, vision = f.nested(
         "vision_config", ("clip_vision_model",), "a vision tower", absent=VISION_DEFAULTS
@@ -123,6 +134,17 @@ def _family(command: str) -> Any:
     return get(command)
 
 
+def _text_family(model_type: str) -> Any:
+    """The architecture the registry gives the text_config's ``model_type``."""
+    return family_of(model_type)
+
+
+def _text_arguments(model: Any) -> dict[str, Any]:
+    """The language model's arguments: TEXT's, but those its type fixes (the type's)."""
+    fixed = next(t for t in _text_family(model.text_type).hf if t.model_type == model.text_type)
+    return {n: getattr(model, n) for n in TEXT if n not in fixed.fixed}
+
+
 def tf_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -130,15 +152,16 @@ def tf_int(value: Any) -> bool:
 def _write(model: Any, reference: Reference) -> Reference | None:
     """The language model's and the tower's fields as the nested configs."""
     config = dict(reference.config)
-    llama = _family("llama")
-    text = llama(**{n: getattr(model, n) for n in TEXT}, tie_weights=model.tie_weights)
-    written = config_for(text, next(t for t in llama.hf if t.model_type == "llama"))
+    family = _text_family(model.text_type)
+    declared = next(t for t in family.hf if t.model_type == model.text_type)
+    text = family(**{**declared.fixed, **_text_arguments(model)}, tie_weights=model.tie_weights)
+    written = config_for(text, declared)
     clip = _family("clip")
     vision = clip(part="vision", **{n: getattr(model, n) for n in VISION})
     seen = config_for(vision, next(t for t in clip.hf if t.model_type == "clip_vision_model"))
     if written is None or seen is None:
         return None
-    config["text_config"] = {**written.config, "model_type": "llama"}
+    config["text_config"] = {**written.config, "model_type": model.text_type}
     config["vision_config"] = {**seen.config, "model_type": "clip_vision_model"}
     n = model.feature_layers
     config["vision_feature_layer"] = -2 if n == 1 else list(range(-n, 0))
@@ -164,9 +187,18 @@ def _declared(model_type: str, config_class: str, prefix: str, variant: str) -> 
             **({"image_grid_pinpoints": None} if variant == "next" else {}),
         },
         free=_FREE | ({"image_grid_pinpoints"} if variant == "next" else set()),
-        derived=frozenset({*TEXT, *VISION, "feature_layers"}),
+        derived=frozenset({*TEXT, *VISION, "feature_layers", "text_type"}),
         # the tower's positions; the language model's rotary frequencies
         dropped=(r"(^|\.)position_ids$", r"rotary_emb\.inv_freq"),
+        # the Hub's files and what transformers 5 still saves: conversion_mapping.py's
+        # llava and llava_next renames
+        renamed={
+            "language_model.lm_head.": "lm_head.",
+            "language_model.model.": "model.language_model.",
+            "vision_tower.": "model.vision_tower.",
+            "multi_modal_projector.": "model.multi_modal_projector.",
+            **({"image_newline": "model.image_newline"} if variant == "next" else {}),
+        },
         read=_read,
         write=_write,
     )
@@ -175,7 +207,8 @@ def _declared(model_type: str, config_class: str, prefix: str, variant: str) -> 
 @frozen(kw_only=True)
 class LLaVA(Architecture):
     """LLaVA: a CLIP vision tower (W, M, G, J on S × S images cut into P × P patches), a
-    projector (F·W to H, H to H) and a LLaMA language model (V, H, L, A, K, D, I).
+    projector (F·W to H, H to H) and a language model (V, H, L, A, K, D, I) of
+    text_type's family.
 
         >>> m = llava(vocab=32064, hidden=4096, layers=32, heads=32, intermediate=11008)
         >>> m.total  # llava-hf/llava-1.5-7b-hf
@@ -198,9 +231,21 @@ class LLaVA(Architecture):
     head_dim: Any = tf.head_dim()
     intermediate: Any = size("I", "The language model's MLP inner size (intermediate_size).")
     attention_bias: str = choice(
-        ("none", "all"), "Biases of the language model's q, k, v and o projections.", "none"
+        ("none", "qkv", "all"),
+        "Biases of the language model's attention projections: q, k and v (qkv, as "
+        "Qwen2's, which --text-type qwen2 needs) or all four.",
+        "none",
     )
     mlp_bias: bool = flag("Biases of the language model's MLP projections (mlp_bias).")
+    sliding_window: Any = tf.sliding_window()
+    layer_types: Any = tf.window_layer_types()
+    text_type: str = choice(
+        TEXT_TYPES,
+        "The language model's type (text_config's model_type), built by its family with "
+        "the fields its type fixes (qwen2: q, k, v biases; gemma: GeGLU; phi3: fused "
+        "projections).",
+        "llama",
+    )
     tie_weights: bool = flag("The head is the token embedding (tie_word_embeddings).")
     vision_hidden: Any = size("W", "The vision tower's hidden size.", 1024)
     vision_layers: Any = size("M", "The vision tower's layers.", 24)
@@ -248,17 +293,20 @@ class LLaVA(Architecture):
     )
 
     def check(self) -> None:
-        """The language model's rules are LLaMA's; the tower's heads divide its width."""
-        try:
-            _family("llama")(**{n: getattr(self, n) for n in TEXT}, head="none")
-        except InvalidArgumentError as err:
-            raise InvalidArgumentError(
-                err.message.replace("llama: ", "llava: ", 1),
-                layer=self.owner(),
-                field=err.field,
-                value=err.value,
-                rule=err.rule,
-            ) from None
+        """The language model's rules are its family's, the fields its type fixes as it
+        fixes them; the tower's heads divide its width."""
+        declared = next(
+            t for t in _text_family(self.text_type).hf if t.model_type == self.text_type
+        )
+        for name, value in declared.fixed.items():
+            if name in TEXT and getattr(self, name) != value:
+                self._fail(
+                    name,
+                    getattr(self, name),
+                    f"{name} must be {value!r} for text_type {self.text_type}",
+                    "the type fixes it",
+                )
+        _composite.part_family(self.text_type, _text_arguments(self), self.owner())
         w, g = known(self.vision_hidden), known(self.vision_heads)
         if w is not None and g is not None and w % g:
             self._fail(
@@ -278,9 +326,18 @@ class LLaVA(Architecture):
         kv, a = out.get("kv_heads"), out.get("heads")
         if isinstance(kv, int) and isinstance(a, int) and a % kv:
             out["kv_heads"] = None
-        llama = _family("llama")
-        defaults = {f.name: f.default for f in dataclasses.fields(llama)}
-        text = llama.consistent({**defaults, **{n: out[n] for n in TEXT}, "head": "none"})
+        text_type = out.get("text_type", "llama")
+        family = _text_family(text_type)
+        declared = next(t for t in family.hf if t.model_type == text_type)
+        fixed = declared.fixed
+        out.update({n: v for n, v in fixed.items() if n in TEXT})
+        defaults = {f.name: f.default for f in dataclasses.fields(family)}
+        for n in TEXT:  # what the type's config cannot say (LLaMA's sliding window) at rest
+            if n not in declared.keys and n not in declared.derived and n not in fixed:
+                out[n] = defaults[n]
+        if out.get("attention_bias") == "qkv" and fixed.get("attention_bias") != "qkv":
+            out["attention_bias"] = "none"  # q, k and v alone: a type that fixes them
+        text = family.consistent({**defaults, **fixed, **{n: out[n] for n in TEXT}, "head": "none"})
         out.update({n: text[n] for n in TEXT})
         w, g = out.get("vision_hidden"), out.get("vision_heads")
         if isinstance(w, int) and isinstance(g, int) and w % g:
@@ -313,10 +370,9 @@ class LLaVA(Architecture):
 
     # -- the tree ------------------------------------------------------------------------
     def language_model(self) -> Node:
-        """The text_config's LlamaModel, built by the LLaMA family."""
-        llama = _family("llama")(**{n: getattr(self, n) for n in TEXT}, head="none")
-        root: Node = llama.build().root
-        return root
+        """The text_config's model (LlamaModel, MistralModel, Qwen2Model, ...), built by
+        the family of its type."""
+        return _composite.language_model(self.text_type, _text_arguments(self), "llava")
 
     def build(self) -> Built:
         h, w, v = self.hidden, self.vision_hidden, self.vocab
@@ -344,6 +400,10 @@ class LLaVA(Architecture):
             description="image features into the language model's width",
         )
         language = self.language_model()
+        # several feature layers: their outputs side by side (torch.cat on the last dim in
+        # LlavaModel.get_image_features), each the tower's shape: F copies of its output
+        f = self.feature_layers
+        concat: tuple[Any, ...] = (Tile((1, 1, f)),) if isinstance(f, int) and f != 1 else ()
         children: dict[str, Any] = {"vision_tower": tower, "multi_modal_projector": projector}
         prefix = "LlavaNext" if self.variant == "next" else "Llava"
         if self.variant == "next":
@@ -368,7 +428,7 @@ class LLaVA(Architecture):
                 "language_model": "the language model",
             },
             head=self.head == "lm",
-            flow=each("language_model", ("vision_tower", "multi_modal_projector")),
+            flow=each("language_model", ("vision_tower", *concat, "multi_modal_projector")),
             input_layout=(("B", "T"), (*image, self.image_size, self.image_size)),
             name=name,
         )

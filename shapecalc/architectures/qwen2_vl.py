@@ -99,7 +99,12 @@ def _vision_part(version: str) -> HFType:
             "fullatt_block_indexes": [7, 15, 23, 31],
             "window_size": 112,
         }
-        free = frozenset({"hidden_act", "rope_parameters", "tokens_per_second"})
+        # spatial_patch_size: in the published Qwen2.5-VL files; Qwen2_5_VLVisionConfig
+        # declares no such field and modeling_qwen2_5_vl.py never reads it (patch_size
+        # is the patches' size): kept as an attribute, it changes no tensor
+        free = frozenset(
+            {"hidden_act", "rope_parameters", "tokens_per_second", "spatial_patch_size"}
+        )
     return HFType(
         model_type=f"{'qwen2_vl' if version == '2' else 'qwen2_5_vl'}_vision",
         config_class=f"{_VERSIONS[version]}VisionConfig",

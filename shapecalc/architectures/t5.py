@@ -17,6 +17,7 @@ the first block of each stack only and shared by the others.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from shapecalc.core.declare import Architecture, Built, choice, number, size
@@ -29,7 +30,8 @@ from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec
 from shapecalc.core.tree import Block, Child, Leaf, ModuleList, Node, Repeat
 from shapecalc.layers._embedding import Embedding
-from shapecalc.layers.activation import GELU, ReLU, SiLU
+from shapecalc.layers._function import Select
+from shapecalc.layers.activation import GELU, ReLU, SiLU, Tanh
 from shapecalc.layers.functional import Pick, ScaledDotProductAttention
 from shapecalc.layers.linear import Dropout, Linear
 from shapecalc.layers.norm import RMSNorm
@@ -53,7 +55,12 @@ T5_HEADS: dict[str, str] = {
     "lm": "ForConditionalGeneration",
     "none": "Model",
     "encoder": "EncoderModel",
+    "seq-cls": "ForSequenceClassification",
+    "token-cls": "ForTokenClassification",
+    "qa": "ForQuestionAnswering",
 }
+#: the heads over the encoder alone (no decoder, no source apart from the input)
+ENCODER_ONLY = ("encoder", "token-cls")
 
 #: the checkpoint name T5's and mT5's encoder-decoder classes drop on load, as they write it
 _CROSS_BIAS = "decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight"
@@ -106,6 +113,7 @@ def _t5_type(
             "buckets": "relative_attention_num_buckets",
             "feed_forward": "feed_forward_proj",
             "dropout": "dropout_rate",
+            "labels": "num_labels",
         },
         aliases={
             "hidden_size": "d_model",
@@ -185,7 +193,9 @@ class T5(Architecture):
         "intermediate",
         "buckets",
         "source_len",
+        "labels",
     )
+    label_heads: ClassVar[frozenset[str]] = frozenset({"seq-cls", "token-cls", "qa"})
     explains: ClassVar[str] = (
         "Explain d_model, heads and d_kv, the feed-forward, the shared embedding, every "
         "matrix of one encoder and one decoder block, and where the total comes from."
@@ -235,8 +245,19 @@ class T5(Architecture):
         tuple(T5_HEADS),
         "lm: encoder, decoder and the head scoring every token "
         "(T5ForConditionalGeneration); none: encoder and decoder (T5Model); encoder: the "
-        "encoder alone (T5EncoderModel).",
+        "encoder alone (T5EncoderModel); seq-cls: T5Model as transformer and "
+        "classification_head (dense, tanh, out_proj N × H) at the last end-of-sequence "
+        "token; token-cls: T5EncoderModel as transformer and classifier (N × H) on every "
+        "token; qa: encoder, decoder and qa_outputs (N × H: a start and an end score).",
         "lm",
+    )
+    labels: Any = size(
+        "N",
+        "Labels of --head seq-cls, token-cls or qa (num_labels, or the length of id2label).",
+        None,
+        unset=None,
+        default_text="2",
+        solvable=False,
     )
     source_len: Any = size(
         "S",
@@ -286,6 +307,9 @@ class T5(Architecture):
             heads=6,
             feed_forward="gated-gelu",
             position_bias="every",
+            # UMT5ForSequenceClassification's and ForTokenClassification's: a tensor no
+            # UMT5 holds (its cross-attention has no position bias)
+            dropped=(_CROSS_BIAS,),
         ),
     )
 
@@ -324,21 +348,39 @@ class T5(Architecture):
             **super().hf_values(),
             "intermediate": self.inner,
             "decoder_layers": self.decoder_depth,
+            "labels": self.n_labels,
         }
 
     @classmethod
     def consistent(cls, arguments: dict[str, Any]) -> dict[str, Any]:
         """The encoder alone has no decoder and no source apart from its input."""
         out = dict(arguments)
-        if out.get("head") == "encoder":
+        if out.get("head") in ENCODER_ONLY:
             out["decoder_layers"] = out["source_len"] = None
+        if out.get("head") not in cls.label_heads:
+            out["labels"] = None  # only a task head has labels
         return out
 
+    @property
+    def n_labels(self) -> Dim:
+        """The task head's labels: given, or 2 (PretrainedConfig's num_labels)."""
+        given: Dim = 2 if self.labels is None else self.labels
+        return given
+
     def check(self) -> None:
-        if self.head == "encoder" and self.source_len is not None:
-            rule = "source_len is an encoder-decoder's: --head encoder reads --seq-len tokens"
+        if self.head in ENCODER_ONLY and self.source_len is not None:
+            rule = f"source_len is an encoder-decoder's: --head {self.head} reads --seq-len tokens"
             raise InvalidArgumentError(
                 rule, layer=self.owner(), field="source_len", value=self.source_len, rule=rule
+            )
+        if self.labels is not None and self.head not in self.label_heads:
+            rule = "labels sizes a task head (--head seq-cls, token-cls or qa)"
+            raise InvalidArgumentError(
+                f"{rule}; --head {self.head} has none",
+                layer=self.owner(),
+                field="labels",
+                value=self.labels,
+                rule=rule,
             )
 
     # -- the tree -------------------------------------------------------------------------
@@ -486,6 +528,8 @@ class T5(Architecture):
         h, v = self.hidden, self.vocab
         prefix = "UMT5" if self.position_bias == "every" else "T5"
         shared = Leaf(Embedding(v, h), "one H-vector per token, shared", "token embedding")
+        if self.head in ("seq-cls", "token-cls"):
+            return self._classifier(prefix)
         ties = {"encoder.embed_tokens.weight": "shared.weight"}
         if self.head == "encoder":
             root = Block(
@@ -509,6 +553,10 @@ class T5(Architecture):
             ties["lm_head.weight"] = "shared.weight"
             steps.append("lm_head")
             head = "lm_head"
+        elif self.head == "qa":
+            what = "a start and an end score for every token"
+            children["qa_outputs"] = Leaf(Linear(h, self.n_labels), what, "answer span head")
+            steps.append("qa_outputs")
         root = Block(prefix + T5_HEADS[self.head], children, flow=chain(*steps))
         source = "T" if self.source_len is None else "S"
         return Built(
@@ -518,6 +566,39 @@ class T5(Architecture):
             group_depth=1,
             head=head,
         )
+
+    def _classifier(self, prefix: str) -> Built:
+        """T5ForSequenceClassification: ``transformer`` (T5Model) and
+        ``classification_head`` (T5ClassificationHead: dropout, dense H × H, tanh, dropout,
+        out_proj N × H) at the decoder's last end-of-sequence token;
+        T5ForTokenClassification: ``transformer`` (T5EncoderModel), ``dropout`` and
+        ``classifier`` (N × H) on every token."""
+        h, n = self.hidden, self.n_labels
+        body = replace(
+            self, head="none" if self.head == "seq-cls" else "encoder", labels=None
+        ).build()
+        drop = Dropout(self.dropout)
+        children: dict[str, Any] = {"transformer": body.root}
+        if self.head == "seq-cls":
+            children["classification_head"] = Block(
+                prefix + "ClassificationHead",
+                {
+                    "dense": Leaf(Linear(h, h), role="classification head"),
+                    "dropout": Dropout(0.0),  # classifier_dropout: no parameters
+                    "out_proj": Leaf(Linear(h, n), "a score per label", "classification head"),
+                },
+                flow=chain("dropout", "dense", Tanh(), "dropout", "out_proj"),
+            )
+            flow = chain("transformer", Select(1), "classification_head")
+        else:
+            children["dropout"] = drop
+            children["classifier"] = Leaf(
+                Linear(h, n), "a score per label for every token", "classification head"
+            )
+            flow = chain("transformer", "dropout", "classifier")
+        ties = {f"transformer.{k}": f"transformer.{v}" for k, v in body.ties.items()}
+        root = Block(prefix + T5_HEADS[self.head], children, flow=flow)
+        return Built(root, ties=ties, input_layout=body.input_layout, group_depth=2)
 
     # -- explanation ----------------------------------------------------------------------
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:

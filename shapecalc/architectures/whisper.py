@@ -55,7 +55,7 @@ WHISPER_HEADS: dict[str, str] = {
 }
 
 #: the classification head's arguments -> their values outside it (no tensor there)
-_CLASSIFY = {"labels": None, "classifier_proj": 256, "weighted_layer_sum": False}
+_CLASSIFY = {"labels": None, "classifier_proj": None, "weighted_layer_sum": False}
 
 #: the stride of each convolution of the stem (conv1, conv2): 2·P frames make P positions
 STRIDES = (1, 2)
@@ -101,6 +101,7 @@ def _write(model: Any, reference: Reference) -> Reference:
         "decoder_attention_heads": model.decoder_head_count,
         "decoder_ffn_dim": model.decoder_inner,
         "pad_token_id": PAD if v is None else min(PAD, v - 1),
+        "classifier_proj_size": model.projected,
     }
     return Reference(reference.model, reference.config_class, config, reference.options)
 
@@ -213,7 +214,9 @@ class Whisper(Architecture):
     classifier_proj: Any = size(
         "Q",
         "--head classify: the projector's width before the average (classifier_proj_size).",
-        256,
+        None,
+        unset=None,
+        default_text="256",
         solvable=False,
     )
     weighted_layer_sum: bool = flag(
@@ -371,6 +374,15 @@ class Whisper(Architecture):
         }
 
     label_heads: ClassVar[frozenset[str]] = frozenset({"classify"})
+    #: what a config gives for the classification head alone, read only with it
+    label_arguments: ClassVar[dict[str, Any]] = _CLASSIFY
+
+    @property
+    def projected(self) -> Dim:
+        """The classification head's projector width: given, or 256 (WhisperConfig's
+        classifier_proj_size)."""
+        q: Dim = 256 if self.classifier_proj is None else self.classifier_proj
+        return q
 
     @property
     def n_labels(self) -> Dim:
@@ -544,10 +556,10 @@ class Whisper(Architecture):
             )
         children["encoder"] = self._encoder()
         children["projector"] = Leaf(
-            Linear(self.hidden, self.classifier_proj), "H to Q before the average", "projector"
+            Linear(self.hidden, self.projected), "H to Q before the average", "projector"
         )
         children["classifier"] = Leaf(
-            Linear(self.classifier_proj, self.n_labels),
+            Linear(self.projected, self.n_labels),
             "a score per label, from the average over the positions",
             "classification head",
         )
@@ -598,7 +610,7 @@ class Whisper(Architecture):
                 else "."
             )
             lines.append(
-                f"The head: projector maps H to Q = {dim_str(self.classifier_proj)}, the "
+                f"The head: projector maps H to Q = {dim_str(self.projected)}, the "
                 f"positions are averaged, classifier maps Q to K = {dim_str(self.n_labels)} "
                 "label scores" + weighs
             )

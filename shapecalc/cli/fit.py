@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from shapecalc.cli.group import ExampleCommand, ShapecalcGroup, engine_error, register
-from shapecalc.cli.hf_options import LAYOUT, config_weights
+from shapecalc.cli.hf_options import LAYOUT, SOURCE_LEN, config_weights, with_source_len
 from shapecalc.cli.models import architecture_options
 from shapecalc.cli.options import F, apply, lora_options
 from shapecalc.cli.parallel_options import PARALLEL_FLAGS, parallel_options
@@ -36,6 +36,7 @@ FIT_FLAGS = (
     "engine",
     "utilization",
     "tensor_split",
+    "flash_attn",
     "reserve_gb",
     "efficiency",
     "compute",
@@ -85,6 +86,7 @@ HARDWARE_FLAGS = (
     "engine",
     "utilization",
     "tensor_split",
+    "flash_attn",
     "reserve_gb",
     "efficiency",
     "compute",
@@ -155,6 +157,15 @@ def hardware_options() -> list[Callable[[F], F]]:
             default=None,
             metavar="P,P,...",
             help="llama.cpp's -ts: each GPU's proportion of the layers (default: even).",
+        ),
+        click.option(
+            "--flash-attn",
+            "flash_attn",
+            type=click.Choice(("auto", "on", "off")),
+            default=None,
+            help="llama.cpp's -fa: auto (its default) turns flash attention on where the "
+            "GPU's backend has it (CUDA, ROCm, Metal, Vulkan): the compute buffer holds an "
+            "f16 mask, not fp32 scores per head.  [default: auto]",
         ),
         click.option(
             "--reserve-gb",
@@ -253,7 +264,7 @@ def fit_options(default_dtype: str | None) -> list[Callable[[F], F]]:
             help="With --training: fp32 master weights and optimizer state.",
         ),
         *lora_options(),
-        *parallel_options(),
+        *parallel_options(searched=True),
     ]
 
 
@@ -290,8 +301,11 @@ def _fit_command(command: str) -> click.Command:
     help="Count the model without this config field shapecalc does not know.",
 )
 @LAYOUT
+@SOURCE_LEN
 @apply(fit_options(None))
-def _hf(path: str, allow: tuple[str, ...], layout: str, **options: Any) -> None:
+def _hf(
+    path: str, allow: tuple[str, ...], layout: str, source_len: int | None, **options: Any
+) -> None:
     """Does the model a Hugging Face config.json describes fit (exit 0 yes, 1 no); the
     dtype is the config's unless --dtype says.
 
@@ -302,7 +316,7 @@ def _hf(path: str, allow: tuple[str, ...], layout: str, **options: Any) -> None:
     from shapecalc.adapters.hf_config import hf_model
 
     try:
-        found = hf_model(path, allow=allow)
+        found = with_source_len(hf_model(path, allow=allow), source_len)
         model = found.checkpoint_model() if layout == "checkpoint" else found.model()
         options["weights"] = config_weights(found, options["weights"], allow, layout)
     except ShapecalcError as err:
@@ -366,12 +380,23 @@ def fit_setting(options: dict[str, Any], context: int | None = None) -> Any:
             f"{options['reserve_gb']:g}: a number of GB, 0 or more", param_hint="'--reserve-gb'"
         )
     split = _tensor_split(options.get("tensor_split"), options["engine"], options["gpus"])
+    flash = options.get("flash_attn")
+    if flash is not None and options["engine"] != "llama.cpp":
+        raise click.BadParameter(
+            f"{flash}: llama.cpp's flash attention: add --engine llama.cpp",
+            param_hint="'--flash-attn'",
+        )
     return FitSetting(
         _hardware(options),
         gpus=options["gpus"],
         engine=None
         if options["engine"] is None
-        else engine(options["engine"], options["utilization"], tensor_split=split),
+        else engine(
+            options["engine"],
+            options["utilization"],
+            flash_attention=flash != "off",
+            tensor_split=split,
+        ),
         reserve=round(options["reserve_gb"] * 10**9),
         compute=options["compute"],
         efficiency=efficiency,
@@ -425,6 +450,14 @@ def _run(model: Any, options: dict[str, Any], context: int | None = None) -> Non
         from shapecalc.quant import quantize, weights_option
 
         chosen = weights_option(options["weights"])  # none: the model as it is
+        method = "" if chosen is None else chosen.method.quant_method
+        if options["engine"] == "llama.cpp" and method not in ("", "gguf"):
+            said = options["weights"] if isinstance(options["weights"], str) else method
+            raise click.BadParameter(
+                f"--engine llama.cpp loads GGUF files only, and {said} is not one: give a "
+                "GGUF type (q4_k_m, q8_0...) or leave --weights out",
+                param_hint="'--weights'",
+            )
         if chosen is not None:
             model = quantize(model, chosen)
         if options["training"] is not None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from shapecalc.cli.hf_options import LAYOUT, config_weights
+from shapecalc.cli.hf_options import LAYOUT, SOURCE_LEN, config_weights, with_source_len
 from shapecalc.cli.options import (
     CONVENTION_FLAGS,
     COST_FLAGS,
@@ -85,11 +85,17 @@ def config_dtype(found: Any, given: str) -> str:
     "could change a shape: say so only when you know it does not). Repeatable.",
 )
 @LAYOUT
+@SOURCE_LEN
 @apply(report_options(explain=EXPLAINS))
 @apply(cost_options(model=True, sequence=True, config=True))
 @apply(convention_options(gru=False))
 def hf(
-    path: str, class_name: str | None, allow: tuple[str, ...], layout: str, **flags: Any
+    path: str,
+    class_name: str | None,
+    allow: tuple[str, ...],
+    layout: str,
+    source_len: int | None,
+    **flags: Any,
 ) -> None:
     """The model a Hugging Face config.json describes: every matrix as transformers
     names it, its shape, count and formula, without the network and without weights.
@@ -116,11 +122,19 @@ def hf(
     shown = {**pop(flags, REPORT_FLAGS), **pop(flags, COST_FLAGS + SIZE_FLAGS)}
     shown.update(pop(flags, CONVENTION_FLAGS))
     try:
-        found = hf_model(path, class_name=class_name, allow=allow)
+        found = with_source_len(hf_model(path, class_name=class_name, allow=allow), source_len)
         shown["dtype"] = config_dtype(found, shown["dtype"])
         model = found.checkpoint_model() if layout == "checkpoint" else found.model()
         shown["weights"] = config_weights(found, shown.get("weights"), allow, layout)
     except ShapecalcError as err:
         hint = "'--class'" if err.field == "class" else "'PATH'"
         raise click.BadParameter(err.message, param_hint=hint) from None
+    context, said = found.config.get("max_position_embeddings"), str(shown.get("seq_len"))
+    seq_len = int(said) if said.isascii() and said.isdigit() else None
+    if seq_len is not None and isinstance(context, int) and seq_len > context:
+        raise click.BadParameter(  # as fit refuses it
+            f"--seq-len {seq_len:,} is past the model's context, {context:,} positions "
+            "(max_position_embeddings): give at most that",
+            param_hint="'--seq-len'",
+        )
     finish(model, shown, found.reference)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-__all__ = ["LAYOUT", "config_weights"]
+__all__ = ["LAYOUT", "SOURCE_LEN", "config_weights", "with_source_len"]
 
 #: ``--layout``: the names of the transformers class, or of the type's checkpoint files
 LAYOUT = click.option(
@@ -19,6 +19,40 @@ LAYOUT = click.option(
     "files store them (each expert of a mixture by name, gpt-oss's MXFP4 blocks); the same "
     "as transformers where the two agree.",
 )
+
+
+#: ``--source-len``: an encoder-decoder's source length, as its model command takes it
+SOURCE_LEN = click.option(
+    "--source-len",
+    type=int,
+    default=None,
+    metavar="S",
+    help="An encoder-decoder's source tokens per request: the encoder's input length "
+    "(it changes no tensor; --seq-len is the decoder's).  [default: T]",
+)
+
+
+def with_source_len(found: Any, source_len: int | None) -> Any:
+    """``found`` (an HFModel) with its encoder over ``source_len`` tokens, as ``shapecalc
+    t5 --source-len`` builds it; a model with no encoder is refused in one line."""
+    import dataclasses
+
+    if source_len is None:
+        return found
+    names = {f.name for f in dataclasses.fields(found.architecture)}
+    if "source_len" not in names:
+        raise click.BadParameter(
+            f"--source-len {source_len}: {found.class_name} is not an encoder-decoder "
+            "(its one sequence is --seq-len)",
+            param_hint="'--source-len'",
+        )
+    if source_len < 1:
+        raise click.BadParameter(
+            f"--source-len {source_len}: give a whole number of tokens, 1 or more",
+            param_hint="'--source-len'",
+        )
+    architecture = dataclasses.replace(found.architecture, source_len=source_len)
+    return dataclasses.replace(found, architecture=architecture)
 
 
 def config_weights(

@@ -189,7 +189,8 @@ def _inspect(
 
 def _gguf(inspection: Inspection, fmt: str) -> int:
     """A GGUF file's header and check, after its tensors (as text); the exit status: 1
-    when the file does not agree with the architecture it names."""
+    when the file does not agree with the architecture it names, 2 when its metadata
+    describes no model of it (one line on stderr)."""
     if inspection.gguf is None:
         return 0
     check = inspection.gguf_check
@@ -200,9 +201,13 @@ def _gguf(inspection: Inspection, fmt: str) -> int:
         lines = ["", *gguf_lines(inspection.gguf)]
         if check is not None:
             lines += ["", *gguf_check_lines(check)]
-        elif inspection.gguf_unchecked:
+        elif inspection.gguf_unchecked and not inspection.gguf_refused:
             lines += ["", f"Not checked against an architecture: {inspection.gguf_unchecked}"]
         click.echo("\n".join(fitted_lines(lines, _width())))
+    if inspection.gguf_refused:  # bad metadata: listed, then an error in one line, as a config
+        why = " ".join((inspection.gguf_unchecked or "").split())
+        click.echo(f"Error: not checked against its architecture: {why}", err=True)
+        return 2
     if check is not None and not check.ok:
         return 1
-    return 1 if inspection.gguf_refused else 0
+    return 0

@@ -285,7 +285,7 @@ def adapter_of(flags: dict[str, Any]) -> Any:
         config = LoraConfig(
             r=rank,
             targets=targets,
-            alpha=8 if alpha is None else (int(alpha) if alpha == int(alpha) else alpha),
+            alpha=8 if alpha is None else (int(alpha) if alpha.is_integer() else alpha),
             bias=bool(given.get("lora_bias")),
             dora=bool(given.get("use_dora")),
             modules_to_save=tuple(s.strip() for s in saved.split(",") if s.strip()),
@@ -381,6 +381,13 @@ def build(
             )
         )
     parallel, accounting = plan_of(flags)
+    sharded = parallel is not None and (parallel.zero or parallel.fsdp not in (None, "no-shard"))
+    if parallel is not None and sharded and parallel.dp == 1:
+        how = f"--zero {parallel.zero}" if parallel.zero else f"--fsdp {parallel.fsdp}"
+        raise click.BadParameter(  # one rank: nothing to shard, the account is unsharded
+            f"{how} shards over data-parallel ranks, and --dp is 1: give --dp N (2 or more)",
+            param_hint="'--dp'",
+        )
     try:
         return build_report(
             model,

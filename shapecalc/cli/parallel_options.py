@@ -55,8 +55,9 @@ FSDP_MODES = ("full", "grad-op", "hybrid", "no-shard")
 RECOMPUTE = ("none", "selective", "full")
 
 
-def parallel_options() -> list[Callable[[F], F]]:
-    """The block's click options (sizes as given; the plan checks them)."""
+def parallel_options(searched: bool = False) -> list[Callable[[F], F]]:
+    """The block's click options (sizes as given; the plan checks them); ``searched``:
+    for ``fit``, which answers the number of data-parallel ranks itself."""
 
     return [
         click.option(
@@ -64,7 +65,10 @@ def parallel_options() -> list[Callable[[F], F]]:
             type=int,
             default=1,
             metavar="N",
-            help="Data-parallel ranks: adds the memory of one GPU of the training run.",
+            help="Not taken by fit, which answers the fewest data-parallel ranks that fit "
+            "(a model command's --dp prices a given number)."
+            if searched
+            else "Data-parallel ranks: adds the memory of one GPU of the training run.",
         ),
         click.option(
             "--zero",

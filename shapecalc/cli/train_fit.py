@@ -89,9 +89,11 @@ def train_fit(model: Any, options: dict[str, Any], hardware: Any, reserve: int) 
         data["per_gpu"] = per_gpu_dict(shown)
         click.echo(json.dumps(data, indent=2))
     else:
+        from shapecalc.cli.inspect import _width
+        from shapecalc.report.inspect_text import fitted_lines
         from shapecalc.report.rich_writer import PerGpuTable, echo
 
-        click.echo(head + f" ({capacity:,} bytes a GPU)")
+        click.echo("\n".join(fitted_lines([head + f" ({capacity:,} bytes a GPU)"], _width())))
         echo(PerGpuTable(shown))
     sys.exit(0 if gpus else 1)
 

@@ -102,7 +102,9 @@ def split_name(name: str) -> tuple[str, ...]:
         >>> split_name("layers.{1,3..59}.mlp")
         ('layers', '{1,3..59}', 'mlp')
     """
-    return tuple(_PART.findall(name)) if name else ()
+    if "{" not in name:  # no braces: the runs between dots, as the pattern finds them
+        return tuple(p for p in name.split(".") if p)
+    return tuple(_PART.findall(name))
 
 
 def unnumbered(parts: tuple[str, ...]) -> str:

@@ -63,8 +63,11 @@ class ScaledDotProductAttention(_Function):
     #: computed once per request and kept whole, not growing with the queries
     cross: bool = False
     #: the keys and values are kept for the next call (a decoder's); False: an encoder's,
-    #: run once per request, keeps none
-    cached: bool = True
+    #: run once per request, keeps none; None (the default): kept by causal attention and
+    #: cross-attention, not by an encoder's or a vision tower's attention, every position
+    #: seeing every other (transformers passes no cache to those: SiglipEncoder,
+    #: CLIPEncoder, PixtralTransformer and Qwen2.5-VL's vision blocks take none)
+    cached: bool | None = None
 
     kind: ClassVar[str] = "scaled_dot_product_attention"
     summary: ClassVar[str] = "softmax(q·kᵀ/√d)·v per head"
@@ -114,8 +117,13 @@ class ScaledDotProductAttention(_Function):
             state=self._state(cache, source),
         )
 
+    @property
+    def keeps_cache(self) -> bool:
+        """Whether the keys and values are kept for the next call (:attr:`cached`)."""
+        return self.causal or self.cross if self.cached is None else self.cached
+
     def _state(self, cache: Shape, source: Dim) -> tuple[Stored, ...]:
-        if not self.cached:
+        if not self.keeps_cache:
             return ()
         if self.cross:
             return (cross_cache(cache),)

@@ -344,11 +344,15 @@ def parse_weights(text: str) -> Quantization:
             "(and --weights none, or no --weights, for the weights as they are)",
             "a weights format; dtypes go to --dtype",
         )
-    raise weights_error(
+    import difflib
+
+    near = difflib.get_close_matches(name, names, n=4, cutoff=0.6)
+    guess = f"did you mean {', '.join(near)}?" if near else "fp8, nf4, int8, gptq, awq, q4_k_m, ..."
+    raise weights_error(  # one line of ~200 characters at most, not every name
         "weights",
         name,
-        f"--weights {echo(name)} is not a format shapecalc knows (formats: none, "
-        f"{', '.join(names)})",
+        f"--weights {echo(name, 24)} is not a format shapecalc knows: {guess} "
+        f"({len(names) + 1} formats with none: `fit --formats` prices them)",
         "a known format",
     )
 

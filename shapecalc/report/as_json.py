@@ -675,6 +675,7 @@ def check_json(check: FolderCheck) -> dict[str, Any]:
         "held": list(check.held),
         "renamed": [{"from": a, "to": b} for a, b in check.renamed],
         "tied_absent": list(check.tied_absent),
+        "tied_copies": [list(pair) for pair in check.tied_copies],
         "index_problems": list(check.index_problems),
         "quantization": None
         if quantization is None

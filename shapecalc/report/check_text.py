@@ -42,6 +42,11 @@ def check_lines(check: FolderCheck) -> list[str]:
         lines.append(f"  renamed   ... and {len(check.renamed) - 5:,} more the same way")
     for name in check.tied_absent:
         lines.append(f"  tied      {printable(name)}: not stored, it shares another tensor")
+    for name, first in check.tied_copies:
+        lines.append(
+            f"  tied      {printable(name)}: stored again beside {printable(first)}, "
+            "loaded as one tensor, counted once"
+        )
     if check.ignored:
         shown = ", ".join(printable(n) for n in check.ignored[:3])
         more = f" and {len(check.ignored) - 3:,} more" if len(check.ignored) > 3 else ""
@@ -83,7 +88,10 @@ def check_lines(check: FolderCheck) -> list[str]:
             (len(check.unexpected), "unexpected"),
             (len(check.wrong_shape), "of the wrong shape"),
             (len(check.wrong_dtype), "of another dtype"),
-            (len(check.index_problems), "index problems"),
+            (
+                len(check.index_problems),
+                "index problem" if len(check.index_problems) == 1 else "index problems",
+            ),
         ]
         said = ", ".join(f"{n:,} {what}" for n, what in counts if n)
         lines.append(f"The checkpoint does not agree with its config: {said}.")

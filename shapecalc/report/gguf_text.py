@@ -60,7 +60,9 @@ def gguf_check_lines(check: GGUFCheck) -> list[str]:
         f"(layers {_first(check.config, 'num_hidden_layers', 'n_layer')}, hidden "
         f"{_first(check.config, 'hidden_size', 'n_embd')}, vocab "
         f"{check.config.get('vocab_size')})",
-        f"  matched   {check.matched:,} tensors · {check.expected_total:,} numbers implied "
+        # the numbers are those of every tensor the metadata implies, the missing too
+        f"  matched   {check.matched:,} of the {check.matched + len(check.missing):,} tensors "
+        f"the metadata implies, which hold {check.expected_total:,} numbers "
         f"({human_count(check.expected_total)})",
     ]
     lines += [f"  note      {printable(n)}" for n in check.notes]

@@ -1426,6 +1426,12 @@ class _FitTable:
                 best = f"; the least quantized that fits: {fitting[-1].name}"
             else:
                 best = "; none fits"
+            kept = [q.name for q in a.quantizations if q.experts_kept and q.bytes is not None]
+            if kept:  # why a 4-bit format can weigh more than fp8 on a mixture
+                best += (
+                    f"; {', '.join(kept)} leave the fused experts at {fit.dtype} (their "
+                    "quantizer converts nn.Linear only)"
+                )
             if not a.all_formats:
                 best += " (of the common formats; --formats prices every one)"
             answers.add_row("weights formats", text + best)

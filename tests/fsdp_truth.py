@@ -18,19 +18,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import tempfile
 from pathlib import Path
 from typing import Any
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _rank(rank: int, world: int, port: int, configs: list[dict[str, Any]], out: str) -> None:
+def _rank(rank: int, world: int, configs: list[dict[str, Any]], out: str) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -41,8 +34,10 @@ def _rank(rank: int, world: int, port: int, configs: list[dict[str, Any]], out: 
     from shapecalc.adapters.torch_bridge import build
     from shapecalc.architectures import get
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # rendezvous through a file of this run's own folder, not a TCP port: runs side by side
+    # (pytest-xdist's workers) cannot meet each other's ranks or race for a free port
+    init = "file://" + os.path.join(out, "init")
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     results = []
     for config in configs:
         torch.manual_seed(0)
@@ -92,5 +87,5 @@ def held(world: int, configs: list[dict[str, Any]]) -> list[list[dict[str, int]]
     import torch.multiprocessing as mp
 
     with tempfile.TemporaryDirectory() as out:
-        mp.spawn(_rank, args=(world, _port(), configs, out), nprocs=world, join=True)
+        mp.spawn(_rank, args=(world, configs, out), nprocs=world, join=True)
         return [json.loads(Path(out, f"{r}.json").read_text()) for r in range(world)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -357,8 +358,13 @@ def test_files_that_are_not_checkpoints_say_so(
     assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
 
 
-def test_a_missing_files_message_keeps_its_folder(tmp_path: Path) -> None:
-    path = tmp_path / "nowhere" / "model.pt"
+def test_a_missing_files_message_keeps_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a path relative to the test's folder: the message's length is the path's, not that of
+    # wherever pytest put the folder (pytest-xdist's workers nest it one level deeper)
+    monkeypatch.chdir(tmp_path)
+    path = os.path.join(".", "nowhere", "model.pt")
     result = run(["inspect", str(path)])
     assert result.exit_code == 2 and f"{path}: no such file" in result.stderr
 

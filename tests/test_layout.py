@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shlex
 import struct
 import sys
@@ -175,8 +176,16 @@ def test_conventions_keep_names_whole(width: int) -> None:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_titles_do_not_wrap_into_a_column(width: int, tmp_path: Path) -> None:
-    result = run(["sweep", "hf", llama_config(tmp_path), "--seq-len", "8192,131072"], width)
+def test_titles_do_not_wrap_into_a_column(
+    width: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the config by a path of fixed length (relative to the test's folder), so the title's
+    # length does not hang on where pytest put the folder (deeper under pytest-xdist)
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "a-model-folder-of-typical-length"
+    folder.mkdir()
+    config = os.path.relpath(llama_config(folder))
+    result = run(["sweep", "hf", config, "--seq-len", "8192,131072"], width)
     check(result, width)
     head = result.stdout.split("┏")[0]
     assert len(head.strip().split("\n")) <= 3, head

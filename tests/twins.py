@@ -635,11 +635,20 @@ def t5_twin(c: Any) -> Any:
         feed_forward_proj=c.feed_forward,
         dropout_rate=c.dropout,
     )
+    if c.labels is not None:  # the task heads' (transformers' default otherwise)
+        config.num_labels = c.labels
     prefix = "UMT5" if c.position_bias == "every" else "T5"
     if prefix == "UMT5":
         config = t.UMT5Config(**config.to_dict())
-    suffix = {"lm": "ForConditionalGeneration", "none": "Model", "encoder": "EncoderModel"}
-    return on_meta(getattr(t, prefix + suffix[c.head]), config)
+    suffix = {
+        "lm": "ForConditionalGeneration",
+        "none": "Model",
+        "encoder": "EncoderModel",
+        "seq-cls": "ForSequenceClassification",
+        "token-cls": "ForTokenClassification",
+        "qa": "ForQuestionAnswering",
+    }[c.head]
+    return on_meta(getattr(t, prefix + suffix), config)
 
 
 def bart_twin(c: Any) -> Any:
@@ -662,7 +671,14 @@ def bart_twin(c: Any) -> Any:
         dropout=c.dropout,
         pad_token_id=1,
     )
-    suffix = {"lm": "ForConditionalGeneration", "none": "Model"}[c.head]
+    if c.labels is not None:  # the classification head's (the config class's default otherwise)
+        config.num_labels = c.labels
+    suffix = {
+        "lm": "ForConditionalGeneration",
+        "none": "Model",
+        "seq-cls": "ForSequenceClassification",
+        "qa": "ForQuestionAnswering",
+    }[c.head]
     return on_meta(getattr(t, prefix + suffix), config)
 
 
@@ -688,9 +704,10 @@ def whisper_twin(c: Any) -> Any:
         dropout=c.dropout,
         pad_token_id=0,
         num_labels=c.labels or 2,
-        classifier_proj_size=c.classifier_proj,
         use_weighted_layer_sum=c.weighted_layer_sum,
     )
+    if c.classifier_proj is not None:  # WhisperConfig's default otherwise
+        config.classifier_proj_size = c.classifier_proj
     suffix = {
         "lm": "ForConditionalGeneration",
         "none": "Model",
@@ -921,10 +938,12 @@ TWINS["siglip"] = _dual_twin("Siglip")
 
 def llava_twin(c: Any) -> Any:
     """LlavaForConditionalGeneration / LlavaNextForConditionalGeneration (or the model
-    alone), a CLIP vision tower and a LLaMA text model, written field by field."""
+    alone), a CLIP vision tower and a text model of text_type, written field by field."""
     t = hf()
     text = {
-        "model_type": "llama",
+        "model_type": c.text_type,
+        "pad_token_id": None,
+        "tie_word_embeddings": c.tie_weights,
         "vocab_size": c.vocab,
         "hidden_size": c.hidden,
         "num_hidden_layers": c.layers,

@@ -524,11 +524,13 @@ def test_metadata_no_model_has_is_said(
     case: str, change: dict[str, Any], said: str, tmp_path: Path
 ) -> None:
     """Per-layer arrays of the wrong length or a layout no model has: the file is listed,
-    not checked, the key named, exit 1."""
+    not checked, and the error says so in one line naming the key, exit 2 (metadata that
+    describes no model is bad input)."""
     result = run(["inspect", str(_written(tmp_path, case, **change))])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
-    assert said in " ".join(result.stdout.split()), result.stdout
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and said in errors[0], result.output
 
 
 def test_a_per_layer_array_of_one_value_is_that_value(tmp_path: Path) -> None:
@@ -552,10 +554,11 @@ def test_per_layer_arrays_in_a_family_of_alike_layers(tmp_path: Path) -> None:
         meta = {**family_metadata("olmo2", config), "attention.head_count_kv": kv}
         path = write_file(tmp_path / f"o{len(kv)}.gguf", "olmo2", meta, tensors, 96)
         result = run(["inspect", str(path)])
-        assert result.exit_code == (0 if ok else 1), result.output
+        assert result.exit_code == (0 if ok else 2), result.output
         if not ok:
-            said = " ".join(result.stdout.split())
-            assert "olmo2.attention.head_count_kv has 3 values for 2 layers" in said
+            errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+            assert len(errors) == 1, result.output
+            assert "olmo2.attention.head_count_kv has 3 values for 2 layers" in errors[0]
 
 
 def test_a_tampered_falcon_h1_is_refused(tmp_path: Path) -> None:

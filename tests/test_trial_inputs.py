@@ -87,6 +87,17 @@ def test_llama_cpp_takes_gguf_types_only(weights: str, tmp_path: Path) -> None:
     assert run([*sized, *args[3:], "--weights", "q8_0"]).exit_code == 0
 
 
+def test_llama_cpp_and_a_config_s_own_quantization(tmp_path: Path) -> None:
+    """A config's quantization_config (a safetensors format) under llama.cpp: the error
+    says it is the config's and how to price the model otherwise."""
+    fp8 = {"quant_method": "fp8", "weight_block_size": [8, 8]}
+    path = config(tmp_path, hidden_size=64, intermediate_size=64, quantization_config=fp8)
+    args = ["fit", "hf", path, "--gpu", "l4", "--engine", "llama.cpp"]
+    refused(args, "--weights", "the config's fp8", "--weights none")
+    assert run([*args, "--weights", "none"]).exit_code == 0
+    assert run([*args, "--weights", "q8_0"]).exit_code == 0
+
+
 @pytest.mark.parametrize(("key", "value"), [("head_count", 0), ("embedding_length", 0)])
 def test_gguf_metadata_describing_no_model_is_one_line(
     key: str, value: int, tmp_path: Path

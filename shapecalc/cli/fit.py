@@ -452,12 +452,12 @@ def _run(model: Any, options: dict[str, Any], context: int | None = None) -> Non
         chosen = weights_option(options["weights"])  # none: the model as it is
         method = "" if chosen is None else chosen.method.quant_method
         if options["engine"] == "llama.cpp" and method not in ("", "gguf"):
-            given = isinstance(options["weights"], str)
-            said = options["weights"] if given else f"the config's {method}"
+            typed = isinstance(options["weights"], str)
+            said = options["weights"] if typed else f"the config's {method}"
             raise click.BadParameter(
                 f"--engine llama.cpp loads GGUF files only, and {said} is not one: give a "
                 "GGUF type (q4_k_m, q8_0, mxfp4_moe...)"
-                + (" or leave --weights out" if given else " or --weights none"),
+                + (" or leave --weights out" if typed else " or --weights none"),
                 param_hint="'--weights'",
             )
         if chosen is not None:

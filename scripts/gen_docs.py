@@ -13,6 +13,7 @@ tests/test_docs.py runs the check, so a drifted copy fails the tests.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -318,7 +319,10 @@ def generated() -> dict[Path, str]:
         example = cli([cls.command, *cls.example.split(), "--format", "markdown"])
         files[docs / "architectures" / f"{cls.command}.md"] = architecture_page(cls, example)
     mkdocs = ROOT / "mkdocs.yml"
-    nav = [f"      - {cls.title or cls.command}: architectures/{cls.command}.md" for cls in classes]
+    nav = [
+        f"      - {json.dumps(cls.title or cls.command)}: architectures/{cls.command}.md"
+        for cls in classes
+    ]  # a title quoted (a JSON string is a YAML one): "Llama 3.2 Vision: ..." holds a colon
     files[mkdocs] = between(mkdocs.read_text(encoding="utf-8"), NAV_START, NAV_END, nav)
     values = {
         **facts(),

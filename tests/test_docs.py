@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -137,3 +139,18 @@ def test_architecture_pages_claim_conventions_only_where_they_exist() -> None:
         page = architecture_page(get(command), "")
         claims = f"shapecalc compare-conventions {command}" in page
         assert claims == (command in PORTABLE), command
+
+
+def test_mkdocs_yml_is_yaml_mkdocs_can_read() -> None:
+    """The generated navigation parses: a page title holding ': ' (Mllama's) is quoted,
+    as mkdocs' YAML reader needs (its !!python tags are taken as plain values here)."""
+    yaml = pytest.importorskip("yaml")
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("", lambda loader, suffix, node: None)
+    text = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    config = yaml.load(text, Loader=Loader)
+    pages = [p for section in config["nav"] if isinstance(section, dict) for p in section.values()]
+    assert pages

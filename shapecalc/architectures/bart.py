@@ -38,7 +38,7 @@ from shapecalc.layers.functional import Pick, ScaledDotProductAttention
 from shapecalc.layers.linear import Dropout, Linear
 from shapecalc.layers.norm import LayerNorm
 
-__all__ = ["BART", "attention", "bart", "layer"]
+__all__ = ["BART", "DECODER_TWINS", "attention", "bart", "layer"]
 
 #: the positions start after two reserved rows (BartLearnedPositionalEmbedding.offset)
 OFFSET = 2
@@ -63,7 +63,7 @@ BART_HEADS: dict[str, str] = {
 DEFAULT_LABELS = {"bart": 3, "mbart": 2}
 
 #: (argument, its decoder twin): the decoder's size is the encoder's unless given
-_TWINS = (
+DECODER_TWINS = (
     ("layers", "decoder_layers"),
     ("heads", "decoder_heads"),
     ("intermediate", "decoder_intermediate"),
@@ -73,7 +73,7 @@ _TWINS = (
 def _read(f: Any, out: dict[str, Any]) -> None:
     """A decoder size equal to the encoder's is the encoder's (the default); the
     positions table holds max_position_embeddings + 2 rows."""
-    for encoder, decoder in _TWINS:
+    for encoder, decoder in DECODER_TWINS:
         if out.get(decoder) == out.get(encoder):
             out[decoder] = None
     f.padding("pad_token_id", out["vocab"], "token embedding (vocab_size)")

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, ClassVar
 
-from shapecalc.architectures.bart import ACTIVATIONS, attention, layer
+from shapecalc.architectures.bart import ACTIVATIONS, DECODER_TWINS, attention, layer
 from shapecalc.core.declare import Architecture, Built, choice, flag, number, size
 from shapecalc.core.dims import Dim, as_size, dim_str, known, symbol
 from shapecalc.core.errors import InvalidArgumentError
@@ -63,14 +63,8 @@ STRIDES = (1, 2)
 #: WhisperConfig's pad_token_id, the decoder embedding's padding index
 PAD = 50256
 
+
 #: (argument, its decoder twin): the decoder's size is the encoder's unless given
-_TWINS = (
-    ("layers", "decoder_layers"),
-    ("heads", "decoder_heads"),
-    ("intermediate", "decoder_intermediate"),
-)
-
-
 @frozen
 class FrozenEmbedding(Embedding):
     """``nn.Embedding`` whose table is never trained (``requires_grad_(False)``): a
@@ -85,7 +79,7 @@ class FrozenEmbedding(Embedding):
 def _read(f: Any, out: dict[str, Any]) -> None:
     """A decoder size equal to the encoder's is the encoder's; the padding index is a
     token of the decoder's embedding."""
-    for encoder, decoder in _TWINS:
+    for encoder, decoder in DECODER_TWINS:
         if out.get(decoder) == out.get(encoder):
             out[decoder] = None
     f.padding("pad_token_id", out["vocab"], "token embedding (vocab_size)")

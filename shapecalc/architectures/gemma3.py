@@ -458,6 +458,17 @@ class Gemma3(GroupedQueryLM):
     and up H to I, down I to H). A sliding layer and a global one hold the same tensors;
     they differ in what attention sees and what the cache keeps.
 
+    ``--head vision`` is Gemma3ForConditionalGeneration: a SigLIP tower (E wide, M layers;
+    its attention-pooling head, when it has one, runs beside the tokens Gemma 3 reads),
+    the language model, and Gemma3MultiModalProjector. The projector takes the tower's
+    (B, P², E) tokens (P = image_size // patch_size) to a P × P grid (a copy), average-pools
+    it with a kernel and stride of P // ⌊√U⌋ (U = mm_tokens_per_image) to (P // kernel)²
+    tokens, normalises them (Gemma3RMSNorm: times 1 + weight) and multiplies them by
+    ``mm_input_projection_weight`` (E, H), a parameter of its own: every step is in the
+    FLOPs and the tensors autograd keeps. With ⌊√U⌋ above P (transformers' default tower,
+    14 patches a side, with 256 tokens) the kernel is 0 and no image gets through: the
+    tensors are counted, a cost is refused.
+
         >>> m = gemma3(vocab=262144, hidden=1152, layers=26, heads=4, kv_heads=1,
         ...            head_dim=256, intermediate=6912, sliding_window=512)
         >>> m.total

@@ -260,6 +260,11 @@ class Mllama(Architecture):
     heads, an MLP of Iv), the projector and the language model (V, H, L, A, K, I) whose
     cross-attention layers attend to the image's tokens.
 
+    A cross-attention layer is any layer but 0: transformers reads the cached context's
+    length from layer 0 (``cache.get_seq_length()``), which a cross-attention layer there
+    fills with the image's keys, and the first decode step fails; such a config is
+    refused, naming cross_attention_layers.
+
     >>> m = mllama(vocab=128256, hidden=4096, layers=40, heads=32, kv_heads=8,
     ...            intermediate=14336)
     >>> m.total  # MllamaConfig's defaults (the 11B's, with 448-pixel tiles)

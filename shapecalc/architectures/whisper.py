@@ -113,6 +113,12 @@ class Whisper(Architecture):
     positions and M decoder layers with cross-attention; ``proj_out`` tied to the token
     embedding.
 
+    ``--head causal`` is WhisperForCausalLM, the decoder alone (``model.decoder``) and
+    ``proj_out`` (distil-whisper's assistant): the encoder's sizes build nothing there but
+    the decoder's defaults. Its layers hold their cross-attention, which its forward, given
+    tokens and no encoder output, skips: the FLOPs and the cache (transformers'
+    DynamicCache, self-attention keys and values) are the decoder's without it.
+
         >>> m = whisper(vocab=51865, hidden=384, layers=4, heads=6)
         >>> m.total
         37760640

@@ -314,6 +314,10 @@ def test_the_projector_s_steps_are_shown_at_80_and_200_columns(width: int) -> No
     assert "model.multi_modal_projector.avg_pool" in text
     assert "model.multi_modal_projector (matmul)" in text
     assert "not in the FLOPs" not in text
+    explained = run([*SMALL, "--image-tokens", "9", "--explain"], width)
+    assert explained.exit_code == 0, explained.output
+    said = " ".join(explained.stdout.split())
+    assert "6² patch tokens are average-pooled by 2 × 2 windows to 9" in said
 
 
 def test_too_many_image_tokens_counts_the_tensors_and_refuses_a_cost() -> None:

@@ -913,11 +913,26 @@ class Gemma3(GroupedQueryLM):
         if self.tie_weights and self.with_head:
             lines.append("The head is the token embedding: one V × H matrix, counted once.")
         if self.head == "vision":
-            lines.append(
+            per = self.image_size // self.patch_size
+            kernel = per // _side(self.image_tokens)
+            holds = (
                 "Gemma3ForConditionalGeneration holds a SigLIP vision tower (its tokens "
-                "after post_layernorm are read) and a projector (an RMSNorm and a matrix "
-                "from the tower's width to H) beside this language model."
+                "after post_layernorm are read) and a projector beside this language model"
             )
+            if kernel:
+                holds += (
+                    f": the tower's {per}² patch tokens are average-pooled by {kernel} × "
+                    f"{kernel} windows to {(per // kernel) ** 2} (mm_tokens_per_image "
+                    f"{self.image_tokens}), normalised (Gemma3RMSNorm) and multiplied by "
+                    "mm_input_projection_weight, a matrix from the tower's width to H."
+                )
+            else:
+                holds += (
+                    f"; ⌊√mm_tokens_per_image⌋ = {_side(self.image_tokens)} exceeds the {per} "
+                    "patches a side, so its pooling kernel is 0 and no image passes "
+                    "(transformers' forward fails): the tensors are counted, a cost refused."
+                )
+            lines.append(holds)
         return [
             ("What the sizes mean", lines),
             (

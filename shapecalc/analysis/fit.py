@@ -539,10 +539,15 @@ class Fit:
                 return -(-count // n)
 
         cost = self.cost(b, t)
+        key = ("fit.peak", n if share is not None else 1, step)
+        value: int | None = cost.memo.get(key)
+        if value is not None:
+            return value
         peak = (cost.decode_step() if step else cost).inference_peak(share)
         value = None if peak is None else known(peak.bytes)
         if value is None:
             raise fit_error("seq_len", t, "the activations of this model have no number", "numbers")
+        cost.memo[key] = value
         return value
 
     def activations(self, b: int, t: int, n: int = 1) -> tuple[tuple[int, str], tuple[int, str]]:

@@ -908,14 +908,15 @@ def answer(
 ) -> Answer:
     """All the answers for ``fit``'s batch, context and GPUs; ``quantizations``: every
     weights format (True), none (False), or those named."""
-    from shapecalc.analysis.engines import Vllm
-
     account = fit.account()
     gpus, skipped = fit.fewest_gpus()
     speed = fit.speed()
     log = None
-    if isinstance(fit.engine, Vllm):
-        log = fit.engine.summary(fit, fit.seq_len, fit.gpus)
+    if fit.engine is not None:
+        from shapecalc.analysis.engines import Vllm
+
+        if isinstance(fit.engine, Vllm):
+            log = fit.engine.summary(fit, fit.seq_len, fit.gpus)
     return Answer(
         fit,
         account,

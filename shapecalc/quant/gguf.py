@@ -502,10 +502,27 @@ def _visits(
     does not depend on the mix: (name, ne, its source type, whether it may be quantized,
     its category); kept for the next mix of the same model."""
     ordered = sorted(tensors, key=lambda t: _layer_key(t[0]))
-    return tuple(
-        (name, ne, source_type(name, ne, outtype), allows_quantization(name, ne), _category(name))
-        for name, ne in ordered
-    )
+    # what a layer's tensor is depends on its name after ``blk.N.`` (every key the rules
+    # look for is within it, or starts with the dot that ends ``blk.N.``): worked out
+    # once for the layers' tensors of one name and shape
+    seen: dict[tuple[str, tuple[int, ...]], tuple[str, bool, str]] = {}
+    out = []
+    for name, ne in ordered:
+        m = _BLOCK.match(name)
+        key = (name[m.end() :] if m else "\0" + name, ne)
+        facts = seen.get(key)
+        if facts is None:
+            facts = seen[key] = (
+                source_type(name, ne, outtype),
+                allows_quantization(name, ne),
+                _category(name),
+            )
+        out.append((name, ne, *facts))
+    return tuple(out)
+
+
+#: a layer's tensor: ``blk.N.`` before its own name
+_BLOCK = re.compile(r"blk\.\d+\.")
 
 
 def tensor_types(

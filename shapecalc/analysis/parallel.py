@@ -226,7 +226,8 @@ def tensors(model: Model) -> tuple[Tensor, ...]:
         numel = product(shape) if shape else 1
         copies = known(row.count) // numel if numel else 0  # type: ignore[operator]
         size = known(row.param.nbytes(1)) if row.param.dtype else None
-        out.append(Tensor(shape, copies, row.param.trainable, (size or 0) // max(copies, 1)))
+        nbytes = (size or 0) // max(copies, 1)
+        out.append(Tensor(shape, copies, row.param.trainable, nbytes, row.name))
     return tuple(out)
 
 
@@ -630,37 +631,28 @@ def _gathered(
         )
     if scheme != "fsdp" or n == 1:
         return None
-    units = rank_units(ts, n) if split else fsdp_units(cost.model, n)
-    largest = max(units.values(), default=0)
-    if plan.fsdp == "grad-op":
-        every = sum(units.values())
-        return GpuLine(
-            "gathered for compute",
-            b * (every + largest),
-            f"every unit's parameters whole from the forward to the backward and the "
-            f"largest unit's gradients, {b} bytes each",
-        )
+    return fsdp_gathered(cost.model, ts, plan.fsdp or "full", n, b, b)
+
+
+def fsdp_gathered(
+    model: Model, ts: list[Tensor], mode: str, n: int, itemsize: int, reduce_itemsize: int
+) -> GpuLine:
+    """FSDP2's peak of unsharded tensors over a step
+    (:mod:`shapecalc.analysis.fsdp_gather`), as a line of the account."""
+    from shapecalc.analysis.fsdp_gather import fsdp_units, gathered_peak
+
+    units = fsdp_units(model, ts, n, mode)
+    peak = gathered_peak(units, itemsize, reduce_itemsize)
+    held = "; ".join(f"{what} {size:,}" for what, size in peak.held)
+    kept = "every unit's parameters kept to its backward" if mode == "grad-op" else (
+        "blocks resharded after forward, final norm and head kept"
+    )
     return GpuLine(
         "gathered for compute",
-        2 * b * largest,
-        f"the largest unit's {largest:,} parameters and gradients whole (padded to N), "
-        f"{b} bytes each, one unit at a time",
+        peak.bytes,
+        f"FSDP2's unsharded tensors at their peak, {peak.at} ({kept}; padded to "
+        f"N, {itemsize} bytes each): {held}",
     )
-
-
-def rank_units(ts: list[Tensor], n: int) -> dict[str, int]:
-    """:func:`fsdp_units` of one model-parallel rank's tensors: one layer of each run it
-    holds, and the rest (padded to ``n`` ranks)."""
-    from shapecalc.analysis.cost import layer_part
-
-    units: dict[str, int] = {}
-    for t in ts:
-        prefix, numbers = layer_part(t.name)
-        layers = 1 if numbers is None or isinstance(numbers, int) else len(numbers)
-        key = prefix if numbers is not None else ""
-        padded = -(-t.rows // n) * n * (t.numel // t.rows if t.rows else 0)
-        units[key] = units.get(key, 0) + t.copies * padded // layers
-    return units
 
 
 def largest_layer(model: Model) -> int:
@@ -674,28 +666,6 @@ def largest_layer(model: Model) -> int:
         if value is not None:
             best = max(best, value)
     return best
-
-
-def fsdp_units(model: Model, n: int) -> dict[str, int]:
-    """The numbers one copy of each ``fully_shard`` unit gathers (padded to ``n``
-    ranks): a repeated block (``model.layers.{0..31}``) is a unit, the rest of the model
-    the root's."""
-    units: dict[str, int] = {}
-    copies: dict[str, int] = {}
-    for layer in model.layers:
-        parts = layer.name.split(".")
-        cut = next((i for i, p in enumerate(parts) if p.startswith("{")), None)
-        key = "" if cut is None else ".".join(parts[: cut + 1])
-        many = known(layer.copies) or 1
-        numbers = 0
-        for p in layer.spec.params():
-            shape = tuple(int(d) for d in p.shape)  # type: ignore[arg-type]
-            rows = shape[0] if shape else 1
-            rest = (product(shape) if shape else 1) // rows if rows else 0  # type: ignore[operator]
-            numbers += -(-rows // n) * n * rest * (known(p.repeat) or 1)
-        units[key] = units.get(key, 0) + numbers * many
-        copies[key] = min(copies.get(key, many), many)
-    return {k: v // copies[k] if k else v for k, v in units.items()}
 
 
 def _deepspeed(

@@ -1,0 +1,291 @@
+"""What FSDP2 (``torch.distributed.fsdp.fully_shard``) holds unsharded while a training
+step computes: the peak, over the forward and the backward, of the bytes of its
+transient tensors, walked through as torch 2.13 allocates and frees them.
+
+The model is wrapped as transformers and accelerate wrap a decoder for FSDP2
+(``transformers/distributed/fsdp.py``, ``apply_fully_sharded_data_parallelism`` with the
+base ``_fsdp_plan`` ``embed_tokens`` / ``layers.*`` / ``norm``, and
+``accelerate/utils/fsdp_utils.py``, ``fsdp2_prepare_model``):
+
+- the input embedding a unit of its own, resharded after forward (a tied embedding
+  joins the tail instead);
+- each repeated block a unit, resharded after forward;
+- the tail: the final norm and the output head grouped in one ``fully_shard([...])``
+  with ``reshard_after_forward=False``;
+- the root with whatever is left, ``reshard_after_forward`` unset: FSDP2 does not
+  reshard the root after forward (``_fsdp_state.py``, ``_lazy_init``).
+
+Under ``grad-op`` every unit keeps its parameters from its forward to its backward.
+
+What is counted, each at the unit's padded size (every tensor ``⌈d₀/N⌉·N`` rows, as
+``_fsdp_param.py`` allocates ``all_gather_outputs`` and ``_fsdp_collectives.py``
+``foreach_reduce`` pads ``reduce_scatter_input``):
+
+- a unit's unsharded parameters, from its all-gather's copy-out to its reshard;
+- its all-gather output buffer: in the forward kept until the next unit has copied out
+  (``comm_ctx.all_gather_state``, the implicit prefetch's overlap); in the backward the
+  next unit's all-gather is issued as the unit's backward starts (``_backward_prefetch``:
+  the unit before it in the forward) and freed at its own copy-out;
+- the unsharded gradients (unpadded, trained tensors only) from the unit's backward to
+  its reduce-scatter's copy-in (the root's and the first unit's, whose input needs no
+  gradient, until the end of the backward: ``_root_post_backward_final_callback``);
+- the reduce-scatter input buffer, kept until the next unit's reduce-scatter
+  (``reduce_scatter_states``, one by default).
+
+Not counted: the sharded gradients and what the reduce-scatter writes them from (the
+gradients line), HSDP's all-reduce buffer (sharded), autograd's temporaries, the
+activations, and the caching allocator's free blocks and fragmentation.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from shapecalc.analysis.parallel import Tensor
+    from shapecalc.core.model import Model
+
+__all__ = ["Gathered", "Unit", "fsdp_units", "gathered_peak"]
+
+_RUN = re.compile(r"\.(\{[^}]*\}|\d+)(?=\.|$)")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One ``fully_shard`` unit as a step sees it; sizes in numbers."""
+
+    name: str
+    #: the numbers gathered: every tensor padded to ⌈d₀/N⌉·N rows
+    numbers: int
+    #: the unsharded gradients: the trained tensors, unpadded
+    grads: int
+    #: the reduce-scatter input: the trained tensors, padded
+    reduced: int
+    #: resharded after its forward
+    reshard: bool
+    #: where its forward starts and ends (for the forward and post-forward orders)
+    first: tuple[int, int]
+    last: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """The peak: its bytes, the step it is reached at, and what is alive then."""
+
+    bytes: int
+    at: str
+    held: tuple[tuple[str, int], ...]
+
+
+def _normal(name: str) -> str:
+    return _RUN.sub(".#", name)
+
+
+def fsdp_units(model: Model, ts: Sequence[Tensor], n: int, mode: str) -> list[Unit]:
+    """The units of the wrap (see the module) over ``ts`` (named tensors, shared ones
+    once), in forward order; ``mode``: ``full``, ``hybrid`` or ``grad-op``."""
+    from shapecalc.analysis.cost import layer_part
+
+    layers = list(model.layers)
+    normal = [_normal(layer.name) for layer in layers]
+
+    def position(name: str) -> int:
+        key = _normal(name)
+        best = -1
+        for i, prefix in enumerate(normal):
+            if key.startswith(prefix + ".") and (best < 0 or len(prefix) > len(normal[best])):
+                best = i
+        return best
+
+    in_run = [bool(_RUN.search(layer.name)) for layer in layers]
+    runs = [i for i, r in enumerate(in_run) if r]
+    first_run = runs[0] if runs else len(layers)
+    last_run = runs[-1] if runs else -1
+    tied = set(model.ties.values())
+    head = _normal(model.head) if model.head else None
+
+    def holds_tied(i: int) -> bool:
+        return any(t.startswith(layers[i].name + ".") for t in tied)
+
+    # the input embedding (``get_input_embeddings``): the table the head is tied to,
+    # else the first embedding before the blocks
+    embeddings = [
+        i for i in range(min(first_run, len(layers))) if layers[i].spec.kind == "Embedding"
+    ]
+    embed = next((i for i in embeddings if holds_tied(i)), embeddings[0] if embeddings else None)
+    embed_tied = embed is not None and holds_tied(embed)
+    norm = max(
+        (
+            i
+            for i, layer in enumerate(layers)
+            if i > last_run and not in_run[i] and "Norm" in layer.spec.kind
+        ),
+        default=None,
+    )
+    grouped: dict[str, dict[str, object]] = {}
+
+    def unit(key: str, reshard: bool) -> dict[str, object]:
+        return grouped.setdefault(
+            key,
+            {"numbers": 0, "grads": 0, "reduced": 0, "reshard": reshard, "at": []},
+        )
+
+    again = mode != "grad-op"
+    for t in ts:
+        where = position(t.name)
+        rows = t.rows
+        rest = t.numel // rows if rows else 0
+        padded = -(-rows // n) * n * rest if t.shape else n
+        prefix, numbers = layer_part(t.name)
+        if numbers is not None and where >= 0 and in_run[where]:
+            indices = [numbers] if isinstance(numbers, int) else list(numbers)
+            copies = t.copies // len(indices)
+            for copy, index in enumerate(indices):
+                name = re.sub(r"(\{[^}]*\}|\d+)$", str(index), prefix)
+                u = unit(name, again)
+                u["numbers"] += copies * padded  # type: ignore[operator]
+                if t.trainable:
+                    u["grads"] += copies * t.numel  # type: ignore[operator]
+                    u["reduced"] += copies * padded  # type: ignore[operator]
+                u["at"].append((where, copy))  # type: ignore[attr-defined]
+            continue
+        if where == norm or (head and _normal(t.name).startswith(head + ".")):
+            key = "tail"
+        elif where == embed and embed_tied:
+            key = "tail"
+        elif where == embed:
+            key = "embed"
+        else:
+            key = "root"
+        u = unit(key, again and key == "embed")
+        u["numbers"] += t.copies * padded  # type: ignore[operator]
+        if t.trainable:
+            u["grads"] += t.copies * t.numel  # type: ignore[operator]
+            u["reduced"] += t.copies * padded  # type: ignore[operator]
+        u["at"].append((where, 0))  # type: ignore[attr-defined]
+    names = {
+        "tail": " + ".join(
+            part
+            for part, present in (
+                ("embedding", embed_tied),
+                ("final norm", norm is not None),
+                ("head", head is not None),
+            )
+            if present
+        )
+        or "tail",
+        "embed": layers[embed].name if embed is not None else "embedding",
+        "root": "the root",
+    }
+    out = []
+    for key, u in grouped.items():
+        at: list[tuple[int, int]] = u["at"]  # type: ignore[assignment]
+        if key == "root":  # the root's pre-forward runs first, its post-forward last
+            first, last = (-1, 0), (len(layers), 0)
+        else:
+            first, last = min(at), max(at)
+        out.append(
+            Unit(
+                names.get(key, key),
+                u["numbers"],  # type: ignore[arg-type]
+                u["grads"],  # type: ignore[arg-type]
+                u["reduced"],  # type: ignore[arg-type]
+                bool(u["reshard"]),
+                first,
+                last,
+            )
+        )
+    return sorted(out, key=lambda u: u.first)
+
+
+def gathered_peak(units: Sequence[Unit], itemsize: int, reduce_itemsize: int) -> Gathered:
+    """Walk a step through ``units`` (forward order) as FSDP2 allocates and frees (see
+    the module): parameters and gradients at ``itemsize`` bytes (the compute dtype,
+    ``MixedPrecisionPolicy.param_dtype``), the reduce-scatter input at
+    ``reduce_itemsize`` (``reduce_dtype``, the compute dtype when unset)."""
+    live: dict[tuple[str, str], int] = {}
+    peak = Gathered(0, "", ())
+    step = ""
+
+    def sample() -> None:
+        nonlocal peak
+        total = sum(live.values())
+        if total > peak.bytes:
+            peak = Gathered(total, step, tuple((f"{u} {w}", b) for (u, w), b in live.items()))
+
+    def put(unit: Unit, what: str, size: int) -> None:
+        if size:
+            live[(unit.name, what)] = size
+            sample()
+
+    def drop(unit: Unit, what: str) -> None:
+        live.pop((unit.name, what), None)
+
+    root = next((u for u in units if u.name == "the root"), None)
+    forward = list(units)
+    # the first unit to run takes the model's input, which needs no gradient: its
+    # post-backward (and the root's) waits for the end of the backward
+    deferred = {u.name for u in forward if u is root}
+    deferred.update([u.name for u in forward if u is not root][:1])
+    ag_kept: Unit | None = None
+    unsharded: set[str] = set()
+    for u in forward:
+        step = f"{u.name}'s forward"
+        put(u, "all-gather buffer", u.numbers * itemsize)
+        if ag_kept is not None:
+            drop(ag_kept, "all-gather buffer")
+        put(u, "parameters", u.numbers * itemsize)
+        unsharded.add(u.name)
+        ag_kept = u
+        if u.reshard and u is not root:
+            drop(u, "parameters")
+            unsharded.discard(u.name)
+    if ag_kept is not None:  # the root's post-forward frees the last all-gather
+        drop(ag_kept, "all-gather buffer")
+    backward = sorted(units, key=lambda u: u.last, reverse=True)
+    pending: set[str] = set()
+    reduce_kept: Unit | None = None
+
+    def post_backward(u: Unit) -> None:
+        nonlocal reduce_kept, step
+        step = f"{u.name}'s reduce-scatter"
+        sample()
+        drop(u, "parameters")
+        unsharded.discard(u.name)
+        if reduce_kept is not None:
+            drop(reduce_kept, "reduce-scatter input")
+            reduce_kept = None
+        if u.grads:
+            put(u, "reduce-scatter input", u.reduced * reduce_itemsize)
+            drop(u, "gradients")
+            reduce_kept = u
+
+    for i, u in enumerate(backward):
+        step = f"{u.name}'s backward"
+        if u.name not in unsharded:
+            if u.name not in pending:
+                put(u, "all-gather buffer", u.numbers * itemsize)
+            put(u, "parameters", u.numbers * itemsize)
+            drop(u, "all-gather buffer")
+            pending.discard(u.name)
+            unsharded.add(u.name)
+        if i + 1 < len(backward):
+            nxt = backward[i + 1]
+            if nxt.name not in unsharded and nxt.name not in pending:
+                pending.add(nxt.name)
+                put(nxt, "all-gather buffer", nxt.numbers * itemsize)
+        if u is not root:
+            put(u, "gradients", u.grads * itemsize)
+            if u.name not in deferred:
+                post_backward(u)
+    if root is not None:
+        step = "the end of the backward"
+        put(root, "gradients", root.grads * itemsize)
+    for u in forward:  # the final callback: module order, the root first
+        if u.name in deferred:
+            post_backward(u)
+    return peak

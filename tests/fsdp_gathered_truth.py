@@ -125,7 +125,9 @@ def _tied_gradients(sampler: _Sampler, module: Any) -> Any:
     tied = head.weight is embed.weight
 
     class Parts(TorchDispatchMode):
-        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        def __torch_dispatch__(
+            self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+        ) -> Any:
             import torch
 
             out = func(*args, **(kwargs or {}))
@@ -133,9 +135,9 @@ def _tied_gradients(sampler: _Sampler, module: Any) -> Any:
             local = getattr(weight, "_local_tensor", weight)
             shape = (embed.num_embeddings, embed.embedding_dim)
             dtype = sampler.param_dtype or local.dtype
-            if tied and isinstance(out, torch.Tensor) and out._base is None:
-                if tuple(out.shape) == shape and out.dtype == dtype:
-                    sampler.buffered.append(weakref.ref(out))
+            new = tied and isinstance(out, torch.Tensor) and out._base is None
+            if new and tuple(out.shape) == shape and out.dtype == dtype:
+                sampler.buffered.append(weakref.ref(out))
             return out
 
     return Parts()

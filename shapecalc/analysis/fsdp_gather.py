@@ -78,7 +78,36 @@ class Gathered:
 
     bytes: int
     at: str
-    held: tuple[tuple[str, int], ...]
+    #: (unit, what, bytes) alive at the peak
+    held: tuple[tuple[str, str, int], ...]
+
+    def describe(self, itemsize: int, mode: str) -> str:
+        """The account's rule: where the peak is and what is alive then."""
+        units: dict[str, list[str]] = {}
+        for unit, what, _ in self.held:
+            units.setdefault(unit, []).append(what)
+        held = "; ".join(f"{unit}'s {' and '.join(whats)}" for unit, whats in units.items())
+        how = "every unit kept to its backward" if mode == "grad-op" else "one unit at a time"
+        return (
+            f"FSDP2's unsharded tensors at their peak, {self.at}: {held} ({how}, "
+            f"{itemsize} bytes each, rows padded to a multiple of N)"
+        )
+
+
+class _Sizes:
+    """A unit's sizes as its tensors are added."""
+
+    def __init__(self, reshard: bool) -> None:
+        self.reshard = reshard
+        self.numbers = self.grads = self.reduced = 0
+        self.at: list[tuple[int, int]] = []
+
+    def add(self, t: Tensor, copies: int, padded: int, at: tuple[int, int]) -> None:
+        self.numbers += copies * padded
+        if t.trainable:
+            self.grads += copies * t.numel
+            self.reduced += copies * padded
+        self.at.append(at)
 
 
 def _normal(name: str) -> str:
@@ -126,75 +155,47 @@ def fsdp_units(model: Model, ts: Sequence[Tensor], n: int, mode: str) -> list[Un
         ),
         default=None,
     )
-    grouped: dict[str, dict[str, object]] = {}
-
-    def unit(key: str, reshard: bool) -> dict[str, object]:
-        return grouped.setdefault(
-            key,
-            {"numbers": 0, "grads": 0, "reduced": 0, "reshard": reshard, "at": []},
-        )
-
+    grouped: dict[str, _Sizes] = {}
     again = mode != "grad-op"
     for t in ts:
         where = position(t.name)
         rows = t.rows
-        rest = t.numel // rows if rows else 0
-        padded = -(-rows // n) * n * rest if t.shape else n
+        padded = -(-rows // n) * n * (t.numel // rows if rows else 0) if t.shape else n
         prefix, numbers = layer_part(t.name)
         if numbers is not None and where >= 0 and in_run[where]:
             indices = [numbers] if isinstance(numbers, int) else list(numbers)
-            copies = t.copies // len(indices)
             for copy, index in enumerate(indices):
                 name = re.sub(r"(\{[^}]*\}|\d+)$", str(index), prefix)
-                u = unit(name, again)
-                u["numbers"] += copies * padded  # type: ignore[operator]
-                if t.trainable:
-                    u["grads"] += copies * t.numel  # type: ignore[operator]
-                    u["reduced"] += copies * padded  # type: ignore[operator]
-                u["at"].append((where, copy))  # type: ignore[attr-defined]
+                sizes = grouped.setdefault(name, _Sizes(again))
+                sizes.add(t, t.copies // len(indices), padded, (where, copy))
             continue
-        if where == norm or (head and _normal(t.name).startswith(head + ".")):
+        tail = where == norm or (where == embed and embed_tied)
+        if tail or (head is not None and _normal(t.name).startswith(head + ".")):
             key = "tail"
-        elif where == embed and embed_tied:
-            key = "tail"
-        elif where == embed:
-            key = "embed"
         else:
-            key = "root"
-        u = unit(key, again and key == "embed")
-        u["numbers"] += t.copies * padded  # type: ignore[operator]
-        if t.trainable:
-            u["grads"] += t.copies * t.numel  # type: ignore[operator]
-            u["reduced"] += t.copies * padded  # type: ignore[operator]
-        u["at"].append((where, 0))  # type: ignore[attr-defined]
-    names = {
-        "tail": " + ".join(
-            part
-            for part, present in (
-                ("embedding", embed_tied),
-                ("final norm", norm is not None),
-                ("head", head is not None),
-            )
-            if present
+            key = "embed" if where == embed else "root"
+        grouped.setdefault(key, _Sizes(again and key == "embed")).add(
+            t, t.copies, padded, (where, 0)
         )
-        or "tail",
-        "embed": layers[embed].name if embed is not None else "embedding",
+    parts = (("embedding", embed_tied), ("final norm", norm is not None), ("head", bool(head)))
+    names = {
+        "tail": " + ".join(part for part, present in parts if present),
+        "embed": layers[embed].name if embed is not None else "the embedding",
         "root": "the root",
     }
     out = []
-    for key, u in grouped.items():
-        at: list[tuple[int, int]] = u["at"]  # type: ignore[assignment]
+    for key, sizes in grouped.items():
         if key == "root":  # the root's pre-forward runs first, its post-forward last
             first, last = (-1, 0), (len(layers), 0)
         else:
-            first, last = min(at), max(at)
+            first, last = min(sizes.at), max(sizes.at)
         out.append(
             Unit(
                 names.get(key, key),
-                u["numbers"],  # type: ignore[arg-type]
-                u["grads"],  # type: ignore[arg-type]
-                u["reduced"],  # type: ignore[arg-type]
-                bool(u["reshard"]),
+                sizes.numbers,
+                sizes.grads,
+                sizes.reduced,
+                sizes.reshard,
                 first,
                 last,
             )
@@ -215,7 +216,7 @@ def gathered_peak(units: Sequence[Unit], itemsize: int, reduce_itemsize: int) ->
         nonlocal peak
         total = sum(live.values())
         if total > peak.bytes:
-            peak = Gathered(total, step, tuple((f"{u} {w}", b) for (u, w), b in live.items()))
+            peak = Gathered(total, step, tuple((u, w, b) for (u, w), b in live.items()))
 
     def put(unit: Unit, what: str, size: int) -> None:
         if size:

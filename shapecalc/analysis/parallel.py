@@ -643,16 +643,7 @@ def fsdp_gathered(
 
     units = fsdp_units(model, ts, n, mode)
     peak = gathered_peak(units, itemsize, reduce_itemsize)
-    held = "; ".join(f"{what} {size:,}" for what, size in peak.held)
-    kept = "every unit's parameters kept to its backward" if mode == "grad-op" else (
-        "blocks resharded after forward, final norm and head kept"
-    )
-    return GpuLine(
-        "gathered for compute",
-        peak.bytes,
-        f"FSDP2's unsharded tensors at their peak, {peak.at} ({kept}; padded to "
-        f"N, {itemsize} bytes each): {held}",
-    )
+    return GpuLine("gathered for compute", peak.bytes, peak.describe(itemsize, mode))
 
 
 def largest_layer(model: Model) -> int:

@@ -70,6 +70,9 @@ class Unit:
     #: where its forward starts and ends (for the forward and post-forward orders)
     first: tuple[int, int]
     last: tuple[int, int]
+    #: its post-backward waits for the end of the backward: the root, and the unit
+    #: that takes the model's input (which needs no gradient, so no hook fires on it)
+    deferred: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,7 @@ def fsdp_units(model: Model, ts: Sequence[Tensor], n: int, mode: str) -> list[Un
         "embed": layers[embed].name if embed is not None else "the embedding",
         "root": "the root",
     }
+    start = next((i for i, layer in enumerate(layers) if any(layer.spec.params())), -1)
     out = []
     for key, sizes in grouped.items():
         if key == "root":  # the root's pre-forward runs first, its post-forward last
@@ -198,6 +202,7 @@ def fsdp_units(model: Model, ts: Sequence[Tensor], n: int, mode: str) -> list[Un
                 sizes.reshard,
                 first,
                 last,
+                key == "root" or (start, 0) in sizes.at,
             )
         )
     return sorted(out, key=lambda u: u.first)
@@ -228,10 +233,7 @@ def gathered_peak(units: Sequence[Unit], itemsize: int, reduce_itemsize: int) ->
 
     root = next((u for u in units if u.name == "the root"), None)
     forward = list(units)
-    # the first unit to run takes the model's input, which needs no gradient: its
-    # post-backward (and the root's) waits for the end of the backward
-    deferred = {u.name for u in forward if u is root}
-    deferred.update([u.name for u in forward if u is not root][:1])
+    deferred = {u.name for u in forward if u.deferred}
     ag_kept: Unit | None = None
     unsharded: set[str] = set()
     for u in forward:

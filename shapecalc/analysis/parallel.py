@@ -870,6 +870,14 @@ def explain(per: PerGpu) -> tuple[str, ...]:
             "last ranks fewer or none; parameters and gradients are allocated padded to "
             "⌈d₀/N⌉·rest on every rank, the optimizer state on the unpadded shard."
         )
+        lines.append(
+            "Gathered for compute (FSDP2, wrapped as transformers and accelerate wrap it: the "
+            "embedding, each block, the final norm and head kept, the root): the peak over a "
+            "step of the units' unsharded parameters, their all-gather buffers (the forward's "
+            "kept to the next copy-out, the backward's prefetched one unit ahead), the "
+            "unsharded gradients and the reduce-scatter input kept to the next unit's, each "
+            "padded to ⌈d₀/N⌉·N rows at the compute dtype; not the allocator's caching."
+        )
     lines.append(
         "Against DeepSpeed's estimate (--accounting deepspeed): it counts fp32 gradients "
         "besides the compute-dtype ones (18 bytes a parameter, not 16), keeps no ZeRO-1 "

@@ -123,15 +123,16 @@ def fsdp_units(model: Model, ts: Sequence[Tensor], n: int, mode: str) -> list[Un
     from shapecalc.analysis.cost import layer_part
 
     layers = list(model.layers)
-    normal = [_normal(layer.name) for layer in layers]
+    by_name = {_normal(layer.name): i for i, layer in reversed(list(enumerate(layers)))}
 
     def position(name: str) -> int:
-        key = _normal(name)
-        best = -1
-        for i, prefix in enumerate(normal):
-            if key.startswith(prefix + ".") and (best < 0 or len(prefix) > len(normal[best])):
-                best = i
-        return best
+        """The layer a tensor is a parameter of (the longest layer name before it)."""
+        parts = _normal(name).split(".")
+        for k in range(len(parts) - 1, 0, -1):
+            found = by_name.get(".".join(parts[:k]))
+            if found is not None:
+                return found
+        return -1
 
     in_run = [bool(_RUN.search(layer.name)) for layer in layers]
     runs = [i for i, r in enumerate(in_run) if r]

@@ -170,6 +170,22 @@ def _read_of(model: Model, source: str, sources: set[str]) -> tuple[bool, Fracti
     return _read(model.layer(layer).spec, source in sources)
 
 
+def _shapes_bytes(shapes: dict[tuple[tuple[int, ...], str], int], size: int) -> tuple[int, int]:
+    """(bytes of the matrices, which tensor parallelism splits; bytes of the rest) of
+    tensors counted by (shape, dtype), as :attr:`Fit._weight_rows` sums them."""
+    from shapecalc.core.spec import Param
+
+    split = whole = 0
+    for (shape, dtype), count in shapes.items():
+        n = known(Param("", shape, "", dtype=dtype).nbytes(size))
+        assert n is not None  # fit refuses symbolic models
+        if len(shape) >= 2:
+            split += count * n
+        else:
+            whole += count * n
+    return split, whole
+
+
 def _indexless(name: str) -> str:
     from shapecalc.core.tree import split_name, unnumbered
 
@@ -646,7 +662,7 @@ class Fit:
         this batch, context and GPU count."""
         from dataclasses import replace
 
-        from shapecalc.quant import METHODS, method_class, parse_weights, quantize
+        from shapecalc.quant import METHODS, method_class, parse_weights, quantize, stored_shapes
 
         base = self.model.unquantized or self.model
         # the state, the activations and the buffers do not depend on how the weights are
@@ -674,6 +690,15 @@ class Fit:
                 order += 1
                 try:
                     quantization = parse_weights(name)
+                    shapes = stored_shapes(base, quantization) if rest is not None else None
+                    if shapes is not None:  # priced by shape, no tensor named
+                        assert rest is not None
+                        split, whole = _shapes_bytes(shapes, DTYPE_BYTES[self.dtype])
+                        weights = split + whole
+                        on_one = -(-split // self.gpus) + whole
+                        fits = on_one + rest <= self.hardware.memory
+                        tried.append((weights, order, QuantChoice(name, weights, fits)))
+                        continue
                     stored = quantization.method.stored_tensors(base, quantization)
                     if stored is None:
                         model = quantize(base, quantization)

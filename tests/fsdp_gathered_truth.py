@@ -21,6 +21,8 @@ The ranks sample, on entry to and exit from FSDP's own steps (``unshard``,
 - the unsharded gradients autograd leaves on the unsharded parameters,
 - the reduce-scatter input buffers (the one being filled and the last unit's, kept
   until the next unit's reduce-scatter: ``comm_ctx.reduce_scatter_states``),
+- with ``reshard_after_forward`` a number of ranks, each parameter's post-forward shard
+  (``_sharded_post_forward_param_data``),
 
 each storage once; the rank's figure is the largest sum (and, for the record, which
 step it was). Activations, the sharded state and the allocator's caching are not seen.
@@ -92,6 +94,7 @@ class _Sampler:
                 if hasattr(p, "_unsharded_param"):
                     add(p._unsharded_param.grad)
                 add(getattr(p, "_unsharded_accumulated_grad", None))
+                add(getattr(p, "_sharded_post_forward_param_data", None))
             if group._all_gather_result is not None:
                 add(group._all_gather_result.all_gather_output)
         if ctx is not None and hasattr(ctx, "reduce_scatter_states"):

@@ -2,7 +2,7 @@
 FSDP2 runs over gloo on CPU, 2 and 4 ranks: each rank's peak of unsharded parameters,
 all-gather buffers, unsharded gradients and reduce-scatter inputs over a forward and a
 backward (tests/fsdp_gathered_truth.py), for drawn tiny LLaMAs, strategies, mixed
-precision and reduce dtypes."""
+precision, reduce dtypes and ``reshard_after_forward`` as a number of ranks."""
 
 from __future__ import annotations
 
@@ -41,6 +41,8 @@ def configs(draw: Any) -> dict[str, Any]:
         "shard_group": 2,
         "mixed": mixed,
         "reduce_fp32": mixed and draw(st.booleans()),
+        # reshard_after_forward=2 (ranks) under full sharding over 4 ranks
+        "reshard_to": draw(st.sampled_from([0, 2])),
         "batch": draw(st.integers(1, 2)),
         "seq_len": draw(st.integers(1, 4)),
     }
@@ -51,8 +53,11 @@ def ours(config: dict[str, Any], world: int) -> int:
     n = config["shard_group"] if config["mode"] == "hybrid" else world
     size = 2 if config["mixed"] else 4
     reduce = 4 if config["reduce_fp32"] else size
-    line = fsdp_gathered(model, list(tensors(model)), config["mode"], n, size, reduce)
-    if not config["reduce_fp32"]:  # the account's own line: reduced in the compute dtype
+    line = fsdp_gathered(
+        model, list(tensors(model)), config["mode"], n, size, reduce, config["reshard_to"]
+    )
+    # the account's own line: reduced in the compute dtype, resharded to all the ranks
+    if not config["reduce_fp32"] and not config["reshard_to"]:
         cost = analyze(
             model,
             batch=config["batch"],
@@ -82,6 +87,8 @@ def test_fsdp2_peak_gathered_is_the_account(world: int, drawn: list[dict[str, An
 
     if world == 2:  # a hybrid group of 2 over 2 ranks is one group: full sharding
         drawn = [{**c, "mode": "full"} if c["mode"] == "hybrid" else c for c in drawn]
+    # resharding to 2 of the ranks: over 4, under full sharding (2 of 2 is True)
+    drawn = [c if world == 4 and c["mode"] == "full" else {**c, "reshard_to": 0} for c in drawn]
     measured = gathered(world, drawn)
     for config, *real in zip(drawn, *measured, strict=True):
         expected = ours(config, world)
@@ -115,3 +122,15 @@ def test_the_walk_on_a_worked_example() -> None:
         ("model.layers.1", "gradients"),
         ("model.layers.0", "all-gather buffer"),
     }
+
+
+def test_reshard_to_must_divide_the_ranks() -> None:
+    from shapecalc.core.errors import InvalidArgumentError
+
+    model = get("llama")(vocab=13, hidden=4, layers=2, heads=1, intermediate=5).model()
+    with pytest.raises(InvalidArgumentError, match="must divide the 4 ranks"):
+        fsdp_units(model, list(tensors(model)), 4, "full", 3)
+    one = fsdp_units(model, list(tensors(model)), 4, "full", 1)  # FSDP2 takes 1 as False
+    assert one == fsdp_units(model, list(tensors(model)), 4, "grad-op")
+    whole = fsdp_units(model, list(tensors(model)), 4, "full", 4)  # and N as True
+    assert whole == fsdp_units(model, list(tensors(model)), 4, "full")

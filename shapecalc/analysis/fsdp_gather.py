@@ -16,6 +16,10 @@ base ``_fsdp_plan`` ``embed_tokens`` / ``layers.*`` / ``norm``, and
   reshard the root after forward (``_fsdp_state.py``, ``_lazy_init``).
 
 Under ``grad-op`` every unit keeps its parameters from its forward to its backward.
+``reshard_after_forward`` as a number of ranks R (``reshard_to``) keeps, from a resharded
+unit's forward to its backward's all-gather, each rank's 1/R of the padded parameters
+(``_fsdp_param.py``, ``to_sharded_post_forward``: cloned out of the all-gather output,
+freed by ``to_unsharded`` after the backward's copy-out): counted too.
 
 What is counted, each at the unit's padded size (every tensor ``⌈d₀/N⌉·N`` rows, as
 ``_fsdp_param.py`` allocates ``all_gather_outputs`` and ``_fsdp_collectives.py``
@@ -73,6 +77,9 @@ class Unit:
     #: its post-backward waits for the end of the backward: the root, and the unit
     #: that takes the model's input (which needs no gradient, so no hook fires on it)
     deferred: bool = False
+    #: resharded after forward to this many ranks (``reshard_after_forward=R``): each
+    #: keeps 1/R of the gathered numbers until the backward; 0: to all N
+    post_forward: int = 0
 
 
 @dataclass(frozen=True)
@@ -117,9 +124,23 @@ def _normal(name: str) -> str:
     return _RUN.sub(".#", name)
 
 
-def fsdp_units(model: Model, ts: Sequence[Tensor], n: int, mode: str) -> list[Unit]:
+def fsdp_units(
+    model: Model, ts: Sequence[Tensor], n: int, mode: str, reshard_to: int = 0
+) -> list[Unit]:
     """The units of the wrap (see the module) over ``ts`` (named tensors, shared ones
-    once), in forward order; ``mode``: ``full``, ``hybrid`` or ``grad-op``."""
+    once), in forward order; ``mode``: ``full``, ``hybrid`` or ``grad-op``;
+    ``reshard_to``: ``reshard_after_forward`` as a number of ranks (a divisor of ``n``;
+    ``n`` is True, 1 False, 0 the mode's)."""
+    if reshard_to and (reshard_to < 0 or n % reshard_to or mode != "full"):
+        from shapecalc.analysis.parallel_plan import plan_error
+
+        raise plan_error(
+            "reshard_to",
+            reshard_to,
+            f"reshard_after_forward as ranks must divide the {n} ranks, under full sharding",
+        )
+    if reshard_to == 1:  # FSDP2 takes 1 as False
+        mode = "grad-op"
     from shapecalc.analysis.cost import layer_part
 
     layers = list(model.layers)
@@ -204,6 +225,7 @@ def fsdp_units(model: Model, ts: Sequence[Tensor], n: int, mode: str) -> list[Un
                 first,
                 last,
                 key == "root" or (start, 0) in sizes.at,
+                reshard_to if sizes.reshard and 1 < reshard_to < n else 0,
             )
         )
     return sorted(out, key=lambda u: u.first)
@@ -246,6 +268,8 @@ def gathered_peak(units: Sequence[Unit], itemsize: int, reduce_itemsize: int) ->
         unsharded.add(u.name)
         ag_kept = u
         if u.reshard and u is not root:
+            if u.post_forward:
+                put(u, "post-forward shard", u.numbers * itemsize // u.post_forward)
             drop(u, "parameters")
             unsharded.discard(u.name)
     if ag_kept is not None:  # the root's post-forward frees the last all-gather
@@ -274,6 +298,7 @@ def gathered_peak(units: Sequence[Unit], itemsize: int, reduce_itemsize: int) ->
             if u.name not in pending:
                 put(u, "all-gather buffer", u.numbers * itemsize)
             put(u, "parameters", u.numbers * itemsize)
+            drop(u, "post-forward shard")
             drop(u, "all-gather buffer")
             pending.discard(u.name)
             unsharded.add(u.name)

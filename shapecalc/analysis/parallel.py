@@ -635,13 +635,20 @@ def _gathered(
 
 
 def fsdp_gathered(
-    model: Model, ts: list[Tensor], mode: str, n: int, itemsize: int, reduce_itemsize: int
+    model: Model,
+    ts: list[Tensor],
+    mode: str,
+    n: int,
+    itemsize: int,
+    reduce_itemsize: int,
+    reshard_to: int = 0,
 ) -> GpuLine:
     """FSDP2's peak of unsharded tensors over a step
-    (:mod:`shapecalc.analysis.fsdp_gather`), as a line of the account."""
+    (:mod:`shapecalc.analysis.fsdp_gather`), as a line of the account;
+    ``reshard_to``: ``reshard_after_forward`` as a number of ranks."""
     from shapecalc.analysis.fsdp_gather import fsdp_units, gathered_peak
 
-    units = fsdp_units(model, ts, n, mode)
+    units = fsdp_units(model, ts, n, mode, reshard_to)
     peak = gathered_peak(units, itemsize, reduce_itemsize)
     return GpuLine("gathered for compute", peak.bytes, peak.describe(itemsize, mode))
 

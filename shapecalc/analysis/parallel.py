@@ -25,9 +25,10 @@ Two accountings (``accounting``):
     ``_aligned_size`` and ``_partition_param``) pads each parameter to a multiple of N
     and gives every rank ``⌈n/N⌉`` of each.
   - The transient while computing: ZeRO-3 gathers one layer at a time (the largest
-    layer's parameters and gradients whole), FSDP one ``fully_shard`` unit (a repeated
-    block, or the root: the embeddings, final norm and head), grad-op keeps every unit's
-    parameters gathered from the forward to the backward.
+    layer's parameters and gradients whole); under FSDP the peak over a step of what
+    FSDP2 holds unsharded (parameters, all-gather buffers, unsharded gradients,
+    reduce-scatter input), walked unit by unit as it allocates and frees
+    (:mod:`shapecalc.analysis.fsdp_gather`).
   - Adam's ``step`` (a 4-byte tensor per trained tensor for torch's optimizers, one per
     flat partition under ZeRO) is counted with the optimizer state.
 

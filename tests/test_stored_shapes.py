@@ -67,3 +67,18 @@ def test_priced_by_shape_is_the_built_model(command: str, monkeypatch: pytest.Mo
         priced += 1
     if command == "llama":
         assert priced >= 12  # the common formats at least
+
+
+@pytest.mark.parametrize("command", commands())
+def test_the_leaves_listed_child_by_child_are_the_placed_leaves(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``named_parameters()`` lists the leaves by :func:`every_leaf` (a run's node walked
+    once): the same paths and leaves, in the same order, as the general walk of
+    :func:`placed_leaves` with every run child by child; a run with its children
+    interleaved with another's (Jamba's, Gemma 3's) among them."""
+    from shapecalc.core.tree import every_child, every_leaf, placed_leaves
+
+    model = _example_model(command, monkeypatch)
+    walked = [(p.path, p.leaf) for (p,) in placed_leaves((model.root,), every_child)]
+    assert every_leaf(model.root) == walked

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
@@ -265,6 +266,22 @@ def weights_rule(model: Model, itemsize: int, dtype: str) -> str:
     if not (isinstance(others, int) and others == 0):
         parts.append(f"the others {itemsize} bytes each ({dtype}), {count_str(others)} bytes")
     return f"{model.quantization.describe()}: stored as " + ", ".join(parts)
+
+
+#: layer classes a method asks about, by module and name: a module not imported yet
+#: holds no instance, so :func:`loaded` answers without importing it (a pricing of a
+#: model without experts does not load the mixtures' layers)
+EXPERTS = ("shapecalc.layers._experts", "Experts")
+CONV1D = ("shapecalc.layers.transformers", "Conv1D")
+GPT_OSS_EXPERTS = ("shapecalc.layers.transformers", "GptOssExperts")
+
+
+def loaded(spec: LayerSpec, layer: tuple[str, str]) -> Any:
+    """``spec`` when it is an instance of the class ``layer`` names (:data:`EXPERTS`,
+    ...), else None."""
+    module = sys.modules.get(layer[0])
+    cls = getattr(module, layer[1]) if module is not None else None
+    return spec if cls is not None and isinstance(spec, cls) else None
 
 
 def weights_error(field: str, value: Any, message: str, rule: str) -> InvalidArgumentError:

@@ -684,14 +684,19 @@ class Fit:
             rest = plain.total(self.batch, self.seq_len, self.gpus) - plain.weights(self.gpus)[0]
         tried: list[tuple[int, int, QuantChoice]] = []
         order = 0
+        wanted = None if names is None else set(names)
         for quant_method in METHODS:
+            if wanted is not None and not wanted:
+                break  # every name found: the methods after are not imported
             try:
                 aliases = list(method_class(quant_method).aliases) or [quant_method]
             except ShapecalcError:
                 continue
             for name in aliases:
-                if names is not None and name not in names:
-                    continue
+                if wanted is not None:
+                    if name not in wanted:
+                        continue
+                    wanted.discard(name)
                 order += 1
                 try:
                     quantization = parse_weights(name)

@@ -54,15 +54,17 @@ __all__ = [
     "weights_rule",
 ]
 
-#: quant_method (as a config's quantization_config names it) -> the module that holds it
+#: quant_method (as a config's quantization_config names it) -> the module that holds it;
+#: the methods of ``fit``'s common formats first (a search for those names imports no
+#: module after them)
 METHODS: dict[str, str] = {
     "fp8": "shapecalc.quant.fp8",
     "bitsandbytes": "shapecalc.quant.bnb",
-    "mxfp4": "shapecalc.quant.mxfp4",
-    "compressed-tensors": "shapecalc.quant.compressed",
     "gguf": "shapecalc.quant.gguf",
     "gptq": "shapecalc.quant.gptq",
     "awq": "shapecalc.quant.awq",
+    "mxfp4": "shapecalc.quant.mxfp4",
+    "compressed-tensors": "shapecalc.quant.compressed",
 }
 
 
@@ -575,7 +577,7 @@ def stored_shapes(
             return None
         if converted(parts, leaf):
             any_converted = True
-            params: Iterable[Param] = Quantized(leaf.spec, method.at(parts)).params()
+            params: Iterable[Param] = _stored_params(leaf.spec, method.at(parts))
         else:
             params = leaf.spec.params()
         path = join_name(*parts)
@@ -592,6 +594,15 @@ def stored_shapes(
     if not any_converted:
         raise _converts_none(model, quantization)
     return out if skipped == len(ties) else None
+
+
+def _stored_params(spec: LayerSpec, method: Method) -> Iterator[Param]:
+    """:meth:`Quantized.params` but for the tensors' trainable flags (a price needs their
+    shapes and dtypes)."""
+    for param in spec.params():
+        stored = method.stored(spec, param)
+        yield from (param,) if stored is None else stored
+    yield from method.appended(spec, None)
 
 
 def _leaves(

@@ -31,7 +31,6 @@ Sources: ``transformers/integrations/bitsandbytes.py`` (``replace_with_bnb_linea
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -71,6 +70,8 @@ def state_text(
     quant_type: str, dtype: str, shape: tuple[int, int], nested: bool, offset: float = OFFSET
 ) -> str:
     """The JSON text ``QuantState.as_dict(packed=True)`` packs into its uint8 tensor."""
+    import json
+
     state: dict[str, Any] = {
         "quant_type": quant_type,
         "blocksize": BLOCK,

@@ -258,7 +258,8 @@ class MultiheadAttention(LayerSpec):
             other=other,
             other_rule=rule,
             saved=tuple(saved),
-            state=(Stored("key and value cache", (*key[:-1], e), copies=2, per_position=True),),
+            # no state: torch's module keeps nothing from call to call (no cache of keys
+            # and values; a model that wants one keeps it outside)
         )
 
 

@@ -221,7 +221,8 @@ def _qwen3_next(**extra: Any) -> Any:
 def test_megatron_s_refusals() -> None:
     """tp·cp must divide the key heads (and so the value heads, a multiple of them), as
     transformer_config.py asserts; one line naming the flag. The activations: 2-byte
-    ones only, none under --cp; the gated full attention beside it is not derived."""
+    ones only, none under --cp; the gated full attention beside it is counted as its own
+    kind of layer."""
     model = _qwen3_next()
     for plan, pattern in (
         (ParallelPlan(tp=4), r"--tp 4 must divide linear attention's key heads \(Nk = 2\)"),
@@ -231,8 +232,8 @@ def test_megatron_s_refusals() -> None:
             rank_parameters(model, plan)
         assert caught.value.field in ("--tp", "--cp") and "\n" not in str(caught.value)
     assert rank_parameters(model, ParallelPlan(tp=2)).count
-    with pytest.raises(InvalidArgumentError, match="Qwen3-Next's full attention"):
-        activation_bytes(model, ParallelPlan(tp=2), 1, 16)
+    kinds = activation_bytes(model, ParallelPlan(tp=2), 1, 16).kinds
+    assert [kind for kind, _, _ in kinds] == ["linear-attention dense", "gated-attention dense"]
     with pytest.raises(InvalidArgumentError, match="2-byte") as caught:
         gated_delta_net_lines((2, 4, 3, 5, 3), 16, ParallelPlan(tp=2), 9, 1, 4)
     assert caught.value.field == "itemsize"

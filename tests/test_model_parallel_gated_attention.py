@@ -340,3 +340,35 @@ def test_command_line(width: int) -> None:
     refused = CliRunner().invoke(cli, [*args, "--memory", "--dtype", "fp32"], env=env)
     assert refused.exit_code == 2 and refused.output.count("\n") == 1, refused.output
     assert "2-byte" in refused.output
+
+
+def test_qwen_moe_routing_weights_in_the_activations_dtype() -> None:
+    """Qwen2-MoE's router casts its top-k weights as Qwen3-Next's does
+    (``router_top_value.to(router_logits.dtype)``): in bf16 the experts keep 2 bytes a
+    visit, and a Qwen-MoE model's mixture counts them so."""
+    from transformers import Qwen2MoeConfig
+    from transformers.models.qwen2_moe.modeling_qwen2_moe import Qwen2MoeSparseMoeBlock
+
+    from shapecalc.adapters.hf_config import from_hf_config
+
+    h, e, k, i, shared, t = 16, 4, 2, 8, 12, 10
+    sizes = dict(hidden_size=h, moe_intermediate_size=i, num_experts=e, num_experts_per_tok=k)
+    sizes.update(shared_expert_intermediate_size=shared, norm_topk_prob=True)
+    config = Qwen2MoeConfig(**sizes)
+    config._experts_implementation = "eager"
+    block = Qwen2MoeSparseMoeBlock(config).to(torch.bfloat16)
+    for p in block.parameters():
+        p.data.normal_(0, 0.1)
+    x = torch.randn(1, t, h, dtype=torch.bfloat16, requires_grad=True)
+    plan = ParallelPlan()
+    lines = (
+        *mixture_lines(e, k, i, h, plan, t, 1, 2, 2),
+        *shared_expert_lines(shared, True, h, plan, t, 1, 2),
+    )
+    assert kept_bytes(block, [x]) == 2 * t * h + sum(line.bytes for line in lines)
+    model = from_hf_config(
+        {**sizes, "model_type": "qwen2_moe", "num_attention_heads": 4, "num_key_value_heads": 2,
+         "num_hidden_layers": 1, "vocab_size": 40, "intermediate_size": 8}
+    )  # fmt: skip
+    layer = {x.what: x.bytes for x in activation_bytes(model, plan, 1, t).layer}
+    assert layer["routing weight per visit"] == 2 * t * k

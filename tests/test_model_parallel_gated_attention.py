@@ -310,6 +310,10 @@ def test_the_80b_per_gpu(tmp_path: Path, tp: int) -> None:
     assert kv in result.output
     assert "gated-attention mixture layer" in result.output
     assert "linear-attention mixture layer" in result.output
+    if tp == 4:
+        plain = [a for a in args if a not in ("--memory", "--shapes")]
+        fit = CliRunner().invoke(cli, ["fit", *plain, "--gpu", "h100"], env=env)
+        assert fit.exit_code in (0, 1) and "activations" in fit.output, fit.output
 
 
 @pytest.mark.parametrize("width", [80, 200])
@@ -340,6 +344,9 @@ def test_command_line(width: int) -> None:
     refused = CliRunner().invoke(cli, [*args, "--memory", "--dtype", "fp32"], env=env)
     assert refused.exit_code == 2 and refused.output.count("\n") == 1, refused.output
     assert "2-byte" in refused.output
+    refused = CliRunner().invoke(cli, [*args, "--memory", "--cp", "2"], env=env)
+    assert refused.exit_code == 2 and refused.output.count("\n") == 1, refused.output
+    assert "'--cp'" in refused.output and "gated attention" in refused.output
 
 
 def test_qwen_moe_routing_weights_in_the_activations_dtype() -> None:

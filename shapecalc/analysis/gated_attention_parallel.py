@@ -58,7 +58,9 @@ def gated_attention_kept(
     formula, bytes), counted once per storage. The rotary cos and sin tables are the
     model's, shared by every layer (:func:`rotary_tables`). With ``selective``
     (Megatron's recomputed core attention: ``softmax(q·kᵀ)·v`` checkpointed), the core
-    attention keeps its inputs instead of its insides.
+    attention keeps its inputs instead of its insides. The keys and values ``repeat_kv``
+    repeats to ``a`` heads are copies (matmul's batched reshape copies them), except for
+    one key-value head and one sequence, where every reshape is a view of the head's.
 
     >>> sum(x[2] for x in gated_attention_kept(16, 4, 2, 8, 2, 5, 2))
     9504
@@ -88,12 +90,16 @@ def gated_attention_kept(
             )
         )
     else:
+        out.append(("rotated q", "p·s·b·a·d", p * tokens * a * d))
+        if b == 1 and k == 1:  # repeat_kv's expand and matmul's reshape stay views
+            out.append(
+                ("k and v (views of one head, one sequence)", "2·p·s·b·d", 2 * p * tokens * d)
+            )
+        else:
+            out.append(
+                ("keys and values repeated to a heads", "2·p·s·b·a·d", 2 * p * tokens * a * d)
+            )
         out += [
-            (
-                "rotated q, keys and values repeated to a heads",
-                "3·p·s·b·a·d",
-                3 * p * tokens * a * d,
-            ),
             (
                 "softmax output (fp32) and its p-byte copy",
                 "(4 + p)·a·s²·b",

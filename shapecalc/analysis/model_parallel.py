@@ -1200,9 +1200,14 @@ def activation_bytes(
         " p = 2, k = a, a·d = h, F = 4h, with dropout",
     ]
     if any(run.gdn for run in kinds):
+        heads = (
+            "Nk/(t·cp) and Nv/(t·cp) heads over the cp·s tokens"
+            if cp > 1
+            else "Nk/t and Nv/t heads"
+        )
         notes.append(
             "linear attention: what autograd keeps in transformers' torch path of a Gated"
-            " DeltaNet of Nk/t and Nv/t heads (Megatron-LM's GatedDeltaNet split)"
+            f" DeltaNet of {heads} (Megatron-LM's GatedDeltaNet split)"
         )
     if gated is not None:
         notes.append(
@@ -1218,7 +1223,7 @@ def activation_bytes(
         )
     if flash:
         notes.append("fused attention kernel: no a·s² terms (its softmax statistics not counted)")
-    elif cp > 1:
+    elif cp > 1 and any(run.a for run in kinds):
         notes.append(
             "context parallelism runs a fused attention kernel (Transformer Engine's in"
             " Megatron-LM): no a·s² terms"

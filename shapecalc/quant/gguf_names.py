@@ -47,6 +47,7 @@ Cohere2Model) and gguf-py 0.19's
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -161,7 +162,7 @@ class Family:
     #: what the conversion does beyond renaming, said once by ``inspect``
     notes: tuple[str, ...] = ()
 
-    @property
+    @functools.cached_property
     def pattern(self) -> re.Pattern[str]:
         return re.compile(rf"^{re.escape(self.layers)}\.(\d+)\.(.+)$")
 

@@ -280,8 +280,9 @@ def test_refusals() -> None:
         assert caught.value.field == field and "\n" not in str(caught.value)
     with pytest.raises(InvalidArgumentError, match="fused kernel") as caught:
         gated_attention_lines((4, 2, 4, 2), 16, ParallelPlan(tp=2), 8, 1, 2, flash=True)
-    with pytest.raises(InvalidArgumentError, match="gated or linear attention"):
+    with pytest.raises(InvalidArgumentError, match="gated or linear attention") as caught:
         megatron_args(model, ParallelPlan(tp=2), 1, 16)
+    assert caught.value.field == "--accounting"
 
 
 def _80b(tmp_path: Path) -> str:

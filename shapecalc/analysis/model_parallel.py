@@ -1637,10 +1637,11 @@ def megatron_args(
     defaults to it)."""
     runs = _structures(model)
     if any(run.gdn or run.gated_attention for _, run in runs):
-        raise _refuse(
-            model,
-            "Megatron's formula counts plain attention; this model's gated or linear"
-            " attention is not in it (give --accounting shapecalc)",
+        raise plan_error(
+            "--accounting",
+            "megatron",
+            "Megatron-LM's theoretical memory counts plain attention; this model's gated or"
+            " linear attention is not in it: give --accounting shapecalc",
         )
     dense = {run.f for _, run in runs if not run.experts}
     moe = {run for _, run in runs if run.experts}

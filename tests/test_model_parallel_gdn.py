@@ -194,6 +194,36 @@ def test_a_rank_keeps_what_autograd_keeps(case: Any, b: int, s: int, dtype: str)
         assert sum(line[2] for line in split) == kept - 2 * b * s * h * (tp - 1) // tp
 
 
+@settings(max_examples=6, deadline=None)
+@given(
+    st.sampled_from([1, 2]),
+    st.integers(1, 2),
+    st.integers(1, 2),
+    st.sampled_from([5, 40]),
+    st.sampled_from(["bfloat16", "float16"]),
+)
+def test_context_parallel_keeps_its_heads_over_the_whole_sequence(
+    tp: int, groups: int, b: int, s: int, dtype: str
+) -> None:
+    """Under --cp 2 (Megatron's all-to-all from the rank's s tokens to every token of
+    its heads and back): in_proj's input for the rank's s tokens, and what a layer of
+    Nk/(t·cp) and Nv/(t·cp) heads keeps over the 2·s tokens, measured; the per-rank
+    formulas say so."""
+    cp = 2
+    nk, nv, dk, dv, w, h = tp * cp * groups, 2 * tp * cp * groups, 3, 2, 3, 8
+    kind = getattr(torch, dtype)
+    module = layer(h, nk // (tp * cp), nv // (tp * cp), dk, dv, w).to(kind)
+    x = torch.randn(b, cp * s, h, dtype=kind, requires_grad=True)
+    kept = held_bytes(module, [x]) - 2 * b * cp * s * h + 2 * b * s * h
+    for sp in (False, True) if tp > 1 and s % tp == 0 else (False,):
+        plan = ParallelPlan(tp=tp, cp=cp, sequence_parallel=sp)
+        lines = gated_delta_net_lines((nk, nv, dk, dv, w), h, plan, s, b, 2)
+        assert sum(line[2] for line in lines) == kept - (
+            2 * b * s * h * (tp - 1) // tp if sp else 0
+        )
+    assert "cp·s·b" in lines[2][1] and ("Nv/cp" in lines[2][1] or "Nv/(t·cp)" in lines[2][1])
+
+
 def test_a_layer_of_linear_attention_and_an_mlp() -> None:
     """A Qwen3-Next of linear-attention layers and dense MLPs: each layer keeps the two
     norms' inputs, the rank's Gated DeltaNet, the dropout masks, the MLP's input and
@@ -221,7 +251,8 @@ def _qwen3_next(**extra: Any) -> Any:
 def test_megatron_s_refusals() -> None:
     """tp·cp must divide the key heads (and so the value heads, a multiple of them), as
     transformer_config.py asserts; one line naming the flag. The activations: 2-byte
-    ones only, none under --cp; the gated full attention beside it is not derived."""
+    ones only; the gated full attention beside it is counted as its own
+    kind of layer."""
     model = _qwen3_next()
     for plan, pattern in (
         (ParallelPlan(tp=4), r"--tp 4 must divide linear attention's key heads \(Nk = 2\)"),
@@ -231,13 +262,13 @@ def test_megatron_s_refusals() -> None:
             rank_parameters(model, plan)
         assert caught.value.field in ("--tp", "--cp") and "\n" not in str(caught.value)
     assert rank_parameters(model, ParallelPlan(tp=2)).count
-    with pytest.raises(InvalidArgumentError, match="Qwen3-Next's full attention"):
-        activation_bytes(model, ParallelPlan(tp=2), 1, 16)
+    kinds = activation_bytes(model, ParallelPlan(tp=2), 1, 16).kinds
+    assert [kind for kind, _, _ in kinds] == ["linear-attention dense", "gated-attention dense"]
     with pytest.raises(InvalidArgumentError, match="2-byte") as caught:
         gated_delta_net_lines((2, 4, 3, 5, 3), 16, ParallelPlan(tp=2), 9, 1, 4)
     assert caught.value.field == "itemsize"
-    with pytest.raises(InvalidArgumentError, match="--cp"):
-        gated_delta_net_lines((2, 4, 3, 5, 3), 16, ParallelPlan(cp=2), 8, 1, 2)
+    with pytest.raises(InvalidArgumentError, match=r"--cp 4 must divide .* \(Nk = 2\)"):
+        gated_delta_net_lines((2, 4, 3, 5, 3), 16, ParallelPlan(cp=4), 8, 1, 2)
 
 
 def test_other_linear_attention_stays_refused() -> None:

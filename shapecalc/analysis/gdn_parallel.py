@@ -200,25 +200,33 @@ def gated_delta_net_lines(
     heads: tuple[int, int, int, int, int], h: int, plan: ParallelPlan, s: int, b: int, p: int
 ) -> tuple[tuple[str, str, int], ...]:
     """What one Gated DeltaNet layer keeps on one of ``tp`` ranks, one micro-batch of
-    ``b`` sequences of ``s`` tokens: the layer of Nk/t and Nv/t heads a rank runs (see
-    :func:`gated_delta_net_kept`), with in_proj's h-wide input ``/t`` under sequence
-    parallelism (each rank keeps its shard and gathers it again for the backward pass,
-    as for Megatron's other column-parallel layers). (what, formula, bytes) each.
+    ``b`` sequences of ``s`` tokens a rank holds (the sequence over ``cp``): the layer of
+    Nk/t and Nv/t heads a rank runs (see :func:`gated_delta_net_kept`), with in_proj's
+    h-wide input ``/t`` under sequence parallelism (each rank keeps its shard and gathers
+    it again for the backward pass, as for Megatron's other column-parallel layers).
+
+    Under context parallelism Megatron-LM's GatedDeltaNet (gdn.py lines 166-182 and
+    common.py lines 347-368 at d98e8a6) projects the rank's s tokens, trades them all-to-
+    all for every token of its Nk/(t·cp) and Nv/(t·cp) heads, runs the convolution, the
+    rule and the gated norm on those heads over the whole sequence (cp·s tokens), and
+    trades back for out_proj: the rank keeps in_proj's input for its s tokens and what a
+    layer of Nk/(t·cp) and Nv/(t·cp) heads keeps over cp·s tokens (out_proj's input the
+    same bytes in either layout). (what, formula, bytes) each.
 
     ``heads`` is (Nk, Nv, Dk, Dv, W) of the whole layer."""
     nk, nv, dk, dv, w = heads
-    t = plan.tp
-    if plan.cp > 1:
-        raise plan_error(
-            "--cp", plan.cp, "linear attention's activations under --cp are not derived here"
-        )
+    t, cp = plan.tp, plan.cp
     check_heads(nk, nv, plan)
     sp = t if plan.sequence_parallel else 1
-    kept = gated_delta_net_kept(h, nk // t, nv // t, dk, dv, w, b, s, p)
+    kept = gated_delta_net_kept(h, nk // (t * cp), nv // (t * cp), dk, dv, w, b, s * cp, p)
     (what, _, _), *rest = kept
-    per = "/t" if t > 1 else ""
+    per = "/(t·cp)" if cp > 1 and t > 1 else "/cp" if cp > 1 else "/t" if t > 1 else ""
+
+    def ranked(formula: str) -> str:
+        out = formula.replace("Nv", f"Nv{per}").replace("C", f"C{per}")
+        if cp > 1:  # the whole sequence: cp·s tokens, T = 64·⌈cp·s/64⌉
+            out = out.replace("s·b", "cp·s·b").replace("2s", "2·cp·s")
+        return out
+
     first = (what, f"p·s·b·h{'/t' if sp > 1 else ''}", p * s * b * h // sp)
-    return (
-        first,
-        *((x, f.replace("Nv", f"Nv{per}").replace("C", f"C{per}"), v) for x, f, v in rest),
-    )
+    return (first, *((x, ranked(f), v) for x, f, v in rest))

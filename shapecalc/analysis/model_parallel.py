@@ -816,6 +816,11 @@ class _Shape:
     #: a layer whose token mixer is a Gated DeltaNet (Qwen3-Next's linear attention):
     #: its key heads, value heads, their widths and the convolution's taps
     gdn: tuple[int, int, int, int, int] | None = None
+    #: a layer whose attention gates its output (Qwen3-Next's full attention): its query
+    #: heads, key-value heads, head size and rotary width
+    gated_attention: tuple[int, int, int, int] | None = None
+    #: the router hands the experts its top-k weights in the activations' dtype (else fp32)
+    routing_cast: bool = False
 
 
 #: a leaf without a role: its part, by its attribute name as transformers' families spell it
@@ -880,7 +885,7 @@ def _structures(model: Model) -> list[tuple[tuple[int, ...], _Shape]]:
             roles.setdefault(_role(layer), _int_shape(row))
             specs.setdefault(_role(layer), layer)
     out = [(numbers, _run_shape(model, roles, specs)) for numbers, (roles, specs) in runs.items()]
-    attention = {(s.h, s.a, s.k, s.d) for _, s in out}
+    attention = {(s.h, s.a, s.k, s.d) for _, s in out if s.gdn is None}
     if len(attention) > 1:
         raise _refuse(model, "the paper's layers are all alike; this model's attention differs")
     return sorted(out)
@@ -918,13 +923,18 @@ def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], specs: dict[str,
             "only a mixture of SwiGLU experts (Mixtral's, Qwen-MoE's) is derived here;"
             " this model's experts differ",
         )
-    if "query and gate" in roles:
+    gated_attention = "query and gate" in roles
+    if gated_attention and not {"key", "value", "query norm", "key norm"} <= roles.keys():
         raise _refuse(
             model,
-            "attention whose query projection also makes an output gate (Qwen3-Next's"
-            " full attention) is not derived here",
+            "attention whose query projection also makes an output gate is derived for"
+            " Qwen3-Next's (separate keys and values, q and k norms)",
         )
-    attention = {"query", "key", "value"} <= roles.keys() or "query, key and value" in roles
+    attention = (
+        {"query", "key", "value"} <= roles.keys()
+        or "query, key and value" in roles
+        or gated_attention
+    )
     mlp = ("up" in roles or "gate and up" in roles) and "down" in roles
     if gdn is not None and not (mlp or mixture):
         raise _refuse(model, "a Gated DeltaNet layer is derived here beside an MLP or experts")
@@ -944,27 +954,43 @@ def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], specs: dict[str,
     if gdn is not None:
         heads = d = k = 0
         h = h or known(_inner(specs["linear attention"].spec).hidden_size) or 0
-    elif "query" in roles:
-        q, kv = out("query"), out("key")
-        d = q // heads
+    elif "query" in roles or gated_attention:
+        q, kv = out("query" if "query" in roles else "query and gate"), out("key")
+        d = q // heads // (2 if gated_attention else 1)
         k = kv // d
     else:
         d = known(model.sizes.get("D", 0)) or (h // heads)
         k = (out("query, key and value") // d - heads) // 2
     h = h or (roles["output projection"][0])
     vocab = _vocabulary(model, {layer.name: layer for layer in model.layers})
+    gated_dims = None
+    if gated_attention:
+        from shapecalc.analysis.gated_attention_parallel import rotary_width
+        from shapecalc.core.tree import find_node
+
+        block = find_node(model.root, tuple(split_name(_parent(specs["query and gate"].name))))
+        turned = rotary_width(getattr(block, "flow", None), d)
+        gated_dims = (heads, k, d, turned)
     if mixture:
         spec = specs["experts"].spec
         experts, top_k = known(spec.num_experts), known(spec.top_k)  # type: ignore[attr-defined]
         width = known(spec.intermediate_size)  # type: ignore[attr-defined]
         shared = out("shared expert up") if "shared expert up" in roles else 0
+        if not shared and "up" in roles and "shared_expert" in split_name(specs["up"].name):
+            shared = out("up")  # a shared expert declared as a gated MLP (Qwen3-Next's)
         gate = "shared expert's sigmoid gate" in roles
         return _Shape(h, heads, k, d, 0, True, vocab, experts or 0, top_k or 0, width or 0,
-                      shared, gate, gdn=gdn)  # fmt: skip
+                      shared, gate, gdn=gdn, gated_attention=gated_dims,
+                      routing_cast=model.kind in _CAST_ROUTERS)  # fmt: skip
     gated = "gate" in roles or "gate and up" in roles
     f = out("up") if "up" in roles else out("gate and up") // 2
-    return _Shape(h, heads, k, d, f, gated, vocab, gdn=gdn)
+    return _Shape(h, heads, k, d, f, gated, vocab, gdn=gdn, gated_attention=gated_dims)
 
+
+#: families whose transformers router casts its top-k weights to the activations' dtype
+#: before the experts keep them (``router_top_value.to(router_logits.dtype)`` in
+#: Qwen2MoeTopKRouter, Qwen3MoeTopKRouter, Qwen3NextTopKRouter); Mixtral's stay fp32
+_CAST_ROUTERS = frozenset({"qwen_moe", "qwen3_next"})
 
 _MAMBA2_ROLES = frozenset(
     {"state space", "convolution", "input projection", "norm", "output projection", "RMSNorm"}
@@ -1130,6 +1156,11 @@ def activation_bytes(
         else:
             batches = in_flight * count
         kind = ("mixture" if run.experts else "dense") if len(kinds) > 1 else ""
+        if kind and len({(r.gdn is None, r.gated_attention is None) for r in kinds}) > 1:
+            mixer = (
+                "linear-attention" if run.gdn else "gated-attention" if run.gated_attention else ""
+            )
+            kind = f"{mixer} {kind}".strip()
         blocks.append((kind, lines, batches))
         if run.experts:
             sizes.update(E=run.experts, k_e=run.top_k, I=run.expert_f, ep=plan.ep)
@@ -1139,6 +1170,8 @@ def activation_bytes(
             sizes["F"] = run.f
         if run.gdn:
             sizes.update(zip(("Nk", "Nv", "Dk", "Dv", "W"), run.gdn, strict=True))
+        if run.gated_attention:
+            sizes.update(zip(("a", "k", "d", "r"), run.gated_attention, strict=True))
     ends = [ActivationLine("token ids (int64)", "8·s·b per micro-batch", 8 * s * b * in_flight)]
     if dropout:
         ends.append(
@@ -1148,6 +1181,12 @@ def activation_bytes(
                 s * b * h // sp * in_flight,
             )
         )
+    gated = next((run.gated_attention for run in kinds if run.gated_attention), None)
+    if gated is not None and plan.recompute != "full":
+        from shapecalc.analysis.gated_attention_parallel import rotary_tables
+
+        what, formula, value = rotary_tables(gated[3], s, b, p)
+        ends.append(ActivationLine(what, f"{formula} per micro-batch", value * in_flight))
     if pp == 1:
         ends.append(ActivationLine("final norm's input", f"p·s·b·h{split}", p * s * b * h // sp))
         ends.append(ActivationLine("head's input", f"p·s·b·h{split}", p * s * b * h // sp))
@@ -1161,9 +1200,19 @@ def activation_bytes(
         " p = 2, k = a, a·d = h, F = 4h, with dropout",
     ]
     if any(run.gdn for run in kinds):
+        heads = (
+            "Nk/(t·cp) and Nv/(t·cp) heads over the cp·s tokens"
+            if cp > 1
+            else "Nk/t and Nv/t heads"
+        )
         notes.append(
             "linear attention: what autograd keeps in transformers' torch path of a Gated"
-            " DeltaNet of Nk/t and Nv/t heads (Megatron-LM's GatedDeltaNet split)"
+            f" DeltaNet of {heads} (Megatron-LM's GatedDeltaNet split)"
+        )
+    if gated is not None:
+        notes.append(
+            "gated attention: what autograd keeps in transformers' eager Qwen3NextAttention"
+            " of a/t query and k/t key-value heads (Megatron-LM's attention_output_gate)"
         )
     if any(run.gated and not run.experts for run in kinds):
         notes.append("gated MLP: 3·p·s·b·F (Megatron's fused SwiGLU recomputes its product)")
@@ -1174,7 +1223,7 @@ def activation_bytes(
         )
     if flash:
         notes.append("fused attention kernel: no a·s² terms (its softmax statistics not counted)")
-    elif cp > 1:
+    elif cp > 1 and any(run.a for run in kinds):
         notes.append(
             "context parallelism runs a fused attention kernel (Transformer Engine's in"
             " Megatron-LM): no a·s² terms"
@@ -1221,6 +1270,13 @@ def _layer_lines(
 
         for what, formula, value in gated_delta_net_lines(shape.gdn, h, plan, s, b, p):
             add(what, formula, value)
+    elif shape.gated_attention is not None:  # Qwen3-Next's full attention, a rank's heads
+        from shapecalc.analysis.gated_attention_parallel import gated_attention_lines
+
+        for what, formula, value in gated_attention_lines(
+            shape.gated_attention, h, plan, s, b, p, flash=flash
+        ):
+            add(what, formula, value)
     else:
         add("attention's input", f"p·s·b·h{split}", p * s * b * h // sp)
         add("Q and K", f"p·s·b·(a+k)·d{tp_}", p * s * b * (a * d // t + kv * d // t))
@@ -1235,7 +1291,10 @@ def _layer_lines(
         add("attention dropout mask", f"s·b·h{split}", s * b * h // sp)
     add("MLP's input", f"p·s·b·h{split}", p * s * b * h // sp)
     if shape.experts:
-        lines.extend(mixture_lines(shape.experts, shape.top_k, shape.expert_f, h, plan, s, b, p))
+        weight = p if shape.routing_cast else 4
+        lines.extend(
+            mixture_lines(shape.experts, shape.top_k, shape.expert_f, h, plan, s, b, p, weight)
+        )
         if shape.shared_f:
             lines.extend(shared_expert_lines(shape.shared_f, shape.shared_gate, h, plan, s, b, p))
     elif shape.gated:
@@ -1248,7 +1307,15 @@ def _layer_lines(
 
 
 def mixture_lines(
-    experts: int, top_k: int, width: int, h: int, plan: ParallelPlan, s: int, b: int, p: int
+    experts: int,
+    top_k: int,
+    width: int,
+    h: int,
+    plan: ParallelPlan,
+    s: int,
+    b: int,
+    p: int,
+    weight_bytes: int = 4,
 ) -> tuple[ActivationLine, ...]:
     """What a mixture of SwiGLU experts keeps for the backward pass on one rank, one
     micro-batch, derived per Korthikanti et al. from the tensors transformers' eager
@@ -1266,8 +1333,9 @@ def mixture_lines(
       lines 741-750 at d98e8a6), each keeping the token gathered, the expert's output and
       its weighted output, ``3·p·h``, whole; the gate and up outputs, SiLU's output and
       the down projection's input, ``4·p·I/t`` (each expert column- and row-parallel
-      over Megatron's expert tensor-parallel size, tp); the routing weight (fp32, 4) and
-      the token's row and slot (int64, 16).
+      over Megatron's expert tensor-parallel size, tp); the routing weight
+      (``weight_bytes``: fp32, 4, as Mixtral's router leaves it; ``p`` where the router
+      casts it, as Qwen-MoE's and Qwen3-Next's do) and the token's row and slot (int64, 16).
 
     >>> [line.bytes for line in mixture_lines(8, 2, 32, 64, ParallelPlan(), 16, 1, 2)]
     [512, 256, 192, 12288, 8192, 128, 512]
@@ -1292,7 +1360,11 @@ def mixture_lines(
             f"4·p·s·b·k·I{tp_}",
             4 * p * visits * width // t,
         ),
-        ActivationLine("routing weight per visit (fp32)", "4·s·b·k", 4 * visits),
+        ActivationLine(
+            "routing weight per visit" + (" (fp32)" if weight_bytes == 4 else ""),
+            f"{'4' if weight_bytes == 4 else 'p'}·s·b·k",
+            weight_bytes * visits,
+        ),
         ActivationLine("token's row and slot per visit (int64)", "16·s·b·k", 16 * visits),
     )
 
@@ -1564,6 +1636,13 @@ def megatron_args(
     or the experts' when every layer is a mixture, as Megatron's ``moe_ffn_hidden_size``
     defaults to it)."""
     runs = _structures(model)
+    if any(run.gdn or run.gated_attention for _, run in runs):
+        raise plan_error(
+            "--accounting",
+            "megatron",
+            "Megatron-LM's theoretical memory counts plain attention; this model's gated or"
+            " linear attention is not in it: give --accounting shapecalc",
+        )
     dense = {run.f for _, run in runs if not run.experts}
     moe = {run for _, run in runs if run.experts}
     if len(dense) > 1 or len(moe) > 1:

@@ -931,7 +931,7 @@ def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], specs: dict[str,
     h = h or (roles["output projection"][0])
     vocab = _vocabulary(model, {layer.name: layer for layer in model.layers})
     if mixture:
-        spec = specs["experts"].spec
+        spec = _inner(specs["experts"].spec)
         experts, top_k = known(spec.num_experts), known(spec.top_k)  # type: ignore[attr-defined]
         width = known(spec.intermediate_size)  # type: ignore[attr-defined]
         shared = out("shared expert up") if "shared expert up" in roles else 0
@@ -1078,6 +1078,9 @@ def activation_bytes(
             " Megatron-LM requires (megatron/core/transformer/moe/moe_layer.py)",
         )
     rank = rank_parameters(model, plan, vocab_multiple=vocab_multiple)
+    from shapecalc.analysis.lora_parallel import adapted, lora_runs
+
+    adapters = lora_runs(model) if adapted(model) else None  # a frozen base, its adapters
     p, h = itemsize, shape.h
     split = "/t" if sp > 1 else ""
     tp_ = "/t" if t > 1 else ""
@@ -1100,6 +1103,9 @@ def activation_bytes(
     blocks: list[tuple[str, tuple[ActivationLine, ...], int]] = []
     for run, count in kinds.items():
         lines = _layer_lines(run, plan, s, b, p, flash=flash, dropout=dropout)
+        if adapters is not None:
+            alike = [numbers for numbers, other in runs if other == run]
+            lines = adapters.layer(alike, lines, run, plan, s, b, p)
         if plan.virtual_stages > 1:
             chunk = len(first.layers) // plan.virtual_stages
             v = plan.virtual_stages
@@ -1131,10 +1137,17 @@ def activation_bytes(
                 "logits in fp32 for the loss", f"4·s·b·V{tp_}", 4 * s * b * rank.vocab // t
             )
         )
+    if adapters is not None:
+        ends = adapters.ends(ends, plan, s, b, p, in_flight, h)
     notes = [
         "Korthikanti et al. (arXiv:2205.05198): per layer s·b·h·(34 + 5·a·s/h) bytes at"
         " p = 2, k = a, a·d = h, F = 4h, with dropout",
     ]
+    if adapters is not None:
+        notes.append(
+            "LoRA: the frozen base keeps no linear layer's input; each adapter keeps lora_A's"
+            " input (a float32 copy at 16 bits) and output (float32, r wide)"
+        )
     if any(run.gated and not run.experts for run in kinds):
         notes.append("gated MLP: 3·p·s·b·F (Megatron's fused SwiGLU recomputes its product)")
     if mixture:

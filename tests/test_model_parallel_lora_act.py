@@ -1,0 +1,216 @@
+"""A LoRA model's per-rank activations (shapecalc.analysis.lora_parallel): against what
+autograd keeps in one tensor-parallel rank's slice of a Llama layer, run here on CPU
+with peft's adapters (the rank's heads, key-value heads and MLP width, the adapters
+peft builds on them, which are the per-rank shapes rank_parameters gives: a
+column-parallel layer's lora_B split, a row-parallel layer's lora_A), and in the CLI."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shapecalc.adapt.lora import LoraConfig, lora
+from shapecalc.analysis.model_parallel import activation_bytes, rank_parameters
+from shapecalc.analysis.parallel_plan import ParallelPlan
+from shapecalc.architectures.llama import llama
+from shapecalc.core.errors import InvalidArgumentError
+from tests.test_lora import LLAMA, _kept
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+peft = pytest.importorskip("peft")
+
+LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def _slice_kept(
+    sizes: dict[str, int], dtype: Any, how: str, lc: LoraConfig | None = None
+) -> tuple[int, dict[str, tuple[int, ...]]]:
+    """Bytes autograd keeps for one forward of the rank's slice of a Llama decoder layer
+    (eager attention) whose input carries a gradient, as a layer after the first adapted
+    one does; ``how``: ``trained`` (the linear layers trained, the norms frozen, as
+    Korthikanti counts a norm's input alone), ``frozen`` or ``peft`` (peft's adapters on
+    the frozen layer). Also the adapters' shapes, by module."""
+    t = sizes["t"]
+    config = transformers.LlamaConfig(
+        vocab_size=32, hidden_size=sizes["h"], num_attention_heads=sizes["a"] // t,
+        num_key_value_heads=sizes["k"] // t, head_dim=sizes["d"],
+        intermediate_size=sizes["F"] // t, num_hidden_layers=1,
+    )  # fmt: skip
+    config._attn_implementation = "eager"
+    torch.manual_seed(0)
+    model: Any = transformers.LlamaForCausalLM(config).to(dtype)
+    shapes: dict[str, tuple[int, ...]] = {}
+    if how == "peft":
+        assert lc is not None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = peft.get_peft_model(model, peft.LoraConfig(**lc.peft_kwargs()))
+        shapes = {
+            n: tuple(p.shape) for n, p in model.named_parameters() if ".lora_" in n and "layers" in n
+        }
+        inner = model.base_model.model.model
+    else:
+        inner = model.model
+        for name, p in model.named_parameters():
+            p.requires_grad_(how == "trained" and "norm" not in name)
+    layer = inner.layers[0]
+    b, s, h = sizes["b"], sizes["s"], sizes["h"]
+    x = torch.randn(b, s, h, dtype=dtype, requires_grad=True)
+    rope = inner.rotary_emb(x, torch.arange(s)[None].expand(b, s))
+
+    class One(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = layer
+
+        def forward(self, x: Any) -> Any:
+            return self.layer(x, position_embeddings=rope, attention_mask=None)
+
+    return _kept(One(), [x]), shapes
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[dict[str, int], tuple[str, ...], bool, str]:
+    t = draw(st.sampled_from([1, 2, 4]))
+    a = t * draw(st.integers(1, 2))
+    sizes = {
+        "t": t, "a": a, "k": t * draw(st.integers(1, a // t)), "d": draw(st.sampled_from([4, 8])),
+        "F": t * draw(st.integers(2, 6)), "r": draw(st.integers(1, 5)),
+        "s": draw(st.integers(2, 6)), "b": draw(st.integers(1, 2)),
+    }  # fmt: skip
+    sizes["h"] = draw(st.sampled_from([16, 24]))
+    targets = tuple(draw(st.lists(st.sampled_from(LINEAR), min_size=1, max_size=7, unique=True)))
+    dora = t == 1 and draw(st.booleans())
+    return sizes, targets, dora, draw(st.sampled_from(["float32", "bfloat16"]))
+
+
+@settings(max_examples=12, deadline=None)
+@given(cases())
+def test_a_rank_s_slice_keeps_what_autograd_keeps(case: Any) -> None:
+    """One rank's layer: (a) what the frozen base stops keeping is what autograd stops
+    keeping when the linear layers are frozen (their inputs); (b) what the adapters add is
+    what peft's adapters make autograd keep (lora_A's float32 input, its r-wide output,
+    DoRA's tensors); so the dense and the LoRA accounts differ as the runs do."""
+    sizes, targets, dora, dtype_name = case
+    t, p = sizes["t"], 4 if dtype_name == "float32" else 2
+    dtype = getattr(torch, dtype_name)
+    model = llama(
+        vocab=64, hidden=sizes["h"], layers=1, heads=sizes["a"], kv_heads=sizes["k"],
+        intermediate=sizes["F"], head_dim=sizes["d"],
+    )  # fmt: skip
+    lc = LoraConfig(r=sizes["r"], targets=targets, dora=dora)
+    adapted = lora(model, lc)
+    plan = ParallelPlan(tp=t)
+    s, b = sizes["s"], sizes["b"]
+    dense = activation_bytes(model, plan, b, s, p).layer
+    ours = activation_bytes(adapted, plan, b, s, p).layer
+    trained, _ = _slice_kept(sizes, dtype, "trained")
+    frozen, _ = _slice_kept(sizes, dtype, "frozen")
+    real, shapes = _slice_kept(sizes, dtype, "peft", lc)
+    added = sum(x.bytes for x in ours if "lora_A" in x.what or "DoRA" in x.what)
+    assert real - frozen == added
+    assert trained - real == sum(x.bytes for x in dense) - sum(x.bytes for x in ours)
+    # the slice's adapters are the rank's, as rank_parameters splits them
+    held = {
+        x.name.split("layers.", 1)[1].replace("{0}.", "0."): x.local
+        for x in rank_parameters(adapted, plan).tensors
+        if ".lora_" in x.name
+    }
+    theirs = {n.split("layers.", 1)[1]: v for n, v in shapes.items()}
+    assert {k.replace("0..0", "0"): v for k, v in held.items()} == theirs
+
+
+def _adapted(**config: Any) -> Any:
+    model = llama(vocab=300, hidden=64, layers=4, heads=4, kv_heads=2, intermediate=96)
+    return model, lora(model, LoraConfig(**{"r": 8, "targets": "all-linear", **config}))
+
+
+def test_recomputation_and_sequence_parallel() -> None:
+    """Full recomputation keeps each layer's input, adapted or not; selective drops the
+    a·s² terms as it does for the dense model; with sequence parallelism the terms over
+    the rank's s/t tokens are divided by t (lora_A of a column-parallel layer runs on the
+    rank's tokens, a row-parallel one's output is reduce-scattered), the row-parallel
+    lora_A's input (the rank's a·d/t or F/t of every token) is not."""
+    model, adapted = _adapted()
+    b, s = 2, 16
+    full = ParallelPlan(tp=2, recompute="full")
+    assert (
+        activation_bytes(adapted, full, b, s).per_layer
+        == activation_bytes(model, full, b, s).per_layer
+    )
+    plain = activation_bytes(adapted, ParallelPlan(tp=2), b, s)
+    selective = activation_bytes(adapted, ParallelPlan(tp=2, recompute="selective"), b, s)
+    gone = sum(x.bytes for x in plain.layer if "s²" in x.formula)
+    assert plain.per_layer - selective.per_layer == gone > 0
+    split = activation_bytes(adapted, ParallelPlan(tp=2, sequence_parallel=True), b, s)
+    assert [x.what for x in split.layer] == [x.what for x in plain.layer]
+    for x, y in zip(plain.layer, split.layer, strict=True):
+        divided = y.formula != x.formula
+        assert y.bytes == (x.bytes // 2 if divided else x.bytes), x.what
+        row = x.what.split(" in float32")[0] in ("attention output", "down projection's input")
+        if "lora_A" in x.what:
+            assert divided != row, x.what
+
+
+def test_ends_and_pipeline() -> None:
+    """A frozen embedding keeps neither the token ids nor its dropout's mask (no gradient
+    there); a frozen head not its input; an adapted head lora_A's; the first stage holds
+    its layers for each micro-batch in flight, as the dense account does."""
+    model, adapted = _adapted()
+    b, s = 1, 8
+    ends = {x.what for x in activation_bytes(adapted, ParallelPlan(tp=2), b, s).ends}
+    assert ends == {"final norm's input", "logits in fp32 for the loss"}
+    head = lora(model, LoraConfig(r=8, targets=("q_proj", "lm_head")))
+    ends = {x.what: x.bytes for x in activation_bytes(head, ParallelPlan(tp=2), b, s).ends}
+    assert ends["head's input in float32 for 1 lora_A"] == 4 * s * b * 64
+    assert ends["head: lora_A's output (float32)"] == 4 * s * b * 8
+    embedding = lora(model, LoraConfig(r=8, targets=("q_proj", "embed_tokens")))
+    plan = ParallelPlan(pp=2, micro_batches=3)
+    found = activation_bytes(embedding, plan, b, s)
+    ends = {x.what: x.bytes for x in found.ends}
+    assert ends["token ids (int64)"] == 8 * s * b * 2
+    assert ends["embedding: lora_A's lookup (float32)"] == 4 * s * b * 8 * 2
+    assert found.layer_batches == 2 * 2
+
+
+def test_a_mixture_is_refused_in_one_line() -> None:
+    model = llama(
+        vocab=300, hidden=64, layers=2, heads=4, experts=4, experts_per_token=2, intermediate=32
+    )
+    adapted = lora(model, LoraConfig(r=4, targets=("q_proj",)))
+    with pytest.raises(InvalidArgumentError, match="mixture of experts") as caught:
+        activation_bytes(adapted, ParallelPlan(pp=2), 1, 8)
+    assert "\n" not in str(caught.value)
+
+
+def _cli(args: list[str], width: int) -> Any:
+    from click.testing import CliRunner
+
+    from shapecalc.cli import cli
+
+    env = {"COLUMNS": str(width), "FORCE_COLOR": None, "TTY_COMPATIBLE": None, "NO_COLOR": None}
+    return CliRunner().invoke(cli, args, env=env, prog_name="shapecalc")
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_fit_answers_a_lora_run_under_tp_and_pp(tmp_path: Any, width: int) -> None:
+    """fit --training with LoRA under --tp and --pp: the fewest GPUs from an account
+    whose activations are the rank's (counted), at 80 and 200 columns."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**LLAMA, "architectures": ["LlamaForCausalLM"]}))
+    args = ["fit", "hf", str(path), "--gpu", "h100", "--training", "adamw", "--lora-rank", "4"]
+    args += ["--lora-targets", "all-linear", "--tp", "2", "--pp", "2", "--sequence-parallel"]
+    result = _cli(args, width)
+    assert result.exit_code == 0, result.output
+    assert all(len(line) <= width for line in result.output.splitlines())
+    assert "not counted" not in result.output
+    data = _cli([*args, "--format", "json"], width)
+    assert data.exit_code == 0, data.output
+    lines = {x["label"]: x for x in json.loads(data.stdout)["per_gpu"]["lines"]}
+    assert lines["activations"]["bytes"] > 0

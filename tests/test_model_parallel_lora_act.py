@@ -28,40 +28,44 @@ peft = pytest.importorskip("peft")
 LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def _slice_kept(
-    sizes: dict[str, int], dtype: Any, how: str, lc: LoraConfig | None = None
-) -> tuple[int, dict[str, tuple[int, ...]]]:
-    """Bytes autograd keeps for one forward of the rank's slice of a Llama decoder layer
-    (eager attention) whose input carries a gradient, as a layer after the first adapted
-    one does; ``how``: ``trained`` (the linear layers trained, the norms frozen, as
-    Korthikanti counts a norm's input alone), ``frozen`` or ``peft`` (peft's adapters on
-    the frozen layer). Also the adapters' shapes, by module."""
+def _llama_slice(sizes: dict[str, int]) -> Any:
+    """transformers' config of one tensor-parallel rank's slice of the Llama layer."""
     t = sizes["t"]
-    config = transformers.LlamaConfig(
+    return transformers.LlamaConfig(
         vocab_size=32, hidden_size=sizes["h"], num_attention_heads=sizes["a"] // t,
         num_key_value_heads=sizes["k"] // t, head_dim=sizes["d"],
         intermediate_size=sizes["F"] // t, num_hidden_layers=1,
     )  # fmt: skip
+
+
+def _layer_kept(
+    config: Any, dtype: Any, how: str, b: int, s: int, lc: LoraConfig | None = None
+) -> tuple[int, dict[str, tuple[int, ...]]]:
+    """Bytes autograd keeps for one forward of the first decoder layer of ``config``'s
+    model (eager attention and experts) whose input carries a gradient, as a layer after
+    the first adapted one does; ``how``: ``trained`` (every parameter but the norms',
+    as Korthikanti counts a norm's input alone), ``frozen`` or ``peft`` (peft's adapters
+    on the frozen model). Also the adapters' shapes, by name."""
     config._attn_implementation = "eager"
+    config._experts_implementation = "eager"
     torch.manual_seed(0)
-    model: Any = transformers.LlamaForCausalLM(config).to(dtype)
+    model: Any = transformers.AutoModelForCausalLM.from_config(config).to(dtype)
+    for param in model.parameters():
+        param.data.normal_(0, 0.1)
     shapes: dict[str, tuple[int, ...]] = {}
     if how == "peft":
         assert lc is not None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = peft.get_peft_model(model, peft.LoraConfig(**lc.peft_kwargs()))
-        shapes = {
-            n: tuple(p.shape) for n, p in model.named_parameters() if ".lora_" in n and "layers" in n
-        }
+        shapes = {n: tuple(q.shape) for n, q in model.named_parameters() if ".lora_" in n}
         inner = model.base_model.model.model
     else:
         inner = model.model
-        for name, p in model.named_parameters():
-            p.requires_grad_(how == "trained" and "norm" not in name)
+        for name, param in model.named_parameters():
+            param.requires_grad_(how == "trained" and "norm" not in name)
     layer = inner.layers[0]
-    b, s, h = sizes["b"], sizes["s"], sizes["h"]
-    x = torch.randn(b, s, h, dtype=dtype, requires_grad=True)
+    x = torch.randn(b, s, config.hidden_size, dtype=dtype, requires_grad=True)
     rope = inner.rotary_emb(x, torch.arange(s)[None].expand(b, s))
 
     class One(torch.nn.Module):  # type: ignore[misc]
@@ -110,9 +114,10 @@ def test_a_rank_s_slice_keeps_what_autograd_keeps(case: Any) -> None:
     s, b = sizes["s"], sizes["b"]
     dense = activation_bytes(model, plan, b, s, p).layer
     ours = activation_bytes(adapted, plan, b, s, p).layer
-    trained, _ = _slice_kept(sizes, dtype, "trained")
-    frozen, _ = _slice_kept(sizes, dtype, "frozen")
-    real, shapes = _slice_kept(sizes, dtype, "peft", lc)
+    config = _llama_slice(sizes)
+    trained, _ = _layer_kept(config, dtype, "trained", b, s)
+    frozen, _ = _layer_kept(config, dtype, "frozen", b, s)
+    real, shapes = _layer_kept(config, dtype, "peft", b, s, lc)
     added = sum(x.bytes for x in ours if "lora_A" in x.what or "DoRA" in x.what)
     assert real - frozen == added
     assert trained - real == sum(x.bytes for x in dense) - sum(x.bytes for x in ours)
@@ -122,7 +127,7 @@ def test_a_rank_s_slice_keeps_what_autograd_keeps(case: Any) -> None:
         for x in rank_parameters(adapted, plan).tensors
         if ".lora_" in x.name
     }
-    theirs = {n.split("layers.", 1)[1]: v for n, v in shapes.items()}
+    theirs = {n.split("layers.", 1)[1]: v for n, v in shapes.items() if "layers." in n}
     assert {k.replace("0..0", "0"): v for k, v in held.items()} == theirs
 
 
@@ -179,14 +184,60 @@ def test_ends_and_pipeline() -> None:
     assert found.layer_batches == 2 * 2
 
 
-def test_a_mixture_is_refused_in_one_line() -> None:
-    model = llama(
-        vocab=300, hidden=64, layers=2, heads=4, experts=4, experts_per_token=2, intermediate=32
-    )
-    adapted = lora(model, LoraConfig(r=4, targets=("q_proj",)))
-    with pytest.raises(InvalidArgumentError, match="mixture of experts") as caught:
-        activation_bytes(adapted, ParallelPlan(pp=2), 1, 8)
-    assert "\n" not in str(caught.value)
+MIXTURES = {
+    "qwen2_moe": {
+        "model_type": "qwen2_moe", "hidden_size": 16, "moe_intermediate_size": 8,
+        "shared_expert_intermediate_size": 12, "intermediate_size": 24, "num_experts": 4,
+        "num_experts_per_tok": 2, "norm_topk_prob": True, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "vocab_size": 50, "num_hidden_layers": 1,
+    },
+    "mixtral": {
+        "model_type": "mixtral", "hidden_size": 16, "intermediate_size": 8,
+        "num_local_experts": 4, "num_experts_per_tok": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "vocab_size": 50, "num_hidden_layers": 1,
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("family", "targets", "dtype"),
+    [
+        ("qwen2_moe", ("q_proj",), "float32"),
+        ("qwen2_moe", r".*\.mlp\.shared_expert\..*_proj", "bfloat16"),
+        ("qwen2_moe", ("o_proj", "shared_expert_gate"), "float32"),
+        ("mixtral", ("q_proj", "v_proj"), "bfloat16"),
+    ],
+)
+def test_a_frozen_mixture_keeps_what_autograd_keeps(family: str, targets: Any, dtype: str) -> None:
+    """A mixture's layer with its experts frozen (LoRA on attention or the shared
+    expert): no token gathered for the experts' matmul, no product for their down
+    projection, no router or shared expert input, no shared product; the shared expert's
+    adapters keep what a dense MLP's do. Autograd on transformers' eager layer with peft."""
+    from shapecalc.adapters.hf_config import from_hf_config
+
+    config = MIXTURES[family]
+    model = from_hf_config(config)
+    lc = LoraConfig(r=3, targets=targets)
+    adapted = lora(model, lc)
+    b, s, p = 2, 5, 4 if dtype == "float32" else 2
+    dense = activation_bytes(model, ParallelPlan(), b, s, p).layer
+    ours = activation_bytes(adapted, ParallelPlan(), b, s, p).layer
+    made = transformers.AutoConfig.for_model(**config)
+    trained, _ = _layer_kept(made, getattr(torch, dtype), "trained", b, s)
+    frozen, _ = _layer_kept(made, getattr(torch, dtype), "frozen", b, s)
+    real, _ = _layer_kept(made, getattr(torch, dtype), "peft", b, s, lc)
+    added = sum(x.bytes for x in ours if "lora_A" in x.what)
+    assert real - frozen == added
+    assert trained - real == sum(x.bytes for x in dense) - sum(x.bytes for x in ours)
+
+
+def test_lora_on_a_mixture_s_parameters_is_refused_in_one_line() -> None:
+    from shapecalc.adapters.hf_config import from_hf_config
+
+    adapted = lora(from_hf_config(MIXTURES["mixtral"]), LoraConfig(r=4, targets=("w1", "w3")))
+    with pytest.raises(InvalidArgumentError, match="ParamWrapper") as caught:
+        activation_bytes(adapted, ParallelPlan(pp=1, cp=1, recompute="selective"), 1, 8)
+    assert "\n" not in str(caught.value) and caught.value.field == "--lora-targets"
 
 
 def _cli(args: list[str], width: int) -> Any:
@@ -213,4 +264,12 @@ def test_fit_answers_a_lora_run_under_tp_and_pp(tmp_path: Any, width: int) -> No
     data = _cli([*args, "--format", "json"], width)
     assert data.exit_code == 0, data.output
     lines = {x["label"]: x for x in json.loads(data.stdout)["per_gpu"]["lines"]}
-    assert lines["activations"]["bytes"] > 0
+    assert lines["activations"]["bytes"] > 0 and lines["activations"]["counted"]
+    model = ["llama", "--vocab", "1000", "--hidden", "64", "--layers", "4", "--heads", "4"]
+    run = ["--lora-rank", "8", "--lora-targets", "all-linear", "--tp", "2", "--batch", "1"]
+    run += ["--seq-len", "64", "--training", "adamw", "--memory", "--explain"]
+    explained = _cli([*model, *run], width)
+    assert explained.exit_code == 0, explained.output
+    text = " ".join(explained.output.split())
+    assert "LoRA's activations per rank: Korthikanti's terms of the frozen base" in text
+    assert all(len(line) <= width for line in explained.output.splitlines())

@@ -49,7 +49,18 @@ from shapecalc.analysis.parallel_plan import ParallelPlan, plan_error
 from shapecalc.core.dims import known
 from shapecalc.core.model import Layer, Model
 
-__all__ = ["Adapter", "LoraRuns", "adapted", "lora_runs"]
+__all__ = ["EXPLAIN", "Adapter", "LoraRuns", "adapted", "lora_runs"]
+
+#: the ``--explain`` rule of a LoRA model's per-rank activations
+EXPLAIN = (
+    "LoRA's activations per rank: Korthikanti's terms of the frozen base without its linear"
+    " layers' inputs (a frozen weight needs no gradient: Megatron's LinearWithFrozenWeight"
+    " saves the weight alone), and each adapter's own: lora_A's input in float32 (a copy"
+    " per adapted layer at 16 bits, s/t tokens of a column-parallel layer with sequence"
+    " parallelism, a·d/t or F/t features of a row-parallel one), lora_A's output (float32,"
+    " r wide), DoRA's norm, scales and outputs; a frozen embedding keeps no token ids;"
+    " the first layer counted as the others."
+)
 
 #: bytes of an adapter's number: peft keeps the adapters in float32 (autocast_adapter_dtype;
 #: LoraParallelLinear's ``megatron_config.params_dtype = torch.float32``)
@@ -62,13 +73,23 @@ _INPUTS = {
     "MLP's input": ("gate", "up", "gate and up"),
 }
 _DOWN = ("down",)
-_KNOWN = frozenset({*(r for roles in _INPUTS.values() for r in roles), *_DOWN})
+#: a mixture's layer: what reads the MLP's input (the router, the experts' gathered
+#: tokens, the shared expert and its sigmoid gate), and the shared expert's down
+#: projection, whose input is its product
+_MIXTURE_INPUT = (
+    "router", "experts", "shared expert gate", "shared expert up", "shared expert's sigmoid gate",
+)  # fmt: skip
+_SHARED_DOWN = ("shared expert down",)
+_KNOWN = frozenset(
+    {*(r for roles in _INPUTS.values() for r in roles), *_DOWN, *_MIXTURE_INPUT, *_SHARED_DOWN}
+)
 
 
 @dataclass(frozen=True)
 class Adapter:
-    """How one linear layer of a run trains: ``frozen``, ``trained`` (a module of
-    ``modules_to_save``) or ``lora`` (its rank, DoRA)."""
+    """How one layer of a run trains: ``frozen``, ``trained`` (a module of
+    ``modules_to_save``), ``lora`` (its rank, DoRA) or ``param`` (LoRA on a mixture's
+    parameters, peft's ParamWrapper)."""
 
     state: str
     r: int = 0
@@ -79,7 +100,9 @@ class Adapter:
 
 def adapted(model: Model) -> bool:
     """Whether ``model`` is a LoRA model (peft's frozen base with adapters)."""
-    return any(type(layer.spec).__name__ in ("Lora", "Frozen", "ParamLora") for layer in model.layers)
+    return any(
+        type(layer.spec).__name__ in ("Lora", "Frozen", "ParamLora") for layer in model.layers
+    )
 
 
 def _adapter(layer: Layer) -> Adapter:
@@ -95,6 +118,8 @@ def _adapter(layer: Layer) -> Adapter:
         return Adapter("trained")
     if kind == "Frozen":
         return Adapter("frozen")
+    if kind == "ParamLora":
+        return Adapter("param")
     return Adapter("trained")
 
 
@@ -107,8 +132,6 @@ class LoraRuns:
     runs: dict[tuple[int, ...], dict[str, Adapter]]
     embedding: Adapter
     head: Adapter
-    #: a LoRA layer the account does not derive (a mixture's, a Mamba-2 mixer's), if any
-    refused: str = ""
 
     def layer(
         self, numbers: list[tuple[int, ...]], dense: tuple[Any, ...], shape: Any,
@@ -125,6 +148,8 @@ class LoraRuns:
                 "--lora-targets", "runs of alike layers adapted differently are not told apart"
             )
         roles = states[0] if states else {}
+        if plan.recompute == "full":  # each layer's input, the rest recomputed
+            return dense
         for role, state in roles.items():
             if state.state == "lora" and role not in _KNOWN:
                 raise self._refuse(
@@ -132,14 +157,18 @@ class LoraRuns:
                     f"an adapter on the {role} layer is outside Korthikanti's terms;"
                     " give --tp, --pp, --cp, --ep 1 and --recompute none or full",
                 )
-        if plan.recompute == "full":  # each layer's input, the rest recomputed
-            return dense
-        if shape.experts or shape.mamba is not None:
-            what = "a mixture of experts" if shape.experts else "a Mamba-2 mixer"
+        if shape.mamba is not None:
             raise self._refuse(
                 "--lora-targets",
-                f"the per-rank activations of {what} under a frozen base are not derived"
-                " here; give --tp, --pp, --cp, --ep 1 and --recompute none or full",
+                "the per-rank activations of a Mamba-2 mixer under a frozen base are not"
+                " derived here; give --tp, --pp, --cp, --ep 1 and --recompute none or full",
+            )
+        if any(state.state == "param" for state in roles.values()):
+            raise self._refuse(
+                "--lora-targets",
+                "the per-rank activations of LoRA on a mixture's parameters (peft's"
+                " ParamWrapper) are not derived here; give --tp, --pp, --cp, --ep 1 and"
+                " --recompute none or full",
             )
         t = plan.tp
         sp = t if plan.sequence_parallel else 1
@@ -152,7 +181,32 @@ class LoraRuns:
             "MLP's input": (shape.h, s // sp, split, "h"),
             "down": (shape.f // t, s, "", f"F{tp_}"),
         }
+        trained_experts = roles.get("experts", Adapter("frozen")).state == "trained"
         for line in dense:
+            if line.what == "MLP's input" and shape.experts:
+                width = widths[line.what]
+                out.extend(_group(line.what, line, _MIXTURE_INPUT, roles, width, p, b))
+                continue
+            if line.what.startswith("tokens, experts' outputs") and not trained_experts:
+                # the token each visit gathers is the experts' matmul's input alone
+                each = line.bytes // 3
+                form = line.formula.replace("3·", "2·", 1)
+                out.append(ActivationLine("experts' outputs, weighted (per visit)", form, 2 * each))
+                continue
+            if line.what.startswith("gate and up outputs, SiLU") and not trained_experts:
+                each = line.bytes // 4  # the product: the down projection's input
+                form = line.formula.replace("4·", "3·", 1)
+                out.append(ActivationLine("gate and up outputs, SiLU (per visit)", form, 3 * each))
+                continue
+            if line.what == "shared expert: gate, up, SiLU, product":
+                each = line.bytes // 4
+                form = line.formula.replace("4·", "3·", 1)
+                out.append(ActivationLine("shared expert: gate, up, SiLU", form, 3 * each))
+                product = ActivationLine("shared expert's product", f"p·s·b·S{tp_}", each)
+                width = (shape.shared_f // t, s, "", f"S{tp_}")
+                out.extend(_group("shared expert down's input", product, _SHARED_DOWN, roles,
+                                  width, p, b))  # fmt: skip
+                continue
             if line.what in _INPUTS:
                 width = widths[line.what]
                 out.extend(_group(line.what, line, _INPUTS[line.what], roles, width, p, b))
@@ -183,7 +237,9 @@ class LoraRuns:
                 )
                 if state.dora:
                     if t > 1:  # LoraParallelLinear refuses DoRA; rank_parameters says so
-                        raise plan_error("--tp", t, "peft's LoraParallelLinear does not support DoRA")
+                        raise plan_error(
+                            "--tp", t, "peft's LoraParallelLinear does not support DoRA"
+                        )
                     n = state.out
                     tokens = s * b  # one tensor-parallel rank: no sequence split
                     out.append(ActivationLine(f"{role}: DoRA's norm, m/‖·‖, m/‖·‖ − 1",

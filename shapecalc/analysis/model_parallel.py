@@ -195,8 +195,8 @@ class RankParameters:
 
 
 #: the wrappers whose layer is another's: LoRA's frozen layer, its adapted layer, a
-#: module to save, a quantized layer (``.layer`` each)
-_WRAPPERS = ("Frozen", "Lora", "Saved", "Quantized")
+#: module to save, a quantized layer, LoRA on a module's parameters (``.layer`` each)
+_WRAPPERS = ("Frozen", "Lora", "Saved", "Quantized", "ParamLora")
 
 
 def _inner(spec: Any) -> Any:
@@ -932,8 +932,8 @@ def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], specs: dict[str,
     vocab = _vocabulary(model, {layer.name: layer for layer in model.layers})
     if mixture:
         spec = _inner(specs["experts"].spec)
-        experts, top_k = known(spec.num_experts), known(spec.top_k)  # type: ignore[attr-defined]
-        width = known(spec.intermediate_size)  # type: ignore[attr-defined]
+        experts, top_k = known(spec.num_experts), known(spec.top_k)
+        width = known(spec.intermediate_size)
         shared = out("shared expert up") if "shared expert up" in roles else 0
         gate = "shared expert's sigmoid gate" in roles
         return _Shape(h, heads, k, d, 0, True, vocab, experts or 0, top_k or 0, width or 0,

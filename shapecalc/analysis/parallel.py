@@ -418,10 +418,13 @@ def _activations(cost: Cost, plan: ParallelPlan, *, counted: bool) -> Iterator[G
             f"micro-batch × {n} in flight"
             for kind, lines, n in found.kinds
         )
+        from shapecalc.analysis.lora_parallel import adapted
+
+        whose = " for a LoRA model" if adapted(cost.model) else ""
         yield GpuLine(
             "activations",
             found.total,
-            f"Korthikanti et al., the first stage's: {held}, and the ends, "
+            f"Korthikanti et al.{whose}, the first stage's: {held}, and the ends, "
             f"at {cost.describe_input()} per rank",
             counted=counted,
         )
@@ -785,6 +788,7 @@ def fewest_dp(
     is not sharded, activations among it, never shrinks). The account shrinks as the
     ranks grow but for the padding of a gathered unit (fewer than N rows a tensor), so
     the search doubles, then bisects."""
+
     def fits(dp: int) -> bool:
         total = per_gpu(cost, _at(plan, dp), accounting).gpu_bytes
         value = known(total)
@@ -855,6 +859,10 @@ def explain(per: PerGpu) -> tuple[str, ...]:
             "term (grouped-query attention, gated MLPs, full recomputation).",
         ]
         return tuple(lines)
+    if any(x.label == "activations" and "for a LoRA model" in x.rule for x in per.lines):
+        from shapecalc.analysis.lora_parallel import EXPLAIN
+
+        lines.append(EXPLAIN)
     if model_parallel(plan):
         lines.append(
             "Each rank first holds its tensor-, pipeline- and expert-parallel share (Megatron's"

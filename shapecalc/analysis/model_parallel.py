@@ -1055,7 +1055,9 @@ def activation_bytes(
     for flag, value in (("--batch", batch), ("--seq-len", seq_len), ("itemsize", itemsize)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise plan_error(flag, value, f"{flag} must be a whole number of at least 1")
-    runs = _structures(model)
+    # the sizes as computed: a quantized model (QLoRA) by its unquantized twin, whose
+    # tensors are not packed
+    runs = _structures(model.unquantized or model)
     shape = runs[0][1]
     t, cp, pp = plan.tp, plan.cp, plan.pp
     if seq_len % cp:

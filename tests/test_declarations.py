@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from shapecalc.architectures import commands, get, model_types
+from shapecalc.architectures import command_for, commands, get, model_types
 from shapecalc.core.hfmap import model_types_of
 
 ROOT = Path(__file__).resolve().parents[1] / "shapecalc"
@@ -21,6 +21,21 @@ def test_the_index_read_from_the_text_is_the_declarations() -> None:
             assert model_type not in declared, f"{model_type} declared twice"
             declared[model_type] = command
     assert model_types() == declared
+
+
+def test_one_type_looked_up_is_the_index_entry() -> None:
+    """``command_for`` reads the module named for the type first, then the others, when
+    the index is not built yet: the answer is the index's for every declared type, and
+    None for a type no module declares."""
+    index = model_types()
+    try:
+        for model_type, command in index.items():
+            model_types.cache_clear()  # else command_for answers from the index
+            assert command_for(model_type) == command, model_type
+        model_types.cache_clear()
+        assert command_for("no_such_type") is None
+    finally:
+        model_types.cache_clear()
 
 
 def _strings(path: Path) -> set[str]:

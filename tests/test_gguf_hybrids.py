@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from shapecalc.adapters.gguf import read_gguf
@@ -441,6 +441,7 @@ def test_glm4moe_without_the_optional_mtp_tensors_agrees(tmp_path: Path) -> None
 
 
 @settings(max_examples=6, deadline=None)
+@example(layers=1, period=3, offset=2, expert_period=1, expert_offset=0)  # past the last
 @given(
     layers=st.integers(1, 7),
     period=st.integers(1, 4),
@@ -460,7 +461,7 @@ def test_drawn_jamba_layouts_agree(
     layers holding ffn_gate_inp give it back. With the first attention layer past the
     last layer, JambaModel's ``[0] * attn_offset + [...]`` holds more values than layers,
     a file llama.cpp refuses too (llama-model-loader.cpp, get_key_or_arr: "has wrong
-    array length"): refused, the key named."""
+    array length"): refused in one Error line naming the key, exit 2."""
     offset, expert_offset = offset % period, expert_offset % expert_period
     change = {
         "num_hidden_layers": layers,
@@ -472,9 +473,11 @@ def test_drawn_jamba_layouts_agree(
     path, _, model = convert("jamba", tmp_path_factory.mktemp("j"), **change)
     if offset > layers:
         result = run(["inspect", str(path)])
-        assert result.exit_code == 1, result.output
-        said = " ".join(result.stdout.split())
-        assert f"jamba.attention.head_count_kv has {offset} values for {layers} layers" in said
+        assert result.exit_code == 2, result.output  # metadata that describes no model
+        errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1, result.output
+        said = f"jamba.attention.head_count_kv has {offset} values for {layers} layers"
+        assert said in errors[0], result.output
         return
     check = check_gguf(read_gguf(str(path)))
     assert check.ok, (check.missing, check.unexpected, check.wrong_shape)

@@ -128,8 +128,8 @@ def test_megatron_s_refusals(extra: dict[str, Any], tp: int, pattern: str) -> No
 
 
 def test_layers_with_no_published_split_stay_refused() -> None:
-    """Mamba-1 (Megatron's mixer is Mamba-2's) and an LSTM: no published split; linear
-    attention: Megatron's gated_delta_net split, not priced here. One line, --tp 1."""
+    """Mamba-1 (Megatron's mixer is Mamba-2's) and an LSTM: no published split. One
+    line, --tp 1. (Qwen3-Next's linear attention splits: test_model_parallel_gdn.py.)"""
     from shapecalc.architectures.lstm import lstm_lm
     from shapecalc.architectures.mamba import mamba
 
@@ -137,12 +137,6 @@ def test_layers_with_no_published_split_stay_refused() -> None:
         rank_parameters(mamba(vocab=40, hidden=16, layers=2), ParallelPlan(tp=2))
     with pytest.raises(InvalidArgumentError, match="no published tensor-parallel split"):
         rank_parameters(lstm_lm(vocab=40, hidden=16, layers=1), ParallelPlan(tp=2))
-    from shapecalc.adapters.hf_config import from_hf_config
-    from tests.test_qwen3_next import SMALL
-
-    model = from_hf_config({**SMALL, "num_hidden_layers": 4, "num_experts": 0})
-    with pytest.raises(InvalidArgumentError, match="gated_delta_net"):
-        rank_parameters(model, ParallelPlan(tp=2))
 
 
 @pytest.mark.parametrize("width", [80, 200])

@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -167,6 +168,7 @@ class LayerCost:
         return tuple(s for s in self.work.state if s.convention in (None, convention))
 
 
+@functools.lru_cache(maxsize=8192)
 def layer_part(name: str) -> tuple[str, range | int | None]:
     """The name up to the layer's number in its stack, and the numbers it stands for:
     ``model.layers.{0..3}.self_attn`` -> (``model.layers.{0..3}``, range(0, 4)); a name
@@ -320,6 +322,12 @@ class Cost:
     #: a tensor made before this forward and alive through it (an encoder-decoder's decode
     #: step: the encoder's output, which generate keeps for the request)
     held: Shape | None = None
+
+    @cached_property
+    def memo(self) -> dict[Any, Any]:
+        """Facts derived from this cost, kept by whoever derives them (a cost is frozen):
+        ``fit``'s searches ask one cost the same question many times."""
+        return {}
 
     # -- compute ------------------------------------------------------------------------
     @property

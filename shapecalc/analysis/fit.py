@@ -170,6 +170,22 @@ def _read_of(model: Model, source: str, sources: set[str]) -> tuple[bool, Fracti
     return _read(model.layer(layer).spec, source in sources)
 
 
+def _shapes_bytes(shapes: dict[tuple[tuple[int, ...], str], int], size: int) -> tuple[int, int]:
+    """(bytes of the matrices, which tensor parallelism splits; bytes of the rest) of
+    tensors counted by (shape, dtype), as :attr:`Fit._weight_rows` sums them."""
+    from shapecalc.core.spec import Param
+
+    split = whole = 0
+    for (shape, dtype), count in shapes.items():
+        n = known(Param("", shape, "", dtype=dtype).nbytes(size))
+        assert n is not None  # fit refuses symbolic models
+        if len(shape) >= 2:
+            split += count * n
+        else:
+            whole += count * n
+    return split, whole
+
+
 def _indexless(name: str) -> str:
     from shapecalc.core.tree import split_name, unnumbered
 
@@ -523,10 +539,15 @@ class Fit:
                 return -(-count // n)
 
         cost = self.cost(b, t)
+        key = ("fit.peak", n if share is not None else 1, step)
+        value: int | None = cost.memo.get(key)
+        if value is not None:
+            return value
         peak = (cost.decode_step() if step else cost).inference_peak(share)
         value = None if peak is None else known(peak.bytes)
         if value is None:
             raise fit_error("seq_len", t, "the activations of this model have no number", "numbers")
+        cost.memo[key] = value
         return value
 
     def activations(self, b: int, t: int, n: int = 1) -> tuple[tuple[int, str], tuple[int, str]]:
@@ -646,7 +667,7 @@ class Fit:
         this batch, context and GPU count."""
         from dataclasses import replace
 
-        from shapecalc.quant import METHODS, method_class, parse_weights, quantize
+        from shapecalc.quant import METHODS, method_class, parse_weights, quantize, stored_shapes
 
         base = self.model.unquantized or self.model
         # the state, the activations and the buffers do not depend on how the weights are
@@ -674,6 +695,15 @@ class Fit:
                 order += 1
                 try:
                     quantization = parse_weights(name)
+                    shapes = stored_shapes(base, quantization) if rest is not None else None
+                    if shapes is not None:  # priced by shape, no tensor named
+                        assert rest is not None
+                        split, whole = _shapes_bytes(shapes, DTYPE_BYTES[self.dtype])
+                        weights = split + whole
+                        on_one = -(-split // self.gpus) + whole
+                        fits = on_one + rest <= self.hardware.memory
+                        tried.append((weights, order, QuantChoice(name, weights, fits)))
+                        continue
                     stored = quantization.method.stored_tensors(base, quantization)
                     if stored is None:
                         model = quantize(base, quantization)

@@ -157,10 +157,11 @@ class LoraRuns:
                     f"an adapter on the {role} layer is outside Korthikanti's terms;"
                     " give --tp, --pp, --cp, --ep 1 and --recompute none or full",
                 )
-        if shape.mamba is not None:
+        if shape.mamba is not None or getattr(shape, "gdn", None) is not None:
+            what = "a Mamba-2 mixer" if shape.mamba is not None else "linear attention"
             raise self._refuse(
                 "--lora-targets",
-                "the per-rank activations of a Mamba-2 mixer under a frozen base are not"
+                f"the per-rank activations of {what} under a frozen base are not"
                 " derived here; give --tp, --pp, --cp, --ep 1 and --recompute none or full",
             )
         if any(state.state == "param" for state in roles.values()):

@@ -118,8 +118,8 @@ ROW_NAMES = frozenset({"o_proj", "down_proj", "c_proj", "dense_4h_to_h", "fc2", 
 VOCAB_MULTIPLE = 128
 #: how a tensor is held over the ranks ("column" and "column: z, x, B, C, dt", a
 #: Mamba-2 in_proj's parts each split; "heads": a Mamba-2 mixer's per-head tensors);
-#: "unsplit": no tensor-parallel rule here (a Mamba-2 mixer at tp 1, a Mamba-1 mixer,
-#: linear attention, a recurrent layer), refused for tp above 1
+#: "unsplit": no tensor-parallel rule here (a Mamba-2 mixer or a Gated DeltaNet at tp 1,
+#: a Mamba-1 mixer, a recurrent layer), refused for tp above 1
 STYLES = ("column", "row", "vocab", "expert", "replicated", "unsplit", "heads")
 
 
@@ -308,6 +308,10 @@ def _tp_split(
     mixer = (mixers or {}).get(row.layer) or (mixers or {}).get(_parent(row.layer))
     if mixer is not None:
         return _mamba2_split(row, layer, mixer, shape, tp)
+    if kind == "GatedDeltaNet":  # linear attention: Megatron-LM's GatedDeltaNet split
+        from shapecalc.analysis.gdn_parallel import gdn_split
+
+        return gdn_split(row, layer, _inner(layer.spec), shape, plan)
     attribute = split_name(row.layer)[-1] if row.layer else ""
     if not role and attribute in COLUMN_NAMES:
         role = "up"
@@ -379,8 +383,8 @@ def _tp_split(
         raise plan_error(
             "--tp",
             tp,
-            f"--tp {tp}: {row.name} is linear attention; Megatron-LM's split of it"
-            " (megatron/core/ssm/gated_delta_net) is not priced here; give --tp 1",
+            f"--tp {tp}: {row.name} is linear attention other than Qwen3-Next's Gated"
+            " DeltaNet; no tensor-parallel split of it is published; give --tp 1",
         )
     raise plan_error(
         "--tp",
@@ -809,6 +813,9 @@ class _Shape:
     #: a Mamba-2 layer (a norm and the mixer): the mixer's heads, head size, state,
     #: groups, convolution taps, chunk, whether it has its gated norm, its named width
     mamba: tuple[int, int, int, int, int, int, bool, int | None] | None = None
+    #: a layer whose token mixer is a Gated DeltaNet (Qwen3-Next's linear attention):
+    #: its key heads, value heads, their widths and the convolution's taps
+    gdn: tuple[int, int, int, int, int] | None = None
 
 
 #: a leaf without a role: its part, by its attribute name as transformers' families spell it
@@ -893,7 +900,12 @@ def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], specs: dict[str,
     kinds = {role: _spec_kind(layer) for role, layer in specs.items()}
     if kinds.get("state space") == "Mamba2Scan" and set(roles) <= _MAMBA2_ROLES:
         return _mamba2_shape(model, specs)
-    if "state space" in roles or "linear attention" in roles:
+    gdn = None
+    if kinds.get("linear attention") == "GatedDeltaNet" and "state space" not in roles:
+        from shapecalc.analysis.gdn_parallel import gdn_heads
+
+        gdn = gdn_heads(_inner(specs["linear attention"].spec))
+    elif "state space" in roles or "linear attention" in roles:
         raise _refuse(
             model,
             "a layer of attention and an MLP, or a Mamba-2 mixer alone, is derived here;"
@@ -906,9 +918,17 @@ def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], specs: dict[str,
             "only a mixture of SwiGLU experts (Mixtral's, Qwen-MoE's) is derived here;"
             " this model's experts differ",
         )
+    if "query and gate" in roles:
+        raise _refuse(
+            model,
+            "attention whose query projection also makes an output gate (Qwen3-Next's"
+            " full attention) is not derived here",
+        )
     attention = {"query", "key", "value"} <= roles.keys() or "query, key and value" in roles
     mlp = ("up" in roles or "gate and up" in roles) and "down" in roles
-    if not (attention and (mlp or mixture) and "output projection" in roles):
+    if gdn is not None and not (mlp or mixture):
+        raise _refuse(model, "a Gated DeltaNet layer is derived here beside an MLP or experts")
+    if gdn is None and not (attention and (mlp or mixture) and "output projection" in roles):
         raise _refuse(
             model, "the paper's layer is attention and an MLP; this model's layers differ"
         )
@@ -918,10 +938,13 @@ def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], specs: dict[str,
         return shape[1] if kinds[role] == "Conv1D" else shape[0]
 
     heads = known(model.sizes.get("A", 0)) or 0
-    if not heads:
+    if not heads and gdn is None:
         raise _refuse(model, "the model names no attention heads (A)")
     h = known(model.sizes.get("H", 0)) or 0
-    if "query" in roles:
+    if gdn is not None:
+        heads = d = k = 0
+        h = h or known(_inner(specs["linear attention"].spec).hidden_size) or 0
+    elif "query" in roles:
         q, kv = out("query"), out("key")
         d = q // heads
         k = kv // d
@@ -937,10 +960,10 @@ def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], specs: dict[str,
         shared = out("shared expert up") if "shared expert up" in roles else 0
         gate = "shared expert's sigmoid gate" in roles
         return _Shape(h, heads, k, d, 0, True, vocab, experts or 0, top_k or 0, width or 0,
-                      shared, gate)  # fmt: skip
+                      shared, gate, gdn=gdn)  # fmt: skip
     gated = "gate" in roles or "gate and up" in roles
     f = out("up") if "up" in roles else out("gate and up") // 2
-    return _Shape(h, heads, k, d, f, gated, vocab)
+    return _Shape(h, heads, k, d, f, gated, vocab, gdn=gdn)
 
 
 _MAMBA2_ROLES = frozenset(
@@ -1122,6 +1145,8 @@ def activation_bytes(
                 sizes["S"] = run.shared_f
         else:
             sizes["F"] = run.f
+        if run.gdn:
+            sizes.update(zip(("Nk", "Nv", "Dk", "Dv", "W"), run.gdn, strict=True))
     ends = [ActivationLine("token ids (int64)", "8·s·b per micro-batch", 8 * s * b * in_flight)]
     if dropout:
         ends.append(
@@ -1149,6 +1174,11 @@ def activation_bytes(
         notes.append(
             "LoRA: the frozen base keeps no linear layer's input; each adapter keeps lora_A's"
             " input (a float32 copy at 16 bits) and output (float32, r wide)"
+        )
+    if any(run.gdn for run in kinds):
+        notes.append(
+            "linear attention: what autograd keeps in transformers' torch path of a Gated"
+            " DeltaNet of Nk/t and Nv/t heads (Megatron-LM's GatedDeltaNet split)"
         )
     if any(run.gated and not run.experts for run in kinds):
         notes.append("gated MLP: 3·p·s·b·F (Megatron's fused SwiGLU recomputes its product)")
@@ -1201,15 +1231,21 @@ def _layer_lines(
             add("mixer dropout mask", f"s·b·h{split}", s * b * h // sp)
         return tuple(lines)
     add("two norms' inputs", f"2·p·s·b·h{split}", 2 * p * s * b * h // sp)
-    add("attention's input", f"p·s·b·h{split}", p * s * b * h // sp)
-    add("Q and K", f"p·s·b·(a+k)·d{tp_}", p * s * b * (a * d // t + kv * d // t))
-    add("V", f"p·s·b·k·d{tp_}", p * s * b * (kv * d // t))
-    if not flash and plan.recompute != "selective" and cp == 1:
-        add("softmax output", f"p·a·s²·b{tp_}", p * a * s * s * b // t)
-        if dropout:
-            add("attention dropout mask", f"a·s²·b{tp_}", a * s * s * b // t)
-            add("attention dropout output", f"p·a·s²·b{tp_}", p * a * s * s * b // t)
-    add("attention output", f"p·s·b·a·d{tp_}", p * s * b * a * d // t)
+    if shape.gdn is not None:  # linear attention: the Gated DeltaNet a rank runs
+        from shapecalc.analysis.gdn_parallel import gated_delta_net_lines
+
+        for what, formula, value in gated_delta_net_lines(shape.gdn, h, plan, s, b, p):
+            add(what, formula, value)
+    else:
+        add("attention's input", f"p·s·b·h{split}", p * s * b * h // sp)
+        add("Q and K", f"p·s·b·(a+k)·d{tp_}", p * s * b * (a * d // t + kv * d // t))
+        add("V", f"p·s·b·k·d{tp_}", p * s * b * (kv * d // t))
+        if not flash and plan.recompute != "selective" and cp == 1:
+            add("softmax output", f"p·a·s²·b{tp_}", p * a * s * s * b // t)
+            if dropout:
+                add("attention dropout mask", f"a·s²·b{tp_}", a * s * s * b // t)
+                add("attention dropout output", f"p·a·s²·b{tp_}", p * a * s * s * b // t)
+        add("attention output", f"p·s·b·a·d{tp_}", p * s * b * a * d // t)
     if dropout:
         add("attention dropout mask", f"s·b·h{split}", s * b * h // sp)
     add("MLP's input", f"p·s·b·h{split}", p * s * b * h // sp)

@@ -91,7 +91,11 @@ def command_for(model_type: str) -> str | None:
         return model_types().get(model_type)
     declared = f'model_type="{model_type}"'
     here = os.path.dirname(__file__)
-    for command in commands():
+    names = commands()
+    # the module named for the type first (no two modules declare one type: a test
+    # holds that), then the others in order
+    own = model_type.replace("_", "-")
+    for command in ([own] if own in names else []) + names:
         path = os.path.join(here, command.replace("-", "_") + ".py")
         with open(path, encoding="utf-8") as handle:
             text = handle.read()

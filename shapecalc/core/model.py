@@ -53,7 +53,7 @@ from shapecalc.core.tree import (
     Repeat,
     StructureError,
     as_node,
-    every_child,
+    every_leaf,
     find_node,
     find_param,
     join_name,
@@ -448,13 +448,13 @@ class Model:
         self._listable()
         params: dict[int, list[Param]] = {}  # a run's layers share their specs
         out = []
-        for (place,) in placed_leaves((self.root,), every_child):
-            spec = place.leaf.spec
+        for path, leaf in every_leaf(self.root):
+            spec = leaf.spec
             found = params.get(id(spec))
             if found is None:
                 found = params[id(spec)] = list(expand(spec.params()))
             for p in found:
-                name = full_name(place.path, p.name)
+                name = full_name(path, p.name)
                 if name not in self.ties:
                     out.append((name, p.shape))
         return tuple(out)
@@ -464,9 +464,9 @@ class Model:
         repeated block expanded (while its count is known)."""
         self._listable()
         return [
-            (full_name(place.path, b.name), b.shape)
-            for (place,) in placed_leaves((self.root,), every_child)
-            for b in expand(place.leaf.spec.buffers())
+            (full_name(path, b.name), b.shape)
+            for path, leaf in every_leaf(self.root)
+            for b in expand(leaf.spec.buffers())
         ]
 
     # -- totals --------------------------------------------------------------------------

@@ -711,6 +711,47 @@ def placed_leaves(trees: tuple[Node, ...], expand: Expand = listed) -> Iterator[
     yield from _walk(trees, (), tuple(1 for _ in trees), expand)
 
 
+def every_leaf(root: Node) -> list[tuple[str, Leaf]]:
+    """Each leaf with its path, every run of a known count listed child by child, in the
+    order :func:`placed_leaves` (``every_child``) gives them, as ``named_parameters()``
+    lists them: a node met again (a run's children share theirs) is walked once and its
+    leaves numbered under each child."""
+    return _every_leaf(root, {})
+
+
+def _every_leaf(node: Node, memo: dict[int, list[tuple[str, Leaf]]]) -> list[tuple[str, Leaf]]:
+    found = memo.get(id(node))
+    if found is not None:
+        return found
+    out: list[tuple[str, Leaf]] = []
+    if isinstance(node, Leaf):
+        out.append(("", node))
+    else:
+        children = node.children
+        for group in groups(children):
+            entries = [children[i] for i in group]
+            if len(group) > 1 and all(
+                not isinstance(e, Repeat) or e.indices() is not None for e in entries
+            ):  # interleaved runs, child by child in index order
+                for index, entry in in_order(entries):
+                    out += _under(str(index), _every_leaf(entry.node, memo))
+                continue
+            for entry in entries:
+                inner = _every_leaf(entry.node, memo)
+                if isinstance(entry, Child):
+                    out += _under(entry.name, inner) if entry.name else inner
+                    continue
+                numbers = entry.indices()
+                for part in (entry.part(),) if numbers is None else map(str, numbers):
+                    out += _under(part, inner)
+    memo[id(node)] = out
+    return out
+
+
+def _under(part: str, items: list[tuple[str, Leaf]]) -> list[tuple[str, Leaf]]:
+    return [(f"{part}.{path}" if path else part, leaf) for path, leaf in items]
+
+
 def _walk(
     nodes: tuple[Node, ...],
     parts: tuple[str, ...],

@@ -27,15 +27,16 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
+from shapecalc.core.dims import Dim, known
 from shapecalc.core.errors import InvalidArgumentError, echo
 from shapecalc.core.frozen import frozen
-from shapecalc.core.model import Model
+from shapecalc.core.model import Model, full_name
 from shapecalc.core.spec import LayerSpec, Param, Shape, Work
-from shapecalc.core.tree import Leaf, join_name, map_leaves
+from shapecalc.core.tree import Leaf, Node, Repeat, join_name, map_leaves
 
 __all__ = [
     "METHODS",
@@ -48,6 +49,7 @@ __all__ = [
     "quantize",
     "quantized_bytes",
     "stored_bytes",
+    "stored_shapes",
     "weights_rule",
 ]
 
@@ -206,6 +208,13 @@ class Method:
         """Every tensor the quantized model stores, each with the full name of the
         model's tensor it stores, worked out without building the quantized model (what
         a search over many formats asks); None: build it with :func:`quantize`."""
+        return None
+
+    def stored_shapes(
+        self, model: Model, quantization: Quantization
+    ) -> dict[tuple[tuple[int, ...], str], int] | None:
+        """How many tensors of each (shape, dtype) :meth:`stored_tensors` gives, without
+        naming them (what a price needs); None where it gives None."""
         return None
 
 
@@ -496,6 +505,93 @@ class Quantized(LayerSpec):
         return f"{self.layer} ({self.method.describe()})"
 
 
+def _converter(model: Model, method: Method) -> Callable[[tuple[str, ...], Leaf], bool]:
+    """Whether ``method`` (bound to ``model``) stores the leaf at ``parts`` quantized; a
+    tied tensor is left as it is (its source's shape must stay its shape)."""
+    tied = {n.rpartition(".")[0] for pair in model.ties.items() for n in pair}
+    # transformers' get_keys_to_not_convert: the output embeddings and the module of the
+    # last parameter (a classifier's score), besides the tied tensors
+    untied = [row for row in model.rows() if not row.tied_to]
+    heads = {model.head, untied[-1].layer if untied else ""} - {""}
+
+    def converted(parts: tuple[str, ...], leaf: Leaf) -> bool:
+        name = join_name(*parts)
+        # a mixture's router is a TopKRouter in transformers 5, not an nn.Linear: no
+        # quantizer converts it (mixtral, qwen2_moe, jamba, gpt_oss modeling files)
+        if name in tied or leaf.role == "router" or method.skipped(parts):
+            return False
+        return method.converts(parts, leaf.spec, head=name in heads)
+
+    return converted
+
+
+def _converts_none(model: Model, quantization: Quantization) -> InvalidArgumentError:
+    return weights_error(
+        "weights",
+        quantization.describe(),
+        f"{quantization.describe()} converts no layer of {model.name}",
+        "a quantization converts some layer",
+    )
+
+
+def stored_shapes(
+    model: Model, quantization: Quantization
+) -> dict[tuple[tuple[int, ...], str], int] | None:
+    """How many tensors of each (shape, dtype) :func:`quantize` makes the model store
+    (its untied rows), worked out leaf by leaf on the model's tree, a run once for all
+    of its blocks, without building the quantized model; refused as :func:`quantize`
+    refuses; None where a method walks the model its own way, a size is a name, or a tie
+    lies inside a run (then build it)."""
+    method = quantization.method
+    if type(method).quantize_model is not Method.quantize_model:
+        shapes = method.stored_shapes(model, quantization)
+        return shapes
+    method = method.bind(model)
+    converted = _converter(model, method)
+    ties = set(model.ties)
+    out: dict[tuple[tuple[int, ...], str], int] = {}
+    any_converted = False
+    skipped = 0
+    for parts, leaf, copies in _leaves(model.root):
+        n = known(copies)
+        if n is None:
+            return None
+        if converted(parts, leaf):
+            any_converted = True
+            params: Iterable[Param] = Quantized(leaf.spec, method.at(parts)).params()
+        else:
+            params = leaf.spec.params()
+        path = join_name(*parts)
+        for param in params:
+            if ties and full_name(path, param.name) in ties:
+                skipped += 1
+                continue
+            shape = tuple(known(d) for d in param.shape)
+            repeat = known(param.repeat)
+            if repeat is None or any(d is None for d in shape):
+                return None
+            key = (cast(tuple[int, ...], shape), param.dtype)
+            out[key] = out.get(key, 0) + n * repeat
+    if not any_converted:
+        raise _converts_none(model, quantization)
+    return out if skipped == len(ties) else None
+
+
+def _leaves(
+    node: Node, parts: tuple[str, ...] = (), copies: Dim = 1
+) -> Iterator[tuple[tuple[str, ...], Leaf, Dim]]:
+    """Every leaf with its place as :func:`map_leaves` gives it, and the copies its runs
+    make of it."""
+    if isinstance(node, Leaf):
+        yield parts, node, copies
+        return
+    for entry in node.children:
+        if isinstance(entry, Repeat):
+            yield from _leaves(entry.node, (*parts, entry.part()), copies * entry.count)
+        else:
+            yield from _leaves(entry.node, (*parts, entry.name), copies)
+
+
 def quantize(model: Model, quantization: Quantization) -> Model:
     """The model with the layers ``quantization`` converts stored as its method stores
     them; a tied tensor is left as it is (its source's shape must stay its shape)."""
@@ -510,21 +606,11 @@ def quantize(model: Model, quantization: Quantization) -> Model:
     if own is not None:
         return own
     method = quantization.method.bind(model)
-    tied = {n.rpartition(".")[0] for pair in model.ties.items() for n in pair}
-    # transformers' get_keys_to_not_convert: the output embeddings and the module of the
-    # last parameter (a classifier's score), besides the tied tensors
-    untied = [row for row in model.rows() if not row.tied_to]
-    heads = {model.head, untied[-1].layer if untied else ""} - {""}
-
+    converted = _converter(model, method)
     concrete: list[LayerSpec] = []
 
     def change(parts: tuple[str, ...], leaf: Leaf, twins: Iterator[LayerSpec] | None) -> Leaf:
-        name = join_name(*parts)
-        # a mixture's router is a TopKRouter in transformers 5, not an nn.Linear: no
-        # quantizer converts it (mixtral, qwen2_moe, jamba, gpt_oss modeling files)
-        if name in tied or leaf.role == "router" or method.skipped(parts):
-            return leaf
-        if not method.converts(parts, leaf.spec, head=name in heads):
+        if not converted(parts, leaf):
             return leaf
         twin = next(twins, None) if twins is not None else None
         if twins is None:
@@ -545,12 +631,7 @@ def quantize(model: Model, quantization: Quantization) -> Model:
 
     out = of(model)
     if not concrete:
-        raise weights_error(
-            "weights",
-            quantization.describe(),
-            f"{quantization.describe()} converts no layer of {model.name}",
-            "a quantization converts some layer",
-        )
+        raise _converts_none(model, quantization)
     template = model.template
     if template is not model:
         made = of(template, iter(concrete))

@@ -696,6 +696,16 @@ class GGUFMix(Method):
             for t in tensors
         )
 
+    def stored_shapes(
+        self, model: Model, quantization: Quantization
+    ) -> dict[tuple[tuple[int, ...], str], int]:
+        tensors, types = _typed(model, self, quantization)
+        out: dict[tuple[tuple[int, ...], str], int] = {}
+        for t in tensors:
+            key = (t.shape, GGML_BY_NAME[types[t.name]].storage)
+            out[key] = out.get(key, 0) + 1
+        return out
+
 
 def _sizes(model: Model) -> dict[str, int]:
     """n_layer, n_head, n_head_kv, n_expert from the model's arguments."""
@@ -912,11 +922,11 @@ def _declared(model: Model, arch: str) -> HFType | None:
     """The transformers type the model is (its class, as a config's model is named; else
     the type of its architecture's own name), or with ``arch`` the first type that
     converts to that GGUF architecture."""
-    from shapecalc.architectures import commands, get, model_types
+    from shapecalc.architectures import command_for, commands, get
 
     cls = model.name.split(" ")[0]
     if not arch and not cls.isidentifier():  # no class name: the type's own module only
-        own = model_types().get(model.kind or "")
+        own = command_for(model.kind or "")
         return next((t for t in get(own).hf if t.model_type == model.kind), None) if own else None
     types = [t for command in commands() for t in get(command).hf]
     if arch:

@@ -1,0 +1,84 @@
+"""The weights formats are priced leaf by leaf on the model's tree, a run once for all
+of its blocks, without building the quantized model (what ``fit`` does for every
+format): for every architecture's default model and every format, the bytes equal
+those of the model :func:`quantize` builds, and a format quantize refuses is refused
+with the same line."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+import pytest
+
+from shapecalc.architectures import commands, get
+from shapecalc.core.errors import ShapecalcError
+from shapecalc.core.spec import Param
+
+
+def _example_model(command: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The model the command's example builds (as the command builds it)."""
+    from shapecalc.cli import models
+    from shapecalc.cli.models import model_command
+
+    made: list[Any] = []
+    monkeypatch.setattr(models, "finish", lambda model, shown: made.append(model))
+    model_command(command).main(shlex.split(get(command).example), standalone_mode=False)
+    return made[0]
+
+
+def _formats() -> list[str]:
+    """Every format but the GGUF mixes, of which three (one walk of the method's own
+    for them all)."""
+    from shapecalc.quant import METHODS, method_class
+
+    every = [a for m in METHODS for a in (method_class(m).aliases or {m: {}}) if m != "gguf"]
+    return [*every, "q8_0", "q4_k_m", "q2_k"]
+
+
+def _priced(shapes: dict[tuple[tuple[int, ...], str], int]) -> int:
+    return sum(n * int(Param("", s, "", dtype=d).nbytes(2)) for (s, d), n in shapes.items())
+
+
+@pytest.mark.parametrize("command", commands())
+def test_priced_by_shape_is_the_built_model(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shapecalc.quant import parse_weights, quantize, stored_shapes
+
+    model = _example_model(command, monkeypatch)
+    if model.symbolic:
+        pytest.skip("a symbolic default")
+    priced = 0
+    for name in _formats():
+        try:
+            quantization = parse_weights(name)
+        except ShapecalcError:
+            continue  # a method with settings to give (compressed-tensors' groups)
+        try:
+            built = quantize(model, quantization)
+        except ShapecalcError as err:
+            with pytest.raises(ShapecalcError) as raised:
+                stored_shapes(model, quantization)
+            assert raised.value.message == err.message, name
+            continue
+        shapes = stored_shapes(model, quantization)
+        if shapes is None:
+            continue
+        assert _priced(shapes) == built.bytes("bf16"), name
+        priced += 1
+    if command == "llama":
+        assert priced >= 12  # the common formats at least
+
+
+@pytest.mark.parametrize("command", commands())
+def test_the_leaves_listed_child_by_child_are_the_placed_leaves(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``named_parameters()`` lists the leaves by :func:`every_leaf` (a run's node walked
+    once): the same paths and leaves, in the same order, as the general walk of
+    :func:`placed_leaves` with every run child by child; a run with its children
+    interleaved with another's (Jamba's, Gemma 3's) among them."""
+    from shapecalc.core.tree import every_child, every_leaf, placed_leaves
+
+    model = _example_model(command, monkeypatch)
+    walked = [(p.path, p.leaf) for (p,) in placed_leaves((model.root,), every_child)]
+    assert every_leaf(model.root) == walked

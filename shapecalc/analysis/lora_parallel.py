@@ -42,6 +42,7 @@ no gradient flows and autograd keeps less there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +106,15 @@ def adapted(model: Model) -> bool:
     )
 
 
+#: one kept tensor: what it is, its bytes as a formula, its bytes (model_parallel's
+#: ActivationLine takes the three; this module does not import it, which imports this)
+Line = tuple[str, str, int]
+
+
+def _line(what: str, formula: str, value: int) -> Line:
+    return (what, formula, value)
+
+
 def _adapter(layer: Layer) -> Adapter:
     spec: Any = layer.spec
     kind = type(spec).__name__
@@ -134,14 +144,12 @@ class LoraRuns:
     head: Adapter
 
     def layer(
-        self, numbers: list[tuple[int, ...]], dense: tuple[Any, ...], shape: Any,
+        self, numbers: list[tuple[int, ...]], dense: tuple[Line, ...], shape: Any,
         plan: ParallelPlan, s: int, b: int, p: int,
-    ) -> tuple[Any, ...]:  # fmt: skip
+    ) -> tuple[Line, ...]:  # fmt: skip
         """One layer's kept tensors for one micro-batch on one rank: the dense ``lines``
         (Korthikanti's, :func:`~shapecalc.analysis.model_parallel._layer_lines`) as the
         frozen base and its adapters keep them."""
-        from shapecalc.analysis.model_parallel import ActivationLine
-
         states = [self.runs[n] for n in numbers if n in self.runs]
         if any(st != states[0] for st in states):
             raise self._refuse(
@@ -175,7 +183,7 @@ class LoraRuns:
         sp = t if plan.sequence_parallel else 1
         split = "/t" if sp > 1 else ""
         tp_ = "/t" if t > 1 else ""
-        out: list[ActivationLine] = []
+        out: list[Line] = []
         widths = {
             "attention's input": (shape.h, s // sp, split, "h"),
             "attention output": (shape.a * shape.d // t, s, "", f"a·d{tp_}"),
@@ -184,42 +192,42 @@ class LoraRuns:
         }
         trained_experts = roles.get("experts", Adapter("frozen")).state == "trained"
         for line in dense:
-            if line.what == "MLP's input" and shape.experts:
-                width = widths[line.what]
-                out.extend(_group(line.what, line, _MIXTURE_INPUT, roles, width, p, b))
+            if line[0] == "MLP's input" and shape.experts:
+                width = widths[line[0]]
+                out.extend(_group(line[0], line, _MIXTURE_INPUT, roles, width, p, b))
                 continue
-            if line.what.startswith("tokens, experts' outputs") and not trained_experts:
+            if line[0].startswith("tokens, experts' outputs") and not trained_experts:
                 # the token each visit gathers is the experts' matmul's input alone
-                each = line.bytes // 3
-                form = line.formula.replace("3·", "2·", 1)
-                out.append(ActivationLine("experts' outputs, weighted (per visit)", form, 2 * each))
+                each = line[2] // 3
+                form = line[1].replace("3·", "2·", 1)
+                out.append(_line("experts' outputs, weighted (per visit)", form, 2 * each))
                 continue
-            if line.what.startswith("gate and up outputs, SiLU") and not trained_experts:
-                each = line.bytes // 4  # the product: the down projection's input
-                form = line.formula.replace("4·", "3·", 1)
-                out.append(ActivationLine("gate and up outputs, SiLU (per visit)", form, 3 * each))
+            if line[0].startswith("gate and up outputs, SiLU") and not trained_experts:
+                each = line[2] // 4  # the product: the down projection's input
+                form = line[1].replace("4·", "3·", 1)
+                out.append(_line("gate and up outputs, SiLU (per visit)", form, 3 * each))
                 continue
-            if line.what == "shared expert: gate, up, SiLU, product":
-                each = line.bytes // 4
-                form = line.formula.replace("4·", "3·", 1)
-                out.append(ActivationLine("shared expert: gate, up, SiLU", form, 3 * each))
-                product = ActivationLine("shared expert's product", f"p·s·b·S{tp_}", each)
+            if line[0] == "shared expert: gate, up, SiLU, product":
+                each = line[2] // 4
+                form = line[1].replace("4·", "3·", 1)
+                out.append(_line("shared expert: gate, up, SiLU", form, 3 * each))
+                product = _line("shared expert's product", f"p·s·b·S{tp_}", each)
                 width = (shape.shared_f // t, s, "", f"S{tp_}")
                 out.extend(_group("shared expert down's input", product, _SHARED_DOWN, roles,
                                   width, p, b))  # fmt: skip
                 continue
-            if line.what in _INPUTS:
-                width = widths[line.what]
-                out.extend(_group(line.what, line, _INPUTS[line.what], roles, width, p, b))
+            if line[0] in _INPUTS:
+                width = widths[line[0]]
+                out.extend(_group(line[0], line, _INPUTS[line[0]], roles, width, p, b))
                 continue
-            if line.what in ("gate and up outputs, product", "activation's input and output"):
-                gated = line.what.startswith("gate")
+            if line[0] in ("gate and up outputs, product", "activation's input and output"):
+                gated = line[0].startswith("gate")
                 kept = 2 if gated else 1
-                each = line.bytes // (3 if gated else 2)
+                each = line[2] // (3 if gated else 2)
                 what = "gate and up outputs" if gated else "activation's input"
                 form = f"{kept}·p·s·b·F{tp_}" if gated else f"p·s·b·F{tp_}"
-                out.append(ActivationLine(what, form, each * kept))
-                product = ActivationLine(
+                out.append(_line(what, form, each * kept))
+                product = _line(
                     "the product" if gated else "activation's output", f"p·s·b·F{tp_}", each
                 )
                 out.extend(_group("down projection's input", product, _DOWN, roles,
@@ -230,7 +238,7 @@ class LoraRuns:
             if state.state == "lora":
                 rows = s // sp
                 out.append(
-                    ActivationLine(
+                    _line(
                         f"{role}: lora_A's output (float32)",
                         f"4·s·b·r{split}",
                         ADAPTER_BYTES * rows * b * state.r,
@@ -243,44 +251,42 @@ class LoraRuns:
                         )
                     n = state.out
                     tokens = s * b  # one tensor-parallel rank: no sequence split
-                    out.append(ActivationLine(f"{role}: DoRA's norm, m/‖·‖, m/‖·‖ − 1",
+                    out.append(_line(f"{role}: DoRA's norm, m/‖·‖, m/‖·‖ − 1",
                                               "3·4·out", 3 * ADAPTER_BYTES * n))  # fmt: skip
-                    out.append(ActivationLine(f"{role}: DoRA's base output", "p·s·b·out",
+                    out.append(_line(f"{role}: DoRA's base output", "p·s·b·out",
                                               p * tokens * n))  # fmt: skip
-                    out.append(ActivationLine(f"{role}: DoRA's adapter output (float32)",
+                    out.append(_line(f"{role}: DoRA's adapter output (float32)",
                                               "4·s·b·out", ADAPTER_BYTES * tokens * n))  # fmt: skip
         return tuple(out)
 
     def ends(
-        self, ends: list[Any], plan: ParallelPlan, s: int, b: int, p: int, in_flight: int,
+        self, ends: list[Line], plan: ParallelPlan, s: int, b: int, p: int, in_flight: int,
         h: int,
-    ) -> list[Any]:  # fmt: skip
+    ) -> list[Line]:  # fmt: skip
         """The embedding's and the head's kept tensors as the frozen base and its
         adapters keep them."""
-        from shapecalc.analysis.model_parallel import ActivationLine
-
         t = plan.tp
         sp = t if plan.sequence_parallel else 1
         split = "/t" if sp > 1 else ""
-        out: list[ActivationLine] = []
+        out: list[Line] = []
         embedding = self.embedding
         for line in ends:
-            if line.what in ("token ids (int64)", "embedding dropout mask"):
+            if line[0] in ("token ids (int64)", "embedding dropout mask"):
                 if embedding.state == "frozen":
                     continue  # no gradient: the lookup and its dropout keep nothing
                 out.append(line)
-            elif line.what == "head's input":
-                head = ActivationLine(line.what, line.formula, line.bytes)
+            elif line[0] == "head's input":
+                head = line
                 out.extend(_group("head's input", head, ("head",), {"head": self.head},
                                   (h, s // sp, split, "h"), p, b))  # fmt: skip
                 if self.head.state == "lora":
-                    out.append(ActivationLine("head: lora_A's output (float32)",
+                    out.append(_line("head: lora_A's output (float32)",
                         f"4·s·b·r{split}", ADAPTER_BYTES * s // sp * b * self.head.r))  # fmt: skip
             else:
                 out.append(line)
         if embedding.state == "lora":
             out.append(
-                ActivationLine(
+                _line(
                     "embedding: lora_A's lookup (float32)",
                     "4·s·b·r per micro-batch",
                     ADAPTER_BYTES * s * b * embedding.r * in_flight,
@@ -303,26 +309,24 @@ class LoraRuns:
 
 
 def _group(
-    what: str, line: Any, roles: tuple[str, ...], states: dict[str, Adapter],
+    what: str, line: Line, roles: tuple[str, ...], states: dict[str, Adapter],
     width: tuple[int, int, str, str], p: int, b: int,
-) -> list[Any]:  # fmt: skip
+) -> list[Line]:  # fmt: skip
     """The input of a group of linear layers (``roles``) that ``line`` counts: kept when one
     of them is trained, else dropped; and each adapter's lora_A input: that same tensor
     when the activations are float32, else a float32 copy of its own."""
-    from shapecalc.analysis.model_parallel import ActivationLine
-
     features, rows, split, letter = width
     here = [states[r] for r in roles if r in states]
     trained = any(st.state == "trained" for st in here)
     lora = [r for r in roles if r in states and states[r].state == "lora"]
-    out = []
+    out: list[Line] = []
     if trained:
         out.append(line)
     if lora and p == ADAPTER_BYTES and not trained:
-        out.append(ActivationLine(f"{what} (lora_A's input)", line.formula, line.bytes))
+        out.append(_line(f"{what} (lora_A's input)", line[1], line[2]))
     elif lora and p != ADAPTER_BYTES:
         out.append(
-            ActivationLine(
+            _line(
                 f"{what} in float32 for {len(lora)} lora_A",
                 f"{len(lora)}·4·s·b·{letter}{split}",
                 len(lora) * ADAPTER_BYTES * rows * b * features,
@@ -331,10 +335,10 @@ def _group(
     return out
 
 
-def lora_runs(model: Model) -> LoraRuns:
-    """The adapter state of each run's linear layers, the embedding's and the head's."""
+def lora_runs(model: Model, role_of: Callable[[Layer], str]) -> LoraRuns:
+    """The adapter state of each run's linear layers (by their part, ``role_of``: model
+    parallelism's reading of a layer's role), the embedding's and the head's."""
     from shapecalc.analysis.cost import layer_part
-    from shapecalc.analysis.model_parallel import _role
 
     runs: dict[tuple[int, ...], dict[str, Adapter]] = {}
     embedding, head = Adapter("frozen"), Adapter("frozen")
@@ -350,5 +354,5 @@ def lora_runs(model: Model) -> LoraRuns:
         if numbers is None:
             continue
         key = (numbers,) if isinstance(numbers, int) else tuple(numbers)
-        runs.setdefault(key, {})[_role(layer)] = state
+        runs.setdefault(key, {})[role_of(layer)] = state
     return LoraRuns(model, runs, embedding, head)

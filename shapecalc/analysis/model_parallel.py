@@ -1105,7 +1105,7 @@ def activation_bytes(
     rank = rank_parameters(model, plan, vocab_multiple=vocab_multiple)
     from shapecalc.analysis.lora_parallel import adapted, lora_runs
 
-    adapters = lora_runs(model) if adapted(model) else None  # a frozen base, its adapters
+    adapters = lora_runs(model, _role) if adapted(model) else None  # a frozen base
     p, h = itemsize, shape.h
     split = "/t" if sp > 1 else ""
     tp_ = "/t" if t > 1 else ""
@@ -1130,7 +1130,8 @@ def activation_bytes(
         lines = _layer_lines(run, plan, s, b, p, flash=flash, dropout=dropout)
         if adapters is not None:
             alike = [numbers for numbers, other in runs if other == run]
-            lines = adapters.layer(alike, lines, run, plan, s, b, p)
+            kept = adapters.layer(alike, tuple(_triple(x) for x in lines), run, plan, s, b, p)
+            lines = tuple(ActivationLine(*x) for x in kept)
         if plan.virtual_stages > 1:
             chunk = len(first.layers) // plan.virtual_stages
             v = plan.virtual_stages
@@ -1165,7 +1166,8 @@ def activation_bytes(
             )
         )
     if adapters is not None:
-        ends = adapters.ends(ends, plan, s, b, p, in_flight, h)
+        kept_ends = adapters.ends([_triple(x) for x in ends], plan, s, b, p, in_flight, h)
+        ends = [ActivationLine(*x) for x in kept_ends]
     notes = [
         "Korthikanti et al. (arXiv:2205.05198): per layer s·b·h·(34 + 5·a·s/h) bytes at"
         " p = 2, k = a, a·d = h, F = 4h, with dropout",
@@ -1199,6 +1201,10 @@ def activation_bytes(
     return Activations(
         layer, batches, tuple(ends), sizes, tuple(notes), kind=kind, more=tuple(more)
     )
+
+
+def _triple(line: ActivationLine) -> tuple[str, str, int]:
+    return (line.what, line.formula, line.bytes)
 
 
 def _layer_lines(

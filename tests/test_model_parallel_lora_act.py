@@ -329,3 +329,18 @@ def test_qlora_s_frozen_4_bit_layers_keep_no_input(dtype: str) -> None:
         plain = activation_bytes(lora(model, lc), plan, 2, 16)
         four_bit = activation_bytes(lora(quantize(model, weights_option("nf4")), lc), plan, 2, 16)
         assert four_bit.total == plain.total
+
+
+def test_lora_beside_linear_attention_is_refused_in_one_line() -> None:
+    """A Qwen3-Next layer of linear attention and a dense MLP: its mixer's frozen
+    in_proj and the adapters beside it are not derived, so the activations are refused
+    naming it (and the flag)."""
+    from shapecalc.adapters.hf_config import from_hf_config
+    from tests.test_model_parallel_gdn import hf_config
+
+    config = hf_config(16, 2, 4, 3, 5, 3, layers=2).to_dict()
+    model = from_hf_config({**config, "model_type": "qwen3_next", "intermediate_size": 8})
+    adapted = lora(model, LoraConfig(r=2, targets=("gate_proj", "up_proj", "down_proj")))
+    with pytest.raises(InvalidArgumentError, match="linear attention") as caught:
+        activation_bytes(adapted, ParallelPlan(tp=2, sequence_parallel=True), 2, 70)
+    assert caught.value.field == "--lora-targets" and "\n" not in str(caught.value)

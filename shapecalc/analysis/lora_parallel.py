@@ -34,10 +34,20 @@ dropout 0 an ``nn.Identity``):
   m/‖·‖ − 1 (float32, one per output each), the base layer's output (p) and the
   adapter's (float32).
 
+In a mixture's layer with its experts frozen (LoRA on the attention or the shared expert)
+the router's input (the MLP's input), each visit's gathered token (the experts' matmul's
+input) and product (their down projection's) and the shared expert's product go; what
+transformers' eager Mixtral and Qwen2-MoE layers keep then, with peft, is checked in the
+tests. LoRA on a mixture's parameters (peft's ``ParamWrapper``), on a Mamba-2 mixer or on
+linear attention is refused in one line.
+
 A token embedding with an adapter keeps the token ids and lora_A's lookup (float32, r
 wide); a frozen one keeps nothing, nor does the dropout after it. The first layer is
 counted as the others, as the single-device account counts it: ahead of its first adapter
-no gradient flows and autograd keeps less there.
+no gradient flows and autograd keeps less there. The adapters compute in their float32
+(peft's default, and Megatron's bf16 model with LoraParallelLinear's float32 adapters); a
+mixed-precision policy that casts them to 16 bits (FSDP2's ``param_dtype``) would keep the
+shared 16-bit input and a 16-bit output instead, which is not told apart here.
 """
 
 from __future__ import annotations

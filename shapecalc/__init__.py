@@ -109,6 +109,8 @@ _WHERE = {
     "Split": "layers.tensors",
     "Unflatten": "layers.tensors",
     "Mean": "layers.tensors",
+    "MatMul": "layers.tensors",
+    "Contiguous": "layers.tensors",
     "register_module": "adapters.torch_bridge",
     "register_own_step": "adapters.torch_bridge",
     # the transformer architectures' library functions
@@ -132,6 +134,7 @@ __all__ = [
     "Candidate",
     "Cat",
     "Chunk",
+    "Contiguous",
     "Conv1D",
     "Cost",
     "Dim",
@@ -145,6 +148,7 @@ __all__ = [
     "LayerSpec",
     "Leaf",
     "Linear",
+    "MatMul",
     "Mean",
     "MismatchError",
     "MissingDependencyError",
@@ -337,7 +341,9 @@ if TYPE_CHECKING:  # the static view of the lazy names above
     from shapecalc.layers.recurrent import LSTM
     from shapecalc.layers.tensors import (
         Cat,
+        Contiguous,
         Expand,
+        MatMul,
         Mean,
         Permute,
         Reshape,

@@ -142,8 +142,8 @@ def tiny(**changes: Any) -> dict[str, Any]:
 def drawn(draw: st.DrawFn) -> dict[str, Any]:
     heads = draw(st.integers(1, 4))
     kv = draw(st.sampled_from([k for k in (1, 2, 4) if heads % k == 0]))
-    layers = draw(st.integers(1, 6))
-    cross = draw(st.lists(st.integers(0, layers - 1), min_size=1, max_size=3, unique=True))
+    layers = draw(st.integers(2, 6))  # layer 0 is no cross-attention layer (refused)
+    cross = draw(st.lists(st.integers(1, layers - 1), min_size=1, max_size=3, unique=True))
     vision_heads = draw(st.integers(1, 3))
     vision_hidden = vision_heads * draw(st.integers(1, 4))
     vision_layers = draw(st.integers(1, 4))
@@ -329,6 +329,12 @@ def test_inspect_reads_a_saved_checkpoint(tmp_path: Path) -> None:
             "at least one",
         ),
         (
+            tiny(text_cross_attention_layers=[0, 2]),
+            "text_config.cross_attention_layers",
+            "cross_attention_layers must not hold layer 0: transformers reads the cached "
+            "length from layer 0, where it would be the image's, and decoding fails",
+        ),
+        (
             tiny(vision_vision_output_dim=32),
             "vision_config.vision_output_dim",
             "vision_output_dim must be hidden_size × (1 + len(intermediate_layers_indices))",
@@ -372,6 +378,7 @@ SMALL = ["--vocab", "40", "--hidden", "16", "--layers", "4", "--heads", "4", "--
     ("arguments", "flag"),
     [
         (["--cross-layers", "1,4"], "--cross-layers"),
+        (["--cross-layers", "0,2"], "--cross-layers"),
         (["--heads", "5"], "--heads"),
         (["--patch-size", "900"], "--patch-size"),
     ],
@@ -429,3 +436,32 @@ def test_a_decode_step_is_the_language_model_on_one_token(config: dict[str, Any]
         for name in expanded(row.name)
     )
     assert called == mine
+
+
+@pytest.mark.parametrize("cross", [[0], [0, 2]])
+def test_a_cross_attention_layer_0_cannot_decode_in_transformers(cross: list[int]) -> None:
+    """Why layer 0 is refused: transformers builds the model and runs the prompt, but its
+    cache's length is read from layer 0 (MllamaTextModel.forward, cache.get_seq_length()),
+    there the image's tokens, so the first decode step's mask does not fit and it fails;
+    the same prompt with the cross-attention layers elsewhere decodes as a full forward."""
+    config = tiny(text_cross_attention_layers=cross)
+    module = _built(config)
+    image = _image(config, 1)
+    ids = torch.randint(4, 40, (1, 5))
+    with torch.no_grad():
+        out = module(input_ids=ids, use_cache=True, **image)
+        assert out.past_key_values.get_seq_length() != ids.shape[1]
+        token = out.logits[:, -1:].argmax(-1)
+        with pytest.raises(RuntimeError, match="must match the size"):
+            module(input_ids=token, cache=out.past_key_values, use_cache=True)
+    fine = tiny(text_cross_attention_layers=[c + 1 for c in cross])
+    module = _built(fine)
+    with torch.no_grad():
+        out = module(input_ids=ids, use_cache=True, **image)
+        token = out.logits[:, -1:].argmax(-1)
+        step = module(input_ids=token, cache=out.past_key_values, use_cache=True)
+        full = module(input_ids=torch.cat([ids, token], 1), **image)
+    assert torch.allclose(step.logits[:, -1], full.logits[:, -1], atol=1e-5)
+    with pytest.raises(InvalidArgumentError) as err:
+        hf_model(config).model()
+    assert err.value.field == "text_config.cross_attention_layers" and "\n" not in str(err.value)

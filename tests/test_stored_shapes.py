@@ -82,3 +82,24 @@ def test_the_leaves_listed_child_by_child_are_the_placed_leaves(
     model = _example_model(command, monkeypatch)
     walked = [(p.path, p.leaf) for (p,) in placed_leaves((model.root,), every_child)]
     assert every_leaf(model.root) == walked
+
+
+@pytest.mark.parametrize("command", commands())
+def test_a_layer_tensors_facts_are_worked_out_once_per_name(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """llama-quantize's visit list keeps, for each tensor, its source type, whether it
+    may be quantized and its category, worked out once for every layer's tensor of one
+    name and shape: the same facts as each tensor's own."""
+    from shapecalc.quant.gguf import _category, _visits, allows_quantization, source_type
+    from shapecalc.quant.gguf_names import gguf_tensors
+
+    model = _example_model(command, monkeypatch)
+    tensors, _ = gguf_tensors(model)
+    if not tensors:
+        pytest.skip("no GGUF names")
+    listed = tuple((t.name, t.ne) for t in tensors)
+    for name, ne, source, allowed, category in _visits(listed, "F16"):
+        assert source == source_type(name, ne, "F16"), name
+        assert allowed == allows_quantization(name, ne), name
+        assert category == _category(name), name

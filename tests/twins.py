@@ -363,7 +363,10 @@ def gemma3_twin(c: Any) -> Any:
             "vision_use_head": c.vision_head,
         }
         config = t.Gemma3Config(
-            text_config=text, vision_config=vision, tie_word_embeddings=c.tie_weights
+            text_config=text,
+            vision_config=vision,
+            tie_word_embeddings=c.tie_weights,
+            mm_tokens_per_image=c.image_tokens,
         )
         return on_meta(t.Gemma3ForConditionalGeneration, config)
     config = t.Gemma3TextConfig(**text, tie_word_embeddings=c.tie_weights)
@@ -683,8 +686,8 @@ def bart_twin(c: Any) -> Any:
 
 
 def whisper_twin(c: Any) -> Any:
-    """WhisperForConditionalGeneration, WhisperModel or WhisperForAudioClassification, as
-    transformers builds them."""
+    """WhisperForConditionalGeneration, WhisperModel, WhisperForAudioClassification or
+    WhisperForCausalLM, as transformers builds them."""
     t = hf()
     inner = c.intermediate or 4 * c.hidden
     config = t.WhisperConfig(
@@ -712,6 +715,7 @@ def whisper_twin(c: Any) -> Any:
         "lm": "ForConditionalGeneration",
         "none": "Model",
         "classify": "ForAudioClassification",
+        "causal": "ForCausalLM",
     }[c.head]
     return on_meta(getattr(t, "Whisper" + suffix), config)
 

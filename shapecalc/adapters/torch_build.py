@@ -49,7 +49,9 @@ from shapecalc.layers.mamba2 import CausalConv1d, GatedRMSNorm, Mamba2Scan, Take
 from shapecalc.layers.norm import LayerNorm
 from shapecalc.layers.tensors import (
     Cat,
+    Contiguous,
     Expand,
+    MatMul,
     Mean,
     Permute,
     Reshape,
@@ -64,6 +66,7 @@ from shapecalc.layers.transformers import (
     Bias,
     Conv1D,
     Experts,
+    Gemma3RMSNorm,
     GptOssExperts,
     SinkAttention,
     Sinks,
@@ -459,6 +462,22 @@ def _bias(torch: Any, spec: Bias, device: str) -> Any:
             return x + self.bias
 
     return BiasModule()
+
+
+def _gemma3_rms_norm(torch: Any, spec: Gemma3RMSNorm, device: str) -> Any:
+    class Gemma3RMSNormModule(torch.nn.Module):  # type: ignore[misc]
+        """transformers' Gemma3RMSNorm: x / rms(x) in float32, times (1 + weight)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(spec.dim, device=device))
+
+        def forward(self, x: Any) -> Any:
+            y = x.float()
+            y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + spec.eps)
+            return (y * (1.0 + self.weight.float())).type_as(x)
+
+    return Gemma3RMSNormModule()
 
 
 def _conv1d(torch: Any, spec: Conv1D, device: str) -> Any:
@@ -1097,6 +1116,7 @@ _MODULES: dict[type, Any] = {
     MambaMixer: _mamba_mixer,
     GatedDeltaNet: _gated_delta_net,
     Bias: _bias,
+    Gemma3RMSNorm: _gemma3_rms_norm,
     Conv1D: _conv1d,
     StochasticDepth: _stochastic_depth,
     Experts: _experts,
@@ -1121,6 +1141,8 @@ _CALLS: dict[type, Any] = {
     Split: lambda torch, spec, x: tuple(x.chunk(spec.chunks, spec.dim)),
     Unflatten: lambda torch, spec, x: x.unflatten(spec.dim, spec.sizes),
     Mean: lambda torch, spec, x: x.mean(list(spec.dims), keepdim=spec.keepdim),
+    MatMul: lambda torch, spec, x, w: torch.matmul(x, w),
+    Contiguous: lambda torch, spec, x: x.contiguous(),
     Add: lambda torch, spec, *xs: functools.reduce(lambda a, b: a + b, xs),
     Multiply: lambda torch, spec, *xs: functools.reduce(lambda a, b: a * b, xs),
     Positions: _positions,

@@ -85,6 +85,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from shapecalc.core.choices import ENGINES
 from shapecalc.core.dims import known
 
 if TYPE_CHECKING:
@@ -676,7 +677,6 @@ def _vocab(fit: Fit) -> int:
 
 
 #: the engines ``--engine`` takes
-ENGINES = ("vllm", "llama.cpp", "transformers")
 
 
 def engine(

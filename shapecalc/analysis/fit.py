@@ -684,14 +684,19 @@ class Fit:
             rest = plain.total(self.batch, self.seq_len, self.gpus) - plain.weights(self.gpus)[0]
         tried: list[tuple[int, int, QuantChoice]] = []
         order = 0
+        wanted = None if names is None else set(names)
         for quant_method in METHODS:
+            if wanted is not None and not wanted:
+                break  # every name found: the methods after are not imported
             try:
                 aliases = list(method_class(quant_method).aliases) or [quant_method]
             except ShapecalcError:
                 continue
             for name in aliases:
-                if names is not None and name not in names:
-                    continue
+                if wanted is not None:
+                    if name not in wanted:
+                        continue
+                    wanted.discard(name)
                 order += 1
                 try:
                     quantization = parse_weights(name)
@@ -908,14 +913,15 @@ def answer(
 ) -> Answer:
     """All the answers for ``fit``'s batch, context and GPUs; ``quantizations``: every
     weights format (True), none (False), or those named."""
-    from shapecalc.analysis.engines import Vllm
-
     account = fit.account()
     gpus, skipped = fit.fewest_gpus()
     speed = fit.speed()
     log = None
-    if isinstance(fit.engine, Vllm):
-        log = fit.engine.summary(fit, fit.seq_len, fit.gpus)
+    if fit.engine is not None:
+        from shapecalc.analysis.engines import Vllm
+
+        if isinstance(fit.engine, Vllm):
+            log = fit.engine.summary(fit, fit.seq_len, fit.gpus)
     return Answer(
         fit,
         account,

@@ -25,9 +25,10 @@ Two accountings (``accounting``):
     ``_aligned_size`` and ``_partition_param``) pads each parameter to a multiple of N
     and gives every rank ``⌈n/N⌉`` of each.
   - The transient while computing: ZeRO-3 gathers one layer at a time (the largest
-    layer's parameters and gradients whole), FSDP one ``fully_shard`` unit (a repeated
-    block, or the root: the embeddings, final norm and head), grad-op keeps every unit's
-    parameters gathered from the forward to the backward.
+    layer's parameters and gradients whole); under FSDP the peak over a step of what
+    FSDP2 holds unsharded (parameters, all-gather buffers, unsharded gradients,
+    reduce-scatter input), walked unit by unit as it allocates and frees
+    (:mod:`shapecalc.analysis.fsdp_gather`).
   - Adam's ``step`` (a 4-byte tensor per trained tensor for torch's optimizers, one per
     flat partition under ZeRO) is counted with the optimizer state.
 
@@ -226,7 +227,8 @@ def tensors(model: Model) -> tuple[Tensor, ...]:
         numel = product(shape) if shape else 1
         copies = known(row.count) // numel if numel else 0  # type: ignore[operator]
         size = known(row.param.nbytes(1)) if row.param.dtype else None
-        out.append(Tensor(shape, copies, row.param.trainable, (size or 0) // max(copies, 1)))
+        nbytes = (size or 0) // max(copies, 1)
+        out.append(Tensor(shape, copies, row.param.trainable, nbytes, row.name))
     return tuple(out)
 
 
@@ -617,37 +619,26 @@ def _gathered(
         )
     if scheme != "fsdp" or n == 1:
         return None
-    units = rank_units(ts, n) if split else fsdp_units(cost.model, n)
-    largest = max(units.values(), default=0)
-    if plan.fsdp == "grad-op":
-        every = sum(units.values())
-        return GpuLine(
-            "gathered for compute",
-            b * (every + largest),
-            f"every unit's parameters whole from the forward to the backward and the "
-            f"largest unit's gradients, {b} bytes each",
-        )
-    return GpuLine(
-        "gathered for compute",
-        2 * b * largest,
-        f"the largest unit's {largest:,} parameters and gradients whole (padded to N), "
-        f"{b} bytes each, one unit at a time",
-    )
+    return fsdp_gathered(cost.model, ts, plan.fsdp or "full", n, b, b)
 
 
-def rank_units(ts: list[Tensor], n: int) -> dict[str, int]:
-    """:func:`fsdp_units` of one model-parallel rank's tensors: one layer of each run it
-    holds, and the rest (padded to ``n`` ranks)."""
-    from shapecalc.analysis.cost import layer_part
+def fsdp_gathered(
+    model: Model,
+    ts: list[Tensor],
+    mode: str,
+    n: int,
+    itemsize: int,
+    reduce_itemsize: int,
+    reshard_to: int = 0,
+) -> GpuLine:
+    """FSDP2's peak of unsharded tensors over a step
+    (:mod:`shapecalc.analysis.fsdp_gather`), as a line of the account;
+    ``reshard_to``: ``reshard_after_forward`` as a number of ranks."""
+    from shapecalc.analysis.fsdp_gather import fsdp_units, gathered_peak
 
-    units: dict[str, int] = {}
-    for t in ts:
-        prefix, numbers = layer_part(t.name)
-        layers = 1 if numbers is None or isinstance(numbers, int) else len(numbers)
-        key = prefix if numbers is not None else ""
-        padded = -(-t.rows // n) * n * (t.numel // t.rows if t.rows else 0)
-        units[key] = units.get(key, 0) + t.copies * padded // layers
-    return units
+    units = fsdp_units(model, ts, n, mode, reshard_to)
+    peak = gathered_peak(units, itemsize, reduce_itemsize)
+    return GpuLine("gathered for compute", peak.bytes, peak.describe(itemsize, mode))
 
 
 def largest_layer(model: Model) -> int:
@@ -661,28 +652,6 @@ def largest_layer(model: Model) -> int:
         if value is not None:
             best = max(best, value)
     return best
-
-
-def fsdp_units(model: Model, n: int) -> dict[str, int]:
-    """The numbers one copy of each ``fully_shard`` unit gathers (padded to ``n``
-    ranks): a repeated block (``model.layers.{0..31}``) is a unit, the rest of the model
-    the root's."""
-    units: dict[str, int] = {}
-    copies: dict[str, int] = {}
-    for layer in model.layers:
-        parts = layer.name.split(".")
-        cut = next((i for i, p in enumerate(parts) if p.startswith("{")), None)
-        key = "" if cut is None else ".".join(parts[: cut + 1])
-        many = known(layer.copies) or 1
-        numbers = 0
-        for p in layer.spec.params():
-            shape = tuple(int(d) for d in p.shape)  # type: ignore[arg-type]
-            rows = shape[0] if shape else 1
-            rest = (product(shape) if shape else 1) // rows if rows else 0  # type: ignore[operator]
-            numbers += -(-rows // n) * n * rest * (known(p.repeat) or 1)
-        units[key] = units.get(key, 0) + numbers * many
-        copies[key] = min(copies.get(key, many), many)
-    return {k: v // copies[k] if k else v for k, v in units.items()}
 
 
 def _deepspeed(
@@ -889,6 +858,14 @@ def explain(per: PerGpu) -> tuple[str, ...]:
             "FSDP shards every tensor by rows as torch.chunk does: ⌈d₀/N⌉ rows a rank, the "
             "last ranks fewer or none; parameters and gradients are allocated padded to "
             "⌈d₀/N⌉·rest on every rank, the optimizer state on the unpadded shard."
+        )
+        lines.append(
+            "Gathered for compute (FSDP2, wrapped as transformers and accelerate wrap it: the "
+            "embedding, each block, the final norm and head kept, the root): the peak over a "
+            "step of the units' unsharded parameters, their all-gather buffers (the forward's "
+            "kept to the next copy-out, the backward's prefetched one unit ahead), the "
+            "unsharded gradients and the reduce-scatter input kept to the next unit's, each "
+            "padded to ⌈d₀/N⌉·N rows at the compute dtype; not the allocator's caching."
         )
     lines.append(
         "Against DeepSpeed's estimate (--accounting deepspeed): it counts fp32 gradients "

@@ -47,11 +47,18 @@ _FUNCTION = re.compile(r'^    function: ClassVar\[str\] = "([A-Za-z0-9_]+)"', re
 
 def commands() -> list[str]:
     """Every architecture's command, from the module names (no module is imported)."""
+    return list(_commands())
+
+
+@functools.lru_cache(maxsize=1)
+def _commands() -> tuple[str, ...]:
     here = os.path.dirname(__file__)
-    return sorted(
-        name[:-3].replace("_", "-")
-        for name in os.listdir(here)
-        if name.endswith(".py") and not name.startswith("_")
+    return tuple(
+        sorted(
+            name[:-3].replace("_", "-")
+            for name in os.listdir(here)
+            if name.endswith(".py") and not name.startswith("_")
+        )
     )
 
 
@@ -104,9 +111,10 @@ def command_for(model_type: str) -> str | None:
     return None
 
 
+@functools.cache
 def get(command: str) -> type[Architecture]:
     """The architecture declared by ``architectures/<command>.py``."""
-    if command not in commands():
+    if command not in _commands():
         raise InvalidArgumentError(
             f"no architecture {echo(command)}; the architectures are {', '.join(commands())}",
             field="architecture",

@@ -28,7 +28,7 @@ from shapecalc.layers.conv import Conv2d
 from shapecalc.layers.functional import Pick, ScaledDotProductAttention
 from shapecalc.layers.linear import Flatten, Linear
 from shapecalc.layers.norm import LayerNorm
-from shapecalc.layers.tensors import Cat, Expand, Transpose
+from shapecalc.layers.tensors import Cat, Expand, Tile, Transpose
 from shapecalc.layers.vision import QuickGELU
 
 __all__ = [
@@ -234,7 +234,8 @@ def vision_tower(
     SigLIP's attention-pooling ``head`` (``use_head``). ``pooled``: the flow ends in the
     pooled vector (B, H) (CLIP: the class token's, normalised), else in the encoder's
     tokens (CLIP: the encoder's, what LLaVA reads; SigLIP: after ``post_layernorm``,
-    what Gemma 3 reads; what the flow leaves out is still built)."""
+    what Gemma 3 reads, its head run beside them as transformers runs it; what the flow
+    leaves out is still built)."""
     clip = family == "CLIP"
     n = patches(image_size, patch_size) + (1 if clip else 0)
     children: dict[str, Any] = {}
@@ -271,8 +272,10 @@ def vision_tower(
         steps.append("post_layernorm")
         if use_head:
             body["head"] = _pooling_head(hidden, heads, intermediate, act, eps)
-            if pooled:
-                steps.append("head")
+            # SiglipVisionModel's forward runs its head whenever it has one: read for
+            # its pooled vector, or beside the tokens it passes on (Gemma 3's), its
+            # compute and kept tensors spent all the same
+            steps.append("head" if pooled else (parallel((), "head"), Pick(0)))
     return Block(f"{family}VisionModel", body, flow=chain(*steps))
 
 
@@ -294,8 +297,8 @@ def _pooling_head(h: Dim, a: Dim, i: Dim, act: str, eps: float) -> Block:
             "mlp": mlp,
         },
         flow=chain(
-            parallel("probe", (), ()),
-            Expand((0,)),
+            # probe.repeat(batch_size, 1, 1): a copy, which the attention keeps
+            parallel((parallel("probe", ()), Tile((1, 1, 1), like=True), Pick(0)), (), ()),
             "attention",
             Pick(0),
             residual("layernorm", "mlp"),

@@ -228,11 +228,15 @@ def layer(
     dropout: float,
     pre_norm: bool,
     kind: str,
+    alone: bool = False,
 ) -> Block:
     """One layer of BART's family around its attentions (``own``; a decoder's
     ``cross_attention`` over the encoder's output, taken as the second input): the
     feed-forward ``fc1`` (H to ``inner``) and ``fc2`` (back), a LayerNorm after each
-    residual add, or before each residual branch (``pre_norm``: mBART, Whisper)."""
+    residual add, or before each residual branch (``pre_norm``: mBART, Whisper).
+    ``alone``: a decoder layer run without an encoder's output (a decoder-only class,
+    WhisperForCausalLM): its cross-attention is held but skipped, as transformers skips
+    it when no encoder_hidden_states are given."""
     h = hidden
     decoder = cross_attention is not None
     drop = Dropout(dropout)
@@ -266,7 +270,7 @@ def layer(
         mlp = [residual(*ff), "final_layer_norm"]
         cross = summed(Pick(0), chain("encoder_attn", drop))
         after_cross = ["encoder_attn_layer_norm"]
-    if decoder:  # (hidden, encoder output) in
+    if decoder and not alone:  # (hidden, encoder output) in
         flow = chain(parallel(chain(Pick(0), *own_steps), Pick(1)), cross, *after_cross, *mlp)
     else:
         flow = chain(*own_steps, *mlp)

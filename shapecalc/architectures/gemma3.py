@@ -13,10 +13,11 @@ A ``gemma3`` config (Gemma3ForConditionalGeneration, the models with images) hol
 its ``text_config``'s language model (``model.language_model.…``), the SigLIP vision tower of
 its ``vision_config`` (``model.vision_tower.…``, ``_towers.py``'s, read as a
 ``siglip_vision_model`` config) and Gemma3MultiModalProjector
-(``model.multi_modal_projector``: ``mm_soft_emb_norm``, an RMSNorm of the tower's width, and
-``mm_input_projection_weight``, (tower width, H), which multiplies the pooled image tokens).
-The projector's average pooling and its product are not in the cost (FLOPs) yet; every
-tensor is counted.
+(``model.multi_modal_projector``). The projector's forward, as transformers' runs it: the
+tower's (B, P², E) tokens transposed and laid out as a P × P grid of E channels (a copy),
+``avg_pool`` (an AvgPool2d of kernel and stride P // ⌊√mm_tokens_per_image⌋), flattened
+and transposed back to (B, tokens, E), ``mm_soft_emb_norm`` (an RMSNorm of E), then times
+``mm_input_projection_weight`` (E, H), a parameter of the module's own (a MatMul step).
 """
 
 from __future__ import annotations
@@ -31,18 +32,24 @@ from shapecalc.architectures._transformer import GroupedQueryLM
 from shapecalc.architectures.llama import _read as _llama_read
 from shapecalc.core.declare import Built, Reference, choice, flag, layer_kinds, size
 from shapecalc.core.dims import Dim, dim_str, known
-from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.errors import InvalidArgumentError, ShapeError
 from shapecalc.core.flow import chain, each, multiply, parallel, residual
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType, config_for
 from shapecalc.core.model import Model
 from shapecalc.core.own import Parameter
+from shapecalc.core.spec import Shape, Work
 from shapecalc.core.tree import Block, Child, Leaf, ModuleList, Node, Repeat, cycle, runs
 from shapecalc.layers._embedding import Embedding
+from shapecalc.layers._function import _Function
 from shapecalc.layers._linear import Linear
 from shapecalc.layers._norm import RMSNorm
 from shapecalc.layers.activation import GELU
 from shapecalc.layers.functional import Rotary, ScaledDotProductAttention, SplitHeads
+from shapecalc.layers.linear import Flatten
+from shapecalc.layers.pooling import AvgPool2d
+from shapecalc.layers.tensors import Contiguous, MatMul, Transpose, Unflatten
+from shapecalc.layers.transformers import Gemma3RMSNorm
 
 __all__ = [
     "Gemma3",
@@ -340,6 +347,7 @@ def _write_conditional(model: Any, reference: Reference) -> Reference | None:
             "text_config": {**text, "pad_token_id": 0},
             "vision_config": dict(written.config),
             "tie_word_embeddings": tie,
+            "mm_tokens_per_image": model.image_tokens,
         },
     )
 
@@ -357,6 +365,8 @@ VISION = (
     "vision_activation",
     "vision_head",
 )
+#: Gemma3Config's default mm_tokens_per_image
+IMAGE_TOKENS = 256
 
 
 def _read_conditional(f: Any, out: dict[str, Any]) -> None:
@@ -364,6 +374,44 @@ def _read_conditional(f: Any, out: dict[str, Any]) -> None:
     _, tower = f.nested("vision_config", (_TOWER,), "a vision tower")
     for name in VISION:
         out[name] = tower[name]
+
+
+def _side(tokens: int) -> int:
+    """Gemma3MultiModalProjector's tokens_per_side: ``int(mm_tokens_per_image ** 0.5)``."""
+    return int(tokens**0.5)
+
+
+@frozen
+class _NoPool(_Function):
+    """Gemma3MultiModalProjector's ``avg_pool`` when ⌊√mm_tokens_per_image⌋ exceeds the
+    patches per side P: transformers builds ``AvgPool2d(kernel_size=P // ⌊√U⌋ = 0)``
+    (and Gemma3Config's default SigLIP tower, 224 / 16 = 14 patches a side, with 256
+    tokens, is such a model), and its forward refuses the first image. Every tensor is
+    counted; a cost through the projector is refused here, naming the field."""
+
+    tokens: int
+    per: int
+
+    kind: ClassVar[str] = "avg_pool"
+    summary: ClassVar[str] = "Gemma 3's pooling of a kernel of 0 (no image passes)"
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        side = _side(self.tokens)
+        rule = (
+            "⌊√mm_tokens_per_image⌋ is at most the patches per side (image_size // "
+            "patch_size), the projector's pooling kernel their quotient"
+        )
+        raise ShapeError(
+            f"mm_tokens_per_image (--image-tokens) = {self.tokens}: {rule}; ⌊√{self.tokens}⌋ "
+            f"= {side} > {self.per}, a kernel of 0, on which transformers' forward fails",
+            layer="Gemma3MultiModalProjector",
+            field="image_tokens",
+            value=self.tokens,
+            rule=rule,
+        )
+
+    def work(self, *inputs: Shape) -> Work:
+        return Work(self.output_shapes(*inputs))
 
 
 def _conditional_notes(config: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
@@ -410,6 +458,17 @@ class Gemma3(GroupedQueryLM):
     and up H to I, down I to H). A sliding layer and a global one hold the same tensors;
     they differ in what attention sees and what the cache keeps.
 
+    ``--head vision`` is Gemma3ForConditionalGeneration: a SigLIP tower (E wide, M layers;
+    its attention-pooling head, when it has one, runs beside the tokens Gemma 3 reads),
+    the language model, and Gemma3MultiModalProjector. The projector takes the tower's
+    (B, P², E) tokens (P = image_size // patch_size) to a P × P grid (a copy), average-pools
+    it with a kernel and stride of P // ⌊√U⌋ (U = mm_tokens_per_image) to (P // kernel)²
+    tokens, normalises them (Gemma3RMSNorm: times 1 + weight) and multiplies them by
+    ``mm_input_projection_weight`` (E, H), a parameter of its own: every step is in the
+    FLOPs and the tensors autograd keeps. With ⌊√U⌋ above P (transformers' default tower,
+    14 patches a side, with 256 tokens) the kernel is 0 and no image gets through: the
+    tensors are counted, a cost is refused.
+
         >>> m = gemma3(vocab=262144, hidden=1152, layers=26, heads=4, kv_heads=1,
         ...            head_dim=256, intermediate=6912, sliding_window=512)
         >>> m.total
@@ -442,6 +501,7 @@ class Gemma3(GroupedQueryLM):
         "image_size",
         "patch_size",
         "channels",
+        "image_tokens",
     )
 
     vocab: Any = tf.vocab()
@@ -491,8 +551,17 @@ class Gemma3(GroupedQueryLM):
     )
     vision_head: bool = flag(
         "With --head vision: the tower's attention-pooling head (vision_use_head), built "
-        "though Gemma 3 reads the tokens.",
+        "and run though Gemma 3 reads the tokens.",
         True,
+    )
+    image_tokens: Any = size(
+        "U",
+        "With --head vision: the image tokens the projector pools to (mm_tokens_per_image): "
+        "an average pool of kernel and stride (image_size // patch_size) // ⌊√U⌋ (a kernel "
+        "of 0 runs no image: the tensors are counted, a cost refused).",
+        IMAGE_TOKENS,
+        names=False,
+        solvable=False,
     )
 
     hf: ClassVar[tuple[HFType, ...]] = (
@@ -540,15 +609,15 @@ class Gemma3(GroupedQueryLM):
             config_class="Gemma3Config",
             classes={"Gemma3ForConditionalGeneration": {"head": "vision"}},
             base="model",
-            keys={"tie_weights": "tie_word_embeddings"},
+            keys={"tie_weights": "tie_word_embeddings", "image_tokens": "mm_tokens_per_image"},
             defaults={
                 "text_config": None,
                 "vision_config": None,
                 "tie_word_embeddings": True,
+                "mm_tokens_per_image": IMAGE_TOKENS,
             },
             free=frozenset(
                 {
-                    "mm_tokens_per_image",
                     "boi_token_index",
                     "eoi_token_index",
                     "image_token_index",
@@ -703,17 +772,7 @@ class Gemma3(GroupedQueryLM):
             use_head=self.vision_head,
             pooled=False,
         )
-        projector = Block(
-            "Gemma3MultiModalProjector",
-            {
-                "mm_input_projection_weight": Parameter(
-                    (w, h), role="image tokens into the text's width"
-                ),
-                "mm_soft_emb_norm": Leaf(RMSNorm(w), role="norm of the pooled image tokens"),
-            },
-            flow=chain("mm_soft_emb_norm"),
-            description="pooled image tokens, normalised, times mm_input_projection_weight",
-        )
+        projector = self._projector()
         model = Block(
             "Gemma3Model",
             {"vision_tower": tower, "multi_modal_projector": projector, "language_model": body},
@@ -743,15 +802,55 @@ class Gemma3(GroupedQueryLM):
         return Built(
             root,
             ties=ties,
-            notes=(
-                *notes,
-                "the projector's average pooling of the image tokens and its product with "
-                "mm_input_projection_weight are not in the FLOPs yet",
-            ),
+            notes=notes,
             input_layout=(("B", "T"), ("B", self.channels, self.image_size, self.image_size)),
             group_depth=3,
             head="lm_head",
             name="Gemma3ForConditionalGeneration",
+        )
+
+    def _projector(self) -> Block:
+        """Gemma3MultiModalProjector's forward: the (B, P², E) tokens to a (B, E, P, P)
+        grid, a copy (``transpose(1, 2).reshape(...)``; a view when P or E is 1, where the
+        transpose keeps the layout), ``avg_pool``, ``flatten(2).transpose(1, 2)``,
+        ``mm_soft_emb_norm``, then ``@ mm_input_projection_weight``."""
+        h, w = self.hidden, self.vision_hidden
+        per = self.image_size // self.patch_size
+        kernel = per // _side(self.image_tokens)
+        grid: list[Any] = [Transpose(1, 2), Unflatten(2, (per, per))]
+        if per > 1 and known(w) != 1:
+            grid.append(Contiguous())
+        children: dict[str, Any] = {
+            "mm_input_projection_weight": Parameter(
+                (w, h), role="image tokens into the text's width"
+            ),
+            "mm_soft_emb_norm": Leaf(Gemma3RMSNorm(w), role="norm of the pooled image tokens"),
+        }
+        if kernel == 0:  # transformers builds AvgPool2d(0), which no image gets through
+            return Block(
+                "Gemma3MultiModalProjector",
+                children,
+                flow=chain(*grid, _NoPool(self.image_tokens, per)),
+                description="no image passes: mm_tokens_per_image exceeds the patches",
+            )
+        pooled = (per // kernel) ** 2
+        children["avg_pool"] = Leaf(
+            AvgPool2d(kernel, stride=kernel), role=f"{per}² patches to {pooled} tokens"
+        )
+        return Block(
+            "Gemma3MultiModalProjector",
+            children,
+            flow=chain(
+                *grid,
+                "avg_pool",
+                Flatten(2),
+                Transpose(1, 2),
+                "mm_soft_emb_norm",
+                parallel((), "mm_input_projection_weight"),
+                MatMul(),
+            ),
+            description=f"{per}² patches pooled to {pooled} tokens, normalised, times "
+            "mm_input_projection_weight",
         )
 
     def in_body(self, base: str, path: str) -> str:
@@ -772,7 +871,7 @@ class Gemma3(GroupedQueryLM):
         out = super().sizes()
         out.pop("P", None)
         if self.head != "vision":  # the tower's sizes build nothing without it
-            for letter in ("E", "M", "G", "J", "S", "Q", "C"):
+            for letter in ("E", "M", "G", "J", "S", "Q", "C", "U"):
                 out.pop(letter, None)
         else:
             from shapecalc.architectures._towers import derived_heads
@@ -814,11 +913,26 @@ class Gemma3(GroupedQueryLM):
         if self.tie_weights and self.with_head:
             lines.append("The head is the token embedding: one V × H matrix, counted once.")
         if self.head == "vision":
-            lines.append(
+            per = self.image_size // self.patch_size
+            kernel = per // _side(self.image_tokens)
+            holds = (
                 "Gemma3ForConditionalGeneration holds a SigLIP vision tower (its tokens "
-                "after post_layernorm are read) and a projector (an RMSNorm and a matrix "
-                "from the tower's width to H) beside this language model."
+                "after post_layernorm are read) and a projector beside this language model"
             )
+            if kernel:
+                holds += (
+                    f": the tower's {per}² patch tokens are average-pooled by {kernel} × "
+                    f"{kernel} windows to {(per // kernel) ** 2} (mm_tokens_per_image "
+                    f"{self.image_tokens}), normalised (Gemma3RMSNorm) and multiplied by "
+                    "mm_input_projection_weight, a matrix from the tower's width to H."
+                )
+            else:
+                holds += (
+                    f"; ⌊√mm_tokens_per_image⌋ = {_side(self.image_tokens)} exceeds the {per} "
+                    "patches a side, so its pooling kernel is 0 and no image passes "
+                    "(transformers' forward fails): the tensors are counted, a cost refused."
+                )
+            lines.append(holds)
         return [
             ("What the sizes mean", lines),
             (

@@ -85,6 +85,16 @@ _VISION_ARGUMENTS = (
 )
 
 
+#: why layer 0 is no cross-attention layer: MllamaTextModel.forward reads the context's
+#: length from the cache's layer 0 (``cache.get_seq_length()``, transformers 5.25), which
+#: a cross-attention layer fills with the image's keys; the first decode step's mask then
+#: has the image's length and the step fails (tests/test_mllama.py runs it)
+NOT_FIRST = (
+    "cross_attention_layers must not hold layer 0: transformers reads the cached length "
+    "from layer 0, where it would be the image's, and decoding fails"
+)
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -108,6 +118,8 @@ def _read_text(f: Any, out: dict[str, Any]) -> None:
             or len(set(value)) != len(value)
         ):
             raise f.fail("cross_attention_layers", value, rule)
+        if 0 in value:
+            raise f.fail("cross_attention_layers", value, NOT_FIRST)
         out["cross_layers"] = tuple(sorted(value))
     f.padding("pad_token_id", out["vocab"] + EXTRA_TOKENS, "token embedding (vocab_size + 8)")
 
@@ -248,6 +260,11 @@ class Mllama(Architecture):
     heads, an MLP of Iv), the projector and the language model (V, H, L, A, K, I) whose
     cross-attention layers attend to the image's tokens.
 
+    A cross-attention layer is any layer but 0: transformers reads the cached context's
+    length from layer 0 (``cache.get_seq_length()``), which a cross-attention layer there
+    fills with the image's keys, and the first decode step fails; such a config is
+    refused, naming cross_attention_layers.
+
     >>> m = mllama(vocab=128256, hidden=4096, layers=40, heads=32, kv_heads=8,
     ...            intermediate=14336)
     >>> m.total  # MllamaConfig's defaults (the 11B's, with 448-pixel tiles)
@@ -298,8 +315,9 @@ class Mllama(Architecture):
     kv_heads: Any = tf.kv_heads()
     intermediate: Any = size("I", "The language model's MLP size (intermediate_size).")
     cross_layers: tuple[int, ...] = indices(
-        "The language model's layers that attend to the image (cross_attention_layers); "
-        "none given: transformers' default, 3, 8, 13, ..., 38, those below L."
+        "The language model's layers that attend to the image (cross_attention_layers), "
+        "from 1 (with layer 0 transformers' decoding fails); none given: transformers' "
+        "default, 3, 8, 13, ..., 38, those below L."
     )
     vision_hidden: Any = size("Hv", "The vision model's width (hidden_size).", 1280)
     vision_layers: Any = size(
@@ -420,6 +438,8 @@ class Mllama(Architecture):
         kv, a = known(self.kv), known(self.heads)
         if kv is not None and a is not None and a % kv:
             self._fail("kv_heads", kv, "kv_heads must divide heads", f"{a} % {kv} = {a % kv}")
+        if self.cross_layers and self.cross_layers[0] == 0:
+            self._fail("cross_layers", 0, NOT_FIRST, "layer 0 given")
         if self.cross_layers and self.cross_layers[-1] >= self.layers:
             self._fail(
                 "cross_layers",
@@ -452,7 +472,7 @@ class Mllama(Architecture):
         out["aspect_ratios"] = min(out["aspect_ratios"], 9)
         out["feature_layers"] = min(out["feature_layers"], 3)
         out["image_size"] = min(out["image_size"], 4 * out["patch_size"])
-        out["cross_layers"] = tuple(i for i in out["cross_layers"] if i < out["layers"])
+        out["cross_layers"] = tuple(i for i in out["cross_layers"] if 0 < i < out["layers"])
         return out
 
     @classmethod

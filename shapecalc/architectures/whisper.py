@@ -17,6 +17,11 @@ each stack ends in ``layer_norm``. ``proj_out`` scores the tokens, tied to the d
 encoder alone, then ``projector`` (H to Q, ``classifier_proj_size``), the average over the
 positions and ``classifier`` (Q to K labels); with ``use_weighted_layer_sum`` it holds
 ``layer_weights``, one weight per hidden state (the embeddings' and each layer's).
+``WhisperForCausalLM`` is the decoder alone (``model.decoder``, inside a
+WhisperDecoderWrapper) and ``proj_out``, tied to its ``embed_tokens``: distil-whisper's
+assistant for speculative decoding. Its layers hold their cross-attention, which its own
+forward (tokens in, no encoder output) skips: its cache holds self-attention keys and
+values alone, a DynamicCache.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ WHISPER_HEADS: dict[str, str] = {
     "lm": "ForConditionalGeneration",
     "none": "Model",
     "classify": "ForAudioClassification",
+    "causal": "ForCausalLM",
 }
 
 #: the classification head's arguments -> their values outside it (no tensor there)
@@ -106,6 +112,12 @@ class Whisper(Architecture):
     P fixed positions and L pre-norm encoder layers; a token embedding V × H, C learned
     positions and M decoder layers with cross-attention; ``proj_out`` tied to the token
     embedding.
+
+    ``--head causal`` is WhisperForCausalLM, the decoder alone (``model.decoder``) and
+    ``proj_out`` (distil-whisper's assistant): the encoder's sizes build nothing there but
+    the decoder's defaults. Its layers hold their cross-attention, which its forward, given
+    tokens and no encoder output, skips: the FLOPs and the cache (transformers'
+    DynamicCache, self-attention keys and values) are the decoder's without it.
 
         >>> m = whisper(vocab=51865, hidden=384, layers=4, heads=6)
         >>> m.total
@@ -194,7 +206,9 @@ class Whisper(Architecture):
         tuple(WHISPER_HEADS),
         "lm: encoder, decoder and proj_out scoring every token "
         "(WhisperForConditionalGeneration); none: encoder and decoder (WhisperModel); "
-        "classify: the encoder, projector and classifier (WhisperForAudioClassification).",
+        "classify: the encoder, projector and classifier (WhisperForAudioClassification); "
+        "causal: the decoder alone and proj_out (WhisperForCausalLM; its cross-attention "
+        "held, not run).",
         "lm",
     )
     labels: Any = size(
@@ -355,6 +369,15 @@ class Whisper(Architecture):
         out["F"] = math.prod(STRIDES) * out.get("P", self.source_positions)
         if self.head != "classify":  # the classification head's sizes size nothing here
             out.pop("Q", None)
+        if self.head == "causal":  # nor the encoder's, without an encoder
+            given = {
+                "L": self.decoder_layers,
+                "A": self.decoder_heads,
+                "D": self.decoder_heads,
+                "I": self.decoder_intermediate,
+            }
+            for letter in ("N", "P", "F", *(k for k, v in given.items() if v is not None)):
+                out.pop(letter, None)
         return out
 
     def hf_values(self) -> dict[str, Any]:
@@ -435,7 +458,7 @@ class Whisper(Architecture):
                 )
 
     # -- the tree -------------------------------------------------------------------------
-    def _layer(self, *, decoder: bool) -> Block:
+    def _layer(self, *, decoder: bool, alone: bool = False) -> Block:
         h = self.hidden
         heads = self.decoder_head_count if decoder else self.heads
         head_dim = self._head_size(heads, decoder)
@@ -460,6 +483,7 @@ class Whisper(Architecture):
             dropout=self.dropout,
             pre_norm=True,
             kind="WhisperDecoderLayer" if decoder else "WhisperEncoderLayer",
+            alone=alone,
         )
 
     def _encoder(self) -> Block:
@@ -496,7 +520,9 @@ class Whisper(Architecture):
         )
         return Block("WhisperEncoder", children, flow=flow)
 
-    def _decoder(self) -> Block:
+    def _decoder(self, *, alone: bool = False) -> Block:
+        """WhisperDecoder: (encoder output, target ids) in; ``alone``: the target ids
+        alone, each layer's cross-attention skipped (WhisperForCausalLM)."""
         h, c = self.hidden, self.target_positions
         children: dict[str, Any] = {
             "embed_tokens": Leaf(
@@ -505,19 +531,25 @@ class Whisper(Architecture):
             "embed_positions": Leaf(
                 Embedding(c, h), "one H-vector per position, learned", "position embedding"
             ),
-            "layers": ModuleList(self._layer(decoder=True), self.decoder_depth, carry=True),
+            "layers": ModuleList(
+                self._layer(decoder=True, alone=alone), self.decoder_depth, carry=not alone
+            ),
             "layer_norm": Leaf(LayerNorm(h), role="final norm"),
         }
         embed = chain(
             summed("embed_tokens", (Positions(limit=c), "embed_positions")),
             Dropout(self.dropout),
         )
+        if alone:
+            return Block("WhisperDecoder", children, flow=chain(embed, "layers", "layer_norm"))
         # (encoder output, target ids) in
         flow = chain(parallel(chain(Pick(1), embed), Pick(0)), "layers", "layer_norm")
         return Block("WhisperDecoder", children, flow=flow)
 
     def build(self) -> Built:
         h, v = self.hidden, self.vocab
+        if self.head == "causal":
+            return self._causal()
         body = Block(
             "WhisperModel",
             {"encoder": self._encoder(), "decoder": self._decoder()},
@@ -535,6 +567,24 @@ class Whisper(Architecture):
         ties = {"proj_out.weight": "model.decoder.embed_tokens.weight"} if self.tie_weights else {}
         root = Block("WhisperForConditionalGeneration", children, flow=chain("model", "proj_out"))
         return Built(root, ties=ties, input_layout=layout, group_depth=2, head="proj_out")
+
+    def _causal(self) -> Built:
+        """WhisperForCausalLM: ``model`` (WhisperDecoderWrapper) holding ``decoder``, then
+        ``proj_out``, tied to the decoder's embed_tokens unless --no-tie-weights."""
+        wrapper = Block(
+            "WhisperDecoderWrapper",
+            {"decoder": self._decoder(alone=True)},
+            flow=chain("decoder"),
+        )
+        children: dict[str, Node] = {
+            "model": wrapper,
+            "proj_out": Leaf(
+                Linear(self.hidden, self.vocab, bias=False), "a score per token", "head"
+            ),
+        }
+        ties = {"proj_out.weight": "model.decoder.embed_tokens.weight"} if self.tie_weights else {}
+        root = Block("WhisperForCausalLM", children, flow=chain("model", "proj_out"))
+        return Built(root, ties=ties, input_layout=(("B", "T"),), group_depth=2, head="proj_out")
 
     def _classifier(self) -> Built:
         """WhisperForAudioClassification: the encoder, projector, the average over the
@@ -566,6 +616,8 @@ class Whisper(Architecture):
 
     # -- explanation ----------------------------------------------------------------------
     def explanation(self, model: Model) -> list[tuple[str, list[str]]]:
+        if self.head == "causal":
+            return [("What the sizes mean", self._causal_lines())]
         classify = self.head == "classify"
         stacks = "the encoder" if classify else "both stacks"
         lines = [
@@ -615,6 +667,24 @@ class Whisper(Architecture):
                 else "proj_out is a V × H table of its own"
             )
         return [("What the sizes mean", lines)]
+
+    def _causal_lines(self) -> list[str]:
+        g, j = self.decoder_head_count, self.decoder_inner
+        return [
+            f"WhisperForCausalLM is Whisper's decoder alone: M = {dim_str(self.decoder_depth)} "
+            f"layers of width H = {dim_str(self.hidden)} (d_model), reading tokens "
+            f"(embed_tokens, V × H) plus C = {dim_str(self.target_positions)} learned "
+            "positions; no encoder, no stem.",
+            f"Attention: G = {dim_str(g)} heads, each H / G wide; q_proj, v_proj and "
+            "out_proj are H × H with biases, k_proj without. Each layer also holds its "
+            "cross-attention (encoder_attn and its LayerNorm), which the class's forward "
+            "skips without an encoder's output: counted as tensors, not as work or cache.",
+            f"The feed-forward: fc1 maps H to J = {dim_str(j)}, fc2 maps back; LayerNorms "
+            "before each residual branch (pre-norm), and the decoder ends in layer_norm.",
+            "proj_out is the decoder's V × H embed_tokens"
+            if self.tie_weights
+            else "proj_out is a V × H table of its own",
+        ]
 
 
 whisper = Whisper.function_for()

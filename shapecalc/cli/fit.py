@@ -96,8 +96,8 @@ HARDWARE_FLAGS = (
 
 def hardware_options() -> list[Callable[[F], F]]:
     """The options of :data:`HARDWARE_FLAGS`, in that order."""
-    from shapecalc.analysis.engines import ENGINES
     from shapecalc.analysis.hardware import COMPUTE_DTYPES
+    from shapecalc.core.choices import ENGINES
 
     return [
         click.option(
@@ -362,11 +362,17 @@ def _hardware(options: dict[str, Any]) -> Any:
     return custom(options["memory_gb"], options["bandwidth_gbs"], options["tflops"])
 
 
+def _engine(name: str, *args: Any, **kwargs: Any) -> Any:
+    """The engine ``--engine`` names (its module imported only then)."""
+    from shapecalc.analysis.engines import engine
+
+    return engine(name, *args, **kwargs)
+
+
 def fit_setting(options: dict[str, Any], context: int | None = None) -> Any:
     """The :class:`~shapecalc.analysis.sweep_fit.FitSetting` the hardware options say
     (``options`` by :data:`HARDWARE_FLAGS`), each checked: a usage error naming the flag,
     or the engine's error (a GPU not in the table) for the caller to name."""
-    from shapecalc.analysis.engines import engine
     from shapecalc.analysis.sweep_fit import FitSetting
 
     efficiency = _efficiency(options["efficiency"])
@@ -391,7 +397,7 @@ def fit_setting(options: dict[str, Any], context: int | None = None) -> Any:
         gpus=options["gpus"],
         engine=None
         if options["engine"] is None
-        else engine(
+        else _engine(
             options["engine"],
             options["utilization"],
             flash_attention=flash != "off",

@@ -29,3 +29,6 @@ EXPERT_LAYOUTS = ("fused", "checkpoint")
 #: transformers 5 and the serving engines (vLLM, SGLang) keep it, or every head's keys and
 #: values made from it, as transformers 4 kept them
 CACHE_CONVENTIONS = ("latent", "heads")
+#: the serving engines whose own memory accounting ``fit --engine`` reproduces
+#: (``shapecalc.analysis.engines``)
+ENGINES = ("vllm", "llama.cpp", "transformers")

@@ -17,10 +17,22 @@ from typing import Any, ClassVar
 from shapecalc.core.dims import Dim, exact_div, known, product, same_size, shape_str
 from shapecalc.core.errors import echo
 from shapecalc.core.frozen import frozen
-from shapecalc.core.spec import Shape, Work
+from shapecalc.core.spec import Shape, Stored, Work
 from shapecalc.layers._function import _Function
 
-__all__ = ["Cat", "Expand", "Mean", "Permute", "Reshape", "Split", "Tile", "Transpose", "Unflatten"]
+__all__ = [
+    "Cat",
+    "Contiguous",
+    "Expand",
+    "MatMul",
+    "Mean",
+    "Permute",
+    "Reshape",
+    "Split",
+    "Tile",
+    "Transpose",
+    "Unflatten",
+]
 
 
 def _is_int(value: Any) -> bool:
@@ -380,4 +392,64 @@ class Mean(_TensorFunction):
             outputs,
             other=product(inputs[0]),
             other_rule="one add per number averaged (and a divide per output)",
+        )
+
+
+@frozen
+class Contiguous(_TensorFunction):
+    """``x.contiguous()`` where torch copies: a tensor whose layout is not contiguous
+    (after a transpose) copied into a new one of the same shape (Gemma 3's projector,
+    whose ``reshape`` of the transposed image tokens copies them). No FLOPs, nothing kept.
+    shapecalc does not follow layouts: a declaration puts this step where torch copies (a
+    contiguous tensor's ``.contiguous()`` is the tensor itself: no step)."""
+
+    kind: ClassVar[str] = "contiguous"
+    summary: ClassVar[str] = "a copy in the standard layout (Tensor.contiguous)"
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        if len(inputs) != 1:
+            self._fail_shape(f"takes one input, got {len(inputs)}", inputs)
+        return (inputs[0],)
+
+    def work(self, *inputs: Shape) -> Work:
+        return Work(self.output_shapes(*inputs))
+
+
+@frozen
+class MatMul(_TensorFunction):
+    """``torch.matmul(x, w)``, ``x @ w``: an input of at least 2 dims (*batch, M, K) times a
+    matrix (K, N), to (*batch, M, N), with batch·M·K·N multiply-accumulates. The matrix is
+    usually a parameter the block holds, named as a step beside the input:
+    ``chain(parallel((), "weight"), MatMul())`` is ``x @ self.weight`` (Gemma 3's projector
+    and its ``mm_input_projection_weight``). Autograd keeps both factors; a parameter is
+    no activation, so only the input counts then."""
+
+    kind: ClassVar[str] = "matmul"
+    summary: ClassVar[str] = "the matrix product of an input and a matrix (x @ w)"
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        if len(inputs) != 2:
+            self._fail_shape(f"takes two inputs, x and a matrix, got {len(inputs)}", inputs)
+        x, w = inputs
+        if len(x) < 2 or len(w) != 2:
+            self._fail_shape(
+                f"multiplies an input of at least 2 dims by a matrix (K, N), got "
+                f"{shape_str(x)} and {shape_str(w)}",
+                inputs,
+            )
+        if not same_size(x[-1], w[0]):
+            self._fail_shape(
+                f"the input's last dim {x[-1]} is not the matrix's rows {w[0]} "
+                f"({shape_str(x)} @ {shape_str(w)})",
+                inputs,
+            )
+        return ((*x[:-1], w[1]),)
+
+    def work(self, *inputs: Shape) -> Work:
+        outputs = self.output_shapes(*inputs)
+        x, w = inputs
+        return Work(
+            outputs,
+            macs=product(x) * w[1],
+            saved=(Stored("input", x, of="input"), Stored("matrix", w, of="input1")),
         )

@@ -31,6 +31,7 @@ __all__ = [
     "Bias",
     "Conv1D",
     "Experts",
+    "Gemma3RMSNorm",
     "GptOssExperts",
     "SinkAttention",
     "Sinks",
@@ -111,6 +112,55 @@ class Bias(LayerSpec):
         outputs = self.output_shapes(*inputs)
         other, rule = bias_adds(True, outputs[0])
         return Work(outputs, other=other, other_rule=rule)
+
+
+@frozen
+class Gemma3RMSNorm(LayerSpec):
+    """transformers' ``Gemma3RMSNorm(dim, eps=1e-6)``: the last dimension's numbers over
+    their root mean square, in float32, times ``1 + weight`` (weight (dim,), zeros at
+    first): ``x * rsqrt(mean(x²) + eps) * (1.0 + weight.float())`` (Gemma 3's projector's
+    ``mm_soft_emb_norm``).
+
+    Autograd keeps the input, 1/rms per row, the normalised input and ``1 + weight``, a
+    tensor the forward makes (dim numbers), float32 all but the input. (With half-precision
+    activations ``x.float()`` is a float32 copy of the input, kept in its place: counted
+    here at the activations' bytes.)"""
+
+    dim: Dim
+    eps: float = 1e-6
+
+    kind: ClassVar[str] = "Gemma3RMSNorm"
+    family: ClassVar[str] = "transformers"
+    summary: ClassVar[str] = "x / rms(x) times (1 + weight), in float32"
+    size_fields: ClassVar[dict[str, int]] = {"dim": 1}
+
+    def __post_init__(self) -> None:
+        self._check_fields()
+        self._check_number("eps")
+
+    def params(self) -> Iterator[Param]:
+        yield Param("weight", (self.dim,), f"1 + weight scales each number: {dim_str(self.dim)}")
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        shape = one_input(self, inputs)
+        check_features(self, shape, -1, self.dim, "dim")
+        return (shape,)
+
+    def work(self, *inputs: Shape) -> Work:
+        outputs = self.output_shapes(*inputs)
+        shape = inputs[0]
+        return Work(
+            outputs,
+            other=4 * product(shape) + self.dim,
+            other_rule="per number: square and mean (2), multiply by 1/rms (1), scale (1); "
+            "1 + weight (1 per weight)",
+            saved=(
+                Stored("input", shape, of="input"),
+                Stored("1/rms per row", (product(shape[:-1]),), itemsize=4),
+                Stored("normalised input", shape, itemsize=4),
+                Stored("1 + weight", (self.dim,), itemsize=4),
+            ),
+        )
 
 
 #: MXFP4: 4-bit numbers in blocks of 32, two numbers per byte, one uint8 scale per block

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
@@ -53,15 +54,17 @@ __all__ = [
     "weights_rule",
 ]
 
-#: quant_method (as a config's quantization_config names it) -> the module that holds it
+#: quant_method (as a config's quantization_config names it) -> the module that holds it;
+#: the methods of ``fit``'s common formats first (a search for those names imports no
+#: module after them)
 METHODS: dict[str, str] = {
     "fp8": "shapecalc.quant.fp8",
     "bitsandbytes": "shapecalc.quant.bnb",
-    "mxfp4": "shapecalc.quant.mxfp4",
-    "compressed-tensors": "shapecalc.quant.compressed",
     "gguf": "shapecalc.quant.gguf",
     "gptq": "shapecalc.quant.gptq",
     "awq": "shapecalc.quant.awq",
+    "mxfp4": "shapecalc.quant.mxfp4",
+    "compressed-tensors": "shapecalc.quant.compressed",
 }
 
 
@@ -265,6 +268,22 @@ def weights_rule(model: Model, itemsize: int, dtype: str) -> str:
     if not (isinstance(others, int) and others == 0):
         parts.append(f"the others {itemsize} bytes each ({dtype}), {count_str(others)} bytes")
     return f"{model.quantization.describe()}: stored as " + ", ".join(parts)
+
+
+#: layer classes a method asks about, by module and name: a module not imported yet
+#: holds no instance, so :func:`loaded` answers without importing it (a pricing of a
+#: model without experts does not load the mixtures' layers)
+EXPERTS = ("shapecalc.layers._experts", "Experts")
+CONV1D = ("shapecalc.layers.transformers", "Conv1D")
+GPT_OSS_EXPERTS = ("shapecalc.layers.transformers", "GptOssExperts")
+
+
+def loaded(spec: LayerSpec, layer: tuple[str, str]) -> Any:
+    """``spec`` when it is an instance of the class ``layer`` names (:data:`EXPERTS`,
+    ...), else None."""
+    module = sys.modules.get(layer[0])
+    cls = getattr(module, layer[1]) if module is not None else None
+    return spec if cls is not None and isinstance(spec, cls) else None
 
 
 def weights_error(field: str, value: Any, message: str, rule: str) -> InvalidArgumentError:
@@ -558,7 +577,7 @@ def stored_shapes(
             return None
         if converted(parts, leaf):
             any_converted = True
-            params: Iterable[Param] = Quantized(leaf.spec, method.at(parts)).params()
+            params: Iterable[Param] = _stored_params(leaf.spec, method.at(parts))
         else:
             params = leaf.spec.params()
         path = join_name(*parts)
@@ -575,6 +594,15 @@ def stored_shapes(
     if not any_converted:
         raise _converts_none(model, quantization)
     return out if skipped == len(ties) else None
+
+
+def _stored_params(spec: LayerSpec, method: Method) -> Iterator[Param]:
+    """:meth:`Quantized.params` but for the tensors' trainable flags (a price needs their
+    shapes and dtypes)."""
+    for param in spec.params():
+        stored = method.stored(spec, param)
+        yield from (param,) if stored is None else stored
+    yield from method.appended(spec, None)
 
 
 def _leaves(

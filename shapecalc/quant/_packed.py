@@ -26,8 +26,7 @@ from shapecalc.core.errors import echo
 from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec, Param
 from shapecalc.core.tree import Leaf, join_name, map_leaves, unnumbered
-from shapecalc.layers.transformers import Experts, GptOssExperts
-from shapecalc.quant import Method, weights_error
+from shapecalc.quant import CONV1D, EXPERTS, GPT_OSS_EXPERTS, Method, loaded, weights_error
 
 __all__ = ["BLOCK_PATTERNS", "PackedMethod", "ceil_div", "matrices"]
 
@@ -61,17 +60,17 @@ def matrices(spec: LayerSpec) -> Iterator[tuple[Param, Dim, Dim]]:
     """The weight matrices of a layer a packed method stores quantized, each with its
     (in, out) sizes: a Linear's weight (out, in), GPT-2's Conv1D weight (in, out), and
     each expert's matrices of experts named one by one (``{0..7}.w1.weight`` (out, in))."""
-    from shapecalc.layers.linear import Linear
-    from shapecalc.layers.transformers import Conv1D
+    from shapecalc.layers._linear import Linear
 
+    conv = loaded(spec, CONV1D)
     if isinstance(spec, Linear):
         yield (
             next(p for p in spec.params() if p.name == "weight"),
             spec.in_features,
             spec.out_features,
         )
-    elif isinstance(spec, Conv1D):
-        yield next(p for p in spec.params() if p.name == "weight"), spec.nx, spec.nf
+    elif conv is not None:
+        yield next(p for p in spec.params() if p.name == "weight"), conv.nx, conv.nf
     elif _per_expert(spec):
         for p in spec.params():
             n_out, n_in = p.shape
@@ -79,11 +78,15 @@ def matrices(spec: LayerSpec) -> Iterator[tuple[Param, Dim, Dim]]:
 
 
 def _per_expert(spec: LayerSpec) -> bool:
-    return isinstance(spec, Experts) and spec.layout == "checkpoint"
+    experts = loaded(spec, EXPERTS)
+    return experts is not None and bool(experts.layout == "checkpoint")
 
 
 def _fused(spec: LayerSpec) -> bool:
-    return isinstance(spec, GptOssExperts) or (isinstance(spec, Experts) and spec.layout == "fused")
+    if loaded(spec, GPT_OSS_EXPERTS) is not None:
+        return True
+    experts = loaded(spec, EXPERTS)
+    return experts is not None and bool(experts.layout == "fused")
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,7 @@ class PackedMethod(Method):
         for name, spec, _ in inside:
             if not _fused(spec) or bound.skipped(tuple(name.split("."))):
                 continue
-            if isinstance(spec, GptOssExperts):
+            if loaded(spec, GPT_OSS_EXPERTS) is not None:
                 why = (
                     "3-D tensors (MXFP4 blocks in its checkpoints), not Linear layers, and "
                     "no GPTQ or AWQ checkpoint of them exists to follow"

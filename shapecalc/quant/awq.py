@@ -123,12 +123,10 @@ class AWQ(PackedMethod):
         return f"AWQ 4-bit ({self.kind}), groups of {self.group_size}"
 
     def takes(self, spec: LayerSpec) -> bool:
-        from shapecalc.layers.linear import Linear
-        from shapecalc.layers.transformers import Experts
+        from shapecalc.layers._linear import Linear
+        from shapecalc.quant._packed import _per_expert
 
-        return isinstance(spec, Linear) or (
-            isinstance(spec, Experts) and spec.layout == "checkpoint"
-        )
+        return isinstance(spec, Linear) or _per_expert(spec)
 
     def skipped(self, parts: tuple[str, ...]) -> bool:
         # exclude_layers_to_not_quantize: `any(key in name ...)`, name within the block

@@ -31,16 +31,14 @@ Sources: ``transformers/integrations/bitsandbytes.py`` (``replace_with_bnb_linea
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, floor_div, known
 from shapecalc.core.errors import echo
 from shapecalc.core.spec import LayerSpec, Param
-from shapecalc.layers.linear import Linear
-from shapecalc.layers.transformers import Conv1D
-from shapecalc.quant import Method, require_choices, weights_error
+from shapecalc.layers._linear import Linear
+from shapecalc.quant import CONV1D, Method, loaded, require_choices, weights_error
 
 __all__ = ["METHOD", "BitsAndBytes"]
 
@@ -72,6 +70,8 @@ def state_text(
     quant_type: str, dtype: str, shape: tuple[int, int], nested: bool, offset: float = OFFSET
 ) -> str:
     """The JSON text ``QuantState.as_dict(packed=True)`` packs into its uint8 tensor."""
+    import json
+
     state: dict[str, Any] = {
         "quant_type": quant_type,
         "blocksize": BLOCK,
@@ -176,14 +176,15 @@ class BitsAndBytes(Method):
             return False  # Int8Params with has_fp16_weights keep the weight as it is
         if head and self.default_skips:
             return False
-        return type(spec) is Linear or isinstance(spec, Conv1D)
+        return type(spec) is Linear or loaded(spec, CONV1D) is not None
 
     def varies(self, name: str) -> bool:
         return self.bnb_4bit_use_double_quant and ".quant_state.bitsandbytes__" in name
 
     def _features(self, spec: LayerSpec) -> tuple[Dim, Dim]:
-        if isinstance(spec, Conv1D):
-            return spec.nf, spec.nx
+        conv = loaded(spec, CONV1D)
+        if conv is not None:
+            return conv.nf, conv.nx
         assert isinstance(spec, Linear)
         return spec.out_features, spec.in_features
 
@@ -191,7 +192,8 @@ class BitsAndBytes(Method):
         if param.name != "weight":
             return None
         n_out, n_in = self._features(spec)
-        flip = ", transposed from Conv1D's (in, out)" if isinstance(spec, Conv1D) else ""
+        conv = loaded(spec, CONV1D) is not None
+        flip = ", transposed from Conv1D's (in, out)" if conv else ""
         if self.load_in_8bit:
             return (
                 Param(

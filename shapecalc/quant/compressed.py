@@ -45,7 +45,7 @@ from shapecalc.core.dims import Dim, dim_str, floor_div, known
 from shapecalc.core.errors import echo
 from shapecalc.core.spec import LayerSpec, Param
 from shapecalc.core.tree import join_name
-from shapecalc.layers.linear import Linear
+from shapecalc.layers._linear import Linear
 from shapecalc.quant import Method, module_names, weights_error
 
 __all__ = ["METHOD", "CompressedTensors"]

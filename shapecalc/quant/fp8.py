@@ -22,14 +22,16 @@ names (``transformers/integrations/finegrained_fp8.py``: ``FP8Linear``, ``FP8Exp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, floor_div, known
 from shapecalc.core.errors import echo
 from shapecalc.core.spec import LayerSpec, Param
-from shapecalc.layers.linear import Linear
-from shapecalc.layers.transformers import Experts
-from shapecalc.quant import Method, require_choices, weights_error
+from shapecalc.layers._linear import Linear
+from shapecalc.quant import EXPERTS, Method, loaded, require_choices, weights_error
+
+if TYPE_CHECKING:
+    from shapecalc.layers._experts import Experts
 
 __all__ = ["METHOD", "FineGrainedFP8"]
 
@@ -107,13 +109,15 @@ class FineGrainedFP8(Method):
     def converts(self, parts: tuple[str, ...], spec: LayerSpec, head: bool) -> bool:
         if head and self.default_skips:
             return False
-        if isinstance(spec, Experts):
-            return spec.layout == "fused" and bool(parts) and parts[-1] == "experts"
+        experts = loaded(spec, EXPERTS)
+        if experts is not None:
+            return bool(experts.layout == "fused" and parts and parts[-1] == "experts")
         return type(spec) is Linear
 
     def stored(self, spec: LayerSpec, param: Param) -> tuple[Param, ...] | None:
-        if isinstance(spec, Experts):
-            return self._experts(spec, param)
+        experts = loaded(spec, EXPERTS)
+        if experts is not None:
+            return self._experts(experts, param)
         if param.name != "weight" or not isinstance(spec, Linear):
             return None
         return (
@@ -126,13 +130,14 @@ class FineGrainedFP8(Method):
         )
 
     def appended(self, spec: LayerSpec, twin: LayerSpec | None = None) -> tuple[Param, ...]:
-        if isinstance(spec, Experts):
+        experts = loaded(spec, EXPERTS)
+        if experts is not None:
             if self.activation_scheme != "static":
                 return ()
             return tuple(
                 Param(
                     f"{name}_activation_scale",
-                    (spec.num_experts,),
+                    (experts.num_experts,),
                     "each expert's input scale",
                     dtype="float32",
                 )

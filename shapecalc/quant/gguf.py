@@ -174,6 +174,8 @@ KEPT = (
     "a.rvq.codebook",
     "mm.a.code_embd",
 )
+#: a layer's tensor: ``blk.N.`` (its layer) before its own name
+_BLOCK = re.compile(r"blk\.(\d+)\.")
 #: convert_hf_to_gguf.py's tensors kept in F32 whatever --outtype (prepare_tensors)
 F32_SOURCE = (
     "ffn_gate_inp.",
@@ -295,7 +297,7 @@ class _State:
     def layer(self, counter: int, name: str) -> int:
         """layer_info: the counter, or (with experts) the layer its name says."""
         if max(1, self.n_expert) > 1:
-            m = re.match(r"blk\.(\d+)\.", name)
+            m = _BLOCK.match(name)
             if m is None:
                 raise ValueError(f"Failed to determine layer for tensor {name}")
             return int(m.group(1))
@@ -490,7 +492,7 @@ def _fallback(new: str, ne: tuple[int, ...]) -> tuple[str, bool]:
 def _layer_key(name: str) -> tuple[int, str]:
     """weight_name_comparer: the layer of ``blk.N.`` (-1 outside the layers), then the
     name."""
-    m = re.match(r"blk\.(\d+)\.", name)
+    m = _BLOCK.match(name)
     return (int(m.group(1)) if m else -1, name)
 
 
@@ -502,10 +504,23 @@ def _visits(
     does not depend on the mix: (name, ne, its source type, whether it may be quantized,
     its category); kept for the next mix of the same model."""
     ordered = sorted(tensors, key=lambda t: _layer_key(t[0]))
-    return tuple(
-        (name, ne, source_type(name, ne, outtype), allows_quantization(name, ne), _category(name))
-        for name, ne in ordered
-    )
+    # what a layer's tensor is depends on its name after ``blk.N.`` (every key the rules
+    # look for is within it, or starts with the dot that ends ``blk.N.``): worked out
+    # once for the layers' tensors of one name and shape
+    seen: dict[tuple[str, tuple[int, ...]], tuple[str, bool, str]] = {}
+    out = []
+    for name, ne in ordered:
+        m = _BLOCK.match(name)
+        key = (name[m.end() :] if m else "\0" + name, ne)
+        facts = seen.get(key)
+        if facts is None:
+            facts = seen[key] = (
+                source_type(name, ne, outtype),
+                allows_quantization(name, ne),
+                _category(name),
+            )
+        out.append((name, ne, *facts))
+    return tuple(out)
 
 
 def tensor_types(
@@ -700,10 +715,14 @@ class GGUFMix(Method):
         self, model: Model, quantization: Quantization
     ) -> dict[tuple[tuple[int, ...], str], int]:
         tensors, types = _typed(model, self, quantization)
-        out: dict[tuple[tuple[int, ...], str], int] = {}
+        typed: dict[tuple[tuple[int, ...], str], int] = {}
         for t in tensors:
-            key = (t.shape, GGML_BY_NAME[types[t.name]].storage)
-            out[key] = out.get(key, 0) + 1
+            key = (t.shape, types[t.name])
+            typed[key] = typed.get(key, 0) + 1
+        out: dict[tuple[tuple[int, ...], str], int] = {}
+        for (shape, kind), n in typed.items():
+            key = (shape, GGML_BY_NAME[kind].storage)
+            out[key] = out.get(key, 0) + n
         return out
 
 

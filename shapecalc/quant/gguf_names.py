@@ -47,6 +47,7 @@ Cohere2Model) and gguf-py 0.19's
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -161,7 +162,7 @@ class Family:
     #: what the conversion does beyond renaming, said once by ``inspect``
     notes: tuple[str, ...] = ()
 
-    @property
+    @functools.cached_property
     def pattern(self) -> re.Pattern[str]:
         return re.compile(rf"^{re.escape(self.layers)}\.(\d+)\.(.+)$")
 
@@ -556,9 +557,13 @@ def gguf_name(name: str, gemma_norms: bool = False, arch: str = "") -> str | Non
     ``post_attention_layernorm`` is ``post_attention_norm``, as Gemma 2's; ``arch``:
     the GGUF architecture, for the families with names of their own)."""
     family = FAMILIES.get(arch, _LLAMA_LIKE)
+    return _renamed(family, name, family.pattern.match(name), gemma_norms)
+
+
+def _renamed(family: Family, name: str, m: re.Match[str] | None, gemma_norms: bool) -> str | None:
+    """:func:`gguf_name`, the name's match of the family's layer pattern given."""
     if name in family.top:
         return family.top[name]
-    m = family.pattern.match(name)
     if m is None:
         return None
     index, rest = m.groups()
@@ -652,19 +657,21 @@ def gguf_tensors(
         arch = model_arch(model)
     family = FAMILIES.get(arch, _LLAMA_LIKE)
     pattern = family.pattern
-    params = [(n, tuple(d for d in s if isinstance(d, int))) for n, s in model.named_parameters()]
+    params = [
+        (n, tuple(d for d in s if isinstance(d, int)), pattern.match(n))
+        for n, s in model.named_parameters()
+    ]
     gemma = {
         m.group(1)
-        for n, _ in params
-        if (m := pattern.match(n)) and m.group(2).startswith("pre_feedforward_layernorm.")
+        for _, _, m in params
+        if m and m.group(2).startswith("pre_feedforward_layernorm.")
     }
     groups = dict(model.arguments).get(family.groups_argument)
     out: list[GGUFName] = []
     unmapped: list[str] = []
-    for name, shape in params:
+    for name, shape, m in params:
         if name in model.ties:
             continue
-        m = pattern.match(name)
         index, rest = m.groups() if m else ("", "")
         if m and rest in family.experts and len(shape) >= 2:
             out.extend(_experts(family, index, rest, name, shape))
@@ -686,7 +693,7 @@ def gguf_tensors(
             else:
                 unmapped.append(name)
             continue
-        new = gguf_name(name, m is not None and index in gemma, arch)
+        new = _renamed(family, name, m, m is not None and index in gemma)
         if new is None:
             unmapped.append(name)
             continue

@@ -166,12 +166,11 @@ class GPTQ(PackedMethod):
         return self.block_name_to_quantize
 
     def takes(self, spec: LayerSpec) -> bool:
-        from shapecalc.layers.linear import Linear
-        from shapecalc.layers.transformers import Conv1D, Experts
+        from shapecalc.layers._linear import Linear
+        from shapecalc.quant import CONV1D, loaded
+        from shapecalc.quant._packed import _per_expert
 
-        return isinstance(spec, (Linear, Conv1D)) or (
-            isinstance(spec, Experts) and spec.layout == "checkpoint"
-        )
+        return isinstance(spec, Linear) or loaded(spec, CONV1D) is not None or _per_expert(spec)
 
     def converts(self, parts: tuple[str, ...], spec: LayerSpec, head: bool) -> bool:
         if head:

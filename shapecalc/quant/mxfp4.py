@@ -21,8 +21,7 @@ from typing import Any, ClassVar
 
 from shapecalc.core.dims import known
 from shapecalc.core.spec import LayerSpec, Param
-from shapecalc.layers.transformers import MXFP4_BLOCK, GptOssExperts
-from shapecalc.quant import Method, weights_error
+from shapecalc.quant import GPT_OSS_EXPERTS, Method, loaded, weights_error
 
 __all__ = ["METHOD", "Mxfp4"]
 
@@ -34,11 +33,16 @@ class Mxfp4(Method):
     ignored_keys: ClassVar[tuple[str, ...]] = ("quant_method", "dequantize")
 
     def describe(self) -> str:
+        from shapecalc.layers.transformers import MXFP4_BLOCK
+
         return f"MXFP4 experts (4-bit, blocks of {MXFP4_BLOCK})"
 
     def converts(self, parts: tuple[str, ...], spec: LayerSpec, head: bool) -> bool:
-        if not isinstance(spec, GptOssExperts) or spec.layout != "fused":
+        experts = loaded(spec, GPT_OSS_EXPERTS)
+        if experts is None or experts.layout != "fused":
             return False
+        from shapecalc.layers.transformers import MXFP4_BLOCK
+
         for name in ("hidden_size", "intermediate_size"):
             n = known(getattr(spec, name))
             if n is not None and n % MXFP4_BLOCK:
@@ -52,8 +56,9 @@ class Mxfp4(Method):
         return True
 
     def stored(self, spec: LayerSpec, param: Param) -> tuple[Param, ...] | None:
-        assert isinstance(spec, GptOssExperts)
-        held = {p.name: p for p in dataclasses.replace(spec, layout="checkpoint").params()}
+        experts = loaded(spec, GPT_OSS_EXPERTS)
+        assert experts is not None
+        held = {p.name: p for p in dataclasses.replace(experts, layout="checkpoint").params()}
         if param.name in ("gate_up_proj", "down_proj"):
             return held[f"{param.name}_blocks"], held[f"{param.name}_scales"]
         return (held[param.name],)

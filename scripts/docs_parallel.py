@@ -11,6 +11,7 @@ RUN = [
     "--tp", "4", "--pp", "2", "--sequence-parallel", "--recompute", "selective",
     "--micro-batches", "8", "--batch", "1", "--seq-len", "4096", "--dtype", "bf16",
 ]  # fmt: skip
+LORA = ["--lora-rank", "16", "--lora-targets", "q_proj,v_proj"]
 
 MIXTRAL = [
     "llama", "--vocab", "32000", "--hidden", "4096", "--layers", "32", "--heads", "32",
@@ -52,7 +53,11 @@ def model_parallel_facts() -> dict[str, str]:
     acts = activation_bytes(model, plan, 1, 4096)
     their_acts = megatron_activation_memory(args, 8)
     moe = cli([*MIXTRAL, *MOE_RUN], 80)
+    lora = [*LLAMA_7B, *LORA, *RUN, "--training", "adamw", "--memory"]
+    lora_memory = cli(lora, 80)
     return {
+        "mp_lora_command": "$ shapecalc " + " ".join(lora),
+        "mp_lora": _from(lora_memory, "Memory per GPU"),
         "mp_moe_command": "$ shapecalc " + " ".join([*MIXTRAL, *MOE_RUN]),
         "mp_moe": _from(moe, "Memory per GPU"),
         "mp_shapes_command": "$ shapecalc "

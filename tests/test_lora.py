@@ -758,21 +758,3 @@ def test_mixed_precision_keeps_the_float32_adapters_once(tmp_path: Any) -> None:
     assert mixed["frozen weights"] + mixed["fp32 master weights"] == plain["weights"]
     assert mixed["fp32 master weights"] == 4 * trainable
     assert mixed["gradients"] == plain["gradients"] == 4 * trainable
-
-
-@pytest.mark.parametrize(("extra", "flag"), [(["--tp", "2"], "--tp"), (["--pp", "2"], "--pp")])
-def test_fit_refuses_a_lora_run_whose_activations_are_not_derived(
-    tmp_path: Any, extra: list[str], flag: str
-) -> None:
-    """Under tensor or pipeline parallelism a LoRA model's per-rank activations are not
-    derived (the per-GPU table shows them uncounted): fit answers no GPU count from an
-    account that leaves them out."""
-    import json
-
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps({**LLAMA, "architectures": ["LlamaForCausalLM"]}))
-    args = ["fit", "hf", str(path), "--gpu", "h100", "--training", "adamw", "--lora-rank", "4"]
-    result = _cli([*args, "--lora-targets", "q_proj", *extra], 100)
-    assert result.exit_code == 2, result.output
-    assert flag in result.output and "activations" in result.output
-    assert len(result.output.strip().splitlines()) == 1

@@ -195,8 +195,8 @@ class RankParameters:
 
 
 #: the wrappers whose layer is another's: LoRA's frozen layer, its adapted layer, a
-#: module to save, a quantized layer (``.layer`` each)
-_WRAPPERS = ("Frozen", "Lora", "Saved", "Quantized")
+#: module to save, a quantized layer, LoRA on a module's parameters (``.layer`` each)
+_WRAPPERS = ("Frozen", "Lora", "Saved", "Quantized", "ParamLora")
 
 
 def _inner(spec: Any) -> Any:
@@ -972,9 +972,9 @@ def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], specs: dict[str,
         turned = rotary_width(getattr(block, "flow", None), d)
         gated_dims = (heads, k, d, turned)
     if mixture:
-        spec = specs["experts"].spec
-        experts, top_k = known(spec.num_experts), known(spec.top_k)  # type: ignore[attr-defined]
-        width = known(spec.intermediate_size)  # type: ignore[attr-defined]
+        spec = _inner(specs["experts"].spec)
+        experts, top_k = known(spec.num_experts), known(spec.top_k)
+        width = known(spec.intermediate_size)
         shared = out("shared expert up") if "shared expert up" in roles else 0
         if not shared and "up" in roles and "shared_expert" in split_name(specs["up"].name):
             shared = out("up")  # a shared expert declared as a gated MLP (Qwen3-Next's)
@@ -1104,7 +1104,9 @@ def activation_bytes(
     for flag, value in (("--batch", batch), ("--seq-len", seq_len), ("itemsize", itemsize)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise plan_error(flag, value, f"{flag} must be a whole number of at least 1")
-    runs = _structures(model)
+    # the sizes as computed: a quantized model (QLoRA) by its unquantized twin, whose
+    # tensors are not packed
+    runs = _structures(model.unquantized or model)
     shape = runs[0][1]
     t, cp, pp = plan.tp, plan.cp, plan.pp
     if seq_len % cp:
@@ -1127,6 +1129,9 @@ def activation_bytes(
             " Megatron-LM requires (megatron/core/transformer/moe/moe_layer.py)",
         )
     rank = rank_parameters(model, plan, vocab_multiple=vocab_multiple)
+    from shapecalc.analysis.lora_parallel import adapted, lora_runs
+
+    adapters = lora_runs(model, _role) if adapted(model) else None  # a frozen base
     p, h = itemsize, shape.h
     split = "/t" if sp > 1 else ""
     tp_ = "/t" if t > 1 else ""
@@ -1149,6 +1154,10 @@ def activation_bytes(
     blocks: list[tuple[str, tuple[ActivationLine, ...], int]] = []
     for run, count in kinds.items():
         lines = _layer_lines(run, plan, s, b, p, flash=flash, dropout=dropout)
+        if adapters is not None:
+            alike = [numbers for numbers, other in runs if other == run]
+            kept = adapters.layer(alike, tuple(_triple(x) for x in lines), run, plan, s, b, p)
+            lines = tuple(ActivationLine(*x) for x in kept)
         if plan.virtual_stages > 1:
             chunk = len(first.layers) // plan.virtual_stages
             v = plan.virtual_stages
@@ -1195,10 +1204,18 @@ def activation_bytes(
                 "logits in fp32 for the loss", f"4·s·b·V{tp_}", 4 * s * b * rank.vocab // t
             )
         )
+    if adapters is not None:
+        kept_ends = adapters.ends([_triple(x) for x in ends], plan, s, b, p, in_flight, h)
+        ends = [ActivationLine(*x) for x in kept_ends]
     notes = [
         "Korthikanti et al. (arXiv:2205.05198): per layer s·b·h·(34 + 5·a·s/h) bytes at"
         " p = 2, k = a, a·d = h, F = 4h, with dropout",
     ]
+    if adapters is not None:
+        notes.append(
+            "LoRA: the frozen base keeps no linear layer's input; each adapter keeps lora_A's"
+            " input (a float32 copy at 16 bits) and output (float32, r wide)"
+        )
     if any(run.gdn for run in kinds):
         heads = (
             "Nk/(t·cp) and Nv/(t·cp) heads over the cp·s tokens"
@@ -1233,6 +1250,10 @@ def activation_bytes(
     return Activations(
         layer, batches, tuple(ends), sizes, tuple(notes), kind=kind, more=tuple(more)
     )
+
+
+def _triple(line: ActivationLine) -> tuple[str, str, int]:
+    return (line.what, line.formula, line.bytes)
 
 
 def _layer_lines(

@@ -405,23 +405,7 @@ def _same_run(name: str, renamed: str) -> bool:
     return pattern.sub(".#", name) == pattern.sub(".#", renamed)
 
 
-def _adapter_activations_unknown(cost: Cost, plan: ParallelPlan) -> bool:
-    """Whether the plan splits or recomputes a LoRA model's activations in a way no
-    per-rank account here derives (Korthikanti's terms are for trained weights)."""
-    adapted = known(cost.model.trainable) != known(cost.model.total)
-    return adapted and (model_parallel(plan) or plan.recompute == "selective")
-
-
 def _activations(cost: Cost, plan: ParallelPlan, *, counted: bool) -> Iterator[GpuLine]:
-    if _adapter_activations_unknown(cost, plan):
-        yield GpuLine(
-            "activations",
-            cost.activation_bytes,
-            f"not counted: one GPU's whole model at {cost.describe_input()}; Korthikanti's"
-            " per-rank terms are derived for trained weights, not a LoRA model's",
-            counted=False,
-        )
-        return
     if model_parallel(plan) or plan.recompute == "selective" or plan.sequence_parallel:
         from shapecalc.analysis.model_parallel import activation_bytes
 
@@ -436,10 +420,13 @@ def _activations(cost: Cost, plan: ParallelPlan, *, counted: bool) -> Iterator[G
             f"micro-batch × {n} in flight"
             for kind, lines, n in found.kinds
         )
+        from shapecalc.analysis.lora_parallel import adapted
+
+        whose = " for a LoRA model" if adapted(cost.model) else ""
         yield GpuLine(
             "activations",
             found.total,
-            f"Korthikanti et al., the first stage's: {held}, and the ends, "
+            f"Korthikanti et al.{whose}, the first stage's: {held}, and the ends, "
             f"at {cost.describe_input()} per rank",
             counted=counted,
         )
@@ -770,16 +757,6 @@ def fewest_dp(
     is not sharded, activations among it, never shrinks). The account shrinks as the
     ranks grow but for the padding of a gathered unit (fewer than N rows a tensor), so
     the search doubles, then bisects."""
-    if _adapter_activations_unknown(cost, plan):
-        sizes = [(f"--{k}", getattr(plan, k)) for k in ("tp", "pp", "cp", "ep")]
-        flag, value = next(((f, v) for f, v in sizes if v > 1), ("--recompute", "selective"))
-        raise plan_error(
-            flag,
-            value,
-            f"{flag} {value} with a LoRA adapter: its per-rank activations are not derived "
-            "here, so no GPU count can be answered (a model command's --memory shows the "
-            "rest of the account)",
-        )
 
     def fits(dp: int) -> bool:
         total = per_gpu(cost, _at(plan, dp), accounting).gpu_bytes
@@ -851,6 +828,10 @@ def explain(per: PerGpu) -> tuple[str, ...]:
             "term (grouped-query attention, gated MLPs, full recomputation).",
         ]
         return tuple(lines)
+    if any(x.label == "activations" and "for a LoRA model" in x.rule for x in per.lines):
+        from shapecalc.analysis.lora_parallel import EXPLAIN
+
+        lines.append(EXPLAIN)
     if model_parallel(plan):
         lines.append(
             "Each rank first holds its tensor-, pipeline- and expert-parallel share (Megatron's"

@@ -730,7 +730,11 @@ class Cost:
                 rule += f", {state_size} bytes each{adapters}" if states else ""
             lines.append(MemoryLine("optimizer state", state_bytes, rule, "training"))
             saved = [s for c in self.layers for s in c.work.saved]
-            fixed = {s.itemsize for s in saved if s.itemsize and not s.name.startswith(("lora_A", "DoRA"))}
+            fixed = {
+                s.itemsize
+                for s in saved
+                if s.itemsize and not s.name.startswith(("lora_A", "DoRA"))
+            }
             own = "".join(  # the tensors whose dtype is their own, whatever the activations'
                 text
                 for size, text in ((8, ", ids int64"), (4, ", attention's log-sum-exp fp32"))

@@ -403,11 +403,15 @@ def test_refusals_name_flag_value_and_rule(
     assert "\n" not in str(caught.value)
 
 
-def test_fewer_kv_heads_than_ranks_replicated() -> None:
-    """Megatron accepts tp a multiple of the query groups: each rank holds one group."""
+def test_fewer_kv_heads_than_ranks_split_evenly() -> None:
+    """Megatron accepts tp a multiple of the query groups and still splits the fused
+    query-key-value matrix evenly (attention.py at d98e8a6: num_query_groups set to the
+    ranks for the layer it builds, the output gathered); transformers' tp_plan splits
+    k_proj and v_proj by rows alike: a rank holds half a key head here."""
     model = llama(vocab=100, hidden=64, layers=2, heads=8, kv_heads=2, intermediate=64)
     splits = {row.name: local for row, _, local in tensor_splits(model, ParallelPlan(tp=4))}
-    assert splits["model.layers.{0..1}.self_attn.k_proj.weight"] == (8, 64)
+    assert splits["model.layers.{0..1}.self_attn.k_proj.weight"] == (4, 64)
+    assert splits["model.layers.{0..1}.self_attn.v_proj.weight"] == (4, 64)
     assert splits["model.layers.{0..1}.self_attn.q_proj.weight"] == (16, 64)
 
 

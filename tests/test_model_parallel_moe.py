@@ -236,11 +236,9 @@ def test_mixture_weights_against_megatron(tp: int, ep: int, pp: int, shared: boo
         return
     rank = rank_parameters(model, plan)
     biases = sum(t.count for t in rank.tensors if t.name.endswith(".bias"))
-    # more ranks than key-value heads: each of ours holds one head of keys and values
-    # whole (Megatron replicates them); its closed formula divides them by tp all the same
-    h, kv, d = model.sizes["H"], model.sizes["K"], model.sizes["D"]
-    replicated = 2 * model.sizes["L"] * (d * h - kv * d * h // tp) if tp > kv else 0
-    assert ours_megatron / 18 == pytest.approx(rank.count - biases - replicated, rel=1e-12)
+    # more ranks than key-value heads too: the fused matrix split evenly, as its closed
+    # formula divides it by tp
+    assert ours_megatron / 18 == pytest.approx(rank.count - biases, rel=1e-12)
 
 
 def test_per_gpu_memory_of_a_mixture_on_the_command_line() -> None:

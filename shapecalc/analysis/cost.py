@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
@@ -61,6 +61,7 @@ from shapecalc.core.errors import (
     require_one_of,
 )
 from shapecalc.core.flow import Opaque
+from shapecalc.core.frozen import FrozenMethods, frozen
 from shapecalc.core.model import Model
 from shapecalc.core.spec import STATE_KINDS, LayerSpec, Shape, Stored, Work
 from shapecalc.core.storage import STORAGE
@@ -123,8 +124,8 @@ TRAINING_DTYPES = ("fp32", "fp16", "bf16")
 HALF = ("fp16", "bf16")
 
 
-@dataclass(frozen=True)
-class LayerCost:
+@frozen
+class LayerCost(FrozenMethods):
     """One call in the flow (a layer, a stateless step, the sum or product of branches):
     its input shapes, what one call costs, and how many calls the row stands for (a block
     repeated L times: L)."""
@@ -182,8 +183,8 @@ def layer_part(name: str) -> tuple[str, range | int | None]:
     return name, None
 
 
-@dataclass(frozen=True)
-class Peak:
+@frozen
+class Peak(FrozenMethods):
     """The largest live tensors of one forward at inference (an estimate by a stated
     rule): the block's input, kept for its residual add, and its largest step's inputs
     and outputs together (a formula when it is the largest whatever the sizes)."""
@@ -198,8 +199,8 @@ class Peak:
     what: str = "inputs and outputs"
 
 
-@dataclass(frozen=True)
-class StateGroup:
+@frozen
+class StateGroup(FrozenMethods):
     """Layers that keep the same inference state: their kind, how many, the bytes each
     keeps, the tensors and the rule."""
 
@@ -226,8 +227,8 @@ class StateGroup:
         return self.window + 1 if self.window and self.kind == "sliding attention" else None
 
 
-@dataclass(frozen=True)
-class MemoryLine:
+@frozen
+class MemoryLine(FrozenMethods):
     """One line of the memory account: what, how many bytes, and the rule used;
     ``account``: the account it belongs to, ``"training"``, ``"inference"`` or
     ``"both"`` (the weights, held by either)."""
@@ -246,8 +247,8 @@ class MemoryLine:
         return self.account in ("both", "inference")
 
 
-@dataclass(frozen=True)
-class SixN:
+@frozen
+class SixN(FrozenMethods):
     """FLOPs per token of one training step (forward and backward) against the rule of
     thumb 6·N: 2 per parameter forward and 4 backward. What is counted instead: 6 per
     multiply-accumulate of the products with weights and of attention's products between
@@ -276,8 +277,8 @@ class SixN:
         return self.params - self.weights
 
 
-@dataclass(frozen=True)
-class Recomputed:
+@frozen
+class Recomputed(FrozenMethods):
     """Activations under per-block recomputation (``torch.utils.checkpoint`` around each
     repeated block): the forward keeps what lies outside the blocks and each block's
     input; the backward recomputes one block at a time."""
@@ -303,8 +304,8 @@ class Recomputed:
         return self.forward_bytes + self.per_block - self.block_input
 
 
-@dataclass(frozen=True)
-class Cost:
+@frozen
+class Cost(FrozenMethods):
     """Shapes, compute and memory of one model for one input."""
 
     model: Model

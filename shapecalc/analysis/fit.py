@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 from shapecalc.analysis.fit_account import Account, Line, fit_error
 from shapecalc.core.dims import known, product
 from shapecalc.core.errors import ShapecalcError, echo
+from shapecalc.core.frozen import FrozenMethods, frozen
 from shapecalc.core.units import DTYPE_BYTES
 
 if TYPE_CHECKING:
@@ -103,8 +104,8 @@ LONGEST = 2**40
 COMPUTE_OF = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "fp8": "fp8", "int8": "int8"}
 
 
-@dataclass(frozen=True)
-class QuantChoice:
+@frozen
+class QuantChoice(FrozenMethods):
     """A weights format tried: its name, the weights' exact bytes, whether the model fits,
     or why the format cannot take the model."""
 
@@ -124,8 +125,8 @@ def _experts_kept(model: Model) -> bool:
     return any(isinstance(layer.spec, Experts) for layer in model.layers)
 
 
-@dataclass(frozen=True)
-class Speed:
+@frozen
+class Speed(FrozenMethods):
     """Bounds on speed at one batch and context: decode tokens per second at most, prefill
     tokens per second at most, with the bytes and FLOPs behind them."""
 
@@ -884,8 +885,8 @@ def _largest(fits: Any, limit: int, margin: Any = None) -> int | None:
     return low
 
 
-@dataclass(frozen=True)
-class Answer:
+@frozen
+class Answer(FrozenMethods):
     """Every answer of ``shapecalc fit`` at once: the account at the batch and context,
     the largest context, the most sequences, the fewest GPUs, the formats that fit, the
     speed bounds, what the engine would log, and the frontier when asked."""

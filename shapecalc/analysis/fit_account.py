@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from shapecalc.core.errors import InvalidArgumentError
+from shapecalc.core.frozen import FrozenMethods, frozen
 
 __all__ = ["Account", "Line", "fit_error"]
 
@@ -16,8 +16,8 @@ def fit_error(field_name: str, value: Any, message: str, rule: str) -> InvalidAr
     return InvalidArgumentError(message, layer="fit", field=field_name, value=value, rule=rule)
 
 
-@dataclass(frozen=True)
-class Line:
+@frozen
+class Line(FrozenMethods):
     """One line of the account: what, its bytes (per GPU), and the rule."""
 
     label: str
@@ -30,8 +30,8 @@ class Line:
     host: bool = False
 
 
-@dataclass(frozen=True)
-class Account:
+@frozen
+class Account(FrozenMethods):
     """The memory of one GPU at ``batch`` sequences of ``seq_len`` positions on ``gpus``
     GPUs: its lines, their total, and the memory there is."""
 

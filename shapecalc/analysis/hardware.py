@@ -34,9 +34,10 @@ Example:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from shapecalc.core.errors import InvalidArgumentError, echo
+from shapecalc.core.frozen import FrozenMethods, frozen
 
 __all__ = ["ACCELERATORS", "COMPUTE_DTYPES", "Accelerator", "accelerator", "custom"]
 
@@ -47,8 +48,8 @@ _T = 10**12
 _G = 10**9
 
 
-@dataclass(frozen=True)
-class Accelerator:
+@frozen
+class Accelerator(FrozenMethods):
     """One accelerator: its name on the command line, what it is, its memory (bytes),
     bandwidth (bytes per second), dense peak FLOPs per second per dtype, and where each
     figure comes from."""
@@ -85,8 +86,8 @@ def _tf(**figures: float) -> dict[str, int]:
     return {k: round(v * 1000) * _G for k, v in figures.items()}
 
 
-@dataclass(frozen=True)
-class _Memory:
+@frozen
+class _Memory(FrozenMethods):
     """A memory figure: bytes, the rule it follows, its source."""
 
     bytes: int

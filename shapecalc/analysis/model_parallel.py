@@ -9,8 +9,10 @@ vocabulary-parallel over Megatron's padded vocabulary (a multiple of 128·tp,
 ``--make-vocab-size-divisible-by``); norms, routers and position embeddings are
 replicated. ``transformers`` states the same column/row split in each config class's
 ``base_model_tp_plan`` (the tests read it), but keeps the embedding whole. Megatron
-refuses heads or query groups the ranks do not divide (a number of key-value heads that
-divides ``tp`` is replicated instead), and splits of sizes the ranks do not divide.
+refuses heads the ranks do not divide, query groups that neither divide nor are divided
+by ``tp``, and splits of sizes the ranks do not divide; with fewer query groups than
+ranks it still splits the fused query, key and value matrix evenly and gathers its
+output, each rank attending with its group's keys and values.
 
 **Expert parallel**: a mixture's experts split over ``ep`` ranks, each expert's matrices
 split over the tensor-parallel ranks as well (Megatron's ``--expert-tensor-parallel-size``
@@ -250,14 +252,14 @@ def _divided(row: Row, shape: tuple[int, ...], dim: int, by: int, flag: str) -> 
     return (*shape[:dim], shape[dim] // by, *shape[dim + 1 :])
 
 
-def _check_heads(model: Model, tp: int) -> int | None:
+def _check_heads(model: Model, tp: int) -> None:
     """Megatron's head rules: tp divides the heads, and the query groups (kv heads)
-    divide or are divided by tp; returns the kv heads when tp replicates them."""
+    divide or are divided by tp."""
     if tp == 1:
-        return None
+        return
     heads = known(model.sizes.get("A", 0))
     if not heads:
-        return None
+        return
     if heads % tp:
         raise plan_error(
             "--tp",
@@ -272,7 +274,6 @@ def _check_heads(model: Model, tp: int) -> int | None:
             f"--tp {tp} must divide the key-value heads (K = {kv}) or be a multiple of them,"
             " as Megatron-LM requires",
         )
-    return kv if kv < tp else None
 
 
 def _tp_split(
@@ -281,7 +282,6 @@ def _tp_split(
     layer: Layer,
     plan: ParallelPlan,
     vocab: int,
-    kv_replicated: int | None,
     mixers: dict[str, Layer] | None = None,
 ) -> tuple[str, tuple[int, ...], int]:
     """(style, one rank's shape, experts per rank or 1) of one row."""
@@ -353,17 +353,9 @@ def _tp_split(
         return "replicated", shape, 1
     if kind in ("Linear", "Conv1D") and role in COLUMN_ROLES:
         dim = 1 if kind == "Conv1D" and len(shape) == 2 else 0
-        if kv_replicated and role in ("key", "value"):
-            # Megatron: fewer query groups than ranks -> each rank holds one group whole
-            per_group = shape[dim] // kv_replicated
-            return "column", (*shape[:dim], per_group, *shape[dim + 1 :]), 1
-        if kv_replicated and role == "query, key and value":
-            raise plan_error(
-                "--tp",
-                tp,
-                f"--tp {tp} is more than the key-value heads of the fused {row.name}:"
-                " give a --tp that divides them",
-            )
+        # fewer query groups than ranks: Megatron-LM (d98e8a6, attention.py) still splits
+        # the fused query-key-value matrix evenly over the ranks and gathers its output,
+        # as transformers' tp_plan splits k_proj and v_proj (colwise): no head is whole
         return "column", _divided(row, shape, dim, tp, "--tp"), 1
     if kind in ("Linear", "Conv1D") and role in ROW_ROLES:
         if len(shape) == 1:
@@ -542,7 +534,7 @@ def _splits(
         raise plan_error(
             "vocab_multiple", vocab_multiple, "the vocabulary multiple must be at least 1"
         )
-    kv_replicated = _check_heads(model, plan.tp)
+    _check_heads(model, plan.tp)
     layers = {layer.name: layer for layer in model.layers}
     mixers = _mamba2_mixers(model)
     if plan.tp > 1:
@@ -560,7 +552,7 @@ def _splits(
     out: list[_Split] = []
     for row in model.rows():
         layer = layers[row.layer]
-        style, local, experts = _tp_split(model, row, layer, plan, vocab, kv_replicated, mixers)
+        style, local, experts = _tp_split(model, row, layer, plan, vocab, mixers)
         stack, numbers = _indices(row)
         out.append(_Split(row, style, local, experts, numbers, stack))
     return tuple(out), vocab

@@ -20,8 +20,9 @@ point of one model (its costs kept between batches and contexts).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from shapecalc.core.frozen import FrozenMethods, frozen
 
 if TYPE_CHECKING:
     from shapecalc.analysis.engines import Engine
@@ -78,8 +79,8 @@ DEFAULT_FIT_SHOW = (
 FRONTIER_BATCHES = tuple(2**k for k in range(11))
 
 
-@dataclass(frozen=True)
-class FitSetting:
+@frozen
+class FitSetting(FrozenMethods):
     """The accelerator and how the model runs on it, as ``shapecalc fit``'s options say
     (the dtype, batch and context come from the sweep's own settings and points)."""
 
@@ -121,8 +122,8 @@ class FitSetting:
         return f"{on} ({human_bytes(self.hardware.memory)} each{engine})"
 
 
-@dataclass(frozen=True)
-class Frontier:
+@frozen
+class Frontier(FrozenMethods):
     """One swept model's fit frontier: its swept sizes (by axis name, the weights format
     among them where it varies) and the largest context at each batch (None: not one
     position fits)."""
@@ -136,8 +137,8 @@ class Frontier:
         return ", ".join(f"{k}={v}" for k, v in self.sizes) or "the model"
 
 
-@dataclass(frozen=True)
-class SweepFit:
+@frozen
+class SweepFit(FrozenMethods):
     """What a sweep against hardware adds: the setting, the dtype it was asked in, the
     answers' keys (in the order shown) and each swept model's frontier."""
 

@@ -29,12 +29,11 @@ import importlib
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 from shapecalc.core.dims import Dim, known
 from shapecalc.core.errors import InvalidArgumentError, echo
-from shapecalc.core.frozen import frozen
+from shapecalc.core.frozen import FrozenMethods, frozen
 from shapecalc.core.model import Model, full_name
 from shapecalc.core.spec import LayerSpec, Param, Shape, Work
 from shapecalc.core.tree import Leaf, Node, Repeat, join_name, map_leaves
@@ -68,8 +67,8 @@ METHODS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Method:
+@frozen
+class Method(FrozenMethods):
     """A quantization method with its settings (the quantization_config's own keys).
 
     Subclasses set :attr:`quant_method`, :attr:`aliases` (short names for
@@ -221,8 +220,8 @@ class Method:
         return None
 
 
-@dataclass(frozen=True)
-class Quantization:
+@frozen
+class Quantization(FrozenMethods):
     """A method and where it came from (``--weights nf4``, ``config.json``)."""
 
     method: Method

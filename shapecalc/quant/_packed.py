@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, exact_div, floor_div, known
 from shapecalc.core.errors import echo
+from shapecalc.core.frozen import frozen
 from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec, Param
 from shapecalc.core.tree import Leaf, join_name, map_leaves, unnumbered
@@ -89,7 +89,7 @@ def _fused(spec: LayerSpec) -> bool:
     return experts is not None and bool(experts.layout == "fused")
 
 
-@dataclass(frozen=True)
+@frozen
 class PackedMethod(Method):
     """A method that packs a block's linear layers (GPTQ, AWQ). :meth:`bind` finds the
     blocks in the model; :meth:`takes` says which layers of a block it converts."""

@@ -21,11 +21,11 @@ the layers whose name within the block contains one of its strings
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, floor_div
 from shapecalc.core.errors import echo
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param
 from shapecalc.core.tree import join_name
 from shapecalc.quant import weights_error
@@ -59,7 +59,7 @@ def zeros_width(n_in: Dim, group: int) -> Dim:
     return ceil_div(base, multiplier) * multiplier
 
 
-@dataclass(frozen=True)
+@frozen
 class AWQ(PackedMethod):
     bits: int = 4
     group_size: int = 128

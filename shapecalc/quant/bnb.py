@@ -31,11 +31,11 @@ Sources: ``transformers/integrations/bitsandbytes.py`` (``replace_with_bnb_linea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, floor_div, known
 from shapecalc.core.errors import echo
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param
 from shapecalc.layers._linear import Linear
 from shapecalc.quant import CONV1D, Method, loaded, require_choices, weights_error
@@ -94,7 +94,7 @@ def _bool(where: str, key: str, value: Any) -> bool:
     return value
 
 
-@dataclass(frozen=True)
+@frozen
 class BitsAndBytes(Method):
     load_in_8bit: bool = False
     load_in_4bit: bool = False

@@ -37,12 +37,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cached_property
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, floor_div, known
 from shapecalc.core.errors import echo
+from shapecalc.core.frozen import FrozenMethods, frozen
 from shapecalc.core.spec import LayerSpec, Param
 from shapecalc.core.tree import join_name
 from shapecalc.layers._linear import Linear
@@ -80,8 +81,8 @@ def ceil_div(n: Dim, d: int) -> Dim:
     return floor_div(n + (d - 1), d)
 
 
-@dataclass(frozen=True)
-class Args:
+@frozen
+class Args(FrozenMethods):
     """One tensor's quantization args (a scheme's ``weights`` or ``input_activations``)."""
 
     bits: int
@@ -93,8 +94,8 @@ class Args:
     dynamic: Any
 
 
-@dataclass(frozen=True)
-class Scheme:
+@frozen
+class Scheme(FrozenMethods):
     name: str
     targets: tuple[str, ...]
     format: str
@@ -234,7 +235,7 @@ def _matches(name: str, target: str) -> bool:
     return target in (name, "Linear")
 
 
-@dataclass(frozen=True)
+@frozen
 class CompressedTensors(Method):
     #: the config's groups and ignore list as JSON text (kept hashable)
     config: str = "{}"

@@ -21,11 +21,11 @@ names (``transformers/integrations/finegrained_fp8.py``: ``FP8Linear``, ``FP8Exp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str, floor_div, known
 from shapecalc.core.errors import echo
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param
 from shapecalc.layers._linear import Linear
 from shapecalc.quant import EXPERTS, Method, loaded, require_choices, weights_error
@@ -40,7 +40,7 @@ def ceil_div(n: Dim, d: int) -> Dim:
     return floor_div(n + (d - 1), d)
 
 
-@dataclass(frozen=True)
+@frozen
 class FineGrainedFP8(Method):
     weight_block_size: Any = (128, 128)
     scale_fmt: str = "float"

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.errors import echo
+from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.spec import LayerSpec, Param
@@ -588,7 +589,7 @@ def tensor_types(
 Stored = str | tuple[tuple[str, tuple[int, ...], str], ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class GGUFTypes(Method):
     """One layer's tensors as a GGUF mix stores them: param name -> ggml type."""
 
@@ -623,7 +624,7 @@ class GGUFTypes(Method):
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class GGUFMix(Method):
     """A llama-quantize mix (``ftype``: q4_k_m, q8_0, ...): each tensor's ggml type as
     llama_tensor_get_type gives it. ``imatrix``: an importance matrix is given (it

@@ -50,9 +50,10 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
+from shapecalc.core.frozen import FrozenMethods, frozen
 from shapecalc.core.model import Model
 
 __all__ = [
@@ -110,8 +111,8 @@ EXPERTS = {
 }
 
 
-@dataclass(frozen=True)
-class GGUFName:
+@frozen
+class GGUFName(FrozenMethods):
     """One GGUF tensor made from a transformers tensor: its name, torch shape, and the
     transformers name it comes from (a fused tensor split gives two); ``how`` says what
     the conversion does to it ("" for nothing but the name)."""
@@ -126,8 +127,8 @@ class GGUFName:
         return tuple(reversed(self.shape))
 
 
-@dataclass(frozen=True)
-class Family:
+@frozen
+class Family(FrozenMethods):
     """One GGUF architecture's names: ``top`` (whole transformers names), ``layer``
     (a module within ``<layers>.N.`` -> GGUF's within ``blk.N.``, ``.weight`` and
     ``.bias`` kept), ``bare`` (a parameter within a layer with no ``.weight`` -> its

@@ -19,11 +19,11 @@ the head stay at the model's dtype (GPTQModel's ``lm_head: true`` quantizes the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import Dim, dim_str
 from shapecalc.core.errors import echo
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param
 from shapecalc.quant import weights_error
 from shapecalc.quant._packed import PackedMethod, ceil_div, divides, matrices
@@ -76,7 +76,7 @@ IGNORED = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class GPTQ(PackedMethod):
     bits: int = 4
     group_size: int = 128

@@ -16,17 +16,17 @@ multiples of 32.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from shapecalc.core.dims import known
+from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param
 from shapecalc.quant import GPT_OSS_EXPERTS, Method, loaded, weights_error
 
 __all__ = ["METHOD", "Mxfp4"]
 
 
-@dataclass(frozen=True)
+@frozen
 class Mxfp4(Method):
     quant_method: ClassVar[str] = "mxfp4"
     aliases: ClassVar[dict[str, dict[str, Any]]] = {"mxfp4": {}}

@@ -558,8 +558,9 @@ def stored_shapes(
     """How many tensors of each (shape, dtype) :func:`quantize` makes the model store
     (its untied rows), worked out leaf by leaf on the model's tree, a run once for all
     of its blocks, without building the quantized model; refused as :func:`quantize`
-    refuses; None where a method walks the model its own way, a size is a name, or a tie
-    lies inside a run (then build it)."""
+    refuses; None where a method walks the model its own way, a size is a name, a tie
+    lies inside a run, or fused experts stay unquantized (what a caller says of the
+    built model): then build it."""
     method = quantization.method
     if type(method).quantize_model is not Method.quantize_model:
         shapes = method.stored_shapes(model, quantization)
@@ -577,6 +578,8 @@ def stored_shapes(
         if converted(parts, leaf):
             any_converted = True
             params: Iterable[Param] = _stored_params(leaf.spec, method.at(parts))
+        elif loaded(leaf.spec, EXPERTS) is not None:
+            return None
         else:
             params = leaf.spec.params()
         path = join_name(*parts)

@@ -532,13 +532,28 @@ class Cost(FrozenMethods):
             total += value
         return total
 
+    @property
+    def context(self) -> int | None:
+        """The most positions the model takes, where its arguments name them (a learned
+        position table: GPT-2's n_positions, BART's, Whisper's decoder's
+        max_target_positions); None otherwise."""
+        args = self.model.arguments
+        value = args.get("context") or args.get("target_positions")
+        return known(value) if value is not None else None
+
     def crossover(self) -> int | None:
         """The shortest context whose inference state outweighs the weights (the batch as
-        given, 1 for a name); None when it never does (no state grows, or every growing
-        state is capped by a window first) or the state cannot be priced."""
+        given, 1 for a name); None when it never does (no state grows, every growing
+        state is capped by a window first, or not within the model's own
+        :attr:`context`) or the state cannot be priced."""
         weights = known(self.model.bytes(self.dtype))
         if weights is None or not any(s.per_position for _, s in self.state):
             return None
+        context = self.context
+        if context is not None:
+            most = self.state_at(context)
+            if most is None or most <= weights:
+                return None
         low, high = 1, 1
         while True:
             at = self.state_at(high)

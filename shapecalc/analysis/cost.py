@@ -930,6 +930,16 @@ def analyze(
             "and fp32 below, in blocks of 256: give every size a number",
             layer=owner,
         )
+    if training != "none" and known(model.trainable) == 0 and known(model.total) != 0:
+        raise field_error(  # no gradient to take: no backward, nothing kept for one
+            "training",
+            training,
+            "a model with a trainable parameter",
+            f"--training {training}: nothing in {model.name} is trainable (every weight is "
+            "stored quantized, frozen): no backward to price; train adapters on it with "
+            "--lora-rank R --lora-targets all-linear",
+            layer=owner,
+        )
     if not isinstance(mixed_precision, bool):
         rule = "mixed_precision must be True or False"
         raise field_error("mixed_precision", mixed_precision, rule, layer=owner)

@@ -639,7 +639,9 @@ class Cost(FrozenMethods):
         with the encoder's output held (:func:`~shapecalc.analysis.encdec.decode_rows`); any
         other model's forward as it is."""
         rows, held = decode_rows(self.layers, per_request(self.model))
-        return self if held is None else replace(self, layers=rows, held=held)
+        if held is None and len(rows) == len(self.layers):
+            return self
+        return replace(self, layers=rows, held=held)
 
     def state_per_layer(self) -> dict[int, Dim]:
         """Bytes of inference state per layer number of the stack (rows whose name holds

@@ -863,7 +863,7 @@ def test_tensors_stored_in_a_dtype_of_their_own_do_not_train() -> None:
         assert not frozen, (weights, frozen[:1])
         if weights == "q8_0":  # GGUF stores every tensor: nothing trains, no backward
             assert quantized.trainable == 0
-            with pytest.raises(ShapecalcError, match="nothing in .* is trainable"):
+            with pytest.raises(ShapecalcError, match=r"nothing in .* is trainable"):
                 analyze(quantized, batch=1, seq_len=8, dtype="bf16", training="adam")
             continue
         cost = analyze(quantized, batch=1, seq_len=8, dtype="bf16", training="adam")

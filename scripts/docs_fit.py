@@ -81,6 +81,18 @@ def fit_page() -> str:
             vllm,
             "```",
             "",
+            "**The model's own context.** fit never answers past the positions a model "
+            "takes: a flat config's `max_position_embeddings`, a composite model's language "
+            "model's (`text_config.max_position_embeddings`: Gemma 3, Llama 3.2 Vision, "
+            "LLaVA), Whisper's decoder's `max_target_positions` (448, for "
+            "`WhisperForConditionalGeneration`, `WhisperForCausalLM` and `shapecalc fit "
+            "whisper`). It is the longest context searched, the default context when "
+            "shorter than 4,096, and a `--seq-len` past it is refused in one line. "
+            "`--engine llama.cpp` refuses Whisper (llama.cpp's `src/llama-arch.cpp` has no "
+            "whisper architecture; whisper.cpp is another program). A model whose weights "
+            "are all stored quantized (a GGUF type) has nothing to train: `--training` is "
+            "refused, pointing to LoRA (`--lora-rank`).",
+            "",
             "## Where it stops fitting: `shapecalc sweep --gpu`",
             "",
             "`shapecalc sweep` takes the same hardware and engine options (`--gpu`, "

@@ -532,13 +532,28 @@ class Cost(FrozenMethods):
             total += value
         return total
 
+    @property
+    def context(self) -> int | None:
+        """The most positions the model takes, where its arguments name them (a learned
+        position table: GPT-2's n_positions, BART's, Whisper's decoder's
+        max_target_positions); None otherwise."""
+        args = self.model.arguments
+        value = args.get("context") or args.get("target_positions")
+        return known(value) if value is not None else None
+
     def crossover(self) -> int | None:
         """The shortest context whose inference state outweighs the weights (the batch as
-        given, 1 for a name); None when it never does (no state grows, or every growing
-        state is capped by a window first) or the state cannot be priced."""
+        given, 1 for a name); None when it never does (no state grows, every growing
+        state is capped by a window first, or not within the model's own
+        :attr:`context`) or the state cannot be priced."""
         weights = known(self.model.bytes(self.dtype))
         if weights is None or not any(s.per_position for _, s in self.state):
             return None
+        context = self.context
+        if context is not None:
+            most = self.state_at(context)
+            if most is None or most <= weights:
+                return None
         low, high = 1, 1
         while True:
             at = self.state_at(high)
@@ -624,7 +639,9 @@ class Cost(FrozenMethods):
         with the encoder's output held (:func:`~shapecalc.analysis.encdec.decode_rows`); any
         other model's forward as it is."""
         rows, held = decode_rows(self.layers, per_request(self.model))
-        return self if held is None else replace(self, layers=rows, held=held)
+        if held is None and len(rows) == len(self.layers):
+            return self
+        return replace(self, layers=rows, held=held)
 
     def state_per_layer(self) -> dict[int, Dim]:
         """Bytes of inference state per layer number of the stack (rows whose name holds
@@ -921,6 +938,16 @@ def analyze(
             "an 8-bit optimizer's state needs every size a number",
             f"training {training}: the state of each tensor is 8-bit from 4096 numbers on "
             "and fp32 below, in blocks of 256: give every size a number",
+            layer=owner,
+        )
+    if training != "none" and known(model.trainable) == 0 and known(model.total) != 0:
+        raise field_error(  # no gradient to take: no backward, nothing kept for one
+            "training",
+            training,
+            "a model with a trainable parameter",
+            f"--training {training}: nothing in {model.name} is trainable (every weight is "
+            "stored quantized, frozen): no backward to price; train adapters on it with "
+            "--lora-rank R --lora-targets all-linear",
             layer=owner,
         )
     if not isinstance(mixed_precision, bool):

@@ -70,11 +70,18 @@ def decode_rows(
     values' projections, and the picks of a tuple (a pick makes no tensor); a
     cross-attention reads its keys and values from the cache (the inference state), so
     its row keeps the queries alone as inputs. ``once``: the stacks run once per request
-    (:func:`per_request`: the encoder, or Mllama's vision model and projector)."""
-    if not any(_cross_attention(r) for r in rows) or not any(
-        in_encoder(r.name, once) for r in rows
-    ):
+    (:func:`per_request`: the encoder, or Mllama's vision model and projector); of a
+    model without cross-attention whose architecture names them (Gemma 3's, LLaVA's and
+    Mistral 3's vision tower and projector), the rows without those stacks, holding
+    nothing."""
+    if not any(in_encoder(r.name, once) for r in rows):
         return tuple(rows), None
+    if not any(_cross_attention(r) for r in rows):
+        if once == (ENCODER,):  # an encoder alone (BERT's): its forward is the step
+            return tuple(rows), None
+        # a vision tower and projector run at prefill (Gemma 3, LLaVA, Mistral 3): the
+        # step is the language model on one token, holding nothing of the image
+        return tuple(r for r in rows if not in_encoder(r.name, once)), None
     held: Shape | None = None
     out: list[LayerCost] = []
     for row in rows:

@@ -92,6 +92,7 @@ if TYPE_CHECKING:
     from shapecalc.analysis.cost import StateGroup
     from shapecalc.analysis.fit import Fit
     from shapecalc.analysis.fit_account import Account, Line
+    from shapecalc.core.model import Model
 
 __all__ = [
     "ENGINES",
@@ -423,6 +424,15 @@ class LlamaDevice:
         return next((line for line in self.lines if line.label == label), None)
 
 
+#: the families shapecalc counts that llama.cpp does not run, by the model's kind: its
+#: architectures are ``LLM_ARCH_NAMES`` in src/llama-arch.cpp (ggml-org/llama.cpp
+#: 00395eb, lines 8-151: t5 and t5encoder are there, no whisper)
+NOT_IN_LLAMA_CPP = {
+    "whisper": "Whisper (no whisper architecture in its src/llama-arch.cpp; whisper.cpp, "
+    "another program, does)",
+}
+
+
 @dataclass(frozen=True)
 class LlamaCpp(Engine):
     """llama.cpp's context: KV cells padded to 256, f16 cache, output and compute
@@ -441,6 +451,19 @@ class LlamaCpp(Engine):
     name = "llama.cpp"
     #: GPUs take whole layers (``-sm layer``): any count of GPUs, no heads to divide
     splits_by_layer = True
+
+    def check_model(self, model: Model) -> None:
+        """Refuse a model of a family llama.cpp does not run (:data:`NOT_IN_LLAMA_CPP`)."""
+        from shapecalc.analysis.fit_account import fit_error
+
+        why = NOT_IN_LLAMA_CPP.get(str(model.kind or ""))
+        if why:
+            raise fit_error(
+                "engine",
+                self.name,
+                f"--engine llama.cpp: llama.cpp does not run {why}",
+                "a family llama.cpp runs",
+            )
 
     def check(self) -> None:
         """Refuse a ``tensor_split`` llama.cpp would not take (on fewer GPUs than it
@@ -650,7 +673,13 @@ def mamba_state(fit: Fit, gpus: int) -> tuple[int, int]:
             raise fit_error(
                 "engine",
                 "vllm",
-                f"--engine vllm: {c.name} keeps a state vLLM's Mamba pages do not hold",
+                f"--engine vllm: {c.name} keeps "
+                + (
+                    "a cross-attention cache (fixed per request), which shapecalc does not "
+                    "price in vLLM's pages"
+                    if getattr(spec, "cross", False)
+                    else "a state of fixed size that is not one of vLLM's Mamba states"
+                ),
                 "attention, Mamba, Mamba-2 or gated delta rule layers",
             )
         prefix, _ = layer_part(c.name)  # the layer: a Mamba-2 mixer's conv and scan add up

@@ -21,7 +21,9 @@ itself, never by a formula solved in floats:
   split). N must divide the attention heads, and divide or be a multiple of the KV heads.
 - **The largest context** at a batch: the largest T whose account fits (T + 1 does not),
   by doubling and bisection on the exact account (it grows with T), up to the model's
-  own context where it has one.
+  own context where it has one (``max_position_embeddings``; a composite model's
+  language model's, ``text_config.max_position_embeddings``; Whisper's decoder's
+  ``max_target_positions``), which is also the longest default context.
 - **Speed bounds**: decode tokens per second at most B × bandwidth / (bytes read per
   step): the weights (all of them but the rows of the embedding tables not looked up;
   for a mixture the routed experts at top k of E, the least a step can read) and the
@@ -227,6 +229,8 @@ class Fit:
     #: the model's own context when its arguments do not hold it (a config's
     #: max_position_embeddings): the longest context searched
     max_context: int | None = None
+    #: the config field that names :attr:`max_context` (for the messages)
+    context_field: str = "max_position_embeddings"
     _costs: dict[tuple[int, int], Cost] = field(default_factory=dict, repr=False)
     _accounts: dict[tuple[int, int, int], Account] = field(default_factory=dict, repr=False)
     #: the tensors a weights format stores, each with the model's tensor it stores, when
@@ -273,6 +277,9 @@ class Fit:
                 f"GPU's memory, {human_bytes(self.hardware.memory)} on {self.hardware.title}",
                 "less than the GPU's memory",
             )
+        check_model = getattr(self.engine, "check_model", None)
+        if check_model is not None:
+            check_model(self.model)
         self._check_gpus(self.gpus)
 
     # -- the pieces ---------------------------------------------------------------------
@@ -298,14 +305,24 @@ class Fit:
 
     @cached_property
     def context(self) -> int | None:
-        """The model's own context (max_position_embeddings), where it names one."""
-        value = self.max_context or self.model.arguments.get("context")
+        """The model's own context (max_position_embeddings; a composite model's language
+        model's; Whisper's decoder's max_target_positions), where it names one."""
+        return self._context[0]
+
+    @cached_property
+    def _context(self) -> tuple[int | None, str]:
+        args = self.model.arguments
         config = self.model.config
-        if value is None and isinstance(config, dict):
-            value = config.get("max_position_embeddings")
-        return (
-            value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-        )
+        found: tuple[Any, str] = (self.max_context, self.context_field)
+        if found[0] is None:
+            found = (args.get("context"), "max_position_embeddings")
+        if found[0] is None and args.get("target_positions") is not None:
+            found = (args.get("target_positions"), "max_target_positions")
+        if found[0] is None and isinstance(config, dict):
+            found = (config.get("max_position_embeddings"), "max_position_embeddings")
+        value = found[0]
+        good = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        return (value if good else None), found[1]
 
     @cached_property
     def heads(self) -> tuple[int | None, int | None]:
@@ -609,7 +626,7 @@ class Fit:
                 "seq_len",
                 self.seq_len,
                 f"--seq-len {self.seq_len:,} is past the model's context, {self.context:,} "
-                "positions (max_position_embeddings): give at most that",
+                f"positions ({self._context[1]}): give at most that",
                 "at most the model's context",
             )
 

@@ -187,7 +187,10 @@ def describe(plan: ParallelPlan) -> str:
         parts[-1] += f"×{plan.virtual_stages}"
     if plan.sequence_parallel:
         parts.append("SP")
-    if plan.zero:
+    if plan.dp == 1 and (plan.zero or plan.fsdp in ("full", "grad-op")):
+        # one data-parallel rank: ZeRO and FSDP have no other rank to shard over
+        parts.append(f"{f'ZeRO-{plan.zero}' if plan.zero else 'FSDP'} on one rank: unsharded")
+    elif plan.zero:
         parts.append(f"ZeRO-{plan.zero}")
     elif plan.fsdp:
         parts.append(f"FSDP {plan.fsdp}")

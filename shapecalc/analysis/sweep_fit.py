@@ -93,6 +93,8 @@ class FitSetting(FrozenMethods):
     efficiency: tuple[float, float] = (1.0, 1.0)
     #: a config's max_position_embeddings, where the model's arguments hold none
     max_context: int | None = None
+    #: the config field that names it
+    context_field: str = "max_position_embeddings"
 
     def fit(self, model: Model, *, dtype: str, cache: str, batch: int, seq_len: int) -> Fit:
         """The :class:`~shapecalc.analysis.fit.Fit` of ``model`` under this setting."""
@@ -110,6 +112,7 @@ class FitSetting(FrozenMethods):
             compute=self.compute,
             efficiency=self.efficiency,
             max_context=self.max_context,
+            context_field=self.context_field,
             cache=cache,
         )
 

@@ -476,6 +476,9 @@ class Gemma3(GroupedQueryLM):
     """
 
     command: ClassVar[str] = "gemma3"
+    #: the stacks a request runs once, at prefill (pixel_values only then): a decode step
+    #: is the language model on one token (shapecalc.analysis.encdec.decode_rows)
+    per_request: ClassVar[tuple[str, ...]] = ("vision_tower", "multi_modal_projector")
     function: ClassVar[str] = "gemma3"
     title: ClassVar[str] = "Gemma 3 decoder (sliding and global attention)"
     example: ClassVar[str] = (

@@ -216,6 +216,9 @@ class LLaVA(Architecture):
     """
 
     command: ClassVar[str] = "llava"
+    #: the stacks a request runs once, at prefill (pixel_values only then): a decode step
+    #: is the language model on one token (shapecalc.analysis.encdec.decode_rows)
+    per_request: ClassVar[tuple[str, ...]] = ("vision_tower", "multi_modal_projector")
     function: ClassVar[str] = "llava"
     title: ClassVar[str] = "LLaVA (vision tower, projector, language model)"
     example: ClassVar[str] = (

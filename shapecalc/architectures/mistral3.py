@@ -83,6 +83,9 @@ class Mistral3(Architecture):
     """
 
     command: ClassVar[str] = "mistral3"
+    #: the stacks a request runs once, at prefill (pixel_values only then): a decode step
+    #: is the language model on one token (shapecalc.analysis.encdec.decode_rows)
+    per_request: ClassVar[tuple[str, ...]] = ("vision_tower", "multi_modal_projector")
     function: ClassVar[str] = "mistral3"
     title: ClassVar[str] = "Mistral 3 (Pixtral vision encoder, projector, language model)"
     example: ClassVar[str] = (

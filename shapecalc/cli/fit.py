@@ -324,8 +324,9 @@ def _hf(
     if options["dtype"] is None:
         said = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(found.dtype or "")
         options["dtype"] = said or "bf16"
-    context = found.config.get("max_position_embeddings")
-    _run(model, options, context if isinstance(context, int) else None)
+    from shapecalc.adapters.hf_context import config_context
+
+    _run(model, options, config_context(found.config))
 
 
 def _efficiency(text: str) -> tuple[float, float]:
@@ -369,7 +370,9 @@ def _engine(name: str, *args: Any, **kwargs: Any) -> Any:
     return engine(name, *args, **kwargs)
 
 
-def fit_setting(options: dict[str, Any], context: int | None = None) -> Any:
+def fit_setting(
+    options: dict[str, Any], context: int | None = None, field: str = "max_position_embeddings"
+) -> Any:
     """The :class:`~shapecalc.analysis.sweep_fit.FitSetting` the hardware options say
     (``options`` by :data:`HARDWARE_FLAGS`), each checked: a usage error naming the flag,
     or the engine's error (a GPU not in the table) for the caller to name."""
@@ -407,6 +410,7 @@ def fit_setting(options: dict[str, Any], context: int | None = None) -> Any:
         compute=options["compute"],
         efficiency=efficiency,
         max_context=context,
+        context_field=field,
     )
 
 
@@ -435,7 +439,7 @@ def _tensor_split(text: str | None, engine: str | None, gpus: int) -> tuple[floa
     return values
 
 
-def _run(model: Any, options: dict[str, Any], context: int | None = None) -> None:
+def _run(model: Any, options: dict[str, Any], context: tuple[int, str] | None = None) -> None:
     from shapecalc.analysis.fit import COMMON_FORMATS, answer
 
     if options["plot"] and not options["frontier"]:
@@ -452,7 +456,7 @@ def _run(model: Any, options: dict[str, Any], context: int | None = None) -> Non
                 "step: add --training"
             )
     try:
-        setting = fit_setting(options, context)
+        setting = fit_setting(options, *(context or ()))
         from shapecalc.quant import quantize, weights_option
 
         chosen = weights_option(options["weights"])  # none: the model as it is

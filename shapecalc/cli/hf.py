@@ -129,12 +129,14 @@ def hf(
     except ShapecalcError as err:
         hint = "'--class'" if err.field == "class" else "'PATH'"
         raise click.BadParameter(err.message, param_hint=hint) from None
-    context, said = found.config.get("max_position_embeddings"), str(shown.get("seq_len"))
+    from shapecalc.adapters.hf_context import config_context
+
+    named, said = config_context(found.config), str(shown.get("seq_len"))
     seq_len = int(said) if said.isascii() and said.isdigit() else None
-    if seq_len is not None and isinstance(context, int) and seq_len > context:
+    if seq_len is not None and named is not None and seq_len > named[0]:
         raise click.BadParameter(  # as fit refuses it
-            f"--seq-len {seq_len:,} is past the model's context, {context:,} positions "
-            "(max_position_embeddings): give at most that",
+            f"--seq-len {seq_len:,} is past the model's context, {named[0]:,} positions "
+            f"({named[1]}): give at most that",
             param_hint="'--seq-len'",
         )
     finish(model, shown, found.reference)

@@ -119,7 +119,7 @@ def _sweep_command(command: str) -> click.Command:
         if hardware is not None:
             show, flags["dtype"] = _fit_defaults(show, flags["dtype"])
             if cls.sequence and flags.get("seq_len") is None:
-                flags["seq_len"] = str(FIT_SEQ_LEN)
+                flags["seq_len"] = str(min([FIT_SEQ_LEN, *_contexts(cls, flags)]))
         cost = {k: flags.pop(k) for k in ("dtype", "training", "mixed_precision")}
         cost["cache"] = flags.pop("latent_cache")
         cost["weights"] = flags.pop("weights")
@@ -321,10 +321,13 @@ def _hf_command() -> click.Command:
         hardware = _hardware(flags)
         if hardware is not None:
             show, flags["dtype"] = _fit_defaults(show, flags["dtype"])
-            if flags.get("seq_len") is None:
-                flags["seq_len"] = str(FIT_SEQ_LEN)
         try:
             found = hf_model(path, class_name=class_name, allow=allow)
+            if hardware is not None and flags.get("seq_len") is None:
+                from shapecalc.adapters.hf_context import config_context
+
+                named = config_context(found.config)  # fit's default: at most the model's
+                flags["seq_len"] = str(min(FIT_SEQ_LEN, named[0]) if named else FIT_SEQ_LEN)
             flags["dtype"] = config_dtype(found, flags["dtype"])
             flags["weights"] = config_weights(found, flags.get("weights"), allow)
             from shapecalc.cli.parallel_sweep import run_parallel_sweep_model
@@ -339,12 +342,10 @@ def _hf_command() -> click.Command:
                 )
             if run_parallel_sweep_model(found.model(), fmt, flags):  # printed
                 return
-            context = found.config.get("max_position_embeddings")
-            setting = (
-                None
-                if hardware is None
-                else fit_setting(hardware, context if isinstance(context, int) else None)
-            )
+            from shapecalc.adapters.hf_context import config_context
+
+            context = config_context(found.config)
+            setting = None if hardware is None else fit_setting(hardware, *(context or ()))
             if plot_file:
                 from shapecalc.report.plot import check_file
 
@@ -440,6 +441,26 @@ def _varied(found: Any, vary: tuple[str, ...]) -> dict[str, Any]:
 FIT_SEQ_LEN = 4096
 
 
+def _contexts(cls: Any, flags: dict[str, Any]) -> list[int]:
+    """The model's own contexts an architecture's flags give (its ``context``, Whisper's
+    decoder's ``target_positions``: as given, else the declared default), for fit's
+    default context: at most the model's."""
+    import dataclasses
+
+    from shapecalc.analysis.sweep import parse_values
+
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    out: list[int] = []
+    for name in ("context", "target_positions"):
+        value = flags.get(name)
+        value = defaults.get(name) if value is None else value
+        if isinstance(value, str):
+            value = min(parse_values(value, field=name), default=None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            out.append(value)
+    return out
+
+
 def _hardware(flags: dict[str, Any]) -> dict[str, Any] | None:
     """The hardware options, taken out of ``flags``: None when no hardware is named
     (--gpu or --memory-gb), refusing then any other of them given."""
@@ -477,11 +498,13 @@ def _fit_defaults(show: str, dtype: str) -> tuple[str, str]:
     )
 
 
-def fit_setting(hardware: dict[str, Any], context: int | None = None) -> Any:
+def fit_setting(
+    hardware: dict[str, Any], context: int | None = None, field: str = "max_position_embeddings"
+) -> Any:
     """fit's own setting of the hardware options (its checks, its errors)."""
     from shapecalc.cli import fit
 
-    return fit.fit_setting(hardware, context)
+    return fit.fit_setting(hardware, context, field)
 
 
 def _markers(varying: dict[str, Any], frontier: bool, plot: bool) -> None:

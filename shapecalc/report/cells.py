@@ -525,6 +525,16 @@ def _crossover_lines(cost: Cost) -> list[str]:
             f"the inference state outgrows the weights ({amount(weights)} bytes) from a "
             f"context of {at:,} positions at batch {dim_str(batch)}"
         ]
+    context = cost.context
+    if context is not None:
+        most = cost.state_at(context)
+        if most is None:
+            return []
+        return [
+            f"within the model's context, {context:,} positions, the inference state at "
+            f"batch {dim_str(batch)} reaches at most {bytes_text(most)} and never "
+            f"outweighs the weights, {amount(weights)} bytes"
+        ]
     most = cost.state_at(2**62)
     if most is None or not all(s.window for _, s in cost.state if s.per_position):
         return []

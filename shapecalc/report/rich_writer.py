@@ -1423,7 +1423,10 @@ class _FitTable:
             if a.fits and fit.model.quantization is None:
                 best = f"; the model fits as it is ({fit.dtype}), unquantized"
             elif fitting:
-                best = f"; the least quantized that fits: {fitting[-1].name}"
+                # the most bytes; on a tie the first declared, the plain mix (q8_0 before
+                # mxfp4_moe, which differs only for a mixture's experts)
+                least = max(fitting, key=lambda q: q.bytes or 0)
+                best = f"; the least quantized that fits: {least.name}"
             else:
                 best = "; none fits"
             kept = [q.name for q in a.quantizations if q.experts_kept and q.bytes is not None]

@@ -8,6 +8,9 @@ import pytest
 
 from shapecalc.adapters.checkpoint import CheckpointError, read_checkpoint
 from shapecalc.adapters.hf_config import hf_model
+from tests.test_cli import run
+
+torch = pytest.importorskip("torch")
 
 
 def test_a_gguf_given_as_a_checkpoint_points_to_inspect(tmp_path: Path) -> None:
@@ -53,3 +56,37 @@ def test_a_clip_vision_part_s_vocab_size_changes_no_shape() -> None:
     theirs = built(config, "LlavaForConditionalGeneration")
     assert theirs.config.vision_config.vocab_size == 32000
     assert ours.named_parameters() == params(theirs)
+
+
+@pytest.mark.parametrize(("tokens", "pooled"), [(35, 36), (8, 4), (5, 4)])
+def test_gemma3_image_tokens_the_projector_does_not_pool_to_are_refused(
+    tokens: int, pooled: int
+) -> None:
+    """P = 6 patches a side: U = 35 pools by 6 // ⌊√35⌋ = 1 to 36 features, U = 8 and 5 by
+    6 // 2 = 3 to 4; transformers' forward with U image tokens refuses the features; the
+    tensors are counted, a cost is one line naming the field."""
+    from tests.test_gemma3_projector import SMALL, real
+
+    side = int(tokens**0.5)
+    kernel = 6 // side
+    assert (6 // kernel) ** 2 == pooled != tokens
+    counted = run([*SMALL, "--image-tokens", str(tokens)], 80)
+    assert counted.exit_code == 0, counted.output
+    refused = run([*SMALL, "--image-tokens", str(tokens), "--flops"], 80)
+    assert refused.exit_code == 2, refused.output
+    assert f"mm_tokens_per_image (--image-tokens) = {tokens}" in refused.stderr
+    assert f"(6 // {kernel})² = {(6 // kernel) ** 2} ≠ {tokens}" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    config = {
+        "text_config": {"vocab_size": 40, "hidden_size": 16, "intermediate_size": 8,
+                        "num_hidden_layers": 1, "num_attention_heads": 2,
+                        "num_key_value_heads": 1, "head_dim": 8, "pad_token_id": 0},
+        "vision_config": {"hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1,
+                          "num_attention_heads": 2, "image_size": 24, "patch_size": 4},
+        "mm_tokens_per_image": tokens, "image_token_index": 3,
+        "boi_token_index": 1, "eoi_token_index": 2,
+    }  # fmt: skip
+    theirs = real(config).eval()
+    ids = torch.tensor([[1, *[3] * tokens, 5]])
+    with torch.no_grad(), pytest.raises(Exception, match="Image features and image tokens"):
+        theirs(input_ids=ids, pixel_values=torch.randn(1, 3, 24, 24))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,3 +91,38 @@ def test_gemma3_image_tokens_the_projector_does_not_pool_to_are_refused(
     ids = torch.tensor([[1, *[3] * tokens, 5]])
     with torch.no_grad(), pytest.raises(Exception, match="Image features and image tokens"):
         theirs(input_ids=ids, pixel_values=torch.randn(1, 3, 24, 24))
+
+
+def test_a_gguf_s_wrong_shaped_tensor_is_not_counted_matched(tmp_path: Path) -> None:
+    from tests.test_trial_wording import tiny_llama
+
+    tiny_llama(tmp_path / "t.gguf", halve="blk.1.attn_q.weight")
+    result = run(["inspect", str(tmp_path / "t.gguf")], 200)
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.stdout.split())
+    assert "matched 20 of the 21 tensors the metadata implies (1 of the wrong shape beside" in said
+    assert "wrong shape blk.1.attn_q.weight" in said
+
+
+@pytest.mark.parametrize("wrong", ["shape", "dtype"])
+def test_a_folder_s_tensor_of_another_shape_or_dtype_is_not_counted_matched(
+    wrong: str, tmp_path: Path
+) -> None:
+    from shapecalc.adapters.hf_checkpoint import check_folder
+    from tests.test_hf_checkpoint import edit, save
+
+    folder = save(tmp_path, "llama", shards=True, dtype=torch.bfloat16)
+    whole = check_folder(str(folder)).matched
+    name = "model.layers.0.self_attn.q_proj.weight"
+
+    def change(ts: dict[str, Any]) -> None:
+        dtype, shape, blob = ts[name]
+        ts[name] = ("F32", shape, blob * 2) if wrong == "dtype" else (dtype, [8, 32], blob)
+
+    edit(folder, change)
+    check = check_folder(str(folder))
+    assert len(check.wrong_shape if wrong == "shape" else check.wrong_dtype) == 1
+    assert check.matched == whole - 1
+    said = " ".join(run(["inspect", str(folder)], 200).stdout.split())
+    told = "of the wrong shape" if wrong == "shape" else "of another dtype"
+    assert f"matched {whole - 1} tensors (1 {told} beside them) · " in said

@@ -126,3 +126,34 @@ def test_a_folder_s_tensor_of_another_shape_or_dtype_is_not_counted_matched(
     said = " ".join(run(["inspect", str(folder)], 200).stdout.split())
     told = "of the wrong shape" if wrong == "shape" else "of another dtype"
     assert f"matched {whole - 1} tensors (1 {told} beside them) · " in said
+
+
+def test_mllama_s_state_line_and_note_count_the_mask_as_torch_does(tmp_path: Path) -> None:
+    """The vision model and projector's FLOPs, once per request: the note, the State
+    line (generation's encoder_flops) and the forward's rows all hold the aspect-ratio
+    mask's outer product, as FlopCounterMode counts the real vision model."""
+    import json
+    import re
+
+    from shapecalc.analysis.cost import analyze
+    from tests.test_mllama import CONFIGS, _built, _counted, _image
+
+    config = CONFIGS[0]
+    module = _built(config)
+
+    def forward() -> Any:
+        states = module.model.vision_model(**_image(config, 1)).last_hidden_state
+        return module.model.multi_modal_projector(states)
+
+    spent, _ = _counted(forward)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    result = run(["hf", str(tmp_path), "--flops", "--memory", "--batch", "1", "--seq-len", "5"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    note = re.search(r"projector's forward ([\d,]+) FLOPs", text)
+    state = re.search(r"multi_modal_projector run once, ([\d,]+) FLOPs", text)
+    assert note and state, text[-2000:]
+    assert int(note[1].replace(",", "")) == int(state[1].replace(",", "")) == spent
+    model = hf_model(config).model()
+    rows = [r for r in analyze(model, batch=1, seq_len=5).layers if "aspect_ratio_mask" in r.name]
+    assert len(rows) == 1 and rows[0].macs > 0 and rows[0].backward_flops == 0

@@ -73,6 +73,8 @@ INNER_LINEARS = {
 #: True)``, its default, casts fp16 and bf16 adapters to float32 (and makes them float32
 #: beside a quantized base), whatever the model's dtype
 ADAPTER_DTYPE = "float32"
+#: bytes of one of its numbers
+ADAPTER_BYTES = 4
 #: the kind of the block a LoRA model's tensors are under (``base_model.model.``)
 PEFT_MODEL = "PeftModel"
 #: what peft's ``check_target_module_exists`` refuses, as its message says
@@ -332,35 +334,55 @@ class Lora(Frozen):
 
     def work(self, *inputs: Shape) -> Work:
         """The layer's work and the adapter's: x·Aᵀ then ·Bᵀ, rows · r · (in + out) MACs
-        (an embedding's A is a lookup: rows · r · out); autograd keeps the rank-r
-        intermediate for B's gradient (A's takes the layer's kept input)."""
-        work = self.layer.work(*inputs)  # its input: lora_A's (the same tensor)
+        (an embedding's A is a lookup: rows · r · out). What autograd keeps (peft's
+        ``lora.Linear.forward``: ``lora_B(lora_A(x))`` with ``x`` cast to the adapters'
+        float32 by ``_cast_input_dtype``): the frozen layer nothing; lora_A its input in
+        float32, the layer's input itself when the activations are float32, else a copy
+        of this layer's own (:attr:`~shapecalc.core.spec.Stored.cast`: q, k and v
+        adapted at 16 bits make three); lora_B the rank-r float32 intermediate. An
+        embedding's lookup keeps the token ids (no cast)."""
+        work = self.layer.work(*inputs)
         n_in, n_out = _sizes(self.layer)
-        rows = (
-            product(inputs[0][:-1]) if _base(self.layer).kind != "Embedding" else product(inputs[0])
-        )
         lookup = _base(self.layer).kind == "Embedding"
+        rows = product(inputs[0][:-1]) if not lookup else product(inputs[0])
         lead = inputs[0] if lookup else inputs[0][:-1]
         macs = rows * self.r * (n_out if lookup else n_in + n_out)
-        kept: tuple[Stored, ...] = (Stored("lora_A output", (*lead, self.r)),)
+        a = ADAPTER_BYTES
+        kept: tuple[Stored, ...] = (
+            work.saved  # the token ids the lookup keeps
+            if lookup
+            else (Stored("lora_A's input (float32)", inputs[0], itemsize=a, of="input", cast=True),)
+        )
+        kept += (Stored("lora_A output (float32)", (*lead, self.r), itemsize=a),)
         if self.dora:
             # peft's DoraLinearLayer.forward (tuners/lora/dora.py): ||W + s·B·A|| per
-            # output row, detached (the update's matrix, lora_B(lora_A(I)), is no part of
-            # the backward graph: freed at once); magnitude / norm keeps the norm; then
-            # (m/‖·‖ − 1)·base + (m/‖·‖)·lora·s keeps base, lora and both scales
+            # output row, detached, in the cast input's float32 (the update's matrix,
+            # lora_B(lora_A(I)), is no part of the backward graph: freed at once);
+            # magnitude / norm keeps the norm; then (m/‖·‖ − 1)·base + (m/‖·‖)·lora·s
+            # keeps base (the layer's output, activation dtype), lora and both scales
             kept += (
-                Stored("DoRA: weight norm per output", (n_out,)),
+                Stored("DoRA: weight norm per output (float32)", (n_out,), itemsize=a),
                 Stored("DoRA: base output", (*lead, n_out)),
-                Stored("DoRA: adapter output", (*lead, n_out)),
-                Stored("DoRA: magnitude / norm, and minus 1", (1, n_out), copies=2),
-            )
+                Stored("DoRA: adapter output (float32)", (*lead, n_out), itemsize=a),
+                Stored("DoRA: magnitude / norm, and minus 1 (float32)", (1, n_out),
+                       itemsize=a, copies=2),
+            )  # fmt: skip
+            if _base(self.layer).kind == "Conv1D":
+                # peft's transpose (utils/other.py) makes a Parameter's transpose a new
+                # Parameter, which needs a gradient: with float32 activations the
+                # weight is still Conv1D's Parameter (weight.to(x.dtype) is itself), so
+                # the norm's input, W + s·B·A, is kept; at 16 bits it is a cast copy
+                kept += (
+                    Stored("DoRA: W + s·B·A, the norm's input (at float32 activations)",
+                           (n_out, n_in), itemsize=a, when="same"),
+                )  # fmt: skip
         return dataclasses.replace(
             work,
             macs=work.macs + macs,
             other=work.other + rows * n_out,
             other_rule=(work.other_rule + "; " if work.other_rule else "")
             + "the adapter's update added, one per output",
-            saved=(*work.saved, *kept),
+            saved=kept,
         )
 
     def arguments(self) -> dict[str, Any]:

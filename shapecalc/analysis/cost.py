@@ -730,12 +730,20 @@ class Cost(FrozenMethods):
             else:
                 rule += f", {state_size} bytes each{adapters}" if states else ""
             lines.append(MemoryLine("optimizer state", state_bytes, rule, "training"))
-            fixed = {s.itemsize for c in self.layers for s in c.work.saved if s.itemsize}
+            saved = [s for c in self.layers for s in c.work.saved]
+            fixed = {
+                s.itemsize
+                for s in saved
+                if s.itemsize and not s.name.startswith(("lora_A", "DoRA"))
+            }
             own = "".join(  # the tensors whose dtype is their own, whatever the activations'
                 text
                 for size, text in ((8, ", ids int64"), (4, ", attention's log-sum-exp fp32"))
                 if size in fixed and size != self.activation_itemsize
             )
+            if any(s.cast for s in saved):  # peft's adapters: their tensors float32
+                copies = ", a copy per adapted layer" if self.activation_itemsize != 4 else ""
+                own += f", LoRA's lora_A input{copies} and output fp32"
             lines.append(
                 MemoryLine(
                     "activations",
@@ -1005,11 +1013,18 @@ class _Atom:
     """Tensors of one kind in the flow: how many there are, and the row (and its kept
     entry) that counts them; a tensor kept by several rows is counted by the first."""
 
-    __slots__ = ("instances", "owner")
+    __slots__ = ("cast_owner", "instances", "owner")
 
     def __init__(self, instances: Dim) -> None:
         self.instances = instances
         self.owner: tuple[int, int] | None = None
+        #: the first row keeping it only as a cast tensor's ``"same"`` entry (counted
+        #: there when no row keeps it as it is; :attr:`Stored.cast`)
+        self.cast_owner: tuple[int, int] | None = None
+
+    def counted_by(self, place: tuple[int, int]) -> bool:
+        """Whether the kept entry at ``place`` (row, entry) counts these tensors."""
+        return self.owner == place or (self.owner is None and self.cast_owner == place)
 
 
 class _Value:
@@ -1053,7 +1068,7 @@ class _Flow:
             zip(self.rows, self.kept, strict=True)
         ):
             counted = tuple(
-                (stored, sum((a.instances for a in atoms if a.owner == (i, j)), start=0))
+                (stored, sum((a.instances for a in atoms if a.counted_by((i, j))), start=0))
                 for j, (stored, atoms) in enumerate(kept)
             )
             out.append(LayerCost(name, spec, shapes, work, calls, counted))
@@ -1147,6 +1162,10 @@ class _Flow:
         if atom.owner is not None:  # the middle tensors are that row's before the next repeat's
             row, entry = middle.owner = atom.owner
             self.kept[row][entry][1].append(middle)
+        if atom.cast_owner is not None:
+            row, entry = middle.cast_owner = atom.cast_owner
+            if (row, entry) != middle.owner:
+                self.kept[row][entry][1].append(middle)
         return (_Value(last.shape, where, [atom]), *outs[1:])
 
     # -- one call -----------------------------------------------------------------------
@@ -1191,8 +1210,16 @@ class _Flow:
             reshaped = tuple(same.shape) != tuple(outs[0].shape)
             outs[0] = same.view(outs[0].shape) if reshaped else same
         kept: list[tuple[Stored, list[_Atom]]] = []
-        for j, stored in enumerate(work.saved):
+        for stored in work.saved:
             value = _tensor(stored.of, values, outs)
+            if stored.cast and value is not None:
+                # a cast input: an entry for the tensor itself and one for a copy, each
+                # counted at the activation dtype it is kept at (Stored.when)
+                own = _Atom(self.calls)
+                own.owner = (row, len(kept))
+                kept.append((replace(stored, of=None, when="copy"), [own]))
+                stored = replace(stored, when="same")
+            j = len(kept)
             if stored.shared:  # one tensor for the whole forward (rotary's cos and sin)
                 key = (stored.name, tuple(stored.shape))
                 atoms = [self.shared.setdefault(key, _Atom(1))]
@@ -1211,7 +1238,10 @@ class _Flow:
                     shape=value.storage,
                 )
             for atom in atoms:
-                if atom.owner is None:
+                if stored.when == "same":
+                    if atom.cast_owner is None:
+                        atom.cast_owner = (row, j)
+                elif atom.owner is None:
                     atom.owner = (row, j)
             kept.append((stored, atoms))
         self.rows.append((name, spec, shapes, work, self.calls))

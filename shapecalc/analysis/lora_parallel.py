@@ -32,7 +32,13 @@ dropout 0 an ``nn.Identity``):
 - DoRA (peft's ``DoraLinearLayer.forward``, tuners/lora/dora.py; at one tensor-parallel
   rank, as ``LoraParallelLinear`` refuses DoRA): the detached weight norm, m/‖·‖ and
   m/‖·‖ − 1 (float32, one per output each), the base layer's output (p) and the
-  adapter's (float32).
+  adapter's (float32); on transformers' Conv1D with float32 activations also W + s·B·A,
+  (out, in) float32 (peft's ``transpose`` makes a Parameter's transpose a Parameter,
+  so the norm keeps its input).
+
+At one rank (no tensor, pipeline, context or expert parallelism) the adapters' tensors
+are the single-device account's (:class:`shapecalc.adapt.lora.Lora`'s, whose lora_A
+input is a :attr:`~shapecalc.core.spec.Stored.cast` tensor); the tests compare the two.
 
 In a mixture's layer with its experts frozen (LoRA on the attention or the shared expert)
 the router's input (the MLP's input), each visit's gathered token (the experts' matmul's
@@ -69,7 +75,8 @@ EXPLAIN = (
     " saves the weight alone), and each adapter's own: lora_A's input in float32 (a copy"
     " per adapted layer at 16 bits, s/t tokens of a column-parallel layer with sequence"
     " parallelism, a·d/t or F/t features of a row-parallel one), lora_A's output (float32,"
-    " r wide), DoRA's norm, scales and outputs; a frozen embedding keeps no token ids;"
+    " r wide), DoRA's norm, scales and outputs (and W + s·B·A on a Conv1D at float32), as"
+    " the single-device account counts them; a frozen embedding keeps no token ids;"
     " the first layer counted as the others."
 )
 
@@ -107,6 +114,10 @@ class Adapter:
     dora: bool = False
     #: output features of the whole layer (DoRA's per-output tensors)
     out: int = 0
+    #: input features, and whether the layer is transformers' Conv1D (DoRA on it keeps
+    #: W + s·B·A at float32 activations: peft's transpose makes it a Parameter)
+    inp: int = 0
+    conv1d: bool = False
 
 
 def adapted(model: Model) -> bool:
@@ -129,11 +140,16 @@ def _adapter(layer: Layer) -> Adapter:
     spec: Any = layer.spec
     kind = type(spec).__name__
     if kind == "Lora":
-        out = 0
+        out = inp = 0
         for p in spec.params():
             if p.name == "lora_B.default.weight":
                 out = known(p.shape[0]) or 0
-        return Adapter("lora", known(spec.r) or 0, bool(spec.dora), out)
+            if p.name == "lora_A.default.weight":
+                inp = known(p.shape[1]) or 0
+        base = spec.layer
+        base = base.layer if base.kind == "Quantized" else base
+        conv1d = base.kind == "Conv1D"
+        return Adapter("lora", known(spec.r) or 0, bool(spec.dora), out, inp, conv1d)
     if kind == "Saved":
         return Adapter("trained")
     if kind == "Frozen":
@@ -267,6 +283,9 @@ class LoraRuns:
                                               p * tokens * n))  # fmt: skip
                     out.append(_line(f"{role}: DoRA's adapter output (float32)",
                                               "4·s·b·out", ADAPTER_BYTES * tokens * n))  # fmt: skip
+                    if state.conv1d and p == ADAPTER_BYTES:
+                        out.append(_line(f"{role}: DoRA's W + s·B·A (float32)", "4·out·in",
+                                         ADAPTER_BYTES * n * state.inp))  # fmt: skip
         return tuple(out)
 
     def ends(

@@ -147,6 +147,15 @@ class Stored:
     of: str | None = None
     #: one tensor for the whole forward, whichever layers keep it (counted once)
     shared: bool = False
+    #: the ``of`` tensor cast to a dtype of ``itemsize`` bytes (peft casts an adapted
+    #: layer's input to its float32 adapters): the ``of`` tensor itself when the
+    #: activations are of that size already (counted once with whoever else keeps it),
+    #: else a copy of this layer's own; ``itemsize`` bytes a number either way
+    cast: bool = False
+    #: of a cast tensor in a model's account, which of the two this entry counts:
+    #: ``"same"`` (the ``of`` tensor, kept as such only when the activations are of
+    #: ``itemsize`` bytes) or ``"copy"`` (only when they are not); "" otherwise
+    when: str = ""
     #: state that grows with the context, a token's worth per position (a KV cache; an
     #: RNN's h and c do not): ``positions`` is the size in ``shape`` that counts them
     per_position: bool = False
@@ -170,6 +179,8 @@ class Stored:
         return self.copies * product(self.shape)
 
     def nbytes(self, activation_itemsize: int) -> Dim:
+        if self.when and (activation_itemsize == self.itemsize) != (self.when == "same"):
+            return 0  # the other entry of a cast tensor counts it (see :attr:`when`)
         return self.count * (activation_itemsize if self.itemsize is None else self.itemsize)
 
     @property

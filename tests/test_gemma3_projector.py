@@ -39,7 +39,7 @@ IMAGE = 3  # the image token's id in the drawn configs
 
 @st.composite
 def configs(draw: st.DrawFn) -> dict[str, Any]:
-    """A tiny gemma3 config: P patches a side (1 to 6), U image tokens with ⌊√U⌋ <= P,
+    """A tiny gemma3 config: P patches a side (1 to 6), U image tokens that P pools to,
     a tower of E = heads × head width (E = 1 too), with or without its pooling head."""
     patch = draw(st.integers(1, 4))
     per = draw(st.integers(1, 6))
@@ -71,8 +71,9 @@ def configs(draw: st.DrawFn) -> dict[str, Any]:
         "model_type": "gemma3",
         "text_config": text,
         "vision_config": vision,
-        # any U whose root rounds down to the side: 4 to 8 pool to a side of 2
-        "mm_tokens_per_image": side * side + draw(st.integers(0, 2 * side)),
+        # the U the projector pools to from the side drawn: (P // (P // side))² (a side
+        # of 4 with P = 6 pools by 1 to 36); any other U is refused (test_trial_fixes.py)
+        "mm_tokens_per_image": (per // (per // side)) ** 2,
         "image_token_index": IMAGE,
         "boi_token_index": 1,
         "eoi_token_index": 2,

@@ -245,7 +245,7 @@ def test_the_cost_of_an_image_is_what_flop_counter_mode_counts(config: dict[str,
         return module.model.multi_modal_projector(states)
 
     spent, out = _counted(forward)
-    assert spent == mllama.image_cost() + mllama.mask_flops()
+    assert spent == mllama.image_cost()
     assert out.shape[-2] * out.shape[2] == mllama.vision_tokens()
     assert f"{spent:,} FLOPs" in " ".join(model.notes)
 
@@ -264,7 +264,7 @@ def test_generating_and_the_cache_per_layer(config: dict[str, Any]) -> None:
     ids = torch.randint(0, config["text_config"]["vocab_size"], (batch, prompt))
     spent, out = _counted(lambda: module(input_ids=ids, use_cache=True, **image))
     cost = analyze(model, batch=batch, seq_len=prompt, training="none")
-    assert spent == 2 * cost.macs + batch * mllama.mask_flops()
+    assert spent == 2 * cost.macs
     held = cache_layers(out.past_key_values)
     counted = ours(model, batch=batch, seq_len=prompt)
     assert held == [counted[i] for i in range(len(held))]
@@ -284,9 +284,7 @@ def test_generating_and_the_cache_per_layer(config: dict[str, Any]) -> None:
         grown = sum(now[i] - held[i] for i in range(len(now)) if i not in cross)
         assert grown == step * g.token_bytes
         assert [now[i] for i in sorted(cross)] == [held[i] for i in sorted(cross)]
-    assert g.encoder_flops + batch * mllama.mask_flops() == batch * (
-        mllama.image_cost() + mllama.mask_flops()
-    )
+    assert g.encoder_flops == batch * mllama.image_cost()
 
 
 def test_inspect_reads_a_saved_checkpoint(tmp_path: Path) -> None:

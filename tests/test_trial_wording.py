@@ -17,9 +17,10 @@ gguf = pytest.importorskip("gguf")
 np = pytest.importorskip("numpy")
 
 
-def tiny_llama(path: Path, drop: str = "") -> tuple[int, int]:
+def tiny_llama(path: Path, drop: str = "", halve: str = "") -> tuple[int, int]:
     """A LLaMA GGUF (the trial's tiny file); ``drop``: a tensor name end left out of each
-    block. (the numbers it holds, the numbers its metadata implies)"""
+    block; ``halve``: the name of a tensor stored with its first dim halved. (the numbers
+    it holds, the numbers its metadata implies)"""
     v, h, layers, a, k, i = 256, 64, 2, 4, 2, 128
     d = h // a
     writer = gguf.GGUFWriter(str(path), "llama")
@@ -50,6 +51,8 @@ def tiny_llama(path: Path, drop: str = "") -> tuple[int, int]:
     for name, shape in shapes.items():
         if drop and name.endswith(drop):
             continue
+        if name == halve:
+            shape = (shape[0] // 2, *shape[1:])
         writer.add_tensor(name, np.zeros(shape, dtype=np.float32))
         held += int(np.prod(shape))
     writer.write_header_to_file()

@@ -554,7 +554,7 @@ def _refusal(err: Exception, path: str) -> str:
 #: what a file that is no checkpoint is, by its first bytes, and what reads it instead
 OTHER_FILES = (
     (b"\x89HDF", "an HDF5 file (a Keras .h5 model?)", "Keras reads it"),
-    (b"GGUF", "a GGUF file (llama.cpp)", "llama.cpp's gguf tools read it"),
+    (b"GGUF", "a GGUF file (llama.cpp)", "`shapecalc inspect FILE.gguf` reads it"),
     (b"\x08", "an ONNX model?", "onnx.load reads it"),
 )
 
@@ -588,7 +588,7 @@ def _kind(path: str) -> tuple[str, str]:
         return "other", "neither a torch.save archive (a zip file) nor a legacy torch pickle"
     for magic, what, instead in OTHER_FILES:
         if head.startswith(magic) and (magic != b"\x08" or lower.endswith(".onnx")):
-            return "other", f"it is {what}, not a checkpoint shapecalc reads: {instead}"
+            return "other", f"it is {what}, not a PyTorch or safetensors checkpoint: {instead}"
     return "other", (
         "neither a safetensors file (8 bytes of header length, then a JSON header) nor a "
         "torch.save archive"

@@ -301,7 +301,8 @@ def check_gguf(file: GGUFFile) -> GGUFCheck:
         model_type=config["model_type"],
         config=config,
         expected_total=total,
-        matched=sum(1 for e in expected if e.name in stored),
+        # agreeing in name and shape: those of another shape are told apart
+        matched=sum(1 for e in expected if e.name in stored) - len(wrong),
         missing=missing,
         unexpected=tuple(extra),
         wrong_shape=wrong,

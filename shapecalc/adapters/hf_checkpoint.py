@@ -530,7 +530,10 @@ def _match(
         "quantized": tuple(quantized_found),
         "held": tuple(held),
         "held_unchecked": tuple(unchecked),
-        "matched": len(matched),
+        # agreeing in name, shape and dtype: those of another shape or dtype are told apart
+        "matched": len(
+            set(matched) - {m.name for m in wrong_shape} - {m.name for m in wrong_dtype}
+        ),
         "dtype": want,
     }
 

@@ -156,7 +156,10 @@ class CLIP(DualEncoder):
                 "patch_size": 32,
                 "hidden_act": "quick_gelu",
             },
-            free=_FREE,
+            # vocab_size: written by older transformers into every CLIP config's vision
+            # part (llava-hf/llava-1.5-7b-hf's); CLIPVisionConfig declares no such field
+            # and modeling_clip.py reads it only in CLIPTextEmbeddings: no shape changes
+            free=_FREE | {"vocab_size"},
             dropped=_POSITIONS,
         ),
     )

@@ -414,6 +414,43 @@ class _NoPool(_Function):
         return Work(self.output_shapes(*inputs))
 
 
+@frozen
+class _Unmatched(_Function):
+    """After Gemma3MultiModalProjector's ``avg_pool`` when the (P // kernel)² tokens it
+    pools to are not mm_tokens_per_image (U = 255: ⌊√U⌋ = 15, 64 patches a side, kernel 4,
+    256 tokens): a prompt holds U image tokens for each image, and Gemma3Model's
+    ``get_placeholder_mask`` refuses features of another count ("Image features and image
+    tokens do not match", modeling_gemma3.py). Every tensor is counted; a cost through the
+    projector is refused here, naming the field."""
+
+    tokens: int
+    per: int
+
+    kind: ClassVar[str] = "image_tokens"
+    summary: ClassVar[str] = "Gemma 3's pooled image tokens, not mm_tokens_per_image of them"
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        side = _side(self.tokens)
+        kernel = self.per // side
+        rule = (
+            "the projector pools the P × P patches (P = image_size // patch_size) by a "
+            "kernel of P // ⌊√mm_tokens_per_image⌋ to (P // kernel)² tokens, which must be "
+            "mm_tokens_per_image"
+        )
+        raise ShapeError(
+            f"mm_tokens_per_image (--image-tokens) = {self.tokens}: {rule}; ({self.per} // "
+            f"{kernel})² = {(self.per // kernel) ** 2} ≠ {self.tokens}, on which transformers' "
+            "forward fails (image features and image tokens do not match)",
+            layer="Gemma3MultiModalProjector",
+            field="image_tokens",
+            value=self.tokens,
+            rule=rule,
+        )
+
+    def work(self, *inputs: Shape) -> Work:
+        return Work(self.output_shapes(*inputs))
+
+
 def _conditional_notes(config: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
     return window_note(6)(config, arguments)
 
@@ -840,6 +877,14 @@ class Gemma3(GroupedQueryLM):
         children["avg_pool"] = Leaf(
             AvgPool2d(kernel, stride=kernel), role=f"{per}² patches to {pooled} tokens"
         )
+        if pooled != self.image_tokens:  # a prompt's U image tokens, other features
+            return Block(
+                "Gemma3MultiModalProjector",
+                children,
+                flow=chain(*grid, "avg_pool", _Unmatched(self.image_tokens, per)),
+                description=f"no image passes: {per}² patches pool to {pooled} tokens, "
+                "not mm_tokens_per_image",
+            )
         return Block(
             "Gemma3MultiModalProjector",
             children,
@@ -922,7 +967,15 @@ class Gemma3(GroupedQueryLM):
                 "Gemma3ForConditionalGeneration holds a SigLIP vision tower (its tokens "
                 "after post_layernorm are read) and a projector beside this language model"
             )
-            if kernel:
+            pooled = (per // kernel) ** 2 if kernel else 0
+            if kernel and pooled != self.image_tokens:
+                holds += (
+                    f"; its {per}² patch tokens pool by {kernel} × {kernel} windows to "
+                    f"{pooled}, not mm_tokens_per_image {self.image_tokens}, so no image "
+                    "passes (transformers' forward fails): the tensors are counted, a cost "
+                    "refused."
+                )
+            elif kernel:
                 holds += (
                     f": the tower's {per}² patch tokens are average-pooled by {kernel} × "
                     f"{kernel} windows to {(per // kernel) ** 2} (mm_tokens_per_image "

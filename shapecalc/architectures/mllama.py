@@ -41,9 +41,10 @@ from shapecalc.core.flow import Positions, chain, each, multiply, parallel, resi
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType, Part
 from shapecalc.core.own import Parameter
+from shapecalc.core.spec import Shape, Work
 from shapecalc.core.tree import Block, Leaf, ModuleList, Repeat, runs
 from shapecalc.layers._embedding import Embedding
-from shapecalc.layers._function import Chunk, Select
+from shapecalc.layers._function import Chunk, Select, _Function
 from shapecalc.layers._linear import Linear
 from shapecalc.layers._norm import RMSNorm
 from shapecalc.layers.activation import SiLU, Tanh
@@ -252,6 +253,38 @@ _VISION_TYPE = _part_type(
     free=frozenset({"norm_eps", "initializer_range"}),
     read=_read_vision,
 )
+
+
+@frozen
+class _AspectRatioMask(_Function):
+    """MllamaVisionModel's attention mask, made before the local transformer
+    (modeling_mllama.py, ``_prepare_aspect_ratio_attention_mask``): the aspect-ratio mask
+    of each image's tiles repeated to its Nt·Np tokens, ``1 - mask``, then ``mask @
+    mask.transpose(-1, -2) * torch.finfo(dtype).min``, a (B·Ni, Nt·Np, 1) @ (B·Ni, 1,
+    Nt·Np) matrix product FlopCounterMode counts. The hidden states pass through as they
+    are (their shape gives B·Ni and Nt·Np); the mask is made from an input that needs no
+    gradient: no backward, nothing kept."""
+
+    kind: ClassVar[str] = "aspect_ratio_mask"
+    summary: ClassVar[str] = "the tiles' attention mask, an outer product (no gradient)"
+
+    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
+        if len(inputs) != 1 or len(inputs[0]) != 3:
+            self._fail_shape(f"takes one input (B·Ni, Nt·Np, Hv), got {inputs}", inputs)
+        return (inputs[0],)
+
+    def work(self, *inputs: Shape) -> Work:
+        outputs = self.output_shapes(*inputs)
+        images, tokens, _ = inputs[0]
+        return Work(
+            outputs,
+            macs=images * tokens * tokens,
+            other=images * tokens + images * tokens * tokens,
+            other_rule="1 - mask per token (1), the product times the dtype's minimum "
+            "(1 per number)",
+            inplace=True,
+            grad=False,
+        )
 
 
 @frozen(kw_only=True)
@@ -670,6 +703,7 @@ class Mllama(Architecture):
             "layernorm_pre",
             *(padding if pad else []),
             Reshape((-1, t * np_, h)),
+            _AspectRatioMask(),
             "transformer",
             # the global transformer's output, and the intermediate layers' (F copies of
             # the local transformer's width, stacked), side by side
@@ -851,7 +885,7 @@ class Mllama(Architecture):
     def image_cost(self) -> Dim:
         """Matrix-product FLOPs of the vision model and the projector on one image of Nt
         tiles, as FlopCounterMode counts them (the aspect-ratio mask's outer product
-        beside: :meth:`mask_flops`)."""
+        among them: :class:`_AspectRatioMask`)."""
         one = self if self.images == 1 else self.varied({"images": 1})
         root = Block(
             "image",
@@ -861,13 +895,6 @@ class Mllama(Architecture):
         image = (1, 1, self.tiles, self.channels, self.image_size, self.image_size)
         return forward_products(root, (image,))
 
-    def mask_flops(self) -> int:
-        """The aspect-ratio attention mask of one image: (Nt·Np, 1) @ (1, Nt·Np), a
-        matrix product (modeling_mllama.py's _prepare_aspect_ratio_attention_mask)."""
-        tokens = self.tiles * self.padded
-        flops: int = 2 * tokens * tokens
-        return flops
-
     def _notes(self) -> tuple[str, ...]:
         lines = [
             f"cross-attention layers: {tf.listed_numbers(list(self.cross_indices()))}"
@@ -876,7 +903,7 @@ class Mllama(Architecture):
         ]
         if any(isinstance(v, Expr) for v in self.arguments().values()):
             return tuple(lines)
-        flops = self.image_cost() + self.mask_flops()
+        flops = self.image_cost()
         lines.append(
             f"one image of {self.tiles} tiles of {self.image_size:,} × {self.image_size:,} "
             f"pixels: {self.tiles * self.patches:,} tokens the cross-attention layers attend "

@@ -260,6 +260,9 @@ class Work:
     #: inputs (its outputs not made yet): each moment a tuple (a mixture's experts hold
     #: every visit's token and its gate and up projections at once)
     moments: tuple[tuple[Stored, ...], ...] = ()
+    #: False: the work is on tensors that need no gradient (Mllama's aspect-ratio mask,
+    #: made from an input mask): no backward
+    grad: bool = True
 
     @property
     def matmul_flops(self) -> Dim:
@@ -273,8 +276,8 @@ class Work:
     @property
     def backward_flops(self) -> Dim:
         """2× the forward matmul FLOPs (one product for the input's gradient, one for the
-        weight's), plus the elementwise work once more."""
-        return 2 * self.matmul_flops + self.other
+        weight's), plus the elementwise work once more; none without a gradient."""
+        return 2 * self.matmul_flops + self.other if self.grad else 0
 
     def kept_bytes(self, activation_itemsize: int) -> Dim:
         """Bytes of the tensors kept for backward, activations at ``activation_itemsize``."""

@@ -18,6 +18,14 @@ def _shape(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def others_told(shape: int, dtype: int) -> str:
+    """Beside a count of the tensors that agree, those stored but of another shape or
+    dtype: `` (1 of the wrong shape)``, or nothing."""
+    counts = [(shape, "of the wrong shape"), (dtype, "of another dtype")]
+    said = ", ".join(f"{n:,} {what}" for n, what in counts if n)
+    return f" ({said} beside them)" if said else ""
+
+
 def check_lines(check: FolderCheck) -> list[str]:
     """The account: what was matched, renamed, left out or dropped as transformers loads
     it, then every tensor that does not agree, and the verdict."""
@@ -29,7 +37,9 @@ def check_lines(check: FolderCheck) -> list[str]:
             if check.layout == "transformers"
             else "the experts as checkpoint files hold them, not as transformers fuses them"
         ),
-        f"  matched   {check.matched:,} tensors · {check.stored_total:,} numbers stored "
+        f"  matched   {check.matched:,} tensors"
+        f"{others_told(len(check.wrong_shape), len(check.wrong_dtype))} · "
+        f"{check.stored_total:,} numbers stored "
         f"({human_count(check.stored_total)}), {check.expected_total:,} implied by the config "
         f"({human_count(check.expected_total)})"
         + (f" · dtype {check.dtype}" if check.dtype else ""),

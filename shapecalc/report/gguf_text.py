@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from shapecalc.core.errors import printable
 from shapecalc.core.units import human_bytes, human_count
+from shapecalc.report.check_text import others_told
 
 if TYPE_CHECKING:
     from shapecalc.adapters.gguf import GGUFFile
@@ -61,9 +62,10 @@ def gguf_check_lines(check: GGUFCheck) -> list[str]:
         f"{_first(check.config, 'hidden_size', 'n_embd')}, vocab "
         f"{check.config.get('vocab_size')})",
         # the numbers are those of every tensor the metadata implies, the missing too
-        f"  matched   {check.matched:,} of the {check.matched + len(check.missing):,} tensors "
-        f"the metadata implies, which hold {check.expected_total:,} numbers "
-        f"({human_count(check.expected_total)})",
+        f"  matched   {check.matched:,} of the "
+        f"{check.matched + len(check.wrong_shape) + len(check.missing):,} tensors the metadata "
+        f"implies{others_told(len(check.wrong_shape), 0)}, which hold "
+        f"{check.expected_total:,} numbers ({human_count(check.expected_total)})",
     ]
     lines += [f"  note      {printable(n)}" for n in check.notes]
     for name, shape, source in check.missing:

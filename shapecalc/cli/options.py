@@ -384,6 +384,10 @@ def build(
             f"{how} shards over data-parallel ranks, and --dp is 1: give --dp N (2 or more)",
             param_hint="'--dp'",
         )
+    context = click.get_current_context(silent=True)
+    asked = context is None or _from_user(context, "training")
+    # the default: adam, or none for a model nothing of which trains (build_report)
+    training = flags.get("training", "adam") if asked else None
     try:
         return build_report(
             model,
@@ -395,7 +399,7 @@ def build(
             batch=flags.get("batch", "B"),
             seq_len=flags.get("seq_len", "T"),
             dtype=flags.get("dtype", "fp32"),
-            training=flags.get("training", "adam"),
+            training=training,
             mixed_precision=flags.get("mixed_precision", False),
             cache=flags.get("latent_cache", "latent"),
             weights=flags.get("weights"),

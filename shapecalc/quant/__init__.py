@@ -569,7 +569,7 @@ def stored_shapes(
     converted = _converter(model, method)
     ties = set(model.ties)
     out: dict[tuple[tuple[int, ...], str], int] = {}
-    any_converted = False
+    any_converted = experts_kept = False
     skipped = 0
     for parts, leaf, copies in _leaves(model.root):
         n = known(copies)
@@ -578,9 +578,8 @@ def stored_shapes(
         if converted(parts, leaf):
             any_converted = True
             params: Iterable[Param] = _stored_params(leaf.spec, method.at(parts))
-        elif loaded(leaf.spec, EXPERTS) is not None:
-            return None
         else:
+            experts_kept = experts_kept or loaded(leaf.spec, EXPERTS) is not None
             params = leaf.spec.params()
         path = join_name(*parts)
         for param in params:
@@ -595,7 +594,7 @@ def stored_shapes(
             out[key] = out.get(key, 0) + n * repeat
     if not any_converted:
         raise _converts_none(model, quantization)
-    return out if skipped == len(ties) else None
+    return out if skipped == len(ties) and not experts_kept else None
 
 
 def _stored_params(spec: LayerSpec, method: Method) -> Iterator[Param]:

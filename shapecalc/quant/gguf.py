@@ -36,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -229,6 +229,9 @@ def _category(name: str) -> str:
 
 
 _ATTN_V = ("attn_v", "attn_qkv", "attn_kv_b")
+#: the categories whose type llama_tensor_get_type_impl chooses by a layer counter it
+#: keeps (i_attention_wv, i_ffn_down, i_ffn_gate, i_ffn_up) or the layer a name says
+_COUNTED = (*_ATTN_V, "ffn_down", "ffn_gate", "ffn_up")
 
 
 def allows_quantization(name: str, ne: tuple[int, ...]) -> bool:
@@ -525,7 +528,7 @@ def _visits(
 
 
 def tensor_types(
-    tensors: list[tuple[str, tuple[int, ...]]],
+    tensors: Sequence[tuple[str, tuple[int, ...]]],
     ftype: str,
     *,
     arch: str,
@@ -557,6 +560,9 @@ def tensor_types(
         n_attention_wv=sum(1 for v in visits if v[4] in _ATTN_V),
     )
     out: dict[str, tuple[str, str]] = {}
+    # a category llama-quantize counts no layers of (all but the attention values and the
+    # feed-forward's) gets its type from its shape alone: worked out once per shape
+    typed: dict[tuple[str, tuple[int, ...]], str] = {}
     for name, ne, source, allowed, cat in visits:
         if not allowed:
             out[name] = (source, source)
@@ -569,12 +575,19 @@ def tensor_types(
             continue
         new = default
         if default not in PLAIN:
+            counted = cat in _COUNTED
+            found = None if counted else typed.get((cat, ne))
+            if found is not None:
+                out[name] = (source, found)
+                continue
             if not pure:
                 new = _impl(qs, new, name, ne, ftype, cat, output_type)
             try:
                 new, _ = _fallback(new, ne)
             except ValueError as err:
                 raise ValueError(f"{name} (rows of {ne[0]:,}): {err}") from None
+            if not counted:
+                typed[(cat, ne)] = new
         out[name] = (source, new)
     return out
 
@@ -903,8 +916,11 @@ def _typed(
     declared = model.memo(f"gguf.declared:{method.arch}", lambda: _declared(model, method.arch))
     arch = method.arch or (declared.gguf if declared else "") or kind
     seventy_b = declared.gguf_70b if declared else ""
+    listed = model.memo(
+        f"gguf.listed:{method.arch}:{mtp}", lambda: tuple((t.name, t.ne) for t in tensors)
+    )
     try:
-        types = _plan(model, method, tensors, arch, seventy_b)
+        types = _plan(model, method, listed, arch, seventy_b)
     except ValueError as err:  # llama-quantize stops (no fallback, no layer)
         raise weights_error(
             "weights",
@@ -969,7 +985,11 @@ def _mtp_layers(model: Model, arch: str = "") -> int:
 
 
 def _plan(
-    model: Model, method: GGUFMix, tensors: list[GGUFName], arch: str, seventy_b: str
+    model: Model,
+    method: GGUFMix,
+    tensors: tuple[tuple[str, tuple[int, ...]], ...],
+    arch: str,
+    seventy_b: str,
 ) -> dict[str, tuple[str, str]]:
     sizes = _sizes(model)
     # llama-quant.cpp: qs.n_ffn_down = hparams.n_layer, the file's block_count (the MTP
@@ -979,7 +999,7 @@ def _plan(
     if kv is not None:
         sizes["n_head_kv"] = kv
     return tensor_types(
-        [(t.name, t.ne) for t in tensors],
+        tensors,
         method.ftype,
         arch=arch,
         seventy_b=seventy_b,

@@ -75,7 +75,7 @@ def build_report(
     batch: Any = "B",
     seq_len: Any = "T",
     dtype: str = "fp32",
-    training: str = "adam",
+    training: str | None = "adam",
     mixed_precision: bool = False,
     cache: str = "latent",
     convention: str = "pytorch",
@@ -94,7 +94,8 @@ def build_report(
 
     ``shapes``, ``flops``, ``memory``: the cost sections to show (one analysis of the
     input ``inputs``, or of the model's own input layout at ``batch`` and ``seq_len``,
-    priced in ``dtype`` with ``training``'s optimizer state and ``mixed_precision``;
+    priced in ``dtype`` with ``training``'s optimizer state (None: adam, or none for a
+    model nothing of which trains, a GGUF mix's) and ``mixed_precision``;
     ``cache``: how latent attention's cache is counted, ``"latent"`` or ``"heads"``).
     ``convention``: the tensors as Keras or ONNX store them (``reset_after``: Keras'
     GRU). ``explain``: the explanation sections. ``inputs`` and ``outputs`` without a cost
@@ -125,6 +126,11 @@ def build_report(
 
         with _part("lora"):
             model = lora(model, adapter)
+    if training is None:  # the default: adam, but no training of a model nothing trains
+        from shapecalc.core.dims import known
+
+        nothing = known(model.trainable) == 0 and known(model.total) != 0
+        training = "none" if nothing else "adam"
     if verify:
         with _part("verify"):  # a quantized model: its unquantized twin is the module's
             check_buildable(plain.unquantized or plain)

@@ -382,28 +382,21 @@ def _side(tokens: int) -> int:
 
 
 @frozen
-class _NoPool(_Function):
-    """Gemma3MultiModalProjector's ``avg_pool`` when ⌊√mm_tokens_per_image⌋ exceeds the
-    patches per side P: transformers builds ``AvgPool2d(kernel_size=P // ⌊√U⌋ = 0)``
-    (and Gemma3Config's default SigLIP tower, 224 / 16 = 14 patches a side, with 256
-    tokens, is such a model), and its forward refuses the first image. Every tensor is
-    counted; a cost through the projector is refused here, naming the field."""
+class _Refused(_Function):
+    """A step of Gemma3MultiModalProjector for an mm_tokens_per_image transformers'
+    forward refuses: every tensor is counted; a cost through the projector is refused
+    here, naming the field (:meth:`refusal` says the rule and how the value breaks it)."""
 
     tokens: int
     per: int
 
-    kind: ClassVar[str] = "avg_pool"
-    summary: ClassVar[str] = "Gemma 3's pooling of a kernel of 0 (no image passes)"
+    def refusal(self) -> tuple[str, str]:
+        raise NotImplementedError
 
     def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
-        side = _side(self.tokens)
-        rule = (
-            "⌊√mm_tokens_per_image⌋ is at most the patches per side (image_size // "
-            "patch_size), the projector's pooling kernel their quotient"
-        )
+        rule, broken = self.refusal()
         raise ShapeError(
-            f"mm_tokens_per_image (--image-tokens) = {self.tokens}: {rule}; ⌊√{self.tokens}⌋ "
-            f"= {side} > {self.per}, a kernel of 0, on which transformers' forward fails",
+            f"mm_tokens_per_image (--image-tokens) = {self.tokens}: {rule}; {broken}",
             layer="Gemma3MultiModalProjector",
             field="image_tokens",
             value=self.tokens,
@@ -415,40 +408,50 @@ class _NoPool(_Function):
 
 
 @frozen
-class _Unmatched(_Function):
+class _NoPool(_Refused):
+    """Gemma3MultiModalProjector's ``avg_pool`` when ⌊√mm_tokens_per_image⌋ exceeds the
+    patches per side P: transformers builds ``AvgPool2d(kernel_size=P // ⌊√U⌋ = 0)``
+    (and Gemma3Config's default SigLIP tower, 224 / 16 = 14 patches a side, with 256
+    tokens, is such a model), and its forward refuses the first image."""
+
+    kind: ClassVar[str] = "avg_pool"
+    summary: ClassVar[str] = "Gemma 3's pooling of a kernel of 0 (no image passes)"
+
+    def refusal(self) -> tuple[str, str]:
+        rule = (
+            "⌊√mm_tokens_per_image⌋ is at most the patches per side (image_size // "
+            "patch_size), the projector's pooling kernel their quotient"
+        )
+        side = _side(self.tokens)
+        return rule, (
+            f"⌊√{self.tokens}⌋ = {side} > {self.per}, a kernel of 0, on which transformers' "
+            "forward fails"
+        )
+
+
+@frozen
+class _Unmatched(_Refused):
     """After Gemma3MultiModalProjector's ``avg_pool`` when the (P // kernel)² tokens it
     pools to are not mm_tokens_per_image (U = 255: ⌊√U⌋ = 15, 64 patches a side, kernel 4,
     256 tokens): a prompt holds U image tokens for each image, and Gemma3Model's
     ``get_placeholder_mask`` refuses features of another count ("Image features and image
-    tokens do not match", modeling_gemma3.py). Every tensor is counted; a cost through the
-    projector is refused here, naming the field."""
-
-    tokens: int
-    per: int
+    tokens do not match", modeling_gemma3.py)."""
 
     kind: ClassVar[str] = "image_tokens"
     summary: ClassVar[str] = "Gemma 3's pooled image tokens, not mm_tokens_per_image of them"
 
-    def output_shapes(self, *inputs: Shape) -> tuple[Shape, ...]:
-        side = _side(self.tokens)
-        kernel = self.per // side
+    def refusal(self) -> tuple[str, str]:
+        kernel = self.per // _side(self.tokens)
         rule = (
             "the projector pools the P × P patches (P = image_size // patch_size) by a "
             "kernel of P // ⌊√mm_tokens_per_image⌋ to (P // kernel)² tokens, which must be "
             "mm_tokens_per_image"
         )
-        raise ShapeError(
-            f"mm_tokens_per_image (--image-tokens) = {self.tokens}: {rule}; ({self.per} // "
-            f"{kernel})² = {(self.per // kernel) ** 2} ≠ {self.tokens}, on which transformers' "
-            "forward fails (image features and image tokens do not match)",
-            layer="Gemma3MultiModalProjector",
-            field="image_tokens",
-            value=self.tokens,
-            rule=rule,
+        return rule, (
+            f"({self.per} // {kernel})² = {(self.per // kernel) ** 2} ≠ {self.tokens}, on "
+            "which transformers' forward fails (image features and image tokens do not "
+            "match)"
         )
-
-    def work(self, *inputs: Shape) -> Work:
-        return Work(self.output_shapes(*inputs))
 
 
 def _conditional_notes(config: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:

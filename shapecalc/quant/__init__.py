@@ -492,10 +492,7 @@ class Quantized(LayerSpec):
         # a tensor stored in a dtype of its own (packed integers, fp8, scales) is frozen:
         # no quantizer's layer trains it (bitsandbytes' Params4bit and Int8Params,
         # GPTQ's and AWQ's buffers); one kept in the weights' dtype trains as before
-        for param in self.layer.params():
-            stored = self.method.stored(self.layer, param)
-            yield from (param,) if stored is None else map(_frozen, stored)
-        yield from map(_frozen, self.method.appended(self.layer, self.twin))
+        return _stored_params(self.layer, self.method, self.twin, _frozen)
 
     def buffers(self) -> Iterator[Param]:
         return self.layer.buffers()
@@ -563,8 +560,7 @@ def stored_shapes(
     built model): then build it."""
     method = quantization.method
     if type(method).quantize_model is not Method.quantize_model:
-        shapes = method.stored_shapes(model, quantization)
-        return shapes
+        return method.stored_shapes(model, quantization)
     method = method.bind(model)
     converted = _converter(model, method)
     ties = set(model.ties)
@@ -597,13 +593,19 @@ def stored_shapes(
     return out if skipped == len(ties) and not experts_kept else None
 
 
-def _stored_params(spec: LayerSpec, method: Method) -> Iterator[Param]:
-    """:meth:`Quantized.params` but for the tensors' trainable flags (a price needs their
-    shapes and dtypes)."""
+def _stored_params(
+    spec: LayerSpec,
+    method: Method,
+    twin: LayerSpec | None = None,
+    kept: Callable[[Param], Param] = lambda param: param,
+) -> Iterator[Param]:
+    """The tensors ``method`` stores for a layer it converts: each parameter's own (as it
+    is where the method keeps it), then those it appends; ``kept`` applied to the
+    method's (:meth:`Quantized.params` freezes them; a price needs shapes and dtypes)."""
     for param in spec.params():
         stored = method.stored(spec, param)
-        yield from (param,) if stored is None else stored
-    yield from method.appended(spec, None)
+        yield from (param,) if stored is None else map(kept, stored)
+    yield from map(kept, method.appended(spec, twin))
 
 
 def _leaves(

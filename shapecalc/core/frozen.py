@@ -1,13 +1,23 @@
-"""``@frozen``: ``@dataclass(frozen=True)`` with ``__eq__``, ``__hash__`` and ``__repr__``
-shared by every class instead of compiled for each one.
+"""``@frozen``: a frozen dataclass whose methods are shared by every class, or compiled on
+first use, instead of compiled for each class when it is defined.
 
-A dataclass decorator compiles each method it writes from source text, about a tenth of a
-millisecond apiece, and a model loads dozens of layer kinds and an architecture or two. A
-class decorated with :func:`frozen` and deriving from :class:`FrozenMethods` gets its
-``__init__`` and frozen ``__setattr__``/``__delattr__`` from :func:`dataclasses.dataclass`
-as before, and the three methods below, which do what the dataclass's own would: equal
-when of the same class with equal compared fields, hashed over the fields a frozen
-dataclass hashes, shown as ``Name(field=value, ...)`` (``...`` for a recursive one).
+A dataclass decorator compiles each method it writes from source text, a few tenths of a
+millisecond apiece (``__init__``, and for a frozen class ``__setattr__`` and
+``__delattr__``, besides ``__eq__``, ``__hash__`` and ``__repr__``), and a command loads
+dozens of classes it may never make an instance of. A class decorated with :func:`frozen`
+and deriving from :class:`FrozenMethods` is a dataclass (``dataclasses.fields``,
+``replace``, ``asdict`` and ``is_dataclass`` work on it) with:
+
+- ``__eq__``, ``__hash__`` and ``__repr__`` shared, doing what a frozen dataclass's own do:
+  equal when of the same class with equal compared fields, hashed over the fields a frozen
+  dataclass hashes, shown as ``Name(field=value, ...)`` (``...`` for a recursive one);
+- ``__setattr__`` and ``__delattr__`` shared: every assignment or deletion raises
+  :class:`dataclasses.FrozenInstanceError`;
+- an ``__init__`` with the dataclass's own parameters and body (defaults, default
+  factories, ``init=False`` fields, keyword-only fields, ``__post_init__``), compiled the
+  first time an instance is made or the class's signature is asked for.
+
+``InitVar`` fields and ``slots`` are not supported.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import reprlib
 from collections.abc import Callable
+from dataclasses import MISSING
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 if TYPE_CHECKING:
@@ -64,8 +75,8 @@ def _shown(f: Any) -> bool:
 
 
 class FrozenMethods:
-    """The ``__eq__``, ``__hash__`` and ``__repr__`` of a frozen dataclass, for the classes
-    :func:`frozen` decorates."""
+    """The ``__eq__``, ``__hash__``, ``__repr__``, ``__setattr__`` and ``__delattr__`` of a
+    frozen dataclass, for the classes :func:`frozen` decorates."""
 
     __slots__ = ()
 
@@ -92,6 +103,118 @@ class FrozenMethods:
         shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in names)
         return f"{self.__class__.__qualname__}({shown})"
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def _plan(cls: type) -> list[dataclasses.Field[Any]]:
+    """The fields ``__init__`` sets, in order, checked as :func:`dataclasses.dataclass`
+    checks them."""
+    fields = []
+    seen_default = False
+    for f in cls.__dict__["__dataclass_fields__"].values():
+        kind = getattr(f, "_field_type", None)
+        if kind is getattr(dataclasses, "_FIELD_INITVAR", None):
+            raise TypeError(f"@frozen: {cls.__name__}.{f.name}: InitVar is not supported")
+        if kind is getattr(dataclasses, "_FIELD_CLASSVAR", None):
+            continue
+        fields.append(f)
+        if f.init and not f.kw_only:
+            if f.default is not MISSING or f.default_factory is not MISSING:
+                seen_default = True
+            elif seen_default:
+                raise TypeError(f"non-default argument {f.name!r} follows default argument")
+    return fields
+
+
+def _compile_init(cls: type) -> Callable[..., None]:
+    """``cls.__init__`` as :func:`dataclasses.dataclass` writes it for a frozen class,
+    compiled and set on the class."""
+    fields = _plan(cls)
+    me = "__dataclass_self__" if any(f.name == "self" for f in fields) else "self"
+    scope: dict[str, Any] = {"__set": object.__setattr__, "__factory": _FACTORY}
+    positional: list[str] = []
+    keywords: list[str] = []
+    body: list[str] = []
+    for f in fields:
+        default = f"__dflt_{f.name}"
+        if f.default_factory is not MISSING:
+            scope[default] = f.default_factory
+            param = f"{f.name}=__factory"
+            value = (
+                f"{default}() if {f.name} is __factory else {f.name}" if f.init else f"{default}()"
+            )
+        elif not f.init:  # read from the class attribute that holds the default
+            continue
+        elif f.default is not MISSING:
+            scope[default] = f.default
+            param, value = f"{f.name}={default}", f.name
+        else:
+            param = value = f.name
+        if f.init:
+            (keywords if f.kw_only else positional).append(param)
+        body.append(f"  __set({me}, {f.name!r}, {value})")
+    if hasattr(cls, "__post_init__"):
+        body.append(f"  {me}.__post_init__()")
+    params = [me, *positional, *(["*", *keywords] if keywords else [])]
+    source = "\n".join(
+        [
+            f"def __make__({', '.join(scope)}):",
+            f" def __init__({', '.join(params)}):",
+            *(body or ["  pass"]),
+            " return __init__",
+        ]
+    )
+    made: dict[str, Any] = {}
+    exec(source, {}, made)  # the text is built above from the fields' names
+    init: Callable[..., None] = made["__make__"](**scope)
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    type.__setattr__(cls, "__init__", init)
+    return init
+
+
+class _HasDefaultFactory:
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+#: the default of a parameter whose field has a default factory
+_FACTORY = _HasDefaultFactory()
+
+
+def _lazy_init(cls: type) -> Callable[..., None]:
+    """An ``__init__`` that compiles the class's own on its first call."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init = cls.__dict__["__init__"]
+        if init is __init__:
+            init = _compile_init(cls)
+        init(self, *args, **kwargs)
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    __init__.lazy = True  # type: ignore[attr-defined]
+    return __init__
+
+
+class _Signature:
+    """A class's ``__signature__`` (absent on instances): None, which sends ``inspect`` on
+    to ``__init__``, compiled first if it is not yet."""
+
+    def __get__(self, obj: Any, owner: type) -> None:
+        if obj is not None:
+            raise AttributeError("__signature__")
+        for cls in owner.__mro__:
+            init = cls.__dict__.get("__init__")
+            if init is not None:
+                if getattr(init, "lazy", False):
+                    _compile_init(cls)
+                break
+        return None
+
 
 @overload
 def frozen(cls: T, /) -> T: ...
@@ -103,13 +226,18 @@ def frozen(*, kw_only: bool = False) -> Callable[[T], T]: ...
 
 @dataclass_transform(frozen_default=True)
 def frozen(cls: Any = None, /, *, kw_only: bool = False) -> Any:
-    """``@dataclass(frozen=True)`` (``kw_only`` as it takes it) for a subclass of
-    :class:`FrozenMethods`, which gives it ``__eq__``, ``__hash__`` and ``__repr__``."""
+    """A frozen dataclass (``kw_only`` as :func:`dataclasses.dataclass` takes it) for a
+    subclass of :class:`FrozenMethods`, which gives it its methods."""
 
     def wrap(cls: T) -> T:
         if not issubclass(cls, FrozenMethods):
             raise TypeError(f"@frozen: {cls.__name__} must derive from FrozenMethods")
-        made = dataclasses.dataclass(cls, frozen=True, eq=False, repr=False, kw_only=kw_only)
+        made = dataclasses.dataclass(
+            cls, init=False, repr=False, eq=False, frozen=False, kw_only=kw_only
+        )
+        _plan(made)
+        type.__setattr__(made, "__init__", _lazy_init(made))
+        type.__setattr__(made, "__signature__", _Signature())
         return cast(T, made)
 
     return wrap if cls is None else wrap(cls)

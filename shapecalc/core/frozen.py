@@ -173,6 +173,7 @@ def _compile_init(cls: type) -> Callable[..., None]:
     init: Callable[..., None] = made["__make__"](**scope)
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
+    init.__annotations__ = {f.name: f.type for f in fields if f.init} | {"return": None}
     type.__setattr__(cls, "__init__", init)
     return init
 

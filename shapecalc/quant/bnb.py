@@ -69,18 +69,19 @@ def ceil_div(n: Dim, d: int) -> Dim:
 def state_text(
     quant_type: str, dtype: str, shape: tuple[int, int], nested: bool, offset: float = OFFSET
 ) -> str:
-    """The JSON text ``QuantState.as_dict(packed=True)`` packs into its uint8 tensor."""
-    import json
-
-    state: dict[str, Any] = {
-        "quant_type": quant_type,
-        "blocksize": BLOCK,
-        "dtype": dtype,
-        "shape": list(shape),
-    }
+    """The JSON text ``QuantState.as_dict(packed=True)`` packs into its uint8 tensor, as
+    ``json.dumps`` writes it (the names are plain words, a float is its ``repr``;
+    written out here: the json module is a few milliseconds to import)."""
+    text = (
+        f'{{"quant_type": "{quant_type}", "blocksize": {BLOCK}, "dtype": "{dtype}", '
+        f'"shape": [{", ".join(str(int(n)) for n in shape)}]'
+    )
     if nested:
-        state.update(nested_blocksize=NESTED_BLOCK, nested_dtype="float32", nested_offset=offset)
-    return json.dumps(state)
+        text += (
+            f', "nested_blocksize": {NESTED_BLOCK}, "nested_dtype": "float32", '
+            f'"nested_offset": {float(offset)!r}'
+        )
+    return text + "}"
 
 
 def _bool(where: str, key: str, value: Any) -> bool:

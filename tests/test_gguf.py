@@ -513,6 +513,23 @@ def test_seventy_b_and_eight_experts() -> None:
     assert got["blk.0.attn_v.weight"][1] == "Q8_0" and got["blk.0.attn_k.weight"][1] == "Q8_0"
 
 
+def test_gate_and_up_by_layer_in_iq3_xs_alone() -> None:
+    """llama-quant.cpp counts the gate's and up projection's layers: iq3_xs gives
+    IQ3_XXS to the layers from n_layer/8 to 7 n_layer/8 and the mix's IQ3_S to the others;
+    every other mix gives them its base type."""
+    names = [
+        (f"blk.{i}.{k}.weight", (4096, 11008)) for i in range(16) for k in ("ffn_gate", "ffn_up")
+    ]
+    sizes = {"arch": "llama", "n_layer": 16, "n_head": 32, "n_head_kv": 32}
+    got = tensor_types(names, "iq3_xs", imatrix=True, **sizes)
+    for i in range(16):
+        want = "IQ3_XXS" if 2 <= i < 14 else "IQ3_S"
+        assert got[f"blk.{i}.ffn_gate.weight"][1] == want
+        assert got[f"blk.{i}.ffn_up.weight"][1] == want
+    got = tensor_types(names, "q4_k_m", **sizes)
+    assert {t for _, t in got.values()} == {"Q4_K"}
+
+
 def test_the_i_quants_need_an_importance_matrix() -> None:
     result = run(
         [

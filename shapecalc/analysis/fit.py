@@ -206,7 +206,7 @@ def _reads_alike(model: Model) -> dict[str, tuple[bool, Fraction | None] | None]
     return out
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Fit:
     """A model against an accelerator at a batch and a context (the defaults of every
     question), in ``dtype``, on ``gpus`` GPUs, under ``engine`` (None: the model's own

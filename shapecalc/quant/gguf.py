@@ -232,6 +232,7 @@ _ATTN_V = ("attn_v", "attn_qkv", "attn_kv_b")
 #: the categories whose type llama_tensor_get_type_impl chooses by a layer counter it
 #: keeps (i_attention_wv, i_ffn_down, i_ffn_gate, i_ffn_up) or the layer a name says
 _COUNTED = (*_ATTN_V, "ffn_down", "ffn_gate", "ffn_up")
+_COUNTED_NOT_GATE_UP = (*_ATTN_V, "ffn_down")
 
 
 def allows_quantization(name: str, ne: tuple[int, ...]) -> bool:
@@ -263,7 +264,7 @@ def _cmod(a: int, b: int) -> int:
     return a - b * _cdiv(a, b)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class _State:
     """quantize_state_impl: the model's sizes and the counters."""
 
@@ -545,9 +546,42 @@ def tensor_types(
 ) -> dict[str, tuple[str, str]]:
     """Each GGUF tensor (name, ne) -> (its source type, the type llama-quantize gives it
     in the mix ``ftype``), as llama_model_quantize_impl visits them."""
-    default = FTYPES[ftype]
     visits = _visits(tuple(tensors), outtype)
-    names = [v[0] for v in visits]
+    types = _assign(
+        visits,
+        ftype,
+        arch=arch,
+        seventy_b=seventy_b,
+        n_layer=n_layer,
+        n_head=n_head,
+        n_head_kv=n_head_kv,
+        n_expert=n_expert,
+        imatrix=imatrix,
+        pure=pure,
+        output_type=output_type,
+        embedding_type=embedding_type,
+    )
+    return {v[0]: (v[2], new) for v, new in zip(visits, types, strict=True)}
+
+
+def _assign(
+    visits: tuple[tuple[str, tuple[int, ...], str, bool, str], ...],
+    ftype: str,
+    *,
+    arch: str,
+    seventy_b: str,
+    n_layer: int,
+    n_head: int,
+    n_head_kv: int,
+    n_expert: int,
+    imatrix: bool,
+    pure: bool,
+    output_type: str,
+    embedding_type: str,
+) -> list[str]:
+    """The type llama-quantize gives each of ``visits`` (:func:`_visits`), in its order."""
+    default = FTYPES[ftype]
+    tied, n_attention_wv = _visit_facts(visits)
     qs = _State(
         arch=arch,
         seventy_b=seventy_b,
@@ -556,29 +590,32 @@ def tensor_types(
         n_head_kv=n_head_kv,
         n_expert=n_expert,
         has_imatrix=imatrix,
-        has_tied_embeddings="output.weight" not in names,
-        n_attention_wv=sum(1 for v in visits if v[4] in _ATTN_V),
+        has_tied_embeddings=tied,
+        n_attention_wv=n_attention_wv,
     )
-    out: dict[str, tuple[str, str]] = {}
+    out: list[str] = []
     # a category llama-quantize counts no layers of (all but the attention values and the
-    # feed-forward's) gets its type from its shape alone: worked out once per shape
+    # feed-forward's) gets its type from its shape alone: worked out once per shape. The
+    # gate's and up projection's counters decide only iq3_xs's types, and without experts
+    # (whose layer a name says, or layer_info throws) nothing else reads them
+    counting = _COUNTED if ftype == "iq3_xs" or max(1, n_expert) > 1 else _COUNTED_NOT_GATE_UP
     typed: dict[tuple[str, tuple[int, ...]], str] = {}
     for name, ne, source, allowed, cat in visits:
         if not allowed:
-            out[name] = (source, source)
+            out.append(source)
             continue
         if embedding_type and cat == "token_embd":
-            out[name] = (source, embedding_type)
+            out.append(embedding_type)
             continue
         if output_type and cat == "output":
-            out[name] = (source, output_type)
+            out.append(output_type)
             continue
         new = default
         if default not in PLAIN:
-            counted = cat in _COUNTED
+            counted = cat in counting
             found = None if counted else typed.get((cat, ne))
             if found is not None:
-                out[name] = (source, found)
+                out.append(found)
                 continue
             if not pure:
                 new = _impl(qs, new, name, ne, ftype, cat, output_type)
@@ -588,8 +625,20 @@ def tensor_types(
                 raise ValueError(f"{name} (rows of {ne[0]:,}): {err}") from None
             if not counted:
                 typed[(cat, ne)] = new
-        out[name] = (source, new)
+        out.append(new)
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _visit_facts(
+    visits: tuple[tuple[str, tuple[int, ...], str, bool, str], ...],
+) -> tuple[bool, int]:
+    """(the token embedding is tied: no output.weight; how many attention-value tensors
+    there are), kept for the next mix of the same model."""
+    return (
+        all(v[0] != "output.weight" for v in visits),
+        sum(1 for v in visits if v[4] in _ATTN_V),
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -728,16 +777,27 @@ class GGUFMix(Method):
     def stored_shapes(
         self, model: Model, quantization: Quantization
     ) -> dict[tuple[tuple[int, ...], str], int]:
-        tensors, types = _typed(model, self, quantization)
+        tensors, visits, types = _visit_types(model, self, quantization)
+        shapes = model.memo(
+            f"gguf.shapes:{self.arch}:{_mtp_layers(model, self.arch)}",
+            lambda: _shapes_in_order(tensors, visits),
+        )
         typed: dict[tuple[tuple[int, ...], str], int] = {}
-        for t in tensors:
-            key = (t.shape, types[t.name])
+        for key in zip(shapes, types, strict=True):
             typed[key] = typed.get(key, 0) + 1
         out: dict[tuple[tuple[int, ...], str], int] = {}
         for (shape, kind), n in typed.items():
             key = (shape, GGML_BY_NAME[kind].storage)
             out[key] = out.get(key, 0) + n
         return out
+
+
+def _shapes_in_order(
+    tensors: list[GGUFName], visits: tuple[tuple[str, tuple[int, ...], str, bool, str], ...]
+) -> tuple[tuple[int, ...], ...]:
+    """The torch shape of each visit's tensor, in the visits' order."""
+    shape = {t.name: t.shape for t in tensors}
+    return tuple(shape[v[0]] for v in visits)
 
 
 def _sizes(model: Model) -> dict[str, int]:
@@ -886,8 +946,17 @@ def _typed(
     model: Model, method: GGUFMix, quantization: Quantization
 ) -> tuple[list[GGUFName], dict[str, str]]:
     """The GGUF tensors of ``model`` and the ggml type of each (by its GGUF name), as
-    llama-quantize's mix gives them; refused as llama-quantize refuses. What depends on
-    the model alone is worked out once per model."""
+    llama-quantize's mix gives them; refused as llama-quantize refuses."""
+    tensors, visits, types = _visit_types(model, method, quantization)
+    return tensors, {v[0]: new for v, new in zip(visits, types, strict=True)}
+
+
+def _visit_types(
+    model: Model, method: GGUFMix, quantization: Quantization
+) -> tuple[list[GGUFName], tuple[tuple[str, tuple[int, ...], str, bool, str], ...], list[str]]:
+    """The GGUF tensors of ``model``, llama-quantize's visits of them (:func:`_visits`)
+    and the ggml type it gives each visit in the mix; refused as llama-quantize refuses.
+    What depends on the model alone is worked out once per model."""
     where = quantization.source if quantization.source != "--weights" else "--weights"
     kind = str(getattr(model.config, "model_type", "") or model.kind or "")
     symbolic = _symbolic(model) if model.symbolic else None
@@ -919,8 +988,9 @@ def _typed(
     listed = model.memo(
         f"gguf.listed:{method.arch}:{mtp}", lambda: tuple((t.name, t.ne) for t in tensors)
     )
+    visits = _visits(listed, "F16")
     try:
-        types = _plan(model, method, listed, arch, seventy_b)
+        types = _plan(model, method, visits, arch, seventy_b)
     except ValueError as err:  # llama-quantize stops (no fallback, no layer)
         raise weights_error(
             "weights",
@@ -929,21 +999,24 @@ def _typed(
             "a mix llama-quantize can make",
         ) from None
     if not method.imatrix:
-        needs = [
-            n
-            for n, (_, t) in types.items()
-            if n not in ("token_embd.weight", "output.weight")
-            and (t in NEEDS_IMATRIX or (t == "Q2_K" and method.ftype == "q2_k_s"))
-        ]
+        needs = next(
+            (
+                (v[0], t)
+                for v, t in zip(visits, types, strict=True)
+                if (t in NEEDS_IMATRIX or (t == "Q2_K" and method.ftype == "q2_k_s"))
+                and v[0] not in ("token_embd.weight", "output.weight")
+            ),
+            None,
+        )
         if needs:
             raise weights_error(
                 "weights",
                 method.ftype,
-                f"{where} {method.ftype}: llama-quantize makes {types[needs[0]][1]} "
+                f"{where} {method.ftype}: llama-quantize makes {needs[1]} "
                 f"({needs[0]}) only with an importance matrix; add :imatrix=true",
                 "the 1- and 2-bit i-quants need an importance matrix",
             )
-    return tensors, {t.name: types[t.name][1] for t in tensors}
+    return tensors, visits, types
 
 
 @functools.lru_cache(maxsize=1)
@@ -987,10 +1060,10 @@ def _mtp_layers(model: Model, arch: str = "") -> int:
 def _plan(
     model: Model,
     method: GGUFMix,
-    tensors: tuple[tuple[str, tuple[int, ...]], ...],
+    visits: tuple[tuple[str, tuple[int, ...], str, bool, str], ...],
     arch: str,
     seventy_b: str,
-) -> dict[str, tuple[str, str]]:
+) -> list[str]:
     sizes = _sizes(model)
     # llama-quant.cpp: qs.n_ffn_down = hparams.n_layer, the file's block_count (the MTP
     # layers included)
@@ -998,8 +1071,8 @@ def _plan(
     kv = kv_heads(model, arch)
     if kv is not None:
         sizes["n_head_kv"] = kv
-    return tensor_types(
-        tensors,
+    return _assign(
+        visits,
         method.ftype,
         arch=arch,
         seventy_b=seventy_b,

@@ -103,3 +103,61 @@ def test_a_layer_tensors_facts_are_worked_out_once_per_name(
         assert source == source_type(name, ne, "F16"), name
         assert allowed == allows_quantization(name, ne), name
         assert category == _category(name), name
+
+
+@pytest.mark.parametrize("command", commands())
+def test_a_mix_priced_a_run_at_a_time_is_priced_tensor_by_tensor(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GGUF mix is priced from the tensors a run of layers at a time (gguf_runs: each
+    of a run's first layer with the layers it stands for): every layer's tensors are
+    gguf_tensors' own, and every mix (with and without an importance matrix, its
+    refusals included) gives the same count of each (shape, type) as the visits of
+    every tensor, one by one."""
+    from shapecalc.quant import Quantization
+    from shapecalc.quant.gguf import (
+        FTYPES,
+        GGUFMix,
+        _by_runs,
+        _groups,
+        _plan,
+        _prepared,
+        _priced,
+        _setting,
+    )
+    from shapecalc.quant.gguf_names import gguf_runs, gguf_tensors
+
+    model = _example_model(command, monkeypatch)
+    if model.symbolic:
+        pytest.skip("a symbolic default")
+    tensors, unmapped = gguf_tensors(model)
+    runs = gguf_runs(model)
+    if runs is None:
+        assert command not in ("llama", "mixtral", "qwen2_moe", "gemma2", "gpt_oss"), command
+        pytest.skip("not listed by runs")
+    assert not unmapped
+
+    def every(t: Any, layer: int | None) -> tuple[str, tuple[int, ...], str, str]:
+        if layer is None:
+            return t.name, t.shape, t.source, t.how
+        first = t.name.split(".")[1]
+        source = t.source.replace(f".{first}.", f".{layer}.", 1)
+        return t.name.replace(f"blk.{first}.", f"blk.{layer}.", 1), t.shape, source, t.how
+
+    expanded = sorted(every(t, i) for t, layers in runs for i in (layers or [None]))
+    assert expanded == sorted((t.name, t.shape, t.source, t.how) for t in tensors)
+    by_runs = _by_runs(model, GGUFMix())
+    assert by_runs is not None
+    groups, counted, facts = by_runs
+    for ftype in FTYPES:
+        for imatrix in (False, True):
+            method = GGUFMix(ftype=ftype, imatrix=imatrix)
+            quantization = Quantization(method)
+            try:
+                _, visits, slow_typing = _prepared(model, method, quantization)
+            except ShapecalcError:
+                continue
+            slow_groups, slow_counted = _groups(tensors, visits)
+            slow = _priced(slow_groups, slow_counted, slow_typing, method)
+            fast_typing = _plan(model, method, facts, *_setting(model, method, quantization))
+            assert _priced(groups, counted, fast_typing, method) == slow, (ftype, imatrix)

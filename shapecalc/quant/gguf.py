@@ -40,7 +40,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shapecalc.core.errors import echo
+from shapecalc.core.errors import InvalidArgumentError, echo
 from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
@@ -56,6 +56,7 @@ from shapecalc.quant.gguf_names import (
     NAMED,
     GGUFName,
     gguf_name,
+    gguf_runs,
     gguf_tensors,
     kv_heads,
     model_arch,
@@ -547,8 +548,8 @@ def tensor_types(
     """Each GGUF tensor (name, ne) -> (its source type, the type llama-quantize gives it
     in the mix ``ftype``), as llama_model_quantize_impl visits them."""
     visits = _visits(tuple(tensors), outtype)
-    types = _assign(
-        visits,
+    typing = _Typing(
+        _visit_facts(visits),
         ftype,
         arch=arch,
         seventy_b=seventy_b,
@@ -561,78 +562,87 @@ def tensor_types(
         output_type=output_type,
         embedding_type=embedding_type,
     )
+    types = [typing.one(*visit) for visit in visits]
     return {v[0]: (v[2], new) for v, new in zip(visits, types, strict=True)}
 
 
-def _assign(
-    visits: tuple[tuple[str, tuple[int, ...], str, bool, str], ...],
-    ftype: str,
-    *,
-    arch: str,
-    seventy_b: str,
-    n_layer: int,
-    n_head: int,
-    n_head_kv: int,
-    n_expert: int,
-    imatrix: bool,
-    pure: bool,
-    output_type: str,
-    embedding_type: str,
-) -> list[str]:
-    """The type llama-quantize gives each of ``visits`` (:func:`_visits`), in its order."""
-    default = FTYPES[ftype]
-    tied, n_attention_wv = _visit_facts(visits)
-    qs = _State(
-        arch=arch,
-        seventy_b=seventy_b,
-        n_layer=n_layer,
-        n_head=n_head,
-        n_head_kv=n_head_kv,
-        n_expert=n_expert,
-        has_imatrix=imatrix,
-        has_tied_embeddings=tied,
-        n_attention_wv=n_attention_wv,
-    )
-    out: list[str] = []
-    # a category llama-quantize counts no layers of (all but the attention values and the
-    # feed-forward's) gets its type from its shape alone: worked out once per shape. The
-    # gate's and up projection's counters decide only iq3_xs's types, and without experts
-    # (whose layer a name says, or layer_info throws) nothing else reads them
-    counting = _COUNTED if ftype == "iq3_xs" or max(1, n_expert) > 1 else _COUNTED_NOT_GATE_UP
-    typed: dict[tuple[str, tuple[int, ...]], str] = {}
-    for name, ne, source, allowed, cat in visits:
+#: one visit of llama_model_quantize_impl (:func:`_visits`): (name, ne, its source
+#: type, whether it may be quantized, its category)
+Visit = tuple[str, tuple[int, ...], str, bool, str]
+
+
+class _Typing:
+    """llama_tensor_get_type over one mix's visits, a visit at a time (:meth:`one`), in
+    llama-quantize's order for the categories it counts layers of."""
+
+    def __init__(
+        self,
+        facts: tuple[bool, int],
+        ftype: str,
+        *,
+        arch: str,
+        seventy_b: str,
+        n_layer: int,
+        n_head: int,
+        n_head_kv: int,
+        n_expert: int,
+        imatrix: bool,
+        pure: bool,
+        output_type: str,
+        embedding_type: str,
+    ) -> None:
+        tied, n_attention_wv = facts  # :func:`_visit_facts`
+        self.qs = _State(
+            arch=arch,
+            seventy_b=seventy_b,
+            n_layer=n_layer,
+            n_head=n_head,
+            n_head_kv=n_head_kv,
+            n_expert=n_expert,
+            has_imatrix=imatrix,
+            has_tied_embeddings=tied,
+            n_attention_wv=n_attention_wv,
+        )
+        self.ftype, self.default, self.pure = ftype, FTYPES[ftype], pure
+        self.output_type, self.embedding_type = output_type, embedding_type
+        # a category llama-quantize counts no layers of (all but the attention values and
+        # the feed-forward's) gets its type from its shape alone: worked out once per
+        # shape. The gate's and up projection's counters decide only iq3_xs's types, and
+        # without experts (whose layer a name says, or layer_info throws) nothing else
+        # reads them
+        self.counting = (
+            _COUNTED if ftype == "iq3_xs" or max(1, n_expert) > 1 else _COUNTED_NOT_GATE_UP
+        )
+        self.typed: dict[tuple[str, tuple[int, ...]], str] = {}
+
+    def one(self, name: str, ne: tuple[int, ...], source: str, allowed: bool, cat: str) -> str:
+        """The type of the next visit (a counted category's counter moves on)."""
         if not allowed:
-            out.append(source)
-            continue
-        if embedding_type and cat == "token_embd":
-            out.append(embedding_type)
-            continue
-        if output_type and cat == "output":
-            out.append(output_type)
-            continue
-        new = default
-        if default not in PLAIN:
-            counted = cat in counting
-            found = None if counted else typed.get((cat, ne))
-            if found is not None:
-                out.append(found)
-                continue
-            if not pure:
-                new = _impl(qs, new, name, ne, ftype, cat, output_type)
-            try:
-                new, _ = _fallback(new, ne)
-            except ValueError as err:
-                raise ValueError(f"{name} (rows of {ne[0]:,}): {err}") from None
-            if not counted:
-                typed[(cat, ne)] = new
-        out.append(new)
-    return out
+            return source
+        if self.embedding_type and cat == "token_embd":
+            return self.embedding_type
+        if self.output_type and cat == "output":
+            return self.output_type
+        new = self.default
+        if new in PLAIN:
+            return new
+        counted = cat in self.counting
+        found = None if counted else self.typed.get((cat, ne))
+        if found is not None:
+            return found
+        if not self.pure:
+            new = _impl(self.qs, new, name, ne, self.ftype, cat, self.output_type)
+        try:
+            new, _ = _fallback(new, ne)
+        except ValueError as err:
+            raise ValueError(f"{name} (rows of {ne[0]:,}): {err}") from None
+        if not counted:
+            self.typed[(cat, ne)] = new
+        return new
 
 
 @functools.lru_cache(maxsize=16)
-def _visit_facts(
-    visits: tuple[tuple[str, tuple[int, ...], str, bool, str], ...],
-) -> tuple[bool, int]:
+def _visit_facts(visits: tuple[Visit, ...]) -> tuple[bool, int]:
     """(the token embedding is tied: no output.weight; how many attention-value tensors
     there are), kept for the next mix of the same model."""
     return (
@@ -777,14 +787,25 @@ class GGUFMix(Method):
     def stored_shapes(
         self, model: Model, quantization: Quantization
     ) -> dict[tuple[tuple[int, ...], str], int]:
-        tensors, visits, types = _visit_types(model, self, quantization)
-        shapes = model.memo(
-            f"gguf.shapes:{self.arch}:{_mtp_layers(model, self.arch)}",
-            lambda: _shapes_in_order(tensors, visits),
+        setting = _setting(model, self, quantization)
+        mtp = _mtp_layers(model, self.arch)
+        by_runs = (
+            None if mtp else model.memo(f"gguf.runs:{self.arch}", lambda: _by_runs(model, self))
         )
-        typed: dict[tuple[tuple[int, ...], str], int] = {}
-        for key in zip(shapes, types, strict=True):
-            typed[key] = typed.get(key, 0) + 1
+        if by_runs is not None:
+            groups, counted, facts = by_runs
+            typing = _plan(model, self, facts, *setting)
+        else:
+            tensors, visits, typing = _prepared(model, self, quantization)
+            groups, counted = model.memo(
+                f"gguf.groups:{self.arch}:{mtp}", lambda: _groups(tensors, visits)
+            )
+        typed = _priced(groups, counted, typing, self)
+        if typed is None:  # a refusal: named as the visits meet it
+            tensors, visits, types = _visit_types(model, self, quantization)
+            typed = {}
+            for t, kind in zip(_shapes_in_order(tensors, visits), types, strict=True):
+                typed[t, kind] = typed.get((t, kind), 0) + 1
         out: dict[tuple[tuple[int, ...], str], int] = {}
         for (shape, kind), n in typed.items():
             key = (shape, GGML_BY_NAME[kind].storage)
@@ -793,11 +814,102 @@ class GGUFMix(Method):
 
 
 def _shapes_in_order(
-    tensors: list[GGUFName], visits: tuple[tuple[str, tuple[int, ...], str, bool, str], ...]
+    tensors: list[GGUFName], visits: tuple[Visit, ...]
 ) -> tuple[tuple[int, ...], ...]:
     """The torch shape of each visit's tensor, in the visits' order."""
     shape = {t.name: t.shape for t in tensors}
     return tuple(shape[v[0]] for v in visits)
+
+
+#: visits alike but for their layer (category, ne, source type, may be quantized): the
+#: first of them, and how many there are of each torch shape
+Group = tuple[Visit, dict[tuple[int, ...], int]]
+
+
+def _groups(
+    tensors: list[GGUFName], visits: tuple[Visit, ...]
+) -> tuple[list[Group], list[tuple[Visit, tuple[int, ...]]]]:
+    """The visits grouped alike (:data:`Group`), and those of the categories a mix may
+    count layers of, each with its torch shape, in llama-quantize's order."""
+    groups: dict[tuple[str, tuple[int, ...], str, bool], Group] = {}
+    counted = []
+    for visit, shape in zip(visits, _shapes_in_order(tensors, visits), strict=True):
+        _, ne, source, allowed, cat = visit
+        group = groups.setdefault((cat, ne, source, allowed), (visit, {}))
+        group[1][shape] = group[1].get(shape, 0) + 1
+        if cat in _COUNTED:
+            counted.append((visit, shape))
+    return list(groups.values()), counted
+
+
+def _by_runs(
+    model: Model, method: GGUFMix
+) -> tuple[list[Group], list[tuple[Visit, tuple[int, ...]]], tuple[bool, int]] | None:
+    """:func:`_groups` and :func:`_visit_facts` worked out a run of layers at a time
+    (:func:`~shapecalc.quant.gguf_names.gguf_runs`), the visits of the categories a mix
+    may count layers of named layer by layer; None where the model is not listed by
+    runs."""
+    runs = gguf_runs(model, method.arch or None)
+    if not runs:
+        return None
+    groups: dict[tuple[str, tuple[int, ...], str, bool], Group] = {}
+    counted: list[tuple[tuple[int, str], Visit, tuple[int, ...]]] = []
+    tied, n_attention_wv = True, 0
+    for t, layers in runs:
+        ne = t.ne
+        facts = (source_type(t.name, ne, "F16"), allows_quantization(t.name, ne), _category(t.name))
+        cat = facts[2]
+        n = len(layers) or 1
+        tied = tied and t.name != "output.weight"
+        n_attention_wv += n if cat in _ATTN_V else 0
+        group = groups.setdefault((cat, ne, *facts[:2]), ((t.name, ne, *facts), {}))
+        group[1][t.shape] = group[1].get(t.shape, 0) + n
+        if cat not in _COUNTED:
+            continue
+        if not layers:
+            counted.append(((-1, t.name), (t.name, ne, *facts), t.shape))
+            continue
+        block = _BLOCK.match(t.name)
+        assert block is not None  # gguf_runs names a run's tensors blk.<first layer>.
+        suffix = t.name[block.end() :]
+        for index in layers:
+            name = f"blk.{index}.{suffix}"
+            counted.append(((index, name), (name, ne, *facts), t.shape))
+    counted.sort(key=lambda c: c[0])  # weight_name_comparer: the layer, then the name
+    return (
+        list(groups.values()),
+        [(visit, shape) for _, visit, shape in counted],
+        (tied, n_attention_wv),
+    )
+
+
+def _priced(
+    groups: list[Group],
+    counted: list[tuple[Visit, tuple[int, ...]]],
+    typing: _Typing,
+    method: GGUFMix,
+) -> dict[tuple[tuple[int, ...], str], int] | None:
+    """How many tensors of each (torch shape, ggml type) the mix makes: a group of visits
+    of a category the mix counts no layers of typed once, the others visit by visit in
+    llama-quantize's order; None where llama-quantize would stop or ask for an
+    importance matrix (the caller names the tensor it stops on)."""
+    out: dict[tuple[tuple[int, ...], str], int] = {}
+    try:
+        for visit, shapes in groups:
+            if visit[4] in typing.counting:
+                continue
+            kind = typing.one(*visit)
+            for shape, n in shapes.items():
+                out[shape, kind] = out.get((shape, kind), 0) + n
+        for visit, shape in counted:
+            if visit[4] in typing.counting:
+                kind = typing.one(*visit)
+                out[shape, kind] = out.get((shape, kind), 0) + 1
+    except ValueError:
+        return None
+    if not method.imatrix and any(_needs_imatrix(kind, method.ftype) for _, kind in out):
+        return None
+    return out
 
 
 def _sizes(model: Model) -> dict[str, int]:
@@ -953,21 +1065,62 @@ def _typed(
 
 def _visit_types(
     model: Model, method: GGUFMix, quantization: Quantization
-) -> tuple[list[GGUFName], tuple[tuple[str, tuple[int, ...], str, bool, str], ...], list[str]]:
+) -> tuple[list[GGUFName], tuple[Visit, ...], list[str]]:
     """The GGUF tensors of ``model``, llama-quantize's visits of them (:func:`_visits`)
     and the ggml type it gives each visit in the mix; refused as llama-quantize refuses.
     What depends on the model alone is worked out once per model."""
-    where = quantization.source if quantization.source != "--weights" else "--weights"
-    kind = str(getattr(model.config, "model_type", "") or model.kind or "")
-    symbolic = _symbolic(model) if model.symbolic else None
-    if symbolic is not None:
-        raise weights_error(
-            "weights",
-            method.ftype,
-            f"{where} {method.ftype}: a GGUF mix needs every size as a number (each tensor's "
-            f"type depends on its rows' length and its layer); {symbolic} has a size name",
-            "numbers for a GGUF mix",
+    tensors, visits, typing = _prepared(model, method, quantization)
+    try:
+        types = [typing.one(*visit) for visit in visits]
+    except ValueError as err:  # llama-quantize stops (no fallback, no layer)
+        raise _stops(model, method, quantization, err) from None
+    if not method.imatrix:
+        needs = next(
+            (
+                (v[0], t)
+                for v, t in zip(visits, types, strict=True)
+                if _needs_imatrix(t, method.ftype)
+                and v[0] not in ("token_embd.weight", "output.weight")
+            ),
+            None,
         )
+        if needs:
+            where = _where(quantization)
+            raise weights_error(
+                "weights",
+                method.ftype,
+                f"{where} {method.ftype}: llama-quantize makes {needs[1]} "
+                f"({needs[0]}) only with an importance matrix; add :imatrix=true",
+                "the 1- and 2-bit i-quants need an importance matrix",
+            )
+    return tensors, visits, types
+
+
+def _where(quantization: Quantization) -> str:
+    return quantization.source if quantization.source != "--weights" else "--weights"
+
+
+def _needs_imatrix(kind: str, ftype: str) -> bool:
+    return kind in NEEDS_IMATRIX or (kind == "Q2_K" and ftype == "q2_k_s")
+
+
+def _stops(
+    model: Model, method: GGUFMix, quantization: Quantization, err: ValueError
+) -> InvalidArgumentError:
+    return weights_error(
+        "weights",
+        method.ftype,
+        f"{_where(quantization)} {method.ftype}: llama-quantize stops on {model.name}: {err}",
+        "a mix llama-quantize can make",
+    )
+
+
+def _prepared(
+    model: Model, method: GGUFMix, quantization: Quantization
+) -> tuple[list[GGUFName], tuple[Visit, ...], _Typing]:
+    """The GGUF tensors of ``model``, llama-quantize's visits of them, and the mix's
+    typing of them, none done yet; refused where the model has no GGUF file."""
+    arch, seventy_b = _setting(model, method, quantization)
     mtp = _mtp_layers(model, method.arch)
     tensors, unmapped = model.memo(
         f"gguf.tensors:{method.arch}:{mtp}",
@@ -978,45 +1131,34 @@ def _visit_types(
         raise weights_error(
             "weights",
             method.ftype,
-            f"{where} {method.ftype}: {model.name} has tensors without a GGUF name "
-            f"({said}); shapecalc names those of {NAMED}",
+            f"{_where(quantization)} {method.ftype}: {model.name} has tensors without a GGUF "
+            f"name ({said}); shapecalc names those of {NAMED}",
             "a model whose tensors have GGUF names",
         )
-    declared = model.memo(f"gguf.declared:{method.arch}", lambda: _declared(model, method.arch))
-    arch = method.arch or (declared.gguf if declared else "") or kind
-    seventy_b = declared.gguf_70b if declared else ""
     listed = model.memo(
         f"gguf.listed:{method.arch}:{mtp}", lambda: tuple((t.name, t.ne) for t in tensors)
     )
     visits = _visits(listed, "F16")
-    try:
-        types = _plan(model, method, visits, arch, seventy_b)
-    except ValueError as err:  # llama-quantize stops (no fallback, no layer)
+    return tensors, visits, _plan(model, method, _visit_facts(visits), arch, seventy_b)
+
+
+def _setting(model: Model, method: GGUFMix, quantization: Quantization) -> tuple[str, str]:
+    """The GGUF architecture the mix's rules read and its 70B rule
+    (:attr:`HFType.gguf_70b`); refused where a size is a name."""
+    symbolic = _symbolic(model) if model.symbolic else None
+    if symbolic is not None:
         raise weights_error(
             "weights",
             method.ftype,
-            f"{where} {method.ftype}: llama-quantize stops on {model.name}: {err}",
-            "a mix llama-quantize can make",
-        ) from None
-    if not method.imatrix:
-        needs = next(
-            (
-                (v[0], t)
-                for v, t in zip(visits, types, strict=True)
-                if (t in NEEDS_IMATRIX or (t == "Q2_K" and method.ftype == "q2_k_s"))
-                and v[0] not in ("token_embd.weight", "output.weight")
-            ),
-            None,
+            f"{_where(quantization)} {method.ftype}: a GGUF mix needs every size as a number "
+            "(each tensor's type depends on its rows' length and its layer); "
+            f"{symbolic} has a size name",
+            "numbers for a GGUF mix",
         )
-        if needs:
-            raise weights_error(
-                "weights",
-                method.ftype,
-                f"{where} {method.ftype}: llama-quantize makes {needs[1]} "
-                f"({needs[0]}) only with an importance matrix; add :imatrix=true",
-                "the 1- and 2-bit i-quants need an importance matrix",
-            )
-    return tensors, visits, types
+    kind = str(getattr(model.config, "model_type", "") or model.kind or "")
+    declared = model.memo(f"gguf.declared:{method.arch}", lambda: _declared(model, method.arch))
+    arch = method.arch or (declared.gguf if declared else "") or kind
+    return arch, declared.gguf_70b if declared else ""
 
 
 @functools.lru_cache(maxsize=1)
@@ -1058,12 +1200,8 @@ def _mtp_layers(model: Model, arch: str = "") -> int:
 
 
 def _plan(
-    model: Model,
-    method: GGUFMix,
-    visits: tuple[tuple[str, tuple[int, ...], str, bool, str], ...],
-    arch: str,
-    seventy_b: str,
-) -> list[str]:
+    model: Model, method: GGUFMix, facts: tuple[bool, int], arch: str, seventy_b: str
+) -> _Typing:
     sizes = _sizes(model)
     # llama-quant.cpp: qs.n_ffn_down = hparams.n_layer, the file's block_count (the MTP
     # layers included)
@@ -1071,8 +1209,8 @@ def _plan(
     kv = kv_heads(model, arch)
     if kv is not None:
         sizes["n_head_kv"] = kv
-    return _assign(
-        visits,
+    return _Typing(
+        facts,
         method.ftype,
         arch=arch,
         seventy_b=seventy_b,

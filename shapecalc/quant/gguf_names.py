@@ -54,7 +54,9 @@ from dataclasses import field
 from typing import Any
 
 from shapecalc.core.frozen import FrozenMethods, frozen
-from shapecalc.core.model import Model
+from shapecalc.core.model import Model, full_name
+from shapecalc.core.spec import expand
+from shapecalc.core.tree import Leaf, Node, Repeat, join_name
 
 __all__ = [
     "EXPERTS",
@@ -638,6 +640,43 @@ def _qkvz(model: Model, index: str, name: str, shape: tuple[int, ...]) -> list[G
     ]
 
 
+def _converted(
+    model: Model,
+    family: Family,
+    name: str,
+    shape: tuple[int, ...],
+    m: re.Match[str] | None,
+    gemma_norms: bool,
+    kv_b: bool,
+    groups: Any,
+) -> list[GGUFName] | None:
+    """The GGUF tensors one transformers tensor converts to (:func:`gguf_tensors`), or
+    None when it has no GGUF name here."""
+    index, rest = m.groups() if m else ("", "")
+    if m and rest in family.experts and len(shape) >= 2:
+        return _experts(family, index, rest, name, shape)
+    if m and family.split_kv_b and rest.startswith("self_attn.kv_b_proj.") and kv_b:
+        return [GGUFName(f"blk.{index}.attn_kv_b.{rest.rpartition('.')[2]}", shape, name)]
+    if m and family.split_qkvz and rest == "linear_attn.in_proj_qkvz.weight":
+        return _qkvz(model, index, name, shape) or None
+    if m and family.split_kv_b and rest == "self_attn.kv_b_proj.weight" and len(shape) == 2:
+        return _kv_b(model, index, name, shape) or None
+    new = _renamed(family, name, m, gemma_norms)
+    if new is None:
+        return None
+    base = rest.rpartition(".")[0]
+    how = family.reshape.get(rest)
+    if how == "unsqueeze":
+        return [GGUFName(new, (*shape, 1), name, "unsqueezed")]
+    if how == "groups" and isinstance(groups, int) and groups and len(shape) == 1:
+        return [GGUFName(new, (groups, shape[0] // groups), name, "by group")]
+    if base in family.transposed and rest.endswith(".weight") and len(shape) == 2:
+        return [GGUFName(new, (shape[1], shape[0]), name, "T")]
+    if base in family.squeezed and rest.endswith(".weight"):
+        return [GGUFName(new, tuple(d for d in shape if d != 1), name, "squeezed")]
+    return [GGUFName(new, shape, name)]
+
+
 def gguf_tensors(
     model: Model,
     arch: str | None = None,
@@ -670,46 +709,39 @@ def gguf_tensors(
     groups = dict(model.arguments).get(family.groups_argument)
     out: list[GGUFName] = []
     unmapped: list[str] = []
+    # a layer's tensor converts as every layer's of its name, shape and norms does: the
+    # GGUF names within ``blk.N.``, worked out once (None: none; absent: not cacheable)
+    seen: dict[
+        tuple[str, tuple[int, ...], bool], tuple[tuple[str, tuple[int, ...], str], ...] | None
+    ] = {}
     for name, shape, m in params:
         if name in model.ties:
             continue
-        index, rest = m.groups() if m else ("", "")
-        if m and rest in family.experts and len(shape) >= 2:
-            out.extend(_experts(family, index, rest, name, shape))
-            continue
-        if m and family.split_kv_b and rest.startswith("self_attn.kv_b_proj.") and kv_b:
-            out.append(GGUFName(f"blk.{index}.attn_kv_b.{rest.rpartition('.')[2]}", shape, name))
-            continue
-        if m and family.split_qkvz and rest == "linear_attn.in_proj_qkvz.weight":
-            split = _qkvz(model, index, name, shape)
-            if split:
-                out.extend(split)
-            else:
+        if m is None:
+            made = _converted(model, family, name, shape, None, False, kv_b, groups)
+            if made is None:
                 unmapped.append(name)
-            continue
-        if m and family.split_kv_b and rest == "self_attn.kv_b_proj.weight" and len(shape) == 2:
-            split = _kv_b(model, index, name, shape)
-            if split:
-                out.extend(split)
             else:
-                unmapped.append(name)
+                out.extend(made)
             continue
-        new = _renamed(family, name, m, m is not None and index in gemma)
-        if new is None:
+        index, rest = m.groups()
+        key = (rest, shape, index in gemma)
+        if key in seen:
+            template = seen[key]
+            if template is None:
+                unmapped.append(name)
+            else:
+                out.extend(GGUFName(f"blk.{index}.{n}", d, name, h) for n, d, h in template)
+            continue
+        made = _converted(model, family, name, shape, m, key[2], kv_b, groups)
+        if made is None:
             unmapped.append(name)
+            seen[key] = None
             continue
-        base = rest.rpartition(".")[0]
-        how = family.reshape.get(rest)
-        if how == "unsqueeze":
-            out.append(GGUFName(new, (*shape, 1), name, "unsqueezed"))
-        elif how == "groups" and isinstance(groups, int) and groups and len(shape) == 1:
-            out.append(GGUFName(new, (groups, shape[0] // groups), name, "by group"))
-        elif base in family.transposed and rest.endswith(".weight") and len(shape) == 2:
-            out.append(GGUFName(new, (shape[1], shape[0]), name, "T"))
-        elif base in family.squeezed and rest.endswith(".weight"):
-            out.append(GGUFName(new, tuple(d for d in shape if d != 1), name, "squeezed"))
-        else:
-            out.append(GGUFName(new, shape, name))
+        out.extend(made)
+        prefix = f"blk.{index}."
+        if all(t.name.startswith(prefix) for t in made):
+            seen[key] = tuple((t.name[len(prefix) :], t.shape, t.how) for t in made)
     if buffers and family.buffers:
         for name, dims_of in model.named_buffers():
             m = pattern.match(name)
@@ -721,6 +753,81 @@ def gguf_tensors(
     if family.mtp and mtp > 0:
         out.extend(t for t in mtp_tensors(model, out, family, mtp) if buffers or t.how != "buffer")
     return out, unmapped
+
+
+class _NotByRuns(Exception):
+    """A model :func:`gguf_runs` cannot list a run at a time."""
+
+
+def gguf_runs(model: Model, arch: str | None = None) -> list[tuple[GGUFName, range]] | None:
+    """The tensors :func:`gguf_tensors` lists (no buffers, no MTP layers), a run of
+    layers at a time: each of the run's first layer with the layers it stands for
+    (``range(0)`` for a tensor outside the layers), without naming every layer's. None
+    where the model has tensors without a GGUF name, a run within a run or of unknown
+    length, a tie within a run, or a run that is not the family's list of layers (then
+    :func:`gguf_tensors` names them)."""
+    if arch is None:
+        arch = model_arch(model)
+    family = FAMILIES.get(arch, _LLAMA_LIKE)
+    pattern = family.pattern
+    if any(pattern.match(t) for t in model.ties):
+        return None
+    groups = dict(model.arguments).get(family.groups_argument)
+    out: list[tuple[GGUFName, range]] = []
+    outside = range(0)
+
+    def walk(node: Node, parts: tuple[str, ...], run: range) -> list[tuple[str, tuple[int, ...]]]:
+        """The parameters under ``node`` (the run's first layer's names), converted
+        outside a run and returned within one (for its layers' norms to be known)."""
+        found: list[tuple[str, tuple[int, ...]]] = []
+        if isinstance(node, Leaf):
+            path = join_name(*parts)
+            for p in expand(node.spec.params()):
+                name = full_name(path, p.name)
+                shape = tuple(d for d in p.shape if isinstance(d, int))
+                if run:
+                    found.append((name, shape))
+                elif name not in model.ties:
+                    out.extend((t, outside) for t in _one(name, shape, None, False))
+            return found
+        for entry in node.children:
+            if isinstance(entry, Repeat):
+                layers = entry.indices()
+                if run or layers is None or not layers:
+                    raise _NotByRuns
+                params = walk(entry.node, (*parts, str(layers[0])), layers)
+                _run(params, layers)
+            else:
+                found += walk(entry.node, (*parts, entry.name), run)
+        return found
+
+    def _one(
+        name: str, shape: tuple[int, ...], m: re.Match[str] | None, gemma: bool
+    ) -> list[GGUFName]:
+        made = _converted(model, family, name, shape, m, gemma, False, groups)
+        if made is None:
+            raise _NotByRuns
+        return made
+
+    def _run(params: list[tuple[str, tuple[int, ...]]], layers: range) -> None:
+        first = str(layers[0])
+        matched = [(name, shape, pattern.match(name)) for name, shape in params]
+        gemma = any(
+            m and m.group(2).startswith("pre_feedforward_layernorm.") for _, _, m in matched
+        )
+        for name, shape, m in matched:
+            if m is None or m.group(1) != first:
+                raise _NotByRuns
+            made = _one(name, shape, m, gemma)
+            if not all(t.name.startswith(f"blk.{first}.") for t in made):
+                raise _NotByRuns
+            out.extend((t, layers) for t in made)
+
+    try:
+        walk(model.root, (), outside)
+    except _NotByRuns:
+        return None
+    return out
 
 
 def mtp_tensors(model: Model, made: list[GGUFName], family: Family, count: int) -> list[GGUFName]:

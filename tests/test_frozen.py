@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from shapecalc.core.frozen import FrozenMethods, frozen
+from shapecalc.core.frozen import COMPILE_AFTER, FrozenMethods, frozen
 
 
 def _pair(kw_only: bool = False) -> tuple[type, type]:
@@ -76,6 +76,40 @@ def test_like_a_frozen_dataclass(kw_only: bool) -> None:
         assert ours(1) == ours(a=1)
 
 
+CALLS: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+    ((1,), {}),
+    ((1, (2,)), {}),
+    ((1, (2,), 3), {}),
+    ((), {"a": 1, "c": 4}),
+    ((), {}),
+    ((1, (2,), 3, 4), {}),
+    ((1,), {"a": 2}),
+    ((1,), {"z": 2}),
+    ((1,), {"d": 2}),
+    ((1,), {"f": "y"}),
+]
+
+
+@pytest.mark.parametrize("kw_only", [False, True])
+def test_made_by_the_general_constructor_then_the_compiled_one(kw_only: bool) -> None:
+    """The first instances are made without compiling an ``__init__``, the later ones by
+    the compiled one: every call (good or refused) does what the frozen dataclass's own
+    constructor does, before and after, the errors word for word."""
+
+    def outcome(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        try:
+            made = cls(*args, **kwargs)
+        except TypeError as err:
+            return f"TypeError: {err}"
+        return f"{made!r} {made.total}"
+
+    ours, theirs = _pair(kw_only)
+    for turn in range(COMPILE_AFTER // len(CALLS) + 2):
+        for args, kwargs in CALLS:
+            assert outcome(ours, args, kwargs) == outcome(theirs, args, kwargs), (turn, args)
+    assert not getattr(ours.__dict__["__init__"], "lazy", False)  # compiled by now
+
+
 @frozen
 class Pickled(FrozenMethods):
     a: int
@@ -135,3 +169,15 @@ def test_classvars_are_not_fields() -> None:
 
     assert [f.name for f in dataclasses.fields(Kept)] == ["a"]
     assert Kept(1).k == 3 and str(inspect.signature(Kept)) == "(a: 'int') -> None"
+
+
+def test_missing_arguments_worded_as_python_words_them() -> None:
+    body = {"__annotations__": {"a": "int", "b": "int", "c": "int"}, "__module__": __name__}
+    ours = frozen(type("Three", (FrozenMethods,), dict(body)))
+    theirs = dataclasses.dataclass(frozen=True)(type("Three", (), dict(body)))
+    for args in [(), (1,), (1, 2), (1, 2, 3, 4)]:
+        with pytest.raises(TypeError) as mine:
+            ours(*args)
+        with pytest.raises(TypeError) as other:
+            theirs(*args)
+        assert str(mine.value) == str(other.value)

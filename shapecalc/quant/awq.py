@@ -61,6 +61,10 @@ def zeros_width(n_in: Dim, group: int) -> Dim:
 
 @frozen
 class AWQ(PackedMethod):
+    """AutoAWQ's packed int4 weights (transformers' ``awq`` quant_method): ``qweight``,
+    ``qzeros`` and ``scales`` per converted Linear, ``bits`` a weight, one scale and zero
+    per ``group_size`` inputs."""
+
     bits: int = 4
     group_size: int = 128
     zero_point: bool = True

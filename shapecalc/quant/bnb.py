@@ -97,6 +97,10 @@ def _bool(where: str, key: str, value: Any) -> bool:
 
 @frozen
 class BitsAndBytes(Method):
+    """bitsandbytes' 8-bit (LLM.int8: int8 weights, one fp32 scale a row) and 4-bit
+    (fp4 or nf4 in blocks of 64, double quantization of the scales optional) Linear
+    layers, as ``BitsAndBytesConfig`` sets them."""
+
     load_in_8bit: bool = False
     load_in_4bit: bool = False
     bnb_4bit_quant_type: str = "fp4"

@@ -237,6 +237,9 @@ def _matches(name: str, target: str) -> bool:
 
 @frozen
 class CompressedTensors(Method):
+    """compressed-tensors' quantization groups: each group's targets stored in its
+    format (pack-quantized, float-quantized, naive...) with its scales and zero points."""
+
     #: the config's groups and ignore list as JSON text (kept hashable)
     config: str = "{}"
     #: the config group a layer's tensors follow (see :meth:`at`)

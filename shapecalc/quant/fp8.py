@@ -42,6 +42,9 @@ def ceil_div(n: Dim, d: int) -> Dim:
 
 @frozen
 class FineGrainedFP8(Method):
+    """Block-scaled fp8 (transformers' ``fp8`` quant_method): float8_e4m3 weights and a
+    ``weight_scale_inv`` per block of ``weight_block_size``."""
+
     weight_block_size: Any = (128, 128)
     scale_fmt: str = "float"
     activation_scheme: str = "dynamic"

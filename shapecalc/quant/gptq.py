@@ -78,6 +78,9 @@ IGNORED = (
 
 @frozen
 class GPTQ(PackedMethod):
+    """GPTQ's packed weights (``qweight``, ``qzeros``, ``scales``, ``g_idx``), ``bits`` a
+    weight, one scale and zero per ``group_size`` inputs, ``desc_act`` as configured."""
+
     bits: int = 4
     group_size: int = 128
     desc_act: bool = False

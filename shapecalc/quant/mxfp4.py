@@ -28,6 +28,9 @@ __all__ = ["METHOD", "Mxfp4"]
 
 @frozen
 class Mxfp4(Method):
+    """gpt-oss's MXFP4 experts: 4-bit blocks of 32 with a shared power-of-two scale
+    (``_blocks`` and ``_scales`` per expert tensor)."""
+
     quant_method: ClassVar[str] = "mxfp4"
     aliases: ClassVar[dict[str, dict[str, Any]]] = {"mxfp4": {}}
     ignored_keys: ClassVar[tuple[str, ...]] = ("quant_method", "dequantize")

@@ -295,6 +295,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         _member(
             model_type="gemma",
+            lora_targets=("q_proj", "v_proj"),
             gguf="gemma",
             prefix="Gemma",
             defaults=_defaults(
@@ -317,6 +318,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="llama",
+            lora_targets=("q_proj", "v_proj"),
             gguf="llama",
             gguf_70b="80 layers, grouped heads",
             kinds=tuple(tf.HEADS),
@@ -338,6 +340,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="mistral",
+            lora_targets=("q_proj", "v_proj"),
             gguf="llama",
             gguf_70b="80 layers, grouped heads",
             kinds=tuple(tf.HEADS),
@@ -357,6 +360,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="mixtral",
+            lora_targets=("q_proj", "v_proj"),
             peft_moe="numbered",
             gguf="llama",
             gguf_70b="80 layers, grouped heads",
@@ -382,6 +386,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="qwen2",
+            lora_targets=("q_proj", "v_proj"),
             gguf="qwen2",
             gguf_70b="80 layers",
             kinds=tuple(tf.HEADS),
@@ -405,6 +410,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="qwen3",
+            lora_targets=("q_proj", "v_proj"),
             gguf="qwen3",
             kinds=tuple(tf.HEADS),
             qa_body="transformer",
@@ -441,6 +447,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="gemma2",
+            lora_targets=("q_proj", "v_proj"),
             gguf="gemma2",
             prefix="Gemma2",
             defaults=_defaults(

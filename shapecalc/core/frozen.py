@@ -339,8 +339,9 @@ def frozen(cls: Any = None, /, *, kw_only: bool = False) -> Any:
             cls, init=False, repr=False, eq=False, frozen=False, kw_only=kw_only
         )
         _plan(made)
-        type.__setattr__(made, "__init__", _lazy_init(made))
-        type.__setattr__(made, "__signature__", _Signature())
+        if "__init__" not in made.__dict__:  # a class's own __init__ stays, as a dataclass's
+            type.__setattr__(made, "__init__", _lazy_init(made))
+            type.__setattr__(made, "__signature__", _Signature())
         return cast(T, made)
 
     return wrap if cls is None else wrap(cls)

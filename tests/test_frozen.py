@@ -191,4 +191,4 @@ def test_a_class_s_own_init_stays() -> None:
         def __init__(self, value: str) -> None:
             object.__setattr__(self, "a", int(value))
 
-    assert Own("3").a == 3 and str(inspect.signature(Own)) == "(value: 'str') -> None"
+    assert Own("3").a == 3 and str(inspect.signature(Own)) == "(value: 'str') -> 'None'"

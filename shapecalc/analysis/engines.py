@@ -38,7 +38,10 @@
   layers, 8 groups of 4), a request needing cdiv(len, block) blocks and one a Mamba group.
   Mamba layers alone: a block of max_model_len tokens, one a request.
 - A model fits when one request of ``max_model_len`` fits (``check_enough_kv_cache_memory``,
-  ``kv_cache_utils.py:678``); B sequences fit when B ≤ the maximum concurrency.
+  ``kv_cache_utils.py:678``); B sequences fit when B ≤ the maximum concurrency. When it
+  does not, vLLM does not start, and its error is what it would log: "No available memory
+  for the cache blocks" when the KV cache's share is not positive, else "To serve at least
+  one request with the models's max seq len ...".
 
 **llama.cpp** (its context as ggml-org/llama.cpp ``src/llama-context.cpp`` at commit
 4c7103b96d720ea6057eec6ac11a49727f9ecd43 builds it, and ``src/llama-kv-cache-iswa.cpp``;

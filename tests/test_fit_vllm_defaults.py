@@ -140,8 +140,20 @@ def test_gemma3_s_default_context_caps_fit_sweep_and_hf(tmp_path: Path, width: i
 def test_vllm_auto_dtype_follows_resolve_auto_dtype(
     said: str | None, model_type: str, bf16: bool, chosen: str
 ) -> None:
+    from shapecalc.cli.fit import _declared_type
+
     config = {"model_type": model_type, **({"torch_dtype": said} if said else {})}
-    assert vllm_auto_dtype(config, bf16)[0] == chosen
+    float16 = not _declared_type(config).vllm_no_float16
+    assert vllm_auto_dtype(config, bf16, float16)[0] == chosen
+
+
+def test_the_types_vllm_never_runs_in_float16_are_declared_so() -> None:
+    """``_FLOAT16_NOT_SUPPORTED_MODELS`` (vllm/config/model.py): gemma2, gemma3,
+    gemma3_text, plamo2, glm4; shapecalc has the first three."""
+    from shapecalc.architectures import commands, get
+
+    declared = {t.model_type for c in commands() for t in get(c).hf if t.vllm_no_float16}
+    assert declared == {"gemma2", "gemma3", "gemma3_text"}
 
 
 GEMMA2 = {

@@ -6,10 +6,12 @@
 ``text_config``'s when the top names none); a float32 config is downcast to the
 platform's preferred dtype, the first of its supported dtypes the model type allows
 (``vllm/platforms/cuda.py``, ``supported_dtypes``: bfloat16, float16, float32 from compute
-capability 8.0, else float16, float32; ``_FLOAT16_NOT_SUPPORTED_MODELS``: Gemma 2, Gemma 3
-and GLM-4 never run in float16). A 16-bit config dtype the platform supports is kept; one
-it does not support is replaced by the preferred one. A config naming none: vLLM reads the
-dtypes of the safetensors files (not here: taken as float32, its fallback, so downcast).
+capability 8.0, else float16, float32; ``_FLOAT16_NOT_SUPPORTED_MODELS``: the types that
+never run in float16, each declared so by its architecture,
+:attr:`~shapecalc.core.hfmap.HFType.vllm_no_float16`). A 16-bit config dtype the
+platform supports is kept; one it does not support is replaced by the preferred one. A
+config naming none: vLLM reads the dtypes of the safetensors files (not here: taken as
+float32, its fallback, so downcast).
 
 **--max-model-len** (``_get_and_verify_max_len``): the smallest of the text config's
 length fields (``max_position_embeddings``, ``n_positions``, ``max_seq_len``,
@@ -20,7 +22,7 @@ where there is none), times the RoPE scaling factor unless the rope type is ``su
 for a model type containing ``gemma3`` (its context is already scaled). The tokenizer's
 ``model_max_length``, which vLLM also takes the smaller of, is not read here.
 
-    >>> vllm_auto_dtype({"torch_dtype": "float32", "model_type": "gemma2"}, True)
+    >>> vllm_auto_dtype({"torch_dtype": "float32"}, True, float16=False)
     ('bf16', 'float32 config loaded as bfloat16 (vLLM --dtype auto)')
     >>> vllm_max_model_len({"max_position_embeddings": 4096,
     ...     "rope_scaling": {"rope_type": "linear", "factor": 4.0}}, None)
@@ -32,10 +34,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["FLOAT16_NOT_SUPPORTED", "vllm_auto_dtype", "vllm_max_model_len"]
+__all__ = ["vllm_auto_dtype", "vllm_max_model_len"]
 
-#: ``_FLOAT16_NOT_SUPPORTED_MODELS`` in ``vllm/config/model.py``
-FLOAT16_NOT_SUPPORTED = frozenset({"gemma2", "gemma3", "gemma3_text", "plamo2", "glm4"})
 #: ``possible_keys`` of ``_get_and_verify_max_len``, in its order
 LENGTH_KEYS = (
     "max_position_embeddings",
@@ -56,16 +56,17 @@ def _text(config: Mapping[str, Any]) -> Mapping[str, Any]:
     return text if isinstance(text, Mapping) else config
 
 
-def vllm_auto_dtype(config: Mapping[str, Any], bf16: bool) -> tuple[str, str]:
+def vllm_auto_dtype(config: Mapping[str, Any], bf16: bool, float16: bool = True) -> tuple[str, str]:
     """The dtype ``--dtype auto`` loads ``config`` in on a GPU with (``bf16``: compute
-    capability 8.0 or more) or without bfloat16, and what happened, in words."""
+    capability 8.0 or more) or without bfloat16, and what happened, in words;
+    ``float16``: vLLM runs the model type in float16 (not one of its
+    ``_FLOAT16_NOT_SUPPORTED_MODELS``)."""
     said = config.get("torch_dtype") or config.get("dtype")
     if said is None:
         text = _text(config)
         said = text.get("torch_dtype") or text.get("dtype")
-    model_type = str(config.get("model_type", ""))
     supported = ["bf16", "fp16", "fp32"] if bf16 else ["fp16", "fp32"]
-    supported = [d for d in supported if not (d == "fp16" and model_type in FLOAT16_NOT_SUPPORTED)]
+    supported = [d for d in supported if float16 or d != "fp16"]
     preferred = supported[0]
     found = _NAMES.get(str(said)) if said is not None else None
     if found is None:

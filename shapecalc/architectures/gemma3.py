@@ -611,6 +611,7 @@ class Gemma3(GroupedQueryLM):
         HFType(
             model_type="gemma3_text",
             lora_targets=("q_proj", "v_proj"),
+            vllm_no_float16=True,
             gguf="gemma3",
             config_class="Gemma3TextConfig",
             classes={
@@ -651,6 +652,7 @@ class Gemma3(GroupedQueryLM):
         ),
         HFType(
             model_type="gemma3",
+            vllm_no_float16=True,
             config_class="Gemma3Config",
             classes={"Gemma3ForConditionalGeneration": {"head": "vision"}},
             base="model",

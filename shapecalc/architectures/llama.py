@@ -454,6 +454,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         _member(
             model_type="gemma2",
             lora_targets=("q_proj", "v_proj"),
+            vllm_no_float16=True,
             gguf="gemma2",
             prefix="Gemma2",
             defaults=_defaults(

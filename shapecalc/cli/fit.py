@@ -343,7 +343,9 @@ def _vllm_defaults(
     if options["dtype"] is None:
         hardware = _hardware(options)
         bf16 = "bf16" in hardware.peak or not hardware.peak
-        options["dtype"], options["vllm_dtype_note"] = vllm_auto_dtype(config, bf16)
+        options["dtype"], options["vllm_dtype_note"] = vllm_auto_dtype(
+            config, bf16, float16=not _declared_type(config).vllm_no_float16
+        )
     derived = vllm_max_model_len(config, context[0] if context else None)
     if derived is None:
         return context
@@ -352,6 +354,19 @@ def _vllm_defaults(
     if context is None or derived[0] > context[0]:
         return derived[0], f"vLLM's max_model_len, {derived[1]}"
     return context
+
+
+def _declared_type(config: dict[str, Any]) -> Any:
+    """The declaration (an HFType) of the config's model_type; a blank one if none."""
+    from shapecalc.architectures import command_for, get
+    from shapecalc.core.hfmap import HFType
+
+    model_type = str(config.get("model_type", ""))
+    command = command_for(model_type)
+    found = (
+        next((t for t in get(command).hf if t.model_type == model_type), None) if command else None
+    )
+    return found or HFType(model_type, "", {}, "", {}, {})
 
 
 def _efficiency(text: str) -> tuple[float, float]:

@@ -1357,7 +1357,8 @@ def _dtypes(fit: Any) -> str:
     quantization = fit.model.quantization
     if quantization is None:
         return fit.dtype
-    return f"weights {quantization.describe()}, activations {fit.dtype}"
+    described: str = quantization.describe()
+    return f"weights {described}, activations {fit.dtype}"
 
 
 def _no_bandwidth(fit: Any) -> str:

@@ -1356,7 +1356,7 @@ def _dtypes(fit: Any) -> str:
     are quantized (``weights GGUF Q4_K_M (…), activations bf16``)."""
     quantization = fit.model.quantization
     if quantization is None:
-        return fit.dtype
+        return str(fit.dtype)
     described: str = quantization.describe()
     return f"weights {described}, activations {fit.dtype}"
 

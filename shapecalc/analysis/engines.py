@@ -464,6 +464,17 @@ class LlamaCpp(Engine):
                 f"--engine llama.cpp: llama.cpp does not run {why}",
                 "a family llama.cpp runs",
             )
+        from shapecalc.quant.gguf import MAX_LAYERS
+
+        layers = model.arguments.get("layers")
+        if isinstance(layers, int) and layers > MAX_LAYERS:
+            raise fit_error(
+                "engine",
+                self.name,
+                f"--engine llama.cpp: llama.cpp loads at most {MAX_LAYERS} layers "
+                f"(LLAMA_MAX_LAYERS), and {model.name} has {layers:,}",
+                f"at most {MAX_LAYERS} layers",
+            )
 
     def check(self) -> None:
         """Refuse a ``tensor_split`` llama.cpp would not take (on fewer GPUs than it

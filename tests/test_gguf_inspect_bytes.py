@@ -118,11 +118,16 @@ def test_an_architecture_that_is_no_string_is_refused(width: int, tmp_path: Path
     assert "general.architecture = 5 (uint32)" in line and "named by a string" in line
 
 
+#: a tokenizer's strings (more than inspect keeps: checked without being kept), each UTF-8
+TOKENS = [f"tok{i}\u0120é".encode() for i in range(100)]
+
+
 @pytest.mark.parametrize("width", WIDTHS)
-@pytest.mark.parametrize("where", ["architecture", "name", "array"])
+@pytest.mark.parametrize("where", ["architecture", "name", "array", "long", "split"])
 def test_a_string_that_is_not_utf8_is_refused(width: int, where: str, tmp_path: Path) -> None:
     """Before: decoded with replacement characters and printed, exit 0. gguf-py decodes
-    every string strictly (ReaderField.contents): it refuses the same bytes."""
+    every string strictly (ReaderField.contents): it refuses the same bytes. ``split``:
+    one character cut over two strings, whose concatenation alone is UTF-8."""
     bad = b"\xff\xfe\x00a"
     arch = bad if where == "architecture" else b"llama"
     kv = _s(b"general.architecture") + struct.pack("<I", 8) + _s(arch)
@@ -130,8 +135,12 @@ def test_a_string_that_is_not_utf8_is_refused(width: int, where: str, tmp_path: 
     if where == "name":
         kv += _s(b"general.name") + struct.pack("<I", 8) + _s(bad)
         keys += 1
-    if where == "array":  # the third of a tokenizer's strings
-        items = [b"a", b"b", bad]
+    if where in ("array", "long", "split"):  # the third of a few strings, or the 71st
+        items = {
+            "array": [b"a", b"b", bad],
+            "long": [*TOKENS[:70], bad, *TOKENS[70:]],
+            "split": [*TOKENS[:70], "é".encode()[:1], "é".encode()[1:], *TOKENS[70:]],
+        }[where]
         kv += _s(b"tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, len(items))
         kv += b"".join(_s(item) for item in items)
         keys += 1
@@ -146,6 +155,23 @@ def test_a_string_that_is_not_utf8_is_refused(width: int, where: str, tmp_path: 
     line = _one_line_error(path, width)
     assert f"metadata {key}: a string is not valid UTF-8" in line
     assert "\ufffd" not in line and "GGUF's strings are UTF-8" in line
+
+
+@pytest.mark.parametrize("longest", [5, 300])
+def test_a_long_array_of_utf8_strings_is_read(longest: int, tmp_path: Path) -> None:
+    """Strings of 128 bytes or more are checked one by one; every one is UTF-8 here."""
+    tokens = [*(t.decode() for t in TOKENS), "é" * (longest // 2)]
+    path = tmp_path / "ok.gguf"
+    writer = gguf.GGUFWriter(str(path), "nonesuch")
+    writer.add_token_list(tokens)
+    writer.add_tensor("a.weight", np.zeros((4,), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert len(gguf.GGUFReader(str(path)).fields["tokenizer.ggml.tokens"].contents()) == 101
+    result = run(["inspect", str(path)], 80)
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -287,11 +287,14 @@ class _Header:
 
     def _strings(self, length: int) -> GGUFArray:
         """An array of strings walked by their lengths (a tokenizer's 150,000 in a few
-        tens of milliseconds): each length checked against the file."""
+        tens of milliseconds): each length checked against the file, each string's UTF-8
+        (as gguf-py decodes each) at once when every one is shorter than 128 bytes."""
         view, size, pos = self.view, self.size, self.pos
+        start = pos
         unpack = struct.Struct(self.order + "Q").unpack_from
         keep = length <= KEEP_ITEMS
         items: list[str] = []
+        longest = 0
         for _ in range(length):
             if pos + 8 > size:
                 self.pos = pos
@@ -304,17 +307,41 @@ class _Header:
                     f"{self.what}: a string claims {n:,} bytes at offset {pos - 8:,}, past the "
                     f"end of the file ({size:,} bytes)"
                 )
-            raw = bytes(view[pos : pos + n])  # a copy: no view of the map outlives it
-            try:  # every one checked, as gguf-py decodes each (a vocabulary in ~40 ms)
-                said = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                self.pos = pos
-                said = self.text(raw)  # refused, in words
+            if n > longest:
+                longest = n
             if keep:
-                items.append(said)
+                self.pos = pos
+                items.append(self.text(bytes(view[pos : pos + n])))
             pos += n
         self.pos = pos
+        if not keep and not (longest < 128 and _utf8(bytes(view[start:pos]))):
+            self._each_utf8(start, length)
         return GGUFArray("string", length, tuple(items) if keep else None)
+
+    def _each_utf8(self, pos: int, length: int) -> None:
+        """Each of ``length`` strings from ``pos`` (lengths checked already) decoded as
+        UTF-8, the first that is not refused."""
+        view, unpack, end = self.view, struct.Struct(self.order + "Q").unpack_from, self.pos
+        for _ in range(length):
+            (n,) = unpack(view, pos)
+            pos += 8
+            raw = bytes(view[pos : pos + n])
+            if not _utf8(raw):
+                self.pos = pos
+                self.text(raw)
+            pos += n
+        self.pos = end
+
+
+def _utf8(raw: bytes) -> bool:
+    """Whether ``raw`` is UTF-8. The strings of an array with their lengths between them
+    are checked in one: a length under 128 is eight ASCII bytes, each a whole character,
+    so the strings between them are each UTF-8 when the whole is."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def read_gguf(path: str) -> GGUFFile:

@@ -207,6 +207,10 @@ def test_counts_of_one_are_singular(width: int, tmp_path: Path) -> None:
     assert "1 metadata key ·" in said and "1 tensor ·" in said, said
     assert "F32 1 tensor ·" in said
     assert "1 tensors" not in said and "1 metadata keys" not in said
+    claims = tmp_path / "claims.gguf"  # one key claimed, not one byte for it
+    claims.write_bytes(_header(0, 1) + b"abc")
+    line = _one_line_error(claims, width)
+    assert "the header claims 1 metadata key;" in line, line
 
 
 @pytest.mark.parametrize("width", WIDTHS)

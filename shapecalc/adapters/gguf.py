@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shapecalc.adapters.checkpoint import Checkpoint, CheckpointError, Tensor
+from shapecalc.core.dims import count_noun
 from shapecalc.core.errors import ShapecalcError, field_error, printable
 from shapecalc.core.storage import GGML_TYPES, STORAGE, GGMLType
 
@@ -390,13 +391,13 @@ def _read(path: str, view: memoryview) -> GGUFFile:
     if n_kv > left // 13:
         raise _fail(
             path,
-            f"the header claims {n_kv:,} metadata keys; the file's {size:,} bytes hold "
+            f"the header claims {count_noun(n_kv, 'metadata key')}; the file's {size:,} bytes hold "
             f"{left // 13:,} at most",
         )
     if n_tensors > left // 24:
         raise _fail(
             path,
-            f"the header claims {n_tensors:,} tensors; the file's {size:,} bytes hold "
+            f"the header claims {count_noun(n_tensors, 'tensor')}; the file's {size:,} bytes hold "
             f"{left // 24:,} at most",
         )
     metadata: dict[str, Any] = {}

@@ -631,6 +631,7 @@ class Gemma3(GroupedQueryLM):
                 "tie_word_embeddings": True,
                 "attention_bias": False,
                 "sliding_window": 4096,
+                "max_position_embeddings": 131072,
                 "layer_types": None,
                 "sliding_window_pattern": None,
                 "pad_token_id": 0,

@@ -67,7 +67,14 @@ def fit_page() -> str:
             "formats (" + ", ".join(f"`{name}`" for name in fit.COMMON_FORMATS) + ") and names "
             "the least quantized of them that fits; `--formats` prices every format "
             "shapecalc knows (every GGUF mix, bitsandbytes, GPTQ, AWQ, fp8, MXFP4, "
-            "compressed-tensors), whether the model fits or not.",
+            "compressed-tensors), whether the model fits or not. Under `--engine llama.cpp` "
+            "only GGUF mixes are priced (llama.cpp loads no AWQ, GPTQ, NF4 or fp8 checkpoint), "
+            "and its GPUs split the model by whole layers (`-sm layer`), not by tensor "
+            "parallelism. With quantized weights the headline names the weights' format and "
+            "the activations' dtype apart (`weights GGUF Q4_K_M (...), activations bf16`). "
+            "A speed bound with no figure to compute it from says so: `no bound: no memory "
+            "bandwidth given (--bandwidth-gbs)`, or no peak FLOPs for the products' dtype "
+            "(`--tflops`, or a part that publishes none).",
             "",
             "```console",
             "$ shapecalc fit " + " ".join(llama) + " --gpu rtx-4090 --seq-len 8192",

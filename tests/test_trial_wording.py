@@ -70,7 +70,7 @@ def test_the_matched_line_says_whose_numbers_it_counts(drop: str, tmp_path: Path
     said = " ".join(result.stdout.split())
     matched = 21 - (2 if drop else 0)
     assert (
-        f"matched {matched} of the 21 tensors the metadata implies, which hold {implied:,}" in said
+        f"matched {matched} of the 21 tensors the metadata implies; all 21 hold {implied:,}" in said
     )
     assert f"{held:,} parameters" in said  # the file's own, in its header line
     assert not re.search(r"matched +\d+ tensors · [\d,]+ numbers implied", said)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shapecalc.adapters.checkpoint import Checkpoint, CheckpointError, Tensor
+from shapecalc.core.dims import count_noun
 from shapecalc.core.errors import ShapecalcError, field_error, printable
 from shapecalc.core.storage import GGML_TYPES, STORAGE, GGMLType
 
@@ -223,12 +224,17 @@ class _Header:
         return bytes(self.view[start : self.pos])
 
     def string(self) -> str:
-        raw = self.string_bytes()
+        return self.text(self.string_bytes())
+
+    def text(self, raw: bytes) -> str:
+        """``raw`` decoded as UTF-8, or refused: GGUF's strings are UTF-8, and gguf-py's
+        reader (``ReaderField.contents``) decodes them so, strictly."""
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
             raise self.fail(
-                f"{self.what}: a string is not UTF-8 ({_shown(repr(raw), 60)})"
+                f"{self.what}: a string is not valid UTF-8 ({_shown(repr(raw), 60)}); "
+                "GGUF's strings are UTF-8"
             ) from None
 
     def value(self, kind: int, depth: int = 0) -> Any:
@@ -236,8 +242,7 @@ class _Header:
             _, code, n = VALUE_TYPES[kind]
             return self.unpack(code, n)
         if kind == STRING:
-            raw = self.string_bytes()
-            return raw.decode("utf-8", errors="replace")
+            return self.string()
         if kind == ARRAY:
             return self.array(depth + 1)
         raise self.fail(f"{self.what}: unknown value type {kind} (GGUF's are 0 to 12)")
@@ -283,11 +288,14 @@ class _Header:
 
     def _strings(self, length: int) -> GGUFArray:
         """An array of strings walked by their lengths (a tokenizer's 150,000 in a few
-        tens of milliseconds): each length checked against the file."""
+        tens of milliseconds): each length checked against the file, each string's UTF-8
+        (as gguf-py decodes each) at once when every one is shorter than 128 bytes."""
         view, size, pos = self.view, self.size, self.pos
+        start = pos
         unpack = struct.Struct(self.order + "Q").unpack_from
         keep = length <= KEEP_ITEMS
         items: list[str] = []
+        longest = 0
         for _ in range(length):
             if pos + 8 > size:
                 self.pos = pos
@@ -300,11 +308,41 @@ class _Header:
                     f"{self.what}: a string claims {n:,} bytes at offset {pos - 8:,}, past the "
                     f"end of the file ({size:,} bytes)"
                 )
+            if n > longest:
+                longest = n
             if keep:
-                items.append(bytes(view[pos : pos + n]).decode("utf-8", errors="replace"))
+                self.pos = pos
+                items.append(self.text(bytes(view[pos : pos + n])))
             pos += n
         self.pos = pos
+        if not keep and not (longest < 128 and _utf8(bytes(view[start:pos]))):
+            self._each_utf8(start, length)
         return GGUFArray("string", length, tuple(items) if keep else None)
+
+    def _each_utf8(self, pos: int, length: int) -> None:
+        """Each of ``length`` strings from ``pos`` (lengths checked already) decoded as
+        UTF-8, the first that is not refused."""
+        view, unpack, end = self.view, struct.Struct(self.order + "Q").unpack_from, self.pos
+        for _ in range(length):
+            (n,) = unpack(view, pos)
+            pos += 8
+            raw = bytes(view[pos : pos + n])
+            if not _utf8(raw):
+                self.pos = pos
+                self.text(raw)
+            pos += n
+        self.pos = end
+
+
+def _utf8(raw: bytes) -> bool:
+    """Whether ``raw`` is UTF-8. The strings of an array with their lengths between them
+    are checked in one: a length under 128 is eight ASCII bytes, each a whole character,
+    so the strings between them are each UTF-8 when the whole is."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def read_gguf(path: str) -> GGUFFile:
@@ -353,13 +391,13 @@ def _read(path: str, view: memoryview) -> GGUFFile:
     if n_kv > left // 13:
         raise _fail(
             path,
-            f"the header claims {n_kv:,} metadata keys; the file's {size:,} bytes hold "
+            f"the header claims {count_noun(n_kv, 'metadata key')}; the file's {size:,} bytes hold "
             f"{left // 13:,} at most",
         )
     if n_tensors > left // 24:
         raise _fail(
             path,
-            f"the header claims {n_tensors:,} tensors; the file's {size:,} bytes hold "
+            f"the header claims {count_noun(n_tensors, 'tensor')}; the file's {size:,} bytes hold "
             f"{left // 24:,} at most",
         )
     metadata: dict[str, Any] = {}
@@ -374,6 +412,12 @@ def _read(path: str, view: memoryview) -> GGUFFile:
         metadata[key] = head.value(kind)
         types[key] = (
             "string" if kind == STRING else "array" if kind == ARRAY else (VALUE_TYPES[kind][0])
+        )
+    if "general.architecture" in metadata and types["general.architecture"] != "string":
+        raise _fail(
+            path,
+            f"general.architecture = {_shown(repr(_plain(metadata['general.architecture'])), 40)}"
+            f" ({types['general.architecture']}): the architecture is named by a string",
         )
     alignment = DEFAULT_ALIGNMENT
     if "general.alignment" in metadata:
@@ -392,12 +436,12 @@ def _read(path: str, view: memoryview) -> GGUFFile:
     if data_offset > size and entries:
         raise _fail(path, f"truncated: the data would begin at {data_offset:,}, past the end")
     tensors = []
-    for name, ne, gtype, offset in entries:
+    for index, (name, ne, gtype, offset) in enumerate(entries):
         count = 1
         for d in ne:
             count *= d
         nbytes = count // gtype.block * gtype.block_bytes
-        shown = _shown(name)
+        shown = _shown(name) if name else _tensor_label(index, name)
         if offset % alignment:
             raise _fail(
                 path, f"{shown}: offset {offset:,} is not a multiple of the alignment {alignment}"
@@ -430,8 +474,20 @@ def _read(path: str, view: memoryview) -> GGUFFile:
     )
 
 
+def _plain(value: Any) -> Any:
+    """A metadata value as it is shown in an error: an array by its type and length."""
+    if isinstance(value, GGUFArray):
+        return f"array of {value.length:,} {value.item_type}"
+    return value
+
+
+def _tensor_label(index: int, name: str) -> str:
+    """``tensor blk.0.attn_q.weight``, or by its entry's index when its name is empty."""
+    return f"tensor {_shown(name)}" if name else f"tensor entry {index:,} (its name empty)"
+
+
 def _tensor_entries(head: _Header, n: int) -> Iterator[tuple[str, tuple[int, ...], GGMLType, int]]:
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     for i in range(n):
         head.what = f"tensor entry {i:,}"
         raw = head.string_bytes()
@@ -439,39 +495,44 @@ def _tensor_entries(head: _Header, n: int) -> Iterator[tuple[str, tuple[int, ...
             name = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise head.fail(f"tensor entry {i:,}: its name is not UTF-8") from None
-        shown = _shown(name)
+        label = _tensor_label(i, name)
         if len(raw) >= MAX_NAME:
-            raise head.fail(
-                f"tensor {shown}: a name of {len(raw):,} bytes (ggml's are under {MAX_NAME})"
-            )
+            raise head.fail(f"{label}: a name of {len(raw):,} bytes (ggml's are under {MAX_NAME})")
         if name in seen:
-            raise head.fail(f"tensor {shown} is listed twice")
-        seen.add(name)
-        head.what = f"tensor {shown}"
+            first = seen[name]
+            said = f"tensor {_shown(name)}" if name else "an empty name"
+            raise head.fail(
+                f"tensor entries {first:,} and {i:,} both have {said}: names must differ"
+                if not name
+                else f"{said} is listed twice (tensor entries {first:,} and {i:,}): names "
+                "must differ"
+            )
+        seen[name] = i
+        head.what = label
         n_dims = head.u32()
         if n_dims > MAX_DIMS:
-            raise head.fail(f"tensor {shown}: {n_dims:,} dims (ggml holds {MAX_DIMS} at most)")
+            raise head.fail(f"{label}: {n_dims:,} dims (ggml holds {MAX_DIMS} at most)")
         head.need(8 * n_dims)
         ne = struct.unpack_from(f"{head.order}{n_dims}Q", head.view, head.pos)
         head.pos += 8 * n_dims
         count = 1
         for d in ne:
             if d > INT64_MAX:
-                raise head.fail(f"tensor {shown}: dim {d:,} is over int64")
+                raise head.fail(f"{label}: dim {d:,} is over int64")
             count *= d
         if count > INT64_MAX:
-            raise head.fail(f"tensor {shown}: {list(ne)} holds more than 2^63 numbers")
+            raise head.fail(f"{label}: {list(ne)} holds more than 2^63 numbers")
         kind = head.u32()
         gtype = GGML_TYPES.get(kind)
         if gtype is None:
-            raise head.fail(f"tensor {shown}: unknown ggml type {kind:,}")
+            raise head.fail(f"{label}: unknown ggml type {kind:,}")
         if (ne[0] if ne else 1) % gtype.block:
             raise head.fail(
-                f"tensor {shown}: {gtype.name} stores blocks of {gtype.block}, and its rows "
+                f"{label}: {gtype.name} stores blocks of {gtype.block}, and its rows "
                 f"(ne[0] = {ne[0] if ne else 1:,}) are not whole blocks"
             )
         if count * gtype.block_bytes // gtype.block > INT64_MAX:
-            raise head.fail(f"tensor {shown}: its bytes pass int64")
+            raise head.fail(f"{label}: its bytes pass int64")
         offset = head.u64()
         yield name, tuple(ne), gtype, offset
 

@@ -421,6 +421,10 @@ def accelerator(name: str) -> Accelerator:
     )
 
 
+#: each figure's unit, as its flag takes it
+_UNITS = {"memory_gb": "GB", "bandwidth_gbs": "GB/s", "tflops": "TFLOPs"}
+
+
 def custom(
     memory_gb: float, bandwidth_gbs: float | None = None, tflops: float | None = None
 ) -> Accelerator:
@@ -440,11 +444,12 @@ def custom(
             or value > 1e9
         ):
             raise InvalidArgumentError(
-                f"--{flag.replace('_', '-')} must be a positive number, got {echo(value)}",
+                f"--{flag.replace('_', '-')} must be a positive number of at most 1e9 "
+                f"({_UNITS[flag]}), got {echo(value)}",
                 layer="",
                 field=flag,
                 value=value,
-                rule="a positive number",
+                rule="a positive number of at most 1e9",
             )
     peak = (
         {}

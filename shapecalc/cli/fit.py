@@ -542,7 +542,11 @@ def _run(model: Any, options: dict[str, Any], context: tuple[int, str] | None = 
         formats: bool | tuple[str, ...] = (
             True if options["formats"] else (not the_fit.fits() and COMMON_FORMATS)
         )
+        if formats and the_fit.engine is not None and the_fit.engine.name == "llama.cpp":
+            formats = _gguf_mixes(formats is True)
         result = answer(the_fit, frontier=frontier, quantizations=formats)
+        if options["formats"] and not result.all_formats:  # every mix llama.cpp loads
+            result = dataclasses.replace(result, all_formats=True)
     except ShapecalcError as err:
         raise engine_error(err, FLAGS) from None
     if options["fmt"] == "json":
@@ -560,6 +564,16 @@ def _run(model: Any, options: dict[str, Any], context: tuple[int, str] | None = 
             width = min(terminal_width(), FIT_WIDTH)
             click.echo(draw_terminal([_frontier_bars(result)], width))
     sys.exit(0 if result.fits else 1)
+
+
+def _gguf_mixes(every: bool) -> tuple[str, ...]:
+    """The weights formats llama.cpp loads: llama-quantize's mixes (``q4_k_m``), every one
+    or those of the common formats; awq, gptq, nf4 and fp8 are no GGUF file."""
+    from shapecalc.analysis.fit import COMMON_FORMATS
+    from shapecalc.quant import method_class
+
+    mixes = tuple(method_class("gguf").aliases)
+    return mixes if every else tuple(f for f in COMMON_FORMATS if f in mixes)
 
 
 def _frontier_bars(result: Any) -> Any:

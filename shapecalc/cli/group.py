@@ -234,7 +234,23 @@ def engine_error(err: ShapecalcError, flags: dict[str, str] | None = None) -> cl
         flag = flag if flag in known else None
     if flag is None:
         return click.UsageError(str(err))
-    return click.BadParameter(str(err), param_hint=f"'{flag}'")
+    return click.BadParameter(_flag_words(err, flag), param_hint=f"'{flag}'")
+
+
+#: functions of the library whose name an error about a flag need not carry (the flag
+#: says where)
+_ENTRY_POINTS = ("analyze",)
+
+
+def _flag_words(err: ShapecalcError, flag: str) -> str:
+    """``--seq-len must be an integer >= 1, got 0``: the error of a flag in the flag's
+    words, without the library function (``analyze:``) that raised it."""
+    if err.layer not in _ENTRY_POINTS:
+        return str(err)
+    message = err.message
+    if err.field and message.startswith(f"{err.field} "):
+        message = flag + message[len(err.field) :]
+    return message
 
 
 def register(group: ShapecalcGroup, maker: Callable[[str], Callable[[], click.Command]]) -> None:

@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from shapecalc.core.dims import count_noun
 from shapecalc.core.errors import printable
 from shapecalc.core.units import human_bytes, human_count
 from shapecalc.report.check_text import others_told
@@ -31,8 +32,8 @@ def gguf_lines(file: GGUFFile) -> list[str]:
     lines = [
         f"GGUF v{file.version} ({file.byte_order}-endian) · architecture {arch}"
         + (f" · {printable(name)[:60]}" if isinstance(name, str) else "")
-        + f" · {len(file.metadata):,} metadata keys · alignment {file.alignment}",
-        f"  {len(file.tensors):,} tensors · {file.parameters:,} parameters "
+        + f" · {count_noun(len(file.metadata), 'metadata key')} · alignment {file.alignment}",
+        f"  {count_noun(len(file.tensors), 'tensor')} · {file.parameters:,} parameters "
         f"({human_count(file.parameters)}) · {file.nbytes:,} bytes ({human_bytes(file.nbytes)}) "
         f"· {file.bits_per_weight:.3f} bits per weight",
     ]
@@ -41,8 +42,8 @@ def gguf_lines(file: GGUFFile) -> list[str]:
     ):
         bits = 8 * nbytes / count if count else 0.0
         lines.append(
-            f"  {type_name:<8} {n:,} tensors · {count:,} numbers · {human_bytes(nbytes)} "
-            f"· {bits:.4g} bits each"
+            f"  {type_name:<8} {count_noun(n, 'tensor')} · {count:,} numbers · "
+            f"{human_bytes(nbytes)} · {bits:.4g} bits each"
         )
     lines.append("  shapes as torch writes them: GGUF's ne reversed")
     return lines
@@ -56,16 +57,18 @@ def _first(config: Mapping[str, Any], *keys: str) -> Any:
 def gguf_check_lines(check: GGUFCheck) -> list[str]:
     """The file against its architecture: what matched, then every tensor missing,
     unexpected or of another shape, and the verdict."""
+    implied = check.matched + len(check.wrong_shape) + len(check.missing)
     lines = [
         f"Against its metadata: {check.architecture} as transformers' {check.model_type} "
         f"(layers {_first(check.config, 'num_hidden_layers', 'n_layer')}, hidden "
         f"{_first(check.config, 'hidden_size', 'n_embd')}, vocab "
         f"{check.config.get('vocab_size')})",
         # the numbers are those of every tensor the metadata implies, the missing too
-        f"  matched   {check.matched:,} of the "
-        f"{check.matched + len(check.wrong_shape) + len(check.missing):,} tensors the metadata "
-        f"implies{others_told(len(check.wrong_shape), 0)}, which hold "
-        f"{check.expected_total:,} numbers ({human_count(check.expected_total)})",
+        f"  matched   {check.matched:,} of the {implied:,} tensors the metadata "
+        f"implies{others_told(len(check.wrong_shape), 0)}; "
+        + ("the one" if implied == 1 else f"all {implied:,}")
+        + f" {'holds' if implied == 1 else 'hold'} {check.expected_total:,} numbers "
+        f"({human_count(check.expected_total)})",
     ]
     lines += [f"  note      {printable(n)}" for n in check.notes]
     for name, shape, source in check.missing:

@@ -210,7 +210,8 @@ def fitted_lines(lines: Iterable[str], width: int) -> list[str]:
 
 
 #: a node: [parameters, children by name, (entry, is a buffer) or None, the kinds of the
-#: layers under it, whether tensors deeper than the cut are summed into it, buffers' numbers]
+#: layers under it, whether tensors deeper than the cut are summed into it, buffers' numbers,
+#: the bytes stored of every tensor under it]
 Node = list[Any]
 
 
@@ -223,24 +224,27 @@ def _tree(shown: Listing, depth: int) -> Node:
 
 
 def _nodes(shown: Listing, depth: int) -> Node:
-    root: Node = [0, {}, None, set(), False, 0]
+    root: Node = [0, {}, None, set(), False, 0, 0]
     for entry, buffer in zip(shown.entries, shown.buffers, strict=True):
         counted = 0 if entry.tied_to or buffer else entry.count
         buffered = entry.count if buffer else 0
+        stored = entry.nbytes or 0
         kind = entry.kind
         node = root
         node[0] += counted
         node[5] += buffered
+        node[6] += stored
         node[3].add(kind)
         parts = entry.name.split(".", depth)  # no more than the levels shown
         for part in parts[:depth]:
             children = node[1]
             child = children.get(part)
             if child is None:
-                child = children[part] = [0, {}, None, set(), False, 0]
+                child = children[part] = [0, {}, None, set(), False, 0, 0]
             node = child
             node[0] += counted
             node[5] += buffered
+            node[6] += stored
             node[3].add(kind)
         if len(parts) > depth:
             node[4] = True
@@ -254,8 +258,10 @@ def inspection_text(inspection: Inspection, depth: int, width: int | None = None
     buffers counted apart; notes (a module used twice, buffers told apart by name) after.
     Each line at most ``width`` columns (None: as long as it comes): a name, shape or
     count that does not fit moves whole to the next line, a name longer than a line is
-    folded onto the next."""
+    folded onto the next. A GGUF file's tensors and groups give their bytes as stored, in
+    their ggml type's blocks."""
     shown = listing(inspection)
+    stored = inspection.source == "gguf"  # bytes a tensor's type does not tell from its count
     total = shown.parameter_total
     title: list[Piece] = [
         ("", printable(inspection.target)),
@@ -286,7 +292,8 @@ def inspection_text(inspection: Inspection, depth: int, width: int | None = None
 
     def label(path: str, part: str, node: Node) -> list[Piece]:
         name = printable(part)
-        count, children, leaf, kinds, deeper, buffered = node
+        count, children, leaf, kinds, deeper, buffered, nbytes = node
+        held = [("  ", f"{nbytes:,} bytes")] if stored else []
         share = f" ({100 * count / total:.1f}%)" if total else ""
         if leaf is not None and not children and not deeper:
             entry, buffer = leaf
@@ -297,10 +304,10 @@ def inspection_text(inspection: Inspection, depth: int, width: int | None = None
                 pieces += [("  ", f"{entry.count:,}"), ("  ", "buffer")]
             else:
                 pieces.append(("  ", f"{entry.count:,}{share}"))
-            return pieces + ([("  ", printable(entry.dtype))] if entry.dtype else [])
+            return pieces + ([("  ", printable(entry.dtype))] if entry.dtype else []) + held
         kind = next(iter(kinds)) if len(kinds) == 1 else None
         counted = f"{count:,}{share}" + (f" + {buffered:,} in buffers" if buffered else "")
-        pieces = [("", name), ("  ", counted)]
+        pieces = [("", name), ("  ", counted), *held]
         pieces += [("  ", kind)] if kind else []
         if path in reused:
             pieces.append(("  ", f"also used as {', '.join(printable(p) for p in reused[path])}"))

@@ -1346,6 +1346,43 @@ def fit_table(answer: Answer) -> RenderableType:
     return _FitTable(answer)
 
 
+def _llama_cpp(fit: Any) -> bool:
+    """Whether ``fit`` is priced as llama.cpp would run it (GGUF weights, a layer split)."""
+    return fit.engine is not None and fit.engine.name == "llama.cpp"
+
+
+def _dtypes(fit: Any) -> str:
+    """``bf16``, or the weights' format and the activations' dtype apart when the weights
+    are quantized (``weights GGUF Q4_K_M (…), activations bf16``)."""
+    quantization = fit.model.quantization
+    if quantization is None:
+        return str(fit.dtype)
+    described: str = quantization.describe()
+    return f"weights {described}, activations {fit.dtype}"
+
+
+def _no_bandwidth(fit: Any) -> str:
+    """Why a fit has no decode bound: its hardware gives no memory bandwidth."""
+    if fit.hardware.name == "custom":
+        return "no memory bandwidth given (--bandwidth-gbs)"
+    return f"{fit.hardware.name} has no memory bandwidth in shapecalc's table"
+
+
+def _no_peak(fit: Any, dtype: str) -> str:
+    """Why a fit has no prefill bound: its hardware has no peak for the products' dtype."""
+    if fit.hardware.name == "custom":
+        return "no peak FLOPs given (--tflops)"
+    return f"{fit.hardware.name} publishes no {dtype} peak FLOPs"
+
+
+def _split_words(fit: Any) -> str:
+    """How ``fit``'s GPUs share the model: llama.cpp's by whole layers (``-sm layer``, as
+    :mod:`shapecalc.analysis.llama_split` places them), else tensor parallelism."""
+    if getattr(fit.engine, "splits_by_layer", False):
+        return "llama.cpp's split by layer, -sm layer: whole layers on each GPU"
+    return "tensor parallel"
+
+
 def _fit_rate(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f} tokens/s"
 
@@ -1368,7 +1405,7 @@ class _FitTable:
         verdict = "fits" if a.fits else "does not fit"
         yield Text(
             f"{fit.model.name} on {fit_on(fit)}: {verdict} at "
-            f"B={fit.batch}, T={fit.seq_len:,}, {fit.dtype}",
+            f"B={fit.batch}, T={fit.seq_len:,}, {_dtypes(fit)}",
             style="table.title",
         )
         # at most FIT_WIDTH columns: the rules fold, the bytes stay beside their labels
@@ -1410,7 +1447,7 @@ class _FitTable:
         gpus = (
             f"none up to 64 at B={fit.batch}, T={fit.seq_len:,}"
             if a.fewest_gpus is None
-            else f"{a.fewest_gpus}" + (" (tensor parallel)" if a.fewest_gpus > 1 else "")
+            else f"{a.fewest_gpus}" + (f" ({_split_words(fit)})" if a.fewest_gpus > 1 else "")
         )
         answers.add_row("fewest GPUs", gpus)
         if a.quantizations:
@@ -1436,7 +1473,11 @@ class _FitTable:
                     "quantizer converts nn.Linear only)"
                 )
             if not a.all_formats:
-                best += " (of the common formats; --formats prices every one)"
+                best += (
+                    " (of the common GGUF mixes, which llama.cpp loads; --formats prices every mix)"
+                    if _llama_cpp(fit)
+                    else " (of the common formats; --formats prices every one)"
+                )
             answers.add_row("weights formats", text + best)
         if a.engine_log:
             log = a.engine_log
@@ -1450,15 +1491,24 @@ class _FitTable:
             )
         speed = a.speed
         if speed is not None:
+            decode, prefill = speed.decode_tokens_per_s, speed.prefill_tokens_per_s
             answers.add_row(
                 "decode, at most",
-                f"{_fit_rate(speed.decode_tokens_per_s)}: {speed.rule_decode}, "
-                f"{human_bytes(speed.decode_bytes)} a step",
+                (
+                    f"{_fit_rate(decode)}: "
+                    if decode is not None or speed.bandwidth
+                    else f"no bound: {_no_bandwidth(fit)}; it would be "
+                )
+                + f"{speed.rule_decode}, {human_bytes(speed.decode_bytes)} a step",
             )
             answers.add_row(
                 "prefill, at most",
-                f"{_fit_rate(speed.prefill_tokens_per_s)}: {speed.rule_prefill}"
-                + ("" if speed.peak else f" (no {speed.compute_dtype} peak for this part)"),
+                (
+                    f"{_fit_rate(prefill)}: {speed.rule_prefill}"
+                    if prefill is not None or speed.peak
+                    else f"no bound: {_no_peak(fit, speed.compute_dtype)}; it would be "
+                    f"{speed.rule_prefill}"
+                ),
             )
         yield answers
         if a.frontier:

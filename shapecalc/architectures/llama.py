@@ -24,7 +24,7 @@ from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, Node
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._linear import Linear
-from shapecalc.layers._norm import RMSNorm
+from shapecalc.layers._norm import LlamaRMSNorm
 from shapecalc.layers.activation import GELU, SiLU
 from shapecalc.layers.functional import Chunk, Rotary, ScaledDotProductAttention, SplitHeads
 
@@ -584,8 +584,8 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         q_steps: tuple[Any, ...] = (rope_q,)
         k_steps: tuple[Any, ...] = (rope_k,)
         if self.qk_norm:
-            children["q_norm"] = Leaf(RMSNorm(d), role="query norm")
-            children["k_norm"] = Leaf(RMSNorm(d), role="key norm")
+            children["q_norm"] = Leaf(LlamaRMSNorm(d), role="query norm")
+            children["k_norm"] = Leaf(LlamaRMSNorm(d), role="key norm")
             q_steps = (SplitHeads(a, d), "q_norm", rope_q)
             k_steps = (SplitHeads(kv, d), "k_norm", rope_k)
         sdpa = ScaledDotProductAttention(a, kv, d, window=window)
@@ -643,12 +643,12 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         children: dict[str, Any] = {
             "self_attn": self._attention(window),
             mlp_name: mlp,
-            "input_layernorm": RMSNorm(h),
-            "post_attention_layernorm": RMSNorm(h),
+            "input_layernorm": LlamaRMSNorm(h),
+            "post_attention_layernorm": LlamaRMSNorm(h),
         }
         if self.sandwich_norm:
-            children["pre_feedforward_layernorm"] = RMSNorm(h)
-            children["post_feedforward_layernorm"] = RMSNorm(h)
+            children["pre_feedforward_layernorm"] = LlamaRMSNorm(h)
+            children["post_feedforward_layernorm"] = LlamaRMSNorm(h)
             flow = chain(
                 residual("input_layernorm", "self_attn", "post_attention_layernorm"),
                 residual("pre_feedforward_layernorm", mlp_name, "post_feedforward_layernorm"),
@@ -667,7 +667,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             {
                 "embed_tokens": Leaf(Embedding(v, h), "one H-vector per token", "token embedding"),
                 "layers": self.windowed_stack(self._block),
-                "norm": Leaf(RMSNorm(h), role="final norm"),
+                "norm": Leaf(LlamaRMSNorm(h), role="final norm"),
             },
             flow=chain("embed_tokens", "layers", "norm"),
         )

@@ -4,7 +4,8 @@ torch's ``rms_norm`` (CPU, torch 2.13) and transformers' ``LlamaRMSNorm`` (Mistr
 Qwen's, ... the same code) keep a float32 copy of a bf16/fp16 input in place of the input
 and 1/rms in float32; the normalised input the weight multiplies is float32 in torch's,
 the activations' dtype in transformers' (it casts back first). LayerNorm and GroupNorm on
-the CPU keep their statistics in the input's dtype. Each is measured here with
+the CPU keep their statistics in the input's dtype. Gemma's norms (times 1 + weight) keep
+all in float32, 1 + weight too. Each is measured here with
 saved_tensors_hooks (tests/measure.py), at fp32, bf16 and fp16, against shapecalc's
 account: byte for byte."""
 
@@ -24,6 +25,7 @@ from shapecalc.adapters.hf_config import from_hf_config  # noqa: E402
 from shapecalc.adapters.torch_bridge import build  # noqa: E402
 from shapecalc.layers._norm import LlamaRMSNorm  # noqa: E402
 from shapecalc.layers.norm import GroupNorm, LayerNorm, RMSNorm  # noqa: E402
+from shapecalc.layers.transformers import Gemma3RMSNorm  # noqa: E402
 from tests.measure import kept_bytes  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -65,13 +67,29 @@ def test_norm_layers_keep_what_autograd_keeps(
     assert _measured(module, shape, dtype) == _layer_bytes(spec, shape, dtype)
 
 
-def test_transformers_llama_rms_norm_is_the_built_one() -> None:
-    """The module shapecalc builds for LlamaRMSNorm keeps what transformers' own does."""
-    from transformers.models.llama.modeling_llama import LlamaRMSNorm as Theirs
+@pytest.mark.parametrize("dtype", sorted(DTYPES))
+@pytest.mark.parametrize(
+    ("theirs", "spec"),
+    [
+        ("llama.modeling_llama.LlamaRMSNorm", LlamaRMSNorm(8)),
+        ("qwen3.modeling_qwen3.Qwen3RMSNorm", LlamaRMSNorm(8)),
+        ("gemma.modeling_gemma.GemmaRMSNorm", Gemma3RMSNorm(8)),
+        ("gemma2.modeling_gemma2.Gemma2RMSNorm", Gemma3RMSNorm(8)),
+        ("gemma3.modeling_gemma3.Gemma3RMSNorm", Gemma3RMSNorm(8)),
+    ],
+    ids=lambda v: v.rsplit(".", 1)[-1] if isinstance(v, str) else "",
+)
+def test_transformers_norms_keep_what_their_specs_declare(
+    theirs: str, spec: Any, dtype: str
+) -> None:
+    """transformers' own norm classes and the modules shapecalc builds for their specs."""
+    import importlib
 
-    spec = LlamaRMSNorm(8)
-    for dtype in DTYPES:
-        assert _measured(Theirs(8), (3, 5, 8), dtype) == _layer_bytes(spec, (3, 5, 8), dtype)
+    where, name = theirs.rsplit(".", 1)
+    cls = getattr(importlib.import_module(f"transformers.models.{where}"), name)
+    expected = _layer_bytes(spec, (3, 5, 8), dtype)
+    assert _measured(cls(8), (3, 5, 8), dtype) == expected
+    assert _measured(build(spec, device="cpu"), (3, 5, 8), dtype) == expected
 
 
 def _config(model_type: str, hidden: int, heads: int, kv: int, layers: int) -> dict[str, Any]:
@@ -89,7 +107,7 @@ def _config(model_type: str, hidden: int, heads: int, kv: int, layers: int) -> d
 
 @settings(deadline=None, max_examples=6)
 @given(
-    model_type=st.sampled_from(["llama", "mistral", "qwen2", "qwen3"]),
+    model_type=st.sampled_from(["llama", "mistral", "qwen2", "qwen3", "gemma"]),
     dtype=st.sampled_from(sorted(DTYPES)),
     heads=st.sampled_from([2, 4]),
     per_head=st.sampled_from([4, 8]),
@@ -125,12 +143,16 @@ def test_whole_transformers_models_at_16_bits(
             "shared_expert_intermediate_size": 24,
         },
         {"model_type": "gpt2", "n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 16},
+        {"model_type": "gemma3_text", "sliding_window": 4},
+        {"model_type": "gemma2"},
     ],
     ids=lambda c: c["model_type"],
 )
 def test_built_models_at_16_bits(config: dict[str, Any], dtype: str) -> None:
-    """The model shapecalc builds (its mixtures' experts are shapecalc's own module: the
-    router's float32 softmax included), cast to the dtype."""
+    """The model shapecalc builds, cast to the dtype: its mixtures' experts are
+    shapecalc's own module (transformers 5's differ at float32 already); Gemma 2's
+    transformers model runs eager attention and Gemma 3's passes sdpa a mask and every
+    query head's keys and values, where shapecalc's attention is sdpa's causal kernel."""
     common = {} if config["model_type"] == "gpt2" else _config("", 32, 4, 2, 2)
     ours = from_hf_config({**common, **config, "vocab_size": 40})
     module = build(ours, device="cpu").to(DTYPES[dtype])

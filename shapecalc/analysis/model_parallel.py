@@ -1668,7 +1668,9 @@ def megatron_args(
         for i in numbers:
             pattern[i] = 1 if run.experts else 0
     norms = [layer for layer in model.layers if "Norm" in _spec_kind(layer)]
-    rms = bool(norms) and all(_spec_kind(layer) in ("RMSNorm", "LlamaRMSNorm") for layer in norms)
+    rms = bool(norms) and all(
+        _spec_kind(layer) in ("RMSNorm", "LlamaRMSNorm", "Gemma3RMSNorm") for layer in norms
+    )
     by_name = {layer.name: layer for layer in model.layers}
     biased = any(  # Megatron's --add-bias-linear: the linear layers have biases (biases
         # on the query, key and value alone are its --add-qkv-bias, as Qwen's)

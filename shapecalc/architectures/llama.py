@@ -27,6 +27,7 @@ from shapecalc.layers._linear import Linear
 from shapecalc.layers._norm import LlamaRMSNorm
 from shapecalc.layers.activation import GELU, SiLU
 from shapecalc.layers.functional import Chunk, Rotary, ScaledDotProductAttention, SplitHeads
+from shapecalc.layers.transformers import Gemma3RMSNorm
 
 __all__ = ["LLaMA", "llama", "llama_inner", "llama_intermediate"]
 
@@ -251,6 +252,9 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
     sandwich_norm: bool = flag(
         "Four RMSNorms per block, before and after attention and MLP (Gemma 2)."
     )
+    gemma_norm: bool = flag(
+        "Gemma's RMSNorms: x/rms times 1 + weight, all in float32 (Gemma, Gemma 2)."
+    )
     fused_qkv: bool = flag("One qkv_proj for queries, keys and values (Phi-3).")
     fused_gate_up: bool = flag("One gate_up_proj for the MLP's gate and up (Phi-3).")
     experts: Any = size(
@@ -312,7 +316,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             ),
             keys={"attention_bias": "attention_bias"},
             values={"attention_bias": _BIASES},
-            fixed={"activation": "gelu_tanh"},
+            fixed={"activation": "gelu_tanh", "gemma_norm": True},
             free={"hidden_activation", "use_bidirectional_attention"},
         ),
         _member(
@@ -459,7 +463,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             ),
             keys={"attention_bias": "attention_bias"},
             values={"attention_bias": _BIASES},
-            fixed={"activation": "gelu_tanh", "sandwich_norm": True},
+            fixed={"activation": "gelu_tanh", "sandwich_norm": True, "gemma_norm": True},
             free={
                 "hidden_activation",
                 "use_bidirectional_attention",
@@ -563,6 +567,10 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         return out
 
     # -- the tree -------------------------------------------------------------------------
+    def _norm(self, size: Any) -> LlamaRMSNorm | Gemma3RMSNorm:
+        """transformers' norm of the family: Gemma's times 1 + weight, in float32."""
+        return Gemma3RMSNorm(size) if self.gemma_norm else LlamaRMSNorm(size)
+
     def _attention(self, window: int | None = None) -> Block:
         h, a, kv = self.hidden, self.heads, self.kv
         d, q_width, kv_width = self._widths()
@@ -584,8 +592,8 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         q_steps: tuple[Any, ...] = (rope_q,)
         k_steps: tuple[Any, ...] = (rope_k,)
         if self.qk_norm:
-            children["q_norm"] = Leaf(LlamaRMSNorm(d), role="query norm")
-            children["k_norm"] = Leaf(LlamaRMSNorm(d), role="key norm")
+            children["q_norm"] = Leaf(self._norm(d), role="query norm")
+            children["k_norm"] = Leaf(self._norm(d), role="key norm")
             q_steps = (SplitHeads(a, d), "q_norm", rope_q)
             k_steps = (SplitHeads(kv, d), "k_norm", rope_k)
         sdpa = ScaledDotProductAttention(a, kv, d, window=window)
@@ -643,12 +651,12 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         children: dict[str, Any] = {
             "self_attn": self._attention(window),
             mlp_name: mlp,
-            "input_layernorm": LlamaRMSNorm(h),
-            "post_attention_layernorm": LlamaRMSNorm(h),
+            "input_layernorm": self._norm(h),
+            "post_attention_layernorm": self._norm(h),
         }
         if self.sandwich_norm:
-            children["pre_feedforward_layernorm"] = LlamaRMSNorm(h)
-            children["post_feedforward_layernorm"] = LlamaRMSNorm(h)
+            children["pre_feedforward_layernorm"] = self._norm(h)
+            children["post_feedforward_layernorm"] = self._norm(h)
             flow = chain(
                 residual("input_layernorm", "self_attn", "post_attention_layernorm"),
                 residual("pre_feedforward_layernorm", mlp_name, "post_feedforward_layernorm"),
@@ -667,7 +675,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             {
                 "embed_tokens": Leaf(Embedding(v, h), "one H-vector per token", "token embedding"),
                 "layers": self.windowed_stack(self._block),
-                "norm": Leaf(LlamaRMSNorm(h), role="final norm"),
+                "norm": Leaf(self._norm(h), role="final norm"),
             },
             flow=chain("embed_tokens", "layers", "norm"),
         )

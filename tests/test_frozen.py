@@ -181,3 +181,14 @@ def test_missing_arguments_worded_as_python_words_them() -> None:
         with pytest.raises(TypeError) as other:
             theirs(*args)
         assert str(mine.value) == str(other.value)
+
+
+def test_a_class_s_own_init_stays() -> None:
+    @frozen
+    class Own(FrozenMethods):
+        a: int
+
+        def __init__(self, value: str) -> None:
+            object.__setattr__(self, "a", int(value))
+
+    assert Own("3").a == 3 and str(inspect.signature(Own)) == "(value: 'str') -> 'None'"

@@ -425,7 +425,6 @@ def test_cli_json_and_hf(tmp_path: Any) -> None:
         (["--lora-rank", "-1", "--lora-targets", "q_proj"], "--lora-rank"),
         (["--lora-alpha", "16"], "--lora-alpha"),
         (["--use-dora"], "--use-dora"),
-        (["--lora-rank", "4"], "--lora-targets"),
         (["--lora-rank", "4", "--lora-targets", "re:("], "--lora-targets"),
         (["--lora-rank", "4", "--lora-targets", "norm"], "--lora-targets"),
         (

@@ -92,10 +92,12 @@ def _error(field: str, value: Any, message: str, rule: str) -> InvalidArgumentEr
 class LoraConfig:
     """peft's ``LoraConfig``, the fields that change a tensor (and ``lora_alpha``, kept
     for the record: it scales the update, not a shape). ``targets``: a tuple of module
-    names, one regular expression (a str), or ``"all-linear"``."""
+    names, one regular expression (a str), ``"all-linear"``, or None: peft's default for
+    the model's config type (its :attr:`~shapecalc.core.hfmap.HFType.lora_targets`),
+    refused for a type peft has none for."""
 
     r: int
-    targets: tuple[str, ...] | str
+    targets: tuple[str, ...] | str | None
     alpha: float = 8
     bias: bool = False
     dora: bool = False
@@ -128,7 +130,9 @@ class LoraConfig:
         if isinstance(targets, list):
             object.__setattr__(self, "targets", tuple(targets))
             targets = self.targets
-        if isinstance(targets, str):
+        if targets is None:
+            pass  # peft's default, chosen by the model (lora)
+        elif isinstance(targets, str):
             if not targets.strip():
                 raise _error(
                     "lora_targets",
@@ -177,7 +181,13 @@ class LoraConfig:
         """``LoRA r=16, alpha=32, all-linear``, for notes and rules."""
         kind = "DoRA" if self.dora else "LoRA"
         alpha = f"{self.alpha:g}" if isinstance(self.alpha, float) else str(self.alpha)
-        targets = self.targets if isinstance(self.targets, str) else ", ".join(self.targets)
+        targets = (
+            "peft's default"
+            if self.targets is None
+            else self.targets
+            if isinstance(self.targets, str)
+            else ", ".join(self.targets)
+        )
         out = (
             f"{kind} r={self.r} (the size r, the rank), alpha={alpha}, targets {targets}, "
             "the adapters in float32 (peft's autocast_adapter_dtype)"
@@ -193,7 +203,9 @@ class LoraConfig:
         return {
             "r": self.r,
             "lora_alpha": self.alpha,
-            "target_modules": self.targets if isinstance(self.targets, str) else list(self.targets),
+            "target_modules": self.targets
+            if self.targets is None or isinstance(self.targets, str)
+            else list(self.targets),
             "lora_bias": self.bias,
             "use_dora": self.dora,
             "modules_to_save": list(self.modules_to_save) or None,
@@ -561,6 +573,49 @@ def _moved(name: str, adapted: list[str]) -> str:
     return f"{module}.base_layer.{leaf}" if module in adapted else name
 
 
+def model_type_of(model: Model) -> str:
+    """The Hugging Face model_type of ``model``: its config's, when read from one, else
+    that of the transformers config its architecture writes (``shapecalc llama``: llama);
+    "" when neither says."""
+    if model.model_type:
+        return model.model_type
+    from shapecalc.core.hfmap import reference_of
+
+    architecture = model.config
+    reference = None if architecture is None else reference_of(architecture)
+    if reference is None:
+        return ""
+    types = getattr(type(architecture), "hf", ())
+    return next((t.model_type for t in types if t.config_class == reference.config_class), "")
+
+
+def default_targets(model: Model) -> tuple[str, ...] | str:
+    """peft's target modules for ``model`` when LoraConfig names none (its model type's
+    in peft's table), or a refusal naming --lora-targets and the modules it could take."""
+    model_type = model_type_of(model)
+    types = getattr(type(model.config), "hf", ())
+    found: tuple[str, ...] = next((t.lora_targets for t in types if t.model_type == model_type), ())
+    if found:
+        return found
+    names: dict[str, None] = {}
+
+    def look(parts: tuple[str, ...], leaf: Leaf) -> Leaf:
+        if parts and _base(leaf.spec).kind in ADAPTED and leaf.role != "router":
+            names.setdefault(parts[-1], None)
+        return leaf
+
+    map_leaves(model.root, look)
+    said = f"model_type {echo(model_type)}" if model_type else "a model of no config type"
+    raise _error(
+        "lora_targets",
+        None,
+        f"--lora-targets: peft has no default target modules for {said} (its "
+        "TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING); give module names "
+        f"({', '.join(names) or 'none by name'}), re:REGEX or all-linear",
+        "targets named where peft has no default for the model type",
+    )
+
+
 def lora(model: Model, config: LoraConfig) -> Model:
     """The model as ``peft.get_peft_model(model, LoraConfig(...))`` holds it (see the
     module's docstring); a quantized model's layers stay quantized under the adapter
@@ -569,6 +624,8 @@ def lora(model: Model, config: LoraConfig) -> Model:
         raise TypeError(f"lora: config must be a LoraConfig, got {type(config).__name__}")
     if isinstance(model.root, Block) and model.root.kind == PEFT_MODEL:
         raise _error("lora_rank", config.r, f"{model.name} already has an adapter", "one adapter")
+    chosen = default_targets(model) if config.targets is None else config.targets
+    config = dataclasses.replace(config, targets=chosen)
     # the modules whose weight is another's (lm_head on GPT-2's wte); a tie's source may
     # be adapted, its weight then the base_layer's (as peft leaves the tie)
     tied = {n.rpartition(".")[0] for n in model.ties}
@@ -590,7 +647,7 @@ def lora(model: Model, config: LoraConfig) -> Model:
         return names
 
     moe = convert(model, config.targets, linear)
-    modules: tuple[str, ...] | str = moe.modules if moe is not None else config.targets
+    modules: tuple[str, ...] | str = moe.modules if moe is not None else chosen
     found: list[str] = []  # the adapted modules' names (the first index of a run)
     seen: dict[str, None] = {}  # every module LoRA could adapt, for a message
 
@@ -704,7 +761,7 @@ def lora(model: Model, config: LoraConfig) -> Model:
 
     out = of(model, config.r, {**model.sizes, "r": config.r})
     if not found:
-        targets = config.targets if isinstance(config.targets, str) else list(config.targets)
+        targets = chosen if isinstance(chosen, str) else list(chosen)
         names = ", ".join(n for n in seen if n) or "none by name"
         raise _error(
             "lora_targets",

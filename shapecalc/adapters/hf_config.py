@@ -818,6 +818,7 @@ class HFModel(FrozenMethods):
             notes=(*model.notes, *self.notes),
             argument_names=self.names,
             unshaped=self.unshaped,
+            model_type=self.family.model_type,
         )
 
     def checkpoint_model(self) -> Model:

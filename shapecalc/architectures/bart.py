@@ -91,10 +91,17 @@ def _write(model: Any, reference: Reference) -> Reference:
     return Reference(reference.model, reference.config_class, config, reference.options)
 
 
-def _bart_type(*, model_type: str, prefix: str, dropped: tuple[str, ...] = ()) -> HFType:
+def _bart_type(
+    *,
+    model_type: str,
+    prefix: str,
+    dropped: tuple[str, ...] = (),
+    lora_targets: tuple[str, ...] = (),
+) -> HFType:
     """BART or mBART: the same fields and defaults, their own classes and layout;
     ``dropped``: what transformers drops on load (``_keys_to_ignore_on_load_unexpected``)."""
     return HFType(
+        lora_targets=lora_targets,
         model_type=model_type,
         config_class=f"{prefix}Config",
         classes={prefix + suffix: {"head": head} for head, suffix in BART_HEADS.items()},
@@ -403,7 +410,10 @@ class BART(Architecture):
 
     hf: ClassVar[tuple[HFType, ...]] = (
         _bart_type(
-            model_type="bart", prefix="Bart", dropped=("encoder.version", "decoder.version")
+            model_type="bart",
+            prefix="Bart",
+            dropped=("encoder.version", "decoder.version"),
+            lora_targets=("q_proj", "v_proj"),
         ),
         _bart_type(model_type="mbart", prefix="MBart"),
     )

@@ -69,6 +69,7 @@ def _write_encoder(model: Any, reference: Reference) -> Reference:
 def _encoder(*, model_type: str, prefix: str, vocab: int, pad: int) -> HFType:
     """BERT or RoBERTa: the same fields, their own vocabulary and padding id."""
     return HFType(
+        lora_targets=("query", "value"),  # peft's for bert and roberta alike
         model_type=model_type,
         config_class=f"{prefix}Config",
         classes={

@@ -117,6 +117,7 @@ class Falcon(TransformerLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="falcon",
+            lora_targets=("query_key_value",),
             gguf="falcon",
             config_class="FalconConfig",
             classes=tf.head_classes("Falcon", *tf.HEADS),

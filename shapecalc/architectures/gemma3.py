@@ -609,6 +609,7 @@ class Gemma3(GroupedQueryLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="gemma3_text",
+            lora_targets=("q_proj", "v_proj"),
             gguf="gemma3",
             config_class="Gemma3TextConfig",
             classes={

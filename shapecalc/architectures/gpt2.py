@@ -79,6 +79,7 @@ class GPT2(TransformerLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="gpt2",
+            lora_targets=("c_attn",),
             gguf="gpt2",
             config_class="GPT2Config",
             classes=tf.head_classes("GPT2", *tf.HEADS, lm="LMHeadModel"),

@@ -86,6 +86,7 @@ class GPTNeoX(TransformerLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="gpt_neox",
+            lora_targets=("query_key_value",),
             gguf="gptneox",
             config_class="GPTNeoXConfig",
             classes=tf.head_classes("GPTNeoX", *tf.HEADS),

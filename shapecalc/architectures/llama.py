@@ -299,6 +299,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         _member(
             model_type="gemma",
+            lora_targets=("q_proj", "v_proj"),
             gguf="gemma",
             prefix="Gemma",
             defaults=_defaults(
@@ -321,6 +322,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="llama",
+            lora_targets=("q_proj", "v_proj"),
             gguf="llama",
             gguf_70b="80 layers, grouped heads",
             kinds=tuple(tf.HEADS),
@@ -342,6 +344,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="mistral",
+            lora_targets=("q_proj", "v_proj"),
             gguf="llama",
             gguf_70b="80 layers, grouped heads",
             kinds=tuple(tf.HEADS),
@@ -361,6 +364,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="mixtral",
+            lora_targets=("q_proj", "v_proj"),
             peft_moe="numbered",
             gguf="llama",
             gguf_70b="80 layers, grouped heads",
@@ -386,6 +390,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="qwen2",
+            lora_targets=("q_proj", "v_proj"),
             gguf="qwen2",
             gguf_70b="80 layers",
             kinds=tuple(tf.HEADS),
@@ -409,6 +414,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="qwen3",
+            lora_targets=("q_proj", "v_proj"),
             gguf="qwen3",
             kinds=tuple(tf.HEADS),
             qa_body="transformer",
@@ -445,6 +451,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         ),
         _member(
             model_type="gemma2",
+            lora_targets=("q_proj", "v_proj"),
             gguf="gemma2",
             prefix="Gemma2",
             defaults=_defaults(

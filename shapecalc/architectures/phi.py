@@ -79,6 +79,7 @@ class Phi(TransformerLM):
     hf: ClassVar[tuple[HFType, ...]] = (
         HFType(
             model_type="phi",
+            lora_targets=("q_proj", "v_proj", "fc1", "fc2"),
             gguf="phi2",
             config_class="PhiConfig",
             classes=tf.head_classes("Phi", "seq-cls", "token-cls"),

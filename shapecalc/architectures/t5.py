@@ -93,11 +93,13 @@ def _t5_type(
     feed_forward: str,
     dropped: tuple[str, ...] = (),
     position_bias: str = "first",
+    lora_targets: tuple[str, ...] = (),
 ) -> HFType:
     """T5, mT5 or UMT5: the same classes and fields, their own defaults. ``dropped``:
     what transformers drops on load (``_keys_to_ignore_on_load_unexpected``, as it
     writes it); ``position_bias``: which blocks hold the relative position bias."""
     return HFType(
+        lora_targets=lora_targets,
         model_type=model_type,
         config_class=f"{prefix}Config",
         classes={prefix + suffix: {"head": head} for head, suffix in T5_HEADS.items()},
@@ -280,6 +282,7 @@ class T5(Architecture):
         _t5_type(
             model_type="t5",
             prefix="T5",
+            lora_targets=("q", "v"),
             vocab=32128,
             d_ff=2048,
             layers=6,
@@ -291,6 +294,7 @@ class T5(Architecture):
         _t5_type(
             model_type="mt5",
             prefix="MT5",
+            lora_targets=("q", "v"),
             vocab=250112,
             d_ff=1024,
             layers=8,

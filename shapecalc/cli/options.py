@@ -241,7 +241,9 @@ def lora_options() -> list[Callable[[F], F]]:
             metavar="NAMES",
             help="The modules LoRA adapts, as peft's target_modules: names separated by "
             "commas (a name or the end of one: q_proj,v_proj), re:REGEX (the whole name "
-            "matches), or all-linear (every Linear but the output head).",
+            "matches), or all-linear (every Linear but the output head).  [default: peft's "
+            "own for the config's model_type (q_proj,v_proj for llama, qwen2), refused "
+            "where peft has none]",
         ),
         click.option("--lora-bias", is_flag=True, help="Give lora_B a bias (peft's lora_bias)."),
         click.option(
@@ -274,7 +276,7 @@ def adapter_of(flags: dict[str, Any]) -> Any:
     from shapecalc.adapt import LoraConfig
 
     text = given.get("lora_targets")
-    targets: Any = "all-linear" if text is None else text  # the other flags checked first
+    targets: Any = text  # None: peft's default for the model's type, chosen with the model
     if text is not None and text.startswith("re:"):
         targets = text[3:]
     elif text is not None and text.strip().lower() != "all-linear":
@@ -292,12 +294,6 @@ def adapter_of(flags: dict[str, Any]) -> Any:
         )
     except ShapecalcError as err:
         raise engine_error(err) from None
-    if text is None:
-        raise click.BadParameter(
-            "--lora-rank needs --lora-targets: module names (q_proj,v_proj), re:REGEX or "
-            "all-linear",
-            param_hint="'--lora-targets'",
-        )
     return config
 
 

@@ -110,6 +110,12 @@ class FrozenMethods:
         raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
 
 
+#: the kinds of pseudo-field a dataclass keeps beside its fields (a sentinel of its own
+#: where a Python keeps them otherwise)
+_INITVAR = getattr(dataclasses, "_FIELD_INITVAR", object())
+_CLASSVAR = getattr(dataclasses, "_FIELD_CLASSVAR", object())
+
+
 def _plan(cls: type) -> list[dataclasses.Field[Any]]:
     """The fields ``__init__`` sets, in order, checked as :func:`dataclasses.dataclass`
     checks them."""
@@ -117,9 +123,9 @@ def _plan(cls: type) -> list[dataclasses.Field[Any]]:
     seen_default = False
     for f in cls.__dict__["__dataclass_fields__"].values():
         kind = getattr(f, "_field_type", None)
-        if kind is getattr(dataclasses, "_FIELD_INITVAR", None):
+        if kind is _INITVAR:
             raise TypeError(f"@frozen: {cls.__name__}.{f.name}: InitVar is not supported")
-        if kind is getattr(dataclasses, "_FIELD_CLASSVAR", None):
+        if kind is _CLASSVAR:
             continue
         fields.append(f)
         if f.init and not f.kw_only:
@@ -333,8 +339,9 @@ def frozen(cls: Any = None, /, *, kw_only: bool = False) -> Any:
             cls, init=False, repr=False, eq=False, frozen=False, kw_only=kw_only
         )
         _plan(made)
-        type.__setattr__(made, "__init__", _lazy_init(made))
-        type.__setattr__(made, "__signature__", _Signature())
+        if "__init__" not in made.__dict__:  # a class's own __init__ stays, as a dataclass's
+            type.__setattr__(made, "__init__", _lazy_init(made))
+            type.__setattr__(made, "__signature__", _Signature())
         return cast(T, made)
 
     return wrap if cls is None else wrap(cls)

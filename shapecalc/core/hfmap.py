@@ -151,6 +151,11 @@ class HFType(FrozenMethods):
     #: the architecture arguments of the checkpoint files' layout (Mixtral's experts one
     #: by one, where the class fuses them)
     checkpoint: Mapping[str, Any] = field(default_factory=dict)
+    #: peft's default LoRA target modules for the type (its
+    #: ``TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING``): what ``get_peft_model``
+    #: adapts when ``LoraConfig`` names no ``target_modules``; empty where peft has none
+    #: (it refuses such a config)
+    lora_targets: tuple[str, ...] = ()
     #: quantization methods (``quant_method``) whose stored tensors the checkpoint layout
     #: lists (gpt-oss: mxfp4): such a config is counted as the class builds the model
     quantized: Mapping[str, str] = field(default_factory=dict)

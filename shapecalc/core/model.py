@@ -237,6 +237,9 @@ class Model:
     #: model before it: its parameters are the model's, the stored tensors these rows
     quantization: Any = field(default=None, compare=False)
     unquantized: Model | None = field(default=None, repr=False, compare=False)
+    #: the model_type of the Hugging Face config it was read from (``qwen2``), if one was:
+    #: peft's default LoRA targets are chosen by it
+    model_type: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         for field_name, value in (("ties", self.ties), ("sizes", self.sizes)):

@@ -502,10 +502,13 @@ def _layer_key(name: str) -> tuple[int, str]:
     return (int(m.group(1)) if m else -1, name)
 
 
+#: one visit of llama_model_quantize_impl (:func:`_visits`): (name, ne, its source
+#: type, whether it may be quantized, its category)
+Visit = tuple[str, tuple[int, ...], str, bool, str]
+
+
 @functools.lru_cache(maxsize=16)
-def _visits(
-    tensors: tuple[tuple[str, tuple[int, ...]], ...], outtype: str
-) -> tuple[tuple[str, tuple[int, ...], str, bool, str], ...]:
+def _visits(tensors: tuple[tuple[str, tuple[int, ...]], ...], outtype: str) -> tuple[Visit, ...]:
     """The tensors in the order llama_model_quantize_impl visits them, each with what
     does not depend on the mix: (name, ne, its source type, whether it may be quantized,
     its category); kept for the next mix of the same model."""
@@ -564,11 +567,6 @@ def tensor_types(
     )
     types = [typing.one(*visit) for visit in visits]
     return {v[0]: (v[2], new) for v, new in zip(visits, types, strict=True)}
-
-
-#: one visit of llama_model_quantize_impl (:func:`_visits`): (name, ne, its source
-#: type, whether it may be quantized, its category)
-Visit = tuple[str, tuple[int, ...], str, bool, str]
 
 
 class _Typing:

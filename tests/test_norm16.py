@@ -57,7 +57,7 @@ def test_norm_layers_keep_what_autograd_keeps(
     shape = (*lead, width)
     spec: Any
     if kind == "GroupNorm":
-        shape = (lead[0], 2 * width, *lead[1:])
+        shape = (lead[0], 2 * width, *lead[1:], 2)  # two numbers a group at least
         spec = GroupNorm(2, 2 * width, affine=affine)
     elif kind == "LayerNorm":
         spec = LayerNorm(width, elementwise_affine=affine)
@@ -73,6 +73,19 @@ def test_norm_layers_keep_what_autograd_keeps(
     [
         ("llama.modeling_llama.LlamaRMSNorm", LlamaRMSNorm(8)),
         ("qwen3.modeling_qwen3.Qwen3RMSNorm", LlamaRMSNorm(8)),
+        ("deepseek_v3.modeling_deepseek_v3.DeepseekV3RMSNorm", LlamaRMSNorm(8)),
+        ("glm4_moe.modeling_glm4_moe.Glm4MoeRMSNorm", LlamaRMSNorm(8)),
+        ("jamba.modeling_jamba.JambaRMSNorm", LlamaRMSNorm(8)),
+        ("falcon_h1.modeling_falcon_h1.FalconH1RMSNorm", LlamaRMSNorm(8)),
+        ("mllama.modeling_mllama.MllamaTextRMSNorm", LlamaRMSNorm(8)),
+        ("pixtral.modeling_pixtral.PixtralRMSNorm", LlamaRMSNorm(8)),
+        ("mistral3.modeling_mistral3.Mistral3RMSNorm", LlamaRMSNorm(8)),
+        ("qwen2_5_vl.modeling_qwen2_5_vl.Qwen2_5_VLRMSNorm", LlamaRMSNorm(8)),
+        ("mamba.modeling_mamba.MambaRMSNorm", LlamaRMSNorm(8)),
+        ("mamba2.modeling_mamba2.Mamba2RMSNorm", LlamaRMSNorm(8)),
+        ("olmo2.modeling_olmo2.Olmo2RMSNorm", RMSNorm(8)),
+        ("gpt_oss.modeling_gpt_oss.GptOssRMSNorm", RMSNorm(8)),
+        ("qwen3_next.modeling_qwen3_next.Qwen3NextRMSNorm", Gemma3RMSNorm(8)),
         ("gemma.modeling_gemma.GemmaRMSNorm", Gemma3RMSNorm(8)),
         ("gemma2.modeling_gemma2.Gemma2RMSNorm", Gemma3RMSNorm(8)),
         ("gemma3.modeling_gemma3.Gemma3RMSNorm", Gemma3RMSNorm(8)),

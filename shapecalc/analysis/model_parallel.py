@@ -985,7 +985,15 @@ def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], specs: dict[str,
 _CAST_ROUTERS = frozenset({"qwen_moe", "qwen3_next"})
 
 _MAMBA2_ROLES = frozenset(
-    {"state space", "convolution", "input projection", "norm", "output projection", "RMSNorm"}
+    {
+        "state space",
+        "convolution",
+        "input projection",
+        "norm",
+        "output projection",
+        "RMSNorm",
+        "LlamaRMSNorm",
+    }
 )
 
 

@@ -21,7 +21,7 @@ SWEEP = (
 def fit_page() -> str:
     from docs_facts import cli
 
-    from shapecalc.analysis import engines, fit
+    from shapecalc.analysis import engines, fit, vllm_defaults
     from shapecalc.analysis.hardware import ACCELERATORS, COMPUTE_DTYPES
 
     llama = LLAMA.split()
@@ -123,6 +123,10 @@ def fit_page() -> str:
             "## Engines",
             "",
             engine_rules.strip(),
+            "",
+            "### What `fit hf --engine vllm` takes from the config",
+            "",
+            (inspect.getdoc(vllm_defaults) or "").split(">>>")[0].strip(),
             "",
             "## Accelerators",
             "",

@@ -798,3 +798,27 @@ def test_the_converter_keeps_routers_and_the_shared_expert_gate_in_f32() -> None
     ):
         assert source_type(name, (64, 8)) == "F32", name
     assert source_type("blk.0.ffn_up_shexp.weight", (64, 8)) == "F16"
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_more_layers_than_llama_cpp_loads_are_refused(width: int) -> None:
+    """llama.cpp's loader (which llama-quantize runs) holds at most LLAMA_MAX_LAYERS = 512
+    layers (src/llama-hparams.h; llama_model_loader::get_key_or_arr throws "n > N_MAX"):
+    a mix of a deeper model, and --engine llama.cpp for one, are refused in one line, at
+    once however deep (a walk layer by layer of 10^8 layers would run for hours)."""
+    sizes = ["--vocab", "512", "--hidden", "64", "--heads", "4", "--intermediate", "128"]
+    priced = run(["llama", *sizes, "--layers", "512", "--weights", "q4_k_m"], width)
+    assert priced.exit_code == 0, priced.output
+    for layers in ("513", "100000000"):
+        deep = ["llama", *sizes, "--layers", layers]
+        for command in (
+            [*deep, "--weights", "q4_k_m"],
+            ["fit", *deep, "--gpu", "h100", "--engine", "llama.cpp"],
+        ):
+            result = run(command, width)
+            assert result.exit_code == 2, result.output
+            said = result.stderr.strip()
+            assert len(said.splitlines()) == 1 and "at most 512 layers" in said, said
+            assert f"{int(layers):,}" in said, said
+    formats = run(["fit", "llama", *sizes, "--layers", "100000000", "--gpu", "h100"], width)
+    assert formats.exit_code == 1 and "q4_k_m" not in formats.stdout, formats.output

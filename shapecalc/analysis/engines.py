@@ -38,7 +38,10 @@
   layers, 8 groups of 4), a request needing cdiv(len, block) blocks and one a Mamba group.
   Mamba layers alone: a block of max_model_len tokens, one a request.
 - A model fits when one request of ``max_model_len`` fits (``check_enough_kv_cache_memory``,
-  ``kv_cache_utils.py:678``); B sequences fit when B ≤ the maximum concurrency.
+  ``kv_cache_utils.py:678``); B sequences fit when B ≤ the maximum concurrency. When it
+  does not, vLLM does not start, and its error is what it would log: "No available memory
+  for the cache blocks" when the KV cache's share is not positive, else "To serve at least
+  one request with the models's max seq len ...".
 
 **llama.cpp** (its context as ggml-org/llama.cpp ``src/llama-context.cpp`` at commit
 4c7103b96d720ea6057eec6ac11a49727f9ecd43 builds it, and ``src/llama-kv-cache-iswa.cpp``;
@@ -233,6 +236,10 @@ class Vllm(Engine):
     block_size: int = 16
     max_num_batched_tokens: int | None = None
     max_num_seqs: int | None = None
+    #: how the weights' dtype was chosen (``--dtype auto``'s rule), for the account
+    dtype_note: str = ""
+    #: how max_model_len was taken (vLLM's default from the config), for the account
+    length_note: str = ""
     name = "vllm"
 
     def defaults(self, fit: Fit) -> tuple[int, int]:
@@ -330,7 +337,8 @@ class Vllm(Engine):
                     f", split over {gpus} GPUs ({replicated:,} bytes replicated)"
                     if gpus > 1
                     else ""
-                ),
+                )
+                + (f"; {self.dtype_note}" if self.dtype_note else ""),
             ),
             Line(
                 "activations, profiling forward",
@@ -372,7 +380,12 @@ class Vllm(Engine):
                 f"the rest of {self.utilization:g} × memory = {requested:,} bytes: {blocks:,} "
                 f"blocks of {pages.block_size if pages.kinds else seq_len:,} tokens, "
                 f"{pages.page:,} bytes a layer's page{hybrid}; GPU KV cache size "
-                f"{pages.tokens(blocks, seq_len):,} tokens",
+                f"{pages.tokens(blocks, seq_len):,} tokens"
+                + (
+                    f"; max_model_len {seq_len:,}, vLLM's default ({self.length_note})"
+                    if self.length_note
+                    else ""
+                ),
             )
         )
         lines.append(
@@ -396,7 +409,14 @@ class Vllm(Engine):
         kv = account.line("KV cache")
         assert kv is not None
         blocks = kv.bytes // pages.cache_bytes(1)
+        # the KV cache's share before it is cut into blocks (negative: the rest outgrew
+        # utilization × memory), and what one request of max_model_len needs: vLLM
+        # refuses to start unless it is positive and holds that
+        # (check_enough_kv_cache_memory, kv_cache_utils.py:678)
+        held = sum(line.bytes for line in account.lines[:-2])
         return {
+            "kv_cache_memory": int(fit.hardware.memory * self.utilization) - held,
+            "kv_cache_needed": pages.needed(seq_len, tokens),
             "num_blocks": blocks,
             "kv_cache_tokens": pages.tokens(blocks, seq_len),
             "max_concurrency": pages.concurrency(blocks, seq_len, tokens) if blocks else 0.0,
@@ -463,6 +483,17 @@ class LlamaCpp(Engine):
                 self.name,
                 f"--engine llama.cpp: llama.cpp does not run {why}",
                 "a family llama.cpp runs",
+            )
+        from shapecalc.quant.gguf import MAX_LAYERS
+
+        layers = model.arguments.get("layers")
+        if isinstance(layers, int) and layers > MAX_LAYERS:
+            raise fit_error(
+                "engine",
+                self.name,
+                f"--engine llama.cpp: llama.cpp loads at most {MAX_LAYERS} layers "
+                f"(LLAMA_MAX_LAYERS), and {model.name} has {layers:,}",
+                f"at most {MAX_LAYERS} layers",
             )
 
     def check(self) -> None:

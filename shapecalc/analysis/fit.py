@@ -22,7 +22,8 @@ itself, never by a formula solved in floats:
 - **The largest context** at a batch: the largest T whose account fits (T + 1 does not),
   by doubling and bisection on the exact account (it grows with T), up to the model's
   own context where it has one (``max_position_embeddings``; a composite model's
-  language model's, ``text_config.max_position_embeddings``; Whisper's decoder's
+  language model's, ``text_config.max_position_embeddings``, its config class's default
+  when left out, as transformers builds it; Whisper's decoder's
   ``max_target_positions``), which is also the longest default context.
 - **Speed bounds**: decode tokens per second at most B × bandwidth / (bytes read per
   step): the weights (all of them but the rows of the embedding tables not looked up;

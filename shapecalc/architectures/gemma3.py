@@ -610,6 +610,7 @@ class Gemma3(GroupedQueryLM):
         HFType(
             model_type="gemma3_text",
             lora_targets=("q_proj", "v_proj"),
+            vllm_no_float16=True,
             gguf="gemma3",
             config_class="Gemma3TextConfig",
             classes={
@@ -630,6 +631,7 @@ class Gemma3(GroupedQueryLM):
                 "tie_word_embeddings": True,
                 "attention_bias": False,
                 "sliding_window": 4096,
+                "max_position_embeddings": 131072,
                 "layer_types": None,
                 "sliding_window_pattern": None,
                 "pad_token_id": 0,
@@ -649,6 +651,7 @@ class Gemma3(GroupedQueryLM):
         ),
         HFType(
             model_type="gemma3",
+            vllm_no_float16=True,
             config_class="Gemma3Config",
             classes={"Gemma3ForConditionalGeneration": {"head": "vision"}},
             base="model",

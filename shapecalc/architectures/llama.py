@@ -143,6 +143,7 @@ def _vision_language_text(model_type: str, prefix: str, **defaults: Any) -> HFTy
             "sliding_window": 4096,
             "max_window_layers": 80,
             "layer_types": None,
+            "max_position_embeddings": 32768,
             **defaults,
         },
         fixed={"attention_bias": "qkv"},
@@ -303,6 +304,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             gguf="gemma",
             prefix="Gemma",
             defaults=_defaults(
+                max_position_embeddings=8192,
                 vocab_size=256000,
                 hidden_size=3072,
                 num_hidden_layers=28,
@@ -329,6 +331,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             qa_body="transformer",
             prefix="Llama",
             defaults=_defaults(
+                max_position_embeddings=2048,
                 vocab_size=32000,
                 hidden_size=4096,
                 num_hidden_layers=32,
@@ -351,6 +354,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             qa_body="model",
             prefix="Mistral",
             defaults=_defaults(
+                max_position_embeddings=131072,
                 sliding_window=4096,
                 vocab_size=32000,
                 hidden_size=4096,
@@ -397,6 +401,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             qa_body="transformer",
             prefix="Qwen2",
             defaults=_defaults(
+                max_position_embeddings=32768,
                 sliding_window=4096,
                 use_sliding_window=False,
                 max_window_layers=28,
@@ -420,6 +425,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             qa_body="transformer",
             prefix="Qwen3",
             defaults=_defaults(
+                max_position_embeddings=32768,
                 sliding_window=4096,
                 use_sliding_window=False,
                 max_window_layers=28,
@@ -452,9 +458,11 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         _member(
             model_type="gemma2",
             lora_targets=("q_proj", "v_proj"),
+            vllm_no_float16=True,
             gguf="gemma2",
             prefix="Gemma2",
             defaults=_defaults(
+                max_position_embeddings=8192,
                 sliding_window=4096,
                 vocab_size=256000,
                 hidden_size=2304,
@@ -487,6 +495,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             gguf="phi3",
             prefix="Phi3",
             defaults=_defaults(
+                max_position_embeddings=4096,
                 sliding_window=None,
                 vocab_size=32064,
                 hidden_size=3072,

@@ -197,6 +197,7 @@ _TEXT_TYPE = _part_type(
         "num_attention_heads": 32,
         "num_key_value_heads": 8,
         "intermediate_size": 14336,
+        "max_position_embeddings": 131072,
         "cross_attention_layers": None,
         "pad_token_id": 128004,
     },

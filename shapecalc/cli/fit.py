@@ -321,12 +321,52 @@ def _hf(
         options["weights"] = config_weights(found, options["weights"], allow, layout)
     except ShapecalcError as err:
         raise click.BadParameter(err.message, param_hint="'PATH'") from None
+    from shapecalc.adapters.hf_context import config_context
+
+    context = config_context(found.config)
+    if options["engine"] == "vllm":
+        context = _vllm_defaults(found.config, options, context)
     if options["dtype"] is None:
         said = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(found.dtype or "")
         options["dtype"] = said or "bf16"
-    from shapecalc.adapters.hf_context import config_context
+    _run(model, options, context)
 
-    _run(model, options, config_context(found.config))
+
+def _vllm_defaults(
+    config: dict[str, Any], options: dict[str, Any], context: tuple[int, str] | None
+) -> tuple[int, str] | None:
+    """What ``vllm serve`` takes from the config when the flags leave it: the dtype of
+    ``--dtype auto`` and the default ``--max-model-len`` (the context fit answers at);
+    the context searched, vLLM's where it derives a longer one (a RoPE factor)."""
+    from shapecalc.analysis.vllm_defaults import vllm_auto_dtype, vllm_max_model_len
+
+    if options["dtype"] is None:
+        hardware = _hardware(options)
+        bf16 = "bf16" in hardware.peak or not hardware.peak
+        options["dtype"], options["vllm_dtype_note"] = vllm_auto_dtype(
+            config, bf16, float16=not _declared_type(config).vllm_no_float16
+        )
+    derived = vllm_max_model_len(config, context[0] if context else None)
+    if derived is None:
+        return context
+    if options["seq_len"] is None:
+        options["vllm_max_model_len"] = derived
+    if context is None or derived[0] > context[0]:
+        return derived[0], f"vLLM's max_model_len, {derived[1]}"
+    return context
+
+
+def _declared_type(config: dict[str, Any]) -> Any:
+    """The declaration (an HFType) of the config's model_type; a blank one if none."""
+    from shapecalc.architectures import command_for, get
+    from shapecalc.core.hfmap import HFType
+
+    model_type = str(config.get("model_type", ""))
+    command = command_for(model_type)
+    found = (
+        next((t for t in get(command).hf if t.model_type == model_type), None) if command else None
+    )
+    return found or HFType(model_type, "", {}, "", {}, {})
 
 
 def _efficiency(text: str) -> tuple[float, float]:
@@ -476,6 +516,16 @@ def _run(model: Any, options: dict[str, Any], context: tuple[int, str] | None = 
             from shapecalc.cli.train_fit import train_fit
 
             train_fit(model, options, setting.hardware, setting.reserve)
+        vllm_len = options.get("vllm_max_model_len")
+        if setting.engine is not None and setting.engine.name == "vllm":
+            setting = dataclasses.replace(
+                setting,
+                engine=dataclasses.replace(
+                    setting.engine,
+                    dtype_note=options.get("vllm_dtype_note", ""),
+                    length_note=vllm_len[1] if vllm_len else "",
+                ),
+            )
         the_fit = setting.fit(
             model,
             dtype=options["dtype"],
@@ -483,7 +533,9 @@ def _run(model: Any, options: dict[str, Any], context: tuple[int, str] | None = 
             batch=options["batch"],
             seq_len=SEQ_LEN if options["seq_len"] is None else options["seq_len"],
         )
-        if options["seq_len"] is None and the_fit.context is not None:
+        if vllm_len is not None:  # vllm serve's default max_model_len
+            the_fit = dataclasses.replace(the_fit, seq_len=vllm_len[0])
+        elif options["seq_len"] is None and the_fit.context is not None:
             the_fit = dataclasses.replace(the_fit, seq_len=min(SEQ_LEN, the_fit.context))
         the_fit.check_context()
         frontier = tuple(2**k for k in range(11)) if options["frontier"] else ()

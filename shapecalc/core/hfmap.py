@@ -156,6 +156,9 @@ class HFType(FrozenMethods):
     #: adapts when ``LoraConfig`` names no ``target_modules``; empty where peft has none
     #: (it refuses such a config)
     lora_targets: tuple[str, ...] = ()
+    #: vLLM never runs the type in float16 (its ``_FLOAT16_NOT_SUPPORTED_MODELS``,
+    #: ``vllm/config/model.py``): ``--dtype auto`` passes float16 over for it
+    vllm_no_float16: bool = False
     #: quantization methods (``quant_method``) whose stored tensors the checkpoint layout
     #: lists (gpt-oss: mxfp4): such a config is counted as the class builds the model
     quantized: Mapping[str, str] = field(default_factory=dict)

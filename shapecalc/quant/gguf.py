@@ -1140,6 +1140,12 @@ def _prepared(
     return tensors, visits, _plan(model, method, _visit_facts(visits), arch, seventy_b)
 
 
+#: llama.cpp's LLAMA_MAX_LAYERS (src/llama-hparams.h): its loader, which llama-quantize
+#: runs too, throws "n > N_MAX" for a file of more layers (llama_model_loader::
+#: get_key_or_arr, reading the per-layer sizes in load_hparams)
+MAX_LAYERS = 512
+
+
 def _setting(model: Model, method: GGUFMix, quantization: Quantization) -> tuple[str, str]:
     """The GGUF architecture the mix's rules read and its 70B rule
     (:attr:`HFType.gguf_70b`); refused where a size is a name."""
@@ -1152,6 +1158,16 @@ def _setting(model: Model, method: GGUFMix, quantization: Quantization) -> tuple
             "(each tensor's type depends on its rows' length and its layer); "
             f"{symbolic} has a size name",
             "numbers for a GGUF mix",
+        )
+    layers = _sizes(model)["n_layer"] + _mtp_layers(model, method.arch)
+    if layers > MAX_LAYERS:
+        raise weights_error(
+            "weights",
+            method.ftype,
+            f"{_where(quantization)} {method.ftype}: llama-quantize stops on {model.name}: "
+            f"llama.cpp loads at most {MAX_LAYERS} layers (LLAMA_MAX_LAYERS) and the file "
+            f"would hold {layers:,}",
+            f"at most {MAX_LAYERS} layers in a GGUF model",
         )
     kind = str(getattr(model.config, "model_type", "") or model.kind or "")
     declared = model.memo(f"gguf.declared:{method.arch}", lambda: _declared(model, method.arch))

@@ -1440,9 +1440,11 @@ class _FitTable:
             answers.add_row("weights formats", text + best)
         if a.engine_log:
             log = a.engine_log
+            refusal = _vllm_refusal(log, fit.seq_len)
             answers.add_row(
                 "vLLM would log",
-                f"GPU KV cache size: {int(log['kv_cache_tokens']):,} tokens; Maximum "
+                refusal
+                or f"GPU KV cache size: {int(log['kv_cache_tokens']):,} tokens; Maximum "
                 f"concurrency for {fit.seq_len:,} tokens per request: "
                 f"{log['max_concurrency']:.2f}x ({int(log['num_blocks']):,} blocks)",
             )
@@ -1466,3 +1468,24 @@ class _FitTable:
             for b, t in a.frontier:
                 frontier.add_row(f"{b:,}", "-" if t is None else f"{t:,}")
             yield frontier
+
+
+def _vllm_refusal(log: dict[str, float | int], max_model_len: int) -> str:
+    """vLLM's error when the KV cache cannot hold one request of max_model_len
+    (``check_enough_kv_cache_memory``, vLLM 0.11 ``vllm/v1/core/kv_cache_utils.py:678``);
+    empty when it starts."""
+    available = int(log.get("kv_cache_memory", 1))
+    needed = int(log.get("kv_cache_needed", 0))
+    gib = 2**30
+    if available <= 0:
+        return (
+            "no start: ValueError: No available memory for the cache blocks (the KV "
+            f"cache's share is {available / gib:.2f} GiB)"
+        )
+    if needed > available:
+        return (
+            "no start: ValueError: To serve at least one request with the models's max "
+            f"seq len ({max_model_len}), ({needed / gib:.2f} GiB KV cache is needed, which "
+            f"is larger than the available KV cache memory ({available / gib:.2f} GiB)"
+        )
+    return ""

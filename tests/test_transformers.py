@@ -486,6 +486,7 @@ def test_sizes_as_names_keep_the_sequence_through_attention() -> None:
                 "--heads",
                 "4",
                 "--sandwich-norm",
+                "--gemma-norm",
                 "--activation",
                 "gelu_tanh",
                 "--head-dim",

@@ -34,6 +34,7 @@ from shapecalc.core.tree import (
     join_name,
     run_in_order,
 )
+from shapecalc.layers._norm import LlamaRMSNorm
 from shapecalc.layers.functional import (
     Chunk,
     Pick,
@@ -478,6 +479,28 @@ def _gemma3_rms_norm(torch: Any, spec: Gemma3RMSNorm, device: str) -> Any:
             return (y * (1.0 + self.weight.float())).type_as(x)
 
     return Gemma3RMSNormModule()
+
+
+def _llama_rms_norm(torch: Any, spec: LlamaRMSNorm, device: str) -> Any:
+    dims = spec.dims
+    eps = 1e-6 if spec.eps is None else spec.eps
+
+    class LlamaRMSNormModule(torch.nn.Module):  # type: ignore[misc]
+        """transformers' LlamaRMSNorm: x / rms(x) in float32, cast back, times weight."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            if spec.elementwise_affine:
+                self.weight = torch.nn.Parameter(torch.ones(*dims, device=device))
+
+        def forward(self, x: Any) -> Any:
+            y = x.to(torch.float32)
+            axes = tuple(range(-len(dims), 0))
+            y = y * torch.rsqrt(y.pow(2).mean(axes, keepdim=True) + eps)
+            y = y.to(x.dtype)
+            return self.weight * y if spec.elementwise_affine else y
+
+    return LlamaRMSNormModule()
 
 
 def _conv1d(torch: Any, spec: Conv1D, device: str) -> Any:
@@ -1117,6 +1140,7 @@ _MODULES: dict[type, Any] = {
     GatedDeltaNet: _gated_delta_net,
     Bias: _bias,
     Gemma3RMSNorm: _gemma3_rms_norm,
+    LlamaRMSNorm: _llama_rms_norm,
     Conv1D: _conv1d,
     StochasticDepth: _stochastic_depth,
     Experts: _experts,

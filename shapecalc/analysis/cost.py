@@ -758,7 +758,9 @@ class Cost(FrozenMethods):
                 for size, text in ((8, ", ids int64"), (4, ", attention's log-sum-exp fp32"))
                 if size in fixed and size != self.activation_itemsize
             )
-            if any(s.cast for s in saved):  # peft's adapters: their tensors float32
+            if self.activation_itemsize != 4 and any(s.name == "1/rms per row" for s in saved):
+                own += ", RMSNorm's input copy and 1/rms fp32"  # they compute in float32
+            if any(s.cast and s.name != "input in float32" for s in saved):  # peft's adapters
                 copies = ", a copy per adapted layer" if self.activation_itemsize != 4 else ""
                 own += f", LoRA's lora_A input{copies} and output fp32"
             lines.append(

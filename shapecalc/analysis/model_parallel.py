@@ -985,7 +985,15 @@ def _run_shape(model: Model, roles: dict[str, tuple[int, ...]], specs: dict[str,
 _CAST_ROUTERS = frozenset({"qwen_moe", "qwen3_next"})
 
 _MAMBA2_ROLES = frozenset(
-    {"state space", "convolution", "input projection", "norm", "output projection", "RMSNorm"}
+    {
+        "state space",
+        "convolution",
+        "input projection",
+        "norm",
+        "output projection",
+        "RMSNorm",
+        "LlamaRMSNorm",
+    }
 )
 
 
@@ -1668,7 +1676,9 @@ def megatron_args(
         for i in numbers:
             pattern[i] = 1 if run.experts else 0
     norms = [layer for layer in model.layers if "Norm" in _spec_kind(layer)]
-    rms = bool(norms) and all(_spec_kind(layer) == "RMSNorm" for layer in norms)
+    rms = bool(norms) and all(
+        _spec_kind(layer) in ("RMSNorm", "LlamaRMSNorm", "Gemma3RMSNorm") for layer in norms
+    )
     by_name = {layer.name: layer for layer in model.layers}
     biased = any(  # Megatron's --add-bias-linear: the linear layers have biases (biases
         # on the query, key and value alone are its --add-qkv-bias, as Qwen's)

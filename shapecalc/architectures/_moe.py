@@ -21,7 +21,7 @@ from shapecalc.layers._activation import SiLU
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._experts import Experts, TopkRouter
 from shapecalc.layers._linear import Linear
-from shapecalc.layers._norm import RMSNorm
+from shapecalc.layers._norm import LlamaRMSNorm
 
 __all__ = [
     "SharedExpertsLM",
@@ -174,8 +174,8 @@ class SharedExpertsLM(TransformerLM):
         children: dict[str, Any] = {
             "self_attn": self._attention(),
             "mlp": mlp,
-            "input_layernorm": RMSNorm(h),
-            "post_attention_layernorm": RMSNorm(h),
+            "input_layernorm": LlamaRMSNorm(h),
+            "post_attention_layernorm": LlamaRMSNorm(h),
         }
         flow = chain(
             residual("input_layernorm", "self_attn"),
@@ -194,7 +194,7 @@ class SharedExpertsLM(TransformerLM):
             {
                 "embed_tokens": Leaf(Embedding(v, h), "one H-vector per token", "token embedding"),
                 "layers": self.stack(dense, self._layer(self.mixture())),
-                "norm": Leaf(RMSNorm(h), role="final norm"),
+                "norm": Leaf(LlamaRMSNorm(h), role="final norm"),
             },
             flow=chain("embed_tokens", "layers", "norm"),
         )

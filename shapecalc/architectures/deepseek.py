@@ -24,7 +24,7 @@ from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf
 from shapecalc.layers._function import Chunk
 from shapecalc.layers._linear import Linear
-from shapecalc.layers._norm import RMSNorm
+from shapecalc.layers._norm import LlamaRMSNorm
 from shapecalc.layers.latent import LatentAttention
 
 __all__ = ["DeepSeek", "deepseek"]
@@ -367,7 +367,7 @@ class DeepSeek(SharedExpertsLM):
             q_steps: tuple[Any, ...] = ("q_proj",)
         else:
             children["q_a_proj"] = Leaf(Linear(h, q, bias=bias), role="query down to its rank")
-            children["q_a_layernorm"] = Leaf(RMSNorm(q), role="query latent norm")
+            children["q_a_layernorm"] = Leaf(LlamaRMSNorm(q), role="query latent norm")
             children["q_b_proj"] = Leaf(
                 Linear(q, a * (dn + dr), bias=False), role="query up to the heads"
             )
@@ -375,7 +375,7 @@ class DeepSeek(SharedExpertsLM):
         children["kv_a_proj_with_mqa"] = Leaf(
             Linear(h, r + dr, bias=bias), role="key-value latent and shared rotated key"
         )
-        children["kv_a_layernorm"] = Leaf(RMSNorm(r), role="key-value latent norm")
+        children["kv_a_layernorm"] = Leaf(LlamaRMSNorm(r), role="key-value latent norm")
         children["kv_b_proj"] = Leaf(
             Linear(r, a * (dn + dv), bias=False), role="keys and values up to the heads"
         )

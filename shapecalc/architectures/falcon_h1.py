@@ -29,7 +29,7 @@ from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._linear import Linear
-from shapecalc.layers._norm import RMSNorm
+from shapecalc.layers._norm import LlamaRMSNorm
 from shapecalc.layers.functional import Rotary, ScaledDotProductAttention
 
 __all__ = ["FalconH1", "falcon_h1"]
@@ -381,8 +381,8 @@ class FalconH1(GroupedQueryLM):
                 "feed_forward": gated_mlp(h, self.intermediate, bias=self.mlp_bias),
                 "mamba": mamba,
                 "self_attn": self._attention(),
-                "input_layernorm": RMSNorm(h),
-                "pre_ff_layernorm": RMSNorm(h),
+                "input_layernorm": LlamaRMSNorm(h),
+                "pre_ff_layernorm": LlamaRMSNorm(h),
             },
             flow=chain(
                 residual("input_layernorm", summed("mamba", "self_attn")),
@@ -397,7 +397,7 @@ class FalconH1(GroupedQueryLM):
             {
                 "embed_tokens": Leaf(Embedding(v, h), "one H-vector per token", "token embedding"),
                 "layers": ModuleList(self._layer(), self.layers),
-                "final_layernorm": Leaf(RMSNorm(h), role="final norm"),
+                "final_layernorm": Leaf(LlamaRMSNorm(h), role="final norm"),
             },
             flow=chain("embed_tokens", "layers", "final_layernorm"),
         )

@@ -43,7 +43,6 @@ from shapecalc.core.tree import Block, Child, Leaf, ModuleList, Node, Repeat, cy
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._function import _Function
 from shapecalc.layers._linear import Linear
-from shapecalc.layers._norm import RMSNorm
 from shapecalc.layers.activation import GELU
 from shapecalc.layers.functional import Rotary, ScaledDotProductAttention, SplitHeads
 from shapecalc.layers.linear import Flatten
@@ -739,8 +738,8 @@ class Gemma3(GroupedQueryLM):
             "k_proj": Leaf(Linear(h, kv_width, bias=bias), role="key"),
             "v_proj": Leaf(Linear(h, kv_width, bias=bias), role="value"),
             "o_proj": Leaf(Linear(q_width, h, bias=bias), role="output projection"),
-            "q_norm": Leaf(RMSNorm(d), role="query norm"),
-            "k_norm": Leaf(RMSNorm(d), role="key norm"),
+            "q_norm": Leaf(Gemma3RMSNorm(d), role="query norm"),
+            "k_norm": Leaf(Gemma3RMSNorm(d), role="key norm"),
         }
         qkv = parallel(
             ("q_proj", SplitHeads(a, d), "q_norm", Rotary(a, d)),
@@ -772,10 +771,10 @@ class Gemma3(GroupedQueryLM):
             {
                 "self_attn": self._attention(kind),
                 "mlp": mlp,
-                "input_layernorm": RMSNorm(h),
-                "post_attention_layernorm": RMSNorm(h),
-                "pre_feedforward_layernorm": RMSNorm(h),
-                "post_feedforward_layernorm": RMSNorm(h),
+                "input_layernorm": Gemma3RMSNorm(h),
+                "post_attention_layernorm": Gemma3RMSNorm(h),
+                "pre_feedforward_layernorm": Gemma3RMSNorm(h),
+                "post_feedforward_layernorm": Gemma3RMSNorm(h),
             },
             flow=chain(
                 residual("input_layernorm", "self_attn", "post_attention_layernorm"),
@@ -793,7 +792,7 @@ class Gemma3(GroupedQueryLM):
                     Embedding(v, h), "one H-vector per token, times √H", "token embedding"
                 ),
                 "layers": kind_stack(self, self._block, 6),
-                "norm": Leaf(RMSNorm(h), role="final norm"),
+                "norm": Leaf(Gemma3RMSNorm(h), role="final norm"),
             },
             flow=chain("embed_tokens", "layers", "norm"),
         )

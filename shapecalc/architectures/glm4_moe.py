@@ -23,7 +23,7 @@ from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf
 from shapecalc.layers._linear import Linear
-from shapecalc.layers._norm import RMSNorm
+from shapecalc.layers._norm import LlamaRMSNorm
 from shapecalc.layers.functional import Rotary, ScaledDotProductAttention, SplitHeads
 
 __all__ = ["Glm4Moe", "glm4_moe"]
@@ -227,8 +227,8 @@ class Glm4Moe(SharedExpertsLM, GroupedQueryLM):
         q_steps: tuple[Any, ...] = (rope_q,)
         k_steps: tuple[Any, ...] = (rope_k,)
         if self.qk_norm:
-            children["q_norm"] = Leaf(RMSNorm(d), role="query norm")
-            children["k_norm"] = Leaf(RMSNorm(d), role="key norm")
+            children["q_norm"] = Leaf(LlamaRMSNorm(d), role="query norm")
+            children["k_norm"] = Leaf(LlamaRMSNorm(d), role="key norm")
             q_steps = (SplitHeads(a, d), "q_norm", rope_q)
             k_steps = (SplitHeads(kv, d), "k_norm", rope_k)
         qkv = parallel(("q_proj", *q_steps), ("k_proj", *k_steps), "v_proj")

@@ -29,7 +29,7 @@ from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Child, Leaf, ModuleList, Node, Repeat, cycle
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._linear import Linear
-from shapecalc.layers._norm import RMSNorm
+from shapecalc.layers._norm import LlamaRMSNorm
 from shapecalc.layers.activation import SiLU
 from shapecalc.layers.functional import ScaledDotProductAttention
 from shapecalc.layers.mamba import MambaMixer
@@ -411,8 +411,8 @@ class Jamba(TransformerLM):
             {
                 first[0]: first[1],
                 "feed_forward": ffn,
-                "input_layernorm": RMSNorm(h),
-                "pre_ff_layernorm": RMSNorm(h),
+                "input_layernorm": LlamaRMSNorm(h),
+                "pre_ff_layernorm": LlamaRMSNorm(h),
             },
             flow=chain(
                 residual("input_layernorm", first[0]),
@@ -453,7 +453,7 @@ class Jamba(TransformerLM):
             {
                 "embed_tokens": Leaf(Embedding(v, h), "one H-vector per token", "token embedding"),
                 "layers": self._stack(),
-                "final_layernorm": Leaf(RMSNorm(h), role="final norm"),
+                "final_layernorm": Leaf(LlamaRMSNorm(h), role="final norm"),
             },
             flow=chain("embed_tokens", "layers", "final_layernorm"),
         )

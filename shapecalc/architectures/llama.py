@@ -24,9 +24,10 @@ from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, Node
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._linear import Linear
-from shapecalc.layers._norm import RMSNorm
+from shapecalc.layers._norm import LlamaRMSNorm
 from shapecalc.layers.activation import GELU, SiLU
 from shapecalc.layers.functional import Chunk, Rotary, ScaledDotProductAttention, SplitHeads
+from shapecalc.layers.transformers import Gemma3RMSNorm
 
 __all__ = ["LLaMA", "llama", "llama_inner", "llama_intermediate"]
 
@@ -252,6 +253,9 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
     sandwich_norm: bool = flag(
         "Four RMSNorms per block, before and after attention and MLP (Gemma 2)."
     )
+    gemma_norm: bool = flag(
+        "Gemma's RMSNorms: x/rms times 1 + weight, all in float32 (Gemma, Gemma 2)."
+    )
     fused_qkv: bool = flag("One qkv_proj for queries, keys and values (Phi-3).")
     fused_gate_up: bool = flag("One gate_up_proj for the MLP's gate and up (Phi-3).")
     experts: Any = size(
@@ -315,7 +319,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             ),
             keys={"attention_bias": "attention_bias"},
             values={"attention_bias": _BIASES},
-            fixed={"activation": "gelu_tanh"},
+            fixed={"activation": "gelu_tanh", "gemma_norm": True},
             free={"hidden_activation", "use_bidirectional_attention"},
         ),
         _member(
@@ -474,7 +478,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             ),
             keys={"attention_bias": "attention_bias"},
             values={"attention_bias": _BIASES},
-            fixed={"activation": "gelu_tanh", "sandwich_norm": True},
+            fixed={"activation": "gelu_tanh", "sandwich_norm": True, "gemma_norm": True},
             free={
                 "hidden_activation",
                 "use_bidirectional_attention",
@@ -579,6 +583,10 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         return out
 
     # -- the tree -------------------------------------------------------------------------
+    def _norm(self, size: Any) -> LlamaRMSNorm | Gemma3RMSNorm:
+        """transformers' norm of the family: Gemma's times 1 + weight, in float32."""
+        return Gemma3RMSNorm(size) if self.gemma_norm else LlamaRMSNorm(size)
+
     def _attention(self, window: int | None = None) -> Block:
         h, a, kv = self.hidden, self.heads, self.kv
         d, q_width, kv_width = self._widths()
@@ -600,8 +608,8 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         q_steps: tuple[Any, ...] = (rope_q,)
         k_steps: tuple[Any, ...] = (rope_k,)
         if self.qk_norm:
-            children["q_norm"] = Leaf(RMSNorm(d), role="query norm")
-            children["k_norm"] = Leaf(RMSNorm(d), role="key norm")
+            children["q_norm"] = Leaf(self._norm(d), role="query norm")
+            children["k_norm"] = Leaf(self._norm(d), role="key norm")
             q_steps = (SplitHeads(a, d), "q_norm", rope_q)
             k_steps = (SplitHeads(kv, d), "k_norm", rope_k)
         sdpa = ScaledDotProductAttention(a, kv, d, window=window)
@@ -659,12 +667,12 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
         children: dict[str, Any] = {
             "self_attn": self._attention(window),
             mlp_name: mlp,
-            "input_layernorm": RMSNorm(h),
-            "post_attention_layernorm": RMSNorm(h),
+            "input_layernorm": self._norm(h),
+            "post_attention_layernorm": self._norm(h),
         }
         if self.sandwich_norm:
-            children["pre_feedforward_layernorm"] = RMSNorm(h)
-            children["post_feedforward_layernorm"] = RMSNorm(h)
+            children["pre_feedforward_layernorm"] = self._norm(h)
+            children["post_feedforward_layernorm"] = self._norm(h)
             flow = chain(
                 residual("input_layernorm", "self_attn", "post_attention_layernorm"),
                 residual("pre_feedforward_layernorm", mlp_name, "post_feedforward_layernorm"),
@@ -683,7 +691,7 @@ class LLaMA(tf.Windowed, GroupedQueryLM):
             {
                 "embed_tokens": Leaf(Embedding(v, h), "one H-vector per token", "token embedding"),
                 "layers": self.windowed_stack(self._block),
-                "norm": Leaf(RMSNorm(h), role="final norm"),
+                "norm": Leaf(self._norm(h), role="final norm"),
             },
             flow=chain("embed_tokens", "layers", "norm"),
         )

@@ -22,7 +22,7 @@ from shapecalc.core.hfmap import HFType
 from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Leaf, ModuleList
 from shapecalc.layers._embedding import Embedding
-from shapecalc.layers._norm import RMSNorm
+from shapecalc.layers._norm import LlamaRMSNorm
 from shapecalc.layers.mamba import MambaMixer
 
 __all__ = ["Mamba", "mamba", "state_lines", "time_step_rank"]
@@ -244,7 +244,7 @@ class Mamba(TransformerLM):
         block = Block(
             "MambaBlock",
             {
-                "norm": Leaf(RMSNorm(h), role="norm"),
+                "norm": Leaf(LlamaRMSNorm(h), role="norm"),
                 "mixer": Leaf(self.mixer(), "selective state-space mixer", "mixer"),
             },
             flow=residual("norm", "mixer"),
@@ -254,7 +254,7 @@ class Mamba(TransformerLM):
             {
                 "embeddings": Leaf(Embedding(v, h), "one H-vector per token", "token embedding"),
                 "layers": ModuleList(block, self.layers),
-                "norm_f": Leaf(RMSNorm(h), role="final norm"),
+                "norm_f": Leaf(LlamaRMSNorm(h), role="final norm"),
             },
             flow=chain("embeddings", "layers", "norm_f"),
         )

@@ -28,7 +28,7 @@ from shapecalc.layers._activation import SiLU
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._function import Chunk
 from shapecalc.layers._linear import Linear
-from shapecalc.layers._norm import RMSNorm
+from shapecalc.layers._norm import LlamaRMSNorm
 from shapecalc.layers.functional import Pick
 from shapecalc.layers.mamba2 import CausalConv1d, GatedRMSNorm, Mamba2Scan, Take
 
@@ -333,7 +333,7 @@ class Mamba2(TransformerLM):
         block = Block(
             "Mamba2Block",
             {
-                "norm": RMSNorm(h),
+                "norm": LlamaRMSNorm(h),
                 "mixer": mixer(
                     "Mamba2Mixer",
                     h,
@@ -354,7 +354,7 @@ class Mamba2(TransformerLM):
             {
                 "embeddings": Leaf(Embedding(v, h), "one H-vector per token", "token embedding"),
                 "layers": ModuleList(block, self.layers),
-                "norm_f": Leaf(RMSNorm(h), role="final norm"),
+                "norm_f": Leaf(LlamaRMSNorm(h), role="final norm"),
             },
             flow=chain("embeddings", "layers", "norm_f"),
         )

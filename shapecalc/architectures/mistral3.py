@@ -25,7 +25,7 @@ from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType, Part
 from shapecalc.core.tree import Block
 from shapecalc.layers._linear import Linear
-from shapecalc.layers._norm import RMSNorm
+from shapecalc.layers._norm import LlamaRMSNorm
 from shapecalc.layers.activation import GELU
 from shapecalc.layers.tensors import Reshape
 
@@ -297,7 +297,7 @@ class Mistral3(Architecture):
         return Block(
             "Mistral3MultiModalProjector",
             {
-                "norm": RMSNorm(hv, eps=1e-5),
+                "norm": LlamaRMSNorm(hv, eps=1e-5),
                 "patch_merger": Block(
                     "Mistral3PatchMerger",
                     {"merging_layer": Linear(hv * m * m, hv, bias=False)},

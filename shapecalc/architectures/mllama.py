@@ -46,7 +46,7 @@ from shapecalc.core.tree import Block, Leaf, ModuleList, Repeat, runs
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._function import Chunk, Select, _Function
 from shapecalc.layers._linear import Linear
-from shapecalc.layers._norm import RMSNorm
+from shapecalc.layers._norm import LlamaRMSNorm
 from shapecalc.layers.activation import SiLU, Tanh
 from shapecalc.layers.conv import Conv2d
 from shapecalc.layers.functional import Pick, Rotary, ScaledDotProductAttention, SplitHeads
@@ -768,8 +768,8 @@ class Mllama(Architecture):
             {
                 "self_attn": attention,
                 "mlp": self._mlp(),
-                "input_layernorm": RMSNorm(h),
-                "post_attention_layernorm": RMSNorm(h),
+                "input_layernorm": LlamaRMSNorm(h),
+                "post_attention_layernorm": LlamaRMSNorm(h),
             },
             flow=chain(  # (hidden, the image's tokens) in: the tokens alone
                 Pick(0),
@@ -785,8 +785,8 @@ class Mllama(Architecture):
             "MllamaTextCrossAttention",
             {
                 **self._projections(),
-                "q_norm": Leaf(RMSNorm(d), role="query norm"),
-                "k_norm": Leaf(RMSNorm(d), role="key norm"),
+                "q_norm": Leaf(LlamaRMSNorm(d), role="query norm"),
+                "k_norm": Leaf(LlamaRMSNorm(d), role="key norm"),
             },
             flow=chain(
                 parallel(
@@ -803,10 +803,10 @@ class Mllama(Architecture):
             "MllamaCrossAttentionDecoderLayer",
             {
                 "cross_attn": attention,
-                "input_layernorm": RMSNorm(h),
+                "input_layernorm": LlamaRMSNorm(h),
                 "cross_attn_attn_gate": Parameter((1,), role="the cross-attention's gate"),
                 "mlp": self._mlp(),
-                "post_attention_layernorm": RMSNorm(h),
+                "post_attention_layernorm": LlamaRMSNorm(h),
                 "cross_attn_mlp_gate": Parameter((1,), role="the MLP's gate"),
             },
             flow=chain(
@@ -851,7 +851,7 @@ class Mllama(Architecture):
                     "token embedding",
                 ),
                 "layers": self._layers(),
-                "norm": Leaf(RMSNorm(h), role="final norm"),
+                "norm": Leaf(LlamaRMSNorm(h), role="final norm"),
             },
             flow=chain(each("embed_tokens", ()), "layers", "norm"),
         )

@@ -21,7 +21,7 @@ from shapecalc.core.frozen import frozen
 from shapecalc.core.hfmap import HFType
 from shapecalc.core.tree import Block, ModuleList
 from shapecalc.layers._linear import Linear
-from shapecalc.layers._norm import RMSNorm
+from shapecalc.layers._norm import LlamaRMSNorm
 from shapecalc.layers.activation import GELU
 from shapecalc.layers.conv import Conv2d
 from shapecalc.layers.functional import ScaledDotProductAttention
@@ -184,10 +184,10 @@ class Pixtral(Architecture):
         return Block(
             "PixtralAttentionLayer",
             {
-                "attention_norm": RMSNorm(h, eps=1e-5),
+                "attention_norm": LlamaRMSNorm(h, eps=1e-5),
                 "feed_forward": mlp,
                 "attention": attention,
-                "ffn_norm": RMSNorm(h, eps=1e-5),
+                "ffn_norm": LlamaRMSNorm(h, eps=1e-5),
             },
             flow=chain(
                 residual("attention_norm", "attention"), residual("ffn_norm", "feed_forward")
@@ -202,7 +202,7 @@ class Pixtral(Architecture):
             "PixtralVisionModel",
             {
                 "patch_conv": Conv2d(c, h, kernel_size=p, stride=p, bias=False),
-                "ln_pre": RMSNorm(h, eps=1e-5),
+                "ln_pre": LlamaRMSNorm(h, eps=1e-5),
                 "transformer": Block(
                     "PixtralTransformer",
                     {"layers": ModuleList(self.layer(), self.layers)},

@@ -35,7 +35,7 @@ from shapecalc.core.hfmap import HFType, Part
 from shapecalc.core.tree import Block, ModuleList, Sequential, runs
 from shapecalc.layers._function import Chunk
 from shapecalc.layers._linear import Linear
-from shapecalc.layers._norm import RMSNorm
+from shapecalc.layers._norm import LlamaRMSNorm
 from shapecalc.layers.activation import GELU, SiLU
 from shapecalc.layers.conv import Conv3d
 from shapecalc.layers.functional import ScaledDotProductAttention
@@ -535,7 +535,7 @@ class Qwen2VL(Architecture):
                 flow=chain("fc1", "act", "fc2"),
             )
         else:
-            norm = RMSNorm(h, eps=1e-6)
+            norm = LlamaRMSNorm(h, eps=1e-6)
             mlp = Block(
                 "Qwen2_5_VLMLP",
                 {
@@ -594,7 +594,9 @@ class Qwen2VL(Architecture):
         merger = Block(
             "PatchMerger",
             {
-                "ln_q": LayerNorm(h, eps=1e-6) if self.version == "2" else RMSNorm(h, eps=1e-6),
+                "ln_q": LayerNorm(h, eps=1e-6)
+                if self.version == "2"
+                else LlamaRMSNorm(h, eps=1e-6),
                 "mlp": Sequential(Linear(joined, joined), GELU(), Linear(joined, self.merger_out)),
             },
             flow=chain("ln_q", Reshape((-1, joined)), "mlp"),

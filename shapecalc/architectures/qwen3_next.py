@@ -43,7 +43,6 @@ from shapecalc.core.tree import (
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._experts import Experts, TopkRouter
 from shapecalc.layers._linear import Linear
-from shapecalc.layers._norm import RMSNorm
 from shapecalc.layers.activation import Sigmoid
 from shapecalc.layers.functional import Rotary, SplitHeads
 from shapecalc.layers.linear_attention import (
@@ -52,6 +51,7 @@ from shapecalc.layers.linear_attention import (
     GatedDeltaNet,
     SplitQueryGate,
 )
+from shapecalc.layers.transformers import Gemma3RMSNorm
 
 __all__ = ["Qwen3Next", "qwen3_next"]
 
@@ -525,8 +525,8 @@ class Qwen3Next(GroupedQueryLM):
             "k_proj": Leaf(Linear(h, kv_width, bias=bias), role="key"),
             "v_proj": Leaf(Linear(h, kv_width, bias=bias), role="value"),
             "o_proj": Leaf(Linear(q_width, h, bias=bias), role="output projection"),
-            "q_norm": Leaf(RMSNorm(d), role="query norm"),
-            "k_norm": Leaf(RMSNorm(d), role="key norm"),
+            "q_norm": Leaf(Gemma3RMSNorm(d), role="query norm"),
+            "k_norm": Leaf(Gemma3RMSNorm(d), role="key norm"),
         }
         qkv = parallel(
             ("q_proj", SplitQueryGate(a, d), each(("q_norm", rope_q), ())),
@@ -592,8 +592,8 @@ class Qwen3Next(GroupedQueryLM):
             {
                 name: token_mixer,
                 "mlp": mlp,
-                "input_layernorm": RMSNorm(h),
-                "post_attention_layernorm": RMSNorm(h),
+                "input_layernorm": Gemma3RMSNorm(h),
+                "post_attention_layernorm": Gemma3RMSNorm(h),
             },
             flow=chain(
                 residual("input_layernorm", name), residual("post_attention_layernorm", "mlp")
@@ -656,7 +656,7 @@ class Qwen3Next(GroupedQueryLM):
             {
                 "embed_tokens": Leaf(Embedding(v, h), "one H-vector per token", "token embedding"),
                 "layers": self._stack(),
-                "norm": Leaf(RMSNorm(h), role="final norm"),
+                "norm": Leaf(Gemma3RMSNorm(h), role="final norm"),
             },
             flow=chain("embed_tokens", "layers", "norm"),
         )

@@ -26,7 +26,7 @@ from shapecalc.core.model import Model
 from shapecalc.core.tree import Block, Child, Leaf, ModuleList, Node, Repeat, runs, split_name
 from shapecalc.layers._embedding import Embedding
 from shapecalc.layers._linear import Linear
-from shapecalc.layers._norm import RMSNorm
+from shapecalc.layers._norm import LlamaRMSNorm
 from shapecalc.layers.activation import Sigmoid, SiLU
 from shapecalc.layers.functional import Rotary, ScaledDotProductAttention, SplitHeads
 
@@ -465,8 +465,8 @@ class QwenMoE(tf.Windowed, GroupedQueryLM):
         q_steps: tuple[Any, ...] = (rope_q,)
         k_steps: tuple[Any, ...] = (rope_k,)
         if self.qk_norm:
-            children["q_norm"] = Leaf(RMSNorm(d), role="query norm")
-            children["k_norm"] = Leaf(RMSNorm(d), role="key norm")
+            children["q_norm"] = Leaf(LlamaRMSNorm(d), role="query norm")
+            children["k_norm"] = Leaf(LlamaRMSNorm(d), role="key norm")
             q_steps = (SplitHeads(a, d), "q_norm", rope_q)
             k_steps = (SplitHeads(kv, d), "k_norm", rope_k)
         qkv = parallel(("q_proj", *q_steps), ("k_proj", *k_steps), "v_proj")
@@ -523,8 +523,8 @@ class QwenMoE(tf.Windowed, GroupedQueryLM):
         children: dict[str, Any] = {
             "self_attn": self._attention(window),
             "mlp": mlp,
-            "input_layernorm": RMSNorm(h),
-            "post_attention_layernorm": RMSNorm(h),
+            "input_layernorm": LlamaRMSNorm(h),
+            "post_attention_layernorm": LlamaRMSNorm(h),
         }
         flow = chain(
             residual("input_layernorm", "self_attn"), residual("post_attention_layernorm", "mlp")
@@ -598,7 +598,7 @@ class QwenMoE(tf.Windowed, GroupedQueryLM):
             {
                 "embed_tokens": Leaf(Embedding(v, h), "one H-vector per token", "token embedding"),
                 "layers": self._stack(),
-                "norm": Leaf(RMSNorm(h), role="final norm"),
+                "norm": Leaf(LlamaRMSNorm(h), role="final norm"),
             },
             flow=chain("embed_tokens", "layers", "norm"),
         )

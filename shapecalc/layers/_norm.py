@@ -12,15 +12,28 @@ from shapecalc.core.frozen import frozen
 from shapecalc.core.spec import LayerSpec, Param, Shape, Stored, Work, register
 from shapecalc.layers._shapes import one_input
 
-__all__ = ["RMSNorm"]
+__all__ = ["LlamaRMSNorm", "RMSNorm"]
 
 
 def _norm_work(
-    outputs: tuple[Shape, ...], shape: Shape, groups: Dim, scale: bool, shift: bool, rms: bool
+    outputs: tuple[Shape, ...],
+    shape: Shape,
+    groups: Dim,
+    scale: bool,
+    shift: bool,
+    rms: bool,
+    normalised: int | None = 4,
 ) -> Work:
     """A normalisation in training mode over ``groups`` sets of numbers: statistics,
     normalising and the affine step, per number; keeps the input and per set the
-    statistics backward needs (mean and 1/std; 1/rms alone for RMSNorm)."""
+    statistics backward needs (mean and 1/std; 1/rms alone for RMSNorm).
+
+    An RMSNorm computes in float32 (torch's ``rms_norm`` in the op-math type of half
+    precision, transformers' RMSNorms by ``.to(torch.float32)``): it keeps a float32 copy
+    of a half-precision input instead of the input, 1/rms in float32, and the normalised
+    input the scale multiplies at ``normalised`` bytes (float32 for torch's, None: the
+    activations' dtype for transformers' ``LlamaRMSNorm``, which casts back before the
+    scale). LayerNorm and GroupNorm on the CPU keep their statistics in the input's dtype."""
     numbers = product(shape)
     per = (3 if rms else 6) + (1 if scale else 0) + (1 if shift else 0)
     rule = (
@@ -30,17 +43,14 @@ def _norm_work(
     )
     rule += ", scale (1)" if scale else ""
     rule += ", shift (1)" if shift else ""
-    if rms:  # composed of plain ops: x, 1/rms and (for the scale's gradient) x/rms
-        stats: tuple[Stored, ...] = (Stored("1/rms per row", (groups,)),)
-        stats += (Stored("normalised input", shape),) if scale else ()
+    first = Stored("input", shape, of="input")
+    if rms:  # composed of plain ops: x in float32, 1/rms and (for the scale's gradient) x/rms
+        first = Stored("input in float32", shape, itemsize=4, of="input", cast=True)
+        stats: tuple[Stored, ...] = (Stored("1/rms per row", (groups,), itemsize=4),)
+        stats += (Stored("normalised input", shape, itemsize=normalised),) if scale else ()
     else:
         stats = (Stored("mean and 1/std per set", (groups,), copies=2),)
-    return Work(
-        outputs,
-        other=per * numbers,
-        other_rule=rule,
-        saved=(Stored("input", shape, of="input"), *stats),
-    )
+    return Work(outputs, other=per * numbers, other_rule=rule, saved=(first, *stats))
 
 
 class _ShapeNorm(LayerSpec):
@@ -112,3 +122,27 @@ class RMSNorm(_ShapeNorm):
         if self.elementwise_affine:
             dims = self.dims
             yield Param("weight", dims, f"scale per normalised element: {shape_str(dims)}")
+
+
+@frozen
+class LlamaRMSNorm(RMSNorm):
+    """transformers' ``LlamaRMSNorm(hidden_size, eps)`` (Mistral's, Mixtral's, Qwen's,
+    Phi-3's are the same code): ``x.to(float32)``, times ``rsqrt(mean(x²) + eps)``,
+    ``.to(input dtype)``, times ``weight``. Its parameter is nn.RMSNorm's; what it keeps
+    differs with half-precision activations: the normalised input the weight multiplies is
+    cast back to the activations' dtype (nn.RMSNorm's stays float32)."""
+
+    normalized_shape: Any
+    eps: float | None = None
+    elementwise_affine: bool = True
+
+    kind: ClassVar[str] = "LlamaRMSNorm"
+    family: ClassVar[str] = "transformers"
+    summary: ClassVar[str] = "transformers' RMSNorm: float32 inside, weight × x/rms"
+
+    def work(self, *inputs: Shape) -> Work:
+        outputs = self.output_shapes(*inputs)
+        shape = inputs[0]
+        rows = product(shape[: len(shape) - len(self.dims)])
+        scale = self.elementwise_affine
+        return _norm_work(outputs, shape, rows, scale, False, rms=True, normalised=None)

@@ -122,9 +122,9 @@ class Gemma3RMSNorm(LayerSpec):
     ``mm_soft_emb_norm``).
 
     Autograd keeps the input, 1/rms per row, the normalised input and ``1 + weight``, a
-    tensor the forward makes (dim numbers), float32 all but the input. (With half-precision
-    activations ``x.float()`` is a float32 copy of the input, kept in its place: counted
-    here at the activations' bytes.)"""
+    tensor the forward makes (dim numbers), all float32: with half-precision activations
+    ``x.float()`` is a float32 copy of the input, kept in the input's place (Gemma's and
+    Gemma 2's norms are the same code)."""
 
     dim: Dim
     eps: float = 1e-6
@@ -155,7 +155,7 @@ class Gemma3RMSNorm(LayerSpec):
             other_rule="per number: square and mean (2), multiply by 1/rms (1), scale (1); "
             "1 + weight (1 per weight)",
             saved=(
-                Stored("input", shape, of="input"),
+                Stored("input in float32", shape, itemsize=4, of="input", cast=True),
                 Stored("1/rms per row", (product(shape[:-1]),), itemsize=4),
                 Stored("normalised input", shape, itemsize=4),
                 Stored("1 + weight", (self.dim,), itemsize=4),

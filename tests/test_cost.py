@@ -190,7 +190,7 @@ def test_layer_command_with_input_shape() -> None:
     ("args", "flag", "fragment"),
     [
         (["--batch", "0"], "--batch", "batch must be an integer >= 1"),
-        (["--seq-len", "-3"], "--seq-len", "seq_len"),
+        (["--seq-len", "-3"], "--seq-len", "--seq-len must be an integer >= 1"),
         (["--dtype", "int8", "--memory"], "--dtype", "training needs dtype"),
         (["--mixed-precision", "--memory"], "--dtype", "mixed precision needs"),
         (["--training", "lion"], "--training", "'lion' is not one of"),

@@ -33,7 +33,7 @@ LLAMA: dict[str, Any] = {
         (["llama", *SMALL, "--head", "qa"], "LlamaForQuestionAnswering"),
         (["llama", *SMALL, "--head", "qa", "--qa-body", "model"], "MistralForQuestionAnswering"),
         (
-            ["llama", *SMALL, "--head", "seq-cls", "--activation", "gelu_tanh"],
+            ["llama", *SMALL, "--head", "seq-cls", "--activation", "gelu_tanh", "--gemma-norm"],
             "GemmaForSequenceClassification",
         ),
         (

@@ -23,11 +23,10 @@ from typing import Any
 
 import pytest
 import transformers as t
-from click.testing import CliRunner
 
 from shapecalc.adapters.hf_context import config_context
 from shapecalc.analysis.vllm_defaults import vllm_auto_dtype, vllm_max_model_len
-from shapecalc.cli.app import cli
+from tests.test_cli import run
 
 # -- a composite's context left out: its text class's default ---------------------------
 COMPOSITES = [
@@ -86,10 +85,6 @@ GEMMA3 = {
 }
 
 
-def run(args: list[str], width: int = 80) -> Any:
-    return CliRunner().invoke(cli, args, env={"COLUMNS": str(width)}, prog_name="shapecalc")
-
-
 def words(output: str) -> str:
     """A table's text as one line (a cell wrapped over rows joined again)."""
     return " ".join(output.replace("│", " ").split())
@@ -114,13 +109,13 @@ def test_gemma3_s_default_context_caps_fit_sweep_and_hf(tmp_path: Path, width: i
         assert result.exit_code == 2, (command, result.output)
         assert "Traceback" not in result.output
         assert "131,072 positions" in " ".join(result.output.split())
-    result = run(["fit", "hf", path, "--gpu", "h100", "--engine", "vllm", "--seq-len", "32768"])
+    result = run(["fit", "hf", path, "--gpu", "h100", "--engine", "vllm", "--seq-len", "32768"], 80)
     line = next(x for x in result.output.splitlines() if "largest context at B=1" in x)
     assert "131,072 (the model's whole context)" in line, result.output
     for row in result.output.splitlines():
         assert len(row) <= 80
     # a sweep's cells stop at the context (past it: "no", as for a flat config)
-    result = run(["sweep", "hf", path, "--gpu", "h100", "--batch", "1,2", "--seq-len", "32768"])
+    result = run(["sweep", "hf", path, "--gpu", "h100", "--batch", "1,2", "--seq-len", "32768"], 80)
     row = next((x for x in result.output.splitlines() if x.startswith("│ 1 ")), result.output)
     assert row.split("│")[-4].strip() == "131,072", result.output
 
@@ -140,10 +135,10 @@ def test_gemma3_s_default_context_caps_fit_sweep_and_hf(tmp_path: Path, width: i
 def test_vllm_auto_dtype_follows_resolve_auto_dtype(
     said: str | None, model_type: str, bf16: bool, chosen: str
 ) -> None:
-    from shapecalc.cli.fit import _declared_type
+    from shapecalc.cli.fit import _vllm_float16
 
     config = {"model_type": model_type, **({"torch_dtype": said} if said else {})}
-    float16 = not _declared_type(config).vllm_no_float16
+    float16 = _vllm_float16(config)
     assert vllm_auto_dtype(config, bf16, float16)[0] == chosen
 
 
@@ -174,7 +169,7 @@ GEMMA2 = {
 
 
 def fit_json(args: list[str]) -> dict[str, Any]:
-    result = run([*args, "--format", "json"])
+    result = run([*args, "--format", "json"], 80)
     assert result.exit_code in (0, 1), result.output
     return dict(json.loads(result.output))
 
@@ -255,7 +250,7 @@ def test_vllm_answers_at_its_default_max_model_len(tmp_path: Path) -> None:
     assert own["setting"]["seq_len"] == 4096  # fit's own default
     given = fit_json(["fit", "hf", path, "--gpu", "l4", "--engine", "vllm", "--seq-len", "8192"])
     assert given["setting"]["seq_len"] == 8192  # --seq-len is --max-model-len
-    result = run(["fit", "hf", path, "--gpu", "l4", "--engine", "vllm"])
+    result = run(["fit", "hf", path, "--gpu", "l4", "--engine", "vllm"], 80)
     assert "for 131,072 tokens per request" in " ".join(result.output.split())
 
 

@@ -8,20 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from shapecalc.cli.app import cli
 from shapecalc.quant import method_class
+from tests.test_cli import run
 
 LLAMA_70B = ["--vocab", "128256", "--hidden", "8192", "--layers", "80", "--heads", "64"]
 LLAMA_70B += ["--kv-heads", "8", "--intermediate", "28672"]
 TINY = ["--vocab", "1000", "--hidden", "64", "--layers", "2", "--heads", "4"]
 WIDTHS = [80, 200]
 NOT_GGUF = ("awq", "gptq-int4", "gptq-int8", "nf4", "fp8", "int8")
-
-
-def run(args: list[str], width: int) -> Any:
-    return CliRunner().invoke(cli, args, env={"COLUMNS": str(width)}, prog_name="shapecalc")
 
 
 def said(result: Any) -> str:

@@ -8,21 +8,15 @@ from __future__ import annotations
 import re
 import struct
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from shapecalc.cli.app import cli
+from tests.test_cli import run
 
 gguf = pytest.importorskip("gguf")
 np = pytest.importorskip("numpy")
 
 WIDTHS = [80, 200]
-
-
-def run(args: list[str], width: int) -> Any:
-    return CliRunner().invoke(cli, args, env={"COLUMNS": str(width)}, prog_name="shapecalc")
 
 
 def quantized(path: Path) -> None:

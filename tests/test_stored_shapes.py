@@ -119,9 +119,9 @@ def test_a_mix_priced_a_run_at_a_time_is_priced_tensor_by_tensor(
         FTYPES,
         GGUFMix,
         _by_runs,
-        _groups,
+        _counted,
+        _needs_imatrix,
         _plan,
-        _prepared,
         _priced,
         _setting,
     )
@@ -154,10 +154,16 @@ def test_a_mix_priced_a_run_at_a_time_is_priced_tensor_by_tensor(
             method = GGUFMix(ftype=ftype, imatrix=imatrix)
             quantization = Quantization(method)
             try:
-                _, visits, slow_typing = _prepared(model, method, quantization)
+                setting = _setting(model, method, quantization)
             except ShapecalcError:
                 continue
-            slow_groups, slow_counted = _groups(tensors, visits)
-            slow = _priced(slow_groups, slow_counted, slow_typing, method)
-            fast_typing = _plan(model, method, facts, *_setting(model, method, quantization))
-            assert _priced(groups, counted, fast_typing, method) == slow, (ftype, imatrix)
+            fast = _priced(groups, counted, _plan(model, method, facts, *setting), method)
+            try:
+                slow = _counted(model, method, quantization)
+            except ShapecalcError:  # llama-quantize stops: the runs give way to the visits
+                assert fast is None, (ftype, imatrix)
+                continue
+            if fast is None:  # a type needing an importance matrix: the visits decide
+                assert any(_needs_imatrix(kind, ftype) for _, kind in slow), (ftype, imatrix)
+                continue
+            assert fast == slow, (ftype, imatrix)

@@ -484,10 +484,10 @@ class LlamaCpp(Engine):
                 f"--engine llama.cpp: llama.cpp does not run {why}",
                 "a family llama.cpp runs",
             )
-        from shapecalc.quant.gguf import MAX_LAYERS
+        from shapecalc.quant.gguf import MAX_LAYERS, file_layers
 
-        layers = model.arguments.get("layers")
-        if isinstance(layers, int) and layers > MAX_LAYERS:
+        layers = file_layers(model)
+        if layers > MAX_LAYERS:
             raise fit_error(
                 "engine",
                 self.name,

@@ -344,7 +344,7 @@ def _vllm_defaults(
         hardware = _hardware(options)
         bf16 = "bf16" in hardware.peak or not hardware.peak
         options["dtype"], options["vllm_dtype_note"] = vllm_auto_dtype(
-            config, bf16, float16=not _declared_type(config).vllm_no_float16
+            config, bf16, float16=_vllm_float16(config)
         )
     derived = vllm_max_model_len(config, context[0] if context else None)
     if derived is None:
@@ -356,17 +356,15 @@ def _vllm_defaults(
     return context
 
 
-def _declared_type(config: dict[str, Any]) -> Any:
-    """The declaration (an HFType) of the config's model_type; a blank one if none."""
+def _vllm_float16(config: dict[str, Any]) -> bool:
+    """Whether vLLM runs the config's model type in float16: none of the types it
+    declares runs without (:attr:`HFType.vllm_no_float16`)."""
     from shapecalc.architectures import command_for, get
-    from shapecalc.core.hfmap import HFType
 
     model_type = str(config.get("model_type", ""))
     command = command_for(model_type)
-    found = (
-        next((t for t in get(command).hf if t.model_type == model_type), None) if command else None
-    )
-    return found or HFType(model_type, "", {}, "", {}, {})
+    types = get(command).hf if command else ()
+    return not any(t.vllm_no_float16 for t in types if t.model_type == model_type)
 
 
 def _efficiency(text: str) -> tuple[float, float]:

@@ -136,10 +136,12 @@ def _plan(cls: type) -> list[dataclasses.Field[Any]]:
     return fields
 
 
-def _compile_init(cls: type) -> Callable[..., None]:
-    """``cls.__init__`` as :func:`dataclasses.dataclass` writes it for a frozen class,
-    compiled and set on the class."""
-    fields = _plan(cls)
+def _compile_init(
+    cls: type, fields: list[dataclasses.Field[Any]] | None = None
+) -> Callable[..., None]:
+    """``cls.__init__`` as :func:`dataclasses.dataclass` writes it for a frozen class
+    (``fields``: its :func:`_plan`), compiled and set on the class."""
+    fields = _plan(cls) if fields is None else fields
     me = "__dataclass_self__" if any(f.name == "self" for f in fields) else "self"
     scope: dict[str, Any] = {"__set": object.__setattr__, "__factory": _FACTORY}
     positional: list[str] = []
@@ -199,22 +201,20 @@ _FACTORY = _HasDefaultFactory()
 COMPILE_AFTER = 16
 
 
-def _lazy_init(cls: type) -> Callable[..., None]:
-    """An ``__init__`` that sets the fields by :func:`_set_fields` for the first
-    :data:`COMPILE_AFTER` instances, then compiles the class's own and hands over to it."""
+def _lazy_init(cls: type, fields: list[dataclasses.Field[Any]]) -> Callable[..., None]:
+    """An ``__init__`` that sets ``fields`` (the class's :func:`_plan`) by
+    :func:`_set_fields` for the first :data:`COMPILE_AFTER` instances, then compiles the
+    class's own and hands over to it."""
     made = [0]
-    plan: list[list[dataclasses.Field[Any]]] = []
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init = cls.__dict__["__init__"]
         if init is __init__:
             made[0] += 1
             if made[0] <= COMPILE_AFTER:
-                if not plan:
-                    plan.append(_plan(cls))
-                _set_fields(cls, plan[0], self, args, kwargs)
+                _set_fields(cls, fields, self, args, kwargs)
                 return
-            init = _compile_init(cls)
+            init = _compile_init(cls, fields)
         init(self, *args, **kwargs)
 
     __init__.__qualname__ = f"{cls.__qualname__}.__init__"
@@ -338,9 +338,9 @@ def frozen(cls: Any = None, /, *, kw_only: bool = False) -> Any:
         made = dataclasses.dataclass(
             cls, init=False, repr=False, eq=False, frozen=False, kw_only=kw_only
         )
-        _plan(made)
+        fields = _plan(made)  # checked now, as a dataclass checks its fields
         if "__init__" not in made.__dict__:  # a class's own __init__ stays, as a dataclass's
-            type.__setattr__(made, "__init__", _lazy_init(made))
+            type.__setattr__(made, "__init__", _lazy_init(made, fields))
             type.__setattr__(made, "__signature__", _Signature())
         return cast(T, made)
 

@@ -67,10 +67,12 @@ __all__ = [
     "FTYPES",
     "GLOBAL",
     "LAYER",
+    "MAX_LAYERS",
     "METHOD",
     "GGUFMix",
     "GGUFName",
     "GGUFTypes",
+    "file_layers",
     "gguf_name",
     "gguf_tensors",
     "tensor_types",
@@ -786,24 +788,17 @@ class GGUFMix(Method):
         self, model: Model, quantization: Quantization
     ) -> dict[tuple[tuple[int, ...], str], int]:
         setting = _setting(model, self, quantization)
-        mtp = _mtp_layers(model, self.arch)
         by_runs = (
-            None if mtp else model.memo(f"gguf.runs:{self.arch}", lambda: _by_runs(model, self))
+            None
+            if _mtp_layers(model, self.arch)
+            else model.memo(f"gguf.runs:{self.arch}", lambda: _by_runs(model, self))
         )
+        typed = None
         if by_runs is not None:
             groups, counted, facts = by_runs
-            typing = _plan(model, self, facts, *setting)
-        else:
-            tensors, visits, typing = _prepared(model, self, quantization)
-            groups, counted = model.memo(
-                f"gguf.groups:{self.arch}:{mtp}", lambda: _groups(tensors, visits)
-            )
-        typed = _priced(groups, counted, typing, self)
-        if typed is None:  # a refusal: named as the visits meet it
-            tensors, visits, types = _visit_types(model, self, quantization)
-            typed = {}
-            for t, kind in zip(_shapes_in_order(tensors, visits), types, strict=True):
-                typed[t, kind] = typed.get((t, kind), 0) + 1
+            typed = _priced(groups, counted, _plan(model, self, facts, *setting), self)
+        if typed is None:  # not listed by runs, or a refusal: named as the visits meet it
+            typed = _counted(model, self, quantization)
         out: dict[tuple[tuple[int, ...], str], int] = {}
         for (shape, kind), n in typed.items():
             key = (shape, GGML_BY_NAME[kind].storage)
@@ -811,12 +806,18 @@ class GGUFMix(Method):
         return out
 
 
-def _shapes_in_order(
-    tensors: list[GGUFName], visits: tuple[Visit, ...]
-) -> tuple[tuple[int, ...], ...]:
-    """The torch shape of each visit's tensor, in the visits' order."""
+def _counted(
+    model: Model, method: GGUFMix, quantization: Quantization
+) -> dict[tuple[tuple[int, ...], str], int]:
+    """How many tensors of each (torch shape, ggml type) the mix makes, visit by visit
+    (:func:`_visit_types`, refused as llama-quantize refuses)."""
+    tensors, visits, types = _visit_types(model, method, quantization)
     shape = {t.name: t.shape for t in tensors}
-    return tuple(shape[v[0]] for v in visits)
+    out: dict[tuple[tuple[int, ...], str], int] = {}
+    for visit, kind in zip(visits, types, strict=True):
+        key = (shape[visit[0]], kind)
+        out[key] = out.get(key, 0) + 1
+    return out
 
 
 #: visits alike but for their layer (category, ne, source type, may be quantized): the
@@ -824,29 +825,14 @@ def _shapes_in_order(
 Group = tuple[Visit, dict[tuple[int, ...], int]]
 
 
-def _groups(
-    tensors: list[GGUFName], visits: tuple[Visit, ...]
-) -> tuple[list[Group], list[tuple[Visit, tuple[int, ...]]]]:
-    """The visits grouped alike (:data:`Group`), and those of the categories a mix may
-    count layers of, each with its torch shape, in llama-quantize's order."""
-    groups: dict[tuple[str, tuple[int, ...], str, bool], Group] = {}
-    counted = []
-    for visit, shape in zip(visits, _shapes_in_order(tensors, visits), strict=True):
-        _, ne, source, allowed, cat = visit
-        group = groups.setdefault((cat, ne, source, allowed), (visit, {}))
-        group[1][shape] = group[1].get(shape, 0) + 1
-        if cat in _COUNTED:
-            counted.append((visit, shape))
-    return list(groups.values()), counted
-
-
 def _by_runs(
     model: Model, method: GGUFMix
 ) -> tuple[list[Group], list[tuple[Visit, tuple[int, ...]]], tuple[bool, int]] | None:
-    """:func:`_groups` and :func:`_visit_facts` worked out a run of layers at a time
-    (:func:`~shapecalc.quant.gguf_names.gguf_runs`), the visits of the categories a mix
-    may count layers of named layer by layer; None where the model is not listed by
-    runs."""
+    """The visits grouped alike (:data:`Group`), those of the categories a mix may count
+    layers of (each with its torch shape, named layer by layer, in llama-quantize's
+    order) and :func:`_visit_facts`, worked out a run of layers at a time
+    (:func:`~shapecalc.quant.gguf_names.gguf_runs`); None where the model is not listed
+    by runs."""
     runs = gguf_runs(model, method.arch or None)
     if not runs:
         return None
@@ -1159,7 +1145,7 @@ def _setting(model: Model, method: GGUFMix, quantization: Quantization) -> tuple
             f"{symbolic} has a size name",
             "numbers for a GGUF mix",
         )
-    layers = _sizes(model)["n_layer"] + _mtp_layers(model, method.arch)
+    layers = file_layers(model, method.arch)
     if layers > MAX_LAYERS:
         raise weights_error(
             "weights",
@@ -1200,6 +1186,12 @@ def _declared(model: Model, arch: str) -> HFType | None:
     return found or next((t for t in types if t.model_type == model.kind), None)
 
 
+def file_layers(model: Model, arch: str = "") -> int:
+    """The layers a GGUF file of ``model`` holds (its ``block_count``): the model's own
+    and the MTP layers the conversion keeps (:func:`_mtp_layers`)."""
+    return _sizes(model)["n_layer"] + _mtp_layers(model, arch)
+
+
 def _mtp_layers(model: Model, arch: str = "") -> int:
     """The MTP (nextn) layers a conversion of ``model`` writes after its own: its
     ``mtp_layers`` (num_nextn_predict_layers) where the GGUF architecture keeps them
@@ -1217,9 +1209,8 @@ def _plan(
     model: Model, method: GGUFMix, facts: tuple[bool, int], arch: str, seventy_b: str
 ) -> _Typing:
     sizes = _sizes(model)
-    # llama-quant.cpp: qs.n_ffn_down = hparams.n_layer, the file's block_count (the MTP
-    # layers included)
-    sizes["n_layer"] += _mtp_layers(model, method.arch)
+    # llama-quant.cpp: qs.n_ffn_down = hparams.n_layer, the file's block_count
+    sizes["n_layer"] = file_layers(model, method.arch)
     kv = kv_heads(model, arch)
     if kv is not None:
         sizes["n_head_kv"] = kv

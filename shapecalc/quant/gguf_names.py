@@ -640,6 +640,12 @@ def _qkvz(model: Model, index: str, name: str, shape: tuple[int, ...]) -> list[G
     ]
 
 
+def _gemma_norms(rest: str) -> bool:
+    """A layer's parameter (its name within the layer) that says the layer has Gemma 2's
+    four norms, so that its ``post_attention_layernorm`` is ``post_attention_norm``."""
+    return rest.startswith("pre_feedforward_layernorm.")
+
+
 def _converted(
     model: Model,
     family: Family,
@@ -701,47 +707,19 @@ def gguf_tensors(
         (n, tuple(d for d in s if isinstance(d, int)), pattern.match(n))
         for n, s in model.named_parameters()
     ]
-    gemma = {
-        m.group(1)
-        for _, _, m in params
-        if m and m.group(2).startswith("pre_feedforward_layernorm.")
-    }
+    gemma = {m.group(1) for _, _, m in params if m and _gemma_norms(m.group(2))}
     groups = dict(model.arguments).get(family.groups_argument)
     out: list[GGUFName] = []
     unmapped: list[str] = []
-    # a layer's tensor converts as every layer's of its name, shape and norms does: the
-    # GGUF names within ``blk.N.``, worked out once (None: none; absent: not cacheable)
-    seen: dict[
-        tuple[str, tuple[int, ...], bool], tuple[tuple[str, tuple[int, ...], str], ...] | None
-    ] = {}
     for name, shape, m in params:
         if name in model.ties:
             continue
-        if m is None:
-            made = _converted(model, family, name, shape, None, False, kv_b, groups)
-            if made is None:
-                unmapped.append(name)
-            else:
-                out.extend(made)
-            continue
-        index, rest = m.groups()
-        key = (rest, shape, index in gemma)
-        if key in seen:
-            template = seen[key]
-            if template is None:
-                unmapped.append(name)
-            else:
-                out.extend(GGUFName(f"blk.{index}.{n}", d, name, h) for n, d, h in template)
-            continue
-        made = _converted(model, family, name, shape, m, key[2], kv_b, groups)
+        gemma_norms = m is not None and m.group(1) in gemma
+        made = _converted(model, family, name, shape, m, gemma_norms, kv_b, groups)
         if made is None:
             unmapped.append(name)
-            seen[key] = None
-            continue
-        out.extend(made)
-        prefix = f"blk.{index}."
-        if all(t.name.startswith(prefix) for t in made):
-            seen[key] = tuple((t.name[len(prefix) :], t.shape, t.how) for t in made)
+        else:
+            out.extend(made)
     if buffers and family.buffers:
         for name, dims_of in model.named_buffers():
             m = pattern.match(name)
@@ -812,9 +790,7 @@ def gguf_runs(model: Model, arch: str | None = None) -> list[tuple[GGUFName, ran
     def _run(params: list[tuple[str, tuple[int, ...]]], layers: range) -> None:
         first = str(layers[0])
         matched = [(name, shape, pattern.match(name)) for name, shape in params]
-        gemma = any(
-            m and m.group(2).startswith("pre_feedforward_layernorm.") for _, _, m in matched
-        )
+        gemma = any(m and _gemma_norms(m.group(2)) for _, _, m in matched)
         for name, shape, m in matched:
             if m is None or m.group(1) != first:
                 raise _NotByRuns
